@@ -1,0 +1,35 @@
+# Makefile - thin wrapper: setup (dependencies + FAISS cache), CMake build, tests, demo.
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+PREFIX  ?= /usr/local
+CMAKE_FLAGS ?=
+
+.PHONY: all setup build test demo install asan bench clean
+
+all: build
+
+setup:
+	@bash tools/setup.sh >/dev/null
+
+build:
+	@prefix=$$(bash tools/setup.sh | tail -1) && \
+	  cmake -S . -B $(BUILD) -DFAISS_ROOT="$$prefix" $(CMAKE_FLAGS) >/dev/null && \
+	  cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DRAGCORE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+demo: build
+	@bash tools/demo.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+bench: build
+	@bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,77 @@
+/* db.h - internals of the rag_db handle shared by the facade and in-tree programs
+ * (server, CLI): auxiliary key-value tables kept in the store. */
+#ifndef RAG_DB_H
+#define RAG_DB_H
+
+#include "ragcore.h"
+
+#include <stddef.h>
+
+/* Auxiliary tables hold data of in-tree programs (API keys, the query log, ...) in the
+ * same LMDB environment, so they share its durability and backups. `table` is a short
+ * name ("keys", "querylog"; at most 16 tables). Keys are compared bytewise. */
+
+/* Stores val under key (replacing). RAG_EREADONLY on a read-only store. */
+int rag_db_kv_put(rag_db *db, const char *table, const void *key, size_t klen,
+                  const void *val, size_t vlen);
+
+/* Copies the value of key into *val (malloc'd; free with rag_free) and its length into
+ * *vlen. RAG_ENOTFOUND when absent. */
+int rag_db_kv_get(rag_db *db, const char *table, const void *key, size_t klen,
+                  void **val, size_t *vlen);
+
+/* Deletes key. RAG_ENOTFOUND when absent. */
+int rag_db_kv_del(rag_db *db, const char *table, const void *key, size_t klen);
+
+/* Visits entries with key >= start (start may be NULL) in key order, in one read
+ * snapshot, until `visit` returns non-zero or the table ends. Pointers are valid only
+ * during the callback. */
+typedef int (*rag_kv_visit_fn)(void *user, const void *key, size_t klen, const void *val,
+                               size_t vlen);
+int rag_db_kv_scan(rag_db *db, const char *table, const void *start, size_t slen,
+                   rag_kv_visit_fn visit, void *user);
+
+/* Deletes every entry whose key is < end (retention of time-keyed logs). Returns the
+ * number deleted (>= 0) or a negative status. */
+long rag_db_kv_trim(rag_db *db, const char *table, const void *end, size_t elen);
+
+/* ---- internals of the handle (facade ragcore.c and search.c) ------------------------ */
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct rag_store;
+struct rag_embedder;
+struct rag_vindex;
+
+/* In-memory state of one collection. Never freed before rag_close (a dropped collection
+ * is only marked), so pointers to it stay valid. */
+typedef struct rag_coll {
+    char name[129];
+    uint32_t id;
+    int dropped;
+    struct rag_vindex *ix;    /* NULL when unusable (untrained/failed): search scans exactly */
+    pthread_rwlock_t lock;    /* searches share it; a write holds it across commit + index add */
+    uint64_t covered;         /* every committed chunk id below it is in ix */
+    uint64_t tombstones;      /* deleted ids still inside ix */
+    uint64_t added_since_ckpt;
+    int dirty;                /* ix changed since the last checkpoint */
+} rag_coll;
+
+struct rag_db {
+    char *dir;
+    struct rag_store *st;
+    struct rag_embedder *emb;
+    int dim;
+    char index_spec[96];
+    rag_open_options opts;
+    pthread_mutex_t write_lock;  /* one writer at a time (ingest, delete, drop, checkpoint) */
+    pthread_mutex_t colls_lock;  /* guards the colls array */
+    rag_coll **colls;
+    size_t ncolls, cap_colls;
+};
+
+/* Finds a live collection by name (NULL when absent). */
+rag_coll *rag_db_find_coll(rag_db *db, const char *name);
+
+#endif

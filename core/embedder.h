@@ -1,0 +1,62 @@
+/* embedder.h - the small interface every embedding provider implements. */
+#ifndef RAG_EMBEDDER_H
+#define RAG_EMBEDDER_H
+
+#include "ragcore.h"
+
+#include <stddef.h>
+
+typedef struct rag_embedder rag_embedder;
+
+/* Provider operations. `embed` writes n * dim floats (L2-normalised by the caller of
+ * rag_embedder_embed, so providers may skip it) and returns RAG_OK or a negative status
+ * with rag_fail() detail. `count_tokens` (optional) gives exact token counts for the
+ * chunker; `max_tokens` (0: unlimited) is the longest input the model reads. */
+typedef struct rag_embedder_ops {
+    int (*embed)(rag_embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                 int is_query, float *out);
+    int (*count_tokens)(rag_embedder *e, const char *text, size_t len);
+    void (*destroy)(rag_embedder *e);
+} rag_embedder_ops;
+
+struct rag_embedder {
+    const rag_embedder_ops *ops;
+    char name[128];     /* recorded in the store */
+    int dim;
+    int max_tokens;     /* 0: no limit */
+    void *impl;         /* provider state */
+};
+
+/* Creates a built-in embedder by name ("hash", or "hash-<dim>"); `dim` overrides the
+ * default dimension of providers that have one (0: default). Errors: RAG_ENOTFOUND for an
+ * unknown name (the message lists the known ones), RAG_EINVAL, RAG_ENOMEM. */
+int rag_embedder_create(const char *name, int dim, rag_embedder **out);
+
+/* Wraps an application-supplied definition (copied). */
+int rag_embedder_from_def(const rag_embedder_def *def, rag_embedder **out);
+
+/* Embeds and L2-normalises n texts into out[n * dim]. A zero vector stays zero. */
+int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
+                       size_t n, int is_query, float *out);
+
+/* Token count with the provider's tokenizer, or the approximation when it has none. */
+int rag_embedder_count_tokens(rag_embedder *e, const char *text, size_t len);
+
+void rag_embedder_free(rag_embedder *e);
+
+/* L2-normalises v[dim] in place; a zero vector is left as is. Can't fail. */
+void rag_l2_normalize(float *v, int dim);
+
+/* Feature-hashing provider (embed_hash.c). */
+int rag_embedder_hash_create(int dim, rag_embedder **out);
+
+/* Neural model provider (embed_bert.c): `name` is a known model name (looked up in the
+ * model cache) or a path to a Hugging Face model directory. RAG_ENOTFOUND when `name`
+ * is neither, so the factory can report unknown names. */
+int rag_embedder_bert_create(const char *name, rag_embedder **out);
+
+/* Name of the neural model that new stores use by default when its files are present in
+ * the model cache, or NULL when none is available (then "hash" is the default). */
+const char *rag_default_model_available(void);
+
+#endif

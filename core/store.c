@@ -1,0 +1,1007 @@
+/* store.c - LMDB-backed store of collections, documents, chunks, vectors and aux tables. */
+#include "store.h"
+#include "status.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define INITIAL_MAP_SIZE ((size_t)1 << 30) /* 1 GiB, grows by doubling */
+
+/* Fixed auxiliary tables (LMDB needs every named database opened up front). */
+static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources",
+                                        "config", "sync", "misc"};
+#define N_KV (sizeof kv_tables / sizeof kv_tables[0])
+
+enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };
+static const char *const core_db_names[N_CORE_DB] = {"meta", "collections", "docs", "chunks",
+                                                     "vectors", "tombstones", "hashes"};
+
+struct rag_store {
+    MDB_env *env;
+    MDB_dbi dbi[N_CORE_DB];
+    MDB_dbi kv[N_KV];
+    int read_only;
+    size_t map_size;
+    pthread_rwlock_t resize_lock; /* readers/writers hold it shared; a resize holds it alone */
+    pthread_mutex_t write_lock;   /* one write transaction at a time in this process */
+};
+
+struct rag_txn {
+    rag_store *st;
+    MDB_txn *txn;
+    int write;
+    int map_full;                 /* a put hit MDB_MAP_FULL: rag_store_write grows and retries */
+    float *scratch;               /* aligned copy buffer for vector scans */
+    int scratch_dim;
+};
+
+/* Maps an LMDB or errno code to a status with a message naming the operation. */
+static int mdb_status(rag_txn *txn, int rc, const char *what)
+{
+    if (rc == MDB_SUCCESS)
+        return RAG_OK;
+    if (rc == MDB_NOTFOUND)
+        return RAG_ENOTFOUND;
+    if (rc == MDB_MAP_FULL) {
+        if (txn)
+            txn->map_full = 1;
+        return rag_fail(RAG_EFULL, "%s: store map is full", what);
+    }
+    if (rc == ENOSPC || rc == EDQUOT)
+        return rag_fail(RAG_EFULL, "%s: no space left on device", what);
+    if (rc == MDB_CORRUPTED || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+        rc == MDB_PAGE_NOTFOUND)
+        return rag_fail(RAG_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
+    if (rc == EACCES || rc == ENOENT || rc == EROFS || rc == EIO)
+        return rag_fail(RAG_EIO, "%s: %s", what, mdb_strerror(rc));
+    return rag_fail(RAG_ESTORE, "%s: %s", what, mdb_strerror(rc));
+}
+
+/* ---- byte helpers ------------------------------------------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* A growable byte buffer for encoding records. */
+typedef struct buf {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+} buf;
+
+static void buf_add(buf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void buf_str(buf *b, const char *s)
+{
+    uint32_t n = s ? (uint32_t)strlen(s) : 0;
+    buf_add(b, &n, 4);
+    if (n)
+        buf_add(b, s, n);
+}
+
+/* A bounds-checked reader over a record. */
+typedef struct rd {
+    const unsigned char *p;
+    size_t len, off;
+    int bad;
+} rd;
+
+static void rd_get(rd *r, void *out, size_t n)
+{
+    if (r->bad || r->off + n > r->len) {
+        r->bad = 1;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p + r->off, n);
+    r->off += n;
+}
+
+static char *rd_str(rd *r)
+{
+    uint32_t n = 0;
+    rd_get(r, &n, 4);
+    if (r->bad || r->off + n > r->len) {
+        r->bad = 1;
+        return NULL;
+    }
+    char *s = rag_strndup((const char *)r->p + r->off, n);
+    r->off += n;
+    if (!s)
+        r->bad = 1;
+    return s;
+}
+
+/* ---- environment -------------------------------------------------------------------- */
+
+int rag_store_open(const char *dir, int read_only, rag_store **out)
+{
+    *out = NULL;
+    rag_store *st = rag_calloc(1, sizeof *st);
+    MDB_txn *txn = NULL;
+    int rc;
+    if (!st)
+        return RAG_ENOMEM;
+    pthread_rwlock_init(&st->resize_lock, NULL);
+    pthread_mutex_init(&st->write_lock, NULL);
+    st->read_only = read_only;
+    if (!read_only && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir, strerror(errno));
+        goto fail;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rc = rag_fail(read_only ? RAG_ENOTFOUND : RAG_EIO, "store directory '%s' does not exist",
+                      dir);
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&st->env)) != 0) {
+        rc = mdb_status(NULL, rc, "create LMDB environment");
+        goto fail;
+    }
+    mdb_env_set_maxdbs(st->env, N_CORE_DB + N_KV + 4);
+    mdb_env_set_maxreaders(st->env, 510);
+    /* Use the existing map size when larger than the default. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    size_t map = INITIAL_MAP_SIZE;
+    if (stat(path, &sb) == 0) {
+        while (map < (size_t)sb.st_size)
+            map *= 2;
+    } else if (read_only) {
+        rc = rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
+        goto fail;
+    }
+    mdb_env_set_mapsize(st->env, map);
+    st->map_size = map;
+    unsigned flags = MDB_NOTLS | (read_only ? MDB_RDONLY : 0);
+    if ((rc = mdb_env_open(st->env, dir, flags, 0644)) != 0) {
+        rc = mdb_status(NULL, rc, "open LMDB environment");
+        rag_fail_prefix(rc, "store '%s'", dir);
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(st->env, &info);
+    st->map_size = info.me_mapsize;
+    if ((rc = mdb_txn_begin(st->env, NULL, read_only ? MDB_RDONLY : 0, &txn)) != 0) {
+        rc = mdb_status(NULL, rc, "begin transaction");
+        goto fail;
+    }
+    unsigned dflags = read_only ? 0 : MDB_CREATE;
+    for (int i = 0; i < N_CORE_DB; i++) {
+        if ((rc = mdb_dbi_open(txn, core_db_names[i], dflags, &st->dbi[i])) != 0) {
+            rc = rc == MDB_NOTFOUND
+                     ? rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore store (no '%s' table)", dir,
+                                core_db_names[i])
+                     : mdb_status(NULL, rc, "open table");
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < N_KV; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "kv:%s", kv_tables[i]);
+        if ((rc = mdb_dbi_open(txn, name, dflags, &st->kv[i])) != 0) {
+            if (rc == MDB_NOTFOUND && read_only) {
+                st->kv[i] = (MDB_dbi)-1;
+                continue;
+            }
+            rc = mdb_status(NULL, rc, "open aux table");
+            goto fail;
+        }
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        rc = mdb_status(NULL, rc, "commit table creation");
+        goto fail;
+    }
+    *out = st;
+    return RAG_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (st->env)
+        mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->resize_lock);
+    pthread_mutex_destroy(&st->write_lock);
+    free(st);
+    return rc;
+}
+
+void rag_store_close(rag_store *st)
+{
+    if (!st)
+        return;
+    mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->resize_lock);
+    pthread_mutex_destroy(&st->write_lock);
+    free(st);
+}
+
+size_t rag_store_map_size(rag_store *st)
+{
+    return st->map_size;
+}
+
+static int txn_begin(rag_store *st, int write, rag_txn **out)
+{
+    *out = NULL;
+    rag_txn *t = rag_calloc(1, sizeof *t);
+    if (!t)
+        return RAG_ENOMEM;
+    pthread_rwlock_rdlock(&st->resize_lock);
+    int rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc == MDB_MAP_RESIZED) { /* another process grew the map */
+        pthread_rwlock_unlock(&st->resize_lock);
+        pthread_rwlock_wrlock(&st->resize_lock);
+        mdb_env_set_mapsize(st->env, 0);
+        MDB_envinfo info;
+        mdb_env_info(st->env, &info);
+        st->map_size = info.me_mapsize;
+        pthread_rwlock_unlock(&st->resize_lock);
+        pthread_rwlock_rdlock(&st->resize_lock);
+        rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    }
+    if (rc != 0) {
+        pthread_rwlock_unlock(&st->resize_lock);
+        free(t);
+        return mdb_status(NULL, rc, "begin transaction");
+    }
+    t->st = st;
+    t->write = write;
+    *out = t;
+    return RAG_OK;
+}
+
+int rag_store_read(rag_store *st, rag_txn **out)
+{
+    return txn_begin(st, 0, out);
+}
+
+void rag_txn_end(rag_txn *txn)
+{
+    if (!txn)
+        return;
+    if (txn->txn)
+        mdb_txn_abort(txn->txn);
+    pthread_rwlock_unlock(&txn->st->resize_lock);
+    free(txn->scratch);
+    free(txn);
+}
+
+/* Doubles the map; called with no transaction of this process open. */
+static int grow_map(rag_store *st)
+{
+    pthread_rwlock_wrlock(&st->resize_lock);
+    size_t want = st->map_size * 2;
+    int rc = mdb_env_set_mapsize(st->env, want);
+    if (rc == 0)
+        st->map_size = want;
+    pthread_rwlock_unlock(&st->resize_lock);
+    return rc == 0 ? RAG_OK : mdb_status(NULL, rc, "grow store map");
+}
+
+int rag_store_write(rag_store *st, rag_write_fn fn, void *user)
+{
+    if (st->read_only)
+        return rag_fail(RAG_EREADONLY, "store is open read-only");
+    pthread_mutex_lock(&st->write_lock);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        rag_txn *t = NULL;
+        rc = txn_begin(st, 1, &t);
+        if (rc != RAG_OK)
+            break;
+        rc = fn(t, user);
+        if (rc == RAG_OK) {
+            int mrc = mdb_txn_commit(t->txn);
+            t->txn = NULL;
+            if (mrc != 0)
+                rc = mdb_status(t, mrc, "commit");
+        }
+        int full = t->map_full;
+        rag_txn_end(t);
+        if (rc == RAG_OK || !full || attempt >= 16)
+            break;
+        if ((rc = grow_map(st)) != RAG_OK)
+            break;
+        rag_clear_error();
+    }
+    pthread_mutex_unlock(&st->write_lock);
+    return rc;
+}
+
+/* ---- generic put/get/del ------------------------------------------------------------ */
+
+static int put(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl,
+               const char *what)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    return mdb_status(t, mdb_put(t->txn, dbi, &key, &val, 0), what);
+}
+
+static int get(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *val)
+{
+    MDB_val key = {kl, (void *)k};
+    int rc = mdb_get(t->txn, dbi, &key, val);
+    return rc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(t, rc, "read");
+}
+
+static int del(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const char *what)
+{
+    MDB_val key = {kl, (void *)k};
+    int rc = mdb_del(t->txn, dbi, &key, NULL);
+    return rc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(t, rc, what);
+}
+
+static void coll_id_key(unsigned char *k, uint32_t coll, uint64_t id)
+{
+    put_be32(k, coll);
+    put_be64(k + 4, id);
+}
+
+/* Deletes every key of `dbi` that starts with `prefix` and is below prefix+`end` (when
+ * end is given), counting them. */
+static int del_range(rag_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_t plen,
+                     const void *end, size_t elen, long *count)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, dbi, &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    MDB_val k = {plen, (void *)prefix}, v;
+    long n = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (end) {
+            size_t m = k.mv_size < elen ? k.mv_size : elen;
+            int cmp = memcmp(k.mv_data, end, m);
+            if (cmp > 0 || (cmp == 0 && k.mv_size >= elen))
+                break;
+        }
+        if ((rc = mdb_cursor_del(c, 0)) != 0)
+            break;
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        if (rc == MDB_NOTFOUND || rc == EINVAL)
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        /* after a delete the cursor already points at the next item */
+    }
+    mdb_cursor_close(c);
+    if (count)
+        *count = n;
+    return rc == MDB_NOTFOUND || rc == 0 ? RAG_OK : mdb_status(t, rc, "delete range");
+}
+
+/* ---- meta ---------------------------------------------------------------------------- */
+
+int rag_store_meta_get(rag_txn *t, const char *key, char **val)
+{
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_META], key, strlen(key), &v);
+    if (rc != RAG_OK)
+        return rc;
+    *val = rag_strndup(v.mv_data, v.mv_size);
+    return *val ? RAG_OK : RAG_ENOMEM;
+}
+
+int rag_store_meta_put(rag_txn *t, const char *key, const char *val)
+{
+    return put(t, t->st->dbi[DB_META], key, strlen(key), val, strlen(val), "write meta");
+}
+
+static int meta_u64(rag_txn *t, const char *key, uint64_t *v)
+{
+    MDB_val val;
+    int rc = get(t, t->st->dbi[DB_META], key, strlen(key), &val);
+    if (rc == RAG_ENOTFOUND) {
+        *v = 1;
+        return RAG_OK;
+    }
+    if (rc != RAG_OK)
+        return rc;
+    if (val.mv_size != 8)
+        return rag_fail(RAG_ECORRUPT, "meta '%s' has %zu bytes, expected 8", key, val.mv_size);
+    *v = get_be64(val.mv_data);
+    return RAG_OK;
+}
+
+int rag_store_next_id(rag_txn *t, uint64_t *next)
+{
+    return meta_u64(t, "next_chunk_id", next);
+}
+
+int rag_store_alloc_ids(rag_txn *t, uint64_t n, uint64_t *first)
+{
+    uint64_t next;
+    int rc = meta_u64(t, "next_chunk_id", &next);
+    if (rc != RAG_OK)
+        return rc;
+    unsigned char b[8];
+    put_be64(b, next + n);
+    *first = next;
+    return put(t, t->st->dbi[DB_META], "next_chunk_id", 13, b, 8, "allocate chunk ids");
+}
+
+int rag_store_coll_new_id(rag_txn *t, uint32_t *id)
+{
+    uint64_t next;
+    int rc = meta_u64(t, "next_collection_id", &next);
+    if (rc != RAG_OK)
+        return rc;
+    unsigned char b[8];
+    put_be64(b, next + 1);
+    *id = (uint32_t)next;
+    return put(t, t->st->dbi[DB_META], "next_collection_id", 18, b, 8, "allocate collection id");
+}
+
+/* ---- collections --------------------------------------------------------------------- */
+
+int rag_store_coll_get(rag_txn *t, const char *name, rag_coll_rec *rec)
+{
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_COLLS], name, strlen(name), &v);
+    if (rc != RAG_OK)
+        return rc;
+    memset(rec, 0, sizeof *rec);
+    memcpy(rec, v.mv_data, v.mv_size < sizeof *rec ? v.mv_size : sizeof *rec);
+    return RAG_OK;
+}
+
+int rag_store_coll_put(rag_txn *t, const char *name, const rag_coll_rec *rec)
+{
+    return put(t, t->st->dbi[DB_COLLS], name, strlen(name), rec, sizeof *rec, "write collection");
+}
+
+int rag_store_coll_del(rag_txn *t, const char *name)
+{
+    return del(t, t->st->dbi[DB_COLLS], name, strlen(name), "delete collection");
+}
+
+int rag_store_coll_list(rag_txn *t, char ***names, size_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_COLLS], &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    MDB_val k, v;
+    size_t n = 0, cap = 0;
+    char **arr = NULL;
+    rc = RAG_OK;
+    for (int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **q = rag_realloc(arr, cap * sizeof *q);
+            if (!q) {
+                rc = RAG_ENOMEM;
+                break;
+            }
+            arr = q;
+        }
+        if (!(arr[n] = rag_strndup(k.mv_data, k.mv_size))) {
+            rc = RAG_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    mdb_cursor_close(c);
+    if (rc != RAG_OK) {
+        for (size_t i = 0; i < n; i++)
+            free(arr[i]);
+        free(arr);
+        return rc;
+    }
+    *names = arr;
+    *count = n;
+    return RAG_OK;
+}
+
+/* ---- documents ----------------------------------------------------------------------- */
+
+static unsigned char *doc_key(uint32_t coll, const char *id, size_t *klen)
+{
+    size_t n = strlen(id);
+    unsigned char *k = rag_malloc(4 + n);
+    if (!k)
+        return NULL;
+    put_be32(k, coll);
+    memcpy(k + 4, id, n);
+    *klen = 4 + n;
+    return k;
+}
+
+/* Decodes a document value; `id` is copied from the key. */
+static int doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                      rag_doc_rec **out)
+{
+    rag_doc_rec *d = rag_calloc(1, sizeof *d);
+    if (!d)
+        return RAG_ENOMEM;
+    rd r = {val, vlen, 0, 0};
+    rd_get(&r, &d->source_mtime, 8);
+    rd_get(&r, &d->ingested_at, 8);
+    rd_get(&r, &d->updated_at, 8);
+    rd_get(&r, &d->valid_until, 8);
+    rd_get(&r, &d->content_hash, 8);
+    rd_get(&r, &d->text_len, 8);
+    rd_get(&r, &d->nchunks, 4);
+    d->id = rag_strndup((const char *)key + 4, klen - 4);
+    d->source = rd_str(&r);
+    d->title = rd_str(&r);
+    d->metadata = rd_str(&r);
+    if (!r.bad && (uint64_t)d->nchunks * 8 <= r.len - r.off) {
+        d->chunk_ids = rag_malloc((size_t)d->nchunks * 8 + 1);
+        if (d->chunk_ids)
+            rd_get(&r, d->chunk_ids, (size_t)d->nchunks * 8);
+        else
+            r.bad = 1;
+    } else {
+        r.bad = 1;
+    }
+    if (r.bad || !d->id) {
+        rag_doc_rec_free(d);
+        return rag_fail(RAG_ECORRUPT, "damaged document record (%zu bytes)", vlen);
+    }
+    *out = d;
+    return RAG_OK;
+}
+
+int rag_store_doc_get(rag_txn *t, uint32_t coll, const char *id, rag_doc_rec **out)
+{
+    *out = NULL;
+    size_t kl;
+    unsigned char *k = doc_key(coll, id, &kl);
+    if (!k)
+        return RAG_ENOMEM;
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_DOCS], k, kl, &v);
+    if (rc == RAG_OK)
+        rc = doc_decode(k, kl, v.mv_data, v.mv_size, out);
+    free(k);
+    return rc;
+}
+
+int rag_store_doc_put(rag_txn *t, uint32_t coll, const rag_doc_rec *d)
+{
+    buf b = {0};
+    buf_add(&b, &d->source_mtime, 8);
+    buf_add(&b, &d->ingested_at, 8);
+    buf_add(&b, &d->updated_at, 8);
+    buf_add(&b, &d->valid_until, 8);
+    buf_add(&b, &d->content_hash, 8);
+    buf_add(&b, &d->text_len, 8);
+    buf_add(&b, &d->nchunks, 4);
+    buf_str(&b, d->source);
+    buf_str(&b, d->title);
+    buf_str(&b, d->metadata);
+    buf_add(&b, d->chunk_ids, (size_t)d->nchunks * 8);
+    size_t kl;
+    unsigned char *k = doc_key(coll, d->id, &kl);
+    int rc;
+    if (b.oom || !k)
+        rc = rag_fail(RAG_ENOMEM, "out of memory encoding document");
+    else
+        rc = put(t, t->st->dbi[DB_DOCS], k, kl, b.p, b.len, "write document");
+    free(k);
+    free(b.p);
+    return rc;
+}
+
+int rag_store_doc_del(rag_txn *t, uint32_t coll, const char *id)
+{
+    size_t kl;
+    unsigned char *k = doc_key(coll, id, &kl);
+    if (!k)
+        return RAG_ENOMEM;
+    int rc = del(t, t->st->dbi[DB_DOCS], k, kl, "delete document");
+    free(k);
+    return rc;
+}
+
+int rag_store_doc_scan(rag_txn *t, uint32_t coll, rag_doc_visit_fn visit, void *user)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_DOCS], &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    unsigned char prefix[4];
+    put_be32(prefix, coll);
+    MDB_val k = {4, prefix}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = RAG_OK;
+    while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
+        rag_doc_rec *d = NULL;
+        if ((rc = doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
+            break;
+        rc = visit(user, d);
+        rag_doc_rec_free(d);
+        if (rc != 0)
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "scan documents");
+    return rc;
+}
+
+void rag_doc_rec_free(rag_doc_rec *d)
+{
+    if (!d)
+        return;
+    free(d->id);
+    free(d->source);
+    free(d->title);
+    free(d->metadata);
+    free(d->chunk_ids);
+    free(d);
+}
+
+/* ---- chunks --------------------------------------------------------------------------- */
+
+int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+{
+    *out = NULL;
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
+    if (rc != RAG_OK)
+        return rc;
+    rag_chunk_rec *c = rag_calloc(1, sizeof *c);
+    if (!c)
+        return RAG_ENOMEM;
+    rd r = {v.mv_data, v.mv_size, 0, 0};
+    c->id = id;
+    rd_get(&r, &c->start, 8);
+    rd_get(&r, &c->end, 8);
+    rd_get(&r, &c->text_hash, 8);
+    rd_get(&r, &c->tokens, 4);
+    rd_get(&r, &c->flags, 4);
+    c->doc_id = rd_str(&r);
+    c->heading = rd_str(&r);
+    uint32_t tl = 0;
+    rd_get(&r, &tl, 4);
+    if (!r.bad && tl <= r.len - r.off) {
+        c->text = rag_strndup((const char *)r.p + r.off, tl);
+        c->text_len = tl;
+        if (!c->text)
+            r.bad = 1;
+    } else {
+        r.bad = 1;
+    }
+    if (r.bad) {
+        rag_chunk_rec_free(c);
+        return rag_fail(RAG_ECORRUPT, "damaged chunk record %llu", (unsigned long long)id);
+    }
+    *out = c;
+    return RAG_OK;
+}
+
+int rag_store_chunk_put(rag_txn *t, uint32_t coll, const rag_chunk_rec *c)
+{
+    buf b = {0};
+    buf_add(&b, &c->start, 8);
+    buf_add(&b, &c->end, 8);
+    buf_add(&b, &c->text_hash, 8);
+    buf_add(&b, &c->tokens, 4);
+    buf_add(&b, &c->flags, 4);
+    buf_str(&b, c->doc_id);
+    buf_str(&b, c->heading);
+    uint32_t tl = (uint32_t)c->text_len;
+    buf_add(&b, &tl, 4);
+    buf_add(&b, c->text, c->text_len);
+    unsigned char k[12];
+    coll_id_key(k, coll, c->id);
+    int rc = b.oom ? rag_fail(RAG_ENOMEM, "out of memory encoding chunk")
+                   : put(t, t->st->dbi[DB_CHUNKS], k, 12, b.p, b.len, "write chunk");
+    free(b.p);
+    return rc;
+}
+
+int rag_store_chunk_del(rag_txn *t, uint32_t coll, uint64_t id)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    return del(t, t->st->dbi[DB_CHUNKS], k, 12, "delete chunk");
+}
+
+void rag_chunk_rec_free(rag_chunk_rec *c)
+{
+    if (!c)
+        return;
+    free(c->doc_id);
+    free(c->heading);
+    free(c->text);
+    free(c);
+}
+
+/* ---- vectors -------------------------------------------------------------------------- */
+
+int rag_store_vec_get(rag_txn *t, uint32_t coll, uint64_t id, float *out, int dim)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_VECS], k, 12, &v);
+    if (rc != RAG_OK)
+        return rc;
+    if (v.mv_size != (size_t)dim * sizeof(float))
+        return rag_fail(RAG_ECORRUPT, "vector of chunk %llu has %zu bytes, expected %zu",
+                        (unsigned long long)id, v.mv_size, (size_t)dim * sizeof(float));
+    memcpy(out, v.mv_data, v.mv_size);
+    return RAG_OK;
+}
+
+int rag_store_vec_put(rag_txn *t, uint32_t coll, uint64_t id, const float *vec, int dim)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    return put(t, t->st->dbi[DB_VECS], k, 12, vec, (size_t)dim * sizeof(float), "write vector");
+}
+
+int rag_store_vec_del(rag_txn *t, uint32_t coll, uint64_t id)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    return del(t, t->st->dbi[DB_VECS], k, 12, "delete vector");
+}
+
+int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_fn visit,
+                       void *user)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_VECS], &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    unsigned char start[12];
+    coll_id_key(start, coll, from);
+    MDB_val k = {12, start}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = RAG_OK;
+    while (mrc == 0 && k.mv_size == 12 && get_be32(k.mv_data) == coll) {
+        int dim = (int)(v.mv_size / sizeof(float));
+        if (dim > t->scratch_dim) {
+            float *s = rag_realloc(t->scratch, (size_t)dim * sizeof(float));
+            if (!s) {
+                rc = RAG_ENOMEM;
+                break;
+            }
+            t->scratch = s;
+            t->scratch_dim = dim;
+        }
+        memcpy(t->scratch, v.mv_data, (size_t)dim * sizeof(float));
+        if ((rc = visit(user, get_be64((const unsigned char *)k.mv_data + 4), t->scratch, dim)))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "scan vectors");
+    return rc;
+}
+
+/* ---- tombstones and hashes ------------------------------------------------------------ */
+
+int rag_store_tomb_put(rag_txn *t, uint32_t coll, uint64_t id)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    return put(t, t->st->dbi[DB_TOMBS], k, 12, "", 0, "write tombstone");
+}
+
+int rag_store_tomb_count(rag_txn *t, uint32_t coll, uint64_t below, uint64_t *count)
+{
+    *count = 0;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_TOMBS], &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    unsigned char start[12];
+    coll_id_key(start, coll, 0);
+    MDB_val k = {12, start}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && k.mv_size == 12 && get_be32(k.mv_data) == coll &&
+           get_be64((const unsigned char *)k.mv_data + 4) < below) {
+        (*count)++;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return mrc == 0 || mrc == MDB_NOTFOUND ? RAG_OK : mdb_status(t, mrc, "count tombstones");
+}
+
+int rag_store_tomb_clear(rag_txn *t, uint32_t coll, uint64_t below)
+{
+    unsigned char prefix[4], end[12];
+    put_be32(prefix, coll);
+    coll_id_key(end, coll, below);
+    return del_range(t, t->st->dbi[DB_TOMBS], prefix, 4, below == UINT64_MAX ? NULL : end, 12,
+                     NULL);
+}
+
+int rag_store_hash_incr(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t *before)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, hash);
+    MDB_val v;
+    uint32_t n = 0;
+    int rc = get(t, t->st->dbi[DB_HASHES], k, 12, &v);
+    if (rc == RAG_OK && v.mv_size == 4)
+        memcpy(&n, v.mv_data, 4);
+    else if (rc != RAG_OK && rc != RAG_ENOTFOUND)
+        return rc;
+    if (before)
+        *before = n;
+    n++;
+    return put(t, t->st->dbi[DB_HASHES], k, 12, &n, 4, "write chunk hash");
+}
+
+int rag_store_hash_decr(rag_txn *t, uint32_t coll, uint64_t hash)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, hash);
+    MDB_val v;
+    uint32_t n = 0;
+    int rc = get(t, t->st->dbi[DB_HASHES], k, 12, &v);
+    if (rc == RAG_ENOTFOUND)
+        return RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    if (v.mv_size == 4)
+        memcpy(&n, v.mv_data, 4);
+    if (n <= 1)
+        return del(t, t->st->dbi[DB_HASHES], k, 12, "delete chunk hash");
+    n--;
+    return put(t, t->st->dbi[DB_HASHES], k, 12, &n, 4, "write chunk hash");
+}
+
+int rag_store_coll_purge(rag_txn *t, uint32_t coll)
+{
+    unsigned char prefix[4];
+    put_be32(prefix, coll);
+    int rc = RAG_OK;
+    for (int i = DB_DOCS; i <= DB_HASHES && rc == RAG_OK; i++)
+        rc = del_range(t, t->st->dbi[i], prefix, 4, NULL, 0, NULL);
+    return rc;
+}
+
+/* ---- auxiliary tables ----------------------------------------------------------------- */
+
+static int kv_dbi(rag_txn *t, const char *table, MDB_dbi *dbi)
+{
+    for (size_t i = 0; i < N_KV; i++) {
+        if (strcmp(kv_tables[i], table) == 0) {
+            if (t->st->kv[i] == (MDB_dbi)-1)
+                return RAG_ENOTFOUND;
+            *dbi = t->st->kv[i];
+            return RAG_OK;
+        }
+    }
+    return rag_fail(RAG_EINVAL, "unknown aux table '%s'", table);
+}
+
+int rag_store_kv_put(rag_txn *t, const char *table, const void *key, size_t klen,
+                     const void *val, size_t vlen)
+{
+    MDB_dbi dbi;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc != RAG_OK)
+        return rc;
+    if (klen == 0 || klen > 511)
+        return rag_fail(RAG_EINVAL, "aux key length %zu outside 1..511", klen);
+    return put(t, dbi, key, klen, val, vlen, "write aux entry");
+}
+
+int rag_store_kv_get(rag_txn *t, const char *table, const void *key, size_t klen,
+                     const void **val, size_t *vlen)
+{
+    MDB_dbi dbi;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc != RAG_OK)
+        return rc;
+    if (klen == 0 || klen > 511)
+        return rag_fail(RAG_EINVAL, "aux key length %zu outside 1..511", klen);
+    MDB_val v;
+    if ((rc = get(t, dbi, key, klen, &v)) != RAG_OK)
+        return rc;
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return RAG_OK;
+}
+
+int rag_store_kv_del(rag_txn *t, const char *table, const void *key, size_t klen)
+{
+    MDB_dbi dbi;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc != RAG_OK)
+        return rc;
+    if (klen == 0 || klen > 511)
+        return rag_fail(RAG_EINVAL, "aux key length %zu outside 1..511", klen);
+    return del(t, dbi, key, klen, "delete aux entry");
+}
+
+int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t slen,
+                      rag_store_kv_visit_fn visit, void *user)
+{
+    MDB_dbi dbi;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc == RAG_ENOTFOUND)
+        return RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    MDB_cursor *c = NULL;
+    if ((rc = mdb_cursor_open(t->txn, dbi, &c)) != 0)
+        return mdb_status(t, rc, "open cursor");
+    MDB_val k = {slen, (void *)start}, v;
+    int mrc = start && slen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
+                            : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    rc = RAG_OK;
+    while (mrc == 0) {
+        if ((rc = visit(user, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "scan aux table");
+    return rc;
+}
+
+int rag_store_kv_trim(rag_txn *t, const char *table, const void *end, size_t elen,
+                      long *deleted)
+{
+    MDB_dbi dbi;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc != RAG_OK)
+        return rc;
+    return del_range(t, dbi, (const unsigned char *)"", 0, end, elen, deleted);
+}

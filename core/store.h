@@ -1,0 +1,143 @@
+/* store.h - the LMDB store: source of truth for collections, documents, chunks and vectors.
+ *
+ * Only store.c includes <lmdb.h>. Keys are big-endian so that every collection's
+ * documents, chunks and vectors are contiguous and in id order. Chunk ids are allocated
+ * from one store-wide counter that only grows, so "vectors newer than a checkpoint" is a
+ * key range. Records returned by *_get functions are copies owned by the caller unless a
+ * comment says "borrowed" (then valid until the transaction ends). */
+#ifndef RAG_STORE_H
+#define RAG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAG_SCHEMA_VERSION 1
+
+typedef struct rag_store rag_store;
+typedef struct rag_txn rag_txn;
+
+typedef struct rag_coll_rec {
+    uint32_t id;
+    int64_t created_at;
+    uint64_t documents, chunks, duplicate_chunks, tombstones, bytes_text;
+    int64_t newest_ingest;
+    int64_t last_sync;           /* unix seconds of the last completed sync, 0: never */
+    int64_t ttl_seconds;         /* default time to live of documents, 0: none */
+} rag_coll_rec;
+
+typedef struct rag_doc_rec {
+    char *id;                    /* NUL-terminated copies */
+    char *source, *title, *metadata;
+    int64_t source_mtime, ingested_at, updated_at, valid_until;
+    uint64_t content_hash, text_len;
+    uint32_t nchunks;
+    uint64_t *chunk_ids;
+} rag_doc_rec;
+
+typedef struct rag_chunk_rec {
+    uint64_t id;
+    uint64_t start, end;
+    uint32_t tokens;
+    uint32_t flags;              /* RAG_CHUNK_DUPLICATE ... */
+    uint64_t text_hash;          /* XXH3 of the normalised text */
+    char *doc_id;
+    char *heading;
+    char *text;
+    size_t text_len;
+} rag_chunk_rec;
+
+#define RAG_CHUNK_DUPLICATE 1u
+
+/* Opens or creates the LMDB environment in `dir` (created when absent unless
+ * read_only). The map grows automatically; see rag_store_write. */
+int rag_store_open(const char *dir, int read_only, rag_store **out);
+void rag_store_close(rag_store *st);
+
+/* Starts a read-only transaction (a consistent snapshot). End with rag_txn_end. */
+int rag_store_read(rag_store *st, rag_txn **out);
+void rag_txn_end(rag_txn *txn);
+
+/* Runs fn inside one write transaction and commits. When LMDB reports that the map is
+ * full, the transaction is aborted, the map doubled and fn run again from scratch, so fn
+ * must only write to the transaction (no outside side effects). Returns fn's status or
+ * the commit's; RAG_EFULL when the disk itself is full. */
+typedef int (*rag_write_fn)(rag_txn *txn, void *user);
+int rag_store_write(rag_store *st, rag_write_fn fn, void *user);
+
+/* Bytes currently mapped (grows on demand). */
+size_t rag_store_map_size(rag_store *st);
+
+/* Meta values: small strings under fixed keys. */
+int rag_store_meta_get(rag_txn *txn, const char *key, char **val); /* RAG_ENOTFOUND */
+int rag_store_meta_put(rag_txn *txn, const char *key, const char *val);
+
+/* Allocates n consecutive chunk ids; *first receives the first. */
+int rag_store_alloc_ids(rag_txn *txn, uint64_t n, uint64_t *first);
+/* The next id that would be allocated (all existing ids are below it). */
+int rag_store_next_id(rag_txn *txn, uint64_t *next);
+
+/* Collections. */
+int rag_store_coll_get(rag_txn *txn, const char *name, rag_coll_rec *rec); /* RAG_ENOTFOUND */
+int rag_store_coll_put(rag_txn *txn, const char *name, const rag_coll_rec *rec);
+int rag_store_coll_del(rag_txn *txn, const char *name);
+/* Lists names in byte order into a malloc'd array of malloc'd strings. */
+int rag_store_coll_list(rag_txn *txn, char ***names, size_t *count);
+/* Allocates a fresh collection id. */
+int rag_store_coll_new_id(rag_txn *txn, uint32_t *id);
+
+/* Documents. */
+int rag_store_doc_get(rag_txn *txn, uint32_t coll, const char *id, rag_doc_rec **out);
+int rag_store_doc_put(rag_txn *txn, uint32_t coll, const rag_doc_rec *rec);
+int rag_store_doc_del(rag_txn *txn, uint32_t coll, const char *id);
+/* Visits every document of a collection in id order; visit returns non-zero to stop
+ * (that value is returned). The record is borrowed for the callback. */
+typedef int (*rag_doc_visit_fn)(void *user, const rag_doc_rec *rec);
+int rag_store_doc_scan(rag_txn *txn, uint32_t coll, rag_doc_visit_fn visit, void *user);
+void rag_doc_rec_free(rag_doc_rec *rec);
+
+/* Chunks. */
+int rag_store_chunk_get(rag_txn *txn, uint32_t coll, uint64_t id, rag_chunk_rec **out);
+int rag_store_chunk_put(rag_txn *txn, uint32_t coll, const rag_chunk_rec *rec);
+int rag_store_chunk_del(rag_txn *txn, uint32_t coll, uint64_t id);
+void rag_chunk_rec_free(rag_chunk_rec *rec);
+
+/* Vectors (dim floats each). vec_get copies into out[dim]; RAG_ECORRUPT when the stored
+ * vector has another dimension. */
+int rag_store_vec_get(rag_txn *txn, uint32_t coll, uint64_t id, float *out, int dim);
+int rag_store_vec_put(rag_txn *txn, uint32_t coll, uint64_t id, const float *vec, int dim);
+int rag_store_vec_del(rag_txn *txn, uint32_t coll, uint64_t id);
+/* Visits vectors of a collection with id >= from in id order; the vector is an aligned
+ * copy valid during the callback. */
+typedef int (*rag_vec_visit_fn)(void *user, uint64_t id, const float *vec, int dim);
+int rag_store_vec_scan(rag_txn *txn, uint32_t coll, uint64_t from, rag_vec_visit_fn visit,
+                       void *user);
+
+/* Tombstones: ids deleted from the store but possibly still present in an index. */
+int rag_store_tomb_put(rag_txn *txn, uint32_t coll, uint64_t id);
+/* Counts tombstones with id < below (UINT64_MAX: all). */
+int rag_store_tomb_count(rag_txn *txn, uint32_t coll, uint64_t below, uint64_t *count);
+int rag_store_tomb_clear(rag_txn *txn, uint32_t coll, uint64_t below);
+
+/* Reference counts of normalised chunk-text hashes (exact-duplicate detection).
+ * incr returns the count before the increment in *before. */
+int rag_store_hash_incr(rag_txn *txn, uint32_t coll, uint64_t hash, uint32_t *before);
+int rag_store_hash_decr(rag_txn *txn, uint32_t coll, uint64_t hash);
+
+/* Removes every document, chunk, vector, tombstone and hash of a collection. */
+int rag_store_coll_purge(rag_txn *txn, uint32_t coll);
+
+/* Auxiliary key-value tables ("kv:<table>"). */
+int rag_store_kv_put(rag_txn *txn, const char *table, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+int rag_store_kv_get(rag_txn *txn, const char *table, const void *key, size_t klen,
+                     const void **val, size_t *vlen); /* borrowed */
+int rag_store_kv_del(rag_txn *txn, const char *table, const void *key, size_t klen);
+typedef int (*rag_store_kv_visit_fn)(void *user, const void *key, size_t klen,
+                                     const void *val, size_t vlen);
+int rag_store_kv_scan(rag_txn *txn, const char *table, const void *start, size_t slen,
+                      rag_store_kv_visit_fn visit, void *user);
+/* Deletes entries with key < end; *deleted receives the count. */
+int rag_store_kv_trim(rag_txn *txn, const char *table, const void *end, size_t elen,
+                      long *deleted);
+
+#endif

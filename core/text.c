@@ -1,0 +1,71 @@
+/* text.c - UTF-8 validation and normalised-text hashing. */
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+#include <xxhash.h>
+
+int rag_utf8_valid(const char *text, size_t len, size_t *bad_offset, size_t *line)
+{
+    size_t i = 0, ln = 1;
+    const unsigned char *s = (const unsigned char *)text;
+    while (i < len) {
+        if (s[i] < 0x80) {
+            if (s[i] == 0)
+                goto bad;
+            if (s[i] == '\n')
+                ln++;
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0)
+            goto bad;
+        i += (size_t)n;
+    }
+    return 1;
+bad:
+    if (bad_offset)
+        *bad_offset = i;
+    if (line)
+        *line = ln;
+    return 0;
+}
+
+uint64_t rag_hash_bytes(const void *data, size_t len)
+{
+    return XXH3_64bits(data, len);
+}
+
+uint64_t rag_text_norm_hash(const char *text, size_t len)
+{
+    utf8proc_uint8_t *folded = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len,
+                                      &folded, UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE);
+    const unsigned char *src = n >= 0 ? folded : (const unsigned char *)text;
+    size_t sl = n >= 0 ? (size_t)n : len;
+    unsigned char *out = malloc(sl + 1);
+    if (!out) {
+        free(folded);
+        return XXH3_64bits(text, len);
+    }
+    size_t o = 0;
+    int space = 0;
+    for (size_t i = 0; i < sl; i++) {
+        unsigned char c = src[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            space = 1;
+            continue;
+        }
+        if (space && o > 0)
+            out[o++] = ' ';
+        space = 0;
+        out[o++] = c;
+    }
+    uint64_t h = XXH3_64bits(out, o);
+    free(out);
+    free(folded);
+    return h;
+}

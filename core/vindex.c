@@ -1,0 +1,397 @@
+/* vindex.c - FAISS-backed vector index per collection, with checksummed atomic files. */
+#include "vindex.h"
+#include "status.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/utils/distances_c.h>
+
+#define VINDEX_MAGIC "RAGVIDX1"
+#define VINDEX_HEADER 256
+#define SPEC_MAX 96
+
+struct rag_vindex {
+    FaissIndex *index;
+    int dim;
+    int ef_search;
+    char spec[SPEC_MAX];
+};
+
+/* File header (little-endian host layout; index files are not portable across ABIs and
+ * are rebuilt from the store when they do not match). */
+typedef struct vindex_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t dim;
+    uint64_t count;
+    uint64_t covered;
+    uint64_t payload_len;
+    uint64_t checksum;
+    char spec[SPEC_MAX];
+} vindex_header;
+
+/* Copies FAISS's per-thread message at once (a later success does not clear it). */
+static int faiss_status(int frc, int rc, const char *what)
+{
+    const char *m = faiss_get_last_error();
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", m && *m ? m : "no detail");
+    char *nl = strchr(msg, '\n');
+    if (nl)
+        *nl = '\0';
+    return rag_fail(rc, "%s failed (FAISS %d): %s", what, frc, msg);
+}
+
+static void apply_ef(rag_vindex *ix)
+{
+    if (ix->ef_search <= 0 || !strstr(ix->spec, "HNSW"))
+        return;
+    FaissParameterSpace *ps = NULL;
+    if (faiss_ParameterSpace_new(&ps) == 0) {
+        faiss_ParameterSpace_set_index_parameter(ps, ix->index, "efSearch", ix->ef_search);
+        faiss_ParameterSpace_free(ps);
+    }
+}
+
+int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out)
+{
+    *out = NULL;
+    if (!spec || !*spec || strlen(spec) >= SPEC_MAX - 8)
+        return rag_fail(RAG_EINVAL, "index spec must be 1..%d bytes", SPEC_MAX - 9);
+    if (strstr(spec, "IDMap"))
+        return rag_fail(RAG_EINVAL, "index spec '%s': IDMap is added by ragcore", spec);
+    rag_vindex *ix = rag_calloc(1, sizeof *ix);
+    if (!ix)
+        return RAG_ENOMEM;
+    char desc[SPEC_MAX + 8];
+    snprintf(desc, sizeof desc, "IDMap2,%s", spec);
+    int frc = faiss_index_factory(&ix->index, dim, desc, METRIC_INNER_PRODUCT);
+    if (frc != 0) {
+        free(ix);
+        return faiss_status(frc, RAG_EINVAL, "index spec");
+    }
+    ix->dim = dim;
+    ix->ef_search = ef_search;
+    snprintf(ix->spec, sizeof ix->spec, "%s", spec);
+    apply_ef(ix);
+    *out = ix;
+    return RAG_OK;
+}
+
+void rag_vindex_free(rag_vindex *ix)
+{
+    if (!ix)
+        return;
+    faiss_Index_free(ix->index);
+    free(ix);
+}
+
+int rag_vindex_is_trained(const rag_vindex *ix)
+{
+    return faiss_Index_is_trained(ix->index);
+}
+
+size_t rag_vindex_min_train(const rag_vindex *ix)
+{
+    const char *p = strstr(ix->spec, "IVF");
+    if (p) {
+        long nlist = strtol(p + 3, NULL, 10);
+        return nlist > 0 ? (size_t)nlist * 4 : 256;
+    }
+    return 256; /* PQ and other trained quantizers */
+}
+
+int rag_vindex_add(rag_vindex *ix, size_t n, const float *vecs, const int64_t *ids)
+{
+    if (n == 0)
+        return RAG_OK;
+    if (!faiss_Index_is_trained(ix->index)) {
+        if (n < rag_vindex_min_train(ix))
+            return rag_fail(RAG_EINDEX, "index '%s' needs %zu vectors to train, got %zu",
+                            ix->spec, rag_vindex_min_train(ix), n);
+        int frc = faiss_Index_train(ix->index, (idx_t)n, vecs);
+        if (frc != 0)
+            return faiss_status(frc, RAG_EINDEX, "train index");
+    }
+    int frc = faiss_Index_add_with_ids(ix->index, (idx_t)n, vecs, (const idx_t *)ids);
+    if (frc != 0)
+        return faiss_status(frc, RAG_EINDEX, "add vectors");
+    return RAG_OK;
+}
+
+int rag_vindex_search(const rag_vindex *ix, const float *query, int k, float *scores,
+                      int64_t *ids)
+{
+    if (k <= 0)
+        return 0;
+    int frc = faiss_Index_search(ix->index, 1, query, k, scores, (idx_t *)ids);
+    if (frc != 0)
+        return faiss_status(frc, RAG_EINDEX, "search");
+    int n = 0;
+    while (n < k && ids[n] >= 0)
+        n++;
+    return n;
+}
+
+size_t rag_vindex_count(const rag_vindex *ix)
+{
+    return (size_t)faiss_Index_ntotal(ix->index);
+}
+
+int rag_vindex_dim(const rag_vindex *ix)
+{
+    return ix->dim;
+}
+
+const char *rag_vindex_spec(const rag_vindex *ix)
+{
+    return ix->spec;
+}
+
+/* Streams `len` bytes of `fp` from its current position through XXH3-64. */
+static int checksum_file(FILE *fp, uint64_t len, uint64_t *sum)
+{
+    XXH3_state_t *st = XXH3_createState();
+    char *buf = malloc(1 << 20);
+    int rc = RAG_OK;
+    if (!st || !buf) {
+        rc = rag_fail(RAG_ENOMEM, "out of memory checksumming index");
+        goto cleanup;
+    }
+    XXH3_64bits_reset(st);
+    while (len > 0) {
+        size_t want = len < (1u << 20) ? (size_t)len : (1u << 20);
+        size_t got = fread(buf, 1, want, fp);
+        if (got != want) {
+            rc = rag_fail(RAG_ECORRUPT, "index file is truncated");
+            goto cleanup;
+        }
+        XXH3_64bits_update(st, buf, got);
+        len -= got;
+    }
+    *sum = XXH3_64bits_digest(st);
+cleanup:
+    XXH3_freeState(st);
+    free(buf);
+    return rc;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return rag_fail(RAG_ENOMEM, "out of memory");
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    free(copy);
+    if (fd < 0)
+        return RAG_OK;
+    fsync(fd);
+    close(fd);
+    return RAG_OK;
+}
+
+int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w+b");
+    int rc = RAG_OK;
+    if (!fp)
+        return rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot create '%s': %s", tmp,
+                        strerror(errno));
+    vindex_header h;
+    memset(&h, 0, sizeof h);
+    char pad[VINDEX_HEADER] = {0};
+    if (fwrite(pad, 1, VINDEX_HEADER, fp) != VINDEX_HEADER) {
+        rc = rag_fail(RAG_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+        goto fail;
+    }
+    int frc = faiss_write_index(ix->index, fp);
+    if (frc != 0) {
+        rc = faiss_status(frc, RAG_EIO, "write index");
+        goto fail;
+    }
+    if (fflush(fp) != 0) {
+        rc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot write '%s': %s", tmp,
+                      strerror(errno));
+        goto fail;
+    }
+    long end = ftell(fp);
+    memcpy(h.magic, VINDEX_MAGIC, 8);
+    h.version = 1;
+    h.dim = (uint32_t)ix->dim;
+    h.count = rag_vindex_count(ix);
+    h.covered = covered;
+    h.payload_len = (uint64_t)end - VINDEX_HEADER;
+    snprintf(h.spec, sizeof h.spec, "%s", ix->spec);
+    fseek(fp, VINDEX_HEADER, SEEK_SET);
+    if ((rc = checksum_file(fp, h.payload_len, &h.checksum)) != RAG_OK)
+        goto fail;
+    fseek(fp, 0, SEEK_SET);
+    if (fwrite(&h, sizeof h, 1, fp) != 1 || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+        rc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot write '%s': %s", tmp,
+                      strerror(errno));
+        goto fail;
+    }
+    if (fclose(fp) != 0) {
+        fp = NULL;
+        rc = rag_fail(RAG_EIO, "cannot close '%s': %s", tmp, strerror(errno));
+        goto fail;
+    }
+    fp = NULL;
+    if (rename(tmp, path) != 0) {
+        rc = rag_fail(RAG_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        goto fail;
+    }
+    return fsync_dir_of(path);
+fail:
+    if (fp)
+        fclose(fp);
+    unlink(tmp);
+    return rc;
+}
+
+int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
+                    rag_vindex **out, uint64_t *covered)
+{
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    FaissIndex *index = NULL;
+    int rc;
+    if (!fp) {
+        if (errno == ENOENT)
+            return rag_fail(RAG_ENOTFOUND, "index file '%s' does not exist", path);
+        return rag_fail(RAG_EIO, "cannot open '%s': %s", path, strerror(errno));
+    }
+    vindex_header h;
+    char pad[VINDEX_HEADER];
+    if (fread(pad, 1, VINDEX_HEADER, fp) != VINDEX_HEADER) {
+        rc = rag_fail(RAG_ECORRUPT, "index file '%s' is truncated", path);
+        goto cleanup;
+    }
+    memcpy(&h, pad, sizeof h);
+    h.spec[SPEC_MAX - 1] = '\0';
+    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version != 1) {
+        rc = rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore index file", path);
+        goto cleanup;
+    }
+    if ((int)h.dim != dim || strcmp(h.spec, spec) != 0) {
+        rc = rag_fail(RAG_ECORRUPT, "index file '%s' is for %s/%u, store wants %s/%d", path,
+                      h.spec, h.dim, spec, dim);
+        goto cleanup;
+    }
+    uint64_t sum = 0;
+    if ((rc = checksum_file(fp, h.payload_len, &sum)) != RAG_OK) {
+        rag_fail_prefix(rc, "index file '%s'", path);
+        goto cleanup;
+    }
+    if (sum != h.checksum) {
+        rc = rag_fail(RAG_ECORRUPT, "index file '%s' fails its checksum", path);
+        goto cleanup;
+    }
+    fseek(fp, VINDEX_HEADER, SEEK_SET);
+    int frc = faiss_read_index(fp, 0, &index);
+    if (frc != 0) {
+        rc = faiss_status(frc, RAG_ECORRUPT, "read index");
+        goto cleanup;
+    }
+    if ((uint64_t)faiss_Index_ntotal(index) != h.count || faiss_Index_d(index) != dim) {
+        rc = rag_fail(RAG_ECORRUPT, "index file '%s' holds %lld vectors, header says %llu",
+                      path, (long long)faiss_Index_ntotal(index), (unsigned long long)h.count);
+        goto cleanup;
+    }
+    rag_vindex *ix = rag_calloc(1, sizeof *ix);
+    if (!ix) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    ix->index = index;
+    index = NULL;
+    ix->dim = dim;
+    ix->ef_search = ef_search;
+    snprintf(ix->spec, sizeof ix->spec, "%s", spec);
+    apply_ef(ix);
+    *covered = h.covered;
+    *out = ix;
+    rc = RAG_OK;
+cleanup:
+    if (index)
+        faiss_Index_free(index);
+    fclose(fp);
+    return rc;
+}
+
+/* Min-heap of (score, id) keeping the k best. */
+static void heap_sift_down(float *s, int64_t *id, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && s[l] < s[m])
+            m = l;
+        if (r < n && s[r] < s[m])
+            m = r;
+        if (m == i)
+            return;
+        float ts = s[i];
+        s[i] = s[m];
+        s[m] = ts;
+        int64_t ti = id[i];
+        id[i] = id[m];
+        id[m] = ti;
+        i = m;
+    }
+}
+
+int rag_exact_topk(const float *query, const float *vecs, const int64_t *ids, size_t n,
+                   int dim, int k, float *scores, int64_t *out_ids)
+{
+    if (k <= 0 || n == 0)
+        return 0;
+    enum { BLOCK = 4096 };
+    float ip[BLOCK];
+    int have = 0;
+    for (size_t b = 0; b < n; b += BLOCK) {
+        size_t m = n - b < BLOCK ? n - b : BLOCK;
+        faiss_fvec_inner_products_ny(ip, query, vecs + b * (size_t)dim, (size_t)dim, m);
+        for (size_t j = 0; j < m; j++) {
+            if (have < k) {
+                scores[have] = ip[j];
+                out_ids[have] = ids[b + j];
+                have++;
+                if (have == k)
+                    for (int i = k / 2 - 1; i >= 0; i--)
+                        heap_sift_down(scores, out_ids, k, i);
+            } else if (ip[j] > scores[0]) {
+                scores[0] = ip[j];
+                out_ids[0] = ids[b + j];
+                heap_sift_down(scores, out_ids, k, 0);
+            }
+        }
+    }
+    if (have < k)
+        for (int i = have / 2 - 1; i >= 0; i--)
+            heap_sift_down(scores, out_ids, have, i);
+    /* Heap-sort into descending order. */
+    for (int end = have - 1; end > 0; end--) {
+        float ts = scores[0];
+        scores[0] = scores[end];
+        scores[end] = ts;
+        int64_t ti = out_ids[0];
+        out_ids[0] = out_ids[end];
+        out_ids[end] = ti;
+        heap_sift_down(scores, out_ids, end, 0);
+    }
+    return have;
+}

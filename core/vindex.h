@@ -1,0 +1,55 @@
+/* vindex.h - the vector index of one collection: a FAISS index (IDMap2 over the
+ * configured spec, inner product) and its crash-safe file format.
+ *
+ * Only vindex.c includes FAISS headers. An index is derived data: the store can always
+ * rebuild it, so every load failure is reported as RAG_ECORRUPT for the caller to rebuild. */
+#ifndef RAG_VINDEX_H
+#define RAG_VINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rag_vindex rag_vindex;
+
+/* Creates an empty index of dimension `dim` from a FAISS factory description such as
+ * "HNSW32", "Flat", "SQ8", "HNSW32,SQ8" or "IVF256,Flat" (wrapped in IDMap2, inner-product
+ * metric). `ef_search` sets HNSW's search depth (0: leave FAISS's default).
+ * Errors: RAG_EINVAL naming the spec when FAISS rejects it. */
+int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out);
+void rag_vindex_free(rag_vindex *ix);
+
+/* Adds n vectors (n * dim floats) with their ids. An untrained index (IVF, PQ) is
+ * trained on these vectors first when there are enough of them (>= rag_vindex_min_train);
+ * otherwise RAG_EINDEX. */
+int rag_vindex_add(rag_vindex *ix, size_t n, const float *vecs, const int64_t *ids);
+int rag_vindex_is_trained(const rag_vindex *ix);
+size_t rag_vindex_min_train(const rag_vindex *ix);
+
+/* Searches one query vector for its k nearest (largest inner product). Fills up to k
+ * (scores, ids) pairs, best first, and returns how many were found (>= 0) or a negative
+ * status. Safe to call from many threads at once while no add runs. */
+int rag_vindex_search(const rag_vindex *ix, const float *query, int k, float *scores,
+                      int64_t *ids);
+
+/* Number of vectors in the index, and the dimension. */
+size_t rag_vindex_count(const rag_vindex *ix);
+int rag_vindex_dim(const rag_vindex *ix);
+const char *rag_vindex_spec(const rag_vindex *ix);
+
+/* Writes the index to `path` atomically (temporary file, fsync, rename, fsync of the
+ * directory) with a header recording `covered` (every vector with an id below it is in
+ * the file) and a checksum of the FAISS payload. */
+int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered);
+
+/* Loads an index file written by rag_vindex_save. RAG_ENOTFOUND when the file does not
+ * exist; RAG_ECORRUPT (with the reason) when it is damaged or was written for another
+ * dimension or spec. *covered receives the recorded position. */
+int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
+                    rag_vindex **out, uint64_t *covered);
+
+/* Exact top-k by inner product of `query` against n vectors (n * dim floats, row i has
+ * id ids[i]). Writes up to k results best first; returns the count. Can't fail. */
+int rag_exact_topk(const float *query, const float *vecs, const int64_t *ids, size_t n,
+                   int dim, int k, float *scores, int64_t *out_ids);
+
+#endif

@@ -1,0 +1,303 @@
+/* ragcore.h - public API of ragcore, an embeddable retrieval core for RAG applications.
+ *
+ * ragcore keeps documents, their chunks and their embedding vectors in a store on disk
+ * (LMDB is the source of truth; a FAISS index per collection is derived from it and can
+ * always be rebuilt) and answers text or vector queries with ranked chunks that carry
+ * their provenance (document id, source, heading path, byte offsets, timestamps).
+ *
+ * CONVENTIONS
+ *   Status:    every function that can fail returns an int: RAG_OK (0) or a negative
+ *              RAG_E* code. rag_strerror(rc) names the code; rag_errmsg() gives the detail
+ *              of the last failure on the calling thread (reset at the start of each call).
+ *   Ownership: inputs are borrowed for the duration of the call; whatever the library keeps
+ *              is copied. Every object the library hands out has a matching free or close
+ *              function that accepts NULL. Strings returned in *char** out-parameters are freed with
+ *              rag_free().
+ *   Options:   option structs carry a `version` field and have an *_init() function that
+ *              fills the defaults; passing NULL means "all defaults". Fields are only ever
+ *              appended, so a program compiled against an older header keeps working.
+ *
+ * THREADS
+ *   A rag_db handle may be shared by many threads. Searches, lookups and statistics run
+ *   concurrently; writes (ingest, delete, drop, compact, checkpoint) are serialised by the
+ *   handle, one at a time. A search sees the store either before or after a write, never
+ *   half of it. A rag_results object belongs to the thread that uses it. Error messages are
+ *   per thread. One process should open a given store directory at a time.
+ */
+#ifndef RAGCORE_H
+#define RAGCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RAGCORE_BUILDING) && defined(__GNUC__)
+#define RAG_API __attribute__((visibility("default")))
+#else
+#define RAG_API
+#endif
+
+#define RAGCORE_VERSION_MAJOR 0
+#define RAGCORE_VERSION_MINOR 1
+#define RAGCORE_VERSION_PATCH 0
+#define RAGCORE_VERSION_STRING "0.1.0"
+#define RAGCORE_VERSION_NUMBER \
+    (RAGCORE_VERSION_MAJOR * 10000 + RAGCORE_VERSION_MINOR * 100 + RAGCORE_VERSION_PATCH)
+
+/* Runtime twins of the version macros. */
+RAG_API const char *rag_version(void);
+RAG_API int rag_version_number(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Status codes. New codes are always added last; none is ever removed or renumbered.    */
+
+#define RAG_STATUS_TABLE(X)                                                    \
+    X(RAG_OK, 0, "success")                                                    \
+    X(RAG_EINVAL, -1, "invalid argument")                                      \
+    X(RAG_ENOMEM, -2, "out of memory")                                         \
+    X(RAG_EIO, -3, "I/O error")                                                \
+    X(RAG_ENOTFOUND, -4, "not found")                                          \
+    X(RAG_EEXIST, -5, "already exists")                                        \
+    X(RAG_ECORRUPT, -6, "corrupt or damaged data")                             \
+    X(RAG_EMISMATCH, -7, "store was created with a different configuration")   \
+    X(RAG_ESTORE, -8, "storage engine error")                                  \
+    X(RAG_EINDEX, -9, "vector index error")                                    \
+    X(RAG_EEMBED, -10, "embedder error")                                       \
+    X(RAG_EPARSE, -11, "malformed input")                                      \
+    X(RAG_EUNSUPPORTED, -12, "unsupported operation or format")               \
+    X(RAG_EFULL, -13, "no space left for the store")                           \
+    X(RAG_EREADONLY, -14, "store is open read-only")                           \
+    X(RAG_EENCODING, -15, "invalid text encoding")
+
+enum rag_status {
+#define RAG_STATUS_ENUM_(name, value, text) name = value,
+    RAG_STATUS_TABLE(RAG_STATUS_ENUM_)
+#undef RAG_STATUS_ENUM_
+};
+
+/* Static text naming a status code ("unknown status" for codes this version lacks).
+ * Can't fail; the string must not be freed. */
+RAG_API const char *rag_strerror(int rc);
+
+/* Detail of the calling thread's most recent failure (e.g. "corpus.jsonl line 12: invalid
+ * JSON: ..."), or "" when the last call succeeded. Valid until the thread's next call. */
+RAG_API const char *rag_errmsg(void);
+
+/* Frees memory the library returned through a char** out-parameter. NULL is a no-op. */
+RAG_API void rag_free(void *ptr);
+
+/* ------------------------------------------------------------------------------------ */
+/* Embedders.                                                                            */
+
+/* Callback that embeds `n` texts (texts[i] of lens[i] bytes, UTF-8) into `out`, a buffer of
+ * n * dim floats owned by the caller. `is_query` is 1 for search queries, 0 for documents
+ * (models such as bge prepend an instruction to queries only). Return 0 on success, any
+ * non-zero value on failure. Vectors need not be normalised: the library L2-normalises. */
+typedef int (*rag_embed_fn)(void *user, const char *const *texts, const size_t *lens,
+                            size_t n, int is_query, float *out);
+
+#define RAG_EMBEDDER_DEF_VERSION 1
+
+/* An application-supplied embedder. The store records `name` and `dim`; reopening a store
+ * with a different embedder is refused (RAG_EMISMATCH) so vectors are never mixed. */
+typedef struct rag_embedder_def {
+    unsigned version;        /* RAG_EMBEDDER_DEF_VERSION */
+    const char *name;        /* stable identifier, e.g. "my-model-v2"; copied */
+    int dim;                 /* output dimension, 1..65536 */
+    rag_embed_fn embed;      /* required */
+    void *user;              /* passed to embed and destroy; owned by the application */
+    void (*destroy)(void *user); /* optional; called once when the rag_db is closed */
+} rag_embedder_def;
+
+/* ------------------------------------------------------------------------------------ */
+/* Opening a store.                                                                      */
+
+#define RAG_OPEN_OPTIONS_VERSION 1
+
+typedef struct rag_open_options {
+    unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
+    /* Built-in embedder for a new store: "hash" (feature hashing, no model needed).
+     * NULL: the store's recorded embedder when it exists, "hash" for a new store.
+     * When the store exists and this names another embedder, rag_open fails. */
+    const char *embedder;
+    int dim;                    /* dimension of the "hash" embedder for a new store; 0: 384 */
+    const rag_embedder_def *custom_embedder; /* overrides `embedder` when not NULL */
+    /* FAISS index description for new collections: "HNSW32" (default), "Flat", "SQ8",
+     * "HNSW32,SQ8", "IVF256,Flat", ... Vectors are L2-normalised; scores are inner
+     * products (cosine similarity). */
+    const char *index_spec;
+    int hnsw_ef_search;         /* HNSW search depth; 0: 128 */
+    int chunk_tokens;           /* target chunk size in (approximate) tokens; 0: 256 */
+    int chunk_overlap;          /* overlap between consecutive chunks in tokens; 0: 32 */
+    int read_only;              /* 1: open an existing store read-only */
+    /* Fraction of tombstoned (deleted) vectors in a collection's index above which the
+     * index is rebuilt at the next checkpoint; 0: 0.2. */
+    double compact_threshold;
+    /* Vectors added between automatic index checkpoints; 0: 50000, -1: only explicit
+     * checkpoints and close. */
+    long checkpoint_every;
+} rag_open_options;
+
+/* Fills `opts` with defaults. Can't fail. */
+RAG_API void rag_open_options_init(rag_open_options *opts);
+
+typedef struct rag_db rag_db;
+
+/* Opens (creating when absent, unless read-only) the store in directory `dir`.
+ * On success *out receives the handle, to be closed with rag_close(). Loads each
+ * collection's index file, replays vectors committed after its last checkpoint, and
+ * rebuilds an index whose file is missing, damaged or inconsistent with the store.
+ * Errors: RAG_EINVAL (bad options), RAG_EMISMATCH (embedder/dimension differs from the
+ * store's), RAG_ECORRUPT (not a ragcore store, unknown schema), RAG_EIO, RAG_ESTORE. */
+RAG_API int rag_open(const char *dir, const rag_open_options *opts, rag_db **out);
+
+/* Checkpoints every index and closes the store. NULL is a no-op. Returns the checkpoint
+ * status; the handle is freed whatever it is. */
+RAG_API int rag_close(rag_db *db);
+
+/* Writes each collection's index atomically (temporary file, fsync, rename), recording
+ * the store position it covers; rebuilds indexes whose tombstones passed the threshold. */
+RAG_API int rag_checkpoint(rag_db *db);
+
+/* Name and dimension of the store's embedder. The string lives as long as the handle. */
+RAG_API const char *rag_db_embedder(const rag_db *db);
+RAG_API int rag_db_dim(const rag_db *db);
+RAG_API const char *rag_db_index_spec(const rag_db *db);
+
+/* ------------------------------------------------------------------------------------ */
+/* Collections: named namespaces; documents, chunks and indexes never cross them.        */
+
+#define RAG_DEFAULT_COLLECTION "default"
+
+/* Creates collection `name` (1..128 bytes of letters, digits, '_', '-', '.').
+ * RAG_EEXIST when it exists. */
+RAG_API int rag_collection_create(rag_db *db, const char *name);
+
+/* Deletes a collection with all its documents, chunks, vectors and index file. */
+RAG_API int rag_collection_drop(rag_db *db, const char *name);
+
+/* Lists collection names in byte order. *names is an array of *count strings; free it
+ * with rag_strings_free(names, count). */
+RAG_API int rag_collection_list(rag_db *db, char ***names, size_t *count);
+RAG_API void rag_strings_free(char **strings, size_t count);
+
+typedef struct rag_collection_info {
+    uint64_t documents;        /* live documents */
+    uint64_t chunks;           /* live chunks */
+    uint64_t duplicate_chunks; /* live chunks whose normalised text already existed */
+    uint64_t tombstones;       /* deleted vectors still present in the index */
+    uint64_t index_vectors;    /* vectors in the in-memory index (live + tombstoned) */
+    uint64_t bytes_text;       /* total bytes of document text */
+    int64_t created_at;        /* unix seconds */
+    int64_t newest_ingest;     /* unix seconds of the latest ingest, 0 if none */
+} rag_collection_info;
+
+RAG_API int rag_collection_stats(rag_db *db, const char *name, rag_collection_info *info);
+
+/* ------------------------------------------------------------------------------------ */
+/* Documents.                                                                            */
+
+#define RAG_DOCUMENT_VERSION 1
+
+typedef enum rag_format {
+    RAG_FORMAT_TEXT = 0,     /* plain text: paragraphs and sentences */
+    RAG_FORMAT_MARKDOWN = 1  /* Markdown: also splits at headings and records heading paths */
+} rag_format;
+
+typedef struct rag_document {
+    unsigned version;           /* RAG_DOCUMENT_VERSION */
+    const char *id;             /* unique within the collection; required, 1..512 bytes */
+    const char *text;           /* UTF-8 (validated); required */
+    size_t text_len;            /* bytes of text; (size_t)-1: strlen(text) */
+    const char *title;          /* optional */
+    const char *source;         /* optional source URI or path */
+    const char *metadata_json;  /* optional JSON object, stored verbatim after validation */
+    int64_t source_mtime;       /* unix seconds of the source's modification; 0: unknown */
+    rag_format format;
+} rag_document;
+
+/* Fills a document with defaults (format text, text_len -1). Can't fail. */
+RAG_API void rag_document_init(rag_document *doc);
+
+typedef struct rag_ingest_stats {
+    uint64_t documents;         /* documents written (added or replaced) */
+    uint64_t replaced;          /* of which replaced an existing id */
+    uint64_t chunks;            /* chunks written */
+    uint64_t duplicate_chunks;  /* chunks whose normalised text already existed */
+    uint64_t bytes;             /* text bytes ingested */
+} rag_ingest_stats;
+
+/* Chunks, embeds and stores `n` documents in collection `collection` (created when
+ * absent) in ONE write transaction: on success all are committed, on failure none is
+ * (and nothing stored before is touched). An existing id is replaced: its old chunks are
+ * removed in the same transaction. `stats` (may be NULL) is filled on success. */
+RAG_API int rag_ingest(rag_db *db, const char *collection, const rag_document *docs,
+                       size_t n, rag_ingest_stats *stats);
+
+/* Deletes a document and its chunks. RAG_ENOTFOUND when the id is absent. */
+RAG_API int rag_delete(rag_db *db, const char *collection, const char *doc_id);
+
+/* ------------------------------------------------------------------------------------ */
+/* Search.                                                                               */
+
+#define RAG_SEARCH_OPTIONS_VERSION 1
+
+typedef struct rag_search_options {
+    unsigned version;            /* RAG_SEARCH_OPTIONS_VERSION */
+    const char *collection;      /* NULL: RAG_DEFAULT_COLLECTION */
+    int k;                       /* hits wanted, 1..10000; 0: 10 */
+    const char *const *doc_ids;  /* optional: only chunks of these documents */
+    size_t n_doc_ids;
+    const char *source_prefix;   /* optional: only documents whose source starts so */
+} rag_search_options;
+
+RAG_API void rag_search_options_init(rag_search_options *opts);
+
+/* One hit. Every pointer is owned by the rag_results it came from and valid until
+ * rag_results_free(). Optional strings are "" (never NULL) when absent. */
+typedef struct rag_hit {
+    uint64_t chunk_id;
+    float score;                 /* cosine similarity in [-1, 1] */
+    const char *doc_id;
+    const char *text;            /* the chunk's text (NUL-terminated) */
+    size_t text_len;
+    const char *title;
+    const char *source;
+    const char *heading_path;    /* e.g. "Install > Linux"; "" outside Markdown headings */
+    const char *metadata_json;   /* "{}" when none */
+    uint64_t start, end;         /* byte span of the chunk in the document's text */
+    int token_count;
+    int64_t source_mtime;
+    int64_t ingested_at;
+} rag_hit;
+
+typedef struct rag_results rag_results;
+
+/* Embeds `query` with the store's embedder and returns the best k live chunks, best
+ * first. A search returns min(k, matching live chunks) hits: deleted chunks and chunks
+ * outside the restrictions never take a slot. *out is freed with rag_results_free(). */
+RAG_API int rag_search(rag_db *db, const char *query, const rag_search_options *opts,
+                       rag_results **out);
+
+/* Same with a caller-supplied query vector of `dim` floats (normalised by the library). */
+RAG_API int rag_search_vector(rag_db *db, const float *vec, int dim,
+                              const rag_search_options *opts, rag_results **out);
+
+RAG_API size_t rag_results_count(const rag_results *res);
+/* The i-th hit, or NULL when i is out of range. */
+RAG_API const rag_hit *rag_results_get(const rag_results *res, size_t i);
+RAG_API void rag_results_free(rag_results *res);
+
+/* Embeds texts with the store's embedder: out receives n * rag_db_dim(db) floats,
+ * L2-normalised. */
+RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
+                      float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RAGCORE_H */

@@ -1,0 +1,51 @@
+/* test.h - minimal assertion macros shared by the test executables. */
+#ifndef RAG_TEST_H
+#define RAG_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failures_;
+static int test_checks_;
+
+#define TEST_FAIL_(...)                                                        \
+    do {                                                                       \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                        \
+        fprintf(stderr, __VA_ARGS__);                                          \
+        fputc('\n', stderr);                                                   \
+        test_failures_++;                                                      \
+    } while (0)
+
+#define ASSERT_TRUE(c)                                                         \
+    do { test_checks_++; if (!(c)) TEST_FAIL_("assertion failed: %s", #c); } while (0)
+
+#define ASSERT_EQ_INT(a, b)                                                    \
+    do { long long a_ = (long long)(a), b_ = (long long)(b); test_checks_++;   \
+         if (a_ != b_) TEST_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_); } while (0)
+
+#define ASSERT_STR_EQ(a, b)                                                    \
+    do { const char *a_ = (a), *b_ = (b); test_checks_++;                      \
+         if (!a_ || !b_ || strcmp(a_, b_) != 0)                                \
+             TEST_FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", \
+                        b_ ? b_ : "(null)"); } while (0)
+
+#define ASSERT_NEAR(a, b, eps)                                                 \
+    do { double a_ = (double)(a), b_ = (double)(b); test_checks_++;            \
+         if (!(a_ - b_ <= (eps) && b_ - a_ <= (eps)))                           \
+             TEST_FAIL_("%s ~= %s: %g vs %g", #a, #b, a_, b_); } while (0)
+
+/* Asserts a ragcore call returned RAG_OK, printing rag_errmsg() otherwise. */
+#define ASSERT_OK(call)                                                        \
+    do { int rc_ = (call); test_checks_++;                                     \
+         if (rc_ != 0) TEST_FAIL_("%s returned %d: %s", #call, rc_, rag_errmsg()); } while (0)
+
+#define RUN_TEST(fn)                                                           \
+    do { int before_ = test_failures_; fn();                                   \
+         fprintf(stderr, "%s %s\n", test_failures_ == before_ ? "ok  " : "FAIL", #fn); } while (0)
+
+#define TEST_REPORT()                                                          \
+    (fprintf(stderr, "%d checks, %d failures\n", test_checks_, test_failures_), \
+     test_failures_ ? 1 : 0)
+
+#endif

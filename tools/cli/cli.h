@@ -1,0 +1,22 @@
+/* cli.h - shared declarations of the `ragcore` command-line subcommands. */
+#ifndef RAG_CLI_H
+#define RAG_CLI_H
+
+#include <stdio.h>
+
+/* Exit codes of every subcommand. */
+enum { CLI_OK = 0, CLI_USAGE = 1, CLI_DATA = 2 };
+
+/* Each subcommand takes argv[0] = its own name and returns an exit code. */
+int cmd_ingest(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_model(int argc, char **argv);   /* cmd_model.c: model pull|list */
+int cmd_embed(int argc, char **argv);   /* cmd_model.c: embed texts to JSON vectors */
+int cmd_serve(int argc, char **argv);   /* cmd_serve.c: runs ragcore-server */
+
+/* Prints "ragcore <cmd>: <message>" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

