@@ -24,7 +24,7 @@ void rag_open_options_init(rag_open_options *o)
     memset(o, 0, sizeof *o);
     o->version = RAG_OPEN_OPTIONS_VERSION;
     o->index_spec = DEFAULT_SPEC;
-    o->hnsw_ef_search = 128;
+    o->hnsw_ef_search = 256;
     o->chunk_tokens = 256;
     o->chunk_overlap = 32;
     o->compact_threshold = 0.2;
@@ -503,7 +503,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         if (!o.index_spec)
             o.index_spec = DEFAULT_SPEC;
         if (o.hnsw_ef_search <= 0)
-            o.hnsw_ef_search = 128;
+            o.hnsw_ef_search = 256;
         if (o.chunk_tokens <= 0)
             o.chunk_tokens = 256;
         if (o.chunk_overlap <= 0)

@@ -357,6 +357,14 @@ static int ann_search(rag_txn *txn, rag_coll *c, const float *q, const id_set *s
     }
     free(scores);
     free(ids);
+    if (rc == RAG_OK && res->count < (size_t)k && (want >= total || seen < want)) {
+        /* The graph walk could not reach k live hits (heavy deletion, or k above the
+         * live count): an exact scan is the only way to keep the promise. */
+        for (size_t i = 0; i < res->count; i++)
+            hit_clear(&res->hits[i]);
+        res->count = 0;
+        rc = exact_search(txn, c, rag_vindex_dim(c->ix), q, set, k, res);
+    }
     return rc;
 }
 

@@ -14,7 +14,8 @@
 
 /* Fixed auxiliary tables (LMDB needs every named database opened up front). */
 static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources",
-                                        "config", "sync", "misc"};
+                                        "config", "sync", "misc", "lex_postings",
+                                        "lex_chunks", "lex_stats"};
 #define N_KV (sizeof kv_tables / sizeof kv_tables[0])
 
 enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };
@@ -190,6 +191,9 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     size_t map = INITIAL_MAP_SIZE;
+    const char *env = getenv("RAGCORE_INITIAL_MAP_SIZE"); /* small maps for tests/devices */
+    if (env && atol(env) >= 65536)
+        map = (size_t)atol(env);
     if (stat(path, &sb) == 0) {
         while (map < (size_t)sb.st_size)
             map *= 2;
@@ -395,7 +399,7 @@ static int del_range(rag_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_
         return mdb_status(t, rc, "open cursor");
     MDB_val k = {plen, (void *)prefix}, v;
     long n = 0;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
             break;

@@ -129,7 +129,7 @@ typedef struct rag_open_options {
      * "HNSW32,SQ8", "IVF256,Flat", ... Vectors are L2-normalised; scores are inner
      * products (cosine similarity). */
     const char *index_spec;
-    int hnsw_ef_search;         /* HNSW search depth; 0: 128 */
+    int hnsw_ef_search;         /* HNSW search depth (recall vs latency); 0: 256 */
     int chunk_tokens;           /* target chunk size in (approximate) tokens; 0: 256 */
     int chunk_overlap;          /* overlap between consecutive chunks in tokens; 0: 32 */
     int read_only;              /* 1: open an existing store read-only */
@@ -245,6 +245,19 @@ RAG_API int rag_delete(rag_db *db, const char *collection, const char *doc_id);
 
 #define RAG_SEARCH_OPTIONS_VERSION 1
 
+/* Retrieval mode: dense vectors, BM25 over the lexical index, or both fused. */
+typedef enum rag_mode {
+    RAG_MODE_HYBRID = 0,
+    RAG_MODE_DENSE = 1,
+    RAG_MODE_LEXICAL = 2
+} rag_mode;
+
+/* How hybrid search fuses the two ranked lists. */
+typedef enum rag_fusion {
+    RAG_FUSION_RRF = 0,          /* reciprocal rank fusion: sum of 1 / (rrf_k + rank) */
+    RAG_FUSION_WEIGHTED = 1      /* weighted sum of min-max normalised scores */
+} rag_fusion;
+
 typedef struct rag_search_options {
     unsigned version;            /* RAG_SEARCH_OPTIONS_VERSION */
     const char *collection;      /* NULL: RAG_DEFAULT_COLLECTION */
@@ -252,6 +265,14 @@ typedef struct rag_search_options {
     const char *const *doc_ids;  /* optional: only chunks of these documents */
     size_t n_doc_ids;
     const char *source_prefix;   /* optional: only documents whose source starts so */
+    rag_mode mode;               /* default RAG_MODE_HYBRID */
+    rag_fusion fusion;           /* default RAG_FUSION_RRF */
+    int rrf_k;                   /* RRF constant; 0: 60 */
+    float dense_weight;          /* weighted fusion: weight of the dense side in [0,1]; 0: 0.5 */
+    int candidates;              /* candidates per side for fusion; 0: max(100, 4k) */
+    const char *filter;          /* optional metadata filter expression (see rag_search) */
+    float mmr_lambda;            /* > 0: MMR diversification, relevance weight in (0,1] */
+    int per_doc;                 /* > 0: at most this many hits per document */
 } rag_search_options;
 
 RAG_API void rag_search_options_init(rag_search_options *opts);

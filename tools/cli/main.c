@@ -20,6 +20,7 @@ static const command commands[] = {
     {"delete", cmd_delete, "delete documents by id"},
     {"model", cmd_model, "pull or list embedding models"},
     {"embed", cmd_embed, "embed texts and print the vectors as JSON"},
+    {"eval", cmd_eval, "measure retrieval quality on BEIR-format queries and qrels"},
     {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,213 @@
+/* bench_lexical.c - BM25 lexical index on a BEIR set: nDCG@10 / recall / MRR, index build
+ * time and per-query latency of rag_lexical_search (one document = one chunk, title + text).
+ *
+ * usage: bench_lexical [--data DIR] [--store DIR] [--language L] [--stopwords 0|1]
+ *                      [--k1 X] [--b X] [--repeat N]
+ * DIR holds corpus.jsonl.gz, queries.jsonl and qrels/train.tsv (default
+ * /work/shared/data/scifact-dev). The store (default $TMPDIR/bench_lexical_store) is
+ * rebuilt on each run. */
+#include "beir.h"
+#include "corpus.h"
+#include "eval_metrics.h"
+#include "lexical.h"
+#include "status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of the calling thread: latency without the noise of a shared machine. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct corpus {
+    char **ids, **texts;
+    size_t n, cap;
+} corpus;
+
+static int on_doc(void *user, const rag_document *doc)
+{
+    corpus *c = user;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4096;
+        c->ids = realloc(c->ids, c->cap * sizeof *c->ids);
+        c->texts = realloc(c->texts, c->cap * sizeof *c->texts);
+    }
+    size_t tl = doc->title ? strlen(doc->title) : 0;
+    size_t xl = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
+    char *t = malloc(tl + xl + 2);
+    memcpy(t, doc->title ? doc->title : "", tl);
+    t[tl] = '\n';
+    memcpy(t + tl + 1, doc->text, xl);
+    t[tl + 1 + xl] = 0;
+    c->ids[c->n] = strdup(doc->id);
+    c->texts[c->n++] = t;
+    return RAG_OK;
+}
+
+static void on_err(void *user, const char *where, int rc, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "corpus: %s: %s (%d)\n", where, msg, rc);
+}
+
+typedef struct add_batch {
+    const rag_analyzer *an;
+    const corpus *c;
+    size_t from, to;
+} add_batch;
+
+static int add_fn(rag_txn *txn, void *user)
+{
+    add_batch *b = user;
+    for (size_t i = b->from; i < b->to; i++) {
+        int rc = rag_lexical_add(txn, b->an, 1, i + 1, b->c->texts[i], strlen(b->c->texts[i]));
+        if (rc != RAG_OK)
+            return rc;
+    }
+    return RAG_OK;
+}
+
+
+int main(int argc, char **argv)
+{
+    const char *data = "/work/shared/data/scifact-dev", *store = NULL, *lang = "english";
+    int stop = 1, repeat = 1;
+    rag_bm25_params params;
+    rag_bm25_params_init(&params);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--data")) data = argv[i + 1];
+        else if (!strcmp(argv[i], "--store")) store = argv[i + 1];
+        else if (!strcmp(argv[i], "--language")) lang = argv[i + 1];
+        else if (!strcmp(argv[i], "--stopwords")) stop = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--k1")) params.k1 = (float)atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--b")) params.b = (float)atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "unknown option %s\n", argv[i]);
+            return 1;
+        }
+    }
+    char storebuf[1024], path[1024], qpath[1024], rpath[1024], cmd[1100];
+    if (!store) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(storebuf, sizeof storebuf, "%s/bench_lexical_store", tmp ? tmp : "/tmp");
+        store = storebuf;
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", store);
+    if (system(cmd) != 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/corpus.jsonl.gz", data);
+    snprintf(qpath, sizeof qpath, "%s/queries.jsonl", data);
+    snprintf(rpath, sizeof rpath, "%s/qrels/train.tsv", data);
+
+    corpus c = {0};
+    const char *paths[] = {path};
+    if (rag_corpus_walk(paths, 1, NULL, on_doc, on_err, &c) != RAG_OK || c.n == 0) {
+        fprintf(stderr, "cannot read %s: %s\n", path, rag_errmsg());
+        return 1;
+    }
+    rag_beir_set *set = NULL;
+    if (rag_beir_load(qpath, rpath, &set) != RAG_OK) {
+        fprintf(stderr, "%s\n", rag_errmsg());
+        return 1;
+    }
+    rag_analyzer *an = NULL;
+    rag_store *st = NULL;
+    if (rag_analyzer_create(lang, stop, &an) != RAG_OK || rag_store_open(store, 0, &st) != RAG_OK) {
+        fprintf(stderr, "%s\n", rag_errmsg());
+        return 1;
+    }
+    double t0 = now();
+    for (size_t from = 0; from < c.n; from += 1000) {
+        add_batch b = {an, &c, from, from + 1000 < c.n ? from + 1000 : c.n};
+        if (rag_store_write(st, add_fn, &b) != RAG_OK) {
+            fprintf(stderr, "index: %s\n", rag_errmsg());
+            return 1;
+        }
+    }
+    double t_index = now() - t0;
+
+    /* chunk id i + 1 is document i */
+    enum { K = 100 };
+    float scores[K];
+    uint64_t ids[K];
+    double ranked[K], *ndcg = calloc(set->n, sizeof *ndcg), *lat = calloc(set->n * repeat, sizeof *lat),
+           *cpu = calloc(set->n * repeat, sizeof *cpu);
+    double sum_ndcg = 0, sum_r10 = 0, sum_r100 = 0, sum_mrr = 0;
+    size_t nlat = 0;
+    for (int rep = 0; rep < repeat; rep++) {
+        for (size_t qi = 0; qi < set->n; qi++) {
+            const rag_beir_query *q = &set->queries[qi];
+            double q0 = now(), c0 = cpu_now();
+            rag_txn *txn = NULL;
+            if (rag_store_read(st, &txn) != RAG_OK)
+                return 1;
+            int n = rag_lexical_search(txn, an, 1, q->text, strlen(q->text), &params, K, NULL,
+                                       NULL, scores, ids);
+            rag_txn_end(txn);
+            cpu[nlat] = (cpu_now() - c0) * 1e3;
+            lat[nlat++] = (now() - q0) * 1e3;
+            if (n < 0) {
+                fprintf(stderr, "query %s: %s\n", q->id, rag_errmsg());
+                return 1;
+            }
+            if (rep > 0)
+                continue;
+            double rel[256];
+            size_t nrel = 0;
+            for (size_t j = 0; j < q->n_judged && nrel < 256; j++)
+                if (q->judged[j].gain > 0)
+                    rel[nrel++] = q->judged[j].gain;
+            for (int i = 0; i < n; i++)
+                ranked[i] = rag_beir_gain(q, c.ids[ids[i] - 1]);
+            ndcg[qi] = rag_eval_ndcg(ranked, (size_t)n, rel, nrel, 10);
+            sum_ndcg += ndcg[qi];
+            sum_r10 += rag_eval_recall(ranked, (size_t)n, q->n_relevant, 10);
+            sum_r100 += rag_eval_recall(ranked, (size_t)n, q->n_relevant, 100);
+            sum_mrr += rag_eval_mrr(ranked, (size_t)n, 10);
+        }
+    }
+    uint64_t nchunks = 0, total = 0;
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) == RAG_OK) {
+        rag_lexical_stats(txn, 1, &nchunks, &total);
+        rag_txn_end(txn);
+    }
+    double nq = (double)set->n;
+    printf("{\"bench\":\"lexical\",\"language\":\"%s\",\"stopwords\":%d,\"k1\":%.2f,\"b\":%.2f,"
+           "\"documents\":%zu,\"terms\":%llu,\"queries\":%zu,\"index_s\":%.2f,"
+           "\"ndcg@10\":%.4f,\"recall@10\":%.4f,\"recall@100\":%.4f,\"mrr@10\":%.4f,"
+           "\"latency_ms_p50\":%.3f,\"latency_ms_p95\":%.3f,\"latency_ms_max\":%.3f,"
+           "\"cpu_ms_p50\":%.3f,\"cpu_ms_p95\":%.3f,\"cpu_ms_max\":%.3f}\n",
+           lang, stop, (double)params.k1, (double)params.b, c.n, (unsigned long long)total,
+           set->n, t_index, sum_ndcg / nq, sum_r10 / nq, sum_r100 / nq, sum_mrr / nq,
+           rag_eval_quantile(lat, nlat, 0.5), rag_eval_quantile(lat, nlat, 0.95),
+           rag_eval_quantile(lat, nlat, 1.0), rag_eval_quantile(cpu, nlat, 0.5),
+           rag_eval_quantile(cpu, nlat, 0.95), rag_eval_quantile(cpu, nlat, 1.0));
+    free(ndcg);
+    free(lat);
+    free(cpu);
+    for (size_t i = 0; i < c.n; i++) {
+        free(c.ids[i]);
+        free(c.texts[i]);
+    }
+    free(c.ids);
+    free(c.texts);
+    rag_beir_free(set);
+    rag_analyzer_free(an);
+    rag_store_close(st);
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* bert.h - BERT-family sentence encoder (Hugging Face model directory) on OpenBLAS. */
+#ifndef RAG_BERT_H
+#define RAG_BERT_H
+
+#include "model_registry.h"
+#include "tokenizer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rag_bert rag_bert;
+
+/* Loads a Hugging Face BERT model directory: config.json (model_type bert, hidden_act gelu),
+ * model.safetensors (F32/F16/BF16, names with or without "bert."), vocab.txt or
+ * tokenizer.json, and the sentence-transformers files when present: modules.json +
+ * <pooling dir>/config.json choose CLS or mean pooling (default mean),
+ * sentence_bert_config.json gives max_seq_length (default min(512, max positions)).
+ * Errors: RAG_ENOTFOUND (a required file is missing), RAG_EPARSE (bad config),
+ * RAG_EUNSUPPORTED (another architecture or activation), RAG_ECORRUPT / RAG_EMISMATCH
+ * (weights), RAG_ENOMEM; the message names the file. */
+int rag_bert_load(const char *dir, rag_bert **out);
+
+int rag_bert_dim(const rag_bert *m);
+int rag_bert_max_tokens(const rag_bert *m);
+rag_pooling rag_bert_pooling(const rag_bert *m);
+const rag_tokenizer *rag_bert_tokenizer(const rag_bert *m);
+
+/* Encodes n token sequences (ids[i] of lens[i] ids, [CLS]/[SEP] included, 1 <= lens[i] <=
+ * max positions) into out[n * dim]: pooled and L2-normalised. Sequences are sorted by
+ * length and packed into batches of about 4096 tokens; attention runs over each sequence's
+ * own length (no padding). Not thread-safe on one handle (scratch buffers are shared).
+ * Errors: RAG_EINVAL (bad length or id), RAG_ENOMEM. */
+int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens, size_t n,
+                        float *out);
+
+/* Tokenises (with `prefix` prepended to each text when not NULL, e.g. a query
+ * instruction) and encodes n texts. Errors as above. */
+int rag_bert_embed(rag_bert *m, const char *const *texts, const size_t *lens, size_t n,
+                   const char *prefix, float *out);
+
+/* The one threads knob: OpenBLAS threads used by every encoder (our own code runs on the
+ * calling thread only, so nothing oversubscribes). n <= 0: $RAGCORE_THREADS, else the
+ * number of online CPUs. Returns the number set. */
+int rag_bert_set_threads(int n);
+
+/* Applies $RAGCORE_THREADS when it is set (otherwise OpenBLAS keeps its own default,
+ * $OPENBLAS_NUM_THREADS or all CPUs). Called once when an embedder is created. */
+void rag_bert_set_threads_default(void);
+
+void rag_bert_free(rag_bert *m);
+
+#endif

@@ -1,0 +1,923 @@
+/* lexical.c - BM25 inverted index in the store's auxiliary tables, and its text analyzer.
+ *
+ * Layout (all integers big-endian, so each collection and each term is one key range):
+ *   lex_postings  [u32 coll][term bytes][0x00][u64 chunk]  ->  [u32 tf][u32 chunk length]
+ *   lex_chunks    [u32 coll][u64 chunk]                    ->  [u32 length][u32 distinct terms]
+ *   lex_stats     [u32 coll]                               ->  [u64 chunks][u64 total length]
+ *   lex_stats     [u32 coll][term bytes]                   ->  [u32 document frequency]
+ * A chunk's length is its number of indexed terms (stop words excluded). The posting also
+ * carries the length so that scoring never looks a chunk up. Terms never contain 0x00 and
+ * are at most RAG_LEX_MAX_TERM bytes, so the 0x00 separator makes term ranges disjoint.
+ *
+ * Scoring is Robertson/Lucene BM25 with Lucene's idf:
+ *   idf(t)      = ln(1 + (N - df + 0.5) / (df + 0.5))
+ *   score(q, d) = sum over query terms t (with multiplicity) of
+ *                 idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
+ * where N is the number of indexed chunks and avgdl their mean length. */
+#include "lexical.h"
+
+#include "status.h"
+
+#include <libstemmer.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#define T_POSTINGS "lex_postings"
+#define T_CHUNKS "lex_chunks"
+#define T_STATS "lex_stats"
+
+/* Raw tokens longer than this (bytes) are skipped, as are analysed terms longer than
+ * RAG_LEX_MAX_TERM: such strings are identifiers, hashes or base64, not words. */
+#define MAX_RAW_TOKEN 512
+
+/* ---- big-endian helpers ------------------------------------------------------------- */
+
+static void be32_put(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void be64_put(unsigned char *p, uint64_t v)
+{
+    be32_put(p, (uint32_t)(v >> 32));
+    be32_put(p + 4, (uint32_t)v);
+}
+
+static uint32_t be32_get(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64_get(const unsigned char *p)
+{
+    return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
+}
+
+/* ---- analyzer ----------------------------------------------------------------------- */
+
+struct rag_analyzer {
+    char language[32];
+    int stem;                  /* 0 for "none" */
+    int stopwords;
+    int english;               /* possessive stripping and accent folding */
+    pthread_mutex_t lock;      /* guards the stemmer pool */
+    struct sb_stemmer **pool;  /* idle stemmers (an sb_stemmer is not thread-safe) */
+    size_t npool, cappool;
+};
+
+/* Lucene's English stop-word set (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET), sorted. */
+static const char *const english_stop[] = {
+    "a",     "an",    "and",  "are",   "as",    "at",   "be",   "but",  "by",
+    "for",   "if",    "in",   "into",  "is",    "it",   "no",   "not",  "of",
+    "on",    "or",    "such", "that",  "the",   "their", "then", "there", "these",
+    "they",  "this",  "to",   "was",   "will",  "with"};
+#define N_ENGLISH_STOP (sizeof english_stop / sizeof english_stop[0])
+
+static int is_stop(const char *term, size_t len)
+{
+    if (len > 5)
+        return 0;
+    size_t lo = 0, hi = N_ENGLISH_STOP;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const char *w = english_stop[mid];
+        size_t wl = strlen(w);
+        int c = memcmp(term, w, len < wl ? len : wl);
+        if (c == 0)
+            c = len < wl ? -1 : len > wl;
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
+
+int rag_analyzer_create(const char *language, int stopwords, rag_analyzer **out)
+{
+    *out = NULL;
+    if (!language || !*language)
+        language = "english";
+    if (strlen(language) >= sizeof(((rag_analyzer *)0)->language))
+        return rag_fail(RAG_EINVAL, "analyzer language '%s' is too long", language);
+    int stem = strcmp(language, "none") != 0;
+    int english = strcmp(language, "english") == 0 || strcmp(language, "porter") == 0 ||
+                  strcmp(language, "en") == 0;
+    if (stopwords && !english && stem)
+        return rag_fail(RAG_EINVAL,
+                        "no stop-word list for language '%s' (only english has one)", language);
+    struct sb_stemmer *first = NULL;
+    if (stem) {
+        first = sb_stemmer_new(language, "UTF_8");
+        if (!first)
+            return rag_fail(RAG_EINVAL,
+                            "unknown stemming language '%s' (a Snowball algorithm name such as "
+                            "english, french, german, or none)",
+                            language);
+    }
+    rag_analyzer *an = rag_calloc(1, sizeof *an);
+    if (!an) {
+        sb_stemmer_delete(first);
+        return RAG_ENOMEM;
+    }
+    snprintf(an->language, sizeof an->language, "%s", language);
+    an->stem = stem;
+    an->stopwords = stopwords != 0;
+    an->english = english || !stem;
+    pthread_mutex_init(&an->lock, NULL);
+    if (first) {
+        an->pool = rag_malloc(4 * sizeof *an->pool);
+        if (!an->pool) {
+            sb_stemmer_delete(first);
+            pthread_mutex_destroy(&an->lock);
+            free(an);
+            return RAG_ENOMEM;
+        }
+        an->cappool = 4;
+        an->pool[an->npool++] = first;
+    }
+    *out = an;
+    return RAG_OK;
+}
+
+void rag_analyzer_free(rag_analyzer *an)
+{
+    if (!an)
+        return;
+    for (size_t i = 0; i < an->npool; i++)
+        sb_stemmer_delete(an->pool[i]);
+    free(an->pool);
+    pthread_mutex_destroy(&an->lock);
+    free(an);
+}
+
+/* Takes an idle stemmer from the pool or makes a new one; NULL when out of memory. */
+static struct sb_stemmer *stemmer_acquire(rag_analyzer *an)
+{
+    struct sb_stemmer *s = NULL;
+    pthread_mutex_lock(&an->lock);
+    if (an->npool)
+        s = an->pool[--an->npool];
+    pthread_mutex_unlock(&an->lock);
+    if (!s)
+        s = sb_stemmer_new(an->language, "UTF_8");
+    return s;
+}
+
+static void stemmer_release(rag_analyzer *an, struct sb_stemmer *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&an->lock);
+    if (an->npool == an->cappool) {
+        size_t cap = an->cappool ? an->cappool * 2 : 4;
+        struct sb_stemmer **p = realloc(an->pool, cap * sizeof *p);
+        if (p) {
+            an->pool = p;
+            an->cappool = cap;
+        }
+    }
+    if (an->npool < an->cappool) {
+        an->pool[an->npool++] = s;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&an->lock);
+    sb_stemmer_delete(s);
+}
+
+/* Han ideographs and Hiragana have no spaces between words: each is a token of its own. */
+static int is_ideograph(int32_t cp)
+{
+    return (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x20000 && cp <= 0x3134F) ||
+           (cp >= 0x3040 && cp <= 0x309F);
+}
+
+enum { C_OTHER = 0, C_LETTER = 1, C_DIGIT = 2 };
+
+static int char_class(int32_t cp)
+{
+    if (cp < 0x80) {
+        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == '_')
+            return C_LETTER;
+        return cp >= '0' && cp <= '9' ? C_DIGIT : C_OTHER;
+    }
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_PC:
+        return C_LETTER;
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+        return C_DIGIT;
+    default:
+        return C_OTHER;
+    }
+}
+
+/* Decodes one code point at s[0, n); returns its byte length (bad bytes: -1, length 1). */
+static int decode(const char *s, size_t n, int32_t *cp)
+{
+    if ((unsigned char)s[0] < 0x80) {
+        *cp = (unsigned char)s[0];
+        return 1;
+    }
+    utf8proc_ssize_t r = utf8proc_iterate((const utf8proc_uint8_t *)s,
+                                          n > 4 ? 4 : (utf8proc_ssize_t)n, cp);
+    if (r <= 0) {
+        *cp = -1;
+        return 1;
+    }
+    return (int)r;
+}
+
+/* May joiner `j` glue a word character of class `prev` to one of class `next` (a subset of
+ * Unicode UAX #29: "3.5", "10,000", "don't", "e.g")? */
+static int joins(int32_t j, int prev, int next)
+{
+    if (prev != next)
+        return 0;
+    if (j == '.')
+        return 1;
+    if (j == ',')
+        return prev == C_DIGIT;
+    if (j == '\'' || j == 0x2019)
+        return prev == C_LETTER;
+    return 0;
+}
+
+typedef struct analyze_state {
+    const rag_analyzer *an;
+    struct sb_stemmer *stemmer;
+    rag_term_fn emit;
+    void *user;
+    int rc;
+} analyze_state;
+
+/* Normalises one raw token and emits it unless it is a stop word or too long. */
+static void process_token(analyze_state *as, const char *raw, size_t rawlen)
+{
+    const rag_analyzer *an = as->an;
+    char buf[MAX_RAW_TOKEN * 2];
+    char *term = buf;
+    utf8proc_uint8_t *mapped = NULL;
+    size_t len = 0;
+    int ascii = 1;
+    if (rawlen > MAX_RAW_TOKEN)
+        return;
+    for (size_t i = 0; i < rawlen; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 0x80) {
+            ascii = 0;
+            break;
+        }
+        buf[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    if (ascii) {
+        len = rawlen;
+    } else {
+        /* English: compatibility-decompose, then drop the accents of Latin letters so that
+         * "café" and "cafe" match; other languages keep composed text for their stemmer. */
+        int opts = UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE |
+                   (an->english ? UTF8PROC_DECOMPOSE : UTF8PROC_COMPOSE);
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)raw,
+                                          (utf8proc_ssize_t)rawlen, &mapped, opts);
+        if (r < 0) {
+            if (r == UTF8PROC_ERROR_NOMEM)
+                as->rc = rag_fail(RAG_ENOMEM, "out of memory analyzing text");
+            return; /* invalid sequences were already treated as separators */
+        }
+        int32_t base = 0;
+        int kept_marks = 0;
+        len = 0;
+        for (utf8proc_ssize_t i = 0; i < r;) {
+            int32_t cp;
+            utf8proc_ssize_t m = utf8proc_iterate(mapped + i, r - i, &cp);
+            if (m <= 0)
+                break;
+            if (cp == 0x2019) { /* RIGHT SINGLE QUOTATION MARK reads as an apostrophe */
+                mapped[len++] = '\'';
+            } else if (an->english && utf8proc_category(cp) == UTF8PROC_CATEGORY_MN &&
+                       (base < 0x0250 || (base >= 0x1E00 && base <= 0x1EFF))) {
+                /* accent on a Latin letter: dropped */
+            } else {
+                if (an->english && utf8proc_category(cp) == UTF8PROC_CATEGORY_MN)
+                    kept_marks = 1;
+                memmove(mapped + len, mapped + i, (size_t)m);
+                len += (size_t)m;
+                base = cp;
+            }
+            i += m;
+        }
+        if (kept_marks) { /* marks of other scripts: back to composed form */
+            utf8proc_uint8_t *nfc = NULL;
+            r = utf8proc_map(mapped, (utf8proc_ssize_t)len, &nfc,
+                             UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (r < 0) {
+                as->rc = rag_fail(RAG_ENOMEM, "out of memory analyzing text");
+                goto done;
+            }
+            free(mapped);
+            mapped = nfc;
+            len = (size_t)r;
+        }
+        term = (char *)mapped;
+    }
+    if (an->english && len >= 2 && term[len - 2] == '\'' && term[len - 1] == 's')
+        len -= 2; /* possessive */
+    if (len == 0 || len > RAG_LEX_MAX_TERM || (an->stopwords && is_stop(term, len)))
+        goto done;
+    if (an->stem) {
+        const sb_symbol *s = sb_stemmer_stem(as->stemmer, (const sb_symbol *)term, (int)len);
+        if (!s) {
+            as->rc = rag_fail(RAG_ENOMEM, "out of memory stemming text");
+            goto done;
+        }
+        int sl = sb_stemmer_length(as->stemmer);
+        if (sl > 0)
+            as->emit(as->user, (const char *)s, (size_t)sl);
+    } else {
+        as->emit(as->user, term, len);
+    }
+done:
+    free(mapped);
+}
+
+int rag_analyze(const rag_analyzer *an, const char *text, size_t len, rag_term_fn emit,
+                void *user)
+{
+    analyze_state as = {an, NULL, emit, user, RAG_OK};
+    rag_analyzer *man = (rag_analyzer *)an; /* the pool is internally synchronised */
+    if (an->stem && !(as.stemmer = stemmer_acquire(man)))
+        return rag_fail(RAG_ENOMEM, "out of memory creating a stemmer");
+    size_t pos = 0;
+    while (pos < len && as.rc == RAG_OK) {
+        int32_t cp;
+        int n = decode(text + pos, len - pos, &cp);
+        if (cp >= 0 && is_ideograph(cp)) {
+            process_token(&as, text + pos, (size_t)n);
+            pos += (size_t)n;
+            continue;
+        }
+        int cls = cp >= 0 ? char_class(cp) : C_OTHER;
+        if (cls == C_OTHER) {
+            pos += (size_t)n;
+            continue;
+        }
+        size_t start = pos;
+        pos += (size_t)n;
+        while (pos < len) {
+            int m = decode(text + pos, len - pos, &cp);
+            int c = cp >= 0 && !is_ideograph(cp) ? char_class(cp) : C_OTHER;
+            if (c != C_OTHER) {
+                cls = c;
+                pos += (size_t)m;
+                continue;
+            }
+            if (cp < 0 || pos + (size_t)m >= len)
+                break;
+            int32_t next;
+            int m2 = decode(text + pos + m, len - pos - (size_t)m, &next);
+            int nc = next >= 0 && !is_ideograph(next) ? char_class(next) : C_OTHER;
+            if (!joins(cp, cls, nc))
+                break;
+            pos += (size_t)(m + m2);
+            cls = nc;
+        }
+        process_token(&as, text + start, pos - start);
+    }
+    if (as.stemmer)
+        stemmer_release(man, as.stemmer);
+    return as.rc;
+}
+
+/* ---- term bag: distinct terms of one text with their counts ---------------------------- */
+
+typedef struct term_ent {
+    uint32_t off, len, tf, hash;
+} term_ent;
+
+typedef struct term_bag {
+    char *pool;
+    size_t pool_len, pool_cap;
+    term_ent *slots; /* open addressing; len == 0 marks an empty slot */
+    size_t cap, n;
+    uint32_t total;  /* terms emitted, repeats included */
+    int rc;
+} term_bag;
+
+static uint32_t hash_bytes(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int bag_grow(term_bag *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    term_ent *s = rag_calloc(cap, sizeof *s);
+    if (!s)
+        return RAG_ENOMEM;
+    for (size_t i = 0; i < b->cap; i++) {
+        if (!b->slots[i].len)
+            continue;
+        size_t j = b->slots[i].hash & (cap - 1);
+        while (s[j].len)
+            j = (j + 1) & (cap - 1);
+        s[j] = b->slots[i];
+    }
+    free(b->slots);
+    b->slots = s;
+    b->cap = cap;
+    return RAG_OK;
+}
+
+static void bag_add(void *user, const char *term, size_t len)
+{
+    term_bag *b = user;
+    if (b->rc != RAG_OK)
+        return;
+    if ((b->n + 1) * 2 > b->cap && (b->rc = bag_grow(b)) != RAG_OK)
+        return;
+    uint32_t h = hash_bytes(term, len);
+    size_t j = h & (b->cap - 1);
+    for (; b->slots[j].len; j = (j + 1) & (b->cap - 1)) {
+        term_ent *e = &b->slots[j];
+        if (e->hash == h && e->len == len && memcmp(b->pool + e->off, term, len) == 0) {
+            e->tf++;
+            b->total++;
+            return;
+        }
+    }
+    if (b->pool_len + len > b->pool_cap) {
+        size_t cap = b->pool_cap ? b->pool_cap * 2 : 1024;
+        while (cap < b->pool_len + len)
+            cap *= 2;
+        char *p = rag_realloc(b->pool, cap);
+        if (!p) {
+            b->rc = RAG_ENOMEM;
+            return;
+        }
+        b->pool = p;
+        b->pool_cap = cap;
+    }
+    memcpy(b->pool + b->pool_len, term, len);
+    b->slots[j] = (term_ent){(uint32_t)b->pool_len, (uint32_t)len, 1, h};
+    b->pool_len += len;
+    b->n++;
+    b->total++;
+}
+
+static void bag_free(term_bag *b)
+{
+    free(b->pool);
+    free(b->slots);
+}
+
+static int bag_fill(term_bag *b, const rag_analyzer *an, const char *text, size_t len)
+{
+    memset(b, 0, sizeof *b);
+    int rc = rag_analyze(an, text, len, bag_add, b);
+    if (rc == RAG_OK && b->rc != RAG_OK)
+        rc = rag_fail(b->rc, "out of memory collecting terms");
+    return rc;
+}
+
+/* ---- index maintenance ----------------------------------------------------------------- */
+
+static size_t posting_key(unsigned char *k, uint32_t coll, const char *term, size_t len,
+                          uint64_t chunk)
+{
+    be32_put(k, coll);
+    memcpy(k + 4, term, len);
+    k[4 + len] = 0;
+    be64_put(k + 5 + len, chunk);
+    return 13 + len;
+}
+
+static size_t df_key(unsigned char *k, uint32_t coll, const char *term, size_t len)
+{
+    be32_put(k, coll);
+    memcpy(k + 4, term, len);
+    return 4 + len;
+}
+
+static int get_u32(rag_txn *txn, const char *table, const unsigned char *k, size_t kl,
+                   uint32_t *v)
+{
+    const void *val;
+    size_t vl;
+    int rc = rag_store_kv_get(txn, table, k, kl, &val, &vl);
+    if (rc != RAG_OK)
+        return rc;
+    if (vl < 4)
+        return rag_fail(RAG_ECORRUPT, "lexical table %s: entry of %zu bytes", table, vl);
+    *v = be32_get(val);
+    return RAG_OK;
+}
+
+static int put_u32(rag_txn *txn, const char *table, const unsigned char *k, size_t kl,
+                   uint32_t v)
+{
+    unsigned char b[4];
+    be32_put(b, v);
+    return rag_store_kv_put(txn, table, k, kl, b, 4);
+}
+
+int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t *total_len)
+{
+    unsigned char k[4];
+    const void *val;
+    size_t vl;
+    be32_put(k, coll);
+    *n_chunks = *total_len = 0;
+    int rc = rag_store_kv_get(txn, T_STATS, k, 4, &val, &vl);
+    if (rc == RAG_ENOTFOUND)
+        return RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    if (vl != 16)
+        return rag_fail(RAG_ECORRUPT, "lexical statistics of collection %u: %zu bytes",
+                        (unsigned)coll, vl);
+    *n_chunks = be64_get(val);
+    *total_len = be64_get((const unsigned char *)val + 8);
+    return RAG_OK;
+}
+
+static int put_stats(rag_txn *txn, uint32_t coll, uint64_t n, uint64_t total)
+{
+    unsigned char k[4], v[16];
+    be32_put(k, coll);
+    if (n == 0) {
+        int rc = rag_store_kv_del(txn, T_STATS, k, 4);
+        return rc == RAG_ENOTFOUND ? RAG_OK : rc;
+    }
+    be64_put(v, n);
+    be64_put(v + 8, total);
+    return rag_store_kv_put(txn, T_STATS, k, 4, v, 16);
+}
+
+int rag_lexical_df(rag_txn *txn, uint32_t coll, const char *term, size_t len, uint32_t *df)
+{
+    unsigned char k[4 + RAG_LEX_MAX_TERM];
+    *df = 0;
+    if (len == 0 || len > RAG_LEX_MAX_TERM)
+        return RAG_OK;
+    int rc = get_u32(txn, T_STATS, k, df_key(k, coll, term, len), df);
+    if (rc == RAG_ENOTFOUND) {
+        *df = 0;
+        return RAG_OK;
+    }
+    return rc;
+}
+
+int rag_lexical_indexed(rag_txn *txn, uint32_t coll, uint64_t chunk_id)
+{
+    unsigned char k[12];
+    uint32_t dl;
+    be32_put(k, coll);
+    be64_put(k + 4, chunk_id);
+    int rc = get_u32(txn, T_CHUNKS, k, 12, &dl);
+    return rc == RAG_OK ? 1 : rc == RAG_ENOTFOUND ? 0 : rc;
+}
+
+int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
+                    const char *text, size_t len)
+{
+    term_bag bag;
+    unsigned char ck[12], k[16 + RAG_LEX_MAX_TERM], v[8];
+    uint64_t n, total;
+    int rc = rag_lexical_indexed(txn, coll, chunk_id);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return rag_fail(RAG_EEXIST, "chunk %llu is already in the lexical index",
+                        (unsigned long long)chunk_id);
+    if ((rc = bag_fill(&bag, an, text, len)) != RAG_OK)
+        goto cleanup;
+    for (size_t i = 0; i < bag.cap; i++) {
+        const term_ent *e = &bag.slots[i];
+        if (!e->len)
+            continue;
+        const char *term = bag.pool + e->off;
+        be32_put(v, e->tf);
+        be32_put(v + 4, bag.total);
+        size_t kl = posting_key(k, coll, term, e->len, chunk_id);
+        if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, kl, v, 8)) != RAG_OK)
+            goto cleanup;
+        uint32_t df = 0;
+        kl = df_key(k, coll, term, e->len);
+        rc = get_u32(txn, T_STATS, k, kl, &df);
+        if (rc != RAG_OK && rc != RAG_ENOTFOUND)
+            goto cleanup;
+        if ((rc = put_u32(txn, T_STATS, k, kl, df + 1)) != RAG_OK)
+            goto cleanup;
+    }
+    be32_put(ck, coll);
+    be64_put(ck + 4, chunk_id);
+    be32_put(v, bag.total);
+    be32_put(v + 4, (uint32_t)bag.n);
+    if ((rc = rag_store_kv_put(txn, T_CHUNKS, ck, 12, v, 8)) != RAG_OK)
+        goto cleanup;
+    if ((rc = rag_lexical_stats(txn, coll, &n, &total)) != RAG_OK)
+        goto cleanup;
+    rc = put_stats(txn, coll, n + 1, total + bag.total);
+cleanup:
+    bag_free(&bag);
+    return rc;
+}
+
+int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
+                       const char *text, size_t len)
+{
+    term_bag bag;
+    unsigned char ck[12], k[16 + RAG_LEX_MAX_TERM];
+    const void *val;
+    size_t vl;
+    uint64_t n, total;
+    memset(&bag, 0, sizeof bag);
+    be32_put(ck, coll);
+    be64_put(ck + 4, chunk_id);
+    int rc = rag_store_kv_get(txn, T_CHUNKS, ck, 12, &val, &vl);
+    if (rc == RAG_ENOTFOUND)
+        return RAG_OK; /* never indexed (e.g. stored before the lexical index existed) */
+    if (rc != RAG_OK)
+        return rc;
+    if (vl != 8)
+        return rag_fail(RAG_ECORRUPT, "lexical entry of chunk %llu: %zu bytes",
+                        (unsigned long long)chunk_id, vl);
+    uint32_t dl = be32_get(val), nterms = be32_get((const unsigned char *)val + 4);
+    if ((rc = bag_fill(&bag, an, text, len)) != RAG_OK)
+        goto cleanup;
+    if (bag.total != dl || bag.n != nterms) {
+        rc = rag_fail(RAG_ECORRUPT,
+                      "chunk %llu: text to remove has %u terms (%zu distinct), the lexical "
+                      "index holds %u (%u)",
+                      (unsigned long long)chunk_id, (unsigned)bag.total, bag.n, (unsigned)dl,
+                      (unsigned)nterms);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < bag.cap; i++) {
+        const term_ent *e = &bag.slots[i];
+        if (!e->len)
+            continue;
+        const char *term = bag.pool + e->off;
+        size_t kl = posting_key(k, coll, term, e->len, chunk_id);
+        if ((rc = rag_store_kv_del(txn, T_POSTINGS, k, kl)) != RAG_OK) {
+            if (rc == RAG_ENOTFOUND)
+                rc = rag_fail(RAG_ECORRUPT, "chunk %llu: no posting for term '%.*s'",
+                              (unsigned long long)chunk_id, (int)e->len, term);
+            goto cleanup;
+        }
+        uint32_t df = 0;
+        kl = df_key(k, coll, term, e->len);
+        if ((rc = get_u32(txn, T_STATS, k, kl, &df)) != RAG_OK) {
+            if (rc == RAG_ENOTFOUND)
+                rc = rag_fail(RAG_ECORRUPT, "no document frequency for term '%.*s'",
+                              (int)e->len, term);
+            goto cleanup;
+        }
+        rc = df <= 1 ? rag_store_kv_del(txn, T_STATS, k, kl) : put_u32(txn, T_STATS, k, kl, df - 1);
+        if (rc != RAG_OK)
+            goto cleanup;
+    }
+    if ((rc = rag_store_kv_del(txn, T_CHUNKS, ck, 12)) != RAG_OK)
+        goto cleanup;
+    if ((rc = rag_lexical_stats(txn, coll, &n, &total)) != RAG_OK)
+        goto cleanup;
+    if (n == 0 || total < dl) {
+        rc = rag_fail(RAG_ECORRUPT, "lexical statistics of collection %u underflow",
+                      (unsigned)coll);
+        goto cleanup;
+    }
+    rc = put_stats(txn, coll, n - 1, total - dl);
+cleanup:
+    bag_free(&bag);
+    return rc;
+}
+
+#define PURGE_BATCH 1024
+
+typedef struct key_batch {
+    unsigned char prefix[4];
+    unsigned char (*keys)[512];
+    size_t *lens;
+    size_t n;
+} key_batch;
+
+static int collect_keys(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    key_batch *kb = user;
+    (void)val;
+    (void)vlen;
+    if (klen < 4 || memcmp(key, kb->prefix, 4) != 0 || klen > 512)
+        return 1;
+    memcpy(kb->keys[kb->n], key, klen);
+    kb->lens[kb->n++] = klen;
+    return kb->n == PURGE_BATCH ? 1 : 0;
+}
+
+int rag_lexical_purge(rag_txn *txn, uint32_t coll)
+{
+    static const char *const tables[] = {T_POSTINGS, T_CHUNKS, T_STATS};
+    key_batch kb = {{0}, NULL, NULL, 0};
+    int rc = RAG_OK;
+    be32_put(kb.prefix, coll);
+    kb.keys = rag_malloc(PURGE_BATCH * sizeof *kb.keys);
+    kb.lens = rag_malloc(PURGE_BATCH * sizeof *kb.lens);
+    if (!kb.keys || !kb.lens) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t t = 0; t < 3; t++) {
+        do {
+            kb.n = 0;
+            rc = rag_store_kv_scan(txn, tables[t], kb.prefix, 4, collect_keys, &kb);
+            if (rc < 0)
+                goto cleanup;
+            for (size_t i = 0; i < kb.n; i++)
+                if ((rc = rag_store_kv_del(txn, tables[t], kb.keys[i], kb.lens[i])) != RAG_OK)
+                    goto cleanup;
+            rc = RAG_OK;
+        } while (kb.n == PURGE_BATCH);
+    }
+cleanup:
+    free(kb.keys);
+    free(kb.lens);
+    return rc;
+}
+
+/* ---- search ------------------------------------------------------------------------------ */
+
+void rag_bm25_params_init(rag_bm25_params *p)
+{
+    p->k1 = 0.9f;
+    p->b = 0.4f;
+}
+
+typedef struct acc_slot {
+    uint64_t id;   /* UINT64_MAX: empty */
+    double score;
+} acc_slot;
+
+typedef struct scan_state {
+    const unsigned char *prefix;
+    size_t plen;
+    acc_slot *acc;
+    size_t mask, n;
+    double w, k1, b, inv_avgdl;
+    int rc;
+} scan_state;
+
+static int accumulate(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    scan_state *s = user;
+    if (klen != s->plen + 8 || memcmp(key, s->prefix, s->plen) != 0)
+        return 1;
+    if (vlen != 8) {
+        s->rc = rag_fail(RAG_ECORRUPT, "lexical posting value of %zu bytes", vlen);
+        return 1;
+    }
+    uint64_t id = be64_get((const unsigned char *)key + s->plen);
+    double tf = be32_get(val), dl = be32_get((const unsigned char *)val + 4);
+    double part = s->w * tf * (s->k1 + 1) / (tf + s->k1 * (1 - s->b + s->b * dl * s->inv_avgdl));
+    size_t j = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & s->mask;
+    while (s->acc[j].id != UINT64_MAX && s->acc[j].id != id)
+        j = (j + 1) & s->mask;
+    if (s->acc[j].id == UINT64_MAX) {
+        s->acc[j].id = id;
+        s->acc[j].score = 0;
+        s->n++;
+    }
+    s->acc[j].score += part;
+    return 0;
+}
+
+/* Max-heap order: higher score first, then lower chunk id. */
+static int before(const acc_slot *a, const acc_slot *b)
+{
+    return a->score > b->score || (a->score == b->score && a->id < b->id);
+}
+
+static void sift_down(acc_slot *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && before(&h[l], &h[m]))
+            m = l;
+        if (r < n && before(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        acc_slot t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, const char *query,
+                       size_t len, const rag_bm25_params *params, int k, rag_chunk_pred allow,
+                       void *allow_user, float *scores, uint64_t *ids)
+{
+    rag_bm25_params p;
+    term_bag bag;
+    acc_slot *acc = NULL;
+    uint32_t *dfs = NULL;
+    uint64_t n_chunks, total, sum_df = 0, want;
+    size_t cap = 16, m = 0;
+    scan_state s;
+    unsigned char prefix[8 + RAG_LEX_MAX_TERM];
+    int rc, found = 0;
+    memset(&bag, 0, sizeof bag);
+    if (params)
+        p = *params;
+    else
+        rag_bm25_params_init(&p);
+    if (k < 1)
+        return rag_fail(RAG_EINVAL, "lexical search: k must be at least 1, got %d", k);
+    if (!(p.k1 >= 0 && p.k1 <= 100) || !(p.b >= 0 && p.b <= 1))
+        return rag_fail(RAG_EINVAL, "BM25 parameters out of range: k1=%g (0..100), b=%g (0..1)",
+                        (double)p.k1, (double)p.b);
+    if ((rc = rag_lexical_stats(txn, coll, &n_chunks, &total)) != RAG_OK || n_chunks == 0)
+        return rc;
+    if ((rc = bag_fill(&bag, an, query, len)) != RAG_OK || bag.n == 0)
+        goto cleanup;
+    /* document frequencies first: they size the accumulator and weight the terms */
+    dfs = rag_calloc(bag.cap, sizeof *dfs);
+    if (!dfs) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < bag.cap; i++) {
+        if (!bag.slots[i].len)
+            continue;
+        if ((rc = rag_lexical_df(txn, coll, bag.pool + bag.slots[i].off, bag.slots[i].len,
+                                 &dfs[i])) != RAG_OK)
+            goto cleanup;
+        sum_df += dfs[i];
+    }
+    if (sum_df == 0)
+        goto cleanup;
+    want = sum_df < n_chunks ? sum_df : n_chunks;
+    while (cap < want * 2)
+        cap *= 2;
+    acc = rag_malloc(cap * sizeof *acc);
+    if (!acc) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < cap; i++)
+        acc[i].id = UINT64_MAX;
+    s = (scan_state){NULL, 0, acc, cap - 1, 0, 0, p.k1, p.b,
+                     total ? (double)n_chunks / (double)total : 1.0, RAG_OK};
+    for (size_t i = 0; i < bag.cap; i++) {
+        const term_ent *e = &bag.slots[i];
+        if (!e->len || !dfs[i])
+            continue;
+        double df = dfs[i], N = (double)n_chunks;
+        s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
+        s.plen = df_key(prefix, coll, bag.pool + e->off, e->len);
+        prefix[s.plen++] = 0;
+        s.prefix = prefix;
+        rc = rag_store_kv_scan(txn, T_POSTINGS, prefix, s.plen, accumulate, &s);
+        if (rc < 0)
+            goto cleanup;
+        if (s.rc != RAG_OK) {
+            rc = s.rc;
+            goto cleanup;
+        }
+        rc = RAG_OK;
+    }
+    /* compact the table into a heap and pop the best allowed ones */
+    for (size_t i = 0; i < cap; i++)
+        if (acc[i].id != UINT64_MAX)
+            acc[m++] = acc[i];
+    for (size_t i = m / 2; i-- > 0;)
+        sift_down(acc, m, i);
+    while (m > 0 && found < k) {
+        acc_slot top = acc[0];
+        acc[0] = acc[--m];
+        sift_down(acc, m, 0);
+        if (allow && !allow(allow_user, top.id))
+            continue;
+        scores[found] = (float)top.score;
+        ids[found] = top.id;
+        found++;
+    }
+cleanup:
+    bag_free(&bag);
+    free(dfs);
+    free(acc);
+    return rc < 0 ? rc : found;
+}

@@ -1,0 +1,77 @@
+/* lexical.h - BM25 lexical index stored in the LMDB store and maintained inside the same
+ * write transactions as the chunks it indexes (so it is never out of step with them). */
+#ifndef RAG_LEXICAL_H
+#define RAG_LEXICAL_H
+
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Text analysis: Unicode word split (utf8proc), case folding, optional stop words,
+ * Snowball stemming (libstemmer) for a language. Shareable between threads. */
+typedef struct rag_analyzer rag_analyzer;
+
+/* Longest indexed term in bytes; longer tokens (hashes, base64) are skipped. */
+#define RAG_LEX_MAX_TERM 128
+
+/* language: a Snowball algorithm name ("english", "french", ...; NULL or "": english) or
+ * "none" (no stemming). stopwords: 1 to drop stop words (Lucene's 33-word English list; only
+ * english and none have one: RAG_EINVAL for other languages). RAG_EINVAL for an unknown
+ * language. Words are runs of letters, digits and marks (hyphens split, "3.5", "10,000",
+ * "don't" and "e.g" stay whole); each Han ideograph or Hiragana character is a term of its
+ * own; text is NFKC case-folded; english and none also drop accents of Latin letters and
+ * a possessive "'s". The analyzer keeps a mutex-protected pool of stemmers, so any number
+ * of threads may call rag_analyze on one analyzer at once. */
+int rag_analyzer_create(const char *language, int stopwords, rag_analyzer **out);
+void rag_analyzer_free(rag_analyzer *an);
+
+/* Calls emit for each term of text[0, len) in order (the term is borrowed for the call).
+ * Invalid UTF-8 bytes act as separators. Returns RAG_OK or RAG_ENOMEM. */
+typedef void (*rag_term_fn)(void *user, const char *term, size_t len);
+int rag_analyze(const rag_analyzer *an, const char *text, size_t len, rag_term_fn emit,
+                void *user);
+
+typedef struct rag_bm25_params {
+    float k1;   /* term-frequency saturation; default 0.9 */
+    float b;    /* length normalisation; default 0.4 */
+} rag_bm25_params;
+
+/* Fills the defaults (k1 0.9, b 0.4). Can't fail. */
+void rag_bm25_params_init(rag_bm25_params *p);
+
+/* Adds / removes one chunk's postings, its length and the collection statistics, writing
+ * O(distinct terms of the chunk) entries. Must be given the same text (and analyzer) on
+ * removal as on addition: RAG_ECORRUPT when the terms do not match what was indexed.
+ * add: RAG_EEXIST when the chunk is already indexed. remove: RAG_OK and nothing done when
+ * the chunk was never indexed (a store written before the lexical index existed). */
+int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
+                    const char *text, size_t len);
+int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
+                       const char *text, size_t len);
+/* Removes everything of a collection. */
+int rag_lexical_purge(rag_txn *txn, uint32_t coll);
+
+/* Number of indexed chunks and the sum of their lengths in terms (0, 0 when none). */
+int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t *total_len);
+/* Document frequency of an already analysed term (0 when absent). */
+int rag_lexical_df(rag_txn *txn, uint32_t coll, const char *term, size_t len, uint32_t *df);
+/* 1 when the chunk is in the lexical index, 0 when not, or a negative status. */
+int rag_lexical_indexed(rag_txn *txn, uint32_t coll, uint64_t chunk_id);
+
+/* Predicate deciding whether a chunk may be returned (filters, deletions). */
+typedef int (*rag_chunk_pred)(void *user, uint64_t chunk_id);
+
+/* BM25 top-k over a collection for `query`: fills up to k (scores, ids) best first (ties:
+ * lower chunk id first) and returns the count (>= 0) or a negative status. `allow` may be
+ * NULL; otherwise only chunks for which it returns non-zero take a slot, and it is called
+ * in score order only until k are accepted. params NULL: defaults. k >= 1 (RAG_EINVAL).
+ * score = sum over query terms (repeats count) of
+ *         idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
+ * idf = ln(1 + (N - df + 0.5) / (df + 0.5)), lengths in indexed terms. Term-at-a-time over
+ * each term's posting range; cost O(sum of the query terms' document frequencies). */
+int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, const char *query,
+                       size_t len, const rag_bm25_params *params, int k, rag_chunk_pred allow,
+                       void *allow_user, float *scores, uint64_t *ids);
+
+#endif

@@ -1,0 +1,77 @@
+/* pii.h - detection, masking and keyed hashing of personal data and secrets in text. */
+#ifndef RAG_PII_H
+#define RAG_PII_H
+
+#include <stddef.h>
+
+/* What a detector found. The order is the order of the per-type count arrays. */
+typedef enum rag_pii_type {
+    RAG_PII_EMAIL = 0,  /* user@example.org */
+    RAG_PII_PHONE,      /* +44 20 7946 0958, (555) 123-4567, 1-800-555-0199, ... */
+    RAG_PII_CARD,       /* 13-19 digit payment card numbers that pass the Luhn check */
+    RAG_PII_IBAN,       /* IBANs (plain or in groups of four) that pass the mod-97 check */
+    RAG_PII_IP,         /* IPv4 and IPv6 addresses */
+    RAG_PII_SSN,        /* US social security numbers ddd-dd-dddd (valid area/group/serial) */
+    RAG_PII_SECRET,     /* AWS key ids, JWTs, PEM private-key blocks, provider tokens,
+                           high-entropy tokens */
+    RAG_PII_NTYPES
+} rag_pii_type;
+
+#define RAG_PII_ALL ((1u << RAG_PII_NTYPES) - 1u)
+
+typedef enum rag_pii_mode {
+    RAG_PII_OFF = 0,    /* text is passed through unchanged, nothing is scanned */
+    RAG_PII_MASK,       /* each finding becomes a typed placeholder: [EMAIL], [PHONE], ... */
+    RAG_PII_HASH,       /* each finding becomes [TYPE:<12 hex>], an HMAC-SHA256 of the
+                           normalised value under the caller's key: stable for one key, so
+                           equal values still join, and not reversible without the key */
+    RAG_PII_DROP        /* a text with any finding must be dropped as a whole */
+} rag_pii_mode;
+
+typedef struct rag_pii_match {
+    size_t start, end;  /* byte span [start, end) in the scanned text */
+    rag_pii_type type;
+} rag_pii_match;
+
+typedef struct rag_pii_config {
+    rag_pii_mode mode;
+    unsigned types;             /* bit mask of (1u << rag_pii_type); 0: all types */
+    const unsigned char *key;   /* RAG_PII_HASH only: the per-store key, >= 16 bytes */
+    size_t key_len;
+} rag_pii_config;
+
+typedef struct rag_pii_result {
+    char *text;         /* NUL-terminated output (owned; free with rag_pii_result_free).
+                           NULL when `drop` is set, so dropped raw text is never handed on */
+    size_t len;         /* bytes of text */
+    int drop;           /* RAG_PII_DROP: 1 when the text contained anything detected */
+    size_t counts[RAG_PII_NTYPES]; /* findings per type */
+    size_t total;       /* sum of counts */
+} rag_pii_result;
+
+/* "EMAIL", "PHONE", "CARD", "IBAN", "IP", "SSN", "SECRET" (the placeholder names), or
+ * "UNKNOWN". Can't fail. */
+const char *rag_pii_type_name(rag_pii_type type);
+
+/* Parses "off", "mask", "hash" or "drop". RAG_EINVAL (with the bad word in the message)
+ * for anything else. */
+int rag_pii_parse_mode(const char *s, rag_pii_mode *mode);
+
+/* Finds the PII in text[0, len) (bytes; any encoding that is ASCII-compatible, normally
+ * UTF-8) for the types in mask `types` (0: all). Findings never overlap and come in text
+ * order; *matches (free with rag_free, NULL when *n is 0) receives *n of them.
+ * Errors: RAG_EINVAL (NULL arguments), RAG_ENOMEM. */
+int rag_pii_scan(const char *text, size_t len, unsigned types, rag_pii_match **matches,
+                 size_t *n);
+
+/* Applies cfg->mode to text[0, len) and fills *out (overwritten; free it with
+ * rag_pii_result_free). OFF and texts without findings give an unchanged copy.
+ * Errors: RAG_EINVAL (NULL arguments, unknown mode, HASH without a key of >= 16 bytes),
+ * RAG_ENOMEM, RAG_EIO (the HMAC failed); *out is then empty. */
+int rag_pii_apply(const rag_pii_config *cfg, const char *text, size_t len,
+                  rag_pii_result *out);
+
+/* Frees the output text and zeroes *r. NULL-safe. */
+void rag_pii_result_free(rag_pii_result *r);
+
+#endif

@@ -1,0 +1,51 @@
+/* auth.h - API keys: scopes (read, write, admin), per-collection grants, stored hashed
+ * (SHA-256) in the store's "keys" table and compared in constant time. */
+#ifndef SRV_AUTH_H
+#define SRV_AUTH_H
+
+#include "ragcore.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+enum { SCOPE_READ = 1, SCOPE_WRITE = 2, SCOPE_ADMIN = 4 };
+
+typedef struct srv_auth srv_auth;
+typedef struct auth_key auth_key;
+
+/* Loads the keys of the store. `bootstrap` (may be NULL or "") is an admin key that is
+ * kept only as its hash in memory (id "bootstrap"). RAG_* status; *out on success. */
+int auth_open(rag_db *db, const char *bootstrap, srv_auth **out);
+void auth_close(srv_auth *a);
+
+/* Re-reads the keys table (SIGHUP). On failure the previous keys stay in force. */
+int auth_reload(srv_auth *a);
+
+/* The live key whose secret is `presented`, with a reference the caller releases with
+ * auth_key_release(), or NULL when unknown or revoked. Every stored hash is compared in
+ * constant time. */
+const auth_key *auth_check(srv_auth *a, const char *presented);
+void auth_key_release(const auth_key *k);
+
+const char *auth_key_id(const auth_key *k);
+/* 1 when the key holds `scope` (admin holds every scope) and, when collection is not
+ * NULL, is granted that collection (admin and "*" grants cover every collection). */
+int auth_allows(const auth_key *k, unsigned scope, const char *collection);
+
+/* Parses "read" / "write" / "admin"; 0 when unknown. */
+unsigned auth_scope_parse(const char *name);
+
+/* Creates a key. `collections` are names or "*". On success *secret receives the
+ * plaintext key (malloc'd; shown once, never stored) and *record the public record
+ * (id, name, scopes, collections, created_at). */
+int auth_create(srv_auth *a, const char *name, unsigned scopes, const char *const *collections,
+                size_t ncollections, char **secret, json_t **record);
+
+/* Revokes key `id`: it fails authentication from now on. RAG_ENOTFOUND when absent,
+ * RAG_EINVAL for the bootstrap key. */
+int auth_revoke(srv_auth *a, const char *id);
+
+/* Public records of every stored key (never the hash): a new JSON array. */
+json_t *auth_list(srv_auth *a);
+
+#endif

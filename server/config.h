@@ -1,0 +1,58 @@
+/* config.h - server configuration from flags, environment (RAGCORE_*) and a config file. */
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* Limits and switches that SIGHUP may change while the server runs; read them with
+ * atomic_load (they are shared by every request thread). */
+typedef struct srv_limits {
+    _Atomic long max_body;          /* request body bytes; larger bodies get 413 */
+    _Atomic long max_k;             /* largest "k" of a search */
+    _Atomic long max_query_bytes;   /* longest "query" text */
+    _Atomic long max_batch;         /* documents per ingest / inputs per embeddings call */
+    _Atomic long max_filter_depth;  /* nesting depth of a search "filter" */
+    _Atomic long max_inflight;      /* concurrent requests above which new ones get 429 */
+    _Atomic long write_queue;       /* queued write requests above which new ones get 429 */
+    _Atomic long querylog_retention;/* seconds a query-log entry is kept; 0: forever */
+    _Atomic int access_log;         /* 1: one JSON access-log line per request */
+    _Atomic int querylog;           /* 1: record searches in the query log */
+} srv_limits;
+
+typedef struct srv_config {
+    char *db;             /* store directory (required) */
+    char *listen;         /* HOST:PORT, default 127.0.0.1:8080; port 0 picks a free one */
+    char *embedder;       /* built-in embedder for a new store; NULL: the store's */
+    int dim;              /* dimension of the hash embedder for a new store; 0: default */
+    char *index_spec;     /* FAISS index description for new collections; NULL: default */
+    char *tls_cert;       /* PEM files; both or neither */
+    char *tls_key;
+    int threads;          /* HTTP worker threads; 0: number of CPUs (at least 2) */
+    int timeout;          /* per-connection idle timeout, seconds */
+    int drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
+    char *port_file;      /* when set, the bound port is written there once listening */
+    char *config_file;    /* the file the settings were read from, for SIGHUP */
+    srv_limits limits;
+} srv_config;
+
+/* Fills defaults. Can't fail. */
+void config_init(srv_config *cfg);
+
+/* Frees the strings of cfg (not cfg itself). */
+void config_free(srv_config *cfg);
+
+/* Reads settings in increasing precedence: the config file (--config F or RAGCORE_CONFIG),
+ * the environment (RAGCORE_<NAME> with '-' as '_', e.g. RAGCORE_TLS_CERT), then flags
+ * (--name value or --name=value). Returns 0, 1 when --help was asked (usage printed),
+ * or -1 with a message naming the bad setting and its origin written to err. */
+int config_load(srv_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Re-reads the config file and the environment for SIGHUP, applying only the reloadable
+ * limits. Returns 0 or -1 with a message in err (nothing is changed then). */
+int config_reload(srv_config *cfg, char *err, size_t errlen);
+
+/* Prints the flag summary to `out` (a FILE *). */
+void config_usage(void *out);
+
+#endif

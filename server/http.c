@@ -1,0 +1,466 @@
+/* http.c - the HTTP transport on libmicrohttpd (see http.h). */
+#include "http.h"
+
+#include "log.h"
+#include "routes.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    char *tls_cert, *tls_key;  /* PEM contents */
+    int port;
+};
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static _Atomic unsigned long long req_counter;
+
+static void new_request_id(http_req *r)
+{
+    const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given && *given && strlen(given) < sizeof r->request_id) {
+        int ok = 1;
+        for (const char *p = given; *p; p++)
+            if (!(*p >= '!' && *p <= '~') || *p == '"' || *p == '\\')
+                ok = 0;
+        if (ok) {
+            strcpy(r->request_id, given);
+            return;
+        }
+    }
+    snprintf(r->request_id, sizeof r->request_id, "%016llx", atomic_fetch_add(&req_counter, 1));
+}
+
+void http_reply(http_req *r, int status, const char *ctype, const char *body, size_t len,
+                int is_static)
+{
+    if (r->resp && !r->resp_static)
+        free(r->resp);
+    r->resp = NULL;
+    r->resp_static = is_static;
+    if (is_static) {
+        r->resp = (char *)body;
+    } else if ((r->resp = malloc(len ? len : 1)) != NULL) {
+        memcpy(r->resp, body, len);
+    } else {
+        len = 0;
+        status = 500;
+    }
+    r->resp_len = len;
+    r->status = status;
+    r->ctype = ctype;
+    r->has_resp = 1;
+}
+
+static void reply_owned(http_req *r, int status, const char *ctype, char *body, size_t len)
+{
+    if (r->resp && !r->resp_static)
+        free(r->resp);
+    r->resp = body;
+    r->resp_len = len;
+    r->resp_static = 0;
+    r->status = status;
+    r->ctype = ctype;
+    r->has_resp = 1;
+}
+
+void http_reply_json(http_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
+                      : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char OOM[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":null}}";
+        r->err_code = "internal";
+        http_reply(r, 500, "application/json", OOM, sizeof OOM - 1, 1);
+        return;
+    }
+    reply_owned(r, status, "application/json", text, strlen(text));
+}
+
+void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt,
+                ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->err_code = code;
+    http_reply_json(r, status,
+                    json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", msg,
+                              "field", field ? json_string(field) : json_null()));
+}
+
+const char *http_header(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result send_reply(http_req *r)
+{
+    struct MHD_Response *resp;
+    if (r->resp_static)
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_PERSISTENT);
+    else {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            r->resp = NULL; /* now owned by the response */
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    if (r->hdr_name)
+        MHD_add_response_header(resp, r->hdr_name, r->hdr_value);
+    if (r->body_too_large)
+        MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+typedef struct deferred {
+    http_req *r;
+    void (*fn)(http_req *, void *);
+    void *arg;
+    void (*free_arg)(void *);
+} deferred;
+
+static void run_deferred(void *p)
+{
+    deferred *d = p;
+    http_req *r = d->r;
+    d->fn(r, d->arg);
+    if (d->free_arg)
+        d->free_arg(d->arg);
+    if (!r->has_resp)
+        http_error(r, 500, "internal", NULL, "the write produced no response");
+    free(d);
+    MHD_resume_connection(r->conn);
+}
+
+int http_defer(http_req *r, void (*fn)(http_req *, void *), void *arg,
+               void (*free_arg)(void *))
+{
+    deferred *d = malloc(sizeof *d);
+    if (!d || writer_reserve(r->s->writer, atomic_load(&r->s->cfg.limits.write_queue)) < 0) {
+        free(d);
+        if (free_arg)
+            free_arg(arg);
+        http_error(r, 429, "overloaded", NULL, "too many write requests are queued; retry later");
+        r->hdr_name = "Retry-After";
+        snprintf(r->hdr_value, sizeof r->hdr_value, "1");
+        return -1;
+    }
+    d->r = r;
+    d->fn = fn;
+    d->arg = arg;
+    d->free_arg = free_arg;
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+    writer_push(r->s->writer, run_deferred, d);
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    srv *s = cls;
+    http_req *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->s = s;
+        r->conn = conn;
+        r->method = method;
+        r->t0 = mono();
+        r->route = -1;
+        long n = atomic_fetch_add(&s->inflight, 1) + 1;
+        new_request_id(r);
+        if (!(r->path = strdup(url)))
+            return MHD_NO;
+        long max_body = atomic_load(&s->cfg.limits.max_body);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max_body) {
+            r->body_too_large = 1;
+            http_error(r, 413, "body_too_large", NULL,
+                       "request body of %s bytes exceeds the limit of %ld bytes", cl, max_body);
+            return send_reply(r);
+        }
+        if (n > atomic_load(&s->cfg.limits.max_inflight)) {
+            http_error(r, 429, "overloaded", NULL, "too many requests in flight; retry later");
+            r->hdr_name = "Retry-After";
+            snprintf(r->hdr_value, sizeof r->hdr_value, "1");
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_too_large || r->has_resp)
+            return MHD_YES;
+        size_t max_body = (size_t)atomic_load(&s->cfg.limits.max_body);
+        if (r->body_len + n > max_body) {
+            r->body_too_large = 1;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+            return MHD_YES;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 4096;
+            while (cap < r->body_len + n + 1)
+                cap *= 2;
+            char *p = realloc(r->body, cap);
+            if (!p)
+                return MHD_NO;
+            r->body = p;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        r->body[r->body_len] = 0;
+        return MHD_YES;
+    }
+    if (r->has_resp)
+        return send_reply(r);
+    if (r->body_too_large) {
+        http_error(r, 413, "body_too_large", NULL, "request body exceeds the limit of %ld bytes",
+                   atomic_load(&s->cfg.limits.max_body));
+        return send_reply(r);
+    }
+    routes_dispatch(r);
+    if (r->suspended)
+        return MHD_YES;
+    if (!r->has_resp)
+        http_error(r, 500, "internal", NULL, "no response");
+    return send_reply(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv *s = cls;
+    http_req *r = *con_cls;
+    (void)conn;
+    if (!r)
+        return;
+    double secs = mono() - r->t0;
+    int status = r->has_resp ? r->status : 0;
+    metrics_request(s->metrics, r->route < 0 ? ROUTE_OTHER : r->route, status, secs);
+    if (atomic_load(&s->cfg.limits.access_log)) {
+        json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:s,s:I,s:I}", "request_id",
+                              r->request_id, "method", r->method, "path", r->path ? r->path : "",
+                              "route", route_name(r->route < 0 ? ROUTE_OTHER : r->route),
+                              "status", status, "latency_ms", secs * 1000.0, "key_id",
+                              r->key ? auth_key_id(r->key) : "", "bytes_in",
+                              (json_int_t)r->body_len, "bytes_out", (json_int_t)r->resp_len);
+        if (f && r->err_code)
+            json_object_set_new(f, "error", json_string(r->err_code));
+        if (f && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            json_object_set_new(f, "terminated", json_integer(toe));
+        log_event("info", "access", f);
+    }
+    auth_key_release(r->key);
+    if (!r->resp_static)
+        free(r->resp);
+    free(r->body);
+    free(r->path);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char buf[1024];
+    (void)cls;
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    log_event("warn", "libmicrohttpd", json_pack("{s:s}", "message", buf));
+}
+
+static char *read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long n;
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (data = malloc((size_t)n + 1)) && fread(data, 1, (size_t)n, f) == (size_t)n) {
+        data[n] = 0;
+    } else {
+        snprintf(err, errlen, "%s: cannot read", path);
+        free(data);
+        data = NULL;
+    }
+    fclose(f);
+    return data;
+}
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" -> socket address. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[256];
+    const char *port;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof host)
+            goto bad;
+        snprintf(host, sizeof host, "%.*s", (int)(close - spec - 1), spec + 1);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= sizeof host)
+            goto bad;
+        snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535)
+        goto bad;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "--listen %s: cannot resolve '%s': %s", spec, host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(err, errlen, "--listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", spec);
+    return -1;
+}
+
+int http_start(srv *s, char *err, size_t errlen)
+{
+    struct http_server *h = calloc(1, sizeof *h);
+    struct sockaddr_storage ss;
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (parse_listen(s->cfg.listen, &ss, err, errlen) < 0)
+        goto fail;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (s->cfg.tls_cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "this libmicrohttpd was built without TLS support");
+            goto fail;
+        }
+        if (!(h->tls_cert = read_file(s->cfg.tls_cert, err, errlen)) ||
+            !(h->tls_key = read_file(s->cfg.tls_key, err, errlen)))
+            goto fail;
+        flags |= MHD_USE_TLS;
+    }
+    int threads = s->cfg.threads;
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 2 ? 2 : (int)n;
+    }
+    struct MHD_OptionItem opts[16];
+    int n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)s->cfg.timeout, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    if (threads > 1)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    if (h->tls_cert) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    /* Request ids: start time and pid in the high bits, a counter below. */
+    atomic_store(&req_counter, ((unsigned long long)time(NULL) << 24) ^
+                                   ((unsigned long long)getpid() << 8));
+    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+                                 MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, errlen, "cannot listen on %s (address in use, bad TLS files, or no "
+                 "permission)", s->cfg.listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    s->http = h;
+    return 0;
+fail:
+    free(h->tls_cert);
+    free(h->tls_key);
+    free(h);
+    return -1;
+}
+
+int http_port(srv *s)
+{
+    return s->http ? s->http->port : 0;
+}
+
+void http_quiesce(srv *s)
+{
+    if (!s->http || !s->http->daemon)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->http->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_stop(srv *s)
+{
+    if (!s->http)
+        return;
+    if (s->http->daemon)
+        MHD_stop_daemon(s->http->daemon);
+    free(s->http->tls_cert);
+    free(s->http->tls_key);
+    free(s->http);
+    s->http = NULL;
+}

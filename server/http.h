@@ -1,0 +1,69 @@
+/* http.h - the HTTP transport on libmicrohttpd: listener (thread pool, epoll, TLS),
+ * request bodies with the size limit, per-request state, JSON responses and errors,
+ * access log, and deferral of write requests to the writer thread. */
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+
+#include "server.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct MHD_Connection;
+
+typedef struct http_req {
+    srv *s;
+    struct MHD_Connection *conn;
+    const char *method;        /* borrowed from libmicrohttpd for the request's life */
+    char *path;                /* unescaped path */
+    int route;                 /* route id for metrics (routes.h) */
+    char request_id[33];
+    double t0;                 /* monotonic start time */
+    const auth_key *key;       /* set by routes' auth check; released at completion */
+    char *body;                /* request body, NUL-terminated (NULL when empty) */
+    size_t body_len, body_cap;
+    int body_too_large;
+    /* response */
+    int has_resp;
+    int status;
+    char *resp;
+    size_t resp_len;
+    int resp_static;           /* resp is not to be freed */
+    const char *ctype;
+    const char *hdr_name;      /* one extra header (Allow, Retry-After), or NULL */
+    char hdr_value[64];
+    const char *err_code;      /* error code for the access log (static string) */
+    int suspended;
+} http_req;
+
+/* Starts listening according to s->cfg (threads, TLS, timeout). -1 with a message. */
+int http_start(srv *s, char *err, size_t errlen);
+/* Port actually bound (useful with port 0). */
+int http_port(srv *s);
+/* Stops accepting connections; connections already open are served. */
+void http_quiesce(srv *s);
+/* Closes every connection and stops the threads. */
+void http_stop(srv *s);
+
+/* Sets the response. `body` is copied unless `is_static` (then it must outlive the
+ * request). */
+void http_reply(http_req *r, int status, const char *ctype, const char *body, size_t len,
+                int is_static);
+/* Sets the response to body (reference stolen) serialised as JSON. */
+void http_reply_json(http_req *r, int status, json_t *body);
+/* Sets {"error":{"code","message","field"}}; field may be NULL (JSON null). */
+void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
+
+/* Request header / query-string argument, or NULL. Valid during the request. */
+const char *http_header(http_req *r, const char *name);
+const char *http_query(http_req *r, const char *name);
+
+/* Runs fn(r, arg) on the writer thread, then free_arg(arg) (may be NULL), then sends
+ * the response fn set. While queued the connection is suspended, so HTTP threads stay
+ * free for reads. When the write queue is full the response is set to 429, free_arg(arg)
+ * is called and -1 returned; otherwise 0. */
+int http_defer(http_req *r, void (*fn)(http_req *r, void *arg), void *arg,
+               void (*free_arg)(void *arg));
+
+#endif

@@ -1,0 +1,263 @@
+/* querylog.c - the query log, batched into the store's "querylog" table. */
+#include "querylog.h"
+
+#include "db.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define QLOG_TABLE "querylog"
+#define QLOG_MAX_PENDING 100000
+#define QLOG_KEY_LEN 12
+
+struct srv_querylog {
+    rag_db *db;
+    srv_limits *limits;
+    srv_metrics *metrics;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    json_t *pending;          /* array of entries not yet written */
+    unsigned char last_key[QLOG_KEY_LEN];
+    uint64_t last_us;
+    uint32_t seq;
+    int stop;
+    pthread_t thread;
+    time_t last_trim;
+};
+
+static void key_hex(const unsigned char *k, char out[25])
+{
+    static const char D[] = "0123456789abcdef";
+    for (int i = 0; i < QLOG_KEY_LEN; i++) {
+        out[2 * i] = D[k[i] >> 4];
+        out[2 * i + 1] = D[k[i] & 15];
+    }
+    out[24] = 0;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static int unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = s[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] | v : v << 4);
+    }
+    return 0;
+}
+
+/* Writes the pending batch (if any) and trims old entries when due. */
+static void flush(srv_querylog *q, int force_trim)
+{
+    pthread_mutex_lock(&q->mu);
+    json_t *batch = q->pending;
+    unsigned char key[QLOG_KEY_LEN];
+    memcpy(key, q->last_key, sizeof key);
+    q->pending = json_array();
+    pthread_mutex_unlock(&q->mu);
+
+    if (batch && json_array_size(batch) > 0) {
+        char *text = json_dumps(batch, JSON_COMPACT);
+        int rc = text ? rag_db_kv_put(q->db, QLOG_TABLE, key, sizeof key, text, strlen(text))
+                      : RAG_ENOMEM;
+        if (rc != RAG_OK) {
+            log_msg("error", "querylog_write", "dropping %zu entries: %s: %s",
+                    json_array_size(batch), rag_strerror(rc), rag_errmsg());
+            metrics_querylog_dropped(q->metrics, json_array_size(batch));
+        }
+        free(text);
+    }
+    json_decref(batch);
+
+    time_t now = time(NULL);
+    long retention = atomic_load(&q->limits->querylog_retention);
+    if (retention > 0 && (force_trim || now - q->last_trim >= 60)) {
+        unsigned char end[8];
+        put_be64(end, (uint64_t)(now - retention) * 1000000u);
+        long n = rag_db_kv_trim(q->db, QLOG_TABLE, end, sizeof end);
+        if (n < 0)
+            log_msg("error", "querylog_trim", "%s: %s", rag_strerror((int)n), rag_errmsg());
+        q->last_trim = now;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    srv_querylog *q = arg;
+    flush(q, 1);
+    pthread_mutex_lock(&q->mu);
+    while (!q->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        pthread_mutex_unlock(&q->mu);
+        flush(q, 0);
+        pthread_mutex_lock(&q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
+    flush(q, 0);
+    return NULL;
+}
+
+srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics)
+{
+    srv_querylog *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->db = db;
+    q->limits = limits;
+    q->metrics = metrics;
+    q->pending = json_array();
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    if (!q->pending || pthread_create(&q->thread, NULL, writer_main, q) != 0) {
+        json_decref(q->pending);
+        pthread_mutex_destroy(&q->mu);
+        pthread_cond_destroy(&q->cv);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void qlog_stop(srv_querylog *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stop = 1;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->thread, NULL);
+    json_decref(q->pending);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+void qlog_record(srv_querylog *q, json_t *entry, char id_out[25])
+{
+    struct timeval tv;
+    unsigned char key[QLOG_KEY_LEN];
+    gettimeofday(&tv, NULL);
+    uint64_t us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+
+    pthread_mutex_lock(&q->mu);
+    if (us <= q->last_us) { /* same microsecond or clock stepped back: keep ids ordered */
+        us = q->last_us;
+        q->seq++;
+    } else {
+        q->last_us = us;
+        q->seq = 0;
+    }
+    put_be64(key, us);
+    put_be32(key + 8, q->seq);
+    key_hex(key, id_out);
+    json_object_set_new(entry, "id", json_string(id_out));
+    json_object_set_new(entry, "ts_us", json_integer((json_int_t)us));
+    if (json_array_size(q->pending) >= QLOG_MAX_PENDING) {
+        pthread_mutex_unlock(&q->mu);
+        metrics_querylog_dropped(q->metrics, 1);
+        json_decref(entry);
+        return;
+    }
+    memcpy(q->last_key, key, sizeof key);
+    json_array_append_new(q->pending, entry);
+    pthread_mutex_unlock(&q->mu);
+}
+
+typedef struct page_ctx {
+    char after[25];      /* entries must have id > after ("" none) */
+    char from[25];       /* and id >= from */
+    const char *collection;
+    long limit;
+    json_t *entries;
+    int full;
+} page_ctx;
+
+static int page_visit(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    page_ctx *c = user;
+    json_t *batch = json_loadb(val, vlen, 0, NULL), *e;
+    size_t i;
+    (void)key;
+    (void)klen;
+    json_array_foreach(batch, i, e) {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        if (!id || strcmp(id, c->after) <= 0 || strcmp(id, c->from) < 0)
+            continue;
+        if (c->collection) {
+            const char *coll = json_string_value(json_object_get(e, "collection"));
+            if (!coll || strcmp(coll, c->collection))
+                continue;
+        }
+        if ((long)json_array_size(c->entries) >= c->limit) {
+            c->full = 1;
+            break;
+        }
+        json_array_append(c->entries, e);
+    }
+    json_decref(batch);
+    return c->full;
+}
+
+int qlog_page(srv_querylog *q, const char *after, long long since, const char *collection,
+              long limit, json_t **out)
+{
+    unsigned char start[QLOG_KEY_LEN] = {0}, tmp[QLOG_KEY_LEN];
+    page_ctx c = {.collection = collection, .limit = limit};
+    int rc;
+    *out = NULL;
+    if (after && *after) {
+        if (unhex(after, tmp, sizeof tmp) < 0)
+            return RAG_EINVAL;
+        memcpy(start, tmp, sizeof start);
+        snprintf(c.after, sizeof c.after, "%s", after);
+    }
+    if (since > 0) {
+        put_be64(tmp, (uint64_t)since * 1000000u);
+        memset(tmp + 8, 0, 4);
+        key_hex(tmp, c.from);
+        if (memcmp(tmp, start, sizeof tmp) > 0)
+            memcpy(start, tmp, sizeof start);
+    }
+    c.entries = json_array();
+    if (!c.entries)
+        return RAG_ENOMEM;
+    rc = rag_db_kv_scan(q->db, QLOG_TABLE, start, sizeof start, page_visit, &c);
+    if (rc < 0) { /* > 0: the visitor stopped the scan */
+        json_decref(c.entries);
+        return rc;
+    }
+    size_t n = json_array_size(c.entries);
+    json_t *next = c.full && n ? json_deep_copy(json_object_get(json_array_get(c.entries, n - 1), "id"))
+                               : json_null();
+    *out = json_pack("{s:o,s:o}", "entries", c.entries, "next", next);
+    return *out ? RAG_OK : RAG_ENOMEM;
+}

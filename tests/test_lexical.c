@@ -1,0 +1,518 @@
+/* test_lexical.c - BM25 index: analyzer, exact scores, maintenance, Unicode, threads. */
+#include "lexical.h"
+#include "status.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+enum { OP_ADD, OP_REMOVE, OP_PURGE };
+
+typedef struct op {
+    int kind;
+    uint32_t coll;
+    uint64_t id;
+    const char *text;
+} op;
+
+typedef struct op_list {
+    const rag_analyzer *an;
+    const op *ops;
+    size_t n;
+} op_list;
+
+static int run_ops(rag_txn *txn, void *user)
+{
+    const op_list *l = user;
+    for (size_t i = 0; i < l->n; i++) {
+        const op *o = &l->ops[i];
+        int rc = o->kind == OP_ADD
+                     ? rag_lexical_add(txn, l->an, o->coll, o->id, o->text, strlen(o->text))
+                 : o->kind == OP_REMOVE
+                     ? rag_lexical_remove(txn, l->an, o->coll, o->id, o->text, strlen(o->text))
+                     : rag_lexical_purge(txn, o->coll);
+        if (rc != RAG_OK)
+            return rc;
+    }
+    return RAG_OK;
+}
+
+static int apply(rag_store *st, const rag_analyzer *an, const op *ops, size_t n)
+{
+    op_list l = {an, ops, n};
+    return rag_store_write(st, run_ops, &l);
+}
+
+static int apply1(rag_store *st, const rag_analyzer *an, int kind, uint32_t coll, uint64_t id,
+                  const char *text)
+{
+    op o = {kind, coll, id, text};
+    return apply(st, an, &o, 1);
+}
+
+static rag_store *open_store(const char *name)
+{
+    const char *tmp = getenv("RAGCORE_TEST_TMP");
+    char dir[1024], cmd[1100];
+    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        return NULL;
+    rag_store *st = NULL;
+    if (rag_store_open(dir, 0, &st) != RAG_OK)
+        fprintf(stderr, "rag_store_open: %s\n", rag_errmsg());
+    return st;
+}
+
+typedef struct search_out {
+    int n;
+    float scores[16];
+    uint64_t ids[16];
+} search_out;
+
+static search_out search(rag_store *st, const rag_analyzer *an, uint32_t coll, const char *q,
+                         int k, rag_chunk_pred allow, void *allow_user)
+{
+    search_out r;
+    memset(&r, 0, sizeof r);
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK) {
+        r.n = -100;
+        return r;
+    }
+    r.n = rag_lexical_search(txn, an, coll, q, strlen(q), NULL, k, allow, allow_user, r.scores,
+                             r.ids);
+    rag_txn_end(txn);
+    return r;
+}
+
+/* Collects emitted terms as "t1|t2|...". */
+typedef struct joined {
+    char buf[2048];
+    size_t len;
+} joined;
+
+static void join_term(void *user, const char *term, size_t len)
+{
+    joined *j = user;
+    if (j->len + len + 2 >= sizeof j->buf)
+        return;
+    if (j->len)
+        j->buf[j->len++] = '|';
+    memcpy(j->buf + j->len, term, len);
+    j->len += len;
+    j->buf[j->len] = 0;
+}
+
+static const char *terms_of(const rag_analyzer *an, const char *text, joined *j)
+{
+    memset(j, 0, sizeof *j);
+    if (rag_analyze(an, text, strlen(text), join_term, j) != RAG_OK)
+        return "(error)";
+    return j->buf;
+}
+
+/* ---- analyzer ---------------------------------------------------------------------------- */
+
+static void test_analyzer_english(void)
+{
+    rag_analyzer *an = NULL;
+    joined j;
+    ASSERT_OK(rag_analyzer_create("english", 1, &an));
+    if (!an)
+        return;
+    /* stop words go, stems stay, hyphens split, numbers and contractions stay whole */
+    ASSERT_STR_EQ(terms_of(an, "The Running dogs of the owner's COVID-19 trial", &j),
+                  "run|dog|owner|covid|19|trial");
+    ASSERT_STR_EQ(terms_of(an, "3.5 mg, 10,000 cells; don't e.g. end.", &j),
+                  "3.5|mg|10,000|cell|don't|e.g|end");
+    ASSERT_STR_EQ(terms_of(an, "  ...  --- ", &j), "");
+    ASSERT_STR_EQ(terms_of(an, "", &j), "");
+    /* "runs", "running" and "run" share a stem */
+    joined a, b;
+    ASSERT_STR_EQ(terms_of(an, "runs", &a), terms_of(an, "running", &b));
+    rag_analyzer_free(an);
+
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    ASSERT_STR_EQ(terms_of(an, "The Running dogs", &j), "the|running|dogs");
+    rag_analyzer_free(an);
+    ASSERT_OK(rag_analyzer_create("none", 1, &an));
+    ASSERT_STR_EQ(terms_of(an, "The Running dogs", &j), "running|dogs");
+    rag_analyzer_free(an);
+}
+
+static void test_analyzer_unicode(void)
+{
+    rag_analyzer *an = NULL;
+    joined j;
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!an)
+        return;
+    /* case folding beyond ASCII, accents of Latin letters dropped, ligature expanded */
+    ASSERT_STR_EQ(terms_of(an, "CAFÉ Café cafe\xCC\x81 Straße ÉCOLE \xEF\xAC\x81ne", &j),
+                  "cafe|cafe|cafe|strasse|ecole|fine");
+    /* curly apostrophe reads as a straight one */
+    ASSERT_STR_EQ(terms_of(an, "don\xE2\x80\x99t", &j), "don't");
+    /* Greek and Cyrillic are folded, not split */
+    ASSERT_STR_EQ(terms_of(an, "ΑΛΦΑ-β Москва", &j), "αλφα|β|москва");
+    /* Han and Hiragana: one term per character; Katakana runs stay whole */
+    ASSERT_STR_EQ(terms_of(an, "東京大学で研究 コンピュータ", &j),
+                  "東|京|大|学|で|研|究|コンピュータ");
+    /* invalid UTF-8 bytes separate words */
+    ASSERT_STR_EQ(terms_of(an, "abc\xFF" "def\xC3", &j), "abc|def");
+    rag_analyzer_free(an);
+
+    /* a non-English stemmer keeps accents for its algorithm */
+    ASSERT_OK(rag_analyzer_create("french", 0, &an));
+    if (an) {
+        joined a, b;
+        ASSERT_STR_EQ(terms_of(an, "continuellement", &a), terms_of(an, "continuel", &b));
+        ASSERT_STR_EQ(terms_of(an, "été", &j), "été");
+        rag_analyzer_free(an);
+    }
+}
+
+static void test_analyzer_errors(void)
+{
+    rag_analyzer *an = (rag_analyzer *)1;
+    ASSERT_EQ_INT(rag_analyzer_create("klingon", 0, &an), RAG_EINVAL);
+    ASSERT_TRUE(an == NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "klingon") != NULL);
+    ASSERT_EQ_INT(rag_analyzer_create("french", 1, &an), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "stop-word") != NULL);
+    ASSERT_OK(rag_analyzer_create(NULL, 1, &an)); /* default english */
+    joined j;
+    ASSERT_STR_EQ(terms_of(an, "the cats", &j), "cat");
+    rag_analyzer_free(an);
+    rag_analyzer_free(NULL);
+}
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+static const char *thread_text =
+    "Running experiments on generalized cellular differentiation: the organisms' responses "
+    "were measured repeatedly, and CAFÉ-style naïve analyses of 東京 data were discarded.";
+
+typedef struct thread_arg {
+    const rag_analyzer *an;
+    const char *expect;
+    int mismatches;
+} thread_arg;
+
+static void *analyze_many(void *user)
+{
+    thread_arg *a = user;
+    for (int i = 0; i < 300; i++) {
+        joined j;
+        if (strcmp(terms_of(a->an, thread_text, &j), a->expect) != 0)
+            a->mismatches++;
+    }
+    return NULL;
+}
+
+static void test_analyzer_threads(void)
+{
+    rag_analyzer *an = NULL;
+    ASSERT_OK(rag_analyzer_create("english", 1, &an));
+    if (!an)
+        return;
+    joined ref;
+    terms_of(an, thread_text, &ref);
+    ASSERT_TRUE(strstr(ref.buf, "run|experi") == ref.buf);
+    pthread_t th[6];
+    thread_arg args[6];
+    for (int i = 0; i < 6; i++) {
+        args[i] = (thread_arg){an, ref.buf, 0};
+        ASSERT_EQ_INT(pthread_create(&th[i], NULL, analyze_many, &args[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ASSERT_EQ_INT(args[i].mismatches, 0);
+    }
+    rag_analyzer_free(an);
+}
+
+/* ---- index and scores ---------------------------------------------------------------------- */
+
+static const op tiny[] = {
+    {OP_ADD, 7, 1, "apple banana apple"},
+    {OP_ADD, 7, 2, "banana cherry"},
+    {OP_ADD, 7, 3, "cherry date elderberry fig"},
+};
+
+static int not_two(void *user, uint64_t id)
+{
+    (*(int *)user)++;
+    return id != 2;
+}
+
+static void test_bm25_exact(void)
+{
+    rag_store *st = open_store("lexical_exact");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(apply(st, an, tiny, 3));
+
+    rag_txn *txn = NULL;
+    ASSERT_OK(rag_store_read(st, &txn));
+    uint64_t n = 0, total = 0;
+    uint32_t df = 0;
+    ASSERT_OK(rag_lexical_stats(txn, 7, &n, &total));
+    ASSERT_EQ_INT(n, 3);
+    ASSERT_EQ_INT(total, 9);
+    ASSERT_OK(rag_lexical_df(txn, 7, "banana", 6, &df));
+    ASSERT_EQ_INT(df, 2);
+    ASSERT_OK(rag_lexical_df(txn, 7, "apple", 5, &df));
+    ASSERT_EQ_INT(df, 1);
+    ASSERT_OK(rag_lexical_df(txn, 7, "grape", 5, &df));
+    ASSERT_EQ_INT(df, 0);
+    ASSERT_EQ_INT(rag_lexical_indexed(txn, 7, 2), 1);
+    ASSERT_EQ_INT(rag_lexical_indexed(txn, 7, 4), 0);
+    ASSERT_EQ_INT(rag_lexical_indexed(txn, 8, 2), 0);
+    rag_txn_end(txn);
+
+    /* N=3, avgdl=3, k1=0.9, b=0.4; idf(df=1) = ln(1 + 2.5/1.5), idf(df=2) = ln(1.6).
+     * apple in chunk 1: tf=2, dl=3: idf1 * 2*1.9 / (2 + 0.9) */
+    search_out r = search(st, an, 7, "apple", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 1);
+    ASSERT_NEAR(r.scores[0], 1.2852245384, 1e-5);
+
+    /* chunk 2: 2 * ln1.6 * 1.9/(1 + 0.9*(0.6 + 0.4*2/3)); chunk 1: ln1.6 * 1.9/1.9;
+     * chunk 3: ln1.6 * 1.9/(1 + 0.9*(0.6 + 0.4*4/3)) */
+    r = search(st, an, 7, "Banana CHERRY", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 3);
+    ASSERT_EQ_INT(r.ids[0], 2);
+    ASSERT_EQ_INT(r.ids[1], 1);
+    ASSERT_EQ_INT(r.ids[2], 3);
+    ASSERT_NEAR(r.scores[0], 1.0033785343, 1e-5);
+    ASSERT_NEAR(r.scores[1], 0.4700036292, 1e-5);
+    ASSERT_NEAR(r.scores[2], 0.4420826216, 1e-5);
+
+    /* a repeated query term counts twice */
+    r = search(st, an, 7, "apple apple", 10, NULL, NULL);
+    ASSERT_NEAR(r.scores[0], 2 * 1.2852245384, 1e-5);
+
+    /* k limits; the predicate is consulted and excluded chunks take no slot */
+    r = search(st, an, 7, "banana cherry", 1, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 2);
+    int calls = 0;
+    r = search(st, an, 7, "banana cherry", 2, not_two, &calls);
+    ASSERT_EQ_INT(r.n, 2);
+    ASSERT_EQ_INT(r.ids[0], 1);
+    ASSERT_EQ_INT(r.ids[1], 3);
+    ASSERT_EQ_INT(calls, 3);
+
+    /* unknown terms, other collections, empty queries: no hits */
+    ASSERT_EQ_INT(search(st, an, 7, "grape", 10, NULL, NULL).n, 0);
+    ASSERT_EQ_INT(search(st, an, 8, "apple", 10, NULL, NULL).n, 0);
+    ASSERT_EQ_INT(search(st, an, 7, " -- ", 10, NULL, NULL).n, 0);
+
+    /* bad arguments */
+    ASSERT_EQ_INT(search(st, an, 7, "apple", 0, NULL, NULL).n, RAG_EINVAL);
+    ASSERT_OK(rag_store_read(st, &txn));
+    rag_bm25_params p;
+    rag_bm25_params_init(&p);
+    ASSERT_NEAR(p.k1, 0.9, 1e-6);
+    ASSERT_NEAR(p.b, 0.4, 1e-6);
+    p.b = 1.5f;
+    float sc[4];
+    uint64_t ids[4];
+    ASSERT_EQ_INT(rag_lexical_search(txn, an, 7, "apple", 5, &p, 4, NULL, NULL, sc, ids),
+                  RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "b=1.5") != NULL);
+    /* b = 0: no length normalisation: chunk 1 banana = ln1.6 * 1.9/1.9 */
+    p.b = 0;
+    p.k1 = 1.2f;
+    ASSERT_EQ_INT(rag_lexical_search(txn, an, 7, "banana", 6, &p, 4, NULL, NULL, sc, ids), 2);
+    ASSERT_NEAR(sc[0], 0.4700036292, 1e-5);
+    ASSERT_NEAR(sc[1], 0.4700036292, 1e-5);
+    ASSERT_EQ_INT(ids[0], 1); /* tie: lower id first */
+    rag_txn_end(txn);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+/* Serialises every entry of the three lexical tables into one buffer. */
+typedef struct dump {
+    unsigned char *buf;
+    size_t len, cap;
+    size_t entries;
+} dump;
+
+static int dump_entry(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    dump *d = user;
+    size_t need = d->len + klen + vlen + 16;
+    if (need > d->cap) {
+        d->cap = need * 2;
+        d->buf = realloc(d->buf, d->cap);
+    }
+    memcpy(d->buf + d->len, &klen, sizeof klen);
+    d->len += sizeof klen;
+    memcpy(d->buf + d->len, key, klen);
+    d->len += klen;
+    memcpy(d->buf + d->len, &vlen, sizeof vlen);
+    d->len += sizeof vlen;
+    memcpy(d->buf + d->len, val, vlen);
+    d->len += vlen;
+    d->entries++;
+    return 0;
+}
+
+static dump dump_tables(rag_store *st)
+{
+    dump d = {NULL, 0, 0, 0};
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return d;
+    rag_store_kv_scan(txn, "lex_postings", NULL, 0, dump_entry, &d);
+    rag_store_kv_scan(txn, "lex_chunks", NULL, 0, dump_entry, &d);
+    rag_store_kv_scan(txn, "lex_stats", NULL, 0, dump_entry, &d);
+    rag_txn_end(txn);
+    return d;
+}
+
+static void test_remove_restores(void)
+{
+    rag_store *st = open_store("lexical_remove");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("english", 1, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(apply(st, an, tiny, 3));
+    dump before = dump_tables(st);
+    ASSERT_TRUE(before.entries > 10);
+
+    const char *extra = "The runner ran; runners were running with apples and cherries.";
+    ASSERT_OK(apply1(st, an, OP_ADD, 7, 99, extra));
+    dump mid = dump_tables(st);
+    ASSERT_TRUE(mid.entries > before.entries);
+    /* stemming: "running" finds "runs"-family words; "apples" finds "apple" */
+    search_out r = search(st, an, 7, "run", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 99);
+    r = search(st, an, 7, "apples", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 2);
+    /* stop words are neither indexed nor searched */
+    ASSERT_EQ_INT(search(st, an, 7, "the with and", 10, NULL, NULL).n, 0);
+
+    /* adding twice is refused; removing with other text is detected; both leave no trace */
+    ASSERT_EQ_INT(apply1(st, an, OP_ADD, 7, 99, extra), RAG_EEXIST);
+    ASSERT_EQ_INT(apply1(st, an, OP_REMOVE, 7, 99, "something else entirely"), RAG_ECORRUPT);
+    ASSERT_TRUE(strstr(rag_errmsg(), "99") != NULL);
+    dump again = dump_tables(st);
+    ASSERT_TRUE(again.len == mid.len && memcmp(again.buf, mid.buf, mid.len) == 0);
+    free(again.buf);
+
+    ASSERT_OK(apply1(st, an, OP_REMOVE, 7, 99, extra));
+    dump after = dump_tables(st);
+    ASSERT_EQ_INT(after.entries, before.entries);
+    ASSERT_TRUE(after.len == before.len && memcmp(after.buf, before.buf, before.len) == 0);
+    /* removing a chunk that was never indexed is a no-op */
+    ASSERT_OK(apply1(st, an, OP_REMOVE, 7, 12345, "whatever"));
+
+    /* removing everything deletes every entry, statistics included */
+    op all[] = {{OP_REMOVE, 7, 1, tiny[0].text}, {OP_REMOVE, 7, 2, tiny[1].text},
+                {OP_REMOVE, 7, 3, tiny[2].text}};
+    ASSERT_OK(apply(st, an, all, 3));
+    dump empty = dump_tables(st);
+    ASSERT_EQ_INT(empty.entries, 0);
+    ASSERT_EQ_INT(search(st, an, 7, "banana", 10, NULL, NULL).n, 0);
+    free(empty.buf);
+    free(before.buf);
+    free(mid.buf);
+    free(after.buf);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+static void test_purge(void)
+{
+    rag_store *st = open_store("lexical_purge");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("english", 0, &an));
+    if (!st || !an)
+        goto done;
+    dump empty = dump_tables(st);
+    op other[] = {{OP_ADD, 8, 1, "banana split"}};
+    ASSERT_OK(apply(st, an, other, 1));
+    dump only8 = dump_tables(st);
+    /* a collection big enough to need several purge batches */
+    op *many = calloc(1500, sizeof *many);
+    char (*texts)[64] = calloc(1500, 64);
+    for (int i = 0; i < 1500; i++) {
+        snprintf(texts[i], 64, "word%d common banana %d", i, i * 7);
+        many[i] = (op){OP_ADD, 7, (uint64_t)i + 10, texts[i]};
+    }
+    ASSERT_OK(apply(st, an, many, 1500));
+    ASSERT_EQ_INT(search(st, an, 7, "banana", 10, NULL, NULL).n, 10);
+    ASSERT_OK(apply1(st, an, OP_PURGE, 7, 0, ""));
+    dump after = dump_tables(st);
+    ASSERT_TRUE(after.len == only8.len && memcmp(after.buf, only8.buf, only8.len) == 0);
+    ASSERT_EQ_INT(search(st, an, 7, "banana", 10, NULL, NULL).n, 0);
+    ASSERT_EQ_INT(search(st, an, 8, "banana", 10, NULL, NULL).n, 1);
+    ASSERT_OK(apply1(st, an, OP_PURGE, 8, 0, ""));
+    dump none = dump_tables(st);
+    ASSERT_EQ_INT(none.entries, empty.entries);
+    free(many);
+    free(texts);
+    free(empty.buf);
+    free(only8.buf);
+    free(after.buf);
+    free(none.buf);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+static void test_unicode_search(void)
+{
+    rag_store *st = open_store("lexical_unicode");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("english", 1, &an));
+    if (!st || !an)
+        goto done;
+    op docs[] = {{OP_ADD, 1, 1, "東京大学で研究する"},
+                 {OP_ADD, 1, 2, "Le café, École normale"},
+                 {OP_ADD, 1, 3, "Kyoto daigaku"}};
+    ASSERT_OK(apply(st, an, docs, 3));
+    search_out r = search(st, an, 1, "大学", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 1);
+    r = search(st, an, 1, "CAFE ecole", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 2);
+    r = search(st, an, 1, "KYŌTO", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 3);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+int main(void)
+{
+    RUN_TEST(test_analyzer_english);
+    RUN_TEST(test_analyzer_unicode);
+    RUN_TEST(test_analyzer_errors);
+    RUN_TEST(test_analyzer_threads);
+    RUN_TEST(test_bm25_exact);
+    RUN_TEST(test_remove_restores);
+    RUN_TEST(test_purge);
+    RUN_TEST(test_unicode_search);
+    return TEST_REPORT();
+}

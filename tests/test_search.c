@@ -1,0 +1,430 @@
+/* test_search.c - public API end to end: ingest, search with restrictions, deletes and
+ * tombstones, replace, reopen with index replay, corrupt index rebuild, embedder checks. */
+#include "test.h"
+
+#include "ragcore.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <unistd.h>
+
+static char dir[4096];
+
+static void fresh_dir(const char *name)
+{
+    const char *tmp = getenv("RAGCORE_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ASSERT_EQ_INT(system(cmd), 0);
+}
+
+/* Deterministic test embedder: text "v<i>" (optionally followed by words) maps to a
+ * random unit vector seeded by i, so the nearest neighbour of query "v<i>" is doc v<i>. */
+#define TDIM 32
+static int test_embed(void *user, const char *const *texts, const size_t *lens, size_t n,
+                      int is_query, float *out)
+{
+    (void)user;
+    (void)is_query;
+    for (size_t t = 0; t < n; t++) {
+        unsigned long seed = 0;
+        if (lens[t] > 1 && texts[t][0] == 'v')
+            seed = strtoul(texts[t] + 1, NULL, 10) + 1;
+        uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 12345;
+        for (int j = 0; j < TDIM; j++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out[t * TDIM + j] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+        }
+    }
+    return 0;
+}
+
+static rag_embedder_def test_def = {RAG_EMBEDDER_DEF_VERSION, "test-embedder", TDIM, test_embed,
+                                    NULL, NULL};
+
+static rag_db *open_db(const char *spec)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &test_def;
+    if (spec)
+        o.index_spec = spec;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    return db;
+}
+
+static void ingest_range(rag_db *db, const char *coll, int from, int to, const char *source_dir)
+{
+    int n = to - from;
+    rag_document *docs = calloc((size_t)n, sizeof *docs);
+    char (*ids)[32] = calloc((size_t)n, 32), (*src)[64] = calloc((size_t)n, 64);
+    for (int i = 0; i < n; i++) {
+        rag_document_init(&docs[i]);
+        snprintf(ids[i], 32, "v%d", from + i);
+        snprintf(src[i], 64, "%s/v%d.txt", source_dir, from + i);
+        docs[i].id = ids[i];
+        docs[i].text = ids[i];
+        docs[i].source = src[i];
+        docs[i].source_mtime = 1000 + from + i;
+    }
+    rag_ingest_stats st;
+    ASSERT_OK(rag_ingest(db, coll, docs, (size_t)n, &st));
+    ASSERT_EQ_INT(st.documents, n);
+    ASSERT_EQ_INT(st.chunks, n);
+    free(docs);
+    free(ids);
+    free(src);
+}
+
+static void test_basic_search_and_provenance(void)
+{
+    fresh_dir("search_basic");
+    rag_db *db = open_db(NULL);
+    ingest_range(db, "a", 0, 500, "/data/a");
+    rag_results *res = NULL;
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "a";
+    so.k = 5;
+    ASSERT_OK(rag_search(db, "v42", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 5);
+    const rag_hit *h = rag_results_get(res, 0);
+    ASSERT_STR_EQ(h->doc_id, "v42");
+    ASSERT_STR_EQ(h->text, "v42");
+    ASSERT_STR_EQ(h->source, "/data/a/v42.txt");
+    ASSERT_NEAR(h->score, 1.0, 1e-4);
+    ASSERT_EQ_INT(h->start, 0);
+    ASSERT_EQ_INT(h->end, 3);
+    ASSERT_EQ_INT(h->source_mtime, 1042);
+    ASSERT_TRUE(h->ingested_at > 1700000000);
+    ASSERT_STR_EQ(h->metadata_json, "{}");
+    ASSERT_TRUE(rag_results_get(res, 5) == NULL);
+    for (size_t i = 1; i < rag_results_count(res); i++)
+        ASSERT_TRUE(rag_results_get(res, i - 1)->score >= rag_results_get(res, i)->score);
+    rag_results_free(res);
+    /* Search by vector gives the same top hit. */
+    float q[TDIM];
+    const char *t = "v7";
+    size_t l = 2;
+    test_embed(NULL, &t, &l, 1, 1, q);
+    ASSERT_OK(rag_search_vector(db, q, TDIM, &so, &res));
+    ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v7");
+    rag_results_free(res);
+    ASSERT_EQ_INT(rag_search_vector(db, q, TDIM - 1, &so, &res), RAG_EINVAL);
+    so.collection = "nope";
+    ASSERT_EQ_INT(rag_search(db, "v1", &so, &res), RAG_ENOTFOUND);
+    ASSERT_TRUE(strstr(rag_errmsg(), "nope") != NULL);
+    so.collection = "a";
+    so.k = 0;
+    so.k = -3;
+    ASSERT_EQ_INT(rag_search(db, "v1", &so, &res), RAG_EINVAL);
+    ASSERT_OK(rag_close(db));
+}
+
+static void test_collections_are_isolated(void)
+{
+    fresh_dir("search_colls");
+    rag_db *db = open_db(NULL);
+    ingest_range(db, "a", 0, 100, "/a");
+    ingest_range(db, "b", 100, 200, "/b");
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "a";
+    so.k = 100;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "v150", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 100);
+    for (size_t i = 0; i < rag_results_count(res); i++)
+        ASSERT_TRUE(strncmp(rag_results_get(res, i)->source, "/a/", 3) == 0);
+    rag_results_free(res);
+    char **names = NULL;
+    size_t n = 0;
+    ASSERT_OK(rag_collection_list(db, &names, &n));
+    ASSERT_EQ_INT(n, 2);
+    ASSERT_STR_EQ(names[0], "a");
+    rag_strings_free(names, n);
+    ASSERT_EQ_INT(rag_collection_create(db, "a"), RAG_EEXIST);
+    ASSERT_EQ_INT(rag_collection_create(db, "bad name!"), RAG_EINVAL);
+    ASSERT_OK(rag_collection_drop(db, "b"));
+    so.collection = "b";
+    ASSERT_EQ_INT(rag_search(db, "v150", &so, &res), RAG_ENOTFOUND);
+    ASSERT_OK(rag_close(db));
+    /* The drop survives a reopen and the other collection is intact. */
+    db = open_db(NULL);
+    ASSERT_EQ_INT(rag_search(db, "v150", &so, &res), RAG_ENOTFOUND);
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, "a", &ci));
+    ASSERT_EQ_INT(ci.documents, 100);
+    ASSERT_EQ_INT(ci.chunks, 100);
+    ASSERT_OK(rag_close(db));
+}
+
+static void test_restrictions(void)
+{
+    fresh_dir("search_restrict");
+    rag_db *db = open_db(NULL);
+    ingest_range(db, "c", 0, 300, "/x");
+    ingest_range(db, "c", 300, 600, "/y");
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "c";
+    so.k = 10;
+    const char *ids[] = {"v3", "v400", "v599", "missing"};
+    so.doc_ids = ids;
+    so.n_doc_ids = 4;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "v400", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 3);
+    ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v400");
+    rag_results_free(res);
+    so.n_doc_ids = 0;
+    so.source_prefix = "/y/";
+    so.k = 50;
+    ASSERT_OK(rag_search(db, "v10", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 50);
+    for (size_t i = 0; i < rag_results_count(res); i++)
+        ASSERT_TRUE(strncmp(rag_results_get(res, i)->source, "/y/", 3) == 0);
+    rag_results_free(res);
+    /* Both restrictions intersect. */
+    so.doc_ids = ids;
+    so.n_doc_ids = 4;
+    ASSERT_OK(rag_search(db, "v3", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 2);
+    rag_results_free(res);
+    ASSERT_OK(rag_close(db));
+}
+
+/* Deleting most documents leaves tombstones in the HNSW graph; a search must still
+ * return k live hits whenever k exist. */
+static void test_deletes_keep_k_live_hits(void)
+{
+    fresh_dir("search_deletes");
+    rag_db *db = open_db(NULL);
+    ingest_range(db, "d", 0, 2000, "/d");
+    for (int i = 0; i < 2000; i++) {
+        if (i % 10 == 0)
+            continue; /* keep 200 */
+        char id[32];
+        snprintf(id, sizeof id, "v%d", i);
+        ASSERT_OK(rag_delete(db, "d", id));
+    }
+    ASSERT_EQ_INT(rag_delete(db, "d", "v1"), RAG_ENOTFOUND);
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, "d", &ci));
+    ASSERT_EQ_INT(ci.documents, 200);
+    ASSERT_EQ_INT(ci.tombstones, 1800);
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "d";
+    so.k = 50;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "v1", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 50);
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        int num = atoi(rag_results_get(res, i)->doc_id + 1);
+        ASSERT_EQ_INT(num % 10, 0);
+    }
+    rag_results_free(res);
+    so.k = 300; /* more than exist: all 200 live ones */
+    ASSERT_OK(rag_search(db, "v10", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 200);
+    ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v10");
+    rag_results_free(res);
+    /* A checkpoint compacts: tombstones over the threshold trigger a rebuild. */
+    ASSERT_OK(rag_checkpoint(db));
+    ASSERT_OK(rag_collection_stats(db, "d", &ci));
+    ASSERT_EQ_INT(ci.tombstones, 0);
+    ASSERT_EQ_INT(ci.index_vectors, 200);
+    ASSERT_OK(rag_close(db));
+    db = open_db(NULL);
+    ASSERT_OK(rag_collection_stats(db, "d", &ci));
+    ASSERT_EQ_INT(ci.tombstones, 0);
+    ASSERT_EQ_INT(ci.index_vectors, 200);
+    ASSERT_OK(rag_close(db));
+}
+
+static void test_replace_document(void)
+{
+    fresh_dir("search_replace");
+    rag_db *db = open_db(NULL);
+    rag_document d;
+    rag_document_init(&d);
+    d.id = "doc";
+    d.text = "v1 first version";
+    d.metadata_json = "{\"lang\": \"en\"}";
+    ASSERT_OK(rag_ingest(db, NULL, &d, 1, NULL));
+    d.text = "v2 second version";
+    rag_ingest_stats st;
+    ASSERT_OK(rag_ingest(db, NULL, &d, 1, &st));
+    ASSERT_EQ_INT(st.replaced, 1);
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.documents, 1);
+    ASSERT_EQ_INT(ci.chunks, 1);
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "v1", NULL, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 1);
+    ASSERT_STR_EQ(rag_results_get(res, 0)->text, "v2 second version");
+    ASSERT_STR_EQ(rag_results_get(res, 0)->metadata_json, "{\"lang\":\"en\"}");
+    rag_results_free(res);
+    /* Bad input names the problem and stores nothing of the batch. */
+    rag_document bad[2];
+    rag_document_init(&bad[0]);
+    rag_document_init(&bad[1]);
+    bad[0].id = "ok";
+    bad[0].text = "v5";
+    bad[1].id = "broken";
+    bad[1].text = "v6 \xff\xfe bytes";
+    ASSERT_EQ_INT(rag_ingest(db, NULL, bad, 2, NULL), RAG_EENCODING);
+    ASSERT_TRUE(strstr(rag_errmsg(), "broken") && strstr(rag_errmsg(), "byte 3"));
+    bad[1].text = "fine";
+    bad[1].metadata_json = "{\"a\": ";
+    ASSERT_EQ_INT(rag_ingest(db, NULL, bad, 2, NULL), RAG_EPARSE);
+    bad[1].metadata_json = "[1,2]";
+    ASSERT_EQ_INT(rag_ingest(db, NULL, bad, 2, NULL), RAG_EPARSE);
+    bad[1].metadata_json = NULL;
+    bad[1].id = "";
+    ASSERT_EQ_INT(rag_ingest(db, NULL, bad, 2, NULL), RAG_EINVAL);
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.documents, 1);
+    ASSERT_OK(rag_close(db));
+}
+
+static void test_reopen_replays_and_rebuilds(void)
+{
+    fresh_dir("search_replay");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &test_def;
+    o.checkpoint_every = -1; /* only explicit checkpoints */
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ingest_range(db, "r", 0, 300, "/r");
+    ASSERT_OK(rag_checkpoint(db));
+    char idx[4200];
+    snprintf(idx, sizeof idx, "%s/index/1.idx", dir);
+    /* Keep a copy of the older checkpoint, add more, close (checkpoints again). */
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s.old'", idx, idx);
+    ASSERT_EQ_INT(system(cmd), 0);
+    ingest_range(db, "r", 300, 600, "/r");
+    ASSERT_OK(rag_close(db));
+    /* Put the older index file back: opening replays the 300 newer vectors. */
+    snprintf(cmd, sizeof cmd, "cp '%s.old' '%s'", idx, idx);
+    ASSERT_EQ_INT(system(cmd), 0);
+    ASSERT_OK(rag_open(dir, &o, &db));
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, "r", &ci));
+    ASSERT_EQ_INT(ci.index_vectors, 600);
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "r";
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "v555", &so, &res));
+    ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v555");
+    rag_results_free(res);
+    ASSERT_OK(rag_close(db));
+    /* Damage the index file: it is rebuilt from the store, nothing is lost. */
+    FILE *fp = fopen(idx, "r+b");
+    ASSERT_TRUE(fp != NULL);
+    fseek(fp, 4000, SEEK_SET);
+    fputs("garbage garbage garbage", fp);
+    fclose(fp);
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_collection_stats(db, "r", &ci));
+    ASSERT_EQ_INT(ci.index_vectors, 600);
+    ASSERT_OK(rag_search(db, "v123", &so, &res));
+    ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v123");
+    rag_results_free(res);
+    ASSERT_OK(rag_close(db));
+    /* Missing file: rebuilt as well. */
+    unlink(idx);
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_search(db, "v9", &so, &res));
+    ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v9");
+    rag_results_free(res);
+    ASSERT_OK(rag_close(db));
+}
+
+static void test_embedder_identity(void)
+{
+    fresh_dir("search_identity");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_STR_EQ(rag_db_embedder(db), "hash");
+    ASSERT_EQ_INT(rag_db_dim(db), 384);
+    rag_document d;
+    rag_document_init(&d);
+    d.id = "x";
+    d.text = "The quick brown fox jumps over the lazy dog.";
+    ASSERT_OK(rag_ingest(db, NULL, &d, 1, NULL));
+    ASSERT_OK(rag_close(db));
+    o.embedder = "hash-128";
+    ASSERT_EQ_INT(rag_open(dir, &o, &db), RAG_EMISMATCH);
+    ASSERT_TRUE(strstr(rag_errmsg(), "hash") != NULL);
+    o.embedder = NULL;
+    o.custom_embedder = &test_def;
+    ASSERT_EQ_INT(rag_open(dir, &o, &db), RAG_EMISMATCH);
+    o.custom_embedder = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db)); /* recorded embedder by default */
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "quick fox", NULL, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 1);
+    ASSERT_TRUE(rag_results_get(res, 0)->score > 0.3);
+    rag_results_free(res);
+    ASSERT_OK(rag_close(db));
+    o.embedder = "no-such-model";
+    fresh_dir("search_identity2");
+    ASSERT_EQ_INT(rag_open(dir, &o, &db), RAG_ENOTFOUND);
+    ASSERT_TRUE(strstr(rag_errmsg(), "no-such-model") != NULL);
+    o.embedder = "hash";
+    o.index_spec = "Bogus99";
+    ASSERT_EQ_INT(rag_open(dir, &o, &db), RAG_EINVAL);
+    ASSERT_TRUE(db == NULL);
+    /* Version and error helpers. */
+    ASSERT_STR_EQ(rag_version(), RAGCORE_VERSION_STRING);
+    ASSERT_STR_EQ(rag_strerror(RAG_EMISMATCH), "store was created with a different configuration");
+    ASSERT_STR_EQ(rag_strerror(-999), "unknown status");
+    ASSERT_OK(rag_close(NULL));
+}
+
+static void test_other_index_specs(void)
+{
+    const char *specs[] = {"Flat", "HNSW32,SQ8", "IVF16,Flat"};
+    for (int s = 0; s < 3; s++) {
+        fresh_dir("search_specs");
+        rag_db *db = open_db(specs[s]);
+        ASSERT_STR_EQ(rag_db_index_spec(db), specs[s]);
+        ingest_range(db, "s", 0, 50, "/s"); /* IVF: too few to train, exact scans */
+        ingest_range(db, "s", 50, 1000, "/s");
+        rag_results *res = NULL;
+        rag_search_options so;
+        rag_search_options_init(&so);
+        so.collection = "s";
+        ASSERT_OK(rag_search(db, "v777", &so, &res));
+        ASSERT_EQ_INT(rag_results_count(res), 10);
+        ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, "v777");
+        rag_results_free(res);
+        ASSERT_OK(rag_close(db));
+    }
+}
+
+int main(void)
+{
+    RUN_TEST(test_basic_search_and_provenance);
+    RUN_TEST(test_collections_are_isolated);
+    RUN_TEST(test_restrictions);
+    RUN_TEST(test_deletes_keep_k_live_hits);
+    RUN_TEST(test_replace_document);
+    RUN_TEST(test_reopen_replays_and_rebuilds);
+    RUN_TEST(test_embedder_identity);
+    RUN_TEST(test_other_index_specs);
+    return TEST_REPORT();
+}

@@ -1,0 +1,877 @@
+/* test_server.c - ragcore-server over real loopback HTTP (libcurl): every endpoint, the
+ * auth matrix, validation errors, body limit, concurrency, SIGHUP reload, TLS and
+ * graceful shutdown with persistence. */
+#include "test.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ADMIN_KEY "test-admin-key-0123456789"
+
+static char tmpdir[1024];
+static char server_bin[1024];
+
+typedef struct server {
+    pid_t pid;
+    int port;
+    int tls;
+    char base[128];
+} server;
+
+static server S; /* the main server under test */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- HTTP client ------------------------------------------------------------------- */
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+    json_t *json; /* parsed body when it is JSON */
+} resp;
+
+static size_t on_data(char *p, size_t size, size_t n, void *user)
+{
+    resp *r = user;
+    size_t add = size * n;
+    char *b = realloc(r->body, r->len + add + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, add);
+    r->body = b;
+    r->len += add;
+    r->body[r->len] = 0;
+    return add;
+}
+
+static void resp_free(resp *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* Performs one request; key may be NULL (no auth header). Returns the status, 0 when the
+ * transfer failed. */
+static long request(const server *sv, const char *method, const char *path, const char *key,
+                    const char *body, size_t blen, resp *out)
+{
+    char url[2048], hdr[256];
+    struct curl_slist *h = NULL;
+    CURL *c = curl_easy_init();
+    memset(out, 0, sizeof *out);
+    snprintf(url, sizeof url, "%s%s", sv->base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (sv->tls) {
+        char ca[1100];
+        snprintf(ca, sizeof ca, "%s/tls/cert.pem", tmpdir);
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    }
+    if (key) {
+        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, hdr);
+    }
+    if (body) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    else
+        fprintf(stderr, "  curl %s %s: %s\n", method, path, curl_easy_strerror(rc));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out->body)
+        out->json = json_loadb(out->body, out->len, 0, NULL);
+    return out->status;
+}
+
+static long req(const char *method, const char *path, const char *key, const char *body,
+                resp *out)
+{
+    return request(&S, method, path, key, body, body ? strlen(body) : 0, out);
+}
+
+/* error.code and error.field of an error response ("" when absent). */
+static const char *err_code(const resp *r)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+    return s ? s : "";
+}
+
+static const char *err_field(const resp *r)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
+    return s ? s : "";
+}
+
+/* ---- server processes -------------------------------------------------------------- */
+
+/* Starts ragcore-server on a free port with `db`; extra flags follow. 0 on success. */
+static int start_server(server *sv, const char *db, const char *logname, int tls,
+                        const char *const *extra)
+{
+    char portfile[1100], logfile[1100];
+    snprintf(portfile, sizeof portfile, "%s/%s.port", tmpdir, logname);
+    snprintf(logfile, sizeof logfile, "%s/%s.log", tmpdir, logname);
+    unlink(portfile);
+    memset(sv, 0, sizeof *sv);
+    sv->tls = tls;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = server_bin;
+    argv[n++] = "--db";
+    argv[n++] = db;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--port-file";
+    argv[n++] = portfile;
+    argv[n++] = "--threads";
+    argv[n++] = "4";
+    argv[n++] = "--embedder";
+    argv[n++] = "hash";
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        setenv("RAGCORE_ADMIN_KEY", ADMIN_KEY, 1);
+        execv(server_bin, (char *const *)argv);
+        _exit(127);
+    }
+    sv->pid = pid;
+    double t0 = now_s();
+    while (now_s() - t0 < 60) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &sv->port) == 1;
+            fclose(f);
+            if (ok)
+                break;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            fprintf(stderr, "  server exited early; see %s\n", logfile);
+            sv->pid = 0;
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    snprintf(sv->base, sizeof sv->base, "%s://127.0.0.1:%d", tls ? "https" : "http", sv->port);
+    while (now_s() - t0 < 60) {
+        resp r;
+        long st = request(sv, "GET", "/readyz", NULL, NULL, 0, &r);
+        resp_free(&r);
+        if (st == 200)
+            return 0;
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+/* Sends SIGTERM and waits; returns the exit status (or -1 when killed / timeout). */
+static int stop_server(server *sv)
+{
+    int status = 0;
+    if (sv->pid <= 0)
+        return -1;
+    kill(sv->pid, SIGTERM);
+    double t0 = now_s();
+    while (now_s() - t0 < 60) {
+        pid_t w = waitpid(sv->pid, &status, WNOHANG);
+        if (w == sv->pid) {
+            sv->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        sleep_ms(20);
+    }
+    kill(sv->pid, SIGKILL);
+    waitpid(sv->pid, &status, 0);
+    sv->pid = 0;
+    return -1;
+}
+
+/* ---- shared fixtures ---------------------------------------------------------------- */
+
+static char reader_key[128], writer_key[128], reader_id[64], store_dir[1100], config_file[1100];
+
+/* Creates a key through the admin API; fills secret and id. */
+static void create_key(const char *name, const char *scopes_json, const char *colls_json,
+                       char *secret, char *id)
+{
+    char body[512];
+    resp r;
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"scopes\":%s,\"collections\":%s}", name,
+             scopes_json, colls_json);
+    ASSERT_EQ_INT(req("POST", "/v1/keys", ADMIN_KEY, body, &r), 201);
+    const char *k = json_string_value(json_object_get(r.json, "key"));
+    const char *i = json_string_value(json_object_get(r.json, "id"));
+    ASSERT_TRUE(k && i);
+    snprintf(secret, 128, "%s", k ? k : "");
+    if (id)
+        snprintf(id, 64, "%s", i ? i : "");
+    resp_free(&r);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void test_operational_endpoints(void)
+{
+    resp r;
+    ASSERT_EQ_INT(req("GET", "/healthz", NULL, NULL, &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "status")), "ok");
+    resp_free(&r);
+
+    ASSERT_EQ_INT(req("GET", "/readyz", NULL, NULL, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "dim")), 384);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "embedder")), "hash");
+    resp_free(&r);
+
+    ASSERT_EQ_INT(req("GET", "/", NULL, NULL, &r), 200);
+    ASSERT_TRUE(r.body && strstr(r.body, "<title>ragcore</title>"));
+    ASSERT_TRUE(r.body && strstr(r.body, "/metrics"));
+    resp_free(&r);
+
+    /* The OpenAPI document lists every route the server implements, with its method. */
+    ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &r), 200);
+    ASSERT_TRUE(r.json != NULL);
+    const char *ver = json_string_value(json_object_get(r.json, "openapi"));
+    ASSERT_TRUE(ver && !strncmp(ver, "3.", 2));
+    json_t *paths = json_object_get(r.json, "paths");
+    static const char *const ROUTES[][2] = {
+        {"/healthz", "get"}, {"/readyz", "get"}, {"/metrics", "get"}, {"/openapi.json", "get"},
+        {"/", "get"}, {"/v1/embeddings", "post"}, {"/v1/collections", "get"},
+        {"/v1/collections", "post"}, {"/v1/collections/{collection}", "get"},
+        {"/v1/collections/{collection}", "delete"},
+        {"/v1/collections/{collection}/documents", "post"},
+        {"/v1/collections/{collection}/documents/{id}", "get"},
+        {"/v1/collections/{collection}/documents/{id}", "delete"},
+        {"/v1/collections/{collection}/search", "post"},
+        {"/v1/collections/{collection}/context", "post"}, {"/v1/keys", "get"},
+        {"/v1/keys", "post"}, {"/v1/keys/{id}", "delete"}, {"/v1/querylog", "get"}};
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+        json_t *op = json_object_get(json_object_get(paths, ROUTES[i][0]), ROUTES[i][1]);
+        if (!op)
+            fprintf(stderr, "  openapi lacks %s %s\n", ROUTES[i][1], ROUTES[i][0]);
+        ASSERT_TRUE(op != NULL);
+    }
+    resp_free(&r);
+
+    ASSERT_EQ_INT(req("GET", "/nope", NULL, NULL, &r), 404);
+    ASSERT_STR_EQ(err_code(&r), "not_found");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("PUT", "/healthz", NULL, NULL, &r), 405);
+    ASSERT_STR_EQ(err_code(&r), "method_not_allowed");
+    resp_free(&r);
+}
+
+static void test_collections_and_auth(void)
+{
+    resp r;
+    ASSERT_EQ_INT(req("POST", "/v1/collections", ADMIN_KEY, "{\"name\":\"alpha\"}", &r), 201);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "name")), "alpha");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections", ADMIN_KEY, "{\"name\":\"beta\"}", &r), 201);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections", ADMIN_KEY, "{\"name\":\"alpha\"}", &r), 409);
+    ASSERT_STR_EQ(err_code(&r), "already_exists");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections", ADMIN_KEY, "{\"name\":\"bad name!\"}", &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "name");
+    resp_free(&r);
+
+    create_key("reader", "[\"read\"]", "[\"alpha\"]", reader_key, reader_id);
+    create_key("writer", "[\"read\",\"write\"]", "[\"alpha\"]", writer_key, NULL);
+    ASSERT_TRUE(!strncmp(reader_key, "rck_", 4));
+
+    /* no key / unknown key: 401 */
+    ASSERT_EQ_INT(req("GET", "/v1/collections", NULL, NULL, &r), 401);
+    ASSERT_STR_EQ(err_code(&r), "unauthorized");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections", "rck_not-a-key", NULL, &r), 401);
+    resp_free(&r);
+    /* wrong scope: 403 */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/documents", reader_key,
+                      "{\"documents\":[{\"id\":\"x\",\"text\":\"y\"}]}", &r), 403);
+    ASSERT_STR_EQ(err_code(&r), "forbidden");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/keys", writer_key, NULL, &r), 403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections", reader_key, "{\"name\":\"gamma\"}", &r), 403);
+    resp_free(&r);
+    /* wrong collection: 403, whether or not it exists */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/beta/search", reader_key, "{\"query\":\"x\"}", &r),
+                  403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/beta", reader_key, NULL, &r), 403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/beta/documents", writer_key,
+                      "{\"documents\":[{\"id\":\"x\",\"text\":\"y\"}]}", &r), 403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/nosuch", reader_key, NULL, &r), 403);
+    resp_free(&r);
+    /* a reader lists only its granted collections */
+    ASSERT_EQ_INT(req("GET", "/v1/collections", reader_key, NULL, &r), 200);
+    json_t *colls = json_object_get(r.json, "collections");
+    ASSERT_EQ_INT(json_array_size(colls), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(colls, 0), "name")), "alpha");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections", ADMIN_KEY, NULL, &r), 200);
+    ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "collections")), 2);
+    resp_free(&r);
+    /* X-API-Key works too */
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/collections/alpha", S.base);
+    struct curl_slist *h = curl_slist_append(NULL, "X-API-Key: " ADMIN_KEY);
+    resp r2 = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r2);
+    ASSERT_EQ_INT(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r2.status);
+    ASSERT_EQ_INT(r2.status, 200);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    resp_free(&r2);
+}
+
+static void test_documents_and_search(void)
+{
+    resp r;
+    const char *docs =
+        "{\"documents\":["
+        "{\"id\":\"fox\",\"text\":\"The quick brown fox jumps over the lazy dog near the river bank.\","
+        "\"title\":\"Fox\",\"source\":\"file:///animals/fox.txt\",\"metadata\":{\"lang\":\"en\"},"
+        "\"source_mtime\":1700000000},"
+        "{\"id\":\"install\",\"text\":\"# Install\\n\\nBuild ragcore on Linux with make and cmake.\","
+        "\"format\":\"markdown\",\"source\":\"file:///docs/install.md\"},"
+        "{\"id\":\"dir/with/slash\",\"text\":\"Paths may contain slashes in document ids.\"}]}";
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/documents", writer_key, docs, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 3);
+    ASSERT_TRUE(json_integer_value(json_object_get(r.json, "chunks")) >= 3);
+    resp_free(&r);
+
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"quick brown fox\",\"k\":2}", &r), 200);
+    json_t *res = json_object_get(r.json, "results");
+    ASSERT_EQ_INT(json_array_size(res), 2);
+    json_t *top = json_array_get(res, 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "doc_id")), "fox");
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "source")), "file:///animals/fox.txt");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(top, "metadata"), "lang")), "en");
+    ASSERT_TRUE(json_real_value(json_object_get(top, "score")) >
+                json_number_value(json_object_get(json_array_get(res, 1), "score")));
+    ASSERT_EQ_INT(strlen(json_string_value(json_object_get(r.json, "query_id"))), 24);
+    resp_free(&r);
+
+    /* filters: source prefix and doc ids */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"quick brown fox\",\"filter\":{\"source\":{\"$prefix\":\"file:///docs/\"}}}",
+                      &r), 200);
+    res = json_object_get(r.json, "results");
+    ASSERT_EQ_INT(json_array_size(res), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "doc_id")), "install");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"fox\",\"doc_ids\":[\"dir/with/slash\"]}", &r), 200);
+    res = json_object_get(r.json, "results");
+    ASSERT_EQ_INT(json_array_size(res), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "doc_id")),
+                  "dir/with/slash");
+    resp_free(&r);
+
+    /* get a document (id with slashes, URL-encoded) */
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha/documents/dir%2Fwith%2Fslash", reader_key,
+                      NULL, &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "id")), "dir/with/slash");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "chunks"), 0), "text")),
+                  "Paths may contain slashes in document ids.");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha/documents/fox", reader_key, NULL, &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "title")), "Fox");
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "source_mtime")), 1700000000);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha/documents/missing", reader_key, NULL, &r), 404);
+    resp_free(&r);
+
+    /* collection stats */
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha", reader_key, NULL, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 3);
+    resp_free(&r);
+
+    /* delete a document: 200, then 404 on get and on a second delete; reader may not */
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/alpha/documents/install", reader_key, NULL, &r), 403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/alpha/documents/install", writer_key, NULL, &r), 200);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha/documents/install", reader_key, NULL, &r), 404);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/alpha/documents/install", writer_key, NULL, &r), 404);
+    resp_free(&r);
+
+    /* missing collection: 404 for an admin */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/nosuch/search", ADMIN_KEY, "{\"query\":\"x\"}", &r), 404);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/nosuch/documents", ADMIN_KEY,
+                      "{\"documents\":[{\"id\":\"a\",\"text\":\"b\"}]}", &r), 404);
+    resp_free(&r);
+
+    /* context is not in this library build yet */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/context", reader_key, "{\"query\":\"x\"}", &r), 501);
+    resp_free(&r);
+
+    /* drop a collection */
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/beta", writer_key, NULL, &r), 403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/beta", ADMIN_KEY, NULL, &r), 200);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/beta", ADMIN_KEY, NULL, &r), 404);
+    resp_free(&r);
+}
+
+static void expect_400(const char *path, const char *body, const char *code, const char *field)
+{
+    resp r;
+    ASSERT_EQ_INT(req("POST", path, ADMIN_KEY, body, &r), 400);
+    ASSERT_STR_EQ(err_code(&r), code);
+    ASSERT_STR_EQ(err_field(&r), field);
+    const char *msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    ASSERT_TRUE(msg && strlen(msg) > 5);
+    resp_free(&r);
+}
+
+static void test_validation(void)
+{
+    const char *docs = "/v1/collections/alpha/documents", *search = "/v1/collections/alpha/search";
+    expect_400(docs, "{\"documents\":[{\"id\":", "invalid_json", "");
+    expect_400(docs, "", "invalid_json", "");
+    expect_400(docs, "[1,2]", "invalid_json", "");
+    expect_400(docs, "{}", "missing_field", "documents");
+    expect_400(docs, "{\"documents\":[]}", "invalid_field", "documents");
+    expect_400(docs, "{\"documents\":[{\"id\":\"a\",\"text\":\"b\"},{\"id\":7,\"text\":\"c\"}]}",
+               "invalid_field", "documents[1].id");
+    expect_400(docs, "{\"documents\":[{\"id\":\"a\"}]}", "missing_field", "documents[0].text");
+    expect_400(docs, "{\"documents\":[{\"id\":\"a\",\"text\":\"b\",\"colour\":1}]}",
+               "invalid_field", "documents[0].colour");
+    expect_400(docs, "{\"documents\":[{\"id\":\"a\",\"text\":\"b\",\"metadata\":[1]}]}",
+               "invalid_field", "documents[0].metadata");
+    expect_400(docs, "{\"documents\":[{\"id\":\"a\",\"text\":\"b\",\"format\":\"pdf\"}]}",
+               "invalid_field", "documents[0].format");
+    expect_400(search, "{\"k\":3}", "missing_field", "query");
+    expect_400(search, "{\"query\":\"x\",\"k\":0}", "invalid_field", "k");
+    expect_400(search, "{\"query\":\"x\",\"k\":\"3\"}", "invalid_field", "k");
+    expect_400(search, "{\"vector\":[1,2,3]}", "invalid_field", "vector");
+    expect_400(search, "{\"query\":\"x\",\"mode\":\"telepathy\"}", "invalid_field", "mode");
+    expect_400(search, "{\"query\":\"x\",\"filter\":{\"colour\":\"red\"}}", "unsupported_filter",
+               "filter.colour");
+    expect_400(search, "{\"query\":\"x\",\"filter\":{\"doc_id\":{\"$in\":[{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":1}}}}}}}}]}}}",
+               "invalid_field", "filter");
+    expect_400(search, "{\"query\":\"x\",\"qeury\":\"typo\"}", "invalid_field", "qeury");
+    expect_400("/v1/keys", "{\"name\":\"k\",\"scopes\":[\"read\",\"root\"],\"collections\":[\"*\"]}",
+               "invalid_field", "scopes[1]");
+    expect_400("/v1/embeddings", "{\"input\":[\"ok\",\"\"]}", "invalid_field", "input[1]");
+
+    /* query longer than max-query-bytes (8192 by default) */
+    size_t n = 9000;
+    char *big = malloc(n + 64);
+    memcpy(big, "{\"query\":\"", 10);
+    memset(big + 10, 'q', n);
+    strcpy(big + 10 + n, "\"}");
+    expect_400(search, big, "invalid_field", "query");
+    free(big);
+
+    /* body over 10 MiB: 413, with and without Expect: 100-continue */
+    size_t over = (10u << 20) + 1;
+    char *huge = malloc(over);
+    memset(huge, ' ', over);
+    resp r;
+    ASSERT_EQ_INT(request(&S, "POST", docs, ADMIN_KEY, huge, over, &r), 413);
+    ASSERT_STR_EQ(err_code(&r), "body_too_large");
+    resp_free(&r);
+    free(huge);
+    /* just under the limit is read (and refused as malformed JSON, not as too large) */
+    size_t under = 10u << 20;
+    huge = malloc(under);
+    memset(huge, ' ', under);
+    huge[0] = '{';
+    ASSERT_EQ_INT(request(&S, "POST", docs, ADMIN_KEY, huge, under, &r), 400);
+    ASSERT_STR_EQ(err_code(&r), "invalid_json");
+    resp_free(&r);
+    free(huge);
+}
+
+static void test_embeddings(void)
+{
+    resp r, s;
+    ASSERT_EQ_INT(req("POST", "/v1/embeddings", reader_key,
+                      "{\"model\":\"text-embedding-3-small\",\"input\":[\"quick brown fox\",\"make install\"]}", &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "object")), "list");
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "model")), "hash");
+    json_t *data = json_object_get(r.json, "data");
+    ASSERT_EQ_INT(json_array_size(data), 2);
+    json_t *emb = json_object_get(json_array_get(data, 0), "embedding");
+    ASSERT_EQ_INT(json_array_size(emb), 384);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(json_array_get(data, 1), "index")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(data, 0), "object")), "embedding");
+    ASSERT_TRUE(json_integer_value(json_object_get(json_object_get(r.json, "usage"), "prompt_tokens")) >= 5);
+    double norm = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(emb, i, x) norm += json_number_value(x) * json_number_value(x);
+    ASSERT_NEAR(norm, 1.0, 1e-3);
+
+    /* searching by that vector finds what searching by the text finds */
+    json_t *body = json_pack("{s:O,s:i}", "vector", emb, "k", 1);
+    char *text = json_dumps(body, JSON_COMPACT);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, text, &s), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(s.json, "results"), 0), "doc_id")),
+                  "fox");
+    free(text);
+    json_decref(body);
+    resp_free(&s);
+    resp_free(&r);
+
+    /* base64: 384 float32 = 1536 bytes = 2048 base64 characters */
+    ASSERT_EQ_INT(req("POST", "/v1/embeddings", reader_key,
+                      "{\"input\":\"quick brown fox\",\"encoding_format\":\"base64\"}", &r), 200);
+    const char *b64 = json_string_value(json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "embedding"));
+    ASSERT_TRUE(b64 && strlen(b64) == 2048);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/embeddings", NULL, "{\"input\":\"x\"}", &r), 401);
+    resp_free(&r);
+}
+
+static void test_keys_and_querylog(void)
+{
+    resp r;
+    /* the query log holds the searches made so far, with their results */
+    json_t *found = NULL;
+    for (int tries = 0; tries < 100 && !found; tries++) {
+        ASSERT_EQ_INT(req("GET", "/v1/querylog?limit=1000", ADMIN_KEY, NULL, &r), 200);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(r.json, "entries"), i, e) {
+            const char *q = json_string_value(json_object_get(e, "query"));
+            if (q && !strcmp(q, "quick brown fox") && json_integer_value(json_object_get(e, "k")) == 2)
+                found = json_incref(e);
+        }
+        resp_free(&r);
+        if (!found)
+            sleep_ms(50);
+    }
+    ASSERT_TRUE(found != NULL);
+    if (found) {
+        ASSERT_STR_EQ(json_string_value(json_object_get(found, "collection")), "alpha");
+        ASSERT_TRUE(json_string_value(json_object_get(found, "key_id")) &&
+                    !strcmp(json_string_value(json_object_get(found, "key_id")), reader_id));
+        json_t *res = json_object_get(found, "results");
+        ASSERT_EQ_INT(json_array_size(res), 2);
+        ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "doc_id")), "fox");
+        ASSERT_TRUE(json_integer_value(json_object_get(json_array_get(res, 0), "chunk_id")) > 0);
+        json_decref(found);
+    }
+    /* paging: limit 1 then after=next gives the following entry */
+    ASSERT_EQ_INT(req("GET", "/v1/querylog?limit=1", ADMIN_KEY, NULL, &r), 200);
+    const char *next = json_string_value(json_object_get(r.json, "next"));
+    ASSERT_TRUE(next != NULL);
+    char path[256], first[32] = "";
+    snprintf(first, sizeof first, "%s", next ? next : "");
+    resp_free(&r);
+    snprintf(path, sizeof path, "/v1/querylog?limit=1&after=%s", first);
+    ASSERT_EQ_INT(req("GET", path, ADMIN_KEY, NULL, &r), 200);
+    const char *id2 = json_string_value(json_object_get(json_array_get(json_object_get(r.json, "entries"), 0), "id"));
+    ASSERT_TRUE(id2 && strcmp(id2, first) > 0);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/querylog?after=zz", ADMIN_KEY, NULL, &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "after");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/querylog", reader_key, NULL, &r), 403);
+    resp_free(&r);
+
+    /* list keys: records without secrets or hashes */
+    ASSERT_EQ_INT(req("GET", "/v1/keys", ADMIN_KEY, NULL, &r), 200);
+    ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "keys")), 2);
+    ASSERT_TRUE(!strstr(r.body, reader_key) && !strstr(r.body, "sha256"));
+    resp_free(&r);
+
+    /* revoke the reader: 401 from then on */
+    char rpath[128];
+    snprintf(rpath, sizeof rpath, "/v1/keys/%s", reader_id);
+    ASSERT_EQ_INT(req("DELETE", rpath, ADMIN_KEY, NULL, &r), 200);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, "{\"query\":\"fox\"}", &r), 401);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/keys/000000000000", ADMIN_KEY, NULL, &r), 404);
+    resp_free(&r);
+
+    /* secrets never reach the log */
+    char logpath[1100], buf[4096];
+    snprintf(logpath, sizeof logpath, "%s/main.log", tmpdir);
+    FILE *f = fopen(logpath, "r");
+    int leaked = 0, lines = 0;
+    while (f && fgets(buf, sizeof buf, f)) {
+        lines++;
+        if (strstr(buf, reader_key) || strstr(buf, writer_key) || strstr(buf, ADMIN_KEY))
+            leaked = 1;
+    }
+    if (f)
+        fclose(f);
+    ASSERT_TRUE(lines > 10);
+    ASSERT_EQ_INT(leaked, 0);
+}
+
+static void test_metrics(void)
+{
+    resp r;
+    ASSERT_EQ_INT(req("GET", "/metrics", NULL, NULL, &r), 200);
+    ASSERT_TRUE(r.body != NULL);
+    if (r.body) {
+        ASSERT_TRUE(strstr(r.body, "ragcore_requests_total{route=\"/v1/collections/{collection}/search\",method=\"POST\",status=\"200\"}") != NULL);
+        ASSERT_TRUE(strstr(r.body, "ragcore_requests_total{route=\"/v1/collections\",method=\"GET\",status=\"401\"}") != NULL);
+        ASSERT_TRUE(strstr(r.body, "ragcore_request_duration_seconds_bucket{route=\"/v1/collections/{collection}/search\",method=\"POST\",le=\"+Inf\"}") != NULL);
+        ASSERT_TRUE(strstr(r.body, "ragcore_collection_documents{collection=\"alpha\"} 2") != NULL);
+        ASSERT_TRUE(strstr(r.body, "ragcore_ingest_documents_total 3") != NULL);
+        ASSERT_TRUE(strstr(r.body, "\nragcore_requests_in_flight ") != NULL);
+    }
+    resp_free(&r);
+}
+
+/* ---- concurrency: searches keep answering during a large ingest ----------------------- */
+
+static atomic_int ingest_running, searches_during, search_failures;
+
+static void *search_loop(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&ingest_running) != 2) {
+        resp r;
+        int during = atomic_load(&ingest_running) == 1;
+        long st = req("POST", "/v1/collections/alpha/search", writer_key,
+                      "{\"query\":\"river bank fox\",\"k\":5}", &r);
+        if (st != 200)
+            atomic_fetch_add(&search_failures, 1);
+        else if (during && atomic_load(&ingest_running) == 1)
+            atomic_fetch_add(&searches_during, 1);
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_search_during_ingest(void)
+{
+    /* ~4 MB of text in one request */
+    size_t ndocs = 4000;
+    json_t *docs = json_array();
+    char id[32], text[1200];
+    for (size_t i = 0; i < ndocs; i++) {
+        snprintf(id, sizeof id, "bulk-%05zu", i);
+        int n = 0;
+        for (int w = 0; w < 120 && n < (int)sizeof text - 16; w++)
+            n += snprintf(text + n, sizeof text - (size_t)n, "word%zu ", (i * 7 + (size_t)w * 13) % 5000);
+        json_array_append_new(docs, json_pack("{s:s,s:s}", "id", id, "text", text));
+    }
+    json_t *body = json_pack("{s:o}", "documents", docs);
+    char *text_body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, search_loop, NULL);
+    sleep_ms(100);
+    atomic_store(&ingest_running, 1);
+    double t0 = now_s();
+    resp r;
+    long st = req("POST", "/v1/collections/alpha/documents", writer_key, text_body, &r);
+    double took = now_s() - t0;
+    atomic_store(&ingest_running, 2);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    ASSERT_EQ_INT(st, 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), (long long)ndocs);
+    resp_free(&r);
+    free(text_body);
+    fprintf(stderr, "  ingest of %zu docs took %.2f s; %d searches answered meanwhile\n", ndocs,
+            took, atomic_load(&searches_during));
+    ASSERT_EQ_INT(atomic_load(&search_failures), 0);
+    ASSERT_TRUE(atomic_load(&searches_during) >= 3);
+
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha", ADMIN_KEY, NULL, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), (long long)ndocs + 2);
+    resp_free(&r);
+    /* the earlier documents are still found among the bulk ones (restricted to two ids so
+     * the check does not depend on the approximate index's recall) */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", writer_key,
+                      "{\"query\":\"quick brown fox\",\"k\":1,\"doc_ids\":[\"fox\",\"bulk-02413\"]}", &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "results"), 0), "doc_id")),
+                  "fox");
+    resp_free(&r);
+}
+
+/* ---- SIGHUP reload of the config file ------------------------------------------------- */
+
+static void write_config(int max_k)
+{
+    FILE *f = fopen(config_file, "w");
+    fprintf(f, "# test config\nmax-k = %d\naccess-log = on\n", max_k);
+    fclose(f);
+}
+
+static void test_sighup_reload(void)
+{
+    resp r;
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", ADMIN_KEY, "{\"query\":\"x\",\"k\":50}", &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "k");
+    resp_free(&r);
+    write_config(100);
+    kill(S.pid, SIGHUP);
+    long st = 0;
+    for (int i = 0; i < 100 && st != 200; i++) {
+        sleep_ms(20);
+        st = req("POST", "/v1/collections/alpha/search", ADMIN_KEY, "{\"query\":\"x\",\"k\":50}", &r);
+        resp_free(&r);
+    }
+    ASSERT_EQ_INT(st, 200);
+}
+
+/* ---- graceful shutdown and persistence ------------------------------------------------- */
+
+static void test_shutdown_and_restart(void)
+{
+    resp r;
+    ASSERT_EQ_INT(stop_server(&S), 0);
+    /* the port no longer answers */
+    ASSERT_EQ_INT(req("GET", "/healthz", NULL, NULL, &r), 0);
+    resp_free(&r);
+
+    const char *extra[] = {"--config", config_file, NULL};
+    ASSERT_EQ_INT(start_server(&S, store_dir, "main", 0, extra), 0);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha", writer_key, NULL, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 4002);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", writer_key,
+                      "{\"query\":\"quick brown fox\",\"k\":1,\"doc_ids\":[\"fox\",\"bulk-02413\"]}", &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "results"), 0), "doc_id")),
+                  "fox");
+    resp_free(&r);
+    /* keys persisted, including the revocation */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, "{\"query\":\"fox\"}", &r), 401);
+    resp_free(&r);
+    ASSERT_EQ_INT(stop_server(&S), 0);
+}
+
+/* ---- TLS ------------------------------------------------------------------------------- */
+
+static void test_tls(void)
+{
+    char cmd[4096], db[1100];
+    if (system("command -v openssl >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "  openssl CLI not found: TLS test skipped\n");
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/tls' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             "-keyout '%s/tls/key.pem' -out '%s/tls/cert.pem' >/dev/null 2>&1",
+             tmpdir, tmpdir, tmpdir);
+    ASSERT_EQ_INT(system(cmd), 0);
+    char cert[1100], key[1100];
+    snprintf(cert, sizeof cert, "%s/tls/cert.pem", tmpdir);
+    snprintf(key, sizeof key, "%s/tls/key.pem", tmpdir);
+    snprintf(db, sizeof db, "%s/tlsdb", tmpdir);
+    const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    server t;
+    ASSERT_EQ_INT(start_server(&t, db, "tls", 1, extra), 0);
+    resp r;
+    ASSERT_EQ_INT(request(&t, "GET", "/healthz", NULL, NULL, 0, &r), 200);
+    resp_free(&r);
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections", ADMIN_KEY, "{\"name\":\"t\"}", 12, &r), 201);
+    resp_free(&r);
+    /* plain HTTP to the TLS port does not get an answer */
+    server plain = t;
+    plain.tls = 0;
+    snprintf(plain.base, sizeof plain.base, "http://127.0.0.1:%d", t.port);
+    ASSERT_TRUE(request(&plain, "GET", "/healthz", NULL, NULL, 0, &r) != 200);
+    resp_free(&r);
+    ASSERT_EQ_INT(stop_server(&t), 0);
+}
+
+int main(void)
+{
+    const char *base = getenv("RAGCORE_TEST_TMP"), *bin = getenv("RAGCORE_BIN");
+    if (!base || !bin) {
+        fprintf(stderr, "RAGCORE_TEST_TMP and RAGCORE_BIN must be set (run through ctest)\n");
+        return 1;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "%s/server.%d", base, (int)getpid());
+    snprintf(server_bin, sizeof server_bin, "%s/ragcore-server", bin);
+    mkdir(tmpdir, 0755);
+    snprintf(store_dir, sizeof store_dir, "%s/store", tmpdir);
+    snprintf(config_file, sizeof config_file, "%s/server.conf", tmpdir);
+    curl_global_init(CURL_GLOBAL_ALL);
+    write_config(20);
+
+    const char *extra[] = {"--config", config_file, NULL};
+    if (start_server(&S, store_dir, "main", 0, extra) != 0) {
+        fprintf(stderr, "cannot start %s\n", server_bin);
+        return 1;
+    }
+    RUN_TEST(test_operational_endpoints);
+    RUN_TEST(test_collections_and_auth);
+    RUN_TEST(test_documents_and_search);
+    RUN_TEST(test_validation);
+    RUN_TEST(test_embeddings);
+    RUN_TEST(test_keys_and_querylog);
+    RUN_TEST(test_metrics);
+    RUN_TEST(test_concurrent_search_during_ingest);
+    RUN_TEST(test_sighup_reload);
+    RUN_TEST(test_shutdown_and_restart);
+    RUN_TEST(test_tls);
+    if (S.pid > 0)
+        stop_server(&S);
+    curl_global_cleanup();
+    if (test_failures_ == 0) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    return TEST_REPORT();
+}

@@ -1,0 +1,224 @@
+/* test_store.c - LMDB store: records round-trip, reopen, automatic map growth, aux tables. */
+#include "test.h"
+
+#include "ragcore.h"
+#include "status.h"
+#include "store.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[4096];
+
+static void fresh_dir(const char *name)
+{
+    const char *tmp = getenv("RAGCORE_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ASSERT_EQ_INT(system(cmd), 0);
+}
+
+typedef struct write_docs_arg {
+    int n;
+    int textlen;
+} write_docs_arg;
+
+static int write_docs(rag_txn *txn, void *user)
+{
+    write_docs_arg *a = user;
+    rag_coll_rec rec;
+    int rc = rag_store_coll_get(txn, "c1", &rec);
+    if (rc == RAG_ENOTFOUND) {
+        memset(&rec, 0, sizeof rec);
+        if ((rc = rag_store_coll_new_id(txn, &rec.id)) != RAG_OK)
+            return rc;
+    } else if (rc != RAG_OK) {
+        return rc;
+    }
+    char *text = malloc((size_t)a->textlen + 1);
+    memset(text, 'x', (size_t)a->textlen);
+    text[a->textlen] = 0;
+    uint64_t first;
+    if ((rc = rag_store_alloc_ids(txn, (uint64_t)a->n, &first)) != RAG_OK)
+        goto done;
+    for (int i = 0; i < a->n && rc == RAG_OK; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "doc-%06d", (int)(first + (uint64_t)i));
+        uint64_t cid = first + (uint64_t)i;
+        rag_doc_rec d = {id, "src", "title", "{\"a\":1}", 11, 22, 33, 44, 55,
+                         (uint64_t)a->textlen, 1, &cid};
+        rag_chunk_rec c = {cid, 0, (uint64_t)a->textlen, 7, 0, 99, id, "H > I", text,
+                           (size_t)a->textlen};
+        float v[4] = {1, 2, 3, (float)i};
+        rc = rag_store_doc_put(txn, rec.id, &d);
+        if (rc == RAG_OK)
+            rc = rag_store_chunk_put(txn, rec.id, &c);
+        if (rc == RAG_OK)
+            rc = rag_store_vec_put(txn, rec.id, cid, v, 4);
+        rec.documents++;
+    }
+    if (rc == RAG_OK)
+        rc = rag_store_coll_put(txn, "c1", &rec);
+done:
+    free(text);
+    return rc;
+}
+
+static void test_roundtrip_and_reopen(void)
+{
+    fresh_dir("store_roundtrip");
+    rag_store *st = NULL;
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    write_docs_arg a = {3, 10};
+    ASSERT_OK(rag_store_write(st, write_docs, &a));
+    rag_store_close(st);
+    st = NULL;
+    ASSERT_OK(rag_store_open(dir, 1, &st));
+    rag_txn *txn = NULL;
+    ASSERT_OK(rag_store_read(st, &txn));
+    rag_coll_rec rec;
+    ASSERT_OK(rag_store_coll_get(txn, "c1", &rec));
+    ASSERT_EQ_INT(rec.documents, 3);
+    rag_doc_rec *d = NULL;
+    ASSERT_OK(rag_store_doc_get(txn, rec.id, "doc-000002", &d));
+    if (d) {
+        ASSERT_STR_EQ(d->source, "src");
+        ASSERT_STR_EQ(d->metadata, "{\"a\":1}");
+        ASSERT_EQ_INT(d->source_mtime, 11);
+        ASSERT_EQ_INT(d->valid_until, 44);
+        ASSERT_EQ_INT(d->nchunks, 1);
+        ASSERT_EQ_INT(d->chunk_ids[0], 2);
+    }
+    rag_chunk_rec *c = NULL;
+    ASSERT_OK(rag_store_chunk_get(txn, rec.id, 2, &c));
+    if (c) {
+        ASSERT_STR_EQ(c->heading, "H > I");
+        ASSERT_STR_EQ(c->text, "xxxxxxxxxx");
+        ASSERT_EQ_INT(c->tokens, 7);
+    }
+    float v[4];
+    ASSERT_OK(rag_store_vec_get(txn, rec.id, 3, v, 4));
+    ASSERT_NEAR(v[3], 2.0, 0);
+    ASSERT_EQ_INT(rag_store_vec_get(txn, rec.id, 3, v, 8), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_store_doc_get(txn, rec.id, "nope", &d), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_store_chunk_get(txn, rec.id + 1, 2, &c), RAG_ENOTFOUND);
+    uint64_t next = 0;
+    ASSERT_OK(rag_store_next_id(txn, &next));
+    ASSERT_EQ_INT(next, 4);
+    rag_txn_end(txn);
+    rag_doc_rec_free(d);
+    rag_chunk_rec_free(c);
+    /* Writing to a read-only store is refused, not crashed. */
+    ASSERT_EQ_INT(rag_store_write(st, write_docs, &a), RAG_EREADONLY);
+    rag_store_close(st);
+}
+
+static void test_map_grows(void)
+{
+    fresh_dir("store_growth");
+    setenv("RAGCORE_INITIAL_MAP_SIZE", "1048576", 1);
+    rag_store *st = NULL;
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    size_t before = rag_store_map_size(st);
+    ASSERT_EQ_INT(before, 1048576);
+    /* 40 batches of 50 docs x 10 KB = 20 MB through a 1 MB initial map. */
+    for (int i = 0; i < 40; i++) {
+        write_docs_arg a = {50, 10000};
+        ASSERT_OK(rag_store_write(st, write_docs, &a));
+    }
+    ASSERT_TRUE(rag_store_map_size(st) >= 16u << 20);
+    rag_txn *txn = NULL;
+    rag_coll_rec rec;
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_OK(rag_store_coll_get(txn, "c1", &rec));
+    ASSERT_EQ_INT(rec.documents, 2000);
+    rag_txn_end(txn);
+    rag_store_close(st);
+    unsetenv("RAGCORE_INITIAL_MAP_SIZE");
+    /* Reopening picks a map large enough for the file. */
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    ASSERT_TRUE(rag_store_map_size(st) >= 16u << 20);
+    rag_store_close(st);
+}
+
+static int count_visit(void *user, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (*(int *)user)++;
+    return 0;
+}
+
+typedef struct kv_arg {
+    int op;
+} kv_arg;
+
+static int kv_write(rag_txn *txn, void *user)
+{
+    kv_arg *a = user;
+    int rc = RAG_OK;
+    if (a->op == 0) {
+        for (int i = 0; i < 10 && rc == RAG_OK; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "k%02d", i);
+            rc = rag_store_kv_put(txn, "querylog", k, 3, "value", 5);
+        }
+        return rc;
+    }
+    long n = 0;
+    rc = rag_store_kv_trim(txn, "querylog", "k05", 3, &n);
+    return rc == RAG_OK && n == 5 ? RAG_OK : RAG_ESTORE;
+}
+
+static void test_aux_tables(void)
+{
+    fresh_dir("store_aux");
+    rag_store *st = NULL;
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    kv_arg a = {0};
+    ASSERT_OK(rag_store_write(st, kv_write, &a));
+    a.op = 1;
+    ASSERT_OK(rag_store_write(st, kv_write, &a));
+    rag_txn *txn = NULL;
+    ASSERT_OK(rag_store_read(st, &txn));
+    int n = 0;
+    ASSERT_OK(rag_store_kv_scan(txn, "querylog", NULL, 0, count_visit, &n));
+    ASSERT_EQ_INT(n, 5);
+    const void *v;
+    size_t vl;
+    ASSERT_EQ_INT(rag_store_kv_get(txn, "querylog", "k04", 3, &v, &vl), RAG_ENOTFOUND);
+    ASSERT_OK(rag_store_kv_get(txn, "querylog", "k05", 3, &v, &vl));
+    ASSERT_EQ_INT(vl, 5);
+    ASSERT_EQ_INT(rag_store_kv_get(txn, "nosuchtable", "k05", 3, &v, &vl), RAG_EINVAL);
+    rag_txn_end(txn);
+    rag_store_close(st);
+}
+
+static void test_not_a_store(void)
+{
+    fresh_dir("store_missing");
+    rag_store *st = NULL;
+    ASSERT_EQ_INT(rag_store_open(dir, 1, &st), RAG_ENOTFOUND);
+    ASSERT_TRUE(st == NULL);
+    /* A directory holding garbage named data.mdb. */
+    mkdir(dir, 0755);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *fp = fopen(path, "wb");
+    for (int i = 0; i < 20000; i++)
+        fputc(i * 7, fp);
+    fclose(fp);
+    int rc = rag_store_open(dir, 0, &st);
+    ASSERT_TRUE(rc == RAG_ECORRUPT || rc == RAG_ESTORE);
+    ASSERT_TRUE(strlen(rag_errmsg()) > 0);
+    ASSERT_TRUE(st == NULL);
+}
+
+int main(void)
+{
+    RUN_TEST(test_roundtrip_and_reopen);
+    RUN_TEST(test_map_grows);
+    RUN_TEST(test_aux_tables);
+    RUN_TEST(test_not_a_store);
+    return TEST_REPORT();
+}
