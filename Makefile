@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test demo install asan bench clean
+.PHONY: all setup build test demo install asan bench clean fuzz
 
 all: build
 
@@ -31,5 +31,11 @@ install: build
 bench: build
 	@bash bench/run.sh $(BUILD)
 
+# Fuzzing (tests/fuzz): installs clang + libFuzzer, then runs every target FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash tools/setup.sh --fuzz
+	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

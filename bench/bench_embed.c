@@ -251,6 +251,7 @@ int main(int argc, char **argv)
     free(ids);
     rag_bert_free(m);
     double f128 = NL * (2.0 * 128 * H * (4.0 * H + 2.0 * NI) + 4.0 * 128.0 * 128 * H) / 1e9;
+    printf("OpenBLAS kernels: %s\n", rag_bert_blas_info());
     printf("model %s: %zu texts, %.0f tokens (mean %.1f, max %d), %.2f GFLOP; %.2f GFLOP per "
            "128-token sequence\n", e->name, n, tokens, tokens / n, maxt, flops / 1e9, f128);
     float *out = malloc(n * (size_t)e->dim * sizeof(float));

@@ -55,6 +55,49 @@ int rag_bert_set_threads(int n)
     return n;
 }
 
+/* OpenBLAS (DYNAMIC_ARCH builds) picks its kernels from the CPU model number; in virtual
+ * machines that hide the model it falls back to the generic "Prescott" SSE3 kernels, about
+ * 4x slower than the AVX-512 ones on the same CPU. When that happened, the user did not
+ * choose a core with OPENBLAS_CORETYPE, and the CPU reports AVX-512 or AVX2+FMA, the
+ * kernels are re-selected once at load time, before any thread can be inside BLAS. The
+ * hooks are weak: with a non-dynamic OpenBLAS nothing happens. */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+__attribute__((constructor)) static void fix_blas_core(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (getenv("OPENBLAS_CORETYPE") || !gotoblas_dynamic_init || !gotoblas_dynamic_quit)
+        return;
+    const char *core = openblas_get_corename();
+    static const char *generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                    "Sandybridge", "unknown"};
+    int is_generic = 0;
+    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++)
+        is_generic |= strcmp(core, generic[i]) == 0;
+    if (!is_generic)
+        return;
+    __builtin_cpu_init();
+    const char *want = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        want = "Haswell";
+    if (!want)
+        return;
+    setenv("OPENBLAS_CORETYPE", want, 0);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+#endif
+}
+
+const char *rag_bert_blas_info(void)
+{
+    return openblas_get_corename();
+}
+
 void rag_bert_set_threads_default(void)
 {
     const char *env = getenv("RAGCORE_THREADS");
@@ -343,7 +386,7 @@ cleanup:
 
 /* ---- forward pass ------------------------------------------------------------------- */
 
-static void layer_norm(float *x, const float *g, const float *b, int h, float eps)
+static void layer_norm_scalar(float *x, const float *g, const float *b, int h, float eps)
 {
     float mean = 0, var = 0;
     for (int j = 0; j < h; j++)
@@ -440,25 +483,74 @@ __attribute__((target("avx2,fma"))) static void gelu_avx2(float *x, size_t n)
         x[i] = gelu1(x[i]);
 }
 
-/* s[j] = exp(s[j] - shift); returns the sum. */
-__attribute__((target("avx2,fma"))) static float exp_shift_avx2(float *s, int n, float shift)
+/* In-place softmax of one row. */
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *s, int n)
 {
-    __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+    __m256 mx8 = _mm256_set1_ps(s[0]);
     int j = 0;
-    for (; j + 8 <= n; j += 8) {
+    for (; j + 8 <= n; j += 8)
+        mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(s + j));
+    float lanes[8], mx = s[0], sum = 0;
+    _mm256_storeu_ps(lanes, mx8);
+    for (int k = 0; k < 8; k++)
+        mx = lanes[k] > mx ? lanes[k] : mx;
+    for (; j < n; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(mx);
+    for (j = 0; j + 8 <= n; j += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
         _mm256_storeu_ps(s + j, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float lanes[8], sum = 0;
     _mm256_storeu_ps(lanes, acc);
     for (int k = 0; k < 8; k++)
         sum += lanes[k];
     for (; j < n; j++) {
-        s[j] = exp_approx(s[j] - shift);
+        s[j] = exp_approx(s[j] - mx);
         sum += s[j];
     }
-    return sum;
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (j = 0; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+    for (; j < n; j++)
+        s[j] *= 1.0f / sum;
+}
+
+/* LayerNorm of one row (two passes: mean, then variance of the deviations). */
+__attribute__((target("avx2,fma"))) static void layer_norm_avx2(float *x, const float *g,
+                                                                const float *b, int h, float eps)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int j = 0;
+    float lanes[8], mean = 0, var = 0;
+    for (; j + 8 <= h; j += 8)
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + j));
+    _mm256_storeu_ps(lanes, acc);
+    for (int k = 0; k < 8; k++)
+        mean += lanes[k];
+    for (; j < h; j++)
+        mean += x[j];
+    mean /= (float)h;
+    __m256 m8 = _mm256_set1_ps(mean);
+    acc = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= h; j += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), m8);
+        acc = _mm256_fmadd_ps(d, d, acc);
+    }
+    _mm256_storeu_ps(lanes, acc);
+    for (int k = 0; k < 8; k++)
+        var += lanes[k];
+    for (; j < h; j++)
+        var += (x[j] - mean) * (x[j] - mean);
+    var /= (float)h;
+    float inv = 1.0f / sqrtf(var + eps);
+    __m256 i8 = _mm256_set1_ps(inv);
+    for (j = 0; j + 8 <= h; j += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), m8), i8);
+        _mm256_storeu_ps(x + j, _mm256_fmadd_ps(d, _mm256_loadu_ps(g + j), _mm256_loadu_ps(b + j)));
+    }
+    for (; j < h; j++)
+        x[j] = (x[j] - mean) * inv * g[j] + b[j];
 }
 
 static int use_avx2(void)
@@ -469,6 +561,17 @@ static int use_avx2(void)
     return v;
 }
 #endif
+
+static void layer_norm(float *x, const float *g, const float *b, int h, float eps)
+{
+#ifdef HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        layer_norm_avx2(x, g, b, h, eps);
+        return;
+    }
+#endif
+    layer_norm_scalar(x, g, b, h, eps);
+}
 
 static void gelu(float *x, size_t n)
 {
@@ -484,20 +587,19 @@ static void gelu(float *x, size_t n)
 
 static void softmax_row(float *s, int n)
 {
+#ifdef HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        softmax_avx2(s, n);
+        return;
+    }
+#endif
     float mx = s[0], sum = 0;
     for (int j = 1; j < n; j++)
         if (s[j] > mx)
             mx = s[j];
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        sum = exp_shift_avx2(s, n, mx);
-    } else
-#endif
-    {
-        for (int j = 0; j < n; j++) {
-            s[j] = exp_approx(s[j] - mx);
-            sum += s[j];
-        }
+    for (int j = 0; j < n; j++) {
+        s[j] = exp_approx(s[j] - mx);
+        sum += s[j];
     }
     float inv = 1.0f / sum;
     for (int j = 0; j < n; j++)

@@ -47,6 +47,9 @@ int rag_bert_set_threads(int n);
  * $OPENBLAS_NUM_THREADS or all CPUs). Called once when an embedder is created. */
 void rag_bert_set_threads_default(void);
 
+/* Name of the OpenBLAS kernel set in use (e.g. "SkylakeX"), for benchmarks and reports. */
+const char *rag_bert_blas_info(void);
+
 void rag_bert_free(rag_bert *m);
 
 #endif

@@ -1,5 +1,6 @@
-/* corpus.c - corpus walking: recursive directories, text/Markdown files, JSONL(.gz). */
+/* corpus.c - corpus walking: recursive directories, extracted files, JSONL(.gz). */
 #include "corpus.h"
+#include "extract.h"
 #include "status.h"
 #include "text.h"
 
@@ -16,7 +17,8 @@
 
 #define MAX_FILE_BYTES ((size_t)256 << 20)
 
-static const char *const default_include[] = {"*.txt", "*.md", "*.markdown", "*.jsonl",
+static const char *const default_include[] = {"*.txt",   "*.md",  "*.markdown", "*.html",
+                                              "*.htm",   "*.xhtml", "*.pdf",    "*.jsonl",
                                               "*.jsonl.gz"};
 
 typedef struct walk {
@@ -117,65 +119,93 @@ cleanup:
     return rc;
 }
 
-static int walk_text_file(walk *w, const char *path, const char *rel, const struct stat *sb)
+/* Hands a document to the caller's callback (with its extras when asked for). */
+static int deliver(walk *w, const rag_document *d, const rag_corpus_info *info)
 {
-    char *text = NULL, absbuf[PATH_MAX];
+    if (w->opts && w->opts->emit_info)
+        return w->opts->emit_info(w->user, d, info);
+    return w->emit ? w->emit(w->user, d) : RAG_OK;
+}
+
+/* 1 when data starts with a UTF-16 or UTF-32 byte order mark. */
+static int has_wide_bom(const char *data, size_t len)
+{
+    return len >= 2 && (memcmp(data, "\xFF\xFE", 2) == 0 || memcmp(data, "\xFE\xFF", 2) == 0 ||
+                        (len >= 4 && memcmp(data, "\0\0\xFE\xFF", 4) == 0));
+}
+
+/* {"pages":[...]} for a PDF's page offsets (malloc'd), or NULL. */
+static char *pages_json(const rag_extracted *x)
+{
+    json_t *arr = json_array(), *obj = json_object();
+    char *s = NULL;
+    if (arr && obj) {
+        for (size_t i = 0; i < x->npages; i++)
+            json_array_append_new(arr, json_integer((json_int_t)x->pages[i]));
+        json_object_set(obj, "pages", arr);
+        s = json_dumps(obj, JSON_COMPACT);
+    }
+    json_decref(arr);
+    json_decref(obj);
+    return s;
+}
+
+/* Reads one file through the extractor and emits it; refusals are reported and skipped. */
+static int walk_file(walk *w, const char *path, const char *rel, const struct stat *sb)
+{
+    char *data = NULL, *meta = NULL, absbuf[PATH_MAX], dirbuf[PATH_MAX];
     size_t len = 0;
-    int rc = read_all(path, &text, &len);
+    rag_extracted x;
+    memset(&x, 0, sizeof x);
+    int rc = read_all(path, &data, &len);
     if (rc != RAG_OK) {
         report(w, path, rc, "%s", rag_errmsg());
         return RAG_OK;
     }
     tls_progress += (uint64_t)sb->st_size;
-    size_t off = 0, skip = 0;
-    if (len >= 3 && (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB &&
-        (unsigned char)text[2] == 0xBF)
-        skip = 3; /* UTF-8 byte order mark */
-    size_t bad = 0, line = 0;
-    if (!rag_utf8_valid(text + skip, len - skip, &bad, &line)) {
-        report(w, path, RAG_EENCODING, "invalid UTF-8 at byte %zu (line %zu); file skipped",
-               bad + skip, line);
-        free(text);
-        return RAG_OK;
+    rc = rag_extract_buffer(data, len, path, &x);
+    if (rc == RAG_ENOMEM)
+        goto cleanup;
+    if (rc != RAG_OK) {
+        size_t skip = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+        size_t bad = 0, line = 0;
+        if (rc == RAG_EENCODING && x.kind != RAG_SOURCE_PDF && !has_wide_bom(data, len) &&
+            !rag_utf8_valid(data + skip, len - skip, &bad, &line))
+            report(w, path, rc, "invalid UTF-8 at byte %zu (line %zu); file skipped", bad + skip,
+                   line);
+        else
+            report(w, path, rc, "%s; file skipped", x.skip_reason[0] ? x.skip_reason : rag_errmsg());
+        rc = RAG_OK;
+        goto cleanup;
     }
-    (void)off;
+    free(data);
+    data = NULL;
     const char *abs = realpath(path, absbuf) ? absbuf : path;
+    snprintf(dirbuf, sizeof dirbuf, "%s", abs);
+    char *slash = strrchr(dirbuf, '/');
+    if (slash)
+        *(slash == dirbuf ? slash + 1 : slash) = '\0';
+    if (x.npages && !(meta = pages_json(&x))) {
+        rc = rag_fail(RAG_ENOMEM, "out of memory");
+        goto cleanup;
+    }
     rag_document d;
     rag_document_init(&d);
     d.id = rel;
-    d.text = text + skip;
-    d.text_len = len - skip;
+    d.text = x.text;
+    d.text_len = x.len;
     d.source = abs;
     d.source_mtime = (int64_t)sb->st_mtime;
-    d.format = ends_with(path, ".md") || ends_with(path, ".markdown") ? RAG_FORMAT_MARKDOWN
-                                                                      : RAG_FORMAT_TEXT;
-    /* Title: the first Markdown heading or the file name. */
-    char title[256];
+    d.format = x.format;
+    d.metadata_json = meta;
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    snprintf(title, sizeof title, "%s", base);
-    if (d.format == RAG_FORMAT_MARKDOWN) {
-        const char *p = d.text;
-        while (p && *p) {
-            if (*p == '#') {
-                while (*p == '#')
-                    p++;
-                while (*p == ' ')
-                    p++;
-                size_t n = strcspn(p, "\r\n");
-                if (n > 0 && n < sizeof title) {
-                    memcpy(title, p, n);
-                    title[n] = '\0';
-                }
-                break;
-            }
-            p = strchr(p, '\n');
-            if (p)
-                p++;
-        }
-    }
-    d.title = title;
-    rc = w->emit(w->user, &d);
-    free(text);
+    d.title = x.title && *x.title ? x.title : base;
+    rag_corpus_info info = {x.kind, x.pages, x.npages, dirbuf};
+    rc = deliver(w, &d, &info);
+cleanup:
+    free(data);
+    free(meta);
+    rag_extracted_free(&x);
     return rc;
 }
 
@@ -257,7 +287,8 @@ static int emit_json_line(walk *w, const char *path, const char *abs, size_t lin
     d.source = source;
     d.metadata_json = meta;
     d.source_mtime = mtime;
-    rc = w->emit(w->user, &d);
+    rag_corpus_info info = {RAG_SOURCE_TEXT, NULL, 0, abs};
+    rc = deliver(w, &d, &info);
 cleanup:
     free(joined);
     free(meta);
@@ -395,7 +426,7 @@ static int walk_path(walk *w, const char *path, const char *rel, int explicit_ar
     }
     if (ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz"))
         return walk_jsonl(w, path, &sb);
-    return walk_text_file(w, path, rel, &sb);
+    return walk_file(w, path, rel, &sb);
 }
 
 int rag_corpus_walk(const char *const *paths, size_t npaths, const rag_corpus_options *opts,

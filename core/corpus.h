@@ -1,33 +1,57 @@
-/* corpus.h - walking a document corpus: files, directories and BEIR-style JSONL(.gz). */
+/* corpus.h - walking a document corpus: files (text, Markdown, HTML, PDF), directories and
+ * BEIR-style JSONL(.gz). */
 #ifndef RAG_CORPUS_H
 #define RAG_CORPUS_H
 
+#include "extract.h"
 #include "ragcore.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct rag_corpus_options {
-    const char *const *include;   /* basename globs; NULL: the built-in text formats */
-    size_t n_include;
-    const char *const *exclude;   /* globs matched against relative path and basename */
-    size_t n_exclude;
-} rag_corpus_options;
+/* What the walk knows about a document beyond its rag_document. Valid during the call. */
+typedef struct rag_corpus_info {
+    rag_source_kind kind;   /* how the file was extracted; RAG_SOURCE_TEXT for JSONL records */
+    const size_t *pages;    /* PDF: pages[i] is the byte offset in doc->text where page i + 1
+                               starts (also stored as metadata {"pages":[...]}); else NULL */
+    size_t npages;
+    const char *group;      /* documents that share boilerplate: the absolute directory of a
+                               file, or the absolute path of a JSONL file for its records */
+} rag_corpus_info;
 
 /* Receives each document. The document and its strings are valid only during the call.
  * Return RAG_OK to continue, anything else to stop the walk (returned by the walk). */
 typedef int (*rag_corpus_doc_fn)(void *user, const rag_document *doc);
 
+/* Same with the walk's extra knowledge (see rag_corpus_options.emit_info). */
+typedef int (*rag_corpus_info_fn)(void *user, const rag_document *doc,
+                                  const rag_corpus_info *info);
+
+typedef struct rag_corpus_options {
+    const char *const *include;   /* basename globs; NULL: the built-in formats */
+    size_t n_include;
+    const char *const *exclude;   /* globs matched against relative path and basename */
+    size_t n_exclude;
+    rag_corpus_info_fn emit_info; /* when set, called for each document instead of `emit`
+                                     (which may then be NULL) */
+} rag_corpus_options;
+
 /* Receives each problem that skips an item ("corpus.jsonl line 12: invalid JSON ...");
  * the walk continues afterwards. */
 typedef void (*rag_corpus_err_fn)(void *user, const char *where, int rc, const char *msg);
 
-/* Walks `paths`: regular files by extension (.txt, .md/.markdown, .jsonl, .jsonl.gz;
- * explicit file arguments are read whatever their name says, JSONL when it ends so,
- * text otherwise), directories recursively in name order (hidden entries skipped).
- * Document ids: the path as walked for files, `_id` for JSONL lines. Sources: the
- * absolute path (plus "#<_id>" for JSONL lines). Returns RAG_OK, or the first status a
- * callback returned to stop. Unreadable items go to `err` and are skipped. */
+/* Walks `paths`: regular files by extension (.txt, .md/.markdown, .html/.htm/.xhtml, .pdf,
+ * .jsonl, .jsonl.gz; explicit file arguments are read whatever their name says, JSONL when
+ * it ends so, otherwise by extension or sniffed content), directories recursively in name
+ * order (hidden entries skipped). Files go through rag_extract_buffer: UTF-8 or UTF-16 with
+ * BOM text, Markdown (title from front matter or the top heading), HTML (visible text with
+ * "# " heading lines, format Markdown; title from <title> or <h1>), PDF (text with page
+ * offsets in the metadata {"pages":[0,...]}; title from the document info). A file's title
+ * falls back to its name. Document ids: the path as walked for files, `_id` for JSONL
+ * lines. Sources: the absolute path (plus "#<_id>" for JSONL lines). Returns RAG_OK, or
+ * the first status a callback returned to stop. Unreadable items and files the extractor
+ * refuses (binary data, unknown encoding, encrypted or image-only PDF) go to `err` with the
+ * reason (rc is the extractor's status) and are skipped. */
 int rag_corpus_walk(const char *const *paths, size_t npaths, const rag_corpus_options *opts,
                     rag_corpus_doc_fn emit, rag_corpus_err_fn err, void *user);
 

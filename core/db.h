@@ -43,6 +43,7 @@ long rag_db_kv_trim(rag_db *db, const char *table, const void *end, size_t elen)
 struct rag_store;
 struct rag_embedder;
 struct rag_vindex;
+struct rag_analyzer;
 
 /* In-memory state of one collection. Never freed before rag_close (a dropped collection
  * is only marked), so pointers to it stay valid. */
@@ -51,6 +52,7 @@ typedef struct rag_coll {
     uint32_t id;
     int dropped;
     struct rag_vindex *ix;    /* NULL when unusable (untrained/failed): search scans exactly */
+    struct rag_analyzer *an;  /* lexical analyzer of the collection's language */
     pthread_rwlock_t lock;    /* searches share it; a write holds it across commit + index add */
     uint64_t covered;         /* every committed chunk id below it is in ix */
     uint64_t tombstones;      /* deleted ids still inside ix */
@@ -64,6 +66,7 @@ struct rag_db {
     struct rag_embedder *emb;
     int dim;
     char index_spec[96];
+    char language[24];           /* analyzer language for collections created here */
     rag_open_options opts;
     pthread_mutex_t write_lock;  /* one writer at a time (ingest, delete, drop, checkpoint) */
     pthread_mutex_t colls_lock;  /* guards the colls array */

@@ -2,6 +2,7 @@
 #include "chunker.h"
 #include "db.h"
 #include "embedder.h"
+#include "lexical.h"
 #include "status.h"
 #include "store.h"
 #include "text.h"
@@ -86,13 +87,17 @@ rag_coll *rag_db_find_coll(rag_db *db, const char *name)
     return found;
 }
 
-static rag_coll *coll_new(const char *name, uint32_t id)
+static rag_coll *coll_new(const char *name, uint32_t id, const char *language)
 {
     rag_coll *c = rag_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     snprintf(c->name, sizeof c->name, "%s", name);
     c->id = id;
+    if (rag_analyzer_create(language && *language ? language : "english", 1, &c->an) != RAG_OK) {
+        free(c);
+        return NULL;
+    }
     pthread_rwlock_init(&c->lock, NULL);
     return c;
 }
@@ -102,6 +107,7 @@ static void coll_free(rag_coll *c)
     if (!c)
         return;
     rag_vindex_free(c->ix);
+    rag_analyzer_free(c->an);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
@@ -466,9 +472,10 @@ static int load_collections(rag_db *db)
         rag_coll_rec rec;
         if ((rc = rag_store_coll_get(txn, names[i], &rec)) != RAG_OK)
             break;
-        rag_coll *c = coll_new(names[i], rec.id);
+        rag_coll *c = coll_new(names[i], rec.id, rec.language);
         if (!c) {
-            rc = RAG_ENOMEM;
+            rc = rag_fail(RAG_ECORRUPT, "collection '%s' has unknown language '%s'", names[i],
+                          rec.language);
             break;
         }
         if ((rc = coll_register(db, c)) != RAG_OK) {
@@ -528,6 +535,15 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     int rc = RAG_ENOMEM;
     if (!(db->dir = rag_strdup(dir)))
         goto fail;
+    {
+        rag_analyzer *probe = NULL;
+        const char *lang = o.language && *o.language ? o.language : "english";
+        if ((rc = rag_analyzer_create(lang, 1, &probe)) != RAG_OK)
+            goto fail;
+        rag_analyzer_free(probe);
+        snprintf(db->language, sizeof db->language, "%s", lang);
+        db->opts.language = NULL;
+    }
     if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
         goto fail;
     if ((rc = open_identity(db, &o)) != RAG_OK)
@@ -594,6 +610,7 @@ int rag_close(rag_db *db)
 
 typedef struct coll_create_arg {
     const char *name;
+    const char *language;
     rag_coll_rec rec;
     int existed;
 } coll_create_arg;
@@ -607,6 +624,7 @@ static int coll_create_fn(rag_txn *txn, void *user)
         return rc;
     memset(&a->rec, 0, sizeof a->rec);
     a->rec.created_at = rag_now();
+    snprintf(a->rec.language, sizeof a->rec.language, "%s", a->language);
     if ((rc = rag_store_coll_new_id(txn, &a->rec.id)) != RAG_OK)
         return rc;
     return rag_store_coll_put(txn, a->name, &a->rec);
@@ -631,11 +649,11 @@ static int ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
         return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
     if (db->opts.read_only)
         return rag_fail(RAG_EREADONLY, "store is open read-only");
-    coll_create_arg a = {name, {0}, 0};
+    coll_create_arg a = {name, db->language, {0}, 0};
     int rc = rag_store_write(db->st, coll_create_fn, &a);
     if (rc != RAG_OK)
         return rc;
-    c = coll_new(name, a.rec.id);
+    c = coll_new(name, a.rec.id, a.rec.language);
     if (!c)
         return RAG_ENOMEM;
     rc = rag_vindex_create(db->index_spec, db->dim, db->opts.hnsw_ef_search, &c->ix);
@@ -678,6 +696,8 @@ static int coll_drop_fn(rag_txn *txn, void *user)
 {
     rag_coll *c = user;
     int rc = rag_store_coll_purge(txn, c->id);
+    if (rc == RAG_OK)
+        rc = rag_lexical_purge(txn, c->id);
     if (rc == RAG_OK)
         rc = rag_store_coll_del(txn, c->name);
     return rc;
@@ -859,6 +879,29 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
     return RAG_OK;
 }
 
+/* The text a chunk is embedded and indexed with: the document title followed by the
+ * chunk, so that chunks after the first keep their document's topic; the title is not
+ * repeated when the chunk already starts with it. *buf (malloc'd) may receive the text. */
+static int context_text(const char *title, const char *text, size_t len, char **buf,
+                        const char **out, size_t *out_len)
+{
+    size_t tl = title ? strlen(title) : 0;
+    *buf = NULL;
+    if (tl == 0 || (len >= tl && memcmp(text, title, tl) == 0)) {
+        *out = text;
+        *out_len = len;
+        return RAG_OK;
+    }
+    if (!(*buf = rag_malloc(tl + 2 + len)))
+        return RAG_ENOMEM;
+    memcpy(*buf, title, tl);
+    memcpy(*buf + tl, "\n\n", 2);
+    memcpy(*buf + tl + 2, text, len);
+    *out = *buf;
+    *out_len = tl + 2 + len;
+    return RAG_OK;
+}
+
 /* Validates, chunks and embeds a batch outside any lock. */
 static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
 {
@@ -924,22 +967,26 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
         return RAG_ENOMEM;
     const char *texts[EMBED_BATCH];
     size_t lens[EMBED_BATCH];
-    for (size_t b = 0; b < p->nchunks; b += EMBED_BATCH) {
+    char *bufs[EMBED_BATCH];
+    for (size_t b = 0; b < p->nchunks && rc == RAG_OK; b += EMBED_BATCH) {
         size_t m = p->nchunks - b < EMBED_BATCH ? p->nchunks - b : EMBED_BATCH;
-        for (size_t k = 0; k < m; k++) {
+        memset(bufs, 0, sizeof bufs);
+        for (size_t k = 0; k < m && rc == RAG_OK; k++) {
             prep_chunk *pc = &p->chunks[b + k];
-            texts[k] = docs[pc->doc].text + pc->start;
-            lens[k] = pc->end - pc->start;
+            rc = context_text(docs[pc->doc].title, docs[pc->doc].text + pc->start,
+                              pc->end - pc->start, &bufs[k], &texts[k], &lens[k]);
         }
-        if ((rc = rag_embedder_embed(db->emb, texts, lens, m, 0, p->vecs + b * dim)) != RAG_OK)
-            return rc;
+        if (rc == RAG_OK)
+            rc = rag_embedder_embed(db->emb, texts, lens, m, 0, p->vecs + b * dim);
+        for (size_t k = 0; k < m; k++)
+            free(bufs[k]);
     }
-    return RAG_OK;
+    return rc;
 }
 
 /* Removes a stored document's chunks (tombstoning their vectors) and its counters. */
-static int remove_doc(rag_txn *txn, uint32_t coll, const rag_doc_rec *old, rag_coll_rec *rec,
-                      uint64_t *ntombs)
+static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                      const rag_doc_rec *old, rag_coll_rec *rec, uint64_t *ntombs)
 {
     int rc = RAG_OK;
     for (uint32_t k = 0; k < old->nchunks && rc == RAG_OK; k++) {
@@ -954,6 +1001,15 @@ static int remove_doc(rag_txn *txn, uint32_t coll, const rag_doc_rec *old, rag_c
         if (ch->flags & RAG_CHUNK_DUPLICATE)
             rec->duplicate_chunks--;
         rc = rag_store_hash_decr(txn, coll, ch->text_hash);
+        if (rc == RAG_OK) {
+            char *buf = NULL;
+            const char *lt;
+            size_t ll;
+            rc = context_text(old->title, ch->text, ch->text_len, &buf, &lt, &ll);
+            if (rc == RAG_OK)
+                rc = rag_lexical_remove(txn, an, coll, ch->id, lt, ll);
+            free(buf);
+        }
         rag_chunk_rec_free(ch);
         if (rc == RAG_OK)
             rc = rag_store_chunk_del(txn, coll, old->chunk_ids[k]);
@@ -1002,7 +1058,7 @@ static int ingest_fn(rag_txn *txn, void *user)
         rc = rag_store_doc_get(txn, c->id, d->id, &old);
         if (rc == RAG_OK) {
             ingested_at = old->ingested_at;
-            rc = remove_doc(txn, c->id, old, &rec, &p->ntombs);
+            rc = remove_doc(txn, c->an, c->id, old, &rec, &p->ntombs);
             p->stats.replaced++;
         } else if (rc == RAG_ENOTFOUND) {
             rc = RAG_OK;
@@ -1027,6 +1083,15 @@ static int ingest_fn(rag_txn *txn, void *user)
             }
             if (rc == RAG_OK)
                 rc = rag_store_chunk_put(txn, c->id, &ch);
+            if (rc == RAG_OK) {
+                char *buf = NULL;
+                const char *lt;
+                size_t ll;
+                rc = context_text(d->title, ch.text, ch.text_len, &buf, &lt, &ll);
+                if (rc == RAG_OK)
+                    rc = rag_lexical_add(txn, c->an, c->id, ids[k], lt, ll);
+                free(buf);
+            }
             if (rc == RAG_OK)
                 rc = rag_store_vec_put(txn, c->id, ids[k],
                                        p->vecs + (pd->first + k) * (size_t)p->coll_dim, p->coll_dim);
@@ -1137,7 +1202,7 @@ static int delete_fn(rag_txn *txn, void *user)
         return rag_fail(RAG_ENOTFOUND, "document '%s' not found in collection '%s'", a->id,
                         a->coll->name);
     if (rc == RAG_OK)
-        rc = remove_doc(txn, a->coll->id, old, &rec, &a->ntombs);
+        rc = remove_doc(txn, a->coll->an, a->coll->id, old, &rec, &a->ntombs);
     if (rc == RAG_OK)
         rc = rag_store_coll_put(txn, a->coll->name, &rec);
     rag_doc_rec_free(old);

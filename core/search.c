@@ -1,20 +1,30 @@
-/* search.c - top-k retrieval over a collection: ANN with adaptive over-fetch past deleted
- * or filtered-out chunks, exact scans for small candidate sets, and hit materialisation. */
+/* search.c - query planning and execution: restrictions and filters (exact candidate sets
+ * or lazily evaluated predicates), dense ANN with adaptive over-fetch, BM25, fusion, result
+ * shaping (per-document cap, duplicate collapsing, MMR), confidence and hit materialisation. */
 #include "db.h"
 #include "embedder.h"
+#include "filter.h"
+#include "lexical.h"
 #include "status.h"
 #include "store.h"
 #include "vindex.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 /* Candidate sets up to this many chunks are scanned exactly instead of via the ANN. */
 #define EXACT_SCAN_MAX 20000
+/* Documents sampled to estimate a filter's selectivity. */
+#define SELECTIVITY_SAMPLE 512
+/* Collections up to this many documents are always filtered by a full scan. */
+#define FULL_SCAN_DOCS 4000
 
 struct rag_results {
     rag_hit *hits;
     size_t count, cap;
+    int no_confident_context;
 };
 
 void rag_search_options_init(rag_search_options *o)
@@ -32,6 +42,11 @@ size_t rag_results_count(const rag_results *res)
 const rag_hit *rag_results_get(const rag_results *res, size_t i)
 {
     return res && i < res->count ? &res->hits[i] : NULL;
+}
+
+int rag_results_no_confident_context(const rag_results *res)
+{
+    return !res || res->count == 0 || res->no_confident_context;
 }
 
 static void hit_clear(rag_hit *h)
@@ -54,7 +69,8 @@ void rag_results_free(rag_results *res)
     free(res);
 }
 
-/* Sorted set of chunk ids that pass the restrictions (NULL set: everything passes). */
+/* ---- sets of chunk ids ---------------------------------------------------------------- */
+
 typedef struct id_set {
     uint64_t *ids;
     size_t n, cap;
@@ -93,84 +109,665 @@ static int id_set_has(const id_set *s, uint64_t id)
     return lo < s->n && s->ids[lo] == id;
 }
 
-typedef struct prefix_ctx {
-    const char *prefix;
-    size_t plen;
-    id_set *set;
-} prefix_ctx;
+/* ---- the plan: which chunks may be returned ----------------------------------------------- */
 
-static int prefix_visit(void *user, const rag_doc_rec *d)
+enum { PLAN_ALL, PLAN_SET, PLAN_PRED };
+
+/* Small open-addressing map from a document id hash to its filter verdict. */
+typedef struct verdict_cache {
+    uint64_t *keys;
+    unsigned char *vals;
+    size_t cap, used;
+} verdict_cache;
+
+typedef struct plan {
+    int kind;
+    id_set set;                  /* PLAN_SET: sorted allowed chunk ids */
+    double selectivity;          /* PLAN_PRED: estimated fraction of matching chunks */
+    rag_txn *txn;
+    rag_coll *coll;
+    const rag_filter *filter;
+    const char *source_prefix;
+    size_t plen;
+    const char *const *doc_ids;  /* explicit document restriction (sorted copy) */
+    size_t n_doc_ids;
+    verdict_cache cache;
+    int rc;                      /* first error met inside a predicate */
+} plan;
+
+static int doc_allowed(plan *p, const rag_doc_rec *d)
 {
-    prefix_ctx *p = user;
-    if (strncmp(d->source, p->prefix, p->plen) != 0)
+    if (p->source_prefix && strncmp(d->source, p->source_prefix, p->plen) != 0)
         return 0;
-    for (uint32_t i = 0; i < d->nchunks; i++)
-        if (id_set_add(p->set, d->chunk_ids[i]) != RAG_OK)
-            return RAG_ENOMEM;
+    if (p->filter) {
+        rag_filter_doc fd = {d->id, d->source, d->title, d->metadata, d->source_mtime,
+                             d->ingested_at, d->updated_at};
+        if (!rag_filter_match(p->filter, &fd))
+            return 0;
+    }
+    return 1;
+}
+
+static int verdict_lookup(verdict_cache *c, uint64_t key, int *val)
+{
+    if (!c->cap)
+        return 0;
+    size_t i = (size_t)key & (c->cap - 1);
+    while (c->keys[i]) {
+        if (c->keys[i] == key) {
+            *val = c->vals[i];
+            return 1;
+        }
+        i = (i + 1) & (c->cap - 1);
+    }
     return 0;
 }
 
-/* Builds the set of chunk ids allowed by the options' restrictions. *restricted is 0 when
- * there are none (the set stays empty and means "all"). */
-static int build_candidates(rag_txn *txn, rag_coll *c, const rag_search_options *o, id_set *set,
-                            int *restricted)
+static void verdict_store(verdict_cache *c, uint64_t key, int val)
 {
-    *restricted = 0;
-    int rc = RAG_OK;
-    if (o->n_doc_ids > 0) {
-        *restricted = 1;
-        for (size_t i = 0; i < o->n_doc_ids && rc == RAG_OK; i++) {
-            rag_doc_rec *d = NULL;
-            if (!o->doc_ids[i])
+    if (c->used * 2 >= c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        uint64_t *keys = calloc(cap, sizeof *keys);
+        unsigned char *vals = calloc(cap, 1);
+        if (!keys || !vals) {
+            free(keys);
+            free(vals);
+            return; /* the cache is an optimisation only */
+        }
+        for (size_t i = 0; i < c->cap; i++) {
+            if (!c->keys[i])
+                continue;
+            size_t j = (size_t)c->keys[i] & (cap - 1);
+            while (keys[j])
+                j = (j + 1) & (cap - 1);
+            keys[j] = c->keys[i];
+            vals[j] = c->vals[i];
+        }
+        free(c->keys);
+        free(c->vals);
+        c->keys = keys;
+        c->vals = vals;
+        c->cap = cap;
+    }
+    size_t i = (size_t)key & (c->cap - 1);
+    while (c->keys[i] && c->keys[i] != key)
+        i = (i + 1) & (c->cap - 1);
+    if (!c->keys[i])
+        c->used++;
+    c->keys[i] = key;
+    c->vals[i] = (unsigned char)val;
+}
+
+/* Whether chunk `id` is live and passes the plan's restrictions. */
+static int chunk_allowed(void *user, uint64_t id)
+{
+    plan *p = user;
+    if (p->kind == PLAN_SET)
+        return id_set_has(&p->set, id);
+    const char *doc;
+    size_t dl;
+    int rc = rag_store_chunk_head(p->txn, p->coll->id, id, &doc, &dl, NULL, NULL);
+    if (rc != RAG_OK) {
+        if (rc != RAG_ENOTFOUND && p->rc == RAG_OK)
+            p->rc = rc;
+        return 0;
+    }
+    if (p->kind == PLAN_ALL)
+        return 1;
+    uint64_t key = XXH3_64bits(doc, dl) | 1;
+    int v;
+    if (verdict_lookup(&p->cache, key, &v))
+        return v;
+    char *docid = rag_strndup(doc, dl);
+    rag_doc_rec *d = NULL;
+    if (!docid)
+        return 0;
+    rc = rag_store_doc_get(p->txn, p->coll->id, docid, &d);
+    free(docid);
+    v = rc == RAG_OK && doc_allowed(p, d);
+    if (rc != RAG_OK && rc != RAG_ENOTFOUND && p->rc == RAG_OK)
+        p->rc = rc;
+    rag_doc_rec_free(d);
+    verdict_store(&p->cache, key, v);
+    return v;
+}
+
+typedef struct scan_docs_ctx {
+    plan *p;
+    size_t seen, matched_chunks, total_chunks, limit;
+    int build;                   /* add matching chunks to p->set */
+    int rc;
+} scan_docs_ctx;
+
+static int scan_docs_visit(void *user, const rag_doc_rec *d)
+{
+    scan_docs_ctx *s = user;
+    s->seen++;
+    s->total_chunks += d->nchunks;
+    if (doc_allowed(s->p, d)) {
+        s->matched_chunks += d->nchunks;
+        for (uint32_t i = 0; s->build && i < d->nchunks; i++)
+            if ((s->rc = id_set_add(&s->p->set, d->chunk_ids[i])) != RAG_OK)
+                return s->rc;
+    }
+    return s->limit && s->seen >= s->limit ? 1 : 0;
+}
+
+static void plan_free(plan *p)
+{
+    free(p->set.ids);
+    free(p->cache.keys);
+    free(p->cache.vals);
+}
+
+/* Decides how restrictions are applied: PLAN_SET for explicit documents and for filters
+ * matching few chunks (estimated on a sample, then built exactly by a full scan), PLAN_PRED
+ * (filter evaluated per candidate, cached per document) when many chunks match, PLAN_ALL
+ * when there is no restriction. */
+static int plan_build(plan *p, rag_txn *txn, rag_coll *c, const rag_search_options *o,
+                      const rag_filter *f, uint64_t total_chunks, uint64_t total_docs)
+{
+    memset(p, 0, sizeof *p);
+    p->txn = txn;
+    p->coll = c;
+    p->filter = f;
+    p->source_prefix = o->source_prefix && *o->source_prefix ? o->source_prefix : NULL;
+    p->plen = p->source_prefix ? strlen(p->source_prefix) : 0;
+    p->kind = PLAN_ALL;
+    p->selectivity = 1.0;
+    /* Explicit document lists: from the options and from the filter (doc_id = / IN). */
+    size_t nf = 0;
+    const char *const *fids = f ? rag_filter_doc_ids(f, &nf) : NULL;
+    if (o->n_doc_ids > 0 || fids) {
+        p->kind = PLAN_SET;
+        const char *const *ids = o->n_doc_ids > 0 ? o->doc_ids : fids;
+        size_t n = o->n_doc_ids > 0 ? o->n_doc_ids : nf;
+        for (size_t i = 0; i < n; i++) {
+            if (!ids[i])
                 return rag_fail(RAG_EINVAL, "doc_ids[%zu] is NULL", i);
-            rc = rag_store_doc_get(txn, c->id, o->doc_ids[i], &d);
+            if (o->n_doc_ids > 0 && fids) { /* both: the intersection */
+                int in = 0;
+                for (size_t j = 0; j < nf && !in; j++)
+                    in = strcmp(fids[j], ids[i]) == 0;
+                if (!in)
+                    continue;
+            }
+            rag_doc_rec *d = NULL;
+            int rc = rag_store_doc_get(txn, c->id, ids[i], &d);
+            if (rc == RAG_ENOTFOUND)
+                continue;
+            if (rc != RAG_OK)
+                return rc;
+            if (doc_allowed(p, d))
+                for (uint32_t k = 0; k < d->nchunks && rc == RAG_OK; k++)
+                    rc = id_set_add(&p->set, d->chunk_ids[k]);
+            rag_doc_rec_free(d);
+            if (rc != RAG_OK)
+                return rc;
+        }
+        qsort(p->set.ids, p->set.n, sizeof(uint64_t), cmp_u64);
+        /* A document listed twice would repeat its chunks. */
+        size_t w = 0;
+        for (size_t i = 0; i < p->set.n; i++)
+            if (w == 0 || p->set.ids[w - 1] != p->set.ids[i])
+                p->set.ids[w++] = p->set.ids[i];
+        p->set.n = w;
+        return RAG_OK;
+    }
+    if (!f && !p->source_prefix)
+        return RAG_OK;
+    /* Estimate selectivity on a sample of documents. */
+    scan_docs_ctx s = {p, 0, 0, 0, SELECTIVITY_SAMPLE, 0, RAG_OK};
+    int rc = RAG_OK;
+    if (total_docs > FULL_SCAN_DOCS) {
+        rc = rag_store_doc_scan(txn, c->id, scan_docs_visit, &s);
+        if (rc < 0)
+            return rc;
+        p->selectivity = s.total_chunks ? (double)s.matched_chunks / (double)s.total_chunks : 1.0;
+    }
+    double expected = p->selectivity * (double)total_chunks;
+    if (total_docs <= FULL_SCAN_DOCS || expected <= EXACT_SCAN_MAX) {
+        scan_docs_ctx full = {p, 0, 0, 0, 0, 1, RAG_OK};
+        rc = rag_store_doc_scan(txn, c->id, scan_docs_visit, &full);
+        if (rc < 0 || full.rc != RAG_OK)
+            return rc < 0 ? rc : full.rc;
+        p->kind = PLAN_SET;
+        qsort(p->set.ids, p->set.n, sizeof(uint64_t), cmp_u64);
+        return RAG_OK;
+    }
+    p->kind = PLAN_PRED;
+    if (p->selectivity < 0.001)
+        p->selectivity = 0.001;
+    return RAG_OK;
+}
+
+/* ---- candidates --------------------------------------------------------------------------- */
+
+typedef struct cand {
+    uint64_t id;
+    float score;                 /* fused or single-side score */
+    float dense, lex;
+    int drank, lrank;
+} cand;
+
+typedef struct cand_list {
+    cand *c;
+    size_t n, cap;
+} cand_list;
+
+static int cand_push(cand_list *l, uint64_t id, float score)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        cand *q = rag_realloc(l->c, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        l->c = q;
+        l->cap = cap;
+    }
+    cand *x = &l->c[l->n++];
+    x->id = id;
+    x->score = score;
+    x->dense = x->lex = NAN;
+    x->drank = x->lrank = 0;
+    return RAG_OK;
+}
+
+typedef struct vec_collect {
+    plan *p;
+    float *vecs;
+    int64_t *ids;
+    size_t n, cap;
+    int dim;
+    int filter_each;             /* apply chunk_allowed to each vector */
+} vec_collect;
+
+static int vec_collect_add(vec_collect *s, uint64_t id, const float *vec)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        float *v = rag_realloc(s->vecs, cap * (size_t)s->dim * sizeof(float));
+        if (!v)
+            return RAG_ENOMEM;
+        s->vecs = v;
+        int64_t *q = rag_realloc(s->ids, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        s->ids = q;
+        s->cap = cap;
+    }
+    memcpy(s->vecs + s->n * (size_t)s->dim, vec, (size_t)s->dim * sizeof(float));
+    s->ids[s->n++] = (int64_t)id;
+    return RAG_OK;
+}
+
+static int vec_collect_visit(void *user, uint64_t id, const float *vec, int dim)
+{
+    vec_collect *s = user;
+    if (dim != s->dim)
+        return rag_fail(RAG_ECORRUPT, "vector of chunk %llu has dimension %d",
+                        (unsigned long long)id, dim);
+    if (s->filter_each && !chunk_allowed(s->p, id))
+        return 0;
+    return vec_collect_add(s, id, vec);
+}
+
+/* Exact dense top-n over the plan's candidates (or every vector). */
+static int dense_exact(plan *p, int dim, const float *q, int n, cand_list *out)
+{
+    vec_collect s = {p, NULL, NULL, 0, 0, dim, p->kind == PLAN_PRED};
+    int rc = RAG_OK;
+    if (p->kind == PLAN_SET) {
+        float *tmp = rag_malloc((size_t)dim * sizeof(float));
+        if (!tmp)
+            return RAG_ENOMEM;
+        for (size_t i = 0; i < p->set.n && rc == RAG_OK; i++) {
+            rc = rag_store_vec_get(p->txn, p->coll->id, p->set.ids[i], tmp, dim);
             if (rc == RAG_ENOTFOUND) {
                 rc = RAG_OK;
                 continue;
             }
-            for (uint32_t k = 0; rc == RAG_OK && d && k < d->nchunks; k++)
-                rc = id_set_add(set, d->chunk_ids[k]);
-            rag_doc_rec_free(d);
+            if (rc == RAG_OK)
+                rc = vec_collect_add(&s, p->set.ids[i], tmp);
         }
+        free(tmp);
+    } else {
+        rc = rag_store_vec_scan(p->txn, p->coll->id, 0, vec_collect_visit, &s);
     }
-    if (rc == RAG_OK && o->source_prefix && *o->source_prefix) {
-        id_set by_prefix = {0};
-        prefix_ctx p = {o->source_prefix, strlen(o->source_prefix), &by_prefix};
-        rc = rag_store_doc_scan(txn, c->id, prefix_visit, &p);
-        if (rc == RAG_OK && *restricted) {
-            /* Intersect with the document restriction. */
-            qsort(by_prefix.ids, by_prefix.n, sizeof(uint64_t), cmp_u64);
-            size_t w = 0;
-            for (size_t i = 0; i < set->n; i++)
-                if (id_set_has(&by_prefix, set->ids[i]))
-                    set->ids[w++] = set->ids[i];
-            set->n = w;
-            free(by_prefix.ids);
-        } else if (rc == RAG_OK) {
-            free(set->ids);
-            *set = by_prefix;
-        } else {
-            free(by_prefix.ids);
-        }
-        *restricted = 1;
+    float *scores = NULL;
+    int64_t *ids = NULL;
+    if (rc != RAG_OK)
+        goto cleanup;
+    scores = rag_malloc((size_t)n * sizeof *scores);
+    ids = rag_malloc((size_t)n * sizeof *ids);
+    if (!scores || !ids) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
     }
-    if (rc == RAG_OK && *restricted)
-        qsort(set->ids, set->n, sizeof(uint64_t), cmp_u64);
+    int m = rag_exact_topk(q, s.vecs, s.ids, s.n, dim, n, scores, ids);
+    for (int i = 0; i < m && rc == RAG_OK; i++)
+        rc = cand_push(out, (uint64_t)ids[i], scores[i]);
+cleanup:
+    free(scores);
+    free(ids);
+    free(s.vecs);
+    free(s.ids);
     return rc;
 }
 
-/* Appends the hit for chunk `id` unless it was deleted. Returns RAG_ENOTFOUND for a
- * deleted chunk (the caller skips it). */
-static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, uint64_t id, float score)
+/* Dense top-n through the ANN index: asks for more neighbours than needed, drops deleted
+ * and disallowed ids, and widens until n survive or the index is exhausted; then falls
+ * back to an exact scan so that min(n, allowed live chunks) is always returned. */
+static int dense_ann(plan *p, const float *q, int n, cand_list *out)
+{
+    rag_coll *c = p->coll;
+    size_t total = rag_vindex_count(c->ix);
+    double want_d = (double)n + (double)c->tombstones;
+    if (p->kind == PLAN_PRED)
+        want_d = (double)n / p->selectivity * 2.0 + (double)c->tombstones;
+    else if (p->kind == PLAN_SET)
+        want_d = (double)n * (double)total / (double)(p->set.n ? p->set.n : 1) * 2.0;
+    size_t want = want_d > (double)total ? total : (size_t)want_d;
+    if (want < (size_t)n)
+        want = (size_t)n;
+    float *scores = NULL;
+    int64_t *ids = NULL;
+    int rc = RAG_OK, m = 0;
+    for (;;) {
+        float *s2 = rag_realloc(scores, want * sizeof *s2);
+        int64_t *i2 = s2 ? rag_realloc(ids, want * sizeof *i2) : NULL;
+        if (s2)
+            scores = s2;
+        if (!s2 || !i2) {
+            rc = RAG_ENOMEM;
+            break;
+        }
+        ids = i2;
+        m = rag_vindex_search(c->ix, q, (int)want, scores, ids);
+        if (m < 0) {
+            rc = m;
+            break;
+        }
+        out->n = 0;
+        for (int i = 0; i < m && out->n < (size_t)n && rc == RAG_OK; i++)
+            if (chunk_allowed(p, (uint64_t)ids[i]))
+                rc = cand_push(out, (uint64_t)ids[i], scores[i]);
+        if (rc == RAG_OK)
+            rc = p->rc;
+        if (rc != RAG_OK || out->n >= (size_t)n || want >= total || (size_t)m < want)
+            break;
+        want = want * 4 > total ? total : want * 4;
+    }
+    free(scores);
+    free(ids);
+    if (rc == RAG_OK && out->n < (size_t)n) {
+        out->n = 0;
+        rc = dense_exact(p, rag_vindex_dim(c->ix), q, n, out);
+    }
+    return rc;
+}
+
+static int dense_side(rag_db *db, plan *p, const float *q, int n, cand_list *out)
+{
+    rag_coll *c = p->coll;
+    int usable = c->ix && rag_vindex_is_trained(c->ix) && rag_vindex_count(c->ix) > 0;
+    if (!usable || (p->kind == PLAN_SET && p->set.n <= EXACT_SCAN_MAX))
+        return dense_exact(p, db->dim, q, n, out);
+    return dense_ann(p, q, n, out);
+}
+
+static void count_term(void *user, const char *term, size_t len)
+{
+    (void)term;
+    (void)len;
+    (*(int *)user)++;
+}
+
+static int lexical_side(plan *p, const char *query, int n, cand_list *out, int *nterms)
+{
+    rag_coll *c = p->coll;
+    float *scores = rag_malloc((size_t)n * sizeof *scores);
+    uint64_t *ids = rag_malloc((size_t)n * sizeof *ids);
+    int rc = RAG_OK;
+    if (!scores || !ids) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    rag_bm25_params bp;
+    rag_bm25_params_init(&bp);
+    int m = rag_lexical_search(p->txn, c->an, c->id, query, strlen(query), &bp, n,
+                               p->kind == PLAN_ALL ? NULL : chunk_allowed, p, scores, ids);
+    if (m < 0) {
+        rc = m;
+        goto cleanup;
+    }
+    if ((rc = p->rc) != RAG_OK)
+        goto cleanup;
+    for (int i = 0; i < m && rc == RAG_OK; i++)
+        rc = cand_push(out, ids[i], scores[i]);
+    *nterms = 0;
+    rag_analyze(c->an, query, strlen(query), count_term, nterms);
+cleanup:
+    free(scores);
+    free(ids);
+    return rc;
+}
+
+/* ---- fusion and shaping ---------------------------------------------------------------------- */
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Merges the dense and lexical lists into `out` with RRF or weighted normalised scores. */
+static int fuse(const cand_list *d, const cand_list *l, const rag_search_options *o,
+                cand_list *out)
+{
+    int rc = RAG_OK;
+    float dmin = 0, dmax = 0, lmin = 0, lmax = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (i == 0 || d->c[i].score < dmin)
+            dmin = d->c[i].score;
+        if (i == 0 || d->c[i].score > dmax)
+            dmax = d->c[i].score;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (i == 0 || l->c[i].score < lmin)
+            lmin = l->c[i].score;
+        if (i == 0 || l->c[i].score > lmax)
+            lmax = l->c[i].score;
+    }
+    float w = o->dense_weight > 0 ? o->dense_weight : 0.5f;
+    int rrf_k = o->rrf_k > 0 ? o->rrf_k : 60;
+    for (size_t i = 0; i < d->n && rc == RAG_OK; i++) {
+        rc = cand_push(out, d->c[i].id, 0);
+        if (rc == RAG_OK) {
+            out->c[out->n - 1].dense = d->c[i].score;
+            out->c[out->n - 1].drank = (int)i + 1;
+        }
+    }
+    size_t nd = out->n;
+    for (size_t i = 0; i < l->n && rc == RAG_OK; i++) {
+        cand *x = NULL;
+        for (size_t j = 0; j < nd; j++)
+            if (out->c[j].id == l->c[i].id) {
+                x = &out->c[j];
+                break;
+            }
+        if (!x) {
+            if ((rc = cand_push(out, l->c[i].id, 0)) != RAG_OK)
+                break;
+            x = &out->c[out->n - 1];
+        }
+        x->lex = l->c[i].score;
+        x->lrank = (int)i + 1;
+    }
+    for (size_t i = 0; i < out->n; i++) {
+        cand *x = &out->c[i];
+        if (o->fusion == RAG_FUSION_WEIGHTED) {
+            float dn = x->drank ? (dmax > dmin ? (x->dense - dmin) / (dmax - dmin) : 1.0f) : 0.0f;
+            float ln = x->lrank ? (lmax > lmin ? (x->lex - lmin) / (lmax - lmin) : 1.0f) : 0.0f;
+            x->score = w * dn + (1.0f - w) * ln;
+        } else {
+            x->score = (x->drank ? 1.0f / (float)(rrf_k + x->drank) : 0.0f) +
+                       (x->lrank ? 1.0f / (float)(rrf_k + x->lrank) : 0.0f);
+        }
+    }
+    qsort(out->c, out->n, sizeof *out->c, cmp_cand);
+    return rc;
+}
+
+static float dot(const float *a, const float *b, int dim)
+{
+    float s = 0;
+    for (int i = 0; i < dim; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Per-candidate data loaded on first use by shape(). */
+typedef struct shape_ctx {
+    plan *p;
+    int dim;
+    int use_vecs;
+    uint64_t *hashes;
+    char **docs;
+    float *vecs;
+    unsigned char *state;        /* bit 1: loaded, bit 2: has vector */
+} shape_ctx;
+
+static int shape_load(shape_ctx *s, const cand_list *l, size_t i)
+{
+    if (s->state[i] & 1)
+        return RAG_OK;
+    const char *doc;
+    size_t dl;
+    int rc = rag_store_chunk_head(s->p->txn, s->p->coll->id, l->c[i].id, &doc, &dl,
+                                  &s->hashes[i], NULL);
+    if (rc == RAG_OK && !(s->docs[i] = rag_strndup(doc, dl)))
+        rc = RAG_ENOMEM;
+    if (rc == RAG_OK && s->use_vecs) {
+        rc = rag_store_vec_get(s->p->txn, s->p->coll->id, l->c[i].id,
+                               s->vecs + i * (size_t)s->dim, s->dim);
+        if (rc == RAG_OK)
+            s->state[i] |= 2;
+        else if (rc == RAG_ENOTFOUND)
+            rc = RAG_OK;
+    }
+    if (rc == RAG_OK)
+        s->state[i] |= 1;
+    return rc;
+}
+
+/* Selects up to k candidates in ranked order, or by MMR over the best max(4k, 50), while
+ * honouring the per-document cap and collapsing duplicates (equal normalised text, or
+ * vectors at least collapse_threshold similar to an already selected hit). The selection
+ * replaces the list. Candidate data is loaded lazily, so ranked order costs O(k) lookups. */
+static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_list *l)
+{
+    int rc = RAG_OK;
+    float collapse = o->collapse_threshold > 0 ? o->collapse_threshold : 0.98f;
+    int mmr = o->mmr_lambda > 0;
+    size_t n = l->n;
+    if (mmr && n > (size_t)(k * 4 > 50 ? k * 4 : 50))
+        n = (size_t)(k * 4 > 50 ? k * 4 : 50);
+    shape_ctx s = {p, db->dim, mmr || collapse <= 1.0f, NULL, NULL, NULL, NULL};
+    size_t *order = rag_malloc((n ? n : 1) * sizeof *order);
+    unsigned char *picked = rag_calloc(n ? n : 1, 1);
+    s.hashes = rag_calloc(n ? n : 1, sizeof *s.hashes);
+    s.docs = rag_calloc(n ? n : 1, sizeof *s.docs);
+    s.state = rag_calloc(n ? n : 1, 1);
+    if (s.use_vecs)
+        s.vecs = rag_malloc((n ? n : 1) * (size_t)s.dim * sizeof(float));
+    if (!order || !picked || !s.hashes || !s.docs || !s.state || (s.use_vecs && !s.vecs)) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    float smin = n ? l->c[n - 1].score : 0, smax = n ? l->c[0].score : 0;
+    size_t chosen = 0, next = 0; /* next: first unexamined candidate in ranked order */
+    while (chosen < (size_t)k && rc == RAG_OK) {
+        size_t best = n;
+        float best_val = -INFINITY;
+        for (size_t i = mmr ? 0 : next; i < n; i++) {
+            if (picked[i])
+                continue;
+            if ((rc = shape_load(&s, l, i)) != RAG_OK)
+                break;
+            int skip = 0, same_doc = 0;
+            float maxsim = 0;
+            for (size_t j = 0; j < chosen && !skip; j++) {
+                size_t t = order[j];
+                if (s.hashes[t] == s.hashes[i])
+                    skip = 1;
+                if (strcmp(s.docs[t], s.docs[i]) == 0)
+                    same_doc++;
+                if ((s.state[i] & 2) && (s.state[t] & 2)) {
+                    float sim = dot(s.vecs + i * (size_t)s.dim, s.vecs + t * (size_t)s.dim, s.dim);
+                    if (sim > maxsim)
+                        maxsim = sim;
+                    if (collapse <= 1.0f && sim >= collapse)
+                        skip = 1;
+                }
+            }
+            if (skip || (o->per_doc > 0 && same_doc >= o->per_doc)) {
+                picked[i] = 2; /* excluded for good */
+                continue;
+            }
+            if (!mmr) {
+                best = i;
+                break;
+            }
+            float rel = smax > smin ? (l->c[i].score - smin) / (smax - smin) : 1.0f;
+            float val = o->mmr_lambda * rel - (1.0f - o->mmr_lambda) * maxsim;
+            if (val > best_val) {
+                best_val = val;
+                best = i;
+            }
+        }
+        if (rc != RAG_OK || best == n)
+            break;
+        picked[best] = 1;
+        order[chosen++] = best;
+        next = best + 1;
+    }
+    if (rc == RAG_OK) {
+        cand *sel = rag_malloc((chosen ? chosen : 1) * sizeof *sel);
+        if (!sel) {
+            rc = RAG_ENOMEM;
+            goto cleanup;
+        }
+        for (size_t j = 0; j < chosen; j++)
+            sel[j] = l->c[order[j]];
+        memcpy(l->c, sel, chosen * sizeof *sel);
+        l->n = chosen;
+        free(sel);
+    }
+cleanup:
+    for (size_t i = 0; s.docs && i < n; i++)
+        free(s.docs[i]);
+    free(s.docs);
+    free(s.hashes);
+    free(s.vecs);
+    free(s.state);
+    free(picked);
+    free(order);
+    return rc;
+}
+
+/* ---- materialisation ------------------------------------------------------------------------ */
+
+static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x)
 {
     rag_chunk_rec *ch = NULL;
     rag_doc_rec *d = NULL;
-    int rc = rag_store_chunk_get(txn, c->id, id, &ch);
+    int rc = rag_store_chunk_get(txn, c->id, x->id, &ch);
     if (rc != RAG_OK)
         return rc;
     rc = rag_store_doc_get(txn, c->id, ch->doc_id, &d);
-    if (rc == RAG_ENOTFOUND) /* orphan chunk: treat as deleted */
-        goto cleanup;
     if (rc != RAG_OK)
         goto cleanup;
     if (res->count == res->cap) {
@@ -185,8 +782,12 @@ static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, uint64_t id, flo
     }
     rag_hit *h = &res->hits[res->count];
     memset(h, 0, sizeof *h);
-    h->chunk_id = id;
-    h->score = score;
+    h->chunk_id = x->id;
+    h->score = x->score;
+    h->dense_score = x->dense;
+    h->lexical_score = x->lex;
+    h->dense_rank = x->drank;
+    h->lexical_rank = x->lrank;
     h->doc_id = ch->doc_id;
     ch->doc_id = NULL;
     h->text = ch->text;
@@ -198,11 +799,12 @@ static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, uint64_t id, flo
     d->title = NULL;
     h->source = d->source;
     d->source = NULL;
-    h->metadata_json = d->metadata && *d->metadata ? d->metadata : NULL;
-    if (h->metadata_json)
+    if (d->metadata && *d->metadata) {
+        h->metadata_json = d->metadata;
         d->metadata = NULL;
-    else
+    } else {
         h->metadata_json = rag_strdup("{}");
+    }
     h->start = ch->start;
     h->end = ch->end;
     h->token_count = (int)ch->tokens;
@@ -221,155 +823,25 @@ cleanup:
     return rc;
 }
 
-typedef struct scan_ctx {
-    const id_set *set;   /* NULL: all */
-    float *vecs;
-    int64_t *ids;
-    size_t n, cap;
-    int dim;
-} scan_ctx;
-
-static int scan_visit(void *user, uint64_t id, const float *vec, int dim)
+/* Default confidence thresholds per embedder family, chosen on the SciFact dev set as
+ * the score above which most top hits are relevant (see docs/benchmarks.md). */
+static float default_dense_threshold(const char *embedder)
 {
-    scan_ctx *s = user;
-    if (s->set && !id_set_has(s->set, id))
-        return 0;
-    if (dim != s->dim)
-        return rag_fail(RAG_ECORRUPT, "vector of chunk %llu has dimension %d",
-                        (unsigned long long)id, dim);
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        float *v = rag_realloc(s->vecs, cap * (size_t)dim * sizeof(float));
-        if (!v)
-            return RAG_ENOMEM;
-        s->vecs = v;
-        int64_t *q = rag_realloc(s->ids, cap * sizeof *q);
-        if (!q)
-            return RAG_ENOMEM;
-        s->ids = q;
-        s->cap = cap;
-    }
-    memcpy(s->vecs + s->n * (size_t)dim, vec, (size_t)dim * sizeof(float));
-    s->ids[s->n++] = (int64_t)id;
-    return 0;
+    if (strncmp(embedder, "bge", 3) == 0)
+        return 0.70f;
+    if (strstr(embedder, "MiniLM"))
+        return 0.45f;
+    if (strncmp(embedder, "hash", 4) == 0)
+        return 0.25f;
+    return 0.5f;
 }
 
-/* Exact search over the candidate set (or every vector when set is NULL). */
-static int exact_search(rag_txn *txn, rag_coll *c, int dim, const float *q, const id_set *set,
-                        int k, rag_results *res)
-{
-    scan_ctx s = {set, NULL, NULL, 0, 0, dim};
-    int rc = RAG_OK;
-    if (set) {
-        /* Look the candidates up directly: cheaper than scanning the collection. */
-        float *tmp = rag_malloc((size_t)dim * sizeof(float));
-        if (!tmp)
-            return RAG_ENOMEM;
-        for (size_t i = 0; i < set->n && rc == RAG_OK; i++) {
-            rc = rag_store_vec_get(txn, c->id, set->ids[i], tmp, dim);
-            if (rc == RAG_ENOTFOUND) {
-                rc = RAG_OK;
-                continue;
-            }
-            if (rc == RAG_OK)
-                rc = scan_visit(&s, set->ids[i], tmp, dim);
-        }
-        free(tmp);
-    } else {
-        rc = rag_store_vec_scan(txn, c->id, 0, scan_visit, &s);
-    }
-    float *scores = NULL;
-    int64_t *ids = NULL;
-    if (rc != RAG_OK)
-        goto cleanup;
-    scores = rag_malloc((size_t)k * sizeof *scores);
-    ids = rag_malloc((size_t)k * sizeof *ids);
-    if (!scores || !ids) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    int m = rag_exact_topk(q, s.vecs, s.ids, s.n, dim, k, scores, ids);
-    for (int i = 0; i < m && rc == RAG_OK; i++) {
-        rc = add_hit(txn, c, res, (uint64_t)ids[i], scores[i]);
-        if (rc == RAG_ENOTFOUND)
-            rc = RAG_OK;
-    }
-cleanup:
-    free(scores);
-    free(ids);
-    free(s.vecs);
-    free(s.ids);
-    return rc;
-}
+#define DEFAULT_LEXICAL_THRESHOLD 1.5f
 
-/* ANN search with over-fetch: asks the index for more neighbours than k, drops deleted
- * and filtered-out ids, and widens the request until k hits are found or the index is
- * exhausted. */
-static int ann_search(rag_txn *txn, rag_coll *c, const float *q, const id_set *set, int k,
-                      rag_results *res)
-{
-    size_t total = rag_vindex_count(c->ix);
-    size_t want = (size_t)k + (size_t)c->tombstones;
-    if (set)
-        want = (size_t)k * 4;
-    if (want > total)
-        want = total;
-    if (want < (size_t)k)
-        want = (size_t)k;
-    float *scores = NULL;
-    int64_t *ids = NULL;
-    int rc = RAG_OK;
-    size_t seen = 0;
-    for (;;) {
-        float *s2 = rag_realloc(scores, want * sizeof *s2);
-        if (!s2) {
-            rc = RAG_ENOMEM;
-            break;
-        }
-        scores = s2;
-        int64_t *i2 = rag_realloc(ids, want * sizeof *i2);
-        if (!i2) {
-            rc = RAG_ENOMEM;
-            break;
-        }
-        ids = i2;
-        int m = rag_vindex_search(c->ix, q, (int)want, scores, ids);
-        if (m < 0) {
-            rc = m;
-            break;
-        }
-        /* Results of a wider search start with those of the narrower one (same graph
-         * walk order is not guaranteed), so rebuild the hit list from scratch. */
-        for (size_t i = 0; i < res->count; i++)
-            hit_clear(&res->hits[i]);
-        res->count = 0;
-        for (int i = 0; i < m && res->count < (size_t)k && rc == RAG_OK; i++) {
-            if (set && !id_set_has(set, (uint64_t)ids[i]))
-                continue;
-            rc = add_hit(txn, c, res, (uint64_t)ids[i], scores[i]);
-            if (rc == RAG_ENOTFOUND)
-                rc = RAG_OK;
-        }
-        seen = (size_t)m;
-        if (rc != RAG_OK || res->count >= (size_t)k || want >= total || seen < want)
-            break;
-        want = want * 4 > total ? total : want * 4;
-    }
-    free(scores);
-    free(ids);
-    if (rc == RAG_OK && res->count < (size_t)k && (want >= total || seen < want)) {
-        /* The graph walk could not reach k live hits (heavy deletion, or k above the
-         * live count): an exact scan is the only way to keep the promise. */
-        for (size_t i = 0; i < res->count; i++)
-            hit_clear(&res->hits[i]);
-        res->count = 0;
-        rc = exact_search(txn, c, rag_vindex_dim(c->ix), q, set, k, res);
-    }
-    return rc;
-}
+/* ---- entry points ---------------------------------------------------------------------------- */
 
-static int search_impl(rag_db *db, const float *qvec, const rag_search_options *opts,
-                       rag_results **out)
+static int search_impl(rag_db *db, const char *query, const float *qvec,
+                       const rag_search_options *opts, rag_results **out)
 {
     rag_search_options o;
     rag_search_options_init(&o);
@@ -382,33 +854,107 @@ static int search_impl(rag_db *db, const float *qvec, const rag_search_options *
         o.k = 10;
     if (o.k < 1 || o.k > 10000)
         return rag_fail(RAG_EINVAL, "k must be 1..10000, got %d", o.k);
+    if (o.mode != RAG_MODE_HYBRID && o.mode != RAG_MODE_DENSE && o.mode != RAG_MODE_LEXICAL)
+        return rag_fail(RAG_EINVAL, "unknown mode %d", (int)o.mode);
+    if (o.fusion != RAG_FUSION_RRF && o.fusion != RAG_FUSION_WEIGHTED)
+        return rag_fail(RAG_EINVAL, "unknown fusion %d", (int)o.fusion);
+    if (o.mmr_lambda < 0 || o.mmr_lambda > 1 || o.dense_weight < 0 || o.dense_weight > 1)
+        return rag_fail(RAG_EINVAL, "mmr_lambda and dense_weight must be in [0, 1]");
+    if (o.rrf_k < 0 || o.candidates < 0 || o.per_doc < 0)
+        return rag_fail(RAG_EINVAL, "rrf_k, candidates and per_doc must not be negative");
+    if (o.candidates > 10000)
+        return rag_fail(RAG_EINVAL, "candidates must be at most 10000, got %d", o.candidates);
+    if (!query && o.mode == RAG_MODE_LEXICAL)
+        return rag_fail(RAG_EINVAL, "lexical mode needs a query text, not a vector");
+    int use_dense = o.mode != RAG_MODE_LEXICAL;
+    int use_lex = query && o.mode != RAG_MODE_DENSE;
+    rag_filter *filter = NULL;
+    if (o.filter && *o.filter) {
+        int rc = rag_filter_parse(o.filter, 0, &filter);
+        if (rc != RAG_OK)
+            return rc;
+    }
     const char *name = o.collection ? o.collection : RAG_DEFAULT_COLLECTION;
     rag_coll *c = rag_db_find_coll(db, name);
-    if (!c)
+    if (!c) {
+        rag_filter_free(filter);
         return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
+    }
     rag_results *res = rag_calloc(1, sizeof *res);
-    if (!res)
+    if (!res) {
+        rag_filter_free(filter);
         return RAG_ENOMEM;
+    }
+    int shaping = o.mmr_lambda > 0 || o.per_doc > 0;
+    int single = !(use_dense && use_lex);
+    /* How many candidates each side contributes. */
+    int n_side = o.candidates > 0 ? o.candidates : (o.k * 4 > 100 ? o.k * 4 : 100);
+    if (single && !shaping && o.candidates == 0)
+        n_side = o.k + 8; /* a few spare for duplicate collapsing */
+    if (n_side < o.k)
+        n_side = o.k;
     rag_txn *txn = NULL;
-    id_set set = {0};
-    int restricted = 0;
+    plan p;
+    memset(&p, 0, sizeof p);
+    cand_list dl = {0}, ll = {0}, fused = {0};
+    int nterms = 0;
     pthread_rwlock_rdlock(&c->lock);
     int rc = c->dropped ? rag_fail(RAG_ENOTFOUND, "collection '%s' was dropped", name)
                         : rag_store_read(db->st, &txn);
+    rag_coll_rec rec;
     if (rc == RAG_OK)
-        rc = build_candidates(txn, c, &o, &set, &restricted);
+        rc = rag_store_coll_get(txn, c->name, &rec);
+    if (rc == RAG_OK)
+        rc = plan_build(&p, txn, c, &o, filter, rec.chunks, rec.documents);
+    if (rc == RAG_OK && use_dense)
+        rc = dense_side(db, &p, qvec, n_side, &dl);
+    if (rc == RAG_OK && use_lex)
+        rc = lexical_side(&p, query, n_side, &ll, &nterms);
     if (rc == RAG_OK) {
-        int usable = c->ix && rag_vindex_is_trained(c->ix) && rag_vindex_count(c->ix) > 0;
-        if (restricted && (set.n <= EXACT_SCAN_MAX || !usable))
-            rc = exact_search(txn, c, db->dim, qvec, &set, o.k, res);
-        else if (!usable)
-            rc = exact_search(txn, c, db->dim, qvec, restricted ? &set : NULL, o.k, res);
-        else
-            rc = ann_search(txn, c, qvec, restricted ? &set : NULL, o.k, res);
+        if (use_dense && use_lex) {
+            rc = fuse(&dl, &ll, &o, &fused);
+        } else {
+            cand_list *src = use_dense ? &dl : &ll;
+            fused = *src;
+            memset(src, 0, sizeof *src);
+            for (size_t i = 0; i < fused.n; i++) {
+                cand *x = &fused.c[i];
+                if (use_dense) {
+                    x->dense = x->score;
+                    x->drank = (int)i + 1;
+                } else {
+                    x->lex = x->score;
+                    x->lrank = (int)i + 1;
+                }
+            }
+        }
+    }
+    if (rc == RAG_OK)
+        rc = shape(db, &p, &o, o.k, &fused);
+    for (size_t i = 0; rc == RAG_OK && i < fused.n; i++)
+        rc = add_hit(txn, c, res, &fused.c[i]);
+    if (rc == RAG_OK) {
+        /* Confident when either active side's best hit clears its threshold. */
+        float td = o.dense_threshold != 0 ? o.dense_threshold : default_dense_threshold(db->emb->name);
+        float tl = o.lexical_threshold != 0 ? o.lexical_threshold : DEFAULT_LEXICAL_THRESHOLD;
+        int confident = 0;
+        if (use_dense && dl.n + (use_lex ? 0 : fused.n) > 0) {
+            float best = use_lex ? dl.c[0].score : fused.c[0].dense;
+            confident |= td < 0 || best >= td;
+        }
+        if (use_lex && ll.n + (use_dense ? 0 : fused.n) > 0) {
+            float best = use_dense ? ll.c[0].score : fused.c[0].lex;
+            confident |= tl < 0 || (nterms > 0 && best / (float)nterms >= tl);
+        }
+        res->no_confident_context = !confident;
     }
     rag_txn_end(txn);
     pthread_rwlock_unlock(&c->lock);
-    free(set.ids);
+    plan_free(&p);
+    free(dl.c);
+    free(ll.c);
+    free(fused.c);
+    rag_filter_free(filter);
     if (rc != RAG_OK) {
         rag_results_free(res);
         return rc;
@@ -432,8 +978,13 @@ int rag_search_vector(rag_db *db, const float *vec, int dim, const rag_search_op
     if (!q)
         return RAG_ENOMEM;
     memcpy(q, vec, (size_t)dim * sizeof *q);
+    for (int i = 0; i < dim; i++)
+        if (!isfinite(q[i])) {
+            free(q);
+            return rag_fail(RAG_EINVAL, "query vector element %d is not finite", i);
+        }
     rag_l2_normalize(q, dim);
-    int rc = search_impl(db, q, opts, out);
+    int rc = search_impl(db, NULL, q, opts, out);
     free(q);
     return rc;
 }
@@ -446,12 +997,15 @@ int rag_search(rag_db *db, const char *query, const rag_search_options *opts, ra
     *out = NULL;
     if (!db || !query)
         return rag_fail(RAG_EINVAL, "rag_search: NULL argument");
-    float *q = rag_malloc((size_t)db->dim * sizeof *q);
-    if (!q)
-        return RAG_ENOMEM;
-    int rc = rag_embed(db, &query, 1, 1, q);
+    float *q = NULL;
+    int rc = RAG_OK;
+    if (!opts || opts->mode != RAG_MODE_LEXICAL) {
+        if (!(q = rag_malloc((size_t)db->dim * sizeof *q)))
+            return RAG_ENOMEM;
+        rc = rag_embed(db, &query, 1, 1, q);
+    }
     if (rc == RAG_OK)
-        rc = search_impl(db, q, opts, out);
+        rc = search_impl(db, query, q, opts, out);
     free(q);
     return rc;
 }

@@ -759,6 +759,34 @@ int rag_store_chunk_del(rag_txn *t, uint32_t coll, uint64_t id)
     return del(t, t->st->dbi[DB_CHUNKS], k, 12, "delete chunk");
 }
 
+int rag_store_chunk_head(rag_txn *t, uint32_t coll, uint64_t id, const char **doc_id,
+                         size_t *doc_len, uint64_t *text_hash, uint32_t *flags)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
+    if (rc != RAG_OK)
+        return rc;
+    rd r = {v.mv_data, v.mv_size, 0, 0};
+    uint64_t skip[2], h = 0;
+    uint32_t tokens = 0, fl = 0, dl = 0;
+    rd_get(&r, skip, 16);
+    rd_get(&r, &h, 8);
+    rd_get(&r, &tokens, 4);
+    rd_get(&r, &fl, 4);
+    rd_get(&r, &dl, 4);
+    if (r.bad || dl > r.len - r.off)
+        return rag_fail(RAG_ECORRUPT, "damaged chunk record %llu", (unsigned long long)id);
+    *doc_id = (const char *)r.p + r.off;
+    *doc_len = dl;
+    if (text_hash)
+        *text_hash = h;
+    if (flags)
+        *flags = fl;
+    return RAG_OK;
+}
+
 void rag_chunk_rec_free(rag_chunk_rec *c)
 {
     if (!c)
@@ -1008,4 +1036,187 @@ int rag_store_kv_trim(rag_txn *t, const char *table, const void *end, size_t ele
     if (rc != RAG_OK)
         return rc;
     return del_range(t, dbi, (const unsigned char *)"", 0, end, elen, deleted);
+}
+
+/* ---- integrity checks and backups (check.c, backup.c) ---------------------------------- */
+
+int rag_store_chunk_id_scan(rag_txn *t, uint32_t coll, rag_id_visit_fn visit, void *user)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_CHUNKS], &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    unsigned char start[12];
+    coll_id_key(start, coll, 0);
+    MDB_val k = {12, start}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = RAG_OK;
+    while (mrc == 0 && k.mv_size >= 4 && get_be32(k.mv_data) == coll) {
+        if (k.mv_size != 12) {
+            rc = rag_fail(RAG_ECORRUPT, "chunk key of collection %u has %zu bytes, expected 12",
+                          coll, k.mv_size);
+            break;
+        }
+        if ((rc = visit(user, get_be64((const unsigned char *)k.mv_data + 4))) != 0)
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "scan chunks");
+    return rc;
+}
+
+/* Visits the 12-byte (collection, u64) keys of `dbi` for one collection with their values. */
+static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *what,
+                         int (*visit)(void *, uint64_t, const MDB_val *), void *user)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, dbi, &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open cursor");
+    unsigned char start[12];
+    coll_id_key(start, coll, 0);
+    MDB_val k = {12, start}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = RAG_OK;
+    while (mrc == 0 && k.mv_size >= 4 && get_be32(k.mv_data) == coll) {
+        if (k.mv_size != 12) {
+            rc = rag_fail(RAG_ECORRUPT, "%s key of collection %u has %zu bytes, expected 12", what,
+                          coll, k.mv_size);
+            break;
+        }
+        if ((rc = visit(user, get_be64((const unsigned char *)k.mv_data + 4), &v)) != 0)
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, what);
+    return rc;
+}
+
+typedef struct tomb_visit_ctx {
+    rag_id_visit_fn visit;
+    void *user;
+} tomb_visit_ctx;
+
+static int tomb_visit(void *user, uint64_t id, const MDB_val *v)
+{
+    (void)v;
+    tomb_visit_ctx *x = user;
+    return x->visit(x->user, id);
+}
+
+int rag_store_tomb_scan(rag_txn *t, uint32_t coll, rag_id_visit_fn visit, void *user)
+{
+    tomb_visit_ctx x = {visit, user};
+    return id_table_scan(t, t->st->dbi[DB_TOMBS], coll, "scan tombstones", tomb_visit, &x);
+}
+
+typedef struct hash_visit_ctx {
+    rag_hash_visit_fn visit;
+    void *user;
+} hash_visit_ctx;
+
+static int hash_visit(void *user, uint64_t hash, const MDB_val *v)
+{
+    hash_visit_ctx *x = user;
+    uint32_t n = 0;
+    if (v->mv_size == 4)
+        memcpy(&n, v->mv_data, 4);
+    else
+        return rag_fail(RAG_ECORRUPT, "chunk-hash count has %zu bytes, expected 4", v->mv_size);
+    return x->visit(x->user, hash, n);
+}
+
+int rag_store_hash_scan(rag_txn *t, uint32_t coll, rag_hash_visit_fn visit, void *user)
+{
+    hash_visit_ctx x = {visit, user};
+    return id_table_scan(t, t->st->dbi[DB_HASHES], coll, "scan chunk hashes", hash_visit, &x);
+}
+
+int rag_store_hash_set(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t count)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, hash);
+    if (count == 0) {
+        int rc = del(t, t->st->dbi[DB_HASHES], k, 12, "delete chunk hash");
+        return rc == RAG_ENOTFOUND ? RAG_OK : rc;
+    }
+    return put(t, t->st->dbi[DB_HASHES], k, 12, &count, 4, "write chunk hash");
+}
+
+int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
+{
+    static const int tables[] = {DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES};
+    int rc = RAG_OK;
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0] && rc == RAG_OK; i++) {
+        MDB_cursor *c = NULL;
+        if ((rc = mdb_cursor_open(t->txn, t->st->dbi[tables[i]], &c)) != 0)
+            return mdb_status(t, rc, "open cursor");
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        uint32_t cur = 0;
+        uint64_t n = 0, bad = 0;
+        while (mrc == 0) {
+            if (k.mv_size < 4) {
+                bad++;
+            } else {
+                uint32_t id = get_be32(k.mv_data);
+                if (n > 0 && id != cur) {
+                    if ((rc = visit(user, core_db_names[tables[i]], cur, n)) != 0)
+                        break;
+                    n = 0;
+                }
+                cur = id;
+                n++;
+            }
+            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+        if (rc == RAG_OK && n > 0)
+            rc = visit(user, core_db_names[tables[i]], cur, n);
+        if (rc == RAG_OK && bad > 0)
+            rc = rag_fail(RAG_ECORRUPT, "table '%s' holds %llu keys shorter than 4 bytes",
+                          core_db_names[tables[i]], (unsigned long long)bad);
+        if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+            rc = mdb_status(t, mrc, "count keys");
+    }
+    return rc;
+}
+
+int rag_store_backup(rag_store *st, const char *outdir)
+{
+    if (mkdir(outdir, 0755) != 0 && errno != EEXIST)
+        return rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot create '%s': %s", outdir,
+                        strerror(errno));
+    /* Held shared so that no map resize of this process runs during the copy. */
+    pthread_rwlock_rdlock(&st->resize_lock);
+    int rc = mdb_env_copy2(st->env, outdir, MDB_CP_COMPACT);
+    pthread_rwlock_unlock(&st->resize_lock);
+    if (rc != 0) {
+        rc = mdb_status(NULL, rc, "compacting copy");
+        return rag_fail_prefix(rc, "backup to '%s'", outdir);
+    }
+    return RAG_OK;
+}
+
+#include <sys/statvfs.h>
+
+int rag_store_io_status(rag_store *st, int rc)
+{
+    if (rc != RAG_EIO)
+        return rc;
+    const char *path = NULL;
+    struct statvfs vfs;
+    if (mdb_env_get_path(st->env, &path) != 0 || !path || statvfs(path, &vfs) != 0)
+        return rc;
+    unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+    if (avail >= (1ull << 20))
+        return rc;
+    char cause[512];
+    snprintf(cause, sizeof cause, "%s", rag_errmsg());
+    return rag_fail(RAG_EFULL, "no space left on device (%llu KiB free on the file system of "
+                    "'%s'): %s", avail >> 10, path, cause);
 }

@@ -23,6 +23,7 @@ typedef struct rag_coll_rec {
     int64_t newest_ingest;
     int64_t last_sync;           /* unix seconds of the last completed sync, 0: never */
     int64_t ttl_seconds;         /* default time to live of documents, 0: none */
+    char language[24];           /* lexical analyzer language ("" means english) */
 } rag_coll_rec;
 
 typedef struct rag_doc_rec {
@@ -100,6 +101,11 @@ int rag_store_chunk_get(rag_txn *txn, uint32_t coll, uint64_t id, rag_chunk_rec 
 int rag_store_chunk_put(rag_txn *txn, uint32_t coll, const rag_chunk_rec *rec);
 int rag_store_chunk_del(rag_txn *txn, uint32_t coll, uint64_t id);
 void rag_chunk_rec_free(rag_chunk_rec *rec);
+/* Reads only a chunk's identity without copying its text: the owning document id
+ * (borrowed, NOT NUL-terminated: *doc_len bytes, valid until the transaction ends), its
+ * normalised-text hash and flags. RAG_ENOTFOUND for a deleted chunk. */
+int rag_store_chunk_head(rag_txn *txn, uint32_t coll, uint64_t id, const char **doc_id,
+                         size_t *doc_len, uint64_t *text_hash, uint32_t *flags);
 
 /* Vectors (dim floats each). vec_get copies into out[dim]; RAG_ECORRUPT when the stored
  * vector has another dimension. */
@@ -141,3 +147,34 @@ int rag_store_kv_trim(rag_txn *txn, const char *table, const void *end, size_t e
                       long *deleted);
 
 #endif
+
+/* ---- integrity checks and backups (appended for check.c / backup.c) ------------------ */
+
+/* Visits the ids of a collection's chunks (keys only) in id order; visit returns non-zero
+ * to stop (that value is returned). RAG_ECORRUPT when a key is malformed. */
+typedef int (*rag_id_visit_fn)(void *user, uint64_t id);
+int rag_store_chunk_id_scan(rag_txn *txn, uint32_t coll, rag_id_visit_fn visit, void *user);
+/* Visits a collection's tombstone ids in id order. */
+int rag_store_tomb_scan(rag_txn *txn, uint32_t coll, rag_id_visit_fn visit, void *user);
+
+/* Visits a collection's chunk-text hashes with their reference counts in hash order. */
+typedef int (*rag_hash_visit_fn)(void *user, uint64_t hash, uint32_t count);
+int rag_store_hash_scan(rag_txn *txn, uint32_t coll, rag_hash_visit_fn visit, void *user);
+/* Sets a hash's reference count (0 deletes it). */
+int rag_store_hash_set(rag_txn *txn, uint32_t coll, uint64_t hash, uint32_t count);
+
+/* Visits, for each per-collection table ("docs", "chunks", "vectors", "tombstones",
+ * "hashes") and each collection id that has keys in it, the number of keys. Finds records
+ * of collections that no longer exist. */
+typedef int (*rag_keycount_fn)(void *user, const char *table, uint32_t coll, uint64_t count);
+int rag_store_coll_key_counts(rag_txn *txn, rag_keycount_fn visit, void *user);
+
+/* Writes a compacting copy of the environment (one consistent read snapshot; writers of
+ * this and other processes keep running) as `outdir`/data.mdb, creating outdir when
+ * absent. Errors: RAG_EFULL (no space), RAG_EIO, RAG_ESTORE. */
+int rag_store_backup(rag_store *st, const char *outdir);
+
+/* LMDB reports a short write on a full disk as EIO: returns RAG_EFULL (naming the free
+ * space) when rc is RAG_EIO and the store's file system has less than 1 MiB available,
+ * otherwise rc unchanged. */
+int rag_store_io_status(rag_store *st, int rc);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,9 @@ int rag_vindex_add(rag_vindex *ix, size_t n, const float *vecs, const int64_t *i
         if (frc != 0)
             return faiss_status(frc, RAG_EINDEX, "train index");
     }
+    /* Inserts use every core (a search may have set this thread to one). */
+    if (omp_get_max_threads() != omp_get_num_procs())
+        omp_set_num_threads(omp_get_num_procs());
     int frc = faiss_Index_add_with_ids(ix->index, (idx_t)n, vecs, (const idx_t *)ids);
     if (frc != 0)
         return faiss_status(frc, RAG_EINDEX, "add vectors");
@@ -136,6 +140,10 @@ int rag_vindex_search(const rag_vindex *ix, const float *query, int k, float *sc
 {
     if (k <= 0)
         return 0;
+    /* One query gains nothing from FAISS's OpenMP team, whose idle threads spin: run it
+     * on the calling thread (the setting is per thread). */
+    if (omp_get_max_threads() != 1)
+        omp_set_num_threads(1);
     int frc = faiss_Index_search(ix->index, 1, query, k, scores, (idx_t *)ids);
     if (frc != 0)
         return faiss_status(frc, RAG_EINDEX, "search");
@@ -394,4 +402,36 @@ int rag_exact_topk(const float *query, const float *vecs, const int64_t *ids, si
         heap_sift_down(scores, out_ids, end, 0);
     }
     return have;
+}
+
+/* ---- inspection (check.c) ------------------------------------------------------------ */
+
+#include <faiss/c_api/MetaIndexes_c.h>
+
+int rag_vindex_ids(const rag_vindex *ix, int64_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix->index);
+    if (!m)
+        return rag_fail(RAG_EUNSUPPORTED, "index '%s' has no id map", ix->spec);
+    idx_t *map = NULL;
+    size_t count = 0;
+    faiss_IndexIDMap2_id_map(m, &map, &count);
+    int64_t *out = rag_malloc((count ? count : 1) * sizeof *out);
+    if (!out)
+        return RAG_ENOMEM;
+    for (size_t i = 0; i < count; i++)
+        out[i] = (int64_t)map[i];
+    *ids = out;
+    *n = count;
+    return RAG_OK;
+}
+
+int rag_vindex_reconstruct(const rag_vindex *ix, int64_t id, float *out)
+{
+    int frc = faiss_Index_reconstruct(ix->index, (idx_t)id, out);
+    if (frc != 0)
+        return faiss_status(frc, RAG_EUNSUPPORTED, "reconstruct vector");
+    return RAG_OK;
 }

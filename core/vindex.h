@@ -53,3 +53,14 @@ int rag_exact_topk(const float *query, const float *vecs, const int64_t *ids, si
                    int dim, int k, float *scores, int64_t *out_ids);
 
 #endif
+
+/* ---- inspection (appended for check.c) ---------------------------------------------- */
+
+/* Copies the ids of every vector in the index (in insertion order) into a malloc'd array
+ * *ids of *n entries (free with free()). RAG_EUNSUPPORTED when the index has no id map. */
+int rag_vindex_ids(const rag_vindex *ix, int64_t **ids, size_t *n);
+
+/* Decodes the stored vector of `id` into out[dim] (lossy for quantised specs).
+ * RAG_EUNSUPPORTED when the spec cannot reconstruct (IVF without a direct map) or the id
+ * is absent. */
+int rag_vindex_reconstruct(const rag_vindex *ix, int64_t id, float *out);

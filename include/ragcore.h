@@ -139,6 +139,10 @@ typedef struct rag_open_options {
     /* Vectors added between automatic index checkpoints; 0: 50000, -1: only explicit
      * checkpoints and close. */
     long checkpoint_every;
+    /* Language of the BM25 analyzer (Snowball stemmer and stop words) for collections
+     * created through this handle: "english", "french", ..., or "none" for no stemming.
+     * NULL: "english". Each collection keeps the language it was created with. */
+    const char *language;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */
@@ -273,6 +277,14 @@ typedef struct rag_search_options {
     const char *filter;          /* optional metadata filter expression (see rag_search) */
     float mmr_lambda;            /* > 0: MMR diversification, relevance weight in (0,1] */
     int per_doc;                 /* > 0: at most this many hits per document */
+    /* Chunks whose vectors have at least this cosine similarity with a better hit are
+     * collapsed into it (exact normalised-text duplicates always are); 0: 0.98, > 1: off. */
+    float collapse_threshold;
+    /* Confidence thresholds: when the best hit scores below them the results carry
+     * no_confident_context (see rag_results_no_confident_context). 0: the defaults
+     * chosen on the SciFact dev set (docs/benchmarks.md); < 0: never flag. */
+    float dense_threshold;       /* cosine of the best dense hit */
+    float lexical_threshold;     /* BM25 of the best lexical hit divided by query terms */
 } rag_search_options;
 
 RAG_API void rag_search_options_init(rag_search_options *opts);
@@ -293,13 +305,26 @@ typedef struct rag_hit {
     int token_count;
     int64_t source_mtime;
     int64_t ingested_at;
+    float dense_score;           /* cosine similarity; NAN when the dense side did not rank it */
+    float lexical_score;         /* BM25 score; NAN when the lexical side did not rank it */
+    int dense_rank, lexical_rank; /* 1-based ranks in each list; 0 when absent */
 } rag_hit;
 
 typedef struct rag_results rag_results;
 
-/* Embeds `query` with the store's embedder and returns the best k live chunks, best
- * first. A search returns min(k, matching live chunks) hits: deleted chunks and chunks
- * outside the restrictions never take a slot. *out is freed with rag_results_free(). */
+/* Returns the best k live chunks for `query`, best first. Dense mode embeds the query
+ * with the store's embedder; lexical mode ranks by BM25; hybrid (default) fuses both.
+ * A search returns min(k, matching live chunks) hits: deleted chunks and chunks outside
+ * the restrictions (doc_ids, source_prefix, filter) never take a slot. Small candidate
+ * sets are searched exactly; large ones through the ANN index with adaptive over-fetch.
+ *
+ * Filter expressions (opts->filter) compare document fields: the built-ins doc_id,
+ * source, title, source_mtime, ingested_at, updated_at and any metadata key (dotted paths
+ * for nested objects), e.g.
+ *     lang = "en" AND (year >= 2020 OR tags IN ("ml", "ir")) AND NOT source ^= "/tmp/"
+ *     ingested_at > "2026-11-01" AND EXISTS author.name
+ * A malformed filter fails with RAG_EPARSE naming the byte position.
+ * *out is freed with rag_results_free(). */
 RAG_API int rag_search(rag_db *db, const char *query, const rag_search_options *opts,
                        rag_results **out);
 
@@ -308,6 +333,9 @@ RAG_API int rag_search_vector(rag_db *db, const float *vec, int dim,
                               const rag_search_options *opts, rag_results **out);
 
 RAG_API size_t rag_results_count(const rag_results *res);
+/* 1 when no hit is strong enough to answer from (empty results included): an application
+ * should say "I don't know" rather than answer from this context. */
+RAG_API int rag_results_no_confident_context(const rag_results *res);
 /* The i-th hit, or NULL when i is out of range. */
 RAG_API const rag_hit *rag_results_get(const rag_results *res, size_t i);
 RAG_API void rag_results_free(rag_results *res);

@@ -28,6 +28,7 @@ static const opt_def OPTS[] = {
     {"embedder", OPT_STR, F(embedder), 0, 0, 0, 0, "built-in embedder of a new store"},
     {"dim", OPT_INT, F(dim), 0, 0, 0, 65536, "dimension of the hash embedder (new store)"},
     {"index", OPT_STR, F(index_spec), 0, 0, 0, 0, "FAISS index spec of new collections"},
+    {"ef-search", OPT_INT, F(ef_search), 0, 0, 0, 100000, "HNSW search depth (library default)"},
     {"tls-cert", OPT_STR, F(tls_cert), 0, 0, 0, 0, "PEM certificate: serve HTTPS"},
     {"tls-key", OPT_STR, F(tls_key), 0, 0, 0, 0, "PEM private key of --tls-cert"},
     {"threads", OPT_INT, F(threads), 0, 0, 0, 1024, "HTTP worker threads (CPUs, at least 2)"},

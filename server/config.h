@@ -26,6 +26,7 @@ typedef struct srv_config {
     char *embedder;       /* built-in embedder for a new store; NULL: the store's */
     int dim;              /* dimension of the hash embedder for a new store; 0: default */
     char *index_spec;     /* FAISS index description for new collections; NULL: default */
+    int ef_search;        /* HNSW search depth; 0: the library's default */
     char *tls_cert;       /* PEM files; both or neither */
     char *tls_key;
     int threads;          /* HTTP worker threads; 0: number of CPUs (at least 2) */

@@ -88,6 +88,7 @@ static int open_store(srv *s)
     oo.embedder = s->cfg.embedder;
     oo.dim = s->cfg.dim;
     oo.index_spec = s->cfg.index_spec;
+    oo.hnsw_ef_search = s->cfg.ef_search;
     double t0 = mono();
     int rc = rag_open(s->cfg.db, &oo, &s->db);
     if (rc != RAG_OK) {

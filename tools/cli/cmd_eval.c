@@ -28,7 +28,8 @@ static void eval_usage(FILE *out)
             "lines {\"_id\",\"text\"}; TSV \"query-id corpus-id score\", score > 0 relevant, graded\n"
             "gains for nDCG) and reports nDCG@10, Recall@10, Recall@100, MRR@10 over documents\n"
             "(chunk hits collapse to their document at its best rank) and the latency of\n"
-            "rag_search per query (p50, p95).\n"
+            "rag_search per query (p50, p95). Searches run with per_doc=1 unless a\n"
+            "configuration sets per_doc.\n"
             "\n"
             "  --db DIR            store directory\n"
             "  --collection NAME   collection (default: default)\n"
@@ -408,6 +409,7 @@ int cmd_eval(int argc, char **argv)
     eval_config cfg[2];
     memset(cfg, 0, sizeof cfg);
     rag_search_options_init(&cfg[0].so);
+    cfg[0].so.per_doc = 1; /* metrics are per document: one hit per document, its best */
     rag_db *db[2] = {NULL, NULL};
     rag_beir_set *set = NULL;
     eval_result res[2];

@@ -22,6 +22,9 @@ static const command commands[] = {
     {"embed", cmd_embed, "embed texts and print the vectors as JSON"},
     {"eval", cmd_eval, "measure retrieval quality on BEIR-format queries and qrels"},
     {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},
+    {"check", cmd_check, "verify store consistency (--repair rebuilds derived data)"},
+    {"backup", cmd_backup, "copy a store consistently while it is in use"},
+    {"restore", cmd_restore, "restore a backup into a store directory"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# bench_server.sh - load benchmark of ragcore-server with wrk: a 100k-chunk collection
+# searched by vector and by text at concurrency 16 and 64 (QPS, p50/p95/p99, recall@10),
+# and Chroma's server side by side on the same vectors and k when chromadb is installed
+# in $CHROMA_VENV (python3 -m venv $CHROMA_VENV && $CHROMA_VENV/bin/pip install chromadb).
+#
+# usage: bench/bench_server.sh [BUILD_DIR]      (default: build)
+# env:   N=100000 DURATION=10 CONC="16 64" EMBEDDER=hash THREADS=0 (server threads; 0: CPUs)
+#        EF=0 (HNSW ef_search; 0: library default)
+#        CHROMA=auto|0  CHROMA_VENV=~/.cache/ragcore/chroma-venv
+# Prints a Markdown table on stdout; progress on stderr.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+BUILD=$(cd "${1:-build}" && pwd)
+N=${N:-100000}
+DURATION=${DURATION:-10}
+CONC=${CONC:-"16 64"}
+EMBEDDER=${EMBEDDER:-hash}
+THREADS=${THREADS:-0}
+EF=${EF:-0}
+CHROMA=${CHROMA:-auto}
+CHROMA_VENV=${CHROMA_VENV:-$HOME/.cache/ragcore/chroma-venv}
+KEY=bench-admin-key-$$
+W=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-bench-server.XXXXXX")
+SERVER_PID="" CHROMA_PID=""
+
+log() { echo "bench_server: $*" >&2; }
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+    [ -n "$CHROMA_PID" ] && kill "$CHROMA_PID" 2>/dev/null && wait "$CHROMA_PID" 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { log "wrk not found (apt-get install wrk)"; exit 1; }
+[ -x "$BUILD/bin/ragcore-server" ] || { log "$BUILD/bin/ragcore-server not built"; exit 1; }
+
+wait_http() { # URL [seconds]
+    for _ in $(seq 1 $((${2:-60} * 10))); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    log "$1 did not come up"; return 1
+}
+
+run_wrk() { # URL BODIES KEY CONC -> one JSON line
+    BODIES=$2 KEY=$3 wrk -t2 -c"$4" -d"${DURATION}s" --timeout 10s -s "$HERE/wrk_search.lua" "$1" |
+        grep '^{"requests"'
+}
+
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+log "generating $N documents in $W"
+python3 "$HERE/server_bench.py" gen "$W" "$N"
+
+log "starting ragcore-server ($EMBEDDER embedder)"
+RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$W/store" --listen 127.0.0.1:0 \
+    --port-file "$W/port" --embedder "$EMBEDDER" --threads "$THREADS" --access-log off \
+    --max-inflight 100000 --ef-search "$EF" 2> "$W/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
+URL=http://127.0.0.1:$(cat "$W/port")
+wait_http "$URL/readyz"
+DIM=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dim"])')
+INDEX=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["index"])')
+curl -sf -H "Authorization: Bearer $KEY" -d '{"name":"bench"}' "$URL/v1/collections" >/dev/null
+
+log "ingesting"
+t0=$(date +%s.%N)
+for f in "$W"/batches/*.json; do
+    curl -sf -H "Authorization: Bearer $KEY" --data-binary @"$f" \
+        "$URL/v1/collections/bench/documents" >/dev/null
+done
+t1=$(date +%s.%N)
+stats=$(curl -sf -H "Authorization: Bearer $KEY" "$URL/v1/collections/bench")
+chunks=$(field "$stats" chunks)
+ingest_s=$(python3 -c "print(round($t1 - $t0, 1))")
+log "ingested $(field "$stats" documents) documents, $chunks chunks in ${ingest_s}s"
+
+python3 "$HERE/server_bench.py" bodies "$W" "$URL" "$KEY"
+
+declare -a ROWS=()
+for mode in vector text; do
+    for c in $CONC; do
+        log "wrk: ragcore by $mode, concurrency $c, ${DURATION}s"
+        r=$(run_wrk "$URL/v1/collections/bench/search" "$W/${mode/vector/vec}_bodies.jsonl" "$KEY" "$c")
+        ROWS+=("| ragcore-server | $mode | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $(field "$r" non2xx)+$(field "$r" errors) |")
+    done
+done
+
+PY=python3
+have_numpy=0
+if [ -x "$CHROMA_VENV/bin/python" ] && "$CHROMA_VENV/bin/python" -c "import numpy" 2>/dev/null; then
+    PY=$CHROMA_VENV/bin/python
+    have_numpy=1
+fi
+RECALL="n/a" CRECALL="n/a"
+if [ "$have_numpy" = 1 ]; then
+    log "document vectors and recall@10 (exact search with numpy)"
+    $PY "$HERE/server_bench.py" docvecs "$W" "$URL" "$KEY"
+    RECALL=$(field "$($PY "$HERE/server_bench.py" recall "$W" "$URL" "$KEY")" recall_at_10)
+fi
+
+if [ "$CHROMA" != 0 ] && [ -x "$CHROMA_VENV/bin/chroma" ] && [ "$have_numpy" = 1 ]; then
+    # Stop ragcore first so both servers get the machine to themselves.
+    kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+    CPORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+    log "starting chroma on port $CPORT (telemetry off)"
+    ANONYMIZED_TELEMETRY=False CHROMA_TELEMETRY_ENABLED=false "$CHROMA_VENV/bin/chroma" run \
+        --path "$W/chroma" --host 127.0.0.1 --port "$CPORT" > "$W/chroma.log" 2>&1 &
+    CHROMA_PID=$!
+    CURL=http://127.0.0.1:$CPORT
+    wait_http "$CURL/api/v2/heartbeat" 120
+    log "loading the same vectors into chroma"
+    ANONYMIZED_TELEMETRY=False $PY "$HERE/server_bench.py" chroma-load "$W" "$CURL" >&2
+    cid=$(cat "$W/chroma_collection_id")
+    QPATH="$CURL/api/v2/tenants/default_tenant/databases/default_database/collections/$cid/query"
+    for c in $CONC; do
+        log "wrk: chroma by vector, concurrency $c, ${DURATION}s"
+        r=$(run_wrk "$QPATH" "$W/chroma_bodies.jsonl" "" "$c")
+        ROWS+=("| chroma $("$CHROMA_VENV/bin/python" -c 'import chromadb; print(chromadb.__version__)') | vector | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $(field "$r" non2xx)+$(field "$r" errors) |")
+    done
+    CRECALL=$(field "$(ANONYMIZED_TELEMETRY=False $PY "$HERE/server_bench.py" chroma-recall "$W" "$CURL")" recall_at_10)
+fi
+
+echo "Collection: $N documents, $chunks chunks, $EMBEDDER embedder (dim $DIM), index $INDEX, ef_search ${EF/#0/default}, k=10, ${DURATION}s per run, wrk -t2 on the same $(nproc)-CPU machine; ingest over HTTP took ${ingest_s}s."
+echo
+echo "| server | search by | concurrency | QPS | p50 ms | p95 ms | p99 ms | non-2xx+errors |"
+echo "|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "recall@10 against exact search (200 queries): ragcore-server $RECALL, chroma $CRECALL"

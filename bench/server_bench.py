@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""server_bench.py - data and measurements for bench_server.sh (standard library only,
+except `recall`/`chroma-*`, which need numpy / chromadb from the Chroma virtualenv).
+
+  gen DIR N              synthetic corpus: DIR/batches/NNN.json (2,000 docs each) + queries.txt
+  bodies DIR URL KEY     query bodies: DIR/text_bodies.jsonl, DIR/vec_bodies.jsonl (vectors
+                         from the server's /v1/embeddings) and DIR/queries.f32
+  docvecs DIR URL KEY    document vectors from /v1/embeddings -> DIR/docs.f32 (+ ids)
+  recall DIR URL KEY     recall@10 of ragcore's vector search against exact search
+  chroma-load DIR URL    loads the same vectors into a Chroma server, writes chroma bodies
+  chroma-recall DIR URL  recall@10 of Chroma against exact search
+"""
+import base64, json, os, random, struct, sys, time, urllib.request
+
+K = 10
+
+
+def post(url, body, key=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", "Bearer " + key)
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.loads(r.read())
+
+
+def gen(d, n):
+    rnd = random.Random(42)
+    vocab = ["w%x" % rnd.getrandbits(24) for _ in range(20000)]
+    cum, total = [], 0.0
+    for i in range(len(vocab)):  # Zipf-like word frequencies
+        total += 1.0 / (i + 1) ** 1.1
+        cum.append(total)
+    os.makedirs(os.path.join(d, "batches"), exist_ok=True)
+    batch, b = [], 0
+    for i in range(n):
+        words = rnd.choices(vocab, cum_weights=cum, k=rnd.randint(25, 60))
+        batch.append({"id": "doc-%06d" % i, "text": " ".join(words) + ".", "source": "bench/%03d" % (i % 1000)})
+        if len(batch) == 2000 or i == n - 1:
+            with open(os.path.join(d, "batches", "%03d.json" % b), "w") as f:
+                json.dump({"documents": batch}, f)
+            batch, b = [], b + 1
+    with open(os.path.join(d, "queries.txt"), "w") as f:
+        for _ in range(500):
+            f.write(" ".join(rnd.choices(vocab, cum_weights=cum, k=rnd.randint(3, 8))) + "\n")
+
+
+def embed(url, key, texts, input_type):
+    out = []
+    for i in range(0, len(texts), 500):
+        r = post(url + "/v1/embeddings", {"input": texts[i:i + 500], "encoding_format": "base64",
+                                           "input_type": input_type}, key)
+        out += [base64.b64decode(e["embedding"]) for e in r["data"]]
+    return out
+
+
+def bodies(d, url, key):
+    qs = [l.strip() for l in open(os.path.join(d, "queries.txt")) if l.strip()]
+    vecs = embed(url, key, qs, "query")
+    with open(os.path.join(d, "queries.f32"), "wb") as f:
+        f.write(b"".join(vecs))
+    with open(os.path.join(d, "text_bodies.jsonl"), "w") as f:
+        for q in qs:
+            f.write(json.dumps({"query": q, "k": K}) + "\n")
+    with open(os.path.join(d, "vec_bodies.jsonl"), "w") as f:
+        for v in vecs:
+            fl = struct.unpack("<%df" % (len(v) // 4), v)
+            f.write(json.dumps({"vector": [round(x, 6) for x in fl], "k": K}) + "\n")
+
+
+def docvecs(d, url, key):
+    ids, blobs = [], []
+    for name in sorted(os.listdir(os.path.join(d, "batches"))):
+        docs = json.load(open(os.path.join(d, "batches", name)))["documents"]
+        ids += [x["id"] for x in docs]
+        blobs += embed(url, key, [x["text"] for x in docs], "document")
+    with open(os.path.join(d, "docs.f32"), "wb") as f:
+        f.write(b"".join(blobs))
+    with open(os.path.join(d, "docs.ids"), "w") as f:
+        f.write("\n".join(ids) + "\n")
+
+
+def exact(d, nq=200):
+    import numpy as np
+    dim = len(json.loads(open(os.path.join(d, "vec_bodies.jsonl")).readline())["vector"])
+    X = np.fromfile(os.path.join(d, "docs.f32"), dtype="<f4").reshape(-1, dim)
+    Q = np.fromfile(os.path.join(d, "queries.f32"), dtype="<f4").reshape(-1, dim)[:nq]
+    ids = open(os.path.join(d, "docs.ids")).read().split()
+    S = Q @ X.T
+    top = np.argsort(-S, axis=1)[:, :K]
+    return Q, [set(ids[j] for j in row) for row in top]
+
+
+def recall(d, url, key):
+    Q, truth = exact(d)
+    hit = 0
+    for q, t in zip(Q, truth):
+        r = post(url + "/v1/collections/bench/search", {"vector": [float(x) for x in q], "k": K}, key)
+        hit += len(t & set(h["doc_id"] for h in r["results"]))
+    print(json.dumps({"recall_at_10": hit / (K * len(truth)), "queries": len(truth)}))
+
+
+def chroma_client(url):
+    import chromadb
+    host, port = url.split("//")[1].split(":")
+    return chromadb.HttpClient(host=host, port=int(port))
+
+
+def chroma_load(d, url):
+    import numpy as np
+    c = chroma_client(url)
+    dim = len(json.loads(open(os.path.join(d, "vec_bodies.jsonl")).readline())["vector"])
+    X = np.fromfile(os.path.join(d, "docs.f32"), dtype="<f4").reshape(-1, dim)
+    ids = open(os.path.join(d, "docs.ids")).read().split()
+    coll = c.get_or_create_collection("bench", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    texts = {}
+    for name in sorted(os.listdir(os.path.join(d, "batches"))):
+        for x in json.load(open(os.path.join(d, "batches", name)))["documents"]:
+            texts[x["id"]] = x["text"]
+    t0 = time.time()
+    for i in range(0, len(ids), 2000):
+        coll.add(ids=ids[i:i + 2000], embeddings=X[i:i + 2000].tolist(),
+                 documents=[texts[j] for j in ids[i:i + 2000]])
+    print(json.dumps({"chroma_load_seconds": round(time.time() - t0, 1), "count": coll.count()}))
+    # request bodies for Chroma's REST query endpoint (same vectors, same k)
+    with open(os.path.join(d, "chroma_bodies.jsonl"), "w") as f:
+        for line in open(os.path.join(d, "vec_bodies.jsonl")):
+            v = json.loads(line)["vector"]
+            f.write(json.dumps({"query_embeddings": [v], "n_results": K,
+                                "include": ["documents", "distances", "metadatas"]}) + "\n")
+    with open(os.path.join(d, "chroma_collection_id"), "w") as f:
+        f.write(str(coll.id))
+
+
+def chroma_recall(d, url):
+    Q, truth = exact(d)
+    coll = chroma_client(url).get_collection("bench")
+    hit = 0
+    for q, t in zip(Q, truth):
+        r = coll.query(query_embeddings=[q.tolist()], n_results=K)
+        hit += len(t & set(r["ids"][0]))
+    print(json.dumps({"recall_at_10": hit / (K * len(truth)), "queries": len(truth)}))
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"gen": lambda: gen(args[0], int(args[1])), "bodies": lambda: bodies(*args),
+     "docvecs": lambda: docvecs(*args), "recall": lambda: recall(*args),
+     "chroma-load": lambda: chroma_load(*args), "chroma-recall": lambda: chroma_recall(*args)}[cmd]()

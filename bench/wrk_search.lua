@@ -1,0 +1,27 @@
+-- wrk_search.lua - POSTs request bodies (one JSON per line of $BODIES) round-robin to the
+-- URL's path with $KEY as bearer token; prints one JSON summary line at the end.
+local bodies = {}
+for line in io.lines(os.getenv("BODIES")) do bodies[#bodies + 1] = line end
+local key = os.getenv("KEY")
+local i = 0
+
+init = function(args)
+  i = math.random(#bodies)
+end
+
+request = function()
+  i = i % #bodies + 1
+  local h = { ["Content-Type"] = "application/json" }
+  if key and key ~= "" then h["Authorization"] = "Bearer " .. key end
+  return wrk.format("POST", nil, h, bodies[i])
+end
+
+done = function(summary, latency, requests)
+  local s = summary.duration / 1e6
+  io.write(string.format(
+    '{"requests":%d,"seconds":%.2f,"qps":%.1f,"p50_ms":%.2f,"p95_ms":%.2f,"p99_ms":%.2f,"errors":%d,"non2xx":%d}\n',
+    summary.requests, s, summary.requests / s, latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end

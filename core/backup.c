@@ -1,0 +1,377 @@
+/* backup.c - consistent backups of a live store (LMDB compacting copy + index files) and
+ * restoration into a store directory. */
+#include "backup.h"
+#include "check.h"
+#include "db.h"
+#include "status.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int errno_status(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? RAG_EFULL : RAG_EIO;
+}
+
+static void fsync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Copies src to dst (created or truncated) and fsyncs it; adds its size to *bytes. */
+static int copy_file(const char *src, const char *dst, uint64_t *bytes)
+{
+    int in = open(src, O_RDONLY), out = -1, rc = RAG_OK;
+    char *buf = NULL;
+    if (in < 0)
+        return rag_fail(errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO, "cannot open '%s': %s", src,
+                        strerror(errno));
+    if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+        rc = rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
+        goto cleanup;
+    }
+    if (!(buf = rag_malloc(1 << 20))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = rag_fail(RAG_EIO, "cannot read '%s': %s", src, strerror(errno));
+            goto cleanup;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = rag_fail(errno_status(errno), "cannot write '%s': %s", dst, strerror(errno));
+                goto cleanup;
+            }
+            off += w;
+        }
+        if (bytes)
+            *bytes += (uint64_t)n;
+    }
+    if (fsync(out) != 0)
+        rc = rag_fail(errno_status(errno), "cannot sync '%s': %s", dst, strerror(errno));
+cleanup:
+    free(buf);
+    if (out >= 0 && close(out) != 0 && rc == RAG_OK)
+        rc = rag_fail(errno_status(errno), "cannot close '%s': %s", dst, strerror(errno));
+    close(in);
+    return rc;
+}
+
+/* 1 when `name` is "<digits>.idx". */
+static int is_index_name(const char *name)
+{
+    const char *p = name;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return p > name && strcmp(p, ".idx") == 0;
+}
+
+/* Copies every index file of srcdir/index into dstdir/index. */
+static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_info *info)
+{
+    char src[4096], dst[4096];
+    snprintf(dst, sizeof dst, "%s/index", dstdir);
+    if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+        return rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
+    snprintf(src, sizeof src, "%s/index", srcdir);
+    DIR *d = opendir(src);
+    if (!d)
+        return RAG_OK; /* no index files yet */
+    int rc = RAG_OK;
+    struct dirent *e;
+    while (rc == RAG_OK && (e = readdir(d))) {
+        if (!is_index_name(e->d_name))
+            continue;
+        snprintf(src, sizeof src, "%s/index/%s", srcdir, e->d_name);
+        snprintf(dst, sizeof dst, "%s/index/%s", dstdir, e->d_name);
+        rc = copy_file(src, dst, &info->bytes);
+        if (rc == RAG_ENOTFOUND) { /* dropped meanwhile */
+            rag_clear_error();
+            rc = RAG_OK;
+            continue;
+        }
+        if (rc == RAG_OK)
+            info->index_files++;
+    }
+    closedir(d);
+    fsync_path(dst, 0);
+    return rc;
+}
+
+/* Checks the copy in `dir`: drops index files that do not verify; fails with the first
+ * other problem. Removes the lock file the check created. */
+static int verify_copy(const char *dir, rag_backup_info *info)
+{
+    rag_check_report *r = NULL;
+    int rc = rag_check_store(dir, 0, &r);
+    char path[4096];
+    if (rc == RAG_OK) {
+        for (size_t i = 0; i < rag_check_report_size(r); i++) {
+            const rag_check_item *it = rag_check_report_item(r, i);
+            if (it->kind != RAG_CHECK_PROBLEM)
+                continue;
+            if (it->index_file) {
+                snprintf(path, sizeof path, "%s/index/%u.idx", dir, it->coll_id);
+                if (unlink(path) == 0) {
+                    info->index_dropped++;
+                    info->index_files--;
+                }
+                continue;
+            }
+            rc = rag_fail(RAG_ECORRUPT, "the copy fails its check: %s%s%s", it->collection,
+                          it->collection[0] ? ": " : "", it->message);
+            break;
+        }
+        info->documents = rag_check_report_totals(r)->documents;
+    }
+    rag_check_report_free(r);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    return rc;
+}
+
+/* Removes the files this module writes into `dir` (data.mdb, lock.mdb, index/N.idx) and
+ * the directory when it is then empty. */
+static void remove_store_files(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/index", dir);
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (is_index_name(e->d_name) || strstr(e->d_name, ".idx.tmp")) {
+                snprintf(path, sizeof path, "%s/index/%s", dir, e->d_name);
+                unlink(path);
+            }
+        }
+        closedir(d);
+        snprintf(path, sizeof path, "%s/index", dir);
+        rmdir(path);
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* 0: absent, 1: empty directory, 2: non-empty directory, 3: not a directory. */
+static int dir_state(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return 0;
+    if (!S_ISDIR(sb.st_mode))
+        return 3;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 2;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n ? 2 : 1;
+}
+
+/* Makes `tmp` appear as `target` (absent or an empty directory). */
+static int publish_dir(const char *tmp, const char *target)
+{
+    if (dir_state(target) == 1)
+        rmdir(target);
+    if (rename(tmp, target) != 0)
+        return rag_fail(errno_status(errno), "cannot rename '%s' to '%s': %s", tmp, target,
+                        strerror(errno));
+    char *parent = rag_strdup(target);
+    if (!parent)
+        return RAG_ENOMEM;
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    else if (slash)
+        slash[1] = '\0';
+    fsync_path(slash ? parent : ".", 1);
+    free(parent);
+    return RAG_OK;
+}
+
+static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
+                       rag_backup_info *info)
+{
+    double t0 = rag_monotonic();
+    int state = dir_state(outdir);
+    if (state >= 2)
+        return rag_fail(RAG_EEXIST, "backup directory '%s' exists and is not empty", outdir);
+    char tmp[4096], path[4200];
+    snprintf(tmp, sizeof tmp, "%s.partial-%ld", outdir, (long)getpid());
+    remove_store_files(tmp);
+    if (mkdir(tmp, 0755) != 0)
+        return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
+    /* Index files first: each is then no newer than the snapshot taken after it. */
+    int rc = copy_index_files(dbdir, tmp, info);
+    if (rc == RAG_OK)
+        rc = rag_store_backup(st, tmp);
+    if (rc == RAG_OK) {
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/data.mdb", tmp);
+        if (stat(path, &sb) == 0)
+            info->bytes += (uint64_t)sb.st_size;
+        fsync_path(path, 0);
+        rc = verify_copy(tmp, info);
+    }
+    if (rc == RAG_OK) {
+        snprintf(path, sizeof path, "%s/index", tmp);
+        fsync_path(path, 1);
+        fsync_path(tmp, 1);
+        rc = publish_dir(tmp, outdir);
+    }
+    if (rc != RAG_OK)
+        remove_store_files(tmp);
+    info->seconds = rag_monotonic() - t0;
+    return rc;
+}
+
+int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
+{
+    rag_clear_error();
+    rag_backup_info local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    if (!db || !outdir || !*outdir)
+        return rag_fail(RAG_EINVAL, "rag_db_backup: NULL argument");
+    int rc = rag_checkpoint(db);
+    if (rc != RAG_OK)
+        rag_clear_error(); /* older index files are still consistent: replayed at open */
+    rc = backup_into(db->st, db->dir, outdir, info);
+    return rc == RAG_OK ? rc : rag_fail_prefix(rc, "backup of '%s'", db->dir);
+}
+
+int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info)
+{
+    rag_clear_error();
+    rag_backup_info local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    if (!dbdir || !outdir || !*outdir)
+        return rag_fail(RAG_EINVAL, "rag_backup_dir: NULL argument");
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dbdir);
+    if (stat(path, &sb) != 0)
+        return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dbdir);
+    rag_store *st = NULL;
+    int rc = rag_store_open(dbdir, 1, &st);
+    if (rc == RAG_OK)
+        rc = backup_into(st, dbdir, outdir, info);
+    rag_store_close(st);
+    return rc == RAG_OK ? rc : rag_fail_prefix(rc, "backup of '%s'", dbdir);
+}
+
+int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_info *info)
+{
+    rag_clear_error();
+    rag_backup_info local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    if (!backup || !dbdir || !*dbdir)
+        return rag_fail(RAG_EINVAL, "rag_restore: NULL argument");
+    double t0 = rag_monotonic();
+    char src[4096], tmp[4096], path[8192], dst[8192];
+    struct stat sb;
+    snprintf(src, sizeof src, "%s/data.mdb", backup);
+    if (stat(src, &sb) != 0)
+        return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore backup (no data.mdb)", backup);
+    int state = dir_state(dbdir);
+    if (state == 3)
+        return rag_fail(RAG_EINVAL, "'%s' exists and is not a directory", dbdir);
+    if (state == 2) {
+        snprintf(path, sizeof path, "%s/data.mdb", dbdir);
+        if (!force)
+            return rag_fail(RAG_EEXIST, "'%s' is not empty (use --force to replace the store in it)",
+                            dbdir);
+        if (stat(path, &sb) != 0)
+            return rag_fail(RAG_EINVAL, "'%s' is not empty and not a ragcore store: refusing to "
+                            "replace it", dbdir);
+    }
+    snprintf(tmp, sizeof tmp, "%s.restore-%ld", dbdir, (long)getpid());
+    remove_store_files(tmp);
+    if (mkdir(tmp, 0755) != 0)
+        return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
+    snprintf(path, sizeof path, "%s/data.mdb", tmp);
+    int rc = copy_file(src, path, &info->bytes);
+    if (rc == RAG_OK)
+        rc = copy_index_files(backup, tmp, info);
+    if (rc == RAG_OK)
+        rc = verify_copy(tmp, info);
+    if (rc == RAG_OK && state != 2) {
+        fsync_path(tmp, 1);
+        rc = publish_dir(tmp, dbdir);
+    } else if (rc == RAG_OK) {
+        /* Replace in place: old index files go first, then data.mdb (atomic rename), then
+         * the new index files, so a crash never pairs an index with the wrong data. */
+        snprintf(path, sizeof path, "%s/index", dbdir);
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!is_index_name(e->d_name) && !strstr(e->d_name, ".idx.tmp"))
+                continue;
+            snprintf(dst, sizeof dst, "%s/index/%s", dbdir, e->d_name);
+            unlink(dst);
+        }
+        if (d)
+            closedir(d);
+        mkdir(path, 0755);
+        fsync_path(path, 1);
+        snprintf(path, sizeof path, "%s/data.mdb", tmp);
+        snprintf(dst, sizeof dst, "%s/data.mdb", dbdir);
+        if (rename(path, dst) != 0)
+            rc = rag_fail(errno_status(errno), "cannot rename '%s' to '%s': %s", path, dst,
+                          strerror(errno));
+        snprintf(dst, sizeof dst, "%s/lock.mdb", dbdir);
+        unlink(dst);
+        fsync_path(dbdir, 1);
+        snprintf(path, sizeof path, "%s/index", tmp);
+        d = rc == RAG_OK ? opendir(path) : NULL;
+        while (d && (e = readdir(d))) {
+            if (!is_index_name(e->d_name))
+                continue;
+            snprintf(path, sizeof path, "%s/index/%s", tmp, e->d_name);
+            snprintf(dst, sizeof dst, "%s/index/%s", dbdir, e->d_name);
+            if (rename(path, dst) != 0 && rc == RAG_OK)
+                rc = rag_fail(errno_status(errno), "cannot rename '%s': %s", path, strerror(errno));
+        }
+        if (d)
+            closedir(d);
+        snprintf(path, sizeof path, "%s/index", dbdir);
+        fsync_path(path, 1);
+    }
+    remove_store_files(tmp);
+    info->seconds = rag_monotonic() - t0;
+    return rc == RAG_OK ? rc : rag_fail_prefix(rc, "restore of '%s' into '%s'", backup, dbdir);
+}

@@ -1,0 +1,1237 @@
+/* check.c - consistency check and repair of a store (LMDB records and index files). */
+#include "check.h"
+#include "embedder.h"
+#include "lexical.h"
+#include "status.h"
+#include "store.h"
+#include "vindex.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MAX_LISTED 10      /* items listed per category and collection */
+#define EMBED_BATCH 64
+#define FILL_BATCH 4096
+
+struct rag_check_report {
+    rag_check_item *items;
+    size_t n, cap;
+    uint64_t counts[4];
+    rag_check_totals totals;
+};
+
+/* Categories cap how many findings of one sort are listed per collection. */
+enum {
+    CAT_STORE, CAT_VEC_BAD, CAT_CHUNK_BAD, CAT_DOC, CAT_ORPHAN_CHUNK, CAT_NO_VEC,
+    CAT_ORPHAN_VEC, CAT_COUNTER, CAT_HASH, CAT_TOMB, CAT_IDS, CAT_INDEX, CAT_LEX, CAT_REPAIR,
+    N_CAT
+};
+
+typedef struct u64v {
+    uint64_t *v;
+    size_t n, cap;
+} u64v;
+
+typedef struct chunk_info {
+    uint64_t id, text_hash, doc_hash;
+    uint32_t flags;
+    unsigned char claimed, damaged;
+} chunk_info;
+
+/* What a collection's check found and what a repair would do. */
+typedef struct coll_plan {
+    char name[129];
+    uint32_t id;
+    u64v del_chunks;      /* orphan chunks: chunk, vector and hash reference removed */
+    u64v del_vecs;        /* orphan vectors */
+    u64v reembed;         /* chunks whose vector is missing or damaged */
+    u64v hash_keys, hash_counts;   /* chunk-hash counts to set (0: delete) */
+    int fix_counters;
+    uint64_t documents, chunks, duplicate_chunks, bytes_text;
+    uint64_t max_id;      /* largest id seen in any table (+1 must be <= next id) */
+    int rebuild_index;
+    int store_fixes;      /* anything to write in the store */
+} coll_plan;
+
+typedef struct ck {
+    rag_check_report *r;
+    const char *dir;
+    rag_store *st;
+    rag_txn *txn;
+    int dim;
+    char *spec, *embedder;
+    uint64_t next_id;
+    const char *cname;     /* current collection ("" store-wide) */
+    uint32_t cid;
+    uint64_t cat_count[N_CAT];
+    int cat_kind[N_CAT];
+    int cat_index[N_CAT];
+    /* per-collection scan state */
+    u64v vids;             /* every vector id, ascending */
+    u64v bad_vecs;         /* ids of vectors with a wrong dimension or non-finite values */
+    chunk_info *chunks;
+    size_t nchunks, cap_chunks;
+    u64v tombs;
+    uint64_t docs, bytes;
+    coll_plan *plan;
+} ck;
+
+/* ---- report ------------------------------------------------------------------------------ */
+
+static int u64v_push(u64v *a, uint64_t x)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        uint64_t *q = rag_realloc(a->v, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        a->v = q;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return RAG_OK;
+}
+
+static void u64v_free(u64v *a)
+{
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+static int u64v_has(const u64v *a, uint64_t x)
+{
+    size_t lo = 0, hi = a->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->n && a->v[lo] == x;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int report_push(rag_check_report *r, int kind, const char *coll, uint32_t cid,
+                       int index_file, char *msg)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 32;
+        rag_check_item *q = rag_realloc(r->items, cap * sizeof *q);
+        if (!q) {
+            free(msg);
+            return RAG_ENOMEM;
+        }
+        r->items = q;
+        r->cap = cap;
+    }
+    rag_check_item *it = &r->items[r->n++];
+    memset(it, 0, sizeof *it);
+    it->kind = kind;
+    snprintf(it->collection, sizeof it->collection, "%s", coll ? coll : "");
+    it->coll_id = cid;
+    it->index_file = index_file;
+    it->message = msg;
+    return RAG_OK;
+}
+
+static char *vfmt(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        return NULL;
+    return s;
+}
+
+/* Records one finding of `kind` in category `cat`; lists it while the category has fewer
+ * than MAX_LISTED listed in this collection. */
+static void __attribute__((format(printf, 4, 5)))
+finding(ck *k, int kind, int cat, const char *fmt, ...)
+{
+    k->r->counts[kind]++;
+    if (++k->cat_count[cat] > MAX_LISTED) {
+        k->cat_kind[cat] = kind;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vfmt(fmt, ap);
+    va_end(ap);
+    if (msg)
+        report_push(k->r, kind, k->cname, k->cid, cat == CAT_INDEX, msg);
+}
+
+/* Starts a new listing scope (a collection, or the store). */
+static void scope_begin(ck *k, const char *name, uint32_t cid)
+{
+    k->cname = name;
+    k->cid = cid;
+    memset(k->cat_count, 0, sizeof k->cat_count);
+}
+
+/* Adds one summary item per category that had more findings than were listed. */
+static void scope_end(ck *k)
+{
+    for (int c = 0; c < N_CAT; c++) {
+        if (k->cat_count[c] <= MAX_LISTED)
+            continue;
+        char *msg = NULL;
+        if (asprintf(&msg, "... and %llu more like the above",
+                     (unsigned long long)(k->cat_count[c] - MAX_LISTED)) >= 0)
+            report_push(k->r, k->cat_kind[c], k->cname, k->cid, c == CAT_INDEX, msg);
+    }
+}
+
+uint64_t rag_check_report_count(const rag_check_report *r, int kind)
+{
+    return r && kind >= 0 && kind < 4 ? r->counts[kind] : 0;
+}
+
+size_t rag_check_report_size(const rag_check_report *r)
+{
+    return r ? r->n : 0;
+}
+
+const rag_check_item *rag_check_report_item(const rag_check_report *r, size_t i)
+{
+    return r && i < r->n ? &r->items[i] : NULL;
+}
+
+const rag_check_totals *rag_check_report_totals(const rag_check_report *r)
+{
+    return &r->totals;
+}
+
+const char *rag_check_kind_name(int kind)
+{
+    static const char *const names[] = {"problem", "note", "repaired", "unfixed"};
+    return kind >= 0 && kind < 4 ? names[kind] : "unknown";
+}
+
+void rag_check_report_free(rag_check_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->items[i].message);
+    free(r->items);
+    free(r);
+}
+
+/* ---- vectors, chunks, documents ---------------------------------------------------------- */
+
+static int vec_visit(void *user, uint64_t id, const float *vec, int dim)
+{
+    ck *k = user;
+    int rc = u64v_push(&k->vids, id);
+    if (rc != RAG_OK)
+        return rc;
+    if (id > k->plan->max_id)
+        k->plan->max_id = id;
+    if (dim != k->dim) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_VEC_BAD,
+                "vector of chunk %llu has dimension %d, the store's is %d",
+                (unsigned long long)id, dim, k->dim);
+        return u64v_push(&k->bad_vecs, id);
+    }
+    for (int i = 0; i < dim; i++) {
+        if (!isfinite(vec[i])) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_VEC_BAD,
+                    "vector of chunk %llu has a non-finite value at position %d",
+                    (unsigned long long)id, i);
+            return u64v_push(&k->bad_vecs, id);
+        }
+    }
+    return 0;
+}
+
+static int chunk_id_visit(void *user, uint64_t id)
+{
+    ck *k = user;
+    if (k->nchunks == k->cap_chunks) {
+        size_t cap = k->cap_chunks ? k->cap_chunks * 2 : 256;
+        chunk_info *q = rag_realloc(k->chunks, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        k->chunks = q;
+        k->cap_chunks = cap;
+    }
+    chunk_info *c = &k->chunks[k->nchunks++];
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    if (id > k->plan->max_id)
+        k->plan->max_id = id;
+    return 0;
+}
+
+static chunk_info *find_chunk(ck *k, uint64_t id)
+{
+    size_t lo = 0, hi = k->nchunks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k->chunks[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < k->nchunks && k->chunks[lo].id == id ? &k->chunks[lo] : NULL;
+}
+
+/* Decodes every chunk record, recording its document (as a hash of the id) and text hash. */
+static int load_chunks(ck *k)
+{
+    int rc = rag_store_chunk_id_scan(k->txn, k->cid, chunk_id_visit, k);
+    for (size_t i = 0; rc == RAG_OK && i < k->nchunks; i++) {
+        chunk_info *c = &k->chunks[i];
+        rag_chunk_rec *rec = NULL;
+        int grc = rag_store_chunk_get(k->txn, k->cid, c->id, &rec);
+        if (grc == RAG_ECORRUPT) {
+            c->damaged = 1;
+            finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD, "chunk %llu: %s",
+                    (unsigned long long)c->id, rag_errmsg());
+            continue;
+        }
+        if (grc != RAG_OK)
+            return grc;
+        c->text_hash = rec->text_hash;
+        c->flags = rec->flags;
+        c->doc_hash = XXH3_64bits(rec->doc_id, strlen(rec->doc_id));
+        if (rec->end < rec->start || rec->end - rec->start != rec->text_len)
+            finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD,
+                    "chunk %llu: span %llu..%llu does not match its %zu bytes of text",
+                    (unsigned long long)c->id, (unsigned long long)rec->start,
+                    (unsigned long long)rec->end, rec->text_len);
+        rag_chunk_rec_free(rec);
+    }
+    return rc;
+}
+
+static int doc_visit(void *user, const rag_doc_rec *d)
+{
+    ck *k = user;
+    k->docs++;
+    k->bytes += d->text_len;
+    uint64_t h = XXH3_64bits(d->id, strlen(d->id));
+    for (uint32_t i = 0; i < d->nchunks; i++) {
+        uint64_t id = d->chunk_ids[i];
+        chunk_info *c = find_chunk(k, id);
+        if (!c) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_DOC,
+                    "document '%s' lists chunk %llu, which does not exist (the document is "
+                    "incomplete: re-ingest it)", d->id, (unsigned long long)id);
+            continue;
+        }
+        if (c->claimed) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_DOC,
+                    "chunk %llu is listed twice (again by document '%s')",
+                    (unsigned long long)id, d->id);
+            continue;
+        }
+        if (!c->damaged && c->doc_hash != h) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_DOC,
+                    "document '%s' lists chunk %llu, which names another document", d->id,
+                    (unsigned long long)id);
+            continue;
+        }
+        c->claimed = 1;
+    }
+    return 0;
+}
+
+static int tomb_visit(void *user, uint64_t id)
+{
+    ck *k = user;
+    return u64v_push(&k->tombs, id);
+}
+
+/* ---- chunk hashes ---------------------------------------------------------------------- */
+
+typedef struct hash_cmp {
+    ck *k;
+    const uint64_t *want;     /* sorted hashes of live chunks (with repeats) */
+    size_t nwant, pos;
+} hash_cmp;
+
+static void hash_mismatch(hash_cmp *h, uint64_t hash, uint32_t have, uint32_t want)
+{
+    finding(h->k, RAG_CHECK_PROBLEM, CAT_HASH,
+            "chunk-hash %016llx is counted %u times, live chunks hold it %u times",
+            (unsigned long long)hash, have, want);
+    if (u64v_push(&h->k->plan->hash_keys, hash) == RAG_OK)
+        u64v_push(&h->k->plan->hash_counts, want);
+    h->k->plan->store_fixes = 1;
+}
+
+/* Emits the expected hashes below `limit` that the table lacks. */
+static void hash_drain(hash_cmp *h, uint64_t limit, int all)
+{
+    while (h->pos < h->nwant && (all || h->want[h->pos] < limit)) {
+        uint64_t x = h->want[h->pos];
+        uint32_t n = 0;
+        while (h->pos < h->nwant && h->want[h->pos] == x) {
+            n++;
+            h->pos++;
+        }
+        hash_mismatch(h, x, 0, n);
+    }
+}
+
+static int hash_visit(void *user, uint64_t hash, uint32_t count)
+{
+    hash_cmp *h = user;
+    hash_drain(h, hash, 0);
+    uint32_t n = 0;
+    while (h->pos < h->nwant && h->want[h->pos] == hash) {
+        n++;
+        h->pos++;
+    }
+    if (n != count)
+        hash_mismatch(h, hash, count, n);
+    return 0;
+}
+
+/* ---- index file ------------------------------------------------------------------------ */
+
+typedef struct recon_ctx {
+    ck *k;
+    rag_vindex *ix;
+    const u64v *file_ids;
+    uint64_t covered;
+    float *buf;
+    double tol;
+    int stop;
+} recon_ctx;
+
+static int recon_visit(void *user, uint64_t id, const float *vec, int dim)
+{
+    recon_ctx *x = user;
+    if (id >= x->covered)
+        return 1;
+    if (dim != x->k->dim || !u64v_has(x->file_ids, id) || u64v_has(&x->k->bad_vecs, id))
+        return 0;
+    if (rag_vindex_reconstruct(x->ix, (int64_t)id, x->buf) != RAG_OK) {
+        finding(x->k, RAG_CHECK_NOTE, CAT_INDEX,
+                "vector values of the index file not compared (index '%s' cannot decode "
+                "vectors: %s)", rag_vindex_spec(x->ix), rag_errmsg());
+        rag_clear_error();
+        x->stop = 1;
+        return 1;
+    }
+    double worst = 0;
+    for (int i = 0; i < dim; i++) {
+        double d = fabs((double)x->buf[i] - (double)vec[i]);
+        if (!(d <= worst))
+            worst = d;
+    }
+    if (!(worst <= x->tol)) {
+        finding(x->k, RAG_CHECK_PROBLEM, CAT_INDEX,
+                "index file holds another vector for chunk %llu than the store (largest "
+                "difference %.3g)", (unsigned long long)id, worst);
+        x->k->plan->rebuild_index = 1;
+    }
+    return 0;
+}
+
+/* Tolerance for comparing decoded vectors (unit length) with stored ones; < 0: skip. */
+static double decode_tolerance(const char *spec)
+{
+    /* IVF decodes only with a direct map, which IDMap2 over IVF does not keep. */
+    if (strstr(spec, "PQ") || strstr(spec, "LSH") || strstr(spec, "RQ") || strstr(spec, "PCA") ||
+        strstr(spec, "IVF"))
+        return -1;
+    if (strstr(spec, "SQ4"))
+        return 0.2;
+    if (strstr(spec, "SQ"))
+        return 0.05;
+    return 1e-4;
+}
+
+static void check_index(ck *k)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/index/%u.idx", k->dir, k->cid);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (k->vids.n > 0)
+            finding(k, RAG_CHECK_NOTE, CAT_INDEX,
+                    "no index file yet: the index is built from the store when the collection "
+                    "is opened");
+        return;
+    }
+    rag_vindex *ix = NULL;
+    uint64_t covered = 0;
+    int64_t *raw = NULL;
+    size_t nraw = 0;
+    u64v ids = {0};
+    float *buf = NULL;
+    int rc = rag_vindex_load(path, k->spec, k->dim, 0, &ix, &covered);
+    if (rc != RAG_OK) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", rag_errmsg());
+        rag_clear_error();
+        k->plan->rebuild_index = 1;
+        return;
+    }
+    k->r->totals.index_files++;
+    k->r->totals.index_vectors += rag_vindex_count(ix);
+    if (covered > k->next_id) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX,
+                "index file covers ids below %llu but the store's next id is %llu (the file is "
+                "newer than the store)", (unsigned long long)covered,
+                (unsigned long long)k->next_id);
+        k->plan->rebuild_index = 1;
+        goto cleanup;
+    }
+    if ((rc = rag_vindex_ids(ix, &raw, &nraw)) != RAG_OK) {
+        finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index ids not compared: %s", rag_errmsg());
+        rag_clear_error();
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nraw; i++) {
+        if (raw[i] < 0 || (uint64_t)raw[i] >= covered) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_INDEX,
+                    "index file holds id %lld, outside its coverage (below %llu)",
+                    (long long)raw[i], (unsigned long long)covered);
+            k->plan->rebuild_index = 1;
+            continue;
+        }
+        if (u64v_push(&ids, (uint64_t)raw[i]) != RAG_OK)
+            goto cleanup;
+    }
+    qsort(ids.v, ids.n, sizeof *ids.v, cmp_u64);
+    for (size_t i = 0; i < ids.n; i++) {
+        uint64_t id = ids.v[i];
+        if (i > 0 && ids.v[i - 1] == id) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file holds chunk %llu twice",
+                    (unsigned long long)id);
+            k->plan->rebuild_index = 1;
+        } else if (!u64v_has(&k->vids, id) && !find_chunk(k, id) && !u64v_has(&k->tombs, id)) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_INDEX,
+                    "index file holds chunk %llu, which is neither live nor deleted (tombstoned)",
+                    (unsigned long long)id);
+            k->plan->rebuild_index = 1;
+        }
+    }
+    for (size_t i = 0; i < k->vids.n && k->vids.v[i] < covered; i++) {
+        if (!u64v_has(&ids, k->vids.v[i])) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_INDEX,
+                    "index file lacks the vector of live chunk %llu (below its coverage %llu)",
+                    (unsigned long long)k->vids.v[i], (unsigned long long)covered);
+            k->plan->rebuild_index = 1;
+        }
+    }
+    double tol = decode_tolerance(k->spec);
+    if (tol >= 0 && (buf = rag_malloc((size_t)k->dim * sizeof(float)))) {
+        recon_ctx x = {k, ix, &ids, covered, buf, tol, 0};
+        rc = rag_store_vec_scan(k->txn, k->cid, 0, recon_visit, &x);
+        if (rc < 0) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "reading vectors: %s", rag_errmsg());
+            rag_clear_error();
+        }
+    }
+cleanup:
+    free(buf);
+    free(raw);
+    u64v_free(&ids);
+    rag_vindex_free(ix);
+}
+
+/* ---- one collection ------------------------------------------------------------------------ */
+
+static void scan_reset(ck *k)
+{
+    u64v_free(&k->vids);
+    u64v_free(&k->bad_vecs);
+    u64v_free(&k->tombs);
+    free(k->chunks);
+    k->chunks = NULL;
+    k->nchunks = k->cap_chunks = 0;
+    k->docs = k->bytes = 0;
+}
+
+/* Checks one collection inside k->txn, filling k->plan with the repairs it would need.
+ * Returns a negative status only when the collection could not be read at all. */
+static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
+{
+    coll_plan *p = k->plan;
+    int rc;
+    scope_begin(k, name, rec->id);
+    k->r->totals.collections++;
+    if ((rc = rag_store_vec_scan(k->txn, k->cid, 0, vec_visit, k)) != RAG_OK)
+        goto unreadable;
+    if ((rc = load_chunks(k)) != RAG_OK)
+        goto unreadable;
+    if ((rc = rag_store_doc_scan(k->txn, k->cid, doc_visit, k)) != RAG_OK) {
+        if (rc != RAG_ECORRUPT)
+            goto unreadable;
+        finding(k, RAG_CHECK_PROBLEM, CAT_DOC, "document table: %s (documents after it not checked)",
+                rag_errmsg());
+        rag_clear_error();
+    }
+    if ((rc = rag_store_tomb_scan(k->txn, k->cid, tomb_visit, k)) != RAG_OK)
+        goto unreadable;
+    k->r->totals.documents += k->docs;
+    k->r->totals.vectors += k->vids.n;
+    k->r->totals.tombstones += k->tombs.n;
+
+    /* Chunks: owned by a document, with a vector. */
+    uint64_t live = 0, dups = 0;
+    u64v want_hashes = {0};
+    for (size_t i = 0; i < k->nchunks; i++) {
+        chunk_info *c = &k->chunks[i];
+        if (!c->claimed) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_ORPHAN_CHUNK,
+                    "chunk %llu is not listed by any document (orphan)", (unsigned long long)c->id);
+            u64v_push(&p->del_chunks, c->id);
+            p->store_fixes = 1;
+            continue;
+        }
+        live++;
+        if (c->flags & RAG_CHUNK_DUPLICATE)
+            dups++;
+        if (!c->damaged)
+            u64v_push(&want_hashes, c->text_hash);
+        if (!u64v_has(&k->vids, c->id)) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_NO_VEC, "chunk %llu has no vector",
+                    (unsigned long long)c->id);
+            if (!c->damaged)
+                u64v_push(&p->reembed, c->id);
+            p->store_fixes = 1;
+        } else if (u64v_has(&k->bad_vecs, c->id) && !c->damaged) {
+            u64v_push(&p->reembed, c->id);
+            p->store_fixes = 1;
+        }
+    }
+    k->r->totals.chunks += live;
+    /* Vectors: belong to a chunk. */
+    for (size_t i = 0; i < k->vids.n; i++) {
+        uint64_t id = k->vids.v[i];
+        chunk_info *c = find_chunk(k, id);
+        if (!c) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_ORPHAN_VEC,
+                    "vector %llu has no chunk (orphan)", (unsigned long long)id);
+            u64v_push(&p->del_vecs, id);
+            p->store_fixes = 1;
+        }
+    }
+    /* Counters. */
+    p->documents = k->docs;
+    p->chunks = live;
+    p->duplicate_chunks = dups;
+    p->bytes_text = k->bytes;
+    const struct {
+        const char *what;
+        uint64_t have, want;
+    } counters[] = {{"documents", rec->documents, k->docs},
+                    {"chunks", rec->chunks, live},
+                    {"duplicate chunks", rec->duplicate_chunks, dups},
+                    {"text bytes", rec->bytes_text, k->bytes}};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        if (counters[i].have != counters[i].want) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_COUNTER,
+                    "counter of %s says %llu, the store holds %llu", counters[i].what,
+                    (unsigned long long)counters[i].have, (unsigned long long)counters[i].want);
+            p->fix_counters = 1;
+            p->store_fixes = 1;
+        }
+    }
+    /* Chunk-hash reference counts. */
+    qsort(want_hashes.v, want_hashes.n, sizeof *want_hashes.v, cmp_u64);
+    hash_cmp hc = {k, want_hashes.v, want_hashes.n, 0};
+    rc = rag_store_hash_scan(k->txn, k->cid, hash_visit, &hc);
+    if (rc == RAG_OK)
+        hash_drain(&hc, 0, 1);
+    u64v_free(&want_hashes);
+    if (rc != RAG_OK)
+        goto unreadable;
+    /* Tombstones: ids no longer live. */
+    for (size_t i = 0; i < k->tombs.n; i++) {
+        uint64_t id = k->tombs.v[i];
+        if (find_chunk(k, id) || u64v_has(&k->vids, id)) {
+            finding(k, RAG_CHECK_PROBLEM, CAT_TOMB,
+                    "chunk %llu is both live and marked deleted (tombstone)",
+                    (unsigned long long)id);
+            p->rebuild_index = 1;
+        }
+        if (id > p->max_id)
+            p->max_id = id;
+    }
+    if (k->nchunks + k->vids.n + k->tombs.n > 0 && p->max_id >= k->next_id) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_IDS,
+                "id %llu is in use but the store's next id is %llu (ids would be reused)",
+                (unsigned long long)p->max_id, (unsigned long long)k->next_id);
+        p->store_fixes = 1;
+    }
+    check_index(k);
+    /* Lexical postings, when the collection has any. */
+    uint64_t lex_n = 0, lex_len = 0;
+    if (rag_lexical_stats(k->txn, k->cid, &lex_n, &lex_len) == RAG_OK && lex_n > 0) {
+        uint64_t missing = 0;
+        for (size_t i = 0; i < k->nchunks; i++)
+            if (k->chunks[i].claimed && rag_lexical_indexed(k->txn, k->cid, k->chunks[i].id) == 0)
+                missing++;
+        if (missing || lex_n != live)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "lexical index holds %llu chunks, the store %llu live ones (%llu not indexed)",
+                    (unsigned long long)lex_n, (unsigned long long)live,
+                    (unsigned long long)missing);
+    }
+    rag_clear_error();
+    if (p->store_fixes)
+        p->rebuild_index = 1;
+    scope_end(k);
+    scan_reset(k);
+    return RAG_OK;
+unreadable:
+    finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "collection cannot be read: %s", rag_errmsg());
+    scope_end(k);
+    scan_reset(k);
+    return rc;
+}
+
+/* ---- store-wide ---------------------------------------------------------------------------- */
+
+typedef struct keycount_ctx {
+    ck *k;
+    const uint32_t *ids;
+    size_t n;
+    u64v orphan_colls;      /* collection ids with records but no collection */
+    u64v orphan_docs;       /* of those, the ones holding documents */
+} keycount_ctx;
+
+static int keycount_visit(void *user, const char *table, uint32_t coll, uint64_t count)
+{
+    keycount_ctx *x = user;
+    for (size_t i = 0; i < x->n; i++)
+        if (x->ids[i] == coll)
+            return 0;
+    finding(x->k, RAG_CHECK_PROBLEM, CAT_STORE,
+            "table '%s' holds %llu records of collection id %u, which does not exist", table,
+            (unsigned long long)count, coll);
+    int known = 0;
+    for (size_t i = 0; i < x->orphan_colls.n; i++)
+        known |= x->orphan_colls.v[i] == coll;
+    if (!known)
+        u64v_push(&x->orphan_colls, coll);
+    if (strcmp(table, "docs") == 0)
+        u64v_push(&x->orphan_docs, coll);
+    return 0;
+}
+
+/* Notes index files that belong to no collection and leftover temporary files. */
+static void check_index_dir(ck *k, const uint32_t *ids, size_t n, int repair)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/index", k->dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *end = NULL;
+        unsigned long id = strtoul(e->d_name, &end, 10);
+        int is_tmp = strstr(e->d_name, ".tmp") != NULL;
+        int live = 0;
+        if (end && strcmp(end, ".idx") == 0)
+            for (size_t i = 0; i < n; i++)
+                live |= ids[i] == id;
+        if (live)
+            continue;
+        if (!is_tmp && !(end && strcmp(end, ".idx") == 0)) {
+            finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index/%s is not a ragcore file (ignored)",
+                    e->d_name);
+            continue;
+        }
+        finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index/%s is %s", e->d_name,
+                is_tmp ? "a temporary file left by an interrupted checkpoint"
+                       : "the index file of a collection that no longer exists");
+        if (repair) {
+            snprintf(path, sizeof path, "%s/index/%s", k->dir, e->d_name);
+            if (unlink(path) == 0)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "removed index/%s", e->d_name);
+        }
+    }
+    closedir(d);
+}
+
+/* ---- repair -------------------------------------------------------------------------------- */
+
+typedef struct repair_arg {
+    coll_plan *p;
+    const float *vecs;      /* p->reembed.n vectors, or NULL */
+    int dim;
+    uint64_t bump;          /* ids to allocate so that the next id passes every used id */
+} repair_arg;
+
+static int ok_or_absent(int rc)
+{
+    return rc == RAG_ENOTFOUND ? RAG_OK : rc;
+}
+
+static int repair_fn(rag_txn *txn, void *user)
+{
+    repair_arg *a = user;
+    coll_plan *p = a->p;
+    int rc = RAG_OK;
+    for (size_t i = 0; rc == RAG_OK && i < p->del_chunks.n; i++) {
+        rc = ok_or_absent(rag_store_chunk_del(txn, p->id, p->del_chunks.v[i]));
+        if (rc == RAG_OK)
+            rc = ok_or_absent(rag_store_vec_del(txn, p->id, p->del_chunks.v[i]));
+        if (rc == RAG_OK)
+            rc = rag_store_tomb_put(txn, p->id, p->del_chunks.v[i]);
+    }
+    for (size_t i = 0; rc == RAG_OK && i < p->del_vecs.n; i++) {
+        rc = ok_or_absent(rag_store_vec_del(txn, p->id, p->del_vecs.v[i]));
+        if (rc == RAG_OK)
+            rc = rag_store_tomb_put(txn, p->id, p->del_vecs.v[i]);
+    }
+    for (size_t i = 0; rc == RAG_OK && a->vecs && i < p->reembed.n; i++)
+        rc = rag_store_vec_put(txn, p->id, p->reembed.v[i], a->vecs + i * (size_t)a->dim, a->dim);
+    for (size_t i = 0; rc == RAG_OK && i < p->hash_keys.n; i++)
+        rc = rag_store_hash_set(txn, p->id, p->hash_keys.v[i], (uint32_t)p->hash_counts.v[i]);
+    if (rc == RAG_OK && p->fix_counters) {
+        rag_coll_rec rec;
+        if ((rc = rag_store_coll_get(txn, p->name, &rec)) == RAG_OK) {
+            rec.documents = p->documents;
+            rec.chunks = p->chunks;
+            rec.duplicate_chunks = p->duplicate_chunks;
+            rec.bytes_text = p->bytes_text;
+            rc = rag_store_coll_put(txn, p->name, &rec);
+        }
+    }
+    if (rc == RAG_OK && a->bump > 0) {
+        uint64_t first;
+        rc = rag_store_alloc_ids(txn, a->bump, &first);
+    }
+    return rc;
+}
+
+/* Embeds the chunks of p->reembed with the store's embedder into *out. */
+static int reembed(ck *k, coll_plan *p, float **out)
+{
+    *out = NULL;
+    rag_embedder *e = NULL;
+    rag_txn *txn = NULL;
+    float *vecs = NULL;
+    rag_chunk_rec *recs[EMBED_BATCH] = {0};
+    int rc = rag_embedder_create(k->embedder, strncmp(k->embedder, "hash", 4) == 0 ? k->dim : 0,
+                                 &e);
+    if (rc != RAG_OK)
+        return rc;
+    if (e->dim != k->dim) {
+        rc = rag_fail(RAG_EMISMATCH, "embedder '%s' has dimension %d, the store %d", k->embedder,
+                      e->dim, k->dim);
+        goto cleanup;
+    }
+    if (!(vecs = rag_malloc(p->reembed.n * (size_t)k->dim * sizeof(float)))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = rag_store_read(k->st, &txn)) != RAG_OK)
+        goto cleanup;
+    for (size_t b = 0; b < p->reembed.n && rc == RAG_OK; b += EMBED_BATCH) {
+        size_t m = p->reembed.n - b < EMBED_BATCH ? p->reembed.n - b : EMBED_BATCH;
+        const char *texts[EMBED_BATCH];
+        size_t lens[EMBED_BATCH];
+        for (size_t i = 0; i < m && rc == RAG_OK; i++) {
+            rc = rag_store_chunk_get(txn, p->id, p->reembed.v[b + i], &recs[i]);
+            if (rc == RAG_OK) {
+                texts[i] = recs[i]->text;
+                lens[i] = recs[i]->text_len;
+            }
+        }
+        if (rc == RAG_OK)
+            rc = rag_embedder_embed(e, texts, lens, m, 0, vecs + b * (size_t)k->dim);
+        for (size_t i = 0; i < m; i++) {
+            rag_chunk_rec_free(recs[i]);
+            recs[i] = NULL;
+        }
+    }
+    if (rc == RAG_OK) {
+        *out = vecs;
+        vecs = NULL;
+    }
+cleanup:
+    rag_txn_end(txn);
+    free(vecs);
+    rag_embedder_free(e);
+    return rc;
+}
+
+typedef struct fill_ctx {
+    rag_vindex *ix;
+    float *vecs;
+    int64_t *ids;
+    size_t n;
+    int dim;
+} fill_ctx;
+
+static int fill_flush(fill_ctx *f)
+{
+    int rc = rag_vindex_add(f->ix, f->n, f->vecs, f->ids);
+    f->n = 0;
+    return rc;
+}
+
+static int fill_visit(void *user, uint64_t id, const float *vec, int dim)
+{
+    fill_ctx *f = user;
+    if (dim != f->dim)
+        return 0;                 /* a damaged vector that could not be re-embedded */
+    for (int i = 0; i < dim; i++)
+        if (!isfinite(vec[i]))
+            return 0;
+    memcpy(f->vecs + f->n * (size_t)dim, vec, (size_t)dim * sizeof(float));
+    f->ids[f->n++] = (int64_t)id;
+    return f->n == FILL_BATCH ? fill_flush(f) : 0;
+}
+
+typedef struct tomb_clear_arg {
+    uint32_t coll;
+} tomb_clear_arg;
+
+static int tomb_clear_fn(rag_txn *txn, void *user)
+{
+    return rag_store_tomb_clear(txn, ((tomb_clear_arg *)user)->coll, UINT64_MAX);
+}
+
+/* Rebuilds a collection's index file from the store's vectors. */
+static int rebuild_index(ck *k, coll_plan *p)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/index/%u.idx", k->dir, p->id);
+    rag_vindex *ix = NULL;
+    rag_txn *txn = NULL;
+    uint64_t next = 0;
+    fill_ctx f = {NULL, NULL, NULL, 0, k->dim};
+    int rc = rag_vindex_create(k->spec, k->dim, 0, &ix);
+    if (rc != RAG_OK)
+        return rc;
+    f.ix = ix;
+    f.vecs = rag_malloc((size_t)FILL_BATCH * k->dim * sizeof(float));
+    f.ids = rag_malloc((size_t)FILL_BATCH * sizeof(int64_t));
+    if (!f.vecs || !f.ids) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = rag_store_read(k->st, &txn)) != RAG_OK)
+        goto cleanup;
+    rc = rag_store_next_id(txn, &next);
+    if (rc == RAG_OK)
+        rc = rag_store_vec_scan(txn, p->id, 0, fill_visit, &f);
+    if (rc == RAG_OK && f.n > 0)
+        rc = fill_flush(&f);
+    rag_txn_end(txn);
+    txn = NULL;
+    char dirpath[4096];
+    snprintf(dirpath, sizeof dirpath, "%s/index", k->dir);
+    mkdir(dirpath, 0755);
+    if (rc == RAG_EINDEX) {
+        /* Too few vectors to train: no file; searches scan exactly until one can be built. */
+        finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
+                "index not written (%s); removed the old file, searches scan exactly",
+                rag_errmsg());
+        rag_clear_error();
+        unlink(path);
+        rc = RAG_OK;
+        goto clear;
+    }
+    if (rc != RAG_OK)
+        goto cleanup;
+    if ((rc = rag_vindex_save(ix, path, next)) != RAG_OK)
+        goto cleanup;
+    finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "rebuilt the index file from %zu stored vectors",
+            rag_vindex_count(ix));
+clear:;
+    tomb_clear_arg ta = {p->id};
+    rc = rag_store_write(k->st, tomb_clear_fn, &ta);
+cleanup:
+    rag_txn_end(txn);
+    free(f.vecs);
+    free(f.ids);
+    rag_vindex_free(ix);
+    return rc;
+}
+
+static void repair_collection(ck *k, coll_plan *p)
+{
+    scope_begin(k, p->name, p->id);
+    float *vecs = NULL;
+    int rc = RAG_OK;
+    if (p->reembed.n > 0) {
+        rc = reembed(k, p, &vecs);
+        if (rc != RAG_OK) {
+            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR,
+                    "%zu chunks lack a usable vector and cannot be re-embedded (%s): re-ingest "
+                    "their documents", p->reembed.n, rag_errmsg());
+            rag_clear_error();
+        }
+    }
+    uint64_t bump = 0;
+    rag_txn *txn = NULL;
+    uint64_t next = 0;
+    if (rag_store_read(k->st, &txn) == RAG_OK) {
+        if (rag_store_next_id(txn, &next) == RAG_OK && p->max_id >= next)
+            bump = p->max_id + 1 - next;
+        rag_txn_end(txn);
+    }
+    if (p->store_fixes) {
+        repair_arg a = {p, vecs, k->dim, bump};
+        rc = rag_store_write(k->st, repair_fn, &a);
+        if (rc != RAG_OK) {
+            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "store repair failed: %s", rag_errmsg());
+            rag_clear_error();
+            p->rebuild_index = 1;
+        } else {
+            for (size_t i = 0; i < p->del_chunks.n; i++)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
+                        "deleted orphan chunk %llu and its vector (no document lists it)",
+                        (unsigned long long)p->del_chunks.v[i]);
+            for (size_t i = 0; i < p->del_vecs.n; i++)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
+                        "deleted orphan vector %llu (its chunk is gone)",
+                        (unsigned long long)p->del_vecs.v[i]);
+            if (vecs)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "re-embedded %zu chunks with '%s'",
+                        p->reembed.n, k->embedder);
+            if (p->hash_keys.n)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "set %zu chunk-hash counts",
+                        p->hash_keys.n);
+            if (p->fix_counters)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
+                        "set counters: %llu documents, %llu chunks, %llu duplicate chunks, "
+                        "%llu text bytes", (unsigned long long)p->documents,
+                        (unsigned long long)p->chunks, (unsigned long long)p->duplicate_chunks,
+                        (unsigned long long)p->bytes_text);
+            if (bump)
+                finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "advanced the next id by %llu",
+                        (unsigned long long)bump);
+        }
+    }
+    if (p->rebuild_index && (rc = rebuild_index(k, p)) != RAG_OK) {
+        finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "index rebuild failed: %s", rag_errmsg());
+        rag_clear_error();
+    }
+    free(vecs);
+    scope_end(k);
+}
+
+static void plan_free(coll_plan *p)
+{
+    u64v_free(&p->del_chunks);
+    u64v_free(&p->del_vecs);
+    u64v_free(&p->reembed);
+    u64v_free(&p->hash_keys);
+    u64v_free(&p->hash_counts);
+}
+
+typedef struct purge_arg {
+    uint32_t coll;
+} purge_arg;
+
+static int purge_fn(rag_txn *txn, void *user)
+{
+    return rag_store_coll_purge(txn, ((purge_arg *)user)->coll);
+}
+
+/* ---- entry point ----------------------------------------------------------------------------- */
+
+static int read_identity(ck *k)
+{
+    char *version = NULL, *dim = NULL;
+    int rc = rag_store_meta_get(k->txn, "schema_version", &version);
+    if (rc == RAG_OK)
+        rc = rag_store_meta_get(k->txn, "dim", &dim);
+    if (rc == RAG_OK)
+        rc = rag_store_meta_get(k->txn, "index_spec", &k->spec);
+    if (rc == RAG_OK)
+        rc = rag_store_meta_get(k->txn, "embedder", &k->embedder);
+    if (rc == RAG_ENOTFOUND)
+        rc = rag_fail(RAG_ECORRUPT, "store '%s' lacks its identity records", k->dir);
+    if (rc == RAG_OK && strcmp(version, "1") != 0)
+        rc = rag_fail(RAG_ECORRUPT, "store '%s' has schema version %s; this build reads 1",
+                      k->dir, version);
+    if (rc == RAG_OK && ((k->dim = atoi(dim)) <= 0 || k->dim > 65536))
+        rc = rag_fail(RAG_ECORRUPT, "store '%s' records dimension '%s'", k->dir, dim);
+    if (rc == RAG_OK)
+        rc = rag_store_next_id(k->txn, &k->next_id);
+    free(version);
+    free(dim);
+    return rc;
+}
+
+/* One pass: checks everything in one snapshot, then repairs when asked. */
+static int check_pass(const char *dir, int repair, rag_check_report *r)
+{
+    ck k;
+    memset(&k, 0, sizeof k);
+    k.r = r;
+    k.dir = dir;
+    char **names = NULL;
+    size_t n = 0;
+    coll_plan *plans = NULL;
+    uint32_t *ids = NULL;
+    keycount_ctx kc;
+    memset(&kc, 0, sizeof kc);
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &sb) != 0)
+        return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
+    int rc = rag_store_open(dir, !repair, &k.st);
+    if (rc != RAG_OK)
+        return rc;
+    if ((rc = rag_store_read(k.st, &k.txn)) != RAG_OK)
+        goto cleanup;
+    if ((rc = read_identity(&k)) != RAG_OK)
+        goto cleanup;
+    if ((rc = rag_store_coll_list(k.txn, &names, &n)) != RAG_OK)
+        goto cleanup;
+    plans = rag_calloc(n ? n : 1, sizeof *plans);
+    ids = rag_calloc(n ? n : 1, sizeof *ids);
+    if (!plans || !ids) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    scope_begin(&k, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        rag_coll_rec rec;
+        if ((rc = rag_store_coll_get(k.txn, names[i], &rec)) != RAG_OK)
+            goto cleanup;
+        ids[i] = rec.id;
+        for (size_t j = 0; j < i; j++)
+            if (ids[j] == rec.id)
+                finding(&k, RAG_CHECK_PROBLEM, CAT_STORE,
+                        "collections '%s' and '%s' share id %u", names[j], names[i], rec.id);
+    }
+    kc.k = &k;
+    kc.ids = ids;
+    kc.n = n;
+    if ((rc = rag_store_coll_key_counts(k.txn, keycount_visit, &kc)) != RAG_OK) {
+        finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", rag_errmsg());
+        rag_clear_error();
+    }
+    check_index_dir(&k, ids, n, 0);
+    scope_end(&k);
+    for (size_t i = 0; i < n; i++) {
+        rag_coll_rec rec;
+        if ((rc = rag_store_coll_get(k.txn, names[i], &rec)) != RAG_OK)
+            goto cleanup;
+        snprintf(plans[i].name, sizeof plans[i].name, "%s", names[i]);
+        plans[i].id = rec.id;
+        k.plan = &plans[i];
+        check_collection(&k, names[i], &rec); /* reports what it could not read */
+        rag_clear_error();
+    }
+    rag_txn_end(k.txn);
+    k.txn = NULL;
+    rc = RAG_OK;
+    if (!repair)
+        goto cleanup;
+    /* Repairs, after the snapshot ended. */
+    scope_begin(&k, "", 0);
+    check_index_dir(&k, ids, n, 1);
+    for (size_t i = 0; i < kc.orphan_colls.n; i++) {
+        uint32_t cid = (uint32_t)kc.orphan_colls.v[i];
+        int has_docs = 0;
+        for (size_t j = 0; j < kc.orphan_docs.n; j++)
+            has_docs |= kc.orphan_docs.v[j] == cid;
+        if (has_docs) {
+            finding(&k, RAG_CHECK_UNFIXED, CAT_REPAIR,
+                    "documents of missing collection id %u kept (primary data): recover them by "
+                    "hand", cid);
+            continue;
+        }
+        purge_arg pa = {cid};
+        if (rag_store_write(k.st, purge_fn, &pa) == RAG_OK)
+            finding(&k, RAG_CHECK_REPAIRED, CAT_REPAIR,
+                    "removed the chunks, vectors and hashes of missing collection id %u", cid);
+        else
+            finding(&k, RAG_CHECK_UNFIXED, CAT_REPAIR, "cannot remove records of collection %u: %s",
+                    cid, rag_errmsg());
+    }
+    scope_end(&k);
+    for (size_t i = 0; i < n; i++)
+        if (plans[i].rebuild_index || plans[i].store_fixes)
+            repair_collection(&k, &plans[i]);
+cleanup:
+    rag_txn_end(k.txn);
+    rag_store_close(k.st);
+    for (size_t i = 0; plans && i < n; i++)
+        plan_free(&plans[i]);
+    free(plans);
+    free(ids);
+    u64v_free(&kc.orphan_colls);
+    u64v_free(&kc.orphan_docs);
+    rag_strings_free(names, n);
+    free(k.spec);
+    free(k.embedder);
+    scan_reset(&k);
+    return rc;
+}
+
+int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
+{
+    *out = NULL;
+    if (!dir || !*dir)
+        return rag_fail(RAG_EINVAL, "check: store directory is empty");
+    rag_check_report *r = rag_calloc(1, sizeof *r);
+    if (!r)
+        return RAG_ENOMEM;
+    int repair = (flags & RAG_CHECK_REPAIR) && 1;
+    int rc = check_pass(dir, 0, r);
+    if (rc == RAG_OK && repair && r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
+        /* Repair from a fresh snapshot opened for writing, then verify. */
+        rag_check_report *fix = rag_calloc(1, sizeof *fix), *verify = NULL;
+        if (!fix)
+            rc = RAG_ENOMEM;
+        if (rc == RAG_OK)
+            rc = check_pass(dir, 1, fix);
+        for (size_t i = 0; fix && i < fix->n; i++) {
+            if (fix->items[i].kind != RAG_CHECK_REPAIRED && fix->items[i].kind != RAG_CHECK_UNFIXED)
+                continue;
+            if (report_push(r, fix->items[i].kind, fix->items[i].collection,
+                            fix->items[i].coll_id, fix->items[i].index_file,
+                            fix->items[i].message) == RAG_OK)
+                fix->items[i].message = NULL;
+        }
+        if (fix) {
+            r->counts[RAG_CHECK_REPAIRED] += fix->counts[RAG_CHECK_REPAIRED];
+            r->counts[RAG_CHECK_UNFIXED] += fix->counts[RAG_CHECK_UNFIXED];
+        }
+        rag_check_report_free(fix);
+        if (rc == RAG_OK && (verify = rag_calloc(1, sizeof *verify)) &&
+            (rc = check_pass(dir, 0, verify)) == RAG_OK) {
+            for (size_t i = 0; i < verify->n; i++) {
+                if (verify->items[i].kind != RAG_CHECK_PROBLEM)
+                    continue;
+                if (report_push(r, RAG_CHECK_UNFIXED, verify->items[i].collection,
+                                verify->items[i].coll_id, verify->items[i].index_file,
+                                verify->items[i].message) == RAG_OK)
+                    verify->items[i].message = NULL;
+            }
+            r->counts[RAG_CHECK_UNFIXED] += verify->counts[RAG_CHECK_PROBLEM];
+        }
+        rag_check_report_free(verify);
+    }
+    if (rc != RAG_OK) {
+        rag_check_report_free(r);
+        return rc;
+    }
+    *out = r;
+    return RAG_OK;
+}

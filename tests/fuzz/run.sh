@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# run.sh - builds the fuzz targets into OUTDIR and runs each for SECONDS (libFuzzer), after
+# replaying its seed corpus and committed regression inputs. Without clang's libFuzzer it
+# only replays those inputs through ASan/UBSan builds (cc). Exits 1 when any target fails.
+#   run.sh OUTDIR SECONDS [TARGET...]
+set -uo pipefail
+out=${1:?usage: run.sh OUTDIR SECONDS [TARGET...]}
+secs=${2:-10}
+shift 2 || true
+here=$(cd "$(dirname "$0")" && pwd)
+mode=libfuzzer
+if ! command -v clang >/dev/null ||
+   ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+     clang -x c - -fsanitize=fuzzer -o "${TMPDIR:-/tmp}/ragfuzz-probe.$$" 2>/dev/null; then
+    mode=replay
+    echo "run.sh: clang with libFuzzer not found (tools/setup.sh --fuzz installs it):" \
+         "replaying seeds and regressions only"
+fi
+rm -f "${TMPDIR:-/tmp}/ragfuzz-probe.$$"
+bash "$here/build.sh" "$out" "$mode" || exit 1
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    for t in "$here"/fuzz_*.c; do targets+=("$(basename "$t" .c)"); done
+fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+failed=()
+for t in "${targets[@]}"; do
+    inputs=()
+    for d in "$here/corpus/$t" "$here/regressions/$t"; do
+        [ -d "$d" ] && for f in "$d"/*; do [ -f "$f" ] && inputs+=("$f"); done
+    done
+    log="$out/$t.log"
+    if [ "$mode" = replay ]; then
+        "$out/$t" "${inputs[@]}" >"$log" 2>&1
+    else
+        mkdir -p "$out/crashes/$t"
+        "$out/$t" -runs=0 "${inputs[@]}" >"$log" 2>&1 &&
+        (
+            work=$(mktemp -d "$out/work-$t.XXXXXX")
+            cp "$here/corpus/$t"/* "$work"/ 2>/dev/null
+            "$out/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+                -artifact_prefix="$out/crashes/$t/" -print_final_stats=1 "$work" >>"$log" 2>&1
+            rc=$?
+            rm -rf "$work"
+            exit $rc
+        )
+    fi
+    rc=$?
+    runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
+    if [ $rc -ne 0 ]; then
+        failed+=("$t")
+        echo "FAIL $t (exit $rc; log $log)"
+        grep -m3 -E 'ERROR|runtime error|SUMMARY' "$log" | sed 's/^/    /'
+    else
+        echo "ok   $t ($mode, ${#inputs[@]} committed inputs, $runs fuzz runs)"
+    fi
+done
+[ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }

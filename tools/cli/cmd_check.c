@@ -1,0 +1,112 @@
+/* cmd_check.c - `ragcore check`: store consistency check and repair. */
+#include "cli.h"
+
+#include "check.h"
+#include "ragcore.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static void check_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ragcore check --db DIR [--repair] [--json]\n\n"
+            "Verifies the store: every live chunk has a vector and a document listing it,\n"
+            "every listed chunk exists, no orphan chunks or vectors, counters and chunk-hash\n"
+            "counts match recounts, vectors have the store's dimension and finite values,\n"
+            "and each index file verifies its checksum and holds exactly the live vectors\n"
+            "below the position it covers.\n\n"
+            "  --repair  rebuild index files and counters from the store, re-embed missing\n"
+            "            vectors, delete orphan chunks/vectors (each action is listed);\n"
+            "            documents are never deleted. Run it with no other process writing.\n"
+            "  --json    print the report as one JSON object\n\n"
+            "exit status: 0 consistent (or fully repaired), 1 usage error, 2 problems remain\n");
+}
+
+int cmd_check(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
+                                             {"repair", no_argument, 0, 'r'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    const char *dbdir = NULL;
+    int json = 0, repair = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:rjh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': dbdir = optarg; break;
+        case 'r': repair = 1; break;
+        case 'j': json = 1; break;
+        case 'h': check_usage(stdout); return CLI_OK;
+        default: check_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (!dbdir || optind != argc) {
+        cli_error("check", "%s", !dbdir ? "--db DIR is required" : "unexpected argument");
+        check_usage(stderr);
+        return CLI_USAGE;
+    }
+    rag_check_report *r = NULL;
+    int rc = rag_check_store(dbdir, repair ? RAG_CHECK_REPAIR : 0, &r);
+    if (rc != RAG_OK) {
+        cli_error("check", "cannot check '%s': %s", dbdir, rag_errmsg());
+        return CLI_DATA;
+    }
+    uint64_t problems = rag_check_report_count(r, RAG_CHECK_PROBLEM);
+    uint64_t repaired = rag_check_report_count(r, RAG_CHECK_REPAIRED);
+    uint64_t unfixed = rag_check_report_count(r, RAG_CHECK_UNFIXED);
+    int ok = repair ? unfixed == 0 : problems == 0;
+    const rag_check_totals *t = rag_check_report_totals(r);
+    if (json) {
+        json_t *root = json_object(), *items = json_array(), *tot = json_object();
+        json_object_set_new(root, "ok", json_boolean(ok));
+        json_object_set_new(root, "problems", json_integer((json_int_t)problems));
+        json_object_set_new(root, "notes",
+                            json_integer((json_int_t)rag_check_report_count(r, RAG_CHECK_NOTE)));
+        if (repair) {
+            json_object_set_new(root, "repaired", json_integer((json_int_t)repaired));
+            json_object_set_new(root, "unfixed", json_integer((json_int_t)unfixed));
+        }
+        json_object_set_new(tot, "collections", json_integer((json_int_t)t->collections));
+        json_object_set_new(tot, "documents", json_integer((json_int_t)t->documents));
+        json_object_set_new(tot, "chunks", json_integer((json_int_t)t->chunks));
+        json_object_set_new(tot, "vectors", json_integer((json_int_t)t->vectors));
+        json_object_set_new(tot, "tombstones", json_integer((json_int_t)t->tombstones));
+        json_object_set_new(tot, "index_files", json_integer((json_int_t)t->index_files));
+        json_object_set_new(tot, "index_vectors", json_integer((json_int_t)t->index_vectors));
+        json_object_set_new(root, "totals", tot);
+        for (size_t i = 0; i < rag_check_report_size(r); i++) {
+            const rag_check_item *it = rag_check_report_item(r, i);
+            json_t *o = json_object();
+            json_object_set_new(o, "kind", json_string(rag_check_kind_name(it->kind)));
+            json_object_set_new(o, "collection", json_string(it->collection));
+            json_object_set_new(o, "message", json_string(it->message));
+            json_array_append_new(items, o);
+        }
+        json_object_set_new(root, "items", items);
+        json_dumpf(root, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        json_decref(root);
+    } else {
+        for (size_t i = 0; i < rag_check_report_size(r); i++) {
+            const rag_check_item *it = rag_check_report_item(r, i);
+            printf("%-8s %s%s%s%s\n", rag_check_kind_name(it->kind), it->collection[0] ? "[" : "",
+                   it->collection, it->collection[0] ? "] " : "", it->message);
+        }
+        printf("checked %llu collections, %llu documents, %llu chunks, %llu vectors, "
+               "%llu index files: ",
+               (unsigned long long)t->collections, (unsigned long long)t->documents,
+               (unsigned long long)t->chunks, (unsigned long long)t->vectors,
+               (unsigned long long)t->index_files);
+        if (repair && problems)
+            printf("%llu problems, %llu repairs, %llu remaining\n", (unsigned long long)problems,
+                   (unsigned long long)repaired, (unsigned long long)unfixed);
+        else
+            printf("%llu problems\n", (unsigned long long)problems);
+    }
+    rag_check_report_free(r);
+    return ok ? CLI_OK : CLI_DATA;
+}

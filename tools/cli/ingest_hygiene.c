@@ -1,0 +1,415 @@
+/* ingest_hygiene.c - boilerplate, quality, PII and duplicate handling of documents before storage. */
+#include "ingest_hygiene.h"
+
+#include "status.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bp_group {
+    char *name;
+    rag_boilerplate *b;
+} bp_group;
+
+struct ingest_hygiene {
+    hygiene_config cfg;
+    unsigned char key[64];
+    rag_pii_config pii;
+    rag_dedup *dedup;
+    bp_group *groups;
+    size_t ngroups, cap_groups, last_group;
+    hygiene_counts counts;
+};
+
+int hygiene_parse_dup_mode(const char *s, hygiene_dup_mode *mode)
+{
+    static const char *const names[] = {"off", "skip", "keep", "flag"};
+    for (int i = 0; i < 4; i++)
+        if (s && strcmp(s, names[i]) == 0) {
+            *mode = (hygiene_dup_mode)i;
+            return RAG_OK;
+        }
+    return rag_fail(RAG_EINVAL, "unknown duplicate mode '%s' (expected off, skip, keep or flag)",
+                    s ? s : "(null)");
+}
+
+const char *hygiene_dup_mode_name(hygiene_dup_mode mode)
+{
+    static const char *const names[] = {"off", "skip", "keep", "flag"};
+    return (unsigned)mode < 4 ? names[mode] : "unknown";
+}
+
+int hygiene_create(const hygiene_config *cfg, ingest_hygiene **out)
+{
+    *out = NULL;
+    int rc = rag_quality_config_check(&cfg->quality);
+    if (rc != RAG_OK)
+        return rc;
+    if (cfg->pii == RAG_PII_HASH && (!cfg->pii_key || cfg->pii_key_len < 16 ||
+                                     cfg->pii_key_len > sizeof ((ingest_hygiene *)0)->key))
+        return rag_fail(RAG_EINVAL, "PII hash mode needs a key of 16..64 bytes");
+    ingest_hygiene *h = rag_calloc(1, sizeof *h);
+    if (!h)
+        return RAG_ENOMEM;
+    h->cfg = *cfg;
+    h->pii.mode = cfg->pii;
+    if (cfg->pii == RAG_PII_HASH) {
+        memcpy(h->key, cfg->pii_key, cfg->pii_key_len);
+        h->pii.key = h->key;
+        h->pii.key_len = cfg->pii_key_len;
+    }
+    h->cfg.pii_key = NULL;
+    if (cfg->dup != HYGIENE_DUP_OFF) {
+        rag_dedup_config dc;
+        rag_dedup_config_init(&dc);
+        dc.threshold = cfg->dup_threshold;
+        if ((rc = rag_dedup_create(&dc, &h->dedup)) != RAG_OK) {
+            hygiene_free(h);
+            return rag_fail_prefix(rc, "--near-dup-threshold");
+        }
+    }
+    *out = h;
+    return RAG_OK;
+}
+
+void hygiene_free(ingest_hygiene *h)
+{
+    if (!h)
+        return;
+    rag_dedup_free(h->dedup);
+    for (size_t i = 0; i < h->ngroups; i++) {
+        free(h->groups[i].name);
+        rag_boilerplate_free(h->groups[i].b);
+    }
+    free(h->groups);
+    memset(h->key, 0, sizeof h->key);
+    free(h);
+}
+
+const hygiene_counts *hygiene_get_counts(const ingest_hygiene *h)
+{
+    return &h->counts;
+}
+
+void hygiene_result_free(hygiene_result *res)
+{
+    if (!res)
+        return;
+    free(res->text);
+    free(res->title);
+    free(res->metadata_json);
+    memset(res, 0, sizeof *res);
+}
+
+/* The boilerplate counter of a group; documents of one group arrive together, so the last
+ * one found is tried first. NULL when absent and !create (or on ENOMEM with create). */
+static rag_boilerplate *find_group(ingest_hygiene *h, const char *name, int create)
+{
+    if (!name)
+        name = "";
+    if (h->last_group < h->ngroups && strcmp(h->groups[h->last_group].name, name) == 0)
+        return h->groups[h->last_group].b;
+    for (size_t i = 0; i < h->ngroups; i++)
+        if (strcmp(h->groups[i].name, name) == 0) {
+            h->last_group = i;
+            return h->groups[i].b;
+        }
+    if (!create)
+        return NULL;
+    if (h->ngroups == h->cap_groups) {
+        size_t cap = h->cap_groups ? h->cap_groups * 2 : 16;
+        bp_group *g = rag_realloc(h->groups, cap * sizeof *g);
+        if (!g)
+            return NULL;
+        h->groups = g;
+        h->cap_groups = cap;
+    }
+    bp_group *g = &h->groups[h->ngroups];
+    g->name = rag_strdup(name);
+    g->b = NULL;
+    if (!g->name || rag_boilerplate_create(&g->b) != RAG_OK) {
+        free(g->name);
+        return NULL;
+    }
+    h->last_group = h->ngroups++;
+    return g->b;
+}
+
+int hygiene_collect(ingest_hygiene *h, const rag_document *doc, const rag_corpus_info *info)
+{
+    rag_boilerplate *b = find_group(h, info ? info->group : NULL, 1);
+    if (!b)
+        return rag_fail(RAG_ENOMEM, "out of memory");
+    size_t len = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
+    return rag_boilerplate_add(b, doc->text, len);
+}
+
+void hygiene_mask_message(ingest_hygiene *h, const char *msg, char *buf, size_t cap)
+{
+    if (!cap)
+        return;
+    rag_pii_result r;
+    rag_pii_config mask = {RAG_PII_MASK, 0, NULL, 0};
+    if (h && h->cfg.pii != RAG_PII_OFF && rag_pii_apply(&mask, msg, strlen(msg), &r) == RAG_OK) {
+        snprintf(buf, cap, "%s", r.text);
+        rag_pii_result_free(&r);
+    } else if (h && h->cfg.pii != RAG_PII_OFF) {
+        snprintf(buf, cap, "(message withheld: it could not be checked for personal data)");
+    } else {
+        snprintf(buf, cap, "%s", msg);
+    }
+}
+
+/* ---- per-segment transforms ---------------------------------------------------------------- */
+
+/* One transform of a text segment: fills *out (malloc'd) and *olen; may set *drop. */
+typedef int (*seg_fn)(ingest_hygiene *h, void *arg, const char *in, size_t len, char **out,
+                      size_t *olen, int *drop);
+
+/* Applies fn to each page of *text (the whole text when npages is 0) and joins the results
+ * into a new *text and *len, updating pages[] to the new page starts. On error *text is kept. */
+static int transform(ingest_hygiene *h, seg_fn fn, void *arg, char **text, size_t *len,
+                     size_t *pages, size_t npages, int *drop)
+{
+    size_t nseg = npages ? npages : 1, cap = *len + 64, n = 0;
+    char *dst = rag_malloc(cap);
+    if (!dst)
+        return RAG_ENOMEM;
+    int rc = RAG_OK;
+    for (size_t s = 0; s < nseg; s++) {
+        size_t a = npages ? pages[s] : 0;
+        size_t b = npages && s + 1 < nseg ? pages[s + 1] : *len;
+        if (a > *len)
+            a = *len;
+        if (b < a)
+            b = a;
+        char *piece = NULL;
+        size_t plen = 0;
+        if ((rc = fn(h, arg, *text + a, b - a, &piece, &plen, drop)) != RAG_OK)
+            goto cleanup;
+        if (n + plen + 1 > cap) {
+            while (n + plen + 1 > cap)
+                cap *= 2;
+            char *g = rag_realloc(dst, cap);
+            if (!g) {
+                free(piece);
+                rc = RAG_ENOMEM;
+                goto cleanup;
+            }
+            dst = g;
+        }
+        if (npages)
+            pages[s] = n;
+        if (plen)
+            memcpy(dst + n, piece, plen);
+        n += plen;
+        free(piece);
+    }
+    dst[n] = '\0';
+    free(*text);
+    *text = dst;
+    *len = n;
+    dst = NULL;
+cleanup:
+    free(dst);
+    return rc;
+}
+
+static int seg_strip(ingest_hygiene *h, void *arg, const char *in, size_t len, char **out,
+                     size_t *olen, int *drop)
+{
+    (void)drop;
+    return rag_boilerplate_strip(arg, &h->cfg.quality, in, len, out, olen, &h->counts.quality);
+}
+
+/* Accumulates PII findings of one document. */
+typedef struct pii_acc {
+    size_t counts[RAG_PII_NTYPES];
+} pii_acc;
+
+static int apply_pii(ingest_hygiene *h, pii_acc *acc, const char *in, size_t len, char **out,
+                     size_t *olen, int *drop)
+{
+    rag_pii_result r;
+    int rc = rag_pii_apply(&h->pii, in, len, &r);
+    if (rc != RAG_OK)
+        return rc;
+    for (int t = 0; t < RAG_PII_NTYPES; t++)
+        acc->counts[t] += r.counts[t];
+    if (r.drop) {
+        *drop = 1;
+        *out = rag_strdup("");
+        *olen = 0;
+    } else {
+        *out = r.text;
+        *olen = r.len;
+        r.text = NULL;
+    }
+    rag_pii_result_free(&r);
+    return *out ? RAG_OK : RAG_ENOMEM;
+}
+
+static int seg_pii(ingest_hygiene *h, void *arg, const char *in, size_t len, char **out,
+                   size_t *olen, int *drop)
+{
+    return apply_pii(h, arg, in, len, out, olen, drop);
+}
+
+/* Applies PII handling to every string value of a JSON value, in place. */
+static int pii_json(ingest_hygiene *h, pii_acc *acc, json_t *v, int *drop)
+{
+    int rc = RAG_OK;
+    if (json_is_string(v)) {
+        char *o = NULL;
+        size_t ol = 0;
+        if ((rc = apply_pii(h, acc, json_string_value(v), json_string_length(v), &o, &ol, drop)) ==
+            RAG_OK) {
+            if (json_string_setn(v, o, ol) != 0)
+                rc = rag_fail(RAG_ENOMEM, "out of memory");
+        }
+        free(o);
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        json_object_foreach(v, k, c) {
+            if ((rc = pii_json(h, acc, c, drop)) != RAG_OK)
+                break;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) {
+            if ((rc = pii_json(h, acc, c, drop)) != RAG_OK)
+                break;
+        }
+    }
+    return rc;
+}
+
+/* ---- the stage ----------------------------------------------------------------------------- */
+
+int hygiene_process(ingest_hygiene *h, const rag_document *doc, const rag_corpus_info *info,
+                    hygiene_result *res)
+{
+    memset(res, 0, sizeof *res);
+    h->counts.seen++;
+    size_t len = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
+    size_t npages = info ? info->npages : 0, *pages = NULL;
+    char *text = rag_strndup(doc->text, len), *title = NULL;
+    json_t *meta = NULL;
+    pii_acc acc;
+    memset(&acc, 0, sizeof acc);
+    int rc = RAG_OK, drop = 0;
+    if (!text)
+        return RAG_ENOMEM;
+    if (npages) {
+        if (!(pages = rag_malloc(npages * sizeof *pages))) {
+            rc = RAG_ENOMEM;
+            goto cleanup;
+        }
+        memcpy(pages, info->pages, npages * sizeof *pages);
+    }
+    if (h->cfg.strip_boilerplate) {
+        rag_boilerplate *b = find_group(h, info ? info->group : NULL, 0);
+        if (b && (rc = transform(h, seg_strip, b, &text, &len, pages, npages, &drop)) != RAG_OK)
+            goto cleanup;
+    }
+    res->quality = rag_quality_check(&h->cfg.quality, text, len, &h->counts.quality);
+    if (res->quality != RAG_QUALITY_OK) {
+        res->verdict = HYGIENE_FILTERED;
+        goto cleanup;
+    }
+    if (doc->metadata_json && *doc->metadata_json) {
+        json_error_t jerr;
+        meta = json_loads(doc->metadata_json, 0, &jerr);
+        if (!meta || !json_is_object(meta)) {
+            rc = rag_fail(RAG_EPARSE, "metadata is not a JSON object");
+            goto cleanup;
+        }
+    }
+    if (h->cfg.pii != RAG_PII_OFF) {
+        if ((rc = transform(h, seg_pii, &acc, &text, &len, pages, npages, &drop)) != RAG_OK)
+            goto cleanup;
+        if (doc->title && *doc->title) {
+            pii_acc tacc;
+            memset(&tacc, 0, sizeof tacc);
+            size_t tl = strlen(doc->title), ol = 0;
+            if ((rc = apply_pii(h, &tacc, doc->title, tl, &title, &ol, &drop)) != RAG_OK)
+                goto cleanup;
+            /* a JSONL title is also the start of the text: count its findings once */
+            if (strncmp(doc->text, doc->title, tl) != 0)
+                for (int t = 0; t < RAG_PII_NTYPES; t++)
+                    acc.counts[t] += tacc.counts[t];
+        }
+        if (meta && (rc = pii_json(h, &acc, meta, &drop)) != RAG_OK)
+            goto cleanup;
+        for (int t = 0; t < RAG_PII_NTYPES; t++) {
+            h->counts.pii[t] += acc.counts[t];
+            res->pii_found += acc.counts[t];
+        }
+        if (res->pii_found)
+            h->counts.pii_documents++;
+        if (drop) {
+            h->counts.pii_dropped++;
+            res->verdict = HYGIENE_PII_DROPPED;
+            goto cleanup;
+        }
+    }
+    if (h->dedup) {
+        if ((rc = rag_dedup_add(h->dedup, doc->id, text, len, &res->dup)) != RAG_OK)
+            goto cleanup;
+        if (res->dup.kind == RAG_DUP_EXACT)
+            h->counts.dup_exact++;
+        else if (res->dup.kind == RAG_DUP_NEAR)
+            h->counts.dup_near++;
+        if (res->dup.kind != RAG_DUP_NONE && h->cfg.dup == HYGIENE_DUP_SKIP) {
+            res->verdict = HYGIENE_DUPLICATE;
+            goto cleanup;
+        }
+    }
+    int flag = res->dup.kind != RAG_DUP_NONE && h->cfg.dup == HYGIENE_DUP_FLAG;
+    if ((npages || flag) && !meta && !(meta = json_object())) {
+        rc = rag_fail(RAG_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if (npages) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < npages; i++)
+            json_array_append_new(arr, json_integer((json_int_t)pages[i]));
+        if (!arr || json_object_set_new(meta, "pages", arr) != 0) {
+            rc = rag_fail(RAG_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+    }
+    if (flag) {
+        json_object_set_new(meta, "duplicate_of", json_string(res->dup.canonical_id));
+        json_object_set_new(meta, "duplicate_kind",
+                            json_string(res->dup.kind == RAG_DUP_EXACT ? "exact" : "near"));
+        json_object_set_new(meta, "duplicate_similarity", json_real(res->dup.similarity));
+    }
+    if (meta && !(res->metadata_json = json_dumps(meta, JSON_COMPACT))) {
+        rc = rag_fail(RAG_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    if (!title && doc->title && !(title = rag_strdup(doc->title))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    res->verdict = HYGIENE_STORE;
+    res->text = text;
+    res->len = len;
+    res->title = title;
+    text = title = NULL;
+cleanup:
+    /* raw or partly cleaned text of a rejected document is wiped before it is freed */
+    if (text)
+        memset(text, 0, len);
+    free(text);
+    free(title);
+    free(pages);
+    json_decref(meta);
+    if (rc != RAG_OK)
+        hygiene_result_free(res);
+    return rc;
+}
