@@ -72,9 +72,23 @@ struct rag_db {
     pthread_mutex_t colls_lock;  /* guards the colls array */
     rag_coll **colls;
     size_t ncolls, cap_colls;
+    /* background expiry purge (opts.gc_interval > 0) */
+    pthread_t gc_thread;
+    int gc_running, gc_stop;
+    pthread_mutex_t gc_lock;
+    pthread_cond_t gc_cond;
 };
 
 /* Finds a live collection by name (NULL when absent). */
 rag_coll *rag_db_find_coll(rag_db *db, const char *name);
+
+/* Deletes documents in one transaction; absent ids fail with RAG_ENOTFOUND unless
+ * missing_ok. *deleted (may be NULL) receives the number deleted. */
+int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *ids, size_t n,
+                       int missing_ok, uint64_t *deleted);
+
+/* Updates a collection record (created when absent): ttl >= 0 sets the default TTL,
+ * last_sync > 0 records a sync time. */
+int rag_db_coll_update(rag_db *db, const char *collection, int64_t ttl, int64_t last_sync);
 
 #endif

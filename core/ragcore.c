@@ -9,6 +9,7 @@
 #include "vindex.h"
 
 #include <errno.h>
+#include <time.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,6 +494,27 @@ static int load_collections(rag_db *db)
     return rc;
 }
 
+/* Background purge of expired documents every opts.gc_interval seconds. */
+static void *gc_main(void *arg)
+{
+    rag_db *db = arg;
+    pthread_mutex_lock(&db->gc_lock);
+    while (!db->gc_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)db->opts.gc_interval;
+        pthread_cond_timedwait(&db->gc_cond, &db->gc_lock, &until);
+        if (db->gc_stop)
+            break;
+        pthread_mutex_unlock(&db->gc_lock);
+        uint64_t purged = 0;
+        rag_gc(db, NULL, 0, &purged); /* errors are retried at the next interval */
+        pthread_mutex_lock(&db->gc_lock);
+    }
+    pthread_mutex_unlock(&db->gc_lock);
+    return NULL;
+}
+
 int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
 {
     rag_clear_error();
@@ -528,6 +550,8 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         return RAG_ENOMEM;
     pthread_mutex_init(&db->write_lock, NULL);
     pthread_mutex_init(&db->colls_lock, NULL);
+    pthread_mutex_init(&db->gc_lock, NULL);
+    pthread_cond_init(&db->gc_cond, NULL);
     db->opts = o;
     db->opts.embedder = NULL;
     db->opts.custom_embedder = NULL;
@@ -556,6 +580,13 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     }
     if ((rc = load_collections(db)) != RAG_OK)
         goto fail;
+    if (o.gc_interval > 0 && !o.read_only) {
+        if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {
+            rc = rag_fail(RAG_ENOMEM, "cannot start the expiry thread");
+            goto fail;
+        }
+        db->gc_running = 1;
+    }
     *out = db;
     return RAG_OK;
 fail:
@@ -592,6 +623,13 @@ int rag_close(rag_db *db)
     if (!db)
         return RAG_OK;
     int rc = RAG_OK;
+    if (db->gc_running) {
+        pthread_mutex_lock(&db->gc_lock);
+        db->gc_stop = 1;
+        pthread_cond_signal(&db->gc_cond);
+        pthread_mutex_unlock(&db->gc_lock);
+        pthread_join(db->gc_thread, NULL);
+    }
     if (db->st && !db->opts.read_only && db->emb)
         rc = rag_checkpoint(db);
     for (size_t i = 0; i < db->ncolls; i++)
@@ -601,6 +639,8 @@ int rag_close(rag_db *db)
     rag_store_close(db->st);
     pthread_mutex_destroy(&db->write_lock);
     pthread_mutex_destroy(&db->colls_lock);
+    pthread_mutex_destroy(&db->gc_lock);
+    pthread_cond_destroy(&db->gc_cond);
     free(db->dir);
     free(db);
     return rc;
@@ -852,6 +892,9 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
     if (!rag_utf8_valid(d->text, pd->len, &bad, &line))
         return rag_fail(RAG_EENCODING, "document '%s': invalid UTF-8 at byte %zu (line %zu)",
                         d->id, bad, line);
+    if (d->valid_until < 0 || d->ttl_seconds < 0)
+        return rag_fail(RAG_EINVAL, "document '%s': valid_until and ttl_seconds must not be "
+                        "negative", d->id);
     if (d->format != RAG_FORMAT_TEXT && d->format != RAG_FORMAT_MARKDOWN)
         return rag_fail(RAG_EINVAL, "document '%s': unknown format %d", d->id, (int)d->format);
     const char *strs[2] = {d->title, d->source};
@@ -1030,6 +1073,8 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
     if (rc == RAG_OK) {
         rec->documents--;
         rec->bytes_text -= old->text_len;
+        if (old->valid_until && rec->expiring_docs)
+            rec->expiring_docs--;
     }
     return rc;
 }
@@ -1096,10 +1141,16 @@ static int ingest_fn(rag_txn *txn, void *user)
                 rc = rag_store_vec_put(txn, c->id, ids[k],
                                        p->vecs + (pd->first + k) * (size_t)p->coll_dim, p->coll_dim);
         }
+        int64_t valid_until = d->valid_until       ? d->valid_until
+                              : d->ttl_seconds > 0 ? p->now + d->ttl_seconds
+                              : rec.ttl_seconds > 0 ? p->now + rec.ttl_seconds
+                                                    : 0;
+        if (valid_until)
+            rec.expiring_docs++;
         rag_doc_rec dr = {(char *)d->id, (char *)(d->source ? d->source : ""),
                           (char *)(d->title ? d->title : ""), pd->metadata ? pd->metadata : "",
-                          d->source_mtime, ingested_at, p->now, 0, pd->content_hash, pd->len,
-                          (uint32_t)pd->n, ids};
+                          d->source_mtime, ingested_at, p->now, valid_until, pd->content_hash,
+                          pd->len, (uint32_t)pd->n, ids};
         if (rc == RAG_OK)
             rc = rag_store_doc_put(txn, c->id, &dr);
         free(ids);
@@ -1185,27 +1236,62 @@ cleanup:
 
 typedef struct delete_arg {
     rag_coll *coll;
-    const char *id;
-    uint64_t ntombs;
+    const char *const *ids;
+    size_t n;
+    int missing_ok;              /* skip absent ids instead of failing */
+    uint64_t ntombs, deleted;
 } delete_arg;
 
 static int delete_fn(rag_txn *txn, void *user)
 {
     delete_arg *a = user;
     rag_coll_rec rec;
-    rag_doc_rec *old = NULL;
-    a->ntombs = 0;
+    a->ntombs = a->deleted = 0;
     int rc = rag_store_coll_get(txn, a->coll->name, &rec);
-    if (rc == RAG_OK)
-        rc = rag_store_doc_get(txn, a->coll->id, a->id, &old);
-    if (rc == RAG_ENOTFOUND)
-        return rag_fail(RAG_ENOTFOUND, "document '%s' not found in collection '%s'", a->id,
-                        a->coll->name);
-    if (rc == RAG_OK)
-        rc = remove_doc(txn, a->coll->an, a->coll->id, old, &rec, &a->ntombs);
+    for (size_t i = 0; i < a->n && rc == RAG_OK; i++) {
+        rag_doc_rec *old = NULL;
+        rc = rag_store_doc_get(txn, a->coll->id, a->ids[i], &old);
+        if (rc == RAG_ENOTFOUND) {
+            if (a->missing_ok) {
+                rc = RAG_OK;
+                continue;
+            }
+            return rag_fail(RAG_ENOTFOUND, "document '%s' not found in collection '%s'",
+                            a->ids[i], a->coll->name);
+        }
+        if (rc == RAG_OK)
+            rc = remove_doc(txn, a->coll->an, a->coll->id, old, &rec, &a->ntombs);
+        if (rc == RAG_OK)
+            a->deleted++;
+        rag_doc_rec_free(old);
+    }
     if (rc == RAG_OK)
         rc = rag_store_coll_put(txn, a->coll->name, &rec);
-    rag_doc_rec_free(old);
+    return rc;
+}
+
+int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *ids, size_t n,
+                       int missing_ok, uint64_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    if (db->opts.read_only)
+        return rag_fail(RAG_EREADONLY, "store is open read-only");
+    pthread_mutex_lock(&db->write_lock);
+    delete_arg a = {NULL, ids, n, missing_ok, 0, 0};
+    int rc = ensure_coll(db, collection, 0, &a.coll, NULL);
+    if (rc == RAG_OK) {
+        pthread_rwlock_wrlock(&a.coll->lock);
+        rc = rag_store_write(db->st, delete_fn, &a);
+        if (rc == RAG_OK) {
+            a.coll->tombstones += a.ntombs;
+            a.coll->dirty = a.coll->dirty || a.ntombs > 0;
+        }
+        pthread_rwlock_unlock(&a.coll->lock);
+    }
+    pthread_mutex_unlock(&db->write_lock);
+    if (rc == RAG_OK && deleted)
+        *deleted = a.deleted;
     return rc;
 }
 
@@ -1214,24 +1300,55 @@ int rag_delete(rag_db *db, const char *collection, const char *doc_id)
     rag_clear_error();
     if (!db || !doc_id)
         return rag_fail(RAG_EINVAL, "rag_delete: NULL argument");
+    return rag_db_delete_docs(db, collection ? collection : RAG_DEFAULT_COLLECTION, &doc_id, 1,
+                              0, NULL);
+}
+
+typedef struct coll_update_arg {
+    const char *name;
+    int64_t ttl;                 /* >= 0: set the default TTL */
+    int64_t last_sync;           /* > 0: record a sync time */
+} coll_update_arg;
+
+static int coll_update_fn(rag_txn *txn, void *user)
+{
+    coll_update_arg *a = user;
+    rag_coll_rec rec;
+    int rc = rag_store_coll_get(txn, a->name, &rec);
+    if (rc == RAG_ENOTFOUND)
+        return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", a->name);
+    if (rc != RAG_OK)
+        return rc;
+    if (a->ttl >= 0)
+        rec.ttl_seconds = a->ttl;
+    if (a->last_sync > 0)
+        rec.last_sync = a->last_sync;
+    return rag_store_coll_put(txn, a->name, &rec);
+}
+
+int rag_db_coll_update(rag_db *db, const char *collection, int64_t ttl, int64_t last_sync)
+{
     if (db->opts.read_only)
         return rag_fail(RAG_EREADONLY, "store is open read-only");
-    if (!collection)
-        collection = RAG_DEFAULT_COLLECTION;
     pthread_mutex_lock(&db->write_lock);
-    delete_arg a = {NULL, doc_id, 0};
-    int rc = ensure_coll(db, collection, 0, &a.coll, NULL);
-    if (rc == RAG_OK) {
-        pthread_rwlock_wrlock(&a.coll->lock);
-        rc = rag_store_write(db->st, delete_fn, &a);
-        if (rc == RAG_OK) {
-            a.coll->tombstones += a.ntombs;
-            a.coll->dirty = 1;
-        }
-        pthread_rwlock_unlock(&a.coll->lock);
-    }
+    rag_coll *c = NULL;
+    int rc = ensure_coll(db, collection, 1, &c, NULL);
+    coll_update_arg a = {collection, ttl, last_sync};
+    if (rc == RAG_OK)
+        rc = rag_store_write(db->st, coll_update_fn, &a);
     pthread_mutex_unlock(&db->write_lock);
     return rc;
+}
+
+int rag_collection_set_ttl(rag_db *db, const char *collection, int64_t ttl_seconds)
+{
+    rag_clear_error();
+    if (!db || !collection)
+        return rag_fail(RAG_EINVAL, "rag_collection_set_ttl: NULL argument");
+    if (ttl_seconds < 0)
+        return rag_fail(RAG_EINVAL, "ttl_seconds must not be negative, got %lld",
+                        (long long)ttl_seconds);
+    return rag_db_coll_update(db, collection, ttl_seconds, 0);
 }
 
 int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query, float *out)

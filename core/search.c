@@ -132,11 +132,27 @@ typedef struct plan {
     const char *const *doc_ids;  /* explicit document restriction (sorted copy) */
     size_t n_doc_ids;
     verdict_cache cache;
+    int64_t now;
+    int64_t max_age;             /* > 0: documents older than this are excluded */
+    int time_basis;
+    int check_expiry;            /* the collection has documents with a valid_until */
     int rc;                      /* first error met inside a predicate */
 } plan;
 
+/* The time a document's age is measured from. */
+static int64_t doc_time(const rag_doc_rec *d, int basis)
+{
+    if (basis == RAG_TIME_SOURCE && d->source_mtime > 0)
+        return d->source_mtime;
+    return d->ingested_at;
+}
+
 static int doc_allowed(plan *p, const rag_doc_rec *d)
 {
+    if (p->check_expiry && d->valid_until && d->valid_until <= p->now)
+        return 0;
+    if (p->max_age > 0 && doc_time(d, p->time_basis) < p->now - p->max_age)
+        return 0;
     if (p->source_prefix && strncmp(d->source, p->source_prefix, p->plen) != 0)
         return 0;
     if (p->filter) {
@@ -265,9 +281,14 @@ static void plan_free(plan *p)
  * (filter evaluated per candidate, cached per document) when many chunks match, PLAN_ALL
  * when there is no restriction. */
 static int plan_build(plan *p, rag_txn *txn, rag_coll *c, const rag_search_options *o,
-                      const rag_filter *f, uint64_t total_chunks, uint64_t total_docs)
+                      const rag_filter *f, uint64_t total_chunks, uint64_t total_docs,
+                      int check_expiry)
 {
     memset(p, 0, sizeof *p);
+    p->now = o->now > 0 ? o->now : rag_now();
+    p->max_age = o->max_age;
+    p->time_basis = o->time_basis;
+    p->check_expiry = check_expiry;
     p->txn = txn;
     p->coll = c;
     p->filter = f;
@@ -314,7 +335,7 @@ static int plan_build(plan *p, rag_txn *txn, rag_coll *c, const rag_search_optio
         p->set.n = w;
         return RAG_OK;
     }
-    if (!f && !p->source_prefix)
+    if (!f && !p->source_prefix && !p->max_age && !p->check_expiry)
         return RAG_OK;
     /* Estimate selectivity on a sample of documents. */
     scan_docs_ctx s = {p, 0, 0, 0, SELECTIVITY_SAMPLE, 0, RAG_OK};
@@ -758,6 +779,45 @@ cleanup:
     return rc;
 }
 
+/* Blends relevance with exponential recency decay: score = (1 - w) * relevance + w *
+ * 0.5^(age / half_life), relevance min-max normalised over the candidates; re-sorts. */
+static int apply_recency(plan *p, const rag_search_options *o, cand_list *l)
+{
+    if (l->n == 0)
+        return RAG_OK;
+    float w = o->recency_weight > 0 ? o->recency_weight : 0.3f;
+    float smin = l->c[0].score, smax = l->c[0].score;
+    for (size_t i = 1; i < l->n; i++) {
+        if (l->c[i].score < smin)
+            smin = l->c[i].score;
+        if (l->c[i].score > smax)
+            smax = l->c[i].score;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        const char *doc;
+        size_t dl;
+        int rc = rag_store_chunk_head(p->txn, p->coll->id, l->c[i].id, &doc, &dl, NULL, NULL);
+        char *id = rc == RAG_OK ? rag_strndup(doc, dl) : NULL;
+        rag_doc_rec *d = NULL;
+        if (rc == RAG_OK && !id)
+            return RAG_ENOMEM;
+        if (rc == RAG_OK)
+            rc = rag_store_doc_get(p->txn, p->coll->id, id, &d);
+        free(id);
+        if (rc != RAG_OK)
+            return rc;
+        double age = (double)(p->now - doc_time(d, o->time_basis));
+        rag_doc_rec_free(d);
+        if (age < 0)
+            age = 0;
+        float decay = (float)pow(0.5, age / (double)o->half_life);
+        float rel = smax > smin ? (l->c[i].score - smin) / (smax - smin) : 1.0f;
+        l->c[i].score = (1.0f - w) * rel + w * decay;
+    }
+    qsort(l->c, l->n, sizeof *l->c, cmp_cand);
+    return RAG_OK;
+}
+
 /* ---- materialisation ------------------------------------------------------------------------ */
 
 static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x)
@@ -810,6 +870,8 @@ static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x)
     h->token_count = (int)ch->tokens;
     h->source_mtime = d->source_mtime;
     h->ingested_at = d->ingested_at;
+    h->updated_at = d->updated_at;
+    h->valid_until = d->valid_until;
     if (!h->doc_id || !h->text || !h->heading_path || !h->title || !h->source ||
         !h->metadata_json) {
         hit_clear(h);
@@ -862,6 +924,11 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
         return rag_fail(RAG_EINVAL, "mmr_lambda and dense_weight must be in [0, 1]");
     if (o.rrf_k < 0 || o.candidates < 0 || o.per_doc < 0)
         return rag_fail(RAG_EINVAL, "rrf_k, candidates and per_doc must not be negative");
+    if (o.max_age < 0 || o.half_life < 0 || o.recency_weight < 0 || o.recency_weight > 1)
+        return rag_fail(RAG_EINVAL, "max_age and half_life must not be negative and "
+                        "recency_weight must be in [0, 1]");
+    if (o.time_basis != RAG_TIME_SOURCE && o.time_basis != RAG_TIME_INGESTED)
+        return rag_fail(RAG_EINVAL, "unknown time_basis %d", o.time_basis);
     if (o.candidates > 10000)
         return rag_fail(RAG_EINVAL, "candidates must be at most 10000, got %d", o.candidates);
     if (!query && o.mode == RAG_MODE_LEXICAL)
@@ -905,7 +972,8 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     if (rc == RAG_OK)
         rc = rag_store_coll_get(txn, c->name, &rec);
     if (rc == RAG_OK)
-        rc = plan_build(&p, txn, c, &o, filter, rec.chunks, rec.documents);
+        rc = plan_build(&p, txn, c, &o, filter, rec.chunks, rec.documents,
+                        rec.expiring_docs > 0);
     if (rc == RAG_OK && use_dense)
         rc = dense_side(db, &p, qvec, n_side, &dl);
     if (rc == RAG_OK && use_lex)
@@ -929,6 +997,8 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
             }
         }
     }
+    if (rc == RAG_OK && o.half_life > 0)
+        rc = apply_recency(&p, &o, &fused);
     if (rc == RAG_OK)
         rc = shape(db, &p, &o, o.k, &fused);
     for (size_t i = 0; rc == RAG_OK && i < fused.n; i++)

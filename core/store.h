@@ -24,6 +24,7 @@ typedef struct rag_coll_rec {
     int64_t last_sync;           /* unix seconds of the last completed sync, 0: never */
     int64_t ttl_seconds;         /* default time to live of documents, 0: none */
     char language[24];           /* lexical analyzer language ("" means english) */
+    uint64_t expiring_docs;      /* documents with a valid_until (expiry checks needed) */
 } rag_coll_rec;
 
 typedef struct rag_doc_rec {

@@ -143,6 +143,9 @@ typedef struct rag_open_options {
      * created through this handle: "english", "french", ..., or "none" for no stemming.
      * NULL: "english". Each collection keeps the language it was created with. */
     const char *language;
+    /* > 0: a background thread purges expired documents (rag_gc) every this many seconds
+     * while the handle is open (long-running processes such as the server). */
+    int64_t gc_interval;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */
@@ -221,6 +224,9 @@ typedef struct rag_document {
     const char *metadata_json;  /* optional JSON object, stored verbatim after validation */
     int64_t source_mtime;       /* unix seconds of the source's modification; 0: unknown */
     rag_format format;
+    int64_t valid_until;        /* unix seconds after which the document expires; 0: none */
+    int64_t ttl_seconds;        /* > 0: expires this long after ingest (when valid_until is 0);
+                                 * 0: the collection's default TTL (rag_collection_set_ttl) */
 } rag_document;
 
 /* Fills a document with defaults (format text, text_len -1). Can't fail. */
@@ -285,7 +291,19 @@ typedef struct rag_search_options {
      * chosen on the SciFact dev set (docs/benchmarks.md); < 0: never flag. */
     float dense_threshold;       /* cosine of the best dense hit */
     float lexical_threshold;     /* BM25 of the best lexical hit divided by query terms */
+    /* Freshness. Times are the document's source_mtime, or its ingest time when the source
+     * time is unknown (or always the ingest time when time_basis is RAG_TIME_INGESTED).
+     * Expired documents (past valid_until) are never returned. */
+    int64_t max_age;             /* > 0: only documents at most this many seconds old */
+    int64_t half_life;           /* > 0: recency weighting with this half-life in seconds */
+    float recency_weight;        /* share of the exponential recency decay in the final score
+                                  * (0..1) when half_life > 0; 0: 0.3 */
+    int time_basis;              /* RAG_TIME_SOURCE (default) or RAG_TIME_INGESTED */
+    int64_t now;                 /* reference time for ages; 0: the current time */
 } rag_search_options;
+
+#define RAG_TIME_SOURCE 0
+#define RAG_TIME_INGESTED 1
 
 RAG_API void rag_search_options_init(rag_search_options *opts);
 
@@ -305,6 +323,8 @@ typedef struct rag_hit {
     int token_count;
     int64_t source_mtime;
     int64_t ingested_at;
+    int64_t updated_at;          /* unix seconds of the last content change */
+    int64_t valid_until;         /* expiry (unix seconds), 0: none */
     float dense_score;           /* cosine similarity; NAN when the dense side did not rank it */
     float lexical_score;         /* BM25 score; NAN when the lexical side did not rank it */
     int dense_rank, lexical_rank; /* 1-based ranks in each list; 0 when absent */
@@ -339,6 +359,110 @@ RAG_API int rag_results_no_confident_context(const rag_results *res);
 /* The i-th hit, or NULL when i is out of range. */
 RAG_API const rag_hit *rag_results_get(const rag_results *res, size_t i);
 RAG_API void rag_results_free(rag_results *res);
+
+/* ------------------------------------------------------------------------------------ */
+/* Freshness: TTL, garbage collection, sync of changing sources, freshness reports.      */
+
+/* Default time to live of the collection's documents (0: none); applies to documents
+ * ingested afterwards without their own valid_until / ttl_seconds. */
+RAG_API int rag_collection_set_ttl(rag_db *db, const char *collection, int64_t ttl_seconds);
+
+/* Deletes every document whose valid_until has passed (now: 0 = the current time) from the
+ * collection (NULL: all collections). *purged (may be NULL) receives the count. */
+RAG_API int rag_gc(rag_db *db, const char *collection, int64_t now, uint64_t *purged);
+
+typedef struct rag_sync rag_sync;
+
+typedef enum rag_sync_outcome {
+    RAG_SYNC_ADDED = 1,
+    RAG_SYNC_UPDATED = 2,
+    RAG_SYNC_UNCHANGED = 3
+} rag_sync_outcome;
+
+typedef struct rag_sync_stats {
+    uint64_t added, updated, unchanged, deleted;
+    uint64_t chunks;             /* chunks written by added/updated documents */
+    double seconds;              /* from rag_sync_begin to the end of rag_sync_finish */
+} rag_sync_stats;
+
+/* Starts a sync of `collection` (created when absent): the caller offers the current
+ * version of every document of some sources with rag_sync_document, then calls
+ * rag_sync_finish with the source prefixes it covered. Unchanged documents (same content
+ * hash and metadata) are skipped without chunking or embedding; changed and new ones are
+ * stored in batches, each batch atomically (a document is always entirely old or entirely
+ * new); documents under the prefixes that were not offered are deleted. Free with
+ * rag_sync_free (which stores pending documents unless finish ran). */
+RAG_API int rag_sync_begin(rag_db *db, const char *collection, rag_sync **out);
+/* Offers one document (copied); *outcome (may be NULL) says what happens to it. */
+RAG_API int rag_sync_document(rag_sync *sync, const rag_document *doc, rag_sync_outcome *outcome);
+/* Stores pending documents, deletes documents whose source starts with one of the
+ * prefixes but were not offered, records the sync time and fills `stats`. */
+RAG_API int rag_sync_finish(rag_sync *sync, const char *const *source_prefixes, size_t n,
+                            rag_sync_stats *stats);
+RAG_API void rag_sync_free(rag_sync *sync);
+
+typedef struct rag_freshness_info {
+    uint64_t documents;
+    int64_t newest_source;       /* newest / oldest source time (mtime, else ingest time) */
+    int64_t oldest_source;
+    int64_t last_sync;           /* 0: never synced */
+    int64_t sync_lag;            /* now - last_sync, -1 when never synced */
+    uint64_t stale;              /* documents whose source time is older than the objective */
+    uint64_t expired;            /* past valid_until but not yet purged */
+    int64_t objective;           /* the objective used, seconds */
+} rag_freshness_info;
+
+/* Freshness of a collection against an objective in seconds (0: 30 days). */
+RAG_API int rag_collection_freshness(rag_db *db, const char *collection, int64_t objective,
+                                     int64_t now, rag_freshness_info *info);
+
+/* ------------------------------------------------------------------------------------ */
+/* Prompt-ready context.                                                                  */
+
+typedef enum rag_context_format {
+    RAG_CONTEXT_TEXT = 0,        /* numbered passages with plain source lines */
+    RAG_CONTEXT_MARKDOWN = 1,    /* headings and links */
+    RAG_CONTEXT_JSON = 2         /* rag_context_text returns the JSON document */
+} rag_context_format;
+
+#define RAG_CONTEXT_OPTIONS_VERSION 1
+
+typedef struct rag_context_options {
+    unsigned version;            /* RAG_CONTEXT_OPTIONS_VERSION */
+    rag_search_options search;   /* retrieval (collection, mode, filter, freshness, ...);
+                                  * search.k is the number of chunks considered (0: 20) and
+                                  * MMR (0.7) and per_doc (3) apply unless set */
+    int budget_tokens;           /* maximum tokens of the rendered context; 0: 1024 */
+    rag_context_format format;
+    int64_t stale_after;         /* freshness objective in seconds; 0: 30 days */
+    /* Template of each source's header line; NULL: the format's default. Placeholders:
+     * {n} citation number, {title}, {source}, {doc_id}, {date} (YYYY-MM-DD of the source
+     * time), {age} ("7 days ago"), {score}. */
+    const char *source_template;
+} rag_context_options;
+
+RAG_API void rag_context_options_init(rag_context_options *opts);
+
+/* The built context (a type distinct from the function rag_context). */
+typedef struct rag_prompt_context rag_prompt_context;
+
+/* Retrieves for `query`, merges adjacent or overlapping chunks of the same document into
+ * passages, orders sources by relevance, and renders a block with numbered citations and
+ * each source's freshness ("updated 2026-11-20, 7 days ago") that fits budget_tokens
+ * (counted with the embedder's tokenizer, or the approximation when it has none).
+ * Free with rag_context_free. */
+RAG_API int rag_context(rag_db *db, const char *query, const rag_context_options *opts,
+                        rag_prompt_context **out);
+/* The rendered context in the requested format (NUL-terminated, owned by ctx). */
+RAG_API const char *rag_context_text(const rag_prompt_context *ctx);
+/* The JSON form: {"context","sources":[{"doc_id","source","title","source_mtime",
+ * "ingested_at","chunks":[{"chunk_id","start","end","score"}]}],"tokens",
+ * "no_confident_context","stale_context"} (owned by ctx). */
+RAG_API const char *rag_context_json(const rag_prompt_context *ctx);
+RAG_API int rag_context_tokens(const rag_prompt_context *ctx);
+RAG_API int rag_context_no_confident(const rag_prompt_context *ctx);
+RAG_API int rag_context_stale(const rag_prompt_context *ctx);
+RAG_API void rag_context_free(rag_prompt_context *ctx);
 
 /* Embeds texts with the store's embedder: out receives n * rag_db_dim(db) floats,
  * L2-normalised. */

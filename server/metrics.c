@@ -150,15 +150,22 @@ static void render_collections(buf *b, rag_db *db)
         {"index_vectors", "Vectors in the in-memory index (index size)."},
         {"text_bytes", "Bytes of document text."},
         {"last_ingest_timestamp_seconds", "Unix time of the latest ingest (0: none)."},
-        {"freshness_lag_seconds", "Seconds since the latest ingest (-1: never ingested)."},
+        {"ingest_age_seconds", "Seconds since the latest ingest (-1: never ingested)."},
+        {"freshness_lag_seconds", "Age of the newest source time (mtime, else ingest) in seconds."},
+        {"oldest_source_age_seconds", "Age of the oldest source time in seconds."},
+        {"stale_documents", "Documents older than the freshness objective (30 days)."},
+        {"expired_documents", "Documents past valid_until, not yet purged."},
+        {"sync_lag_seconds", "Seconds since the last completed sync (-1: never synced)."},
     };
     rag_collection_info *infos = calloc(count ? count : 1, sizeof *infos);
+    rag_freshness_info *fresh = calloc(count ? count : 1, sizeof *fresh);
     int *ok = calloc(count ? count : 1, sizeof *ok);
-    if (!infos || !ok)
+    time_t now = time(NULL);
+    if (!infos || !fresh || !ok)
         goto cleanup;
     for (size_t i = 0; i < count; i++)
-        ok[i] = rag_collection_stats(db, names[i], &infos[i]) == RAG_OK;
-    time_t now = time(NULL);
+        ok[i] = rag_collection_stats(db, names[i], &infos[i]) == RAG_OK &&
+                rag_collection_freshness(db, names[i], 0, (int64_t)now, &fresh[i]) == RAG_OK;
     for (size_t g = 0; g < sizeof G / sizeof G[0]; g++) {
         bprintf(b, "# HELP ragcore_collection_%s %s\n# TYPE ragcore_collection_%s gauge\n",
                 G[g][0], G[g][1], G[g][0]);
@@ -175,13 +182,19 @@ static void render_collections(buf *b, rag_db *db)
             case 4: v = (long long)in->index_vectors; break;
             case 5: v = (long long)in->bytes_text; break;
             case 6: v = (long long)in->newest_ingest; break;
-            default: v = in->newest_ingest ? (long long)(now - in->newest_ingest) : -1; break;
+            case 7: v = in->newest_ingest ? (long long)(now - in->newest_ingest) : -1; break;
+            case 8: v = fresh[i].newest_source ? (long long)(now - fresh[i].newest_source) : -1; break;
+            case 9: v = fresh[i].oldest_source ? (long long)(now - fresh[i].oldest_source) : -1; break;
+            case 10: v = (long long)fresh[i].stale; break;
+            case 11: v = (long long)fresh[i].expired; break;
+            default: v = fresh[i].sync_lag; break;
             }
             bprintf(b, "ragcore_collection_%s{collection=\"%s\"} %lld\n", G[g][0], names[i], v);
         }
     }
 cleanup:
     free(infos);
+    free(fresh);
     free(ok);
     rag_strings_free(names, count);
 }

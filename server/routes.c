@@ -943,6 +943,101 @@ cleanup:
     json_decref(body);
 }
 
+#ifdef RAG_CONTEXT_OPTIONS_VERSION
+/* Prompt-ready context (rag_context): the search fields plus budget_tokens, format
+ * ("text", "markdown", "json"), stale_after (seconds) and source_template. */
+static void h_context(http_req *r, const char *c)
+{
+    static const char *const FIELDS[] = {
+        "query",         "k",           "mode",         "filter",         "doc_ids",
+        "source_prefix", "fusion",      "rrf_k",        "dense_weight",   "candidates",
+        "mmr_lambda",    "per_doc",     "collapse_threshold", "dense_threshold",
+        "lexical_threshold", "budget_tokens", "format", "stale_after",    "source_template",
+        NULL};
+    srv *s = r->s;
+    search_req sr;
+    rag_context_options co;
+    rag_prompt_context *ctx = NULL;
+    json_t *body = NULL, *v;
+    const char *mode = NULL, *format = NULL, *tmpl = NULL;
+    long long k = 0, budget = 0, stale = 0;
+    double t0 = mono();
+
+    memset(&sr, 0, sizeof sr);
+    rag_context_options_init(&co);
+    if (authorize(r, SCOPE_READ, c) < 0 || !(body = rj_body(r)) ||
+        rj_only(r, body, "", FIELDS) < 0 || parse_tuning(r, body, &co.search, &mode) < 0)
+        goto cleanup;
+    if (rj_string(r, body, "", "query", 1, 1, (size_t)atomic_load(&s->cfg.limits.max_query_bytes),
+                  &sr.query) < 0 ||
+        rj_int(r, body, "", "k", 0, 1, atomic_load(&s->cfg.limits.max_k), &k) < 0 ||
+        rj_int(r, body, "", "budget_tokens", 0, 1, 1000000, &budget) < 0 ||
+        rj_int(r, body, "", "stale_after", 0, 1, (long long)1 << 40, &stale) < 0 ||
+        rj_string(r, body, "", "format", 0, 0, 16, &format) < 0 ||
+        rj_string(r, body, "", "source_template", 0, 0, 4096, &tmpl) < 0 ||
+        rj_string(r, body, "", "source_prefix", 0, 0, 4096, &sr.source_prefix) < 0)
+        goto cleanup;
+    if (format && strcmp(format, "text") && strcmp(format, "markdown") && strcmp(format, "json")) {
+        http_error(r, 400, "invalid_field", "format",
+                   "'format' must be \"text\", \"markdown\" or \"json\", got \"%s\"", format);
+        goto cleanup;
+    }
+    if ((v = json_object_get(body, "doc_ids")) && !json_is_null(v) &&
+        add_doc_ids(r, &sr, v, "doc_ids") < 0)
+        goto cleanup;
+    if ((v = json_object_get(body, "filter")) && !json_is_null(v) && parse_filter(r, &sr, v) < 0)
+        goto cleanup;
+    co.search.collection = c;
+    if (k)
+        co.search.k = (int)k;
+    co.search.doc_ids = sr.doc_ids;
+    co.search.n_doc_ids = sr.n_doc_ids;
+    co.search.source_prefix = sr.source_prefix && *sr.source_prefix ? sr.source_prefix : NULL;
+    co.search.filter = sr.filter;
+    if (budget)
+        co.budget_tokens = (int)budget;
+    if (stale)
+        co.stale_after = stale;
+    if (tmpl)
+        co.source_template = tmpl;
+    if (format)
+        co.format = !strcmp(format, "markdown") ? RAG_CONTEXT_MARKDOWN
+                    : !strcmp(format, "json")   ? RAG_CONTEXT_JSON
+                                                : RAG_CONTEXT_TEXT;
+    int rc = rag_context(s->db, sr.query, &co, &ctx);
+    if (rc != RAG_OK) {
+        if (rc == RAG_ENOTFOUND)
+            http_error(r, 404, "not_found", NULL, "collection '%s' does not exist", c);
+        else
+            reply_rag_error(r, rc, rc == RAG_EPARSE && sr.filter ? "filter" : NULL, "context");
+        goto cleanup;
+    }
+    json_t *passages = json_loads(rag_context_json(ctx), 0, NULL);
+    double took = (mono() - t0) * 1000.0;
+    char qid[25] = "";
+    if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
+        json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
+                              "collection", c, "request_id", r->request_id, "key_id",
+                              auth_key_id(r->key), "query", sr.query, "budget_tokens",
+                              co.budget_tokens, "latency_ms", took, "no_confident_context",
+                              rag_context_no_confident(ctx));
+        if (passages)
+            json_object_set(e, "context", passages);
+        qlog_record(s->qlog, e, qid);
+    }
+    http_reply_json(r, 200, json_pack("{s:s,s:s,s:i,s:b,s:i,s:o,s:s,s:f}", "context",
+                                      rag_context_text(ctx), "format", format ? format : "text",
+                                      "tokens", rag_context_tokens(ctx), "no_confident_context",
+                                      rag_context_no_confident(ctx), "stale",
+                                      rag_context_stale(ctx), "passages",
+                                      passages ? passages : json_null(), "query_id", qid,
+                                      "took_ms", took));
+cleanup:
+    rag_context_free(ctx);
+    free(sr.doc_ids);
+    json_decref(body);
+}
+#else
 static void h_context(http_req *r, const char *c)
 {
     if (authorize(r, SCOPE_READ, c) < 0 || require_collection(r, c, NULL) < 0)
@@ -950,6 +1045,7 @@ static void h_context(http_req *r, const char *c)
     http_error(r, 501, "not_implemented", NULL,
                "prompt-ready context is not available in this build of the library");
 }
+#endif
 
 /* ------------------------------------------------------------------------------------ */
 /* Embeddings (OpenAI-compatible).                                                       */

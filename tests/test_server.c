@@ -468,8 +468,21 @@ static void test_documents_and_search(void)
                       "{\"documents\":[{\"id\":\"a\",\"text\":\"b\"}]}", &r), 404);
     resp_free(&r);
 
-    /* context is not in this library build yet */
-    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/context", reader_key, "{\"query\":\"x\"}", &r), 501);
+    /* prompt-ready context within a token budget, with its sources */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/context", reader_key,
+                      "{\"query\":\"quick brown fox\",\"budget_tokens\":200}", &r), 200);
+    const char *ctx = json_string_value(json_object_get(r.json, "context"));
+    ASSERT_TRUE(ctx && strstr(ctx, "quick brown fox jumps"));
+    ASSERT_TRUE(json_integer_value(json_object_get(r.json, "tokens")) > 0 &&
+                json_integer_value(json_object_get(r.json, "tokens")) <= 200);
+    json_t *sources = json_object_get(json_object_get(r.json, "passages"), "sources");
+    ASSERT_TRUE(json_array_size(sources) >= 1);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/context", reader_key,
+                      "{\"query\":\"fox\",\"format\":\"pdf\"}", &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "format");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/beta/context", reader_key, "{\"query\":\"x\"}", &r), 403);
     resp_free(&r);
 
     /* drop a collection */

@@ -16,6 +16,9 @@ int cmd_model(int argc, char **argv);   /* cmd_model.c: model pull|list */
 int cmd_embed(int argc, char **argv);   /* cmd_model.c: embed texts to JSON vectors */
 int cmd_serve(int argc, char **argv);   /* cmd_serve.c: runs ragcore-server */
 int cmd_eval(int argc, char **argv);    /* cmd_eval.c: BEIR-style retrieval evaluation */
+int cmd_context(int argc, char **argv); /* cmd_context.c: prompt-ready context */
+int cmd_sync(int argc, char **argv);    /* cmd_sync.c: re-sync sources */
+int cmd_gc(int argc, char **argv);      /* cmd_sync.c: purge expired documents */
 int cmd_check(int argc, char **argv);   /* cmd_check.c: consistency check and repair */
 int cmd_backup(int argc, char **argv);  /* cmd_backup.c: consistent copy of a live store */
 int cmd_restore(int argc, char **argv); /* cmd_backup.c: restore a backup */

@@ -8,27 +8,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static const char *fmt_time(char *buf, size_t n, long long t)
+{
+    time_t tt = (time_t)t;
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime(&tt));
+    return buf;
+}
 
 static void stats_usage(FILE *out)
 {
-    fprintf(out, "usage: ragcore stats --db DIR [--json]\n\n"
+    fprintf(out, "usage: ragcore stats --db DIR [--json] [--objective SECONDS]\n\n"
                  "Prints the store's embedder and index, and per collection the documents,\n"
-                 "chunks, duplicate chunks, index vectors and tombstones.\n");
+                 "chunks, duplicate chunks, index vectors, tombstones and freshness: newest and\n"
+                 "oldest source time, last sync and its lag, documents older than the\n"
+                 "freshness objective (default 30 days) and expired documents not yet purged.\n");
 }
 
 int cmd_stats(int argc, char **argv)
 {
     static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
                                              {"json", no_argument, 0, 'j'},
+                                             {"objective", required_argument, 0, 'o'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *dbdir = NULL;
     int json = 0, opt;
+    long long objective = 30 * 86400;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:jo:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': dbdir = optarg; break;
         case 'j': json = 1; break;
+        case 'o': {
+            char *end;
+            objective = strtoll(optarg, &end, 10);
+            if (*end || objective < 1) {
+                cli_error("stats", "--objective needs a positive number of seconds, got '%s'",
+                          optarg);
+                return CLI_USAGE;
+            }
+            break;
+        }
         case 'h': stats_usage(stdout); return CLI_OK;
         default: stats_usage(stderr); return CLI_USAGE;
         }
@@ -70,6 +92,16 @@ int cmd_stats(int argc, char **argv)
         json_object_set_new(o, "bytes_text", json_integer((json_int_t)ci.bytes_text));
         json_object_set_new(o, "created_at", json_integer(ci.created_at));
         json_object_set_new(o, "newest_ingest", json_integer(ci.newest_ingest));
+        rag_freshness_info fi;
+        if ((rc = rag_collection_freshness(db, names[i], objective, 0, &fi)) != RAG_OK)
+            break;
+        json_object_set_new(o, "newest_source", json_integer(fi.newest_source));
+        json_object_set_new(o, "oldest_source", json_integer(fi.oldest_source));
+        json_object_set_new(o, "last_sync", json_integer(fi.last_sync));
+        json_object_set_new(o, "sync_lag_s", json_integer(fi.sync_lag));
+        json_object_set_new(o, "freshness_objective_s", json_integer(fi.objective));
+        json_object_set_new(o, "stale_documents", json_integer((json_int_t)fi.stale));
+        json_object_set_new(o, "expired_not_purged", json_integer((json_int_t)fi.expired));
         json_array_append_new(arr, o);
         if (!json)
             printf("  %-20s %8llu documents %9llu chunks %7llu duplicate chunks %9llu index vectors "
@@ -77,6 +109,14 @@ int cmd_stats(int argc, char **argv)
                    names[i], (unsigned long long)ci.documents, (unsigned long long)ci.chunks,
                    (unsigned long long)ci.duplicate_chunks, (unsigned long long)ci.index_vectors,
                    (unsigned long long)ci.tombstones);
+        char t1[32], t2[32];
+        if (!json)
+            printf("  %-20s newest source %s, last sync %s, %llu documents older "
+                   "than %llds, %llu expired not purged\n",
+                   "", fi.documents ? fmt_time(t1, sizeof t1, fi.newest_source) : "none",
+                   fi.last_sync ? fmt_time(t2, sizeof t2, fi.last_sync) : "never",
+                   (unsigned long long)fi.stale, (long long)fi.objective,
+                   (unsigned long long)fi.expired);
     }
     json_object_set_new(root, "collections", arr);
     if (rc == RAG_OK && json) {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# run_embed.sh - neural embedder benchmark: ragcore (C, OpenBLAS) vs its sgemm roofline and vs
+# ONNX Runtime / sentence-transformers on the same texts and thread counts, in one run.
+#
+# usage: bench/run_embed.sh [BUILD_DIR] [DOCS]   (default: build, 1000 SciFact documents)
+# Environment: MODELS (default "all-MiniLM-L6-v2"), BENCH_VENV (peer venv, created once),
+#              EVAL=1 also embeds the whole corpus and reports dense nDCG@10.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-build}
+docs=${2:-1000}
+data="$here/../../shared/data/scifact-dev"
+venv=${BENCH_VENV:-${TMPDIR:-/tmp}/ragcore-bench-venv}
+cache=${RAGCORE_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/models}
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for model in ${MODELS:-all-MiniLM-L6-v2}; do
+    echo "== $model"
+    "$build/bin/ragcore" model pull "$model" >/dev/null
+    RAGCORE_SOURCE_DIR="$here/.." "$build/bin/bench_embed" --model "$model" --data "$data" \
+        --docs "$docs" --threads 1,2 ${EVAL:+--eval}
+    python3 "$here/embed_peers.py" --venv "$venv" --model-dir "$cache/$model" --data "$data" \
+        --docs "$docs" --threads 1,2 2>/dev/null | grep -E 'tokens/s|cosine|peers:'
+done
