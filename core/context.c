@@ -111,7 +111,8 @@ void rag_date_string(int64_t t, char *buf, size_t cap)
     snprintf(buf, cap, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
-static const char *const PLACEHOLDERS[] = {"n", "title", "source", "doc_id", "date", "age", "score"};
+static const char *const PLACEHOLDERS[] = {"n",    "title", "source", "doc_id",
+                                           "date", "age",   "score"};
 #define N_PLACEHOLDERS (sizeof PLACEHOLDERS / sizeof PLACEHOLDERS[0])
 
 static int is_name_char(char c)
@@ -181,6 +182,8 @@ typedef struct source {
 
 typedef struct build {
     rag_embedder *emb;
+    int base_tokens;             /* the counter's result for "" (special tokens) */
+    int rc;                      /* first counting failure */
     const char *tmpl;
     rag_context_format fmt;      /* TEXT or MARKDOWN layout */
     int64_t now;
@@ -211,9 +214,19 @@ static int cmp_doc_order(const void *a, const void *b)
     return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
-static int count_tokens(const build *b, const char *s, size_t n)
+/* Tokens of s[0, n) without the tokenizer's fixed special tokens ([CLS] [SEP]: the count of
+ * "" is subtracted). A counting failure is recorded in b->rc and counts as over any budget. */
+static int count_tokens(build *b, const char *s, size_t n)
 {
-    return n ? rag_embedder_count_tokens(b->emb, s, n) : 0;
+    if (n == 0)
+        return 0;
+    int t = rag_embedder_count_tokens(b->emb, s, n);
+    if (t < 0) {
+        if (b->rc == RAG_OK)
+            b->rc = rag_fail(t, "counting tokens of the context failed");
+        return RAG_CONTEXT_MAX_BUDGET + 1;
+    }
+    return t > b->base_tokens ? t - b->base_tokens : 0;
 }
 
 /* Groups hits by document and merges chunks whose spans overlap or touch into passages.
@@ -388,9 +401,14 @@ static void render(const build *b, sbuf *out)
 
 /* ---- budget ------------------------------------------------------------------------------- */
 
+static int is_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
 /* Largest cut among cuts[0, n) whose prefix has at most `room` tokens; its token count
  * goes to *tokens. Returns 0 when none fits. Token counts grow with the prefix. */
-static size_t best_cut(const build *b, const char *text, const size_t *cuts, size_t n, int room,
+static size_t best_cut(build *b, const char *text, const size_t *cuts, size_t n, int room,
                        int *tokens)
 {
     size_t lo = 0, hi = n, best = 0;
@@ -413,7 +431,7 @@ static size_t best_cut(const build *b, const char *text, const size_t *cuts, siz
  * of a sentence (". " "! " "? " or after 。！？) when that keeps at least half of what a cut
  * between words would, else between words. Returns the kept byte count (0: nothing fits)
  * and its tokens in *tokens. */
-static int truncate_point(const build *b, const passage *p, int room, size_t *keep, int *tokens)
+static int truncate_point(build *b, const passage *p, int room, size_t *keep, int *tokens)
 {
     const char *t = p->text;
     size_t *words = NULL, *sents = NULL, nw = 0, ns = 0;
@@ -425,9 +443,7 @@ static int truncate_point(const build *b, const passage *p, int room, size_t *ke
         return RAG_ENOMEM;
     }
     for (size_t i = 1; i < p->len; i++) {
-        int space = t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r';
-        int prev_space = t[i - 1] == ' ' || t[i - 1] == '\n' || t[i - 1] == '\t' || t[i - 1] == '\r';
-        if (space && !prev_space) {
+        if (is_space(t[i]) && !is_space(t[i - 1])) {
             words[nw++] = i;
             if (t[i - 1] == '.' || t[i - 1] == '!' || t[i - 1] == '?')
                 sents[ns++] = i;
@@ -523,6 +539,10 @@ static int fit_budget(build *b, int budget, sbuf *out, int *tokens)
             goto cleanup;
         }
         *tokens = count_tokens(b, out->p, out->len);
+        if (b->rc != RAG_OK) {
+            rc = b->rc;
+            goto cleanup;
+        }
         if (*tokens <= budget || norder == 0)
             break;
         passage *p = &b->passages[order[--norder]]; /* the estimate was short: drop the last */
@@ -582,7 +602,8 @@ static int build_json(const build *b, const char *context, int tokens, int no_co
                     goto cleanup;
                 json_object_set_new(co, "chunk_id", json_integer((json_int_t)ck->id));
                 json_object_set_new(co, "start", json_integer((json_int_t)ck->start));
-                json_object_set_new(co, "end", json_integer((json_int_t)(ck->end < kept_end ? ck->end : kept_end)));
+                uint64_t end = ck->end < kept_end ? ck->end : kept_end;
+                json_object_set_new(co, "end", json_integer((json_int_t)end));
                 json_object_set_new(co, "score", jnum(ck->score));
             }
         }
@@ -626,7 +647,8 @@ static void build_free(build *b)
     free(b->src_order);
 }
 
-int rag_context(rag_db *db, const char *query, const rag_context_options *opts, rag_prompt_context **out)
+int rag_context(rag_db *db, const char *query, const rag_context_options *opts,
+                rag_prompt_context **out)
 {
     rag_clear_error();
     if (!out)
@@ -672,6 +694,9 @@ int rag_context(rag_db *db, const char *query, const rag_context_options *opts, 
     build b;
     memset(&b, 0, sizeof b);
     b.emb = db->emb;
+    b.base_tokens = rag_embedder_count_tokens(db->emb, "", 0);
+    if (b.base_tokens < 0)
+        b.base_tokens = 0;
     b.fmt = o.format == RAG_CONTEXT_MARKDOWN ? RAG_CONTEXT_MARKDOWN : RAG_CONTEXT_TEXT;
     b.tmpl = o.source_template ? o.source_template
              : b.fmt == RAG_CONTEXT_MARKDOWN ? MARKDOWN_TEMPLATE : TEXT_TEMPLATE;

@@ -395,6 +395,8 @@ int rag_model_pull(const char *name, int force, char **dir_out)
             }
         }
         if (rename(stage, final) != 0) {
+            if ((errno == ENOTEMPTY || errno == EEXIST) && !old && rag_model_is_cached(m))
+                goto done; /* a concurrent pull finished first */
             rc = rag_fail(RAG_EIO, "cannot move the model to %s: %s", final, strerror(errno));
             if (old)
                 rename(old, final);

@@ -4,6 +4,8 @@
 
 #include "chunker.h"
 #include "context.h"
+#include "db.h"
+#include "embedder.h"
 #include "ragcore.h"
 
 #include <jansson.h>
@@ -54,7 +56,7 @@ static const char *doc_text(const char *id)
     return NULL;
 }
 
-static rag_db *open_store(void)
+static rag_db *open_store_with(const char *embedder)
 {
     const char *tmp = getenv("RAGCORE_TEST_TMP");
     snprintf(dir, sizeof dir, "%s/context", tmp ? tmp : "/tmp");
@@ -63,12 +65,17 @@ static rag_db *open_store(void)
     ASSERT_EQ_INT(system(cmd), 0);
     rag_open_options oo;
     rag_open_options_init(&oo);
-    oo.embedder = "hash";
+    oo.embedder = embedder;
     oo.chunk_tokens = 24;
     oo.chunk_overlap = 6;
     oo.index_spec = "Flat";
     rag_db *db = NULL;
-    ASSERT_OK(rag_open(dir, &oo, &db));
+    int rc = rag_open(dir, &oo, &db);
+    if (rc == RAG_ENOTFOUND && strcmp(embedder, "hash") != 0)
+        return NULL; /* model not in the cache */
+    ASSERT_OK(rc);
+    if (!db)
+        return NULL;
     rag_document docs[NDOCS];
     for (int i = 0; i < NDOCS; i++) {
         rag_document_init(&docs[i]);
@@ -82,6 +89,11 @@ static rag_db *open_store(void)
     ASSERT_OK(rag_ingest(db, NULL, docs, NDOCS, &st));
     ASSERT_TRUE(st.chunks > 10); /* several chunks per document */
     return db;
+}
+
+static rag_db *open_store(void)
+{
+    return open_store_with("hash");
 }
 
 static int approx(const char *s)
@@ -404,6 +416,36 @@ static void test_budget_sweep(void)
     ASSERT_OK(rag_close(db));
 }
 
+/* With a neural model the budget is counted in exact WordPiece tokens. */
+static void test_budget_wordpiece(void)
+{
+    rag_db *db = open_store_with("all-MiniLM-L6-v2");
+    if (!db) {
+        fprintf(stderr, "     (all-MiniLM-L6-v2 not in the model cache: skipped)\n");
+        return;
+    }
+    int truncated = 0;
+    for (int budget = 10; budget <= 400; budget += 13) {
+        rag_context_options o;
+        opts_at(&o, budget);
+        o.search.per_doc = 20;
+        rag_prompt_context *ctx = NULL;
+        ASSERT_OK(rag_context(db, "how do plants turn light into sugar", &o, &ctx));
+        if (!ctx)
+            continue;
+        const char *t = rag_context_text(ctx);
+        /* without the two special tokens ([CLS] [SEP]) of every encoding */
+        int exact = *t ? rag_embedder_count_tokens(db->emb, t, strlen(t)) - 2 : 0;
+        ASSERT_EQ_INT(rag_context_tokens(ctx), exact);
+        if (exact > budget)
+            TEST_FAIL_("budget %d: %d WordPiece tokens", budget, exact);
+        truncated += strstr(t, " \u2026") != NULL && strstr(t, " \u2026 ") == NULL;
+        rag_context_free(ctx);
+    }
+    ASSERT_TRUE(truncated > 5);
+    ASSERT_OK(rag_close(db));
+}
+
 static void test_formats(void)
 {
     rag_db *db = open_store();
@@ -433,7 +475,8 @@ static void test_formats(void)
     json_t *root = json_loads(rag_context_text(ctx), 0, NULL);
     ASSERT_TRUE(root != NULL);
     const char *c = json_string_value(json_object_get(root, "context"));
-    ASSERT_TRUE(c && strncmp(c, "[1] Photosynthesis \u2014 ", strlen("[1] Photosynthesis \u2014 ")) == 0);
+    const char *want = "[1] Photosynthesis \u2014 ";
+    ASSERT_TRUE(c && strncmp(c, want, strlen(want)) == 0);
     ASSERT_TRUE(json_is_false(json_object_get(root, "stale_context")));
     json_t *s0 = json_array_get(json_object_get(root, "sources"), 0);
     ASSERT_STR_EQ(json_string_value(json_object_get(s0, "doc_id")), "a");
@@ -469,9 +512,9 @@ static void test_template(void)
     const char *head = "<1|b|Volcanoes|/notes/volcano.txt|2025-10-18|1 month ago|{ x }|";
     ASSERT_TRUE(strncmp(t, head, strlen(head)) == 0);
     json_t *root = json_loads(rag_context_json(ctx), 0, NULL);
-    double score = json_real_value(json_object_get(
-        json_array_get(json_object_get(json_array_get(json_object_get(root, "sources"), 0), "chunks"), 0),
-        "score"));
+    json_t *s0 = json_array_get(json_object_get(root, "sources"), 0);
+    double score = json_real_value(
+        json_object_get(json_array_get(json_object_get(s0, "chunks"), 0), "score"));
     char tail[64];
     snprintf(tail, sizeof tail, "%.3f>\n", score);
     ASSERT_TRUE(strncmp(t + strlen(head), tail, strlen(tail)) == 0);
@@ -673,6 +716,7 @@ int main(void)
     RUN_TEST(test_formats);
     RUN_TEST(test_template);
     RUN_TEST(test_budget_sweep);
+    RUN_TEST(test_budget_wordpiece);
     RUN_TEST(test_stale);
     RUN_TEST(test_no_hits_and_errors);
     return TEST_REPORT();

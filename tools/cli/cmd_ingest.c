@@ -7,6 +7,7 @@
 #include "db.h"
 #include "ingest_hygiene.h"
 #include "ragcore.h"
+#include "store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +35,12 @@ typedef struct batch_doc {
     rag_document doc;
     char *id, *text, *title, *source, *meta;
 } batch_doc;
+
+/* A pending write to aux table "sources" (val NULL: delete), committed with each batch. */
+typedef struct aux_op {
+    char *key, *val;
+    size_t klen, vlen;
+} aux_op;
 
 /* One per-document decision listed by --verbose. */
 typedef struct ingest_event {
@@ -63,6 +70,9 @@ typedef struct ingest_state {
     uint64_t skips[SKIP_NREASONS], skipped, ingest_errors;
     uint64_t filtered, dup_skipped, dup_flagged, dup_records, stale_removed;
     int have_dup_records;           /* the store may hold "dup:" records of this collection */
+    aux_op *ops;
+    size_t nops, cap_ops;
+    uint64_t ops_puts;
     ingest_event *events;
     size_t nevents, cap_events;
 } ingest_state;
@@ -178,6 +188,69 @@ static void report_problem(ingest_state *st, const char *where, const char *msg,
     fprintf(stderr, "%sragcore ingest: %s\n", st->tty ? "\n" : "", masked);
 }
 
+static int aux_write(rag_txn *txn, void *user)
+{
+    ingest_state *st = user;
+    for (size_t i = 0; i < st->nops; i++) {
+        aux_op *o = &st->ops[i];
+        int rc = o->val ? rag_store_kv_put(txn, AUX_SOURCES, o->key, o->klen, o->val, o->vlen)
+                        : rag_store_kv_del(txn, AUX_SOURCES, o->key, o->klen);
+        if (rc != RAG_OK && !(rc == RAG_ENOTFOUND && !o->val))
+            return rc;
+    }
+    return RAG_OK;
+}
+
+/* Commits the pending "sources" records in one write transaction (one sync for all). */
+static void aux_flush(ingest_state *st)
+{
+    if (st->nops == 0)
+        return;
+    pthread_mutex_lock(&st->db->write_lock);
+    int rc = rag_store_write(st->db->st, aux_write, st);
+    pthread_mutex_unlock(&st->db->write_lock);
+    if (rc == RAG_OK) {
+        st->dup_records += st->ops_puts;
+    } else {
+        cli_error("ingest", "cannot record %llu duplicates in the store: %s",
+                  (unsigned long long)st->ops_puts, rag_errmsg());
+        st->errors++;
+    }
+    for (size_t i = 0; i < st->nops; i++) {
+        free(st->ops[i].key);
+        free(st->ops[i].val);
+    }
+    st->nops = 0;
+    st->ops_puts = 0;
+}
+
+/* Queues a "sources" write; takes ownership of val (NULL: a delete). */
+static int aux_queue(ingest_state *st, const char *key, size_t klen, char *val)
+{
+    if (st->nops == st->cap_ops) {
+        size_t cap = st->cap_ops ? st->cap_ops * 2 : 64;
+        aux_op *o = realloc(st->ops, cap * sizeof *o);
+        if (!o) {
+            free(val);
+            return RAG_ENOMEM;
+        }
+        st->ops = o;
+        st->cap_ops = cap;
+    }
+    aux_op *o = &st->ops[st->nops];
+    o->key = dup_or_null(key, klen);
+    o->klen = klen;
+    o->val = val;
+    o->vlen = val ? strlen(val) : 0;
+    if (!o->key) {
+        free(val);
+        return RAG_ENOMEM;
+    }
+    st->nops++;
+    st->ops_puts += val != NULL;
+    return RAG_OK;
+}
+
 /* Stores the pending batch in one transaction; when that fails on bad data, retries the
  * documents one by one so that one bad document costs only itself. */
 static int flush(ingest_state *st)
@@ -213,6 +286,7 @@ static int flush(ingest_state *st)
     }
     free(docs);
     batch_clear(st);
+    aux_flush(st);
     if (rc != RAG_OK && rc != RAG_EINVAL && rc != RAG_EPARSE && rc != RAG_EENCODING) {
         cli_error("ingest", "%s: %s (documents committed before this batch are kept)",
                   rag_strerror(rc), rag_errmsg());
@@ -272,8 +346,9 @@ static size_t dup_key(const ingest_state *st, const char *id, char *buf, size_t 
     return n > 0 && (size_t)n < cap && n <= 511 ? (size_t)n : 0;
 }
 
-/* Records in aux table "sources" why a duplicate is not in the store:
- * "dup:<collection>/<id>" -> {"canonical":..., "kind":..., "similarity":..., "source":...}. */
+/* Records in aux table "sources" why a duplicate is not in the store (committed with the
+ * next batch): "dup:<collection>/<id>" -> {"canonical":..., "kind":..., "similarity":...,
+ * "source":...}. */
 static void record_duplicate(ingest_state *st, const rag_document *d, const rag_dup_match *m)
 {
     char key[600];
@@ -285,13 +360,10 @@ static void record_duplicate(ingest_state *st, const rag_document *d, const rag_
                           m->similarity, "source", d->source ? d->source : "");
     char *val = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
-    if (val && rag_db_kv_put(st->db, AUX_SOURCES, key, kl, val, strlen(val)) == RAG_OK) {
-        st->dup_records++;
+    if (val && aux_queue(st, key, kl, val) == RAG_OK)
         st->have_dup_records = 1;
-    } else {
-        report_problem(st, d->id, "could not record the duplicate", "");
-    }
-    free(val);
+    else
+        report_problem(st, d->id, "could not record the duplicate (out of memory)", "");
 }
 
 /* A document stored now is no longer a duplicate: removes an old record of it. */
@@ -299,11 +371,8 @@ static void clear_duplicate_record(ingest_state *st, const char *id)
 {
     char key[600];
     size_t kl = dup_key(st, id, key, sizeof key);
-    void *v = NULL;
-    size_t vl = 0;
-    if (kl && rag_db_kv_get(st->db, AUX_SOURCES, key, kl, &v, &vl) == RAG_OK)
-        rag_db_kv_del(st->db, AUX_SOURCES, key, kl);
-    rag_free(v);
+    if (kl)
+        aux_queue(st, key, kl, NULL);
 }
 
 /* A document this run rejects must not survive from an earlier run under its id (it could
@@ -840,8 +909,11 @@ int cmd_ingest(int argc, char **argv)
         rc = rag_corpus_walk(paths, npaths, &co, NULL, on_error, &st);
     if (rc == RAG_OK && !st.fatal && !st.dry_run)
         flush(&st);
+    if (!st.dry_run)
+        aux_flush(&st); /* records queued after the last batch, or kept despite a failure */
     batch_clear(&st);
     free(st.docs);
+    free(st.ops);
     if (rc != RAG_OK && !st.fatal)
         cli_error("ingest", "%s", rag_errmsg());
     progress(&st, 1);

@@ -64,6 +64,7 @@ static void sync_usage(FILE *out)
             "same content hash), and documents whose source under PATH vanished are deleted.\n"
             "The store keeps the embedder it was created with.\n"
             "\n"
+            "  --embedder NAME     embedder of a NEW store (an existing store keeps its own)\n"
             "  --watch SECONDS     repeat every SECONDS and print a freshness line per cycle\n"
             "  --objective SECONDS freshness objective for the report (default 300)\n"
             "  --json              print the summary as JSON (one line per cycle)\n");
@@ -145,16 +146,19 @@ int cmd_sync(int argc, char **argv)
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},    {"collection", required_argument, 0, 'c'},
         {"json", no_argument, 0, 'j'},        {"watch", required_argument, 0, 'w'},
-        {"objective", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"objective", required_argument, 0, 'o'}, {"embedder", required_argument, 0, 'e'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *dbdir = NULL, *coll = RAG_DEFAULT_COLLECTION;
     int json = 0, opt;
     long watch = 0;
+    rag_open_options oo;
+    rag_open_options_init(&oo);
     int64_t objective = 300;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:c:jw:o:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:c:jw:o:e:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': dbdir = optarg; break;
+        case 'e': oo.embedder = optarg; break;
         case 'c': coll = optarg; break;
         case 'j': json = 1; break;
         case 'w': {
@@ -194,9 +198,10 @@ int cmd_sync(int argc, char **argv)
         }
     }
     rag_db *db = NULL;
-    if (rag_open(dbdir, NULL, &db) != RAG_OK) {
+    int orc = rag_open(dbdir, &oo, &db);
+    if (orc != RAG_OK) {
         cli_error("sync", "cannot open store: %s", rag_errmsg());
-        return CLI_DATA;
+        return orc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
