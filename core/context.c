@@ -169,7 +169,6 @@ typedef struct passage {
     int tokens;                  /* of the whole text; -1 until counted */
     size_t keep;                 /* bytes kept when included (len unless truncated) */
     int included, truncated;
-    size_t order;                /* inclusion order, for the final trim */
 } passage;
 
 typedef struct source {
@@ -491,7 +490,6 @@ static int fit_budget(build *b, int budget, sbuf *out, int *tokens)
     const int t_trunc = count_tokens(b, TRUNC_MARK, strlen(TRUNC_MARK));
     long long used = 0;
     int nsrc = 0;
-    size_t inclusion = 0;
     for (size_t k = 0; k < b->npass; k++) {
         passage *p = &b->passages[order[k]];
         source *s = &b->sources[p->src];
@@ -527,7 +525,6 @@ static int fit_budget(build *b, int budget, sbuf *out, int *tokens)
             used += overhead + kt + t_trunc;
         }
         p->included = 1;
-        p->order = inclusion++;
         order[norder++] = order[k]; /* reuse the array: inclusion order (k >= norder) */
         if (!s->nincluded++)
             nsrc++;

@@ -763,7 +763,8 @@ static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_l
         }
         for (size_t j = 0; j < chosen; j++)
             sel[j] = l->c[order[j]];
-        memcpy(l->c, sel, chosen * sizeof *sel);
+        if (chosen)
+            memcpy(l->c, sel, chosen * sizeof *sel);
         l->n = chosen;
         free(sel);
     }

@@ -70,7 +70,7 @@ printf '#### $$$$ %%%%%%%% &&&& **** (((( )))) ---- ++++ ==== ~~~~ !!!! ????\n' 
 
 # ---- dry run first: nothing may be created ----------------------------------------------------
 db="$work/db"
-dry=$("$rc_bin" ingest --db "$db" --pii mask --dry-run --json --verbose --quiet "$work/corpus")
+dry=$("$rc_bin" ingest --db "$db" --quality --pii mask --dry-run --json --verbose --quiet "$work/corpus")
 code=$?
 check "dry run exits 0" [ "$code" -eq 0 ]
 check "dry run creates no store directory" [ ! -e "$db" ]
@@ -84,7 +84,7 @@ acts = {(e["action"], e["id"].split("/")[-1]) for e in d["events"]}
 assert ("duplicate", "b.txt") in acts and ("duplicate", "c.txt") in acts and ("filtered", "tiny.txt") in acts, acts' <<<"$dry"
 
 # ---- the real run with masking -----------------------------------------------------------------
-out=$("$rc_bin" ingest --db "$db" --embedder hash --pii mask --json --verbose --quiet "$work/corpus" 2>"$work/err")
+out=$("$rc_bin" ingest --db "$db" --embedder hash --quality --pii mask --json --verbose --quiet "$work/corpus" 2>"$work/err")
 code=$?
 cat "$work/err"
 check "ingest exits 0" [ "$code" -eq 0 ]
@@ -100,7 +100,7 @@ assert d["skipped"]["total"] == 0 and d["documents_seen"] == 9, d
 ev = {e["id"].split("/")[-1]: e for e in d["events"] if e["action"] == "duplicate"}
 assert ev["b.txt"]["detail"].startswith("of ") and ev["b.txt"]["detail"].split()[1].endswith("notes/a.txt") and "near" in ev["b.txt"]["detail"], ev
 assert "exact" in ev["c.txt"]["detail"], ev' <<<"$out"
-txt=$("$rc_bin" ingest --db "$work/db_txt" --embedder hash --quiet --verbose "$work/corpus")
+txt=$("$rc_bin" ingest --db "$work/db_txt" --embedder hash --quality --quiet --verbose "$work/corpus")
 check "text summary names duplicates with their canonical" \
     grep -q "duplicate .*notes/b.txt of .*notes/a.txt (near" <<<"$txt"
 check "text summary counts quality and PII lines" \

@@ -588,10 +588,13 @@ static void ingest_usage(FILE *out)
             "                      id), keep, flag (stored with metadata duplicate_of), off\n"
             "  --near-dup-threshold X  Jaccard threshold in (0, 1] (default 0.8; 0.5 catches\n"
             "                      ~10%% word edits)\n"
-            "  --min-chars N       drop documents with fewer characters (default 20; 0: off)\n"
+            "  --quality           turn on the recommended quality filters: --min-chars 20\n"
+            "                      --max-symbol-ratio 0.5 (off by default: nothing is dropped\n"
+            "                      for its shape unless asked)\n"
+            "  --min-chars N       drop documents with fewer characters (default 0: off)\n"
             "  --max-chars N       drop documents with more characters (default 0: off)\n"
             "  --max-symbol-ratio X  drop documents whose share of non-space characters that are\n"
-            "                      not letters or digits exceeds X (default 0.5; 1: off)\n"
+            "                      not letters or digits exceeds X (default 1: off)\n"
             "  --strip-boilerplate remove lines found in >= 50%% of (and >= 3) documents of one\n"
             "                      directory or JSONL file (reads the corpus twice)\n"
             "  --dry-run           report what would be extracted, filtered, deduplicated and\n"
@@ -748,7 +751,8 @@ static void print_summary(ingest_state *st, const hygiene_config *hc, double el)
 
 int cmd_ingest(int argc, char **argv)
 {
-    enum { O_PII = 256, O_NEARDUP, O_NDTHRESH, O_MINC, O_MAXC, O_SYM, O_STRIP, O_DRY, O_VERB };
+    enum { O_PII = 256, O_NEARDUP, O_NDTHRESH, O_MINC, O_MAXC, O_SYM, O_STRIP, O_DRY, O_VERB,
+           O_QUALITY };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"embedder", required_argument, 0, 'e'}, {"index", required_argument, 0, 'x'},
@@ -759,7 +763,7 @@ int cmd_ingest(int argc, char **argv)
         {"pii", required_argument, 0, O_PII},   {"near-dup", required_argument, 0, O_NEARDUP},
         {"near-dup-threshold", required_argument, 0, O_NDTHRESH},
         {"min-chars", required_argument, 0, O_MINC}, {"max-chars", required_argument, 0, O_MAXC},
-        {"max-symbol-ratio", required_argument, 0, O_SYM},
+        {"max-symbol-ratio", required_argument, 0, O_SYM}, {"quality", no_argument, 0, O_QUALITY},
         {"strip-boilerplate", no_argument, 0, O_STRIP}, {"dry-run", no_argument, 0, O_DRY},
         {"verbose", no_argument, 0, O_VERB},    {0, 0, 0, 0}};
     const char *dbdir = NULL, *include[MAX_GLOBS], *exclude[MAX_GLOBS];
@@ -777,6 +781,12 @@ int cmd_ingest(int argc, char **argv)
     hc.dup = HYGIENE_DUP_SKIP;
     hc.dup_threshold = 0.8;
     rag_quality_config_init(&hc.quality);
+    /* Quality filters are opt-in (--quality or the individual options). */
+    int quality_on = 0, min_set = 0, sym_set = 0;
+    int rec_min = hc.quality.min_chars;
+    double rec_sym = hc.quality.max_symbol_ratio;
+    hc.quality.min_chars = 0;
+    hc.quality.max_symbol_ratio = 1.0;
     unsigned char key[64];
     size_t klen = 0;
     long lv;
@@ -828,6 +838,7 @@ int cmd_ingest(int argc, char **argv)
             if (parse_long("--min-chars", optarg, 0, 1L << 30, &lv))
                 return CLI_USAGE;
             hc.quality.min_chars = (int)lv;
+            min_set = 1;
             break;
         case O_MAXC:
             if (parse_long("--max-chars", optarg, 0, 1L << 30, &lv))
@@ -837,7 +848,9 @@ int cmd_ingest(int argc, char **argv)
         case O_SYM:
             if (parse_double("--max-symbol-ratio", optarg, 0, 1, 0, &hc.quality.max_symbol_ratio))
                 return CLI_USAGE;
+            sym_set = 1;
             break;
+        case O_QUALITY: quality_on = 1; break;
         case O_STRIP: hc.strip_boilerplate = 1; break;
         case O_DRY: st.dry_run = 1; break;
         case O_VERB: st.verbose = 1; break;
@@ -853,6 +866,10 @@ int cmd_ingest(int argc, char **argv)
         cli_error("ingest", "--chunk-tokens must be at least 8");
         return CLI_USAGE;
     }
+    if (quality_on && !min_set)
+        hc.quality.min_chars = rec_min;
+    if (quality_on && !sym_set)
+        hc.quality.max_symbol_ratio = rec_sym;
     if (hc.quality.max_chars && hc.quality.max_chars < hc.quality.min_chars) {
         cli_error("ingest", "--max-chars %d is below --min-chars %d", hc.quality.max_chars,
                   hc.quality.min_chars);
