@@ -86,6 +86,7 @@ for mode in vector text; do
         log "wrk: ragcore by $mode, concurrency $c, ${DURATION}s"
         r=$(run_wrk "$URL/v1/collections/bench/search" "$W/${mode/vector/vec}_bodies.jsonl" "$KEY" "$c")
         ROWS+=("| ragcore-server | $mode | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $(field "$r" non2xx)+$(field "$r" errors) |")
+        log "${ROWS[-1]}"
     done
 done
 
@@ -120,6 +121,7 @@ if [ "$CHROMA" != 0 ] && [ -x "$CHROMA_VENV/bin/chroma" ] && [ "$have_numpy" = 1
         log "wrk: chroma by vector, concurrency $c, ${DURATION}s"
         r=$(run_wrk "$QPATH" "$W/chroma_bodies.jsonl" "" "$c")
         ROWS+=("| chroma $("$CHROMA_VENV/bin/python" -c 'import chromadb; print(chromadb.__version__)') | vector | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $(field "$r" non2xx)+$(field "$r" errors) |")
+        log "${ROWS[-1]}"
     done
     CRECALL=$(field "$(ANONYMIZED_TELEMETRY=False $PY "$HERE/server_bench.py" chroma-recall "$W" "$CURL")" recall_at_10)
 fi

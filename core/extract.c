@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <utf8proc.h>
 
 #ifdef RAGCORE_HAVE_POPPLER
 #include <poppler.h>
@@ -512,6 +513,38 @@ static void html_walk_node(html_walk *w, xmlNode *n, int in_pre)
     }
 }
 
+/* Replaces every invalid UTF-8 sequence (and NUL) in s[0, *len) with U+FFFD; returns the
+ * (possibly reallocated) string, or NULL when out of memory (s is then freed). */
+static char *utf8_scrub(char *s, size_t *len)
+{
+    if (!s || rag_utf8_valid(s, *len, NULL, NULL))
+        return s;
+    char *o = malloc(*len * 3 + 1);
+    if (!o) {
+        free(s);
+        return NULL;
+    }
+    size_t i = 0, n = 0;
+    while (i < *len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t step = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
+                                                 (utf8proc_ssize_t)(*len - i), &cp);
+        if (step <= 0 || cp == 0) {
+            memcpy(o + n, "\xEF\xBF\xBD", 3);
+            n += 3;
+            i += 1;
+            continue;
+        }
+        memcpy(o + n, s + i, (size_t)step);
+        n += (size_t)step;
+        i += (size_t)step;
+    }
+    o[n] = '\0';
+    free(s);
+    *len = n;
+    return o;
+}
+
 static int extract_html(const char *data, size_t len, rag_extracted *out)
 {
     if (len > INT32_MAX)
@@ -551,6 +584,15 @@ static int extract_html(const char *data, size_t len, rag_extracted *out)
             out->title = w.first_h1;
             w.first_h1 = NULL;
         }
+        /* libxml2 in recovery mode may pass malformed bytes through: never hand on
+         * invalid UTF-8 (it would be rejected by ingest). */
+        out->text = utf8_scrub(out->text, &out->len);
+        if (out->title) {
+            size_t tl = strlen(out->title);
+            out->title = utf8_scrub(out->title, &tl);
+        }
+        if (!out->text)
+            rc = RAG_ENOMEM;
     }
     free(w.first_h1);
     return rc;

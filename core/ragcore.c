@@ -418,7 +418,12 @@ static int open_identity(rag_db *db, const rag_open_options *o)
         }
         rc = rag_embedder_from_def(o->custom_embedder, &db->emb);
     } else {
-        if (o->embedder && strcmp(o->embedder, emb) != 0) {
+        char want[160];
+        if (o->embedder && strcmp(o->embedder, "hash") == 0 && o->dim && o->dim != 384)
+            snprintf(want, sizeof want, "hash-%d", o->dim); /* how such stores are recorded */
+        else
+            snprintf(want, sizeof want, "%s", o->embedder ? o->embedder : "");
+        if (o->embedder && strcmp(want, emb) != 0) {
             rc = rag_fail(RAG_EMISMATCH, "store '%s' was created with embedder '%s', not '%s'",
                           db->dir, emb, o->embedder);
             goto cleanup;

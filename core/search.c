@@ -326,7 +326,8 @@ static int plan_build(plan *p, rag_txn *txn, rag_coll *c, const rag_search_optio
             if (rc != RAG_OK)
                 return rc;
         }
-        qsort(p->set.ids, p->set.n, sizeof(uint64_t), cmp_u64);
+        if (p->set.n)
+            qsort(p->set.ids, p->set.n, sizeof(uint64_t), cmp_u64);
         /* A document listed twice would repeat its chunks. */
         size_t w = 0;
         for (size_t i = 0; i < p->set.n; i++)
@@ -353,7 +354,8 @@ static int plan_build(plan *p, rag_txn *txn, rag_coll *c, const rag_search_optio
         if (rc < 0 || full.rc != RAG_OK)
             return rc < 0 ? rc : full.rc;
         p->kind = PLAN_SET;
-        qsort(p->set.ids, p->set.n, sizeof(uint64_t), cmp_u64);
+        if (p->set.n)
+            qsort(p->set.ids, p->set.n, sizeof(uint64_t), cmp_u64);
         return RAG_OK;
     }
     p->kind = PLAN_PRED;
@@ -638,7 +640,8 @@ static int fuse(const cand_list *d, const cand_list *l, const rag_search_options
                        (x->lrank ? 1.0f / (float)(rrf_k + x->lrank) : 0.0f);
         }
     }
-    qsort(out->c, out->n, sizeof *out->c, cmp_cand);
+    if (out->n)
+        qsort(out->c, out->n, sizeof *out->c, cmp_cand);
     return rc;
 }
 

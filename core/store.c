@@ -345,7 +345,7 @@ int rag_store_write(rag_store *st, rag_write_fn fn, void *user)
             int mrc = mdb_txn_commit(t->txn);
             t->txn = NULL;
             if (mrc != 0)
-                rc = mdb_status(t, mrc, "commit");
+                rc = rag_store_io_status(st, mdb_status(t, mrc, "commit"));
         }
         int full = t->map_full;
         rag_txn_end(t);

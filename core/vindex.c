@@ -226,9 +226,11 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
         rc = rag_fail(RAG_EIO, "cannot write '%s': %s", tmp, strerror(errno));
         goto fail;
     }
+    errno = 0;
     int frc = faiss_write_index(ix->index, fp);
     if (frc != 0) {
-        rc = faiss_status(frc, RAG_EIO, "write index");
+        rc = faiss_status(frc, errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
+                          "write index");
         goto fail;
     }
     if (fflush(fp) != 0) {

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"context", cmd_context, "build prompt-ready context with citations for a query"},
     {"sync", cmd_sync, "re-scan sources: add, update and delete documents"},
     {"gc", cmd_gc, "purge expired documents"},
+    {"keys", cmd_keys, "create, list or revoke API keys of the server"},
     {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},
     {"check", cmd_check, "verify store consistency (--repair rebuilds derived data)"},
     {"backup", cmd_backup, "copy a store consistently while it is in use"},
