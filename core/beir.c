@@ -112,7 +112,8 @@ static int load_queries(const char *path, rag_beir_query **out, size_t *n)
         rc = rag_fail(RAG_EIO, "%s: read error after line %zu", path, lineno);
         goto cleanup;
     }
-    qsort(qs, nq, sizeof *qs, cmp_query_id);
+    if (nq)
+        qsort(qs, nq, sizeof *qs, cmp_query_id);
     for (size_t i = 1; i < nq; i++)
         if (strcmp(qs[i - 1].id, qs[i].id) == 0) {
             rc = rag_fail(RAG_EPARSE, "%s: query id '%s' appears twice", path, qs[i].id);

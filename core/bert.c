@@ -759,7 +759,8 @@ int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens,
         order[i].idx = i;
         order[i].len = lens[i];
     }
-    qsort(order, n, sizeof *order, by_len);
+    if (n)
+        qsort(order, n, sizeof *order, by_len);
     for (size_t i = 0; i < n;) {
         size_t ns = 0, T = 0;
         int maxlen = 0;

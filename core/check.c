@@ -521,7 +521,8 @@ static void check_index(ck *k)
         if (u64v_push(&ids, (uint64_t)raw[i]) != RAG_OK)
             goto cleanup;
     }
-    qsort(ids.v, ids.n, sizeof *ids.v, cmp_u64);
+    if (ids.n)
+        qsort(ids.v, ids.n, sizeof *ids.v, cmp_u64);
     for (size_t i = 0; i < ids.n; i++) {
         uint64_t id = ids.v[i];
         if (i > 0 && ids.v[i - 1] == id) {
@@ -659,7 +660,8 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
         }
     }
     /* Chunk-hash reference counts. */
-    qsort(want_hashes.v, want_hashes.n, sizeof *want_hashes.v, cmp_u64);
+    if (want_hashes.n)
+        qsort(want_hashes.v, want_hashes.n, sizeof *want_hashes.v, cmp_u64);
     hash_cmp hc = {k, want_hashes.v, want_hashes.n, 0};
     rc = rag_store_hash_scan(k->txn, k->cid, hash_visit, &hc);
     if (rc == RAG_OK)

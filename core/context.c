@@ -246,7 +246,8 @@ static int group_hits(build *b, const rag_results *res)
     }
     for (size_t i = 0; i < n; i++)
         rh[i] = (ranked_hit){rag_results_get(res, i), i};
-    qsort(rh, n, sizeof *rh, cmp_doc_order);
+    if (n)
+        qsort(rh, n, sizeof *rh, cmp_doc_order);
 
     passage *cur = NULL;
     int mergeable = 0;
@@ -706,7 +707,8 @@ int rag_context(rag_db *db, const char *query, const rag_context_options *opts,
         goto cleanup;
     if ((rc = group_hits(&b, res)) != RAG_OK)
         goto cleanup;
-    qsort_r(b.src_order, b.nsources, sizeof *b.src_order, cmp_src_rank, &b);
+    if (b.nsources)
+        qsort_r(b.src_order, b.nsources, sizeof *b.src_order, cmp_src_rank, &b);
     if (!(ctx = rag_calloc(1, sizeof *ctx))) {
         rc = RAG_ENOMEM;
         goto cleanup;

@@ -29,7 +29,8 @@ double rag_eval_ndcg(const double *ranked, size_t n, const double *rel, size_t n
         return NAN;
     for (size_t i = 0; i < n_rel; i++)
         ideal[i] = rel[i];
-    qsort(ideal, n_rel, sizeof *ideal, cmp_desc);
+    if (n_rel)
+        qsort(ideal, n_rel, sizeof *ideal, cmp_desc);
     double idcg = dcg(ideal, n_rel, k);
     if (ideal != small)
         free(ideal);
@@ -183,7 +184,8 @@ double rag_eval_quantile(double *values, size_t n, double q)
 {
     if (n == 0)
         return 0;
-    qsort(values, n, sizeof *values, cmp_asc);
+    if (n)
+        qsort(values, n, sizeof *values, cmp_asc);
     if (q <= 0)
         return values[0];
     if (q >= 1)

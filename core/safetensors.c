@@ -173,7 +173,8 @@ int rag_st_open(const char *path, rag_safetensors **out)
     }
     for (size_t i = 0; i < st->n; i++)
         order[i] = &st->t[i];
-    qsort(order, st->n, sizeof *order, span_cmp);
+    if (st->n)
+        qsort(order, st->n, sizeof *order, span_cmp);
     const unsigned char *pos = data;
     for (size_t i = 0; i < st->n; i++) {
         if (order[i]->data != pos) {

@@ -527,6 +527,8 @@ static int tokenize_span(const rag_tokenizer *t, const char *text, size_t len, i
     char bytes[2 + 4 * MAX_WORD_CHARS + 8];
     size_t boff[MAX_WORD_CHARS + 1];
     size_t ws = 0;
+    if (b.n == 0) /* every code point was dropped (e.g. only NULs): no tokens */
+        goto cleanup;
     for (size_t j = 0; j <= b.n && !*full; j++) {
         int32_t c = j < b.n ? b.v[j] : ' ';
         int sp = is_ws(c), pu = !sp && is_punct(c);

@@ -527,7 +527,8 @@ static void h_doc_get(http_req *r, const char *c, const char *id)
     }
     for (size_t i = 0; i < n; i++)
         hits[i] = rag_results_get(res, i);
-    qsort(hits, n, sizeof *hits, cmp_hit_start);
+    if (n)
+        qsort(hits, n, sizeof *hits, cmp_hit_start);
     json_t *chunks = json_array();
     for (size_t i = 0; i < n; i++) {
         const rag_hit *h = hits[i];

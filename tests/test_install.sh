@@ -22,14 +22,16 @@ if echo "$exported" | grep -q '^rag_store_'; then echo "internal symbols exporte
 
 src="$RAGCORE_SOURCE_DIR/docs/examples/quickstart.c"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
-cc -Wall -Wextra -Werror "$src" $(pkg-config --cflags --libs ragcore) -o "$work/quickstart"
+san=()
+if [ "${RAGCORE_SANITIZE:-OFF}" = ON ]; then san=(-fsanitize=address,undefined); fi
+cc -Wall -Wextra -Werror "${san[@]}" "$src" $(pkg-config --cflags --libs ragcore) -o "$work/quickstart"
 out=$(LD_LIBRARY_PATH="$libdir" "$work/quickstart" "$work/store1")
 echo "$out"
 echo "$out" | head -1 | grep -q '^1 faiss '
 [ "$(echo "$out" | wc -l)" -eq 2 ]
 
 cmake -S "$RAGCORE_SOURCE_DIR/tests/install" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
-      -DQUICKSTART_SOURCE="$src" >/dev/null
+      -DQUICKSTART_SOURCE="$src" -DCMAKE_C_FLAGS="${san[*]}" -DCMAKE_EXE_LINKER_FLAGS="${san[*]}" >/dev/null
 cmake --build "$work/consumer" >/dev/null
 out2=$(LD_LIBRARY_PATH="$libdir" "$work/consumer/quickstart_cmake" "$work/store2")
 [ "$out2" = "$(LD_LIBRARY_PATH="$libdir" "$work/quickstart" "$work/store3")" ]

@@ -91,6 +91,8 @@ static void test_roundtrip_and_reopen(void)
         ASSERT_EQ_INT(d->nchunks, 1);
         ASSERT_EQ_INT(d->chunk_ids[0], 2);
     }
+    rag_doc_rec_free(d);
+    d = NULL;
     rag_chunk_rec *c = NULL;
     ASSERT_OK(rag_store_chunk_get(txn, rec.id, 2, &c));
     if (c) {
@@ -98,6 +100,8 @@ static void test_roundtrip_and_reopen(void)
         ASSERT_STR_EQ(c->text, "xxxxxxxxxx");
         ASSERT_EQ_INT(c->tokens, 7);
     }
+    rag_chunk_rec_free(c);
+    c = NULL;
     float v[4];
     ASSERT_OK(rag_store_vec_get(txn, rec.id, 3, v, 4));
     ASSERT_NEAR(v[3], 2.0, 0);
