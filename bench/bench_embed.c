@@ -220,8 +220,22 @@ int main(int argc, char **argv)
     if (rag_model_find(model))
         rag_model_cache_dir(rag_model_find(model), &mdir);
     if (rag_bert_load(mdir ? mdir : model, &m) != RAG_OK) {
-        fprintf(stderr, "%s\n", rag_errmsg());
-        return 2;
+        /* not a neural model (e.g. "hash"): only the retrieval quality is meaningful */
+        free(mdir);
+        float *v = malloc(n * (size_t)e->dim * sizeof(float));
+        double t0 = now();
+        rag_embedder_embed(e, (const char *const *)corpus.text, lens, n, 0, v);
+        printf("model %s: %zu texts in %.2f s\n", e->name, n, now() - t0);
+        if (eval) {
+            char qp[4200], qrp[4200];
+            snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
+            snprintf(qrp, sizeof qrp, "%s/qrels/train.tsv", data);
+            printf("dense nDCG@10 (%zu docs): %.4f\n", n, ndcg10(e, &corpus, v, qp, qrp));
+        }
+        free(v);
+        free(lens);
+        rag_embedder_free(e);
+        return 0;
     }
     free(mdir);
     const rag_tokenizer *tok = rag_bert_tokenizer(m);

@@ -483,7 +483,8 @@ static int fit_budget(build *b, int budget, sbuf *out, int *tokens)
         return RAG_ENOMEM;
     for (size_t i = 0; i < b->npass; i++)
         order[i] = i;
-    qsort_r(order, b->npass, sizeof *order, cmp_pass_rank, b);
+    if (b->npass)
+        qsort_r(order, b->npass, sizeof *order, cmp_pass_rank, b);
 
     const int t_block = count_tokens(b, BLOCK_SEP, strlen(BLOCK_SEP));
     const int t_hsep = count_tokens(b, header_sep(b), strlen(header_sep(b)));

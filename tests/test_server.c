@@ -806,8 +806,9 @@ static char *overload_body;
 static void *overload_ingest(void *arg)
 {
     resp r;
-    long *status = arg;
-    *status = req("POST", "/v1/collections/alpha/documents", writer_key, overload_body, &r);
+    volatile long *status = arg;
+    long st = req("POST", "/v1/collections/alpha/documents", writer_key, overload_body, &r);
+    *status = st;
     resp_free(&r);
     return NULL;
 }
@@ -833,11 +834,12 @@ static void test_sighup_reload(void)
     kill(S.pid, SIGHUP);
     sleep_ms(300);
     overload_body = bulk_body(4000); /* replaces the same documents */
-    long ingest_status = 0;
+    volatile long ingest_status = 0;
     int saw_429 = 0;
     pthread_t th;
-    pthread_create(&th, NULL, overload_ingest, &ingest_status);
-    for (int i = 0; i < 400 && !saw_429; i++) {
+    pthread_create(&th, NULL, overload_ingest, (void *)&ingest_status);
+    /* poll until a 429 is seen or the ingest has answered (at most ~20 s) */
+    for (int i = 0; i < 4000 && !saw_429 && !ingest_status; i++) {
         st = req("GET", "/v1/collections/alpha", ADMIN_KEY, NULL, &r);
         if (st == 429) {
             saw_429 = 1;
