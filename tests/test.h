@@ -40,6 +40,18 @@ static int test_checks_;
     do { int rc_ = (call); test_checks_++;                                     \
          if (rc_ != 0) TEST_FAIL_("%s returned %d: %s", #call, rc_, rag_errmsg()); } while (0)
 
+/* Sets buf to "$RAGCORE_TEST_TMP/name" (or /tmp/name) and removes whatever is there, so
+ * each test starts from an empty directory. */
+static inline void test_fresh_dir(char *buf, size_t n, const char *name)
+{
+    const char *tmp = getenv("RAGCORE_TEST_TMP");
+    char cmd[4200];
+    snprintf(buf, n, "%s/%s", tmp ? tmp : "/tmp", name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", buf);
+    if (system(cmd) != 0)
+        TEST_FAIL_("cannot clear %s", buf);
+}
+
 #define RUN_TEST(fn)                                                           \
     do { int before_ = test_failures_; fn();                                   \
          fprintf(stderr, "%s %s\n", test_failures_ == before_ ? "ok  " : "FAIL", #fn); } while (0)

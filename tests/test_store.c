@@ -13,11 +13,7 @@ static char dir[4096];
 
 static void fresh_dir(const char *name)
 {
-    const char *tmp = getenv("RAGCORE_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ASSERT_EQ_INT(system(cmd), 0);
+    test_fresh_dir(dir, sizeof dir, name);
 }
 
 typedef struct write_docs_arg {

@@ -24,6 +24,11 @@ int cmd_check(int argc, char **argv);   /* cmd_check.c: consistency check and re
 int cmd_backup(int argc, char **argv);  /* cmd_backup.c: consistent copy of a live store */
 int cmd_restore(int argc, char **argv); /* cmd_backup.c: restore a backup */
 
+struct rag_db;
+/* Opens the store at dbdir with default options (read-only when asked); on failure prints
+ * "ragcore <cmd>: cannot open store: <detail>" and returns NULL. */
+struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only);
+
 /* Prints "ragcore <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

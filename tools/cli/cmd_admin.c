@@ -60,14 +60,9 @@ int cmd_stats(int argc, char **argv)
         stats_usage(stderr);
         return CLI_USAGE;
     }
-    rag_open_options oo;
-    rag_open_options_init(&oo);
-    oo.read_only = 1;
-    rag_db *db = NULL;
-    if (rag_open(dbdir, &oo, &db) != RAG_OK) {
-        cli_error("stats", "cannot open store: %s", rag_errmsg());
+    rag_db *db = cli_open("stats", dbdir, 1);
+    if (!db)
         return CLI_DATA;
-    }
     char **names = NULL;
     size_t n = 0;
     int rc = rag_collection_list(db, &names, &n);
@@ -160,11 +155,9 @@ int cmd_delete(int argc, char **argv)
         delete_usage(stderr);
         return CLI_USAGE;
     }
-    rag_db *db = NULL;
-    if (rag_open(dbdir, NULL, &db) != RAG_OK) {
-        cli_error("delete", "cannot open store: %s", rag_errmsg());
+    rag_db *db = cli_open("delete", dbdir, 0);
+    if (!db)
         return CLI_DATA;
-    }
     int status = CLI_OK, deleted = 0;
     for (int i = optind; i < argc; i++) {
         int rc = rag_delete(db, coll, argv[i]);

@@ -128,15 +128,10 @@ int cmd_context(int argc, char **argv)
         context_usage(stderr);
         return CLI_USAGE;
     }
-    rag_open_options oo;
-    rag_open_options_init(&oo);
-    oo.read_only = 1;
-    rag_db *db = NULL;
-    int rc = rag_open(dbdir, &oo, &db);
-    if (rc != RAG_OK) {
-        cli_error("context", "cannot open store: %s", rag_errmsg());
+    rag_db *db = cli_open("context", dbdir, 1);
+    if (!db)
         return CLI_DATA;
-    }
+    int rc;
     rag_prompt_context *ctx = NULL;
     rc = rag_context(db, argv[optind], &co, &ctx);
     if (rc != RAG_OK) {

@@ -157,15 +157,10 @@ int cmd_search(int argc, char **argv)
         search_usage(stderr);
         return CLI_USAGE;
     }
-    rag_open_options oo;
-    rag_open_options_init(&oo);
-    oo.read_only = 1;
-    rag_db *db = NULL;
-    int rc = rag_open(dbdir, &oo, &db);
-    if (rc != RAG_OK) {
-        cli_error("search", "cannot open store: %s", rag_errmsg());
+    rag_db *db = cli_open("search", dbdir, 1);
+    if (!db)
         return CLI_DATA;
-    }
+    int rc;
     rag_results *res = NULL;
     rc = rag_search(db, argv[optind], &so, &res);
     if (rc != RAG_OK) {

@@ -252,11 +252,9 @@ int cmd_gc(int argc, char **argv)
         gc_usage(stderr);
         return CLI_USAGE;
     }
-    rag_db *db = NULL;
-    if (rag_open(dbdir, NULL, &db) != RAG_OK) {
-        cli_error("gc", "cannot open store: %s", rag_errmsg());
+    rag_db *db = cli_open("gc", dbdir, 0);
+    if (!db)
         return CLI_DATA;
-    }
     uint64_t purged = 0;
     int rc = rag_gc(db, coll, 0, &purged);
     if (rc != RAG_OK)

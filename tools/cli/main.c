@@ -42,6 +42,19 @@ void cli_error(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only)
+{
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.read_only = read_only;
+    rag_db *db = NULL;
+    if (rag_open(dbdir, &oo, &db) != RAG_OK) {
+        cli_error(cmd, "cannot open store: %s", rag_errmsg());
+        return NULL;
+    }
+    return db;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: ragcore COMMAND [OPTIONS]   (ragcore COMMAND --help for details)\n\n"
