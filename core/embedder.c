@@ -1,6 +1,7 @@
 /* embedder.c - embedder factory, the application-callback adapter and normalisation. */
 #include "embedder.h"
 #include "chunker.h"
+#include "embed_openai.h"
 #include "status.h"
 
 #include <math.h>
@@ -36,6 +37,8 @@ int rag_embedder_create(const char *name, int dim, rag_embedder **out)
             return rag_fail(RAG_EINVAL, "embedder '%s' conflicts with dimension %d", name, dim);
         return rag_embedder_hash_create((int)d, out);
     }
+    if (strncmp(name, "openai:", 7) == 0)
+        return rag_embedder_openai_create(name, out);
     return rag_embedder_bert_create(name, out);
 }
 

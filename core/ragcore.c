@@ -857,6 +857,9 @@ typedef struct prep {
     prep_chunk *chunks;
     size_t nchunks, cap;
     float *vecs;
+    unsigned char (*cache_keys)[24]; /* embedding cache key per chunk (NULL: no cache) */
+    unsigned char *cached;       /* 1: the vector came from the cache */
+    uint64_t cache_hits, cache_misses;
     int coll_dim;
     int64_t now;
     /* outputs of the write transaction, reset on every attempt */
@@ -874,6 +877,8 @@ static void prep_free(prep *p)
     free(p->chunks);
     free(p->docs);
     free(p->vecs);
+    free(p->cache_keys);
+    free(p->cached);
 }
 
 static int count_tokens_cb(void *user, const char *text, size_t len)
@@ -950,6 +955,15 @@ static int context_text(const char *title, const char *text, size_t len, char **
     return RAG_OK;
 }
 
+/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
+static void embcache_key(unsigned char key[24], uint64_t model, const char *text, size_t len)
+{
+    uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
+    memcpy(key, &model, 8);
+    memcpy(key + 8, &a, 8);
+    memcpy(key + 16, &b, 8);
+}
+
 /* Validates, chunks and embeds a batch outside any lock. */
 static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
 {
@@ -1013,22 +1027,67 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
     size_t dim = (size_t)db->dim;
     if (!(p->vecs = rag_malloc(p->nchunks * dim * sizeof(float))))
         return RAG_ENOMEM;
+    /* The embedding cache: a chunk whose exact input text was embedded before by this
+     * model is not embedded again (model embedders only; hashing is cheaper than a read). */
+    int use_cache = strncmp(db->emb->name, "hash", 4) != 0;
+    rag_txn *txn = NULL;
+    if (use_cache) {
+        p->cache_keys = rag_calloc(p->nchunks, sizeof *p->cache_keys);
+        p->cached = rag_calloc(p->nchunks, 1);
+        if (!p->cache_keys || !p->cached)
+            return RAG_ENOMEM;
+        if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
+            return rc;
+    }
+    uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
     const char *texts[EMBED_BATCH];
-    size_t lens[EMBED_BATCH];
+    size_t lens[EMBED_BATCH], slot[EMBED_BATCH];
     char *bufs[EMBED_BATCH];
+    float *tmp = rag_malloc(EMBED_BATCH * dim * sizeof(float));
+    if (!tmp)
+        rc = RAG_ENOMEM;
     for (size_t b = 0; b < p->nchunks && rc == RAG_OK; b += EMBED_BATCH) {
-        size_t m = p->nchunks - b < EMBED_BATCH ? p->nchunks - b : EMBED_BATCH;
+        size_t m = p->nchunks - b < EMBED_BATCH ? p->nchunks - b : EMBED_BATCH, miss = 0;
         memset(bufs, 0, sizeof bufs);
         for (size_t k = 0; k < m && rc == RAG_OK; k++) {
             prep_chunk *pc = &p->chunks[b + k];
+            const char *t;
+            size_t l;
+            char *buf = NULL;
             rc = context_text(docs[pc->doc].title, docs[pc->doc].text + pc->start,
-                              pc->end - pc->start, &bufs[k], &texts[k], &lens[k]);
+                              pc->end - pc->start, &buf, &t, &l);
+            if (rc != RAG_OK)
+                break;
+            if (use_cache) {
+                embcache_key(p->cache_keys[b + k], model, t, l);
+                const void *v;
+                size_t vl;
+                int grc = rag_store_kv_get(txn, "embcache", p->cache_keys[b + k], 24, &v, &vl);
+                if (grc == RAG_OK && vl == dim * sizeof(float)) {
+                    memcpy(p->vecs + (b + k) * dim, v, vl);
+                    p->cached[b + k] = 1;
+                    p->cache_hits++;
+                    free(buf);
+                    continue;
+                }
+            }
+            bufs[miss] = buf;
+            texts[miss] = t;
+            lens[miss] = l;
+            slot[miss++] = b + k;
         }
-        if (rc == RAG_OK)
-            rc = rag_embedder_embed(db->emb, texts, lens, m, 0, p->vecs + b * dim);
-        for (size_t k = 0; k < m; k++)
+        if (rc == RAG_OK && miss > 0) {
+            rc = rag_embedder_embed(db->emb, texts, lens, miss, 0, tmp);
+            for (size_t k = 0; rc == RAG_OK && k < miss; k++)
+                memcpy(p->vecs + slot[k] * dim, tmp + k * dim, dim * sizeof(float));
+            if (use_cache)
+                p->cache_misses += miss;
+        }
+        for (size_t k = 0; k < miss; k++)
             free(bufs[k]);
     }
+    free(tmp);
+    rag_txn_end(txn);
     return rc;
 }
 
@@ -1082,6 +1141,45 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
             rec->expiring_docs--;
     }
     return rc;
+}
+
+/* Adds to the store-wide embedding-cache counters (aux table "embcache", key "#stats"). */
+static int embcache_count(rag_txn *txn, uint64_t hits, uint64_t misses)
+{
+    uint64_t c[2] = {0, 0};
+    const void *v;
+    size_t vl;
+    int rc = rag_store_kv_get(txn, "embcache", "#stats", 6, &v, &vl);
+    if (rc == RAG_OK && vl == sizeof c)
+        memcpy(c, v, sizeof c);
+    else if (rc != RAG_OK && rc != RAG_ENOTFOUND)
+        return rc;
+    c[0] += hits;
+    c[1] += misses;
+    return rag_store_kv_put(txn, "embcache", "#stats", 6, c, sizeof c);
+}
+
+int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses)
+{
+    rag_clear_error();
+    if (!db || !hits || !misses)
+        return rag_fail(RAG_EINVAL, "rag_embed_cache_stats: NULL argument");
+    *hits = *misses = 0;
+    rag_txn *txn = NULL;
+    const void *v;
+    size_t vl;
+    int rc = rag_store_read(db->st, &txn);
+    if (rc != RAG_OK)
+        return rc;
+    rc = rag_store_kv_get(txn, "embcache", "#stats", 6, &v, &vl);
+    if (rc == RAG_OK && vl == 2 * sizeof(uint64_t)) {
+        uint64_t c[2];
+        memcpy(c, v, sizeof c);
+        *hits = c[0];
+        *misses = c[1];
+    }
+    rag_txn_end(txn);
+    return rc == RAG_ENOTFOUND || rc == RAG_OK ? RAG_OK : rc;
 }
 
 static int ingest_fn(rag_txn *txn, void *user)
@@ -1166,6 +1264,15 @@ static int ingest_fn(rag_txn *txn, void *user)
         p->stats.chunks += pd->n;
         p->stats.bytes += pd->len;
     }
+    if (rc != RAG_OK)
+        return rc;
+    for (size_t i = 0; p->cache_keys && i < p->nchunks && rc == RAG_OK; i++)
+        if (!p->cached[i])
+            rc = rag_store_kv_put(txn, "embcache", p->cache_keys[i], 24,
+                                  p->vecs + i * (size_t)p->coll_dim,
+                                  (size_t)p->coll_dim * sizeof(float));
+    if (rc == RAG_OK && p->cache_keys)
+        rc = embcache_count(txn, p->cache_hits, p->cache_misses);
     if (rc != RAG_OK)
         return rc;
     rec.newest_ingest = p->now;

@@ -39,6 +39,11 @@ uint64_t rag_hash_bytes(const void *data, size_t len)
     return XXH3_64bits(data, len);
 }
 
+uint64_t rag_hash_bytes2(const void *data, size_t len)
+{
+    return XXH3_64bits_withSeed(data, len, 0x5bd1e9955bd1e995ULL);
+}
+
 uint64_t rag_text_norm_hash(const char *text, size_t len)
 {
     utf8proc_uint8_t *folded = NULL;

@@ -17,5 +17,7 @@ uint64_t rag_text_norm_hash(const char *text, size_t len);
 
 /* XXH3-64 of raw bytes. */
 uint64_t rag_hash_bytes(const void *data, size_t len);
+/* An independent second 64-bit hash (XXH3 with another seed), for 128-bit keys. */
+uint64_t rag_hash_bytes2(const void *data, size_t len);
 
 #endif

@@ -464,6 +464,12 @@ RAG_API int rag_context_no_confident(const rag_prompt_context *ctx);
 RAG_API int rag_context_stale(const rag_prompt_context *ctx);
 RAG_API void rag_context_free(rag_prompt_context *ctx);
 
+/* Embedding cache: for model embedders (not "hash"), every chunk's vector is kept in the
+ * store keyed by (model, hash of the exact input text), so re-ingesting unchanged chunks
+ * never recomputes an embedding. Counts of ingested chunks served from the cache (hits)
+ * and embedded (misses) since the store was created. */
+RAG_API int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses);
+
 /* Embeds texts with the store's embedder: out receives n * rag_db_dim(db) floats,
  * L2-normalised. */
 RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,

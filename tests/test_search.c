@@ -414,8 +414,56 @@ static void test_other_index_specs(void)
     }
 }
 
+static int embed_calls;
+
+static int counting_embed(void *user, const char *const *texts, const size_t *lens, size_t n,
+                          int is_query, float *out)
+{
+    if (!is_query)
+        embed_calls += (int)n;
+    return test_embed(user, texts, lens, n, is_query, out);
+}
+
+/* Re-ingesting unchanged chunks never calls the embedder again. */
+static void test_embedding_cache(void)
+{
+    fresh_dir("search_embcache");
+    rag_embedder_def def = {RAG_EMBEDDER_DEF_VERSION, "counting-embedder", TDIM, counting_embed,
+                            NULL, NULL};
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &def;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    rag_document d[2];
+    rag_document_init(&d[0]);
+    rag_document_init(&d[1]);
+    d[0].id = "a";
+    d[0].text = "v1 alpha";
+    d[1].id = "b";
+    d[1].text = "v2 beta";
+    embed_calls = 0;
+    ASSERT_OK(rag_ingest(db, NULL, d, 2, NULL));
+    ASSERT_EQ_INT(embed_calls, 2);
+    ASSERT_OK(rag_ingest(db, NULL, d, 2, NULL)); /* replaced, same texts */
+    ASSERT_EQ_INT(embed_calls, 2);
+    d[1].text = "v2 beta changed";
+    ASSERT_OK(rag_ingest(db, NULL, d, 2, NULL));
+    ASSERT_EQ_INT(embed_calls, 3);
+    uint64_t hits = 0, misses = 0;
+    ASSERT_OK(rag_embed_cache_stats(db, &hits, &misses));
+    ASSERT_EQ_INT(hits, 3);
+    ASSERT_EQ_INT(misses, 3);
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "v2", NULL, &res));
+    ASSERT_STR_EQ(rag_results_get(res, 0)->text, "v2 beta changed");
+    rag_results_free(res);
+    ASSERT_OK(rag_close(db));
+}
+
 int main(void)
 {
+    RUN_TEST(test_embedding_cache);
     RUN_TEST(test_basic_search_and_provenance);
     RUN_TEST(test_collections_are_isolated);
     RUN_TEST(test_restrictions);

@@ -114,6 +114,19 @@ int cmd_stats(int argc, char **argv)
                    (unsigned long long)fi.expired);
     }
     json_object_set_new(root, "collections", arr);
+    uint64_t hits = 0, misses = 0;
+    if (rc == RAG_OK && (rc = rag_embed_cache_stats(db, &hits, &misses)) == RAG_OK) {
+        json_t *ec = json_object();
+        json_object_set_new(ec, "hits", json_integer((json_int_t)hits));
+        json_object_set_new(ec, "misses", json_integer((json_int_t)misses));
+        json_object_set_new(ec, "hit_rate",
+                            json_real(hits + misses ? (double)hits / (double)(hits + misses) : 0));
+        json_object_set_new(root, "embed_cache", ec);
+        if (!json)
+            printf("embedding cache: %llu hits, %llu misses (hit rate %.1f%%)\n",
+                   (unsigned long long)hits, (unsigned long long)misses,
+                   hits + misses ? 100.0 * (double)hits / (double)(hits + misses) : 0.0);
+    }
     if (rc == RAG_OK && json) {
         json_dumpf(root, stdout, JSON_COMPACT);
         fputc('\n', stdout);
