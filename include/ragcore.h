@@ -119,9 +119,12 @@ typedef struct rag_embedder_def {
 
 typedef struct rag_open_options {
     unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
-    /* Built-in embedder for a new store: "hash" (feature hashing, no model needed).
-     * NULL: the store's recorded embedder when it exists, "hash" for a new store.
-     * When the store exists and this names another embedder, rag_open fails. */
+    /* Embedder for a new store: "hash" (feature hashing, no model), "hash-<dim>", a model
+     * name from the model cache ("all-MiniLM-L6-v2", "bge-small-en-v1.5"; see `ragcore
+     * model pull`), a path to a Hugging Face model directory, or "openai:MODEL[@URL]".
+     * NULL: the store's recorded embedder when it exists; for a new store the first model
+     * present in the cache, else "hash". When the store exists and this names another
+     * embedder, rag_open fails with RAG_EMISMATCH. */
     const char *embedder;
     int dim;                    /* dimension of the "hash" embedder for a new store; 0: 384 */
     const rag_embedder_def *custom_embedder; /* overrides `embedder` when not NULL */
