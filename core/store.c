@@ -964,7 +964,7 @@ static int kv_dbi(rag_txn *t, const char *table, MDB_dbi *dbi)
 int rag_store_kv_put(rag_txn *t, const char *table, const void *key, size_t klen,
                      const void *val, size_t vlen)
 {
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     int rc = kv_dbi(t, table, &dbi);
     if (rc != RAG_OK)
         return rc;
@@ -976,7 +976,7 @@ int rag_store_kv_put(rag_txn *t, const char *table, const void *key, size_t klen
 int rag_store_kv_get(rag_txn *t, const char *table, const void *key, size_t klen,
                      const void **val, size_t *vlen)
 {
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     int rc = kv_dbi(t, table, &dbi);
     if (rc != RAG_OK)
         return rc;
@@ -992,7 +992,7 @@ int rag_store_kv_get(rag_txn *t, const char *table, const void *key, size_t klen
 
 int rag_store_kv_del(rag_txn *t, const char *table, const void *key, size_t klen)
 {
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     int rc = kv_dbi(t, table, &dbi);
     if (rc != RAG_OK)
         return rc;
@@ -1004,7 +1004,7 @@ int rag_store_kv_del(rag_txn *t, const char *table, const void *key, size_t klen
 int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t slen,
                       rag_store_kv_visit_fn visit, void *user)
 {
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     int rc = kv_dbi(t, table, &dbi);
     if (rc == RAG_ENOTFOUND)
         return RAG_OK;
@@ -1031,7 +1031,7 @@ int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t s
 int rag_store_kv_trim(rag_txn *t, const char *table, const void *end, size_t elen,
                       long *deleted)
 {
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     int rc = kv_dbi(t, table, &dbi);
     if (rc != RAG_OK)
         return rc;
