@@ -871,24 +871,25 @@ int rag_store_tomb_put(rag_txn *t, uint32_t coll, uint64_t id)
     return put(t, t->st->dbi[DB_TOMBS], k, 12, "", 0, "write tombstone");
 }
 
+typedef struct tomb_count_ctx {
+    uint64_t below, count;
+} tomb_count_ctx;
+
+static int tomb_count_visit(void *user, uint64_t id)
+{
+    tomb_count_ctx *x = user;
+    if (id >= x->below)
+        return 1; /* ids come in order: done */
+    x->count++;
+    return 0;
+}
+
 int rag_store_tomb_count(rag_txn *t, uint32_t coll, uint64_t below, uint64_t *count)
 {
-    *count = 0;
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_TOMBS], &c);
-    if (rc != 0)
-        return mdb_status(t, rc, "open cursor");
-    unsigned char start[12];
-    coll_id_key(start, coll, 0);
-    MDB_val k = {12, start}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (mrc == 0 && k.mv_size == 12 && get_be32(k.mv_data) == coll &&
-           get_be64((const unsigned char *)k.mv_data + 4) < below) {
-        (*count)++;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    return mrc == 0 || mrc == MDB_NOTFOUND ? RAG_OK : mdb_status(t, mrc, "count tombstones");
+    tomb_count_ctx x = {below, 0};
+    int rc = rag_store_tomb_scan(t, coll, tomb_count_visit, &x);
+    *count = x.count;
+    return rc == 1 ? RAG_OK : rc;
 }
 
 int rag_store_tomb_clear(rag_txn *t, uint32_t coll, uint64_t below)
@@ -1040,32 +1041,6 @@ int rag_store_kv_trim(rag_txn *t, const char *table, const void *end, size_t ele
 
 /* ---- integrity checks and backups (check.c, backup.c) ---------------------------------- */
 
-int rag_store_chunk_id_scan(rag_txn *t, uint32_t coll, rag_id_visit_fn visit, void *user)
-{
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_CHUNKS], &c);
-    if (rc != 0)
-        return mdb_status(t, rc, "open cursor");
-    unsigned char start[12];
-    coll_id_key(start, coll, 0);
-    MDB_val k = {12, start}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    rc = RAG_OK;
-    while (mrc == 0 && k.mv_size >= 4 && get_be32(k.mv_data) == coll) {
-        if (k.mv_size != 12) {
-            rc = rag_fail(RAG_ECORRUPT, "chunk key of collection %u has %zu bytes, expected 12",
-                          coll, k.mv_size);
-            break;
-        }
-        if ((rc = visit(user, get_be64((const unsigned char *)k.mv_data + 4))) != 0)
-            break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = mdb_status(t, mrc, "scan chunks");
-    return rc;
-}
 
 /* Visits the 12-byte (collection, u64) keys of `dbi` for one collection with their values. */
 static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *what,
@@ -1106,6 +1081,12 @@ static int tomb_visit(void *user, uint64_t id, const MDB_val *v)
     (void)v;
     tomb_visit_ctx *x = user;
     return x->visit(x->user, id);
+}
+
+int rag_store_chunk_id_scan(rag_txn *t, uint32_t coll, rag_id_visit_fn visit, void *user)
+{
+    tomb_visit_ctx x = {visit, user};
+    return id_table_scan(t, t->st->dbi[DB_CHUNKS], coll, "scan chunks", tomb_visit, &x);
 }
 
 int rag_store_tomb_scan(rag_txn *t, uint32_t coll, rag_id_visit_fn visit, void *user)
