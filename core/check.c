@@ -20,6 +20,8 @@
 #define MAX_LISTED 10      /* items listed per category and collection */
 #define EMBED_BATCH 64
 #define FILL_BATCH 4096
+#define LEX_PURGE_KEYS 65536  /* lexical entries deleted per repair transaction */
+#define LEX_ADD_CHUNKS 1024   /* chunks indexed per repair transaction */
 
 struct rag_check_report {
     rag_check_item *items;
@@ -58,6 +60,7 @@ typedef struct coll_plan {
     uint64_t documents, chunks, duplicate_chunks, bytes_text;
     uint64_t max_id;      /* largest id seen in any table (+1 must be <= next id) */
     int rebuild_index;
+    int rebuild_lex;      /* the lexical postings are rebuilt from the chunk texts */
     int store_fixes;      /* anything to write in the store */
 } coll_plan;
 
@@ -573,6 +576,68 @@ static void scan_reset(ck *k)
     k->docs = k->bytes = 0;
 }
 
+/* Checks a collection's lexical tables against each other (rag_lexical_audit_coll) and
+ * against its `live` chunks; any disagreement plans a rebuild from the chunk texts. */
+static void check_lexical(ck *k, uint64_t live)
+{
+    rag_lexical_audit la;
+    uint64_t before = k->r->counts[RAG_CHECK_PROBLEM];
+    int rc = rag_lexical_audit_coll(k->txn, k->cid, &la);
+    if (rc != RAG_OK) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_LEX, "lexical index cannot be read: %s", rag_errmsg());
+        rag_clear_error();
+        k->plan->rebuild_lex = 1;
+        return;
+    }
+    if (la.rebuilding)
+        finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                "a rebuild of the lexical index was interrupted: the index is partial");
+    if (la.chunks == 0 && la.postings == 0 && la.df_records == 0 && la.stat_chunks == 0) {
+        if (live > 0)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "lexical index is empty but the collection holds %llu live chunks (lexical "
+                    "search finds nothing)", (unsigned long long)live);
+    } else {
+        uint64_t missing = 0;
+        for (size_t i = 0; i < k->nchunks; i++)
+            if (k->chunks[i].claimed && rag_lexical_indexed(k->txn, k->cid, k->chunks[i].id) != 1)
+                missing++;
+        rag_clear_error();
+        uint64_t indexed_live = live - missing;
+        uint64_t not_live = la.chunks > indexed_live ? la.chunks - indexed_live : 0;
+        if (missing || not_live || la.stat_chunks != live)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "lexical index holds %llu chunks, the store %llu live ones (%llu not indexed, "
+                    "%llu indexed but not live)", (unsigned long long)la.stat_chunks,
+                    (unsigned long long)live, (unsigned long long)missing,
+                    (unsigned long long)not_live);
+        if (la.stat_chunks != la.chunks || la.stat_len != la.sum_len)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "lexical statistics count %llu chunks of %llu terms, the chunk entries %llu "
+                    "of %llu", (unsigned long long)la.stat_chunks,
+                    (unsigned long long)la.stat_len, (unsigned long long)la.chunks,
+                    (unsigned long long)la.sum_len);
+        if (la.bad_chunks)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "lexical postings of %llu chunks do not add up to their entries (first: "
+                    "chunk %llu)", (unsigned long long)la.bad_chunks,
+                    (unsigned long long)la.first_bad_chunk);
+        if (la.stray_postings)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "%llu lexical postings belong to no indexed chunk or carry another chunk "
+                    "length", (unsigned long long)la.stray_postings);
+        if (la.bad_df)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "document frequencies of %llu terms do not match their postings (first: "
+                    "'%s')", (unsigned long long)la.bad_df, la.first_bad_term);
+        if (la.malformed)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX, "%llu lexical entries do not decode",
+                    (unsigned long long)la.malformed);
+    }
+    if (k->r->counts[RAG_CHECK_PROBLEM] != before)
+        k->plan->rebuild_lex = 1;
+}
+
 /* Checks one collection inside k->txn, filling k->plan with the repairs it would need.
  * Returns a negative status only when the collection could not be read at all. */
 static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
@@ -688,19 +753,7 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
         p->store_fixes = 1;
     }
     check_index(k);
-    /* Lexical postings, when the collection has any. */
-    uint64_t lex_n = 0, lex_len = 0;
-    if (rag_lexical_stats(k->txn, k->cid, &lex_n, &lex_len) == RAG_OK && lex_n > 0) {
-        uint64_t missing = 0;
-        for (size_t i = 0; i < k->nchunks; i++)
-            if (k->chunks[i].claimed && rag_lexical_indexed(k->txn, k->cid, k->chunks[i].id) == 0)
-                missing++;
-        if (missing || lex_n != live)
-            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
-                    "lexical index holds %llu chunks, the store %llu live ones (%llu not indexed)",
-                    (unsigned long long)lex_n, (unsigned long long)live,
-                    (unsigned long long)missing);
-    }
+    check_lexical(k, live);
     rag_clear_error();
     if (p->store_fixes)
         p->rebuild_index = 1;
@@ -833,7 +886,8 @@ static int repair_fn(rag_txn *txn, void *user)
     return rc;
 }
 
-/* Embeds the chunks of p->reembed with the store's embedder into *out. */
+/* Embeds the chunks of p->reembed with the store's embedder into *out, each with its
+ * document's title in front as ingest embeds it (rag_lexical_chunk_text). */
 static int reembed(ck *k, coll_plan *p, float **out)
 {
     *out = NULL;
@@ -841,6 +895,7 @@ static int reembed(ck *k, coll_plan *p, float **out)
     rag_txn *txn = NULL;
     float *vecs = NULL;
     rag_chunk_rec *recs[EMBED_BATCH] = {0};
+    char *bufs[EMBED_BATCH] = {0};
     int rc = rag_embedder_create(k->embedder, strncmp(k->embedder, "hash", 4) == 0 ? k->dim : 0,
                                  &e);
     if (rc != RAG_OK)
@@ -861,17 +916,25 @@ static int reembed(ck *k, coll_plan *p, float **out)
         const char *texts[EMBED_BATCH];
         size_t lens[EMBED_BATCH];
         for (size_t i = 0; i < m && rc == RAG_OK; i++) {
+            rag_doc_rec *doc = NULL;
             rc = rag_store_chunk_get(txn, p->id, p->reembed.v[b + i], &recs[i]);
             if (rc == RAG_OK) {
-                texts[i] = recs[i]->text;
-                lens[i] = recs[i]->text_len;
+                int drc = rag_store_doc_get(txn, p->id, recs[i]->doc_id, &doc);
+                if (drc != RAG_OK && drc != RAG_ENOTFOUND)
+                    rc = drc;
             }
+            if (rc == RAG_OK)
+                rc = rag_lexical_chunk_text(doc ? doc->title : NULL, recs[i]->text,
+                                            recs[i]->text_len, &bufs[i], &texts[i], &lens[i]);
+            rag_doc_rec_free(doc);
         }
         if (rc == RAG_OK)
             rc = rag_embedder_embed(e, texts, lens, m, 0, vecs + b * (size_t)k->dim);
         for (size_t i = 0; i < m; i++) {
             rag_chunk_rec_free(recs[i]);
             recs[i] = NULL;
+            free(bufs[i]);
+            bufs[i] = NULL;
         }
     }
     if (rc == RAG_OK) {
@@ -980,6 +1043,163 @@ cleanup:
     return rc;
 }
 
+/* Live chunks to index again, each with the title of the document that lists it. */
+typedef struct lex_plan {
+    uint64_t *ids;
+    uint32_t *doc;           /* index into titles */
+    size_t n, cap;
+    char **titles;
+    size_t ntitles, cap_titles;
+} lex_plan;
+
+static int lex_plan_doc(void *user, const rag_doc_rec *d)
+{
+    lex_plan *lp = user;
+    if (lp->ntitles == lp->cap_titles) {
+        size_t cap = lp->cap_titles ? lp->cap_titles * 2 : 256;
+        char **q = rag_realloc(lp->titles, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        lp->titles = q;
+        lp->cap_titles = cap;
+    }
+    if (!(lp->titles[lp->ntitles] = rag_strdup(d->title ? d->title : "")))
+        return RAG_ENOMEM;
+    for (uint32_t i = 0; i < d->nchunks; i++) {
+        if (lp->n == lp->cap) {
+            size_t cap = lp->cap ? lp->cap * 2 : 1024;
+            uint64_t *q = rag_realloc(lp->ids, cap * sizeof *q);
+            if (!q)
+                return RAG_ENOMEM;
+            lp->ids = q;
+            uint32_t *r = rag_realloc(lp->doc, cap * sizeof *r);
+            if (!r)
+                return RAG_ENOMEM;
+            lp->doc = r;
+            lp->cap = cap;
+        }
+        lp->ids[lp->n] = d->chunk_ids[i];
+        lp->doc[lp->n++] = (uint32_t)lp->ntitles;
+    }
+    lp->ntitles++;
+    return 0;
+}
+
+static void lex_plan_free(lex_plan *lp)
+{
+    for (size_t i = 0; i < lp->ntitles; i++)
+        free(lp->titles[i]);
+    free(lp->titles);
+    free(lp->ids);
+    free(lp->doc);
+}
+
+/* One transaction of a lexical rebuild. rag_store_write may run it again from scratch, so
+ * it only reads its inputs and resets its outputs. */
+typedef struct lex_batch_arg {
+    const lex_plan *lp;
+    const rag_analyzer *an;
+    uint32_t coll;
+    size_t from, to;         /* chunks [from, to) of the plan */
+    int last;                /* the final batch clears the rebuild mark */
+    size_t deleted, added;   /* outputs */
+} lex_batch_arg;
+
+/* Marks the rebuild as in progress and deletes up to LEX_PURGE_KEYS old entries. */
+static int lex_purge_fn(rag_txn *txn, void *user)
+{
+    lex_batch_arg *a = user;
+    int rc = rag_lexical_rebuild_mark(txn, a->coll, 1);
+    if (rc == RAG_OK)
+        rc = rag_lexical_purge_some(txn, a->coll, LEX_PURGE_KEYS, &a->deleted);
+    return rc;
+}
+
+/* Indexes the plan's chunks [from, to) with their documents' titles, as ingest does. A
+ * chunk that is gone or does not decode is left out (the check reports it). */
+static int lex_add_fn(rag_txn *txn, void *user)
+{
+    lex_batch_arg *a = user;
+    int rc = RAG_OK;
+    a->added = 0;
+    for (size_t i = a->from; rc == RAG_OK && i < a->to; i++) {
+        rag_chunk_rec *ch = NULL;
+        char *buf = NULL;
+        const char *text;
+        size_t len;
+        rc = rag_store_chunk_get(txn, a->coll, a->lp->ids[i], &ch);
+        if (rc == RAG_ENOTFOUND || rc == RAG_ECORRUPT) {
+            rag_clear_error();
+            rc = RAG_OK;
+            continue;
+        }
+        if (rc == RAG_OK)
+            rc = rag_lexical_chunk_text(a->lp->titles[a->lp->doc[i]], ch->text, ch->text_len,
+                                        &buf, &text, &len);
+        if (rc == RAG_OK) {
+            rc = rag_lexical_add(txn, a->an, a->coll, ch->id, text, len);
+            if (rc == RAG_OK)
+                a->added++;
+            else if (rc == RAG_EEXIST) { /* listed by two documents: indexed once */
+                rag_clear_error();
+                rc = RAG_OK;
+            }
+        }
+        free(buf);
+        rag_chunk_rec_free(ch);
+    }
+    if (rc == RAG_OK && a->last)
+        rc = rag_lexical_rebuild_mark(txn, a->coll, 0);
+    return rc;
+}
+
+/* Rebuilds a collection's lexical postings from the texts of its live chunks with the
+ * analyzer ingest uses (the collection's language, stop words on; see coll_new in
+ * ragcore.c). Runs as bounded transactions: the first sets the rebuild mark, the old
+ * entries are deleted LEX_PURGE_KEYS at a time, the chunks indexed LEX_ADD_CHUNKS at a time,
+ * and the last clears the mark, so an interrupted rebuild is reported by the next check
+ * and done again by the next repair. *indexed receives the chunks indexed. */
+static int rebuild_lexical(ck *k, coll_plan *p, uint64_t *indexed, char *lang, size_t langsz)
+{
+    lex_plan lp;
+    memset(&lp, 0, sizeof lp);
+    rag_analyzer *an = NULL;
+    rag_txn *txn = NULL;
+    rag_coll_rec rec;
+    *indexed = 0;
+    int rc = rag_store_read(k->st, &txn);
+    if (rc == RAG_OK)
+        rc = rag_store_coll_get(txn, p->name, &rec);
+    if (rc == RAG_OK)
+        rc = rag_store_doc_scan(txn, p->id, lex_plan_doc, &lp);
+    rag_txn_end(txn);
+    if (rc != RAG_OK)
+        goto cleanup;
+    snprintf(lang, langsz, "%.*s", (int)sizeof rec.language,
+             rec.language[0] ? rec.language : "english");
+    if ((rc = rag_analyzer_create(lang, 1, &an)) != RAG_OK)
+        goto cleanup;
+    lex_batch_arg a = {&lp, an, p->id, 0, 0, 0, 0, 0};
+    do {
+        if ((rc = rag_store_write(k->st, lex_purge_fn, &a)) != RAG_OK)
+            goto cleanup;
+    } while (a.deleted == LEX_PURGE_KEYS);
+    for (size_t from = 0;; from += LEX_ADD_CHUNKS) {
+        a.from = from;
+        a.to = lp.n - from < LEX_ADD_CHUNKS ? lp.n : from + LEX_ADD_CHUNKS;
+        a.last = a.to == lp.n;
+        if ((rc = rag_store_write(k->st, lex_add_fn, &a)) != RAG_OK)
+            goto cleanup;
+        *indexed += a.added;
+        if (a.last)
+            break;
+    }
+cleanup:
+    rag_analyzer_free(an);
+    lex_plan_free(&lp);
+    return rc;
+}
+
 static void repair_collection(ck *k, coll_plan *p)
 {
     scope_begin(k, p->name, p->id);
@@ -1033,6 +1253,20 @@ static void repair_collection(ck *k, coll_plan *p)
             if (bump)
                 finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "advanced the next id by %llu",
                         (unsigned long long)bump);
+        }
+    }
+    if (p->rebuild_lex) {
+        uint64_t indexed = 0;
+        char lang[32];
+        if ((rc = rebuild_lexical(k, p, &indexed, lang, sizeof lang)) == RAG_OK) {
+            finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
+                    "rebuilt the lexical index from the text of %llu live chunks (analyzer "
+                    "'%s', stop words)", (unsigned long long)indexed, lang);
+        } else {
+            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR,
+                    "lexical index rebuild failed: %s (the next --repair starts it again)",
+                    rag_errmsg());
+            rag_clear_error();
         }
     }
     if (p->rebuild_index && (rc = rebuild_index(k, p)) != RAG_OK) {
@@ -1179,7 +1413,7 @@ static int check_pass(const char *dir, int repair, rag_check_report *r)
     }
     scope_end(&k);
     for (size_t i = 0; i < n; i++)
-        if (plans[i].rebuild_index || plans[i].store_fixes)
+        if (plans[i].rebuild_index || plans[i].store_fixes || plans[i].rebuild_lex)
             repair_collection(&k, &plans[i]);
 cleanup:
     rag_txn_end(k.txn);

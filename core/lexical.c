@@ -5,9 +5,11 @@
  *   lex_chunks    [u32 coll][u64 chunk]                    ->  [u32 length][u32 distinct terms]
  *   lex_stats     [u32 coll]                               ->  [u64 chunks][u64 total length]
  *   lex_stats     [u32 coll][term bytes]                   ->  [u32 document frequency]
+ *   lex_stats     [u32 coll][0xFF]                         ->  ""  (a rebuild is in progress)
  * A chunk's length is its number of indexed terms (stop words excluded). The posting also
  * carries the length so that scoring never looks a chunk up. Terms never contain 0x00 and
- * are at most RAG_LEX_MAX_TERM bytes, so the 0x00 separator makes term ranges disjoint.
+ * are at most RAG_LEX_MAX_TERM bytes, so the 0x00 separator makes term ranges disjoint;
+ * they are UTF-8, which never holds 0xFF, so the rebuild mark is never a term's key.
  *
  * Scoring is Robertson/Lucene BM25 with Lucene's idf:
  *   idf(t)      = ln(1 + (N - df + 0.5) / (df + 0.5))
@@ -707,13 +709,20 @@ cleanup:
 }
 
 #define PURGE_BATCH 1024
+#define MARK_BYTE 0xFF
 
 typedef struct key_batch {
     unsigned char prefix[4];
     unsigned char (*keys)[512];
     size_t *lens;
-    size_t n;
+    size_t n, max;
+    int keep_mark;        /* skip the rebuild mark */
 } key_batch;
+
+static int is_mark(const unsigned char *key, size_t klen)
+{
+    return klen == 5 && key[4] == MARK_BYTE;
+}
 
 static int collect_keys(void *user, const void *key, size_t klen, const void *val, size_t vlen)
 {
@@ -722,16 +731,21 @@ static int collect_keys(void *user, const void *key, size_t klen, const void *va
     (void)vlen;
     if (klen < 4 || memcmp(key, kb->prefix, 4) != 0 || klen > 512)
         return 1;
+    if (kb->keep_mark && is_mark(key, klen))
+        return 0;
     memcpy(kb->keys[kb->n], key, klen);
     kb->lens[kb->n++] = klen;
-    return kb->n == PURGE_BATCH ? 1 : 0;
+    return kb->n == kb->max ? 1 : 0;
 }
 
-int rag_lexical_purge(rag_txn *txn, uint32_t coll)
+/* Deletes up to max_keys keys of the collection from the three tables in order. */
+static int purge_keys(rag_txn *txn, uint32_t coll, int keep_mark, size_t max_keys,
+                      size_t *deleted)
 {
     static const char *const tables[] = {T_POSTINGS, T_CHUNKS, T_STATS};
-    key_batch kb = {{0}, NULL, NULL, 0};
+    key_batch kb = {{0}, NULL, NULL, 0, 0, keep_mark};
     int rc = RAG_OK;
+    *deleted = 0;
     be32_put(kb.prefix, coll);
     kb.keys = rag_malloc(PURGE_BATCH * sizeof *kb.keys);
     kb.lens = rag_malloc(PURGE_BATCH * sizeof *kb.lens);
@@ -741,19 +755,293 @@ int rag_lexical_purge(rag_txn *txn, uint32_t coll)
     }
     for (size_t t = 0; t < 3; t++) {
         do {
+            size_t left = max_keys - *deleted;
+            if (left == 0)
+                goto cleanup;
             kb.n = 0;
+            kb.max = left < PURGE_BATCH ? left : PURGE_BATCH;
             rc = rag_store_kv_scan(txn, tables[t], kb.prefix, 4, collect_keys, &kb);
             if (rc < 0)
                 goto cleanup;
             for (size_t i = 0; i < kb.n; i++)
                 if ((rc = rag_store_kv_del(txn, tables[t], kb.keys[i], kb.lens[i])) != RAG_OK)
                     goto cleanup;
+            *deleted += kb.n;
             rc = RAG_OK;
-        } while (kb.n == PURGE_BATCH);
+        } while (kb.n == kb.max);
     }
 cleanup:
     free(kb.keys);
     free(kb.lens);
+    return rc;
+}
+
+int rag_lexical_purge(rag_txn *txn, uint32_t coll)
+{
+    size_t n;
+    return purge_keys(txn, coll, 0, SIZE_MAX, &n);
+}
+
+int rag_lexical_purge_some(rag_txn *txn, uint32_t coll, size_t max_keys, size_t *deleted)
+{
+    return purge_keys(txn, coll, 1, max_keys, deleted);
+}
+
+/* ---- rebuild support ------------------------------------------------------------------- */
+
+int rag_lexical_chunk_text(const char *title, const char *text, size_t len, char **buf,
+                           const char **out, size_t *out_len)
+{
+    size_t tl = title ? strlen(title) : 0;
+    *buf = NULL;
+    if (tl == 0 || (len >= tl && memcmp(text, title, tl) == 0)) {
+        *out = text;
+        *out_len = len;
+        return RAG_OK;
+    }
+    if (!(*buf = rag_malloc(tl + 2 + len)))
+        return RAG_ENOMEM;
+    memcpy(*buf, title, tl);
+    memcpy(*buf + tl, "\n\n", 2);
+    memcpy(*buf + tl + 2, text, len);
+    *out = *buf;
+    *out_len = tl + 2 + len;
+    return RAG_OK;
+}
+
+int rag_lexical_rebuild_mark(rag_txn *txn, uint32_t coll, int pending)
+{
+    unsigned char k[5];
+    be32_put(k, coll);
+    k[4] = MARK_BYTE;
+    if (pending)
+        return rag_store_kv_put(txn, T_STATS, k, 5, "", 0);
+    int rc = rag_store_kv_del(txn, T_STATS, k, 5);
+    return rc == RAG_ENOTFOUND ? RAG_OK : rc;
+}
+
+int rag_lexical_rebuilding(rag_txn *txn, uint32_t coll)
+{
+    unsigned char k[5];
+    const void *val;
+    size_t vl;
+    be32_put(k, coll);
+    k[4] = MARK_BYTE;
+    int rc = rag_store_kv_get(txn, T_STATS, k, 5, &val, &vl);
+    return rc == RAG_OK ? 1 : rc == RAG_ENOTFOUND ? 0 : rc;
+}
+
+/* ---- audit ------------------------------------------------------------------------------- */
+
+typedef struct audit_chunk {
+    uint64_t id;
+    uint32_t len, nterms;        /* from the chunk entry */
+    uint32_t seen;               /* postings found */
+    uint64_t seen_tf;            /* sum of their term frequencies */
+} audit_chunk;
+
+typedef struct audit_term {
+    uint32_t off, len;
+    uint64_t count;              /* postings of the term */
+} audit_term;
+
+typedef struct audit_ctx {
+    unsigned char prefix[4];
+    rag_lexical_audit *a;
+    audit_chunk *ch;
+    size_t n, cap;
+    char *pool;                  /* the terms' bytes */
+    size_t pool_len, pool_cap;
+    audit_term *terms;           /* in key order, which is the terms' byte order */
+    size_t nterms, cap_terms, merge;
+    int rc;
+} audit_ctx;
+
+/* Returns `v` grown (realloc) to hold at least `need` elements of `size` bytes, updating
+ * *cap, or NULL when out of memory (v is then unchanged). */
+static void *audit_grow(void *v, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return v;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    void *q = rag_realloc(v, c * size);
+    if (q)
+        *cap = c;
+    return q;
+}
+
+static int audit_chunk_visit(void *user, const void *key, size_t klen, const void *val,
+                             size_t vlen)
+{
+    audit_ctx *x = user;
+    if (klen < 4 || memcmp(key, x->prefix, 4) != 0)
+        return 1;
+    if (klen != 12 || vlen != 8) {
+        x->a->malformed++;
+        return 0;
+    }
+    audit_chunk *grown = audit_grow(x->ch, &x->cap, x->n + 1, sizeof *x->ch);
+    if (!grown) {
+        x->rc = RAG_ENOMEM;
+        return 1;
+    }
+    x->ch = grown;
+    audit_chunk *c = &x->ch[x->n++];
+    c->id = be64_get((const unsigned char *)key + 4);
+    c->len = be32_get(val);
+    c->nterms = be32_get((const unsigned char *)val + 4);
+    c->seen = 0;
+    c->seen_tf = 0;
+    return 0;
+}
+
+static audit_chunk *audit_find(audit_ctx *x, uint64_t id)
+{
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x->ch[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < x->n && x->ch[lo].id == id ? &x->ch[lo] : NULL;
+}
+
+static int audit_posting_visit(void *user, const void *key, size_t klen, const void *val,
+                               size_t vlen)
+{
+    audit_ctx *x = user;
+    const unsigned char *k = key;
+    if (klen < 4 || memcmp(k, x->prefix, 4) != 0)
+        return 1;
+    x->a->postings++;
+    if (klen < 14 || klen - 13 > RAG_LEX_MAX_TERM || k[klen - 9] != 0 || vlen != 8) {
+        x->a->malformed++;
+        return 0;
+    }
+    const char *term = (const char *)k + 4;
+    size_t tl = klen - 13;
+    audit_term *last = x->nterms ? &x->terms[x->nterms - 1] : NULL;
+    if (last && last->len == tl && memcmp(x->pool + last->off, term, tl) == 0) {
+        last->count++;
+    } else {
+        audit_term *terms = audit_grow(x->terms, &x->cap_terms, x->nterms + 1, sizeof *terms);
+        if (terms)
+            x->terms = terms;
+        char *pool = terms ? audit_grow(x->pool, &x->pool_cap, x->pool_len + tl, 1) : NULL;
+        if (!pool) {
+            x->rc = RAG_ENOMEM;
+            return 1;
+        }
+        x->pool = pool;
+        memcpy(x->pool + x->pool_len, term, tl);
+        x->terms[x->nterms++] = (audit_term){(uint32_t)x->pool_len, (uint32_t)tl, 1};
+        x->pool_len += tl;
+    }
+    audit_chunk *c = audit_find(x, be64_get(k + klen - 8));
+    uint32_t tf = be32_get(val), dl = be32_get((const unsigned char *)val + 4);
+    if (!c) {
+        x->a->stray_postings++;
+        return 0;
+    }
+    if (dl != c->len)
+        x->a->stray_postings++;
+    c->seen++;
+    c->seen_tf += tf;
+    return 0;
+}
+
+static int term_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : al < bl ? -1 : al > bl;
+}
+
+static void audit_bad_df(audit_ctx *x, const char *term, size_t len)
+{
+    if (x->a->bad_df++ == 0)
+        snprintf(x->a->first_bad_term, sizeof x->a->first_bad_term, "%.*s", (int)len, term);
+}
+
+static int audit_stats_visit(void *user, const void *key, size_t klen, const void *val,
+                             size_t vlen)
+{
+    audit_ctx *x = user;
+    const unsigned char *k = key;
+    if (klen < 4 || memcmp(k, x->prefix, 4) != 0)
+        return 1;
+    if (klen == 4) {
+        if (vlen != 16) {
+            x->a->malformed++;
+            return 0;
+        }
+        x->a->stat_chunks = be64_get(val);
+        x->a->stat_len = be64_get((const unsigned char *)val + 8);
+        return 0;
+    }
+    if (is_mark(k, klen)) {
+        x->a->rebuilding = 1;
+        return 0;
+    }
+    x->a->df_records++;
+    const char *term = (const char *)k + 4;
+    size_t tl = klen - 4;
+    while (x->merge < x->nterms) {
+        const audit_term *t = &x->terms[x->merge];
+        if (term_cmp(x->pool + t->off, t->len, term, tl) >= 0)
+            break;
+        audit_bad_df(x, x->pool + t->off, t->len); /* postings without a frequency */
+        x->merge++;
+    }
+    const audit_term *t = x->merge < x->nterms ? &x->terms[x->merge] : NULL;
+    if (t && term_cmp(x->pool + t->off, t->len, term, tl) == 0) {
+        if (vlen != 4)
+            x->a->malformed++;
+        if (vlen != 4 || be32_get(val) != t->count)
+            audit_bad_df(x, term, tl);
+        x->merge++;
+    } else {
+        audit_bad_df(x, term, tl); /* a frequency without postings */
+    }
+    return 0;
+}
+
+int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out)
+{
+    audit_ctx x;
+    memset(&x, 0, sizeof x);
+    memset(out, 0, sizeof *out);
+    x.a = out;
+    be32_put(x.prefix, coll);
+    int rc = rag_store_kv_scan(txn, T_CHUNKS, x.prefix, 4, audit_chunk_visit, &x);
+    if (rc >= 0 && x.rc == RAG_OK)
+        rc = rag_store_kv_scan(txn, T_POSTINGS, x.prefix, 4, audit_posting_visit, &x);
+    if (rc >= 0 && x.rc == RAG_OK)
+        rc = rag_store_kv_scan(txn, T_STATS, x.prefix, 4, audit_stats_visit, &x);
+    if (rc >= 0 && x.rc != RAG_OK)
+        rc = rag_fail(x.rc, "out of memory auditing the lexical index");
+    if (rc < 0)
+        goto cleanup;
+    rc = RAG_OK;
+    for (; x.merge < x.nterms; x.merge++)
+        audit_bad_df(&x, x.pool + x.terms[x.merge].off, x.terms[x.merge].len);
+    out->chunks = x.n;
+    out->terms = x.nterms;
+    for (size_t i = 0; i < x.n; i++) {
+        const audit_chunk *c = &x.ch[i];
+        out->sum_len += c->len;
+        if (c->seen != c->nterms || c->seen_tf != c->len) {
+            if (out->bad_chunks++ == 0)
+                out->first_bad_chunk = c->id;
+        }
+    }
+cleanup:
+    free(x.ch);
+    free(x.pool);
+    free(x.terms);
     return rc;
 }
 

@@ -49,8 +49,55 @@ int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_
                     const char *text, size_t len);
 int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
                        const char *text, size_t len);
-/* Removes everything of a collection. */
+/* Removes everything of a collection (its rebuild mark included). */
 int rag_lexical_purge(rag_txn *txn, uint32_t coll);
+
+/* ---- rebuilding from the chunk texts (check --repair) ------------------------------------ */
+
+/* The text ingest indexes (and embeds) for a chunk: the document title, a blank line, then
+ * the chunk text; the chunk text alone when the title is NULL or empty or the text already
+ * begins with it. *out points into `text` or into *buf, which is malloc'd (NULL when not
+ * needed) and freed by the caller after use. Returns RAG_OK or RAG_ENOMEM. */
+int rag_lexical_chunk_text(const char *title, const char *text, size_t len, char **buf,
+                           const char **out, size_t *out_len);
+
+/* Sets (pending 1) or clears (0) a collection's "rebuild in progress" mark. A rebuild sets
+ * it in its first transaction and clears it in its last, so an interrupted rebuild stays
+ * visible to the check. Clearing an absent mark is RAG_OK. */
+int rag_lexical_rebuild_mark(rag_txn *txn, uint32_t coll, int pending);
+/* 1 when a rebuild of the collection was started and not finished, 0 when not, or a
+ * negative status. */
+int rag_lexical_rebuilding(rag_txn *txn, uint32_t coll);
+
+/* Deletes at most max_keys entries of a collection's postings, chunk entries and
+ * statistics (never its rebuild mark), so that a large collection is emptied in bounded
+ * transactions. *deleted receives the count; fewer than max_keys means nothing is left. */
+int rag_lexical_purge_some(rag_txn *txn, uint32_t coll, size_t max_keys, size_t *deleted);
+
+/* What rag_lexical_audit found in a collection's lexical tables, compared with each
+ * other (not with the chunk texts): all counts of disagreements are 0 in a sound index. */
+typedef struct rag_lexical_audit {
+    uint64_t chunks;          /* chunk entries (lex_chunks) */
+    uint64_t sum_len;         /* sum of their lengths in terms */
+    uint64_t stat_chunks;     /* the collection statistics: chunks ... */
+    uint64_t stat_len;        /* ... and total length (0, 0 when absent) */
+    uint64_t postings;        /* postings read */
+    uint64_t terms;           /* distinct terms with postings */
+    uint64_t df_records;      /* document-frequency records */
+    uint64_t bad_chunks;      /* chunk entries whose postings do not add up to their distinct
+                               * terms and length */
+    uint64_t stray_postings;  /* postings of no chunk entry, or carrying another length */
+    uint64_t bad_df;          /* terms whose document frequency is not their posting count
+                               * (including records of terms without postings) */
+    uint64_t malformed;       /* entries that do not decode */
+    uint64_t first_bad_chunk; /* the first chunk counted in bad_chunks */
+    char first_bad_term[RAG_LEX_MAX_TERM + 1];  /* the first term counted in bad_df */
+    int rebuilding;           /* the rebuild mark is set */
+} rag_lexical_audit;
+
+/* Reads every lexical entry of a collection in `txn` (cost linear in its postings) and
+ * fills *out. Returns RAG_OK whatever it found, RAG_ENOMEM, or a store error. */
+int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out);
 
 /* Number of indexed chunks and the sum of their lengths in terms (0, 0 when none). */
 int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t *total_len);

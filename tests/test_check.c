@@ -1,8 +1,10 @@
 /* test_check.c - `check` finds each kind of injected inconsistency, and --repair fixes what
- * is derived (indexes, counters, hashes, vectors, orphans) without touching documents. */
+ * is derived (indexes, counters, hashes, vectors, orphans, lexical postings) without
+ * touching documents. */
 #include "test.h"
 
 #include "check.h"
+#include "lexical.h"
 #include "ragcore.h"
 #include "store.h"
 #include "vindex.h"
@@ -10,6 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NDOCS 40
@@ -489,6 +492,328 @@ static void test_ivf_and_sq(void)
     }
 }
 
+
+/* ---- lexical postings ------------------------------------------------------------------- */
+
+#define LEX_DOCS 30
+#define LEX_K 10
+
+static const char *const lex_queries[] = {
+    "rivers and mountains", "turbines generators", "distant galaxies", "harbours report 7",
+    "document 17 lighthouse", "bridges bridges ferries"};
+#define N_LEX_QUERIES (sizeof lex_queries / sizeof lex_queries[0])
+
+typedef struct lex_hits {
+    int n;
+    uint64_t ids[LEX_K];
+    float scores[LEX_K];
+} lex_hits;
+
+/* A store with two collections of titled documents (the title is indexed with each chunk):
+ * "plain" analysed with language "none" (no stemming), "default" with english. */
+static void make_lexical_store(const char *dir)
+{
+    static const char *const extra[] = {"lighthouse", "bridges", "ferries", "harbours", "canals"};
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ASSERT_EQ_INT(system(cmd), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        rag_open_options o;
+        rag_open_options_init(&o);
+        o.embedder = "hash";
+        o.dim = DIM;
+        o.chunk_tokens = 24;
+        o.chunk_overlap = 4;
+        o.language = pass == 0 ? "none" : NULL;
+        rag_db *db = NULL;
+        ASSERT_OK(rag_open(dir, &o, &db));
+        if (!db)
+            return;
+        for (int i = 0; i < LEX_DOCS; i++) {
+            char id[32], title[64], text[700];
+            snprintf(id, sizeof id, "doc%02d", i);
+            snprintf(title, sizeof title, "Harbours report %d", i % 9);
+            snprintf(text, sizeof text,
+                     "Document %d talks about rivers and mountains number %d, %s.\n\n"
+                     "A second paragraph of doc %d covers engines, turbines and generators %s "
+                     "%s.\n\nShared closing line about stars and distant galaxies.",
+                     i, i * 7, extra[i % 5], i, extra[(i * 3) % 5], i % 4 ? "" : extra[i % 5]);
+            rag_document d;
+            rag_document_init(&d);
+            d.id = id;
+            d.text = text;
+            d.title = title;
+            ASSERT_OK(rag_ingest(db, pass == 0 ? "plain" : "default", &d, 1, NULL));
+        }
+        ASSERT_OK(rag_delete(db, pass == 0 ? "plain" : "default", "doc04"));
+        ASSERT_OK(rag_close(db));
+    }
+}
+
+static uint32_t coll_id_of(const char *dir, const char *name)
+{
+    rag_store *st = NULL;
+    rag_txn *txn = NULL;
+    rag_coll_rec rec = {0};
+    ASSERT_OK(rag_store_open(dir, 1, &st));
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_OK(rag_store_coll_get(txn, name, &rec));
+    rag_txn_end(txn);
+    rag_store_close(st);
+    return rec.id;
+}
+
+/* Runs every lexical query on a collection. */
+static void lex_search_all(const char *dir, const char *coll, lex_hits *out)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.read_only = 1;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    for (size_t q = 0; q < N_LEX_QUERIES; q++) {
+        rag_search_options so;
+        rag_search_options_init(&so);
+        so.mode = RAG_MODE_LEXICAL;
+        so.collection = coll;
+        so.k = LEX_K;
+        rag_results *res = NULL;
+        memset(&out[q], 0, sizeof out[q]);
+        if (db)
+            ASSERT_OK(rag_search(db, lex_queries[q], &so, &res));
+        out[q].n = (int)rag_results_count(res);
+        for (int i = 0; i < out[q].n; i++) {
+            out[q].ids[i] = rag_results_get(res, (size_t)i)->chunk_id;
+            out[q].scores[i] = rag_results_get(res, (size_t)i)->lexical_score;
+        }
+        rag_results_free(res);
+    }
+    rag_close(db);
+}
+
+/* 1 when both runs returned the same hits in the same order with the same scores. */
+static int same_hits(const lex_hits *a, const lex_hits *b)
+{
+    for (size_t q = 0; q < N_LEX_QUERIES; q++) {
+        if (a[q].n != b[q].n)
+            return 0;
+        for (int i = 0; i < a[q].n; i++)
+            if (a[q].ids[i] != b[q].ids[i] || fabsf(a[q].scores[i] - b[q].scores[i]) > 1e-5f)
+                return 0;
+    }
+    return 1;
+}
+
+/* Deletes every 7th posting of a collection and one chunk entry (keys built from the layout
+ * documented in core/lexical.c). */
+typedef struct lex_damage {
+    uint32_t coll;
+    unsigned char prefix[4];
+    unsigned char keys[512][160];
+    size_t lens[512], n, seen;
+} lex_damage;
+
+static int damage_collect(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    lex_damage *d = user;
+    (void)val;
+    (void)vlen;
+    if (klen < 4 || memcmp(key, d->prefix, 4) != 0 || d->n == 512)
+        return 1;
+    if (d->seen++ % 7 == 3 && klen <= sizeof d->keys[0]) {
+        memcpy(d->keys[d->n], key, klen);
+        d->lens[d->n++] = klen;
+    }
+    return 0;
+}
+
+static int lex_damage_fn(rag_txn *txn, void *user)
+{
+    lex_damage *d = user;
+    unsigned char ck[12];
+    d->n = d->seen = 0;
+    d->prefix[0] = (unsigned char)(d->coll >> 24);
+    d->prefix[1] = (unsigned char)(d->coll >> 16);
+    d->prefix[2] = (unsigned char)(d->coll >> 8);
+    d->prefix[3] = (unsigned char)d->coll;
+    int rc = rag_store_kv_scan(txn, "lex_postings", d->prefix, 4, damage_collect, d);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < d->n; i++)
+        if ((rc = rag_store_kv_del(txn, "lex_postings", d->keys[i], d->lens[i])) != RAG_OK)
+            return rc;
+    /* The first chunk entry of the collection: its key is the prefix and its chunk id. */
+    memcpy(ck, d->keys[0], 4);
+    memcpy(ck + 4, d->keys[0] + d->lens[0] - 8, 8);
+    rc = rag_store_kv_del(txn, "lex_chunks", ck, 12);
+    return rc;
+}
+
+typedef struct lex_cut {
+    uint32_t coll;
+    size_t max, deleted;
+    int wipe;
+} lex_cut;
+
+/* What an interrupted rebuild leaves (its first transaction), or a wiped index. */
+static int lex_cut_fn(rag_txn *txn, void *user)
+{
+    lex_cut *c = user;
+    if (c->wipe)
+        return rag_lexical_purge(txn, c->coll);
+    int rc = rag_lexical_rebuild_mark(txn, c->coll, 1);
+    if (rc == RAG_OK)
+        rc = rag_lexical_purge_some(txn, c->coll, c->max, &c->deleted);
+    return rc;
+}
+
+/* Exit status of `ragcore check --db dir [--repair]`, or -1 when the CLI is not at hand. */
+static int cli_check(const char *dir, int repair)
+{
+    const char *bin = getenv("RAGCORE_BIN");
+    char exe[4200], cmd[8400];
+    if (!bin)
+        return -1;
+    snprintf(exe, sizeof exe, "%s/ragcore", bin);
+    if (access(exe, X_OK) != 0)
+        return -1;
+    snprintf(cmd, sizeof cmd, "'%s' check --db '%s'%s >/dev/null 2>&1", exe, dir,
+             repair ? " --repair" : "");
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_lexical_repair(void)
+{
+    char dir[4200];
+    static lex_hits before[2][N_LEX_QUERIES], after[2][N_LEX_QUERIES];
+    static const char *const colls[2] = {"plain", "default"};
+    snprintf(dir, sizeof dir, "%s/lexical", base);
+    make_lexical_store(dir);
+    ASSERT_EQ_INT(problems(dir), 0);
+    char want_plain[128], want_default[128];
+    {
+        rag_open_options o;
+        rag_open_options_init(&o);
+        o.read_only = 1;
+        rag_db *db = NULL;
+        rag_collection_info pi = {0}, di = {0};
+        ASSERT_OK(rag_open(dir, &o, &db));
+        if (db) {
+            ASSERT_OK(rag_collection_stats(db, "plain", &pi));
+            ASSERT_OK(rag_collection_stats(db, "default", &di));
+        }
+        rag_close(db);
+        ASSERT_TRUE(pi.chunks >= 2 * (LEX_DOCS - 1));
+        snprintf(want_plain, sizeof want_plain,
+                 "rebuilt the lexical index from the text of %llu live chunks (analyzer 'none'",
+                 (unsigned long long)pi.chunks);
+        snprintf(want_default, sizeof want_default,
+                 "rebuilt the lexical index from the text of %llu live chunks (analyzer 'english'",
+                 (unsigned long long)di.chunks);
+    }
+    for (int c = 0; c < 2; c++) {
+        lex_search_all(dir, colls[c], before[c]);
+        ASSERT_TRUE(before[c][0].n > 0 && before[c][1].n > 0 && before[c][4].n > 0);
+    }
+
+    /* 1. Postings and a chunk entry deleted in both collections; also one vector, which
+     * is re-embedded with its document's title in front, as ingest embedded it. */
+    static lex_damage dmg;
+    for (int c = 0; c < 2; c++) {
+        dmg.coll = coll_id_of(dir, colls[c]);
+        inject(dir, lex_damage_fn, &dmg);
+        ASSERT_TRUE(dmg.n >= 20);
+    }
+    float vec_before[DIM], vec_after[DIM];
+    inj lost = {coll_id_of(dir, "default"), 0, 0, 0};
+    {
+        rag_store *st = NULL;
+        rag_txn *txn = NULL;
+        rag_doc_rec *d = NULL;
+        ASSERT_OK(rag_store_open(dir, 1, &st));
+        ASSERT_OK(rag_store_read(st, &txn));
+        ASSERT_OK(rag_store_doc_get(txn, lost.coll, "doc07", &d));
+        if (d)
+            lost.id = d->chunk_ids[1];
+        ASSERT_OK(rag_store_vec_get(txn, lost.coll, lost.id, vec_before, DIM));
+        rag_doc_rec_free(d);
+        rag_txn_end(txn);
+        rag_store_close(st);
+    }
+    inject(dir, vec_fn, &lost);
+    rag_check_report *r = check(dir, 0);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "(1 not indexed, 0 indexed but not live)"));
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "lexical postings of"));
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "document frequencies of"));
+    ASSERT_TRUE(rag_check_report_count(r, RAG_CHECK_PROBLEM) >= 6);
+    rag_check_report_free(r);
+    int cli = cli_check(dir, 0);
+    ASSERT_TRUE(cli == -1 || cli == 2);
+    for (int c = 0; c < 2; c++) {
+        lex_search_all(dir, colls[c], after[c]);
+        ASSERT_TRUE(!same_hits(before[c], after[c])); /* the damage is visible to searches */
+    }
+    r = check(dir, RAG_CHECK_REPAIR);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, want_plain));
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, want_default));
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, "re-embedded 1 chunks"));
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
+    rag_check_report_free(r);
+    ASSERT_EQ_INT(problems(dir), 0);
+    {
+        rag_store *st = NULL;
+        rag_txn *txn = NULL;
+        ASSERT_OK(rag_store_open(dir, 1, &st));
+        ASSERT_OK(rag_store_read(st, &txn));
+        ASSERT_OK(rag_store_vec_get(txn, lost.coll, lost.id, vec_after, DIM));
+        rag_txn_end(txn);
+        rag_store_close(st);
+        ASSERT_EQ_INT(memcmp(vec_before, vec_after, sizeof vec_before), 0);
+    }
+    cli = cli_check(dir, 0);
+    ASSERT_TRUE(cli == -1 || cli == 0);
+    for (int c = 0; c < 2; c++) {
+        lex_search_all(dir, colls[c], after[c]);
+        ASSERT_TRUE(same_hits(before[c], after[c]));
+    }
+
+    /* 2. A rebuild killed after its first transaction: the mark stays, entries are gone. */
+    lex_cut cut = {coll_id_of(dir, "default"), 300, 0, 0};
+    inject(dir, lex_cut_fn, &cut);
+    ASSERT_EQ_INT(cut.deleted, 300);
+    r = check(dir, 0);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "a rebuild of the lexical index was interrupted"));
+    rag_check_report_free(r);
+    cli = cli_check(dir, 1);
+    ASSERT_TRUE(cli == -1 || cli == 0);
+    if (cli == -1) {
+        r = check(dir, RAG_CHECK_REPAIR);
+        ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
+        rag_check_report_free(r);
+    }
+    ASSERT_EQ_INT(problems(dir), 0);
+    lex_search_all(dir, "default", after[1]);
+    ASSERT_TRUE(same_hits(before[1], after[1]));
+
+    /* 3. Every lexical entry of a collection gone. */
+    lex_cut wipe = {coll_id_of(dir, "plain"), 0, 0, 1};
+    inject(dir, lex_cut_fn, &wipe);
+    r = check(dir, 0);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "lexical index is empty but the collection holds"));
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 1);
+    rag_check_report_free(r);
+    lex_search_all(dir, "plain", after[0]);
+    ASSERT_EQ_INT(after[0][0].n, 0);
+    r = check(dir, RAG_CHECK_REPAIR);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, want_plain));
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
+    rag_check_report_free(r);
+    ASSERT_EQ_INT(problems(dir), 0);
+    lex_search_all(dir, "plain", after[0]);
+    ASSERT_TRUE(same_hits(before[0], after[0]));
+}
+
 int main(void)
 {
     const char *tmp = getenv("RAGCORE_TEST_TMP");
@@ -503,5 +828,6 @@ int main(void)
     RUN_TEST(test_lost_chunk_is_not_hidden);
     RUN_TEST(test_orphan_collection_and_files);
     RUN_TEST(test_ivf_and_sq);
+    RUN_TEST(test_lexical_repair);
     return TEST_REPORT();
 }
