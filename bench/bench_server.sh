@@ -6,7 +6,10 @@
 #
 # usage: bench/bench_server.sh [BUILD_DIR]      (default: build)
 # env:   N=100000 DURATION=10 CONC="16 64" EMBEDDER=hash THREADS=0 (server threads; 0: CPUs)
-#        EF=0 (HNSW ef_search; 0: library default)
+#        EF=0 (HNSW ef_search; 0: library default)  EFC=0 (HNSW ef_construction of the ingest)
+#        EF_SWEEP="16 32 64" (extra vector runs, server restarted at each ef_search, with recall)
+#        KEEP=DIR (work directory kept after the run; a DIR holding store/ and query bodies
+#        from an earlier run is reused: no generation, no ingest)
 #        CHROMA=auto|0  CHROMA_VENV=~/.cache/ragcore/chroma-venv
 # Prints a Markdown table on stdout; progress on stderr.
 set -euo pipefail
@@ -19,17 +22,20 @@ CONC=${CONC:-"16 64"}
 EMBEDDER=${EMBEDDER:-hash}
 THREADS=${THREADS:-0}
 EF=${EF:-0}
+EF_SWEEP=${EF_SWEEP:-}
+EFC=${EFC:-0}
 CHROMA=${CHROMA:-auto}
 CHROMA_VENV=${CHROMA_VENV:-$HOME/.cache/ragcore/chroma-venv}
 KEY=bench-admin-key-$$
-W=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-bench-server.XXXXXX")
+if [ -n "${KEEP:-}" ]; then W=$KEEP; mkdir -p "$W"; else
+    W=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-bench-server.XXXXXX"); fi
 SERVER_PID="" CHROMA_PID=""
 
 log() { echo "bench_server: $*" >&2; }
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
     [ -n "$CHROMA_PID" ] && kill "$CHROMA_PID" 2>/dev/null && wait "$CHROMA_PID" 2>/dev/null || true
-    rm -rf "$W"
+    [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
 
@@ -51,44 +57,33 @@ run_wrk() { # URL BODIES KEY CONC -> one JSON line
 
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
-log "generating $N documents in $W"
-python3 "$HERE/server_bench.py" gen "$W" "$N"
+# server CPU time (user + system) of process $1 in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-log "starting ragcore-server ($EMBEDDER embedder)"
-RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$W/store" --listen 127.0.0.1:0 \
-    --port-file "$W/port" --embedder "$EMBEDDER" --threads "$THREADS" --access-log off \
-    --max-inflight 100000 --ef-search "$EF" 2> "$W/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
-URL=http://127.0.0.1:$(cat "$W/port")
-wait_http "$URL/readyz"
-DIM=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dim"])')
-INDEX=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["index"])')
-curl -sf -H "Authorization: Bearer $KEY" -d '{"name":"bench"}' "$URL/v1/collections" >/dev/null
+start_server() { # EF -> SERVER_PID, URL
+    rm -f "$W/port"
+    RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$W/store" --listen 127.0.0.1:0 \
+        --port-file "$W/port" --embedder "$EMBEDDER" --threads "$THREADS" --access-log off \
+        --max-inflight 100000 --ef-search "$1" --ef-construction "$EFC" 2>> "$W/server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
+    URL=http://127.0.0.1:$(cat "$W/port")
+    wait_http "$URL/readyz"
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 
-log "ingesting"
-t0=$(date +%s.%N)
-for f in "$W"/batches/*.json; do
-    curl -sf -H "Authorization: Bearer $KEY" --data-binary @"$f" \
-        "$URL/v1/collections/bench/documents" >/dev/null
-done
-t1=$(date +%s.%N)
-stats=$(curl -sf -H "Authorization: Bearer $KEY" "$URL/v1/collections/bench")
-chunks=$(field "$stats" chunks)
-ingest_s=$(python3 -c "print(round($t1 - $t0, 1))")
-log "ingested $(field "$stats" documents) documents, $chunks chunks in ${ingest_s}s"
-
-python3 "$HERE/server_bench.py" bodies "$W" "$URL" "$KEY"
-
-declare -a ROWS=()
-for mode in vector text; do
-    for c in $CONC; do
-        log "wrk: ragcore by $mode, concurrency $c, ${DURATION}s"
-        r=$(run_wrk "$URL/v1/collections/bench/search" "$W/${mode/vector/vec}_bodies.jsonl" "$KEY" "$c")
-        ROWS+=("| ragcore-server | $mode | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $(field "$r" non2xx)+$(field "$r" errors) |")
-        log "${ROWS[-1]}"
-    done
-done
+# wrk against ragcore-server; appends a table row (QPS, latencies, server CPU ms per request)
+ragcore_row() { # MODE CONC LABEL
+    local bodies="$W/${1/vector/vec}_bodies.jsonl" t0 t1 r
+    log "wrk: ragcore by $1, concurrency $2, ${DURATION}s ($3)"
+    t0=$(cpu_ticks "$SERVER_PID")
+    r=$(run_wrk "$URL/v1/collections/bench/search" "$bodies" "$KEY" "$2")
+    t1=$(cpu_ticks "$SERVER_PID")
+    local cpu
+    cpu=$(python3 -c "print(round(($t1 - $t0) * 1000.0 / $(getconf CLK_TCK) / $(field "$r" requests), 3))")
+    ROWS+=("| ragcore-server $3 | $1 | $2 | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $cpu | $(field "$r" non2xx)+$(field "$r" errors) |")
+    log "${ROWS[-1]}"
+}
 
 PY=python3
 have_numpy=0
@@ -96,16 +91,59 @@ if [ -x "$CHROMA_VENV/bin/python" ] && "$CHROMA_VENV/bin/python" -c "import nump
     PY=$CHROMA_VENV/bin/python
     have_numpy=1
 fi
-RECALL="n/a" CRECALL="n/a"
-if [ "$have_numpy" = 1 ]; then
-    log "document vectors and recall@10 (exact search with numpy)"
-    $PY "$HERE/server_bench.py" docvecs "$W" "$URL" "$KEY"
-    RECALL=$(field "$($PY "$HERE/server_bench.py" recall "$W" "$URL" "$KEY")" recall_at_10)
+
+if [ -d "$W/store" ] && [ -s "$W/vec_bodies.jsonl" ]; then
+    log "reusing the collection and query bodies in $W"
+    start_server "$EF"
+    ingest_s="(reused)"
+else
+    log "generating $N documents in $W"
+    python3 "$HERE/server_bench.py" gen "$W" "$N"
+    log "starting ragcore-server ($EMBEDDER embedder)"
+    start_server "$EF"
+    curl -sf -H "Authorization: Bearer $KEY" -d '{"name":"bench"}' "$URL/v1/collections" >/dev/null
+    log "ingesting"
+    t0=$(date +%s.%N)
+    for f in "$W"/batches/*.json; do
+        curl -sf -H "Authorization: Bearer $KEY" --data-binary @"$f" \
+            "$URL/v1/collections/bench/documents" >/dev/null
+    done
+    t1=$(date +%s.%N)
+    ingest_s=$(python3 -c "print(round($t1 - $t0, 1))")
+    python3 "$HERE/server_bench.py" bodies "$W" "$URL" "$KEY"
+    if [ "$have_numpy" = 1 ]; then
+        log "document vectors (for recall@10 against exact search with numpy)"
+        $PY "$HERE/server_bench.py" docvecs "$W" "$URL" "$KEY"
+    fi
 fi
+DIM=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dim"])')
+INDEX=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["index"])')
+stats=$(curl -sf -H "Authorization: Bearer $KEY" "$URL/v1/collections/bench")
+chunks=$(field "$stats" chunks)
+log "collection: $(field "$stats" documents) documents, $chunks chunks (ingest ${ingest_s}s)"
+
+declare -a ROWS=()
+declare -a RECALLS=()
+recall_of() { # label
+    [ "$have_numpy" = 1 ] || return 0
+    RECALLS+=("$1 $(field "$($PY "$HERE/server_bench.py" recall "$W" "$URL" "$KEY")" recall_at_10)")
+    log "recall@10: ${RECALLS[-1]}"
+}
+for mode in vector text; do
+    for c in $CONC; do ragcore_row "$mode" "$c" "(ef ${EF/#0/default})"; done
+done
+recall_of "ragcore-server (ef ${EF/#0/default})"
+for ef in $EF_SWEEP; do
+    stop_server
+    start_server "$ef"
+    for c in $CONC; do ragcore_row vector "$c" "(ef $ef)"; done
+    recall_of "ragcore-server (ef $ef)"
+done
+CRECALL="n/a"
 
 if [ "$CHROMA" != 0 ] && [ -x "$CHROMA_VENV/bin/chroma" ] && [ "$have_numpy" = 1 ]; then
     # Stop ragcore first so both servers get the machine to themselves.
-    kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+    stop_server
     CPORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
     log "starting chroma on port $CPORT (telemetry off)"
     ANONYMIZED_TELEMETRY=False CHROMA_TELEMETRY_ENABLED=false "$CHROMA_VENV/bin/chroma" run \
@@ -119,17 +157,22 @@ if [ "$CHROMA" != 0 ] && [ -x "$CHROMA_VENV/bin/chroma" ] && [ "$have_numpy" = 1
     QPATH="$CURL/api/v2/tenants/default_tenant/databases/default_database/collections/$cid/query"
     for c in $CONC; do
         log "wrk: chroma by vector, concurrency $c, ${DURATION}s"
+        t0=$(cpu_ticks "$CHROMA_PID")
         r=$(run_wrk "$QPATH" "$W/chroma_bodies.jsonl" "" "$c")
-        ROWS+=("| chroma $("$CHROMA_VENV/bin/python" -c 'import chromadb; print(chromadb.__version__)') | vector | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $(field "$r" non2xx)+$(field "$r" errors) |")
+        t1=$(cpu_ticks "$CHROMA_PID")
+        cpu=$(python3 -c "print(round(($t1 - $t0) * 1000.0 / $(getconf CLK_TCK) / $(field "$r" requests), 3))")
+        ROWS+=("| chroma $("$CHROMA_VENV/bin/python" -c 'import chromadb; print(chromadb.__version__)') | vector | $c | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $cpu | $(field "$r" non2xx)+$(field "$r" errors) |")
         log "${ROWS[-1]}"
     done
     CRECALL=$(field "$(ANONYMIZED_TELEMETRY=False $PY "$HERE/server_bench.py" chroma-recall "$W" "$CURL")" recall_at_10)
 fi
 
-echo "Collection: $N documents, $chunks chunks, $EMBEDDER embedder (dim $DIM), index $INDEX, ef_search ${EF/#0/default}, k=10, ${DURATION}s per run, wrk -t2 on the same $(nproc)-CPU machine; ingest over HTTP took ${ingest_s}s."
+echo "Collection: $chunks chunks, $EMBEDDER embedder (dim $DIM), index $INDEX, ef_construction ${EFC/#0/default}, k=10, ${DURATION}s per run, wrk -t2 on the same $(nproc)-CPU machine; ingest over HTTP took ${ingest_s}s."
 echo
-echo "| server | search by | concurrency | QPS | p50 ms | p95 ms | p99 ms | non-2xx+errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | search by | concurrency | QPS | p50 ms | p95 ms | p99 ms | server CPU ms/request | non-2xx+errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
-echo "recall@10 against exact search (200 queries): ragcore-server $RECALL, chroma $CRECALL"
+echo "recall@10 against exact search (200 queries):"
+for r in "${RECALLS[@]}"; do echo "- $r"; done
+echo "- chroma $CRECALL"

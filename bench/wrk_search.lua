@@ -1,8 +1,14 @@
 -- wrk_search.lua - POSTs request bodies (one JSON per line of $BODIES) round-robin to the
 -- URL's path with $KEY as bearer token; prints one JSON summary line at the end.
+-- $WRK_DELAY (ms, optional) paces each connection.
 local bodies = {}
 for line in io.lines(os.getenv("BODIES")) do bodies[#bodies + 1] = line end
 local key = os.getenv("KEY")
+-- WRK_DELAY (ms): each connection pauses this long after every response (rate limiting)
+local delay_ms = tonumber(os.getenv("WRK_DELAY") or "0") or 0
+if delay_ms > 0 then
+  delay = function() return delay_ms end
+end
 local i = 0
 
 init = function(args)

@@ -38,6 +38,7 @@ long rag_db_kv_trim(rag_db *db, const char *table, const void *end, size_t elen)
 /* ---- internals of the handle (facade ragcore.c and search.c) ------------------------ */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct rag_store;
@@ -53,8 +54,15 @@ typedef struct rag_coll {
     int dropped;
     struct rag_vindex *ix;    /* NULL when unusable (untrained/failed): search scans exactly */
     struct rag_analyzer *an;  /* lexical analyzer of the collection's language */
-    pthread_rwlock_t lock;    /* searches share it; a write holds it across commit + index add */
-    uint64_t covered;         /* every committed chunk id below it is in ix */
+    /* Searches share it; writers take it only to change ix and the counters below, one
+     * short slice of index inserts at a time, never across an LMDB commit. Writers are
+     * preferred, so a waiting insert slice is not starved by a stream of searches. */
+    pthread_rwlock_t lock;
+    /* > 0 while a write to this collection is between its LMDB commit and the moment ix
+     * and tombstones reflect it: searches must then check each index hit against their
+     * snapshot instead of assuming every indexed id is live. */
+    atomic_int writing;
+    uint64_t covered;         /* every committed chunk id below it is in ix (write_lock) */
     uint64_t tombstones;      /* deleted ids still inside ix */
     uint64_t added_since_ckpt;
     int dirty;                /* ix changed since the last checkpoint */

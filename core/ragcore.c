@@ -9,6 +9,7 @@
 #include "vindex.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <time.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #define DEFAULT_SPEC "HNSW32"
+#define DEFAULT_EF_CONSTRUCTION 40
 #define EMBED_BATCH 64
 #define REBUILD_BATCH 16384
 
@@ -27,6 +29,7 @@ void rag_open_options_init(rag_open_options *o)
     o->version = RAG_OPEN_OPTIONS_VERSION;
     o->index_spec = DEFAULT_SPEC;
     o->hnsw_ef_search = 256;
+    o->hnsw_ef_construction = DEFAULT_EF_CONSTRUCTION;
     o->chunk_tokens = 256;
     o->chunk_overlap = 32;
     o->compact_threshold = 0.2;
@@ -99,7 +102,13 @@ static rag_coll *coll_new(const char *name, uint32_t id, const char *language)
         free(c);
         return NULL;
     }
-    pthread_rwlock_init(&c->lock, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(&c->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     return c;
 }
 
@@ -195,13 +204,25 @@ cleanup:
     return rc;
 }
 
+/* Creates an empty index of the store's spec with the handle's search and build depths. */
+static int index_create(rag_db *db, rag_vindex **out)
+{
+    int rc = rag_vindex_create(db->index_spec, db->dim, db->opts.hnsw_ef_search, out);
+    if (rc == RAG_OK &&
+        (rc = rag_vindex_set_ef_construction(*out, db->opts.hnsw_ef_construction)) != RAG_OK) {
+        rag_vindex_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* Builds a fresh index for a collection from the store. On failure *out stays NULL and
  * searches fall back to exact scans (correct, slower); the error is returned. */
 static int index_rebuild(rag_db *db, rag_coll *c, rag_vindex **out, uint64_t *covered)
 {
     rag_vindex *ix = NULL;
     *out = NULL;
-    int rc = rag_vindex_create(db->index_spec, db->dim, db->opts.hnsw_ef_search, &ix);
+    int rc = index_create(db, &ix);
     if (rc != RAG_OK)
         return rc;
     rc = index_fill(db, c->id, ix, 0, covered, NULL);
@@ -224,6 +245,11 @@ static int coll_load_index(rag_db *db, rag_coll *c)
     rag_txn *txn = NULL;
     int rc = rag_vindex_load(path, db->index_spec, db->dim, db->opts.hnsw_ef_search, &ix,
                              &covered);
+    if (rc == RAG_OK &&
+        rag_vindex_set_ef_construction(ix, db->opts.hnsw_ef_construction) != RAG_OK) {
+        rag_vindex_free(ix); /* rebuilt below, where the same failure is reported */
+        ix = NULL;
+    }
     if (rc == RAG_OK) {
         if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
             goto cleanup;
@@ -533,7 +559,13 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "rag_open: options.version is 0 (call rag_open_options_init)");
-        o = *opts;
+        if (opts->version >= 2)
+            o = *opts;
+        else /* a caller built against version 1 passes the shorter struct */
+            memcpy(&o, opts, offsetof(rag_open_options, hnsw_ef_construction));
+        o.version = RAG_OPEN_OPTIONS_VERSION;
+        if (o.hnsw_ef_construction <= 0)
+            o.hnsw_ef_construction = DEFAULT_EF_CONSTRUCTION;
         if (!o.index_spec)
             o.index_spec = DEFAULT_SPEC;
         if (o.hnsw_ef_search <= 0)
@@ -701,7 +733,7 @@ static int ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
     c = coll_new(name, a.rec.id, a.rec.language);
     if (!c)
         return RAG_ENOMEM;
-    rc = rag_vindex_create(db->index_spec, db->dim, db->opts.hnsw_ef_search, &c->ix);
+    rc = index_create(db, &c->ix);
     if (rc == RAG_OK)
         rc = coll_register(db, c);
     if (rc != RAG_OK) {
@@ -932,29 +964,6 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
     return RAG_OK;
 }
 
-/* The text a chunk is embedded and indexed with: the document title followed by the
- * chunk, so that chunks after the first keep their document's topic; the title is not
- * repeated when the chunk already starts with it. *buf (malloc'd) may receive the text. */
-static int context_text(const char *title, const char *text, size_t len, char **buf,
-                        const char **out, size_t *out_len)
-{
-    size_t tl = title ? strlen(title) : 0;
-    *buf = NULL;
-    if (tl == 0 || (len >= tl && memcmp(text, title, tl) == 0)) {
-        *out = text;
-        *out_len = len;
-        return RAG_OK;
-    }
-    if (!(*buf = rag_malloc(tl + 2 + len)))
-        return RAG_ENOMEM;
-    memcpy(*buf, title, tl);
-    memcpy(*buf + tl, "\n\n", 2);
-    memcpy(*buf + tl + 2, text, len);
-    *out = *buf;
-    *out_len = tl + 2 + len;
-    return RAG_OK;
-}
-
 /* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
 static void embcache_key(unsigned char key[24], uint64_t model, const char *text, size_t len)
 {
@@ -1054,8 +1063,8 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
             const char *t;
             size_t l;
             char *buf = NULL;
-            rc = context_text(docs[pc->doc].title, docs[pc->doc].text + pc->start,
-                              pc->end - pc->start, &buf, &t, &l);
+            rc = rag_lexical_chunk_text(docs[pc->doc].title, docs[pc->doc].text + pc->start,
+                                        pc->end - pc->start, &buf, &t, &l);
             if (rc != RAG_OK)
                 break;
             if (use_cache) {
@@ -1112,7 +1121,7 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
             char *buf = NULL;
             const char *lt;
             size_t ll;
-            rc = context_text(old->title, ch->text, ch->text_len, &buf, &lt, &ll);
+            rc = rag_lexical_chunk_text(old->title, ch->text, ch->text_len, &buf, &lt, &ll);
             if (rc == RAG_OK)
                 rc = rag_lexical_remove(txn, an, coll, ch->id, lt, ll);
             free(buf);
@@ -1235,7 +1244,7 @@ static int ingest_fn(rag_txn *txn, void *user)
                 char *buf = NULL;
                 const char *lt;
                 size_t ll;
-                rc = context_text(d->title, ch.text, ch.text_len, &buf, &lt, &ll);
+                rc = rag_lexical_chunk_text(d->title, ch.text, ch.text_len, &buf, &lt, &ll);
                 if (rc == RAG_OK)
                     rc = rag_lexical_add(txn, c->an, c->id, ids[k], lt, ll);
                 free(buf);
@@ -1279,27 +1288,43 @@ static int ingest_fn(rag_txn *txn, void *user)
     return rag_store_coll_put(txn, c->name, &rec);
 }
 
-/* Adds committed vectors to the in-memory index; on failure the collection falls back
- * to exact scans until its next checkpoint rebuilds the index. Caller holds c->lock. */
+/* Index inserts per exclusive hold of c->lock: a search waits for at most one slice. */
+#define INDEX_ADD_SLICE 16
+
+/* Makes the index and counters reflect a committed write: counts its tombstones, then adds
+ * the new vectors in slices, taking c->lock exclusively only for each slice (searches run
+ * in between; ids not added yet are simply not found by the index for a moment). On
+ * failure the collection falls back to exact scans until its next checkpoint rebuilds the
+ * index. Caller holds db->write_lock (so c->ix is not swapped meanwhile), not c->lock. */
 static void index_after_commit(rag_db *db, rag_coll *c, const float *vecs, size_t n,
                                uint64_t first_id, uint64_t ntombs)
 {
+    pthread_rwlock_wrlock(&c->lock);
     c->tombstones += ntombs;
+    c->dirty = 1;
+    pthread_rwlock_unlock(&c->lock);
     c->covered = first_id + n;
     c->added_since_ckpt += n;
-    c->dirty = 1;
     if (!c->ix || n == 0)
         return;
     int64_t *ids = malloc(n * sizeof *ids);
     int rc = ids ? RAG_OK : RAG_ENOMEM;
     for (size_t i = 0; ids && i < n; i++)
         ids[i] = (int64_t)(first_id + i);
-    if (rc == RAG_OK)
-        rc = rag_vindex_add(c->ix, n, vecs, ids);
+    /* An untrained index (IVF, PQ) must see its training vectors in one call. */
+    size_t slice = rag_vindex_is_trained(c->ix) ? INDEX_ADD_SLICE : n;
+    for (size_t off = 0; off < n && rc == RAG_OK; off += slice) {
+        size_t m = n - off < slice ? n - off : slice;
+        pthread_rwlock_wrlock(&c->lock);
+        rc = rag_vindex_add(c->ix, m, vecs + off * (size_t)db->dim, ids + off);
+        pthread_rwlock_unlock(&c->lock);
+    }
     free(ids);
     if (rc != RAG_OK) {
+        pthread_rwlock_wrlock(&c->lock);
         rag_vindex_free(c->ix);
         c->ix = NULL;
+        pthread_rwlock_unlock(&c->lock);
         rag_clear_error();
     }
 }
@@ -1326,11 +1351,11 @@ int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, siz
     pthread_mutex_lock(&db->write_lock);
     if ((rc = ensure_coll(db, collection, 1, &p.coll, NULL)) == RAG_OK) {
         rag_coll *c = p.coll;
-        pthread_rwlock_wrlock(&c->lock);
+        atomic_fetch_add(&c->writing, 1);
         rc = rag_store_write(db->st, ingest_fn, &p);
         if (rc == RAG_OK)
             index_after_commit(db, c, p.vecs, p.nchunks, p.first_id, p.ntombs);
-        pthread_rwlock_unlock(&c->lock);
+        atomic_fetch_sub(&c->writing, 1);
         if (rc == RAG_OK && db->opts.checkpoint_every > 0 &&
             c->added_since_ckpt >= (uint64_t)db->opts.checkpoint_every) {
             int crc = coll_checkpoint(db, c, 0);
@@ -1393,13 +1418,15 @@ int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *id
     delete_arg a = {NULL, ids, n, missing_ok, 0, 0};
     int rc = ensure_coll(db, collection, 0, &a.coll, NULL);
     if (rc == RAG_OK) {
-        pthread_rwlock_wrlock(&a.coll->lock);
+        atomic_fetch_add(&a.coll->writing, 1);
         rc = rag_store_write(db->st, delete_fn, &a);
         if (rc == RAG_OK) {
+            pthread_rwlock_wrlock(&a.coll->lock);
             a.coll->tombstones += a.ntombs;
             a.coll->dirty = a.coll->dirty || a.ntombs > 0;
+            pthread_rwlock_unlock(&a.coll->lock);
         }
-        pthread_rwlock_unlock(&a.coll->lock);
+        atomic_fetch_sub(&a.coll->writing, 1);
     }
     pthread_mutex_unlock(&db->write_lock);
     if (rc == RAG_OK && deleted)

@@ -512,9 +512,10 @@ static int dense_ann(plan *p, const float *q, int n, cand_list *out)
             break;
         }
         out->n = 0;
-        /* Without restrictions and tombstones every id in the index is a live chunk (the
-         * collection lock keeps it so during the search): no lookup needed. */
-        int all_live = p->kind == PLAN_ALL && c->tombstones == 0;
+        /* Without restrictions, tombstones and a write in flight (read after this search's
+         * snapshot was taken) every id in the index is a live chunk of the snapshot: no
+         * lookup needed. */
+        int all_live = p->kind == PLAN_ALL && c->tombstones == 0 && atomic_load(&c->writing) == 0;
         for (int i = 0; i < m && out->n < (size_t)n && rc == RAG_OK; i++)
             if (all_live || chunk_allowed(p, (uint64_t)ids[i]))
                 rc = cand_push(out, (uint64_t)ids[i], scores[i]);

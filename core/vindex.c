@@ -66,6 +66,27 @@ static void apply_ef(rag_vindex *ix)
     }
 }
 
+void rag_vindex_set_ef_search(rag_vindex *ix, int ef_search)
+{
+    ix->ef_search = ef_search;
+    apply_ef(ix);
+}
+
+int rag_vindex_set_ef_construction(rag_vindex *ix, int ef_construction)
+{
+    if (ef_construction <= 0 || !strstr(ix->spec, "HNSW"))
+        return RAG_OK;
+    FaissParameterSpace *ps = NULL;
+    int frc = faiss_ParameterSpace_new(&ps);
+    if (frc == 0)
+        frc = faiss_ParameterSpace_set_index_parameter(ps, ix->index, "efConstruction",
+                                                      ef_construction);
+    faiss_ParameterSpace_free(ps);
+    if (frc != 0)
+        return faiss_status(frc, RAG_EINVAL, "set efConstruction");
+    return RAG_OK;
+}
+
 int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out)
 {
     *out = NULL;

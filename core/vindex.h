@@ -18,6 +18,15 @@ typedef struct rag_vindex rag_vindex;
 int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out);
 void rag_vindex_free(rag_vindex *ix);
 
+/* Changes HNSW's search depth (as ef_search of rag_vindex_create). Not while searches run. */
+void rag_vindex_set_ef_search(rag_vindex *ix, int ef_search);
+
+/* Sets HNSW's build depth (efConstruction: candidates examined when linking a new vector;
+ * larger gives a better graph, hence better recall at a given ef_search, for slower
+ * inserts). Affects vectors added afterwards; a no-op for non-HNSW specs and for values
+ * <= 0. Errors: RAG_EINVAL when FAISS rejects it. */
+int rag_vindex_set_ef_construction(rag_vindex *ix, int ef_construction);
+
 /* Adds n vectors (n * dim floats) with their ids. An untrained index (IVF, PQ) is
  * trained on these vectors first when there are enough of them (>= rag_vindex_min_train);
  * otherwise RAG_EINDEX. */

@@ -115,7 +115,7 @@ typedef struct rag_embedder_def {
 /* ------------------------------------------------------------------------------------ */
 /* Opening a store.                                                                      */
 
-#define RAG_OPEN_OPTIONS_VERSION 1
+#define RAG_OPEN_OPTIONS_VERSION 2
 
 typedef struct rag_open_options {
     unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
@@ -149,6 +149,11 @@ typedef struct rag_open_options {
     /* > 0: a background thread purges expired documents (rag_gc) every this many seconds
      * while the handle is open (long-running processes such as the server). */
     int64_t gc_interval;
+    /* Since version 2. HNSW build depth (efConstruction) for vectors this handle adds:
+     * larger builds a better graph (higher recall at a given hnsw_ef_search, so a lower
+     * ef_search suffices) at the cost of slower inserts; 0: 40 (FAISS's default). Not
+     * stored: each handle that inserts chooses it. */
+    int hnsw_ef_construction;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */

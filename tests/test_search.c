@@ -5,6 +5,8 @@
 #include "ragcore.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -291,6 +293,112 @@ static void test_replace_document(void)
     ASSERT_OK(rag_close(db));
 }
 
+/* ---- searches while documents are replaced ------------------------------------------- */
+
+#define RACE_DOCS 300
+#define RACE_ROUNDS 40
+#define RACE_BATCH 50
+
+typedef struct race_writer {
+    rag_db *db;
+    atomic_int done;
+    int rc;
+} race_writer;
+
+/* Replaces RACE_BATCH documents per call, RACE_ROUNDS times: same ids, same vectors (the
+ * embedder keys on the "v<i>" prefix), new text. Every replacement tombstones the old
+ * chunk, whose vector stays in the index next to an identical new one. */
+static void *race_write(void *arg)
+{
+    race_writer *w = arg;
+    rag_document docs[RACE_BATCH];
+    char ids[RACE_BATCH][32], texts[RACE_BATCH][64];
+    for (int r = 0; r < RACE_ROUNDS && w->rc == RAG_OK; r++) {
+        for (int i = 0; i < RACE_BATCH; i++) {
+            int n = (r * RACE_BATCH + i * 7) % RACE_DOCS;
+            rag_document_init(&docs[i]);
+            snprintf(ids[i], sizeof ids[i], "v%d", n);
+            snprintf(texts[i], sizeof texts[i], "v%d round %d", n, r);
+            docs[i].id = ids[i];
+            docs[i].text = texts[i];
+        }
+        w->rc = rag_ingest(w->db, NULL, docs, RACE_BATCH, NULL);
+        if (w->rc == RAG_OK && r % 10 == 9) { /* and a delete + re-add */
+            const char *gone = ids[0];
+            w->rc = rag_delete(w->db, NULL, gone);
+            if (w->rc == RAG_OK)
+                w->rc = rag_ingest(w->db, NULL, &docs[0], 1, NULL);
+        }
+    }
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* Searches run while another thread replaces documents (commits happen outside the
+ * collection lock, index inserts in slices): every search succeeds, and no replaced or
+ * deleted chunk is ever returned — each document appears at most once and every hit's
+ * text belongs to its document. */
+static void test_searches_during_replacements(void)
+{
+    fresh_dir("search_race");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &test_def;
+    o.checkpoint_every = 700; /* index checkpoints and compactions during the run too */
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ingest_range(db, NULL, 0, RACE_DOCS, "/race");
+    race_writer w = {db, 0, RAG_OK};
+    pthread_t th;
+    ASSERT_EQ_INT(pthread_create(&th, NULL, race_write, &w), 0);
+    long searches = 0, hits = 0, failures = 0, dup = 0, mismatched = 0;
+    unsigned q = 1;
+    while (!atomic_load(&w.done) || searches < 50) {
+        char qt[32];
+        float vec[TDIM];
+        q = q * 1103515245u + 12345u;
+        snprintf(qt, sizeof qt, "v%u", (q >> 8) % RACE_DOCS);
+        const char *texts[1] = {qt};
+        size_t lens[1] = {strlen(qt)};
+        test_embed(NULL, texts, lens, 1, 1, vec);
+        rag_search_options so;
+        rag_search_options_init(&so);
+        so.k = 8;
+        rag_results *res = NULL;
+        int rc = searches % 2 ? rag_search_vector(db, vec, TDIM, &so, &res)
+                              : rag_search(db, qt, &so, &res);
+        searches++;
+        if (rc != RAG_OK) {
+            failures++;
+            continue;
+        }
+        size_t n = rag_results_count(res);
+        for (size_t i = 0; i < n; i++) {
+            const rag_hit *h = rag_results_get(res, i);
+            size_t dl = strlen(h->doc_id);
+            hits++;
+            mismatched +=
+                strncmp(h->text, h->doc_id, dl) != 0 || (h->text[dl] != ' ' && h->text[dl]);
+            for (size_t j = 0; j < i; j++)
+                dup += strcmp(rag_results_get(res, j)->doc_id, h->doc_id) == 0;
+        }
+        rag_results_free(res);
+    }
+    pthread_join(th, NULL);
+    fprintf(stderr, "%ld searches (%ld hits) during %d replacement batches\n", searches, hits,
+            RACE_ROUNDS);
+    ASSERT_OK(w.rc);
+    ASSERT_EQ_INT(failures, 0);
+    ASSERT_EQ_INT(dup, 0);
+    ASSERT_EQ_INT(mismatched, 0);
+    ASSERT_TRUE(hits > 0);
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.documents, RACE_DOCS);
+    ASSERT_EQ_INT(ci.chunks, RACE_DOCS);
+    ASSERT_OK(rag_close(db));
+}
+
 static void test_reopen_replays_and_rebuilds(void)
 {
     fresh_dir("search_replay");
@@ -469,6 +577,7 @@ int main(void)
     RUN_TEST(test_restrictions);
     RUN_TEST(test_deletes_keep_k_live_hits);
     RUN_TEST(test_replace_document);
+    RUN_TEST(test_searches_during_replacements);
     RUN_TEST(test_reopen_replays_and_rebuilds);
     RUN_TEST(test_embedder_identity);
     RUN_TEST(test_other_index_specs);

@@ -565,6 +565,8 @@ static void ingest_usage(FILE *out)
             "  --collection NAME   collection (default: default)\n"
             "  --embedder NAME     embedder of a new store: hash, hash-<dim>, or a model name\n"
             "  --index SPEC        FAISS index spec of a new store (default HNSW32)\n"
+            "  --ef-construction N HNSW build depth of these inserts (default 40): higher\n"
+            "                      gives better recall per search cost, slower ingest\n"
             "  --chunk-tokens N    target chunk size in tokens (default 256)\n"
             "  --overlap N         overlap between chunks in tokens (default 32)\n"
             "  --include GLOB      only files whose name matches (repeatable)\n"
@@ -752,7 +754,7 @@ static void print_summary(ingest_state *st, const hygiene_config *hc, double el)
 int cmd_ingest(int argc, char **argv)
 {
     enum { O_PII = 256, O_NEARDUP, O_NDTHRESH, O_MINC, O_MAXC, O_SYM, O_STRIP, O_DRY, O_VERB,
-           O_QUALITY };
+           O_QUALITY, O_EFC };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"embedder", required_argument, 0, 'e'}, {"index", required_argument, 0, 'x'},
@@ -765,7 +767,8 @@ int cmd_ingest(int argc, char **argv)
         {"min-chars", required_argument, 0, O_MINC}, {"max-chars", required_argument, 0, O_MAXC},
         {"max-symbol-ratio", required_argument, 0, O_SYM}, {"quality", no_argument, 0, O_QUALITY},
         {"strip-boilerplate", no_argument, 0, O_STRIP}, {"dry-run", no_argument, 0, O_DRY},
-        {"verbose", no_argument, 0, O_VERB},    {0, 0, 0, 0}};
+        {"verbose", no_argument, 0, O_VERB},    {"ef-construction", required_argument, 0, O_EFC},
+        {0, 0, 0, 0}};
     const char *dbdir = NULL, *include[MAX_GLOBS], *exclude[MAX_GLOBS];
     size_t ninc = 0, nexc = 0;
     rag_open_options oo;
@@ -818,6 +821,14 @@ int cmd_ingest(int argc, char **argv)
         case 'j': st.json = 1; break;
         case 'q': st.quiet = 1; break;
         case 'h': ingest_usage(stdout); return CLI_OK;
+        case O_EFC:
+            lv = atol(optarg);
+            if (lv < 1 || lv > 100000) {
+                cli_error("ingest", "--ef-construction must be 1..100000, got '%s'", optarg);
+                return CLI_USAGE;
+            }
+            oo.hnsw_ef_construction = (int)lv;
+            break;
         case O_PII:
             if (rag_pii_parse_mode(optarg, &hc.pii) != RAG_OK) {
                 cli_error("ingest", "--pii: %s", rag_errmsg());
