@@ -1,6 +1,7 @@
-/* bench_embed.c - neural embedder throughput vs the sgemm roofline, and dense nDCG@10 on SciFact. */
+/* bench_embed.c - neural embedder throughput, per-query latency and dense nDCG@10 on SciFact. */
 #include "bert.h"
 #include "embedder.h"
+#include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
 #include "status.h"
@@ -20,6 +21,31 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of the calling thread: on a shared machine it leaves out the time spent waiting
+ * for a CPU. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of v[0..n) (sorts v; nearest rank). */
+static double quantile(double *v, size_t n, double q)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)ceil(q * (double)n);
+    return v[i ? i - 1 : 0];
 }
 
 typedef struct {
@@ -165,11 +191,188 @@ static double ndcg10(rag_embedder *e, const docs *corpus, const float *dv, const
     return nq ? total / nq : 0;
 }
 
+/* Encodes every query of qpath alone (as rag_search does), through the small-T GEMM path
+ * and through cblas_sgemm (RAGCORE_SMALL_GEMM=0), alternating which goes first, and
+ * prints the per-query latency of each: wall and thread-CPU p50 / p95 / mean, in ms. */
+static int query_latency(rag_embedder *e, const rag_tokenizer *tok, int maxt, const char *qpath)
+{
+    docs qs = {0};
+    if (read_jsonl(qpath, &qs, (size_t)-1) || qs.n == 0)
+        return -1;
+    const int limit = rag_bert_set_small_gemm(-1);
+    const size_t n = qs.n, dim = (size_t)e->dim;
+    double *wall[2], *cpu[2], *ntok = malloc(n * sizeof(double)), worst = 1;
+    float *v[2];
+    int32_t *ids = malloc((size_t)maxt * sizeof *ids);
+    size_t small_n = 0;
+    for (int p = 0; p < 2; p++) {
+        wall[p] = malloc(n * sizeof(double));
+        cpu[p] = malloc(n * sizeof(double));
+        v[p] = malloc(dim * sizeof(float));
+    }
+    for (size_t i = 0; i < n && i < 20; i++)
+        for (int p = 0; p < 2; p++) {
+            size_t len = strlen(qs.text[i]);
+            rag_bert_set_small_gemm(p ? limit : 0);
+            rag_embedder_embed(e, (const char *const *)&qs.text[i], &len, 1, 1, v[p]);
+        }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(qs.text[i]);
+        int k = rag_tokenizer_encode(tok, qs.text[i], len, ids, maxt);
+        ntok[i] = k;
+        small_n += k <= limit;
+        for (int j = 0; j < 2; j++) {
+            int p = (int)((i + (size_t)j) % 2); /* 0: cblas_sgemm, 1: small path */
+            rag_bert_set_small_gemm(p ? limit : 0);
+            double w0 = now(), c0 = cpu_now();
+            int rc = rag_embedder_embed(e, (const char *const *)&qs.text[i], &len, 1, 1, v[p]);
+            if (rc != RAG_OK) {
+                fprintf(stderr, "embed: %s\n", rag_errmsg());
+                return -1;
+            }
+            cpu[p][i] = (cpu_now() - c0) * 1e3;
+            wall[p][i] = (now() - w0) * 1e3;
+        }
+        double ab = 0;
+        for (size_t d = 0; d < dim; d++)
+            ab += (double)v[0][d] * v[1][d];
+        if (ab < worst)
+            worst = ab;
+    }
+    rag_bert_set_small_gemm(limit);
+    double tmean = 0;
+    for (size_t i = 0; i < n; i++)
+        tmean += ntok[i];
+    printf("per-query encode: %zu queries, tokens mean %.1f p50 %.0f p95 %.0f max %.0f; small "
+           "path limit %d tokens (%s kernel) covers %zu queries\n", n, tmean / (double)n,
+           quantile(ntok, n, 0.5), quantile(ntok, n, 0.95), quantile(ntok, n, 1.0), limit,
+           rag_gemm_small_isa() == RAG_GEMM_AVX512 ? "AVX-512"
+           : rag_gemm_small_isa() == RAG_GEMM_AVX2 ? "AVX2" : "no", small_n);
+    double p50[2][2], p95[2][2], mean[2][2];
+    for (int p = 0; p < 2; p++)
+        for (int c = 0; c < 2; c++) {
+            double *a = c ? cpu[p] : wall[p], sum = 0;
+            for (size_t i = 0; i < n; i++)
+                sum += a[i];
+            mean[p][c] = sum / (double)n;
+            p50[p][c] = quantile(a, n, 0.5);
+            p95[p][c] = quantile(a, n, 0.95);
+        }
+    for (int p = 0; p < 2; p++)
+        printf("  %-28s wall p50 %6.2f p95 %6.2f mean %6.2f ms | cpu p50 %6.2f p95 %6.2f mean "
+               "%6.2f ms\n", p ? "small-T GEMM (new)" : "cblas_sgemm (RAGCORE_SMALL_GEMM=0)",
+               p50[p][0], p95[p][0], mean[p][0], p50[p][1], p95[p][1], mean[p][1]);
+    printf("  speed-up old/new: wall p50 %.2fx p95 %.2fx | cpu p50 %.2fx p95 %.2fx; min cosine "
+           "between the two paths' vectors %.7f\n", p50[0][0] / p50[1][0], p95[0][0] / p95[1][0],
+           p50[0][1] / p50[1][1], p95[0][1] / p95[1][1], worst);
+    for (int p = 0; p < 2; p++) {
+        free(wall[p]);
+        free(cpu[p]);
+        free(v[p]);
+    }
+    free(ntok);
+    free(ids);
+    for (size_t i = 0; i < qs.n; i++) {
+        free(qs.id[i]);
+        free(qs.text[i]);
+    }
+    free(qs.id);
+    free(qs.text);
+    return 0;
+}
+
+/* GEMM seconds (thread CPU, best of reps) for one encoder layer's four linear shapes at T
+ * tokens, with weights cycling through `nw` floats (more than the caches hold, as in the
+ * model); isa < 0: cblas_sgemm. */
+static double layer_gemm_time(int isa, int T, int H, int NI, const float *W, size_t nw,
+                              const float *x, float *y, int reps)
+{
+    const int shape[4][2] = {{3 * H, H}, {H, H}, {NI, H}, {H, NI}};
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        size_t off = 0;
+        double t0 = cpu_now();
+        for (int it = 0; it < 6; it++)
+            for (int s = 0; s < 4; s++) {
+                int N = shape[s][0], K = shape[s][1];
+                if (off + (size_t)N * K > nw)
+                    off = 0;
+                if (isa < 0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1, x, K,
+                                W + off, K, 1, y, N);
+                else
+                    rag_gemm_small_nt_isa((rag_gemm_isa)isa, (size_t)T, (size_t)N, (size_t)K, 1,
+                                          x, (size_t)K, W + off, (size_t)K, y, (size_t)N);
+                off += (size_t)N * K;
+            }
+        double dt = (cpu_now() - t0) / 6;
+        if (dt < best)
+            best = dt;
+    }
+    return best;
+}
+
+/* Where the small path stops paying: for T tokens, (1) one layer's four linear GEMMs
+ * (weights streamed from memory) through cblas_sgemm and each small-T kernel, and (2) the
+ * whole encoder on one T-token sequence (median of reps, thread CPU) with the small path
+ * off and forced on. */
+static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
+{
+    const int Ts[] = {1, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128};
+    const size_t nw = (size_t)(4 * H + 2 * NI) * (size_t)H * 8; /* 8 layers' worth */
+    float *W = malloc(nw * sizeof(float)), *x = malloc((size_t)128 * NI * sizeof(float)),
+          *y = calloc((size_t)128 * NI, sizeof(float)), vec[4096];
+    for (size_t i = 0; i < nw; i++)
+        W[i] = (float)((i * 7) % 13) * 0.01f - 0.06f;
+    for (size_t i = 0; i < (size_t)128 * NI; i++)
+        x[i] = (float)(i % 11) * 0.1f - 0.5f;
+    int maxt = rag_bert_max_tokens(m);
+    int32_t *ids = malloc((size_t)maxt * sizeof *ids);
+    int have = rag_tokenizer_encode(rag_bert_tokenizer(m), text, strlen(text), ids, maxt);
+    const int limit = rag_bert_set_small_gemm(-1);
+    printf("small-T sweep (thread CPU; GEMM GFLOP/s for one layer's 4 linear shapes; encoder "
+           "ms per sequence, median of 15):\n");
+    printf("  %4s | %8s %8s %8s | %9s %9s %6s\n", "T", "sgemm", "AVX2", "AVX-512", "enc sgemm",
+           "enc small", "ratio");
+    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+        int T = Ts[ti];
+        /* g[0]: cblas_sgemm, g[1]: AVX2 kernel, g[2]: AVX-512 kernel (0: not on this CPU) */
+        double fl = 2.0 * T * H * (4.0 * H + 2.0 * NI), g[3] = {0, 0, 0};
+        g[0] = fl / layer_gemm_time(-1, T, H, NI, W, nw, x, y, 7) / 1e9;
+        for (int isa = RAG_GEMM_AVX2; isa <= (int)rag_gemm_small_isa(); isa++)
+            g[isa] = fl / layer_gemm_time(isa, T, H, NI, W, nw, x, y, 7) / 1e9;
+        double enc[2] = {0, 0};
+        if (T <= have) {
+            double t[2][15];
+            int len = T;
+            const int32_t *ip = ids;
+            for (int r = 0; r < 15; r++)
+                for (int j = 0; j < 2; j++) {
+                    int p = (r + j) % 2;
+                    rag_bert_set_small_gemm(p ? 1 << 20 : 0);
+                    double c0 = cpu_now();
+                    rag_bert_encode_ids(m, &ip, &len, 1, vec);
+                    t[p][r] = (cpu_now() - c0) * 1e3;
+                }
+            for (int p = 0; p < 2; p++)
+                enc[p] = quantile(t[p], 15, 0.5);
+        }
+        printf("  %4d | %8.1f %8.1f %8.1f | %9.2f %9.2f %6.2f\n", T, g[0], g[1], g[2], enc[0],
+               enc[1], enc[1] > 0 ? enc[0] / enc[1] : 0);
+        fflush(stdout);
+    }
+    rag_bert_set_small_gemm(limit);
+    free(W);
+    free(x);
+    free(y);
+    free(ids);
+}
+
 int main(int argc, char **argv)
 {
     const char *model = "all-MiniLM-L6-v2", *data = NULL, *threads_arg = "1,2";
     size_t limit = 1000;
-    int eval = 0;
+    int eval = 0, qlat = 0, sweep = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -181,11 +384,18 @@ int main(int argc, char **argv)
             threads_arg = argv[++i];
         else if (!strcmp(argv[i], "--eval"))
             eval = 1;
+        else if (!strcmp(argv[i], "--query-latency"))
+            qlat = 1;
+        else if (!strcmp(argv[i], "--sweep"))
+            sweep = 1;
         else {
             fprintf(stderr, "usage: bench_embed [--model NAME|DIR] [--data DIR] [--docs N] "
-                            "[--threads 1,2] [--eval]\n"
+                            "[--threads 1,2] [--eval | --query-latency | --sweep]\n"
                             "  DIR defaults to ../shared/data/scifact-dev beside the source tree;\n"
-                            "  --eval embeds the whole corpus and reports dense nDCG@10\n");
+                            "  --eval embeds the whole corpus and reports dense nDCG@10;\n"
+                            "  --query-latency encodes each query of DIR/queries.jsonl alone,\n"
+                            "    small-T GEMM path vs cblas_sgemm, at the first --threads count;\n"
+                            "  --sweep times both paths by token count (the small-T limit)\n");
             return 1;
         }
     }
@@ -263,6 +473,31 @@ int main(int argc, char **argv)
         flops += (double)NL * (2.0 * k * H * (4.0 * H + 2.0 * NI) + 4.0 * (double)k * k * H);
     }
     free(ids);
+    if (qlat || sweep) {
+        int th = rag_bert_set_threads(atoi(threads_arg));
+        double load = -1;
+        if (getloadavg(&load, 1) != 1)
+            load = -1;
+        printf("OpenBLAS kernels: %s, %d thread(s); load average %.2f\n", rag_bert_blas_info(),
+               th, load);
+        int rc = 0;
+        if (sweep) {
+            size_t longest = 0;
+            for (size_t i = 1; i < n; i++)
+                if (lens[i] > lens[longest])
+                    longest = i;
+            small_gemm_sweep(m, corpus.text[longest], H, NI);
+        }
+        if (qlat) {
+            char qp[4200];
+            snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
+            rc = query_latency(e, tok, maxt, qp) ? 2 : 0;
+        }
+        rag_bert_free(m);
+        free(lens);
+        rag_embedder_free(e);
+        return rc;
+    }
     rag_bert_free(m);
     double f128 = NL * (2.0 * 128 * H * (4.0 * H + 2.0 * NI) + 4.0 * 128.0 * 128 * H) / 1e9;
     printf("OpenBLAS kernels: %s\n", rag_bert_blas_info());

@@ -1,5 +1,6 @@
 /* bert.c - BERT-family sentence encoder (embeddings, transformer layers, pooling) on OpenBLAS. */
 #include "bert.h"
+#include "gemm_small.h"
 #include "safetensors.h"
 #include "status.h"
 
@@ -12,6 +13,18 @@
 #include <unistd.h>
 
 #define BATCH_TOKENS 4096
+
+/* Batches of at most this many tokens run their linear layers through gemm_small.c (W read
+ * in place) instead of cblas_sgemm, whose packing of W dominates at a query's few tokens.
+ * Measured with `bench_embed --sweep` (docs/benchmarks.md): the whole encoder is faster
+ * through the AVX-512 kernel than through OpenBLAS's SkylakeX kernels up to about 56
+ * tokens, and through the AVX2 kernel than through OpenBLAS's Haswell kernels up to 64
+ * and more. */
+#define SMALL_GEMM_MAX 48
+
+/* -1: not resolved yet; else the current limit (0 = off). Process-wide, like the BLAS
+ * thread count. */
+static int small_gemm_max = -1;
 
 typedef struct {
     float *wqkv, *bqkv;   /* [3H, H], [3H]: query, key, value stacked */
@@ -91,6 +104,27 @@ __attribute__((constructor)) static void fix_blas_core(void)
     gotoblas_dynamic_init();
     unsetenv("OPENBLAS_CORETYPE");
 #endif
+}
+
+int rag_bert_set_small_gemm(int max_tokens)
+{
+    if (max_tokens < 0) {
+        const char *env = getenv("RAGCORE_SMALL_GEMM");
+        max_tokens = SMALL_GEMM_MAX;
+        if (env && *env)
+            max_tokens = atoi(env) > 0 ? atoi(env) : 0;
+    }
+    if (rag_gemm_small_isa() == RAG_GEMM_SCALAR)
+        max_tokens = 0;
+    __atomic_store_n(&small_gemm_max, max_tokens, __ATOMIC_RELAXED);
+    return max_tokens;
+}
+
+/* The limit in force, resolved from the environment on first use. */
+static int small_gemm_limit(void)
+{
+    int v = __atomic_load_n(&small_gemm_max, __ATOMIC_RELAXED);
+    return v >= 0 ? v : rag_bert_set_small_gemm(-1);
 }
 
 const char *rag_bert_blas_info(void)
@@ -647,6 +681,18 @@ static void fill_bias(float *dst, const float *src, const float *bias, size_t T,
     }
 }
 
+/* y[T, N] += x[T, K] * W[N, K]^T (y holds the bias already): gemm_small.c when
+ * `small`, else OpenBLAS. */
+static void linear(int small, size_t T, int N, int K, const float *x, const float *w, float *y)
+{
+    if (small)
+        rag_gemm_small_nt(T, (size_t)N, (size_t)K, 1.0f, x, (size_t)K, w, (size_t)K, y,
+                          (size_t)N);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, N, K, 1.0f, x, K, w, K,
+                    1.0f, y, N);
+}
+
 /* Runs the encoder on one packed batch: ids of `ns` sequences back to back (seq k at
  * off[k], lens[k] tokens) and writes the pooled vectors to out[k * H]. */
 static void forward(rag_bert *m, const int32_t *const *ids, const int *lens, const size_t *off,
@@ -654,6 +700,7 @@ static void forward(rag_bert *m, const int32_t *const *ids, const int *lens, con
 {
     const int H = m->hidden, NI = m->inter, NH = m->heads, D = H / NH, H3 = 3 * H;
     const float scale = 1.0f / sqrtf((float)D);
+    const int small = T <= (size_t)small_gemm_limit();
     float *x = m->x, *qkv = m->qkv, *ctx = m->ctx, *tmp = m->tmp, *mid = m->mid;
     for (size_t k = 0; k < ns; k++)
         for (int p = 0; p < lens[k]; p++) {
@@ -667,8 +714,7 @@ static void forward(rag_bert *m, const int32_t *const *ids, const int *lens, con
     for (int li = 0; li < m->layers; li++) {
         const layer *l = &m->L[li];
         fill_bias(qkv, NULL, l->bqkv, T, (size_t)H3);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, H3, H, 1.0f, x, H, l->wqkv,
-                    H, 1.0f, qkv, H3);
+        linear(small, T, H3, H, x, l->wqkv, qkv);
         for (size_t k = 0; k < ns; k++) {
             const int L = lens[k];
             const float *base = qkv + off[k] * (size_t)H3;
@@ -683,17 +729,14 @@ static void forward(rag_bert *m, const int32_t *const *ids, const int *lens, con
             }
         }
         fill_bias(tmp, x, l->bo, T, (size_t)H);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, H, H, 1.0f, ctx, H, l->wo, H,
-                    1.0f, tmp, H);
+        linear(small, T, H, H, ctx, l->wo, tmp);
         for (size_t t = 0; t < T; t++)
             layer_norm(tmp + t * (size_t)H, l->ln1g, l->ln1b, H, m->eps);
         fill_bias(mid, NULL, l->bi, T, (size_t)NI);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, NI, H, 1.0f, tmp, H, l->wi, H,
-                    1.0f, mid, NI);
+        linear(small, T, NI, H, tmp, l->wi, mid);
         gelu(mid, T * (size_t)NI);
         fill_bias(x, tmp, l->bout, T, (size_t)H);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, H, NI, 1.0f, mid, NI, l->wout, NI,
-                    1.0f, x, H);
+        linear(small, T, H, NI, mid, l->wout, x);
         for (size_t t = 0; t < T; t++)
             layer_norm(x + t * (size_t)H, l->ln2g, l->ln2b, H, m->eps);
     }

@@ -1,12 +1,14 @@
-/* test_bert.c - the BERT encoder and the neural embedder against reference embeddings. */
+/* test_bert.c - the BERT encoder, its small-T GEMM and the neural embedder against references. */
 #include "bert.h"
 #include "embedder.h"
+#include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
 #include "test.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,9 +100,41 @@ static void check_model(const char *model)
                 TEST_FAIL_("%s: text %d cosine %.6f < 0.9999", model, i, c);
         }
         fprintf(stderr, "%s: %d texts, min cosine %.7f, mean %.7f\n", model, n, worst, sum / n);
-        /* One text alone gives the same vector as inside a batch (no padding effects). */
-        float one[4096];
-        ASSERT_OK(e->ops->embed(e, tx, lens, 1, 1, one));
+        /* Each text alone (a query's case: the small-T GEMM path, forced for every text of
+         * up to 64 tokens) matches the reference too, and differs from the cblas_sgemm
+         * path's vector by rounding only - which shows the switch changes the path. */
+        const int limit = rag_bert_set_small_gemm(-1);
+        const int by_default =
+            !getenv("RAGCORE_SMALL_GEMM") && rag_gemm_small_isa() != RAG_GEMM_SCALAR;
+        if (by_default)
+            ASSERT_TRUE(limit >= 24);
+        int small = 0, differ = 0, queries_small = 0;
+        for (int i = 0; i < n; i++) {
+            const char *t = json_string_value(json_array_get(texts, (size_t)i));
+            size_t len = json_string_length(json_array_get(texts, (size_t)i));
+            int q = json_is_true(json_array_get(isq, (size_t)i));
+            int ntok = e->ops->count_tokens(e, t, len);
+            float vs[4096], vb[4096];
+            if (ntok > 64)
+                continue;
+            rag_bert_set_small_gemm(64);
+            ASSERT_OK(e->ops->embed(e, &t, &len, 1, q, vs));
+            rag_bert_set_small_gemm(0);
+            ASSERT_OK(e->ops->embed(e, &t, &len, 1, q, vb));
+            double c = cosine(vs, ref + (size_t)i * (size_t)dim, dim);
+            if (c < 0.9999)
+                TEST_FAIL_("%s: text %d alone, small-T path: cosine %.6f < 0.9999", model, i, c);
+            ASSERT_TRUE(cosine(vs, vb, dim) > 0.999999);
+            differ += memcmp(vs, vb, (size_t)dim * sizeof(float)) != 0;
+            small++;
+            queries_small += q && ntok <= limit;
+        }
+        rag_bert_set_small_gemm(limit);
+        ASSERT_TRUE(small >= 40);
+        if (by_default)
+            ASSERT_TRUE(queries_small >= 10); /* the default limit covers these queries */
+        if (rag_gemm_small_isa() != RAG_GEMM_SCALAR)
+            ASSERT_TRUE(differ > 0);
         free(tx);
         free(lens);
         free(out);
@@ -180,6 +214,91 @@ static void test_batch_invariance(void)
     rag_bert_free(m);
 }
 
+/* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
+ * every kernel's vector width, y accumulated onto (beta 1) and left alone past N. Each
+ * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
+static void test_gemm_small(void)
+{
+    const size_t Ts[] = {1, 3, 17, 33}, Ns[] = {1, 5, 384, 1152}, Ks[] = {7, 384, 1536, 1543};
+    const size_t maxT = 33, maxN = 1152, maxK = 1543;
+    const size_t ldx = maxK + 3, ldw = maxK + 1, ldy = maxN + 2;
+    float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * ldw * sizeof(float));
+    float *y = malloc(maxT * ldy * sizeof(float)), *y0 = malloc(maxT * ldy * sizeof(float));
+    double *xn = malloc(maxT * sizeof(double)), *wn = malloc(maxN * sizeof(double));
+    uint32_t seed = 12345;
+#define RND() ((seed = seed * 1664525u + 1013904223u), (float)(seed >> 8) / 16777216.0f - 0.5f)
+    for (size_t i = 0; i < maxT * ldx; i++)
+        x[i] = RND();
+    for (size_t i = 0; i < maxN * ldw; i++)
+        w[i] = RND();
+    for (size_t i = 0; i < maxT * ldy; i++)
+        y0[i] = RND();
+#undef RND
+    for (int isa = RAG_GEMM_SCALAR; isa <= (int)rag_gemm_small_isa(); isa++) {
+        double worst = 0;
+        int pad_ok = 1;
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 4; b++)
+                for (size_t c = 0; c < 4; c++) {
+                    const size_t T = Ts[a], N = Ns[b], K = Ks[c];
+                    const float alpha = c == 3 ? 0.5f : 1.0f;
+                    memcpy(y, y0, maxT * ldy * sizeof(float));
+                    rag_gemm_small_nt_isa((rag_gemm_isa)isa, T, N, K, alpha, x, ldx, w, ldw, y,
+                                          ldy);
+                    for (size_t t = 0; t < T; t++) {
+                        xn[t] = 0;
+                        for (size_t k = 0; k < K; k++)
+                            xn[t] += (double)x[t * ldx + k] * x[t * ldx + k];
+                    }
+                    for (size_t n = 0; n < N; n++) {
+                        wn[n] = 0;
+                        for (size_t k = 0; k < K; k++)
+                            wn[n] += (double)w[n * ldw + k] * w[n * ldw + k];
+                    }
+                    for (size_t t = 0; t < T; t++) {
+                        for (size_t n = 0; n < N; n++) {
+                            double dot = 0;
+                            for (size_t k = 0; k < K; k++)
+                                dot += (double)x[t * ldx + k] * w[n * ldw + k];
+                            double ref = y0[t * ldy + n] + alpha * dot;
+                            double scale = alpha * sqrt(xn[t] * wn[n]) + fabs(y0[t * ldy + n]);
+                            double err = fabs(y[t * ldy + n] - ref) / scale;
+                            if (err > worst)
+                                worst = err;
+                        }
+                        for (size_t n = N; n < ldy; n++)
+                            pad_ok &= y[t * ldy + n] == y0[t * ldy + n];
+                    }
+                    for (size_t t = T; t < maxT; t++)
+                        pad_ok &= memcmp(y + t * ldy, y0 + t * ldy, ldy * sizeof(float)) == 0;
+                }
+        fprintf(stderr, "gemm_small kernel %d: worst error %.3g of |alpha| |x_t| |w_n| + |y|\n",
+                isa, worst);
+        ASSERT_TRUE(worst < 1e-5);
+        ASSERT_TRUE(pad_ok);
+        /* Empty shapes leave y alone. */
+        memcpy(y, y0, maxT * ldy * sizeof(float));
+        rag_gemm_small_nt_isa((rag_gemm_isa)isa, 0, 5, 7, 1, x, ldx, w, ldw, y, ldy);
+        rag_gemm_small_nt_isa((rag_gemm_isa)isa, 3, 0, 7, 1, x, ldx, w, ldw, y, ldy);
+        rag_gemm_small_nt_isa((rag_gemm_isa)isa, 3, 5, 0, 1, x, ldx, w, ldw, y, ldy);
+        ASSERT_TRUE(memcmp(y, y0, maxT * ldy * sizeof(float)) == 0);
+    }
+    /* The default entry point runs the best kernel: same bits as asking for it. */
+    memcpy(y, y0, maxT * ldy * sizeof(float));
+    rag_gemm_small_nt(17, 384, 1543, 1, x, ldx, w, ldw, y, ldy);
+    float *y2 = malloc(maxT * ldy * sizeof(float));
+    memcpy(y2, y0, maxT * ldy * sizeof(float));
+    rag_gemm_small_nt_isa(rag_gemm_small_isa(), 17, 384, 1543, 1, x, ldx, w, ldw, y2, ldy);
+    ASSERT_TRUE(memcmp(y, y2, maxT * ldy * sizeof(float)) == 0);
+    free(y2);
+    free(x);
+    free(w);
+    free(y);
+    free(y0);
+    free(xn);
+    free(wn);
+}
+
 static void test_create_errors(void)
 {
     rag_embedder *e = NULL;
@@ -209,6 +328,7 @@ static void test_create_errors(void)
 
 int main(void)
 {
+    RUN_TEST(test_gemm_small);
     RUN_TEST(test_create_errors);
     RUN_TEST(test_minilm_reference);
     RUN_TEST(test_bge_reference);

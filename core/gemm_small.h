@@ -1,0 +1,36 @@
+/* gemm_small.h - y += alpha * x * W^T for a few rows of x, reading W in place (no packing). */
+#ifndef RAG_GEMM_SMALL_H
+#define RAG_GEMM_SMALL_H
+
+#include <stddef.h>
+
+/* Kernels, in order of preference; each CPU runs the best one it supports. */
+typedef enum {
+    RAG_GEMM_SCALAR = 0, /* plain C loop */
+    RAG_GEMM_AVX2 = 1,   /* AVX2 + FMA, 8 lanes */
+    RAG_GEMM_AVX512 = 2  /* AVX-512F, 16 lanes */
+} rag_gemm_isa;
+
+/* The best kernel this CPU runs (detected at run time). Can't fail. */
+rag_gemm_isa rag_gemm_small_isa(void);
+
+/* y[t * ldy + n] += alpha * sum_k x[t * ldx + k] * w[n * ldw + k] for t < T, n < N, k < K:
+ * cblas_sgemm(RowMajor, NoTrans, Trans, T, N, K, alpha, x, ldx, w, ldw, 1, y, ldy) for a
+ * small T (a query's tokens). W is read where it lies, each weight from memory once per
+ * call, nothing is packed: a block of 4 W rows stays in L1 while every group of tokens
+ * (3 with AVX2, 6 with AVX-512) runs against it, the dot products accumulated lane-wise
+ * in registers and summed horizontally at the end, K in chunks of 384; the next block of
+ * W is prefetched meanwhile. Any T, N, K (a K tail uses masked loads); T, N or K of 0
+ * leave y untouched. Sums in another order than BLAS, so results differ by rounding
+ * only. Runs on the calling thread; pointers are borrowed; y must not overlap x or w.
+ * Can't fail. */
+void rag_gemm_small_nt(size_t T, size_t N, size_t K, float alpha, const float *x, size_t ldx,
+                       const float *w, size_t ldw, float *y, size_t ldy);
+
+/* The same with a chosen kernel (lowered to the best this CPU supports), for tests and
+ * benchmarks. */
+void rag_gemm_small_nt_isa(rag_gemm_isa isa, size_t T, size_t N, size_t K, float alpha,
+                           const float *x, size_t ldx, const float *w, size_t ldw, float *y,
+                           size_t ldy);
+
+#endif
