@@ -234,6 +234,54 @@ static int index_rebuild(rag_db *db, rag_coll *c, rag_vindex **out, uint64_t *co
     return RAG_OK;
 }
 
+typedef struct tomb_in_index {
+    const int64_t *ids;          /* the index's ids, sorted */
+    size_t n;
+    uint64_t below, count;
+} tomb_in_index;
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int tomb_in_index_visit(void *user, uint64_t id)
+{
+    tomb_in_index *t = user;
+    if (id >= t->below)
+        return 1; /* tombstones come in id order */
+    int64_t key = (int64_t)id;
+    t->count += bsearch(&key, t->ids, t->n, sizeof key, cmp_i64) != NULL;
+    return 0;
+}
+
+/* Counts the collection's tombstones below `covered` that the loaded index really holds.
+ * Usually all of them; but a compaction killed after writing its file and before clearing
+ * the tombstones leaves tombstones of ids the new file no longer has, which must not
+ * count (they would trigger early compactions and over-fetching). */
+static int indexed_tombstones(rag_txn *txn, uint32_t coll, const rag_vindex *ix,
+                              uint64_t covered, uint64_t *out)
+{
+    int rc = rag_store_tomb_count(txn, coll, covered, out);
+    if (rc != RAG_OK || *out == 0)
+        return rc;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    if (rag_vindex_ids(ix, &ids, &n) != RAG_OK) {
+        rag_clear_error(); /* no id map to consult: keep the plain count */
+        return RAG_OK;
+    }
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    tomb_in_index t = {ids, n, covered, 0};
+    rc = rag_store_tomb_scan(txn, coll, tomb_in_index_visit, &t);
+    free(ids);
+    if (rc < 0)
+        return rc;
+    *out = t.count;
+    return RAG_OK;
+}
+
 /* Loads a collection's index file and replays newer vectors; rebuilds when the file is
  * missing or does not match the store. */
 static int coll_load_index(rag_db *db, rag_coll *c)
@@ -259,7 +307,7 @@ static int coll_load_index(rag_db *db, rag_coll *c)
             rag_vindex_free(ix);
             ix = NULL;
         } else if (rc == RAG_OK) {
-            rc = rag_store_tomb_count(txn, c->id, covered, &c->tombstones);
+            rc = indexed_tombstones(txn, c->id, ix, covered, &c->tombstones);
         }
         rag_txn_end(txn);
         txn = NULL;

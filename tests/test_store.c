@@ -214,11 +214,82 @@ static void test_not_a_store(void)
     ASSERT_TRUE(st == NULL);
 }
 
+/* Tombstones every id below the store's next id that is not a live chunk. */
+static int tomb_dead_ids(rag_txn *txn, void *user)
+{
+    uint64_t next = 0, *count = user;
+    rag_coll_rec rec;
+    int rc = rag_store_coll_get(txn, RAG_DEFAULT_COLLECTION, &rec);
+    if (rc == RAG_OK)
+        rc = rag_store_next_id(txn, &next);
+    for (uint64_t id = 0; rc == RAG_OK && id < next; id++) {
+        rag_chunk_rec *ch = NULL;
+        rc = rag_store_chunk_get(txn, rec.id, id, &ch);
+        rag_chunk_rec_free(ch);
+        if (rc == RAG_ENOTFOUND) {
+            rag_clear_error();
+            rc = rag_store_tomb_put(txn, rec.id, id);
+            ++*count;
+        }
+    }
+    return rc;
+}
+
+/* A compaction killed after writing its index file but before clearing the tombstones
+ * leaves tombstones of ids the file no longer holds: reopening must not count them. */
+static void test_stale_tombstones_not_counted(void)
+{
+    fresh_dir("store_stale_tombs");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.checkpoint_every = -1;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    rag_document docs[300];
+    char ids[300][16], texts[300][64];
+    for (int i = 0; i < 300; i++) {
+        rag_document_init(&docs[i]);
+        snprintf(ids[i], sizeof ids[i], "doc%d", i);
+        snprintf(texts[i], sizeof texts[i], "document %d about topic %d", i, i % 17);
+        docs[i].id = ids[i];
+        docs[i].text = texts[i];
+    }
+    ASSERT_OK(rag_ingest(db, NULL, docs, 300, NULL));
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(rag_delete(db, NULL, ids[i]));
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.tombstones, 100);
+    ASSERT_OK(rag_checkpoint(db)); /* compacts: 100 > 20 % of 300 */
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.tombstones, 0);
+    ASSERT_EQ_INT(ci.index_vectors, 200);
+    ASSERT_OK(rag_close(db));
+    /* Put the tombstones back, as if the compaction had died before clearing them. */
+    rag_store *st = NULL;
+    uint64_t added = 0;
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    ASSERT_OK(rag_store_write(st, tomb_dead_ids, &added));
+    rag_store_close(st);
+    ASSERT_TRUE(added >= 100);
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.index_vectors, 200);
+    ASSERT_EQ_INT(ci.tombstones, 0);
+    /* A later delete is counted as usual. */
+    ASSERT_OK(rag_delete(db, NULL, ids[150]));
+    ASSERT_OK(rag_collection_stats(db, RAG_DEFAULT_COLLECTION, &ci));
+    ASSERT_EQ_INT(ci.tombstones, 1);
+    ASSERT_OK(rag_close(db));
+}
+
 int main(void)
 {
     RUN_TEST(test_roundtrip_and_reopen);
     RUN_TEST(test_map_grows);
     RUN_TEST(test_aux_tables);
     RUN_TEST(test_not_a_store);
+    RUN_TEST(test_stale_tombstones_not_counted);
     return TEST_REPORT();
 }
