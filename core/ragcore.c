@@ -20,6 +20,7 @@
 
 #define DEFAULT_SPEC "HNSW32"
 #define DEFAULT_EF_CONSTRUCTION 40
+#define DEFAULT_EMBED_CACHE_MAX 1000000
 #define EMBED_BATCH 64
 #define REBUILD_BATCH 16384
 
@@ -30,6 +31,7 @@ void rag_open_options_init(rag_open_options *o)
     o->index_spec = DEFAULT_SPEC;
     o->hnsw_ef_search = 256;
     o->hnsw_ef_construction = DEFAULT_EF_CONSTRUCTION;
+    o->embed_cache_max = DEFAULT_EMBED_CACHE_MAX;
     o->chunk_tokens = 256;
     o->chunk_overlap = 32;
     o->compact_threshold = 0.2;
@@ -614,6 +616,8 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         o.version = RAG_OPEN_OPTIONS_VERSION;
         if (o.hnsw_ef_construction <= 0)
             o.hnsw_ef_construction = DEFAULT_EF_CONSTRUCTION;
+        if (o.embed_cache_max == 0)
+            o.embed_cache_max = DEFAULT_EMBED_CACHE_MAX;
         if (!o.index_spec)
             o.index_spec = DEFAULT_SPEC;
         if (o.hnsw_ef_search <= 0)
@@ -940,6 +944,7 @@ typedef struct prep {
     unsigned char (*cache_keys)[24]; /* embedding cache key per chunk (NULL: no cache) */
     unsigned char *cached;       /* 1: the vector came from the cache */
     uint64_t cache_hits, cache_misses;
+    int64_t cache_max;           /* opts.embed_cache_max */
     int coll_dim;
     int64_t now;
     /* outputs of the write transaction, reset on every attempt */
@@ -1086,7 +1091,7 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
         return RAG_ENOMEM;
     /* The embedding cache: a chunk whose exact input text was embedded before by this
      * model is not embedded again (model embedders only; hashing is cheaper than a read). */
-    int use_cache = strncmp(db->emb->name, "hash", 4) != 0;
+    int use_cache = strncmp(db->emb->name, "hash", 4) != 0 && db->opts.embed_cache_max > 0;
     rag_txn *txn = NULL;
     if (use_cache) {
         p->cache_keys = rag_calloc(p->nchunks, sizeof *p->cache_keys);
@@ -1200,20 +1205,100 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
     return rc;
 }
 
-/* Adds to the store-wide embedding-cache counters (aux table "embcache", key "#stats"). */
-static int embcache_count(rag_txn *txn, uint64_t hits, uint64_t misses)
+/* The embedding cache lives in aux table "embcache" (24-byte key -> vector) with its
+ * counters under key "#stats": hits, misses, entries, next sequence number (stores made
+ * before the bound have only the first two). Table "embcache_fifo" maps each entry's
+ * sequence number (8 bytes, big-endian) to its key, so the oldest entries are evicted
+ * first once there are more than opts.embed_cache_max. Entries older than the fifo are
+ * not counted and never evicted. */
+#define EMBCACHE_STATS 4
+
+static int embcache_stats_get(rag_txn *txn, uint64_t st[EMBCACHE_STATS])
 {
-    uint64_t c[2] = {0, 0};
     const void *v;
     size_t vl;
+    memset(st, 0, EMBCACHE_STATS * sizeof *st);
     int rc = rag_store_kv_get(txn, "embcache", "#stats", 6, &v, &vl);
-    if (rc == RAG_OK && vl == sizeof c)
-        memcpy(c, v, sizeof c);
-    else if (rc != RAG_OK && rc != RAG_ENOTFOUND)
+    if (rc == RAG_ENOTFOUND) {
+        rag_clear_error();
+        return RAG_OK;
+    }
+    if (rc == RAG_OK && (vl == 2 * sizeof *st || vl == EMBCACHE_STATS * sizeof *st))
+        memcpy(st, v, vl);
+    return rc;
+}
+
+typedef struct fifo_oldest {
+    unsigned char (*keys)[8];
+    size_t n, want;
+} fifo_oldest;
+
+static int fifo_oldest_visit(void *user, const void *key, size_t klen, const void *val,
+                             size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    fifo_oldest *f = user;
+    if (klen == 8)
+        memcpy(f->keys[f->n++], key, 8);
+    return f->n == f->want;
+}
+
+/* Stores the vectors of the batch's cache misses, updates the counters and evicts the
+ * oldest entries beyond `max`, all inside the ingest's write transaction. */
+static int embcache_commit(rag_txn *txn, const prep *p, int64_t max)
+{
+    uint64_t st[EMBCACHE_STATS];
+    int rc = embcache_stats_get(txn, st);
+    size_t bytes = (size_t)p->coll_dim * sizeof(float);
+    for (size_t i = 0; i < p->nchunks && rc == RAG_OK; i++) {
+        const void *v;
+        size_t vl;
+        if (p->cached[i] || rag_store_kv_get(txn, "embcache", p->cache_keys[i], 24, &v, &vl) == 0)
+            continue; /* a hit, or the same text earlier in this batch */
+        rag_clear_error();
+        unsigned char seq[8];
+        for (int b = 0; b < 8; b++)
+            seq[b] = (unsigned char)(st[3] >> (56 - 8 * b));
+        rc = rag_store_kv_put(txn, "embcache", p->cache_keys[i], 24,
+                              p->vecs + i * (size_t)p->coll_dim, bytes);
+        if (rc == RAG_OK)
+            rc = rag_store_kv_put(txn, "embcache_fifo", seq, 8, p->cache_keys[i], 24);
+        st[2]++;
+        st[3]++;
+    }
+    while (rc == RAG_OK && st[2] > (uint64_t)max) {
+        fifo_oldest f = {NULL, 0, 0};
+        f.want = st[2] - (uint64_t)max > 1024 ? 1024 : (size_t)(st[2] - (uint64_t)max);
+        if (!(f.keys = rag_malloc(f.want * sizeof *f.keys)))
+            return RAG_ENOMEM;
+        rc = rag_store_kv_scan(txn, "embcache_fifo", NULL, 0, fifo_oldest_visit, &f);
+        if (rc > 0)
+            rc = RAG_OK;
+        for (size_t i = 0; i < f.n && rc == RAG_OK; i++) {
+            const void *key;
+            size_t kl;
+            rc = rag_store_kv_get(txn, "embcache_fifo", f.keys[i], 8, &key, &kl);
+            if (rc == RAG_OK && kl == 24) {
+                unsigned char k[24];
+                memcpy(k, key, 24); /* LMDB's copy is invalid after the next write */
+                rc = rag_store_kv_del(txn, "embcache", k, 24);
+                if (rc == RAG_ENOTFOUND)
+                    rc = RAG_OK;
+            }
+            if (rc == RAG_OK)
+                rc = rag_store_kv_del(txn, "embcache_fifo", f.keys[i], 8);
+            st[2]--;
+        }
+        free(f.keys);
+        if (f.n == 0)
+            st[2] = 0; /* nothing left to evict: the count was off (older store) */
+    }
+    if (rc != RAG_OK)
         return rc;
-    c[0] += hits;
-    c[1] += misses;
-    return rag_store_kv_put(txn, "embcache", "#stats", 6, c, sizeof c);
+    st[0] += p->cache_hits;
+    st[1] += p->cache_misses;
+    return rag_store_kv_put(txn, "embcache", "#stats", 6, st, sizeof st);
 }
 
 int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses)
@@ -1223,20 +1308,15 @@ int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses)
         return rag_fail(RAG_EINVAL, "rag_embed_cache_stats: NULL argument");
     *hits = *misses = 0;
     rag_txn *txn = NULL;
-    const void *v;
-    size_t vl;
     int rc = rag_store_read(db->st, &txn);
     if (rc != RAG_OK)
         return rc;
-    rc = rag_store_kv_get(txn, "embcache", "#stats", 6, &v, &vl);
-    if (rc == RAG_OK && vl == 2 * sizeof(uint64_t)) {
-        uint64_t c[2];
-        memcpy(c, v, sizeof c);
-        *hits = c[0];
-        *misses = c[1];
-    }
+    uint64_t st[EMBCACHE_STATS];
+    rc = embcache_stats_get(txn, st);
     rag_txn_end(txn);
-    return rc == RAG_ENOTFOUND || rc == RAG_OK ? RAG_OK : rc;
+    *hits = st[0];
+    *misses = st[1];
+    return rc;
 }
 
 static int ingest_fn(rag_txn *txn, void *user)
@@ -1323,13 +1403,8 @@ static int ingest_fn(rag_txn *txn, void *user)
     }
     if (rc != RAG_OK)
         return rc;
-    for (size_t i = 0; p->cache_keys && i < p->nchunks && rc == RAG_OK; i++)
-        if (!p->cached[i])
-            rc = rag_store_kv_put(txn, "embcache", p->cache_keys[i], 24,
-                                  p->vecs + i * (size_t)p->coll_dim,
-                                  (size_t)p->coll_dim * sizeof(float));
-    if (rc == RAG_OK && p->cache_keys)
-        rc = embcache_count(txn, p->cache_hits, p->cache_misses);
+    if (p->cache_keys)
+        rc = embcache_commit(txn, p, p->cache_max);
     if (rc != RAG_OK)
         return rc;
     rec.newest_ingest = p->now;
@@ -1393,6 +1468,7 @@ int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, siz
     memset(&p, 0, sizeof p);
     p.now = rag_now();
     p.coll_dim = db->dim;
+    p.cache_max = db->opts.embed_cache_max;
     int rc = prepare(db, docs, n, &p);
     if (rc != RAG_OK)
         goto cleanup;

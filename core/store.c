@@ -15,7 +15,7 @@
 /* Fixed auxiliary tables (LMDB needs every named database opened up front). */
 static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources",
                                         "config", "sync", "misc", "lex_postings",
-                                        "lex_chunks", "lex_stats"};
+                                        "lex_chunks", "lex_stats", "embcache_fifo"};
 #define N_KV (sizeof kv_tables / sizeof kv_tables[0])
 
 enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };

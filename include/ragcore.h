@@ -154,6 +154,10 @@ typedef struct rag_open_options {
      * ef_search suffices) at the cost of slower inserts; 0: 40 (FAISS's default). Not
      * stored: each handle that inserts chooses it. */
     int hnsw_ef_construction;
+    /* Since version 2. Most entries the embedding cache (model, exact chunk text) ->
+     * vector keeps in the store; the oldest are evicted first. 0: 1,000,000 (about 1.6 GB
+     * at 384 dimensions); -1: no cache. The "hash" embedder is never cached. */
+    int64_t embed_cache_max;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */

@@ -569,9 +569,55 @@ static void test_embedding_cache(void)
     ASSERT_OK(rag_close(db));
 }
 
+/* The cache keeps at most embed_cache_max entries, evicting the oldest first. */
+static void test_embedding_cache_bound(void)
+{
+    fresh_dir("search_embcache_bound");
+    rag_embedder_def def = {RAG_EMBEDDER_DEF_VERSION, "counting-embedder", TDIM, counting_embed,
+                            NULL, NULL};
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &def;
+    o.embed_cache_max = 5;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    rag_document d[8];
+    char ids[8][16], texts[8][32];
+    for (int i = 0; i < 8; i++) {
+        rag_document_init(&d[i]);
+        snprintf(ids[i], sizeof ids[i], "d%d", i);
+        snprintf(texts[i], sizeof texts[i], "v%d text %d", i, i);
+        d[i].id = ids[i];
+        d[i].text = texts[i];
+    }
+    embed_calls = 0;
+    ASSERT_OK(rag_ingest(db, NULL, d, 8, NULL)); /* 8 misses; d0..d2 evicted */
+    ASSERT_EQ_INT(embed_calls, 8);
+    ASSERT_OK(rag_ingest(db, NULL, d + 5, 3, NULL)); /* newest: still cached */
+    ASSERT_EQ_INT(embed_calls, 8);
+    ASSERT_OK(rag_ingest(db, NULL, d, 1, NULL)); /* evicted: embedded again */
+    ASSERT_EQ_INT(embed_calls, 9);
+    ASSERT_OK(rag_close(db));
+    /* The bound holds across handles; -1 turns the cache off. */
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_ingest(db, NULL, d + 4, 4, NULL)); /* d3 evicted by d0: d4..d7 cached */
+    ASSERT_EQ_INT(embed_calls, 9);
+    ASSERT_OK(rag_close(db));
+    o.embed_cache_max = -1;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_ingest(db, NULL, d + 4, 4, NULL));
+    ASSERT_EQ_INT(embed_calls, 13);
+    uint64_t hits = 0, misses = 0;
+    ASSERT_OK(rag_embed_cache_stats(db, &hits, &misses));
+    ASSERT_EQ_INT(hits, 7);
+    ASSERT_EQ_INT(misses, 9);
+    ASSERT_OK(rag_close(db));
+}
+
 int main(void)
 {
     RUN_TEST(test_embedding_cache);
+    RUN_TEST(test_embedding_cache_bound);
     RUN_TEST(test_basic_search_and_provenance);
     RUN_TEST(test_collections_are_isolated);
     RUN_TEST(test_restrictions);
