@@ -165,10 +165,8 @@ static rag_db *reopen(const char *dir)
     return db;
 }
 
-/* ---- phase 1: ingest ------------------------------------------------------------------ */
-
-/* Child: ingest batches forever, appending "batch N" to the log after each commit. */
-static void ingest_child(const char *dir, const char *logpath, int first_batch)
+/* Child side: opens the store or exits with status 3. */
+static rag_db *child_open(const char *dir)
 {
     rag_open_options o = child_opts();
     rag_db *db = NULL;
@@ -176,6 +174,15 @@ static void ingest_child(const char *dir, const char *logpath, int first_batch)
         fprintf(stderr, "child open: %s\n", rag_errmsg());
         _exit(3);
     }
+    return db;
+}
+
+/* ---- phase 1: ingest ------------------------------------------------------------------ */
+
+/* Child: ingest batches forever, appending "batch N" to the log after each commit. */
+static void ingest_child(const char *dir, const char *logpath, int first_batch)
+{
+    rag_db *db = child_open(dir);
     int fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT, 0644);
     for (int b = first_batch;; b++) {
         rag_document docs[DOCS_PER_BATCH];
@@ -330,12 +337,7 @@ static int run_op(rag_db *db, int op, int fd)
 
 static void delete_child(const char *dir, const char *logpath, int first_op)
 {
-    rag_open_options o = child_opts();
-    rag_db *db = NULL;
-    if (rag_open(dir, &o, &db) != RAG_OK) {
-        fprintf(stderr, "child open: %s\n", rag_errmsg());
-        _exit(3);
-    }
+    rag_db *db = child_open(dir);
     int fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT, 0644);
     for (int op = first_op;; op++) {
         if (run_op(db, op, fd) != RAG_OK) {
@@ -617,12 +619,7 @@ static void sync_err(void *user, const char *where, int rc, const char *msg)
 /* Child: for g = first, first + 1, ...: writes generation g and syncs the directory. */
 static void sync_child(const char *dir, const char *src, const char *logpath, int first)
 {
-    rag_open_options o = child_opts();
-    rag_db *db = NULL;
-    if (rag_open(dir, &o, &db) != RAG_OK) {
-        fprintf(stderr, "child open: %s\n", rag_errmsg());
-        _exit(3);
-    }
+    rag_db *db = child_open(dir);
     int fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT, 0644);
     for (int g = first;; g++) {
         rag_sync *s = NULL;
