@@ -81,7 +81,7 @@ ragcore_row() { # MODE CONC LABEL
     t1=$(cpu_ticks "$SERVER_PID")
     local cpu
     cpu=$(python3 -c "print(round(($t1 - $t0) * 1000.0 / $(getconf CLK_TCK) / $(field "$r" requests), 3))")
-    ROWS+=("| ragcore-server $3 | $1 | $2 | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $cpu | $(field "$r" non2xx)+$(field "$r" errors) |")
+    ROWS+=("| ragcore-server, $3 | $1 | $2 | $(field "$r" qps) | $(field "$r" p50_ms) | $(field "$r" p95_ms) | $(field "$r" p99_ms) | $cpu | $(field "$r" non2xx)+$(field "$r" errors) |")
     log "${ROWS[-1]}"
 }
 
@@ -130,13 +130,13 @@ recall_of() { # label
     log "recall@10: ${RECALLS[-1]}"
 }
 for mode in vector text; do
-    for c in $CONC; do ragcore_row "$mode" "$c" "(ef ${EF/#0/default})"; done
+    for c in $CONC; do ragcore_row "$mode" "$c" "ef ${EF/#0/default}"; done
 done
 recall_of "ragcore-server (ef ${EF/#0/default})"
 for ef in $EF_SWEEP; do
     stop_server
     start_server "$ef"
-    for c in $CONC; do ragcore_row vector "$c" "(ef $ef)"; done
+    for c in $CONC; do ragcore_row vector "$c" "ef $ef"; done
     recall_of "ragcore-server (ef $ef)"
 done
 CRECALL="n/a"

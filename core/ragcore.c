@@ -976,8 +976,8 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
 {
     if (d->version < 1)
         return rag_fail(RAG_EINVAL, "document %zu: version is 0 (call rag_document_init)", i);
-    if (!d->id || !*d->id || strlen(d->id) > 512)
-        return rag_fail(RAG_EINVAL, "document %zu: id must be 1..512 bytes", i);
+    if (!d->id || !*d->id || strlen(d->id) > RAG_DOC_ID_MAX)
+        return rag_fail(RAG_EINVAL, "document %zu: id must be 1..%d bytes", i, RAG_DOC_ID_MAX);
     if (!rag_utf8_valid(d->id, strlen(d->id), NULL, NULL))
         return rag_fail(RAG_EENCODING, "document %zu: id is not valid UTF-8", i);
     if (!d->text)

@@ -226,9 +226,12 @@ typedef enum rag_format {
     RAG_FORMAT_MARKDOWN = 1  /* Markdown: also splits at headings and records heading paths */
 } rag_format;
 
+/* Longest document id in bytes (an LMDB key holds the 4-byte collection id and the id). */
+#define RAG_DOC_ID_MAX 507
+
 typedef struct rag_document {
     unsigned version;           /* RAG_DOCUMENT_VERSION */
-    const char *id;             /* unique within the collection; required, 1..512 bytes */
+    const char *id;             /* unique within the collection; required, 1..RAG_DOC_ID_MAX bytes */
     const char *text;           /* UTF-8 (validated); required */
     size_t text_len;            /* bytes of text; (size_t)-1: strlen(text) */
     const char *title;          /* optional */

@@ -27,6 +27,8 @@ typedef struct srv_config {
     int dim;              /* dimension of the hash embedder for a new store; 0: default */
     char *index_spec;     /* FAISS index description for new collections; NULL: default */
     int ef_search;        /* HNSW search depth; 0: the library's default */
+    int ef_construction;  /* HNSW build depth of inserts; 0: the library's default */
+    int checkpoint_every; /* vectors added between automatic checkpoints; 0: default */
     char *tls_cert;       /* PEM files; both or neither */
     char *tls_key;
     int threads;          /* HTTP worker threads; 0: number of CPUs (at least 2) */

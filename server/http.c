@@ -98,11 +98,18 @@ void http_reply_json(http_req *r, int status, json_t *body)
 void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt,
                 ...)
 {
-    char msg[1024];
+    char msg[1024], fbuf[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* The message may quote the request (path, names) and be cut at any byte: only
+     * valid UTF-8 goes into JSON, else json_pack fails and a 400 would become a 500. */
+    utf8_scrub(msg);
+    if (field) {
+        snprintf(fbuf, sizeof fbuf, "%s", field);
+        field = utf8_scrub(fbuf);
+    }
     r->err_code = code;
     http_reply_json(r, status,
                     json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", msg,
@@ -278,8 +285,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     int status = r->has_resp ? r->status : 0;
     metrics_request(s->metrics, r->route < 0 ? ROUTE_OTHER : r->route, status, secs);
     if (atomic_load(&s->cfg.limits.access_log)) {
+        char method[64];
+        snprintf(method, sizeof method, "%s", r->method);
+        if (r->path)
+            utf8_scrub(r->path); /* routing is over; JSON needs valid UTF-8 */
         json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:s,s:I,s:I}", "request_id",
-                              r->request_id, "method", r->method, "path", r->path ? r->path : "",
+                              r->request_id, "method", utf8_scrub(method), "path",
+                              r->path ? r->path : "",
                               "route", route_name(r->route < 0 ? ROUTE_OTHER : r->route),
                               "status", status, "latency_ms", secs * 1000.0, "key_id",
                               r->key ? auth_key_id(r->key) : "", "bytes_in",

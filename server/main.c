@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,8 @@ static int open_store(srv *s)
     oo.dim = s->cfg.dim;
     oo.index_spec = s->cfg.index_spec;
     oo.hnsw_ef_search = s->cfg.ef_search;
+    oo.hnsw_ef_construction = s->cfg.ef_construction;
+    oo.checkpoint_every = s->cfg.checkpoint_every;
     double t0 = mono();
     int rc = rag_open(s->cfg.db, &oo, &s->db);
     if (rc != RAG_OK) {
@@ -227,6 +230,12 @@ int main(int argc, char **argv)
     atomic_store(&s.ready, 1);
 
     for (;;) {
+        /* poll with a timeout, not a bare blocking read: a sanitizer runtime (TSan) may
+         * hold a signal's handler back until the interrupted thread calls into it again,
+         * and the main thread is then the one waiting for that handler's byte. */
+        struct pollfd pfd = {sig_pipe[0], POLLIN, 0};
+        if (poll(&pfd, 1, 1000) <= 0)
+            continue;
         unsigned char b;
         ssize_t got = read(sig_pipe[0], &b, 1);
         if (got != 1)

@@ -107,7 +107,8 @@ __attribute__((format(printf, 2, 3))) static void bprintf(buf *b, const char *fm
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        /* b->p is NULL until the first growth (NULL + 0 is undefined behaviour) */
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
         va_end(ap);
         if (n < 0) {
             b->oom = 1;

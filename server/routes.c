@@ -440,7 +440,7 @@ static void h_docs_upsert(http_req *r, const char *c)
         rag_document_init(doc);
         j->n = i + 1;
         if (rj_only(r, d, prefix, DOC_FIELDS) < 0 ||
-            rj_string(r, d, prefix, "id", 1, 1, 512, &doc->id) < 0 ||
+            rj_string(r, d, prefix, "id", 1, 1, RAG_DOC_ID_MAX, &doc->id) < 0 ||
             rj_string(r, d, prefix, "text", 1, 0, (size_t)-1, &doc->text) < 0 ||
             rj_string(r, d, prefix, "title", 0, 0, 4096, &doc->title) < 0 ||
             rj_string(r, d, prefix, "source", 0, 0, 4096, &doc->source) < 0 ||
@@ -691,7 +691,7 @@ static int parse_filter(http_req *r, search_req *sr, json_t *filter)
         if (!strcmp(key, "doc_id")) {
             if (json_is_object(v)) {
                 json_t *in = json_object_get(v, "$in");
-                if (!in || json_object_size(v) != 1) {
+                if (!json_is_array(in) || json_object_size(v) != 1) {
                     http_error(r, 400, "invalid_field", path,
                                "'%s' supports a string or {\"$in\": [ids]}", path);
                     return -1;
@@ -975,7 +975,7 @@ static void h_context(http_req *r, const char *c)
         rj_int(r, body, "", "budget_tokens", 0, 1, 1000000, &budget) < 0 ||
         rj_int(r, body, "", "stale_after", 0, 1, (long long)1 << 40, &stale) < 0 ||
         rj_string(r, body, "", "format", 0, 0, 16, &format) < 0 ||
-        rj_string(r, body, "", "source_template", 0, 0, 4096, &tmpl) < 0 ||
+        rj_string(r, body, "", "source_template", 0, 1, 4096, &tmpl) < 0 ||
         rj_string(r, body, "", "source_prefix", 0, 0, 4096, &sr.source_prefix) < 0)
         goto cleanup;
     if (format && strcmp(format, "text") && strcmp(format, "markdown") && strcmp(format, "json")) {
@@ -1225,6 +1225,8 @@ static void h_keys_create(http_req *r)
         mask |= sc;
     }
     colls = json_object_get(body, "collections");
+    if (json_is_null(colls))
+        colls = NULL; /* null means absent, as for every optional field */
     if (!colls && !(mask & SCOPE_ADMIN)) {
         http_error(r, 400, "missing_field", "collections",
                    "'collections' is required (collection names, or [\"*\"] for all)");
@@ -1312,7 +1314,8 @@ static void h_querylog(http_req *r)
     if (authorize(r, SCOPE_ADMIN, NULL) < 0 || query_long(r, "limit", 1, 1000, &limit) < 0 ||
         query_long(r, "since", 0, (long long)1 << 40, &since) < 0)
         return;
-    int rc = qlog_page(r->s->qlog, after, since, coll, (long)limit, &page);
+    int rc = after && !*after ? RAG_EINVAL /* as documented: 24 hex digits when given */
+                              : qlog_page(r->s->qlog, after, since, coll, (long)limit, &page);
     if (rc == RAG_EINVAL) {
         http_error(r, 400, "invalid_field", "after",
                    "query parameter 'after' must be an entry id (24 hex digits)");

