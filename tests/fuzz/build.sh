@@ -101,7 +101,7 @@ for t in "$src"/tests/fuzz/fuzz_*.c; do
         # C objects first, then a C++ link (FAISS); support.c is not needed (the library
         # is linked whole).
         tobjs=()
-        for c in "$t" "${extra[@]:1}"; do
+        for c in "$t" "$src/tests/fuzz/http_support.c" "${extra[@]:1}"; do
             o="$out/obj/$(basename "$c" .c).o"
             # shellcheck disable=SC2086
             $cc "${common[@]}" "${objsan[@]}" $scflags -c "$c" -o "$o"

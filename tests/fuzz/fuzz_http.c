@@ -6,6 +6,7 @@
  * other than 503 (libmicrohttpd's own 501/505 for unsupported methods or versions
  * aside); every JSON response of the server must parse, and an error carries a code. */
 #include "http.h"
+#include "http_support.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -50,66 +51,16 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* The seed documents of collection "docs" (re-created whenever an input dropped it or
- * filled it past the bound below). */
 static void seed_docs(void)
 {
-    static const char *const TEXT[] = {
-        "# Refunds\n\nRefunds are processed within five business days.",
-        "Vitamin D and calcium prevent fractures in older adults.",
-        "HNSW graphs answer nearest-neighbour queries in logarithmic time.",
-    };
-    static const char *const META[] = {"{\"lang\":\"en\",\"year\":2021}",
-                                       "{\"lang\":\"de\",\"year\":2015,\"tags\":[\"a\"]}", NULL};
-    rag_document d[3];
-    char ids[3][8];
-    int rc = rag_collection_create(S.db, "docs");
-    if (rc != RAG_OK && rc != RAG_EEXIST)
-        die("create collection", rag_errmsg());
-    for (int i = 0; i < 3; i++) {
-        rag_document_init(&d[i]);
-        snprintf(ids[i], sizeof ids[i], "d%d", i);
-        d[i].id = ids[i];
-        d[i].text = TEXT[i];
-        d[i].source = "https://example.org/faq";
-        d[i].title = "Title";
-        d[i].metadata_json = META[i];
-        d[i].format = i == 0 ? RAG_FORMAT_MARKDOWN : RAG_FORMAT_TEXT;
-    }
-    if (rag_ingest(S.db, "docs", d, 3, NULL) != RAG_OK)
-        die("ingest", rag_errmsg());
+    if (fuzz_seed_docs(S.db) != RAG_OK)
+        die("seed documents", rag_errmsg());
 }
 
-/* Keeps the state an input may have grown (collections, documents, keys) bounded, so a
- * long run neither fills the disk nor slows down. */
 static void bound_state(void)
 {
-    char **names = NULL;
-    size_t n = 0;
-    rag_collection_info info;
-    int rc = rag_collection_stats(S.db, "docs", &info);
-    if (rc == RAG_OK && info.chunks > 2000) {
-        rag_collection_drop(S.db, "docs");
-        rc = RAG_ENOTFOUND;
-    }
-    if (rc == RAG_ENOTFOUND)
-        seed_docs();
-    if (rag_collection_list(S.db, &names, &n) == RAG_OK && n > 16)
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(names[i], "docs"))
-                rag_collection_drop(S.db, names[i]);
-    rag_strings_free(names, n);
-    json_t *keys = auth_list(S.auth);
-    if (json_array_size(keys) > 32) {
-        size_t i;
-        json_t *k;
-        json_array_foreach(keys, i, k) {
-            const char *id = json_string_value(json_object_get(k, "id"));
-            if (id && strcmp(id, "bootstrap"))
-                auth_revoke(S.auth, id);
-        }
-    }
-    json_decref(keys);
+    if (fuzz_bound_state(&S) != RAG_OK)
+        die("re-seed documents", rag_errmsg());
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -9,6 +9,7 @@
  * DELETE /v1/keys/{id} the id). Every answer must be JSON with an error code when >= 400,
  * never a 5xx other than 503, and carry X-Request-Id. */
 #include "http.h"
+#include "http_support.h"
 #include "routes.h"
 #include "server.h"
 
@@ -198,52 +199,14 @@ static void die(const char *what, const char *detail)
 
 static void seed_docs(void)
 {
-    rag_document d[2];
-    int rc = rag_collection_create(S.db, "docs");
-    if (rc != RAG_OK && rc != RAG_EEXIST)
-        die("create collection", rag_errmsg());
-    for (int i = 0; i < 2; i++)
-        rag_document_init(&d[i]);
-    d[0].id = "d1";
-    d[0].text = "# Refunds\n\nRefunds are processed within five business days.";
-    d[0].format = RAG_FORMAT_MARKDOWN;
-    d[0].metadata_json = "{\"lang\":\"en\",\"year\":2021}";
-    d[1].id = "d2";
-    d[1].text = "Vitamin D and calcium prevent fractures in older adults.";
-    d[1].source = "https://example.org/health";
-    if (rag_ingest(S.db, "docs", d, 2, NULL) != RAG_OK)
-        die("ingest", rag_errmsg());
+    if (fuzz_seed_docs(S.db) != RAG_OK)
+        die("seed documents", rag_errmsg());
 }
 
-/* Keeps collections, documents and keys an input may have added bounded. */
 static void bound_state(void)
 {
-    char **names = NULL;
-    size_t n = 0;
-    rag_collection_info info;
-    int rc = rag_collection_stats(S.db, "docs", &info);
-    if (rc == RAG_OK && info.chunks > 2000) {
-        rag_collection_drop(S.db, "docs");
-        rc = RAG_ENOTFOUND;
-    }
-    if (rc == RAG_ENOTFOUND)
-        seed_docs();
-    if (rag_collection_list(S.db, &names, &n) == RAG_OK && n > 16)
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(names[i], "docs"))
-                rag_collection_drop(S.db, names[i]);
-    rag_strings_free(names, n);
-    json_t *keys = auth_list(S.auth);
-    if (json_array_size(keys) > 32) {
-        size_t i;
-        json_t *k;
-        json_array_foreach(keys, i, k) {
-            const char *id = json_string_value(json_object_get(k, "id"));
-            if (id && strcmp(id, "bootstrap"))
-                auth_revoke(S.auth, id);
-        }
-    }
-    json_decref(keys);
+    if (fuzz_bound_state(&S) != RAG_OK)
+        die("re-seed documents", rag_errmsg());
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

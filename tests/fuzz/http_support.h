@@ -1,0 +1,17 @@
+/* http_support.h - state shared by the fuzz_http* targets: the seed collection and the
+ * bound on what fuzz inputs may add to the store. */
+#ifndef FUZZ_HTTP_SUPPORT_H
+#define FUZZ_HTTP_SUPPORT_H
+
+#include "server.h"
+
+/* Creates collection "docs" (when absent) holding documents d0, d1, d2 (Markdown and
+ * text, with source, title and metadata). Returns RAG_OK or the failing status. */
+int fuzz_seed_docs(rag_db *db);
+
+/* Keeps the state inputs may grow bounded, so a long run neither fills the disk nor slows
+ * down: re-seeds "docs" when dropped or past 2,000 chunks, drops other collections past
+ * 16, revokes added keys past 32. Returns the status of a re-seed (RAG_OK otherwise). */
+int fuzz_bound_state(srv *s);
+
+#endif
