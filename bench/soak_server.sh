@@ -9,6 +9,7 @@
 # env:   MINUTES=30 WARMUP_MINUTES=5 N=20000 (documents loaded first) LOAD=0.8 (fraction of
 #        the measured max QPS) CONC=8 SAMPLE=10 BATCH=100 (documents per upsert request)
 #        INGEST_RATE=50 (documents/s) CHECKPOINT_EVERY=5000 (server --checkpoint-every)
+#        SERVER_FLAGS="" (more ragcore-server flags, e.g. "--querylog off")
 #        OUT=DIR (keeps rss.tsv, wrk and ingest logs there; default: a temporary dir)
 # Prints a Markdown summary on stdout; exits 1 when any request failed or anonymous memory
 # grew by 5 % or more after warm-up.
@@ -49,7 +50,7 @@ log "generating $N documents"
 python3 "$HERE/server_bench.py" gen "$W" "$N"
 RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$W/store" --listen 127.0.0.1:0 \
     --port-file "$W/port" --embedder hash --access-log off \
-    --checkpoint-every "$CHECKPOINT_EVERY" 2> "$OUT/server.log" &
+    --checkpoint-every "$CHECKPOINT_EVERY" ${SERVER_FLAGS:-} 2> "$OUT/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
 URL=http://127.0.0.1:$(cat "$W/port")

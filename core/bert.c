@@ -35,6 +35,12 @@ typedef struct {
     float *ln2g, *ln2b;
 } layer;
 
+/* Activations of one forward pass, grown on demand. */
+struct rag_bert_scratch {
+    size_t cap_tokens, cap_scores;
+    float *x, *qkv, *ctx, *tmp, *mid, *scores;
+};
+
 struct rag_bert {
     int vocab, hidden, layers, heads, inter, max_pos, type_vocab;
     float eps;
@@ -44,9 +50,7 @@ struct rag_bert {
     float *word, *pos;    /* [V, H]; [P, H] with token type 0 added */
     float *elng, *elnb;
     layer *L;
-    /* scratch, grown on demand */
-    size_t cap_tokens, cap_scores;
-    float *x, *qkv, *ctx, *tmp, *mid, *scores;
+    rag_bert_scratch own; /* scratch of rag_bert_embed / rag_bert_encode_ids */
 };
 
 int rag_bert_dim(const rag_bert *m) { return m->hidden; }
@@ -139,6 +143,30 @@ void rag_bert_set_threads_default(void)
         rag_bert_set_threads(atoi(env));
 }
 
+static void scratch_clear(rag_bert_scratch *s)
+{
+    free(s->x);
+    free(s->qkv);
+    free(s->ctx);
+    free(s->tmp);
+    free(s->mid);
+    free(s->scores);
+    memset(s, 0, sizeof *s);
+}
+
+rag_bert_scratch *rag_bert_scratch_new(void)
+{
+    return rag_calloc(1, sizeof(rag_bert_scratch));
+}
+
+void rag_bert_scratch_free(rag_bert_scratch *s)
+{
+    if (!s)
+        return;
+    scratch_clear(s);
+    free(s);
+}
+
 void rag_bert_free(rag_bert *m)
 {
     if (!m)
@@ -158,12 +186,7 @@ void rag_bert_free(rag_bert *m)
     free(m->pos);
     free(m->elng);
     free(m->elnb);
-    free(m->x);
-    free(m->qkv);
-    free(m->ctx);
-    free(m->tmp);
-    free(m->mid);
-    free(m->scores);
+    scratch_clear(&m->own);
     free(m);
 }
 
@@ -589,10 +612,15 @@ __attribute__((target("avx2,fma"))) static void layer_norm_avx2(float *x, const 
 
 static int use_avx2(void)
 {
+    /* Encodes run on several threads: the cached answer is read and written atomically
+     * (every thread computes the same value). */
     static int v = -1;
-    if (v < 0)
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return v;
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        r = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
 }
 #endif
 
@@ -640,27 +668,27 @@ static void softmax_row(float *s, int n)
         s[j] *= inv;
 }
 
-static int grow(rag_bert *m, size_t tokens, size_t maxlen)
+static int grow(const rag_bert *m, rag_bert_scratch *sc, size_t tokens, size_t maxlen)
 {
     const size_t H = (size_t)m->hidden, NI = (size_t)m->inter;
-    if (tokens > m->cap_tokens) {
+    if (tokens > sc->cap_tokens) {
         float *p[5];
         size_t sz[5] = {H, 3 * H, H, H, NI};
-        float **dst[5] = {&m->x, &m->qkv, &m->ctx, &m->tmp, &m->mid};
+        float **dst[5] = {&sc->x, &sc->qkv, &sc->ctx, &sc->tmp, &sc->mid};
         for (int k = 0; k < 5; k++) {
             p[k] = rag_realloc(*dst[k], tokens * sz[k] * sizeof(float));
             if (!p[k])
                 return RAG_ENOMEM;
             *dst[k] = p[k];
         }
-        m->cap_tokens = tokens;
+        sc->cap_tokens = tokens;
     }
-    if (maxlen * maxlen > m->cap_scores) {
-        float *s = rag_realloc(m->scores, maxlen * maxlen * sizeof(float));
+    if (maxlen * maxlen > sc->cap_scores) {
+        float *s = rag_realloc(sc->scores, maxlen * maxlen * sizeof(float));
         if (!s)
             return RAG_ENOMEM;
-        m->scores = s;
-        m->cap_scores = maxlen * maxlen;
+        sc->scores = s;
+        sc->cap_scores = maxlen * maxlen;
     }
     return RAG_OK;
 }
@@ -695,13 +723,13 @@ static void linear(int small, size_t T, int N, int K, const float *x, const floa
 
 /* Runs the encoder on one packed batch: ids of `ns` sequences back to back (seq k at
  * off[k], lens[k] tokens) and writes the pooled vectors to out[k * H]. */
-static void forward(rag_bert *m, const int32_t *const *ids, const int *lens, const size_t *off,
-                    size_t ns, size_t T, float *const *out)
+static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *const *ids,
+                    const int *lens, const size_t *off, size_t ns, size_t T, float *const *out)
 {
     const int H = m->hidden, NI = m->inter, NH = m->heads, D = H / NH, H3 = 3 * H;
     const float scale = 1.0f / sqrtf((float)D);
     const int small = T <= (size_t)small_gemm_limit();
-    float *x = m->x, *qkv = m->qkv, *ctx = m->ctx, *tmp = m->tmp, *mid = m->mid;
+    float *x = sc->x, *qkv = sc->qkv, *ctx = sc->ctx, *tmp = sc->tmp, *mid = sc->mid;
     for (size_t k = 0; k < ns; k++)
         for (int p = 0; p < lens[k]; p++) {
             float *row = x + (off[k] + (size_t)p) * (size_t)H;
@@ -721,10 +749,10 @@ static void forward(rag_bert *m, const int32_t *const *ids, const int *lens, con
             for (int h = 0; h < NH; h++) {
                 const float *q = base + h * D, *kk = base + H + h * D, *v = base + 2 * H + h * D;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, D, scale, q, H3, kk, H3,
-                            0.0f, m->scores, L);
+                            0.0f, sc->scores, L);
                 for (int r = 0; r < L; r++)
-                    softmax_row(m->scores + (size_t)r * (size_t)L, L);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, L, 1.0f, m->scores, L,
+                    softmax_row(sc->scores + (size_t)r * (size_t)L, L);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, L, 1.0f, sc->scores, L,
                             v, H3, 0.0f, ctx + off[k] * (size_t)H + (size_t)(h * D), H);
             }
         }
@@ -778,6 +806,12 @@ static int by_len(const void *a, const void *b)
 int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens, size_t n,
                         float *out)
 {
+    return rag_bert_encode_ids_with(m, &m->own, ids, lens, n, out);
+}
+
+int rag_bert_encode_ids_with(const rag_bert *m, rag_bert_scratch *sc, const int32_t *const *ids,
+                             const int *lens, size_t n, float *out)
+{
     int rc = RAG_OK;
     const int limit = m->max_pos;
     for (size_t i = 0; i < n; i++) {
@@ -819,9 +853,9 @@ int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens,
             ns++;
             i++;
         }
-        if ((rc = grow(m, T, (size_t)maxlen)))
+        if ((rc = grow(m, sc, T, (size_t)maxlen)))
             goto cleanup;
-        forward(m, bids, blens, boff, ns, T, bout);
+        forward(m, sc, bids, blens, boff, ns, T, bout);
     }
 cleanup:
     free(order);
@@ -834,6 +868,12 @@ cleanup:
 
 int rag_bert_embed(rag_bert *m, const char *const *texts, const size_t *lens, size_t n,
                    const char *prefix, float *out)
+{
+    return rag_bert_embed_with(m, &m->own, texts, lens, n, prefix, out);
+}
+
+int rag_bert_embed_with(const rag_bert *m, rag_bert_scratch *sc, const char *const *texts,
+                        const size_t *lens, size_t n, const char *prefix, float *out)
 {
     int rc = RAG_OK;
     const int cap = m->max_tokens;
@@ -872,7 +912,7 @@ int rag_bert_embed(rag_bert *m, const char *const *texts, const size_t *lens, si
         }
         nl[i] = k;
     }
-    rc = rag_bert_encode_ids(m, (const int32_t *const *)ptrs, nl, n, out);
+    rc = rag_bert_encode_ids_with(m, sc, (const int32_t *const *)ptrs, nl, n, out);
 cleanup:
     free(ids);
     free(ptrs);

@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 typedef struct rag_bert rag_bert;
+/* Activations of one forward pass (grown on demand). Each thread that encodes at the same
+ * time as others needs its own; the model's weights are shared read-only. */
+typedef struct rag_bert_scratch rag_bert_scratch;
 
 /* Loads a Hugging Face BERT model directory: config.json (model_type bert, hidden_act gelu),
  * model.safetensors (F32/F16/BF16, names with or without "bert."), vocab.txt or
@@ -37,6 +40,15 @@ int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens,
  * instruction) and encodes n texts. Errors as above. */
 int rag_bert_embed(rag_bert *m, const char *const *texts, const size_t *lens, size_t n,
                    const char *prefix, float *out);
+
+/* The same with caller-owned scratch: calls on one model with different scratch objects
+ * may run concurrently (the tokenizer and weights are only read). */
+rag_bert_scratch *rag_bert_scratch_new(void); /* NULL: out of memory */
+void rag_bert_scratch_free(rag_bert_scratch *s);
+int rag_bert_encode_ids_with(const rag_bert *m, rag_bert_scratch *s, const int32_t *const *ids,
+                             const int *lens, size_t n, float *out);
+int rag_bert_embed_with(const rag_bert *m, rag_bert_scratch *s, const char *const *texts,
+                        const size_t *lens, size_t n, const char *prefix, float *out);
 
 /* The one threads knob: OpenBLAS threads used by every encoder (our own code runs on the
  * calling thread only, so nothing oversubscribes). n <= 0: $RAGCORE_THREADS, else the

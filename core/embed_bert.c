@@ -12,19 +12,54 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define SCRATCH_MAX 8
+
+/* Encodes run concurrently, one per scratch object: up to `max` at a time ($RAGCORE_ENCODERS,
+ * 1..SCRATCH_MAX; default 1, see below); further callers wait for a scratch to be returned.
+ * Scratch objects are created on first need and kept (each grows to the largest batch it
+ * ran: about 44 MB for a 4,096-token ingest batch of a 384-wide model). */
 typedef struct {
     rag_bert *model;
     char *query_prefix;     /* NULL: none */
-    pthread_mutex_t lock;   /* the encoder's scratch buffers are per handle */
+    pthread_mutex_t lock;   /* guards the pool below */
+    pthread_cond_t returned;
+    rag_bert_scratch *idle[SCRATCH_MAX];
+    int nidle, created, max;
 } bert_impl;
+
+static rag_bert_scratch *scratch_take(bert_impl *b)
+{
+    rag_bert_scratch *s = NULL;
+    pthread_mutex_lock(&b->lock);
+    while (b->nidle == 0 && b->created >= b->max)
+        pthread_cond_wait(&b->returned, &b->lock);
+    if (b->nidle > 0) {
+        s = b->idle[--b->nidle];
+    } else if ((s = rag_bert_scratch_new()) != NULL) {
+        b->created++;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return s;
+}
+
+static void scratch_return(bert_impl *b, rag_bert_scratch *s)
+{
+    pthread_mutex_lock(&b->lock);
+    b->idle[b->nidle++] = s;
+    pthread_cond_signal(&b->returned);
+    pthread_mutex_unlock(&b->lock);
+}
 
 static int bert_embed(rag_embedder *e, const char *const *texts, const size_t *lens, size_t n,
                       int is_query, float *out)
 {
     bert_impl *b = e->impl;
-    pthread_mutex_lock(&b->lock);
-    int rc = rag_bert_embed(b->model, texts, lens, n, is_query ? b->query_prefix : NULL, out);
-    pthread_mutex_unlock(&b->lock);
+    rag_bert_scratch *s = scratch_take(b);
+    if (!s)
+        return RAG_ENOMEM;
+    int rc = rag_bert_embed_with(b->model, s, texts, lens, n, is_query ? b->query_prefix : NULL,
+                                 out);
+    scratch_return(b, s);
     return rc;
 }
 
@@ -39,9 +74,12 @@ static void bert_destroy(rag_embedder *e)
     bert_impl *b = e->impl;
     if (!b)
         return;
+    for (int i = 0; i < b->nidle; i++)
+        rag_bert_scratch_free(b->idle[i]);
     rag_bert_free(b->model);
     free(b->query_prefix);
     pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->returned);
     free(b);
     e->impl = NULL;
 }
@@ -125,6 +163,14 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
     pthread_once(&threads_once, rag_bert_set_threads_default);
     pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->returned, NULL);
+    /* One encode at a time by default: on the 2-vCPU machine this was measured on,
+     * concurrent query encodes (each streaming the whole weight set from memory) raised
+     * the server's CPU per text search by half and lowered its throughput
+     * (docs/benchmarks.md); machines with more cores and memory bandwidth may set more. */
+    const char *env = getenv("RAGCORE_ENCODERS");
+    long want = env ? strtol(env, NULL, 10) : 1;
+    b->max = want < 1 ? 1 : want > SCRATCH_MAX ? SCRATCH_MAX : (int)want;
     b->query_prefix = prefix;
     prefix = NULL;
     e->ops = &bert_ops;

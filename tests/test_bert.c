@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,69 @@ static void test_batch_invariance(void)
     rag_bert_free(m);
 }
 
+/* ---- concurrent encodes through one embedder ------------------------------------------ */
+
+#define CONC_THREADS 4
+#define CONC_TEXTS 12
+#define CONC_ROUNDS 6
+
+typedef struct conc_arg {
+    rag_embedder *e;
+    const char *const *texts;
+    const float *ref;            /* CONC_TEXTS x 384, embedded one at a time beforehand */
+    int seed, mismatches, rc;
+} conc_arg;
+
+static void *conc_embed(void *user)
+{
+    conc_arg *a = user;
+    float v[384];
+    for (int r = 0; r < CONC_ROUNDS && a->rc == RAG_OK; r++)
+        for (int i = 0; i < CONC_TEXTS && a->rc == RAG_OK; i++) {
+            int t = (i * 5 + a->seed + r) % CONC_TEXTS;
+            a->rc = rag_embedder_embed(a->e, &a->texts[t], NULL, 1, t % 2, v);
+            a->mismatches += memcmp(v, a->ref + t * 384, sizeof v) != 0;
+        }
+    return NULL;
+}
+
+/* Several threads encode through one embedder at once (each takes its own scratch) and
+ * get exactly the vectors a lone caller gets: no scratch is shared between two encodes. */
+static void test_concurrent_encodes(void)
+{
+    rag_embedder *e = NULL;
+    setenv("RAGCORE_ENCODERS", "4", 1); /* read when the embedder is created */
+    ASSERT_OK(rag_embedder_bert_create("all-MiniLM-L6-v2", &e));
+    unsetenv("RAGCORE_ENCODERS");
+    if (!e)
+        return;
+    const char *texts[CONC_TEXTS];
+    static const char *const words[] = {"vitamin", "trial", "cells", "of", "risk"};
+    char buf[CONC_TEXTS][1024]; /* at most 80 words of at most 8 bytes */
+    for (int i = 0; i < CONC_TEXTS; i++) {
+        size_t len = 0;
+        for (int w = 0; w < 3 + i * 7 && len < sizeof buf[i]; w++)
+            len += (size_t)snprintf(buf[i] + len, sizeof buf[i] - len, "%s ", words[(i + w) % 5]);
+        texts[i] = buf[i];
+    }
+    float *ref = malloc(CONC_TEXTS * 384 * sizeof *ref);
+    for (int i = 0; i < CONC_TEXTS; i++)
+        ASSERT_OK(rag_embedder_embed(e, &texts[i], NULL, 1, i % 2, ref + i * 384));
+    pthread_t th[CONC_THREADS];
+    conc_arg args[CONC_THREADS];
+    for (int t = 0; t < CONC_THREADS; t++) {
+        args[t] = (conc_arg){e, texts, ref, t * 3, 0, RAG_OK};
+        ASSERT_EQ_INT(pthread_create(&th[t], NULL, conc_embed, &args[t]), 0);
+    }
+    for (int t = 0; t < CONC_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        ASSERT_OK(args[t].rc);
+        ASSERT_EQ_INT(args[t].mismatches, 0);
+    }
+    free(ref);
+    rag_embedder_free(e);
+}
+
 /* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
  * every kernel's vector width, y accumulated onto (beta 1) and left alone past N. Each
  * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
@@ -333,5 +397,6 @@ int main(void)
     RUN_TEST(test_minilm_reference);
     RUN_TEST(test_bge_reference);
     RUN_TEST(test_batch_invariance);
+    RUN_TEST(test_concurrent_encodes);
     return TEST_REPORT();
 }
