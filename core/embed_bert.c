@@ -174,7 +174,7 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     b->query_prefix = prefix;
     prefix = NULL;
     e->ops = &bert_ops;
-    snprintf(e->name, sizeof e->name, "%s", label);
+    snprintf(e->name, sizeof e->name, "%.*s", (int)sizeof e->name - 1, label); /* may cut a long path */
     e->dim = rag_bert_dim(b->model);
     e->max_tokens = rag_bert_max_tokens(b->model);
     e->impl = b;
