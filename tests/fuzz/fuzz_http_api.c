@@ -197,12 +197,6 @@ static void die(const char *what, const char *detail)
     abort();
 }
 
-static void seed_docs(void)
-{
-    if (fuzz_seed_docs(S.db) != RAG_OK)
-        die("seed documents", rag_errmsg());
-}
-
 static void bound_state(void)
 {
     if (fuzz_bound_state(&S) != RAG_OK)
@@ -225,18 +219,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!(S.metrics = metrics_create(ROUTE_COUNT, route_names())) ||
         http_start(&S, err, sizeof err) < 0 || !on_request || !on_completed)
         die("http_start", err);
-    rag_open_options oo;
-    rag_open_options_init(&oo);
-    oo.embedder = S.cfg.embedder;
-    oo.dim = S.cfg.dim;
-    if (rag_open(S.cfg.db, &oo, &S.db) != RAG_OK)
-        die("rag_open", rag_errmsg());
-    S.dim = rag_db_dim(S.db);
-    if (auth_open(S.db, ADMIN_KEY, &S.auth) != RAG_OK)
-        die("auth_open", rag_errmsg());
-    if (!(S.qlog = qlog_start(S.db, &S.cfg.limits, S.metrics)) || !(S.writer = writer_start()))
-        die("start", "query log or writer thread");
-    seed_docs();
+    const char *failed = fuzz_server_open(&S, ADMIN_KEY);
+    if (failed)
+        die(failed, rag_errmsg());
     atomic_store(&S.ready, 1);
     return 0;
 }

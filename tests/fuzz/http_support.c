@@ -2,6 +2,8 @@
 #include "http_support.h"
 
 #include "auth.h"
+#include "querylog.h"
+#include "writer.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -62,4 +64,23 @@ int fuzz_bound_state(srv *s)
     }
     json_decref(keys);
     return rc;
+}
+
+const char *fuzz_server_open(srv *s, const char *admin_key)
+{
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.embedder = s->cfg.embedder;
+    oo.dim = s->cfg.dim;
+    if (rag_open(s->cfg.db, &oo, &s->db) != RAG_OK)
+        return "rag_open";
+    s->dim = rag_db_dim(s->db);
+    if (auth_open(s->db, admin_key, &s->auth) != RAG_OK)
+        return "auth_open";
+    if (!(s->qlog = qlog_start(s->db, &s->cfg.limits, s->metrics)) ||
+        !(s->writer = writer_start()))
+        return "start of the query log or writer thread";
+    if (fuzz_seed_docs(s->db) != RAG_OK)
+        return "seed documents";
+    return NULL;
 }

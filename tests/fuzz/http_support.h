@@ -9,6 +9,12 @@
  * text, with source, title and metadata). Returns RAG_OK or the failing status. */
 int fuzz_seed_docs(rag_db *db);
 
+/* Opens the store of s->cfg (embedder and dimension from the config), the key table with
+ * bootstrap key `admin_key`, the query log and the writer thread, and seeds "docs", as
+ * the server's main() does. NULL on success, else the name of the step that failed
+ * (rag_errmsg() tells why). */
+const char *fuzz_server_open(srv *s, const char *admin_key);
+
 /* Keeps the state inputs may grow bounded, so a long run neither fills the disk nor slows
  * down: re-seeds "docs" when dropped or past 2,000 chunks, drops other collections past
  * 16, revokes added keys past 32. Returns the status of a re-seed (RAG_OK otherwise). */
