@@ -191,6 +191,16 @@ static double ndcg10(rag_embedder *e, const docs *corpus, const float *dv, const
     return nq ? total / nq : 0;
 }
 
+/* Prints dense nDCG@10 of the corpus vectors dv against the BEIR queries and train qrels
+ * of data directory `data`. */
+static void print_ndcg10(rag_embedder *e, const docs *corpus, const float *dv, const char *data)
+{
+    char qp[4200], qrp[4200];
+    snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
+    snprintf(qrp, sizeof qrp, "%s/qrels/train.tsv", data);
+    printf("dense nDCG@10 (%zu docs): %.4f\n", corpus->n, ndcg10(e, corpus, dv, qp, qrp));
+}
+
 /* Encodes every query of qpath alone (as rag_search does), through the small-T GEMM path
  * and through cblas_sgemm (RAGCORE_SMALL_GEMM=0), alternating which goes first, and
  * prints the per-query latency of each: wall and thread-CPU p50 / p95 / mean, in ms. */
@@ -436,12 +446,8 @@ int main(int argc, char **argv)
         double t0 = now();
         rag_embedder_embed(e, (const char *const *)corpus.text, lens, n, 0, v);
         printf("model %s: %zu texts in %.2f s\n", e->name, n, now() - t0);
-        if (eval) {
-            char qp[4200], qrp[4200];
-            snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
-            snprintf(qrp, sizeof qrp, "%s/qrels/train.tsv", data);
-            printf("dense nDCG@10 (%zu docs): %.4f\n", n, ndcg10(e, &corpus, v, qp, qrp));
-        }
+        if (eval)
+            print_ndcg10(e, &corpus, v, data);
         free(v);
         free(lens);
         rag_embedder_free(e);
@@ -522,12 +528,8 @@ int main(int argc, char **argv)
                n / dt, achieved, roof, tokens / (flops / (roof * 1e9)), 100 * achieved / roof);
         fflush(stdout);
     }
-    if (eval) {
-        char qp[4200], qrp[4200];
-        snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
-        snprintf(qrp, sizeof qrp, "%s/qrels/train.tsv", data);
-        printf("dense nDCG@10 (%zu docs): %.4f\n", n, ndcg10(e, &corpus, out, qp, qrp));
-    }
+    if (eval)
+        print_ndcg10(e, &corpus, out, data);
     free(out);
     free(lens);
     rag_embedder_free(e);

@@ -42,23 +42,13 @@ trap cleanup EXIT
 command -v wrk >/dev/null || { log "wrk not found (apt-get install wrk)"; exit 1; }
 [ -x "$BUILD/bin/ragcore-server" ] || { log "$BUILD/bin/ragcore-server not built"; exit 1; }
 
-wait_http() { # URL [seconds]
-    for _ in $(seq 1 $((${2:-60} * 10))); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    log "$1 did not come up"; return 1
-}
+. "$HERE/server_lib.sh"
 
 run_wrk() { # URL BODIES KEY CONC -> one JSON line
     BODIES=$2 KEY=$3 wrk -t2 -c"$4" -d"${DURATION}s" --timeout 10s -s "$HERE/wrk_search.lua" "$1" |
         grep '^{"requests"'
 }
 
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-
-# server CPU time (user + system) of process $1 in clock ticks
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 start_server() { # EF -> SERVER_PID, URL
     rm -f "$W/port"
@@ -66,9 +56,7 @@ start_server() { # EF -> SERVER_PID, URL
         --port-file "$W/port" --embedder "$EMBEDDER" --threads "$THREADS" --access-log off \
         --max-inflight 100000 --ef-search "$1" --ef-construction "$EFC" 2>> "$W/server.log" &
     SERVER_PID=$!
-    for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
-    URL=http://127.0.0.1:$(cat "$W/port")
-    wait_http "$URL/readyz"
+    URL=$(server_url "$W/port")
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 

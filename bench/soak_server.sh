@@ -16,6 +16,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/server_lib.sh"
 BUILD=$(cd "${1:-build}" && pwd)
 MINUTES=${MINUTES:-30}
 WARMUP_MINUTES=${WARMUP_MINUTES:-5}
@@ -43,7 +44,6 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || { log "wrk not found (apt-get install wrk)"; exit 1; }
 [ -x "$BUILD/bin/ragcore-server" ] || { log "$BUILD/bin/ragcore-server not built"; exit 1; }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 mem_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 log "generating $N documents"
@@ -52,9 +52,7 @@ RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$W/store" --listen 127.
     --port-file "$W/port" --embedder hash --access-log off \
     --checkpoint-every "$CHECKPOINT_EVERY" ${SERVER_FLAGS:-} 2> "$OUT/server.log" &
 SERVER_PID=$!
-for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
-URL=http://127.0.0.1:$(cat "$W/port")
-for _ in $(seq 1 600); do curl -sf -o /dev/null "$URL/readyz" && break; sleep 0.1; done
+URL=$(server_url "$W/port")
 curl -sf -H "Authorization: Bearer $KEY" -d '{"name":"bench"}' "$URL/v1/collections" >/dev/null
 log "loading"
 for f in "$W"/batches/*.json; do

@@ -11,6 +11,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/server_lib.sh"
 BUILD=$(cd "${1:?usage: text_load.sh BUILD_DIR STORE_DIR QUERIES.jsonl [COLLECTION]}" && pwd)
 STORE=${2:?store directory}
 QUERIES=${3:?queries.jsonl}
@@ -27,8 +28,6 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 python3 -c '
 import json, sys
@@ -41,9 +40,7 @@ with open(sys.argv[2], "w") as out:
 RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$STORE" --listen 127.0.0.1:0 \
     --port-file "$W/port" --access-log off --max-inflight 100000 2> "$W/server.log" &
 SERVER_PID=$!
-for _ in $(seq 1 600); do [ -s "$W/port" ] && break; sleep 0.1; done
-URL=http://127.0.0.1:$(cat "$W/port")
-for _ in $(seq 1 600); do curl -sf -o /dev/null "$URL/readyz" && break; sleep 0.1; done
+URL=$(server_url "$W/port")
 SEARCH=$URL/v1/collections/$COLL/search
 embedder=$(curl -sf "$URL/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("embedder","?"))')
 
