@@ -18,6 +18,7 @@
  * where N is the number of indexed chunks and avgdl their mean length. */
 #include "lexical.h"
 
+#include "bytes.h"
 #include "status.h"
 
 #include <libstemmer.h>
@@ -35,32 +36,6 @@
 /* Raw tokens longer than this (bytes) are skipped, as are analysed terms longer than
  * RAG_LEX_MAX_TERM: such strings are identifiers, hashes or base64, not words. */
 #define MAX_RAW_TOKEN 512
-
-/* ---- big-endian helpers ------------------------------------------------------------- */
-
-static void be32_put(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static void be64_put(unsigned char *p, uint64_t v)
-{
-    be32_put(p, (uint32_t)(v >> 32));
-    be32_put(p + 4, (uint32_t)v);
-}
-
-static uint32_t be32_get(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-    return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
-}
 
 /* ---- analyzer ----------------------------------------------------------------------- */
 
@@ -500,16 +475,16 @@ static int bag_fill(term_bag *b, const rag_analyzer *an, const char *text, size_
 static size_t posting_key(unsigned char *k, uint32_t coll, const char *term, size_t len,
                           uint64_t chunk)
 {
-    be32_put(k, coll);
+    rag_put_be32(k, coll);
     memcpy(k + 4, term, len);
     k[4 + len] = 0;
-    be64_put(k + 5 + len, chunk);
+    rag_put_be64(k + 5 + len, chunk);
     return 13 + len;
 }
 
 static size_t df_key(unsigned char *k, uint32_t coll, const char *term, size_t len)
 {
-    be32_put(k, coll);
+    rag_put_be32(k, coll);
     memcpy(k + 4, term, len);
     return 4 + len;
 }
@@ -524,7 +499,7 @@ static int get_u32(rag_txn *txn, const char *table, const unsigned char *k, size
         return rc;
     if (vl < 4)
         return rag_fail(RAG_ECORRUPT, "lexical table %s: entry of %zu bytes", table, vl);
-    *v = be32_get(val);
+    *v = rag_get_be32(val);
     return RAG_OK;
 }
 
@@ -532,7 +507,7 @@ static int put_u32(rag_txn *txn, const char *table, const unsigned char *k, size
                    uint32_t v)
 {
     unsigned char b[4];
-    be32_put(b, v);
+    rag_put_be32(b, v);
     return rag_store_kv_put(txn, table, k, kl, b, 4);
 }
 
@@ -541,7 +516,7 @@ int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t 
     unsigned char k[4];
     const void *val;
     size_t vl;
-    be32_put(k, coll);
+    rag_put_be32(k, coll);
     *n_chunks = *total_len = 0;
     int rc = rag_store_kv_get(txn, T_STATS, k, 4, &val, &vl);
     if (rc == RAG_ENOTFOUND)
@@ -551,21 +526,21 @@ int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t 
     if (vl != 16)
         return rag_fail(RAG_ECORRUPT, "lexical statistics of collection %u: %zu bytes",
                         (unsigned)coll, vl);
-    *n_chunks = be64_get(val);
-    *total_len = be64_get((const unsigned char *)val + 8);
+    *n_chunks = rag_get_be64(val);
+    *total_len = rag_get_be64((const unsigned char *)val + 8);
     return RAG_OK;
 }
 
 static int put_stats(rag_txn *txn, uint32_t coll, uint64_t n, uint64_t total)
 {
     unsigned char k[4], v[16];
-    be32_put(k, coll);
+    rag_put_be32(k, coll);
     if (n == 0) {
         int rc = rag_store_kv_del(txn, T_STATS, k, 4);
         return rc == RAG_ENOTFOUND ? RAG_OK : rc;
     }
-    be64_put(v, n);
-    be64_put(v + 8, total);
+    rag_put_be64(v, n);
+    rag_put_be64(v + 8, total);
     return rag_store_kv_put(txn, T_STATS, k, 4, v, 16);
 }
 
@@ -587,8 +562,8 @@ int rag_lexical_indexed(rag_txn *txn, uint32_t coll, uint64_t chunk_id)
 {
     unsigned char k[12];
     uint32_t dl;
-    be32_put(k, coll);
-    be64_put(k + 4, chunk_id);
+    rag_put_be32(k, coll);
+    rag_put_be64(k + 4, chunk_id);
     int rc = get_u32(txn, T_CHUNKS, k, 12, &dl);
     return rc == RAG_OK ? 1 : rc == RAG_ENOTFOUND ? 0 : rc;
 }
@@ -612,8 +587,8 @@ int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_
         if (!e->len)
             continue;
         const char *term = bag.pool + e->off;
-        be32_put(v, e->tf);
-        be32_put(v + 4, bag.total);
+        rag_put_be32(v, e->tf);
+        rag_put_be32(v + 4, bag.total);
         size_t kl = posting_key(k, coll, term, e->len, chunk_id);
         if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, kl, v, 8)) != RAG_OK)
             goto cleanup;
@@ -625,10 +600,10 @@ int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_
         if ((rc = put_u32(txn, T_STATS, k, kl, df + 1)) != RAG_OK)
             goto cleanup;
     }
-    be32_put(ck, coll);
-    be64_put(ck + 4, chunk_id);
-    be32_put(v, bag.total);
-    be32_put(v + 4, (uint32_t)bag.n);
+    rag_put_be32(ck, coll);
+    rag_put_be64(ck + 4, chunk_id);
+    rag_put_be32(v, bag.total);
+    rag_put_be32(v + 4, (uint32_t)bag.n);
     if ((rc = rag_store_kv_put(txn, T_CHUNKS, ck, 12, v, 8)) != RAG_OK)
         goto cleanup;
     if ((rc = rag_lexical_stats(txn, coll, &n, &total)) != RAG_OK)
@@ -648,8 +623,8 @@ int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint
     size_t vl;
     uint64_t n, total;
     memset(&bag, 0, sizeof bag);
-    be32_put(ck, coll);
-    be64_put(ck + 4, chunk_id);
+    rag_put_be32(ck, coll);
+    rag_put_be64(ck + 4, chunk_id);
     int rc = rag_store_kv_get(txn, T_CHUNKS, ck, 12, &val, &vl);
     if (rc == RAG_ENOTFOUND)
         return RAG_OK; /* never indexed (e.g. stored before the lexical index existed) */
@@ -658,7 +633,7 @@ int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint
     if (vl != 8)
         return rag_fail(RAG_ECORRUPT, "lexical entry of chunk %llu: %zu bytes",
                         (unsigned long long)chunk_id, vl);
-    uint32_t dl = be32_get(val), nterms = be32_get((const unsigned char *)val + 4);
+    uint32_t dl = rag_get_be32(val), nterms = rag_get_be32((const unsigned char *)val + 4);
     if ((rc = bag_fill(&bag, an, text, len)) != RAG_OK)
         goto cleanup;
     if (bag.total != dl || bag.n != nterms) {
@@ -746,7 +721,7 @@ static int purge_keys(rag_txn *txn, uint32_t coll, int keep_mark, size_t max_key
     key_batch kb = {{0}, NULL, NULL, 0, 0, keep_mark};
     int rc = RAG_OK;
     *deleted = 0;
-    be32_put(kb.prefix, coll);
+    rag_put_be32(kb.prefix, coll);
     kb.keys = rag_malloc(PURGE_BATCH * sizeof *kb.keys);
     kb.lens = rag_malloc(PURGE_BATCH * sizeof *kb.lens);
     if (!kb.keys || !kb.lens) {
@@ -812,7 +787,7 @@ int rag_lexical_chunk_text(const char *title, const char *text, size_t len, char
 int rag_lexical_rebuild_mark(rag_txn *txn, uint32_t coll, int pending)
 {
     unsigned char k[5];
-    be32_put(k, coll);
+    rag_put_be32(k, coll);
     k[4] = MARK_BYTE;
     if (pending)
         return rag_store_kv_put(txn, T_STATS, k, 5, "", 0);
@@ -825,7 +800,7 @@ int rag_lexical_rebuilding(rag_txn *txn, uint32_t coll)
     unsigned char k[5];
     const void *val;
     size_t vl;
-    be32_put(k, coll);
+    rag_put_be32(k, coll);
     k[4] = MARK_BYTE;
     int rc = rag_store_kv_get(txn, T_STATS, k, 5, &val, &vl);
     return rc == RAG_OK ? 1 : rc == RAG_ENOTFOUND ? 0 : rc;
@@ -889,9 +864,9 @@ static int audit_chunk_visit(void *user, const void *key, size_t klen, const voi
     }
     x->ch = grown;
     audit_chunk *c = &x->ch[x->n++];
-    c->id = be64_get((const unsigned char *)key + 4);
-    c->len = be32_get(val);
-    c->nterms = be32_get((const unsigned char *)val + 4);
+    c->id = rag_get_be64((const unsigned char *)key + 4);
+    c->len = rag_get_be32(val);
+    c->nterms = rag_get_be32((const unsigned char *)val + 4);
     c->seen = 0;
     c->seen_tf = 0;
     return 0;
@@ -941,8 +916,8 @@ static int audit_posting_visit(void *user, const void *key, size_t klen, const v
         x->terms[x->nterms++] = (audit_term){(uint32_t)x->pool_len, (uint32_t)tl, 1};
         x->pool_len += tl;
     }
-    audit_chunk *c = audit_find(x, be64_get(k + klen - 8));
-    uint32_t tf = be32_get(val), dl = be32_get((const unsigned char *)val + 4);
+    audit_chunk *c = audit_find(x, rag_get_be64(k + klen - 8));
+    uint32_t tf = rag_get_be32(val), dl = rag_get_be32((const unsigned char *)val + 4);
     if (!c) {
         x->a->stray_postings++;
         return 0;
@@ -978,8 +953,8 @@ static int audit_stats_visit(void *user, const void *key, size_t klen, const voi
             x->a->malformed++;
             return 0;
         }
-        x->a->stat_chunks = be64_get(val);
-        x->a->stat_len = be64_get((const unsigned char *)val + 8);
+        x->a->stat_chunks = rag_get_be64(val);
+        x->a->stat_len = rag_get_be64((const unsigned char *)val + 8);
         return 0;
     }
     if (is_mark(k, klen)) {
@@ -1000,7 +975,7 @@ static int audit_stats_visit(void *user, const void *key, size_t klen, const voi
     if (t && term_cmp(x->pool + t->off, t->len, term, tl) == 0) {
         if (vlen != 4)
             x->a->malformed++;
-        if (vlen != 4 || be32_get(val) != t->count)
+        if (vlen != 4 || rag_get_be32(val) != t->count)
             audit_bad_df(x, term, tl);
         x->merge++;
     } else {
@@ -1015,7 +990,7 @@ int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out)
     memset(&x, 0, sizeof x);
     memset(out, 0, sizeof *out);
     x.a = out;
-    be32_put(x.prefix, coll);
+    rag_put_be32(x.prefix, coll);
     int rc = rag_store_kv_scan(txn, T_CHUNKS, x.prefix, 4, audit_chunk_visit, &x);
     if (rc >= 0 && x.rc == RAG_OK)
         rc = rag_store_kv_scan(txn, T_POSTINGS, x.prefix, 4, audit_posting_visit, &x);
@@ -1076,8 +1051,8 @@ static int accumulate(void *user, const void *key, size_t klen, const void *val,
         s->rc = rag_fail(RAG_ECORRUPT, "lexical posting value of %zu bytes", vlen);
         return 1;
     }
-    uint64_t id = be64_get((const unsigned char *)key + s->plen);
-    double tf = be32_get(val), dl = be32_get((const unsigned char *)val + 4);
+    uint64_t id = rag_get_be64((const unsigned char *)key + s->plen);
+    double tf = rag_get_be32(val), dl = rag_get_be32((const unsigned char *)val + 4);
     double part = s->w * tf * (s->k1 + 1) / (tf + s->k1 * (1 - s->b + s->b * dl * s->inv_avgdl));
     size_t j = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & s->mask;
     while (s->acc[j].id != UINT64_MAX && s->acc[j].id != id)

@@ -1,4 +1,5 @@
 /* ragcore.c - the public facade: opening stores, collections, ingest, delete, checkpoints. */
+#include "bytes.h"
 #include "chunker.h"
 #include "db.h"
 #include "embedder.h"
@@ -1258,8 +1259,7 @@ static int embcache_commit(rag_txn *txn, const prep *p, int64_t max)
             continue; /* a hit, or the same text earlier in this batch */
         rag_clear_error();
         unsigned char seq[8];
-        for (int b = 0; b < 8; b++)
-            seq[b] = (unsigned char)(st[3] >> (56 - 8 * b));
+        rag_put_be64(seq, st[3]);
         rc = rag_store_kv_put(txn, "embcache", p->cache_keys[i], 24,
                               p->vecs + i * (size_t)p->coll_dim, bytes);
         if (rc == RAG_OK)

@@ -1,5 +1,6 @@
 /* store.c - LMDB-backed store of collections, documents, chunks, vectors and aux tables. */
 #include "store.h"
+#include "bytes.h"
 #include "status.h"
 
 #include <errno.h>
@@ -64,31 +65,6 @@ static int mdb_status(rag_txn *txn, int rc, const char *what)
 }
 
 /* ---- byte helpers ------------------------------------------------------------------- */
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t get_be32(const unsigned char *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 /* A growable byte buffer for encoding records. */
 typedef struct buf {
@@ -384,8 +360,8 @@ static int del(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const char *wh
 
 static void coll_id_key(unsigned char *k, uint32_t coll, uint64_t id)
 {
-    put_be32(k, coll);
-    put_be64(k + 4, id);
+    rag_put_be32(k, coll);
+    rag_put_be64(k + 4, id);
 }
 
 /* Deletes every key of `dbi` that starts with `prefix` and is below prefix+`end` (when
@@ -452,7 +428,7 @@ static int meta_u64(rag_txn *t, const char *key, uint64_t *v)
         return rc;
     if (val.mv_size != 8)
         return rag_fail(RAG_ECORRUPT, "meta '%s' has %zu bytes, expected 8", key, val.mv_size);
-    *v = get_be64(val.mv_data);
+    *v = rag_get_be64(val.mv_data);
     return RAG_OK;
 }
 
@@ -468,7 +444,7 @@ int rag_store_alloc_ids(rag_txn *t, uint64_t n, uint64_t *first)
     if (rc != RAG_OK)
         return rc;
     unsigned char b[8];
-    put_be64(b, next + n);
+    rag_put_be64(b, next + n);
     *first = next;
     return put(t, t->st->dbi[DB_META], "next_chunk_id", 13, b, 8, "allocate chunk ids");
 }
@@ -480,7 +456,7 @@ int rag_store_coll_new_id(rag_txn *t, uint32_t *id)
     if (rc != RAG_OK)
         return rc;
     unsigned char b[8];
-    put_be64(b, next + 1);
+    rag_put_be64(b, next + 1);
     *id = (uint32_t)next;
     return put(t, t->st->dbi[DB_META], "next_collection_id", 18, b, 8, "allocate collection id");
 }
@@ -557,7 +533,7 @@ static unsigned char *doc_key(uint32_t coll, const char *id, size_t *klen)
     unsigned char *k = rag_malloc(4 + n);
     if (!k)
         return NULL;
-    put_be32(k, coll);
+    rag_put_be32(k, coll);
     memcpy(k + 4, id, n);
     *klen = 4 + n;
     return k;
@@ -658,7 +634,7 @@ int rag_store_doc_scan(rag_txn *t, uint32_t coll, rag_doc_visit_fn visit, void *
     if (rc != 0)
         return mdb_status(t, rc, "open cursor");
     unsigned char prefix[4];
-    put_be32(prefix, coll);
+    rag_put_be32(prefix, coll);
     MDB_val k = {4, prefix}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
@@ -840,7 +816,7 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
     MDB_val k = {12, start}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
-    while (mrc == 0 && k.mv_size == 12 && get_be32(k.mv_data) == coll) {
+    while (mrc == 0 && k.mv_size == 12 && rag_get_be32(k.mv_data) == coll) {
         int dim = (int)(v.mv_size / sizeof(float));
         if (dim > t->scratch_dim) {
             float *s = rag_realloc(t->scratch, (size_t)dim * sizeof(float));
@@ -852,7 +828,7 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
             t->scratch_dim = dim;
         }
         memcpy(t->scratch, v.mv_data, (size_t)dim * sizeof(float));
-        if ((rc = visit(user, get_be64((const unsigned char *)k.mv_data + 4), t->scratch, dim)))
+        if ((rc = visit(user, rag_get_be64((const unsigned char *)k.mv_data + 4), t->scratch, dim)))
             break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -895,7 +871,7 @@ int rag_store_tomb_count(rag_txn *t, uint32_t coll, uint64_t below, uint64_t *co
 int rag_store_tomb_clear(rag_txn *t, uint32_t coll, uint64_t below)
 {
     unsigned char prefix[4], end[12];
-    put_be32(prefix, coll);
+    rag_put_be32(prefix, coll);
     coll_id_key(end, coll, below);
     return del_range(t, t->st->dbi[DB_TOMBS], prefix, 4, below == UINT64_MAX ? NULL : end, 12,
                      NULL);
@@ -940,7 +916,7 @@ int rag_store_hash_decr(rag_txn *t, uint32_t coll, uint64_t hash)
 int rag_store_coll_purge(rag_txn *t, uint32_t coll)
 {
     unsigned char prefix[4];
-    put_be32(prefix, coll);
+    rag_put_be32(prefix, coll);
     int rc = RAG_OK;
     for (int i = DB_DOCS; i <= DB_HASHES && rc == RAG_OK; i++)
         rc = del_range(t, t->st->dbi[i], prefix, 4, NULL, 0, NULL);
@@ -1055,13 +1031,13 @@ static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *wha
     MDB_val k = {12, start}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
-    while (mrc == 0 && k.mv_size >= 4 && get_be32(k.mv_data) == coll) {
+    while (mrc == 0 && k.mv_size >= 4 && rag_get_be32(k.mv_data) == coll) {
         if (k.mv_size != 12) {
             rc = rag_fail(RAG_ECORRUPT, "%s key of collection %u has %zu bytes, expected 12", what,
                           coll, k.mv_size);
             break;
         }
-        if ((rc = visit(user, get_be64((const unsigned char *)k.mv_data + 4), &v)) != 0)
+        if ((rc = visit(user, rag_get_be64((const unsigned char *)k.mv_data + 4), &v)) != 0)
             break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -1144,7 +1120,7 @@ int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
             if (k.mv_size < 4) {
                 bad++;
             } else {
-                uint32_t id = get_be32(k.mv_data);
+                uint32_t id = rag_get_be32(k.mv_data);
                 if (n > 0 && id != cur) {
                     if ((rc = visit(user, core_db_names[tables[i]], cur, n)) != 0)
                         break;

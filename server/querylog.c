@@ -1,6 +1,7 @@
 /* querylog.c - the query log, batched into the store's "querylog" table. */
 #include "querylog.h"
 
+#include "bytes.h"
 #include "db.h"
 #include "log.h"
 
@@ -39,18 +40,6 @@ static void key_hex(const unsigned char *k, char out[25])
         out[2 * i + 1] = D[k[i] & 15];
     }
     out[24] = 0;
-}
-
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
 }
 
 static int unhex(const char *s, unsigned char *out, size_t n)
@@ -94,7 +83,7 @@ static void flush(srv_querylog *q, int force_trim)
     long retention = atomic_load(&q->limits->querylog_retention);
     if (retention > 0 && (force_trim || now - q->last_trim >= 60)) {
         unsigned char end[8];
-        put_be64(end, (uint64_t)(now - retention) * 1000000u);
+        rag_put_be64(end, (uint64_t)(now - retention) * 1000000u);
         long n = rag_db_kv_trim(q->db, QLOG_TABLE, end, sizeof end);
         if (n < 0)
             log_msg("error", "querylog_trim", "%s: %s", rag_strerror((int)n), rag_errmsg());
@@ -176,8 +165,8 @@ void qlog_record(srv_querylog *q, json_t *entry, char id_out[25])
         q->last_us = us;
         q->seq = 0;
     }
-    put_be64(key, us);
-    put_be32(key + 8, q->seq);
+    rag_put_be64(key, us);
+    rag_put_be32(key + 8, q->seq);
     key_hex(key, id_out);
     json_object_set_new(entry, "id", json_string(id_out));
     json_object_set_new(entry, "ts_us", json_integer((json_int_t)us));
@@ -241,7 +230,7 @@ int qlog_page(srv_querylog *q, const char *after, long long since, const char *c
         snprintf(c.after, sizeof c.after, "%s", after);
     }
     if (since > 0) {
-        put_be64(tmp, (uint64_t)since * 1000000u);
+        rag_put_be64(tmp, (uint64_t)since * 1000000u);
         memset(tmp + 8, 0, 4);
         key_hex(tmp, c.from);
         if (memcmp(tmp, start, sizeof tmp) > 0)
