@@ -17,10 +17,12 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* First SIGINT/SIGTERM: finish the cycle, checkpoint and exit 0. A second one takes the
+ * default action, so an operator (or a supervisor) can always force the exit. */
 static void on_signal(int sig)
 {
-    (void)sig;
     stop_requested = 1;
+    signal(sig, SIG_DFL);
 }
 
 typedef struct sync_walk {
