@@ -11,6 +11,9 @@
 #        KEEP=DIR (work directory kept after the run; a DIR holding store/ and query bodies
 #        from an earlier run is reused: no generation, no ingest)
 #        CHROMA=auto|0  CHROMA_VENV=~/.cache/ragcore/chroma-venv
+#        CORPUS=synthetic|scifact (scifact: N chunks of real text cut from the SciFact
+#        abstracts in DATA=../shared/data/scifact-dev and its queries; use with a neural
+#        EMBEDDER such as all-MiniLM-L6-v2 for the vectors a real deployment searches)
 # Prints a Markdown table on stdout; progress on stderr.
 set -euo pipefail
 
@@ -26,6 +29,8 @@ EF_SWEEP=${EF_SWEEP:-}
 EFC=${EFC:-0}
 CHROMA=${CHROMA:-auto}
 CHROMA_VENV=${CHROMA_VENV:-$HOME/.cache/ragcore/chroma-venv}
+CORPUS=${CORPUS:-synthetic}
+DATA=${DATA:-$HERE/../../shared/data/scifact-dev}
 KEY=bench-admin-key-$$
 if [ -n "${KEEP:-}" ]; then W=$KEEP; mkdir -p "$W"; else
     W=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-bench-server.XXXXXX"); fi
@@ -85,8 +90,12 @@ if [ -d "$W/store" ] && [ -s "$W/vec_bodies.jsonl" ]; then
     start_server "$EF"
     ingest_s="(reused)"
 else
-    log "generating $N documents in $W"
-    python3 "$HERE/server_bench.py" gen "$W" "$N"
+    log "generating $N documents ($CORPUS) in $W"
+    case $CORPUS in
+    synthetic) python3 "$HERE/server_bench.py" gen "$W" "$N" ;;
+    scifact) python3 "$HERE/server_bench.py" gen-scifact "$W" "$N" "$DATA" ;;
+    *) log "CORPUS must be synthetic or scifact, got '$CORPUS'"; exit 2 ;;
+    esac
     log "starting ragcore-server ($EMBEDDER embedder)"
     start_server "$EF"
     curl -sf -H "Authorization: Bearer $KEY" -d '{"name":"bench"}' "$URL/v1/collections" >/dev/null
@@ -155,7 +164,7 @@ if [ "$CHROMA" != 0 ] && [ -x "$CHROMA_VENV/bin/chroma" ] && [ "$have_numpy" = 1
     CRECALL=$(field "$(ANONYMIZED_TELEMETRY=False $PY "$HERE/server_bench.py" chroma-recall "$W" "$CURL")" recall_at_10)
 fi
 
-echo "Collection: $chunks chunks, $EMBEDDER embedder (dim $DIM), index $INDEX, ef_construction ${EFC/#0/default}, k=10, ${DURATION}s per run, wrk -t2 on the same $(nproc)-CPU machine; ingest over HTTP took ${ingest_s}s."
+echo "Collection: $chunks chunks ($CORPUS corpus), $EMBEDDER embedder (dim $DIM), index $INDEX, ef_construction ${EFC/#0/default}, k=10, ${DURATION}s per run, wrk -t2 on the same $(nproc)-CPU machine; ingest over HTTP took ${ingest_s}s."
 echo
 echo "| server | search by | concurrency | QPS | p50 ms | p95 ms | p99 ms | server CPU ms/request | non-2xx+errors |"
 echo "|---|---|---|---|---|---|---|---|---|"

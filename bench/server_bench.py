@@ -3,6 +3,9 @@
 except `recall`/`chroma-*`, which need numpy / chromadb from the Chroma virtualenv).
 
   gen DIR N              synthetic corpus: DIR/batches/NNN.json (2,000 docs each) + queries.txt
+  gen-scifact DIR N DATA real text: up to N chunks cut from the SciFact abstracts in DATA
+                         (each sentence, each window of 2 and of 3 adjacent sentences, each title),
+                         queries.txt from DATA/queries.jsonl
   bodies DIR URL KEY     query bodies: DIR/text_bodies.jsonl, DIR/vec_bodies.jsonl (vectors
                          from the server's /v1/embeddings) and DIR/queries.f32
   docvecs DIR URL KEY    document vectors from /v1/embeddings -> DIR/docs.f32 (+ ids)
@@ -45,6 +48,39 @@ def gen(d, n):
             f.write(" ".join(rnd.choices(vocab, cum_weights=cum, k=rnd.randint(3, 8))) + "\n")
 
 
+def write_batches(d, docs):
+    os.makedirs(os.path.join(d, "batches"), exist_ok=True)
+    for b in range(0, len(docs), 2000):
+        with open(os.path.join(d, "batches", "%03d.json" % (b // 2000)), "w") as f:
+            json.dump({"documents": docs[b:b + 2000]}, f)
+
+
+def gen_scifact(d, n, data):
+    """Chunks a RAG pipeline with overlapping windows would store: every sentence of every
+    abstract, every window of 2 and of 3 adjacent sentences and every title, shuffled (seed 42), the
+    first n kept; one document per chunk so each is searched as ingested."""
+    import gzip, re
+    chunks = []
+    with gzip.open(os.path.join(data, "corpus.jsonl.gz"), "rt") as f:
+        for line in f:
+            doc = json.loads(line)
+            sents = [x for x in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9(])", doc["text"]) if len(x.split()) >= 3]
+            src = "scifact/%s" % doc["_id"]
+            if doc.get("title"):
+                chunks.append((src + "#t", doc["title"], src))
+            for i, x in enumerate(sents):
+                chunks.append((src + "#s%d" % i, x, src))
+                for w in (2, 3):  # windows; long ones dropped so that each stays one chunk
+                    text = " ".join(sents[i:i + w])
+                    if i + w <= len(sents) and len(text.split()) <= 120:
+                        chunks.append((src + "#w%d-%d" % (w, i), text, src))
+    random.Random(42).shuffle(chunks)
+    write_batches(d, [{"id": i, "text": t, "source": s} for i, t, s in chunks[:n]])
+    with open(os.path.join(d, "queries.txt"), "w") as f:
+        for line in list(open(os.path.join(data, "queries.jsonl")))[:500]:
+            f.write(json.loads(line)["text"].replace("\n", " ") + "\n")
+
+
 def embed(url, key, texts, input_type):
     out = []
     for i in range(0, len(texts), 500):
@@ -65,7 +101,9 @@ def bodies(d, url, key):
     with open(os.path.join(d, "vec_bodies.jsonl"), "w") as f:
         for v in vecs:
             fl = struct.unpack("<%df" % (len(v) // 4), v)
-            f.write(json.dumps({"vector": [round(x, 6) for x in fl], "k": K}) + "\n")
+            # plain top-k, as Chroma answers: no collapsing of near-identical chunks
+            f.write(json.dumps({"vector": [round(x, 6) for x in fl], "k": K,
+                                "collapse_threshold": 2}) + "\n")
 
 
 def docvecs(d, url, key):
@@ -95,7 +133,8 @@ def recall(d, url, key):
     Q, truth = exact(d)
     hit = 0
     for q, t in zip(Q, truth):
-        r = post(url + "/v1/collections/bench/search", {"vector": [float(x) for x in q], "k": K}, key)
+        r = post(url + "/v1/collections/bench/search",
+                 {"vector": [float(x) for x in q], "k": K, "collapse_threshold": 2}, key)
         hit += len(t & set(h["doc_id"] for h in r["results"]))
     print(json.dumps({"recall_at_10": hit / (K * len(truth)), "queries": len(truth)}))
 
@@ -145,5 +184,6 @@ def chroma_recall(d, url):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gen": lambda: gen(args[0], int(args[1])), "bodies": lambda: bodies(*args),
+     "gen-scifact": lambda: gen_scifact(args[0], int(args[1]), args[2]),
      "docvecs": lambda: docvecs(*args), "recall": lambda: recall(*args),
      "chroma-load": lambda: chroma_load(*args), "chroma-recall": lambda: chroma_recall(*args)}[cmd]()

@@ -6,7 +6,7 @@
 #
 # usage: bench/text_load.sh BUILD_DIR STORE_DIR QUERIES.jsonl [COLLECTION]
 #        QUERIES.jsonl: BEIR queries ({"_id", "text"} per line)
-# env:   CONC=8 SECONDS_MAX=15 SECONDS_PACED=30 FRACTION=0.5
+# env:   CONC=8 SECONDS_MAX=15 SECONDS_PACED=30 FRACTION=0.5 SERVER_FLAGS="--threads 8"
 # The store is opened read-write by the server but only searched.
 set -euo pipefail
 
@@ -38,7 +38,7 @@ with open(sys.argv[2], "w") as out:
 ' "$QUERIES" "$W/bodies.jsonl"
 
 RAGCORE_ADMIN_KEY=$KEY "$BUILD/bin/ragcore-server" --db "$STORE" --listen 127.0.0.1:0 \
-    --port-file "$W/port" --access-log off --max-inflight 100000 2> "$W/server.log" &
+    --port-file "$W/port" --access-log off --max-inflight 100000 ${SERVER_FLAGS:-} 2> "$W/server.log" &
 SERVER_PID=$!
 URL=$(server_url "$W/port")
 SEARCH=$URL/v1/collections/$COLL/search

@@ -5,6 +5,7 @@
 #include "ragcore.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rag_embedder rag_embedder;
 
@@ -54,6 +55,11 @@ int rag_embedder_hash_create(int dim, rag_embedder **out);
  * model cache) or a path to a Hugging Face model directory. RAG_ENOTFOUND when `name`
  * is neither, so the factory can report unknown names. */
 int rag_embedder_bert_create(const char *name, rag_embedder **out);
+
+/* Counters of a neural embedder (one made by rag_embedder_bert_create): embed calls,
+ * encoder passes (concurrent calls coalesced into one pass count once) and texts encoded. */
+void rag_embedder_bert_counters(const rag_embedder *e, uint64_t *calls, uint64_t *passes,
+                                uint64_t *texts);
 
 /* Name of the neural model that new stores use by default when its files are present in
  * the model cache, or NULL when none is available (then "hash" is the default). */

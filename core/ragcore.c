@@ -1614,6 +1614,61 @@ int rag_collection_set_ttl(rag_db *db, const char *collection, int64_t ttl_secon
     return rag_db_coll_update(db, collection, ttl_seconds, 0);
 }
 
+/* Document embeddings for rag_embed: a text that the store's embedding cache holds for this
+ * model (an ingested chunk's exact input) is read from it; only the others are encoded. The
+ * cache is not written here: it holds what the store's chunks were embedded from. */
+static int embed_documents_cached(rag_db *db, const char *const *texts, const size_t *lens,
+                                  size_t n, float *out)
+{
+    if (n == 0 || strncmp(db->emb->name, "hash", 4) == 0 || db->opts.embed_cache_max <= 0)
+        return rag_embedder_embed(db->emb, texts, lens, n, 0, out);
+    size_t dim = (size_t)db->dim, miss = 0;
+    uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
+    const char **mtexts = rag_malloc(n * sizeof *mtexts);
+    size_t *mlens = rag_malloc(n * sizeof *mlens), *slot = rag_malloc(n * sizeof *slot);
+    float *tmp = NULL;
+    rag_txn *txn = NULL;
+    int rc = RAG_ENOMEM;
+    if (!mtexts || !mlens || !slot)
+        goto cleanup;
+    if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char key[24];
+        const void *v;
+        size_t vl;
+        embcache_key(key, model, texts[i], lens[i]);
+        if (rag_store_kv_get(txn, "embcache", key, sizeof key, &v, &vl) == RAG_OK &&
+            vl == dim * sizeof(float)) {
+            memcpy(out + i * dim, v, vl);
+            continue;
+        }
+        mtexts[miss] = texts[i];
+        mlens[miss] = lens[i];
+        slot[miss++] = i;
+    }
+    rag_txn_end(txn);
+    txn = NULL;
+    rc = RAG_OK;
+    if (miss == 0)
+        goto cleanup;
+    if (!(tmp = rag_malloc(miss * dim * sizeof *tmp))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = rag_embedder_embed(db->emb, mtexts, mlens, miss, 0, tmp)) != RAG_OK)
+        goto cleanup;
+    for (size_t k = 0; k < miss; k++)
+        memcpy(out + slot[k] * dim, tmp + k * dim, dim * sizeof *tmp);
+cleanup:
+    rag_txn_end(txn);
+    free(mtexts);
+    free(mlens);
+    free(slot);
+    free(tmp);
+    return rc;
+}
+
 int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query, float *out)
 {
     rag_clear_error();
@@ -1630,7 +1685,8 @@ int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query, floa
             rc = rag_fail(RAG_EENCODING, "text %zu is not valid UTF-8", i);
     }
     if (rc == RAG_OK)
-        rc = rag_embedder_embed(db->emb, texts, lens, n, is_query, out);
+        rc = is_query ? rag_embedder_embed(db->emb, texts, lens, n, 1, out)
+                      : embed_documents_cached(db, texts, lens, n, out);
     free(lens);
     return rc;
 }

@@ -486,7 +486,8 @@ RAG_API void rag_context_free(rag_prompt_context *ctx);
 RAG_API int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses);
 
 /* Embeds texts with the store's embedder: out receives n * rag_db_dim(db) floats,
- * L2-normalised. */
+ * L2-normalised. Document texts (is_query 0) that the embedding cache holds are read from
+ * it instead of being encoded again (the cache is only written by ingest). */
 RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
                       float *out);
 

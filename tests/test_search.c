@@ -566,6 +566,25 @@ static void test_embedding_cache(void)
     ASSERT_OK(rag_search(db, "v2", NULL, &res));
     ASSERT_STR_EQ(rag_results_get(res, 0)->text, "v2 beta changed");
     rag_results_free(res);
+    /* rag_embed answers an ingested chunk's text from the cache (the same vector the
+     * embedder gives) and encodes only the new one; the cache is not written by it. */
+    const char *texts[] = {"v1 alpha", "v3 gamma"};
+    float got[2 * TDIM], want[2 * TDIM];
+    embed_calls = 0;
+    ASSERT_OK(rag_embed(db, texts, 2, 0, got));
+    ASSERT_EQ_INT(embed_calls, 1);
+    ASSERT_OK(rag_embed(db, texts, 2, 0, got));
+    ASSERT_EQ_INT(embed_calls, 2);
+    ASSERT_OK(test_embed(NULL, texts, (const size_t[]){8, 8}, 2, 0, want));
+    for (int i = 0; i < 2; i++) {
+        double ss = 0;
+        for (int j = 0; j < TDIM; j++)
+            ss += (double)want[i * TDIM + j] * want[i * TDIM + j];
+        for (int j = 0; j < TDIM; j++)
+            want[i * TDIM + j] /= (float)sqrt(ss);
+    }
+    for (int i = 0; i < 2 * TDIM; i++)
+        ASSERT_NEAR(got[i], want[i], 1e-6);
     ASSERT_OK(rag_close(db));
 }
 
