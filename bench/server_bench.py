@@ -57,8 +57,9 @@ def write_batches(d, docs):
 
 def gen_scifact(d, n, data):
     """Chunks a RAG pipeline with overlapping windows would store: every sentence of every
-    abstract, every window of 2 and of 3 adjacent sentences and every title, shuffled (seed 42), the
-    first n kept; one document per chunk so each is searched as ingested."""
+    abstract, every window of 2 and of 3 adjacent sentences and every title, each of at most
+    450 characters, shuffled (seed 42), the first n kept; one document per chunk so that
+    each is searched as ingested."""
     import gzip, re
     chunks = []
     with gzip.open(os.path.join(data, "corpus.jsonl.gz"), "rt") as f:
@@ -68,11 +69,10 @@ def gen_scifact(d, n, data):
             src = "scifact/%s" % doc["_id"]
             if doc.get("title"):
                 chunks.append((src + "#t", doc["title"], src))
-            for i, x in enumerate(sents):
-                chunks.append((src + "#s%d" % i, x, src))
-                for w in (2, 3):  # windows; long ones dropped so that each stays one chunk
+            for i in range(len(sents)):
+                for w in (1, 2, 3):  # at most 450 characters, so that each stays one chunk
                     text = " ".join(sents[i:i + w])
-                    if i + w <= len(sents) and len(text.split()) <= 120:
+                    if i + w <= len(sents) and len(text) <= 450:
                         chunks.append((src + "#w%d-%d" % (w, i), text, src))
     random.Random(42).shuffle(chunks)
     write_batches(d, [{"id": i, "text": t, "source": s} for i, t, s in chunks[:n]])

@@ -14,13 +14,14 @@
 
 #define BATCH_TOKENS 4096
 
-/* Batches of at most this many tokens run their linear layers through gemm_small.c (W read
- * in place) instead of cblas_sgemm, whose packing of W dominates at a query's few tokens.
- * Measured with `bench_embed --sweep` (docs/benchmarks.md): the whole encoder is faster
- * through the AVX-512 kernel than through OpenBLAS's SkylakeX kernels up to about 56
- * tokens, and through the AVX2 kernel than through OpenBLAS's Haswell kernels up to 64
- * and more. */
+/* Batches of at most this many tokens run their linear layers through gemm_small.c
+ * instead of cblas_sgemm, whose packing of W dominates at a query's few tokens. Measured
+ * with `bench_embed --sweep` (docs/benchmarks.md): with W read in place the whole encoder
+ * is faster than through OpenBLAS's SkylakeX kernels up to about 56 tokens (AVX-512) and
+ * than its Haswell kernels up to 64 and more (AVX2); with W pre-packed (AVX-512 only) it
+ * was still 1.1x faster at 128 tokens. */
 #define SMALL_GEMM_MAX 48
+#define PACKED_GEMM_MAX 128
 
 /* -1: not resolved yet; else the current limit (0 = off). Process-wide, like the BLAS
  * thread count. */
@@ -33,6 +34,9 @@ typedef struct {
     float *wi, *bi;       /* [I, H] */
     float *wout, *bout;   /* [H, I] */
     float *ln2g, *ln2b;
+    /* The four weight matrices packed for the small-T AVX-512 kernel (NULL: not packed,
+     * the in-place kernel reads the matrices above). */
+    rag_gemm_packed *pqkv, *po, *pi, *pout;
 } layer;
 
 /* Activations of one forward pass, grown on demand. */
@@ -114,7 +118,7 @@ int rag_bert_set_small_gemm(int max_tokens)
 {
     if (max_tokens < 0) {
         const char *env = getenv("RAGCORE_SMALL_GEMM");
-        max_tokens = SMALL_GEMM_MAX;
+        max_tokens = rag_gemm_small_isa() == RAG_GEMM_AVX512 ? PACKED_GEMM_MAX : SMALL_GEMM_MAX;
         if (env && *env)
             max_tokens = atoi(env) > 0 ? atoi(env) : 0;
     }
@@ -178,6 +182,10 @@ void rag_bert_free(rag_bert *m)
                            l->wout, l->bout, l->ln2g, l->ln2b};
             for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++)
                 free(ps[k]);
+            rag_gemm_packed_free(l->pqkv);
+            rag_gemm_packed_free(l->po);
+            rag_gemm_packed_free(l->pi);
+            rag_gemm_packed_free(l->pout);
         }
         free(m->L);
     }
@@ -315,6 +323,25 @@ static int get_ln(rag_safetensors *st, const char *prefix, int64_t h, float **g,
     return rc ? rc : get(st, n2, a2, h, 0, b);
 }
 
+/* Packs every layer's linear weights for the small-T kernel (queries), when this CPU has
+ * its AVX-512 form, the small path is on and $RAGCORE_GEMM_PACK is not "0": 4 bytes more
+ * per weight (42 MB for all-MiniLM-L6-v2), for 1.2-1.4x on the linear layers of a
+ * 16-48-token query. */
+static int pack_weights(rag_bert *m)
+{
+    const char *env = getenv("RAGCORE_GEMM_PACK"); /* "0": keep only the in-place kernel */
+    if (small_gemm_limit() <= 0 || (env && !strcmp(env, "0")))
+        return RAG_OK;
+    const size_t H = (size_t)m->hidden, NI = (size_t)m->inter;
+    for (int i = 0; i < m->layers; i++) {
+        layer *l = &m->L[i];
+        if (rag_gemm_pack(l->wqkv, 3 * H, H, H, &l->pqkv) || rag_gemm_pack(l->wo, H, H, H, &l->po) ||
+            rag_gemm_pack(l->wi, NI, H, H, &l->pi) || rag_gemm_pack(l->wout, H, NI, NI, &l->pout))
+            return RAG_ENOMEM;
+    }
+    return RAG_OK;
+}
+
 static int load_weights(rag_bert *m, rag_safetensors *st)
 {
     int rc;
@@ -431,6 +458,8 @@ int rag_bert_load(const char *dir, rag_bert **out)
             goto cleanup;
     }
     rc = load_weights(m, st);
+    if (rc == RAG_OK)
+        rc = pack_weights(m);
 cleanup:
     rag_st_close(st);
     json_decref(cfg);
@@ -710,10 +739,13 @@ static void fill_bias(float *dst, const float *src, const float *bias, size_t T,
 }
 
 /* y[T, N] += x[T, K] * W[N, K]^T (y holds the bias already): gemm_small.c when
- * `small`, else OpenBLAS. */
-static void linear(int small, size_t T, int N, int K, const float *x, const float *w, float *y)
+ * `small` (its packed kernel when W was packed), else OpenBLAS. */
+static void linear(int small, size_t T, int N, int K, const float *x, const float *w,
+                   const rag_gemm_packed *pw, float *y)
 {
-    if (small)
+    if (small && pw)
+        rag_gemm_small_packed(T, pw, 1.0f, x, (size_t)K, y, (size_t)N);
+    else if (small)
         rag_gemm_small_nt(T, (size_t)N, (size_t)K, 1.0f, x, (size_t)K, w, (size_t)K, y,
                           (size_t)N);
     else
@@ -728,7 +760,10 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
 {
     const int H = m->hidden, NI = m->inter, NH = m->heads, D = H / NH, H3 = 3 * H;
     const float scale = 1.0f / sqrtf((float)D);
-    const int small = T <= (size_t)small_gemm_limit();
+    int limit = small_gemm_limit();
+    if (!m->L[0].pqkv && limit > SMALL_GEMM_MAX) /* W in place: OpenBLAS wins past ~56 */
+        limit = SMALL_GEMM_MAX;
+    const int small = T <= (size_t)limit;
     float *x = sc->x, *qkv = sc->qkv, *ctx = sc->ctx, *tmp = sc->tmp, *mid = sc->mid;
     for (size_t k = 0; k < ns; k++)
         for (int p = 0; p < lens[k]; p++) {
@@ -742,7 +777,7 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
     for (int li = 0; li < m->layers; li++) {
         const layer *l = &m->L[li];
         fill_bias(qkv, NULL, l->bqkv, T, (size_t)H3);
-        linear(small, T, H3, H, x, l->wqkv, qkv);
+        linear(small, T, H3, H, x, l->wqkv, l->pqkv, qkv);
         for (size_t k = 0; k < ns; k++) {
             const int L = lens[k];
             const float *base = qkv + off[k] * (size_t)H3;
@@ -757,14 +792,14 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
             }
         }
         fill_bias(tmp, x, l->bo, T, (size_t)H);
-        linear(small, T, H, H, ctx, l->wo, tmp);
+        linear(small, T, H, H, ctx, l->wo, l->po, tmp);
         for (size_t t = 0; t < T; t++)
             layer_norm(tmp + t * (size_t)H, l->ln1g, l->ln1b, H, m->eps);
         fill_bias(mid, NULL, l->bi, T, (size_t)NI);
-        linear(small, T, NI, H, tmp, l->wi, mid);
+        linear(small, T, NI, H, tmp, l->wi, l->pi, mid);
         gelu(mid, T * (size_t)NI);
         fill_bias(x, tmp, l->bout, T, (size_t)H);
-        linear(small, T, H, NI, mid, l->wout, x);
+        linear(small, T, H, NI, mid, l->wout, l->pout, x);
         for (size_t t = 0; t < T; t++)
             layer_norm(x + t * (size_t)H, l->ln2g, l->ln2b, H, m->eps);
     }

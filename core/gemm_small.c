@@ -1,5 +1,7 @@
-/* gemm_small.c - y += alpha * x * W^T for a few rows of x, reading W in place (no packing). */
+/* gemm_small.c - y += alpha * x * W^T for a few rows of x: W read in place, or pre-packed. */
 #include "gemm_small.h"
+
+#include <stdlib.h>
 
 /* The scalar form: the fallback on CPUs without AVX2+FMA. */
 static void gemm_nt_scalar(size_t T, size_t N, size_t K, float alpha, const float *x, size_t ldx,
@@ -266,7 +268,146 @@ gemm_nt_avx512(size_t T, size_t N, size_t K, float alpha, const float *x, size_t
             break;
     }
 }
+
+/* ---- AVX-512F on pre-packed W: no horizontal sums ---- */
+
+/* Packed layout: W's N rows cut into panels of PANEL consecutive rows (the last one
+ * zero-padded) and K into passes of PKC; for each pass, each panel holds, for its k, the
+ * PANEL weights W[64p + j][k] side by side. One k step of a panel is 4 aligned vectors,
+ * and the kernel reads the whole array once, strictly in order. */
+#define PANEL 64
+#define PTR 6   /* tokens per register block: 6 x 4 accumulators, 4 weight vectors, 1 broadcast */
+#define PKC 128 /* K per pass: a panel's slice (32 KB) stays in L1 across the token groups */
+
+struct rag_gemm_packed {
+    size_t N, K;
+    float *panels; /* ceil(N / PANEL) * K * PANEL floats, 64-byte aligned */
+};
+
+/* y[t][0..ncols) += alpha * sum_k x[t][k] * panel[k][0..ncols) for t < tr (tr constant
+ * after inlining): every k step broadcasts one x value per token against the 4 weight
+ * vectors, the 24 sums stay in registers and are added to y once. */
+#define PREFETCH_AHEAD 2048 /* floats (8 KB) ahead of the k step being read */
+
+AVX512_INLINE void pblock_avx512(int tr, size_t kc, float alpha, const float *x, size_t ldx,
+                                 const float *pw, float *y, size_t ldy, size_t ncols, int fetch)
+{
+    __m512 acc[PTR][4];
+    for (int t = 0; t < tr; t++)
+        for (int v = 0; v < 4; v++)
+            acc[t][v] = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k++, pw += PANEL) {
+        if (fetch) /* first token group: bring the weights further on into cache */
+            for (int l = 0; l < 4; l++)
+                _mm_prefetch((const char *)(pw + PREFETCH_AHEAD + 16 * l), _MM_HINT_T0);
+        const __m512 w0 = _mm512_load_ps(pw), w1 = _mm512_load_ps(pw + 16);
+        const __m512 w2 = _mm512_load_ps(pw + 32), w3 = _mm512_load_ps(pw + 48);
+        for (int t = 0; t < tr; t++) {
+            const __m512 b = _mm512_set1_ps(x[(size_t)t * ldx + k]);
+            acc[t][0] = _mm512_fmadd_ps(b, w0, acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(b, w1, acc[t][1]);
+            acc[t][2] = _mm512_fmadd_ps(b, w2, acc[t][2]);
+            acc[t][3] = _mm512_fmadd_ps(b, w3, acc[t][3]);
+        }
+    }
+    const __m512 a = _mm512_set1_ps(alpha);
+    for (int t = 0; t < tr; t++) {
+        float *yr = y + (size_t)t * ldy;
+        for (int v = 0; v < 4; v++) {
+            size_t c = (size_t)v * 16;
+            if (c >= ncols)
+                break;
+            __mmask16 m = ncols - c >= 16 ? (__mmask16)0xFFFF
+                                          : (__mmask16)((1u << (ncols - c)) - 1);
+            _mm512_mask_storeu_ps(yr + c, m, _mm512_fmadd_ps(a, acc[t][v],
+                                                             _mm512_maskz_loadu_ps(m, yr + c)));
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void
+gemm_packed_avx512(size_t T, const rag_gemm_packed *p, float alpha, const float *x, size_t ldx,
+                   float *y, size_t ldy)
+{
+    const size_t N = p->N, K = p->K, np = (N + PANEL - 1) / PANEL;
+    const float *pw = p->panels;
+    for (size_t k0 = 0; k0 < K; k0 += PKC) {
+        const size_t kc = K - k0 < PKC ? K - k0 : PKC;
+        for (size_t q = 0; q < np; q++, pw += kc * PANEL) {
+            const size_t ncols = N - q * PANEL < PANEL ? N - q * PANEL : PANEL;
+            const float *xq = x + k0;
+            float *yq = y + q * PANEL;
+            size_t t = 0;
+            for (; t + PTR <= T; t += PTR)
+                pblock_avx512(PTR, kc, alpha, xq + t * ldx, ldx, pw, yq + t * ldy, ldy, ncols,
+                              t == 0);
+            xq += t * ldx;
+            yq += t * ldy;
+            const int f = t == 0;
+            switch (T - t) {
+            case 5: pblock_avx512(5, kc, alpha, xq, ldx, pw, yq, ldy, ncols, f); break;
+            case 4: pblock_avx512(4, kc, alpha, xq, ldx, pw, yq, ldy, ncols, f); break;
+            case 3: pblock_avx512(3, kc, alpha, xq, ldx, pw, yq, ldy, ncols, f); break;
+            case 2: pblock_avx512(2, kc, alpha, xq, ldx, pw, yq, ldy, ncols, f); break;
+            case 1: pblock_avx512(1, kc, alpha, xq, ldx, pw, yq, ldy, ncols, f); break;
+            default: break;
+            }
+        }
+    }
+}
 #endif
+
+int rag_gemm_pack(const float *w, size_t N, size_t K, size_t ldw, rag_gemm_packed **out)
+{
+    *out = NULL;
+#ifdef HAVE_SIMD_GEMM
+    if (rag_gemm_small_isa() != RAG_GEMM_AVX512 || !N || !K)
+        return 0;
+    rag_gemm_packed *p = malloc(sizeof *p);
+    const size_t np = (N + PANEL - 1) / PANEL;
+    float *panels = p ? aligned_alloc(64, np * K * PANEL * sizeof(float)) : NULL;
+    if (!panels) {
+        free(p);
+        return -1;
+    }
+    float *dst = panels; /* in the order gemm_packed_avx512 reads */
+    for (size_t k0 = 0; k0 < K; k0 += PKC) {
+        const size_t kc = K - k0 < PKC ? K - k0 : PKC;
+        for (size_t q = 0; q < np; q++)
+            for (size_t k = k0; k < k0 + kc; k++, dst += PANEL)
+                for (size_t j = 0; j < PANEL; j++) {
+                    size_t n = q * PANEL + j;
+                    dst[j] = n < N ? w[n * ldw + k] : 0.0f;
+                }
+    }
+    p->N = N;
+    p->K = K;
+    p->panels = panels;
+    *out = p;
+#else
+    (void)w, (void)N, (void)K, (void)ldw;
+#endif
+    return 0;
+}
+
+void rag_gemm_packed_free(rag_gemm_packed *p)
+{
+    if (!p)
+        return;
+    free(p->panels);
+    free(p);
+}
+
+void rag_gemm_small_packed(size_t T, const rag_gemm_packed *p, float alpha, const float *x,
+                           size_t ldx, float *y, size_t ldy)
+{
+#ifdef HAVE_SIMD_GEMM
+    if (T)
+        gemm_packed_avx512(T, p, alpha, x, ldx, y, ldy);
+#else
+    (void)T, (void)p, (void)alpha, (void)x, (void)ldx, (void)y, (void)ldy;
+#endif
+}
 
 rag_gemm_isa rag_gemm_small_isa(void)
 {

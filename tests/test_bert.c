@@ -317,7 +317,7 @@ static void test_concurrent_encodes(void)
  * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
 static void test_gemm_small(void)
 {
-    const size_t Ts[] = {1, 3, 17, 33}, Ns[] = {1, 5, 384, 1152}, Ks[] = {7, 384, 1536, 1543};
+    const size_t Ts[] = {1, 3, 17, 33}, Ns[] = {1, 5, 70, 1152}, Ks[] = {7, 384, 1536, 1543};
     const size_t maxT = 33, maxN = 1152, maxK = 1543;
     const size_t ldx = maxK + 3, ldw = maxK + 1, ldy = maxN + 2;
     float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * ldw * sizeof(float));
@@ -332,7 +332,16 @@ static void test_gemm_small(void)
     for (size_t i = 0; i < maxT * ldy; i++)
         y0[i] = RND();
 #undef RND
-    for (int isa = RAG_GEMM_SCALAR; isa <= (int)rag_gemm_small_isa(); isa++) {
+    /* Kernel ids past the best ISA: the packed kernel (AVX-512 only; rag_gemm_pack gives
+     * NULL elsewhere, and that is checked too). */
+    const int packed = (int)rag_gemm_small_isa() + 1;
+    if (packed != RAG_GEMM_AVX512 + 1) {
+        rag_gemm_packed *none = (rag_gemm_packed *)&seed;
+        ASSERT_EQ_INT(rag_gemm_pack(w, 8, 8, 8, &none), 0);
+        ASSERT_TRUE(none == NULL);
+    }
+    for (int isa = RAG_GEMM_SCALAR; isa <= (packed == RAG_GEMM_AVX512 + 1 ? packed : packed - 1);
+         isa++) {
         double worst = 0;
         int pad_ok = 1;
         for (size_t a = 0; a < 4; a++)
@@ -341,8 +350,16 @@ static void test_gemm_small(void)
                     const size_t T = Ts[a], N = Ns[b], K = Ks[c];
                     const float alpha = c == 3 ? 0.5f : 1.0f;
                     memcpy(y, y0, maxT * ldy * sizeof(float));
-                    rag_gemm_small_nt_isa((rag_gemm_isa)isa, T, N, K, alpha, x, ldx, w, ldw, y,
-                                          ldy);
+                    if (isa == packed) {
+                        rag_gemm_packed *pw = NULL;
+                        ASSERT_EQ_INT(rag_gemm_pack(w, N, K, ldw, &pw), 0);
+                        ASSERT_TRUE(pw != NULL);
+                        rag_gemm_small_packed(T, pw, alpha, x, ldx, y, ldy);
+                        rag_gemm_packed_free(pw);
+                    } else {
+                        rag_gemm_small_nt_isa((rag_gemm_isa)isa, T, N, K, alpha, x, ldx, w, ldw,
+                                              y, ldy);
+                    }
                     for (size_t t = 0; t < T; t++) {
                         xn[t] = 0;
                         for (size_t k = 0; k < K; k++)
@@ -379,6 +396,12 @@ static void test_gemm_small(void)
         rag_gemm_small_nt_isa((rag_gemm_isa)isa, 0, 5, 7, 1, x, ldx, w, ldw, y, ldy);
         rag_gemm_small_nt_isa((rag_gemm_isa)isa, 3, 0, 7, 1, x, ldx, w, ldw, y, ldy);
         rag_gemm_small_nt_isa((rag_gemm_isa)isa, 3, 5, 0, 1, x, ldx, w, ldw, y, ldy);
+        if (isa == packed) {
+            rag_gemm_packed *pw = NULL;
+            ASSERT_EQ_INT(rag_gemm_pack(w, 5, 7, ldw, &pw), 0);
+            rag_gemm_small_packed(0, pw, 1, x, ldx, y, ldy);
+            rag_gemm_packed_free(pw);
+        }
         ASSERT_TRUE(memcmp(y, y0, maxT * ldy * sizeof(float)) == 0);
     }
     /* The default entry point runs the best kernel: same bits as asking for it. */
