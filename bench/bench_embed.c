@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,41 +202,58 @@ static void print_ndcg10(rag_embedder *e, const docs *corpus, const float *dv, c
     printf("dense nDCG@10 (%zu docs): %.4f\n", corpus->n, ndcg10(e, corpus, dv, qp, qrp));
 }
 
-/* Encodes every query of qpath alone (as rag_search does), through the small-T GEMM path
- * and through cblas_sgemm (RAGCORE_SMALL_GEMM=0), alternating which goes first, and
- * prints the per-query latency of each: wall and thread-CPU p50 / p95 / mean, in ms. */
-static int query_latency(rag_embedder *e, const rag_tokenizer *tok, int maxt, const char *qpath)
+#define NPATH 3
+static const char *const path_name[NPATH] = {"cblas_sgemm (RAGCORE_SMALL_GEMM=0)",
+                                             "small-T, W in place (GEMM_PACK=0)",
+                                             "small-T, W pre-packed (default)"};
+
+/* Encodes every query of qpath alone (as rag_search does) through each path: cblas_sgemm,
+ * the small-T kernel reading W in place (a second embedder loaded with RAGCORE_GEMM_PACK=0)
+ * and the small-T kernel on pre-packed W, rotating which goes first, and prints the
+ * per-query latency of each: wall and thread-CPU p50 / p95 / mean, in ms. */
+static int query_latency(rag_embedder *e, const char *model, const rag_tokenizer *tok, int maxt,
+                         const char *qpath)
 {
     docs qs = {0};
     if (read_jsonl(qpath, &qs, (size_t)-1) || qs.n == 0)
         return -1;
+    rag_embedder *inplace = NULL;
+    setenv("RAGCORE_GEMM_PACK", "0", 1);
+    int crc = rag_embedder_create(model, 0, &inplace);
+    unsetenv("RAGCORE_GEMM_PACK");
+    if (crc != RAG_OK) {
+        fprintf(stderr, "%s: %s\n", model, rag_errmsg());
+        return -1;
+    }
     const int limit = rag_bert_set_small_gemm(-1);
+    rag_embedder *emb[NPATH] = {e, inplace, e};
+    const int lim[NPATH] = {0, limit, limit};
     const size_t n = qs.n, dim = (size_t)e->dim;
-    double *wall[2], *cpu[2], *ntok = malloc(n * sizeof(double)), worst = 1;
-    float *v[2];
+    double *wall[NPATH], *cpu[NPATH], *ntok = malloc(n * sizeof(double)), worst[NPATH] = {1, 1, 1};
+    float *v[NPATH];
     int32_t *ids = malloc((size_t)maxt * sizeof *ids);
     size_t small_n = 0;
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < NPATH; p++) {
         wall[p] = malloc(n * sizeof(double));
         cpu[p] = malloc(n * sizeof(double));
         v[p] = malloc(dim * sizeof(float));
     }
-    for (size_t i = 0; i < n && i < 20; i++)
-        for (int p = 0; p < 2; p++) {
+    for (size_t i = 0; i < n && i < 20; i++) /* warm-up */
+        for (int p = 0; p < NPATH; p++) {
             size_t len = strlen(qs.text[i]);
-            rag_bert_set_small_gemm(p ? limit : 0);
-            rag_embedder_embed(e, (const char *const *)&qs.text[i], &len, 1, 1, v[p]);
+            rag_bert_set_small_gemm(lim[p]);
+            rag_embedder_embed(emb[p], (const char *const *)&qs.text[i], &len, 1, 1, v[p]);
         }
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(qs.text[i]);
         int k = rag_tokenizer_encode(tok, qs.text[i], len, ids, maxt);
         ntok[i] = k;
         small_n += k <= limit;
-        for (int j = 0; j < 2; j++) {
-            int p = (int)((i + (size_t)j) % 2); /* 0: cblas_sgemm, 1: small path */
-            rag_bert_set_small_gemm(p ? limit : 0);
+        for (int j = 0; j < NPATH; j++) {
+            int p = (int)((i + (size_t)j) % NPATH);
+            rag_bert_set_small_gemm(lim[p]);
             double w0 = now(), c0 = cpu_now();
-            int rc = rag_embedder_embed(e, (const char *const *)&qs.text[i], &len, 1, 1, v[p]);
+            int rc = rag_embedder_embed(emb[p], (const char *const *)&qs.text[i], &len, 1, 1, v[p]);
             if (rc != RAG_OK) {
                 fprintf(stderr, "embed: %s\n", rag_errmsg());
                 return -1;
@@ -243,11 +261,13 @@ static int query_latency(rag_embedder *e, const rag_tokenizer *tok, int maxt, co
             cpu[p][i] = (cpu_now() - c0) * 1e3;
             wall[p][i] = (now() - w0) * 1e3;
         }
-        double ab = 0;
-        for (size_t d = 0; d < dim; d++)
-            ab += (double)v[0][d] * v[1][d];
-        if (ab < worst)
-            worst = ab;
+        for (int p = 1; p < NPATH; p++) {
+            double ab = 0;
+            for (size_t d = 0; d < dim; d++)
+                ab += (double)v[0][d] * v[p][d];
+            if (ab < worst[p])
+                worst[p] = ab;
+        }
     }
     rag_bert_set_small_gemm(limit);
     double tmean = 0;
@@ -258,8 +278,8 @@ static int query_latency(rag_embedder *e, const rag_tokenizer *tok, int maxt, co
            quantile(ntok, n, 0.5), quantile(ntok, n, 0.95), quantile(ntok, n, 1.0), limit,
            rag_gemm_small_isa() == RAG_GEMM_AVX512 ? "AVX-512"
            : rag_gemm_small_isa() == RAG_GEMM_AVX2 ? "AVX2" : "no", small_n);
-    double p50[2][2], p95[2][2], mean[2][2];
-    for (int p = 0; p < 2; p++)
+    double p50[NPATH][2], p95[NPATH][2], mean[NPATH][2];
+    for (int p = 0; p < NPATH; p++)
         for (int c = 0; c < 2; c++) {
             double *a = c ? cpu[p] : wall[p], sum = 0;
             for (size_t i = 0; i < n; i++)
@@ -268,20 +288,84 @@ static int query_latency(rag_embedder *e, const rag_tokenizer *tok, int maxt, co
             p50[p][c] = quantile(a, n, 0.5);
             p95[p][c] = quantile(a, n, 0.95);
         }
-    for (int p = 0; p < 2; p++)
-        printf("  %-28s wall p50 %6.2f p95 %6.2f mean %6.2f ms | cpu p50 %6.2f p95 %6.2f mean "
-               "%6.2f ms\n", p ? "small-T GEMM (new)" : "cblas_sgemm (RAGCORE_SMALL_GEMM=0)",
-               p50[p][0], p95[p][0], mean[p][0], p50[p][1], p95[p][1], mean[p][1]);
-    printf("  speed-up old/new: wall p50 %.2fx p95 %.2fx | cpu p50 %.2fx p95 %.2fx; min cosine "
-           "between the two paths' vectors %.7f\n", p50[0][0] / p50[1][0], p95[0][0] / p95[1][0],
-           p50[0][1] / p50[1][1], p95[0][1] / p95[1][1], worst);
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < NPATH; p++)
+        printf("  %-36s wall p50 %6.2f p95 %6.2f mean %6.2f ms | cpu p50 %6.2f p95 %6.2f mean "
+               "%6.2f ms | min cosine to cblas %.7f\n", path_name[p], p50[p][0], p95[p][0],
+               mean[p][0], p50[p][1], p95[p][1], mean[p][1], p ? worst[p] : 1.0);
+    for (int p = 0; p < NPATH; p++) {
         free(wall[p]);
         free(cpu[p]);
         free(v[p]);
     }
+    rag_embedder_free(inplace);
     free(ntok);
     free(ids);
+    for (size_t i = 0; i < qs.n; i++) {
+        free(qs.id[i]);
+        free(qs.text[i]);
+    }
+    free(qs.id);
+    free(qs.text);
+    return 0;
+}
+
+/* ---- concurrent callers: coalescing ---- */
+
+typedef struct {
+    rag_embedder *e;
+    const docs *qs;
+    int id, per;
+} conc_job;
+
+static void *conc_worker(void *user)
+{
+    conc_job *j = user;
+    float v[4096];
+    for (int i = 0; i < j->per; i++) {
+        const char *t = j->qs->text[((size_t)j->id * 37 + (size_t)i) % j->qs->n];
+        rag_embedder_embed(j->e, &t, NULL, 1, 1, v);
+    }
+    return NULL;
+}
+
+/* nthreads callers each embed `per` queries of qpath one at a time through one embedder,
+ * once with coalescing off (RAGCORE_EMBED_BATCH=1) and once on (the default), twice each,
+ * alternating: queries per second and process CPU per query. */
+static int concurrent_callers(const char *model, const char *qpath, int nthreads, int per)
+{
+    docs qs = {0};
+    if (read_jsonl(qpath, &qs, (size_t)-1) || qs.n == 0 || nthreads < 1 || nthreads > 64)
+        return -1;
+    printf("%d concurrent callers x %d queries each, one embedder:\n", nthreads, per);
+    for (int r = 0; r < 4; r++) {
+        const char *batch = r % 2 ? "32" : "1";
+        setenv("RAGCORE_EMBED_BATCH", batch, 1);
+        rag_embedder *e = NULL;
+        int rc = rag_embedder_create(model, 0, &e);
+        unsetenv("RAGCORE_EMBED_BATCH");
+        if (rc != RAG_OK)
+            return -1;
+        pthread_t th[64];
+        conc_job jobs[64];
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        double w0 = now();
+        for (int t = 0; t < nthreads; t++) {
+            jobs[t] = (conc_job){e, &qs, t, per};
+            pthread_create(&th[t], NULL, conc_worker, &jobs[t]);
+        }
+        for (int t = 0; t < nthreads; t++)
+            pthread_join(th[t], NULL);
+        double w = now() - w0;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+        uint64_t calls, passes, texts;
+        rag_embedder_bert_counters(e, &calls, &passes, &texts);
+        printf("  RAGCORE_EMBED_BATCH=%-2s %8.1f queries/s, CPU %6.2f ms/query, %llu passes for "
+               "%llu calls\n", batch, nthreads * per / w, cpu * 1e3 / (nthreads * per),
+               (unsigned long long)passes, (unsigned long long)calls);
+        rag_embedder_free(e);
+    }
     for (size_t i = 0; i < qs.n; i++) {
         free(qs.id[i]);
         free(qs.text[i]);
@@ -382,7 +466,7 @@ int main(int argc, char **argv)
 {
     const char *model = "all-MiniLM-L6-v2", *data = NULL, *threads_arg = "1,2";
     size_t limit = 1000;
-    int eval = 0, qlat = 0, sweep = 0;
+    int eval = 0, qlat = 0, sweep = 0, conc = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -398,14 +482,19 @@ int main(int argc, char **argv)
             qlat = 1;
         else if (!strcmp(argv[i], "--sweep"))
             sweep = 1;
+        else if (!strcmp(argv[i], "--concurrent") && i + 1 < argc)
+            conc = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_embed [--model NAME|DIR] [--data DIR] [--docs N] "
-                            "[--threads 1,2] [--eval | --query-latency | --sweep]\n"
+                            "[--threads 1,2] [--eval | --query-latency | --sweep | --concurrent N]\n"
                             "  DIR defaults to ../shared/data/scifact-dev beside the source tree;\n"
                             "  --eval embeds the whole corpus and reports dense nDCG@10;\n"
                             "  --query-latency encodes each query of DIR/queries.jsonl alone,\n"
-                            "    small-T GEMM path vs cblas_sgemm, at the first --threads count;\n"
-                            "  --sweep times both paths by token count (the small-T limit)\n");
+                            "    cblas_sgemm vs the small-T kernels (W in place, W pre-packed),\n"
+                            "    at the first --threads count;\n"
+                            "  --sweep times both paths by token count (the small-T limit);\n"
+                            "  --concurrent N: N threads embed queries through one embedder,\n"
+                            "    coalescing off vs on\n");
             return 1;
         }
     }
@@ -479,7 +568,7 @@ int main(int argc, char **argv)
         flops += (double)NL * (2.0 * k * H * (4.0 * H + 2.0 * NI) + 4.0 * (double)k * k * H);
     }
     free(ids);
-    if (qlat || sweep) {
+    if (qlat || sweep || conc) {
         int th = rag_bert_set_threads(atoi(threads_arg));
         double load = -1;
         if (getloadavg(&load, 1) != 1)
@@ -497,7 +586,12 @@ int main(int argc, char **argv)
         if (qlat) {
             char qp[4200];
             snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
-            rc = query_latency(e, tok, maxt, qp) ? 2 : 0;
+            rc = query_latency(e, model, tok, maxt, qp) ? 2 : 0;
+        }
+        if (conc && !rc) {
+            char qp[4200];
+            snprintf(qp, sizeof qp, "%s/queries.jsonl", data);
+            rc = concurrent_callers(model, qp, conc, 40) ? 2 : 0;
         }
         rag_bert_free(m);
         free(lens);
