@@ -54,6 +54,16 @@ typedef struct {
     size_t n, cap;
 } docs;
 
+static void docs_free(docs *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->id[i]);
+        free(d->text[i]);
+    }
+    free(d->id);
+    free(d->text);
+}
+
 static void push(docs *d, const char *id, const char *text)
 {
     if (d->n == d->cap) {
@@ -300,12 +310,7 @@ static int query_latency(rag_embedder *e, const char *model, const rag_tokenizer
     rag_embedder_free(inplace);
     free(ntok);
     free(ids);
-    for (size_t i = 0; i < qs.n; i++) {
-        free(qs.id[i]);
-        free(qs.text[i]);
-    }
-    free(qs.id);
-    free(qs.text);
+    docs_free(&qs);
     return 0;
 }
 
@@ -366,12 +371,7 @@ static int concurrent_callers(const char *model, const char *qpath, int nthreads
                (unsigned long long)passes, (unsigned long long)calls);
         rag_embedder_free(e);
     }
-    for (size_t i = 0; i < qs.n; i++) {
-        free(qs.id[i]);
-        free(qs.text[i]);
-    }
-    free(qs.id);
-    free(qs.text);
+    docs_free(&qs);
     return 0;
 }
 
