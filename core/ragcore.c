@@ -1019,6 +1019,13 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
 }
 
 /* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
+/* Whether this store keeps an embedding cache: model embedders only (hashing a text is
+ * cheaper than reading its vector back), and not when embed_cache_max turned it off. */
+static int embcache_on(const rag_db *db)
+{
+    return strncmp(db->emb->name, "hash", 4) != 0 && db->opts.embed_cache_max > 0;
+}
+
 static void embcache_key(unsigned char key[24], uint64_t model, const char *text, size_t len)
 {
     uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
@@ -1091,8 +1098,8 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
     if (!(p->vecs = rag_malloc(p->nchunks * dim * sizeof(float))))
         return RAG_ENOMEM;
     /* The embedding cache: a chunk whose exact input text was embedded before by this
-     * model is not embedded again (model embedders only; hashing is cheaper than a read). */
-    int use_cache = strncmp(db->emb->name, "hash", 4) != 0 && db->opts.embed_cache_max > 0;
+     * model is not embedded again. */
+    int use_cache = embcache_on(db);
     rag_txn *txn = NULL;
     if (use_cache) {
         p->cache_keys = rag_calloc(p->nchunks, sizeof *p->cache_keys);
@@ -1620,7 +1627,7 @@ int rag_collection_set_ttl(rag_db *db, const char *collection, int64_t ttl_secon
 static int embed_documents_cached(rag_db *db, const char *const *texts, const size_t *lens,
                                   size_t n, float *out)
 {
-    if (n == 0 || strncmp(db->emb->name, "hash", 4) == 0 || db->opts.embed_cache_max <= 0)
+    if (n == 0 || !embcache_on(db))
         return rag_embedder_embed(db->emb, texts, lens, n, 0, out);
     size_t dim = (size_t)db->dim, miss = 0;
     uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
