@@ -1034,6 +1034,18 @@ static void embcache_key(unsigned char key[24], uint64_t model, const char *text
     memcpy(key + 16, &b, 8);
 }
 
+/* Copies the cached vector under `key` into out[dim]; 1 on a hit, 0 when absent (or of
+ * another dimension). */
+static int embcache_read(rag_txn *txn, const unsigned char key[24], size_t dim, float *out)
+{
+    const void *v;
+    size_t vl;
+    if (rag_store_kv_get(txn, "embcache", key, 24, &v, &vl) != RAG_OK || vl != dim * sizeof(float))
+        return 0;
+    memcpy(out, v, vl);
+    return 1;
+}
+
 /* Validates, chunks and embeds a batch outside any lock. */
 static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
 {
@@ -1130,11 +1142,7 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
                 break;
             if (use_cache) {
                 embcache_key(p->cache_keys[b + k], model, t, l);
-                const void *v;
-                size_t vl;
-                int grc = rag_store_kv_get(txn, "embcache", p->cache_keys[b + k], 24, &v, &vl);
-                if (grc == RAG_OK && vl == dim * sizeof(float)) {
-                    memcpy(p->vecs + (b + k) * dim, v, vl);
+                if (embcache_read(txn, p->cache_keys[b + k], dim, p->vecs + (b + k) * dim)) {
                     p->cached[b + k] = 1;
                     p->cache_hits++;
                     free(buf);
@@ -1642,14 +1650,9 @@ static int embed_documents_cached(rag_db *db, const char *const *texts, const si
         goto cleanup;
     for (size_t i = 0; i < n; i++) {
         unsigned char key[24];
-        const void *v;
-        size_t vl;
         embcache_key(key, model, texts[i], lens[i]);
-        if (rag_store_kv_get(txn, "embcache", key, sizeof key, &v, &vl) == RAG_OK &&
-            vl == dim * sizeof(float)) {
-            memcpy(out + i * dim, v, vl);
+        if (embcache_read(txn, key, dim, out + i * dim))
             continue;
-        }
         mtexts[miss] = texts[i];
         mlens[miss] = lens[i];
         slot[miss++] = i;
