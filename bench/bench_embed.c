@@ -106,8 +106,12 @@ static int read_jsonl(const char *path, docs *d, size_t limit)
 }
 
 /* sgemm GFLOP/s at the encoder's shapes for a batch of T tokens (H hidden, NI inner). */
-static double sgemm_gflops(int T, int H, int NI, double seconds)
+/* OpenBLAS sgemm throughput at the encoder's shapes on `threads` threads (the encoder keeps
+ * OpenBLAS at one thread and runs its own; the roofline is what OpenBLAS reaches with as
+ * many cores). */
+static double sgemm_gflops(int T, int H, int NI, double seconds, int threads)
 {
+    openblas_set_num_threads(threads);
     float *a = calloc((size_t)T * NI, sizeof(float)), *b = calloc((size_t)NI * 3 * H, sizeof(float)),
           *c = calloc((size_t)T * NI, sizeof(float));
     for (size_t i = 0; i < (size_t)T * NI; i++)
@@ -123,6 +127,7 @@ static double sgemm_gflops(int T, int H, int NI, double seconds)
         flops += 2.0 * T * H * (3.0 * H + H + 2.0 * NI);
     } while (now() - t0 < seconds);
     double g = flops / (now() - t0) / 1e9;
+    openblas_set_num_threads(1);
     free(a);
     free(b);
     free(c);
@@ -608,7 +613,7 @@ int main(int argc, char **argv)
     snprintf(targ, sizeof targ, "%s", threads_arg);
     for (char *t = strtok(targ, ","); t; t = strtok(NULL, ",")) {
         int th = rag_bert_set_threads(atoi(t));
-        double roof = sgemm_gflops(2048, H, NI, 1.5);
+        double roof = sgemm_gflops(2048, H, NI, 1.5, th);
         rag_embedder_embed(e, (const char *const *)corpus.text, lens, n < 16 ? n : 16, 0, out);
         double t0 = now();
         if (rag_embedder_embed(e, (const char *const *)corpus.text, lens, n, 0, out) != RAG_OK) {

@@ -1,5 +1,6 @@
 /* bert.c - BERT-family sentence encoder (embeddings, transformer layers, pooling) on OpenBLAS. */
 #include "bert.h"
+#include "bert_ops.h"
 #include "gemm_small.h"
 #include "safetensors.h"
 #include "status.h"
@@ -7,12 +8,17 @@
 #include <cblas.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define BATCH_TOKENS 4096
+/* With several encoder threads a call's batches are cut smaller (down to this many tokens)
+ * so that each thread gets some. */
+#define BATCH_TOKENS_MIN 512
+#define WORKERS_MAX 16
 
 /* Batches of at most this many tokens run their linear layers through gemm_small.c
  * instead of cblas_sgemm, whose packing of W dominates at a query's few tokens. Measured
@@ -43,6 +49,8 @@ typedef struct {
 struct rag_bert_scratch {
     size_t cap_tokens, cap_scores;
     float *x, *qkv, *ctx, *tmp, *mid, *scores;
+    /* the scratch of each extra encoder thread of a call made with this one (owned) */
+    rag_bert_scratch *helpers[WORKERS_MAX - 1];
 };
 
 struct rag_bert {
@@ -62,6 +70,10 @@ int rag_bert_max_tokens(const rag_bert *m) { return m->max_tokens; }
 rag_pooling rag_bert_pooling(const rag_bert *m) { return m->pooling; }
 const rag_tokenizer *rag_bert_tokenizer(const rag_bert *m) { return m->tok; }
 
+/* Encoder threads (the one threads knob; 0: not resolved yet). Process-wide, like
+ * OpenBLAS's own thread count, which is kept at 1 once this is set. */
+static int encode_threads = 0;
+
 int rag_bert_set_threads(int n)
 {
     if (n <= 0) {
@@ -72,7 +84,10 @@ int rag_bert_set_threads(int n)
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;
     }
-    openblas_set_num_threads(n);
+    if (n > WORKERS_MAX)
+        n = WORKERS_MAX;
+    openblas_set_num_threads(1);
+    __atomic_store_n(&encode_threads, n, __ATOMIC_RELAXED);
     return n;
 }
 
@@ -142,9 +157,8 @@ const char *rag_bert_blas_info(void)
 
 void rag_bert_set_threads_default(void)
 {
-    const char *env = getenv("RAGCORE_THREADS");
-    if (env && atoi(env) > 0)
-        rag_bert_set_threads(atoi(env));
+    if (__atomic_load_n(&encode_threads, __ATOMIC_RELAXED) == 0)
+        rag_bert_set_threads(0);
 }
 
 static void scratch_clear(rag_bert_scratch *s)
@@ -155,12 +169,22 @@ static void scratch_clear(rag_bert_scratch *s)
     free(s->tmp);
     free(s->mid);
     free(s->scores);
+    for (int i = 0; i < WORKERS_MAX - 1; i++)
+        rag_bert_scratch_free(s->helpers[i]);
     memset(s, 0, sizeof *s);
 }
 
 rag_bert_scratch *rag_bert_scratch_new(void)
 {
     return rag_calloc(1, sizeof(rag_bert_scratch));
+}
+
+int rag_bert_scratch_helpers(const rag_bert_scratch *s)
+{
+    int k = 0;
+    while (k < WORKERS_MAX - 1 && s->helpers[k])
+        k++;
+    return k;
 }
 
 void rag_bert_scratch_free(rag_bert_scratch *s)
@@ -411,6 +435,9 @@ int rag_bert_load(const char *dir, rag_bert **out)
     rag_safetensors *st = NULL;
     json_t *cfg = NULL;
     *out = NULL;
+    /* the threads knob is resolved before any encode can be inside OpenBLAS */
+    static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+    pthread_once(&threads_once, rag_bert_set_threads_default);
     rag_bert *m = rag_calloc(1, sizeof *m);
     if (!m)
         return RAG_ENOMEM;
@@ -472,231 +499,6 @@ cleanup:
 
 /* ---- forward pass ------------------------------------------------------------------- */
 
-static void layer_norm_scalar(float *x, const float *g, const float *b, int h, float eps)
-{
-    float mean = 0, var = 0;
-    for (int j = 0; j < h; j++)
-        mean += x[j];
-    mean /= (float)h;
-    for (int j = 0; j < h; j++) {
-        float d = x[j] - mean;
-        var += d * d;
-    }
-    var /= (float)h;
-    float inv = 1.0f / sqrtf(var + eps);
-    for (int j = 0; j < h; j++)
-        x[j] = (x[j] - mean) * inv * g[j] + b[j];
-}
-
-/* ---- elementwise kernels: scalar reference forms, and AVX2+FMA forms chosen at run time --- */
-
-/* e^x for x <= 0 (clamped at -87, where it underflows): 2^n * p(r) with n = round(x / ln 2),
- * r = x - n ln 2 in two parts, p a degree-7 polynomial (relative error ~2e-7). */
-static inline float exp_approx(float x)
-{
-    x = fmaxf(x, -87.0f);
-    float n = nearbyintf(x * 1.44269504088896341f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
-}
-
-/* erf-form GELU of one value: 0.5 v (1 + erf(v / sqrt 2)), erf by Abramowitz & Stegun
- * 7.1.26 (absolute error <= 1.5e-7). */
-static inline float gelu1(float v)
-{
-    float z = v * 0.70710678118654752f, az = fabsf(z);
-    float t = 1.0f / (1.0f + 0.3275911f * az);
-    float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
-                 t * (-1.453152027f + t * 1.061405429f))));
-    float e = copysignf(1.0f - poly * exp_approx(-az * az), z);
-    return 0.5f * v * (1.0f + e);
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define HAVE_AVX2_KERNELS 1
-
-__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
-{
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-__attribute__((target("avx2,fma"))) static void gelu_avx2(float *x, size_t n)
-{
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
-        __m256 az = _mm256_andnot_ps(sign, z);
-        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), az, one));
-        __m256 p = _mm256_set1_ps(1.061405429f);
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-        p = _mm256_mul_ps(p, t);
-        __m256 ex = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)));
-        __m256 e = _mm256_fnmadd_ps(p, ex, one);
-        e = _mm256_or_ps(e, _mm256_and_ps(z, sign));
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v),
-                                              _mm256_add_ps(one, e)));
-    }
-    for (; i < n; i++)
-        x[i] = gelu1(x[i]);
-}
-
-/* In-place softmax of one row. */
-__attribute__((target("avx2,fma"))) static void softmax_avx2(float *s, int n)
-{
-    __m256 mx8 = _mm256_set1_ps(s[0]);
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(s + j));
-    float lanes[8], mx = s[0], sum = 0;
-    _mm256_storeu_ps(lanes, mx8);
-    for (int k = 0; k < 8; k++)
-        mx = lanes[k] > mx ? lanes[k] : mx;
-    for (; j < n; j++)
-        mx = s[j] > mx ? s[j] : mx;
-    __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(mx);
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
-        _mm256_storeu_ps(s + j, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    _mm256_storeu_ps(lanes, acc);
-    for (int k = 0; k < 8; k++)
-        sum += lanes[k];
-    for (; j < n; j++) {
-        s[j] = exp_approx(s[j] - mx);
-        sum += s[j];
-    }
-    __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (j = 0; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
-    for (; j < n; j++)
-        s[j] *= 1.0f / sum;
-}
-
-/* LayerNorm of one row (two passes: mean, then variance of the deviations). */
-__attribute__((target("avx2,fma"))) static void layer_norm_avx2(float *x, const float *g,
-                                                                const float *b, int h, float eps)
-{
-    __m256 acc = _mm256_setzero_ps();
-    int j = 0;
-    float lanes[8], mean = 0, var = 0;
-    for (; j + 8 <= h; j += 8)
-        acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + j));
-    _mm256_storeu_ps(lanes, acc);
-    for (int k = 0; k < 8; k++)
-        mean += lanes[k];
-    for (; j < h; j++)
-        mean += x[j];
-    mean /= (float)h;
-    __m256 m8 = _mm256_set1_ps(mean);
-    acc = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= h; j += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), m8);
-        acc = _mm256_fmadd_ps(d, d, acc);
-    }
-    _mm256_storeu_ps(lanes, acc);
-    for (int k = 0; k < 8; k++)
-        var += lanes[k];
-    for (; j < h; j++)
-        var += (x[j] - mean) * (x[j] - mean);
-    var /= (float)h;
-    float inv = 1.0f / sqrtf(var + eps);
-    __m256 i8 = _mm256_set1_ps(inv);
-    for (j = 0; j + 8 <= h; j += 8) {
-        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), m8), i8);
-        _mm256_storeu_ps(x + j, _mm256_fmadd_ps(d, _mm256_loadu_ps(g + j), _mm256_loadu_ps(b + j)));
-    }
-    for (; j < h; j++)
-        x[j] = (x[j] - mean) * inv * g[j] + b[j];
-}
-
-static int use_avx2(void)
-{
-    /* Encodes run on several threads: the cached answer is read and written atomically
-     * (every thread computes the same value). */
-    static int v = -1;
-    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
-    if (r < 0) {
-        r = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
-    }
-    return r;
-}
-#endif
-
-static void layer_norm(float *x, const float *g, const float *b, int h, float eps)
-{
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        layer_norm_avx2(x, g, b, h, eps);
-        return;
-    }
-#endif
-    layer_norm_scalar(x, g, b, h, eps);
-}
-
-static void gelu(float *x, size_t n)
-{
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        gelu_avx2(x, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++)
-        x[i] = gelu1(x[i]);
-}
-
-static void softmax_row(float *s, int n)
-{
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        softmax_avx2(s, n);
-        return;
-    }
-#endif
-    float mx = s[0], sum = 0;
-    for (int j = 1; j < n; j++)
-        if (s[j] > mx)
-            mx = s[j];
-    for (int j = 0; j < n; j++) {
-        s[j] = exp_approx(s[j] - mx);
-        sum += s[j];
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < n; j++)
-        s[j] *= inv;
-}
-
 static int grow(const rag_bert *m, rag_bert_scratch *sc, size_t tokens, size_t maxlen)
 {
     const size_t H = (size_t)m->hidden, NI = (size_t)m->inter;
@@ -722,27 +524,13 @@ static int grow(const rag_bert *m, rag_bert_scratch *sc, size_t tokens, size_t m
     return RAG_OK;
 }
 
-/* dst[t, :] = bias for t in 0..T (so a following GEMM with beta = 1 adds onto it), or
- * dst = src + bias when src is given (residual). */
-static void fill_bias(float *dst, const float *src, const float *bias, size_t T, size_t n)
-{
-    for (size_t t = 0; t < T; t++) {
-        float *d = dst + t * n;
-        if (src) {
-            const float *s = src + t * n;
-            for (size_t j = 0; j < n; j++)
-                d[j] = s[j] + bias[j];
-        } else {
-            memcpy(d, bias, n * sizeof(float));
-        }
-    }
-}
-
-/* y[T, N] += x[T, K] * W[N, K]^T (y holds the bias already): gemm_small.c when
- * `small` (its packed kernel when W was packed), else OpenBLAS. */
+/* y[T, N] = x[T, K] * W[N, K]^T + beta * y (beta 0 or 1): gemm_small.c when `small` (its
+ * packed kernel when W was packed), else OpenBLAS. */
 static void linear(int small, size_t T, int N, int K, const float *x, const float *w,
-                   const rag_gemm_packed *pw, float *y)
+                   const rag_gemm_packed *pw, float beta, float *y)
 {
+    if (small && beta == 0.0f)
+        memset(y, 0, T * (size_t)N * sizeof(float)); /* the small kernels accumulate */
     if (small && pw)
         rag_gemm_small_packed(T, pw, 1.0f, x, (size_t)K, y, (size_t)N);
     else if (small)
@@ -750,16 +538,18 @@ static void linear(int small, size_t T, int N, int K, const float *x, const floa
                           (size_t)N);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, N, K, 1.0f, x, K, w, K,
-                    1.0f, y, N);
+                    beta, y, N);
 }
 
 /* Runs the encoder on one packed batch: ids of `ns` sequences back to back (seq k at
- * off[k], lens[k] tokens) and writes the pooled vectors to out[k * H]. */
+ * off[k], lens[k] tokens) and writes the pooled vectors to out[k * H]. The GEMMs' biases
+ * and residuals are folded into the elementwise passes that follow them (bert_ops.c). */
 static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *const *ids,
                     const int *lens, const size_t *off, size_t ns, size_t T, float *const *out)
 {
     const int H = m->hidden, NI = m->inter, NH = m->heads, D = H / NH, H3 = 3 * H;
     const float scale = 1.0f / sqrtf((float)D);
+    const rag_gemm_isa isa = rag_gemm_small_isa();
     int limit = small_gemm_limit();
     if (!m->L[0].pqkv && limit > SMALL_GEMM_MAX) /* W in place: OpenBLAS wins past ~56 */
         limit = SMALL_GEMM_MAX;
@@ -768,16 +558,15 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
     for (size_t k = 0; k < ns; k++)
         for (int p = 0; p < lens[k]; p++) {
             float *row = x + (off[k] + (size_t)p) * (size_t)H;
-            const float *w = m->word + (size_t)ids[k][p] * (size_t)H;
-            const float *ps = m->pos + (size_t)p * (size_t)H;
-            for (int j = 0; j < H; j++)
-                row[j] = w[j] + ps[j];
-            layer_norm(row, m->elng, m->elnb, H, m->eps);
+            memcpy(row, m->word + (size_t)ids[k][p] * (size_t)H, (size_t)H * sizeof(float));
+            rag_ops_add_layer_norm(isa, row, m->pos + (size_t)p * (size_t)H, NULL, m->elng,
+                                   m->elnb, 1, H, m->eps);
         }
     for (int li = 0; li < m->layers; li++) {
         const layer *l = &m->L[li];
-        fill_bias(qkv, NULL, l->bqkv, T, (size_t)H3);
-        linear(small, T, H3, H, x, l->wqkv, l->pqkv, qkv);
+        for (size_t t = 0; t < T; t++)
+            memcpy(qkv + t * (size_t)H3, l->bqkv, (size_t)H3 * sizeof(float));
+        linear(small, T, H3, H, x, l->wqkv, l->pqkv, 1.0f, qkv);
         for (size_t k = 0; k < ns; k++) {
             const int L = lens[k];
             const float *base = qkv + off[k] * (size_t)H3;
@@ -786,22 +575,17 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, D, scale, q, H3, kk, H3,
                             0.0f, sc->scores, L);
                 for (int r = 0; r < L; r++)
-                    softmax_row(sc->scores + (size_t)r * (size_t)L, L);
+                    rag_ops_softmax(isa, sc->scores + (size_t)r * (size_t)L, L);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, L, 1.0f, sc->scores, L,
                             v, H3, 0.0f, ctx + off[k] * (size_t)H + (size_t)(h * D), H);
             }
         }
-        fill_bias(tmp, x, l->bo, T, (size_t)H);
-        linear(small, T, H, H, ctx, l->wo, l->po, tmp);
-        for (size_t t = 0; t < T; t++)
-            layer_norm(tmp + t * (size_t)H, l->ln1g, l->ln1b, H, m->eps);
-        fill_bias(mid, NULL, l->bi, T, (size_t)NI);
-        linear(small, T, NI, H, tmp, l->wi, l->pi, mid);
-        gelu(mid, T * (size_t)NI);
-        fill_bias(x, tmp, l->bout, T, (size_t)H);
-        linear(small, T, H, NI, mid, l->wout, l->pout, x);
-        for (size_t t = 0; t < T; t++)
-            layer_norm(x + t * (size_t)H, l->ln2g, l->ln2b, H, m->eps);
+        linear(small, T, H, H, ctx, l->wo, l->po, 0.0f, tmp);
+        rag_ops_add_layer_norm(isa, tmp, x, l->bo, l->ln1g, l->ln1b, T, H, m->eps);
+        linear(small, T, NI, H, tmp, l->wi, l->pi, 0.0f, mid);
+        rag_ops_bias_gelu(isa, mid, l->bi, T, (size_t)NI);
+        linear(small, T, H, NI, mid, l->wout, l->pout, 0.0f, x);
+        rag_ops_add_layer_norm(isa, x, tmp, l->bout, l->ln2g, l->ln2b, T, H, m->eps);
     }
     for (size_t k = 0; k < ns; k++) {
         float *o = out[k];
@@ -838,6 +622,70 @@ static int by_len(const void *a, const void *b)
     return x->len != y->len ? (x->len < y->len ? -1 : 1) : (x->idx < y->idx ? -1 : x->idx > y->idx);
 }
 
+/* One encoder batch of a call: sequences [first, first + ns) of the length order. */
+typedef struct {
+    size_t first, ns, T;
+    int maxlen;
+} sub_batch;
+
+/* What the encoder threads of one call share; each takes the next batch until none is
+ * left (longest first, so that the last ones to finish are short). */
+typedef struct {
+    const rag_bert *m;
+    const int32_t *const *ids;
+    const int *lens;
+    float *out;
+    const seq_ref *order;
+    const sub_batch *batches;
+    size_t nbatches, next; /* next: taken atomically */
+    size_t maxseq;         /* sequences in the largest batch */
+} encode_job;
+
+/* Runs batches of `job` on scratch `sc` until none is left. */
+static int encode_batches(encode_job *job, rag_bert_scratch *sc)
+{
+    const rag_bert *m = job->m;
+    size_t cap = job->maxseq;
+    const int32_t **bids = rag_malloc(cap * sizeof *bids);
+    int *blens = rag_malloc(cap * sizeof *blens);
+    size_t *boff = rag_malloc(cap * sizeof *boff);
+    float **bout = rag_malloc(cap * sizeof *bout);
+    int rc = bids && blens && boff && bout ? RAG_OK : RAG_ENOMEM;
+    for (size_t b; rc == RAG_OK &&
+                   (b = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->nbatches;) {
+        const sub_batch *sb = &job->batches[job->nbatches - 1 - b];
+        size_t T = 0;
+        for (size_t j = 0; j < sb->ns; j++) {
+            size_t k = job->order[sb->first + j].idx;
+            bids[j] = job->ids[k];
+            blens[j] = job->lens[k];
+            boff[j] = T;
+            bout[j] = job->out + k * (size_t)m->hidden;
+            T += (size_t)job->lens[k];
+        }
+        if ((rc = grow(m, sc, T, (size_t)sb->maxlen)) == RAG_OK)
+            forward(m, sc, bids, blens, boff, sb->ns, T, bout);
+    }
+    free(bids);
+    free(blens);
+    free(boff);
+    free(bout);
+    return rc;
+}
+
+typedef struct {
+    encode_job *job;
+    rag_bert_scratch *sc;
+    int rc;
+} encode_worker;
+
+static void *encode_thread(void *arg)
+{
+    encode_worker *w = arg;
+    w->rc = encode_batches(w->job, w->sc);
+    return NULL;
+}
+
 int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens, size_t n,
                         float *out)
 {
@@ -849,6 +697,7 @@ int rag_bert_encode_ids_with(const rag_bert *m, rag_bert_scratch *sc, const int3
 {
     int rc = RAG_OK;
     const int limit = m->max_pos;
+    size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (lens[i] < 1 || lens[i] > limit)
             return rag_fail(RAG_EINVAL, "bert: sequence %zu has %d tokens (1..%d allowed)", i,
@@ -857,13 +706,24 @@ int rag_bert_encode_ids_with(const rag_bert *m, rag_bert_scratch *sc, const int3
             if (ids[i][p] < 0 || ids[i][p] >= m->vocab)
                 return rag_fail(RAG_EINVAL, "bert: sequence %zu token %d: id %d out of range", i,
                                 p, (int)ids[i][p]);
+        total += (size_t)lens[i];
     }
-    seq_ref *order = rag_malloc((n ? n : 1) * sizeof *order);
-    const int32_t **bids = rag_malloc((n ? n : 1) * sizeof *bids);
-    int *blens = rag_malloc((n ? n : 1) * sizeof *blens);
-    size_t *boff = rag_malloc((n ? n : 1) * sizeof *boff);
-    float **bout = rag_malloc((n ? n : 1) * sizeof *bout);
-    if (!order || !bids || !blens || !boff || !bout) {
+    if (n == 0)
+        return RAG_OK;
+    int threads = __atomic_load_n(&encode_threads, __ATOMIC_RELAXED);
+    if (threads < 1)
+        threads = 1;
+    /* batches of BATCH_TOKENS, or with several threads small enough for two per thread */
+    size_t budget = BATCH_TOKENS;
+    if (threads > 1 && total / (2 * (size_t)threads) < budget)
+        budget = total / (2 * (size_t)threads) > BATCH_TOKENS_MIN
+                     ? total / (2 * (size_t)threads) : BATCH_TOKENS_MIN;
+    seq_ref *order = rag_malloc(n * sizeof *order);
+    sub_batch *batches = rag_malloc(n * sizeof *batches);
+    encode_worker workers[WORKERS_MAX - 1];
+    pthread_t tids[WORKERS_MAX - 1];
+    int started = 0;
+    if (!order || !batches) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
@@ -871,33 +731,44 @@ int rag_bert_encode_ids_with(const rag_bert *m, rag_bert_scratch *sc, const int3
         order[i].idx = i;
         order[i].len = lens[i];
     }
-    if (n)
-        qsort(order, n, sizeof *order, by_len);
+    qsort(order, n, sizeof *order, by_len);
+    encode_job job = {.m = m, .ids = ids, .lens = lens, .out = out, .order = order,
+                      .batches = batches};
     for (size_t i = 0; i < n;) {
-        size_t ns = 0, T = 0;
-        int maxlen = 0;
-        while (i < n && (ns == 0 || T + (size_t)order[i].len <= BATCH_TOKENS)) {
-            size_t k = order[i].idx;
-            bids[ns] = ids[k];
-            blens[ns] = lens[k];
-            boff[ns] = T;
-            bout[ns] = out + k * (size_t)m->hidden;
-            T += (size_t)lens[k];
-            if (lens[k] > maxlen)
-                maxlen = lens[k];
-            ns++;
+        sub_batch *sb = &batches[job.nbatches++];
+        *sb = (sub_batch){.first = i};
+        while (i < n && (sb->ns == 0 || sb->T + (size_t)order[i].len <= budget)) {
+            sb->T += (size_t)order[i].len;
+            sb->maxlen = order[i].len; /* ascending */
+            sb->ns++;
             i++;
         }
-        if ((rc = grow(m, sc, T, (size_t)maxlen)))
-            goto cleanup;
-        forward(m, sc, bids, blens, boff, ns, T, bout);
+        if (sb->ns > job.maxseq)
+            job.maxseq = sb->ns;
+    }
+    /* Extra threads (each with its scratch, kept in sc for the next call) when there are
+     * batches for them; OpenBLAS runs single-threaded inside each. A thread that cannot be
+     * had leaves its share to the others. */
+    int extra = threads - 1;
+    if ((size_t)extra > job.nbatches - 1)
+        extra = (int)(job.nbatches - 1);
+    for (int t = 0; t < extra; t++) {
+        if (!sc->helpers[t] && !(sc->helpers[t] = rag_bert_scratch_new()))
+            break;
+        workers[t] = (encode_worker){.job = &job, .sc = sc->helpers[t]};
+        if (pthread_create(&tids[t], NULL, encode_thread, &workers[t]) != 0)
+            break;
+        started++;
+    }
+    rc = encode_batches(&job, sc);
+    for (int t = 0; t < started; t++) {
+        pthread_join(tids[t], NULL);
+        if (rc == RAG_OK)
+            rc = workers[t].rc;
     }
 cleanup:
     free(order);
-    free(bids);
-    free(blens);
-    free(boff);
-    free(bout);
+    free(batches);
     return rc;
 }
 

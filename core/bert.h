@@ -30,8 +30,9 @@ const rag_tokenizer *rag_bert_tokenizer(const rag_bert *m);
 
 /* Encodes n token sequences (ids[i] of lens[i] ids, [CLS]/[SEP] included, 1 <= lens[i] <=
  * max positions) into out[n * dim]: pooled and L2-normalised. Sequences are sorted by
- * length and packed into batches of about 4096 tokens; attention runs over each sequence's
- * own length (no padding). Not thread-safe on one handle (scratch buffers are shared).
+ * length and packed into batches of about 4096 tokens (fewer with several threads, see
+ * rag_bert_set_threads); attention runs over each sequence's own length (no padding).
+ * Not thread-safe on one handle (scratch buffers are shared).
  * Errors: RAG_EINVAL (bad length or id), RAG_ENOMEM. */
 int rag_bert_encode_ids(rag_bert *m, const int32_t *const *ids, const int *lens, size_t n,
                         float *out);
@@ -45,18 +46,24 @@ int rag_bert_embed(rag_bert *m, const char *const *texts, const size_t *lens, si
  * may run concurrently (the tokenizer and weights are only read). */
 rag_bert_scratch *rag_bert_scratch_new(void); /* NULL: out of memory */
 void rag_bert_scratch_free(rag_bert_scratch *s);
+/* How many extra encoder threads' scratch objects s holds (created by the first call that
+ * ran on that many threads). */
+int rag_bert_scratch_helpers(const rag_bert_scratch *s);
 int rag_bert_encode_ids_with(const rag_bert *m, rag_bert_scratch *s, const int32_t *const *ids,
                              const int *lens, size_t n, float *out);
 int rag_bert_embed_with(const rag_bert *m, rag_bert_scratch *s, const char *const *texts,
                         const size_t *lens, size_t n, const char *prefix, float *out);
 
-/* The one threads knob: OpenBLAS threads used by every encoder (our own code runs on the
- * calling thread only, so nothing oversubscribes). n <= 0: $RAGCORE_THREADS, else the
- * number of online CPUs. Returns the number set. */
+/* The one threads knob: how many threads encode a call's batches (n <= 0: $RAGCORE_THREADS,
+ * else the number of online CPUs; at most 16). A call whose sequences make several batches
+ * splits them among that many threads (the caller's and n - 1 started for the call), each
+ * with its own scratch; OpenBLAS is set to one thread, so nothing oversubscribes. A call of
+ * one batch (a query, a short document) runs on the calling thread. Process-wide. Returns
+ * the number set. */
 int rag_bert_set_threads(int n);
 
-/* Applies $RAGCORE_THREADS when it is set (otherwise OpenBLAS keeps its own default,
- * $OPENBLAS_NUM_THREADS or all CPUs). Called once when an embedder is created. */
+/* Sets the knob from $RAGCORE_THREADS or the CPU count unless it was set already. Called
+ * once by the first rag_bert_load. */
 void rag_bert_set_threads_default(void);
 
 /* Batches of at most max_tokens tokens (a query) run the linear layers through the

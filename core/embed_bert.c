@@ -280,8 +280,6 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     }
     if ((rc = rag_bert_load(dir, &b->model)))
         goto cleanup;
-    static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
-    pthread_once(&threads_once, rag_bert_set_threads_default);
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->changed, NULL);
     /* One encode per lane at a time by default: on the 2-vCPU machine this was measured

@@ -1,6 +1,7 @@
 /* test_bert.c - the BERT encoder, its small-T GEMM and the neural embedder against references. */
 #include "bert.h"
 #include "embedder.h"
+#include "bert_ops.h"
 #include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
@@ -201,6 +202,27 @@ static void test_batch_invariance(void)
             worst = c;
     }
     ASSERT_TRUE(worst > 0.99999);
+    /* On three encoder threads the call's batches are split among them: same vectors. */
+    float *par = malloc(N * 384 * sizeof(float));
+    rag_bert_scratch *sc = rag_bert_scratch_new();
+    ASSERT_EQ_INT(rag_bert_set_threads(3), 3);
+    ASSERT_OK(rag_bert_embed_with(m, sc, (const char *const *)texts, NULL, N, NULL, par));
+    ASSERT_EQ_INT(rag_bert_scratch_helpers(sc), 2);
+    worst = 1;
+    for (int i = 0; i < N; i++) {
+        double c = cosine(par + i * 384, all + i * 384, 384);
+        worst = c < worst ? c : worst;
+    }
+    ASSERT_TRUE(worst > 0.99999);
+    /* one short text is one batch: no thread is started for it */
+    rag_bert_scratch *sc1 = rag_bert_scratch_new();
+    ASSERT_OK(rag_bert_embed_with(m, sc1, (const char *const *)texts, NULL, 1, NULL, one));
+    ASSERT_EQ_INT(rag_bert_scratch_helpers(sc1), 0);
+    ASSERT_TRUE(cosine(one, all, 384) > 0.99999);
+    rag_bert_set_threads(0); /* back to $RAGCORE_THREADS or the CPU count */
+    rag_bert_scratch_free(sc);
+    rag_bert_scratch_free(sc1);
+    free(par);
     /* Bad inputs are refused with a message. */
     int32_t bad[3] = {101, 999999, 102};
     const int32_t *bp = bad;
@@ -310,6 +332,89 @@ static void test_concurrent_encodes(void)
 {
     conc_run("4", "1", 1);
     conc_run("1", "32", 0);
+}
+
+/* ---- elementwise kernels (bert_ops.c) --------------------------------------------------- */
+
+/* Each vector form against the scalar reference and against double-precision formulas,
+ * over lengths with and without vector tails; NULL residual / bias / bias-free forms. */
+static void test_bert_ops(void)
+{
+    enum { MAXN = 400, ROWS = 3 };
+    static float src[ROWS * MAXN], res[ROWS * MAXN], bias[MAXN], g[MAXN], b[MAXN];
+    static float ref[ROWS * MAXN], got[ROWS * MAXN];
+    for (int i = 0; i < ROWS * MAXN; i++) {
+        src[i] = (float)sin(i * 0.37) * 6.0f;
+        res[i] = (float)cos(i * 0.11) * 2.0f;
+    }
+    for (int i = 0; i < MAXN; i++) {
+        bias[i] = (float)sin(i * 0.05);
+        g[i] = 1.0f + 0.25f * (float)cos(i * 0.3);
+        b[i] = 0.1f * (float)sin(i * 0.7);
+    }
+    const int lens[] = {1, 5, 8, 15, 16, 17, 37, 255, 384};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        /* softmax: double-precision reference */
+        double mx = src[0], sum = 0;
+        for (int j = 1; j < n; j++)
+            mx = src[j] > mx ? src[j] : mx;
+        for (int j = 0; j < n; j++)
+            sum += exp(src[j] - mx);
+        for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa++) {
+            memcpy(got, src, (size_t)n * sizeof(float));
+            rag_ops_softmax((rag_gemm_isa)isa, got, n);
+            for (int j = 0; j < n; j++)
+                if (fabs(got[j] - exp(src[j] - mx) / sum) > 1e-6 * (exp(src[j] - mx) / sum) + 1e-9)
+                    TEST_FAIL_("softmax isa %d n %d [%d]: %g vs %g", isa, n, j, got[j],
+                               exp(src[j] - mx) / sum);
+        }
+        /* bias + GELU (erf form) */
+        for (int withb = 0; withb < 2; withb++)
+            for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa++) {
+                memcpy(got, src, (size_t)(ROWS * n) * sizeof(float));
+                rag_ops_bias_gelu((rag_gemm_isa)isa, got, withb ? bias : NULL, ROWS, (size_t)n);
+                for (int t = 0; t < ROWS; t++)
+                    for (int j = 0; j < n; j++) {
+                        double v = src[t * n + j] + (withb ? bias[j] : 0.0f);
+                        double want = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+                        if (fabs(got[t * n + j] - want) > 2e-6 * (1.0 + fabs(v)))
+                            TEST_FAIL_("gelu isa %d n %d [%d,%d]: %g vs %g", isa, n, t, j,
+                                       got[t * n + j], want);
+                    }
+            }
+        /* residual + bias + LayerNorm: every vector form matches the scalar one */
+        for (int mode = 0; mode < 3; mode++) {
+            const float *r = mode >= 1 ? res : NULL, *bb = mode == 2 ? bias : NULL;
+            memcpy(ref, src, (size_t)(ROWS * n) * sizeof(float));
+            rag_ops_add_layer_norm(RAG_GEMM_SCALAR, ref, r, bb, g, b, ROWS, n, 1e-12f);
+            for (int t = 0; t < ROWS && n > 1; t++) { /* the scalar form against doubles */
+                double mean = 0, var = 0;
+                for (int j = 0; j < n; j++)
+                    mean += src[t * n + j] + (r ? r[t * n + j] : 0) + (bb ? bb[j] : 0);
+                mean /= n;
+                for (int j = 0; j < n; j++) {
+                    double d = src[t * n + j] + (r ? r[t * n + j] : 0) + (bb ? bb[j] : 0) - mean;
+                    var += d * d;
+                }
+                var /= n;
+                double d0 = src[t * n] + (r ? r[t * n] : 0) + (bb ? bb[0] : 0) - mean;
+                ASSERT_TRUE(fabs(ref[t * n] - (d0 / sqrt(var + 1e-12) * g[0] + b[0])) < 1e-4);
+            }
+            for (int isa = RAG_GEMM_AVX2; isa <= RAG_GEMM_AVX512; isa++) {
+                memcpy(got, src, (size_t)(ROWS * n) * sizeof(float));
+                rag_ops_add_layer_norm((rag_gemm_isa)isa, got, r, bb, g, b, ROWS, n, 1e-12f);
+                for (int j = 0; j < ROWS * n; j++)
+                    if (fabs(got[j] - ref[j]) > 1e-4 * (1.0 + fabs(ref[j])))
+                        TEST_FAIL_("layer norm isa %d n %d mode %d [%d]: %g vs %g", isa, n, mode,
+                                   j, got[j], ref[j]);
+            }
+        }
+    }
+    /* a softmax row of one: 1 */
+    float one = -3.0f;
+    rag_ops_softmax(rag_gemm_small_isa(), &one, 1);
+    ASSERT_TRUE(one == 1.0f);
 }
 
 /* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
@@ -450,6 +555,7 @@ static void test_create_errors(void)
 int main(void)
 {
     RUN_TEST(test_gemm_small);
+    RUN_TEST(test_bert_ops);
     RUN_TEST(test_create_errors);
     RUN_TEST(test_minilm_reference);
     RUN_TEST(test_bge_reference);
