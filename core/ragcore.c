@@ -967,9 +967,22 @@ static void prep_free(prep *p)
     free(p->cached);
 }
 
+/* The chunker's counter: the embedder's token count of a span without the tokens every
+ * encoded text carries ([CLS] and [SEP] for BERT models), which the chunker would
+ * otherwise add once per word (chunk.h: counts must be about additive over words). */
+typedef struct {
+    rag_embedder *emb;
+    int overhead; /* the count of an empty text */
+} token_counter;
+
+/* The least chunk target a long title leaves (tokens). */
+#define CHUNK_TOKENS_FLOOR 32
+
 static int count_tokens_cb(void *user, const char *text, size_t len)
 {
-    return rag_embedder_count_tokens(user, text, len);
+    const token_counter *tc = user;
+    int n = rag_embedder_count_tokens(tc->emb, text, len);
+    return n < 0 ? n : n > tc->overhead ? n - tc->overhead : 0;
 }
 
 /* Validates one document; names the document in the error. */
@@ -1061,17 +1074,31 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
         for (size_t j = i + 1; j < n && !p->docs[i].skip; j++)
             if (strcmp(docs[i].id, docs[j].id) == 0)
                 p->docs[i].skip = 1;
-    rag_chunker_config cfg = {db->opts.chunk_tokens, db->opts.chunk_overlap, 0, count_tokens_cb,
-                              db->emb};
-    if (db->emb->max_tokens > 0 && cfg.target_tokens > db->emb->max_tokens - 2) {
-        cfg.target_tokens = db->emb->max_tokens - 2;
-        if (cfg.overlap_tokens >= cfg.target_tokens)
-            cfg.overlap_tokens = cfg.target_tokens / 8;
-    }
+    token_counter tc = {db->emb, 0};
+    int ov = rag_embedder_count_tokens(db->emb, "", 0);
+    tc.overhead = ov > 0 ? ov : 0;
     for (size_t i = 0; i < n; i++) {
         prep_doc *pd = &p->docs[i];
         if (pd->skip)
             continue;
+        /* A chunk is embedded as "title\n\nchunk" (rag_lexical_chunk_text): with a model of
+         * limited length, the title's tokens and the special tokens come off the target so
+         * that nothing of the chunk is truncated by the encoder. */
+        rag_chunker_config cfg = {db->opts.chunk_tokens, db->opts.chunk_overlap, 0,
+                                  count_tokens_cb, &tc};
+        if (db->emb->max_tokens > 0) {
+            int avail = db->emb->max_tokens - tc.overhead;
+            if (docs[i].title && *docs[i].title) {
+                int tt = count_tokens_cb(&tc, docs[i].title, strlen(docs[i].title));
+                avail -= tt > 0 ? tt : 0;
+            }
+            if (avail < CHUNK_TOKENS_FLOOR)
+                avail = CHUNK_TOKENS_FLOOR; /* a title that long is truncated instead */
+            if (cfg.target_tokens > avail)
+                cfg.target_tokens = avail;
+            if (cfg.overlap_tokens >= cfg.target_tokens)
+                cfg.overlap_tokens = cfg.target_tokens / 8;
+        }
         rag_chunk_list list = {0};
         cfg.markdown = docs[i].format == RAG_FORMAT_MARKDOWN;
         if ((rc = rag_chunk_text(&cfg, docs[i].text, pd->len, &list)) != RAG_OK) {

@@ -2,6 +2,8 @@
  * tombstones, replace, reopen with index replay, corrupt index rebuild, embedder checks. */
 #include "test.h"
 
+#include "embedder.h"
+#include "model_registry.h"
 #include "ragcore.h"
 
 #include <math.h>
@@ -532,6 +534,70 @@ static int counting_embed(void *user, const char *const *texts, const size_t *le
     return test_embed(user, texts, lens, n, is_query, out);
 }
 
+/* With a neural embedder a chunk fills the model's length: the special tokens and the
+ * document title (embedded before each chunk) are reserved once, not charged per word. */
+static void test_neural_chunks_fill_the_model(void)
+{
+    char *mdir = NULL;
+    if (rag_model_pull("all-MiniLM-L6-v2", 0, &mdir) != RAG_OK) {
+        fprintf(stderr, "     (all-MiniLM-L6-v2 cannot be pulled: %s; skipped)\n", rag_errmsg());
+        return;
+    }
+    free(mdir);
+    rag_embedder *counter = NULL;
+    ASSERT_OK(rag_embedder_bert_create("all-MiniLM-L6-v2", &counter));
+    fresh_dir("search_neural_chunks");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "all-MiniLM-L6-v2";
+    o.index_spec = "Flat";
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    if (!db || !counter)
+        goto cleanup;
+    static char text[16384];
+    size_t pos = 0;
+    for (int i = 0; i < 60; i++)
+        pos += (size_t)snprintf(text + pos, sizeof text - pos,
+                                "Stage %d: chloroplasts convert light energy into sugar. ", i);
+    const char *title = "Photosynthesis and the light reactions";
+    rag_document d;
+    rag_document_init(&d);
+    d.id = "photo";
+    d.title = title;
+    d.text = text;
+    rag_ingest_stats st;
+    ASSERT_OK(rag_ingest(db, NULL, &d, 1, &st));
+    const int content = rag_embedder_count_tokens(counter, text, pos) - 2;
+    /* about content / (256 - title - overlap) chunks, not three times as many */
+    ASSERT_TRUE(content > 700);
+    ASSERT_TRUE(st.chunks >= 3 && st.chunks <= (uint64_t)(content / 180 + 1));
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.k = 100;
+    so.per_doc = 100;
+    so.collapse_threshold = 2;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "chloroplasts light energy", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), st.chunks);
+    int full = 0;
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        const rag_hit *h = rag_results_get(res, i);
+        char buf[8192];
+        int n = snprintf(buf, sizeof buf, "%s\n\n%s", title, h->text);
+        int tokens = rag_embedder_count_tokens(counter, buf, (size_t)n);
+        if (tokens > 256)
+            TEST_FAIL_("chunk %zu: %d tokens with the title, over the model's 256", i, tokens);
+        full += tokens >= 220;
+    }
+    ASSERT_TRUE(full >= (int)st.chunks - 1); /* all but the last are (nearly) full */
+    rag_results_free(res);
+cleanup:
+    if (db)
+        ASSERT_OK(rag_close(db));
+    rag_embedder_free(counter);
+}
+
 /* Re-ingesting unchanged chunks never calls the embedder again. */
 static void test_embedding_cache(void)
 {
@@ -636,6 +702,7 @@ static void test_embedding_cache_bound(void)
 int main(void)
 {
     RUN_TEST(test_embedding_cache);
+    RUN_TEST(test_neural_chunks_fill_the_model);
     RUN_TEST(test_embedding_cache_bound);
     RUN_TEST(test_basic_search_and_provenance);
     RUN_TEST(test_collections_are_isolated);
