@@ -9,6 +9,7 @@
 #include "store.h"
 #include "vindex.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,12 +650,11 @@ static int fuse(const cand_list *d, const cand_list *l, const rag_search_options
     return rc;
 }
 
+/* OpenBLAS's vectorised dot product: the plain loop (adds kept in order) was 18 % of a
+ * hybrid query with k = 100, where each candidate is compared with every chosen hit. */
 static float dot(const float *a, const float *b, int dim)
 {
-    float s = 0;
-    for (int i = 0; i < dim; i++)
-        s += a[i] * b[i];
-    return s;
+    return cblas_sdot(dim, a, 1, b, 1);
 }
 
 /* Per-candidate data loaded on first use by shape(). */
