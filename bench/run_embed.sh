@@ -4,7 +4,9 @@
 #
 # usage: bench/run_embed.sh [BUILD_DIR] [DOCS]   (default: build, 1000 SciFact documents)
 # Environment: MODELS (default "all-MiniLM-L6-v2"), BENCH_VENV (peer venv, created once),
-#              EVAL=1 also embeds the whole corpus and reports dense nDCG@10.
+#              EVAL=1 also embeds the whole corpus and reports dense nDCG@10,
+#              REPEAT=N runs ragcore and the peers N times, alternated (the shared machine's
+#              speed drifts by tens of percent between minutes: compare medians).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
@@ -16,8 +18,12 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 for model in ${MODELS:-all-MiniLM-L6-v2}; do
     echo "== $model"
     "$build/bin/ragcore" model pull "$model" >/dev/null
-    RAGCORE_SOURCE_DIR="$here/.." "$build/bin/bench_embed" --model "$model" --data "$data" \
-        --docs "$docs" --threads 1,2 ${EVAL:+--eval}
-    python3 "$here/embed_peers.py" --venv "$venv" --model-dir "$cache/$model" --data "$data" \
-        --docs "$docs" --threads 1,2 2>/dev/null | grep -E 'tokens/s|cosine|peers:'
+    for round in $(seq 1 "${REPEAT:-1}"); do
+        [ "${REPEAT:-1}" = 1 ] || echo "-- round $round, load $(cut -d' ' -f1 /proc/loadavg)"
+        RAGCORE_SOURCE_DIR="$here/.." "$build/bin/bench_embed" --model "$model" --data "$data" \
+            --docs "$docs" --threads 1,2 ${EVAL:+--eval}
+        python3 "$here/embed_peers.py" --venv "$venv" --model-dir "$cache/$model" \
+            --data "$data" --docs "$docs" --threads 1,2 2>/dev/null |
+            grep -E 'tokens/s|cosine|peers:'
+    done
 done
