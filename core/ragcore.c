@@ -969,7 +969,7 @@ static void prep_free(prep *p)
 
 /* The chunker's counter: the embedder's token count of a span without the tokens every
  * encoded text carries ([CLS] and [SEP] for BERT models), which the chunker would
- * otherwise add once per word (chunk.h: counts must be about additive over words). */
+ * otherwise add once per word (chunker.h: counts must be about additive over words). */
 typedef struct {
     rag_embedder *emb;
     int overhead; /* the count of an empty text */
