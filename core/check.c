@@ -85,6 +85,7 @@ typedef struct ck {
     u64v tombs;
     uint64_t docs, bytes;
     coll_plan *plan;
+    int ef_construction;   /* HNSW build depth of rebuilt index files (<= 0: FAISS's) */
 } ck;
 
 /* ---- report ------------------------------------------------------------------------------ */
@@ -995,6 +996,8 @@ static int rebuild_index(ck *k, coll_plan *p)
     uint64_t next = 0;
     fill_ctx f = {NULL, NULL, NULL, 0, k->dim};
     int rc = rag_vindex_create(k->spec, k->dim, 0, &ix);
+    if (rc == RAG_OK && (rc = rag_vindex_set_ef_construction(ix, k->ef_construction)) != RAG_OK)
+        rag_vindex_free(ix);
     if (rc != RAG_OK)
         return rc;
     f.ix = ix;
@@ -1322,12 +1325,13 @@ static int read_identity(ck *k)
 }
 
 /* One pass: checks everything in one snapshot, then repairs when asked. */
-static int check_pass(const char *dir, int repair, rag_check_report *r)
+static int check_pass(const char *dir, int repair, int ef_construction, rag_check_report *r)
 {
     ck k;
     memset(&k, 0, sizeof k);
     k.r = r;
     k.dir = dir;
+    k.ef_construction = ef_construction;
     char **names = NULL;
     size_t n = 0;
     coll_plan *plans = NULL;
@@ -1433,6 +1437,12 @@ cleanup:
 
 int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
 {
+    return rag_check_store_with(dir, flags, 0, out);
+}
+
+int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
+                         rag_check_report **out)
+{
     *out = NULL;
     if (!dir || !*dir)
         return rag_fail(RAG_EINVAL, "check: store directory is empty");
@@ -1440,14 +1450,14 @@ int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
     if (!r)
         return RAG_ENOMEM;
     int repair = (flags & RAG_CHECK_REPAIR) && 1;
-    int rc = check_pass(dir, 0, r);
+    int rc = check_pass(dir, 0, 0, r);
     if (rc == RAG_OK && repair && r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
         /* Repair from a fresh snapshot opened for writing, then verify. */
         rag_check_report *fix = rag_calloc(1, sizeof *fix), *verify = NULL;
         if (!fix)
             rc = RAG_ENOMEM;
         if (rc == RAG_OK)
-            rc = check_pass(dir, 1, fix);
+            rc = check_pass(dir, 1, ef_construction, fix);
         for (size_t i = 0; fix && i < fix->n; i++) {
             if (fix->items[i].kind != RAG_CHECK_REPAIRED && fix->items[i].kind != RAG_CHECK_UNFIXED)
                 continue;
@@ -1462,7 +1472,7 @@ int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
         }
         rag_check_report_free(fix);
         if (rc == RAG_OK && (verify = rag_calloc(1, sizeof *verify)) &&
-            (rc = check_pass(dir, 0, verify)) == RAG_OK) {
+            (rc = check_pass(dir, 0, 0, verify)) == RAG_OK) {
             for (size_t i = 0; i < verify->n; i++) {
                 if (verify->items[i].kind != RAG_CHECK_PROBLEM)
                     continue;

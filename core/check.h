@@ -49,6 +49,12 @@ typedef struct rag_check_report rag_check_report;
  * store cannot be read at all). *out is freed with rag_check_report_free. */
 int rag_check_store(const char *dir, unsigned flags, rag_check_report **out);
 
+/* rag_check_store whose repairs rebuild HNSW index files at build depth ef_construction
+ * (<= 0: FAISS's default, 40). The depth is not recorded in the store: pass the one the
+ * store was ingested with (`ragcore ingest --ef-construction`) to keep its recall. */
+int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
+                         rag_check_report **out);
+
 /* Number of findings of one kind (every finding, including those not listed as items:
  * at most 10 items per category and collection are kept, then one summary item). */
 uint64_t rag_check_report_count(const rag_check_report *r, int kind);

@@ -353,6 +353,48 @@ static void test_index_damage(void)
     rag_check_report_free(r);
 }
 
+/* 1 when the FAISS index file at `path` records HNSW efConstruction `efc`: FAISS writes
+ * the HNSW graph's int32 fields ... efConstruction, efSearch, upper_beam (always 1) last. */
+static int index_file_has_efc(const char *path, int32_t efc)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    static unsigned char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i + 12 <= n; i++) {
+        int32_t a, c;
+        memcpy(&a, buf + i, 4);
+        memcpy(&c, buf + i + 8, 4);
+        if (a == efc && c == 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* --repair rebuilds HNSW index files at the build depth it is given, else FAISS's 40. */
+static void test_repair_ef_construction(void)
+{
+    char dir[4200], path[4400];
+    snprintf(dir, sizeof dir, "%s/efc", base);
+    make_store(dir, NULL);
+    snprintf(path, sizeof path, "%s/index/%u.idx", dir, coll_id(dir));
+    ASSERT_EQ_INT(truncate(path, 100), 0);
+    rag_check_report *r = NULL;
+    ASSERT_OK(rag_check_store_with(dir, RAG_CHECK_REPAIR, 123, &r));
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, "rebuilt the index file"));
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
+    rag_check_report_free(r);
+    ASSERT_TRUE(index_file_has_efc(path, 123));
+    ASSERT_EQ_INT(problems(dir), 0);
+    ASSERT_EQ_INT(truncate(path, 100), 0);
+    r = check(dir, RAG_CHECK_REPAIR);
+    rag_check_report_free(r);
+    ASSERT_TRUE(index_file_has_efc(path, 40));
+    ASSERT_TRUE(!index_file_has_efc(path, 123));
+}
+
 /* Writes an index file holding every live vector except `skip`, plus a vector under an id
  * that is neither live nor deleted. */
 typedef struct fill {
@@ -824,6 +866,7 @@ int main(void)
     RUN_TEST(test_vectors);
     RUN_TEST(test_counters);
     RUN_TEST(test_index_damage);
+    RUN_TEST(test_repair_ef_construction);
     RUN_TEST(test_index_contents);
     RUN_TEST(test_lost_chunk_is_not_hidden);
     RUN_TEST(test_orphan_collection_and_files);

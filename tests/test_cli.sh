@@ -88,6 +88,14 @@ check "unknown command is a usage error (1)" [ "$code" -eq 1 ]
 check "missing store is a data error (2) naming it" bash -c "[ $code -eq 2 ] && grep -q nonexistent '$work/err'"
 "$rc_bin" ingest --db "$db" --embedder hash-64 --quiet "$work/update.jsonl" 2>"$work/err"; code=$?
 check "another embedder on an existing store is refused" bash -c "[ $code -eq 1 ] && grep -q \"created with embedder 'hash'\" '$work/err'"
+"$rc_bin" check --db "$db" --repair --ef-construction 100 >/dev/null 2>"$work/err"; code=$?
+check "check --repair --ef-construction runs on a consistent store" [ "$code" -eq 0 ]
+"$rc_bin" check --db "$db" --ef-construction 100 >/dev/null 2>"$work/err"; code=$?
+check "--ef-construction without --repair is a usage error naming it" \
+    bash -c "[ $code -eq 1 ] && grep -q -- '--ef-construction applies to --repair only' '$work/err'"
+"$rc_bin" check --db "$db" --repair --ef-construction 0 >/dev/null 2>"$work/err"; code=$?
+check "a bad --ef-construction is a usage error naming the value" \
+    bash -c "[ $code -eq 1 ] && grep -q \"must be 1..100000, got '0'\" '$work/err'"
 
 echo "$(( $(grep -c . /dev/null) )) " >/dev/null
 if [ $fails -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi

@@ -7,12 +7,13 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void check_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ragcore check --db DIR [--repair] [--json]\n\n"
+            "usage: ragcore check --db DIR [--repair [--ef-construction N]] [--json]\n\n"
             "Verifies the store: every live chunk has a vector and a document listing it,\n"
             "every listed chunk exists, no orphan chunks or vectors, counters and chunk-hash\n"
             "counts match recounts, vectors have the store's dimension and finite values,\n"
@@ -21,6 +22,8 @@ static void check_usage(FILE *out)
             "  --repair  rebuild index files and counters from the store, re-embed missing\n"
             "            vectors, delete orphan chunks/vectors (each action is listed);\n"
             "            documents are never deleted. Run it with no other process writing.\n"
+            "  --ef-construction N  HNSW build depth of rebuilt index files (default 40);\n"
+            "            give the value the store was ingested with to keep its recall\n"
             "  --json    print the report as one JSON object\n\n"
             "exit status: 0 consistent (or fully repaired), 1 usage error, 2 problems remain\n");
 }
@@ -30,19 +33,35 @@ int cmd_check(int argc, char **argv)
     static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
                                              {"repair", no_argument, 0, 'r'},
                                              {"json", no_argument, 0, 'j'},
+                                             {"ef-construction", required_argument, 0, 'e'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *dbdir = NULL;
-    int json = 0, repair = 0, opt;
+    int json = 0, repair = 0, efc = 0, opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:rjh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:rjhe:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': dbdir = optarg; break;
         case 'r': repair = 1; break;
         case 'j': json = 1; break;
+        case 'e': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 100000) {
+                cli_error("check", "--ef-construction must be 1..100000, got '%s'", optarg);
+                return CLI_USAGE;
+            }
+            efc = (int)v;
+            break;
+        }
         case 'h': check_usage(stdout); return CLI_OK;
         default: check_usage(stderr); return CLI_USAGE;
         }
+    }
+    if (efc && !repair) {
+        cli_error("check", "--ef-construction applies to --repair only");
+        check_usage(stderr);
+        return CLI_USAGE;
     }
     if (!dbdir || optind != argc) {
         cli_error("check", "%s", !dbdir ? "--db DIR is required" : "unexpected argument");
@@ -50,7 +69,7 @@ int cmd_check(int argc, char **argv)
         return CLI_USAGE;
     }
     rag_check_report *r = NULL;
-    int rc = rag_check_store(dbdir, repair ? RAG_CHECK_REPAIR : 0, &r);
+    int rc = rag_check_store_with(dbdir, repair ? RAG_CHECK_REPAIR : 0, efc, &r);
     if (rc != RAG_OK) {
         cli_error("check", "cannot check '%s': %s", dbdir, rag_errmsg());
         return CLI_DATA;
