@@ -409,16 +409,24 @@ void rag_gemm_small_packed(size_t T, const rag_gemm_packed *p, float alpha, cons
 #endif
 }
 
+/* The CPU's best kernel, detected once: it is asked for every softmax row of an encode
+ * (bert_ops.c). Every thread computes the same value, so a relaxed atomic suffices. */
 rag_gemm_isa rag_gemm_small_isa(void)
 {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v >= 0)
+        return (rag_gemm_isa)v;
+    v = RAG_GEMM_SCALAR;
 #ifdef HAVE_SIMD_GEMM
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma"))
-        return RAG_GEMM_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return RAG_GEMM_AVX2;
+        v = RAG_GEMM_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        v = RAG_GEMM_AVX2;
 #endif
-    return RAG_GEMM_SCALAR;
+    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    return (rag_gemm_isa)v;
 }
 
 void rag_gemm_small_nt_isa(rag_gemm_isa isa, size_t T, size_t N, size_t K, float alpha,

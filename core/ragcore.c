@@ -1031,7 +1031,6 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
     return RAG_OK;
 }
 
-/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
 /* Whether this store keeps an embedding cache: model embedders only (hashing a text is
  * cheaper than reading its vector back), and not when embed_cache_max turned it off. */
 static int embcache_on(const rag_db *db)
@@ -1039,6 +1038,7 @@ static int embcache_on(const rag_db *db)
     return strncmp(db->emb->name, "hash", 4) != 0 && db->opts.embed_cache_max > 0;
 }
 
+/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
 static void embcache_key(unsigned char key[24], uint64_t model, const char *text, size_t len)
 {
     uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
