@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench_server.sh - load benchmark of ragcore-server with wrk: a 100k-chunk collection
-# searched by vector and by text at concurrency 16 and 64 (QPS, p50/p95/p99, recall@10),
+# searched by vector (JSON numbers, and base64 float32: "vector-b64") and by text at
+# concurrency 16 and 64 (QPS, p50/p95/p99, recall@10),
 # and Chroma's server side by side on the same vectors and k when chromadb is installed
 # in $CHROMA_VENV (python3 -m venv $CHROMA_VENV && $CHROMA_VENV/bin/pip install chromadb).
 #
@@ -87,6 +88,7 @@ fi
 
 if [ -d "$W/store" ] && [ -s "$W/vec_bodies.jsonl" ]; then
     log "reusing the collection and query bodies in $W"
+    [ -s "$W/vec-b64_bodies.jsonl" ] || python3 "$HERE/server_bench.py" b64bodies "$W"
     start_server "$EF"
     ingest_s="(reused)"
 else
@@ -128,14 +130,16 @@ recall_of() { # label
     RECALLS+=("$1 $(field "$r" recall_at_10) (adjusted $(field "$r" recall_adjusted))")
     log "recall@10: ${RECALLS[-1]}"
 }
-for mode in vector text; do
+for mode in vector vector-b64 text; do
     for c in $CONC; do ragcore_row "$mode" "$c" "ef ${EF/#0/default}"; done
 done
 recall_of "ragcore-server (ef ${EF/#0/default})"
 for ef in $EF_SWEEP; do
     stop_server
     start_server "$ef"
-    for c in $CONC; do ragcore_row vector "$c" "ef $ef"; done
+    for mode in vector vector-b64; do
+        for c in $CONC; do ragcore_row "$mode" "$c" "ef $ef"; done
+    done
     recall_of "ragcore-server (ef $ef)"
 done
 CRECALL="n/a"

@@ -7,7 +7,9 @@ except `recall`/`chroma-*`, which need numpy / chromadb from the Chroma virtuale
                          (each sentence, each window of 2 and of 3 adjacent sentences, each title),
                          queries.txt from DATA/queries.jsonl
   bodies DIR URL KEY     query bodies: DIR/text_bodies.jsonl, DIR/vec_bodies.jsonl (vectors
-                         from the server's /v1/embeddings) and DIR/queries.f32
+                         from the server's /v1/embeddings) and DIR/queries.f32, then b64bodies
+  b64bodies DIR          DIR/vec-b64_bodies.jsonl: the vectors of DIR/queries.f32 as base64
+                         float32 strings (the server's other "vector" encoding)
   docvecs DIR URL KEY    document vectors from /v1/embeddings -> DIR/docs.f32 (+ ids)
   recall DIR URL KEY     recall@10 of ragcore's vector search against exact search, raw and
                          adjusted (exact-text duplicates one slot; documents stored as
@@ -106,6 +108,16 @@ def bodies(d, url, key):
             # plain top-k, as Chroma answers: no collapsing of near-identical chunks
             f.write(json.dumps({"vector": [round(x, 6) for x in fl], "k": K,
                                 "collapse_threshold": 2}) + "\n")
+    b64bodies(d)
+
+
+def b64bodies(d):
+    dim = len(json.loads(open(os.path.join(d, "vec_bodies.jsonl")).readline())["vector"])
+    raw = open(os.path.join(d, "queries.f32"), "rb").read()
+    with open(os.path.join(d, "vec-b64_bodies.jsonl"), "w") as f:
+        for i in range(0, len(raw), 4 * dim):
+            v = base64.b64encode(raw[i:i + 4 * dim]).decode()
+            f.write(json.dumps({"vector": v, "k": K, "collapse_threshold": 2}) + "\n")
 
 
 def docvecs(d, url, key):
@@ -230,6 +242,7 @@ def chroma_recall(d, url):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gen": lambda: gen(args[0], int(args[1])), "bodies": lambda: bodies(*args),
+     "b64bodies": lambda: b64bodies(*args),
      "gen-scifact": lambda: gen_scifact(args[0], int(args[1]), args[2]),
      "docvecs": lambda: docvecs(*args), "recall": lambda: recall(*args),
      "chroma-load": lambda: chroma_load(*args), "chroma-recall": lambda: chroma_recall(*args)}[cmd]()

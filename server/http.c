@@ -85,6 +85,11 @@ void http_reply_json(http_req *r, int status, json_t *body)
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
                       : NULL;
     json_decref(body);
+    http_reply_json_text(r, status, text, text ? strlen(text) : 0);
+}
+
+void http_reply_json_text(http_req *r, int status, char *text, size_t len)
+{
     if (!text) {
         static const char OOM[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":null}}";
@@ -92,7 +97,7 @@ void http_reply_json(http_req *r, int status, json_t *body)
         http_reply(r, 500, "application/json", OOM, sizeof OOM - 1, 1);
         return;
     }
-    reply_owned(r, status, "application/json", text, strlen(text));
+    reply_owned(r, status, "application/json", text, len);
 }
 
 void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt,

@@ -51,6 +51,9 @@ void http_reply(http_req *r, int status, const char *ctype, const char *body, si
                 int is_static);
 /* Sets the response to body (reference stolen) serialised as JSON. */
 void http_reply_json(http_req *r, int status, json_t *body);
+/* Sets the response to JSON text (owned by the request from now on, freed with it);
+ * text NULL (its writer ran out of memory): a 500. */
+void http_reply_json_text(http_req *r, int status, char *text, size_t len);
 /* Sets {"error":{"code","message","field"}}; field may be NULL (JSON null). */
 void http_error(http_req *r, int status, const char *code, const char *field, const char *fmt,
                 ...) __attribute__((format(printf, 5, 6)));

@@ -400,6 +400,47 @@ static void test_documents_and_search(void)
     ASSERT_TRUE(json_real_value(json_object_get(top, "score")) >
                 json_number_value(json_object_get(json_array_get(res, 1), "score")));
     ASSERT_EQ_INT(strlen(json_string_value(json_object_get(r.json, "query_id"))), 24);
+    /* every field of a hit, as written by json_writer */
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "title")), "Fox");
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "text")),
+                  "The quick brown fox jumps over the lazy dog near the river bank.");
+    ASSERT_EQ_INT(json_integer_value(json_object_get(top, "source_mtime")), 1700000000);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(top, "start")), 0);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(top, "end")), 64);
+    ASSERT_TRUE(json_integer_value(json_object_get(top, "token_count")) > 5);
+    ASSERT_TRUE(json_integer_value(json_object_get(top, "ingested_at")) > 1700000000);
+    ASSERT_TRUE(json_is_real(json_object_get(top, "dense_score")));
+    ASSERT_TRUE(json_is_real(json_object_get(top, "lexical_score")));
+    ASSERT_EQ_INT(json_integer_value(json_object_get(top, "dense_rank")), 1);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(top, "lexical_rank")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "heading_path")), "");
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "mode")), "hybrid");
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "collection")), "alpha");
+    ASSERT_TRUE(json_is_boolean(json_object_get(r.json, "no_confident_context")));
+    ASSERT_TRUE(json_is_real(json_object_get(r.json, "took_ms")));
+    resp_free(&r);
+
+    /* text, title and metadata that need escaping come back byte for byte */
+    const char *odd_text = "She said \\\"hi\\\" \\\\ back\\tslash, ctl\\u0001 \u00e9 \u6f22\u5b57 \\ud83d\\ude00 end";
+    char odd[512];
+    snprintf(odd, sizeof odd,
+             "{\"documents\":[{\"id\":\"odd\\\"id\",\"text\":\"%s\",\"title\":\"T \\\"q\\\"\","
+             "\"metadata\":{\"a\":[1,2.5,{\"b\":\"c\\\"d\"}],\"u\":\"\u00e9\",\"n\":null}}]}",
+             odd_text);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/documents", writer_key, odd, &r), 200);
+    resp_free(&r);
+    json_t *sent = json_loads(odd, 0, NULL), *sent_doc = json_array_get(json_object_get(sent, "documents"), 0);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"she said hi\",\"doc_ids\":[\"odd\\\"id\"]}", &r), 200);
+    top = json_array_get(json_object_get(r.json, "results"), 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "doc_id")), "odd\"id");
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "text")),
+                  json_string_value(json_object_get(sent_doc, "text")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(top, "title")), "T \"q\"");
+    ASSERT_TRUE(json_equal(json_object_get(top, "metadata"), json_object_get(sent_doc, "metadata")));
+    json_decref(sent);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/alpha/documents/odd%22id", writer_key, NULL, &r), 200);
     resp_free(&r);
 
     /* filters: source prefix and doc ids */
@@ -661,6 +702,7 @@ static void test_embeddings(void)
     ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, text, &s), 200);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(s.json, "results"), 0), "doc_id")),
                   "fox");
+    double fox_score = json_real_value(json_object_get(json_array_get(json_object_get(s.json, "results"), 0), "score"));
     free(text);
     json_decref(body);
     resp_free(&s);
@@ -671,6 +713,40 @@ static void test_embeddings(void)
                       "{\"input\":\"quick brown fox\",\"encoding_format\":\"base64\"}", &r), 200);
     const char *b64 = json_string_value(json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "embedding"));
     ASSERT_TRUE(b64 && strlen(b64) == 2048);
+    if (b64 && strlen(b64) == 2048) {
+        /* the same vector given to search as base64 finds the same document, same score */
+        char *vb = malloc(2048 + 64), *bad = strdup(b64);
+        snprintf(vb, 2048 + 64, "{\"vector\":\"%s\",\"k\":1}", b64);
+        ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, vb, &s), 200);
+        json_t *hit = json_array_get(json_object_get(s.json, "results"), 0);
+        ASSERT_STR_EQ(json_string_value(json_object_get(hit, "doc_id")), "fox");
+        ASSERT_NEAR(json_real_value(json_object_get(hit, "score")), fox_score, 1e-6);
+        resp_free(&s);
+        /* damaged strings: each a 400 naming 'vector' */
+        const char *search = "/v1/collections/alpha/search";
+        expect_400(search, "{\"vector\":\"AAAA\"}", "invalid_field", "vector");
+        bad[100] = '*'; /* not a base64 character */
+        snprintf(vb, 2048 + 64, "{\"vector\":\"%s\"}", bad);
+        expect_400(search, vb, "invalid_field", "vector");
+        bad[100] = '='; /* padding in the middle */
+        snprintf(vb, 2048 + 64, "{\"vector\":\"%s\"}", bad);
+        expect_400(search, vb, "invalid_field", "vector");
+        bad[100] = b64[100];
+        memcpy(bad, "AADAf///", 8); /* vector[0] = 0x7fc00000, a NaN */
+        snprintf(vb, 2048 + 64, "{\"vector\":\"%s\"}", bad);
+        expect_400(search, vb, "invalid_field", "vector");
+        ASSERT_EQ_INT(req("POST", search, ADMIN_KEY, vb, &s), 400);
+        const char *msg = json_string_value(json_object_get(json_object_get(s.json, "error"), "message"));
+        ASSERT_TRUE(msg && strstr(msg, "vector[0]"));
+        resp_free(&s);
+        memset(bad, 'A', 2048); /* all zeros */
+        snprintf(vb, 2048 + 64, "{\"vector\":\"%s\"}", bad);
+        expect_400(search, vb, "invalid_field", "vector");
+        snprintf(vb, 2048 + 64, "{\"vector\":\" %.2047s\"}", b64); /* leading blank */
+        expect_400(search, vb, "invalid_field", "vector");
+        free(bad);
+        free(vb);
+    }
     resp_free(&r);
     ASSERT_EQ_INT(req("POST", "/v1/embeddings", NULL, "{\"input\":\"x\"}", &r), 401);
     resp_free(&r);
@@ -765,7 +841,8 @@ static void test_metrics(void)
         ASSERT_TRUE(strstr(r.body, "ragcore_requests_total{route=\"/v1/collections\",method=\"GET\",status=\"401\"}") != NULL);
         ASSERT_TRUE(strstr(r.body, "ragcore_request_duration_seconds_bucket{route=\"/v1/collections/{collection}/search\",method=\"POST\",le=\"+Inf\"}") != NULL);
         ASSERT_TRUE(strstr(r.body, "ragcore_collection_documents{collection=\"alpha\"} 2") != NULL);
-        ASSERT_TRUE(strstr(r.body, "ragcore_ingest_documents_total 3") != NULL);
+        /* fox, install, dir/with/slash and the escaping test's document */
+        ASSERT_TRUE(strstr(r.body, "ragcore_ingest_documents_total 4") != NULL);
         ASSERT_TRUE(strstr(r.body, "\nragcore_requests_in_flight ") != NULL);
     }
     resp_free(&r);

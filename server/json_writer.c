@@ -1,0 +1,143 @@
+/* json_writer.c - JSON text written straight into a growing buffer, for hot responses. */
+#include "json_writer.h"
+
+#include "text.h" /* rag_utf8_valid */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void jw_init(jw *w, size_t cap_hint)
+{
+    w->len = 0;
+    w->cap = cap_hint < 64 ? 64 : cap_hint;
+    w->buf = malloc(w->cap);
+    w->oom = !w->buf;
+}
+
+/* Room for n more bytes (and a NUL); 0, or -1 after marking the writer failed. */
+static int reserve(jw *w, size_t n)
+{
+    if (w->oom)
+        return -1;
+    if (w->len + n + 1 <= w->cap)
+        return 0;
+    size_t cap = w->cap;
+    while (cap < w->len + n + 1)
+        cap *= 2;
+    char *b = realloc(w->buf, cap);
+    if (!b) {
+        w->oom = 1;
+        return -1;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return 0;
+}
+
+void jw_raw(jw *w, const char *s, size_t n)
+{
+    if (reserve(w, n) < 0)
+        return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+/* Appends s[0..n), valid UTF-8, escaped. Bytes that need no escape are copied in runs. */
+static void escape(jw *w, const unsigned char *s, size_t n)
+{
+    static const char HEX[] = "0123456789abcdef";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jw_raw(w, (const char *)s + run, i - run);
+        run = i + 1;
+        char e[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t len = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            e[1] = 'u';
+            e[4] = HEX[c >> 4];
+            e[5] = HEX[c & 15];
+            len = 6;
+        }
+        jw_raw(w, e, len);
+    }
+    jw_raw(w, (const char *)s + run, n - run);
+}
+
+void jw_str(jw *w, const char *s, size_t n)
+{
+    if (!s) {
+        jw_lit(w, "null");
+        return;
+    }
+    jw_lit(w, "\"");
+    size_t bad = 0;
+    while (!rag_utf8_valid(s, n, &bad, NULL)) { /* never for text the store accepted */
+        escape(w, (const unsigned char *)s, bad);
+        jw_lit(w, "?");
+        s += bad + 1;
+        n -= bad + 1;
+    }
+    escape(w, (const unsigned char *)s, n);
+    jw_lit(w, "\"");
+}
+
+void jw_cstr(jw *w, const char *s)
+{
+    jw_str(w, s, s ? strlen(s) : 0);
+}
+
+void jw_int(jw *w, long long v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof b, "%lld", v);
+    jw_raw(w, b, (size_t)n);
+}
+
+void jw_real(jw *w, double v)
+{
+    if (!isfinite(v)) {
+        jw_lit(w, "null");
+        return;
+    }
+    char b[40];
+    int n = snprintf(b, sizeof b, "%.9g", v);
+    if (!strpbrk(b, ".eE")) { /* as jansson writes a real: read back as a real */
+        b[n++] = '.';
+        b[n++] = '0';
+    }
+    jw_raw(w, b, (size_t)n);
+}
+
+void jw_bool(jw *w, int v)
+{
+    if (v)
+        jw_lit(w, "true");
+    else
+        jw_lit(w, "false");
+}
+
+char *jw_finish(jw *w, size_t *len)
+{
+    if (w->oom) {
+        free(w->buf);
+        w->buf = NULL;
+        *len = 0;
+        return NULL;
+    }
+    w->buf[w->len] = 0;
+    *len = w->len;
+    return w->buf;
+}
