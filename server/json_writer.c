@@ -101,9 +101,14 @@ void jw_cstr(jw *w, const char *s)
 
 void jw_int(jw *w, long long v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "%lld", v);
-    jw_raw(w, b, (size_t)n);
+    char b[24], *p = b + sizeof b; /* digits right to left: no printf machinery */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    jw_raw(w, p, (size_t)(b + sizeof b - p));
 }
 
 void jw_real(jw *w, double v)
