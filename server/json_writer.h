@@ -20,7 +20,8 @@ typedef struct jw {
 void jw_init(jw *w, size_t cap_hint);
 /* Appends n bytes verbatim (punctuation, keys, JSON text known to be valid). */
 void jw_raw(jw *w, const char *s, size_t n);
-#define jw_lit(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
+/* A string literal only ("" lit "" refuses anything else at compile time). */
+#define jw_lit(w, lit) jw_raw((w), "" lit "", sizeof(lit) - 1)
 /* A JSON string of s[0..n): quotes, backslashes and control characters escaped as jansson
  * does; invalid UTF-8 bytes and NULs become '?' (JSON text must be valid UTF-8). s NULL:
  * null. */

@@ -3,6 +3,7 @@
 
 #include "bytes.h"
 #include "db.h"
+#include "json_writer.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -23,7 +24,8 @@ struct srv_querylog {
     srv_metrics *metrics;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    json_t *pending;          /* array of entries not yet written */
+    jw pending;               /* entries not yet written: JSON objects joined by ',' */
+    size_t n_pending;
     unsigned char last_key[QLOG_KEY_LEN];
     uint64_t last_us;
     uint32_t seq;
@@ -59,34 +61,45 @@ static int unhex(const char *s, unsigned char *out, size_t n)
 /* Writes the pending batch (if any) and trims old entries when due. */
 static void flush(srv_querylog *q, int force_trim)
 {
+    jw batch;
+    jw_init(&batch, 4096);
+    jw_lit(&batch, " "); /* becomes the next batch's '[' */
     pthread_mutex_lock(&q->mu);
-    json_t *batch = q->pending;
+    jw swap = q->pending; /* the batch taken; a fresh buffer for the searches meanwhile */
+    q->pending = batch;
+    batch = swap;
+    size_t n = q->n_pending;
+    q->n_pending = 0;
     unsigned char key[QLOG_KEY_LEN];
     memcpy(key, q->last_key, sizeof key);
-    q->pending = json_array();
     pthread_mutex_unlock(&q->mu);
 
-    if (batch && json_array_size(batch) > 0) {
-        char *text = json_dumps(batch, JSON_COMPACT);
-        int rc = text ? rag_db_kv_put(q->db, QLOG_TABLE, key, sizeof key, text, strlen(text))
-                      : RAG_ENOMEM;
-        if (rc != RAG_OK) {
-            log_msg("error", "querylog_write", "dropping %zu entries: %s: %s",
-                    json_array_size(batch), rag_strerror(rc), rag_errmsg());
-            metrics_querylog_dropped(q->metrics, json_array_size(batch));
+    size_t len = 0;
+    char *text = jw_finish(&batch, &len);
+    if (n > 0) {
+        int rc = RAG_ENOMEM;
+        if (text) { /* the entries, joined by ',', become a JSON array in place */
+            text[0] = '[';
+            text[len] = ']';
+            rc = rag_db_kv_put(q->db, QLOG_TABLE, key, sizeof key, text, len + 1);
         }
-        free(text);
+        if (rc != RAG_OK) {
+            log_msg("error", "querylog_write", "dropping %zu entries: %s: %s", n,
+                    rag_strerror(rc), rc == RAG_ENOMEM ? "out of memory" : rag_errmsg());
+            metrics_querylog_dropped(q->metrics, n);
+        }
     }
-    json_decref(batch);
+    free(text);
 
     time_t now = time(NULL);
     long retention = atomic_load(&q->limits->querylog_retention);
     if (retention > 0 && (force_trim || now - q->last_trim >= 60)) {
         unsigned char end[8];
         rag_put_be64(end, (uint64_t)(now - retention) * 1000000u);
-        long n = rag_db_kv_trim(q->db, QLOG_TABLE, end, sizeof end);
-        if (n < 0)
-            log_msg("error", "querylog_trim", "%s: %s", rag_strerror((int)n), rag_errmsg());
+        long trimmed = rag_db_kv_trim(q->db, QLOG_TABLE, end, sizeof end);
+        if (trimmed < 0)
+            log_msg("error", "querylog_trim", "%s: %s", rag_strerror((int)trimmed),
+                    rag_errmsg());
         q->last_trim = now;
     }
 }
@@ -122,11 +135,12 @@ srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics)
     q->db = db;
     q->limits = limits;
     q->metrics = metrics;
-    q->pending = json_array();
+    jw_init(&q->pending, 4096);
+    jw_lit(&q->pending, " "); /* becomes the batch's '[' */
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
-    if (!q->pending || pthread_create(&q->thread, NULL, writer_main, q) != 0) {
-        json_decref(q->pending);
+    if (q->pending.oom || pthread_create(&q->thread, NULL, writer_main, q) != 0) {
+        free(q->pending.buf);
         pthread_mutex_destroy(&q->mu);
         pthread_cond_destroy(&q->cv);
         free(q);
@@ -144,16 +158,17 @@ void qlog_stop(srv_querylog *q)
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     pthread_join(q->thread, NULL);
-    json_decref(q->pending);
+    free(q->pending.buf);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free(q);
 }
 
-void qlog_record(srv_querylog *q, json_t *entry, char id_out[25])
+void qlog_record_fields(srv_querylog *q, const char *fields, size_t len, char id_out[25])
 {
     struct timeval tv;
     unsigned char key[QLOG_KEY_LEN];
+    char head[64];
     gettimeofday(&tv, NULL);
     uint64_t us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 
@@ -168,17 +183,38 @@ void qlog_record(srv_querylog *q, json_t *entry, char id_out[25])
     rag_put_be64(key, us);
     rag_put_be32(key + 8, q->seq);
     key_hex(key, id_out);
-    json_object_set_new(entry, "id", json_string(id_out));
-    json_object_set_new(entry, "ts_us", json_integer((json_int_t)us));
-    if (json_array_size(q->pending) >= QLOG_MAX_PENDING) {
+    if (q->pending.oom) { /* the last flush could not get a fresh buffer: try again */
+        free(q->pending.buf);
+        jw_init(&q->pending, 4096);
+        jw_lit(&q->pending, " ");
+    }
+    if (q->n_pending >= QLOG_MAX_PENDING || q->pending.oom) {
         pthread_mutex_unlock(&q->mu);
         metrics_querylog_dropped(q->metrics, 1);
-        json_decref(entry);
         return;
     }
+    int n = snprintf(head, sizeof head, "%s{\"id\":\"%s\",\"ts_us\":%llu%s",
+                     q->n_pending ? "," : "", id_out, (unsigned long long)us, len ? "," : "");
+    jw_raw(&q->pending, head, (size_t)n);
+    jw_raw(&q->pending, fields, len);
+    jw_lit(&q->pending, "}");
+    q->n_pending++;
     memcpy(q->last_key, key, sizeof key);
-    json_array_append_new(q->pending, entry);
     pthread_mutex_unlock(&q->mu);
+}
+
+void qlog_record(srv_querylog *q, json_t *entry, char id_out[25])
+{
+    char *text = json_dumps(entry, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(entry);
+    if (!text) {
+        metrics_querylog_dropped(q->metrics, 1);
+        snprintf(id_out, 25, "%s", "");
+        return;
+    }
+    size_t len = strlen(text); /* "{...}": the members only */
+    qlog_record_fields(q, text + 1, len > 2 ? len - 2 : 0, id_out);
+    free(text);
 }
 
 typedef struct page_ctx {

@@ -21,9 +21,16 @@ srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics);
 /* Writes what is buffered and stops the writer. NULL is a no-op. */
 void qlog_stop(srv_querylog *q);
 
-/* Queues `entry` (an object; reference stolen) after adding "id" (24 hex digits, ordered
- * by time) and "ts_us" (unix microseconds); the id is copied to id_out. When the queue holds 100,000 entries
- * the entry is dropped (and counted in the metrics). Can't fail. */
+/* Queues an entry: the JSON object whose members are fields[0..len) (JSON text such as
+ * "\"k\":10,\"mode\":\"dense\"", written by the caller; empty: none) preceded by "id"
+ * (24 hex digits, ordered by time) and "ts_us" (unix microseconds); the id is copied to
+ * id_out. Entries wait as text, so a search pays for no JSON tree. When the queue holds
+ * 100,000 entries, or memory runs out, the entry is dropped (and counted in the metrics).
+ * Can't fail. */
+void qlog_record_fields(srv_querylog *q, const char *fields, size_t len, char id_out[25]);
+
+/* The same for `entry`, an object (reference stolen); id_out is "" when it was dropped
+ * for want of memory. */
 void qlog_record(srv_querylog *q, json_t *entry, char id_out[25]);
 
 /* Entries in id order with id > after (24 hex digits, may be NULL), recorded at or after

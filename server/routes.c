@@ -873,6 +873,74 @@ static int parse_vector(http_req *r, json_t *v, search_req *sr)
     return 0;
 }
 
+/* Queues the query-log entry of a search (written as text: no JSON tree per search): the
+ * collection, request and key ids, k, mode, latency, confidence, each hit's chunk id, doc
+ * id and score, the query text (or the vector's dimension) and the tuning fields given. */
+static void search_log(http_req *r, json_t *body, const search_req *sr,
+                       const rag_search_options *so, const rag_results *res,
+                       const char *mode_name, double took, char qid[25])
+{
+    static const char *const LOGGED[] = {"filter",     "doc_ids",    "source_prefix", "fusion",
+                                         "rrf_k",      "dense_weight", "candidates",
+                                         "mmr_lambda", "per_doc",    "collapse_threshold", NULL};
+    const size_t n = rag_results_count(res);
+    jw e;
+    json_t *v;
+    jw_init(&e, 512 + 96 * n);
+    jw_lit(&e, "\"collection\":");
+    jw_cstr(&e, so->collection);
+    jw_lit(&e, ",\"request_id\":");
+    jw_cstr(&e, r->request_id);
+    jw_lit(&e, ",\"key_id\":");
+    jw_cstr(&e, auth_key_id(r->key));
+    jw_lit(&e, ",\"k\":");
+    jw_int(&e, so->k);
+    jw_lit(&e, ",\"mode\":");
+    jw_cstr(&e, mode_name);
+    jw_lit(&e, ",\"latency_ms\":");
+    jw_real(&e, took);
+    jw_lit(&e, ",\"no_confident_context\":");
+    jw_bool(&e, rag_results_no_confident_context(res));
+    jw_lit(&e, ",\"results\":[");
+    for (size_t i = 0; i < n; i++) {
+        const rag_hit *h = rag_results_get(res, i);
+        if (i)
+            jw_lit(&e, ",");
+        jw_lit(&e, "{\"chunk_id\":");
+        jw_int(&e, (long long)h->chunk_id);
+        jw_lit(&e, ",\"doc_id\":");
+        jw_cstr(&e, h->doc_id);
+        jw_lit(&e, ",\"score\":");
+        jw_real(&e, h->score);
+        jw_lit(&e, "}");
+    }
+    jw_lit(&e, "]");
+    if (sr->query) {
+        jw_lit(&e, ",\"query\":");
+        jw_cstr(&e, sr->query);
+    } else {
+        jw_lit(&e, ",\"vector_dim\":");
+        jw_int(&e, r->s->dim);
+    }
+    for (size_t i = 0; LOGGED[i]; i++) {
+        if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
+            continue;
+        char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        if (text) {
+            jw_lit(&e, ",\"");
+            jw_raw(&e, LOGGED[i], strlen(LOGGED[i]));
+            jw_lit(&e, "\":");
+            jw_raw(&e, text, strlen(text));
+            free(text);
+        }
+    }
+    size_t len;
+    char *fields = jw_finish(&e, &len);
+    if (fields)
+        qlog_record_fields(r->s->qlog, fields, len, qid);
+    free(fields);
+}
+
 static void h_search(http_req *r, const char *c)
 {
     static const char *const FIELDS[] = {
@@ -944,42 +1012,19 @@ static void h_search(http_req *r, const char *c)
     if (n == 0 && require_collection(r, c, NULL) < 0)
         goto cleanup;
     const char *mode_name = (unsigned)so.mode < 3 ? MODES[so.mode] : "hybrid";
-    json_t *logged = json_array();
     jw w;
     jw_init(&w, 1024 + 768 * n);
     jw_lit(&w, "{\"results\":[");
     for (size_t i = 0; i < n; i++) {
-        const rag_hit *h = rag_results_get(res, i);
         if (i)
             jw_lit(&w, ",");
-        hit_write(&w, h);
-        json_array_append_new(logged, json_pack("{s:I,s:s,s:f}", "chunk_id",
-                                                (json_int_t)h->chunk_id, "doc_id", h->doc_id,
-                                                "score", (double)h->score));
+        hit_write(&w, rag_results_get(res, i));
     }
     int unconfident = rag_results_no_confident_context(res);
     double took = (mono() - t0) * 1000.0;
     char qid[25] = "";
-    if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
-        static const char *const LOGGED[] = {"filter",  "doc_ids",      "source_prefix",
-                                             "fusion",  "rrf_k",        "dense_weight",
-                                             "candidates", "mmr_lambda", "per_doc",
-                                             "collapse_threshold", NULL};
-        json_t *e = json_pack("{s:s,s:s,s:s,s:i,s:s,s:f,s:b,s:o}", "collection", c, "request_id",
-                              r->request_id, "key_id", auth_key_id(r->key), "k", so.k, "mode",
-                              mode_name, "latency_ms", took, "no_confident_context", unconfident,
-                              "results", logged);
-        logged = NULL;
-        if (sr.query)
-            json_object_set_new(e, "query", json_string(sr.query));
-        else
-            json_object_set_new(e, "vector_dim", json_integer(s->dim));
-        for (size_t i = 0; LOGGED[i]; i++)
-            if ((v = json_object_get(body, LOGGED[i])) && !json_is_null(v))
-                json_object_set(e, LOGGED[i], v);
-        qlog_record(s->qlog, e, qid);
-    }
-    json_decref(logged);
+    if (atomic_load(&s->cfg.limits.querylog) && s->qlog)
+        search_log(r, body, &sr, &so, res, mode_name, took, qid);
     jw_lit(&w, "],\"no_confident_context\":");
     jw_bool(&w, unconfident);
     jw_lit(&w, ",\"mode\":");

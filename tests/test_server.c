@@ -779,8 +779,40 @@ static void test_keys_and_querylog(void)
         ASSERT_EQ_INT(json_array_size(res), 2);
         ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "doc_id")), "fox");
         ASSERT_TRUE(json_integer_value(json_object_get(json_array_get(res, 0), "chunk_id")) > 0);
+        ASSERT_TRUE(json_real_value(json_object_get(json_array_get(res, 0), "score")) > 0);
+        ASSERT_STR_EQ(json_string_value(json_object_get(found, "mode")), "hybrid");
+        ASSERT_TRUE(json_is_real(json_object_get(found, "latency_ms")));
+        ASSERT_TRUE(json_is_boolean(json_object_get(found, "no_confident_context")));
+        ASSERT_TRUE(json_integer_value(json_object_get(found, "ts_us")) > 1700000000000000LL);
+        ASSERT_EQ_INT(strlen(json_string_value(json_object_get(found, "id"))), 24);
+        ASSERT_TRUE(json_string_value(json_object_get(found, "request_id")) != NULL);
         json_decref(found);
     }
+    /* a search by vector logs the vector's dimension; a search logs the tuning fields it
+     * gave (seen: bit 1 and bit 2) */
+    int seen = 0;
+    json_t *want_filter = json_pack("{s:s}", "doc_id", "fox");
+    ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key,
+                      "{\"query\":\"fox\",\"per_doc\":1,\"filter\":{\"doc_id\":\"fox\"}}", &r), 200);
+    resp_free(&r);
+    for (int tries = 0; tries < 100 && seen != 3; tries++) {
+        ASSERT_EQ_INT(req("GET", "/v1/querylog?limit=1000", ADMIN_KEY, NULL, &r), 200);
+        size_t i;
+        json_t *e;
+        seen = 0;
+        json_array_foreach(json_object_get(r.json, "entries"), i, e) {
+            if (json_integer_value(json_object_get(e, "vector_dim")) == 384)
+                seen |= 1;
+            if (json_integer_value(json_object_get(e, "per_doc")) == 1 &&
+                json_equal(json_object_get(e, "filter"), want_filter))
+                seen |= 2;
+        }
+        resp_free(&r);
+        if (seen != 3)
+            sleep_ms(50);
+    }
+    json_decref(want_filter);
+    ASSERT_EQ_INT(seen, 3);
     /* paging: limit 1 then after=next gives the following entry */
     ASSERT_EQ_INT(req("GET", "/v1/querylog?limit=1", ADMIN_KEY, NULL, &r), 200);
     const char *next = json_string_value(json_object_get(r.json, "next"));
