@@ -251,9 +251,32 @@ static void create_key(const char *name, const char *scopes_json, const char *co
 
 /* ---- tests ------------------------------------------------------------------------- */
 
+/* Whether the NUL-separated environment of process pid holds the entry `want`. */
+static int proc_env_has(pid_t pid, const char *want)
+{
+    char path[64], buf[65536];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+        if (!strcmp(buf + i, want))
+            return 1;
+    return 0;
+}
+
 static void test_operational_endpoints(void)
 {
     resp r;
+    /* the server re-executed itself with single-threaded OpenMP and huge pages for malloc
+     * (when the environment chose neither) */
+    if (!getenv("OMP_NUM_THREADS") && !getenv("GLIBC_TUNABLES")) {
+        ASSERT_EQ_INT(proc_env_has(S.pid, "OMP_NUM_THREADS=1"), 1);
+        ASSERT_EQ_INT(proc_env_has(S.pid, "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"), 1);
+    }
     ASSERT_EQ_INT(req("GET", "/healthz", NULL, NULL, &r), 200);
     ASSERT_STR_EQ(json_string_value(json_object_get(r.json, "status")), "ok");
     resp_free(&r);
