@@ -134,6 +134,32 @@ void jw_bool(jw *w, int v)
         jw_lit(w, "false");
 }
 
+/* ,"key": */
+static void member(jw *w, const char *key)
+{
+    jw_lit(w, ",\"");
+    jw_raw(w, key, strlen(key));
+    jw_lit(w, "\":");
+}
+
+void jw_field_int(jw *w, const char *key, long long v)
+{
+    member(w, key);
+    jw_int(w, v);
+}
+
+void jw_field_real(jw *w, const char *key, double v)
+{
+    member(w, key);
+    jw_real(w, v);
+}
+
+void jw_field_str(jw *w, const char *key, const char *s)
+{
+    member(w, key);
+    jw_cstr(w, s);
+}
+
 char *jw_finish(jw *w, size_t *len)
 {
     if (w->oom) {

@@ -32,6 +32,10 @@ void jw_int(jw *w, long long v);
 /* %.9g (a float's round trip), ".0" added to integral values; NaN or infinite: null. */
 void jw_real(jw *w, double v);
 void jw_bool(jw *w, int v);
+/* An object member after the first: ,"key":value. key is plain ASCII needing no escape. */
+void jw_field_int(jw *w, const char *key, long long v);
+void jw_field_real(jw *w, const char *key, double v);
+void jw_field_str(jw *w, const char *key, const char *s); /* NUL-terminated; NULL: null */
 /* The text (NUL-terminated, owned by the caller) and its length; NULL after OOM. */
 char *jw_finish(jw *w, size_t *len);
 

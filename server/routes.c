@@ -743,41 +743,27 @@ static void hit_write(jw *w, const rag_hit *h)
 {
     jw_lit(w, "{\"doc_id\":");
     jw_cstr(w, h->doc_id);
-    jw_lit(w, ",\"chunk_id\":");
-    jw_int(w, (long long)h->chunk_id);
-    jw_lit(w, ",\"score\":");
-    jw_real(w, h->score);
+    jw_field_int(w, "chunk_id", (long long)h->chunk_id);
+    jw_field_real(w, "score", h->score);
     jw_lit(w, ",\"text\":");
     jw_str(w, h->text, h->text_len);
-    jw_lit(w, ",\"title\":");
-    jw_cstr(w, h->title);
-    jw_lit(w, ",\"source\":");
-    jw_cstr(w, h->source);
-    jw_lit(w, ",\"heading_path\":");
-    jw_cstr(w, h->heading_path);
+    jw_field_str(w, "title", h->title);
+    jw_field_str(w, "source", h->source);
+    jw_field_str(w, "heading_path", h->heading_path);
     jw_lit(w, ",\"metadata\":");
     if (h->metadata_json && *h->metadata_json)
         jw_raw(w, h->metadata_json, strlen(h->metadata_json));
     else
         jw_lit(w, "{}");
-    jw_lit(w, ",\"start\":");
-    jw_int(w, (long long)h->start);
-    jw_lit(w, ",\"end\":");
-    jw_int(w, (long long)h->end);
-    jw_lit(w, ",\"token_count\":");
-    jw_int(w, h->token_count);
-    jw_lit(w, ",\"source_mtime\":");
-    jw_int(w, h->source_mtime);
-    jw_lit(w, ",\"ingested_at\":");
-    jw_int(w, h->ingested_at);
-    jw_lit(w, ",\"dense_score\":");
-    jw_real(w, h->dense_score); /* NaN (the side did not rank it): null */
-    jw_lit(w, ",\"lexical_score\":");
-    jw_real(w, h->lexical_score);
-    jw_lit(w, ",\"dense_rank\":");
-    jw_int(w, h->dense_rank);
-    jw_lit(w, ",\"lexical_rank\":");
-    jw_int(w, h->lexical_rank);
+    jw_field_int(w, "start", (long long)h->start);
+    jw_field_int(w, "end", (long long)h->end);
+    jw_field_int(w, "token_count", h->token_count);
+    jw_field_int(w, "source_mtime", h->source_mtime);
+    jw_field_int(w, "ingested_at", h->ingested_at);
+    jw_field_real(w, "dense_score", h->dense_score); /* NaN (not ranked by that side): null */
+    jw_field_real(w, "lexical_score", h->lexical_score);
+    jw_field_int(w, "dense_rank", h->dense_rank);
+    jw_field_int(w, "lexical_rank", h->lexical_rank);
     jw_lit(w, "}");
 }
 
@@ -889,16 +875,11 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
     jw_init(&e, 512 + 96 * n);
     jw_lit(&e, "\"collection\":");
     jw_cstr(&e, so->collection);
-    jw_lit(&e, ",\"request_id\":");
-    jw_cstr(&e, r->request_id);
-    jw_lit(&e, ",\"key_id\":");
-    jw_cstr(&e, auth_key_id(r->key));
-    jw_lit(&e, ",\"k\":");
-    jw_int(&e, so->k);
-    jw_lit(&e, ",\"mode\":");
-    jw_cstr(&e, mode_name);
-    jw_lit(&e, ",\"latency_ms\":");
-    jw_real(&e, took);
+    jw_field_str(&e, "request_id", r->request_id);
+    jw_field_str(&e, "key_id", auth_key_id(r->key));
+    jw_field_int(&e, "k", so->k);
+    jw_field_str(&e, "mode", mode_name);
+    jw_field_real(&e, "latency_ms", took);
     jw_lit(&e, ",\"no_confident_context\":");
     jw_bool(&e, rag_results_no_confident_context(res));
     jw_lit(&e, ",\"results\":[");
@@ -908,20 +889,15 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
             jw_lit(&e, ",");
         jw_lit(&e, "{\"chunk_id\":");
         jw_int(&e, (long long)h->chunk_id);
-        jw_lit(&e, ",\"doc_id\":");
-        jw_cstr(&e, h->doc_id);
-        jw_lit(&e, ",\"score\":");
-        jw_real(&e, h->score);
+        jw_field_str(&e, "doc_id", h->doc_id);
+        jw_field_real(&e, "score", h->score);
         jw_lit(&e, "}");
     }
     jw_lit(&e, "]");
-    if (sr->query) {
-        jw_lit(&e, ",\"query\":");
-        jw_cstr(&e, sr->query);
-    } else {
-        jw_lit(&e, ",\"vector_dim\":");
-        jw_int(&e, r->s->dim);
-    }
+    if (sr->query)
+        jw_field_str(&e, "query", sr->query);
+    else
+        jw_field_int(&e, "vector_dim", r->s->dim);
     for (size_t i = 0; LOGGED[i]; i++) {
         if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
             continue;
@@ -1027,14 +1003,10 @@ static void h_search(http_req *r, const char *c)
         search_log(r, body, &sr, &so, res, mode_name, took, qid);
     jw_lit(&w, "],\"no_confident_context\":");
     jw_bool(&w, unconfident);
-    jw_lit(&w, ",\"mode\":");
-    jw_cstr(&w, mode_name);
-    jw_lit(&w, ",\"query_id\":");
-    jw_cstr(&w, qid);
-    jw_lit(&w, ",\"collection\":");
-    jw_cstr(&w, c);
-    jw_lit(&w, ",\"took_ms\":");
-    jw_real(&w, took);
+    jw_field_str(&w, "mode", mode_name);
+    jw_field_str(&w, "query_id", qid);
+    jw_field_str(&w, "collection", c);
+    jw_field_real(&w, "took_ms", took);
     jw_lit(&w, "}");
     size_t len;
     char *text = jw_finish(&w, &len);
