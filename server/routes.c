@@ -831,8 +831,14 @@ static int parse_vector(http_req *r, json_t *v, search_req *sr)
         http_error(r, 500, "internal", NULL, "out of memory");
         return -1;
     }
-    if (json_is_string(v) &&
-        vector_b64_decode(json_string_value(v), json_string_length(v), sr->vector, dim) < 0) {
+    int b64 = json_is_string(v)
+                  ? vector_b64_decode(json_string_value(v), json_string_length(v), sr->vector, dim)
+                  : 0;
+    if (b64 == -2) {
+        http_error(r, 500, "internal", NULL, "out of memory");
+        return -1;
+    }
+    if (b64 < 0) {
         http_error(r, 400, "invalid_field", "vector",
                    "'vector' as a string must be the base64 of %zu little-endian float32 values "
                    "(%zu bytes: %zu characters, padded, no whitespace), got %zu characters",

@@ -49,16 +49,19 @@ int vector_b64_decode(const char *text, size_t len, float *out, size_t n)
         if (text[i] == '=' || text[i] == ' ' || text[i] == '\t' || text[i] == '\n' ||
             text[i] == '\r')
             return -1;
-    unsigned char *buf = malloc(len / 4 * 3 + 1);
+    /* EVP_DecodeBlock writes the padding's zero bytes too: straight into out when there is
+     * none (4n a multiple of 3, e.g. 384 dimensions), else through a buffer */
+    unsigned char *buf = pad ? malloc(len / 4 * 3) : (unsigned char *)out;
     if (!buf)
-        return -1;
+        return -2;
     int got = EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len);
-    if (got < 0 || (size_t)got - pad != bytes) {
+    int rc = got < 0 || (size_t)got - pad != bytes ? -1 : 0;
+    if (pad) {
+        if (rc == 0)
+            memcpy(out, buf, bytes);
         free(buf);
-        return -1;
     }
-    memcpy(out, buf, bytes);
-    free(buf);
-    to_little_endian(out, n);
-    return 0;
+    if (rc == 0)
+        to_little_endian(out, n);
+    return rc;
 }

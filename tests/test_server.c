@@ -2,6 +2,7 @@
  * auth matrix, validation errors, body limit, concurrency, SIGHUP reload, TLS and
  * graceful shutdown with persistence. */
 #include "test.h"
+#include "vector_b64.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -250,6 +251,48 @@ static void create_key(const char *name, const char *scopes_json, const char *co
 }
 
 /* ---- tests ------------------------------------------------------------------------- */
+
+/* The base64 vector codec on its own: every padding length round-trips bit for bit, and
+ * what is not canonical base64 of exactly 4n bytes is refused. */
+static void test_vector_b64_codec(void)
+{
+    for (size_t n = 1; n <= 9; n++) { /* 4n mod 3 = 1, 2, 0: two, one and no '=' */
+        float v[9], back[9];
+        for (size_t i = 0; i < n; i++)
+            v[i] = (float)i * -1.25f + 0.1f;
+        char *b64 = vector_b64_encode(v, n);
+        ASSERT_TRUE(b64 != NULL);
+        if (!b64)
+            continue;
+        size_t len = strlen(b64);
+        ASSERT_EQ_INT(len, (4 * n + 2) / 3 * 4);
+        ASSERT_EQ_INT(vector_b64_decode(b64, len, back, n), 0);
+        ASSERT_TRUE(memcmp(v, back, n * sizeof *v) == 0);
+        ASSERT_EQ_INT(vector_b64_decode(b64, len, back, n + 1), -1); /* wrong count */
+        ASSERT_EQ_INT(vector_b64_decode(b64, len - 4, back, n), -1); /* cut short */
+        char *bad = strdup(b64);
+        bad[1] = '='; /* padding inside */
+        ASSERT_EQ_INT(vector_b64_decode(bad, len, back, n), -1);
+        bad[1] = '#'; /* not in the alphabet */
+        ASSERT_EQ_INT(vector_b64_decode(bad, len, back, n), -1);
+        bad[1] = ' ';
+        ASSERT_EQ_INT(vector_b64_decode(bad, len, back, n), -1);
+        if (b64[len - 1] == '=') { /* padding removed, or one '=' too many */
+            memcpy(bad, b64, len + 1);
+            bad[len - 1] = 'A';
+            ASSERT_EQ_INT(vector_b64_decode(bad, len, back, n), -1);
+        }
+        free(bad);
+        free(b64);
+    }
+    /* little-endian bytes: 1.0f is 00 00 80 3f */
+    float one = 1.0f, got = 0;
+    char *b = vector_b64_encode(&one, 1);
+    ASSERT_STR_EQ(b, "AACAPw==");
+    ASSERT_EQ_INT(vector_b64_decode("AACAPw==", 8, &got, 1), 0);
+    ASSERT_TRUE(got == 1.0f);
+    free(b);
+}
 
 /* Whether the NUL-separated environment of process pid holds the entry `want`. */
 static int proc_env_has(pid_t pid, const char *want)
@@ -1148,6 +1191,7 @@ int main(void)
         fprintf(stderr, "cannot start %s\n", server_bin);
         return 1;
     }
+    RUN_TEST(test_vector_b64_codec);
     RUN_TEST(test_operational_endpoints);
     RUN_TEST(test_collections_and_auth);
     RUN_TEST(test_documents_and_search);
