@@ -160,6 +160,12 @@ void jw_field_str(jw *w, const char *key, const char *s)
     jw_cstr(w, s);
 }
 
+void jw_field_raw(jw *w, const char *key, const char *json, size_t n)
+{
+    member(w, key);
+    jw_raw(w, json, n);
+}
+
 char *jw_finish(jw *w, size_t *len)
 {
     if (w->oom) {

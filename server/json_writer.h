@@ -36,6 +36,7 @@ void jw_bool(jw *w, int v);
 void jw_field_int(jw *w, const char *key, long long v);
 void jw_field_real(jw *w, const char *key, double v);
 void jw_field_str(jw *w, const char *key, const char *s); /* NUL-terminated; NULL: null */
+void jw_field_raw(jw *w, const char *key, const char *json, size_t n); /* valid JSON text */
 /* The text (NUL-terminated, owned by the caller) and its length; NULL after OOM. */
 char *jw_finish(jw *w, size_t *len);
 

@@ -183,7 +183,9 @@ void qlog_record_fields(srv_querylog *q, const char *fields, size_t len, char id
     rag_put_be64(key, us);
     rag_put_be32(key + 8, q->seq);
     key_hex(key, id_out);
-    if (q->pending.oom) { /* the last flush could not get a fresh buffer: try again */
+    if (q->pending.oom) { /* out of memory, here or at the last flush: start afresh */
+        metrics_querylog_dropped(q->metrics, q->n_pending);
+        q->n_pending = 0;
         free(q->pending.buf);
         jw_init(&q->pending, 4096);
         jw_lit(&q->pending, " ");

@@ -814,8 +814,9 @@ static int parse_tuning(http_req *r, json_t *body, rag_search_options *so, const
 }
 
 /* Parses "vector" into sr->vector (dim floats): an array of dim numbers, or a string, the
- * base64 of dim little-endian float32 values (OpenAI's encoding_format "base64": a third
- * of the parsing time of the numbers). 0, or -1 after 400. */
+ * base64 of dim little-endian float32 values (OpenAI's encoding_format "base64": jansson
+ * then converts no numbers, 0.1-0.25 ms less CPU per search at 384 dimensions). 0, or -1
+ * after a 400 or 500. */
 static int parse_vector(http_req *r, json_t *v, search_req *sr)
 {
     const size_t dim = (size_t)r->s->dim;
@@ -908,13 +909,9 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
         if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
             continue;
         char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-        if (text) {
-            jw_lit(&e, ",\"");
-            jw_raw(&e, LOGGED[i], strlen(LOGGED[i]));
-            jw_lit(&e, "\":");
-            jw_raw(&e, text, strlen(text));
-            free(text);
-        }
+        if (text)
+            jw_field_raw(&e, LOGGED[i], text, strlen(text));
+        free(text);
     }
     size_t len;
     char *fields = jw_finish(&e, &len);
