@@ -29,6 +29,10 @@ struct rag_db;
  * "ragcore <cmd>: cannot open store: <detail>" and returns NULL. */
 struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only);
 
+/* Parses s, a whole decimal integer in [lo, hi], into *out (option values). 0, or -1 when s
+ * is empty, has anything after the digits, overflows or is out of range. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+
 /* Prints "ragcore <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -7,7 +7,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static void check_usage(FILE *out)
@@ -38,22 +37,20 @@ int cmd_check(int argc, char **argv)
                                              {0, 0, 0, 0}};
     const char *dbdir = NULL;
     int json = 0, repair = 0, efc = 0, opt;
+    long long v;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "d:rjhe:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': dbdir = optarg; break;
         case 'r': repair = 1; break;
         case 'j': json = 1; break;
-        case 'e': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 1 || v > 100000) {
+        case 'e':
+            if (cli_parse_int(optarg, 1, 100000, &v) != 0) {
                 cli_error("check", "--ef-construction must be 1..100000, got '%s'", optarg);
                 return CLI_USAGE;
             }
             efc = (int)v;
             break;
-        }
         case 'h': check_usage(stdout); return CLI_OK;
         default: check_usage(stderr); return CLI_USAGE;
         }

@@ -36,17 +36,6 @@ static void context_usage(FILE *out)
             "Exit status: 0 success, 1 usage error, 2 store or data error.\n");
 }
 
-/* Parses a decimal integer in [lo, hi] into *v; 0 on success. */
-static int parse_int(const char *s, long long lo, long long hi, long long *v)
-{
-    char *end;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || x < lo || x > hi)
-        return -1;
-    *v = x;
-    return 0;
-}
-
 int cmd_context(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -67,7 +56,7 @@ int cmd_context(int argc, char **argv)
         case 'd': dbdir = optarg; break;
         case 'c': co.search.collection = optarg; break;
         case 'b':
-            if (parse_int(optarg, 1, 1000000, &v) != 0) {
+            if (cli_parse_int(optarg, 1, 1000000, &v) != 0) {
                 cli_error("context", "--budget must be an integer in 1..1000000, got '%s'", optarg);
                 return CLI_USAGE;
             }
@@ -101,14 +90,14 @@ int cmd_context(int argc, char **argv)
             break;
         case 'F': co.search.filter = optarg; break;
         case 'k':
-            if (parse_int(optarg, 1, 10000, &v) != 0) {
+            if (cli_parse_int(optarg, 1, 10000, &v) != 0) {
                 cli_error("context", "-k must be an integer in 1..10000, got '%s'", optarg);
                 return CLI_USAGE;
             }
             co.search.k = (int)v;
             break;
         case 's':
-            if (parse_int(optarg, 1, (long long)1 << 40, &v) != 0) {
+            if (cli_parse_int(optarg, 1, (long long)1 << 40, &v) != 0) {
                 cli_error("context", "--stale-after must be a positive number of seconds, got '%s'",
                           optarg);
                 return CLI_USAGE;

@@ -91,16 +91,6 @@ static int parse_mode(const char *s, rag_mode *m)
     return 0;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_real(const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -137,7 +127,7 @@ static int parse_config(const char *spec, const char *which, eval_config *cfg)
         }
         *eq = 0;
         const char *key = item, *val = eq + 1;
-        long iv;
+        long long iv;
         double dv;
         if (!strcmp(key, "mode")) {
             if (parse_mode(val, &cfg->so.mode) != 0) {
@@ -154,7 +144,7 @@ static int parse_config(const char *spec, const char *which, eval_config *cfg)
                 return -1;
             }
         } else if (!strcmp(key, "rrf_k")) {
-            if (parse_int(val, 1, 100000, &iv) != 0) {
+            if (cli_parse_int(val, 1, 100000, &iv) != 0) {
                 cli_error("eval", "%s: rrf_k must be an integer in 1..100000, got '%s'", which, val);
                 return -1;
             }
@@ -166,7 +156,7 @@ static int parse_config(const char *spec, const char *which, eval_config *cfg)
             }
             cfg->so.dense_weight = (float)dv;
         } else if (!strcmp(key, "candidates")) {
-            if (parse_int(val, 1, 100000, &iv) != 0) {
+            if (cli_parse_int(val, 1, 100000, &iv) != 0) {
                 cli_error("eval", "%s: candidates must be an integer in 1..100000, got '%s'", which,
                           val);
                 return -1;
@@ -179,13 +169,13 @@ static int parse_config(const char *spec, const char *which, eval_config *cfg)
             }
             cfg->so.mmr_lambda = (float)dv;
         } else if (!strcmp(key, "per_doc")) {
-            if (parse_int(val, 0, 10000, &iv) != 0) {
+            if (cli_parse_int(val, 0, 10000, &iv) != 0) {
                 cli_error("eval", "%s: per_doc must be an integer in 0..10000, got '%s'", which, val);
                 return -1;
             }
             cfg->so.per_doc = (int)iv;
         } else if (!strcmp(key, "ef_search")) {
-            if (parse_int(val, 1, 1000000, &iv) != 0) {
+            if (cli_parse_int(val, 1, 1000000, &iv) != 0) {
                 cli_error("eval", "%s: ef_search must be a positive integer, got '%s'", which, val);
                 return -1;
             }
@@ -405,7 +395,8 @@ int cmd_eval(int argc, char **argv)
         {0, 0, 0, 0}};
     const char *queries = NULL, *qrels = NULL;
     int json = 0, compare = 0, k = 100, opt, ret = CLI_OK;
-    long iterations = 10000, v;
+    long iterations = 10000;
+    long long v;
     eval_config cfg[2];
     memset(cfg, 0, sizeof cfg);
     rag_search_options_init(&cfg[0].so);
@@ -428,7 +419,7 @@ int cmd_eval(int argc, char **argv)
             }
             break;
         case 'k':
-            if (parse_int(optarg, 1, 10000, &v) != 0) {
+            if (cli_parse_int(optarg, 1, 10000, &v) != 0) {
                 cli_error("eval", "-k must be an integer in 1..10000, got '%s'", optarg);
                 return CLI_USAGE;
             }
@@ -437,12 +428,12 @@ int cmd_eval(int argc, char **argv)
         case 'j': json = 1; break;
         case 'C': compare = 1; break;
         case 'i':
-            if (parse_int(optarg, 1, 10000000, &v) != 0) {
+            if (cli_parse_int(optarg, 1, 10000000, &v) != 0) {
                 cli_error("eval", "--iterations must be an integer in 1..10000000, got '%s'",
                           optarg);
                 return CLI_USAGE;
             }
-            iterations = v;
+            iterations = (long)v;
             break;
         case 'h': eval_usage(stdout); return CLI_OK;
         default: eval_usage(stderr); return CLI_USAGE;

@@ -611,14 +611,12 @@ static void ingest_usage(FILE *out)
 /* Strict number parsing for options; prints the error naming the option. */
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
+    long long v;
+    if (cli_parse_int(s, lo, hi, &v) != 0) {
         cli_error("ingest", "%s expects an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
         return -1;
     }
-    *out = v;
+    *out = (long)v;
     return 0;
 }
 
@@ -793,6 +791,7 @@ int cmd_ingest(int argc, char **argv)
     unsigned char key[64];
     size_t klen = 0;
     long lv;
+    long long llv;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "d:c:e:x:t:o:i:X:b:jqh", longopts, NULL)) != -1) {
@@ -822,12 +821,11 @@ int cmd_ingest(int argc, char **argv)
         case 'q': st.quiet = 1; break;
         case 'h': ingest_usage(stdout); return CLI_OK;
         case O_EFC:
-            lv = atol(optarg);
-            if (lv < 1 || lv > 100000) {
+            if (cli_parse_int(optarg, 1, 100000, &llv) != 0) {
                 cli_error("ingest", "--ef-construction must be 1..100000, got '%s'", optarg);
                 return CLI_USAGE;
             }
-            oo.hnsw_ef_construction = (int)lv;
+            oo.hnsw_ef_construction = (int)llv;
             break;
         case O_PII:
             if (rag_pii_parse_mode(optarg, &hc.pii) != RAG_OK) {

@@ -3,8 +3,10 @@
 
 #include "ragcore.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct command {
@@ -31,6 +33,17 @@ static const command commands[] = {
     {"restore", cmd_restore, "restore a backup into a store directory"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
