@@ -1,5 +1,6 @@
 /* bert.c - BERT-family sentence encoder (embeddings, transformer layers, pooling) on OpenBLAS. */
 #include "bert.h"
+#include "attention.h"
 #include "bert_ops.h"
 #include "gemm_small.h"
 #include "safetensors.h"
@@ -47,8 +48,8 @@ typedef struct {
 
 /* Activations of one forward pass, grown on demand. */
 struct rag_bert_scratch {
-    size_t cap_tokens, cap_scores;
-    float *x, *qkv, *ctx, *tmp, *mid, *scores;
+    size_t cap_tokens, cap_attn;
+    float *x, *qkv, *ctx, *mid, *attn; /* attn: rag_attention's work space */
     /* the scratch of each extra encoder thread of a call made with this one (owned) */
     rag_bert_scratch *helpers[WORKERS_MAX - 1];
 };
@@ -166,9 +167,8 @@ static void scratch_clear(rag_bert_scratch *s)
     free(s->x);
     free(s->qkv);
     free(s->ctx);
-    free(s->tmp);
     free(s->mid);
-    free(s->scores);
+    free(s->attn);
     for (int i = 0; i < WORKERS_MAX - 1; i++)
         rag_bert_scratch_free(s->helpers[i]);
     memset(s, 0, sizeof *s);
@@ -503,10 +503,10 @@ static int grow(const rag_bert *m, rag_bert_scratch *sc, size_t tokens, size_t m
 {
     const size_t H = (size_t)m->hidden, NI = (size_t)m->inter;
     if (tokens > sc->cap_tokens) {
-        float *p[5];
-        size_t sz[5] = {H, 3 * H, H, H, NI};
-        float **dst[5] = {&sc->x, &sc->qkv, &sc->ctx, &sc->tmp, &sc->mid};
-        for (int k = 0; k < 5; k++) {
+        float *p[4];
+        size_t sz[4] = {H, 3 * H, H, NI};
+        float **dst[4] = {&sc->x, &sc->qkv, &sc->ctx, &sc->mid};
+        for (int k = 0; k < 4; k++) {
             p[k] = rag_realloc(*dst[k], tokens * sz[k] * sizeof(float));
             if (!p[k])
                 return RAG_ENOMEM;
@@ -514,12 +514,13 @@ static int grow(const rag_bert *m, rag_bert_scratch *sc, size_t tokens, size_t m
         }
         sc->cap_tokens = tokens;
     }
-    if (maxlen * maxlen > sc->cap_scores) {
-        float *s = rag_realloc(sc->scores, maxlen * maxlen * sizeof(float));
+    const size_t work = rag_attention_work((int)maxlen, m->heads, m->hidden / m->heads);
+    if (work > sc->cap_attn) {
+        float *s = rag_realloc(sc->attn, work * sizeof(float));
         if (!s)
             return RAG_ENOMEM;
-        sc->scores = s;
-        sc->cap_scores = maxlen * maxlen;
+        sc->attn = s;
+        sc->cap_attn = work;
     }
     return RAG_OK;
 }
@@ -554,7 +555,7 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
     if (!m->L[0].pqkv && limit > SMALL_GEMM_MAX) /* W in place: OpenBLAS wins past ~56 */
         limit = SMALL_GEMM_MAX;
     const int small = T <= (size_t)limit;
-    float *x = sc->x, *qkv = sc->qkv, *ctx = sc->ctx, *tmp = sc->tmp, *mid = sc->mid;
+    float *x = sc->x, *qkv = sc->qkv, *ctx = sc->ctx, *mid = sc->mid;
     for (size_t k = 0; k < ns; k++)
         for (int p = 0; p < lens[k]; p++) {
             float *row = x + (off[k] + (size_t)p) * (size_t)H;
@@ -567,25 +568,17 @@ static void forward(const rag_bert *m, rag_bert_scratch *sc, const int32_t *cons
         for (size_t t = 0; t < T; t++)
             memcpy(qkv + t * (size_t)H3, l->bqkv, (size_t)H3 * sizeof(float));
         linear(small, T, H3, H, x, l->wqkv, l->pqkv, 1.0f, qkv);
-        for (size_t k = 0; k < ns; k++) {
-            const int L = lens[k];
-            const float *base = qkv + off[k] * (size_t)H3;
-            for (int h = 0; h < NH; h++) {
-                const float *q = base + h * D, *kk = base + H + h * D, *v = base + 2 * H + h * D;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, D, scale, q, H3, kk, H3,
-                            0.0f, sc->scores, L);
-                for (int r = 0; r < L; r++)
-                    rag_ops_softmax(isa, sc->scores + (size_t)r * (size_t)L, L);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, L, 1.0f, sc->scores, L,
-                            v, H3, 0.0f, ctx + off[k] * (size_t)H + (size_t)(h * D), H);
-            }
-        }
-        linear(small, T, H, H, ctx, l->wo, l->po, 0.0f, tmp);
-        rag_ops_add_layer_norm(isa, tmp, x, l->bo, l->ln1g, l->ln1b, T, H, m->eps);
-        linear(small, T, NI, H, tmp, l->wi, l->pi, 0.0f, mid);
+        for (size_t k = 0; k < ns; k++)
+            rag_attention(isa, qkv + off[k] * (size_t)H3, (size_t)H3, lens[k], NH, D, scale,
+                          ctx + off[k] * (size_t)H, (size_t)H, sc->attn);
+        /* both residuals accumulate in x: the GEMMs add onto it (beta 1), LayerNorm runs in
+         * place, so no output is zeroed first and no residual is read a second time */
+        linear(small, T, H, H, ctx, l->wo, l->po, 1.0f, x);
+        rag_ops_add_layer_norm(isa, x, NULL, l->bo, l->ln1g, l->ln1b, T, H, m->eps);
+        linear(small, T, NI, H, x, l->wi, l->pi, 0.0f, mid);
         rag_ops_bias_gelu(isa, mid, l->bi, T, (size_t)NI);
-        linear(small, T, H, NI, mid, l->wout, l->pout, 0.0f, x);
-        rag_ops_add_layer_norm(isa, x, tmp, l->bout, l->ln2g, l->ln2b, T, H, m->eps);
+        linear(small, T, H, NI, mid, l->wout, l->pout, 1.0f, x);
+        rag_ops_add_layer_norm(isa, x, NULL, l->bout, l->ln2g, l->ln2b, T, H, m->eps);
     }
     for (size_t k = 0; k < ns; k++) {
         float *o = out[k];

@@ -58,16 +58,23 @@ static inline float gelu1(float v)
     return 0.5f * v * (1.0f + e);
 }
 
-static void softmax_scalar(float *s, int n)
+/* s[j] = e^(s[j] - shift) for j < n; returns the sum. */
+static float exp_sum_scalar(float *s, int n, float shift)
 {
-    float mx = s[0], sum = 0;
-    for (int j = 1; j < n; j++)
-        mx = s[j] > mx ? s[j] : mx;
+    float sum = 0;
     for (int j = 0; j < n; j++) {
-        s[j] = exp_approx(s[j] - mx);
+        s[j] = exp_approx(s[j] - shift);
         sum += s[j];
     }
-    float inv = 1.0f / sum;
+    return sum;
+}
+
+static void softmax_scalar(float *s, int n)
+{
+    float mx = s[0];
+    for (int j = 1; j < n; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    float inv = 1.0f / exp_sum_scalar(s, n, mx);
     for (int j = 0; j < n; j++)
         s[j] *= inv;
 }
@@ -128,34 +135,36 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+__attribute__((target("avx2,fma"))) static float exp_sum_avx2(float *s, int n, float shift)
+{
+    __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
+        _mm256_storeu_ps(s + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    return hsum8(acc) + exp_sum_scalar(s + j, n - j, shift);
+}
+
 __attribute__((target("avx2,fma"))) static void softmax_avx2(float *s, int n)
 {
     __m256 mx8 = _mm256_set1_ps(s[0]);
     int j = 0;
     for (; j + 8 <= n; j += 8)
         mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(s + j));
-    float lanes[8], mx = s[0], sum;
+    float lanes[8], mx = s[0];
     _mm256_storeu_ps(lanes, mx8);
     for (int k = 0; k < 8; k++)
         mx = lanes[k] > mx ? lanes[k] : mx;
     for (; j < n; j++)
         mx = s[j] > mx ? s[j] : mx;
-    __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(mx);
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
-        _mm256_storeu_ps(s + j, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    sum = hsum8(acc);
-    for (; j < n; j++) {
-        s[j] = exp_approx(s[j] - mx);
-        sum += s[j];
-    }
-    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    const float inv = 1.0f / exp_sum_avx2(s, n, mx);
+    __m256 inv8 = _mm256_set1_ps(inv);
     for (j = 0; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv8));
     for (; j < n; j++)
-        s[j] *= 1.0f / sum;
+        s[j] *= inv;
 }
 
 __attribute__((target("avx2,fma"))) static void bias_gelu_avx2(float *x, const float *bias,
@@ -259,21 +268,27 @@ A512 static inline __m512 exp16(__m512 x)
     return _mm512_scalef_ps(p, n); /* p * 2^n */
 }
 
-A512 static void softmax_avx512(float *s, int n)
+A512 static float exp_sum_avx512(float *s, int n, float shift)
 {
-    __m512 mx = _mm512_set1_ps(-INFINITY), acc = _mm512_setzero_ps();
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 k = lanes_mask(n - j);
-        mx = _mm512_mask_max_ps(mx, k, mx, _mm512_maskz_loadu_ps(k, s + j));
-    }
-    const __m512 sh = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 acc = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = lanes_mask(n - j);
         __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), sh)));
         _mm512_mask_storeu_ps(s + j, k, e);
         acc = _mm512_add_ps(acc, e);
     }
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+    return _mm512_reduce_add_ps(acc);
+}
+
+A512 static void softmax_avx512(float *s, int n)
+{
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = lanes_mask(n - j);
+        mx = _mm512_mask_max_ps(mx, k, mx, _mm512_maskz_loadu_ps(k, s + j));
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / exp_sum_avx512(s, n, _mm512_reduce_max_ps(mx)));
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = lanes_mask(n - j);
         _mm512_mask_storeu_ps(s + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + j), inv));
@@ -361,6 +376,22 @@ void rag_ops_softmax(rag_gemm_isa isa, float *s, int n)
     (void)lower(isa);
 #endif
     softmax_scalar(s, n);
+}
+
+float rag_ops_exp_sum(rag_gemm_isa isa, float *s, int n, float shift)
+{
+    if (n < 1)
+        return 0.0f;
+#ifdef HAVE_SIMD_OPS
+    switch (lower(isa)) {
+    case RAG_GEMM_AVX512: return exp_sum_avx512(s, n, shift);
+    case RAG_GEMM_AVX2: return exp_sum_avx2(s, n, shift);
+    default: break;
+    }
+#else
+    (void)lower(isa);
+#endif
+    return exp_sum_scalar(s, n, shift);
 }
 
 void rag_ops_bias_gelu(rag_gemm_isa isa, float *x, const float *bias, size_t T, size_t n)

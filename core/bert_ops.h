@@ -14,6 +14,11 @@
  * error ~2e-7). */
 void rag_ops_softmax(rag_gemm_isa isa, float *s, int n);
 
+/* s[j] = e^(s[j] - shift) for j < n, returning the sum: softmax without its max and its
+ * normalisation, for callers that have the row's max already and can scale later (shift
+ * must be >= every s[j], or e^ may overflow). n < 1: returns 0. */
+float rag_ops_exp_sum(rag_gemm_isa isa, float *s, int n, float shift);
+
 /* x[t, j] = gelu(x[t, j] + bias[j]) for T rows of n: the exact erf form of GELU (erf by
  * Abramowitz & Stegun 7.1.26, absolute error <= 1.5e-7). bias may be NULL. */
 void rag_ops_bias_gelu(rag_gemm_isa isa, float *x, const float *bias, size_t T, size_t n);

@@ -1,5 +1,6 @@
 /* test_bert.c - the BERT encoder, its small-T GEMM and the neural embedder against references. */
 #include "bert.h"
+#include "attention.h"
 #include "embedder.h"
 #include "bert_ops.h"
 #include "gemm_small.h"
@@ -369,6 +370,16 @@ static void test_bert_ops(void)
                     TEST_FAIL_("softmax isa %d n %d [%d]: %g vs %g", isa, n, j, got[j],
                                exp(src[j] - mx) / sum);
         }
+        /* e^(s - shift) and its sum (the fused attention's softmax) */
+        for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa++) {
+            memcpy(got, src, (size_t)n * sizeof(float));
+            double s2 = rag_ops_exp_sum((rag_gemm_isa)isa, got, n, (float)mx);
+            ASSERT_TRUE(fabs(s2 - sum) <= 1e-6 * sum);
+            for (int j = 0; j < n; j++)
+                if (fabs(got[j] - exp(src[j] - mx)) > 1e-6 * exp(src[j] - mx) + 1e-12)
+                    TEST_FAIL_("exp_sum isa %d n %d [%d]: %g vs %g", isa, n, j, got[j],
+                               exp(src[j] - mx));
+        }
         /* bias + GELU (erf form) */
         for (int withb = 0; withb < 2; withb++)
             for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa++) {
@@ -415,6 +426,66 @@ static void test_bert_ops(void)
     float one = -3.0f;
     rag_ops_softmax(rag_gemm_small_isa(), &one, 1);
     ASSERT_TRUE(one == 1.0f);
+}
+
+/* rag_attention against a double-precision reference, for both forms (the fused AVX-512
+ * kernel where this CPU has it, the BLAS form always): sequence lengths around the kernel's
+ * 6-row blocks and 16/32-key blocks, head sizes 16..64 and one (24) the fused kernel leaves
+ * to BLAS, a padded qkv/ctx stride, and the ctx columns of other heads never written. */
+static void test_attention(void)
+{
+    const int Ls[] = {1, 2, 5, 6, 7, 13, 16, 17, 31, 32, 33, 48, 100, 257};
+    const int Ds[] = {16, 24, 32, 48, 64};
+    for (size_t di = 0; di < sizeof Ds / sizeof Ds[0]; di++)
+        for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++) {
+            const int L = Ls[li], D = Ds[di], NH = 3, H = NH * D;
+            const size_t ldq = (size_t)(3 * H + 5), ldc = (size_t)(H + 3);
+            float *qkv = malloc((size_t)L * ldq * sizeof(float));
+            float *ctx = malloc((size_t)L * ldc * sizeof(float));
+            float *work = malloc(rag_attention_work(L, NH, D) * sizeof(float));
+            double *p = malloc((size_t)L * sizeof(double));
+            ASSERT_TRUE(qkv && ctx && work && p);
+            for (size_t i = 0; i < (size_t)L * ldq; i++)
+                qkv[i] = (float)sin((double)i * 0.731 + (double)D) * 2.0f;
+            const float scale = 1.0f / sqrtf((float)D);
+            for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa += 2) {
+                for (size_t i = 0; i < (size_t)L * ldc; i++)
+                    ctx[i] = -7.0f;
+                rag_attention((rag_gemm_isa)isa, qkv, ldq, L, NH, D, scale, ctx, ldc, work);
+                double worst = 0;
+                for (int h = 0; h < NH; h++)
+                    for (int t = 0; t < L; t++) {
+                        const float *q = qkv + (size_t)t * ldq + h * D;
+                        double mx = -1e300, sum = 0;
+                        for (int u = 0; u < L; u++) {
+                            const float *k = qkv + (size_t)u * ldq + H + h * D;
+                            double dot = 0;
+                            for (int d = 0; d < D; d++)
+                                dot += (double)q[d] * k[d];
+                            p[u] = dot * scale;
+                            mx = p[u] > mx ? p[u] : mx;
+                        }
+                        for (int u = 0; u < L; u++)
+                            sum += (p[u] = exp(p[u] - mx));
+                        for (int d = 0; d < D; d++) {
+                            double want = 0;
+                            for (int u = 0; u < L; u++)
+                                want += p[u] / sum * qkv[(size_t)u * ldq + 2 * H + h * D + d];
+                            double err = fabs(ctx[(size_t)t * ldc + h * D + d] - want);
+                            worst = err > worst ? err : worst;
+                        }
+                    }
+                if (worst > 2e-5)
+                    TEST_FAIL_("attention isa %d L %d D %d: worst error %g", isa, L, D, worst);
+                for (int t = 0; t < L; t++) /* the stride's padding is left alone */
+                    for (size_t c = (size_t)H; c < ldc; c++)
+                        ASSERT_TRUE(ctx[(size_t)t * ldc + c] == -7.0f);
+            }
+            free(p);
+            free(work);
+            free(ctx);
+            free(qkv);
+        }
 }
 
 /* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
@@ -556,6 +627,7 @@ int main(void)
 {
     RUN_TEST(test_gemm_small);
     RUN_TEST(test_bert_ops);
+    RUN_TEST(test_attention);
     RUN_TEST(test_create_errors);
     RUN_TEST(test_minilm_reference);
     RUN_TEST(test_bge_reference);
