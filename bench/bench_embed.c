@@ -467,11 +467,57 @@ static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
     free(ids);
 }
 
+/* --serve: embeds the documents whose indices (0-based, in corpus order) make up each stdin
+ * line and prints the wall seconds, until EOF. A peer driver (embed_peers.py --paired)
+ * alternates this process with another engine chunk by chunk, so that both see the same
+ * minutes of a noisy host. */
+static int serve_chunks(rag_embedder *e, const docs *corpus, const size_t *lens, int threads)
+{
+    rag_bert_set_threads(threads);
+    const size_t n = corpus->n;
+    float *out = malloc(n * (size_t)e->dim * sizeof(float));
+    const char **texts = malloc(n * sizeof *texts);
+    size_t *tlens = malloc(n * sizeof *tlens);
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = out && texts && tlens ? 0 : 2;
+    printf("ready %zu\n", n);
+    fflush(stdout);
+    while (!rc && getline(&line, &cap, stdin) > 0) {
+        size_t count = 0;
+        char *p = line, *end;
+        for (unsigned long i; count < n && (i = strtoul(p, &end, 10), end != p); p = end) {
+            if (i >= n) {
+                fprintf(stderr, "serve: index %lu out of range (%zu documents)\n", i, n);
+                rc = 2;
+                break;
+            }
+            texts[count] = corpus->text[i];
+            tlens[count++] = lens[i];
+        }
+        if (rc)
+            break;
+        double t0 = now();
+        if (rag_embedder_embed(e, texts, tlens, count, 0, out) != RAG_OK) {
+            fprintf(stderr, "embed: %s\n", rag_errmsg());
+            rc = 2;
+            break;
+        }
+        printf("%.6f\n", now() - t0);
+        fflush(stdout);
+    }
+    free(line);
+    free(tlens);
+    free(texts);
+    free(out);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = "all-MiniLM-L6-v2", *data = NULL, *threads_arg = "1,2";
     size_t limit = 1000;
-    int eval = 0, qlat = 0, sweep = 0, conc = 0;
+    int eval = 0, qlat = 0, sweep = 0, conc = 0, serve = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -489,9 +535,11 @@ int main(int argc, char **argv)
             sweep = 1;
         else if (!strcmp(argv[i], "--concurrent") && i + 1 < argc)
             conc = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--serve"))
+            serve = 1;
         else {
             fprintf(stderr, "usage: bench_embed [--model NAME|DIR] [--data DIR] [--docs N] "
-                            "[--threads 1,2] [--eval | --query-latency | --sweep | --concurrent N]\n"
+                            "[--threads 1,2] [--eval | --query-latency | --sweep | --concurrent N | --serve]\n"
                             "  DIR defaults to ../shared/data/scifact-dev beside the source tree;\n"
                             "  --eval embeds the whole corpus and reports dense nDCG@10;\n"
                             "  --query-latency encodes each query of DIR/queries.jsonl alone,\n"
@@ -499,7 +547,10 @@ int main(int argc, char **argv)
                             "    at the first --threads count;\n"
                             "  --sweep times both paths by token count (the small-T limit);\n"
                             "  --concurrent N: N threads embed queries through one embedder,\n"
-                            "    coalescing off vs on\n");
+                            "    coalescing off vs on;\n"
+                            "  --serve: at the first --threads count, reads lines of document\n"
+                            "    indices on stdin, embeds them, prints the seconds taken\n"
+                            "    (for embed_peers.py --paired, which alternates engines)\n");
             return 1;
         }
     }
@@ -604,6 +655,12 @@ int main(int argc, char **argv)
         return rc;
     }
     rag_bert_free(m);
+    if (serve) {
+        int rc = serve_chunks(e, &corpus, lens, atoi(threads_arg));
+        free(lens);
+        rag_embedder_free(e);
+        return rc;
+    }
     double f128 = NL * (2.0 * 128 * H * (4.0 * H + 2.0 * NI) + 4.0 * 128.0 * 128 * H) / 1e9;
     printf("OpenBLAS kernels: %s\n", rag_bert_blas_info());
     printf("model %s: %zu texts, %.0f tokens (mean %.1f, max %d), %.2f GFLOP; %.2f GFLOP per "

@@ -13,6 +13,10 @@ same batch size (it sorts by length itself).
 
 usage: bench/embed_peers.py --model-dir DIR [--data DIR] [--docs N] [--threads 1,2]
                             [--batch 32] [--venv DIR]
+                            [--paired BENCH_EMBED [--rounds 5] [--chunk 32]]
+
+--paired runs ragcore (bench_embed --serve) and ONNX Runtime alternately on chunks of the
+same documents, which keeps the ratio steady on a host whose speed drifts.
 """
 import argparse
 import gzip
@@ -84,6 +88,8 @@ def inside(args):
             args.model_dir, "1_Pooling", "config.json"))).get("pooling_mode_cls_token", False)
 
     order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
+    if args.paired:
+        return paired(args, texts, enc, maxlen, onnx_path, pooling_cls, ort, np, tok)
     for th in args.threads:
         torch.set_num_threads(th)
         so = ort.SessionOptions()
@@ -126,6 +132,83 @@ def inside(args):
         sys.stdout.flush()
 
 
+def paired(args, texts, enc, maxlen, onnx_path, pooling_cls, ort, np, tok):
+    """ragcore (a `bench_embed --serve` process) and ONNX Runtime alternated chunk by chunk:
+    each chunk of --chunk documents is embedded by both engines back to back, the first one
+    alternating, so that the host's drift (tens of percent within minutes) reaches both
+    alike. Prints each round's tokens/s and ratio, then the median ratio over rounds."""
+    import statistics
+    th = args.threads[0]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = th
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+    env = dict(os.environ, RAGCORE_THREADS=str(th), OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1")
+    rc = subprocess.Popen([args.paired, "--model", args.model_dir, "--data", args.data,
+                           "--docs", str(len(texts)), "--threads", str(th), "--serve"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    ready = rc.stdout.readline().split()
+    if ready != ["ready", str(len(texts))]:
+        sys.exit("bench_embed --serve did not start (%r)" % ready)
+
+    def run_rc(idx):
+        rc.stdin.write(" ".join(map(str, idx)) + "\n")
+        rc.stdin.flush()
+        line = rc.stdout.readline()
+        if not line:
+            sys.exit("bench_embed --serve stopped")
+        return float(line)
+
+    def run_ort(idx):
+        t0 = time.perf_counter()
+        for b in range(0, len(idx), args.batch):
+            part = idx[b:b + args.batch]
+            x = tok([texts[i] for i in part], truncation=True, max_length=maxlen,
+                    padding=True, return_tensors="np")
+            h = sess.run(None, {"input_ids": x["input_ids"].astype(np.int64),
+                                "attention_mask": x["attention_mask"].astype(np.int64),
+                                "token_type_ids": x["token_type_ids"].astype(np.int64)})[0]
+            if pooling_cls:
+                v = h[:, 0]
+            else:
+                m = x["attention_mask"][..., None].astype(np.float32)
+                v = (h * m).sum(1) / m.sum(1)
+            v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return time.perf_counter() - t0
+
+    # chunks are consecutive slices of the length order, as each engine's own batches are
+    order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
+    chunks = [order[f:f + args.chunk] for f in range(0, len(order), args.chunk)]
+    run_rc(chunks[-1])  # warm-up, both
+    run_ort(chunks[-1])
+    ratios = []
+    print("paired, %d thread(s), chunks of %d documents, first engine alternating:" % (
+        th, args.chunk))
+    for rnd in range(args.rounds):
+        t_rc = t_ort = 0.0
+        ntok = 0
+        for k, idx in enumerate(chunks):
+            ntok += sum(len(enc["input_ids"][i]) for i in idx)
+            if (k + rnd) % 2 == 0:
+                t_rc += run_rc(idx)
+                t_ort += run_ort(idx)
+            else:
+                t_ort += run_ort(idx)
+                t_rc += run_rc(idx)
+        ratios.append(t_ort / t_rc)
+        print("round %d: ragcore %.0f tokens/s, onnxruntime %.0f tokens/s, ratio %.2fx "
+              "(load %.2f)" % (rnd + 1, ntok / t_rc, ntok / t_ort, ratios[-1],
+                               os.getloadavg()[0]))
+        sys.stdout.flush()
+    rc.stdin.close()
+    rc.wait()
+    print("paired ratio ragcore / onnxruntime, %d thread(s): median %.2fx, min %.2fx, "
+          "max %.2fx over %d rounds" % (th, statistics.median(ratios), min(ratios),
+                                        max(ratios), len(ratios)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", required=True)
@@ -135,6 +218,11 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--venv")
+    ap.add_argument("--paired", metavar="BENCH_EMBED",
+                    help="alternate ONNX Runtime with this bench_embed binary (--serve) chunk "
+                         "by chunk at the first --threads count")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--chunk", type=int, default=32)
     args = ap.parse_args()
     args.threads = [int(x) for x in args.threads.split(",")]
     if os.environ.get("RAGCORE_PEERS_INSIDE"):
