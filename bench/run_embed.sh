@@ -6,7 +6,9 @@
 # Environment: MODELS (default "all-MiniLM-L6-v2"), BENCH_VENV (peer venv, created once),
 #              EVAL=1 also embeds the whole corpus and reports dense nDCG@10,
 #              REPEAT=N runs ragcore and the peers N times, alternated (the shared machine's
-#              speed drifts by tens of percent between minutes: compare medians).
+#              speed drifts by tens of percent between minutes: compare medians),
+#              PAIRED=N instead runs ragcore and ONNX Runtime alternately chunk by chunk
+#              (embed_peers.py --paired), N rounds at 1 then 2 threads.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
@@ -18,6 +20,14 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 for model in ${MODELS:-all-MiniLM-L6-v2}; do
     echo "== $model"
     "$build/bin/ragcore" model pull "$model" >/dev/null
+    if [ -n "${PAIRED:-}" ]; then
+        for th in 1 2; do
+            python3 "$here/embed_peers.py" --venv "$venv" --model-dir "$cache/$model" \
+                --data "$data" --docs "$docs" --threads "$th" --rounds "$PAIRED" \
+                --paired "$build/bin/bench_embed" 2>/dev/null | grep -E 'round|paired|peers:'
+        done
+        continue
+    fi
     for round in $(seq 1 "${REPEAT:-1}"); do
         [ "${REPEAT:-1}" = 1 ] || echo "-- round $round, load $(cut -d' ' -f1 /proc/loadavg)"
         RAGCORE_SOURCE_DIR="$here/.." "$build/bin/bench_embed" --model "$model" --data "$data" \
