@@ -42,6 +42,25 @@ def load_texts(data, n):
     return out
 
 
+def ort_batches(sess, tok, texts, order, batch, maxlen, pooling_cls, np):
+    """Embeds texts[i] for i in `order` with ONNX Runtime in batches of `batch` (padded to
+    the batch's longest, pooled as the model says, L2-normalised); yields (indices,
+    vectors) per batch."""
+    for b in range(0, len(order), batch):
+        idx = order[b:b + batch]
+        x = tok([texts[i] for i in idx], truncation=True, max_length=maxlen,
+                padding=True, return_tensors="np")
+        h = sess.run(None, {"input_ids": x["input_ids"].astype(np.int64),
+                            "attention_mask": x["attention_mask"].astype(np.int64),
+                            "token_type_ids": x["token_type_ids"].astype(np.int64)})[0]
+        if pooling_cls:
+            v = h[:, 0]
+        else:
+            m = x["attention_mask"][..., None].astype(np.float32)
+            v = (h * m).sum(1) / m.sum(1)
+        yield idx, v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def inside(args):
     import numpy as np
     import torch
@@ -100,19 +119,9 @@ def inside(args):
 
         def run_ort():
             out = np.zeros((len(texts), st.get_sentence_embedding_dimension()), np.float32)
-            for b in range(0, len(order), args.batch):
-                idx = order[b:b + args.batch]
-                x = tok([texts[i] for i in idx], truncation=True, max_length=maxlen,
-                        padding=True, return_tensors="np")
-                h = sess.run(None, {"input_ids": x["input_ids"].astype(np.int64),
-                                    "attention_mask": x["attention_mask"].astype(np.int64),
-                                    "token_type_ids": x["token_type_ids"].astype(np.int64)})[0]
-                if pooling_cls:
-                    v = h[:, 0]
-                else:
-                    m = x["attention_mask"][..., None].astype(np.float32)
-                    v = (h * m).sum(1) / m.sum(1)
-                out[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
+            for idx, v in ort_batches(sess, tok, texts, order, args.batch, maxlen,
+                                      pooling_cls, np):
+                out[idx] = v
             return out
 
         run_ort()  # warm-up
@@ -163,19 +172,8 @@ def paired(args, texts, enc, maxlen, onnx_path, pooling_cls, ort, np, tok):
 
     def run_ort(idx):
         t0 = time.perf_counter()
-        for b in range(0, len(idx), args.batch):
-            part = idx[b:b + args.batch]
-            x = tok([texts[i] for i in part], truncation=True, max_length=maxlen,
-                    padding=True, return_tensors="np")
-            h = sess.run(None, {"input_ids": x["input_ids"].astype(np.int64),
-                                "attention_mask": x["attention_mask"].astype(np.int64),
-                                "token_type_ids": x["token_type_ids"].astype(np.int64)})[0]
-            if pooling_cls:
-                v = h[:, 0]
-            else:
-                m = x["attention_mask"][..., None].astype(np.float32)
-                v = (h * m).sum(1) / m.sum(1)
-            v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        for _ in ort_batches(sess, tok, texts, idx, args.batch, maxlen, pooling_cls, np):
+            pass
         return time.perf_counter() - t0
 
     # chunks are consecutive slices of the length order, as each engine's own batches are
