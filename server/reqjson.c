@@ -2,6 +2,7 @@
 #include "reqjson.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *rj_path(char *buf, size_t len, const char *prefix, const char *key)
@@ -31,6 +32,95 @@ json_t *rj_body(http_req *r)
         http_error(r, 400, "invalid_json", NULL, "expected a JSON object at the top level");
         return NULL;
     }
+    return root;
+}
+
+/* Finds the value of the top-level member `key` of the JSON text b[0..n) when that value is
+ * a string without escapes: 1 with its text at b[*vs..*ve), 0 when the text does not start
+ * with an object, the member is absent, its value is not such a string, or the key occurs
+ * twice. Only strings and nesting are tokenised; anything else wrong is left to jansson. */
+static int find_member(const char *b, size_t n, const char *key, size_t *vs, size_t *ve)
+{
+    const size_t klen = strlen(key);
+    size_t i = 0;
+    int depth = 0, want_key = 0, found = 0;
+    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+        i++;
+    if (i >= n || b[i] != '{')
+        return 0;
+    for (; i < n; i++) {
+        const char c = b[i];
+        if (c == '{' || c == '[') {
+            depth++;
+            want_key = c == '{' && depth == 1;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            want_key = depth == 1;
+        } else if (c == '"') {
+            const size_t s = ++i;
+            int escaped = 0;
+            for (; i < n && b[i] != '"'; i++)
+                if (b[i] == '\\') {
+                    escaped = 1;
+                    i++;
+                }
+            if (i >= n)
+                return 0;
+            if (!want_key || escaped || i - s != klen || memcmp(b + s, key, klen) != 0) {
+                want_key = 0;
+                continue;
+            }
+            want_key = 0;
+            if (found)
+                return 0; /* twice: jansson refuses it, with its message */
+            size_t j = i + 1;
+            while (j < n && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r'))
+                j++;
+            if (j < n && b[j] == ':')
+                j++;
+            while (j < n && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r'))
+                j++;
+            if (j >= n || b[j] != '"')
+                return 0; /* not a string: nothing to lift */
+            size_t e = j + 1;
+            while (e < n && b[e] != '"' && b[e] != '\\')
+                e++;
+            if (e >= n || b[e] != '"')
+                return 0; /* escapes: jansson decodes them */
+            *vs = j + 1;
+            *ve = e;
+            found = 1;
+            i = e; /* the loop steps past the closing quote */
+        }
+    }
+    return found;
+}
+
+json_t *rj_body_lift(http_req *r, const char *key, size_t min_len, const char **lifted,
+                     size_t *lifted_len)
+{
+    size_t vs = 0, ve = 0;
+    *lifted = NULL;
+    *lifted_len = 0;
+    if (!r->body || !find_member(r->body, r->body_len, key, &vs, &ve) || ve - vs < min_len)
+        return rj_body(r);
+    /* the body without the value's text: ..."key":""... */
+    char *rest = malloc(r->body_len - (ve - vs));
+    json_t *root = NULL;
+    if (rest) {
+        memcpy(rest, r->body, vs);
+        memcpy(rest + vs, r->body + ve, r->body_len - ve);
+        root = json_loadb(rest, r->body_len - (ve - vs), JSON_REJECT_DUPLICATES, NULL);
+        free(rest);
+    }
+    json_t *v = json_object_get(root, key);
+    if (!json_is_object(root) || !json_is_string(v) || json_string_length(v) != 0) {
+        json_decref(root); /* not what the scan saw: the whole body, and its errors */
+        return rj_body(r);
+    }
+    *lifted = r->body + vs;
+    *lifted_len = ve - vs;
     return root;
 }
 
