@@ -58,12 +58,18 @@ static int unhex(const char *s, unsigned char *out, size_t n)
     return 0;
 }
 
+/* An empty batch: one ' ' that jw_finish's caller turns into the array's '['. */
+static void batch_init(jw *w)
+{
+    jw_init(w, 4096);
+    jw_lit(w, " ");
+}
+
 /* Writes the pending batch (if any) and trims old entries when due. */
 static void flush(srv_querylog *q, int force_trim)
 {
     jw batch;
-    jw_init(&batch, 4096);
-    jw_lit(&batch, " "); /* becomes the next batch's '[' */
+    batch_init(&batch);
     pthread_mutex_lock(&q->mu);
     jw swap = q->pending; /* the batch taken; a fresh buffer for the searches meanwhile */
     q->pending = batch;
@@ -135,8 +141,7 @@ srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics)
     q->db = db;
     q->limits = limits;
     q->metrics = metrics;
-    jw_init(&q->pending, 4096);
-    jw_lit(&q->pending, " "); /* becomes the batch's '[' */
+    batch_init(&q->pending);
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     if (q->pending.oom || pthread_create(&q->thread, NULL, writer_main, q) != 0) {
@@ -187,8 +192,7 @@ void qlog_record_fields(srv_querylog *q, const char *fields, size_t len, char id
         metrics_querylog_dropped(q->metrics, q->n_pending);
         q->n_pending = 0;
         free(q->pending.buf);
-        jw_init(&q->pending, 4096);
-        jw_lit(&q->pending, " ");
+        batch_init(&q->pending);
     }
     if (q->n_pending >= QLOG_MAX_PENDING || q->pending.oom) {
         pthread_mutex_unlock(&q->mu);

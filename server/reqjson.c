@@ -35,6 +35,14 @@ json_t *rj_body(http_req *r)
     return root;
 }
 
+/* The index of the first byte of b[i..n) that is not JSON whitespace (n: none). */
+static size_t skip_blank(const char *b, size_t n, size_t i)
+{
+    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+        i++;
+    return i;
+}
+
 /* Finds the value of the top-level member `key` of the JSON text b[0..n) when that value is
  * a string without escapes: 1 with its text at b[*vs..*ve), 0 when the text does not start
  * with an object, the member is absent, its value is not such a string, or the key occurs
@@ -42,10 +50,8 @@ json_t *rj_body(http_req *r)
 static int find_member(const char *b, size_t n, const char *key, size_t *vs, size_t *ve)
 {
     const size_t klen = strlen(key);
-    size_t i = 0;
+    size_t i = skip_blank(b, n, 0);
     int depth = 0, want_key = 0, found = 0;
-    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
-        i++;
     if (i >= n || b[i] != '{')
         return 0;
     for (; i < n; i++) {
@@ -74,13 +80,9 @@ static int find_member(const char *b, size_t n, const char *key, size_t *vs, siz
             want_key = 0;
             if (found)
                 return 0; /* twice: jansson refuses it, with its message */
-            size_t j = i + 1;
-            while (j < n && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r'))
-                j++;
+            size_t j = skip_blank(b, n, i + 1);
             if (j < n && b[j] == ':')
-                j++;
-            while (j < n && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r'))
-                j++;
+                j = skip_blank(b, n, j + 1);
             if (j >= n || b[j] != '"')
                 return 0; /* not a string: nothing to lift */
             size_t e = j + 1;
