@@ -1,5 +1,6 @@
 /* vindex.c - FAISS-backed vector index per collection, with checksummed atomic files. */
 #include "vindex.h"
+#include "hugepages.h"
 #include "status.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@
 #define VINDEX_MAGIC "RAGVIDX1"
 #define VINDEX_HEADER 256
 #define SPEC_MAX 96
+/* Mappings smaller than this are left on small pages. */
+#define HUGEPAGE_MIN_BYTES (4u << 20)
 
 struct rag_vindex {
     FaissIndex *index;
@@ -150,7 +153,9 @@ int rag_vindex_add(rag_vindex *ix, size_t n, const float *vecs, const int64_t *i
     /* Inserts use every core (a search may have set this thread to one). */
     if (omp_get_max_threads() != omp_get_num_procs())
         omp_set_num_threads(omp_get_num_procs());
+    rag_hugepage_mark *mark = rag_hugepage_mark_take();
     int frc = faiss_Index_add_with_ids(ix->index, (idx_t)n, vecs, (const idx_t *)ids);
+    rag_hugepage_advise_since(mark, HUGEPAGE_MIN_BYTES);
     if (frc != 0)
         return faiss_status(frc, RAG_EINDEX, "add vectors");
     return RAG_OK;
@@ -333,7 +338,9 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
         goto cleanup;
     }
     fseek(fp, VINDEX_HEADER, SEEK_SET);
+    rag_hugepage_mark *mark = rag_hugepage_mark_take();
     int frc = faiss_read_index(fp, 0, &index);
+    rag_hugepage_advise_since(mark, HUGEPAGE_MIN_BYTES);
     if (frc != 0) {
         rc = faiss_status(frc, RAG_ECORRUPT, "read index");
         goto cleanup;

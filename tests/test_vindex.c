@@ -1,5 +1,5 @@
 /* test_vindex.c - vector index: HNSW recall against exact search, persistence, damaged
- * files, exact top-k. */
+ * files, exact top-k, huge-page advice on load. */
 #include "test.h"
 
 #include "ragcore.h"
@@ -167,6 +167,52 @@ static void test_save_load_roundtrip(void)
     rag_vindex_free(ix);
 }
 
+/* Bytes of this process's mappings that carry the huge-page advice (VmFlags "hg"). */
+static size_t advised_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/smaps", "r");
+    char line[512];
+    size_t total = 0, len = 0;
+    if (!fp)
+        return 0;
+    while (fgets(line, sizeof line, fp)) {
+        unsigned long s, e;
+        if (sscanf(line, "%lx-%lx ", &s, &e) == 2)
+            len = e - s;
+        else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg"))
+            total += len;
+    }
+    fclose(fp);
+    return total;
+}
+
+/* A loaded index asks for huge pages for its vectors (hugepages.c), and searches the same. */
+static void test_load_advises_huge_pages(void)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+        fprintf(stderr, "skip: kernel without transparent huge pages\n");
+        return;
+    }
+    char path[4096];
+    path_in_tmp(path, sizeof path, "vindex_huge.idx");
+    rag_vindex *ix = NULL, *back = NULL;
+    uint64_t covered = 0;
+    ASSERT_OK(rag_vindex_create("Flat", DIM, 0, &ix));
+    ASSERT_OK(rag_vindex_add(ix, N, data, ids));
+    ASSERT_OK(rag_vindex_save(ix, path, 1));
+    size_t before = advised_bytes();
+    ASSERT_OK(rag_vindex_load(path, "Flat", DIM, 0, &back, &covered));
+    /* the N * DIM floats (15 MB) arrived in new mappings that now carry the advice */
+    ASSERT_TRUE(advised_bytes() >= before + (size_t)N * DIM * sizeof(float));
+    float s[K];
+    int64_t got[K];
+    ASSERT_EQ_INT(rag_vindex_search(back, data + 77 * DIM, K, s, got), K);
+    ASSERT_EQ_INT(got[0], ids[77]);
+    rag_vindex_free(back);
+    rag_vindex_free(ix);
+    unlink(path);
+}
+
 static void test_bad_spec_and_training(void)
 {
     rag_vindex *ix = NULL;
@@ -222,6 +268,7 @@ int main(void)
     RUN_TEST(test_ef_construction);
     RUN_TEST(test_save_load_roundtrip);
     RUN_TEST(test_bad_spec_and_training);
+    RUN_TEST(test_load_advises_huge_pages);
     free(data);
     free(queries);
     free(ids);

@@ -1,0 +1,33 @@
+/* hugepages.h - backs the large anonymous memory a step has just allocated (a vector
+ * index read or grown) with transparent huge pages.
+ *
+ * HNSW search reads a few hundred vectors at random addresses per query; on 4 KiB pages
+ * nearly every one costs a TLB miss and a page walk (a two-level walk under a hypervisor).
+ * Linux's default THP mode, "madvise", gives huge pages only to memory that asks for them,
+ * and FAISS's C API does not hand out its buffers, so the step takes a mark of the
+ * process's anonymous mappings before it allocates and asks afterwards for every mapping
+ * that is new or changed, mostly resident and at least `min_bytes` long.
+ *
+ * Advice only: on kernels without THP, in mode "never", or where /proc is not mounted,
+ * nothing happens and nothing fails. */
+#ifndef RAG_HUGEPAGES_H
+#define RAG_HUGEPAGES_H
+
+#include <stddef.h>
+
+typedef struct rag_hugepage_mark rag_hugepage_mark;
+
+/* Records the process's current anonymous private mappings. Returns NULL when they
+ * cannot be read (no /proc, out of memory) or RAGCORE_HUGEPAGES=0 is set in the
+ * environment; rag_hugepage_advise_since(NULL, ...) is then a no-op. */
+rag_hugepage_mark *rag_hugepage_mark_take(void);
+
+/* Advises MADV_HUGEPAGE on each anonymous private read-write mapping (malloc's brk heap
+ * included) of at least `min_bytes`, at least three quarters resident, that was not in
+ * `mark` with the same bounds, then asks the kernel to
+ * collapse it into huge pages at once (MADV_COLLAPSE, Linux >= 6.1; older kernels leave
+ * it to khugepaged). Frees `mark`. Returns the bytes advised (0 when nothing qualified or
+ * the kernel refused). Can't fail. */
+size_t rag_hugepage_advise_since(rag_hugepage_mark *mark, size_t min_bytes);
+
+#endif
