@@ -11,13 +11,15 @@ set -euo pipefail
 
 FAISS_VERSION=1.7.3
 # Our patches to Debian's FAISS source, applied before the build; the cache directory's name
-# carries a hash of them so that a changed set rebuilds. Both change speed only:
+# carries a hash of them so that a changed set rebuilds. All change speed only:
 #   faiss-hnsw-prefetch.patch     HNSW search requests a node's unvisited neighbour vectors
 #                                 two ahead of each distance (1.7.3 computed them one by one,
 #                                 each waiting on memory; later FAISS releases batch them)
 #   faiss-ip-accumulators.patch   the AVX2 inner product sums in four independent registers
 #                                 (one chain of dependent adds before; rounding may differ)
-FAISS_PATCHES=(faiss-hnsw-prefetch.patch faiss-ip-accumulators.patch)
+#   faiss-hnsw-visited-reuse.patch  each thread keeps its HNSW visited table between searches
+#                                 (a malloc and a memset of one byte per vector per query before)
+FAISS_PATCHES=(faiss-hnsw-prefetch.patch faiss-ip-accumulators.patch faiss-hnsw-visited-reuse.patch)
 here=$(cd "$(dirname "$0")" && pwd)
 PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       liblmdb-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
