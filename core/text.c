@@ -10,12 +10,19 @@ int rag_utf8_valid(const char *text, size_t len, size_t *bad_offset, size_t *lin
 {
     size_t i = 0, ln = 1;
     const unsigned char *s = (const unsigned char *)text;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     while (i < len) {
+        /* eight bytes at a time while all are ASCII and none is NUL */
+        for (uint64_t w; i + 8 <= len; i += 8) {
+            memcpy(&w, s + i, 8);
+            if ((w & highs) || ((w - ones) & ~w & highs))
+                break;
+        }
+        if (i >= len)
+            break;
         if (s[i] < 0x80) {
             if (s[i] == 0)
                 goto bad;
-            if (s[i] == '\n')
-                ln++;
             i++;
             continue;
         }
@@ -29,8 +36,11 @@ int rag_utf8_valid(const char *text, size_t len, size_t *bad_offset, size_t *lin
 bad:
     if (bad_offset)
         *bad_offset = i;
-    if (line)
+    if (line) {
+        for (const unsigned char *p = s; (p = memchr(p, '\n', (size_t)(s + i - p))); p++)
+            ln++;
         *line = ln;
+    }
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "text.h" /* rag_utf8_valid */
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,20 @@ void jw_raw(jw *w, const char *s, size_t n)
 static void escape(jw *w, const unsigned char *s, size_t n)
 {
     static const char HEX[] = "0123456789abcdef";
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
+        /* skip eight bytes at a time while none is a control, '"' or '\\' (a byte is
+         * below 0x20 or zero after the xor when the subtraction borrows into its top bit) */
+        for (uint64_t x, q, b; i + 8 <= n; i += 8) {
+            memcpy(&x, s + i, 8);
+            q = x ^ (ones * '"');
+            b = x ^ (ones * '\\');
+            if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+                break;
+        }
+        if (i >= n)
+            break;
         unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
@@ -111,6 +124,79 @@ void jw_int(jw *w, long long v)
     jw_raw(w, p, (size_t)(b + sizeof b - p));
 }
 
+/* 10^0 .. 10^12 */
+static const uint64_t POW10[13] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+                                   1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
+                                   10000000000ULL, 100000000000ULL, 1000000000000ULL};
+
+/* Writes "%.9g" of v into b (at least 24 bytes) and returns its length, for 1e-4 <= |v| <
+ * 1e9, where %g writes plain decimals; returns -1 for other values (the caller uses
+ * snprintf). Exact, as glibc's: v = m * 2^p is scaled by a power of ten in 128-bit
+ * integers and rounded half to even, so the nine digits are the correctly rounded ones
+ * (a search response writes a few scores per hit, and printf's general machinery was 4 %
+ * of a search's CPU). */
+static int fmt_g9(double v, char *b)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e9))
+        return -1;
+    int ex;
+    double f = frexp(a, &ex); /* a = f * 2^ex, 0.5 <= f < 1 */
+    uint64_t m = (uint64_t)ldexp(f, 53);
+    int shift = 53 - ex; /* a = m / 2^shift; 23 <= shift <= 66 in this range */
+    int e = 0; /* decimal exponent: 10^e <= a < 10^(e+1), an estimate corrected below */
+    if (a >= 1.0)
+        while (e < 8 && a >= (double)POW10[e + 1])
+            e++;
+    else
+        while (e > -4 && a < 1.0 / (double)POW10[-e])
+            e--;
+    uint64_t digits = 0;
+    for (int tries = 0;; tries++) {
+        if (e > 8 || e < -4 || tries == 3)
+            return -1; /* %g would switch to an exponent */
+        unsigned __int128 x = (unsigned __int128)m * POW10[8 - e];
+        unsigned __int128 half = (unsigned __int128)1 << (shift - 1);
+        unsigned __int128 rest = x & ((half << 1) - 1);
+        digits = (uint64_t)(x >> shift);
+        if (rest > half || (rest == half && (digits & 1)))
+            digits++;
+        if (digits >= POW10[9])
+            e++; /* rounded up to ten digits, or e was an estimate too low */
+        else if (digits < POW10[8])
+            e--;
+        else
+            break;
+    }
+    char d[9];
+    for (int i = 8; i >= 0; i--, digits /= 10)
+        d[i] = (char)('0' + digits % 10);
+    int nd = 9; /* significant digits without trailing zeros */
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    int n = 0;
+    if (signbit(v))
+        b[n++] = '-';
+    if (e >= 0) {
+        for (int i = 0; i <= e; i++)
+            b[n++] = d[i];
+        if (nd > e + 1) {
+            b[n++] = '.';
+            for (int i = e + 1; i < nd; i++)
+                b[n++] = d[i];
+        }
+    } else {
+        b[n++] = '0';
+        b[n++] = '.';
+        for (int i = -1; i > e; i--)
+            b[n++] = '0';
+        for (int i = 0; i < nd; i++)
+            b[n++] = d[i];
+    }
+    b[n] = '\0';
+    return n;
+}
+
 void jw_real(jw *w, double v)
 {
     if (!isfinite(v)) {
@@ -118,7 +204,9 @@ void jw_real(jw *w, double v)
         return;
     }
     char b[40];
-    int n = snprintf(b, sizeof b, "%.9g", v);
+    int n = fmt_g9(v, b);
+    if (n < 0)
+        n = snprintf(b, sizeof b, "%.9g", v);
     if (!strpbrk(b, ".eE")) { /* as jansson writes a real: read back as a real */
         b[n++] = '.';
         b[n++] = '0';

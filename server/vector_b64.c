@@ -18,6 +18,12 @@ static void to_little_endian(void *bytes, size_t n)
 #endif
 }
 
+static int b64_alphabet(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
 char *vector_b64_encode(const float *v, size_t n)
 {
     size_t len = n * sizeof *v;
@@ -44,11 +50,12 @@ int vector_b64_decode(const char *text, size_t len, float *out, size_t n)
     size_t pad = len && text[len - 1] == '=' ? (len > 1 && text[len - 2] == '=' ? 2 : 1) : 0;
     if (pad != (3 - bytes % 3) % 3)
         return -1;
-    /* EVP_DecodeBlock skips blanks at the ends and takes '=' anywhere as zero bits */
-    for (size_t i = 0; i < len - pad; i++)
-        if (text[i] == '=' || text[i] == ' ' || text[i] == '\t' || text[i] == '\n' ||
-            text[i] == '\r')
-            return -1;
+    /* EVP_DecodeBlock refuses any other character inside the text, but skips blanks and
+     * line ends at the ends and takes '=' anywhere as zero bits: check the two ends, and
+     * look for '=' with memchr (a loop testing each character was 3 % of a search's CPU) */
+    if (len > pad && (!b64_alphabet(text[0]) || !b64_alphabet(text[len - pad - 1]) ||
+                      memchr(text, '=', len - pad)))
+        return -1;
     /* EVP_DecodeBlock writes the padding's zero bytes too: straight into out when there is
      * none (4n a multiple of 3, e.g. 384 dimensions), else through a buffer */
     unsigned char *buf = pad ? malloc(len / 4 * 3) : (unsigned char *)out;
