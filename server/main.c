@@ -27,11 +27,7 @@ static double mono(void)
  * concurrent requests instead, and nested thread teams per request thread oversubscribe
  * the CPUs. The OpenMP runtime reads its environment when loaded, so the setting is made
  * by re-executing once. Set OMP_NUM_THREADS yourself to choose otherwise.
- * The same re-execution asks glibc's malloc for transparent huge pages
- * (glibc.malloc.hugetlb=1: madvise on its heap and large blocks) unless GLIBC_TUNABLES is
- * set: an HNSW search reads vectors at random across the whole index (150 MB at 100k x
- * 384), and with 4 KB pages nearly every vector read also misses the TLB; with 2 MB pages
- * the server used about 10 % less CPU per search (docs/benchmarks.md). */
+ * (The indexes' huge pages come from the library itself: core/hugepages.c.) */
 static void single_threaded_openmp(char **argv)
 {
     if (getenv("OMP_NUM_THREADS"))
@@ -41,8 +37,6 @@ static void single_threaded_openmp(char **argv)
         setenv("OMP_WAIT_POLICY", "passive", 1);
     if (!getenv("OPENBLAS_NUM_THREADS"))
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    if (!getenv("GLIBC_TUNABLES"))
-        setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with the runtime's defaults */
 }
