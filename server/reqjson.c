@@ -1,5 +1,6 @@
 /* reqjson.c - validation of JSON request bodies with errors naming the field. */
 #include "reqjson.h"
+#include "json_number.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +44,39 @@ static size_t skip_blank(const char *b, size_t n, size_t i)
     return i;
 }
 
+/* When b[j] opens an array of JSON numbers only (blanks allowed, no trailing comma):
+ * the index of its closing ']' and the count in *count; 0 otherwise (b[j] is never ']' at
+ * index 0 of a member value). */
+static size_t number_array_end(const char *b, size_t n, size_t j, size_t *count)
+{
+    size_t i = skip_blank(b, n, j + 1), c = 0;
+    if (i < n && b[i] == ']') {
+        *count = 0;
+        return i;
+    }
+    for (;;) {
+        size_t e = json_number_end(b, n, i);
+        if (e == i)
+            return 0;
+        c++;
+        i = skip_blank(b, n, e);
+        if (i < n && b[i] == ']') {
+            *count = c;
+            return i;
+        }
+        if (i >= n || b[i] != ',')
+            return 0;
+        i = skip_blank(b, n, i + 1);
+    }
+}
+
 /* Finds the value of the top-level member `key` of the JSON text b[0..n) when that value is
- * a string without escapes: 1 with its text at b[*vs..*ve), 0 when the text does not start
- * with an object, the member is absent, its value is not such a string, or the key occurs
+ * a string without escapes (1, its text at b[*vs..*ve)) or an array of numbers only (2,
+ * the array from '[' to ']' at b[*vs..*ve), *count numbers). 0 when the text does not
+ * start with an object, the member is absent, its value is neither, or the key occurs
  * twice. Only strings and nesting are tokenised; anything else wrong is left to jansson. */
-static int find_member(const char *b, size_t n, const char *key, size_t *vs, size_t *ve)
+static int find_member(const char *b, size_t n, const char *key, size_t *vs, size_t *ve,
+                       size_t *count)
 {
     const size_t klen = strlen(key);
     size_t i = skip_blank(b, n, 0);
@@ -83,8 +112,18 @@ static int find_member(const char *b, size_t n, const char *key, size_t *vs, siz
             size_t j = skip_blank(b, n, i + 1);
             if (j < n && b[j] == ':')
                 j = skip_blank(b, n, j + 1);
+            if (j < n && b[j] == '[') {
+                size_t e = number_array_end(b, n, j, count);
+                if (!e)
+                    return 0; /* not numbers only: jansson reads it, and its errors */
+                *vs = j;
+                *ve = e + 1;
+                found = 2;
+                i = e; /* the loop steps past the closing bracket */
+                continue;
+            }
             if (j >= n || b[j] != '"')
-                return 0; /* not a string: nothing to lift */
+                return 0; /* neither: nothing to lift */
             size_t e = j + 1;
             while (e < n && b[e] != '"' && b[e] != '\\')
                 e++;
@@ -99,31 +138,74 @@ static int find_member(const char *b, size_t n, const char *key, size_t *vs, siz
     return found;
 }
 
-json_t *rj_body_lift(http_req *r, const char *key, size_t min_len, const char **lifted,
-                     size_t *lifted_len)
+/* Reads the `count` numbers of the array text b (checked by number_array_end) as jansson
+ * would, narrowed to float. 0, or -1 where jansson refuses one (json_number_read). */
+static int read_numbers(const char *b, size_t count, float *out)
 {
-    size_t vs = 0, ve = 0;
-    *lifted = NULL;
-    *lifted_len = 0;
-    if (!r->body || !find_member(r->body, r->body_len, key, &vs, &ve) || ve - vs < min_len)
+    const char *p = b + 1;
+    for (size_t k = 0; k < count; k++) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')
+            p++;
+        size_t len;
+        double v;
+        if (json_number_read(p, &len, &v) != 0)
+            return -1;
+        out[k] = (float)v;
+        p += len;
+    }
+    return 0;
+}
+
+json_t *rj_body_lift(http_req *r, const char *key, size_t min_len, rj_lifted *out)
+{
+    size_t vs = 0, ve = 0, count = 0;
+    memset(out, 0, sizeof *out);
+    int kind = r->body ? find_member(r->body, r->body_len, key, &vs, &ve, &count) : 0;
+    if (!kind || ve - vs < min_len)
         return rj_body(r);
-    /* the body without the value's text: ..."key":""... */
-    char *rest = malloc(r->body_len - (ve - vs));
+    if (kind == 2) {
+        if (!(out->numbers = malloc((count ? count : 1) * sizeof *out->numbers)))
+            return rj_body(r);
+        if (read_numbers(r->body + vs, count, out->numbers) != 0) {
+            rj_lifted_free(out);
+            return rj_body(r); /* jansson's own error */
+        }
+        out->count = count;
+    }
+    /* the body without the value's text: ..."key":""... or ..."key":[]... */
+    const size_t keep = kind == 2 ? 1 : 0;
+    char *rest = malloc(r->body_len - (ve - vs) + 2 * keep);
     json_t *root = NULL;
     if (rest) {
-        memcpy(rest, r->body, vs);
-        memcpy(rest + vs, r->body + ve, r->body_len - ve);
-        root = json_loadb(rest, r->body_len - (ve - vs), JSON_REJECT_DUPLICATES, NULL);
+        size_t m = 0;
+        memcpy(rest, r->body, vs + keep);
+        m = vs + keep;
+        if (keep)
+            rest[m++] = ']';
+        memcpy(rest + m, r->body + ve, r->body_len - ve);
+        m += r->body_len - ve;
+        root = json_loadb(rest, m, JSON_REJECT_DUPLICATES, NULL);
         free(rest);
     }
     json_t *v = json_object_get(root, key);
-    if (!json_is_object(root) || !json_is_string(v) || json_string_length(v) != 0) {
+    int same = json_is_object(root) &&
+               (kind == 1 ? json_is_string(v) && json_string_length(v) == 0
+                          : json_is_array(v) && json_array_size(v) == 0);
+    if (!same) {
         json_decref(root); /* not what the scan saw: the whole body, and its errors */
+        rj_lifted_free(out);
         return rj_body(r);
     }
-    *lifted = r->body + vs;
-    *lifted_len = ve - vs;
+    out->kind = kind == 1 ? RJ_LIFT_STRING : RJ_LIFT_NUMBERS;
+    out->text = r->body + vs;
+    out->len = ve - vs;
     return root;
+}
+
+void rj_lifted_free(rj_lifted *l)
+{
+    free(l->numbers);
+    memset(l, 0, sizeof *l);
 }
 
 int rj_only(http_req *r, json_t *obj, const char *prefix, const char *const *allowed)

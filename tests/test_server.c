@@ -2,6 +2,7 @@
  * auth matrix, validation errors, body limit, concurrency, SIGHUP reload, TLS and
  * graceful shutdown with persistence. */
 #include "test.h"
+#include "json_number.h"
 #include "json_writer.h"
 #include "vector_b64.h"
 
@@ -303,6 +304,67 @@ static void test_vector_b64_codec(void)
     ASSERT_EQ_INT(vector_b64_decode("AACAPw==", 8, &got, 1), 0);
     ASSERT_TRUE(got == 1.0f);
     free(b);
+}
+
+/* json_number_read against strtod / strtoll (what jansson calls) on random tokens: the same
+ * double bit for bit, or -1 exactly where jansson refuses the token; json_number_end's
+ * syntax. */
+static void test_json_number_reader(void)
+{
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    char tok[96];
+    int bad = 0;
+    for (int t = 0; t < 300000 && bad < 5; t++) {
+        size_t n = 0;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x & 1)
+            tok[n++] = '-';
+        int idig = 1 + (int)((x >> 1) % (x & 2 ? 3 : 21)), fdig = (int)((x >> 8) % 22);
+        for (int i = 0; i < idig; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            tok[n++] = (char)('0' + x % 10);
+        }
+        if (tok[n - idig] == '0')
+            n = n - (size_t)idig + 1; /* no leading zeros: a lone 0 */
+        if (fdig && (x & 4)) {
+            tok[n++] = '.';
+            for (int i = 0; i < fdig; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                tok[n++] = (char)('0' + x % 10);
+            }
+        }
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x & 8)
+            n += (size_t)snprintf(tok + n, sizeof tok - n, "%s%d", x & 16 ? "e" : "E-",
+                                  (int)((x >> 5) % (x & 32 ? 30 : 400)));
+        tok[n] = '\0';
+        int real = strpbrk(tok, ".eE") != NULL;
+        errno = 0;
+        char *end;
+        double want = real ? strtod(tok, &end) : (double)strtoll(tok, &end, 10);
+        int refused = errno == ERANGE && (!real || isinf(want));
+        double got = 0;
+        size_t len = 0;
+        int rc = json_number_read(tok, &len, &got);
+        int ok = json_number_end(tok, n, 0) == n && len == n &&
+                 (refused ? rc == -1 : rc == 0 && memcmp(&got, &want, sizeof got) == 0);
+        if (!ok)
+            fprintf(stderr, "json_number_read('%s'): rc %d, %.17g; want %.17g%s\n", tok, rc,
+                    got, want, refused ? " (refused)" : "");
+        bad += !ok;
+    }
+    ASSERT_EQ_INT(bad, 0);
+    static const char *const good[] = {"0", "-0", "7", "-0.5", "1e5", "1E+05", "2.5e-3",
+                                       "123456789012345678901234567890"};
+    static const char *const not_numbers[] = {"", "-", "+1", "01", ".5", "1.", "1e", "1e+",
+                                              "NaN", "0x10", "-.5", "--1"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ASSERT_EQ_INT(json_number_end(good[i], strlen(good[i]), 0), strlen(good[i]));
+    for (size_t i = 0; i < sizeof not_numbers / sizeof not_numbers[0]; i++) {
+        const char *s = not_numbers[i];
+        size_t e = json_number_end(s, strlen(s), 0);
+        ASSERT_TRUE(e == 0 || e < strlen(s)); /* none, or a shorter number ("0" of "01") */
+    }
 }
 
 /* jw_str against a byte-by-byte reference escaper: each character JSON must escape, at
@@ -857,6 +919,60 @@ static void test_fuzz_findings(void)
     resp_free(&r);
 }
 
+/* Writes {"<key>":[emb's numbers],"k":1} with element 5 written as `at5` (when not NULL),
+ * `sep` between elements and the last `drop` elements left out. */
+static void vector_body(char *out, size_t cap, json_t *emb, const char *key, const char *at5,
+                        const char *sep, size_t drop)
+{
+    size_t n = (size_t)snprintf(out, cap, "{\"%s\":[", key), count = json_array_size(emb);
+    for (size_t i = 0; i + drop < count && n < cap; i++) {
+        if (i)
+            n += (size_t)snprintf(out + n, cap - n, "%s", sep);
+        if (i == 5 && at5)
+            n += (size_t)snprintf(out + n, cap - n, "%s", at5);
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%.9g", json_number_value(json_array_get(emb, i)));
+    }
+    if (n < cap)
+        snprintf(out + n, cap - n, "],\"k\":1}");
+}
+
+/* A search body whose "vector" array rj_body_lift reads itself gets the answer of the same
+ * body with the key spelled with an escape (which only jansson reads): same status, error
+ * code and field, and the same first hit and score. */
+static void same_answer(json_t *emb, const char *at5, const char *sep, size_t drop)
+{
+    size_t cap = 16384;
+    char *lifted = malloc(cap), *plain = malloc(cap);
+    resp a, b;
+    vector_body(lifted, cap, emb, "vector", at5, sep, drop);
+    vector_body(plain, cap, emb, "vect\\u006fr", at5, sep, drop);
+    long sa = req("POST", "/v1/collections/alpha/search", ADMIN_KEY, lifted, &a);
+    long sb = req("POST", "/v1/collections/alpha/search", ADMIN_KEY, plain, &b);
+    ASSERT_EQ_INT(sa, sb);
+    ASSERT_STR_EQ(err_code(&a), err_code(&b));
+    ASSERT_STR_EQ(err_field(&a), err_field(&b));
+    if (sa == 200) {
+        json_t *ha = json_array_get(json_object_get(a.json, "results"), 0);
+        json_t *hb = json_array_get(json_object_get(b.json, "results"), 0);
+        ASSERT_STR_EQ(json_string_value(json_object_get(ha, "doc_id")),
+                      json_string_value(json_object_get(hb, "doc_id")));
+        ASSERT_TRUE(json_real_value(json_object_get(ha, "score")) ==
+                    json_real_value(json_object_get(hb, "score")));
+    } else if (sa == 400 && !strcmp(err_code(&a), "invalid_field")) {
+        const char *ma = json_string_value(json_object_get(json_object_get(a.json, "error"), "message"));
+        const char *mb = json_string_value(json_object_get(json_object_get(b.json, "error"), "message"));
+        ASSERT_STR_EQ(ma, mb);
+    }
+    if (sa != sb || strcmp(err_code(&a), err_code(&b)))
+        fprintf(stderr, "  differs for element 5 '%s', sep '%s', drop %zu: %ld %s / %ld %s\n",
+                at5 ? at5 : "-", sep, drop, sa, err_code(&a), sb, err_code(&b));
+    resp_free(&a);
+    resp_free(&b);
+    free(lifted);
+    free(plain);
+}
+
 static void test_embeddings(void)
 {
     resp r, s;
@@ -887,6 +1003,20 @@ static void test_embeddings(void)
     free(text);
     json_decref(body);
     resp_free(&s);
+    /* An array of numbers is read from the body itself (rj_body_lift); anything it does not
+     * read as jansson would goes through jansson: each answer equals the escaped-key one. */
+    static const char *const at5[] = {
+        NULL, "0", "-0", "7", "-12", "1.5e-2", "2E+1", "-0.0", "1e-50", /* read here */
+        "1e300",                                  /* a finite double, not a float: 400 */
+        "1e999", "99999999999999999999",          /* beyond double, long long: invalid */
+        "01", "1.", ".5", "+1", "-", "1e", "NaN", "0x10", "true", "null", "\"1\"", "[1]",
+        "{}", "1 2", "",
+    };
+    for (size_t t = 0; t < sizeof at5 / sizeof at5[0]; t++)
+        same_answer(emb, at5[t], ",", 0);
+    same_answer(emb, NULL, " ,\n\t", 0); /* blanks between the elements */
+    same_answer(emb, NULL, ",", 1);       /* 383 numbers */
+    same_answer(emb, NULL, ",,", 0);      /* an empty element */
     resp_free(&r);
 
     /* base64: 384 float32 = 1536 bytes = 2048 base64 characters */
@@ -1343,6 +1473,7 @@ int main(void)
     RUN_TEST(test_vector_b64_codec);
     RUN_TEST(test_json_real_writer);
     RUN_TEST(test_json_string_writer);
+    RUN_TEST(test_json_number_reader);
     RUN_TEST(test_operational_endpoints);
     RUN_TEST(test_collections_and_auth);
     RUN_TEST(test_documents_and_search);
