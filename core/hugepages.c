@@ -78,12 +78,26 @@ rag_hugepage_mark *rag_hugepage_mark_take(void)
     return m;
 }
 
-static int span_known(const rag_hugepage_mark *m, span s)
+/* Whether span s is new since mark m (no marked span starts where it starts) or has grown
+ * by at least min_bytes since. A heap growing by small steps is thus not "new" on every
+ * step, and a new mapping that merged into a neighbour shows as that neighbour grown. */
+static int span_new(const rag_hugepage_mark *m, span s, size_t min_bytes)
 {
     for (size_t i = 0; i < m->n; i++)
-        if (m->v[i].start == s.start && m->v[i].end == s.end)
-            return 1;
-    return 0;
+        if (m->v[i].start == s.start)
+            return s.end > m->v[i].end && s.end - m->v[i].end >= min_bytes;
+    return 1;
+}
+
+int rag_hugepage_grown(const rag_hugepage_mark *mark, size_t min_bytes)
+{
+    rag_hugepage_mark now = {0};
+    int grown = 0;
+    if (mark && read_anon_spans(&now, 0) == 0)
+        for (size_t i = 0; i < now.n && !grown; i++)
+            grown = now.v[i].end - now.v[i].start >= min_bytes && span_new(mark, now.v[i], min_bytes);
+    free(now.v);
+    return grown;
 }
 
 size_t rag_hugepage_advise_since(rag_hugepage_mark *mark, size_t min_bytes)
@@ -95,10 +109,10 @@ size_t rag_hugepage_advise_since(rag_hugepage_mark *mark, size_t min_bytes)
     for (size_t i = 0; i < now.n; i++) {
         span s = now.v[i];
         size_t len = s.end - s.start;
-        /* Mostly resident only: a collapse fills every huge page it makes, so a sparse
-         * mapping (a thread's stack, a sanitizer's shadow, reserved address space) would
-         * grow its memory up to 512-fold. */
-        if (len < min_bytes || s.rss < len / 4 * 3 || span_known(mark, s))
+        /* Largely resident only: a huge page is filled whole, so a sparse mapping (a
+         * thread's stack, a sanitizer's shadow, reserved address space) would grow its
+         * memory up to 512-fold. */
+        if (len < min_bytes || s.rss < len / 5 * 2 || !span_new(mark, s, min_bytes))
             continue;
         if (madvise((void *)s.start, len, MADV_HUGEPAGE) != 0)
             continue;
@@ -108,9 +122,14 @@ size_t rag_hugepage_advise_since(rag_hugepage_mark *mark, size_t min_bytes)
     }
 cleanup:
     free(now.v);
+    rag_hugepage_mark_free(mark);
+    return advised;
+}
+
+void rag_hugepage_mark_free(rag_hugepage_mark *mark)
+{
     if (mark) {
         free(mark->v);
         free(mark);
     }
-    return advised;
 }

@@ -6,7 +6,7 @@
  * Linux's default THP mode, "madvise", gives huge pages only to memory that asks for them,
  * and FAISS's C API does not hand out its buffers, so the step takes a mark of the
  * process's anonymous mappings before it allocates and asks afterwards for every mapping
- * that is new or changed, mostly resident and at least `min_bytes` long.
+ * that is new or grown, at least two fifths resident and at least `min_bytes` long.
  *
  * Advice only: on kernels without THP, in mode "never", or where /proc is not mounted,
  * nothing happens and nothing fails. */
@@ -23,11 +23,21 @@ typedef struct rag_hugepage_mark rag_hugepage_mark;
 rag_hugepage_mark *rag_hugepage_mark_take(void);
 
 /* Advises MADV_HUGEPAGE on each anonymous private read-write mapping (malloc's brk heap
- * included) of at least `min_bytes`, at least three quarters resident, that was not in
- * `mark` with the same bounds, then asks the kernel to
+ * included) of at least `min_bytes`, at least two fifths resident (a vector just doubled by
+ * reallocation is half; a thread's stack or a sanitizer's shadow far less), that is new since
+ * `mark` (no marked mapping starts where it starts) or has grown by `min_bytes` or more
+ * since, then asks the kernel to
  * collapse it into huge pages at once (MADV_COLLAPSE, Linux >= 6.1; older kernels leave
  * it to khugepaged). Frees `mark`. Returns the bytes advised (0 when nothing qualified or
  * the kernel refused). Can't fail. */
 size_t rag_hugepage_advise_since(rag_hugepage_mark *mark, size_t min_bytes);
+
+/* Whether rag_hugepage_advise_since(mark, min_bytes) would find a mapping new or grown
+ * enough, judged on /proc/self/maps alone (tens of microseconds; the advice itself reads
+ * /proc/self/smaps, milliseconds). 0 for a NULL mark. Can't fail. */
+int rag_hugepage_grown(const rag_hugepage_mark *mark, size_t min_bytes);
+
+/* Frees a mark without advising anything. NULL is a no-op. */
+void rag_hugepage_mark_free(rag_hugepage_mark *mark);
 
 #endif

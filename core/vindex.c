@@ -31,7 +31,28 @@ struct rag_vindex {
     int dim;
     int ef_search;
     char spec[SPEC_MAX];
+    /* the process's mappings when the index last asked for huge pages, and the vectors
+     * added since it last looked */
+    rag_hugepage_mark *hp_mark;
+    size_t hp_added;
 };
+
+/* Vectors added between two looks at the mappings (about 100 us each on a server, against
+ * milliseconds for the HNSW inserts of 16 vectors): a buffer FAISS reallocated waits at
+ * most this many vectors for its huge pages. */
+#define HUGEPAGE_CHECK_EVERY 256
+
+/* Advises huge pages for what was allocated since the index's mark (FAISS's buffers grow by
+ * reallocation, a new mapping each time) and takes a new mark. A look that finds nothing
+ * large reads /proc/self/maps only. */
+static void hugepage_check(rag_vindex *ix)
+{
+    ix->hp_added = 0;
+    if (ix->hp_mark && !rag_hugepage_grown(ix->hp_mark, HUGEPAGE_MIN_BYTES))
+        return;
+    rag_hugepage_advise_since(ix->hp_mark, HUGEPAGE_MIN_BYTES);
+    ix->hp_mark = rag_hugepage_mark_take();
+}
 
 /* File header (little-endian host layout; index files are not portable across ABIs and
  * are rebuilt from the store when they do not match). */
@@ -110,6 +131,7 @@ int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out
     ix->dim = dim;
     ix->ef_search = ef_search;
     snprintf(ix->spec, sizeof ix->spec, "%s", spec);
+    ix->hp_mark = rag_hugepage_mark_take();
     apply_ef(ix);
     *out = ix;
     return RAG_OK;
@@ -120,6 +142,7 @@ void rag_vindex_free(rag_vindex *ix)
     if (!ix)
         return;
     faiss_Index_free(ix->index);
+    rag_hugepage_mark_free(ix->hp_mark);
     free(ix);
 }
 
@@ -153,11 +176,12 @@ int rag_vindex_add(rag_vindex *ix, size_t n, const float *vecs, const int64_t *i
     /* Inserts use every core (a search may have set this thread to one). */
     if (omp_get_max_threads() != omp_get_num_procs())
         omp_set_num_threads(omp_get_num_procs());
-    rag_hugepage_mark *mark = rag_hugepage_mark_take();
     int frc = faiss_Index_add_with_ids(ix->index, (idx_t)n, vecs, (const idx_t *)ids);
-    rag_hugepage_advise_since(mark, HUGEPAGE_MIN_BYTES);
     if (frc != 0)
         return faiss_status(frc, RAG_EINDEX, "add vectors");
+    ix->hp_added += n;
+    if (ix->hp_added >= HUGEPAGE_CHECK_EVERY)
+        hugepage_check(ix);
     return RAG_OK;
 }
 
@@ -305,6 +329,7 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     *out = NULL;
     FILE *fp = fopen(path, "rb");
     FaissIndex *index = NULL;
+    rag_hugepage_mark *mark = NULL; /* the mappings before the read */
     int rc;
     if (!fp) {
         if (errno == ENOENT)
@@ -338,9 +363,8 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
         goto cleanup;
     }
     fseek(fp, VINDEX_HEADER, SEEK_SET);
-    rag_hugepage_mark *mark = rag_hugepage_mark_take();
+    mark = rag_hugepage_mark_take();
     int frc = faiss_read_index(fp, 0, &index);
-    rag_hugepage_advise_since(mark, HUGEPAGE_MIN_BYTES);
     if (frc != 0) {
         rc = faiss_status(frc, RAG_ECORRUPT, "read index");
         goto cleanup;
@@ -360,6 +384,9 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     ix->dim = dim;
     ix->ef_search = ef_search;
     snprintf(ix->spec, sizeof ix->spec, "%s", spec);
+    ix->hp_mark = mark;
+    mark = NULL;
+    hugepage_check(ix);
     apply_ef(ix);
     *covered = h.covered;
     *out = ix;
@@ -367,6 +394,7 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
 cleanup:
     if (index)
         faiss_Index_free(index);
+    rag_hugepage_mark_free(mark);
     fclose(fp);
     return rc;
 }

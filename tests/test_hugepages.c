@@ -1,6 +1,6 @@
-/* test_hugepages.c - huge-page advice: only new, mostly resident anonymous mappings of the
- * asked size are advised, the kernel records the advice (VmFlags "hg"), and a missing mark
- * is a no-op. */
+/* test_hugepages.c - huge-page advice: only new, largely resident anonymous mappings of the
+ * asked size are advised, the kernel records the advice (VmFlags "hg"), the cheap check
+ * sees what the advice would, and a missing mark is a no-op. */
 #include "test.h"
 
 #include "hugepages.h"
@@ -129,11 +129,26 @@ static void test_sparse_mapping_skipped(void)
     ASSERT_TRUE(p != NULL);
     if (!p)
         return;
-    memset(p, 1, len / 2); /* half resident: a collapse would double it */
+    memset(p, 1, len / 4); /* a quarter resident: a collapse would quadruple it */
     ASSERT_EQ_INT(rag_hugepage_advise_since(m, 8 * MIB), 0);
     if (thp_kernel())
         ASSERT_EQ_INT(advised(p), 0);
     unmap_isolated(p, len);
+}
+
+static void test_grown(void)
+{
+    rag_hugepage_mark *m = rag_hugepage_mark_take();
+    ASSERT_TRUE(m != NULL);
+    ASSERT_EQ_INT(rag_hugepage_grown(m, 8 * MIB), 0); /* nothing since the mark */
+    unsigned char *small = map_isolated(MIB);
+    ASSERT_EQ_INT(rag_hugepage_grown(m, 8 * MIB), 0); /* new, but under the floor */
+    unsigned char *big = map_isolated(9 * MIB);
+    ASSERT_EQ_INT(rag_hugepage_grown(m, 8 * MIB), 1);
+    ASSERT_EQ_INT(rag_hugepage_grown(NULL, 8 * MIB), 0);
+    unmap_isolated(big, 9 * MIB);
+    unmap_isolated(small, MIB);
+    rag_hugepage_mark_free(m);
 }
 
 static void test_switched_off(void)
@@ -152,6 +167,7 @@ int main(void)
     RUN_TEST(test_known_mapping_skipped);
     RUN_TEST(test_size_floor_and_null_mark);
     RUN_TEST(test_sparse_mapping_skipped);
+    RUN_TEST(test_grown);
     RUN_TEST(test_switched_off);
     return TEST_REPORT();
 }

@@ -216,6 +216,15 @@ static void test_load_advises_huge_pages(void)
     int64_t got[K];
     ASSERT_EQ_INT(rag_vindex_search(back, data + 77 * DIM, K, s, got), K);
     ASSERT_EQ_INT(got[0], ids[77]);
+    /* FAISS grows its buffers by reallocation: the first vectors added move all of them to
+     * a new mapping, which the index advises once 256 vectors were added */
+    int64_t more[256];
+    for (int i = 0; i < 256; i++)
+        more[i] = 9000000 + i;
+    before = advised_bytes();
+    for (int i = 0; i < 256; i += 16)
+        ASSERT_OK(rag_vindex_add(back, 16, data + (size_t)i * DIM, more + i));
+    ASSERT_TRUE(advised_bytes() >= before + (size_t)N * DIM * sizeof(float));
     rag_vindex_free(back);
     rag_vindex_free(ix);
     unlink(path);
