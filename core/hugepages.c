@@ -95,7 +95,8 @@ int rag_hugepage_grown(const rag_hugepage_mark *mark, size_t min_bytes)
     int grown = 0;
     if (mark && read_anon_spans(&now, 0) == 0)
         for (size_t i = 0; i < now.n && !grown; i++)
-            grown = now.v[i].end - now.v[i].start >= min_bytes && span_new(mark, now.v[i], min_bytes);
+            grown = now.v[i].end - now.v[i].start >= min_bytes &&
+                    span_new(mark, now.v[i], min_bytes);
     free(now.v);
     return grown;
 }
