@@ -814,9 +814,9 @@ static int parse_tuning(http_req *r, json_t *body, rag_search_options *so, const
 }
 
 /* Parses "vector" into sr->vector (dim floats): an array of dim numbers, or a string, the
- * base64 of dim little-endian float32 values (OpenAI's encoding_format "base64": jansson
- * then converts no numbers, 0.1-0.25 ms less CPU per search at 384 dimensions). 0, or -1
- * after a 400 or 500. */
+ * base64 of dim little-endian float32 values (OpenAI's encoding_format "base64"). Either may
+ * have been read by rj_body_lift (`lifted`; v is then "" or []); an array's numbers are
+ * taken over from it. 0, or -1 after a 400 or 500. */
 static int parse_vector(http_req *r, json_t *v, rj_lifted *lifted, search_req *sr)
 {
     const size_t dim = (size_t)r->s->dim;
