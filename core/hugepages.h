@@ -23,13 +23,12 @@ typedef struct rag_hugepage_mark rag_hugepage_mark;
 rag_hugepage_mark *rag_hugepage_mark_take(void);
 
 /* Advises MADV_HUGEPAGE on each anonymous private read-write mapping (malloc's brk heap
- * included) of at least `min_bytes`, at least two fifths resident (a vector just doubled by
- * reallocation is half; a thread's stack or a sanitizer's shadow far less), that is new since
- * `mark` (no marked mapping starts where it starts) or has grown by `min_bytes` or more
- * since, then asks the kernel to
- * collapse it into huge pages at once (MADV_COLLAPSE, Linux >= 6.1; older kernels leave
- * it to khugepaged). Frees `mark`. Returns the bytes advised (0 when nothing qualified or
- * the kernel refused). Can't fail. */
+ * included) of at least `min_bytes` that is at least two fifths resident (a vector just
+ * doubled by reallocation is half; a thread's stack or a sanitizer's shadow far less) and
+ * is new since `mark` (no marked mapping starts where it starts) or has grown by
+ * `min_bytes` or more since; then asks the kernel to collapse it into huge pages at once
+ * (MADV_COLLAPSE, Linux >= 6.1; older kernels leave it to khugepaged). Frees `mark`.
+ * Returns the bytes advised (0 when nothing qualified or the kernel refused). Can't fail. */
 size_t rag_hugepage_advise_since(rag_hugepage_mark *mark, size_t min_bytes);
 
 /* Whether rag_hugepage_advise_since(mark, min_bytes) would find a mapping new or grown
