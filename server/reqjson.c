@@ -46,8 +46,10 @@ static size_t skip_blank(const char *b, size_t n, size_t i)
 
 /* When b[j] opens an array of JSON numbers only (blanks allowed, no trailing comma):
  * the index of its closing ']' and the count in *count; 0 otherwise (b[j] is never ']' at
- * index 0 of a member value). */
-static size_t number_array_end(const char *b, size_t n, size_t j, size_t *count)
+ * index 0 of a member value). With `out` (room for the count an earlier call gave), the
+ * numbers are also read into it as jansson reads them, narrowed to float; 0 where jansson
+ * refuses one (json_number_read). */
+static size_t number_array_end(const char *b, size_t n, size_t j, size_t *count, float *out)
 {
     size_t i = skip_blank(b, n, j + 1), c = 0;
     if (i < n && b[i] == ']') {
@@ -55,9 +57,12 @@ static size_t number_array_end(const char *b, size_t n, size_t j, size_t *count)
         return i;
     }
     for (;;) {
-        size_t e = json_number_end(b, n, i);
-        if (e == i)
+        size_t e = json_number_end(b, n, i), len;
+        double v;
+        if (e == i || (out && json_number_read(b + i, &len, &v) != 0))
             return 0;
+        if (out)
+            out[c] = (float)v;
         c++;
         i = skip_blank(b, n, e);
         if (i < n && b[i] == ']') {
@@ -113,7 +118,7 @@ static int find_member(const char *b, size_t n, const char *key, size_t *vs, siz
             if (j < n && b[j] == ':')
                 j = skip_blank(b, n, j + 1);
             if (j < n && b[j] == '[') {
-                size_t e = number_array_end(b, n, j, count);
+                size_t e = number_array_end(b, n, j, count, NULL);
                 if (!e)
                     return 0; /* not numbers only: jansson reads it, and its errors */
                 *vs = j;
@@ -138,24 +143,6 @@ static int find_member(const char *b, size_t n, const char *key, size_t *vs, siz
     return found;
 }
 
-/* Reads the `count` numbers of the array text b (checked by number_array_end) as jansson
- * would, narrowed to float. 0, or -1 where jansson refuses one (json_number_read). */
-static int read_numbers(const char *b, size_t count, float *out)
-{
-    const char *p = b + 1;
-    for (size_t k = 0; k < count; k++) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')
-            p++;
-        size_t len;
-        double v;
-        if (json_number_read(p, &len, &v) != 0)
-            return -1;
-        out[k] = (float)v;
-        p += len;
-    }
-    return 0;
-}
-
 json_t *rj_body_lift(http_req *r, const char *key, size_t min_len, rj_lifted *out)
 {
     size_t vs = 0, ve = 0, count = 0;
@@ -166,7 +153,7 @@ json_t *rj_body_lift(http_req *r, const char *key, size_t min_len, rj_lifted *ou
     if (kind == 2) {
         if (!(out->numbers = malloc((count ? count : 1) * sizeof *out->numbers)))
             return rj_body(r);
-        if (read_numbers(r->body + vs, count, out->numbers) != 0) {
+        if (!number_array_end(r->body, r->body_len, vs, &count, out->numbers)) {
             rj_lifted_free(out);
             return rj_body(r); /* jansson's own error */
         }
@@ -177,9 +164,8 @@ json_t *rj_body_lift(http_req *r, const char *key, size_t min_len, rj_lifted *ou
     char *rest = malloc(r->body_len - (ve - vs) + 2 * keep);
     json_t *root = NULL;
     if (rest) {
-        size_t m = 0;
-        memcpy(rest, r->body, vs + keep);
-        m = vs + keep;
+        size_t m = vs + keep;
+        memcpy(rest, r->body, m);
         if (keep)
             rest[m++] = ']';
         memcpy(rest + m, r->body + ve, r->body_len - ve);
