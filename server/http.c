@@ -1,11 +1,13 @@
 /* http.c - the HTTP transport on libmicrohttpd (see http.h). */
 #include "http.h"
 
+#include "acceptor.h"
 #include "log.h"
 #include "routes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -16,8 +18,21 @@
 #include <time.h>
 #include <unistd.h>
 
-struct http_server {
+/* Connections open at once, all loops together; more are closed on accept. */
+#define HTTP_CONNECTION_LIMIT 4096
+
+/* One event loop: a libmicrohttpd daemon with its own thread and epoll set, fed
+ * connections by the acceptor. */
+typedef struct http_loop {
     struct MHD_Daemon *daemon;
+    _Atomic int open; /* connections handed to it and not yet closed */
+} http_loop;
+
+struct http_server {
+    acceptor *acc;
+    http_loop *loops;
+    int nloops;
+    int next;                  /* where the next tie-break starts (accept thread only) */
     char *tls_cert, *tls_key;  /* PEM contents */
     int port;
 };
@@ -389,6 +404,47 @@ bad:
     return -1;
 }
 
+/* Accept thread: gives the connection to the loop with the fewest open connections,
+ * ties broken in turn, so a burst of new clients is dealt out evenly. */
+static void hand_off(void *ctx, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct http_server *h = ctx;
+    int best = 0, best_open = INT_MAX, total = 0;
+    for (int k = 0; k < h->nloops; k++) {
+        int i = (h->next + k) % h->nloops;
+        int open = atomic_load(&h->loops[i].open);
+        total += open;
+        if (open < best_open) {
+            best = i;
+            best_open = open;
+        }
+    }
+    h->next = (best + 1) % h->nloops;
+    if (total >= HTTP_CONNECTION_LIMIT) {
+        close(fd);
+        return;
+    }
+    /* Counted here rather than on libmicrohttpd's "started" notice, which comes later
+     * from the loop's thread: a burst would otherwise see every loop still empty. */
+    atomic_fetch_add(&h->loops[best].open, 1);
+    if (MHD_add_connection(h->loops[best].daemon, fd, addr, len) != MHD_YES)
+        atomic_fetch_sub(&h->loops[best].open, 1); /* it closed fd */
+}
+
+/* libmicrohttpd's connection notices: a closed connection leaves its loop's count. (A
+ * connection the loop cannot set up at all, for want of memory, is neither started nor
+ * closed and stays counted; the loop's own limit is the global one, so that is the only
+ * such case.) */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_loop *loop = cls;
+    (void)conn;
+    (void)socket_ctx;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&loop->open, 1);
+}
+
 int http_start(srv *s, char *err, size_t errlen)
 {
     struct http_server *h = calloc(1, sizeof *h);
@@ -399,10 +455,8 @@ int http_start(srv *s, char *err, size_t errlen)
     }
     if (parse_listen(s->cfg.listen, &ss, err, errlen) < 0)
         goto fail;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (s->cfg.tls_cert) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             snprintf(err, errlen, "this libmicrohttpd was built without TLS support");
@@ -418,38 +472,57 @@ int http_start(srv *s, char *err, size_t errlen)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n < 2 ? 2 : (int)n;
     }
-    struct MHD_OptionItem opts[16];
-    int n = 0;
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-                                        (intptr_t)s->cfg.timeout, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
-    if (threads > 1)
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
-    if (h->tls_cert) {
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+    char aerr[200];
+    if (!(h->acc = acceptor_open(&ss, 1024, aerr, sizeof aerr))) {
+        snprintf(err, errlen, "--listen %s: %s", s->cfg.listen, aerr);
+        goto fail;
     }
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    h->port = acceptor_port(h->acc);
+    if (!(h->loops = calloc((size_t)threads, sizeof *h->loops))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     /* Request ids: start time and pid in the high bits, a counter below. */
     atomic_store(&req_counter, ((unsigned long long)time(NULL) << 24) ^
                                    ((unsigned long long)getpid() << 8));
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
-                                 MHD_OPTION_END);
-    if (!h->daemon) {
-        snprintf(err, errlen, "cannot listen on %s (address in use, bad TLS files, or no "
-                 "permission)", s->cfg.listen);
-        goto fail;
+    for (int i = 0; i < threads; i++) {
+        http_loop *loop = &h->loops[i];
+        struct MHD_OptionItem opts[12];
+        int n = 0;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger,
+                                            NULL};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed,
+                                            s};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                            (intptr_t)on_connection, loop};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                            (intptr_t)s->cfg.timeout, NULL};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+                                            NULL};
+        if (h->tls_cert) {
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        }
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+        loop->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY,
+                                        opts, MHD_OPTION_END);
+        if (!loop->daemon) {
+            snprintf(err, errlen, "cannot start the HTTP%s event loops on %s%s",
+                     h->tls_cert ? "S" : "", s->cfg.listen,
+                     h->tls_cert ? " (is --tls-cert/--tls-key a valid PEM pair?)" : "");
+            goto fail;
+        }
+        h->nloops++;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
+    if (acceptor_start(h->acc, hand_off, h, err, errlen) < 0)
+        goto fail;
     s->http = h;
     return 0;
 fail:
+    acceptor_free(h->acc);
+    for (int i = 0; i < h->nloops; i++)
+        MHD_stop_daemon(h->loops[i].daemon);
+    free(h->loops);
     free(h->tls_cert);
     free(h->tls_key);
     free(h);
@@ -461,21 +534,29 @@ int http_port(srv *s)
     return s->http ? s->http->port : 0;
 }
 
+int http_loop_connections(srv *s, int *open, int max)
+{
+    if (!s->http)
+        return 0;
+    for (int i = 0; i < s->http->nloops && i < max; i++)
+        open[i] = atomic_load(&s->http->loops[i].open);
+    return s->http->nloops;
+}
+
 void http_quiesce(srv *s)
 {
-    if (!s->http || !s->http->daemon)
-        return;
-    MHD_socket fd = MHD_quiesce_daemon(s->http->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (s->http)
+        acceptor_stop(s->http->acc);
 }
 
 void http_stop(srv *s)
 {
     if (!s->http)
         return;
-    if (s->http->daemon)
-        MHD_stop_daemon(s->http->daemon);
+    acceptor_free(s->http->acc);
+    for (int i = 0; i < s->http->nloops; i++)
+        MHD_stop_daemon(s->http->loops[i].daemon);
+    free(s->http->loops);
     free(s->http->tls_cert);
     free(s->http->tls_key);
     free(s->http);

@@ -1,4 +1,5 @@
-/* http.h - the HTTP transport on libmicrohttpd: listener (thread pool, epoll, TLS),
+/* http.h - the HTTP transport on libmicrohttpd: event loops (one thread and epoll set
+ * each, fed by server/acceptor.c, TLS),
  * request bodies with the size limit, per-request state, JSON responses and errors,
  * access log, and deferral of write requests to the writer thread. */
 #ifndef SRV_HTTP_H
@@ -40,6 +41,9 @@ typedef struct http_req {
 int http_start(srv *s, char *err, size_t errlen);
 /* Port actually bound (useful with port 0). */
 int http_port(srv *s);
+/* The number of event loops (HTTP threads); copies the connections open on each into
+ * open[0..max-1]. 0 before http_start. */
+int http_loop_connections(srv *s, int *open, int max);
 /* Stops accepting connections; connections already open are served. */
 void http_quiesce(srv *s);
 /* Closes every connection and stops the threads. */

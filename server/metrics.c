@@ -200,7 +200,8 @@ cleanup:
     rag_strings_free(names, count);
 }
 
-char *metrics_render(srv_metrics *m, rag_db *db, long inflight, int ready, size_t *len)
+char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_conns,
+                     int nloops, int ready, size_t *len)
 {
     buf b = {0};
     char method[16];
@@ -250,6 +251,10 @@ char *metrics_render(srv_metrics *m, rag_db *db, long inflight, int ready, size_
     bprintf(&b, "# HELP ragcore_requests_in_flight Requests being served.\n"
                 "# TYPE ragcore_requests_in_flight gauge\nragcore_requests_in_flight %ld\n",
             inflight);
+    bprintf(&b, "# HELP ragcore_http_connections Connections open on each HTTP event loop.\n"
+                "# TYPE ragcore_http_connections gauge\n");
+    for (int i = 0; i < nloops; i++)
+        bprintf(&b, "ragcore_http_connections{loop=\"%d\"} %d\n", i, loop_conns[i]);
     bprintf(&b, "# HELP ragcore_ready 1 when the store is open and serving.\n"
                 "# TYPE ragcore_ready gauge\nragcore_ready %d\n", ready);
     bprintf(&b, "# HELP ragcore_start_time_seconds Unix time the server started.\n"

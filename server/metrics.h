@@ -21,7 +21,9 @@ void metrics_embed(srv_metrics *m, size_t texts, double seconds);
 void metrics_querylog_dropped(srv_metrics *m, size_t n);
 
 /* Renders the text exposition format (version 0.0.4). `db` may be NULL (no collection
- * gauges then). Returns a malloc'd NUL-terminated string (length in *len) or NULL. */
-char *metrics_render(srv_metrics *m, rag_db *db, long inflight, int ready, size_t *len);
+ * gauges then); loop_conns[0..nloops-1] are the connections open on each HTTP event
+ * loop. Returns a malloc'd NUL-terminated string (length in *len) or NULL. */
+char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_conns,
+                     int nloops, int ready, size_t *len);
 
 #endif

@@ -199,8 +199,10 @@ static void h_metrics(http_req *r)
     srv *s = r->s;
     size_t len = 0;
     int ready = atomic_load(&s->ready);
-    char *text = metrics_render(s->metrics, ready ? s->db : NULL,
-                                atomic_load(&s->inflight), ready, &len);
+    int conns[1024];
+    int nloops = http_loop_connections(s, conns, 1024);
+    char *text = metrics_render(s->metrics, ready ? s->db : NULL, atomic_load(&s->inflight),
+                                conns, nloops < 1024 ? nloops : 1024, ready, &len);
     if (!text) {
         http_error(r, 500, "internal", NULL, "out of memory rendering metrics");
         return;

@@ -11,10 +11,12 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1225,6 +1227,100 @@ static void test_metrics(void)
     resp_free(&r);
 }
 
+/* ---- connections are dealt out evenly over the event loops ------------------------------ */
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Sends GET path on a kept-alive connection and reads the whole response into out
+ * (NUL-terminated); returns the body (inside out) or NULL. */
+static char *raw_get(int fd, const char *path, char *out, size_t cap)
+{
+    char rq[256];
+    int n = snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, rq, (size_t)n) != n)
+        return NULL;
+    size_t got = 0;
+    char *body = NULL;
+    long want = -1;
+    while (got + 1 < cap) {
+        ssize_t k = read(fd, out + got, cap - 1 - got);
+        if (k <= 0)
+            return NULL;
+        got += (size_t)k;
+        out[got] = 0;
+        if (!body && (body = strstr(out, "\r\n\r\n"))) {
+            body += 4;
+            const char *cl = strcasestr(out, "\r\nContent-Length:");
+            want = cl ? atol(cl + 17) : -1;
+        }
+        if (body && want >= 0 && (long)(out + got - body) >= want)
+            return body;
+    }
+    return NULL;
+}
+
+/* Parses the ragcore_http_connections gauges; returns the number of loops (<= max). */
+static int loop_counts(const char *metrics, int *counts, int max)
+{
+    int n = 0;
+    for (const char *p = metrics; (p = strstr(p, "\nragcore_http_connections{loop=\"")) && n < max;
+         p++) {
+        int loop, c;
+        if (sscanf(p, "\nragcore_http_connections{loop=\"%d\"} %d", &loop, &c) == 2 &&
+            loop == n)
+            counts[n++] = c;
+    }
+    return n;
+}
+
+static void test_connection_balance(void)
+{
+    enum { NCONN = 8 };
+    int fds[NCONN], counts[64], nloops = 0, total = -1;
+    static char buf[1 << 16];
+    for (int i = 0; i < NCONN; i++)
+        fds[i] = -1;
+    /* wait until the connections of earlier tests are closed and only this one is open */
+    fds[0] = raw_connect(S.port);
+    ASSERT_TRUE(fds[0] >= 0);
+    for (double t0 = now_s(); fds[0] >= 0 && total != 1 && now_s() - t0 < 5; sleep_ms(20)) {
+        char *body = raw_get(fds[0], "/metrics", buf, sizeof buf);
+        ASSERT_TRUE(body != NULL);
+        if (!body)
+            break;
+        nloops = loop_counts(body, counts, 64);
+        total = 0;
+        for (int i = 0; i < nloops; i++)
+            total += counts[i];
+    }
+    ASSERT_EQ_INT(nloops, 4); /* start_server passes --threads 4 */
+    ASSERT_EQ_INT(total, 1);
+    for (int i = 1; i < NCONN; i++) {
+        fds[i] = raw_connect(S.port);
+        ASSERT_TRUE(fds[i] >= 0 && raw_get(fds[i], "/healthz", buf, sizeof buf) != NULL);
+    }
+    char *body = fds[0] >= 0 ? raw_get(fds[0], "/metrics", buf, sizeof buf) : NULL;
+    ASSERT_TRUE(body != NULL);
+    if (body) {
+        ASSERT_EQ_INT(loop_counts(body, counts, 64), 4);
+        for (int i = 0; i < 4; i++)
+            ASSERT_EQ_INT(counts[i], NCONN / 4);
+    }
+    for (int i = 0; i < NCONN; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 /* ---- concurrency: searches keep answering during a large ingest ----------------------- */
 
 static atomic_int ingest_running, searches_during, search_failures;
@@ -1481,6 +1577,7 @@ int main(void)
     RUN_TEST(test_embeddings);
     RUN_TEST(test_keys_and_querylog);
     RUN_TEST(test_metrics);
+    RUN_TEST(test_connection_balance);
     RUN_TEST(test_concurrent_search_during_ingest);
     RUN_TEST(test_sighup_reload);
     RUN_TEST(test_fuzz_findings); /* after the tests that count keys and ingests */

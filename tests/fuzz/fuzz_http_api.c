@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define ADMIN_KEY "fuzz-admin-key"
 
@@ -87,18 +88,14 @@ struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port, MHD_Accep
     return &the_daemon;
 }
 
-const union MHD_DaemonInfo *MHD_get_daemon_info(struct MHD_Daemon *d, enum MHD_DaemonInfoType t,
-                                                ...)
+/* No client connects (http.c's acceptor listens on a free loopback port); a connection
+ * handed over anyway is refused and closed, as libmicrohttpd does on failure. */
+enum MHD_Result MHD_add_connection(struct MHD_Daemon *d, MHD_socket s,
+                                   const struct sockaddr *addr, socklen_t addrlen)
 {
-    static union MHD_DaemonInfo info;
-    (void)d, (void)t;
-    return &info;
-}
-
-MHD_socket MHD_quiesce_daemon(struct MHD_Daemon *d)
-{
-    (void)d;
-    return MHD_INVALID_SOCKET;
+    (void)d, (void)addr, (void)addrlen;
+    close(s);
+    return MHD_NO;
 }
 
 void MHD_stop_daemon(struct MHD_Daemon *d)
@@ -211,7 +208,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(dir, sizeof dir, "%s/ragfuzz-http-api.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir))
         die("mkdtemp", dir);
-    char *args[] = {"fuzz_http_api", "--db", dir, "--embedder", "hash", "--dim", "32",
+    char *args[] = {"fuzz_http_api", "--db", dir, "--listen", "127.0.0.1:0", "--embedder", "hash",
+                    "--dim", "32",
                     "--access-log", "off", "--max-body", "65536", NULL};
     config_init(&S.cfg);
     if (config_load(&S.cfg, (int)(sizeof args / sizeof args[0]) - 1, args, err, sizeof err) != 0)
