@@ -5,14 +5,18 @@
 #
 # usage: bench/server_ab.sh DIR EF BUILD:BODIES [BUILD:BODIES ...]
 #   BODIES: vec (JSON numbers, DIR/vec_bodies.jsonl) or vec-b64 (base64 float32 strings)
-# env:   ROUNDS=3 DURATION=10 CONC=16
-# Prints one line per run: build, bodies, QPS, p50/p95/p99 ms, server CPU ms per request.
+# env:   ROUNDS=3 DURATION=10 CONC=16 WRK_THREADS=2
+# Prints one line per run: build, bodies, QPS, p50/p95/p99/p99.9 ms, server CPU ms per
+# request, and the sizes of the server's epoll sets 2 s into the run: one per HTTP event
+# loop, each holding that loop's connections and its wake-up descriptor (and, in builds
+# before server/acceptor.c, the listening socket), so they show how evenly the
+# connections were spread.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/server_lib.sh"
 W=$1 EF=$2
 shift 2
-ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} CONC=${CONC:-16}
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} CONC=${CONC:-16} WRK_THREADS=${WRK_THREADS:-2}
 KEY=ab-admin-key-$$ PID=""
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; true' EXIT
 for round in $(seq 1 "$ROUNDS"); do
@@ -24,16 +28,23 @@ for round in $(seq 1 "$ROUNDS"); do
         PID=$!
         url=$(server_url "$port")/v1/collections/bench/search
         rm -f "$port"
-        BODIES=$W/${bodies}_bodies.jsonl KEY=$KEY wrk -t2 -c"$CONC" -d3s -s "$HERE/wrk_search.lua" \
-            "$url" > /dev/null
+        BODIES=$W/${bodies}_bodies.jsonl KEY=$KEY wrk -t"$WRK_THREADS" -c"$CONC" -d3s \
+            -s "$HERE/wrk_search.lua" "$url" > /dev/null
         t0=$(cpu_ticks "$PID")
-        r=$(BODIES=$W/${bodies}_bodies.jsonl KEY=$KEY wrk -t2 -c"$CONC" -d"${DURATION}s" \
-            -s "$HERE/wrk_search.lua" "$url" | grep '^{"requests"')
+        out=$(mktemp)
+        BODIES=$W/${bodies}_bodies.jsonl KEY=$KEY wrk -t"$WRK_THREADS" -c"$CONC" \
+            -d"${DURATION}s" -s "$HERE/wrk_search.lua" "$url" > "$out" &
+        wpid=$!
+        sleep 2
+        sets=$(epoll_sets "$PID")
+        wait "$wpid"
+        r=$(grep '^{"requests"' "$out")
+        rm -f "$out"
         t1=$(cpu_ticks "$PID")
         kill "$PID"
         wait "$PID" || true
         PID=""
-        python3 -c "import json,sys; r=json.loads(sys.argv[1]); print('round %s %-28s %-8s QPS %7.1f  p50 %5.2f p95 %5.2f p99 %5.2f ms  CPU %.3f ms/req' % (sys.argv[2], sys.argv[3], sys.argv[4], r['qps'], r['p50_ms'], r['p95_ms'], r['p99_ms'], (int(sys.argv[6]) - int(sys.argv[5])) * 1000.0 / int(sys.argv[7]) / r['requests']))" \
-            "$r" "$round" "$build" "$bodies" "$t0" "$t1" "$(getconf CLK_TCK)"
+        python3 -c "import json,sys; r=json.loads(sys.argv[1]); print('round %s %-28s %-8s QPS %7.1f  p50 %5.2f p95 %5.2f p99 %5.2f p99.9 %5.2f ms  CPU %.3f ms/req  epoll sets %s' % (sys.argv[2], sys.argv[3], sys.argv[4], r['qps'], r['p50_ms'], r['p95_ms'], r['p99_ms'], r['p999_ms'], (int(sys.argv[6]) - int(sys.argv[5])) * 1000.0 / int(sys.argv[7]) / r['requests'], sys.argv[8]))" \
+            "$r" "$round" "$build" "$bodies" "$t0" "$t1" "$(getconf CLK_TCK)" "$sets"
     done
 done

@@ -6,6 +6,16 @@ field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 # cpu_ticks PID: the process's user + system CPU time in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# epoll_sets PID: the number of descriptors in each of the process's epoll sets, as a/b/...
+epoll_sets() {
+    local fd sets=""
+    for fd in /proc/"$1"/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:[eventpoll]" ] || continue
+        sets="$sets${sets:+/}$(grep -c '^tfd:' /proc/"$1"/fdinfo/"${fd##*/}")"
+    done
+    echo "$sets"
+}
+
 # wait_http URL [SECONDS]: waits (default 60 s) until URL answers 2xx; 1 when it never does
 wait_http() {
     for _ in $(seq 1 $((${2:-60} * 10))); do
