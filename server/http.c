@@ -421,6 +421,12 @@ static void hand_off(void *ctx, int fd, const struct sockaddr *addr, socklen_t l
     }
     h->next = (best + 1) % h->nloops;
     if (total >= HTTP_CONNECTION_LIMIT) {
+        static time_t last_warn; /* accept thread only */
+        time_t now = time(NULL);
+        if (now != last_warn)
+            log_msg("warn", "accept", "%d connections open, the limit: new ones are closed",
+                    total);
+        last_warn = now;
         close(fd);
         return;
     }
