@@ -1,6 +1,7 @@
 /* test_server.c - ragcore-server over real loopback HTTP (libcurl): every endpoint, the
- * auth matrix, validation errors, body limit, concurrency, SIGHUP reload, TLS and
- * graceful shutdown with persistence. */
+ * auth matrix, validation errors, body limit, concurrency, connections spread over the
+ * event loops, running out of descriptors, SIGHUP reload, TLS and graceful shutdown with
+ * persistence. */
 #include "test.h"
 #include "json_number.h"
 #include "json_writer.h"
@@ -16,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -35,6 +37,7 @@ typedef struct server {
 } server;
 
 static server S; /* the main server under test */
+static int child_nofile; /* > 0: start_server gives the server this descriptor limit */
 
 static double now_s(void)
 {
@@ -179,6 +182,10 @@ static int start_server(server *sv, const char *db, const char *logname, int tls
             close(fd);
         }
         setenv("RAGCORE_ADMIN_KEY", ADMIN_KEY, 1);
+        if (child_nofile > 0) {
+            struct rlimit rl = {(rlim_t)child_nofile, (rlim_t)child_nofile};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         execv(server_bin, (char *const *)argv);
         _exit(127);
     }
@@ -1510,6 +1517,70 @@ static void test_shutdown_and_restart(void)
     ASSERT_EQ_INT(stop_server(&S), 0);
 }
 
+/* ---- out of descriptors: the accept thread waits instead of spinning, then recovers ---- */
+
+static long proc_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    long utime = 0, stime = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime,
+                     &stime) != 2)
+        return -1;
+    return utime + stime;
+}
+
+static void test_descriptor_exhaustion(void)
+{
+    enum { NCONN = 120 };
+    char db[1100], logpath[1100];
+    snprintf(db, sizeof db, "%s/fddb", tmpdir);
+    snprintf(logpath, sizeof logpath, "%s/fd.log", tmpdir);
+    server t;
+    child_nofile = 64;
+    int started = start_server(&t, db, "fd", 0, NULL);
+    child_nofile = 0;
+    ASSERT_EQ_INT(started, 0);
+    if (started != 0)
+        return;
+    int fds[NCONN];
+    for (int i = 0; i < NCONN; i++)
+        fds[i] = raw_connect(t.port); /* the kernel's backlog takes what the server cannot */
+    sleep_ms(300);
+    long t0 = proc_cpu_ticks(t.pid);
+    sleep_ms(1000);
+    long t1 = proc_cpu_ticks(t.pid);
+    ASSERT_TRUE(t0 >= 0 && t1 >= 0);
+    /* a thread retrying accept() without pause would burn the whole second */
+    ASSERT_TRUE(t1 - t0 < sysconf(_SC_CLK_TCK) / 4);
+    for (int i = 0; i < NCONN; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    resp r;
+    long st = 0;
+    for (double w0 = now_s(); st != 200 && now_s() - w0 < 10; sleep_ms(50)) {
+        st = request(&t, "GET", "/healthz", NULL, NULL, 0, &r);
+        resp_free(&r);
+    }
+    ASSERT_EQ_INT(st, 200);
+    FILE *f = fopen(logpath, "r");
+    char line[512];
+    int warned = 0;
+    while (f && fgets(line, sizeof line, f))
+        warned += strstr(line, "cannot accept a connection: Too many open files") != NULL;
+    if (f)
+        fclose(f);
+    ASSERT_TRUE(warned >= 1);
+    ASSERT_EQ_INT(stop_server(&t), 0);
+}
+
 /* ---- TLS ------------------------------------------------------------------------------- */
 
 static void test_tls(void)
@@ -1583,6 +1654,7 @@ int main(void)
     RUN_TEST(test_fuzz_findings); /* after the tests that count keys and ingests */
     RUN_TEST(test_shutdown_and_restart);
     RUN_TEST(test_tls);
+    RUN_TEST(test_descriptor_exhaustion);
     if (S.pid > 0)
         stop_server(&S);
     curl_global_cleanup();
