@@ -483,17 +483,29 @@ static void test_json_real_writer(void)
     ASSERT_EQ_INT(bad, 0);
 }
 
-/* Whether the NUL-separated environment of process pid holds the entry `want`. */
-static int proc_env_has(pid_t pid, const char *want)
+/* Reads /proc/PID/FILE into buf (NUL-terminated, at most cap - 1 bytes); the number of
+ * bytes read, or -1 when it cannot be opened. */
+static long proc_read(pid_t pid, const char *file, char *buf, size_t cap)
 {
-    char path[64], buf[65536];
-    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = 0;
+    return (long)n;
+}
+
+/* Whether the NUL-separated environment of process pid holds the entry `want`. */
+static int proc_env_has(pid_t pid, const char *want)
+{
+    char buf[65536];
+    long got = proc_read(pid, "environ", buf, sizeof buf);
+    if (got < 0)
+        return -1;
+    size_t n = (size_t)got;
     for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
         if (!strcmp(buf + i, want))
             return 1;
@@ -1524,14 +1536,9 @@ static void test_shutdown_and_restart(void)
 
 static long proc_cpu_ticks(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char buf[1024];
+    if (proc_read(pid, "stat", buf, sizeof buf) < 0)
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     long utime = 0, stime = 0;
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime,
