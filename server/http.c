@@ -542,11 +542,10 @@ int http_port(srv *s)
 
 int http_loop_connections(srv *s, int *open, int max)
 {
-    if (!s->http)
-        return 0;
-    for (int i = 0; i < s->http->nloops && i < max; i++)
-        open[i] = atomic_load(&s->http->loops[i].open);
-    return s->http->nloops;
+    int n = 0;
+    for (; s->http && n < s->http->nloops && n < max; n++)
+        open[n] = atomic_load(&s->http->loops[n].open);
+    return n;
 }
 
 void http_quiesce(srv *s)

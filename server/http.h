@@ -41,8 +41,8 @@ typedef struct http_req {
 int http_start(srv *s, char *err, size_t errlen);
 /* Port actually bound (useful with port 0). */
 int http_port(srv *s);
-/* The number of event loops (HTTP threads); copies the connections open on each into
- * open[0..max-1]. 0 before http_start. */
+/* Copies the connections open on each event loop (HTTP thread) into open[], at most max
+ * of them; returns how many it copied (0 before http_start). */
 int http_loop_connections(srv *s, int *open, int max);
 /* Stops accepting connections; connections already open are served. */
 void http_quiesce(srv *s);

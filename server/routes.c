@@ -199,10 +199,10 @@ static void h_metrics(http_req *r)
     srv *s = r->s;
     size_t len = 0;
     int ready = atomic_load(&s->ready);
-    int conns[1024];
-    int nloops = http_loop_connections(s, conns, 1024);
+    int conns[1024]; /* --threads is at most 1024 */
+    int nloops = http_loop_connections(s, conns, (int)(sizeof conns / sizeof *conns));
     char *text = metrics_render(s->metrics, ready ? s->db : NULL, atomic_load(&s->inflight),
-                                conns, nloops < 1024 ? nloops : 1024, ready, &len);
+                                conns, nloops, ready, &len);
     if (!text) {
         http_error(r, 500, "internal", NULL, "out of memory rendering metrics");
         return;
