@@ -1,14 +1,22 @@
 /* bench_vsearch.c - single-thread search time of a saved collection index, as loaded by
- * the library (huge pages unless RAGCORE_HUGEPAGES=0), for side-by-side runs.
+ * the library (huge pages unless RAGCORE_HUGEPAGES=0), for side-by-side runs; with --db,
+ * also the whole library search (rag_search_vector) on the same queries.
  *
  * usage: bench_vsearch --index FILE --queries FILE [--spec SPEC] [--dim D] [--ef E]
- *                      [--nq Q] [--rounds R]
+ *                      [--nq Q] [--rounds R] [--db DIR --collection NAME [--plain]]
  *
  * --index is a store's <store>/index/<collection id>.idx; --queries holds little-endian
  * float32 vectors back to back (dim floats each), e.g. queries.f32 of bench/server_bench.py.
  * Each round searches the Q queries (k 10) once on the calling thread; prints the median and
  * best microseconds per query over the rounds and the process's AnonHugePages. Alternate
- * runs with and without RAGCORE_HUGEPAGES=0 on a shared machine and compare in pairs. */
+ * runs with and without RAGCORE_HUGEPAGES=0 on a shared machine and compare in pairs.
+ *
+ * --db opens the store read-only (ef_search --ef) and alternates each round of the index
+ * alone with a round of dense rag_search_vector (k 10, default options) on collection
+ * NAME (--plain: collapse_threshold 2, the plain top-k of bench_server.sh's request
+ * bodies), so both see the same host; it prints the library's median and the median over
+ * rounds of the difference, the library's own cost around FAISS (store reads of the hits,
+ * duplicate collapsing, copies). */
 #include "ragcore.h"
 #include "vindex.h"
 
@@ -49,11 +57,15 @@ static long anon_huge_kb(void)
 
 int main(int argc, char **argv)
 {
-    const char *index = NULL, *queries = NULL, *spec = "HNSW32";
-    int dim = 384, ef = 32, rounds = 9;
+    const char *index = NULL, *queries = NULL, *spec = "HNSW32", *dbdir = NULL, *coll = NULL;
+    int dim = 384, ef = 32, rounds = 9, plain = 0;
     size_t nq = 500;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--plain")) {
+            plain = 1;
+            continue;
+        }
         if (!v)
             goto usage;
         if (!strcmp(o, "--index"))
@@ -70,12 +82,16 @@ int main(int argc, char **argv)
             nq = (size_t)atol(v);
         else if (!strcmp(o, "--rounds"))
             rounds = atoi(v);
+        else if (!strcmp(o, "--db"))
+            dbdir = v;
+        else if (!strcmp(o, "--collection"))
+            coll = v;
         else
             goto usage;
         i++;
     }
     if (!index || !queries || dim <= 0 || ef <= 0 || nq == 0 || rounds < 1 ||
-        rounds > ROUNDS_MAX)
+        rounds > ROUNDS_MAX || !dbdir != !coll)
         goto usage;
 
     float *q = malloc(nq * (size_t)dim * sizeof *q);
@@ -96,10 +112,28 @@ int main(int argc, char **argv)
         return 2;
     }
     double load_s = now() - t0;
+    rag_db *db = NULL;
+    if (dbdir) {
+        rag_open_options oo;
+        rag_open_options_init(&oo);
+        oo.read_only = 1;
+        oo.hnsw_ef_search = ef;
+        if (rag_open(dbdir, &oo, &db) != RAG_OK) {
+            fprintf(stderr, "bench_vsearch: %s: %s\n", dbdir, rag_errmsg());
+            return 2;
+        }
+    }
     omp_set_num_threads(1);
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = coll;
+    so.mode = RAG_MODE_DENSE;
+    so.k = 10;
+    if (plain)
+        so.collapse_threshold = 2.0f;
     float scores[10];
     int64_t ids[10];
-    double us[ROUNDS_MAX];
+    double us[ROUNDS_MAX], lib_us[ROUNDS_MAX];
     for (int r = 0; r < rounds; r++) {
         t0 = now();
         for (size_t i = 0; i < nq; i++)
@@ -108,6 +142,35 @@ int main(int argc, char **argv)
                 return 2;
             }
         us[r] = (now() - t0) * 1e6 / (double)nq;
+        if (!db)
+            continue;
+        t0 = now();
+        for (size_t i = 0; i < nq; i++) {
+            rag_results *res = NULL;
+            if (rag_search_vector(db, q + i * (size_t)dim, dim, &so, &res) != RAG_OK ||
+                rag_results_count(res) == 0) {
+                fprintf(stderr, "bench_vsearch: search %zu: %s\n", i,
+                        res ? "no hits" : rag_errmsg());
+                return 2;
+            }
+            rag_results_free(res);
+        }
+        lib_us[r] = (now() - t0) * 1e6 / (double)nq;
+    }
+    if (db) {
+        /* the library's own cost: the median over rounds of (library - index alone), each
+         * pair measured back to back */
+        double d[ROUNDS_MAX], lib[ROUNDS_MAX];
+        for (int r = 0; r < rounds; r++) {
+            d[r] = lib_us[r] - us[r];
+            lib[r] = lib_us[r];
+        }
+        qsort(d, (size_t)rounds, sizeof d[0], cmp_double);
+        qsort(lib, (size_t)rounds, sizeof lib[0], cmp_double);
+        printf("rag_search_vector us/query median %.1f best %.1f  library around the index:"
+               " median %.1f us/query (rounds: %.1f .. %.1f)\n", lib[rounds / 2], lib[0],
+               d[rounds / 2], d[0], d[rounds - 1]);
+        rag_close(db);
     }
     qsort(us, (size_t)rounds, sizeof us[0], cmp_double);
     const char *env = getenv("RAGCORE_HUGEPAGES");
@@ -120,6 +183,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_vsearch --index FILE --queries FILE [--spec SPEC] [--dim D]"
-                    " [--ef E] [--nq Q] [--rounds R]\n");
+                    " [--ef E] [--nq Q] [--rounds R] [--db DIR --collection NAME [--plain]]\n");
     return 1;
 }

@@ -662,26 +662,25 @@ typedef struct shape_ctx {
     plan *p;
     int dim;
     int use_vecs;
-    uint64_t *hashes;
-    char **docs;
+    rag_chunk_rec **recs;        /* the candidates' chunk records, handed on to add_hit */
     float *vecs;
     unsigned char *state;        /* bit 1: loaded, bit 2: has vector */
 } shape_ctx;
 
+/* Loads candidate i's chunk record and, when needed, its vector: from the index's memory
+ * when it keeps exact floats (no store lookup, and the search has just read it), else
+ * from the store. */
 static int shape_load(shape_ctx *s, const cand_list *l, size_t i)
 {
     if (s->state[i] & 1)
         return RAG_OK;
-    const char *doc;
-    size_t dl;
-    int rc = rag_store_chunk_head(s->p->txn, s->p->coll->id, l->c[i].id, &doc, &dl,
-                                  &s->hashes[i], NULL);
-    if (rc == RAG_OK && !(s->docs[i] = rag_strndup(doc, dl)))
-        rc = RAG_ENOMEM;
+    rag_coll *c = s->p->coll;
+    int rc = rag_store_chunk_get(s->p->txn, c->id, l->c[i].id, &s->recs[i]);
     if (rc == RAG_OK && s->use_vecs) {
-        rc = rag_store_vec_get(s->p->txn, s->p->coll->id, l->c[i].id,
-                               s->vecs + i * (size_t)s->dim, s->dim);
-        if (rc == RAG_OK)
+        float *v = s->vecs + i * (size_t)s->dim;
+        if (c->ix && rag_vindex_vector(c->ix, (int64_t)l->c[i].id, v))
+            s->state[i] |= 2;
+        else if ((rc = rag_store_vec_get(s->p->txn, c->id, l->c[i].id, v, s->dim)) == RAG_OK)
             s->state[i] |= 2;
         else if (rc == RAG_ENOTFOUND)
             rc = RAG_OK;
@@ -694,8 +693,11 @@ static int shape_load(shape_ctx *s, const cand_list *l, size_t i)
 /* Selects up to k candidates in ranked order, or by MMR over the best max(4k, 50), while
  * honouring the per-document cap and collapsing duplicates (equal normalised text, or
  * vectors at least collapse_threshold similar to an already selected hit). The selection
- * replaces the list. Candidate data is loaded lazily, so ranked order costs O(k) lookups. */
-static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_list *l)
+ * replaces the list, and *recs_out receives the chosen candidates' chunk records in the
+ * same order (an array of l->n, each to be freed with rag_chunk_rec_free). Candidate data
+ * is loaded lazily, so ranked order costs O(k) lookups. */
+static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_list *l,
+                 rag_chunk_rec ***recs_out)
 {
     int rc = RAG_OK;
     float collapse = o->collapse_threshold > 0 ? o->collapse_threshold : 0.98f;
@@ -703,15 +705,15 @@ static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_l
     size_t n = l->n;
     if (mmr && n > (size_t)(k * 4 > 50 ? k * 4 : 50))
         n = (size_t)(k * 4 > 50 ? k * 4 : 50);
-    shape_ctx s = {p, db->dim, mmr || collapse <= 1.0f, NULL, NULL, NULL, NULL};
+    *recs_out = NULL;
+    shape_ctx s = {p, db->dim, mmr || collapse <= 1.0f, NULL, NULL, NULL};
     size_t *order = rag_malloc((n ? n : 1) * sizeof *order);
     unsigned char *picked = rag_calloc(n ? n : 1, 1);
-    s.hashes = rag_calloc(n ? n : 1, sizeof *s.hashes);
-    s.docs = rag_calloc(n ? n : 1, sizeof *s.docs);
+    s.recs = rag_calloc(n ? n : 1, sizeof *s.recs);
     s.state = rag_calloc(n ? n : 1, 1);
     if (s.use_vecs)
         s.vecs = rag_malloc((n ? n : 1) * (size_t)s.dim * sizeof(float));
-    if (!order || !picked || !s.hashes || !s.docs || !s.state || (s.use_vecs && !s.vecs)) {
+    if (!order || !picked || !s.recs || !s.state || (s.use_vecs && !s.vecs)) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
@@ -729,9 +731,9 @@ static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_l
             float maxsim = 0;
             for (size_t j = 0; j < chosen && !skip; j++) {
                 size_t t = order[j];
-                if (s.hashes[t] == s.hashes[i])
+                if (s.recs[t]->text_hash == s.recs[i]->text_hash)
                     skip = 1;
-                if (strcmp(s.docs[t], s.docs[i]) == 0)
+                if (strcmp(s.recs[t]->doc_id, s.recs[i]->doc_id) == 0)
                     same_doc++;
                 if ((s.state[i] & 2) && (s.state[t] & 2)) {
                     float sim = dot(s.vecs + i * (size_t)s.dim, s.vecs + t * (size_t)s.dim, s.dim);
@@ -764,22 +766,28 @@ static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_l
     }
     if (rc == RAG_OK) {
         cand *sel = rag_malloc((chosen ? chosen : 1) * sizeof *sel);
-        if (!sel) {
+        rag_chunk_rec **recs = rag_malloc((chosen ? chosen : 1) * sizeof *recs);
+        if (!sel || !recs) {
+            free(sel);
+            free(recs);
             rc = RAG_ENOMEM;
             goto cleanup;
         }
-        for (size_t j = 0; j < chosen; j++)
+        for (size_t j = 0; j < chosen; j++) {
             sel[j] = l->c[order[j]];
+            recs[j] = s.recs[order[j]];
+            s.recs[order[j]] = NULL;
+        }
         if (chosen)
             memcpy(l->c, sel, chosen * sizeof *sel);
         l->n = chosen;
         free(sel);
+        *recs_out = recs;
     }
 cleanup:
-    for (size_t i = 0; s.docs && i < n; i++)
-        free(s.docs[i]);
-    free(s.docs);
-    free(s.hashes);
+    for (size_t i = 0; s.recs && i < n; i++)
+        rag_chunk_rec_free(s.recs[i]);
+    free(s.recs);
     free(s.vecs);
     free(s.state);
     free(picked);
@@ -828,14 +836,13 @@ static int apply_recency(plan *p, const rag_search_options *o, cand_list *l)
 
 /* ---- materialisation ------------------------------------------------------------------------ */
 
-static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x)
+/* Appends candidate x as a hit, with its chunk record `ch` (taken over and freed
+ * whatever the outcome) and its document read from the store. */
+static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x,
+                   rag_chunk_rec *ch)
 {
-    rag_chunk_rec *ch = NULL;
     rag_doc_rec *d = NULL;
-    int rc = rag_store_chunk_get(txn, c->id, x->id, &ch);
-    if (rc != RAG_OK)
-        return rc;
-    rc = rag_store_doc_get(txn, c->id, ch->doc_id, &d);
+    int rc = rag_store_doc_get(txn, c->id, ch->doc_id, &d);
     if (rc != RAG_OK)
         goto cleanup;
     if (res->count == res->cap) {
@@ -1007,10 +1014,16 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     }
     if (rc == RAG_OK && o.half_life > 0)
         rc = apply_recency(&p, &o, &fused);
+    rag_chunk_rec **recs = NULL;
     if (rc == RAG_OK)
-        rc = shape(db, &p, &o, o.k, &fused);
-    for (size_t i = 0; rc == RAG_OK && i < fused.n; i++)
-        rc = add_hit(txn, c, res, &fused.c[i]);
+        rc = shape(db, &p, &o, o.k, &fused, &recs);
+    for (size_t i = 0; recs && i < fused.n; i++) {
+        if (rc == RAG_OK)
+            rc = add_hit(txn, c, res, &fused.c[i], recs[i]);
+        else
+            rag_chunk_rec_free(recs[i]);
+    }
+    free(recs);
     if (rc == RAG_OK) {
         /* Confident when either active side's best hit clears its threshold. */
         float td = o.dense_threshold != 0 ? o.dense_threshold : default_dense_threshold(db->emb->name);

@@ -35,6 +35,7 @@ struct rag_vindex {
      * added since it last looked */
     rag_hugepage_mark *hp_mark;
     size_t hp_added;
+    int keeps_floats;            /* spec_keeps_floats(spec) */
 };
 
 /* Vectors added between two looks at the mappings (about 100 us each on a server, against
@@ -77,6 +78,22 @@ static int faiss_status(int frc, int rc, const char *what)
     if (nl)
         *nl = '\0';
     return rag_fail(rc, "%s failed (FAISS %d): %s", what, frc, msg);
+}
+
+/* Whether every component of `spec` stores plain floats: "Flat" or "HNSW<M>" (whose
+ * default storage is Flat). */
+static int spec_keeps_floats(const char *spec)
+{
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        int flat = len == 4 && !strncmp(p, "Flat", 4);
+        int hnsw = len > 4 && !strncmp(p, "HNSW", 4) && strspn(p + 4, "0123456789") == len - 4;
+        if (!flat && !hnsw)
+            return 0;
+        p += len;
+        p += *p == ',';
+    }
+    return 1;
 }
 
 static void apply_ef(rag_vindex *ix)
@@ -131,6 +148,7 @@ int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out
     ix->dim = dim;
     ix->ef_search = ef_search;
     snprintf(ix->spec, sizeof ix->spec, "%s", spec);
+    ix->keeps_floats = spec_keeps_floats(ix->spec);
     ix->hp_mark = rag_hugepage_mark_take();
     apply_ef(ix);
     *out = ix;
@@ -384,6 +402,7 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     ix->dim = dim;
     ix->ef_search = ef_search;
     snprintf(ix->spec, sizeof ix->spec, "%s", spec);
+    ix->keeps_floats = spec_keeps_floats(ix->spec);
     ix->hp_mark = mark;
     mark = NULL;
     hugepage_check(ix);
@@ -484,6 +503,11 @@ int rag_vindex_ids(const rag_vindex *ix, int64_t **ids, size_t *n)
     *ids = out;
     *n = count;
     return RAG_OK;
+}
+
+int rag_vindex_vector(const rag_vindex *ix, int64_t id, float *out)
+{
+    return ix->keeps_floats && faiss_Index_reconstruct(ix->index, (idx_t)id, out) == 0;
 }
 
 int rag_vindex_reconstruct(const rag_vindex *ix, int64_t id, float *out)

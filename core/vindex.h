@@ -73,3 +73,10 @@ int rag_vindex_ids(const rag_vindex *ix, int64_t **ids, size_t *n);
  * RAG_EUNSUPPORTED when the spec cannot reconstruct (IVF without a direct map) or the id
  * is absent. */
 int rag_vindex_reconstruct(const rag_vindex *ix, int64_t id, float *out);
+
+/* Copies the stored vector of `id` into out[dim] when the index keeps each vector exactly
+ * as added (Flat storage: "Flat", "HNSW32", "HNSW32,Flat") and holds `id`, and returns 1;
+ * returns 0, setting no error, for quantised and IVF specs and for an id not (yet) in the
+ * index. A search uses it to read its candidates' vectors from memory instead of the
+ * store. Safe beside searches; not while an add runs. */
+int rag_vindex_vector(const rag_vindex *ix, int64_t id, float *out);

@@ -524,6 +524,46 @@ static void test_other_index_specs(void)
     }
 }
 
+/* Near-duplicate collapsing compares candidate vectors: read from the index's memory when
+ * it keeps exact floats (HNSW32, Flat), else from the store (quantised SQ8, IVF). "dup"
+ * has its own text but v777's vector, so it collapses into v777 in every case. */
+static void test_collapse_vectors_from_index_or_store(void)
+{
+    const char *specs[] = {"HNSW32", "Flat", "HNSW32,SQ8", "IVF16,Flat"};
+    for (int s = 0; s < 4; s++) {
+        fresh_dir("search_collapse_specs");
+        rag_db *db = open_db(specs[s]);
+        ingest_range(db, "s", 0, 1000, "/s");
+        rag_document d;
+        rag_document_init(&d);
+        d.id = "dup";
+        d.text = "v777 twin";
+        ASSERT_OK(rag_ingest(db, "s", &d, 1, NULL));
+        rag_search_options so;
+        rag_search_options_init(&so);
+        so.collection = "s";
+        so.mode = RAG_MODE_DENSE;
+        for (int collapse = 1; collapse >= 0; collapse--) {
+            so.collapse_threshold = collapse ? 0 : 2.0f;
+            rag_results *res = NULL;
+            ASSERT_OK(rag_search(db, "v777", &so, &res));
+            ASSERT_EQ_INT(rag_results_count(res), 10);
+            int twins = 0;
+            for (size_t i = 0; i < rag_results_count(res); i++) {
+                const char *id = rag_results_get(res, i)->doc_id;
+                twins += !strcmp(id, "v777") || !strcmp(id, "dup");
+            }
+            if (twins != (collapse ? 1 : 2))
+                TEST_FAIL_("%s, collapse %s: %d of v777 and its twin returned", specs[s],
+                           collapse ? "on" : "off", twins);
+            const char *top = rag_results_get(res, 0)->doc_id;
+            ASSERT_TRUE(!strcmp(top, "v777") || !strcmp(top, "dup"));
+            rag_results_free(res);
+        }
+        ASSERT_OK(rag_close(db));
+    }
+}
+
 static int embed_calls;
 
 static int counting_embed(void *user, const char *const *texts, const size_t *lens, size_t n,
@@ -713,5 +753,6 @@ int main(void)
     RUN_TEST(test_reopen_replays_and_rebuilds);
     RUN_TEST(test_embedder_identity);
     RUN_TEST(test_other_index_specs);
+    RUN_TEST(test_collapse_vectors_from_index_or_store);
     return TEST_REPORT();
 }

@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "ragcore.h"
+#include "status.h"
 #include "vindex.h"
 
 #include <math.h>
@@ -167,6 +168,46 @@ static void test_save_load_roundtrip(void)
     rag_vindex_free(ix);
 }
 
+/* rag_vindex_vector gives the added floats back exactly for Flat storage, and 0 without
+ * an error for quantised specs and absent ids. */
+static void test_vector_from_memory(void)
+{
+    const char *exact[] = {"HNSW32", "Flat", "HNSW16,Flat"};
+    float out[DIM];
+    for (int s = 0; s < 3; s++) {
+        rag_vindex *ix = NULL;
+        ASSERT_OK(rag_vindex_create(exact[s], DIM, 64, &ix));
+        ASSERT_OK(rag_vindex_add(ix, 1000, data, ids));
+        rag_clear_error();
+        ASSERT_EQ_INT(rag_vindex_vector(ix, ids[7], out), 1);
+        ASSERT_TRUE(memcmp(out, data + 7 * DIM, sizeof out) == 0);
+        ASSERT_EQ_INT(rag_vindex_vector(ix, ids[7] + 1, out), 0); /* ids step by 3 */
+        ASSERT_EQ_INT(rag_vindex_vector(ix, ids[999] + 3, out), 0);
+        ASSERT_STR_EQ(rag_errmsg(), "");
+        rag_vindex_free(ix);
+    }
+    rag_vindex *sq = NULL;
+    ASSERT_OK(rag_vindex_create("HNSW32,SQ8", DIM, 64, &sq));
+    ASSERT_OK(rag_vindex_add(sq, 1000, data, ids));
+    ASSERT_EQ_INT(rag_vindex_vector(sq, ids[7], out), 0);
+    ASSERT_OK(rag_vindex_reconstruct(sq, ids[7], out)); /* lossy, but there */
+    rag_vindex_free(sq);
+    /* a loaded index keeps the property */
+    char path[4096];
+    path_in_tmp(path, sizeof path, "vindex_vector.idx");
+    rag_vindex *ix = NULL, *back = NULL;
+    uint64_t covered = 0;
+    ASSERT_OK(rag_vindex_create("HNSW32", DIM, 64, &ix));
+    ASSERT_OK(rag_vindex_add(ix, 100, data, ids));
+    ASSERT_OK(rag_vindex_save(ix, path, 100));
+    ASSERT_OK(rag_vindex_load(path, "HNSW32", DIM, 64, &back, &covered));
+    ASSERT_EQ_INT(rag_vindex_vector(back, ids[42], out), 1);
+    ASSERT_TRUE(memcmp(out, data + 42 * DIM, sizeof out) == 0);
+    rag_vindex_free(back);
+    rag_vindex_free(ix);
+    unlink(path);
+}
+
 /* Bytes of this process's mappings that carry the huge-page advice (VmFlags "hg"). */
 static size_t advised_bytes(void)
 {
@@ -284,6 +325,7 @@ int main(void)
     RUN_TEST(test_hnsw_recall_vs_flat);
     RUN_TEST(test_ef_construction);
     RUN_TEST(test_save_load_roundtrip);
+    RUN_TEST(test_vector_from_memory);
     RUN_TEST(test_bad_spec_and_training);
     RUN_TEST(test_load_advises_huge_pages);
     free(data);
