@@ -1015,6 +1015,60 @@ int rag_store_kv_trim(rag_txn *t, const char *table, const void *end, size_t ele
     return del_range(t, dbi, (const unsigned char *)"", 0, end, elen, deleted);
 }
 
+/* Bytes of pages of `dbi` as this transaction sees it. */
+static int dbi_bytes(rag_txn *t, MDB_dbi dbi, uint64_t *bytes)
+{
+    MDB_stat s;
+    int rc = mdb_stat(t->txn, dbi, &s);
+    if (rc != 0)
+        return mdb_status(t, rc, "table size");
+    *bytes = ((uint64_t)s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages) * s.ms_psize;
+    return RAG_OK;
+}
+
+int rag_store_kv_bytes(rag_txn *t, const char *table, uint64_t *bytes)
+{
+    MDB_dbi dbi = 0;
+    *bytes = 0;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc == RAG_ENOTFOUND)
+        return RAG_OK; /* never written: empty */
+    return rc == RAG_OK ? dbi_bytes(t, dbi, bytes) : rc;
+}
+
+int rag_store_kv_shrink(rag_txn *t, const char *table, uint64_t target, long max_delete,
+                        long *deleted)
+{
+    MDB_dbi dbi = 0;
+    MDB_cursor *c = NULL;
+    uint64_t used = 0;
+    long n = 0;
+    *deleted = 0;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc != RAG_OK)
+        return rc == RAG_ENOTFOUND ? RAG_OK : rc;
+    if ((rc = dbi_bytes(t, dbi, &used)) != RAG_OK || used <= target)
+        return rc;
+    int mrc = mdb_cursor_open(t->txn, dbi, &c);
+    if (mrc != 0)
+        return mdb_status(t, mrc, "open cursor");
+    MDB_val k, v;
+    /* the table's size is kept in the transaction's copy of its record: exact after
+     * each delete */
+    while (rc == RAG_OK && used > target && n < max_delete &&
+           (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+        if ((mrc = mdb_cursor_del(c, 0)) != 0)
+            break;
+        n++;
+        rc = dbi_bytes(t, dbi, &used);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "shrink table");
+    *deleted = n;
+    return rc;
+}
+
 /* ---- integrity checks and backups (check.c, backup.c) ---------------------------------- */
 
 

@@ -143,6 +143,13 @@ typedef int (*rag_store_kv_visit_fn)(void *user, const void *key, size_t klen,
                                      const void *val, size_t vlen);
 int rag_store_kv_scan(rag_txn *txn, const char *table, const void *start, size_t slen,
                       rag_store_kv_visit_fn visit, void *user);
+/* Bytes of store pages (branch, leaf and overflow) that aux table `table` occupies. */
+int rag_store_kv_bytes(rag_txn *txn, const char *table, uint64_t *bytes);
+/* Deletes entries in key order, oldest first for time-keyed tables, while the table
+ * occupies more than `target` bytes of pages, at most max_delete of them; *deleted
+ * receives the number deleted. */
+int rag_store_kv_shrink(rag_txn *txn, const char *table, uint64_t target, long max_delete,
+                        long *deleted);
 /* Deletes entries with key < end; *deleted receives the count. */
 int rag_store_kv_trim(rag_txn *txn, const char *table, const void *end, size_t elen,
                       long *deleted);

@@ -54,6 +54,8 @@ static const opt_def OPTS[] = {
      "queued write requests before 429 (64)"},
     {"querylog-retention", OPT_LONG, F(limits.querylog_retention), 1, 1, 0, 1L << 40,
      "seconds query-log entries are kept, 0: forever (604800)"},
+    {"querylog-max-bytes", OPT_LONG, F(limits.querylog_max_bytes), 1, 1, 0, 1L << 50,
+     "store bytes the query log may take, oldest dropped first; 0: no bound (1 GiB)"},
     {"access-log", OPT_BOOL, F(limits.access_log), 1, 1, 0, 1, "JSON access log (on)"},
     {"querylog", OPT_BOOL, F(limits.querylog), 1, 1, 0, 1, "record searches (on)"},
 };
@@ -76,6 +78,7 @@ void config_init(srv_config *cfg)
     atomic_store(&cfg->limits.max_inflight, 512);
     atomic_store(&cfg->limits.write_queue, 64);
     atomic_store(&cfg->limits.querylog_retention, 7L * 86400);
+    atomic_store(&cfg->limits.querylog_max_bytes, 1L << 30);
     atomic_store(&cfg->limits.access_log, 1);
     atomic_store(&cfg->limits.querylog, 1);
 }
@@ -310,6 +313,7 @@ int config_reload(srv_config *cfg, char *err, size_t errlen)
         atomic_store(&d->max_inflight, atomic_load(&s->max_inflight));
         atomic_store(&d->write_queue, atomic_load(&s->write_queue));
         atomic_store(&d->querylog_retention, atomic_load(&s->querylog_retention));
+        atomic_store(&d->querylog_max_bytes, atomic_load(&s->querylog_max_bytes));
         atomic_store(&d->access_log, atomic_load(&s->access_log));
         atomic_store(&d->querylog, atomic_load(&s->querylog));
     } else if (rc > 0) {

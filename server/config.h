@@ -16,6 +16,7 @@ typedef struct srv_limits {
     _Atomic long max_inflight;      /* concurrent requests above which new ones get 429 */
     _Atomic long write_queue;       /* queued write requests above which new ones get 429 */
     _Atomic long querylog_retention;/* seconds a query-log entry is kept; 0: forever */
+    _Atomic long querylog_max_bytes;/* store bytes the query log may occupy; 0: no bound */
     _Atomic int access_log;         /* 1: one JSON access-log line per request */
     _Atomic int querylog;           /* 1: record searches in the query log */
 } srv_limits;

@@ -28,7 +28,7 @@ struct srv_metrics {
     route_stats *routes;
     _Atomic uint64_t ingest_docs, ingest_chunks, ingest_bytes, ingest_requests, ingest_us;
     _Atomic uint64_t embed_texts, embed_us;
-    _Atomic uint64_t qlog_dropped;
+    _Atomic uint64_t qlog_dropped, qlog_bytes;
     time_t started;
 };
 
@@ -91,6 +91,11 @@ void metrics_embed(srv_metrics *m, size_t texts, double seconds)
 void metrics_querylog_dropped(srv_metrics *m, size_t n)
 {
     atomic_fetch_add(&m->qlog_dropped, n);
+}
+
+void metrics_querylog_bytes(srv_metrics *m, uint64_t bytes)
+{
+    atomic_store(&m->qlog_bytes, bytes);
 }
 
 /* Growable text buffer. */
@@ -279,9 +284,12 @@ char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_
                 "# HELP ragcore_embed_seconds_total Time spent embedding for /v1/embeddings.\n"
                 "# TYPE ragcore_embed_seconds_total counter\nragcore_embed_seconds_total %.6f\n"
                 "# HELP ragcore_querylog_dropped_total Query-log entries dropped (queue full).\n"
-                "# TYPE ragcore_querylog_dropped_total counter\nragcore_querylog_dropped_total %llu\n",
+                "# TYPE ragcore_querylog_dropped_total counter\nragcore_querylog_dropped_total %llu\n"
+                "# HELP ragcore_querylog_bytes Store bytes the query log occupies.\n"
+                "# TYPE ragcore_querylog_bytes gauge\nragcore_querylog_bytes %llu\n",
             (unsigned long long)atomic_load(&m->embed_texts), atomic_load(&m->embed_us) / 1e6,
-            (unsigned long long)atomic_load(&m->qlog_dropped));
+            (unsigned long long)atomic_load(&m->qlog_dropped),
+            (unsigned long long)atomic_load(&m->qlog_bytes));
     if (db)
         render_collections(&b, db);
     if (b.oom || !b.p) {

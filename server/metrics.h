@@ -19,6 +19,8 @@ void metrics_request(srv_metrics *m, int route, int status, double seconds);
 void metrics_ingest(srv_metrics *m, const rag_ingest_stats *st, double seconds);
 void metrics_embed(srv_metrics *m, size_t texts, double seconds);
 void metrics_querylog_dropped(srv_metrics *m, size_t n);
+/* The query log's size in the store, as last measured by its writer. */
+void metrics_querylog_bytes(srv_metrics *m, uint64_t bytes);
 
 /* Renders the text exposition format (version 0.0.4). `db` may be NULL (no collection
  * gauges then); loop_conns[0..nloops-1] are the connections open on each HTTP event

@@ -17,6 +17,7 @@
 #define QLOG_TABLE "querylog"
 #define QLOG_MAX_PENDING 100000
 #define QLOG_KEY_LEN 12
+#define QLOG_SHRINK_BATCHES 64
 
 struct srv_querylog {
     rag_db *db;
@@ -32,6 +33,11 @@ struct srv_querylog {
     int stop;
     pthread_t thread;
     time_t last_trim;
+    /* a shrink under way (querylog_max_bytes): the last step hit QLOG_SHRINK_BATCHES, so
+     * the next flush drops more; what the steps so far dropped, and the longest step */
+    int shrinking;
+    long shrink_batches;
+    double shrink_step_max;
 };
 
 static void key_hex(const unsigned char *k, char out[25])
@@ -65,6 +71,55 @@ static void batch_init(jw *w)
     jw_lit(w, " ");
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Bounds the log by limits->querylog_max_bytes after a write (`wrote`) or while a shrink is
+ * under way: past the bound, drops the oldest batches down to 90 % of it (so a steady
+ * stream trims now and then), at most QLOG_SHRINK_BATCHES per flush so that the store's
+ * writer is held briefly; an oversized log (a bound lowered, an upgrade) shrinks over
+ * successive flushes. One log line per shrink, when it ends. Keeps the size gauge. */
+static void shrink(srv_querylog *q, int wrote)
+{
+    long max_bytes = atomic_load(&q->limits->querylog_max_bytes);
+    uint64_t bytes = 0, max = (uint64_t)max_bytes;
+    if (!wrote && !q->shrinking)
+        return;
+    if (max_bytes <= 0) { /* no bound: the size is still reported */
+        q->shrinking = 0;
+        if (rag_db_kv_bytes(q->db, QLOG_TABLE, &bytes) == RAG_OK)
+            metrics_querylog_bytes(q->metrics, bytes);
+        return;
+    }
+    uint64_t target = max - max / 10;
+    double t0 = mono_s();
+    long deleted = rag_db_kv_shrink(q->db, QLOG_TABLE, q->shrinking ? target : max, target,
+                                    QLOG_SHRINK_BATCHES, &bytes);
+    double step = mono_s() - t0;
+    if (deleted < 0) {
+        log_msg("error", "querylog_shrink", "%s: %s", rag_strerror((int)deleted), rag_errmsg());
+        q->shrinking = 0;
+        return;
+    }
+    metrics_querylog_bytes(q->metrics, bytes);
+    if (deleted > 0 && step > q->shrink_step_max)
+        q->shrink_step_max = step;
+    q->shrink_batches += deleted;
+    q->shrinking = deleted == QLOG_SHRINK_BATCHES;
+    if (!q->shrinking && q->shrink_batches > 0) {
+        log_msg("info", "querylog_shrink",
+                "dropped the %ld oldest batches of entries: now %llu bytes, bound %ld "
+                "(longest step %.0f ms)", q->shrink_batches, (unsigned long long)bytes,
+                max_bytes, q->shrink_step_max * 1e3);
+        q->shrink_batches = 0;
+        q->shrink_step_max = 0;
+    }
+}
+
 /* Writes the pending batch (if any) and trims old entries when due. */
 static void flush(srv_querylog *q, int force_trim)
 {
@@ -96,6 +151,8 @@ static void flush(srv_querylog *q, int force_trim)
         }
     }
     free(text);
+
+    shrink(q, n > 0 || force_trim);
 
     time_t now = time(NULL);
     long retention = atomic_load(&q->limits->querylog_retention);

@@ -14,7 +14,9 @@ typedef struct srv_querylog srv_querylog;
 /* Starts the background writer. Entries are buffered in memory and written in batches
  * (one table entry per batch, keyed by the big-endian microsecond timestamp and sequence
  * number of its last entry) every 200 ms, so searches never wait for the store. Entries
- * older than limits->querylog_retention seconds are trimmed once a minute.
+ * older than limits->querylog_retention seconds are trimmed once a minute, and when the
+ * log takes more than limits->querylog_max_bytes of the store, its oldest batches are
+ * dropped until it takes 90 % of that.
  * Returns NULL when out of memory or the thread cannot start. */
 srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics);
 

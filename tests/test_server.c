@@ -1591,6 +1591,82 @@ static void test_descriptor_exhaustion(void)
     ASSERT_EQ_INT(stop_server(&t), 0);
 }
 
+/* The value of an unlabelled metric in a /metrics text, or -1 when absent. */
+static double metric_value(const char *text, const char *name)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = strstr(text, pat);
+    return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* --querylog-max-bytes bounds the query log: the oldest batches go, the newest stay, and
+ * the gauge reports the size. Searches carry 2 kB queries, so 12 rounds of 40 (each its
+ * own batch) log about 1 MB against a bound of 200 kB. */
+static void test_querylog_bound(void)
+{
+    enum { ROUNDS = 12, PER_ROUND = 40, BOUND = 200000 };
+    char db[1100], logpath[1100];
+    snprintf(db, sizeof db, "%s/qlbound", tmpdir);
+    snprintf(logpath, sizeof logpath, "%s/qlbound.log", tmpdir);
+    const char *extra[] = {"--querylog-max-bytes", "200000", NULL};
+    server t;
+    int started = start_server(&t, db, "qlbound", 0, extra);
+    ASSERT_EQ_INT(started, 0);
+    if (started != 0)
+        return;
+    resp r;
+    const char *coll = "{\"name\":\"q\"}";
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections", ADMIN_KEY, coll, strlen(coll), &r), 201);
+    resp_free(&r);
+    const char *docs = "{\"documents\":[{\"id\":\"a\",\"text\":\"alpha beta\"},"
+                       "{\"id\":\"b\",\"text\":\"gamma delta\"}]}";
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections/q/documents", ADMIN_KEY, docs,
+                          strlen(docs), &r), 200);
+    resp_free(&r);
+    static char body[2200];
+    char pad[2001];
+    memset(pad, 'x', 2000);
+    pad[2000] = '\0';
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < PER_ROUND; i++) {
+            int n = snprintf(body, sizeof body, "{\"query\":\"round%02d alpha %s\",\"k\":2}",
+                             round, pad);
+            ASSERT_EQ_INT(request(&t, "POST", "/v1/collections/q/search", ADMIN_KEY, body,
+                                  (size_t)n, &r), 200);
+            resp_free(&r);
+        }
+        sleep_ms(250); /* the writer flushes every 200 ms: a batch per round */
+    }
+    sleep_ms(500);
+    ASSERT_EQ_INT(request(&t, "GET", "/metrics", ADMIN_KEY, NULL, 0, &r), 200);
+    double bytes = r.body ? metric_value(r.body, "ragcore_querylog_bytes") : -1;
+    resp_free(&r);
+    if (!(bytes > 0 && bytes <= BOUND))
+        TEST_FAIL_("ragcore_querylog_bytes %.0f, expected 1..%d", bytes, BOUND);
+    /* the log starts some rounds in and ends with the last one */
+    ASSERT_EQ_INT(request(&t, "GET", "/v1/querylog?limit=1000", ADMIN_KEY, NULL, 0, &r), 200);
+    json_t *entries = json_object_get(r.json, "entries");
+    size_t n = json_array_size(entries);
+    ASSERT_TRUE(n > 0 && n < ROUNDS * PER_ROUND / 2);
+    const char *oldest = n ? json_string_value(json_object_get(json_array_get(entries, 0), "query")) : NULL;
+    const char *newest = n ? json_string_value(json_object_get(json_array_get(entries, n - 1), "query")) : NULL;
+    char last[16];
+    snprintf(last, sizeof last, "round%02d ", ROUNDS - 1);
+    ASSERT_TRUE(oldest && strncmp(oldest, "round00 ", 8) != 0);
+    ASSERT_TRUE(newest && strncmp(newest, last, 8) == 0);
+    resp_free(&r);
+    FILE *f = fopen(logpath, "r");
+    char line[1024];
+    int shrunk = 0;
+    while (f && fgets(line, sizeof line, f))
+        shrunk += strstr(line, "\"querylog_shrink\"") != NULL;
+    if (f)
+        fclose(f);
+    ASSERT_TRUE(shrunk >= 1);
+    ASSERT_EQ_INT(stop_server(&t), 0);
+}
+
 /* ---- TLS ------------------------------------------------------------------------------- */
 
 static void test_tls(void)
@@ -1665,6 +1741,7 @@ int main(void)
     RUN_TEST(test_shutdown_and_restart);
     RUN_TEST(test_tls);
     RUN_TEST(test_descriptor_exhaustion);
+    RUN_TEST(test_querylog_bound);
     if (S.pid > 0)
         stop_server(&S);
     curl_global_cleanup();
