@@ -4,6 +4,7 @@
  *
  * usage: bench_vsearch --index FILE --queries FILE [--spec SPEC] [--dim D] [--ef E]
  *                      [--nq Q] [--rounds R] [--db DIR --collection NAME [--plain]]
+ *                      [--vs FILE --vs-spec SPEC]
  *
  * --index is a store's <store>/index/<collection id>.idx; --queries holds little-endian
  * float32 vectors back to back (dim floats each), e.g. queries.f32 of bench/server_bench.py.
@@ -16,7 +17,12 @@
  * NAME (--plain: collapse_threshold 2, the plain top-k of bench_server.sh's request
  * bodies), so both see the same host; it prints the library's median and the median over
  * rounds of the difference, the library's own cost around FAISS (store reads of the hits,
- * duplicate collapsing, copies). */
+ * duplicate collapsing, copies).
+ *
+ * --vs loads a second index file (of spec --vs-spec, e.g. the same vectors stored as
+ * "HNSW32,SQfp16") and searches it right after the first in every round, printing its
+ * median and the median over rounds of its time divided by the first's: two storage
+ * layouts compared under the same host, round by round. */
 #include "ragcore.h"
 #include "vindex.h"
 
@@ -33,6 +39,20 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Microseconds per query of one pass of the nq queries (k 10) through `ix`; -1 on error. */
+static double time_index(const rag_vindex *ix, const float *q, size_t nq, int dim)
+{
+    float scores[10];
+    int64_t ids[10];
+    double t0 = now();
+    for (size_t i = 0; i < nq; i++)
+        if (rag_vindex_search(ix, q + i * (size_t)dim, 10, scores, ids) < 0) {
+            fprintf(stderr, "bench_vsearch: %s\n", rag_errmsg());
+            return -1;
+        }
+    return (now() - t0) * 1e6 / (double)nq;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -58,6 +78,7 @@ static long anon_huge_kb(void)
 int main(int argc, char **argv)
 {
     const char *index = NULL, *queries = NULL, *spec = "HNSW32", *dbdir = NULL, *coll = NULL;
+    const char *vs = NULL, *vs_spec = NULL;
     int dim = 384, ef = 32, rounds = 9, plain = 0;
     size_t nq = 500;
     for (int i = 1; i < argc; i++) {
@@ -86,12 +107,16 @@ int main(int argc, char **argv)
             dbdir = v;
         else if (!strcmp(o, "--collection"))
             coll = v;
+        else if (!strcmp(o, "--vs"))
+            vs = v;
+        else if (!strcmp(o, "--vs-spec"))
+            vs_spec = v;
         else
             goto usage;
         i++;
     }
     if (!index || !queries || dim <= 0 || ef <= 0 || nq == 0 || rounds < 1 ||
-        rounds > ROUNDS_MAX || !dbdir != !coll)
+        rounds > ROUNDS_MAX || !dbdir != !coll || !vs != !vs_spec)
         goto usage;
 
     float *q = malloc(nq * (size_t)dim * sizeof *q);
@@ -112,6 +137,11 @@ int main(int argc, char **argv)
         return 2;
     }
     double load_s = now() - t0;
+    rag_vindex *ix2 = NULL;
+    if (vs && rag_vindex_load(vs, vs_spec, dim, ef, &ix2, &covered) != RAG_OK) {
+        fprintf(stderr, "bench_vsearch: %s: %s\n", vs, rag_errmsg());
+        return 2;
+    }
     rag_db *db = NULL;
     if (dbdir) {
         rag_open_options oo;
@@ -131,17 +161,12 @@ int main(int argc, char **argv)
     so.k = 10;
     if (plain)
         so.collapse_threshold = 2.0f;
-    float scores[10];
-    int64_t ids[10];
-    double us[ROUNDS_MAX], lib_us[ROUNDS_MAX];
+    double us[ROUNDS_MAX], lib_us[ROUNDS_MAX], vs_us[ROUNDS_MAX];
     for (int r = 0; r < rounds; r++) {
-        t0 = now();
-        for (size_t i = 0; i < nq; i++)
-            if (rag_vindex_search(ix, q + i * (size_t)dim, 10, scores, ids) < 0) {
-                fprintf(stderr, "bench_vsearch: %s\n", rag_errmsg());
-                return 2;
-            }
-        us[r] = (now() - t0) * 1e6 / (double)nq;
+        if ((us[r] = time_index(ix, q, nq, dim)) < 0)
+            return 2;
+        if (ix2 && (vs_us[r] = time_index(ix2, q, nq, dim)) < 0)
+            return 2;
         if (!db)
             continue;
         t0 = now();
@@ -172,6 +197,17 @@ int main(int argc, char **argv)
                d[rounds / 2], d[0], d[rounds - 1]);
         rag_close(db);
     }
+    if (ix2) {
+        double ratio[ROUNDS_MAX];
+        for (int r = 0; r < rounds; r++)
+            ratio[r] = vs_us[r] / us[r];
+        qsort(ratio, (size_t)rounds, sizeof ratio[0], cmp_double);
+        qsort(vs_us, (size_t)rounds, sizeof vs_us[0], cmp_double);
+        printf("%s us/query median %.1f best %.1f  time / first index's: median %.3f "
+               "(rounds: %.3f .. %.3f)\n", vs_spec, vs_us[rounds / 2], vs_us[0],
+               ratio[rounds / 2], ratio[0], ratio[rounds - 1]);
+        rag_vindex_free(ix2);
+    }
     qsort(us, (size_t)rounds, sizeof us[0], cmp_double);
     const char *env = getenv("RAGCORE_HUGEPAGES");
     printf("huge pages %-3s  vectors %zu  ef %d  load %.2f s  AnonHugePages %ld MB  "
@@ -183,6 +219,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_vsearch --index FILE --queries FILE [--spec SPEC] [--dim D]"
-                    " [--ef E] [--nq Q] [--rounds R] [--db DIR --collection NAME [--plain]]\n");
+                    " [--ef E] [--nq Q] [--rounds R] [--db DIR --collection NAME [--plain]]"
+                    " [--vs FILE --vs-spec SPEC]\n");
     return 1;
 }
