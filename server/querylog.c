@@ -5,6 +5,7 @@
 #include "db.h"
 #include "json_writer.h"
 #include "log.h"
+#include "status.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -71,13 +72,6 @@ static void batch_init(jw *w)
     jw_lit(w, " ");
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Bounds the log by limits->querylog_max_bytes after a write (`wrote`) or while a shrink is
  * under way: past the bound, drops the oldest batches down to 90 % of it (so a steady
  * stream trims now and then), at most QLOG_SHRINK_BATCHES per flush so that the store's
@@ -96,10 +90,10 @@ static void shrink(srv_querylog *q, int wrote)
         return;
     }
     uint64_t target = max - max / 10;
-    double t0 = mono_s();
+    double t0 = rag_monotonic();
     long deleted = rag_db_kv_shrink(q->db, QLOG_TABLE, q->shrinking ? target : max, target,
                                     QLOG_SHRINK_BATCHES, &bytes);
-    double step = mono_s() - t0;
+    double step = rag_monotonic() - t0;
     if (deleted < 0) {
         log_msg("error", "querylog_shrink", "%s: %s", rag_strerror((int)deleted), rag_errmsg());
         q->shrinking = 0;
