@@ -4,6 +4,7 @@
 #include "acceptor.h"
 #include "log.h"
 #include "routes.h"
+#include "status.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,13 +37,6 @@ struct http_server {
     char *tls_cert, *tls_key;  /* PEM contents */
     int port;
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static _Atomic unsigned long long req_counter;
 
@@ -229,7 +223,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->s = s;
         r->conn = conn;
         r->method = method;
-        r->t0 = mono();
+        r->t0 = rag_monotonic();
         r->route = -1;
         long n = atomic_fetch_add(&s->inflight, 1) + 1;
         new_request_id(r);
@@ -301,7 +295,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!r)
         return;
-    double secs = mono() - r->t0;
+    double secs = rag_monotonic() - r->t0;
     int status = r->has_resp ? r->status : 0;
     metrics_request(s->metrics, r->route < 0 ? ROUTE_OTHER : r->route, status, secs);
     if (atomic_load(&s->cfg.limits.access_log)) {

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "routes.h"
 #include "server.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,13 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* FAISS parallelises each search with OpenMP; a server gets its parallelism from
  * concurrent requests instead, and nested thread teams per request thread oversubscribe
@@ -93,7 +87,7 @@ static int open_store(srv *s)
     oo.hnsw_ef_search = s->cfg.ef_search;
     oo.hnsw_ef_construction = s->cfg.ef_construction;
     oo.checkpoint_every = s->cfg.checkpoint_every;
-    double t0 = mono();
+    double t0 = rag_monotonic();
     int rc = rag_open(s->cfg.db, &oo, &s->db);
     if (rc != RAG_OK) {
         log_event("error", "store_open",
@@ -120,7 +114,7 @@ static int open_store(srv *s)
                 "/v1 request will be refused with 401");
     log_event("info", "store_open",
               json_pack("{s:s,s:s,s:i,s:f}", "db", s->cfg.db, "embedder", rag_db_embedder(s->db),
-                        "dim", s->dim, "seconds", mono() - t0));
+                        "dim", s->dim, "seconds", rag_monotonic() - t0));
     return RAG_OK;
 }
 
@@ -129,13 +123,13 @@ static int open_store(srv *s)
 static int shutdown_server(srv *s, int sig)
 {
     int code = 0;
-    double t0 = mono();
+    double t0 = rag_monotonic();
     atomic_store(&s->draining, 1);
     atomic_store(&s->ready, 0);
     http_quiesce(s);
     log_event("info", "draining", json_pack("{s:s,s:I}", "signal", strsignal(sig), "in_flight",
                                             (json_int_t)atomic_load(&s->inflight)));
-    while (atomic_load(&s->inflight) > 0 && mono() - t0 < s->cfg.drain_timeout) {
+    while (atomic_load(&s->inflight) > 0 && rag_monotonic() - t0 < s->cfg.drain_timeout) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -160,7 +154,7 @@ static int shutdown_server(srv *s, int sig)
         log_msg("error", "close", "%s: %s", rag_strerror(rc), rag_errmsg());
         code = 1;
     }
-    log_event("info", "stopped", json_pack("{s:f,s:I,s:i}", "drain_seconds", mono() - t0,
+    log_event("info", "stopped", json_pack("{s:f,s:I,s:i}", "drain_seconds", rag_monotonic() - t0,
                                            "abandoned_requests", (json_int_t)left, "exit", code));
     return code;
 }

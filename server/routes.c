@@ -6,6 +6,7 @@
 #include "log.h"
 #include "json_writer.h"
 #include "reqjson.h"
+#include "status.h"
 #include "vector_b64.h"
 
 #include <math.h>
@@ -46,13 +47,6 @@ const char *route_name(int id)
 const char *const *route_names(void)
 {
     return ROUTE_NAMES;
-}
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -381,14 +375,14 @@ static void w_ingest(http_req *r, void *arg)
 {
     ingest_job *j = arg;
     rag_ingest_stats st;
-    double t0 = mono();
+    double t0 = rag_monotonic();
     memset(&st, 0, sizeof st);
     int rc = rag_ingest(r->s->db, j->collection, j->docs, j->n, &st);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "documents", "ingest");
         return;
     }
-    metrics_ingest(r->s->metrics, &st, mono() - t0);
+    metrics_ingest(r->s->metrics, &st, rag_monotonic() - t0);
     http_reply_json(r, 200, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "collection", j->collection,
                                       "documents", (json_int_t)st.documents, "replaced",
                                       (json_int_t)st.replaced, "chunks", (json_int_t)st.chunks,
@@ -943,7 +937,7 @@ static void h_search(http_req *r, const char *c)
     const char *mode = NULL;
     rj_lifted lifted = {0};
     long long k = 10;
-    double t0 = mono();
+    double t0 = rag_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_search_options_init(&so);
@@ -1011,7 +1005,7 @@ static void h_search(http_req *r, const char *c)
         hit_write(&w, rag_results_get(res, i));
     }
     int unconfident = rag_results_no_confident_context(res);
-    double took = (mono() - t0) * 1000.0;
+    double took = (rag_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog)
         search_log(r, body, &sr, &so, res, mode_name, took, qid);
@@ -1051,7 +1045,7 @@ static void h_context(http_req *r, const char *c)
     json_t *body = NULL, *v;
     const char *mode = NULL, *format = NULL, *tmpl = NULL;
     long long k = 0, budget = 0, stale = 0;
-    double t0 = mono();
+    double t0 = rag_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_context_options_init(&co);
@@ -1103,7 +1097,7 @@ static void h_context(http_req *r, const char *c)
         goto cleanup;
     }
     json_t *passages = json_loads(rag_context_json(ctx), 0, NULL);
-    double took = (mono() - t0) * 1000.0;
+    double took = (rag_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
         json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
@@ -1222,13 +1216,13 @@ static void h_embeddings(http_req *r)
         texts[i] = json_string_value(x);
         tokens += count_words(texts[i]);
     }
-    double t0 = mono();
+    double t0 = rag_monotonic();
     int rc = rag_embed(s->db, texts, n, itype && !strcmp(itype, "query"), out);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "input", "embed");
         goto cleanup;
     }
-    metrics_embed(s->metrics, n, mono() - t0);
+    metrics_embed(s->metrics, n, rag_monotonic() - t0);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *emb;
