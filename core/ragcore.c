@@ -1735,8 +1735,9 @@ typedef struct kv_arg {
     const void *key, *val;
     size_t klen, vlen;
     long deleted;
-    int op; /* 0 put, 1 del, 2 trim, 3 shrink to `target` bytes (at most vlen entries) */
-    uint64_t target, bytes;
+    int op; /* 0 put, 1 del, 2 trim, 3 shrink */
+    uint64_t target, bytes;      /* shrink: the size wanted, and the size after */
+    long max_delete;             /* shrink: most entries one call deletes */
 } kv_arg;
 
 static int kv_fn(rag_txn *txn, void *user)
@@ -1747,7 +1748,7 @@ static int kv_fn(rag_txn *txn, void *user)
     if (a->op == 1)
         return rag_store_kv_del(txn, a->table, a->key, a->klen);
     if (a->op == 3) {
-        int rc = rag_store_kv_shrink(txn, a->table, a->target, (long)a->vlen, &a->deleted);
+        int rc = rag_store_kv_shrink(txn, a->table, a->target, a->max_delete, &a->deleted);
         return rc == RAG_OK ? rag_store_kv_bytes(txn, a->table, &a->bytes) : rc;
     }
     return rag_store_kv_trim(txn, a->table, a->key, a->klen, &a->deleted);
@@ -1794,7 +1795,7 @@ long rag_db_kv_shrink(rag_db *db, const char *table, uint64_t max_bytes, uint64_
     uint64_t used = 0;
     int rc = rag_db_kv_bytes(db, table, &used);
     kv_arg a = {.table = table, .op = 3, .target = target < max_bytes ? target : max_bytes,
-                .vlen = max_delete > 0 ? (size_t)max_delete : 0, .bytes = used};
+                .max_delete = max_delete, .bytes = used};
     if (rc == RAG_OK && used > max_bytes)
         rc = rag_store_write(db->st, kv_fn, &a);
     if (bytes_after)
