@@ -6,7 +6,8 @@
 # in $CHROMA_VENV (python3 -m venv $CHROMA_VENV && $CHROMA_VENV/bin/pip install chromadb).
 #
 # usage: bench/bench_server.sh [BUILD_DIR]      (default: build)
-# env:   N=100000 DURATION=10 CONC="16 64" EMBEDDER=hash THREADS=0 (server threads; 0: CPUs)
+# env:   N=100000 DURATION=10 WARMUP=3 (unmeasured seconds of searches after each start)
+#        CONC="16 64" EMBEDDER=hash THREADS=0 (server threads; 0: CPUs)
 #        EF=0 (HNSW ef_search; 0: library default)  EFC=0 (HNSW ef_construction of the ingest)
 #        EF_SWEEP="16 32 64" (extra vector runs, server restarted at each ef_search, with recall)
 #        KEEP=DIR (work directory kept after the run; a DIR holding store/ and query bodies
@@ -22,6 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=$(cd "${1:-build}" && pwd)
 N=${N:-100000}
 DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
 CONC=${CONC:-"16 64"}
 EMBEDDER=${EMBEDDER:-hash}
 THREADS=${THREADS:-0}
@@ -53,6 +55,13 @@ command -v wrk >/dev/null || { log "wrk not found (apt-get install wrk)"; exit 1
 run_wrk() { # URL BODIES KEY CONC -> one JSON line
     BODIES=$2 KEY=$3 wrk -t2 -c"$4" -d"${DURATION}s" --timeout 10s -s "$HERE/wrk_search.lua" "$1" |
         grep '^{"requests"'
+}
+# warm URL BODIES KEY: WARMUP seconds of searches, not measured, so that the first
+# measured run after a (re)start does not pay for first touches of the index and store
+warm() {
+    [ "$WARMUP" -gt 0 ] || return 0
+    BODIES=$2 KEY=$3 wrk -t2 -c16 -d"${WARMUP}s" --timeout 10s -s "$HERE/wrk_search.lua" "$1" \
+        > /dev/null
 }
 
 
@@ -130,6 +139,7 @@ recall_of() { # label
     RECALLS+=("$1 $(field "$r" recall_at_10) (adjusted $(field "$r" recall_adjusted))")
     log "recall@10: ${RECALLS[-1]}"
 }
+warm "$URL/v1/collections/bench/search" "$W/vec_bodies.jsonl" "$KEY"
 for mode in vector vector-b64 text; do
     for c in $CONC; do ragcore_row "$mode" "$c" "ef ${EF/#0/default}"; done
 done
@@ -137,6 +147,7 @@ recall_of "ragcore-server (ef ${EF/#0/default})"
 for ef in $EF_SWEEP; do
     stop_server
     start_server "$ef"
+    warm "$URL/v1/collections/bench/search" "$W/vec_bodies.jsonl" "$KEY"
     for mode in vector vector-b64; do
         for c in $CONC; do ragcore_row "$mode" "$c" "ef $ef"; done
     done
@@ -158,6 +169,7 @@ if [ "$CHROMA" != 0 ] && [ -x "$CHROMA_VENV/bin/chroma" ] && [ "$have_numpy" = 1
     ANONYMIZED_TELEMETRY=False $PY "$HERE/server_bench.py" chroma-load "$W" "$CURL" >&2
     cid=$(cat "$W/chroma_collection_id")
     QPATH="$CURL/api/v2/tenants/default_tenant/databases/default_database/collections/$cid/query"
+    warm "$QPATH" "$W/chroma_bodies.jsonl" ""
     for c in $CONC; do
         log "wrk: chroma by vector, concurrency $c, ${DURATION}s"
         t0=$(cpu_ticks "$CHROMA_PID")
