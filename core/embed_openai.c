@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 typedef struct {
     char *model, *url, *auth;  /* auth: "Authorization: Bearer ..." or NULL */
@@ -61,13 +60,6 @@ static long env_long(const char *name, long def, long lo, long hi)
         return def;
     long x = strtol(v, NULL, 10);
     return x < lo ? lo : (x > hi ? hi : x);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 /* Short printable excerpt of a response body for error messages. */
@@ -140,7 +132,7 @@ static int request(openai_impl *o, const char *body, size_t n, int *dim, float *
         wait += (long)((seed >> 8) % (unsigned)(wait + 1)); /* jitter: up to +100% */
         if (r.retry_after >= 0)
             wait = (r.retry_after > 60 ? 60 : r.retry_after) * 1000;
-        sleep_ms(wait);
+        rag_sleep_ms(wait);
     }
     if (status != 200) {
         rc = rag_fail(RAG_EEMBED, "openai: %s: HTTP %ld: %s", o->url, status, excerpt(&r));

@@ -30,4 +30,7 @@ char *rag_strdup(const char *s);
 long long rag_now(void);
 double rag_monotonic(void);
 
+/* Sleeps ms milliseconds, resuming after signal handlers (EINTR) for the time left. */
+void rag_sleep_ms(long ms);
+
 #endif

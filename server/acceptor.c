@@ -2,6 +2,7 @@
 #include "acceptor.h"
 
 #include "log.h"
+#include "status.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -91,13 +92,6 @@ int acceptor_port(const acceptor *a)
     return a->port;
 }
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* The accept thread: waits on the listening socket and the wake-up eventfd; takes up to
  * ACCEPT_BURST connections per wake-up. Out of descriptors or memory it logs (at most
  * once a second) and pauses 50 ms, leaving the connection in the backlog, rather than
@@ -133,7 +127,7 @@ static void *accept_loop(void *p)
                     log_msg("warn", "accept", "cannot accept a connection: %s",
                             strerror(errno));
                 last_warn = now;
-                pause_ms(50);
+                rag_sleep_ms(50);
                 break;
             }
             /* ECONNABORTED, EINTR, EPROTO and the like: that client is gone; next one */

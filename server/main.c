@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* FAISS parallelises each search with OpenMP; a server gets its parallelism from
@@ -129,10 +128,8 @@ static int shutdown_server(srv *s, int sig)
     http_quiesce(s);
     log_event("info", "draining", json_pack("{s:s,s:I}", "signal", strsignal(sig), "in_flight",
                                             (json_int_t)atomic_load(&s->inflight)));
-    while (atomic_load(&s->inflight) > 0 && rag_monotonic() - t0 < s->cfg.drain_timeout) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    while (atomic_load(&s->inflight) > 0 && rag_monotonic() - t0 < s->cfg.drain_timeout)
+        rag_sleep_ms(10);
     long left = atomic_load(&s->inflight);
     writer_stop(s->writer); /* finishes queued writes */
     s->writer = NULL;
