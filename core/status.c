@@ -1,4 +1,4 @@
-/* status.c - status code names, per-thread error messages and allocation helpers. */
+/* status.c - status code names, per-thread error messages, allocation and time helpers. */
 #include "status.h"
 
 #include <errno.h>
