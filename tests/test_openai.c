@@ -2,6 +2,7 @@
 #include "embed_openai.h"
 #include "embedder.h"
 #include "ragcore.h"
+#include "status.h"
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -9,9 +10,11 @@
 #include <netinet/in.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* Server behaviour, set by each test. */
@@ -214,6 +217,33 @@ static void test_retries(void)
     unsetenv("RAGCORE_OPENAI_RETRY_BASE_MS");
 }
 
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* The retry wait (rag_sleep_ms) sleeps its whole time even when a signal handler runs
+ * part-way (no SA_RESTART: nanosleep returns EINTR with the time left). */
+static void test_retry_wait_resumes_after_signal(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ_INT(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval it = {{0, 0}, {0, 20000}}; /* one alarm after 20 ms */
+    alarms = 0;
+    double t0 = rag_monotonic();
+    ASSERT_EQ_INT(setitimer(ITIMER_REAL, &it, NULL), 0);
+    rag_sleep_ms(150);
+    double dt = rag_monotonic() - t0;
+    ASSERT_EQ_INT(alarms, 1);
+    ASSERT_TRUE(dt >= 0.149);
+    sigaction(SIGALRM, &old, NULL);
+}
+
 static void test_bad_specs(void)
 {
     rag_embedder *e = NULL;
@@ -246,6 +276,7 @@ int main(void)
     }
     RUN_TEST(test_embed_and_batching);
     RUN_TEST(test_retries);
+    RUN_TEST(test_retry_wait_resumes_after_signal);
     RUN_TEST(test_bad_specs);
     MHD_stop_daemon(daemon_);
     return TEST_REPORT();
