@@ -60,8 +60,7 @@ run_wrk() { # URL BODIES KEY CONC -> one JSON line
 # measured run after a (re)start does not pay for first touches of the index and store
 warm() {
     [ "$WARMUP" -gt 0 ] || return 0
-    BODIES=$2 KEY=$3 wrk -t2 -c16 -d"${WARMUP}s" --timeout 10s -s "$HERE/wrk_search.lua" "$1" \
-        > /dev/null
+    DURATION=$WARMUP run_wrk "$1" "$2" "$3" 16 > /dev/null
 }
 
 
