@@ -1,6 +1,7 @@
 /* ragcore.c - the public facade: opening stores, collections, ingest, delete, checkpoints. */
 #include "bytes.h"
 #include "chunker.h"
+#include "coll_index.h"
 #include "db.h"
 #include "embedder.h"
 #include "lexical.h"
@@ -17,13 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define DEFAULT_SPEC "HNSW32"
 #define DEFAULT_EF_CONSTRUCTION 40
 #define DEFAULT_EMBED_CACHE_MAX 1000000
 #define EMBED_BATCH 64
-#define REBUILD_BATCH 16384
 
 void rag_open_options_init(rag_open_options *o)
 {
@@ -74,11 +73,6 @@ static int valid_name(const char *name)
             return 0;
     }
     return name[0] != '.';
-}
-
-static void index_path(const rag_db *db, uint32_t coll, char *out, size_t n)
-{
-    snprintf(out, n, "%s/index/%u.idx", db->dir, coll);
 }
 
 rag_coll *rag_db_find_coll(rag_db *db, const char *name)
@@ -141,264 +135,6 @@ static int coll_register(rag_db *db, rag_coll *c)
     db->colls[db->ncolls++] = c;
     pthread_mutex_unlock(&db->colls_lock);
     return RAG_OK;
-}
-
-/* ---- index loading and rebuilding ------------------------------------------------------ */
-
-typedef struct rebuild_ctx {
-    rag_vindex *ix;
-    float *vecs;
-    int64_t *ids;
-    size_t n;
-    int dim;
-    int rc;
-} rebuild_ctx;
-
-static int rebuild_flush(rebuild_ctx *r)
-{
-    if (r->n == 0)
-        return RAG_OK;
-    int rc = rag_vindex_add(r->ix, r->n, r->vecs, r->ids);
-    r->n = 0;
-    return rc;
-}
-
-static int rebuild_visit(void *user, uint64_t id, const float *vec, int dim)
-{
-    rebuild_ctx *r = user;
-    if (dim != r->dim)
-        return r->rc = rag_fail(RAG_ECORRUPT, "vector of chunk %llu has dimension %d, store has %d",
-                                (unsigned long long)id, dim, r->dim);
-    memcpy(r->vecs + r->n * (size_t)dim, vec, (size_t)dim * sizeof(float));
-    r->ids[r->n++] = (int64_t)id;
-    if (r->n == REBUILD_BATCH && (r->rc = rebuild_flush(r)) != RAG_OK)
-        return r->rc;
-    return 0;
-}
-
-/* Adds to `ix` every vector of collection `coll` with id >= from, reading one snapshot.
- * *next receives the store's next id at that snapshot (the new coverage). */
-static int index_fill(rag_db *db, uint32_t coll, rag_vindex *ix, uint64_t from, uint64_t *next,
-                      size_t *added)
-{
-    rag_txn *txn = NULL;
-    rebuild_ctx r = {ix, NULL, NULL, 0, db->dim, RAG_OK};
-    int rc = rag_store_read(db->st, &txn);
-    if (rc != RAG_OK)
-        return rc;
-    r.vecs = rag_malloc((size_t)REBUILD_BATCH * db->dim * sizeof(float));
-    r.ids = rag_malloc((size_t)REBUILD_BATCH * sizeof(int64_t));
-    if (!r.vecs || !r.ids) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    if ((rc = rag_store_next_id(txn, next)) != RAG_OK)
-        goto cleanup;
-    size_t before = rag_vindex_count(ix);
-    rc = rag_store_vec_scan(txn, coll, from, rebuild_visit, &r);
-    if (rc == RAG_OK)
-        rc = rebuild_flush(&r);
-    if (added)
-        *added = rag_vindex_count(ix) - before;
-cleanup:
-    free(r.vecs);
-    free(r.ids);
-    rag_txn_end(txn);
-    return rc;
-}
-
-/* Creates an empty index of the store's spec with the handle's search and build depths. */
-static int index_create(rag_db *db, rag_vindex **out)
-{
-    int rc = rag_vindex_create(db->index_spec, db->dim, db->opts.hnsw_ef_search, out);
-    if (rc == RAG_OK &&
-        (rc = rag_vindex_set_ef_construction(*out, db->opts.hnsw_ef_construction)) != RAG_OK) {
-        rag_vindex_free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
-/* Builds a fresh index for a collection from the store. On failure *out stays NULL and
- * searches fall back to exact scans (correct, slower); the error is returned. */
-static int index_rebuild(rag_db *db, rag_coll *c, rag_vindex **out, uint64_t *covered)
-{
-    rag_vindex *ix = NULL;
-    *out = NULL;
-    int rc = index_create(db, &ix);
-    if (rc != RAG_OK)
-        return rc;
-    rc = index_fill(db, c->id, ix, 0, covered, NULL);
-    if (rc != RAG_OK) {
-        rag_vindex_free(ix);
-        return rc;
-    }
-    *out = ix;
-    return RAG_OK;
-}
-
-typedef struct tomb_in_index {
-    const int64_t *ids;          /* the index's ids, sorted */
-    size_t n;
-    uint64_t below, count;
-} tomb_in_index;
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int tomb_in_index_visit(void *user, uint64_t id)
-{
-    tomb_in_index *t = user;
-    if (id >= t->below)
-        return 1; /* tombstones come in id order */
-    int64_t key = (int64_t)id;
-    t->count += bsearch(&key, t->ids, t->n, sizeof key, cmp_i64) != NULL;
-    return 0;
-}
-
-/* Counts the collection's tombstones below `covered` that the loaded index really holds.
- * Usually all of them; but a compaction killed after writing its file and before clearing
- * the tombstones leaves tombstones of ids the new file no longer has, which must not
- * count (they would trigger early compactions and over-fetching). */
-static int indexed_tombstones(rag_txn *txn, uint32_t coll, const rag_vindex *ix,
-                              uint64_t covered, uint64_t *out)
-{
-    int rc = rag_store_tomb_count(txn, coll, covered, out);
-    if (rc != RAG_OK || *out == 0)
-        return rc;
-    int64_t *ids = NULL;
-    size_t n = 0;
-    if (rag_vindex_ids(ix, &ids, &n) != RAG_OK) {
-        rag_clear_error(); /* no id map to consult: keep the plain count */
-        return RAG_OK;
-    }
-    qsort(ids, n, sizeof *ids, cmp_i64);
-    tomb_in_index t = {ids, n, covered, 0};
-    rc = rag_store_tomb_scan(txn, coll, tomb_in_index_visit, &t);
-    free(ids);
-    if (rc < 0)
-        return rc;
-    *out = t.count;
-    return RAG_OK;
-}
-
-/* Loads a collection's index file and replays newer vectors; rebuilds when the file is
- * missing or does not match the store. */
-static int coll_load_index(rag_db *db, rag_coll *c)
-{
-    char path[4096];
-    index_path(db, c->id, path, sizeof path);
-    uint64_t covered = 0, next = 0;
-    rag_vindex *ix = NULL;
-    rag_txn *txn = NULL;
-    int rc = rag_vindex_load(path, db->index_spec, db->dim, db->opts.hnsw_ef_search, &ix,
-                             &covered);
-    if (rc == RAG_OK &&
-        rag_vindex_set_ef_construction(ix, db->opts.hnsw_ef_construction) != RAG_OK) {
-        rag_vindex_free(ix); /* rebuilt below, where the same failure is reported */
-        ix = NULL;
-    }
-    if (rc == RAG_OK) {
-        if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
-            goto cleanup;
-        rc = rag_store_next_id(txn, &next);
-        if (rc == RAG_OK && covered > next) {
-            /* The file is newer than the store (e.g. a restored store): not trusted. */
-            rag_vindex_free(ix);
-            ix = NULL;
-        } else if (rc == RAG_OK) {
-            rc = indexed_tombstones(txn, c->id, ix, covered, &c->tombstones);
-        }
-        rag_txn_end(txn);
-        txn = NULL;
-        if (rc != RAG_OK)
-            goto cleanup;
-        if (ix) {
-            size_t added = 0;
-            rc = index_fill(db, c->id, ix, covered, &c->covered, &added);
-            if (rc != RAG_OK) {
-                rag_vindex_free(ix);
-                ix = NULL;
-            }
-            c->dirty = added > 0;
-        }
-    }
-    if (!ix) {
-        rag_clear_error();
-        c->tombstones = 0;
-        rc = index_rebuild(db, c, &ix, &c->covered);
-        c->dirty = 1;
-        if (rc != RAG_OK && rc != RAG_EINDEX)
-            goto cleanup;
-        rc = RAG_OK; /* an untrainable index (too few vectors) means exact scans */
-    }
-    c->ix = ix;
-    ix = NULL;
-cleanup:
-    rag_vindex_free(ix);
-    return rc;
-}
-
-typedef struct tomb_clear_arg {
-    uint32_t coll;
-    uint64_t below;
-} tomb_clear_arg;
-
-static int tomb_clear_fn(rag_txn *txn, void *user)
-{
-    tomb_clear_arg *a = user;
-    return rag_store_tomb_clear(txn, a->coll, a->below);
-}
-
-/* Writes one collection's index, or rebuilds it first when tombstones passed the
- * threshold or it is unusable. Caller holds db->write_lock. */
-static int coll_checkpoint(rag_db *db, rag_coll *c, int force_rebuild)
-{
-    if (db->opts.read_only || c->dropped)
-        return RAG_OK;
-    size_t count = c->ix ? rag_vindex_count(c->ix) : 0;
-    int rebuild = force_rebuild || !c->ix ||
-                  (count > 0 && (double)c->tombstones > db->opts.compact_threshold * (double)count);
-    int rc = RAG_OK;
-    if (rebuild) {
-        rag_vindex *ix = NULL;
-        uint64_t covered = 0;
-        rc = index_rebuild(db, c, &ix, &covered);
-        if (rc == RAG_EINDEX) { /* still too small to train: keep exact scans */
-            rag_clear_error();
-            return RAG_OK;
-        }
-        if (rc != RAG_OK)
-            return rc;
-        pthread_rwlock_wrlock(&c->lock);
-        rag_vindex *old = c->ix;
-        c->ix = ix;
-        c->covered = covered;
-        c->tombstones = 0;
-        c->dirty = 1;
-        pthread_rwlock_unlock(&c->lock);
-        rag_vindex_free(old);
-    }
-    if (!c->dirty)
-        return RAG_OK;
-    char path[4096];
-    index_path(db, c->id, path, sizeof path);
-    pthread_rwlock_rdlock(&c->lock);
-    rc = rag_vindex_save(c->ix, path, c->covered);
-    pthread_rwlock_unlock(&c->lock);
-    if (rc != RAG_OK)
-        return rc;
-    c->dirty = 0;
-    c->added_since_ckpt = 0;
-    if (rebuild) {
-        /* The new file no longer holds any deleted id below its coverage. */
-        tomb_clear_arg arg = {c->id, c->covered};
-        rc = rag_store_write(db->st, tomb_clear_fn, &arg);
-    }
-    return rc;
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
@@ -569,7 +305,7 @@ static int load_collections(rag_db *db)
     rag_txn_end(txn);
     rag_strings_free(names, n);
     for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
-        rc = coll_load_index(db, db->colls[i]);
+        rc = rag_coll_index_load(db, db->colls[i]);
         if (rc != RAG_OK)
             rag_fail_prefix(rc, "collection '%s'", db->colls[i]->name);
     }
@@ -663,7 +399,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if ((rc = open_identity(db, &o)) != RAG_OK)
         goto fail;
     char idir[4096];
-    snprintf(idir, sizeof idir, "%s/index", dir);
+    rag_coll_index_dir(dir, idir, sizeof idir);
     if (!o.read_only && mkdir(idir, 0755) != 0 && errno != EEXIST) {
         rc = rag_fail(RAG_EIO, "cannot create '%s': %s", idir, strerror(errno));
         goto fail;
@@ -700,7 +436,7 @@ int rag_checkpoint(rag_db *db)
     int rc = RAG_OK;
     pthread_mutex_lock(&db->write_lock);
     for (size_t i = 0; i < db->ncolls; i++) {
-        int r = coll_checkpoint(db, db->colls[i], 0);
+        int r = rag_coll_index_checkpoint(db, db->colls[i], 0);
         if (r != RAG_OK && rc == RAG_OK)
             rc = rag_fail_prefix(r, "checkpoint of collection '%s'", db->colls[i]->name);
     }
@@ -786,21 +522,13 @@ static int ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
     c = coll_new(name, a.rec.id, a.rec.language);
     if (!c)
         return RAG_ENOMEM;
-    rc = index_create(db, &c->ix);
+    rc = rag_coll_index_new(db, c);
     if (rc == RAG_OK)
         rc = coll_register(db, c);
     if (rc != RAG_OK) {
         coll_free(c);
         return rc;
     }
-    uint64_t next = 0;
-    rag_txn *txn = NULL;
-    if (rag_store_read(db->st, &txn) == RAG_OK) {
-        rag_store_next_id(txn, &next);
-        rag_txn_end(txn);
-    }
-    c->covered = next;
-    c->dirty = 1;
     if (created)
         *created = !a.existed;
     *out = c;
@@ -850,12 +578,8 @@ int rag_collection_drop(rag_db *db, const char *name)
     pthread_rwlock_wrlock(&c->lock);
     rc = rag_store_write(db->st, coll_drop_fn, c);
     if (rc == RAG_OK) {
-        char path[4096];
-        index_path(db, c->id, path, sizeof path);
-        unlink(path);
         c->dropped = 1;
-        rag_vindex_free(c->ix);
-        c->ix = NULL;
+        rag_coll_index_drop(db, c);
     }
     pthread_rwlock_unlock(&c->lock);
 cleanup:
@@ -1453,47 +1177,6 @@ static int ingest_fn(rag_txn *txn, void *user)
     return rag_store_coll_put(txn, c->name, &rec);
 }
 
-/* Index inserts per exclusive hold of c->lock: a search waits for at most one slice. */
-#define INDEX_ADD_SLICE 16
-
-/* Makes the index and counters reflect a committed write: counts its tombstones, then adds
- * the new vectors in slices, taking c->lock exclusively only for each slice (searches run
- * in between; ids not added yet are simply not found by the index for a moment). On
- * failure the collection falls back to exact scans until its next checkpoint rebuilds the
- * index. Caller holds db->write_lock (so c->ix is not swapped meanwhile), not c->lock. */
-static void index_after_commit(rag_db *db, rag_coll *c, const float *vecs, size_t n,
-                               uint64_t first_id, uint64_t ntombs)
-{
-    pthread_rwlock_wrlock(&c->lock);
-    c->tombstones += ntombs;
-    c->dirty = 1;
-    pthread_rwlock_unlock(&c->lock);
-    c->covered = first_id + n;
-    c->added_since_ckpt += n;
-    if (!c->ix || n == 0)
-        return;
-    int64_t *ids = malloc(n * sizeof *ids);
-    int rc = ids ? RAG_OK : RAG_ENOMEM;
-    for (size_t i = 0; ids && i < n; i++)
-        ids[i] = (int64_t)(first_id + i);
-    /* An untrained index (IVF, PQ) must see its training vectors in one call. */
-    size_t slice = rag_vindex_is_trained(c->ix) ? INDEX_ADD_SLICE : n;
-    for (size_t off = 0; off < n && rc == RAG_OK; off += slice) {
-        size_t m = n - off < slice ? n - off : slice;
-        pthread_rwlock_wrlock(&c->lock);
-        rc = rag_vindex_add(c->ix, m, vecs + off * (size_t)db->dim, ids + off);
-        pthread_rwlock_unlock(&c->lock);
-    }
-    free(ids);
-    if (rc != RAG_OK) {
-        pthread_rwlock_wrlock(&c->lock);
-        rag_vindex_free(c->ix);
-        c->ix = NULL;
-        pthread_rwlock_unlock(&c->lock);
-        rag_clear_error();
-    }
-}
-
 int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, size_t n,
                rag_ingest_stats *stats)
 {
@@ -1520,11 +1203,11 @@ int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, siz
         atomic_fetch_add(&c->writing, 1);
         rc = rag_store_write(db->st, ingest_fn, &p);
         if (rc == RAG_OK)
-            index_after_commit(db, c, p.vecs, p.nchunks, p.first_id, p.ntombs);
+            rag_coll_index_after_commit(db, c, p.vecs, p.nchunks, p.first_id, p.ntombs);
         atomic_fetch_sub(&c->writing, 1);
         if (rc == RAG_OK && db->opts.checkpoint_every > 0 &&
             c->added_since_ckpt >= (uint64_t)db->opts.checkpoint_every) {
-            int crc = coll_checkpoint(db, c, 0);
+            int crc = rag_coll_index_checkpoint(db, c, 0);
             if (crc != RAG_OK)
                 rag_clear_error(); /* data is committed; the index is rewritten later */
         }
