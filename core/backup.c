@@ -2,6 +2,7 @@
  * restoration into a store directory. */
 #include "backup.h"
 #include "check.h"
+#include "coll_index.h"
 #include "db.h"
 #include "status.h"
 #include "store.h"
@@ -91,10 +92,10 @@ static int is_index_name(const char *name)
 static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_info *info)
 {
     char src[4096], dst[4096];
-    snprintf(dst, sizeof dst, "%s/index", dstdir);
+    rag_coll_index_dir(dstdir, dst, sizeof dst);
     if (mkdir(dst, 0755) != 0 && errno != EEXIST)
         return rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
-    snprintf(src, sizeof src, "%s/index", srcdir);
+    rag_coll_index_dir(srcdir, src, sizeof src);
     DIR *d = opendir(src);
     if (!d)
         return RAG_OK; /* no index files yet */
@@ -132,7 +133,7 @@ static int verify_copy(const char *dir, rag_backup_info *info)
             if (it->kind != RAG_CHECK_PROBLEM)
                 continue;
             if (it->index_file) {
-                snprintf(path, sizeof path, "%s/index/%u.idx", dir, it->coll_id);
+                rag_coll_index_path(dir, it->coll_id, path, sizeof path);
                 if (unlink(path) == 0) {
                     info->index_dropped++;
                     info->index_files--;
@@ -156,7 +157,7 @@ static int verify_copy(const char *dir, rag_backup_info *info)
 static void remove_store_files(const char *dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/index", dir);
+    rag_coll_index_dir(dir, path, sizeof path);
     DIR *d = opendir(path);
     if (d) {
         struct dirent *e;
@@ -167,7 +168,7 @@ static void remove_store_files(const char *dir)
             }
         }
         closedir(d);
-        snprintf(path, sizeof path, "%s/index", dir);
+        rag_coll_index_dir(dir, path, sizeof path);
         rmdir(path);
     }
     snprintf(path, sizeof path, "%s/data.mdb", dir);
@@ -243,7 +244,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
         rc = verify_copy(tmp, info);
     }
     if (rc == RAG_OK) {
-        snprintf(path, sizeof path, "%s/index", tmp);
+        rag_coll_index_dir(tmp, path, sizeof path);
         fsync_path(path, 1);
         fsync_path(tmp, 1);
         rc = publish_dir(tmp, outdir);
@@ -335,7 +336,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
     } else if (rc == RAG_OK) {
         /* Replace in place: old index files go first, then data.mdb (atomic rename), then
          * the new index files, so a crash never pairs an index with the wrong data. */
-        snprintf(path, sizeof path, "%s/index", dbdir);
+        rag_coll_index_dir(dbdir, path, sizeof path);
         DIR *d = opendir(path);
         struct dirent *e;
         while (d && (e = readdir(d))) {
@@ -356,7 +357,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         snprintf(dst, sizeof dst, "%s/lock.mdb", dbdir);
         unlink(dst);
         fsync_path(dbdir, 1);
-        snprintf(path, sizeof path, "%s/index", tmp);
+        rag_coll_index_dir(tmp, path, sizeof path);
         d = rc == RAG_OK ? opendir(path) : NULL;
         while (d && (e = readdir(d))) {
             if (!is_index_name(e->d_name))
@@ -368,7 +369,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         }
         if (d)
             closedir(d);
-        snprintf(path, sizeof path, "%s/index", dbdir);
+        rag_coll_index_dir(dbdir, path, sizeof path);
         fsync_path(path, 1);
     }
     remove_store_files(tmp);
