@@ -3,6 +3,7 @@
 #include "chunker.h"
 #include "coll_index.h"
 #include "db.h"
+#include "embcache.h"
 #include "embedder.h"
 #include "lexical.h"
 #include "status.h"
@@ -666,9 +667,7 @@ typedef struct prep {
     prep_chunk *chunks;
     size_t nchunks, cap;
     float *vecs;
-    unsigned char (*cache_keys)[24]; /* embedding cache key per chunk (NULL: no cache) */
-    unsigned char *cached;       /* 1: the vector came from the cache */
-    uint64_t cache_hits, cache_misses;
+    rag_embcache_batch cache;    /* cache.keys NULL: the store keeps no embedding cache */
     int64_t cache_max;           /* opts.embed_cache_max */
     int coll_dim;
     int64_t now;
@@ -687,8 +686,7 @@ static void prep_free(prep *p)
     free(p->chunks);
     free(p->docs);
     free(p->vecs);
-    free(p->cache_keys);
-    free(p->cached);
+    rag_embcache_batch_free(&p->cache);
 }
 
 /* The chunker's counter: the embedder's token count of a span without the tokens every
@@ -753,34 +751,6 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
     pd->doc = d;
     pd->content_hash = rag_hash_bytes(d->text, pd->len);
     return RAG_OK;
-}
-
-/* Whether this store keeps an embedding cache: model embedders only (hashing a text is
- * cheaper than reading its vector back), and not when embed_cache_max turned it off. */
-static int embcache_on(const rag_db *db)
-{
-    return strncmp(db->emb->name, "hash", 4) != 0 && db->opts.embed_cache_max > 0;
-}
-
-/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
-static void embcache_key(unsigned char key[24], uint64_t model, const char *text, size_t len)
-{
-    uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
-    memcpy(key, &model, 8);
-    memcpy(key + 8, &a, 8);
-    memcpy(key + 16, &b, 8);
-}
-
-/* Copies the cached vector under `key` into out[dim]; 1 on a hit, 0 when absent (or of
- * another dimension). */
-static int embcache_read(rag_txn *txn, const unsigned char key[24], size_t dim, float *out)
-{
-    const void *v;
-    size_t vl;
-    if (rag_store_kv_get(txn, "embcache", key, 24, &v, &vl) != RAG_OK || vl != dim * sizeof(float))
-        return 0;
-    memcpy(out, v, vl);
-    return 1;
 }
 
 /* Validates, chunks and embeds a batch outside any lock. */
@@ -862,17 +832,14 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
         return RAG_ENOMEM;
     /* The embedding cache: a chunk whose exact input text was embedded before by this
      * model is not embedded again. */
-    int use_cache = embcache_on(db);
+    int use_cache = rag_embcache_on(db);
     rag_txn *txn = NULL;
     if (use_cache) {
-        p->cache_keys = rag_calloc(p->nchunks, sizeof *p->cache_keys);
-        p->cached = rag_calloc(p->nchunks, 1);
-        if (!p->cache_keys || !p->cached)
-            return RAG_ENOMEM;
+        if ((rc = rag_embcache_batch_init(&p->cache, db, p->nchunks)) != RAG_OK)
+            return rc;
         if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
             return rc;
     }
-    uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
     const char *texts[EMBED_BATCH];
     size_t lens[EMBED_BATCH], slot[EMBED_BATCH];
     char *bufs[EMBED_BATCH];
@@ -891,14 +858,10 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
                                         pc->end - pc->start, &buf, &t, &l);
             if (rc != RAG_OK)
                 break;
-            if (use_cache) {
-                embcache_key(p->cache_keys[b + k], model, t, l);
-                if (embcache_read(txn, p->cache_keys[b + k], dim, p->vecs + (b + k) * dim)) {
-                    p->cached[b + k] = 1;
-                    p->cache_hits++;
-                    free(buf);
-                    continue;
-                }
+            if (use_cache &&
+                rag_embcache_lookup(&p->cache, txn, b + k, t, l, dim, p->vecs + (b + k) * dim)) {
+                free(buf);
+                continue;
             }
             bufs[miss] = buf;
             texts[miss] = t;
@@ -909,8 +872,6 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
             rc = rag_embedder_embed(db->emb, texts, lens, miss, 0, tmp);
             for (size_t k = 0; rc == RAG_OK && k < miss; k++)
                 memcpy(p->vecs + slot[k] * dim, tmp + k * dim, dim * sizeof(float));
-            if (use_cache)
-                p->cache_misses += miss;
         }
         for (size_t k = 0; k < miss; k++)
             free(bufs[k]);
@@ -969,119 +930,6 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
         if (old->valid_until && rec->expiring_docs)
             rec->expiring_docs--;
     }
-    return rc;
-}
-
-/* The embedding cache lives in aux table "embcache" (24-byte key -> vector) with its
- * counters under key "#stats": hits, misses, entries, next sequence number (stores made
- * before the bound have only the first two). Table "embcache_fifo" maps each entry's
- * sequence number (8 bytes, big-endian) to its key, so the oldest entries are evicted
- * first once there are more than opts.embed_cache_max. Entries older than the fifo are
- * not counted and never evicted. */
-#define EMBCACHE_STATS 4
-
-static int embcache_stats_get(rag_txn *txn, uint64_t st[EMBCACHE_STATS])
-{
-    const void *v;
-    size_t vl;
-    memset(st, 0, EMBCACHE_STATS * sizeof *st);
-    int rc = rag_store_kv_get(txn, "embcache", "#stats", 6, &v, &vl);
-    if (rc == RAG_ENOTFOUND) {
-        rag_clear_error();
-        return RAG_OK;
-    }
-    if (rc == RAG_OK && (vl == 2 * sizeof *st || vl == EMBCACHE_STATS * sizeof *st))
-        memcpy(st, v, vl);
-    return rc;
-}
-
-typedef struct fifo_oldest {
-    unsigned char (*keys)[8];
-    size_t n, want;
-} fifo_oldest;
-
-static int fifo_oldest_visit(void *user, const void *key, size_t klen, const void *val,
-                             size_t vlen)
-{
-    (void)val;
-    (void)vlen;
-    fifo_oldest *f = user;
-    if (klen == 8)
-        memcpy(f->keys[f->n++], key, 8);
-    return f->n == f->want;
-}
-
-/* Stores the vectors of the batch's cache misses, updates the counters and evicts the
- * oldest entries beyond `max`, all inside the ingest's write transaction. */
-static int embcache_commit(rag_txn *txn, const prep *p, int64_t max)
-{
-    uint64_t st[EMBCACHE_STATS];
-    int rc = embcache_stats_get(txn, st);
-    size_t bytes = (size_t)p->coll_dim * sizeof(float);
-    for (size_t i = 0; i < p->nchunks && rc == RAG_OK; i++) {
-        const void *v;
-        size_t vl;
-        if (p->cached[i] || rag_store_kv_get(txn, "embcache", p->cache_keys[i], 24, &v, &vl) == 0)
-            continue; /* a hit, or the same text earlier in this batch */
-        rag_clear_error();
-        unsigned char seq[8];
-        rag_put_be64(seq, st[3]);
-        rc = rag_store_kv_put(txn, "embcache", p->cache_keys[i], 24,
-                              p->vecs + i * (size_t)p->coll_dim, bytes);
-        if (rc == RAG_OK)
-            rc = rag_store_kv_put(txn, "embcache_fifo", seq, 8, p->cache_keys[i], 24);
-        st[2]++;
-        st[3]++;
-    }
-    while (rc == RAG_OK && st[2] > (uint64_t)max) {
-        fifo_oldest f = {NULL, 0, 0};
-        f.want = st[2] - (uint64_t)max > 1024 ? 1024 : (size_t)(st[2] - (uint64_t)max);
-        if (!(f.keys = rag_malloc(f.want * sizeof *f.keys)))
-            return RAG_ENOMEM;
-        rc = rag_store_kv_scan(txn, "embcache_fifo", NULL, 0, fifo_oldest_visit, &f);
-        if (rc > 0)
-            rc = RAG_OK;
-        for (size_t i = 0; i < f.n && rc == RAG_OK; i++) {
-            const void *key;
-            size_t kl;
-            rc = rag_store_kv_get(txn, "embcache_fifo", f.keys[i], 8, &key, &kl);
-            if (rc == RAG_OK && kl == 24) {
-                unsigned char k[24];
-                memcpy(k, key, 24); /* LMDB's copy is invalid after the next write */
-                rc = rag_store_kv_del(txn, "embcache", k, 24);
-                if (rc == RAG_ENOTFOUND)
-                    rc = RAG_OK;
-            }
-            if (rc == RAG_OK)
-                rc = rag_store_kv_del(txn, "embcache_fifo", f.keys[i], 8);
-            st[2]--;
-        }
-        free(f.keys);
-        if (f.n == 0)
-            st[2] = 0; /* nothing left to evict: the count was off (older store) */
-    }
-    if (rc != RAG_OK)
-        return rc;
-    st[0] += p->cache_hits;
-    st[1] += p->cache_misses;
-    return rag_store_kv_put(txn, "embcache", "#stats", 6, st, sizeof st);
-}
-
-int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses)
-{
-    rag_clear_error();
-    if (!db || !hits || !misses)
-        return rag_fail(RAG_EINVAL, "rag_embed_cache_stats: NULL argument");
-    *hits = *misses = 0;
-    rag_txn *txn = NULL;
-    int rc = rag_store_read(db->st, &txn);
-    if (rc != RAG_OK)
-        return rc;
-    uint64_t st[EMBCACHE_STATS];
-    rc = embcache_stats_get(txn, st);
-    rag_txn_end(txn);
-    *hits = st[0];
-    *misses = st[1];
     return rc;
 }
 
@@ -1169,8 +1017,8 @@ static int ingest_fn(rag_txn *txn, void *user)
     }
     if (rc != RAG_OK)
         return rc;
-    if (p->cache_keys)
-        rc = embcache_commit(txn, p, p->cache_max);
+    if (p->cache.keys)
+        rc = rag_embcache_commit(txn, &p->cache, p->vecs, p->nchunks, p->coll_dim, p->cache_max);
     if (rc != RAG_OK)
         return rc;
     rec.newest_ingest = p->now;
@@ -1337,76 +1185,4 @@ int rag_collection_set_ttl(rag_db *db, const char *collection, int64_t ttl_secon
         return rag_fail(RAG_EINVAL, "ttl_seconds must not be negative, got %lld",
                         (long long)ttl_seconds);
     return rag_db_coll_update(db, collection, ttl_seconds, 0);
-}
-
-/* Document embeddings for rag_embed: a text that the store's embedding cache holds for this
- * model (an ingested chunk's exact input) is read from it; only the others are encoded. The
- * cache is not written here: it holds what the store's chunks were embedded from. */
-static int embed_documents_cached(rag_db *db, const char *const *texts, const size_t *lens,
-                                  size_t n, float *out)
-{
-    if (n == 0 || !embcache_on(db))
-        return rag_embedder_embed(db->emb, texts, lens, n, 0, out);
-    size_t dim = (size_t)db->dim, miss = 0;
-    uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
-    const char **mtexts = rag_malloc(n * sizeof *mtexts);
-    size_t *mlens = rag_malloc(n * sizeof *mlens), *slot = rag_malloc(n * sizeof *slot);
-    float *tmp = NULL;
-    rag_txn *txn = NULL;
-    int rc = RAG_ENOMEM;
-    if (!mtexts || !mlens || !slot)
-        goto cleanup;
-    if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
-        goto cleanup;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char key[24];
-        embcache_key(key, model, texts[i], lens[i]);
-        if (embcache_read(txn, key, dim, out + i * dim))
-            continue;
-        mtexts[miss] = texts[i];
-        mlens[miss] = lens[i];
-        slot[miss++] = i;
-    }
-    rag_txn_end(txn);
-    txn = NULL;
-    rc = RAG_OK;
-    if (miss == 0)
-        goto cleanup;
-    if (!(tmp = rag_malloc(miss * dim * sizeof *tmp))) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    if ((rc = rag_embedder_embed(db->emb, mtexts, mlens, miss, 0, tmp)) != RAG_OK)
-        goto cleanup;
-    for (size_t k = 0; k < miss; k++)
-        memcpy(out + slot[k] * dim, tmp + k * dim, dim * sizeof *tmp);
-cleanup:
-    rag_txn_end(txn);
-    free(mtexts);
-    free(mlens);
-    free(slot);
-    free(tmp);
-    return rc;
-}
-
-int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query, float *out)
-{
-    rag_clear_error();
-    if (!db || (!texts && n) || (!out && n))
-        return rag_fail(RAG_EINVAL, "rag_embed: NULL argument");
-    size_t *lens = rag_malloc((n ? n : 1) * sizeof *lens);
-    if (!lens)
-        return RAG_ENOMEM;
-    int rc = RAG_OK;
-    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
-        if (!texts[i])
-            rc = rag_fail(RAG_EINVAL, "text %zu is NULL", i);
-        else if (!rag_utf8_valid(texts[i], (lens[i] = strlen(texts[i])), NULL, NULL))
-            rc = rag_fail(RAG_EENCODING, "text %zu is not valid UTF-8", i);
-    }
-    if (rc == RAG_OK)
-        rc = is_query ? rag_embedder_embed(db->emb, texts, lens, n, 1, out)
-                      : embed_documents_cached(db, texts, lens, n, out);
-    free(lens);
-    return rc;
 }
