@@ -2,6 +2,7 @@
  * or lazily evaluated predicates), dense ANN with adaptive over-fetch, BM25, fusion, result
  * shaping (per-document cap, duplicate collapsing, MMR), confidence and hit materialisation. */
 #include "db.h"
+#include "embcache.h"
 #include "embedder.h"
 #include "filter.h"
 #include "lexical.h"
@@ -1093,7 +1094,7 @@ int rag_search(rag_db *db, const char *query, const rag_search_options *opts, ra
     if (!opts || opts->mode != RAG_MODE_LEXICAL) {
         if (!(q = rag_malloc((size_t)db->dim * sizeof *q)))
             return RAG_ENOMEM;
-        rc = rag_embed(db, &query, 1, 1, q);
+        rc = rag_embcache_embed(db, &query, 1, 1, q);
     }
     if (rc == RAG_OK)
         rc = search_impl(db, query, q, opts, out);
