@@ -60,10 +60,12 @@ struct rag_db {
 /* Finds a live collection by name (NULL when absent). */
 rag_coll *rag_db_find_coll(rag_db *db, const char *name);
 
-/* Deletes documents in one transaction; absent ids fail with RAG_ENOTFOUND unless
- * missing_ok. *deleted (may be NULL) receives the number deleted. */
-int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *ids, size_t n,
-                       int missing_ok, uint64_t *deleted);
+/* Returns the collection `name`, creating it when absent (when `create`; else
+ * RAG_ENOTFOUND). RAG_EINVAL for an invalid name, RAG_EREADONLY when it would be created in
+ * a read-only store. Caller holds db->write_lock. *created (may be NULL) tells whether it
+ * was created. */
+int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
+                       int *created);
 
 /* Updates a collection record (created when absent): ttl >= 0 sets the default TTL,
  * last_sync > 0 records a sync time. */
