@@ -322,11 +322,51 @@ typedef struct rag_search_options {
 
 RAG_API void rag_search_options_init(rag_search_options *opts);
 
+/* Search options by name. Every front door (the CLI's search, context and eval commands,
+ * the HTTP server, language bindings) sets rag_search_options fields through this one table,
+ * so names, types, ranges and defaults are declared once. Names are the field names
+ * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. */
+typedef enum rag_option_type {
+    RAG_OPTION_INT = 0,          /* whole number in [min, max] */
+    RAG_OPTION_REAL = 1,         /* number in [min, max] */
+    RAG_OPTION_STRING = 2,       /* text (e.g. a filter expression) */
+    RAG_OPTION_CHOICE = 3        /* one word of `choices` */
+} rag_option_type;
+
+typedef struct rag_option_info {
+    const char *name;            /* "candidates" */
+    const char *alias;           /* an older name also accepted ("mmr"), or NULL */
+    rag_option_type type;
+    double min, max;             /* INT and REAL: inclusive range */
+    const char *choices;         /* CHOICE: the words, '|'-separated ("rrf|weighted") */
+    const char *default_text;    /* what leaving it unset means ("max(100, 4k)") */
+    const char *help;            /* one line */
+} rag_option_info;
+
+/* Number of options, and the i-th (NULL when i is out of range); static data. */
+RAG_API size_t rag_search_option_count(void);
+RAG_API const rag_option_info *rag_search_option_info(size_t i);
+/* The option called `name` (or its alias), NULL when there is none. */
+RAG_API const rag_option_info *rag_search_option_find(const char *name);
+
+/* Sets option `name` of opts from its text form ("25", "0.7", "weighted"). A STRING value is
+ * borrowed (it must outlive the search), as every string of rag_search_options.
+ * RAG_EINVAL, naming the option, what it accepts and the value: unknown name, not a number,
+ * out of range, not one of the choices. opts is unchanged on error. */
+RAG_API int rag_search_option_set(rag_search_options *opts, const char *name,
+                                  const char *value);
+
 /* One hit. Every pointer is owned by the rag_results it came from and valid until
  * rag_results_free(). Optional strings are "" (never NULL) when absent. */
 typedef struct rag_hit {
     uint64_t chunk_id;
-    float score;                 /* cosine similarity in [-1, 1] */
+    /* The rank score, by mode: dense, cosine similarity in [-1, 1]; lexical, BM25 (>= 0);
+     * hybrid, the fused score (RRF: the sum of 1 / (rrf_k + rank) over the lists that
+     * ranked it; weighted: the blend of min-max normalised scores, in [0, 1]). With
+     * half_life > 0 it is (1 - recency_weight) x that relevance min-max normalised over
+     * the candidates + recency_weight x 0.5^(age / half_life), in [0, 1]. Compare scores
+     * within one result set only; dense_score and lexical_score keep each side's own. */
+    float score;
     const char *doc_id;
     const char *text;            /* the chunk's text (NUL-terminated) */
     size_t text_len;

@@ -4,6 +4,7 @@
 #include "assets.h"
 #include "db.h"
 #include "log.h"
+#include "openapi.h"
 #include "json_writer.h"
 #include "reqjson.h"
 #include "status.h"
@@ -207,8 +208,13 @@ static void h_metrics(http_req *r)
 
 static void h_openapi(http_req *r)
 {
-    http_reply(r, 200, "application/json", (const char *)srv_asset_openapi,
-               srv_asset_openapi_len, 1);
+    size_t len = 0;
+    const char *doc = openapi_document(&len);
+    if (!doc) {
+        http_error(r, 500, "internal", NULL, "cannot build the OpenAPI document");
+        return;
+    }
+    http_reply(r, 200, "application/json", doc, len, 1);
 }
 
 static void h_dashboard(http_req *r)
@@ -717,21 +723,6 @@ static int parse_filter(http_req *r, search_req *sr, json_t *filter)
     return 0;
 }
 
-/* The number member `key` in [min, max]: 1 found (*out set), 0 absent, -1 after 400. */
-static int get_number(http_req *r, json_t *body, const char *key, double min, double max,
-                      float *out)
-{
-    json_t *v = json_object_get(body, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
-        http_error(r, 400, "invalid_field", key, "'%s' must be a number in %g..%g", key, min, max);
-        return -1;
-    }
-    *out = (float)json_number_value(v);
-    return 1;
-}
-
 /* One hit as a JSON object (json_writer: a search's hits through jansson cost more CPU
  * than the vector search). The metadata is the store's own compact JSON text (validated
  * and re-dumped by the library at upsert), written as is. */
@@ -763,48 +754,60 @@ static void hit_write(jw *w, const rag_hit *h)
     jw_lit(w, "}");
 }
 
-/* Fills so from the tuning fields of a search body. 0, or -1 after 400. */
+/* Search options a handler reads itself: k (bounded by the server's max_k), the filter
+ * (an expression or a JSON object) and source_prefix (also settable through the filter). */
+static int handled_apart(const char *name)
+{
+    return !strcmp(name, "k") || !strcmp(name, "filter") || !strcmp(name, "source_prefix");
+}
+
+/* rj_only over the search options' names plus a handler's own fields `own`. */
+static int only_search_fields(http_req *r, json_t *body, const char *const *own)
+{
+    const char *allowed[64];
+    size_t n = 0;
+    for (size_t i = 0; own[i] && n < 32; i++)
+        allowed[n++] = own[i];
+    for (size_t i = 0; i < rag_search_option_count() && n < 63; i++)
+        allowed[n++] = rag_search_option_info(i)->name;
+    allowed[n] = NULL;
+    return rj_only(r, body, "", allowed);
+}
+
+/* Fills so from the search-option fields of a body, as the library declares them
+ * (rag_search_option_*: names, types, ranges); *mode receives the "mode" text when given.
+ * 0, or -1 after 400. */
 static int parse_tuning(http_req *r, json_t *body, rag_search_options *so, const char **mode)
 {
-    const char *fusion = NULL;
-    long long rrf_k = 0, candidates = 0, per_doc = 0;
-    if (rj_string(r, body, "", "mode", 0, 0, 32, mode) < 0 ||
-        rj_string(r, body, "", "fusion", 0, 0, 32, &fusion) < 0 ||
-        rj_int(r, body, "", "rrf_k", 0, 1, 100000, &rrf_k) < 0 ||
-        rj_int(r, body, "", "candidates", 0, 1, 10000, &candidates) < 0 ||
-        rj_int(r, body, "", "per_doc", 0, 1, 10000, &per_doc) < 0 ||
-        get_number(r, body, "dense_weight", 0, 1, &so->dense_weight) < 0 ||
-        get_number(r, body, "mmr_lambda", 0, 1, &so->mmr_lambda) < 0 ||
-        get_number(r, body, "collapse_threshold", 0, 2, &so->collapse_threshold) < 0 ||
-        get_number(r, body, "dense_threshold", -1, 1, &so->dense_threshold) < 0 ||
-        get_number(r, body, "lexical_threshold", -1, 1e6, &so->lexical_threshold) < 0)
-        return -1;
-    so->rrf_k = (int)rrf_k;
-    so->candidates = (int)candidates;
-    so->per_doc = (int)per_doc;
-    if (*mode) {
-        if (!strcmp(*mode, "hybrid"))
-            so->mode = RAG_MODE_HYBRID;
-        else if (!strcmp(*mode, "dense") || !strcmp(*mode, "vector"))
-            so->mode = RAG_MODE_DENSE;
-        else if (!strcmp(*mode, "lexical"))
-            so->mode = RAG_MODE_LEXICAL;
-        else {
-            http_error(r, 400, "invalid_field", "mode",
-                       "'mode' must be \"hybrid\", \"dense\" or \"lexical\", got \"%s\"", *mode);
+    for (size_t i = 0; i < rag_search_option_count(); i++) {
+        const rag_option_info *in = rag_search_option_info(i);
+        json_t *v = json_object_get(body, in->name);
+        if (!v || json_is_null(v) || handled_apart(in->name))
+            continue;
+        char num[64];
+        const char *text;
+        int numeric = in->type == RAG_OPTION_INT || in->type == RAG_OPTION_REAL;
+        if (numeric && (in->type == RAG_OPTION_INT ? !json_is_integer(v) : !json_is_number(v))) {
+            http_error(r, 400, "invalid_field", in->name, "'%s' must be %s", in->name,
+                       in->type == RAG_OPTION_INT ? "an integer" : "a number");
             return -1;
         }
-    }
-    if (fusion) {
-        if (!strcmp(fusion, "rrf"))
-            so->fusion = RAG_FUSION_RRF;
-        else if (!strcmp(fusion, "weighted"))
-            so->fusion = RAG_FUSION_WEIGHTED;
-        else {
-            http_error(r, 400, "invalid_field", "fusion",
-                       "'fusion' must be \"rrf\" or \"weighted\", got \"%s\"", fusion);
+        if (!numeric && !json_is_string(v)) {
+            http_error(r, 400, "invalid_field", in->name, "'%s' must be a string", in->name);
             return -1;
         }
+        if (numeric) {
+            snprintf(num, sizeof num, "%.17g", json_number_value(v));
+            text = num;
+        } else {
+            text = json_string_value(v);
+        }
+        if (rag_search_option_set(so, in->name, text) != RAG_OK) {
+            http_error(r, 400, "invalid_field", in->name, "%s", rag_errmsg());
+            return -1;
+        }
+        if (!strcmp(in->name, "mode"))
+            *mode = text;
     }
     return 0;
 }
@@ -924,10 +927,7 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
 
 static void h_search(http_req *r, const char *c)
 {
-    static const char *const FIELDS[] = {
-        "query",      "vector",     "k",       "mode",  "filter",  "doc_ids",
-        "source_prefix", "fusion",  "rrf_k",   "dense_weight", "candidates", "mmr_lambda",
-        "per_doc",    "collapse_threshold", "dense_threshold", "lexical_threshold", NULL};
+    static const char *const OWN[] = {"query", "vector", "doc_ids", NULL};
     static const char *const MODES[] = {"hybrid", "dense", "lexical"};
     srv *s = r->s;
     search_req sr;
@@ -944,7 +944,7 @@ static void h_search(http_req *r, const char *c)
     /* a "vector" (2 KB of base64 or 384 numbers) is read from the body itself */
     if (authorize(r, SCOPE_READ, c) < 0 ||
         !(body = rj_body_lift(r, "vector", 256, &lifted)) ||
-        rj_only(r, body, "", FIELDS) < 0 || parse_tuning(r, body, &so, &mode) < 0)
+        only_search_fields(r, body, OWN) < 0 || parse_tuning(r, body, &so, &mode) < 0)
         goto cleanup;
     if (rj_string(r, body, "", "query", 0, 1, (size_t)atomic_load(&s->cfg.limits.max_query_bytes),
                   &sr.query) < 0 ||
@@ -1032,12 +1032,8 @@ cleanup:
  * ("text", "markdown", "json"), stale_after (seconds) and source_template. */
 static void h_context(http_req *r, const char *c)
 {
-    static const char *const FIELDS[] = {
-        "query",         "k",           "mode",         "filter",         "doc_ids",
-        "source_prefix", "fusion",      "rrf_k",        "dense_weight",   "candidates",
-        "mmr_lambda",    "per_doc",     "collapse_threshold", "dense_threshold",
-        "lexical_threshold", "budget_tokens", "format", "stale_after",    "source_template",
-        NULL};
+    static const char *const OWN[] = {"query",  "doc_ids",     "budget_tokens",
+                                      "format", "stale_after", "source_template", NULL};
     srv *s = r->s;
     search_req sr;
     rag_context_options co;
@@ -1050,7 +1046,7 @@ static void h_context(http_req *r, const char *c)
     memset(&sr, 0, sizeof sr);
     rag_context_options_init(&co);
     if (authorize(r, SCOPE_READ, c) < 0 || !(body = rj_body(r)) ||
-        rj_only(r, body, "", FIELDS) < 0 || parse_tuning(r, body, &co.search, &mode) < 0)
+        only_search_fields(r, body, OWN) < 0 || parse_tuning(r, body, &co.search, &mode) < 0)
         goto cleanup;
     if (rj_string(r, body, "", "query", 1, 1, (size_t)atomic_load(&s->cfg.limits.max_query_bytes),
                   &sr.query) < 0 ||

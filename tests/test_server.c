@@ -3,6 +3,7 @@
  * event loops, running out of descriptors, SIGHUP reload, TLS and graceful shutdown with
  * persistence. */
 #include "test.h"
+#include "ragcore.h"
 #include "json_number.h"
 #include "json_writer.h"
 #include "vector_b64.h"
@@ -995,6 +996,52 @@ static void same_answer(json_t *emb, const char *at5, const char *sep, size_t dr
     free(plain);
 }
 
+
+/* The server's search options are the library's table: the served OpenAPI document declares
+ * each one with the table's range, and the server accepts each at its bounds and refuses a
+ * value past them naming the field. */
+static void test_search_options_served(void)
+{
+    resp r;
+    ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &r), 200);
+    json_t *schemas = json_object_get(json_object_get(r.json, "components"), "schemas");
+    json_t *sprops = json_object_get(json_object_get(schemas, "SearchRequest"), "properties");
+    json_t *cprops = json_object_get(json_object_get(schemas, "ContextRequest"), "properties");
+    size_t checked = 0;
+    for (size_t i = 0; i < rag_search_option_count(); i++) {
+        const rag_option_info *in = rag_search_option_info(i);
+        if (!strcmp(in->name, "k") || !strcmp(in->name, "filter") ||
+            !strcmp(in->name, "source_prefix"))
+            continue; /* read by the handlers themselves */
+        json_t *sp = json_object_get(sprops, in->name);
+        if (!sp || !json_object_get(cprops, in->name))
+            fprintf(stderr, "  openapi lacks search option %s\n", in->name);
+        ASSERT_TRUE(sp != NULL && json_object_get(cprops, in->name) != NULL);
+        char body[256];
+        if (in->type == RAG_OPTION_INT || in->type == RAG_OPTION_REAL) {
+            ASSERT_NEAR(json_number_value(json_object_get(sp, "maximum")), in->max, 1e-9);
+            snprintf(body, sizeof body, "{\"query\":\"fox\",\"%s\":%.17g}", in->name, in->max);
+            ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, body, &r), 200);
+            resp_free(&r);
+            snprintf(body, sizeof body, "{\"query\":\"fox\",\"%s\":%.17g}", in->name,
+                     in->max + 1);
+            expect_400("/v1/collections/alpha/search", body, "invalid_field", in->name);
+            checked++;
+        } else if (in->type == RAG_OPTION_CHOICE) {
+            char first[32];
+            snprintf(first, sizeof first, "%.*s", (int)strcspn(in->choices, "|"), in->choices);
+            snprintf(body, sizeof body, "{\"query\":\"fox\",\"%s\":\"%s\"}", in->name, first);
+            ASSERT_EQ_INT(req("POST", "/v1/collections/alpha/search", reader_key, body, &r), 200);
+            resp_free(&r);
+            snprintf(body, sizeof body, "{\"query\":\"fox\",\"%s\":\"no-such\"}", in->name);
+            expect_400("/v1/collections/alpha/search", body, "invalid_field", in->name);
+            checked++;
+        }
+    }
+    ASSERT_TRUE(checked >= 12);
+    resp_free(&r);
+}
+
 static void test_embeddings(void)
 {
     resp r, s;
@@ -1740,6 +1787,7 @@ int main(void)
     RUN_TEST(test_collections_and_auth);
     RUN_TEST(test_documents_and_search);
     RUN_TEST(test_validation);
+    RUN_TEST(test_search_options_served);
     RUN_TEST(test_embeddings);
     RUN_TEST(test_keys_and_querylog);
     RUN_TEST(test_metrics);
