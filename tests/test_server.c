@@ -1271,6 +1271,15 @@ static void test_keys_and_querylog(void)
     ASSERT_EQ_INT(leaked, 0);
 }
 
+/* The value of an unlabelled metric in a /metrics text, or -1 when absent. */
+static double metric_value(const char *text, const char *name)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = strstr(text, pat);
+    return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
 /* /metrics needs a key with the metrics scope (admin implies it), and shows the
  * per-collection series only of the collections that key is granted: without a key it
  * listed every collection's name, counts and ingest times. */
@@ -1299,7 +1308,9 @@ static void test_metrics(void)
         /* fox, install, dir/with/slash and the escaping test's document */
         ASSERT_TRUE(strstr(r.body, "ragcore_ingest_documents_total 4") != NULL);
         ASSERT_TRUE(strstr(r.body, "\nragcore_requests_in_flight ") != NULL);
-        ASSERT_TRUE(strstr(r.body, "\nragcore_http_connection_limit 4096\n") != NULL);
+        /* 4096 unless the test runs under a descriptor limit too low for it */
+        double limit = metric_value(r.body, "ragcore_http_connection_limit");
+        ASSERT_TRUE(limit >= 1 && limit <= 4096);
     }
     resp_free(&r);
 
@@ -1679,15 +1690,6 @@ static void test_descriptor_exhaustion(void)
     ASSERT_TRUE(log_count(logpath, "to make room") >= 1);
     ASSERT_EQ_INT(log_count(logpath, "Too many open files"), 0);
     ASSERT_EQ_INT(stop_server(&t), 0);
-}
-
-/* The value of an unlabelled metric in a /metrics text, or -1 when absent. */
-static double metric_value(const char *text, const char *name)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    const char *p = strstr(text, pat);
-    return p ? strtod(p + strlen(pat), NULL) : -1;
 }
 
 /* --querylog-max-bytes bounds the query log: the oldest batches go, the newest stay, and
