@@ -28,6 +28,7 @@ struct auth_key {
     size_t ncollections;
     int64_t created_at;
     _Atomic int64_t revoked_at;
+    _Atomic int64_t budget[AUTH_BUDGETS];
 };
 
 struct srv_auth {
@@ -100,6 +101,8 @@ unsigned auth_scope_parse(const char *name)
         return SCOPE_WRITE;
     if (!strcmp(name, "admin"))
         return SCOPE_ADMIN;
+    if (!strcmp(name, "metrics"))
+        return SCOPE_METRICS;
     return 0;
 }
 
@@ -113,6 +116,8 @@ static json_t *key_record(const auth_key *k, int with_hash)
         json_array_append_new(scopes, json_string("read"));
     if (k->scopes & SCOPE_WRITE)
         json_array_append_new(scopes, json_string("write"));
+    if (k->scopes & SCOPE_METRICS)
+        json_array_append_new(scopes, json_string("metrics"));
     if (k->scopes & SCOPE_ADMIN)
         json_array_append_new(scopes, json_string("admin"));
     json_object_set_new(o, "scopes", scopes);
@@ -223,6 +228,11 @@ int auth_reload(srv_auth *a)
     pthread_rwlock_wrlock(&a->lock);
     auth_key **old = a->keys;
     size_t nold = a->nkeys;
+    for (size_t i = 0; i < c.n; i++) /* a key that stays keeps what it has spent */
+        for (size_t j = 0; j < nold; j++)
+            if (!strcmp(c.keys[i]->id, old[j]->id))
+                for (int b = 0; b < AUTH_BUDGETS; b++)
+                    atomic_store(&c.keys[i]->budget[b], atomic_load(&old[j]->budget[b]));
     a->keys = c.keys;
     a->nkeys = c.n;
     pthread_rwlock_unlock(&a->lock);
@@ -311,6 +321,11 @@ const auth_key *auth_check(srv_auth *a, const char *presented)
 const char *auth_key_id(const auth_key *k)
 {
     return k->id;
+}
+
+_Atomic int64_t *auth_key_budget(const auth_key *k, int which)
+{
+    return &((auth_key *)k)->budget[which];
 }
 
 int auth_allows(const auth_key *k, unsigned scope, const char *collection)

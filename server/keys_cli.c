@@ -13,7 +13,7 @@ static int usage(const char *msg)
         fprintf(stderr, "ragcore keys: %s\n", msg);
     fprintf(stderr,
             "usage: ragcore keys --db DIR list\n"
-            "       ragcore keys --db DIR create NAME --scopes read,write,admin "
+            "       ragcore keys --db DIR create NAME --scopes read,write,metrics,admin "
             "[--collections NAME,...|*]\n"
             "       ragcore keys --db DIR revoke ID\n"
             "Edits the store directly: use it while no server has the store open (a running\n"
@@ -90,8 +90,8 @@ int keys_cli_main(int argc, char **argv)
         for (size_t i = 0; i < nsc; i++) {
             unsigned s = auth_scope_parse(sc[i]);
             if (!s) {
-                fprintf(stderr, "ragcore keys: --scopes: unknown scope '%s' (read, write, admin)\n",
-                        sc[i]);
+                fprintf(stderr, "ragcore keys: --scopes: unknown scope '%s' (read, write, "
+                                "metrics, admin)\n", sc[i]);
                 code = 1;
                 goto cleanup;
             }

@@ -63,6 +63,36 @@ static int install_signals(void)
     return 0;
 }
 
+/* A RAGCORE_ADMIN_KEY holds every scope, and nothing limits how many wrong keys a client
+ * may try: one shorter than AUTH_BOOTSTRAP_MIN_LEN characters falls to guessing in few
+ * requests. On a listener other clients can reach (not loopback), TLS or not, the server
+ * refuses to start with it: a warning at start-up is easily missed, a store opened to the
+ * network with a guessable admin key is not recoverable. On loopback it only warns.
+ * Returns 0, or -1 after printing why the server must not start. */
+static int check_admin_key(const srv_config *cfg)
+{
+    const char *key = getenv("RAGCORE_ADMIN_KEY");
+    size_t len = key ? strlen(key) : 0;
+    if (len == 0 || len >= AUTH_BOOTSTRAP_MIN_LEN)
+        return 0;
+    int loopback = http_listen_is_loopback(cfg->listen);
+    if (loopback == 0) {
+        fprintf(stderr,
+                "ragcore-server: RAGCORE_ADMIN_KEY is %zu characters long: an admin key must "
+                "have at least %d on an address other hosts can reach (--listen %s), or it can "
+                "be guessed. Use a long random key (openssl rand -hex 24), or listen on "
+                "127.0.0.1.\n",
+                len, AUTH_BOOTSTRAP_MIN_LEN, cfg->listen);
+        return -1;
+    }
+    if (loopback == 1)
+        log_msg("warn", "weak_admin_key",
+                "RAGCORE_ADMIN_KEY is %zu characters long (at least %d are needed on an "
+                "address other hosts can reach)",
+                len, AUTH_BOOTSTRAP_MIN_LEN);
+    return 0;
+}
+
 static int write_port_file(const char *path, int port)
 {
     char tmp[4096];
@@ -189,6 +219,8 @@ int main(int argc, char **argv)
         return 1;
     }
     single_threaded_openmp(argv);
+    if (check_admin_key(&s.cfg) < 0) /* after the re-execution: a warning is printed once */
+        return 1;
 
     if (install_signals() < 0) {
         fprintf(stderr, "ragcore-server: cannot install signal handlers: %s\n", strerror(errno));
