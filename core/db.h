@@ -15,6 +15,7 @@ struct rag_store;
 struct rag_embedder;
 struct rag_vindex;
 struct rag_analyzer;
+struct rag_lockfile;
 
 /* In-memory state of one collection. Never freed before rag_close (a dropped collection
  * is only marked), so pointers to it stay valid. */
@@ -46,6 +47,7 @@ struct rag_db {
     char index_spec[96];
     char language[24];           /* analyzer language for collections created here */
     rag_open_options opts;
+    struct rag_lockfile *lock;   /* the store's writer lock (NULL on a read-only handle) */
     pthread_mutex_t write_lock;  /* one writer at a time (ingest, delete, drop, checkpoint) */
     pthread_mutex_t colls_lock;  /* guards the colls array */
     rag_coll **colls;

@@ -3,6 +3,7 @@
 #include "db.h"
 #include "embedder.h"
 #include "lexical.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 #include "vindex.h"
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_SPEC "HNSW32"
 #define DEFAULT_EF_CONSTRUCTION 40
@@ -320,6 +322,53 @@ static void *gc_main(void *arg)
     return NULL;
 }
 
+/* What a read-write rag_open created, so that a failed open can remove it again. */
+enum { CREATED_DIR = 1, CREATED_LOCK = 2, CREATED_STORE = 4 };
+
+/* Read-write open: creates the store directory when absent, takes the store's writer lock
+ * (RAG_EBUSY naming the holder) and records in *created what this open creates. */
+static int lock_store(rag_db *db, const char *dir, int *created)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (mkdir(dir, 0755) == 0)
+            *created |= CREATED_DIR;
+        else if (errno != EEXIST)
+            return rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir,
+                            strerror(errno));
+    }
+    int new_lock = 0;
+    int rc = rag_lockfile_acquire(dir, &db->lock, &new_lock);
+    if (rc != RAG_OK)
+        return rc;
+    if (new_lock)
+        *created |= CREATED_LOCK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        *created |= CREATED_STORE; /* no other writer can create it now: we hold the lock */
+    return RAG_OK;
+}
+
+/* Removes what a failed read-write open created (see lock_store), so that the directory is
+ * as it was: a new store's files, then the lock file and the directory when this open
+ * created them. Never touches the files of a store that existed. Releases `lock`. */
+static void undo_create(const char *dir, int created, rag_lockfile *lock)
+{
+    char path[4096];
+    if (created & CREATED_STORE) {
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/lock.mdb", dir);
+        unlink(path);
+        rag_coll_index_dir(dir, path, sizeof path);
+        rmdir(path); /* a new store has no index files yet */
+    }
+    rag_lockfile_release(lock, (created & CREATED_STORE) && (created & CREATED_LOCK));
+    if (created & CREATED_DIR)
+        rmdir(dir);
+}
+
 int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
 {
     rag_clear_error();
@@ -369,7 +418,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     db->opts.embedder = NULL;
     db->opts.custom_embedder = NULL;
     db->opts.index_spec = NULL;
-    int rc = RAG_ENOMEM;
+    int rc = RAG_ENOMEM, created = 0;
     if (!(db->dir = rag_strdup(dir)))
         goto fail;
     {
@@ -381,6 +430,8 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         snprintf(db->language, sizeof db->language, "%s", lang);
         db->opts.language = NULL;
     }
+    if (!o.read_only && (rc = lock_store(db, dir, &created)) != RAG_OK)
+        goto fail;
     if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
         goto fail;
     if ((rc = open_identity(db, &o)) != RAG_OK)
@@ -407,7 +458,10 @@ fail:
     {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", rag_errmsg());
+        rag_lockfile *lock = db->lock;
+        db->lock = NULL;
         rag_close(db);
+        undo_create(dir, created, lock); /* after the store is closed, still locked */
         rag_fail(rc, "%s", saved);
     }
     return rc;
@@ -450,6 +504,7 @@ int rag_close(rag_db *db)
     free(db->colls);
     rag_embedder_free(db->emb);
     rag_store_close(db->st);
+    rag_lockfile_release(db->lock, 0); /* last: everything is written */
     pthread_mutex_destroy(&db->write_lock);
     pthread_mutex_destroy(&db->colls_lock);
     pthread_mutex_destroy(&db->gc_lock);
