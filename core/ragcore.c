@@ -267,37 +267,86 @@ cleanup:
     return rc;
 }
 
-static int load_collections(rag_db *db)
+/* Marks collection c dropped (it stays allocated: see rag_coll) and frees its index. */
+static void coll_mark_dropped(rag_coll *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    c->dropped = 1;
+    rag_vindex_free(c->ix);
+    c->ix = NULL;
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* Brings the handle's collections in line with the store's current snapshot: marks
+ * dropped each live collection whose record is gone or now has another id (dropped and
+ * created again), registers and loads the index of each collection not known yet, and
+ * replays into the others' indexes the vectors committed after their coverage. At open,
+ * every collection is new. Caller holds db->write_lock, or is rag_open. */
+static int sync_collections(rag_db *db)
 {
     rag_txn *txn = NULL;
     char **names = NULL;
     size_t n = 0;
+    rag_coll_rec *recs = NULL;
+    uint64_t next = 0;
     int rc = rag_store_read(db->st, &txn);
     if (rc != RAG_OK)
         return rc;
-    rc = rag_store_coll_list(txn, &names, &n);
+    if ((rc = rag_store_coll_list(txn, &names, &n)) == RAG_OK &&
+        (rc = rag_store_next_id(txn, &next)) == RAG_OK &&
+        !(recs = rag_calloc(n ? n : 1, sizeof *recs)))
+        rc = RAG_ENOMEM;
+    for (size_t i = 0; rc == RAG_OK && i < n; i++)
+        rc = rag_store_coll_get(txn, names[i], &recs[i]);
+    rag_txn_end(txn);
+    /* Only this function and writers (who hold write_lock too) register collections, so
+     * the array is stable here. */
+    for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
+        rag_coll *c = db->colls[i];
+        if (c->dropped)
+            continue;
+        size_t j = 0;
+        while (j < n && !(recs[j].id == c->id && strcmp(names[j], c->name) == 0))
+            j++;
+        if (j == n)
+            coll_mark_dropped(c);
+        else if (c->covered < next)
+            rag_coll_index_catch_up(db, c);
+    }
     for (size_t i = 0; rc == RAG_OK && i < n; i++) {
-        rag_coll_rec rec;
-        if ((rc = rag_store_coll_get(txn, names[i], &rec)) != RAG_OK)
-            break;
-        rag_coll *c = coll_new(names[i], rec.id, rec.language);
+        if (rag_db_find_coll(db, names[i]))
+            continue;
+        rag_coll *c = coll_new(names[i], recs[i].id, recs[i].language);
         if (!c) {
             rc = rag_fail(RAG_ECORRUPT, "collection '%s' has unknown language '%s'", names[i],
-                          rec.language);
+                          recs[i].language);
             break;
         }
-        if ((rc = coll_register(db, c)) != RAG_OK) {
-            coll_free(c);
-            break;
-        }
-    }
-    rag_txn_end(txn);
-    rag_strings_free(names, n);
-    for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
-        rc = rag_coll_index_load(db, db->colls[i]);
+        if (db->opts.read_only)
+            atomic_store(&c->writing, 1); /* its index may lag the store: check each hit */
+        rc = rag_coll_index_load(db, c);
         if (rc != RAG_OK)
-            rag_fail_prefix(rc, "collection '%s'", db->colls[i]->name);
+            rag_fail_prefix(rc, "collection '%s'", names[i]);
+        else
+            rc = coll_register(db, c);
+        if (rc != RAG_OK)
+            coll_free(c);
     }
+    free(recs);
+    rag_strings_free(names, n);
+    return rc;
+}
+
+int rag_db_refresh(rag_db *db)
+{
+    if (!db->opts.read_only || rag_store_last_txn(db->st) == atomic_load(&db->seen_txn))
+        return RAG_OK;
+    int rc = RAG_OK;
+    pthread_mutex_lock(&db->write_lock);
+    uint64_t last = rag_store_last_txn(db->st); /* before the snapshot sync_collections reads */
+    if (last != atomic_load(&db->seen_txn) && (rc = sync_collections(db)) == RAG_OK)
+        atomic_store(&db->seen_txn, last);
+    pthread_mutex_unlock(&db->write_lock);
     return rc;
 }
 
@@ -434,6 +483,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         goto fail;
     if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
         goto fail;
+    atomic_store(&db->seen_txn, rag_store_last_txn(db->st));
     if ((rc = open_identity(db, &o)) != RAG_OK)
         goto fail;
     char idir[4096];
@@ -442,7 +492,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         rc = rag_fail(RAG_EIO, "cannot create '%s': %s", idir, strerror(errno));
         goto fail;
     }
-    if ((rc = load_collections(db)) != RAG_OK)
+    if ((rc = sync_collections(db)) != RAG_OK)
         goto fail;
     if (o.gc_interval > 0 && !o.read_only) {
         if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {
@@ -657,13 +707,16 @@ int rag_collection_stats(rag_db *db, const char *name, rag_collection_info *info
     if (!db || !name || !info)
         return rag_fail(RAG_EINVAL, "NULL argument");
     memset(info, 0, sizeof *info);
+    int rc = db->opts.read_only ? rag_db_refresh(db) : RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
     rag_coll *c = rag_db_find_coll(db, name);
     if (!c)
         return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
     rag_txn *txn = NULL;
     rag_coll_rec rec;
     pthread_rwlock_rdlock(&c->lock);
-    int rc = rag_store_read(db->st, &txn);
+    rc = rag_store_read(db->st, &txn);
     if (rc == RAG_OK)
         rc = rag_store_coll_get(txn, name, &rec);
     rag_txn_end(txn);

@@ -29,8 +29,10 @@
  *   process - gets RAG_EBUSY at open, naming the holder ("store '/x' is open for writing by
  *   pid 4242 (ragcore-server)"); so do a repairing check and a restore into the store.
  *   Read-only handles (rag_open_options.read_only) take no lock and work beside the writer,
- *   in other processes. Within one process, share one handle rather than opening a store
- *   twice.
+ *   in other processes: each search or statistics call first catches up with what the
+ *   writer committed since (new, dropped and recreated collections, new vectors), and a
+ *   chunk the writer deleted is never returned. Within one process, share one handle
+ *   rather than opening a store twice.
  */
 #ifndef RAGCORE_H
 #define RAGCORE_H

@@ -1,7 +1,8 @@
 /* test_lock.c - one writer per store: a second writer (another handle of this process or
  * another process) is refused at open with RAG_EBUSY naming the holder; the lock dies with
- * its holder; a repair and a restore take it too; read-only handles work beside the writer;
- * a failed create leaves the directory as it was. */
+ * its holder; a repair and a restore take it too; read-only handles work beside the writer
+ * and see what it commits after they opened; a failed create leaves the directory as it
+ * was. */
 #include "test.h"
 
 #include "backup.h"
@@ -181,6 +182,107 @@ static void test_second_process_refused(void)
     rag_check_report_free(rep);
 }
 
+/* Searches `coll` in `mode` with k hits (a failure is a test failure); returns whether a
+ * hit is document `id`; sets *deleted when a hit is document "a" (deleted by the writer). */
+static int finds(rag_db *db, const char *coll, rag_mode mode, int k, const char *q,
+                 const char *id, int *deleted)
+{
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = coll;
+    so.mode = mode;
+    so.k = k;
+    rag_results *res = NULL;
+    int rc = rag_search(db, q, &so, &res), found = 0;
+    if (rc != RAG_OK) {
+        TEST_FAIL_("search '%s' in %s (mode %d): %s", q, coll, (int)mode, rag_errmsg());
+        return 0;
+    }
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        const char *d = rag_results_get(res, i)->doc_id;
+        found |= strcmp(d, id) == 0;
+        *deleted |= strcmp(d, "a") == 0;
+    }
+    rag_results_free(res);
+    return found;
+}
+
+/* Child of test_readonly_sees_writer: opened read-only before the writer's changes, it
+ * must see all of them. Exits with its number of failures. */
+static void reader_child(int ready, int go)
+{
+    rag_open_options ro = reader_opts();
+    rag_db *db = NULL;
+    char c = 0;
+    ASSERT_OK(rag_open(dir, &ro, &db));
+    int deleted = 0;
+    ASSERT_TRUE(finds(db, "docs", RAG_MODE_DENSE, 1, "crisp red orchard apples", "a", &deleted));
+    ASSERT_TRUE(finds(db, "gone", RAG_MODE_HYBRID, 5, "ferries", "g1", &deleted));
+    if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
+        _exit(100);
+    /* The writer added "b" to docs, deleted "a", created "fresh" with "c", dropped "gone"
+     * and created it again with "g2" - all after this handle opened, none checkpointed. */
+    const char *qb = "yellow bananas ripen on tropical banana plants";
+    deleted = 0;
+    ASSERT_TRUE(finds(db, "docs", RAG_MODE_DENSE, 1, qb, "b", &deleted));
+    ASSERT_TRUE(finds(db, "docs", RAG_MODE_LEXICAL, 1, qb, "b", &deleted));
+    ASSERT_TRUE(finds(db, "docs", RAG_MODE_HYBRID, 1, qb, "b", &deleted));
+    const char *qa = "crisp red orchard apples picked in autumn";
+    for (int mode = RAG_MODE_HYBRID; mode <= RAG_MODE_LEXICAL; mode++)
+        for (int k = 1; k <= 40; k += 39)
+            finds(db, "docs", (rag_mode)mode, k, qa, "a", &deleted);
+    ASSERT_EQ_INT(deleted, 0);
+    const char *qc = "lighthouse keepers log the tides";
+    ASSERT_TRUE(finds(db, "fresh", RAG_MODE_DENSE, 1, qc, "c", &deleted));
+    ASSERT_TRUE(finds(db, "fresh", RAG_MODE_LEXICAL, 1, qc, "c", &deleted));
+    ASSERT_TRUE(finds(db, "fresh", RAG_MODE_HYBRID, 1, qc, "c", &deleted));
+    int old = 0;
+    ASSERT_TRUE(finds(db, "gone", RAG_MODE_HYBRID, 5, "ferries generation", "g2", &deleted));
+    ASSERT_TRUE(!finds(db, "gone", RAG_MODE_HYBRID, 5, "ferries generation", "g1", &old));
+    rag_collection_info ci;
+    ASSERT_OK(rag_collection_stats(db, "docs", &ci));
+    ASSERT_EQ_INT(ci.documents, 31);
+    ASSERT_OK(rag_collection_stats(db, "fresh", &ci));
+    ASSERT_EQ_INT(ci.documents, 1);
+    ASSERT_EQ_INT(ci.index_vectors, 1);
+    ASSERT_OK(rag_close(db));
+    _exit(test_failures_ > 99 ? 99 : test_failures_);
+}
+
+static void test_readonly_sees_writer(void)
+{
+    make_store("lock_reader");
+    int ready[2], go[2];
+    ASSERT_TRUE(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(ready[0]);
+        close(go[1]);
+        reader_child(ready[1], go[0]);
+    }
+    close(ready[1]);
+    close(go[0]);
+    char c = 0;
+    ASSERT_EQ_INT(read(ready[0], &c, 1), 1);
+    rag_open_options o = writer_opts();
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    put(db, "docs", "b", "Yellow bananas ripen on tropical banana plants in bunches.");
+    ASSERT_OK(rag_delete(db, "docs", "a"));
+    put(db, "fresh", "c", "Lighthouse keepers log the tides and the passing ships.");
+    ASSERT_OK(rag_collection_drop(db, "gone"));
+    put(db, "gone", "g2", "The second generation of this collection also mentions ferries.");
+    ASSERT_EQ_INT(write(go[1], "g", 1), 1);
+    int status = 0;
+    ASSERT_EQ_INT(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        TEST_FAIL_("the read-only child failed %d checks (see above)", WEXITSTATUS(status));
+    ASSERT_OK(rag_close(db));
+    close(ready[0]);
+    close(go[1]);
+}
+
 /* Number of entries in directory d (-1 when it does not exist). */
 static int entries(const char *d)
 {
@@ -237,6 +339,7 @@ int main(void)
     RUN_TEST(test_two_handles_one_process);
     RUN_TEST(test_other_process_and_kill9);
     RUN_TEST(test_second_process_refused);
+    RUN_TEST(test_readonly_sees_writer);
     RUN_TEST(test_failed_create_leaves_dir);
     return TEST_REPORT();
 }
