@@ -4,6 +4,7 @@
 #include "check.h"
 #include "coll_index.h"
 #include "db.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 
@@ -320,12 +321,19 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
             return rag_fail(RAG_EINVAL, "'%s' is not empty and not a ragcore store: refusing to "
                             "replace it", dbdir);
     }
+    /* Replacing a store: no writer may have it open (its later writes would be lost). */
+    rag_lockfile *lock = NULL;
+    int rc = state == 2 ? rag_lockfile_acquire(dbdir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK)
+        return rag_fail_prefix(rc, "restore into '%s'", dbdir);
     snprintf(tmp, sizeof tmp, "%s.restore-%ld", dbdir, (long)getpid());
     remove_store_files(tmp);
-    if (mkdir(tmp, 0755) != 0)
+    if (mkdir(tmp, 0755) != 0) {
+        rag_lockfile_release(lock, 0);
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
+    }
     snprintf(path, sizeof path, "%s/data.mdb", tmp);
-    int rc = copy_file(src, path, &info->bytes);
+    rc = copy_file(src, path, &info->bytes);
     if (rc == RAG_OK)
         rc = copy_index_files(backup, tmp, info);
     if (rc == RAG_OK)
@@ -373,6 +381,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         fsync_path(path, 1);
     }
     remove_store_files(tmp);
+    rag_lockfile_release(lock, 0);
     info->seconds = rag_monotonic() - t0;
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "restore of '%s' into '%s'", backup, dbdir);
 }

@@ -34,7 +34,9 @@ int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info)
 
 /* Restores the backup in `backup` into store directory `dbdir`. A `dbdir` that exists and
  * is not empty is refused (RAG_EEXIST) unless `force`; with force it must be a ragcore
- * store (RAG_EINVAL otherwise), and it must not be open in any process. The restored copy
+ * store (RAG_EINVAL otherwise), and no writer may have it open: the restore takes the
+ * store's writer lock (RAG_EBUSY, naming the holder, when a writer such as a running
+ * server has it; read-only handles keep the replaced store's snapshot until reopened). The restored copy
  * is checked before it replaces anything: RAG_ECORRUPT (naming the first problem) when the
  * backup is inconsistent; index files that do not verify are dropped (rebuilt at open).
  * A crash during the replacement leaves either store with no index files (rebuilt at open),

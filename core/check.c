@@ -3,6 +3,7 @@
 #include "coll_index.h"
 #include "embedder.h"
 #include "lexical.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 #include "vindex.h"
@@ -1389,11 +1390,23 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
     *out = NULL;
     if (!dir || !*dir)
         return rag_fail(RAG_EINVAL, "check: store directory is empty");
-    rag_check_report *r = rag_calloc(1, sizeof *r);
-    if (!r)
-        return RAG_ENOMEM;
     int repair = (flags & RAG_CHECK_REPAIR) && 1;
-    int rc = check_pass(dir, 0, 0, r);
+    rag_lockfile *lock = NULL;
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (repair && stat(path, &sb) != 0)
+        return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
+    /* A repair writes: it needs the store to itself for the whole check. */
+    int rc = repair ? rag_lockfile_acquire(dir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    rag_check_report *r = rag_calloc(1, sizeof *r);
+    if (!r) {
+        rag_lockfile_release(lock, 0);
+        return RAG_ENOMEM;
+    }
+    rc = check_pass(dir, 0, 0, r);
     if (rc == RAG_OK && repair && r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
         /* Repair from a fresh snapshot opened for writing, then verify. */
         rag_check_report *fix = rag_calloc(1, sizeof *fix), *verify = NULL;
@@ -1428,6 +1441,7 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
         }
         rag_check_report_free(verify);
     }
+    rag_lockfile_release(lock, 0);
     if (rc != RAG_OK) {
         rag_check_report_free(r);
         return rc;

@@ -3,8 +3,9 @@
  * files derived from them.
  *
  * The check opens the store directory itself (not through rag_open, which would quietly
- * rebuild a damaged index) and reads one LMDB snapshot. Run --repair only while no other
- * process has the store open for writing: it rewrites index files and counters. */
+ * rebuild a damaged index) and reads one LMDB snapshot. A check runs beside a writer; a
+ * repair rewrites index files and counters, so it takes the store's writer lock and is
+ * refused (RAG_EBUSY, naming the holder) while another writer has the store open. */
 #ifndef RAG_CHECK_H
 #define RAG_CHECK_H
 
@@ -46,7 +47,8 @@ typedef struct rag_check_report rag_check_report;
  * RAG_CHECK_UNFIXED.
  * Returns RAG_OK when the check ran (whatever it found: see rag_check_report_count), or a
  * negative status when it could not run (RAG_ENOTFOUND: not a store; RAG_ECORRUPT: the
- * store cannot be read at all). *out is freed with rag_check_report_free. */
+ * store cannot be read at all; RAG_EBUSY: a repair while another writer holds the store).
+ * *out is freed with rag_check_report_free. */
 int rag_check_store(const char *dir, unsigned flags, rag_check_report **out);
 
 /* rag_check_store whose repairs rebuild HNSW index files at build depth ef_construction

@@ -247,6 +247,15 @@ size_t rag_store_map_size(rag_store *st)
     return st->map_size;
 }
 
+uint64_t rag_store_last_txn(rag_store *st)
+{
+    MDB_envinfo info;
+    pthread_rwlock_rdlock(&st->resize_lock); /* the meta page lies in the map */
+    mdb_env_info(st->env, &info);
+    pthread_rwlock_unlock(&st->resize_lock);
+    return (uint64_t)info.me_last_txnid;
+}
+
 static int txn_begin(rag_store *st, int write, rag_txn **out)
 {
     *out = NULL;

@@ -69,6 +69,10 @@ int rag_store_write(rag_store *st, rag_write_fn fn, void *user);
 /* Bytes currently mapped (grows on demand). */
 size_t rag_store_map_size(rag_store *st);
 
+/* Id of the last transaction committed to the store by any process, read from LMDB's meta
+ * page without a transaction: it changes whenever anything is committed. Can't fail. */
+uint64_t rag_store_last_txn(rag_store *st);
+
 /* Meta values: small strings under fixed keys. */
 int rag_store_meta_get(rag_txn *txn, const char *key, char **val); /* RAG_ENOTFOUND */
 int rag_store_meta_put(rag_txn *txn, const char *key, const char *val);

@@ -17,12 +17,22 @@
  *              fills the defaults; passing NULL means "all defaults". Fields are only ever
  *              appended, so a program compiled against an older header keeps working.
  *
- * THREADS
+ * THREADS AND PROCESSES
  *   A rag_db handle may be shared by many threads. Searches, lookups and statistics run
  *   concurrently; writes (ingest, delete, drop, compact, checkpoint) are serialised by the
  *   handle, one at a time. A search sees the store either before or after a write, never
  *   half of it. A rag_results object belongs to the thread that uses it. Error messages are
- *   per thread. One process should open a given store directory at a time.
+ *   per thread.
+ *   A store has one writer: rag_open for writing takes an exclusive OS lock on the store
+ *   (the file write.lock beside data.mdb), held until rag_close and released by the kernel
+ *   if the process dies. A second writer - another process, or another handle in the same
+ *   process - gets RAG_EBUSY at open, naming the holder ("store '/x' is open for writing by
+ *   pid 4242 (ragcore-server)"); so do a repairing check and a restore into the store.
+ *   Read-only handles (rag_open_options.read_only) take no lock and work beside the writer,
+ *   in other processes: each search or statistics call first catches up with what the
+ *   writer committed since (new, dropped and recreated collections, new vectors), and a
+ *   chunk the writer deleted is never returned. Within one process, share one handle
+ *   rather than opening a store twice.
  */
 #ifndef RAGCORE_H
 #define RAGCORE_H
@@ -70,7 +80,8 @@ RAG_API int rag_version_number(void);
     X(RAG_EUNSUPPORTED, -12, "unsupported operation or format")               \
     X(RAG_EFULL, -13, "no space left for the store")                           \
     X(RAG_EREADONLY, -14, "store is open read-only")                           \
-    X(RAG_EENCODING, -15, "invalid text encoding")
+    X(RAG_EENCODING, -15, "invalid text encoding")                             \
+    X(RAG_EBUSY, -16, "store is in use by another writer")
 
 enum rag_status {
 #define RAG_STATUS_ENUM_(name, value, text) name = value,
@@ -135,7 +146,7 @@ typedef struct rag_open_options {
     int hnsw_ef_search;         /* HNSW search depth (recall vs latency); 0: 256 */
     int chunk_tokens;           /* target chunk size in (approximate) tokens; 0: 256 */
     int chunk_overlap;          /* overlap between consecutive chunks in tokens; 0: 32 */
-    int read_only;              /* 1: open an existing store read-only */
+    int read_only;              /* 1: open an existing store read-only (takes no lock) */
     /* Fraction of tombstoned (deleted) vectors in a collection's index above which the
      * index is rebuilt at the next checkpoint; 0: 0.2. */
     double compact_threshold;
@@ -169,8 +180,12 @@ typedef struct rag_db rag_db;
  * On success *out receives the handle, to be closed with rag_close(). Loads each
  * collection's index file, replays vectors committed after its last checkpoint, and
  * rebuilds an index whose file is missing, damaged or inconsistent with the store.
+ * Unless read-only, takes the store's writer lock for the handle's life (see THREADS AND
+ * PROCESSES). An open that creates a store and then fails removes what it created, so the
+ * directory is left as it was; it never removes an existing store's files.
  * Errors: RAG_EINVAL (bad options), RAG_EMISMATCH (embedder/dimension differs from the
- * store's), RAG_ECORRUPT (not a ragcore store, unknown schema), RAG_EIO, RAG_ESTORE. */
+ * store's), RAG_ECORRUPT (not a ragcore store, unknown schema), RAG_EBUSY (another writer
+ * holds the store; the message names its pid and program), RAG_EIO, RAG_ESTORE. */
 RAG_API int rag_open(const char *dir, const rag_open_options *opts, rag_db **out);
 
 /* Checkpoints every index and closes the store. NULL is a no-op. Returns the checkpoint
