@@ -629,14 +629,30 @@ int rag_store_doc_del(rag_txn *t, uint32_t coll, const char *id)
 
 int rag_store_doc_scan(rag_txn *t, uint32_t coll, rag_doc_visit_fn visit, void *user)
 {
+    return rag_store_doc_scan_after(t, coll, NULL, visit, user);
+}
+
+int rag_store_doc_scan_after(rag_txn *t, uint32_t coll, const char *after,
+                             rag_doc_visit_fn visit, void *user)
+{
     MDB_cursor *c = NULL;
+    size_t alen = after ? strlen(after) : 0;
+    unsigned char *start = alen ? doc_key(coll, after, &alen) : NULL;
+    if (after && *after && !start)
+        return RAG_ENOMEM;
     int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_DOCS], &c);
-    if (rc != 0)
+    if (rc != 0) {
+        free(start);
         return mdb_status(t, rc, "open cursor");
+    }
     unsigned char prefix[4];
     rag_put_be32(prefix, coll);
-    MDB_val k = {4, prefix}, v;
+    MDB_val k = start ? (MDB_val){alen, start} : (MDB_val){4, prefix}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    /* the cursor's id itself is not "after" it */
+    if (mrc == 0 && start && k.mv_size == alen && memcmp(k.mv_data, start, alen) == 0)
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    free(start);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
         rag_doc_rec *d = NULL;

@@ -95,6 +95,10 @@ int rag_store_doc_del(rag_txn *txn, uint32_t coll, const char *id);
  * (that value is returned). The record is borrowed for the callback. */
 typedef int (*rag_doc_visit_fn)(void *user, const rag_doc_rec *rec);
 int rag_store_doc_scan(rag_txn *txn, uint32_t coll, rag_doc_visit_fn visit, void *user);
+/* Same, from the first document whose id is bytewise greater than `after` (NULL or "":
+ * from the start), so a caller can page through a collection. */
+int rag_store_doc_scan_after(rag_txn *txn, uint32_t coll, const char *after,
+                             rag_doc_visit_fn visit, void *user);
 void rag_doc_rec_free(rag_doc_rec *rec);
 
 /* Chunks. */

@@ -416,6 +416,84 @@ RAG_API const rag_hit *rag_results_get(const rag_results *res, size_t i);
 RAG_API void rag_results_free(rag_results *res);
 
 /* ------------------------------------------------------------------------------------ */
+/* Reading documents back.                                                               */
+
+/* One whole stored document, or pages of a collection's documents in id order. Both read
+ * one snapshot of the store (a concurrent write is seen entirely or not at all) and take no
+ * lock a writer waits for. */
+
+/* What the store records about a document. Strings are never NULL ("" when absent). */
+typedef struct rag_doc_info {
+    const char *id;
+    const char *source;
+    const char *title;
+    const char *metadata_json;  /* the stored JSON object; "{}" when none */
+    int64_t source_mtime;       /* unix seconds; 0: unknown */
+    int64_t ingested_at;        /* first ingest of this id */
+    int64_t updated_at;         /* last change of its content */
+    int64_t valid_until;        /* expiry; 0: none */
+    uint64_t text_bytes;        /* bytes of the document's text */
+    uint32_t chunks;            /* number of chunks */
+    int expired;                /* 1: valid_until has passed (not yet purged by rag_gc) */
+    uint64_t content_hash;      /* 64-bit hash of the text (what sync compares) */
+} rag_doc_info;
+
+/* A document with all its chunks (opaque; free with rag_doc_free). */
+typedef struct rag_doc rag_doc;
+
+/* Reads document `id` of `collection` (NULL: RAG_DEFAULT_COLLECTION) with ALL its chunks
+ * in text order (by start offset), however many there are: not a search, no k limit.
+ * An expired document that rag_gc has not purged yet is returned, with info.expired = 1.
+ * Errors: RAG_EINVAL (NULL argument, id empty or longer than RAG_DOC_ID_MAX),
+ * RAG_ENOTFOUND (no such collection or document), RAG_ECORRUPT (a chunk the document lists
+ * is missing), RAG_ENOMEM. *out is freed with rag_doc_free. */
+RAG_API int rag_document_get(rag_db *db, const char *collection, const char *id,
+                             rag_doc **out);
+/* The document's record; owned by doc. Can't fail (NULL only for a NULL doc). */
+RAG_API const rag_doc_info *rag_doc_get_info(const rag_doc *doc);
+RAG_API size_t rag_doc_chunk_count(const rag_doc *doc);
+/* The i-th chunk in text order (NULL when out of range), as a rag_hit owned by doc: its
+ * text, heading path, byte span and token count, with the document's fields. Scores are
+ * NAN and ranks 0 (it was not ranked). */
+RAG_API const rag_hit *rag_doc_chunk(const rag_doc *doc, size_t i);
+RAG_API void rag_doc_free(rag_doc *doc);
+
+#define RAG_LIST_OPTIONS_VERSION 1
+#define RAG_LIST_LIMIT_MAX 10000
+
+typedef struct rag_list_options {
+    unsigned version;           /* RAG_LIST_OPTIONS_VERSION */
+    const char *collection;     /* NULL: RAG_DEFAULT_COLLECTION */
+    const char *filter;         /* filter expression as in rag_search; NULL or "": all */
+    const char *after;          /* cursor: only ids bytewise greater than this; NULL: from
+                                 * the first id (pass rag_doc_list_next of the last page) */
+    size_t limit;               /* documents per page, 1..RAG_LIST_LIMIT_MAX; 0: 100 */
+    int include_expired;        /* 1: list expired documents (not yet purged) too */
+} rag_list_options;
+
+/* Fills `opts` with defaults. Can't fail. */
+RAG_API void rag_list_options_init(rag_list_options *opts);
+
+/* One page of documents (opaque; free with rag_doc_list_free). */
+typedef struct rag_doc_list rag_doc_list;
+
+/* Lists up to opts->limit documents of a collection in id (byte) order, starting after
+ * opts->after, that match opts->filter. Paging with rag_doc_list_next visits every
+ * matching document exactly once, whatever the page size; documents written between two
+ * pages are seen when their id comes after the cursor. opts NULL: defaults.
+ * Errors: RAG_EINVAL (version 0, limit over RAG_LIST_LIMIT_MAX), RAG_EPARSE (malformed
+ * filter, naming the byte position), RAG_ENOTFOUND (no such collection), RAG_ENOMEM.
+ * *out is freed with rag_doc_list_free. */
+RAG_API int rag_document_list(rag_db *db, const rag_list_options *opts, rag_doc_list **out);
+RAG_API size_t rag_doc_list_count(const rag_doc_list *list);
+/* The i-th document of the page (NULL when out of range); owned by the list. */
+RAG_API const rag_doc_info *rag_doc_list_get(const rag_doc_list *list, size_t i);
+/* The cursor for the next page (the id of this page's last document, owned by the list),
+ * or NULL when no matching document follows. */
+RAG_API const char *rag_doc_list_next(const rag_doc_list *list);
+RAG_API void rag_doc_list_free(rag_doc_list *list);
+
+/* ------------------------------------------------------------------------------------ */
 /* Freshness: TTL, garbage collection, sync of changing sources, freshness reports.      */
 
 /* Default time to live of the collection's documents (0: none); applies to documents
