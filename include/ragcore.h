@@ -597,6 +597,162 @@ RAG_API int rag_context_no_confident(const rag_prompt_context *ctx);
 RAG_API int rag_context_stale(const rag_prompt_context *ctx);
 RAG_API void rag_context_free(rag_prompt_context *ctx);
 
+/* ------------------------------------------------------------------------------------ */
+/* Store maintenance: consistency check and repair, backups, restore.                    */
+
+/* Kinds of check report items. */
+enum {
+    RAG_CHECK_PROBLEM = 0,   /* an inconsistency found by the check */
+    RAG_CHECK_NOTE = 1,      /* worth knowing, not wrong (e.g. an index file not written yet) */
+    RAG_CHECK_REPAIRED = 2,  /* an action the repair took */
+    RAG_CHECK_UNFIXED = 3    /* a problem still present after the repair */
+};
+
+/* Flags of rag_check. */
+#define RAG_CHECK_REPAIR 1u
+
+/* One finding of a check. */
+typedef struct rag_check_item {
+    int kind;                /* RAG_CHECK_* */
+    char collection[129];    /* "" for store-wide items */
+    uint32_t coll_id;        /* 0 for store-wide items */
+    int index_file;          /* 1 when the item concerns the collection's index file */
+    const char *message;     /* what was found or done, e.g. "chunk 42: no vector" */
+} rag_check_item;
+
+typedef struct rag_check_totals {
+    uint64_t collections, documents, chunks, vectors, tombstones;
+    uint64_t index_files, index_vectors;
+} rag_check_totals;
+
+typedef struct rag_check_report rag_check_report;
+
+/* Checks the store in directory `dir`: its records against each other (documents, chunks,
+ * vectors, counters, chunk hashes, tombstones, lexical postings) and against the index
+ * files derived from them. The check opens the directory itself (not through rag_open,
+ * which would quietly rebuild a damaged index) and reads one snapshot, so it may run while
+ * another process writes. With RAG_CHECK_REPAIR it then repairs what can be derived again
+ * from primary data: index files rebuilt (HNSW at build depth ef_construction, <= 0:
+ * FAISS's 40; pass the depth the store was ingested with to keep its recall), counters and
+ * chunk-hash counts recomputed, missing or damaged vectors re-embedded (when the store's
+ * embedder is built in), orphan chunks and vectors deleted, lexical postings rebuilt,
+ * records of vanished collections removed when they hold no documents. Documents are never
+ * deleted or altered. After repairing, the store is checked again and what remains is
+ * reported as RAG_CHECK_UNFIXED. Repair only while no other process writes to the store.
+ * Returns RAG_OK when the check ran, whatever it found (see rag_check_report_count), or an
+ * error when it could not run: RAG_EINVAL (dir NULL or empty), RAG_ENOTFOUND (not a
+ * store), RAG_ECORRUPT (the store cannot be read at all), RAG_ENOMEM.
+ * *out is freed with rag_check_report_free. */
+RAG_API int rag_check(const char *dir, unsigned flags, int ef_construction,
+                      rag_check_report **out);
+/* Number of findings of one kind: every finding, including those not listed as items (at
+ * most 10 items per category and collection are kept, then one summary item). */
+RAG_API uint64_t rag_check_report_count(const rag_check_report *report, int kind);
+/* Number of items, and the i-th (NULL when out of range), owned by the report. */
+RAG_API size_t rag_check_report_size(const rag_check_report *report);
+RAG_API const rag_check_item *rag_check_report_item(const rag_check_report *report, size_t i);
+/* What the check counted (owned by the report). */
+RAG_API const rag_check_totals *rag_check_report_totals(const rag_check_report *report);
+/* "problem", "note", "repaired", "unfixed" ("unknown" for another value). Static; can't fail. */
+RAG_API const char *rag_check_kind_name(int kind);
+RAG_API void rag_check_report_free(rag_check_report *report);
+
+/* A backup directory holds data.mdb (a compacting copy of one read snapshot: exactly the
+ * transactions committed before the copy began, whole documents only) and the index files
+ * copied just before the snapshot, so opening a restored store replays the vectors
+ * committed after them; a copied index file that does not verify is dropped (the store
+ * rebuilds that index when opened). */
+typedef struct rag_backup_info {
+    uint64_t bytes;            /* bytes written (data.mdb + index files) */
+    uint32_t index_files;      /* index files kept */
+    uint32_t index_dropped;    /* index files dropped because they did not verify */
+    uint64_t documents;        /* documents in the copy, all collections */
+    double seconds;
+} rag_backup_info;
+
+/* Backs up the store open in `db` into `outdir` while other threads keep writing:
+ * checkpoints the indexes, copies the index files, then takes the compacting copy.
+ * `outdir` must not exist or be empty; it appears complete or not at all (written under a
+ * temporary name, fsynced, renamed). info (may be NULL) is filled.
+ * Errors: RAG_EINVAL (NULL argument), RAG_EEXIST (outdir not empty), RAG_EFULL, RAG_EIO,
+ * RAG_ESTORE. */
+RAG_API int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info);
+
+/* Same for a store directory that this process does not have open (other processes may be
+ * writing to it); no checkpoint is taken. RAG_ENOTFOUND when dbdir is not a store. */
+RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info);
+
+/* Restores the backup in directory `backup` into store directory `dbdir`. A dbdir that
+ * exists and is not empty is refused (RAG_EEXIST) unless `force`; with force it must be a
+ * ragcore store (RAG_EINVAL otherwise) and must not be open in any process. The restored
+ * copy is checked before it replaces anything: RAG_ECORRUPT (naming the first problem)
+ * when the backup is inconsistent; index files that do not verify are dropped (rebuilt at
+ * open). A crash during the replacement leaves either store with no index files (rebuilt
+ * at open), never a mix. RAG_ENOTFOUND when `backup` is not a backup. info may be NULL. */
+RAG_API int rag_restore(const char *backup, const char *dbdir, int force,
+                        rag_backup_info *info);
+
+/* ------------------------------------------------------------------------------------ */
+/* Application tables: an application's own key-value data kept in the store, so that it
+ * shares the store's durability (each call is one transaction) and its backups. The
+ * server keeps its API keys ("keys") and query log ("querylog") in them.
+ *
+ * A table name is 1..RAG_TABLE_NAME_MAX bytes of letters, digits, '_', '-' and '.'; a
+ * store holds at most 16 tables besides "keys" and "querylog". Names of the library's own
+ * tables (embcache*, config, sources, sync, misc, lex_*, dedup_*) are refused with
+ * RAG_EINVAL: the library's data is never reachable through these calls. A table exists
+ * once something was put into it; reading a table that does not exist finds nothing.
+ * Keys are 1..511 bytes compared bytewise (big-endian numbers sort numerically); values
+ * are any bytes. Writes need a writable handle (RAG_EREADONLY otherwise) and are serialised
+ * with the handle's other writes; reads see one snapshot. */
+
+#define RAG_TABLE_NAME_MAX 32
+
+/* Stores val (vlen bytes) under key, replacing any value. Errors: RAG_EINVAL (name, key
+ * length), RAG_EREADONLY, RAG_EFULL (no space, or too many tables), RAG_ESTORE. */
+RAG_API int rag_table_put(rag_db *db, const char *table, const void *key, size_t klen,
+                          const void *val, size_t vlen);
+
+/* Copies the value of key into *val (allocated, with a NUL byte after the vlen bytes so
+ * text can be used as a string; free with rag_free) and its length into *vlen.
+ * RAG_ENOTFOUND when the key (or the table) is absent; *val is then NULL. */
+RAG_API int rag_table_get(rag_db *db, const char *table, const void *key, size_t klen,
+                          void **val, size_t *vlen);
+
+/* Deletes key. RAG_ENOTFOUND when it is absent. */
+RAG_API int rag_table_del(rag_db *db, const char *table, const void *key, size_t klen);
+
+/* Called for each entry of a scan; the pointers are valid only during the call. Return 0
+ * to go on, non-zero to stop the scan. */
+typedef int (*rag_table_visit_fn)(void *user, const void *key, size_t klen, const void *val,
+                                  size_t vlen);
+
+/* Visits the entries whose key is >= start (start NULL or slen 0: all) in key order, in one
+ * snapshot, until `visit` returns non-zero or the table ends. Returns RAG_OK when the
+ * table ended, visit's non-zero value when it stopped the scan, or an error. */
+RAG_API int rag_table_scan(rag_db *db, const char *table, const void *start, size_t slen,
+                           rag_table_visit_fn visit, void *user);
+
+/* Deletes every entry whose key is < end (retention of time-keyed logs) in one
+ * transaction; *deleted (may be NULL) receives the count. */
+RAG_API int rag_table_trim(rag_db *db, const char *table, const void *end, size_t elen,
+                           uint64_t *deleted);
+
+/* Bytes of store pages the table occupies now (0 when it does not exist). */
+RAG_API int rag_table_bytes(rag_db *db, const char *table, uint64_t *bytes);
+
+/* Bounds a log's size: when the table occupies more than max_bytes of store pages, deletes
+ * its entries with the lowest keys (the oldest of a time-keyed log) until it occupies at
+ * most target bytes (target > max_bytes counts as max_bytes; some room below the bound
+ * means a steadily growing log is trimmed now and then, not at every write), but at most
+ * max_delete entries, so that one call holds the store's writer briefly: while *deleted
+ * comes back equal to max_delete, call again with max_bytes = target to go on. A table
+ * within max_bytes costs a read transaction only. *deleted and *bytes_after (the size
+ * then) may be NULL. */
+RAG_API int rag_table_shrink(rag_db *db, const char *table, uint64_t max_bytes,
+                             uint64_t target, uint64_t max_delete, uint64_t *deleted,
+                             uint64_t *bytes_after);
+
 /* Embedding cache: for model embedders (not "hash"), every chunk's vector is kept in the
  * store keyed by (model, hash of the exact input text), so re-ingesting unchanged chunks
  * never recomputes an embedding. Counts of ingested chunks served from the cache (hits)

@@ -85,24 +85,25 @@ static void shrink(srv_querylog *q, int wrote)
         return;
     if (max_bytes <= 0) { /* no bound: the size is still reported */
         q->shrinking = 0;
-        if (rag_db_kv_bytes(q->db, QLOG_TABLE, &bytes) == RAG_OK)
+        if (rag_table_bytes(q->db, QLOG_TABLE, &bytes) == RAG_OK)
             metrics_querylog_bytes(q->metrics, bytes);
         return;
     }
     uint64_t target = max - max / 10;
     double t0 = rag_monotonic();
-    long deleted = rag_db_kv_shrink(q->db, QLOG_TABLE, q->shrinking ? target : max, target,
-                                    QLOG_SHRINK_BATCHES, &bytes);
+    uint64_t deleted = 0;
+    int rc = rag_table_shrink(q->db, QLOG_TABLE, q->shrinking ? target : max, target,
+                              QLOG_SHRINK_BATCHES, &deleted, &bytes);
     double step = rag_monotonic() - t0;
-    if (deleted < 0) {
-        log_msg("error", "querylog_shrink", "%s: %s", rag_strerror((int)deleted), rag_errmsg());
+    if (rc != RAG_OK) {
+        log_msg("error", "querylog_shrink", "%s: %s", rag_strerror(rc), rag_errmsg());
         q->shrinking = 0;
         return;
     }
     metrics_querylog_bytes(q->metrics, bytes);
     if (deleted > 0 && step > q->shrink_step_max)
         q->shrink_step_max = step;
-    q->shrink_batches += deleted;
+    q->shrink_batches += (long)deleted;
     q->shrinking = deleted == QLOG_SHRINK_BATCHES;
     if (!q->shrinking && q->shrink_batches > 0) {
         log_msg("info", "querylog_shrink",
@@ -136,7 +137,7 @@ static void flush(srv_querylog *q, int force_trim)
         if (text) { /* the entries, joined by ',', become a JSON array in place */
             text[0] = '[';
             text[len] = ']';
-            rc = rag_db_kv_put(q->db, QLOG_TABLE, key, sizeof key, text, len + 1);
+            rc = rag_table_put(q->db, QLOG_TABLE, key, sizeof key, text, len + 1);
         }
         if (rc != RAG_OK) {
             log_msg("error", "querylog_write", "dropping %zu entries: %s: %s", n,
@@ -153,10 +154,9 @@ static void flush(srv_querylog *q, int force_trim)
     if (retention > 0 && (force_trim || now - q->last_trim >= 60)) {
         unsigned char end[8];
         rag_put_be64(end, (uint64_t)(now - retention) * 1000000u);
-        long trimmed = rag_db_kv_trim(q->db, QLOG_TABLE, end, sizeof end);
-        if (trimmed < 0)
-            log_msg("error", "querylog_trim", "%s: %s", rag_strerror((int)trimmed),
-                    rag_errmsg());
+        int rc = rag_table_trim(q->db, QLOG_TABLE, end, sizeof end, NULL);
+        if (rc != RAG_OK)
+            log_msg("error", "querylog_trim", "%s: %s", rag_strerror(rc), rag_errmsg());
         q->last_trim = now;
     }
 }
@@ -332,7 +332,7 @@ int qlog_page(srv_querylog *q, const char *after, long long since, const char *c
     c.entries = json_array();
     if (!c.entries)
         return RAG_ENOMEM;
-    rc = rag_db_kv_scan(q->db, QLOG_TABLE, start, sizeof start, page_visit, &c);
+    rc = rag_table_scan(q->db, QLOG_TABLE, start, sizeof start, page_visit, &c);
     if (rc < 0) { /* > 0: the visitor stopped the scan */
         json_decref(c.entries);
         return rc;

@@ -3,8 +3,6 @@
  * holds exactly a prefix of the committed batches, every document whole. */
 #include "test.h"
 
-#include "backup.h"
-#include "check.h"
 #include "ragcore.h"
 #include "store.h"
 
@@ -63,7 +61,7 @@ static void wait_for(int batches)
 static int verify_restored(const char *dir, int lo, int hi)
 {
     rag_check_report *r = NULL;
-    ASSERT_OK(rag_check_store(dir, 0, &r));
+    ASSERT_OK(rag_check(dir, 0, 0, &r));
     ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
     for (size_t i = 0; r && i < rag_check_report_size(r); i++)
         fprintf(stderr, "  %s: %s\n", rag_check_kind_name(rag_check_report_item(r, i)->kind),
@@ -174,7 +172,7 @@ static void test_backup_during_ingest(void)
     wait_for(30);
     int lo1 = atomic_load(&committed);
     rag_backup_info info;
-    ASSERT_OK(rag_db_backup(db, out1, &info));
+    ASSERT_OK(rag_backup(db, out1, &info));
     int hi1 = atomic_load(&committed);
     ASSERT_TRUE(info.bytes > 0);
     fprintf(stderr, "backup 1: batches %d..%d committed around it, %llu docs, %.3f s, "
@@ -203,7 +201,7 @@ static void test_backup_during_ingest(void)
     db = NULL;
 
     /* A backup never overwrites. */
-    ASSERT_EQ_INT(rag_db_backup(NULL, out1, NULL), RAG_EINVAL);
+    ASSERT_EQ_INT(rag_backup(NULL, out1, NULL), RAG_EINVAL);
     ASSERT_EQ_INT(rag_backup_dir(dbdir, out1, NULL), RAG_EEXIST);
     ASSERT_TRUE(strstr(rag_errmsg(), "not empty") != NULL);
 

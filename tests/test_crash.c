@@ -1,6 +1,6 @@
 /* test_crash.c - crash consistency: child processes ingest, delete (driving index
  * compaction) and sync a directory, and are SIGKILLed at random moments; after each kill the
- * store passes rag_check_store with no problem and reopens with every operation the child
+ * store passes rag_check with no problem and reopens with every operation the child
  * reported committed fully there and nothing partial. Iterations per phase:
  * RAGCORE_CRASH_ITERATIONS (default 4); RAGCORE_CRASH_PHASES (e.g. "delete,sync") runs
  * only the phases named (ingest, delete, sync). Children are fresh processes (this executable run
@@ -8,7 +8,6 @@
  * first parallel region (libgomp's thread pool does not survive fork). */
 #include "test.h"
 
-#include "check.h"
 #include "corpus.h"
 #include "ragcore.h"
 
@@ -105,11 +104,11 @@ static int doc_chunks(rag_db *db, const char *coll, const char *id)
     return n;
 }
 
-/* Problems rag_check_store finds in the store as the kill left it (listed on stderr). */
+/* Problems rag_check finds in the store as the kill left it (listed on stderr). */
 static uint64_t check_problems(const char *dir)
 {
     rag_check_report *r = NULL;
-    int rc = rag_check_store(dir, 0, &r);
+    int rc = rag_check(dir, 0, 0, &r);
     ASSERT_OK(rc);
     if (rc != RAG_OK)
         return 1;

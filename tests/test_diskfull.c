@@ -5,7 +5,6 @@
  * with a message otherwise. */
 #include "test.h"
 
-#include "check.h"
 #include "ragcore.h"
 #include "store.h"
 #include "vindex.h"
@@ -150,7 +149,7 @@ static void test_disk_full(void)
 
     /* Reopen: consistent, every committed batch whole, the failed one absent. */
     rag_check_report *r = NULL;
-    ASSERT_OK(rag_check_store(dir, 0, &r));
+    ASSERT_OK(rag_check(dir, 0, 0, &r));
     ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
     for (size_t i = 0; r && i < rag_check_report_size(r); i++)
         fprintf(stderr, "  %s: %s\n", rag_check_kind_name(rag_check_report_item(r, i)->kind),
@@ -182,7 +181,7 @@ static void test_disk_full(void)
         ASSERT_OK(ingest_batch(db, committed + k));
     ASSERT_OK(rag_close(db));
     ASSERT_TRUE(index_covered(cid) > covered_before);
-    ASSERT_OK(rag_check_store(dir, 0, &r));
+    ASSERT_OK(rag_check(dir, 0, 0, &r));
     ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
     rag_check_report_free(r);
     unsetenv("RAGCORE_INITIAL_MAP_SIZE");
