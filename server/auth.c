@@ -2,7 +2,6 @@
  * time, persisted in the store's "keys" table (key id -> JSON record). */
 #include "auth.h"
 
-#include "db.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

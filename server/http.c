@@ -2,9 +2,9 @@
 #include "http.h"
 
 #include "acceptor.h"
+#include "clock.h"
 #include "log.h"
 #include "routes.h"
-#include "status.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -223,7 +223,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->s = s;
         r->conn = conn;
         r->method = method;
-        r->t0 = rag_monotonic();
+        r->t0 = srv_monotonic();
         r->route = -1;
         long n = atomic_fetch_add(&s->inflight, 1) + 1;
         new_request_id(r);
@@ -295,7 +295,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!r)
         return;
-    double secs = rag_monotonic() - r->t0;
+    double secs = srv_monotonic() - r->t0;
     int status = r->has_resp ? r->status : 0;
     metrics_request(s->metrics, r->route < 0 ? ROUTE_OTHER : r->route, status, secs);
     if (atomic_load(&s->cfg.limits.access_log)) {

@@ -1,13 +1,12 @@
 /* json_writer.c - JSON text written straight into a growing buffer, for hot responses. */
 #include "json_writer.h"
 
-#include "text.h" /* rag_utf8_valid */
-
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 void jw_init(jw *w, size_t cap_hint)
 {
@@ -89,6 +88,35 @@ static void escape(jw *w, const unsigned char *s, size_t n)
     jw_raw(w, (const char *)s + run, n - run);
 }
 
+/* Length of the longest prefix of s[0..n) that is valid UTF-8 without NUL bytes. */
+static size_t utf8_prefix(const unsigned char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    while (i < n) {
+        /* eight bytes at a time while all are ASCII and none is NUL */
+        for (uint64_t x; i + 8 <= n; i += 8) {
+            memcpy(&x, s + i, 8);
+            if ((x & highs) || ((x - ones) & ~x & highs))
+                break;
+        }
+        if (i >= n)
+            break;
+        if (s[i] == 0)
+            return i;
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t len = utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (len <= 0)
+            return i;
+        i += (size_t)len;
+    }
+    return n;
+}
+
 void jw_str(jw *w, const char *s, size_t n)
 {
     if (!s) {
@@ -96,12 +124,12 @@ void jw_str(jw *w, const char *s, size_t n)
         return;
     }
     jw_lit(w, "\"");
-    size_t bad = 0;
-    while (!rag_utf8_valid(s, n, &bad, NULL)) { /* never for text the store accepted */
-        escape(w, (const unsigned char *)s, bad);
+    size_t ok; /* invalid bytes: never in text the store accepted */
+    while ((ok = utf8_prefix((const unsigned char *)s, n)) < n) {
+        escape(w, (const unsigned char *)s, ok);
         jw_lit(w, "?");
-        s += bad + 1;
-        n -= bad + 1;
+        s += ok + 1;
+        n -= ok + 1;
     }
     escape(w, (const unsigned char *)s, n);
     jw_lit(w, "\"");
