@@ -593,6 +593,13 @@ RAG_API const char *rag_context_text(const rag_prompt_context *ctx);
  * "no_confident_context","stale_context"} (owned by ctx). */
 RAG_API const char *rag_context_json(const rag_prompt_context *ctx);
 RAG_API int rag_context_tokens(const rag_prompt_context *ctx);
+/* Counts the tokens of text[0, len) as rag_context counts them against its budget: with
+ * the store embedder's tokenizer, without the special tokens every encoding carries
+ * ([CLS] [SEP]), or with the approximation the chunker uses for embedders without a
+ * tokenizer ("hash", custom, remote). So an application can fit its own text around a
+ * context in one budget. RAG_EINVAL for a NULL argument; RAG_EEMBED when the tokenizer
+ * fails. */
+RAG_API int rag_count_tokens(rag_db *db, const char *text, size_t len, size_t *tokens);
 RAG_API int rag_context_no_confident(const rag_prompt_context *ctx);
 RAG_API int rag_context_stale(const rag_prompt_context *ctx);
 RAG_API void rag_context_free(rag_prompt_context *ctx);
