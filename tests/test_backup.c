@@ -4,7 +4,6 @@
 #include "test.h"
 
 #include "ragcore.h"
-#include "store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,26 +67,31 @@ static int verify_restored(const char *dir, int lo, int hi)
                 rag_check_report_item(r, i)->message);
     rag_check_report_free(r);
 
-    rag_store *st = NULL;
-    rag_txn *txn = NULL;
-    rag_coll_rec rec = {0};
-    ASSERT_OK(rag_store_open(dir, 1, &st));
-    if (!st)
+    rag_open_options ro;
+    rag_open_options_init(&ro);
+    ro.read_only = 1;
+    rag_db *vdb = NULL;
+    rag_collection_info rec = {0};
+    ASSERT_OK(rag_open(dir, &ro, &vdb));
+    if (!vdb)
         return -1;
-    ASSERT_OK(rag_store_read(st, &txn));
-    ASSERT_OK(rag_store_coll_get(txn, "default", &rec));
+    ASSERT_OK(rag_collection_stats(vdb, "default", &rec));
     int prefix = 0, ended = 0, partial = 0, beyond = 0;
     for (int b = 0; b < hi + 5; b++) {
         int present = 0;
         for (int i = 0; i < DOCS_PER_BATCH; i++) {
             char id[32];
             snprintf(id, sizeof id, "b%d-d%d", b, i);
-            rag_doc_rec *d = NULL;
-            if (rag_store_doc_get(txn, rec.id, id, &d) == RAG_OK) {
+            rag_doc *d = NULL;
+            int rc = rag_document_get(vdb, "default", id, &d);
+            if (rc == RAG_OK) {
                 present++;
-                ASSERT_TRUE(d->nchunks >= 1);
+                ASSERT_TRUE(rag_doc_chunk_count(d) >= 1);
+                ASSERT_EQ_INT(rag_doc_chunk_count(d), rag_doc_get_info(d)->chunks);
+            } else if (rc != RAG_ENOTFOUND) {
+                TEST_FAIL_("%s: %s", id, rag_errmsg());
             }
-            rag_doc_rec_free(d);
+            rag_doc_free(d);
         }
         if (present != 0 && present != DOCS_PER_BATCH)
             partial++;
@@ -98,8 +102,7 @@ static int verify_restored(const char *dir, int lo, int hi)
         else
             beyond++;
     }
-    rag_txn_end(txn);
-    rag_store_close(st);
+    ASSERT_OK(rag_close(vdb));
     ASSERT_EQ_INT(partial, 0);
     ASSERT_EQ_INT(beyond, 0);
     ASSERT_TRUE(prefix >= lo);

@@ -8,7 +8,6 @@
  * first parallel region (libgomp's thread pool does not survive fork). */
 #include "test.h"
 
-#include "corpus.h"
 #include "ragcore.h"
 
 #include <fcntl.h>
@@ -608,17 +607,35 @@ static int write_generation(const char *src, int g)
     return 0;
 }
 
-static int sync_emit(void *user, const rag_document *d)
+/* Offers every file of generation `src` to the sync as `ragcore sync` does: id and source
+ * the file's path, title its name, source_mtime its modification time. */
+static int offer_files(rag_sync *s, const char *src)
 {
-    return rag_sync_document(user, d, NULL);
-}
-
-static void sync_err(void *user, const char *where, int rc, const char *msg)
-{
-    (void)user;
-    (void)rc;
-    fprintf(stderr, "child sync: %s: %s\n", where, msg);
-    _exit(6);
+    for (int k = 0; k < SYNC_FILES; k++) {
+        char path[4200], text[600];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/f%02d.txt", src, k);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        if (stat(path, &sb) != 0)
+            return RAG_EIO;
+        text[n] = 0;
+        rag_document d;
+        rag_document_init(&d);
+        d.id = path;
+        d.source = path;
+        d.title = strrchr(path, '/') + 1;
+        d.text = text;
+        d.text_len = n;
+        d.source_mtime = (int64_t)sb.st_mtime;
+        int rc = rag_sync_document(s, &d, NULL);
+        if (rc != RAG_OK)
+            return rc;
+    }
+    return RAG_OK;
 }
 
 /* Child: for g = first, first + 1, ...: writes generation g and syncs the directory. */
@@ -629,13 +646,11 @@ static void sync_child(const char *dir, const char *src, const char *logpath, in
     for (int g = first;; g++) {
         rag_sync *s = NULL;
         const char *paths[1] = {src};
-        rag_corpus_options co;
-        memset(&co, 0, sizeof co);
         if (write_generation(src, g) != 0)
             _exit(6);
         int rc = rag_sync_begin(db, "sync", &s);
         if (rc == RAG_OK)
-            rc = rag_corpus_walk(paths, 1, &co, sync_emit, sync_err, s);
+            rc = offer_files(s, src);
         if (rc == RAG_OK)
             rc = rag_sync_finish(s, paths, 1, NULL);
         rag_sync_free(s);
