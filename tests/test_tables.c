@@ -245,10 +245,46 @@ static void test_table_shrink(void)
     ASSERT_OK(rag_close(db));
 }
 
+/* Application tables share the store's backups: a restored copy holds them. */
+static void test_backup_keeps_tables(void)
+{
+    test_fresh_dir(dir, sizeof dir, "tables_backup");
+    char out[4200], restored[4200];
+    snprintf(out, sizeof out, "%s.bak", dir);
+    snprintf(restored, sizeof restored, "%s.restored", dir);
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", out, restored);
+    ASSERT_EQ_INT(system(cmd), 0);
+    rag_db *db = open_store(0);
+    if (!db)
+        return;
+    ASSERT_OK(rag_table_put(db, "app.notes", "n1", 2, "first note", 10));
+    ASSERT_OK(rag_table_put(db, "keys", "k1", 2, "{\"scope\":\"read\"}", 16));
+    ASSERT_OK(rag_backup(db, out, NULL));
+    ASSERT_OK(rag_close(db));
+    ASSERT_OK(rag_restore(out, restored, 0, NULL));
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.read_only = 1;
+    ASSERT_OK(rag_open(restored, &o, &db));
+    if (!db)
+        return;
+    void *v = NULL;
+    size_t vl = 0;
+    ASSERT_OK(rag_table_get(db, "app.notes", "n1", 2, &v, &vl));
+    ASSERT_STR_EQ((const char *)v, "first note");
+    rag_free(v);
+    ASSERT_OK(rag_table_get(db, "keys", "k1", 2, &v, &vl));
+    ASSERT_EQ_INT(vl, 16);
+    rag_free(v);
+    ASSERT_OK(rag_close(db));
+}
+
 int main(void)
 {
     RUN_TEST(test_put_get_scan_trim);
     RUN_TEST(test_refusals);
     RUN_TEST(test_table_shrink);
+    RUN_TEST(test_backup_keeps_tables);
     return TEST_REPORT();
 }
