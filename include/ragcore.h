@@ -604,6 +604,18 @@ RAG_API int rag_context_no_confident(const rag_prompt_context *ctx);
 RAG_API int rag_context_stale(const rag_prompt_context *ctx);
 RAG_API void rag_context_free(rag_prompt_context *ctx);
 
+/* Embedding cache: for model embedders (not "hash"), every chunk's vector is kept in the
+ * store keyed by (model, hash of the exact input text), so re-ingesting unchanged chunks
+ * never recomputes an embedding. Counts of ingested chunks served from the cache (hits)
+ * and embedded (misses) since the store was created. */
+RAG_API int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses);
+
+/* Embeds texts with the store's embedder: out receives n * rag_db_dim(db) floats,
+ * L2-normalised. Document texts (is_query 0) that the embedding cache holds are read from
+ * it instead of being encoded again (the cache is only written by ingest). */
+RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
+                      float *out);
+
 /* ------------------------------------------------------------------------------------ */
 /* Store maintenance: consistency check and repair, backups, restore.                    */
 
@@ -760,18 +772,6 @@ RAG_API int rag_table_shrink(rag_db *db, const char *table, uint64_t max_bytes,
                              uint64_t target, uint64_t max_delete, uint64_t *deleted,
                              uint64_t *bytes_after);
 
-/* Embedding cache: for model embedders (not "hash"), every chunk's vector is kept in the
- * store keyed by (model, hash of the exact input text), so re-ingesting unchanged chunks
- * never recomputes an embedding. Counts of ingested chunks served from the cache (hits)
- * and embedded (misses) since the store was created. */
-RAG_API int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses);
-
-/* Embeds texts with the store's embedder: out receives n * rag_db_dim(db) floats,
- * L2-normalised. Document texts (is_query 0) that the embedding cache holds are read from
- * it instead of being encoded again (the cache is only written by ingest). */
-RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
-                      float *out);
-
 /* ------------------------------------------------------------------------------------ */
 /* Models and embedders without a store.                                                 */
 
@@ -815,7 +815,7 @@ RAG_API int rag_model_pull(const char *name, int force, char **dir_out);
 RAG_API const char *rag_default_model_available(void);
 
 /* An embedder used directly, without a store (for vectors sent elsewhere, or to compare
- * models). Not shared between threads without the caller's own locking. */
+ * models). Threads may share one, as the searches of a store share its embedder. */
 typedef struct rag_embedder rag_embedder;
 
 /* Creates an embedder from a name as rag_open_options.embedder takes it: "hash",
