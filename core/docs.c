@@ -313,6 +313,9 @@ int rag_document_list(rag_db *db, const rag_list_options *opts, rag_doc_list **o
         o.limit = LIST_LIMIT_DEFAULT;
     if (o.limit > RAG_LIST_LIMIT_MAX)
         return rag_fail(RAG_EINVAL, "limit must be 1..%d, got %zu", RAG_LIST_LIMIT_MAX, o.limit);
+    if (o.after && strlen(o.after) > RAG_DOC_ID_MAX)
+        return rag_fail(RAG_EINVAL, "cursor 'after' is %zu bytes, longer than any id (%d)",
+                        strlen(o.after), RAG_DOC_ID_MAX);
     const char *name = o.collection ? o.collection : RAG_DEFAULT_COLLECTION;
     rag_filter *filter = NULL;
     rag_txn *txn = NULL;

@@ -481,8 +481,9 @@ typedef struct rag_doc_list rag_doc_list;
  * opts->after, that match opts->filter. Paging with rag_doc_list_next visits every
  * matching document exactly once, whatever the page size; documents written between two
  * pages are seen when their id comes after the cursor. opts NULL: defaults.
- * Errors: RAG_EINVAL (version 0, limit over RAG_LIST_LIMIT_MAX), RAG_EPARSE (malformed
- * filter, naming the byte position), RAG_ENOTFOUND (no such collection), RAG_ENOMEM.
+ * Errors: RAG_EINVAL (version 0, limit over RAG_LIST_LIMIT_MAX, a cursor longer than
+ * RAG_DOC_ID_MAX), RAG_EPARSE (malformed filter, naming the byte position), RAG_ENOTFOUND
+ * (no such collection), RAG_ENOMEM.
  * *out is freed with rag_doc_list_free. */
 RAG_API int rag_document_list(rag_db *db, const rag_list_options *opts, rag_doc_list **out);
 RAG_API size_t rag_doc_list_count(const rag_doc_list *list);

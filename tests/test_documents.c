@@ -337,6 +337,13 @@ static void test_list_paging(void)
     ASSERT_OK(rag_document_list(db, &lo, &l));
     ASSERT_EQ_INT(rag_doc_list_count(l), 100);
     rag_doc_list_free(l);
+    char longid[RAG_DOC_ID_MAX + 2];
+    memset(longid, 'z', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    lo.after = longid;
+    ASSERT_EQ_INT(rag_document_list(db, &lo, &l), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "cursor") != NULL);
+    lo.after = NULL;
     lo.filter = "n >= ";
     ASSERT_EQ_INT(rag_document_list(db, &lo, &l), RAG_EPARSE);
     ASSERT_TRUE(strstr(rag_errmsg(), "position") != NULL);
