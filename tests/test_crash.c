@@ -163,6 +163,16 @@ static rag_db *reopen(const char *dir)
     return db;
 }
 
+/* Creates the store before the first child starts: a child killed before its own
+ * rag_open finished (a slow start under sanitizers and load) then leaves an empty store,
+ * not a directory that is no store yet. */
+static void create_store(const char *dir)
+{
+    rag_db *db = reopen(dir);
+    if (db)
+        ASSERT_OK(rag_close(db));
+}
+
 /* Child side: opens the store or exits with status 3. */
 static rag_db *child_open(const char *dir)
 {
@@ -219,6 +229,7 @@ static void test_sigkill_during_ingest(void)
     snprintf(logpath, sizeof logpath, "%s/crash_store.log", root);
     fresh(dir);
     fresh(logpath);
+    create_store(dir);
     int next_batch = 0, kills = 0, inflight_there = 0;
     static char committed[1000000];
     uint64_t want_docs = 0;
@@ -695,6 +706,7 @@ static void test_sigkill_during_sync(void)
     fresh(src0);
     ASSERT_EQ_INT(mkdir(src0, 0755), 0);
     ASSERT_TRUE(realpath(src0, src) != NULL);
+    create_store(dir);
     int next = 0, kills = 0, synced = 0, mixed = 0;
     for (int it = 0; it < iterations; it++) {
         pid_t pid = spawn("sync", dir, logpath, next, src);
