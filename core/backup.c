@@ -1,7 +1,5 @@
 /* backup.c - consistent backups of a live store (LMDB compacting copy + index files) and
  * restoration into a store directory. */
-#include "backup.h"
-#include "check.h"
 #include "coll_index.h"
 #include "db.h"
 #include "lockfile.h"
@@ -126,7 +124,7 @@ static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_i
 static int verify_copy(const char *dir, rag_backup_info *info)
 {
     rag_check_report *r = NULL;
-    int rc = rag_check_store(dir, 0, &r);
+    int rc = rag_check(dir, 0, 0, &r);
     char path[4096];
     if (rc == RAG_OK) {
         for (size_t i = 0; i < rag_check_report_size(r); i++) {
@@ -256,7 +254,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
     return rc;
 }
 
-int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
+int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info)
 {
     rag_clear_error();
     rag_backup_info local;
@@ -264,7 +262,7 @@ int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
         info = &local;
     memset(info, 0, sizeof *info);
     if (!db || !outdir || !*outdir)
-        return rag_fail(RAG_EINVAL, "rag_db_backup: NULL argument");
+        return rag_fail(RAG_EINVAL, "rag_backup: NULL argument");
     int rc = rag_checkpoint(db);
     if (rc != RAG_OK)
         rag_clear_error(); /* older index files are still consistent: replayed at open */

@@ -1,5 +1,4 @@
 /* check.c - consistency check and repair of a store (LMDB records and index files). */
-#include "check.h"
 #include "coll_index.h"
 #include "embedder.h"
 #include "lexical.h"
@@ -154,6 +153,14 @@ static int report_push(rag_check_report *r, int kind, const char *coll, uint32_t
     return RAG_OK;
 }
 
+/* Moves item `it` of another report into r as `kind` (its message goes with it, or is
+ * freed when r cannot grow). */
+static void move_item(rag_check_report *r, int kind, rag_check_item *it)
+{
+    report_push(r, kind, it->collection, it->coll_id, it->index_file, (char *)it->message);
+    it->message = NULL;
+}
+
 static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -218,7 +225,7 @@ const rag_check_item *rag_check_report_item(const rag_check_report *r, size_t i)
 
 const rag_check_totals *rag_check_report_totals(const rag_check_report *r)
 {
-    return &r->totals;
+    return r ? &r->totals : NULL;
 }
 
 const char *rag_check_kind_name(int kind)
@@ -232,7 +239,7 @@ void rag_check_report_free(rag_check_report *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->n; i++)
-        free(r->items[i].message);
+        free((char *)r->items[i].message);
     free(r->items);
     free(r);
 }
@@ -1379,14 +1386,11 @@ cleanup:
     return rc;
 }
 
-int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
+int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_report **out)
 {
-    return rag_check_store_with(dir, flags, 0, out);
-}
-
-int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
-                         rag_check_report **out)
-{
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_check: out is NULL");
     *out = NULL;
     if (!dir || !*dir)
         return rag_fail(RAG_EINVAL, "check: store directory is empty");
@@ -1417,10 +1421,7 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
         for (size_t i = 0; fix && i < fix->n; i++) {
             if (fix->items[i].kind != RAG_CHECK_REPAIRED && fix->items[i].kind != RAG_CHECK_UNFIXED)
                 continue;
-            if (report_push(r, fix->items[i].kind, fix->items[i].collection,
-                            fix->items[i].coll_id, fix->items[i].index_file,
-                            fix->items[i].message) == RAG_OK)
-                fix->items[i].message = NULL;
+            move_item(r, fix->items[i].kind, &fix->items[i]);
         }
         if (fix) {
             r->counts[RAG_CHECK_REPAIRED] += fix->counts[RAG_CHECK_REPAIRED];
@@ -1432,10 +1433,7 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
             for (size_t i = 0; i < verify->n; i++) {
                 if (verify->items[i].kind != RAG_CHECK_PROBLEM)
                     continue;
-                if (report_push(r, RAG_CHECK_UNFIXED, verify->items[i].collection,
-                                verify->items[i].coll_id, verify->items[i].index_file,
-                                verify->items[i].message) == RAG_OK)
-                    verify->items[i].message = NULL;
+                move_item(r, RAG_CHECK_UNFIXED, &verify->items[i]);
             }
             r->counts[RAG_CHECK_UNFIXED] += verify->counts[RAG_CHECK_PROBLEM];
         }

@@ -2,7 +2,6 @@
  * time, persisted in the store's "keys" table (key id -> JSON record). */
 #include "auth.h"
 
-#include "db.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -215,7 +214,7 @@ int auth_reload(srv_auth *a)
 {
     load_ctx c = {0};
     pthread_mutex_lock(&a->write_lock);
-    int rc = rag_db_kv_scan(a->db, KEYS_TABLE, NULL, 0, load_visit, &c);
+    int rc = rag_table_scan(a->db, KEYS_TABLE, NULL, 0, load_visit, &c);
     if (rc >= 0) /* > 0: the visitor stopped the scan (c.rc says why) */
         rc = c.rc;
     if (rc != RAG_OK) {
@@ -384,7 +383,7 @@ int auth_create(srv_auth *a, const char *name, unsigned scopes, const char *cons
     if (!text)
         goto cleanup;
     pthread_mutex_lock(&a->write_lock);
-    rc = rag_db_kv_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text));
+    rc = rag_table_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text));
     if (rc == RAG_OK) {
         pthread_rwlock_wrlock(&a->lock);
         auth_key **p = realloc(a->keys, (a->nkeys + 1) * sizeof *p);
@@ -432,7 +431,7 @@ int auth_revoke(srv_auth *a, const char *id)
         atomic_store(&k->revoked_at, was ? was : (int64_t)time(NULL));
         json_t *stored = key_record(k, 1);
         char *text = json_dumps(stored, JSON_COMPACT);
-        rc = text ? rag_db_kv_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text))
+        rc = text ? rag_table_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text))
                   : RAG_ENOMEM;
         if (rc != RAG_OK)
             atomic_store(&k->revoked_at, was);

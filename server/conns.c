@@ -2,7 +2,7 @@
 #include "conns.h"
 
 #include "log.h"
-#include "status.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,7 +25,7 @@ struct conn_slot {
     int fd;                  /* -1: the slot is free */
     int started;             /* the event loop took it */
     int closing;             /* shut down here; the loop has yet to close it */
-    _Atomic uint64_t state;  /* (phase start in ms of rag_monotonic) << 2 | phase */
+    _Atomic uint64_t state;  /* (phase start in ms of srv_monotonic) << 2 | phase */
     uint32_t hash;           /* of key */
     unsigned char key[8];    /* client address: IPv4 (4 bytes) or IPv6 /64 (8 bytes) */
     unsigned char keylen;
@@ -52,7 +52,7 @@ struct conns {
 
 static uint64_t now_ms(void)
 {
-    return (uint64_t)(rag_monotonic() * 1000.0);
+    return (uint64_t)(srv_monotonic() * 1000.0);
 }
 
 /* The CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait. */
@@ -312,7 +312,7 @@ static void *sweep(void *arg)
                 metrics_connection_event(c->metrics, METRIC_CONN_BODY_TIMEOUT);
             }
         }
-        double t = rag_monotonic();
+        double t = srv_monotonic();
         if (t - last_log >= 1.0 && (c->n_head || c->n_body || c->n_room || c->n_refused)) {
             unsigned long n[4] = {c->n_head, c->n_body, c->n_room, c->n_refused};
             c->n_head = c->n_body = c->n_room = c->n_refused = 0;

@@ -2,10 +2,10 @@
 #include "http.h"
 
 #include "acceptor.h"
+#include "clock.h"
 #include "conns.h"
 #include "log.h"
 #include "routes.h"
-#include "status.h"
 #include "target.h"
 
 #include <arpa/inet.h>
@@ -343,7 +343,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->began = 1;
         r->method = method;
         r->version = version;
-        r->t0 = rag_monotonic();
+        r->t0 = srv_monotonic();
         r->route = -1;
         r->slot = conn_of(conn);
         conns_phase(r->slot, CONN_BODY);
@@ -445,7 +445,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
         return;
     }
-    double secs = rag_monotonic() - r->t0;
+    double secs = srv_monotonic() - r->t0;
     int status = r->has_resp ? r->status : 0;
     metrics_request(s->metrics, r->route < 0 ? ROUTE_OTHER : r->route, status, secs);
     if (atomic_load(&s->cfg.limits.access_log)) {

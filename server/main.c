@@ -1,11 +1,11 @@
 /* main.c - ragcore-server: configuration, start-up, signals (SIGHUP reload, SIGTERM drain
  * + checkpoint + exit 0) and shutdown. */
+#include "clock.h"
 #include "http.h"
 #include "keys_cli.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
-#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,7 +116,7 @@ static int open_store(srv *s)
     oo.hnsw_ef_search = s->cfg.ef_search;
     oo.hnsw_ef_construction = s->cfg.ef_construction;
     oo.checkpoint_every = s->cfg.checkpoint_every;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     int rc = rag_open(s->cfg.db, &oo, &s->db);
     if (rc != RAG_OK) {
         log_event("error", "store_open",
@@ -143,7 +143,7 @@ static int open_store(srv *s)
                 "/v1 request will be refused with 401");
     log_event("info", "store_open",
               json_pack("{s:s,s:s,s:i,s:f}", "db", s->cfg.db, "embedder", rag_db_embedder(s->db),
-                        "dim", s->dim, "seconds", rag_monotonic() - t0));
+                        "dim", s->dim, "seconds", srv_monotonic() - t0));
     return RAG_OK;
 }
 
@@ -152,14 +152,14 @@ static int open_store(srv *s)
 static int shutdown_server(srv *s, int sig)
 {
     int code = 0;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     atomic_store(&s->draining, 1);
     atomic_store(&s->ready, 0);
     http_quiesce(s);
     log_event("info", "draining", json_pack("{s:s,s:I}", "signal", strsignal(sig), "in_flight",
                                             (json_int_t)atomic_load(&s->inflight)));
-    while (atomic_load(&s->inflight) > 0 && rag_monotonic() - t0 < s->cfg.drain_timeout)
-        rag_sleep_ms(10);
+    while (atomic_load(&s->inflight) > 0 && srv_monotonic() - t0 < s->cfg.drain_timeout)
+        srv_sleep_ms(10);
     long left = atomic_load(&s->inflight);
     writer_stop(s->writer); /* finishes queued writes */
     s->writer = NULL;
@@ -181,7 +181,7 @@ static int shutdown_server(srv *s, int sig)
         log_msg("error", "close", "%s: %s", rag_strerror(rc), rag_errmsg());
         code = 1;
     }
-    log_event("info", "stopped", json_pack("{s:f,s:I,s:i}", "drain_seconds", rag_monotonic() - t0,
+    log_event("info", "stopped", json_pack("{s:f,s:I,s:i}", "drain_seconds", srv_monotonic() - t0,
                                            "abandoned_requests", (json_int_t)left, "exit", code));
     return code;
 }

@@ -2,7 +2,7 @@
  * ratelimit.h). */
 #include "ratelimit.h"
 
-#include "status.h"
+#include "clock.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -50,7 +50,7 @@ static int refuse(http_req *r, int which, double wait, long rate, double cost)
 static int charge(http_req *r, int which, long rate, double cost)
 {
     double wait = rl_take(auth_key_budget(r->key, which), (double)rate, cost,
-                          (int64_t)(rag_monotonic() * NS));
+                          (int64_t)(srv_monotonic() * NS));
     return wait > 0 ? refuse(r, which, wait, rate, cost) : 0;
 }
 

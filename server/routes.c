@@ -2,14 +2,12 @@
 #include "routes.h"
 
 #include "assets.h"
-#include "chunker.h"
-#include "db.h"
+#include "clock.h"
 #include "log.h"
 #include "openapi.h"
 #include "json_writer.h"
 #include "ratelimit.h"
 #include "reqjson.h"
-#include "status.h"
 #include "vector_b64.h"
 
 #include <math.h>
@@ -401,14 +399,14 @@ static void w_ingest(http_req *r, void *arg)
 {
     ingest_job *j = arg;
     rag_ingest_stats st;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     memset(&st, 0, sizeof st);
     int rc = rag_ingest(r->s->db, j->collection, j->docs, j->n, &st);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "documents", "ingest");
         return;
     }
-    metrics_ingest(r->s->metrics, &st, rag_monotonic() - t0);
+    metrics_ingest(r->s->metrics, &st, srv_monotonic() - t0);
     http_reply_json(r, 200, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "collection", j->collection,
                                       "documents", (json_int_t)st.documents, "replaced",
                                       (json_int_t)st.replaced, "chunks", (json_int_t)st.chunks,
@@ -957,7 +955,7 @@ static void h_search(http_req *r, const char *c)
     const char *mode = NULL;
     rj_lifted lifted = {0};
     long long k = 10;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_search_options_init(&so);
@@ -1025,7 +1023,7 @@ static void h_search(http_req *r, const char *c)
         hit_write(&w, rag_results_get(res, i));
     }
     int unconfident = rag_results_no_confident_context(res);
-    double took = (rag_monotonic() - t0) * 1000.0;
+    double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog)
         search_log(r, body, &sr, &so, res, mode_name, took, qid);
@@ -1061,7 +1059,7 @@ static void h_context(http_req *r, const char *c)
     json_t *body = NULL, *v;
     const char *mode = NULL, *format = NULL, *tmpl = NULL;
     long long k = 0, budget = 0, stale = 0;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_context_options_init(&co);
@@ -1113,7 +1111,7 @@ static void h_context(http_req *r, const char *c)
         goto cleanup;
     }
     json_t *passages = json_loads(rag_context_json(ctx), 0, NULL);
-    double took = (rag_monotonic() - t0) * 1000.0;
+    double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
         json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
@@ -1233,7 +1231,10 @@ static void h_embeddings(http_req *r)
         }
         texts[i] = json_string_value(x);
         tokens += count_words(texts[i]);
-        cost += rag_approx_tokens(NULL, texts[i], json_string_length(x));
+        size_t t = 0;
+        if (rag_count_tokens(s->db, texts[i], json_string_length(x), &t) != RAG_OK)
+            t = json_string_length(x) / 4 + 1; /* a tokenizer failure is the embed's to report */
+        cost += (double)t;
     }
     long max_cost = atomic_load(&s->cfg.limits.max_embed_tokens);
     if (cost > (double)max_cost) {
@@ -1244,13 +1245,13 @@ static void h_embeddings(http_req *r)
     }
     if (ratelimit_tokens(r, cost) < 0)
         goto cleanup;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     int rc = rag_embed(s->db, texts, n, itype && !strcmp(itype, "query"), out);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "input", "embed");
         goto cleanup;
     }
-    metrics_embed(s->metrics, n, rag_monotonic() - t0);
+    metrics_embed(s->metrics, n, srv_monotonic() - t0);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *emb;

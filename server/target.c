@@ -2,7 +2,7 @@
 #include "target.h"
 
 #include "ragcore.h"
-#include "text.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +59,8 @@ static int decode_part(const char *raw, size_t start, size_t end, const char *wh
         out[n++] = (char)c;
         i++;
     }
-    size_t bad = 0;
-    if (!rag_utf8_valid(out, n, &bad, NULL)) {
+    size_t bad = utf8_valid_prefix(out, n);
+    if (bad < n) {
         snprintf(err, errlen, "the %s is not valid UTF-8 once decoded (at byte %zu)", what,
                  raw_offset(raw, start, end, bad));
         return RAG_EINVAL;

@@ -5,8 +5,6 @@
  * was. */
 #include "test.h"
 
-#include "backup.h"
-#include "check.h"
 #include "ragcore.h"
 
 #include <dirent.h>
@@ -130,11 +128,11 @@ static void test_other_process_and_kill9(void)
     ASSERT_TRUE(names_holder(rag_errmsg(), (long)child));
     /* A repair and a restore into the store are writers too; a plain check is not. */
     rag_check_report *rep = NULL;
-    ASSERT_OK(rag_check_store(dir, 0, &rep));
+    ASSERT_OK(rag_check(dir, 0, 0, &rep));
     ASSERT_EQ_INT(rag_check_report_count(rep, RAG_CHECK_PROBLEM), 0);
     rag_check_report_free(rep);
     rep = NULL;
-    ASSERT_EQ_INT(rag_check_store(dir, RAG_CHECK_REPAIR, &rep), RAG_EBUSY);
+    ASSERT_EQ_INT(rag_check(dir, RAG_CHECK_REPAIR, 0, &rep), RAG_EBUSY);
     ASSERT_TRUE(rep == NULL && names_holder(rag_errmsg(), (long)child));
     char bak[4200];
     test_fresh_dir(bak, sizeof bak, "lock_procs.bak");
@@ -150,10 +148,10 @@ static void test_other_process_and_kill9(void)
     ASSERT_EQ_INT(waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFSIGNALED(status));
     ASSERT_OK(rag_open(dir, &o, &db));
-    ASSERT_EQ_INT(rag_check_store(dir, RAG_CHECK_REPAIR, &rep), RAG_EBUSY);
+    ASSERT_EQ_INT(rag_check(dir, RAG_CHECK_REPAIR, 0, &rep), RAG_EBUSY);
     ASSERT_TRUE(names_holder(rag_errmsg(), (long)getpid()));
     ASSERT_OK(rag_close(db));
-    ASSERT_OK(rag_check_store(dir, RAG_CHECK_REPAIR, &rep));
+    ASSERT_OK(rag_check(dir, RAG_CHECK_REPAIR, 0, &rep));
     rag_check_report_free(rep);
     ASSERT_OK(rag_restore(bak, dir, 1, NULL));
 }
@@ -177,7 +175,7 @@ static void test_second_process_refused(void)
     put(db, "docs", "n1", "Only one writer: this commit and its index stay consistent.");
     ASSERT_OK(rag_close(db));
     rag_check_report *rep = NULL;
-    ASSERT_OK(rag_check_store(dir, 0, &rep));
+    ASSERT_OK(rag_check(dir, 0, 0, &rep));
     ASSERT_EQ_INT(rag_check_report_count(rep, RAG_CHECK_PROBLEM), 0);
     rag_check_report_free(rep);
 }

@@ -1043,9 +1043,9 @@ static void same_answer(json_t *emb, const char *at5, const char *sep, size_t dr
  * value past them naming the field. */
 static void test_search_options_served(void)
 {
-    resp api, r;
-    ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &api), 200);
-    json_t *schemas = json_object_get(json_object_get(api.json, "components"), "schemas");
+    resp doc, r; /* doc: the OpenAPI document, read while r serves the searches */
+    ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &doc), 200);
+    json_t *schemas = json_object_get(json_object_get(doc.json, "components"), "schemas");
     json_t *sprops = json_object_get(json_object_get(schemas, "SearchRequest"), "properties");
     json_t *cprops = json_object_get(json_object_get(schemas, "ContextRequest"), "properties");
     size_t checked = 0;
@@ -1080,7 +1080,7 @@ static void test_search_options_served(void)
         }
     }
     ASSERT_TRUE(checked >= 12);
-    resp_free(&api);
+    resp_free(&doc);
 }
 
 static void test_embeddings(void)

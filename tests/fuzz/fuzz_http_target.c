@@ -17,7 +17,7 @@
 #include "http_support.h"
 #include "server.h"
 #include "target.h"
-#include "text.h"
+#include "utf8.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -58,7 +58,7 @@ static int check_decoder(const char *raw, size_t len, char **path)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)(*path)[i] < 0x20 || (*path)[i] == 0x7F)
             fuzz_die("control byte in a decoded path", *path);
-    if (n && !rag_utf8_valid(*path, n, NULL, NULL))
+    if (n && utf8_valid_prefix(*path, n) < n)
         fuzz_die("decoded path is not UTF-8", *path);
     /* encoded again (all but unreserved bytes and '/'), it decodes to itself */
     char *enc = malloc(n * 3 + 1), *back = NULL;

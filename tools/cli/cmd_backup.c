@@ -1,7 +1,6 @@
 /* cmd_backup.c - `ragcore backup` and `ragcore restore`: consistent copies of a store. */
 #include "cli.h"
 
-#include "backup.h"
 #include "ragcore.h"
 
 #include <getopt.h>
