@@ -20,6 +20,7 @@ struct rag_analyzer;
  * is only marked), so pointers to it stay valid. */
 typedef struct rag_coll {
     char name[129];
+    char language[24];        /* BM25 analyzer language it was created with */
     uint32_t id;
     int dropped;
     struct rag_vindex *ix;    /* NULL when unusable (untrained/failed): search scans exactly */
@@ -46,6 +47,9 @@ struct rag_db {
     char index_spec[96];
     char language[24];           /* analyzer language for collections created here */
     rag_open_options opts;
+    /* settings of collections created implicitly (opts.default_collection, copied); NULL:
+     * rag_collection_options_init's */
+    struct rag_collection_options *default_policy;
     pthread_mutex_t write_lock;  /* one writer at a time (ingest, delete, drop, checkpoint) */
     pthread_mutex_t colls_lock;  /* guards the colls array */
     rag_coll **colls;
@@ -66,6 +70,12 @@ rag_coll *rag_db_find_coll(rag_db *db, const char *name);
  * was created. */
 int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
                        int *created);
+
+/* Creates collection `name` with settings `opts` (checked by rag_policy_from_user; NULL:
+ * the defaults, with the handle's language) and its index. RAG_EEXIST when it exists;
+ * RAG_EINVAL for an invalid name or language; RAG_EREADONLY. Caller holds db->write_lock. */
+int rag_db_create_coll(rag_db *db, const char *name, const struct rag_collection_options *opts,
+                       rag_coll **out);
 
 /* Updates a collection record (created when absent): ttl >= 0 sets the default TTL,
  * last_sync > 0 records a sync time. */

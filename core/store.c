@@ -16,7 +16,8 @@
 /* Fixed auxiliary tables (LMDB needs every named database opened up front). */
 static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources",
                                         "config", "sync", "misc", "lex_postings",
-                                        "lex_chunks", "lex_stats", "embcache_fifo"};
+                                        "lex_chunks", "lex_stats", "embcache_fifo",
+                                        "dedup_docs", "dedup_keys"};
 #define N_KV (sizeof kv_tables / sizeof kv_tables[0])
 
 enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };

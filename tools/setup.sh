@@ -26,7 +26,8 @@ PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
       unzip python3-pip python3-venv  # model pull (issue 3); venvs of the API fuzz and benches
       libssl-dev openssl wrk chromium  # server (issue 6): key hashing, TLS test, load bench, dashboard test
-      libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev)
+      libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev
+      libyaml-dev)  # Markdown front matter as document metadata
 
 log() { echo "setup: $*" >&2; }
 
