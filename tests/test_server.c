@@ -1002,9 +1002,9 @@ static void same_answer(json_t *emb, const char *at5, const char *sep, size_t dr
  * value past them naming the field. */
 static void test_search_options_served(void)
 {
-    resp r;
-    ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &r), 200);
-    json_t *schemas = json_object_get(json_object_get(r.json, "components"), "schemas");
+    resp r, doc;
+    ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &doc), 200);
+    json_t *schemas = json_object_get(json_object_get(doc.json, "components"), "schemas");
     json_t *sprops = json_object_get(json_object_get(schemas, "SearchRequest"), "properties");
     json_t *cprops = json_object_get(json_object_get(schemas, "ContextRequest"), "properties");
     size_t checked = 0;
@@ -1039,7 +1039,7 @@ static void test_search_options_served(void)
         }
     }
     ASSERT_TRUE(checked >= 12);
-    resp_free(&r);
+    resp_free(&doc);
 }
 
 static void test_embeddings(void)

@@ -234,6 +234,7 @@ int cmd_ingest(int argc, char **argv)
             goto cleanup;
         }
         rc = rag_collection_options_get(db, coll, &applied);
+        applied.language = NULL; /* owned by the handle, which is closed before the summary */
         if (rc == RAG_OK && cli_policy_check(&pf, "ingest", dbdir, coll, &applied) != 0)
             goto cleanup;
         if (rc == RAG_ENOTFOUND)
