@@ -19,22 +19,28 @@ gzip -dc "$data/corpus.jsonl.gz" > "$work/corpus.jsonl"
 head -n "$neural_docs" "$work/corpus.jsonl" > "$work/subset.jsonl"
 
 # run BUILD NAME CORPUS EMBEDDER FLAGS...: one ingest into a fresh store; prints its JSON line
+# with wall time and the CPU time (user + system) of the process, which a loaded machine
+# disturbs less than the wall time
 run() {
     local build=$1 name=$2 corpus=$3 emb=$4
     shift 4
     rm -rf "$work/db"
-    local t0 t1 out
-    t0=$(date +%s.%N)
-    out=$("$build/bin/ragcore" ingest --db "$work/db" --embedder "$emb" --quiet --json "$@" \
-          "$corpus" 2>/dev/null || true)
-    t1=$(date +%s.%N)
-    python3 - "$build" "$name" "$t0" "$t1" "$out" <<'PY'
-import json, sys
-build, name, t0, t1, out = sys.argv[1:6]
-d = json.loads(out) if out.strip() else {}
-print(json.dumps({"build": build, "config": name, "wall_s": round(float(t1) - float(t0), 3),
-                  "documents": d.get("documents"), "chunks": d.get("chunks"),
-                  "skipped_dups": d.get("duplicates", {}).get("skipped")}))
+    python3 - "$build" "$name" "$corpus" "$emb" "$work/db" "$@" <<'PY'
+import json, resource, subprocess, sys, time
+build, name, corpus, emb, db = sys.argv[1:6]
+flags = sys.argv[6:]
+r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+t0 = time.monotonic()
+p = subprocess.run([build + "/bin/ragcore", "ingest", "--db", db, "--embedder", emb, "--quiet",
+                    "--json"] + flags + [corpus], capture_output=True, text=True)
+wall = time.monotonic() - t0
+r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+d = json.loads(p.stdout) if p.stdout.strip() else {}
+print(json.dumps({"build": build, "config": name, "wall_s": round(wall, 3),
+                  "cpu_s": round(cpu, 3), "documents": d.get("documents"),
+                  "chunks": d.get("chunks"),
+                  "skipped_dups": d.get("duplicates", {}).get("skipped")}), flush=True)
 PY
 }
 
@@ -55,7 +61,9 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 keys = sorted({(r["config"], r["build"]) for r in rows})
 for cfg, build in keys:
-    w = [r["wall_s"] for r in rows if r["config"] == cfg and r["build"] == build]
-    print(json.dumps({"median": cfg, "build": build, "wall_s": statistics.median(w),
-                      "runs": w}))
+    sel = [r for r in rows if r["config"] == cfg and r["build"] == build]
+    print(json.dumps({"median": cfg, "build": build,
+                      "wall_s": statistics.median(r["wall_s"] for r in sel),
+                      "cpu_s": statistics.median(r["cpu_s"] for r in sel),
+                      "cpu_runs": [r["cpu_s"] for r in sel]}))
 PY

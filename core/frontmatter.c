@@ -54,7 +54,8 @@ static json_t *plain_scalar(const char *v, size_t n)
         errno = 0;
         long long iv = strtoll(buf, &end, 10);
         /* no leading zeros ("007" stays a string, as do version numbers and dates) */
-        int lead0 = (buf[0] == '0' && n > 1) || ((buf[0] == '-' || buf[0] == '+') && buf[1] == '0' && n > 2);
+        int sign = buf[0] == '-' || buf[0] == '+';
+        int lead0 = buf[sign] == '0' && n > (size_t)sign + 1 && buf[sign + 1] != '.';
         if (!*end && !errno && !lead0)
             return json_integer(iv);
         double dv = strtod(buf, &end);

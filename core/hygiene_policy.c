@@ -251,7 +251,8 @@ int rag_collection_options_json(const rag_collection_options *o, char **out)
         return rag_fail(RAG_EINVAL, "rag_collection_options_json: NULL argument");
     *out = NULL;
     json_t *j = policy_json(o, 1);
-    *out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    *out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+             : NULL;
     json_decref(j);
     return *out ? RAG_OK : rag_fail(RAG_ENOMEM, "out of memory");
 }
@@ -485,10 +486,10 @@ static int configure_fn(rag_txn *txn, void *user)
     rag_collection_options old;
     if ((rc = rag_policy_read(txn, a->coll->id, &old)) != RAG_OK)
         return rc;
+    double was = old.near_dup_threshold, now = a->o->near_dup_threshold;
     a->reindex = a->o->dedup != RAG_DEDUP_OFF &&
-                 (old.dedup == RAG_DEDUP_OFF ||
-                  rag_dedup_rows(old.near_dup_threshold) != rag_dedup_rows(a->o->near_dup_threshold) ||
-                  (old.near_dup_threshold > 1) != (a->o->near_dup_threshold > 1));
+                 (old.dedup == RAG_DEDUP_OFF || rag_dedup_rows(was) != rag_dedup_rows(now) ||
+                  (was > 1) != (now > 1));
     rec.ttl_seconds = a->o->ttl_seconds;
     if ((rc = rag_store_coll_put(txn, a->coll->name, &rec)) == RAG_OK)
         rc = rag_policy_write(txn, a->coll->id, a->o);

@@ -105,10 +105,12 @@ typedef struct run_doc {
     char *own[5];              /* owned copies: id, text, title, source, metadata */
     char *path;                /* file it came from (owned; NULL: none) */
     enum doc_action action;
+    int validated;             /* its text was checked for UTF-8 when it was offered */
     rag_ingest_action reject;  /* DOC_REJECT: why (already reported and counted) */
     size_t pii_found;
     rag_dedup_sig *sig;        /* duplicate detection on and DOC_STORE: its signature */
-    rag_dedup_found pre;       /* match found before the transaction */
+    rag_dedup_found pre;       /* match found before the transaction ... */
+    uint64_t pre_snapshot;     /* ... against this store snapshot and the run's documents */
     /* outcome of the write transaction (reset on each attempt) */
     rag_ingest_action out;
     rag_dedup_found found;
@@ -350,8 +352,9 @@ static void chunk_config(rag_db *db, token_counter *tc, const rag_document *d,
     }
 }
 
-/* Validates one document; names the document in the error. */
-static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
+/* Validates one document; names the document in the error. `checked`: its text was
+ * validated before (a run's documents), only its length is taken. */
+static int validate_doc(const rag_document *d, size_t i, prep_doc *pd, int checked)
 {
     if (d->version < 1)
         return rag_fail(RAG_EINVAL, "document %zu: version is 0 (call rag_document_init)", i);
@@ -363,7 +366,7 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
         return rag_fail(RAG_EINVAL, "document '%s': text is NULL", d->id);
     pd->len = d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
     size_t bad = 0, line = 0;
-    if (!rag_utf8_valid(d->text, pd->len, &bad, &line))
+    if (!checked && !rag_utf8_valid(d->text, pd->len, &bad, &line))
         return rag_fail(RAG_EENCODING, "document '%s': invalid UTF-8 at byte %zu (line %zu)",
                         d->id, bad, line);
     if (d->valid_until < 0 || d->ttl_seconds < 0)
@@ -404,7 +407,8 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
         return RAG_ENOMEM;
     p->ndocs = n;
     for (size_t i = 0; i < n; i++)
-        if ((rc = validate_doc(&docs[i], i, &p->docs[i])) != RAG_OK)
+        if ((rc = validate_doc(&docs[i], i, &p->docs[i],
+                               p->rds && p->rds[i]->validated)) != RAG_OK)
             return rc;
     /* A repeated id within one batch: the last occurrence wins. */
     for (size_t i = 0; i < n; i++)
@@ -612,7 +616,12 @@ static int decide_duplicate(prep *p, rag_txn *txn, prep_doc *pd, run_doc *rd, in
     const rag_collection_options *po = p->policy;
     if (!rd || !rd->sig || po->dedup == RAG_DEDUP_OFF)
         return RAG_OK;
-    int rc = rag_dedup_store_find(txn, p->coll->id, rd->sig, po->near_dup_threshold,
+    int rc = RAG_OK;
+    if (rd->pre_snapshot && rd->pre_snapshot + 1 == rag_txn_id(txn))
+        rd->found = rd->pre; /* nothing was committed since the pre-check, which also saw this
+                              * run's earlier documents: its answer stands */
+    else
+        rc = rag_dedup_store_find(txn, p->coll->id, rd->sig, po->near_dup_threshold,
                                   rd->doc.id, &rd->found);
     if (rc != RAG_OK || rd->found.kind == RAG_DUP_NONE)
         return rc;
@@ -1116,6 +1125,7 @@ static int precheck_duplicate(rag_ingest_run *r, run_doc *rd)
         if ((rc = rag_store_read(r->db->st, &txn)) == RAG_OK)
             rc = rag_dedup_store_find(txn, c->id, rd->sig, r->policy.near_dup_threshold,
                                       rd->doc.id, &rd->pre);
+        rd->pre_snapshot = rc == RAG_OK ? rag_txn_id(txn) : 0;
         rag_txn_end(txn);
     }
     if (rc != RAG_OK || rd->pre.kind != RAG_DUP_NONE)
@@ -1215,9 +1225,10 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
     prep_doc pd;
     memset(&pd, 0, sizeof pd);
     size_t len = d->text && d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
-    int rc = RAG_OK;
+    int rc = RAG_OK, validated = 0;
     if (!r->single || r->hy || dedup || r->sync || r->opts.metadata_json) {
-        rc = validate_doc(d, index, &pd);
+        rc = validate_doc(d, index, &pd, 0);
+        validated = 1;
         free(pd.metadata);
         if (rc == RAG_ENOMEM)
             return rc;
@@ -1254,6 +1265,7 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
     run_doc *rd = &r->docs[r->n];
     memset(rd, 0, sizeof *rd);
     rd->pii_found = res.pii_found;
+    rd->validated = validated; /* (the hygiene stage keeps text valid UTF-8) */
     if (path && !(rd->path = rag_strdup(path))) {
         rc = RAG_ENOMEM;
         goto cleanup;

@@ -540,9 +540,18 @@ int rag_dedup_signature(const char *text, size_t len, rag_dedup_sig *out)
 
 int rag_dedup_rows(double threshold)
 {
+    /* the last answer, per thread: runs ask for one threshold many times */
+    static _Thread_local double last_threshold = -1;
+    static _Thread_local int last_rows;
     if (!(threshold > 0.0))
         threshold = 1e-9;
-    return rows_for(RAG_DEDUP_PERM, threshold > 1.0 ? 1.0 : threshold);
+    if (threshold > 1.0)
+        threshold = 1.0;
+    if (threshold != last_threshold) {
+        last_rows = rows_for(RAG_DEDUP_PERM, threshold);
+        last_threshold = threshold;
+    }
+    return last_rows;
 }
 
 uint64_t rag_dedup_band(const uint32_t *sig, int rows, int band)

@@ -283,6 +283,11 @@ int rag_store_read(rag_store *st, rag_txn **out)
     return txn_begin(st, 0, out);
 }
 
+uint64_t rag_txn_id(rag_txn *txn)
+{
+    return txn && txn->txn ? (uint64_t)mdb_txn_id(txn->txn) : 0;
+}
+
 void rag_txn_end(rag_txn *txn)
 {
     if (!txn)

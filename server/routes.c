@@ -436,7 +436,8 @@ static void w_ingest(http_req *r, void *arg)
     json_t *found = json_object();
     for (int t = 0; t < RAG_PII_NTYPES; t++)
         if (sum.pii_found[t])
-            json_object_set_new(found, rag_pii_type_name(t), json_integer((json_int_t)sum.pii_found[t]));
+            json_object_set_new(found, rag_pii_type_name(t),
+                                json_integer((json_int_t)sum.pii_found[t]));
     http_reply_json(r, 200,
                     json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}", "collection",
                               j->collection, "documents", (json_int_t)st.documents, "replaced",

@@ -435,8 +435,9 @@ static void test_dedup_persistent(void)
     ASSERT_EQ_INT(s.documents, 1);
     ASSERT_EQ_INT(doc_count(db, NULL), 1);
     /* within one call: the second of two equal texts */
-    rag_document pair[2] = {text_doc("p1", "Glaciers carve valleys slowly over many thousands of years."),
-                            text_doc("p2", "glaciers carve valleys slowly over many thousands of years.")};
+    rag_document pair[2] = {
+        text_doc("p1", "Glaciers carve valleys slowly over many thousands of years."),
+        text_doc("p2", "glaciers carve valleys slowly over many thousands of years.")};
     ASSERT_OK(rag_ingest_documents(db, pair, 2, &io, &s));
     ASSERT_EQ_INT(s.documents, 1);
     ASSERT_EQ_INT(s.dup_exact, 1);

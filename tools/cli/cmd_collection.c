@@ -15,8 +15,8 @@ static void collection_usage(FILE *out)
 {
     fprintf(out,
             "usage: ragcore collection show   --db DIR [--collection NAME] [--json]\n"
-            "       ragcore collection set    --db DIR --collection NAME [policy flags] [--set N=V]...\n"
-            "       ragcore collection create --db DIR --collection NAME [policy flags] [--set N=V]...\n"
+            "       ragcore collection set    --db DIR --collection NAME [flags] [--set N=V]...\n"
+            "       ragcore collection create --db DIR --collection NAME [flags] [--set N=V]...\n"
             "\n"
             "A collection's settings are kept in the store and applied by the library on every\n"
             "ingest path (ingest, sync, the server's upsert, library calls). `set` changes them\n"
@@ -56,7 +56,7 @@ static int show(rag_db *db, const char *coll, int json)
         json_t *v;
         printf("collection %s\n", coll);
         json_object_foreach(j, k, v) {
-            char *s = json_dumps(v, JSON_ENCODE_ANY);
+            char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
             printf("  %-20s %s\n", k, s ? s : "?");
             free(s);
         }

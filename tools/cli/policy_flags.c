@@ -173,10 +173,10 @@ void cli_policy_help(FILE *out)
             "  --pii-types LIST    types to detect, e.g. EMAIL,PHONE (default all)\n"
             "  --near-dup MODE     duplicates of documents already in the collection (same\n"
             "                      normalised text, or MinHash estimate of 3-word-shingle Jaccard\n"
-            "                      >= threshold), found across runs: skip (default; recorded in\n"
-            "                      the store's \"sources\" table as dup:<collection>/<id> with the\n"
-            "                      canonical id), keep, flag (stored with metadata duplicate_of),\n"
-            "                      off\n"
+            "                      >= threshold), found across runs: skip (default; recorded\n"
+            "                      in the store's \"sources\" table as dup:<collection>/<id>\n"
+            "                      with the canonical id), keep, flag (stored with metadata\n"
+            "                      duplicate_of), off\n"
             "  --near-dup-threshold X  Jaccard threshold in (0, 1] (default 0.8; 0.5 catches\n"
             "                      ~10%% word edits)\n"
             "  --quality           turn on the recommended quality filters: --min-chars 20\n"
@@ -186,6 +186,7 @@ void cli_policy_help(FILE *out)
             "  --max-chars N       filter documents with more characters\n"
             "  --max-symbol-ratio X  filter documents whose share of non-space characters that\n"
             "                      are not letters or digits exceeds X\n"
-            "A document rejected by a filter, by --pii drop or as a skipped duplicate also removes\n"
-            "an older stored version with the same id. Quality filters judge whole documents.\n");
+            "A document rejected by a filter, by --pii drop or as a skipped duplicate also\n"
+            "removes an older stored version with the same id. Quality filters judge whole\n"
+            "documents.\n");
 }
