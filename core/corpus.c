@@ -43,26 +43,57 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-static void report(walk *w, const char *where, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Reports a problem with file `path` (where: the path, or "path line N"). */
+static void report_at(walk *w, const char *path, const char *where, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static void report(walk *w, const char *where, int rc, const char *fmt, ...)
+static void report_at(walk *w, const char *path, const char *where, int rc, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (w->err)
+    if (w->opts && w->opts->on_fail)
+        w->opts->on_fail(w->user, path, where, rc, msg);
+    else if (w->err)
         w->err(w->user, where, rc, msg);
+}
+
+#define report(w, where, rc, ...) report_at(w, where, where, rc, __VA_ARGS__)
+
+/* Formats this library does not read, by extension: a directory walk lists them as skipped
+ * ("unsupported format") instead of passing over them silently, and an explicit file
+ * argument says so instead of "binary data". */
+static const char *const unsupported_ext[] = {
+    ".docx", ".doc", ".docm", ".dotx", ".odt", ".ott", ".rtf", ".pages", ".xlsx", ".xls",
+    ".xlsm", ".ods", ".numbers", ".pptx", ".ppt", ".odp", ".key", ".epub", ".mobi", ".djvu",
+    ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".png", ".jpg", ".jpeg", ".gif", ".tif",
+    ".tiff", ".bmp", ".webp", ".heic", ".mp3", ".wav", ".mp4", ".mov", ".avi"};
+
+/* The unsupported extension `base` ends with, or NULL. */
+static const char *unsupported(const char *base)
+{
+    for (size_t i = 0; i < sizeof unsupported_ext / sizeof unsupported_ext[0]; i++)
+        if (ends_with(base, unsupported_ext[i]) && strlen(base) > strlen(unsupported_ext[i]))
+            return unsupported_ext[i];
+    return NULL;
+}
+
+static int excluded(const walk *w, const char *rel, const char *base)
+{
+    const rag_corpus_options *o = w->opts;
+    for (size_t i = 0; o && i < o->n_exclude; i++)
+        if (fnmatch(o->exclude[i], rel, 0) == 0 || fnmatch(o->exclude[i], base, 0) == 0)
+            return 1;
+    return 0;
 }
 
 static int wanted(const walk *w, const char *rel, const char *base)
 {
     const rag_corpus_options *o = w->opts;
-    for (size_t i = 0; o && i < o->n_exclude; i++)
-        if (fnmatch(o->exclude[i], rel, 0) == 0 || fnmatch(o->exclude[i], base, 0) == 0)
-            return 0;
+    if (excluded(w, rel, base))
+        return 0;
     const char *const *inc = o && o->n_include ? o->include : default_include;
     size_t ninc = o && o->n_include ? o->n_include
                                     : sizeof default_include / sizeof default_include[0];
@@ -134,16 +165,20 @@ static int has_wide_bom(const char *data, size_t len)
                         (len >= 4 && memcmp(data, "\0\0\xFE\xFF", 4) == 0));
 }
 
-/* {"pages":[...]} for a PDF's page offsets (malloc'd), or NULL. */
-static char *pages_json(const rag_extracted *x)
+/* The metadata of an extracted file: its front matter with, for a PDF, {"pages":[...]}
+ * (malloc'd JSON object), or NULL when it has none. */
+static char *file_metadata(const rag_extracted *x)
 {
-    json_t *arr = json_array(), *obj = json_object();
+    if (!x->npages)
+        return x->metadata_json ? rag_strdup(x->metadata_json) : NULL;
+    json_t *obj = x->metadata_json ? json_loads(x->metadata_json, 0, NULL) : json_object();
+    json_t *arr = json_array();
     char *s = NULL;
-    if (arr && obj) {
+    if (json_is_object(obj) && arr) {
         for (size_t i = 0; i < x->npages; i++)
             json_array_append_new(arr, json_integer((json_int_t)x->pages[i]));
         json_object_set(obj, "pages", arr);
-        s = json_dumps(obj, JSON_COMPACT);
+        s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     }
     json_decref(arr);
     json_decref(obj);
@@ -151,7 +186,7 @@ static char *pages_json(const rag_extracted *x)
 }
 
 /* Reads one file through the extractor and emits it; refusals are reported and skipped. */
-static int walk_file(walk *w, const char *path, const char *rel, const struct stat *sb)
+static int walk_file(walk *w, const char *path, const struct stat *sb)
 {
     char *data = NULL, *meta = NULL, absbuf[PATH_MAX], dirbuf[PATH_MAX];
     size_t len = 0;
@@ -185,13 +220,13 @@ static int walk_file(walk *w, const char *path, const char *rel, const struct st
     char *slash = strrchr(dirbuf, '/');
     if (slash)
         *(slash == dirbuf ? slash + 1 : slash) = '\0';
-    if (x.npages && !(meta = pages_json(&x))) {
+    if ((x.npages || x.metadata_json) && !(meta = file_metadata(&x))) {
         rc = rag_fail(RAG_ENOMEM, "out of memory");
         goto cleanup;
     }
     rag_document d;
     rag_document_init(&d);
-    d.id = rel;
+    d.id = abs; /* the canonical absolute path: the same id however the path was given */
     d.text = x.text;
     d.text_len = x.len;
     d.source = abs;
@@ -218,13 +253,14 @@ static int emit_json_line(walk *w, const char *path, const char *abs, size_t lin
     json_error_t jerr;
     json_t *j = json_loadb(line, len, 0, &jerr);
     if (!j) {
-        report(w, where, RAG_EPARSE, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        report_at(w, path, where, RAG_EPARSE, "invalid JSON at column %d: %s", jerr.column,
+                  jerr.text);
         return RAG_OK;
     }
     int rc = RAG_OK;
     char idbuf[64], *joined = NULL, *meta = NULL, *source = NULL;
     if (!json_is_object(j)) {
-        report(w, where, RAG_EPARSE, "expected a JSON object");
+        report_at(w, path, where, RAG_EPARSE, "expected a JSON object");
         goto cleanup;
     }
     json_t *jid = json_object_get(j, "_id");
@@ -238,12 +274,12 @@ static int emit_json_line(walk *w, const char *path, const char *abs, size_t lin
         id = idbuf;
     }
     if (!id || !*id) {
-        report(w, where, RAG_EPARSE, "missing \"_id\" (a string or integer)");
+        report_at(w, path, where, RAG_EPARSE, "missing \"_id\" (a string or integer)");
         goto cleanup;
     }
     json_t *jtext = json_object_get(j, "text");
     if (!json_is_string(jtext)) {
-        report(w, where, RAG_EPARSE, "document '%s': missing \"text\" string", id);
+        report_at(w, path, where, RAG_EPARSE, "document '%s': missing \"text\" string", id);
         goto cleanup;
     }
     json_t *jtitle = json_object_get(j, "title");
@@ -251,7 +287,8 @@ static int emit_json_line(walk *w, const char *path, const char *abs, size_t lin
     const char *text = json_string_value(jtext);
     size_t tlen = json_string_length(jtext);
     if (memchr(text, '\0', tlen)) {
-        report(w, where, RAG_EENCODING, "document '%s': text contains a NUL character", id);
+        report_at(w, path, where, RAG_EENCODING, "document '%s': text contains a NUL character",
+                  id);
         goto cleanup;
     }
     /* Title and body are retrieved together: the stored text is "title\n\nbody". */
@@ -268,9 +305,58 @@ static int emit_json_line(walk *w, const char *path, const char *abs, size_t lin
         text = joined;
         tlen += tl + 2;
     }
-    json_t *jmeta = json_object_get(j, "metadata");
-    if (json_is_object(jmeta) && json_object_size(jmeta) > 0)
-        meta = json_dumps(jmeta, JSON_COMPACT);
+    /* Metadata: every field that is not one of the record's own, then the keys of its
+     * "metadata" object. */
+    static const char *const known[] = {"_id", "id", "title", "text", "metadata", "source_mtime",
+                                        "mtime", "valid_until", "format"};
+    json_t *jm = json_object(), *jmeta = json_object_get(j, "metadata");
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]) != 0)
+            k++;
+        if (k == sizeof known / sizeof known[0] && jm)
+            json_object_set(jm, key, val);
+    }
+    if (jmeta && !json_is_object(jmeta) && !json_is_null(jmeta)) {
+        json_decref(jm);
+        report_at(w, path, where, RAG_EPARSE, "document '%s': \"metadata\" must be an object", id);
+        goto cleanup;
+    }
+    if (jm && json_is_object(jmeta))
+        json_object_update(jm, jmeta);
+    if (jm && json_object_size(jm) > 0)
+        meta = json_dumps(jm, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(jm);
+    int64_t when = mtime, until = 0;
+    rag_format format = RAG_FORMAT_TEXT;
+    static const char *const times[] = {"source_mtime", "mtime", "valid_until"};
+    for (int k = 0; k < 3; k++) {
+        json_t *jv = json_object_get(j, times[k]);
+        if (!jv || json_is_null(jv))
+            continue;
+        if (!json_is_integer(jv) || json_integer_value(jv) < 0) {
+            report_at(w, path, where, RAG_EPARSE, "document '%s': \"%s\" must be unix seconds "
+                      "(a non-negative integer)", id, times[k]);
+            goto cleanup;
+        }
+        if (k < 2)
+            when = (int64_t)json_integer_value(jv);
+        else
+            until = (int64_t)json_integer_value(jv);
+    }
+    json_t *jf = json_object_get(j, "format");
+    if (jf && !json_is_null(jf)) {
+        const char *f = json_string_value(jf);
+        if (f && strcmp(f, "markdown") == 0)
+            format = RAG_FORMAT_MARKDOWN;
+        else if (!f || strcmp(f, "text") != 0) {
+            report_at(w, path, where, RAG_EPARSE, "document '%s': \"format\" must be \"text\" "
+                      "or \"markdown\"", id);
+            goto cleanup;
+        }
+    }
     size_t sl = strlen(abs) + strlen(id) + 2;
     source = malloc(sl);
     if (!source) {
@@ -286,7 +372,9 @@ static int emit_json_line(walk *w, const char *path, const char *abs, size_t lin
     d.title = title;
     d.source = source;
     d.metadata_json = meta;
-    d.source_mtime = mtime;
+    d.source_mtime = when;
+    d.valid_until = until;
+    d.format = format;
     rag_corpus_info info = {RAG_SOURCE_TEXT, NULL, 0, abs};
     rc = deliver(w, &d, &info);
 cleanup:
@@ -350,7 +438,7 @@ static int walk_jsonl(walk *w, const char *path, const struct stat *sb)
             if (l > 0 && !rag_utf8_valid(buf + start, l, &bad, NULL)) {
                 char where[PATH_MAX + 32];
                 snprintf(where, sizeof where, "%s line %zu", path, lineno);
-                report(w, where, RAG_EENCODING, "invalid UTF-8 at column %zu", bad + 1);
+                report_at(w, path, where, RAG_EENCODING, "invalid UTF-8 at column %zu", bad + 1);
             } else if (l > 0) {
                 rc = emit_json_line(w, path, abs, lineno, buf + start, l,
                                     (int64_t)sb->st_mtime);
@@ -418,15 +506,27 @@ static int walk_path(walk *w, const char *path, const char *rel, int explicit_ar
     }
     if (!S_ISREG(sb.st_mode))
         return RAG_OK;
-    if (!explicit_arg && !wanted(w, rel, base))
+    int jsonl = ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz");
+    const char *ext = jsonl ? NULL : unsupported(base);
+    if (!explicit_arg && !wanted(w, rel, base)) {
+        /* with the built-in formats, a document format the library cannot read is named */
+        if (ext && !w->counting && !(w->opts && w->opts->n_include) && !excluded(w, rel, base))
+            report(w, path, RAG_EUNSUPPORTED, "unsupported format (%s files are not read); "
+                   "file skipped", ext);
         return RAG_OK;
+    }
     if (w->counting) {
         w->bytes += (uint64_t)sb.st_size;
         return RAG_OK;
     }
-    if (ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz"))
+    if (jsonl)
         return walk_jsonl(w, path, &sb);
-    return walk_file(w, path, rel, &sb);
+    if (ext && explicit_arg) {
+        report(w, path, RAG_EUNSUPPORTED, "unsupported format (%s files are not read); file "
+               "skipped", ext);
+        return RAG_OK;
+    }
+    return walk_file(w, path, &sb);
 }
 
 int rag_corpus_walk(const char *const *paths, size_t npaths, const rag_corpus_options *opts,

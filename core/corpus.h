@@ -27,6 +27,14 @@ typedef int (*rag_corpus_doc_fn)(void *user, const rag_document *doc);
 typedef int (*rag_corpus_info_fn)(void *user, const rag_document *doc,
                                   const rag_corpus_info *info);
 
+/* Receives each problem that skips an item ("corpus.jsonl line 12: invalid JSON ...");
+ * the walk continues afterwards. */
+typedef void (*rag_corpus_err_fn)(void *user, const char *where, int rc, const char *msg);
+
+/* Same with the file the problem is in (`path`, as walked; `where` adds a line number). */
+typedef void (*rag_corpus_fail_fn)(void *user, const char *path, const char *where, int rc,
+                                   const char *msg);
+
 typedef struct rag_corpus_options {
     const char *const *include;   /* basename globs; NULL: the built-in formats */
     size_t n_include;
@@ -34,24 +42,26 @@ typedef struct rag_corpus_options {
     size_t n_exclude;
     rag_corpus_info_fn emit_info; /* when set, called for each document instead of `emit`
                                      (which may then be NULL) */
+    rag_corpus_fail_fn on_fail;   /* when set, called for each problem instead of `err` */
 } rag_corpus_options;
-
-/* Receives each problem that skips an item ("corpus.jsonl line 12: invalid JSON ...");
- * the walk continues afterwards. */
-typedef void (*rag_corpus_err_fn)(void *user, const char *where, int rc, const char *msg);
 
 /* Walks `paths`: regular files by extension (.txt, .md/.markdown, .html/.htm/.xhtml, .pdf,
  * .jsonl, .jsonl.gz; explicit file arguments are read whatever their name says, JSONL when
  * it ends so, otherwise by extension or sniffed content), directories recursively in name
  * order (hidden entries skipped). Files go through rag_extract_buffer: UTF-8 or UTF-16 with
- * BOM text, Markdown (title from front matter or the top heading), HTML (visible text with
- * "# " heading lines, format Markdown; title from <title> or <h1>), PDF (text with page
- * offsets in the metadata {"pages":[0,...]}; title from the document info). A file's title
- * falls back to its name. Document ids: the path as walked for files, `_id` for JSONL
- * lines. Sources: the absolute path (plus "#<_id>" for JSONL lines). Returns RAG_OK, or
- * the first status a callback returned to stop. Unreadable items and files the extractor
- * refuses (binary data, unknown encoding, encrypted or image-only PDF) go to `err` with the
- * reason (rc is the extractor's status) and are skipped. */
+ * BOM text, Markdown (YAML front matter as metadata, cut from the text; title from it or
+ * the top heading), HTML (visible text with "# " heading lines, format Markdown; title from
+ * <title> or <h1>), PDF (text with page offsets in the metadata {"pages":[0,...]}; title
+ * from the document info). A file's title falls back to its name. JSONL records: "_id" (or
+ * "id"), "text", "title", "source_mtime"/"mtime", "valid_until", "format"; "metadata" (an
+ * object) and every other field become the metadata. Document ids: the canonical absolute
+ * path for files (the same however the path was given), `_id` for JSONL lines. Sources:
+ * the absolute path (plus "#<_id>" for JSONL lines). Returns RAG_OK, or the first status a
+ * callback returned to stop. Unreadable items and files the extractor refuses (binary
+ * data, unknown encoding, encrypted or image-only PDF, bad front matter) go to `err` (or
+ * on_fail) with the reason (rc is the extractor's status) and are skipped; so do files of
+ * formats the library does not read (office documents, archives, images: "unsupported
+ * format"), in a directory walk only when the built-in formats are walked. */
 int rag_corpus_walk(const char *const *paths, size_t npaths, const rag_corpus_options *opts,
                     rag_corpus_doc_fn emit, rag_corpus_err_fn err, void *user);
 

@@ -21,6 +21,7 @@ struct rag_lockfile;
  * is only marked), so pointers to it stay valid. */
 typedef struct rag_coll {
     char name[129];
+    char language[24];        /* BM25 analyzer language it was created with */
     uint32_t id;
     int dropped;
     struct rag_vindex *ix;    /* NULL when unusable (untrained/failed): search scans exactly */
@@ -52,6 +53,9 @@ struct rag_db {
     /* One writer at a time (ingest, delete, drop, checkpoint); on a read-only handle, one
      * refresh at a time (rag_db_refresh). */
     pthread_mutex_t write_lock;
+    /* settings of collections created implicitly (opts.default_collection, copied); NULL:
+     * rag_collection_options_init's */
+    struct rag_collection_options *default_policy;
     /* Read-only handle: the store's last committed transaction when it last caught up. */
     _Atomic uint64_t seen_txn;
     pthread_mutex_t colls_lock;  /* guards the colls array */
@@ -81,6 +85,12 @@ rag_coll *rag_db_find_coll(rag_db *db, const char *name);
  * was created. */
 int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
                        int *created);
+
+/* Creates collection `name` with settings `opts` (checked by rag_policy_from_user; NULL:
+ * the defaults, with the handle's language) and its index. RAG_EEXIST when it exists;
+ * RAG_EINVAL for an invalid name or language; RAG_EREADONLY. Caller holds db->write_lock. */
+int rag_db_create_coll(rag_db *db, const char *name, const struct rag_collection_options *opts,
+                       rag_coll **out);
 
 /* Updates a collection record (created when absent): ttl >= 0 sets the default TTL,
  * last_sync > 0 records a sync time. */

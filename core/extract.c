@@ -1,6 +1,8 @@
 /* extract.c - text extraction: encodings, Markdown titles (cmark), HTML (libxml2), PDF (poppler). */
 #include "extract.h"
 
+#include "frontmatter.h"
+
 #include "status.h"
 #include "text.h"
 
@@ -255,29 +257,9 @@ static char *trimmed_copy(const char *s, size_t n)
     return n ? rag_strndup(s, n) : NULL;
 }
 
-/* Title from YAML front matter ("---\n...title: X\n...---"), if any. */
-static char *front_matter_title(const char *t, size_t len)
-{
-    if (len < 4 || memcmp(t, "---\n", 4) != 0)
-        return NULL;
-    size_t i = 4;
-    while (i < len) {
-        const char *nl = memchr(t + i, '\n', len - i);
-        size_t e = nl ? (size_t)(nl - t) : len;
-        if (e - i >= 3 && memcmp(t + i, "---", 3) == 0)
-            return NULL;
-        if (e - i > 6 && strncasecmp(t + i, "title:", 6) == 0)
-            return trimmed_copy(t + i + 6, e - i - 6);
-        i = e + 1;
-    }
-    return NULL;
-}
-
 static int markdown_title(const char *text, size_t len, char **title)
 {
-    *title = front_matter_title(text, len);
-    if (*title)
-        return RAG_OK;
+    *title = NULL;
     cmark_node *doc = cmark_parse_document(text, len, CMARK_OPT_DEFAULT);
     if (!doc)
         return rag_fail(RAG_ENOMEM, "cmark could not parse the Markdown");
@@ -306,6 +288,21 @@ static int markdown_title(const char *text, size_t len, char **title)
     cmark_iter_free(it);
     cmark_node_free(doc);
     return rc;
+}
+
+/* Front matter (YAML) becomes the metadata and is cut from the text; the title is its
+ * "title", else the first heading of the highest level. */
+static int extract_markdown(rag_extracted *out)
+{
+    size_t body = 0;
+    int rc = rag_front_matter(out->text, out->len, &body, &out->metadata_json, &out->title);
+    if (rc != RAG_OK)
+        return skip(out, rc, "%s", rag_errmsg());
+    if (body) {
+        memmove(out->text, out->text + body, out->len - body + 1);
+        out->len -= body;
+    }
+    return out->title ? RAG_OK : markdown_title(out->text, out->len, &out->title);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------ */
@@ -701,6 +698,7 @@ void rag_extracted_free(rag_extracted *x)
         return;
     free(x->text);
     free(x->title);
+    free(x->metadata_json);
     free(x->pages);
     memset(x, 0, sizeof *x);
 }
@@ -755,7 +753,7 @@ int rag_extract_buffer(const char *data, size_t len, const char *hint, rag_extra
     case RAG_SOURCE_MARKDOWN:
         out->format = RAG_FORMAT_MARKDOWN;
         if ((rc = decode_text(data, len, out, &out->text, &out->len)) == RAG_OK)
-            rc = markdown_title(out->text, out->len, &out->title);
+            rc = extract_markdown(out);
         break;
     default:
         out->format = RAG_FORMAT_TEXT;

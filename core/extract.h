@@ -16,9 +16,11 @@ typedef enum rag_source_kind {
 /* What extraction produced. The text is ready for rag_document.text:
  *   text:     decoded to UTF-8 (UTF-8 BOM dropped, UTF-16 LE/BE with BOM converted),
  *             CRLF and lone CR turned into LF. Format RAG_FORMAT_TEXT.
- *   Markdown: the decoded source unchanged (the chunker reads headings, code blocks and
- *             tables from it); title = front-matter "title:" or else the first heading of
- *             the highest level, found with cmark. Format RAG_FORMAT_MARKDOWN.
+ *   Markdown: the decoded source without its YAML front matter (the chunker reads
+ *             headings, code blocks and tables from it); the front matter becomes
+ *             metadata_json (frontmatter.h); title = its "title", else the first heading of
+ *             the highest level, found with cmark. Format RAG_FORMAT_MARKDOWN. Front matter
+ *             that is not a valid YAML mapping fails with RAG_EPARSE.
  *   HTML:     visible text of the body (libxml2's HTML parser, so the document's own
  *             charset is honoured) with script, style, noscript, template, nav, header,
  *             footer, aside, svg, iframe, form controls and hidden elements dropped;
@@ -32,6 +34,7 @@ typedef struct rag_extracted {
     char *text;             /* owned, NUL-terminated; never NULL after success */
     size_t len;
     char *title;            /* owned; NULL when none */
+    char *metadata_json;    /* owned JSON object (Markdown front matter); NULL when none */
     rag_format format;
     rag_source_kind kind;
     size_t *pages;          /* owned; PDF only (NULL otherwise) */

@@ -1,10 +1,14 @@
-/* ingest.c - ingest and delete: validation, chunking and embedding, the write transaction. */
+/* ingest.c - the ingest pipeline: validation, the collection's hygiene policy, chunking and
+ * embedding, the write transaction of each batch (with the duplicate index), and delete. */
 #include "ingest.h"
 #include "chunker.h"
 #include "coll_index.h"
 #include "db.h"
 #include "embcache.h"
 #include "embedder.h"
+#include "hygiene.h"
+#include "hygiene_dedup.h"
+#include "hygiene_policy.h"
 #include "lexical.h"
 #include "status.h"
 #include "store.h"
@@ -15,6 +19,11 @@
 #include <string.h>
 
 #define EMBED_BATCH 64
+#define DEFAULT_BATCH_DOCS 256
+#define DEFAULT_BATCH_BYTES ((size_t)8 << 20)
+#define PROGRESS_EVERY 0.2
+/* A run document's transaction outcome: a sync defers it (not an action of the API). */
+#define RAG_INGEST_DEFERRED ((rag_ingest_action)RAG_INGEST_NACTIONS)
 
 void rag_document_init(rag_document *d)
 {
@@ -22,6 +31,211 @@ void rag_document_init(rag_document *d)
     d->version = RAG_DOCUMENT_VERSION;
     d->text_len = (size_t)-1;
     d->format = RAG_FORMAT_TEXT;
+}
+
+void rag_ingest_options_init(rag_ingest_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->version = RAG_INGEST_OPTIONS_VERSION;
+    o->batch_documents = DEFAULT_BATCH_DOCS;
+    o->batch_bytes = DEFAULT_BATCH_BYTES;
+}
+
+void rag_ingest_summary_init(rag_ingest_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    s->version = RAG_INGEST_SUMMARY_VERSION;
+}
+
+const char *rag_ingest_action_name(int action)
+{
+    static const char *const names[] = {
+#define RAG_ACTION_NAME_(name, text) text,
+        RAG_INGEST_ACTION_TABLE(RAG_ACTION_NAME_)
+#undef RAG_ACTION_NAME_
+    };
+    return action >= 0 && action < RAG_INGEST_NACTIONS ? names[action] : "unknown";
+}
+
+const char *rag_skip_kind_name(int kind)
+{
+    static const char *const names[] = {
+#define RAG_SKIP_NAME_(name, text) text,
+        RAG_SKIP_TABLE(RAG_SKIP_NAME_)
+#undef RAG_SKIP_NAME_
+    };
+    return kind >= 0 && kind < RAG_SKIP_NKINDS ? names[kind] : "unknown";
+}
+
+rag_skip_kind rag_ingest_skip_kind(int rc, const char *msg)
+{
+    if (!msg)
+        msg = "";
+    if (strstr(msg, "unsupported format"))
+        return RAG_SKIP_UNSUPPORTED;
+    if (rc == RAG_EENCODING)
+        return strncmp(msg, "binary", 6) == 0 ? RAG_SKIP_BINARY : RAG_SKIP_ENCODING;
+    if (rc == RAG_EUNSUPPORTED) {
+        if (strncmp(msg, "binary", 6) == 0)
+            return RAG_SKIP_BINARY;
+        if (strncmp(msg, "encrypted", 9) == 0)
+            return RAG_SKIP_ENCRYPTED;
+        if (strstr(msg, "no text layer"))
+            return RAG_SKIP_NO_TEXT;
+        return RAG_SKIP_UNSUPPORTED;
+    }
+    if (rc == RAG_EPARSE)
+        return RAG_SKIP_MALFORMED;
+    if (rc == RAG_EIO)
+        return RAG_SKIP_IO;
+    return RAG_SKIP_OTHER;
+}
+
+/* ---- a run's documents ------------------------------------------------------------------ */
+
+/* What becomes of a queued document in its batch's transaction. */
+enum doc_action {
+    DOC_STORE = 0,   /* store it (the final duplicate check happens in the transaction) */
+    DOC_REJECT,      /* the policy rejected it: only an older stored version is removed */
+    DOC_DUP          /* a duplicate found before embedding (RAG_DEDUP_SKIP): not stored */
+};
+
+typedef struct run_doc {
+    rag_document doc;          /* as stored; strings point into own[] or the caller's */
+    char *own[5];              /* owned copies: id, text, title, source, metadata */
+    char *path;                /* file it came from (owned; NULL: none) */
+    enum doc_action action;
+    int validated;             /* its text was checked for UTF-8 when it was offered */
+    rag_ingest_action reject;  /* DOC_REJECT: why (already reported and counted) */
+    size_t pii_found;
+    rag_dedup_sig *sig;        /* duplicate detection on and DOC_STORE: its signature */
+    rag_dedup_found pre;       /* match found before the transaction ... */
+    uint64_t pre_snapshot;     /* ... against this store snapshot and the run's documents */
+    /* outcome of the write transaction (reset on each attempt) */
+    rag_ingest_action out;
+    rag_dedup_found found;
+    int replaced, stale, recorded;
+    char *flag_meta;           /* RAG_DEDUP_FLAG: metadata naming the canonical (owned) */
+} run_doc;
+
+static void run_doc_free(run_doc *rd)
+{
+    if (rd->own[1])
+        memset(rd->own[1], 0, rd->doc.text_len == (size_t)-1 ? 0 : rd->doc.text_len);
+    for (int k = 0; k < 5; k++)
+        free(rd->own[k]);
+    free(rd->path);
+    free(rd->sig);
+    free(rd->flag_meta);
+    memset(rd, 0, sizeof *rd);
+}
+
+struct rag_ingest_run {
+    rag_db *db;                     /* NULL: a dry run without a store */
+    rag_ingest_options opts;
+    rag_ingest_summary own_sum, *sum;
+    char collection[RAG_DOC_ID_MAX + 1];
+    rag_collection_options policy;
+    rag_hygiene *hy;                /* NULL when no per-document filter is on */
+    rag_dedup *mem;                 /* canonical documents of this run (duplicate pre-check) */
+    int sync, single;
+    run_doc *docs;
+    size_t n, cap, bytes;
+    double t0, last_progress;
+    uint64_t in_done, in_total;
+    int cancelled;
+    int last_fail;                  /* status and (masked) reason of the last invalid document */
+    char last_reason[1024];
+    /* sync: ids offered so far, and duplicates of documents not offered (yet), decided again
+     * once the vanished documents are deleted (rag_ingest_run_retry) */
+    int (*seen)(void *user, const char *id);
+    void *seen_user;
+    run_doc *deferred;
+    size_t ndeferred, cap_deferred;
+    int retrying;
+};
+
+const char *rag_ingest_run_last_failure(const rag_ingest_run *r, int *rc)
+{
+    *rc = r->last_fail;
+    return r->last_reason;
+}
+
+rag_ingest_summary *rag_ingest_run_summary(rag_ingest_run *r)
+{
+    return r->sum;
+}
+
+const char *rag_ingest_run_collection(const rag_ingest_run *r)
+{
+    return r->collection;
+}
+
+void rag_ingest_run_mask(const rag_ingest_run *r, const char *msg, char *buf, size_t cap)
+{
+    rag_hygiene_mask_message(r->policy.pii != RAG_PII_OFF ? r->hy : NULL, msg, buf, cap);
+}
+
+/* Calls the event callback; a non-zero answer stops the run. */
+static int emit(rag_ingest_run *r, const rag_ingest_event *ev)
+{
+    if (r->opts.on_event && !r->cancelled && r->opts.on_event(r->opts.user, ev) != 0)
+        r->cancelled = 1;
+    return r->cancelled ? RAG_ECANCELED : RAG_OK;
+}
+
+int rag_ingest_run_event(rag_ingest_run *r, const rag_ingest_event *ev)
+{
+    return emit(r, ev);
+}
+
+static void event_init(rag_ingest_event *ev, rag_ingest_action action, const char *id,
+                       const char *path)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->action = action;
+    ev->id = id ? id : "";
+    ev->path = path ? path : "";
+    ev->reason = "";
+    ev->canonical_id = "";
+    ev->duplicate_kind = "";
+}
+
+static void report_progress(rag_ingest_run *r, int final)
+{
+    if (!r->opts.on_progress || r->cancelled)
+        return;
+    double t = rag_monotonic();
+    if (!final && t - r->last_progress < PROGRESS_EVERY)
+        return;
+    r->last_progress = t;
+    rag_ingest_progress pr = {r->in_done, r->in_total, r->sum->documents, r->sum->chunks,
+                              t - r->t0};
+    if (r->opts.on_progress(r->opts.user, &pr) != 0)
+        r->cancelled = 1;
+}
+
+void rag_ingest_run_progress(rag_ingest_run *r, uint64_t done, uint64_t total)
+{
+    r->in_done = done;
+    if (total)
+        r->in_total = total;
+    report_progress(r, 0);
+}
+
+int rag_ingest_run_skip_file(rag_ingest_run *r, const char *path, int rc, const char *msg)
+{
+    char masked[1024];
+    rag_ingest_run_mask(r, msg ? msg : "", masked, sizeof masked);
+    rag_skip_kind kind = rag_ingest_skip_kind(rc, masked);
+    r->sum->skipped++;
+    r->sum->skipped_reasons[kind]++;
+    rag_ingest_event ev;
+    event_init(&ev, RAG_INGEST_SKIPPED, "", path);
+    ev.reason = masked;
+    ev.status = rc;
+    ev.skip_kind = kind;
+    return emit(r, &ev);
 }
 
 /* ---- preparing a batch, outside any lock ----------------------------------------------- */
@@ -46,6 +260,8 @@ typedef struct prep_doc {
 
 typedef struct prep {
     rag_coll *coll;
+    run_doc **rds;               /* per document: its hygiene decisions (NULL: none) */
+    const rag_collection_options *policy; /* NULL: every filter off */
     prep_doc *docs;
     size_t ndocs;
     prep_chunk *chunks;
@@ -59,6 +275,11 @@ typedef struct prep {
     uint64_t first_id;
     uint64_t ntombs;
     rag_ingest_stats stats;
+    uint64_t dup_recorded, stale_removed;
+    /* sync: whether a document id was offered in this sync (a duplicate of one that was not
+     * may be the new name of a file whose old name vanishes: it is deferred); NULL: none */
+    int (*seen)(void *user, const char *id);
+    void *seen_user;
 } prep;
 
 static void prep_free(prep *p)
@@ -91,8 +312,49 @@ static int count_tokens_cb(void *user, const char *text, size_t len)
     return n < 0 ? n : n > tc->overhead ? n - tc->overhead : 0;
 }
 
-/* Validates one document; names the document in the error. */
-static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
+static void token_counter_init(rag_db *db, token_counter *tc)
+{
+    tc->emb = db->emb;
+    int ov = rag_embedder_count_tokens(db->emb, "", 0);
+    tc->overhead = ov > 0 ? ov : 0;
+}
+
+/* The chunker's settings for one document. A chunk is embedded as "title\n\nchunk"
+ * (rag_lexical_chunk_text): with a model of limited length, the title's tokens and the
+ * special tokens come off the target so that nothing of the chunk is truncated by the
+ * encoder. Without a store (dry runs): the defaults and the approximate token count. */
+static void chunk_config(rag_db *db, token_counter *tc, const rag_document *d,
+                         rag_chunker_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->markdown = d->format == RAG_FORMAT_MARKDOWN;
+    if (!db) {
+        cfg->target_tokens = 256;
+        cfg->overlap_tokens = 32;
+        return;
+    }
+    cfg->target_tokens = db->opts.chunk_tokens;
+    cfg->overlap_tokens = db->opts.chunk_overlap;
+    cfg->count = count_tokens_cb;
+    cfg->count_user = tc;
+    if (db->emb->max_tokens > 0) {
+        int avail = db->emb->max_tokens - tc->overhead;
+        if (d->title && *d->title) {
+            int tt = count_tokens_cb(tc, d->title, strlen(d->title));
+            avail -= tt > 0 ? tt : 0;
+        }
+        if (avail < CHUNK_TOKENS_FLOOR)
+            avail = CHUNK_TOKENS_FLOOR; /* a title that long is truncated instead */
+        if (cfg->target_tokens > avail)
+            cfg->target_tokens = avail;
+        if (cfg->overlap_tokens >= cfg->target_tokens)
+            cfg->overlap_tokens = cfg->target_tokens / 8;
+    }
+}
+
+/* Validates one document; names the document in the error. `checked`: its text was
+ * validated before (a run's documents), only its length is taken. */
+static int validate_doc(const rag_document *d, size_t i, prep_doc *pd, int checked)
 {
     if (d->version < 1)
         return rag_fail(RAG_EINVAL, "document %zu: version is 0 (call rag_document_init)", i);
@@ -104,7 +366,7 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
         return rag_fail(RAG_EINVAL, "document '%s': text is NULL", d->id);
     pd->len = d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
     size_t bad = 0, line = 0;
-    if (!rag_utf8_valid(d->text, pd->len, &bad, &line))
+    if (!checked && !rag_utf8_valid(d->text, pd->len, &bad, &line))
         return rag_fail(RAG_EENCODING, "document '%s': invalid UTF-8 at byte %zu (line %zu)",
                         d->id, bad, line);
     if (d->valid_until < 0 || d->ttl_seconds < 0)
@@ -145,40 +407,23 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
         return RAG_ENOMEM;
     p->ndocs = n;
     for (size_t i = 0; i < n; i++)
-        if ((rc = validate_doc(&docs[i], i, &p->docs[i])) != RAG_OK)
+        if ((rc = validate_doc(&docs[i], i, &p->docs[i],
+                               p->rds && p->rds[i]->validated)) != RAG_OK)
             return rc;
     /* A repeated id within one batch: the last occurrence wins. */
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n && !p->docs[i].skip; j++)
             if (strcmp(docs[i].id, docs[j].id) == 0)
                 p->docs[i].skip = 1;
-    token_counter tc = {db->emb, 0};
-    int ov = rag_embedder_count_tokens(db->emb, "", 0);
-    tc.overhead = ov > 0 ? ov : 0;
+    token_counter tc;
+    token_counter_init(db, &tc);
     for (size_t i = 0; i < n; i++) {
         prep_doc *pd = &p->docs[i];
-        if (pd->skip)
+        if (pd->skip || (p->rds && p->rds[i]->action != DOC_STORE))
             continue;
-        /* A chunk is embedded as "title\n\nchunk" (rag_lexical_chunk_text): with a model of
-         * limited length, the title's tokens and the special tokens come off the target so
-         * that nothing of the chunk is truncated by the encoder. */
-        rag_chunker_config cfg = {db->opts.chunk_tokens, db->opts.chunk_overlap, 0,
-                                  count_tokens_cb, &tc};
-        if (db->emb->max_tokens > 0) {
-            int avail = db->emb->max_tokens - tc.overhead;
-            if (docs[i].title && *docs[i].title) {
-                int tt = count_tokens_cb(&tc, docs[i].title, strlen(docs[i].title));
-                avail -= tt > 0 ? tt : 0;
-            }
-            if (avail < CHUNK_TOKENS_FLOOR)
-                avail = CHUNK_TOKENS_FLOOR; /* a title that long is truncated instead */
-            if (cfg.target_tokens > avail)
-                cfg.target_tokens = avail;
-            if (cfg.overlap_tokens >= cfg.target_tokens)
-                cfg.overlap_tokens = cfg.target_tokens / 8;
-        }
+        rag_chunker_config cfg;
+        chunk_config(db, &tc, &docs[i], &cfg);
         rag_chunk_list list = {0};
-        cfg.markdown = docs[i].format == RAG_FORMAT_MARKDOWN;
         if ((rc = rag_chunk_text(&cfg, docs[i].text, pd->len, &list)) != RAG_OK) {
             rag_chunk_list_free(&list);
             return rag_fail_prefix(rc, "document '%s'", docs[i].id);
@@ -310,6 +555,8 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
     }
     if (rc == RAG_OK)
         rc = rag_store_doc_del(txn, coll, old->id);
+    if (rc == RAG_OK)
+        rc = rag_dedup_store_remove(txn, coll, old->id);
     if (rc == RAG_OK) {
         rec->documents--;
         rec->bytes_text -= old->text_len;
@@ -319,6 +566,87 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
     return rc;
 }
 
+/* The metadata of a flagged duplicate: its own plus duplicate_of, duplicate_kind and
+ * duplicate_similarity (compact JSON, owned by the caller). */
+static char *flag_metadata(const char *meta, const rag_dedup_found *f)
+{
+    json_t *m = meta && *meta ? json_loads(meta, 0, NULL) : json_object();
+    if (!json_is_object(m)) {
+        json_decref(m);
+        m = json_object();
+    }
+    char *out = NULL;
+    if (m && json_object_set_new(m, "duplicate_of", json_string(f->canonical)) == 0 &&
+        json_object_set_new(m, "duplicate_kind",
+                            json_string(f->kind == RAG_DUP_EXACT ? "exact" : "near")) == 0 &&
+        json_object_set_new(m, "duplicate_similarity", json_real(f->similarity)) == 0)
+        out = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    return out;
+}
+
+/* A document that is not stored (rejected by the policy, or a skipped duplicate): an older
+ * version under its id goes (it could hold what was just refused); a skipped duplicate is
+ * recorded with its canonical. */
+static int reject_doc(prep *p, rag_txn *txn, rag_coll_rec *rec, rag_doc_rec *old, run_doc *rd,
+                      int dup)
+{
+    rag_coll *c = p->coll;
+    int rc = RAG_OK;
+    if (old) {
+        rc = remove_doc(txn, c->an, c->id, old, rec, &p->ntombs);
+        rd->stale = rc == RAG_OK;
+        p->stale_removed += (uint64_t)rd->stale;
+    }
+    rd->out = dup ? RAG_INGEST_DUPLICATE : rd->reject;
+    if (rc == RAG_OK && dup && p->policy->dedup == RAG_DEDUP_SKIP) {
+        rc = rag_dedup_record_skip(txn, c->name, rd->doc.id, rd->doc.source, &rd->found,
+                                   &rd->recorded);
+        p->dup_recorded += (uint64_t)rd->recorded;
+    }
+    return rc;
+}
+
+/* The duplicate decision of a document about to be stored, against everything committed
+ * (this batch's earlier documents included): under RAG_DEDUP_SKIP a duplicate becomes a
+ * DOC_DUP; under FLAG its metadata names the canonical. *dup receives 1 for a skip. */
+static int decide_duplicate(prep *p, rag_txn *txn, prep_doc *pd, run_doc *rd, int *dup)
+{
+    *dup = 0;
+    const rag_collection_options *po = p->policy;
+    if (!rd || !rd->sig || po->dedup == RAG_DEDUP_OFF)
+        return RAG_OK;
+    int rc = RAG_OK;
+    if (rd->pre_snapshot && rd->pre_snapshot + 1 == rag_txn_id(txn))
+        rd->found = rd->pre; /* nothing was committed since the pre-check, which also saw this
+                              * run's earlier documents: its answer stands */
+    else
+        rc = rag_dedup_store_find(txn, p->coll->id, rd->sig, po->near_dup_threshold,
+                                  rd->doc.id, &rd->found);
+    if (rc != RAG_OK || rd->found.kind == RAG_DUP_NONE)
+        return rc;
+    if (po->dedup == RAG_DEDUP_SKIP && p->seen && !p->seen(p->seen_user, rd->found.canonical)) {
+        rd->out = RAG_INGEST_DEFERRED;
+        *dup = 1;
+    } else if (po->dedup == RAG_DEDUP_SKIP) {
+        *dup = 1;
+    } else if (po->dedup == RAG_DEDUP_FLAG) {
+        if (!(rd->flag_meta = flag_metadata(pd->metadata, &rd->found)))
+            return rag_fail(RAG_ENOMEM, "out of memory");
+    }
+    return RAG_OK;
+}
+
+/* Clears a run document's transaction outputs before an attempt. */
+static void reset_outputs(run_doc *rd)
+{
+    rd->out = RAG_INGEST_STORED;
+    memset(&rd->found, 0, sizeof rd->found);
+    rd->replaced = rd->stale = rd->recorded = 0;
+    free(rd->flag_meta);
+    rd->flag_meta = NULL;
+}
+
 /* Stores a prepared batch in one write transaction (rag_store_write may run it again). */
 static int ingest_fn(rag_txn *txn, void *user)
 {
@@ -326,6 +654,7 @@ static int ingest_fn(rag_txn *txn, void *user)
     rag_coll *c = p->coll;
     rag_coll_rec rec;
     p->ntombs = 0;
+    p->dup_recorded = p->stale_removed = 0;
     memset(&p->stats, 0, sizeof p->stats);
     int rc = rag_store_coll_get(txn, c->name, &rec);
     if (rc == RAG_ENOTFOUND)
@@ -336,18 +665,39 @@ static int ingest_fn(rag_txn *txn, void *user)
         return rc;
     for (size_t i = 0; i < p->ndocs && rc == RAG_OK; i++) {
         prep_doc *pd = &p->docs[i];
+        run_doc *rd = p->rds ? p->rds[i] : NULL;
         const rag_document *d = pd->doc;
+        if (rd)
+            reset_outputs(rd);
         if (pd->skip)
             continue;
         rag_doc_rec *old = NULL;
         int64_t ingested_at = p->now;
         rc = rag_store_doc_get(txn, c->id, d->id, &old);
-        if (rc == RAG_OK) {
+        if (rc == RAG_ENOTFOUND)
+            rc = RAG_OK;
+        int dup = 0;
+        if (rc == RAG_OK && rd && rd->action == DOC_DUP) {
+            rd->found = rd->pre;
+            dup = 1;
+        } else if (rc == RAG_OK && rd && rd->action == DOC_STORE) {
+            rc = decide_duplicate(p, txn, pd, rd, &dup);
+        }
+        if (rc == RAG_OK && rd && rd->out == RAG_INGEST_DEFERRED) {
+            rag_doc_rec_free(old); /* decided again at the end of the sync */
+            continue;
+        }
+        if (rc == RAG_OK && rd && (rd->action == DOC_REJECT || dup)) {
+            rc = reject_doc(p, txn, &rec, old, rd, dup);
+            rag_doc_rec_free(old);
+            continue;
+        }
+        if (rc == RAG_OK && old) {
             ingested_at = old->ingested_at;
             rc = remove_doc(txn, c->an, c->id, old, &rec, &p->ntombs);
             p->stats.replaced++;
-        } else if (rc == RAG_ENOTFOUND) {
-            rc = RAG_OK;
+            if (rd)
+                rd->replaced = 1;
         }
         rag_doc_rec_free(old);
         if (rc != RAG_OK)
@@ -388,13 +738,25 @@ static int ingest_fn(rag_txn *txn, void *user)
                                                     : 0;
         if (valid_until)
             rec.expiring_docs++;
+        const char *meta = rd && rd->flag_meta ? rd->flag_meta : pd->metadata ? pd->metadata : "";
         rag_doc_rec dr = {(char *)d->id, (char *)(d->source ? d->source : ""),
-                          (char *)(d->title ? d->title : ""), pd->metadata ? pd->metadata : "",
+                          (char *)(d->title ? d->title : ""), (char *)meta,
                           d->source_mtime, ingested_at, p->now, valid_until, pd->content_hash,
                           pd->len, (uint32_t)pd->n, ids};
         if (rc == RAG_OK)
             rc = rag_store_doc_put(txn, c->id, &dr);
         free(ids);
+        /* duplicate index: a canonical document is indexed; any record of it as a skipped
+         * duplicate is stale now */
+        if (rc == RAG_OK && rd && rd->sig && p->policy->dedup != RAG_DEDUP_OFF) {
+            if (rd->found.kind == RAG_DUP_NONE)
+                rc = rag_dedup_store_add(txn, c->id, d->id, rd->sig,
+                                         p->policy->near_dup_threshold);
+            if (rc == RAG_OK)
+                rc = rag_dedup_record_clear(txn, c->name, d->id);
+            if (rd->found.kind != RAG_DUP_NONE && p->policy->dedup == RAG_DEDUP_FLAG)
+                rd->out = RAG_INGEST_FLAGGED;
+        }
         rec.documents++;
         rec.chunks += pd->n;
         rec.bytes_text += pd->len;
@@ -412,6 +774,664 @@ static int ingest_fn(rag_txn *txn, void *user)
     return rag_store_coll_put(txn, c->name, &rec);
 }
 
+/* ---- committing a batch -------------------------------------------------------------------- */
+
+/* Prepares and stores docs[0, n) in one write transaction (rds: their run decisions, may be
+ * NULL). *p is filled for the caller, who frees it with prep_free. */
+static int commit_batch(rag_db *db, const char *collection, const rag_document *docs, size_t n,
+                        run_doc **rds, const rag_collection_options *policy,
+                        const rag_ingest_run *r, prep *p)
+{
+    memset(p, 0, sizeof *p);
+    if (r && !r->retrying) {
+        p->seen = r->seen;
+        p->seen_user = r->seen_user;
+    }
+    p->now = rag_now();
+    p->coll_dim = db->dim;
+    p->cache_max = db->opts.embed_cache_max;
+    p->rds = rds;
+    p->policy = policy;
+    int rc = prepare(db, docs, n, p);
+    if (rc != RAG_OK)
+        return rc;
+    pthread_mutex_lock(&db->write_lock);
+    if ((rc = rag_db_ensure_coll(db, collection, 1, &p->coll, NULL)) == RAG_OK) {
+        rag_coll *c = p->coll;
+        atomic_fetch_add(&c->writing, 1);
+        rc = rag_store_write(db->st, ingest_fn, p);
+        if (rc == RAG_OK)
+            rag_coll_index_after_commit(db, c, p->vecs, p->nchunks, p->first_id, p->ntombs);
+        atomic_fetch_sub(&c->writing, 1);
+        if (rc == RAG_OK && db->opts.checkpoint_every > 0 &&
+            c->added_since_ckpt >= (uint64_t)db->opts.checkpoint_every) {
+            int crc = rag_coll_index_checkpoint(db, c, 0);
+            if (crc != RAG_OK)
+                rag_clear_error(); /* data is committed; the index is rewritten later */
+        }
+    }
+    pthread_mutex_unlock(&db->write_lock);
+    return rc;
+}
+
+/* Counts a document's final outcome and reports it. */
+static void finish_doc(rag_ingest_run *r, run_doc *rd, rag_ingest_action action, size_t chunks)
+{
+    rag_ingest_summary *s = r->sum;
+    /* a dry run's decisions are those taken before the transaction */
+    const rag_dedup_found *f = r->opts.dry_run ? &rd->pre : &rd->found;
+    if (f->kind == RAG_DUP_EXACT)
+        s->dup_exact++;
+    else if (f->kind == RAG_DUP_NEAR)
+        s->dup_near++;
+    if (action == RAG_INGEST_DUPLICATE) {
+        s->dup_skipped++;
+        s->dup_recorded += (uint64_t)rd->recorded;
+    } else if (action == RAG_INGEST_STORED || action == RAG_INGEST_FLAGGED) {
+        s->documents++;
+        s->replaced += (uint64_t)rd->replaced;
+        s->chunks += chunks;
+        s->bytes += rd->doc.text_len;
+        if (action == RAG_INGEST_FLAGGED)
+            s->dup_flagged++;
+    }
+    s->stale_removed += (uint64_t)rd->stale;
+    if (action == RAG_INGEST_FILTERED || action == RAG_INGEST_PII_DROPPED)
+        return; /* reported when it was offered */
+    rag_ingest_event ev;
+    event_init(&ev, action, rd->doc.id, rd->path);
+    ev.pii_found = rd->pii_found;
+    if (f->kind != RAG_DUP_NONE) {
+        ev.canonical_id = f->canonical;
+        ev.similarity = f->similarity;
+        ev.duplicate_kind = f->kind == RAG_DUP_EXACT ? "exact" : "near";
+    }
+    emit(r, &ev);
+}
+
+/* Keeps a document for rag_ingest_run_retry (its strings are owned: a sync copies every
+ * document it is offered). The run_doc is emptied. */
+static int defer(rag_ingest_run *r, run_doc *rd)
+{
+    if (r->ndeferred == r->cap_deferred) {
+        size_t cap = r->cap_deferred ? r->cap_deferred * 2 : 16;
+        run_doc *q = rag_realloc(r->deferred, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        r->deferred = q;
+        r->cap_deferred = cap;
+    }
+    run_doc *d = &r->deferred[r->ndeferred++];
+    *d = *rd;
+    d->sig = NULL;
+    d->flag_meta = NULL;
+    d->action = DOC_STORE;
+    memset(&d->pre, 0, sizeof d->pre);
+    free(rd->sig);
+    free(rd->flag_meta);
+    memset(rd, 0, sizeof *rd);
+    return RAG_OK;
+}
+
+void rag_ingest_run_set_seen(rag_ingest_run *r, int (*seen)(void *user, const char *id),
+                             void *user)
+{
+    r->seen = seen;
+    r->seen_user = user;
+}
+
+int rag_ingest_run_retry(rag_ingest_run *r)
+{
+    int rc = rag_ingest_run_flush(r);
+    r->retrying = 1;
+    rag_ingest_src src = {NULL, NULL, NULL, 0, 1};
+    for (size_t i = 0; i < r->ndeferred && rc == RAG_OK; i++) {
+        src.path = r->deferred[i].path;
+        r->sum->seen--; /* counted when it was first offered */
+        rc = rag_ingest_run_add(r, &r->deferred[i].doc, i, &src, NULL);
+    }
+    if (rc == RAG_OK)
+        rc = rag_ingest_run_flush(r);
+    for (size_t i = 0; i < r->ndeferred; i++)
+        run_doc_free(&r->deferred[i]);
+    r->ndeferred = 0;
+    r->retrying = 0;
+    return rc;
+}
+
+int rag_ingest_run_flush(rag_ingest_run *r)
+{
+    if (r->n == 0 || !r->db || r->opts.dry_run) {
+        for (size_t i = 0; i < r->n; i++)
+            run_doc_free(&r->docs[i]);
+        r->n = r->bytes = 0;
+        return RAG_OK;
+    }
+    rag_document *docs = rag_malloc(r->n * sizeof *docs);
+    run_doc **rds = rag_malloc(r->n * sizeof *rds);
+    prep p;
+    memset(&p, 0, sizeof p);
+    int rc = docs && rds ? RAG_OK : RAG_ENOMEM;
+    for (size_t i = 0; rc == RAG_OK && i < r->n; i++) {
+        docs[i] = r->docs[i].doc;
+        rds[i] = &r->docs[i];
+    }
+    if (rc == RAG_OK)
+        rc = commit_batch(r->db, r->collection, docs, r->n, rds, &r->policy, r, &p);
+    if (rc == RAG_OK) {
+        r->sum->duplicate_chunks += p.stats.duplicate_chunks;
+        for (size_t i = 0; i < r->n && rc == RAG_OK; i++) {
+            if (p.docs[i].skip)
+                continue;
+            if (r->docs[i].out == RAG_INGEST_DEFERRED)
+                rc = defer(r, &r->docs[i]);
+            else
+                finish_doc(r, &r->docs[i], r->docs[i].out, p.docs[i].n);
+        }
+    } else if (r->policy.pii != RAG_PII_OFF) {
+        char masked[1024];
+        rag_ingest_run_mask(r, rag_errmsg(), masked, sizeof masked);
+        rag_fail(rc, "%s", masked);
+    }
+    prep_free(&p);
+    free(docs);
+    free(rds);
+    for (size_t i = 0; i < r->n; i++)
+        run_doc_free(&r->docs[i]);
+    r->n = r->bytes = 0;
+    report_progress(r, 0);
+    if (rc == RAG_OK && r->cancelled)
+        rc = rag_fail(RAG_ECANCELED, "ingest cancelled by the caller (batches committed "
+                      "before are kept)");
+    return rc;
+}
+
+/* ---- runs ----------------------------------------------------------------------------------- */
+
+int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
+                         rag_ingest_summary *sum, rag_ingest_run **out)
+{
+    *out = NULL;
+    rag_ingest_options o;
+    rag_ingest_options_init(&o);
+    if (opts) {
+        if (opts->version < 1)
+            return rag_fail(RAG_EINVAL, "ingest options: version is 0 (call "
+                            "rag_ingest_options_init)");
+        o = *opts;
+        o.version = RAG_INGEST_OPTIONS_VERSION;
+        if (!o.batch_documents)
+            o.batch_documents = DEFAULT_BATCH_DOCS;
+        if (!o.batch_bytes)
+            o.batch_bytes = DEFAULT_BATCH_BYTES;
+    }
+    if (!db && !o.dry_run)
+        return rag_fail(RAG_EINVAL, "ingest: db is NULL (only a dry run needs no store)");
+    if (db && db->opts.read_only && !o.dry_run)
+        return rag_fail(RAG_EREADONLY, "store is open read-only");
+    const char *coll = o.collection ? o.collection : RAG_DEFAULT_COLLECTION;
+    if (strlen(coll) > 128)
+        return rag_fail(RAG_EINVAL, "invalid collection name (longer than 128 bytes)");
+    if (o.metadata_json && *o.metadata_json) {
+        json_t *m = json_loads(o.metadata_json, 0, NULL);
+        int ok = json_is_object(m);
+        json_decref(m);
+        if (!ok)
+            return rag_fail(RAG_EPARSE, "ingest options: metadata_json must be a JSON object");
+    }
+    rag_ingest_run *r = rag_calloc(1, sizeof *r);
+    if (!r)
+        return RAG_ENOMEM;
+    r->db = db;
+    r->opts = o;
+    r->sync = sync;
+    r->single = o.single_transaction;
+    rag_ingest_summary_init(&r->own_sum);
+    r->sum = sum ? sum : &r->own_sum;
+    rag_ingest_summary_init(r->sum);
+    snprintf(r->collection, sizeof r->collection, "%s", coll);
+    r->t0 = r->last_progress = rag_monotonic();
+    int rc = RAG_OK;
+    /* The policy: the collection's own, else what a new collection would get. */
+    rag_coll *c = db ? rag_db_find_coll(db, coll) : NULL;
+    if (c) {
+        rag_txn *txn = NULL;
+        if ((rc = rag_store_read(db->st, &txn)) == RAG_OK)
+            rc = rag_policy_read(txn, c->id, &r->policy);
+        rag_txn_end(txn);
+    } else {
+        rc = rag_policy_from_user(db ? db->default_policy : o.policy, &r->policy);
+    }
+    r->policy.language = NULL;
+    unsigned char key[64];
+    size_t klen = 0;
+    if (rc == RAG_OK && r->policy.pii == RAG_PII_HASH)
+        rc = rag_policy_pii_key(db, !o.dry_run, key, &klen);
+    if (rc == RAG_OK && (r->policy.pii != RAG_PII_OFF || r->policy.quality || o.strip_boilerplate))
+        rc = rag_hygiene_create(&r->policy, key, klen, o.strip_boilerplate, &r->hy);
+    memset(key, 0, sizeof key);
+    if (rc == RAG_OK && r->policy.dedup != RAG_DEDUP_OFF) {
+        rag_dedup_config dc;
+        rag_dedup_config_init(&dc);
+        dc.threshold = r->policy.near_dup_threshold > 1 ? 1 : r->policy.near_dup_threshold;
+        dc.near = r->policy.near_dup_threshold <= 1;
+        rc = rag_dedup_create(&dc, &r->mem);
+    }
+    if (rc != RAG_OK) {
+        rag_hygiene_free(r->hy);
+        rag_dedup_free(r->mem);
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return RAG_OK;
+}
+
+int rag_ingest_run_collect(rag_ingest_run *r, const rag_document *doc, const char *group)
+{
+    if (!r->hy)
+        return RAG_OK;
+    size_t len = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
+    return rag_hygiene_collect(r->hy, group, doc->text, len);
+}
+
+int rag_ingest_merge_metadata(const char *extra, const rag_document *d, char **out)
+{
+    *out = NULL;
+    if (!extra || !*extra)
+        return RAG_OK;
+    json_t *base = json_loads(extra, 0, NULL);
+    json_t *own = d->metadata_json && *d->metadata_json ? json_loads(d->metadata_json, 0, NULL)
+                                                        : NULL;
+    int rc = RAG_OK;
+    if (own && !json_is_object(own))
+        rc = rag_fail(RAG_EPARSE, "document '%s': metadata must be a JSON object", d->id);
+    else if (!base || (own && json_object_update(base, own) != 0) ||
+             !(*out = json_dumps(base, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+        rc = rag_fail(RAG_ENOMEM, "out of memory");
+    json_decref(base);
+    json_decref(own);
+    return rc;
+}
+
+/* Reports an invalid document (its message masked under a PII policy). */
+static int fail_doc(rag_ingest_run *r, const rag_document *d, const char *path, int rc)
+{
+    char masked[1024];
+    rag_ingest_run_mask(r, rag_errmsg(), masked, sizeof masked);
+    if (r->single)
+        return rag_fail(rc, "%s", masked);
+    r->sum->failed++;
+    r->last_fail = rc;
+    snprintf(r->last_reason, sizeof r->last_reason, "%s", masked);
+    rag_ingest_event ev;
+    event_init(&ev, RAG_INGEST_FAILED, d->id, path);
+    ev.reason = masked;
+    ev.status = rc;
+    rag_clear_error();
+    return emit(r, &ev);
+}
+
+/* Sync: 1 when the collection holds this document with the same text, title, source and
+ * metadata (same size and modification time, else same content hash); *exists says
+ * whether it holds the id at all. */
+static int same_as_stored(rag_ingest_run *r, const rag_document *d, size_t len, const char *meta,
+                          int *exists, int *same)
+{
+    *exists = *same = 0;
+    rag_coll *c = rag_db_find_coll(r->db, r->collection);
+    if (!c)
+        return RAG_OK;
+    rag_txn *txn = NULL;
+    rag_doc_rec *old = NULL;
+    int rc = rag_store_read(r->db->st, &txn);
+    if (rc != RAG_OK)
+        return rc;
+    rc = rag_store_doc_get(txn, c->id, d->id, &old);
+    rag_txn_end(txn);
+    if (rc == RAG_ENOTFOUND) {
+        rag_clear_error();
+        return RAG_OK;
+    }
+    if (rc != RAG_OK)
+        return rc;
+    *exists = 1;
+    int same_meta = strcmp(old->title, d->title ? d->title : "") == 0 &&
+                    strcmp(old->source, d->source ? d->source : "") == 0;
+    if (same_meta) {
+        json_t *j = meta && *meta ? json_loads(meta, 0, NULL) : NULL;
+        char *m = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        same_meta = strcmp(old->metadata, m ? m : "") == 0;
+        free(m);
+        json_decref(j);
+    }
+    *same = same_meta && old->text_len == len &&
+            ((d->source_mtime && old->source_mtime == d->source_mtime) ||
+             old->content_hash == rag_hash_bytes(d->text, len));
+    rag_doc_rec_free(old);
+    return RAG_OK;
+}
+
+/* The duplicate pre-check of a cleaned document against the store's snapshot and this run's
+ * canonical documents; a document that is none's duplicate becomes canonical in the run. */
+static int precheck_duplicate(rag_ingest_run *r, run_doc *rd)
+{
+    if (!(rd->sig = rag_malloc(sizeof *rd->sig)))
+        return RAG_ENOMEM;
+    int rc = rag_dedup_signature(rd->doc.text, rd->doc.text_len, rd->sig);
+    rag_coll *c = r->db ? rag_db_find_coll(r->db, r->collection) : NULL;
+    if (rc == RAG_OK && c) {
+        rag_txn *txn = NULL;
+        if ((rc = rag_store_read(r->db->st, &txn)) == RAG_OK)
+            rc = rag_dedup_store_find(txn, c->id, rd->sig, r->policy.near_dup_threshold,
+                                      rd->doc.id, &rd->pre);
+        rd->pre_snapshot = rc == RAG_OK ? rag_txn_id(txn) : 0;
+        rag_txn_end(txn);
+    }
+    if (rc != RAG_OK || rd->pre.kind != RAG_DUP_NONE)
+        return rc;
+    rag_dup_match m;
+    if ((rc = rag_dedup_add_sig(r->mem, NULL, rd->sig, &m)) != RAG_OK)
+        return rc;
+    if (m.kind != RAG_DUP_NONE && strcmp(m.canonical_id, rd->doc.id) != 0) {
+        rd->pre.kind = m.kind;
+        snprintf(rd->pre.canonical, sizeof rd->pre.canonical, "%s", m.canonical_id);
+        rd->pre.similarity = m.similarity;
+        return RAG_OK;
+    }
+    return m.kind == RAG_DUP_NONE ? rag_dedup_add_sig(r->mem, rd->doc.id, rd->sig, &m) : RAG_OK;
+}
+
+/* Makes room for one more queued document; flushes first when the batch is full or already
+ * holds this id (so a repeated id is stored in order, the later version replacing). */
+static int make_room(rag_ingest_run *r, const char *id)
+{
+    int rc = RAG_OK;
+    if (!r->single) {
+        int again = 0;
+        for (size_t i = 0; i < r->n && !again; i++)
+            again = strcmp(r->docs[i].doc.id, id) == 0;
+        if (again)
+            rc = rag_ingest_run_flush(r);
+    }
+    if (rc == RAG_OK && r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        run_doc *q = rag_realloc(r->docs, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        r->docs = q;
+        r->cap = cap;
+    }
+    return rc;
+}
+
+/* Points rd->doc's strings at owned copies where the caller's are not kept (borrowed 0),
+ * taking what the hygiene stage made (res, may be NULL) and the merged metadata (*meta). */
+static int own_strings(run_doc *rd, const rag_document *d, size_t len, int borrowed,
+                       rag_hygiene_result *res, char **meta)
+{
+    char *made[5] = {NULL, NULL, NULL, NULL, NULL};
+    rd->doc = *d;
+    rd->doc.text_len = len;
+    if (res && res->text) {
+        made[1] = res->text;
+        rd->doc.text_len = res->len;
+        res->text = NULL;
+    }
+    if (res && res->title) {
+        made[2] = res->title;
+        res->title = NULL;
+    }
+    if (res && res->metadata_json) {
+        made[4] = res->metadata_json;
+        res->metadata_json = NULL;
+    } else if (*meta) {
+        made[4] = *meta;
+        *meta = NULL;
+    }
+    const char *src[5] = {d->id, d->text, d->title, d->source, d->metadata_json};
+    const char **dst[5] = {&rd->doc.id, &rd->doc.text, &rd->doc.title, &rd->doc.source,
+                           &rd->doc.metadata_json};
+    int rc = RAG_OK;
+    for (int k = 0; k < 5; k++) {
+        if (made[k])
+            rd->own[k] = made[k];
+        else if (!borrowed && src[k] && rc == RAG_OK &&
+                 !(rd->own[k] = k == 1 ? rag_strndup(src[k], len) : rag_strdup(src[k])))
+            rc = RAG_ENOMEM;
+        if (rd->own[k])
+            *dst[k] = rd->own[k];
+    }
+    return rc;
+}
+
+int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
+                       const rag_ingest_src *src, rag_run_outcome *outcome)
+{
+    rag_run_outcome oc = RAG_RUN_FAILED;
+    if (outcome)
+        *outcome = oc;
+    if (r->cancelled)
+        return rag_fail(RAG_ECANCELED, "ingest cancelled by the caller");
+    const char *path = src && src->path && *src->path ? src->path : NULL;
+    int borrowed = src ? src->borrowed : 0;
+    rag_ingest_summary *s = r->sum;
+    s->seen++;
+    char *meta = NULL;
+    rag_hygiene_result res;
+    memset(&res, 0, sizeof res);
+    int dedup = r->policy.dedup != RAG_DEDUP_OFF;
+    /* Validation first (a single transaction without any filter leaves it to the commit). */
+    prep_doc pd;
+    memset(&pd, 0, sizeof pd);
+    size_t len = d->text && d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
+    int rc = RAG_OK, validated = 0;
+    if (!r->single || r->hy || dedup || r->sync || r->opts.metadata_json) {
+        rc = validate_doc(d, index, &pd, 0);
+        validated = 1;
+        free(pd.metadata);
+        if (rc == RAG_ENOMEM)
+            return rc;
+        if (rc != RAG_OK)
+            return fail_doc(r, d, path, rc);
+    }
+    if ((rc = rag_ingest_merge_metadata(r->opts.metadata_json, d, &meta)) != RAG_OK) {
+        rc = rc == RAG_EPARSE ? fail_doc(r, d, path, rc) : rc;
+        goto cleanup;
+    }
+    rag_document cur = *d;
+    cur.text_len = len;
+    if (meta)
+        cur.metadata_json = meta;
+    if (r->hy) {
+        rc = rag_hygiene_apply(r->hy, &cur, src ? src->group : NULL, src ? src->pages : NULL,
+                               src ? src->npages : 0, &res);
+        if (rc == RAG_EPARSE) {
+            rc = fail_doc(r, d, path, rc);
+            goto cleanup;
+        }
+        if (rc != RAG_OK)
+            goto cleanup;
+        if (res.pii_found) {
+            s->pii_documents++;
+            for (int t = 0; t < RAG_PII_NTYPES; t++)
+                s->pii_found[t] += res.pii[t];
+        }
+        if (r->policy.quality)
+            s->quality_checked++;
+    }
+    if ((rc = make_room(r, d->id)) != RAG_OK)
+        goto cleanup;
+    run_doc *rd = &r->docs[r->n];
+    memset(rd, 0, sizeof *rd);
+    rd->pii_found = res.pii_found;
+    rd->validated = validated; /* (the hygiene stage keeps text valid UTF-8) */
+    if (path && !(rd->path = rag_strdup(path))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    if (res.verdict != RAG_HYGIENE_STORE) {
+        /* rejected: only the id goes on (an older version of it is removed) */
+        rag_document stub;
+        rag_document_init(&stub);
+        stub.id = d->id;
+        stub.text = "";
+        stub.source = d->source;
+        rd->action = DOC_REJECT;
+        rd->reject = res.verdict == RAG_HYGIENE_FILTERED ? RAG_INGEST_FILTERED
+                                                         : RAG_INGEST_PII_DROPPED;
+        char *none = NULL;
+        rc = own_strings(rd, &stub, 0, 0, NULL, &none);
+        r->n++;
+        if (rc != RAG_OK)
+            goto cleanup;
+        rag_ingest_event ev;
+        event_init(&ev, rd->reject, d->id, path);
+        ev.pii_found = res.pii_found;
+        if (rd->reject == RAG_INGEST_FILTERED) {
+            s->filtered++;
+            s->filtered_too_short += res.quality == RAG_QUALITY_TOO_SHORT;
+            s->filtered_too_long += res.quality == RAG_QUALITY_TOO_LONG;
+            s->filtered_symbols += res.quality == RAG_QUALITY_SYMBOLS;
+            ev.reason = rag_quality_verdict_name(res.quality);
+        } else {
+            s->pii_dropped++;
+            ev.reason = "personal data found";
+        }
+        oc = RAG_RUN_REJECTED;
+        rc = emit(r, &ev);
+        goto queued;
+    }
+    rc = own_strings(rd, &cur, len, borrowed, &res, &meta);
+    r->n++;
+    if (rc != RAG_OK)
+        goto cleanup;
+    oc = RAG_RUN_QUEUED;
+    if (r->sync) {
+        int exists = 0, same = 0;
+        if ((rc = same_as_stored(r, &rd->doc, rd->doc.text_len, rd->doc.metadata_json, &exists,
+                                 &same)) != RAG_OK)
+            goto cleanup;
+        if (same) {
+            s->unchanged++;
+            run_doc_free(rd);
+            r->n--;
+            rag_ingest_event ev;
+            event_init(&ev, RAG_INGEST_UNCHANGED, d->id, path);
+            oc = RAG_RUN_UNCHANGED;
+            rc = emit(r, &ev);
+            goto cleanup;
+        }
+        oc = exists ? RAG_RUN_QUEUED_UPDATE : RAG_RUN_QUEUED;
+    }
+    if (dedup) {
+        if ((rc = precheck_duplicate(r, rd)) != RAG_OK)
+            goto cleanup;
+        if (rd->pre.kind != RAG_DUP_NONE && r->policy.dedup == RAG_DEDUP_SKIP) {
+            if (r->seen && !r->retrying && !r->opts.dry_run &&
+                !r->seen(r->seen_user, rd->pre.canonical)) {
+                /* perhaps the new name of a file whose old name vanishes: decided again
+                 * once the sync has deleted what vanished */
+                r->n--;
+                rc = defer(r, rd);
+                goto cleanup;
+            }
+            rd->action = DOC_DUP;
+            oc = RAG_RUN_REJECTED;
+        }
+    }
+queued:
+    r->bytes += rd->doc.text_len;
+    if (r->opts.dry_run) {
+        /* nothing is stored: the decision taken now is final */
+        size_t chunks = 0;
+        if (rd->action == DOC_STORE) {
+            token_counter tc;
+            rag_chunker_config cfg;
+            rag_chunk_list cl = {0};
+            if (r->db)
+                token_counter_init(r->db, &tc);
+            chunk_config(r->db, &tc, &rd->doc, &cfg);
+            if (rag_chunk_text(&cfg, rd->doc.text, rd->doc.text_len, &cl) == RAG_OK)
+                chunks = cl.count;
+            rag_chunk_list_free(&cl);
+        }
+        rag_ingest_action a = rd->action == DOC_DUP ? RAG_INGEST_DUPLICATE
+                              : rd->action == DOC_REJECT ? rd->reject
+                              : rd->pre.kind && r->policy.dedup == RAG_DEDUP_FLAG
+                                  ? RAG_INGEST_FLAGGED
+                                  : RAG_INGEST_STORED;
+        finish_doc(r, rd, a, chunks);
+        run_doc_free(rd);
+        r->n--;
+        r->bytes = 0;
+    } else if (!r->single &&
+               (r->n >= r->opts.batch_documents || r->bytes >= r->opts.batch_bytes)) {
+        rc = rag_ingest_run_flush(r);
+    }
+    if (rc == RAG_OK && r->cancelled)
+        rc = rag_fail(RAG_ECANCELED, "ingest cancelled by the caller (batches committed before "
+                      "are kept)");
+cleanup:
+    if (outcome)
+        *outcome = oc;
+    free(meta);
+    rag_hygiene_result_free(&res);
+    return rc;
+}
+
+int rag_ingest_run_end(rag_ingest_run *r, int rc)
+{
+    if (!r)
+        return rc;
+    if (rc == RAG_OK)
+        rc = rag_ingest_run_flush(r);
+    for (size_t i = 0; i < r->n; i++)
+        run_doc_free(&r->docs[i]);
+    free(r->docs);
+    for (size_t i = 0; i < r->ndeferred; i++)
+        run_doc_free(&r->deferred[i]);
+    free(r->deferred);
+    if (r->hy) {
+        const rag_quality_stats *q = rag_hygiene_stats(r->hy);
+        r->sum->boilerplate_lines = q->boilerplate_lines;
+        r->sum->boilerplate_bytes = q->boilerplate_bytes;
+    }
+    r->sum->seconds = rag_monotonic() - r->t0;
+    report_progress(r, 1);
+    if (rc == RAG_OK && r->cancelled)
+        rc = rag_fail(RAG_ECANCELED, "ingest cancelled by the caller");
+    rag_hygiene_free(r->hy);
+    rag_dedup_free(r->mem);
+    free(r);
+    return rc;
+}
+
+/* ---- public entry points ------------------------------------------------------------------ */
+
+int rag_ingest_documents(rag_db *db, const rag_document *docs, size_t n,
+                         const rag_ingest_options *opts, rag_ingest_summary *summary)
+{
+    rag_clear_error();
+    if (summary)
+        rag_ingest_summary_init(summary);
+    if ((!db && !(opts && opts->dry_run)) || (!docs && n))
+        return rag_fail(RAG_EINVAL, "rag_ingest_documents: NULL argument");
+    rag_ingest_run *r = NULL;
+    int rc = rag_ingest_run_begin(db, opts, 0, summary, &r);
+    if (rc != RAG_OK)
+        return rc;
+    rag_ingest_src src = {NULL, NULL, NULL, 0, 1};
+    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
+        rc = rag_ingest_run_add(r, &docs[i], i, &src, NULL);
+        rag_ingest_run_progress(r, r->in_done + (docs[i].text ? (docs[i].text_len == (size_t)-1
+                                                                    ? strlen(docs[i].text)
+                                                                    : docs[i].text_len)
+                                                              : 0), 0);
+    }
+    return rag_ingest_run_end(r, rc);
+}
+
 int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, size_t n,
                rag_ingest_stats *stats)
 {
@@ -422,39 +1442,21 @@ int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, siz
         return rag_fail(RAG_EINVAL, "rag_ingest: NULL argument");
     if (db->opts.read_only)
         return rag_fail(RAG_EREADONLY, "store is open read-only");
-    if (!collection)
-        collection = RAG_DEFAULT_COLLECTION;
-    prep p;
-    memset(&p, 0, sizeof p);
-    p.now = rag_now();
-    p.coll_dim = db->dim;
-    p.cache_max = db->opts.embed_cache_max;
-    int rc = prepare(db, docs, n, &p);
-    if (rc != RAG_OK)
-        goto cleanup;
-    pthread_mutex_lock(&db->write_lock);
-    if ((rc = rag_db_ensure_coll(db, collection, 1, &p.coll, NULL)) == RAG_OK) {
-        rag_coll *c = p.coll;
-        atomic_fetch_add(&c->writing, 1);
-        rc = rag_store_write(db->st, ingest_fn, &p);
-        if (rc == RAG_OK)
-            rag_coll_index_after_commit(db, c, p.vecs, p.nchunks, p.first_id, p.ntombs);
-        atomic_fetch_sub(&c->writing, 1);
-        if (rc == RAG_OK && db->opts.checkpoint_every > 0 &&
-            c->added_since_ckpt >= (uint64_t)db->opts.checkpoint_every) {
-            int crc = rag_coll_index_checkpoint(db, c, 0);
-            if (crc != RAG_OK)
-                rag_clear_error(); /* data is committed; the index is rewritten later */
-        }
+    rag_ingest_options o;
+    rag_ingest_options_init(&o);
+    o.collection = collection;
+    o.single_transaction = 1;
+    rag_ingest_summary s;
+    int rc = rag_ingest_documents(db, docs, n, &o, &s);
+    if (rc == RAG_OK && stats) {
+        stats->documents = s.documents;
+        stats->replaced = s.replaced;
+        stats->chunks = s.chunks;
+        stats->duplicate_chunks = s.duplicate_chunks;
+        stats->bytes = s.bytes;
     }
-    pthread_mutex_unlock(&db->write_lock);
-    if (rc == RAG_OK && stats)
-        *stats = p.stats;
-cleanup:
-    prep_free(&p);
     return rc;
 }
-
 /* ---- delete ------------------------------------------------------------------------------ */
 
 typedef struct delete_arg {

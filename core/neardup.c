@@ -230,6 +230,18 @@ struct rag_dedup {
     size_t nentries, entries_cap;
 };
 
+/* Most rows per band such that a pair at the threshold is a candidate with p >= 0.99. */
+static int rows_for(int num_perm, double threshold)
+{
+    for (int r = num_perm; r >= 1; r--) {
+        int b = num_perm / r;
+        double p = 1.0 - pow(1.0 - pow(threshold, r), b);
+        if (p >= 0.99)
+            return r;
+    }
+    return 1;
+}
+
 void rag_dedup_config_init(rag_dedup_config *cfg)
 {
     cfg->num_perm = 128;
@@ -274,16 +286,7 @@ int rag_dedup_create(const rag_dedup_config *cfg, rag_dedup **out)
     uint64_t state = 0x5EED0F0DDBA11ull;
     for (int p = 0; p < cfg->num_perm; p++)
         d->seeds[p] = mix64(state += 0x9E3779B97F4A7C15ull);
-    /* Most rows per band such that a pair at the threshold is a candidate with p >= 0.99. */
-    d->rows = 1;
-    for (int r = cfg->num_perm; r >= 1; r--) {
-        int b = cfg->num_perm / r;
-        double p = 1.0 - pow(1.0 - pow(cfg->threshold, r), b);
-        if (p >= 0.99) {
-            d->rows = r;
-            break;
-        }
-    }
+    d->rows = rows_for(cfg->num_perm, cfg->threshold);
     d->bands = cfg->num_perm / d->rows;
     *out = d;
     return RAG_OK;
@@ -355,33 +358,19 @@ static int reserve_doc(rag_dedup *d)
     return RAG_OK;
 }
 
-static int dedup_lookup(rag_dedup *d, const char *id, const char *text, size_t len,
-                        rag_dup_match *match)
+/* Looks a text's exact key and signature (nsh shingles; 0: none) up in the index and,
+ * when it is new and id is not NULL, records it under id. */
+static int lookup_sig(rag_dedup *d, const char *id, uint64_t hash, const uint32_t *sig,
+                      size_t nsh, rag_dup_match *match)
 {
-    if (!d || !match || (!text && len))
-        return rag_fail(RAG_EINVAL, "dedup: NULL argument");
     memset(match, 0, sizeof *match);
-    normtext nt;
-    int near = d->cfg.near;
-    int rc = normalise(text ? text : "", len, near, &nt);
-    if (rc != RAG_OK)
-        return rc;
-    uint32_t *sig = NULL;
-    size_t nsh = 0;
-    uint32_t *hit = map_find(&d->exact, nt.hash);
+    uint32_t *hit = map_find(&d->exact, hash);
     if (hit) {
         match->kind = RAG_DUP_EXACT;
         match->canonical_id = d->ids[*hit];
         match->similarity = 1.0;
-        goto cleanup;
+        return RAG_OK;
     }
-    sig = rag_malloc((size_t)d->cfg.num_perm * sizeof(uint32_t));
-    if (!sig) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    if (near)
-        nsh = minhash(&nt, d->cfg.shingle_words, d->seeds, d->cfg.num_perm, sig);
     if (nsh > 0) {
         double best = -1.0;
         size_t best_doc = 0;
@@ -408,25 +397,24 @@ static int dedup_lookup(rag_dedup *d, const char *id, const char *text, size_t l
             match->kind = RAG_DUP_NEAR;
             match->canonical_id = d->ids[best_doc];
             match->similarity = best;
-            goto cleanup;
+            return RAG_OK;
         }
     }
     if (!id)
-        goto cleanup; /* check only */
+        return RAG_OK; /* check only */
     /* Record a new canonical text. */
-    if ((rc = reserve_doc(d)) != RAG_OK)
-        goto cleanup;
+    int rc = reserve_doc(d);
+    if (rc != RAG_OK)
+        return rc;
     char *copy = rag_strdup(id);
-    if (!copy) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
+    if (!copy)
+        return RAG_ENOMEM;
     size_t doc = d->count++;
     d->ids[doc] = copy;
     d->stamp[doc] = 0;
     d->has_sig[doc] = nsh > 0;
     memcpy(d->sigs + doc * (size_t)d->cfg.num_perm, sig, (size_t)d->cfg.num_perm * sizeof(uint32_t));
-    map_put(&d->exact, nt.hash, (uint32_t)doc);
+    map_put(&d->exact, hash, (uint32_t)doc);
     if (nsh > 0) {
         for (int b = 0; b < d->bands; b++) {
             uint64_t key = band_key(d, sig, b);
@@ -437,6 +425,29 @@ static int dedup_lookup(rag_dedup *d, const char *id, const char *text, size_t l
             map_put(&d->buckets, key, (uint32_t)d->nentries);
         }
     }
+    return RAG_OK;
+}
+
+static int dedup_lookup(rag_dedup *d, const char *id, const char *text, size_t len,
+                        rag_dup_match *match)
+{
+    if (!d || !match || (!text && len))
+        return rag_fail(RAG_EINVAL, "dedup: NULL argument");
+    memset(match, 0, sizeof *match);
+    normtext nt;
+    int near = d->cfg.near;
+    int rc = normalise(text ? text : "", len, near, &nt);
+    if (rc != RAG_OK)
+        return rc;
+    size_t nsh = 0;
+    uint32_t *sig = rag_malloc((size_t)d->cfg.num_perm * sizeof(uint32_t));
+    if (!sig) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    if (near)
+        nsh = minhash(&nt, d->cfg.shingle_words, d->seeds, d->cfg.num_perm, sig);
+    rc = lookup_sig(d, id, nt.hash, sig, nsh, match);
 cleanup:
     free(sig);
     free(nt.words);
@@ -497,4 +508,71 @@ cleanup:
     free(nb.words);
     rag_dedup_free(d);
     return rc;
+}
+
+/* ---- signatures kept outside an index (the store's persistent duplicate index) --------- */
+
+/* The seeds rag_dedup_create derives for num_perm permutations. */
+static void make_seeds(uint64_t *seeds, int num_perm)
+{
+    uint64_t state = 0x5EED0F0DDBA11ull;
+    for (int p = 0; p < num_perm; p++)
+        seeds[p] = mix64(state += 0x9E3779B97F4A7C15ull);
+}
+
+int rag_dedup_signature(const char *text, size_t len, rag_dedup_sig *out)
+{
+    if (!out || (!text && len))
+        return rag_fail(RAG_EINVAL, "dedup signature: NULL argument");
+    memset(out, 0, sizeof *out);
+    normtext nt;
+    int rc = normalise(text ? text : "", len, 1, &nt);
+    if (rc != RAG_OK)
+        return rc;
+    uint64_t seeds[RAG_DEDUP_PERM];
+    make_seeds(seeds, RAG_DEDUP_PERM);
+    out->hash = nt.hash;
+    out->shingles = (uint32_t)minhash(&nt, RAG_DEDUP_SHINGLE_WORDS, seeds, RAG_DEDUP_PERM,
+                                      out->sig);
+    free(nt.words);
+    return RAG_OK;
+}
+
+int rag_dedup_rows(double threshold)
+{
+    /* the last answer, per thread: runs ask for one threshold many times */
+    static _Thread_local double last_threshold = -1;
+    static _Thread_local int last_rows;
+    if (!(threshold > 0.0))
+        threshold = 1e-9;
+    if (threshold > 1.0)
+        threshold = 1.0;
+    if (threshold != last_threshold) {
+        last_rows = rows_for(RAG_DEDUP_PERM, threshold);
+        last_threshold = threshold;
+    }
+    return last_rows;
+}
+
+uint64_t rag_dedup_band(const uint32_t *sig, int rows, int band)
+{
+    return XXH3_64bits_withSeed(sig + band * rows, (size_t)rows * sizeof(uint32_t),
+                                (uint64_t)band + 1);
+}
+
+double rag_dedup_sig_similarity(const rag_dedup_sig *a, const rag_dedup_sig *b)
+{
+    if (!a->shingles || !b->shingles)
+        return a->shingles == b->shingles ? 1.0 : 0.0;
+    return sig_similarity(a->sig, b->sig, RAG_DEDUP_PERM);
+}
+
+int rag_dedup_add_sig(rag_dedup *d, const char *id, const rag_dedup_sig *s, rag_dup_match *match)
+{
+    if (!d || !s || !match)
+        return rag_fail(RAG_EINVAL, "dedup: NULL argument");
+    if (d->cfg.num_perm != RAG_DEDUP_PERM || d->cfg.shingle_words != RAG_DEDUP_SHINGLE_WORDS)
+        return rag_fail(RAG_EINVAL, "dedup: signatures need num_perm %d and shingle_words %d",
+                        RAG_DEDUP_PERM, RAG_DEDUP_SHINGLE_WORDS);
+    return lookup_sig(d, id, s->hash, s->sig, d->cfg.near ? s->shingles : 0, match);
 }

@@ -72,4 +72,33 @@ int rag_dedup_text_hash(const char *text, size_t len, uint64_t *hash);
 int rag_dedup_similarity(const rag_dedup_config *cfg, const char *a, size_t alen,
                          const char *b, size_t blen, double *sim);
 
+/* ---- signatures for an index kept elsewhere (the store's persistent duplicate index) --- */
+
+#define RAG_DEDUP_PERM 128          /* signature length (the default num_perm) */
+#define RAG_DEDUP_SHINGLE_WORDS 3   /* words per shingle (the default) */
+
+/* A text's exact key and MinHash signature under the default configuration. */
+typedef struct rag_dedup_sig {
+    uint64_t hash;                  /* XXH3-64 of the normalised text (rag_dedup_text_hash) */
+    uint32_t shingles;              /* shingles seen; 0: no words (sig meaningless) */
+    uint32_t sig[RAG_DEDUP_PERM];
+} rag_dedup_sig;
+
+/* Computes *out for text[0, len). Errors as rag_dedup_text_hash. */
+int rag_dedup_signature(const char *text, size_t len, rag_dedup_sig *out);
+
+/* LSH rows per band for a near-duplicate threshold (bands: RAG_DEDUP_PERM / rows), as
+ * rag_dedup_create chooses them: a pair at the threshold is a candidate with p >= 0.99. */
+int rag_dedup_rows(double threshold);
+
+/* The key of band `band` of a signature cut in bands of `rows` rows. */
+uint64_t rag_dedup_band(const uint32_t *sig, int rows, int band);
+
+/* Estimated Jaccard similarity of two signatures (1 when neither has shingles). */
+double rag_dedup_sig_similarity(const rag_dedup_sig *a, const rag_dedup_sig *b);
+
+/* rag_dedup_add (id NULL: rag_dedup_check) with a precomputed signature. The index must use
+ * the default num_perm and shingle_words (RAG_EINVAL otherwise). */
+int rag_dedup_add_sig(rag_dedup *d, const char *id, const rag_dedup_sig *s, rag_dup_match *match);
+
 #endif

@@ -593,11 +593,14 @@ static const struct { detector_fn fn; rag_pii_type type; } DETECTORS[] = {
     {det_phone, RAG_PII_PHONE},    {det_entropy, RAG_PII_SECRET},
 };
 
-const char *rag_pii_type_name(rag_pii_type type)
+const char *rag_pii_type_name(int type)
 {
-    static const char *const names[RAG_PII_NTYPES] = {"EMAIL", "PHONE", "CARD", "IBAN",
-                                                      "IP",    "SSN",   "SECRET"};
-    return (unsigned)type < RAG_PII_NTYPES ? names[type] : "UNKNOWN";
+    static const char *const names[RAG_PII_NTYPES] = {
+#define RAG_PII_NAME_(name, text) text,
+        RAG_PII_TYPE_TABLE(RAG_PII_NAME_)
+#undef RAG_PII_NAME_
+    };
+    return type >= 0 && type < RAG_PII_NTYPES ? names[type] : "UNKNOWN";
 }
 
 int rag_pii_parse_mode(const char *s, rag_pii_mode *mode)

@@ -2,31 +2,15 @@
 #ifndef RAG_PII_H
 #define RAG_PII_H
 
+#include "ragcore.h"
+
 #include <stddef.h>
 
-/* What a detector found. The order is the order of the per-type count arrays. */
-typedef enum rag_pii_type {
-    RAG_PII_EMAIL = 0,  /* user@example.org */
-    RAG_PII_PHONE,      /* +44 20 7946 0958, (555) 123-4567, 1-800-555-0199, ... */
-    RAG_PII_CARD,       /* 13-19 digit payment card numbers that pass the Luhn check */
-    RAG_PII_IBAN,       /* IBANs (plain or in groups of four) that pass the mod-97 check */
-    RAG_PII_IP,         /* IPv4 and IPv6 addresses */
-    RAG_PII_SSN,        /* US social security numbers ddd-dd-dddd (valid area/group/serial) */
-    RAG_PII_SECRET,     /* AWS key ids, JWTs, PEM private-key blocks, provider tokens,
-                           high-entropy tokens */
-    RAG_PII_NTYPES
-} rag_pii_type;
-
+/* The types (rag_pii_type: RAG_PII_EMAIL ... RAG_PII_SECRET, RAG_PII_NTYPES) and modes
+ * (rag_pii_mode) are public (ragcore.h), as they are part of a collection's policy. For
+ * RAG_PII_HASH the caller passes the key; RAG_PII_DROP: a text with any finding must be
+ * dropped as a whole. */
 #define RAG_PII_ALL ((1u << RAG_PII_NTYPES) - 1u)
-
-typedef enum rag_pii_mode {
-    RAG_PII_OFF = 0,    /* text is passed through unchanged, nothing is scanned */
-    RAG_PII_MASK,       /* each finding becomes a typed placeholder: [EMAIL], [PHONE], ... */
-    RAG_PII_HASH,       /* each finding becomes [TYPE:<12 hex>], an HMAC-SHA256 of the
-                           normalised value under the caller's key: stable for one key, so
-                           equal values still join, and not reversible without the key */
-    RAG_PII_DROP        /* a text with any finding must be dropped as a whole */
-} rag_pii_mode;
 
 typedef struct rag_pii_match {
     size_t start, end;  /* byte span [start, end) in the scanned text */
@@ -48,10 +32,6 @@ typedef struct rag_pii_result {
     size_t counts[RAG_PII_NTYPES]; /* findings per type */
     size_t total;       /* sum of counts */
 } rag_pii_result;
-
-/* "EMAIL", "PHONE", "CARD", "IBAN", "IP", "SSN", "SECRET" (the placeholder names), or
- * "UNKNOWN". Can't fail. */
-const char *rag_pii_type_name(rag_pii_type type);
 
 /* Parses "off", "mask", "hash" or "drop". RAG_EINVAL (with the bad word in the message)
  * for anything else. */

@@ -2,6 +2,7 @@
 #include "coll_index.h"
 #include "db.h"
 #include "embedder.h"
+#include "hygiene_policy.h"
 #include "lexical.h"
 #include "lockfile.h"
 #include "status.h"
@@ -83,8 +84,9 @@ static rag_coll *coll_new(const char *name, uint32_t id, const char *language)
     if (!c)
         return NULL;
     snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->language, sizeof c->language, "%s", language && *language ? language : "english");
     c->id = id;
-    if (rag_analyzer_create(language && *language ? language : "english", 1, &c->an) != RAG_OK) {
+    if (rag_analyzer_create(c->language, 1, &c->an) != RAG_OK) {
         free(c);
         return NULL;
     }
@@ -431,9 +433,11 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "rag_open: options.version is 0 (call rag_open_options_init)");
-        if (opts->version >= 2)
+        if (opts->version >= 3)
             o = *opts;
-        else /* a caller built against version 1 passes the shorter struct */
+        else if (opts->version == 2) /* built against an older header: a shorter struct */
+            memcpy(&o, opts, offsetof(rag_open_options, default_collection));
+        else
             memcpy(&o, opts, offsetof(rag_open_options, hnsw_ef_construction));
         o.version = RAG_OPEN_OPTIONS_VERSION;
         if (o.hnsw_ef_construction <= 0)
@@ -464,6 +468,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     pthread_mutex_init(&db->gc_lock, NULL);
     pthread_cond_init(&db->gc_cond, NULL);
     db->opts = o;
+    db->opts.default_collection = NULL;
     db->opts.embedder = NULL;
     db->opts.custom_embedder = NULL;
     db->opts.index_spec = NULL;
@@ -478,6 +483,17 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         rag_analyzer_free(probe);
         snprintf(db->language, sizeof db->language, "%s", lang);
         db->opts.language = NULL;
+    }
+    if (o.default_collection) {
+        rag_collection_options dc;
+        if ((rc = rag_policy_from_user(o.default_collection, &dc)) != RAG_OK) {
+            rag_fail_prefix(rc, "default_collection");
+            goto fail;
+        }
+        if (!(db->default_policy = rag_policy_dup(&dc))) {
+            rc = RAG_ENOMEM;
+            goto fail;
+        }
     }
     if (!o.read_only && (rc = lock_store(db, dir, &created)) != RAG_OK)
         goto fail;
@@ -559,6 +575,7 @@ int rag_close(rag_db *db)
     pthread_mutex_destroy(&db->colls_lock);
     pthread_mutex_destroy(&db->gc_lock);
     pthread_cond_destroy(&db->gc_cond);
+    rag_policy_free(db->default_policy);
     free(db->dir);
     free(db);
     return rc;
@@ -569,6 +586,7 @@ int rag_close(rag_db *db)
 typedef struct coll_create_arg {
     const char *name;
     const char *language;
+    const rag_collection_options *opts;  /* hygiene policy and TTL; NULL: none */
     rag_coll_rec rec;
     int existed;
 } coll_create_arg;
@@ -583,9 +601,47 @@ static int coll_create_fn(rag_txn *txn, void *user)
     memset(&a->rec, 0, sizeof a->rec);
     a->rec.created_at = rag_now();
     snprintf(a->rec.language, sizeof a->rec.language, "%s", a->language);
+    if (a->opts)
+        a->rec.ttl_seconds = a->opts->ttl_seconds;
     if ((rc = rag_store_coll_new_id(txn, &a->rec.id)) != RAG_OK)
         return rc;
-    return rag_store_coll_put(txn, a->name, &a->rec);
+    if ((rc = rag_store_coll_put(txn, a->name, &a->rec)) == RAG_OK && a->opts)
+        rc = rag_policy_write(txn, a->rec.id, a->opts);
+    return rc;
+}
+
+int rag_db_create_coll(rag_db *db, const char *name, const rag_collection_options *opts,
+                       rag_coll **out)
+{
+    *out = NULL;
+    if (!valid_name(name))
+        return rag_fail(RAG_EINVAL, "invalid collection name '%s' (1..128 of A-Z a-z 0-9 _ - .)",
+                        name ? name : "");
+    if (db->opts.read_only)
+        return rag_fail(RAG_EREADONLY, "store is open read-only");
+    const char *lang = opts && opts->language && *opts->language ? opts->language : db->language;
+    rag_analyzer *probe = NULL;
+    int rc = rag_analyzer_create(lang, 1, &probe);
+    rag_analyzer_free(probe);
+    if (rc != RAG_OK)
+        return rag_fail_prefix(rc, "collection '%s'", name);
+    coll_create_arg a = {name, lang, opts, {0}, 0};
+    if ((rc = rag_store_write(db->st, coll_create_fn, &a)) != RAG_OK)
+        return rc;
+    if (a.existed) /* created by another handle since this one looked */
+        return rag_fail(RAG_EEXIST, "collection '%s' already exists", name);
+    rag_coll *c = coll_new(name, a.rec.id, a.rec.language);
+    if (!c)
+        return RAG_ENOMEM;
+    rc = rag_coll_index_new(db, c);
+    if (rc == RAG_OK)
+        rc = coll_register(db, c);
+    if (rc != RAG_OK) {
+        coll_free(c);
+        return rc;
+    }
+    *out = c;
+    return RAG_OK;
 }
 
 int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
@@ -604,41 +660,15 @@ int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
     }
     if (!create)
         return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
-    if (db->opts.read_only)
-        return rag_fail(RAG_EREADONLY, "store is open read-only");
-    coll_create_arg a = {name, db->language, {0}, 0};
-    int rc = rag_store_write(db->st, coll_create_fn, &a);
-    if (rc != RAG_OK)
-        return rc;
-    c = coll_new(name, a.rec.id, a.rec.language);
-    if (!c)
-        return RAG_ENOMEM;
-    rc = rag_coll_index_new(db, c);
-    if (rc == RAG_OK)
-        rc = coll_register(db, c);
-    if (rc != RAG_OK) {
-        coll_free(c);
-        return rc;
-    }
-    if (created)
-        *created = !a.existed;
-    *out = c;
-    return RAG_OK;
+    int rc = rag_db_create_coll(db, name, db->default_policy, out);
+    if (rc == RAG_OK && created)
+        *created = 1;
+    return rc;
 }
 
 int rag_collection_create(rag_db *db, const char *name)
 {
-    rag_clear_error();
-    if (!db)
-        return rag_fail(RAG_EINVAL, "db is NULL");
-    pthread_mutex_lock(&db->write_lock);
-    int created = 0;
-    rag_coll *c = NULL;
-    int rc = rag_db_find_coll(db, name ? name : "")
-                 ? rag_fail(RAG_EEXIST, "collection '%s' already exists", name)
-                 : rag_db_ensure_coll(db, name, 1, &c, &created);
-    pthread_mutex_unlock(&db->write_lock);
-    return rc;
+    return rag_collection_create_with(db, name, NULL);
 }
 
 static int coll_drop_fn(rag_txn *txn, void *user)
@@ -647,6 +677,8 @@ static int coll_drop_fn(rag_txn *txn, void *user)
     int rc = rag_store_coll_purge(txn, c->id);
     if (rc == RAG_OK)
         rc = rag_lexical_purge(txn, c->id);
+    if (rc == RAG_OK)
+        rc = rag_policy_drop(txn, c->id, c->name);
     if (rc == RAG_OK)
         rc = rag_store_coll_del(txn, c->name);
     return rc;

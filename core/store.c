@@ -18,7 +18,8 @@
  * data (the server's API keys and query log); the others are the library's own. */
 static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources",
                                         "config", "sync", "misc", "lex_postings",
-                                        "lex_chunks", "lex_stats", "embcache_fifo"};
+                                        "lex_chunks", "lex_stats", "embcache_fifo",
+                                        "dedup_docs", "dedup_keys"};
 #define N_KV (sizeof kv_tables / sizeof kv_tables[0])
 #define N_KV_APP 2 /* the first N_KV_APP fixed tables are application tables */
 /* Name prefixes of library tables, present and future: never application tables. */
@@ -305,6 +306,11 @@ static int txn_begin(rag_store *st, int write, rag_txn **out)
 int rag_store_read(rag_store *st, rag_txn **out)
 {
     return txn_begin(st, 0, out);
+}
+
+uint64_t rag_txn_id(rag_txn *txn)
+{
+    return txn && txn->txn ? (uint64_t)mdb_txn_id(txn->txn) : 0;
 }
 
 void rag_txn_end(rag_txn *txn)

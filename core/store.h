@@ -58,6 +58,10 @@ void rag_store_close(rag_store *st);
 /* Starts a read-only transaction (a consistent snapshot). End with rag_txn_end. */
 int rag_store_read(rag_store *st, rag_txn **out);
 void rag_txn_end(rag_txn *txn);
+/* The transaction's id: a read snapshot has the id of the last commit it sees, a write
+ * transaction that id + 1, so a write whose id is a snapshot's + 1 follows it with no
+ * commit in between. */
+uint64_t rag_txn_id(rag_txn *txn);
 
 /* Runs fn inside one write transaction and commits. When LMDB reports that the map is
  * full, the transaction is aborted, the map doubled and fn run again from scratch, so fn

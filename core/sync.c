@@ -3,16 +3,15 @@
  * reports. */
 #include "db.h"
 #include "ingest.h"
+#include "ingest_files.h"
 #include "status.h"
 #include "store.h"
 #include "text.h"
 
-#include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNC_BATCH_DOCS 256
-#define SYNC_BATCH_BYTES (8u << 20)
 #define DELETE_BATCH 256
 
 /* A set of strings (document ids seen by a sync). */
@@ -73,28 +72,35 @@ static void str_set_free(str_set *s)
     memset(s, 0, sizeof *s);
 }
 
-/* An owned copy of a document waiting in a sync batch. */
-typedef struct pending_doc {
-    rag_document doc;
-    char *id, *text, *title, *source, *meta;
-} pending_doc;
+/* A source prefix a sync must not delete under: a file that failed to extract keeps its
+ * stored documents. */
+typedef struct protect {
+    char *prefix;              /* the file's absolute path */
+    char *reason;              /* why it failed */
+    int rc;
+} protect;
 
 struct rag_sync {
     rag_db *db;
-    char *collection;
+    rag_ingest_run *run;
+    rag_ingest_summary sum;
     str_set seen;
-    pending_doc *pending;
-    size_t npending, cap, pending_bytes;
-    rag_sync_stats stats;
+    protect *protects;
+    size_t nprotects, cap_protects;
+    size_t offered;            /* documents offered (the index of the next one) */
     double t0;
     int finished;
 };
 
-int rag_sync_begin(rag_db *db, const char *collection, rag_sync **out)
+static int seen_fn(void *user, const char *id)
 {
-    rag_clear_error();
-    if (!out)
-        return rag_fail(RAG_EINVAL, "rag_sync_begin: out is NULL");
+    const rag_sync *s = user;
+    return str_set_has(&s->seen, id);
+}
+
+/* Starts a sync run with ingest options (NULL: defaults). */
+static int sync_begin(rag_db *db, const rag_ingest_options *opts, rag_sync **out)
+{
     *out = NULL;
     if (!db)
         return rag_fail(RAG_EINVAL, "rag_sync_begin: db is NULL");
@@ -104,68 +110,36 @@ int rag_sync_begin(rag_db *db, const char *collection, rag_sync **out)
     if (!s)
         return RAG_ENOMEM;
     s->db = db;
-    s->collection = rag_strdup(collection ? collection : RAG_DEFAULT_COLLECTION);
     s->t0 = rag_monotonic();
-    if (!s->collection) {
+    int rc = rag_ingest_run_begin(db, opts, 1, &s->sum, &s->run);
+    if (rc != RAG_OK) {
         free(s);
-        return RAG_ENOMEM;
+        return rc;
     }
+    rag_ingest_run_set_seen(s->run, seen_fn, s);
     *out = s;
     return RAG_OK;
 }
 
-static void pending_clear(rag_sync *s)
+int rag_sync_begin(rag_db *db, const char *collection, rag_sync **out)
 {
-    for (size_t i = 0; i < s->npending; i++) {
-        pending_doc *p = &s->pending[i];
-        free(p->id);
-        free(p->text);
-        free(p->title);
-        free(p->source);
-        free(p->meta);
-    }
-    s->npending = 0;
-    s->pending_bytes = 0;
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_sync_begin: out is NULL");
+    rag_ingest_options o;
+    rag_ingest_options_init(&o);
+    o.collection = collection;
+    return sync_begin(db, &o, out);
 }
 
-/* Stores the pending batch in one transaction. */
-static int sync_flush(rag_sync *s)
+/* Offers a document to the run, remembering its id as seen. */
+static int sync_add(rag_sync *s, const rag_document *d, const rag_ingest_src *src,
+                    rag_run_outcome *oc)
 {
-    if (s->npending == 0)
-        return RAG_OK;
-    rag_document *docs = rag_malloc(s->npending * sizeof *docs);
-    if (!docs)
-        return RAG_ENOMEM;
-    for (size_t i = 0; i < s->npending; i++)
-        docs[i] = s->pending[i].doc;
-    rag_ingest_stats st;
-    int rc = rag_ingest(s->db, s->collection, docs, s->npending, &st);
-    free(docs);
-    if (rc == RAG_OK)
-        s->stats.chunks += st.chunks;
-    pending_clear(s);
-    return rc;
-}
-
-static char *dup_opt(const char *p)
-{
-    return p ? rag_strdup(p) : NULL;
-}
-
-/* Compact JSON of a metadata string, as the store keeps it ("" when none). */
-static char *compact_meta(const char *meta)
-{
-    if (!meta || !*meta)
-        return rag_strdup("");
-    json_t *j = json_loads(meta, 0, NULL);
-    char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    return out ? out : rag_strdup(meta); /* invalid JSON: rag_ingest reports it */
-}
-
-static int same_str(const char *stored, const char *given)
-{
-    return strcmp(stored ? stored : "", given ? given : "") == 0;
+    int rc = str_set_add(&s->seen, d->id);
+    if (rc != RAG_OK)
+        return rc;
+    return rag_ingest_run_add(s->run, d, s->offered++, src, oc);
 }
 
 int rag_sync_document(rag_sync *s, const rag_document *d, rag_sync_outcome *outcome)
@@ -175,79 +149,20 @@ int rag_sync_document(rag_sync *s, const rag_document *d, rag_sync_outcome *outc
         return rag_fail(RAG_EINVAL, "rag_sync_document: NULL argument");
     if (s->finished)
         return rag_fail(RAG_EINVAL, "rag_sync_document after rag_sync_finish");
-    size_t len = d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
-    int rc = str_set_add(&s->seen, d->id);
-    if (rc != RAG_OK)
-        return rc;
-    /* Compare with the stored version. */
-    rag_sync_outcome out = RAG_SYNC_ADDED;
-    rag_coll *c = rag_db_find_coll(s->db, s->collection);
-    if (c) {
-        rag_txn *txn = NULL;
-        rag_doc_rec *old = NULL;
-        if ((rc = rag_store_read(s->db->st, &txn)) != RAG_OK)
-            return rc;
-        rc = rag_store_doc_get(txn, c->id, d->id, &old);
-        rag_txn_end(txn);
-        if (rc == RAG_OK) {
-            out = RAG_SYNC_UPDATED;
-            int same_meta = same_str(old->title, d->title) && same_str(old->source, d->source);
-            if (same_meta) {
-                char *m = compact_meta(d->metadata_json);
-                same_meta = m && strcmp(old->metadata, m) == 0;
-                free(m);
-            }
-            /* Fast path: the same modification time and size; else compare content. */
-            int same_text = old->text_len == len &&
-                            ((d->source_mtime && old->source_mtime == d->source_mtime) ||
-                             old->content_hash == rag_hash_bytes(d->text, len));
-            if (same_meta && same_text)
-                out = RAG_SYNC_UNCHANGED;
-        } else if (rc != RAG_ENOTFOUND) {
-            return rc;
-        }
-        rag_doc_rec_free(old);
+    uint64_t failed = s->sum.failed;
+    rag_run_outcome oc = RAG_RUN_FAILED;
+    int rc = sync_add(s, d, NULL, &oc);
+    if (rc == RAG_OK && s->sum.failed > failed) { /* invalid: the caller hears why */
+        int frc = RAG_EINVAL;
+        const char *why = rag_ingest_run_last_failure(s->run, &frc);
+        return rag_fail(frc, "%s", why);
     }
     if (outcome)
-        *outcome = out;
-    if (out == RAG_SYNC_UNCHANGED) {
-        s->stats.unchanged++;
-        return RAG_OK;
-    }
-    if (out == RAG_SYNC_ADDED)
-        s->stats.added++;
-    else
-        s->stats.updated++;
-    if (s->npending == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        pending_doc *q = rag_realloc(s->pending, cap * sizeof *q);
-        if (!q)
-            return RAG_ENOMEM;
-        s->pending = q;
-        s->cap = cap;
-    }
-    pending_doc *p = &s->pending[s->npending];
-    memset(p, 0, sizeof *p);
-    p->doc = *d;
-    p->id = rag_strdup(d->id);
-    p->text = rag_strndup(d->text, len);
-    p->title = dup_opt(d->title);
-    p->source = dup_opt(d->source);
-    p->meta = dup_opt(d->metadata_json);
-    s->npending++;
-    if (!p->id || !p->text || (d->title && !p->title) || (d->source && !p->source) ||
-        (d->metadata_json && !p->meta))
-        return RAG_ENOMEM;
-    p->doc.id = p->id;
-    p->doc.text = p->text;
-    p->doc.text_len = len;
-    p->doc.title = p->title;
-    p->doc.source = p->source;
-    p->doc.metadata_json = p->meta;
-    s->pending_bytes += len;
-    if (s->npending >= SYNC_BATCH_DOCS || s->pending_bytes >= SYNC_BATCH_BYTES)
-        return sync_flush(s);
-    return RAG_OK;
+        *outcome = oc == RAG_RUN_UNCHANGED      ? RAG_SYNC_UNCHANGED
+                   : oc == RAG_RUN_QUEUED_UPDATE ? RAG_SYNC_UPDATED
+                   : oc == RAG_RUN_REJECTED      ? RAG_SYNC_REJECTED
+                                                 : RAG_SYNC_ADDED;
+    return rc;
 }
 
 /* Whether `source` lies under `prefix`: equal, or continuing with '/' or '#' (a file in
@@ -260,11 +175,18 @@ static int under_prefix(const char *source, const char *prefix)
     return prefix[n - 1] == '/' || source[n] == '\0' || source[n] == '/' || source[n] == '#';
 }
 
+/* A document of the collection that the sync did not see. */
+typedef struct gone {
+    char *id;
+    size_t root;               /* the prefix it lies under */
+    long kept;                 /* >= 0: kept for protects[kept] (its file failed to extract) */
+} gone;
+
 typedef struct vanished_ctx {
-    const str_set *seen;
+    const rag_sync *s;
     const char *const *prefixes;
     size_t nprefixes;
-    char **ids;
+    gone *items;
     size_t n, cap;
     int rc;
 } vanished_ctx;
@@ -272,23 +194,32 @@ typedef struct vanished_ctx {
 static int vanished_visit(void *user, const rag_doc_rec *d)
 {
     vanished_ctx *v = user;
-    if (str_set_has(v->seen, d->id))
+    if (str_set_has(&v->s->seen, d->id))
         return 0;
-    int under = 0;
-    for (size_t i = 0; i < v->nprefixes && !under; i++)
-        under = under_prefix(d->source, v->prefixes[i]);
-    if (!under)
+    size_t root = 0;
+    while (root < v->nprefixes && !under_prefix(d->source, v->prefixes[root]))
+        root++;
+    if (root == v->nprefixes)
         return 0;
+    long kept = -1;
+    for (size_t i = 0; i < v->s->nprotects && kept < 0; i++)
+        if (under_prefix(d->source, v->s->protects[i].prefix) &&
+            strlen(d->source) >= strlen(v->s->protects[i].prefix) &&
+            (d->source[strlen(v->s->protects[i].prefix)] == '\0' ||
+             d->source[strlen(v->s->protects[i].prefix)] == '#'))
+            kept = (long)i;
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
-        char **q = rag_realloc(v->ids, cap * sizeof *q);
+        gone *q = rag_realloc(v->items, cap * sizeof *q);
         if (!q)
             return v->rc = RAG_ENOMEM;
-        v->ids = q;
+        v->items = q;
         v->cap = cap;
     }
-    if (!(v->ids[v->n] = rag_strdup(d->id)))
+    if (!(v->items[v->n].id = rag_strdup(d->id)))
         return v->rc = RAG_ENOMEM;
+    v->items[v->n].root = root;
+    v->items[v->n].kept = kept;
     v->n++;
     return 0;
 }
@@ -307,17 +238,18 @@ static int delete_batches(rag_db *db, const char *collection, char **ids, size_t
     return rc;
 }
 
-int rag_sync_finish(rag_sync *s, const char *const *prefixes, size_t n, rag_sync_stats *stats)
+/* Finishes a sync: stores what is pending; then, under each prefix, documents not offered
+ * are deleted, except those of files that failed to extract (kept). root_docs (may be
+ * NULL) counts the documents offered under each prefix: a prefix under which none was
+ * offered while the collection holds documents there is refused unless allow_empty. */
+static int sync_finish(rag_sync *s, const char *const *prefixes, size_t n,
+                       const uint64_t *root_docs, int allow_empty)
 {
-    rag_clear_error();
-    if (!s || (n && !prefixes))
-        return rag_fail(RAG_EINVAL, "rag_sync_finish: NULL argument");
-    if (s->finished)
-        return rag_fail(RAG_EINVAL, "rag_sync_finish called twice");
     s->finished = 1;
-    int rc = sync_flush(s);
-    vanished_ctx v = {&s->seen, prefixes, n, NULL, 0, 0, RAG_OK};
-    rag_coll *c = rag_db_find_coll(s->db, s->collection);
+    int rc = rag_ingest_run_flush(s->run);
+    const char *coll = rag_ingest_run_collection(s->run);
+    vanished_ctx v = {s, prefixes, n, NULL, 0, 0, RAG_OK};
+    rag_coll *c = rag_db_find_coll(s->db, coll);
     if (rc == RAG_OK && c && n > 0) {
         rag_txn *txn = NULL;
         if ((rc = rag_store_read(s->db->st, &txn)) == RAG_OK) {
@@ -326,31 +258,197 @@ int rag_sync_finish(rag_sync *s, const char *const *prefixes, size_t n, rag_sync
         }
         if (rc == RAG_OK)
             rc = v.rc;
-        if (rc == RAG_OK)
-            rc = delete_batches(s->db, s->collection, v.ids, v.n, &s->stats.deleted);
     }
-    for (size_t i = 0; i < v.n; i++)
-        free(v.ids[i]);
-    free(v.ids);
+    for (size_t r = 0; rc == RAG_OK && root_docs && !allow_empty && r < n; r++) {
+        size_t held = 0;
+        for (size_t i = 0; i < v.n; i++)
+            held += v.items[i].root == r && v.items[i].kept < 0;
+        if (root_docs[r] == 0 && held > 0)
+            rc = rag_fail(RAG_EINVAL, "'%s' yielded no document while collection '%s' holds %zu "
+                          "from it; nothing was deleted (allow an empty root to delete them: "
+                          "allow_empty, --allow-empty)", prefixes[r], coll, held);
+    }
+    char **del = rc == RAG_OK && v.n ? rag_malloc(v.n * sizeof *del) : NULL;
+    size_t ndel = 0;
+    if (rc == RAG_OK && v.n && !del)
+        rc = RAG_ENOMEM;
+    for (size_t i = 0; rc == RAG_OK && i < v.n; i++) {
+        rag_ingest_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.id = v.items[i].id;
+        ev.canonical_id = ev.duplicate_kind = "";
+        if (v.items[i].kept >= 0) {
+            const protect *p = &s->protects[v.items[i].kept];
+            ev.action = RAG_INGEST_KEPT;
+            ev.path = p->prefix;
+            ev.reason = p->reason;
+            ev.status = p->rc;
+            ev.skip_kind = rag_ingest_skip_kind(p->rc, p->reason);
+            s->sum.kept++;
+            rc = rag_ingest_run_event(s->run, &ev);
+        } else {
+            del[ndel++] = v.items[i].id;
+        }
+    }
     if (rc == RAG_OK)
-        rc = rag_db_coll_update(s->db, s->collection, -1, rag_now());
-    s->stats.seconds = rag_monotonic() - s->t0;
-    if (stats)
-        *stats = s->stats;
+        rc = delete_batches(s->db, coll, del, ndel, &s->sum.deleted);
+    /* duplicates of documents that were not offered: stored now if their canonical vanished */
+    if (rc == RAG_OK)
+        rc = rag_ingest_run_retry(s->run);
+    for (size_t i = 0; rc == RAG_OK && i < ndel; i++) {
+        rag_ingest_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.action = RAG_INGEST_DELETED;
+        ev.id = del[i];
+        ev.path = ev.reason = ev.canonical_id = ev.duplicate_kind = "";
+        rc = rag_ingest_run_event(s->run, &ev);
+    }
+    free(del);
+    for (size_t i = 0; i < v.n; i++)
+        free(v.items[i].id);
+    free(v.items);
+    if (rc == RAG_OK)
+        rc = rag_db_coll_update(s->db, coll, -1, rag_now());
     return rc;
+}
+
+/* Fills the public stats from the run's summary. */
+static void sync_stats(const rag_sync *s, rag_sync_stats *st)
+{
+    st->added = s->sum.documents - s->sum.replaced;
+    st->updated = s->sum.replaced;
+    st->unchanged = s->sum.unchanged;
+    st->deleted = s->sum.deleted;
+    st->chunks = s->sum.chunks;
+    st->seconds = rag_monotonic() - s->t0;
+}
+
+int rag_sync_finish(rag_sync *s, const char *const *prefixes, size_t n, rag_sync_stats *stats)
+{
+    rag_clear_error();
+    if (!s || (n && !prefixes))
+        return rag_fail(RAG_EINVAL, "rag_sync_finish: NULL argument");
+    if (s->finished)
+        return rag_fail(RAG_EINVAL, "rag_sync_finish called twice");
+    int rc = sync_finish(s, prefixes, n, NULL, 1);
+    if (stats)
+        sync_stats(s, stats);
+    return rc;
+}
+
+static void sync_release(rag_sync *s)
+{
+    str_set_free(&s->seen);
+    for (size_t i = 0; i < s->nprotects; i++) {
+        free(s->protects[i].prefix);
+        free(s->protects[i].reason);
+    }
+    free(s->protects);
+    free(s);
 }
 
 void rag_sync_free(rag_sync *s)
 {
     if (!s)
         return;
-    if (!s->finished && s->npending)
-        sync_flush(s);
-    pending_clear(s);
-    free(s->pending);
-    str_set_free(&s->seen);
-    free(s->collection);
-    free(s);
+    /* pending documents are stored unless finish ran (which stored them) */
+    rag_ingest_run_end(s->run, s->finished ? RAG_EINVAL : RAG_OK);
+    sync_release(s);
+}
+
+/* ---- sync of files and directories ---------------------------------------------------------- */
+
+typedef struct paths_sync {
+    rag_sync *s;
+    char **roots;
+    size_t nroots;
+    uint64_t *root_docs;
+} paths_sync;
+
+static int paths_add(void *user, const rag_document *d, const rag_ingest_src *src)
+{
+    paths_sync *ps = user;
+    for (size_t r = 0; r < ps->nroots; r++)
+        if (d->source && under_prefix(d->source, ps->roots[r]))
+            ps->root_docs[r]++;
+    return sync_add(ps->s, d, src, NULL);
+}
+
+/* A file that failed: its stored documents are kept (its absolute path protects them). */
+static void paths_fail(void *user, const char *path, int rc, const char *msg)
+{
+    paths_sync *ps = user;
+    rag_sync *s = ps->s;
+    char abs[PATH_MAX];
+    if (!realpath(path, abs))
+        return; /* it does not exist (any more): its documents vanished */
+    for (size_t r = 0; r < ps->nroots; r++)
+        if (under_prefix(abs, ps->roots[r]))
+            ps->root_docs[r]++; /* the root is not empty: it holds a file */
+    if (s->nprotects == s->cap_protects) {
+        size_t cap = s->cap_protects ? s->cap_protects * 2 : 16;
+        protect *q = rag_realloc(s->protects, cap * sizeof *q);
+        if (!q)
+            return;
+        s->protects = q;
+        s->cap_protects = cap;
+    }
+    char masked[1024];
+    rag_ingest_run_mask(s->run, msg, masked, sizeof masked);
+    protect *p = &s->protects[s->nprotects];
+    p->prefix = rag_strdup(abs);
+    p->reason = rag_strdup(masked);
+    p->rc = rc;
+    if (p->prefix && p->reason)
+        s->nprotects++;
+    else {
+        free(p->prefix);
+        free(p->reason);
+    }
+}
+
+int rag_sync_paths(rag_db *db, const char *const *paths, size_t n,
+                   const rag_ingest_options *opts, rag_ingest_summary *summary)
+{
+    rag_clear_error();
+    if (summary)
+        rag_ingest_summary_init(summary);
+    if (!db || (!paths && n))
+        return rag_fail(RAG_EINVAL, "rag_sync_paths: NULL argument");
+    paths_sync ps = {NULL, rag_calloc(n ? n : 1, sizeof(char *)),
+                     n, rag_calloc(n ? n : 1, sizeof(uint64_t))};
+    int rc = ps.roots && ps.root_docs ? RAG_OK : RAG_ENOMEM;
+    for (size_t i = 0; rc == RAG_OK && i < n; i++) {
+        char abs[PATH_MAX];
+        if (!paths[i] || !realpath(paths[i], abs))
+            rc = rag_fail(RAG_EINVAL, "'%s' does not exist (nothing synced: a vanished root "
+                          "would delete everything synced from it)", paths[i] ? paths[i] : "");
+        else if (!(ps.roots[i] = rag_strdup(abs)))
+            rc = RAG_ENOMEM;
+    }
+    if (rc == RAG_OK)
+        rc = sync_begin(db, opts, &ps.s);
+    if (rc == RAG_OK) {
+        rag_walk_hooks hooks = {paths_add, paths_fail, &ps};
+        rc = rag_ingest_walk(ps.s->run, paths, n, opts, &hooks);
+        /* deletion needs a complete scan: none after a walk that stopped */
+        if (rc == RAG_OK)
+            rc = sync_finish(ps.s, (const char *const *)ps.roots, n, ps.root_docs,
+                             opts && opts->allow_empty);
+        ps.s->finished = 1;
+        rc = rag_ingest_run_end(ps.s->run, rc);
+        if (summary) {
+            *summary = ps.s->sum;
+            summary->seconds = rag_monotonic() - ps.s->t0;
+        }
+        ps.s->run = NULL;
+        sync_release(ps.s);
+    }
+    for (size_t i = 0; ps.roots && i < n; i++)
+        free(ps.roots[i]);
+    free(ps.roots);
+    free(ps.root_docs);
+    return rc;
 }
 
 /* ---- expiry ------------------------------------------------------------------------------ */

@@ -81,7 +81,8 @@ RAG_API int rag_version_number(void);
     X(RAG_EFULL, -13, "no space left for the store")                           \
     X(RAG_EREADONLY, -14, "store is open read-only")                           \
     X(RAG_EENCODING, -15, "invalid text encoding")                             \
-    X(RAG_EBUSY, -16, "store is in use by another writer")
+    X(RAG_EBUSY, -16, "store is in use by another writer")                     \
+    X(RAG_ECANCELED, -17, "cancelled by the caller")
 
 enum rag_status {
 #define RAG_STATUS_ENUM_(name, value, text) name = value,
@@ -126,7 +127,7 @@ typedef struct rag_embedder_def {
 /* ------------------------------------------------------------------------------------ */
 /* Opening a store.                                                                      */
 
-#define RAG_OPEN_OPTIONS_VERSION 2
+#define RAG_OPEN_OPTIONS_VERSION 3
 
 typedef struct rag_open_options {
     unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
@@ -169,6 +170,11 @@ typedef struct rag_open_options {
      * vector keeps in the store; the oldest are evicted first. 0: 1,000,000 (about 1.6 GB
      * at 384 dimensions); -1: no cache. The "hash" embedder is never cached. */
     int64_t embed_cache_max;
+    /* Since version 3. Settings (hygiene policy, TTL, language) of collections this handle
+     * creates implicitly: by rag_ingest, rag_ingest_documents, rag_ingest_paths, a sync or
+     * an HTTP upsert into a missing collection (see rag_collection_options). Copied by
+     * rag_open. NULL: rag_collection_options_init's defaults (every filter off). */
+    const struct rag_collection_options *default_collection;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */
@@ -232,6 +238,154 @@ typedef struct rag_collection_info {
 RAG_API int rag_collection_stats(rag_db *db, const char *name, rag_collection_info *info);
 
 /* ------------------------------------------------------------------------------------ */
+/* Collection settings: the hygiene policy applied to everything ingested into it.        */
+/*                                                                                       */
+/* A collection's policy is kept in the store and applied on EVERY ingest path of that   */
+/* collection, in this order: quality filters, PII handling (text, title and every       */
+/* string of the metadata), duplicate detection against the documents already stored.   */
+/* The paths are rag_ingest, rag_ingest_documents, rag_ingest_paths, rag_sync_* and      */
+/* rag_sync_paths, and so the CLI's ingest and sync and the server's upsert. A store     */
+/* written before policies existed opens unchanged: its collections have every filter    */
+/* off.                                                                                  */
+
+/* A setting a front door sets by name (collection settings here, search options below). */
+typedef enum rag_option_type {
+    RAG_OPTION_INT = 0,          /* whole number in [min, max] */
+    RAG_OPTION_REAL = 1,         /* number in [min, max] */
+    RAG_OPTION_STRING = 2,       /* text (e.g. a filter expression) */
+    RAG_OPTION_CHOICE = 3        /* one word of `choices` */
+} rag_option_type;
+
+typedef struct rag_option_info {
+    const char *name;            /* "candidates" */
+    const char *alias;           /* an older name also accepted ("mmr"), or NULL */
+    rag_option_type type;
+    double min, max;             /* INT and REAL: inclusive range */
+    const char *choices;         /* CHOICE: the words, '|'-separated ("rrf|weighted") */
+    const char *default_text;    /* what leaving it unset means ("max(100, 4k)") */
+    const char *help;            /* one line */
+} rag_option_info;
+
+/* What happens to personal data and secrets found in ingested text. */
+typedef enum rag_pii_mode {
+    RAG_PII_OFF = 0,    /* stored unchanged, nothing scanned (default) */
+    RAG_PII_MASK,       /* each finding becomes a typed placeholder: [EMAIL], [PHONE], ... */
+    RAG_PII_HASH,       /* each finding becomes [TYPE:<12 hex>], an HMAC-SHA256 of the
+                         * normalised value under a key kept in the store (created on first
+                         * use, never printed): equal values still join within the store,
+                         * and the value cannot be recovered without the key */
+    RAG_PII_DROP        /* a document with any finding is not stored */
+} rag_pii_mode;
+
+/* The kinds of personal data and secrets detected, in the order of the per-type counters
+ * (rag_ingest_summary.pii_found) and of the bits of rag_collection_options.pii_types. */
+#define RAG_PII_TYPE_TABLE(X)                                                          \
+    X(RAG_PII_EMAIL, "EMAIL")    /* user@example.org */                               \
+    X(RAG_PII_PHONE, "PHONE")    /* international and North American numbers */      \
+    X(RAG_PII_CARD, "CARD")      /* payment card numbers that pass the Luhn check */  \
+    X(RAG_PII_IBAN, "IBAN")      /* IBANs that pass the mod-97 check */               \
+    X(RAG_PII_IP, "IP")          /* IPv4 and IPv6 addresses */                        \
+    X(RAG_PII_SSN, "SSN")        /* US social security numbers */                     \
+    X(RAG_PII_SECRET, "SECRET")  /* API keys, tokens, private-key blocks */
+
+typedef enum rag_pii_type {
+#define RAG_PII_TYPE_ENUM_(name, text) name,
+    RAG_PII_TYPE_TABLE(RAG_PII_TYPE_ENUM_)
+#undef RAG_PII_TYPE_ENUM_
+    RAG_PII_NTYPES
+} rag_pii_type;
+
+/* Size of per-type arrays in summaries: larger than RAG_PII_NTYPES and never shrinks, so
+ * types added later fit the structs of programs built today. */
+#define RAG_PII_TYPES_MAX 16
+
+/* The placeholder name of a type ("EMAIL", ...), "UNKNOWN" out of range. Static text. */
+RAG_API const char *rag_pii_type_name(int type);
+
+/* Duplicate documents: exact (the same text after Unicode normalisation, case folding and
+ * whitespace collapsing) or near (estimated Jaccard similarity of 3-word shingle sets, by
+ * MinHash, at or above near_dup_threshold), found against the documents already stored in
+ * the collection by any path and any process (an index kept in the store), not only
+ * within one call. A document re-ingested under its own id is not a duplicate of itself;
+ * deleting a document removes it from the index. The first document stored stays the
+ * canonical one: duplicates are never indexed themselves, so chains of small edits do not
+ * drift. */
+typedef enum rag_dedup_mode {
+    RAG_DEDUP_OFF = 0,  /* no detection (default) */
+    RAG_DEDUP_SKIP,     /* a duplicate is not stored (its id, canonical and similarity are
+                         * reported, and recorded in the store) */
+    RAG_DEDUP_KEEP,     /* stored and counted */
+    RAG_DEDUP_FLAG      /* stored with metadata duplicate_of, duplicate_kind ("exact" or
+                         * "near") and duplicate_similarity */
+} rag_dedup_mode;
+
+#define RAG_COLLECTION_OPTIONS_VERSION 1
+
+/* A collection's settings. rag_collection_options_init fills the defaults: every filter
+ * off, and the recommended quality thresholds ready for when `quality` is turned on. */
+typedef struct rag_collection_options {
+    unsigned version;               /* RAG_COLLECTION_OPTIONS_VERSION */
+    rag_pii_mode pii;               /* default RAG_PII_OFF */
+    unsigned pii_types;             /* bit mask of (1u << rag_pii_type) to detect; 0: all */
+    rag_dedup_mode dedup;           /* default RAG_DEDUP_OFF */
+    double near_dup_threshold;      /* Jaccard in (0, 1]; 0: 0.8; > 1: exact duplicates
+                                     * only. With 3-word shingles ~1 % of words edited gives
+                                     * about 0.94, 5 % about 0.75, 10 % about 0.57 */
+    int quality;                    /* 1: the document quality filters below apply;
+                                     * default 0 (nothing is dropped for its shape) */
+    int min_chars;                  /* fewer characters (code points) -> filtered;
+                                     * 0: no minimum; default 20 */
+    int max_chars;                  /* more characters -> filtered; 0: no maximum (default) */
+    double max_symbol_ratio;        /* share of non-space characters that are not letters
+                                     * or digits above which a document is filtered;
+                                     * 1: off; default 0.5 */
+    int64_t ttl_seconds;            /* default time to live of documents, as
+                                     * rag_collection_set_ttl; 0: none */
+    const char *language;           /* BM25 analyzer language; NULL: the handle's */
+} rag_collection_options;
+
+/* Fills the defaults. Can't fail. */
+RAG_API void rag_collection_options_init(rag_collection_options *opts);
+
+/* Sets one field of opts by name from its text form, for front doors that take settings
+ * as text (CLI flags, configuration files): "pii" (off|mask|hash|drop), "pii_types"
+ * (comma-separated type names, or "all"), "dedup" (alias "near_dup"; off|skip|keep|flag),
+ * "near_dup_threshold", "quality" (on|off), "min_chars", "max_chars", "max_symbol_ratio",
+ * "ttl_seconds", "language" (borrowed: it must outlive opts' use). RAG_EINVAL naming the
+ * option, what it accepts and the value; opts is then unchanged. */
+RAG_API int rag_collection_option_set(rag_collection_options *opts, const char *name,
+                                      const char *value);
+
+/* The settings a front door may set by name (name, alias, type, range, default, help; the
+ * same rag_option_info as search options), for help texts and schema checks: the count,
+ * and the i-th (NULL out of range). Static data. */
+RAG_API size_t rag_collection_option_count(void);
+RAG_API const rag_option_info *rag_collection_option_info(size_t i);
+
+/* The settings as a JSON object with the names above ({"pii":"mask","pii_types":"all",
+ * ...}) in *json, freed with rag_free. Errors: RAG_EINVAL, RAG_ENOMEM. */
+RAG_API int rag_collection_options_json(const rag_collection_options *opts, char **json);
+
+/* Creates collection `name` with these settings (NULL: the defaults). RAG_EEXIST when it
+ * exists; RAG_EINVAL naming a field out of range. */
+RAG_API int rag_collection_create_with(rag_db *db, const char *name,
+                                       const rag_collection_options *opts);
+
+/* Reads a collection's settings into *out. Strings are owned by the handle and valid until
+ * rag_close. RAG_ENOTFOUND when the collection does not exist. Works on read-only
+ * handles. */
+RAG_API int rag_collection_options_get(rag_db *db, const char *name,
+                                       rag_collection_options *out);
+
+/* Changes a collection's settings. They apply to what is ingested afterwards: documents
+ * already stored are not re-processed (to mask stored text, re-ingest it). Turning
+ * duplicate detection on, or changing near_dup_threshold, indexes the stored documents
+ * for it from their stored text (one write transaction). language cannot change
+ * (RAG_EINVAL unless it is NULL or the collection's own). RAG_ENOTFOUND when absent. */
+RAG_API int rag_collection_configure(rag_db *db, const char *name,
+                                     const rag_collection_options *opts);
+
+/* ------------------------------------------------------------------------------------ */
 /* Documents.                                                                            */
 
 #define RAG_DOCUMENT_VERSION 1
@@ -271,14 +425,203 @@ typedef struct rag_ingest_stats {
 } rag_ingest_stats;
 
 /* Chunks, embeds and stores `n` documents in collection `collection` (created when
- * absent) in ONE write transaction: on success all are committed, on failure none is
- * (and nothing stored before is touched). An existing id is replaced: its old chunks are
- * removed in the same transaction. `stats` (may be NULL) is filled on success. */
+ * absent, with the handle's default_collection settings) in ONE write transaction: on
+ * success all are committed, on failure none is (and nothing stored before is touched).
+ * An existing id is replaced: its old chunks are removed in the same transaction. The
+ * collection's hygiene policy applies: a document it rejects (quality filter, PII drop,
+ * skipped duplicate) is simply not stored and not counted in stats->documents
+ * (rag_ingest_documents reports why). `stats` (may be NULL) is filled on success. */
 RAG_API int rag_ingest(rag_db *db, const char *collection, const rag_document *docs,
                        size_t n, rag_ingest_stats *stats);
 
 /* Deletes a document and its chunks. RAG_ENOTFOUND when the id is absent. */
 RAG_API int rag_delete(rag_db *db, const char *collection, const char *doc_id);
+
+/* ------------------------------------------------------------------------------------ */
+/* Ingest: one pipeline from files or in-memory documents to the index.                   */
+/*                                                                                       */
+/* Every document goes through the same steps in the library: extraction (files), the    */
+/* collection's hygiene policy (quality filters, PII, duplicates; see                    */
+/* rag_collection_options), chunking, embedding (outside any lock, served from the       */
+/* embedding cache when possible) and the commit, in batches, each batch one write       */
+/* transaction. Nothing of a document the policy masks or drops is written anywhere in   */
+/* the store directory in raw form, also not in records of skipped documents; error      */
+/* texts about such a collection's documents are masked too. A document the policy        */
+/* rejects also removes an older stored version with the same id (it could hold what was */
+/* just refused). Document ids and sources are never masked.                            */
+
+/* Why a file was not ingested (rag_ingest_summary.skipped_reasons, rag_ingest_event). */
+#define RAG_SKIP_TABLE(X)                                                              \
+    X(RAG_SKIP_ENCODING, "encoding")        /* not UTF-8 / UTF-16 text */             \
+    X(RAG_SKIP_BINARY, "binary")            /* binary data */                          \
+    X(RAG_SKIP_ENCRYPTED, "encrypted")      /* encrypted PDF */                        \
+    X(RAG_SKIP_NO_TEXT, "no_text_layer")    /* PDF without a text layer */             \
+    X(RAG_SKIP_UNSUPPORTED, "unsupported")  /* a format the library does not read */   \
+    X(RAG_SKIP_MALFORMED, "malformed")      /* a file or JSONL line the parser refused */ \
+    X(RAG_SKIP_IO, "io")                    /* cannot be read */                       \
+    X(RAG_SKIP_OTHER, "other")
+
+typedef enum rag_skip_kind {
+#define RAG_SKIP_ENUM_(name, text) name,
+    RAG_SKIP_TABLE(RAG_SKIP_ENUM_)
+#undef RAG_SKIP_ENUM_
+    RAG_SKIP_NKINDS
+} rag_skip_kind;
+#define RAG_SKIP_KINDS_MAX 16  /* array size in summaries; > RAG_SKIP_NKINDS, never shrinks */
+
+/* "encoding", "binary", ... ; "unknown" out of range. Static text. */
+RAG_API const char *rag_skip_kind_name(int kind);
+
+/* What happened to one document or file, reported through rag_ingest_options.on_event. */
+#define RAG_INGEST_ACTION_TABLE(X)                                                     \
+    X(RAG_INGEST_STORED, "stored")            /* added or replaced */                  \
+    X(RAG_INGEST_UNCHANGED, "unchanged")      /* sync: same content, not re-embedded */ \
+    X(RAG_INGEST_DELETED, "deleted")          /* sync: its source vanished */          \
+    X(RAG_INGEST_KEPT, "kept")                /* sync: its file failed to extract; the \
+                                                 stored version is kept */             \
+    X(RAG_INGEST_SKIPPED, "skipped")          /* a file not ingested (reason) */       \
+    X(RAG_INGEST_FILTERED, "filtered")        /* a quality filter (reason names it) */ \
+    X(RAG_INGEST_PII_DROPPED, "pii-dropped")  /* PII under RAG_PII_DROP */             \
+    X(RAG_INGEST_DUPLICATE, "duplicate")      /* not stored: duplicate of canonical_id */ \
+    X(RAG_INGEST_FLAGGED, "dup-flagged")      /* stored, flagged as a duplicate */     \
+    X(RAG_INGEST_FAILED, "failed")            /* an invalid document (status, reason) */
+
+typedef enum rag_ingest_action {
+#define RAG_INGEST_ACTION_ENUM_(name, text) name,
+    RAG_INGEST_ACTION_TABLE(RAG_INGEST_ACTION_ENUM_)
+#undef RAG_INGEST_ACTION_ENUM_
+    RAG_INGEST_NACTIONS
+} rag_ingest_action;
+
+/* "stored", "unchanged", ...; "unknown" out of range. Static text. */
+RAG_API const char *rag_ingest_action_name(int action);
+
+/* One outcome. Every pointer is valid only during the callback; strings are "" (never
+ * NULL) when they do not apply. */
+typedef struct rag_ingest_event {
+    rag_ingest_action action;
+    const char *id;                 /* document id ("" for a file that yielded none) */
+    const char *path;               /* file path or source ("" for in-memory documents) */
+    const char *reason;             /* skipped, filtered, failed, kept: why */
+    const char *canonical_id;       /* duplicates (also a kept one, action STORED): the
+                                     * stored document it duplicates */
+    double similarity;              /* duplicates: estimated Jaccard (1 for exact) */
+    const char *duplicate_kind;     /* duplicates: "exact" or "near" */
+    int status;                     /* failed, skipped, kept: the RAG_E* code */
+    size_t pii_found;               /* findings masked or hashed in this document */
+    rag_skip_kind skip_kind;        /* skipped, kept: the kind of reason */
+} rag_ingest_event;
+
+typedef struct rag_ingest_progress {
+    uint64_t bytes_done, bytes_total;   /* input bytes read / to read (0: unknown) */
+    uint64_t documents, chunks;         /* stored so far */
+    double seconds;                     /* since the call started */
+} rag_ingest_progress;
+
+/* Callbacks run on the calling thread. Return 0 to go on, non-zero to stop: the call then
+ * returns RAG_ECANCELED; batches committed before are kept. */
+typedef int (*rag_ingest_event_fn)(void *user, const rag_ingest_event *ev);
+typedef int (*rag_progress_fn)(void *user, const rag_ingest_progress *p);
+
+#define RAG_INGEST_OPTIONS_VERSION 1
+
+typedef struct rag_ingest_options {
+    unsigned version;               /* RAG_INGEST_OPTIONS_VERSION */
+    const char *collection;         /* NULL: RAG_DEFAULT_COLLECTION (created when absent,
+                                     * with the handle's default_collection settings) */
+    const char *const *include;     /* files: basename globs of the files a directory walk
+                                     * takes; NULL: the built-in formats */
+    size_t n_include;
+    const char *const *exclude;     /* files: globs on the relative path and the basename */
+    size_t n_exclude;
+    const char *metadata_json;      /* a JSON object merged into every document's metadata
+                                     * (the document's own keys win) */
+    int strip_boilerplate;          /* files: lines found in >= 50 % (and >= 3) of the
+                                     * documents of one directory or JSONL file are removed
+                                     * (the files are read twice) */
+    size_t batch_documents;         /* documents per transaction; 0: 256 */
+    size_t batch_bytes;             /* text bytes per transaction; 0: 8 MiB */
+    int dry_run;                    /* extraction, hygiene and chunking only: nothing is
+                                     * embedded or written (the summary counts what would
+                                     * be stored) */
+    rag_ingest_event_fn on_event;   /* optional */
+    rag_progress_fn on_progress;    /* optional; at most every 200 ms, and once at the end */
+    void *user;                     /* passed to both callbacks */
+    int allow_empty;                /* rag_sync_paths: a root that held documents may become
+                                     * empty (its documents are deleted) */
+    /* 1: all documents in ONE write transaction, as rag_ingest: an invalid document fails
+     * the call and nothing is stored; batch sizes are ignored. */
+    int single_transaction;
+    /* Dry runs without a store (db NULL): the policy applied (NULL: every filter off).
+     * Ignored otherwise: a store's collection always applies its own. */
+    const rag_collection_options *policy;
+} rag_ingest_options;
+
+/* Fills the defaults. Can't fail. */
+RAG_API void rag_ingest_options_init(rag_ingest_options *opts);
+
+#define RAG_INGEST_SUMMARY_VERSION 1
+
+/* Counts of one call; every decision is counted once. */
+typedef struct rag_ingest_summary {
+    unsigned version;               /* set by rag_ingest_summary_init */
+    uint64_t seen;                  /* documents extracted or offered */
+    uint64_t documents, replaced;   /* stored (of which replaced an existing id) */
+    uint64_t chunks, duplicate_chunks, bytes;   /* of the stored documents */
+    uint64_t unchanged, deleted, kept;  /* sync */
+    uint64_t skipped;               /* files not ingested ... */
+    uint64_t skipped_reasons[RAG_SKIP_KINDS_MAX]; /* ... by rag_skip_kind */
+    uint64_t failed;                /* invalid documents not stored */
+    uint64_t quality_checked;       /* documents the quality filters judged */
+    uint64_t filtered, filtered_too_short, filtered_too_long, filtered_symbols;
+    uint64_t pii_documents;         /* documents with at least one finding */
+    uint64_t pii_dropped;           /* of which not stored (RAG_PII_DROP) */
+    uint64_t pii_found[RAG_PII_TYPES_MAX];  /* findings by rag_pii_type */
+    uint64_t dup_exact, dup_near;   /* duplicates found (whatever the mode did) */
+    uint64_t dup_skipped, dup_flagged;
+    uint64_t dup_recorded;          /* skipped duplicates recorded in the store */
+    uint64_t boilerplate_lines, boilerplate_bytes;
+    uint64_t stale_removed;         /* older stored versions of rejected documents removed */
+    double seconds;
+} rag_ingest_summary;
+
+/* Zeroes the counters and sets the version. Can't fail. */
+RAG_API void rag_ingest_summary_init(rag_ingest_summary *s);
+
+/* Ingests n in-memory documents (borrowed for the call) through the collection's policy,
+ * in batches, each batch one write transaction. An invalid document is reported
+ * (RAG_INGEST_FAILED, counted in summary->failed) and skipped; the others are stored.
+ * Returns RAG_OK, or the first error that stopped the run (batches committed before it
+ * are kept). summary (may be NULL) is filled in either case. Thread-safe as rag_ingest. */
+RAG_API int rag_ingest_documents(rag_db *db, const rag_document *docs, size_t n,
+                                 const rag_ingest_options *opts, rag_ingest_summary *summary);
+
+/* Ingests files and directories (recursively, in name order, hidden entries skipped):
+ * text (UTF-8, or UTF-16 with BOM), Markdown (YAML front matter becomes the document's
+ * metadata and is not indexed; its `title` is the title), HTML, PDF (page offsets in the
+ * metadata {"pages":[...]}), and JSONL(.gz) corpora: one object per line with "_id" (or
+ * "id"), "text", optional "title", "metadata" (an object), "source_mtime" (or "mtime"),
+ * "valid_until" and "format" ("text" or "markdown"); every other field also goes into the
+ * metadata. A file's document id is its canonical absolute path, so relative and absolute
+ * arguments give the same ids; a JSONL record's id is its _id and its source
+ * "<file path>#<_id>". Files the library cannot read (binary data, unknown encodings,
+ * encrypted or image-only PDFs, office documents: "unsupported format") are reported
+ * (RAG_INGEST_SKIPPED with the reason) and skipped. db may be NULL for a dry run (see
+ * rag_ingest_options.policy). Errors as rag_ingest_documents. */
+RAG_API int rag_ingest_paths(rag_db *db, const char *const *paths, size_t n,
+                             const rag_ingest_options *opts, rag_ingest_summary *summary);
+
+/* Receives one extracted document, valid only during the call. Return 0 to go on,
+ * non-zero to stop (rag_extract_paths then returns RAG_ECANCELED). */
+typedef int (*rag_document_fn)(void *user, const rag_document *doc);
+
+/* Extraction without a store, for front doors that send documents elsewhere (the CLI's
+ * --server mode): walks paths exactly as rag_ingest_paths (same ids, metadata, include
+ * and exclude globs, opts->metadata_json) and hands each document to `emit`, each skipped
+ * file to opts->on_event. No hygiene is applied: the receiving store applies its
+ * collection's policy. opts may be NULL. */
+RAG_API int rag_extract_paths(const char *const *paths, size_t n, const rag_ingest_options *opts,
+                              rag_document_fn emit, void *user);
 
 /* ------------------------------------------------------------------------------------ */
 /* Search.                                                                               */
@@ -340,23 +683,8 @@ RAG_API void rag_search_options_init(rag_search_options *opts);
 /* Search options by name. Every front door (the CLI's search, context and eval commands,
  * the HTTP server, language bindings) sets rag_search_options fields through this one table,
  * so names, types, ranges and defaults are declared once. Names are the field names
- * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. */
-typedef enum rag_option_type {
-    RAG_OPTION_INT = 0,          /* whole number in [min, max] */
-    RAG_OPTION_REAL = 1,         /* number in [min, max] */
-    RAG_OPTION_STRING = 2,       /* text (e.g. a filter expression) */
-    RAG_OPTION_CHOICE = 3        /* one word of `choices` */
-} rag_option_type;
-
-typedef struct rag_option_info {
-    const char *name;            /* "candidates" */
-    const char *alias;           /* an older name also accepted ("mmr"), or NULL */
-    rag_option_type type;
-    double min, max;             /* INT and REAL: inclusive range */
-    const char *choices;         /* CHOICE: the words, '|'-separated ("rrf|weighted") */
-    const char *default_text;    /* what leaving it unset means ("max(100, 4k)") */
-    const char *help;            /* one line */
-} rag_option_info;
+ * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. Each is
+ * described by a rag_option_info (declared above, with the collection settings). */
 
 /* Number of options, and the i-th (NULL when i is out of range); static data. */
 RAG_API size_t rag_search_option_count(void);
@@ -525,7 +853,10 @@ typedef struct rag_sync rag_sync;
 typedef enum rag_sync_outcome {
     RAG_SYNC_ADDED = 1,
     RAG_SYNC_UPDATED = 2,
-    RAG_SYNC_UNCHANGED = 3
+    RAG_SYNC_UNCHANGED = 3,
+    RAG_SYNC_REJECTED = 4        /* the collection's hygiene policy does not store it
+                                  * (filtered, PII drop, duplicate); an older stored
+                                  * version under its id is removed */
 } rag_sync_outcome;
 
 typedef struct rag_sync_stats {
@@ -536,8 +867,9 @@ typedef struct rag_sync_stats {
 
 /* Starts a sync of `collection` (created when absent): the caller offers the current
  * version of every document of some sources with rag_sync_document, then calls
- * rag_sync_finish with the source prefixes it covered. Unchanged documents (same content
- * hash and metadata) are skipped without chunking or embedding; changed and new ones are
+ * rag_sync_finish with the source prefixes it covered. The collection's hygiene policy
+ * applies to every offered document first; unchanged documents (the same text, title and
+ * metadata after it) are skipped without chunking or embedding; changed and new ones are
  * stored in batches, each batch atomically (a document is always entirely old or entirely
  * new); documents under the prefixes that were not offered are deleted. Free with
  * rag_sync_free (which stores pending documents unless finish ran). */
@@ -549,6 +881,19 @@ RAG_API int rag_sync_document(rag_sync *sync, const rag_document *doc, rag_sync_
 RAG_API int rag_sync_finish(rag_sync *sync, const char *const *source_prefixes, size_t n,
                             rag_sync_stats *stats);
 RAG_API void rag_sync_free(rag_sync *sync);
+
+/* Brings the collection in step with the files under `paths` (walked as rag_ingest_paths
+ * does, with the same ids): new and changed documents are stored, unchanged ones skipped
+ * without embedding, documents whose file under a path vanished are deleted
+ * (RAG_INGEST_DELETED). A file that exists but fails to extract keeps its stored version
+ * (RAG_INGEST_KEPT, with the reason; for a JSONL file, every record of it). A path that
+ * does not exist, or one that yields no document while the collection holds documents
+ * under it, is refused with RAG_EINVAL before anything is deleted, unless
+ * opts->allow_empty (an empty root then deletes its documents). Summary fields: documents
+ * and replaced (added = documents - replaced), unchanged, deleted, kept, and the hygiene
+ * counts. Records the sync time as rag_sync_finish. */
+RAG_API int rag_sync_paths(rag_db *db, const char *const *paths, size_t n,
+                           const rag_ingest_options *opts, rag_ingest_summary *summary);
 
 typedef struct rag_freshness_info {
     uint64_t documents;

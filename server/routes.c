@@ -395,23 +395,78 @@ static void ingest_job_free(void *p)
     free(j);
 }
 
+/* Collects the documents the collection's hygiene policy did not store as they were given
+ * (rejected, or stored masked or flagged), for the upsert's reply. */
+static int upsert_event(void *user, const rag_ingest_event *ev)
+{
+    json_t *list = user;
+    json_t *o = NULL;
+    switch (ev->action) {
+    case RAG_INGEST_FILTERED:
+    case RAG_INGEST_PII_DROPPED:
+    case RAG_INGEST_DUPLICATE:
+    case RAG_INGEST_FLAGGED:
+        o = json_pack("{s:s, s:s, s:b}", "id", ev->id, "action",
+                      rag_ingest_action_name((int)ev->action), "stored",
+                      ev->action == RAG_INGEST_FLAGGED);
+        if (o && *ev->reason)
+            json_object_set_new(o, "reason", json_string(ev->reason));
+        if (o && *ev->canonical_id) {
+            json_object_set_new(o, "duplicate_of", json_string(ev->canonical_id));
+            json_object_set_new(o, "duplicate_kind", json_string(ev->duplicate_kind));
+            json_object_set_new(o, "similarity", json_real(ev->similarity));
+        }
+        break;
+    case RAG_INGEST_STORED:
+        if (ev->pii_found)
+            o = json_pack("{s:s, s:s, s:b, s:I}", "id", ev->id, "action", "pii-masked", "stored",
+                          1, "pii_found", (json_int_t)ev->pii_found);
+        break;
+    default:
+        break;
+    }
+    if (o)
+        json_array_append_new(list, o);
+    return 0;
+}
+
 static void w_ingest(http_req *r, void *arg)
 {
     ingest_job *j = arg;
-    rag_ingest_stats st;
+    rag_ingest_summary sum;
+    rag_ingest_options io;
+    rag_ingest_options_init(&io);
+    io.collection = j->collection;
+    io.single_transaction = 1; /* all or nothing, as rag_ingest */
+    json_t *hygiene = json_array();
+    io.on_event = upsert_event;
+    io.user = hygiene;
     double t0 = srv_monotonic();
-    memset(&st, 0, sizeof st);
-    int rc = rag_ingest(r->s->db, j->collection, j->docs, j->n, &st);
+    int rc = rag_ingest_documents(r->s->db, j->docs, j->n, &io, &sum);
     if (rc != RAG_OK) {
+        json_decref(hygiene);
         reply_rag_error(r, rc, "documents", "ingest");
         return;
     }
+    rag_ingest_stats st = {sum.documents, sum.replaced, sum.chunks, sum.duplicate_chunks,
+                           sum.bytes};
     metrics_ingest(r->s->metrics, &st, srv_monotonic() - t0);
-    http_reply_json(r, 200, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "collection", j->collection,
-                                      "documents", (json_int_t)st.documents, "replaced",
-                                      (json_int_t)st.replaced, "chunks", (json_int_t)st.chunks,
-                                      "duplicate_chunks", (json_int_t)st.duplicate_chunks, "bytes",
-                                      (json_int_t)st.bytes));
+    json_t *found = json_object();
+    for (int t = 0; t < RAG_PII_NTYPES; t++)
+        if (sum.pii_found[t])
+            json_object_set_new(found, rag_pii_type_name(t),
+                                json_integer((json_int_t)sum.pii_found[t]));
+    http_reply_json(r, 200,
+                    json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}", "collection",
+                              j->collection, "documents", (json_int_t)st.documents, "replaced",
+                              (json_int_t)st.replaced, "chunks", (json_int_t)st.chunks,
+                              "duplicate_chunks", (json_int_t)st.duplicate_chunks, "bytes",
+                              (json_int_t)st.bytes, "not_stored",
+                              (json_int_t)(sum.filtered + sum.pii_dropped + sum.dup_skipped),
+                              "pii_documents", (json_int_t)sum.pii_documents, "duplicates",
+                              (json_int_t)(sum.dup_exact + sum.dup_near), "stale_removed",
+                              (json_int_t)sum.stale_removed, "pii_found", found, "hygiene",
+                              hygiene));
 }
 
 static void h_docs_upsert(http_req *r, const char *c)

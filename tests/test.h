@@ -2,9 +2,11 @@
 #ifndef RAG_TEST_H
 #define RAG_TEST_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int test_failures_;
 static int test_checks_;
@@ -50,6 +52,42 @@ static inline void test_fresh_dir(char *buf, size_t n, const char *name)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", buf);
     if (system(cmd) != 0)
         TEST_FAIL_("cannot clear %s", buf);
+}
+
+/* Occurrences of needle in every byte of every file under path (recursively): the check
+ * that no raw value of a masked document is anywhere in a store directory. */
+static inline long test_count_in_tree(const char *path, const char *needle)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return 0;
+    long n = 0;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char child[4400];
+            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+            n += test_count_in_tree(child, needle);
+        }
+        if (d)
+            closedir(d);
+        return n;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char *buf = malloc((size_t)sb.st_size + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
+    fclose(f);
+    size_t nl = strlen(needle);
+    for (size_t i = 0; buf && i + nl <= got; i++)
+        if (memcmp(buf + i, needle, nl) == 0)
+            n++;
+    free(buf);
+    return n;
 }
 
 #define RUN_TEST(fn)                                                           \

@@ -184,6 +184,14 @@ check "no raw metadata e-mail under the store" bash -c "! grep -r -a -q -e '$EMA
 "$rc_bin" ingest --db "$work/db_drop" --pii off --quiet "$work/hash" >/dev/null
 check "control: without --pii the raw value is stored" grep -r -a -q -F "$EMAIL" "$work/db_drop"
 cp "$work/corpus/notes/a.txt" "$work/hash/clean.txt"
+# The stored policy (pii off) rules the collection: a different flag is refused, naming the
+# explicit command; after `collection set` the same flag agrees with it.
+"$rc_bin" ingest --db "$work/db_drop" --pii drop --quiet "$work/hash" >/dev/null 2>"$work/err"; code=$?
+check "a flag that contradicts the stored policy is refused" bash -c "
+[ $code -eq 1 ] && grep -q 'ragcore collection set --db .*db_drop --collection default --pii drop' '$work/err'"
+"$rc_bin" collection set --db "$work/db_drop" --collection default --pii drop >/dev/null
+check "collection show prints the changed policy" bash -c "
+'$rc_bin' collection show --db '$work/db_drop' --json | grep -q '\"pii\":\"drop\"'"
 out=$("$rc_bin" ingest --db "$work/db_drop" --pii drop --json --quiet "$work/hash")
 check "drop mode stores only the clean document" json '
 assert d["documents"] == 1 and d["pii"]["dropped"] == 1 and d["stale_removed"] == 1, d' <<<"$out"

@@ -2243,6 +2243,59 @@ static void test_weak_admin_key(void)
     ASSERT_EQ_INT(stop_server(&t), 0);
 }
 
+/* The HTTP leg of the every-path PII check: a document full of personal data upserted into
+ * a collection whose policy masks it; the reply says what was masked, and after the server
+ * stops no raw value is in any byte of the store directory, while the placeholders are. */
+static void test_upsert_pii(void)
+{
+    char db[1100];
+    snprintf(db, sizeof db, "%s/piidb", tmpdir);
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.embedder = "hash";
+    rag_db *h = NULL;
+    ASSERT_OK(rag_open(db, &oo, &h));
+    rag_collection_options co;
+    rag_collection_options_init(&co);
+    co.pii = RAG_PII_MASK;
+    ASSERT_OK(rag_collection_create_with(h, "notes", &co));
+    ASSERT_OK(rag_close(h));
+    server t;
+    ASSERT_EQ_INT(start_server(&t, db, "pii", 0, NULL), 0);
+    static const char body[] =
+        "{\"documents\":[{\"id\":\"escalations\",\"title\":\"Escalations by "
+        "jane.roe@example.org\",\"metadata\":{\"owner\":\"jane.roe@example.org\"},"
+        "\"text\":\"Quarterly escalation notes. Contact john.doe@example.com or call +44 20 "
+        "7946 0958 about the refund; the card on file is 4111 1111 1111 1111 and the payout "
+        "goes to IBAN DE89 3704 0044 0532 0130 00. Employee SSN 078-05-1120 was verified. The "
+        "leaked deploy key AKIAIOSFODNN7EXAMPLE has been rotated since.\"}]}";
+    resp r;
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections/notes/documents", ADMIN_KEY, body,
+                          strlen(body), &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 1);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "pii_documents")), 1);
+    json_t *found = json_object_get(r.json, "pii_found");
+    ASSERT_EQ_INT(json_integer_value(json_object_get(found, "CARD")), 1);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(found, "SECRET")), 1);
+    json_t *first = json_array_get(json_object_get(r.json, "hygiene"), 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(first, "action")), "pii-masked");
+    resp_free(&r);
+    ASSERT_EQ_INT(stop_server(&t), 0);
+    static const char *const raw[] = {"john.doe@example.com", "jane.roe@example.org",
+                                      "+44 20 7946 0958", "4111 1111 1111 1111",
+                                      "4111111111111111", "DE89 3704 0044 0532 0130 00",
+                                      "078-05-1120", "AKIAIOSFODNN7EXAMPLE"};
+    static const char *const masked[] = {"[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]", "[SSN]",
+                                         "[SECRET]"};
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
+        if (test_count_in_tree(db, raw[i]) != 0)
+            TEST_FAIL_("raw '%s' found under %s", raw[i], db);
+    for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++)
+        if (test_count_in_tree(db, masked[i]) == 0)
+            TEST_FAIL_("placeholder '%s' not found under %s", masked[i], db);
+    test_checks_ += 14;
+}
+
 int main(void)
 {
     const char *base = getenv("RAGCORE_TEST_TMP"), *bin = getenv("RAGCORE_BIN");
@@ -2283,6 +2336,7 @@ int main(void)
     RUN_TEST(test_embedding_cost);
     RUN_TEST(test_shutdown_and_restart);
     RUN_TEST(test_tls);
+    RUN_TEST(test_upsert_pii);
     RUN_TEST(test_descriptor_exhaustion);
     RUN_TEST(test_querylog_bound);
     RUN_TEST(test_rate_limits);

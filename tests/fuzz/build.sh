@@ -14,8 +14,8 @@ out=${1:?usage: build.sh OUTDIR [replay]}
 mode=${2:-libfuzzer}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out/obj"
-modules=(chunker filter corpus extract text status safetensors tokenizer)
-pkgs=(jansson libutf8proc libxxhash libxml-2.0 libcmark zlib)
+modules=(chunker filter corpus extract frontmatter text status safetensors tokenizer)
+pkgs=(jansson libutf8proc libxxhash libxml-2.0 libcmark yaml-0.1 zlib)
 defs=(-D_GNU_SOURCE -DRAGCORE_BUILDING)
 if pkg-config --exists poppler-glib; then pkgs+=(poppler-glib); defs+=(-DRAGCORE_HAVE_POPPLER); fi
 cflags=$(pkg-config --cflags "${pkgs[@]}")

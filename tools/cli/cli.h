@@ -19,6 +19,7 @@ int cmd_eval(int argc, char **argv);    /* cmd_eval.c: BEIR-style retrieval eval
 int cmd_context(int argc, char **argv); /* cmd_context.c: prompt-ready context */
 int cmd_sync(int argc, char **argv);    /* cmd_sync.c: re-sync sources */
 int cmd_gc(int argc, char **argv);      /* cmd_sync.c: purge expired documents */
+int cmd_collection(int argc, char **argv); /* cmd_collection.c: settings of a collection */
 int cmd_keys(int argc, char **argv);    /* cmd_keys.c: API keys of a store (server) */
 int cmd_check(int argc, char **argv);   /* cmd_check.c: consistency check and repair */
 int cmd_backup(int argc, char **argv);  /* cmd_backup.c: consistent copy of a live store */

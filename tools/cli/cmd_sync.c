@@ -1,17 +1,16 @@
-/* cmd_sync.c - `ragcore sync` (re-scan sources, optionally on an interval) and `ragcore gc`
- * (purge expired documents). */
+/* cmd_sync.c - `ragcore sync` (a front door over rag_sync_paths: re-scan sources, optionally
+ * on an interval) and `ragcore gc` (purge expired documents). */
 #include "cli.h"
 
-#include "corpus.h"
+#include "ingest_report.h"
+#include "policy_flags.h"
 #include "ragcore.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,144 +24,122 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL);
 }
 
-typedef struct sync_walk {
-    rag_sync *sync;
-    uint64_t errors;
-    int rc;
-} sync_walk;
-
-static int sync_emit(void *user, const rag_document *d)
-{
-    sync_walk *w = user;
-    int rc = rag_sync_document(w->sync, d, NULL);
-    if (rc == RAG_EINVAL || rc == RAG_EPARSE || rc == RAG_EENCODING) {
-        fprintf(stderr, "ragcore sync: %s: %s; skipped\n", d->source ? d->source : d->id,
-                rag_errmsg());
-        w->errors++;
-        return RAG_OK;
-    }
-    if (rc != RAG_OK)
-        w->rc = rc;
-    return rc;
-}
-
-static void sync_err(void *user, const char *where, int rc, const char *msg)
-{
-    sync_walk *w = user;
-    (void)rc;
-    w->errors++;
-    fprintf(stderr, "ragcore sync: %s: %s\n", where, msg);
-}
-
 static void sync_usage(FILE *out)
 {
     fprintf(out,
             "usage: ragcore sync --db DIR [--collection NAME] [--json] [--watch SECONDS]\n"
-            "                    [--objective SECONDS] PATH...\n"
+            "                    [--objective SECONDS] [--allow-empty] [policy flags] PATH...\n"
             "\n"
             "Re-scans sources and brings the collection in step: new documents are added,\n"
             "changed ones replaced (old chunks out, new chunks in, one transaction per batch),\n"
             "unchanged ones skipped without chunking or embedding (same size and mtime, or\n"
-            "same content hash), and documents whose source under PATH vanished are deleted.\n"
+            "same content hash, after the collection's hygiene policy), and documents whose\n"
+            "source under PATH vanished are deleted. Document ids are absolute paths, as for\n"
+            "`ragcore ingest`, so PATH may be given relative or absolute. A file that still\n"
+            "exists but fails to extract keeps its stored version (listed as kept). A PATH that\n"
+            "does not exist, or that yields no document while the collection holds documents\n"
+            "from it, is refused and nothing is deleted (--allow-empty deletes them).\n"
             "The store keeps the embedder it was created with.\n"
             "\n"
             "  --embedder NAME     embedder of a NEW store (an existing store keeps its own)\n"
             "  --watch SECONDS     repeat every SECONDS and print a freshness line per cycle\n"
             "  --objective SECONDS freshness objective for the report (default 300)\n"
-            "  --json              print the summary as JSON (one line per cycle)\n");
+            "  --allow-empty       a PATH that held documents may now be empty (they are deleted)\n"
+            "  --verbose           list every added, deleted, filtered and duplicate document\n"
+            "  --json              print the summary as JSON (one line per cycle)\n"
+            "\n");
+    cli_policy_help(out);
 }
 
-/* Source prefixes covered by the PATH arguments (absolute paths as the walker records). */
-static char **prefixes_of(char **paths, int n)
+static int run_cycle(rag_db *db, const rag_ingest_options *io, cli_report *rep, char **paths,
+                     int npaths, int json, int64_t objective, const rag_collection_options *pol)
 {
-    char **out = calloc((size_t)n, sizeof *out);
-    for (int i = 0; out && i < n; i++) {
-        char buf[PATH_MAX];
-        out[i] = strdup(realpath(paths[i], buf) ? buf : paths[i]);
-    }
-    return out;
-}
-
-static int run_cycle(rag_db *db, const char *coll, char **paths, int npaths, int json,
-                     int64_t objective)
-{
-    rag_sync *sync = NULL;
-    int rc = rag_sync_begin(db, coll, &sync);
-    if (rc != RAG_OK) {
-        cli_error("sync", "%s", rag_errmsg());
-        return CLI_DATA;
-    }
-    sync_walk w = {sync, 0, RAG_OK};
-    rag_corpus_options co;
-    memset(&co, 0, sizeof co);
-    rc = rag_corpus_walk((const char *const *)paths, (size_t)npaths, &co, sync_emit, sync_err, &w);
-    rag_sync_stats st;
-    memset(&st, 0, sizeof st);
-    char **prefixes = prefixes_of(paths, npaths);
-    /* Deletion needs a complete scan: skip it when the walk itself failed. */
-    if (rc == RAG_OK)
-        rc = rag_sync_finish(sync, (const char *const *)prefixes, prefixes ? (size_t)npaths : 0,
-                             &st);
-    for (int i = 0; prefixes && i < npaths; i++)
-        free(prefixes[i]);
-    free(prefixes);
+    const char *coll = io->collection ? io->collection : RAG_DEFAULT_COLLECTION;
+    rag_ingest_summary s;
+    int rc = rag_sync_paths(db, (const char *const *)paths, (size_t)npaths, io, &s);
     if (rc != RAG_OK)
         cli_error("sync", "%s (batches stored before this point are kept)", rag_errmsg());
-    rag_sync_free(sync);
     rag_freshness_info fi;
     memset(&fi, 0, sizeof fi);
     if (rc == RAG_OK)
         rc = rag_collection_freshness(db, coll, objective, 0, &fi);
     if (rc != RAG_OK)
         return CLI_DATA;
+    uint64_t errors = s.skipped + s.failed;
+    uint64_t added = s.documents - s.replaced;
     if (json) {
-        printf("{\"added\":%llu,\"updated\":%llu,\"unchanged\":%llu,\"deleted\":%llu,"
-               "\"chunks\":%llu,\"errors\":%llu,\"seconds\":%.3f,\"documents\":%llu,"
-               "\"newest_source\":%lld,\"oldest_source\":%lld,\"last_sync\":%lld,"
-               "\"stale\":%llu,\"objective\":%lld}\n",
-               (unsigned long long)st.added, (unsigned long long)st.updated,
-               (unsigned long long)st.unchanged, (unsigned long long)st.deleted,
-               (unsigned long long)st.chunks, (unsigned long long)w.errors, st.seconds,
-               (unsigned long long)fi.documents, (long long)fi.newest_source,
-               (long long)fi.oldest_source, (long long)fi.last_sync,
-               (unsigned long long)fi.stale, (long long)fi.objective);
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, "
+                              "s:I}",
+                              "added", (json_int_t)added, "updated", (json_int_t)s.replaced,
+                              "unchanged", (json_int_t)s.unchanged, "deleted",
+                              (json_int_t)s.deleted, "kept", (json_int_t)s.kept, "chunks",
+                              (json_int_t)s.chunks, "errors", (json_int_t)errors, "seconds",
+                              s.seconds, "documents", (json_int_t)fi.documents, "newest_source",
+                              (json_int_t)fi.newest_source, "oldest_source",
+                              (json_int_t)fi.oldest_source, "last_sync", (json_int_t)fi.last_sync,
+                              "stale", (json_int_t)fi.stale, "objective",
+                              (json_int_t)fi.objective);
+        if (o)
+            cli_report_json(rep, o, &s, pol, io->strip_boilerplate);
+        char *t = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (t)
+            printf("%s\n", t);
+        free(t);
+        json_decref(o);
     } else {
         char when[32];
         time_t t = (time_t)fi.last_sync;
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-        printf("sync %s: %llu added, %llu updated, %llu unchanged, %llu deleted, %llu errors "
-               "in %.2fs | freshness: %llu documents, newest source %llds old, %llu older than "
-               "%llds\n",
-               when, (unsigned long long)st.added, (unsigned long long)st.updated,
-               (unsigned long long)st.unchanged, (unsigned long long)st.deleted,
-               (unsigned long long)w.errors, st.seconds, (unsigned long long)fi.documents,
+        printf("sync %s: %llu added, %llu updated, %llu unchanged, %llu deleted, %llu kept, "
+               "%llu errors in %.2fs | freshness: %llu documents, newest source %llds old, %llu "
+               "older than %llds\n",
+               when, (unsigned long long)added, (unsigned long long)s.replaced,
+               (unsigned long long)s.unchanged, (unsigned long long)s.deleted,
+               (unsigned long long)s.kept, (unsigned long long)errors, s.seconds,
+               (unsigned long long)fi.documents,
                fi.documents ? (long long)(time(NULL) - fi.newest_source) : 0LL,
                (unsigned long long)fi.stale, (long long)fi.objective);
+        if (rep->verbose || s.skipped || s.kept || s.filtered || s.dup_skipped || s.pii_documents)
+            cli_report_text(rep, &s, pol, io->strip_boilerplate);
     }
     fflush(stdout);
-    return w.errors ? CLI_DATA : CLI_OK;
+    return errors ? CLI_DATA : CLI_OK;
 }
 
 int cmd_sync(int argc, char **argv)
 {
+    enum { O_ALLOW = 256, O_VERB };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},    {"collection", required_argument, 0, 'c'},
         {"json", no_argument, 0, 'j'},        {"watch", required_argument, 0, 'w'},
         {"objective", required_argument, 0, 'o'}, {"embedder", required_argument, 0, 'e'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    const char *dbdir = NULL, *coll = RAG_DEFAULT_COLLECTION;
-    int json = 0, opt;
+        {"allow-empty", no_argument, 0, O_ALLOW}, {"verbose", no_argument, 0, O_VERB},
+        {"help", no_argument, 0, 'h'},        CLI_POLICY_LONGOPTS,
+        {0, 0, 0, 0}};
+    const char *dbdir = NULL;
+    int json = 0, verbose = 0, opt;
     long watch = 0;
     rag_open_options oo;
     rag_open_options_init(&oo);
+    rag_ingest_options io;
+    rag_ingest_options_init(&io);
+    cli_policy pf;
+    cli_policy_init(&pf);
     int64_t objective = 300;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "d:c:jw:o:e:h", longopts, NULL)) != -1) {
+        int p = cli_policy_flag(&pf, "sync", opt, optarg);
+        if (p < 0)
+            return CLI_USAGE;
+        if (p > 0)
+            continue;
         switch (opt) {
         case 'd': dbdir = optarg; break;
         case 'e': oo.embedder = optarg; break;
-        case 'c': coll = optarg; break;
+        case 'c': io.collection = optarg; break;
         case 'j': json = 1; break;
+        case O_ALLOW: io.allow_empty = 1; break;
+        case O_VERB: verbose = 1; break;
         case 'w': {
             char *end;
             watch = strtol(optarg, &end, 10);
@@ -191,25 +168,43 @@ int cmd_sync(int argc, char **argv)
         sync_usage(stderr);
         return CLI_USAGE;
     }
-    for (int i = optind; i < argc; i++) {
-        struct stat sb;
-        if (stat(argv[i], &sb) != 0) {
+    if (cli_policy_finish(&pf, "sync") != 0)
+        return CLI_USAGE;
+    for (int i = optind; i < argc; i++)
+        if (access(argv[i], F_OK) != 0) {
             /* A vanished path would delete everything synced from it: refuse instead. */
             cli_error("sync", "'%s' does not exist (nothing synced)", argv[i]);
             return CLI_DATA;
         }
-    }
     rag_db *db = NULL;
+    oo.default_collection = &pf.opts;
     int orc = rag_open(dbdir, &oo, &db);
     if (orc != RAG_OK) {
         cli_open_error("sync", orc);
         return orc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
     }
+    const char *coll = io.collection ? io.collection : RAG_DEFAULT_COLLECTION;
+    rag_collection_options pol = pf.opts;
+    int prc = rag_collection_options_get(db, coll, &pol);
+    if (prc == RAG_OK && cli_policy_check(&pf, "sync", dbdir, coll, &pol) != 0) {
+        rag_close(db);
+        return CLI_USAGE;
+    }
+    if (prc == RAG_ENOTFOUND)
+        pol = pf.opts;
+    cli_report rep;
+    memset(&rep, 0, sizeof rep);
+    rep.cmd = "sync";
+    rep.quiet = 1;
+    rep.verbose = verbose;
+    io.on_event = cli_report_event;
+    io.user = &rep;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     int status;
     for (;;) {
-        status = run_cycle(db, coll, argv + optind, argc - optind, json, objective);
+        status = run_cycle(db, &io, &rep, argv + optind, argc - optind, json, objective, &pol);
+        cli_report_free(&rep);
         if (!watch || stop_requested || status == CLI_DATA)
             break;
         for (long s = 0; s < watch && !stop_requested; s++)

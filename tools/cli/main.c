@@ -25,6 +25,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "measure retrieval quality on BEIR-format queries and qrels"},
     {"context", cmd_context, "build prompt-ready context with citations for a query"},
     {"sync", cmd_sync, "re-scan sources: add, update and delete documents"},
+    {"collection", cmd_collection, "show or change a collection's settings (hygiene policy)"},
     {"gc", cmd_gc, "purge expired documents"},
     {"keys", cmd_keys, "create, list or revoke API keys of the server"},
     {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},

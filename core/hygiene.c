@@ -1,5 +1,6 @@
-/* ingest_hygiene.c - boilerplate, quality, PII and duplicate handling of documents before storage. */
-#include "ingest_hygiene.h"
+/* hygiene.c - the per-document hygiene stage: boilerplate lines, quality filters, PII in
+ * text, title and metadata. */
+#include "hygiene.h"
 
 #include "status.h"
 
@@ -12,72 +13,55 @@ typedef struct bp_group {
     rag_boilerplate *b;
 } bp_group;
 
-struct ingest_hygiene {
-    hygiene_config cfg;
+struct rag_hygiene {
+    rag_pii_mode pii_mode;
+    int quality_on;
+    int strip_boilerplate;
     unsigned char key[64];
     rag_pii_config pii;
-    rag_dedup *dedup;
+    rag_quality_config quality;
     bp_group *groups;
     size_t ngroups, cap_groups, last_group;
-    hygiene_counts counts;
+    rag_quality_stats stats;
 };
 
-int hygiene_parse_dup_mode(const char *s, hygiene_dup_mode *mode)
-{
-    static const char *const names[] = {"off", "skip", "keep", "flag"};
-    for (int i = 0; i < 4; i++)
-        if (s && strcmp(s, names[i]) == 0) {
-            *mode = (hygiene_dup_mode)i;
-            return RAG_OK;
-        }
-    return rag_fail(RAG_EINVAL, "unknown duplicate mode '%s' (expected off, skip, keep or flag)",
-                    s ? s : "(null)");
-}
-
-const char *hygiene_dup_mode_name(hygiene_dup_mode mode)
-{
-    static const char *const names[] = {"off", "skip", "keep", "flag"};
-    return (unsigned)mode < 4 ? names[mode] : "unknown";
-}
-
-int hygiene_create(const hygiene_config *cfg, ingest_hygiene **out)
+int rag_hygiene_create(const rag_collection_options *policy, const unsigned char *key,
+                       size_t klen, int strip_boilerplate, rag_hygiene **out)
 {
     *out = NULL;
-    int rc = rag_quality_config_check(&cfg->quality);
-    if (rc != RAG_OK)
-        return rc;
-    if (cfg->pii == RAG_PII_HASH && (!cfg->pii_key || cfg->pii_key_len < 16 ||
-                                     cfg->pii_key_len > sizeof ((ingest_hygiene *)0)->key))
+    if (policy->pii == RAG_PII_HASH &&
+        (!key || klen < 16 || klen > sizeof ((rag_hygiene *)0)->key))
         return rag_fail(RAG_EINVAL, "PII hash mode needs a key of 16..64 bytes");
-    ingest_hygiene *h = rag_calloc(1, sizeof *h);
+    rag_hygiene *h = rag_calloc(1, sizeof *h);
     if (!h)
         return RAG_ENOMEM;
-    h->cfg = *cfg;
-    h->pii.mode = cfg->pii;
-    if (cfg->pii == RAG_PII_HASH) {
-        memcpy(h->key, cfg->pii_key, cfg->pii_key_len);
+    h->pii_mode = policy->pii;
+    h->quality_on = policy->quality;
+    h->strip_boilerplate = strip_boilerplate;
+    h->pii.mode = policy->pii;
+    h->pii.types = policy->pii_types;
+    if (policy->pii == RAG_PII_HASH) {
+        memcpy(h->key, key, klen);
         h->pii.key = h->key;
-        h->pii.key_len = cfg->pii_key_len;
+        h->pii.key_len = klen;
     }
-    h->cfg.pii_key = NULL;
-    if (cfg->dup != HYGIENE_DUP_OFF) {
-        rag_dedup_config dc;
-        rag_dedup_config_init(&dc);
-        dc.threshold = cfg->dup_threshold;
-        if ((rc = rag_dedup_create(&dc, &h->dedup)) != RAG_OK) {
-            hygiene_free(h);
-            return rag_fail_prefix(rc, "--near-dup-threshold");
-        }
+    rag_quality_config_init(&h->quality);
+    h->quality.min_chars = policy->min_chars;
+    h->quality.max_chars = policy->max_chars;
+    h->quality.max_symbol_ratio = policy->max_symbol_ratio;
+    int rc = rag_quality_config_check(&h->quality);
+    if (rc != RAG_OK) {
+        rag_hygiene_free(h);
+        return rc;
     }
     *out = h;
     return RAG_OK;
 }
 
-void hygiene_free(ingest_hygiene *h)
+void rag_hygiene_free(rag_hygiene *h)
 {
     if (!h)
         return;
-    rag_dedup_free(h->dedup);
     for (size_t i = 0; i < h->ngroups; i++) {
         free(h->groups[i].name);
         rag_boilerplate_free(h->groups[i].b);
@@ -87,15 +71,22 @@ void hygiene_free(ingest_hygiene *h)
     free(h);
 }
 
-const hygiene_counts *hygiene_get_counts(const ingest_hygiene *h)
+int rag_hygiene_active(const rag_hygiene *h)
 {
-    return &h->counts;
+    return h && (h->pii_mode != RAG_PII_OFF || h->quality_on || h->strip_boilerplate);
 }
 
-void hygiene_result_free(hygiene_result *res)
+const rag_quality_stats *rag_hygiene_stats(const rag_hygiene *h)
+{
+    return &h->stats;
+}
+
+void rag_hygiene_result_free(rag_hygiene_result *res)
 {
     if (!res)
         return;
+    if (res->text)
+        memset(res->text, 0, res->len);
     free(res->text);
     free(res->title);
     free(res->metadata_json);
@@ -104,7 +95,7 @@ void hygiene_result_free(hygiene_result *res)
 
 /* The boilerplate counter of a group; documents of one group arrive together, so the last
  * one found is tried first. NULL when absent and !create (or on ENOMEM with create). */
-static rag_boilerplate *find_group(ingest_hygiene *h, const char *name, int create)
+static rag_boilerplate *find_group(rag_hygiene *h, const char *name, int create)
 {
     if (!name)
         name = "";
@@ -136,25 +127,24 @@ static rag_boilerplate *find_group(ingest_hygiene *h, const char *name, int crea
     return g->b;
 }
 
-int hygiene_collect(ingest_hygiene *h, const rag_document *doc, const rag_corpus_info *info)
+int rag_hygiene_collect(rag_hygiene *h, const char *group, const char *text, size_t len)
 {
-    rag_boilerplate *b = find_group(h, info ? info->group : NULL, 1);
+    rag_boilerplate *b = find_group(h, group, 1);
     if (!b)
         return rag_fail(RAG_ENOMEM, "out of memory");
-    size_t len = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
-    return rag_boilerplate_add(b, doc->text, len);
+    return rag_boilerplate_add(b, text, len);
 }
 
-void hygiene_mask_message(ingest_hygiene *h, const char *msg, char *buf, size_t cap)
+void rag_hygiene_mask_message(const rag_hygiene *h, const char *msg, char *buf, size_t cap)
 {
     if (!cap)
         return;
     rag_pii_result r;
     rag_pii_config mask = {RAG_PII_MASK, 0, NULL, 0};
-    if (h && h->cfg.pii != RAG_PII_OFF && rag_pii_apply(&mask, msg, strlen(msg), &r) == RAG_OK) {
+    if (h && h->pii_mode != RAG_PII_OFF && rag_pii_apply(&mask, msg, strlen(msg), &r) == RAG_OK) {
         snprintf(buf, cap, "%s", r.text);
         rag_pii_result_free(&r);
-    } else if (h && h->cfg.pii != RAG_PII_OFF) {
+    } else if (h && h->pii_mode != RAG_PII_OFF) {
         snprintf(buf, cap, "(message withheld: it could not be checked for personal data)");
     } else {
         snprintf(buf, cap, "%s", msg);
@@ -164,12 +154,12 @@ void hygiene_mask_message(ingest_hygiene *h, const char *msg, char *buf, size_t 
 /* ---- per-segment transforms ---------------------------------------------------------------- */
 
 /* One transform of a text segment: fills *out (malloc'd) and *olen; may set *drop. */
-typedef int (*seg_fn)(ingest_hygiene *h, void *arg, const char *in, size_t len, char **out,
+typedef int (*seg_fn)(rag_hygiene *h, void *arg, const char *in, size_t len, char **out,
                       size_t *olen, int *drop);
 
 /* Applies fn to each page of *text (the whole text when npages is 0) and joins the results
  * into a new *text and *len, updating pages[] to the new page starts. On error *text is kept. */
-static int transform(ingest_hygiene *h, seg_fn fn, void *arg, char **text, size_t *len,
+static int transform(rag_hygiene *h, seg_fn fn, void *arg, char **text, size_t *len,
                      size_t *pages, size_t npages, int *drop)
 {
     size_t nseg = npages ? npages : 1, cap = *len + 64, n = 0;
@@ -216,11 +206,11 @@ cleanup:
     return rc;
 }
 
-static int seg_strip(ingest_hygiene *h, void *arg, const char *in, size_t len, char **out,
+static int seg_strip(rag_hygiene *h, void *arg, const char *in, size_t len, char **out,
                      size_t *olen, int *drop)
 {
     (void)drop;
-    return rag_boilerplate_strip(arg, &h->cfg.quality, in, len, out, olen, &h->counts.quality);
+    return rag_boilerplate_strip(arg, &h->quality, in, len, out, olen, &h->stats);
 }
 
 /* Accumulates PII findings of one document. */
@@ -228,7 +218,7 @@ typedef struct pii_acc {
     size_t counts[RAG_PII_NTYPES];
 } pii_acc;
 
-static int apply_pii(ingest_hygiene *h, pii_acc *acc, const char *in, size_t len, char **out,
+static int apply_pii(rag_hygiene *h, pii_acc *acc, const char *in, size_t len, char **out,
                      size_t *olen, int *drop)
 {
     rag_pii_result r;
@@ -250,14 +240,14 @@ static int apply_pii(ingest_hygiene *h, pii_acc *acc, const char *in, size_t len
     return *out ? RAG_OK : RAG_ENOMEM;
 }
 
-static int seg_pii(ingest_hygiene *h, void *arg, const char *in, size_t len, char **out,
+static int seg_pii(rag_hygiene *h, void *arg, const char *in, size_t len, char **out,
                    size_t *olen, int *drop)
 {
     return apply_pii(h, arg, in, len, out, olen, drop);
 }
 
 /* Applies PII handling to every string value of a JSON value, in place. */
-static int pii_json(ingest_hygiene *h, pii_acc *acc, json_t *v, int *drop)
+static int pii_json(rag_hygiene *h, pii_acc *acc, json_t *v, int *drop)
 {
     int rc = RAG_OK;
     if (json_is_string(v)) {
@@ -289,37 +279,46 @@ static int pii_json(ingest_hygiene *h, pii_acc *acc, json_t *v, int *drop)
 
 /* ---- the stage ----------------------------------------------------------------------------- */
 
-int hygiene_process(ingest_hygiene *h, const rag_document *doc, const rag_corpus_info *info,
-                    hygiene_result *res)
+int rag_hygiene_apply(rag_hygiene *h, const rag_document *doc, const char *group,
+                      const size_t *in_pages, size_t npages, rag_hygiene_result *res)
 {
     memset(res, 0, sizeof *res);
-    h->counts.seen++;
     size_t len = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
-    size_t npages = info ? info->npages : 0, *pages = NULL;
-    char *text = rag_strndup(doc->text, len), *title = NULL;
+    rag_boilerplate *b = h->strip_boilerplate ? find_group(h, group, 0) : NULL;
+    int transform_text = b || h->pii_mode != RAG_PII_OFF;
+    if (!transform_text && !h->quality_on)
+        return RAG_OK; /* nothing to do: the document is stored as it is */
+    size_t *pages = NULL;
+    char *text = NULL, *title = NULL;
+    const char *cur = doc->text;
     json_t *meta = NULL;
     pii_acc acc;
     memset(&acc, 0, sizeof acc);
     int rc = RAG_OK, drop = 0;
-    if (!text)
-        return RAG_ENOMEM;
-    if (npages) {
-        if (!(pages = rag_malloc(npages * sizeof *pages))) {
-            rc = RAG_ENOMEM;
+    if (transform_text) {
+        if (!(text = rag_strndup(doc->text, len)))
+            return RAG_ENOMEM;
+        cur = text;
+        if (npages) {
+            if (!(pages = rag_malloc(npages * sizeof *pages))) {
+                rc = RAG_ENOMEM;
+                goto cleanup;
+            }
+            memcpy(pages, in_pages, npages * sizeof *pages);
+        }
+    }
+    if (b && (rc = transform(h, seg_strip, b, &text, &len, pages, npages, &drop)) != RAG_OK)
+        goto cleanup;
+    cur = text ? text : doc->text;
+    if (h->quality_on) {
+        res->quality = rag_quality_check(&h->quality, cur, len, &h->stats);
+        if (res->quality != RAG_QUALITY_OK) {
+            res->verdict = RAG_HYGIENE_FILTERED;
             goto cleanup;
         }
-        memcpy(pages, info->pages, npages * sizeof *pages);
     }
-    if (h->cfg.strip_boilerplate) {
-        rag_boilerplate *b = find_group(h, info ? info->group : NULL, 0);
-        if (b && (rc = transform(h, seg_strip, b, &text, &len, pages, npages, &drop)) != RAG_OK)
-            goto cleanup;
-    }
-    res->quality = rag_quality_check(&h->cfg.quality, text, len, &h->counts.quality);
-    if (res->quality != RAG_QUALITY_OK) {
-        res->verdict = HYGIENE_FILTERED;
+    if (!transform_text)
         goto cleanup;
-    }
     if (doc->metadata_json && *doc->metadata_json) {
         json_error_t jerr;
         meta = json_loads(doc->metadata_json, 0, &jerr);
@@ -328,7 +327,7 @@ int hygiene_process(ingest_hygiene *h, const rag_document *doc, const rag_corpus
             goto cleanup;
         }
     }
-    if (h->cfg.pii != RAG_PII_OFF) {
+    if (h->pii_mode != RAG_PII_OFF) {
         if ((rc = transform(h, seg_pii, &acc, &text, &len, pages, npages, &drop)) != RAG_OK)
             goto cleanup;
         if (doc->title && *doc->title) {
@@ -345,35 +344,19 @@ int hygiene_process(ingest_hygiene *h, const rag_document *doc, const rag_corpus
         if (meta && (rc = pii_json(h, &acc, meta, &drop)) != RAG_OK)
             goto cleanup;
         for (int t = 0; t < RAG_PII_NTYPES; t++) {
-            h->counts.pii[t] += acc.counts[t];
+            res->pii[t] = acc.counts[t];
             res->pii_found += acc.counts[t];
         }
-        if (res->pii_found)
-            h->counts.pii_documents++;
         if (drop) {
-            h->counts.pii_dropped++;
-            res->verdict = HYGIENE_PII_DROPPED;
+            res->verdict = RAG_HYGIENE_PII_DROPPED;
             goto cleanup;
         }
-    }
-    if (h->dedup) {
-        if ((rc = rag_dedup_add(h->dedup, doc->id, text, len, &res->dup)) != RAG_OK)
-            goto cleanup;
-        if (res->dup.kind == RAG_DUP_EXACT)
-            h->counts.dup_exact++;
-        else if (res->dup.kind == RAG_DUP_NEAR)
-            h->counts.dup_near++;
-        if (res->dup.kind != RAG_DUP_NONE && h->cfg.dup == HYGIENE_DUP_SKIP) {
-            res->verdict = HYGIENE_DUPLICATE;
-            goto cleanup;
-        }
-    }
-    int flag = res->dup.kind != RAG_DUP_NONE && h->cfg.dup == HYGIENE_DUP_FLAG;
-    if ((npages || flag) && !meta && !(meta = json_object())) {
-        rc = rag_fail(RAG_ENOMEM, "out of memory");
-        goto cleanup;
     }
     if (npages) {
+        if (!meta && !(meta = json_object())) {
+            rc = rag_fail(RAG_ENOMEM, "out of memory");
+            goto cleanup;
+        }
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < npages; i++)
             json_array_append_new(arr, json_integer((json_int_t)pages[i]));
@@ -382,21 +365,11 @@ int hygiene_process(ingest_hygiene *h, const rag_document *doc, const rag_corpus
             goto cleanup;
         }
     }
-    if (flag) {
-        json_object_set_new(meta, "duplicate_of", json_string(res->dup.canonical_id));
-        json_object_set_new(meta, "duplicate_kind",
-                            json_string(res->dup.kind == RAG_DUP_EXACT ? "exact" : "near"));
-        json_object_set_new(meta, "duplicate_similarity", json_real(res->dup.similarity));
-    }
-    if (meta && !(res->metadata_json = json_dumps(meta, JSON_COMPACT))) {
+    if (meta && !(res->metadata_json = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         rc = rag_fail(RAG_ENOMEM, "out of memory");
         goto cleanup;
     }
-    if (!title && doc->title && !(title = rag_strdup(doc->title))) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    res->verdict = HYGIENE_STORE;
+    res->verdict = RAG_HYGIENE_STORE;
     res->text = text;
     res->len = len;
     res->title = title;
@@ -410,6 +383,6 @@ cleanup:
     free(pages);
     json_decref(meta);
     if (rc != RAG_OK)
-        hygiene_result_free(res);
+        rag_hygiene_result_free(res);
     return rc;
 }
