@@ -903,7 +903,7 @@ cleanup:
 }
 
 /* Default confidence thresholds per embedder family, chosen on the SciFact dev set as
- * the score above which most top hits are relevant (see docs/benchmarks.md). */
+ * the score above which most top hits are relevant (see bench/JOURNAL.md). */
 static float default_dense_threshold(const char *embedder)
 {
     if (strncmp(embedder, "bge", 3) == 0)

@@ -661,7 +661,7 @@ typedef struct rag_search_options {
     float collapse_threshold;
     /* Confidence thresholds: when the best hit scores below them the results carry
      * no_confident_context (see rag_results_no_confident_context). 0: the defaults
-     * chosen on the SciFact dev set (docs/benchmarks.md); < 0: never flag. */
+     * chosen on the SciFact dev set (bench/JOURNAL.md); < 0: never flag. */
     float dense_threshold;       /* cosine of the best dense hit */
     float lexical_threshold;     /* BM25 of the best lexical hit divided by query terms */
     /* Freshness. Times are the document's source_mtime, or its ingest time when the source
