@@ -436,7 +436,7 @@ def c_string(lit):
 
 def option_table(path, flag_note):
     src = open(path, encoding="utf-8").read()
-    rows = ["| name | %s | accepts | default | meaning |" % flag_note, "|---|---|---|---|---|"]
+    rows = ["| name | %s | accepts | default | meaning |" % flag_note[0], "|---|---|---|---|---|"]
     for m in OPTION_RE.finditer(src):
         name, alias, typ, lo, hi, choices, default, help_ = m.groups()
         if typ == "CHOICE":
@@ -448,9 +448,8 @@ def option_table(path, flag_note):
             rng = {"1 << 30": "2^30", "1e12": "10^12", "1e6": "10^6"}
             accepts = "%s %s..%s" % ("integer" if typ == "INT" else "number",
                                      rng.get(lo, lo), rng.get(hi, hi))
-        flag = "`--%s`" % name.replace("_", "-")
-        if alias != "NULL":
-            flag += " (also `--%s`)" % c_string(alias).replace("_", "-")
+        alias = c_string(alias) if alias != "NULL" else None
+        flag = flag_note[1](name) + (" (also %s)" % flag_note[1](alias) if alias else "")
         rows.append("| `%s` | %s | %s | %s | %s |" % (
             name, flag, md_cell(accepts), md_cell(c_string(default)), md_cell(c_string(help_))))
     if len(rows) < 4:
@@ -458,9 +457,12 @@ def option_table(path, flag_note):
     return "\n".join(rows)
 
 
+# block name -> (source, (column heading, how a front door spells the option))
 GENERATED_BLOCKS = {
-    "search options": ("core/search_options.c", "CLI flag"),
-    "collection options": ("core/hygiene_policy.c", "`--set` name"),
+    "search options": ("core/search_options.c",
+                       ("CLI flag", lambda n: "`--%s`" % n.replace("_", "-"))),
+    "collection options": ("core/hygiene_policy.c",
+                           ("CLI", lambda n: "`--set %s=`" % n)),
 }
 
 
@@ -471,9 +473,6 @@ def fill_blocks(text):
             raise SystemExit("gen_api_docs: unknown generated block '%s'" % key)
         src, note = GENERATED_BLOCKS[key]
         table = option_table(os.path.join(ROOT, src), note)
-        if key == "collection options":
-            table = re.sub(r"\| `--([\w-]+)`", lambda x: "| `--set %s=`" %
-                           x.group(1).replace("-", "_"), table)
         return "<!-- generated: %s (from %s by tools/gen_api_docs.py) -->\n%s\n" \
                "<!-- end generated -->" % (key, src, table)
     return re.sub(r"<!-- generated: ([\w ]+?) \(.*?\) -->\n.*?<!-- end generated -->", repl,
