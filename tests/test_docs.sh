@@ -8,6 +8,7 @@ set -euo pipefail
 BIN=${RAGCORE_BIN:?run through ctest}
 SRC=${RAGCORE_SOURCE_DIR:?run through ctest}
 fail() { echo "FAIL: $*"; exit 1; }
+export PYTHONDONTWRITEBYTECODE=1  # nothing written into the source tree
 
 python3 "$SRC/tools/gen_api_docs.py" --server "$BIN/ragcore-server" --check --run-examples ||
     fail "generated documentation is stale or an example failed (see above)"
