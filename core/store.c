@@ -1,6 +1,7 @@
 /* store.c - LMDB-backed store of collections, documents, chunks, vectors and aux tables. */
 #include "store.h"
 #include "bytes.h"
+#include "pagewalk.h"
 #include "status.h"
 
 #include <errno.h>
@@ -185,6 +186,13 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     if (env && atol(env) >= 65536)
         map = (size_t)atol(env);
     if (stat(path, &sb) == 0) {
+        /* LMDB maps the file and trusts it: a page past the end of a truncated file would
+         * fault (SIGBUS) on first touch. Refuse a file shorter than its meta page says. */
+        rag_pagewalk_meta meta;
+        if (sb.st_size > 0 && (rc = rag_pagewalk_meta_read(path, &meta)) != RAG_OK) {
+            rag_fail_prefix(rc, "store '%s' cannot be opened", dir);
+            goto fail;
+        }
         while (map < (size_t)sb.st_size)
             map *= 2;
     } else if (read_only) {
