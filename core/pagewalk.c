@@ -142,9 +142,6 @@ typedef struct walker {
     size_t ovf_cap;
     const char *table;
     uint64_t path[MAX_DEPTH + 1];
-    unsigned char *last_key;  /* the previous key of the table (order check) */
-    size_t last_klen, last_cap;
-    int have_last;
     int integer_keys;         /* the free table: keys are native integers, not ordered bytes */
     rag_pagewalk_entry_fn entry;
     rag_pagewalk_damage_fn damage;
@@ -335,31 +332,30 @@ typedef struct walk_ctx {
     int quiet;                /* the free table: report damage only */
 } walk_ctx;
 
-static int remember_last(walker *w, const void *k, size_t kl)
+/* The key range a page's keys must lie in: [lo, hi), from the separator keys of the branch
+ * entries that lead to it (NULL: unbounded). */
+typedef struct key_range {
+    const unsigned char *lo, *hi;
+    size_t lol, hil;
+} key_range;
+
+/* Whether every key of a sound page lies in its range (the page's keys ascend already). */
+static int in_range(const walker *w, const unsigned char *pg, int leaf, const key_range *kr)
 {
-    if (kl > w->last_cap) {
-        unsigned char *b = realloc(w->last_key, kl + 1);
-        if (!b)
-            return -1;
-        w->last_key = b;
-        w->last_cap = kl + 1;
-    }
-    memcpy(w->last_key, k, kl);
-    w->last_klen = kl;
-    w->have_last = 1;
-    return 0;
+    unsigned n = (get16(pg + 12) - PAGEHDRSZ) / 2;
+    if (w->integer_keys || (!leaf && n < 2))
+        return 1;
+    const unsigned char *first = pg + get16(pg + PAGEHDRSZ + 2 * (leaf ? 0 : 1)) + NODESIZE;
+    const unsigned char *last = pg + get16(pg + PAGEHDRSZ + 2 * (n - 1)) + NODESIZE;
+    if (kr->lo && key_cmp(first, get16(first - 2), kr->lo, kr->lol) < 0)
+        return 0;
+    return !kr->hi || key_cmp(last, get16(last - 2), kr->hi, kr->hil) < 0;
 }
 
 /* Emits a sound leaf page's entries; -1 on allocation failure. */
 static int leaf_entries(walker *w, walk_ctx *x, uint64_t p, const unsigned char *pg, int depth)
 {
     unsigned n = (get16(pg + 12) - PAGEHDRSZ) / 2;
-    const unsigned char *k0 = pg + get16(pg + PAGEHDRSZ) + NODESIZE;
-    if (w->have_last && !w->integer_keys && key_cmp(w->last_key, w->last_klen, k0, get16(k0 - 2)) >= 0) {
-        damaged(w, p, "page %llu: its first key is not after the previous page's last",
-                (unsigned long long)p);
-        return 0;
-    }
     w->st.reached++;
     for (unsigned i = 0; i < n && !w->stop; i++) {
         const unsigned char *nd = pg + get16(pg + PAGEHDRSZ + 2 * i);
@@ -373,8 +369,6 @@ static int leaf_entries(walker *w, walk_ctx *x, uint64_t p, const unsigned char 
         e.leaf = p;
         e.path = w->path;
         e.depth = depth;
-        if (remember_last(w, e.key, e.klen) != 0)
-            return -1;
         if (nflags & F_SUBDATA) {
             if (!x->main || dsize != DB_RECORD || ksize == 0 || ksize >= sizeof x->tables->name) {
                 damaged(w, p, "page %llu: entry %u is a table record where none can be",
@@ -416,8 +410,9 @@ static int leaf_entries(walker *w, walk_ctx *x, uint64_t p, const unsigned char 
     return 0;
 }
 
-/* Walks the subtree at page p (depth = number of branch pages above it). */
-static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth)
+/* Walks the subtree at page p (depth = number of branch pages above it), whose keys must
+ * lie in `kr`. */
+static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth, const key_range *kr)
 {
     if (depth > MAX_DEPTH) {
         damaged(w, p, "the tree is deeper than %d pages at page %llu", MAX_DEPTH,
@@ -433,6 +428,11 @@ static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth)
     int leaf = (flags & P_LEAF) != 0;
     if (!page_sound(w, p, pg, leaf))
         return 0;
+    if (!in_range(w, pg, leaf, kr)) {
+        damaged(w, p, "page %llu: its keys lie outside the range its parent page gives it",
+                (unsigned long long)p);
+        return 0;
+    }
     if (leaf)
         return leaf_entries(w, x, p, pg, depth);
     w->st.reached++;
@@ -442,7 +442,17 @@ static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth)
         const unsigned char *nd = pg + get16(pg + PAGEHDRSZ + 2 * i);
         uint64_t child = (uint64_t)get16(nd) | (uint64_t)get16(nd + 2) << 16 |
                          (uint64_t)get16(nd + 4) << 32;
-        if (walk_page(w, x, child, depth + 1) < 0)
+        key_range sub = *kr;
+        if (i > 0) {
+            sub.lo = nd + NODESIZE;
+            sub.lol = get16(nd + 6);
+        }
+        if (i + 1 < n) {
+            const unsigned char *next = pg + get16(pg + PAGEHDRSZ + 2 * (i + 1));
+            sub.hi = next + NODESIZE;
+            sub.hil = get16(next + 6);
+        }
+        if (walk_page(w, x, child, depth + 1, &sub) < 0)
             return -1;
     }
     return 0;
@@ -450,11 +460,11 @@ static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth)
 
 static int walk_table(walker *w, walk_ctx *x, const char *name, uint64_t root)
 {
+    key_range all = {NULL, NULL, 0, 0};
     w->table = name;
-    w->have_last = 0;
     if (root == P_INVALID)
         return 0;
-    return walk_page(w, x, root, 0);
+    return walk_page(w, x, root, 0, &all);
 }
 
 int rag_pagewalk(const char *path, const char *only, int allow_truncated,
@@ -536,7 +546,6 @@ cleanup:
     for (int i = 0; i <= MAX_DEPTH; i++)
         free(w.bufs[i]);
     free(w.ovf);
-    free(w.last_key);
     free(w.seen);
     free(x.tables);
     close(w.fd);
