@@ -701,10 +701,12 @@ static unsigned char *doc_key(uint32_t coll, const char *id, size_t *klen)
     return k;
 }
 
-/* Decodes a document value; `id` is copied from the key. */
-static int doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
-                      rag_doc_rec **out)
+int rag_store_doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                         rag_doc_rec **out)
 {
+    *out = NULL;
+    if (klen < 4)
+        return rag_fail(RAG_ECORRUPT, "document key of %zu bytes", klen);
     rag_doc_rec *d = rag_calloc(1, sizeof *d);
     if (!d)
         return RAG_ENOMEM;
@@ -747,7 +749,7 @@ int rag_store_doc_get(rag_txn *t, uint32_t coll, const char *id, rag_doc_rec **o
     MDB_val v;
     int rc = get(t, t->st->dbi[DB_DOCS], k, kl, &v);
     if (rc == RAG_OK)
-        rc = doc_decode(k, kl, v.mv_data, v.mv_size, out);
+        rc = rag_store_doc_decode(k, kl, v.mv_data, v.mv_size, out);
     free(k);
     return rc;
 }
@@ -818,7 +820,7 @@ int rag_store_doc_scan_after(rag_txn *t, uint32_t coll, const char *after,
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
         rag_doc_rec *d = NULL;
-        if ((rc = doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
+        if ((rc = rag_store_doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
             break;
         rc = visit(user, d);
         rag_doc_rec_free(d);
@@ -846,19 +848,13 @@ void rag_doc_rec_free(rag_doc_rec *d)
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_rec **out)
 {
     *out = NULL;
-    unsigned char k[12];
-    coll_id_key(k, coll, id);
-    MDB_val v;
-    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
-    if (rc != RAG_OK)
-        return rc;
     rag_chunk_rec *c = rag_calloc(1, sizeof *c);
     if (!c)
         return RAG_ENOMEM;
-    rd r = {v.mv_data, v.mv_size, 0, 0};
+    rd r = {val, vlen, 0, 0};
     c->id = id;
     rd_get(&r, &c->start, 8);
     rd_get(&r, &c->end, 8);
@@ -883,6 +879,18 @@ int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **
     }
     *out = c;
     return RAG_OK;
+}
+
+int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+{
+    *out = NULL;
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
+    if (rc != RAG_OK)
+        return rc;
+    return rag_store_chunk_decode(id, v.mv_data, v.mv_size, out);
 }
 
 int rag_store_chunk_put(rag_txn *t, uint32_t coll, const rag_chunk_rec *c)
@@ -1490,4 +1498,15 @@ int rag_store_io_status(rag_store *st, int rc)
     snprintf(cause, sizeof cause, "%s", rag_errmsg());
     return rag_fail(RAG_EFULL, "no space left on device (%llu KiB free on the file system of "
                     "'%s'): %s", avail >> 10, path, cause);
+}
+
+int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t klen,
+                      const void *val, size_t vlen)
+{
+    for (int i = 0; i < N_CORE_DB; i++)
+        if (strcmp(table, core_db_names[i]) == 0)
+            return put(t, t->st->dbi[i], key, klen, val, vlen, "write record");
+    if (strncmp(table, "kv:", 3) == 0)
+        return rag_store_kv_put(t, table + 3, key, klen, val, vlen);
+    return rag_fail(RAG_EINVAL, "no table '%s' in a ragcore store", table);
 }
