@@ -68,6 +68,7 @@ typedef struct ck {
     rag_txn *txn;
     int dim;
     char *spec, *embedder;
+    unsigned char store_id[16];  /* meta "store_id" (zeros when the store has none yet) */
     uint64_t next_id;
     const char *cname;     /* current collection ("" store-wide) */
     uint32_t cid;
@@ -432,6 +433,16 @@ static void check_index(ck *k)
         finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", rag_errmsg());
         rag_clear_error();
         k->plan->rebuild_index = 1;
+        return;
+    }
+    rag_vindex_identity want = {k->cid, {0}};
+    memcpy(want.store, k->store_id, sizeof want.store);
+    if (rag_vindex_identity_check(rag_vindex_get_identity(ix), &want, path) != 0) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "%s (a copied file: it is rebuilt at open)",
+                rag_errmsg());
+        rag_clear_error();
+        k->plan->rebuild_index = 1;
+        rag_vindex_free(ix);
         return;
     }
     k->r->totals.index_files++;
@@ -913,6 +924,9 @@ static int rebuild_index(ck *k, coll_plan *p)
     int rc = rag_coll_index_create(k->spec, k->dim, 0, k->ef_construction, &ix);
     if (rc != RAG_OK)
         return rc;
+    rag_vindex_identity id = {p->id, {0}};
+    memcpy(id.store, k->store_id, sizeof id.store);
+    rag_vindex_set_identity(ix, &id);
     rag_coll_index_fill_opts fo = {0, FILL_BATCH, 1};
     rc = rag_coll_index_fill(k->st, p->id, ix, &fo, &next, NULL);
     char dirpath[4096];
@@ -1214,6 +1228,13 @@ static int read_identity(ck *k)
         rc = rag_fail(RAG_ECORRUPT, "store '%s' records dimension '%s'", k->dir, dim);
     if (rc == RAG_OK)
         rc = rag_store_next_id(k->txn, &k->next_id);
+    char *hex = NULL;
+    if (rc == RAG_OK && rag_store_meta_get(k->txn, "store_id", &hex) == RAG_OK &&
+        strlen(hex) == 32)
+        for (int i = 0; i < 16; i++)
+            sscanf(hex + 2 * i, "%2hhx", &k->store_id[i]);
+    free(hex);
+    rag_clear_error();
     free(version);
     free(dim);
     return rc;

@@ -146,6 +146,8 @@ void rag_check_report_free(rag_check_report *r)
 static void __attribute__((noreturn)) child_main(const char *dir, rag_check_pass_fn pass, int fd)
 {
     rag_check_report *cr = rag_check_report_new();
+    if (cr)
+        cr->stream_fd = fd;
     int32_t rc = cr ? pass(dir, cr) : RAG_ENOMEM;
     rag_check_report empty;
     memset(&empty, 0, sizeof empty);

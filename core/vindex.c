@@ -36,6 +36,7 @@ struct rag_vindex {
     rag_hugepage_mark *hp_mark;
     size_t hp_added;
     int keeps_floats;            /* spec_keeps_floats(spec) */
+    rag_vindex_identity id;
 };
 
 /* Vectors added between two looks at the mappings (about 100 us each on a server, against
@@ -66,6 +67,9 @@ typedef struct vindex_header {
     uint64_t payload_len;
     uint64_t checksum;
     char spec[SPEC_MAX];
+    /* version 2: whose index this is (version 1 files have zeros here) */
+    uint32_t coll_id;
+    unsigned char store_id[16];
 } vindex_header;
 
 /* Copies FAISS's per-thread message at once (a later success does not clear it). */
@@ -308,7 +312,9 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
     }
     long end = ftell(fp);
     memcpy(h.magic, VINDEX_MAGIC, 8);
-    h.version = 1;
+    h.version = 2;
+    h.coll_id = ix->id.coll;
+    memcpy(h.store_id, ix->id.store, sizeof h.store_id);
     h.dim = (uint32_t)ix->dim;
     h.count = rag_vindex_count(ix);
     h.covered = covered;
@@ -362,7 +368,11 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     }
     memcpy(&h, pad, sizeof h);
     h.spec[SPEC_MAX - 1] = '\0';
-    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version != 1) {
+    if (h.version == 1) { /* no identity recorded: the bytes after the spec were zero */
+        h.coll_id = 0;
+        memset(h.store_id, 0, sizeof h.store_id);
+    }
+    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version < 1 || h.version > 2) {
         rc = rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore index file", path);
         goto cleanup;
     }
@@ -405,6 +415,8 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     ix->keeps_floats = spec_keeps_floats(ix->spec);
     ix->hp_mark = mark;
     mark = NULL;
+    ix->id.coll = h.coll_id;
+    memcpy(ix->id.store, h.store_id, sizeof ix->id.store);
     hugepage_check(ix);
     apply_ef(ix);
     *covered = h.covered;
@@ -416,6 +428,37 @@ cleanup:
     rag_hugepage_mark_free(mark);
     fclose(fp);
     return rc;
+}
+
+void rag_vindex_set_identity(rag_vindex *ix, const rag_vindex_identity *id)
+{
+    ix->id = *id;
+}
+
+const rag_vindex_identity *rag_vindex_get_identity(const rag_vindex *ix)
+{
+    return &ix->id;
+}
+
+static void hex16(const unsigned char *b, char *out)
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int rag_vindex_identity_check(const rag_vindex_identity *have, const rag_vindex_identity *want,
+                              const char *path)
+{
+    static const unsigned char zero[16];
+    int store_differs = memcmp(have->store, zero, 16) != 0 && memcmp(have->store, want->store, 16);
+    if (!store_differs && (have->coll == 0 || have->coll == want->coll))
+        return 0;
+    char hs[33], ws[33];
+    hex16(have->store, hs);
+    hex16(want->store, ws);
+    rag_fail(RAG_ECORRUPT, "index file '%s' belongs to collection %u of store %s, not to "
+             "collection %u of store %s", path, have->coll, hs, want->coll, ws);
+    return -1;
 }
 
 /* Min-heap of (score, id) keeping the k best. */
