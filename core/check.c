@@ -7,6 +7,7 @@
 #include "pagewalk.h"
 #include "status.h"
 #include "store.h"
+#include "text.h"
 #include "vindex.h"
 
 #include <dirent.h>
@@ -259,6 +260,14 @@ static int load_chunks(ck *k)
             return grc;
         c->text_hash = rec->text_hash;
         c->flags = rec->flags;
+        if (rag_text_norm_hash(rec->text, rec->text_len) != rec->text_hash) {
+            /* No copy of the text to mend it from: the document must be ingested again. */
+            c->damaged = 1;
+            finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD,
+                    "chunk %llu of document '%s': its text does not match the hash stored with "
+                    "it (damaged text; re-ingest the document)", (unsigned long long)c->id,
+                    rec->doc_id);
+        }
         c->doc_hash = XXH3_64bits(rec->doc_id, strlen(rec->doc_id));
         if (rec->end < rec->start || rec->end - rec->start != rec->text_len)
             finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD,

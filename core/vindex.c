@@ -72,16 +72,31 @@ typedef struct vindex_header {
     unsigned char store_id[16];
 } vindex_header;
 
-/* Copies FAISS's per-thread message at once (a later success does not clear it). */
+/* FAISS's exception text without its "Error in <function> at <file>:<line>: " prefix. */
+static const char *faiss_reason(const char *m)
+{
+    if (strncmp(m, "Error in ", 9) != 0)
+        return m;
+    const char *at = strstr(m, " at ");
+    for (const char *p = at ? strchr(at + 4, ':') : NULL; p; p = strchr(p + 1, ':')) {
+        size_t digits = strspn(p + 1, "0123456789");
+        if (digits > 0 && p[1 + digits] == ':' && p[2 + digits] == ' ')
+            return p + 3 + digits;
+    }
+    return m;
+}
+
+/* Copies FAISS's per-thread message at once (a later success does not clear it). The C
+ * API is built with NDEBUG (tools/setup.sh), so FAISS itself prints nothing. */
 static int faiss_status(int frc, int rc, const char *what)
 {
     const char *m = faiss_get_last_error();
     char msg[400];
-    snprintf(msg, sizeof msg, "%s", m && *m ? m : "no detail");
+    snprintf(msg, sizeof msg, "%s", m && *m ? faiss_reason(m) : "no detail");
     char *nl = strchr(msg, '\n');
     if (nl)
         *nl = '\0';
-    return rag_fail(rc, "%s failed (FAISS %d): %s", what, frc, msg);
+    return rag_fail(rc, "%s: %s (FAISS error %d)", what, msg, frc);
 }
 
 /* Whether every component of `spec` stores plain floats: "Flat" or "HNSW<M>" (whose
@@ -147,7 +162,9 @@ int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out
     int frc = faiss_index_factory(&ix->index, dim, desc, METRIC_INNER_PRODUCT);
     if (frc != 0) {
         free(ix);
-        return faiss_status(frc, RAG_EINVAL, "index spec");
+        char what[SPEC_MAX + 16];
+        snprintf(what, sizeof what, "index spec '%s'", spec);
+        return faiss_status(frc, RAG_EINVAL, what);
     }
     ix->dim = dim;
     ix->ef_search = ef_search;
