@@ -33,6 +33,7 @@
 
 static const char *const colls[NCOLL] = {"alpha", "beta", "gamma"};
 static char cli[4096], orig[4096], work[4096], copy[4096], out[4096], logpath[4096];
+static char errpath[4200];
 
 /* What each document must read back as, and the pages it lives on. */
 typedef struct refdoc {
@@ -253,9 +254,9 @@ static int run(const char *const *args)
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int null = open("/dev/null", O_WRONLY);
+        int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
-        dup2(null, 2);
+        dup2(err, 2);
         char *argv[16];
         int n = 0;
         argv[n++] = cli;
@@ -415,8 +416,33 @@ static int reads_back(int *meta_only)
     return res[0] == '0' && res[1] == '0';
 }
 
+/* The command's stderr: no line is a bare "ragcore CMD: " or ends in ": " (an error whose
+ * message was lost). */
+static int stderr_whole(void)
+{
+    FILE *fp = fopen(errpath, "r");
+    char line[8192];
+    int ok = 1;
+    while (fp && fgets(line, sizeof line, fp)) {
+        size_t n = strcspn(line, "\n");
+        line[n] = '\0';
+        if (n >= 2 && strcmp(line + n - 2, ": ") == 0) {
+            fprintf(stderr, "error without its message: '%s'\n", line);
+            ok = 0;
+        }
+    }
+    if (fp)
+        fclose(fp);
+    return ok;
+}
+
 static int signaled(int status, const char *cmd, uint64_t seed, const char *what, totals *t)
 {
+    if (!stderr_whole()) {
+        TEST_FAIL_("pattern %llu (%s): '%s' printed an error without its message",
+                   (unsigned long long)seed, what, cmd);
+        t->empty_messages++;
+    }
     if (!WIFSIGNALED(status))
         return 0;
     TEST_FAIL_("pattern %llu (%s): '%s' died of signal %d", (unsigned long long)seed, what, cmd,
@@ -591,6 +617,37 @@ static void test_hostile_stores(void)
         free(docs[i].content);
 }
 
+/* A bad index spec: FAISS's error comes back as the library's message (FAISS itself prints
+ * nothing) and the failed create leaves no directory behind. */
+static void test_bad_index_spec(void)
+{
+    char dir[4200], file[4200];
+    snprintf(dir, sizeof dir, "%s-bogus", orig);
+    snprintf(file, sizeof file, "%s-doc.txt", orig);
+    FILE *fp = fopen(file, "w");
+    ASSERT_TRUE(fp != NULL);
+    if (!fp)
+        return;
+    fputs("A short document.\n", fp);
+    fclose(fp);
+    const char *args[] = {"ingest", "--db", dir, "--embedder", "hash", "--index", "Bogus99",
+                          "--quiet", file, NULL};
+    int st = run(args);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    fp = fopen(errpath, "r");
+    char text[8192] = "";
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    text[n] = '\0';
+    if (fp)
+        fclose(fp);
+    ASSERT_TRUE(strstr(text, "index spec 'Bogus99': could not parse index string Bogus99") != NULL);
+    ASSERT_TRUE(strstr(text, "Error in") == NULL);       /* FAISS's own print */
+    ASSERT_TRUE(strstr(text, "index_factory.cpp") == NULL);
+    struct stat sb;
+    ASSERT_TRUE(stat(dir, &sb) != 0 && errno == ENOENT); /* no data.mdb, no directory */
+    unlink(file);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -609,6 +666,8 @@ int main(int argc, char **argv)
     test_fresh_dir(copy, sizeof copy, "damage_copy");
     test_fresh_dir(out, sizeof out, "damage_out");
     test_fresh_dir(logpath, sizeof logpath, "damage_log.json");
+    snprintf(errpath, sizeof errpath, "%s.err", logpath);
+    RUN_TEST(test_bad_index_spec);
     RUN_TEST(test_hostile_stores);
     return TEST_REPORT();
 }
