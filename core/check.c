@@ -162,6 +162,13 @@ finding(ck *k, int kind, int cat, const char *fmt, ...)
         rag_check_report_push(k->r, kind, k->cname, k->cid, cat == CAT_INDEX, msg);
 }
 
+/* The detail of error `rc`: the thread's message, or the code's name when a callee set
+ * none, so that no finding ends in an empty reason. */
+static const char *errtext(int rc)
+{
+    return *rag_errmsg() ? rag_errmsg() : rag_strerror(rc);
+}
+
 /* Starts a new listing scope (a collection, or the store). */
 static void scope_begin(ck *k, const char *name, uint32_t cid)
 {
@@ -250,10 +257,15 @@ static int load_chunks(ck *k)
         chunk_info *c = &k->chunks[i];
         rag_chunk_rec *rec = NULL;
         int grc = rag_store_chunk_get(k->txn, k->cid, c->id, &rec);
-        if (grc == RAG_ECORRUPT) {
+        if (grc == RAG_ECORRUPT || grc == RAG_ENOTFOUND) {
+            /* Not found by the key the scan just listed: the table's pages disagree. */
             c->damaged = 1;
             finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD, "chunk %llu: %s",
-                    (unsigned long long)c->id, rag_errmsg());
+                    (unsigned long long)c->id,
+                    grc == RAG_ENOTFOUND ? "listed by a scan of the chunk table but not found by "
+                                           "its key (damaged pages)"
+                                         : rag_errmsg());
+            rag_clear_error();
             continue;
         }
         if (grc != RAG_OK)
@@ -439,7 +451,7 @@ static void check_index(ck *k)
     float *buf = NULL;
     int rc = rag_vindex_load(path, k->spec, k->dim, 0, &ix, &covered);
     if (rc != RAG_OK) {
-        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", rag_errmsg());
+        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", errtext(rc));
         rag_clear_error();
         k->plan->rebuild_index = 1;
         return;
@@ -476,7 +488,7 @@ static void check_index(ck *k)
         goto cleanup;
     }
     if ((rc = rag_vindex_ids(ix, &raw, &nraw)) != RAG_OK) {
-        finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index ids not compared: %s", rag_errmsg());
+        finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index ids not compared: %s", errtext(rc));
         rag_clear_error();
         goto cleanup;
     }
@@ -519,7 +531,7 @@ static void check_index(ck *k)
         recon_ctx x = {k, ix, &ids, covered, buf, tol, 0};
         rc = rag_store_vec_scan(k->txn, k->cid, 0, recon_visit, &x);
         if (rc < 0) {
-            finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "reading vectors: %s", rag_errmsg());
+            finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "reading vectors: %s", errtext(rc));
             rag_clear_error();
         }
     }
@@ -551,7 +563,7 @@ static void check_lexical(ck *k, uint64_t live)
     uint64_t before = k->r->counts[RAG_CHECK_PROBLEM];
     int rc = rag_lexical_audit_coll(k->txn, k->cid, &la);
     if (rc != RAG_OK) {
-        finding(k, RAG_CHECK_PROBLEM, CAT_LEX, "lexical index cannot be read: %s", rag_errmsg());
+        finding(k, RAG_CHECK_PROBLEM, CAT_LEX, "lexical index cannot be read: %s", errtext(rc));
         rag_clear_error();
         k->plan->rebuild_lex = 1;
         return;
@@ -624,7 +636,7 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
         if (rc != RAG_ECORRUPT)
             goto unreadable;
         finding(k, RAG_CHECK_PROBLEM, CAT_DOC, "document table: %s (documents after it not checked)",
-                rag_errmsg());
+                errtext(rc));
         rag_clear_error();
     }
     rag_check_stage(k->r, "table 'tombstones' (collection '%s')", name);
@@ -735,7 +747,7 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
     scan_reset(k);
     return RAG_OK;
 unreadable:
-    finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "collection cannot be read: %s", rag_errmsg());
+    finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "collection cannot be read: %s", errtext(rc));
     scope_end(k);
     scan_reset(k);
     return rc;
@@ -1131,7 +1143,7 @@ static void repair_collection(ck *k, coll_plan *p)
         if (rc != RAG_OK) {
             finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR,
                     "%zu chunks lack a usable vector and cannot be re-embedded (%s): re-ingest "
-                    "their documents", p->reembed.n, rag_errmsg());
+                    "their documents", p->reembed.n, errtext(rc));
             rag_clear_error();
         }
     }
@@ -1147,7 +1159,7 @@ static void repair_collection(ck *k, coll_plan *p)
         repair_arg a = {p, vecs, k->dim, bump};
         rc = rag_store_write(k->st, repair_fn, &a);
         if (rc != RAG_OK) {
-            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "store repair failed: %s", rag_errmsg());
+            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "store repair failed: %s", errtext(rc));
             rag_clear_error();
             p->rebuild_index = 1;
         } else {
@@ -1186,12 +1198,12 @@ static void repair_collection(ck *k, coll_plan *p)
         } else {
             finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR,
                     "lexical index rebuild failed: %s (the next --repair starts it again)",
-                    rag_errmsg());
+                    errtext(rc));
             rag_clear_error();
         }
     }
     if (p->rebuild_index && (rc = rebuild_index(k, p)) != RAG_OK) {
-        finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "index rebuild failed: %s", rag_errmsg());
+        finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "index rebuild failed: %s", errtext(rc));
         rag_clear_error();
     }
     free(vecs);
@@ -1301,7 +1313,7 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
     rag_check_stage(r, "the keys of tables 'docs', 'chunks', 'vectors', 'tombstones' and "
                     "'hashes'");
     if ((rc = rag_store_coll_key_counts(k.txn, keycount_visit, &kc)) != RAG_OK) {
-        finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", rag_errmsg());
+        finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", errtext(rc));
         rag_clear_error();
     }
     check_index_dir(&k, ids, n, 0);
@@ -1336,12 +1348,14 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
             continue;
         }
         purge_arg pa = {cid};
-        if (rag_store_write(k.st, purge_fn, &pa) == RAG_OK)
+        if ((rc = rag_store_write(k.st, purge_fn, &pa)) == RAG_OK)
             finding(&k, RAG_CHECK_REPAIRED, CAT_REPAIR,
                     "removed the chunks, vectors and hashes of missing collection id %u", cid);
         else
             finding(&k, RAG_CHECK_UNFIXED, CAT_REPAIR, "cannot remove records of collection %u: %s",
-                    cid, rag_errmsg());
+                    cid, errtext(rc));
+        rag_clear_error();
+        rc = RAG_OK; /* reported; the other repairs go on */
     }
     scope_end(&k);
     for (size_t i = 0; i < n; i++)
@@ -1422,7 +1436,7 @@ static int check_all(const char *dir, rag_check_report *r, int *damaged)
         *damaged = 1;
     if (rc != RAG_OK && *damaged) {
         char *msg = NULL;
-        if (asprintf(&msg, "LMDB cannot read the store: %s", rag_errmsg()) >= 0)
+        if (asprintf(&msg, "LMDB cannot read the store: %s", errtext(rc)) >= 0)
             rag_check_report_push(r, RAG_CHECK_PROBLEM, "", 0, 0, msg);
         r->counts[RAG_CHECK_PROBLEM]++;
         rag_clear_error();

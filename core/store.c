@@ -79,15 +79,20 @@ static struct sigaction guard_old_segv, guard_old_bus;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static long guard_page = 4096;
 
+/* Leaves the armed guard of this thread: its read returns GUARD_FAULT. */
+static void guard_jump(int sig)
+{
+    guard_armed = 0;
+    guard_sig = sig;
+    siglongjmp(*guard_jb, 1);
+}
+
 static void guard_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)si;
     (void)uc;
-    if (guard_armed) {
-        guard_armed = 0;
-        guard_sig = sig;
-        siglongjmp(*guard_jb, 1);
-    }
+    if (guard_armed)
+        guard_jump(sig);
     /* Not a guarded read: put the earlier disposition back; returning re-runs the
      * faulting instruction under it. */
     sigaction(sig, sig == SIGBUS ? &guard_old_bus : &guard_old_segv, NULL);
@@ -115,12 +120,20 @@ static void guard_assert(MDB_env *env, const char *msg)
 {
     (void)env;
     (void)msg;
-    if (guard_armed) {
-        guard_armed = 0;
-        guard_sig = SIGABRT;
-        siglongjmp(*guard_jb, 1);
-    }
+    if (guard_armed)
+        guard_jump(SIGABRT);
 }
+
+/* Arms this thread's guard in the calling function's frame, which returns GUARD_FAULT when a
+ * fault or an assertion jumps back; GUARD_LEAVE disarms it. */
+#define GUARD_ENTER(jb)                                                                   \
+    do {                                                                                  \
+        if (sigsetjmp(jb, 0))                                                             \
+            return GUARD_FAULT;                                                           \
+        guard_jb = &(jb);                                                                 \
+        guard_armed = 1;                                                                  \
+    } while (0)
+#define GUARD_LEAVE() (guard_armed = 0)
 
 /* Reads one byte of every page of [p, p + n): faults here when LMDB handed out a range that
  * runs past the file or the map. */
@@ -138,14 +151,11 @@ static void guard_touch(const void *p, size_t n)
 static int g_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
 {
     sigjmp_buf jb;
-    if (sigsetjmp(jb, 0))
-        return GUARD_FAULT;
-    guard_jb = &jb;
-    guard_armed = 1;
+    GUARD_ENTER(jb);
     int rc = mdb_get(txn, dbi, key, val);
     if (rc == 0)
         guard_touch(val->mv_data, val->mv_size);
-    guard_armed = 0;
+    GUARD_LEAVE();
     return rc;
 }
 
@@ -153,16 +163,13 @@ static int g_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
 static int g_cget(MDB_cursor *c, MDB_val *key, MDB_val *val, MDB_cursor_op op)
 {
     sigjmp_buf jb;
-    if (sigsetjmp(jb, 0))
-        return GUARD_FAULT;
-    guard_jb = &jb;
-    guard_armed = 1;
+    GUARD_ENTER(jb);
     int rc = mdb_cursor_get(c, key, val, op);
     if (rc == 0) {
         guard_touch(key->mv_data, key->mv_size);
         guard_touch(val->mv_data, val->mv_size);
     }
-    guard_armed = 0;
+    GUARD_LEAVE();
     return rc;
 }
 
@@ -170,12 +177,9 @@ static int g_cget(MDB_cursor *c, MDB_val *key, MDB_val *val, MDB_cursor_op op)
 static int g_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
 {
     sigjmp_buf jb;
-    if (sigsetjmp(jb, 0))
-        return GUARD_FAULT;
-    guard_jb = &jb;
-    guard_armed = 1;
+    GUARD_ENTER(jb);
     int rc = mdb_dbi_open(txn, name, flags, dbi);
-    guard_armed = 0;
+    GUARD_LEAVE();
     return rc;
 }
 
