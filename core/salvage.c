@@ -99,7 +99,8 @@ static void *dup_bytes(const void *p, size_t n)
 {
     unsigned char *d = rag_malloc(n + 1);
     if (d) {
-        memcpy(d, p, n);
+        if (n)
+            memcpy(d, p, n);
         d[n] = 0;
     }
     return d;

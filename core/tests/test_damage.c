@@ -79,12 +79,12 @@ static void make_store(void)
                                         "harbour", "lantern", "meadow", "copper", "violin",
                                         "glacier", "orchard", "compass", "furnace", "beacon"};
     for (int i = 0; i < NDOCS; i++) {
-        char id[32], title[64], text[2400], meta[3200];
+        char id[32], title[64], text[4800], meta[3200];
         int c = i / DOCS_PER_COLL;
         snprintf(id, sizeof id, "%s-%02d", colls[c], i % DOCS_PER_COLL);
         snprintf(title, sizeof title, "Title of %s", id);
         size_t n = 0;
-        for (int w = 0; w < 260 + (i % 5) * 40; w++)
+        for (int w = 0; w < 260 + (i % 5) * 40 && n < sizeof text - 32; w++)
             n += (size_t)snprintf(text + n, sizeof text - n, "%s%s",
                                   words[(i * 7 + w * (i % 4 + 1)) % 15], w % 12 == 11 ? ".\n\n" : " ");
         /* one document's record is larger than a page (an overflow page) */
@@ -442,6 +442,12 @@ static int signaled(int status, const char *cmd, uint64_t seed, const char *what
         TEST_FAIL_("pattern %llu (%s): '%s' printed an error without its message",
                    (unsigned long long)seed, what, cmd);
         t->empty_messages++;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 2) {
+        /* 1 is a usage error, anything else a sanitizer's or an exec's failure */
+        TEST_FAIL_("pattern %llu (%s): '%s' exited with status %d", (unsigned long long)seed,
+                   what, cmd, WEXITSTATUS(status));
+        t->crashes++;
     }
     if (!WIFSIGNALED(status))
         return 0;
