@@ -171,6 +171,8 @@ static int cmp_chunk(const void *a, const void *b)
 static schunk *find_chunk(salvage *s, uint32_t coll, uint64_t id)
 {
     schunk key = {coll, id, 0, 0, NULL};
+    if (s->nchunks == 0)
+        return NULL;
     return bsearch(&key, s->chunks, s->nchunks, sizeof key, cmp_chunk);
 }
 
