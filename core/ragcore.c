@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,6 +158,44 @@ static int init_meta(rag_txn *txn, void *user)
 static int set_spec(rag_txn *txn, void *user)
 {
     return rag_store_meta_put(txn, "index_spec", user);
+}
+
+static int set_store_id(rag_txn *txn, void *user)
+{
+    return rag_store_meta_put(txn, "store_id", user);
+}
+
+/* Reads the store's random identity (meta "store_id", 32 hex digits) into db->store_id;
+ * gives a store that has none (made before identities were recorded) a new one when the
+ * handle may write. A read-only handle of such a store keeps zeros (identity unknown). */
+static int open_store_id(rag_db *db)
+{
+    rag_txn *txn = NULL;
+    char *hex = NULL;
+    int rc = rag_store_read(db->st, &txn);
+    if (rc == RAG_OK)
+        rc = rag_store_meta_get(txn, "store_id", &hex);
+    rag_txn_end(txn);
+    if (rc == RAG_OK) {
+        for (int i = 0; i < 16 && strlen(hex) == 32; i++)
+            sscanf(hex + 2 * i, "%2hhx", &db->store_id[i]);
+        free(hex);
+        return RAG_OK;
+    }
+    if (rc != RAG_ENOTFOUND)
+        return rc;
+    rag_clear_error();
+    if (db->opts.read_only)
+        return RAG_OK;
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        return rag_fail(RAG_EIO, "cannot draw the store's identity: %s", strerror(errno));
+    char text[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(text + 2 * i, 3, "%02x", b[i]);
+    if ((rc = rag_store_write(db->st, set_store_id, text)) == RAG_OK)
+        memcpy(db->store_id, b, sizeof b);
+    return rc;
 }
 
 /* Reads the store's identity (embedder, dimension, spec), creating it for a new store,
@@ -500,7 +539,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
         goto fail;
     atomic_store(&db->seen_txn, rag_store_last_txn(db->st));
-    if ((rc = open_identity(db, &o)) != RAG_OK)
+    if ((rc = open_identity(db, &o)) != RAG_OK || (rc = open_store_id(db)) != RAG_OK)
         goto fail;
     char idir[4096];
     rag_coll_index_dir(dir, idir, sizeof idir);

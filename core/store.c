@@ -1,16 +1,20 @@
 /* store.c - LMDB-backed store of collections, documents, chunks, vectors and aux tables. */
 #include "store.h"
 #include "bytes.h"
+#include "pagewalk.h"
 #include "status.h"
 
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define INITIAL_MAP_SIZE ((size_t)1 << 30) /* 1 GiB, grows by doubling */
 
@@ -56,11 +60,139 @@ struct rag_txn {
     int scratch_dim;
 };
 
+/* ---- reading a damaged file without faulting ------------------------------------------ */
+
+/* LMDB trusts its pages: a damaged one can make a read trip an assertion (abort) or follow
+ * a garbage offset out of the map (SIGSEGV, SIGBUS). Every LMDB read of this file runs
+ * "guarded": a per-thread jump buffer is armed around the call and around a touch of every
+ * page of the key and value it returns, and the process's SIGSEGV/SIGBUS handler (installed
+ * once, at the first open) and the environments' assertion callback jump back to it while
+ * it is armed, so the read fails with GUARD_FAULT instead of killing the process. A fault
+ * while no guard is armed goes to the handler that was installed before (or the default
+ * action), so a fault elsewhere still crashes as it would without ragcore.
+ * RAGCORE_FAULT_GUARD=0 leaves the signal handlers alone. */
+#define GUARD_FAULT (-30000) /* outside LMDB's and errno's codes */
+
+static __thread sigjmp_buf *guard_jb __attribute__((tls_model("initial-exec")));
+static __thread volatile sig_atomic_t guard_armed __attribute__((tls_model("initial-exec")));
+static __thread int guard_sig __attribute__((tls_model("initial-exec")));
+static struct sigaction guard_old_segv, guard_old_bus;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static long guard_page = 4096;
+
+/* Leaves the armed guard of this thread: its read returns GUARD_FAULT. */
+static void guard_jump(int sig)
+{
+    guard_armed = 0;
+    guard_sig = sig;
+    siglongjmp(*guard_jb, 1);
+}
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)si;
+    (void)uc;
+    if (guard_armed)
+        guard_jump(sig);
+    /* Not a guarded read: put the earlier disposition back; returning re-runs the
+     * faulting instruction under it. */
+    sigaction(sig, sig == SIGBUS ? &guard_old_bus : &guard_old_segv, NULL);
+}
+
+static void guard_install(void)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps > 0)
+        guard_page = ps;
+    const char *env = getenv("RAGCORE_FAULT_GUARD");
+    if (env && strcmp(env, "0") == 0)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &guard_old_segv);
+    sigaction(SIGBUS, &sa, &guard_old_bus);
+}
+
+/* LMDB's assertion callback: a failed assertion during a guarded read is a damaged page. */
+static void guard_assert(MDB_env *env, const char *msg)
+{
+    (void)env;
+    (void)msg;
+    if (guard_armed)
+        guard_jump(SIGABRT);
+}
+
+/* Arms this thread's guard in the calling function's frame, which returns GUARD_FAULT when a
+ * fault or an assertion jumps back; GUARD_LEAVE disarms it. */
+#define GUARD_ENTER(jb)                                                                   \
+    do {                                                                                  \
+        if (sigsetjmp(jb, 0))                                                             \
+            return GUARD_FAULT;                                                           \
+        guard_jb = &(jb);                                                                 \
+        guard_armed = 1;                                                                  \
+    } while (0)
+#define GUARD_LEAVE() (guard_armed = 0)
+
+/* Reads one byte of every page of [p, p + n): faults here when LMDB handed out a range that
+ * runs past the file or the map. */
+static void guard_touch(const void *p, size_t n)
+{
+    const volatile unsigned char *b = p;
+    if (!b || n == 0)
+        return;
+    for (size_t off = 0; off < n; off += (size_t)guard_page)
+        (void)b[off];
+    (void)b[n - 1];
+}
+
+/* mdb_get, guarded. */
+static int g_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
+{
+    sigjmp_buf jb;
+    GUARD_ENTER(jb);
+    int rc = mdb_get(txn, dbi, key, val);
+    if (rc == 0)
+        guard_touch(val->mv_data, val->mv_size);
+    GUARD_LEAVE();
+    return rc;
+}
+
+/* mdb_cursor_get, guarded. */
+static int g_cget(MDB_cursor *c, MDB_val *key, MDB_val *val, MDB_cursor_op op)
+{
+    sigjmp_buf jb;
+    GUARD_ENTER(jb);
+    int rc = mdb_cursor_get(c, key, val, op);
+    if (rc == 0) {
+        guard_touch(key->mv_data, key->mv_size);
+        guard_touch(val->mv_data, val->mv_size);
+    }
+    GUARD_LEAVE();
+    return rc;
+}
+
+/* mdb_dbi_open, guarded (it reads the main table's pages). */
+static int g_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+    sigjmp_buf jb;
+    GUARD_ENTER(jb);
+    int rc = mdb_dbi_open(txn, name, flags, dbi);
+    GUARD_LEAVE();
+    return rc;
+}
+
 /* Maps an LMDB or errno code to a status with a message naming the operation. */
 static int mdb_status(rag_txn *txn, int rc, const char *what)
 {
     if (rc == MDB_SUCCESS)
         return RAG_OK;
+    if (rc == GUARD_FAULT)
+        return rag_fail(RAG_ECORRUPT, "%s: the store file's pages are damaged (reading them "
+                        "failed with %s); 'ragcore check' lists the damage", what,
+                        guard_sig == SIGABRT ? "an LMDB assertion" : strsignal(guard_sig));
     if (rc == MDB_NOTFOUND)
         return RAG_ENOTFOUND;
     if (rc == MDB_MAP_FULL) {
@@ -176,6 +308,8 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
         rc = mdb_status(NULL, rc, "create LMDB environment");
         goto fail;
     }
+    pthread_once(&guard_once, guard_install);
+    mdb_env_set_assert(st->env, guard_assert);
     mdb_env_set_maxdbs(st->env, N_CORE_DB + N_KV + N_APP + 4);
     mdb_env_set_maxreaders(st->env, 510);
     /* Use the existing map size when larger than the default. */
@@ -186,6 +320,13 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     if (env && atol(env) >= 65536)
         map = (size_t)atol(env);
     if (stat(path, &sb) == 0) {
+        /* LMDB maps the file and trusts it: a page past the end of a truncated file would
+         * fault (SIGBUS) on first touch. Refuse a file shorter than its meta page says. */
+        rag_pagewalk_meta meta;
+        if (sb.st_size > 0 && (rc = rag_pagewalk_meta_read(path, &meta)) != RAG_OK) {
+            rag_fail_prefix(rc, "store '%s' cannot be opened", dir);
+            goto fail;
+        }
         while (map < (size_t)sb.st_size)
             map *= 2;
     } else if (read_only) {
@@ -209,7 +350,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     }
     unsigned dflags = read_only ? 0 : MDB_CREATE;
     for (int i = 0; i < N_CORE_DB; i++) {
-        if ((rc = mdb_dbi_open(txn, core_db_names[i], dflags, &st->dbi[i])) != 0) {
+        if ((rc = g_dbi_open(txn, core_db_names[i], dflags, &st->dbi[i])) != 0) {
             rc = rc == MDB_NOTFOUND
                      ? rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore store (no '%s' table)", dir,
                                 core_db_names[i])
@@ -220,7 +361,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     for (size_t i = 0; i < N_KV; i++) {
         char name[32];
         snprintf(name, sizeof name, "kv:%s", kv_tables[i]);
-        if ((rc = mdb_dbi_open(txn, name, dflags, &st->kv[i])) != 0) {
+        if ((rc = g_dbi_open(txn, name, dflags, &st->kv[i])) != 0) {
             if (rc == MDB_NOTFOUND && read_only) {
                 st->kv[i] = (MDB_dbi)-1;
                 continue;
@@ -378,7 +519,7 @@ static int put(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const void *v,
 static int get(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *val)
 {
     MDB_val key = {kl, (void *)k};
-    int rc = mdb_get(t->txn, dbi, &key, val);
+    int rc = g_get(t->txn, dbi, &key, val);
     return rc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(t, rc, "read");
 }
 
@@ -406,7 +547,7 @@ static int del_range(rag_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_
         return mdb_status(t, rc, "open cursor");
     MDB_val k = {plen, (void *)prefix}, v;
     long n = 0;
-    rc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+    rc = g_cget(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
             break;
@@ -419,9 +560,9 @@ static int del_range(rag_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_
         if ((rc = mdb_cursor_del(c, 0)) != 0)
             break;
         n++;
-        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        rc = g_cget(c, &k, &v, MDB_GET_CURRENT);
         if (rc == MDB_NOTFOUND || rc == EINVAL)
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            rc = g_cget(c, &k, &v, MDB_NEXT);
         /* after a delete the cursor already points at the next item */
     }
     mdb_cursor_close(c);
@@ -527,8 +668,8 @@ int rag_store_coll_list(rag_txn *t, char ***names, size_t *count)
     size_t n = 0, cap = 0;
     char **arr = NULL;
     rc = RAG_OK;
-    for (int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (int mrc = g_cget(c, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = g_cget(c, &k, &v, MDB_NEXT)) {
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             char **q = rag_realloc(arr, cap * sizeof *q);
@@ -570,10 +711,12 @@ static unsigned char *doc_key(uint32_t coll, const char *id, size_t *klen)
     return k;
 }
 
-/* Decodes a document value; `id` is copied from the key. */
-static int doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
-                      rag_doc_rec **out)
+int rag_store_doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                         rag_doc_rec **out)
 {
+    *out = NULL;
+    if (klen < 4)
+        return rag_fail(RAG_ECORRUPT, "document key of %zu bytes", klen);
     rag_doc_rec *d = rag_calloc(1, sizeof *d);
     if (!d)
         return RAG_ENOMEM;
@@ -616,7 +759,7 @@ int rag_store_doc_get(rag_txn *t, uint32_t coll, const char *id, rag_doc_rec **o
     MDB_val v;
     int rc = get(t, t->st->dbi[DB_DOCS], k, kl, &v);
     if (rc == RAG_OK)
-        rc = doc_decode(k, kl, v.mv_data, v.mv_size, out);
+        rc = rag_store_doc_decode(k, kl, v.mv_data, v.mv_size, out);
     free(k);
     return rc;
 }
@@ -679,21 +822,21 @@ int rag_store_doc_scan_after(rag_txn *t, uint32_t coll, const char *after,
     unsigned char prefix[4];
     rag_put_be32(prefix, coll);
     MDB_val k = start ? (MDB_val){alen, start} : (MDB_val){4, prefix}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     /* the cursor's id itself is not "after" it */
     if (mrc == 0 && start && k.mv_size == alen && memcmp(k.mv_data, start, alen) == 0)
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     free(start);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
         rag_doc_rec *d = NULL;
-        if ((rc = doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
+        if ((rc = rag_store_doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
             break;
         rc = visit(user, d);
         rag_doc_rec_free(d);
         if (rc != 0)
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -715,19 +858,13 @@ void rag_doc_rec_free(rag_doc_rec *d)
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_rec **out)
 {
     *out = NULL;
-    unsigned char k[12];
-    coll_id_key(k, coll, id);
-    MDB_val v;
-    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
-    if (rc != RAG_OK)
-        return rc;
     rag_chunk_rec *c = rag_calloc(1, sizeof *c);
     if (!c)
         return RAG_ENOMEM;
-    rd r = {v.mv_data, v.mv_size, 0, 0};
+    rd r = {val, vlen, 0, 0};
     c->id = id;
     rd_get(&r, &c->start, 8);
     rd_get(&r, &c->end, 8);
@@ -752,6 +889,18 @@ int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **
     }
     *out = c;
     return RAG_OK;
+}
+
+int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+{
+    *out = NULL;
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
+    if (rc != RAG_OK)
+        return rc;
+    return rag_store_chunk_decode(id, v.mv_data, v.mv_size, out);
 }
 
 int rag_store_chunk_put(rag_txn *t, uint32_t coll, const rag_chunk_rec *c)
@@ -861,7 +1010,7 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
     unsigned char start[12];
     coll_id_key(start, coll, from);
     MDB_val k = {12, start}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size == 12 && rag_get_be32(k.mv_data) == coll) {
         int dim = (int)(v.mv_size / sizeof(float));
@@ -877,7 +1026,7 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
         memcpy(t->scratch, v.mv_data, (size_t)dim * sizeof(float));
         if ((rc = visit(user, rag_get_be64((const unsigned char *)k.mv_data + 4), t->scratch, dim)))
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -1020,7 +1169,7 @@ typedef struct app_open {
 static int app_create_fn(rag_txn *t, void *user)
 {
     app_open *a = user;
-    int rc = mdb_dbi_open(t->txn, a->name, MDB_CREATE, &a->dbi);
+    int rc = g_dbi_open(t->txn, a->name, MDB_CREATE, &a->dbi);
     return rc ? mdb_status(t, rc, "create aux table") : RAG_OK;
 }
 
@@ -1032,7 +1181,7 @@ static int app_find(rag_store *st, app_open *a)
     int rc = txn_begin(st, 0, &t);
     if (rc != RAG_OK)
         return rc;
-    int mrc = mdb_dbi_open(t->txn, a->name, 0, &a->dbi);
+    int mrc = g_dbi_open(t->txn, a->name, 0, &a->dbi);
     if (mrc == 0) {
         mrc = mdb_txn_commit(t->txn);
         t->txn = NULL;
@@ -1120,13 +1269,13 @@ int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t s
     if ((rc = mdb_cursor_open(t->txn, dbi, &c)) != 0)
         return mdb_status(t, rc, "open cursor");
     MDB_val k = {slen, (void *)start}, v;
-    int mrc = start && slen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
-                            : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    int mrc = start && slen ? g_cget(c, &k, &v, MDB_SET_RANGE)
+                            : g_cget(c, &k, &v, MDB_FIRST);
     rc = RAG_OK;
     while (mrc == 0) {
         if ((rc = visit(user, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -1185,7 +1334,7 @@ int rag_store_kv_shrink(rag_txn *t, const char *table, uint64_t target, long max
     /* the table's size is kept in the transaction's copy of its record: exact after
      * each delete */
     while (rc == RAG_OK && used > target && n < max_delete &&
-           (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+           (mrc = g_cget(c, &k, &v, MDB_FIRST)) == 0) {
         if ((mrc = mdb_cursor_del(c, 0)) != 0)
             break;
         n++;
@@ -1212,7 +1361,7 @@ static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *wha
     unsigned char start[12];
     coll_id_key(start, coll, 0);
     MDB_val k = {12, start}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && rag_get_be32(k.mv_data) == coll) {
         if (k.mv_size != 12) {
@@ -1222,7 +1371,7 @@ static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *wha
         }
         if ((rc = visit(user, rag_get_be64((const unsigned char *)k.mv_data + 4), &v)) != 0)
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -1296,7 +1445,7 @@ int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
         if ((rc = mdb_cursor_open(t->txn, t->st->dbi[tables[i]], &c)) != 0)
             return mdb_status(t, rc, "open cursor");
         MDB_val k, v;
-        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        int mrc = g_cget(c, &k, &v, MDB_FIRST);
         uint32_t cur = 0;
         uint64_t n = 0, bad = 0;
         while (mrc == 0) {
@@ -1312,7 +1461,7 @@ int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
                 cur = id;
                 n++;
             }
-            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            mrc = g_cget(c, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close(c);
         if (rc == RAG_OK && n > 0)
@@ -1359,4 +1508,15 @@ int rag_store_io_status(rag_store *st, int rc)
     snprintf(cause, sizeof cause, "%s", rag_errmsg());
     return rag_fail(RAG_EFULL, "no space left on device (%llu KiB free on the file system of "
                     "'%s'): %s", avail >> 10, path, cause);
+}
+
+int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t klen,
+                      const void *val, size_t vlen)
+{
+    for (int i = 0; i < N_CORE_DB; i++)
+        if (strcmp(table, core_db_names[i]) == 0)
+            return put(t, t->st->dbi[i], key, klen, val, vlen, "write record");
+    if (strncmp(table, "kv:", 3) == 0)
+        return rag_store_kv_put(t, table + 3, key, klen, val, vlen);
+    return rag_fail(RAG_EINVAL, "no table '%s' in a ragcore store", table);
 }

@@ -209,3 +209,18 @@ int rag_store_backup(rag_store *st, const char *outdir);
  * space) when rc is RAG_EIO and the store's file system has less than 1 MiB available,
  * otherwise rc unchanged. */
 int rag_store_io_status(rag_store *st, int rc);
+
+/* ---- salvage (salvage.c) ---------------------------------------------------------------- */
+
+/* Decode a document record (key: collection id and document id; *out freed with
+ * rag_doc_rec_free) and a chunk record (freed with rag_chunk_rec_free), as the scans and
+ * gets do. RAG_ECORRUPT when the bytes do not decode, RAG_ENOMEM. */
+int rag_store_doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                         rag_doc_rec **out);
+int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_rec **out);
+
+/* Writes one record as raw bytes into table `table`, named as in the file ("meta",
+ * "collections", "docs", "chunks", "vectors", "tombstones", "hashes", or "kv:<name>" of a
+ * table opened with rag_store_kv_open). RAG_EINVAL for another name. */
+int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t klen,
+                      const void *val, size_t vlen);

@@ -1076,6 +1076,62 @@ RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_inf
 RAG_API int rag_restore(const char *backup, const char *dbdir, int force,
                         rag_backup_info *info);
 
+/* What a salvage copied and lost. */
+typedef struct rag_salvage_totals {
+    uint64_t collections;       /* collections in the new store */
+    uint64_t documents;         /* documents copied whole (every chunk's text verified) */
+    uint64_t documents_lost;    /* documents known by id that could not be copied */
+    uint64_t documents_unknown; /* documents the collection counters count beyond those
+                                   found: lost with pages whose ids no readable page names */
+    uint64_t chunks;            /* chunks copied */
+    uint64_t vectors_reembedded;/* copied chunks whose vector was unreadable, embedded again */
+    uint64_t tables;            /* configuration and application tables copied (API keys,
+                                   query log, rag_table_* tables) */
+    uint64_t entries_lost;      /* entries of those tables on damaged pages (unknown: 0) */
+    uint64_t pages, damaged_pages; /* pages of the old store file; pages it could not read */
+    double seconds;
+} rag_salvage_totals;
+
+/* A document that was not copied. */
+typedef struct rag_salvage_lost {
+    char collection[129];       /* "" when the collection's record itself was lost */
+    uint32_t coll_id;
+    const char *id;             /* the document id */
+    const char *reason;         /* e.g. "chunk 812 is on a damaged page" */
+} rag_salvage_lost;
+
+typedef struct rag_salvage_report rag_salvage_report;
+
+/* Copies every readable document of the store in `dir` into a new store in `outdir`, for
+ * a store whose file is damaged (rag_check reports page damage; a repair does not write
+ * into a damaged file). The old file is read without LMDB, page by page with every offset
+ * and size checked (it is never modified, and no content of it can crash the salvage); a
+ * damaged page loses what it holds, and a damaged branch page the pages below it. A
+ * document is copied only whole: its record and every chunk it lists readable, each chunk
+ * naming the document and its text matching the hash stored with it. Copied: the store's
+ * identity (embedder, dimension, index spec, id counters), each collection's settings
+ * (TTL, language, last sync), documents (text, title, source, metadata, times), chunks,
+ * vectors, the PII key, sync records and the application tables (API keys, query log,
+ * rag_table_* tables). Not copied but derived again: lexical postings, chunk-hash counts,
+ * counters and unreadable vectors (by a repairing check of the new store, which needs the
+ * store's embedder for the vectors), and index files (built when the new store is first
+ * opened). A collection whose record is lost but whose documents are readable is named
+ * "salvaged-<id>". `outdir` must not exist or be empty; it appears complete or not at all.
+ * Returns RAG_OK when the salvage ran, whatever it lost (see the report), or an error when
+ * it could not: RAG_EINVAL (NULL argument), RAG_ENOTFOUND (no data.mdb in dir),
+ * RAG_ECORRUPT (the store's identity records are unreadable), RAG_EEXIST (outdir not
+ * empty), RAG_EIO, RAG_EFULL, RAG_ENOMEM. *out is freed with rag_salvage_report_free. */
+RAG_API int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out);
+RAG_API const rag_salvage_totals *rag_salvage_report_totals(const rag_salvage_report *report);
+/* The documents not copied, in collection and id order (owned by the report). */
+RAG_API size_t rag_salvage_report_lost_count(const rag_salvage_report *report);
+RAG_API const rag_salvage_lost *rag_salvage_report_lost(const rag_salvage_report *report,
+                                                        size_t i);
+/* The repairing check of the new store (owned by the report; NULL when it could not run):
+ * what it rebuilt, and as RAG_CHECK_UNFIXED what still differs. */
+RAG_API const rag_check_report *rag_salvage_report_check(const rag_salvage_report *report);
+RAG_API void rag_salvage_report_free(rag_salvage_report *report);
+
 /* ------------------------------------------------------------------------------------ */
 /* Application tables: an application's own key-value data kept in the store, so that it
  * shares the store's durability (each call is one transaction) and its backups. The
