@@ -958,7 +958,9 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "ingest options: version is 0 (call "
                             "rag_ingest_options_init)");
-        o = *opts;
+        /* a caller built against an older header passes a shorter struct */
+        memcpy(&o, opts, opts->version >= 2 ? sizeof o
+                                            : offsetof(rag_ingest_options, skip_unchanged));
         o.version = RAG_INGEST_OPTIONS_VERSION;
         if (!o.batch_documents)
             o.batch_documents = DEFAULT_BATCH_DOCS;
@@ -1418,7 +1420,8 @@ int rag_ingest_documents(rag_db *db, const rag_document *docs, size_t n,
     if ((!db && !(opts && opts->dry_run)) || (!docs && n))
         return rag_fail(RAG_EINVAL, "rag_ingest_documents: NULL argument");
     rag_ingest_run *r = NULL;
-    int rc = rag_ingest_run_begin(db, opts, 0, summary, &r);
+    int skip_unchanged = opts && opts->version >= 2 && opts->skip_unchanged && db;
+    int rc = rag_ingest_run_begin(db, opts, skip_unchanged, summary, &r);
     if (rc != RAG_OK)
         return rc;
     rag_ingest_src src = {NULL, NULL, NULL, 0, 1};
@@ -1429,7 +1432,12 @@ int rag_ingest_documents(rag_db *db, const rag_document *docs, size_t n,
                                                                     : docs[i].text_len)
                                                               : 0), 0);
     }
-    return rag_ingest_run_end(r, rc);
+    char coll[RAG_DOC_ID_MAX + 1];
+    snprintf(coll, sizeof coll, "%s", rag_ingest_run_collection(r));
+    rc = rag_ingest_run_end(r, rc);
+    if (rc == RAG_OK && skip_unchanged && !opts->dry_run)
+        rc = rag_db_coll_update(db, coll, -1, rag_now());
+    return rc;
 }
 
 int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, size_t n,

@@ -523,7 +523,7 @@ typedef struct rag_ingest_progress {
 typedef int (*rag_ingest_event_fn)(void *user, const rag_ingest_event *ev);
 typedef int (*rag_progress_fn)(void *user, const rag_ingest_progress *p);
 
-#define RAG_INGEST_OPTIONS_VERSION 1
+#define RAG_INGEST_OPTIONS_VERSION 2
 
 typedef struct rag_ingest_options {
     unsigned version;               /* RAG_INGEST_OPTIONS_VERSION */
@@ -555,6 +555,13 @@ typedef struct rag_ingest_options {
     /* Dry runs without a store (db NULL): the policy applied (NULL: every filter off).
      * Ignored otherwise: a store's collection always applies its own. */
     const rag_collection_options *policy;
+    /* Since version 2. rag_ingest_documents only: each document is first compared with its
+     * stored version, as a sync compares: one whose text, title and metadata (after the
+     * policy) are the same is not stored again (RAG_INGEST_UNCHANGED, counted in
+     * summary->unchanged), and the collection's sync time (rag_freshness_info.last_sync)
+     * is recorded. For front doors that sync in batches through another process (the
+     * CLI's `sync --server`): they delete what vanished themselves. */
+    int skip_unchanged;
 } rag_ingest_options;
 
 /* Fills the defaults. Can't fail. */
