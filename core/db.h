@@ -59,6 +59,10 @@ struct rag_db {
     int gc_running, gc_stop;
     pthread_mutex_t gc_lock;
     pthread_cond_t gc_cond;
+    /* toxicity detectors, loaded by the first run that needs them (core/toxicity.c) */
+    pthread_mutex_t tox_lock;
+    struct rag_wordlist *tox_wordlist;
+    struct rag_linear_model *tox_model;
 };
 
 /* Finds a live collection by name (NULL when absent). */
