@@ -1,5 +1,6 @@
 /* openapi.c - the OpenAPI document served at /openapi.json: the compiled-in file plus the
- * parts generated from declarations (the search options of the library's table). */
+ * parts generated from declarations (the library's tables of search options and of
+ * collection settings). */
 #include "openapi.h"
 
 #include "assets.h"
@@ -20,7 +21,7 @@ static int handled_apart(const char *name)
     return !strcmp(name, "k") || !strcmp(name, "filter") || !strcmp(name, "source_prefix");
 }
 
-/* The JSON schema of one search option. */
+/* The JSON schema of one search option or collection setting. */
 static json_t *option_schema(const rag_option_info *in)
 {
     json_t *s = json_object();
@@ -68,6 +69,12 @@ static void build(void)
             if (!handled_apart(in->name))
                 json_object_set_new(props, in->name, option_schema(in));
         }
+    }
+    json_t *settings = json_object_get(json_object_get(schemas, "CollectionSettings"),
+                                       "properties");
+    for (size_t i = 0; settings && i < rag_collection_option_count(); i++) {
+        const rag_option_info *in = rag_collection_option_info(i);
+        json_object_set_new(settings, in->name, option_schema(in));
     }
     if (schemas)
         document = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);

@@ -154,14 +154,71 @@ static int valid_collection_name(const char *s)
     return 1;
 }
 
-static json_t *info_json(const char *name, const rag_collection_info *in)
+/* A collection's counters and, when db is not NULL, its settings. */
+static json_t *info_json(rag_db *db, const char *name, const rag_collection_info *in)
 {
-    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", name, "documents",
-                     (json_int_t)in->documents, "chunks", (json_int_t)in->chunks,
-                     "duplicate_chunks", (json_int_t)in->duplicate_chunks, "tombstones",
-                     (json_int_t)in->tombstones, "index_vectors", (json_int_t)in->index_vectors,
-                     "bytes_text", (json_int_t)in->bytes_text, "created_at",
-                     (json_int_t)in->created_at, "newest_ingest", (json_int_t)in->newest_ingest);
+    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", name, "documents",
+                          (json_int_t)in->documents, "chunks", (json_int_t)in->chunks,
+                          "duplicate_chunks", (json_int_t)in->duplicate_chunks, "tombstones",
+                          (json_int_t)in->tombstones, "index_vectors",
+                          (json_int_t)in->index_vectors, "bytes_text", (json_int_t)in->bytes_text,
+                          "created_at", (json_int_t)in->created_at, "newest_ingest",
+                          (json_int_t)in->newest_ingest);
+    rag_collection_options o;
+    char *text = NULL;
+    if (j && db && rag_collection_options_get(db, name, &o) == RAG_OK &&
+        rag_collection_options_json(&o, &text) == RAG_OK)
+        json_object_set_new(j, "settings", json_loads(text, 0, NULL));
+    rag_free(text);
+    return j;
+}
+
+/* The request's "settings" object (absent or null: *given 0) into *o over the defaults:
+ * each value a number or a string in the library's text form, null for the default.
+ * -1 after replying 400 naming the field. */
+static int parse_settings(http_req *r, json_t *body, rag_collection_options *o, char **language,
+                          int *given)
+{
+    json_t *set = json_object_get(body, "settings"), *v;
+    const char *k;
+    rag_collection_options_init(o);
+    *given = 0;
+    *language = NULL;
+    if (!set || json_is_null(set))
+        return 0;
+    if (!json_is_object(set)) {
+        http_error(r, 400, "invalid_field", "settings", "'settings' must be an object");
+        return -1;
+    }
+    *given = 1;
+    json_object_foreach(set, k, v) {
+        char text[64], field[160];
+        snprintf(field, sizeof field, "settings.%s", k);
+        if (json_is_null(v))
+            continue;
+        if (json_is_integer(v))
+            snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(text, sizeof text, "%.17g", json_real_value(v));
+        else if (!json_is_string(v)) {
+            http_error(r, 400, "invalid_field", field, "'%s' must be a string or a number", field);
+            return -1;
+        }
+        const char *value = json_is_string(v) ? json_string_value(v) : text;
+        if (!strcmp(k, "language")) {
+            free(*language);
+            if (!(*language = strdup(value))) {
+                http_error(r, 500, "internal", NULL, "out of memory");
+                return -1;
+            }
+            value = *language;
+        }
+        if (rag_collection_option_set(o, k, value) != RAG_OK) {
+            http_error(r, 400, "invalid_field", field, "%s", rag_errmsg());
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -243,7 +300,7 @@ static void h_coll_list(http_req *r)
         if (!auth_allows(r->key, SCOPE_READ, names[i]))
             continue;
         if (rag_collection_stats(r->s->db, names[i], &in) == RAG_OK)
-            json_array_append_new(arr, info_json(names[i], &in));
+            json_array_append_new(arr, info_json(NULL, names[i], &in));
     }
     rag_strings_free(names, count);
     http_reply_json(r, 200, json_pack("{s:o}", "collections", arr));
@@ -273,29 +330,45 @@ static name_job *name_job_new(const char *name, const char *id)
     return j;
 }
 
+typedef struct create_job {
+    char *name;
+    rag_collection_options settings;
+    int given;                    /* settings were sent (else the handle's defaults apply) */
+    char *language;               /* settings.language (owned) */
+} create_job;
+
+static void create_job_free(void *p)
+{
+    create_job *j = p;
+    free(j->name);
+    free(j->language);
+    free(j);
+}
+
 static void w_coll_create(http_req *r, void *arg)
 {
-    name_job *j = arg;
+    create_job *j = arg;
     rag_collection_info in;
-    int rc = rag_collection_create(r->s->db, j->name);
+    int rc = rag_collection_create_with(r->s->db, j->name, j->given ? &j->settings : NULL);
     if (rc == RAG_EEXIST) {
         http_error(r, 409, "already_exists", "name", "collection '%s' already exists", j->name);
         return;
     }
     if (rc != RAG_OK) {
-        reply_rag_error(r, rc, "name", "create collection");
+        reply_rag_error(r, rc, rc == RAG_EINVAL ? "settings" : "name", "create collection");
         return;
     }
     if (rag_collection_stats(r->s->db, j->name, &in) != RAG_OK)
         memset(&in, 0, sizeof in);
-    http_reply_json(r, 201, info_json(j->name, &in));
+    http_reply_json(r, 201, info_json(r->s->db, j->name, &in));
 }
 
 static void h_coll_create(http_req *r)
 {
     const char *name;
-    static const char *const FIELDS[] = {"name", NULL};
+    static const char *const FIELDS[] = {"name", "settings", NULL};
     json_t *body = NULL;
+    create_job *j = NULL;
     if (authorize(r, SCOPE_WRITE, NULL) < 0 || !(body = rj_body(r)))
         goto cleanup;
     if (rj_only(r, body, "", FIELDS) < 0 || rj_string(r, body, "", "name", 1, 1, 128, &name) < 0)
@@ -307,13 +380,17 @@ static void h_coll_create(http_req *r)
     }
     if (authorize(r, SCOPE_WRITE, name) < 0)
         goto cleanup;
-    name_job *j = name_job_new(name, NULL);
-    if (!j) {
+    if (!(j = calloc(1, sizeof *j)) || !(j->name = strdup(name))) {
         http_error(r, 500, "internal", NULL, "out of memory");
         goto cleanup;
     }
-    http_defer(r, w_coll_create, j, name_job_free);
+    if (parse_settings(r, body, &j->settings, &j->language, &j->given) < 0)
+        goto cleanup;
+    http_defer(r, w_coll_create, j, create_job_free);
+    j = NULL;
 cleanup:
+    if (j)
+        create_job_free(j);
     json_decref(body);
 }
 
@@ -322,7 +399,7 @@ static void h_coll_get(http_req *r, const char *c)
     rag_collection_info in;
     if (authorize(r, SCOPE_READ, c) < 0 || require_collection(r, c, &in) < 0)
         return;
-    http_reply_json(r, 200, info_json(c, &in));
+    http_reply_json(r, 200, info_json(r->s->db, c, &in));
 }
 
 static void w_coll_delete(http_req *r, void *arg)
@@ -386,6 +463,7 @@ static int upsert_event(void *user, const rag_ingest_event *ev)
     switch (ev->action) {
     case RAG_INGEST_FILTERED:
     case RAG_INGEST_PII_DROPPED:
+    case RAG_INGEST_TOXIC:
     case RAG_INGEST_DUPLICATE:
     case RAG_INGEST_FLAGGED:
         o = json_pack("{s:s, s:s, s:b}", "id", ev->id, "action",
@@ -444,7 +522,8 @@ static void w_ingest(http_req *r, void *arg)
                               (json_int_t)st.replaced, "chunks", (json_int_t)st.chunks,
                               "duplicate_chunks", (json_int_t)st.duplicate_chunks, "bytes",
                               (json_int_t)st.bytes, "not_stored",
-                              (json_int_t)(sum.filtered + sum.pii_dropped + sum.dup_skipped),
+                              (json_int_t)(sum.filtered + sum.pii_dropped + sum.dup_skipped +
+                                           sum.toxicity_dropped),
                               "pii_documents", (json_int_t)sum.pii_documents, "duplicates",
                               (json_int_t)(sum.dup_exact + sum.dup_near), "stale_removed",
                               (json_int_t)sum.stale_removed, "pii_found", found, "hygiene",
@@ -926,9 +1005,13 @@ static int parse_vector(http_req *r, json_t *v, rj_lifted *lifted, search_req *s
     return 0;
 }
 
+/* A text query whose toxicity score reaches this is counted as flagged in /metrics. */
+#define QUERY_TOXICITY_THRESHOLD 0.5
+
 /* Queues the query-log entry of a search (written as text: no JSON tree per search): the
  * collection, request and key ids, k, mode, latency, confidence, each hit's chunk id, doc
- * id and score, the query text (or the vector's dimension) and the tuning fields given. */
+ * id and score, the query text (or the vector's dimension), its toxicity score (when the
+ * detectors are pulled) and the tuning fields given. */
 static void search_log(http_req *r, json_t *body, const search_req *sr,
                        const rag_search_options *so, const rag_results *res,
                        const char *mode_name, double took, char qid[25])
@@ -965,6 +1048,12 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
         jw_field_str(&e, "query", sr->query);
     else
         jw_field_int(&e, "vector_dim", r->s->dim);
+    rag_toxicity_result tr;
+    if (sr->query && r->s->tox &&
+        rag_toxicity_score(r->s->tox, sr->query, strlen(sr->query), &tr) == RAG_OK) {
+        jw_field_real(&e, "toxicity", tr.score);
+        metrics_query_toxicity(r->s->metrics, tr.score >= QUERY_TOXICITY_THRESHOLD);
+    }
     for (size_t i = 0; LOGGED[i]; i++) {
         if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
             continue;
