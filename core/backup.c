@@ -1,9 +1,8 @@
 /* backup.c - consistent backups of a live store (LMDB compacting copy + index files) and
  * restoration into a store directory. */
-#include "backup.h"
-#include "check.h"
 #include "coll_index.h"
 #include "db.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 
@@ -125,7 +124,7 @@ static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_i
 static int verify_copy(const char *dir, rag_backup_info *info)
 {
     rag_check_report *r = NULL;
-    int rc = rag_check_store(dir, 0, &r);
+    int rc = rag_check(dir, 0, 0, &r);
     char path[4096];
     if (rc == RAG_OK) {
         for (size_t i = 0; i < rag_check_report_size(r); i++) {
@@ -255,7 +254,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
     return rc;
 }
 
-int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
+int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info)
 {
     rag_clear_error();
     rag_backup_info local;
@@ -263,7 +262,7 @@ int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
         info = &local;
     memset(info, 0, sizeof *info);
     if (!db || !outdir || !*outdir)
-        return rag_fail(RAG_EINVAL, "rag_db_backup: NULL argument");
+        return rag_fail(RAG_EINVAL, "rag_backup: NULL argument");
     int rc = rag_checkpoint(db);
     if (rc != RAG_OK)
         rag_clear_error(); /* older index files are still consistent: replayed at open */
@@ -320,12 +319,19 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
             return rag_fail(RAG_EINVAL, "'%s' is not empty and not a ragcore store: refusing to "
                             "replace it", dbdir);
     }
+    /* Replacing a store: no writer may have it open (its later writes would be lost). */
+    rag_lockfile *lock = NULL;
+    int rc = state == 2 ? rag_lockfile_acquire(dbdir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK)
+        return rag_fail_prefix(rc, "restore into '%s'", dbdir);
     snprintf(tmp, sizeof tmp, "%s.restore-%ld", dbdir, (long)getpid());
     remove_store_files(tmp);
-    if (mkdir(tmp, 0755) != 0)
+    if (mkdir(tmp, 0755) != 0) {
+        rag_lockfile_release(lock, 0);
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
+    }
     snprintf(path, sizeof path, "%s/data.mdb", tmp);
-    int rc = copy_file(src, path, &info->bytes);
+    rc = copy_file(src, path, &info->bytes);
     if (rc == RAG_OK)
         rc = copy_index_files(backup, tmp, info);
     if (rc == RAG_OK)
@@ -373,6 +379,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         fsync_path(path, 1);
     }
     remove_store_files(tmp);
+    rag_lockfile_release(lock, 0);
     info->seconds = rag_monotonic() - t0;
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "restore of '%s' into '%s'", backup, dbdir);
 }

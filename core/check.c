@@ -1,8 +1,8 @@
 /* check.c - consistency check and repair of a store (LMDB records and index files). */
-#include "check.h"
 #include "coll_index.h"
 #include "embedder.h"
 #include "lexical.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 #include "vindex.h"
@@ -153,6 +153,14 @@ static int report_push(rag_check_report *r, int kind, const char *coll, uint32_t
     return RAG_OK;
 }
 
+/* Moves item `it` of another report into r as `kind` (its message goes with it, or is
+ * freed when r cannot grow). */
+static void move_item(rag_check_report *r, int kind, rag_check_item *it)
+{
+    report_push(r, kind, it->collection, it->coll_id, it->index_file, (char *)it->message);
+    it->message = NULL;
+}
+
 static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -217,7 +225,7 @@ const rag_check_item *rag_check_report_item(const rag_check_report *r, size_t i)
 
 const rag_check_totals *rag_check_report_totals(const rag_check_report *r)
 {
-    return &r->totals;
+    return r ? &r->totals : NULL;
 }
 
 const char *rag_check_kind_name(int kind)
@@ -231,7 +239,7 @@ void rag_check_report_free(rag_check_report *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->n; i++)
-        free(r->items[i].message);
+        free((char *)r->items[i].message);
     free(r->items);
     free(r);
 }
@@ -1378,22 +1386,31 @@ cleanup:
     return rc;
 }
 
-int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
+int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_report **out)
 {
-    return rag_check_store_with(dir, flags, 0, out);
-}
-
-int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
-                         rag_check_report **out)
-{
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_check: out is NULL");
     *out = NULL;
     if (!dir || !*dir)
         return rag_fail(RAG_EINVAL, "check: store directory is empty");
-    rag_check_report *r = rag_calloc(1, sizeof *r);
-    if (!r)
-        return RAG_ENOMEM;
     int repair = (flags & RAG_CHECK_REPAIR) && 1;
-    int rc = check_pass(dir, 0, 0, r);
+    rag_lockfile *lock = NULL;
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (repair && stat(path, &sb) != 0)
+        return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
+    /* A repair writes: it needs the store to itself for the whole check. */
+    int rc = repair ? rag_lockfile_acquire(dir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    rag_check_report *r = rag_calloc(1, sizeof *r);
+    if (!r) {
+        rag_lockfile_release(lock, 0);
+        return RAG_ENOMEM;
+    }
+    rc = check_pass(dir, 0, 0, r);
     if (rc == RAG_OK && repair && r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
         /* Repair from a fresh snapshot opened for writing, then verify. */
         rag_check_report *fix = rag_calloc(1, sizeof *fix), *verify = NULL;
@@ -1404,10 +1421,7 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
         for (size_t i = 0; fix && i < fix->n; i++) {
             if (fix->items[i].kind != RAG_CHECK_REPAIRED && fix->items[i].kind != RAG_CHECK_UNFIXED)
                 continue;
-            if (report_push(r, fix->items[i].kind, fix->items[i].collection,
-                            fix->items[i].coll_id, fix->items[i].index_file,
-                            fix->items[i].message) == RAG_OK)
-                fix->items[i].message = NULL;
+            move_item(r, fix->items[i].kind, &fix->items[i]);
         }
         if (fix) {
             r->counts[RAG_CHECK_REPAIRED] += fix->counts[RAG_CHECK_REPAIRED];
@@ -1419,15 +1433,13 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
             for (size_t i = 0; i < verify->n; i++) {
                 if (verify->items[i].kind != RAG_CHECK_PROBLEM)
                     continue;
-                if (report_push(r, RAG_CHECK_UNFIXED, verify->items[i].collection,
-                                verify->items[i].coll_id, verify->items[i].index_file,
-                                verify->items[i].message) == RAG_OK)
-                    verify->items[i].message = NULL;
+                move_item(r, RAG_CHECK_UNFIXED, &verify->items[i]);
             }
             r->counts[RAG_CHECK_UNFIXED] += verify->counts[RAG_CHECK_PROBLEM];
         }
         rag_check_report_free(verify);
     }
+    rag_lockfile_release(lock, 0);
     if (rc != RAG_OK) {
         rag_check_report_free(r);
         return rc;

@@ -270,6 +270,23 @@ cleanup:
     return rc;
 }
 
+void rag_coll_index_catch_up(rag_db *db, rag_coll *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    if (c->ix) {
+        rag_coll_index_fill_opts fo = {c->covered, REBUILD_BATCH, 0};
+        uint64_t next = c->covered;
+        if (rag_coll_index_fill(db->st, c->id, c->ix, &fo, &next, NULL) == RAG_OK) {
+            c->covered = next;
+        } else {
+            rag_vindex_free(c->ix);
+            c->ix = NULL;
+            rag_clear_error();
+        }
+    }
+    pthread_rwlock_unlock(&c->lock);
+}
+
 int rag_coll_index_checkpoint(rag_db *db, rag_coll *c, int force_rebuild)
 {
     if (db->opts.read_only || c->dropped)

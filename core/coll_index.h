@@ -63,6 +63,12 @@ int rag_coll_index_new(rag_db *db, struct rag_coll *c);
  * too small to train its index is left without one (searches scan exactly): RAG_OK. */
 int rag_coll_index_load(rag_db *db, struct rag_coll *c);
 
+/* Read-only handle: adds to a collection's index the vectors another process committed
+ * after its coverage, holding c->lock exclusively meanwhile. When that fails the
+ * collection falls back to exact scans (which read the store); can't fail otherwise.
+ * Caller holds db->write_lock. */
+void rag_coll_index_catch_up(rag_db *db, struct rag_coll *c);
+
 /* Writes a collection's index file when it changed since the last checkpoint; first
  * rebuilds it from the store (compaction) when `force_rebuild`, when it is unusable, or when
  * its tombstones exceed opts.compact_threshold of its vectors, and then deletes the

@@ -15,6 +15,7 @@ struct rag_store;
 struct rag_embedder;
 struct rag_vindex;
 struct rag_analyzer;
+struct rag_lockfile;
 
 /* In-memory state of one collection. Never freed before rag_close (a dropped collection
  * is only marked), so pointers to it stay valid. */
@@ -31,7 +32,8 @@ typedef struct rag_coll {
     pthread_rwlock_t lock;
     /* > 0 while a write to this collection is between its LMDB commit and the moment ix
      * and tombstones reflect it: searches must then check each index hit against their
-     * snapshot instead of assuming every indexed id is live. */
+     * snapshot instead of assuming every indexed id is live. Always 1 on a read-only
+     * handle, whose store another process may change at any time. */
     atomic_int writing;
     uint64_t covered;         /* every committed chunk id below it is in ix (write_lock) */
     uint64_t tombstones;      /* deleted ids still inside ix */
@@ -47,10 +49,15 @@ struct rag_db {
     char index_spec[96];
     char language[24];           /* analyzer language for collections created here */
     rag_open_options opts;
+    struct rag_lockfile *lock;   /* the store's writer lock (NULL on a read-only handle) */
+    /* One writer at a time (ingest, delete, drop, checkpoint); on a read-only handle, one
+     * refresh at a time (rag_db_refresh). */
+    pthread_mutex_t write_lock;
     /* settings of collections created implicitly (opts.default_collection, copied); NULL:
      * rag_collection_options_init's */
     struct rag_collection_options *default_policy;
-    pthread_mutex_t write_lock;  /* one writer at a time (ingest, delete, drop, checkpoint) */
+    /* Read-only handle: the store's last committed transaction when it last caught up. */
+    _Atomic uint64_t seen_txn;
     pthread_mutex_t colls_lock;  /* guards the colls array */
     rag_coll **colls;
     size_t ncolls, cap_colls;
@@ -64,6 +71,14 @@ struct rag_db {
     struct rag_wordlist *tox_wordlist;
     struct rag_linear_model *tox_model;
 };
+
+/* Makes a read-only handle see what other processes committed since it opened or last
+ * caught up: collections created (registered, their index loaded), dropped or recreated
+ * under the same name (the old one marked dropped), and vectors committed after each
+ * index's coverage (replayed into it). A no-op when nothing was committed since (one read
+ * of LMDB's meta page) and on a read-write handle, which is the only writer. Searches and
+ * statistics call it first. */
+int rag_db_refresh(rag_db *db);
 
 /* Finds a live collection by name (NULL when absent). */
 rag_coll *rag_db_find_coll(rag_db *db, const char *name);

@@ -4,6 +4,7 @@
 #include "embedder.h"
 #include "hygiene_policy.h"
 #include "lexical.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 #include "toxicity.h"
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_SPEC "HNSW32"
 #define DEFAULT_EF_CONSTRUCTION 40
@@ -268,37 +270,86 @@ cleanup:
     return rc;
 }
 
-static int load_collections(rag_db *db)
+/* Marks collection c dropped (it stays allocated: see rag_coll) and frees its index. */
+static void coll_mark_dropped(rag_coll *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    c->dropped = 1;
+    rag_vindex_free(c->ix);
+    c->ix = NULL;
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* Brings the handle's collections in line with the store's current snapshot: marks
+ * dropped each live collection whose record is gone or now has another id (dropped and
+ * created again), registers and loads the index of each collection not known yet, and
+ * replays into the others' indexes the vectors committed after their coverage. At open,
+ * every collection is new. Caller holds db->write_lock, or is rag_open. */
+static int sync_collections(rag_db *db)
 {
     rag_txn *txn = NULL;
     char **names = NULL;
     size_t n = 0;
+    rag_coll_rec *recs = NULL;
+    uint64_t next = 0;
     int rc = rag_store_read(db->st, &txn);
     if (rc != RAG_OK)
         return rc;
-    rc = rag_store_coll_list(txn, &names, &n);
+    if ((rc = rag_store_coll_list(txn, &names, &n)) == RAG_OK &&
+        (rc = rag_store_next_id(txn, &next)) == RAG_OK &&
+        !(recs = rag_calloc(n ? n : 1, sizeof *recs)))
+        rc = RAG_ENOMEM;
+    for (size_t i = 0; rc == RAG_OK && i < n; i++)
+        rc = rag_store_coll_get(txn, names[i], &recs[i]);
+    rag_txn_end(txn);
+    /* Only this function and writers (who hold write_lock too) register collections, so
+     * the array is stable here. */
+    for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
+        rag_coll *c = db->colls[i];
+        if (c->dropped)
+            continue;
+        size_t j = 0;
+        while (j < n && !(recs[j].id == c->id && strcmp(names[j], c->name) == 0))
+            j++;
+        if (j == n)
+            coll_mark_dropped(c);
+        else if (c->covered < next)
+            rag_coll_index_catch_up(db, c);
+    }
     for (size_t i = 0; rc == RAG_OK && i < n; i++) {
-        rag_coll_rec rec;
-        if ((rc = rag_store_coll_get(txn, names[i], &rec)) != RAG_OK)
-            break;
-        rag_coll *c = coll_new(names[i], rec.id, rec.language);
+        if (rag_db_find_coll(db, names[i]))
+            continue;
+        rag_coll *c = coll_new(names[i], recs[i].id, recs[i].language);
         if (!c) {
             rc = rag_fail(RAG_ECORRUPT, "collection '%s' has unknown language '%s'", names[i],
-                          rec.language);
+                          recs[i].language);
             break;
         }
-        if ((rc = coll_register(db, c)) != RAG_OK) {
-            coll_free(c);
-            break;
-        }
-    }
-    rag_txn_end(txn);
-    rag_strings_free(names, n);
-    for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
-        rc = rag_coll_index_load(db, db->colls[i]);
+        if (db->opts.read_only)
+            atomic_store(&c->writing, 1); /* its index may lag the store: check each hit */
+        rc = rag_coll_index_load(db, c);
         if (rc != RAG_OK)
-            rag_fail_prefix(rc, "collection '%s'", db->colls[i]->name);
+            rag_fail_prefix(rc, "collection '%s'", names[i]);
+        else
+            rc = coll_register(db, c);
+        if (rc != RAG_OK)
+            coll_free(c);
     }
+    free(recs);
+    rag_strings_free(names, n);
+    return rc;
+}
+
+int rag_db_refresh(rag_db *db)
+{
+    if (!db->opts.read_only || rag_store_last_txn(db->st) == atomic_load(&db->seen_txn))
+        return RAG_OK;
+    int rc = RAG_OK;
+    pthread_mutex_lock(&db->write_lock);
+    uint64_t last = rag_store_last_txn(db->st); /* before the snapshot sync_collections reads */
+    if (last != atomic_load(&db->seen_txn) && (rc = sync_collections(db)) == RAG_OK)
+        atomic_store(&db->seen_txn, last);
+    pthread_mutex_unlock(&db->write_lock);
     return rc;
 }
 
@@ -321,6 +372,53 @@ static void *gc_main(void *arg)
     }
     pthread_mutex_unlock(&db->gc_lock);
     return NULL;
+}
+
+/* What a read-write rag_open created, so that a failed open can remove it again. */
+enum { CREATED_DIR = 1, CREATED_LOCK = 2, CREATED_STORE = 4 };
+
+/* Read-write open: creates the store directory when absent, takes the store's writer lock
+ * (RAG_EBUSY naming the holder) and records in *created what this open creates. */
+static int lock_store(rag_db *db, const char *dir, int *created)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (mkdir(dir, 0755) == 0)
+            *created |= CREATED_DIR;
+        else if (errno != EEXIST)
+            return rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir,
+                            strerror(errno));
+    }
+    int new_lock = 0;
+    int rc = rag_lockfile_acquire(dir, &db->lock, &new_lock);
+    if (rc != RAG_OK)
+        return rc;
+    if (new_lock)
+        *created |= CREATED_LOCK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        *created |= CREATED_STORE; /* no other writer can create it now: we hold the lock */
+    return RAG_OK;
+}
+
+/* Removes what a failed read-write open created (see lock_store), so that the directory is
+ * as it was: a new store's files, then the lock file and the directory when this open
+ * created them. Never touches the files of a store that existed. Releases `lock`. */
+static void undo_create(const char *dir, int created, rag_lockfile *lock)
+{
+    char path[4096];
+    if (created & CREATED_STORE) {
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/lock.mdb", dir);
+        unlink(path);
+        rag_coll_index_dir(dir, path, sizeof path);
+        rmdir(path); /* a new store has no index files yet */
+    }
+    rag_lockfile_release(lock, (created & CREATED_STORE) && (created & CREATED_LOCK));
+    if (created & CREATED_DIR)
+        rmdir(dir);
 }
 
 int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
@@ -376,7 +474,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     db->opts.embedder = NULL;
     db->opts.custom_embedder = NULL;
     db->opts.index_spec = NULL;
-    int rc = RAG_ENOMEM;
+    int rc = RAG_ENOMEM, created = 0;
     if (!(db->dir = rag_strdup(dir)))
         goto fail;
     {
@@ -399,8 +497,11 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
             goto fail;
         }
     }
+    if (!o.read_only && (rc = lock_store(db, dir, &created)) != RAG_OK)
+        goto fail;
     if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
         goto fail;
+    atomic_store(&db->seen_txn, rag_store_last_txn(db->st));
     if ((rc = open_identity(db, &o)) != RAG_OK)
         goto fail;
     char idir[4096];
@@ -409,7 +510,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         rc = rag_fail(RAG_EIO, "cannot create '%s': %s", idir, strerror(errno));
         goto fail;
     }
-    if ((rc = load_collections(db)) != RAG_OK)
+    if ((rc = sync_collections(db)) != RAG_OK)
         goto fail;
     if (o.gc_interval > 0 && !o.read_only) {
         if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {
@@ -425,7 +526,10 @@ fail:
     {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", rag_errmsg());
+        rag_lockfile *lock = db->lock;
+        db->lock = NULL;
         rag_close(db);
+        undo_create(dir, created, lock); /* after the store is closed, still locked */
         rag_fail(rc, "%s", saved);
     }
     return rc;
@@ -468,6 +572,7 @@ int rag_close(rag_db *db)
     free(db->colls);
     rag_embedder_free(db->emb);
     rag_store_close(db->st);
+    rag_lockfile_release(db->lock, 0); /* last: everything is written */
     pthread_mutex_destroy(&db->write_lock);
     pthread_mutex_destroy(&db->colls_lock);
     pthread_mutex_destroy(&db->gc_lock);
@@ -638,13 +743,16 @@ int rag_collection_stats(rag_db *db, const char *name, rag_collection_info *info
     if (!db || !name || !info)
         return rag_fail(RAG_EINVAL, "NULL argument");
     memset(info, 0, sizeof *info);
+    int rc = db->opts.read_only ? rag_db_refresh(db) : RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
     rag_coll *c = rag_db_find_coll(db, name);
     if (!c)
         return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
     rag_txn *txn = NULL;
     rag_coll_rec rec;
     pthread_rwlock_rdlock(&c->lock);
-    int rc = rag_store_read(db->st, &txn);
+    rc = rag_store_read(db->st, &txn);
     if (rc == RAG_OK)
         rc = rag_store_coll_get(txn, name, &rec);
     rag_txn_end(txn);

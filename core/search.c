@@ -938,6 +938,9 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
         return rag_fail(RAG_EINVAL, "lexical mode needs a query text, not a vector");
     int use_dense = o.mode != RAG_MODE_LEXICAL;
     int use_lex = query && o.mode != RAG_MODE_DENSE;
+    /* A read-only handle first catches up with what the writer committed since. */
+    if (db->opts.read_only && (rc0 = rag_db_refresh(db)) != RAG_OK)
+        return rc0;
     rag_filter *filter = NULL;
     if (o.filter && *o.filter) {
         int rc = rag_filter_parse(o.filter, 0, &filter);

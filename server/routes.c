@@ -2,12 +2,12 @@
 #include "routes.h"
 
 #include "assets.h"
-#include "db.h"
+#include "clock.h"
 #include "log.h"
 #include "openapi.h"
 #include "json_writer.h"
+#include "ratelimit.h"
 #include "reqjson.h"
-#include "status.h"
 #include "vector_b64.h"
 
 #include <math.h>
@@ -79,11 +79,16 @@ static int authorize(http_req *r, unsigned scope, const char *collection)
             snprintf(r->hdr_value, sizeof r->hdr_value, "Bearer error=\"invalid_token\"");
             return -1;
         }
+        if (ratelimit_request(r) < 0)
+            return -1;
     }
     if (!auth_allows(r->key, scope, NULL)) {
         http_error(r, 403, "forbidden", NULL, "API key '%s' lacks the '%s' scope",
                    auth_key_id(r->key),
-                   scope == SCOPE_ADMIN ? "admin" : scope == SCOPE_WRITE ? "write" : "read");
+                   scope == SCOPE_ADMIN     ? "admin"
+                   : scope == SCOPE_WRITE   ? "write"
+                   : scope == SCOPE_METRICS ? "metrics"
+                                            : "read");
         return -1;
     }
     if (collection && !auth_allows(r->key, scope, collection)) {
@@ -246,15 +251,28 @@ static void h_readyz(http_req *r)
                                       rag_db_index_spec(s->db), "version", rag_version()));
 }
 
+/* metrics_render's filter: the collections r->key may read metrics of. */
+static int metrics_granted(void *user, const char *collection)
+{
+    return auth_allows(((http_req *)user)->key, SCOPE_METRICS, collection);
+}
+
+/* Needs a key with the metrics scope, which sees the series of its granted collections;
+ * with --metrics-public, a request without a key sees the process-level series only. */
 static void h_metrics(http_req *r)
 {
     srv *s = r->s;
     size_t len = 0;
     int ready = atomic_load(&s->ready);
     int conns[1024]; /* --threads is at most 1024 */
+    int anonymous = atomic_load(&s->cfg.limits.metrics_public) &&
+                    !http_header(r, "Authorization") && !http_header(r, "X-API-Key");
+    if (!anonymous && authorize(r, SCOPE_METRICS, NULL) < 0)
+        return;
     int nloops = http_loop_connections(s, conns, (int)(sizeof conns / sizeof *conns));
-    char *text = metrics_render(s->metrics, ready ? s->db : NULL, atomic_load(&s->inflight),
-                                conns, nloops, ready, &len);
+    char *text = metrics_render(s->metrics, ready ? s->db : NULL,
+                                anonymous ? NULL : metrics_granted, r,
+                                atomic_load(&s->inflight), conns, nloops, ready, &len);
     if (!text) {
         http_error(r, 500, "internal", NULL, "out of memory rendering metrics");
         return;
@@ -501,7 +519,7 @@ static void w_ingest(http_req *r, void *arg)
     json_t *hygiene = json_array();
     io.on_event = upsert_event;
     io.user = hygiene;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     int rc = rag_ingest_documents(r->s->db, j->docs, j->n, &io, &sum);
     if (rc != RAG_OK) {
         json_decref(hygiene);
@@ -510,7 +528,7 @@ static void w_ingest(http_req *r, void *arg)
     }
     rag_ingest_stats st = {sum.documents, sum.replaced, sum.chunks, sum.duplicate_chunks,
                            sum.bytes};
-    metrics_ingest(r->s->metrics, &st, rag_monotonic() - t0);
+    metrics_ingest(r->s->metrics, &st, srv_monotonic() - t0);
     json_t *found = json_object();
     for (int t = 0; t < RAG_PII_NTYPES; t++)
         if (sum.pii_found[t])
@@ -1081,7 +1099,7 @@ static void h_search(http_req *r, const char *c)
     const char *mode = NULL;
     rj_lifted lifted = {0};
     long long k = 10;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_search_options_init(&so);
@@ -1149,7 +1167,7 @@ static void h_search(http_req *r, const char *c)
         hit_write(&w, rag_results_get(res, i));
     }
     int unconfident = rag_results_no_confident_context(res);
-    double took = (rag_monotonic() - t0) * 1000.0;
+    double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog)
         search_log(r, body, &sr, &so, res, mode_name, took, qid);
@@ -1185,7 +1203,7 @@ static void h_context(http_req *r, const char *c)
     json_t *body = NULL, *v;
     const char *mode = NULL, *format = NULL, *tmpl = NULL;
     long long k = 0, budget = 0, stale = 0;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_context_options_init(&co);
@@ -1237,7 +1255,7 @@ static void h_context(http_req *r, const char *c)
         goto cleanup;
     }
     json_t *passages = json_loads(rag_context_json(ctx), 0, NULL);
-    double took = (rag_monotonic() - t0) * 1000.0;
+    double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
         json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
@@ -1333,9 +1351,10 @@ static void h_embeddings(http_req *r)
                    "'input' must be a string or a non-empty array of strings");
         goto cleanup;
     }
-    if ((long)n > atomic_load(&s->cfg.limits.max_batch)) {
+    long max_inputs = atomic_load(&s->cfg.limits.max_embed_inputs);
+    if ((long)n > max_inputs) {
         http_error(r, 400, "invalid_field", "input", "%zu inputs; the limit is %ld", n,
-                   atomic_load(&s->cfg.limits.max_batch));
+                   max_inputs);
         goto cleanup;
     }
     if (!(texts = calloc(n, sizeof *texts)) ||
@@ -1344,6 +1363,7 @@ static void h_embeddings(http_req *r)
         goto cleanup;
     }
     size_t tokens = 0;
+    double cost = 0; /* estimated encoder tokens: the per-call cap and the key's budget */
     for (size_t i = 0; i < n; i++) {
         json_t *x = json_is_array(input) ? json_array_get(input, i) : input;
         if (!json_is_string(x) || json_string_length(x) == 0) {
@@ -1355,14 +1375,27 @@ static void h_embeddings(http_req *r)
         }
         texts[i] = json_string_value(x);
         tokens += count_words(texts[i]);
+        size_t t = 0;
+        if (rag_count_tokens(s->db, texts[i], json_string_length(x), &t) != RAG_OK)
+            t = json_string_length(x) / 4 + 1; /* a tokenizer failure is the embed's to report */
+        cost += (double)t;
     }
-    double t0 = rag_monotonic();
+    long max_cost = atomic_load(&s->cfg.limits.max_embed_tokens);
+    if (cost > (double)max_cost) {
+        http_error(r, 400, "invalid_field", "input",
+                   "the inputs hold about %.0f tokens; the limit per call is %ld", cost,
+                   max_cost);
+        goto cleanup;
+    }
+    if (ratelimit_tokens(r, cost) < 0)
+        goto cleanup;
+    double t0 = srv_monotonic();
     int rc = rag_embed(s->db, texts, n, itype && !strcmp(itype, "query"), out);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "input", "embed");
         goto cleanup;
     }
-    metrics_embed(s->metrics, n, rag_monotonic() - t0);
+    metrics_embed(s->metrics, n, srv_monotonic() - t0);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *emb;
@@ -1414,15 +1447,14 @@ static void h_keys_create(http_req *r)
     scopes = json_object_get(body, "scopes");
     if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
         http_error(r, 400, scopes ? "invalid_field" : "missing_field", "scopes",
-                   "'scopes' must be a non-empty array of \"read\", \"write\", \"admin\"");
+                   "'scopes' must be a non-empty array of " AUTH_SCOPE_NAMES);
         goto cleanup;
     }
     json_array_foreach(scopes, i, x) {
         unsigned sc = json_is_string(x) ? auth_scope_parse(json_string_value(x)) : 0;
         if (!sc) {
             snprintf(path, sizeof path, "scopes[%zu]", i);
-            http_error(r, 400, "invalid_field", path,
-                       "'%s' must be \"read\", \"write\" or \"admin\"", path);
+            http_error(r, 400, "invalid_field", path, "'%s' must be " AUTH_SCOPE_NAMES, path);
             goto cleanup;
         }
         mask |= sc;

@@ -3,8 +3,6 @@
 #include "cli.h"
 #include "search_flags.h"
 
-#include "beir.h"
-#include "eval_metrics.h"
 #include "ragcore.h"
 
 #include <getopt.h>

@@ -229,7 +229,7 @@ int cmd_ingest(int argc, char **argv)
         oo.default_collection = &pf.opts; /* the policy of a collection this run creates */
         int rc = rag_open(dbdir, &oo, &db);
         if (rc != RAG_OK) {
-            cli_error("ingest", "cannot open store: %s", rag_errmsg());
+            cli_open_error("ingest", rc);
             status = rc == RAG_EINVAL || rc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
             goto cleanup;
         }

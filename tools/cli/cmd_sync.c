@@ -180,7 +180,7 @@ int cmd_sync(int argc, char **argv)
     oo.default_collection = &pf.opts;
     int orc = rag_open(dbdir, &oo, &db);
     if (orc != RAG_OK) {
-        cli_error("sync", "cannot open store: %s", rag_errmsg());
+        cli_open_error("sync", orc);
         return orc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
     }
     const char *coll = io.collection ? io.collection : RAG_DEFAULT_COLLECTION;
