@@ -67,6 +67,10 @@ struct rag_db {
     int gc_running, gc_stop;
     pthread_mutex_t gc_lock;
     pthread_cond_t gc_cond;
+    /* toxicity detectors, loaded by the first run that needs them (core/toxicity.c) */
+    pthread_mutex_t tox_lock;
+    struct rag_wordlist *tox_wordlist;
+    struct rag_linear_model *tox_model;
 };
 
 /* Makes a read-only handle see what other processes committed since it opened or last

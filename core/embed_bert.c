@@ -233,6 +233,9 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     bert_impl *b = NULL;
     *out = NULL;
     const rag_model_info *info = rag_model_find(name);
+    if (info && info->kind != RAG_MODEL_EMBEDDER)
+        return rag_fail(RAG_EINVAL, "model '%s' is a toxicity detector, not an embedding "
+                        "model", info->name);
     if (info) {
         if ((rc = rag_model_cache_dir(info, &dir)))
             return rc;
@@ -262,8 +265,9 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     } else {
         char known[256] = "";
         for (size_t i = 0; i < rag_model_count(); i++)
-            snprintf(known + strlen(known), sizeof known - strlen(known), ", %s",
-                     rag_model_at(i)->name);
+            if (rag_model_at(i)->kind == RAG_MODEL_EMBEDDER)
+                snprintf(known + strlen(known), sizeof known - strlen(known), ", %s",
+                         rag_model_at(i)->name);
         return rag_fail(RAG_ENOTFOUND, "unknown embedder '%s' (known: hash, hash-<dim>%s, or a "
                         "model directory)", name ? name : "(null)", known);
     }

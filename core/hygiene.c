@@ -5,6 +5,7 @@
 #include "status.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,9 @@ typedef struct bp_group {
 struct rag_hygiene {
     rag_pii_mode pii_mode;
     int quality_on;
+    rag_toxicity_mode tox_mode;
+    double tox_threshold;
+    const rag_toxicity *tox;      /* borrowed */
     int strip_boilerplate;
     unsigned char key[64];
     rag_pii_config pii;
@@ -26,17 +30,23 @@ struct rag_hygiene {
 };
 
 int rag_hygiene_create(const rag_collection_options *policy, const unsigned char *key,
-                       size_t klen, int strip_boilerplate, rag_hygiene **out)
+                       size_t klen, const rag_toxicity *tox, int strip_boilerplate,
+                       rag_hygiene **out)
 {
     *out = NULL;
     if (policy->pii == RAG_PII_HASH &&
         (!key || klen < 16 || klen > sizeof ((rag_hygiene *)0)->key))
         return rag_fail(RAG_EINVAL, "PII hash mode needs a key of 16..64 bytes");
+    if (policy->toxicity != RAG_TOXICITY_OFF && !tox)
+        return rag_fail(RAG_EINVAL, "the toxicity filter needs its detectors");
     rag_hygiene *h = rag_calloc(1, sizeof *h);
     if (!h)
         return RAG_ENOMEM;
     h->pii_mode = policy->pii;
     h->quality_on = policy->quality;
+    h->tox_mode = policy->toxicity;
+    h->tox_threshold = policy->toxicity_threshold;
+    h->tox = policy->toxicity != RAG_TOXICITY_OFF ? tox : NULL;
     h->strip_boilerplate = strip_boilerplate;
     h->pii.mode = policy->pii;
     h->pii.types = policy->pii_types;
@@ -73,7 +83,8 @@ void rag_hygiene_free(rag_hygiene *h)
 
 int rag_hygiene_active(const rag_hygiene *h)
 {
-    return h && (h->pii_mode != RAG_PII_OFF || h->quality_on || h->strip_boilerplate);
+    return h && (h->pii_mode != RAG_PII_OFF || h->quality_on || h->strip_boilerplate ||
+                 h->tox_mode != RAG_TOXICITY_OFF);
 }
 
 const rag_quality_stats *rag_hygiene_stats(const rag_hygiene *h)
@@ -277,16 +288,56 @@ static int pii_json(rag_hygiene *h, pii_acc *acc, json_t *v, int *drop)
     return rc;
 }
 
+/* ---- toxicity -------------------------------------------------------------------------------- */
+
+/* Scores text[0, len) and the title (when it is not the start of the text, as a JSONL
+ * title is) into res->toxicity (the higher) and res->toxic_by. */
+static int toxicity_of(const rag_hygiene *h, const char *text, size_t len, const char *title,
+                       rag_hygiene_result *res)
+{
+    rag_toxicity_result r;
+    int rc = rag_toxicity_score(h->tox, text, len, &r);
+    if (rc != RAG_OK)
+        return rc;
+    res->toxicity = r.score;
+    res->toxic_by = rag_toxicity_fired(&r, h->tox_threshold);
+    size_t tl = title ? strlen(title) : 0;
+    if (tl && !(tl <= len && strncmp(text, title, tl) == 0)) {
+        if ((rc = rag_toxicity_score(h->tox, title, tl, &r)) != RAG_OK)
+            return rc;
+        if (r.score > res->toxicity)
+            res->toxicity = r.score;
+        res->toxic_by |= rag_toxicity_fired(&r, h->tox_threshold);
+    }
+    return RAG_OK;
+}
+
+/* The metadata of a checked document: "toxicity" (its score, 6 decimals) and, when a
+ * detector fired, "toxicity_detector". Creates *meta when absent. */
+static int toxicity_metadata(const rag_hygiene_result *res, json_t **meta)
+{
+    if (!*meta && !(*meta = json_object()))
+        return rag_fail(RAG_ENOMEM, "out of memory");
+    double score = round(res->toxicity * 1e6) / 1e6;
+    int bad = json_object_set_new(*meta, "toxicity", json_real(score)) != 0;
+    if (res->toxic_by)
+        bad |= json_object_set_new(*meta, "toxicity_detector",
+                                   json_string(rag_toxicity_detector_name(res->toxic_by))) != 0;
+    return bad ? rag_fail(RAG_ENOMEM, "out of memory") : RAG_OK;
+}
+
 /* ---- the stage ----------------------------------------------------------------------------- */
 
 int rag_hygiene_apply(rag_hygiene *h, const rag_document *doc, const char *group,
                       const size_t *in_pages, size_t npages, rag_hygiene_result *res)
 {
     memset(res, 0, sizeof *res);
+    res->toxicity = -1;
     size_t len = doc->text_len == (size_t)-1 ? strlen(doc->text) : doc->text_len;
     rag_boilerplate *b = h->strip_boilerplate ? find_group(h, group, 0) : NULL;
     int transform_text = b || h->pii_mode != RAG_PII_OFF;
-    if (!transform_text && !h->quality_on)
+    int tox_on = h->tox != NULL;
+    if (!transform_text && !h->quality_on && !tox_on)
         return RAG_OK; /* nothing to do: the document is stored as it is */
     size_t *pages = NULL;
     char *text = NULL, *title = NULL;
@@ -317,7 +368,15 @@ int rag_hygiene_apply(rag_hygiene *h, const rag_document *doc, const char *group
             goto cleanup;
         }
     }
-    if (!transform_text)
+    if (tox_on) {
+        if ((rc = toxicity_of(h, cur, len, doc->title, res)) != RAG_OK)
+            goto cleanup;
+        if (res->toxic_by && h->tox_mode == RAG_TOXICITY_DROP) {
+            res->verdict = RAG_HYGIENE_TOXIC;
+            goto cleanup;
+        }
+    }
+    if (!transform_text && !tox_on)
         goto cleanup;
     if (doc->metadata_json && *doc->metadata_json) {
         json_error_t jerr;
@@ -352,6 +411,8 @@ int rag_hygiene_apply(rag_hygiene *h, const rag_document *doc, const char *group
             goto cleanup;
         }
     }
+    if (tox_on && (rc = toxicity_metadata(res, &meta)) != RAG_OK)
+        goto cleanup;
     if (npages) {
         if (!meta && !(meta = json_object())) {
             rc = rag_fail(RAG_ENOMEM, "out of memory");

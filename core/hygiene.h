@@ -14,11 +14,13 @@
 typedef struct rag_hygiene rag_hygiene;
 
 /* Creates the stage for a policy (checked by rag_policy_from_user). key (klen 16..64
- * bytes, copied) is required for RAG_PII_HASH. strip_boilerplate: documents are first
- * counted with rag_hygiene_collect, per group. Errors: RAG_EINVAL, RAG_ENOMEM. Free with
+ * bytes, copied) is required for RAG_PII_HASH; tox (borrowed, must outlive the stage) for
+ * a toxicity mode other than off. strip_boilerplate: documents are first counted with
+ * rag_hygiene_collect, per group. Errors: RAG_EINVAL, RAG_ENOMEM. Free with
  * rag_hygiene_free (NULL-safe; wipes the key). */
 int rag_hygiene_create(const rag_collection_options *policy, const unsigned char *key,
-                       size_t klen, int strip_boilerplate, rag_hygiene **out);
+                       size_t klen, const rag_toxicity *tox, int strip_boilerplate,
+                       rag_hygiene **out);
 void rag_hygiene_free(rag_hygiene *h);
 
 /* 1 when the stage can change or reject a document (some filter is on). */
@@ -31,7 +33,8 @@ int rag_hygiene_collect(rag_hygiene *h, const char *group, const char *text, siz
 typedef enum rag_hygiene_verdict {
     RAG_HYGIENE_STORE = 0,     /* store it (text, title, metadata below) */
     RAG_HYGIENE_FILTERED,      /* a quality filter (result.quality says which) */
-    RAG_HYGIENE_PII_DROPPED    /* PII found under RAG_PII_DROP */
+    RAG_HYGIENE_PII_DROPPED,   /* PII found under RAG_PII_DROP */
+    RAG_HYGIENE_TOXIC          /* toxic under RAG_TOXICITY_DROP (result.toxic_by says why) */
 } rag_hygiene_verdict;
 
 typedef struct rag_hygiene_result {
@@ -39,6 +42,8 @@ typedef struct rag_hygiene_result {
     rag_quality_verdict quality;
     size_t pii[RAG_PII_NTYPES];   /* findings per type in text, title and metadata */
     size_t pii_found;             /* their sum */
+    double toxicity;              /* the toxicity score of text and title; -1: not checked */
+    unsigned toxic_by;            /* the detectors that reached the threshold (bits) */
     /* RAG_HYGIENE_STORE: the cleaned fields (owned), or NULL where the document's own are
      * unchanged. */
     char *text;
@@ -49,7 +54,9 @@ typedef struct rag_hygiene_result {
 
 /* Runs the stage on one document (validated UTF-8), in this order: boilerplate lines of its
  * group removed (per PDF page, so page offsets stay right), quality filters on the whole
- * text, PII handling of text, title and every string of the metadata. PDF page offsets
+ * text, toxicity of text and title (the higher score; under RAG_TOXICITY_FLAG the
+ * metadata gets "toxicity" and, when a detector fired, "toxicity_detector"), PII handling
+ * of text, title and every string of the metadata. PDF page offsets
  * (pages, npages; may be NULL) are moved to match the cleaned text and written into the
  * metadata as "pages". *res is overwritten; free it with rag_hygiene_result_free.
  * Errors: RAG_ENOMEM, RAG_EIO (HMAC failure), RAG_EPARSE (metadata not an object). */

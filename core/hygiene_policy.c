@@ -23,6 +23,9 @@
 
 static const char *const PII_NAMES[] = {"off", "mask", "hash", "drop"};
 static const char *const DEDUP_NAMES[] = {"off", "skip", "keep", "flag"};
+static const char *const TOX_NAMES[] = {"off", "flag", "drop"};
+/* toxicity_detectors by bit value (0 reads as both) */
+static const char *const TOX_DETECTOR_NAMES[] = {"both", "wordlist", "classifier", "both"};
 
 const char *rag_policy_pii_name(rag_pii_mode m)
 {
@@ -34,9 +37,15 @@ const char *rag_policy_dedup_name(rag_dedup_mode m)
     return (unsigned)m < 4 ? DEDUP_NAMES[m] : "unknown";
 }
 
+const char *rag_policy_toxicity_name(rag_toxicity_mode m)
+{
+    return (unsigned)m < 3 ? TOX_NAMES[m] : "unknown";
+}
+
 /* ---- the table of settings ------------------------------------------------------------- */
 
-enum field_kind { F_PII, F_PII_TYPES, F_DEDUP, F_REAL, F_BOOL, F_INT, F_INT64, F_STRING };
+enum field_kind { F_PII, F_PII_TYPES, F_DEDUP, F_REAL, F_BOOL, F_INT, F_INT64, F_STRING, F_TOX,
+                  F_TOX_DETECTORS };
 
 typedef struct opt_def {
     rag_option_info info;
@@ -76,6 +85,15 @@ static const opt_def OPTIONS[] = {
       "default time to live of documents"}, F_INT64, OFF(ttl_seconds)},
     {{"language", NULL, RAG_OPTION_STRING, 0, 0, NULL, "the handle's (english)",
       "BM25 analyzer language (fixed at creation)"}, F_STRING, OFF(language)},
+    {{"toxicity", NULL, RAG_OPTION_CHOICE, 0, 0, "off|flag|drop", "off",
+      "abusive or obscene text: not checked, stored with metadata toxicity (score) and "
+      "toxicity_detector, or not stored"}, F_TOX, OFF(toxicity)},
+    {{"toxicity_threshold", NULL, RAG_OPTION_REAL, 0, 1, NULL, "0.5",
+      "toxicity score at or above which a document is flagged or dropped, in (0, 1]"},
+     F_REAL, OFF(toxicity_threshold)},
+    {{"toxicity_detectors", NULL, RAG_OPTION_CHOICE, 0, 0, "wordlist|classifier|both", "both",
+      "word list (better-profanity), linear classifier (alt-profanity-check), or both "
+      "(the higher score)"}, F_TOX_DETECTORS, OFF(toxicity_detectors)},
 };
 
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
@@ -99,6 +117,9 @@ void rag_collection_options_init(rag_collection_options *o)
     o->near_dup_threshold = RAG_POLICY_DEFAULT_THRESHOLD;
     o->min_chars = 20;
     o->max_symbol_ratio = 0.5;
+    o->toxicity = RAG_TOXICITY_OFF;
+    o->toxicity_threshold = RAG_POLICY_DEFAULT_TOXICITY;
+    o->toxicity_detectors = RAG_TOXICITY_BOTH;
 }
 
 /* Parses a comma-separated list of type names ("all": every type) into a bit mask. */
@@ -179,6 +200,14 @@ int rag_collection_option_set(rag_collection_options *o, const char *name, const
         if ((rc = parse_choice(d, value, DEDUP_NAMES, 4, &iv)) == RAG_OK)
             *(rag_dedup_mode *)(void *)field = (rag_dedup_mode)iv;
         break;
+    case F_TOX:
+        if ((rc = parse_choice(d, value, TOX_NAMES, 3, &iv)) == RAG_OK)
+            *(rag_toxicity_mode *)(void *)field = (rag_toxicity_mode)iv;
+        break;
+    case F_TOX_DETECTORS:
+        if ((rc = parse_choice(d, value, TOX_DETECTOR_NAMES + 1, 3, &iv)) == RAG_OK)
+            *(unsigned *)(void *)field = (unsigned)iv + 1;
+        break;
     case F_BOOL: {
         static const char *const words[] = {"off", "on", "0", "1", "false", "true"};
         if ((rc = parse_choice(d, value, words, 6, &iv)) == RAG_OK)
@@ -237,6 +266,12 @@ static json_t *policy_json(const rag_collection_options *o, int all)
                           o->near_dup_threshold, "quality", o->quality ? "on" : "off",
                           "min_chars", o->min_chars, "max_chars", o->max_chars,
                           "max_symbol_ratio", o->max_symbol_ratio);
+    if (j) {
+        json_object_set_new(j, "toxicity", json_string(rag_policy_toxicity_name(o->toxicity)));
+        json_object_set_new(j, "toxicity_threshold", json_real(o->toxicity_threshold));
+        json_object_set_new(j, "toxicity_detectors",
+                            json_string(TOX_DETECTOR_NAMES[o->toxicity_detectors & 3]));
+    }
     if (j && all) {
         json_object_set_new(j, "ttl_seconds", json_integer((json_int_t)o->ttl_seconds));
         json_object_set_new(j, "language", json_string(o->language ? o->language : ""));
@@ -267,10 +302,26 @@ int rag_policy_from_user(const rag_collection_options *in, rag_collection_option
     if (in->version < 1)
         return rag_fail(RAG_EINVAL, "collection options: version is 0 (call "
                         "rag_collection_options_init)");
-    *out = *in; /* version 1 is the only layout so far */
+    if (in->version == 1) /* the fields before toxicity; the rest keep their defaults */
+        memcpy(out, in, offsetof(rag_collection_options, toxicity));
+    else
+        *out = *in;
     out->version = RAG_COLLECTION_OPTIONS_VERSION;
     if (out->near_dup_threshold == 0)
         out->near_dup_threshold = RAG_POLICY_DEFAULT_THRESHOLD;
+    if (out->toxicity_threshold == 0)
+        out->toxicity_threshold = RAG_POLICY_DEFAULT_TOXICITY;
+    if (!out->toxicity_detectors)
+        out->toxicity_detectors = RAG_TOXICITY_BOTH;
+    if ((unsigned)out->toxicity > RAG_TOXICITY_DROP)
+        return rag_fail(RAG_EINVAL, "collection options: toxicity is %d (expected "
+                        "RAG_TOXICITY_OFF..RAG_TOXICITY_DROP)", (int)out->toxicity);
+    if (!(out->toxicity_threshold > 0 && out->toxicity_threshold <= 1))
+        return rag_fail(RAG_EINVAL, "collection options: toxicity_threshold must be in (0, 1], "
+                        "got %g", out->toxicity_threshold);
+    if (out->toxicity_detectors & ~RAG_TOXICITY_BOTH)
+        return rag_fail(RAG_EINVAL, "collection options: toxicity_detectors 0x%x has bits of no "
+                        "detector", out->toxicity_detectors);
     if ((unsigned)out->pii > RAG_PII_DROP)
         return rag_fail(RAG_EINVAL, "collection options: pii is %d (expected RAG_PII_OFF.."
                         "RAG_PII_DROP)", (int)out->pii);
@@ -314,6 +365,12 @@ int rag_policy_same(const rag_collection_options *a, const rag_collection_option
         return 0;
     if (a->quality && (a->min_chars != b->min_chars || a->max_chars != b->max_chars ||
                        a->max_symbol_ratio != b->max_symbol_ratio))
+        return 0;
+    if (a->toxicity != b->toxicity ||
+        (a->toxicity != RAG_TOXICITY_OFF &&
+         (a->toxicity_threshold != b->toxicity_threshold ||
+          (a->toxicity_detectors ? a->toxicity_detectors : RAG_TOXICITY_BOTH) !=
+              (b->toxicity_detectors ? b->toxicity_detectors : RAG_TOXICITY_BOTH))))
         return 0;
     return 1;
 }
@@ -392,6 +449,12 @@ int rag_policy_read(rag_txn *txn, uint32_t coll, rag_collection_options *out)
     out->min_chars = (int)json_num(j, "min_chars", out->min_chars);
     out->max_chars = (int)json_num(j, "max_chars", out->max_chars);
     out->max_symbol_ratio = json_num(j, "max_symbol_ratio", out->max_symbol_ratio);
+    out->toxicity = (rag_toxicity_mode)json_choice(j, "toxicity", TOX_NAMES, 3, RAG_TOXICITY_OFF);
+    out->toxicity_threshold = json_num(j, "toxicity_threshold", out->toxicity_threshold);
+    out->toxicity_detectors =
+        (unsigned)json_choice(j, "toxicity_detectors", TOX_DETECTOR_NAMES, 4, RAG_TOXICITY_BOTH);
+    if (!out->toxicity_detectors)
+        out->toxicity_detectors = RAG_TOXICITY_BOTH;
     json_decref(j);
     return RAG_OK;
 }

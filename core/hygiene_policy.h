@@ -17,6 +17,8 @@ struct rag_txn;
 
 /* The near-duplicate threshold used when the policy says 0. */
 #define RAG_POLICY_DEFAULT_THRESHOLD 0.8
+/* The toxicity threshold used when the policy says 0: the classifier's own decision. */
+#define RAG_POLICY_DEFAULT_TOXICITY 0.5
 
 /* Copies a caller's options (any version >= 1) into *out with defaults resolved
  * (near_dup_threshold 0 -> 0.8) and checks them. RAG_EINVAL naming the field. */
@@ -48,8 +50,10 @@ void rag_policy_free(rag_collection_options *o);
 struct rag_db;
 int rag_policy_pii_key(struct rag_db *db, int create, unsigned char key[64], size_t *klen);
 
-/* "off", "mask", ... / "off", "skip", ... ("unknown" out of range). */
+/* "off", "mask", ... / "off", "skip", ... / "off", "flag", "drop" ("unknown" out of
+ * range). */
 const char *rag_policy_pii_name(rag_pii_mode m);
 const char *rag_policy_dedup_name(rag_dedup_mode m);
+const char *rag_policy_toxicity_name(rag_toxicity_mode m);
 
 #endif

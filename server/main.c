@@ -135,6 +135,9 @@ static int open_store(srv *s)
         log_msg("error", "start", "cannot start the query-log or writer thread");
         return RAG_ENOMEM;
     }
+    if (rag_toxicity_open(0, NULL, NULL, &s->tox) != RAG_OK)
+        log_msg("info", "toxicity_off", "queries are not scored for toxicity: %s",
+                rag_errmsg());
     json_t *keys = auth_list(s->auth);
     size_t nkeys = json_array_size(keys);
     json_decref(keys);
@@ -175,6 +178,8 @@ static int shutdown_server(srv *s, int sig)
     }
     auth_close(s->auth);
     s->auth = NULL;
+    rag_toxicity_close(s->tox);
+    s->tox = NULL;
     int rc = rag_close(s->db);
     s->db = NULL;
     if (rc != RAG_OK) {
@@ -248,6 +253,7 @@ int main(int argc, char **argv)
         writer_stop(s.writer);
         qlog_stop(s.qlog);
         auth_close(s.auth);
+        rag_toxicity_close(s.tox);
         rag_close(s.db);
         goto done;
     }

@@ -29,6 +29,7 @@ struct srv_metrics {
     _Atomic uint64_t ingest_docs, ingest_chunks, ingest_bytes, ingest_requests, ingest_us;
     _Atomic uint64_t embed_texts, embed_us;
     _Atomic uint64_t qlog_dropped, qlog_bytes;
+    _Atomic uint64_t queries_scored, queries_flagged;
     _Atomic uint64_t conn_events[METRIC_CONN_EVENTS];
     _Atomic int conn_limit;
     _Atomic uint64_t rate_limited[2];
@@ -89,6 +90,13 @@ void metrics_embed(srv_metrics *m, size_t texts, double seconds)
 {
     atomic_fetch_add(&m->embed_texts, texts);
     atomic_fetch_add(&m->embed_us, (uint64_t)(seconds * 1e6));
+}
+
+void metrics_query_toxicity(srv_metrics *m, int flagged)
+{
+    atomic_fetch_add(&m->queries_scored, 1);
+    if (flagged)
+        atomic_fetch_add(&m->queries_flagged, 1);
 }
 
 void metrics_querylog_dropped(srv_metrics *m, size_t n)
@@ -329,10 +337,18 @@ char *metrics_render(srv_metrics *m, rag_db *db, metrics_filter_fn filter, void 
                 "# HELP ragcore_querylog_dropped_total Query-log entries dropped (queue full).\n"
                 "# TYPE ragcore_querylog_dropped_total counter\nragcore_querylog_dropped_total %llu\n"
                 "# HELP ragcore_querylog_bytes Store bytes the query log occupies.\n"
-                "# TYPE ragcore_querylog_bytes gauge\nragcore_querylog_bytes %llu\n",
+                "# TYPE ragcore_querylog_bytes gauge\nragcore_querylog_bytes %llu\n"
+                "# HELP ragcore_queries_toxicity_scored_total Text queries scored for toxicity.\n"
+                "# TYPE ragcore_queries_toxicity_scored_total counter\n"
+                "ragcore_queries_toxicity_scored_total %llu\n"
+                "# HELP ragcore_queries_flagged_total Text queries whose toxicity score reached "
+                "0.5.\n"
+                "# TYPE ragcore_queries_flagged_total counter\nragcore_queries_flagged_total %llu\n",
             (unsigned long long)atomic_load(&m->embed_texts), atomic_load(&m->embed_us) / 1e6,
             (unsigned long long)atomic_load(&m->qlog_dropped),
-            (unsigned long long)atomic_load(&m->qlog_bytes));
+            (unsigned long long)atomic_load(&m->qlog_bytes),
+            (unsigned long long)atomic_load(&m->queries_scored),
+            (unsigned long long)atomic_load(&m->queries_flagged));
     if (db && filter)
         render_collections(&b, db, filter, filter_user);
     if (b.oom || !b.p) {

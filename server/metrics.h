@@ -19,6 +19,8 @@ void metrics_request(srv_metrics *m, int route, int status, double seconds);
 void metrics_ingest(srv_metrics *m, const rag_ingest_stats *st, double seconds);
 void metrics_embed(srv_metrics *m, size_t texts, double seconds);
 void metrics_querylog_dropped(srv_metrics *m, size_t n);
+/* One text query scored for toxicity; flagged when its score reached the threshold. */
+void metrics_query_toxicity(srv_metrics *m, int flagged);
 /* The query log's size in the store, as last measured by its writer. */
 void metrics_querylog_bytes(srv_metrics *m, uint64_t bytes);
 

@@ -43,6 +43,7 @@ static int upsert_event(void *user, const rag_ingest_event *ev)
     switch (ev->action) {
     case RAG_INGEST_FILTERED:
     case RAG_INGEST_PII_DROPPED:
+    case RAG_INGEST_TOXIC:
     case RAG_INGEST_DUPLICATE:
     case RAG_INGEST_FLAGGED:
         o = json_pack("{s:s, s:s, s:b}", "id", ev->id, "action",
@@ -82,7 +83,8 @@ static json_t *upsert_reply(const char *collection, const rag_ingest_summary *s,
                           (json_int_t)s->replaced, "unchanged", (json_int_t)s->unchanged,
                           "chunks", (json_int_t)s->chunks, "duplicate_chunks",
                           (json_int_t)s->duplicate_chunks, "bytes", (json_int_t)s->bytes,
-                          "not_stored", (json_int_t)(s->filtered + s->pii_dropped + s->dup_skipped),
+                          "not_stored", (json_int_t)(s->filtered + s->pii_dropped + s->dup_skipped +
+                                                        s->toxicity_dropped),
                           "pii_documents", (json_int_t)s->pii_documents, "duplicates",
                           (json_int_t)(s->dup_exact + s->dup_near), "stale_removed",
                           (json_int_t)s->stale_removed, "pii_found", found, "hygiene", hygiene);

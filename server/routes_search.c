@@ -307,9 +307,13 @@ static int parse_vector(http_req *r, json_t *v, rj_lifted *lifted, search_req *s
     return 0;
 }
 
+/* A text query whose toxicity score reaches this is counted as flagged in /metrics. */
+#define QUERY_TOXICITY_THRESHOLD 0.5
+
 /* Queues the query-log entry of a search (written as text: no JSON tree per search): the
  * collection, request and key ids, k, mode, latency, confidence, each hit's chunk id, doc
- * id and score, the query text (or the vector's dimension) and the tuning fields given. */
+ * id and score, the query text (or the vector's dimension), its toxicity score (when the
+ * detectors are pulled) and the tuning fields given. */
 static void search_log(http_req *r, json_t *body, const search_req *sr,
                        const rag_search_options *so, const rag_results *res,
                        const char *mode_name, double took, char qid[25])
@@ -346,6 +350,12 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
         jw_field_str(&e, "query", sr->query);
     else
         jw_field_int(&e, "vector_dim", r->s->dim);
+    rag_toxicity_result tr;
+    if (sr->query && r->s->tox &&
+        rag_toxicity_score(r->s->tox, sr->query, strlen(sr->query), &tr) == RAG_OK) {
+        jw_field_real(&e, "toxicity", tr.score);
+        metrics_query_toxicity(r->s->metrics, tr.score >= QUERY_TOXICITY_THRESHOLD);
+    }
     for (size_t i = 0; LOGGED[i]; i++) {
         if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
             continue;

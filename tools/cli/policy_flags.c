@@ -23,6 +23,9 @@ static const struct {
     {PF_MIN_CHARS, "--min-chars", "min_chars"},
     {PF_MAX_CHARS, "--max-chars", "max_chars"},
     {PF_SYMBOLS, "--max-symbol-ratio", "max_symbol_ratio"},
+    {PF_TOXICITY, "--toxicity", "toxicity"},
+    {PF_TOX_THRESHOLD, "--toxicity-threshold", "toxicity_threshold"},
+    {PF_TOX_DETECTORS, "--toxicity-detectors", "toxicity_detectors"},
 };
 #define N_FLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
@@ -96,6 +99,12 @@ void cli_policy_overlay(const cli_policy *p, rag_collection_options *o)
         o->max_chars = f->max_chars;
     if (p->given & GIVEN(PF_SYMBOLS))
         o->max_symbol_ratio = f->max_symbol_ratio;
+    if (p->given & GIVEN(PF_TOXICITY))
+        o->toxicity = f->toxicity;
+    if (p->given & GIVEN(PF_TOX_THRESHOLD))
+        o->toxicity_threshold = f->toxicity_threshold;
+    if (p->given & GIVEN(PF_TOX_DETECTORS))
+        o->toxicity_detectors = f->toxicity_detectors;
 }
 
 /* The settings of o as a JSON object (the library's names and text forms). */
@@ -127,7 +136,7 @@ int cli_policy_check(const cli_policy *p, const char *cmd, const char *dbdir, co
     size_t ns = 0, nw = 0;
     for (size_t i = 0; want && have && i < N_FLAGS; i++) {
         const char *name = FLAGS[i].option;
-        int quality_param = FLAGS[i].code >= PF_MIN_CHARS;
+        int quality_param = FLAGS[i].code >= PF_MIN_CHARS && FLAGS[i].code <= PF_SYMBOLS;
         if (!(p->given & GIVEN(FLAGS[i].code)) ||
             (json_equal(json_object_get(want, name), json_object_get(have, name)) &&
              (!quality_param || json_equal(json_object_get(want, "quality"),
@@ -186,7 +195,16 @@ void cli_policy_help(FILE *out)
             "  --max-chars N       filter documents with more characters\n"
             "  --max-symbol-ratio X  filter documents whose share of non-space characters that\n"
             "                      are not letters or digits exceeds X\n"
-            "A document rejected by a filter, by --pii drop or as a skipped duplicate also\n"
-            "removes an older stored version with the same id. Quality filters judge whole\n"
-            "documents.\n");
+            "  --toxicity MODE     abusive or obscene text (needs `ragcore model pull\n"
+            "                      better-profanity profanity-check`): off (default), flag\n"
+            "                      (stored; metadata toxicity = score, and toxicity_detector\n"
+            "                      when a detector fired: search with --filter 'toxicity < 0.5'\n"
+            "                      to leave them out), drop (not stored, counted by detector)\n"
+            "  --toxicity-threshold X  score at or above which a document is toxic (default 0.5)\n"
+            "  --toxicity-detectors D  wordlist (better-profanity's list: 1 on a listed word),\n"
+            "                      classifier (alt-profanity-check's probability) or both\n"
+            "                      (default; the higher score)\n"
+            "A document rejected by a filter, by --pii drop, --toxicity drop or as a skipped\n"
+            "duplicate also removes an older stored version with the same id. Quality and\n"
+            "toxicity filters judge whole documents.\n");
 }

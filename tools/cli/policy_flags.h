@@ -11,7 +11,7 @@
 
 /* getopt_long codes of the flags (above every short option and the commands' own codes). */
 enum { PF_PII = 400, PF_PII_TYPES, PF_NEAR_DUP, PF_THRESHOLD, PF_QUALITY, PF_MIN_CHARS,
-       PF_MAX_CHARS, PF_SYMBOLS };
+       PF_MAX_CHARS, PF_SYMBOLS, PF_TOXICITY, PF_TOX_THRESHOLD, PF_TOX_DETECTORS };
 
 #define CLI_POLICY_LONGOPTS                                                        \
     {"pii", required_argument, 0, PF_PII},                                         \
@@ -21,7 +21,10 @@ enum { PF_PII = 400, PF_PII_TYPES, PF_NEAR_DUP, PF_THRESHOLD, PF_QUALITY, PF_MIN
     {"quality", no_argument, 0, PF_QUALITY},                                       \
     {"min-chars", required_argument, 0, PF_MIN_CHARS},                             \
     {"max-chars", required_argument, 0, PF_MAX_CHARS},                             \
-    {"max-symbol-ratio", required_argument, 0, PF_SYMBOLS}
+    {"max-symbol-ratio", required_argument, 0, PF_SYMBOLS},                       \
+    {"toxicity", required_argument, 0, PF_TOXICITY},                               \
+    {"toxicity-threshold", required_argument, 0, PF_TOX_THRESHOLD},                \
+    {"toxicity-detectors", required_argument, 0, PF_TOX_DETECTORS}
 
 typedef struct cli_policy {
     rag_collection_options opts;   /* what a new collection gets: the defaults below + flags */
