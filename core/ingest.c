@@ -6,6 +6,7 @@
 #include "db.h"
 #include "embcache.h"
 #include "embedder.h"
+#include "erase.h"
 #include "hygiene.h"
 #include "hygiene_dedup.h"
 #include "hygiene_policy.h"
@@ -15,6 +16,7 @@
 #include "text.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +141,7 @@ struct rag_ingest_run {
     rag_hygiene *hy;                /* NULL when no per-document filter is on */
     rag_dedup *mem;                 /* canonical documents of this run (duplicate pre-check) */
     int sync, single;
+    int erase;                      /* opts.erase: the run ends with rag_erase_run */
     run_doc *docs;
     size_t n, cap, bytes;
     double t0, last_progress;
@@ -958,7 +961,10 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "ingest options: version is 0 (call "
                             "rag_ingest_options_init)");
-        o = *opts;
+        if (opts->version >= 2)
+            o = *opts;
+        else /* built against an older header: a shorter struct */
+            memcpy(&o, opts, offsetof(rag_ingest_options, erase));
         o.version = RAG_INGEST_OPTIONS_VERSION;
         if (!o.batch_documents)
             o.batch_documents = DEFAULT_BATCH_DOCS;
@@ -1017,6 +1023,9 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
         dc.near = r->policy.near_dup_threshold <= 1;
         rc = rag_dedup_create(&dc, &r->mem);
     }
+    if (rc == RAG_OK && o.erase && db && !o.dry_run && (rc = rag_erase_begin_replace(db, coll)) ==
+        RAG_OK)
+        r->erase = 1;
     if (rc != RAG_OK) {
         rag_hygiene_free(r->hy);
         rag_dedup_free(r->mem);
@@ -1403,6 +1412,10 @@ int rag_ingest_run_end(rag_ingest_run *r, int rc)
         rc = rag_fail(RAG_ECANCELED, "ingest cancelled by the caller");
     rag_hygiene_free(r->hy);
     rag_dedup_free(r->mem);
+    /* an erasure: what the run replaced or removed leaves no bytes behind (an error left the
+     * intent in the store: the next erasure or read-write open finishes it) */
+    if (r->erase && rc == RAG_OK)
+        rc = rag_erase_run(r->db, NULL);
     free(r);
     return rc;
 }
