@@ -307,6 +307,17 @@ typedef enum rag_pii_type {
 /* The placeholder name of a type ("EMAIL", ...), "UNKNOWN" out of range. Static text. */
 RAG_API const char *rag_pii_type_name(int type);
 
+/* Applies PII handling to a text outside any document, with the same detectors as ingest
+ * (for example a query before it is logged): RAG_PII_MASK replaces each finding by its
+ * placeholder ([EMAIL], ...), RAG_PII_HASH by [TYPE:<12 hex>] under the store's key (db
+ * required; the key is created on first use by a writable handle, a read-only handle
+ * without one uses a throwaway key), RAG_PII_OFF copies. `types`: bit mask of
+ * (1u << rag_pii_type), 0: all. *out receives the NUL-terminated result (free with
+ * rag_free); *found (may be NULL) the number of findings. Errors: RAG_EINVAL (NULL text
+ * or out, RAG_PII_DROP, HASH without db), RAG_ENOMEM. */
+RAG_API int rag_pii_redact(rag_db *db, const char *text, size_t len, rag_pii_mode mode,
+                           unsigned types, char **out, size_t *found);
+
 /* Duplicate documents: exact (the same text after Unicode normalisation, case folding and
  * whitespace collapsing) or near (estimated Jaccard similarity of 3-word shingle sets, by
  * MinHash, at or above near_dup_threshold), found against the documents already stored in
@@ -383,7 +394,8 @@ RAG_API int rag_collection_options_get(rag_db *db, const char *name,
                                        rag_collection_options *out);
 
 /* Changes a collection's settings. They apply to what is ingested afterwards: documents
- * already stored are not re-processed (to mask stored text, re-ingest it). Turning
+ * already stored are not re-processed (rag_collection_pii_apply applies a new PII
+ * policy to stored text, as an erasure). Turning
  * duplicate detection on, or changing near_dup_threshold, indexes the stored documents
  * for it from their stored text (one write transaction). language cannot change
  * (RAG_EINVAL unless it is NULL or the collection's own). RAG_ENOTFOUND when absent. */

@@ -8,6 +8,7 @@
 #include "json_writer.h"
 #include "ratelimit.h"
 #include "reqjson.h"
+#include "routes_privacy.h"
 #include "vector_b64.h"
 
 #include <math.h>
@@ -38,6 +39,8 @@ static const char *const ROUTE_NAMES[ROUTE_COUNT] = {
     [ROUTE_KEYS_CREATE] = "POST /v1/keys",
     [ROUTE_KEYS_REVOKE] = "DELETE /v1/keys/{id}",
     [ROUTE_QUERYLOG] = "GET /v1/querylog",
+    [ROUTE_ERASE] = "POST /v1/collections/{collection}/erase",
+    [ROUTE_PII_APPLY] = "POST /v1/collections/{collection}/pii/apply",
 };
 
 const char *route_name(int id)
@@ -55,7 +58,7 @@ const char *const *route_names(void)
 
 /* Identifies the caller (Authorization: Bearer KEY, or X-API-Key) and checks `scope` and,
  * when not NULL, the grant of `collection`. 0, or -1 after answering 401/403. */
-static int authorize(http_req *r, unsigned scope, const char *collection)
+int authorize(http_req *r, unsigned scope, const char *collection)
 {
     if (!r->key) {
         const char *presented = http_header(r, "X-API-Key");
@@ -101,7 +104,7 @@ static int authorize(http_req *r, unsigned scope, const char *collection)
 
 /* Answers a failed library call with the status its code calls for. `field` names the
  * request field an EINVAL-like code is about (may be NULL). */
-static void reply_rag_error(http_req *r, int rc, const char *field, const char *what)
+void reply_rag_error(http_req *r, int rc, const char *field, const char *what)
 {
     const char *msg = rag_errmsg();
     if (!msg || !*msg)
@@ -132,7 +135,7 @@ static void reply_rag_error(http_req *r, int rc, const char *field, const char *
 }
 
 /* 404 unless collection c exists; fills info when not NULL. 0 or -1 (answered). */
-static int require_collection(http_req *r, const char *c, rag_collection_info *info)
+int require_collection(http_req *r, const char *c, rag_collection_info *info)
 {
     rag_collection_info tmp;
     int rc = rag_collection_stats(r->s->db, c, info ? info : &tmp);
@@ -979,16 +982,24 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
         jw_lit(&e, "}");
     }
     jw_lit(&e, "]");
-    if (sr->query)
-        jw_field_str(&e, "query", sr->query);
-    else
+    char *query = sr->query ? qlog_text(r->s->qlog, sr->query) : NULL;
+    if (query)
+        jw_field_str(&e, "query", query);
+    else if (!sr->query)
         jw_field_int(&e, "vector_dim", r->s->dim);
+    free(query);
     for (size_t i = 0; LOGGED[i]; i++) {
         if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
             continue;
         char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-        if (text)
-            jw_field_raw(&e, LOGGED[i], text, strlen(text));
+        char *kept = json_is_string(v) || json_is_array(v) || json_is_object(v)
+                         ? qlog_text(r->s->qlog, text) : text; /* may quote data */
+        json_t *check = kept ? json_loads(kept, JSON_DECODE_ANY, NULL) : NULL;
+        if (check) /* a detector's span crossed the JSON syntax: the field is not kept */
+            jw_field_raw(&e, LOGGED[i], kept, strlen(kept));
+        json_decref(check);
+        if (kept != text)
+            free(kept);
         free(text);
     }
     size_t len;
@@ -1101,6 +1112,23 @@ cleanup:
 }
 
 #ifdef RAG_CONTEXT_OPTIONS_VERSION
+/* What the query log keeps of a context: the chunk ids, documents and scores of its
+ * passages ([{"chunk_id", "doc_id", "score"}]), never their text. */
+static json_t *context_hits(const json_t *passages)
+{
+    json_t *hits = json_array(), *src, *ch;
+    size_t i, k;
+    json_array_foreach(json_object_get(passages, "sources"), i, src) {
+        json_array_foreach(json_object_get(src, "chunks"), k, ch) {
+            json_array_append_new(hits, json_pack("{s:O,s:O,s:O}", "chunk_id",
+                                                  json_object_get(ch, "chunk_id"), "doc_id",
+                                                  json_object_get(src, "doc_id"), "score",
+                                                  json_object_get(ch, "score")));
+        }
+    }
+    return hits;
+}
+
 /* Prompt-ready context (rag_context): the search fields plus budget_tokens, format
  * ("text", "markdown", "json"), stale_after (seconds) and source_template. */
 static void h_context(http_req *r, const char *c)
@@ -1169,13 +1197,17 @@ static void h_context(http_req *r, const char *c)
     double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
-        json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
+        char *query = qlog_text(s->qlog, sr.query);
+        json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
                               "collection", c, "request_id", r->request_id, "key_id",
-                              auth_key_id(r->key), "query", sr.query, "budget_tokens",
-                              co.budget_tokens, "latency_ms", took, "no_confident_context",
+                              auth_key_id(r->key), "budget_tokens", co.budget_tokens,
+                              "latency_ms", took, "no_confident_context",
                               rag_context_no_confident(ctx));
-        if (passages)
-            json_object_set(e, "context", passages);
+        if (e && query)
+            json_object_set_new(e, "query", json_string(query));
+        free(query);
+        if (e)
+            json_object_set_new(e, "context", context_hits(passages));
         qlog_record(s->qlog, e, qid);
     }
     http_reply_json(r, 200, json_pack("{s:s,s:s,s:i,s:b,s:i,s:o,s:s,s:f}", "context",
@@ -1560,6 +1592,10 @@ static int match(http_req *r, char *buf, const char **a, const char **b)
             ONLY("POST", ROUTE_CONTEXT);
         if (!strcmp(rest, "documents"))
             ONLY("POST", ROUTE_DOCS_UPSERT);
+        if (!strcmp(rest, "erase"))
+            ONLY("POST", ROUTE_ERASE);
+        if (!strcmp(rest, "pii/apply"))
+            ONLY("POST", ROUTE_PII_APPLY);
         if (!strncmp(rest, "documents/", 10) && rest[10]) {
             *b = rest + 10; /* the id may itself contain '/' */
             if (is(r, "GET"))
@@ -1615,6 +1651,8 @@ void routes_dispatch(http_req *r)
     case ROUTE_KEYS_CREATE: h_keys_create(r); break;
     case ROUTE_KEYS_REVOKE: h_keys_revoke(r, a); break;
     case ROUTE_QUERYLOG: h_querylog(r); break;
+    case ROUTE_ERASE: h_erase(r, a); break;
+    case ROUTE_PII_APPLY: h_pii_apply(r, a); break;
     default: break;
     }
     free(buf);

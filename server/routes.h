@@ -25,12 +25,24 @@ enum route_id {
     ROUTE_KEYS_CREATE,
     ROUTE_KEYS_REVOKE,
     ROUTE_QUERYLOG,
+    ROUTE_ERASE,
+    ROUTE_PII_APPLY,
     ROUTE_COUNT
 };
 
 /* "METHOD /path/{template}" of a route id (for metrics and the access log). */
 const char *route_name(int id);
 const char *const *route_names(void);
+
+/* Shared by the handler files (routes.c, routes_privacy.c). authorize: 0 when r's API key
+ * has `scope` for `collection`, else -1 after answering 401/403. require_collection: 0 when
+ * collection c exists (its statistics into *info, may be NULL), else -1 after 404.
+ * reply_rag_error: answers a library error rc of operation `what` (field: the request
+ * field it concerns, or NULL) with the matching HTTP status and rag_errmsg(). */
+int authorize(http_req *r, unsigned scope, const char *collection);
+struct rag_collection_info;
+int require_collection(http_req *r, const char *c, struct rag_collection_info *info);
+void reply_rag_error(http_req *r, int rc, const char *field, const char *what);
 
 /* Routes r to its handler, which sets the response or defers it. Can't fail. */
 void routes_dispatch(http_req *r);
