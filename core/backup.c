@@ -38,7 +38,7 @@ static int copy_file(const char *src, const char *dst, uint64_t *bytes)
     if (in < 0)
         return rag_fail(errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO, "cannot open '%s': %s", src,
                         strerror(errno));
-    if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+    if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0) {
         rc = rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
         goto cleanup;
     }
@@ -93,7 +93,7 @@ static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_i
 {
     char src[4096], dst[4096];
     rag_coll_index_dir(dstdir, dst, sizeof dst);
-    if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+    if (mkdir(dst, 0700) != 0 && errno != EEXIST)
         return rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
     rag_coll_index_dir(srcdir, src, sizeof src);
     DIR *d = opendir(src);
@@ -229,7 +229,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
     char tmp[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s.partial-%ld", outdir, (long)getpid());
     rag_store_files_remove(tmp);
-    if (mkdir(tmp, 0755) != 0)
+    if (mkdir(tmp, 0700) != 0)
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
     /* Index files first: each is then no newer than the snapshot taken after it. */
     int rc = copy_index_files(dbdir, tmp, info);
@@ -327,7 +327,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         return rag_fail_prefix(rc, "restore into '%s'", dbdir);
     snprintf(tmp, sizeof tmp, "%s.restore-%ld", dbdir, (long)getpid());
     rag_store_files_remove(tmp);
-    if (mkdir(tmp, 0755) != 0) {
+    if (mkdir(tmp, 0700) != 0) {
         rag_lockfile_release(lock, 0);
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
     }
@@ -354,7 +354,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         }
         if (d)
             closedir(d);
-        mkdir(path, 0755);
+        mkdir(path, 0700);
         fsync_path(path, 1);
         snprintf(path, sizeof path, "%s/data.mdb", tmp);
         snprintf(dst, sizeof dst, "%s/data.mdb", dbdir);

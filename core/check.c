@@ -952,7 +952,7 @@ static int rebuild_index(ck *k, coll_plan *p)
     rc = rag_coll_index_fill(k->st, p->id, ix, &fo, &next, NULL);
     char dirpath[4096];
     rag_coll_index_dir(k->dir, dirpath, sizeof dirpath);
-    mkdir(dirpath, 0755);
+    mkdir(dirpath, 0700);
     if (rc == RAG_EINDEX) {
         /* Too few vectors to train: no file; searches scan exactly until one can be built. */
         finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "embcache.h"
 #include "embedder.h"
+#include "erase.h"
 #include "hygiene.h"
 #include "hygiene_dedup.h"
 #include "hygiene_policy.h"
@@ -16,6 +17,7 @@
 #include "toxicity.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +145,7 @@ struct rag_ingest_run {
     rag_toxicity *tox;              /* the toxicity detectors; NULL when the filter is off */
     rag_dedup *mem;                 /* canonical documents of this run (duplicate pre-check) */
     int sync, single;
+    int erase;                      /* opts.erase: the run ends with rag_erase_run */
     run_doc *docs;
     size_t n, cap, bytes;
     double t0, last_progress;
@@ -970,8 +973,11 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
             return rag_fail(RAG_EINVAL, "ingest options: version is 0 (call "
                             "rag_ingest_options_init)");
         /* a caller built against an older header passes a shorter struct */
-        memcpy(&o, opts, opts->version >= 2 ? sizeof o
-                                            : offsetof(rag_ingest_options, skip_unchanged));
+        if (opts->version >= 3)
+            o = *opts;
+        else
+            memcpy(&o, opts, opts->version >= 2 ? offsetof(rag_ingest_options, erase)
+                                                : offsetof(rag_ingest_options, skip_unchanged));
         o.version = RAG_INGEST_OPTIONS_VERSION;
         if (!o.batch_documents)
             o.batch_documents = DEFAULT_BATCH_DOCS;
@@ -1034,6 +1040,9 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
         dc.near = r->policy.near_dup_threshold <= 1;
         rc = rag_dedup_create(&dc, &r->mem);
     }
+    if (rc == RAG_OK && o.erase && db && !o.dry_run && (rc = rag_erase_begin_replace(db, coll)) ==
+        RAG_OK)
+        r->erase = 1;
     if (rc != RAG_OK) {
         rag_hygiene_free(r->hy);
         rag_toxicity_close(r->tox);
@@ -1436,6 +1445,10 @@ int rag_ingest_run_end(rag_ingest_run *r, int rc)
     rag_hygiene_free(r->hy);
     rag_toxicity_close(r->tox);
     rag_dedup_free(r->mem);
+    /* an erasure: what the run replaced or removed leaves no bytes behind (an error left the
+     * intent in the store: the next erasure or read-write open finishes it) */
+    if (r->erase && rc == RAG_OK)
+        rc = rag_erase_run(r->db, NULL);
     free(r);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -303,7 +304,15 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w+b");
+    /* the file takes its directory's permissions without execute bits (0700 -> 0600) */
+    char dir[4096];
+    struct stat ds;
+    snprintf(dir, sizeof dir, "%s", path);
+    mode_t mode = stat(dirname(dir), &ds) == 0 ? (ds.st_mode & 0666) : 0600;
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    FILE *fp = fd >= 0 ? fdopen(fd, "w+b") : NULL;
+    if (fd >= 0 && !fp)
+        close(fd);
     int rc = RAG_OK;
     if (!fp)
         return rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot create '%s': %s", tmp,

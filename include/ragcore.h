@@ -127,7 +127,7 @@ typedef struct rag_embedder_def {
 /* ------------------------------------------------------------------------------------ */
 /* Opening a store.                                                                      */
 
-#define RAG_OPEN_OPTIONS_VERSION 3
+#define RAG_OPEN_OPTIONS_VERSION 4
 
 typedef struct rag_open_options {
     unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
@@ -175,6 +175,11 @@ typedef struct rag_open_options {
      * an HTTP upsert into a missing collection (see rag_collection_options). Copied by
      * rag_open. NULL: rag_collection_options_init's defaults (every filter off). */
     const struct rag_collection_options *default_collection;
+    /* Since version 4. Permissions of the files a new store creates (data.mdb, lock.mdb,
+     * write.lock, index files): 0: 0600 (owner only); backups are always written 0600.
+     * Directories get the same with execute bits where there are read bits (0600 ->
+     * 0700, 0640 -> 0750). The process umask still applies; existing files keep theirs. */
+    unsigned file_mode;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */
@@ -302,6 +307,17 @@ typedef enum rag_pii_type {
 /* The placeholder name of a type ("EMAIL", ...), "UNKNOWN" out of range. Static text. */
 RAG_API const char *rag_pii_type_name(int type);
 
+/* Applies PII handling to a text outside any document, with the same detectors as ingest
+ * (for example a query before it is logged): RAG_PII_MASK replaces each finding by its
+ * placeholder ([EMAIL], ...), RAG_PII_HASH by [TYPE:<12 hex>] under the store's key (db
+ * required; the key is created on first use by a writable handle, a read-only handle
+ * without one uses a throwaway key), RAG_PII_OFF copies. `types`: bit mask of
+ * (1u << rag_pii_type), 0: all. *out receives the NUL-terminated result (free with
+ * rag_free); *found (may be NULL) the number of findings. Errors: RAG_EINVAL (NULL text
+ * or out, RAG_PII_DROP, HASH without db), RAG_ENOMEM. */
+RAG_API int rag_pii_redact(rag_db *db, const char *text, size_t len, rag_pii_mode mode,
+                           unsigned types, char **out, size_t *found);
+
 /* Duplicate documents: exact (the same text after Unicode normalisation, case folding and
  * whitespace collapsing) or near (estimated Jaccard similarity of 3-word shingle sets, by
  * MinHash, at or above near_dup_threshold), found against the documents already stored in
@@ -405,7 +421,8 @@ RAG_API int rag_collection_options_get(rag_db *db, const char *name,
                                        rag_collection_options *out);
 
 /* Changes a collection's settings. They apply to what is ingested afterwards: documents
- * already stored are not re-processed (to mask stored text, re-ingest it). Turning
+ * already stored are not re-processed (rag_collection_pii_apply applies a new PII
+ * policy to stored text, as an erasure). Turning
  * duplicate detection on, or changing near_dup_threshold, indexes the stored documents
  * for it from their stored text (one write transaction). language cannot change
  * (RAG_EINVAL unless it is NULL or the collection's own). RAG_ENOTFOUND when absent. */
@@ -510,6 +527,68 @@ RAG_API int rag_ingest(rag_db *db, const char *collection, const rag_document *d
 RAG_API int rag_delete(rag_db *db, const char *collection, const char *doc_id);
 
 /* ------------------------------------------------------------------------------------ */
+/* Erasure.                                                                              */
+/*                                                                                       */
+/* A plain delete (rag_delete, rag_collection_drop, a replacement) makes the data        */
+/* unreachable, but its bytes stay in the store's files until reused: LMDB keeps freed   */
+/* pages and the unused middle of pages as they were, HNSW index files keep deleted      */
+/* vectors, the embedding cache keeps vectors of texts no longer stored, and the query   */
+/* log names the documents searches returned. An ERASURE also removes all of that: when  */
+/* the call returns, no byte of the removed text, titles, metadata, chunks, vectors or   */
+/* postings remains readable in any file of the store directory. It                      */
+/*   - records an intent in the store first; a crash (kill -9 included) at any point is  */
+/*     finished by the next read-write rag_open (never half done);                       */
+/*   - removes what it names through the ordinary paths, then deletes the query-log      */
+/*     entries (the "querylog" application table of ragcore-server) of the collection    */
+/*     whose hits name an erased document (all of a dropped collection's);               */
+/*   - deletes embedding-cache entries whose text is no longer stored in any collection; */
+/*   - rebuilds the affected index files from the store, after overwriting the old ones  */
+/*     with zeros; files of the index directory that belong to no collection are         */
+/*     overwritten and removed;                                                          */
+/*   - overwrites with zeros every byte of data.mdb that no record uses (LMDB's free      */
+/*     pages, the unused middle of live pages, anything past the last page) and syncs.   */
+/* Cost: one pass over data.mdb (read, and writes where bytes were unused) plus one      */
+/* index rebuild per affected collection, whatever the number of documents erased: erase */
+/* many documents in one call. Searches keep running (they pause while the environment   */
+/* is reopened, a few milliseconds). A reader of another process whose snapshot still    */
+/* holds freed pages is waited for up to 10 seconds, then RAG_EBUSY: the intent stays    */
+/* and the next erasure, rag_erase_finish or read-write open completes it.               */
+/* What no library can promise: copies the file system or device keeps (journals, copy- */
+/* on-write snapshots, SSD remapping), swap, backups, and memory of processes that read  */
+/* the data. See docs/privacy.md.                                                        */
+
+typedef struct rag_erase_stats {
+    uint64_t documents;        /* documents removed or re-stored */
+    uint64_t cache_entries;    /* embedding-cache entries deleted */
+    uint64_t log_entries;      /* query-log entries deleted */
+    uint64_t index_files;      /* index files rewritten or removed */
+    uint64_t store_bytes;      /* bytes of data.mdb scrubbed (read) */
+    uint64_t bytes_zeroed;     /* bytes of data.mdb overwritten with zeros */
+    double seconds;
+} rag_erase_stats;
+
+/* Erases documents ids[0, n) of `collection` (NULL: the default) in one erasure.
+ * RAG_ENOTFOUND (nothing done) when the collection or an id is absent; RAG_EREADONLY;
+ * RAG_EBUSY (see above). stats (may be NULL) is filled. */
+RAG_API int rag_erase_documents(rag_db *db, const char *collection, const char *const *ids,
+                                size_t n, rag_erase_stats *stats);
+
+/* Drops collection `name` as an erasure. RAG_ENOTFOUND when absent. */
+RAG_API int rag_collection_erase(rag_db *db, const char *name, rag_erase_stats *stats);
+
+/* Applies the collection's CURRENT PII policy to the documents already stored (set it
+ * first with rag_collection_configure): every document whose text (rebuilt from its
+ * chunks), title or metadata holds a finding is stored again through the collection's
+ * pipeline (masked, hashed, or removed under "drop"), and the old text is erased.
+ * Documents without findings are left as they are. RAG_EINVAL when the collection's PII
+ * handling is off; RAG_ENOTFOUND when it does not exist. */
+RAG_API int rag_collection_pii_apply(rag_db *db, const char *name, rag_erase_stats *stats);
+
+/* Completes an erasure that a crash or a long reader interrupted; with none pending,
+ * scrubs the store anyway (so the bytes earlier plain deletes left behind go too). */
+RAG_API int rag_erase_finish(rag_db *db, rag_erase_stats *stats);
+
+/* ------------------------------------------------------------------------------------ */
 /* Ingest: one pipeline from files or in-memory documents to the index.                   */
 /*                                                                                       */
 /* Every document goes through the same steps in the library: extraction (files), the    */
@@ -601,7 +680,7 @@ typedef struct rag_ingest_progress {
 typedef int (*rag_ingest_event_fn)(void *user, const rag_ingest_event *ev);
 typedef int (*rag_progress_fn)(void *user, const rag_ingest_progress *p);
 
-#define RAG_INGEST_OPTIONS_VERSION 2
+#define RAG_INGEST_OPTIONS_VERSION 3
 
 typedef struct rag_ingest_options {
     unsigned version;               /* RAG_INGEST_OPTIONS_VERSION */
@@ -640,6 +719,11 @@ typedef struct rag_ingest_options {
      * is recorded. For front doors that sync in batches through another process (the
      * CLI's `sync --server`): they delete what vanished themselves. */
     int skip_unchanged;
+    /* Since version 3. 1: what the run replaces or deletes (older versions of re-ingested
+     * documents, documents a sync finds vanished, stored versions of rejected documents)
+     * is erased as by rag_erase_documents: when the call returns no byte of it remains
+     * readable in the store's files. Costs one scrub of the store per call (see Erasure). */
+    int erase;
 } rag_ingest_options;
 
 /* Fills the defaults. Can't fail. */

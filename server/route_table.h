@@ -101,6 +101,18 @@
       ROUTE_F_STORE | ROUTE_F_501, "ContextRequest", 200, "ContextResponse", "Collection",  \
       "Prompt-ready context: passages merged from the best chunks, numbered citations "   \
       "with freshness, fitted to a token budget", "")            \
+    X(ROUTE_ERASE, "POST", "/v1/collections/{collection}/erase", SCOPE_WRITE, h_erase,      \
+      ROUTE_F_STORE, "EraseRequest", 200, "ErasureStats", "Collection",                    \
+      "Erase documents, or the whole collection: when the call returns no byte of them "   \
+      "remains readable in any file of the store",                                         \
+      "Give either `ids` or `all: true` (the collection is dropped). Free pages are "      \
+      "zeroed, index files rewritten, embedding-cache and query-log entries naming the "   \
+      "documents deleted; one pass over the store for all the ids.")                       \
+    X(ROUTE_PII_APPLY, "POST", "/v1/collections/{collection}/pii/apply", SCOPE_WRITE,       \
+      h_pii_apply, ROUTE_F_STORE, NULL, 200, "ErasureStats", "Collection",                 \
+      "Apply the collection's current PII policy to its stored documents, erasing the old " \
+      "text",                                                                              \
+      "Set the collection's `pii` setting first; 400 when it is off.")                     \
     X(ROUTE_KEYS_LIST, "GET", "/v1/keys", SCOPE_ADMIN, h_keys_list, ROUTE_F_STORE, NULL,    \
       200, "KeyList", "", "List API keys (never secrets or hashes)", "")                       \
     X(ROUTE_KEYS_CREATE, "POST", "/v1/keys", SCOPE_ADMIN, h_keys_create, ROUTE_F_STORE,     \

@@ -346,10 +346,12 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
         jw_lit(&e, "}");
     }
     jw_lit(&e, "]");
-    if (sr->query)
-        jw_field_str(&e, "query", sr->query);
-    else
+    char *query = sr->query ? qlog_text(r->s->qlog, sr->query) : NULL;
+    if (query)
+        jw_field_str(&e, "query", query);
+    else if (!sr->query)
         jw_field_int(&e, "vector_dim", r->s->dim);
+    free(query);
     rag_toxicity_result tr;
     if (sr->query && r->s->tox &&
         rag_toxicity_score(r->s->tox, sr->query, strlen(sr->query), &tr) == RAG_OK) {
@@ -360,8 +362,14 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
         if (!(v = json_object_get(body, LOGGED[i])) || json_is_null(v))
             continue;
         char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-        if (text)
-            jw_field_raw(&e, LOGGED[i], text, strlen(text));
+        char *kept = text && (json_is_string(v) || json_is_array(v) || json_is_object(v))
+                         ? qlog_text(r->s->qlog, text) : text; /* may quote data */
+        json_t *check = kept ? json_loads(kept, JSON_DECODE_ANY, NULL) : NULL;
+        if (check) /* a detector's span crossed the JSON syntax: the field is not kept */
+            jw_field_raw(&e, LOGGED[i], kept, strlen(kept));
+        json_decref(check);
+        if (kept != text)
+            free(kept);
         free(text);
     }
     size_t len;
@@ -474,6 +482,23 @@ cleanup:
     json_decref(body);
 }
 
+/* What the query log keeps of a context: the chunk ids, documents and scores of its
+ * passages ([{"chunk_id", "doc_id", "score"}]), never their text. */
+static json_t *context_hits(const json_t *passages)
+{
+    json_t *hits = json_array(), *src, *ch;
+    size_t i, k;
+    json_array_foreach(json_object_get(passages, "sources"), i, src) {
+        json_array_foreach(json_object_get(src, "chunks"), k, ch) {
+            json_array_append_new(hits, json_pack("{s:O,s:O,s:O}", "chunk_id",
+                                                  json_object_get(ch, "chunk_id"), "doc_id",
+                                                  json_object_get(src, "doc_id"), "score",
+                                                  json_object_get(ch, "score")));
+        }
+    }
+    return hits;
+}
+
 #ifdef RAG_CONTEXT_OPTIONS_VERSION
 /* Prompt-ready context (rag_context): the search fields plus budget_tokens, format
  * ("text", "markdown", "json"), stale_after (seconds) and source_template. */
@@ -544,13 +569,17 @@ void h_context(http_req *r, const char *const *params)
     double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
-        json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
+        char *query = qlog_text(s->qlog, sr.query);
+        json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
                               "collection", c, "request_id", r->request_id, "key_id",
-                              auth_key_id(r->key), "query", sr.query, "budget_tokens",
-                              co.budget_tokens, "latency_ms", took, "no_confident_context",
+                              auth_key_id(r->key), "budget_tokens", co.budget_tokens,
+                              "latency_ms", took, "no_confident_context",
                               rag_context_no_confident(ctx));
-        if (passages)
-            json_object_set(e, "context", passages);
+        if (e && query)
+            json_object_set_new(e, "query", json_string(query));
+        free(query);
+        if (e)
+            json_object_set_new(e, "context", context_hits(passages));
         qlog_record(s->qlog, e, qid);
     }
     http_reply_json(r, 200, json_pack("{s:s,s:s,s:i,s:b,s:i,s:o,s:s,s:f}", "context",

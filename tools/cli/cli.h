@@ -12,6 +12,7 @@ int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_pii(int argc, char **argv);     /* cmd_pii.c: re-mask stored text (an erasure) */
 int cmd_model(int argc, char **argv);   /* cmd_model.c: model pull|list */
 int cmd_embed(int argc, char **argv);   /* cmd_model.c: embed texts to JSON vectors */
 int cmd_serve(int argc, char **argv);   /* cmd_serve.c: runs ragcore-server */
