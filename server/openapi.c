@@ -213,7 +213,7 @@ static void build(void)
                                        "properties");
     for (size_t i = 0; settings && i < rag_collection_option_count(); i++) {
         const rag_option_info *in = rag_collection_option_info(i);
-        json_object_set_new(settings, in->name, option_schema(in, 0));
+        json_object_set_new(settings, in->name, option_schema(in, 1));
     }
     json_t *paths = schemas ? paths_from_routes(components) : NULL;
     if (paths) {

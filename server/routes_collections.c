@@ -58,7 +58,8 @@ typedef struct settings_job {
 
 /* Applies the members of `obj` (the CollectionSettings schema: the names of the library's
  * collection-option table with a string for choices and text, an integer or a number for
- * numbers) to sj->opts through rag_collection_option_set. `prefix` is obj's field path.
+ * numbers; null as if absent) to sj->opts through rag_collection_option_set. `prefix` is
+ * obj's field path.
  * 0, or -1 after a 400 naming the field. */
 static int parse_settings(http_req *r, json_t *obj, const char *prefix, settings_job *sj)
 {
@@ -80,6 +81,8 @@ static int parse_settings(http_req *r, json_t *obj, const char *prefix, settings
             http_error(r, 400, "unknown_field", path, "unknown setting '%s'", path);
             return -1;
         }
+        if (json_is_null(v))
+            continue; /* null: as if absent (the default at creation, unchanged by PATCH) */
         const char *text = NULL;
         if (in->type == RAG_OPTION_INT && json_is_integer(v)) {
             snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));

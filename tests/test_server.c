@@ -2625,7 +2625,7 @@ static void test_toxicity_served(void)
             sleep_ms(50);
     }
     ASSERT_TRUE(score > 0.5 && score <= 1);
-    ASSERT_EQ_INT(request(&t, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    ASSERT_EQ_INT(request(&t, "GET", "/metrics", ADMIN_KEY, NULL, 0, &r), 200);
     ASSERT_TRUE(r.body && metric_value(r.body, "ragcore_queries_flagged_total") == 1);
     ASSERT_TRUE(r.body && metric_value(r.body, "ragcore_queries_toxicity_scored_total") == 1);
     resp_free(&r);
