@@ -676,6 +676,15 @@ static int check_db(rag_db *db, const char *what)
     return RAG_OK;
 }
 
+/* Records `op` (reference stolen; NULL: out of memory) in the intent and runs it. */
+static int record_and_run(rag_db *db, json_t *op, const char *collection, rag_erase_stats *stats)
+{
+    if (!op)
+        return rag_fail(RAG_ENOMEM, "out of memory");
+    int rc = intent_add(db, op, collection);
+    return rc == RAG_OK ? rag_erase_run(db, stats) : rc;
+}
+
 int rag_erase_documents(rag_db *db, const char *collection, const char *const *ids, size_t n,
                         rag_erase_stats *stats)
 {
@@ -713,12 +722,8 @@ int rag_erase_documents(rag_db *db, const char *collection, const char *const *i
         json_decref(list);
         return rc;
     }
-    json_t *op = json_pack("{s:s,s:s,s:o}", "op", "delete", "collection", coll, "ids", list);
-    if (!op)
-        return rag_fail(RAG_ENOMEM, "out of memory");
-    if ((rc = intent_add(db, op, coll)) == RAG_OK)
-        rc = rag_erase_run(db, stats);
-    return rc;
+    return record_and_run(db, json_pack("{s:s,s:s,s:o}", "op", "delete", "collection", coll,
+                                        "ids", list), coll, stats);
 }
 
 int rag_collection_erase(rag_db *db, const char *name, rag_erase_stats *stats)
@@ -732,12 +737,8 @@ int rag_collection_erase(rag_db *db, const char *name, rag_erase_stats *stats)
     if (!name || !rag_db_find_coll(db, name))
         return rag_fail(name ? RAG_ENOTFOUND : RAG_EINVAL, "collection '%s' does not exist",
                         name ? name : "(null)");
-    json_t *op = json_pack("{s:s,s:s}", "op", "drop", "collection", name);
-    if (!op)
-        return rag_fail(RAG_ENOMEM, "out of memory");
-    if ((rc = intent_add(db, op, name)) == RAG_OK)
-        rc = rag_erase_run(db, stats);
-    return rc;
+    return record_and_run(db, json_pack("{s:s,s:s}", "op", "drop", "collection", name), name,
+                          stats);
 }
 
 int rag_collection_pii_apply(rag_db *db, const char *name, rag_erase_stats *stats)
@@ -756,12 +757,8 @@ int rag_collection_pii_apply(rag_db *db, const char *name, rag_erase_stats *stat
     if (pol.pii == RAG_PII_OFF)
         return rag_fail(RAG_EINVAL, "collection '%s' has PII handling off: set pii to mask, "
                         "hash or drop first (rag_collection_configure)", name);
-    json_t *op = json_pack("{s:s,s:s}", "op", "pii_apply", "collection", name);
-    if (!op)
-        return rag_fail(RAG_ENOMEM, "out of memory");
-    if ((rc = intent_add(db, op, name)) == RAG_OK)
-        rc = rag_erase_run(db, stats);
-    return rc;
+    return record_and_run(db, json_pack("{s:s,s:s}", "op", "pii_apply", "collection", name),
+                          name, stats);
 }
 
 int rag_erase_finish(rag_db *db, rag_erase_stats *stats)
