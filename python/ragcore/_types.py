@@ -119,17 +119,21 @@ class Document:
     @property
     def text(self) -> str:
         """The document's text, stitched from its chunks by their byte offsets (chunks
-        may overlap; each is an exact slice of the stored text)."""
+        may overlap; each is an exact slice of the text). The store keeps chunks, not the
+        whole text: whitespace the chunker left between two chunks (paragraph breaks) comes
+        back as that many newlines (one space for a single byte), so the length is exact."""
         out = bytearray()
         for c in self.chunks:
             b = c.text.encode()
             if c.end <= len(out):
                 continue
             skip = len(out) - c.start
-            if skip < 0:  # a gap (cannot happen with the chunker; keep the offsets honest)
-                out.extend(b" " * -skip)
+            if skip < 0:  # whitespace between chunks, not stored
+                out.extend(b" " if skip == -1 else b"\n" * -skip)
                 skip = 0
             out.extend(b[skip:])
+        if len(out) < self.info.text_bytes:   # trailing whitespace
+            out.extend(b"\n" * (self.info.text_bytes - len(out)))
         return out.decode(errors="replace")
 
     def __repr__(self) -> str:

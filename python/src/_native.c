@@ -92,6 +92,7 @@ static void keep_pending_exception(PyObject **slot)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
     PyObject *r = value ? PyObject_Repr(value) : NULL;
     PyErr_Clear();
     Py_XDECREF(type);
