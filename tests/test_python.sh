@@ -9,7 +9,7 @@ set -uo pipefail
 src=${RAGCORE_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build=${RAGCORE_BUILD_DIR:?run through ctest}
 venv=${RAGCORE_PYTHON_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/python-venv}
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.ragcore-requirements" ]; then
     echo "SKIP: no Python test venv at $venv (bash tools/python_venv.sh creates it)"
     exit 77
 fi

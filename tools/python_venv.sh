@@ -13,10 +13,10 @@ if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.ragcore-requirements" 2>/dev/nu
     exit 0
 fi
 echo "python_venv.sh: installing the pinned test dependencies into $venv" >&2
-rm -rf "$venv.tmp"
-python3 -m venv "$venv.tmp"
-"$venv.tmp/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
-echo "$want" > "$venv.tmp/.ragcore-requirements"
+# Created in place (a moved venv keeps its old path in its scripts); the stamp, written
+# last, marks a complete install.
 rm -rf "$venv"
-mv "$venv.tmp" "$venv"
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+echo "$want" > "$venv/.ragcore-requirements"
 echo "$venv"

@@ -221,3 +221,23 @@ def test_module_helpers():
     assert e.dim == 8 and len(e.embed(["a", "b"])) == 2
     help_text = ragcore.DB.search.__doc__
     assert "filter" in help_text and "mmr" in help_text
+
+
+def test_without_numpy(tmp_path):
+    """NumPy is optional: vectors come back as array.array rows and are accepted as lists."""
+    import subprocess
+    import sys
+    code = f"""
+import sys, array
+sys.modules["numpy"] = None          # import numpy now fails
+import ragcore
+with ragcore.open({str(tmp_path / 's')!r}, embedder="hash") as db:
+    db.ingest([("a", "alpha beta gamma"), ("b", "delta epsilon")])
+    (v,) = db.embed("alpha beta gamma")
+    assert isinstance(v, array.array) and len(v) == db.dim
+    assert db.search(v, k=1)[0].doc_id == "a"
+    assert db.search(list(v), k=1)[0].doc_id == "a"
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
