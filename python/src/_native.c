@@ -299,6 +299,35 @@ static PyObject *raise_db_rc(handle *h, int rc)
     return raise_rc(rc);
 }
 
+/* One library call on a store: `fn(db, a, b)` with the GIL released between taking and
+ * giving back a use of the handle. Returns the status; -1000 with an exception set when the
+ * handle is closed. */
+typedef int (*db_fn)(rag_db *db, const void *a, void *b);
+
+static int call_released(PyObject *cap, db_fn fn, const void *a, void *b)
+{
+    handle *h;
+    rag_db *db = acquire(cap, &h);
+    if (!db)
+        return -1000;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = fn(db, a, b);
+    Py_END_ALLOW_THREADS
+    release(h);
+    return rc;
+}
+
+/* The result of call_released as None or the status's exception. */
+static PyObject *none_or_raise(int rc)
+{
+    if (rc == -1000)
+        return NULL;
+    if (rc != RAG_OK)
+        return raise_rc(rc);
+    Py_RETURN_NONE;
+}
+
 /* open(path, embedder, dim, index_spec, chunk_tokens, chunk_overlap, read_only, language,
  *      hnsw_ef_search, custom) -> capsule. custom is None or (name, dim, callable): a Python
  * embedder called as callable(texts, is_query) -> bytes of float32. */
@@ -892,24 +921,18 @@ cleanup:
 }
 
 /* delete(h, collection, id) */
+static int do_delete(rag_db *db, const void *coll, void *id)
+{
+    return rag_delete(db, coll ? coll : RAG_DEFAULT_COLLECTION, id);
+}
+
 static PyObject *py_delete(PyObject *self, PyObject *args)
 {
     PyObject *cap;
     const char *coll, *id;
     if (!PyArg_ParseTuple(args, "Ozs", &cap, &coll, &id))
         return NULL;
-    handle *h;
-    rag_db *db = acquire(cap, &h);
-    if (!db)
-        return NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rag_delete(db, coll ? coll : RAG_DEFAULT_COLLECTION, id);
-    Py_END_ALLOW_THREADS
-    release(h);
-    if (rc != RAG_OK)
-        return raise_rc(rc);
-    Py_RETURN_NONE;
+    return none_or_raise(call_released(cap, do_delete, coll, (void *)id));
 }
 
 /* collections(h) -> [name, ...] */
@@ -1033,41 +1056,35 @@ cleanup:
 }
 
 /* drop(h, name) */
+static int do_drop(rag_db *db, const void *name, void *unused)
+{
+    return rag_collection_drop(db, name);
+}
+
 static PyObject *py_drop(PyObject *self, PyObject *args)
 {
     PyObject *cap;
     const char *name;
     if (!PyArg_ParseTuple(args, "Os", &cap, &name))
         return NULL;
-    handle *h;
-    rag_db *db = acquire(cap, &h);
-    if (!db)
-        return NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rag_collection_drop(db, name);
-    Py_END_ALLOW_THREADS
-    release(h);
-    if (rc != RAG_OK)
-        return raise_rc(rc);
-    Py_RETURN_NONE;
+    return none_or_raise(call_released(cap, do_drop, name, NULL));
 }
 
-/* checkpoint(h), gc(h, collection) -> purged */
+/* checkpoint(h) */
+static int do_checkpoint(rag_db *db, const void *unused_a, void *unused_b)
+{
+    return rag_checkpoint(db);
+}
+
 static PyObject *py_checkpoint(PyObject *self, PyObject *cap)
 {
-    handle *h;
-    rag_db *db = acquire(cap, &h);
-    if (!db)
-        return NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rag_checkpoint(db);
-    Py_END_ALLOW_THREADS
-    release(h);
-    if (rc != RAG_OK)
-        return raise_rc(rc);
-    Py_RETURN_NONE;
+    return none_or_raise(call_released(cap, do_checkpoint, NULL, NULL));
+}
+
+/* gc(h, collection) -> purged */
+static int do_gc(rag_db *db, const void *coll, void *purged)
+{
+    return rag_gc(db, coll, 0, purged);
 }
 
 static PyObject *py_gc(PyObject *self, PyObject *args)
@@ -1076,19 +1093,24 @@ static PyObject *py_gc(PyObject *self, PyObject *args)
     const char *coll = NULL;
     if (!PyArg_ParseTuple(args, "Oz", &cap, &coll))
         return NULL;
-    handle *h;
-    rag_db *db = acquire(cap, &h);
-    if (!db)
-        return NULL;
     uint64_t purged = 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rag_gc(db, coll, 0, &purged);
-    Py_END_ALLOW_THREADS
-    release(h);
+    int rc = call_released(cap, do_gc, coll, &purged);
     if (rc != RAG_OK)
-        return raise_rc(rc);
+        return none_or_raise(rc);
     return PyLong_FromUnsignedLongLong(purged);
+}
+
+static PyObject *backup_dict(const rag_backup_info *bi)
+{
+    return Py_BuildValue("{sKsIsIsKsd}", "bytes", (unsigned long long)bi->bytes, "index_files",
+                         (unsigned int)bi->index_files, "index_dropped",
+                         (unsigned int)bi->index_dropped, "documents",
+                         (unsigned long long)bi->documents, "seconds", bi->seconds);
+}
+
+static int do_backup(rag_db *db, const void *outdir, void *bi)
+{
+    return rag_backup(db, outdir, bi);
 }
 
 /* backup(h_or_path, outdir) -> dict. h_or_path: an open store's capsule or a directory. */
@@ -1109,21 +1131,11 @@ static PyObject *py_backup(PyObject *self, PyObject *args)
         rc = rag_backup_dir(dir, outdir, &bi);
         Py_END_ALLOW_THREADS
     } else {
-        handle *h;
-        rag_db *db = acquire(src, &h);
-        if (!db)
-            return NULL;
-        Py_BEGIN_ALLOW_THREADS
-        rc = rag_backup(db, outdir, &bi);
-        Py_END_ALLOW_THREADS
-        release(h);
+        rc = call_released(src, do_backup, outdir, &bi);
     }
     if (rc != RAG_OK)
-        return raise_rc(rc);
-    return Py_BuildValue("{sKsIsIsKsd}", "bytes", (unsigned long long)bi.bytes, "index_files",
-                         (unsigned int)bi.index_files, "index_dropped",
-                         (unsigned int)bi.index_dropped, "documents",
-                         (unsigned long long)bi.documents, "seconds", bi.seconds);
+        return none_or_raise(rc);
+    return backup_dict(&bi);
 }
 
 /* restore(backup, dir, force) -> dict */
@@ -1141,10 +1153,7 @@ static PyObject *py_restore(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     if (rc != RAG_OK)
         return raise_rc(rc);
-    return Py_BuildValue("{sKsIsIsKsd}", "bytes", (unsigned long long)bi.bytes, "index_files",
-                         (unsigned int)bi.index_files, "index_dropped",
-                         (unsigned int)bi.index_dropped, "documents",
-                         (unsigned long long)bi.documents, "seconds", bi.seconds);
+    return backup_dict(&bi);
 }
 
 /* check(dir, repair, ef_construction) -> (counts dict, [(kind, collection, message)], totals) */
