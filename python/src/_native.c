@@ -167,13 +167,22 @@ static int cb_failed(call_cbs *c)
     return 1;
 }
 
+/* Also installed without a Python progress callback: a pending signal (Ctrl-C in the main
+ * thread) stops the ingest, as the interrupt of a Python loop would. */
 static int progress_cb(void *user, const rag_ingest_progress *p)
 {
     call_cbs *c = user;
-    if (!c->progress)
-        return 0;
     PyGILState_STATE g = PyGILState_Ensure();
     int stop = 0;
+    if (PyErr_CheckSignals() < 0) {
+        stop = cb_failed(c);
+        PyGILState_Release(g);
+        return stop;
+    }
+    if (!c->progress) {
+        PyGILState_Release(g);
+        return 0;
+    }
     PyObject *r = PyObject_CallFunction(c->progress, "(KKKKd)",
                                         (unsigned long long)p->bytes_done,
                                         (unsigned long long)p->bytes_total,
@@ -710,7 +719,7 @@ static int fill_ingest_options(ingest_args *a, rag_ingest_options *o)
     o->strip_boilerplate = a->strip_boilerplate;
     o->dry_run = a->dry_run;
     o->allow_empty = a->allow_empty;
-    o->on_progress = a->cbs.progress ? progress_cb : NULL;
+    o->on_progress = progress_cb;
     o->on_event = a->cbs.event ? event_cb : NULL;
     o->user = &a->cbs;
     if (a->include != Py_None) {

@@ -241,3 +241,26 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_ctrl_c_stops_ingest(tmp_path):
+    """A signal during a long ingest raises KeyboardInterrupt from it; committed batches stay."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    code = f"""
+import os, signal, threading, ragcore
+docs = [(f"d{{i}}", f"document {{i}} about subject {{i % 97}} " * 40) for i in range(30000)]
+db = ragcore.open({str(tmp_path / 's')!r}, embedder="hash")
+threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    db.ingest(docs)
+    print("finished")
+except KeyboardInterrupt:
+    n = db.stats("default")["documents"]
+    print("interrupted", n < 30000)
+db.close()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.stdout.strip() == "interrupted True", (r.stdout, r.stderr)
