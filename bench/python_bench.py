@@ -6,7 +6,8 @@ runs to bench/JOURNAL.md).
   overhead  search: the same read-only store and queries (SciFact claims), k=10, through
             bench_search_loop (C, rag_search) and through ragcore.DB.search, rounds
             interleaved; ingest: the same corpus through `ragcore ingest` (C), DB.ingest(path)
-            and DB.ingest(documents parsed in Python), fresh stores, interleaved. Embedder
+            and DB.ingest(documents parsed in Python), fresh stores, interleaved, each path
+            leading a round in turn. Embedder
             "hash", so that the embedding does not hide the binding's cost.
   chroma    ragcore vs chromadb, both in process, both embedding with all-MiniLM-L6-v2
             through ragcore's encoder (chromadb's own ONNX model is downloaded from outside
@@ -74,8 +75,9 @@ def overhead(args, ragcore, corpus, queries, qids, out):
     path = os.path.join(args.data, "corpus.jsonl.gz")
     docs = [{"id": str(d["_id"]), "text": d["text"], "title": d.get("title")} for d in corpus]
     ing = {"c_cli": [], "py_path": [], "py_docs": []}
+    kinds = list(ing)
     for r in range(args.rounds):
-        for kind in ing:
+        for kind in kinds[r % 3:] + kinds[:r % 3]:   # each kind leads a round in turn
             store = os.path.join(tmp, f"{kind}{r}")
             if kind == "c_cli":
                 t, _ = timed(lambda: subprocess.run(
