@@ -9,7 +9,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Seq
 from . import _errors, _native
 from ._types import (CheckReport, Context, Document, DocumentInfo, DocumentPage, Hit,
                      IngestEvent, Progress, Results, Summary)
-from ._vectors import as_f32, empty_matrix, matrix_result, to_f32_bytes
+from ._vectors import as_f32, embed_texts, to_f32_bytes
 
 PathLike = Union[str, "os.PathLike[str]"]
 DocLike = Union[Dict[str, Any], Tuple[str, str]]
@@ -394,12 +394,7 @@ class DB:
     def embed(self, texts: Union[str, Sequence[str]], *, is_query: bool = False) -> Any:
         """Embeds texts with the store's embedder: an (n, dim) float32 NumPy array (a list
         of ``array.array`` rows without NumPy), L2-normalised. The GIL is released."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        m, addr = empty_matrix(len(texts), self.dim)
-        _native.embed(self._h, texts, is_query, addr, len(texts) * self.dim)
-        return matrix_result(m, len(texts), self.dim)
+        return embed_texts(self._h, self.dim, texts, is_query)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the context budget counts them."""

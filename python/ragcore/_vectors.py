@@ -67,3 +67,15 @@ def as_list(vec: Sequence[float]) -> list:
     if hasattr(vec, "tolist"):
         return vec.tolist()
     return [float(x) for x in vec]
+
+
+def embed_texts(handle: Any, dim: int, texts: Any, is_query: bool) -> Any:
+    """Embeds texts (a str or a sequence) through a store or standalone embedder handle of
+    the extension module, into a fresh float32 matrix (see matrix_result)."""
+    from . import _native
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    m, addr = empty_matrix(len(texts), dim)
+    _native.embed(handle, texts, is_query, addr, len(texts) * dim)
+    return matrix_result(m, len(texts), dim)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Sequence, Union
 
 from . import _native
-from ._vectors import empty_matrix, matrix_result
+from ._vectors import embed_texts
 
 
 class Embedder:
@@ -20,12 +20,7 @@ class Embedder:
     def embed(self, texts: Union[str, Sequence[str]], *, is_query: bool = False) -> Any:
         """An (n, dim) float32 NumPy array (a list of array.array rows without NumPy) of
         L2-normalised vectors. Queries get the model's query instruction, if it has one."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        m, addr = empty_matrix(len(texts), self.dim)
-        _native.embed(self._e, texts, is_query, addr, len(texts) * self.dim)
-        return matrix_result(m, len(texts), self.dim)
+        return embed_texts(self._e, self.dim, texts, is_query)
 
     def __call__(self, texts: List[str], is_query: bool) -> Any:
         return self.embed(texts, is_query=is_query)
