@@ -253,6 +253,7 @@ def test_ctrl_c_stops_ingest(tmp_path):
 import os, signal, threading, ragcore
 docs = [(f"d{{i}}", f"document {{i}} about subject {{i % 97}} " * 40) for i in range(30000)]
 db = ragcore.open({str(tmp_path / 's')!r}, embedder="hash")
+db.create_collection("default")
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 try:
     db.ingest(docs)
