@@ -24,7 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       liblmdb-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
       libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
-      unzip python3-pip python3-venv  # model pull; venvs of the API fuzz and benches
+      unzip python3-pip python3-venv  # model pull; venvs of the API fuzz, Python tests, benches
+      python3-dev  # headers of the Python extension module (python/, make wheel)
       libssl-dev openssl wrk chromium  # server: key hashing, TLS test, load bench, dashboard test
       libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev
       # static link of the installed libragcore.a: `pkg-config --static --libs libcurl` names
