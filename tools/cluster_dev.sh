@@ -5,6 +5,9 @@
 #   tools/cluster_dev.sh start [DIR]   start everything; state, logs and stores under DIR
 #   tools/cluster_dev.sh stop [DIR]    stop every process it started (TERM, then KILL)
 #   tools/cluster_dev.sh status [DIR]  `ragcore-server cluster status`
+#   tools/cluster_dev.sh respawn NAME [DIR]  start process NAME (nats0..2, r0a, r0b, r1a,
+#                                      r1b, router1, router2, haproxy) again as it was
+#                                      started (after a test killed it)
 #
 # DIR defaults to ./cluster-dev. Ports: NATS clients BASE+0..2 (BASE default 14222, env
 # RAGCORE_CLUSTER_BASE), NATS routes BASE+100.., NATS monitoring BASE+200.., routers 18080
@@ -26,7 +29,17 @@ log() { echo "cluster_dev: $*" >&2; }
 # Starts a background process whose pid is recorded as NAME.
 spawn() {
     local name=$1; shift
-    "$@" >"$dir/log/$name.log" 2>&1 &
+    mkdir -p "$dir/cmd"
+    printf '%q ' "$@" >"$dir/cmd/$name"
+    "$@" >>"$dir/log/$name.log" 2>&1 &
+    echo $! >"$dir/pid/$name"
+}
+
+respawn() {
+    local name=$1
+    [ -f "$dir/cmd/$name" ] || { log "no process named $name in $dir"; exit 1; }
+    eval "set -- $(cat "$dir/cmd/$name")"
+    "$@" >>"$dir/log/$name.log" 2>&1 &
     echo $! >"$dir/pid/$name"
 }
 
@@ -140,6 +153,7 @@ stop() {
 
 case "$cmd" in
     start) start ;;
+    respawn) name=${2:?respawn NAME [DIR]}; dir=$(realpath -m "${3:-cluster-dev}"); respawn "$name" ;;
     stop) stop ;;
     status) "$server" cluster status --config "$dir/cluster.json" ;;
     *) echo "usage: $0 start|stop|status [DIR]" >&2; exit 1 ;;
