@@ -3,6 +3,7 @@
 #ifndef CLUSTER_CLUSTER_H
 #define CLUSTER_CLUSTER_H
 
+#include "chttp.h"
 #include "log.h"
 
 #include <jansson.h>
@@ -69,6 +70,15 @@ int cluster_replica_main(int argc, char **argv);
 int cluster_status_main(int argc, char **argv);
 /* `ragcore-server cluster ROLE ...` */
 int cluster_main(int argc, char **argv);
+
+/* Start of a role: loads the configuration file, installs the signal handlers, connects to
+ * the broker as `name` and starts the HTTP front on `listen` (its port written to port_file
+ * when not NULL). Returns 0, else the exit code after printing why: 1 (configuration), 2
+ * (broker or listener; whatever was started is left in *log and *http for the caller to
+ * stop). */
+int cluster_role_start(const char *role, const char *config, cluster_config *cfg,
+                       const char *name, clog **log, const char *listen, int threads,
+                       chttp_handler h, void *user, const char *port_file, chttp **http);
 
 /* Process plumbing shared by the roles: SIGTERM/SIGINT set the flag returned by
  * cluster_stopping(); the port file is written atomically. */

@@ -246,3 +246,26 @@ void cluster_sleep_ms(int ms)
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stopping)
         ;
 }
+
+int cluster_role_start(const char *role, const char *config, cluster_config *cfg,
+                       const char *name, clog **log, const char *listen, int threads,
+                       chttp_handler h, void *user, const char *port_file, chttp **http)
+{
+    char err[1024];
+    *log = NULL;
+    *http = NULL;
+    if (cluster_config_load(config, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster %s: %s\n", role, err);
+        return 1;
+    }
+    cluster_signals();
+    if (cluster_connect(cfg, name, log, err, sizeof err) < 0 ||
+        chttp_start(listen, threads, h, user, http, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster %s: %s\n", role, err);
+        return 2;
+    }
+    if (port_file && cluster_write_port_file(port_file, chttp_port(*http)) < 0)
+        fprintf(stderr, "ragcore-server cluster %s: cannot write %s\n", role, port_file);
+    fprintf(stderr, "%s %s: listening on port %d\n", role, name, chttp_port(*http));
+    return 0;
+}

@@ -546,24 +546,17 @@ int cluster_replica_main(int argc, char **argv)
     }
     const char *crash = getenv("RAGCORE_CLUSTER_TEST_EXIT_BEFORE_COMMIT");
     r.crash_after = crash ? atol(crash) : 0;
-    if (cluster_config_load(config, &r.cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "ragcore-server cluster replica: %s\n", err);
-        return 1;
-    }
-    cluster_signals();
     pthread_mutex_init(&r.mu, NULL);
     chttp *http = NULL;
-    int code = 0;
-    if (cluster_connect(&r.cfg, r.name, &r.log, err, sizeof err) < 0 ||
-        rpc_serve(r.log, "rag.status", NULL, on_status, &r, &r.status_sub, err, sizeof err) < 0 ||
-        chttp_start(listen, 2, on_http, &r, &http, err, sizeof err) < 0) {
+    int code = cluster_role_start("replica", config, &r.cfg, r.name, &r.log, listen, 2, on_http,
+                                  &r, port_file, &http);
+    if (code == 0 &&
+        rpc_serve(r.log, "rag.status", NULL, on_status, &r, &r.status_sub, err, sizeof err) < 0) {
         fprintf(stderr, "ragcore-server cluster replica: %s\n", err);
         code = 2;
-        goto done;
     }
-    if (port_file && cluster_write_port_file(port_file, chttp_port(http)) < 0)
-        fprintf(stderr, "ragcore-server cluster replica: cannot write %s\n", port_file);
-    fprintf(stderr, "replica %s: listening on port %d\n", r.name, chttp_port(http));
+    if (code != 0)
+        goto done;
     while (!cluster_stopping()) {
         discover(&r);
         cluster_sleep_ms(1000);

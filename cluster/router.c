@@ -795,7 +795,6 @@ int cluster_router_main(int argc, char **argv)
     static router r;
     const char *config = NULL, *listen = "127.0.0.1:8080", *port_file = NULL;
     int threads = 8;
-    char err[1024];
     static const struct option opts[] = {{"config", 1, 0, 'c'},    {"listen", 1, 0, 'l'},
                                          {"name", 1, 0, 'n'},      {"port-file", 1, 0, 'p'},
                                          {"threads", 1, 0, 't'},   {"help", 0, 0, 'h'},
@@ -821,23 +820,12 @@ int cluster_router_main(int argc, char **argv)
         fprintf(stderr, "ragcore-server cluster router: --config FILE is required\n");
         return 1;
     }
-    if (cluster_config_load(config, &r.cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "ragcore-server cluster router: %s\n", err);
-        return 1;
-    }
-    cluster_signals();
     pthread_mutex_init(&r.mu, NULL);
     chttp *http = NULL;
-    int code = 0;
-    if (cluster_connect(&r.cfg, r.name, &r.log, err, sizeof err) < 0 ||
-        chttp_start(listen, threads, on_http, &r, &http, err, sizeof err) < 0) {
-        fprintf(stderr, "ragcore-server cluster router: %s\n", err);
-        code = 2;
+    int code = cluster_role_start("router", config, &r.cfg, r.name, &r.log, listen, threads,
+                                  on_http, &r, port_file, &http);
+    if (code != 0)
         goto done;
-    }
-    if (port_file && cluster_write_port_file(port_file, chttp_port(http)) < 0)
-        fprintf(stderr, "ragcore-server cluster router: cannot write %s\n", port_file);
-    fprintf(stderr, "router %s: listening on port %d\n", r.name, chttp_port(http));
     while (!cluster_stopping())
         cluster_sleep_ms(200);
 done:
