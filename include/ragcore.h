@@ -685,7 +685,7 @@ RAG_API void rag_search_options_init(rag_search_options *opts);
  * the HTTP server, language bindings) sets rag_search_options fields through this one table,
  * so names, types, ranges and defaults are declared once. Names are the field names
  * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. Each is
- * described by a rag_option_info (declared above, with the collection settings). */
+ * described by a rag_option_info, declared above with the collection settings. */
 
 /* Number of options, and the i-th (NULL when i is out of range); static data. */
 RAG_API size_t rag_search_option_count(void);
