@@ -82,7 +82,8 @@ RAG_API int rag_version_number(void);
     X(RAG_EREADONLY, -14, "store is open read-only")                           \
     X(RAG_EENCODING, -15, "invalid text encoding")                             \
     X(RAG_EBUSY, -16, "store is in use by another writer")                     \
-    X(RAG_ECANCELED, -17, "cancelled by the caller")
+    X(RAG_ECANCELED, -17, "cancelled by the caller")                           \
+    X(RAG_ESEQUENCE, -18, "log batch out of sequence")
 
 enum rag_status {
 #define RAG_STATUS_ENUM_(name, value, text) name = value,
@@ -1441,6 +1442,90 @@ RAG_API int rag_embedder_dim(const rag_embedder *e);
 RAG_API int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
                                size_t n, int is_query, float *out);
 RAG_API void rag_embedder_free(rag_embedder *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Replicated logs: the building blocks of a cluster (ragcore-server's router and replica
+ * modes, docs/cluster.md).
+ *
+ * A clustered collection is split into shards; each shard is an ordered log of batches
+ * (kept by a broker such as NATS JetStream) and every replica of the shard applies the
+ * same batches in the same order into its own store, so replicas may lag but never
+ * diverge. Nothing a replica stores is decided by the replica: a batch carries the
+ * documents as stored, their chunk spans and vectors (chunked and embedded once, by the
+ * writer that built the batch), the batch's clock (ingest and update times) and absolute
+ * expiry times; chunk ids follow from the log position (sequence x 2^24 + the chunk's
+ * ordinal in the batch). A store records, per collection, the sequence of the last batch
+ * it applied, in the same transaction as the batch, so a crash leaves the batch and its
+ * sequence committed together or not at all.
+ *
+ * A collection written through logs should be written only that way: rag_ingest and the
+ * other ingest paths allocate chunk ids of their own and bypass the log. */
+
+typedef struct rag_log_batch rag_log_batch;
+
+/* Most chunks one batch may hold (chunk ids of a batch are sequence x 2^24 + ordinal). */
+#define RAG_LOG_BATCH_MAX_CHUNKS ((size_t)1 << 24)
+
+/* Starts an empty batch whose documents are chunked with chunk_tokens / chunk_overlap
+ * (0: 256 / 32, as rag_open_options) and embedded with `emb` (borrowed; it must outlive
+ * the batch's use; NULL for batches of deletes and expiries only). `now` (unix seconds,
+ * 0: the current time) is the batch's clock: the ingest and update time of its documents
+ * and the base of their ttl_seconds. Free with rag_log_batch_free.
+ * Errors: RAG_EINVAL (negative sizes, overlap not below the size), RAG_ENOMEM. */
+RAG_API int rag_log_batch_create(rag_embedder *emb, int chunk_tokens, int chunk_overlap,
+                                 int64_t now, rag_log_batch **out);
+
+/* Validates, chunks and embeds n documents (copied) into the batch as upserts, exactly as
+ * a store with the same embedder and chunk sizes would chunk them (outside any store: no
+ * hygiene policy applies; pass documents as they should be stored). A document's expiry
+ * becomes absolute here: valid_until, else now + ttl_seconds when ttl_seconds > 0, else
+ * none (a collection's default TTL is the caller's to put into ttl_seconds). A later
+ * operation on the same id in the batch wins. On error nothing is added.
+ * Errors: as rag_ingest for an invalid document (naming it), RAG_EINVAL (no embedder,
+ * RAG_LOG_BATCH_MAX_CHUNKS exceeded), RAG_EEMBED. */
+RAG_API int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *docs, size_t n);
+
+/* Adds the deletion of document `id` (absent ids are ignored when the batch is applied). */
+RAG_API int rag_log_batch_add_delete(rag_log_batch *b, const char *id);
+
+/* Adds an expiry: documents whose valid_until is at or before `before` (unix seconds) are
+ * deleted when the batch is applied (the log's own rag_gc, so every replica purges the
+ * same documents at the same position). */
+RAG_API int rag_log_batch_add_expire(rag_log_batch *b, int64_t before);
+
+/* Number of operations (upserts, deletes, expiries) and of chunks in the batch. */
+RAG_API size_t rag_log_batch_ops(const rag_log_batch *b);
+RAG_API size_t rag_log_batch_chunks(const rag_log_batch *b);
+
+/* Serialises the batch into *bytes (*len bytes, freed with rag_free): a versioned binary
+ * record with a checksum, the payload of one log message. */
+RAG_API int rag_log_batch_encode(const rag_log_batch *b, void **bytes, size_t *len);
+RAG_API void rag_log_batch_free(rag_log_batch *b);
+
+/* Applies one encoded batch, the log's message at sequence `seq`, to `collection`
+ * (created when absent, with the handle's default_collection settings) in ONE write
+ * transaction that also records seq as the collection's log position: the batch's deletes,
+ * expiries and upserts (an upsert replaces a stored document, keeping its first ingest
+ * time) with the batch's chunk ids, vectors and times. seq must be exactly the recorded
+ * position + 1: RAG_ESEQUENCE otherwise (nothing is written; the message names both
+ * numbers), so a batch is never applied twice nor after a gap.
+ * Errors: RAG_EINVAL (seq 0 or above 2^39, NULL argument), RAG_ECORRUPT (not a batch, or
+ * its checksum fails), RAG_EMISMATCH (vectors of another dimension than the store's),
+ * RAG_EREADONLY, store errors. */
+RAG_API int rag_log_apply(rag_db *db, const char *collection, uint64_t seq, const void *bytes,
+                          size_t len);
+
+/* The collection's log position: the sequence of the last batch applied (0: none, also
+ * when the collection does not exist). Works on read-only handles. */
+RAG_API int rag_log_position(rag_db *db, const char *collection, uint64_t *seq);
+
+/* A digest of the collection's content and its log position read in ONE snapshot, so two
+ * replicas are compared at equal positions: *digest hashes every document's id, content
+ * hash, title, source, metadata, times, expiry and chunk ids in id order; *documents
+ * counts them (each may be NULL). Two stores with equal positions and digests hold the
+ * same documents. RAG_ENOTFOUND when the collection does not exist. */
+RAG_API int rag_collection_digest(rag_db *db, const char *collection, uint64_t *seq,
+                                  uint64_t *digest, uint64_t *documents);
 
 /* ------------------------------------------------------------------------------------ */
 /* Evaluation: BEIR-format data, retrieval metrics and paired significance tests. The      */

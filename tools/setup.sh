@@ -32,7 +32,8 @@ PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       # these libraries (-lnghttp2 -lidn2 -lrtmp -lssh2 -lpsl -lgssapi_krb5 -lldap -lzstd -lbrotlidec)
       libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev
       libzstd-dev libbrotli-dev
-      libyaml-dev)  # Markdown front matter as document metadata
+      libyaml-dev  # Markdown front matter as document metadata
+      nats-server libnats-dev haproxy)  # cluster mode: the replicated log (NATS JetStream), HAProxy in front
 
 log() { echo "setup: $*" >&2; }
 
