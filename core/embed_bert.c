@@ -226,12 +226,40 @@ static int is_dir(const char *p)
 
 int rag_embedder_bert_create(const char *name, rag_embedder **out)
 {
+    return rag_embedder_bert_create_precision(name, NULL, out);
+}
+
+/* Parses a precision name (NULL: $RAGCORE_PRECISION, else the default). */
+static int parse_precision(const char *s, rag_bert_precision *out)
+{
+    const char *from = "precision";
+    if (!s) {
+        s = getenv("RAGCORE_PRECISION");
+        from = "RAGCORE_PRECISION";
+    }
+    if (!s)
+        s = RAG_EMBED_PRECISION_DEFAULT;
+    if (!strcmp(s, "fp32"))
+        *out = RAG_BERT_FP32;
+    else if (!strcmp(s, "int8"))
+        *out = RAG_BERT_INT8;
+    else
+        return rag_fail(RAG_EINVAL, "%s '%s': expected fp32 or int8", from, s);
+    return RAG_OK;
+}
+
+int rag_embedder_bert_create_precision(const char *name, const char *precision,
+                                       rag_embedder **out)
+{
     int rc;
+    rag_bert_precision prec = RAG_BERT_FP32;
     char *dir = NULL, *prefix = NULL;
     char label[PATH_MAX];
     rag_embedder *e = NULL;
     bert_impl *b = NULL;
     *out = NULL;
+    if ((rc = parse_precision(precision, &prec)))
+        return rc;
     const rag_model_info *info = rag_model_find(name);
     if (info) {
         if ((rc = rag_model_cache_dir(info, &dir)))
@@ -278,7 +306,7 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
         rc = RAG_ENOMEM;
         goto cleanup;
     }
-    if ((rc = rag_bert_load(dir, &b->model)))
+    if ((rc = rag_bert_load_precision(dir, prec, &b->model)))
         goto cleanup;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->changed, NULL);
@@ -299,6 +327,7 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     snprintf(e->name, sizeof e->name, "%.*s", (int)sizeof e->name - 1, label); /* may cut a long path */
     e->dim = rag_bert_dim(b->model);
     e->max_tokens = rag_bert_max_tokens(b->model);
+    snprintf(e->precision, sizeof e->precision, "%s", prec == RAG_BERT_INT8 ? "int8" : "fp32");
     e->impl = b;
     *out = e;
     e = NULL;

@@ -25,6 +25,7 @@ struct rag_embedder {
     char name[128];     /* recorded in the store */
     int dim;
     int max_tokens;     /* 0: no limit */
+    char precision[8];  /* a neural model's arithmetic ("fp32", "int8"); "" for others */
     void *impl;         /* provider state */
 };
 
@@ -55,6 +56,16 @@ int rag_embedder_hash_create(int dim, rag_embedder **out);
  * model cache) or a path to a Hugging Face model directory. RAG_ENOTFOUND when `name`
  * is neither, so the factory can report unknown names. */
 int rag_embedder_bert_create(const char *name, rag_embedder **out);
+
+/* The same with a chosen precision: "fp32" (float32 weights), "int8" (weights quantized at
+ * load, activations per token: about 4x less weight memory, vectors within cosine 0.99 of
+ * fp32's) or NULL for $RAGCORE_PRECISION, else the default (RAG_EMBED_PRECISION_DEFAULT).
+ * Vectors of one precision should only be searched with queries of the same precision.
+ * Errors: RAG_EINVAL (another precision string, or an empty $RAGCORE_PRECISION), and those
+ * of rag_embedder_bert_create. */
+#define RAG_EMBED_PRECISION_DEFAULT "fp32"
+int rag_embedder_bert_create_precision(const char *name, const char *precision,
+                                       rag_embedder **out);
 
 /* Counters of a neural embedder (one made by rag_embedder_bert_create): embed calls,
  * encoder passes (concurrent calls coalesced into one pass count once) and texts encoded. */

@@ -3,6 +3,7 @@
 #include "attention.h"
 #include "embedder.h"
 #include "bert_ops.h"
+#include "gemm_int8.h"
 #include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
@@ -148,6 +149,95 @@ cleanup:
     rag_embedder_free(e);
     json_decref(meta);
     free(ref);
+}
+
+/* Every fixture text through an fp32 and an int8 embedder (documents and queries in
+ * separate calls, as check_model does): the int8 vectors stay within the faithfulness
+ * targets of fp32's (min cosine >= 0.99, mean >= 0.998) and of the reference vectors. Each
+ * text alone gives the int8 batch's vector bit for bit: the activations are quantized per
+ * token, so a vector does not depend on what it was batched with. */
+static void test_int8_faithful(void)
+{
+    const char *model = "all-MiniLM-L6-v2";
+    char *dir = NULL;
+    ASSERT_OK(rag_model_pull(model, 0, &dir));
+    free(dir);
+    json_t *meta = NULL;
+    float *ref = NULL, *v32 = NULL, *v8 = NULL;
+    const char **tx = NULL;
+    size_t *lens = NULL;
+    int dim = 0, n = load_fixture(model, &meta, &ref, &dim);
+    rag_embedder *e32 = NULL, *e8 = NULL, *bad = NULL;
+    ASSERT_OK(rag_embedder_bert_create_precision(model, "fp32", &e32));
+    ASSERT_OK(rag_embedder_bert_create_precision(model, "int8", &e8));
+    ASSERT_EQ_INT(rag_embedder_bert_create_precision(model, "int4", &bad), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "int4") != NULL && bad == NULL);
+    if (n < 50 || !e32 || !e8)
+        goto cleanup;
+    ASSERT_STR_EQ(e32->precision, "fp32");
+    ASSERT_STR_EQ(e8->precision, "int8");
+    ASSERT_EQ_INT(e8->dim, dim);
+    json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
+    tx = malloc((size_t)n * sizeof *tx);
+    lens = malloc((size_t)n * sizeof *lens);
+    v32 = calloc((size_t)n * (size_t)dim, sizeof(float));
+    v8 = calloc((size_t)n * (size_t)dim, sizeof(float));
+    for (int q = 0; q < 2; q++) {
+        int k = 0, idx[512];
+        for (int i = 0; i < n; i++)
+            if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
+                tx[k] = json_string_value(json_array_get(texts, (size_t)i));
+                lens[k] = json_string_length(json_array_get(texts, (size_t)i));
+                idx[k++] = i;
+            }
+        float *o32 = calloc((size_t)k * (size_t)dim, sizeof(float));
+        float *o8 = calloc((size_t)k * (size_t)dim, sizeof(float));
+        ASSERT_OK(rag_embedder_embed(e32, tx, lens, (size_t)k, q, o32));
+        ASSERT_OK(rag_embedder_embed(e8, tx, lens, (size_t)k, q, o8));
+        for (int j = 0; j < k; j++) {
+            memcpy(v32 + (size_t)idx[j] * (size_t)dim, o32 + (size_t)j * (size_t)dim,
+                   (size_t)dim * sizeof(float));
+            memcpy(v8 + (size_t)idx[j] * (size_t)dim, o8 + (size_t)j * (size_t)dim,
+                   (size_t)dim * sizeof(float));
+        }
+        free(o32);
+        free(o8);
+    }
+    double worst = 1, sum = 0, worst_ref = 1, sum_ref = 0;
+    int alone_differ = 0;
+    for (int i = 0; i < n; i++) {
+        const float *a = v8 + (size_t)i * (size_t)dim;
+        double c = cosine(a, v32 + (size_t)i * (size_t)dim, dim);
+        double r = cosine(a, ref + (size_t)i * (size_t)dim, dim);
+        sum += c;
+        sum_ref += r;
+        worst = c < worst ? c : worst;
+        worst_ref = r < worst_ref ? r : worst_ref;
+        const char *t = json_string_value(json_array_get(texts, (size_t)i));
+        size_t len = json_string_length(json_array_get(texts, (size_t)i));
+        float one[4096];
+        ASSERT_OK(rag_embedder_embed(e8, &t, &len, 1, json_is_true(json_array_get(isq, (size_t)i)),
+                                     one));
+        alone_differ += memcmp(one, a, (size_t)dim * sizeof(float)) != 0;
+    }
+    fprintf(stderr, "%s int8 (%s kernel), %d texts: cosine to fp32 min %.5f mean %.5f; to the "
+            "reference min %.5f mean %.5f\n", model, rag_gemm_i8_isa_name(rag_gemm_i8_isa()), n,
+            worst, sum / n, worst_ref, sum_ref / n);
+    ASSERT_TRUE(worst >= 0.99);
+    ASSERT_TRUE(sum / n >= 0.998);
+    ASSERT_TRUE(worst_ref >= 0.99);
+    ASSERT_TRUE(sum_ref / n >= 0.998);
+    ASSERT_TRUE(worst < 0.99999); /* the int8 path really ran */
+    ASSERT_EQ_INT(alone_differ, 0);
+cleanup:
+    rag_embedder_free(e32);
+    rag_embedder_free(e8);
+    json_decref(meta);
+    free(ref);
+    free(v32);
+    free(v8);
+    free(tx);
+    free(lens);
 }
 
 static void test_minilm_reference(void)
@@ -491,6 +581,131 @@ static void test_attention(void)
 /* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
  * every kernel's vector width, y accumulated onto (beta 1) and left alone past N. Each
  * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
+/* rag_gemm_i8 against a double-precision product: every kernel this CPU has gives the
+ * scalar kernel's floats bit for bit, and each result is within the error its
+ * quantization allows (half a step of x times |w|, plus half a step of w times |x|). Rows
+ * of one sign, of zeros and with an outlier, a zero weight row, K not a multiple of 4, N
+ * not a multiple of 16 and more rows than one block are included; full-scale inputs
+ * (every x at 255, every weight at +-64) show that no pair sum saturates. */
+static void test_gemm_int8(void)
+{
+    const size_t Ts[] = {1, 5, 17, 130}, Ns[] = {1, 21, 64, 1152}, Ks[] = {3, 384, 1543};
+    const size_t maxT = 130, maxN = 1152, maxK = 1543, ldx = maxK + 5, ldy = maxN + 3;
+    float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * maxK * sizeof(float));
+    float *y0 = malloc(maxT * ldy * sizeof(float)), *ys = malloc(maxT * ldy * sizeof(float));
+    float *yi = malloc(maxT * ldy * sizeof(float));
+    void *work = aligned_alloc(64, (rag_gemm_i8_work(maxT, maxK) + 63) / 64 * 64);
+    uint32_t seed = 777;
+#define RND() ((seed = seed * 1664525u + 1013904223u), (float)(seed >> 8) / 16777216.0f - 0.5f)
+    for (size_t t = 0; t < maxT; t++)
+        for (size_t k = 0; k < ldx; k++) {
+            float v = RND();
+            x[t * ldx + k] = t % 4 == 1 ? fabsf(v) : t % 4 == 2 ? -fabsf(v) - 0.1f
+                           : t == 3 ? 0.0f : v;
+        }
+    x[7 * ldx + 100] = 40.0f; /* an outlier */
+    for (size_t i = 0; i < maxN * maxK; i++)
+        w[i] = RND() * 0.2f;
+    for (size_t k = 0; k < maxK; k++)
+        w[2 * maxK + k] = 0.0f; /* a zero row */
+    for (size_t i = 0; i < maxT * ldy; i++)
+        y0[i] = RND();
+#undef RND
+    int bad_exact = 0, bad_bound = 0, runs = 0;
+    double worst_ratio = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 4; b++)
+            for (size_t c = 0; c < 3; c++) {
+                const size_t T = Ts[a], N = Ns[b], K = Ks[c];
+                rag_gemm_i8_w *pw = NULL;
+                ASSERT_EQ_INT(rag_gemm_i8_pack_isa(RAG_I8_SCALAR, w, N, K, maxK, &pw), 0);
+                if (!pw)
+                    continue;
+                memcpy(ys, y0, maxT * ldy * sizeof(float));
+                rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, pw, x, ldx, ys, ldy, work);
+                for (int isa = RAG_I8_AVX2; isa <= (int)rag_gemm_i8_isa(); isa++) {
+                    rag_gemm_i8_w *pi = NULL;
+                    ASSERT_EQ_INT(rag_gemm_i8_pack_isa((rag_i8_isa)isa, w, N, K, maxK, &pi), 0);
+                    memcpy(yi, y0, maxT * ldy * sizeof(float));
+                    if (pi)
+                        rag_gemm_i8_isa_run((rag_i8_isa)isa, T, pi, x, ldx, yi, ldy, work);
+                    bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
+                    runs++;
+                    if (isa == RAG_I8_AVX2 && T == 17) { /* its layout read by the scalar kernel */
+                        memcpy(yi, y0, maxT * ldy * sizeof(float));
+                        rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, pi, x, ldx, yi, ldy, work);
+                        bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
+                    }
+                    rag_gemm_i8_free(pi);
+                }
+                for (size_t t = 0; t < T; t++) {
+                    const float *xr = x + t * ldx;
+                    float lo = 0, hi = 0;
+                    double xabs = 0;
+                    for (size_t k = 0; k < K; k++) {
+                        lo = xr[k] < lo ? xr[k] : lo;
+                        hi = xr[k] > hi ? xr[k] : hi;
+                        xabs += fabs(xr[k]);
+                    }
+                    const double sx = (hi - lo) / 255.0;
+                    for (size_t n = 0; n < N; n++) {
+                        const float *wr = w + n * maxK;
+                        double dot = 0, wabs = 0, wmax = 0;
+                        for (size_t k = 0; k < K; k++) {
+                            dot += (double)xr[k] * wr[k];
+                            wabs += fabs(wr[k]);
+                            wmax = fabs(wr[k]) > wmax ? fabs(wr[k]) : wmax;
+                        }
+                        const double sw = wmax / 127;
+                        const double bound = 0.5 * sw * xabs + 0.5 * sx * (wabs + 0.5 * sw * K) +
+                                             1e-5 * (fabs(dot) + 1);
+                        const double err = fabs(ys[t * ldy + n] - (y0[t * ldy + n] + dot));
+                        bad_bound += err > bound;
+                        if (bound > 0 && err / bound > worst_ratio)
+                            worst_ratio = err / bound;
+                    }
+                    for (size_t n = N; n < ldy; n++) /* columns past N untouched */
+                        bad_bound += ys[t * ldy + n] != y0[t * ldy + n];
+                }
+                rag_gemm_i8_free(pw);
+            }
+    fprintf(stderr, "int8 GEMM: best kernel %s, %d kernel runs bit-identical to scalar: %s; "
+            "worst error / bound %.3f\n", rag_gemm_i8_isa_name(rag_gemm_i8_isa()), runs,
+            bad_exact ? "NO" : "yes", worst_ratio);
+    ASSERT_EQ_INT(bad_exact, 0);
+    ASSERT_EQ_INT(bad_bound, 0);
+    ASSERT_TRUE(worst_ratio > 0.01); /* the bound is not vacuous */
+    /* Full scale: x = 1 everywhere (q 255), weights +-1 (q +-127): sums of +-K (to float
+     * rounding of the scales); a saturated int16 pair sum would be off by half. */
+    const size_t K = 1536, N = 32, T = 6;
+    for (size_t i = 0; i < N * K; i++)
+        w[i] = (i / K) % 2 ? -1.0f : 1.0f;
+    for (size_t t = 0; t < T; t++)
+        for (size_t k = 0; k < K; k++)
+            x[t * ldx + k] = 1.0f;
+    for (int isa = RAG_I8_SCALAR; isa <= (int)rag_gemm_i8_isa(); isa++) {
+        rag_gemm_i8_w *pw = NULL;
+        ASSERT_EQ_INT(rag_gemm_i8_pack_isa((rag_i8_isa)isa, w, N, K, K, &pw), 0);
+        memset(yi, 0, T * N * sizeof(float));
+        if (pw)
+            rag_gemm_i8_isa_run((rag_i8_isa)isa, T, pw, x, ldx, yi, N, work);
+        for (size_t i = 0; i < T * N; i++)
+            if (fabsf(yi[i] - ((i % N) % 2 ? -(float)K : (float)K)) > 1e-3f * K) {
+                TEST_FAIL_("%s kernel, full scale: y[%zu] = %g, expected %s%zu",
+                           rag_gemm_i8_isa_name((rag_i8_isa)isa), i, yi[i], (i % N) % 2 ? "-" : "",
+                           K);
+                break;
+            }
+        rag_gemm_i8_free(pw);
+    }
+    free(x);
+    free(w);
+    free(y0);
+    free(ys);
+    free(yi);
+    free(work);
+}
+
 static void test_gemm_small(void)
 {
     const size_t Ts[] = {1, 3, 17, 33}, Ns[] = {1, 5, 70, 1152}, Ks[] = {7, 384, 1536, 1543};
@@ -626,10 +841,12 @@ static void test_create_errors(void)
 int main(void)
 {
     RUN_TEST(test_gemm_small);
+    RUN_TEST(test_gemm_int8);
     RUN_TEST(test_bert_ops);
     RUN_TEST(test_attention);
     RUN_TEST(test_create_errors);
     RUN_TEST(test_minilm_reference);
+    RUN_TEST(test_int8_faithful);
     RUN_TEST(test_bge_reference);
     RUN_TEST(test_batch_invariance);
     RUN_TEST(test_concurrent_encodes);
