@@ -523,6 +523,54 @@ static int serve_chunks(rag_embedder *e, const docs *corpus, const size_t *lens,
     return rc;
 }
 
+/* --serve-queries: each stdin line is "fp32<TAB>text" or "int8<TAB>text"; the text is
+ * encoded alone as a query (as rag_search does) by that precision's embedder, and the wall
+ * and thread-CPU seconds are printed, until EOF. A peer driver (embed_peers.py
+ * --paired-queries) interleaves these with ONNX Runtime's encodes of the same queries. */
+static int serve_queries(const char *model)
+{
+    rag_embedder *emb[2] = {NULL, NULL};
+    if (rag_embedder_bert_create_precision(model, "fp32", &emb[0]) != RAG_OK ||
+        rag_embedder_bert_create_precision(model, "int8", &emb[1]) != RAG_OK) {
+        fprintf(stderr, "%s: %s\n", model, rag_errmsg());
+        rag_embedder_free(emb[0]);
+        return 2;
+    }
+    rag_bert_set_threads(1);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    float v[4096];
+    int rc = 0;
+    printf("ready queries\n");
+    fflush(stdout);
+    while (!rc && (len = getline(&line, &cap, stdin)) > 0) {
+        if (line[len - 1] == '\n')
+            line[--len] = 0;
+        char *tab = strchr(line, '\t');
+        if (!tab || (strncmp(line, "fp32", 4) && strncmp(line, "int8", 4))) {
+            fprintf(stderr, "serve-queries: expected fp32|int8<TAB>text\n");
+            rc = 2;
+            break;
+        }
+        const char *text = tab + 1;
+        size_t tl = (size_t)(line + len - text);
+        rag_embedder *e = emb[line[0] == 'i'];
+        double w0 = now(), c0 = cpu_now();
+        if (rag_embedder_embed(e, &text, &tl, 1, 1, v) != RAG_OK) {
+            fprintf(stderr, "embed: %s\n", rag_errmsg());
+            rc = 2;
+            break;
+        }
+        printf("%.6f %.6f\n", now() - w0, cpu_now() - c0);
+        fflush(stdout);
+    }
+    free(line);
+    rag_embedder_free(emb[0]);
+    rag_embedder_free(emb[1]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = "all-MiniLM-L6-v2", *data = NULL, *threads_arg = "1,2", *serve_prec = "fp32";
@@ -547,6 +595,8 @@ int main(int argc, char **argv)
             conc = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--serve"))
             serve = 1;
+        else if (!strcmp(argv[i], "--serve-queries"))
+            return serve_queries(model);
         else if (!strcmp(argv[i], "--no-int8"))
             int8 = 0;
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
@@ -554,7 +604,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: bench_embed [--model NAME|DIR] [--data DIR] [--docs N] "
                             "[--threads 1,2] [--no-int8] [--eval | --query-latency | --sweep |\n"
-                            "                   --concurrent N | --serve [--precision fp32|int8]]\n"
+                            "                   --concurrent N | --serve [--precision fp32|int8] | --serve-queries]\n"
                             "  DIR defaults to ../shared/data/scifact-dev beside the source tree;\n"
                             "  by default the documents are embedded in fp32 and int8 side by side\n"
                             "    at each --threads count (--no-int8: fp32 only);\n"
@@ -567,7 +617,10 @@ int main(int argc, char **argv)
                             "    coalescing off vs on;\n"
                             "  --serve: at the first --threads count, reads lines of document\n"
                             "    indices on stdin, embeds them (in --precision, default fp32),\n"
-                            "    prints the seconds taken\n"
+                            "    prints the seconds taken;\n"
+                            "  --serve-queries (last option): reads lines \"fp32|int8<TAB>text\",\n"
+                            "    encodes each text alone as a query on one thread, prints the\n"
+                            "    wall and thread-CPU seconds (for embed_peers.py --paired-queries)\n"
                             "    (for embed_peers.py --paired, which alternates engines)\n");
             return 1;
         }
@@ -716,6 +769,8 @@ int main(int argc, char **argv)
                 continue;
             rag_embedder_embed(emb[p], (const char *const *)corpus.text, lens, n < 16 ? n : 16, 0,
                                out[p]);
+            struct timespec c0, c1;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
             double t0 = now();
             if (rag_embedder_embed(emb[p], (const char *const *)corpus.text, lens, n, 0, out[p]) !=
                 RAG_OK) {
@@ -723,15 +778,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             double dt = now() - t0;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+            const double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
             double achieved = flops / dt / 1e9;
             if (p == 0)
-                printf("fp32 threads=%d: %.0f tokens/s, %.1f chunks/s, %.1f GFLOP/s achieved; sgemm "
-                       "roofline %.1f GFLOP/s -> %.0f tokens/s ceiling; %.0f%% of roofline\n", th,
-                       tokens / dt, n / dt, achieved, roof, tokens / (flops / (roof * 1e9)),
-                       100 * achieved / roof);
+                printf("fp32 threads=%d: %.0f tokens/s (%.0f per CPU-second), %.1f chunks/s, %.1f "
+                       "GFLOP/s achieved; sgemm roofline %.1f GFLOP/s -> %.0f tokens/s ceiling; "
+                       "%.0f%% of roofline\n", th, tokens / dt, tokens / cpu, n / dt, achieved, roof,
+                       tokens / (flops / (roof * 1e9)), 100 * achieved / roof);
             else
-                printf("int8 threads=%d: %.0f tokens/s, %.1f chunks/s, %.1f GOP/s (%s kernel)\n", th,
-                       tokens / dt, n / dt, achieved, rag_gemm_i8_isa_name(rag_gemm_i8_isa()));
+                printf("int8 threads=%d: %.0f tokens/s (%.0f per CPU-second), %.1f chunks/s, %.1f "
+                       "GOP/s (%s kernel)\n", th, tokens / dt, tokens / cpu, n / dt, achieved,
+                       rag_gemm_i8_isa_name(rag_gemm_i8_isa()));
             fflush(stdout);
         }
     }

@@ -229,7 +229,7 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
     return rag_embedder_bert_create_precision(name, NULL, out);
 }
 
-/* Parses a precision name (NULL: $RAGCORE_PRECISION, else the default). */
+/* Parses a precision name (NULL: $RAGCORE_PRECISION, else fp32). */
 static int parse_precision(const char *s, rag_bert_precision *out)
 {
     const char *from = "precision";
@@ -238,7 +238,7 @@ static int parse_precision(const char *s, rag_bert_precision *out)
         from = "RAGCORE_PRECISION";
     }
     if (!s)
-        s = RAG_EMBED_PRECISION_DEFAULT;
+        s = "fp32";
     if (!strcmp(s, "fp32"))
         *out = RAG_BERT_FP32;
     else if (!strcmp(s, "int8"))
@@ -253,13 +253,24 @@ int rag_embedder_bert_create_precision(const char *name, const char *precision,
 {
     int rc;
     rag_bert_precision prec = RAG_BERT_FP32;
-    char *dir = NULL, *prefix = NULL;
+    char *dir = NULL, *prefix = NULL, *bare = NULL;
     char label[PATH_MAX];
     rag_embedder *e = NULL;
     bert_impl *b = NULL;
     *out = NULL;
+    /* "<model>:int8" / "<model>:fp32": the precision is part of the name */
+    const char *colon = name ? strrchr(name, ':') : NULL;
+    if (colon && (!strcmp(colon + 1, "int8") || !strcmp(colon + 1, "fp32"))) {
+        if (precision && strcmp(precision, colon + 1) != 0)
+            return rag_fail(RAG_EINVAL, "embedder '%s' conflicts with precision '%s'", name,
+                            precision);
+        precision = colon + 1;
+        if (!(bare = rag_strndup(name, (size_t)(colon - name))))
+            return RAG_ENOMEM;
+        name = bare;
+    }
     if ((rc = parse_precision(precision, &prec)))
-        return rc;
+        goto cleanup;
     const rag_model_info *info = rag_model_find(name);
     if (info) {
         if ((rc = rag_model_cache_dir(info, &dir)))
@@ -292,9 +303,12 @@ int rag_embedder_bert_create_precision(const char *name, const char *precision,
         for (size_t i = 0; i < rag_model_count(); i++)
             snprintf(known + strlen(known), sizeof known - strlen(known), ", %s",
                      rag_model_at(i)->name);
-        return rag_fail(RAG_ENOTFOUND, "unknown embedder '%s' (known: hash, hash-<dim>%s, or a "
-                        "model directory)", name ? name : "(null)", known);
+        rc = rag_fail(RAG_ENOTFOUND, "unknown embedder '%s' (known: hash, hash-<dim>%s, or a "
+                      "model directory)", name ? name : "(null)", known);
+        goto cleanup;
     }
+    if (prec == RAG_BERT_INT8) /* int8 vectors differ from fp32 ones: so does the name */
+        snprintf(label + strlen(label), sizeof label - strlen(label), ":int8");
     if (strlen(label) >= sizeof e->name) {
         rc = rag_fail(RAG_EINVAL, "model path too long for an embedder name (%zu bytes, max %zu)",
                       strlen(label), sizeof e->name - 1);
@@ -339,7 +353,15 @@ cleanup:
     free(e);
     free(dir);
     free(prefix);
+    free(bare);
     return rc;
+}
+
+const char *rag_embedder_default_precision(void)
+{
+    /* int8: queries 2-5x faster, batches 1.1-1.4x on AVX2 (more with VNNI), vectors within
+     * cosine 0.99 (mean 0.998) of fp32 and the same dense nDCG@10 (docs/performance.md) */
+    return "int8";
 }
 
 const char *rag_default_model_available(void)

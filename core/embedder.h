@@ -58,14 +58,21 @@ int rag_embedder_hash_create(int dim, rag_embedder **out);
 int rag_embedder_bert_create(const char *name, rag_embedder **out);
 
 /* The same with a chosen precision: "fp32" (float32 weights), "int8" (weights quantized at
- * load, activations per token: about 4x less weight memory, vectors within cosine 0.99 of
- * fp32's) or NULL for $RAGCORE_PRECISION, else the default (RAG_EMBED_PRECISION_DEFAULT).
- * Vectors of one precision should only be searched with queries of the same precision.
- * Errors: RAG_EINVAL (another precision string, or an empty $RAGCORE_PRECISION), and those
- * of rag_embedder_bert_create. */
-#define RAG_EMBED_PRECISION_DEFAULT "fp32"
+ * load, activations per token: 4x less weight memory, vectors within cosine 0.99 of
+ * fp32's) or NULL for the name's suffix, else $RAGCORE_PRECISION, else fp32. A name may
+ * carry the precision as a suffix ("all-MiniLM-L6-v2:int8", "/models/x:fp32"). An int8
+ * embedder's name (e->name, which a store records and its embedding cache is keyed by)
+ * ends in ":int8", an fp32 one's is the bare model name as before, so that a store's
+ * vectors and the queries searched against them come from the same arithmetic, and
+ * stores made before int8 existed keep meaning fp32.
+ * Errors: RAG_EINVAL (another precision string, or a suffix that contradicts `precision`),
+ * and those of rag_embedder_bert_create. */
 int rag_embedder_bert_create_precision(const char *name, const char *precision,
                                        rag_embedder **out);
+
+/* The precision new stores of a neural model should use when none is asked for, chosen by
+ * the measurements in docs/performance.md. Can't fail. */
+const char *rag_embedder_default_precision(void);
 
 /* Counters of a neural embedder (one made by rag_embedder_bert_create): embed calls,
  * encoder passes (concurrent calls coalesced into one pass count once) and texts encoded. */

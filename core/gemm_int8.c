@@ -363,6 +363,31 @@ static void gemm_avx2(size_t T, const rag_gemm_i8_w *w, const int16_t *xq, size_
 #define VP 4  /* panels (16 channels each) per block */
 #define VTR 6 /* rows per block: 6 x 4 accumulators, 4 weight vectors, 1 broadcast */
 
+/* The epilogue of tr rows and np4 panels (ncols <= np4 * PW columns), from their sums. */
+static __attribute__((noinline, target(VNNI_TARGET))) void
+store_vnni(int tr, int np4, const int32_t (*sums)[VP * PW], const float *sx, const int32_t *zx,
+           const float *sn, const int32_t *colsum, float *y, size_t ldy, size_t ncols)
+{
+    for (int t = 0; t < tr; t++) {
+        const __m512 st = _mm512_set1_ps(sx[t]);
+        const __m512i zt = _mm512_set1_epi32(zx[t]);
+        float *yr = y + (size_t)t * ldy;
+        for (int v = 0; v < np4; v++) {
+            const size_t c = (size_t)v * PW;
+            if (c >= ncols)
+                break;
+            const __mmask16 m = ncols - c >= PW ? (__mmask16)0xFFFF
+                                                : (__mmask16)((1u << (ncols - c)) - 1);
+            const __m512i a = _mm512_sub_epi32(
+                _mm512_load_si512((const void *)(sums[t] + c)),
+                _mm512_mullo_epi32(zt, _mm512_loadu_si512(colsum + c)));
+            const __m512 r = _mm512_fmadd_ps(_mm512_mul_ps(st, _mm512_loadu_ps(sn + c)),
+                                             _mm512_cvtepi32_ps(a), _mm512_maskz_loadu_ps(m, yr + c));
+            _mm512_mask_storeu_ps(yr + c, m, r);
+        }
+    }
+}
+
 /* tr rows against np4 (1..VP) consecutive panels over the whole K: vpdpbusd adds the four
  * u8 x s8 products of each channel straight into int32 (no intermediate saturation). */
 VNNI_INLINE void block_vnni(int tr, int np4, size_t G, const uint8_t *xq, size_t ldq,
@@ -394,23 +419,13 @@ VNNI_INLINE void block_vnni(int tr, int np4, size_t G, const uint8_t *xq, size_t
                 acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], xb, wv[v]);
         }
     }
-    for (int t = 0; t < tr; t++) {
-        const __m512 st = _mm512_set1_ps(sx[t]);
-        const __m512i zt = _mm512_set1_epi32(zx[t]);
-        float *yr = y + (size_t)t * ldy;
-        for (int v = 0; v < np4; v++) {
-            const size_t c = (size_t)v * PW;
-            if (c >= ncols)
-                break;
-            const __mmask16 m = ncols - c >= PW ? (__mmask16)0xFFFF
-                                                : (__mmask16)((1u << (ncols - c)) - 1);
-            const __m512i a = _mm512_sub_epi32(
-                acc[t][v], _mm512_mullo_epi32(zt, _mm512_loadu_si512(colsum + c)));
-            const __m512 r = _mm512_fmadd_ps(_mm512_mul_ps(st, _mm512_loadu_ps(sn + c)),
-                                             _mm512_cvtepi32_ps(a), _mm512_maskz_loadu_ps(m, yr + c));
-            _mm512_mask_storeu_ps(yr + c, m, r);
-        }
-    }
+    int32_t sums[VTR][VP * PW] __attribute__((aligned(64)));
+#pragma GCC unroll 8
+    for (int t = 0; t < tr; t++)
+#pragma GCC unroll 8
+        for (int v = 0; v < np4; v++)
+            _mm512_store_si512((void *)(sums[t] + v * PW), acc[t][v]);
+    store_vnni(tr, np4, sums, sx, zx, sn, colsum, y, ldy, ncols);
 }
 
 typedef void (*vblock_fn)(size_t G, const uint8_t *xq, size_t ldq, const int8_t *pw,

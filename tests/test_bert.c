@@ -169,13 +169,21 @@ static void test_int8_faithful(void)
     int dim = 0, n = load_fixture(model, &meta, &ref, &dim);
     rag_embedder *e32 = NULL, *e8 = NULL, *bad = NULL;
     ASSERT_OK(rag_embedder_bert_create_precision(model, "fp32", &e32));
-    ASSERT_OK(rag_embedder_bert_create_precision(model, "int8", &e8));
+    /* the precision as the name's suffix, through the factory, as a store reopens it */
+    ASSERT_OK(rag_embedder_create("all-MiniLM-L6-v2:int8", 0, &e8));
     ASSERT_EQ_INT(rag_embedder_bert_create_precision(model, "int4", &bad), RAG_EINVAL);
     ASSERT_TRUE(strstr(rag_errmsg(), "int4") != NULL && bad == NULL);
+    ASSERT_EQ_INT(rag_embedder_bert_create_precision("all-MiniLM-L6-v2:int8", "fp32", &bad),
+                  RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "conflicts") != NULL && bad == NULL);
+    ASSERT_EQ_INT(rag_embedder_create("no-such-model:int8", 0, &bad), RAG_ENOTFOUND);
+    ASSERT_TRUE(strstr(rag_errmsg(), "no-such-model") != NULL && bad == NULL);
     if (n < 50 || !e32 || !e8)
         goto cleanup;
     ASSERT_STR_EQ(e32->precision, "fp32");
     ASSERT_STR_EQ(e8->precision, "int8");
+    ASSERT_STR_EQ(e32->name, model); /* stores made before int8 keep their name */
+    ASSERT_STR_EQ(e8->name, "all-MiniLM-L6-v2:int8");
     ASSERT_EQ_INT(e8->dim, dim);
     json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
     tx = malloc((size_t)n * sizeof *tx);
