@@ -390,23 +390,36 @@ static int concurrent_callers(const char *model, const char *qpath, int nthreads
     return 0;
 }
 
+/* The int8 copies of the weights layer_gemm_time cycles through: q[j] is the j-th matrix
+ * of W, packed. */
+typedef struct {
+    rag_gemm_i8_w *const *q;
+    void *work; /* rag_gemm_i8's work space */
+} i8_weights;
+
+#define PATH_SGEMM (-1)
+#define PATH_INT8 (-2)
+
 /* GEMM seconds (thread CPU, best of reps) for one encoder layer's four linear shapes at T
  * tokens, with weights cycling through `nw` floats (more than the caches hold, as in the
- * model); isa < 0: cblas_sgemm. */
+ * model); isa PATH_SGEMM: cblas_sgemm, PATH_INT8: rag_gemm_i8 on q8's copies, else that
+ * small-T kernel. */
 static double layer_gemm_time(int isa, int T, int H, int NI, const float *W, size_t nw,
-                              const float *x, float *y, int reps)
+                              const i8_weights *q8, const float *x, float *y, int reps)
 {
     const int shape[4][2] = {{3 * H, H}, {H, H}, {NI, H}, {H, NI}};
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        size_t off = 0;
+        size_t off = 0, j = 0;
         double t0 = cpu_now();
         for (int it = 0; it < 6; it++)
-            for (int s = 0; s < 4; s++) {
+            for (int s = 0; s < 4; s++, j++) {
                 int N = shape[s][0], K = shape[s][1];
                 if (off + (size_t)N * K > nw)
-                    off = 0;
-                if (isa < 0)
+                    off = j = 0;
+                if (isa == PATH_INT8)
+                    rag_gemm_i8((size_t)T, q8->q[j], x, (size_t)K, y, (size_t)N, q8->work);
+                else if (isa == PATH_SGEMM)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1, x, K,
                                 W + off, K, 1, y, N);
                 else
@@ -422,9 +435,9 @@ static double layer_gemm_time(int isa, int T, int H, int NI, const float *W, siz
 }
 
 /* Where the small path stops paying: for T tokens, (1) one layer's four linear GEMMs
- * (weights streamed from memory) through cblas_sgemm and each small-T kernel, and (2) the
- * whole encoder on one T-token sequence (median of reps, thread CPU) with the small path
- * off and forced on. */
+ * (weights streamed from memory) through cblas_sgemm, each small-T kernel and the int8
+ * kernel, and (2) the whole encoder on one T-token sequence (median of reps, thread CPU)
+ * with the small path off and forced on. */
 static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
 {
     const int Ts[] = {1, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128};
@@ -439,17 +452,33 @@ static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
     int32_t *ids = malloc((size_t)maxt * sizeof *ids);
     int have = rag_tokenizer_encode(rag_bert_tokenizer(m), text, strlen(text), ids, maxt);
     const int limit = rag_bert_set_small_gemm(-1);
-    printf("small-T sweep (thread CPU; GEMM GFLOP/s for one layer's 4 linear shapes; encoder "
-           "ms per sequence, median of 15):\n");
-    printf("  %4s | %8s %8s %8s | %9s %9s %6s\n", "T", "sgemm", "AVX2", "AVX-512", "enc sgemm",
-           "enc small", "ratio");
+    /* the same 8 layers' worth of weights in int8: the 32 matrices layer_gemm_time reads */
+    enum { NQ = 32 };
+    rag_gemm_i8_w *q[NQ];
+    {
+        const int shape[4][2] = {{3 * H, H}, {H, H}, {NI, H}, {H, NI}};
+        size_t off = 0;
+        for (int j = 0; j < NQ; j++) {
+            rag_gemm_i8_pack(W + off, (size_t)shape[j % 4][0], (size_t)shape[j % 4][1],
+                             (size_t)shape[j % 4][1], &q[j]);
+            off += (size_t)shape[j % 4][0] * (size_t)shape[j % 4][1];
+        }
+    }
+    void *work = aligned_alloc(64, (rag_gemm_i8_work(128, (size_t)NI) + 63) / 64 * 64);
+    const i8_weights q8 = {q, work};
+    printf("small-T sweep (thread CPU; GEMM GFLOP/s for one layer's 4 linear shapes, int8 in "
+           "GOP/s on the %s kernel; encoder ms per sequence, median of 15):\n",
+           rag_gemm_i8_isa_name(rag_gemm_i8_isa()));
+    printf("  %4s | %8s %8s %8s %8s | %9s %9s %6s\n", "T", "sgemm", "AVX2", "AVX-512", "int8",
+           "enc sgemm", "enc small", "ratio");
     for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
         int T = Ts[ti];
         /* g[0]: cblas_sgemm, g[1]: AVX2 kernel, g[2]: AVX-512 kernel (0: not on this CPU) */
         double fl = 2.0 * T * H * (4.0 * H + 2.0 * NI), g[3] = {0, 0, 0};
-        g[0] = fl / layer_gemm_time(-1, T, H, NI, W, nw, x, y, 7) / 1e9;
+        g[0] = fl / layer_gemm_time(PATH_SGEMM, T, H, NI, W, nw, NULL, x, y, 7) / 1e9;
         for (int isa = RAG_GEMM_AVX2; isa <= (int)rag_gemm_small_isa(); isa++)
-            g[isa] = fl / layer_gemm_time(isa, T, H, NI, W, nw, x, y, 7) / 1e9;
+            g[isa] = fl / layer_gemm_time(isa, T, H, NI, W, nw, NULL, x, y, 7) / 1e9;
+        const double gi8 = fl / layer_gemm_time(PATH_INT8, T, H, NI, W, nw, &q8, x, y, 7) / 1e9;
         double enc[2] = {0, 0};
         if (T <= have) {
             double t[2][15];
@@ -466,11 +495,14 @@ static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
             for (int p = 0; p < 2; p++)
                 enc[p] = quantile(t[p], 15, 0.5);
         }
-        printf("  %4d | %8.1f %8.1f %8.1f | %9.2f %9.2f %6.2f\n", T, g[0], g[1], g[2], enc[0],
-               enc[1], enc[1] > 0 ? enc[0] / enc[1] : 0);
+        printf("  %4d | %8.1f %8.1f %8.1f %8.1f | %9.2f %9.2f %6.2f\n", T, g[0], g[1], g[2], gi8,
+               enc[0], enc[1], enc[1] > 0 ? enc[0] / enc[1] : 0);
         fflush(stdout);
     }
     rag_bert_set_small_gemm(limit);
+    for (int j = 0; j < NQ; j++)
+        rag_gemm_i8_free(q[j]);
+    free(work);
     free(W);
     free(x);
     free(y);

@@ -324,14 +324,24 @@ def main():
         args.rounds = 1 if args.paired_queries else 5
     if os.environ.get("RAGCORE_PEERS_INSIDE"):
         return inside(args)
-    venv = args.venv or os.path.join(tempfile.gettempdir(), "ragcore-bench-venv")
+    probe = ("import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in "
+             "('torch', 'onnx', 'onnxruntime', 'sentence_transformers')))")
+    return rerun_in_venv(args.venv, PKGS, probe, __file__,
+                         HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+
+
+def rerun_in_venv(venv, pkgs, probe, script, **env_extra):
+    """Runs `script` with this process's arguments in the bench venv (default
+    $TMPDIR/ragcore-bench-venv; created when absent, `pkgs` installed when `probe`, a line
+    of Python, fails there) with RAGCORE_PEERS_INSIDE=1 set; returns its exit status."""
+    venv = venv or os.path.join(tempfile.gettempdir(), "ragcore-bench-venv")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
         subprocess.check_call([sys.executable, "-m", "venv", venv])
-        subprocess.check_call([py, "-m", "pip", "install", "-q"] + PKGS)
-    env = dict(os.environ, RAGCORE_PEERS_INSIDE="1", HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1")
-    return subprocess.call([py, os.path.abspath(__file__)] + sys.argv[1:], env=env)
+    if subprocess.call([py, "-c", probe], stderr=subprocess.DEVNULL):
+        subprocess.check_call([py, "-m", "pip", "install", "-q"] + pkgs)
+    env = dict(os.environ, RAGCORE_PEERS_INSIDE="1", **env_extra)
+    return subprocess.call([py, os.path.abspath(script)] + sys.argv[1:], env=env)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
-import tempfile
 
 PKGS = ["bm25s", "PyStemmer", "numpy", "scipy"]
 
@@ -134,14 +132,8 @@ def main():
         args.config = ["k1=1.5,b=0.75,method=lucene", "k1=0.9,b=0.4,method=lucene"]
     if os.environ.get("RAGCORE_PEERS_INSIDE"):
         return inside(args)
-    venv = args.venv or os.path.join(tempfile.gettempdir(), "ragcore-bench-venv")
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.check_call([sys.executable, "-m", "venv", venv])
-    if subprocess.call([py, "-c", "import bm25s, Stemmer"], stderr=subprocess.DEVNULL):
-        subprocess.check_call([py, "-m", "pip", "install", "-q"] + PKGS)
-    env = dict(os.environ, RAGCORE_PEERS_INSIDE="1")
-    return subprocess.call([py, os.path.abspath(__file__)] + sys.argv[1:], env=env)
+    from embed_peers import rerun_in_venv
+    return rerun_in_venv(args.venv, PKGS, "import bm25s, Stemmer", __file__)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,34 @@ static int load_fixture(const char *model, json_t **meta, float **vecs, int *dim
     return n;
 }
 
+/* Embeds the n texts of fixture `meta` with e into out[n * dim] in the fixture's order:
+ * the documents in one call and the queries in another, as a store does. */
+static void embed_fixture(rag_embedder *e, json_t *meta, int n, int dim, float *out)
+{
+    json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
+    const char **tx = malloc((size_t)n * sizeof *tx);
+    size_t *lens = malloc((size_t)n * sizeof *lens);
+    int *idx = malloc((size_t)n * sizeof *idx);
+    float *o = calloc((size_t)n * (size_t)dim, sizeof(float));
+    for (int q = 0; q < 2; q++) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
+                tx[k] = json_string_value(json_array_get(texts, (size_t)i));
+                lens[k] = json_string_length(json_array_get(texts, (size_t)i));
+                idx[k++] = i;
+            }
+        ASSERT_OK(e->ops->embed(e, tx, lens, (size_t)k, q, o));
+        for (int j = 0; j < k; j++)
+            memcpy(out + (size_t)idx[j] * (size_t)dim, o + (size_t)j * (size_t)dim,
+                   (size_t)dim * sizeof(float));
+    }
+    free(tx);
+    free(lens);
+    free(idx);
+    free(o);
+}
+
 /* Embeds every fixture text through the embedder interface (documents and queries in
  * separate calls) and requires cosine >= 0.9999 to the reference for each. */
 static void check_model(const char *model)
@@ -76,25 +104,9 @@ static void check_model(const char *model)
                   (long long)json_integer_value(json_object_get(meta, "max_seq_length")));
     {
         json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
-        const char **tx = malloc((size_t)n * sizeof *tx);
-        size_t *lens = malloc((size_t)n * sizeof *lens);
         float *out = calloc((size_t)n * (size_t)dim, sizeof(float));
         double worst = 1.0, sum = 0;
-        for (int q = 0; q < 2; q++) {
-            int k = 0, idx[512];
-            for (int i = 0; i < n; i++)
-                if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
-                    tx[k] = json_string_value(json_array_get(texts, (size_t)i));
-                    lens[k] = json_string_length(json_array_get(texts, (size_t)i));
-                    idx[k++] = i;
-                }
-            float *o = calloc((size_t)k * (size_t)dim, sizeof(float));
-            ASSERT_OK(e->ops->embed(e, tx, lens, (size_t)k, q, o));
-            for (int j = 0; j < k; j++)
-                memcpy(out + (size_t)idx[j] * (size_t)dim, o + (size_t)j * (size_t)dim,
-                       (size_t)dim * sizeof(float));
-            free(o);
-        }
+        embed_fixture(e, meta, n, dim, out);
         for (int i = 0; i < n; i++) {
             double c = cosine(out + (size_t)i * (size_t)dim, ref + (size_t)i * (size_t)dim, dim);
             sum += c;
@@ -139,8 +151,6 @@ static void check_model(const char *model)
             ASSERT_TRUE(queries_small >= 10); /* the default limit covers these queries */
         if (rag_gemm_small_isa() != RAG_GEMM_SCALAR)
             ASSERT_TRUE(differ > 0);
-        free(tx);
-        free(lens);
         free(out);
     }
     /* Token counts for the chunker are exact and untruncated. */
@@ -164,8 +174,6 @@ static void test_int8_faithful(void)
     free(dir);
     json_t *meta = NULL;
     float *ref = NULL, *v32 = NULL, *v8 = NULL;
-    const char **tx = NULL;
-    size_t *lens = NULL;
     int dim = 0, n = load_fixture(model, &meta, &ref, &dim);
     rag_embedder *e32 = NULL, *e8 = NULL, *bad = NULL;
     ASSERT_OK(rag_embedder_bert_create_precision(model, "fp32", &e32));
@@ -186,31 +194,10 @@ static void test_int8_faithful(void)
     ASSERT_STR_EQ(e8->name, "all-MiniLM-L6-v2:int8");
     ASSERT_EQ_INT(e8->dim, dim);
     json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
-    tx = malloc((size_t)n * sizeof *tx);
-    lens = malloc((size_t)n * sizeof *lens);
     v32 = calloc((size_t)n * (size_t)dim, sizeof(float));
     v8 = calloc((size_t)n * (size_t)dim, sizeof(float));
-    for (int q = 0; q < 2; q++) {
-        int k = 0, idx[512];
-        for (int i = 0; i < n; i++)
-            if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
-                tx[k] = json_string_value(json_array_get(texts, (size_t)i));
-                lens[k] = json_string_length(json_array_get(texts, (size_t)i));
-                idx[k++] = i;
-            }
-        float *o32 = calloc((size_t)k * (size_t)dim, sizeof(float));
-        float *o8 = calloc((size_t)k * (size_t)dim, sizeof(float));
-        ASSERT_OK(rag_embedder_embed(e32, tx, lens, (size_t)k, q, o32));
-        ASSERT_OK(rag_embedder_embed(e8, tx, lens, (size_t)k, q, o8));
-        for (int j = 0; j < k; j++) {
-            memcpy(v32 + (size_t)idx[j] * (size_t)dim, o32 + (size_t)j * (size_t)dim,
-                   (size_t)dim * sizeof(float));
-            memcpy(v8 + (size_t)idx[j] * (size_t)dim, o8 + (size_t)j * (size_t)dim,
-                   (size_t)dim * sizeof(float));
-        }
-        free(o32);
-        free(o8);
-    }
+    embed_fixture(e32, meta, n, dim, v32);
+    embed_fixture(e8, meta, n, dim, v8);
     double worst = 1, sum = 0, worst_ref = 1, sum_ref = 0;
     int alone_differ = 0;
     for (int i = 0; i < n; i++) {
@@ -224,8 +211,8 @@ static void test_int8_faithful(void)
         const char *t = json_string_value(json_array_get(texts, (size_t)i));
         size_t len = json_string_length(json_array_get(texts, (size_t)i));
         float one[4096];
-        ASSERT_OK(rag_embedder_embed(e8, &t, &len, 1, json_is_true(json_array_get(isq, (size_t)i)),
-                                     one));
+        ASSERT_OK(e8->ops->embed(e8, &t, &len, 1, json_is_true(json_array_get(isq, (size_t)i)),
+                                 one));
         alone_differ += memcmp(one, a, (size_t)dim * sizeof(float)) != 0;
     }
     fprintf(stderr, "%s int8 (%s kernel), %d texts: cosine to fp32 min %.5f mean %.5f; to the "
@@ -244,8 +231,6 @@ cleanup:
     free(ref);
     free(v32);
     free(v8);
-    free(tx);
-    free(lens);
 }
 
 static void test_minilm_reference(void)
