@@ -578,12 +578,13 @@ static void test_attention(void)
  * scalar kernel's floats bit for bit, and each result is within the error its
  * quantization allows (half a step of x times |w|, plus half a step of w times |x|). Rows
  * of one sign, of zeros and with an outlier, a zero weight row, K not a multiple of 4, N
- * not a multiple of 16 and more rows than one block are included; full-scale inputs
+ * not a multiple of 16 (nor of the VNNI kernel's 64) and more rows than one block (64) are
+ * included; full-scale inputs
  * (every x at 255, every weight at +-64) show that no pair sum saturates. */
 static void test_gemm_int8(void)
 {
-    const size_t Ts[] = {1, 5, 17, 130}, Ns[] = {1, 21, 64, 1152}, Ks[] = {3, 384, 1543};
-    const size_t maxT = 130, maxN = 1152, maxK = 1543, ldx = maxK + 5, ldy = maxN + 3;
+    const size_t Ts[] = {1, 5, 17, 70}, Ns[] = {1, 21, 64, 100}, Ks[] = {3, 384, 1543};
+    const size_t maxT = 70, maxN = 100, maxK = 1543, ldx = maxK + 5, ldy = maxN + 3;
     float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * maxK * sizeof(float));
     float *y0 = malloc(maxT * ldy * sizeof(float)), *ys = malloc(maxT * ldy * sizeof(float));
     float *yi = malloc(maxT * ldy * sizeof(float));
