@@ -3,7 +3,6 @@
  * whether that hit is relevant; prints both distributions' quantiles and the threshold that
  * best separates them (maximum of correct "answer" + correct "don't know" decisions).
  * usage: bench_confidence --db DIR --queries Q.jsonl --qrels QRELS.tsv [--collection C] */
-#include "beir.h"
 #include "ragcore.h"
 
 #include <math.h>

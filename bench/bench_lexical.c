@@ -9,10 +9,8 @@
  * rebuilt on each run. --title 0 indexes the text alone; --chunk-tokens N splits each text
  * with the ingest chunker (--overlap tokens, default 32) and indexes every chunk (with the
  * title when --title 1), scoring a document by its best chunk, as `ragcore eval` does. */
-#include "beir.h"
 #include "chunker.h"
 #include "corpus.h"
-#include "eval_metrics.h"
 #include "lexical.h"
 #include "status.h"
 

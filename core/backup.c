@@ -1,8 +1,8 @@
 /* backup.c - consistent backups of a live store (LMDB compacting copy + index files) and
  * restoration into a store directory. */
-#include "backup.h"
-#include "check.h"
+#include "coll_index.h"
 #include "db.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 
@@ -91,10 +91,10 @@ static int is_index_name(const char *name)
 static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_info *info)
 {
     char src[4096], dst[4096];
-    snprintf(dst, sizeof dst, "%s/index", dstdir);
+    rag_coll_index_dir(dstdir, dst, sizeof dst);
     if (mkdir(dst, 0755) != 0 && errno != EEXIST)
         return rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
-    snprintf(src, sizeof src, "%s/index", srcdir);
+    rag_coll_index_dir(srcdir, src, sizeof src);
     DIR *d = opendir(src);
     if (!d)
         return RAG_OK; /* no index files yet */
@@ -124,7 +124,7 @@ static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_i
 static int verify_copy(const char *dir, rag_backup_info *info)
 {
     rag_check_report *r = NULL;
-    int rc = rag_check_store(dir, 0, &r);
+    int rc = rag_check(dir, 0, 0, &r);
     char path[4096];
     if (rc == RAG_OK) {
         for (size_t i = 0; i < rag_check_report_size(r); i++) {
@@ -132,7 +132,7 @@ static int verify_copy(const char *dir, rag_backup_info *info)
             if (it->kind != RAG_CHECK_PROBLEM)
                 continue;
             if (it->index_file) {
-                snprintf(path, sizeof path, "%s/index/%u.idx", dir, it->coll_id);
+                rag_coll_index_path(dir, it->coll_id, path, sizeof path);
                 if (unlink(path) == 0) {
                     info->index_dropped++;
                     info->index_files--;
@@ -156,7 +156,7 @@ static int verify_copy(const char *dir, rag_backup_info *info)
 static void remove_store_files(const char *dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/index", dir);
+    rag_coll_index_dir(dir, path, sizeof path);
     DIR *d = opendir(path);
     if (d) {
         struct dirent *e;
@@ -167,7 +167,7 @@ static void remove_store_files(const char *dir)
             }
         }
         closedir(d);
-        snprintf(path, sizeof path, "%s/index", dir);
+        rag_coll_index_dir(dir, path, sizeof path);
         rmdir(path);
     }
     snprintf(path, sizeof path, "%s/data.mdb", dir);
@@ -243,7 +243,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
         rc = verify_copy(tmp, info);
     }
     if (rc == RAG_OK) {
-        snprintf(path, sizeof path, "%s/index", tmp);
+        rag_coll_index_dir(tmp, path, sizeof path);
         fsync_path(path, 1);
         fsync_path(tmp, 1);
         rc = publish_dir(tmp, outdir);
@@ -254,7 +254,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
     return rc;
 }
 
-int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
+int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info)
 {
     rag_clear_error();
     rag_backup_info local;
@@ -262,7 +262,7 @@ int rag_db_backup(rag_db *db, const char *outdir, rag_backup_info *info)
         info = &local;
     memset(info, 0, sizeof *info);
     if (!db || !outdir || !*outdir)
-        return rag_fail(RAG_EINVAL, "rag_db_backup: NULL argument");
+        return rag_fail(RAG_EINVAL, "rag_backup: NULL argument");
     int rc = rag_checkpoint(db);
     if (rc != RAG_OK)
         rag_clear_error(); /* older index files are still consistent: replayed at open */
@@ -319,12 +319,19 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
             return rag_fail(RAG_EINVAL, "'%s' is not empty and not a ragcore store: refusing to "
                             "replace it", dbdir);
     }
+    /* Replacing a store: no writer may have it open (its later writes would be lost). */
+    rag_lockfile *lock = NULL;
+    int rc = state == 2 ? rag_lockfile_acquire(dbdir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK)
+        return rag_fail_prefix(rc, "restore into '%s'", dbdir);
     snprintf(tmp, sizeof tmp, "%s.restore-%ld", dbdir, (long)getpid());
     remove_store_files(tmp);
-    if (mkdir(tmp, 0755) != 0)
+    if (mkdir(tmp, 0755) != 0) {
+        rag_lockfile_release(lock, 0);
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
+    }
     snprintf(path, sizeof path, "%s/data.mdb", tmp);
-    int rc = copy_file(src, path, &info->bytes);
+    rc = copy_file(src, path, &info->bytes);
     if (rc == RAG_OK)
         rc = copy_index_files(backup, tmp, info);
     if (rc == RAG_OK)
@@ -335,7 +342,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
     } else if (rc == RAG_OK) {
         /* Replace in place: old index files go first, then data.mdb (atomic rename), then
          * the new index files, so a crash never pairs an index with the wrong data. */
-        snprintf(path, sizeof path, "%s/index", dbdir);
+        rag_coll_index_dir(dbdir, path, sizeof path);
         DIR *d = opendir(path);
         struct dirent *e;
         while (d && (e = readdir(d))) {
@@ -356,7 +363,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         snprintf(dst, sizeof dst, "%s/lock.mdb", dbdir);
         unlink(dst);
         fsync_path(dbdir, 1);
-        snprintf(path, sizeof path, "%s/index", tmp);
+        rag_coll_index_dir(tmp, path, sizeof path);
         d = rc == RAG_OK ? opendir(path) : NULL;
         while (d && (e = readdir(d))) {
             if (!is_index_name(e->d_name))
@@ -368,10 +375,11 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         }
         if (d)
             closedir(d);
-        snprintf(path, sizeof path, "%s/index", dbdir);
+        rag_coll_index_dir(dbdir, path, sizeof path);
         fsync_path(path, 1);
     }
     remove_store_files(tmp);
+    rag_lockfile_release(lock, 0);
     info->seconds = rag_monotonic() - t0;
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "restore of '%s' into '%s'", backup, dbdir);
 }

@@ -1,6 +1,4 @@
 /* beir.c - loading BEIR-format queries and qrels for retrieval evaluation. */
-#include "beir.h"
-
 #include "status.h"
 
 #include <errno.h>
@@ -46,11 +44,11 @@ static int cmp_query_id(const void *a, const void *b)
 
 static void free_query(rag_beir_query *q)
 {
-    free(q->id);
-    free(q->text);
+    free((char *)q->id);
+    free((char *)q->text);
     for (size_t j = 0; j < q->n_judged; j++)
-        free(q->judged[j].doc_id);
-    free(q->judged);
+        free((char *)q->judged[j].doc_id);
+    free((rag_beir_judgment *)q->judged);
 }
 
 static int load_queries(const char *path, rag_beir_query **out, size_t *n)
@@ -136,11 +134,13 @@ cleanup:
 
 static int add_judgment(rag_beir_query *q, const char *doc, double gain)
 {
-    rag_beir_judgment *p = rag_realloc(q->judged, (q->n_judged + 1) * sizeof *p);
+    rag_beir_judgment *p = rag_realloc((rag_beir_judgment *)q->judged,
+                                       (q->n_judged + 1) * sizeof *p);
     if (!p)
         return RAG_ENOMEM;
     q->judged = p;
-    if (!(p[q->n_judged].doc_id = rag_strdup(doc)))
+    p[q->n_judged].doc_id = rag_strdup(doc);
+    if (!p[q->n_judged].doc_id)
         return RAG_ENOMEM;
     p[q->n_judged++].gain = gain;
     if (gain > 0)
@@ -205,7 +205,12 @@ int rag_beir_load(const char *queries_path, const char *qrels_path, rag_beir_set
 {
     rag_beir_query *qs = NULL;
     size_t nq = 0, orphans = 0;
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_beir_load: out is NULL");
     *out = NULL;
+    if (!queries_path || !qrels_path)
+        return rag_fail(RAG_EINVAL, "rag_beir_load: NULL path");
     int rc = load_queries(queries_path, &qs, &nq);
     if (rc != RAG_OK)
         return rc;
@@ -249,9 +254,10 @@ void rag_beir_free(rag_beir_set *set)
 {
     if (!set)
         return;
+    rag_beir_query *qs = (rag_beir_query *)set->queries;
     for (size_t i = 0; i < set->n; i++)
-        free_query(&set->queries[i]);
-    free(set->queries);
+        free_query(&qs[i]);
+    free(qs);
     free(set);
 }
 

@@ -1,7 +1,8 @@
 /* check.c - consistency check and repair of a store (LMDB records and index files). */
-#include "check.h"
+#include "coll_index.h"
 #include "embedder.h"
 #include "lexical.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
 #include "vindex.h"
@@ -19,7 +20,7 @@
 
 #define MAX_LISTED 10      /* items listed per category and collection */
 #define EMBED_BATCH 64
-#define FILL_BATCH 4096
+#define FILL_BATCH 4096       /* vectors per add when the repair rebuilds an index */
 #define LEX_PURGE_KEYS 65536  /* lexical entries deleted per repair transaction */
 #define LEX_ADD_CHUNKS 1024   /* chunks indexed per repair transaction */
 
@@ -152,6 +153,14 @@ static int report_push(rag_check_report *r, int kind, const char *coll, uint32_t
     return RAG_OK;
 }
 
+/* Moves item `it` of another report into r as `kind` (its message goes with it, or is
+ * freed when r cannot grow). */
+static void move_item(rag_check_report *r, int kind, rag_check_item *it)
+{
+    report_push(r, kind, it->collection, it->coll_id, it->index_file, (char *)it->message);
+    it->message = NULL;
+}
+
 static char *vfmt(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -216,7 +225,7 @@ const rag_check_item *rag_check_report_item(const rag_check_report *r, size_t i)
 
 const rag_check_totals *rag_check_report_totals(const rag_check_report *r)
 {
-    return &r->totals;
+    return r ? &r->totals : NULL;
 }
 
 const char *rag_check_kind_name(int kind)
@@ -230,7 +239,7 @@ void rag_check_report_free(rag_check_report *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->n; i++)
-        free(r->items[i].message);
+        free((char *)r->items[i].message);
     free(r->items);
     free(r);
 }
@@ -466,7 +475,7 @@ static double decode_tolerance(const char *spec)
 static void check_index(ck *k)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/index/%u.idx", k->dir, k->cid);
+    rag_coll_index_path(k->dir, k->cid, path, sizeof path);
     struct stat sb;
     if (stat(path, &sb) != 0) {
         if (k->vids.n > 0)
@@ -801,7 +810,7 @@ static int keycount_visit(void *user, const char *table, uint32_t coll, uint64_t
 static void check_index_dir(ck *k, const uint32_t *ids, size_t n, int repair)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/index", k->dir);
+    rag_coll_index_dir(k->dir, path, sizeof path);
     DIR *d = opendir(path);
     if (!d)
         return;
@@ -949,75 +958,21 @@ cleanup:
     return rc;
 }
 
-typedef struct fill_ctx {
-    rag_vindex *ix;
-    float *vecs;
-    int64_t *ids;
-    size_t n;
-    int dim;
-} fill_ctx;
-
-static int fill_flush(fill_ctx *f)
-{
-    int rc = rag_vindex_add(f->ix, f->n, f->vecs, f->ids);
-    f->n = 0;
-    return rc;
-}
-
-static int fill_visit(void *user, uint64_t id, const float *vec, int dim)
-{
-    fill_ctx *f = user;
-    if (dim != f->dim)
-        return 0;                 /* a damaged vector that could not be re-embedded */
-    for (int i = 0; i < dim; i++)
-        if (!isfinite(vec[i]))
-            return 0;
-    memcpy(f->vecs + f->n * (size_t)dim, vec, (size_t)dim * sizeof(float));
-    f->ids[f->n++] = (int64_t)id;
-    return f->n == FILL_BATCH ? fill_flush(f) : 0;
-}
-
-typedef struct tomb_clear_arg {
-    uint32_t coll;
-} tomb_clear_arg;
-
-static int tomb_clear_fn(rag_txn *txn, void *user)
-{
-    return rag_store_tomb_clear(txn, ((tomb_clear_arg *)user)->coll, UINT64_MAX);
-}
-
-/* Rebuilds a collection's index file from the store's vectors. */
+/* Rebuilds a collection's index file from the store's vectors, leaving out the vectors it
+ * could not mend (another dimension, non-finite values). */
 static int rebuild_index(ck *k, coll_plan *p)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/index/%u.idx", k->dir, p->id);
+    rag_coll_index_path(k->dir, p->id, path, sizeof path);
     rag_vindex *ix = NULL;
-    rag_txn *txn = NULL;
     uint64_t next = 0;
-    fill_ctx f = {NULL, NULL, NULL, 0, k->dim};
-    int rc = rag_vindex_create(k->spec, k->dim, 0, &ix);
-    if (rc == RAG_OK && (rc = rag_vindex_set_ef_construction(ix, k->ef_construction)) != RAG_OK)
-        rag_vindex_free(ix);
+    int rc = rag_coll_index_create(k->spec, k->dim, 0, k->ef_construction, &ix);
     if (rc != RAG_OK)
         return rc;
-    f.ix = ix;
-    f.vecs = rag_malloc((size_t)FILL_BATCH * k->dim * sizeof(float));
-    f.ids = rag_malloc((size_t)FILL_BATCH * sizeof(int64_t));
-    if (!f.vecs || !f.ids) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    if ((rc = rag_store_read(k->st, &txn)) != RAG_OK)
-        goto cleanup;
-    rc = rag_store_next_id(txn, &next);
-    if (rc == RAG_OK)
-        rc = rag_store_vec_scan(txn, p->id, 0, fill_visit, &f);
-    if (rc == RAG_OK && f.n > 0)
-        rc = fill_flush(&f);
-    rag_txn_end(txn);
-    txn = NULL;
+    rag_coll_index_fill_opts fo = {0, FILL_BATCH, 1};
+    rc = rag_coll_index_fill(k->st, p->id, ix, &fo, &next, NULL);
     char dirpath[4096];
-    snprintf(dirpath, sizeof dirpath, "%s/index", k->dir);
+    rag_coll_index_dir(k->dir, dirpath, sizeof dirpath);
     mkdir(dirpath, 0755);
     if (rc == RAG_EINDEX) {
         /* Too few vectors to train: no file; searches scan exactly until one can be built. */
@@ -1035,13 +990,9 @@ static int rebuild_index(ck *k, coll_plan *p)
         goto cleanup;
     finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "rebuilt the index file from %zu stored vectors",
             rag_vindex_count(ix));
-clear:;
-    tomb_clear_arg ta = {p->id};
-    rc = rag_store_write(k->st, tomb_clear_fn, &ta);
+clear:
+    rc = rag_coll_index_clear_tombs(k->st, p->id, UINT64_MAX);
 cleanup:
-    rag_txn_end(txn);
-    free(f.vecs);
-    free(f.ids);
     rag_vindex_free(ix);
     return rc;
 }
@@ -1435,22 +1386,31 @@ cleanup:
     return rc;
 }
 
-int rag_check_store(const char *dir, unsigned flags, rag_check_report **out)
+int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_report **out)
 {
-    return rag_check_store_with(dir, flags, 0, out);
-}
-
-int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
-                         rag_check_report **out)
-{
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_check: out is NULL");
     *out = NULL;
     if (!dir || !*dir)
         return rag_fail(RAG_EINVAL, "check: store directory is empty");
-    rag_check_report *r = rag_calloc(1, sizeof *r);
-    if (!r)
-        return RAG_ENOMEM;
     int repair = (flags & RAG_CHECK_REPAIR) && 1;
-    int rc = check_pass(dir, 0, 0, r);
+    rag_lockfile *lock = NULL;
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (repair && stat(path, &sb) != 0)
+        return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
+    /* A repair writes: it needs the store to itself for the whole check. */
+    int rc = repair ? rag_lockfile_acquire(dir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    rag_check_report *r = rag_calloc(1, sizeof *r);
+    if (!r) {
+        rag_lockfile_release(lock, 0);
+        return RAG_ENOMEM;
+    }
+    rc = check_pass(dir, 0, 0, r);
     if (rc == RAG_OK && repair && r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
         /* Repair from a fresh snapshot opened for writing, then verify. */
         rag_check_report *fix = rag_calloc(1, sizeof *fix), *verify = NULL;
@@ -1461,10 +1421,7 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
         for (size_t i = 0; fix && i < fix->n; i++) {
             if (fix->items[i].kind != RAG_CHECK_REPAIRED && fix->items[i].kind != RAG_CHECK_UNFIXED)
                 continue;
-            if (report_push(r, fix->items[i].kind, fix->items[i].collection,
-                            fix->items[i].coll_id, fix->items[i].index_file,
-                            fix->items[i].message) == RAG_OK)
-                fix->items[i].message = NULL;
+            move_item(r, fix->items[i].kind, &fix->items[i]);
         }
         if (fix) {
             r->counts[RAG_CHECK_REPAIRED] += fix->counts[RAG_CHECK_REPAIRED];
@@ -1476,15 +1433,13 @@ int rag_check_store_with(const char *dir, unsigned flags, int ef_construction,
             for (size_t i = 0; i < verify->n; i++) {
                 if (verify->items[i].kind != RAG_CHECK_PROBLEM)
                     continue;
-                if (report_push(r, RAG_CHECK_UNFIXED, verify->items[i].collection,
-                                verify->items[i].coll_id, verify->items[i].index_file,
-                                verify->items[i].message) == RAG_OK)
-                    verify->items[i].message = NULL;
+                move_item(r, RAG_CHECK_UNFIXED, &verify->items[i]);
             }
             r->counts[RAG_CHECK_UNFIXED] += verify->counts[RAG_CHECK_PROBLEM];
         }
         rag_check_report_free(verify);
     }
+    rag_lockfile_release(lock, 0);
     if (rc != RAG_OK) {
         rag_check_report_free(r);
         return rc;

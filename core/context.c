@@ -213,6 +213,16 @@ static int cmp_doc_order(const void *a, const void *b)
     return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
+/* Sets b up to count tokens with embedder emb (the count of "" is what every encoding
+ * carries). */
+static void counter_init(build *b, rag_embedder *emb)
+{
+    b->emb = emb;
+    b->base_tokens = rag_embedder_count_tokens(emb, "", 0);
+    if (b->base_tokens < 0)
+        b->base_tokens = 0;
+}
+
 /* Tokens of s[0, n) without the tokenizer's fixed special tokens ([CLS] [SEP]: the count of
  * "" is subtracted). A counting failure is recorded in b->rc and counts as over any budget. */
 static int count_tokens(build *b, const char *s, size_t n)
@@ -692,10 +702,7 @@ int rag_context(rag_db *db, const char *query, const rag_context_options *opts,
 
     build b;
     memset(&b, 0, sizeof b);
-    b.emb = db->emb;
-    b.base_tokens = rag_embedder_count_tokens(db->emb, "", 0);
-    if (b.base_tokens < 0)
-        b.base_tokens = 0;
+    counter_init(&b, db->emb);
     b.fmt = o.format == RAG_CONTEXT_MARKDOWN ? RAG_CONTEXT_MARKDOWN : RAG_CONTEXT_TEXT;
     b.tmpl = o.source_template ? o.source_template
              : b.fmt == RAG_CONTEXT_MARKDOWN ? MARKDOWN_TEMPLATE : TEXT_TEMPLATE;
@@ -759,6 +766,22 @@ const char *rag_context_json(const rag_prompt_context *ctx)
 int rag_context_tokens(const rag_prompt_context *ctx)
 {
     return ctx ? ctx->tokens : 0;
+}
+
+int rag_count_tokens(rag_db *db, const char *text, size_t len, size_t *tokens)
+{
+    rag_clear_error();
+    if (!db || (!text && len) || !tokens)
+        return rag_fail(RAG_EINVAL, "rag_count_tokens: NULL argument");
+    *tokens = 0;
+    build b;
+    memset(&b, 0, sizeof b);
+    counter_init(&b, db->emb);
+    int t = count_tokens(&b, text, len);
+    if (b.rc != RAG_OK)
+        return b.rc;
+    *tokens = (size_t)t;
+    return RAG_OK;
 }
 
 int rag_context_no_confident(const rag_prompt_context *ctx)

@@ -1,65 +1,21 @@
-/* db.h - internals of the rag_db handle shared by the facade and in-tree programs
- * (server, CLI): auxiliary key-value tables kept in the store. */
+/* db.h - internals of the rag_db handle shared by the core's modules and in-tree programs
+ * (server, CLI), which also get the auxiliary tables (kvtable.h) through it. */
 #ifndef RAG_DB_H
 #define RAG_DB_H
 
+#include "kvtable.h"
 #include "ragcore.h"
-
-#include <stddef.h>
-#include <stdint.h>
-
-/* Auxiliary tables hold data of in-tree programs (API keys, the query log, ...) in the
- * same LMDB environment, so they share its durability and backups. `table` is a short
- * name ("keys", "querylog"; at most 16 tables). Keys are compared bytewise. */
-
-/* Stores val under key (replacing). RAG_EREADONLY on a read-only store. */
-int rag_db_kv_put(rag_db *db, const char *table, const void *key, size_t klen,
-                  const void *val, size_t vlen);
-
-/* Copies the value of key into *val (malloc'd; free with rag_free) and its length into
- * *vlen. RAG_ENOTFOUND when absent. */
-int rag_db_kv_get(rag_db *db, const char *table, const void *key, size_t klen,
-                  void **val, size_t *vlen);
-
-/* Deletes key. RAG_ENOTFOUND when absent. */
-int rag_db_kv_del(rag_db *db, const char *table, const void *key, size_t klen);
-
-/* Visits entries with key >= start (start may be NULL) in key order, in one read
- * snapshot, until `visit` returns non-zero or the table ends. Pointers are valid only
- * during the callback. */
-typedef int (*rag_kv_visit_fn)(void *user, const void *key, size_t klen, const void *val,
-                               size_t vlen);
-int rag_db_kv_scan(rag_db *db, const char *table, const void *start, size_t slen,
-                   rag_kv_visit_fn visit, void *user);
-
-/* Deletes every entry whose key is < end (retention of time-keyed logs). Returns the
- * number deleted (>= 0) or a negative status. */
-long rag_db_kv_trim(rag_db *db, const char *table, const void *end, size_t elen);
-
-/* Bytes of store pages the table occupies now (0 when it was never written). */
-int rag_db_kv_bytes(rag_db *db, const char *table, uint64_t *bytes);
-
-/* Bounds a log's size: when the table occupies more than max_bytes of store pages,
- * deletes its entries with the lowest keys (the oldest of a time-keyed log) until it
- * occupies at most target bytes (<= max_bytes; some room below the bound means a log
- * that grows steadily is trimmed now and then, not at every write), but at most
- * max_delete entries, so that one call holds the store's writer briefly: while it
- * returns max_delete, call again with max_bytes = target to go on. A table within max_bytes costs a read transaction only.
- * Returns the number deleted (>= 0) or a negative status; *bytes_after (may be NULL)
- * receives the size then. */
-long rag_db_kv_shrink(rag_db *db, const char *table, uint64_t max_bytes, uint64_t target,
-                      long max_delete, uint64_t *bytes_after);
-
-/* ---- internals of the handle (facade ragcore.c and search.c) ------------------------ */
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct rag_store;
 struct rag_embedder;
 struct rag_vindex;
 struct rag_analyzer;
+struct rag_lockfile;
 
 /* In-memory state of one collection. Never freed before rag_close (a dropped collection
  * is only marked), so pointers to it stay valid. */
@@ -75,7 +31,8 @@ typedef struct rag_coll {
     pthread_rwlock_t lock;
     /* > 0 while a write to this collection is between its LMDB commit and the moment ix
      * and tombstones reflect it: searches must then check each index hit against their
-     * snapshot instead of assuming every indexed id is live. */
+     * snapshot instead of assuming every indexed id is live. Always 1 on a read-only
+     * handle, whose store another process may change at any time. */
     atomic_int writing;
     uint64_t covered;         /* every committed chunk id below it is in ix (write_lock) */
     uint64_t tombstones;      /* deleted ids still inside ix */
@@ -91,7 +48,12 @@ struct rag_db {
     char index_spec[96];
     char language[24];           /* analyzer language for collections created here */
     rag_open_options opts;
-    pthread_mutex_t write_lock;  /* one writer at a time (ingest, delete, drop, checkpoint) */
+    struct rag_lockfile *lock;   /* the store's writer lock (NULL on a read-only handle) */
+    /* One writer at a time (ingest, delete, drop, checkpoint); on a read-only handle, one
+     * refresh at a time (rag_db_refresh). */
+    pthread_mutex_t write_lock;
+    /* Read-only handle: the store's last committed transaction when it last caught up. */
+    _Atomic uint64_t seen_txn;
     pthread_mutex_t colls_lock;  /* guards the colls array */
     rag_coll **colls;
     size_t ncolls, cap_colls;
@@ -102,13 +64,23 @@ struct rag_db {
     pthread_cond_t gc_cond;
 };
 
+/* Makes a read-only handle see what other processes committed since it opened or last
+ * caught up: collections created (registered, their index loaded), dropped or recreated
+ * under the same name (the old one marked dropped), and vectors committed after each
+ * index's coverage (replayed into it). A no-op when nothing was committed since (one read
+ * of LMDB's meta page) and on a read-write handle, which is the only writer. Searches and
+ * statistics call it first. */
+int rag_db_refresh(rag_db *db);
+
 /* Finds a live collection by name (NULL when absent). */
 rag_coll *rag_db_find_coll(rag_db *db, const char *name);
 
-/* Deletes documents in one transaction; absent ids fail with RAG_ENOTFOUND unless
- * missing_ok. *deleted (may be NULL) receives the number deleted. */
-int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *ids, size_t n,
-                       int missing_ok, uint64_t *deleted);
+/* Returns the collection `name`, creating it when absent (when `create`; else
+ * RAG_ENOTFOUND). RAG_EINVAL for an invalid name, RAG_EREADONLY when it would be created in
+ * a read-only store. Caller holds db->write_lock. *created (may be NULL) tells whether it
+ * was created. */
+int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
+                       int *created);
 
 /* Updates a collection record (created when absent): ttl >= 0 sets the default TTL,
  * last_sync > 0 records a sync time. */

@@ -23,6 +23,9 @@ void rag_l2_normalize(float *v, int dim)
 
 int rag_embedder_create(const char *name, int dim, rag_embedder **out)
 {
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_embedder_create: out is NULL");
     *out = NULL;
     if (!name || !*name)
         return rag_fail(RAG_EINVAL, "embedder name is empty");
@@ -93,12 +96,33 @@ int rag_embedder_from_def(const rag_embedder_def *def, rag_embedder **out)
     return RAG_OK;
 }
 
+const char *rag_embedder_name(const rag_embedder *e)
+{
+    return e ? e->name : "";
+}
+
+int rag_embedder_dim(const rag_embedder *e)
+{
+    return e ? e->dim : 0;
+}
+
 int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
                        size_t n, int is_query, float *out)
 {
     if (n == 0)
         return RAG_OK;
+    if (!e || !texts || !out)
+        return rag_fail(RAG_EINVAL, "rag_embedder_embed: NULL argument");
+    size_t *own = NULL;
+    if (!lens) { /* NUL-terminated texts */
+        if (!(own = rag_malloc(n * sizeof *own)))
+            return RAG_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            own[i] = texts[i] ? strlen(texts[i]) : 0;
+        lens = own;
+    }
     int rc = e->ops->embed(e, texts, lens, n, is_query, out);
+    free(own);
     if (rc != RAG_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {

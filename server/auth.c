@@ -2,7 +2,6 @@
  * time, persisted in the store's "keys" table (key id -> JSON record). */
 #include "auth.h"
 
-#include "db.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -28,6 +27,7 @@ struct auth_key {
     size_t ncollections;
     int64_t created_at;
     _Atomic int64_t revoked_at;
+    _Atomic int64_t budget[AUTH_BUDGETS];
 };
 
 struct srv_auth {
@@ -100,6 +100,8 @@ unsigned auth_scope_parse(const char *name)
         return SCOPE_WRITE;
     if (!strcmp(name, "admin"))
         return SCOPE_ADMIN;
+    if (!strcmp(name, "metrics"))
+        return SCOPE_METRICS;
     return 0;
 }
 
@@ -113,6 +115,8 @@ static json_t *key_record(const auth_key *k, int with_hash)
         json_array_append_new(scopes, json_string("read"));
     if (k->scopes & SCOPE_WRITE)
         json_array_append_new(scopes, json_string("write"));
+    if (k->scopes & SCOPE_METRICS)
+        json_array_append_new(scopes, json_string("metrics"));
     if (k->scopes & SCOPE_ADMIN)
         json_array_append_new(scopes, json_string("admin"));
     json_object_set_new(o, "scopes", scopes);
@@ -210,7 +214,7 @@ int auth_reload(srv_auth *a)
 {
     load_ctx c = {0};
     pthread_mutex_lock(&a->write_lock);
-    int rc = rag_db_kv_scan(a->db, KEYS_TABLE, NULL, 0, load_visit, &c);
+    int rc = rag_table_scan(a->db, KEYS_TABLE, NULL, 0, load_visit, &c);
     if (rc >= 0) /* > 0: the visitor stopped the scan (c.rc says why) */
         rc = c.rc;
     if (rc != RAG_OK) {
@@ -223,6 +227,11 @@ int auth_reload(srv_auth *a)
     pthread_rwlock_wrlock(&a->lock);
     auth_key **old = a->keys;
     size_t nold = a->nkeys;
+    for (size_t i = 0; i < c.n; i++) /* a key that stays keeps what it has spent */
+        for (size_t j = 0; j < nold; j++)
+            if (!strcmp(c.keys[i]->id, old[j]->id))
+                for (int b = 0; b < AUTH_BUDGETS; b++)
+                    atomic_store(&c.keys[i]->budget[b], atomic_load(&old[j]->budget[b]));
     a->keys = c.keys;
     a->nkeys = c.n;
     pthread_rwlock_unlock(&a->lock);
@@ -313,6 +322,11 @@ const char *auth_key_id(const auth_key *k)
     return k->id;
 }
 
+_Atomic int64_t *auth_key_budget(const auth_key *k, int which)
+{
+    return &((auth_key *)k)->budget[which];
+}
+
 int auth_allows(const auth_key *k, unsigned scope, const char *collection)
 {
     if (k->scopes & SCOPE_ADMIN)
@@ -369,7 +383,7 @@ int auth_create(srv_auth *a, const char *name, unsigned scopes, const char *cons
     if (!text)
         goto cleanup;
     pthread_mutex_lock(&a->write_lock);
-    rc = rag_db_kv_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text));
+    rc = rag_table_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text));
     if (rc == RAG_OK) {
         pthread_rwlock_wrlock(&a->lock);
         auth_key **p = realloc(a->keys, (a->nkeys + 1) * sizeof *p);
@@ -417,7 +431,7 @@ int auth_revoke(srv_auth *a, const char *id)
         atomic_store(&k->revoked_at, was ? was : (int64_t)time(NULL));
         json_t *stored = key_record(k, 1);
         char *text = json_dumps(stored, JSON_COMPACT);
-        rc = text ? rag_db_kv_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text))
+        rc = text ? rag_table_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text))
                   : RAG_ENOMEM;
         if (rc != RAG_OK)
             atomic_store(&k->revoked_at, was);

@@ -1,14 +1,27 @@
-/* auth.h - API keys: scopes (read, write, admin), per-collection grants, stored hashed
- * (SHA-256) in the store's "keys" table and compared in constant time. */
+/* auth.h - API keys: scopes (read, write, metrics, admin), per-collection grants, stored
+ * hashed (SHA-256) in the store's "keys" table and compared in constant time; each key's
+ * rate budgets. */
 #ifndef SRV_AUTH_H
 #define SRV_AUTH_H
 
 #include "ragcore.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
-enum { SCOPE_READ = 1, SCOPE_WRITE = 2, SCOPE_ADMIN = 4 };
+enum { SCOPE_READ = 1, SCOPE_WRITE = 2, SCOPE_ADMIN = 4, SCOPE_METRICS = 8 };
+
+/* The scope names auth_scope_parse knows, for messages. */
+#define AUTH_SCOPE_NAMES "\"read\", \"write\", \"metrics\" or \"admin\""
+
+/* A RAGCORE_ADMIN_KEY shorter than this is weak: the server refuses it on a listener that
+ * is not loopback (main.c). */
+#define AUTH_BOOTSTRAP_MIN_LEN 16
+
+/* A key's rate budgets (ratelimit.c): requests, and /v1/embeddings encoder tokens. */
+enum { AUTH_BUDGET_REQUESTS, AUTH_BUDGET_TOKENS, AUTH_BUDGETS };
 
 typedef struct srv_auth srv_auth;
 typedef struct auth_key auth_key;
@@ -18,7 +31,8 @@ typedef struct auth_key auth_key;
 int auth_open(rag_db *db, const char *bootstrap, srv_auth **out);
 void auth_close(srv_auth *a);
 
-/* Re-reads the keys table (SIGHUP). On failure the previous keys stay in force. */
+/* Re-reads the keys table (SIGHUP). On failure the previous keys stay in force. A key
+ * that stays keeps its rate budgets. */
 int auth_reload(srv_auth *a);
 
 /* The live key whose secret is `presented`, with a reference the caller releases with
@@ -28,11 +42,14 @@ const auth_key *auth_check(srv_auth *a, const char *presented);
 void auth_key_release(const auth_key *k);
 
 const char *auth_key_id(const auth_key *k);
+/* The state of budget `which` (AUTH_BUDGET_*) of k, for rl_take (ratelimit.h); it lives as
+ * long as k. */
+_Atomic int64_t *auth_key_budget(const auth_key *k, int which);
 /* 1 when the key holds `scope` (admin holds every scope) and, when collection is not
  * NULL, is granted that collection (admin and "*" grants cover every collection). */
 int auth_allows(const auth_key *k, unsigned scope, const char *collection);
 
-/* Parses "read" / "write" / "admin"; 0 when unknown. */
+/* Parses "read" / "write" / "metrics" / "admin"; 0 when unknown. */
 unsigned auth_scope_parse(const char *name);
 
 /* Creates a key. `collections` are names or "*". On success *secret receives the

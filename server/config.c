@@ -37,6 +37,14 @@ static const opt_def OPTS[] = {
     {"tls-key", OPT_STR, F(tls_key), 0, 0, 0, 0, "PEM private key of --tls-cert"},
     {"threads", OPT_INT, F(threads), 0, 0, 0, 1024, "HTTP worker threads (CPUs, at least 2)"},
     {"timeout", OPT_INT, F(timeout), 0, 0, 1, 86400, "per-connection idle timeout, s (30)"},
+    {"max-connections", OPT_INT, F(max_connections), 0, 0, 1, 1000000,
+     "open connections at most, lowered to fit ulimit -n (4096)"},
+    {"max-connections-per-client", OPT_LONG, F(limits.max_conns_per_client), 1, 1, 1, 1000000,
+     "open connections of one client address, IPv6 by /64 (1024)"},
+    {"header-timeout", OPT_LONG, F(limits.header_timeout), 1, 1, 1, 86400,
+     "seconds a request's line and headers may take to arrive (10)"},
+    {"body-timeout", OPT_LONG, F(limits.body_timeout), 1, 1, 1, 86400,
+     "seconds a request body may take to arrive after its headers (60)"},
     {"drain-timeout", OPT_INT, F(drain_timeout), 0, 0, 0, 86400,
      "seconds SIGTERM waits for in-flight requests (30)"},
     {"port-file", OPT_STR, F(port_file), 0, 0, 0, 0, "write the bound port to this file"},
@@ -45,7 +53,15 @@ static const opt_def OPTS[] = {
     {"max-query-bytes", OPT_LONG, F(limits.max_query_bytes), 1, 1, 1, 1L << 24,
      "longest query text (8192)"},
     {"max-batch", OPT_LONG, F(limits.max_batch), 1, 1, 1, 1000000,
-     "documents per ingest, inputs per embeddings call (10000)"},
+     "documents per ingest (10000)"},
+    {"max-embed-inputs", OPT_LONG, F(limits.max_embed_inputs), 1, 1, 1, 1000000,
+     "inputs per /v1/embeddings call (2048)"},
+    {"max-embed-tokens", OPT_LONG, F(limits.max_embed_tokens), 1, 1, 1, 1L << 40,
+     "estimated encoder tokens per /v1/embeddings call (100000)"},
+    {"key-request-rate", OPT_LONG, F(limits.key_request_rate), 1, 1, 0, 1L << 40,
+     "requests a second per API key, 0: no limit (10000)"},
+    {"key-token-rate", OPT_LONG, F(limits.key_token_rate), 1, 1, 0, 1L << 40,
+     "/v1/embeddings tokens a second per API key, 0: no limit (50000)"},
     {"max-filter-depth", OPT_LONG, F(limits.max_filter_depth), 1, 1, 1, 64,
      "nesting depth of a search filter (8)"},
     {"max-inflight", OPT_LONG, F(limits.max_inflight), 1, 1, 1, 1000000,
@@ -58,6 +74,8 @@ static const opt_def OPTS[] = {
      "store bytes the query log may take, oldest dropped first; 0: no bound (1 GiB)"},
     {"access-log", OPT_BOOL, F(limits.access_log), 1, 1, 0, 1, "JSON access log (on)"},
     {"querylog", OPT_BOOL, F(limits.querylog), 1, 1, 0, 1, "record searches (on)"},
+    {"metrics-public", OPT_BOOL, F(limits.metrics_public), 1, 1, 0, 1,
+     "/metrics without a key shows process-level series (off)"},
 };
 #undef F
 #define NOPTS (sizeof OPTS / sizeof OPTS[0])
@@ -70,6 +88,7 @@ void config_init(srv_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->timeout = 30;
     cfg->drain_timeout = 30;
+    cfg->max_connections = 4096;
     atomic_store(&cfg->limits.max_body, 10L << 20);
     atomic_store(&cfg->limits.max_k, 1000);
     atomic_store(&cfg->limits.max_query_bytes, 8192);
@@ -79,8 +98,16 @@ void config_init(srv_config *cfg)
     atomic_store(&cfg->limits.write_queue, 64);
     atomic_store(&cfg->limits.querylog_retention, 7L * 86400);
     atomic_store(&cfg->limits.querylog_max_bytes, 1L << 30);
+    atomic_store(&cfg->limits.max_embed_inputs, 2048);
+    atomic_store(&cfg->limits.max_embed_tokens, 100000);
+    atomic_store(&cfg->limits.key_request_rate, 10000);
+    atomic_store(&cfg->limits.key_token_rate, 50000);
+    atomic_store(&cfg->limits.header_timeout, 10);
+    atomic_store(&cfg->limits.body_timeout, 60);
+    atomic_store(&cfg->limits.max_conns_per_client, 1024);
     atomic_store(&cfg->limits.access_log, 1);
     atomic_store(&cfg->limits.querylog, 1);
+    atomic_store(&cfg->limits.metrics_public, 0);
 }
 
 void config_free(srv_config *cfg)
@@ -304,18 +331,17 @@ int config_reload(srv_config *cfg, char *err, size_t errlen)
     config_init(&tmp);
     int rc = load_all(&tmp, saved_argc, saved_argv, err, errlen);
     if (rc == 0) {
-        srv_limits *d = &cfg->limits, *s = &tmp.limits;
-        atomic_store(&d->max_body, atomic_load(&s->max_body));
-        atomic_store(&d->max_k, atomic_load(&s->max_k));
-        atomic_store(&d->max_query_bytes, atomic_load(&s->max_query_bytes));
-        atomic_store(&d->max_batch, atomic_load(&s->max_batch));
-        atomic_store(&d->max_filter_depth, atomic_load(&s->max_filter_depth));
-        atomic_store(&d->max_inflight, atomic_load(&s->max_inflight));
-        atomic_store(&d->write_queue, atomic_load(&s->write_queue));
-        atomic_store(&d->querylog_retention, atomic_load(&s->querylog_retention));
-        atomic_store(&d->querylog_max_bytes, atomic_load(&s->querylog_max_bytes));
-        atomic_store(&d->access_log, atomic_load(&s->access_log));
-        atomic_store(&d->querylog, atomic_load(&s->querylog));
+        /* every reloadable setting is an atomic member of limits (see OPTS) */
+        for (size_t i = 0; i < NOPTS; i++) {
+            const opt_def *o = &OPTS[i];
+            char *dst = (char *)cfg + o->off, *src = (char *)&tmp + o->off;
+            if (!o->reloadable)
+                continue;
+            if (o->kind == OPT_BOOL)
+                atomic_store((_Atomic int *)dst, atomic_load((_Atomic int *)src));
+            else
+                atomic_store((_Atomic long *)dst, atomic_load((_Atomic long *)src));
+        }
     } else if (rc > 0) {
         rc = 0;
     }
@@ -331,8 +357,8 @@ void config_usage(void *out)
                "(RAGCORE_<NAME>, e.g. RAGCORE_TLS_CERT) and flags, later ones winning.\n"
                "RAGCORE_ADMIN_KEY sets a bootstrap admin API key. SIGHUP reloads keys and\n"
                "the limits marked *; SIGTERM drains requests, checkpoints and exits.\n\n");
-    fprintf(f, "  --%-20s %s\n", "config FILE", "read settings from FILE");
+    fprintf(f, "  --%-28s %s\n", "config FILE", "read settings from FILE");
     for (size_t i = 0; i < NOPTS; i++)
-        fprintf(f, "  --%-20s %s%s\n", OPTS[i].name, OPTS[i].reloadable ? "* " : "",
+        fprintf(f, "  --%-28s %s%s\n", OPTS[i].name, OPTS[i].reloadable ? "* " : "",
                 OPTS[i].help);
 }

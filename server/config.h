@@ -11,14 +11,22 @@ typedef struct srv_limits {
     _Atomic long max_body;          /* request body bytes; larger bodies get 413 */
     _Atomic long max_k;             /* largest "k" of a search */
     _Atomic long max_query_bytes;   /* longest "query" text */
-    _Atomic long max_batch;         /* documents per ingest / inputs per embeddings call */
+    _Atomic long max_batch;         /* documents per ingest */
     _Atomic long max_filter_depth;  /* nesting depth of a search "filter" */
     _Atomic long max_inflight;      /* concurrent requests above which new ones get 429 */
     _Atomic long write_queue;       /* queued write requests above which new ones get 429 */
     _Atomic long querylog_retention;/* seconds a query-log entry is kept; 0: forever */
     _Atomic long querylog_max_bytes;/* store bytes the query log may occupy; 0: no bound */
+    _Atomic long max_embed_inputs;  /* inputs per /v1/embeddings call */
+    _Atomic long max_embed_tokens;  /* estimated encoder tokens per /v1/embeddings call */
+    _Atomic long key_request_rate;  /* requests a second per API key; 0: no limit */
+    _Atomic long key_token_rate;    /* /v1/embeddings tokens a second per API key; 0: none */
+    _Atomic long header_timeout;    /* seconds for a request's line and headers to arrive */
+    _Atomic long body_timeout;      /* seconds for a request's body to arrive after them */
+    _Atomic long max_conns_per_client; /* connections of one client address (IPv6: /64) */
     _Atomic int access_log;         /* 1: one JSON access-log line per request */
     _Atomic int querylog;           /* 1: record searches in the query log */
+    _Atomic int metrics_public;     /* 1: /metrics without a key shows process-level series */
 } srv_limits;
 
 typedef struct srv_config {
@@ -34,6 +42,7 @@ typedef struct srv_config {
     char *tls_key;
     int threads;          /* HTTP worker threads; 0: number of CPUs (at least 2) */
     int timeout;          /* per-connection idle timeout, seconds */
+    int max_connections;  /* open connections at most (lowered to fit the descriptor limit) */
     int drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
     char *port_file;      /* when set, the bound port is written there once listening */
     char *config_file;    /* the file the settings were read from, for SIGHUP */

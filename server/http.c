@@ -2,35 +2,50 @@
 #include "http.h"
 
 #include "acceptor.h"
+#include "clock.h"
+#include "conns.h"
 #include "log.h"
 #include "routes.h"
-#include "status.h"
+#include "target.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Connections open at once, all loops together; more are closed on accept. */
-#define HTTP_CONNECTION_LIMIT 4096
+/* Descriptors kept free beyond the connections, for the store (LMDB, index files), logs
+ * and outgoing connections: this many, or a quarter of the descriptor limit when that is
+ * less, but at least FD_RESERVE_MIN. */
+#define FD_RESERVE 64
+#define FD_RESERVE_MIN 16
+/* The longest request line libmicrohttpd's buffer can hold (its memory limit, 32 KiB by
+ * default): bounds the pointer checks of line_had_nul. */
+#define LINE_MAX_BYTES 65536
+
+struct http_server;
 
 /* One event loop: a libmicrohttpd daemon with its own thread and epoll set, fed
  * connections by the acceptor. */
 typedef struct http_loop {
     struct MHD_Daemon *daemon;
+    struct http_server *h;
     _Atomic int open; /* connections handed to it and not yet closed */
 } http_loop;
 
 struct http_server {
     acceptor *acc;
+    conns *conns;
     http_loop *loops;
     int nloops;
     int next;                  /* where the next tie-break starts (accept thread only) */
@@ -206,6 +221,109 @@ int http_defer(http_req *r, void (*fn)(http_req *, void *), void *arg,
     return 0;
 }
 
+/* The connection-table entry of c (set when its loop started it), or NULL. */
+static conn_slot *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* libmicrohttpd's URI log callback: called with the request target exactly as sent,
+ * before anything is decoded or split off. Creates the request's state, which on_request
+ * then finds in *con_cls (NULL when out of memory: on_request makes it then). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->s = cls;
+    r->conn = c;
+    r->raw_at = uri;
+    r->raw_len = uri ? strlen(uri) : 0;
+    if (!(r->raw = strndup(uri ? uri : "", r->raw_len))) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Whether a and b lie in one buffer with a before b, at most LINE_MAX_BYTES apart. */
+static int same_line(const char *a, const char *b)
+{
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y && y - x < LINE_MAX_BYTES;
+}
+
+/* libmicrohttpd hands the method, the target and the version over as C strings cut out of
+ * the request line in its buffer, so a NUL byte sent inside the method or the target
+ * silently shortens it ("DELETE /v1/collections/b\0/documents/x" would read as a request
+ * for "/v1/collections/b"). The three lie in that order in that buffer: anything but the
+ * separating spaces between the end of one string and the start of the next means a NUL
+ * was there. Returns 1 when one was, and then extends r->raw with the rest of the target
+ * (as libmicrohttpd left it: a query after the NUL may already be split); else 0; -1
+ * when out of memory. */
+static int line_had_nul(http_req *r, const char *method)
+{
+    const char *t = r->raw_at, *v = r->version;
+    if (!t)
+        return 0; /* no URI log callback ran: nothing to compare */
+    if (same_line(method, t)) {
+        const char *end = t;
+        while (end > method && end[-1] == ' ')
+            end--;
+        end--; /* the space after the method, which libmicrohttpd overwrote with a NUL */
+        if (end > method + strlen(method)) { /* the method went on past a NUL */
+            r->method_raw_len = (size_t)(end - method);
+            if (!(r->method_raw = malloc(r->method_raw_len + 1)))
+                return -1;
+            memcpy(r->method_raw, method, r->method_raw_len); /* NULs and all */
+            r->method_raw[r->method_raw_len] = '\0';
+            return 1;
+        }
+    }
+    if (v && *v && same_line(t, v) && (size_t)(v - 1 - t) > r->raw_len) {
+        size_t len = (size_t)(v - 1 - t);
+        char *raw = malloc(len + 1);
+        if (!raw)
+            return -1;
+        memcpy(raw, r->raw, r->raw_len);
+        memcpy(raw + r->raw_len, t + r->raw_len, len - r->raw_len);
+        raw[len] = '\0';
+        free(r->raw);
+        r->raw = raw;
+        r->raw_len = len;
+        return 1;
+    }
+    return 0;
+}
+
+/* Decodes r's request target into r->path, or sets a 400 when the request line held a
+ * NUL byte or target_decode refuses the target; routing never sees such a request.
+ * `url` is libmicrohttpd's decoded path, the target when no URI log callback ran. -1 when
+ * out of memory. */
+static int read_target(http_req *r, const char *url, const char *method)
+{
+    char err[200];
+    if (!r->raw) {
+        if (!(r->raw = strdup(url ? url : "")))
+            return -1;
+        r->raw_len = strlen(r->raw);
+    }
+    if (line_had_nul(r, method) < 0)
+        return -1;
+    if (r->method_raw) {
+        http_error(r, 400, "invalid_request", NULL, "the request method holds a NUL byte");
+        return 0;
+    }
+    int rc = target_decode(r->raw, r->raw_len, &r->path, err, sizeof err);
+    if (rc == RAG_ENOMEM)
+        return -1;
+    if (rc != RAG_OK)
+        http_error(r, 400, "invalid_target", NULL, "request target refused: %s", err);
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -213,22 +331,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     srv *s = cls;
     http_req *r = *con_cls;
-    (void)version;
 
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
-        *con_cls = r;
-        r->s = s;
-        r->conn = conn;
+    if (!r || !r->began) {
+        if (!r) {
+            if (!(r = calloc(1, sizeof *r)))
+                return MHD_NO;
+            *con_cls = r;
+            r->s = s;
+            r->conn = conn;
+        }
+        r->began = 1;
         r->method = method;
-        r->t0 = rag_monotonic();
+        r->version = version;
+        r->t0 = srv_monotonic();
         r->route = -1;
+        r->slot = conn_of(conn);
+        conns_phase(r->slot, CONN_BODY);
         long n = atomic_fetch_add(&s->inflight, 1) + 1;
         new_request_id(r);
-        if (!(r->path = strdup(url)))
+        if (read_target(r, url, method) < 0)
             return MHD_NO;
+        if (r->has_resp)
+            return MHD_YES; /* refused target: any body is read and dropped, then answered */
         long max_body = atomic_load(&s->cfg.limits.max_body);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max_body) {
@@ -272,6 +396,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body[r->body_len] = 0;
         return MHD_YES;
     }
+    conns_phase(r->slot, CONN_BUSY); /* the whole request is in */
     if (r->has_resp)
         return send_reply(r);
     if (r->body_too_large) {
@@ -287,15 +412,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_reply(r);
 }
 
+/* "METHOD TARGET VERSION" as sent, escaped (target_escape): never cut at a NUL. */
+static char *request_line(const http_req *r)
+{
+    const char *m = r->method_raw ? r->method_raw : r->method ? r->method : "";
+    const char *v = r->version ? r->version : "";
+    size_t ml = r->method_raw ? r->method_raw_len : strlen(m), vl = strlen(v);
+    char *line = malloc(ml + r->raw_len + vl + 3), *out = NULL;
+    if (line) {
+        memcpy(line, m, ml);
+        line[ml] = ' ';
+        memcpy(line + ml + 1, r->raw ? r->raw : "", r->raw_len);
+        line[ml + 1 + r->raw_len] = ' ';
+        memcpy(line + ml + 2 + r->raw_len, v, vl);
+        out = target_escape(line, ml + r->raw_len + vl + 2);
+    }
+    free(line);
+    return out;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     srv *s = cls;
     http_req *r = *con_cls;
-    (void)conn;
+    conns_phase(conn_of(conn), CONN_HEAD); /* the next request's head is awaited */
     if (!r)
         return;
-    double secs = rag_monotonic() - r->t0;
+    if (!r->began) { /* libmicrohttpd answered it itself (e.g. headers too large) */
+        free(r->raw);
+        free(r);
+        *con_cls = NULL;
+        return;
+    }
+    double secs = srv_monotonic() - r->t0;
     int status = r->has_resp ? r->status : 0;
     metrics_request(s->metrics, r->route < 0 ? ROUTE_OTHER : r->route, status, secs);
     if (atomic_load(&s->cfg.limits.access_log)) {
@@ -303,13 +453,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         snprintf(method, sizeof method, "%s", r->method);
         if (r->path)
             utf8_scrub(r->path); /* routing is over; JSON needs valid UTF-8 */
-        json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:s,s:I,s:I}", "request_id",
+        char *line = request_line(r);
+        json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:s,s:I,s:I}", "request_id",
                               r->request_id, "method", utf8_scrub(method), "path",
-                              r->path ? r->path : "",
+                              r->path ? r->path : "", "request_line", line ? line : "",
                               "route", route_name(r->route < 0 ? ROUTE_OTHER : r->route),
                               "status", status, "latency_ms", secs * 1000.0, "key_id",
                               r->key ? auth_key_id(r->key) : "", "bytes_in",
                               (json_int_t)r->body_len, "bytes_out", (json_int_t)r->resp_len);
+        free(line);
         if (f && r->err_code)
             json_object_set_new(f, "error", json_string(r->err_code));
         if (f && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -321,15 +473,41 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(r->resp);
     free(r->body);
     free(r->path);
+    free(r->raw);
+    free(r->method_raw);
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
 }
 
+/* libmicrohttpd's warnings, at most MHD_LOG_PER_S lines a second: it writes one per
+ * connection that ends mid-request, and a flood of such connections (or the slow ones
+ * conns.c closes) must not flood the log. What is left out is counted in the next line. */
+#define MHD_LOG_PER_S 20
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static long lines, dropped;
     char buf[1024];
     (void)cls;
+    pthread_mutex_lock(&mu);
+    time_t now = time(NULL);
+    if (now != second) {
+        second = now;
+        lines = 0;
+    }
+    long left_out = lines < MHD_LOG_PER_S ? dropped : -1;
+    if (left_out < 0)
+        dropped++;
+    else
+        lines++, dropped = 0;
+    pthread_mutex_unlock(&mu);
+    if (left_out < 0)
+        return;
+    if (left_out > 0)
+        log_msg("warn", "libmicrohttpd", "%ld messages left out (more than %d a second)",
+                left_out, MHD_LOG_PER_S);
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -398,51 +576,110 @@ bad:
     return -1;
 }
 
+int http_listen_is_loopback(const char *listen)
+{
+    struct sockaddr_storage ss;
+    char err[300];
+    if (parse_listen(listen, &ss, err, sizeof err) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24 == 127;
+    const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 /* Accept thread: gives the connection to the loop with the fewest open connections,
  * ties broken in turn, so a burst of new clients is dealt out evenly. */
 static void hand_off(void *ctx, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct http_server *h = ctx;
-    int best = 0, best_open = INT_MAX, total = 0;
+    int best = 0, best_open = INT_MAX;
     for (int k = 0; k < h->nloops; k++) {
         int i = (h->next + k) % h->nloops;
         int open = atomic_load(&h->loops[i].open);
-        total += open;
         if (open < best_open) {
             best = i;
             best_open = open;
         }
     }
     h->next = (best + 1) % h->nloops;
-    if (total >= HTTP_CONNECTION_LIMIT) {
-        static time_t last_warn; /* accept thread only */
-        time_t now = time(NULL);
-        if (now != last_warn)
-            log_msg("warn", "accept", "%d connections open, the limit: new ones are closed",
-                    total);
-        last_warn = now;
+    if (conns_admit(h->conns, fd, addr) < 0) { /* counted and logged by the table */
         close(fd);
         return;
     }
     /* Counted here rather than on libmicrohttpd's "started" notice, which comes later
      * from the loop's thread: a burst would otherwise see every loop still empty. */
     atomic_fetch_add(&h->loops[best].open, 1);
-    if (MHD_add_connection(h->loops[best].daemon, fd, addr, len) != MHD_YES)
+    if (MHD_add_connection(h->loops[best].daemon, fd, addr, len) != MHD_YES) {
         atomic_fetch_sub(&h->loops[best].open, 1); /* it closed fd */
+        conns_cancel(h->conns, fd);
+    }
 }
 
-/* libmicrohttpd's connection notices: a closed connection leaves its loop's count. (A
+/* libmicrohttpd's connection notices: a started connection gets its entry in the
+ * connection table (conns.c); a closed one leaves the table and its loop's count. (A
  * connection the loop cannot set up at all, for want of memory, is neither started nor
- * closed and stays counted; the loop's own limit is the global one, so that is the only
- * such case.) */
+ * closed and stays counted in its loop; the table drops its entry on its own.) */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
     http_loop *loop = cls;
-    (void)conn;
-    (void)socket_ctx;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_ctx = ci ? conns_started(loop->h->conns, ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conns_closed(loop->h->conns, *socket_ctx);
+        *socket_ctx = NULL;
         atomic_fetch_sub(&loop->open, 1);
+    }
+}
+
+/* The soft descriptor limit (RLIMIT_NOFILE), at most INT_MAX. */
+static long fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > INT_MAX)
+        return INT_MAX;
+    return (long)rl.rlim_cur;
+}
+
+/* Descriptors open in this process (FD_RESERVE_MIN when /proc cannot tell). */
+static long fds_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    long n = -1; /* the directory's own descriptor */
+    if (!d)
+        return FD_RESERVE_MIN;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2; /* "." and ".." */
+}
+
+/* The connection limit: s->cfg.max_connections, lowered so that the connections, the
+ * descriptors open now (listener, event loops, stdio) and a reserve (FD_RESERVE) fit in
+ * the descriptor limit. Logs a warning when it had to be lowered. *slack receives how
+ * many connections being closed may exceed it: half the reserve. */
+static int connection_limit(srv *s, int *slack)
+{
+    long nofile = fd_limit(), open = fds_open();
+    long reserve = nofile / 4 < FD_RESERVE ? nofile / 4 : FD_RESERVE;
+    if (reserve < FD_RESERVE_MIN)
+        reserve = FD_RESERVE_MIN;
+    long room = nofile - open - reserve;
+    if (room < 1)
+        room = 1;
+    *slack = (int)(reserve / 2);
+    if (room >= s->cfg.max_connections)
+        return s->cfg.max_connections;
+    log_msg("warn", "connections",
+            "the descriptor limit (ulimit -n %ld) leaves room for %ld connections (%ld "
+            "descriptors open, %ld kept for the store and logs); --max-connections %d is "
+            "lowered to that",
+            nofile, room, open, reserve, s->cfg.max_connections);
+    return (int)room;
 }
 
 int http_start(srv *s, char *err, size_t errlen)
@@ -485,9 +722,12 @@ int http_start(srv *s, char *err, size_t errlen)
     /* Request ids: start time and pid in the high bits, a counter below. */
     atomic_store(&req_counter, ((unsigned long long)time(NULL) << 24) ^
                                    ((unsigned long long)getpid() << 8));
+    /* the loops' own limit never binds: the connection table (conns.c) decides */
+    long mhd_limit = fd_limit();
     for (int i = 0; i < threads; i++) {
         http_loop *loop = &h->loops[i];
         struct MHD_OptionItem opts[12];
+        loop->h = h;
         int n = 0;
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger,
                                             NULL};
@@ -497,8 +737,9 @@ int http_start(srv *s, char *err, size_t errlen)
                                             (intptr_t)on_connection, loop};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                             (intptr_t)s->cfg.timeout, NULL};
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)mhd_limit,
                                             NULL};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s};
         if (h->tls_cert) {
             opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
             opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
@@ -514,6 +755,10 @@ int http_start(srv *s, char *err, size_t errlen)
         }
         h->nloops++;
     }
+    int slack = 0, limit = connection_limit(s, &slack);
+    if (!(h->conns = conns_create(limit, slack, &s->cfg.limits, s->metrics, err, errlen)))
+        goto fail;
+    metrics_connection_limit(s->metrics, limit);
     if (acceptor_start(h->acc, hand_off, h, err, errlen) < 0)
         goto fail;
     s->http = h;
@@ -522,6 +767,7 @@ fail:
     acceptor_free(h->acc);
     for (int i = 0; i < h->nloops; i++)
         MHD_stop_daemon(h->loops[i].daemon);
+    conns_free(h->conns);
     free(h->loops);
     free(h->tls_cert);
     free(h->tls_key);
@@ -555,6 +801,7 @@ void http_stop(srv *s)
     acceptor_free(s->http->acc);
     for (int i = 0; i < s->http->nloops; i++)
         MHD_stop_daemon(s->http->loops[i].daemon);
+    conns_free(s->http->conns); /* after the loops: closing connections leave it */
     free(s->http->loops);
     free(s->http->tls_cert);
     free(s->http->tls_key);

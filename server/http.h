@@ -1,7 +1,8 @@
 /* http.h - the HTTP transport on libmicrohttpd: event loops (one thread and epoll set
- * each, fed by server/acceptor.c, TLS),
- * request bodies with the size limit, per-request state, JSON responses and errors,
- * access log, and deferral of write requests to the writer thread. */
+ * each, fed by server/acceptor.c, TLS), connection limits (server/conns.c), request
+ * targets checked before routing (server/target.c), request bodies with the size limit,
+ * per-request state, JSON responses and errors, access log, and deferral of write
+ * requests to the writer thread. */
 #ifndef SRV_HTTP_H
 #define SRV_HTTP_H
 
@@ -11,12 +12,21 @@
 #include <stddef.h>
 
 struct MHD_Connection;
+struct conn_slot;
 
 typedef struct http_req {
     srv *s;
     struct MHD_Connection *conn;
     const char *method;        /* borrowed from libmicrohttpd for the request's life */
-    char *path;                /* unescaped path */
+    const char *version;       /* likewise */
+    char *raw;                 /* the request target as sent (raw_len bytes + NUL) */
+    size_t raw_len;
+    const char *raw_at;        /* where libmicrohttpd's buffer held it, or NULL */
+    char *method_raw;          /* the method when a NUL byte cut it short, else NULL */
+    size_t method_raw_len;
+    int began;                 /* the access handler has been called for it */
+    struct conn_slot *slot;         /* its connection in the connection table, or NULL */
+    char *path;                /* decoded path (target.c); NULL when the target was refused */
     int route;                 /* route id for metrics (routes.h) */
     char request_id[33];
     double t0;                 /* monotonic start time */
@@ -37,8 +47,13 @@ typedef struct http_req {
     int suspended;
 } http_req;
 
-/* Starts listening according to s->cfg (threads, TLS, timeout). -1 with a message. */
+/* Starts listening according to s->cfg (threads, TLS, timeouts, connection limits; the
+ * connection limit is lowered to fit the descriptor limit, with a warning). -1 with a
+ * message. */
 int http_start(srv *s, char *err, size_t errlen);
+/* 1 when the address `listen` (HOST:PORT as for --listen) is a loopback address, 0 when
+ * not, -1 when it cannot be parsed or resolved (http_start then says why). */
+int http_listen_is_loopback(const char *listen);
 /* Port actually bound (useful with port 0). */
 int http_port(srv *s);
 /* Copies the connections open on each event loop (HTTP thread) into open[], at most max

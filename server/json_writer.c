@@ -1,13 +1,13 @@
 /* json_writer.c - JSON text written straight into a growing buffer, for hot responses. */
 #include "json_writer.h"
-
-#include "text.h" /* rag_utf8_valid */
+#include "utf8.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 void jw_init(jw *w, size_t cap_hint)
 {
@@ -96,12 +96,12 @@ void jw_str(jw *w, const char *s, size_t n)
         return;
     }
     jw_lit(w, "\"");
-    size_t bad = 0;
-    while (!rag_utf8_valid(s, n, &bad, NULL)) { /* never for text the store accepted */
-        escape(w, (const unsigned char *)s, bad);
+    size_t ok; /* invalid bytes: never in text the store accepted */
+    while ((ok = utf8_valid_prefix((const unsigned char *)s, n)) < n) {
+        escape(w, (const unsigned char *)s, ok);
         jw_lit(w, "?");
-        s += bad + 1;
-        n -= bad + 1;
+        s += ok + 1;
+        n -= ok + 1;
     }
     escape(w, (const unsigned char *)s, n);
     jw_lit(w, "\"");

@@ -13,11 +13,14 @@ static int usage(const char *msg)
         fprintf(stderr, "ragcore keys: %s\n", msg);
     fprintf(stderr,
             "usage: ragcore keys --db DIR list\n"
-            "       ragcore keys --db DIR create NAME --scopes read,write,admin "
+            "       ragcore keys --db DIR create NAME --scopes read,write,metrics,admin "
             "[--collections NAME,...|*]\n"
             "       ragcore keys --db DIR revoke ID\n"
-            "Edits the store directly: use it while no server has the store open (a running\n"
-            "server is managed through its /v1/keys admin endpoints).\n");
+            "       ragcore keys --server URL [--key KEY] list|create ...|revoke ID\n"
+            "With --db, edits the store directly: create and revoke are refused while a\n"
+            "running server holds the store (list works beside it). With --server, sends the\n"
+            "action to the running server's /v1/keys endpoints (KEY, an admin key, defaults\n"
+            "to $RAGCORE_API_KEY); the change applies to the next request at once.\n");
     return 1;
 }
 
@@ -62,7 +65,15 @@ int keys_cli_main(int argc, char **argv)
     srv_auth *auth = NULL;
     json_t *out = NULL;
     int code = 2;
-    int rc = rag_open(db_dir, NULL, &db);
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.read_only = !strcmp(action, "list"); /* listing works beside a running server */
+    int rc = rag_open(db_dir, &oo, &db);
+    if (rc == RAG_EBUSY) {
+        fprintf(stderr, "ragcore keys: %s; stop it first, or use --server URL to send the "
+                "change to the running server\n", rag_errmsg());
+        goto cleanup;
+    }
     if (rc == RAG_OK)
         rc = auth_open(db, NULL, &auth);
     if (rc != RAG_OK) {
@@ -90,8 +101,8 @@ int keys_cli_main(int argc, char **argv)
         for (size_t i = 0; i < nsc; i++) {
             unsigned s = auth_scope_parse(sc[i]);
             if (!s) {
-                fprintf(stderr, "ragcore keys: --scopes: unknown scope '%s' (read, write, admin)\n",
-                        sc[i]);
+                fprintf(stderr, "ragcore keys: --scopes: unknown scope '%s' (read, write, "
+                                "metrics, admin)\n", sc[i]);
                 code = 1;
                 goto cleanup;
             }

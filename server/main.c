@@ -1,11 +1,11 @@
 /* main.c - ragcore-server: configuration, start-up, signals (SIGHUP reload, SIGTERM drain
  * + checkpoint + exit 0) and shutdown. */
+#include "clock.h"
 #include "http.h"
 #include "keys_cli.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
-#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +63,36 @@ static int install_signals(void)
     return 0;
 }
 
+/* A RAGCORE_ADMIN_KEY holds every scope, and nothing limits how many wrong keys a client
+ * may try: one shorter than AUTH_BOOTSTRAP_MIN_LEN characters falls to guessing in few
+ * requests. On a listener other clients can reach (not loopback), TLS or not, the server
+ * refuses to start with it: a warning at start-up is easily missed, a store opened to the
+ * network with a guessable admin key is not recoverable. On loopback it only warns.
+ * Returns 0, or -1 after printing why the server must not start. */
+static int check_admin_key(const srv_config *cfg)
+{
+    const char *key = getenv("RAGCORE_ADMIN_KEY");
+    size_t len = key ? strlen(key) : 0;
+    if (len == 0 || len >= AUTH_BOOTSTRAP_MIN_LEN)
+        return 0;
+    int loopback = http_listen_is_loopback(cfg->listen);
+    if (loopback == 0) {
+        fprintf(stderr,
+                "ragcore-server: RAGCORE_ADMIN_KEY is %zu characters long: an admin key must "
+                "have at least %d on an address other hosts can reach (--listen %s), or it can "
+                "be guessed. Use a long random key (openssl rand -hex 24), or listen on "
+                "127.0.0.1.\n",
+                len, AUTH_BOOTSTRAP_MIN_LEN, cfg->listen);
+        return -1;
+    }
+    if (loopback == 1)
+        log_msg("warn", "weak_admin_key",
+                "RAGCORE_ADMIN_KEY is %zu characters long (at least %d are needed on an "
+                "address other hosts can reach)",
+                len, AUTH_BOOTSTRAP_MIN_LEN);
+    return 0;
+}
+
 static int write_port_file(const char *path, int port)
 {
     char tmp[4096];
@@ -86,7 +116,7 @@ static int open_store(srv *s)
     oo.hnsw_ef_search = s->cfg.ef_search;
     oo.hnsw_ef_construction = s->cfg.ef_construction;
     oo.checkpoint_every = s->cfg.checkpoint_every;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     int rc = rag_open(s->cfg.db, &oo, &s->db);
     if (rc != RAG_OK) {
         log_event("error", "store_open",
@@ -113,7 +143,7 @@ static int open_store(srv *s)
                 "/v1 request will be refused with 401");
     log_event("info", "store_open",
               json_pack("{s:s,s:s,s:i,s:f}", "db", s->cfg.db, "embedder", rag_db_embedder(s->db),
-                        "dim", s->dim, "seconds", rag_monotonic() - t0));
+                        "dim", s->dim, "seconds", srv_monotonic() - t0));
     return RAG_OK;
 }
 
@@ -122,14 +152,14 @@ static int open_store(srv *s)
 static int shutdown_server(srv *s, int sig)
 {
     int code = 0;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     atomic_store(&s->draining, 1);
     atomic_store(&s->ready, 0);
     http_quiesce(s);
     log_event("info", "draining", json_pack("{s:s,s:I}", "signal", strsignal(sig), "in_flight",
                                             (json_int_t)atomic_load(&s->inflight)));
-    while (atomic_load(&s->inflight) > 0 && rag_monotonic() - t0 < s->cfg.drain_timeout)
-        rag_sleep_ms(10);
+    while (atomic_load(&s->inflight) > 0 && srv_monotonic() - t0 < s->cfg.drain_timeout)
+        srv_sleep_ms(10);
     long left = atomic_load(&s->inflight);
     writer_stop(s->writer); /* finishes queued writes */
     s->writer = NULL;
@@ -151,7 +181,7 @@ static int shutdown_server(srv *s, int sig)
         log_msg("error", "close", "%s: %s", rag_strerror(rc), rag_errmsg());
         code = 1;
     }
-    log_event("info", "stopped", json_pack("{s:f,s:I,s:i}", "drain_seconds", rag_monotonic() - t0,
+    log_event("info", "stopped", json_pack("{s:f,s:I,s:i}", "drain_seconds", srv_monotonic() - t0,
                                            "abandoned_requests", (json_int_t)left, "exit", code));
     return code;
 }
@@ -189,6 +219,8 @@ int main(int argc, char **argv)
         return 1;
     }
     single_threaded_openmp(argv);
+    if (check_admin_key(&s.cfg) < 0) /* after the re-execution: a warning is printed once */
+        return 1;
 
     if (install_signals() < 0) {
         fprintf(stderr, "ragcore-server: cannot install signal handlers: %s\n", strerror(errno));

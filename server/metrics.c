@@ -29,6 +29,9 @@ struct srv_metrics {
     _Atomic uint64_t ingest_docs, ingest_chunks, ingest_bytes, ingest_requests, ingest_us;
     _Atomic uint64_t embed_texts, embed_us;
     _Atomic uint64_t qlog_dropped, qlog_bytes;
+    _Atomic uint64_t conn_events[METRIC_CONN_EVENTS];
+    _Atomic int conn_limit;
+    _Atomic uint64_t rate_limited[2];
     time_t started;
 };
 
@@ -98,6 +101,24 @@ void metrics_querylog_bytes(srv_metrics *m, uint64_t bytes)
     atomic_store(&m->qlog_bytes, bytes);
 }
 
+void metrics_connection_event(srv_metrics *m, enum metric_conn_event ev)
+{
+    if (m && (unsigned)ev < METRIC_CONN_EVENTS)
+        atomic_fetch_add_explicit(&m->conn_events[ev], 1, memory_order_relaxed);
+}
+
+void metrics_connection_limit(srv_metrics *m, int limit)
+{
+    if (m)
+        atomic_store(&m->conn_limit, limit);
+}
+
+void metrics_rate_limited(srv_metrics *m, int tokens)
+{
+    if (m)
+        atomic_fetch_add_explicit(&m->rate_limited[tokens ? 1 : 0], 1, memory_order_relaxed);
+}
+
 /* Growable text buffer. */
 typedef struct buf {
     char *p;
@@ -142,7 +163,7 @@ static void route_labels(const char *name, char *method, size_t mlen, const char
     *path = name[n] ? name + n + 1 : name;
 }
 
-static void render_collections(buf *b, rag_db *db)
+static void render_collections(buf *b, rag_db *db, metrics_filter_fn filter, void *user)
 {
     char **names = NULL;
     size_t count = 0;
@@ -170,7 +191,8 @@ static void render_collections(buf *b, rag_db *db)
     if (!infos || !fresh || !ok)
         goto cleanup;
     for (size_t i = 0; i < count; i++)
-        ok[i] = rag_collection_stats(db, names[i], &infos[i]) == RAG_OK &&
+        ok[i] = filter(user, names[i]) &&
+                rag_collection_stats(db, names[i], &infos[i]) == RAG_OK &&
                 rag_collection_freshness(db, names[i], 0, (int64_t)now, &fresh[i]) == RAG_OK;
     for (size_t g = 0; g < sizeof G / sizeof G[0]; g++) {
         bprintf(b, "# HELP ragcore_collection_%s %s\n# TYPE ragcore_collection_%s gauge\n",
@@ -205,9 +227,15 @@ cleanup:
     rag_strings_free(names, count);
 }
 
-char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_conns,
-                     int nloops, int ready, size_t *len)
+char *metrics_render(srv_metrics *m, rag_db *db, metrics_filter_fn filter, void *filter_user,
+                     long inflight, const int *loop_conns, int nloops, int ready, size_t *len)
 {
+    static const char *const CONN_EVENTS[METRIC_CONN_EVENTS] = {
+        [METRIC_CONN_HEADER_TIMEOUT] = "header_timeout",
+        [METRIC_CONN_BODY_TIMEOUT] = "body_timeout",
+        [METRIC_CONN_ROOM] = "room",
+        [METRIC_CONN_REFUSED] = "refused",
+    };
     buf b = {0};
     char method[16];
     const char *path;
@@ -260,6 +288,21 @@ char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_
                 "# TYPE ragcore_http_connections gauge\n");
     for (int i = 0; i < nloops; i++)
         bprintf(&b, "ragcore_http_connections{loop=\"%d\"} %d\n", i, loop_conns[i]);
+    bprintf(&b, "# HELP ragcore_http_connection_limit Connections that may be open at once.\n"
+                "# TYPE ragcore_http_connection_limit gauge\nragcore_http_connection_limit %d\n",
+            atomic_load(&m->conn_limit));
+    bprintf(&b, "# HELP ragcore_http_connections_closed_total Connections closed by the server "
+                "(header_timeout, body_timeout, room: to admit a new one) or refused at accept.\n"
+                "# TYPE ragcore_http_connections_closed_total counter\n");
+    for (int i = 0; i < METRIC_CONN_EVENTS; i++)
+        bprintf(&b, "ragcore_http_connections_closed_total{reason=\"%s\"} %llu\n", CONN_EVENTS[i],
+                (unsigned long long)atomic_load(&m->conn_events[i]));
+    bprintf(&b, "# HELP ragcore_rate_limited_total Requests refused (429) by a per-key budget.\n"
+                "# TYPE ragcore_rate_limited_total counter\n"
+                "ragcore_rate_limited_total{budget=\"requests\"} %llu\n"
+                "ragcore_rate_limited_total{budget=\"tokens\"} %llu\n",
+            (unsigned long long)atomic_load(&m->rate_limited[0]),
+            (unsigned long long)atomic_load(&m->rate_limited[1]));
     bprintf(&b, "# HELP ragcore_ready 1 when the store is open and serving.\n"
                 "# TYPE ragcore_ready gauge\nragcore_ready %d\n", ready);
     bprintf(&b, "# HELP ragcore_start_time_seconds Unix time the server started.\n"
@@ -290,8 +333,8 @@ char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_
             (unsigned long long)atomic_load(&m->embed_texts), atomic_load(&m->embed_us) / 1e6,
             (unsigned long long)atomic_load(&m->qlog_dropped),
             (unsigned long long)atomic_load(&m->qlog_bytes));
-    if (db)
-        render_collections(&b, db);
+    if (db && filter)
+        render_collections(&b, db, filter, filter_user);
     if (b.oom || !b.p) {
         free(b.p);
         return NULL;

@@ -22,10 +22,30 @@ void metrics_querylog_dropped(srv_metrics *m, size_t n);
 /* The query log's size in the store, as last measured by its writer. */
 void metrics_querylog_bytes(srv_metrics *m, uint64_t bytes);
 
-/* Renders the text exposition format (version 0.0.4). `db` may be NULL (no collection
- * gauges then); loop_conns[0..nloops-1] are the connections open on each HTTP event
+/* What the connection table (conns.c) did: a connection closed past its header or body
+ * deadline or to make room for a new one, or a new one refused. */
+enum metric_conn_event {
+    METRIC_CONN_HEADER_TIMEOUT,
+    METRIC_CONN_BODY_TIMEOUT,
+    METRIC_CONN_ROOM,
+    METRIC_CONN_REFUSED,
+    METRIC_CONN_EVENTS
+};
+/* Counts one event; m may be NULL. Lock-free; can't fail. */
+void metrics_connection_event(srv_metrics *m, enum metric_conn_event ev);
+/* The connection limit in force (after fitting it to the descriptor limit). */
+void metrics_connection_limit(srv_metrics *m, int limit);
+/* Counts a request refused with 429 by a per-key budget: requests (0) or tokens (1). */
+void metrics_rate_limited(srv_metrics *m, int tokens);
+
+/* Which collections' series a scrape may see: 1 when `collection` is shown. */
+typedef int (*metrics_filter_fn)(void *user, const char *collection);
+
+/* Renders the text exposition format (version 0.0.4): the process-level series, then the
+ * gauges of each collection of `db` that filter(filter_user, name) accepts (none when db or
+ * filter is NULL). loop_conns[0..nloops-1] are the connections open on each HTTP event
  * loop. Returns a malloc'd NUL-terminated string (length in *len) or NULL. */
-char *metrics_render(srv_metrics *m, rag_db *db, long inflight, const int *loop_conns,
-                     int nloops, int ready, size_t *len);
+char *metrics_render(srv_metrics *m, rag_db *db, metrics_filter_fn filter, void *filter_user,
+                     long inflight, const int *loop_conns, int nloops, int ready, size_t *len);
 
 #endif

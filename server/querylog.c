@@ -1,11 +1,9 @@
 /* querylog.c - the query log, batched into the store's "querylog" table. */
 #include "querylog.h"
 
-#include "bytes.h"
-#include "db.h"
+#include "clock.h"
 #include "json_writer.h"
 #include "log.h"
-#include "status.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -40,6 +38,19 @@ struct srv_querylog {
     long shrink_batches;
     double shrink_step_max;
 };
+
+/* Keys are big-endian so that byte order is time order. */
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
 
 static void key_hex(const unsigned char *k, char out[25])
 {
@@ -85,24 +96,25 @@ static void shrink(srv_querylog *q, int wrote)
         return;
     if (max_bytes <= 0) { /* no bound: the size is still reported */
         q->shrinking = 0;
-        if (rag_db_kv_bytes(q->db, QLOG_TABLE, &bytes) == RAG_OK)
+        if (rag_table_bytes(q->db, QLOG_TABLE, &bytes) == RAG_OK)
             metrics_querylog_bytes(q->metrics, bytes);
         return;
     }
     uint64_t target = max - max / 10;
-    double t0 = rag_monotonic();
-    long deleted = rag_db_kv_shrink(q->db, QLOG_TABLE, q->shrinking ? target : max, target,
-                                    QLOG_SHRINK_BATCHES, &bytes);
-    double step = rag_monotonic() - t0;
-    if (deleted < 0) {
-        log_msg("error", "querylog_shrink", "%s: %s", rag_strerror((int)deleted), rag_errmsg());
+    double t0 = srv_monotonic();
+    uint64_t deleted = 0;
+    int rc = rag_table_shrink(q->db, QLOG_TABLE, q->shrinking ? target : max, target,
+                              QLOG_SHRINK_BATCHES, &deleted, &bytes);
+    double step = srv_monotonic() - t0;
+    if (rc != RAG_OK) {
+        log_msg("error", "querylog_shrink", "%s: %s", rag_strerror(rc), rag_errmsg());
         q->shrinking = 0;
         return;
     }
     metrics_querylog_bytes(q->metrics, bytes);
     if (deleted > 0 && step > q->shrink_step_max)
         q->shrink_step_max = step;
-    q->shrink_batches += deleted;
+    q->shrink_batches += (long)deleted;
     q->shrinking = deleted == QLOG_SHRINK_BATCHES;
     if (!q->shrinking && q->shrink_batches > 0) {
         log_msg("info", "querylog_shrink",
@@ -136,7 +148,7 @@ static void flush(srv_querylog *q, int force_trim)
         if (text) { /* the entries, joined by ',', become a JSON array in place */
             text[0] = '[';
             text[len] = ']';
-            rc = rag_db_kv_put(q->db, QLOG_TABLE, key, sizeof key, text, len + 1);
+            rc = rag_table_put(q->db, QLOG_TABLE, key, sizeof key, text, len + 1);
         }
         if (rc != RAG_OK) {
             log_msg("error", "querylog_write", "dropping %zu entries: %s: %s", n,
@@ -152,11 +164,10 @@ static void flush(srv_querylog *q, int force_trim)
     long retention = atomic_load(&q->limits->querylog_retention);
     if (retention > 0 && (force_trim || now - q->last_trim >= 60)) {
         unsigned char end[8];
-        rag_put_be64(end, (uint64_t)(now - retention) * 1000000u);
-        long trimmed = rag_db_kv_trim(q->db, QLOG_TABLE, end, sizeof end);
-        if (trimmed < 0)
-            log_msg("error", "querylog_trim", "%s: %s", rag_strerror((int)trimmed),
-                    rag_errmsg());
+        put_be64(end, (uint64_t)(now - retention) * 1000000u);
+        int rc = rag_table_trim(q->db, QLOG_TABLE, end, sizeof end, NULL);
+        if (rc != RAG_OK)
+            log_msg("error", "querylog_trim", "%s: %s", rag_strerror(rc), rag_errmsg());
         q->last_trim = now;
     }
 }
@@ -236,8 +247,8 @@ void qlog_record_fields(srv_querylog *q, const char *fields, size_t len, char id
         q->last_us = us;
         q->seq = 0;
     }
-    rag_put_be64(key, us);
-    rag_put_be32(key + 8, q->seq);
+    put_be64(key, us);
+    put_be32(key + 8, q->seq);
     key_hex(key, id_out);
     if (q->pending.oom) { /* out of memory, here or at the last flush: start afresh */
         metrics_querylog_dropped(q->metrics, q->n_pending);
@@ -323,7 +334,7 @@ int qlog_page(srv_querylog *q, const char *after, long long since, const char *c
         snprintf(c.after, sizeof c.after, "%s", after);
     }
     if (since > 0) {
-        rag_put_be64(tmp, (uint64_t)since * 1000000u);
+        put_be64(tmp, (uint64_t)since * 1000000u);
         memset(tmp + 8, 0, 4);
         key_hex(tmp, c.from);
         if (memcmp(tmp, start, sizeof tmp) > 0)
@@ -332,7 +343,7 @@ int qlog_page(srv_querylog *q, const char *after, long long since, const char *c
     c.entries = json_array();
     if (!c.entries)
         return RAG_ENOMEM;
-    rc = rag_db_kv_scan(q->db, QLOG_TABLE, start, sizeof start, page_visit, &c);
+    rc = rag_table_scan(q->db, QLOG_TABLE, start, sizeof start, page_visit, &c);
     if (rc < 0) { /* > 0: the visitor stopped the scan */
         json_decref(c.entries);
         return rc;

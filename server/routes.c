@@ -2,11 +2,12 @@
 #include "routes.h"
 
 #include "assets.h"
-#include "db.h"
+#include "clock.h"
 #include "log.h"
+#include "openapi.h"
 #include "json_writer.h"
+#include "ratelimit.h"
 #include "reqjson.h"
-#include "status.h"
 #include "vector_b64.h"
 
 #include <math.h>
@@ -78,11 +79,16 @@ static int authorize(http_req *r, unsigned scope, const char *collection)
             snprintf(r->hdr_value, sizeof r->hdr_value, "Bearer error=\"invalid_token\"");
             return -1;
         }
+        if (ratelimit_request(r) < 0)
+            return -1;
     }
     if (!auth_allows(r->key, scope, NULL)) {
         http_error(r, 403, "forbidden", NULL, "API key '%s' lacks the '%s' scope",
                    auth_key_id(r->key),
-                   scope == SCOPE_ADMIN ? "admin" : scope == SCOPE_WRITE ? "write" : "read");
+                   scope == SCOPE_ADMIN     ? "admin"
+                   : scope == SCOPE_WRITE   ? "write"
+                   : scope == SCOPE_METRICS ? "metrics"
+                                            : "read");
         return -1;
     }
     if (collection && !auth_allows(r->key, scope, collection)) {
@@ -188,15 +194,28 @@ static void h_readyz(http_req *r)
                                       rag_db_index_spec(s->db), "version", rag_version()));
 }
 
+/* metrics_render's filter: the collections r->key may read metrics of. */
+static int metrics_granted(void *user, const char *collection)
+{
+    return auth_allows(((http_req *)user)->key, SCOPE_METRICS, collection);
+}
+
+/* Needs a key with the metrics scope, which sees the series of its granted collections;
+ * with --metrics-public, a request without a key sees the process-level series only. */
 static void h_metrics(http_req *r)
 {
     srv *s = r->s;
     size_t len = 0;
     int ready = atomic_load(&s->ready);
     int conns[1024]; /* --threads is at most 1024 */
+    int anonymous = atomic_load(&s->cfg.limits.metrics_public) &&
+                    !http_header(r, "Authorization") && !http_header(r, "X-API-Key");
+    if (!anonymous && authorize(r, SCOPE_METRICS, NULL) < 0)
+        return;
     int nloops = http_loop_connections(s, conns, (int)(sizeof conns / sizeof *conns));
-    char *text = metrics_render(s->metrics, ready ? s->db : NULL, atomic_load(&s->inflight),
-                                conns, nloops, ready, &len);
+    char *text = metrics_render(s->metrics, ready ? s->db : NULL,
+                                anonymous ? NULL : metrics_granted, r,
+                                atomic_load(&s->inflight), conns, nloops, ready, &len);
     if (!text) {
         http_error(r, 500, "internal", NULL, "out of memory rendering metrics");
         return;
@@ -207,8 +226,13 @@ static void h_metrics(http_req *r)
 
 static void h_openapi(http_req *r)
 {
-    http_reply(r, 200, "application/json", (const char *)srv_asset_openapi,
-               srv_asset_openapi_len, 1);
+    size_t len = 0;
+    const char *doc = openapi_document(&len);
+    if (!doc) {
+        http_error(r, 500, "internal", NULL, "cannot build the OpenAPI document");
+        return;
+    }
+    http_reply(r, 200, "application/json", doc, len, 1);
 }
 
 static void h_dashboard(http_req *r)
@@ -375,14 +399,14 @@ static void w_ingest(http_req *r, void *arg)
 {
     ingest_job *j = arg;
     rag_ingest_stats st;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
     memset(&st, 0, sizeof st);
     int rc = rag_ingest(r->s->db, j->collection, j->docs, j->n, &st);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "documents", "ingest");
         return;
     }
-    metrics_ingest(r->s->metrics, &st, rag_monotonic() - t0);
+    metrics_ingest(r->s->metrics, &st, srv_monotonic() - t0);
     http_reply_json(r, 200, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "collection", j->collection,
                                       "documents", (json_int_t)st.documents, "replaced",
                                       (json_int_t)st.replaced, "chunks", (json_int_t)st.chunks,
@@ -717,21 +741,6 @@ static int parse_filter(http_req *r, search_req *sr, json_t *filter)
     return 0;
 }
 
-/* The number member `key` in [min, max]: 1 found (*out set), 0 absent, -1 after 400. */
-static int get_number(http_req *r, json_t *body, const char *key, double min, double max,
-                      float *out)
-{
-    json_t *v = json_object_get(body, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
-        http_error(r, 400, "invalid_field", key, "'%s' must be a number in %g..%g", key, min, max);
-        return -1;
-    }
-    *out = (float)json_number_value(v);
-    return 1;
-}
-
 /* One hit as a JSON object (json_writer: a search's hits through jansson cost more CPU
  * than the vector search). The metadata is the store's own compact JSON text (validated
  * and re-dumped by the library at upsert), written as is. */
@@ -763,48 +772,60 @@ static void hit_write(jw *w, const rag_hit *h)
     jw_lit(w, "}");
 }
 
-/* Fills so from the tuning fields of a search body. 0, or -1 after 400. */
+/* Search options a handler reads itself: k (bounded by the server's max_k), the filter
+ * (an expression or a JSON object) and source_prefix (also settable through the filter). */
+static int handled_apart(const char *name)
+{
+    return !strcmp(name, "k") || !strcmp(name, "filter") || !strcmp(name, "source_prefix");
+}
+
+/* rj_only over the search options' names plus a handler's own fields `own`. */
+static int only_search_fields(http_req *r, json_t *body, const char *const *own)
+{
+    const char *allowed[64];
+    size_t n = 0;
+    for (size_t i = 0; own[i] && n < 32; i++)
+        allowed[n++] = own[i];
+    for (size_t i = 0; i < rag_search_option_count() && n < 63; i++)
+        allowed[n++] = rag_search_option_info(i)->name;
+    allowed[n] = NULL;
+    return rj_only(r, body, "", allowed);
+}
+
+/* Fills so from the search-option fields of a body, as the library declares them
+ * (rag_search_option_*: names, types, ranges); *mode receives the "mode" text when given.
+ * 0, or -1 after 400. */
 static int parse_tuning(http_req *r, json_t *body, rag_search_options *so, const char **mode)
 {
-    const char *fusion = NULL;
-    long long rrf_k = 0, candidates = 0, per_doc = 0;
-    if (rj_string(r, body, "", "mode", 0, 0, 32, mode) < 0 ||
-        rj_string(r, body, "", "fusion", 0, 0, 32, &fusion) < 0 ||
-        rj_int(r, body, "", "rrf_k", 0, 1, 100000, &rrf_k) < 0 ||
-        rj_int(r, body, "", "candidates", 0, 1, 10000, &candidates) < 0 ||
-        rj_int(r, body, "", "per_doc", 0, 1, 10000, &per_doc) < 0 ||
-        get_number(r, body, "dense_weight", 0, 1, &so->dense_weight) < 0 ||
-        get_number(r, body, "mmr_lambda", 0, 1, &so->mmr_lambda) < 0 ||
-        get_number(r, body, "collapse_threshold", 0, 2, &so->collapse_threshold) < 0 ||
-        get_number(r, body, "dense_threshold", -1, 1, &so->dense_threshold) < 0 ||
-        get_number(r, body, "lexical_threshold", -1, 1e6, &so->lexical_threshold) < 0)
-        return -1;
-    so->rrf_k = (int)rrf_k;
-    so->candidates = (int)candidates;
-    so->per_doc = (int)per_doc;
-    if (*mode) {
-        if (!strcmp(*mode, "hybrid"))
-            so->mode = RAG_MODE_HYBRID;
-        else if (!strcmp(*mode, "dense") || !strcmp(*mode, "vector"))
-            so->mode = RAG_MODE_DENSE;
-        else if (!strcmp(*mode, "lexical"))
-            so->mode = RAG_MODE_LEXICAL;
-        else {
-            http_error(r, 400, "invalid_field", "mode",
-                       "'mode' must be \"hybrid\", \"dense\" or \"lexical\", got \"%s\"", *mode);
+    for (size_t i = 0; i < rag_search_option_count(); i++) {
+        const rag_option_info *in = rag_search_option_info(i);
+        json_t *v = json_object_get(body, in->name);
+        if (!v || json_is_null(v) || handled_apart(in->name))
+            continue;
+        char num[64];
+        const char *text;
+        int numeric = in->type == RAG_OPTION_INT || in->type == RAG_OPTION_REAL;
+        if (numeric && (in->type == RAG_OPTION_INT ? !json_is_integer(v) : !json_is_number(v))) {
+            http_error(r, 400, "invalid_field", in->name, "'%s' must be %s", in->name,
+                       in->type == RAG_OPTION_INT ? "an integer" : "a number");
             return -1;
         }
-    }
-    if (fusion) {
-        if (!strcmp(fusion, "rrf"))
-            so->fusion = RAG_FUSION_RRF;
-        else if (!strcmp(fusion, "weighted"))
-            so->fusion = RAG_FUSION_WEIGHTED;
-        else {
-            http_error(r, 400, "invalid_field", "fusion",
-                       "'fusion' must be \"rrf\" or \"weighted\", got \"%s\"", fusion);
+        if (!numeric && !json_is_string(v)) {
+            http_error(r, 400, "invalid_field", in->name, "'%s' must be a string", in->name);
             return -1;
         }
+        if (numeric) {
+            snprintf(num, sizeof num, "%.17g", json_number_value(v));
+            text = num;
+        } else {
+            text = json_string_value(v);
+        }
+        if (rag_search_option_set(so, in->name, text) != RAG_OK) {
+            http_error(r, 400, "invalid_field", in->name, "%s", rag_errmsg());
+            return -1;
+        }
+        if (!strcmp(in->name, "mode"))
+            *mode = text;
     }
     return 0;
 }
@@ -924,10 +945,7 @@ static void search_log(http_req *r, json_t *body, const search_req *sr,
 
 static void h_search(http_req *r, const char *c)
 {
-    static const char *const FIELDS[] = {
-        "query",      "vector",     "k",       "mode",  "filter",  "doc_ids",
-        "source_prefix", "fusion",  "rrf_k",   "dense_weight", "candidates", "mmr_lambda",
-        "per_doc",    "collapse_threshold", "dense_threshold", "lexical_threshold", NULL};
+    static const char *const OWN[] = {"query", "vector", "doc_ids", NULL};
     static const char *const MODES[] = {"hybrid", "dense", "lexical"};
     srv *s = r->s;
     search_req sr;
@@ -937,14 +955,14 @@ static void h_search(http_req *r, const char *c)
     const char *mode = NULL;
     rj_lifted lifted = {0};
     long long k = 10;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_search_options_init(&so);
     /* a "vector" (2 KB of base64 or 384 numbers) is read from the body itself */
     if (authorize(r, SCOPE_READ, c) < 0 ||
         !(body = rj_body_lift(r, "vector", 256, &lifted)) ||
-        rj_only(r, body, "", FIELDS) < 0 || parse_tuning(r, body, &so, &mode) < 0)
+        only_search_fields(r, body, OWN) < 0 || parse_tuning(r, body, &so, &mode) < 0)
         goto cleanup;
     if (rj_string(r, body, "", "query", 0, 1, (size_t)atomic_load(&s->cfg.limits.max_query_bytes),
                   &sr.query) < 0 ||
@@ -1005,7 +1023,7 @@ static void h_search(http_req *r, const char *c)
         hit_write(&w, rag_results_get(res, i));
     }
     int unconfident = rag_results_no_confident_context(res);
-    double took = (rag_monotonic() - t0) * 1000.0;
+    double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog)
         search_log(r, body, &sr, &so, res, mode_name, took, qid);
@@ -1032,12 +1050,8 @@ cleanup:
  * ("text", "markdown", "json"), stale_after (seconds) and source_template. */
 static void h_context(http_req *r, const char *c)
 {
-    static const char *const FIELDS[] = {
-        "query",         "k",           "mode",         "filter",         "doc_ids",
-        "source_prefix", "fusion",      "rrf_k",        "dense_weight",   "candidates",
-        "mmr_lambda",    "per_doc",     "collapse_threshold", "dense_threshold",
-        "lexical_threshold", "budget_tokens", "format", "stale_after",    "source_template",
-        NULL};
+    static const char *const OWN[] = {"query",  "doc_ids",     "budget_tokens",
+                                      "format", "stale_after", "source_template", NULL};
     srv *s = r->s;
     search_req sr;
     rag_context_options co;
@@ -1045,12 +1059,12 @@ static void h_context(http_req *r, const char *c)
     json_t *body = NULL, *v;
     const char *mode = NULL, *format = NULL, *tmpl = NULL;
     long long k = 0, budget = 0, stale = 0;
-    double t0 = rag_monotonic();
+    double t0 = srv_monotonic();
 
     memset(&sr, 0, sizeof sr);
     rag_context_options_init(&co);
     if (authorize(r, SCOPE_READ, c) < 0 || !(body = rj_body(r)) ||
-        rj_only(r, body, "", FIELDS) < 0 || parse_tuning(r, body, &co.search, &mode) < 0)
+        only_search_fields(r, body, OWN) < 0 || parse_tuning(r, body, &co.search, &mode) < 0)
         goto cleanup;
     if (rj_string(r, body, "", "query", 1, 1, (size_t)atomic_load(&s->cfg.limits.max_query_bytes),
                   &sr.query) < 0 ||
@@ -1097,7 +1111,7 @@ static void h_context(http_req *r, const char *c)
         goto cleanup;
     }
     json_t *passages = json_loads(rag_context_json(ctx), 0, NULL);
-    double took = (rag_monotonic() - t0) * 1000.0;
+    double took = (srv_monotonic() - t0) * 1000.0;
     char qid[25] = "";
     if (atomic_load(&s->cfg.limits.querylog) && s->qlog) {
         json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "endpoint", "context",
@@ -1193,9 +1207,10 @@ static void h_embeddings(http_req *r)
                    "'input' must be a string or a non-empty array of strings");
         goto cleanup;
     }
-    if ((long)n > atomic_load(&s->cfg.limits.max_batch)) {
+    long max_inputs = atomic_load(&s->cfg.limits.max_embed_inputs);
+    if ((long)n > max_inputs) {
         http_error(r, 400, "invalid_field", "input", "%zu inputs; the limit is %ld", n,
-                   atomic_load(&s->cfg.limits.max_batch));
+                   max_inputs);
         goto cleanup;
     }
     if (!(texts = calloc(n, sizeof *texts)) ||
@@ -1204,6 +1219,7 @@ static void h_embeddings(http_req *r)
         goto cleanup;
     }
     size_t tokens = 0;
+    double cost = 0; /* estimated encoder tokens: the per-call cap and the key's budget */
     for (size_t i = 0; i < n; i++) {
         json_t *x = json_is_array(input) ? json_array_get(input, i) : input;
         if (!json_is_string(x) || json_string_length(x) == 0) {
@@ -1215,14 +1231,27 @@ static void h_embeddings(http_req *r)
         }
         texts[i] = json_string_value(x);
         tokens += count_words(texts[i]);
+        size_t t = 0;
+        if (rag_count_tokens(s->db, texts[i], json_string_length(x), &t) != RAG_OK)
+            t = json_string_length(x) / 4 + 1; /* a tokenizer failure is the embed's to report */
+        cost += (double)t;
     }
-    double t0 = rag_monotonic();
+    long max_cost = atomic_load(&s->cfg.limits.max_embed_tokens);
+    if (cost > (double)max_cost) {
+        http_error(r, 400, "invalid_field", "input",
+                   "the inputs hold about %.0f tokens; the limit per call is %ld", cost,
+                   max_cost);
+        goto cleanup;
+    }
+    if (ratelimit_tokens(r, cost) < 0)
+        goto cleanup;
+    double t0 = srv_monotonic();
     int rc = rag_embed(s->db, texts, n, itype && !strcmp(itype, "query"), out);
     if (rc != RAG_OK) {
         reply_rag_error(r, rc, "input", "embed");
         goto cleanup;
     }
-    metrics_embed(s->metrics, n, rag_monotonic() - t0);
+    metrics_embed(s->metrics, n, srv_monotonic() - t0);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *emb;
@@ -1274,15 +1303,14 @@ static void h_keys_create(http_req *r)
     scopes = json_object_get(body, "scopes");
     if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
         http_error(r, 400, scopes ? "invalid_field" : "missing_field", "scopes",
-                   "'scopes' must be a non-empty array of \"read\", \"write\", \"admin\"");
+                   "'scopes' must be a non-empty array of " AUTH_SCOPE_NAMES);
         goto cleanup;
     }
     json_array_foreach(scopes, i, x) {
         unsigned sc = json_is_string(x) ? auth_scope_parse(json_string_value(x)) : 0;
         if (!sc) {
             snprintf(path, sizeof path, "scopes[%zu]", i);
-            http_error(r, 400, "invalid_field", path,
-                       "'%s' must be \"read\", \"write\" or \"admin\"", path);
+            http_error(r, 400, "invalid_field", path, "'%s' must be " AUTH_SCOPE_NAMES, path);
             goto cleanup;
         }
         mask |= sc;

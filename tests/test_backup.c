@@ -3,10 +3,7 @@
  * holds exactly a prefix of the committed batches, every document whole. */
 #include "test.h"
 
-#include "backup.h"
-#include "check.h"
 #include "ragcore.h"
-#include "store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,33 +60,38 @@ static void wait_for(int batches)
 static int verify_restored(const char *dir, int lo, int hi)
 {
     rag_check_report *r = NULL;
-    ASSERT_OK(rag_check_store(dir, 0, &r));
+    ASSERT_OK(rag_check(dir, 0, 0, &r));
     ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
     for (size_t i = 0; r && i < rag_check_report_size(r); i++)
         fprintf(stderr, "  %s: %s\n", rag_check_kind_name(rag_check_report_item(r, i)->kind),
                 rag_check_report_item(r, i)->message);
     rag_check_report_free(r);
 
-    rag_store *st = NULL;
-    rag_txn *txn = NULL;
-    rag_coll_rec rec = {0};
-    ASSERT_OK(rag_store_open(dir, 1, &st));
-    if (!st)
+    rag_open_options ro;
+    rag_open_options_init(&ro);
+    ro.read_only = 1;
+    rag_db *vdb = NULL;
+    rag_collection_info rec = {0};
+    ASSERT_OK(rag_open(dir, &ro, &vdb));
+    if (!vdb)
         return -1;
-    ASSERT_OK(rag_store_read(st, &txn));
-    ASSERT_OK(rag_store_coll_get(txn, "default", &rec));
+    ASSERT_OK(rag_collection_stats(vdb, "default", &rec));
     int prefix = 0, ended = 0, partial = 0, beyond = 0;
     for (int b = 0; b < hi + 5; b++) {
         int present = 0;
         for (int i = 0; i < DOCS_PER_BATCH; i++) {
             char id[32];
             snprintf(id, sizeof id, "b%d-d%d", b, i);
-            rag_doc_rec *d = NULL;
-            if (rag_store_doc_get(txn, rec.id, id, &d) == RAG_OK) {
+            rag_doc *d = NULL;
+            int rc = rag_document_get(vdb, "default", id, &d);
+            if (rc == RAG_OK) {
                 present++;
-                ASSERT_TRUE(d->nchunks >= 1);
+                ASSERT_TRUE(rag_doc_chunk_count(d) >= 1);
+                ASSERT_EQ_INT(rag_doc_chunk_count(d), rag_doc_get_info(d)->chunks);
+            } else if (rc != RAG_ENOTFOUND) {
+                TEST_FAIL_("%s: %s", id, rag_errmsg());
             }
-            rag_doc_rec_free(d);
+            rag_doc_free(d);
         }
         if (present != 0 && present != DOCS_PER_BATCH)
             partial++;
@@ -100,8 +102,7 @@ static int verify_restored(const char *dir, int lo, int hi)
         else
             beyond++;
     }
-    rag_txn_end(txn);
-    rag_store_close(st);
+    ASSERT_OK(rag_close(vdb));
     ASSERT_EQ_INT(partial, 0);
     ASSERT_EQ_INT(beyond, 0);
     ASSERT_TRUE(prefix >= lo);
@@ -174,7 +175,7 @@ static void test_backup_during_ingest(void)
     wait_for(30);
     int lo1 = atomic_load(&committed);
     rag_backup_info info;
-    ASSERT_OK(rag_db_backup(db, out1, &info));
+    ASSERT_OK(rag_backup(db, out1, &info));
     int hi1 = atomic_load(&committed);
     ASSERT_TRUE(info.bytes > 0);
     fprintf(stderr, "backup 1: batches %d..%d committed around it, %llu docs, %.3f s, "
@@ -203,7 +204,7 @@ static void test_backup_during_ingest(void)
     db = NULL;
 
     /* A backup never overwrites. */
-    ASSERT_EQ_INT(rag_db_backup(NULL, out1, NULL), RAG_EINVAL);
+    ASSERT_EQ_INT(rag_backup(NULL, out1, NULL), RAG_EINVAL);
     ASSERT_EQ_INT(rag_backup_dir(dbdir, out1, NULL), RAG_EEXIST);
     ASSERT_TRUE(strstr(rag_errmsg(), "not empty") != NULL);
 

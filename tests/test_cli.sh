@@ -84,6 +84,21 @@ check "missing query is a usage error (1)" [ "$code" -eq 1 ]
 check "bad -k is a usage error (1)" [ "$code" -eq 1 ]
 "$rc_bin" frobnicate >/dev/null 2>&1; code=$?
 check "unknown command is a usage error (1)" [ "$code" -eq 1 ]
+# Search options come from the library's one table: same names, ranges and messages in
+# search, context and eval.
+"$rc_bin" search --db "$db" --candidates 20000 q 2>"$work/err"; code=$?
+check "--candidates above the library's range is a usage error naming it" \
+    bash -c "[ $code -eq 1 ] && grep -q \"candidates must be an integer in 1..10000, got '20000'\" '$work/err'"
+"$rc_bin" context --db "$db" --budget 100 --candidates 20000 q 2>"$work/err"; code=$?
+check "context refuses the same --candidates with the same message" \
+    bash -c "[ $code -eq 1 ] && grep -q \"candidates must be an integer in 1..10000, got '20000'\" '$work/err'"
+"$rc_bin" eval --db "$db" --queries /dev/null --qrels /dev/null --compare "candidates=20000" "mode=dense" 2>"$work/err"; code=$?
+check "eval configurations use the same table" \
+    bash -c "[ $code -eq 1 ] && grep -q \"candidates must be an integer in 1..10000, got '20000'\" '$work/err'"
+s=$("$rc_bin" search --db "$db" --json -k 5 --per-doc 1 --mmr-lambda 0.5 --fusion weighted --dense-weight 0.3 "Linux package manager")
+check "named search flags apply (per_doc caps hits per document)" json 'ids=[h["doc_id"] for h in d["results"]]; assert len(ids)==len(set(ids)), ids' <<<"$s"
+s=$("$rc_bin" search --db "$db" --json -k 5 --mmr 0.5 --mode lexical "Linux package manager")
+check "the old --mmr flag is an alias of --mmr-lambda" json 'assert len(d["results"])>0' <<<"$s"
 "$rc_bin" search --db "$work/nonexistent" q 2>"$work/err"; code=$?
 check "missing store is a data error (2) naming it" bash -c "[ $code -eq 2 ] && grep -q nonexistent '$work/err'"
 "$rc_bin" ingest --db "$db" --embedder hash-64 --quiet "$work/update.jsonl" 2>"$work/err"; code=$?

@@ -1,6 +1,8 @@
-/* test_eval_metrics.c - nDCG, recall, MRR, quantiles and paired tests against hand values. */
-#include "eval_metrics.h"
+/* test_eval_metrics.c - the public evaluation API: nDCG, recall, MRR, quantiles and paired
+ * tests against hand values; BEIR queries and qrels loading. */
 #include "test.h"
+
+#include "ragcore.h"
 
 #include <math.h>
 
@@ -121,6 +123,65 @@ static void test_randomization(void)
     ASSERT_NEAR(rag_eval_randomization_p(big, zero, 70, 20000, 9), 0.905, 0.02);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        TEST_FAIL_("cannot write %s", path);
+}
+
+/* Queries with string and integer ids, qrels with a header, graded and zero gains, a
+ * query without relevant judgement, an orphan judgement; then malformed inputs. */
+static void test_beir_load(void)
+{
+    char dir[4096], q[4200], r[4200];
+    test_fresh_dir(dir, sizeof dir, "eval_beir");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    ASSERT_EQ_INT(system(cmd), 0);
+    snprintf(q, sizeof q, "%s/queries.jsonl", dir);
+    snprintf(r, sizeof r, "%s/qrels.tsv", dir);
+    write_file(q, "{\"_id\": \"q2\", \"text\": \"second\"}\n\n"
+                  "{\"_id\": 1, \"text\": \"first\"}\n"
+                  "{\"_id\": \"q3\", \"text\": \"never relevant\"}\n");
+    write_file(r, "query-id\tcorpus-id\tscore\nq2\td1\t2\nq2\td2\t0\n1\td3\t1\n"
+                  "q3\td1\t0\nq9\td1\t1\n");
+    rag_beir_set *set = NULL;
+    ASSERT_OK(rag_beir_load(q, r, &set));
+    if (!set)
+        return;
+    ASSERT_EQ_INT(set->n, 2);
+    ASSERT_EQ_INT(set->unjudged, 1);
+    ASSERT_EQ_INT(set->orphan_qrels, 1);
+    ASSERT_STR_EQ(set->queries[0].id, "1"); /* id order */
+    ASSERT_STR_EQ(set->queries[0].text, "first");
+    ASSERT_STR_EQ(set->queries[1].id, "q2");
+    ASSERT_EQ_INT(set->queries[1].n_judged, 2);
+    ASSERT_EQ_INT(set->queries[1].n_relevant, 1);
+    ASSERT_STR_EQ(set->queries[1].judged[1].doc_id, "d2");
+    ASSERT_NEAR(rag_beir_gain(&set->queries[1], "d1"), 2.0, 0);
+    ASSERT_NEAR(rag_beir_gain(&set->queries[1], "d3"), 0.0, 0);
+    rag_beir_free(set);
+    rag_beir_free(NULL);
+
+    set = (rag_beir_set *)1;
+    write_file(r, "q2\td1\t1\nq2\td2\tlots\n");
+    ASSERT_EQ_INT(rag_beir_load(q, r, &set), RAG_EPARSE);
+    ASSERT_TRUE(set == NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "line 2: score 'lots'") != NULL);
+    write_file(r, "q2\td1\t1\nq2\td1\n");
+    ASSERT_EQ_INT(rag_beir_load(q, r, &set), RAG_EPARSE);
+    ASSERT_TRUE(strstr(rag_errmsg(), "line 2") != NULL);
+    write_file(r, "q3\td1\t0\n");
+    ASSERT_EQ_INT(rag_beir_load(q, r, &set), RAG_EINVAL);
+    write_file(q, "{\"_id\": \"q2\", \"text\": \"a\"}\n{\"_id\": \"q2\", \"text\": \"b\"}\n");
+    ASSERT_EQ_INT(rag_beir_load(q, r, &set), RAG_EPARSE);
+    ASSERT_TRUE(strstr(rag_errmsg(), "twice") != NULL);
+    snprintf(q, sizeof q, "%s/absent.jsonl", dir);
+    ASSERT_EQ_INT(rag_beir_load(q, r, &set), RAG_EIO);
+    ASSERT_EQ_INT(rag_beir_load(NULL, r, &set), RAG_EINVAL);
+}
+
 int main(void)
 {
     RUN_TEST(test_ndcg);
@@ -128,5 +189,6 @@ int main(void)
     RUN_TEST(test_quantile);
     RUN_TEST(test_t_test);
     RUN_TEST(test_randomization);
+    RUN_TEST(test_beir_load);
     return TEST_REPORT();
 }

@@ -2,8 +2,6 @@
  * tombstones, replace, reopen with index replay, corrupt index rebuild, embedder checks. */
 #include "test.h"
 
-#include "embedder.h"
-#include "model_registry.h"
 #include "ragcore.h"
 
 #include <math.h>
@@ -583,9 +581,7 @@ static void test_neural_chunks_fill_the_model(void)
         fprintf(stderr, "     (all-MiniLM-L6-v2 cannot be pulled: %s; skipped)\n", rag_errmsg());
         return;
     }
-    free(mdir);
-    rag_embedder *counter = NULL;
-    ASSERT_OK(rag_embedder_bert_create("all-MiniLM-L6-v2", &counter));
+    rag_free(mdir);
     fresh_dir("search_neural_chunks");
     rag_open_options o;
     rag_open_options_init(&o);
@@ -593,8 +589,8 @@ static void test_neural_chunks_fill_the_model(void)
     o.index_spec = "Flat";
     rag_db *db = NULL;
     ASSERT_OK(rag_open(dir, &o, &db));
-    if (!db || !counter)
-        goto cleanup;
+    if (!db)
+        return;
     static char text[16384];
     size_t pos = 0;
     for (int i = 0; i < 60; i++)
@@ -608,7 +604,8 @@ static void test_neural_chunks_fill_the_model(void)
     d.text = text;
     rag_ingest_stats st;
     ASSERT_OK(rag_ingest(db, NULL, &d, 1, &st));
-    const int content = rag_embedder_count_tokens(counter, text, pos) - 2;
+    size_t content = 0; /* WordPiece tokens without [CLS] and [SEP] */
+    ASSERT_OK(rag_count_tokens(db, text, pos, &content));
     /* about content / (256 - title - overlap) chunks, not three times as many */
     ASSERT_TRUE(content > 700);
     ASSERT_TRUE(st.chunks >= 3 && st.chunks <= (uint64_t)(content / 180 + 1));
@@ -625,17 +622,16 @@ static void test_neural_chunks_fill_the_model(void)
         const rag_hit *h = rag_results_get(res, i);
         char buf[8192];
         int n = snprintf(buf, sizeof buf, "%s\n\n%s", title, h->text);
-        int tokens = rag_embedder_count_tokens(counter, buf, (size_t)n);
+        size_t body = 0;
+        ASSERT_OK(rag_count_tokens(db, buf, (size_t)n, &body));
+        size_t tokens = body + 2; /* the encoding adds [CLS] and [SEP] */
         if (tokens > 256)
-            TEST_FAIL_("chunk %zu: %d tokens with the title, over the model's 256", i, tokens);
+            TEST_FAIL_("chunk %zu: %zu tokens with the title, over the model's 256", i, tokens);
         full += tokens >= 220;
     }
     ASSERT_TRUE(full >= (int)st.chunks - 1); /* all but the last are (nearly) full */
     rag_results_free(res);
-cleanup:
-    if (db)
-        ASSERT_OK(rag_close(db));
-    rag_embedder_free(counter);
+    ASSERT_OK(rag_close(db));
 }
 
 /* Re-ingesting unchanged chunks never calls the embedder again. */
@@ -739,6 +735,105 @@ static void test_embedding_cache_bound(void)
     ASSERT_OK(rag_close(db));
 }
 
+
+/* rag_hit.score per mode, as the header documents it. */
+static void test_score_per_mode(void)
+{
+    rag_db *db = open_db(NULL);
+    ingest_range(db, "modes", 0, 20, "/data/m");
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "modes";
+    so.k = 5;
+    rag_results *res = NULL;
+    so.mode = RAG_MODE_DENSE;
+    ASSERT_OK(rag_search(db, "v7", &so, &res));
+    const rag_hit *h = rag_results_get(res, 0);
+    ASSERT_TRUE(h && h->score == h->dense_score && h->score <= 1.0f && h->score >= -1.0f);
+    rag_results_free(res);
+    so.mode = RAG_MODE_LEXICAL;
+    ASSERT_OK(rag_search(db, "v7", &so, &res));
+    h = rag_results_get(res, 0);
+    ASSERT_TRUE(h && h->score == h->lexical_score && h->score > 0);
+    rag_results_free(res);
+    so.mode = RAG_MODE_HYBRID;
+    ASSERT_OK(rag_search(db, "v7", &so, &res));
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        h = rag_results_get(res, i);
+        double rrf = (h->dense_rank ? 1.0 / (60 + h->dense_rank) : 0) +
+                     (h->lexical_rank ? 1.0 / (60 + h->lexical_rank) : 0);
+        ASSERT_NEAR(h->score, rrf, 1e-6);
+    }
+    rag_results_free(res);
+    rag_close(db);
+}
+
+/* The search-option table: every option set by name round-trips into its field, bad values
+ * are refused naming the option and its range, and rag_search checks the same ranges. */
+static void test_search_options_by_name(void)
+{
+    rag_search_options so;
+    rag_search_options_init(&so);
+    ASSERT_TRUE(rag_search_option_count() >= 17);
+    for (size_t i = 0; i < rag_search_option_count(); i++) {
+        const rag_option_info *in = rag_search_option_info(i);
+        ASSERT_TRUE(in && in->name && in->help && in->default_text);
+        ASSERT_TRUE(rag_search_option_find(in->name) == in);
+    }
+    ASSERT_TRUE(rag_search_option_info(rag_search_option_count()) == NULL);
+    ASSERT_TRUE(rag_search_option_find("no_such_option") == NULL);
+    ASSERT_OK(rag_search_option_set(&so, "k", "25"));
+    ASSERT_EQ_INT(so.k, 25);
+    ASSERT_OK(rag_search_option_set(&so, "candidates", "400"));
+    ASSERT_EQ_INT(so.candidates, 400);
+    ASSERT_OK(rag_search_option_set(&so, "mmr", "0.7")); /* alias of mmr_lambda */
+    ASSERT_NEAR(so.mmr_lambda, 0.7, 1e-6);
+    ASSERT_OK(rag_search_option_set(&so, "mode", "lexical"));
+    ASSERT_EQ_INT(so.mode, RAG_MODE_LEXICAL);
+    ASSERT_OK(rag_search_option_set(&so, "mode", "vector"));
+    ASSERT_EQ_INT(so.mode, RAG_MODE_DENSE);
+    ASSERT_OK(rag_search_option_set(&so, "fusion", "weighted"));
+    ASSERT_EQ_INT(so.fusion, RAG_FUSION_WEIGHTED);
+    ASSERT_OK(rag_search_option_set(&so, "time_basis", "ingested"));
+    ASSERT_EQ_INT(so.time_basis, RAG_TIME_INGESTED);
+    ASSERT_OK(rag_search_option_set(&so, "max_age", "86400"));
+    ASSERT_EQ_INT(so.max_age, 86400);
+    const char *f = "lang = \"en\"";
+    ASSERT_OK(rag_search_option_set(&so, "filter", f));
+    ASSERT_TRUE(so.filter == f);
+    /* refusals name the option, its range and the value; the field keeps its value */
+    ASSERT_EQ_INT(rag_search_option_set(&so, "candidates", "100000"), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "candidates must be an integer in 1..10000, got '100000'"));
+    ASSERT_EQ_INT(so.candidates, 400);
+    ASSERT_EQ_INT(rag_search_option_set(&so, "k", "2.5"), RAG_EINVAL);
+    ASSERT_EQ_INT(rag_search_option_set(&so, "k", "12abc"), RAG_EINVAL);
+    ASSERT_EQ_INT(rag_search_option_set(&so, "dense_weight", "nan"), RAG_EINVAL);
+    ASSERT_EQ_INT(rag_search_option_set(&so, "mode", "fast"), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "mode must be one of hybrid,dense,lexical,vector"));
+    ASSERT_EQ_INT(rag_search_option_set(&so, "bogus", "1"), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "unknown search option 'bogus'"));
+
+    /* rag_search validates a struct filled directly against the same table */
+    rag_db *db = open_db(NULL);
+    ingest_range(db, "opts", 0, 5, "/data/o");
+    rag_search_options bad;
+    rag_search_options_init(&bad);
+    bad.collection = "opts";
+    bad.candidates = 20000;
+    rag_results *res = NULL;
+    ASSERT_EQ_INT(rag_search(db, "v1", &bad, &res), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "candidates must be an integer in 1..10000, got 20000"));
+    bad.candidates = 0;
+    bad.recency_weight = 1.5f;
+    ASSERT_EQ_INT(rag_search(db, "v1", &bad, &res), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "recency_weight"));
+    bad.recency_weight = 0;
+    ASSERT_OK(rag_search(db, "v1", &bad, &res)); /* zeros mean the defaults */
+    ASSERT_EQ_INT(rag_results_count(res), 5);
+    rag_results_free(res);
+    rag_close(db);
+}
+
 int main(void)
 {
     RUN_TEST(test_embedding_cache);
@@ -754,5 +849,7 @@ int main(void)
     RUN_TEST(test_embedder_identity);
     RUN_TEST(test_other_index_specs);
     RUN_TEST(test_collapse_vectors_from_index_or_store);
+    RUN_TEST(test_search_options_by_name);
+    RUN_TEST(test_score_per_mode);
     return TEST_REPORT();
 }

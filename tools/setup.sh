@@ -26,7 +26,11 @@ PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
       unzip python3-pip python3-venv  # model pull (issue 3); venvs of the API fuzz and benches
       libssl-dev openssl wrk chromium  # server (issue 6): key hashing, TLS test, load bench, dashboard test
-      libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev)
+      libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev
+      # static link of the installed libragcore.a: `pkg-config --static --libs libcurl` names
+      # these libraries (-lnghttp2 -lidn2 -lrtmp -lssh2 -lpsl -lgssapi_krb5 -lldap -lzstd -lbrotlidec)
+      libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev
+      libzstd-dev libbrotli-dev)
 
 log() { echo "setup: $*" >&2; }
 

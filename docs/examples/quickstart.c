@@ -2,6 +2,8 @@
  *
  * Build against an installed ragcore:
  *   cc quickstart.c $(pkg-config --cflags --libs ragcore) -o quickstart
+ * or, with ragcore linked in (static archive):
+ *   cc quickstart.c $(pkg-config --static --cflags --libs ragcore) -o quickstart
  * Run: ./quickstart /tmp/quickstart-store
  */
 #include <ragcore.h>

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# build.sh - builds the fuzz targets of tests/fuzz into OUTDIR.
+# build.sh - builds the fuzz targets into OUTDIR: the white-box targets of internal modules
+# (core/tests/fuzz, built with core/'s headers) and the server targets (tests/fuzz, built
+# with the public header and server/'s only).
 #   build.sh OUTDIR            libFuzzer binaries (clang, -fsanitize=fuzzer,address,undefined)
 #   build.sh OUTDIR replay     replay binaries (cc + replay_main.c, ASan+UBSan) that run a
 #                              target on files; used when clang/libFuzzer is unavailable
@@ -30,7 +32,8 @@ else
     objsan=(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
             -fno-omit-frame-pointer)
 fi
-common=(-g -O1 -std=gnu11 "${defs[@]}" -I"$src/include" -I"$src/core")
+common=(-g -O1 -std=gnu11 "${defs[@]}" -I"$src/include")
+internal=(-I"$src/core") # core modules and white-box targets only
 
 # stale OBJ SRC: the object is missing, or older than its source or any project header.
 stale() {
@@ -43,7 +46,7 @@ for m in "${modules[@]}"; do
     o="$out/obj/$m.o"
     if stale "$o" "$src/core/$m.c"; then
         # shellcheck disable=SC2086
-        $cc "${common[@]}" "${objsan[@]}" $cflags -c "$src/core/$m.c" -o "$o"
+        $cc "${common[@]}" "${internal[@]}" "${objsan[@]}" $cflags -c "$src/core/$m.c" -o "$o"
     fi
     objs+=("$o")
 done
@@ -64,11 +67,15 @@ if [ -n "$faiss" ] && [ -f "$faiss/lib/libfaiss_c.a" ]; then
     for c in "$src"/core/*.c "$src"/server/*.c; do
         m=$(basename "$c" .c)
         [ "$c" = "$src/server/main.c" ] && continue
-        case " ${modules[*]} " in *" $m "*) [ "$(dirname "$c")" = "$src/core" ] && continue ;; esac
+        inc=()
+        if [ "$(dirname "$c")" = "$src/core" ]; then
+            case " ${modules[*]} " in *" $m "*) continue ;; esac
+            inc=("${internal[@]}")
+        fi
         o="$out/obj/srv/$m.o"
         if stale "$o" "$c"; then
             # shellcheck disable=SC2086
-            $cc "${common[@]}" "${objsan[@]}" $scflags -c "$c" -o "$o"
+            $cc "${common[@]}" "${inc[@]}" "${objsan[@]}" $scflags -c "$c" -o "$o"
         fi
         srv_objs+=("$o")
     done
@@ -87,9 +94,9 @@ if [ -n "$faiss" ] && [ -f "$faiss/lib/libfaiss_c.a" ]; then
               2>/dev/null | head -1) $(pkg-config --libs "${spkgs[@]}") -lstemmer -lgomp"
 fi
 
-for t in "$src"/tests/fuzz/fuzz_*.c; do
+for t in "$src"/core/tests/fuzz/fuzz_*.c "$src"/tests/fuzz/fuzz_*.c; do
     name=$(basename "$t" .c)
-    extra=("$src/tests/fuzz/support.c")
+    extra=("$src/core/tests/fuzz/support.c")
     [ "$mode" = replay ] && extra+=("$src/tests/fuzz/replay_main.c")
     case $name in
     fuzz_http*)
@@ -113,7 +120,7 @@ for t in "$src"/tests/fuzz/fuzz_*.c; do
         ;;
     *)
         # shellcheck disable=SC2086
-        $cc "${common[@]}" "${san[@]}" $cflags "$t" "${extra[@]}" "${objs[@]}" $libs -lm \
+        $cc "${common[@]}" "${internal[@]}" "${san[@]}" $cflags "$t" "${extra[@]}" "${objs[@]}" $libs -lm \
             -lpthread -o "$out/$name"
         ;;
     esac

@@ -8,6 +8,8 @@ out=${1:?usage: run.sh OUTDIR SECONDS [TARGET...]}
 secs=${2:-10}
 shift 2 || true
 here=$(cd "$(dirname "$0")" && pwd)
+# targets, seed corpora and regression inputs live in both directories
+dirs=("$(cd "$here/../../core/tests/fuzz" && pwd)" "$here")
 mode=libfuzzer
 if ! command -v clang >/dev/null ||
    ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
@@ -20,7 +22,9 @@ rm -f "${TMPDIR:-/tmp}/ragfuzz-probe.$$"
 bash "$here/build.sh" "$out" "$mode" || exit 1
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    for t in "$here"/fuzz_*.c; do targets+=("$(basename "$t" .c)"); done
+    for d in "${dirs[@]}"; do
+        for t in "$d"/fuzz_*.c; do targets+=("$(basename "$t" .c)"); done
+    done
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -31,8 +35,12 @@ for t in "${targets[@]}"; do
         continue
     fi
     inputs=()
-    for d in "$here/corpus/$t" "$here/regressions/$t"; do
-        [ -d "$d" ] && for f in "$d"/*; do [ -f "$f" ] && inputs+=("$f"); done
+    seeds=""
+    for base in "${dirs[@]}"; do
+        [ -d "$base/corpus/$t" ] && seeds="$base/corpus/$t"
+        for d in "$base/corpus/$t" "$base/regressions/$t"; do
+            [ -d "$d" ] && for f in "$d"/*; do [ -f "$f" ] && inputs+=("$f"); done
+        done
     done
     log="$out/$t.log"
     if [ "$mode" = replay ]; then
@@ -45,7 +53,7 @@ for t in "${targets[@]}"; do
         "$out/$t" -runs=0 "${inputs[@]}" >"$log" 2>&1 &&
         (
             work=$(mktemp -d "$out/work-$t.XXXXXX")
-            cp "$here/corpus/$t"/* "$work"/ 2>/dev/null
+            [ -n "$seeds" ] && cp "$seeds"/* "$work"/ 2>/dev/null
             "$out/$t" "${quiet[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
                 -artifact_prefix="$out/crashes/$t/" -print_final_stats=1 "$work" >>"$log" 2>&1
             rc=$?

@@ -26,8 +26,17 @@ int cmd_restore(int argc, char **argv); /* cmd_backup.c: restore a backup */
 
 struct rag_db;
 /* Opens the store at dbdir with default options (read-only when asked); on failure prints
- * "ragcore <cmd>: cannot open store: <detail>" and returns NULL. */
+ * what cli_open_error prints and returns NULL. */
 struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only);
+
+/* Prints "ragcore <cmd>: cannot open store: <detail>" for a failed rag_open that returned
+ * rc, followed by cli_busy_advice. */
+void cli_open_error(const char *cmd, int rc);
+
+/* What to do when another writer holds the store (rc == RAG_EBUSY): "; stop it first",
+ * and for commands with --server, "or use --server URL to send the change to the running
+ * server". "" for any other rc. Static text. */
+const char *cli_busy_advice(const char *cmd, int rc);
 
 /* Parses s, a whole decimal integer in [lo, hi], into *out (option values). 0, or -1 when s
  * is empty, has anything after the digits, overflows or is out of range. */

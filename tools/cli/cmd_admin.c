@@ -1,5 +1,7 @@
-/* cmd_admin.c - `ragcore stats` and `ragcore delete`: store inspection and deletion. */
+/* cmd_admin.c - `ragcore stats` and `ragcore delete`: store inspection and deletion (in the
+ * store, or through a running server with --server). */
 #include "cli.h"
+#include "http_client.h"
 
 #include "ragcore.h"
 
@@ -141,37 +143,85 @@ int cmd_stats(int argc, char **argv)
 
 static void delete_usage(FILE *out)
 {
-    fprintf(out, "usage: ragcore delete --db DIR [--collection NAME] DOC_ID...\n\n"
+    fprintf(out, "usage: ragcore delete --db DIR [--collection NAME] DOC_ID...\n"
+                 "       ragcore delete --server URL [--key KEY] [--collection NAME] DOC_ID...\n\n"
                  "Deletes documents and their chunks. Exits 2 when an id is not found\n"
-                 "(the others are still deleted).\n");
+                 "(the others are still deleted), or when another writer (such as a running\n"
+                 "server) holds the store.\n\n" CLI_HTTP_USAGE);
+}
+
+/* Deletes each document through the server's DELETE /v1/collections/{c}/documents/{id}.
+ * Counts what was deleted into *deleted; CLI_DATA when an id failed. */
+static int delete_remote(const cli_http *h, const char *coll, char **ids, int n, int *deleted)
+{
+    int status = CLI_OK;
+    char *c = cli_http_escape(coll);
+    for (int i = 0; c && i < n; i++) {
+        char *id = cli_http_escape(ids[i]), path[4096], err[2048] = "out of memory";
+        long code = 0;
+        int rc = -1;
+        if (id) {
+            snprintf(path, sizeof path, "/v1/collections/%s/documents/%s", c, id);
+            rc = cli_http_json(h, "DELETE", path, NULL, NULL, &code, err, sizeof err);
+            free(id);
+        }
+        if (rc == 0) {
+            (*deleted)++;
+            continue;
+        }
+        cli_error("delete", "%s", err);
+        status = CLI_DATA;
+        if (code == 0 || code == 401 || code == 403)
+            break; /* the next ids would fail the same way */
+    }
+    if (!c) {
+        cli_error("delete", "out of memory");
+        status = CLI_DATA;
+    }
+    free(c);
+    return status;
 }
 
 int cmd_delete(int argc, char **argv)
 {
     static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
                                              {"collection", required_argument, 0, 'c'},
+                                             {"server", required_argument, 0, 's'},
+                                             {"key", required_argument, 0, 'k'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
-    const char *dbdir = NULL, *coll = RAG_DEFAULT_COLLECTION;
+    const char *dbdir = NULL, *coll = RAG_DEFAULT_COLLECTION, *server = NULL, *key = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "d:c:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': dbdir = optarg; break;
         case 'c': coll = optarg; break;
+        case 's': server = optarg; break;
+        case 'k': key = optarg; break;
         case 'h': delete_usage(stdout); return CLI_OK;
         default: delete_usage(stderr); return CLI_USAGE;
         }
     }
-    if (!dbdir || optind >= argc) {
-        cli_error("delete", "%s", !dbdir ? "--db DIR is required" : "no DOC_ID given");
+    if (!dbdir == !server || optind >= argc) {
+        cli_error("delete", "%s", dbdir && server    ? "give --db DIR or --server URL, not both"
+                                  : !dbdir && !server ? "--db DIR or --server URL is required"
+                                                      : "no DOC_ID given");
         delete_usage(stderr);
         return CLI_USAGE;
+    }
+    int status = CLI_OK, deleted = 0;
+    if (server) {
+        cli_http h;
+        if (cli_http_init(&h, "delete", server, key) != 0)
+            return CLI_USAGE;
+        status = delete_remote(&h, coll, argv + optind, argc - optind, &deleted);
+        printf("deleted %d document%s\n", deleted, deleted == 1 ? "" : "s");
+        return status;
     }
     rag_db *db = cli_open("delete", dbdir, 0);
     if (!db)
         return CLI_DATA;
-    int status = CLI_OK, deleted = 0;
     for (int i = optind; i < argc; i++) {
         int rc = rag_delete(db, coll, argv[i]);
         if (rc == RAG_OK)

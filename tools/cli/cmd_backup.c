@@ -1,7 +1,6 @@
 /* cmd_backup.c - `ragcore backup` and `ragcore restore`: consistent copies of a store. */
 #include "cli.h"
 
-#include "backup.h"
 #include "ragcore.h"
 
 #include <getopt.h>
@@ -83,8 +82,9 @@ int cmd_restore(int argc, char **argv)
         return CLI_USAGE;
     }
     rag_backup_info info;
-    if (rag_restore(argv[optind], dbdir, force, &info) != RAG_OK) {
-        cli_error("restore", "%s", rag_errmsg());
+    int rc = rag_restore(argv[optind], dbdir, force, &info);
+    if (rc != RAG_OK) {
+        cli_error("restore", "%s%s", rag_errmsg(), cli_busy_advice("restore", rc));
         return CLI_DATA;
     }
     printf("restored %llu documents into %s: %.1f MB, %u index files in %.2f s\n",

@@ -1,7 +1,6 @@
 /* cmd_check.c - `ragcore check`: store consistency check and repair. */
 #include "cli.h"
 
-#include "check.h"
 #include "ragcore.h"
 
 #include <getopt.h>
@@ -66,9 +65,10 @@ int cmd_check(int argc, char **argv)
         return CLI_USAGE;
     }
     rag_check_report *r = NULL;
-    int rc = rag_check_store_with(dbdir, repair ? RAG_CHECK_REPAIR : 0, efc, &r);
+    int rc = rag_check(dbdir, repair ? RAG_CHECK_REPAIR : 0, efc, &r);
     if (rc != RAG_OK) {
-        cli_error("check", "cannot check '%s': %s", dbdir, rag_errmsg());
+        cli_error("check", "cannot check '%s': %s%s", dbdir, rag_errmsg(),
+                  cli_busy_advice("check", rc));
         return CLI_DATA;
     }
     uint64_t problems = rag_check_report_count(r, RAG_CHECK_PROBLEM);

@@ -1,5 +1,6 @@
 /* cmd_context.c - `ragcore context`: prompt-ready context with numbered citations. */
 #include "cli.h"
+#include "search_flags.h"
 
 #include "ragcore.h"
 
@@ -26,32 +27,39 @@ static void context_usage(FILE *out)
             "  --format F            text (default), markdown or json\n"
             "  --json                print the JSON form {context, sources, tokens,\n"
             "                        no_confident_context, stale_context} whatever --format\n"
-            "  --mode M              hybrid (default), dense or lexical\n"
-            "  --filter EXPR         metadata filter (see `ragcore search`)\n"
-            "  -k N                  chunks considered (default 20, at most 10000)\n"
+            "  -k N                  same as --k: chunks considered (default 20)\n"
             "  --stale-after SECONDS freshness objective for stale_context (default 30 days)\n"
             "  --template STR        header line of each source; placeholders {n} {title}\n"
             "                        {source} {doc_id} {date} {age} {score}\n"
             "\n"
-            "Exit status: 0 success, 1 usage error, 2 store or data error.\n");
+            "\nSearch options (as `ragcore search`; -k defaults to 20 here, MMR to 0.7 and\n"
+            "per_doc to 3):\n");
+    cli_search_flags_usage(out, NULL);
+    fprintf(out, "\nExit status: 0 success, 1 usage error, 2 store or data error.\n");
 }
 
 int cmd_context(int argc, char **argv)
 {
-    static const struct option longopts[] = {
+    struct option longopts[10 + CLI_SEARCH_FLAGS_MAX + 1] = {
         {"db", required_argument, 0, 'd'},          {"collection", required_argument, 0, 'c'},
         {"budget", required_argument, 0, 'b'},      {"format", required_argument, 0, 'f'},
-        {"json", no_argument, 0, 'j'},              {"mode", required_argument, 0, 'm'},
-        {"filter", required_argument, 0, 'F'},      {"k", required_argument, 0, 'k'},
-        {"stale-after", required_argument, 0, 's'}, {"template", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'},              {"stale-after", required_argument, 0, 's'},
+        {"template", required_argument, 0, 't'},    {"help", no_argument, 0, 'h'}};
+    size_t nopts = 8;
+    cli_search_flags_add(longopts, &nopts, NULL);
     const char *dbdir = NULL;
     int json = 0, have_budget = 0, opt;
     long long v;
     rag_context_options co;
     rag_context_options_init(&co);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:c:b:f:jm:F:k:s:t:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:c:b:f:jk:s:t:h", longopts, NULL)) != -1) {
+        int r = opt == 'k' ? cli_search_set("context", "k", optarg, &co.search)
+                           : cli_search_flag("context", opt, optarg, &co.search);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r > 0)
+            continue;
         switch (opt) {
         case 'd': dbdir = optarg; break;
         case 'c': co.search.collection = optarg; break;
@@ -76,26 +84,6 @@ int cmd_context(int argc, char **argv)
             }
             break;
         case 'j': json = 1; break;
-        case 'm':
-            if (!strcmp(optarg, "hybrid")) {
-                co.search.mode = RAG_MODE_HYBRID;
-            } else if (!strcmp(optarg, "dense")) {
-                co.search.mode = RAG_MODE_DENSE;
-            } else if (!strcmp(optarg, "lexical")) {
-                co.search.mode = RAG_MODE_LEXICAL;
-            } else {
-                cli_error("context", "--mode must be hybrid, dense or lexical, got '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'F': co.search.filter = optarg; break;
-        case 'k':
-            if (cli_parse_int(optarg, 1, 10000, &v) != 0) {
-                cli_error("context", "-k must be an integer in 1..10000, got '%s'", optarg);
-                return CLI_USAGE;
-            }
-            co.search.k = (int)v;
-            break;
         case 's':
             if (cli_parse_int(optarg, 1, (long long)1 << 40, &v) != 0) {
                 cli_error("context", "--stale-after must be a positive number of seconds, got '%s'",

@@ -1,9 +1,8 @@
 /* cmd_eval.c - `ragcore eval`: retrieval quality on BEIR-format queries and qrels, and a
  * paired A/B comparison of two search configurations on the same queries. */
 #include "cli.h"
+#include "search_flags.h"
 
-#include "beir.h"
-#include "eval_metrics.h"
 #include "ragcore.h"
 
 #include <getopt.h>
@@ -35,7 +34,6 @@ static void eval_usage(FILE *out)
             "  --collection NAME   collection (default: default)\n"
             "  --queries FILE      BEIR queries (.jsonl or .jsonl.gz)\n"
             "  --qrels FILE        BEIR relevance judgements (.tsv)\n"
-            "  --mode M            dense, lexical or hybrid (default hybrid)\n"
             "  -k N                documents retrieved per query (default 100, 1..10000)\n"
             "  --json              print the report as JSON\n"
             "  --compare A B       evaluate two configurations (applied over the options above)\n"
@@ -43,11 +41,12 @@ static void eval_usage(FILE *out)
             "                      paired randomization test and a paired t-test\n"
             "  --iterations N      sign flips of the randomization test (default 10000)\n"
             "\n"
-            "A configuration is a comma-separated key=value list:\n"
-            "  mode=dense|lexical|hybrid  fusion=rrf|weighted  rrf_k=N  dense_weight=X\n"
-            "  candidates=N  mmr=LAMBDA  per_doc=N  ef_search=N  db=DIR  collection=NAME\n"
-            "  filter=EXPR (last: it takes the rest of the string, commas included)\n"
-            "e.g. --compare \"mode=dense\" \"mode=hybrid,fusion=weighted,dense_weight=0.7\"\n");
+            "A configuration is a comma-separated key=value list of the search options below\n"
+            "(by name, e.g. rrf_k=30, mmr_lambda=0.7) and ef_search=N, db=DIR,\n"
+            "collection=NAME; filter=EXPR comes last: it takes the rest of the string.\n"
+            "e.g. --compare \"mode=dense\" \"mode=hybrid,fusion=weighted,dense_weight=0.7\"\n"
+            "\nSearch options:\n");
+    cli_search_flags_usage(out, (const char *const[]){"k", NULL});
 }
 
 typedef struct eval_config {
@@ -78,29 +77,6 @@ static const char *mode_name(rag_mode m)
     return m == RAG_MODE_DENSE ? "dense" : m == RAG_MODE_LEXICAL ? "lexical" : "hybrid";
 }
 
-static int parse_mode(const char *s, rag_mode *m)
-{
-    if (!strcmp(s, "dense"))
-        *m = RAG_MODE_DENSE;
-    else if (!strcmp(s, "lexical"))
-        *m = RAG_MODE_LEXICAL;
-    else if (!strcmp(s, "hybrid"))
-        *m = RAG_MODE_HYBRID;
-    else
-        return -1;
-    return 0;
-}
-
-static int parse_real(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Applies "key=value,key=value" to cfg. Prints an error naming `which` and the bad item. */
 static int parse_config(const char *spec, const char *which, eval_config *cfg)
 {
@@ -128,53 +104,7 @@ static int parse_config(const char *spec, const char *which, eval_config *cfg)
         *eq = 0;
         const char *key = item, *val = eq + 1;
         long long iv;
-        double dv;
-        if (!strcmp(key, "mode")) {
-            if (parse_mode(val, &cfg->so.mode) != 0) {
-                cli_error("eval", "%s: mode must be dense, lexical or hybrid, got '%s'", which, val);
-                return -1;
-            }
-        } else if (!strcmp(key, "fusion")) {
-            if (!strcmp(val, "rrf"))
-                cfg->so.fusion = RAG_FUSION_RRF;
-            else if (!strcmp(val, "weighted"))
-                cfg->so.fusion = RAG_FUSION_WEIGHTED;
-            else {
-                cli_error("eval", "%s: fusion must be rrf or weighted, got '%s'", which, val);
-                return -1;
-            }
-        } else if (!strcmp(key, "rrf_k")) {
-            if (cli_parse_int(val, 1, 100000, &iv) != 0) {
-                cli_error("eval", "%s: rrf_k must be an integer in 1..100000, got '%s'", which, val);
-                return -1;
-            }
-            cfg->so.rrf_k = (int)iv;
-        } else if (!strcmp(key, "dense_weight")) {
-            if (parse_real(val, 0, 1, &dv) != 0) {
-                cli_error("eval", "%s: dense_weight must be a number in [0,1], got '%s'", which, val);
-                return -1;
-            }
-            cfg->so.dense_weight = (float)dv;
-        } else if (!strcmp(key, "candidates")) {
-            if (cli_parse_int(val, 1, 100000, &iv) != 0) {
-                cli_error("eval", "%s: candidates must be an integer in 1..100000, got '%s'", which,
-                          val);
-                return -1;
-            }
-            cfg->so.candidates = (int)iv;
-        } else if (!strcmp(key, "mmr")) {
-            if (parse_real(val, 0, 1, &dv) != 0) {
-                cli_error("eval", "%s: mmr must be a lambda in [0,1] (0: off), got '%s'", which, val);
-                return -1;
-            }
-            cfg->so.mmr_lambda = (float)dv;
-        } else if (!strcmp(key, "per_doc")) {
-            if (cli_parse_int(val, 0, 10000, &iv) != 0) {
-                cli_error("eval", "%s: per_doc must be an integer in 0..10000, got '%s'", which, val);
-                return -1;
-            }
-            cfg->so.per_doc = (int)iv;
-        } else if (!strcmp(key, "ef_search")) {
+        if (!strcmp(key, "ef_search")) {
             if (cli_parse_int(val, 1, 1000000, &iv) != 0) {
                 cli_error("eval", "%s: ef_search must be a positive integer, got '%s'", which, val);
                 return -1;
@@ -184,11 +114,12 @@ static int parse_config(const char *spec, const char *which, eval_config *cfg)
             cfg->db = val;
         } else if (!strcmp(key, "collection")) {
             cfg->so.collection = val;
-        } else if (!strcmp(key, "filter")) {
-            cfg->so.filter = val;
-        } else {
-            cli_error("eval", "%s: unknown key '%s' (known: mode, fusion, rrf_k, dense_weight, "
-                      "candidates, mmr, per_doc, ef_search, db, collection, filter)", which, key);
+        } else if (!strcmp(key, "k") || !rag_search_option_find(key)) {
+            cli_error("eval", "%s: unknown key '%s' (known: the search options of `ragcore eval "
+                      "--help`, ef_search, db, collection)", which, key);
+            return -1;
+        } else if (rag_search_option_set(&cfg->so, key, val) != RAG_OK) {
+            cli_error("eval", "%s: %s", which, rag_errmsg());
             return -1;
         }
     }
@@ -386,13 +317,15 @@ static int open_db(const eval_config *cfg, rag_db **db)
 
 int cmd_eval(int argc, char **argv)
 {
-    static const struct option longopts[] = {
+    static const char *const own[] = {"k", NULL}; /* -k here counts documents */
+    struct option longopts[9 + CLI_SEARCH_FLAGS_MAX + 1] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"queries", required_argument, 0, 'q'}, {"qrels", required_argument, 0, 'r'},
-        {"mode", required_argument, 0, 'm'},    {"k", required_argument, 0, 'k'},
-        {"json", no_argument, 0, 'j'},          {"compare", no_argument, 0, 'C'},
-        {"iterations", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"k", required_argument, 0, 'k'},       {"json", no_argument, 0, 'j'},
+        {"compare", no_argument, 0, 'C'},       {"iterations", required_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'}};
+    size_t nopts = 9;
+    cli_search_flags_add(longopts, &nopts, own);
     const char *queries = NULL, *qrels = NULL;
     int json = 0, compare = 0, k = 100, opt, ret = CLI_OK;
     long iterations = 10000;
@@ -406,18 +339,17 @@ int cmd_eval(int argc, char **argv)
     eval_result res[2];
     memset(res, 0, sizeof res);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:c:q:r:m:k:jCi:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:c:q:r:k:jCi:h", longopts, NULL)) != -1) {
+        int r = cli_search_flag("eval", opt, optarg, &cfg[0].so);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r > 0)
+            continue;
         switch (opt) {
         case 'd': cfg[0].db = optarg; break;
         case 'c': cfg[0].so.collection = optarg; break;
         case 'q': queries = optarg; break;
         case 'r': qrels = optarg; break;
-        case 'm':
-            if (parse_mode(optarg, &cfg[0].so.mode) != 0) {
-                cli_error("eval", "--mode must be dense, lexical or hybrid, got '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
         case 'k':
             if (cli_parse_int(optarg, 1, 10000, &v) != 0) {
                 cli_error("eval", "-k must be an integer in 1..10000, got '%s'", optarg);

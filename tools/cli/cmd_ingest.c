@@ -889,7 +889,7 @@ int cmd_ingest(int argc, char **argv)
     if (!st.dry_run) {
         rc = rag_open(dbdir, &oo, &st.db);
         if (rc != RAG_OK) {
-            cli_error("ingest", "cannot open store: %s", rag_errmsg());
+            cli_open_error("ingest", rc);
             return rc == RAG_EINVAL || rc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
         }
     }

@@ -1,7 +1,5 @@
 /* cmd_model.c - `ragcore model pull|list` and `ragcore embed`: model cache and raw vectors. */
 #include "cli.h"
-#include "embedder.h"
-#include "model_registry.h"
 #include "ragcore.h"
 
 #include <stdio.h>
@@ -30,17 +28,16 @@ static int model_list(void)
         return CLI_DATA;
     }
     printf("model cache: %s\n", root);
-    free(root);
-    for (size_t i = 0; i < rag_model_count(); i++) {
-        const rag_model_info *m = rag_model_at(i);
+    rag_free(root);
+    rag_known_model m;
+    for (size_t i = 0; rag_model_describe(i, &m) == RAG_OK; i++) {
         char src[160];
-        if (m->dist)
-            snprintf(src, sizeof src, "pypi:%s==%s", m->dist, m->version);
+        if (*m.dist)
+            snprintf(src, sizeof src, "pypi:%s==%s", m.dist, m.version);
         else
             snprintf(src, sizeof src, "(no PyPI source)");
-        printf("%-20s %-9s dim=%d max_tokens=%d pooling=%s %s  [%s]\n", m->name,
-               rag_model_is_cached(m) ? "cached" : "absent", m->dim, m->max_tokens,
-               m->pooling == RAG_POOL_CLS ? "cls" : "mean", src, m->hf_id);
+        printf("%-20s %-9s dim=%d max_tokens=%d pooling=%s %s  [%s]\n", m.name,
+               m.cached ? "cached" : "absent", m.dim, m.max_tokens, m.pooling, src, m.hf_id);
     }
     return CLI_OK;
 }
@@ -90,7 +87,7 @@ int cmd_model(int argc, char **argv)
             continue;
         }
         printf("%s: %s\n", argv[i], dir);
-        free(dir);
+        rag_free(dir);
     }
     return status;
 }
@@ -149,40 +146,37 @@ int cmd_embed(int argc, char **argv)
         cli_error("embed", "%s", rag_errmsg());
         return CLI_DATA;
     }
-    size_t *lens = malloc((size_t)n * sizeof *lens);
-    float *v = malloc((size_t)n * (size_t)e->dim * sizeof *v);
+    int dim = rag_embedder_dim(e);
+    float *v = malloc((size_t)n * (size_t)dim * sizeof *v);
     int status = CLI_OK;
-    if (!lens || !v) {
+    if (!v) {
         cli_error("embed", "out of memory");
         status = CLI_DATA;
         goto cleanup;
     }
-    for (int i = 0; i < n; i++)
-        lens[i] = strlen(argv[first + i]);
-    if (rag_embedder_embed(e, (const char *const *)(argv + first), lens, (size_t)n, is_query, v) !=
+    if (rag_embedder_embed(e, (const char *const *)(argv + first), NULL, (size_t)n, is_query, v) !=
         RAG_OK) {
         cli_error("embed", "%s", rag_errmsg());
         status = CLI_DATA;
         goto cleanup;
     }
     printf("{\"model\": \"");
-    for (const char *p = e->name; *p; p++)
+    for (const char *p = rag_embedder_name(e); *p; p++)
         if (*p == '"' || *p == '\\')
             printf("\\%c", *p);
         else if ((unsigned char)*p < 0x20)
             printf("\\u%04x", *p);
         else
             putchar(*p);
-    printf("\", \"dim\": %d, \"vectors\": [", e->dim);
+    printf("\", \"dim\": %d, \"vectors\": [", dim);
     for (int i = 0; i < n; i++) {
         printf("%s[", i ? ", " : "");
-        for (int j = 0; j < e->dim; j++)
-            printf("%s%.7g", j ? ", " : "", v[(size_t)i * (size_t)e->dim + (size_t)j]);
+        for (int j = 0; j < dim; j++)
+            printf("%s%.7g", j ? ", " : "", v[(size_t)i * (size_t)dim + (size_t)j]);
         putchar(']');
     }
     printf("]}\n");
 cleanup:
-    free(lens);
     free(v);
     rag_embedder_free(e);
     return status;

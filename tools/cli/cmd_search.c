@@ -1,5 +1,6 @@
 /* cmd_search.c - `ragcore search`: query a collection and print ranked hits. */
 #include "cli.h"
+#include "search_flags.h"
 
 #include "ragcore.h"
 
@@ -17,34 +18,13 @@ static void search_usage(FILE *out)
     fprintf(out,
             "usage: ragcore search --db DIR [--collection NAME] [-k N] [--json] [options] QUERY\n"
             "\n"
-            "  --db DIR            store directory\n"
-            "  --collection NAME   collection (default: default)\n"
-            "  -k N                number of hits (default 10, at most 10000)\n"
-            "  --mode M            dense | lexical | hybrid (default hybrid)\n"
-            "  --fusion F          rrf | weighted (hybrid; default rrf)\n"
-            "  --rrf-k N           RRF constant (default 60)\n"
-            "  --dense-weight W    weighted fusion: share of the dense side, 0..1 (default 0.5)\n"
-            "  --candidates N      candidates per side for fusion (default max(100, 4k))\n"
-            "  --filter EXPR       metadata filter, e.g. 'lang = \"en\" AND year >= 2020'\n"
-            "  --mmr LAMBDA        MMR diversification, relevance weight in (0,1]\n"
-            "  --per-doc N         at most N hits per document\n"
-            "  --max-age SECONDS   only documents whose source is at most this old\n"
-            "  --half-life SECONDS recency weighting with this half-life\n"
-            "  --doc ID            only chunks of this document (repeatable)\n"
-            "  --source-prefix P   only documents whose source starts with P\n"
-            "  --json              print {\"results\":[...],\"no_confident_context\":...} as JSON\n");
-}
-
-static int parse_num(const char *opt, const char *arg, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(arg, &end);
-    if (*arg == '\0' || *end || v < lo || v > hi) {
-        cli_error("search", "%s must be a number in %g..%g, got '%s'", opt, lo, hi, arg);
-        return -1;
-    }
-    *out = v;
-    return 0;
+            "  --db DIR                           store directory\n"
+            "  --collection NAME                  collection (default: default)\n"
+            "  --doc ID                           only chunks of this document (repeatable)\n"
+            "  --json                             print {\"results\":[...],\"no_confident_context\""
+            ":...}\n"
+            "  -k N                               same as --k\n");
+    cli_search_flags_usage(out, NULL);
 }
 
 static json_t *hit_json(const rag_hit *h)
@@ -78,66 +58,27 @@ static json_t *hit_json(const rag_hit *h)
 
 int cmd_search(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, 0, 'd'}, {"collection", required_argument, 0, 'c'},
-        {"k", required_argument, 0, 'k'},  {"doc", required_argument, 0, 'D'},
-        {"source-prefix", required_argument, 0, 'p'}, {"json", no_argument, 0, 'j'},
-        {"mode", required_argument, 0, 'm'}, {"fusion", required_argument, 0, 'F'},
-        {"rrf-k", required_argument, 0, 'R'}, {"dense-weight", required_argument, 0, 'W'},
-        {"candidates", required_argument, 0, 'C'}, {"filter", required_argument, 0, 'f'},
-        {"mmr", required_argument, 0, 'M'}, {"per-doc", required_argument, 0, 'P'},
-        {"max-age", required_argument, 0, 'A'}, {"half-life", required_argument, 0, 'H'},
-        {"help", no_argument, 0, 'h'},     {0, 0, 0, 0}};
+    struct option longopts[8 + CLI_SEARCH_FLAGS_MAX + 1] = {
+        {"db", required_argument, 0, 'd'},  {"collection", required_argument, 0, 'c'},
+        {"doc", required_argument, 0, 'D'}, {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'}};
+    size_t nopts = 5;
+    cli_search_flags_add(longopts, &nopts, NULL);
     const char *dbdir = NULL, *doc_ids[MAX_DOC_IDS];
     int json = 0, opt;
     rag_search_options so;
     rag_search_options_init(&so);
     optind = 1;
-    double v;
-    while ((opt = getopt_long(argc, argv, "d:c:k:D:p:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:c:k:D:jh", longopts, NULL)) != -1) {
+        int r = opt == 'k' ? cli_search_set("search", "k", optarg, &so)
+                           : cli_search_flag("search", opt, optarg, &so);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r > 0)
+            continue;
         switch (opt) {
-        case 'm':
-            if (!strcmp(optarg, "dense"))
-                so.mode = RAG_MODE_DENSE;
-            else if (!strcmp(optarg, "lexical"))
-                so.mode = RAG_MODE_LEXICAL;
-            else if (!strcmp(optarg, "hybrid"))
-                so.mode = RAG_MODE_HYBRID;
-            else {
-                cli_error("search", "--mode must be dense, lexical or hybrid, got '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'F':
-            if (!strcmp(optarg, "rrf"))
-                so.fusion = RAG_FUSION_RRF;
-            else if (!strcmp(optarg, "weighted"))
-                so.fusion = RAG_FUSION_WEIGHTED;
-            else {
-                cli_error("search", "--fusion must be rrf or weighted, got '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'R': if (parse_num("--rrf-k", optarg, 1, 100000, &v)) return CLI_USAGE; so.rrf_k = (int)v; break;
-        case 'W': if (parse_num("--dense-weight", optarg, 0, 1, &v)) return CLI_USAGE; so.dense_weight = (float)v; break;
-        case 'C': if (parse_num("--candidates", optarg, 1, 10000, &v)) return CLI_USAGE; so.candidates = (int)v; break;
-        case 'M': if (parse_num("--mmr", optarg, 0, 1, &v)) return CLI_USAGE; so.mmr_lambda = (float)v; break;
-        case 'P': if (parse_num("--per-doc", optarg, 1, 10000, &v)) return CLI_USAGE; so.per_doc = (int)v; break;
-        case 'A': if (parse_num("--max-age", optarg, 1, 1e12, &v)) return CLI_USAGE; so.max_age = (int64_t)v; break;
-        case 'H': if (parse_num("--half-life", optarg, 1, 1e12, &v)) return CLI_USAGE; so.half_life = (int64_t)v; break;
-        case 'f': so.filter = optarg; break;
         case 'd': dbdir = optarg; break;
         case 'c': so.collection = optarg; break;
-        case 'k': {
-            char *end;
-            long k = strtol(optarg, &end, 10);
-            if (*end || k < 1 || k > 10000) {
-                cli_error("search", "-k must be an integer in 1..10000, got '%s'", optarg);
-                return CLI_USAGE;
-            }
-            so.k = (int)k;
-            break;
-        }
         case 'D':
             if (so.n_doc_ids == MAX_DOC_IDS) {
                 cli_error("search", "at most %d --doc", MAX_DOC_IDS);
@@ -145,7 +86,6 @@ int cmd_search(int argc, char **argv)
             }
             doc_ids[so.n_doc_ids++] = optarg;
             break;
-        case 'p': so.source_prefix = optarg; break;
         case 'j': json = 1; break;
         case 'h': search_usage(stdout); return CLI_OK;
         default: search_usage(stderr); return CLI_USAGE;

@@ -202,7 +202,7 @@ int cmd_sync(int argc, char **argv)
     rag_db *db = NULL;
     int orc = rag_open(dbdir, &oo, &db);
     if (orc != RAG_OK) {
-        cli_error("sync", "cannot open store: %s", rag_errmsg());
+        cli_open_error("sync", orc);
         return orc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
     }
     signal(SIGINT, on_signal);

@@ -55,14 +55,33 @@ void cli_error(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+const char *cli_busy_advice(const char *cmd, int rc)
+{
+    /* The commands that can send their change to the server (--server URL). */
+    static const char *const remote[] = {"ingest", "sync", "delete", "keys"};
+    if (rc != RAG_EBUSY)
+        return "";
+    for (size_t i = 0; i < sizeof remote / sizeof *remote; i++)
+        if (strcmp(cmd, remote[i]) == 0)
+            return "; stop it first, or use --server URL to send the change to the running "
+                   "server";
+    return "; stop it first";
+}
+
+void cli_open_error(const char *cmd, int rc)
+{
+    cli_error(cmd, "cannot open store: %s%s", rag_errmsg(), cli_busy_advice(cmd, rc));
+}
+
 struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only)
 {
     rag_open_options oo;
     rag_open_options_init(&oo);
     oo.read_only = read_only;
     rag_db *db = NULL;
-    if (rag_open(dbdir, &oo, &db) != RAG_OK) {
-        cli_error(cmd, "cannot open store: %s", rag_errmsg());
+    int rc = rag_open(dbdir, &oo, &db);
+    if (rc != RAG_OK) {
+        cli_open_error(cmd, rc);
         return NULL;
     }
     return db;

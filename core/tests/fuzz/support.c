@@ -1,5 +1,5 @@
 /* support.c - the few facade functions the fuzzed modules call, so the fuzz targets
- * link without the store and index (mirrors core/ragcore.c). */
+ * link without the store and index (mirrors core/ingest.c). */
 #include "ragcore.h"
 
 #include <string.h>

@@ -3,7 +3,6 @@
  * touching documents. */
 #include "test.h"
 
-#include "check.h"
 #include "lexical.h"
 #include "ragcore.h"
 #include "store.h"
@@ -58,7 +57,7 @@ static void make_store(const char *dir, const char *spec)
 static rag_check_report *check(const char *dir, unsigned flags)
 {
     rag_check_report *r = NULL;
-    int rc = rag_check_store(dir, flags, &r);
+    int rc = rag_check(dir, flags, 0, &r);
     ASSERT_EQ_INT(rc, RAG_OK);
     if (rc != RAG_OK)
         fprintf(stderr, "check: %s\n", rag_errmsg());
@@ -180,7 +179,7 @@ static void test_clean_store(void)
     ASSERT_EQ_INT(t->index_vectors, t->chunks + t->tombstones);
     rag_check_report_free(r);
     /* A store that is not one. */
-    ASSERT_EQ_INT(rag_check_store(base, 0, &r), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_check(base, 0, 0, &r), RAG_ENOTFOUND);
     ASSERT_TRUE(strstr(rag_errmsg(), "not a ragcore store") != NULL);
 }
 
@@ -382,7 +381,7 @@ static void test_repair_ef_construction(void)
     snprintf(path, sizeof path, "%s/index/%u.idx", dir, coll_id(dir));
     ASSERT_EQ_INT(truncate(path, 100), 0);
     rag_check_report *r = NULL;
-    ASSERT_OK(rag_check_store_with(dir, RAG_CHECK_REPAIR, 123, &r));
+    ASSERT_OK(rag_check(dir, RAG_CHECK_REPAIR, 123, &r));
     ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, "rebuilt the index file"));
     ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
     rag_check_report_free(r);

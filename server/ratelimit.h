@@ -1,0 +1,28 @@
+/* ratelimit.h - per-API-key budgets: requests a second and /v1/embeddings encoder tokens a
+ * second. Each is a token bucket kept as one atomic time stamp (the generic cell rate
+ * algorithm: the time at which the bucket would be full again), so a check takes no lock. */
+#ifndef SRV_RATELIMIT_H
+#define SRV_RATELIMIT_H
+
+#include "http.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Takes `cost` units from the bucket whose state is *tat (0: full), refilled at `rate`
+ * units a second and holding one second's worth. A cost larger than the bucket holds is
+ * let through when the bucket is full, the excess owed: later requests wait until it is
+ * paid back. Returns 0 when taken, else the seconds until the bucket holds enough
+ * (nothing is taken then). rate <= 0 means no limit (0). now_ns: a monotonic clock in
+ * nanoseconds. Lock-free; can't fail. */
+double rl_take(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns);
+
+/* Charges one request to r->key's request budget (limits.key_request_rate). 0, or -1
+ * after answering 429 "rate_limited" with Retry-After. */
+int ratelimit_request(http_req *r);
+
+/* Charges `tokens` (estimated encoder tokens) to r->key's token budget
+ * (limits.key_token_rate). 0, or -1 after answering 429 "rate_limited" with Retry-After. */
+int ratelimit_tokens(http_req *r, double tokens);
+
+#endif
