@@ -28,6 +28,20 @@ struct rag_embedder {
     void *impl;         /* provider state */
 };
 
+/* Creates the embedder a store recorded under `name` (its "embedder" identity record):
+ * as rag_embedder_create, except that a neural model's bare name means fp32, the only
+ * precision such names had when they were written (int8 is recorded as "<model>:int8"),
+ * whatever the default precision is now. Errors as rag_embedder_create. */
+int rag_embedder_create_recorded(const char *name, int dim, rag_embedder **out);
+
+/* How embedder name `asked` (as rag_open_options.embedder takes it) relates to the name a
+ * store recorded: RAG_EMBEDDER_SAME when it names that embedder (the same string; a bare
+ * model name, which takes the store's precision; or "<model>:fp32" for a bare recorded
+ * name), RAG_EMBEDDER_OTHER_PRECISION when it names the same model in the other
+ * precision, RAG_EMBEDDER_OTHER otherwise. Can't fail. */
+enum { RAG_EMBEDDER_SAME = 0, RAG_EMBEDDER_OTHER = 1, RAG_EMBEDDER_OTHER_PRECISION = 2 };
+int rag_embedder_name_compare(const char *asked, const char *recorded);
+
 /* Wraps an application-supplied definition (copied). */
 int rag_embedder_from_def(const rag_embedder_def *def, rag_embedder **out);
 
@@ -47,7 +61,7 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out);
 
 /* The same with a chosen precision: "fp32" (float32 weights), "int8" (weights quantized at
  * load, activations per token: 4x less weight memory, vectors within cosine 0.99 of
- * fp32's) or NULL for the name's suffix, else $RAGCORE_PRECISION, else fp32. A name may
+ * fp32's) or NULL for the name's suffix, else rag_embedder_default_precision(). A name may
  * carry the precision as a suffix ("all-MiniLM-L6-v2:int8", "/models/x:fp32"). An int8
  * embedder's name (e->name, which a store records and its embedding cache is keyed by)
  * ends in ":int8", an fp32 one's is the bare model name as before, so that a store's
@@ -58,8 +72,10 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out);
 int rag_embedder_bert_create_precision(const char *name, const char *precision,
                                        rag_embedder **out);
 
-/* The precision new stores of a neural model should use when none is asked for, chosen by
- * the measurements in docs/performance.md. Can't fail. */
+/* The precision of a neural model whose name carries none (a new store, a standalone
+ * embedder): $RAGCORE_PRECISION when set, else "int8", chosen by the measurements in
+ * docs/performance.md. The string is not checked here (creating the embedder does).
+ * Can't fail. */
 const char *rag_embedder_default_precision(void);
 
 /* Counters of a neural embedder (one made by rag_embedder_bert_create): embed calls,

@@ -66,7 +66,8 @@ static void sync_usage(FILE *out)
             "same content hash), and documents whose source under PATH vanished are deleted.\n"
             "The store keeps the embedder it was created with.\n"
             "\n"
-            "  --embedder NAME     embedder of a NEW store (an existing store keeps its own)\n"
+            "  --embedder NAME     embedder of a NEW store (an existing store keeps its own);\n"
+            "                      a model name may end in :int8 or :fp32 (default int8)\n"
             "  --watch SECONDS     repeat every SECONDS and print a freshness line per cycle\n"
             "  --objective SECONDS freshness objective for the report (default 300)\n"
             "  --json              print the summary as JSON (one line per cycle)\n");
