@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_precision.sh - fp32 vs int8 encoder side by side in one run, with ONNX Runtime fp32 and
 # int8 on the same texts: query encoding latency, batch tokens/s (one thread), and text
-# query -> top-10 latency and nDCG@10 on two SciFact stores (one built in each precision).
+# query -> top-10 latency (wall, and CPU time of the searching thread) and nDCG@10 on two
+# SciFact stores (one built in each precision).
 #
 # usage: bench/run_precision.sh BUILD_DIR FP32_STORE INT8_STORE [ROUNDS]
 #   the stores: `ragcore ingest --db S --embedder all-MiniLM-L6-v2:fp32|:int8 DATA/corpus.jsonl.gz`
@@ -41,8 +42,9 @@ for r in $(seq 1 "$rounds"); do
                 --qrels "$data/qrels/train.tsv" -k 10 --mode "$mode" --json |
                 python3 -c 'import json,sys
 d = json.load(sys.stdin)
-print("  %-6s %-40s nDCG@10 %.4f  p50 %6.2f ms  p95 %6.2f ms" % (sys.argv[1], sys.argv[2],
-      d["ndcg@10"], d["latency_ms_p50"], d["latency_ms_p95"]))' "$mode" "$store"
+print("  %-6s %-28s nDCG@10 %.4f | wall p50 %6.2f p95 %6.2f ms | cpu p50 %5.2f p95 %5.2f ms"
+      % (sys.argv[1], sys.argv[2], d["ndcg@10"], d["latency_ms_p50"], d["latency_ms_p95"],
+         d["cpu_ms_p50"], d["cpu_ms_p95"]))' "$mode" "$store"
         done
     done
 done
