@@ -224,11 +224,6 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int rag_embedder_bert_create(const char *name, rag_embedder **out)
-{
-    return rag_embedder_bert_create_precision(name, NULL, out);
-}
-
 /* Parses a precision name (NULL: rag_embedder_default_precision()). */
 static int parse_precision(const char *s, rag_bert_precision *out)
 {

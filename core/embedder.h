@@ -55,20 +55,17 @@ void rag_l2_normalize(float *v, int dim);
 int rag_embedder_hash_create(int dim, rag_embedder **out);
 
 /* Neural model provider (embed_bert.c): `name` is a known model name (looked up in the
- * model cache) or a path to a Hugging Face model directory. RAG_ENOTFOUND when `name`
- * is neither, so the factory can report unknown names. */
-int rag_embedder_bert_create(const char *name, rag_embedder **out);
-
-/* The same with a chosen precision: "fp32" (float32 weights), "int8" (weights quantized at
- * load, activations per token: 4x less weight memory, vectors within cosine 0.99 of
- * fp32's) or NULL for the name's suffix, else rag_embedder_default_precision(). A name may
- * carry the precision as a suffix ("all-MiniLM-L6-v2:int8", "/models/x:fp32"). An int8
+ * model cache) or a path to a Hugging Face model directory, either optionally followed by
+ * the precision (":int8", ":fp32"); RAG_ENOTFOUND when it is neither, so the factory can
+ * report unknown names. `precision`: "fp32" (float32 weights), "int8" (weights quantized
+ * at load, activations per token: 4x less weight memory, vectors within cosine 0.99 of
+ * fp32's) or NULL for the name's suffix, else rag_embedder_default_precision(). An int8
  * embedder's name (e->name, which a store records and its embedding cache is keyed by)
  * ends in ":int8", an fp32 one's is the bare model name as before, so that a store's
  * vectors and the queries searched against them come from the same arithmetic, and
  * stores made before int8 existed keep meaning fp32.
  * Errors: RAG_EINVAL (another precision string, or a suffix that contradicts `precision`),
- * and those of rag_embedder_bert_create. */
+ * RAG_ENOTFOUND, RAG_EIO / RAG_ECORRUPT (model files), RAG_ENOMEM. */
 int rag_embedder_bert_create_precision(const char *name, const char *precision,
                                        rag_embedder **out);
 
@@ -78,7 +75,7 @@ int rag_embedder_bert_create_precision(const char *name, const char *precision,
  * Can't fail. */
 const char *rag_embedder_default_precision(void);
 
-/* Counters of a neural embedder (one made by rag_embedder_bert_create): embed calls,
+/* Counters of a neural embedder (one made by rag_embedder_bert_create_precision): embed calls,
  * encoder passes (concurrent calls coalesced into one pass count once) and texts encoded. */
 void rag_embedder_bert_counters(const rag_embedder *e, uint64_t *calls, uint64_t *passes,
                                 uint64_t *texts);

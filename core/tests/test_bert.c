@@ -95,7 +95,7 @@ static void check_model(const char *model)
     int n = load_fixture(model, &meta, &ref, &dim);
     ASSERT_TRUE(n >= 50);
     rag_embedder *e = NULL;
-    ASSERT_OK(rag_embedder_bert_create(model, &e));
+    ASSERT_OK(rag_embedder_bert_create_precision(model, "fp32", &e));
     if (n < 0 || !e)
         goto cleanup;
     ASSERT_EQ_INT(e->dim, dim);
@@ -367,7 +367,7 @@ static void conc_run(const char *encoders, const char *batch, int exact)
     rag_embedder *e = NULL;
     setenv("RAGCORE_ENCODERS", encoders, 1); /* read when the embedder is created */
     setenv("RAGCORE_EMBED_BATCH", batch, 1);
-    ASSERT_OK(rag_embedder_bert_create("all-MiniLM-L6-v2", &e));
+    ASSERT_OK(rag_embedder_bert_create_precision("all-MiniLM-L6-v2", "fp32", &e));
     unsetenv("RAGCORE_ENCODERS");
     unsetenv("RAGCORE_EMBED_BATCH");
     if (!e)
@@ -511,10 +511,11 @@ static void test_bert_ops(void)
     ASSERT_TRUE(one == 1.0f);
 }
 
-/* rag_attention against a double-precision reference, for both forms (the fused AVX-512
- * kernel where this CPU has it, the BLAS form always): sequence lengths around the kernel's
- * 6-row blocks and 16/32-key blocks, head sizes 16..64 and one (24) the fused kernel leaves
- * to BLAS, a padded qkv/ctx stride, and the ctx columns of other heads never written. */
+/* rag_attention against a double-precision reference, for every form (the fused AVX-512
+ * and AVX2 kernels where this CPU has them, the BLAS form always): sequence lengths around
+ * the kernels' 6-row blocks and 8/16/32-key blocks, head sizes 16..64 and one (24) the
+ * AVX-512 kernel leaves to BLAS (the AVX2 one takes it, 3 vectors), a padded qkv/ctx
+ * stride, and the ctx columns of other heads never written. */
 static void test_attention(void)
 {
     const int Ls[] = {1, 2, 5, 6, 7, 13, 16, 17, 31, 32, 33, 48, 100, 257};
@@ -531,7 +532,7 @@ static void test_attention(void)
             for (size_t i = 0; i < (size_t)L * ldq; i++)
                 qkv[i] = (float)sin((double)i * 0.731 + (double)D) * 2.0f;
             const float scale = 1.0f / sqrtf((float)D);
-            for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa += 2) {
+            for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa++) {
                 for (size_t i = 0; i < (size_t)L * ldc; i++)
                     ctx[i] = -7.0f;
                 rag_attention((rag_gemm_isa)isa, qkv, ldq, L, NH, D, scale, ctx, ldc, work);
@@ -808,11 +809,11 @@ static void test_gemm_small(void)
 static void test_create_errors(void)
 {
     rag_embedder *e = NULL;
-    ASSERT_EQ_INT(rag_embedder_bert_create("no-such-model", &e), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_embedder_bert_create_precision("no-such-model", NULL, &e), RAG_ENOTFOUND);
     ASSERT_TRUE(strstr(rag_errmsg(), "no-such-model") != NULL);
     ASSERT_TRUE(e == NULL);
     /* A directory that is not a model: the missing file is named. */
-    ASSERT_TRUE(rag_embedder_bert_create(getenv("RAGCORE_TEST_DATA"), &e) != RAG_OK);
+    ASSERT_TRUE(rag_embedder_bert_create_precision(getenv("RAGCORE_TEST_DATA"), NULL, &e) != RAG_OK);
     ASSERT_TRUE(strstr(rag_errmsg(), "config.json") != NULL);
     ASSERT_EQ_INT(rag_model_pull("nope", 0, NULL), RAG_ENOTFOUND);
     ASSERT_EQ_INT(rag_model_pull("bge-small-en-v1.5", 0, NULL),
@@ -822,7 +823,7 @@ static void test_create_errors(void)
     char *dir = NULL;
     ASSERT_OK(rag_model_pull("all-MiniLM-L6-v2", 0, &dir));
     if (dir) {
-        ASSERT_OK(rag_embedder_bert_create(dir, &e));
+        ASSERT_OK(rag_embedder_bert_create_precision(dir, NULL, &e));
         if (e) {
             ASSERT_TRUE(strstr(e->name, "all-MiniLM-L6-v2") != NULL);
             rag_embedder_free(e);
