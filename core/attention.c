@@ -1,5 +1,5 @@
-/* attention.c - the encoder's multi-head self-attention: fused AVX-512 and AVX2 kernels, and
- * two BLAS calls per head elsewhere. */
+/* attention.c - the encoder's multi-head self-attention: a fused AVX-512 kernel, and two
+ * BLAS calls per head elsewhere. */
 #include "attention.h"
 #include "bert_ops.h"
 
@@ -196,162 +196,6 @@ A512 static void attention_avx512(const float *qkv, size_t ldq, int L, int NH, i
         }
     }
 }
-
-/* The same fused attention with AVX2 + FMA (8 lanes, 16 ymm registers): a block of ROWS
- * query rows x 16 keys of scores is 12 accumulators; P V runs `pr` rows at a time so that
- * their nv = D / 8 accumulators each, the broadcast weights and one value vector fit. */
-#define A2 __attribute__((target("avx2,fma")))
-#define INLINE2 __attribute__((target("avx2,fma"), always_inline)) static inline
-
-/* Lanes [0, k) of an 8-lane vector as an all-ones mask. */
-INLINE2 __m256 lanes8(long k)
-{
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const int n = k >= 8 ? 8 : k <= 0 ? 0 : (int)k;
-    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota));
-}
-
-/* qk_block for AVX2: nv (1 or 2) vectors of 8 keys from j0. */
-INLINE2 void qk_block2(const float *const q[ROWS], const float *kt, size_t lp, int D, size_t j0,
-                       int nv, int L, __m256 scale, float *S, __m256 mx[ROWS])
-{
-    __m256 acc[ROWS][2];
-    UNROLL for (int r = 0; r < ROWS; r++)
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int d = 0; d < D; d++) {
-        const float *kr = kt + (size_t)d * lp + j0;
-        const __m256 k0 = _mm256_load_ps(kr);
-        const __m256 k1 = nv == 2 ? _mm256_load_ps(kr + 8) : k0;
-        UNROLL for (int r = 0; r < ROWS; r++) {
-            const __m256 qv = _mm256_broadcast_ss(&q[r][d]);
-            acc[r][0] = _mm256_fmadd_ps(qv, k0, acc[r][0]);
-            if (nv == 2)
-                acc[r][1] = _mm256_fmadd_ps(qv, k1, acc[r][1]);
-        }
-    }
-    const __m256 m0 = lanes8((long)L - (long)j0), m1 = lanes8((long)L - (long)j0 - 8);
-    UNROLL for (int r = 0; r < ROWS; r++) {
-        const __m256 s0 = _mm256_mul_ps(acc[r][0], scale);
-        _mm256_store_ps(S + (size_t)r * lp + j0, s0);
-        mx[r] = _mm256_blendv_ps(mx[r], _mm256_max_ps(mx[r], s0), m0);
-        if (nv == 2) {
-            const __m256 s1 = _mm256_mul_ps(acc[r][1], scale);
-            _mm256_store_ps(S + (size_t)r * lp + j0 + 8, s1);
-            mx[r] = _mm256_blendv_ps(mx[r], _mm256_max_ps(mx[r], s1), m1);
-        }
-    }
-}
-
-/* out[r][0 .. 8 nv) = inv[r] * sum_{j < L} S[r][j] v_j for rows [0, pr) of S (pr and nv
- * constants at each call, pr * nv <= 12). */
-INLINE2 void pv_block2(const float *S, size_t lp, const float *vp, int L, int nv, int pr,
-                       float *const out[], const float inv[])
-{
-    __m256 acc[4][8];
-    UNROLL for (int r = 0; r < pr; r++)
-        UNROLL for (int c = 0; c < nv; c++)
-            acc[r][c] = _mm256_setzero_ps();
-    for (int j = 0; j < L; j++) {
-        const float *vr = vp + (size_t)j * (size_t)(8 * nv);
-        __m256 p[4];
-        UNROLL for (int r = 0; r < pr; r++)
-            p[r] = _mm256_broadcast_ss(&S[(size_t)r * lp + (size_t)j]);
-        UNROLL for (int c = 0; c < nv; c++) {
-            const __m256 v = _mm256_loadu_ps(vr + 8 * c);
-            UNROLL for (int r = 0; r < pr; r++)
-                acc[r][c] = _mm256_fmadd_ps(p[r], v, acc[r][c]);
-        }
-    }
-    UNROLL for (int r = 0; r < pr; r++) {
-        const __m256 f = _mm256_set1_ps(inv[r]);
-        UNROLL for (int c = 0; c < nv; c++)
-            _mm256_storeu_ps(out[r] + 8 * c, _mm256_mul_ps(acc[r][c], f));
-    }
-}
-
-/* head_fused for AVX2 (nv = D / 8, 1..8). */
-INLINE2 void head_fused2(const float *qp, const float *kt, const float *vp, int L, int nv,
-                         float scale, float *ctx, size_t ldc, float *S)
-{
-    const int D = 8 * nv, pr = nv <= 3 ? 3 : nv <= 6 ? 2 : 1;
-    const size_t lp = pad16(L);
-    const __m256 sc = _mm256_set1_ps(scale);
-    for (int r0 = 0; r0 < L; r0 += ROWS) {
-        const int rows = L - r0 < ROWS ? L - r0 : ROWS;
-        const float *q[ROWS];
-        float *out[ROWS];
-        __m256 mx[ROWS];
-        float inv[ROWS];
-        for (int r = 0; r < ROWS; r++) {
-            const int t = r < rows ? r0 + r : L - 1;
-            q[r] = qp + (size_t)t * (size_t)D;
-            out[r] = ctx + (size_t)t * ldc;
-            mx[r] = _mm256_set1_ps(-INFINITY);
-        }
-        size_t j0 = 0;
-        for (; j0 + 16 <= lp; j0 += 16)
-            qk_block2(q, kt, lp, D, j0, 2, L, sc, S, mx);
-        if (j0 < lp)
-            qk_block2(q, kt, lp, D, j0, 1, L, sc, S, mx);
-        for (int r = 0; r < rows; r++) {
-            float m8[8], mxr = -INFINITY;
-            _mm256_storeu_ps(m8, mx[r]);
-            for (int i = 0; i < 8; i++)
-                mxr = m8[i] > mxr ? m8[i] : mxr;
-            inv[r] = 1.0f / rag_ops_exp_sum(RAG_GEMM_AVX2, S + (size_t)r * lp, L, mxr);
-        }
-        for (int r = 0; r < rows; r += pr) {
-            const int n = rows - r < pr ? rows - r : pr;
-            const float *Sr = S + (size_t)r * lp;
-            if (n == pr)
-                pv_block2(Sr, lp, vp, L, nv, pr, out + r, inv + r);
-            else /* the block's last rows, fewer than pr */
-                for (int i = 0; i < n; i++)
-                    pv_block2(Sr + (size_t)i * lp, lp, vp, L, nv, 1, out + r + i, inv + r + i);
-        }
-    }
-}
-
-/* attention_avx512's packing and per-head loop with AVX2: keys transposed by plain stores
- * (AVX2's gathers are slower than the loop on the CPUs measured). */
-A2 static void attention_avx2(const float *qkv, size_t ldq, int L, int NH, int D, float scale,
-                              float *ctx, size_t ldc, float *work)
-{
-    const size_t lp = pad16(L), H = (size_t)NH * (size_t)D, Dz = (size_t)D;
-    float *qp = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
-    float *vp = qp + H * lp, *kt = vp + H * lp, *S = kt + H * lp;
-    for (int j = 0; j < L; j++) {
-        const float *row = qkv + (size_t)j * ldq;
-        for (int h = 0; h < NH; h++) {
-            memcpy(qp + ((size_t)h * lp + (size_t)j) * Dz, row + (size_t)h * Dz, Dz * sizeof(float));
-            memcpy(vp + ((size_t)h * lp + (size_t)j) * Dz, row + 2 * H + (size_t)h * Dz,
-                   Dz * sizeof(float));
-        }
-    }
-    for (size_t c = 0; c < H; c++) {
-        float *kc = kt + c * lp;
-        const float *src = qkv + H + c;
-        for (size_t j = 0; j < (size_t)L; j++)
-            kc[j] = src[j * ldq];
-        for (size_t j = (size_t)L; j < lp; j++)
-            kc[j] = 0.0f;
-    }
-    for (int h = 0; h < NH; h++) {
-        const float *q = qp + (size_t)h * lp * Dz, *v = vp + (size_t)h * lp * Dz;
-        const float *k = kt + (size_t)h * Dz * lp;
-        float *c = ctx + (size_t)h * Dz;
-        switch (D / 8) {
-        case 1: head_fused2(q, k, v, L, 1, scale, c, ldc, S); break;
-        case 2: head_fused2(q, k, v, L, 2, scale, c, ldc, S); break;
-        case 3: head_fused2(q, k, v, L, 3, scale, c, ldc, S); break;
-        case 4: head_fused2(q, k, v, L, 4, scale, c, ldc, S); break;
-        case 5: head_fused2(q, k, v, L, 5, scale, c, ldc, S); break;
-        case 6: head_fused2(q, k, v, L, 6, scale, c, ldc, S); break;
-        case 7: head_fused2(q, k, v, L, 7, scale, c, ldc, S); break;
-        default: head_fused2(q, k, v, L, 8, scale, c, ldc, S); break;
-        }
-    }
-}
 #endif
 
 void rag_attention(rag_gemm_isa isa, const float *qkv, size_t ldq, int L, int heads,
@@ -361,11 +205,6 @@ void rag_attention(rag_gemm_isa isa, const float *qkv, size_t ldq, int L, int he
     if (isa >= RAG_GEMM_AVX512 && rag_gemm_small_isa() >= RAG_GEMM_AVX512 &&
         head_dim % 16 == 0 && head_dim >= 16 && head_dim <= 64 && ldq <= INT32_MAX / 16) {
         attention_avx512(qkv, ldq, L, heads, head_dim, scale, ctx, ldc, work);
-        return;
-    }
-    if (isa >= RAG_GEMM_AVX2 && rag_gemm_small_isa() >= RAG_GEMM_AVX2 &&
-        head_dim % 8 == 0 && head_dim >= 8 && head_dim <= 64) {
-        attention_avx2(qkv, ldq, L, heads, head_dim, scale, ctx, ldc, work);
         return;
     }
 #endif

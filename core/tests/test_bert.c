@@ -512,10 +512,10 @@ static void test_bert_ops(void)
 }
 
 /* rag_attention against a double-precision reference, for every form (the fused AVX-512
- * and AVX2 kernels where this CPU has them, the BLAS form always): sequence lengths around
- * the kernels' 6-row blocks and 8/16/32-key blocks, head sizes 16..64 and one (24) the
- * AVX-512 kernel leaves to BLAS (the AVX2 one takes it, 3 vectors), a padded qkv/ctx
- * stride, and the ctx columns of other heads never written. */
+ * kernel where this CPU has it, the BLAS form with each softmax kernel): sequence lengths
+ * around the kernel's 6-row blocks and 16/32-key blocks, head sizes 16..64 and one (24) the
+ * fused kernel leaves to BLAS, a padded qkv/ctx stride, and the ctx columns of other heads
+ * never written. */
 static void test_attention(void)
 {
     const int Ls[] = {1, 2, 5, 6, 7, 13, 16, 17, 31, 32, 33, 48, 100, 257};
