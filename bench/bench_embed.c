@@ -1,6 +1,7 @@
 /* bench_embed.c - neural embedder throughput, per-query latency and dense nDCG@10 on SciFact. */
 #include "bert.h"
 #include "embedder.h"
+#include "gemm_int8.h"
 #include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
@@ -217,34 +218,40 @@ static void print_ndcg10(rag_embedder *e, const docs *corpus, const float *dv, c
     printf("dense nDCG@10 (%zu docs): %.4f\n", corpus->n, ndcg10(e, corpus, dv, qp, qrp));
 }
 
-#define NPATH 3
-static const char *const path_name[NPATH] = {"cblas_sgemm (RAGCORE_SMALL_GEMM=0)",
-                                             "small-T, W in place (GEMM_PACK=0)",
-                                             "small-T, W pre-packed (default)"};
+#define NPATH 4
+static const char *const path_name[NPATH] = {"fp32 cblas_sgemm (RAGCORE_SMALL_GEMM=0)",
+                                             "fp32 small-T, W in place (GEMM_PACK=0)",
+                                             "fp32 small-T, W pre-packed (default)",
+                                             "int8 (precision=int8)"};
 
-/* Encodes every query of qpath alone (as rag_search does) through each path: cblas_sgemm,
- * the small-T kernel reading W in place (a second embedder loaded with RAGCORE_GEMM_PACK=0)
- * and the small-T kernel on pre-packed W, rotating which goes first, and prints the
- * per-query latency of each: wall and thread-CPU p50 / p95 / mean, in ms. */
+/* Encodes every query of qpath alone (as rag_search does) through each path: fp32 through
+ * cblas_sgemm, the small-T kernel reading W in place (a second embedder loaded with
+ * RAGCORE_GEMM_PACK=0) and the small-T kernel on pre-packed W, and int8 (a third embedder
+ * loaded with precision int8), rotating which goes first, and prints the per-query latency
+ * of each: wall and thread-CPU p50 / p95 / mean, in ms, and its worst cosine to the
+ * cblas_sgemm vector. */
 static int query_latency(rag_embedder *e, const char *model, const rag_tokenizer *tok, int maxt,
                          const char *qpath)
 {
     docs qs = {0};
     if (read_jsonl(qpath, &qs, (size_t)-1) || qs.n == 0)
         return -1;
-    rag_embedder *inplace = NULL;
+    rag_embedder *inplace = NULL, *i8 = NULL;
     setenv("RAGCORE_GEMM_PACK", "0", 1);
-    int crc = rag_embedder_create(model, 0, &inplace);
+    int crc = rag_embedder_bert_create_precision(model, "fp32", &inplace);
     unsetenv("RAGCORE_GEMM_PACK");
+    if (crc == RAG_OK)
+        crc = rag_embedder_bert_create_precision(model, "int8", &i8);
     if (crc != RAG_OK) {
         fprintf(stderr, "%s: %s\n", model, rag_errmsg());
+        rag_embedder_free(inplace);
         return -1;
     }
     const int limit = rag_bert_set_small_gemm(-1);
-    rag_embedder *emb[NPATH] = {e, inplace, e};
-    const int lim[NPATH] = {0, limit, limit};
+    rag_embedder *emb[NPATH] = {e, inplace, e, i8};
+    const int lim[NPATH] = {0, limit, limit, limit};
     const size_t n = qs.n, dim = (size_t)e->dim;
-    double *wall[NPATH], *cpu[NPATH], *ntok = malloc(n * sizeof(double)), worst[NPATH] = {1, 1, 1};
+    double *wall[NPATH], *cpu[NPATH], *ntok = malloc(n * sizeof(double)), worst[NPATH] = {1, 1, 1, 1};
     float *v[NPATH];
     int32_t *ids = malloc((size_t)maxt * sizeof *ids);
     size_t small_n = 0;
@@ -289,10 +296,12 @@ static int query_latency(rag_embedder *e, const char *model, const rag_tokenizer
     for (size_t i = 0; i < n; i++)
         tmean += ntok[i];
     printf("per-query encode: %zu queries, tokens mean %.1f p50 %.0f p95 %.0f max %.0f; small "
-           "path limit %d tokens (%s kernel) covers %zu queries\n", n, tmean / (double)n,
-           quantile(ntok, n, 0.5), quantile(ntok, n, 0.95), quantile(ntok, n, 1.0), limit,
+           "path limit %d tokens (%s kernel) covers %zu queries; int8 kernel %s\n", n,
+           tmean / (double)n, quantile(ntok, n, 0.5), quantile(ntok, n, 0.95),
+           quantile(ntok, n, 1.0), limit,
            rag_gemm_small_isa() == RAG_GEMM_AVX512 ? "AVX-512"
-           : rag_gemm_small_isa() == RAG_GEMM_AVX2 ? "AVX2" : "no", small_n);
+           : rag_gemm_small_isa() == RAG_GEMM_AVX2 ? "AVX2" : "no", small_n,
+           rag_gemm_i8_isa_name(rag_gemm_i8_isa()));
     double p50[NPATH][2], p95[NPATH][2], mean[NPATH][2];
     for (int p = 0; p < NPATH; p++)
         for (int c = 0; c < 2; c++) {
@@ -304,7 +313,7 @@ static int query_latency(rag_embedder *e, const char *model, const rag_tokenizer
             p95[p][c] = quantile(a, n, 0.95);
         }
     for (int p = 0; p < NPATH; p++)
-        printf("  %-36s wall p50 %6.2f p95 %6.2f mean %6.2f ms | cpu p50 %6.2f p95 %6.2f mean "
+        printf("  %-41s wall p50 %6.2f p95 %6.2f mean %6.2f ms | cpu p50 %6.2f p95 %6.2f mean "
                "%6.2f ms | min cosine to cblas %.7f\n", path_name[p], p50[p][0], p95[p][0],
                mean[p][0], p50[p][1], p95[p][1], mean[p][1], p ? worst[p] : 1.0);
     for (int p = 0; p < NPATH; p++) {
@@ -313,6 +322,7 @@ static int query_latency(rag_embedder *e, const char *model, const rag_tokenizer
         free(v[p]);
     }
     rag_embedder_free(inplace);
+    rag_embedder_free(i8);
     free(ntok);
     free(ids);
     docs_free(&qs);
@@ -380,23 +390,36 @@ static int concurrent_callers(const char *model, const char *qpath, int nthreads
     return 0;
 }
 
+/* The int8 copies of the weights layer_gemm_time cycles through: q[j] is the j-th matrix
+ * of W, packed. */
+typedef struct {
+    rag_gemm_i8_w *const *q;
+    void *work; /* rag_gemm_i8's work space */
+} i8_weights;
+
+#define PATH_SGEMM (-1)
+#define PATH_INT8 (-2)
+
 /* GEMM seconds (thread CPU, best of reps) for one encoder layer's four linear shapes at T
  * tokens, with weights cycling through `nw` floats (more than the caches hold, as in the
- * model); isa < 0: cblas_sgemm. */
+ * model); isa PATH_SGEMM: cblas_sgemm, PATH_INT8: rag_gemm_i8 on q8's copies, else that
+ * small-T kernel. */
 static double layer_gemm_time(int isa, int T, int H, int NI, const float *W, size_t nw,
-                              const float *x, float *y, int reps)
+                              const i8_weights *q8, const float *x, float *y, int reps)
 {
     const int shape[4][2] = {{3 * H, H}, {H, H}, {NI, H}, {H, NI}};
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        size_t off = 0;
+        size_t off = 0, j = 0;
         double t0 = cpu_now();
         for (int it = 0; it < 6; it++)
-            for (int s = 0; s < 4; s++) {
+            for (int s = 0; s < 4; s++, j++) {
                 int N = shape[s][0], K = shape[s][1];
                 if (off + (size_t)N * K > nw)
-                    off = 0;
-                if (isa < 0)
+                    off = j = 0;
+                if (isa == PATH_INT8)
+                    rag_gemm_i8((size_t)T, q8->q[j], x, (size_t)K, y, (size_t)N, q8->work);
+                else if (isa == PATH_SGEMM)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1, x, K,
                                 W + off, K, 1, y, N);
                 else
@@ -412,9 +435,9 @@ static double layer_gemm_time(int isa, int T, int H, int NI, const float *W, siz
 }
 
 /* Where the small path stops paying: for T tokens, (1) one layer's four linear GEMMs
- * (weights streamed from memory) through cblas_sgemm and each small-T kernel, and (2) the
- * whole encoder on one T-token sequence (median of reps, thread CPU) with the small path
- * off and forced on. */
+ * (weights streamed from memory) through cblas_sgemm, each small-T kernel and the int8
+ * kernel, and (2) the whole encoder on one T-token sequence (median of reps, thread CPU)
+ * with the small path off and forced on. */
 static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
 {
     const int Ts[] = {1, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128};
@@ -429,17 +452,33 @@ static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
     int32_t *ids = malloc((size_t)maxt * sizeof *ids);
     int have = rag_tokenizer_encode(rag_bert_tokenizer(m), text, strlen(text), ids, maxt);
     const int limit = rag_bert_set_small_gemm(-1);
-    printf("small-T sweep (thread CPU; GEMM GFLOP/s for one layer's 4 linear shapes; encoder "
-           "ms per sequence, median of 15):\n");
-    printf("  %4s | %8s %8s %8s | %9s %9s %6s\n", "T", "sgemm", "AVX2", "AVX-512", "enc sgemm",
-           "enc small", "ratio");
+    /* the same 8 layers' worth of weights in int8: the 32 matrices layer_gemm_time reads */
+    enum { NQ = 32 };
+    rag_gemm_i8_w *q[NQ];
+    {
+        const int shape[4][2] = {{3 * H, H}, {H, H}, {NI, H}, {H, NI}};
+        size_t off = 0;
+        for (int j = 0; j < NQ; j++) {
+            rag_gemm_i8_pack(W + off, (size_t)shape[j % 4][0], (size_t)shape[j % 4][1],
+                             (size_t)shape[j % 4][1], &q[j]);
+            off += (size_t)shape[j % 4][0] * (size_t)shape[j % 4][1];
+        }
+    }
+    void *work = aligned_alloc(64, (rag_gemm_i8_work(128, (size_t)NI) + 63) / 64 * 64);
+    const i8_weights q8 = {q, work};
+    printf("small-T sweep (thread CPU; GEMM GFLOP/s for one layer's 4 linear shapes, int8 in "
+           "GOP/s on the %s kernel; encoder ms per sequence, median of 15):\n",
+           rag_gemm_i8_isa_name(rag_gemm_i8_isa()));
+    printf("  %4s | %8s %8s %8s %8s | %9s %9s %6s\n", "T", "sgemm", "AVX2", "AVX-512", "int8",
+           "enc sgemm", "enc small", "ratio");
     for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
         int T = Ts[ti];
         /* g[0]: cblas_sgemm, g[1]: AVX2 kernel, g[2]: AVX-512 kernel (0: not on this CPU) */
         double fl = 2.0 * T * H * (4.0 * H + 2.0 * NI), g[3] = {0, 0, 0};
-        g[0] = fl / layer_gemm_time(-1, T, H, NI, W, nw, x, y, 7) / 1e9;
+        g[0] = fl / layer_gemm_time(PATH_SGEMM, T, H, NI, W, nw, NULL, x, y, 7) / 1e9;
         for (int isa = RAG_GEMM_AVX2; isa <= (int)rag_gemm_small_isa(); isa++)
-            g[isa] = fl / layer_gemm_time(isa, T, H, NI, W, nw, x, y, 7) / 1e9;
+            g[isa] = fl / layer_gemm_time(isa, T, H, NI, W, nw, NULL, x, y, 7) / 1e9;
+        const double gi8 = fl / layer_gemm_time(PATH_INT8, T, H, NI, W, nw, &q8, x, y, 7) / 1e9;
         double enc[2] = {0, 0};
         if (T <= have) {
             double t[2][15];
@@ -456,11 +495,14 @@ static void small_gemm_sweep(rag_bert *m, const char *text, int H, int NI)
             for (int p = 0; p < 2; p++)
                 enc[p] = quantile(t[p], 15, 0.5);
         }
-        printf("  %4d | %8.1f %8.1f %8.1f | %9.2f %9.2f %6.2f\n", T, g[0], g[1], g[2], enc[0],
-               enc[1], enc[1] > 0 ? enc[0] / enc[1] : 0);
+        printf("  %4d | %8.1f %8.1f %8.1f %8.1f | %9.2f %9.2f %6.2f\n", T, g[0], g[1], g[2], gi8,
+               enc[0], enc[1], enc[1] > 0 ? enc[0] / enc[1] : 0);
         fflush(stdout);
     }
     rag_bert_set_small_gemm(limit);
+    for (int j = 0; j < NQ; j++)
+        rag_gemm_i8_free(q[j]);
+    free(work);
     free(W);
     free(x);
     free(y);
@@ -513,11 +555,59 @@ static int serve_chunks(rag_embedder *e, const docs *corpus, const size_t *lens,
     return rc;
 }
 
+/* --serve-queries: each stdin line is "fp32<TAB>text" or "int8<TAB>text"; the text is
+ * encoded alone as a query (as rag_search does) by that precision's embedder, and the wall
+ * and thread-CPU seconds are printed, until EOF. A peer driver (embed_peers.py
+ * --paired-queries) interleaves these with ONNX Runtime's encodes of the same queries. */
+static int serve_queries(const char *model)
+{
+    rag_embedder *emb[2] = {NULL, NULL};
+    if (rag_embedder_bert_create_precision(model, "fp32", &emb[0]) != RAG_OK ||
+        rag_embedder_bert_create_precision(model, "int8", &emb[1]) != RAG_OK) {
+        fprintf(stderr, "%s: %s\n", model, rag_errmsg());
+        rag_embedder_free(emb[0]);
+        return 2;
+    }
+    rag_bert_set_threads(1);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    float v[4096];
+    int rc = 0;
+    printf("ready queries\n");
+    fflush(stdout);
+    while (!rc && (len = getline(&line, &cap, stdin)) > 0) {
+        if (line[len - 1] == '\n')
+            line[--len] = 0;
+        char *tab = strchr(line, '\t');
+        if (!tab || (strncmp(line, "fp32", 4) && strncmp(line, "int8", 4))) {
+            fprintf(stderr, "serve-queries: expected fp32|int8<TAB>text\n");
+            rc = 2;
+            break;
+        }
+        const char *text = tab + 1;
+        size_t tl = (size_t)(line + len - text);
+        rag_embedder *e = emb[line[0] == 'i'];
+        double w0 = now(), c0 = cpu_now();
+        if (rag_embedder_embed(e, &text, &tl, 1, 1, v) != RAG_OK) {
+            fprintf(stderr, "embed: %s\n", rag_errmsg());
+            rc = 2;
+            break;
+        }
+        printf("%.6f %.6f\n", now() - w0, cpu_now() - c0);
+        fflush(stdout);
+    }
+    free(line);
+    rag_embedder_free(emb[0]);
+    rag_embedder_free(emb[1]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    const char *model = "all-MiniLM-L6-v2", *data = NULL, *threads_arg = "1,2";
+    const char *model = "all-MiniLM-L6-v2", *data = NULL, *threads_arg = "1,2", *serve_prec = "fp32";
     size_t limit = 1000;
-    int eval = 0, qlat = 0, sweep = 0, conc = 0, serve = 0;
+    int eval = 0, qlat = 0, sweep = 0, conc = 0, serve = 0, int8 = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -537,19 +627,32 @@ int main(int argc, char **argv)
             conc = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--serve"))
             serve = 1;
+        else if (!strcmp(argv[i], "--serve-queries"))
+            return serve_queries(model);
+        else if (!strcmp(argv[i], "--no-int8"))
+            int8 = 0;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            serve_prec = argv[++i];
         else {
             fprintf(stderr, "usage: bench_embed [--model NAME|DIR] [--data DIR] [--docs N] "
-                            "[--threads 1,2] [--eval | --query-latency | --sweep | --concurrent N | --serve]\n"
+                            "[--threads 1,2] [--no-int8] [--eval | --query-latency | --sweep |\n"
+                            "                   --concurrent N | --serve [--precision fp32|int8] | --serve-queries]\n"
                             "  DIR defaults to ../shared/data/scifact-dev beside the source tree;\n"
+                            "  by default the documents are embedded in fp32 and int8 side by side\n"
+                            "    at each --threads count (--no-int8: fp32 only);\n"
                             "  --eval embeds the whole corpus and reports dense nDCG@10;\n"
                             "  --query-latency encodes each query of DIR/queries.jsonl alone,\n"
-                            "    cblas_sgemm vs the small-T kernels (W in place, W pre-packed),\n"
-                            "    at the first --threads count;\n"
+                            "    cblas_sgemm vs the small-T kernels (W in place, W pre-packed)\n"
+                            "    vs int8, at the first --threads count;\n"
                             "  --sweep times both paths by token count (the small-T limit);\n"
                             "  --concurrent N: N threads embed queries through one embedder,\n"
                             "    coalescing off vs on;\n"
                             "  --serve: at the first --threads count, reads lines of document\n"
-                            "    indices on stdin, embeds them, prints the seconds taken\n"
+                            "    indices on stdin, embeds them (in --precision, default fp32),\n"
+                            "    prints the seconds taken;\n"
+                            "  --serve-queries (last option): reads lines \"fp32|int8<TAB>text\",\n"
+                            "    encodes each text alone as a query on one thread, prints the\n"
+                            "    wall and thread-CPU seconds (for embed_peers.py --paired-queries)\n"
                             "    (for embed_peers.py --paired, which alternates engines)\n");
             return 1;
         }
@@ -570,8 +673,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "pull %s: %s\n", model, rag_errmsg());
         return 2;
     }
+    /* a neural model in fp32 (whatever $RAGCORE_PRECISION says), else "hash" and the like */
     rag_embedder *e = NULL;
-    if (rag_embedder_create(model, 0, &e) != RAG_OK) {
+    int erc = rag_embedder_bert_create_precision(model, "fp32", &e);
+    if (erc == RAG_ENOTFOUND)
+        erc = rag_embedder_create(model, 0, &e);
+    if (erc != RAG_OK) {
         fprintf(stderr, "%s: %s\n", model, rag_errmsg());
         return 2;
     }
@@ -656,6 +763,14 @@ int main(int argc, char **argv)
     }
     rag_bert_free(m);
     if (serve) {
+        if (!strcmp(serve_prec, "int8")) {
+            rag_embedder_free(e);
+            e = NULL;
+            if (rag_embedder_bert_create_precision(model, "int8", &e) != RAG_OK) {
+                fprintf(stderr, "%s (int8): %s\n", model, rag_errmsg());
+                return 2;
+            }
+        }
         int rc = serve_chunks(e, &corpus, lens, atoi(threads_arg));
         free(lens);
         rag_embedder_free(e);
@@ -665,28 +780,71 @@ int main(int argc, char **argv)
     printf("OpenBLAS kernels: %s\n", rag_bert_blas_info());
     printf("model %s: %zu texts, %.0f tokens (mean %.1f, max %d), %.2f GFLOP; %.2f GFLOP per "
            "128-token sequence\n", e->name, n, tokens, tokens / n, maxt, flops / 1e9, f128);
-    float *out = malloc(n * (size_t)e->dim * sizeof(float));
+    /* fp32 and int8 side by side: each thread count runs both, the first alternating */
+    rag_embedder *e8 = NULL;
+    if (int8 && rag_embedder_bert_create_precision(model, "int8", &e8) != RAG_OK) {
+        fprintf(stderr, "%s (int8): %s\n", model, rag_errmsg());
+        return 2;
+    }
+    rag_embedder *emb[2] = {e, e8};
+    float *out[2] = {malloc(n * (size_t)e->dim * sizeof(float)),
+                     e8 ? malloc(n * (size_t)e->dim * sizeof(float)) : NULL};
     char targ[64];
     snprintf(targ, sizeof targ, "%s", threads_arg);
-    for (char *t = strtok(targ, ","); t; t = strtok(NULL, ",")) {
+    int round = 0;
+    for (char *t = strtok(targ, ","); t; t = strtok(NULL, ","), round++) {
         int th = rag_bert_set_threads(atoi(t));
         double roof = sgemm_gflops(2048, H, NI, 1.5, th);
-        rag_embedder_embed(e, (const char *const *)corpus.text, lens, n < 16 ? n : 16, 0, out);
-        double t0 = now();
-        if (rag_embedder_embed(e, (const char *const *)corpus.text, lens, n, 0, out) != RAG_OK) {
-            fprintf(stderr, "embed: %s\n", rag_errmsg());
-            return 2;
+        for (int j = 0; j < 2; j++) {
+            const int p = (j + round) % 2;
+            if (!emb[p])
+                continue;
+            rag_embedder_embed(emb[p], (const char *const *)corpus.text, lens, n < 16 ? n : 16, 0,
+                               out[p]);
+            struct timespec c0, c1;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+            double t0 = now();
+            if (rag_embedder_embed(emb[p], (const char *const *)corpus.text, lens, n, 0, out[p]) !=
+                RAG_OK) {
+                fprintf(stderr, "embed: %s\n", rag_errmsg());
+                return 2;
+            }
+            double dt = now() - t0;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+            const double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+            double achieved = flops / dt / 1e9;
+            if (p == 0)
+                printf("fp32 threads=%d: %.0f tokens/s (%.0f per CPU-second), %.1f chunks/s, %.1f "
+                       "GFLOP/s achieved; sgemm roofline %.1f GFLOP/s -> %.0f tokens/s ceiling; "
+                       "%.0f%% of roofline\n", th, tokens / dt, tokens / cpu, n / dt, achieved, roof,
+                       tokens / (flops / (roof * 1e9)), 100 * achieved / roof);
+            else
+                printf("int8 threads=%d: %.0f tokens/s (%.0f per CPU-second), %.1f chunks/s, %.1f "
+                       "GOP/s (%s kernel)\n", th, tokens / dt, tokens / cpu, n / dt, achieved,
+                       rag_gemm_i8_isa_name(rag_gemm_i8_isa()));
+            fflush(stdout);
         }
-        double dt = now() - t0;
-        double achieved = flops / dt / 1e9;
-        printf("threads=%d: %.0f tokens/s, %.1f chunks/s, %.1f GFLOP/s achieved; sgemm roofline "
-               "%.1f GFLOP/s -> %.0f tokens/s ceiling; %.0f%% of roofline\n", th, tokens / dt,
-               n / dt, achieved, roof, tokens / (flops / (roof * 1e9)), 100 * achieved / roof);
-        fflush(stdout);
     }
-    if (eval)
-        print_ndcg10(e, &corpus, out, data);
-    free(out);
+    if (e8) {
+        double worst = 1, sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            double ab = 0;
+            for (int d = 0; d < e->dim; d++)
+                ab += (double)out[0][i * (size_t)e->dim + (size_t)d] *
+                      out[1][i * (size_t)e->dim + (size_t)d];
+            worst = ab < worst ? ab : worst;
+            sum += ab;
+        }
+        printf("int8 vs fp32 over %zu texts: min cosine %.5f, mean %.5f\n", n, worst, sum / (double)n);
+    }
+    for (int p = 0; eval && p < 2; p++)
+        if (emb[p]) {
+            printf("%s ", p ? "int8" : "fp32");
+            print_ndcg10(emb[p], &corpus, out[p], data);
+        }
+    free(out[0]);
+    free(out[1]);
+    rag_embedder_free(e8);
     free(lens);
     rag_embedder_free(e);
     return 0;

@@ -3,11 +3,12 @@
  *
  * usage: bench_lexical [--data DIR] [--store DIR] [--language L] [--stopwords 0|1]
  *                      [--k1 X] [--b X] [--repeat N] [--title 0|1] [--chunk-tokens N]
+ *                      [--overlap N]
  * DIR holds corpus.jsonl.gz, queries.jsonl and qrels/train.tsv (default
  * /work/shared/data/scifact-dev). The store (default $TMPDIR/bench_lexical_store) is
  * rebuilt on each run. --title 0 indexes the text alone; --chunk-tokens N splits each text
- * with the ingest chunker (overlap 32) and indexes every chunk (with the title when --title
- * 1), scoring a document by its best chunk, as `ragcore eval` does. */
+ * with the ingest chunker (--overlap tokens, default 32) and indexes every chunk (with the
+ * title when --title 1), scoring a document by its best chunk, as `ragcore eval` does. */
 #include "chunker.h"
 #include "corpus.h"
 #include "lexical.h"
@@ -104,7 +105,7 @@ static int add_fn(rag_txn *txn, void *user)
 int main(int argc, char **argv)
 {
     const char *data = "/work/shared/data/scifact-dev", *store = NULL, *lang = "english";
-    int stop = 1, repeat = 1, title = 1, chunk_tokens = 0;
+    int stop = 1, repeat = 1, title = 1, chunk_tokens = 0, overlap = 32;
     rag_bm25_params params;
     rag_bm25_params_init(&params);
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--title")) title = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--chunk-tokens")) chunk_tokens = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--overlap")) overlap = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 1;
@@ -160,7 +162,7 @@ int main(int argc, char **argv)
             unit_push(&u, i, tt, strlen(tt), x, xl);
             continue;
         }
-        rag_chunker_config cc = {chunk_tokens, 32, 0, NULL, NULL};
+        rag_chunker_config cc = {chunk_tokens, overlap, 0, NULL, NULL};
         rag_chunk_list list = {0};
         if (rag_chunk_text(&cc, x, xl, &list) != RAG_OK) {
             fprintf(stderr, "chunk %s: %s\n", c.ids[i], rag_errmsg());
@@ -239,11 +241,12 @@ int main(int argc, char **argv)
     }
     double nq = (double)set->n;
     printf("{\"bench\":\"lexical\",\"language\":\"%s\",\"stopwords\":%d,\"k1\":%.2f,\"b\":%.2f,"
-           "\"title\":%d,\"chunk_tokens\":%d,\"documents\":%zu,\"units\":%zu,\"terms\":%llu,\"queries\":%zu,\"index_s\":%.2f,"
+           "\"title\":%d,\"chunk_tokens\":%d,\"overlap\":%d,\"documents\":%zu,\"units\":%zu,\"terms\":%llu,\"queries\":%zu,\"index_s\":%.2f,"
            "\"ndcg@10\":%.4f,\"recall@10\":%.4f,\"recall@100\":%.4f,\"mrr@10\":%.4f,"
            "\"latency_ms_p50\":%.3f,\"latency_ms_p95\":%.3f,\"latency_ms_max\":%.3f,"
            "\"cpu_ms_p50\":%.3f,\"cpu_ms_p95\":%.3f,\"cpu_ms_max\":%.3f}\n",
-           lang, stop, (double)params.k1, (double)params.b, title, chunk_tokens, c.n, u.n, (unsigned long long)total,
+           lang, stop, (double)params.k1, (double)params.b, title, chunk_tokens, overlap, c.n, u.n,
+           (unsigned long long)total,
            set->n, t_index, sum_ndcg / nq, sum_r10 / nq, sum_r100 / nq, sum_mrr / nq,
            rag_eval_quantile(lat, nlat, 0.5), rag_eval_quantile(lat, nlat, 0.95),
            rag_eval_quantile(lat, nlat, 1.0), rag_eval_quantile(cpu, nlat, 0.5),

@@ -23,6 +23,19 @@ typedef struct rag_bert_scratch rag_bert_scratch;
  * (weights), RAG_ENOMEM; the message names the file. */
 int rag_bert_load(const char *dir, rag_bert **out);
 
+/* Arithmetic of the encoder's linear layers (LayerNorm, softmax, GELU and attention are
+ * float32 either way). */
+typedef enum {
+    RAG_BERT_FP32 = 0, /* float32 weights: OpenBLAS, or gemm_small.c for a query */
+    RAG_BERT_INT8 = 1  /* weights quantized to int8 at load (the float ones freed),
+                        * activations per token on the fly: gemm_int8.c */
+} rag_bert_precision;
+
+/* rag_bert_load with a chosen precision (rag_bert_load is RAG_BERT_FP32). Errors as
+ * rag_bert_load. */
+int rag_bert_load_precision(const char *dir, rag_bert_precision precision, rag_bert **out);
+rag_bert_precision rag_bert_get_precision(const rag_bert *m);
+
 int rag_bert_dim(const rag_bert *m);
 int rag_bert_max_tokens(const rag_bert *m);
 rag_pooling rag_bert_pooling(const rag_bert *m);

@@ -882,8 +882,8 @@ static int reembed(ck *k, coll_plan *p, float **out)
     float *vecs = NULL;
     rag_chunk_rec *recs[EMBED_BATCH] = {0};
     char *bufs[EMBED_BATCH] = {0};
-    int rc = rag_embedder_create(k->embedder, strncmp(k->embedder, "hash", 4) == 0 ? k->dim : 0,
-                                 &e);
+    int rc = rag_embedder_create_recorded(
+        k->embedder, strncmp(k->embedder, "hash", 4) == 0 ? k->dim : 0, &e);
     if (rc != RAG_OK)
         return rc;
     if (e->dim != k->dim) {

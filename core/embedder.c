@@ -21,7 +21,35 @@ void rag_l2_normalize(float *v, int dim)
         v[i] *= inv;
 }
 
-int rag_embedder_create(const char *name, int dim, rag_embedder **out)
+/* The precision a neural model's name ends with (":int8" or ":fp32"), as the text after the
+ * colon, or NULL; *base_len receives the length of the name before it. */
+static const char *precision_suffix(const char *name, size_t *base_len)
+{
+    const char *colon = strrchr(name, ':');
+    *base_len = strlen(name);
+    if (!colon || (strcmp(colon + 1, "int8") != 0 && strcmp(colon + 1, "fp32") != 0))
+        return NULL;
+    *base_len = (size_t)(colon - name);
+    return colon + 1;
+}
+
+int rag_embedder_name_compare(const char *asked, const char *recorded)
+{
+    size_t alen, rlen;
+    if (strcmp(asked, recorded) == 0)
+        return RAG_EMBEDDER_SAME;
+    const char *aprec = precision_suffix(asked, &alen), *rprec = precision_suffix(recorded, &rlen);
+    if (alen != rlen || strncmp(asked, recorded, alen) != 0 || strncmp(asked, "hash", 4) == 0)
+        return RAG_EMBEDDER_OTHER;
+    if (!aprec) /* a bare model name: the store's precision */
+        return RAG_EMBEDDER_SAME;
+    return strcmp(aprec, rprec ? rprec : "fp32") == 0 ? RAG_EMBEDDER_SAME
+                                                      : RAG_EMBEDDER_OTHER_PRECISION;
+}
+
+/* rag_embedder_create; `bare_precision` is the precision of a neural model named without
+ * one (NULL: the default). */
+static int create(const char *name, int dim, const char *bare_precision, rag_embedder **out)
 {
     rag_clear_error();
     if (!out)
@@ -42,7 +70,20 @@ int rag_embedder_create(const char *name, int dim, rag_embedder **out)
     }
     if (strncmp(name, "openai:", 7) == 0)
         return rag_embedder_openai_create(name, out);
-    return rag_embedder_bert_create(name, out);
+    size_t base_len;
+    if (precision_suffix(name, &base_len))
+        bare_precision = NULL; /* the name says it */
+    return rag_embedder_bert_create_precision(name, bare_precision, out);
+}
+
+int rag_embedder_create(const char *name, int dim, rag_embedder **out)
+{
+    return create(name, dim, NULL, out);
+}
+
+int rag_embedder_create_recorded(const char *name, int dim, rag_embedder **out)
+{
+    return create(name, dim, "fp32", out);
 }
 
 /* Adapter state for an application-supplied rag_embedder_def. */

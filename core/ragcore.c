@@ -268,7 +268,16 @@ static int open_identity(rag_db *db, const rag_open_options *o)
             snprintf(want, sizeof want, "hash-%d", o->dim); /* how such stores are recorded */
         else
             snprintf(want, sizeof want, "%s", o->embedder ? o->embedder : "");
-        if (o->embedder && strcmp(want, emb) != 0) {
+        int cmp = o->embedder ? rag_embedder_name_compare(want, emb) : RAG_EMBEDDER_SAME;
+        if (cmp == RAG_EMBEDDER_OTHER_PRECISION) {
+            /* its vectors come from the other arithmetic: queries must match them */
+            rc = rag_fail(RAG_EMISMATCH, "store '%s' holds vectors of embedder '%s', not '%s' "
+                          "(a model's fp32 and int8 vectors are not mixed; open it with the "
+                          "bare model name to use the store's precision)",
+                          db->dir, emb, o->embedder);
+            goto cleanup;
+        }
+        if (cmp != RAG_EMBEDDER_SAME) {
             rc = rag_fail(RAG_EMISMATCH, "store '%s' was created with embedder '%s', not '%s'",
                           db->dir, emb, o->embedder);
             goto cleanup;
@@ -278,7 +287,8 @@ static int open_identity(rag_db *db, const rag_open_options *o)
                           o->dim);
             goto cleanup;
         }
-        rc = rag_embedder_create(emb, strncmp(emb, "hash", 4) == 0 ? dim : 0, &db->emb);
+        rc = rag_embedder_create_recorded(emb, strncmp(emb, "hash", 4) == 0 ? dim : 0,
+                                          &db->emb);
         if (rc != RAG_OK)
             rag_fail_prefix(rc, "store '%s' needs embedder '%s'", db->dir, emb);
     }

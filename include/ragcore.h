@@ -137,7 +137,17 @@ typedef struct rag_open_options {
      * model pull`), a path to a Hugging Face model directory, or "openai:MODEL[@URL]".
      * NULL: the store's recorded embedder when it exists; for a new store the first model
      * present in the cache, else "hash". When the store exists and this names another
-     * embedder, rag_open fails with RAG_EMISMATCH. */
+     * embedder, rag_open fails with RAG_EMISMATCH.
+     * PRECISION. A model name (or directory) may end in ":int8" or ":fp32", the arithmetic
+     * of its encoder: int8 quantizes the linear layers' weights at load and the
+     * activations per token (about 2.4x faster query encoding and 1.3x batch throughput on
+     * AVX2, more with AVX-512 VNNI; vectors within cosine 0.99 of fp32's, the same
+     * retrieval quality: docs/performance.md); fp32 is float32 throughout. A name without
+     * a suffix takes the default, int8 ($RAGCORE_PRECISION=fp32|int8 changes it). The
+     * store records the precision its vectors were built with (rag_db_embedder: "<model>"
+     * for fp32, "<model>:int8" for int8) and always embeds queries the same way: opening it
+     * with the bare model name uses the recorded precision, with the other suffix fails
+     * with RAG_EMISMATCH. */
     const char *embedder;
     int dim;                    /* dimension of the "hash" embedder for a new store; 0: 384 */
     const rag_embedder_def *custom_embedder; /* overrides `embedder` when not NULL */
@@ -1427,12 +1437,16 @@ typedef struct rag_embedder rag_embedder;
 
 /* Creates an embedder from a name as rag_open_options.embedder takes it: "hash",
  * "hash-<dim>", a known model name (from the cache), a Hugging Face model directory, or
- * "openai:MODEL[@URL]". `dim` sets the dimension of "hash" (0: 384); others ignore it.
- * Errors: RAG_EINVAL (empty name, bad dimension), RAG_ENOTFOUND (unknown name; the message
+ * "openai:MODEL[@URL]"; a model name or directory may end in ":int8" or ":fp32" (without
+ * one, the default precision: see PRECISION at rag_open_options.embedder).
+ * `dim` sets the dimension of "hash" (0: 384); others ignore it.
+ * Errors: RAG_EINVAL (empty name, bad dimension, a precision other than fp32 or int8),
+ * RAG_ENOTFOUND (unknown name; the message
  * lists the known ones), RAG_EIO / RAG_ECORRUPT (model files). Free with
  * rag_embedder_free. */
 RAG_API int rag_embedder_create(const char *name, int dim, rag_embedder **out);
-/* The embedder's name (as a store would record it) and output dimension; owned by e. */
+/* The embedder's name (as a store would record it: "<model>:int8" for an int8 model,
+ * the bare model name for fp32) and output dimension; owned by e. */
 RAG_API const char *rag_embedder_name(const rag_embedder *e);
 RAG_API int rag_embedder_dim(const rag_embedder *e);
 /* Embeds n texts (texts[i] of lens[i] bytes of UTF-8; lens NULL: NUL-terminated texts)

@@ -25,7 +25,7 @@ typedef struct opt_def {
 static const opt_def OPTS[] = {
     {"db", OPT_STR, F(db), 0, 0, 0, 0, "store directory (required)"},
     {"listen", OPT_STR, F(listen), 0, 0, 0, 0, "HOST:PORT to listen on (127.0.0.1:8080)"},
-    {"embedder", OPT_STR, F(embedder), 0, 0, 0, 0, "built-in embedder of a new store"},
+    {"embedder", OPT_STR, F(embedder), 0, 0, 0, 0, "embedder of a new store (model[:int8|:fp32])"},
     {"dim", OPT_INT, F(dim), 0, 0, 0, 65536, "dimension of the hash embedder (new store)"},
     {"index", OPT_STR, F(index_spec), 0, 0, 0, 0, "FAISS index spec of new collections"},
     {"ef-search", OPT_INT, F(ef_search), 0, 0, 0, 100000, "HNSW search depth (library default)"},

@@ -49,12 +49,14 @@ out=$("$rc_bin" eval --db "$db" --queries "$work/queries.jsonl" --qrels "$work/q
       --mode dense -k 5 --json)
 check "eval on three queries exits 0" test $? -eq 0
 check "JSON has every documented key" json '
-for key in ("ndcg@10","recall@10","recall@100","mrr@10","queries","latency_ms_p50","latency_ms_p95","mode"):
+for key in ("ndcg@10","recall@10","recall@100","mrr@10","queries","latency_ms_p50","latency_ms_p95",
+            "cpu_ms_p50","cpu_ms_p95","mode"):
     assert key in d, key
 assert d["mode"] == "dense" and d["queries"] == 3 and d["k"] == 5, d
 assert all(0 <= d[m] <= 1 for m in ("ndcg@10","recall@10","recall@100","mrr@10")), d
 assert d["recall@10"] == 1.0 and d["ndcg@10"] == 1.0, d
-assert 0 <= d["latency_ms_p50"] <= d["latency_ms_p95"], d' <<<"$out"
+assert 0 <= d["latency_ms_p50"] <= d["latency_ms_p95"], d
+assert 0 < d["cpu_ms_p50"] <= d["cpu_ms_p95"], d' <<<"$out"
 
 txt=$("$rc_bin" eval --db "$db" --queries "$work/queries.jsonl" --qrels "$work/qrels.tsv" --mode dense)
 check "text report names the metrics" grep -q "ndcg@10 *1.0000" <<<"$txt"

@@ -34,20 +34,32 @@ check "model --help" status_is 0 "$BIN" model --help
 check "embed without text" status_is 1 "$BIN" embed
 check "embed unknown model" status_is 2 "$BIN" embed --model /nonexistent/dir text
 
-# Vectors match the reference embedding of the same text (fixture 0).
+# Vectors match the reference embedding of the same text (fixture 0): fp32 to within
+# rounding, int8 (the default precision) within its faithfulness bound.
+for prec in fp32 int8; do
+    RAGCORE_MODEL_DIR="$fresh" "$BIN" embed --model all-MiniLM-L6-v2:$prec \
+        "The mitochondrion is the powerhouse of the cell." "second text" > "$TMP/out_$prec.json"
+    check "embed $prec exit 0" test $? = 0
+done
 RAGCORE_MODEL_DIR="$fresh" "$BIN" embed --model all-MiniLM-L6-v2 \
-    "The mitochondrion is the powerhouse of the cell." "second text" > "$TMP/out.json"
-check "embed exit 0" test $? = 0
-check "embed JSON matches the reference" python3 - "$TMP/out.json" "$DATA/embed_all-MiniLM-L6-v2.f32" <<'EOF'
+    "The mitochondrion is the powerhouse of the cell." "second text" > "$TMP/out_default.json"
+check "embed default is int8" cmp "$TMP/out_default.json" "$TMP/out_int8.json"
+check "embed JSON matches the reference" python3 - "$TMP" "$DATA/embed_all-MiniLM-L6-v2.f32" <<'EOF'
 import json, struct, sys, math
-out = json.load(open(sys.argv[1]))
 ref = struct.unpack("<384f", open(sys.argv[2], "rb").read(384 * 4))
-v = out["vectors"]
-assert out["dim"] == 384 and len(v) == 2 and all(len(x) == 384 for x in v), "shape"
-assert abs(math.sqrt(sum(x * x for x in v[1])) - 1) < 1e-5, "not normalised"
-cos = sum(a * b for a, b in zip(v[0], ref))
-assert cos >= 0.9999, "cosine %f" % cos
+for prec, model, least in (("fp32", "all-MiniLM-L6-v2", 0.9999),
+                           ("int8", "all-MiniLM-L6-v2:int8", 0.99)):
+    out = json.load(open("%s/out_%s.json" % (sys.argv[1], prec)))
+    v = out["vectors"]
+    assert out["model"] == model, out["model"]
+    assert out["dim"] == 384 and len(v) == 2 and all(len(x) == 384 for x in v), "shape"
+    assert abs(math.sqrt(sum(x * x for x in v[1])) - 1) < 1e-5, "not normalised"
+    cos = sum(a * b for a, b in zip(v[0], ref))
+    assert least <= cos < 1.0000001, "%s cosine %f" % (prec, cos)
+    assert prec == "fp32" or cos < 0.99999, "int8 vectors are fp32's"
 EOF
+check "embed bad precision" status_is 2 env RAGCORE_PRECISION=int4 RAGCORE_MODEL_DIR="$fresh" \
+    "$BIN" embed --model all-MiniLM-L6-v2 text
 # A model directory given by path works the same.
 check "embed --model DIR" bash -c "'$BIN' embed --model '$fresh/all-MiniLM-L6-v2' --query hi | grep -q '\"dim\": 384'"
 

@@ -3,6 +3,7 @@
 #include "attention.h"
 #include "embedder.h"
 #include "bert_ops.h"
+#include "gemm_int8.h"
 #include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
@@ -53,6 +54,34 @@ static int load_fixture(const char *model, json_t **meta, float **vecs, int *dim
     return n;
 }
 
+/* Embeds the n texts of fixture `meta` with e into out[n * dim] in the fixture's order:
+ * the documents in one call and the queries in another, as a store does. */
+static void embed_fixture(rag_embedder *e, json_t *meta, int n, int dim, float *out)
+{
+    json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
+    const char **tx = malloc((size_t)n * sizeof *tx);
+    size_t *lens = malloc((size_t)n * sizeof *lens);
+    int *idx = malloc((size_t)n * sizeof *idx);
+    float *o = calloc((size_t)n * (size_t)dim, sizeof(float));
+    for (int q = 0; q < 2; q++) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
+                tx[k] = json_string_value(json_array_get(texts, (size_t)i));
+                lens[k] = json_string_length(json_array_get(texts, (size_t)i));
+                idx[k++] = i;
+            }
+        ASSERT_OK(e->ops->embed(e, tx, lens, (size_t)k, q, o));
+        for (int j = 0; j < k; j++)
+            memcpy(out + (size_t)idx[j] * (size_t)dim, o + (size_t)j * (size_t)dim,
+                   (size_t)dim * sizeof(float));
+    }
+    free(tx);
+    free(lens);
+    free(idx);
+    free(o);
+}
+
 /* Embeds every fixture text through the embedder interface (documents and queries in
  * separate calls) and requires cosine >= 0.9999 to the reference for each. */
 static void check_model(const char *model)
@@ -66,7 +95,7 @@ static void check_model(const char *model)
     int n = load_fixture(model, &meta, &ref, &dim);
     ASSERT_TRUE(n >= 50);
     rag_embedder *e = NULL;
-    ASSERT_OK(rag_embedder_bert_create(model, &e));
+    ASSERT_OK(rag_embedder_bert_create_precision(model, "fp32", &e));
     if (n < 0 || !e)
         goto cleanup;
     ASSERT_EQ_INT(e->dim, dim);
@@ -75,25 +104,9 @@ static void check_model(const char *model)
                   (long long)json_integer_value(json_object_get(meta, "max_seq_length")));
     {
         json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
-        const char **tx = malloc((size_t)n * sizeof *tx);
-        size_t *lens = malloc((size_t)n * sizeof *lens);
         float *out = calloc((size_t)n * (size_t)dim, sizeof(float));
         double worst = 1.0, sum = 0;
-        for (int q = 0; q < 2; q++) {
-            int k = 0, idx[512];
-            for (int i = 0; i < n; i++)
-                if (json_is_true(json_array_get(isq, (size_t)i)) == q) {
-                    tx[k] = json_string_value(json_array_get(texts, (size_t)i));
-                    lens[k] = json_string_length(json_array_get(texts, (size_t)i));
-                    idx[k++] = i;
-                }
-            float *o = calloc((size_t)k * (size_t)dim, sizeof(float));
-            ASSERT_OK(e->ops->embed(e, tx, lens, (size_t)k, q, o));
-            for (int j = 0; j < k; j++)
-                memcpy(out + (size_t)idx[j] * (size_t)dim, o + (size_t)j * (size_t)dim,
-                       (size_t)dim * sizeof(float));
-            free(o);
-        }
+        embed_fixture(e, meta, n, dim, out);
         for (int i = 0; i < n; i++) {
             double c = cosine(out + (size_t)i * (size_t)dim, ref + (size_t)i * (size_t)dim, dim);
             sum += c;
@@ -138,8 +151,6 @@ static void check_model(const char *model)
             ASSERT_TRUE(queries_small >= 10); /* the default limit covers these queries */
         if (rag_gemm_small_isa() != RAG_GEMM_SCALAR)
             ASSERT_TRUE(differ > 0);
-        free(tx);
-        free(lens);
         free(out);
     }
     /* Token counts for the chunker are exact and untruncated. */
@@ -148,6 +159,78 @@ cleanup:
     rag_embedder_free(e);
     json_decref(meta);
     free(ref);
+}
+
+/* Every fixture text through an fp32 and an int8 embedder (documents and queries in
+ * separate calls, as check_model does): the int8 vectors stay within the faithfulness
+ * targets of fp32's (min cosine >= 0.99, mean >= 0.998) and of the reference vectors. Each
+ * text alone gives the int8 batch's vector bit for bit: the activations are quantized per
+ * token, so a vector does not depend on what it was batched with. */
+static void test_int8_faithful(void)
+{
+    const char *model = "all-MiniLM-L6-v2";
+    char *dir = NULL;
+    ASSERT_OK(rag_model_pull(model, 0, &dir));
+    free(dir);
+    json_t *meta = NULL;
+    float *ref = NULL, *v32 = NULL, *v8 = NULL;
+    int dim = 0, n = load_fixture(model, &meta, &ref, &dim);
+    rag_embedder *e32 = NULL, *e8 = NULL, *bad = NULL;
+    ASSERT_OK(rag_embedder_bert_create_precision(model, "fp32", &e32));
+    /* the precision as the name's suffix, through the factory, as a store reopens it */
+    ASSERT_OK(rag_embedder_create("all-MiniLM-L6-v2:int8", 0, &e8));
+    ASSERT_EQ_INT(rag_embedder_bert_create_precision(model, "int4", &bad), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "int4") != NULL && bad == NULL);
+    ASSERT_EQ_INT(rag_embedder_bert_create_precision("all-MiniLM-L6-v2:int8", "fp32", &bad),
+                  RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "conflicts") != NULL && bad == NULL);
+    ASSERT_EQ_INT(rag_embedder_create("no-such-model:int8", 0, &bad), RAG_ENOTFOUND);
+    ASSERT_TRUE(strstr(rag_errmsg(), "no-such-model") != NULL && bad == NULL);
+    if (n < 50 || !e32 || !e8)
+        goto cleanup;
+    ASSERT_STR_EQ(e32->precision, "fp32");
+    ASSERT_STR_EQ(e8->precision, "int8");
+    ASSERT_STR_EQ(e32->name, model); /* stores made before int8 keep their name */
+    ASSERT_STR_EQ(e8->name, "all-MiniLM-L6-v2:int8");
+    ASSERT_EQ_INT(e8->dim, dim);
+    json_t *texts = json_object_get(meta, "texts"), *isq = json_object_get(meta, "is_query");
+    v32 = calloc((size_t)n * (size_t)dim, sizeof(float));
+    v8 = calloc((size_t)n * (size_t)dim, sizeof(float));
+    embed_fixture(e32, meta, n, dim, v32);
+    embed_fixture(e8, meta, n, dim, v8);
+    double worst = 1, sum = 0, worst_ref = 1, sum_ref = 0;
+    int alone_differ = 0;
+    for (int i = 0; i < n; i++) {
+        const float *a = v8 + (size_t)i * (size_t)dim;
+        double c = cosine(a, v32 + (size_t)i * (size_t)dim, dim);
+        double r = cosine(a, ref + (size_t)i * (size_t)dim, dim);
+        sum += c;
+        sum_ref += r;
+        worst = c < worst ? c : worst;
+        worst_ref = r < worst_ref ? r : worst_ref;
+        const char *t = json_string_value(json_array_get(texts, (size_t)i));
+        size_t len = json_string_length(json_array_get(texts, (size_t)i));
+        float one[4096];
+        ASSERT_OK(e8->ops->embed(e8, &t, &len, 1, json_is_true(json_array_get(isq, (size_t)i)),
+                                 one));
+        alone_differ += memcmp(one, a, (size_t)dim * sizeof(float)) != 0;
+    }
+    fprintf(stderr, "%s int8 (%s kernel), %d texts: cosine to fp32 min %.5f mean %.5f; to the "
+            "reference min %.5f mean %.5f\n", model, rag_gemm_i8_isa_name(rag_gemm_i8_isa()), n,
+            worst, sum / n, worst_ref, sum_ref / n);
+    ASSERT_TRUE(worst >= 0.99);
+    ASSERT_TRUE(sum / n >= 0.998);
+    ASSERT_TRUE(worst_ref >= 0.99);
+    ASSERT_TRUE(sum_ref / n >= 0.998);
+    ASSERT_TRUE(worst < 0.99999); /* the int8 path really ran */
+    ASSERT_EQ_INT(alone_differ, 0);
+cleanup:
+    rag_embedder_free(e32);
+    rag_embedder_free(e8);
+    json_decref(meta);
+    free(ref);
+    free(v32);
+    free(v8);
 }
 
 static void test_minilm_reference(void)
@@ -284,7 +367,7 @@ static void conc_run(const char *encoders, const char *batch, int exact)
     rag_embedder *e = NULL;
     setenv("RAGCORE_ENCODERS", encoders, 1); /* read when the embedder is created */
     setenv("RAGCORE_EMBED_BATCH", batch, 1);
-    ASSERT_OK(rag_embedder_bert_create("all-MiniLM-L6-v2", &e));
+    ASSERT_OK(rag_embedder_bert_create_precision("all-MiniLM-L6-v2", "fp32", &e));
     unsetenv("RAGCORE_ENCODERS");
     unsetenv("RAGCORE_EMBED_BATCH");
     if (!e)
@@ -428,10 +511,11 @@ static void test_bert_ops(void)
     ASSERT_TRUE(one == 1.0f);
 }
 
-/* rag_attention against a double-precision reference, for both forms (the fused AVX-512
- * kernel where this CPU has it, the BLAS form always): sequence lengths around the kernel's
- * 6-row blocks and 16/32-key blocks, head sizes 16..64 and one (24) the fused kernel leaves
- * to BLAS, a padded qkv/ctx stride, and the ctx columns of other heads never written. */
+/* rag_attention against a double-precision reference, for every form (the fused AVX-512
+ * kernel where this CPU has it, the BLAS form with each softmax kernel): sequence lengths
+ * around the kernel's 6-row blocks and 16/32-key blocks, head sizes 16..64 and one (24) the
+ * fused kernel leaves to BLAS, a padded qkv/ctx stride, and the ctx columns of other heads
+ * never written. */
 static void test_attention(void)
 {
     const int Ls[] = {1, 2, 5, 6, 7, 13, 16, 17, 31, 32, 33, 48, 100, 257};
@@ -448,7 +532,7 @@ static void test_attention(void)
             for (size_t i = 0; i < (size_t)L * ldq; i++)
                 qkv[i] = (float)sin((double)i * 0.731 + (double)D) * 2.0f;
             const float scale = 1.0f / sqrtf((float)D);
-            for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa += 2) {
+            for (int isa = RAG_GEMM_SCALAR; isa <= RAG_GEMM_AVX512; isa++) {
                 for (size_t i = 0; i < (size_t)L * ldc; i++)
                     ctx[i] = -7.0f;
                 rag_attention((rag_gemm_isa)isa, qkv, ldq, L, NH, D, scale, ctx, ldc, work);
@@ -491,6 +575,132 @@ static void test_attention(void)
 /* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
  * every kernel's vector width, y accumulated onto (beta 1) and left alone past N. Each
  * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
+/* rag_gemm_i8 against a double-precision product: every kernel this CPU has gives the
+ * scalar kernel's floats bit for bit, and each result is within the error its
+ * quantization allows (half a step of x times |w|, plus half a step of w times |x|). Rows
+ * of one sign, of zeros and with an outlier, a zero weight row, K not a multiple of 4, N
+ * not a multiple of 16 (nor of the VNNI kernel's 64) and more rows than one block (64) are
+ * included; full-scale inputs
+ * (every x at 255, every weight at +-64) show that no pair sum saturates. */
+static void test_gemm_int8(void)
+{
+    const size_t Ts[] = {1, 5, 17, 70}, Ns[] = {1, 21, 64, 100}, Ks[] = {3, 384, 1543};
+    const size_t maxT = 70, maxN = 100, maxK = 1543, ldx = maxK + 5, ldy = maxN + 3;
+    float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * maxK * sizeof(float));
+    float *y0 = malloc(maxT * ldy * sizeof(float)), *ys = malloc(maxT * ldy * sizeof(float));
+    float *yi = malloc(maxT * ldy * sizeof(float));
+    void *work = aligned_alloc(64, (rag_gemm_i8_work(maxT, maxK) + 63) / 64 * 64);
+    uint32_t seed = 777;
+#define RND() ((seed = seed * 1664525u + 1013904223u), (float)(seed >> 8) / 16777216.0f - 0.5f)
+    for (size_t t = 0; t < maxT; t++)
+        for (size_t k = 0; k < ldx; k++) {
+            float v = RND();
+            x[t * ldx + k] = t % 4 == 1 ? fabsf(v) : t % 4 == 2 ? -fabsf(v) - 0.1f
+                           : t == 3 ? 0.0f : v;
+        }
+    x[7 * ldx + 100] = 40.0f; /* an outlier */
+    for (size_t i = 0; i < maxN * maxK; i++)
+        w[i] = RND() * 0.2f;
+    for (size_t k = 0; k < maxK; k++)
+        w[2 * maxK + k] = 0.0f; /* a zero row */
+    for (size_t i = 0; i < maxT * ldy; i++)
+        y0[i] = RND();
+#undef RND
+    int bad_exact = 0, bad_bound = 0, runs = 0;
+    double worst_ratio = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 4; b++)
+            for (size_t c = 0; c < 3; c++) {
+                const size_t T = Ts[a], N = Ns[b], K = Ks[c];
+                rag_gemm_i8_w *pw = NULL;
+                ASSERT_EQ_INT(rag_gemm_i8_pack_isa(RAG_I8_SCALAR, w, N, K, maxK, &pw), 0);
+                if (!pw)
+                    continue;
+                memcpy(ys, y0, maxT * ldy * sizeof(float));
+                rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, pw, x, ldx, ys, ldy, work);
+                for (int isa = RAG_I8_AVX2; isa <= (int)rag_gemm_i8_isa(); isa++) {
+                    rag_gemm_i8_w *pi = NULL;
+                    ASSERT_EQ_INT(rag_gemm_i8_pack_isa((rag_i8_isa)isa, w, N, K, maxK, &pi), 0);
+                    memcpy(yi, y0, maxT * ldy * sizeof(float));
+                    if (pi)
+                        rag_gemm_i8_isa_run((rag_i8_isa)isa, T, pi, x, ldx, yi, ldy, work);
+                    bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
+                    runs++;
+                    if (isa == RAG_I8_AVX2 && T == 17) { /* its layout read by the scalar kernel */
+                        memcpy(yi, y0, maxT * ldy * sizeof(float));
+                        rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, pi, x, ldx, yi, ldy, work);
+                        bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
+                    }
+                    rag_gemm_i8_free(pi);
+                }
+                for (size_t t = 0; t < T; t++) {
+                    const float *xr = x + t * ldx;
+                    float lo = 0, hi = 0;
+                    double xabs = 0;
+                    for (size_t k = 0; k < K; k++) {
+                        lo = xr[k] < lo ? xr[k] : lo;
+                        hi = xr[k] > hi ? xr[k] : hi;
+                        xabs += fabs(xr[k]);
+                    }
+                    const double sx = (hi - lo) / 255.0;
+                    for (size_t n = 0; n < N; n++) {
+                        const float *wr = w + n * maxK;
+                        double dot = 0, wabs = 0, wmax = 0;
+                        for (size_t k = 0; k < K; k++) {
+                            dot += (double)xr[k] * wr[k];
+                            wabs += fabs(wr[k]);
+                            wmax = fabs(wr[k]) > wmax ? fabs(wr[k]) : wmax;
+                        }
+                        const double sw = wmax / 127;
+                        const double bound = 0.5 * sw * xabs + 0.5 * sx * (wabs + 0.5 * sw * K) +
+                                             1e-5 * (fabs(dot) + 1);
+                        const double err = fabs(ys[t * ldy + n] - (y0[t * ldy + n] + dot));
+                        bad_bound += err > bound;
+                        if (bound > 0 && err / bound > worst_ratio)
+                            worst_ratio = err / bound;
+                    }
+                    for (size_t n = N; n < ldy; n++) /* columns past N untouched */
+                        bad_bound += ys[t * ldy + n] != y0[t * ldy + n];
+                }
+                rag_gemm_i8_free(pw);
+            }
+    fprintf(stderr, "int8 GEMM: best kernel %s, %d kernel runs bit-identical to scalar: %s; "
+            "worst error / bound %.3f\n", rag_gemm_i8_isa_name(rag_gemm_i8_isa()), runs,
+            bad_exact ? "NO" : "yes", worst_ratio);
+    ASSERT_EQ_INT(bad_exact, 0);
+    ASSERT_EQ_INT(bad_bound, 0);
+    ASSERT_TRUE(worst_ratio > 0.01); /* the bound is not vacuous */
+    /* Full scale: x = 1 everywhere (q 255), weights +-1 (q +-127): sums of +-K (to float
+     * rounding of the scales); a saturated int16 pair sum would be off by half. */
+    const size_t K = 1536, N = 32, T = 6;
+    for (size_t i = 0; i < N * K; i++)
+        w[i] = (i / K) % 2 ? -1.0f : 1.0f;
+    for (size_t t = 0; t < T; t++)
+        for (size_t k = 0; k < K; k++)
+            x[t * ldx + k] = 1.0f;
+    for (int isa = RAG_I8_SCALAR; isa <= (int)rag_gemm_i8_isa(); isa++) {
+        rag_gemm_i8_w *pw = NULL;
+        ASSERT_EQ_INT(rag_gemm_i8_pack_isa((rag_i8_isa)isa, w, N, K, K, &pw), 0);
+        memset(yi, 0, T * N * sizeof(float));
+        if (pw)
+            rag_gemm_i8_isa_run((rag_i8_isa)isa, T, pw, x, ldx, yi, N, work);
+        for (size_t i = 0; i < T * N; i++)
+            if (fabsf(yi[i] - ((i % N) % 2 ? -(float)K : (float)K)) > 1e-3f * K) {
+                TEST_FAIL_("%s kernel, full scale: y[%zu] = %g, expected %s%zu",
+                           rag_gemm_i8_isa_name((rag_i8_isa)isa), i, yi[i], (i % N) % 2 ? "-" : "",
+                           K);
+                break;
+            }
+        rag_gemm_i8_free(pw);
+    }
+    free(x);
+    free(w);
+    free(y0);
+    free(ys);
+    free(yi);
+    free(work);
+}
+
 static void test_gemm_small(void)
 {
     const size_t Ts[] = {1, 3, 17, 33}, Ns[] = {1, 5, 70, 1152}, Ks[] = {7, 384, 1536, 1543};
@@ -599,11 +809,11 @@ static void test_gemm_small(void)
 static void test_create_errors(void)
 {
     rag_embedder *e = NULL;
-    ASSERT_EQ_INT(rag_embedder_bert_create("no-such-model", &e), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_embedder_bert_create_precision("no-such-model", NULL, &e), RAG_ENOTFOUND);
     ASSERT_TRUE(strstr(rag_errmsg(), "no-such-model") != NULL);
     ASSERT_TRUE(e == NULL);
     /* A directory that is not a model: the missing file is named. */
-    ASSERT_TRUE(rag_embedder_bert_create(getenv("RAGCORE_TEST_DATA"), &e) != RAG_OK);
+    ASSERT_TRUE(rag_embedder_bert_create_precision(getenv("RAGCORE_TEST_DATA"), NULL, &e) != RAG_OK);
     ASSERT_TRUE(strstr(rag_errmsg(), "config.json") != NULL);
     ASSERT_EQ_INT(rag_model_pull("nope", 0, NULL), RAG_ENOTFOUND);
     ASSERT_EQ_INT(rag_model_pull("bge-small-en-v1.5", 0, NULL),
@@ -613,7 +823,7 @@ static void test_create_errors(void)
     char *dir = NULL;
     ASSERT_OK(rag_model_pull("all-MiniLM-L6-v2", 0, &dir));
     if (dir) {
-        ASSERT_OK(rag_embedder_bert_create(dir, &e));
+        ASSERT_OK(rag_embedder_bert_create_precision(dir, NULL, &e));
         if (e) {
             ASSERT_TRUE(strstr(e->name, "all-MiniLM-L6-v2") != NULL);
             rag_embedder_free(e);
@@ -626,10 +836,12 @@ static void test_create_errors(void)
 int main(void)
 {
     RUN_TEST(test_gemm_small);
+    RUN_TEST(test_gemm_int8);
     RUN_TEST(test_bert_ops);
     RUN_TEST(test_attention);
     RUN_TEST(test_create_errors);
     RUN_TEST(test_minilm_reference);
+    RUN_TEST(test_int8_faithful);
     RUN_TEST(test_bge_reference);
     RUN_TEST(test_batch_invariance);
     RUN_TEST(test_concurrent_encodes);

@@ -43,6 +43,8 @@ static void ingest_usage(FILE *out)
             "  --db DIR            store directory (created when absent)\n"
             "  --collection NAME   collection (default: default)\n"
             "  --embedder NAME     embedder of a new store: hash, hash-<dim>, or a model name\n"
+            "                      [:int8|:fp32] (encoder precision; default int8, or\n"
+            "                      $RAGCORE_PRECISION); an existing store keeps its own\n"
             "  --index SPEC        FAISS index spec of a new store (default HNSW32)\n"
             "  --ef-construction N HNSW build depth of these inserts (default 40): higher\n"
             "                      gives better recall per search cost, slower ingest\n"

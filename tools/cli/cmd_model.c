@@ -107,6 +107,8 @@ static void embed_usage(FILE *f)
           "Prints {\"model\": ..., \"dim\": N, \"vectors\": [[...], ...]} with one L2-normalised\n"
           "vector per TEXT. --model takes a known model name (see `ragcore model list`), a\n"
           "Hugging Face model directory, or \"hash\"; default: the default model when cached.\n"
+          "A model may end in :int8 or :fp32, the encoder's precision (default int8, or\n"
+          "$RAGCORE_PRECISION); \"model\" in the output names the precision used.\n"
           "--query embeds the texts as search queries (bge prepends its query instruction).\n",
           f);
 }
