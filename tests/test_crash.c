@@ -94,9 +94,13 @@ static rag_results *doc_hits(rag_db *db, const char *coll, const char *id)
     return res;
 }
 
-/* Number of chunks of document `id` (0 when absent, -1 on error). */
+/* Number of chunks of document `id` (0 when absent, also when its collection is: a child
+ * killed before its first commit leaves none; -1 on error). */
 static int doc_chunks(rag_db *db, const char *coll, const char *id)
 {
+    rag_collection_info ci;
+    if (rag_collection_stats(db, coll, &ci) == RAG_ENOTFOUND)
+        return 0;
     rag_results *res = doc_hits(db, coll, id);
     int n = res ? (int)rag_results_count(res) : -1;
     rag_results_free(res);
