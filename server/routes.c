@@ -15,7 +15,7 @@ static const route_def TABLE[] = {
 #define ROUTE_ROW_(id, method, pattern, scope, handler, flags, request, status, response,     \
                    params, summary, description)                                           \
     {id,      method,  pattern, scope,   handler,     flags,      request,                 \
-     status,  response, params, summary, description, #handler + 2},
+     status,  response, params, summary, description, &(#handler)[2]},
     SRV_ROUTE_TABLE(ROUTE_ROW_)
 #undef ROUTE_ROW_
 };

@@ -79,12 +79,15 @@ if [ -n "$faiss" ] && [ -f "$faiss/lib/libfaiss_c.a" ]; then
         fi
         srv_objs+=("$o")
     done
-    for asset in openapi.json:srv_asset_openapi dashboard.html:srv_asset_dashboard; do
+    # embedded files: the server's assets, and the toxicity classifier's converter that
+    # `model pull` runs (core/CMakeLists.txt builds it into the library the same way)
+    for asset in server/openapi.json:srv_asset_openapi server/dashboard.html:srv_asset_dashboard \
+                 tools/profanity_convert.py:rag_profanity_convert_py; do
         f=${asset%%:*}
         sym=${asset##*:}
         a="$out/obj/srv/$sym.c"
-        if [ ! -f "$a" ] || [ "$src/server/$f" -nt "$a" ]; then
-            cmake -DINPUT="$src/server/$f" -DOUTPUT="$a" -DNAME="$sym" \
+        if [ ! -f "$a" ] || [ "$src/$f" -nt "$a" ]; then
+            cmake -DINPUT="$src/$f" -DOUTPUT="$a" -DNAME="$sym" \
                   -P "$src/server/embed_asset.cmake"
             $cc -c "$a" -o "$out/obj/srv/$sym.o"
         fi
