@@ -76,9 +76,14 @@ struct rag_txn {
  * RAGCORE_FAULT_GUARD=0 leaves the signal handlers alone. */
 #define GUARD_FAULT (-30000) /* outside LMDB's and errno's codes */
 
-static __thread sigjmp_buf *guard_jb __attribute__((tls_model("initial-exec")));
-static __thread volatile sig_atomic_t guard_armed __attribute__((tls_model("initial-exec")));
-static __thread int guard_sig __attribute__((tls_model("initial-exec")));
+/* The default TLS model, not initial-exec: a library loaded with dlopen (the Python
+ * extension) gets no static TLS block to spare. The handler only reads these on a thread
+ * that armed a guard, whose TLS block therefore exists already (no allocation in the
+ * handler); on a thread that never armed one the first read may allocate its block in the
+ * handler, on a path that ends in the previous handler (a crash) anyway. */
+static __thread sigjmp_buf *guard_jb;
+static __thread volatile sig_atomic_t guard_armed;
+static __thread int guard_sig;
 static struct sigaction guard_old_segv, guard_old_bus;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static long guard_page = 4096;

@@ -235,36 +235,43 @@ def gen_reference_c(header):
 SERVER_ENV = "RAGCORE_URL=http://127.0.0.1:8080"
 
 # One example per operation, in an order that runs as a session against a fresh server:
-# operationId -> (path parameters, query string, body). KEY_ID is the id createKey returned.
+# operationId -> (path parameters, query string, body). KEY_ID is the id keys_create returned.
 EXAMPLES = [
     ("healthz", {}, "", None),
     ("readyz", {}, "", None),
     ("openapi", {}, "", None),
-    ("createCollection", {}, "", {"name": "support"}),
-    ("upsertDocuments", {"collection": "support"}, "", {"documents": [
+    ("coll_create", {}, "", {"name": "support"}),
+    ("docs_upsert", {"collection": "support"}, "", {"documents": [
         {"id": "faq-12", "text": "Refunds are processed within 5 business days.",
          "title": "Refunds", "source": "https://example.org/faq",
-         "metadata": {"lang": "en", "team": "billing"}}]}),
-    ("listCollections", {}, "", None),
-    ("getCollection", {"collection": "support"}, "", None),
-    ("getDocument", {"collection": "support", "id": "faq-12"}, "", None),
+         "metadata": {"lang": "en", "team": "billing"}},
+        {"id": "faq-13", "text": "Write to billing@example.org about a double charge.",
+         "title": "Double charges", "metadata": {"lang": "en", "team": "billing"},
+         "ttl_seconds": 2592000}]}),
+    ("coll_list", {}, "", None),
+    ("coll_get", {"collection": "support"}, "", None),
+    ("coll_configure", {"collection": "support"}, "", {"pii": "mask"}),
+    ("docs_list", {"collection": "support"}, "?limit=10", None),
+    ("doc_get", {"collection": "support", "id": "faq-12"}, "", None),
     ("search", {"collection": "support"}, "", {
-        "query": "how long do refunds take?", "k": 5, "filter": "lang = \"en\""}),
+        "query": "how long do refunds take?", "k": 5, "filter": {"lang": "en"}}),
     ("context", {"collection": "support"}, "", {
         "query": "how long do refunds take?", "budget_tokens": 300}),
-    ("createEmbeddings", {}, "", {"input": ["how long do refunds take?"],
-                                  "input_type": "query"}),
+    ("embeddings", {}, "", {"input": ["how long do refunds take?"],
+                            "input_type": "query"}),
     ("metrics", {}, "", None),
-    ("queryLog", {}, "?collection=support&limit=10", None),
-    ("createKey", {}, "", {"name": "support-reader", "scopes": ["read"],
-                           "collections": ["support"]}),
-    ("listKeys", {}, "", None),
-    ("revokeKey", {"id": "KEY_ID"}, "", None),
-    ("deleteDocument", {"collection": "support", "id": "faq-12"}, "", None),
-    ("deleteCollection", {"collection": "support"}, "", None),
+    ("querylog", {}, "?collection=support&limit=10", None),
+    ("keys_create", {}, "", {"name": "support-reader", "scopes": ["read"],
+                             "collections": ["support"]}),
+    ("keys_list", {}, "", None),
+    ("keys_revoke", {"key_id": "KEY_ID"}, "", None),
+    ("pii_apply", {"collection": "support"}, "", None),
+    ("erase", {"collection": "support"}, "", {"ids": ["faq-13"]}),
+    ("doc_delete", {"collection": "support", "id": "faq-12"}, "", None),
+    ("coll_delete", {"collection": "support"}, "", None),
     ("dashboard", {}, "", None),
 ]
-PARAM_FALLBACK = {"collection": "support", "id": "faq-12"}
+PARAM_FALLBACK = {"collection": "support", "id": "faq-12", "key_id": "KEY_ID"}
 
 
 def operations(doc):
@@ -384,6 +391,8 @@ def gen_reference_http(doc):
             out += ["", "| parameter | in | type | constraints | description |",
                     "|---|---|---|---|---|"]
             for p in params:
+                if "$ref" in p:  # a shared parameter of components/parameters
+                    p = resolve(doc, p["$ref"])
                 out.append("| `%s` | %s | %s | %s | %s |" % (
                     p["name"], p["in"], schema_type(p.get("schema", {})),
                     md_cell(constraints(p.get("schema", {}))),
@@ -555,7 +564,7 @@ def run_examples(server, doc):
         if not 200 <= status < 300:
             failures.append("%s %s%s -> %d %s" % (method, path, query, status,
                                                   reply[:200].decode(errors="replace")))
-        elif op_id == "createKey":
+        elif op_id == "keys_create":
             key_id = json.loads(reply)["id"]
     return failures
 
