@@ -123,6 +123,12 @@ static int is_word_cp(int32_t cp)
     }
 }
 
+static int is_letter(int32_t cp)
+{
+    utf8proc_category_t c = utf8proc_category(cp);
+    return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
+}
+
 /* A run of word characters in the normalised code points. */
 typedef struct word {
     size_t a, b;
@@ -324,8 +330,10 @@ static int walk(walk_ctx *x, size_t k, size_t pos, uint32_t node, int words, int
         uint32_t s = words < x->wl->max_words ? edge_get(x->wl, node, SEP) : 0;
         if (s && walk(x, k + 1, next->a, s, words + 1, 0))
             return 1;
-        /* a word spelled out one character at a time reads as one word */
+        /* a word spelled out one letter at a time reads as one word (letters only: runs
+         * of single digits and symbols are common in numbers and formulas) */
         return cur->b - cur->a == 1 && next->b - next->a == 1 && spelled < MAX_SPELLED &&
+               is_letter(x->c[cur->a]) && is_letter(x->c[next->a]) &&
                walk(x, k + 1, next->a, node, words, spelled + 1);
     }
     int32_t v[8];

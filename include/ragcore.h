@@ -362,12 +362,15 @@ typedef struct rag_collection_options {
     const char *language;           /* BM25 analyzer language; NULL: the handle's */
     /* Since version 2. */
     rag_toxicity_mode toxicity;     /* default RAG_TOXICITY_OFF; applied after the quality
-                                     * filters, on the text (boilerplate removed, before PII
-                                     * masking) and the title */
+                                     * filters, on the title and text read as one
+                                     * (boilerplate removed, before PII masking) */
     double toxicity_threshold;      /* score at or above which a document is toxic, in
                                      * (0, 1]; 0: 0.5 (the classifier's own decision) */
-    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: both. The score is the
-                                     * highest of the detectors' */
+    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: the classifier (default;
+                                     * the word list also holds anatomical and medical
+                                     * words: 17 % of SciFact's abstracts hit it, see
+                                     * docs/toxicity.md). The score is the highest of
+                                     * the detectors' */
 } rag_collection_options;
 
 /* Fills the defaults. Can't fail. */
@@ -769,7 +772,7 @@ RAG_API void rag_search_options_init(rag_search_options *opts);
  * the HTTP server, language bindings) sets rag_search_options fields through this one table,
  * so names, types, ranges and defaults are declared once. Names are the field names
  * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. Each is
- * described by a rag_option_info (declared above, with the collection settings). */
+ * described by rag_option_info records (declared above, with the collection settings). */
 
 /* Number of options, and the i-th (NULL when i is out of range); static data. */
 RAG_API size_t rag_search_option_count(void);
