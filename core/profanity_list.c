@@ -3,6 +3,7 @@
 #include "profanity_list.h"
 
 #include "status.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -111,16 +112,7 @@ static uint32_t edge_add(rag_wordlist *wl, uint32_t node, int32_t cp)
 
 static int is_word_cp(int32_t cp)
 {
-    if (cp == '@' || cp == '$' || cp == '*')
-        return 1;
-    switch (utf8proc_category(cp)) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
-        return 1;
-    default:
-        return 0;
-    }
+    return cp == '@' || cp == '$' || cp == '*' || rag_cp_is_alnum(cp);
 }
 
 static int is_letter(int32_t cp)
