@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test demo install asan bench clean fuzz
+.PHONY: all setup build test demo install asan bench clean fuzz wheel
 
 all: build
 
@@ -27,6 +27,16 @@ demo: build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Python package as a wheel (python/, scikit-build-core): one cp39-abi3 wheel whose
+# extension module carries libragcore with FAISS linked in; installs with pip on Debian 12
+# without build tools (docs/python.md lists the runtime libraries it loads).
+wheel:
+	@prefix=$$(bash tools/setup.sh | tail -1) && \
+	  RAGCORE_FAISS_PREFIX="$$prefix" SKBUILD_BUILD_DIR=$(abspath $(BUILD))/python-wheel \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  python3 -m pip wheel --no-deps -q -w $(BUILD)/wheel ./python
+	@ls $(BUILD)/wheel/ragcore-*.whl
 
 bench: build
 	@bash bench/run.sh $(BUILD)

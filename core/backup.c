@@ -1,5 +1,6 @@
 /* backup.c - consistent backups of a live store (LMDB compacting copy + index files) and
  * restoration into a store directory. */
+#include "backup.h"
 #include "coll_index.h"
 #include "db.h"
 #include "lockfile.h"
@@ -37,7 +38,7 @@ static int copy_file(const char *src, const char *dst, uint64_t *bytes)
     if (in < 0)
         return rag_fail(errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO, "cannot open '%s': %s", src,
                         strerror(errno));
-    if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+    if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0) {
         rc = rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
         goto cleanup;
     }
@@ -92,7 +93,7 @@ static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_i
 {
     char src[4096], dst[4096];
     rag_coll_index_dir(dstdir, dst, sizeof dst);
-    if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+    if (mkdir(dst, 0700) != 0 && errno != EEXIST)
         return rag_fail(errno_status(errno), "cannot create '%s': %s", dst, strerror(errno));
     rag_coll_index_dir(srcdir, src, sizeof src);
     DIR *d = opendir(src);
@@ -153,7 +154,7 @@ static int verify_copy(const char *dir, rag_backup_info *info)
 
 /* Removes the files this module writes into `dir` (data.mdb, lock.mdb, index/N.idx) and
  * the directory when it is then empty. */
-static void remove_store_files(const char *dir)
+void rag_store_files_remove(const char *dir)
 {
     char path[4096];
     rag_coll_index_dir(dir, path, sizeof path);
@@ -178,7 +179,7 @@ static void remove_store_files(const char *dir)
 }
 
 /* 0: absent, 1: empty directory, 2: non-empty directory, 3: not a directory. */
-static int dir_state(const char *dir)
+int rag_dir_state(const char *dir)
 {
     struct stat sb;
     if (stat(dir, &sb) != 0)
@@ -198,9 +199,9 @@ static int dir_state(const char *dir)
 }
 
 /* Makes `tmp` appear as `target` (absent or an empty directory). */
-static int publish_dir(const char *tmp, const char *target)
+int rag_dir_publish(const char *tmp, const char *target)
 {
-    if (dir_state(target) == 1)
+    if (rag_dir_state(target) == 1)
         rmdir(target);
     if (rename(tmp, target) != 0)
         return rag_fail(errno_status(errno), "cannot rename '%s' to '%s': %s", tmp, target,
@@ -222,13 +223,13 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
                        rag_backup_info *info)
 {
     double t0 = rag_monotonic();
-    int state = dir_state(outdir);
+    int state = rag_dir_state(outdir);
     if (state >= 2)
         return rag_fail(RAG_EEXIST, "backup directory '%s' exists and is not empty", outdir);
     char tmp[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s.partial-%ld", outdir, (long)getpid());
-    remove_store_files(tmp);
-    if (mkdir(tmp, 0755) != 0)
+    rag_store_files_remove(tmp);
+    if (mkdir(tmp, 0700) != 0)
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
     /* Index files first: each is then no newer than the snapshot taken after it. */
     int rc = copy_index_files(dbdir, tmp, info);
@@ -246,10 +247,10 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
         rag_coll_index_dir(tmp, path, sizeof path);
         fsync_path(path, 1);
         fsync_path(tmp, 1);
-        rc = publish_dir(tmp, outdir);
+        rc = rag_dir_publish(tmp, outdir);
     }
     if (rc != RAG_OK)
-        remove_store_files(tmp);
+        rag_store_files_remove(tmp);
     info->seconds = rag_monotonic() - t0;
     return rc;
 }
@@ -307,7 +308,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
     snprintf(src, sizeof src, "%s/data.mdb", backup);
     if (stat(src, &sb) != 0)
         return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore backup (no data.mdb)", backup);
-    int state = dir_state(dbdir);
+    int state = rag_dir_state(dbdir);
     if (state == 3)
         return rag_fail(RAG_EINVAL, "'%s' exists and is not a directory", dbdir);
     if (state == 2) {
@@ -325,8 +326,8 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
     if (rc != RAG_OK)
         return rag_fail_prefix(rc, "restore into '%s'", dbdir);
     snprintf(tmp, sizeof tmp, "%s.restore-%ld", dbdir, (long)getpid());
-    remove_store_files(tmp);
-    if (mkdir(tmp, 0755) != 0) {
+    rag_store_files_remove(tmp);
+    if (mkdir(tmp, 0700) != 0) {
         rag_lockfile_release(lock, 0);
         return rag_fail(errno_status(errno), "cannot create '%s': %s", tmp, strerror(errno));
     }
@@ -338,7 +339,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         rc = verify_copy(tmp, info);
     if (rc == RAG_OK && state != 2) {
         fsync_path(tmp, 1);
-        rc = publish_dir(tmp, dbdir);
+        rc = rag_dir_publish(tmp, dbdir);
     } else if (rc == RAG_OK) {
         /* Replace in place: old index files go first, then data.mdb (atomic rename), then
          * the new index files, so a crash never pairs an index with the wrong data. */
@@ -353,7 +354,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         }
         if (d)
             closedir(d);
-        mkdir(path, 0755);
+        mkdir(path, 0700);
         fsync_path(path, 1);
         snprintf(path, sizeof path, "%s/data.mdb", tmp);
         snprintf(dst, sizeof dst, "%s/data.mdb", dbdir);
@@ -378,7 +379,7 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
         rag_coll_index_dir(dbdir, path, sizeof path);
         fsync_path(path, 1);
     }
-    remove_store_files(tmp);
+    rag_store_files_remove(tmp);
     rag_lockfile_release(lock, 0);
     info->seconds = rag_monotonic() - t0;
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "restore of '%s' into '%s'", backup, dbdir);

@@ -23,7 +23,7 @@
 
 /* Batches of at most this many tokens run their linear layers through gemm_small.c
  * instead of cblas_sgemm, whose packing of W dominates at a query's few tokens. Measured
- * with `bench_embed --sweep` (docs/benchmarks.md): with W read in place the whole encoder
+ * with `bench_embed --sweep` (bench/JOURNAL.md): with W read in place the whole encoder
  * is faster than through OpenBLAS's SkylakeX kernels up to about 56 tokens (AVX-512) and
  * than its Haswell kernels up to 64 and more (AVX2); with W pre-packed (AVX-512 only) it
  * was still 1.1x faster at 128 tokens. */

@@ -1,10 +1,13 @@
 /* check.c - consistency check and repair of a store (LMDB records and index files). */
+#include "check_report.h"
 #include "coll_index.h"
 #include "embedder.h"
 #include "lexical.h"
 #include "lockfile.h"
+#include "pagewalk.h"
 #include "status.h"
 #include "store.h"
+#include "text.h"
 #include "vindex.h"
 
 #include <dirent.h>
@@ -24,17 +27,11 @@
 #define LEX_PURGE_KEYS 65536  /* lexical entries deleted per repair transaction */
 #define LEX_ADD_CHUNKS 1024   /* chunks indexed per repair transaction */
 
-struct rag_check_report {
-    rag_check_item *items;
-    size_t n, cap;
-    uint64_t counts[4];
-    rag_check_totals totals;
-};
-
 /* Categories cap how many findings of one sort are listed per collection. */
 enum {
     CAT_STORE, CAT_VEC_BAD, CAT_CHUNK_BAD, CAT_DOC, CAT_ORPHAN_CHUNK, CAT_NO_VEC,
     CAT_ORPHAN_VEC, CAT_COUNTER, CAT_HASH, CAT_TOMB, CAT_IDS, CAT_INDEX, CAT_LEX, CAT_REPAIR,
+    CAT_PAGES,
     N_CAT
 };
 
@@ -72,6 +69,7 @@ typedef struct ck {
     rag_txn *txn;
     int dim;
     char *spec, *embedder;
+    unsigned char store_id[16];  /* meta "store_id" (zeros when the store has none yet) */
     uint64_t next_id;
     const char *cname;     /* current collection ("" store-wide) */
     uint32_t cid;
@@ -130,34 +128,11 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int report_push(rag_check_report *r, int kind, const char *coll, uint32_t cid,
-                       int index_file, char *msg)
-{
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 32;
-        rag_check_item *q = rag_realloc(r->items, cap * sizeof *q);
-        if (!q) {
-            free(msg);
-            return RAG_ENOMEM;
-        }
-        r->items = q;
-        r->cap = cap;
-    }
-    rag_check_item *it = &r->items[r->n++];
-    memset(it, 0, sizeof *it);
-    it->kind = kind;
-    snprintf(it->collection, sizeof it->collection, "%s", coll ? coll : "");
-    it->coll_id = cid;
-    it->index_file = index_file;
-    it->message = msg;
-    return RAG_OK;
-}
-
 /* Moves item `it` of another report into r as `kind` (its message goes with it, or is
  * freed when r cannot grow). */
 static void move_item(rag_check_report *r, int kind, rag_check_item *it)
 {
-    report_push(r, kind, it->collection, it->coll_id, it->index_file, (char *)it->message);
+    rag_check_report_push(r, kind, it->collection, it->coll_id, it->index_file, (char *)it->message);
     it->message = NULL;
 }
 
@@ -184,7 +159,14 @@ finding(ck *k, int kind, int cat, const char *fmt, ...)
     char *msg = vfmt(fmt, ap);
     va_end(ap);
     if (msg)
-        report_push(k->r, kind, k->cname, k->cid, cat == CAT_INDEX, msg);
+        rag_check_report_push(k->r, kind, k->cname, k->cid, cat == CAT_INDEX, msg);
+}
+
+/* The detail of error `rc`: the thread's message, or the code's name when a callee set
+ * none, so that no finding ends in an empty reason. */
+static const char *errtext(int rc)
+{
+    return *rag_errmsg() ? rag_errmsg() : rag_strerror(rc);
 }
 
 /* Starts a new listing scope (a collection, or the store). */
@@ -204,44 +186,8 @@ static void scope_end(ck *k)
         char *msg = NULL;
         if (asprintf(&msg, "... and %llu more like the above",
                      (unsigned long long)(k->cat_count[c] - MAX_LISTED)) >= 0)
-            report_push(k->r, k->cat_kind[c], k->cname, k->cid, c == CAT_INDEX, msg);
+            rag_check_report_push(k->r, k->cat_kind[c], k->cname, k->cid, c == CAT_INDEX, msg);
     }
-}
-
-uint64_t rag_check_report_count(const rag_check_report *r, int kind)
-{
-    return r && kind >= 0 && kind < 4 ? r->counts[kind] : 0;
-}
-
-size_t rag_check_report_size(const rag_check_report *r)
-{
-    return r ? r->n : 0;
-}
-
-const rag_check_item *rag_check_report_item(const rag_check_report *r, size_t i)
-{
-    return r && i < r->n ? &r->items[i] : NULL;
-}
-
-const rag_check_totals *rag_check_report_totals(const rag_check_report *r)
-{
-    return r ? &r->totals : NULL;
-}
-
-const char *rag_check_kind_name(int kind)
-{
-    static const char *const names[] = {"problem", "note", "repaired", "unfixed"};
-    return kind >= 0 && kind < 4 ? names[kind] : "unknown";
-}
-
-void rag_check_report_free(rag_check_report *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->n; i++)
-        free((char *)r->items[i].message);
-    free(r->items);
-    free(r);
 }
 
 /* ---- vectors, chunks, documents ---------------------------------------------------------- */
@@ -311,16 +257,29 @@ static int load_chunks(ck *k)
         chunk_info *c = &k->chunks[i];
         rag_chunk_rec *rec = NULL;
         int grc = rag_store_chunk_get(k->txn, k->cid, c->id, &rec);
-        if (grc == RAG_ECORRUPT) {
+        if (grc == RAG_ECORRUPT || grc == RAG_ENOTFOUND) {
+            /* Not found by the key the scan just listed: the table's pages disagree. */
             c->damaged = 1;
             finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD, "chunk %llu: %s",
-                    (unsigned long long)c->id, rag_errmsg());
+                    (unsigned long long)c->id,
+                    grc == RAG_ENOTFOUND ? "listed by a scan of the chunk table but not found by "
+                                           "its key (damaged pages)"
+                                         : rag_errmsg());
+            rag_clear_error();
             continue;
         }
         if (grc != RAG_OK)
             return grc;
         c->text_hash = rec->text_hash;
         c->flags = rec->flags;
+        if (rag_text_norm_hash(rec->text, rec->text_len) != rec->text_hash) {
+            /* No copy of the text to mend it from: the document must be ingested again. */
+            c->damaged = 1;
+            finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD,
+                    "chunk %llu of document '%s': its text does not match the hash stored with "
+                    "it (damaged text; re-ingest the document)", (unsigned long long)c->id,
+                    rec->doc_id);
+        }
         c->doc_hash = XXH3_64bits(rec->doc_id, strlen(rec->doc_id));
         if (rec->end < rec->start || rec->end - rec->start != rec->text_len)
             finding(k, RAG_CHECK_PROBLEM, CAT_CHUNK_BAD,
@@ -492,9 +451,19 @@ static void check_index(ck *k)
     float *buf = NULL;
     int rc = rag_vindex_load(path, k->spec, k->dim, 0, &ix, &covered);
     if (rc != RAG_OK) {
-        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", rag_errmsg());
+        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", errtext(rc));
         rag_clear_error();
         k->plan->rebuild_index = 1;
+        return;
+    }
+    rag_vindex_identity want = {k->cid, {0}};
+    memcpy(want.store, k->store_id, sizeof want.store);
+    if (rag_vindex_identity_check(rag_vindex_get_identity(ix), &want, path) != 0) {
+        finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "%s (a copied file: it is rebuilt at open)",
+                rag_errmsg());
+        rag_clear_error();
+        k->plan->rebuild_index = 1;
+        rag_vindex_free(ix);
         return;
     }
     k->r->totals.index_files++;
@@ -519,7 +488,7 @@ static void check_index(ck *k)
         goto cleanup;
     }
     if ((rc = rag_vindex_ids(ix, &raw, &nraw)) != RAG_OK) {
-        finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index ids not compared: %s", rag_errmsg());
+        finding(k, RAG_CHECK_NOTE, CAT_INDEX, "index ids not compared: %s", errtext(rc));
         rag_clear_error();
         goto cleanup;
     }
@@ -562,7 +531,7 @@ static void check_index(ck *k)
         recon_ctx x = {k, ix, &ids, covered, buf, tol, 0};
         rc = rag_store_vec_scan(k->txn, k->cid, 0, recon_visit, &x);
         if (rc < 0) {
-            finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "reading vectors: %s", rag_errmsg());
+            finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "reading vectors: %s", errtext(rc));
             rag_clear_error();
         }
     }
@@ -594,7 +563,7 @@ static void check_lexical(ck *k, uint64_t live)
     uint64_t before = k->r->counts[RAG_CHECK_PROBLEM];
     int rc = rag_lexical_audit_coll(k->txn, k->cid, &la);
     if (rc != RAG_OK) {
-        finding(k, RAG_CHECK_PROBLEM, CAT_LEX, "lexical index cannot be read: %s", rag_errmsg());
+        finding(k, RAG_CHECK_PROBLEM, CAT_LEX, "lexical index cannot be read: %s", errtext(rc));
         rag_clear_error();
         k->plan->rebuild_lex = 1;
         return;
@@ -656,17 +625,21 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
     int rc;
     scope_begin(k, name, rec->id);
     k->r->totals.collections++;
+    rag_check_stage(k->r, "table 'vectors' (collection '%s')", name);
     if ((rc = rag_store_vec_scan(k->txn, k->cid, 0, vec_visit, k)) != RAG_OK)
         goto unreadable;
+    rag_check_stage(k->r, "table 'chunks' (collection '%s')", name);
     if ((rc = load_chunks(k)) != RAG_OK)
         goto unreadable;
+    rag_check_stage(k->r, "table 'docs' (collection '%s')", name);
     if ((rc = rag_store_doc_scan(k->txn, k->cid, doc_visit, k)) != RAG_OK) {
         if (rc != RAG_ECORRUPT)
             goto unreadable;
         finding(k, RAG_CHECK_PROBLEM, CAT_DOC, "document table: %s (documents after it not checked)",
-                rag_errmsg());
+                errtext(rc));
         rag_clear_error();
     }
+    rag_check_stage(k->r, "table 'tombstones' (collection '%s')", name);
     if ((rc = rag_store_tomb_scan(k->txn, k->cid, tomb_visit, k)) != RAG_OK)
         goto unreadable;
     k->r->totals.documents += k->docs;
@@ -738,6 +711,7 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
     if (want_hashes.n)
         qsort(want_hashes.v, want_hashes.n, sizeof *want_hashes.v, cmp_u64);
     hash_cmp hc = {k, want_hashes.v, want_hashes.n, 0};
+    rag_check_stage(k->r, "table 'hashes' (collection '%s')", name);
     rc = rag_store_hash_scan(k->txn, k->cid, hash_visit, &hc);
     if (rc == RAG_OK)
         hash_drain(&hc, 0, 1);
@@ -762,7 +736,9 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
                 (unsigned long long)p->max_id, (unsigned long long)k->next_id);
         p->store_fixes = 1;
     }
+    rag_check_stage(k->r, "the index file of collection '%s'", name);
     check_index(k);
+    rag_check_stage(k->r, "the lexical tables (collection '%s')", name);
     check_lexical(k, live);
     rag_clear_error();
     if (p->store_fixes)
@@ -771,7 +747,7 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
     scan_reset(k);
     return RAG_OK;
 unreadable:
-    finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "collection cannot be read: %s", rag_errmsg());
+    finding(k, RAG_CHECK_PROBLEM, CAT_STORE, "collection cannot be read: %s", errtext(rc));
     scope_end(k);
     scan_reset(k);
     return rc;
@@ -969,11 +945,14 @@ static int rebuild_index(ck *k, coll_plan *p)
     int rc = rag_coll_index_create(k->spec, k->dim, 0, k->ef_construction, &ix);
     if (rc != RAG_OK)
         return rc;
+    rag_vindex_identity id = {p->id, {0}};
+    memcpy(id.store, k->store_id, sizeof id.store);
+    rag_vindex_set_identity(ix, &id);
     rag_coll_index_fill_opts fo = {0, FILL_BATCH, 1};
     rc = rag_coll_index_fill(k->st, p->id, ix, &fo, &next, NULL);
     char dirpath[4096];
     rag_coll_index_dir(k->dir, dirpath, sizeof dirpath);
-    mkdir(dirpath, 0755);
+    mkdir(dirpath, 0700);
     if (rc == RAG_EINDEX) {
         /* Too few vectors to train: no file; searches scan exactly until one can be built. */
         finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
@@ -1164,7 +1143,7 @@ static void repair_collection(ck *k, coll_plan *p)
         if (rc != RAG_OK) {
             finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR,
                     "%zu chunks lack a usable vector and cannot be re-embedded (%s): re-ingest "
-                    "their documents", p->reembed.n, rag_errmsg());
+                    "their documents", p->reembed.n, errtext(rc));
             rag_clear_error();
         }
     }
@@ -1180,7 +1159,7 @@ static void repair_collection(ck *k, coll_plan *p)
         repair_arg a = {p, vecs, k->dim, bump};
         rc = rag_store_write(k->st, repair_fn, &a);
         if (rc != RAG_OK) {
-            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "store repair failed: %s", rag_errmsg());
+            finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "store repair failed: %s", errtext(rc));
             rag_clear_error();
             p->rebuild_index = 1;
         } else {
@@ -1219,12 +1198,12 @@ static void repair_collection(ck *k, coll_plan *p)
         } else {
             finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR,
                     "lexical index rebuild failed: %s (the next --repair starts it again)",
-                    rag_errmsg());
+                    errtext(rc));
             rag_clear_error();
         }
     }
     if (p->rebuild_index && (rc = rebuild_index(k, p)) != RAG_OK) {
-        finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "index rebuild failed: %s", rag_errmsg());
+        finding(k, RAG_CHECK_UNFIXED, CAT_REPAIR, "index rebuild failed: %s", errtext(rc));
         rag_clear_error();
     }
     free(vecs);
@@ -1270,6 +1249,13 @@ static int read_identity(ck *k)
         rc = rag_fail(RAG_ECORRUPT, "store '%s' records dimension '%s'", k->dir, dim);
     if (rc == RAG_OK)
         rc = rag_store_next_id(k->txn, &k->next_id);
+    char *hex = NULL;
+    if (rc == RAG_OK && rag_store_meta_get(k->txn, "store_id", &hex) == RAG_OK &&
+        strlen(hex) == 32)
+        for (int i = 0; i < 16; i++)
+            sscanf(hex + 2 * i, "%2hhx", &k->store_id[i]);
+    free(hex);
+    rag_clear_error();
     free(version);
     free(dim);
     return rc;
@@ -1297,6 +1283,7 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
     int rc = rag_store_open(dir, !repair, &k.st);
     if (rc != RAG_OK)
         return rc;
+    rag_check_stage(r, "tables 'meta' and 'collections'");
     if ((rc = rag_store_read(k.st, &k.txn)) != RAG_OK)
         goto cleanup;
     if ((rc = read_identity(&k)) != RAG_OK)
@@ -1323,8 +1310,10 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
     kc.k = &k;
     kc.ids = ids;
     kc.n = n;
+    rag_check_stage(r, "the keys of tables 'docs', 'chunks', 'vectors', 'tombstones' and "
+                    "'hashes'");
     if ((rc = rag_store_coll_key_counts(k.txn, keycount_visit, &kc)) != RAG_OK) {
-        finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", rag_errmsg());
+        finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", errtext(rc));
         rag_clear_error();
     }
     check_index_dir(&k, ids, n, 0);
@@ -1359,12 +1348,14 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
             continue;
         }
         purge_arg pa = {cid};
-        if (rag_store_write(k.st, purge_fn, &pa) == RAG_OK)
+        if ((rc = rag_store_write(k.st, purge_fn, &pa)) == RAG_OK)
             finding(&k, RAG_CHECK_REPAIRED, CAT_REPAIR,
                     "removed the chunks, vectors and hashes of missing collection id %u", cid);
         else
             finding(&k, RAG_CHECK_UNFIXED, CAT_REPAIR, "cannot remove records of collection %u: %s",
-                    cid, rag_errmsg());
+                    cid, errtext(rc));
+        rag_clear_error();
+        rc = RAG_OK; /* reported; the other repairs go on */
     }
     scope_end(&k);
     for (size_t i = 0; i < n; i++)
@@ -1386,6 +1377,74 @@ cleanup:
     return rc;
 }
 
+/* ---- page damage -------------------------------------------------------------------------- */
+
+static void page_damage(void *user, const char *table, uint64_t page, const char *reason)
+{
+    (void)page;
+    finding(user, RAG_CHECK_PROBLEM, CAT_PAGES, "page damage in table '%s': %s",
+            table[0] ? table : "(main)", reason);
+}
+
+/* Walks every page of data.mdb without LMDB (core/pagewalk.c) and reports the pages that
+ * cannot be trusted, and a file shorter than its meta page says. *damaged is set when
+ * anything was found; *truncated when LMDB must not map the file at all. */
+static void page_pass(const char *dir, rag_check_report *r, int *damaged, int *unreadable)
+{
+    ck k;
+    memset(&k, 0, sizeof k);
+    k.r = r;
+    k.dir = dir;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    scope_begin(&k, "", 0);
+    rag_pagewalk_meta m;
+    int rc = rag_pagewalk_meta_read(path, &m);
+    if (rc != RAG_OK) {
+        finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", rag_errmsg());
+        rag_clear_error();
+        *unreadable = 1;
+    }
+    if (rc == RAG_OK || m.page_size) {
+        rag_pagewalk_stats ps;
+        if (rag_pagewalk(path, NULL, 1, NULL, page_damage, &k, &ps) != RAG_OK) {
+            finding(&k, RAG_CHECK_PROBLEM, CAT_STORE, "%s", rag_errmsg());
+            rag_clear_error();
+        }
+    }
+    scope_end(&k);
+    *damaged = r->counts[RAG_CHECK_PROBLEM] > 0;
+}
+
+/* The read-only pass through LMDB, run by rag_check_isolated. */
+static int read_pass(const char *dir, rag_check_report *r)
+{
+    return check_pass(dir, 0, 0, r);
+}
+
+/* The whole read-only check: pages first, then LMDB's view in a checker process. A store
+ * whose pages are damaged gets the reason the LMDB pass could not run as a problem instead
+ * of an error. *damaged tells whether pages are damaged (the repair must not write then). */
+static int check_all(const char *dir, rag_check_report *r, int *damaged)
+{
+    int unreadable = 0, crashed = 0;
+    page_pass(dir, r, damaged, &unreadable);
+    if (unreadable)
+        return RAG_OK; /* LMDB must not map it: a truncated file would fault */
+    int rc = rag_check_isolated(dir, read_pass, r, &crashed);
+    if (crashed)
+        *damaged = 1;
+    if (rc != RAG_OK && *damaged) {
+        char *msg = NULL;
+        if (asprintf(&msg, "LMDB cannot read the store: %s", errtext(rc)) >= 0)
+            rag_check_report_push(r, RAG_CHECK_PROBLEM, "", 0, 0, msg);
+        r->counts[RAG_CHECK_PROBLEM]++;
+        rag_clear_error();
+        rc = RAG_OK;
+    }
+    return rc;
+}
+
 int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_report **out)
 {
     rag_clear_error();
@@ -1399,21 +1458,33 @@ int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_re
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (repair && stat(path, &sb) != 0)
+    if (stat(path, &sb) != 0)
         return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
     /* A repair writes: it needs the store to itself for the whole check. */
     int rc = repair ? rag_lockfile_acquire(dir, &lock, NULL) : RAG_OK;
     if (rc != RAG_OK)
         return rc;
-    rag_check_report *r = rag_calloc(1, sizeof *r);
+    rag_check_report *r = rag_check_report_new();
     if (!r) {
         rag_lockfile_release(lock, 0);
         return RAG_ENOMEM;
     }
-    rc = check_pass(dir, 0, 0, r);
-    if (rc == RAG_OK && repair && r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
+    int damaged = 0;
+    rc = check_all(dir, r, &damaged);
+    if (rc == RAG_OK && repair && damaged) {
+        /* LMDB writes through the same pages it reads: a repair in place would build on
+         * damaged pages. The documents that can still be read are copied out instead. */
+        char *msg = NULL;
+        if (asprintf(&msg, "the store file's pages are damaged (see the problems above); a "
+                     "repair does not write into a damaged file: copy every readable document "
+                     "into a new store with 'ragcore check --db %s --salvage OUT' "
+                     "(rag_salvage), which lists what is lost", dir) >= 0)
+            rag_check_report_push(r, RAG_CHECK_UNFIXED, "", 0, 0, msg);
+        r->counts[RAG_CHECK_UNFIXED]++;
+    } else if (rc == RAG_OK && repair &&
+               r->counts[RAG_CHECK_PROBLEM] + r->counts[RAG_CHECK_NOTE] > 0) {
         /* Repair from a fresh snapshot opened for writing, then verify. */
-        rag_check_report *fix = rag_calloc(1, sizeof *fix), *verify = NULL;
+        rag_check_report *fix = rag_check_report_new(), *verify = NULL;
         if (!fix)
             rc = RAG_ENOMEM;
         if (rc == RAG_OK)
@@ -1428,8 +1499,9 @@ int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_re
             r->counts[RAG_CHECK_UNFIXED] += fix->counts[RAG_CHECK_UNFIXED];
         }
         rag_check_report_free(fix);
-        if (rc == RAG_OK && (verify = rag_calloc(1, sizeof *verify)) &&
-            (rc = check_pass(dir, 0, 0, verify)) == RAG_OK) {
+        int vdamaged = 0;
+        if (rc == RAG_OK && (verify = rag_check_report_new()) &&
+            (rc = check_all(dir, verify, &vdamaged)) == RAG_OK) {
             for (size_t i = 0; i < verify->n; i++) {
                 if (verify->items[i].kind != RAG_CHECK_PROBLEM)
                     continue;

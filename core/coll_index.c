@@ -124,11 +124,26 @@ int rag_coll_index_clear_tombs(rag_store *st, uint32_t coll, uint64_t below)
 
 /* ---- on a collection of an open rag_db ----------------------------------------------------- */
 
-/* Creates an empty index of the store's spec with the handle's search and build depths. */
-static int index_create(rag_db *db, rag_vindex **out)
+/* The identity a collection's index files record. */
+static rag_vindex_identity coll_identity(const rag_db *db, const rag_coll *c)
 {
-    return rag_coll_index_create(db->index_spec, db->dim, db->opts.hnsw_ef_search,
-                                 db->opts.hnsw_ef_construction, out);
+    rag_vindex_identity id;
+    id.coll = c->id;
+    memcpy(id.store, db->store_id, sizeof id.store);
+    return id;
+}
+
+/* Creates an empty index of the store's spec with the handle's search and build depths,
+ * recording collection c's identity. */
+static int index_create(rag_db *db, rag_coll *c, rag_vindex **out)
+{
+    int rc = rag_coll_index_create(db->index_spec, db->dim, db->opts.hnsw_ef_search,
+                                   db->opts.hnsw_ef_construction, out);
+    if (rc == RAG_OK) {
+        rag_vindex_identity id = coll_identity(db, c);
+        rag_vindex_set_identity(*out, &id);
+    }
+    return rc;
 }
 
 /* Builds a fresh index for a collection from the store. On failure *out stays NULL and
@@ -137,7 +152,7 @@ static int index_rebuild(rag_db *db, rag_coll *c, rag_vindex **out, uint64_t *co
 {
     rag_vindex *ix = NULL;
     *out = NULL;
-    int rc = index_create(db, &ix);
+    int rc = index_create(db, c, &ix);
     if (rc != RAG_OK)
         return rc;
     rag_coll_index_fill_opts fo = {0, REBUILD_BATCH, 0};
@@ -152,7 +167,7 @@ static int index_rebuild(rag_db *db, rag_coll *c, rag_vindex **out, uint64_t *co
 
 int rag_coll_index_new(rag_db *db, rag_coll *c)
 {
-    int rc = index_create(db, &c->ix);
+    int rc = index_create(db, c, &c->ix);
     if (rc != RAG_OK)
         return rc;
     uint64_t next = 0;
@@ -223,12 +238,18 @@ int rag_coll_index_load(rag_db *db, rag_coll *c)
     rag_txn *txn = NULL;
     int rc = rag_vindex_load(path, db->index_spec, db->dim, db->opts.hnsw_ef_search, &ix,
                              &covered);
-    if (rc == RAG_OK &&
-        rag_vindex_set_ef_construction(ix, db->opts.hnsw_ef_construction) != RAG_OK) {
-        rag_vindex_free(ix); /* rebuilt below, where the same failure is reported */
+    rag_vindex_identity want = coll_identity(db, c);
+    if (rc == RAG_OK && (rag_vindex_identity_check(rag_vindex_get_identity(ix), &want, path) != 0 ||
+                         rag_vindex_set_ef_construction(ix, db->opts.hnsw_ef_construction) !=
+                             RAG_OK)) {
+        /* Another collection's or store's file, or the depth failed: rebuilt below (where a
+         * depth failure is reported again). */
+        rag_vindex_free(ix);
         ix = NULL;
     }
-    if (rc == RAG_OK) {
+    if (ix)
+        rag_vindex_set_identity(ix, &want); /* a file without one gets it when next written */
+    if (rc == RAG_OK && ix) {
         if ((rc = rag_store_read(db->st, &txn)) != RAG_OK)
             goto cleanup;
         rc = rag_store_next_id(txn, &next);

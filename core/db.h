@@ -47,6 +47,7 @@ struct rag_db {
     struct rag_embedder *emb;
     int dim;
     char index_spec[96];
+    unsigned char store_id[16];  /* meta "store_id": recorded in every index file written */
     char language[24];           /* analyzer language for collections created here */
     rag_open_options opts;
     struct rag_lockfile *lock;   /* the store's writer lock (NULL on a read-only handle) */

@@ -3,6 +3,7 @@
 #include "bytes.h"
 #include "db.h"
 #include "embedder.h"
+#include "lexical.h"
 #include "status.h"
 #include "store.h"
 #include "text.h"
@@ -261,4 +262,153 @@ int rag_embed(rag_db *db, const char *const *texts, size_t n, int is_query, floa
     if (!db || (!texts && n) || (!out && n))
         return rag_fail(RAG_EINVAL, "rag_embed: NULL argument");
     return rag_embcache_embed(db, texts, n, is_query, out);
+}
+
+/* ---- erasure: entries of texts no longer stored ------------------------------------------ */
+
+typedef struct live_keys {
+    rag_txn *txn;
+    uint32_t coll;
+    uint64_t model;
+    unsigned char (*keys)[RAG_EMBCACHE_KEY];
+    size_t n, cap;
+    int rc;
+} live_keys;
+
+/* Adds the cache keys of a document's chunks (their embedded text: title and chunk). */
+static int live_doc_visit(void *user, const rag_doc_rec *d)
+{
+    live_keys *l = user;
+    for (uint32_t i = 0; i < d->nchunks && l->rc == RAG_OK; i++) {
+        rag_chunk_rec *ch = NULL;
+        int rc = rag_store_chunk_get(l->txn, l->coll, d->chunk_ids[i], &ch);
+        if (rc == RAG_ENOTFOUND) {
+            rag_clear_error();
+            continue;
+        }
+        char *buf = NULL;
+        const char *t = NULL;
+        size_t tl = 0;
+        if (rc == RAG_OK)
+            rc = rag_lexical_chunk_text(d->title, ch->text, ch->text_len, &buf, &t, &tl);
+        if (rc == RAG_OK && l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 1024;
+            void *grown = rag_realloc(l->keys, cap * sizeof *l->keys);
+            if (grown) {
+                l->keys = grown;
+                l->cap = cap;
+            } else {
+                rc = RAG_ENOMEM;
+            }
+        }
+        if (rc == RAG_OK)
+            embcache_key(l->keys[l->n++], l->model, t, tl);
+        free(buf);
+        rag_chunk_rec_free(ch);
+        l->rc = rc;
+    }
+    return l->rc != RAG_OK;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, RAG_EMBCACHE_KEY);
+}
+
+typedef struct dead_keys {
+    const live_keys *live;
+    int fifo;                    /* scanning embcache_fifo (values are keys) */
+    unsigned char (*keys)[RAG_EMBCACHE_KEY];
+    size_t n, cap;
+} dead_keys;
+
+static int dead_visit(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    dead_keys *d = user;
+    const void *probe = d->fifo ? val : key;
+    size_t plen = d->fifo ? vlen : klen;
+    if ((d->fifo ? klen != 8 : klen != RAG_EMBCACHE_KEY) || plen != RAG_EMBCACHE_KEY)
+        return 0; /* "#stats" */
+    if (bsearch(probe, d->live->keys, d->live->n, RAG_EMBCACHE_KEY, key_cmp))
+        return 0;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 256;
+        void *grown = rag_realloc(d->keys, cap * sizeof *d->keys);
+        if (!grown)
+            return RAG_ENOMEM;
+        d->keys = grown;
+        d->cap = cap;
+    }
+    memset(d->keys[d->n], 0, RAG_EMBCACHE_KEY);
+    memcpy(d->keys[d->n++], key, d->fifo ? 8 : RAG_EMBCACHE_KEY);
+    return 0;
+}
+
+typedef struct gc_arg {
+    const live_keys *live;
+    uint64_t removed;
+} gc_arg;
+
+static int gc_fn(rag_txn *txn, void *user)
+{
+    gc_arg *a = user;
+    dead_keys d = {a->live, 0, NULL, 0, 0};
+    uint64_t st[EMBCACHE_STATS];
+    int rc = embcache_stats_get(txn, st);
+    a->removed = 0;
+    for (int fifo = 0; fifo < 2 && rc == RAG_OK; fifo++) {
+        const char *table = fifo ? "embcache_fifo" : "embcache";
+        d.fifo = fifo;
+        d.n = 0;
+        rc = rag_store_kv_scan(txn, table, NULL, 0, dead_visit, &d);
+        if (rc == RAG_ENOTFOUND) {
+            rag_clear_error();
+            rc = RAG_OK;
+        }
+        for (size_t i = 0; i < d.n && rc == RAG_OK; i++)
+            rc = rag_store_kv_del(txn, table, d.keys[i], fifo ? 8 : RAG_EMBCACHE_KEY);
+        if (!fifo)
+            a->removed = d.n;
+    }
+    free(d.keys);
+    if (rc == RAG_OK && a->removed > 0) {
+        st[2] = st[2] > a->removed ? st[2] - a->removed : 0;
+        rc = rag_store_kv_put(txn, "embcache", "#stats", 6, st, sizeof st);
+    }
+    return rc;
+}
+
+int rag_embcache_gc(rag_db *db, uint64_t *removed)
+{
+    live_keys l = {NULL, 0, model_hash(db), NULL, 0, 0, RAG_OK};
+    char **names = NULL;
+    size_t nnames = 0;
+    *removed = 0;
+    int rc = rag_store_read(db->st, &l.txn);
+    if (rc != RAG_OK)
+        return rc;
+    if ((rc = rag_store_coll_list(l.txn, &names, &nnames)) == RAG_OK) {
+        for (size_t i = 0; i < nnames && rc == RAG_OK; i++) {
+            rag_coll_rec rec;
+            if ((rc = rag_store_coll_get(l.txn, names[i], &rec)) != RAG_OK)
+                break;
+            l.coll = rec.id;
+            rc = rag_store_doc_scan(l.txn, rec.id, live_doc_visit, &l);
+            if (rc > 0 || l.rc != RAG_OK)
+                rc = l.rc;
+        }
+    }
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    rag_txn_end(l.txn);
+    if (rc == RAG_OK) {
+        if (l.n)
+            qsort(l.keys, l.n, RAG_EMBCACHE_KEY, key_cmp);
+        gc_arg a = {&l, 0};
+        rc = rag_store_write(db->st, gc_fn, &a);
+        *removed = a.removed;
+    }
+    free(l.keys);
+    return rc;
 }

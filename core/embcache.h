@@ -53,4 +53,11 @@ int rag_embcache_commit(struct rag_txn *txn, const rag_embcache_batch *b, const 
 int rag_embcache_embed(rag_db *db, const char *const *texts, size_t n, int is_query,
                        float *out);
 
+/* Erasure: deletes every cache entry (and its eviction-order record) whose text is not the
+ * embedded text of a chunk stored now, in any collection, so that no vector of erased
+ * text stays in the cache. Reads the store in one snapshot, then deletes in one write
+ * transaction; *removed receives the number of entries deleted. Caller holds
+ * db->write_lock, so nothing is stored in between. */
+int rag_embcache_gc(rag_db *db, uint64_t *removed);
+
 #endif

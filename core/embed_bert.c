@@ -290,7 +290,7 @@ int rag_embedder_bert_create(const char *name, rag_embedder **out)
      * on, concurrent query encodes (each streaming the whole weight set from memory) raised
      * the server's CPU per text search by half and lowered its throughput; coalescing the
      * waiting calls into one pass instead cut CPU per query by a sixth at one BLAS thread
-     * (docs/benchmarks.md). Machines with more cores and memory bandwidth may set more. */
+     * (bench/JOURNAL.md). Machines with more cores and memory bandwidth may set more. */
     const char *env = getenv("RAGCORE_ENCODERS");
     long want = env ? strtol(env, NULL, 10) : 1;
     b->max = want < 1 ? 1 : want > SCRATCH_MAX ? SCRATCH_MAX : (int)want;

@@ -362,7 +362,7 @@ static int collect_id(void *user, const rag_doc_rec *d)
 
 /* The stored text of a document rebuilt from its chunks (gaps between chunks become
  * spaces, which normalisation collapses). *text is owned by the caller. */
-static int stored_text(rag_txn *txn, uint32_t coll, const char *id, char **text, size_t *len)
+int rag_dedup_stored_text(rag_txn *txn, uint32_t coll, const char *id, char **text, size_t *len)
 {
     rag_doc_rec *d = NULL;
     int rc = rag_store_doc_get(txn, coll, id, &d);
@@ -406,7 +406,7 @@ int rag_dedup_store_rebuild(rag_txn *txn, uint32_t coll, double threshold, uint6
         char *text = NULL;
         size_t len = 0;
         rag_dedup_found f;
-        if ((rc = stored_text(txn, coll, l.ids[i], &text, &len)) == RAG_OK &&
+        if ((rc = rag_dedup_stored_text(txn, coll, l.ids[i], &text, &len)) == RAG_OK &&
             (rc = rag_dedup_signature(text, len, s)) == RAG_OK &&
             (rc = rag_dedup_store_find(txn, coll, s, threshold, l.ids[i], &f)) == RAG_OK &&
             f.kind == RAG_DUP_NONE && (rc = rag_dedup_store_add(txn, coll, l.ids[i], s,

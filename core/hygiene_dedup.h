@@ -58,4 +58,9 @@ int rag_dedup_record_skip(struct rag_txn *txn, const char *collection, const cha
 /* Removes such a record (a document stored now is no longer a skipped duplicate). */
 int rag_dedup_record_clear(struct rag_txn *txn, const char *collection, const char *id);
 
+/* The stored text of document `id` rebuilt from its chunks (gaps between chunks become
+ * spaces) into *text (malloc'd, NUL-terminated) of *len bytes. RAG_ENOTFOUND when absent. */
+int rag_dedup_stored_text(struct rag_txn *txn, uint32_t coll, const char *id, char **text,
+                          size_t *len);
+
 #endif

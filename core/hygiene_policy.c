@@ -658,3 +658,38 @@ int rag_policy_pii_key(rag_db *db, int create, unsigned char key[64], size_t *kl
     *klen = rc == RAG_OK ? a.klen : 0;
     return rc;
 }
+
+/* ---- PII handling of texts outside documents ----------------------------------------------- */
+
+int rag_pii_redact(rag_db *db, const char *text, size_t len, rag_pii_mode mode, unsigned types,
+                   char **out, size_t *found)
+{
+    rag_clear_error();
+    if (out)
+        *out = NULL;
+    if (found)
+        *found = 0;
+    if (!text || !out)
+        return rag_fail(RAG_EINVAL, "rag_pii_redact: NULL text or out");
+    if (mode == RAG_PII_DROP || (unsigned)mode > RAG_PII_DROP)
+        return rag_fail(RAG_EINVAL, "rag_pii_redact: mode must be off, mask or hash (got %d)",
+                        (int)mode);
+    if (mode == RAG_PII_HASH && !db)
+        return rag_fail(RAG_EINVAL, "rag_pii_redact: hashing needs the store's key (db is NULL)");
+    unsigned char key[64];
+    size_t klen = 0;
+    int rc = RAG_OK;
+    if (mode == RAG_PII_HASH && (rc = rag_policy_pii_key(db, !db->opts.read_only, key, &klen)) !=
+                                    RAG_OK)
+        return rc;
+    rag_pii_config cfg = {mode, types, key, klen};
+    rag_pii_result res;
+    rc = rag_pii_apply(&cfg, text, len, &res);
+    memset(key, 0, sizeof key);
+    if (rc != RAG_OK)
+        return rc;
+    *out = res.text;
+    if (found)
+        *found = res.total;
+    return RAG_OK;
+}

@@ -1,21 +1,25 @@
 /* ingest.c - the ingest pipeline: validation, the collection's hygiene policy, chunking and
  * embedding, the write transaction of each batch (with the duplicate index), and delete. */
 #include "ingest.h"
+#include "bytes.h"
 #include "chunker.h"
 #include "coll_index.h"
 #include "db.h"
 #include "embcache.h"
 #include "embedder.h"
+#include "erase.h"
 #include "hygiene.h"
 #include "hygiene_dedup.h"
 #include "hygiene_policy.h"
 #include "lexical.h"
+#include "logbatch.h"
 #include "status.h"
 #include "store.h"
 #include "text.h"
 #include "toxicity.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +147,7 @@ struct rag_ingest_run {
     rag_toxicity *tox;              /* the toxicity detectors; NULL when the filter is off */
     rag_dedup *mem;                 /* canonical documents of this run (duplicate pre-check) */
     int sync, single;
+    int erase;                      /* opts.erase: the run ends with rag_erase_run */
     run_doc *docs;
     size_t n, cap, bytes;
     double t0, last_progress;
@@ -255,8 +260,18 @@ typedef struct prep_chunk {
     uint64_t hash;
 } prep_chunk;
 
+/* What a prepared entry does in the write transaction. Ingest runs only store; a log batch
+ * (rag_log_apply) also deletes and expires, in its order. */
+enum prep_op {
+    PREP_STORE = 0,
+    PREP_DELETE,           /* doc->id: remove it when stored */
+    PREP_EXPIRE            /* remove every document with valid_until <= expire_before */
+};
+
 typedef struct prep_doc {
     const rag_document *doc;
+    enum prep_op op;
+    int64_t expire_before;
     size_t len;
     int skip;              /* a later document in the batch has the same id */
     size_t first, n;       /* its chunks in prep.chunks */
@@ -277,6 +292,10 @@ typedef struct prep {
     int64_t cache_max;           /* opts.embed_cache_max */
     int coll_dim;
     int64_t now;
+    /* > 0: a log batch at this sequence (chunk ids follow from it, the position is checked
+     * and recorded in the transaction, expiry times are the batch's) */
+    uint64_t log_seq;
+    int borrowed;                /* chunks' headings and vecs belong to a log batch */
     /* outputs of the write transaction, reset on every attempt */
     uint64_t first_id;
     uint64_t ntombs;
@@ -290,13 +309,14 @@ typedef struct prep {
 
 static void prep_free(prep *p)
 {
-    for (size_t i = 0; i < p->nchunks; i++)
+    for (size_t i = 0; !p->borrowed && i < p->nchunks; i++)
         free(p->chunks[i].heading);
     for (size_t i = 0; i < p->ndocs; i++)
         free(p->docs[i].metadata);
     free(p->chunks);
     free(p->docs);
-    free(p->vecs);
+    if (!p->borrowed)
+        free(p->vecs);
     rag_embcache_batch_free(&p->cache);
 }
 
@@ -318,33 +338,52 @@ static int count_tokens_cb(void *user, const char *text, size_t len)
     return n < 0 ? n : n > tc->overhead ? n - tc->overhead : 0;
 }
 
-static void token_counter_init(rag_db *db, token_counter *tc)
+static void token_counter_init(rag_embedder *emb, token_counter *tc)
 {
-    tc->emb = db->emb;
-    int ov = rag_embedder_count_tokens(db->emb, "", 0);
+    tc->emb = emb;
+    int ov = rag_embedder_count_tokens(emb, "", 0);
     tc->overhead = ov > 0 ? ov : 0;
+}
+
+/* How a batch is chunked and embedded: the store's settings, or a log batch's. */
+typedef struct prep_env {
+    rag_embedder *emb;           /* NULL: dry run without a store (defaults, approximation) */
+    int chunk_tokens, chunk_overlap;
+    rag_db *db;                  /* for the embedding cache; NULL: none */
+} prep_env;
+
+static prep_env env_of_db(rag_db *db)
+{
+    prep_env e = {NULL, 256, 32, db};
+    if (db) {
+        e.emb = db->emb;
+        e.chunk_tokens = db->opts.chunk_tokens;
+        e.chunk_overlap = db->opts.chunk_overlap;
+    }
+    return e;
 }
 
 /* The chunker's settings for one document. A chunk is embedded as "title\n\nchunk"
  * (rag_lexical_chunk_text): with a model of limited length, the title's tokens and the
  * special tokens come off the target so that nothing of the chunk is truncated by the
- * encoder. Without a store (dry runs): the defaults and the approximate token count. */
-static void chunk_config(rag_db *db, token_counter *tc, const rag_document *d,
+ * encoder. Without an embedder (dry runs without a store): the defaults and the approximate
+ * token count. */
+static void chunk_config(const prep_env *env, token_counter *tc, const rag_document *d,
                          rag_chunker_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->markdown = d->format == RAG_FORMAT_MARKDOWN;
-    if (!db) {
+    if (!env->emb) {
         cfg->target_tokens = 256;
         cfg->overlap_tokens = 32;
         return;
     }
-    cfg->target_tokens = db->opts.chunk_tokens;
-    cfg->overlap_tokens = db->opts.chunk_overlap;
+    cfg->target_tokens = env->chunk_tokens;
+    cfg->overlap_tokens = env->chunk_overlap;
     cfg->count = count_tokens_cb;
     cfg->count_user = tc;
-    if (db->emb->max_tokens > 0) {
-        int avail = db->emb->max_tokens - tc->overhead;
+    if (env->emb->max_tokens > 0) {
+        int avail = env->emb->max_tokens - tc->overhead;
         if (d->title && *d->title) {
             int tt = count_tokens_cb(tc, d->title, strlen(d->title));
             avail -= tt > 0 ? tt : 0;
@@ -406,7 +445,7 @@ static int validate_doc(const rag_document *d, size_t i, prep_doc *pd, int check
 }
 
 /* Validates, chunks and embeds a batch outside any lock. */
-static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
+static int prepare(const prep_env *env, const rag_document *docs, size_t n, prep *p)
 {
     int rc = RAG_OK;
     if (!(p->docs = rag_calloc(n, sizeof *p->docs)))
@@ -422,13 +461,13 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
             if (strcmp(docs[i].id, docs[j].id) == 0)
                 p->docs[i].skip = 1;
     token_counter tc;
-    token_counter_init(db, &tc);
+    token_counter_init(env->emb, &tc);
     for (size_t i = 0; i < n; i++) {
         prep_doc *pd = &p->docs[i];
         if (pd->skip || (p->rds && p->rds[i]->action != DOC_STORE))
             continue;
         rag_chunker_config cfg;
-        chunk_config(db, &tc, &docs[i], &cfg);
+        chunk_config(env, &tc, &docs[i], &cfg);
         rag_chunk_list list = {0};
         if ((rc = rag_chunk_text(&cfg, docs[i].text, pd->len, &list)) != RAG_OK) {
             rag_chunk_list_free(&list);
@@ -462,12 +501,13 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
     }
     if (p->nchunks == 0)
         return RAG_OK;
-    size_t dim = (size_t)db->dim;
+    size_t dim = (size_t)env->emb->dim;
     if (!(p->vecs = rag_malloc(p->nchunks * dim * sizeof(float))))
         return RAG_ENOMEM;
     /* The embedding cache: a chunk whose exact input text was embedded before by this
      * model is not embedded again. */
-    int use_cache = rag_embcache_on(db);
+    rag_db *db = env->db;
+    int use_cache = db && rag_embcache_on(db);
     rag_txn *txn = NULL;
     if (use_cache) {
         if ((rc = rag_embcache_batch_init(&p->cache, db, p->nchunks)) != RAG_OK)
@@ -504,7 +544,7 @@ static int prepare(rag_db *db, const rag_document *docs, size_t n, prep *p)
             slot[miss++] = b + k;
         }
         if (rc == RAG_OK && miss > 0) {
-            rc = rag_embedder_embed(db->emb, texts, lens, miss, 0, tmp);
+            rc = rag_embedder_embed(env->emb, texts, lens, miss, 0, tmp);
             for (size_t k = 0; rc == RAG_OK && k < miss; k++)
                 memcpy(p->vecs + slot[k] * dim, tmp + k * dim, dim * sizeof(float));
         }
@@ -653,6 +693,121 @@ static void reset_outputs(run_doc *rd)
     rd->flag_meta = NULL;
 }
 
+/* ---- log positions ------------------------------------------------------------------------ */
+
+#define LOG_POS_TABLE "config"
+
+static size_t log_pos_key(uint32_t coll, char *key, size_t cap)
+{
+    return (size_t)snprintf(key, cap, "logseq/%u", coll);
+}
+
+int rag_ingest_log_position(rag_txn *txn, uint32_t coll, uint64_t *seq)
+{
+    char key[32];
+    size_t klen = log_pos_key(coll, key, sizeof key);
+    const void *v = NULL;
+    size_t vlen = 0;
+    *seq = 0;
+    int rc = rag_store_kv_get(txn, LOG_POS_TABLE, key, klen, &v, &vlen);
+    if (rc == RAG_ENOTFOUND) {
+        rag_clear_error();
+        return RAG_OK;
+    }
+    if (rc != RAG_OK)
+        return rc;
+    if (vlen != 8)
+        return rag_fail(RAG_ECORRUPT, "collection %u: log position record of %zu bytes", coll,
+                        vlen);
+    *seq = rag_get_be64(v);
+    return RAG_OK;
+}
+
+/* Checks that p->log_seq follows the recorded position, records it, and gives the batch its
+ * chunk ids (sequence x 2^24 + ordinal), keeping the store's counter above them. */
+static int log_begin(prep *p, rag_txn *txn)
+{
+    uint64_t pos = 0, next = 0;
+    int rc = rag_ingest_log_position(txn, p->coll->id, &pos);
+    if (rc != RAG_OK)
+        return rc;
+    if (p->log_seq != pos + 1)
+        return rag_fail(RAG_ESEQUENCE, "collection '%s': log batch %llu does not follow the "
+                        "applied position %llu (expected %llu)", p->coll->name,
+                        (unsigned long long)p->log_seq, (unsigned long long)pos,
+                        (unsigned long long)(pos + 1));
+    /* Chunk keys are per collection, so another log collection's ids may pass these; the
+     * store's counter is only kept above them for ids allocated outside logs. */
+    p->first_id = p->log_seq << RAG_LOG_ID_SHIFT;
+    if ((rc = rag_store_next_id(txn, &next)) != RAG_OK)
+        return rc;
+    uint64_t first = 0;
+    if (next < p->first_id + p->nchunks &&
+        (rc = rag_store_alloc_ids(txn, p->first_id + p->nchunks - next, &first)) != RAG_OK)
+        return rc;
+    char key[32];
+    size_t klen = log_pos_key(p->coll->id, key, sizeof key);
+    unsigned char b[8];
+    rag_put_be64(b, p->log_seq);
+    return rag_store_kv_put(txn, LOG_POS_TABLE, key, klen, b, sizeof b);
+}
+
+typedef struct expire_ctx {
+    int64_t before;
+    char **ids;
+    size_t n, cap;
+} expire_ctx;
+
+static int expire_visit(void *user, const rag_doc_rec *rec)
+{
+    expire_ctx *e = user;
+    if (!rec->valid_until || rec->valid_until > e->before)
+        return 0;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 64;
+        char **q = rag_realloc(e->ids, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        e->ids = q;
+        e->cap = cap;
+    }
+    if (!(e->ids[e->n] = rag_strdup(rec->id)))
+        return RAG_ENOMEM;
+    e->n++;
+    return 0;
+}
+
+/* Removes one stored document by id when it exists (a log's delete). */
+static int remove_by_id(prep *p, rag_txn *txn, rag_coll_rec *rec, const char *id)
+{
+    rag_doc_rec *old = NULL;
+    int rc = rag_store_doc_get(txn, p->coll->id, id, &old);
+    if (rc == RAG_ENOTFOUND) {
+        rag_clear_error();
+        return RAG_OK;
+    }
+    if (rc == RAG_OK)
+        rc = remove_doc(txn, p->coll->an, p->coll->id, old, rec, &p->ntombs);
+    rag_doc_rec_free(old);
+    return rc;
+}
+
+/* A log's delete or expiry inside the batch's transaction. */
+static int apply_removal(prep *p, rag_txn *txn, rag_coll_rec *rec, const prep_doc *pd)
+{
+    if (pd->op == PREP_DELETE)
+        return remove_by_id(p, txn, rec, pd->doc->id);
+    expire_ctx e = {pd->expire_before, NULL, 0, 0};
+    int rc = rec->expiring_docs ? rag_store_doc_scan(txn, p->coll->id, expire_visit, &e)
+                                : RAG_OK;
+    for (size_t i = 0; i < e.n && rc == RAG_OK; i++)
+        rc = remove_by_id(p, txn, rec, e.ids[i]);
+    for (size_t i = 0; i < e.n; i++)
+        free(e.ids[i]);
+    free(e.ids);
+    return rc;
+}
+
 /* Stores a prepared batch in one write transaction (rag_store_write may run it again). */
 static int ingest_fn(rag_txn *txn, void *user)
 {
@@ -667,7 +822,8 @@ static int ingest_fn(rag_txn *txn, void *user)
         return rag_fail(RAG_ENOTFOUND, "collection '%s' was dropped", c->name);
     if (rc != RAG_OK)
         return rc;
-    if ((rc = rag_store_alloc_ids(txn, p->nchunks, &p->first_id)) != RAG_OK)
+    rc = p->log_seq ? log_begin(p, txn) : rag_store_alloc_ids(txn, p->nchunks, &p->first_id);
+    if (rc != RAG_OK)
         return rc;
     for (size_t i = 0; i < p->ndocs && rc == RAG_OK; i++) {
         prep_doc *pd = &p->docs[i];
@@ -677,6 +833,10 @@ static int ingest_fn(rag_txn *txn, void *user)
             reset_outputs(rd);
         if (pd->skip)
             continue;
+        if (pd->op != PREP_STORE) {
+            rc = apply_removal(p, txn, &rec, pd);
+            continue;
+        }
         rag_doc_rec *old = NULL;
         int64_t ingested_at = p->now;
         rc = rag_store_doc_get(txn, c->id, d->id, &old);
@@ -738,7 +898,7 @@ static int ingest_fn(rag_txn *txn, void *user)
                 rc = rag_store_vec_put(txn, c->id, ids[k],
                                        p->vecs + (pd->first + k) * (size_t)p->coll_dim, p->coll_dim);
         }
-        int64_t valid_until = d->valid_until       ? d->valid_until
+        int64_t valid_until = d->valid_until || p->log_seq ? d->valid_until
                               : d->ttl_seconds > 0 ? p->now + d->ttl_seconds
                               : rec.ttl_seconds > 0 ? p->now + rec.ttl_seconds
                                                     : 0;
@@ -782,6 +942,8 @@ static int ingest_fn(rag_txn *txn, void *user)
 
 /* ---- committing a batch -------------------------------------------------------------------- */
 
+static int store_prepared(rag_db *db, const char *collection, prep *p);
+
 /* Prepares and stores docs[0, n) in one write transaction (rds: their run decisions, may be
  * NULL). *p is filled for the caller, who frees it with prep_free. */
 static int commit_batch(rag_db *db, const char *collection, const rag_document *docs, size_t n,
@@ -798,9 +960,18 @@ static int commit_batch(rag_db *db, const char *collection, const rag_document *
     p->cache_max = db->opts.embed_cache_max;
     p->rds = rds;
     p->policy = policy;
-    int rc = prepare(db, docs, n, p);
+    prep_env env = env_of_db(db);
+    int rc = prepare(&env, docs, n, p);
     if (rc != RAG_OK)
         return rc;
+    return store_prepared(db, collection, p);
+}
+
+/* Stores a prepared batch: holding the handle's write lock, one write transaction, then the
+ * collection's index takes the new vectors. */
+static int store_prepared(rag_db *db, const char *collection, prep *p)
+{
+    int rc;
     pthread_mutex_lock(&db->write_lock);
     if ((rc = rag_db_ensure_coll(db, collection, 1, &p->coll, NULL)) == RAG_OK) {
         rag_coll *c = p->coll;
@@ -817,6 +988,109 @@ static int commit_batch(rag_db *db, const char *collection, const rag_document *
         }
     }
     pthread_mutex_unlock(&db->write_lock);
+    return rc;
+}
+
+/* ---- replicated log batches ------------------------------------------------------------ */
+
+int rag_ingest_log_add(rag_log_batch *b, const rag_document *docs, size_t n)
+{
+    if (!b->emb)
+        return rag_fail(RAG_EINVAL, "log batch: documents need an embedder (the batch was "
+                        "created without one)");
+    prep p;
+    memset(&p, 0, sizeof p);
+    prep_env env = {b->emb, b->chunk_tokens, b->chunk_overlap, NULL};
+    size_t ops0 = b->nops, chunks0 = b->nchunks;
+    size_t dim = (size_t)b->emb->dim;
+    int rc = prepare(&env, docs, n, &p);
+    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
+        prep_doc *pd = &p.docs[i];
+        const rag_document *d = &docs[i];
+        if (pd->skip)
+            continue; /* a later occurrence of the id wins */
+        int64_t valid_until = d->valid_until         ? d->valid_until
+                              : d->ttl_seconds > 0 ? b->now + d->ttl_seconds
+                                                   : 0;
+        rag_log_chunk *ch = NULL;
+        float *vecs = NULL;
+        rc = rag_log_batch_push_upsert(b, d, pd->len, pd->metadata, valid_until, pd->n, &ch,
+                                       &vecs);
+        for (size_t k = 0; k < pd->n && rc == RAG_OK; k++) {
+            const prep_chunk *pc = &p.chunks[pd->first + k];
+            ch[k].start = pc->start;
+            ch[k].end = pc->end;
+            ch[k].tokens = (uint32_t)pc->tokens;
+            if (!(ch[k].heading = rag_strdup(pc->heading ? pc->heading : "")))
+                rc = RAG_ENOMEM;
+            memcpy(vecs + k * dim, p.vecs + (pd->first + k) * dim, dim * sizeof(float));
+        }
+    }
+    if (rc != RAG_OK)
+        rag_log_batch_truncate(b, ops0, chunks0);
+    prep_free(&p);
+    return rc;
+}
+
+/* Builds the prepared view of a decoded batch: its operations in order, its chunks (text
+ * hashes computed here) and its vectors (borrowed). */
+static int log_view(const rag_log_batch *b, prep *p)
+{
+    p->borrowed = 1;
+    p->vecs = b->vecs;
+    p->nchunks = b->nchunks;
+    if (!(p->docs = rag_calloc(b->nops ? b->nops : 1, sizeof *p->docs)) ||
+        !(p->chunks = rag_calloc(b->nchunks ? b->nchunks : 1, sizeof *p->chunks)))
+        return RAG_ENOMEM;
+    p->ndocs = b->nops;
+    for (size_t i = 0; i < b->nops; i++) {
+        const rag_log_op *op = &b->ops[i];
+        prep_doc *pd = &p->docs[i];
+        pd->doc = &op->doc;
+        if (op->kind == RAG_LOG_DELETE || op->kind == RAG_LOG_EXPIRE) {
+            pd->op = op->kind == RAG_LOG_DELETE ? PREP_DELETE : PREP_EXPIRE;
+            pd->expire_before = op->expire_before;
+            continue;
+        }
+        int rc = validate_doc(&op->doc, i, pd, 0);
+        if (rc != RAG_OK)
+            return rag_fail_prefix(rc, "log batch");
+        pd->first = op->first;
+        pd->n = op->n;
+        for (size_t k = op->first; k < op->first + op->n; k++) {
+            const rag_log_chunk *lc = &b->chunks[k];
+            if (lc->start > lc->end || lc->end > pd->len)
+                return rag_fail(RAG_ECORRUPT, "log batch: chunk %zu of document '%s' spans "
+                                "bytes %llu..%llu of %zu", k - op->first, op->doc.id,
+                                (unsigned long long)lc->start, (unsigned long long)lc->end,
+                                pd->len);
+            prep_chunk *pc = &p->chunks[k];
+            pc->doc = i;
+            pc->start = lc->start;
+            pc->end = lc->end;
+            pc->tokens = (int)lc->tokens;
+            pc->heading = lc->heading;
+            pc->hash = rag_text_norm_hash(op->doc.text + pc->start, pc->end - pc->start);
+        }
+    }
+    return RAG_OK;
+}
+
+int rag_ingest_log_apply(rag_db *db, const char *collection, uint64_t seq,
+                         const rag_log_batch *b)
+{
+    if (b->nchunks > 0 && b->dim != db->dim)
+        return rag_fail(RAG_EMISMATCH, "log batch %llu: vectors of dimension %d, the store's "
+                        "embedder has %d", (unsigned long long)seq, b->dim, db->dim);
+    prep p;
+    memset(&p, 0, sizeof p);
+    p.now = b->now;
+    p.coll_dim = db->dim;
+    p.log_seq = seq;
+    int rc = log_view(b, &p);
+    if (rc == RAG_OK)
+        rc = store_prepared(db, collection, &p);
+    prep_free(&p);
     return rc;
 }
 
@@ -969,7 +1243,12 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "ingest options: version is 0 (call "
                             "rag_ingest_options_init)");
-        o = *opts;
+        /* a caller built against an older header passes a shorter struct */
+        if (opts->version >= 3)
+            o = *opts;
+        else
+            memcpy(&o, opts, opts->version >= 2 ? offsetof(rag_ingest_options, erase)
+                                                : offsetof(rag_ingest_options, skip_unchanged));
         o.version = RAG_INGEST_OPTIONS_VERSION;
         if (!o.batch_documents)
             o.batch_documents = DEFAULT_BATCH_DOCS;
@@ -1032,6 +1311,9 @@ int rag_ingest_run_begin(rag_db *db, const rag_ingest_options *opts, int sync,
         dc.near = r->policy.near_dup_threshold <= 1;
         rc = rag_dedup_create(&dc, &r->mem);
     }
+    if (rc == RAG_OK && o.erase && db && !o.dry_run && (rc = rag_erase_begin_replace(db, coll)) ==
+        RAG_OK)
+        r->erase = 1;
     if (rc != RAG_OK) {
         rag_hygiene_free(r->hy);
         rag_toxicity_close(r->tox);
@@ -1379,9 +1661,10 @@ queued:
             token_counter tc;
             rag_chunker_config cfg;
             rag_chunk_list cl = {0};
+            prep_env env = env_of_db(r->db);
             if (r->db)
-                token_counter_init(r->db, &tc);
-            chunk_config(r->db, &tc, &rd->doc, &cfg);
+                token_counter_init(r->db->emb, &tc);
+            chunk_config(&env, &tc, &rd->doc, &cfg);
             if (rag_chunk_text(&cfg, rd->doc.text, rd->doc.text_len, &cl) == RAG_OK)
                 chunks = cl.count;
             rag_chunk_list_free(&cl);
@@ -1434,6 +1717,10 @@ int rag_ingest_run_end(rag_ingest_run *r, int rc)
     rag_hygiene_free(r->hy);
     rag_toxicity_close(r->tox);
     rag_dedup_free(r->mem);
+    /* an erasure: what the run replaced or removed leaves no bytes behind (an error left the
+     * intent in the store: the next erasure or read-write open finishes it) */
+    if (r->erase && rc == RAG_OK)
+        rc = rag_erase_run(r->db, NULL);
     free(r);
     return rc;
 }
@@ -1449,7 +1736,8 @@ int rag_ingest_documents(rag_db *db, const rag_document *docs, size_t n,
     if ((!db && !(opts && opts->dry_run)) || (!docs && n))
         return rag_fail(RAG_EINVAL, "rag_ingest_documents: NULL argument");
     rag_ingest_run *r = NULL;
-    int rc = rag_ingest_run_begin(db, opts, 0, summary, &r);
+    int skip_unchanged = opts && opts->version >= 2 && opts->skip_unchanged && db;
+    int rc = rag_ingest_run_begin(db, opts, skip_unchanged, summary, &r);
     if (rc != RAG_OK)
         return rc;
     rag_ingest_src src = {NULL, NULL, NULL, 0, 1};
@@ -1460,7 +1748,12 @@ int rag_ingest_documents(rag_db *db, const rag_document *docs, size_t n,
                                                                     : docs[i].text_len)
                                                               : 0), 0);
     }
-    return rag_ingest_run_end(r, rc);
+    char coll[RAG_DOC_ID_MAX + 1];
+    snprintf(coll, sizeof coll, "%s", rag_ingest_run_collection(r));
+    rc = rag_ingest_run_end(r, rc);
+    if (rc == RAG_OK && skip_unchanged && !opts->dry_run)
+        rc = rag_db_coll_update(db, coll, -1, rag_now());
+    return rc;
 }
 
 int rag_ingest(rag_db *db, const char *collection, const rag_document *docs, size_t n,

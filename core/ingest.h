@@ -103,4 +103,21 @@ int rag_ingest_run_end(rag_ingest_run *r, int rc);
 int rag_db_delete_docs(rag_db *db, const char *collection, const char *const *ids, size_t n,
                        int missing_ok, uint64_t *deleted);
 
+/* ---- replicated logs (logbatch.h) ---- */
+
+struct rag_log_batch;
+struct rag_txn;
+
+/* Validates, chunks and embeds docs with the batch's embedder and chunk sizes, as a store
+ * would (no hygiene), and appends them to the batch as upserts; nothing is added on error. */
+int rag_ingest_log_add(struct rag_log_batch *b, const rag_document *docs, size_t n);
+
+/* Applies a decoded batch at sequence seq to collection (created when absent) in one write
+ * transaction that checks and records the collection's log position (RAG_ESEQUENCE). */
+int rag_ingest_log_apply(rag_db *db, const char *collection, uint64_t seq,
+                         const struct rag_log_batch *b);
+
+/* The log position recorded for collection id `coll` in the transaction (0: none). */
+int rag_ingest_log_position(struct rag_txn *txn, uint32_t coll, uint64_t *seq);
+
 #endif

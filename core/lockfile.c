@@ -78,7 +78,7 @@ int rag_lockfile_acquire(const char *dir, rag_lockfile **out, int *created)
         }
         int fd = open(lk->path, O_RDWR | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
-            fd = open(lk->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            fd = open(lk->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
             if (fd >= 0 && created)
                 *created = 1;
             if (fd < 0 && errno == EEXIST)

@@ -140,8 +140,7 @@ static size_t det_prefixed_token(const char *s, size_t len, size_t i)
     static const char *const aws[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA",
                                       "ANPA", "ANVA", "ABIA", "ACCA", NULL};
     unsigned char c0 = U(i);
-    if ((c0 != 'A' && c0 != 'g' && c0 != 'x' && c0 != 's' && c0 != 'r') ||
-        (i > 0 && is_word(U(i - 1))))
+    if (!strchr("AgxsrnhdpwS", c0) || (i > 0 && is_word(U(i - 1))))
         return 0;
     for (const char *const *p = aws; *p; p++) {
         if (!starts_with(s, len, i, *p))
@@ -156,12 +155,16 @@ static size_t det_prefixed_token(const char *s, size_t len, size_t i)
         {"ghp_", 30}, {"gho_", 30}, {"ghu_", 30}, {"ghs_", 30}, {"ghr_", 30},
         {"github_pat_", 20}, {"xoxb-", 10}, {"xoxp-", 10}, {"xoxa-", 10}, {"xoxs-", 10},
         {"sk_live_", 16}, {"rk_live_", 16}, {"sk_test_", 16}, {"AIza", 30}, {"sk-", 20},
+        {"glpat-", 20}, {"npm_", 30}, {"hf_", 30}, {"shpat_", 30}, {"shpss_", 30},
+        {"dop_v1_", 40}, {"pypi-", 50}, {"xoxe-", 10}, {"whsec_", 24}, {"SG.", 40},
     };
     for (size_t t = 0; t < sizeof tok / sizeof tok[0]; t++) {
         if (!starts_with(s, len, i, tok[t].prefix))
             continue;
         size_t j = i + strlen(tok[t].prefix);
-        while (j < len && is_b64url(U(j)))
+        int dots = tok[t].prefix[2] == '.'; /* SendGrid: SG.<id>.<secret> */
+        while (j < len && (is_b64url(U(j)) || (dots && s[j] == '.' && j + 1 < len &&
+                                                is_b64url(U(j + 1)))))
             j++;
         if (j - i - strlen(tok[t].prefix) >= tok[t].min_tail)
             return j;
@@ -206,7 +209,8 @@ static size_t det_email(const char *s, size_t len, size_t i)
 
 /* ---- IBAN ---------------------------------------------------------------------------- */
 
-/* ISO 13616 check: the 4 leading characters moved to the end, letters as 10..35, mod 97. */
+/* ISO 13616 check on the upper-cased form: the 4 leading characters moved to the end,
+ * letters as 10..35, mod 97. */
 static int iban_valid(const char *c, size_t n)
 {
     if (n < 15 || n > 34)
@@ -227,26 +231,30 @@ static int iban_valid(const char *c, size_t n)
     return rem == 1;
 }
 
+static int is_iban_char(unsigned char c) { return is_alpha(c) || is_digit(c); }
+static char upper(unsigned char c) { return (char)(is_lower(c) ? c - 32 : c); }
+
+/* IBANs in any case ("fr76 3000 ..." as "FR76 3000 ..."), compact or in groups of four. */
 static size_t det_iban(const char *s, size_t len, size_t i)
 {
-    if (i + 15 > len || !is_upper(U(i)) || !is_upper(U(i + 1)) || !is_digit(U(i + 2)) ||
+    if (i + 15 > len || !is_alpha(U(i)) || !is_alpha(U(i + 1)) || !is_digit(U(i + 2)) ||
         !is_digit(U(i + 3)) || (i > 0 && is_word(U(i - 1))))
         return 0;
     char compact[40];
     size_t n = 0, cut_pos[12], cut_len[12], ncut = 0, j = i;
-    /* Compact form: one run of upper-case letters and digits. */
-    while (j < len && (is_upper(U(j)) || is_digit(U(j))) && n < 35)
-        compact[n++] = s[j++];
+    /* Compact form: one run of letters and digits. */
+    while (j < len && is_iban_char(U(j)) && n < 35)
+        compact[n++] = upper(U(j++));
     if (n > 4) {
         if (j < len && is_word(U(j)))
             return 0;
         return iban_valid(compact, n) ? j : 0;
     }
     /* Grouped form: "DE89 3704 0044 0532 0130 00": groups of four, the last 1..4. */
-    while (n < 34 && j + 1 < len && s[j] == ' ' && (is_upper(U(j + 1)) || is_digit(U(j + 1)))) {
+    while (n < 34 && j + 1 < len && s[j] == ' ' && is_iban_char(U(j + 1))) {
         size_t b = ++j;
-        while (j < len && (is_upper(U(j)) || is_digit(U(j))) && j - b < 5 && n < 34)
-            compact[n++] = s[j++];
+        while (j < len && is_iban_char(U(j)) && j - b < 5 && n < 34)
+            compact[n++] = upper(U(j++));
         size_t g = j - b;
         if (g > 4 || (j < len && is_word(U(j))))
             break; /* not a group: keep the groups before it */
@@ -323,32 +331,51 @@ static size_t det_card(const char *s, size_t len, size_t i)
 
 /* ---- US SSN -------------------------------------------------------------------------- */
 
+/* 3-2-4 digits joined by one '-' or ' ' (078-05-1120, 078 05 1120), or 9 digits in a row
+ * after a word such as "SSN" (078051120); area, group and serial in the issued ranges. */
 static size_t det_ssn(const char *s, size_t len, size_t i)
 {
-    static const char *const ctx[] = {"ssn", "social security", "soc. sec", NULL};
-    if (i + 11 > len || !is_digit(U(i)) || !number_starts(s, i))
+    static const char *const ctx[] = {"ssn", "social security", "soc. sec", "ss#", "ss #",
+                                      "taxpayer", "tin:", NULL};
+    if (i + 9 > len || !is_digit(U(i)) || !number_starts(s, i))
         return 0;
-    char sep = s[i + 3];
-    if (sep != '-' && sep != ' ')
-        return 0;
-    for (size_t k = 0; k < 11; k++) {
-        if (k == 3 || k == 6) {
-            if (s[i + k] != sep)
-                return 0;
-        } else if (!is_digit(U(i + k))) {
+    char d[9], sep = s[i + 3];
+    size_t n = 0, end;
+    if (sep == '-' || sep == ' ') {
+        if (i + 11 > len)
             return 0;
+        for (size_t k = 0; k < 11; k++) {
+            if (k == 3 || k == 6) {
+                if (s[i + k] != sep)
+                    return 0;
+            } else if (!is_digit(U(i + k))) {
+                return 0;
+            } else {
+                d[n++] = s[i + k];
+            }
         }
+        end = i + 11;
+        /* "078 05 1120" must not be three groups of a longer run of digit groups */
+        if (sep == ' ' && end + 1 < len && s[end] == ' ' && is_digit(U(end + 1)))
+            return 0;
+    } else {
+        for (size_t k = 0; k < 9; k++) {
+            if (!is_digit(U(i + k)))
+                return 0;
+            d[n++] = s[i + k];
+        }
+        end = i + 9;
+        if (!context_before(s, i, 32, ctx))
+            return 0;
     }
-    if (!number_ends(s, len, i + 11) || (i + 11 < len && s[i + 11] == '-'))
+    if (!number_ends(s, len, end) || (end < len && s[end] == '-'))
         return 0;
-    if (sep == ' ' && !context_before(s, i, 32, ctx))
-        return 0;
-    int area = atoi(s + i), group = (s[i + 4] - '0') * 10 + (s[i + 5] - '0');
-    int serial = (s[i + 7] - '0') * 1000 + (s[i + 8] - '0') * 100 + (s[i + 9] - '0') * 10 +
-                 (s[i + 10] - '0');
+    int area = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+    int group = (d[3] - '0') * 10 + (d[4] - '0');
+    int serial = (d[5] - '0') * 1000 + (d[6] - '0') * 100 + (d[7] - '0') * 10 + (d[8] - '0');
     if (area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0)
         return 0;
-    return i + 11;
+    return end;
 }
 
 /* ---- IP addresses ----------------------------------------------------------------------- */
@@ -482,6 +509,14 @@ static size_t det_phone(const char *s, size_t len, size_t i)
         return digits >= (has_ctx ? 7 : 8) ? end : 0;
     if (has_ctx)
         return digits >= 7 ? end : 0;
+    /* "0044 20 7946 0111": the international prefix 00 in place of '+' */
+    if (glen[0] >= 4 && s[i] == '0' && s[i + 1] == '0' && s[i + 2] != '0' && groups >= 2 &&
+        digits - 2 >= 8 && digits - 2 <= 15)
+        return end;
+    /* national numbers with a trunk 0 in two groups: "07700 900123", "030 12345678" */
+    if (groups == 2 && s[i] == '0' && s[i + 1] != '0' && glen[0] >= 3 && glen[0] <= 5 &&
+        glen[1] >= 6 && glen[1] <= 8 && digits >= 10 && digits <= 11 && !dots)
+        return end;
     if (digits < 10 || digits > 12 || (groups < 3 && !had_paren))
         return 0;
     int all4 = 1, maxg = 0;
@@ -616,6 +651,56 @@ int rag_pii_parse_mode(const char *s, rag_pii_mode *mode)
     return rag_fail(RAG_EINVAL, "pii mode '%s': expected off, mask, hash or drop", s);
 }
 
+/* Full-width forms (U+FF01..U+FF5E: "４１１１", "＠") read as their ASCII characters and the
+ * ideographic space U+3000 as a space, so that a card number typed in full-width digits
+ * is found: *out is the folded copy (NULL when the text has none: scan it as is) and
+ * map[k] the offset in s of the character that gave folded byte k (map[*olen] = len). */
+static int fold_fullwidth(const char *s, size_t len, char **out, size_t **map, size_t *olen)
+{
+    *out = NULL;
+    *map = NULL;
+    int any = 0;
+    for (size_t i = 0; i + 2 < len && !any; i++)
+        any = (U(i) == 0xEF && (U(i + 1) == 0xBC || U(i + 1) == 0xBD)) ||
+              (U(i) == 0xE3 && U(i + 1) == 0x80 && U(i + 2) == 0x80);
+    if (!any)
+        return RAG_OK;
+    char *o = rag_malloc(len + 1);
+    size_t *m = rag_malloc((len + 1) * sizeof *m), k = 0;
+    if (!o || !m) {
+        free(o);
+        free(m);
+        return RAG_ENOMEM;
+    }
+    for (size_t i = 0; i < len;) {
+        unsigned cp = 0;
+        if (i + 2 < len && U(i) == 0xEF && (U(i + 1) == 0xBC || U(i + 1) == 0xBD) &&
+            (U(i + 2) & 0xC0) == 0x80)
+            cp = 0xF000u | (unsigned)(U(i + 1) & 0x3F) << 6 | (U(i + 2) & 0x3F);
+        if (cp >= 0xFF01 && cp <= 0xFF5E) {
+            o[k] = (char)(cp - 0xFEE0);
+        } else if (i + 2 < len && U(i) == 0xE3 && U(i + 1) == 0x80 && U(i + 2) == 0x80) {
+            o[k] = ' ';
+            cp = 0x3000;
+        } else {
+            m[k] = i;
+            o[k++] = s[i++];
+            continue;
+        }
+        m[k++] = i;
+        i += 3;
+    }
+    m[k] = len;
+    o[k] = '\0';
+    *out = o;
+    *map = m;
+    *olen = k;
+    return RAG_OK;
+}
+
+static int scan_text(const char *text, size_t len, unsigned types, rag_pii_match **matches,
+                     size_t *n);
+
 int rag_pii_scan(const char *text, size_t len, unsigned types, rag_pii_match **matches,
                  size_t *n)
 {
@@ -623,6 +708,25 @@ int rag_pii_scan(const char *text, size_t len, unsigned types, rag_pii_match **m
         return rag_fail(RAG_EINVAL, "pii scan: NULL argument");
     *matches = NULL;
     *n = 0;
+    char *folded = NULL;
+    size_t *map = NULL, flen = 0;
+    int rc = fold_fullwidth(text, len, &folded, &map, &flen);
+    if (rc != RAG_OK || !folded)
+        return rc == RAG_OK ? scan_text(text, len, types, matches, n) : rc;
+    rc = scan_text(folded, flen, types, matches, n);
+    for (size_t k = 0; rc == RAG_OK && k < *n; k++) {
+        (*matches)[k].start = map[(*matches)[k].start];
+        (*matches)[k].end = map[(*matches)[k].end];
+    }
+    free(folded);
+    free(map);
+    return rc;
+}
+
+/* rag_pii_scan over a text without full-width forms. */
+static int scan_text(const char *text, size_t len, unsigned types, rag_pii_match **matches,
+                     size_t *n)
+{
     if (types == 0)
         types = RAG_PII_ALL;
     rag_pii_match *out = NULL;

@@ -1,6 +1,7 @@
 /* ragcore.c - the public facade: options, opening and closing stores, collections, checkpoints. */
 #include "coll_index.h"
 #include "db.h"
+#include "erase.h"
 #include "embedder.h"
 #include "hygiene_policy.h"
 #include "lexical.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,6 +160,44 @@ static int init_meta(rag_txn *txn, void *user)
 static int set_spec(rag_txn *txn, void *user)
 {
     return rag_store_meta_put(txn, "index_spec", user);
+}
+
+static int set_store_id(rag_txn *txn, void *user)
+{
+    return rag_store_meta_put(txn, "store_id", user);
+}
+
+/* Reads the store's random identity (meta "store_id", 32 hex digits) into db->store_id;
+ * gives a store that has none (made before identities were recorded) a new one when the
+ * handle may write. A read-only handle of such a store keeps zeros (identity unknown). */
+static int open_store_id(rag_db *db)
+{
+    rag_txn *txn = NULL;
+    char *hex = NULL;
+    int rc = rag_store_read(db->st, &txn);
+    if (rc == RAG_OK)
+        rc = rag_store_meta_get(txn, "store_id", &hex);
+    rag_txn_end(txn);
+    if (rc == RAG_OK) {
+        for (int i = 0; i < 16 && strlen(hex) == 32; i++)
+            sscanf(hex + 2 * i, "%2hhx", &db->store_id[i]);
+        free(hex);
+        return RAG_OK;
+    }
+    if (rc != RAG_ENOTFOUND)
+        return rc;
+    rag_clear_error();
+    if (db->opts.read_only)
+        return RAG_OK;
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        return rag_fail(RAG_EIO, "cannot draw the store's identity: %s", strerror(errno));
+    char text[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(text + 2 * i, 3, "%02x", b[i]);
+    if ((rc = rag_store_write(db->st, set_store_id, text)) == RAG_OK)
+        memcpy(db->store_id, b, sizeof b);
+    return rc;
 }
 
 /* Reads the store's identity (embedder, dimension, spec), creating it for a new store,
@@ -383,7 +423,7 @@ static int lock_store(rag_db *db, const char *dir, int *created)
 {
     struct stat sb;
     if (stat(dir, &sb) != 0) {
-        if (mkdir(dir, 0755) == 0)
+        if (mkdir(dir, rag_store_dir_mode(db->opts.file_mode)) == 0)
             *created |= CREATED_DIR;
         else if (errno != EEXIST)
             return rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir,
@@ -393,9 +433,12 @@ static int lock_store(rag_db *db, const char *dir, int *created)
     int rc = rag_lockfile_acquire(dir, &db->lock, &new_lock);
     if (rc != RAG_OK)
         return rc;
-    if (new_lock)
-        *created |= CREATED_LOCK;
     char path[4096];
+    if (new_lock) {
+        *created |= CREATED_LOCK;
+        snprintf(path, sizeof path, "%s/write.lock", dir);
+        chmod(path, db->opts.file_mode);
+    }
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     if (stat(path, &sb) != 0 && errno == ENOENT)
         *created |= CREATED_STORE; /* no other writer can create it now: we hold the lock */
@@ -421,6 +464,23 @@ static void undo_create(const char *dir, int created, rag_lockfile *lock)
         rmdir(dir);
 }
 
+/* Finishes an erasure that a crash interrupted (see rag_erase_run). A reader of another
+ * process that still holds freed pages does not fail the open: the intent stays for the
+ * next erasure or open. */
+static int resume_erasure(rag_db *db)
+{
+    int pending = 0;
+    int rc = rag_erase_pending(db, &pending);
+    if (rc == RAG_OK && pending && (rc = rag_erase_run(db, NULL)) != RAG_OK) {
+        if (rc == RAG_EBUSY) {
+            rag_clear_error();
+            return RAG_OK;
+        }
+        rag_fail_prefix(rc, "finishing the erasure a crash interrupted");
+    }
+    return rc;
+}
+
 int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
 {
     rag_clear_error();
@@ -434,8 +494,10 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "rag_open: options.version is 0 (call rag_open_options_init)");
-        if (opts->version >= 3)
+        if (opts->version >= 4)
             o = *opts;
+        else if (opts->version == 3)
+            memcpy(&o, opts, offsetof(rag_open_options, file_mode));
         else if (opts->version == 2) /* built against an older header: a shorter struct */
             memcpy(&o, opts, offsetof(rag_open_options, default_collection));
         else
@@ -458,6 +520,10 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         if (o.checkpoint_every == 0)
             o.checkpoint_every = 50000;
     }
+    if (o.file_mode == 0)
+        o.file_mode = RAG_STORE_FILE_MODE;
+    if (o.file_mode & ~0777u)
+        return rag_fail(RAG_EINVAL, "file_mode %o has bits beyond 0777", o.file_mode);
     if (o.chunk_overlap >= o.chunk_tokens)
         return rag_fail(RAG_EINVAL, "chunk_overlap (%d) must be below chunk_tokens (%d)",
                         o.chunk_overlap, o.chunk_tokens);
@@ -499,18 +565,20 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     }
     if (!o.read_only && (rc = lock_store(db, dir, &created)) != RAG_OK)
         goto fail;
-    if ((rc = rag_store_open(dir, o.read_only, &db->st)) != RAG_OK)
+    if ((rc = rag_store_open_mode(dir, o.read_only, o.file_mode, &db->st)) != RAG_OK)
         goto fail;
     atomic_store(&db->seen_txn, rag_store_last_txn(db->st));
-    if ((rc = open_identity(db, &o)) != RAG_OK)
+    if ((rc = open_identity(db, &o)) != RAG_OK || (rc = open_store_id(db)) != RAG_OK)
         goto fail;
     char idir[4096];
     rag_coll_index_dir(dir, idir, sizeof idir);
-    if (!o.read_only && mkdir(idir, 0755) != 0 && errno != EEXIST) {
+    if (!o.read_only && mkdir(idir, rag_store_dir_mode(o.file_mode)) != 0 && errno != EEXIST) {
         rc = rag_fail(RAG_EIO, "cannot create '%s': %s", idir, strerror(errno));
         goto fail;
     }
     if ((rc = sync_collections(db)) != RAG_OK)
+        goto fail;
+    if (!o.read_only && (rc = resume_erasure(db)) != RAG_OK)
         goto fail;
     if (o.gc_interval > 0 && !o.read_only) {
         if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {

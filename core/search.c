@@ -678,6 +678,10 @@ static int shape_load(shape_ctx *s, const cand_list *l, size_t i)
         return RAG_OK;
     rag_coll *c = s->p->coll;
     int rc = rag_store_chunk_get(s->p->txn, c->id, l->c[i].id, &s->recs[i]);
+    if (rc == RAG_ENOTFOUND) /* never deleted (that is checked before), so never stored */
+        return rag_fail(RAG_EINDEX, "collection '%s': the index returned chunk %llu, which "
+                        "the store does not hold; 'ragcore check' names the damaged index file "
+                        "and '--repair' rebuilds it", c->name, (unsigned long long)l->c[i].id);
     if (rc == RAG_OK && s->use_vecs) {
         float *v = s->vecs + i * (size_t)s->dim;
         if (c->ix && rag_vindex_vector(c->ix, (int64_t)l->c[i].id, v))
@@ -903,7 +907,7 @@ cleanup:
 }
 
 /* Default confidence thresholds per embedder family, chosen on the SciFact dev set as
- * the score above which most top hits are relevant (see docs/benchmarks.md). */
+ * the score above which most top hits are relevant (see bench/JOURNAL.md). */
 static float default_dense_threshold(const char *embedder)
 {
     if (strncmp(embedder, "bge", 3) == 0)

@@ -1,16 +1,22 @@
 /* store.c - LMDB-backed store of collections, documents, chunks, vectors and aux tables. */
 #include "store.h"
 #include "bytes.h"
+#include "pagewalk.h"
 #include "status.h"
 
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define INITIAL_MAP_SIZE ((size_t)1 << 30) /* 1 GiB, grows by doubling */
 
@@ -45,6 +51,7 @@ struct rag_store {
     size_t map_size;
     pthread_rwlock_t resize_lock; /* readers/writers hold it shared; a resize holds it alone */
     pthread_mutex_t write_lock;   /* one write transaction at a time in this process */
+    char *dir;                    /* the store directory (reopening the environment) */
 };
 
 struct rag_txn {
@@ -56,11 +63,139 @@ struct rag_txn {
     int scratch_dim;
 };
 
+/* ---- reading a damaged file without faulting ------------------------------------------ */
+
+/* LMDB trusts its pages: a damaged one can make a read trip an assertion (abort) or follow
+ * a garbage offset out of the map (SIGSEGV, SIGBUS). Every LMDB read of this file runs
+ * "guarded": a per-thread jump buffer is armed around the call and around a touch of every
+ * page of the key and value it returns, and the process's SIGSEGV/SIGBUS handler (installed
+ * once, at the first open) and the environments' assertion callback jump back to it while
+ * it is armed, so the read fails with GUARD_FAULT instead of killing the process. A fault
+ * while no guard is armed goes to the handler that was installed before (or the default
+ * action), so a fault elsewhere still crashes as it would without ragcore.
+ * RAGCORE_FAULT_GUARD=0 leaves the signal handlers alone. */
+#define GUARD_FAULT (-30000) /* outside LMDB's and errno's codes */
+
+static __thread sigjmp_buf *guard_jb __attribute__((tls_model("initial-exec")));
+static __thread volatile sig_atomic_t guard_armed __attribute__((tls_model("initial-exec")));
+static __thread int guard_sig __attribute__((tls_model("initial-exec")));
+static struct sigaction guard_old_segv, guard_old_bus;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static long guard_page = 4096;
+
+/* Leaves the armed guard of this thread: its read returns GUARD_FAULT. */
+static void guard_jump(int sig)
+{
+    guard_armed = 0;
+    guard_sig = sig;
+    siglongjmp(*guard_jb, 1);
+}
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)si;
+    (void)uc;
+    if (guard_armed)
+        guard_jump(sig);
+    /* Not a guarded read: put the earlier disposition back; returning re-runs the
+     * faulting instruction under it. */
+    sigaction(sig, sig == SIGBUS ? &guard_old_bus : &guard_old_segv, NULL);
+}
+
+static void guard_install(void)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps > 0)
+        guard_page = ps;
+    const char *env = getenv("RAGCORE_FAULT_GUARD");
+    if (env && strcmp(env, "0") == 0)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &guard_old_segv);
+    sigaction(SIGBUS, &sa, &guard_old_bus);
+}
+
+/* LMDB's assertion callback: a failed assertion during a guarded read is a damaged page. */
+static void guard_assert(MDB_env *env, const char *msg)
+{
+    (void)env;
+    (void)msg;
+    if (guard_armed)
+        guard_jump(SIGABRT);
+}
+
+/* Arms this thread's guard in the calling function's frame, which returns GUARD_FAULT when a
+ * fault or an assertion jumps back; GUARD_LEAVE disarms it. */
+#define GUARD_ENTER(jb)                                                                   \
+    do {                                                                                  \
+        if (sigsetjmp(jb, 0))                                                             \
+            return GUARD_FAULT;                                                           \
+        guard_jb = &(jb);                                                                 \
+        guard_armed = 1;                                                                  \
+    } while (0)
+#define GUARD_LEAVE() (guard_armed = 0)
+
+/* Reads one byte of every page of [p, p + n): faults here when LMDB handed out a range that
+ * runs past the file or the map. */
+static void guard_touch(const void *p, size_t n)
+{
+    const volatile unsigned char *b = p;
+    if (!b || n == 0)
+        return;
+    for (size_t off = 0; off < n; off += (size_t)guard_page)
+        (void)b[off];
+    (void)b[n - 1];
+}
+
+/* mdb_get, guarded. */
+static int g_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
+{
+    sigjmp_buf jb;
+    GUARD_ENTER(jb);
+    int rc = mdb_get(txn, dbi, key, val);
+    if (rc == 0)
+        guard_touch(val->mv_data, val->mv_size);
+    GUARD_LEAVE();
+    return rc;
+}
+
+/* mdb_cursor_get, guarded. */
+static int g_cget(MDB_cursor *c, MDB_val *key, MDB_val *val, MDB_cursor_op op)
+{
+    sigjmp_buf jb;
+    GUARD_ENTER(jb);
+    int rc = mdb_cursor_get(c, key, val, op);
+    if (rc == 0) {
+        guard_touch(key->mv_data, key->mv_size);
+        guard_touch(val->mv_data, val->mv_size);
+    }
+    GUARD_LEAVE();
+    return rc;
+}
+
+/* mdb_dbi_open, guarded (it reads the main table's pages). */
+static int g_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+    sigjmp_buf jb;
+    GUARD_ENTER(jb);
+    int rc = mdb_dbi_open(txn, name, flags, dbi);
+    GUARD_LEAVE();
+    return rc;
+}
+
 /* Maps an LMDB or errno code to a status with a message naming the operation. */
 static int mdb_status(rag_txn *txn, int rc, const char *what)
 {
     if (rc == MDB_SUCCESS)
         return RAG_OK;
+    if (rc == GUARD_FAULT)
+        return rag_fail(RAG_ECORRUPT, "%s: the store file's pages are damaged (reading them "
+                        "failed with %s); 'ragcore check' lists the damage", what,
+                        guard_sig == SIGABRT ? "an LMDB assertion" : strsignal(guard_sig));
     if (rc == MDB_NOTFOUND)
         return RAG_ENOTFOUND;
     if (rc == MDB_MAP_FULL) {
@@ -152,6 +287,11 @@ static char *rd_str(rd *r)
 
 int rag_store_open(const char *dir, int read_only, rag_store **out)
 {
+    return rag_store_open_mode(dir, read_only, RAG_STORE_FILE_MODE, out);
+}
+
+int rag_store_open_mode(const char *dir, int read_only, unsigned mode, rag_store **out)
+{
     *out = NULL;
     rag_store *st = rag_calloc(1, sizeof *st);
     MDB_txn *txn = NULL;
@@ -162,7 +302,11 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     pthread_mutex_init(&st->write_lock, NULL);
     pthread_mutex_init(&st->app_lock, NULL);
     st->read_only = read_only;
-    if (!read_only && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (!(st->dir = rag_strdup(dir))) {
+        rc = RAG_ENOMEM;
+        goto fail;
+    }
+    if (!read_only && mkdir(dir, rag_store_dir_mode(mode)) != 0 && errno != EEXIST) {
         rc = rag_fail(RAG_EIO, "cannot create store directory '%s': %s", dir, strerror(errno));
         goto fail;
     }
@@ -176,6 +320,8 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
         rc = mdb_status(NULL, rc, "create LMDB environment");
         goto fail;
     }
+    pthread_once(&guard_once, guard_install);
+    mdb_env_set_assert(st->env, guard_assert);
     mdb_env_set_maxdbs(st->env, N_CORE_DB + N_KV + N_APP + 4);
     mdb_env_set_maxreaders(st->env, 510);
     /* Use the existing map size when larger than the default. */
@@ -186,6 +332,13 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     if (env && atol(env) >= 65536)
         map = (size_t)atol(env);
     if (stat(path, &sb) == 0) {
+        /* LMDB maps the file and trusts it: a page past the end of a truncated file would
+         * fault (SIGBUS) on first touch. Refuse a file shorter than its meta page says. */
+        rag_pagewalk_meta meta;
+        if (sb.st_size > 0 && (rc = rag_pagewalk_meta_read(path, &meta)) != RAG_OK) {
+            rag_fail_prefix(rc, "store '%s' cannot be opened", dir);
+            goto fail;
+        }
         while (map < (size_t)sb.st_size)
             map *= 2;
     } else if (read_only) {
@@ -195,7 +348,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     mdb_env_set_mapsize(st->env, map);
     st->map_size = map;
     unsigned flags = MDB_NOTLS | (read_only ? MDB_RDONLY : 0);
-    if ((rc = mdb_env_open(st->env, dir, flags, 0644)) != 0) {
+    if ((rc = mdb_env_open(st->env, dir, flags, (mdb_mode_t)(mode & 0777))) != 0) {
         rc = mdb_status(NULL, rc, "open LMDB environment");
         rag_fail_prefix(rc, "store '%s'", dir);
         goto fail;
@@ -209,7 +362,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     }
     unsigned dflags = read_only ? 0 : MDB_CREATE;
     for (int i = 0; i < N_CORE_DB; i++) {
-        if ((rc = mdb_dbi_open(txn, core_db_names[i], dflags, &st->dbi[i])) != 0) {
+        if ((rc = g_dbi_open(txn, core_db_names[i], dflags, &st->dbi[i])) != 0) {
             rc = rc == MDB_NOTFOUND
                      ? rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore store (no '%s' table)", dir,
                                 core_db_names[i])
@@ -220,7 +373,7 @@ int rag_store_open(const char *dir, int read_only, rag_store **out)
     for (size_t i = 0; i < N_KV; i++) {
         char name[32];
         snprintf(name, sizeof name, "kv:%s", kv_tables[i]);
-        if ((rc = mdb_dbi_open(txn, name, dflags, &st->kv[i])) != 0) {
+        if ((rc = g_dbi_open(txn, name, dflags, &st->kv[i])) != 0) {
             if (rc == MDB_NOTFOUND && read_only) {
                 st->kv[i] = (MDB_dbi)-1;
                 continue;
@@ -244,6 +397,7 @@ fail:
     pthread_rwlock_destroy(&st->resize_lock);
     pthread_mutex_destroy(&st->write_lock);
     pthread_mutex_destroy(&st->app_lock);
+    free(st->dir);
     free(st);
     return rc;
 }
@@ -256,6 +410,7 @@ void rag_store_close(rag_store *st)
     pthread_rwlock_destroy(&st->resize_lock);
     pthread_mutex_destroy(&st->write_lock);
     pthread_mutex_destroy(&st->app_lock);
+    free(st->dir);
     free(st);
 }
 
@@ -378,7 +533,7 @@ static int put(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const void *v,
 static int get(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *val)
 {
     MDB_val key = {kl, (void *)k};
-    int rc = mdb_get(t->txn, dbi, &key, val);
+    int rc = g_get(t->txn, dbi, &key, val);
     return rc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(t, rc, "read");
 }
 
@@ -406,7 +561,7 @@ static int del_range(rag_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_
         return mdb_status(t, rc, "open cursor");
     MDB_val k = {plen, (void *)prefix}, v;
     long n = 0;
-    rc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+    rc = g_cget(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
             break;
@@ -419,9 +574,9 @@ static int del_range(rag_txn *t, MDB_dbi dbi, const unsigned char *prefix, size_
         if ((rc = mdb_cursor_del(c, 0)) != 0)
             break;
         n++;
-        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        rc = g_cget(c, &k, &v, MDB_GET_CURRENT);
         if (rc == MDB_NOTFOUND || rc == EINVAL)
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            rc = g_cget(c, &k, &v, MDB_NEXT);
         /* after a delete the cursor already points at the next item */
     }
     mdb_cursor_close(c);
@@ -527,8 +682,8 @@ int rag_store_coll_list(rag_txn *t, char ***names, size_t *count)
     size_t n = 0, cap = 0;
     char **arr = NULL;
     rc = RAG_OK;
-    for (int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (int mrc = g_cget(c, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = g_cget(c, &k, &v, MDB_NEXT)) {
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             char **q = rag_realloc(arr, cap * sizeof *q);
@@ -570,10 +725,12 @@ static unsigned char *doc_key(uint32_t coll, const char *id, size_t *klen)
     return k;
 }
 
-/* Decodes a document value; `id` is copied from the key. */
-static int doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
-                      rag_doc_rec **out)
+int rag_store_doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                         rag_doc_rec **out)
 {
+    *out = NULL;
+    if (klen < 4)
+        return rag_fail(RAG_ECORRUPT, "document key of %zu bytes", klen);
     rag_doc_rec *d = rag_calloc(1, sizeof *d);
     if (!d)
         return RAG_ENOMEM;
@@ -616,7 +773,7 @@ int rag_store_doc_get(rag_txn *t, uint32_t coll, const char *id, rag_doc_rec **o
     MDB_val v;
     int rc = get(t, t->st->dbi[DB_DOCS], k, kl, &v);
     if (rc == RAG_OK)
-        rc = doc_decode(k, kl, v.mv_data, v.mv_size, out);
+        rc = rag_store_doc_decode(k, kl, v.mv_data, v.mv_size, out);
     free(k);
     return rc;
 }
@@ -679,21 +836,21 @@ int rag_store_doc_scan_after(rag_txn *t, uint32_t coll, const char *after,
     unsigned char prefix[4];
     rag_put_be32(prefix, coll);
     MDB_val k = start ? (MDB_val){alen, start} : (MDB_val){4, prefix}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     /* the cursor's id itself is not "after" it */
     if (mrc == 0 && start && k.mv_size == alen && memcmp(k.mv_data, start, alen) == 0)
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     free(start);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
         rag_doc_rec *d = NULL;
-        if ((rc = doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
+        if ((rc = rag_store_doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
             break;
         rc = visit(user, d);
         rag_doc_rec_free(d);
         if (rc != 0)
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -715,19 +872,13 @@ void rag_doc_rec_free(rag_doc_rec *d)
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_rec **out)
 {
     *out = NULL;
-    unsigned char k[12];
-    coll_id_key(k, coll, id);
-    MDB_val v;
-    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
-    if (rc != RAG_OK)
-        return rc;
     rag_chunk_rec *c = rag_calloc(1, sizeof *c);
     if (!c)
         return RAG_ENOMEM;
-    rd r = {v.mv_data, v.mv_size, 0, 0};
+    rd r = {val, vlen, 0, 0};
     c->id = id;
     rd_get(&r, &c->start, 8);
     rd_get(&r, &c->end, 8);
@@ -752,6 +903,18 @@ int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **
     }
     *out = c;
     return RAG_OK;
+}
+
+int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **out)
+{
+    *out = NULL;
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_CHUNKS], k, 12, &v);
+    if (rc != RAG_OK)
+        return rc;
+    return rag_store_chunk_decode(id, v.mv_data, v.mv_size, out);
 }
 
 int rag_store_chunk_put(rag_txn *t, uint32_t coll, const rag_chunk_rec *c)
@@ -861,7 +1024,7 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
     unsigned char start[12];
     coll_id_key(start, coll, from);
     MDB_val k = {12, start}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size == 12 && rag_get_be32(k.mv_data) == coll) {
         int dim = (int)(v.mv_size / sizeof(float));
@@ -877,7 +1040,7 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
         memcpy(t->scratch, v.mv_data, (size_t)dim * sizeof(float));
         if ((rc = visit(user, rag_get_be64((const unsigned char *)k.mv_data + 4), t->scratch, dim)))
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -1020,7 +1183,7 @@ typedef struct app_open {
 static int app_create_fn(rag_txn *t, void *user)
 {
     app_open *a = user;
-    int rc = mdb_dbi_open(t->txn, a->name, MDB_CREATE, &a->dbi);
+    int rc = g_dbi_open(t->txn, a->name, MDB_CREATE, &a->dbi);
     return rc ? mdb_status(t, rc, "create aux table") : RAG_OK;
 }
 
@@ -1032,7 +1195,7 @@ static int app_find(rag_store *st, app_open *a)
     int rc = txn_begin(st, 0, &t);
     if (rc != RAG_OK)
         return rc;
-    int mrc = mdb_dbi_open(t->txn, a->name, 0, &a->dbi);
+    int mrc = g_dbi_open(t->txn, a->name, 0, &a->dbi);
     if (mrc == 0) {
         mrc = mdb_txn_commit(t->txn);
         t->txn = NULL;
@@ -1120,13 +1283,13 @@ int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t s
     if ((rc = mdb_cursor_open(t->txn, dbi, &c)) != 0)
         return mdb_status(t, rc, "open cursor");
     MDB_val k = {slen, (void *)start}, v;
-    int mrc = start && slen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
-                            : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    int mrc = start && slen ? g_cget(c, &k, &v, MDB_SET_RANGE)
+                            : g_cget(c, &k, &v, MDB_FIRST);
     rc = RAG_OK;
     while (mrc == 0) {
         if ((rc = visit(user, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -1185,7 +1348,7 @@ int rag_store_kv_shrink(rag_txn *t, const char *table, uint64_t target, long max
     /* the table's size is kept in the transaction's copy of its record: exact after
      * each delete */
     while (rc == RAG_OK && used > target && n < max_delete &&
-           (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+           (mrc = g_cget(c, &k, &v, MDB_FIRST)) == 0) {
         if ((mrc = mdb_cursor_del(c, 0)) != 0)
             break;
         n++;
@@ -1212,7 +1375,7 @@ static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *wha
     unsigned char start[12];
     coll_id_key(start, coll, 0);
     MDB_val k = {12, start}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && rag_get_be32(k.mv_data) == coll) {
         if (k.mv_size != 12) {
@@ -1222,7 +1385,7 @@ static int id_table_scan(rag_txn *t, MDB_dbi dbi, uint32_t coll, const char *wha
         }
         if ((rc = visit(user, rag_get_be64((const unsigned char *)k.mv_data + 4), &v)) != 0)
             break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -1296,7 +1459,7 @@ int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
         if ((rc = mdb_cursor_open(t->txn, t->st->dbi[tables[i]], &c)) != 0)
             return mdb_status(t, rc, "open cursor");
         MDB_val k, v;
-        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        int mrc = g_cget(c, &k, &v, MDB_FIRST);
         uint32_t cur = 0;
         uint64_t n = 0, bad = 0;
         while (mrc == 0) {
@@ -1312,7 +1475,7 @@ int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
                 cur = id;
                 n++;
             }
-            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            mrc = g_cget(c, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close(c);
         if (rc == RAG_OK && n > 0)
@@ -1328,7 +1491,7 @@ int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
 
 int rag_store_backup(rag_store *st, const char *outdir)
 {
-    if (mkdir(outdir, 0755) != 0 && errno != EEXIST)
+    if (mkdir(outdir, 0700) != 0 && errno != EEXIST)
         return rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot create '%s': %s", outdir,
                         strerror(errno));
     /* Held shared so that no map resize of this process runs during the copy. */
@@ -1339,6 +1502,9 @@ int rag_store_backup(rag_store *st, const char *outdir)
         rc = mdb_status(NULL, rc, "compacting copy");
         return rag_fail_prefix(rc, "backup to '%s'", outdir);
     }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", outdir);
+    chmod(path, RAG_STORE_FILE_MODE); /* LMDB creates it 0666 less the umask */
     return RAG_OK;
 }
 
@@ -1359,4 +1525,380 @@ int rag_store_io_status(rag_store *st, int rc)
     snprintf(cause, sizeof cause, "%s", rag_errmsg());
     return rag_fail(RAG_EFULL, "no space left on device (%llu KiB free on the file system of "
                     "'%s'): %s", avail >> 10, path, cause);
+}
+
+int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t klen,
+                      const void *val, size_t vlen)
+{
+    for (int i = 0; i < N_CORE_DB; i++)
+        if (strcmp(table, core_db_names[i]) == 0)
+            return put(t, t->st->dbi[i], key, klen, val, vlen, "write record");
+    if (strncmp(table, "kv:", 3) == 0)
+        return rag_store_kv_put(t, table + 3, key, klen, val, vlen);
+    return rag_fail(RAG_EINVAL, "no table '%s' in a ragcore store", table);
+}
+
+/* ---- erasure: scrubbing what the environment no longer references ------------------ */
+/*
+ * LMDB never overwrites a page in place: a deleted record stays readable in the freed
+ * page that held it until a later transaction reuses that page, and in the unused middle
+ * of live pages (the bytes between a page's node pointers and its nodes, which a delete
+ * leaves as they were and which LMDB copies from recycled page buffers of this process).
+ * rag_store_scrub overwrites all of them with zeros in place, through its own descriptor,
+ * while readers run: a reader reads only the used parts of the pages of its snapshot.
+ */
+
+/* Page header of LMDB 0.9 (mdb.c: MDB_page): page number (8 bytes), pad (2), flags (2),
+ * lower and upper bounds of the free space (2 + 2) or, for overflow pages, the number of
+ * pages (4). Pages 0 and 1 are the meta pages. */
+#define PG_HDR 16
+#define PG_FLAGS 10
+#define PG_LOWER 12
+#define PG_UPPER 14
+#define P_BRANCH_ 0x01
+#define P_LEAF_ 0x02
+#define P_OVERFLOW_ 0x04
+#define P_LEAF2_ 0x20
+
+static unsigned get_u16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static uint32_t get_u32le(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+unsigned rag_store_dir_mode(unsigned file_mode)
+{
+    return (file_mode & 0777) | ((file_mode & 0444) >> 2);
+}
+
+/* Closes and reopens the environment, so that no page buffer LMDB recycles within this
+ * process still holds bytes of records deleted before (see above). Called with
+ * st->write_lock held; takes resize_lock alone, so no transaction of this process is open
+ * meanwhile. Table handles are reopened in their original order, which gives them their
+ * original numbers (checked). */
+static int env_reopen(rag_store *st)
+{
+    int rc = RAG_OK;
+    MDB_txn *txn = NULL;
+    pthread_rwlock_wrlock(&st->resize_lock);
+    mdb_env_close(st->env);
+    st->env = NULL;
+    if ((rc = mdb_env_create(&st->env)) != 0) {
+        st->env = NULL;
+        rc = mdb_status(NULL, rc, "create LMDB environment");
+        goto cleanup;
+    }
+    mdb_env_set_maxdbs(st->env, N_CORE_DB + N_KV + N_APP + 4);
+    mdb_env_set_maxreaders(st->env, 510);
+    mdb_env_set_mapsize(st->env, st->map_size);
+    if ((rc = mdb_env_open(st->env, st->dir, MDB_NOTLS, 0600)) != 0 ||
+        (rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+        rc = mdb_status(NULL, rc, "reopen LMDB environment");
+        goto cleanup;
+    }
+    size_t n_app = atomic_load(&st->n_app);
+    for (size_t i = 0; i < N_CORE_DB + N_KV + n_app && rc == 0; i++) {
+        char name[RAG_TABLE_NAME_MAX + 4];
+        MDB_dbi want, got;
+        if (i < N_CORE_DB) {
+            snprintf(name, sizeof name, "%s", core_db_names[i]);
+            want = st->dbi[i];
+        } else if (i < N_CORE_DB + N_KV) {
+            snprintf(name, sizeof name, "kv:%s", kv_tables[i - N_CORE_DB]);
+            want = st->kv[i - N_CORE_DB];
+        } else {
+            snprintf(name, sizeof name, "kv:%s", st->app_name[i - N_CORE_DB - N_KV]);
+            want = st->app_dbi[i - N_CORE_DB - N_KV];
+        }
+        if ((rc = mdb_dbi_open(txn, name, 0, &got)) == 0 && got != want)
+            rc = MDB_INCOMPATIBLE;
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (rc != 0)
+        rc = mdb_status(NULL, rc, "reopen the store's tables");
+cleanup:
+    if (txn)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&st->resize_lock);
+    return rc;
+}
+
+/* Commits a write transaction that changes only the meta key "scrub" (its value counts
+ * scrubs), so that the two meta pages both point past the transactions before it. */
+static int scrub_commit(rag_store *st)
+{
+    int rc = RAG_OK;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        rag_txn *t = NULL;
+        if ((rc = txn_begin(st, 1, &t)) != RAG_OK)
+            return rc;
+        uint64_t n = 0;
+        unsigned char v[8];
+        if ((rc = meta_u64(t, "scrub", &n)) == RAG_OK) {
+            rag_put_be64(v, n + 1);
+            rc = put(t, t->st->dbi[DB_META], "scrub", 5, v, 8, "count scrubs");
+        }
+        if (rc == RAG_OK) {
+            int mrc = mdb_txn_commit(t->txn);
+            t->txn = NULL;
+            if (mrc != 0)
+                rc = rag_store_io_status(st, mdb_status(t, mrc, "commit"));
+        }
+        int full = t->map_full;
+        rag_txn_end(t);
+        if (rc == RAG_OK || !full)
+            break;
+        if ((rc = grow_map(st)) != RAG_OK)
+            break;
+    }
+    return rc;
+}
+
+/* mdb_reader_list's lines: "<pid> <thread> <txnid or ->". Keeps the oldest snapshot. */
+typedef struct oldest_reader {
+    uint64_t txnid;   /* UINT64_MAX: none */
+    int pid;
+} oldest_reader;
+
+static int reader_line(const char *msg, void *ctx)
+{
+    oldest_reader *o = ctx;
+    int pid;
+    unsigned long long tid, txnid;
+    if (sscanf(msg, "%d %llx %llu", &pid, &tid, &txnid) == 3 && txnid < o->txnid) {
+        o->txnid = txnid;
+        o->pid = pid;
+    }
+    return 0;
+}
+
+/* Free pages of the store, from its freelist (LMDB's table 0: key = id of the
+ * transaction that freed them, value = count then page numbers), split by whether a
+ * transaction older than `oldest` freed them (no snapshot can read them: they may be
+ * zeroed) or not. Bitmaps of last_pgno + 1 bits; *pinned counts free pages freed before
+ * `need` that a reader still sees. */
+typedef struct free_map {
+    unsigned char *zero, *keep;
+    uint64_t npages, nfree, pinned;
+} free_map;
+
+static void bit_set(unsigned char *b, uint64_t i) { b[i >> 3] |= (unsigned char)(1u << (i & 7)); }
+static int bit_get(const unsigned char *b, uint64_t i) { return b[i >> 3] >> (i & 7) & 1; }
+
+static int free_map_read(rag_txn *t, uint64_t npages, uint64_t oldest, uint64_t need,
+                         free_map *fm)
+{
+    MDB_cursor *c = NULL;
+    fm->npages = npages;
+    fm->nfree = fm->pinned = 0;
+    fm->zero = rag_calloc(npages / 8 + 1, 1);
+    fm->keep = rag_calloc(npages / 8 + 1, 1);
+    if (!fm->zero || !fm->keep)
+        return RAG_ENOMEM;
+    int rc = mdb_cursor_open(t->txn, 0, &c);
+    if (rc != 0)
+        return mdb_status(t, rc, "open the free-page list");
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        size_t freed_by = 0, count = 0;
+        if (k.mv_size != sizeof freed_by || v.mv_size < sizeof count)
+            continue;
+        memcpy(&freed_by, k.mv_data, sizeof freed_by);
+        memcpy(&count, v.mv_data, sizeof count);
+        if (v.mv_size < (count + 1) * sizeof count)
+            count = v.mv_size / sizeof count - 1;
+        for (size_t i = 1; i <= count; i++) {
+            size_t pg;
+            memcpy(&pg, (const char *)v.mv_data + i * sizeof pg, sizeof pg);
+            if (pg < 2 || pg >= npages)
+                continue;
+            fm->nfree++;
+            if (freed_by < oldest) {
+                bit_set(fm->zero, pg);
+            } else {
+                bit_set(fm->keep, pg);
+                if (freed_by < need)
+                    fm->pinned++;
+            }
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? RAG_OK : mdb_status(t, rc, "read the free-page list");
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* Zeroes, in the file open as fd, the free pages of fm->zero, the unused middle of every
+ * other branch and leaf page and everything after the last page; pages of fm->keep are
+ * left alone (a reader may still read them). */
+static int scrub_file(int fd, const char *path, size_t psize, const free_map *fm,
+                      rag_scrub_stats *s)
+{
+    enum { BLOCK = 256 };
+    unsigned char *blk = rag_malloc(psize * BLOCK);
+    int rc = RAG_OK;
+    uint64_t skip = 0; /* overflow pages still to pass */
+    if (!blk)
+        return RAG_ENOMEM;
+    for (uint64_t first = 0; first < fm->npages && rc == RAG_OK; first += BLOCK) {
+        uint64_t n = fm->npages - first < BLOCK ? fm->npages - first : BLOCK;
+        ssize_t got = pread(fd, blk, n * psize, (off_t)(first * psize));
+        if (got < 0) {
+            rc = rag_fail(RAG_EIO, "cannot read '%s': %s", path, strerror(errno));
+            break;
+        }
+        n = (uint64_t)got / psize;
+        for (uint64_t i = 0; i < n && rc == RAG_OK; i++) {
+            uint64_t pg = first + i;
+            unsigned char *p = blk + i * psize;
+            size_t from = 0, to = 0;
+            s->pages++;
+            if (pg < 2 || bit_get(fm->keep, pg))
+                continue;
+            if (bit_get(fm->zero, pg)) {
+                skip = 0;
+                from = 0;
+                to = psize;
+            } else if (skip > 0) {
+                skip--;
+                continue;
+            } else {
+                unsigned flags = get_u16(p + PG_FLAGS);
+                if (flags & P_OVERFLOW_) {
+                    uint32_t np = get_u32le(p + PG_LOWER);
+                    skip = np > 0 ? np - 1 : 0;
+                    continue;
+                }
+                if (!(flags & (P_BRANCH_ | P_LEAF_)) || (flags & P_LEAF2_))
+                    continue;
+                from = get_u16(p + PG_LOWER);
+                to = get_u16(p + PG_UPPER);
+                if (from < PG_HDR || from > to || to > psize)
+                    continue; /* not a page header we understand: leave it */
+            }
+            if (to > from && !all_zero(p + from, to - from)) {
+                memset(p + from, 0, to - from);
+                if (pwrite(fd, p + from, to - from, (off_t)(pg * psize + from)) !=
+                    (ssize_t)(to - from)) {
+                    rc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO,
+                                  "cannot write '%s': %s", path, strerror(errno));
+                    break;
+                }
+                if (to - from == psize)
+                    s->pages_zeroed++;
+                else
+                    s->gap_bytes_zeroed += to - from;
+            }
+        }
+    }
+    /* past the last page: pages a crashed or aborted transaction wrote */
+    struct stat sb;
+    if (rc == RAG_OK && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size > fm->npages * psize) {
+        for (off_t off = (off_t)(fm->npages * psize); off < sb.st_size && rc == RAG_OK;) {
+            size_t m = (size_t)(sb.st_size - off) < psize * BLOCK ? (size_t)(sb.st_size - off)
+                                                                   : psize * BLOCK;
+            ssize_t got = pread(fd, blk, m, off);
+            if (got <= 0)
+                break;
+            if (!all_zero(blk, (size_t)got)) {
+                memset(blk, 0, (size_t)got);
+                if (pwrite(fd, blk, (size_t)got, off) != got)
+                    rc = rag_fail(RAG_EIO, "cannot write '%s': %s", path, strerror(errno));
+                s->tail_bytes_zeroed += (uint64_t)got;
+            }
+            off += got;
+        }
+    }
+    if (rc == RAG_OK && fdatasync(fd) != 0)
+        rc = rag_fail(RAG_EIO, "cannot sync '%s': %s", path, strerror(errno));
+    free(blk);
+    return rc;
+}
+
+int rag_store_scrub(rag_store *st, double wait_seconds, rag_scrub_stats *stats)
+{
+    rag_scrub_stats s;
+    memset(&s, 0, sizeof s);
+    if (st->read_only)
+        return rag_fail(RAG_EREADONLY, "store is open read-only");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", st->dir);
+    free_map fm = {0};
+    int fd = -1, rc;
+    pthread_mutex_lock(&st->write_lock);
+    /* 1. No recycled page buffer of this process holds deleted bytes any more. 2. Two
+     * commits: every page freed before them is out of both meta pages' snapshots. */
+    if ((rc = env_reopen(st)) != RAG_OK || (rc = scrub_commit(st)) != RAG_OK ||
+        (rc = scrub_commit(st)) != RAG_OK)
+        goto cleanup;
+    uint64_t need = rag_store_last_txn(st); /* pages freed before it must all be zeroed */
+    double waited = 0;
+    for (;;) {
+        int dead = 0;
+        mdb_reader_check(st->env, &dead);
+        oldest_reader o = {UINT64_MAX, 0};
+        mdb_reader_list(st->env, reader_line, &o);
+        rag_txn *t = NULL;
+        if ((rc = txn_begin(st, 0, &t)) != RAG_OK)
+            goto cleanup;
+        MDB_envinfo info;
+        MDB_stat ms;
+        mdb_env_info(st->env, &info);
+        mdb_env_stat(st->env, &ms);
+        uint64_t last = (uint64_t)mdb_txn_id(t->txn), oldest = last;
+        if (o.txnid != UINT64_MAX && o.txnid + 1 < oldest)
+            oldest = o.txnid + 1;
+        free(fm.zero);
+        free(fm.keep);
+        s.page_size = ms.ms_psize;
+        rc = free_map_read(t, (uint64_t)info.me_last_pgno + 1, oldest, need, &fm);
+        rag_txn_end(t);
+        if (rc != RAG_OK)
+            goto cleanup;
+        if (fm.pinned == 0)
+            break;
+        if (waited >= wait_seconds) {
+            rc = rag_fail(RAG_EBUSY, "%llu freed pages of the store are still read by a "
+                          "snapshot of pid %d (a long read transaction); the erasure "
+                          "completes when it ends (at the next erasure or open)",
+                          (unsigned long long)fm.pinned, o.pid);
+            goto cleanup;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        waited += 0.01;
+    }
+    s.file_bytes = fm.npages * s.page_size;
+    s.free_pages = fm.nfree;
+    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+        rc = rag_fail(RAG_EIO, "cannot open '%s': %s", path, strerror(errno));
+        goto cleanup;
+    }
+    rc = scrub_file(fd, path, s.page_size, &fm, &s);
+cleanup:
+    pthread_mutex_unlock(&st->write_lock);
+    if (fd >= 0)
+        close(fd);
+    free(fm.zero);
+    free(fm.keep);
+    if (stats)
+        *stats = s;
+    return rc == RAG_OK ? rc : rag_fail_prefix(rc, "scrub of '%s'", path);
 }

@@ -177,6 +177,39 @@ int rag_store_kv_shrink(rag_txn *txn, const char *table, uint64_t target, long m
 int rag_store_kv_trim(rag_txn *txn, const char *table, const void *end, size_t elen,
                       long *deleted);
 
+
+/* ---- file permissions and erasure ----------------------------------------------------- */
+
+/* Permissions of the files a store creates (data.mdb, lock.mdb, the lock file, index
+ * files) unless configured otherwise; the directories get the same with execute bits
+ * where there are read bits (rag_store_dir_mode: 0600 -> 0700, 0640 -> 0750). */
+#define RAG_STORE_FILE_MODE 0600u
+unsigned rag_store_dir_mode(unsigned file_mode);
+
+/* rag_store_open creating the directory and the environment's files with permissions
+ * `mode` (existing ones keep theirs). */
+int rag_store_open_mode(const char *dir, int read_only, unsigned mode, rag_store **out);
+
+typedef struct rag_scrub_stats {
+    uint64_t file_bytes;        /* bytes of data.mdb up to its last page */
+    uint64_t page_size;
+    uint64_t pages;             /* pages read */
+    uint64_t free_pages;        /* pages on LMDB's free list */
+    uint64_t pages_zeroed;      /* free pages that held bytes and were zeroed */
+    uint64_t gap_bytes_zeroed;  /* bytes zeroed in the unused middle of live pages */
+    uint64_t tail_bytes_zeroed; /* bytes zeroed past the last page */
+} rag_scrub_stats;
+
+/* Overwrites with zeros every byte of data.mdb that no committed record uses: the pages
+ * on LMDB's free list, the unused middle of every branch and leaf page and anything past
+ * the last page, then fdatasyncs, so that no deleted record stays readable in the file.
+ * Reopens the environment first (LMDB recycles page buffers within a process) and
+ * commits two small transactions (meta key "scrub"). Readers keep running; freed pages
+ * that a reader's snapshot still holds are waited for up to wait_seconds, then
+ * RAG_EBUSY naming the reader's pid. No transaction of this process may be open in the
+ * calling thread; other writers of this process wait. stats (may be NULL) is filled. */
+int rag_store_scrub(rag_store *st, double wait_seconds, rag_scrub_stats *stats);
+
 #endif
 
 /* ---- integrity checks and backups (appended for check.c / backup.c) ------------------ */
@@ -209,3 +242,18 @@ int rag_store_backup(rag_store *st, const char *outdir);
  * space) when rc is RAG_EIO and the store's file system has less than 1 MiB available,
  * otherwise rc unchanged. */
 int rag_store_io_status(rag_store *st, int rc);
+
+/* ---- salvage (salvage.c) ---------------------------------------------------------------- */
+
+/* Decode a document record (key: collection id and document id; *out freed with
+ * rag_doc_rec_free) and a chunk record (freed with rag_chunk_rec_free), as the scans and
+ * gets do. RAG_ECORRUPT when the bytes do not decode, RAG_ENOMEM. */
+int rag_store_doc_decode(const void *key, size_t klen, const void *val, size_t vlen,
+                         rag_doc_rec **out);
+int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_rec **out);
+
+/* Writes one record as raw bytes into table `table`, named as in the file ("meta",
+ * "collections", "docs", "chunks", "vectors", "tombstones", "hashes", or "kv:<name>" of a
+ * table opened with rag_store_kv_open). RAG_EINVAL for another name. */
+int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t klen,
+                      const void *val, size_t vlen);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -36,6 +37,7 @@ struct rag_vindex {
     rag_hugepage_mark *hp_mark;
     size_t hp_added;
     int keeps_floats;            /* spec_keeps_floats(spec) */
+    rag_vindex_identity id;
 };
 
 /* Vectors added between two looks at the mappings (about 100 us each on a server, against
@@ -66,18 +68,36 @@ typedef struct vindex_header {
     uint64_t payload_len;
     uint64_t checksum;
     char spec[SPEC_MAX];
+    /* version 2: whose index this is (version 1 files have zeros here) */
+    uint32_t coll_id;
+    unsigned char store_id[16];
 } vindex_header;
 
-/* Copies FAISS's per-thread message at once (a later success does not clear it). */
+/* FAISS's exception text without its "Error in <function> at <file>:<line>: " prefix. */
+static const char *faiss_reason(const char *m)
+{
+    if (strncmp(m, "Error in ", 9) != 0)
+        return m;
+    const char *at = strstr(m, " at ");
+    for (const char *p = at ? strchr(at + 4, ':') : NULL; p; p = strchr(p + 1, ':')) {
+        size_t digits = strspn(p + 1, "0123456789");
+        if (digits > 0 && p[1 + digits] == ':' && p[2 + digits] == ' ')
+            return p + 3 + digits;
+    }
+    return m;
+}
+
+/* Copies FAISS's per-thread message at once (a later success does not clear it). The C
+ * API is built with NDEBUG (tools/setup.sh), so FAISS itself prints nothing. */
 static int faiss_status(int frc, int rc, const char *what)
 {
     const char *m = faiss_get_last_error();
     char msg[400];
-    snprintf(msg, sizeof msg, "%s", m && *m ? m : "no detail");
+    snprintf(msg, sizeof msg, "%s", m && *m ? faiss_reason(m) : "no detail");
     char *nl = strchr(msg, '\n');
     if (nl)
         *nl = '\0';
-    return rag_fail(rc, "%s failed (FAISS %d): %s", what, frc, msg);
+    return rag_fail(rc, "%s: %s (FAISS error %d)", what, msg, frc);
 }
 
 /* Whether every component of `spec` stores plain floats: "Flat" or "HNSW<M>" (whose
@@ -143,7 +163,9 @@ int rag_vindex_create(const char *spec, int dim, int ef_search, rag_vindex **out
     int frc = faiss_index_factory(&ix->index, dim, desc, METRIC_INNER_PRODUCT);
     if (frc != 0) {
         free(ix);
-        return faiss_status(frc, RAG_EINVAL, "index spec");
+        char what[SPEC_MAX + 16];
+        snprintf(what, sizeof what, "index spec '%s'", spec);
+        return faiss_status(frc, RAG_EINVAL, what);
     }
     ix->dim = dim;
     ix->ef_search = ef_search;
@@ -282,7 +304,15 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w+b");
+    /* the file takes its directory's permissions without execute bits (0700 -> 0600) */
+    char dir[4096];
+    struct stat ds;
+    snprintf(dir, sizeof dir, "%s", path);
+    mode_t mode = stat(dirname(dir), &ds) == 0 ? (ds.st_mode & 0666) : 0600;
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    FILE *fp = fd >= 0 ? fdopen(fd, "w+b") : NULL;
+    if (fd >= 0 && !fp)
+        close(fd);
     int rc = RAG_OK;
     if (!fp)
         return rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot create '%s': %s", tmp,
@@ -308,7 +338,9 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
     }
     long end = ftell(fp);
     memcpy(h.magic, VINDEX_MAGIC, 8);
-    h.version = 1;
+    h.version = 2;
+    h.coll_id = ix->id.coll;
+    memcpy(h.store_id, ix->id.store, sizeof h.store_id);
     h.dim = (uint32_t)ix->dim;
     h.count = rag_vindex_count(ix);
     h.covered = covered;
@@ -362,7 +394,11 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     }
     memcpy(&h, pad, sizeof h);
     h.spec[SPEC_MAX - 1] = '\0';
-    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version != 1) {
+    if (h.version == 1) { /* no identity recorded: the bytes after the spec were zero */
+        h.coll_id = 0;
+        memset(h.store_id, 0, sizeof h.store_id);
+    }
+    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version < 1 || h.version > 2) {
         rc = rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore index file", path);
         goto cleanup;
     }
@@ -405,6 +441,8 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
     ix->keeps_floats = spec_keeps_floats(ix->spec);
     ix->hp_mark = mark;
     mark = NULL;
+    ix->id.coll = h.coll_id;
+    memcpy(ix->id.store, h.store_id, sizeof ix->id.store);
     hugepage_check(ix);
     apply_ef(ix);
     *covered = h.covered;
@@ -416,6 +454,37 @@ cleanup:
     rag_hugepage_mark_free(mark);
     fclose(fp);
     return rc;
+}
+
+void rag_vindex_set_identity(rag_vindex *ix, const rag_vindex_identity *id)
+{
+    ix->id = *id;
+}
+
+const rag_vindex_identity *rag_vindex_get_identity(const rag_vindex *ix)
+{
+    return &ix->id;
+}
+
+static void hex16(const unsigned char *b, char *out)
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int rag_vindex_identity_check(const rag_vindex_identity *have, const rag_vindex_identity *want,
+                              const char *path)
+{
+    static const unsigned char zero[16];
+    int store_differs = memcmp(have->store, zero, 16) != 0 && memcmp(have->store, want->store, 16);
+    if (!store_differs && (have->coll == 0 || have->coll == want->coll))
+        return 0;
+    char hs[33], ws[33];
+    hex16(have->store, hs);
+    hex16(want->store, ws);
+    rag_fail(RAG_ECORRUPT, "index file '%s' belongs to collection %u of store %s, not to "
+             "collection %u of store %s", path, have->coll, hs, want->coll, ws);
+    return -1;
 }
 
 /* Min-heap of (score, id) keeping the k best. */

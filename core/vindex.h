@@ -56,6 +56,25 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered);
 int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
                     rag_vindex **out, uint64_t *covered);
 
+/* Whose index a file is: the collection id and the store's random identity (meta
+ * "store_id"), recorded in the header of every file written, so that a file copied from
+ * another collection or store is recognised and rebuilt instead of served. All zero: not
+ * known (files written before identities were recorded). */
+typedef struct rag_vindex_identity {
+    uint32_t coll;
+    unsigned char store[16];
+} rag_vindex_identity;
+
+/* Sets the identity recorded by later rag_vindex_save calls. Can't fail. */
+void rag_vindex_set_identity(rag_vindex *ix, const rag_vindex_identity *id);
+/* The identity of the index: from its file after rag_vindex_load, else as set. */
+const rag_vindex_identity *rag_vindex_get_identity(const rag_vindex *ix);
+/* 0 when an index of identity `have` may serve `want` (equal, or `have` unknown), else -1
+ * with RAG_ECORRUPT's message naming both ("index file '<path>' belongs to collection 2 of
+ * store 3f2a..., not collection 1 of store 9b41..."). */
+int rag_vindex_identity_check(const rag_vindex_identity *have, const rag_vindex_identity *want,
+                              const char *path);
+
 /* Exact top-k by inner product of `query` against n vectors (n * dim floats, row i has
  * id ids[i]). Writes up to k results best first; returns the count. Can't fail. */
 int rag_exact_topk(const float *query, const float *vecs, const int64_t *ids, size_t n,

@@ -82,7 +82,8 @@ RAG_API int rag_version_number(void);
     X(RAG_EREADONLY, -14, "store is open read-only")                           \
     X(RAG_EENCODING, -15, "invalid text encoding")                             \
     X(RAG_EBUSY, -16, "store is in use by another writer")                     \
-    X(RAG_ECANCELED, -17, "cancelled by the caller")
+    X(RAG_ECANCELED, -17, "cancelled by the caller")                           \
+    X(RAG_ESEQUENCE, -18, "log batch out of sequence")
 
 enum rag_status {
 #define RAG_STATUS_ENUM_(name, value, text) name = value,
@@ -127,7 +128,7 @@ typedef struct rag_embedder_def {
 /* ------------------------------------------------------------------------------------ */
 /* Opening a store.                                                                      */
 
-#define RAG_OPEN_OPTIONS_VERSION 3
+#define RAG_OPEN_OPTIONS_VERSION 4
 
 typedef struct rag_open_options {
     unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
@@ -175,6 +176,11 @@ typedef struct rag_open_options {
      * an HTTP upsert into a missing collection (see rag_collection_options). Copied by
      * rag_open. NULL: rag_collection_options_init's defaults (every filter off). */
     const struct rag_collection_options *default_collection;
+    /* Since version 4. Permissions of the files a new store creates (data.mdb, lock.mdb,
+     * write.lock, index files): 0: 0600 (owner only); backups are always written 0600.
+     * Directories get the same with execute bits where there are read bits (0600 ->
+     * 0700, 0640 -> 0750). The process umask still applies; existing files keep theirs. */
+    unsigned file_mode;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */
@@ -302,6 +308,17 @@ typedef enum rag_pii_type {
 /* The placeholder name of a type ("EMAIL", ...), "UNKNOWN" out of range. Static text. */
 RAG_API const char *rag_pii_type_name(int type);
 
+/* Applies PII handling to a text outside any document, with the same detectors as ingest
+ * (for example a query before it is logged): RAG_PII_MASK replaces each finding by its
+ * placeholder ([EMAIL], ...), RAG_PII_HASH by [TYPE:<12 hex>] under the store's key (db
+ * required; the key is created on first use by a writable handle, a read-only handle
+ * without one uses a throwaway key), RAG_PII_OFF copies. `types`: bit mask of
+ * (1u << rag_pii_type), 0: all. *out receives the NUL-terminated result (free with
+ * rag_free); *found (may be NULL) the number of findings. Errors: RAG_EINVAL (NULL text
+ * or out, RAG_PII_DROP, HASH without db), RAG_ENOMEM. */
+RAG_API int rag_pii_redact(rag_db *db, const char *text, size_t len, rag_pii_mode mode,
+                           unsigned types, char **out, size_t *found);
+
 /* Duplicate documents: exact (the same text after Unicode normalisation, case folding and
  * whitespace collapsing) or near (estimated Jaccard similarity of 3-word shingle sets, by
  * MinHash, at or above near_dup_threshold), found against the documents already stored in
@@ -408,7 +425,8 @@ RAG_API int rag_collection_options_get(rag_db *db, const char *name,
                                        rag_collection_options *out);
 
 /* Changes a collection's settings. They apply to what is ingested afterwards: documents
- * already stored are not re-processed (to mask stored text, re-ingest it). Turning
+ * already stored are not re-processed (rag_collection_pii_apply applies a new PII
+ * policy to stored text, as an erasure). Turning
  * duplicate detection on, or changing near_dup_threshold, indexes the stored documents
  * for it from their stored text (one write transaction). language cannot change
  * (RAG_EINVAL unless it is NULL or the collection's own). RAG_ENOTFOUND when absent. */
@@ -513,6 +531,68 @@ RAG_API int rag_ingest(rag_db *db, const char *collection, const rag_document *d
 RAG_API int rag_delete(rag_db *db, const char *collection, const char *doc_id);
 
 /* ------------------------------------------------------------------------------------ */
+/* Erasure.                                                                              */
+/*                                                                                       */
+/* A plain delete (rag_delete, rag_collection_drop, a replacement) makes the data        */
+/* unreachable, but its bytes stay in the store's files until reused: LMDB keeps freed   */
+/* pages and the unused middle of pages as they were, HNSW index files keep deleted      */
+/* vectors, the embedding cache keeps vectors of texts no longer stored, and the query   */
+/* log names the documents searches returned. An ERASURE also removes all of that: when  */
+/* the call returns, no byte of the removed text, titles, metadata, chunks, vectors or   */
+/* postings remains readable in any file of the store directory. It                      */
+/*   - records an intent in the store first; a crash (kill -9 included) at any point is  */
+/*     finished by the next read-write rag_open (never half done);                       */
+/*   - removes what it names through the ordinary paths, then deletes the query-log      */
+/*     entries (the "querylog" application table of ragcore-server) of the collection    */
+/*     whose hits name an erased document (all of a dropped collection's);               */
+/*   - deletes embedding-cache entries whose text is no longer stored in any collection; */
+/*   - rebuilds the affected index files from the store, after overwriting the old ones  */
+/*     with zeros; files of the index directory that belong to no collection are         */
+/*     overwritten and removed;                                                          */
+/*   - overwrites with zeros every byte of data.mdb that no record uses (LMDB's free      */
+/*     pages, the unused middle of live pages, anything past the last page) and syncs.   */
+/* Cost: one pass over data.mdb (read, and writes where bytes were unused) plus one      */
+/* index rebuild per affected collection, whatever the number of documents erased: erase */
+/* many documents in one call. Searches keep running (they pause while the environment   */
+/* is reopened, a few milliseconds). A reader of another process whose snapshot still    */
+/* holds freed pages is waited for up to 10 seconds, then RAG_EBUSY: the intent stays    */
+/* and the next erasure, rag_erase_finish or read-write open completes it.               */
+/* What no library can promise: copies the file system or device keeps (journals, copy- */
+/* on-write snapshots, SSD remapping), swap, backups, and memory of processes that read  */
+/* the data. See docs/privacy.md.                                                        */
+
+typedef struct rag_erase_stats {
+    uint64_t documents;        /* documents removed or re-stored */
+    uint64_t cache_entries;    /* embedding-cache entries deleted */
+    uint64_t log_entries;      /* query-log entries deleted */
+    uint64_t index_files;      /* index files rewritten or removed */
+    uint64_t store_bytes;      /* bytes of data.mdb scrubbed (read) */
+    uint64_t bytes_zeroed;     /* bytes of data.mdb overwritten with zeros */
+    double seconds;
+} rag_erase_stats;
+
+/* Erases documents ids[0, n) of `collection` (NULL: the default) in one erasure.
+ * RAG_ENOTFOUND (nothing done) when the collection or an id is absent; RAG_EREADONLY;
+ * RAG_EBUSY (see above). stats (may be NULL) is filled. */
+RAG_API int rag_erase_documents(rag_db *db, const char *collection, const char *const *ids,
+                                size_t n, rag_erase_stats *stats);
+
+/* Drops collection `name` as an erasure. RAG_ENOTFOUND when absent. */
+RAG_API int rag_collection_erase(rag_db *db, const char *name, rag_erase_stats *stats);
+
+/* Applies the collection's CURRENT PII policy to the documents already stored (set it
+ * first with rag_collection_configure): every document whose text (rebuilt from its
+ * chunks), title or metadata holds a finding is stored again through the collection's
+ * pipeline (masked, hashed, or removed under "drop"), and the old text is erased.
+ * Documents without findings are left as they are. RAG_EINVAL when the collection's PII
+ * handling is off; RAG_ENOTFOUND when it does not exist. */
+RAG_API int rag_collection_pii_apply(rag_db *db, const char *name, rag_erase_stats *stats);
+
+/* Completes an erasure that a crash or a long reader interrupted; with none pending,
+ * scrubs the store anyway (so the bytes earlier plain deletes left behind go too). */
+RAG_API int rag_erase_finish(rag_db *db, rag_erase_stats *stats);
+
+/* ------------------------------------------------------------------------------------ */
 /* Ingest: one pipeline from files or in-memory documents to the index.                   */
 /*                                                                                       */
 /* Every document goes through the same steps in the library: extraction (files), the    */
@@ -604,7 +684,7 @@ typedef struct rag_ingest_progress {
 typedef int (*rag_ingest_event_fn)(void *user, const rag_ingest_event *ev);
 typedef int (*rag_progress_fn)(void *user, const rag_ingest_progress *p);
 
-#define RAG_INGEST_OPTIONS_VERSION 1
+#define RAG_INGEST_OPTIONS_VERSION 3
 
 typedef struct rag_ingest_options {
     unsigned version;               /* RAG_INGEST_OPTIONS_VERSION */
@@ -636,6 +716,18 @@ typedef struct rag_ingest_options {
     /* Dry runs without a store (db NULL): the policy applied (NULL: every filter off).
      * Ignored otherwise: a store's collection always applies its own. */
     const rag_collection_options *policy;
+    /* Since version 2. rag_ingest_documents only: each document is first compared with its
+     * stored version, as a sync compares: one whose text, title and metadata (after the
+     * policy) are the same is not stored again (RAG_INGEST_UNCHANGED, counted in
+     * summary->unchanged), and the collection's sync time (rag_freshness_info.last_sync)
+     * is recorded. For front doors that sync in batches through another process (the
+     * CLI's `sync --server`): they delete what vanished themselves. */
+    int skip_unchanged;
+    /* Since version 3. 1: what the run replaces or deletes (older versions of re-ingested
+     * documents, documents a sync finds vanished, stored versions of rejected documents)
+     * is erased as by rag_erase_documents: when the call returns no byte of it remains
+     * readable in the store's files. Costs one scrub of the store per call (see Erasure). */
+    int erase;
 } rag_ingest_options;
 
 /* Fills the defaults. Can't fail. */
@@ -749,7 +841,7 @@ typedef struct rag_search_options {
     float collapse_threshold;
     /* Confidence thresholds: when the best hit scores below them the results carry
      * no_confident_context (see rag_results_no_confident_context). 0: the defaults
-     * chosen on the SciFact dev set (docs/benchmarks.md); < 0: never flag. */
+     * chosen on the SciFact dev set (bench/JOURNAL.md); < 0: never flag. */
     float dense_threshold;       /* cosine of the best dense hit */
     float lexical_threshold;     /* BM25 of the best lexical hit divided by query terms */
     /* Freshness. Times are the document's source_mtime, or its ingest time when the source
@@ -772,7 +864,7 @@ RAG_API void rag_search_options_init(rag_search_options *opts);
  * the HTTP server, language bindings) sets rag_search_options fields through this one table,
  * so names, types, ranges and defaults are declared once. Names are the field names
  * ("candidates", "mmr_lambda", ...); a CLI flag is the name with '-' for '_'. Each is
- * described by rag_option_info records (declared above, with the collection settings). */
+ * described by a rag_option_info, declared above with the collection settings. */
 
 /* Number of options, and the i-th (NULL when i is out of range); static data. */
 RAG_API size_t rag_search_option_count(void);
@@ -1164,6 +1256,62 @@ RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_inf
 RAG_API int rag_restore(const char *backup, const char *dbdir, int force,
                         rag_backup_info *info);
 
+/* What a salvage copied and lost. */
+typedef struct rag_salvage_totals {
+    uint64_t collections;       /* collections in the new store */
+    uint64_t documents;         /* documents copied whole (every chunk's text verified) */
+    uint64_t documents_lost;    /* documents known by id that could not be copied */
+    uint64_t documents_unknown; /* documents the collection counters count beyond those
+                                   found: lost with pages whose ids no readable page names */
+    uint64_t chunks;            /* chunks copied */
+    uint64_t vectors_reembedded;/* copied chunks whose vector was unreadable, embedded again */
+    uint64_t tables;            /* configuration and application tables copied (API keys,
+                                   query log, rag_table_* tables) */
+    uint64_t entries_lost;      /* entries of those tables on damaged pages (unknown: 0) */
+    uint64_t pages, damaged_pages; /* pages of the old store file; pages it could not read */
+    double seconds;
+} rag_salvage_totals;
+
+/* A document that was not copied. */
+typedef struct rag_salvage_lost {
+    char collection[129];       /* "" when the collection's record itself was lost */
+    uint32_t coll_id;
+    const char *id;             /* the document id */
+    const char *reason;         /* e.g. "chunk 812 is on a damaged page" */
+} rag_salvage_lost;
+
+typedef struct rag_salvage_report rag_salvage_report;
+
+/* Copies every readable document of the store in `dir` into a new store in `outdir`, for
+ * a store whose file is damaged (rag_check reports page damage; a repair does not write
+ * into a damaged file). The old file is read without LMDB, page by page with every offset
+ * and size checked (it is never modified, and no content of it can crash the salvage); a
+ * damaged page loses what it holds, and a damaged branch page the pages below it. A
+ * document is copied only whole: its record and every chunk it lists readable, each chunk
+ * naming the document and its text matching the hash stored with it. Copied: the store's
+ * identity (embedder, dimension, index spec, id counters), each collection's settings
+ * (TTL, language, last sync), documents (text, title, source, metadata, times), chunks,
+ * vectors, the PII key, sync records and the application tables (API keys, query log,
+ * rag_table_* tables). Not copied but derived again: lexical postings, chunk-hash counts,
+ * counters and unreadable vectors (by a repairing check of the new store, which needs the
+ * store's embedder for the vectors), and index files (built when the new store is first
+ * opened). A collection whose record is lost but whose documents are readable is named
+ * "salvaged-<id>". `outdir` must not exist or be empty; it appears complete or not at all.
+ * Returns RAG_OK when the salvage ran, whatever it lost (see the report), or an error when
+ * it could not: RAG_EINVAL (NULL argument), RAG_ENOTFOUND (no data.mdb in dir),
+ * RAG_ECORRUPT (the store's identity records are unreadable), RAG_EEXIST (outdir not
+ * empty), RAG_EIO, RAG_EFULL, RAG_ENOMEM. *out is freed with rag_salvage_report_free. */
+RAG_API int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out);
+RAG_API const rag_salvage_totals *rag_salvage_report_totals(const rag_salvage_report *report);
+/* The documents not copied, in collection and id order (owned by the report). */
+RAG_API size_t rag_salvage_report_lost_count(const rag_salvage_report *report);
+RAG_API const rag_salvage_lost *rag_salvage_report_lost(const rag_salvage_report *report,
+                                                        size_t i);
+/* The repairing check of the new store (owned by the report; NULL when it could not run):
+ * what it rebuilt, and as RAG_CHECK_UNFIXED what still differs. */
+RAG_API const rag_check_report *rag_salvage_report_check(const rag_salvage_report *report);
+RAG_API void rag_salvage_report_free(rag_salvage_report *report);
+
 /* ------------------------------------------------------------------------------------ */
 /* Application tables: an application's own key-value data kept in the store, so that it
  * shares the store's durability (each call is one transaction) and its backups. The
@@ -1297,6 +1445,90 @@ RAG_API int rag_embedder_dim(const rag_embedder *e);
 RAG_API int rag_embedder_embed(rag_embedder *e, const char *const *texts, const size_t *lens,
                                size_t n, int is_query, float *out);
 RAG_API void rag_embedder_free(rag_embedder *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Replicated logs: the building blocks of a cluster (ragcore-server's router and replica
+ * modes, docs/cluster.md).
+ *
+ * A clustered collection is split into shards; each shard is an ordered log of batches
+ * (kept by a broker such as NATS JetStream) and every replica of the shard applies the
+ * same batches in the same order into its own store, so replicas may lag but never
+ * diverge. Nothing a replica stores is decided by the replica: a batch carries the
+ * documents as stored, their chunk spans and vectors (chunked and embedded once, by the
+ * writer that built the batch), the batch's clock (ingest and update times) and absolute
+ * expiry times; chunk ids follow from the log position (sequence x 2^24 + the chunk's
+ * ordinal in the batch). A store records, per collection, the sequence of the last batch
+ * it applied, in the same transaction as the batch, so a crash leaves the batch and its
+ * sequence committed together or not at all.
+ *
+ * A collection written through logs should be written only that way: rag_ingest and the
+ * other ingest paths allocate chunk ids of their own and bypass the log. */
+
+typedef struct rag_log_batch rag_log_batch;
+
+/* Most chunks one batch may hold (chunk ids of a batch are sequence x 2^24 + ordinal). */
+#define RAG_LOG_BATCH_MAX_CHUNKS ((size_t)1 << 24)
+
+/* Starts an empty batch whose documents are chunked with chunk_tokens / chunk_overlap
+ * (0: 256 / 32, as rag_open_options) and embedded with `emb` (borrowed; it must outlive
+ * the batch's use; NULL for batches of deletes and expiries only). `now` (unix seconds,
+ * 0: the current time) is the batch's clock: the ingest and update time of its documents
+ * and the base of their ttl_seconds. Free with rag_log_batch_free.
+ * Errors: RAG_EINVAL (negative sizes, overlap not below the size), RAG_ENOMEM. */
+RAG_API int rag_log_batch_create(rag_embedder *emb, int chunk_tokens, int chunk_overlap,
+                                 int64_t now, rag_log_batch **out);
+
+/* Validates, chunks and embeds n documents (copied) into the batch as upserts, exactly as
+ * a store with the same embedder and chunk sizes would chunk them (outside any store: no
+ * hygiene policy applies; pass documents as they should be stored). A document's expiry
+ * becomes absolute here: valid_until, else now + ttl_seconds when ttl_seconds > 0, else
+ * none (a collection's default TTL is the caller's to put into ttl_seconds). A later
+ * operation on the same id in the batch wins. On error nothing is added.
+ * Errors: as rag_ingest for an invalid document (naming it), RAG_EINVAL (no embedder,
+ * RAG_LOG_BATCH_MAX_CHUNKS exceeded), RAG_EEMBED. */
+RAG_API int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *docs, size_t n);
+
+/* Adds the deletion of document `id` (absent ids are ignored when the batch is applied). */
+RAG_API int rag_log_batch_add_delete(rag_log_batch *b, const char *id);
+
+/* Adds an expiry: documents whose valid_until is at or before `before` (unix seconds) are
+ * deleted when the batch is applied (the log's own rag_gc, so every replica purges the
+ * same documents at the same position). */
+RAG_API int rag_log_batch_add_expire(rag_log_batch *b, int64_t before);
+
+/* Number of operations (upserts, deletes, expiries) and of chunks in the batch. */
+RAG_API size_t rag_log_batch_ops(const rag_log_batch *b);
+RAG_API size_t rag_log_batch_chunks(const rag_log_batch *b);
+
+/* Serialises the batch into *bytes (*len bytes, freed with rag_free): a versioned binary
+ * record with a checksum, the payload of one log message. */
+RAG_API int rag_log_batch_encode(const rag_log_batch *b, void **bytes, size_t *len);
+RAG_API void rag_log_batch_free(rag_log_batch *b);
+
+/* Applies one encoded batch, the log's message at sequence `seq`, to `collection`
+ * (created when absent, with the handle's default_collection settings) in ONE write
+ * transaction that also records seq as the collection's log position: the batch's deletes,
+ * expiries and upserts (an upsert replaces a stored document, keeping its first ingest
+ * time) with the batch's chunk ids, vectors and times. seq must be exactly the recorded
+ * position + 1: RAG_ESEQUENCE otherwise (nothing is written; the message names both
+ * numbers), so a batch is never applied twice nor after a gap.
+ * Errors: RAG_EINVAL (seq 0 or above 2^39, NULL argument), RAG_ECORRUPT (not a batch, or
+ * its checksum fails), RAG_EMISMATCH (vectors of another dimension than the store's),
+ * RAG_EREADONLY, store errors. */
+RAG_API int rag_log_apply(rag_db *db, const char *collection, uint64_t seq, const void *bytes,
+                          size_t len);
+
+/* The collection's log position: the sequence of the last batch applied (0: none, also
+ * when the collection does not exist). Works on read-only handles. */
+RAG_API int rag_log_position(rag_db *db, const char *collection, uint64_t *seq);
+
+/* A digest of the collection's content and its log position read in ONE snapshot, so two
+ * replicas are compared at equal positions: *digest hashes every document's id, content
+ * hash, title, source, metadata, times, expiry and chunk ids in id order; *documents
+ * counts them (each may be NULL). Two stores with equal positions and digests hold the
+ * same documents. RAG_ENOTFOUND when the collection does not exist. */
+RAG_API int rag_collection_digest(rag_db *db, const char *collection, uint64_t *seq,
+                                  uint64_t *digest, uint64_t *documents);
 
 /* ------------------------------------------------------------------------------------ */
 /* Evaluation: BEIR-format data, retrieval metrics and paired significance tests. The      */

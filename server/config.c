@@ -74,6 +74,9 @@ static const opt_def OPTS[] = {
      "store bytes the query log may take, oldest dropped first; 0: no bound (1 GiB)"},
     {"access-log", OPT_BOOL, F(limits.access_log), 1, 1, 0, 1, "JSON access log (on)"},
     {"querylog", OPT_BOOL, F(limits.querylog), 1, 1, 0, 1, "record searches (on)"},
+    {"querylog-text", OPT_STR, F(querylog_text), 0, 0, 0, 0,
+     "query texts in the query log: off (not kept), mask (PII replaced by [EMAIL], ...), "
+     "hash (keyed hashes) or raw (mask)"},
     {"metrics-public", OPT_BOOL, F(limits.metrics_public), 1, 1, 0, 1,
      "/metrics without a key shows process-level series (off)"},
 };
@@ -107,6 +110,7 @@ void config_init(srv_config *cfg)
     atomic_store(&cfg->limits.max_conns_per_client, 1024);
     atomic_store(&cfg->limits.access_log, 1);
     atomic_store(&cfg->limits.querylog, 1);
+    atomic_store(&cfg->limits.querylog_text, 1); /* QLOG_TEXT_MASK */
     atomic_store(&cfg->limits.metrics_public, 0);
 }
 
@@ -322,6 +326,18 @@ int config_load(srv_config *cfg, int argc, char **argv, char *err, size_t errlen
         snprintf(err, errlen, "--tls-cert and --tls-key must be given together");
         return -1;
     }
+    /* in the order of QLOG_TEXT_* (querylog.h) */
+    static const char *const TEXT[] = {"off", "mask", "hash", "raw"};
+    int text = cfg->querylog_text ? -1 : 1;
+    for (int i = 0; i < 4 && text < 0; i++)
+        if (!strcmp(cfg->querylog_text, TEXT[i]))
+            text = i;
+    if (text < 0) {
+        snprintf(err, errlen, "--querylog-text must be off, mask, hash or raw, got '%s'",
+                 cfg->querylog_text);
+        return -1;
+    }
+    atomic_store(&cfg->limits.querylog_text, text);
     return 0;
 }
 

@@ -27,6 +27,7 @@ typedef struct srv_limits {
     _Atomic int access_log;         /* 1: one JSON access-log line per request */
     _Atomic int querylog;           /* 1: record searches in the query log */
     _Atomic int metrics_public;     /* 1: /metrics without a key shows process-level series */
+    _Atomic int querylog_text;      /* query texts in the query log: QLOG_TEXT_* (querylog.h) */
 } srv_limits;
 
 typedef struct srv_config {
@@ -46,6 +47,7 @@ typedef struct srv_config {
     int drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
     char *port_file;      /* when set, the bound port is written there once listening */
     char *config_file;    /* the file the settings were read from, for SIGHUP */
+    char *querylog_text;  /* "off", "mask" (default), "hash" or "raw": limits.querylog_text */
     srv_limits limits;
 } srv_config;
 

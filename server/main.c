@@ -1,5 +1,8 @@
 /* main.c - ragcore-server: configuration, start-up, signals (SIGHUP reload, SIGTERM drain
  * + checkpoint + exit 0) and shutdown. */
+#ifdef RAGCORE_HAVE_NATS
+#include "cluster.h"
+#endif
 #include "clock.h"
 #include "http.h"
 #include "keys_cli.h"
@@ -212,6 +215,16 @@ int main(int argc, char **argv)
 
     if (argc > 1 && !strcmp(argv[1], "keys"))
         return keys_cli_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "cluster")) { /* cluster/: router, replica, status */
+        single_threaded_openmp(argv);
+#ifdef RAGCORE_HAVE_NATS
+        return cluster_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "ragcore-server: built without the cluster mode (libnats-dev was not "
+                "found; tools/setup.sh installs it)\n");
+        return 1;
+#endif
+    }
     config_init(&s.cfg);
     int rc = config_load(&s.cfg, argc, argv, err, sizeof err);
     if (rc != 0) {

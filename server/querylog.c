@@ -24,6 +24,7 @@ struct srv_querylog {
     srv_metrics *metrics;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_mutex_t flush_mu;     /* one flush at a time (the writer thread, qlog_flush) */
     jw pending;               /* entries not yet written: JSON objects joined by ',' */
     size_t n_pending;
     unsigned char last_key[QLOG_KEY_LEN];
@@ -127,7 +128,7 @@ static void shrink(srv_querylog *q, int wrote)
 }
 
 /* Writes the pending batch (if any) and trims old entries when due. */
-static void flush(srv_querylog *q, int force_trim)
+static void flush_locked(srv_querylog *q, int force_trim)
 {
     jw batch;
     batch_init(&batch);
@@ -172,6 +173,36 @@ static void flush(srv_querylog *q, int force_trim)
     }
 }
 
+static void flush(srv_querylog *q, int force_trim)
+{
+    pthread_mutex_lock(&q->flush_mu);
+    flush_locked(q, force_trim);
+    pthread_mutex_unlock(&q->flush_mu);
+}
+
+void qlog_flush(srv_querylog *q)
+{
+    if (q)
+        flush(q, 0);
+}
+
+char *qlog_text(srv_querylog *q, const char *text)
+{
+    int policy = atomic_load(&q->limits->querylog_text);
+    char *out = NULL;
+    if (policy == QLOG_TEXT_OFF || !text)
+        return NULL;
+    if (policy == QLOG_TEXT_RAW)
+        return strdup(text);
+    if (rag_pii_redact(q->db, text, strlen(text), policy == QLOG_TEXT_HASH ? RAG_PII_HASH
+                                                                         : RAG_PII_MASK,
+                       0, &out, NULL) != RAG_OK)
+        return NULL;
+    char *copy = strdup(out); /* the caller frees with free() */
+    rag_free(out);
+    return copy;
+}
+
 static void *writer_main(void *arg)
 {
     srv_querylog *q = arg;
@@ -205,9 +236,11 @@ srv_querylog *qlog_start(rag_db *db, srv_limits *limits, srv_metrics *metrics)
     q->metrics = metrics;
     batch_init(&q->pending);
     pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_init(&q->flush_mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     if (q->pending.oom || pthread_create(&q->thread, NULL, writer_main, q) != 0) {
         free(q->pending.buf);
+        pthread_mutex_destroy(&q->flush_mu);
         pthread_mutex_destroy(&q->mu);
         pthread_cond_destroy(&q->cv);
         free(q);
@@ -226,6 +259,7 @@ void qlog_stop(srv_querylog *q)
     pthread_mutex_unlock(&q->mu);
     pthread_join(q->thread, NULL);
     free(q->pending.buf);
+    pthread_mutex_destroy(&q->flush_mu);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free(q);

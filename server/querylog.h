@@ -11,6 +11,19 @@
 
 typedef struct srv_querylog srv_querylog;
 
+/* What the query log keeps of query texts (and of logged request fields that may quote
+ * data, such as filters): nothing, the text with PII masked ([EMAIL], ...) or hashed under
+ * the store's key by the library's detectors (rag_pii_redact), or the text as sent. */
+enum { QLOG_TEXT_OFF = 0, QLOG_TEXT_MASK, QLOG_TEXT_HASH, QLOG_TEXT_RAW };
+
+/* The form of `text` the log may keep under limits->querylog_text: malloc'd, NULL when the
+ * policy is off (or memory ran out: nothing is kept then). */
+char *qlog_text(srv_querylog *q, const char *text);
+
+/* Writes the pending entries to the store now, so that an erasure that follows finds the
+ * entries naming its documents. NULL is a no-op. */
+void qlog_flush(srv_querylog *q);
+
 /* Starts the background writer. Entries are buffered in memory and written in batches
  * (one table entry per batch, keyed by the big-endian microsecond timestamp and sequence
  * number of its last entry) every 200 ms, so searches never wait for the store. Entries

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_include_rule.sh - the CLI (tools/), the server (server/) and the black-box tests
-# (tests/) use the library through include/ragcore.h only: fails, naming file and line, when
+# test_include_rule.sh - the CLI (tools/), the server (server/), the Python extension module
+# (python/) and the black-box tests (tests/) use the library through include/ragcore.h only: fails, naming file and line, when
 # any of their C files includes a header of core/ (by a path into core/, or by the name of
 # a core header that is not a file beside the includer). White-box tests (core/tests) and
 # micro-benchmarks (bench/) reach core/ through the build's ragcore_internal target.
@@ -35,7 +35,7 @@ while IFS= read -r -d '' f; do
         fi
     done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<][^">]+[">]' "$f" |
              sed -E 's/^([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*(["<][^">]+[">]).*/\1:\2/')
-done < <(find tools server tests -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
+done < <(find tools server tests python -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
 
 # The rule must see the files it guards: a rule that checks nothing passes vacuously.
 [ $checked -gt 40 ] || { echo "FAIL only $checked files checked"; exit 1; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_model_cli.sh - `ragcore model pull|list` and `ragcore embed` end to end (issue 3).
+# test_model_cli.sh - `ragcore model pull|list` and `ragcore embed` end to end.
 set -u
 BIN=${RAGCORE_BIN:?}/ragcore
 DATA=${RAGCORE_TEST_DATA:?}

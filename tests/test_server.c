@@ -8,6 +8,7 @@
 #include "ragcore.h"
 #include "json_number.h"
 #include "json_writer.h"
+#include "route_table.h"
 #include "vector_b64.h"
 
 #include <curl/curl.h>
@@ -554,6 +555,85 @@ static int proc_env_has(pid_t pid, const char *want)
     return 0;
 }
 
+/* The declared routes: "METHOD", "/pattern" ({id+} written {id}). */
+#define ROUTE_ROW_(id, method, pattern, ...) {method, pattern},
+static const char *const DECLARED[][2] = {SRV_ROUTE_TABLE(ROUTE_ROW_)};
+#undef ROUTE_ROW_
+#define NDECLARED (sizeof DECLARED / sizeof DECLARED[0])
+
+/* pattern with a rest-of-path placeholder's '+' dropped, as the document writes it. */
+static void doc_path(const char *pattern, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *p = pattern; *p && k + 1 < cap; p++)
+        if (!(*p == '+' && p[1] == '}'))
+            out[k++] = *p;
+    out[k] = 0;
+}
+
+static void check_routes_documented(json_t *paths)
+{
+    ASSERT_TRUE(json_is_object(paths));
+    size_t ops = 0;
+    for (size_t i = 0; i < NDECLARED; i++) {
+        char path[256], method[16];
+        doc_path(DECLARED[i][1], path, sizeof path);
+        size_t k = 0;
+        for (; DECLARED[i][0][k] && k + 1 < sizeof method; k++)
+            method[k] = (char)(DECLARED[i][0][k] | 0x20);
+        method[k] = 0;
+        if (!json_object_get(json_object_get(paths, path), method))
+            fprintf(stderr, "  openapi lacks declared route %s %s\n", DECLARED[i][0], path);
+        ASSERT_TRUE(json_object_get(json_object_get(paths, path), method) != NULL);
+    }
+    const char *path;
+    json_t *item;
+    json_object_foreach(paths, path, item) {
+        const char *method;
+        json_t *op;
+        json_object_foreach(item, method, op) {
+            if (!strcmp(method, "parameters"))
+                continue;
+            ops++;
+            char upper[16];
+            size_t k = 0;
+            for (; method[k] && k + 1 < sizeof upper; k++)
+                upper[k] = (char)(method[k] & ~0x20);
+            upper[k] = 0;
+            int declared = 0;
+            for (size_t i = 0; i < NDECLARED; i++) {
+                char dp[256];
+                doc_path(DECLARED[i][1], dp, sizeof dp);
+                declared |= !strcmp(dp, path) && !strcmp(DECLARED[i][0], upper);
+            }
+            if (!declared)
+                fprintf(stderr, "  openapi has undeclared %s %s\n", upper, path);
+            ASSERT_TRUE(declared);
+            /* the live router takes it: placeholders filled, no key */
+            char live[512];
+            size_t n = 0;
+            for (const char *p = path; *p && n + 16 < sizeof live;) {
+                if (*p == '{') {
+                    n += (size_t)snprintf(live + n, sizeof live - n, "probe");
+                    p = strchr(p, '}') + 1;
+                } else {
+                    live[n++] = *p++;
+                }
+            }
+            live[n] = 0;
+            resp r;
+            long st = req(upper, live, NULL, !strcmp(upper, "POST") || !strcmp(upper, "PATCH")
+                                                  ? "{}" : NULL, &r);
+            int routed = st != 405 && !(st == 404 && r.body && strstr(r.body, "no route for"));
+            if (!routed)
+                fprintf(stderr, "  %s %s: the router answered %ld\n", upper, live, st);
+            ASSERT_TRUE(routed);
+            resp_free(&r);
+        }
+    }
+    ASSERT_EQ_INT(ops, NDECLARED);
+}
+
 static void test_operational_endpoints(void)
 {
     resp r;
@@ -575,29 +655,14 @@ static void test_operational_endpoints(void)
     ASSERT_TRUE(r.body && strstr(r.body, "/metrics"));
     resp_free(&r);
 
-    /* The OpenAPI document lists every route the server implements, with its method. */
+    /* The route table (route_table.h) against the served document and the live router:
+     * every declared route is in /openapi.json with its method, every operation of the
+     * document is declared, and the server routes each one (no "no route" 404, no 405). */
     ASSERT_EQ_INT(req("GET", "/openapi.json", NULL, NULL, &r), 200);
     ASSERT_TRUE(r.json != NULL);
     const char *ver = json_string_value(json_object_get(r.json, "openapi"));
     ASSERT_TRUE(ver && !strncmp(ver, "3.", 2));
-    json_t *paths = json_object_get(r.json, "paths");
-    static const char *const ROUTES[][2] = {
-        {"/healthz", "get"}, {"/readyz", "get"}, {"/metrics", "get"}, {"/openapi.json", "get"},
-        {"/", "get"}, {"/v1/embeddings", "post"}, {"/v1/collections", "get"},
-        {"/v1/collections", "post"}, {"/v1/collections/{collection}", "get"},
-        {"/v1/collections/{collection}", "delete"},
-        {"/v1/collections/{collection}/documents", "post"},
-        {"/v1/collections/{collection}/documents/{id}", "get"},
-        {"/v1/collections/{collection}/documents/{id}", "delete"},
-        {"/v1/collections/{collection}/search", "post"},
-        {"/v1/collections/{collection}/context", "post"}, {"/v1/keys", "get"},
-        {"/v1/keys", "post"}, {"/v1/keys/{id}", "delete"}, {"/v1/querylog", "get"}};
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        json_t *op = json_object_get(json_object_get(paths, ROUTES[i][0]), ROUTES[i][1]);
-        if (!op)
-            fprintf(stderr, "  openapi lacks %s %s\n", ROUTES[i][1], ROUTES[i][0]);
-        ASSERT_TRUE(op != NULL);
-    }
+    check_routes_documented(json_object_get(r.json, "paths"));
     resp_free(&r);
 
     ASSERT_EQ_INT(req("GET", "/nope", NULL, NULL, &r), 404);
@@ -809,11 +874,19 @@ static void test_documents_and_search(void)
     ASSERT_EQ_INT(req("DELETE", "/v1/collections/alpha/documents/install", writer_key, NULL, &r), 404);
     resp_free(&r);
 
-    /* missing collection: 404 for an admin */
+    /* missing collection: a search gets 404; an upsert creates it, as the library does */
     ASSERT_EQ_INT(req("POST", "/v1/collections/nosuch/search", ADMIN_KEY, "{\"query\":\"x\"}", &r), 404);
     resp_free(&r);
     ASSERT_EQ_INT(req("POST", "/v1/collections/nosuch/documents", ADMIN_KEY,
-                      "{\"documents\":[{\"id\":\"a\",\"text\":\"b\"}]}", &r), 404);
+                      "{\"documents\":[{\"id\":\"a\",\"text\":\"b\"}]}", &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 1);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/nosuch", ADMIN_KEY, NULL, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r.json, "settings"), "pii")),
+                  "off"); /* the store's default settings */
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/nosuch", ADMIN_KEY, NULL, &r), 200);
     resp_free(&r);
 
     /* prompt-ready context within a token budget, with its sources */
@@ -875,8 +948,8 @@ static void test_validation(void)
     expect_400(search, "{\"query\":\"x\",\"k\":\"3\"}", "invalid_field", "k");
     expect_400(search, "{\"vector\":[1,2,3]}", "invalid_field", "vector");
     expect_400(search, "{\"query\":\"x\",\"mode\":\"telepathy\"}", "invalid_field", "mode");
-    expect_400(search, "{\"query\":\"x\",\"filter\":{\"colour\":\"red\"}}", "unsupported_filter",
-               "filter.colour");
+    expect_400(search, "{\"query\":\"x\",\"filter\":{\"colour\":{\"$regex\":\"r.d\"}}}",
+               "invalid_field", "filter.colour.$regex");
     expect_400(search, "{\"query\":\"x\",\"filter\":{\"doc_id\":{\"$in\":[{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":1}}}}}}}}]}}}",
                "invalid_field", "filter");
     expect_400(search, "{\"query\":\"x\",\"qeury\":\"typo\"}", "invalid_field", "qeury");
@@ -967,7 +1040,7 @@ static void test_fuzz_findings(void)
                "invalid_field", "source_template");
     expect_400("/v1/collections/fuzzfind/search",
                "{\"query\":\"x\",\"filter\":{\"doc_id\":{\"$in\":\"a\"}}}", "invalid_field",
-               "filter.doc_id");
+               "filter.doc_id.$in");
     ASSERT_EQ_INT(req("GET", "/v1/querylog?after=", ADMIN_KEY, NULL, &r), 400);
     ASSERT_STR_EQ(err_field(&r), "after");
     resp_free(&r);
@@ -980,6 +1053,210 @@ static void test_fuzz_findings(void)
     ASSERT_EQ_INT(req("DELETE", path, ADMIN_KEY, NULL, &r), 200);
     resp_free(&r);
     ASSERT_EQ_INT(req("DELETE", "/v1/collections/fuzzfind", ADMIN_KEY, NULL, &r), 200);
+    resp_free(&r);
+}
+
+/* GET /v1/collections/{c}/documents through every page of `limit`, with `query` (URL
+ * query text after limit, may be ""): the ids in order into ids (at most max); returns how
+ * many, -1 on a failed page. Checks the order and that `next` is null only on the last. */
+static int list_all(const char *coll, int limit, const char *query, char ids[][64], int max)
+{
+    char after[128] = "", path[1024];
+    int n = 0, pages = 0;
+    for (;;) {
+        resp r;
+        snprintf(path, sizeof path, "/v1/collections/%s/documents?limit=%d%s%s%s", coll, limit,
+                 query, *after ? "&after=" : "", after);
+        if (req("GET", path, ADMIN_KEY, NULL, &r) != 200) {
+            resp_free(&r);
+            return -1;
+        }
+        json_t *docs = json_object_get(r.json, "documents");
+        ASSERT_TRUE(json_array_size(docs) <= (size_t)limit);
+        size_t i;
+        json_t *d;
+        json_array_foreach(docs, i, d) {
+            const char *id = json_string_value(json_object_get(d, "id"));
+            if (n > 0 && id)
+                ASSERT_TRUE(strcmp(ids[n - 1], id) < 0);
+            if (n < max && id)
+                snprintf(ids[n++], 64, "%s", id);
+        }
+        const char *next = json_string_value(json_object_get(r.json, "next"));
+        snprintf(after, sizeof after, "%s", next ? next : "");
+        resp_free(&r);
+        if (!*after || ++pages > 100)
+            break;
+    }
+    return n;
+}
+
+/* The HTTP API mirrors the library: collection settings (create with, read, change; admin
+ * only), TTL fields, listing in pages with filters (expressions and JSON objects), whole
+ * documents, JSON metadata filters in searches, skip_unchanged batches. */
+static void test_http_mirrors_library(void)
+{
+    resp r;
+    char writer[128], body[8192], ids[64][64];
+    create_key("mirror-writer", "[\"read\",\"write\"]", "[\"lib\",\"lib2\"]", writer, NULL);
+
+    /* settings at creation need the admin scope; a bad setting names its field */
+    const char *with = "{\"name\":\"lib\",\"settings\":{\"pii\":\"mask\",\"dedup\":\"skip\"}}";
+    ASSERT_EQ_INT(req("POST", "/v1/collections", writer, with, &r), 403);
+    resp_free(&r);
+    expect_400("/v1/collections", "{\"name\":\"lib\",\"settings\":{\"pii\":\"shred\"}}",
+               "invalid_field", "settings.pii");
+    expect_400("/v1/collections", "{\"name\":\"lib\",\"settings\":{\"colour\":\"red\"}}",
+               "unknown_field", "settings.colour");
+    ASSERT_EQ_INT(req("POST", "/v1/collections", ADMIN_KEY, with, &r), 201);
+    json_t *set = json_object_get(r.json, "settings");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "pii")), "mask");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "dedup")), "skip");
+    resp_free(&r);
+    /* a writer may create one without settings */
+    ASSERT_EQ_INT(req("POST", "/v1/collections", writer, "{\"name\":\"lib2\"}", &r), 201);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r.json, "settings"), "pii")),
+                  "off");
+    resp_free(&r);
+
+    /* PATCH changes the fields given, keeps the others; admin only */
+    ASSERT_EQ_INT(req("PATCH", "/v1/collections/lib", writer, "{\"pii\":\"off\"}", &r), 403);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("PATCH", "/v1/collections/lib", ADMIN_KEY,
+                      "{\"pii\":\"off\",\"quality\":\"on\",\"min_chars\":3}", &r), 200);
+    set = json_object_get(r.json, "settings");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "pii")), "off");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "quality")), "on");
+    ASSERT_EQ_INT(json_integer_value(json_object_get(set, "min_chars")), 3);
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "dedup")), "skip"); /* kept */
+    resp_free(&r);
+    ASSERT_EQ_INT(req("PATCH", "/v1/collections/lib", ADMIN_KEY, "{\"min_chars\":\"3\"}", &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "min_chars");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("PATCH", "/v1/collections/lib", ADMIN_KEY, "{\"language\":\"french\"}", &r),
+                  400);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("PATCH", "/v1/collections/nosuch", ADMIN_KEY, "{\"pii\":\"off\"}", &r), 404);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib", writer, NULL, &r), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r.json, "settings"),
+                                                    "quality")), "on");
+    ASSERT_TRUE(json_object_get(r.json, "freshness") != NULL);
+    resp_free(&r);
+
+    /* 25 documents with metadata; one expires through ttl_seconds, one is already past
+     * valid_until */
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"documents\":[");
+    for (int i = 0; i < 25; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s{\"id\":\"d%02d\",\"text\":\"document number %d about topic %s\","
+                              "\"metadata\":{\"lang\":\"%s\",\"year\":%d}%s}",
+                              i ? "," : "", i, i, i % 2 ? "odd" : "even", i % 3 ? "en" : "de",
+                              2010 + i % 10,
+                              i == 3    ? ",\"ttl_seconds\":100"
+                              : i == 4 ? ",\"valid_until\":1000"
+                                       : "");
+    snprintf(body + n, sizeof body - n, "]}");
+    ASSERT_EQ_INT(req("POST", "/v1/collections/lib/documents", writer, body, &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 25);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(json_object_get(r.json, "summary"), "seen")),
+                  25);
+    resp_free(&r);
+
+    /* a whole document, TTL applied */
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib/documents/d03", writer, NULL, &r), 200);
+    json_int_t at = json_integer_value(json_object_get(r.json, "ingested_at"));
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "valid_until")), at + 100);
+    ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "chunks")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r.json, "metadata"), "lang")),
+                  "de");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib/documents/d04", writer, NULL, &r), 200);
+    ASSERT_TRUE(json_is_true(json_object_get(r.json, "expired")));
+    resp_free(&r);
+
+    /* paging: every live document once, in id order, whatever the page size */
+    ASSERT_EQ_INT(list_all("lib", 7, "", ids, 64), 24); /* d04 expired */
+    ASSERT_STR_EQ(ids[0], "d00");
+    ASSERT_STR_EQ(ids[23], "d24");
+    ASSERT_EQ_INT(list_all("lib", 1, "", ids, 64), 24);
+    ASSERT_EQ_INT(list_all("lib", 100, "&include_expired=true", ids, 64), 25);
+    /* filters: an expression, a JSON object (URL-encoded), and their errors */
+    ASSERT_EQ_INT(list_all("lib", 5, "&filter=lang%20%3D%20%22de%22", ids, 64), 9);
+    ASSERT_EQ_INT(list_all("lib", 4,
+                           "&filter=%7B%22year%22%3A%7B%22%24gte%22%3A2015%7D%2C%22lang%22%3A%22en%22%7D",
+                           ids, 64), 6);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib/documents?filter=%7B%22year%22%3A%7B%22%24like%22%3A1%7D%7D",
+                      writer, NULL, &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "filter.year.$like");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib/documents?filter=year%20%3E%3E%201", writer, NULL,
+                      &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "filter");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib/documents?limit=0", writer, NULL, &r), 400);
+    ASSERT_STR_EQ(err_field(&r), "limit");
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/nosuch/documents", ADMIN_KEY, NULL, &r), 404);
+    resp_free(&r);
+
+    /* JSON metadata filters in a search: $in, $ne, $lt, $exists, $or */
+    static const struct {
+        const char *filter;
+        int hits;
+    } F[] = {{"{\"lang\":\"de\"}", 9},
+             {"{\"year\":{\"$in\":[2010,2011]}}", 6},
+             {"{\"lang\":{\"$ne\":\"de\"},\"year\":{\"$lt\":2012}}", 4},
+             {"{\"year\":{\"$gte\":2015,\"$lte\":2016}}", 4},
+             {"{\"$or\":[{\"lang\":\"de\"},{\"year\":2019}]}", 10},
+             {"{\"lang\":{\"$exists\":false}}", 0},
+             {"{\"$not\":{\"lang\":\"en\"}}", 9}};
+    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
+        snprintf(body, sizeof body, "{\"query\":\"document topic\",\"k\":20,\"filter\":%s}",
+                 F[i].filter);
+        ASSERT_EQ_INT(req("POST", "/v1/collections/lib/search", writer, body, &r), 200);
+        if ((int)json_array_size(json_object_get(r.json, "results")) != F[i].hits)
+            fprintf(stderr, "  filter %s: %zu hits\n", F[i].filter,
+                    json_array_size(json_object_get(r.json, "results")));
+        ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "results")), F[i].hits);
+        resp_free(&r);
+    }
+    expect_400("/v1/collections/lib/search",
+               "{\"query\":\"x\",\"filter\":{\"year\":{\"$between\":[1,2]}}}", "invalid_field",
+               "filter.year.$between");
+    expect_400("/v1/collections/lib/search", "{\"query\":\"x\",\"filter\":{\"year\":[2010]}}",
+               "invalid_field", "filter.year");
+    expect_400("/v1/collections/lib/search", "{\"query\":\"x\",\"filter\":{\"$xor\":[]}}",
+               "invalid_field", "filter.$xor");
+
+    /* a batch of a sync: stored versions that did not change are skipped */
+    ASSERT_EQ_INT(req("POST", "/v1/collections/lib2/documents", writer,
+                      "{\"documents\":[{\"id\":\"a\",\"text\":\"alpha text\"},"
+                      "{\"id\":\"b\",\"text\":\"beta text\"}],\"skip_unchanged\":true}", &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 2);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("POST", "/v1/collections/lib2/documents", writer,
+                      "{\"documents\":[{\"id\":\"a\",\"text\":\"alpha text\"},"
+                      "{\"id\":\"b\",\"text\":\"beta text, changed\"}],\"skip_unchanged\":true}",
+                      &r), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "documents")), 1);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "replaced")), 1);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(r.json, "unchanged")), 1);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("GET", "/v1/collections/lib2", writer, NULL, &r), 200);
+    ASSERT_TRUE(json_integer_value(json_object_get(json_object_get(r.json, "freshness"),
+                                                   "last_sync")) > 0);
+    resp_free(&r);
+    expect_400("/v1/collections/lib2/documents",
+               "{\"documents\":[{\"id\":\"a\",\"text\":\"x\"}],\"skip_unchanged\":1}",
+               "invalid_field", "skip_unchanged");
+    expect_400("/v1/collections/lib2/documents",
+               "{\"documents\":[{\"id\":\"a\",\"text\":\"x\",\"ttl_seconds\":-1}]}",
+               "invalid_field", "documents[0].ttl_seconds");
+
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/lib", ADMIN_KEY, NULL, &r), 200);
+    resp_free(&r);
+    ASSERT_EQ_INT(req("DELETE", "/v1/collections/lib2", ADMIN_KEY, NULL, &r), 200);
     resp_free(&r);
 }
 
@@ -1352,8 +1629,9 @@ static void test_metrics(void)
         ASSERT_TRUE(strstr(r.body, "ragcore_request_duration_seconds_bucket{route=\"/v1/collections/{collection}/search\",method=\"POST\",le=\"+Inf\"}") != NULL);
         ASSERT_TRUE(strstr(r.body, "ragcore_collection_documents{collection=\"alpha\"} 2") != NULL);
         ASSERT_TRUE(strstr(r.body, "ragcore_collection_documents{collection=\"gamma\"} 0") != NULL);
-        /* fox, install, dir/with/slash and the escaping test's document */
-        ASSERT_TRUE(strstr(r.body, "ragcore_ingest_documents_total 4") != NULL);
+        /* fox, install, dir/with/slash, the implicitly created collection's document and
+         * the escaping test's document */
+        ASSERT_TRUE(strstr(r.body, "ragcore_ingest_documents_total 5") != NULL);
         ASSERT_TRUE(strstr(r.body, "\nragcore_requests_in_flight ") != NULL);
         /* 4096 unless the test runs under a descriptor limit too low for it */
         double limit = metric_value(r.body, "ragcore_http_connection_limit");
@@ -2347,7 +2625,7 @@ static void test_toxicity_served(void)
             sleep_ms(50);
     }
     ASSERT_TRUE(score > 0.5 && score <= 1);
-    ASSERT_EQ_INT(request(&t, "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    ASSERT_EQ_INT(request(&t, "GET", "/metrics", ADMIN_KEY, NULL, 0, &r), 200);
     ASSERT_TRUE(r.body && metric_value(r.body, "ragcore_queries_flagged_total") == 1);
     ASSERT_TRUE(r.body && metric_value(r.body, "ragcore_queries_toxicity_scored_total") == 1);
     resp_free(&r);
@@ -2394,6 +2672,7 @@ int main(void)
     RUN_TEST(test_concurrent_search_during_ingest);
     RUN_TEST(test_sighup_reload);
     RUN_TEST(test_fuzz_findings); /* after the tests that count keys and ingests */
+    RUN_TEST(test_http_mirrors_library);
     RUN_TEST(test_request_hygiene);
     RUN_TEST(test_embedding_cost);
     RUN_TEST(test_shutdown_and_restart);

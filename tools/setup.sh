@@ -24,14 +24,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       liblmdb-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
       libutf8proc-dev libxxhash-dev libstemmer-dev zlib1g-dev
-      unzip python3-pip python3-venv  # model pull; venvs of the API fuzz and benches
+      unzip python3-pip python3-venv  # model pull; venvs of the API fuzz, Python tests, benches
+      python3-dev  # headers of the Python extension module (python/, make wheel)
       libssl-dev openssl wrk chromium  # server: key hashing, TLS test, load bench, dashboard test
       libxml2-dev libcmark-dev libpoppler-glib-dev libssl-dev
       # static link of the installed libragcore.a: `pkg-config --static --libs libcurl` names
       # these libraries (-lnghttp2 -lidn2 -lrtmp -lssh2 -lpsl -lgssapi_krb5 -lldap -lzstd -lbrotlidec)
       libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev
       libzstd-dev libbrotli-dev
-      libyaml-dev)  # Markdown front matter as document metadata
+      libyaml-dev  # Markdown front matter as document metadata
+      nats-server libnats-dev haproxy)  # cluster mode: the replicated log (NATS JetStream), HAProxy in front
 
 log() { echo "setup: $*" >&2; }
 
@@ -66,13 +68,10 @@ debian_uri() {
     echo "$uri"
 }
 
-build_faiss() {
-    local prefix=$1 isa=$2
-    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-faiss.XXXXXX")
-    # removed when this function returns (the trap then clears itself: a RETURN trap stays
-    # set for every later function return, where $work is out of scope)
-    trap 'rm -rf "${work:-}"; trap - RETURN' RETURN
-    log "building FAISS $FAISS_VERSION ($isa) into $prefix (several minutes, once)"
+# Downloads Debian's FAISS source into $1 (a new directory) and applies our patches; prints
+# the source directory.
+fetch_faiss_source() {
+    local work=$1
     mkdir -p "$work/lists/partial"
     echo "deb-src $(debian_uri) bookworm main" > "$work/sources.list"
     local aopt=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
@@ -85,6 +84,39 @@ build_faiss() {
     for p in "${FAISS_PATCHES[@]}"; do
         patch -d "$src" -p1 -s < "$here/$p" >&2
     done
+    echo "$src"
+}
+
+# Compiles FAISS's C API from source $1 into archive $2. With NDEBUG: without it the C API
+# prints every C++ exception's text to stderr before returning the error code (c_api/
+# macros_impl.h), which a caller such as a server with a JSON log cannot stop; ragcore reads
+# the text with faiss_get_last_error() and reports it itself.
+build_capi() {
+    local src=$1 out=$2 jobs; jobs=$(nproc)
+    local objdir; objdir=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-capi.XXXXXX")
+    local f objs=()
+    for f in $(cd "$src/c_api" && ls *.cpp impl/*.cpp utils/*.cpp); do
+        local o="$objdir/$(echo "$f" | tr / _).o"
+        g++ -std=c++11 -O2 -DNDEBUG -fPIC -fopenmp -I"$src" -I"$src/c_api" -c "$src/c_api/$f" -o "$o" &
+        objs+=("$o")
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+    done
+    wait
+    rm -f "$out.tmp" && ar rcs "$out.tmp" "${objs[@]}" && mv "$out.tmp" "$out"
+    rm -rf "$objdir"
+}
+
+# The C API recipe: a cache built before it is given a new C API archive (below).
+CAPI_RECIPE="capi-ndebug-1"
+
+build_faiss() {
+    local prefix=$1 isa=$2
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-faiss.XXXXXX")
+    # removed when this function returns (the trap then clears itself: a RETURN trap stays
+    # set for every later function return, where $work is out of scope)
+    trap 'rm -rf "${work:-}"; trap - RETURN' RETURN
+    log "building FAISS $FAISS_VERSION ($isa) into $prefix (several minutes, once)"
+    local src; src=$(fetch_faiss_source "$work")
     local jobs; jobs=$(nproc)
     local target=faiss lib=libfaiss.a
     if [ "$isa" = avx2 ]; then target=faiss_avx2; lib=libfaiss_avx2.a; fi
@@ -95,24 +127,28 @@ build_faiss() {
     cmake --build "$work/build" --target "$target" -j "$jobs" >&2
     # The C API is compiled against the chosen library only (the stock faiss_c target
     # would also build the generic library).
-    mkdir -p "$work/capi"
-    local f objs=()
-    for f in $(cd "$src/c_api" && ls *.cpp impl/*.cpp utils/*.cpp); do
-        local o="$work/capi/$(echo "$f" | tr / _).o"
-        g++ -std=c++11 -O2 -fPIC -fopenmp -I"$src" -I"$src/c_api" -c "$src/c_api/$f" -o "$o" &
-        objs+=("$o")
-        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
-    done
-    wait
     rm -rf "$prefix.tmp" && mkdir -p "$prefix.tmp/lib" "$prefix.tmp/include"
-    ar rcs "$prefix.tmp/lib/libfaiss_c.a" "${objs[@]}"
+    build_capi "$src" "$prefix.tmp/lib/libfaiss_c.a"
     cp "$work/build/faiss/$lib" "$prefix.tmp/lib/libfaiss.a"
     (cd "$src" && find faiss -name '*.h' -exec cp --parents {} "$prefix.tmp/include/" \;)
     mkdir -p "$prefix.tmp/include/faiss/c_api"
     (cd "$src/c_api" && find . -name '*.h' -not -path './gpu/*' \
          -exec cp --parents {} "$prefix.tmp/include/faiss/c_api/" \;)
     echo "$FAISS_VERSION $isa ${FAISS_PATCHES[*]}" > "$prefix.tmp/VERSION"
+    echo "$CAPI_RECIPE" > "$prefix.tmp/CAPI"
     rm -rf "$prefix" && mv "$prefix.tmp" "$prefix"
+}
+
+# A cache whose C API was built by an older recipe gets a new libfaiss_c.a (a minute or two;
+# FAISS itself is not rebuilt).
+update_capi() {
+    local prefix=$1
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/ragcore-faiss.XXXXXX")
+    trap 'rm -rf "${work:-}"; trap - RETURN' RETURN
+    log "rebuilding FAISS's C API in $prefix ($CAPI_RECIPE)"
+    local src; src=$(fetch_faiss_source "$work")
+    build_capi "$src" "$prefix/lib/libfaiss_c.a"
+    echo "$CAPI_RECIPE" > "$prefix/CAPI"
 }
 
 main() {
@@ -130,6 +166,8 @@ main() {
     if [ ! -f "$prefix/VERSION" ]; then
         mkdir -p "$(dirname "$prefix")"
         build_faiss "$prefix" "$isa"
+    elif [ "$(cat "$prefix/CAPI" 2>/dev/null)" != "$CAPI_RECIPE" ]; then
+        update_capi "$prefix"
     fi
     echo "$prefix"
 }

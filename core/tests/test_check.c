@@ -6,6 +6,7 @@
 #include "lexical.h"
 #include "ragcore.h"
 #include "store.h"
+#include "text.h"
 #include "vindex.h"
 
 #include <math.h>
@@ -190,7 +191,8 @@ static int orphan_fn(rag_txn *txn, void *user)
     int rc = rag_store_alloc_ids(txn, 1, &first);
     float v[DIM] = {0};
     v[0] = 1;
-    rag_chunk_rec ch = {first, 0, 5, 1, 0, 42, "ghost-doc", "", "hello", 5};
+    rag_chunk_rec ch = {first, 0, 5, 1, 0, rag_text_norm_hash("hello", 5), "ghost-doc", "",
+                        "hello", 5};
     if (rc == RAG_OK)
         rc = rag_store_chunk_put(txn, a->coll, &ch);
     if (rc == RAG_OK)

@@ -12,9 +12,11 @@ int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_pii(int argc, char **argv);     /* cmd_pii.c: re-mask stored text (an erasure) */
 int cmd_model(int argc, char **argv);   /* cmd_model.c: model pull|list */
 int cmd_embed(int argc, char **argv);   /* cmd_model.c: embed texts to JSON vectors */
 int cmd_serve(int argc, char **argv);   /* cmd_serve.c: runs ragcore-server */
+int cmd_cluster(int argc, char **argv); /* cmd_serve.c: ragcore-server cluster ... */
 int cmd_eval(int argc, char **argv);    /* cmd_eval.c: BEIR-style retrieval evaluation */
 int cmd_context(int argc, char **argv); /* cmd_context.c: prompt-ready context */
 int cmd_sync(int argc, char **argv);    /* cmd_sync.c: re-sync sources */

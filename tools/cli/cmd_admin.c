@@ -143,11 +143,75 @@ int cmd_stats(int argc, char **argv)
 
 static void delete_usage(FILE *out)
 {
-    fprintf(out, "usage: ragcore delete --db DIR [--collection NAME] DOC_ID...\n"
-                 "       ragcore delete --server URL [--key KEY] [--collection NAME] DOC_ID...\n\n"
+    fprintf(out, "usage: ragcore delete --db DIR [--collection NAME] [--erase] DOC_ID...\n"
+                 "       ragcore delete --server URL [--key KEY] [--collection NAME] [--erase] "
+                 "DOC_ID...\n\n"
                  "Deletes documents and their chunks. Exits 2 when an id is not found\n"
                  "(the others are still deleted), or when another writer (such as a running\n"
-                 "server) holds the store.\n\n" CLI_HTTP_USAGE);
+                 "server) holds the store.\n\n"
+                 "  --erase   an erasure: when the command returns, no byte of the documents'\n"
+                 "            text, chunks, vectors or postings remains readable in any file of\n"
+                 "            the store (free pages zeroed, index files rewritten, embedding\n"
+                 "            cache and query-log entries that name them deleted); one pass\n"
+                 "            over the store for all the ids (see docs/privacy.md)\n\n" CLI_HTTP_USAGE);
+}
+
+/* Erases documents through the server's POST /v1/collections/{c}/erase. */
+static int erase_remote(const cli_http *h, const char *coll, char **ids, int n, int *deleted)
+{
+    char *c = cli_http_escape(coll), path[4096], err[2048] = "out of memory";
+    json_t *body = json_object(), *list = json_array(), *reply = NULL;
+    long code = 0;
+    int rc = -1;
+    for (int i = 0; list && i < n; i++)
+        json_array_append_new(list, json_string(ids[i]));
+    if (c && body && list && json_object_set(body, "ids", list) == 0) {
+        snprintf(path, sizeof path, "/v1/collections/%s/erase", c);
+        rc = cli_http_json(h, "POST", path, body, &reply, &code, err, sizeof err);
+    }
+    if (rc == 0)
+        *deleted = (int)json_integer_value(json_object_get(reply, "documents"));
+    else
+        cli_error("delete", "%s", err);
+    json_decref(reply);
+    json_decref(list);
+    json_decref(body);
+    free(c);
+    return rc == 0 ? CLI_OK : CLI_DATA;
+}
+
+/* Erases the ids that exist (one erasure); the others are reported. */
+static int erase_local(rag_db *db, const char *coll, char **ids, int n, int *deleted)
+{
+    int status = CLI_OK, m = 0;
+    const char **found = calloc((size_t)n, sizeof *found);
+    if (!found) {
+        cli_error("delete", "out of memory");
+        return CLI_DATA;
+    }
+    for (int i = 0; i < n; i++) {
+        rag_doc *d = NULL;
+        if (rag_document_get(db, coll, ids[i], &d) == RAG_OK) {
+            found[m++] = ids[i];
+        } else {
+            cli_error("delete", "%s", rag_errmsg());
+            status = CLI_DATA;
+        }
+        rag_doc_free(d);
+    }
+    rag_erase_stats st;
+    if (m > 0 && rag_erase_documents(db, coll, found, (size_t)m, &st) != RAG_OK) {
+        cli_error("delete", "erasure: %s", rag_errmsg());
+        status = CLI_DATA;
+    } else if (m > 0) {
+        *deleted = m;
+        fprintf(stderr, "erased: %llu query-log entries, %llu cache entries, %llu index files; "
+                "%.1f MB scrubbed in %.2f s\n", (unsigned long long)st.log_entries,
+                (unsigned long long)st.cache_entries, (unsigned long long)st.index_files,
+                st.store_bytes / 1e6, st.seconds);
+    }
+    free(found);
+    return status;
 }
 
 /* Deletes each document through the server's DELETE /v1/collections/{c}/documents/{id}.
@@ -188,13 +252,15 @@ int cmd_delete(int argc, char **argv)
                                              {"collection", required_argument, 0, 'c'},
                                              {"server", required_argument, 0, 's'},
                                              {"key", required_argument, 0, 'k'},
+                                             {"erase", no_argument, 0, 'E'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *dbdir = NULL, *coll = RAG_DEFAULT_COLLECTION, *server = NULL, *key = NULL;
-    int opt;
+    int opt, erase = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "d:c:h", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'E': erase = 1; break;
         case 'd': dbdir = optarg; break;
         case 'c': coll = optarg; break;
         case 's': server = optarg; break;
@@ -215,14 +281,17 @@ int cmd_delete(int argc, char **argv)
         cli_http h;
         if (cli_http_init(&h, "delete", server, key) != 0)
             return CLI_USAGE;
-        status = delete_remote(&h, coll, argv + optind, argc - optind, &deleted);
-        printf("deleted %d document%s\n", deleted, deleted == 1 ? "" : "s");
+        status = erase ? erase_remote(&h, coll, argv + optind, argc - optind, &deleted)
+                       : delete_remote(&h, coll, argv + optind, argc - optind, &deleted);
+        printf("%s %d document%s\n", erase ? "erased" : "deleted", deleted, deleted == 1 ? "" : "s");
         return status;
     }
     rag_db *db = cli_open("delete", dbdir, 0);
     if (!db)
         return CLI_DATA;
-    for (int i = optind; i < argc; i++) {
+    if (erase)
+        status = erase_local(db, coll, argv + optind, argc - optind, &deleted);
+    for (int i = optind; i < argc && !erase; i++) {
         int rc = rag_delete(db, coll, argv[i]);
         if (rc == RAG_OK)
             deleted++;
@@ -235,6 +304,6 @@ int cmd_delete(int argc, char **argv)
         cli_error("delete", "checkpoint failed: %s", rag_errmsg());
         status = CLI_DATA;
     }
-    printf("deleted %d document%s\n", deleted, deleted == 1 ? "" : "s");
+    printf("%s %d document%s\n", erase ? "erased" : "deleted", deleted, deleted == 1 ? "" : "s");
     return status;
 }

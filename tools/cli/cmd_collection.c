@@ -21,7 +21,7 @@ static void collection_usage(FILE *out)
             "A collection's settings are kept in the store and applied by the library on every\n"
             "ingest path (ingest, sync, the server's upsert, library calls). `set` changes them\n"
             "for what is ingested afterwards: documents already stored are not re-processed\n"
-            "(re-ingest them to apply a new PII policy to their text); turning duplicate\n"
+            "(`ragcore pii apply` re-masks stored text, as an erasure); turning duplicate\n"
             "detection on, or changing its threshold, indexes the stored documents for it.\n"
             "`create` makes a collection with them (defaults: every filter off).\n"
             "\n"

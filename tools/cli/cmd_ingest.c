@@ -6,6 +6,7 @@
 #include "ingest_report.h"
 #include "policy_flags.h"
 #include "ragcore.h"
+#include "remote_ingest.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,7 @@ static void ingest_usage(FILE *out)
 {
     fprintf(out,
             "usage: ragcore ingest --db DIR [--collection NAME] [--embedder NAME] [options] PATH...\n"
+            "       ragcore ingest --server URL [--key KEY] [--collection NAME] [options] PATH...\n"
             "\n"
             "Stores files, directories (recursive) and JSONL corpora (.jsonl, .jsonl.gz) in the\n"
             "store DIR. Files: .txt (UTF-8, or UTF-16 with BOM), .md/.markdown (headings give each\n"
@@ -61,7 +63,12 @@ static void ingest_usage(FILE *out)
             "  --json              print the summary as JSON\n"
             "  --quiet             no progress output\n"
             "  --verbose           list every duplicate, filtered, dropped and masked document\n"
-            "\n");
+            "\n"
+            "With --server the files are read and extracted here and the documents sent to the\n"
+            "server in batches (the server's collection policy applies; store options such as\n"
+            "--embedder, --index and --chunk-tokens are the server's; not with --dry-run or\n"
+            "--strip-boilerplate). The summary is the same as for a local store.\n"
+            CLI_HTTP_USAGE "\n");
     cli_policy_help(out);
 }
 
@@ -128,9 +135,34 @@ static void print_summary(const cli_report *rep, const rag_ingest_summary *s,
     cli_report_text(rep, s, pol, strip);
 }
 
+/* ingest --server: the run through cli_remote_ingest, the same summary. Returns the exit
+ * status. */
+static int ingest_remote(const char *server, const char *key, const char *coll,
+                         const cli_policy *pf, rag_ingest_options *io, const char **include,
+                         size_t ninc, const char **exclude, size_t nexc, const char *meta_text,
+                         cli_report *rep, int json, char **paths, int npaths)
+{
+    cli_remote rm;
+    rag_collection_options applied;
+    rag_ingest_summary sum;
+    int status = cli_remote_open(&rm, "ingest", server, key, coll, pf, &applied);
+    if (status != CLI_OK)
+        return status;
+    io->include = ninc ? include : NULL;
+    io->n_include = ninc;
+    io->exclude = nexc ? exclude : NULL;
+    io->n_exclude = nexc;
+    io->metadata_json = meta_text;
+    rep->tty = isatty(2) && !rep->quiet;
+    int rc = cli_remote_ingest(&rm, (const char *const *)paths, (size_t)npaths, io, 0, rep, &sum);
+    cli_report_progress_end(rep);
+    print_summary(rep, &sum, &applied, 0, json);
+    return rc != RAG_OK || sum.skipped || sum.failed ? CLI_DATA : CLI_OK;
+}
+
 int cmd_ingest(int argc, char **argv)
 {
-    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META };
+    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"embedder", required_argument, 0, 'e'}, {"index", required_argument, 0, 'x'},
@@ -141,9 +173,11 @@ int cmd_ingest(int argc, char **argv)
         {"strip-boilerplate", no_argument, 0, O_STRIP}, {"dry-run", no_argument, 0, O_DRY},
         {"verbose", no_argument, 0, O_VERB},    {"ef-construction", required_argument, 0, O_EFC},
         {"metadata", required_argument, 0, O_META},
+        {"server", required_argument, 0, O_SERVER}, {"key", required_argument, 0, O_KEY},
         CLI_POLICY_LONGOPTS,
         {0, 0, 0, 0}};
     const char *dbdir = NULL, *include[MAX_GLOBS], *exclude[MAX_GLOBS];
+    const char *server = NULL, *key = NULL;
     size_t ninc = 0, nexc = 0;
     rag_open_options oo;
     rag_open_options_init(&oo);
@@ -205,12 +239,21 @@ int cmd_ingest(int argc, char **argv)
         case O_STRIP: io.strip_boilerplate = 1; break;
         case O_DRY: io.dry_run = 1; break;
         case O_VERB: rep.verbose = 1; break;
+        case O_SERVER: server = optarg; break;
+        case O_KEY: key = optarg; break;
         default: ingest_usage(stderr); goto cleanup;
         }
     }
-    if ((!dbdir && !io.dry_run) || optind >= argc) {
-        cli_error("ingest", "%s", optind >= argc ? "no PATH to ingest" : "--db DIR is required");
+    if ((!dbdir && !io.dry_run && !server) || optind >= argc) {
+        cli_error("ingest", "%s", optind >= argc ? "no PATH to ingest"
+                                                 : "--db DIR or --server URL is required");
         ingest_usage(stderr);
+        goto cleanup;
+    }
+    if (server && (dbdir || io.dry_run || io.strip_boilerplate)) {
+        cli_error("ingest", "--server does not go with %s", dbdir ? "--db (give one of them)"
+                                                          : io.dry_run ? "--dry-run (it needs no store)"
+                                                                       : "--strip-boilerplate");
         goto cleanup;
     }
     if (oo.chunk_tokens < 0 || (oo.chunk_tokens && oo.chunk_tokens < 8)) {
@@ -225,6 +268,11 @@ int cmd_ingest(int argc, char **argv)
     }
     const char *coll = io.collection ? io.collection : RAG_DEFAULT_COLLECTION;
     rag_collection_options applied = pf.opts;
+    if (server) {
+        status = ingest_remote(server, key, coll, &pf, &io, include, ninc, exclude, nexc,
+                               meta_text, &rep, json, argv + optind, argc - optind);
+        goto cleanup;
+    }
     if (!io.dry_run) {
         oo.default_collection = &pf.opts; /* the policy of a collection this run creates */
         int rc = rag_open(dbdir, &oo, &db);

@@ -104,7 +104,7 @@ int cmd_search(int argc, char **argv)
     rag_results *res = NULL;
     rc = rag_search(db, argv[optind], &so, &res);
     if (rc != RAG_OK) {
-        cli_error("search", "%s", rag_errmsg());
+        cli_error("search", "%s", *rag_errmsg() ? rag_errmsg() : rag_strerror(rc));
         rag_close(db);
         return rc == RAG_EINVAL || rc == RAG_EPARSE ? CLI_USAGE : CLI_DATA;
     }

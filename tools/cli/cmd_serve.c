@@ -1,5 +1,5 @@
-/* cmd_serve.c - `ragcore serve`: runs ragcore-server (installed next to ragcore) with the
- * same arguments. */
+/* cmd_serve.c - `ragcore serve` and `ragcore cluster`: run ragcore-server (installed next
+ * to ragcore) with the same arguments. */
 #include "cli.h"
 #include "server_exec.h"
 
@@ -44,4 +44,9 @@ int cli_exec_server(const char *cmd, const char *first, int argc, char **argv)
 int cmd_serve(int argc, char **argv)
 {
     return cli_exec_server(argv[0], NULL, argc, argv);
+}
+
+int cmd_cluster(int argc, char **argv)
+{
+    return cli_exec_server(argv[0], "cluster", argc, argv);
 }

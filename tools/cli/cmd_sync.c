@@ -5,6 +5,7 @@
 #include "ingest_report.h"
 #include "policy_flags.h"
 #include "ragcore.h"
+#include "remote_ingest.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -29,6 +30,7 @@ static void sync_usage(FILE *out)
     fprintf(out,
             "usage: ragcore sync --db DIR [--collection NAME] [--json] [--watch SECONDS]\n"
             "                    [--objective SECONDS] [--allow-empty] [policy flags] PATH...\n"
+            "       ragcore sync --server URL [--key KEY] [same options] PATH...\n"
             "\n"
             "Re-scans sources and brings the collection in step: new documents are added,\n"
             "changed ones replaced (old chunks out, new chunks in, one transaction per batch),\n"
@@ -47,22 +49,37 @@ static void sync_usage(FILE *out)
             "  --allow-empty       a PATH that held documents may now be empty (they are deleted)\n"
             "  --verbose           list every added, deleted, filtered and duplicate document\n"
             "  --json              print the summary as JSON (one line per cycle)\n"
-            "\n");
+            "\n"
+            "With --server the files are read and extracted here, sent to the server in\n"
+            "batches that skip unchanged documents, and the documents under PATH whose files\n"
+            "vanished are deleted through the server: the same ids, counts and summary as a\n"
+            "sync of a local store.\n"
+            CLI_HTTP_USAGE "\n");
     cli_policy_help(out);
 }
 
-static int run_cycle(rag_db *db, const rag_ingest_options *io, cli_report *rep, char **paths,
-                     int npaths, int json, int64_t objective, const rag_collection_options *pol)
+/* One sync of the paths, in the store db or (db NULL) through the server rm; prints the
+ * summary line or JSON. */
+static int run_cycle(rag_db *db, cli_remote *rm, const rag_ingest_options *io, cli_report *rep,
+                     char **paths, int npaths, int json, int64_t objective,
+                     const rag_collection_options *pol)
 {
     const char *coll = io->collection ? io->collection : RAG_DEFAULT_COLLECTION;
     rag_ingest_summary s;
-    int rc = rag_sync_paths(db, (const char *const *)paths, (size_t)npaths, io, &s);
-    if (rc != RAG_OK)
-        cli_error("sync", "%s (batches stored before this point are kept)", rag_errmsg());
     rag_freshness_info fi;
     memset(&fi, 0, sizeof fi);
-    if (rc == RAG_OK)
-        rc = rag_collection_freshness(db, coll, objective, 0, &fi);
+    int rc;
+    if (db) {
+        rc = rag_sync_paths(db, (const char *const *)paths, (size_t)npaths, io, &s);
+        if (rc != RAG_OK)
+            cli_error("sync", "%s (batches stored before this point are kept)", rag_errmsg());
+        if (rc == RAG_OK)
+            rc = rag_collection_freshness(db, coll, objective, 0, &fi);
+    } else {
+        rc = cli_remote_ingest(rm, (const char *const *)paths, (size_t)npaths, io, 1, rep, &s);
+        if (rc == RAG_OK && cli_remote_freshness(rm, objective, &fi) != 0)
+            rc = RAG_EIO;
+    }
     if (rc != RAG_OK)
         return CLI_DATA;
     uint64_t errors = s.skipped + s.failed;
@@ -108,15 +125,16 @@ static int run_cycle(rag_db *db, const rag_ingest_options *io, cli_report *rep, 
 
 int cmd_sync(int argc, char **argv)
 {
-    enum { O_ALLOW = 256, O_VERB };
+    enum { O_ALLOW = 256, O_VERB, O_SERVER, O_KEY };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},    {"collection", required_argument, 0, 'c'},
         {"json", no_argument, 0, 'j'},        {"watch", required_argument, 0, 'w'},
         {"objective", required_argument, 0, 'o'}, {"embedder", required_argument, 0, 'e'},
         {"allow-empty", no_argument, 0, O_ALLOW}, {"verbose", no_argument, 0, O_VERB},
-        {"help", no_argument, 0, 'h'},        CLI_POLICY_LONGOPTS,
+        {"help", no_argument, 0, 'h'},        {"server", required_argument, 0, O_SERVER},
+        {"key", required_argument, 0, O_KEY}, CLI_POLICY_LONGOPTS,
         {0, 0, 0, 0}};
-    const char *dbdir = NULL;
+    const char *dbdir = NULL, *server = NULL, *key = NULL;
     int json = 0, verbose = 0, opt;
     long watch = 0;
     rag_open_options oo;
@@ -140,6 +158,8 @@ int cmd_sync(int argc, char **argv)
         case 'j': json = 1; break;
         case O_ALLOW: io.allow_empty = 1; break;
         case O_VERB: verbose = 1; break;
+        case O_SERVER: server = optarg; break;
+        case O_KEY: key = optarg; break;
         case 'w': {
             char *end;
             watch = strtol(optarg, &end, 10);
@@ -163,8 +183,10 @@ int cmd_sync(int argc, char **argv)
         default: sync_usage(stderr); return CLI_USAGE;
         }
     }
-    if (!dbdir || optind >= argc) {
-        cli_error("sync", "%s", !dbdir ? "--db DIR is required" : "no PATH to sync");
+    if (!dbdir == !server || optind >= argc) {
+        cli_error("sync", "%s", optind >= argc  ? "no PATH to sync"
+                                : dbdir && server ? "give --db DIR or --server URL, not both"
+                                                  : "--db DIR or --server URL is required");
         sync_usage(stderr);
         return CLI_USAGE;
     }
@@ -177,21 +199,28 @@ int cmd_sync(int argc, char **argv)
             return CLI_DATA;
         }
     rag_db *db = NULL;
-    oo.default_collection = &pf.opts;
-    int orc = rag_open(dbdir, &oo, &db);
-    if (orc != RAG_OK) {
-        cli_open_error("sync", orc);
-        return orc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
-    }
+    cli_remote rm;
     const char *coll = io.collection ? io.collection : RAG_DEFAULT_COLLECTION;
     rag_collection_options pol = pf.opts;
-    int prc = rag_collection_options_get(db, coll, &pol);
-    if (prc == RAG_OK && cli_policy_check(&pf, "sync", dbdir, coll, &pol) != 0) {
-        rag_close(db);
-        return CLI_USAGE;
+    if (server) {
+        int orc = cli_remote_open(&rm, "sync", server, key, coll, &pf, &pol);
+        if (orc != CLI_OK)
+            return orc;
+    } else {
+        oo.default_collection = &pf.opts;
+        int orc = rag_open(dbdir, &oo, &db);
+        if (orc != RAG_OK) {
+            cli_open_error("sync", orc);
+            return orc == RAG_EMISMATCH ? CLI_USAGE : CLI_DATA;
+        }
+        int prc = rag_collection_options_get(db, coll, &pol);
+        if (prc == RAG_OK && cli_policy_check(&pf, "sync", dbdir, coll, &pol) != 0) {
+            rag_close(db);
+            return CLI_USAGE;
+        }
+        if (prc == RAG_ENOTFOUND)
+            pol = pf.opts;
     }
-    if (prc == RAG_ENOTFOUND)
-        pol = pf.opts;
     cli_report rep;
     memset(&rep, 0, sizeof rep);
     rep.cmd = "sync";
@@ -203,7 +232,8 @@ int cmd_sync(int argc, char **argv)
     signal(SIGTERM, on_signal);
     int status;
     for (;;) {
-        status = run_cycle(db, &io, &rep, argv + optind, argc - optind, json, objective, &pol);
+        status = run_cycle(db, &rm, &io, &rep, argv + optind, argc - optind, json, objective,
+                           &pol);
         cli_report_free(&rep);
         if (!watch || stop_requested || status == CLI_DATA)
             break;

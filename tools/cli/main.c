@@ -26,9 +26,11 @@ static const command commands[] = {
     {"context", cmd_context, "build prompt-ready context with citations for a query"},
     {"sync", cmd_sync, "re-scan sources: add, update and delete documents"},
     {"collection", cmd_collection, "show or change a collection's settings (hygiene policy)"},
+    {"pii", cmd_pii, "re-mask stored text under a collection's current PII policy (an erasure)"},
     {"gc", cmd_gc, "purge expired documents"},
     {"keys", cmd_keys, "create, list or revoke API keys of the server"},
     {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},
+    {"cluster", cmd_cluster, "cluster mode: status (shards, replicas, sequences, lag, digests), router, replica"},
     {"check", cmd_check, "verify store consistency (--repair rebuilds derived data)"},
     {"backup", cmd_backup, "copy a store consistently while it is in use"},
     {"restore", cmd_restore, "restore a backup into a store directory"},
@@ -59,7 +61,7 @@ void cli_error(const char *cmd, const char *fmt, ...)
 const char *cli_busy_advice(const char *cmd, int rc)
 {
     /* The commands that can send their change to the server (--server URL). */
-    static const char *const remote[] = {"ingest", "sync", "delete", "keys"};
+    static const char *const remote[] = {"ingest", "sync", "delete", "keys", "pii"};
     if (rc != RAG_EBUSY)
         return "";
     for (size_t i = 0; i < sizeof remote / sizeof *remote; i++)

@@ -1,0 +1,271 @@
+/* config.c - the cluster configuration file, collection metadata records, document
+ * placement and the process plumbing the roles share. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int int_field(json_t *j, const char *key, int def, int lo, int hi, int *out, char *err,
+                     size_t errlen, const char *where)
+{
+    json_t *v = json_object_get(j, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        snprintf(err, errlen, "%s: \"%s\" must be an integer in %d..%d", where, key, lo, hi);
+        return -1;
+    }
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int str_field(json_t *j, const char *key, const char *def, char *out, size_t cap,
+                     char *err, size_t errlen, const char *where)
+{
+    json_t *v = json_object_get(j, key);
+    const char *s = def;
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) >= cap) {
+            snprintf(err, errlen, "%s: \"%s\" must be a string of 1..%zu bytes", where, key,
+                     cap - 1);
+            return -1;
+        }
+        s = json_string_value(v);
+    }
+    snprintf(out, cap, "%s", s);
+    return 0;
+}
+
+int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        snprintf(err, errlen, "%s: line %d: %s", path, je.line, je.text);
+        return -1;
+    }
+    int rc = -1;
+    json_t *urls = json_object_get(j, "nats");
+    char bucket[128];
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "%s: not a JSON object", path);
+        goto cleanup;
+    }
+    if (!json_is_array(urls) || json_array_size(urls) == 0 ||
+        json_array_size(urls) > CLUSTER_MAX_URLS) {
+        snprintf(err, errlen, "%s: \"nats\" must be an array of 1..%d server URLs", path,
+                 CLUSTER_MAX_URLS);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < json_array_size(urls); i++) {
+        json_t *u = json_array_get(urls, i);
+        if (!json_is_string(u)) {
+            snprintf(err, errlen, "%s: \"nats\"[%zu] is not a string", path, i);
+            goto cleanup;
+        }
+        cfg->nats[cfg->n_nats++] = strdup(json_string_value(u));
+    }
+    if (str_field(j, "meta_bucket", "ragcore_meta", bucket, sizeof bucket, err, errlen, path) <
+            0 ||
+        int_field(j, "stream_replicas", 3, 1, 5, &cfg->stream_replicas, err, errlen, path) < 0 ||
+        int_field(j, "dedup_window_s", 120, 1, 86400, &cfg->dedup_window_s, err, errlen, path) <
+            0 ||
+        int_field(j, "max_lag", 1000, 1, 1 << 30, &cfg->max_lag, err, errlen, path) < 0 ||
+        int_field(j, "query_timeout_ms", 1000, 10, 600000, &cfg->query_timeout_ms, err, errlen,
+                  path) < 0 ||
+        int_field(j, "ryw_wait_ms", 2000, 0, 600000, &cfg->ryw_wait_ms, err, errlen, path) < 0 ||
+        int_field(j, "publish_timeout_ms", 2000, 10, 600000, &cfg->publish_timeout_ms, err,
+                  errlen, path) < 0 ||
+        int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
+            0)
+        goto cleanup;
+    cfg->bucket = strdup(bucket);
+    rc = 0;
+cleanup:
+    json_decref(j);
+    if (rc != 0)
+        cluster_config_free(cfg);
+    return rc;
+}
+
+void cluster_config_free(cluster_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_nats; i++)
+        free(cfg->nats[i]);
+    free(cfg->bucket);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int cluster_connect(const cluster_config *cfg, const char *name, clog **out, char *err,
+                    size_t errlen)
+{
+    return clog_connect((const char *const *)cfg->nats, cfg->n_nats, name, cfg->bucket,
+                        cfg->stream_replicas, out, err, errlen);
+}
+
+/* Collection names of a cluster become stream names and subject tokens: letters, digits,
+ * '_' and '-' only. */
+static int valid_name(const char *s)
+{
+    if (!*s || strlen(s) > 128)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *err,
+                           size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    const char *w = "collection";
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "collection: not a JSON object");
+        return -1;
+    }
+    if (name)
+        snprintf(c->name, sizeof c->name, "%s", name);
+    else if (str_field(j, "name", "", c->name, sizeof c->name, err, errlen, w) < 0)
+        return -1;
+    if (!valid_name(c->name)) {
+        snprintf(err, errlen, "collection: name '%s' must be 1..128 letters, digits, '_' or '-'",
+                 c->name);
+        return -1;
+    }
+    int ttl = 0;
+    if (int_field(j, "shards", 1, 1, CLUSTER_MAX_SHARDS, &c->shards, err, errlen, w) < 0 ||
+        str_field(j, "embedder", "hash", c->embedder, sizeof c->embedder, err, errlen, w) < 0 ||
+        int_field(j, "dim", 384, 1, 65536, &c->dim, err, errlen, w) < 0 ||
+        str_field(j, "index_spec", "HNSW32", c->index_spec, sizeof c->index_spec, err, errlen,
+                  w) < 0 ||
+        int_field(j, "chunk_tokens", 256, 8, 100000, &c->chunk_tokens, err, errlen, w) < 0 ||
+        int_field(j, "chunk_overlap", 32, 0, 99999, &c->chunk_overlap, err, errlen, w) < 0 ||
+        str_field(j, "language", "english", c->language, sizeof c->language, err, errlen, w) <
+            0 ||
+        int_field(j, "ttl_seconds", 0, 0, 1 << 30, &ttl, err, errlen, w) < 0)
+        return -1;
+    if (c->chunk_overlap >= c->chunk_tokens) {
+        snprintf(err, errlen, "collection: chunk_overlap %d must be below chunk_tokens %d",
+                 c->chunk_overlap, c->chunk_tokens);
+        return -1;
+    }
+    c->ttl_seconds = ttl;
+    return 0;
+}
+
+json_t *cluster_coll_to_json(const cluster_coll *c)
+{
+    return json_pack("{s:s,s:i,s:s,s:i,s:s,s:i,s:i,s:s,s:I}", "name", c->name, "shards",
+                     c->shards, "embedder", c->embedder, "dim", c->dim, "index_spec",
+                     c->index_spec, "chunk_tokens", c->chunk_tokens, "chunk_overlap",
+                     c->chunk_overlap, "language", c->language, "ttl_seconds",
+                     (json_int_t)c->ttl_seconds);
+}
+
+int cluster_coll_load(clog *l, const char *name, cluster_coll *c, char *err, size_t errlen)
+{
+    char *text = NULL;
+    if (clog_meta_get(l, name, &text, err, errlen) < 0)
+        return -1;
+    if (!text)
+        return 0;
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    int rc = cluster_coll_from_json(j, name, c, err, errlen) < 0 ? -1 : 1;
+    json_decref(j);
+    return rc;
+}
+
+int cluster_shard_of(const char *doc_id, int shards)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)doc_id; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (int)(h % (uint64_t)shards);
+}
+
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+void cluster_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int cluster_stopping(void)
+{
+    return stopping;
+}
+
+int cluster_write_port_file(const char *path, int port)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
+}
+
+double cluster_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+void cluster_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stopping)
+        ;
+}
+
+int cluster_role_start(const char *role, const char *config, cluster_config *cfg,
+                       const char *name, clog **log, const char *listen, int threads,
+                       chttp_handler h, void *user, const char *port_file, chttp **http)
+{
+    char err[1024];
+    *log = NULL;
+    *http = NULL;
+    if (cluster_config_load(config, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster %s: %s\n", role, err);
+        return 1;
+    }
+    cluster_signals();
+    if (cluster_connect(cfg, name, log, err, sizeof err) < 0 ||
+        chttp_start(listen, threads, h, user, http, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster %s: %s\n", role, err);
+        return 2;
+    }
+    if (port_file && cluster_write_port_file(port_file, chttp_port(*http)) < 0)
+        fprintf(stderr, "ragcore-server cluster %s: cannot write %s\n", role, port_file);
+    fprintf(stderr, "%s %s: listening on port %d\n", role, name, chttp_port(*http));
+    return 0;
+}

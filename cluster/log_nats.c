@@ -1,0 +1,275 @@
+/* log_nats.c - the cluster log (log.h) on NATS JetStream: one file stream per (collection,
+ * shard) with replicas and a de-duplication window, ordered consumers as readers, a
+ * JetStream key-value bucket for collection metadata. */
+#include "log.h"
+
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct clog {
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *kv;
+};
+
+struct clog_reader {
+    natsSubscription *sub;
+    natsMsg *msg;                /* the message handed out last */
+};
+
+static int fail(char *err, size_t errlen, const char *what, natsStatus s, jsErrCode jerr)
+{
+    const char *last = nats_GetLastError(NULL);
+    snprintf(err, errlen, "%s: %s%s%s (jetstream error %d)", what, natsStatus_GetText(s),
+             last && *last ? ": " : "", last ? last : "", (int)jerr);
+    return -1;
+}
+
+static void stream_name(const char *coll, int shard, char *buf, size_t n)
+{
+    snprintf(buf, n, "RAG_%s_%d", coll, shard);
+}
+
+static void subject_name(const char *coll, int shard, char *buf, size_t n)
+{
+    snprintf(buf, n, "rag.log.%s.%d", coll, shard);
+}
+
+int clog_connect(const char *const *urls, size_t n, const char *name, const char *bucket,
+                 int replicas, clog **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    natsOptions *o = NULL;
+    clog *l = calloc(1, sizeof *l);
+    natsStatus s = l ? natsOptions_Create(&o) : NATS_NO_MEMORY;
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, (const char **)urls, (int)n);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&l->nc, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) {
+        free(l);
+        return fail(err, errlen, "connect to NATS", s, 0);
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    s = natsConnection_JetStream(&l->js, l->nc, &jo);
+    if (s == NATS_OK) {
+        s = js_KeyValue(&l->kv, l->js, bucket);
+        if (s != NATS_OK) {
+            kvConfig kc;
+            kvConfig_Init(&kc);
+            kc.Bucket = bucket;
+            kc.Replicas = replicas;
+            kc.History = 1;
+            s = js_CreateKeyValue(&l->kv, l->js, &kc);
+            if (s != NATS_OK) /* another process created it first */
+                s = js_KeyValue(&l->kv, l->js, bucket);
+        }
+    }
+    if (s != NATS_OK) {
+        fail(err, errlen, "JetStream metadata bucket", s, 0);
+        clog_close(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+void clog_close(clog *l)
+{
+    if (!l)
+        return;
+    kvStore_Destroy(l->kv);
+    jsCtx_Destroy(l->js);
+    natsConnection_Destroy(l->nc);
+    free(l);
+}
+
+int clog_connected(clog *l)
+{
+    return natsConnection_Status(l->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+void *clog_connection(clog *l)
+{
+    return l->nc;
+}
+
+int clog_ensure(clog *l, const char *coll, int shard, int replicas, int dedup_s, char *err,
+                size_t errlen)
+{
+    char name[300], subj[300];
+    stream_name(coll, shard, name, sizeof name);
+    subject_name(coll, shard, subj, sizeof subj);
+    const char *subjects[1] = {subj};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = replicas;
+    cfg.Duplicates = (int64_t)dedup_s * 1000000000LL;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_AddStream(&si, l->js, &cfg, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK && jerr != JSStreamNameExistErr)
+        return fail(err, errlen, name, s, jerr);
+    return 0;
+}
+
+int clog_append(clog *l, const char *coll, int shard, const char *msg_id, const void *data,
+                size_t len, int timeout_ms, uint64_t *seq, int *dup, char *err, size_t errlen)
+{
+    char subj[300];
+    subject_name(coll, shard, subj, sizeof subj);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    po.MaxWait = timeout_ms;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_Publish(&pa, l->js, subj, data, (int)len, &po, &jerr);
+    if (s != NATS_OK)
+        return fail(err, errlen, subj, s, jerr);
+    *seq = pa->Sequence;
+    *dup = pa->Duplicate;
+    jsPubAck_Destroy(pa);
+    return 0;
+}
+
+int clog_last(clog *l, const char *coll, int shard, uint64_t *last, char *err, size_t errlen)
+{
+    char name[300];
+    stream_name(coll, shard, name, sizeof name);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, l->js, name, NULL, &jerr);
+    if (s != NATS_OK)
+        return fail(err, errlen, name, s, jerr);
+    *last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+int clog_reader_open(clog *l, const char *coll, int shard, uint64_t from, clog_reader **out,
+                     char *err, size_t errlen)
+{
+    char subj[300];
+    subject_name(coll, shard, subj, sizeof subj);
+    clog_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = from;
+    jsErrCode jerr = 0;
+    natsStatus s = js_SubscribeSync(&r->sub, l->js, subj, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        free(r);
+        return fail(err, errlen, subj, s, jerr);
+    }
+    *out = r;
+    return 0;
+}
+
+int clog_reader_next(clog_reader *r, int timeout_ms, const void **data, size_t *len,
+                     uint64_t *seq, uint64_t *pending, char *err, size_t errlen)
+{
+    natsMsg_Destroy(r->msg);
+    r->msg = NULL;
+    natsStatus s = natsSubscription_NextMsg(&r->msg, r->sub, timeout_ms);
+    if (s == NATS_TIMEOUT)
+        return 0;
+    if (s != NATS_OK)
+        return fail(err, errlen, "log reader", s, 0);
+    jsMsgMetaData *meta = NULL;
+    s = natsMsg_GetMetaData(&meta, r->msg);
+    if (s != NATS_OK)
+        return fail(err, errlen, "log message metadata", s, 0);
+    *seq = meta->Sequence.Stream;
+    *pending = meta->NumPending;
+    jsMsgMetaData_Destroy(meta);
+    *data = natsMsg_GetData(r->msg);
+    *len = (size_t)natsMsg_GetDataLength(r->msg);
+    return 1;
+}
+
+void clog_reader_close(clog_reader *r)
+{
+    if (!r)
+        return;
+    natsMsg_Destroy(r->msg);
+    natsSubscription_Unsubscribe(r->sub);
+    natsSubscription_Destroy(r->sub);
+    free(r);
+}
+
+int clog_meta_create(clog *l, const char *key, const char *json, int *exists, char *err,
+                     size_t errlen)
+{
+    uint64_t rev = 0;
+    *exists = 0;
+    natsStatus s = kvStore_CreateString(&rev, l->kv, key, json);
+    if (s == NATS_OK)
+        return 0;
+    kvEntry *e = NULL;
+    if (kvStore_Get(&e, l->kv, key) == NATS_OK) {
+        kvEntry_Destroy(e);
+        *exists = 1;
+    }
+    return fail(err, errlen, key, s, 0);
+}
+
+int clog_meta_get(clog *l, const char *key, char **json, char *err, size_t errlen)
+{
+    kvEntry *e = NULL;
+    *json = NULL;
+    natsStatus s = kvStore_Get(&e, l->kv, key);
+    if (s == NATS_NOT_FOUND)
+        return 0;
+    if (s != NATS_OK)
+        return fail(err, errlen, key, s, 0);
+    *json = strdup(kvEntry_ValueString(e));
+    kvEntry_Destroy(e);
+    return *json ? 0 : -1;
+}
+
+int clog_meta_keys(clog *l, char ***keys, size_t *n, char *err, size_t errlen)
+{
+    kvKeysList list = {0};
+    *keys = NULL;
+    *n = 0;
+    natsStatus s = kvStore_Keys(&list, l->kv, NULL);
+    if (s == NATS_NOT_FOUND)
+        return 0; /* an empty bucket */
+    if (s != NATS_OK)
+        return fail(err, errlen, "metadata keys", s, 0);
+    size_t count = (size_t)list.Count;
+    char **k = calloc(count + 1, sizeof *k);
+    for (size_t i = 0; k && i < count; i++)
+        k[i] = strdup(list.Keys[i]);
+    kvKeysList_Destroy(&list);
+    if (!k)
+        return -1;
+    *keys = k;
+    *n = count;
+    return 0;
+}

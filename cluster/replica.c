@@ -1,0 +1,579 @@
+/* replica.c - the replica role: one store per (collection, shard) it hosts, each written only
+ * by its applier (an ordered reader from the store's log position + 1 that applies every
+ * batch in one transaction with its sequence, exactly +1), queries of the shard served in a
+ * queue group it leaves while it lags, health and metrics with the apply lag per shard. */
+#include "chttp.h"
+#include "cluster.h"
+#include "ragcore.h"
+#include "rpc.h"
+#include "vector_b64.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_STORES 256
+
+typedef struct replica replica;
+
+typedef struct shard_store {
+    replica *r;
+    cluster_coll meta;
+    int shard;
+    rag_db *db;
+    pthread_t applier;
+    pthread_mutex_t mu;
+    pthread_cond_t applied;      /* broadcast after each batch */
+    uint64_t pos;                /* applied position (mu) */
+    uint64_t last;               /* the log's last sequence as last seen (mu) */
+    int log_ok;                  /* the log answered recently (mu) */
+    char last_error[1024];       /* (mu) */
+    atomic_ullong applied_total, apply_errors, queries, behind;
+    rpc_sub *qsub;               /* member of the shard's queue group when not NULL */
+} shard_store;
+
+struct replica {
+    cluster_config cfg;
+    clog *log;
+    char name[128];
+    char data[2048];
+    int shards[CLUSTER_MAX_SHARDS];
+    size_t nshards;
+    pthread_mutex_t mu;          /* guards stores[] and n */
+    shard_store *stores[MAX_STORES];
+    size_t n;
+    rpc_sub *status_sub;
+    long crash_after;            /* test hook: exit before committing this many batches */
+};
+
+static void store_subject(const shard_store *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "rag.q.%s.%d", s->meta.name, s->shard);
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+static json_t *hit_json(const rag_hit *h)
+{
+    json_t *meta = json_loads(h->metadata_json, 0, NULL);
+    return json_pack("{s:I,s:f,s:s,s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:i,s:I,s:I,s:I,s:I}",
+                     "chunk_id", (json_int_t)h->chunk_id, "score", (double)h->score, "doc_id",
+                     h->doc_id, "text", h->text, "title", h->title, "source", h->source,
+                     "heading_path", h->heading_path, "metadata", meta ? meta : json_object(),
+                     "start", (json_int_t)h->start, "end", (json_int_t)h->end, "token_count",
+                     h->token_count, "source_mtime", (json_int_t)h->source_mtime,
+                     "ingested_at", (json_int_t)h->ingested_at, "updated_at",
+                     (json_int_t)h->updated_at, "valid_until", (json_int_t)h->valid_until);
+}
+
+static int side_search(shard_store *s, json_t *req, int lexical, const float *vec,
+                       json_t **list, char *err, size_t errlen)
+{
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = s->meta.name;
+    so.mode = lexical ? RAG_MODE_LEXICAL : RAG_MODE_DENSE;
+    so.k = (int)json_integer_value(json_object_get(req, "k"));
+    so.filter = json_string_value(json_object_get(req, "filter"));
+    so.per_doc = (int)json_integer_value(json_object_get(req, "per_doc"));
+    so.now = json_integer_value(json_object_get(req, "now"));
+    so.max_age = json_integer_value(json_object_get(req, "max_age"));
+    json_t *ct = json_object_get(req, "collapse_threshold");
+    if (ct)
+        so.collapse_threshold = (float)json_number_value(ct);
+    so.dense_threshold = so.lexical_threshold = -1;
+    rag_results *res = NULL;
+    const char *q = json_string_value(json_object_get(req, "query"));
+    int rc = lexical ? rag_search(s->db, q ? q : "", &so, &res)
+                     : rag_search_vector(s->db, vec, s->meta.dim, &so, &res);
+    if (rc != RAG_OK) {
+        snprintf(err, errlen, "%s: %s", rag_strerror(rc), rag_errmsg());
+        return rc;
+    }
+    *list = json_array();
+    for (size_t i = 0; i < rag_results_count(res); i++)
+        json_array_append_new(*list, hit_json(rag_results_get(res, i)));
+    rag_results_free(res);
+    return RAG_OK;
+}
+
+/* Waits, bounded, until the store applied min_seq. 1 when it has. */
+static int wait_applied(shard_store *s, uint64_t min_seq, int wait_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->pos < min_seq && pthread_cond_timedwait(&s->applied, &s->mu, &until) == 0)
+        ;
+    int ok = s->pos >= min_seq;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+/* A shard query: {"query","vector"(base64),"sides":["dense","lexical"],"k","filter",
+ * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms"} ->
+ * {"seq","dense":[hits],"lexical":[hits]} or {"behind":true,"seq"} or {"error"}. */
+static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
+{
+    shard_store *s = user;
+    atomic_fetch_add(&s->queries, 1);
+    json_t *req = json_loadb(body, len, 0, NULL);
+    json_t *out = json_object();
+    float *vec = NULL;
+    char err[1200] = "";
+    uint64_t min_seq = (uint64_t)json_integer_value(json_object_get(req, "min_seq"));
+    int wait_ms = (int)json_integer_value(json_object_get(req, "wait_ms"));
+    if (!json_is_object(req)) {
+        snprintf(err, sizeof err, "request is not a JSON object");
+        goto done;
+    }
+    if (min_seq && !wait_applied(s, min_seq, wait_ms)) {
+        atomic_fetch_add(&s->behind, 1);
+        json_object_set_new(out, "behind", json_true());
+        goto done;
+    }
+    json_t *sides = json_object_get(req, "sides");
+    for (size_t i = 0; i < json_array_size(sides) && !*err; i++) {
+        const char *side = json_string_value(json_array_get(sides, i));
+        int lexical = side && !strcmp(side, "lexical");
+        if (!lexical && !vec) {
+            const char *b64 = json_string_value(json_object_get(req, "vector"));
+            vec = malloc((size_t)s->meta.dim * sizeof *vec);
+            if (!b64 || !vec ||
+                vector_b64_decode(b64, strlen(b64), vec, (size_t)s->meta.dim) != 0) {
+                snprintf(err, sizeof err, "vector: base64 of %d float32 values expected",
+                         s->meta.dim);
+                break;
+            }
+        }
+        json_t *list = NULL;
+        if (side_search(s, req, lexical, vec, &list, err, sizeof err) == RAG_OK)
+            json_object_set_new(out, lexical ? "lexical" : "dense", list);
+    }
+done:
+    pthread_mutex_lock(&s->mu);
+    json_object_set_new(out, "seq", json_integer((json_int_t)s->pos));
+    pthread_mutex_unlock(&s->mu);
+    json_object_set_new(out, "replica", json_string(s->r->name));
+    if (*err)
+        json_object_set_new(out, "error", json_string(err));
+    char *text = json_dumps(out, JSON_COMPACT);
+    *rlen = text ? strlen(text) : 0;
+    json_decref(out);
+    json_decref(req);
+    free(vec);
+    return text;
+}
+
+/* ---- the applier ------------------------------------------------------------------------ */
+
+static void set_error(shard_store *s, const char *msg)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Joins or leaves the shard's queue group by the lag: a replica further behind than
+ * max_lag stops taking queries until it is back within half of it. */
+static void manage_membership(shard_store *s, uint64_t lag)
+{
+    replica *r = s->r;
+    if (s->qsub && lag > (uint64_t)r->cfg.max_lag) {
+        rpc_unserve(s->qsub);
+        s->qsub = NULL;
+        fprintf(stderr, "replica %s: %s/%d lags %llu batches: left the queue group\n", r->name,
+                s->meta.name, s->shard, (unsigned long long)lag);
+    } else if (!s->qsub && lag <= (uint64_t)r->cfg.max_lag / 2) {
+        char subj[300], err[512];
+        store_subject(s, subj, sizeof subj);
+        if (rpc_serve(r->log, subj, subj, on_query, s, &s->qsub, err, sizeof err) < 0)
+            set_error(s, err);
+    }
+}
+
+static void *applier_main(void *arg)
+{
+    shard_store *s = arg;
+    replica *r = s->r;
+    clog_reader *rd = NULL;
+    char err[1024];
+    double next_probe = 0;
+    while (!cluster_stopping()) {
+        uint64_t pos;
+        pthread_mutex_lock(&s->mu);
+        pos = s->pos;
+        pthread_mutex_unlock(&s->mu);
+        if (!rd && clog_reader_open(r->log, s->meta.name, s->shard, pos + 1, &rd, err,
+                                    sizeof err) < 0) {
+            set_error(s, err);
+            pthread_mutex_lock(&s->mu);
+            s->log_ok = 0;
+            pthread_mutex_unlock(&s->mu);
+            cluster_sleep_ms(500);
+            continue;
+        }
+        const void *data = NULL;
+        size_t len = 0;
+        uint64_t seq = 0, pending = 0;
+        int got = clog_reader_next(rd, 200, &data, &len, &seq, &pending, err, sizeof err);
+        if (got < 0) {
+            set_error(s, err);
+            clog_reader_close(rd);
+            rd = NULL;
+            cluster_sleep_ms(200);
+            continue;
+        }
+        if (got == 0 || cluster_now_ms() >= next_probe) {
+            uint64_t last = 0;
+            int ok = clog_last(r->log, s->meta.name, s->shard, &last, err, sizeof err) == 0;
+            pthread_mutex_lock(&s->mu);
+            s->log_ok = ok;
+            if (ok && last > s->last)
+                s->last = last;
+            pthread_mutex_unlock(&s->mu);
+            next_probe = cluster_now_ms() + 1000;
+            if (got == 0) {
+                manage_membership(s, s->last > pos ? s->last - pos : 0);
+                continue;
+            }
+        }
+        if (seq <= pos)
+            continue; /* delivered again after a reader restart: applied already */
+        if (seq != pos + 1) {
+            /* a gap: never apply out of order; read again from the position */
+            snprintf(err, sizeof err, "log gap: got %llu after %llu, reading again",
+                     (unsigned long long)seq, (unsigned long long)pos);
+            set_error(s, err);
+            clog_reader_close(rd);
+            rd = NULL;
+            continue;
+        }
+        if (r->crash_after > 0 && (long)atomic_load(&s->applied_total) + 1 >= r->crash_after) {
+            fprintf(stderr, "replica %s: test hook: exiting between fetch and commit of %s/%d "
+                    "batch %llu\n", r->name, s->meta.name, s->shard, (unsigned long long)seq);
+            _exit(137);
+        }
+        int rc = rag_log_apply(s->db, s->meta.name, seq, data, len);
+        if (rc != RAG_OK) {
+            snprintf(err, sizeof err, "batch %llu: %s: %s", (unsigned long long)seq,
+                     rag_strerror(rc), rag_errmsg());
+            set_error(s, err);
+            atomic_fetch_add(&s->apply_errors, 1);
+            if (rc == RAG_ESEQUENCE)
+                rag_log_position(s->db, s->meta.name, &pos);
+            pthread_mutex_lock(&s->mu);
+            s->pos = pos;
+            pthread_mutex_unlock(&s->mu);
+            clog_reader_close(rd);
+            rd = NULL;
+            cluster_sleep_ms(rc == RAG_ESEQUENCE ? 0 : 1000);
+            continue;
+        }
+        atomic_fetch_add(&s->applied_total, 1);
+        pthread_mutex_lock(&s->mu);
+        s->pos = seq;
+        s->log_ok = 1;
+        if (seq + pending > s->last)
+            s->last = seq + pending;
+        uint64_t lag = s->last - seq;
+        pthread_cond_broadcast(&s->applied);
+        pthread_mutex_unlock(&s->mu);
+        manage_membership(s, lag);
+    }
+    clog_reader_close(rd);
+    return NULL;
+}
+
+/* ---- stores ----------------------------------------------------------------------------- */
+
+static int open_store(replica *r, const cluster_coll *meta, int shard)
+{
+    char dir[4096], err[512];
+    snprintf(dir, sizeof dir, "%s/%s", r->data, meta->name);
+    mkdir(r->data, 0755);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/%s/shard-%d", r->data, meta->name, shard);
+    shard_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return -1;
+    s->r = r;
+    s->meta = *meta;
+    s->shard = shard;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->applied, NULL);
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.embedder = meta->embedder;
+    oo.dim = meta->dim;
+    oo.index_spec = meta->index_spec;
+    oo.chunk_tokens = meta->chunk_tokens;
+    oo.chunk_overlap = meta->chunk_overlap;
+    oo.language = meta->language;
+    int rc = rag_open(dir, &oo, &s->db);
+    if (rc == RAG_OK) {
+        rc = rag_collection_create(s->db, meta->name);
+        if (rc == RAG_EEXIST)
+            rc = RAG_OK;
+    }
+    if (rc == RAG_OK)
+        rc = rag_log_position(s->db, meta->name, &s->pos);
+    if (rc != RAG_OK) {
+        fprintf(stderr, "replica %s: store %s: %s: %s\n", r->name, dir, rag_strerror(rc),
+                rag_errmsg());
+        rag_close(s->db);
+        free(s);
+        return -1;
+    }
+    s->last = s->pos;
+    if (pthread_create(&s->applier, NULL, applier_main, s) != 0) {
+        snprintf(err, sizeof err, "cannot start the applier");
+        rag_close(s->db);
+        free(s);
+        return -1;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->stores[r->n++] = s;
+    pthread_mutex_unlock(&r->mu);
+    fprintf(stderr, "replica %s: hosting %s/%d from position %llu\n", r->name, meta->name, shard,
+            (unsigned long long)s->pos);
+    return 0;
+}
+
+static int hosts(replica *r, const char *coll, int shard)
+{
+    int found = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n && !found; i++)
+        found = r->stores[i]->shard == shard && !strcmp(r->stores[i]->meta.name, coll);
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+/* Opens a store for every collection in the metadata bucket and every shard of it this
+ * replica hosts. */
+static void discover(replica *r)
+{
+    char **keys = NULL, err[512];
+    size_t n = 0;
+    if (clog_meta_keys(r->log, &keys, &n, err, sizeof err) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        cluster_coll meta;
+        if (cluster_coll_load(r->log, keys[i], &meta, err, sizeof err) != 1)
+            continue;
+        for (size_t k = 0; k < r->nshards && r->n < MAX_STORES; k++)
+            if (r->shards[k] < meta.shards && !hosts(r, meta.name, r->shards[k]))
+                open_store(r, &meta, r->shards[k]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+/* ---- status, health, metrics ----------------------------------------------------------- */
+
+static json_t *store_status(shard_store *s, int digest)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t pos = s->pos, last = s->last;
+    int log_ok = s->log_ok;
+    char lerr[1024];
+    snprintf(lerr, sizeof lerr, "%s", s->last_error);
+    pthread_mutex_unlock(&s->mu);
+    json_t *j = json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:b,s:b,s:I,s:I}", "collection",
+                          s->meta.name, "shard", s->shard, "replica", s->r->name, "seq",
+                          (json_int_t)pos, "log_last", (json_int_t)last, "lag",
+                          (json_int_t)(last > pos ? last - pos : 0), "in_queue_group",
+                          s->qsub != NULL, "log_reachable", log_ok, "applied",
+                          (json_int_t)atomic_load(&s->applied_total), "apply_errors",
+                          (json_int_t)atomic_load(&s->apply_errors));
+    if (*lerr)
+        json_object_set_new(j, "last_error", json_string(lerr));
+    uint64_t dseq = 0, dig = 0, docs = 0;
+    if (digest && rag_collection_digest(s->db, s->meta.name, &dseq, &dig, &docs) == RAG_OK) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)dig);
+        json_object_set_new(j, "digest", json_pack("{s:I,s:s,s:I}", "seq", (json_int_t)dseq,
+                                                   "hash", hex, "documents",
+                                                   (json_int_t)docs));
+    }
+    return j;
+}
+
+static json_t *replica_status(replica *r, int digest)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, store_status(r->stores[i], digest));
+    return json_pack("{s:s,s:b,s:o}", "replica", r->name, "broker_connected",
+                     clog_connected(r->log), "stores", arr);
+}
+
+static char *on_status(void *user, const char *req, size_t len, size_t *rlen)
+{
+    json_t *j = replica_status(user, 1);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    *rlen = text ? strlen(text) : 0;
+    return text;
+}
+
+static void metrics_text(replica *r, chttp_reply *out)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap);
+    if (!b) {
+        chttp_error(out, 500, "internal", "out of memory");
+        return;
+    }
+    static const char *const names[] = {
+        "ragcore_cluster_apply_position", "ragcore_cluster_log_last",
+        "ragcore_cluster_apply_lag", "ragcore_cluster_in_queue_group",
+        "ragcore_cluster_applied_total", "ragcore_cluster_apply_errors_total",
+        "ragcore_cluster_queries_total", "ragcore_cluster_queries_behind_total"};
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    for (size_t m = 0; m < sizeof names / sizeof names[0]; m++) {
+        len += (size_t)snprintf(b + len, cap - len, "# TYPE %s %s\n", names[m],
+                                strstr(names[m], "_total") ? "counter" : "gauge");
+        for (size_t i = 0; i < n && len < cap - 512; i++) {
+            shard_store *s = r->stores[i];
+            pthread_mutex_lock(&s->mu);
+            uint64_t pos = s->pos, last = s->last;
+            pthread_mutex_unlock(&s->mu);
+            uint64_t v[] = {pos, last, last > pos ? last - pos : 0, s->qsub != NULL,
+                            atomic_load(&s->applied_total), atomic_load(&s->apply_errors),
+                            atomic_load(&s->queries), atomic_load(&s->behind)};
+            len += (size_t)snprintf(b + len, cap - len,
+                                    "%s{collection=\"%s\",shard=\"%d\"} %llu\n", names[m],
+                                    s->meta.name, s->shard, (unsigned long long)v[m]);
+        }
+    }
+    out->status = 200;
+    out->body = b;
+    out->ctype = "text/plain; version=0.0.4";
+}
+
+static void on_http(void *user, const char *method, const char *path, const char *body,
+                    size_t len, chttp_reply *out)
+{
+    replica *r = user;
+    if (!strcmp(path, "/metrics")) {
+        metrics_text(r, out);
+    } else if (!strcmp(path, "/healthz")) {
+        json_t *st = replica_status(r, 0);
+        int ok = clog_connected(r->log);
+        json_t *stores = json_object_get(st, "stores");
+        for (size_t i = 0; i < json_array_size(stores); i++)
+            ok &= json_integer_value(json_object_get(json_array_get(stores, i), "lag")) <=
+                  r->cfg.max_lag;
+        json_object_set_new(st, "status", json_string(ok ? "ok" : "lagging"));
+        chttp_json(out, ok ? 200 : 503, st);
+    } else if (!strcmp(path, "/v1/cluster/status")) {
+        chttp_json(out, 200, replica_status(r, 1));
+    } else {
+        chttp_error(out, 404, "not_found", "no route %s %s on a replica", method, path);
+    }
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ragcore-server cluster replica --config FILE --data DIR --shards N[,N...]\n"
+               "         [--listen HOST:PORT] [--name NAME] [--port-file FILE]\n");
+}
+
+int cluster_replica_main(int argc, char **argv)
+{
+    static replica r;
+    const char *config = NULL, *listen = "127.0.0.1:0", *port_file = NULL, *shards = NULL;
+    char err[1024];
+    static const struct option opts[] = {{"config", 1, 0, 'c'}, {"data", 1, 0, 'd'},
+                                         {"shards", 1, 0, 's'}, {"listen", 1, 0, 'l'},
+                                         {"name", 1, 0, 'n'},   {"port-file", 1, 0, 'p'},
+                                         {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    int c;
+    snprintf(r.name, sizeof r.name, "replica-%d", (int)getpid());
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'd': snprintf(r.data, sizeof r.data, "%s", optarg); break;
+        case 's': shards = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'n': snprintf(r.name, sizeof r.name, "%s", optarg); break;
+        case 'p': port_file = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (!config || !*r.data || !shards) {
+        usage(stderr);
+        return 1;
+    }
+    for (const char *p = shards; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v >= CLUSTER_MAX_SHARDS || r.nshards == CLUSTER_MAX_SHARDS) {
+            fprintf(stderr, "ragcore-server cluster replica: --shards '%s': expected shard "
+                    "numbers 0..%d separated by commas\n", shards, CLUSTER_MAX_SHARDS - 1);
+            return 1;
+        }
+        r.shards[r.nshards++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') {
+            fprintf(stderr, "ragcore-server cluster replica: --shards '%s': unexpected '%c'\n",
+                    shards, *end);
+            return 1;
+        }
+    }
+    const char *crash = getenv("RAGCORE_CLUSTER_TEST_EXIT_BEFORE_COMMIT");
+    r.crash_after = crash ? atol(crash) : 0;
+    pthread_mutex_init(&r.mu, NULL);
+    chttp *http = NULL;
+    int code = cluster_role_start("replica", config, &r.cfg, r.name, &r.log, listen, 2, on_http,
+                                  &r, port_file, &http);
+    if (code == 0 &&
+        rpc_serve(r.log, "rag.status", NULL, on_status, &r, &r.status_sub, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster replica: %s\n", err);
+        code = 2;
+    }
+    if (code != 0)
+        goto done;
+    while (!cluster_stopping()) {
+        discover(&r);
+        cluster_sleep_ms(1000);
+    }
+done:
+    chttp_stop(http);
+    rpc_unserve(r.status_sub);
+    for (size_t i = 0; i < r.n; i++) {
+        shard_store *s = r.stores[i];
+        pthread_join(s->applier, NULL);
+        rpc_unserve(s->qsub);
+        int rc = rag_close(s->db);
+        if (rc != RAG_OK)
+            code = 1;
+    }
+    clog_close(r.log);
+    cluster_config_free(&r.cfg);
+    fprintf(stderr, "replica %s: stopped\n", r.name);
+    return code;
+}

@@ -1,0 +1,839 @@
+/* router.c - the router role (stateless): the HTTP API of a cluster. Writes are chunked and
+ * embedded once, one log batch per shard, appended under a message id with retries
+ * (exponential backoff with jitter; the broker drops duplicates) and answered with a write
+ * token {shard: sequence}. Queries are embedded once and fanned out to one replica per shard
+ * (queue groups; timeout, one retry); the dense lists are merged by score, the BM25 lists by
+ * score, then fused (RRF or weighted) on the global ranks, then capped per document. */
+#include "chttp.h"
+#include "cluster.h"
+#include "ragcore.h"
+#include "rpc.h"
+#include "vector_b64.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EMBEDDERS 16
+
+typedef struct router {
+    cluster_config cfg;
+    clog *log;
+    char name[128];
+    pthread_mutex_t mu;          /* guards the embedders */
+    struct {
+        char key[300];
+        rag_embedder *e;
+    } emb[MAX_EMBEDDERS];
+    size_t nemb;
+    atomic_ullong writes, write_errors, publish_retries, searches, search_errors,
+        shard_timeouts, shard_retries, behind;
+} router;
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+/* The embedder of a collection, created once per (name, dim) and shared. */
+static rag_embedder *embedder_for(router *r, const cluster_coll *c, char *err, size_t errlen)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s/%d", c->embedder, c->dim);
+    rag_embedder *e = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nemb && !e; i++)
+        if (!strcmp(r->emb[i].key, key))
+            e = r->emb[i].e;
+    if (!e && r->nemb < MAX_EMBEDDERS) {
+        int rc = rag_embedder_create(c->embedder, c->dim, &e);
+        if (rc == RAG_OK) {
+            snprintf(r->emb[r->nemb].key, sizeof r->emb[r->nemb].key, "%s", key);
+            r->emb[r->nemb++].e = e;
+        } else {
+            snprintf(err, errlen, "embedder '%s': %s", c->embedder, rag_errmsg());
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return e;
+}
+
+static void random_id(char *buf, size_t n)
+{
+    unsigned char b[12];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        for (size_t i = 0; i < sizeof b; i++)
+            b[i] = (unsigned char)rand();
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof b && k + 2 < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%02x", b[i]);
+}
+
+static int jitter_ms(int base)
+{
+    unsigned v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+        v = (unsigned)rand();
+    return base > 0 ? (int)(v % (unsigned)base) : 0;
+}
+
+/* Appends with retries: attempt i waits 50 ms x 2^i plus up to as much again of jitter
+ * before the next; the same message id makes a retry of an append that did land a
+ * duplicate the broker drops (answering with the first append's sequence). */
+static int append_retrying(router *r, const char *coll, int shard, const char *msg_id,
+                           const void *data, size_t len, uint64_t *seq, char *err,
+                           size_t errlen)
+{
+    for (int i = 0; i < r->cfg.publish_attempts; i++) {
+        int dup = 0;
+        if (clog_append(r->log, coll, shard, msg_id, data, len, r->cfg.publish_timeout_ms, seq,
+                        &dup, err, errlen) == 0)
+            return 0;
+        if (i + 1 < r->cfg.publish_attempts) {
+            atomic_fetch_add(&r->publish_retries, 1);
+            int base = 50 << (i < 10 ? i : 10);
+            cluster_sleep_ms(base + jitter_ms(base));
+        }
+    }
+    return -1;
+}
+
+static int load_coll(router *r, const char *name, cluster_coll *c, chttp_reply *out)
+{
+    char err[512];
+    int found = cluster_coll_load(r->log, name, c, err, sizeof err);
+    if (found < 0)
+        chttp_error(out, 503, "log_unavailable", "collection metadata: %s", err);
+    else if (!found)
+        chttp_error(out, 404, "not_found", "collection '%s' does not exist in the cluster",
+                    name);
+    return found == 1 ? 0 : -1;
+}
+
+/* ---- collections ------------------------------------------------------------------------ */
+
+static void create_collection(router *r, json_t *body, chttp_reply *out)
+{
+    cluster_coll c;
+    char err[512];
+    if (cluster_coll_from_json(body, NULL, &c, err, sizeof err) < 0) {
+        chttp_error(out, 400, "invalid", "%s", err);
+        return;
+    }
+    rag_embedder *e = embedder_for(r, &c, err, sizeof err);
+    if (!e) {
+        chttp_error(out, 400, "invalid", "%s", err);
+        return;
+    }
+    c.dim = rag_embedder_dim(e);
+    snprintf(c.embedder, sizeof c.embedder, "%s", rag_embedder_name(e));
+    /* the logs first: a collection whose metadata exists always has its logs */
+    for (int s = 0; s < c.shards; s++)
+        if (clog_ensure(r->log, c.name, s, r->cfg.stream_replicas, r->cfg.dedup_window_s, err,
+                        sizeof err) < 0) {
+            chttp_error(out, 503, "log_unavailable", "%s", err);
+            return;
+        }
+    json_t *j = cluster_coll_to_json(&c);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    int exists = 0;
+    int rc = clog_meta_create(r->log, c.name, text, &exists, err, sizeof err);
+    free(text);
+    if (rc < 0) {
+        json_decref(j);
+        if (exists)
+            chttp_error(out, 409, "exists", "collection '%s' already exists", c.name);
+        else
+            chttp_error(out, 503, "log_unavailable", "%s", err);
+        return;
+    }
+    chttp_json(out, 201, j);
+}
+
+/* ---- writes ----------------------------------------------------------------------------- */
+
+/* Reads one document of a request; strings borrowed from the JSON. */
+static int doc_from_json(json_t *j, size_t i, const cluster_coll *c, rag_document *d,
+                         char **meta_text, char *err, size_t errlen)
+{
+    rag_document_init(d);
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "documents[%zu] is not an object", i);
+        return -1;
+    }
+    d->id = json_string_value(json_object_get(j, "id"));
+    d->text = json_string_value(json_object_get(j, "text"));
+    if (!d->id || !d->text) {
+        snprintf(err, errlen, "documents[%zu]: \"id\" and \"text\" are required strings", i);
+        return -1;
+    }
+    d->text_len = json_string_length(json_object_get(j, "text"));
+    d->title = json_string_value(json_object_get(j, "title"));
+    d->source = json_string_value(json_object_get(j, "source"));
+    d->source_mtime = json_integer_value(json_object_get(j, "source_mtime"));
+    d->valid_until = json_integer_value(json_object_get(j, "valid_until"));
+    d->ttl_seconds = json_integer_value(json_object_get(j, "ttl_seconds"));
+    if (!d->valid_until && !d->ttl_seconds)
+        d->ttl_seconds = c->ttl_seconds; /* the collection's default TTL, made absolute */
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    d->format = fmt && !strcmp(fmt, "markdown") ? RAG_FORMAT_MARKDOWN : RAG_FORMAT_TEXT;
+    json_t *m = json_object_get(j, "metadata");
+    if (m && !json_is_null(m)) {
+        if (!json_is_object(m)) {
+            snprintf(err, errlen, "documents[%zu].metadata must be an object", i);
+            return -1;
+        }
+        *meta_text = json_dumps(m, JSON_COMPACT);
+        d->metadata_json = *meta_text;
+    }
+    return 0;
+}
+
+/* Builds, encodes and appends one batch per shard that has operations; token receives
+ * {shard: sequence}. docs NULL: the batch deletes del_id. */
+static void write_batches(router *r, const cluster_coll *c, const rag_document *docs, size_t n,
+                          const char *del_id, const char *request_id, chttp_reply *out)
+{
+    char err[1024];
+    rag_embedder *e = docs ? embedder_for(r, c, err, sizeof err) : NULL;
+    if (docs && !e) {
+        chttp_error(out, 500, "embedder", "%s", err);
+        return;
+    }
+    json_t *token = json_object();
+    size_t chunks = 0;
+    int64_t now = (int64_t)time(NULL);
+    for (int s = 0; s < c->shards; s++) {
+        rag_log_batch *b = NULL;
+        int rc = rag_log_batch_create(e, c->chunk_tokens, c->chunk_overlap, now, &b);
+        for (size_t i = 0; docs && i < n && rc == RAG_OK; i++)
+            if (cluster_shard_of(docs[i].id, c->shards) == s)
+                rc = rag_log_batch_add_documents(b, &docs[i], 1);
+        if (rc == RAG_OK && del_id && cluster_shard_of(del_id, c->shards) == s)
+            rc = rag_log_batch_add_delete(b, del_id);
+        if (rc != RAG_OK) {
+            int status = rc == RAG_EEMBED || rc == RAG_ENOMEM ? 500 : 400;
+            chttp_error(out, status, status == 400 ? "invalid" : "internal", "%s",
+                        rag_errmsg());
+            rag_log_batch_free(b);
+            json_decref(token);
+            return;
+        }
+        if (rag_log_batch_ops(b) == 0) {
+            rag_log_batch_free(b);
+            continue;
+        }
+        chunks += rag_log_batch_chunks(b);
+        void *bytes = NULL;
+        size_t len = 0;
+        rc = rag_log_batch_encode(b, &bytes, &len);
+        rag_log_batch_free(b);
+        char msg_id[256], key[16];
+        snprintf(msg_id, sizeof msg_id, "%s/%d", request_id, s);
+        uint64_t seq = 0;
+        if (rc != RAG_OK ||
+            append_retrying(r, c->name, s, msg_id, bytes, len, &seq, err, sizeof err) < 0) {
+            rag_free(bytes);
+            atomic_fetch_add(&r->write_errors, 1);
+            /* shards appended before stay appended: the token says which; repeating the
+             * request with the same request_id appends the rest without duplicates */
+            json_t *e503 = json_pack("{s:{s:s,s:s},s:o,s:s}", "error", "code",
+                                     "log_unavailable", "message",
+                                     rc != RAG_OK ? rag_errmsg() : err, "write_token", token,
+                                     "request_id", request_id);
+            chttp_json(out, 503, e503);
+            return;
+        }
+        rag_free(bytes);
+        snprintf(key, sizeof key, "%d", s);
+        json_object_set_new(token, key, json_integer((json_int_t)seq));
+    }
+    atomic_fetch_add(&r->writes, 1);
+    chttp_json(out, 200, json_pack("{s:I,s:I,s:o,s:s}", "documents", (json_int_t)n, "chunks",
+                                   (json_int_t)chunks, "write_token", token, "request_id",
+                                   request_id));
+}
+
+static void upsert(router *r, const char *coll, json_t *body, chttp_reply *out)
+{
+    cluster_coll c;
+    if (load_coll(r, coll, &c, out) < 0)
+        return;
+    json_t *docs = json_object_get(body, "documents");
+    if (!json_is_array(docs) || json_array_size(docs) == 0) {
+        chttp_error(out, 400, "invalid", "\"documents\" must be a non-empty array");
+        return;
+    }
+    size_t n = json_array_size(docs);
+    rag_document *d = calloc(n, sizeof *d);
+    char **metas = calloc(n, sizeof *metas);
+    char err[512], rid[64];
+    const char *request_id = json_string_value(json_object_get(body, "request_id"));
+    if (!request_id) {
+        random_id(rid, sizeof rid);
+        request_id = rid;
+    }
+    int ok = d && metas;
+    for (size_t i = 0; ok && i < n; i++)
+        if (doc_from_json(json_array_get(docs, i), i, &c, &d[i], &metas[i], err, sizeof err) <
+            0) {
+            chttp_error(out, 400, "invalid", "%s", err);
+            ok = 0;
+        }
+    if (ok)
+        write_batches(r, &c, d, n, NULL, request_id, out);
+    else if (!d || !metas)
+        chttp_error(out, 500, "internal", "out of memory");
+    for (size_t i = 0; metas && i < n; i++)
+        free(metas[i]);
+    free(metas);
+    free(d);
+}
+
+/* ---- search ----------------------------------------------------------------------------- */
+
+typedef struct merged {
+    json_t *hit;                 /* borrowed from a shard reply */
+    uint64_t chunk_id;
+    int shard;
+    float dense, lex;
+    int drank, lrank;
+    float score;
+} merged;
+
+static int cmp_side(const void *a, const void *b)
+{
+    const merged *x = a, *y = b;
+    float sx = x->score, sy = y->score;
+    if (sx != sy)
+        return sx > sy ? -1 : 1;
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
+}
+
+/* Every shard's list of one side, merged by score and cut to n. */
+static merged *merge_side(json_t **replies, int shards, const char *side, size_t n,
+                          size_t *count)
+{
+    size_t total = 0;
+    for (int s = 0; s < shards; s++)
+        total += json_array_size(json_object_get(replies[s], side));
+    merged *m = calloc(total ? total : 1, sizeof *m);
+    size_t k = 0;
+    for (int s = 0; m && s < shards; s++) {
+        json_t *list = json_object_get(replies[s], side);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            json_t *h = json_array_get(list, i);
+            merged *x = &m[k++];
+            x->hit = h;
+            x->shard = s;
+            x->chunk_id = (uint64_t)json_integer_value(json_object_get(h, "chunk_id"));
+            x->score = (float)json_number_value(json_object_get(h, "score"));
+        }
+    }
+    if (m)
+        qsort(m, k, sizeof *m, cmp_side);
+    *count = k < n ? k : n;
+    return m;
+}
+
+/* RRF or weighted min-max fusion over the global ranks, as the library fuses one store's
+ * two lists. */
+static merged *fuse(merged *d, size_t nd, merged *l, size_t nl, const rag_search_options *o,
+                    size_t *count)
+{
+    merged *f = calloc(nd + nl + 1, sizeof *f);
+    size_t n = 0;
+    float dmin = 0, dmax = 0, lmin = 0, lmax = 0;
+    for (size_t i = 0; i < nd; i++) {
+        dmin = i == 0 || d[i].score < dmin ? d[i].score : dmin;
+        dmax = i == 0 || d[i].score > dmax ? d[i].score : dmax;
+    }
+    for (size_t i = 0; i < nl; i++) {
+        lmin = i == 0 || l[i].score < lmin ? l[i].score : lmin;
+        lmax = i == 0 || l[i].score > lmax ? l[i].score : lmax;
+    }
+    for (size_t i = 0; f && i < nd; i++) {
+        f[n] = d[i];
+        f[n].dense = d[i].score;
+        f[n].drank = (int)i + 1;
+        n++;
+    }
+    size_t ndense = n;
+    for (size_t i = 0; f && i < nl; i++) {
+        merged *x = NULL;
+        for (size_t j = 0; j < ndense && !x; j++)
+            if (f[j].shard == l[i].shard && f[j].chunk_id == l[i].chunk_id)
+                x = &f[j];
+        if (!x) {
+            x = &f[n++];
+            *x = l[i];
+        }
+        x->lex = l[i].score;
+        x->lrank = (int)i + 1;
+    }
+    float w = o->dense_weight > 0 ? o->dense_weight : 0.5f;
+    int rrf_k = o->rrf_k > 0 ? o->rrf_k : 60;
+    for (size_t i = 0; i < n; i++) {
+        merged *x = &f[i];
+        if (o->fusion == RAG_FUSION_WEIGHTED) {
+            float dn = x->drank ? (dmax > dmin ? (x->dense - dmin) / (dmax - dmin) : 1.0f) : 0;
+            float ln = x->lrank ? (lmax > lmin ? (x->lex - lmin) / (lmax - lmin) : 1.0f) : 0;
+            x->score = w * dn + (1.0f - w) * ln;
+        } else {
+            x->score = (x->drank ? 1.0f / (float)(rrf_k + x->drank) : 0.0f) +
+                       (x->lrank ? 1.0f / (float)(rrf_k + x->lrank) : 0.0f);
+        }
+    }
+    if (f)
+        qsort(f, n, sizeof *f, cmp_side);
+    *count = n;
+    return f;
+}
+
+/* The search options of a request by name, through the library's table (same names,
+ * ranges and messages as a single store's server). */
+static int read_options(json_t *body, rag_search_options *o, char *err, size_t errlen)
+{
+    rag_search_options_init(o);
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        if (!strcmp(key, "query") || !strcmp(key, "write_token") || json_is_null(v))
+            continue;
+        if (!strcmp(key, "k")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > 10000) {
+                snprintf(err, errlen, "\"k\" must be an integer in 1..10000");
+                return -1;
+            }
+            o->k = (int)json_integer_value(v);
+            continue;
+        }
+        if (!rag_search_option_find(key)) {
+            snprintf(err, errlen, "unknown field \"%s\"", key);
+            return -1;
+        }
+        char num[64];
+        const char *text = json_is_string(v) ? json_string_value(v) : num;
+        if (json_is_integer(v))
+            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(num, sizeof num, "%.17g", json_real_value(v));
+        else if (!json_is_string(v)) {
+            snprintf(err, errlen, "\"%s\" must be a number or a string", key);
+            return -1;
+        }
+        if (rag_search_option_set(o, key, text) != RAG_OK) {
+            snprintf(err, errlen, "%s", rag_errmsg());
+            return -1;
+        }
+    }
+    if (o->k == 0)
+        o->k = 10;
+    if (o->mmr_lambda > 0 || o->half_life > 0) {
+        snprintf(err, errlen, "%s is not available in cluster mode yet",
+                 o->mmr_lambda > 0 ? "mmr_lambda" : "half_life");
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *result_hit(const merged *x, int hybrid)
+{
+    json_t *h = json_deep_copy(x->hit);
+    json_object_set_new(h, "score", json_real(x->score));
+    json_object_set_new(h, "shard", json_integer(x->shard));
+    if (hybrid) {
+        json_object_set_new(h, "dense_score", x->drank ? json_real(x->dense) : json_null());
+        json_object_set_new(h, "lexical_score", x->lrank ? json_real(x->lex) : json_null());
+        json_object_set_new(h, "dense_rank", json_integer(x->drank));
+        json_object_set_new(h, "lexical_rank", json_integer(x->lrank));
+    }
+    return h;
+}
+
+static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
+{
+    atomic_fetch_add(&r->searches, 1);
+    cluster_coll c;
+    if (load_coll(r, coll, &c, out) < 0)
+        return;
+    rag_search_options o;
+    char err[1024];
+    const char *query = json_string_value(json_object_get(body, "query"));
+    if (!query) {
+        chttp_error(out, 400, "invalid", "\"query\" is a required string");
+        return;
+    }
+    if (read_options(body, &o, err, sizeof err) < 0) {
+        chttp_error(out, 400, "invalid", "%s", err);
+        return;
+    }
+    int dense = o.mode != RAG_MODE_LEXICAL, lexical = o.mode != RAG_MODE_DENSE;
+    int hybrid = dense && lexical;
+    /* candidates per side as one store takes them; one side alone asks each shard for k */
+    int n_side = o.candidates > 0 ? o.candidates : (o.k * 4 > 100 ? o.k * 4 : 100);
+    if (!hybrid)
+        n_side = o.k;
+    char *vec64 = NULL;
+    if (dense) {
+        rag_embedder *e = embedder_for(r, &c, err, sizeof err);
+        float *v = e ? malloc((size_t)c.dim * sizeof *v) : NULL;
+        if (!v || rag_embedder_embed(e, &query, NULL, 1, 1, v) != RAG_OK ||
+            !(vec64 = vector_b64_encode(v, (size_t)c.dim))) {
+            free(v);
+            chttp_error(out, 500, "embedder", "query embedding failed: %s",
+                        e ? rag_errmsg() : err);
+            return;
+        }
+        free(v);
+    }
+    json_t *token = json_object_get(body, "write_token");
+    json_t *req = json_pack("{s:s,s:i,s:I,s:i}", "query", query, "k", n_side, "now",
+                            (json_int_t)(o.now ? o.now : (int64_t)time(NULL)), "wait_ms",
+                            r->cfg.ryw_wait_ms);
+    json_t *sides = json_array();
+    if (dense)
+        json_array_append_new(sides, json_string("dense"));
+    if (lexical)
+        json_array_append_new(sides, json_string("lexical"));
+    json_object_set_new(req, "sides", sides);
+    if (vec64)
+        json_object_set_new(req, "vector", json_string(vec64));
+    free(vec64);
+    if (o.filter)
+        json_object_set_new(req, "filter", json_string(o.filter));
+    if (o.collapse_threshold > 0)
+        json_object_set_new(req, "collapse_threshold", json_real(o.collapse_threshold));
+    if (!hybrid && o.per_doc > 0) /* a document lives on one shard: the cap holds there */
+        json_object_set_new(req, "per_doc", json_integer(o.per_doc));
+    if (o.max_age > 0)
+        json_object_set_new(req, "max_age", json_integer(o.max_age));
+    int S = c.shards;
+    char **subjects = calloc((size_t)S, sizeof *subjects);
+    char **bodies = calloc((size_t)S, sizeof *bodies);
+    size_t *lens = calloc((size_t)S, sizeof *lens), *rlens = calloc((size_t)S, sizeof *rlens);
+    char **replies = calloc((size_t)S, sizeof *replies);
+    json_t **parsed = calloc((size_t)S, sizeof *parsed);
+    json_t *shard_info = json_object();
+    int failed = 0;
+    for (int s = 0; subjects && bodies && lens && rlens && replies && parsed && s < S; s++) {
+        char key[16], subj[300];
+        snprintf(key, sizeof key, "%d", s);
+        snprintf(subj, sizeof subj, "rag.q.%s.%d", c.name, s);
+        json_object_set_new(req, "min_seq",
+                            json_integer(json_integer_value(json_object_get(token, key))));
+        subjects[s] = strdup(subj);
+        bodies[s] = json_dumps(req, JSON_COMPACT);
+        lens[s] = bodies[s] ? strlen(bodies[s]) : 0;
+    }
+    json_decref(req);
+    if (!parsed || !replies) {
+        chttp_error(out, 500, "internal", "out of memory");
+        goto cleanup;
+    }
+    int timeout = r->cfg.query_timeout_ms;
+    if (token)
+        timeout += r->cfg.ryw_wait_ms;
+    size_t got = rpc_scatter(r->log, (size_t)S, (const char *const *)subjects,
+                             (const char *const *)bodies, lens, timeout, replies, rlens);
+    if (got < (size_t)S) { /* one retry of the shards that did not answer */
+        atomic_fetch_add(&r->shard_timeouts, (unsigned long long)S - got);
+        atomic_fetch_add(&r->shard_retries, 1);
+        got = rpc_scatter(r->log, (size_t)S, (const char *const *)subjects,
+                          (const char *const *)bodies, lens, timeout, replies, rlens);
+    }
+    for (int s = 0; s < S; s++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", s);
+        parsed[s] = replies[s] ? json_loadb(replies[s], rlens[s], 0, NULL) : NULL;
+        json_t *e = json_object_get(parsed[s], "error");
+        if (!parsed[s] || e || json_is_true(json_object_get(parsed[s], "behind"))) {
+            const char *why = !replies[s] ? "no replica answered in time"
+                              : e         ? json_string_value(e)
+                              : parsed[s] ? "behind the write token"
+                                          : "unreadable reply";
+            if (parsed[s] && json_is_true(json_object_get(parsed[s], "behind")))
+                atomic_fetch_add(&r->behind, 1);
+            json_object_set_new(shard_info, key, json_pack("{s:s}", "error", why));
+            failed++;
+            continue;
+        }
+        json_object_set_new(shard_info, key,
+                            json_pack("{s:O,s:O}", "seq", json_object_get(parsed[s], "seq"),
+                                      "replica", json_object_get(parsed[s], "replica")));
+    }
+    if (failed) {
+        atomic_fetch_add(&r->search_errors, 1);
+        int behind = 0;
+        for (int s = 0; s < S; s++)
+            behind |= json_is_true(json_object_get(parsed[s], "behind"));
+        chttp_json(out, behind ? 409 : 503,
+                   json_pack("{s:{s:s,s:s},s:O}", "error", "code",
+                             behind ? "behind" : "shard_unavailable", "message",
+                             behind ? "a replica has not applied the write token yet"
+                                    : "a shard did not answer",
+                             "shards", shard_info));
+        goto cleanup;
+    }
+    size_t nd = 0, nl = 0, nf = 0;
+    merged *dl = dense ? merge_side(parsed, S, "dense", (size_t)n_side, &nd) : NULL;
+    merged *ll = lexical ? merge_side(parsed, S, "lexical", (size_t)n_side, &nl) : NULL;
+    merged *f = hybrid ? fuse(dl, nd, ll, nl, &o, &nf) : NULL;
+    merged *list = hybrid ? f : dense ? dl : ll;
+    size_t nlist = hybrid ? nf : dense ? nd : nl;
+    json_t *hits = json_array();
+    /* per-document cap on the fused list (kept by the shards for a single side) */
+    char **seen = calloc(nlist + 1, sizeof *seen);
+    int *cnt = calloc(nlist + 1, sizeof *cnt);
+    size_t nseen = 0;
+    for (size_t i = 0; list && i < nlist && json_array_size(hits) < (size_t)o.k; i++) {
+        if (hybrid && o.per_doc > 0 && seen && cnt) {
+            const char *doc = json_string_value(json_object_get(list[i].hit, "doc_id"));
+            size_t j = 0;
+            while (j < nseen && strcmp(seen[j], doc))
+                j++;
+            if (j == nseen)
+                seen[nseen++] = (char *)doc;
+            if (cnt[j]++ >= o.per_doc)
+                continue;
+        }
+        json_array_append_new(hits, result_hit(&list[i], hybrid));
+    }
+    free(seen);
+    free(cnt);
+    free(dl);
+    free(ll);
+    free(f);
+    chttp_json(out, 200, json_pack("{s:o,s:O}", "hits", hits, "shards", shard_info));
+cleanup:
+    for (int s = 0; s < S; s++) {
+        if (subjects)
+            free(subjects[s]);
+        if (bodies)
+            free(bodies[s]);
+        if (replies)
+            free(replies[s]);
+        if (parsed)
+            json_decref(parsed[s]);
+    }
+    free(subjects);
+    free(bodies);
+    free(lens);
+    free(rlens);
+    free(replies);
+    free(parsed);
+    json_decref(shard_info);
+}
+
+/* ---- status ----------------------------------------------------------------------------- */
+
+/* Every replica's stores (sequences, lag, digests), gathered for 500 ms, and each
+ * collection's logs, compared: replicas at equal sequences must have equal digests. */
+json_t *cluster_gather_status(clog *l, int wait_ms)
+{
+    char **replies = NULL, err[512];
+    size_t n = rpc_broadcast(l, "rag.status", "{}", wait_ms, 1024, &replies);
+    json_t *reps = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_loads(replies[i], 0, NULL);
+        if (j)
+            json_array_append_new(reps, j);
+        free(replies[i]);
+    }
+    free(replies);
+    json_t *colls = json_object();
+    char **keys = NULL;
+    size_t nk = 0;
+    int meta_ok = clog_meta_keys(l, &keys, &nk, err, sizeof err) == 0;
+    for (size_t i = 0; i < nk; i++) {
+        cluster_coll c;
+        if (cluster_coll_load(l, keys[i], &c, err, sizeof err) == 1) {
+            json_t *shards = json_array();
+            for (int s = 0; s < c.shards; s++) {
+                uint64_t last = 0;
+                int ok = clog_last(l, c.name, s, &last, err, sizeof err) == 0;
+                json_t *sh = json_pack("{s:i,s:o,s:o}", "shard", s, "log_last",
+                                       ok ? json_integer((json_int_t)last) : json_null(),
+                                       "replicas", json_array());
+                /* replicas of the shard; digests at equal positions must agree */
+                json_t *digests = json_object();
+                int diverged = 0;
+                size_t ri;
+                json_t *rep;
+                json_array_foreach(reps, ri, rep)
+                {
+                    size_t si;
+                    json_t *st;
+                    json_array_foreach(json_object_get(rep, "stores"), si, st)
+                    {
+                        if (strcmp(json_string_value(json_object_get(st, "collection")),
+                                   c.name) ||
+                            json_integer_value(json_object_get(st, "shard")) != s)
+                            continue;
+                        json_array_append(json_object_get(sh, "replicas"), st);
+                        json_t *d = json_object_get(st, "digest");
+                        char key[32];
+                        snprintf(key, sizeof key, "%lld",
+                                 (long long)json_integer_value(json_object_get(d, "seq")));
+                        const char *hash = json_string_value(json_object_get(d, "hash"));
+                        json_t *prev = json_object_get(digests, key);
+                        if (hash && prev && strcmp(json_string_value(prev), hash))
+                            diverged = 1;
+                        else if (hash && !prev)
+                            json_object_set_new(digests, key, json_string(hash));
+                    }
+                }
+                json_decref(digests);
+                json_object_set_new(sh, "diverged", json_boolean(diverged));
+                json_array_append_new(shards, sh);
+            }
+            json_object_set_new(colls, c.name,
+                                json_pack("{s:o,s:o}", "meta", cluster_coll_to_json(&c),
+                                          "shards", shards));
+        }
+        free(keys[i]);
+    }
+    free(keys);
+    return json_pack("{s:b,s:o,s:o}", "metadata_reachable", meta_ok, "collections", colls,
+                     "replicas", reps);
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------- */
+
+static void metrics(router *r, chttp_reply *out)
+{
+    char *b = malloc(4096);
+    if (!b) {
+        chttp_error(out, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(b, 4096,
+             "# TYPE ragcore_cluster_router_writes_total counter\n"
+             "ragcore_cluster_router_writes_total %llu\n"
+             "ragcore_cluster_router_write_errors_total %llu\n"
+             "ragcore_cluster_router_publish_retries_total %llu\n"
+             "ragcore_cluster_router_searches_total %llu\n"
+             "ragcore_cluster_router_search_errors_total %llu\n"
+             "ragcore_cluster_router_shard_timeouts_total %llu\n"
+             "ragcore_cluster_router_shard_retries_total %llu\n"
+             "ragcore_cluster_router_behind_total %llu\n"
+             "ragcore_cluster_router_broker_connected %d\n",
+             atomic_load(&r->writes), atomic_load(&r->write_errors),
+             atomic_load(&r->publish_retries), atomic_load(&r->searches),
+             atomic_load(&r->search_errors), atomic_load(&r->shard_timeouts),
+             atomic_load(&r->shard_retries), atomic_load(&r->behind),
+             clog_connected(r->log));
+    out->status = 200;
+    out->body = b;
+    out->ctype = "text/plain; version=0.0.4";
+}
+
+/* /v1/collections/{c}[/rest]: copies c into coll and returns rest ("" when none). */
+static const char *split_coll(const char *path, char *coll, size_t n)
+{
+    const char *p = path + strlen("/v1/collections/");
+    const char *slash = strchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    snprintf(coll, n, "%.*s", (int)(len < n ? len : n - 1), p);
+    return slash ? slash : "";
+}
+
+static void on_http(void *user, const char *method, const char *path, const char *body,
+                    size_t len, chttp_reply *out)
+{
+    router *r = user;
+    int post = !strcmp(method, "POST");
+    json_t *j = post ? json_loadb(body, len, 0, NULL) : NULL;
+    if (post && !json_is_object(j)) {
+        chttp_error(out, 400, "invalid", "the request body must be a JSON object");
+    } else if (!strcmp(path, "/healthz")) {
+        int ok = clog_connected(r->log);
+        chttp_json(out, ok ? 200 : 503,
+                   json_pack("{s:s,s:s}", "status", ok ? "ok" : "broker_unreachable", "role",
+                             "router"));
+    } else if (!strcmp(path, "/metrics")) {
+        metrics(r, out);
+    } else if (!strcmp(path, "/v1/cluster/status")) {
+        chttp_json(out, 200, cluster_gather_status(r->log, 500));
+    } else if (!strcmp(path, "/v1/collections") && post) {
+        create_collection(r, j, out);
+    } else if (!strncmp(path, "/v1/collections/", 16)) {
+        char coll[129];
+        const char *rest = split_coll(path, coll, sizeof coll);
+        cluster_coll c;
+        if (!strcmp(rest, "") && !strcmp(method, "GET")) {
+            if (load_coll(r, coll, &c, out) == 0)
+                chttp_json(out, 200, cluster_coll_to_json(&c));
+        } else if (!strcmp(rest, "/documents") && post) {
+            upsert(r, coll, j, out);
+        } else if (!strcmp(rest, "/search") && post) {
+            search(r, coll, j, out);
+        } else if (!strncmp(rest, "/documents/", 11) && !strcmp(method, "DELETE")) {
+            char rid[64];
+            random_id(rid, sizeof rid);
+            if (load_coll(r, coll, &c, out) == 0)
+                write_batches(r, &c, NULL, 0, rest + 11, rid, out);
+        } else {
+            chttp_error(out, 404, "not_found", "no route %s %s", method, path);
+        }
+    } else {
+        chttp_error(out, 404, "not_found", "no route %s %s", method, path);
+    }
+    json_decref(j);
+}
+
+int cluster_router_main(int argc, char **argv)
+{
+    static router r;
+    const char *config = NULL, *listen = "127.0.0.1:8080", *port_file = NULL;
+    int threads = 8;
+    static const struct option opts[] = {{"config", 1, 0, 'c'},    {"listen", 1, 0, 'l'},
+                                         {"name", 1, 0, 'n'},      {"port-file", 1, 0, 'p'},
+                                         {"threads", 1, 0, 't'},   {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    snprintf(r.name, sizeof r.name, "router-%d", (int)getpid());
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'n': snprintf(r.name, sizeof r.name, "%s", optarg); break;
+        case 'p': port_file = optarg; break;
+        case 't': threads = atoi(optarg); break;
+        case 'h':
+        default:
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: ragcore-server cluster router --config FILE [--listen HOST:PORT]\n"
+                    "         [--name NAME] [--port-file FILE] [--threads N]\n");
+            return c == 'h' ? 0 : 1;
+        }
+    }
+    if (!config) {
+        fprintf(stderr, "ragcore-server cluster router: --config FILE is required\n");
+        return 1;
+    }
+    pthread_mutex_init(&r.mu, NULL);
+    chttp *http = NULL;
+    int code = cluster_role_start("router", config, &r.cfg, r.name, &r.log, listen, threads,
+                                  on_http, &r, port_file, &http);
+    if (code != 0)
+        goto done;
+    while (!cluster_stopping())
+        cluster_sleep_ms(200);
+done:
+    chttp_stop(http);
+    clog_close(r.log);
+    for (size_t i = 0; i < r.nemb; i++)
+        rag_embedder_free(r.emb[i].e);
+    cluster_config_free(&r.cfg);
+    fprintf(stderr, "router %s: stopped\n", r.name);
+    return code;
+}

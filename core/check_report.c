@@ -1,0 +1,302 @@
+/* check_report.c - check reports, and the checker child process that turns faults into findings. */
+#include "check_report.h"
+#include "status.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Records a child sends: one type byte, a 4-byte length, the payload. */
+enum { REC_STAGE = 'S', REC_ITEM = 'I', REC_END = 'E' };
+
+rag_check_report *rag_check_report_new(void)
+{
+    rag_check_report *r = rag_calloc(1, sizeof *r);
+    if (r)
+        r->stream_fd = -1;
+    return r;
+}
+
+/* Writes all of buf; 0 or -1 (the parent is gone: nothing more to do). */
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Sends one record made of `n` parts. */
+static void send_rec(int fd, char type, const void *const *parts, const size_t *lens, int n)
+{
+    uint32_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += (uint32_t)lens[i];
+    char hdr[5];
+    hdr[0] = type;
+    memcpy(hdr + 1, &len, 4);
+    if (write_all(fd, hdr, 5) != 0)
+        return;
+    for (int i = 0; i < n; i++)
+        if (write_all(fd, parts[i], lens[i]) != 0)
+            return;
+}
+
+int rag_check_report_push(rag_check_report *r, int kind, const char *coll, uint32_t cid,
+                          int index_file, char *msg)
+{
+    if (r->stream_fd >= 0) {
+        int32_t head[3] = {kind, (int32_t)cid, index_file};
+        char name[129];
+        snprintf(name, sizeof name, "%s", coll ? coll : "");
+        uint32_t nlen = (uint32_t)strlen(name);
+        const void *parts[] = {head, &nlen, name, msg ? msg : ""};
+        size_t lens[] = {sizeof head, 4, nlen, msg ? strlen(msg) : 0};
+        send_rec(r->stream_fd, REC_ITEM, parts, lens, 4);
+        free(msg);
+        return RAG_OK;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 32;
+        rag_check_item *q = rag_realloc(r->items, cap * sizeof *q);
+        if (!q) {
+            free(msg);
+            return RAG_ENOMEM;
+        }
+        r->items = q;
+        r->cap = cap;
+    }
+    rag_check_item *it = &r->items[r->n++];
+    memset(it, 0, sizeof *it);
+    it->kind = kind;
+    snprintf(it->collection, sizeof it->collection, "%s", coll ? coll : "");
+    it->coll_id = cid;
+    it->index_file = index_file;
+    it->message = msg;
+    return RAG_OK;
+}
+
+void rag_check_stage(rag_check_report *r, const char *fmt, ...)
+{
+    if (r->stream_fd < 0)
+        return;
+    char stage[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(stage, sizeof stage, fmt, ap);
+    va_end(ap);
+    const void *parts[] = {stage};
+    size_t lens[] = {strlen(stage)};
+    send_rec(r->stream_fd, REC_STAGE, parts, lens, 1);
+}
+
+uint64_t rag_check_report_count(const rag_check_report *r, int kind)
+{
+    return r && kind >= 0 && kind < 4 ? r->counts[kind] : 0;
+}
+
+size_t rag_check_report_size(const rag_check_report *r)
+{
+    return r ? r->n : 0;
+}
+
+const rag_check_item *rag_check_report_item(const rag_check_report *r, size_t i)
+{
+    return r && i < r->n ? &r->items[i] : NULL;
+}
+
+const rag_check_totals *rag_check_report_totals(const rag_check_report *r)
+{
+    return r ? &r->totals : NULL;
+}
+
+const char *rag_check_kind_name(int kind)
+{
+    static const char *const names[] = {"problem", "note", "repaired", "unfixed"};
+    return kind >= 0 && kind < 4 ? names[kind] : "unknown";
+}
+
+void rag_check_report_free(rag_check_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free((char *)r->items[i].message);
+    free(r->items);
+    free(r);
+}
+
+/* ---- the checker child ------------------------------------------------------------------ */
+
+/* In the child: runs the pass, sends its status, counts, totals and message, and exits
+ * without running the parent's exit handlers or flushing its stdio buffers. */
+static void __attribute__((noreturn)) child_main(const char *dir, rag_check_pass_fn pass, int fd)
+{
+    rag_check_report *cr = rag_check_report_new();
+    if (cr)
+        cr->stream_fd = fd;
+    int32_t rc = cr ? pass(dir, cr) : RAG_ENOMEM;
+    rag_check_report empty;
+    memset(&empty, 0, sizeof empty);
+    const rag_check_report *src = cr ? cr : &empty;
+    const char *msg = rc != RAG_OK ? rag_errmsg() : "";
+    const void *parts[] = {&rc, src->counts, &src->totals, msg};
+    size_t lens[] = {4, sizeof src->counts, sizeof src->totals, strlen(msg)};
+    send_rec(fd, REC_END, parts, lens, 4);
+    _exit(0);
+}
+
+/* Reads the child's records until it closes the pipe: *buf (malloc'd), *len. */
+static int read_stream(int fd, char **buf, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    if (!b)
+        return RAG_ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            char *q = realloc(b, cap * 2);
+            if (!q) {
+                free(b);
+                return RAG_ENOMEM;
+            }
+            b = q;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, b + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    *buf = b;
+    *len = n;
+    return RAG_OK;
+}
+
+/* Adds the child's records to r; *ended tells whether its final record arrived. */
+static int merge_stream(rag_check_report *r, const char *b, size_t n, char *stage, size_t ssz,
+                        int *ended, uint64_t item_counts[4])
+{
+    int rc = RAG_OK;
+    for (size_t off = 0; off + 5 <= n;) {
+        char type = b[off];
+        uint32_t len;
+        memcpy(&len, b + off + 1, 4);
+        if (len > n - off - 5)
+            break; /* cut short by the crash */
+        const char *p = b + off + 5;
+        off += 5 + len;
+        if (type == REC_STAGE) {
+            snprintf(stage, ssz, "%.*s", (int)len, p);
+        } else if (type == REC_ITEM && len >= 16) {
+            int32_t head[3];
+            uint32_t nlen;
+            memcpy(head, p, sizeof head);
+            memcpy(&nlen, p + 12, 4);
+            if (nlen > len - 16)
+                continue;
+            char coll[129];
+            snprintf(coll, sizeof coll, "%.*s", (int)nlen, p + 16);
+            char *msg = rag_strndup(p + 16 + nlen, len - 16 - nlen);
+            if (head[0] >= 0 && head[0] < 4)
+                item_counts[head[0]]++;
+            if (msg)
+                rag_check_report_push(r, head[0], coll, (uint32_t)head[1], head[2], msg);
+        } else if (type == REC_END && len >= 4 + sizeof r->counts + sizeof r->totals) {
+            int32_t crc;
+            uint64_t counts[4];
+            rag_check_totals t;
+            memcpy(&crc, p, 4);
+            memcpy(counts, p + 4, sizeof counts);
+            memcpy(&t, p + 4 + sizeof counts, sizeof t);
+            size_t mlen = len - 4 - sizeof counts - sizeof t;
+            for (int i = 0; i < 4; i++)
+                r->counts[i] += counts[i];
+            uint64_t *dst = (uint64_t *)&r->totals;
+            const uint64_t *add = (const uint64_t *)&t;
+            for (size_t i = 0; i < sizeof t / sizeof(uint64_t); i++)
+                dst[i] += add[i];
+            rc = crc;
+            if (rc != RAG_OK)
+                rag_fail(rc, "%.*s", (int)mlen, p + 4 + sizeof counts + sizeof t);
+            *ended = 1;
+        }
+    }
+    return rc;
+}
+
+int rag_check_isolated(const char *dir, rag_check_pass_fn pass, rag_check_report *r,
+                       int *crashed)
+{
+    *crashed = 0;
+    const char *env = getenv("RAGCORE_CHECK_FORK");
+    if (env && strcmp(env, "0") == 0)
+        return pass(dir, r);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return rag_fail(RAG_EIO, "cannot start the checker process: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return rag_fail(RAG_EIO, "cannot start the checker process: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_main(dir, pass, fds[1]);
+    }
+    close(fds[1]);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = read_stream(fds[0], &buf, &len);
+    close(fds[0]);
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc != RAG_OK) {
+        free(buf);
+        return rc;
+    }
+    char stage[256] = "the store";
+    int ended = 0;
+    uint64_t item_counts[4] = {0, 0, 0, 0};
+    rc = merge_stream(r, buf, len, stage, sizeof stage, &ended, item_counts);
+    free(buf);
+    if (ended)
+        return rc;
+    /* The child died before it finished: keep what it sent, name where it stopped. */
+    for (int i = 0; i < 4; i++)
+        r->counts[i] += item_counts[i];
+    char how[96];
+    if (w == pid && WIFSIGNALED(status))
+        snprintf(how, sizeof how, "died of signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (w == pid && WIFEXITED(status))
+        snprintf(how, sizeof how, "ended with status %d before finishing", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof how, "ended before finishing");
+    char *msg = NULL;
+    if (asprintf(&msg, "page damage in %s: reading it, the checker process %s; LMDB cannot "
+                 "read those pages (the check stopped there)", stage, how) >= 0)
+        rag_check_report_push(r, RAG_CHECK_PROBLEM, "", 0, 0, msg);
+    r->counts[RAG_CHECK_PROBLEM]++;
+    *crashed = 1;
+    return RAG_OK;
+}

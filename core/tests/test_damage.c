@@ -1,0 +1,679 @@
+/* test_damage.c - hostile stores: seeded damage to data.mdb (truncation, overwritten pages,
+ * bit flips) and to index files (another collection's file, garbage), then the CLI's check,
+ * check --repair, search and check --salvage run as child processes on each. Required for
+ * every pattern: no program dies of a signal; check reports problems whenever a document no
+ * longer reads back as stored; a repair that reports success leaves a store that checks
+ * clean, otherwise it lists what it could not fix with a reason; the salvage keeps every
+ * document none of whose pages (its record's and its chunks', with the branch pages above
+ * them, the meta and collection records) was damaged, each exactly as stored.
+ *
+ * RAGCORE_DAMAGE_PATTERNS (default 32) sets the number of patterns, RAGCORE_DAMAGE_SEED
+ * (default 1) the first seed; the summary line gives the figures bench/JOURNAL.md records. */
+#include "test.h"
+
+#include "bytes.h"
+#include "pagewalk.h"
+#include "ragcore.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NCOLL 3
+#define DOCS_PER_COLL 10
+#define NDOCS (NCOLL * DOCS_PER_COLL)
+#define MAXPAGES 64
+
+static const char *const colls[NCOLL] = {"alpha", "beta", "gamma"};
+static char cli[4096], orig[4096], work[4096], copy[4096], out[4096], logpath[4096];
+static char errpath[4200];
+
+/* What each document must read back as, and the pages it lives on. */
+typedef struct refdoc {
+    int coll;
+    char id[32];
+    char *content;          /* title, metadata and chunk texts, joined */
+    uint64_t pages[MAXPAGES];
+    int npages;
+} refdoc;
+
+static refdoc docs[NDOCS];
+static uint64_t essential[256];  /* meta, main table, collections table */
+static int nessential;
+static unsigned char *image;     /* the undamaged data.mdb */
+static size_t image_len;
+static const size_t PS = 4096;
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* ---- the store ----------------------------------------------------------------------------- */
+
+static void make_store(void)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = 64;
+    o.chunk_tokens = 40;
+    o.chunk_overlap = 4;
+    o.index_spec = "Flat";
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(orig, &o, &db));
+    if (!db)
+        return;
+    static const char *const words[] = {"river", "mountain", "engine", "turbine", "galaxy",
+                                        "harbour", "lantern", "meadow", "copper", "violin",
+                                        "glacier", "orchard", "compass", "furnace", "beacon"};
+    for (int i = 0; i < NDOCS; i++) {
+        char id[32], title[64], text[4800], meta[3200];
+        int c = i / DOCS_PER_COLL;
+        snprintf(id, sizeof id, "%s-%02d", colls[c], i % DOCS_PER_COLL);
+        snprintf(title, sizeof title, "Title of %s", id);
+        size_t n = 0;
+        for (int w = 0; w < 260 + (i % 5) * 40 && n < sizeof text - 32; w++)
+            n += (size_t)snprintf(text + n, sizeof text - n, "%s%s",
+                                  words[(i * 7 + w * (i % 4 + 1)) % 15], w % 12 == 11 ? ".\n\n" : " ");
+        /* one document's record is larger than a page (an overflow page) */
+        n = (size_t)snprintf(meta, sizeof meta, "{\"n\":%d,\"pad\":\"", i);
+        for (int k = 0; i == 4 && k < 3000; k++)
+            meta[n++] = (char)('a' + k % 26);
+        snprintf(meta + n, sizeof meta - n, "\"}");
+        rag_document d;
+        rag_document_init(&d);
+        d.id = id;
+        d.title = title;
+        d.text = text;
+        d.metadata_json = meta;
+        ASSERT_OK(rag_ingest(db, colls[c], &d, 1, NULL));
+        docs[i].coll = c;
+        snprintf(docs[i].id, sizeof docs[i].id, "%s", id);
+    }
+    ASSERT_OK(rag_close(db));
+}
+
+/* A document's title, metadata and chunk texts, or NULL when it cannot be read. */
+static char *read_doc(rag_db *db, const char *coll, const char *id)
+{
+    rag_doc *d = NULL;
+    if (rag_document_get(db, coll, id, &d) != RAG_OK)
+        return NULL;
+    const rag_doc_info *in = rag_doc_get_info(d);
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    n += (size_t)snprintf(s, cap, "%s\x1f%s\x1f", in->title, in->metadata_json);
+    for (size_t i = 0; i < rag_doc_chunk_count(d); i++) {
+        const rag_hit *h = rag_doc_chunk(d, i);
+        size_t need = n + strlen(h->text) + 2;
+        if (need > cap) {
+            cap = need * 2;
+            s = realloc(s, cap);
+        }
+        n += (size_t)snprintf(s + n, cap - n, "%s\x1f", h->text);
+    }
+    rag_doc_free(d);
+    return s;
+}
+
+static void push_page(refdoc *d, uint64_t p)
+{
+    for (int i = 0; i < d->npages; i++)
+        if (d->pages[i] == p)
+            return;
+    if (d->npages < MAXPAGES)
+        d->pages[d->npages++] = p;
+}
+
+static void push_entry_pages(refdoc *d, const rag_pagewalk_entry *e)
+{
+    push_page(d, e->leaf);
+    for (int i = 0; i < e->depth; i++)
+        push_page(d, e->path[i]);
+    for (uint64_t i = 0; i < e->ovf_pages; i++)
+        push_page(d, e->ovf_first + i);
+}
+
+static void push_essential(uint64_t p)
+{
+    for (int i = 0; i < nessential; i++)
+        if (essential[i] == p)
+            return;
+    if (nessential < (int)(sizeof essential / sizeof *essential))
+        essential[nessential++] = p;
+}
+
+static refdoc *doc_by_key(const void *key, size_t klen)
+{
+    if (klen < 5)
+        return NULL;
+    uint32_t coll = rag_get_be32(key);
+    for (int i = 0; i < NDOCS; i++)
+        if ((uint32_t)docs[i].coll + 1 == coll && strlen(docs[i].id) == klen - 4 &&
+            memcmp(docs[i].id, (const char *)key + 4, klen - 4) == 0)
+            return &docs[i];
+    return NULL;
+}
+
+/* Chunk ids of each document, from its record. */
+static uint64_t chunk_ids[NDOCS][64];
+static int nchunk_ids[NDOCS];
+static int overflow_docs;        /* document records on overflow pages */
+
+static int map_entry(void *user, const rag_pagewalk_entry *e)
+{
+    (void)user;
+    if (!strcmp(e->table, "meta") || !strcmp(e->table, "collections")) {
+        push_essential(e->leaf);
+        for (int i = 0; i < e->depth; i++)
+            push_essential(e->path[i]);
+        return 0;
+    }
+    if (!strcmp(e->table, "docs")) {
+        refdoc *d = doc_by_key(e->key, e->klen);
+        ASSERT_TRUE(d != NULL);
+        if (!d)
+            return 0;
+        push_entry_pages(d, e);
+        overflow_docs += e->ovf_pages > 0;
+        rag_doc_rec *rec = NULL;
+        ASSERT_OK(rag_store_doc_decode(e->key, e->klen, e->val, e->vlen, &rec));
+        for (uint32_t i = 0; rec && i < rec->nchunks && i < 64; i++)
+            chunk_ids[d - docs][nchunk_ids[d - docs]++] = rec->chunk_ids[i];
+        rag_doc_rec_free(rec);
+        return 0;
+    }
+    if (!strcmp(e->table, "chunks") && e->klen == 12) {
+        uint32_t coll = rag_get_be32(e->key);
+        uint64_t id = rag_get_be64((const unsigned char *)e->key + 4);
+        for (int i = 0; i < NDOCS; i++)
+            for (int j = 0; j < nchunk_ids[i]; j++)
+                if ((uint32_t)docs[i].coll + 1 == coll && chunk_ids[i][j] == id)
+                    push_entry_pages(&docs[i], e);
+    }
+    return 0;
+}
+
+/* Reads the reference contents and the page map of the undamaged store. */
+static void map_store(void)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.read_only = 1;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(orig, &o, &db));
+    for (int i = 0; db && i < NDOCS; i++) {
+        docs[i].content = read_doc(db, colls[docs[i].coll], docs[i].id);
+        ASSERT_TRUE(docs[i].content != NULL);
+    }
+    rag_close(db);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", orig);
+    /* the documents' records first (chunk ids), then the chunks */
+    ASSERT_OK(rag_pagewalk(path, "docs", 0, map_entry, NULL, NULL, NULL));
+    ASSERT_OK(rag_pagewalk(path, "chunks", 0, map_entry, NULL, NULL, NULL));
+    ASSERT_OK(rag_pagewalk(path, "meta", 0, map_entry, NULL, NULL, NULL));
+    ASSERT_OK(rag_pagewalk(path, "collections", 0, map_entry, NULL, NULL, NULL));
+    FILE *fp = fopen(path, "rb");
+    struct stat sb;
+    ASSERT_TRUE(fp && stat(path, &sb) == 0);
+    if (!fp)
+        return;
+    image_len = (size_t)sb.st_size;
+    image = malloc(image_len);
+    ASSERT_EQ_INT(fread(image, 1, image_len, fp), image_len);
+    fclose(fp);
+    /* the meta pages and the main table's root (from the meta page in use) */
+    push_essential(0);
+    push_essential(1);
+    uint64_t t0, t1, root;
+    memcpy(&t0, image + 16 + 128, 8);
+    memcpy(&t1, image + PS + 16 + 128, 8);
+    memcpy(&root, image + (t1 > t0 ? PS : 0) + 16 + 24 + 48 + 40, 8);
+    push_essential(root);
+    ASSERT_EQ_INT(overflow_docs, 1);
+}
+
+/* ---- running the CLI ----------------------------------------------------------------------- */
+
+/* Runs the CLI with `args` (NULL-terminated), stdout to logpath; returns the wait status. */
+static int run(const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(err, 2);
+        char *argv[16];
+        int n = 0;
+        argv[n++] = cli;
+        for (; args[n - 1] && n < 15; n++)
+            argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(cli, argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
+}
+
+static json_t *log_json(void)
+{
+    json_error_t err;
+    return json_load_file(logpath, 0, &err);
+}
+
+static void copy_dir(const char *from, const char *to)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
+    ASSERT_EQ_INT(system(cmd), 0);
+}
+
+static void write_image(const unsigned char *b, size_t n)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", work);
+    FILE *fp = fopen(path, "wb");
+    ASSERT_TRUE(fp != NULL);
+    if (fp) {
+        ASSERT_EQ_INT(fwrite(b, 1, n, fp), n);
+        fclose(fp);
+    }
+}
+
+/* ---- patterns -------------------------------------------------------------------------------- */
+
+typedef struct totals {
+    int patterns, crashes, dishonest, not_converged, empty_messages, must_keep_lost;
+    int kept, lost, kept_altered, undetected_meta, salvage_refused;
+    int by_kind[4];
+} totals;
+
+static const char *const kinds[4] = {"truncation", "overwritten pages", "bit flips", "index file"};
+
+/* Applies pattern `seed`: writes the damaged store to `work`, marks damaged pages. */
+static int apply(uint64_t seed, unsigned char *damaged, size_t npages, char *what, size_t wsz)
+{
+    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < 8; i++)
+        rnd();
+    int kind = (int)(seed % 4);
+    copy_dir(orig, work);
+    unsigned char *b = malloc(image_len);
+    memcpy(b, image, image_len);
+    size_t n = image_len;
+    memset(damaged, 0, npages);
+    if (kind == 0) {
+        size_t cut = npages * 3 / 10 + rnd() % (npages - npages * 3 / 10 - 1);
+        n = cut * PS + (rnd() % 2 ? rnd() % PS : 0);
+        for (size_t p = n / PS; p < npages; p++)
+            damaged[p] = 1;
+        snprintf(what, wsz, "truncated to %zu of %zu bytes", n, image_len);
+    } else if (kind == 1) {
+        int k = 1 + (int)(rnd() % 6);
+        for (int i = 0; i < k; i++) {
+            size_t p = 2 + rnd() % (npages - 2);
+            for (size_t j = 0; j < PS; j++)
+                b[p * PS + j] = (unsigned char)rnd();
+            damaged[p] = 1;
+        }
+        snprintf(what, wsz, "%d pages overwritten with random bytes", k);
+    } else if (kind == 2) {
+        int k = 1 + (int)(rnd() % 40);
+        for (int i = 0; i < k; i++) {
+            size_t off = 2 * PS + rnd() % (image_len - 2 * PS);
+            b[off] ^= (unsigned char)(1u << (rnd() % 8));
+            damaged[off / PS] = 1;
+        }
+        snprintf(what, wsz, "%d bits flipped", k);
+    } else {
+        char a[4200], c[4200];
+        snprintf(a, sizeof a, "%s/index/1.idx", work);
+        snprintf(c, sizeof c, "%s/index/%d.idx", work, 2 + (int)(rnd() % 2));
+        if (rnd() % 2) {
+            char cmd[9000];
+            snprintf(cmd, sizeof cmd, "cp '%s' '%s'", c, a);
+            ASSERT_EQ_INT(system(cmd), 0);
+            snprintf(what, wsz, "index/1.idx replaced by another collection's file");
+        } else {
+            FILE *fp = fopen(a, "r+b");
+            ASSERT_TRUE(fp != NULL);
+            long off = 256 + (long)(rnd() % 2000);
+            if (fp) {
+                fseek(fp, off, SEEK_SET);
+                fputc((int)(rnd() & 0xff), fp);
+                fclose(fp);
+            }
+            snprintf(what, wsz, "a byte of index/1.idx's payload changed");
+        }
+    }
+    write_image(b, n);
+    free(b);
+    return kind;
+}
+
+/* Whether every document still reads back as stored (in a child: reading may fail). */
+static int reads_back(int *meta_only)
+{
+    int fds[2];
+    ASSERT_TRUE(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        rag_open_options o;
+        rag_open_options_init(&o);
+        o.read_only = 1;
+        rag_db *db = NULL;
+        char res[2] = {'0', '0'}; /* text differs / only title or metadata differ */
+        if (rag_open(work, &o, &db) != RAG_OK) {
+            res[0] = '1';
+        } else {
+            for (int i = 0; i < NDOCS; i++) {
+                char *s = read_doc(db, colls[docs[i].coll], docs[i].id);
+                if (!s) {
+                    res[0] = '1';
+                } else if (strcmp(s, docs[i].content) != 0) {
+                    /* does it differ after the title and metadata? */
+                    const char *a = strchr(strchr(s, '\x1f') + 1, '\x1f');
+                    const char *c = strchr(strchr(docs[i].content, '\x1f') + 1, '\x1f');
+                    if (a && c && strcmp(a, c) == 0)
+                        res[1] = '1';
+                    else
+                        res[0] = '1';
+                }
+                free(s);
+            }
+            rag_close(db);
+        }
+        if (write(fds[1], res, 2) != 2)
+            _exit(3);
+        _exit(0);
+    }
+    close(fds[1]);
+    char res[2] = {'1', '0'};
+    ssize_t got = read(fds[0], res, 2);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(got == 2 && WIFEXITED(status)); /* reading a damaged store never crashes */
+    *meta_only = res[0] == '0' && res[1] == '1';
+    return res[0] == '0' && res[1] == '0';
+}
+
+/* The command's stderr: no line is a bare "ragcore CMD: " or ends in ": " (an error whose
+ * message was lost). */
+static int stderr_whole(void)
+{
+    FILE *fp = fopen(errpath, "r");
+    char line[8192];
+    int ok = 1;
+    while (fp && fgets(line, sizeof line, fp)) {
+        size_t n = strcspn(line, "\n");
+        line[n] = '\0';
+        if (n >= 2 && strcmp(line + n - 2, ": ") == 0) {
+            fprintf(stderr, "error without its message: '%s'\n", line);
+            ok = 0;
+        }
+    }
+    if (fp)
+        fclose(fp);
+    return ok;
+}
+
+static int signaled(int status, const char *cmd, uint64_t seed, const char *what, totals *t)
+{
+    if (!stderr_whole()) {
+        TEST_FAIL_("pattern %llu (%s): '%s' printed an error without its message",
+                   (unsigned long long)seed, what, cmd);
+        t->empty_messages++;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 2) {
+        /* 1 is a usage error, anything else a sanitizer's or an exec's failure */
+        TEST_FAIL_("pattern %llu (%s): '%s' exited with status %d", (unsigned long long)seed,
+                   what, cmd, WEXITSTATUS(status));
+        t->crashes++;
+    }
+    if (!WIFSIGNALED(status))
+        return 0;
+    TEST_FAIL_("pattern %llu (%s): '%s' died of signal %d", (unsigned long long)seed, what, cmd,
+               WTERMSIG(status));
+    t->crashes++;
+    return 1;
+}
+
+/* No item's message is empty or ends in ": " (a reason left out). */
+static int messages_whole(void)
+{
+    json_t *j = log_json();
+    int ok = j != NULL;
+    json_t *items = j ? json_object_get(j, "items") : NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        const char *m = json_string_value(json_object_get(it, "message"));
+        size_t n = m ? strlen(m) : 0;
+        if (n == 0 || (n >= 2 && strcmp(m + n - 2, ": ") == 0) || strstr(m, ":  ") ||
+            strstr(m, ":  (") || strstr(m, ": (")) {
+            fprintf(stderr, "message without its reason: '%s'\n", m ? m : "(null)");
+            ok = 0;
+        }
+    }
+    json_decref(j);
+    return ok;
+}
+
+static void run_pattern(uint64_t seed, size_t npages, totals *t)
+{
+    unsigned char damaged[4096];
+    char what[160];
+    int kind = apply(seed, damaged, npages, what, sizeof what);
+    t->patterns++;
+    t->by_kind[kind]++;
+    int meta_only = 0;
+    int intact = reads_back(&meta_only);
+    /* check */
+    const char *chk[] = {"check", "--db", work, "--json", NULL};
+    int st = run(chk);
+    if (!signaled(st, "check", seed, what, t)) {
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        ASSERT_TRUE(code == 0 || code == 2);
+        if (!intact && !meta_only && code == 0) {
+            TEST_FAIL_("pattern %llu (%s): documents read back altered, check found nothing",
+                       (unsigned long long)seed, what);
+            t->dishonest++;
+        }
+        if (kind == 3 && code == 0) {
+            TEST_FAIL_("pattern %llu (%s): check found nothing", (unsigned long long)seed, what);
+            t->dishonest++;
+        }
+        if (meta_only && code == 0)
+            t->undetected_meta++;
+        if (!messages_whole())
+            t->empty_messages++;
+    }
+    /* search */
+    const char *srch[] = {"search", "--db", work, "--collection", "alpha", "river engine",
+                          "--json", NULL};
+    signaled(run(srch), "search", seed, what, t);
+    /* check --salvage */
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    ASSERT_EQ_INT(system(cmd), 0);
+    const char *salv[] = {"check", "--db", work, "--salvage", out, "--json", NULL};
+    st = run(salv);
+    int salvaged = 0;
+    if (!signaled(st, "check --salvage", seed, what, t)) {
+        struct stat sb;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/data.mdb", out);
+        salvaged = stat(path, &sb) == 0;
+        if (!salvaged)
+            t->salvage_refused++;
+    }
+    int essential_hit = 0;
+    for (int i = 0; i < nessential; i++)
+        essential_hit |= essential[i] < npages && damaged[essential[i]];
+    rag_db *db = NULL;
+    if (salvaged) {
+        rag_open_options o;
+        rag_open_options_init(&o);
+        o.read_only = 1;
+        ASSERT_OK(rag_open(out, &o, &db));
+    }
+    for (int i = 0; i < NDOCS; i++) {
+        int must = !essential_hit;
+        for (int j = 0; must && j < docs[i].npages; j++)
+            must = !(docs[i].pages[j] < npages && damaged[docs[i].pages[j]]);
+        char *s = db ? read_doc(db, colls[docs[i].coll], docs[i].id) : NULL;
+        if (s && strcmp(s, docs[i].content) == 0)
+            t->kept++;
+        else if (s)
+            t->kept_altered++;
+        else
+            t->lost++;
+        if (must && (!s || strcmp(s, docs[i].content) != 0)) {
+            TEST_FAIL_("pattern %llu (%s): document %s lies on undamaged pages, the salvage %s "
+                       "it", (unsigned long long)seed, what, docs[i].id, s ? "altered" : "lost");
+            t->must_keep_lost++;
+        }
+        free(s);
+    }
+    rag_close(db);
+    /* check --repair on a copy, then check again */
+    copy_dir(work, copy);
+    const char *rep[] = {"check", "--db", copy, "--repair", "--json", NULL};
+    st = run(rep);
+    if (!signaled(st, "check --repair", seed, what, t)) {
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        ASSERT_TRUE(code == 0 || code == 2);
+        if (!messages_whole())
+            t->empty_messages++;
+        json_t *j = log_json();
+        long unfixed = j ? (long)json_integer_value(json_object_get(j, "unfixed")) : -1;
+        json_decref(j);
+        if (code == 2 && unfixed <= 0) {
+            TEST_FAIL_("pattern %llu (%s): the repair failed without listing what it could not "
+                       "fix", (unsigned long long)seed, what);
+            t->not_converged++;
+        }
+        const char *again[] = {"check", "--db", copy, "--json", NULL};
+        st = run(again);
+        if (!signaled(st, "check after --repair", seed, what, t) && code == 0 &&
+            !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            TEST_FAIL_("pattern %llu (%s): the repair reported success, the next check did not",
+                       (unsigned long long)seed, what);
+            t->not_converged++;
+        }
+    }
+}
+
+static void test_hostile_stores(void)
+{
+    const char *np = getenv("RAGCORE_DAMAGE_PATTERNS");
+    const char *sd = getenv("RAGCORE_DAMAGE_SEED");
+    int patterns = np ? atoi(np) : 32;
+    uint64_t first = sd ? (uint64_t)atoll(sd) : 1;
+    make_store();
+    map_store();
+    if (!image)
+        return;
+    size_t npages = image_len / PS;
+    ASSERT_TRUE(npages > 8 && npages < 4096);
+    totals t;
+    memset(&t, 0, sizeof t);
+    double t0 = (double)time(NULL);
+    for (int i = 0; i < patterns; i++)
+        run_pattern(first + (uint64_t)i, npages, &t);
+    ASSERT_EQ_INT(t.crashes, 0);
+    ASSERT_EQ_INT(t.dishonest, 0);
+    ASSERT_EQ_INT(t.not_converged, 0);
+    ASSERT_EQ_INT(t.empty_messages, 0);
+    ASSERT_EQ_INT(t.must_keep_lost, 0);
+    fprintf(stderr,
+            "damage: %d patterns (%d truncation, %d overwritten pages, %d bit flips, %d index "
+            "file) on a %zu-page store of %d documents, seeds %llu..%llu, %.0f s: %d crashes, %d "
+            "dishonest checks, %d repairs not converged, %d empty messages; salvage kept %d "
+            "and lost %d document copies, kept %d altered (title or metadata only), refused %d "
+            "times; %d undamaged documents lost; %d patterns altered only titles or metadata "
+            "(no checksum: check cannot see it)\n",
+            t.patterns, t.by_kind[0], t.by_kind[1], t.by_kind[2], t.by_kind[3], npages, NDOCS,
+            (unsigned long long)first, (unsigned long long)(first + patterns - 1),
+            (double)time(NULL) - t0, t.crashes, t.dishonest, t.not_converged, t.empty_messages,
+            t.kept, t.lost, t.kept_altered, t.salvage_refused, t.must_keep_lost,
+            t.undetected_meta);
+    (void)kinds;
+    free(image);
+    for (int i = 0; i < NDOCS; i++)
+        free(docs[i].content);
+}
+
+/* A bad index spec: FAISS's error comes back as the library's message (FAISS itself prints
+ * nothing) and the failed create leaves no directory behind. */
+static void test_bad_index_spec(void)
+{
+    char dir[4200], file[4200];
+    snprintf(dir, sizeof dir, "%s-bogus", orig);
+    snprintf(file, sizeof file, "%s-doc.txt", orig);
+    FILE *fp = fopen(file, "w");
+    ASSERT_TRUE(fp != NULL);
+    if (!fp)
+        return;
+    fputs("A short document.\n", fp);
+    fclose(fp);
+    const char *args[] = {"ingest", "--db", dir, "--embedder", "hash", "--index", "Bogus99",
+                          "--quiet", file, NULL};
+    int st = run(args);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    fp = fopen(errpath, "r");
+    char text[8192] = "";
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    text[n] = '\0';
+    if (fp)
+        fclose(fp);
+    ASSERT_TRUE(strstr(text, "index spec 'Bogus99': could not parse index string Bogus99") != NULL);
+    ASSERT_TRUE(strstr(text, "Error in") == NULL);       /* FAISS's own print */
+    ASSERT_TRUE(strstr(text, "index_factory.cpp") == NULL);
+    struct stat sb;
+    ASSERT_TRUE(stat(dir, &sb) != 0 && errno == ENOENT); /* no data.mdb, no directory */
+    unlink(file);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return 1;
+    self[n] = '\0';
+    snprintf(cli, sizeof cli, "%s/ragcore", dirname(self));
+    if (access(cli, X_OK) != 0) {
+        fprintf(stderr, "%s: no CLI at %s: skipped\n", argv[0], cli);
+        return 77;
+    }
+    test_fresh_dir(orig, sizeof orig, "damage_orig");
+    test_fresh_dir(work, sizeof work, "damage_work");
+    test_fresh_dir(copy, sizeof copy, "damage_copy");
+    test_fresh_dir(out, sizeof out, "damage_out");
+    test_fresh_dir(logpath, sizeof logpath, "damage_log.json");
+    snprintf(errpath, sizeof errpath, "%s.err", logpath);
+    RUN_TEST(test_bad_index_spec);
+    RUN_TEST(test_hostile_stores);
+    return TEST_REPORT();
+}

@@ -1,0 +1,266 @@
+/* test_log.c - replicated log batches through the public API: a store fed by batches answers
+ * dense searches exactly as a store fed by rag_ingest; a batch applies only at position + 1,
+ * once, with its position in the same transaction (survives reopening); deletes and expiries
+ * travel in the log; replicas fed the same batches have equal digests; damaged batches are
+ * refused. */
+#include "test.h"
+
+#include "ragcore.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#define DIM 32
+#define NDOCS 60
+
+static char dir_single[4096], dir_a[4096], dir_b[4096];
+static char texts[NDOCS][400];
+static char ids[NDOCS][32];
+
+static rag_db *open_store(const char *dir)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = DIM;
+    o.index_spec = "Flat";
+    o.chunk_tokens = 24;
+    o.chunk_overlap = 4;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    return db;
+}
+
+static void make_corpus(void)
+{
+    static const char *words[] = {"raft", "log", "replica", "shard", "vector", "index",
+                                  "query", "stream", "lmdb", "faiss", "token", "router",
+                                  "lag", "digest", "batch", "sequence", "commit", "leader"};
+    for (int i = 0; i < NDOCS; i++) {
+        snprintf(ids[i], sizeof ids[i], "doc-%03d", i);
+        size_t len = 0;
+        for (int w = 0; w < 40; w++)
+            len += (size_t)snprintf(texts[i] + len, sizeof texts[i] - len, "%s%s%s",
+                                    w ? " " : "", words[(i * 7 + w * (i % 5 + 1)) % 18],
+                                    w % 9 == 8 ? "." : "");
+    }
+}
+
+static void fill_doc(rag_document *d, int i)
+{
+    rag_document_init(d);
+    d->id = ids[i];
+    d->text = texts[i];
+    d->title = "T";
+    d->source = "/corpus";
+    d->metadata_json = "{\"n\": 1}";
+    d->source_mtime = 1700000000 + i;
+}
+
+/* Encodes a batch of documents [from, to) (or deletes when del). */
+static void *batch_of(rag_embedder *e, int from, int to, int del, int64_t now, size_t *len)
+{
+    rag_log_batch *b = NULL;
+    void *bytes = NULL;
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, now, &b));
+    for (int i = from; i < to; i++) {
+        if (del) {
+            ASSERT_OK(rag_log_batch_add_delete(b, ids[i]));
+        } else {
+            rag_document d;
+            fill_doc(&d, i);
+            ASSERT_OK(rag_log_batch_add_documents(b, &d, 1));
+        }
+    }
+    ASSERT_OK(rag_log_batch_encode(b, &bytes, len));
+    rag_log_batch_free(b);
+    return bytes;
+}
+
+/* Dense results of the two stores: the same documents, spans and scores, in order. */
+static void compare_dense(rag_db *x, rag_db *y, const char *query)
+{
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.mode = RAG_MODE_DENSE;
+    so.k = 15;
+    so.collapse_threshold = 2;
+    so.collection = "c";
+    rag_results *rx = NULL, *ry = NULL;
+    ASSERT_OK(rag_search(x, query, &so, &rx));
+    ASSERT_OK(rag_search(y, query, &so, &ry));
+    ASSERT_EQ_INT(rag_results_count(rx), rag_results_count(ry));
+    ASSERT_EQ_INT(rag_results_count(rx), 15);
+    for (size_t i = 0; i < rag_results_count(rx) && i < rag_results_count(ry); i++) {
+        const rag_hit *a = rag_results_get(rx, i), *b = rag_results_get(ry, i);
+        ASSERT_STR_EQ(a->doc_id, b->doc_id);
+        ASSERT_EQ_INT(a->start, b->start);
+        ASSERT_EQ_INT(a->end, b->end);
+        ASSERT_TRUE(a->score == b->score);
+        ASSERT_STR_EQ(a->metadata_json, b->metadata_json);
+        ASSERT_EQ_INT(a->source_mtime, b->source_mtime);
+    }
+    rag_results_free(rx);
+    rag_results_free(ry);
+}
+
+static void test_apply_equals_ingest(void)
+{
+    test_fresh_dir(dir_single, sizeof dir_single, "log_single");
+    test_fresh_dir(dir_a, sizeof dir_a, "log_a");
+    test_fresh_dir(dir_b, sizeof dir_b, "log_b");
+    rag_db *single = open_store(dir_single), *a = open_store(dir_a), *b = open_store(dir_b);
+    rag_embedder *e = NULL;
+    ASSERT_OK(rag_embedder_create("hash", DIM, &e));
+    if (!single || !a || !b || !e)
+        return;
+    rag_document docs[NDOCS];
+    for (int i = 0; i < NDOCS; i++)
+        fill_doc(&docs[i], i);
+    ASSERT_OK(rag_ingest(single, "c", docs, NDOCS, NULL));
+
+    /* three batches; replica b applies them too */
+    size_t len[3];
+    void *msg[3];
+    msg[0] = batch_of(e, 0, 20, 0, 1700001000, &len[0]);
+    msg[1] = batch_of(e, 20, 45, 0, 1700001001, &len[1]);
+    msg[2] = batch_of(e, 45, NDOCS, 0, 1700001002, &len[2]);
+    uint64_t pos = 99;
+    ASSERT_OK(rag_log_position(a, "c", &pos));
+    ASSERT_EQ_INT(pos, 0);
+    /* out of order: refused, nothing written */
+    ASSERT_EQ_INT(rag_log_apply(a, "c", 2, msg[1], len[1]), RAG_ESEQUENCE);
+    ASSERT_TRUE(strstr(rag_errmsg(), "expected 1") != NULL);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(rag_log_apply(a, "c", (uint64_t)i + 1, msg[i], len[i]));
+        ASSERT_OK(rag_log_apply(b, "c", (uint64_t)i + 1, msg[i], len[i]));
+    }
+    /* applied twice: refused */
+    ASSERT_EQ_INT(rag_log_apply(a, "c", 3, msg[2], len[2]), RAG_ESEQUENCE);
+    ASSERT_OK(rag_log_position(a, "c", &pos));
+    ASSERT_EQ_INT(pos, 3);
+    rag_collection_info info;
+    ASSERT_OK(rag_collection_stats(a, "c", &info));
+    ASSERT_EQ_INT(info.documents, NDOCS);
+    compare_dense(single, a, "replica shard stream");
+    compare_dense(single, a, "vector index lmdb commit");
+
+    /* a document is stored with the batch's clock and chunk ids from the log position */
+    rag_doc *d = NULL;
+    ASSERT_OK(rag_document_get(a, "c", ids[30], &d));
+    if (d) {
+        ASSERT_EQ_INT(rag_doc_get_info(d)->ingested_at, 1700001001);
+        ASSERT_EQ_INT(rag_doc_chunk(d, 0)->chunk_id >> 24, 2);
+    }
+    rag_doc_free(d);
+
+    uint64_t sa, sb, da, db_, na, nb;
+    ASSERT_OK(rag_collection_digest(a, "c", &sa, &da, &na));
+    ASSERT_OK(rag_collection_digest(b, "c", &sb, &db_, &nb));
+    ASSERT_EQ_INT(sa, 3);
+    ASSERT_EQ_INT(sb, 3);
+    ASSERT_TRUE(da == db_);
+    ASSERT_EQ_INT(na, NDOCS);
+
+    /* deletes, a replacement and an expiry in the log */
+    size_t dl;
+    void *del = batch_of(e, 0, 5, 1, 1700001003, &dl);
+    ASSERT_OK(rag_log_apply(a, "c", 4, del, dl));
+    rag_log_batch *xb = NULL;
+    void *xbytes = NULL;
+    size_t xl = 0;
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 1700002000, &xb));
+    rag_document dd;
+    fill_doc(&dd, 10);
+    dd.ttl_seconds = 100; /* expires at 1700002100 */
+    ASSERT_OK(rag_log_batch_add_documents(xb, &dd, 1));
+    ASSERT_OK(rag_log_batch_add_expire(xb, 1700002050)); /* not yet */
+    ASSERT_EQ_INT(rag_log_batch_ops(xb), 2);
+    ASSERT_OK(rag_log_batch_encode(xb, &xbytes, &xl));
+    rag_log_batch_free(xb);
+    ASSERT_OK(rag_log_apply(a, "c", 5, xbytes, xl));
+    ASSERT_OK(rag_document_get(a, "c", ids[10], &d));
+    if (d) {
+        ASSERT_EQ_INT(rag_doc_get_info(d)->valid_until, 1700002100);
+        ASSERT_EQ_INT(rag_doc_get_info(d)->ingested_at, 1700001000); /* first ingest kept */
+        ASSERT_EQ_INT(rag_doc_get_info(d)->updated_at, 1700002000);
+    }
+    rag_doc_free(d);
+    ASSERT_OK(rag_log_batch_create(NULL, 0, 0, 1700003000, &xb));
+    ASSERT_OK(rag_log_batch_add_expire(xb, 1700002100));
+    rag_free(xbytes);
+    ASSERT_OK(rag_log_batch_encode(xb, &xbytes, &xl));
+    rag_log_batch_free(xb);
+    ASSERT_OK(rag_log_apply(a, "c", 6, xbytes, xl));
+    ASSERT_EQ_INT(rag_document_get(a, "c", ids[10], &d), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_document_get(a, "c", ids[2], &d), RAG_ENOTFOUND);
+    ASSERT_OK(rag_collection_stats(a, "c", &info));
+    ASSERT_EQ_INT(info.documents, NDOCS - 6);
+    ASSERT_OK(rag_collection_digest(a, "c", &sa, &da, &na));
+    ASSERT_TRUE(da != db_);
+    ASSERT_EQ_INT(na, NDOCS - 6);
+
+    /* damaged batches */
+    unsigned char *bad = msg[0];
+    bad[len[0] / 2] ^= 0x40;
+    ASSERT_EQ_INT(rag_log_apply(b, "c", 4, bad, len[0]), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_log_apply(b, "c", 4, "RLB1", 4), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_log_apply(b, "c", 0, msg[1], len[1]), RAG_EINVAL);
+    ASSERT_OK(rag_log_position(b, "c", &pos));
+    ASSERT_EQ_INT(pos, 3);
+
+    /* the position survives reopening, with the batch it came with */
+    ASSERT_OK(rag_close(a));
+    a = open_store(dir_a);
+    ASSERT_OK(rag_log_position(a, "c", &pos));
+    ASSERT_EQ_INT(pos, 6);
+    uint64_t sa2, da2;
+    ASSERT_OK(rag_collection_digest(a, "c", &sa2, &da2, NULL));
+    ASSERT_TRUE(da2 == da);
+    compare_dense(b, b, "raft leader");
+
+    for (int i = 0; i < 3; i++)
+        rag_free(msg[i]);
+    rag_free(del);
+    rag_free(xbytes);
+    rag_embedder_free(e);
+    rag_close(single);
+    rag_close(a);
+    rag_close(b);
+}
+
+/* Invalid input names what was wrong. */
+static void test_bad_input(void)
+{
+    rag_log_batch *b = NULL;
+    ASSERT_EQ_INT(rag_log_batch_create(NULL, 10, 10, 0, &b), RAG_EINVAL);
+    ASSERT_OK(rag_log_batch_create(NULL, 0, 0, 0, &b));
+    rag_document d;
+    fill_doc(&d, 0);
+    ASSERT_EQ_INT(rag_log_batch_add_documents(b, &d, 1), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "embedder") != NULL);
+    ASSERT_EQ_INT(rag_log_batch_add_delete(b, ""), RAG_EINVAL);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 0);
+    rag_log_batch_free(b);
+    rag_embedder *e = NULL;
+    ASSERT_OK(rag_embedder_create("hash", DIM, &e));
+    ASSERT_OK(rag_log_batch_create(e, 0, 0, 0, &b));
+    rag_document two[2];
+    fill_doc(&two[0], 1);
+    fill_doc(&two[1], 2);
+    two[1].text = "\xff\xfe bad";
+    ASSERT_EQ_INT(rag_log_batch_add_documents(b, two, 2), RAG_EENCODING);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 0); /* nothing added */
+    ASSERT_EQ_INT(rag_log_batch_chunks(b), 0);
+    rag_log_batch_free(b);
+    rag_embedder_free(e);
+}
+
+int main(void)
+{
+    make_corpus();
+    test_bad_input();
+    test_apply_equals_ingest();
+    printf("%d checks, %d failures\n", test_checks_, test_failures_);
+    return test_failures_ ? 1 : 0;
+}
