@@ -397,12 +397,15 @@ typedef struct rag_collection_options {
     const char *language;           /* BM25 analyzer language; NULL: the handle's */
     /* Since version 2. */
     rag_toxicity_mode toxicity;     /* default RAG_TOXICITY_OFF; applied after the quality
-                                     * filters, on the text (boilerplate removed, before PII
-                                     * masking) and the title */
+                                     * filters, on the title and text read as one
+                                     * (boilerplate removed, before PII masking) */
     double toxicity_threshold;      /* score at or above which a document is toxic, in
                                      * (0, 1]; 0: 0.5 (the classifier's own decision) */
-    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: both. The score is the
-                                     * highest of the detectors' */
+    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: the classifier (default;
+                                     * the word list also holds anatomical and medical
+                                     * words: 17 % of SciFact's abstracts hit it, see
+                                     * docs/toxicity.md). The score is the highest of
+                                     * the detectors' */
 } rag_collection_options;
 
 /* Fills the defaults. Can't fail. */
