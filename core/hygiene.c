@@ -290,26 +290,32 @@ static int pii_json(rag_hygiene *h, pii_acc *acc, json_t *v, int *drop)
 
 /* ---- toxicity -------------------------------------------------------------------------------- */
 
-/* Scores text[0, len) and the title (when it is not the start of the text, as a JSONL
- * title is) into res->toxicity (the higher) and res->toxic_by. */
+/* Scores the title and text[0, len) as one text (the title first, on a line of its own,
+ * unless the text already starts with it, as a JSONL title does: a short title alone
+ * gives the classifier too little to go on) into res->toxicity and res->toxic_by. */
 static int toxicity_of(const rag_hygiene *h, const char *text, size_t len, const char *title,
                        rag_hygiene_result *res)
 {
+    size_t tl = title ? strlen(title) : 0;
+    char *both = NULL;
+    if (tl && !(tl <= len && strncmp(text, title, tl) == 0)) {
+        if (!(both = rag_malloc(tl + 1 + len + 1)))
+            return RAG_ENOMEM;
+        memcpy(both, title, tl);
+        both[tl] = '\n';
+        memcpy(both + tl + 1, text, len);
+        both[tl + 1 + len] = '\0';
+        text = both;
+        len += tl + 1;
+    }
     rag_toxicity_result r;
     int rc = rag_toxicity_score(h->tox, text, len, &r);
-    if (rc != RAG_OK)
-        return rc;
-    res->toxicity = r.score;
-    res->toxic_by = rag_toxicity_fired(&r, h->tox_threshold);
-    size_t tl = title ? strlen(title) : 0;
-    if (tl && !(tl <= len && strncmp(text, title, tl) == 0)) {
-        if ((rc = rag_toxicity_score(h->tox, title, tl, &r)) != RAG_OK)
-            return rc;
-        if (r.score > res->toxicity)
-            res->toxicity = r.score;
-        res->toxic_by |= rag_toxicity_fired(&r, h->tox_threshold);
+    if (rc == RAG_OK) {
+        res->toxicity = r.score;
+        res->toxic_by = rag_toxicity_fired(&r, h->tox_threshold);
     }
-    return RAG_OK;
+    free(both);
+    return rc;
 }
 
 /* The metadata of a checked document: "toxicity" (its score, 6 decimals) and, when a

@@ -54,7 +54,7 @@ typedef struct rag_hygiene_result {
 
 /* Runs the stage on one document (validated UTF-8), in this order: boilerplate lines of its
  * group removed (per PDF page, so page offsets stay right), quality filters on the whole
- * text, toxicity of text and title (the higher score; under RAG_TOXICITY_FLAG the
+ * text, toxicity of title and text read as one (under RAG_TOXICITY_FLAG the
  * metadata gets "toxicity" and, when a detector fired, "toxicity_detector"), PII handling
  * of text, title and every string of the metadata. PDF page offsets
  * (pages, npages; may be NULL) are moved to match the cleaned text and written into the

@@ -24,8 +24,8 @@
 static const char *const PII_NAMES[] = {"off", "mask", "hash", "drop"};
 static const char *const DEDUP_NAMES[] = {"off", "skip", "keep", "flag"};
 static const char *const TOX_NAMES[] = {"off", "flag", "drop"};
-/* toxicity_detectors by bit value (0 reads as both) */
-static const char *const TOX_DETECTOR_NAMES[] = {"both", "wordlist", "classifier", "both"};
+/* toxicity_detectors by bit value (0 reads as the classifier, the default) */
+static const char *const TOX_DETECTOR_NAMES[] = {"classifier", "wordlist", "classifier", "both"};
 
 const char *rag_policy_pii_name(rag_pii_mode m)
 {
@@ -91,9 +91,10 @@ static const opt_def OPTIONS[] = {
     {{"toxicity_threshold", NULL, RAG_OPTION_REAL, 0, 1, NULL, "0.5",
       "toxicity score at or above which a document is flagged or dropped, in (0, 1]"},
      F_REAL, OFF(toxicity_threshold)},
-    {{"toxicity_detectors", NULL, RAG_OPTION_CHOICE, 0, 0, "wordlist|classifier|both", "both",
-      "word list (better-profanity), linear classifier (alt-profanity-check), or both "
-      "(the higher score)"}, F_TOX_DETECTORS, OFF(toxicity_detectors)},
+    {{"toxicity_detectors", NULL, RAG_OPTION_CHOICE, 0, 0, "wordlist|classifier|both",
+      "classifier", "linear classifier (alt-profanity-check), word list (better-profanity; "
+      "it also lists anatomical and medical words), or both (the higher score)"},
+     F_TOX_DETECTORS, OFF(toxicity_detectors)},
 };
 
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
@@ -119,7 +120,7 @@ void rag_collection_options_init(rag_collection_options *o)
     o->max_symbol_ratio = 0.5;
     o->toxicity = RAG_TOXICITY_OFF;
     o->toxicity_threshold = RAG_POLICY_DEFAULT_TOXICITY;
-    o->toxicity_detectors = RAG_TOXICITY_BOTH;
+    o->toxicity_detectors = RAG_TOXICITY_CLASSIFIER;
 }
 
 /* Parses a comma-separated list of type names ("all": every type) into a bit mask. */
@@ -312,7 +313,7 @@ int rag_policy_from_user(const rag_collection_options *in, rag_collection_option
     if (out->toxicity_threshold == 0)
         out->toxicity_threshold = RAG_POLICY_DEFAULT_TOXICITY;
     if (!out->toxicity_detectors)
-        out->toxicity_detectors = RAG_TOXICITY_BOTH;
+        out->toxicity_detectors = RAG_TOXICITY_CLASSIFIER;
     if ((unsigned)out->toxicity > RAG_TOXICITY_DROP)
         return rag_fail(RAG_EINVAL, "collection options: toxicity is %d (expected "
                         "RAG_TOXICITY_OFF..RAG_TOXICITY_DROP)", (int)out->toxicity);
@@ -369,8 +370,8 @@ int rag_policy_same(const rag_collection_options *a, const rag_collection_option
     if (a->toxicity != b->toxicity ||
         (a->toxicity != RAG_TOXICITY_OFF &&
          (a->toxicity_threshold != b->toxicity_threshold ||
-          (a->toxicity_detectors ? a->toxicity_detectors : RAG_TOXICITY_BOTH) !=
-              (b->toxicity_detectors ? b->toxicity_detectors : RAG_TOXICITY_BOTH))))
+          (a->toxicity_detectors ? a->toxicity_detectors : RAG_TOXICITY_CLASSIFIER) !=
+              (b->toxicity_detectors ? b->toxicity_detectors : RAG_TOXICITY_CLASSIFIER))))
         return 0;
     return 1;
 }
@@ -452,9 +453,7 @@ int rag_policy_read(rag_txn *txn, uint32_t coll, rag_collection_options *out)
     out->toxicity = (rag_toxicity_mode)json_choice(j, "toxicity", TOX_NAMES, 3, RAG_TOXICITY_OFF);
     out->toxicity_threshold = json_num(j, "toxicity_threshold", out->toxicity_threshold);
     out->toxicity_detectors =
-        (unsigned)json_choice(j, "toxicity_detectors", TOX_DETECTOR_NAMES, 4, RAG_TOXICITY_BOTH);
-    if (!out->toxicity_detectors)
-        out->toxicity_detectors = RAG_TOXICITY_BOTH;
+        (unsigned)json_choice(j, "toxicity_detectors", TOX_DETECTOR_NAMES + 1, 3, 1) + 1;
     json_decref(j);
     return RAG_OK;
 }

@@ -3,6 +3,7 @@
 #include "profanity_list.h"
 
 #include "status.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -111,16 +112,13 @@ static uint32_t edge_add(rag_wordlist *wl, uint32_t node, int32_t cp)
 
 static int is_word_cp(int32_t cp)
 {
-    if (cp == '@' || cp == '$' || cp == '*')
-        return 1;
-    switch (utf8proc_category(cp)) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
-        return 1;
-    default:
-        return 0;
-    }
+    return cp == '@' || cp == '$' || cp == '*' || rag_cp_is_alnum(cp);
+}
+
+static int is_letter(int32_t cp)
+{
+    utf8proc_category_t c = utf8proc_category(cp);
+    return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
 }
 
 /* A run of word characters in the normalised code points. */
@@ -324,8 +322,10 @@ static int walk(walk_ctx *x, size_t k, size_t pos, uint32_t node, int words, int
         uint32_t s = words < x->wl->max_words ? edge_get(x->wl, node, SEP) : 0;
         if (s && walk(x, k + 1, next->a, s, words + 1, 0))
             return 1;
-        /* a word spelled out one character at a time reads as one word */
+        /* a word spelled out one letter at a time reads as one word (letters only: runs
+         * of single digits and symbols are common in numbers and formulas) */
         return cur->b - cur->a == 1 && next->b - next->a == 1 && spelled < MAX_SPELLED &&
+               is_letter(x->c[cur->a]) && is_letter(x->c[next->a]) &&
                walk(x, k + 1, next->a, node, words, spelled + 1);
     }
     int32_t v[8];

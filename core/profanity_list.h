@@ -28,7 +28,7 @@ size_t rag_wordlist_size(const rag_wordlist *wl);
  * only, so a word that merely contains an entry ("Scunthorpe") is no hit. A text character
  * also stands for the letters it replaces in leetspeak (better-profanity's character map:
  * @ for a or o, * for a vowel, 4 a, 1 i or l, l i, 0 o, 3 e, $ and 5 s, 7 t, u and v for
- * each other), and single characters separated by spaces or punctuation ("f.o.o") are
+ * each other), and single letters separated by spaces or punctuation ("f.o.o") are
  * read as one word. When `match` is not NULL and there is a hit, the normalised words
  * that matched are copied there (cap bytes, NUL-terminated, truncated). */
 int rag_wordlist_find(const rag_wordlist *wl, const char *text, size_t len, char *match,

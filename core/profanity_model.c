@@ -3,6 +3,7 @@
 #include "profanity_model.h"
 
 #include "status.h"
+#include "text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -235,16 +236,7 @@ static int case_ignorable(int32_t cp)
 /* Python's \w in a str pattern: letters, numbers (any category N) and '_'. */
 static int py_word(int32_t cp)
 {
-    if (cp == '_')
-        return 1;
-    switch (utf8proc_category(cp)) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
-        return 1;
-    default:
-        return 0;
-    }
+    return cp == '_' || rag_cp_is_alnum(cp);
 }
 
 /* Python's lower() of c[i] (whole-string context for the final sigma) into out; returns the

@@ -54,11 +54,23 @@ uint64_t rag_hash_bytes2(const void *data, size_t len)
     return XXH3_64bits_withSeed(data, len, 0x5bd1e9955bd1e995ULL);
 }
 
+/* 1 when text[0, len) is all ASCII (case folding is then A-Z to a-z, composition nothing). */
+static int all_ascii(const char *text, size_t len)
+{
+    unsigned char any = 0;
+    for (size_t i = 0; i < len; i++)
+        any |= (unsigned char)text[i];
+    return any < 0x80;
+}
+
 uint64_t rag_text_norm_hash(const char *text, size_t len)
 {
     utf8proc_uint8_t *folded = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len,
-                                      &folded, UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE);
+    int ascii = all_ascii(text, len);
+    utf8proc_ssize_t n = ascii ? -1
+                               : utf8proc_map((const utf8proc_uint8_t *)text,
+                                              (utf8proc_ssize_t)len, &folded,
+                                              UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE);
     const unsigned char *src = n >= 0 ? folded : (const unsigned char *)text;
     size_t sl = n >= 0 ? (size_t)n : len;
     unsigned char *out = malloc(sl + 1);
@@ -77,10 +89,22 @@ uint64_t rag_text_norm_hash(const char *text, size_t len)
         if (space && o > 0)
             out[o++] = ' ';
         space = 0;
-        out[o++] = c;
+        out[o++] = ascii && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
     }
     uint64_t h = XXH3_64bits(out, o);
     free(out);
     free(folded);
     return h;
+}
+
+int rag_cp_is_alnum(int32_t cp)
+{
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+        return 1;
+    default:
+        return 0;
+    }
 }

@@ -15,6 +15,10 @@ int rag_utf8_valid(const char *text, size_t len, size_t *bad_offset, size_t *lin
  * spacing hash alike. Can't fail (falls back to the raw bytes on allocation failure). */
 uint64_t rag_text_norm_hash(const char *text, size_t len);
 
+/* 1 when code point cp is a letter or a number (Unicode categories L* and N*: Python's
+ * \w less '_'), else 0. Can't fail. */
+int rag_cp_is_alnum(int32_t cp);
+
 /* XXH3-64 of raw bytes. */
 uint64_t rag_hash_bytes(const void *data, size_t len);
 /* An independent second 64-bit hash (XXH3 with another seed), for 128-bit keys. */

@@ -201,12 +201,20 @@ typedef struct rag_db rag_db;
 /* Opens (creating when absent, unless read-only) the store in directory `dir`.
  * On success *out receives the handle, to be closed with rag_close(). Loads each
  * collection's index file, replays vectors committed after its last checkpoint, and
- * rebuilds an index whose file is missing, damaged or inconsistent with the store.
- * Unless read-only, takes the store's writer lock for the handle's life (see THREADS AND
- * PROCESSES). An open that creates a store and then fails removes what it created, so the
- * directory is left as it was; it never removes an existing store's files.
- * Errors: RAG_EINVAL (bad options), RAG_EMISMATCH (embedder/dimension differs from the
- * store's), RAG_ECORRUPT (not a ragcore store, unknown schema), RAG_EBUSY (another writer
+ * rebuilds an index whose file is missing, damaged, inconsistent with the store or written
+ * for another collection or store. Unless read-only, takes the store's writer lock for the
+ * handle's life (see THREADS AND PROCESSES). An open that creates a store and then fails
+ * removes what it created, so the directory is left as it was; it never removes an
+ * existing store's files.
+ * Damaged files: a data.mdb shorter than its meta page says is refused before it is mapped
+ * (RAG_ECORRUPT naming the sizes). The first open installs SIGSEGV and SIGBUS handlers
+ * that act only while one of the library's store reads is running (and otherwise hand the
+ * signal to the handler installed before): a read that meets a damaged page then fails
+ * with RAG_ECORRUPT instead of killing the process. RAGCORE_FAULT_GUARD=0 in the
+ * environment leaves the handlers alone.
+ * Errors: RAG_EINVAL (bad options, an index spec FAISS rejects: FAISS's message),
+ * RAG_EMISMATCH (embedder/dimension differs from the store's), RAG_ECORRUPT (not a ragcore
+ * store, unknown schema, a truncated or damaged file), RAG_EBUSY (another writer
  * holds the store; the message names its pid and program), RAG_EIO, RAG_ESTORE. */
 RAG_API int rag_open(const char *dir, const rag_open_options *opts, rag_db **out);
 
@@ -389,12 +397,15 @@ typedef struct rag_collection_options {
     const char *language;           /* BM25 analyzer language; NULL: the handle's */
     /* Since version 2. */
     rag_toxicity_mode toxicity;     /* default RAG_TOXICITY_OFF; applied after the quality
-                                     * filters, on the text (boilerplate removed, before PII
-                                     * masking) and the title */
+                                     * filters, on the title and text read as one
+                                     * (boilerplate removed, before PII masking) */
     double toxicity_threshold;      /* score at or above which a document is toxic, in
                                      * (0, 1]; 0: 0.5 (the classifier's own decision) */
-    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: both. The score is the
-                                     * highest of the detectors' */
+    unsigned toxicity_detectors;    /* RAG_TOXICITY_* bits; 0: the classifier (default;
+                                     * the word list also holds anatomical and medical
+                                     * words: 17 % of SciFact's abstracts hit it, see
+                                     * docs/toxicity.md). The score is the highest of
+                                     * the detectors' */
 } rag_collection_options;
 
 /* Fills the defaults. Can't fail. */
@@ -1206,11 +1217,18 @@ typedef struct rag_check_report rag_check_report;
  * records of vanished collections removed when they hold no documents. Documents are never
  * deleted or altered. After repairing, the store is checked again and what remains is
  * reported as RAG_CHECK_UNFIXED. A repair rewrites index files and counters, so it takes
- * the store's writer lock. Returns RAG_OK when the check ran, whatever it found (see
- * rag_check_report_count), or an error when it could not run: RAG_EINVAL (dir NULL or
- * empty), RAG_ENOTFOUND (not a store), RAG_ECORRUPT (the store cannot be read at all),
- * RAG_EBUSY (a repair while another writer, e.g. a running server, holds the store; the
- * message names it), RAG_ENOMEM.
+ * the store's writer lock.
+ * Damaged files: the check first reads every page of data.mdb without LMDB and reports
+ * each damaged page (and a truncated file) as a problem; it then reads the store through
+ * LMDB in a child process (fork; RAGCORE_CHECK_FORK=0 in the environment keeps it in the
+ * calling process), so that a page that crashes LMDB becomes a problem naming the table it
+ * was reading. A repair never writes into a file with damaged pages: it reports that as
+ * RAG_CHECK_UNFIXED and points to rag_salvage.
+ * Returns RAG_OK when the check ran, whatever it found (see rag_check_report_count), or an
+ * error when it could not run: RAG_EINVAL (dir NULL or empty), RAG_ENOTFOUND (not a
+ * store), RAG_ECORRUPT (not a ragcore store), RAG_EBUSY (a repair while another writer,
+ * e.g. a running server, holds the store; the message names it), RAG_EIO (the checker
+ * process cannot be started), RAG_ENOMEM.
  * *out is freed with rag_check_report_free. */
 RAG_API int rag_check(const char *dir, unsigned flags, int ef_construction,
                       rag_check_report **out);

@@ -101,7 +101,12 @@ static json_t *upsert_reply(const char *collection, const rag_ingest_summary *s,
                   {"pii_dropped", s->pii_dropped}, {"dup_exact", s->dup_exact},
                   {"dup_near", s->dup_near}, {"dup_skipped", s->dup_skipped},
                   {"dup_flagged", s->dup_flagged}, {"dup_recorded", s->dup_recorded},
-                  {"stale_removed", s->stale_removed}};
+                  {"stale_removed", s->stale_removed},
+                  {"toxicity_checked", s->toxicity_checked},
+                  {"toxicity_flagged", s->toxicity_flagged},
+                  {"toxicity_dropped", s->toxicity_dropped},
+                  {"toxicity_dropped_wordlist", s->toxicity_dropped_wordlist},
+                  {"toxicity_dropped_classifier", s->toxicity_dropped_classifier}};
     json_t *sum = json_object();
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         json_object_set_new(sum, counts[i].name, json_integer((json_int_t)counts[i].v));

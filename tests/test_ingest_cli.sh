@@ -89,7 +89,8 @@ mkdir -p "$work/tox"
 echo "Mitochondria produce most of the energy of the cell." > "$work/tox/a.txt"
 echo "Shut up, the cell produces energy, you pathetic loser." > "$work/tox/b.txt"
 echo "The cell is sh1t at producing energy today." > "$work/tox/c.txt"
-out=$("$bin" ingest --db "$db" --collection tox --toxicity flag --json --quiet "$work/tox")
+out=$("$bin" ingest --db "$db" --collection tox --toxicity flag --toxicity-detectors both \
+      --json --quiet "$work/tox")
 check "--toxicity flag stores all, flags two" python3 -c "
 import json,sys; t=json.loads(sys.argv[1])['toxicity']
 assert t['mode'] == 'flag' and t['checked'] == 3 and t['flagged'] == 2 and t['dropped'] == 0, t" "$out"

@@ -2596,7 +2596,7 @@ static void test_toxicity_served(void)
                   201);
     json_t *set = json_object_get(r.json, "settings");
     ASSERT_STR_EQ(json_string_value(json_object_get(set, "toxicity")), "flag");
-    ASSERT_STR_EQ(json_string_value(json_object_get(set, "toxicity_detectors")), "both");
+    ASSERT_STR_EQ(json_string_value(json_object_get(set, "toxicity_detectors")), "classifier");
     resp_free(&r);
     static const char docs[] =
         "{\"documents\":[{\"id\":\"clean\",\"text\":\"Mitochondria produce the energy of the "

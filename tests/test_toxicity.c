@@ -79,6 +79,7 @@ static void test_policy(void)
     ASSERT_TRUE(strstr(rag_errmsg(), "off|flag|drop") != NULL);
     ASSERT_EQ_INT(rag_collection_option_set(&o, "toxicity_threshold", "1.5"), RAG_EINVAL);
     ASSERT_EQ_INT(rag_collection_option_set(&o, "toxicity_detectors", "regex"), RAG_EINVAL);
+    ASSERT_EQ_INT(o.toxicity_detectors, RAG_TOXICITY_CLASSIFIER);
     ASSERT_OK(rag_collection_option_set(&o, "toxicity", "flag"));
     ASSERT_OK(rag_collection_option_set(&o, "toxicity_threshold", "0.5"));
     ASSERT_OK(rag_collection_option_set(&o, "toxicity_detectors", "both"));

@@ -54,9 +54,20 @@ static void test_valid_texts(void)
     ASSERT_EQ_INT(line, 3);
 }
 
+/* The normalised-text hash is XXH3 of the case-folded text with whitespace runs collapsed,
+ * by the ASCII path and the Unicode path alike (stored hashes depend on it). */
+static void test_norm_hash(void)
+{
+    const char *a = "  Hello\t WORLD \n\n x ";
+    ASSERT_EQ_INT(rag_text_norm_hash(a, strlen(a)), rag_hash_bytes("hello world x", 13));
+    const char *u = "H\xc3\x89llo  WORLD"; /* "HÉllo  WORLD" */
+    ASSERT_EQ_INT(rag_text_norm_hash(u, strlen(u)), rag_hash_bytes("h\xc3\xa9llo world", 12));
+}
+
 int main(void)
 {
     RUN_TEST(test_bad_byte_everywhere);
     RUN_TEST(test_valid_texts);
+    RUN_TEST(test_norm_hash);
     return TEST_REPORT();
 }

@@ -201,9 +201,10 @@ void cli_policy_help(FILE *out)
             "                      when a detector fired: search with --filter 'toxicity < 0.5'\n"
             "                      to leave them out), drop (not stored, counted by detector)\n"
             "  --toxicity-threshold X  score at or above which a document is toxic (default 0.5)\n"
-            "  --toxicity-detectors D  wordlist (better-profanity's list: 1 on a listed word),\n"
-            "                      classifier (alt-profanity-check's probability) or both\n"
-            "                      (default; the higher score)\n"
+            "  --toxicity-detectors D  classifier (default: alt-profanity-check's probability),\n"
+            "                      wordlist (better-profanity's list: 1 on a listed word; it\n"
+            "                      also lists medical words such as sex or oral) or both (the\n"
+            "                      higher score)\n"
             "A document rejected by a filter, by --pii drop, --toxicity drop or as a skipped\n"
             "duplicate also removes an older stored version with the same id. Quality and\n"
             "toxicity filters judge whole documents.\n");

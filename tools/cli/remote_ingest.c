@@ -141,7 +141,8 @@ static void add_counts(rag_ingest_summary *s, json_t *c)
         F_(quality_checked), F_(filtered),          F_(filtered_too_short), F_(filtered_too_long),
         F_(filtered_symbols), F_(pii_documents),    F_(pii_dropped),       F_(dup_exact),
         F_(dup_near),       F_(dup_skipped),        F_(dup_flagged),       F_(dup_recorded),
-        F_(stale_removed),
+        F_(stale_removed),  F_(toxicity_checked),   F_(toxicity_flagged),  F_(toxicity_dropped),
+        F_(toxicity_dropped_wordlist),              F_(toxicity_dropped_classifier),
 #undef F_
     };
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++)
