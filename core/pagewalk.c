@@ -11,14 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* LMDB 0.9's on-disk layout on a 64-bit host (mdb.c: MDB_page, MDB_node, MDB_meta, MDB_db). */
-#define PAGEHDRSZ 16          /* pgno (8), pad (2), flags (2), lower/upper (2+2) or pages (4) */
+/* LMDB 0.9's on-disk layout on a 64-bit host (mdb.c: MDB_node, MDB_meta, MDB_db; the page
+ * header is in pagewalk.h). */
 #define NODESIZE 8            /* lo (2), hi (2), flags (2), ksize (2) */
-#define P_BRANCH 0x01
-#define P_LEAF 0x02
-#define P_OVERFLOW 0x04
-#define P_META 0x08
-#define P_LEAF2 0x20
 #define P_SUBP 0x40
 #define F_BIGDATA 0x01
 #define F_SUBDATA 0x02
@@ -32,44 +27,23 @@
 #define P_INVALID UINT64_MAX
 #define MAX_DEPTH 32
 
-static uint16_t get16(const unsigned char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
 /* One meta page: 1 when it is valid, with its fields in *m. */
 static int meta_parse(const unsigned char *page, uint64_t pgno, rag_pagewalk_meta *m)
 {
-    const unsigned char *mm = page + PAGEHDRSZ;
-    if (get64(page) != pgno || !(get16(page + 10) & P_META) || get32(mm) != MDB_MAGIC ||
-        get32(mm + 4) != MDB_DATA_VERSION)
+    const unsigned char *mm = page + RAG_PG_HDRSZ;
+    if (rag_pg_u64(page) != pgno || !(rag_pg_u16(page + RAG_PG_FLAGS) & RAG_PG_META) || rag_pg_u32(mm) != MDB_MAGIC ||
+        rag_pg_u32(mm + 4) != MDB_DATA_VERSION)
         return 0;
-    uint32_t ps = get32(mm + META_DBS); /* the free table's md_pad holds the page size */
+    uint32_t ps = rag_pg_u32(mm + META_DBS); /* the free table's md_pad holds the page size */
     if (ps < 512 || ps > 65536 || (ps & (ps - 1)) != 0)
         return 0;
-    uint64_t last = get64(mm + META_LAST_PG);
+    uint64_t last = rag_pg_u64(mm + META_LAST_PG);
     if (last < 1 || last > (UINT64_MAX / ps) - 1)
         return 0;
     m->page_size = ps;
     m->last_page = last;
-    m->txnid = get64(mm + META_TXNID);
-    m->map_size = get64(mm + 16);
+    m->txnid = rag_pg_u64(mm + META_TXNID);
+    m->map_size = rag_pg_u64(mm + 16);
     return 1;
 }
 
@@ -81,7 +55,7 @@ static int meta_read_fd(int fd, const char *path, rag_pagewalk_meta *m)
     if (fstat(fd, &sb) != 0)
         return rag_fail(RAG_EIO, "cannot stat '%s': %s", path, strerror(errno));
     m->file_size = (uint64_t)sb.st_size;
-    unsigned char page[PAGEHDRSZ + 136];
+    unsigned char page[RAG_PG_HDRSZ + 136];
     rag_pagewalk_meta cand[2];
     int ok[2] = {0, 0};
     memset(cand, 0, sizeof cand);
@@ -195,9 +169,9 @@ static int read_page(walker *w, uint64_t p, unsigned char *buf)
         damaged(w, p, "page %llu cannot be read: %s", (unsigned long long)p, strerror(errno));
         return 0;
     }
-    if (get64(buf) != p) {
+    if (rag_pg_u64(buf) != p) {
         damaged(w, p, "page %llu: its header names page %llu", (unsigned long long)p,
-                (unsigned long long)get64(buf));
+                (unsigned long long)rag_pg_u64(buf));
         return 0;
     }
     return 1;
@@ -213,19 +187,19 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 /* Checks a branch or leaf page's header and node table; 1 when sound (else reported). */
 static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
 {
-    uint16_t flags = get16(pg + 10), lower = get16(pg + 12), upper = get16(pg + 14);
-    uint16_t want = leaf ? P_LEAF : P_BRANCH;
-    if ((flags & (P_BRANCH | P_LEAF | P_OVERFLOW | P_META | P_LEAF2 | P_SUBP)) != want) {
+    uint16_t flags = rag_pg_u16(pg + RAG_PG_FLAGS), lower = rag_pg_u16(pg + RAG_PG_LOWER), upper = rag_pg_u16(pg + RAG_PG_UPPER);
+    uint16_t want = leaf ? RAG_PG_LEAF : RAG_PG_BRANCH;
+    if ((flags & (RAG_PG_BRANCH | RAG_PG_LEAF | RAG_PG_OVERFLOW | RAG_PG_META | RAG_PG_LEAF2 | P_SUBP)) != want) {
         damaged(w, p, "page %llu: flags 0x%x, expected a %s page", (unsigned long long)p, flags,
                 leaf ? "leaf" : "branch");
         return 0;
     }
-    if (lower < PAGEHDRSZ || lower > upper || upper > w->ps || (lower - PAGEHDRSZ) % 2) {
+    if (lower < RAG_PG_HDRSZ || lower > upper || upper > w->ps || (lower - RAG_PG_HDRSZ) % 2) {
         damaged(w, p, "page %llu: free-space bounds %u..%u are impossible",
                 (unsigned long long)p, lower, upper);
         return 0;
     }
-    unsigned n = (lower - PAGEHDRSZ) / 2;
+    unsigned n = (lower - RAG_PG_HDRSZ) / 2;
     if (n == 0) {
         damaged(w, p, "page %llu: %s page with %u entries", (unsigned long long)p,
                 leaf ? "leaf" : "branch", n);
@@ -234,15 +208,15 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
     const unsigned char *pk = NULL;
     size_t pkl = 0;
     for (unsigned i = 0; i < n; i++) {
-        unsigned off = get16(pg + PAGEHDRSZ + 2 * i);
+        unsigned off = rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * i);
         if (off < upper || off + NODESIZE > w->ps) {
             damaged(w, p, "page %llu: entry %u lies at offset %u, outside the node area",
                     (unsigned long long)p, i, off);
             return 0;
         }
         const unsigned char *nd = pg + off;
-        unsigned nflags = get16(nd + 4), ksize = get16(nd + 6);
-        uint64_t dsize = (uint64_t)get16(nd) | (uint64_t)get16(nd + 2) << 16;
+        unsigned nflags = rag_pg_u16(nd + 4), ksize = rag_pg_u16(nd + 6);
+        uint64_t dsize = (uint64_t)rag_pg_u16(nd) | (uint64_t)rag_pg_u16(nd + 2) << 16;
         uint64_t end = (uint64_t)off + NODESIZE + ksize;
         if (leaf) {
             if (nflags & ~(unsigned)(F_BIGDATA | F_SUBDATA)) {
@@ -275,8 +249,8 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
 static int read_overflow(walker *w, uint64_t leaf, uint64_t first, uint64_t size,
                          uint64_t *npages)
 {
-    uint64_t need = (PAGEHDRSZ - 1 + size) / w->ps + 1;
-    unsigned char hdr[PAGEHDRSZ];
+    uint64_t need = (RAG_PG_HDRSZ - 1 + size) / w->ps + 1;
+    unsigned char hdr[RAG_PG_HDRSZ];
     if (first < 2 || first >= w->npages || need > w->npages - first) {
         damaged(w, leaf, "page %llu: a value of %llu bytes points to overflow pages %llu..%llu, "
                 "outside the pages in use", (unsigned long long)leaf, (unsigned long long)size,
@@ -289,7 +263,7 @@ static int read_overflow(walker *w, uint64_t leaf, uint64_t first, uint64_t size
         return 0;
     }
     if (pread(w->fd, hdr, sizeof hdr, (off_t)(first * w->ps)) != (ssize_t)sizeof hdr ||
-        get64(hdr) != first || !(get16(hdr + 10) & P_OVERFLOW) || get32(hdr + 12) < need) {
+        rag_pg_u64(hdr) != first || !(rag_pg_u16(hdr + RAG_PG_FLAGS) & RAG_PG_OVERFLOW) || rag_pg_u32(hdr + RAG_PG_LOWER) < need) {
         damaged(w, first, "overflow page %llu (a value of %llu bytes on page %llu) has a "
                 "damaged header", (unsigned long long)first, (unsigned long long)size,
                 (unsigned long long)leaf);
@@ -309,7 +283,7 @@ static int read_overflow(walker *w, uint64_t leaf, uint64_t first, uint64_t size
         w->ovf = b;
         w->ovf_cap = size + 1;
     }
-    if (pread(w->fd, w->ovf, size, (off_t)(first * w->ps + PAGEHDRSZ)) != (ssize_t)size) {
+    if (pread(w->fd, w->ovf, size, (off_t)(first * w->ps + RAG_PG_HDRSZ)) != (ssize_t)size) {
         damaged(w, first, "overflow pages from %llu cannot be read", (unsigned long long)first);
         return 0;
     }
@@ -342,25 +316,25 @@ typedef struct key_range {
 /* Whether every key of a sound page lies in its range (the page's keys ascend already). */
 static int in_range(const walker *w, const unsigned char *pg, int leaf, const key_range *kr)
 {
-    unsigned n = (get16(pg + 12) - PAGEHDRSZ) / 2;
+    unsigned n = (rag_pg_u16(pg + RAG_PG_LOWER) - RAG_PG_HDRSZ) / 2;
     if (w->integer_keys || (!leaf && n < 2))
         return 1;
-    const unsigned char *first = pg + get16(pg + PAGEHDRSZ + 2 * (leaf ? 0 : 1)) + NODESIZE;
-    const unsigned char *last = pg + get16(pg + PAGEHDRSZ + 2 * (n - 1)) + NODESIZE;
-    if (kr->lo && key_cmp(first, get16(first - 2), kr->lo, kr->lol) < 0)
+    const unsigned char *first = pg + rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * (leaf ? 0 : 1)) + NODESIZE;
+    const unsigned char *last = pg + rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * (n - 1)) + NODESIZE;
+    if (kr->lo && key_cmp(first, rag_pg_u16(first - 2), kr->lo, kr->lol) < 0)
         return 0;
-    return !kr->hi || key_cmp(last, get16(last - 2), kr->hi, kr->hil) < 0;
+    return !kr->hi || key_cmp(last, rag_pg_u16(last - 2), kr->hi, kr->hil) < 0;
 }
 
 /* Emits a sound leaf page's entries; -1 on allocation failure. */
 static int leaf_entries(walker *w, walk_ctx *x, uint64_t p, const unsigned char *pg, int depth)
 {
-    unsigned n = (get16(pg + 12) - PAGEHDRSZ) / 2;
+    unsigned n = (rag_pg_u16(pg + RAG_PG_LOWER) - RAG_PG_HDRSZ) / 2;
     w->st.reached++;
     for (unsigned i = 0; i < n && !w->stop; i++) {
-        const unsigned char *nd = pg + get16(pg + PAGEHDRSZ + 2 * i);
-        unsigned nflags = get16(nd + 4), ksize = get16(nd + 6);
-        uint64_t dsize = (uint64_t)get16(nd) | (uint64_t)get16(nd + 2) << 16;
+        const unsigned char *nd = pg + rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * i);
+        unsigned nflags = rag_pg_u16(nd + 4), ksize = rag_pg_u16(nd + 6);
+        uint64_t dsize = (uint64_t)rag_pg_u16(nd) | (uint64_t)rag_pg_u16(nd + 2) << 16;
         rag_pagewalk_entry e;
         memset(&e, 0, sizeof e);
         e.table = w->table;
@@ -387,17 +361,17 @@ static int leaf_entries(walker *w, walk_ctx *x, uint64_t p, const unsigned char 
             memcpy(t->name, e.key, ksize);
             t->name[ksize] = '\0';
             const unsigned char *db = nd + NODESIZE + ksize;
-            t->flags = get16(db + 4);
-            t->root = get64(db + 40);
+            t->flags = rag_pg_u16(db + 4);
+            t->root = rag_pg_u64(db + 40);
             continue;
         }
         if (nflags & F_BIGDATA) {
-            int r = read_overflow(w, p, get64(nd + NODESIZE + ksize), dsize, &e.ovf_pages);
+            int r = read_overflow(w, p, rag_pg_u64(nd + NODESIZE + ksize), dsize, &e.ovf_pages);
             if (r < 0)
                 return -1;
             if (r == 0)
                 continue;
-            e.ovf_first = get64(nd + NODESIZE + ksize);
+            e.ovf_first = rag_pg_u64(nd + NODESIZE + ksize);
             e.val = w->ovf;
         } else {
             e.val = nd + NODESIZE + ksize;
@@ -424,8 +398,8 @@ static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth, const key_ra
     unsigned char *pg = w->bufs[depth];
     if (!read_page(w, p, pg))
         return 0;
-    uint16_t flags = get16(pg + 10);
-    int leaf = (flags & P_LEAF) != 0;
+    uint16_t flags = rag_pg_u16(pg + RAG_PG_FLAGS);
+    int leaf = (flags & RAG_PG_LEAF) != 0;
     if (!page_sound(w, p, pg, leaf))
         return 0;
     if (!in_range(w, pg, leaf, kr)) {
@@ -437,20 +411,20 @@ static int walk_page(walker *w, walk_ctx *x, uint64_t p, int depth, const key_ra
         return leaf_entries(w, x, p, pg, depth);
     w->st.reached++;
     w->path[depth] = p;
-    unsigned n = (get16(pg + 12) - PAGEHDRSZ) / 2;
+    unsigned n = (rag_pg_u16(pg + RAG_PG_LOWER) - RAG_PG_HDRSZ) / 2;
     for (unsigned i = 0; i < n && !w->stop; i++) {
-        const unsigned char *nd = pg + get16(pg + PAGEHDRSZ + 2 * i);
-        uint64_t child = (uint64_t)get16(nd) | (uint64_t)get16(nd + 2) << 16 |
-                         (uint64_t)get16(nd + 4) << 32;
+        const unsigned char *nd = pg + rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * i);
+        uint64_t child = (uint64_t)rag_pg_u16(nd) | (uint64_t)rag_pg_u16(nd + 2) << 16 |
+                         (uint64_t)rag_pg_u16(nd + 4) << 32;
         key_range sub = *kr;
         if (i > 0) {
             sub.lo = nd + NODESIZE;
-            sub.lol = get16(nd + 6);
+            sub.lol = rag_pg_u16(nd + 6);
         }
         if (i + 1 < n) {
-            const unsigned char *next = pg + get16(pg + PAGEHDRSZ + 2 * (i + 1));
+            const unsigned char *next = pg + rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * (i + 1));
             sub.hi = next + NODESIZE;
-            sub.hil = get16(next + 6);
+            sub.hil = rag_pg_u16(next + 6);
         }
         if (walk_page(w, x, child, depth + 1, &sub) < 0)
             return -1;
@@ -502,7 +476,7 @@ int rag_pagewalk(const char *path, const char *only, int allow_truncated,
         goto cleanup;
     }
     /* The meta page in use names the free table's and the main table's roots. */
-    unsigned char page[PAGEHDRSZ + 136];
+    unsigned char page[RAG_PG_HDRSZ + 136];
     if (pread(w.fd, page, sizeof page, (off_t)m.meta_used * m.page_size) != (ssize_t)sizeof page) {
         rc = rag_fail(RAG_EIO, "cannot read '%s': %s", path, strerror(errno));
         goto cleanup;
@@ -512,8 +486,8 @@ int rag_pagewalk(const char *path, const char *only, int allow_truncated,
     if (!m.other_meta_ok)
         damaged(&w, (uint64_t)!m.meta_used, "meta page %d is damaged (the other one is used)",
                 !m.meta_used);
-    uint64_t free_root = get64(page + PAGEHDRSZ + META_DBS + 40);
-    uint64_t main_root = get64(page + PAGEHDRSZ + META_DBS + DB_RECORD + 40);
+    uint64_t free_root = rag_pg_u64(page + RAG_PG_HDRSZ + META_DBS + 40);
+    uint64_t main_root = rag_pg_u64(page + RAG_PG_HDRSZ + META_DBS + DB_RECORD + 40);
     int r = 0;
     if (!only) {
         x.quiet = w.integer_keys = 1;

@@ -14,6 +14,42 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* LMDB 0.9's page header on a 64-bit host (mdb.c: MDB_page), for every reader of raw pages
+ * (this reader and the store's scrub of unused bytes): page number (8), pad (2), flags (2),
+ * then the bounds of the free space, lower and upper (2 + 2), or an overflow page's page
+ * count (4). Numbers are in the host's byte order. */
+#define RAG_PG_HDRSZ 16
+#define RAG_PG_FLAGS 10
+#define RAG_PG_LOWER 12
+#define RAG_PG_UPPER 14
+#define RAG_PG_BRANCH 0x01
+#define RAG_PG_LEAF 0x02
+#define RAG_PG_OVERFLOW 0x04
+#define RAG_PG_META 0x08
+#define RAG_PG_LEAF2 0x20
+
+static inline uint16_t rag_pg_u16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline uint32_t rag_pg_u32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint64_t rag_pg_u64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 /* What the meta pages say about data.mdb. */
 typedef struct rag_pagewalk_meta {

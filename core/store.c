@@ -1553,31 +1553,7 @@ int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t kle
  * while readers run: a reader reads only the used parts of the pages of its snapshot.
  */
 
-/* Page header of LMDB 0.9 (mdb.c: MDB_page): page number (8 bytes), pad (2), flags (2),
- * lower and upper bounds of the free space (2 + 2) or, for overflow pages, the number of
- * pages (4). Pages 0 and 1 are the meta pages. */
-#define PG_HDR 16
-#define PG_FLAGS 10
-#define PG_LOWER 12
-#define PG_UPPER 14
-#define P_BRANCH_ 0x01
-#define P_LEAF_ 0x02
-#define P_OVERFLOW_ 0x04
-#define P_LEAF2_ 0x20
-
-static unsigned get_u16(const unsigned char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-static uint32_t get_u32le(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
+/* Pages 0 and 1 are the meta pages; the page header's layout is in pagewalk.h. */
 
 unsigned rag_store_dir_mode(unsigned file_mode)
 {
@@ -1785,17 +1761,17 @@ static int scrub_file(int fd, const char *path, size_t psize, const free_map *fm
                 skip--;
                 continue;
             } else {
-                unsigned flags = get_u16(p + PG_FLAGS);
-                if (flags & P_OVERFLOW_) {
-                    uint32_t np = get_u32le(p + PG_LOWER);
+                unsigned flags = rag_pg_u16(p + RAG_PG_FLAGS);
+                if (flags & RAG_PG_OVERFLOW) {
+                    uint32_t np = rag_pg_u32(p + RAG_PG_LOWER);
                     skip = np > 0 ? np - 1 : 0;
                     continue;
                 }
-                if (!(flags & (P_BRANCH_ | P_LEAF_)) || (flags & P_LEAF2_))
+                if (!(flags & (RAG_PG_BRANCH | RAG_PG_LEAF)) || (flags & RAG_PG_LEAF2))
                     continue;
-                from = get_u16(p + PG_LOWER);
-                to = get_u16(p + PG_UPPER);
-                if (from < PG_HDR || from > to || to > psize)
+                from = rag_pg_u16(p + RAG_PG_LOWER);
+                to = rag_pg_u16(p + RAG_PG_UPPER);
+                if (from < RAG_PG_HDRSZ || from > to || to > psize)
                     continue; /* not a page header we understand: leave it */
             }
             if (to > from && !all_zero(p + from, to - from)) {
