@@ -81,10 +81,9 @@ int cluster_role_start(const char *role, const char *config, cluster_config *cfg
                        chttp_handler h, void *user, const char *port_file, chttp **http);
 
 /* Process plumbing shared by the roles: SIGTERM/SIGINT set the flag returned by
- * cluster_stopping(); the port file is written atomically. */
+ * cluster_stopping(). */
 void cluster_signals(void);
 int cluster_stopping(void);
-int cluster_write_port_file(const char *path, int port);
 double cluster_now_ms(void);
 void cluster_sleep_ms(int ms);
 

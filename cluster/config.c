@@ -1,6 +1,7 @@
 /* config.c - the cluster configuration file, collection metadata records, document
  * placement and the process plumbing the roles share. */
 #include "cluster.h"
+#include "port_file.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -220,19 +221,6 @@ int cluster_stopping(void)
     return stopping;
 }
 
-int cluster_write_port_file(const char *path, int port)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0)
-        return -1;
-    return rename(tmp, path);
-}
-
 double cluster_now_ms(void)
 {
     struct timespec ts;
@@ -264,7 +252,7 @@ int cluster_role_start(const char *role, const char *config, cluster_config *cfg
         fprintf(stderr, "ragcore-server cluster %s: %s\n", role, err);
         return 2;
     }
-    if (port_file && cluster_write_port_file(port_file, chttp_port(*http)) < 0)
+    if (port_file && port_file_write(port_file, chttp_port(*http)) < 0)
         fprintf(stderr, "ragcore-server cluster %s: cannot write %s\n", role, port_file);
     fprintf(stderr, "%s %s: listening on port %d\n", role, name, chttp_port(*http));
     return 0;

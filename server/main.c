@@ -7,6 +7,7 @@
 #include "http.h"
 #include "keys_cli.h"
 #include "log.h"
+#include "port_file.h"
 #include "routes.h"
 #include "server.h"
 
@@ -94,19 +95,6 @@ static int check_admin_key(const srv_config *cfg)
                 "address other hosts can reach)",
                 len, AUTH_BOOTSTRAP_MIN_LEN);
     return 0;
-}
-
-static int write_port_file(const char *path, int port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0)
-        return -1;
-    return rename(tmp, path);
 }
 
 static int open_store(srv *s)
@@ -256,7 +244,7 @@ int main(int argc, char **argv)
     log_event("info", "listening",
               json_pack("{s:s,s:i,s:b,s:s}", "listen", s.cfg.listen, "port", http_port(&s), "tls",
                         s.cfg.tls_cert != NULL, "version", rag_version()));
-    if (s.cfg.port_file && write_port_file(s.cfg.port_file, http_port(&s)) < 0)
+    if (s.cfg.port_file && port_file_write(s.cfg.port_file, http_port(&s)) < 0)
         log_msg("error", "port_file", "%s: %s", s.cfg.port_file, strerror(errno));
 
     if (open_store(&s) != RAG_OK) {
