@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,10 @@ struct replica {
     shard_store *stores[MAX_STORES];
     size_t n;
     rpc_sub *status_sub;
-    long crash_after;            /* test hook: exit before committing this many batches */
+    /* Test hook (tests/test_cluster*.sh): the process dies at kill_point when its appliers
+     * have applied kill_after - 1 batches, as kill -9 would kill it there. */
+    enum { KILL_NONE, KILL_BEFORE_COMMIT, KILL_AFTER_COMMIT } kill_point;
+    long kill_after;
 };
 
 static void store_subject(const shard_store *s, char *buf, size_t n)
@@ -204,6 +208,21 @@ static void manage_membership(shard_store *s, uint64_t lag)
     }
 }
 
+/* The test hook: SIGKILLs the process at `point` (before the batch's transaction, or after
+ * its commit where a consumer with acknowledgements would acknowledge it) of the
+ * kill_after-th batch this process applies. */
+static void test_kill(shard_store *s, int point, uint64_t seq)
+{
+    replica *r = s->r;
+    if (r->kill_point != point || r->kill_after <= 0 ||
+        (long)atomic_load(&s->applied_total) + 1 < r->kill_after)
+        return;
+    fprintf(stderr, "replica %s: test hook: killed %s of %s/%d batch %llu\n", r->name,
+            point == KILL_BEFORE_COMMIT ? "between fetch and commit" : "between commit and ack",
+            s->meta.name, s->shard, (unsigned long long)seq);
+    raise(SIGKILL);
+}
+
 static void *applier_main(void *arg)
 {
     shard_store *s = arg;
@@ -261,12 +280,10 @@ static void *applier_main(void *arg)
             rd = NULL;
             continue;
         }
-        if (r->crash_after > 0 && (long)atomic_load(&s->applied_total) + 1 >= r->crash_after) {
-            fprintf(stderr, "replica %s: test hook: exiting between fetch and commit of %s/%d "
-                    "batch %llu\n", r->name, s->meta.name, s->shard, (unsigned long long)seq);
-            _exit(137);
-        }
+        test_kill(s, KILL_BEFORE_COMMIT, seq);
         int rc = rag_log_apply(s->db, s->meta.name, seq, data, len);
+        if (rc == RAG_OK)
+            test_kill(s, KILL_AFTER_COMMIT, seq);
         if (rc != RAG_OK) {
             snprintf(err, sizeof err, "batch %llu: %s: %s", (unsigned long long)seq,
                      rag_strerror(rc), rag_errmsg());
@@ -544,8 +561,20 @@ int cluster_replica_main(int argc, char **argv)
             return 1;
         }
     }
-    const char *crash = getenv("RAGCORE_CLUSTER_TEST_EXIT_BEFORE_COMMIT");
-    r.crash_after = crash ? atol(crash) : 0;
+    /* RAGCORE_CLUSTER_TEST_KILL=before_commit:N|after_commit:N; the older
+     * RAGCORE_CLUSTER_TEST_EXIT_BEFORE_COMMIT=N means before_commit:N */
+    const char *kill = getenv("RAGCORE_CLUSTER_TEST_KILL");
+    const char *before = getenv("RAGCORE_CLUSTER_TEST_EXIT_BEFORE_COMMIT");
+    if (kill && !strncmp(kill, "before_commit:", 14)) {
+        r.kill_point = KILL_BEFORE_COMMIT;
+        r.kill_after = atol(kill + 14);
+    } else if (kill && !strncmp(kill, "after_commit:", 13)) {
+        r.kill_point = KILL_AFTER_COMMIT;
+        r.kill_after = atol(kill + 13);
+    } else if (before) {
+        r.kill_point = KILL_BEFORE_COMMIT;
+        r.kill_after = atol(before);
+    }
     pthread_mutex_init(&r.mu, NULL);
     chttp *http = NULL;
     int code = cluster_role_start("replica", config, &r.cfg, r.name, &r.log, listen, 2, on_http,

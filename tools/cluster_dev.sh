@@ -8,18 +8,23 @@
 #   tools/cluster_dev.sh respawn NAME [DIR]  start process NAME (nats0..2, r0a, r0b, r1a,
 #                                      r1b, router1, router2, haproxy) again as it was
 #                                      started (after a test killed it)
+#   tools/cluster_dev.sh spawn NAME DIR CMD...  start one more process NAME (e.g. a replica
+#                                      in a network namespace) that respawn and stop know
 #
 # DIR defaults to ./cluster-dev. Ports: NATS clients BASE+0..2 (BASE default 14222, env
 # RAGCORE_CLUSTER_BASE), NATS routes BASE+100.., NATS monitoring BASE+200.., routers 18080
 # and 18081, HAProxy 18000 (deploy/haproxy.cfg; env RAGCORE_CLUSTER_HTTP shifts these three).
 # Env RAGCORE_BIN: directory of ragcore-server (default: build/bin of this checkout).
 # Env RAGCORE_CLUSTER_ROUTERS=1 starts one router; RAGCORE_CLUSTER_NO_HAPROXY=1 none.
+# Env RAGCORE_CLUSTER_NATS_HOST: the local address NATS listens on and the cluster file
+# names (default 127.0.0.1; a veth address lets a network namespace reach it).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 dir=$(realpath -m "${2:-cluster-dev}")
 base=${RAGCORE_CLUSTER_BASE:-14222}
+nhost=${RAGCORE_CLUSTER_NATS_HOST:-127.0.0.1}
 http=${RAGCORE_CLUSTER_HTTP:-18000}
 bin=${RAGCORE_BIN:-$here/build/bin}
 server=$bin/ragcore-server
@@ -63,11 +68,11 @@ wait_http() {
 
 write_nats_config() {
     local i=$1 routes=""
-    for j in 0 1 2; do routes+="${routes:+, }nats-route://127.0.0.1:$((base + 100 + j))"; done
+    for j in 0 1 2; do routes+="${routes:+, }nats-route://$nhost:$((base + 100 + j))"; done
     cat >"$dir/nats/n$i.conf" <<CONF
 server_name: n$i
-listen: 127.0.0.1:$((base + i))
-http: 127.0.0.1:$((base + 200 + i))
+listen: $nhost:$((base + i))
+http: $nhost:$((base + 200 + i))
 jetstream {
     store_dir: "$dir/nats/n$i"
     max_memory_store: 64MB
@@ -75,7 +80,7 @@ jetstream {
 }
 cluster {
     name: ragcore-dev
-    listen: 127.0.0.1:$((base + 100 + i))
+    listen: $nhost:$((base + 100 + i))
     routes: [ $routes ]
 }
 CONF
@@ -106,16 +111,16 @@ start() {
     mkdir -p "$dir"/{log,pid,run,nats,data}
     local i
     for i in 0 1 2; do write_nats_config "$i"; start_nats "$i"; done
-    for i in 0 1 2; do wait_http "http://127.0.0.1:$((base + 200 + i))/healthz?js-enabled-only=true"; done
+    for i in 0 1 2; do wait_http "http://$nhost:$((base + 200 + i))/healthz?js-enabled-only=true"; done
     cat >"$dir/cluster.json" <<CONF
-{"nats": ["nats://127.0.0.1:$base", "nats://127.0.0.1:$((base + 1))", "nats://127.0.0.1:$((base + 2))"],
+{"nats": ["nats://$nhost:$base", "nats://$nhost:$((base + 1))", "nats://$nhost:$((base + 2))"],
  "stream_replicas": 3, "dedup_window_s": 120, "max_lag": ${RAGCORE_CLUSTER_MAX_LAG:-1000},
  "query_timeout_ms": ${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-1000}, "ryw_wait_ms": 2000}
 CONF
     # JetStream elects its meta leader after the servers meet: the first client may have to wait
     for i in $(seq 1 100); do
-        curl -fs "http://127.0.0.1:$((base + 200))/jsz" | grep -q '"meta_cluster"' && \
-            curl -fs "http://127.0.0.1:$((base + 200))/jsz?leader-only=false" | grep -q '"leader"' && break
+        curl -fs "http://$nhost:$((base + 200))/jsz" | grep -q '"meta_cluster"' && \
+            curl -fs "http://$nhost:$((base + 200))/jsz?leader-only=false" | grep -q '"leader"' && break
         sleep 0.1
     done
     start_replica r0a 0; start_replica r0b 0; start_replica r1a 1; start_replica r1b 1
@@ -154,7 +159,9 @@ stop() {
 case "$cmd" in
     start) start ;;
     respawn) name=${2:?respawn NAME [DIR]}; dir=$(realpath -m "${3:-cluster-dev}"); respawn "$name" ;;
+    spawn) name=${2:?spawn NAME DIR CMD...}; dir=$(realpath -m "${3:?spawn NAME DIR CMD...}")
+        shift 3; mkdir -p "$dir/log" "$dir/pid"; spawn "$name" "$@" ;;
     stop) stop ;;
     status) "$server" cluster status --config "$dir/cluster.json" ;;
-    *) echo "usage: $0 start|stop|status [DIR]" >&2; exit 1 ;;
+    *) echo "usage: $0 start|stop|status [DIR] | respawn NAME [DIR] | spawn NAME DIR CMD..." >&2; exit 1 ;;
 esac

@@ -1,0 +1,42 @@
+# cluster_lib.sh - sourced by the cluster fault and partition tests: skips without the
+# cluster's programs, ports that no concurrent cluster test uses, and a local cluster
+# (tools/cluster_dev.sh) that is stopped on exit. Their Python side is tests/cluster_lib.py.
+
+# Exits 77 (ctest's skip) without nats-server or haproxy; fails without cluster mode.
+cl_require() {
+    command -v nats-server >/dev/null || { echo "SKIP: nats-server not installed (tools/setup.sh installs it)"; exit 77; }
+    command -v haproxy >/dev/null || { echo "SKIP: haproxy not installed (tools/setup.sh installs it)"; exit 77; }
+    "${RAGCORE_BIN:?}/ragcore-server" cluster --help >/dev/null 2>&1 || { echo "FAIL: ragcore-server built without cluster mode"; exit 1; }
+}
+
+# Exports RAGCORE_CLUSTER_BASE (NATS: BASE..BASE+202) and RAGCORE_CLUSTER_HTTP (HAProxy and
+# routers: HTTP, HTTP+80, HTTP+81) in a 400-port slot of 20000..29999 chosen from the
+# process id: not the slots of test_cluster.sh's fixed ports (24222.., 28000..), and one
+# where nothing listens yet.
+cl_pick_ports() {
+    local k slot base used
+    used=$(ss -Hltn 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}')
+    for k in $(seq 0 24); do
+        slot=$(( ($$ + k) % 25 ))
+        case $slot in 10|11|20) continue ;; esac
+        base=$(( 20000 + slot * 400 ))
+        if ! echo "$used" | awk -v lo="$base" -v hi=$((base + 399)) '$1 >= lo && $1 <= hi {f = 1} END {exit !f}'; then
+            export RAGCORE_CLUSTER_BASE=$base RAGCORE_CLUSTER_HTTP=$((base + 300))
+            return 0
+        fi
+    done
+    echo "FAIL: no free port slot in 20000..29999"; exit 1
+}
+
+# Starts the local cluster in DIR (cl_dir); cl_stop stops every process it started.
+cl_start() {
+    cl_dir=$1
+    "${RAGCORE_SOURCE_DIR:?}/tools/cluster_dev.sh" stop "$cl_dir" 2>/dev/null || true
+    rm -rf "$cl_dir"
+    mkdir -p "$cl_dir"
+    "$RAGCORE_SOURCE_DIR/tools/cluster_dev.sh" start "$cl_dir"
+}
+
+cl_stop() {
+    [ -n "${cl_dir:-}" ] && "${RAGCORE_SOURCE_DIR:?}/tools/cluster_dev.sh" stop "$cl_dir" || true
+}

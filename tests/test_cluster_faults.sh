@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# test_cluster_faults.sh - faults of a local cluster (tools/cluster_dev.sh: 3 NATS servers,
+# 2 shards x 2 replicas, 2 routers, HAProxy; loopback ports chosen per run) while a writer
+# and a query loop run: the applier killed (SIGKILL, test hook RAGCORE_CLUSTER_TEST_KILL)
+# between fetching a batch and committing it, and between its commit and the point where a
+# consumer with acknowledgements would acknowledge it; kill -9 of a router (the other keeps
+# serving behind HAProxy); SIGSTOP of a replica for 5 s (hung, connection open), then
+# SIGCONT. After each: every acknowledged document on every replica of its shard exactly
+# once (counts, digests equal at the log's last sequence, no gap), and the query errors and
+# latency during the fault printed. Kill -9 of a NATS server and of a whole replica are in
+# test_cluster.sh. Skipped (77) without nats-server or haproxy.
+set -euo pipefail
+src=${RAGCORE_SOURCE_DIR:?}
+. "$src/tests/cluster_lib.sh"
+cl_require
+cl_pick_ports
+export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400
+tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-faults-$$
+trap 'cl_stop; rm -rf "$tmp"' EXIT
+cl_start "$tmp"
+
+PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
+import os, signal, sys, time
+from cluster_lib import Cluster, Load
+
+c = Cluster(*sys.argv[1:4])
+c.create()
+for k in range(0, 100, 50):
+    st, r = c.ingest([c.make_doc(i) for i in range(k, k + 50)])
+    c.check(st == 200, f"initial ingest: {st} {r}")
+c.converged("initial")
+
+# The applier of r0b, then of r1b, is killed at a test kill point of its 3rd batch while
+# the writer goes on; the replica restarts without the hook and catches up.
+for name, point, where in (("r0b", "before_commit", "between fetch and commit"),
+                           ("r1b", "after_commit", "between commit and ack")):
+    with Load(c) as load:
+        time.sleep(0.5)
+        os.kill(c.pid(name), signal.SIGTERM)
+        c.check(c.wait_exit(name), f"{name} stopped on SIGTERM")
+        c.respawn(name, {"RAGCORE_CLUSTER_TEST_KILL": f"{point}:3"})
+        c.check(c.wait_exit(name), f"{name} killed at its kill point {point}")
+        c.check(f"killed {where}" in c.log_text(name), f"{name}'s log names the kill point")
+        c.respawn(name)
+        time.sleep(2)
+    load.report(f"applier of {name} killed {where}")
+    c.converged(f"after the applier of {name} was killed {where}")
+
+# kill -9 of a router: HAProxy sends requests to the other one; restarted after 3 s
+with Load(c) as load:
+    time.sleep(0.5)
+    os.kill(c.pid("router1"), signal.SIGKILL)
+    time.sleep(3)
+    c.respawn("router1")
+    time.sleep(1.5)
+load.report("kill -9 router1 (3 s down)")
+c.check(load.q_ok > 0 and load.w_ok > 0, "queries and writes answered while a router was down")
+c.converged("after kill -9 router1")
+
+# SIGSTOP of a replica for 5 s: it holds its connection and its place in the queue group;
+# queries it receives time out and are retried on the other replica
+with Load(c) as load:
+    time.sleep(0.5)
+    os.kill(c.pid("r0a"), signal.SIGSTOP)
+    time.sleep(5)
+    os.kill(c.pid("r0a"), signal.SIGCONT)
+    time.sleep(1)
+load.report("SIGSTOP replica r0a (5 s)")
+c.check(load.q_ok > 0, "queries answered while a replica was stopped")
+c.converged("after SIGSTOP r0a")
+
+print(f"{len(c.acked)} acknowledged documents; {c.failures} failures", flush=True)
+sys.exit(1 if c.failures else 0)
+PY
