@@ -155,6 +155,7 @@ class Load:
         self.stop = False
         self.q_err = self.q_ok = self.w_err = self.w_ok = 0
         self.lat = []
+        self.by_replica = {}     # shard 1's answering replica -> latencies
         self.serial = Load.serial
         Load.serial += 1
         self.threads = [threading.Thread(target=self.query_loop)]
@@ -174,10 +175,12 @@ class Load:
     def query_loop(self):
         while not self.stop:
             t0 = time.time()
-            st, _ = self.c.search(self.c.rnd.choice(QUERIES), timeout=5)
+            st, r = self.c.search(self.c.rnd.choice(QUERIES), timeout=5)
             self.lat.append(time.time() - t0)
             if st == 200:
                 self.q_ok += 1
+                rep = r.get("shards", {}).get("1", {}).get("replica", "?")
+                self.by_replica.setdefault(rep, []).append(self.lat[-1])
             else:
                 self.q_err += 1
             time.sleep(0.02)
@@ -199,11 +202,15 @@ class Load:
             n += 1
             time.sleep(0.05)
 
-    def report(self, label):
-        lat = sorted(self.lat) or [0]
-        line = (f"{label}: queries ok {self.q_ok} failed {self.q_err}, latency p50 "
-                f"{lat[len(lat) // 2] * 1000:.0f} ms p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} "
-                f"ms max {lat[-1] * 1000:.0f} ms; write batches acknowledged {self.w_ok}, "
-                f"failed attempts {self.w_err}")
+    def report(self, label, per_replica=False):
+        def pct(v):
+            v = sorted(v) or [0]
+            return (f"p50 {v[len(v) // 2] * 1000:.0f} ms p99 {v[int(len(v) * 0.99)] * 1000:.0f} "
+                    f"ms max {v[-1] * 1000:.0f} ms")
+        line = (f"{label}: queries ok {self.q_ok} failed {self.q_err}, latency {pct(self.lat)}; "
+                f"write batches acknowledged {self.w_ok}, failed attempts {self.w_err}")
+        if per_replica:
+            line += "".join(f"\n  shard 1 answered by {k}: {len(v)} queries, {pct(v)}"
+                            for k, v in sorted(self.by_replica.items()))
         print(line, flush=True)
         return line
