@@ -20,6 +20,8 @@ typedef struct cluster_config {
     char *bucket;                    /* "meta_bucket": metadata bucket; "ragcore_meta" */
     int stream_replicas;             /* "stream_replicas": copies of each log; 3 */
     int dedup_window_s;              /* "dedup_window_s": message-id window; 120 */
+    int stream_max_msgs;             /* "stream_max_msgs": retention, messages; 0 none */
+    int stream_max_age_s;            /* "stream_max_age_s": retention, seconds; 0 none */
     int max_lag;                     /* "max_lag": a replica further behind leaves its
                                       * queue group; 1000 */
     int query_timeout_ms;            /* "query_timeout_ms": per shard request; 1000 */

@@ -79,6 +79,10 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "stream_replicas", 3, 1, 5, &cfg->stream_replicas, err, errlen, path) < 0 ||
         int_field(j, "dedup_window_s", 120, 1, 86400, &cfg->dedup_window_s, err, errlen, path) <
             0 ||
+        int_field(j, "stream_max_msgs", 0, 0, 1 << 30, &cfg->stream_max_msgs, err, errlen,
+                  path) < 0 ||
+        int_field(j, "stream_max_age_s", 0, 0, 1 << 30, &cfg->stream_max_age_s, err, errlen,
+                  path) < 0 ||
         int_field(j, "max_lag", 1000, 1, 1 << 30, &cfg->max_lag, err, errlen, path) < 0 ||
         int_field(j, "query_timeout_ms", 1000, 10, 600000, &cfg->query_timeout_ms, err, errlen,
                   path) < 0 ||
@@ -108,8 +112,11 @@ void cluster_config_free(cluster_config *cfg)
 int cluster_connect(const cluster_config *cfg, const char *name, clog **out, char *err,
                     size_t errlen)
 {
-    return clog_connect((const char *const *)cfg->nats, cfg->n_nats, name, cfg->bucket,
-                        cfg->stream_replicas, out, err, errlen);
+    int rc = clog_connect((const char *const *)cfg->nats, cfg->n_nats, name, cfg->bucket,
+                          cfg->stream_replicas, out, err, errlen);
+    if (rc == 0)
+        clog_set_retention(*out, cfg->stream_max_msgs, cfg->stream_max_age_s);
+    return rc;
 }
 
 /* Collection names of a cluster become stream names and subject tokens: letters, digits,

@@ -37,6 +37,12 @@ int clog_append(clog *l, const char *coll, int shard, const char *msg_id, const 
                 size_t len, int timeout_ms, uint64_t *seq, int *dup, char *err, size_t errlen);
 /* The log's last sequence (0: empty). */
 int clog_last(clog *l, const char *coll, int shard, uint64_t *last, char *err, size_t errlen);
+/* The first sequence the log still holds (retention removes older messages; after the
+ * removal of every message, the last + 1). */
+int clog_first(clog *l, const char *coll, int shard, uint64_t *first, char *err, size_t errlen);
+/* Retention of the logs clog_ensure creates from now on: at most max_msgs messages, none
+ * older than max_age_s seconds (0: no limit). */
+void clog_set_retention(clog *l, int64_t max_msgs, int64_t max_age_s);
 
 /* An ordered reader from sequence `from` (>= 1). */
 int clog_reader_open(clog *l, const char *coll, int shard, uint64_t from, clog_reader **out,

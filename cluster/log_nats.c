@@ -12,6 +12,7 @@ struct clog {
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv;
+    int64_t max_msgs, max_age_s; /* retention of the logs clog_ensure creates; 0: none */
 };
 
 struct clog_reader {
@@ -122,6 +123,10 @@ int clog_ensure(clog *l, const char *coll, int shard, int replicas, int dedup_s,
     cfg.Storage = js_FileStorage;
     cfg.Replicas = replicas;
     cfg.Duplicates = (int64_t)dedup_s * 1000000000LL;
+    if (l->max_msgs > 0)
+        cfg.MaxMsgs = l->max_msgs;
+    if (l->max_age_s > 0)
+        cfg.MaxAge = l->max_age_s * 1000000000LL;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_AddStream(&si, l->js, &cfg, NULL, &jerr);
@@ -151,7 +156,15 @@ int clog_append(clog *l, const char *coll, int shard, const char *msg_id, const 
     return 0;
 }
 
-int clog_last(clog *l, const char *coll, int shard, uint64_t *last, char *err, size_t errlen)
+void clog_set_retention(clog *l, int64_t max_msgs, int64_t max_age_s)
+{
+    l->max_msgs = max_msgs;
+    l->max_age_s = max_age_s;
+}
+
+/* The first and last sequences the stream of (coll, shard) holds. */
+static int stream_range(clog *l, const char *coll, int shard, uint64_t *first, uint64_t *last,
+                        char *err, size_t errlen)
 {
     char name[300];
     stream_name(coll, shard, name, sizeof name);
@@ -160,9 +173,22 @@ int clog_last(clog *l, const char *coll, int shard, uint64_t *last, char *err, s
     natsStatus s = js_GetStreamInfo(&si, l->js, name, NULL, &jerr);
     if (s != NATS_OK)
         return fail(err, errlen, name, s, jerr);
+    *first = si->State.FirstSeq;
     *last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     return 0;
+}
+
+int clog_last(clog *l, const char *coll, int shard, uint64_t *last, char *err, size_t errlen)
+{
+    uint64_t first;
+    return stream_range(l, coll, shard, &first, last, err, errlen);
+}
+
+int clog_first(clog *l, const char *coll, int shard, uint64_t *first, char *err, size_t errlen)
+{
+    uint64_t last;
+    return stream_range(l, coll, shard, first, &last, err, errlen);
 }
 
 int clog_reader_open(clog *l, const char *coll, int shard, uint64_t from, clog_reader **out,

@@ -8,6 +8,10 @@
 #include "rpc.h"
 #include "vector_b64.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
@@ -37,6 +41,7 @@ typedef struct shard_store {
     char last_error[1024];       /* (mu) */
     atomic_ullong applied_total, apply_errors, queries, behind;
     rpc_sub *qsub;               /* member of the shard's queue group when not NULL */
+    rpc_sub *bsub;               /* serves backups of the shard to new replicas */
 } shard_store;
 
 struct replica {
@@ -50,6 +55,8 @@ struct replica {
     shard_store *stores[MAX_STORES];
     size_t n;
     rpc_sub *status_sub;
+    rpc_sub *peer_sub;           /* rag.peer.<name>: parts of the backups it made */
+    atomic_uint backups;         /* backups made, for their names */
     /* Test hook (tests/test_cluster*.sh): the process dies at kill_point when its appliers
      * have applied kill_after - 1 batches, as kill -9 would kill it there. */
     enum { KILL_NONE, KILL_BEFORE_COMMIT, KILL_AFTER_COMMIT } kill_point;
@@ -214,7 +221,7 @@ static void manage_membership(shard_store *s, uint64_t lag)
 static void test_kill(shard_store *s, int point, uint64_t seq)
 {
     replica *r = s->r;
-    if (r->kill_point != point || r->kill_after <= 0 ||
+    if ((int)r->kill_point != point || r->kill_after <= 0 ||
         (long)atomic_load(&s->applied_total) + 1 < r->kill_after)
         return;
     fprintf(stderr, "replica %s: test hook: killed %s of %s/%d batch %llu\n", r->name,
@@ -273,8 +280,10 @@ static void *applier_main(void *arg)
             continue; /* delivered again after a reader restart: applied already */
         if (seq != pos + 1) {
             /* a gap: never apply out of order; read again from the position */
-            snprintf(err, sizeof err, "log gap: got %llu after %llu, reading again",
-                     (unsigned long long)seq, (unsigned long long)pos);
+            snprintf(err, sizeof err, "log gap: got %llu after %llu, reading again (when the "
+                     "log's retention removed %llu, restart this replica: it copies a peer's "
+                     "store)", (unsigned long long)seq, (unsigned long long)pos,
+                     (unsigned long long)pos + 1);
             set_error(s, err);
             clog_reader_close(rd);
             rd = NULL;
@@ -314,6 +323,308 @@ static void *applier_main(void *arg)
     return NULL;
 }
 
+/* ---- bootstrap from a peer ---------------------------------------------------------------
+ * A replica whose log no longer holds the sequence after its store's position (a new replica
+ * with an empty store, or one down longer than the log's retention) copies a peer's store:
+ *   1. request on rag.backup.<collection>.<shard> (queue group of the replicas hosting it):
+ *      {"op":"start","collection","shard","min_seq"} -> the peer backs its store up
+ *      (rag_backup, under DATA/.backups/<id>) and answers {"peer":"rag.peer.<name>","id",
+ *      "seq" (the position when it began: the copy holds at least that),
+ *      "files":[{"name","size"}]}, or {"error"} (behind min_seq, no such store);
+ *   2. {"op":"get","id","file","offset"} on the peer's own subject -> 'D' + up to
+ *      BACKUP_CHUNK bytes of that file, or 'E' + a message;
+ *   3. {"op":"done","id"} -> the peer removes the backup;
+ * then restores the copy into its store directory (rag_restore) and reads the log from the
+ * copy's saved position + 1. */
+
+#define BACKUP_CHUNK (512 * 1024) /* below NATS's default 1 MiB payload limit */
+#define BACKUP_START_TIMEOUT_MS 120000
+#define BACKUP_GET_TIMEOUT_MS 10000
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT;
+}
+
+/* Removes a directory tree; missing is fine. */
+static void rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *reply_text(json_t *j, size_t *rlen)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    *rlen = text ? strlen(text) : 0;
+    return text;
+}
+
+static char *reply_bytes(char tag, const char *data, size_t len, size_t *rlen)
+{
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    out[0] = tag;
+    memcpy(out + 1, data, len);
+    *rlen = len + 1;
+    return out;
+}
+
+static shard_store *find_store(replica *r, const char *coll, int shard)
+{
+    shard_store *found = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n && !found; i++)
+        if (r->stores[i]->shard == shard && coll && !strcmp(r->stores[i]->meta.name, coll))
+            found = r->stores[i];
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+/* The files of backup directory dir: data.mdb and index/<name>. */
+static json_t *backup_files(const char *dir)
+{
+    json_t *files = json_array();
+    char path[4400];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &sb) == 0)
+        json_array_append_new(files, json_pack("{s:s,s:I}", "name", "data.mdb", "size",
+                                               (json_int_t)sb.st_size));
+    snprintf(path, sizeof path, "%s/index", dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char name[300];
+        if (e->d_name[0] == '.' || strlen(e->d_name) > 250)
+            continue;
+        snprintf(name, sizeof name, "index/%s", e->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+            json_array_append_new(files, json_pack("{s:s,s:I}", "name", name, "size",
+                                                   (json_int_t)sb.st_size));
+    }
+    if (d)
+        closedir(d);
+    return files;
+}
+
+/* A name the peer hands out: an id or file name of its own backups, never a path out. */
+static int safe_name(const char *s)
+{
+    return s && *s && !strstr(s, "..") && s[0] != '/';
+}
+
+static char *backup_start(replica *r, json_t *req, size_t *rlen)
+{
+    const char *coll = json_string_value(json_object_get(req, "collection"));
+    int shard = (int)json_integer_value(json_object_get(req, "shard"));
+    uint64_t min_seq = (uint64_t)json_integer_value(json_object_get(req, "min_seq"));
+    shard_store *s = find_store(r, coll, shard);
+    if (!s)
+        return reply_text(json_pack("{s:s}", "error", "no such store here"), rlen);
+    pthread_mutex_lock(&s->mu);
+    uint64_t pos = s->pos;
+    pthread_mutex_unlock(&s->mu);
+    if (pos < min_seq)
+        return reply_text(json_pack("{s:s,s:I}", "error", "behind", "seq", (json_int_t)pos),
+                          rlen);
+    char id[64], dir[2300];
+    snprintf(id, sizeof id, "bk-%d-%u", (int)getpid(), atomic_fetch_add(&r->backups, 1));
+    snprintf(dir, sizeof dir, "%s/.backups", r->data);
+    mkdir(dir, 0700);
+    snprintf(dir, sizeof dir, "%s/.backups/%s", r->data, id);
+    int rc = rag_backup(s->db, dir, NULL);
+    uint64_t seq = pos; /* the copy holds at least this position */
+    if (rc != RAG_OK) {
+        json_t *e = json_pack("{s:s+}", "error", "backup: ", rag_errmsg());
+        rm_tree(dir);
+        return reply_text(e, rlen);
+    }
+    fprintf(stderr, "replica %s: backup %s of %s/%d at position %llu+ for a new replica\n",
+            r->name, id, s->meta.name, s->shard, (unsigned long long)seq);
+    return reply_text(json_pack("{s:s+,s:s,s:I,s:o}", "peer", "rag.peer.", r->name, "id", id,
+                                "seq", (json_int_t)seq, "files", backup_files(dir)),
+                      rlen);
+}
+
+static char *backup_get(replica *r, json_t *req, size_t *rlen)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    const char *file = json_string_value(json_object_get(req, "file"));
+    json_int_t offset = json_integer_value(json_object_get(req, "offset"));
+    char path[4400], msg[600];
+    if (!safe_name(id) || strchr(id, '/') || !safe_name(file) || offset < 0) {
+        snprintf(msg, sizeof msg, "bad backup part request");
+        return reply_bytes('E', msg, strlen(msg), rlen);
+    }
+    snprintf(path, sizeof path, "%s/.backups/%s/%s", r->data, id, file);
+    int fd = open(path, O_RDONLY);
+    char *buf = malloc(BACKUP_CHUNK);
+    ssize_t n = fd >= 0 && buf ? pread(fd, buf, BACKUP_CHUNK, (off_t)offset) : -1;
+    char *out;
+    if (n < 0) {
+        snprintf(msg, sizeof msg, "%.400s: %s", path, strerror(errno));
+        out = reply_bytes('E', msg, strlen(msg), rlen);
+    } else {
+        out = reply_bytes('D', buf, (size_t)n, rlen);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return out;
+}
+
+/* rag.backup.<collection>.<shard> and rag.peer.<name>: the three steps above. */
+static char *on_backup(void *user, const char *body, size_t len, size_t *rlen)
+{
+    replica *r = user;
+    json_t *req = json_loadb(body, len, 0, NULL);
+    const char *op = json_string_value(json_object_get(req, "op"));
+    char *out;
+    if (op && !strcmp(op, "start")) {
+        out = backup_start(r, req, rlen);
+    } else if (op && !strcmp(op, "get")) {
+        out = backup_get(r, req, rlen);
+    } else if (op && !strcmp(op, "done")) {
+        const char *id = json_string_value(json_object_get(req, "id"));
+        if (safe_name(id) && !strchr(id, '/')) {
+            char dir[2300];
+            snprintf(dir, sizeof dir, "%s/.backups/%s", r->data, id);
+            rm_tree(dir);
+        }
+        out = reply_text(json_pack("{s:b}", "done", 1), rlen);
+    } else {
+        out = reply_text(json_pack("{s:s}", "error", "op must be start, get or done"), rlen);
+    }
+    json_decref(req);
+    return out;
+}
+
+/* One request, one reply (NULL when none came within timeout_ms). */
+static char *request(replica *r, const char *subject, json_t *body, int timeout_ms,
+                     size_t *rlen)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    char *reply = NULL;
+    *rlen = 0;
+    if (text) {
+        const char *subjects[1] = {subject};
+        const char *bodies[1] = {text};
+        size_t lens[1] = {strlen(text)};
+        rpc_scatter(r->log, 1, subjects, bodies, lens, timeout_ms, &reply, rlen);
+    }
+    free(text);
+    return reply;
+}
+
+/* Copies file `name` (size bytes) of a peer's backup into dir/name. */
+static int fetch_file(replica *r, const char *peer, const char *id, const char *name,
+                      json_int_t size, const char *dir, char *err, size_t errlen)
+{
+    char path[4800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!strncmp(name, "index/", 6)) {
+        char sub[4500];
+        snprintf(sub, sizeof sub, "%s/index", dir);
+        mkdir(sub, 0700);
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc = -1;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %.400s: %s", path, strerror(errno));
+        return -1;
+    }
+    json_int_t off = 0;
+    while (off < size) {
+        size_t len = 0;
+        char *part = request(r, peer,
+                             json_pack("{s:s,s:s,s:s,s:I}", "op", "get", "id", id, "file", name,
+                                       "offset", off),
+                             BACKUP_GET_TIMEOUT_MS, &len);
+        if (!part || len == 0 || part[0] != 'D' || len == 1) {
+            snprintf(err, errlen, "%s of backup %s from %s: %.*s", name, id, peer,
+                     part && len > 1 ? (int)(len - 1) : 10, part && len > 1 ? part + 1 : "no answer");
+            free(part);
+            goto cleanup;
+        }
+        if (write(fd, part + 1, len - 1) != (ssize_t)(len - 1)) {
+            snprintf(err, errlen, "cannot write %.400s: %s", path, strerror(errno));
+            free(part);
+            goto cleanup;
+        }
+        off += (json_int_t)(len - 1);
+        free(part);
+    }
+    rc = fsync(fd) == 0 ? 0 : -1;
+    if (rc < 0)
+        snprintf(err, errlen, "cannot write %.400s: %s", path, strerror(errno));
+cleanup:
+    close(fd);
+    return rc;
+}
+
+/* Replaces the store in dir by a copy of a peer's that holds at least sequence min_seq.
+ * 0, or -1 with a message (no peer answered, the copy failed). */
+static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
+                               uint64_t min_seq, const char *dir, char *err, size_t errlen)
+{
+    char subject[300], tmp[4400];
+    snprintf(subject, sizeof subject, "rag.backup.%s.%d", meta->name, shard);
+    snprintf(tmp, sizeof tmp, "%s.bootstrap", dir);
+    rm_tree(tmp);
+    size_t len = 0;
+    char *text = request(r, subject,
+                         json_pack("{s:s,s:s,s:i,s:I}", "op", "start", "collection", meta->name,
+                                   "shard", shard, "min_seq", (json_int_t)min_seq),
+                         BACKUP_START_TIMEOUT_MS, &len);
+    json_t *st = text ? json_loadb(text, len, 0, NULL) : NULL;
+    free(text);
+    const char *peer = json_string_value(json_object_get(st, "peer"));
+    const char *id = json_string_value(json_object_get(st, "id"));
+    json_t *files = json_object_get(st, "files");
+    int rc = -1;
+    if (!peer || !id || !json_is_array(files)) {
+        snprintf(err, errlen, "no peer gave a backup of %s/%d at sequence %llu or later: %s",
+                 meta->name, shard, (unsigned long long)min_seq,
+                 st ? json_string_value(json_object_get(st, "error")) : "no answer");
+        goto cleanup;
+    }
+    if (mkdir(tmp, 0700) != 0) {
+        snprintf(err, errlen, "cannot create %.400s: %s", tmp, strerror(errno));
+        goto cleanup;
+    }
+    size_t i;
+    json_t *f;
+    rc = 0;
+    json_array_foreach(files, i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        if (rc == 0 && (!safe_name(name) ||
+                        fetch_file(r, peer, id, name, json_integer_value(json_object_get(f, "size")),
+                                   tmp, err, errlen) < 0))
+            rc = -1;
+    }
+    free(request(r, peer, json_pack("{s:s,s:s}", "op", "done", "id", id), 2000, &len));
+    if (rc == 0 && rag_restore(tmp, dir, 1, NULL) != RAG_OK) {
+        snprintf(err, errlen, "restore of the peer's backup into %.400s: %s", dir,
+                 rag_errmsg());
+        rc = -1;
+    }
+    if (rc == 0)
+        fprintf(stderr, "replica %s: %s/%d bootstrapped from %s (backup %s at position %lld)\n",
+                r->name, meta->name, shard, peer, id,
+                (long long)json_integer_value(json_object_get(st, "seq")));
+cleanup:
+    rm_tree(tmp);
+    json_decref(st);
+    return rc;
+}
+
 /* ---- stores ----------------------------------------------------------------------------- */
 
 static int open_store(replica *r, const cluster_coll *meta, int shard)
@@ -347,6 +658,24 @@ static int open_store(replica *r, const cluster_coll *meta, int shard)
     }
     if (rc == RAG_OK)
         rc = rag_log_position(s->db, meta->name, &s->pos);
+    /* The log no longer holds the next sequence (retention removed it): copy a peer's
+     * store, then read the log from the copy's position. */
+    uint64_t first = 0;
+    if (rc == RAG_OK && clog_first(r->log, meta->name, shard, &first, err, sizeof err) == 0 &&
+        first > s->pos + 1) {
+        rag_close(s->db);
+        s->db = NULL;
+        if (bootstrap_from_peer(r, meta, shard, first - 1, dir, err, sizeof err) < 0) {
+            fprintf(stderr, "replica %s: %s/%d: the log starts at %llu, after position %llu: %s\n",
+                    r->name, meta->name, shard, (unsigned long long)first,
+                    (unsigned long long)s->pos, err);
+            free(s);
+            return -1;
+        }
+        rc = rag_open(dir, &oo, &s->db);
+        if (rc == RAG_OK)
+            rc = rag_log_position(s->db, meta->name, &s->pos);
+    }
     if (rc != RAG_OK) {
         fprintf(stderr, "replica %s: store %s: %s: %s\n", r->name, dir, rag_strerror(rc),
                 rag_errmsg());
@@ -355,6 +684,10 @@ static int open_store(replica *r, const cluster_coll *meta, int shard)
         return -1;
     }
     s->last = s->pos;
+    char bsubj[300];
+    snprintf(bsubj, sizeof bsubj, "rag.backup.%s.%d", meta->name, shard);
+    if (rpc_serve(r->log, bsubj, bsubj, on_backup, r, &s->bsub, err, sizeof err) < 0)
+        set_error(s, err);
     if (pthread_create(&s->applier, NULL, applier_main, s) != 0) {
         snprintf(err, sizeof err, "cannot start the applier");
         rag_close(s->db);
@@ -367,16 +700,6 @@ static int open_store(replica *r, const cluster_coll *meta, int shard)
     fprintf(stderr, "replica %s: hosting %s/%d from position %llu\n", r->name, meta->name, shard,
             (unsigned long long)s->pos);
     return 0;
-}
-
-static int hosts(replica *r, const char *coll, int shard)
-{
-    int found = 0;
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < r->n && !found; i++)
-        found = r->stores[i]->shard == shard && !strcmp(r->stores[i]->meta.name, coll);
-    pthread_mutex_unlock(&r->mu);
-    return found;
 }
 
 /* Opens a store for every collection in the metadata bucket and every shard of it this
@@ -392,7 +715,7 @@ static void discover(replica *r)
         if (cluster_coll_load(r->log, keys[i], &meta, err, sizeof err) != 1)
             continue;
         for (size_t k = 0; k < r->nshards && r->n < MAX_STORES; k++)
-            if (r->shards[k] < meta.shards && !hosts(r, meta.name, r->shards[k]))
+            if (r->shards[k] < meta.shards && !find_store(r, meta.name, r->shards[k]))
                 open_store(r, &meta, r->shards[k]);
     }
     for (size_t i = 0; i < n; i++)
@@ -579,8 +902,13 @@ int cluster_replica_main(int argc, char **argv)
     chttp *http = NULL;
     int code = cluster_role_start("replica", config, &r.cfg, r.name, &r.log, listen, 2, on_http,
                                   &r, port_file, &http);
+    char peer[300], backups[2200];
+    snprintf(peer, sizeof peer, "rag.peer.%s", r.name);
+    snprintf(backups, sizeof backups, "%s/.backups", r.data);
+    rm_tree(backups); /* left by a replica killed while a new one copied its store */
     if (code == 0 &&
-        rpc_serve(r.log, "rag.status", NULL, on_status, &r, &r.status_sub, err, sizeof err) < 0) {
+        (rpc_serve(r.log, "rag.status", NULL, on_status, &r, &r.status_sub, err, sizeof err) < 0 ||
+         rpc_serve(r.log, peer, NULL, on_backup, &r, &r.peer_sub, err, sizeof err) < 0)) {
         fprintf(stderr, "ragcore-server cluster replica: %s\n", err);
         code = 2;
     }
@@ -593,10 +921,12 @@ int cluster_replica_main(int argc, char **argv)
 done:
     chttp_stop(http);
     rpc_unserve(r.status_sub);
+    rpc_unserve(r.peer_sub);
     for (size_t i = 0; i < r.n; i++) {
         shard_store *s = r.stores[i];
         pthread_join(s->applier, NULL);
         rpc_unserve(s->qsub);
+        rpc_unserve(s->bsub);
         int rc = rag_close(s->db);
         if (rc != RAG_OK)
             code = 1;

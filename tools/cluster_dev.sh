@@ -18,6 +18,7 @@
 # Env RAGCORE_CLUSTER_ROUTERS=1 starts one router; RAGCORE_CLUSTER_NO_HAPROXY=1 none.
 # Env RAGCORE_CLUSTER_NATS_HOST: the local address NATS listens on and the cluster file
 # names (default 127.0.0.1; a veth address lets a network namespace reach it).
+# Env RAGCORE_CLUSTER_STREAM_MAX_MSGS: retention of each shard log in messages (0: none).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,7 +116,8 @@ start() {
     cat >"$dir/cluster.json" <<CONF
 {"nats": ["nats://$nhost:$base", "nats://$nhost:$((base + 1))", "nats://$nhost:$((base + 2))"],
  "stream_replicas": 3, "dedup_window_s": 120, "max_lag": ${RAGCORE_CLUSTER_MAX_LAG:-1000},
- "query_timeout_ms": ${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-1000}, "ryw_wait_ms": 2000}
+ "query_timeout_ms": ${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-1000}, "ryw_wait_ms": 2000,
+ "stream_max_msgs": ${RAGCORE_CLUSTER_STREAM_MAX_MSGS:-0}}
 CONF
     # JetStream elects its meta leader after the servers meet: the first client may have to wait
     for i in $(seq 1 100); do

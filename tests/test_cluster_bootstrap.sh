@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_cluster_bootstrap.sh - a new replica whose log no longer holds its beginning copies a
+# peer's store: a local cluster (tools/cluster_dev.sh, loopback ports chosen per run) whose
+# shard logs keep only their last 20 messages; after 200 documents a third replica of shard
+# 0 (r0c) starts with an empty directory while a writer runs. It must copy a peer's backup
+# (its log names the peer), read the log from the copy's position + 1 and converge: equal
+# digests at the log's last sequence, every acknowledged document exactly once; the peer
+# removes its backup afterwards. Skipped (77) without nats-server or haproxy.
+set -euo pipefail
+src=${RAGCORE_SOURCE_DIR:?}
+. "$src/tests/cluster_lib.sh"
+cl_require
+cl_pick_ports
+export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400 RAGCORE_CLUSTER_STREAM_MAX_MSGS=20
+tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-bootstrap-$$
+trap 'cl_stop; rm -rf "$tmp"' EXIT
+cl_start "$tmp"
+
+PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
+import glob, json, os, subprocess, sys, time, urllib.request
+from cluster_lib import Cluster, Load
+
+tmp, bin_, dev = sys.argv[1:4]
+c = Cluster(tmp, bin_, dev)
+c.create()
+c.converged("created", replicas=(2, 2))  # r0a, r0b host the shard from sequence 1
+for k in range(0, 200, 5):
+    st, r = c.ingest([c.make_doc(i) for i in range(k, k + 5)])
+    c.check(st == 200, f"ingest: {st} {r}")
+c.converged("initial", replicas=(2, 2))
+
+# the log of shard 0 no longer starts at 1 (NATS monitoring: the stream's first sequence)
+base = int(os.environ["RAGCORE_CLUSTER_BASE"])
+jsz = json.load(urllib.request.urlopen(
+    f"http://127.0.0.1:{base + 200}/jsz?streams=true", timeout=5))
+first = {s["name"]: s["state"]["first_seq"]
+         for a in jsz.get("account_details", []) for s in a.get("stream_detail", [])}
+print(f"first sequences the logs hold: {first}", flush=True)
+c.check(first.get("RAG_t_0", 1) > 1, f"the log of shard 0 was trimmed: {first}")
+
+with Load(c) as load:
+    t0 = time.time()
+    subprocess.run([dev, "spawn", "r0c", tmp, f"{bin_}/ragcore-server", "cluster", "replica",
+                    "--config", f"{tmp}/cluster.json", "--data", f"{tmp}/data/r0c",
+                    "--shards", "0", "--name", "r0c"], check=True)
+    time.sleep(4)
+load.report("a new replica r0c bootstraps from a peer while writing")
+c.converged("r0c after its bootstrap", replicas=(3, 2))
+log = c.log_text("r0c")
+c.check("bootstrapped from rag.peer.r0" in log, f"r0c copied a peer's store: {log[-2000:]}")
+c.check(not glob.glob(f"{tmp}/data/r0[ab]/.backups/*"), "the peer removed its backup")
+print(f"{len(c.acked)} acknowledged documents; {c.failures} failures", flush=True)
+sys.exit(1 if c.failures else 0)
+PY
