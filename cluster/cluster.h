@@ -74,7 +74,8 @@ int cluster_status_main(int argc, char **argv);
 int cluster_main(int argc, char **argv);
 
 /* Start of a role: loads the configuration file, installs the signal handlers, connects to
- * the broker as `name` and starts the HTTP front on `listen` (its port written to port_file
+ * the broker as `name` (trying again for up to 30 s while it is not ready, e.g. electing
+ * its JetStream leader) and starts the HTTP front on `listen` (its port written to port_file
  * when not NULL). Returns 0, else the exit code after printing why: 1 (configuration), 2
  * (broker or listener; whatever was started is left in *log and *http for the caller to
  * stop). */

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#define CONNECT_PATIENCE_MS 30000
+
 static int int_field(json_t *j, const char *key, int def, int lo, int hi, int *out, char *err,
                      size_t errlen, const char *where)
 {
@@ -254,8 +256,16 @@ int cluster_role_start(const char *role, const char *config, cluster_config *cfg
         return 1;
     }
     cluster_signals();
-    if (cluster_connect(cfg, name, log, err, sizeof err) < 0 ||
-        chttp_start(listen, threads, h, user, http, err, sizeof err) < 0) {
+    /* A broker cluster that is still electing its JetStream leader answers "not found" for
+     * a while: keep trying for CONNECT_PATIENCE_MS before giving up. */
+    double until = cluster_now_ms() + CONNECT_PATIENCE_MS;
+    int rc;
+    while ((rc = cluster_connect(cfg, name, log, err, sizeof err)) < 0 && !cluster_stopping() &&
+           cluster_now_ms() < until) {
+        fprintf(stderr, "ragcore-server cluster %s: %s (trying again)\n", role, err);
+        cluster_sleep_ms(500);
+    }
+    if (rc < 0 || chttp_start(listen, threads, h, user, http, err, sizeof err) < 0) {
         fprintf(stderr, "ragcore-server cluster %s: %s\n", role, err);
         return 2;
     }

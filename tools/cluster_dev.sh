@@ -49,9 +49,10 @@ respawn() {
     echo $! >"$dir/pid/$name"
 }
 
+# Waits are long enough for a loaded machine (a JetStream meta leader, a process's start).
 wait_port_file() {
     local f=$1 i
-    for i in $(seq 1 200); do
+    for i in $(seq 1 600); do
         [ -s "$f" ] && return 0
         sleep 0.05
     done
@@ -120,7 +121,7 @@ start() {
  "stream_max_msgs": ${RAGCORE_CLUSTER_STREAM_MAX_MSGS:-0}}
 CONF
     # JetStream elects its meta leader after the servers meet: the first client may have to wait
-    for i in $(seq 1 100); do
+    for i in $(seq 1 600); do
         curl -fs "http://$nhost:$((base + 200))/jsz" | grep -q '"meta_cluster"' && \
             curl -fs "http://$nhost:$((base + 200))/jsz?leader-only=false" | grep -q '"leader"' && break
         sleep 0.1
