@@ -37,6 +37,17 @@ cl_start() {
     "$RAGCORE_SOURCE_DIR/tools/cluster_dev.sh" start "$cl_dir"
 }
 
+# Stops the cluster and returns STATUS (default 0), or 1 when a process's log holds a
+# sanitizer report (their exit codes are not seen). For an EXIT trap:
+#   trap 'st=$?; cl_stop $st || st=$?; ...; exit $st' EXIT
 cl_stop() {
-    [ -n "${cl_dir:-}" ] && "${RAGCORE_SOURCE_DIR:?}/tools/cluster_dev.sh" stop "$cl_dir" || true
+    local rc=${1:-0}
+    [ -n "${cl_dir:-}" ] || return "$rc"
+    "${RAGCORE_SOURCE_DIR:?}/tools/cluster_dev.sh" stop "$cl_dir" || true
+    if grep -l -E "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$cl_dir"/log/*.log 2>/dev/null; then
+        echo "FAIL: sanitizer reports in the logs above:"
+        grep -h -A20 -E "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$cl_dir"/log/*.log | head -80
+        rc=1
+    fi
+    return $rc
 }

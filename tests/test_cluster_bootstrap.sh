@@ -13,7 +13,7 @@ cl_require
 cl_pick_ports
 export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400 RAGCORE_CLUSTER_STREAM_MAX_MSGS=20
 tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-bootstrap-$$
-trap 'cl_stop; rm -rf "$tmp"' EXIT
+trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
 cl_start "$tmp"
 
 PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'

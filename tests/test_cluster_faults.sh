@@ -8,7 +8,8 @@
 # SIGCONT. After each: every acknowledged document on every replica of its shard exactly
 # once (counts, digests equal at the log's last sequence, no gap), and the query errors and
 # latency during the fault printed. Kill -9 of a NATS server and of a whole replica are in
-# test_cluster.sh. Skipped (77) without nats-server or haproxy.
+# test_cluster.sh. Also `ragcore ingest --cluster` (parallel workers through the routers)
+# and its errors. Skipped (77) without nats-server or haproxy.
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
 . "$src/tests/cluster_lib.sh"
@@ -16,11 +17,11 @@ cl_require
 cl_pick_ports
 export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400
 tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-faults-$$
-trap 'cl_stop; rm -rf "$tmp"' EXIT
+trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
 cl_start "$tmp"
 
 PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
-import os, signal, sys, time
+import json, os, signal, subprocess, sys, time
 from cluster_lib import Cluster, Load
 
 c = Cluster(*sys.argv[1:4])
@@ -29,6 +30,29 @@ for k in range(0, 100, 50):
     st, r = c.ingest([c.make_doc(i) for i in range(k, k + 50)])
     c.check(st == 200, f"initial ingest: {st} {r}")
 c.converged("initial")
+
+# bulk ingest through the routers with parallel workers (ragcore ingest --cluster)
+with open(f"{c.tmp}/bulk.jsonl", "w") as f:
+    for i in range(100, 220):
+        d = c.make_doc(i)
+        f.write(json.dumps({"_id": d["id"], "text": d["text"]}) + "\n")
+cli = [f"{c.bin}/ragcore", "ingest", "--cluster", c.front, "--collection", "t", "--quiet"]
+out = subprocess.run(cli + ["--workers", "3", "--batch", "16", f"{c.tmp}/bulk.jsonl"],
+                     capture_output=True, text=True)
+c.check(out.returncode == 0 and "ingested 120 documents" in out.stdout,
+        f"ingest --cluster: {out.returncode} {out.stdout} {out.stderr}")
+if out.returncode == 0:
+    c.acked.update(f"doc-{i:05d}" for i in range(100, 220))
+print("ingest --cluster:", out.stdout.strip().splitlines()[0] if out.stdout else "", flush=True)
+out = subprocess.run(cli[:-3] + ["--collection", "nope", f"{c.tmp}/bulk.jsonl"],
+                     capture_output=True, text=True)
+c.check(out.returncode != 0 and "no collection 'nope'" in out.stderr,
+        f"ingest --cluster into a missing collection: {out.returncode} {out.stderr}")
+out = subprocess.run(cli + ["--workers", "0", f"{c.tmp}/bulk.jsonl"], capture_output=True,
+                     text=True)
+c.check(out.returncode != 0 and "--workers must be 1..64" in out.stderr,
+        f"ingest --cluster --workers 0: {out.returncode} {out.stderr}")
+c.converged("after ingest --cluster")
 
 # The applier of r0b, then of r1b, is killed at a test kill point of its 3rd batch while
 # the writer goes on; the replica restarts without the hook and catches up.

@@ -19,13 +19,15 @@ cl_require
 ns=rcpart$$
 veth_host=rch$$ veth_ns=rcn$$
 cleanup() {
-    cl_stop
+    local st=$1
+    cl_stop "$st" || st=$?
     ip link del "$veth_host" 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
     rm -rf "$tmp"
+    exit "$st"
 }
 tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-partition-$$
-trap cleanup EXIT
+trap 'cleanup $?' EXIT
 ip netns add "$ns" 2>/dev/null || { echo "SKIP: cannot create a network namespace (ip netns add failed)"; exit 77; }
 # a /30 of 10.201.0.0/16 from the process id, apart from concurrent runs
 net=$(( ($$ % 16384) * 4 ))
