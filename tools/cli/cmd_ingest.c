@@ -6,6 +6,7 @@
 #include "ingest_report.h"
 #include "policy_flags.h"
 #include "ragcore.h"
+#include "cluster_ingest.h"
 #include "remote_ingest.h"
 
 #include <errno.h>
@@ -24,6 +25,7 @@ static void ingest_usage(FILE *out)
     fprintf(out,
             "usage: ragcore ingest --db DIR [--collection NAME] [--embedder NAME] [options] PATH...\n"
             "       ragcore ingest --server URL [--key KEY] [--collection NAME] [options] PATH...\n"
+            "       ragcore ingest --cluster URL [--workers N] [--collection NAME] [options] PATH...\n"
             "\n"
             "Stores files, directories (recursive) and JSONL corpora (.jsonl, .jsonl.gz) in the\n"
             "store DIR. Files: .txt (UTF-8, or UTF-16 with BOM), .md/.markdown (headings give each\n"
@@ -70,7 +72,16 @@ static void ingest_usage(FILE *out)
             "server in batches (the server's collection policy applies; store options such as\n"
             "--embedder, --index and --chunk-tokens are the server's; not with --dry-run or\n"
             "--strip-boilerplate). The summary is the same as for a local store.\n"
-            CLI_HTTP_USAGE "\n");
+            CLI_HTTP_USAGE
+            "\n"
+            "With --cluster URL (a cluster's HAProxy or one of its routers; docs/cluster.md) the\n"
+            "documents are extracted here and posted in batches (--batch, default 64) by\n"
+            "--workers N parallel requests (default 2, 1..64) to the routers, which chunk,\n"
+            "embed and append them to the shard logs; a batch is retried with the same request\n"
+            "id, so it is stored once. The collection must exist in the cluster; its settings\n"
+            "are the cluster's. The summary counts what the routers acknowledged.\n"
+            "  --cluster URL  ingest into the cluster behind URL\n"
+            "  --workers N    parallel requests of --cluster\n\n");
     cli_policy_help(out);
 }
 
@@ -140,9 +151,8 @@ static void print_summary(const cli_report *rep, const rag_ingest_summary *s,
 /* ingest --server: the run through cli_remote_ingest, the same summary. Returns the exit
  * status. */
 static int ingest_remote(const char *server, const char *key, const char *coll,
-                         const cli_policy *pf, rag_ingest_options *io, const char **include,
-                         size_t ninc, const char **exclude, size_t nexc, const char *meta_text,
-                         cli_report *rep, int json, char **paths, int npaths)
+                         const cli_policy *pf, rag_ingest_options *io, cli_report *rep, int json,
+                         char **paths, int npaths)
 {
     cli_remote rm;
     rag_collection_options applied;
@@ -150,21 +160,33 @@ static int ingest_remote(const char *server, const char *key, const char *coll,
     int status = cli_remote_open(&rm, "ingest", server, key, coll, pf, &applied);
     if (status != CLI_OK)
         return status;
-    io->include = ninc ? include : NULL;
-    io->n_include = ninc;
-    io->exclude = nexc ? exclude : NULL;
-    io->n_exclude = nexc;
-    io->metadata_json = meta_text;
-    rep->tty = isatty(2) && !rep->quiet;
     int rc = cli_remote_ingest(&rm, (const char *const *)paths, (size_t)npaths, io, 0, rep, &sum);
     cli_report_progress_end(rep);
     print_summary(rep, &sum, &applied, 0, json);
     return rc != RAG_OK || sum.skipped || sum.failed ? CLI_DATA : CLI_OK;
 }
 
+/* ingest --cluster: the run through cli_cluster_ingest, the same summary. Returns the exit
+ * status. */
+static int ingest_cluster(const char *url, const char *key, const char *coll, int workers,
+                          rag_ingest_options *io, cli_report *rep, int json, char **paths,
+                          int npaths)
+{
+    rag_collection_options applied;
+    rag_collection_options_init(&applied);
+    rag_ingest_summary sum;
+    int rc = cli_cluster_ingest(url, key, coll, workers, (const char *const *)paths,
+                                (size_t)npaths, io, rep, &sum);
+    cli_report_progress_end(rep);
+    if (rc == RAG_EINVAL)
+        return CLI_USAGE;
+    print_summary(rep, &sum, &applied, 0, json);
+    return rc != RAG_OK || sum.skipped || sum.failed ? CLI_DATA : CLI_OK;
+}
+
 int cmd_ingest(int argc, char **argv)
 {
-    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY };
+    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY, O_CLUSTER, O_WORKERS };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"embedder", required_argument, 0, 'e'}, {"index", required_argument, 0, 'x'},
@@ -176,10 +198,13 @@ int cmd_ingest(int argc, char **argv)
         {"verbose", no_argument, 0, O_VERB},    {"ef-construction", required_argument, 0, O_EFC},
         {"metadata", required_argument, 0, O_META},
         {"server", required_argument, 0, O_SERVER}, {"key", required_argument, 0, O_KEY},
+        {"cluster", required_argument, 0, O_CLUSTER},
+        {"workers", required_argument, 0, O_WORKERS},
         CLI_POLICY_LONGOPTS,
         {0, 0, 0, 0}};
     const char *dbdir = NULL, *include[MAX_GLOBS], *exclude[MAX_GLOBS];
-    const char *server = NULL, *key = NULL;
+    const char *server = NULL, *key = NULL, *cluster = NULL;
+    int workers = 2;
     size_t ninc = 0, nexc = 0;
     rag_open_options oo;
     rag_open_options_init(&oo);
@@ -243,12 +268,21 @@ int cmd_ingest(int argc, char **argv)
         case O_VERB: rep.verbose = 1; break;
         case O_SERVER: server = optarg; break;
         case O_KEY: key = optarg; break;
+        case O_CLUSTER: cluster = optarg; break;
+        case O_WORKERS:
+            if (cli_parse_int(optarg, 1, 64, &llv) != 0) {
+                cli_error("ingest", "--workers must be 1..64, got '%s'", optarg);
+                goto cleanup;
+            }
+            workers = (int)llv;
+            break;
         default: ingest_usage(stderr); goto cleanup;
         }
     }
-    if ((!dbdir && !io.dry_run && !server) || optind >= argc) {
+    if ((!dbdir && !io.dry_run && !server && !cluster) || optind >= argc) {
         cli_error("ingest", "%s", optind >= argc ? "no PATH to ingest"
-                                                 : "--db DIR or --server URL is required");
+                                                 : "--db DIR, --server URL or --cluster URL is "
+                                                   "required");
         ingest_usage(stderr);
         goto cleanup;
     }
@@ -256,6 +290,13 @@ int cmd_ingest(int argc, char **argv)
         cli_error("ingest", "--server does not go with %s", dbdir ? "--db (give one of them)"
                                                           : io.dry_run ? "--dry-run (it needs no store)"
                                                                        : "--strip-boilerplate");
+        goto cleanup;
+    }
+    if (cluster && (dbdir || server || io.dry_run || io.strip_boilerplate || pf.given)) {
+        cli_error("ingest", "--cluster does not go with %s",
+                  dbdir ? "--db" : server ? "--server" : io.dry_run ? "--dry-run"
+                  : io.strip_boilerplate ? "--strip-boilerplate"
+                                         : "policy flags (the cluster's collection has its own)");
         goto cleanup;
     }
     if (oo.chunk_tokens < 0 || (oo.chunk_tokens && oo.chunk_tokens < 8)) {
@@ -270,9 +311,20 @@ int cmd_ingest(int argc, char **argv)
     }
     const char *coll = io.collection ? io.collection : RAG_DEFAULT_COLLECTION;
     rag_collection_options applied = pf.opts;
+    io.include = ninc ? include : NULL;
+    io.n_include = ninc;
+    io.exclude = nexc ? exclude : NULL;
+    io.n_exclude = nexc;
+    io.metadata_json = meta_text;
+    rep.tty = isatty(2) && !rep.quiet;
+    if (cluster) {
+        status = ingest_cluster(cluster, key, coll, workers, &io, &rep, json, argv + optind,
+                                argc - optind);
+        goto cleanup;
+    }
     if (server) {
-        status = ingest_remote(server, key, coll, &pf, &io, include, ninc, exclude, nexc,
-                               meta_text, &rep, json, argv + optind, argc - optind);
+        status = ingest_remote(server, key, coll, &pf, &io, &rep, json, argv + optind,
+                               argc - optind);
         goto cleanup;
     }
     if (!io.dry_run) {
@@ -295,16 +347,10 @@ int cmd_ingest(int argc, char **argv)
             goto cleanup;
         }
     }
-    io.include = ninc ? include : NULL;
-    io.n_include = ninc;
-    io.exclude = nexc ? exclude : NULL;
-    io.n_exclude = nexc;
-    io.metadata_json = meta_text;
     io.policy = &pf.opts;
     io.on_event = cli_report_event;
     io.on_progress = cli_report_progress;
     io.user = &rep;
-    rep.tty = isatty(2) && !rep.quiet;
     rep.dry_run = io.dry_run;
     rag_ingest_summary sum;
     int rc = rag_ingest_paths(db, (const char *const *)argv + optind, (size_t)(argc - optind), &io,

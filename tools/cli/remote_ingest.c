@@ -221,17 +221,12 @@ static int flush(run *r)
     return 0;
 }
 
-/* rag_extract_paths's callback: the document joins the batch. */
-static int on_document(void *user, const rag_document *d)
+json_t *cli_document_json(const rag_document *d)
 {
-    run *r = user;
     size_t len = d->text_len == (size_t)-1 ? strlen(d->text) : d->text_len;
     json_t *o = json_pack("{s:s,s:s%}", "id", d->id, "text", d->text, len);
-    if (!o) {
-        cli_error(r->rm->cmd, "%s: the document's text is not valid UTF-8", d->id);
-        r->failed = 1;
-        return 1;
-    }
+    if (!o)
+        return NULL;
     if (d->title && *d->title)
         json_object_set_new(o, "title", json_string(d->title));
     if (d->source && *d->source)
@@ -246,6 +241,19 @@ static int on_document(void *user, const rag_document *d)
         json_object_set_new(o, "valid_until", json_integer(d->valid_until));
     if (d->ttl_seconds > 0)
         json_object_set_new(o, "ttl_seconds", json_integer(d->ttl_seconds));
+    return o;
+}
+
+/* rag_extract_paths's callback: the document joins the batch. */
+static int on_document(void *user, const rag_document *d)
+{
+    run *r = user;
+    json_t *o = cli_document_json(d);
+    if (!o) {
+        cli_error(r->rm->cmd, "%s: the document's text is not valid UTF-8", d->id);
+        r->failed = 1;
+        return 1;
+    }
     if (r->sync) {
         json_object_set_new(r->seen, d->id, json_true());
         for (size_t i = 0; i < r->nroots; i++)

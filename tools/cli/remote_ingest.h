@@ -39,6 +39,11 @@ int cli_remote_ingest(cli_remote *rm, const char *const *paths, size_t n,
                       const rag_ingest_options *io, int sync, cli_report *rep,
                       rag_ingest_summary *sum);
 
+/* A document as the documents endpoints take it ({"id","text","title","source","metadata",
+ * "format","source_mtime","valid_until","ttl_seconds"}); NULL when its text is not valid
+ * UTF-8 (or out of memory). */
+json_t *cli_document_json(const rag_document *d);
+
 /* The collection's freshness against `objective` seconds (GET /v1/collections/{c}).
  * 0, or -1 after printing why. */
 int cli_remote_freshness(cli_remote *rm, int64_t objective, rag_freshness_info *fi);
