@@ -57,8 +57,8 @@ struct replica {
     rpc_sub *status_sub;
     rpc_sub *peer_sub;           /* rag.peer.<name>: parts of the backups it made */
     atomic_uint backups;         /* backups made, for their names */
-    /* Test hook (tests/test_cluster*.sh): the process dies at kill_point when its appliers
-     * have applied kill_after - 1 batches, as kill -9 would kill it there. */
+    /* Test hook (tests/test_cluster*.sh): the process dies at kill_point of the batch after
+     * one of its stores has applied kill_after - 1 batches, as kill -9 would kill it there. */
     enum { KILL_NONE, KILL_BEFORE_COMMIT, KILL_AFTER_COMMIT } kill_point;
     long kill_after;
 };
