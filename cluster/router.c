@@ -541,6 +541,8 @@ static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *tok
                               : parsed[s] ? "behind the write token"
                                           : "unreadable reply";
             json_object_set_new(shard_info, key, json_pack("{s:s}", "error", why));
+            if (late)
+                atomic_fetch_add(&r->behind, 1);
             behind |= late;
             failed++;
             continue;
@@ -550,8 +552,6 @@ static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *tok
                                       "replica", json_object_get(parsed[s], "replica")));
     }
     if (failed) {
-        if (behind)
-            atomic_fetch_add(&r->behind, 1);
         chttp_json(out, behind ? 409 : 503,
                    json_pack("{s:{s:s,s:s},s:O}", "error", "code",
                              behind ? "behind" : "shard_unavailable", "message",

@@ -108,15 +108,18 @@ for k in range(0, 150, 50):
     check(st == 200, f"ingest: {st} {r}")
     token = r.get("write_token", token)
 
-# the single store, same embedder, index and chunking
-with open(f"{tmp}/ref.jsonl", "w") as f:
-    for d in corpus:
-        f.write(json.dumps({"_id": d["id"], "text": d["text"],
-                            "source_mtime": d["source_mtime"]}) + "\n")
-subprocess.run([f"{bin_}/ragcore", "ingest", "--db", f"{tmp}/ref", "--collection", "t",
-                "--embedder", "hash-32", "--index", "Flat", "--chunk-tokens", "24",
-                "--overlap", "4", "--quiet", f"{tmp}/ref.jsonl"], check=True,
-               stdout=subprocess.DEVNULL)
+def single_store(coll, docs, chunk_tokens, overlap):
+    """Collection coll of the single store: same documents, embedder, index and chunking."""
+    with open(f"{tmp}/ref-{coll}.jsonl", "w") as f:
+        for d in docs:
+            f.write(json.dumps({"_id": d["id"], "text": d["text"],
+                                "source_mtime": d["source_mtime"]}) + "\n")
+    subprocess.run([f"{bin_}/ragcore", "ingest", "--db", f"{tmp}/ref", "--collection", coll,
+                    "--embedder", "hash-32", "--index", "Flat", "--chunk-tokens",
+                    str(chunk_tokens), "--overlap", str(overlap), "--quiet",
+                    f"{tmp}/ref-{coll}.jsonl"], check=True, stdout=subprocess.DEVNULL)
+
+single_store("t", corpus, 24, 4)
 
 def single(query, mode, k=10, extra=None, coll="t"):
     flags = [f"--{name.replace('_', '-')}={v}" for name, v in (extra or {}).items()]
@@ -219,14 +222,7 @@ xtoken = r.get("write_token")
 end = time.time() + 20  # replicas find a new collection within a second of its creation
 while time.time() < end and cluster("log", "lexical", tok=xtoken, coll="x")[0] != 200:
     time.sleep(0.2)
-with open(f"{tmp}/refx.jsonl", "w") as f:
-    for d in xdocs:
-        f.write(json.dumps({"_id": d["id"], "text": d["text"],
-                            "source_mtime": d["source_mtime"]}) + "\n")
-subprocess.run([f"{bin_}/ragcore", "ingest", "--db", f"{tmp}/ref", "--collection", "x",
-                "--embedder", "hash-32", "--index", "Flat", "--chunk-tokens", "512",
-                "--overlap", "0", "--quiet", f"{tmp}/refx.jsonl"], check=True,
-               stdout=subprocess.DEVNULL)
+single_store("x", xdocs, 512, 0)
 shard_idf_differs = 0
 for q in queries:
     for mode in ("lexical", "hybrid"):
@@ -393,7 +389,9 @@ hedges = router_metric("ragcore_cluster_router_hedges_total") - hedges0
 print(f"hedge_ms 40, r0a stopped: 12 queries, max {max(lat) * 1000:.0f} ms (timeout "
       f"{os.environ['RAGCORE_CLUSTER_QUERY_TIMEOUT_MS']} ms), {hedges:.0f} hedges", flush=True)
 check(hedges > 0, "no request was hedged while a replica was stopped")
-check(max(lat) < 0.35, f"hedged queries waited for the timeout: {lat}")
+# unhedged, a request on r0a waits the whole timeout before the retry
+timeout_s = int(os.environ["RAGCORE_CLUSTER_QUERY_TIMEOUT_MS"]) / 1000
+check(max(lat) < timeout_s * 0.95, f"hedged queries waited for the timeout: {lat}")
 converged("after SIGSTOP r0a with hedging")
 
 # kill -9 of a router: HAProxy sends requests to the other one
