@@ -452,7 +452,8 @@ static int read_router_options(const router *r, json_t *body, int *idf_exact, in
     if (idf && !json_is_null(idf)) {
         const char *v = json_string_value(idf);
         if (!v || (strcmp(v, "shard") && strcmp(v, "exact"))) {
-            snprintf(err, errlen, "\"idf\" must be \"shard\" or \"exact\"");
+            snprintf(err, errlen, "\"idf\" must be \"shard\" or \"exact\", got %s%.64s%s",
+                     v ? "\"" : "", v ? v : "a value that is not a string", v ? "\"" : "");
             return -1;
         }
         *idf_exact = !strcmp(v, "exact");
@@ -460,7 +461,7 @@ static int read_router_options(const router *r, json_t *body, int *idf_exact, in
     if (hedge && !json_is_null(hedge)) {
         if (!json_is_integer(hedge) || json_integer_value(hedge) < 0 ||
             json_integer_value(hedge) > 600000) {
-            snprintf(err, errlen, "\"hedge_ms\" must be an integer in 0..600000");
+            snprintf(err, errlen, "\"hedge_ms\" must be an integer in 0..600000 (milliseconds)");
             return -1;
         }
         *hedge_ms = (int)json_integer_value(hedge);

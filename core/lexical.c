@@ -1114,17 +1114,17 @@ int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
         memset(&bag, 0, sizeof bag);
     if (rc != RAG_OK)
         goto cleanup;
-    /* one block: the struct, the term pointers, the dfs, the NUL-terminated terms */
-    size_t n = bag.n, size = sizeof *st + n * (sizeof(char *) + sizeof(uint64_t)) +
+    /* one block: the struct, the dfs, the term pointers, the NUL-terminated terms */
+    size_t n = bag.n, size = sizeof *st + n * (sizeof(uint64_t) + sizeof(char *)) +
                                bag.pool_len + n;
     st = rag_calloc(1, size);
     if (!st) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
-    const char **terms = (const char **)(st + 1);
-    uint64_t *df = (uint64_t *)(terms + n);
-    char *pool = (char *)(df + n);
+    uint64_t *df = (uint64_t *)(st + 1);
+    const char **terms = (const char **)(df + n);
+    char *pool = (char *)(terms + n);
     st->chunks = n_chunks;
     st->total_len = total;
     st->terms = terms;

@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -932,7 +933,11 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "search options version is 0 (call rag_search_options_init)");
-        o = *opts;
+        if (opts->version >= 2)
+            o = *opts;
+        else /* built against an older header: a shorter struct */
+            memcpy(&o, opts, offsetof(rag_search_options, bm25_stats));
+        o.version = RAG_SEARCH_OPTIONS_VERSION;
     }
     int rc0 = rag_search_options_check(&o);
     if (rc0 != RAG_OK)

@@ -824,7 +824,7 @@ RAG_API int rag_extract_paths(const char *const *paths, size_t n, const rag_inge
 /* ------------------------------------------------------------------------------------ */
 /* Search.                                                                               */
 
-#define RAG_SEARCH_OPTIONS_VERSION 1
+#define RAG_SEARCH_OPTIONS_VERSION 2
 
 /* Retrieval mode: dense vectors, BM25 over the lexical index, or both fused. */
 typedef enum rag_mode {
@@ -892,10 +892,11 @@ typedef struct rag_search_options {
                                   * (0..1) when half_life > 0; 0: 0.3 */
     int time_basis;              /* RAG_TIME_SOURCE (default) or RAG_TIME_INGESTED */
     int64_t now;                 /* reference time for ages; 0: the current time */
-    /* Optional, borrowed: BM25 statistics to score the lexical side with instead of the
-     * store's own (e.g. summed over every shard of a collection; see rag_bm25_stats). A
-     * query term they do not list, or list with a df below the store's own (statistics
-     * read a moment earlier), is weighted by the store's own document frequency. */
+    /* Since version 2. Optional, borrowed: BM25 statistics to score the lexical side with
+     * instead of the store's own (e.g. summed over every shard of a collection; see
+     * rag_bm25_stats). A query term they do not list, or list with a df below the store's
+     * own (statistics read a moment earlier), is weighted by the store's own document
+     * frequency. */
     const rag_bm25_stats *bm25_stats;
 } rag_search_options;
 

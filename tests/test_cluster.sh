@@ -32,7 +32,19 @@ dev="$src/tools/cluster_dev.sh"
 "$dev" stop "$tmp" 2>/dev/null || true
 rm -rf "$tmp"
 mkdir -p "$tmp"
-trap '"$dev" stop "$tmp"; rm -rf "$tmp"' EXIT
+# on exit: every process stopped; a sanitizer report in any of their logs fails the test
+finish() {
+    local rc=$?
+    "$dev" stop "$tmp"
+    if grep -l -E "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$tmp"/log/*.log 2>/dev/null; then
+        echo "FAIL: sanitizer report in the cluster processes' logs above"
+        grep -h -A30 -E "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$tmp"/log/*.log | head -80
+        rc=1
+    fi
+    rm -rf "$tmp"
+    exit $rc
+}
+trap finish EXIT
 "$dev" start "$tmp"
 
 python3 - "$tmp" "$bin" "$dev" <<'PY'
@@ -375,6 +387,7 @@ converged("after SIGSTOP r0a")
 # hedged requests: with a replica of shard 0 stopped, a query whose request lands on it is
 # sent to the shard's other replica after hedge_ms instead of waiting for the timeout
 hedges0 = router_metric("ragcore_cluster_router_hedges_total")
+timeouts0 = router_metric("ragcore_cluster_router_shard_timeouts_total")
 os.kill(pid("r0a"), signal.SIGSTOP)
 try:
     lat = []
@@ -386,12 +399,15 @@ try:
 finally:
     os.kill(pid("r0a"), signal.SIGCONT)
 hedges = router_metric("ragcore_cluster_router_hedges_total") - hedges0
+timeouts = router_metric("ragcore_cluster_router_shard_timeouts_total") - timeouts0
 print(f"hedge_ms 40, r0a stopped: 12 queries, max {max(lat) * 1000:.0f} ms (timeout "
-      f"{os.environ['RAGCORE_CLUSTER_QUERY_TIMEOUT_MS']} ms), {hedges:.0f} hedges", flush=True)
+      f"{os.environ['RAGCORE_CLUSTER_QUERY_TIMEOUT_MS']} ms), {hedges:.0f} hedges, "
+      f"{timeouts:.0f} shard timeouts", flush=True)
 check(hedges > 0, "no request was hedged while a replica was stopped")
-# unhedged, a request on r0a waits the whole timeout before the retry
-timeout_s = int(os.environ["RAGCORE_CLUSTER_QUERY_TIMEOUT_MS"]) / 1000
-check(max(lat) < timeout_s * 0.95, f"hedged queries waited for the timeout: {lat}")
+# unhedged, a request on r0a waits the whole timeout (counted), then the retry; hedged,
+# the other replica answers first (latency depends on the machine's load: printed only)
+check(timeouts == 0, f"hedged queries waited for the timeout: {timeouts:.0f} shard timeouts, "
+      f"latencies {lat}")
 converged("after SIGSTOP r0a with hedging")
 
 # kill -9 of a router: HAProxy sends requests to the other one

@@ -862,11 +862,12 @@ static rag_db *open_split(const char *name, int part)
     return db;
 }
 
-static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st, char ids[][16],
-                          float *scores)
+static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st, unsigned version,
+                          char ids[][16], float *scores)
 {
     rag_search_options so;
     rag_search_options_init(&so);
+    so.version = version;
     so.collection = "split";
     so.mode = RAG_MODE_LEXICAL;
     so.k = SPLIT_DOCS;
@@ -919,12 +920,13 @@ static void test_bm25_stats_split_stores(void)
                           sa->n_terms, terms, df};
     char ids_all[SPLIT_DOCS][16], ids_half[SPLIT_DOCS][16];
     float sc_all[SPLIT_DOCS], sc_half[SPLIT_DOCS];
-    int n_all = lexical_scores(all, q, NULL, ids_all, sc_all);
+    int n_all = lexical_scores(all, q, NULL, RAG_SEARCH_OPTIONS_VERSION, ids_all, sc_all);
     ASSERT_TRUE(n_all > 5);
     int matched = 0, differ_own = 0;
     for (int p = 0; p < 2; p++) {
         for (int own = 0; own < 2; own++) {
-            int n = lexical_scores(half[p], q, own ? NULL : &sum, ids_half, sc_half);
+            int n = lexical_scores(half[p], q, own ? NULL : &sum, RAG_SEARCH_OPTIONS_VERSION,
+                                   ids_half, sc_half);
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n_all; j++) {
                     if (strcmp(ids_half[i], ids_all[j]))
@@ -940,6 +942,15 @@ static void test_bm25_stats_split_stores(void)
     }
     ASSERT_EQ_INT(matched, n_all); /* every hit of the whole store, found in its half */
     ASSERT_TRUE(differ_own);       /* the halves' own statistics do not give those scores */
+    /* a version-1 struct (built against the older header) has no bm25_stats field: the
+     * search reads no further than version 1's fields and scores with its own statistics */
+    char ids_v1[SPLIT_DOCS][16];
+    float sc_v1[SPLIT_DOCS];
+    int n_v1 = lexical_scores(half[0], q, &sum, 1, ids_v1, sc_v1);
+    int n_own = lexical_scores(half[0], q, NULL, RAG_SEARCH_OPTIONS_VERSION, ids_half, sc_half);
+    ASSERT_EQ_INT(n_v1, n_own);
+    for (int i = 0; i < n_v1 && i < n_own; i++)
+        ASSERT_TRUE(!strcmp(ids_v1[i], ids_half[i]) && sc_v1[i] == sc_half[i]);
     rag_bm25_stats_free(sh[0]);
     ASSERT_EQ_INT(rag_bm25_stats_get(all, "nope", q, &sh[0]), RAG_ENOTFOUND);
     ASSERT_TRUE(sh[0] == NULL);
