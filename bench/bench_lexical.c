@@ -202,7 +202,7 @@ int main(int argc, char **argv)
             if (rag_store_read(st, &txn) != RAG_OK)
                 return 1;
             int n = rag_lexical_search(txn, an, 1, q->text, strlen(q->text), &params,
-                                       chunk_tokens ? KC : K, NULL, NULL, scores, ids);
+                                       NULL, chunk_tokens ? KC : K, NULL, NULL, scores, ids);
             rag_txn_end(txn);
             cpu[nlat] = (cpu_now() - c0) * 1e3;
             lat[nlat++] = (now() - q0) * 1e3;

@@ -28,6 +28,10 @@ typedef struct cluster_config {
     int ryw_wait_ms;                 /* "ryw_wait_ms": read-your-writes bound; 2000 */
     int publish_timeout_ms;          /* "publish_timeout_ms": per attempt; 2000 */
     int publish_attempts;            /* "publish_attempts": with backoff and jitter; 6 */
+    int idf_exact;                   /* "idf": "shard" (0, default) or "exact" (1): BM25
+                                      * statistics of every shard gathered first */
+    int hedge_ms;                    /* "hedge_ms": a shard's request goes to a second
+                                      * replica after this long without answer; 0: never */
 } cluster_config;
 
 /* Loads path; -1 with a message naming the file and field. cluster_config_free frees. */

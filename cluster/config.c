@@ -57,7 +57,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     int rc = -1;
     json_t *urls = json_object_get(j, "nats");
-    char bucket[128];
+    char bucket[128], idf[16];
     if (!json_is_object(j)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
         goto cleanup;
@@ -92,8 +92,16 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "publish_timeout_ms", 2000, 10, 600000, &cfg->publish_timeout_ms, err,
                   errlen, path) < 0 ||
         int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
-            0)
+            0 ||
+        int_field(j, "hedge_ms", 0, 0, 600000, &cfg->hedge_ms, err, errlen, path) < 0 ||
+        str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0)
         goto cleanup;
+    if (strcmp(idf, "shard") && strcmp(idf, "exact")) {
+        snprintf(err, errlen, "%s: \"idf\" must be \"shard\" or \"exact\", got \"%s\"", path,
+                 idf);
+        goto cleanup;
+    }
+    cfg->idf_exact = !strcmp(idf, "exact");
     cfg->bucket = strdup(bucket);
     rc = 0;
 cleanup:

@@ -42,6 +42,7 @@ typedef struct shard_store {
     atomic_ullong applied_total, apply_errors, queries, behind;
     rpc_sub *qsub;               /* member of the shard's queue group when not NULL */
     rpc_sub *bsub;               /* serves backups of the shard to new replicas */
+    rpc_sub *hsub;               /* with it, the shard's hedge subject (no queue group) */
 } shard_store;
 
 struct replica {
@@ -83,11 +84,72 @@ static json_t *hit_json(const rag_hit *h)
                      (json_int_t)h->updated_at, "valid_until", (json_int_t)h->valid_until);
 }
 
+/* The collection-wide BM25 statistics a router sends ({"chunks","total_len","df":{term:
+ * df}}) as a rag_bm25_stats borrowing the JSON's strings; terms and df sized by the caller
+ * to the object's size. */
+static void bm25_from_json(json_t *j, rag_bm25_stats *st, const char **terms, uint64_t *df)
+{
+    const char *term;
+    json_t *v;
+    st->chunks = (uint64_t)json_integer_value(json_object_get(j, "chunks"));
+    st->total_len = (uint64_t)json_integer_value(json_object_get(j, "total_len"));
+    st->n_terms = 0;
+    st->terms = terms;
+    st->df = df;
+    json_object_foreach(json_object_get(j, "df"), term, v)
+    {
+        terms[st->n_terms] = term;
+        df[st->n_terms++] = (uint64_t)json_integer_value(v);
+    }
+}
+
+/* Adds each hit's stored vector ("vector", base64 float32) for a router that diversifies
+ * (MMR) the merged lists. */
+static int add_vectors(shard_store *s, json_t *list, char *err, size_t errlen)
+{
+    float *v = malloc((size_t)s->meta.dim * sizeof *v);
+    size_t i;
+    json_t *h;
+    int rc = v ? RAG_OK : RAG_ENOMEM;
+    json_array_foreach(list, i, h)
+    {
+        char *b64 = NULL;
+        if (rc == RAG_OK)
+            rc = rag_chunk_vector(s->db, s->meta.name,
+                                  (uint64_t)json_integer_value(json_object_get(h, "chunk_id")),
+                                  v, s->meta.dim);
+        if (rc == RAG_OK && !(b64 = vector_b64_encode(v, (size_t)s->meta.dim)))
+            rc = RAG_ENOMEM;
+        if (rc == RAG_OK)
+            json_object_set_new(h, "vector", json_string(b64));
+        free(b64);
+    }
+    if (rc != RAG_OK)
+        snprintf(err, errlen, "hit vectors: %s: %s", rag_strerror(rc), rag_errmsg());
+    free(v);
+    return rc;
+}
+
 static int side_search(shard_store *s, json_t *req, int lexical, const float *vec,
                        json_t **list, char *err, size_t errlen)
 {
     rag_search_options so;
     rag_search_options_init(&so);
+    json_t *bj = json_object_get(req, "bm25_stats");
+    size_t nt = json_object_size(json_object_get(bj, "df"));
+    const char **terms = calloc(nt + 1, sizeof *terms);
+    uint64_t *df = calloc(nt + 1, sizeof *df);
+    rag_bm25_stats given;
+    if (!terms || !df) {
+        free(terms);
+        free(df);
+        snprintf(err, errlen, "out of memory");
+        return RAG_ENOMEM;
+    }
+    if (lexical && json_is_object(bj)) {
+        bm25_from_json(bj, &given, terms, df);
+        so.bm25_stats = &given;
+    }
     so.collection = s->meta.name;
     so.mode = lexical ? RAG_MODE_LEXICAL : RAG_MODE_DENSE;
     so.k = (int)json_integer_value(json_object_get(req, "k"));
@@ -103,6 +165,8 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
     const char *q = json_string_value(json_object_get(req, "query"));
     int rc = lexical ? rag_search(s->db, q ? q : "", &so, &res)
                      : rag_search_vector(s->db, vec, s->meta.dim, &so, &res);
+    free(terms);
+    free(df);
     if (rc != RAG_OK) {
         snprintf(err, errlen, "%s: %s", rag_strerror(rc), rag_errmsg());
         return rc;
@@ -111,6 +175,32 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
     for (size_t i = 0; i < rag_results_count(res); i++)
         json_array_append_new(*list, hit_json(rag_results_get(res, i)));
     rag_results_free(res);
+    if (json_is_true(json_object_get(req, "vectors")) &&
+        (rc = add_vectors(s, *list, err, errlen)) != RAG_OK) {
+        json_decref(*list);
+        *list = NULL;
+    }
+    return rc;
+}
+
+/* A statistics request of exact-IDF mode: {"chunks","total_len","df":{term:df}} of the
+ * query's terms in this shard's store, for the router to sum over the shards. */
+static int shard_bm25_stats(shard_store *s, json_t *req, json_t *out, char *err, size_t errlen)
+{
+    const char *q = json_string_value(json_object_get(req, "query"));
+    rag_bm25_stats *st = NULL;
+    int rc = rag_bm25_stats_get(s->db, s->meta.name, q ? q : "", &st);
+    if (rc != RAG_OK) {
+        snprintf(err, errlen, "%s: %s", rag_strerror(rc), rag_errmsg());
+        return rc;
+    }
+    json_t *df = json_object();
+    for (size_t i = 0; i < st->n_terms; i++)
+        json_object_set_new(df, st->terms[i], json_integer((json_int_t)st->df[i]));
+    json_object_set_new(out, "bm25_stats",
+                        json_pack("{s:I,s:I,s:o}", "chunks", (json_int_t)st->chunks,
+                                  "total_len", (json_int_t)st->total_len, "df", df));
+    rag_bm25_stats_free(st);
     return RAG_OK;
 }
 
@@ -134,8 +224,9 @@ static int wait_applied(shard_store *s, uint64_t min_seq, int wait_ms)
 }
 
 /* A shard query: {"query","vector"(base64),"sides":["dense","lexical"],"k","filter",
- * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms"} ->
- * {"seq","dense":[hits],"lexical":[hits]} or {"behind":true,"seq"} or {"error"}. */
+ * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms","bm25_stats",
+ * "vectors"} -> {"seq","dense":[hits],"lexical":[hits]} or {"behind":true,"seq"} or
+ * {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"}. */
 static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
 {
     shard_store *s = user;
@@ -153,6 +244,10 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
     if (min_seq && !wait_applied(s, min_seq, wait_ms)) {
         atomic_fetch_add(&s->behind, 1);
         json_object_set_new(out, "behind", json_true());
+        goto done;
+    }
+    if (json_is_true(json_object_get(req, "bm25_stats_only"))) {
+        shard_bm25_stats(s, req, out, err, sizeof err);
         goto done;
     }
     json_t *sides = json_object_get(req, "sides");
@@ -204,13 +299,20 @@ static void manage_membership(shard_store *s, uint64_t lag)
     replica *r = s->r;
     if (s->qsub && lag > (uint64_t)r->cfg.max_lag) {
         rpc_unserve(s->qsub);
-        s->qsub = NULL;
+        rpc_unserve(s->hsub);
+        s->qsub = s->hsub = NULL;
         fprintf(stderr, "replica %s: %s/%d lags %llu batches: left the queue group\n", r->name,
                 s->meta.name, s->shard, (unsigned long long)lag);
     } else if (!s->qsub && lag <= (uint64_t)r->cfg.max_lag / 2) {
         char subj[300], err[512];
         store_subject(s, subj, sizeof subj);
         if (rpc_serve(r->log, subj, subj, on_query, s, &s->qsub, err, sizeof err) < 0)
+            set_error(s, err);
+        /* hedged requests: every member answers (rag.qh.<collection>.<shard>) */
+        char hedge[310];
+        snprintf(hedge, sizeof hedge, "rag.qh.%s", subj + strlen("rag.q."));
+        if (s->qsub && !s->hsub &&
+            rpc_serve(r->log, hedge, NULL, on_query, s, &s->hsub, err, sizeof err) < 0)
             set_error(s, err);
     }
 }
@@ -927,6 +1029,7 @@ done:
         pthread_join(s->applier, NULL);
         rpc_unserve(s->qsub);
         rpc_unserve(s->bsub);
+        rpc_unserve(s->hsub);
         int rc = rag_close(s->db);
         if (rc != RAG_OK)
             code = 1;

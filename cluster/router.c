@@ -34,7 +34,7 @@ typedef struct router {
     } emb[MAX_EMBEDDERS];
     size_t nemb;
     atomic_ullong writes, write_errors, publish_retries, searches, search_errors,
-        shard_timeouts, shard_retries, behind;
+        shard_timeouts, shard_retries, behind, hedges;
 } router;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -405,7 +405,8 @@ static int read_options(json_t *body, rag_search_options *o, char *err, size_t e
     json_t *v;
     json_object_foreach(body, key, v)
     {
-        if (!strcmp(key, "query") || !strcmp(key, "write_token") || json_is_null(v))
+        if (!strcmp(key, "query") || !strcmp(key, "write_token") || !strcmp(key, "idf") ||
+            !strcmp(key, "hedge_ms") || json_is_null(v))
             continue;
         if (!strcmp(key, "k")) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
@@ -437,10 +438,33 @@ static int read_options(json_t *body, rag_search_options *o, char *err, size_t e
     }
     if (o->k == 0)
         o->k = 10;
-    if (o->mmr_lambda > 0 || o->half_life > 0) {
-        snprintf(err, errlen, "%s is not available in cluster mode yet",
-                 o->mmr_lambda > 0 ? "mmr_lambda" : "half_life");
-        return -1;
+    return 0;
+}
+
+/* The router's own request fields: "idf" ("shard" | "exact") and "hedge_ms", defaulting to
+ * the configuration's. */
+static int read_router_options(const router *r, json_t *body, int *idf_exact, int *hedge_ms,
+                               char *err, size_t errlen)
+{
+    json_t *idf = json_object_get(body, "idf"), *hedge = json_object_get(body, "hedge_ms");
+    *idf_exact = r->cfg.idf_exact;
+    *hedge_ms = r->cfg.hedge_ms;
+    if (idf && !json_is_null(idf)) {
+        const char *v = json_string_value(idf);
+        if (!v || (strcmp(v, "shard") && strcmp(v, "exact"))) {
+            snprintf(err, errlen, "\"idf\" must be \"shard\" or \"exact\", got %s%.64s%s",
+                     v ? "\"" : "", v ? v : "a value that is not a string", v ? "\"" : "");
+            return -1;
+        }
+        *idf_exact = !strcmp(v, "exact");
+    }
+    if (hedge && !json_is_null(hedge)) {
+        if (!json_is_integer(hedge) || json_integer_value(hedge) < 0 ||
+            json_integer_value(hedge) > 600000) {
+            snprintf(err, errlen, "\"hedge_ms\" must be an integer in 0..600000 (milliseconds)");
+            return -1;
+        }
+        *hedge_ms = (int)json_integer_value(hedge);
     }
     return 0;
 }
@@ -459,6 +483,228 @@ static json_t *result_hit(const merged *x, int hybrid)
     return h;
 }
 
+/* One request to every shard (its body `req` plus the shard's write-token sequence as
+ * "min_seq"), hedged after hedge_ms and retried once for the shards that did not answer;
+ * parsed[s] receives each reply and shard_info each shard's sequence and replica. -1 when
+ * a shard failed: out then holds the 409 (behind the write token) or 503 answer. */
+static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *token,
+                      int hedge_ms, json_t **parsed, json_t *shard_info, chttp_reply *out)
+{
+    int S = c->shards, failed = 0, rc = -1;
+    char **subjects = calloc((size_t)S, sizeof *subjects);
+    char **hedges = calloc((size_t)S, sizeof *hedges);
+    char **bodies = calloc((size_t)S, sizeof *bodies);
+    size_t *lens = calloc((size_t)S, sizeof *lens), *rlens = calloc((size_t)S, sizeof *rlens);
+    char **replies = calloc((size_t)S, sizeof *replies);
+    int ok = subjects && hedges && bodies && lens && rlens && replies;
+    for (int s = 0; ok && s < S; s++) {
+        char key[16], subj[300];
+        snprintf(key, sizeof key, "%d", s);
+        json_object_set_new(req, "min_seq",
+                            json_integer(json_integer_value(json_object_get(token, key))));
+        snprintf(subj, sizeof subj, "rag.q.%s.%d", c->name, s);
+        subjects[s] = strdup(subj);
+        snprintf(subj, sizeof subj, "rag.qh.%s.%d", c->name, s);
+        hedges[s] = strdup(subj);
+        bodies[s] = json_dumps(req, JSON_COMPACT);
+        lens[s] = bodies[s] ? strlen(bodies[s]) : 0;
+        ok = subjects[s] && hedges[s] && bodies[s];
+    }
+    if (!ok) {
+        chttp_error(out, 500, "internal", "out of memory");
+        goto cleanup;
+    }
+    int timeout = r->cfg.query_timeout_ms;
+    if (token)
+        timeout += r->cfg.ryw_wait_ms;
+    size_t nh = 0;
+    size_t got = rpc_scatter_hedged(r->log, (size_t)S, (const char *const *)subjects,
+                                    (const char *const *)hedges, (const char *const *)bodies,
+                                    lens, timeout, hedge_ms, replies, rlens, &nh);
+    if (got < (size_t)S) { /* one retry of the shards that did not answer */
+        atomic_fetch_add(&r->shard_timeouts, (unsigned long long)S - got);
+        atomic_fetch_add(&r->shard_retries, 1);
+        got = rpc_scatter_hedged(r->log, (size_t)S, (const char *const *)subjects,
+                                 (const char *const *)hedges, (const char *const *)bodies, lens,
+                                 timeout, hedge_ms, replies, rlens, &nh);
+    }
+    atomic_fetch_add(&r->hedges, (unsigned long long)nh);
+    int behind = 0;
+    for (int s = 0; s < S; s++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", s);
+        parsed[s] = replies[s] ? json_loadb(replies[s], rlens[s], 0, NULL) : NULL;
+        json_t *e = json_object_get(parsed[s], "error");
+        int late = json_is_true(json_object_get(parsed[s], "behind"));
+        if (!parsed[s] || e || late) {
+            const char *why = !replies[s] ? "no replica answered in time"
+                              : e         ? json_string_value(e)
+                              : parsed[s] ? "behind the write token"
+                                          : "unreadable reply";
+            json_object_set_new(shard_info, key, json_pack("{s:s}", "error", why));
+            if (late)
+                atomic_fetch_add(&r->behind, 1);
+            behind |= late;
+            failed++;
+            continue;
+        }
+        json_object_set_new(shard_info, key,
+                            json_pack("{s:O,s:O}", "seq", json_object_get(parsed[s], "seq"),
+                                      "replica", json_object_get(parsed[s], "replica")));
+    }
+    if (failed) {
+        chttp_json(out, behind ? 409 : 503,
+                   json_pack("{s:{s:s,s:s},s:O}", "error", "code",
+                             behind ? "behind" : "shard_unavailable", "message",
+                             behind ? "a replica has not applied the write token yet"
+                                    : "a shard did not answer",
+                             "shards", shard_info));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    for (int s = 0; s < S; s++) {
+        if (subjects)
+            free(subjects[s]);
+        if (hedges)
+            free(hedges[s]);
+        if (bodies)
+            free(bodies[s]);
+        if (replies)
+            free(replies[s]);
+    }
+    free(subjects);
+    free(hedges);
+    free(bodies);
+    free(lens);
+    free(rlens);
+    free(replies);
+    return rc;
+}
+
+/* Exact-IDF mode: the shards' BM25 statistics for the query's terms, summed into the
+ * collection's ({"chunks","total_len","df":{term:df}}). */
+static json_t *sum_bm25_stats(json_t **parsed, int shards)
+{
+    json_int_t chunks = 0, total = 0;
+    json_t *df = json_object();
+    for (int s = 0; s < shards; s++) {
+        json_t *st = json_object_get(parsed[s], "bm25_stats");
+        const char *term;
+        json_t *v;
+        chunks += json_integer_value(json_object_get(st, "chunks"));
+        total += json_integer_value(json_object_get(st, "total_len"));
+        json_object_foreach(json_object_get(st, "df"), term, v)
+        {
+            json_int_t sum = json_integer_value(json_object_get(df, term));
+            json_object_set_new(df, term, json_integer(sum + json_integer_value(v)));
+        }
+    }
+    return json_pack("{s:I,s:I,s:o}", "chunks", chunks, "total_len", total, "df", df);
+}
+
+/* Recency weighting over the merged candidates, as one store weighs its own: score =
+ * (1 - w) x relevance min-max normalised + w x 0.5^(age / half_life), then re-sorted. */
+static void apply_recency(merged *l, size_t n, const rag_search_options *o, int64_t now)
+{
+    if (n == 0)
+        return;
+    float w = o->recency_weight > 0 ? o->recency_weight : 0.3f;
+    float smin = l[0].score, smax = l[0].score;
+    for (size_t i = 1; i < n; i++) {
+        smin = l[i].score < smin ? l[i].score : smin;
+        smax = l[i].score > smax ? l[i].score : smax;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t mtime = json_integer_value(json_object_get(l[i].hit, "source_mtime"));
+        int64_t t = o->time_basis == RAG_TIME_SOURCE && mtime > 0
+                        ? mtime
+                        : json_integer_value(json_object_get(l[i].hit, "ingested_at"));
+        double age = (double)(now - t);
+        if (age < 0)
+            age = 0;
+        float decay = (float)pow(0.5, age / (double)o->half_life);
+        float rel = smax > smin ? (l[i].score - smin) / (smax - smin) : 1.0f;
+        l[i].score = (1.0f - w) * rel + w * decay;
+    }
+    qsort(l, n, sizeof *l, cmp_side);
+}
+
+/* Chooses up to k of the n merged candidates into order[] (returns the count) as one store
+ * shapes its own: in ranked order, or by MMR over the best max(4k, 50), skipping equal
+ * texts, chunks at least collapse_threshold similar to a chosen one (vectors from the
+ * replicas) and documents past per_doc. -1 when a candidate's vector is missing. */
+static long shape_merged(const merged *l, size_t n, const rag_search_options *o, int dim,
+                         size_t *order)
+{
+    float collapse = o->collapse_threshold > 0 ? o->collapse_threshold : 0.98f;
+    int mmr = o->mmr_lambda > 0, use_vecs = mmr || collapse <= 1.0f;
+    size_t cap = (size_t)(o->k * 4 > 50 ? o->k * 4 : 50);
+    if (mmr && n > cap)
+        n = cap;
+    float *vecs = use_vecs ? malloc((n ? n : 1) * (size_t)dim * sizeof *vecs) : NULL;
+    unsigned char *picked = calloc(n ? n : 1, 1);
+    long chosen = -1;
+    if ((use_vecs && !vecs) || !picked)
+        goto cleanup;
+    for (size_t i = 0; use_vecs && i < n; i++) {
+        const char *b64 = json_string_value(json_object_get(l[i].hit, "vector"));
+        if (!b64 || vector_b64_decode(b64, strlen(b64), vecs + i * (size_t)dim, (size_t)dim))
+            goto cleanup;
+    }
+    float smin = n ? l[n - 1].score : 0, smax = n ? l[0].score : 0;
+    size_t next = 0;
+    chosen = 0;
+    while (chosen < o->k) {
+        size_t best = n;
+        float best_val = -INFINITY;
+        for (size_t i = mmr ? 0 : next; i < n; i++) {
+            if (picked[i])
+                continue;
+            const char *text = json_string_value(json_object_get(l[i].hit, "text"));
+            const char *doc = json_string_value(json_object_get(l[i].hit, "doc_id"));
+            int skip = 0, same_doc = 0;
+            float maxsim = 0;
+            for (long j = 0; j < chosen && !skip; j++) {
+                const json_t *t = l[order[j]].hit;
+                skip |= !strcmp(json_string_value(json_object_get(t, "text")), text);
+                same_doc += !strcmp(json_string_value(json_object_get(t, "doc_id")), doc);
+                if (use_vecs) {
+                    const float *a = vecs + i * (size_t)dim, *b = vecs + order[j] * (size_t)dim;
+                    float sim = 0;
+                    for (int d = 0; d < dim; d++)
+                        sim += a[d] * b[d];
+                    maxsim = sim > maxsim ? sim : maxsim;
+                    skip |= collapse <= 1.0f && sim >= collapse;
+                }
+            }
+            if (skip || (o->per_doc > 0 && same_doc >= o->per_doc)) {
+                picked[i] = 2; /* excluded for good */
+                continue;
+            }
+            if (!mmr) {
+                best = i;
+                break;
+            }
+            float rel = smax > smin ? (l[i].score - smin) / (smax - smin) : 1.0f;
+            float val = o->mmr_lambda * rel - (1.0f - o->mmr_lambda) * maxsim;
+            if (val > best_val) {
+                best_val = val;
+                best = i;
+            }
+        }
+        if (best == n)
+            break;
+        picked[best] = 1;
+        order[chosen++] = best;
+        next = best + 1;
+    }
+cleanup:
+    free(vecs);
+    free(picked);
+    return chosen;
+}
+
 static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
 {
     atomic_fetch_add(&r->searches, 1);
@@ -467,21 +713,31 @@ static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
         return;
     rag_search_options o;
     char err[1024];
+    int idf_exact = 0, hedge_ms = 0;
     const char *query = json_string_value(json_object_get(body, "query"));
     if (!query) {
         chttp_error(out, 400, "invalid", "\"query\" is a required string");
         return;
     }
-    if (read_options(body, &o, err, sizeof err) < 0) {
+    if (read_options(body, &o, err, sizeof err) < 0 ||
+        read_router_options(r, body, &idf_exact, &hedge_ms, err, sizeof err) < 0) {
         chttp_error(out, 400, "invalid", "%s", err);
         return;
     }
     int dense = o.mode != RAG_MODE_LEXICAL, lexical = o.mode != RAG_MODE_DENSE;
     int hybrid = dense && lexical;
+    /* MMR and recency reorder the merged lists: the router shapes them as one store would
+     * (per-document cap, duplicates, collapsing) from the candidates one store takes */
+    int shaping = o.mmr_lambda > 0 || o.half_life > 0;
     /* candidates per side as one store takes them; one side alone asks each shard for k */
     int n_side = o.candidates > 0 ? o.candidates : (o.k * 4 > 100 ? o.k * 4 : 100);
-    if (!hybrid)
+    if (!hybrid && !shaping)
         n_side = o.k;
+    else if (!hybrid && o.mmr_lambda <= 0 && o.per_doc <= 0 && o.candidates == 0)
+        n_side = o.k + 8;
+    if (n_side < o.k)
+        n_side = o.k;
+    int64_t now = o.now ? o.now : (int64_t)time(NULL);
     char *vec64 = NULL;
     if (dense) {
         rag_embedder *e = embedder_for(r, &c, err, sizeof err);
@@ -496,9 +752,29 @@ static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
         free(v);
     }
     json_t *token = json_object_get(body, "write_token");
+    int S = c.shards;
+    json_t **parsed = calloc((size_t)S, sizeof *parsed);
+    json_t *shard_info = json_object();
     json_t *req = json_pack("{s:s,s:i,s:I,s:i}", "query", query, "k", n_side, "now",
-                            (json_int_t)(o.now ? o.now : (int64_t)time(NULL)), "wait_ms",
-                            r->cfg.ryw_wait_ms);
+                            (json_int_t)now, "wait_ms", r->cfg.ryw_wait_ms);
+    merged *dl = NULL, *ll = NULL, *f = NULL;
+    size_t *order = NULL;
+    if (!parsed) {
+        chttp_error(out, 500, "internal", "out of memory");
+        goto cleanup;
+    }
+    if (lexical && idf_exact) {
+        /* one round first: every shard's statistics for the query's terms, summed */
+        json_object_set_new(req, "bm25_stats_only", json_true());
+        if (ask_shards(r, &c, req, token, hedge_ms, parsed, shard_info, out) < 0)
+            goto failed;
+        json_object_del(req, "bm25_stats_only");
+        json_object_set_new(req, "bm25_stats", sum_bm25_stats(parsed, S));
+        for (int s = 0; s < S; s++) {
+            json_decref(parsed[s]);
+            parsed[s] = NULL;
+        }
+    }
     json_t *sides = json_array();
     if (dense)
         json_array_append_new(sides, json_string("dense"));
@@ -507,129 +783,74 @@ static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
     json_object_set_new(req, "sides", sides);
     if (vec64)
         json_object_set_new(req, "vector", json_string(vec64));
-    free(vec64);
     if (o.filter)
         json_object_set_new(req, "filter", json_string(o.filter));
-    if (o.collapse_threshold > 0)
+    if (shaping) /* the router collapses and caps the merged lists itself */
+        json_object_set_new(req, "collapse_threshold", json_real(2));
+    else if (o.collapse_threshold > 0)
         json_object_set_new(req, "collapse_threshold", json_real(o.collapse_threshold));
-    if (!hybrid && o.per_doc > 0) /* a document lives on one shard: the cap holds there */
+    if (!hybrid && !shaping && o.per_doc > 0) /* a document lives on one shard */
         json_object_set_new(req, "per_doc", json_integer(o.per_doc));
+    if (shaping && (o.mmr_lambda > 0 || o.collapse_threshold <= 1.0f))
+        json_object_set_new(req, "vectors", json_true());
     if (o.max_age > 0)
         json_object_set_new(req, "max_age", json_integer(o.max_age));
-    int S = c.shards;
-    char **subjects = calloc((size_t)S, sizeof *subjects);
-    char **bodies = calloc((size_t)S, sizeof *bodies);
-    size_t *lens = calloc((size_t)S, sizeof *lens), *rlens = calloc((size_t)S, sizeof *rlens);
-    char **replies = calloc((size_t)S, sizeof *replies);
-    json_t **parsed = calloc((size_t)S, sizeof *parsed);
-    json_t *shard_info = json_object();
-    int failed = 0;
-    for (int s = 0; subjects && bodies && lens && rlens && replies && parsed && s < S; s++) {
-        char key[16], subj[300];
-        snprintf(key, sizeof key, "%d", s);
-        snprintf(subj, sizeof subj, "rag.q.%s.%d", c.name, s);
-        json_object_set_new(req, "min_seq",
-                            json_integer(json_integer_value(json_object_get(token, key))));
-        subjects[s] = strdup(subj);
-        bodies[s] = json_dumps(req, JSON_COMPACT);
-        lens[s] = bodies[s] ? strlen(bodies[s]) : 0;
-    }
-    json_decref(req);
-    if (!parsed || !replies) {
-        chttp_error(out, 500, "internal", "out of memory");
-        goto cleanup;
-    }
-    int timeout = r->cfg.query_timeout_ms;
-    if (token)
-        timeout += r->cfg.ryw_wait_ms;
-    size_t got = rpc_scatter(r->log, (size_t)S, (const char *const *)subjects,
-                             (const char *const *)bodies, lens, timeout, replies, rlens);
-    if (got < (size_t)S) { /* one retry of the shards that did not answer */
-        atomic_fetch_add(&r->shard_timeouts, (unsigned long long)S - got);
-        atomic_fetch_add(&r->shard_retries, 1);
-        got = rpc_scatter(r->log, (size_t)S, (const char *const *)subjects,
-                          (const char *const *)bodies, lens, timeout, replies, rlens);
-    }
-    for (int s = 0; s < S; s++) {
-        char key[16];
-        snprintf(key, sizeof key, "%d", s);
-        parsed[s] = replies[s] ? json_loadb(replies[s], rlens[s], 0, NULL) : NULL;
-        json_t *e = json_object_get(parsed[s], "error");
-        if (!parsed[s] || e || json_is_true(json_object_get(parsed[s], "behind"))) {
-            const char *why = !replies[s] ? "no replica answered in time"
-                              : e         ? json_string_value(e)
-                              : parsed[s] ? "behind the write token"
-                                          : "unreadable reply";
-            if (parsed[s] && json_is_true(json_object_get(parsed[s], "behind")))
-                atomic_fetch_add(&r->behind, 1);
-            json_object_set_new(shard_info, key, json_pack("{s:s}", "error", why));
-            failed++;
-            continue;
-        }
-        json_object_set_new(shard_info, key,
-                            json_pack("{s:O,s:O}", "seq", json_object_get(parsed[s], "seq"),
-                                      "replica", json_object_get(parsed[s], "replica")));
-    }
-    if (failed) {
-        atomic_fetch_add(&r->search_errors, 1);
-        int behind = 0;
-        for (int s = 0; s < S; s++)
-            behind |= json_is_true(json_object_get(parsed[s], "behind"));
-        chttp_json(out, behind ? 409 : 503,
-                   json_pack("{s:{s:s,s:s},s:O}", "error", "code",
-                             behind ? "behind" : "shard_unavailable", "message",
-                             behind ? "a replica has not applied the write token yet"
-                                    : "a shard did not answer",
-                             "shards", shard_info));
-        goto cleanup;
-    }
+    if (ask_shards(r, &c, req, token, hedge_ms, parsed, shard_info, out) < 0)
+        goto failed;
     size_t nd = 0, nl = 0, nf = 0;
-    merged *dl = dense ? merge_side(parsed, S, "dense", (size_t)n_side, &nd) : NULL;
-    merged *ll = lexical ? merge_side(parsed, S, "lexical", (size_t)n_side, &nl) : NULL;
-    merged *f = hybrid ? fuse(dl, nd, ll, nl, &o, &nf) : NULL;
+    dl = dense ? merge_side(parsed, S, "dense", (size_t)n_side, &nd) : NULL;
+    ll = lexical ? merge_side(parsed, S, "lexical", (size_t)n_side, &nl) : NULL;
+    f = hybrid ? fuse(dl, nd, ll, nl, &o, &nf) : NULL;
     merged *list = hybrid ? f : dense ? dl : ll;
     size_t nlist = hybrid ? nf : dense ? nd : nl;
     json_t *hits = json_array();
-    /* per-document cap on the fused list (kept by the shards for a single side) */
-    char **seen = calloc(nlist + 1, sizeof *seen);
-    int *cnt = calloc(nlist + 1, sizeof *cnt);
-    size_t nseen = 0;
-    for (size_t i = 0; list && i < nlist && json_array_size(hits) < (size_t)o.k; i++) {
-        if (hybrid && o.per_doc > 0 && seen && cnt) {
-            const char *doc = json_string_value(json_object_get(list[i].hit, "doc_id"));
-            size_t j = 0;
-            while (j < nseen && strcmp(seen[j], doc))
-                j++;
-            if (j == nseen)
-                seen[nseen++] = (char *)doc;
-            if (cnt[j]++ >= o.per_doc)
-                continue;
+    order = calloc(nlist + 1, sizeof *order);
+    if (shaping && list && order) {
+        if (o.half_life > 0)
+            apply_recency(list, nlist, &o, now);
+        long n = shape_merged(list, nlist, &o, c.dim, order);
+        if (n < 0) {
+            json_decref(hits);
+            chttp_error(out, 500, "internal", "hit vectors missing from a shard's reply");
+            goto failed;
         }
-        json_array_append_new(hits, result_hit(&list[i], hybrid));
+        for (long i = 0; i < n; i++)
+            json_array_append_new(hits, result_hit(&list[order[i]], hybrid));
+    } else {
+        /* per-document cap on the fused list (kept by the shards for a single side) */
+        char **seen = calloc(nlist + 1, sizeof *seen);
+        int *cnt = calloc(nlist + 1, sizeof *cnt);
+        size_t nseen = 0;
+        for (size_t i = 0; list && i < nlist && json_array_size(hits) < (size_t)o.k; i++) {
+            if (hybrid && o.per_doc > 0 && seen && cnt) {
+                const char *doc = json_string_value(json_object_get(list[i].hit, "doc_id"));
+                size_t j = 0;
+                while (j < nseen && strcmp(seen[j], doc))
+                    j++;
+                if (j == nseen)
+                    seen[nseen++] = (char *)doc;
+                if (cnt[j]++ >= o.per_doc)
+                    continue;
+            }
+            json_array_append_new(hits, result_hit(&list[i], hybrid));
+        }
+        free(seen);
+        free(cnt);
     }
-    free(seen);
-    free(cnt);
+    chttp_json(out, 200, json_pack("{s:o,s:O}", "hits", hits, "shards", shard_info));
+    goto cleanup;
+failed:
+    atomic_fetch_add(&r->search_errors, 1);
+cleanup:
+    for (int s = 0; parsed && s < S; s++)
+        json_decref(parsed[s]);
+    free(parsed);
+    free(order);
     free(dl);
     free(ll);
     free(f);
-    chttp_json(out, 200, json_pack("{s:o,s:O}", "hits", hits, "shards", shard_info));
-cleanup:
-    for (int s = 0; s < S; s++) {
-        if (subjects)
-            free(subjects[s]);
-        if (bodies)
-            free(bodies[s]);
-        if (replies)
-            free(replies[s]);
-        if (parsed)
-            json_decref(parsed[s]);
-    }
-    free(subjects);
-    free(bodies);
-    free(lens);
-    free(rlens);
-    free(replies);
-    free(parsed);
+    free(vec64);
+    json_decref(req);
     json_decref(shard_info);
 }
 
@@ -725,12 +946,13 @@ static void metrics(router *r, chttp_reply *out)
              "ragcore_cluster_router_shard_timeouts_total %llu\n"
              "ragcore_cluster_router_shard_retries_total %llu\n"
              "ragcore_cluster_router_behind_total %llu\n"
+             "ragcore_cluster_router_hedges_total %llu\n"
              "ragcore_cluster_router_broker_connected %d\n",
              atomic_load(&r->writes), atomic_load(&r->write_errors),
              atomic_load(&r->publish_retries), atomic_load(&r->searches),
              atomic_load(&r->search_errors), atomic_load(&r->shard_timeouts),
              atomic_load(&r->shard_retries), atomic_load(&r->behind),
-             clog_connected(r->log));
+             atomic_load(&r->hedges), clog_connected(r->log));
     out->status = 200;
     out->body = b;
     out->ctype = "text/plain; version=0.0.4";

@@ -64,6 +64,24 @@ void rpc_unserve(rpc_sub *s)
 size_t rpc_scatter(clog *l, size_t n, const char *const *subjects, const char *const *bodies,
                    const size_t *lens, int timeout_ms, char **replies, size_t *rlens)
 {
+    return rpc_scatter_hedged(l, n, subjects, NULL, bodies, lens, timeout_ms, 0, replies, rlens,
+                              NULL);
+}
+
+/* Publishes request i (reply subject <inbox>.i) to subjects[i]; 1 when sent. */
+static int send_one(natsConnection *nc, const char *inbox, size_t i, const char *subject,
+                    const char *body, size_t len)
+{
+    char reply[320];
+    snprintf(reply, sizeof reply, "%s.%zu", inbox, i);
+    return natsConnection_PublishRequest(nc, subject, reply, body, (int)len) == NATS_OK;
+}
+
+size_t rpc_scatter_hedged(clog *l, size_t n, const char *const *subjects,
+                          const char *const *hedge_subjects, const char *const *bodies,
+                          const size_t *lens, int timeout_ms, int hedge_ms, char **replies,
+                          size_t *rlens, size_t *hedges)
+{
     natsConnection *nc = clog_connection(l);
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
@@ -76,23 +94,34 @@ size_t rpc_scatter(clog *l, size_t n, const char *const *subjects, const char *c
     snprintf(wild, sizeof wild, "%s.*", (const char *)inbox);
     if (natsConnection_SubscribeSync(&sub, nc, wild) != NATS_OK)
         goto cleanup;
-    for (size_t i = 0; i < n; i++) {
-        if (replies[i])
-            continue;
-        char reply[320];
-        snprintf(reply, sizeof reply, "%s.%zu", (const char *)inbox, i);
-        if (natsConnection_PublishRequest(nc, subjects[i], reply, bodies[i], (int)lens[i]) ==
-            NATS_OK)
-            want++;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!replies[i])
+            want += send_one(nc, inbox, i, subjects[i], bodies[i], lens[i]);
     natsConnection_Flush(nc);
-    double end = cluster_now_ms() + timeout_ms;
+    double start = cluster_now_ms(), end = start + timeout_ms;
+    int hedged = !hedge_subjects || hedge_ms <= 0 || hedge_ms >= timeout_ms, sent = 0;
     while (want > 0) {
-        double left = end - cluster_now_ms();
+        double now = cluster_now_ms(), left = end - now;
         if (left <= 0)
             break;
+        if (!hedged && now >= start + hedge_ms) {
+            /* the same request again, to every replica of each silent shard (the slow one
+             * too): the first answer wins, later ones are dropped below */
+            hedged = sent = 1;
+            for (size_t i = 0; i < n; i++)
+                if (!replies[i] &&
+                    send_one(nc, inbox, i, hedge_subjects[i], bodies[i], lens[i]) && hedges)
+                    (*hedges)++;
+            natsConnection_Flush(nc);
+        }
+        double wait = hedged ? left : start + hedge_ms - now;
         natsMsg *m = NULL;
-        if (natsSubscription_NextMsg(&m, sub, (int64_t)left + 1) != NATS_OK)
+        natsStatus st = natsSubscription_NextMsg(&m, sub, (int64_t)wait + 1);
+        /* a hedge nobody serves (every replica left the shard's group) is answered "no
+         * responders": the first request may still be answered */
+        if (st == NATS_TIMEOUT || (st == NATS_NO_RESPONDERS && sent))
+            continue;
+        if (st != NATS_OK)
             break;
         const char *subj = natsMsg_GetSubject(m);
         const char *dot = strrchr(subj, '.');

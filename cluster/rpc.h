@@ -27,6 +27,14 @@ void rpc_unserve(rpc_sub *s);
 size_t rpc_scatter(clog *l, size_t n, const char *const *subjects, const char *const *bodies,
                    const size_t *lens, int timeout_ms, char **replies, size_t *rlens);
 
+/* rpc_scatter with hedging: when request i has no reply after hedge_ms (0: never), it is
+ * sent again to hedge_subjects[i] (served by every replica of the shard, no queue group)
+ * and the first reply wins; *hedges (may be NULL) counts the hedges sent. */
+size_t rpc_scatter_hedged(clog *l, size_t n, const char *const *subjects,
+                          const char *const *hedge_subjects, const char *const *bodies,
+                          const size_t *lens, int timeout_ms, int hedge_ms, char **replies,
+                          size_t *rlens, size_t *hedges);
+
 /* Publishes body to subject and collects every reply arriving within wait_ms (at most max):
  * *replies (malloc'd array of malloc'd strings). Returns the count. */
 size_t rpc_broadcast(clog *l, const char *subject, const char *body, int wait_ms, size_t max,

@@ -1,5 +1,6 @@
-/* docs.c - reading stored documents back: one document with all its chunks, and pages of a
- * collection's documents in id order with an optional filter (rag_document_get/list). */
+/* docs.c - reading stored documents back: one document with all its chunks, a chunk's
+ * vector, and pages of a collection's documents in id order with an optional filter
+ * (rag_document_get/list, rag_chunk_vector). */
 #include "db.h"
 #include "filter.h"
 #include "status.h"
@@ -186,6 +187,26 @@ int rag_document_get(rag_db *db, const char *collection, const char *id, rag_doc
     }
     *out = doc;
     return RAG_OK;
+}
+
+int rag_chunk_vector(rag_db *db, const char *collection, uint64_t chunk_id, float *out,
+                     int dim)
+{
+    rag_clear_error();
+    if (!db || !out)
+        return rag_fail(RAG_EINVAL, "rag_chunk_vector: NULL argument");
+    if (dim != db->dim)
+        return rag_fail(RAG_EINVAL, "rag_chunk_vector: dimension %d asked, the store has %d",
+                        dim, db->dim);
+    const char *name = collection ? collection : RAG_DEFAULT_COLLECTION;
+    rag_txn *txn = NULL;
+    uint32_t coll = 0;
+    int rc = open_coll(db, name, &txn, &coll);
+    if (rc == RAG_OK && (rc = rag_store_vec_get(txn, coll, chunk_id, out, dim)) == RAG_ENOTFOUND)
+        rc = rag_fail(RAG_ENOTFOUND, "collection '%s' has no vector for chunk %llu", name,
+                      (unsigned long long)chunk_id);
+    rag_txn_end(txn);
+    return rc;
 }
 
 /* ---- pages of documents ------------------------------------------------------------------ */

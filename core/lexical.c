@@ -1089,9 +1089,71 @@ static void sift_down(acc_slot *h, size_t n, size_t i)
     }
 }
 
+/* The df `given` holds for term (len bytes), never below the store's own `own` (statistics
+ * gathered a moment earlier may lag this store); `own` when it lists none. */
+static double given_df(const rag_bm25_stats *given, const char *term, size_t len, uint32_t own)
+{
+    for (size_t i = 0; i < given->n_terms; i++)
+        if (given->terms[i] && strlen(given->terms[i]) == len &&
+            memcmp(given->terms[i], term, len) == 0)
+            return given->df[i] > own ? (double)given->df[i] : own;
+    return own;
+}
+
+int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                            const char *query, size_t len, rag_bm25_stats **out)
+{
+    term_bag bag;
+    rag_bm25_stats *st = NULL;
+    uint64_t n_chunks, total;
+    *out = NULL;
+    int rc = rag_lexical_stats(txn, coll, &n_chunks, &total);
+    if (rc == RAG_OK)
+        rc = bag_fill(&bag, an, query, len);
+    else
+        memset(&bag, 0, sizeof bag);
+    if (rc != RAG_OK)
+        goto cleanup;
+    /* one block: the struct, the dfs, the term pointers, the NUL-terminated terms */
+    size_t n = bag.n, size = sizeof *st + n * (sizeof(uint64_t) + sizeof(char *)) +
+                               bag.pool_len + n;
+    st = rag_calloc(1, size);
+    if (!st) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    uint64_t *df = (uint64_t *)(st + 1);
+    const char **terms = (const char **)(df + n);
+    char *pool = (char *)(terms + n);
+    st->chunks = n_chunks;
+    st->total_len = total;
+    st->terms = terms;
+    st->df = df;
+    for (size_t i = 0; i < bag.cap; i++) {
+        const term_ent *e = &bag.slots[i];
+        uint32_t d = 0;
+        if (!e->len)
+            continue;
+        if ((rc = rag_lexical_df(txn, coll, bag.pool + e->off, e->len, &d)) != RAG_OK)
+            goto cleanup;
+        memcpy(pool, bag.pool + e->off, e->len);
+        pool[e->len] = '\0';
+        terms[st->n_terms] = pool;
+        df[st->n_terms++] = d;
+        pool += e->len + 1;
+    }
+    *out = st;
+    st = NULL;
+cleanup:
+    bag_free(&bag);
+    free(st);
+    return rc;
+}
+
 int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, const char *query,
-                       size_t len, const rag_bm25_params *params, int k, rag_chunk_pred allow,
-                       void *allow_user, float *scores, uint64_t *ids)
+                       size_t len, const rag_bm25_params *params, const rag_bm25_stats *given,
+                       int k, rag_chunk_pred allow, void *allow_user, float *scores,
+                       uint64_t *ids)
 {
     rag_bm25_params p;
     term_bag bag;
@@ -1142,13 +1204,16 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     }
     for (size_t i = 0; i < cap; i++)
         acc[i].id = UINT64_MAX;
+    /* the weights: the store's own statistics, or the given collection-wide ones */
+    double N = given ? (double)given->chunks : (double)n_chunks;
+    double all_len = given ? (double)given->total_len : (double)total;
     s = (scan_state){NULL, 0, acc, cap - 1, 0, 0, p.k1, p.b,
-                     total ? (double)n_chunks / (double)total : 1.0, RAG_OK};
+                     all_len > 0 ? N / all_len : 1.0, RAG_OK};
     for (size_t i = 0; i < bag.cap; i++) {
         const term_ent *e = &bag.slots[i];
         if (!e->len || !dfs[i])
             continue;
-        double df = dfs[i], N = (double)n_chunks;
+        double df = given ? given_df(given, bag.pool + e->off, e->len, dfs[i]) : dfs[i];
         s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
         s.plen = df_key(prefix, coll, bag.pool + e->off, e->len);
         prefix[s.plen++] = 0;

@@ -3,6 +3,7 @@
 #ifndef RAG_LEXICAL_H
 #define RAG_LEXICAL_H
 
+#include "ragcore.h"
 #include "store.h"
 
 #include <stddef.h>
@@ -112,13 +113,22 @@ typedef int (*rag_chunk_pred)(void *user, uint64_t chunk_id);
 /* BM25 top-k over a collection for `query`: fills up to k (scores, ids) best first (ties:
  * lower chunk id first) and returns the count (>= 0) or a negative status. `allow` may be
  * NULL; otherwise only chunks for which it returns non-zero take a slot, and it is called
- * in score order only until k are accepted. params NULL: defaults. k >= 1 (RAG_EINVAL).
+ * in score order only until k are accepted. params NULL: defaults. given NULL: the
+ * store's own N, average length and dfs; otherwise those, so stores holding parts of a
+ * collection score as one (a given df below the store's own, or a term `given` lacks,
+ * takes the store's df). k >= 1 (RAG_EINVAL).
  * score = sum over query terms (repeats count) of
  *         idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
  * idf = ln(1 + (N - df + 0.5) / (df + 0.5)), lengths in indexed terms. Term-at-a-time over
  * each term's posting range; cost O(sum of the query terms' document frequencies). */
 int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, const char *query,
-                       size_t len, const rag_bm25_params *params, int k, rag_chunk_pred allow,
-                       void *allow_user, float *scores, uint64_t *ids);
+                       size_t len, const rag_bm25_params *params, const rag_bm25_stats *given,
+                       int k, rag_chunk_pred allow, void *allow_user, float *scores,
+                       uint64_t *ids);
+
+/* The statistics rag_lexical_search weighs `query` with: N, the total length and the df of
+ * each distinct analysed term. *out is one malloc'd block (free() or rag_bm25_stats_free). */
+int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                            const char *query, size_t len, rag_bm25_stats **out);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -553,7 +554,8 @@ static void count_term(void *user, const char *term, size_t len)
     (*(int *)user)++;
 }
 
-static int lexical_side(plan *p, const char *query, int n, cand_list *out, int *nterms)
+static int lexical_side(plan *p, const char *query, const rag_bm25_stats *stats, int n,
+                        cand_list *out, int *nterms)
 {
     rag_coll *c = p->coll;
     float *scores = rag_malloc((size_t)n * sizeof *scores);
@@ -565,7 +567,7 @@ static int lexical_side(plan *p, const char *query, int n, cand_list *out, int *
     }
     rag_bm25_params bp;
     rag_bm25_params_init(&bp);
-    int m = rag_lexical_search(p->txn, c->an, c->id, query, strlen(query), &bp, n,
+    int m = rag_lexical_search(p->txn, c->an, c->id, query, strlen(query), &bp, stats, n,
                                p->kind == PLAN_ALL ? NULL : chunk_allowed, p, scores, ids);
     if (m < 0) {
         rc = m;
@@ -931,7 +933,11 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "search options version is 0 (call rag_search_options_init)");
-        o = *opts;
+        if (opts->version >= 2)
+            o = *opts;
+        else /* built against an older header: a shorter struct */
+            memcpy(&o, opts, offsetof(rag_search_options, bm25_stats));
+        o.version = RAG_SEARCH_OPTIONS_VERSION;
     }
     int rc0 = rag_search_options_check(&o);
     if (rc0 != RAG_OK)
@@ -987,7 +993,7 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     if (rc == RAG_OK && use_dense)
         rc = dense_side(db, &p, qvec, n_side, &dl);
     if (rc == RAG_OK && use_lex)
-        rc = lexical_side(&p, query, n_side, &ll, &nterms);
+        rc = lexical_side(&p, query, o.bm25_stats, n_side, &ll, &nterms);
     if (rc == RAG_OK) {
         if (use_dense && use_lex) {
             rc = fuse(&dl, &ll, &o, &fused);
@@ -1047,6 +1053,38 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     }
     *out = res;
     return RAG_OK;
+}
+
+int rag_bm25_stats_get(rag_db *db, const char *collection, const char *query,
+                       rag_bm25_stats **out)
+{
+    rag_clear_error();
+    if (!out)
+        return rag_fail(RAG_EINVAL, "rag_bm25_stats_get: out is NULL");
+    *out = NULL;
+    if (!db || !query)
+        return rag_fail(RAG_EINVAL, "rag_bm25_stats_get: NULL argument");
+    int rc = RAG_OK;
+    if (db->opts.read_only && (rc = rag_db_refresh(db)) != RAG_OK)
+        return rc;
+    const char *name = collection ? collection : RAG_DEFAULT_COLLECTION;
+    rag_coll *c = rag_db_find_coll(db, name);
+    if (!c)
+        return rag_fail(RAG_ENOTFOUND, "collection '%s' does not exist", name);
+    rag_txn *txn = NULL;
+    pthread_rwlock_rdlock(&c->lock);
+    rc = c->dropped ? rag_fail(RAG_ENOTFOUND, "collection '%s' was dropped", name)
+                    : rag_store_read(db->st, &txn);
+    if (rc == RAG_OK)
+        rc = rag_lexical_query_stats(txn, c->an, c->id, query, strlen(query), out);
+    rag_txn_end(txn);
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+void rag_bm25_stats_free(rag_bm25_stats *stats)
+{
+    free(stats);
 }
 
 int rag_search_vector(rag_db *db, const float *vec, int dim, const rag_search_options *opts,

@@ -824,7 +824,7 @@ RAG_API int rag_extract_paths(const char *const *paths, size_t n, const rag_inge
 /* ------------------------------------------------------------------------------------ */
 /* Search.                                                                               */
 
-#define RAG_SEARCH_OPTIONS_VERSION 1
+#define RAG_SEARCH_OPTIONS_VERSION 2
 
 /* Retrieval mode: dense vectors, BM25 over the lexical index, or both fused. */
 typedef enum rag_mode {
@@ -838,6 +838,27 @@ typedef enum rag_fusion {
     RAG_FUSION_RRF = 0,          /* reciprocal rank fusion: sum of 1 / (rrf_k + rank) */
     RAG_FUSION_WEIGHTED = 1      /* weighted sum of min-max normalised scores */
 } rag_fusion;
+
+/* BM25 collection statistics for one query: what a lexical score depends on besides the
+ * chunk itself. A collection split over several stores (the shards of a cluster) scores
+ * exactly as one store holding everything when each store searches with the statistics
+ * summed over all of them (chunks, total_len and each term's df added up). */
+typedef struct rag_bm25_stats {
+    uint64_t chunks;             /* N: chunks in the collection's lexical index */
+    uint64_t total_len;          /* their summed lengths in indexed terms (average: / chunks) */
+    size_t n_terms;
+    const char *const *terms;    /* the query's distinct terms, as the search analyses it */
+    const uint64_t *df;          /* df[i]: chunks holding terms[i] */
+} rag_bm25_stats;
+
+/* The BM25 statistics of `collection` (NULL: the default) for `query`, tokenised exactly
+ * as rag_search does (the collection's language and stop words). *out is one allocation,
+ * freed with rag_bm25_stats_free(); terms appear in no particular order. A query without
+ * indexable terms gives n_terms 0. RAG_ENOTFOUND when the collection does not exist. */
+RAG_API int rag_bm25_stats_get(rag_db *db, const char *collection, const char *query,
+                               rag_bm25_stats **out);
+/* NULL is a no-op. */
+RAG_API void rag_bm25_stats_free(rag_bm25_stats *stats);
 
 typedef struct rag_search_options {
     unsigned version;            /* RAG_SEARCH_OPTIONS_VERSION */
@@ -871,6 +892,12 @@ typedef struct rag_search_options {
                                   * (0..1) when half_life > 0; 0: 0.3 */
     int time_basis;              /* RAG_TIME_SOURCE (default) or RAG_TIME_INGESTED */
     int64_t now;                 /* reference time for ages; 0: the current time */
+    /* Since version 2. Optional, borrowed: BM25 statistics to score the lexical side with
+     * instead of the store's own (e.g. summed over every shard of a collection; see
+     * rag_bm25_stats). A query term they do not list, or list with a df below the store's
+     * own (statistics read a moment earlier), is weighted by the store's own document
+     * frequency. */
+    const rag_bm25_stats *bm25_stats;
 } rag_search_options;
 
 #define RAG_TIME_SOURCE 0
@@ -998,6 +1025,13 @@ RAG_API size_t rag_doc_chunk_count(const rag_doc *doc);
  * NAN and ranks 0 (it was not ranked). */
 RAG_API const rag_hit *rag_doc_chunk(const rag_doc *doc, size_t i);
 RAG_API void rag_doc_free(rag_doc *doc);
+
+/* Copies the stored embedding of chunk `chunk_id` (a rag_hit's chunk_id) of `collection`
+ * (NULL: RAG_DEFAULT_COLLECTION) into out[0, dim): unit length, as the search compares
+ * it (e.g. to diversify hits gathered from several stores). RAG_EINVAL when dim is not the
+ * store's dimension, RAG_ENOTFOUND when the collection or the chunk's vector is absent. */
+RAG_API int rag_chunk_vector(rag_db *db, const char *collection, uint64_t chunk_id,
+                             float *out, int dim);
 
 #define RAG_LIST_OPTIONS_VERSION 1
 #define RAG_LIST_LIMIT_MAX 10000

@@ -834,6 +834,134 @@ static void test_search_options_by_name(void)
     rag_close(db);
 }
 
+/* Exact BM25 over a split collection: one store holding every document, and two stores
+ * each holding half of them. With the statistics of the halves summed and given to each
+ * half's search, every lexical score equals the whole store's. */
+#define SPLIT_DOCS 40
+static rag_db *open_split(const char *name, int part)
+{
+    static const char *vocab[] = {"raft", "log", "replica", "shard", "vector", "index",
+                                  "query", "stream", "commit", "leader"};
+    fresh_dir(name);
+    rag_db *db = open_db(NULL);
+    for (int i = 0; i < SPLIT_DOCS; i++) {
+        if (part >= 0 && i % 2 != part)
+            continue;
+        char id[16], text[256];
+        size_t len = 0;
+        snprintf(id, sizeof id, "d%d", i);
+        for (int w = 0; w < 3 + i % 7; w++) /* varied lengths and term frequencies */
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s ",
+                                    vocab[(i * 7 + w * w * 3) % 10]);
+        rag_document d;
+        rag_document_init(&d);
+        d.id = id;
+        d.text = text;
+        ASSERT_OK(rag_ingest(db, "split", &d, 1, NULL));
+    }
+    return db;
+}
+
+static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st, unsigned version,
+                          char ids[][16], float *scores)
+{
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.version = version;
+    so.collection = "split";
+    so.mode = RAG_MODE_LEXICAL;
+    so.k = SPLIT_DOCS;
+    so.collapse_threshold = 2;
+    so.bm25_stats = st;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, q, &so, &res));
+    int n = (int)rag_results_count(res);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], 16, "%s", rag_results_get(res, i)->doc_id);
+        scores[i] = rag_results_get(res, i)->score;
+    }
+    rag_results_free(res);
+    return n;
+}
+
+static void test_bm25_stats_split_stores(void)
+{
+    rag_db *all = open_split("bm25_all", -1), *half[2];
+    half[0] = open_split("bm25_half0", 0);
+    half[1] = open_split("bm25_half1", 1);
+    const char *q = "replica replica shard leader unknownword";
+    rag_bm25_stats *sa = NULL, *sh[2] = {NULL, NULL};
+    ASSERT_OK(rag_bm25_stats_get(all, "split", q, &sa));
+    ASSERT_OK(rag_bm25_stats_get(half[0], "split", q, &sh[0]));
+    ASSERT_OK(rag_bm25_stats_get(half[1], "split", q, &sh[1]));
+    /* distinct analysed terms: the repeat counts once, the unknown word has df 0 */
+    ASSERT_EQ_INT(sa->n_terms, 4);
+    ASSERT_EQ_INT(sa->chunks, SPLIT_DOCS);
+    ASSERT_EQ_INT(sh[0]->chunks + sh[1]->chunks, sa->chunks);
+    ASSERT_EQ_INT(sh[0]->total_len + sh[1]->total_len, sa->total_len);
+    ASSERT_TRUE(sa->total_len > sa->chunks * 3);
+    /* the statistics summed term by term (the halves list the same terms) */
+    uint64_t df[8] = {0};
+    const char *terms[8];
+    int seen_unknown = 0;
+    for (size_t i = 0; i < sa->n_terms; i++) {
+        terms[i] = sa->terms[i];
+        for (int p = 0; p < 2; p++)
+            for (size_t j = 0; j < sh[p]->n_terms; j++)
+                if (!strcmp(sh[p]->terms[j], terms[i]))
+                    df[i] += sh[p]->df[j];
+        ASSERT_EQ_INT(df[i], sa->df[i]);
+        seen_unknown |= !strcmp(terms[i], "unknownword") && sa->df[i] == 0;
+        if (strcmp(terms[i], "unknownword"))
+            ASSERT_TRUE(sa->df[i] > 0 && sa->df[i] < SPLIT_DOCS);
+    }
+    ASSERT_TRUE(seen_unknown);
+    rag_bm25_stats sum = {sh[0]->chunks + sh[1]->chunks, sh[0]->total_len + sh[1]->total_len,
+                          sa->n_terms, terms, df};
+    char ids_all[SPLIT_DOCS][16], ids_half[SPLIT_DOCS][16];
+    float sc_all[SPLIT_DOCS], sc_half[SPLIT_DOCS];
+    int n_all = lexical_scores(all, q, NULL, RAG_SEARCH_OPTIONS_VERSION, ids_all, sc_all);
+    ASSERT_TRUE(n_all > 5);
+    int matched = 0, differ_own = 0;
+    for (int p = 0; p < 2; p++) {
+        for (int own = 0; own < 2; own++) {
+            int n = lexical_scores(half[p], q, own ? NULL : &sum, RAG_SEARCH_OPTIONS_VERSION,
+                                   ids_half, sc_half);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n_all; j++) {
+                    if (strcmp(ids_half[i], ids_all[j]))
+                        continue;
+                    if (own) {
+                        differ_own |= fabsf(sc_half[i] - sc_all[j]) > 1e-3f;
+                    } else {
+                        ASSERT_NEAR(sc_half[i], sc_all[j], 1e-6);
+                        matched++;
+                    }
+                }
+        }
+    }
+    ASSERT_EQ_INT(matched, n_all); /* every hit of the whole store, found in its half */
+    ASSERT_TRUE(differ_own);       /* the halves' own statistics do not give those scores */
+    /* a version-1 struct (built against the older header) has no bm25_stats field: the
+     * search reads no further than version 1's fields and scores with its own statistics */
+    char ids_v1[SPLIT_DOCS][16];
+    float sc_v1[SPLIT_DOCS];
+    int n_v1 = lexical_scores(half[0], q, &sum, 1, ids_v1, sc_v1);
+    int n_own = lexical_scores(half[0], q, NULL, RAG_SEARCH_OPTIONS_VERSION, ids_half, sc_half);
+    ASSERT_EQ_INT(n_v1, n_own);
+    for (int i = 0; i < n_v1 && i < n_own; i++)
+        ASSERT_TRUE(!strcmp(ids_v1[i], ids_half[i]) && sc_v1[i] == sc_half[i]);
+    rag_bm25_stats_free(sh[0]);
+    ASSERT_EQ_INT(rag_bm25_stats_get(all, "nope", q, &sh[0]), RAG_ENOTFOUND);
+    ASSERT_TRUE(sh[0] == NULL);
+    rag_bm25_stats_free(sa);
+    rag_bm25_stats_free(sh[1]);
+    rag_bm25_stats_free(NULL);
+    for (int p = 0; p < 2; p++)
+        rag_close(half[p]);
+    rag_close(all);
+}
+
 int main(void)
 {
     RUN_TEST(test_embedding_cache);
@@ -851,5 +979,6 @@ int main(void)
     RUN_TEST(test_collapse_vectors_from_index_or_store);
     RUN_TEST(test_search_options_by_name);
     RUN_TEST(test_score_per_mode);
+    RUN_TEST(test_bm25_stats_split_stores);
     return TEST_REPORT();
 }

@@ -84,8 +84,8 @@ static search_out search(rag_store *st, const rag_analyzer *an, uint32_t coll, c
         r.n = -100;
         return r;
     }
-    r.n = rag_lexical_search(txn, an, coll, q, strlen(q), NULL, k, allow, allow_user, r.scores,
-                             r.ids);
+    r.n = rag_lexical_search(txn, an, coll, q, strlen(q), NULL, NULL, k, allow, allow_user,
+                             r.scores, r.ids);
     rag_txn_end(txn);
     return r;
 }
@@ -326,13 +326,14 @@ static void test_bm25_exact(void)
     p.b = 1.5f;
     float sc[4];
     uint64_t ids[4];
-    ASSERT_EQ_INT(rag_lexical_search(txn, an, 7, "apple", 5, &p, 4, NULL, NULL, sc, ids),
+    ASSERT_EQ_INT(rag_lexical_search(txn, an, 7, "apple", 5, &p, NULL, 4, NULL, NULL, sc, ids),
                   RAG_EINVAL);
     ASSERT_TRUE(strstr(rag_errmsg(), "b=1.5") != NULL);
     /* b = 0: no length normalisation: chunk 1 banana = ln1.6 * 1.9/1.9 */
     p.b = 0;
     p.k1 = 1.2f;
-    ASSERT_EQ_INT(rag_lexical_search(txn, an, 7, "banana", 6, &p, 4, NULL, NULL, sc, ids), 2);
+    ASSERT_EQ_INT(
+        rag_lexical_search(txn, an, 7, "banana", 6, &p, NULL, 4, NULL, NULL, sc, ids), 2);
     ASSERT_NEAR(sc[0], 0.4700036292, 1e-5);
     ASSERT_NEAR(sc[1], 0.4700036292, 1e-5);
     ASSERT_EQ_INT(ids[0], 1); /* tie: lower id first */
