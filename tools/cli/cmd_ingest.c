@@ -56,6 +56,8 @@ static void ingest_usage(FILE *out)
             "                      keys win); VALUE is a JSON number, true, false or null when it\n"
             "                      reads as one, else a string\n"
             "  --batch N           documents per transaction (default 256)\n"
+            "  --erase             an erasure: when the command returns, no byte of the versions\n"
+            "                      it replaced stays readable in any file of the store\n"
             "  --strip-boilerplate remove lines found in >= 50%% of (and >= 3) documents of one\n"
             "                      directory or JSONL file (reads the corpus twice)\n"
             "  --dry-run           report what would be extracted, filtered, deduplicated and\n"
@@ -164,7 +166,7 @@ static int ingest_remote(const char *server, const char *key, const char *coll,
 
 int cmd_ingest(int argc, char **argv)
 {
-    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY };
+    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY, O_ERASE };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"embedder", required_argument, 0, 'e'}, {"index", required_argument, 0, 'x'},
@@ -176,7 +178,7 @@ int cmd_ingest(int argc, char **argv)
         {"verbose", no_argument, 0, O_VERB},    {"ef-construction", required_argument, 0, O_EFC},
         {"metadata", required_argument, 0, O_META},
         {"server", required_argument, 0, O_SERVER}, {"key", required_argument, 0, O_KEY},
-        CLI_POLICY_LONGOPTS,
+        {"erase", no_argument, 0, O_ERASE},     CLI_POLICY_LONGOPTS,
         {0, 0, 0, 0}};
     const char *dbdir = NULL, *include[MAX_GLOBS], *exclude[MAX_GLOBS];
     const char *server = NULL, *key = NULL;
@@ -240,6 +242,7 @@ int cmd_ingest(int argc, char **argv)
             break;
         case O_STRIP: io.strip_boilerplate = 1; break;
         case O_DRY: io.dry_run = 1; break;
+        case O_ERASE: io.erase = 1; break;
         case O_VERB: rep.verbose = 1; break;
         case O_SERVER: server = optarg; break;
         case O_KEY: key = optarg; break;
