@@ -319,28 +319,45 @@ static void test_collection_erase(void)
     rag_close(db);
 }
 
+/* The steps of an erasure where RAGCORE_TEST_ERASE_KILL can stop it. */
+static const char *const KILL_STEPS[] = {"intent", "removed", "settled", "index", "scrubbed"};
+#define NKILL_STEPS (sizeof KILL_STEPS / sizeof KILL_STEPS[0])
+
+/* Runs act(db, arg) in a child process on the closed store of `dir`; the child must die
+ * of SIGKILL at erasure step `step`. */
+static void run_killed(const char *step, void (*act)(rag_db *, int), int arg)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        rag_db *child = open_store(NULL, 0);
+        setenv("RAGCORE_TEST_ERASE_KILL", step, 1);
+        act(child, arg);
+        _exit(3); /* the kill point was not reached */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static void erase_secret(rag_db *db, int unused)
+{
+    (void)unused;
+    const char *ids[] = {"secret"};
+    rag_erase_documents(db, "c", ids, 1, NULL);
+}
+
 /* kill -9 at each step: the next read-write open finishes the erasure. */
 static void test_kill_mid_erasure(void)
 {
-    static const char *const steps[] = {"intent", "removed", "settled", "index", "scrubbed"};
-    for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+    const char *const *steps = KILL_STEPS;
+    for (size_t s = 0; s < NKILL_STEPS; s++) {
         char name[64];
         snprintf(name, sizeof name, "erase_kill_%s", steps[s]);
         rag_db *db = setup(name);
         if (!db)
             return;
         rag_close(db);
-        pid_t pid = fork();
-        if (pid == 0) {
-            rag_db *child = open_store(NULL, 0);
-            setenv("RAGCORE_TEST_ERASE_KILL", steps[s], 1);
-            const char *ids[] = {"secret"};
-            rag_erase_documents(child, "c", ids, 1, NULL);
-            _exit(3); /* the kill point was not reached */
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
-        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        run_killed(steps[s], erase_secret, 0);
         db = open_store(NULL, 0); /* finishes the erasure */
         ASSERT_EQ_INT(doc_count(db, "c"), 1);
         ASSERT_TRUE(!log_has(db, "secret") && log_has(db, "other"));
@@ -449,6 +466,11 @@ static void remove_secret(rag_db *db, enum path_kind kind)
     }
 }
 
+static void remove_secret_kind(rag_db *db, int kind)
+{
+    remove_secret(db, (enum path_kind)kind);
+}
+
 static void test_erase_sync_and_replace(void)
 {
     for (int k = VIA_SYNC_CHANGED; k <= VIA_REPLACE; k++) {
@@ -474,25 +496,16 @@ static void test_erase_sync_and_replace(void)
  * read-write open finishes it. */
 static void test_kill_sync_and_replace(void)
 {
-    static const char *const steps[] = {"intent", "removed", "settled", "index", "scrubbed"};
+    const char *const *steps = KILL_STEPS;
     for (int k = VIA_SYNC_CHANGED; k <= VIA_REPLACE; k++) {
-        for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+        for (size_t s = 0; s < NKILL_STEPS; s++) {
             char name[96];
             snprintf(name, sizeof name, "erase_kill_%s_%s", PATH_NAMES[k], steps[s]);
             rag_db *db = setup_source(name, (enum path_kind)k);
             if (!db)
                 return;
             rag_close(db);
-            pid_t pid = fork();
-            if (pid == 0) {
-                rag_db *child = open_store(NULL, 0);
-                setenv("RAGCORE_TEST_ERASE_KILL", steps[s], 1);
-                remove_secret(child, (enum path_kind)k);
-                _exit(3); /* the kill point was not reached */
-            }
-            int status = 0;
-            waitpid(pid, &status, 0);
-            ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+            run_killed(steps[s], remove_secret_kind, k);
             db = open_store(NULL, 0); /* finishes the erasure */
             ASSERT_EQ_INT(doc_count(db, "c"), k == VIA_SYNC_REMOVED ? 1 : 2);
             rag_close(db);
