@@ -154,6 +154,15 @@ static long count_removed_(int report)
 /* Reports what it finds when an erasure should have left nothing. */
 #define count_removed() count_removed_(1)
 
+static rag_ingest_options ingest_options(const char *coll, int erase)
+{
+    rag_ingest_options o;
+    rag_ingest_options_init(&o);
+    o.collection = coll;
+    o.erase = erase;
+    return o;
+}
+
 static void ingest(rag_db *db, const char *coll, const char *id, const char *text, int erase)
 {
     rag_document d;
@@ -162,10 +171,7 @@ static void ingest(rag_db *db, const char *coll, const char *id, const char *tex
     d.text = text;
     d.title = !strcmp(id, "secret") ? "Record of zelda.quux@example.org" : NULL;
     d.metadata_json = !strcmp(id, "secret") ? "{\"owner\":\"zelda.quux@example.org\"}" : NULL;
-    rag_ingest_options o;
-    rag_ingest_options_init(&o);
-    o.collection = coll;
-    o.erase = erase;
+    rag_ingest_options o = ingest_options(coll, erase);
     ASSERT_OK(rag_ingest_documents(db, &d, 1, &o, NULL));
 }
 
@@ -386,10 +392,7 @@ static void write_file(const char *name, const char *text)
 static void sync_src(rag_db *db, int erase, uint64_t *deleted, uint64_t *replaced)
 {
     const char *paths[] = {src};
-    rag_ingest_options o;
-    rag_ingest_options_init(&o);
-    o.collection = "c";
-    o.erase = erase;
+    rag_ingest_options o = ingest_options("c", erase);
     rag_ingest_summary s;
     rag_ingest_summary_init(&s);
     ASSERT_OK(rag_sync_paths(db, paths, 1, &o, &s));
@@ -453,10 +456,7 @@ static void remove_secret(rag_db *db, enum path_kind kind)
         rag_document_init(&d);
         d.id = "secret";
         d.text = REPLACED_TEXT;
-        rag_ingest_options o;
-        rag_ingest_options_init(&o);
-        o.collection = "c";
-        o.erase = 1;
+        rag_ingest_options o = ingest_options("c", 1);
         rag_ingest_summary sum;
         rag_ingest_summary_init(&sum);
         ASSERT_OK(rag_ingest_documents(db, &d, 1, &o, &sum));
