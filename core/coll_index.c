@@ -392,3 +392,48 @@ void rag_coll_index_drop(rag_db *db, rag_coll *c)
     rag_vindex_free(c->ix);
     c->ix = NULL;
 }
+
+/* ---- erasure ------------------------------------------------------------------------------ */
+
+typedef struct id_list {
+    int64_t *ids;
+    size_t n, cap;
+} id_list;
+
+static int id_list_visit(void *user, uint64_t id)
+{
+    id_list *l = user;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        int64_t *grown = rag_realloc(l->ids, cap * sizeof *grown);
+        if (!grown)
+            return RAG_ENOMEM;
+        l->ids = grown;
+        l->cap = cap;
+    }
+    l->ids[l->n++] = (int64_t)id;
+    return 0;
+}
+
+int rag_coll_index_wipe_deleted(rag_db *db, rag_coll *c, size_t *wiped)
+{
+    *wiped = 0;
+    if (!c->ix)
+        return rag_fail(RAG_EUNSUPPORTED, "collection '%s' has no index in memory", c->name);
+    id_list l = {NULL, 0, 0};
+    rag_txn *txn = NULL;
+    int rc = rag_store_read(db->st, &txn);
+    if (rc == RAG_OK) {
+        rc = rag_store_tomb_scan(txn, c->id, id_list_visit, &l);
+        rag_txn_end(txn);
+    }
+    if (rc == RAG_OK && l.n > 0) {
+        pthread_rwlock_wrlock(&c->lock);
+        rc = rag_vindex_wipe(c->ix, l.ids, l.n, wiped);
+        if (rc == RAG_OK && *wiped > 0)
+            c->dirty = 1;
+        pthread_rwlock_unlock(&c->lock);
+    }
+    free(l.ids);
+    return rc;
+}

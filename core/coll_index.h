@@ -89,4 +89,12 @@ void rag_coll_index_after_commit(rag_db *db, struct rag_coll *c, const float *ve
  * exclusively. */
 void rag_coll_index_drop(rag_db *db, struct rag_coll *c);
 
+/* Erasure: overwrites with zeros, in the collection's index in memory, the vectors of its
+ * tombstones (every vector deleted since the index was last compacted), holding c->lock
+ * exclusively meanwhile, and marks the index for the next checkpoint. *wiped receives the
+ * number of vectors zeroed. RAG_EUNSUPPORTED when the collection has no index in memory
+ * or its spec cannot be patched (see rag_vindex_wipe): rebuild it instead. Caller holds
+ * db->write_lock. */
+int rag_coll_index_wipe_deleted(rag_db *db, struct rag_coll *c, size_t *wiped);
+
 #endif

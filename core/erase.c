@@ -361,17 +361,27 @@ static int shred_file(const char *path)
     return rc;
 }
 
-/* Rebuilds a collection's index from the store (no deleted vector left in it) after
- * shredding its old file; a crash in between leaves no file, and the next open rebuilds
- * it. Caller holds db->write_lock. */
-static int rebuild_index(rag_db *db, rag_coll *c, uint64_t *files)
+/* Takes the deleted vectors' bytes out of a collection's index and its file: zeroes them
+ * in the index in memory (cost proportional to the vectors deleted since the last
+ * compaction), or rebuilds the index from the store where its spec cannot be patched
+ * (quantised, IVF), then writes the file after shredding the old one; a crash in between
+ * leaves no file, and the next open rebuilds it. Caller holds db->write_lock. */
+static int erase_index(rag_db *db, rag_coll *c, uint64_t *files)
 {
     char path[4096];
+    size_t wiped = 0;
     rag_coll_index_path(db->dir, c->id, path, sizeof path);
-    int rc = shred_file(path);
+    int rc = rag_coll_index_wipe_deleted(db, c, &wiped);
+    int rebuild = rc == RAG_EUNSUPPORTED;
+    if (rebuild) {
+        rag_clear_error();
+        rc = RAG_OK;
+    }
+    if (rc == RAG_OK)
+        rc = shred_file(path);
     if (rc == RAG_OK) {
         c->dirty = 1;
-        rc = rag_coll_index_checkpoint(db, c, 1);
+        rc = rag_coll_index_checkpoint(db, c, rebuild);
         (*files)++;
     }
     return rc;
@@ -601,6 +611,19 @@ static int op_delete(rag_db *db, const char *coll, const json_t *ids, uint64_t *
 
 /* ---- running an intent ---------------------------------------------------------------------- */
 
+/* 1 when the string at position i of `names` also appears before it (a collection named
+ * by several ops of one intent has its index erased once). */
+static int listed_before(const json_t *names, size_t i)
+{
+    const char *s = json_string_value(json_array_get(names, i));
+    for (size_t k = 0; s && k < i; k++) {
+        const char *t = json_string_value(json_array_get(names, k));
+        if (t && !strcmp(s, t))
+            return 1;
+    }
+    return 0;
+}
+
 int rag_erase_run(rag_db *db, rag_erase_stats *stats)
 {
     double t0 = now_seconds();
@@ -639,12 +662,13 @@ int rag_erase_run(rag_db *db, rag_erase_stats *stats)
         pthread_mutex_lock(&db->write_lock);
         kill_point("settled");
         rc = rag_embcache_gc(db, &s.cache_entries);
+        const json_t *colls = intent ? json_object_get(intent, "rebuild") : NULL;
         json_t *name;
-        json_array_foreach(intent ? json_object_get(intent, "rebuild") : NULL, i, name) {
+        json_array_foreach(colls, i, name) {
             rag_coll *c = json_is_string(name) ? rag_db_find_coll(db, json_string_value(name))
                                                : NULL;
-            if (rc == RAG_OK && c)
-                rc = rebuild_index(db, c, &s.index_files);
+            if (rc == RAG_OK && c && !listed_before(colls, i))
+                rc = erase_index(db, c, &s.index_files);
         }
         if (rc == RAG_OK)
             rc = shred_strays(db, &s.index_files);

@@ -586,3 +586,147 @@ int rag_vindex_reconstruct(const rag_vindex *ix, int64_t id, float *out)
         return faiss_status(frc, RAG_EUNSUPPORTED, "reconstruct vector");
     return RAG_OK;
 }
+
+/* ---- erasure (erase.c) ----------------------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Internal positions (into the flat storage) of the ids of the sorted list `del` that the
+ * id map `map` holds, in a malloc'd array *pos of *npos. */
+static int wipe_positions(const idx_t *map, size_t count, const int64_t *del, size_t n,
+                          size_t **pos, size_t *npos)
+{
+    *pos = NULL;
+    *npos = 0;
+    size_t *out = rag_malloc((n ? n : 1) * sizeof *out), m = 0;
+    if (!out)
+        return RAG_ENOMEM;
+    for (size_t i = 0; i < count && m < n; i++) {
+        int64_t key = (int64_t)map[i];
+        if (bsearch(&key, del, n, sizeof key, cmp_i64))
+            out[m++] = i;
+    }
+    *pos = out;
+    *npos = m;
+    return RAG_OK;
+}
+
+/* Offset in buf[0, len) of the flat storage of an index of `count` vectors of `dim`
+ * floats with id map `map`: found from the first non-zero vector, then checked against
+ * the vectors at `pos` and the last one. -1 when not recognised. vec: dim floats scratch. */
+static long flat_base(const FaissIndex *index, const unsigned char *buf, size_t len,
+                      const idx_t *map, size_t count, int dim, const size_t *pos, size_t npos,
+                      float *vec)
+{
+    size_t row = (size_t)dim * sizeof(float);
+    long base = -1;
+    for (size_t r = 0; r < count && base < 0; r++) {
+        if (faiss_Index_reconstruct(index, map[r], vec) != 0)
+            return -1;
+        int nonzero = 0;
+        for (int k = 0; k < dim && !nonzero; k++)
+            nonzero = vec[k] != 0.0f;
+        if (!nonzero)
+            continue;
+        const unsigned char *at = memmem(buf, len, vec, row);
+        if (!at || (size_t)(at - buf) < r * row)
+            return -1;
+        base = (long)((size_t)(at - buf) - r * row);
+    }
+    if (base < 0 || (size_t)base + count * row > len)
+        return -1;
+    for (size_t i = 0; i <= npos; i++) {
+        size_t r = i < npos ? pos[i] : count - 1;
+        if (faiss_Index_reconstruct(index, map[r], vec) != 0 ||
+            memcmp(buf + base + r * row, vec, row) != 0)
+            return -1;
+    }
+    return base;
+}
+
+int rag_vindex_wipe(rag_vindex *ix, const int64_t *ids, size_t n, size_t *wiped)
+{
+    *wiped = 0;
+    if (!ix->keeps_floats)
+        return rag_fail(RAG_EUNSUPPORTED, "index '%s' does not keep plain vectors", ix->spec);
+    FaissIndexIDMap2 *m = faiss_IndexIDMap2_cast(ix->index);
+    if (!m)
+        return rag_fail(RAG_EUNSUPPORTED, "index '%s' has no id map", ix->spec);
+    idx_t *map = NULL;
+    size_t count = 0, *pos = NULL, npos = 0, len = 0;
+    int64_t *del = NULL;
+    char *buf = NULL;
+    float *vec = NULL;
+    FILE *fp = NULL;
+    FaissIndex *fresh = NULL;
+    rag_hugepage_mark *mark = NULL;
+    int rc = RAG_OK;
+    faiss_IndexIDMap2_id_map(m, &map, &count);
+    if (n == 0 || count == 0)
+        goto cleanup;
+    if (!(del = rag_malloc(n * sizeof *del)) || !(vec = rag_malloc((size_t)ix->dim * sizeof *vec))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    memcpy(del, ids, n * sizeof *del);
+    qsort(del, n, sizeof *del, cmp_i64);
+    if ((rc = wipe_positions(map, count, del, n, &pos, &npos)) != RAG_OK || npos == 0)
+        goto cleanup;
+    if (!(fp = open_memstream(&buf, &len))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    int frc = faiss_write_index(ix->index, fp);
+    if (fclose(fp) != 0 && frc == 0)
+        frc = -1;
+    fp = NULL;
+    if (frc != 0) {
+        rc = faiss_status(frc, RAG_EINDEX, "write index to memory");
+        goto cleanup;
+    }
+    long base = flat_base(ix->index, (const unsigned char *)buf, len, map, count, ix->dim, pos,
+                          npos, vec);
+    if (base < 0) {
+        rc = rag_fail(RAG_EUNSUPPORTED, "index '%s': stored vectors not found where expected",
+                      ix->spec);
+        goto cleanup;
+    }
+    size_t row = (size_t)ix->dim * sizeof(float);
+    for (size_t i = 0; i < npos; i++)
+        memset(buf + base + pos[i] * row, 0, row);
+    mark = rag_hugepage_mark_take();
+    if (!(fp = fmemopen(buf, len, "rb"))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    if ((frc = faiss_read_index(fp, 0, &fresh)) != 0) {
+        rc = faiss_status(frc, RAG_EINDEX, "read index from memory");
+        goto cleanup;
+    }
+    faiss_Index_free(ix->index);
+    ix->index = fresh;
+    fresh = NULL;
+    rag_hugepage_mark_free(ix->hp_mark);
+    ix->hp_mark = mark;
+    mark = NULL;
+    hugepage_check(ix);
+    apply_ef(ix);
+    *wiped = npos;
+cleanup:
+    if (fp)
+        fclose(fp);
+    if (fresh)
+        faiss_Index_free(fresh);
+    rag_hugepage_mark_free(mark);
+    if (buf)
+        memset(buf, 0, len); /* the buffer held the vectors */
+    free(buf);
+    free(vec);
+    free(del);
+    free(pos);
+    return rc;
+}

@@ -99,3 +99,15 @@ int rag_vindex_reconstruct(const rag_vindex *ix, int64_t id, float *out);
  * index. A search uses it to read its candidates' vectors from memory instead of the
  * store. Safe beside searches; not while an add runs. */
 int rag_vindex_vector(const rag_vindex *ix, int64_t id, float *out);
+
+/* ---- erasure (appended for erase.c) -------------------------------------------------- */
+
+/* Overwrites with zeros, in memory, the stored vectors of those ids[0, n) that the index
+ * holds; they stay in the graph and the id map (as tombstoned entries do until the next
+ * compaction: searches drop deleted ids). Only for specs that keep plain floats (Flat,
+ * HNSW<M>): the index is written to a buffer, the vectors' bytes are located there (each
+ * checked against its reconstruction), zeroed, and the index is read back from the
+ * buffer. *wiped receives how many vectors were zeroed. RAG_EUNSUPPORTED (nothing
+ * changed) for other specs or a layout not recognised: the caller rebuilds instead;
+ * RAG_ENOMEM; RAG_EINDEX when FAISS fails. Not while searches or adds run. */
+int rag_vindex_wipe(rag_vindex *ix, const int64_t *ids, size_t n, size_t *wiped);

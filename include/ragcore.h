@@ -564,17 +564,20 @@ RAG_API int rag_delete(rag_db *db, const char *collection, const char *doc_id);
 /*     entries (the "querylog" application table of ragcore-server) of the collection    */
 /*     whose hits name an erased document (all of a dropped collection's);               */
 /*   - deletes embedding-cache entries whose text is no longer stored in any collection; */
-/*   - rebuilds the affected index files from the store, after overwriting the old ones  */
-/*     with zeros; files of the index directory that belong to no collection are         */
-/*     overwritten and removed;                                                          */
+/*   - overwrites with zeros, in each affected collection's index, the vectors deleted   */
+/*     since its last compaction (specs that keep plain floats: Flat, HNSW; others are   */
+/*     rebuilt from the store), and writes its file after overwriting the old one with   */
+/*     zeros; files of the index directory that belong to no collection are overwritten  */
+/*     and removed;                                                                      */
 /*   - overwrites with zeros every byte of data.mdb that no record uses (LMDB's free      */
 /*     pages, the unused middle of live pages, anything past the last page) and syncs.   */
-/* Cost: one pass over data.mdb (read, and writes where bytes were unused) plus one      */
-/* index rebuild per affected collection, whatever the number of documents erased: erase */
-/* many documents in one call. Searches keep running (they pause while the environment   */
-/* is reopened, a few milliseconds). A reader of another process whose snapshot still    */
-/* holds freed pages is waited for up to 10 seconds, then RAG_EBUSY: the intent stays    */
-/* and the next erasure, rag_erase_finish or read-write open completes it.               */
+/* Cost: the deletes themselves, one pass over data.mdb (read, and writes where bytes    */
+/* were unused: most pages at a store's first erasure, few after), one rewrite of each   */
+/* affected index file and one scan of the embedding cache; erasing many documents in    */
+/* one call pays the fixed part once. Searches keep running (they pause while the        */
+/* environment is reopened, a few milliseconds). A reader of another process whose       */
+/* snapshot still holds freed pages is waited for up to 10 seconds, then RAG_EBUSY: the  */
+/* intent stays and the next erasure, rag_erase_finish or read-write open completes it.  */
 /* What no library can promise: copies the file system or device keeps (journals, copy- */
 /* on-write snapshots, SSD remapping), swap, backups, and memory of processes that read  */
 /* the data. See docs/privacy.md.                                                        */

@@ -18,6 +18,7 @@ typedef struct ingest_job {
     char **metadata;        /* serialised metadata objects, one per document (or NULL) */
     size_t n;
     int skip_unchanged;     /* a sync's batch: documents stored unchanged are skipped */
+    int erase;              /* the versions replaced are erased (rag_ingest_options.erase) */
 } ingest_job;
 
 static void ingest_job_free(void *p)
@@ -123,6 +124,7 @@ static void w_ingest(http_req *r, void *arg)
     io.collection = j->collection;
     io.single_transaction = 1; /* all or nothing, as rag_ingest */
     io.skip_unchanged = j->skip_unchanged;
+    io.erase = j->erase;
     json_t *hygiene = json_array();
     io.on_event = upsert_event;
     io.user = hygiene;
@@ -142,7 +144,7 @@ static void w_ingest(http_req *r, void *arg)
 void h_docs_upsert(http_req *r, const char *const *params)
 {
     const char *c = params[0];
-    static const char *const FIELDS[] = {"documents", "skip_unchanged", NULL};
+    static const char *const FIELDS[] = {"documents", "skip_unchanged", "erase", NULL};
     static const char *const DOC_FIELDS[] = {"id",           "text",   "title", "source",
                                              "metadata",     "format", "source_mtime", "valid_until",
                                              "ttl_seconds", NULL};
@@ -152,9 +154,13 @@ void h_docs_upsert(http_req *r, const char *const *params)
 
     if (!(body = rj_body(r)) || rj_only(r, body, "", FIELDS) < 0)
         goto cleanup;
-    json_t *skip = json_object_get(body, "skip_unchanged");
+    json_t *skip = json_object_get(body, "skip_unchanged"), *erase = json_object_get(body, "erase");
     if (skip && !json_is_boolean(skip)) {
         http_error(r, 400, "invalid_field", "skip_unchanged", "'skip_unchanged' must be true or false");
+        goto cleanup;
+    }
+    if (erase && !json_is_boolean(erase)) {
+        http_error(r, 400, "invalid_field", "erase", "'erase' must be true or false");
         goto cleanup;
     }
     docs = json_object_get(body, "documents");
@@ -180,6 +186,7 @@ void h_docs_upsert(http_req *r, const char *const *params)
         goto cleanup;
     }
     j->skip_unchanged = json_is_true(skip);
+    j->erase = json_is_true(erase);
     size_t i;
     json_t *d;
     json_array_foreach(docs, i, d) {

@@ -1,6 +1,8 @@
 /* test_erase.c - erasure through the public API: after rag_erase_documents, a replacing
  * ingest with erase set, rag_collection_pii_apply and rag_collection_erase, and after a
- * kill -9 at each step of an erasure followed by a read-write open, no file of the store
+ * kill -9 at each step of an erasure followed by a read-write open, and after a sync of a
+ * changed or removed file and a re-ingest of the same id with erasure (each also killed
+ * at every step, then reopened), no file of the store
  * directory holds any removed value (as UTF-8, UTF-16LE and digit-only forms) nor the
  * removed chunk's vector; query-log entries that named the document are gone; store files
  * are created 0600 in a 0700 directory. */
@@ -63,6 +65,11 @@ static int embed(void *user, const char *const *texts, const size_t *lens, size_
     return 0;
 }
 
+/* Tombstones over this share of an index's vectors make a checkpoint rebuild it. The
+ * stores here are tiny (one deletion is a third of them), so most tests raise it: the
+ * erasure then patches the index in place, the path a large store takes. */
+static double compact_threshold = 10.0;
+
 static rag_db *open_store(const char *name, int fresh)
 {
     static rag_embedder_def def;
@@ -75,6 +82,7 @@ static rag_db *open_store(const char *name, int fresh)
     rag_open_options o;
     rag_open_options_init(&o);
     o.custom_embedder = &def;
+    o.compact_threshold = compact_threshold;
     rag_db *db = NULL;
     ASSERT_OK(rag_open(dir, &o, &db));
     return db;
@@ -146,6 +154,15 @@ static long count_removed_(int report)
 /* Reports what it finds when an erasure should have left nothing. */
 #define count_removed() count_removed_(1)
 
+static rag_ingest_options ingest_options(const char *coll, int erase)
+{
+    rag_ingest_options o;
+    rag_ingest_options_init(&o);
+    o.collection = coll;
+    o.erase = erase;
+    return o;
+}
+
 static void ingest(rag_db *db, const char *coll, const char *id, const char *text, int erase)
 {
     rag_document d;
@@ -154,10 +171,7 @@ static void ingest(rag_db *db, const char *coll, const char *id, const char *tex
     d.text = text;
     d.title = !strcmp(id, "secret") ? "Record of zelda.quux@example.org" : NULL;
     d.metadata_json = !strcmp(id, "secret") ? "{\"owner\":\"zelda.quux@example.org\"}" : NULL;
-    rag_ingest_options o;
-    rag_ingest_options_init(&o);
-    o.collection = coll;
-    o.erase = erase;
+    rag_ingest_options o = ingest_options(coll, erase);
     ASSERT_OK(rag_ingest_documents(db, &d, 1, &o, NULL));
 }
 
@@ -230,6 +244,12 @@ static void test_erase_documents(void)
     ASSERT_EQ_INT(count_removed(), 0);
     ASSERT_TRUE(!log_has(db, "secret") && log_has(db, "other"));
     ASSERT_EQ_INT(doc_count(db, "c"), 1);
+    /* the index was patched in place, not rebuilt: the erased vector is still an entry of
+     * it (zeroed, tombstoned), and its bytes are in no file (count_removed above) */
+    rag_collection_info info;
+    ASSERT_OK(rag_collection_stats(db, "c", &info));
+    ASSERT_TRUE(info.tombstones >= 1);
+    ASSERT_EQ_INT(info.index_vectors, info.chunks + info.tombstones);
     /* the store still works: the other document is found, new ones are stored */
     rag_results *res = NULL;
     rag_search_options so;
@@ -291,7 +311,9 @@ static void test_erase_replace_and_pii_apply(void)
 
 static void test_collection_erase(void)
 {
+    compact_threshold = 0; /* the library's default */
     rag_db *db = setup("erase_coll");
+    compact_threshold = 10.0;
     if (!db)
         return;
     ingest(db, "keep", "k", OTHER_TEXT, 0);
@@ -303,34 +325,194 @@ static void test_collection_erase(void)
     rag_close(db);
 }
 
+/* The steps of an erasure where RAGCORE_TEST_ERASE_KILL can stop it. */
+static const char *const KILL_STEPS[] = {"intent", "removed", "settled", "index", "scrubbed"};
+#define NKILL_STEPS (sizeof KILL_STEPS / sizeof KILL_STEPS[0])
+
+/* Runs act(db, arg) in a child process on the closed store of `dir`; the child must die
+ * of SIGKILL at erasure step `step`. */
+static void run_killed(const char *step, void (*act)(rag_db *, int), int arg)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        rag_db *child = open_store(NULL, 0);
+        setenv("RAGCORE_TEST_ERASE_KILL", step, 1);
+        act(child, arg);
+        _exit(3); /* the kill point was not reached */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static void erase_secret(rag_db *db, int unused)
+{
+    (void)unused;
+    const char *ids[] = {"secret"};
+    rag_erase_documents(db, "c", ids, 1, NULL);
+}
+
 /* kill -9 at each step: the next read-write open finishes the erasure. */
 static void test_kill_mid_erasure(void)
 {
-    static const char *const steps[] = {"intent", "removed", "settled", "index", "scrubbed"};
-    for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+    const char *const *steps = KILL_STEPS;
+    for (size_t s = 0; s < NKILL_STEPS; s++) {
         char name[64];
         snprintf(name, sizeof name, "erase_kill_%s", steps[s]);
         rag_db *db = setup(name);
         if (!db)
             return;
         rag_close(db);
-        pid_t pid = fork();
-        if (pid == 0) {
-            rag_db *child = open_store(NULL, 0);
-            setenv("RAGCORE_TEST_ERASE_KILL", steps[s], 1);
-            const char *ids[] = {"secret"};
-            rag_erase_documents(child, "c", ids, 1, NULL);
-            _exit(3); /* the kill point was not reached */
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
-        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        run_killed(steps[s], erase_secret, 0);
         db = open_store(NULL, 0); /* finishes the erasure */
         ASSERT_EQ_INT(doc_count(db, "c"), 1);
         ASSERT_TRUE(!log_has(db, "secret") && log_has(db, "other"));
         rag_close(db);
         if (count_removed() != 0)
             TEST_FAIL_("killed at step '%s': removed values remain", steps[s]);
+    }
+}
+
+/* ---- erasure through sync and replace ---------------------------------------------------- */
+
+static char src[4200];
+
+static void write_file(const char *name, const char *text)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", src, name);
+    FILE *f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void sync_src(rag_db *db, int erase, uint64_t *deleted, uint64_t *replaced)
+{
+    const char *paths[] = {src};
+    rag_ingest_options o = ingest_options("c", erase);
+    rag_ingest_summary s;
+    rag_ingest_summary_init(&s);
+    ASSERT_OK(rag_sync_paths(db, paths, 1, &o, &s));
+    if (deleted)
+        *deleted = s.deleted;
+    if (replaced)
+        *replaced = s.replaced;
+}
+
+/* How the secret document leaves the store. */
+enum path_kind { VIA_SYNC_CHANGED, VIA_SYNC_REMOVED, VIA_REPLACE };
+static const char *const PATH_NAMES[] = {"sync_changed", "sync_removed", "replace"};
+#define REPLACED_TEXT "Customer record, rewritten: nothing personal is left in it."
+
+/* A store whose collection "c" holds the secret document and another one, synced from
+ * files outside the store (src) or ingested as documents; the index file on disk. */
+static rag_db *setup_source(const char *name, enum path_kind kind)
+{
+    have_marker = 0;
+    rag_db *db = open_store(name, 1);
+    if (!db)
+        return NULL;
+    snprintf(src, sizeof src, "%s_src", dir);
+    char cmd[8600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", src, src);
+    ASSERT_TRUE(system(cmd) == 0);
+    if (kind == VIA_REPLACE) {
+        ingest(db, "c", "secret", SECRET_TEXT, 0);
+        ingest(db, "c", "other", OTHER_TEXT, 0);
+    } else {
+        write_file("secret.txt", SECRET_TEXT);
+        write_file("other.txt", OTHER_TEXT);
+        sync_src(db, 0, NULL, NULL);
+    }
+    ASSERT_OK(rag_checkpoint(db));
+    ASSERT_TRUE(have_marker);
+    ASSERT_TRUE(count_removed_(0) > 0); /* the check can fail */
+    return db;
+}
+
+/* Takes the secret document out along `kind` with erasure: the file changed or removed
+ * and a sync, or the document re-ingested with new text. */
+static void remove_secret(rag_db *db, enum path_kind kind)
+{
+    uint64_t deleted = 0, replaced = 0;
+    char path[4400];
+    switch (kind) {
+    case VIA_SYNC_CHANGED:
+        write_file("secret.txt", REPLACED_TEXT);
+        sync_src(db, 1, &deleted, &replaced);
+        ASSERT_EQ_INT(replaced, 1);
+        break;
+    case VIA_SYNC_REMOVED:
+        snprintf(path, sizeof path, "%s/secret.txt", src);
+        ASSERT_TRUE(unlink(path) == 0);
+        sync_src(db, 1, &deleted, &replaced);
+        ASSERT_EQ_INT(deleted, 1);
+        break;
+    case VIA_REPLACE: {
+        rag_document d;
+        rag_document_init(&d);
+        d.id = "secret";
+        d.text = REPLACED_TEXT;
+        rag_ingest_options o = ingest_options("c", 1);
+        rag_ingest_summary sum;
+        rag_ingest_summary_init(&sum);
+        ASSERT_OK(rag_ingest_documents(db, &d, 1, &o, &sum));
+        ASSERT_EQ_INT(sum.replaced, 1);
+        break;
+    }
+    }
+}
+
+static void remove_secret_kind(rag_db *db, int kind)
+{
+    remove_secret(db, (enum path_kind)kind);
+}
+
+static void test_erase_sync_and_replace(void)
+{
+    for (int k = VIA_SYNC_CHANGED; k <= VIA_REPLACE; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "erase_%s", PATH_NAMES[k]);
+        rag_db *db = setup_source(name, (enum path_kind)k);
+        if (!db)
+            return;
+        remove_secret(db, (enum path_kind)k);
+        if (count_removed() != 0)
+            TEST_FAIL_("%s: removed values remain", PATH_NAMES[k]);
+        ASSERT_EQ_INT(doc_count(db, "c"), k == VIA_SYNC_REMOVED ? 1 : 2);
+        ASSERT_OK(rag_close(db));
+        db = open_store(NULL, 0);
+        ASSERT_EQ_INT(doc_count(db, "c"), k == VIA_SYNC_REMOVED ? 1 : 2);
+        rag_close(db);
+        if (count_removed() != 0)
+            TEST_FAIL_("%s: removed values remain after reopening", PATH_NAMES[k]);
+    }
+}
+
+/* kill -9 at each step of the erasure that ends a sync or a replacing ingest: the next
+ * read-write open finishes it. */
+static void test_kill_sync_and_replace(void)
+{
+    const char *const *steps = KILL_STEPS;
+    for (int k = VIA_SYNC_CHANGED; k <= VIA_REPLACE; k++) {
+        for (size_t s = 0; s < NKILL_STEPS; s++) {
+            char name[96];
+            snprintf(name, sizeof name, "erase_kill_%s_%s", PATH_NAMES[k], steps[s]);
+            rag_db *db = setup_source(name, (enum path_kind)k);
+            if (!db)
+                return;
+            rag_close(db);
+            run_killed(steps[s], remove_secret_kind, k);
+            db = open_store(NULL, 0); /* finishes the erasure */
+            ASSERT_EQ_INT(doc_count(db, "c"), k == VIA_SYNC_REMOVED ? 1 : 2);
+            rag_close(db);
+            if (count_removed() != 0)
+                TEST_FAIL_("%s killed at step '%s': removed values remain", PATH_NAMES[k],
+                           steps[s]);
+        }
     }
 }
 
@@ -389,6 +571,8 @@ int main(void)
     test_erase_replace_and_pii_apply();
     test_collection_erase();
     test_kill_mid_erasure();
+    test_erase_sync_and_replace();
+    test_kill_sync_and_replace();
     test_file_modes();
     printf("%d checks, %d failures\n", test_checks_, test_failures_);
     return test_failures_ ? 1 : 0;

@@ -5,8 +5,9 @@
 # query log keeps queries masked by default (raw, hashed or not at all when configured),
 # context entries hold chunk ids and scores, never passage text; POST .../erase and
 # POST .../pii/apply erase through the server and drop the query-log entries naming the
-# documents; the access log never holds a request body; store files are 0600 in a 0700
-# directory.
+# documents; `ragcore sync --erase` (a file changed, one removed), `ingest --erase`, an
+# upsert with "erase" and a remote `sync --server --erase` leave no old value either; the
+# access log never holds a request body; store files are 0600 in a 0700 directory.
 set -uo pipefail
 : "${RAGCORE_BIN:?}" "${RAGCORE_TEST_TMP:?}"
 bin="$RAGCORE_BIN"
@@ -70,6 +71,24 @@ check "pii apply succeeds" "$bin/ragcore" pii apply --db "$work/apply" --collect
 check "pii apply leaves no value" test "$(found "$work/apply")" = 0
 check "the document is kept, masked" sh -c "'$bin/ragcore' search --db '$work/apply' --json 'customer record' | grep -q '\[EMAIL\]'"
 
+# sync --erase: one file changed, one removed; ingest --erase replacing a document.
+src="$work/src"
+mkdir -p "$src"
+printf '%s\n' "$text" > "$src/secret.txt"
+printf 'Old ledger, kept apart: card 4111 1111 1111 1111 and SSN 078-05-1120 on file.\n' > "$src/gone.txt"
+printf 'Gardening notes: tomatoes need sun.\n' > "$src/other.txt"
+"$bin/ragcore" sync --db "$work/sync" --embedder hash "$src" >/dev/null
+check "a synced store holds the values (the check can fail)" test "$(found "$work/sync")" -gt 0
+printf 'Customer record, rewritten: nothing personal is left.\n' > "$src/secret.txt"
+rm "$src/gone.txt"
+out=$("$bin/ragcore" sync --db "$work/sync" --erase "$src")
+check "sync --erase replaces one document and deletes one" grep -q '1 updated, 1 unchanged, 1 deleted' <<<"$out"
+check "sync --erase leaves no value" test "$(found "$work/sync")" = 0
+ingest "$work/replace"
+printf '{"_id":"secret","text":"Customer record, rewritten: nothing personal is left."}\n' > "$work/new.jsonl"
+check "ingest --erase replaces the document" sh -c "'$bin/ragcore' ingest --db '$work/replace' --erase --quiet '$work/new.jsonl' >/dev/null"
+check "ingest --erase leaves no value of the old version" test "$(found "$work/replace")" = 0
+
 # File modes.
 check "store directory is 0700" test "$(stat -c %a "$work/erase")" = 700
 check "data.mdb is 0600" test "$(stat -c %a "$work/erase/data.mdb")" = 600
@@ -123,6 +142,19 @@ check "no query-log entry names the document" absent '"secret"' "$(querylog)"
 check "POST /erase of an absent id answers 404" test "$(http POST /v1/collections/default/erase '{"ids":["secret"]}' | tail -n 1)" = 404
 check "POST /erase without ids answers 400" test "$(http POST /v1/collections/default/erase '{}' | tail -n 1)" = 400
 check "pii apply with the policy off answers 400" test "$(http POST /v1/collections/default/pii/apply | tail -n 1)" = 400
+# an upsert with "erase" replacing a document; a remote sync with --erase
+http POST /v1/collections/default/documents "{\"documents\":[{\"id\":\"again\",\"text\":\"$text\"}]}" >/dev/null
+r=$(http POST /v1/collections/default/documents '{"documents":[{"id":"again","text":"Rewritten: nothing personal."}],"erase":true}')
+check "an upsert with erase answers 200" test "$(tail -n 1 <<<"$r")" = 200
+check "an upsert with a non-boolean erase answers 400" test "$(http POST /v1/collections/default/documents '{"documents":[{"id":"x","text":"y"}],"erase":1}' | tail -n 1)" = 400
+rsrc="$work/rsrc"
+mkdir -p "$rsrc"
+printf '%s\n' "$text" > "$rsrc/secret.txt"
+printf 'Gardening notes: tomatoes need sun.\n' > "$rsrc/other.txt"
+"$bin/ragcore" sync --server "$url" --key "$admin" --collection remote "$rsrc" >/dev/null
+rm "$rsrc/secret.txt"
+out=$("$bin/ragcore" sync --server "$url" --key "$admin" --collection remote --erase "$rsrc")
+check "a remote sync --erase deletes the vanished document" grep -q '1 deleted' <<<"$out"
 stop_server
 check "the server's erasure left no value in the store" test "$(found "$db")" = 0
 

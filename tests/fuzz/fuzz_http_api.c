@@ -5,8 +5,9 @@
  * to finish; a suspended connection is called again after its resume), so http.c,
  * routes.c, reqjson.c, auth.c, the writer thread and the query log run as in the server,
  * on a real store (hash embedder, collection "docs"). Input: byte 0 picks the route, byte
- * 1 the credentials, the rest is the body (for GET /v1/querylog the query string, for
- * DELETE /v1/keys/{id} the id). Every answer must be JSON with an error code when >= 400,
+ * 1 the credentials, the rest is the body (for GET /v1/querylog and the document listing
+ * the query string, for DELETE /v1/keys/{id} the id). Collection settings changed by a
+ * PATCH are reset after it. Every answer must be JSON with an error code when >= 400,
  * never a 5xx other than 503, and carry X-Request-Id. */
 #include "http.h"
 #include "http_support.h"
@@ -209,6 +210,17 @@ static void bound_state(void)
         die("re-seed documents", rag_errmsg());
 }
 
+/* Gives "docs" its initial settings again, so that what one input configured (a PII
+ * policy that drops documents, filters) does not decide what the next inputs reach. */
+static void reset_settings(void)
+{
+    rag_collection_options o;
+    rag_collection_options_init(&o);
+    int rc = rag_collection_configure(S.db, "docs", &o);
+    if (rc != RAG_OK && rc != RAG_ENOTFOUND)
+        die("reset settings", rag_errmsg());
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char err[1024], dir[256];
@@ -260,6 +272,11 @@ static const struct {
     {"POST", "/v1/collections/nope/search"},
     {"PUT", "/v1/collections"},
     {"POST", "/v1/collections/docs/documents/d1"},
+    /* appended (a seed's byte 0 keeps naming the same route) */
+    {"GET", "/v1/collections/docs/documents"},   /* the body is the query string */
+    {"PATCH", "/v1/collections/docs"},           /* settings; reset after each input */
+    {"POST", "/v1/collections/docs/erase"},
+    {"POST", "/v1/collections/docs/pii/apply"},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -332,7 +349,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (path)
             sprintf(path, "%s%s", ROUTES[route].path, body);
         blen = 0;
-    } else if (!strcmp(ROUTES[route].path, "/v1/querylog")) {
+    } else if (!strcmp(ROUTES[route].path, "/v1/querylog") ||
+               (!strcmp(ROUTES[route].method, "GET") &&
+                !strcmp(ROUTES[route].path, "/v1/collections/docs/documents"))) {
         query = strdup(body);
         if (query)
             parse_args(&c, query);
@@ -372,6 +391,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(body);
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
+    if (!strcmp(ROUTES[route].method, "PATCH"))
+        reset_settings();
     bound_state();
     return 0;
 }

@@ -58,6 +58,8 @@ static void ingest_usage(FILE *out)
             "                      keys win); VALUE is a JSON number, true, false or null when it\n"
             "                      reads as one, else a string\n"
             "  --batch N           documents per transaction (default 256)\n"
+            "  --erase             an erasure: when the command returns, no byte of the versions\n"
+            "                      it replaced stays readable in any file of the store\n"
             "  --strip-boilerplate remove lines found in >= 50%% of (and >= 3) documents of one\n"
             "                      directory or JSONL file (reads the corpus twice)\n"
             "  --dry-run           report what would be extracted, filtered, deduplicated and\n"
@@ -186,7 +188,8 @@ static int ingest_cluster(const char *url, const char *key, const char *coll, in
 
 int cmd_ingest(int argc, char **argv)
 {
-    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY, O_CLUSTER, O_WORKERS };
+    enum { O_STRIP = 256, O_DRY, O_VERB, O_EFC, O_META, O_SERVER, O_KEY, O_CLUSTER, O_WORKERS,
+           O_ERASE };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},      {"collection", required_argument, 0, 'c'},
         {"embedder", required_argument, 0, 'e'}, {"index", required_argument, 0, 'x'},
@@ -200,7 +203,7 @@ int cmd_ingest(int argc, char **argv)
         {"server", required_argument, 0, O_SERVER}, {"key", required_argument, 0, O_KEY},
         {"cluster", required_argument, 0, O_CLUSTER},
         {"workers", required_argument, 0, O_WORKERS},
-        CLI_POLICY_LONGOPTS,
+        {"erase", no_argument, 0, O_ERASE},     CLI_POLICY_LONGOPTS,
         {0, 0, 0, 0}};
     const char *dbdir = NULL, *include[MAX_GLOBS], *exclude[MAX_GLOBS];
     const char *server = NULL, *key = NULL, *cluster = NULL;
@@ -265,6 +268,7 @@ int cmd_ingest(int argc, char **argv)
             break;
         case O_STRIP: io.strip_boilerplate = 1; break;
         case O_DRY: io.dry_run = 1; break;
+        case O_ERASE: io.erase = 1; break;
         case O_VERB: rep.verbose = 1; break;
         case O_SERVER: server = optarg; break;
         case O_KEY: key = optarg; break;
@@ -292,10 +296,12 @@ int cmd_ingest(int argc, char **argv)
                                                                        : "--strip-boilerplate");
         goto cleanup;
     }
-    if (cluster && (dbdir || server || io.dry_run || io.strip_boilerplate || pf.given)) {
+    if (cluster &&
+        (dbdir || server || io.dry_run || io.strip_boilerplate || io.erase || pf.given)) {
         cli_error("ingest", "--cluster does not go with %s",
                   dbdir ? "--db" : server ? "--server" : io.dry_run ? "--dry-run"
                   : io.strip_boilerplate ? "--strip-boilerplate"
+                  : io.erase ? "--erase (a cluster's replicas do not erase yet)"
                                          : "policy flags (the cluster's collection has its own)");
         goto cleanup;
     }

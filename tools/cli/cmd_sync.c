@@ -29,7 +29,8 @@ static void sync_usage(FILE *out)
 {
     fprintf(out,
             "usage: ragcore sync --db DIR [--collection NAME] [--json] [--watch SECONDS]\n"
-            "                    [--objective SECONDS] [--allow-empty] [policy flags] PATH...\n"
+            "                    [--objective SECONDS] [--allow-empty] [--erase] [policy flags]\n"
+            "                    PATH...\n"
             "       ragcore sync --server URL [--key KEY] [same options] PATH...\n"
             "\n"
             "Re-scans sources and brings the collection in step: new documents are added,\n"
@@ -48,6 +49,9 @@ static void sync_usage(FILE *out)
             "  --watch SECONDS     repeat every SECONDS and print a freshness line per cycle\n"
             "  --objective SECONDS freshness objective for the report (default 300)\n"
             "  --allow-empty       a PATH that held documents may now be empty (they are deleted)\n"
+            "  --erase             an erasure: when a cycle returns, no byte of the replaced\n"
+            "                      versions of changed documents nor of the deleted ones stays\n"
+            "                      readable in any file of the store (see docs/privacy.md)\n"
             "  --verbose           list every added, deleted, filtered and duplicate document\n"
             "  --json              print the summary as JSON (one line per cycle)\n"
             "\n"
@@ -126,14 +130,15 @@ static int run_cycle(rag_db *db, cli_remote *rm, const rag_ingest_options *io, c
 
 int cmd_sync(int argc, char **argv)
 {
-    enum { O_ALLOW = 256, O_VERB, O_SERVER, O_KEY };
+    enum { O_ALLOW = 256, O_VERB, O_SERVER, O_KEY, O_ERASE };
     static const struct option longopts[] = {
         {"db", required_argument, 0, 'd'},    {"collection", required_argument, 0, 'c'},
         {"json", no_argument, 0, 'j'},        {"watch", required_argument, 0, 'w'},
         {"objective", required_argument, 0, 'o'}, {"embedder", required_argument, 0, 'e'},
         {"allow-empty", no_argument, 0, O_ALLOW}, {"verbose", no_argument, 0, O_VERB},
         {"help", no_argument, 0, 'h'},        {"server", required_argument, 0, O_SERVER},
-        {"key", required_argument, 0, O_KEY}, CLI_POLICY_LONGOPTS,
+        {"key", required_argument, 0, O_KEY}, {"erase", no_argument, 0, O_ERASE},
+        CLI_POLICY_LONGOPTS,
         {0, 0, 0, 0}};
     const char *dbdir = NULL, *server = NULL, *key = NULL;
     int json = 0, verbose = 0, opt;
@@ -158,6 +163,7 @@ int cmd_sync(int argc, char **argv)
         case 'c': io.collection = optarg; break;
         case 'j': json = 1; break;
         case O_ALLOW: io.allow_empty = 1; break;
+        case O_ERASE: io.erase = 1; break;
         case O_VERB: verbose = 1; break;
         case O_SERVER: server = optarg; break;
         case O_KEY: key = optarg; break;

@@ -202,6 +202,8 @@ static int flush(run *r)
     char err[2048], path[1100];
     json_t *reply = NULL;
     json_t *body = json_pack("{s:O,s:b}", "documents", r->batch, "skip_unchanged", r->sync);
+    if (body && r->io->erase) /* sent only when asked: older servers refuse unknown fields */
+        json_object_set_new(body, "erase", json_true());
     snprintf(path, sizeof path, "%s/documents", r->rm->path);
     int rc = body ? cli_http_json(&r->rm->http, "POST", path, body, &reply, NULL, err, sizeof err)
                   : -1;
@@ -371,6 +373,47 @@ static int vanished(run *r, size_t root, json_t *gone)
     return rc;
 }
 
+/* Reports document `id` as deleted. */
+static void report_deleted(run *r, const char *id)
+{
+    rag_ingest_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.action = RAG_INGEST_DELETED;
+    ev.id = id;
+    ev.path = ev.reason = ev.canonical_id = ev.duplicate_kind = "";
+    cli_report_event(r->rep, &ev);
+}
+
+/* Sync's end with erasure: the vanished documents `gone` go in erasures of the server's
+ * POST .../erase (10,000 ids per request, its limit). Frees gone and held. */
+static int erase_gone(run *r, json_t *gone, size_t *held)
+{
+    char path[1100], err[2048] = "out of memory";
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/erase", r->rm->path);
+    for (size_t from = 0; rc == 0 && from < json_array_size(gone); from += 10000) {
+        json_t *part = json_array(), *reply = NULL, *body = NULL;
+        for (size_t k = from; part && k < json_array_size(gone) && k < from + 10000; k++)
+            json_array_append(part, json_array_get(gone, k));
+        rc = part && (body = json_pack("{s:O}", "ids", part))
+                 ? cli_http_json(&r->rm->http, "POST", path, body, &reply, NULL, err, sizeof err)
+                 : -1;
+        if (rc != 0) {
+            cli_error(r->rm->cmd, "%s", err);
+        } else {
+            r->sum->deleted += (uint64_t)json_integer_value(json_object_get(reply, "documents"));
+            for (size_t k = 0; k < json_array_size(part); k++)
+                report_deleted(r, json_string_value(json_array_get(part, k)));
+        }
+        json_decref(reply);
+        json_decref(body);
+        json_decref(part);
+    }
+    free(held);
+    json_decref(gone);
+    return rc;
+}
+
 /* Sync's end: deletes what vanished under the roots; an emptied root that held documents
  * is refused (nothing deleted) unless io->allow_empty. */
 static int finish_sync(run *r)
@@ -392,6 +435,8 @@ static int finish_sync(run *r)
         }
     size_t i;
     json_t *x;
+    if (rc == 0 && r->io->erase && json_array_size(gone) > 0)
+        return erase_gone(r, gone, held);
     json_array_foreach(gone, i, x) {
         if (rc != 0)
             break;
@@ -409,12 +454,7 @@ static int finish_sync(run *r)
         }
         if (drc == 0) {
             r->sum->deleted++;
-            rag_ingest_event ev;
-            memset(&ev, 0, sizeof ev);
-            ev.action = RAG_INGEST_DELETED;
-            ev.id = json_string_value(x);
-            ev.path = ev.reason = ev.canonical_id = ev.duplicate_kind = "";
-            cli_report_event(r->rep, &ev);
+            report_deleted(r, json_string_value(x));
         }
     }
     free(held);
