@@ -287,9 +287,10 @@ store_avx2(int tr, const int32_t (*sums)[PW], const float *sx, const int32_t *zx
 /* tr rows (tr constant after inlining) against one panel (16 channels, two vectors) over
  * the whole K. Per pair of k, the 16 channels' weights are sign-extended to int16 and each
  * row's two int16 values are broadcast: vpmaddwd adds both products into int32 exactly.
- * (vpmaddubsw would take the u8 and s8 bytes as they are, twice the products per
- * instruction, but its int16 pair sum saturates at 255 * 127 * 2, and this CPU family
- * issues it no faster than vpmaddwd, which then has to widen its result anyway.) */
+ * (vpmaddubsw on the bytes as they are, then vpmaddwd by ones, runs the GEMM 1.2-1.5x
+ * faster on Zen 3, but its int16 pair sum saturates at 255 * 127 * 2: exact only with
+ * weights of 7 bits or fewer levels of x, which measured below the faithfulness targets
+ * (bench/JOURNAL.md, 2026-12-07, "vpmaddubsw"). */
 AVX2_INLINE void block_avx2(int tr, size_t G2, const int16_t *xq, size_t ldq, const int8_t *pw,
                             const float *sx, const int32_t *zx, const float *sn,
                             const int32_t *colsum, float *y, size_t ldy, size_t ncols)

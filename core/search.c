@@ -36,6 +36,7 @@ void rag_search_options_init(rag_search_options *o)
     memset(o, 0, sizeof *o);
     o->version = RAG_SEARCH_OPTIONS_VERSION;
     o->k = 10;
+    o->fusion = RAG_FUSION_WEIGHTED;
 }
 
 size_t rag_results_count(const rag_results *res)

@@ -30,7 +30,7 @@ static const opt_def OPTIONS[] = {
     {{"k", NULL, RAG_OPTION_INT, 1, 10000, NULL, "10", "number of hits"}, F_INT, OFF(k), 1},
     {{"mode", NULL, RAG_OPTION_CHOICE, 0, 0, "hybrid|dense|lexical|vector", "hybrid",
       "dense vectors, BM25, or both fused (vector: same as dense)"}, F_MODE, OFF(mode), 0},
-    {{"fusion", NULL, RAG_OPTION_CHOICE, 0, 0, "rrf|weighted", "rrf",
+    {{"fusion", NULL, RAG_OPTION_CHOICE, 0, 0, "rrf|weighted", "weighted",
       "how hybrid search fuses the two ranked lists"}, F_FUSION, OFF(fusion), 0},
     {{"rrf_k", NULL, RAG_OPTION_INT, 1, 100000, NULL, "60",
       "RRF constant: each list adds 1 / (rrf_k + rank)"}, F_INT, OFF(rrf_k), 1},

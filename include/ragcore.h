@@ -871,7 +871,7 @@ typedef struct rag_search_options {
     size_t n_doc_ids;
     const char *source_prefix;   /* optional: only documents whose source starts so */
     rag_mode mode;               /* default RAG_MODE_HYBRID */
-    rag_fusion fusion;           /* default RAG_FUSION_RRF */
+    rag_fusion fusion;           /* default RAG_FUSION_WEIGHTED */
     int rrf_k;                   /* RRF constant; 0: 60 */
     float dense_weight;          /* weighted fusion: weight of the dense side in [0,1]; 0: 0.5 */
     int candidates;              /* candidates per side for fusion; 0: max(100, 4k) */

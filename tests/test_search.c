@@ -757,6 +757,7 @@ static void test_score_per_mode(void)
     ASSERT_TRUE(h && h->score == h->lexical_score && h->score > 0);
     rag_results_free(res);
     so.mode = RAG_MODE_HYBRID;
+    so.fusion = RAG_FUSION_RRF;
     ASSERT_OK(rag_search(db, "v7", &so, &res));
     for (size_t i = 0; i < rag_results_count(res); i++) {
         h = rag_results_get(res, i);
@@ -764,6 +765,36 @@ static void test_score_per_mode(void)
                      (h->lexical_rank ? 1.0 / (60 + h->lexical_rank) : 0);
         ASSERT_NEAR(h->score, rrf, 1e-6);
     }
+    rag_results_free(res);
+    /* The default fusion is weighted, dense weight 0.5: each side min-max normalised over
+     * its candidates (all 20 chunks are hits here, so the hits hold every candidate). */
+    rag_search_options_init(&so);
+    ASSERT_EQ_INT(so.fusion, RAG_FUSION_WEIGHTED);
+    so.collection = "modes";
+    so.k = 20;
+    ASSERT_OK(rag_search(db, "v7", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 20);
+    double dmin = 0, dmax = 0, lmin = 0, lmax = 0;
+    int nd = 0, nl = 0;
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        h = rag_results_get(res, i);
+        if (h->dense_rank) {
+            dmin = nd == 0 || h->dense_score < dmin ? h->dense_score : dmin;
+            dmax = nd++ == 0 || h->dense_score > dmax ? h->dense_score : dmax;
+        }
+        if (h->lexical_rank) {
+            lmin = nl == 0 || h->lexical_score < lmin ? h->lexical_score : lmin;
+            lmax = nl++ == 0 || h->lexical_score > lmax ? h->lexical_score : lmax;
+        }
+    }
+    ASSERT_TRUE(nd == 20 && nl >= 1 && dmax > dmin);
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        h = rag_results_get(res, i);
+        double dn = h->dense_rank ? (h->dense_score - dmin) / (dmax - dmin) : 0;
+        double ln = !h->lexical_rank ? 0 : lmax > lmin ? (h->lexical_score - lmin) / (lmax - lmin) : 1;
+        ASSERT_NEAR(h->score, 0.5 * dn + 0.5 * ln, 1e-5);
+    }
+    ASSERT_TRUE(strcmp(rag_results_get(res, 0)->doc_id, "v7") == 0);
     rag_results_free(res);
     rag_close(db);
 }
