@@ -14,8 +14,14 @@ runs to bench/JOURNAL.md).
             PyPI at run time; an embedding function over ragcore.Embedder gives it the same
             model and the same encoder cost): ingest docs/s including embedding, query
             latency p50/p95 text in -> top-10 documents out, nDCG@10 on the 505 queries.
+            --docs N: a subset of N documents, every document relevant to a query (365)
+            and then the corpus's first others in its order, so that all 505 queries keep
+            their relevant documents (the figures are then not the full corpus's).
+            Threads: whatever RAGCORE_THREADS / OPENBLAS_NUM_THREADS say, for both sides
+            (chromadb embeds through the same encoder; its own ONNX Runtime is not used).
 
 usage: python_bench.py --build build --data /work/shared/data/scifact-dev [--parts overhead,chroma]
+                       [--docs N]
 Run chroma with a Python that has chromadb (bench venv) and PYTHONPATH=<build>/python.
 """
 import argparse
@@ -46,6 +52,21 @@ def load(data):
                 qrels.setdefault(p[0], {})[p[1]] = int(p[2])
     qids = [q for q in queries if q in qrels]
     return corpus, queries, qrels, qids
+
+
+def subset(corpus, qrels, n):
+    """The documents relevant to any query, then the corpus's first others, n in all (in
+    corpus order)."""
+    rel = set().union(*(set(r) for r in qrels.values()))
+    keep, others = set(), 0
+    for d in corpus:
+        i = str(d["_id"])
+        if i in rel:
+            keep.add(i)
+        elif others < n - len(rel):
+            keep.add(i)
+            others += 1
+    return [d for d in corpus if str(d["_id"]) in keep]
 
 
 def ndcg10(ranked, rel):
@@ -196,6 +217,8 @@ def main():
     ap.add_argument("--parts", default="overhead,chroma")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--docs", type=int, default=0,
+                    help="chroma: a subset of this many documents (0: the whole corpus)")
     ap.add_argument("--out", default=None, help="write the JSON result here too")
     args = ap.parse_args()
     sys.path.insert(0, os.path.join(args.build, "python"))
@@ -208,6 +231,10 @@ def main():
     if "overhead" in parts:
         overhead(args, ragcore, corpus, queries, qids, out)
     if "chroma" in parts:
+        if args.docs:
+            corpus = subset(corpus, qrels, args.docs)
+        out["chroma_documents"] = len(corpus)
+        out["threads"] = {k: os.environ.get(k) for k in ("RAGCORE_THREADS", "OPENBLAS_NUM_THREADS")}
         chroma_vs_ragcore(args, ragcore, corpus, queries, qrels, qids, out)
     js = json.dumps(out, indent=1)
     print(js)
