@@ -89,6 +89,13 @@ def timed(fn):
     return time.perf_counter() - t, r
 
 
+def timed_cpu(fn):
+    """(wall s, CPU s of the whole process, fn's result)"""
+    c, t = time.process_time(), time.perf_counter()
+    r = fn()
+    return time.perf_counter() - t, time.process_time() - c, r
+
+
 def overhead(args, ragcore, corpus, queries, qids, out):
     tmp = tempfile.mkdtemp(prefix="pybench-")
     cli = os.path.join(args.build, "bin", "ragcore")
@@ -154,23 +161,36 @@ def chroma_vs_ragcore(args, ragcore, corpus, queries, qrels, qids, out):
     docs = [{"id": str(d["_id"]), "text": d["text"], "title": d.get("title")} for d in corpus]
     qtexts = [queries[q] for q in qids]
     res = {}
-    # ragcore
+    if "ragcore" in args.sides:
+        res["ragcore"] = ragcore_side(args, ragcore, model, tmp, docs, qids, qtexts, qrels)
+    if "chromadb" in args.sides:
+        res["chromadb"] = chroma_side(ragcore, chromadb, model, tmp, docs, qids, qtexts, qrels)
+    shutil.rmtree(tmp, ignore_errors=True)
+    out["chroma"] = res
+
+
+def ragcore_side(args, ragcore, model, tmp, docs, qids, qtexts, qrels):
     with ragcore.open(os.path.join(tmp, "rc"), embedder=model) as db:
-        t, _ = timed(lambda: db.ingest(docs))
-        r = {"ingest_s": t, "docs_per_s": len(docs) / t}
+        t, cpu, _ = timed_cpu(lambda: db.ingest(docs))
+        r = {"ingest_s": t, "ingest_cpu_s": cpu, "docs_per_s": len(docs) / t,
+             "docs_per_cpu_s": len(docs) / cpu, "load1_after_ingest": os.getloadavg()[0]}
         for mode in ("hybrid", "dense"):
-            lat, nd = [], []
+            lat, cpus, nd = [], [], []
             for qid, q in zip(qids, qtexts):
-                t0 = time.perf_counter()
-                hits = db.search(q, k=10, mode=mode, per_doc=1)
-                lat.append((time.perf_counter() - t0) * 1000)
+                t, cpu, hits = timed_cpu(lambda: db.search(q, k=10, mode=mode, per_doc=1))
+                lat.append(t * 1000)
+                cpus.append(cpu * 1000)
                 nd.append(ndcg10([h.doc_id for h in hits], qrels[qid]))
             r[mode] = {"p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95),
+                       "cpu_p50_ms": pct(cpus, .5), "cpu_p95_ms": pct(cpus, .95),
                        "ndcg10": statistics.mean(nd)}
         r["chunks"] = db.stats("default")["chunks"]
-    res["ragcore"] = r
     print(f"  ragcore: {r}", file=sys.stderr)
-    # chromadb with the same model through ragcore's encoder
+    return r
+
+
+def chroma_side(ragcore, chromadb, model, tmp, docs, qids, qtexts, qrels):
+    """chromadb with the same model through ragcore's encoder."""
     emb = ragcore.Embedder(model)
 
     class MiniLM(chromadb.EmbeddingFunction):
@@ -194,20 +214,20 @@ def chroma_vs_ragcore(args, ragcore, corpus, queries, qrels, qids, out):
             part = docs[i:i + b]
             col.add(ids=[d["id"] for d in part],
                     documents=[((d["title"] or "") + "\n" + d["text"]).strip() for d in part])
-    t, _ = timed(add_all)
-    c = {"ingest_s": t, "docs_per_s": len(docs) / t}
-    lat, nd = [], []
+    t, cpu, _ = timed_cpu(add_all)
+    c = {"ingest_s": t, "ingest_cpu_s": cpu, "docs_per_s": len(docs) / t,
+         "docs_per_cpu_s": len(docs) / cpu, "load1_after_ingest": os.getloadavg()[0]}
+    lat, cpus, nd = [], [], []
     for qid, q in zip(qids, qtexts):
-        t0 = time.perf_counter()
-        r = col.query(query_texts=[q], n_results=10)
-        lat.append((time.perf_counter() - t0) * 1000)
+        t, cpu, r = timed_cpu(lambda: col.query(query_texts=[q], n_results=10))
+        lat.append(t * 1000)
+        cpus.append(cpu * 1000)
         nd.append(ndcg10(r["ids"][0], qrels[qid]))
-    c["dense"] = {"p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95), "ndcg10": statistics.mean(nd)}
+    c["dense"] = {"p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95), "cpu_p50_ms": pct(cpus, .5),
+                  "cpu_p95_ms": pct(cpus, .95), "ndcg10": statistics.mean(nd)}
     c["version"] = chromadb.__version__
-    res["chromadb"] = c
     print(f"  chromadb: {c}", file=sys.stderr)
-    shutil.rmtree(tmp, ignore_errors=True)
-    out["chroma"] = res
+    return c
 
 
 def main():
@@ -217,6 +237,9 @@ def main():
     ap.add_argument("--parts", default="overhead,chroma")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--sides", default="ragcore,chromadb",
+                    help="chroma: which of ragcore,chromadb to run (each alone: two processes "
+                         "side by side)")
     ap.add_argument("--docs", type=int, default=0,
                     help="chroma: a subset of this many documents (0: the whole corpus)")
     ap.add_argument("--out", default=None, help="write the JSON result here too")
