@@ -6,7 +6,10 @@
  *                                         TEXT with \n, \t, \\ escaped)
  *        bench_toxicity --corpus FILE     JSONL {"_id","title","text"} (plain, or "-" for
  *                                         stdin); title and text read as one, as ingest does
- * Options: --threshold X (default 0.5), --repeat N (corpus: timing passes, default 3). */
+ * Options: --threshold X (default 0.5), --repeat N (corpus: timing passes, default 3),
+ * --decisions OUT (labelled: one line per scored text, "LINE<TAB>LABEL<TAB>WORDLIST<TAB>
+ * CLASSIFIER<TAB>MATCH", LINE the 1-based line of FILE, the detectors' decisions 0/1 and the
+ * word list's matched words, for comparing decisions text by text with the Python packages). */
 #include "ragcore.h"
 
 #include <jansson.h>
@@ -59,19 +62,26 @@ static void print_counts(const char *name, const counts *c)
            p, r, f, c->tp, c->fp, c->fn, c->tn);
 }
 
-static int labelled(rag_toxicity *t, const char *path, double threshold)
+static int labelled(rag_toxicity *t, const char *path, double threshold, const char *dpath)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         perror(path);
         return 1;
     }
+    FILE *dec = dpath ? fopen(dpath, "w") : NULL;
+    if (dpath && !dec) {
+        perror(dpath);
+        fclose(f);
+        return 1;
+    }
     char *line = NULL;
     size_t cap = 0;
     counts wl = {0}, cl = {0}, un = {0};
-    long n = 0, pos = 0;
+    long n = 0, pos = 0, lineno = 0;
     double secs = 0;
     while (getline(&line, &cap, f) > 0) {
+        lineno++;
         if ((line[0] != '0' && line[0] != '1') || line[1] != '\t')
             continue;
         int label = line[0] == '1';
@@ -88,11 +98,17 @@ static int labelled(rag_toxicity *t, const char *path, double threshold)
         add(&wl, (fired & RAG_TOXICITY_WORDLIST) != 0, label);
         add(&cl, (fired & RAG_TOXICITY_CLASSIFIER) != 0, label);
         add(&un, fired != 0, label);
+        if (dec)
+            fprintf(dec, "%ld\t%d\t%d\t%d\t%s\n", lineno, label,
+                    (fired & RAG_TOXICITY_WORDLIST) != 0, (fired & RAG_TOXICITY_CLASSIFIER) != 0,
+                    r.wordlist_hit > 0 ? r.match : "");
         n++;
         pos += label;
     }
     free(line);
     fclose(f);
+    if (dec)
+        fclose(dec);
     printf("%ld texts, %ld labelled toxic, threshold %.2f, %.0f texts per CPU second (both "
            "detectors)\n", n,
            pos, threshold, secs > 0 ? (double)n / secs : 0);
@@ -186,7 +202,7 @@ static int corpus(const char *path, double threshold, int repeat)
 
 int main(int argc, char **argv)
 {
-    const char *lab = NULL, *corp = NULL;
+    const char *lab = NULL, *corp = NULL, *dec = NULL;
     double threshold = 0.5;
     int repeat = 3;
     for (int i = 1; i < argc; i++) {
@@ -198,9 +214,11 @@ int main(int argc, char **argv)
             threshold = atof(argv[++i]);
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decisions") && i + 1 < argc)
+            dec = argv[++i];
         else {
             fprintf(stderr, "usage: bench_toxicity --labelled FILE | --corpus FILE "
-                    "[--threshold X] [--repeat N]\n");
+                    "[--threshold X] [--repeat N] [--decisions OUT]\n");
             return 2;
         }
     }
@@ -215,7 +233,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", rag_errmsg());
         return 1;
     }
-    int rc = labelled(t, lab, threshold);
+    int rc = labelled(t, lab, threshold, dec);
     rag_toxicity_close(t);
     return rc;
 }

@@ -14,8 +14,14 @@ runs to bench/JOURNAL.md).
             PyPI at run time; an embedding function over ragcore.Embedder gives it the same
             model and the same encoder cost): ingest docs/s including embedding, query
             latency p50/p95 text in -> top-10 documents out, nDCG@10 on the 505 queries.
+            --docs N: a subset of N documents, every document relevant to a query (365)
+            and then the corpus's first others in its order, so that all 505 queries keep
+            their relevant documents (the figures are then not the full corpus's).
+            Threads: whatever RAGCORE_THREADS / OPENBLAS_NUM_THREADS say, for both sides
+            (chromadb embeds through the same encoder; its own ONNX Runtime is not used).
 
 usage: python_bench.py --build build --data /work/shared/data/scifact-dev [--parts overhead,chroma]
+                       [--docs N]
 Run chroma with a Python that has chromadb (bench venv) and PYTHONPATH=<build>/python.
 """
 import argparse
@@ -48,6 +54,21 @@ def load(data):
     return corpus, queries, qrels, qids
 
 
+def subset(corpus, qrels, n):
+    """The documents relevant to any query, then the corpus's first others, n in all (in
+    corpus order)."""
+    rel = set().union(*(set(r) for r in qrels.values()))
+    keep, others = set(), 0
+    for d in corpus:
+        i = str(d["_id"])
+        if i in rel:
+            keep.add(i)
+        elif others < n - len(rel):
+            keep.add(i)
+            others += 1
+    return [d for d in corpus if str(d["_id"]) in keep]
+
+
 def ndcg10(ranked, rel):
     dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
     ideal = sorted(rel.values(), reverse=True)[:10]
@@ -66,6 +87,13 @@ def timed(fn):
     t = time.perf_counter()
     r = fn()
     return time.perf_counter() - t, r
+
+
+def timed_cpu(fn):
+    """(wall s, CPU s of the whole process, fn's result)"""
+    c, t = time.process_time(), time.perf_counter()
+    r = fn()
+    return time.perf_counter() - t, time.process_time() - c, r
 
 
 def overhead(args, ragcore, corpus, queries, qids, out):
@@ -133,23 +161,36 @@ def chroma_vs_ragcore(args, ragcore, corpus, queries, qrels, qids, out):
     docs = [{"id": str(d["_id"]), "text": d["text"], "title": d.get("title")} for d in corpus]
     qtexts = [queries[q] for q in qids]
     res = {}
-    # ragcore
+    if "ragcore" in args.sides:
+        res["ragcore"] = ragcore_side(args, ragcore, model, tmp, docs, qids, qtexts, qrels)
+    if "chromadb" in args.sides:
+        res["chromadb"] = chroma_side(ragcore, chromadb, model, tmp, docs, qids, qtexts, qrels)
+    shutil.rmtree(tmp, ignore_errors=True)
+    out["chroma"] = res
+
+
+def ragcore_side(args, ragcore, model, tmp, docs, qids, qtexts, qrels):
     with ragcore.open(os.path.join(tmp, "rc"), embedder=model) as db:
-        t, _ = timed(lambda: db.ingest(docs))
-        r = {"ingest_s": t, "docs_per_s": len(docs) / t}
+        t, cpu, _ = timed_cpu(lambda: db.ingest(docs))
+        r = {"ingest_s": t, "ingest_cpu_s": cpu, "docs_per_s": len(docs) / t,
+             "docs_per_cpu_s": len(docs) / cpu, "load1_after_ingest": os.getloadavg()[0]}
         for mode in ("hybrid", "dense"):
-            lat, nd = [], []
+            lat, cpus, nd = [], [], []
             for qid, q in zip(qids, qtexts):
-                t0 = time.perf_counter()
-                hits = db.search(q, k=10, mode=mode, per_doc=1)
-                lat.append((time.perf_counter() - t0) * 1000)
+                t, cpu, hits = timed_cpu(lambda: db.search(q, k=10, mode=mode, per_doc=1))
+                lat.append(t * 1000)
+                cpus.append(cpu * 1000)
                 nd.append(ndcg10([h.doc_id for h in hits], qrels[qid]))
             r[mode] = {"p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95),
+                       "cpu_p50_ms": pct(cpus, .5), "cpu_p95_ms": pct(cpus, .95),
                        "ndcg10": statistics.mean(nd)}
         r["chunks"] = db.stats("default")["chunks"]
-    res["ragcore"] = r
     print(f"  ragcore: {r}", file=sys.stderr)
-    # chromadb with the same model through ragcore's encoder
+    return r
+
+
+def chroma_side(ragcore, chromadb, model, tmp, docs, qids, qtexts, qrels):
+    """chromadb with the same model through ragcore's encoder."""
     emb = ragcore.Embedder(model)
 
     class MiniLM(chromadb.EmbeddingFunction):
@@ -173,20 +214,20 @@ def chroma_vs_ragcore(args, ragcore, corpus, queries, qrels, qids, out):
             part = docs[i:i + b]
             col.add(ids=[d["id"] for d in part],
                     documents=[((d["title"] or "") + "\n" + d["text"]).strip() for d in part])
-    t, _ = timed(add_all)
-    c = {"ingest_s": t, "docs_per_s": len(docs) / t}
-    lat, nd = [], []
+    t, cpu, _ = timed_cpu(add_all)
+    c = {"ingest_s": t, "ingest_cpu_s": cpu, "docs_per_s": len(docs) / t,
+         "docs_per_cpu_s": len(docs) / cpu, "load1_after_ingest": os.getloadavg()[0]}
+    lat, cpus, nd = [], [], []
     for qid, q in zip(qids, qtexts):
-        t0 = time.perf_counter()
-        r = col.query(query_texts=[q], n_results=10)
-        lat.append((time.perf_counter() - t0) * 1000)
+        t, cpu, r = timed_cpu(lambda: col.query(query_texts=[q], n_results=10))
+        lat.append(t * 1000)
+        cpus.append(cpu * 1000)
         nd.append(ndcg10(r["ids"][0], qrels[qid]))
-    c["dense"] = {"p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95), "ndcg10": statistics.mean(nd)}
+    c["dense"] = {"p50_ms": pct(lat, .5), "p95_ms": pct(lat, .95), "cpu_p50_ms": pct(cpus, .5),
+                  "cpu_p95_ms": pct(cpus, .95), "ndcg10": statistics.mean(nd)}
     c["version"] = chromadb.__version__
-    res["chromadb"] = c
     print(f"  chromadb: {c}", file=sys.stderr)
-    shutil.rmtree(tmp, ignore_errors=True)
-    out["chroma"] = res
+    return c
 
 
 def main():
@@ -196,6 +237,11 @@ def main():
     ap.add_argument("--parts", default="overhead,chroma")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--sides", default="ragcore,chromadb",
+                    help="chroma: which of ragcore,chromadb to run (each alone: two processes "
+                         "side by side)")
+    ap.add_argument("--docs", type=int, default=0,
+                    help="chroma: a subset of this many documents (0: the whole corpus)")
     ap.add_argument("--out", default=None, help="write the JSON result here too")
     args = ap.parse_args()
     sys.path.insert(0, os.path.join(args.build, "python"))
@@ -208,6 +254,10 @@ def main():
     if "overhead" in parts:
         overhead(args, ragcore, corpus, queries, qids, out)
     if "chroma" in parts:
+        if args.docs:
+            corpus = subset(corpus, qrels, args.docs)
+        out["chroma_documents"] = len(corpus)
+        out["threads"] = {k: os.environ.get(k) for k in ("RAGCORE_THREADS", "OPENBLAS_NUM_THREADS")}
         chroma_vs_ragcore(args, ragcore, corpus, queries, qrels, qids, out)
     js = json.dumps(out, indent=1)
     print(js)

@@ -9,6 +9,14 @@ usage: python toxicity_reference.py FILE    (lines "LABEL<TAB>TEXT", as bench_to
 
 toxicity_reference.py --olid DIR OUT writes OUT from an OLID checkout (idontflow/OLID:
 olid-training-v1.0.tsv, testset-levela.tsv, labels-levela.csv): OFF -> 1, NOT -> 0.
+
+toxicity_reference.py --compare FILE DECISIONS [N [SAMPLE]] sets better-profanity's
+contains_profanity beside ragcore's word list text by text: DECISIONS is the output of
+`bench_toxicity --labelled FILE --decisions DECISIONS`. Prints both detectors' figures, the
+number of texts on which they disagree each way, and N (default 20) of each with ragcore's
+matched words and better-profanity's censored text (which words it caught). SAMPLE: only
+that many texts, drawn at random (seed 26) - better-profanity 0.7.0 takes about 70 ms of
+CPU per tweet.
 """
 import csv
 import sys
@@ -64,9 +72,51 @@ def report(name, pred, labels):
                                                                               tp, fp, fn))
 
 
+def read_labelled(path):
+    """{line number: (label, text)} of a labelled file's well-formed lines."""
+    rows = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if line[:1] in ("0", "1") and line[1:2] == "\t":
+                rows[n] = (line[0] == "1", unescape(line[2:]))
+    return rows
+
+
+def compare(path, decisions, show, sample=0):
+    from better_profanity import profanity
+    rows = read_labelled(path)
+    ours = {}
+    with open(decisions, encoding="utf-8") as f:
+        for line in f:
+            n, _, wl, _, match = line.rstrip("\n").split("\t")
+            ours[int(n)] = (wl == "1", match)
+    lines = sorted(ours)
+    if sample:
+        import random
+        lines = sorted(random.Random(26).sample(lines, sample))
+    profanity.load_censor_words()
+    theirs = {n: profanity.contains_profanity(rows[n][1]) for n in lines}
+    labels = [rows[n][0] for n in lines]
+    report("better-profanity", [theirs[n] for n in lines], labels)
+    report("ragcore word list", [ours[n][0] for n in lines], labels)
+    sys.stdout.flush()
+    for name, want in (("ragcore only", (True, False)), ("better-profanity only", (False, True))):
+        diff = [n for n in lines if (ours[n][0], theirs[n]) == want]
+        pos = sum(1 for n in diff if rows[n][0])
+        print("\n%s: %d texts (%d labelled offensive)" % (name, len(diff), pos))
+        for n in diff[:show]:
+            print("  line %d label %d ragcore [%s]\n    text: %s\n    censored: %s"
+                  % (n, rows[n][0], ours[n][1], rows[n][1], profanity.censor(rows[n][1])))
+
+
 def main():
     if sys.argv[1] == "--olid":
         olid(sys.argv[2], sys.argv[3])
+        return
+    if sys.argv[1] == "--compare":
+        compare(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 20,
+                int(sys.argv[5]) if len(sys.argv) > 5 else 0)
         return
     from better_profanity import profanity
     from profanity_check import predict

@@ -41,23 +41,30 @@ static int cached_file(const char *name, const char *file, char **path)
     return rag_model_cache_file(m, file ? file : m->converted, path);
 }
 
-static int load_wordlist(const char *path, rag_wordlist **out)
+/* Loads each detector in `detectors` that is not loaded yet (*wl or *lm NULL): the word list
+ * from `wordlist_path` and the classifier from `model_path`, or either from its file in the
+ * model cache when its path is NULL. On failure what was loaded stays in *wl / *lm for the
+ * caller to free. */
+static int load_detectors(unsigned detectors, const char *wordlist_path, const char *model_path,
+                          rag_wordlist **wl, rag_linear_model **lm)
 {
-    char *p = NULL;
-    int rc = path ? RAG_OK : cached_file(WORDLIST_MODEL, WORDLIST_FILE, &p);
-    if (rc == RAG_OK)
-        rc = rag_wordlist_load(path ? path : p, out);
-    free(p);
-    return rc;
-}
-
-static int load_classifier(const char *path, rag_linear_model **out)
-{
-    char *p = NULL;
-    int rc = path ? RAG_OK : cached_file(CLASSIFIER_MODEL, NULL, &p);
-    if (rc == RAG_OK)
-        rc = rag_linear_model_load(path ? path : p, out);
-    free(p);
+    char *cached = NULL;
+    int rc = RAG_OK;
+    if ((detectors & RAG_TOXICITY_WORDLIST) && !*wl) {
+        if (!wordlist_path)
+            rc = cached_file(WORDLIST_MODEL, WORDLIST_FILE, &cached);
+        if (rc == RAG_OK)
+            rc = rag_wordlist_load(wordlist_path ? wordlist_path : cached, wl);
+        free(cached);
+        cached = NULL;
+    }
+    if (rc == RAG_OK && (detectors & RAG_TOXICITY_CLASSIFIER) && !*lm) {
+        if (!model_path)
+            rc = cached_file(CLASSIFIER_MODEL, NULL, &cached);
+        if (rc == RAG_OK)
+            rc = rag_linear_model_load(model_path ? model_path : cached, lm);
+        free(cached);
+    }
     return rc;
 }
 
@@ -77,11 +84,7 @@ int rag_toxicity_open(unsigned detectors, const char *wordlist_path, const char 
     if (!t)
         return RAG_ENOMEM;
     t->owned = 1;
-    int rc = RAG_OK;
-    if (detectors & RAG_TOXICITY_WORDLIST)
-        rc = load_wordlist(wordlist_path, &t->wl);
-    if (rc == RAG_OK && (detectors & RAG_TOXICITY_CLASSIFIER))
-        rc = load_classifier(model_path, &t->lm);
+    int rc = load_detectors(detectors, wordlist_path, model_path, &t->wl, &t->lm);
     if (rc != RAG_OK) {
         rag_toxicity_close(t);
         return rc;
@@ -159,12 +162,8 @@ int rag_toxicity_for_db(rag_db *db, unsigned detectors, rag_toxicity **out)
     *out = NULL;
     if (!detectors)
         detectors = RAG_TOXICITY_BOTH;
-    int rc = RAG_OK;
     pthread_mutex_lock(&db->tox_lock);
-    if ((detectors & RAG_TOXICITY_WORDLIST) && !db->tox_wordlist)
-        rc = load_wordlist(NULL, &db->tox_wordlist);
-    if (rc == RAG_OK && (detectors & RAG_TOXICITY_CLASSIFIER) && !db->tox_model)
-        rc = load_classifier(NULL, &db->tox_model);
+    int rc = load_detectors(detectors, NULL, NULL, &db->tox_wordlist, &db->tox_model);
     rag_toxicity *t = rc == RAG_OK ? rag_calloc(1, sizeof *t) : NULL;
     if (t) {
         t->wl = detectors & RAG_TOXICITY_WORDLIST ? db->tox_wordlist : NULL;

@@ -5,14 +5,26 @@ import array
 import itertools
 from typing import Any, Sequence, Tuple
 
-try:  # NumPy is optional: array.array serves without it.
-    import numpy as _np
-except ImportError:  # pragma: no cover - exercised in the no-NumPy run
-    _np = None
+_UNSET = object()
+_np_module: Any = _UNSET
+
+
+def _numpy() -> Any:
+    """The numpy module, or None without it. NumPy is optional (array.array serves without
+    it) and imported on first use, not with ragcore: its import costs more CPU than a small
+    ingest or a script's whole run."""
+    global _np_module
+    if _np_module is _UNSET:
+        try:
+            import numpy
+            _np_module = numpy
+        except ImportError:  # pragma: no cover - exercised in the no-NumPy run
+            _np_module = None
+    return _np_module
 
 
 def has_numpy() -> bool:
-    return _np is not None
+    return _numpy() is not None
 
 
 def as_f32(vec: Any) -> Tuple[Any, int, int]:
@@ -25,7 +37,8 @@ def as_f32(vec: Any) -> Tuple[Any, int, int]:
     if isinstance(vec, array.array) and vec.typecode == "f":
         addr, n = vec.buffer_info()
         return vec, addr, n
-    if _np is not None and hasattr(vec, "__array_interface__"):
+    _np = _numpy() if hasattr(vec, "__array_interface__") else None
+    if _np is not None:
         arr = _np.ascontiguousarray(vec, dtype=_np.float32)
         return arr, arr.__array_interface__["data"][0], int(arr.size)
     buf = array.array("f", vec)
@@ -35,6 +48,7 @@ def as_f32(vec: Any) -> Tuple[Any, int, int]:
 
 def empty_matrix(rows: int, dim: int) -> Tuple[Any, int]:
     """A zeroed rows x dim float32 matrix (NumPy when present) and its address."""
+    _np = _numpy()
     if _np is not None:
         m = _np.empty((rows, dim), dtype=_np.float32)
         return m, m.__array_interface__["data"][0]
@@ -44,13 +58,14 @@ def empty_matrix(rows: int, dim: int) -> Tuple[Any, int]:
 
 def matrix_result(m: Any, rows: int, dim: int) -> Any:
     """What embed() returns: the NumPy matrix itself, or a list of array.array rows."""
-    if _np is not None:
+    if _numpy() is not None:
         return m
     return [m[i * dim:(i + 1) * dim] for i in range(rows)]
 
 
 def to_f32_bytes(rows: Any, n: int, dim: int) -> bytes:
     """float32 bytes of an n x dim matrix given as NumPy, or a sequence of sequences."""
+    _np = _numpy()
     if _np is not None:
         m = _np.asarray(rows, dtype=_np.float32)
         if m.shape != (n, dim):
