@@ -449,7 +449,7 @@ static void check_index(ck *k)
     size_t nraw = 0;
     u64v ids = {0};
     float *buf = NULL;
-    int rc = rag_vindex_load(path, k->spec, k->dim, 0, &ix, &covered);
+    int rc = rag_vindex_load(path, k->spec, k->dim, 0, rag_store_crypt(k->st), &ix, &covered);
     if (rc != RAG_OK) {
         finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", errtext(rc));
         rag_clear_error();
@@ -965,7 +965,7 @@ static int rebuild_index(ck *k, coll_plan *p)
     }
     if (rc != RAG_OK)
         goto cleanup;
-    if ((rc = rag_vindex_save(ix, path, next)) != RAG_OK)
+    if ((rc = rag_vindex_save(ix, path, next, rag_store_crypt(k->st))) != RAG_OK)
         goto cleanup;
     finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "rebuilt the index file from %zu stored vectors",
             rag_vindex_count(ix));
