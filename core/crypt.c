@@ -20,6 +20,7 @@ enum { KDF_RAW = 0, KDF_ARGON2ID = 1 };
 
 typedef struct gen_key {
     unsigned gen;                 /* 1..255; 0: slot unused */
+    int retired;                  /* dropped from the header, kept for older snapshots */
     unsigned char key[KEYLEN];
 } gen_key;
 
@@ -210,7 +211,7 @@ int rag_crypt_header(const rag_crypt *c, unsigned char **hdr, size_t *len)
     wrap(c, 0, c->hash_key, p);
     p += WRAPPED;
     for (int i = 0; i < MAX_GENS; i++) {
-        if (!c->gens[i].gen)
+        if (!c->gens[i].gen || c->gens[i].retired)
             continue;
         *p++ = (unsigned char)c->gens[i].gen;
         wrap(c, c->gens[i].gen, c->gens[i].key, p);
@@ -281,7 +282,8 @@ int rag_crypt_rotate(rag_crypt *c, const char *new_secret)
     }
     sodium_memzero(&saved, sizeof saved);
     unsigned next = c->cur % 255 + 1;
-    gen_key *slot = c->gens[0].gen ? &c->gens[1] : &c->gens[0];
+    gen_key *slot = c->gens[0].gen == c->cur ? &c->gens[1] : &c->gens[0];
+    sodium_memzero(slot, sizeof *slot);
     slot->gen = next;
     crypto_aead_xchacha20poly1305_ietf_keygen(slot->key);
     c->cur = next;
@@ -290,21 +292,18 @@ int rag_crypt_rotate(rag_crypt *c, const char *new_secret)
 
 void rag_crypt_rotate_done(rag_crypt *c)
 {
+    /* the old key leaves the header but stays in memory: a read snapshot of this process
+     * taken before the re-sealing may still open records with it */
     for (int i = 0; i < MAX_GENS; i++)
-        if (c->gens[i].gen != c->cur) {
-            sodium_memzero(&c->gens[i], sizeof c->gens[i]);
-        }
-    if (!c->gens[0].gen) { /* keep the current one in slot 0 */
-        c->gens[0] = c->gens[1];
-        sodium_memzero(&c->gens[1], sizeof c->gens[1]);
-    }
+        if (c->gens[i].gen && c->gens[i].gen != c->cur)
+            c->gens[i].retired = 1;
 }
 
 int rag_crypt_generations(const rag_crypt *c)
 {
     int n = 0;
     for (int i = 0; i < MAX_GENS; i++)
-        n += c->gens[i].gen != 0;
+        n += c->gens[i].gen != 0 && !c->gens[i].retired;
     return n;
 }
 

@@ -44,9 +44,10 @@ int rag_crypt_header(const rag_crypt *c, unsigned char **hdr, size_t *len);
  * kept, every key is wrapped under the new key from the next rag_crypt_header.
  * RAG_EBUSY while an earlier rotation is unfinished (two generations held). */
 int rag_crypt_rotate(rag_crypt *c, const char *new_secret);
-/* Drops every generation but the current one (a rotation has re-sealed everything). */
+/* Drops every generation but the current one from the header (a rotation has re-sealed
+ * everything); this process keeps the old key in memory for snapshots taken before. */
 void rag_crypt_rotate_done(rag_crypt *c);
-/* Generations held (2 while a rotation runs). Can't fail. */
+/* Generations in the header (2 while a rotation runs). Can't fail. */
 int rag_crypt_generations(const rag_crypt *c);
 /* The current generation. Can't fail. */
 unsigned rag_crypt_current(const rag_crypt *c);
