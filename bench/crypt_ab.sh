@@ -8,6 +8,7 @@
 # usage: bench/crypt_ab.sh [BUILD] [ROUNDS]
 #   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0)
 set -euo pipefail
+. "$(dirname "$0")/eval_lib.sh"
 build=${1:-build}
 rounds=${2:-3}
 data=${SCIFACT_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data/scifact-dev}
@@ -45,12 +46,8 @@ for ((r = 1; r <= rounds; r++)); do
             for enc in plain enc; do
                 flags=()
                 [ "$enc" = enc ] && flags=(--key-file "$work/key")
-                "$bin" eval --db "$work/$store-$enc" "${flags[@]}" --queries "$data/queries.jsonl" \
-                    --qrels "$qrels" --mode "$mode" -k 10 --json |
-                    python3 -c 'import json,sys
-d=json.load(sys.stdin); e,s,m=sys.argv[1:4]
-print(json.dumps({"enc":e,"store":s,"mode":m,"ndcg10":d["ndcg@10"],
-                  "p50_ms":d["latency_ms_p50"],"p95_ms":d["latency_ms_p95"]}), flush=True)' "$enc" "$store" "$mode"
+                eval_line "$bin" "$work/$store-$enc" "$mode" "$data/queries.jsonl" "$qrels" \
+                    "{\"enc\":\"$enc\",\"store\":\"$store\"}" "${flags[@]}"
             done
         done
     done

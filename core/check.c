@@ -1,6 +1,7 @@
 /* check.c - consistency check and repair of a store (LMDB records and index files). */
 #include "check_report.h"
 #include "coll_index.h"
+#include "crypt.h"
 #include "embedder.h"
 #include "lexical.h"
 #include "lockfile.h"
@@ -1283,6 +1284,14 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
     int rc = rag_store_open(dir, !repair, &k.st);
     if (rc != RAG_OK)
         return rc;
+    {
+        char *secret = NULL; /* an encrypted store's key: RAGCORE_STORE_KEY */
+        if ((rc = rag_crypt_secret(NULL, NULL, "RAGCORE_STORE_KEY", &secret)) == RAG_OK)
+            rc = rag_store_unlock(k.st, secret);
+        rag_crypt_secret_free(secret);
+        if (rc != RAG_OK)
+            goto cleanup;
+    }
     rag_check_stage(r, "tables 'meta' and 'collections'");
     if ((rc = rag_store_read(k.st, &k.txn)) != RAG_OK)
         goto cleanup;

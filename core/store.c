@@ -1099,6 +1099,15 @@ int rag_store_chunk_head(rag_txn *t, uint32_t coll, uint64_t id, const char **do
     return RAG_OK;
 }
 
+int rag_store_chunk_live(rag_txn *t, uint32_t coll, uint64_t id)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val key = {12, k}, v;
+    int rc = g_get(t->txn, t->st->dbi[DB_CHUNKS], &key, &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : mdb_status(t, rc, "read chunk");
+}
+
 void rag_chunk_rec_free(rag_chunk_rec *c)
 {
     if (!c)

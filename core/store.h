@@ -114,6 +114,9 @@ int rag_store_chunk_get(rag_txn *txn, uint32_t coll, uint64_t id, rag_chunk_rec 
 int rag_store_chunk_put(rag_txn *txn, uint32_t coll, const rag_chunk_rec *rec);
 int rag_store_chunk_del(rag_txn *txn, uint32_t coll, uint64_t id);
 void rag_chunk_rec_free(rag_chunk_rec *rec);
+/* 1 when chunk `id` exists, 0 when not, a negative status on failure; reads no record
+ * (an encrypted store opens nothing). */
+int rag_store_chunk_live(rag_txn *txn, uint32_t coll, uint64_t id);
 /* Reads only a chunk's identity without copying its text: the owning document id
  * (borrowed, NOT NUL-terminated: *doc_len bytes, valid until the transaction ends), its
  * normalised-text hash and flags. RAG_ENOTFOUND for a deleted chunk. */

@@ -152,6 +152,11 @@ results "$work/enc" "$key1" > "$work/r_enc"
 check "results were produced" sh -c "! grep -q 'search failed' '$work/r_plain' && test \$(grep -c : '$work/r_plain') -ge 6"
 check "encrypted results equal the plain store's (ids and scores, 3 modes)" cmp -s "$work/r_plain" "$work/r_enc"
 
+check "ragcore check (key in RAGCORE_STORE_KEY) finds the encrypted store consistent" \
+    sh -c "RAGCORE_STORE_KEY=\$(cat '$key1') '$bin/ragcore' check --db '$work/enc' >/dev/null"
+check "... and refuses it without the key" \
+    sh -c "! '$bin/ragcore' check --db '$work/enc' >/dev/null 2>&1"
+
 # Key rotation killed after its first batch, then finished by a read-write open.
 RAGCORE_TEST_REKEY_KILL=1 "$bin/ragcore" rekey --db "$work/enc" --key-file "$key1" \
     --new-key-file "$key2" >/dev/null 2>&1; rc=$?
