@@ -303,35 +303,38 @@ static int fsync_dir_of(const char *path)
 }
 
 /* Serialises the index in memory, seals it under the store's key (associated data
- * "vindex") and writes the sealed bytes to fp. A FAISS failure is returned positive (its
- * code), ragcore's own negative. */
+ * "vindex") and writes the sealed bytes to fp. RAG_ENOMEM, RAG_EFULL, RAG_EIO. */
 static int write_sealed(const rag_vindex *ix, FILE *fp, const rag_crypt *crypt)
 {
     char *mem = NULL;
     size_t n = 0;
     unsigned char *sealed = NULL;
+    int rc = RAG_OK;
     FILE *mf = open_memstream(&mem, &n);
     if (!mf)
         return rag_fail(RAG_ENOMEM, "out of memory serialising the index");
     int frc = faiss_write_index(ix->index, mf);
     if (fclose(mf) != 0 && frc == 0)
-        frc = rag_fail(RAG_ENOMEM, "out of memory serialising the index");
+        rc = rag_fail(RAG_ENOMEM, "out of memory serialising the index");
     if (frc != 0)
+        rc = faiss_status(frc, RAG_ENOMEM, "serialise index");
+    if (rc != RAG_OK)
         goto cleanup;
     if (!(sealed = malloc(n + RAG_CRYPT_OVERHEAD))) {
-        frc = rag_fail(RAG_ENOMEM, "out of memory sealing the index");
+        rc = rag_fail(RAG_ENOMEM, "out of memory sealing the index");
         goto cleanup;
     }
     rag_crypt_seal(crypt, "vindex", 6, NULL, 0, mem, n, sealed);
+    errno = 0;
     if (fwrite(sealed, 1, n + RAG_CRYPT_OVERHEAD, fp) != n + RAG_CRYPT_OVERHEAD)
-        frc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot write the index: %s",
-                       strerror(errno));
+        rc = rag_fail(errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
+                      "cannot write the index: %s", strerror(errno));
 cleanup:
     if (mem)
         rag_crypt_wipe(mem, n);
     free(mem);
     free(sealed);
-    return frc;
+    return rc;
 }
 
 int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered,
@@ -360,12 +363,16 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered,
         goto fail;
     }
     errno = 0;
-    int frc = crypt ? write_sealed(ix, fp, crypt) : faiss_write_index(ix->index, fp);
-    if (frc != 0) {
-        rc = frc < 0 ? frc
-                     : faiss_status(frc, errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
-                                    "write index");
-        goto fail;
+    if (crypt) {
+        if ((rc = write_sealed(ix, fp, crypt)) != RAG_OK)
+            goto fail;
+    } else {
+        int frc = faiss_write_index(ix->index, fp);
+        if (frc != 0) {
+            rc = faiss_status(frc, errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
+                              "write index");
+            goto fail;
+        }
     }
     if (fflush(fp) != 0) {
         rc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot write '%s': %s", tmp,
