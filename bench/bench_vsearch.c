@@ -132,13 +132,13 @@ int main(int argc, char **argv)
     rag_vindex *ix = NULL;
     uint64_t covered = 0;
     double t0 = now();
-    if (rag_vindex_load(index, spec, dim, ef, &ix, &covered) != RAG_OK) {
+    if (rag_vindex_load(index, spec, dim, ef, NULL, &ix, &covered) != RAG_OK) {
         fprintf(stderr, "bench_vsearch: %s\n", rag_errmsg());
         return 2;
     }
     double load_s = now() - t0;
     rag_vindex *ix2 = NULL;
-    if (vs && rag_vindex_load(vs, vs_spec, dim, ef, &ix2, &covered) != RAG_OK) {
+    if (vs && rag_vindex_load(vs, vs_spec, dim, ef, NULL, &ix2, &covered) != RAG_OK) {
         fprintf(stderr, "bench_vsearch: %s: %s\n", vs, rag_errmsg());
         return 2;
     }

@@ -7,6 +7,7 @@
 # usage: bench/search_ab.sh BUILD_A BUILD_B [ROUNDS]
 #   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0)
 set -euo pipefail
+. "$(dirname "$0")/eval_lib.sh"
 a=$1
 b=$2
 rounds=${3:-3}
@@ -38,12 +39,8 @@ for ((r = 1; r <= rounds; r++)); do
         for mode in dense lexical hybrid; do
             for build in "$a" "$b"; do
                 tag=$(echo "$build" | md5sum | cut -c1-8)
-                "$build/bin/ragcore" eval --db "$work/$tag-$store" --queries "$data/queries.jsonl" \
-                    --qrels "$qrels" --mode "$mode" -k 10 --json |
-                    python3 -c 'import json,sys
-d=json.load(sys.stdin); b,s,m=sys.argv[1:4]
-print(json.dumps({"build":b,"store":s,"mode":m,"ndcg10":d["ndcg@10"],
-                  "p50_ms":d["latency_ms_p50"],"p95_ms":d["latency_ms_p95"]}), flush=True)' "$build" "$store" "$mode"
+                eval_line "$build/bin/ragcore" "$work/$tag-$store" "$mode" "$data/queries.jsonl" \
+                    "$qrels" "{\"build\":\"$build\",\"store\":\"$store\"}"
             done
         done
     done

@@ -1,6 +1,7 @@
 /* check.c - consistency check and repair of a store (LMDB records and index files). */
 #include "check_report.h"
 #include "coll_index.h"
+#include "crypt.h"
 #include "embedder.h"
 #include "lexical.h"
 #include "lockfile.h"
@@ -449,7 +450,7 @@ static void check_index(ck *k)
     size_t nraw = 0;
     u64v ids = {0};
     float *buf = NULL;
-    int rc = rag_vindex_load(path, k->spec, k->dim, 0, &ix, &covered);
+    int rc = rag_vindex_load(path, k->spec, k->dim, 0, rag_store_crypt(k->st), &ix, &covered);
     if (rc != RAG_OK) {
         finding(k, RAG_CHECK_PROBLEM, CAT_INDEX, "index file cannot be used: %s", errtext(rc));
         rag_clear_error();
@@ -965,7 +966,7 @@ static int rebuild_index(ck *k, coll_plan *p)
     }
     if (rc != RAG_OK)
         goto cleanup;
-    if ((rc = rag_vindex_save(ix, path, next)) != RAG_OK)
+    if ((rc = rag_vindex_save(ix, path, next, rag_store_crypt(k->st))) != RAG_OK)
         goto cleanup;
     finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR, "rebuilt the index file from %zu stored vectors",
             rag_vindex_count(ix));
@@ -1283,6 +1284,14 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
     int rc = rag_store_open(dir, !repair, &k.st);
     if (rc != RAG_OK)
         return rc;
+    {
+        char *secret = NULL; /* an encrypted store's key: RAGCORE_STORE_KEY */
+        if ((rc = rag_crypt_secret(NULL, NULL, "RAGCORE_STORE_KEY", &secret)) == RAG_OK)
+            rc = rag_store_unlock(k.st, secret);
+        rag_crypt_secret_free(secret);
+        if (rc != RAG_OK)
+            goto cleanup;
+    }
     rag_check_stage(r, "tables 'meta' and 'collections'");
     if ((rc = rag_store_read(k.st, &k.txn)) != RAG_OK)
         goto cleanup;

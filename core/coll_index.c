@@ -236,7 +236,8 @@ int rag_coll_index_load(rag_db *db, rag_coll *c)
     uint64_t covered = 0, next = 0;
     rag_vindex *ix = NULL;
     rag_txn *txn = NULL;
-    int rc = rag_vindex_load(path, db->index_spec, db->dim, db->opts.hnsw_ef_search, &ix,
+    int rc = rag_vindex_load(path, db->index_spec, db->dim, db->opts.hnsw_ef_search,
+                             rag_store_crypt(db->st), &ix,
                              &covered);
     rag_vindex_identity want = coll_identity(db, c);
     if (rc == RAG_OK && (rag_vindex_identity_check(rag_vindex_get_identity(ix), &want, path) != 0 ||
@@ -340,7 +341,7 @@ int rag_coll_index_checkpoint(rag_db *db, rag_coll *c, int force_rebuild)
     char path[4096];
     rag_coll_index_path(db->dir, c->id, path, sizeof path);
     pthread_rwlock_rdlock(&c->lock);
-    rc = rag_vindex_save(c->ix, path, c->covered);
+    rc = rag_vindex_save(c->ix, path, c->covered, rag_store_crypt(db->st));
     pthread_rwlock_unlock(&c->lock);
     if (rc != RAG_OK)
         return rc;

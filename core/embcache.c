@@ -1,6 +1,7 @@
 /* embcache.c - the embedding cache in the store, and embedding texts through it (rag_embed). */
 #include "embcache.h"
 #include "bytes.h"
+#include "crypt.h"
 #include "db.h"
 #include "embedder.h"
 #include "lexical.h"
@@ -21,12 +22,17 @@ static uint64_t model_hash(const rag_db *db)
     return rag_hash_bytes(db->emb->name, strlen(db->emb->name));
 }
 
-/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text. */
-static void embcache_key(unsigned char key[RAG_EMBCACHE_KEY], uint64_t model, const char *text,
-                         size_t len)
+/* Embedding-cache key: the model's hash then a 128-bit hash of the exact input text, keyed
+ * (crypt.h) in an encrypted store so that a key does not confirm a guessed text. */
+static void embcache_key(const rag_crypt *cr, unsigned char key[RAG_EMBCACHE_KEY],
+                         uint64_t model, const char *text, size_t len)
 {
-    uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
     memcpy(key, &model, 8);
+    if (cr) {
+        rag_crypt_text_hash(cr, text, len, key + 8);
+        return;
+    }
+    uint64_t a = rag_hash_bytes(text, len), b = rag_hash_bytes2(text, len);
     memcpy(key + 8, &a, 8);
     memcpy(key + 16, &b, 8);
 }
@@ -65,7 +71,7 @@ void rag_embcache_batch_free(rag_embcache_batch *b)
 int rag_embcache_lookup(rag_embcache_batch *b, rag_txn *txn, size_t i, const char *text,
                         size_t len, size_t dim, float *out)
 {
-    embcache_key(b->keys[i], b->model, text, len);
+    embcache_key(rag_txn_crypt(txn), b->keys[i], b->model, text, len);
     if (embcache_read(txn, b->keys[i], dim, out)) {
         b->cached[i] = 1;
         b->hits++;
@@ -208,7 +214,7 @@ static int embed_documents_cached(rag_db *db, const char *const *texts, const si
         goto cleanup;
     for (size_t i = 0; i < n; i++) {
         unsigned char key[RAG_EMBCACHE_KEY];
-        embcache_key(key, model, texts[i], lens[i]);
+        embcache_key(rag_txn_crypt(txn), key, model, texts[i], lens[i]);
         if (embcache_read(txn, key, dim, out + i * dim))
             continue;
         mtexts[miss] = texts[i];
@@ -302,7 +308,7 @@ static int live_doc_visit(void *user, const rag_doc_rec *d)
             }
         }
         if (rc == RAG_OK)
-            embcache_key(l->keys[l->n++], l->model, t, tl);
+            embcache_key(rag_txn_crypt(l->txn), l->keys[l->n++], l->model, t, tl);
         free(buf);
         rag_chunk_rec_free(ch);
         l->rc = rc;

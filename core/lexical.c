@@ -17,6 +17,7 @@
  *                 idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
  * where N is the number of indexed chunks and avgdl their mean length. */
 #include "lexical.h"
+#include "crypt.h"
 
 #include "bytes.h"
 #include "status.h"
@@ -472,21 +473,27 @@ static int bag_fill(term_bag *b, const rag_analyzer *an, const char *text, size_
 
 /* ---- index maintenance ----------------------------------------------------------------- */
 
-static size_t posting_key(unsigned char *k, uint32_t coll, const char *term, size_t len,
-                          uint64_t chunk)
+/* Key of a term's statistics: the collection then the term, which an encrypted store
+ * replaces by its keyed hash (RAG_CRYPT_TERM_LEN hex digits) so that no term is stored. */
+static size_t df_key(rag_txn *txn, unsigned char *k, uint32_t coll, const char *term, size_t len)
 {
+    const rag_crypt *cr = rag_txn_crypt(txn);
     rag_put_be32(k, coll);
-    memcpy(k + 4, term, len);
-    k[4 + len] = 0;
-    rag_put_be64(k + 5 + len, chunk);
-    return 13 + len;
-}
-
-static size_t df_key(unsigned char *k, uint32_t coll, const char *term, size_t len)
-{
-    rag_put_be32(k, coll);
+    if (cr) {
+        rag_crypt_term(cr, term, len, (char *)k + 4);
+        return 4 + RAG_CRYPT_TERM_LEN;
+    }
     memcpy(k + 4, term, len);
     return 4 + len;
+}
+
+static size_t posting_key(rag_txn *txn, unsigned char *k, uint32_t coll, const char *term,
+                          size_t len, uint64_t chunk)
+{
+    size_t n = df_key(txn, k, coll, term, len);
+    k[n] = 0;
+    rag_put_be64(k + n + 1, chunk);
+    return n + 9;
 }
 
 static int get_u32(rag_txn *txn, const char *table, const unsigned char *k, size_t kl,
@@ -550,7 +557,7 @@ int rag_lexical_df(rag_txn *txn, uint32_t coll, const char *term, size_t len, ui
     *df = 0;
     if (len == 0 || len > RAG_LEX_MAX_TERM)
         return RAG_OK;
-    int rc = get_u32(txn, T_STATS, k, df_key(k, coll, term, len), df);
+    int rc = get_u32(txn, T_STATS, k, df_key(txn, k, coll, term, len), df);
     if (rc == RAG_ENOTFOUND) {
         *df = 0;
         return RAG_OK;
@@ -589,11 +596,11 @@ int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_
         const char *term = bag.pool + e->off;
         rag_put_be32(v, e->tf);
         rag_put_be32(v + 4, bag.total);
-        size_t kl = posting_key(k, coll, term, e->len, chunk_id);
+        size_t kl = posting_key(txn, k, coll, term, e->len, chunk_id);
         if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, kl, v, 8)) != RAG_OK)
             goto cleanup;
         uint32_t df = 0;
-        kl = df_key(k, coll, term, e->len);
+        kl = df_key(txn, k, coll, term, e->len);
         rc = get_u32(txn, T_STATS, k, kl, &df);
         if (rc != RAG_OK && rc != RAG_ENOTFOUND)
             goto cleanup;
@@ -649,7 +656,7 @@ int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint
         if (!e->len)
             continue;
         const char *term = bag.pool + e->off;
-        size_t kl = posting_key(k, coll, term, e->len, chunk_id);
+        size_t kl = posting_key(txn, k, coll, term, e->len, chunk_id);
         if ((rc = rag_store_kv_del(txn, T_POSTINGS, k, kl)) != RAG_OK) {
             if (rc == RAG_ENOTFOUND)
                 rc = rag_fail(RAG_ECORRUPT, "chunk %llu: no posting for term '%.*s'",
@@ -657,7 +664,7 @@ int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint
             goto cleanup;
         }
         uint32_t df = 0;
-        kl = df_key(k, coll, term, e->len);
+        kl = df_key(txn, k, coll, term, e->len);
         if ((rc = get_u32(txn, T_STATS, k, kl, &df)) != RAG_OK) {
             if (rc == RAG_ENOTFOUND)
                 rc = rag_fail(RAG_ECORRUPT, "no document frequency for term '%.*s'",
@@ -1215,7 +1222,7 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
             continue;
         double df = given ? given_df(given, bag.pool + e->off, e->len, dfs[i]) : dfs[i];
         s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
-        s.plen = df_key(prefix, coll, bag.pool + e->off, e->len);
+        s.plen = df_key(txn, prefix, coll, bag.pool + e->off, e->len);
         prefix[s.plen++] = 0;
         s.prefix = prefix;
         rc = rag_store_kv_scan(txn, T_POSTINGS, prefix, s.plen, accumulate, &s);

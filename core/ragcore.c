@@ -1,5 +1,6 @@
 /* ragcore.c - the public facade: options, opening and closing stores, collections, checkpoints. */
 #include "coll_index.h"
+#include "crypt.h"
 #include "db.h"
 #include "erase.h"
 #include "embedder.h"
@@ -491,6 +492,67 @@ static int resume_erasure(rag_db *db)
     return rc;
 }
 
+/* Applies the key from the options (store_key, else store_key_file) or the environment
+ * (RAGCORE_STORE_KEY) to the just opened store. */
+static int unlock_store(rag_store *st, const rag_open_options *o)
+{
+    char *secret = NULL;
+    int rc = rag_crypt_secret(o->store_key, o->store_key_file, "RAGCORE_STORE_KEY", &secret);
+    if (rc == RAG_OK)
+        rc = rag_store_unlock(st, secret);
+    rag_crypt_secret_free(secret);
+    return rc;
+}
+
+/* Finishes a key rotation: re-seals what an older generation still holds, rewrites every
+ * index file under the new generation, then drops the old one. The caller holds no
+ * transaction; db->write_lock is taken here. */
+static int rekey_finish(rag_db *db)
+{
+    long resealed = 0;
+    pthread_mutex_lock(&db->write_lock);
+    int rc = rag_store_rekey_records(db->st, 1000, &resealed);
+    for (size_t i = 0; i < db->ncolls && rc == RAG_OK; i++) {
+        rag_coll *c = db->colls[i];
+        if (c->dropped || !c->ix)
+            continue;
+        c->dirty = 1;
+        if ((rc = rag_coll_index_checkpoint(db, c, 0)) != RAG_OK)
+            rag_fail_prefix(rc, "rewriting the index of collection '%s'", c->name);
+    }
+    if (rc == RAG_OK)
+        rc = rag_store_rekey_finish(db->st);
+    pthread_mutex_unlock(&db->write_lock);
+    return rc;
+}
+
+int rag_rekey(rag_db *db, const char *new_key, const char *new_key_file)
+{
+    rag_clear_error();
+    if (!db)
+        return rag_fail(RAG_EINVAL, "rag_rekey: db is NULL");
+    if (db->opts.read_only)
+        return rag_fail(RAG_EREADONLY, "rag_rekey: store '%s' is open read-only", db->dir);
+    char *secret = NULL;
+    int rc = rag_crypt_secret(new_key, new_key_file, "RAGCORE_NEW_STORE_KEY", &secret);
+    if (rc == RAG_OK && !secret)
+        rc = rag_fail(RAG_EINVAL, "rag_rekey: no new key (new_key, new_key_file or "
+                      "RAGCORE_NEW_STORE_KEY)");
+    if (rc == RAG_OK && rag_store_rekey_pending(db->st))
+        rc = rekey_finish(db); /* an interrupted rotation first */
+    if (rc == RAG_OK) {
+        pthread_mutex_lock(&db->write_lock);
+        rc = rag_store_rekey_begin(db->st, secret);
+        pthread_mutex_unlock(&db->write_lock);
+    }
+    if (rc == RAG_OK)
+        rc = rekey_finish(db);
+    rag_crypt_secret_free(secret);
+    if (rc != RAG_OK)
+        rag_fail_prefix(rc, "rekey of store '%s'", db->dir);
+    return rc;
+}
+
 int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
 {
     rag_clear_error();
@@ -504,8 +566,10 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "rag_open: options.version is 0 (call rag_open_options_init)");
-        if (opts->version >= 4)
+        if (opts->version >= 5)
             o = *opts;
+        else if (opts->version == 4)
+            memcpy(&o, opts, offsetof(rag_open_options, store_key));
         else if (opts->version == 3)
             memcpy(&o, opts, offsetof(rag_open_options, file_mode));
         else if (opts->version == 2) /* built against an older header: a shorter struct */
@@ -575,7 +639,8 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     }
     if (!o.read_only && (rc = lock_store(db, dir, &created)) != RAG_OK)
         goto fail;
-    if ((rc = rag_store_open_mode(dir, o.read_only, o.file_mode, &db->st)) != RAG_OK)
+    if ((rc = rag_store_open_mode(dir, o.read_only, o.file_mode, &db->st)) != RAG_OK ||
+        (rc = unlock_store(db->st, &o)) != RAG_OK)
         goto fail;
     atomic_store(&db->seen_txn, rag_store_last_txn(db->st));
     if ((rc = open_identity(db, &o)) != RAG_OK || (rc = open_store_id(db)) != RAG_OK)
@@ -589,6 +654,8 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
     if ((rc = sync_collections(db)) != RAG_OK)
         goto fail;
     if (!o.read_only && (rc = resume_erasure(db)) != RAG_OK)
+        goto fail;
+    if (!o.read_only && rag_store_rekey_pending(db->st) && (rc = rekey_finish(db)) != RAG_OK)
         goto fail;
     if (o.gc_interval > 0 && !o.read_only) {
         if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {

@@ -225,6 +225,12 @@ static int chunk_allowed(void *user, uint64_t id)
     plan *p = user;
     if (p->kind == PLAN_SET)
         return id_set_has(&p->set, id);
+    if (p->kind == PLAN_ALL) { /* liveness only: no record to read (or decrypt) */
+        int live = rag_store_chunk_live(p->txn, p->coll->id, id);
+        if (live < 0 && p->rc == RAG_OK)
+            p->rc = live;
+        return live == 1;
+    }
     const char *doc;
     size_t dl;
     int rc = rag_store_chunk_head(p->txn, p->coll->id, id, &doc, &dl, NULL, NULL);
@@ -233,8 +239,6 @@ static int chunk_allowed(void *user, uint64_t id)
             p->rc = rc;
         return 0;
     }
-    if (p->kind == PLAN_ALL)
-        return 1;
     uint64_t key = XXH3_64bits(doc, dl) | 1;
     int v;
     if (verdict_lookup(&p->cache, key, &v))

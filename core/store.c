@@ -1,6 +1,7 @@
 /* store.c - LMDB-backed store of collections, documents, chunks, vectors and aux tables. */
 #include "store.h"
 #include "bytes.h"
+#include "crypt.h"
 #include "pagewalk.h"
 #include "status.h"
 
@@ -32,6 +33,13 @@ static const char *const kv_tables[] = {"keys", "querylog", "embcache", "sources
 static const char *const kv_library_prefixes[] = {"embcache", "lex_", "dedup_"};
 /* Other application tables are opened on first use, up to this many per store. */
 #define N_APP 16
+/* Tables whose values an encrypted store keeps in plaintext: the BM25 postings, lengths
+ * and document frequencies (numbers under keyed term hashes; sealing them would cost a
+ * decryption per posting on every lexical search) and the embedding cache's eviction
+ * order (keyed hashes). */
+static const char *const kv_plain_tables[] = {"lex_postings", "lex_chunks", "lex_stats",
+                                              "embcache_fifo"};
+#define MAX_DBI 64 /* above every handle the environment hands out (maxdbs + 2) */
 
 enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };
 static const char *const core_db_names[N_CORE_DB] = {"meta", "collections", "docs", "chunks",
@@ -52,7 +60,18 @@ struct rag_store {
     pthread_rwlock_t resize_lock; /* readers/writers hold it shared; a resize holds it alone */
     pthread_mutex_t write_lock;   /* one write transaction at a time in this process */
     char *dir;                    /* the store directory (reopening the environment) */
+    /* encryption at rest: `encrypted` when the store has a key header (meta "crypt");
+     * `crypt` once unlocked. enc_name[dbi] names each table whose values are sealed. */
+    int encrypted;
+    rag_crypt *crypt;
+    const char *enc_name[MAX_DBI];
 };
+
+/* Values opened from sealed records, kept until their transaction ends. */
+typedef struct arena_blk {
+    struct arena_blk *next;
+    unsigned char data[];
+} arena_blk;
 
 struct rag_txn {
     rag_store *st;
@@ -61,6 +80,11 @@ struct rag_txn {
     int map_full;                 /* a put hit MDB_MAP_FULL: rag_store_write grows and retries */
     float *scratch;               /* aligned copy buffer for vector scans */
     int scratch_dim;
+    unsigned char *seal;          /* sealed copy of the value being written */
+    size_t seal_cap;
+    unsigned char *cur;           /* opened value of the cursor's current record */
+    size_t cur_cap;
+    arena_blk *arena;             /* opened values of gets (borrowed until the end) */
 };
 
 /* ---- reading a damaged file without faulting ------------------------------------------ */
@@ -387,6 +411,20 @@ int rag_store_open_mode(const char *dir, int read_only, unsigned mode, rag_store
             goto fail;
         }
     }
+    {
+        MDB_val hk = {5, "crypt"}, hv;
+        st->encrypted = g_get(txn, st->dbi[DB_META], &hk, &hv) == 0;
+    }
+    static const int sealed_core[] = {DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS};
+    for (size_t i = 0; i < sizeof sealed_core / sizeof sealed_core[0]; i++)
+        st->enc_name[st->dbi[sealed_core[i]]] = core_db_names[sealed_core[i]];
+    for (size_t i = 0; i < N_KV; i++) {
+        int plain = st->kv[i] == (MDB_dbi)-1;
+        for (size_t j = 0; j < sizeof kv_plain_tables / sizeof kv_plain_tables[0]; j++)
+            plain |= strcmp(kv_tables[i], kv_plain_tables[j]) == 0;
+        if (!plain)
+            st->enc_name[st->kv[i]] = kv_tables[i];
+    }
     if ((rc = mdb_txn_commit(txn)) != 0) {
         txn = NULL;
         rc = mdb_status(NULL, rc, "commit table creation");
@@ -412,6 +450,7 @@ void rag_store_close(rag_store *st)
     if (!st)
         return;
     mdb_env_close(st->env);
+    rag_crypt_free(st->crypt);
     pthread_rwlock_destroy(&st->resize_lock);
     pthread_mutex_destroy(&st->write_lock);
     pthread_mutex_destroy(&st->app_lock);
@@ -481,6 +520,12 @@ void rag_txn_end(rag_txn *txn)
         mdb_txn_abort(txn->txn);
     pthread_rwlock_unlock(&txn->st->resize_lock);
     free(txn->scratch);
+    free(txn->seal);
+    free(txn->cur);
+    for (arena_blk *b = txn->arena, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(txn);
 }
 
@@ -528,18 +573,93 @@ int rag_store_write(rag_store *st, rag_write_fn fn, void *user)
 
 /* ---- generic put/get/del ------------------------------------------------------------ */
 
+/* The table name of dbi when its values are sealed, else NULL. Can't fail. */
+static const char *sealed_table(const rag_store *st, MDB_dbi dbi)
+{
+    return st->encrypted && dbi < MAX_DBI ? st->enc_name[dbi] : NULL;
+}
+
+static int no_key(const rag_store *st)
+{
+    return rag_fail(RAG_EKEY, "store '%s' is encrypted and was opened without its key "
+                    "(give it with the open option store_key or store_key_file, --key-file, "
+                    "or RAGCORE_STORE_KEY)", st->dir);
+}
+
+/* Grows *b to at least n bytes. */
+static int grow(unsigned char **b, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return RAG_OK;
+    unsigned char *q = rag_realloc(*b, n);
+    if (!q)
+        return RAG_ENOMEM;
+    *b = q;
+    *cap = n;
+    return RAG_OK;
+}
+
+/* Opens the sealed value *v of `key` in table `name` into dst (v->mv_size bytes at
+ * least) and points *v at it. */
+static int unseal_into(rag_txn *t, const char *name, const MDB_val *key, MDB_val *v,
+                       unsigned char *dst)
+{
+    if (!t->st->crypt)
+        return no_key(t->st);
+    int rc = rag_crypt_unseal(t->st->crypt, name, strlen(name), key->mv_data, key->mv_size,
+                              v->mv_data, v->mv_size, dst);
+    if (rc != RAG_OK)
+        return rag_fail_prefix(rc, "store '%s', table '%s'", t->st->dir, name);
+    v->mv_size -= RAG_CRYPT_OVERHEAD;
+    v->mv_data = dst;
+    return RAG_OK;
+}
+
+/* A cursor read of dbi: opens a sealed value into the transaction's cursor buffer, valid
+ * until the next cursor read. */
+static int cur_open(rag_txn *t, MDB_dbi dbi, const MDB_val *key, MDB_val *v)
+{
+    const char *name = sealed_table(t->st, dbi);
+    if (!name)
+        return RAG_OK;
+    if (grow(&t->cur, &t->cur_cap, v->mv_size + 1) != RAG_OK)
+        return RAG_ENOMEM;
+    return unseal_into(t, name, key, v, t->cur);
+}
+
 static int put(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl,
                const char *what)
 {
     MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    const char *name = sealed_table(t->st, dbi);
+    if (name) {
+        if (!t->st->crypt)
+            return no_key(t->st);
+        if (grow(&t->seal, &t->seal_cap, vl + RAG_CRYPT_OVERHEAD) != RAG_OK)
+            return RAG_ENOMEM;
+        rag_crypt_seal(t->st->crypt, name, strlen(name), k, kl, v, vl, t->seal);
+        val = (MDB_val){vl + RAG_CRYPT_OVERHEAD, t->seal};
+    }
     return mdb_status(t, mdb_put(t->txn, dbi, &key, &val, 0), what);
 }
 
+/* Reads the value of key k: a sealed one is opened into the transaction's arena, so that
+ * like LMDB's own values it stays valid until the transaction ends. */
 static int get(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *val)
 {
     MDB_val key = {kl, (void *)k};
     int rc = g_get(t->txn, dbi, &key, val);
-    return rc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(t, rc, "read");
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? RAG_ENOTFOUND : mdb_status(t, rc, "read");
+    const char *name = sealed_table(t->st, dbi);
+    if (!name)
+        return RAG_OK;
+    arena_blk *b = rag_malloc(sizeof *b + val->mv_size + 1);
+    if (!b)
+        return RAG_ENOMEM;
+    b->next = t->arena;
+    t->arena = b;
+    return unseal_into(t, name, &key, val, b->data);
 }
 
 static int del(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const char *what)
@@ -849,7 +969,8 @@ int rag_store_doc_scan_after(rag_txn *t, uint32_t coll, const char *after,
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0) {
         rag_doc_rec *d = NULL;
-        if ((rc = rag_store_doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
+        if ((rc = cur_open(t, t->st->dbi[DB_DOCS], &k, &v)) != RAG_OK ||
+            (rc = rag_store_doc_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &d)) != RAG_OK)
             break;
         rc = visit(user, d);
         rag_doc_rec_free(d);
@@ -978,6 +1099,15 @@ int rag_store_chunk_head(rag_txn *t, uint32_t coll, uint64_t id, const char **do
     return RAG_OK;
 }
 
+int rag_store_chunk_live(rag_txn *t, uint32_t coll, uint64_t id)
+{
+    unsigned char k[12];
+    coll_id_key(k, coll, id);
+    MDB_val key = {12, k}, v;
+    int rc = g_get(t->txn, t->st->dbi[DB_CHUNKS], &key, &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : mdb_status(t, rc, "read chunk");
+}
+
 void rag_chunk_rec_free(rag_chunk_rec *c)
 {
     if (!c)
@@ -1032,6 +1162,8 @@ int rag_store_vec_scan(rag_txn *t, uint32_t coll, uint64_t from, rag_vec_visit_f
     int mrc = g_cget(c, &k, &v, MDB_SET_RANGE);
     rc = RAG_OK;
     while (mrc == 0 && k.mv_size == 12 && rag_get_be32(k.mv_data) == coll) {
+        if ((rc = cur_open(t, t->st->dbi[DB_VECS], &k, &v)) != RAG_OK)
+            break;
         int dim = (int)(v.mv_size / sizeof(float));
         if (dim > t->scratch_dim) {
             float *s = rag_realloc(t->scratch, (size_t)dim * sizeof(float));
@@ -1229,6 +1361,8 @@ int rag_store_kv_open(rag_store *st, const char *table, int create)
                RAG_OK) {
         snprintf(st->app_name[n], sizeof st->app_name[n], "%s", table);
         st->app_dbi[n] = a.dbi;
+        if (a.dbi < MAX_DBI)
+            st->enc_name[a.dbi] = st->app_name[n];
         atomic_store_explicit(&st->n_app, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&st->app_lock);
@@ -1292,7 +1426,8 @@ int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t s
                             : g_cget(c, &k, &v, MDB_FIRST);
     rc = RAG_OK;
     while (mrc == 0) {
-        if ((rc = visit(user, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+        if ((rc = cur_open(t, dbi, &k, &v)) != RAG_OK ||
+            (rc = visit(user, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
             break;
         mrc = g_cget(c, &k, &v, MDB_NEXT);
     }
@@ -1882,4 +2017,197 @@ cleanup:
     if (stats)
         *stats = s;
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "scrub of '%s'", path);
+}
+
+/* ---- encryption at rest (the keys and the sealing are crypt.c's) ---------------------- */
+
+const rag_crypt *rag_store_crypt(const rag_store *st)
+{
+    return st ? st->crypt : NULL;
+}
+
+const rag_crypt *rag_txn_crypt(const rag_txn *txn)
+{
+    return txn->st->crypt;
+}
+
+int rag_store_encrypted(const rag_store *st)
+{
+    return st->encrypted;
+}
+
+/* Writes the header of st->crypt (meta "crypt"). */
+static int header_put(rag_txn *t)
+{
+    unsigned char *h = NULL;
+    size_t len = 0;
+    int rc = rag_crypt_header(t->st->crypt, &h, &len);
+    if (rc == RAG_OK)
+        rc = put(t, t->st->dbi[DB_META], "crypt", 5, h, len, "write the encryption header");
+    free(h);
+    return rc;
+}
+
+static int header_put_fn(rag_txn *t, void *user)
+{
+    (void)user;
+    return header_put(t);
+}
+
+int rag_store_unlock(rag_store *st, const char *secret)
+{
+    rag_txn *t = NULL;
+    MDB_val hv, sv;
+    int rc = rag_store_read(st, &t);
+    if (rc != RAG_OK)
+        return rc;
+    int have = get(t, st->dbi[DB_META], "crypt", 5, &hv);
+    int fresh = get(t, st->dbi[DB_META], "schema_version", 14, &sv) == RAG_ENOTFOUND;
+    rag_clear_error();
+    int create = 0;
+    if (have == RAG_OK) {
+        st->encrypted = 1;
+        rc = secret ? rag_crypt_open(secret, hv.mv_data, hv.mv_size, st->dir, &st->crypt)
+                    : no_key(st);
+    } else if (have != RAG_ENOTFOUND) {
+        rc = have;
+    } else if (!secret || (fresh && st->read_only)) {
+        rc = RAG_OK; /* a plain store (a missing read-only one fails later, by name) */
+    } else if (!fresh) {
+        rc = rag_fail(RAG_EKEY, "store '%s' is not encrypted, but a key was given (a store is "
+                      "encrypted when it is created; copy a plain one into a new encrypted "
+                      "store to encrypt it)", st->dir);
+    } else {
+        create = 1;
+    }
+    rag_txn_end(t);
+    if (!create)
+        return rc;
+    if ((rc = rag_crypt_create(secret, &st->crypt)) != RAG_OK)
+        return rc;
+    st->encrypted = 1;
+    if ((rc = rag_store_write(st, header_put_fn, NULL)) != RAG_OK) {
+        rag_crypt_free(st->crypt);
+        st->crypt = NULL;
+        st->encrypted = 0;
+    }
+    return rc;
+}
+
+int rag_store_rekey_pending(const rag_store *st)
+{
+    return st->crypt && rag_crypt_generations(st->crypt) > 1;
+}
+
+static int rotate_fn(rag_txn *t, void *user)
+{
+    int rc = RAG_OK;
+    if (rag_crypt_generations(t->st->crypt) == 1) /* not on a retry */
+        rc = rag_crypt_rotate(t->st->crypt, user);
+    return rc == RAG_OK ? header_put(t) : rc;
+}
+
+int rag_store_rekey_begin(rag_store *st, const char *new_secret)
+{
+    if (!st->crypt)
+        return st->encrypted ? no_key(st)
+                             : rag_fail(RAG_EINVAL, "store '%s' is not encrypted", st->dir);
+    if (rag_store_rekey_pending(st))
+        return rag_fail(RAG_EBUSY, "store '%s': a key rotation is unfinished", st->dir);
+    return rag_store_write(st, rotate_fn, (void *)new_secret);
+}
+
+/* One bounded step of a rotation over one table: from `start`, re-seals at most `batch`
+ * records of an older generation under the current one. */
+typedef struct reseal_step {
+    MDB_dbi dbi;
+    const char *name;
+    unsigned char start[512], next[512];
+    size_t slen, nlen;
+    long batch, resealed;
+    int at_end;
+} reseal_step;
+
+static int reseal_fn(rag_txn *t, void *user)
+{
+    reseal_step *r = user;
+    MDB_cursor *c = NULL;
+    unsigned cur = rag_crypt_current(t->st->crypt);
+    int mrc = mdb_cursor_open(t->txn, r->dbi, &c);
+    if (mrc != 0)
+        return mdb_status(t, mrc, "open cursor");
+    MDB_val k = {r->slen, r->start}, v;
+    mrc = r->slen ? g_cget(c, &k, &v, MDB_SET_RANGE) : g_cget(c, &k, &v, MDB_FIRST);
+    long n = 0, seen = 0;
+    int rc = RAG_OK;
+    r->resealed = 0;
+    r->nlen = r->slen;
+    memcpy(r->next, r->start, r->slen);
+    while (mrc == 0 && n < r->batch && seen < 16 * r->batch) {
+        seen++;
+        if (rag_crypt_record_gen(v.mv_data, v.mv_size) != cur) {
+            if ((rc = cur_open(t, r->dbi, &k, &v)) != RAG_OK ||
+                (rc = grow(&t->seal, &t->seal_cap, v.mv_size + RAG_CRYPT_OVERHEAD)) != RAG_OK)
+                break;
+            rag_crypt_seal(t->st->crypt, r->name, strlen(r->name), k.mv_data, k.mv_size,
+                           v.mv_data, v.mv_size, t->seal);
+            MDB_val nv = {v.mv_size + RAG_CRYPT_OVERHEAD, t->seal};
+            if ((mrc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
+                break;
+            n++;
+        }
+        r->nlen = k.mv_size < sizeof r->next ? k.mv_size : sizeof r->next;
+        memcpy(r->next, k.mv_data, r->nlen);
+        mrc = g_cget(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "re-seal records");
+    r->at_end = rc == RAG_OK && mrc == MDB_NOTFOUND;
+    r->resealed = n;
+    return rc;
+}
+
+int rag_store_rekey_records(rag_store *st, long batch, long *resealed)
+{
+    const char *kill_env = getenv("RAGCORE_TEST_REKEY_KILL"); /* tests: die after N batches */
+    long kill_after = kill_env ? atol(kill_env) : 0, batches = 0;
+    *resealed = 0;
+    if (!rag_store_rekey_pending(st))
+        return RAG_OK;
+    reseal_step *r = rag_calloc(1, sizeof *r);
+    if (!r)
+        return RAG_ENOMEM;
+    int rc = RAG_OK;
+    for (MDB_dbi dbi = 0; dbi < MAX_DBI && rc == RAG_OK; dbi++) {
+        if (!st->enc_name[dbi])
+            continue;
+        memset(r, 0, sizeof *r);
+        r->dbi = dbi;
+        r->name = st->enc_name[dbi];
+        r->batch = batch > 0 ? batch : 1000;
+        while (rc == RAG_OK && !r->at_end) {
+            if ((rc = rag_store_write(st, reseal_fn, r)) != RAG_OK)
+                break;
+            *resealed += r->resealed;
+            memcpy(r->start, r->next, r->nlen);
+            r->slen = r->nlen;
+            if (r->resealed && kill_after > 0 && ++batches >= kill_after)
+                raise(SIGKILL);
+        }
+    }
+    free(r);
+    return rc;
+}
+
+static int rotate_done_fn(rag_txn *t, void *user)
+{
+    (void)user;
+    rag_crypt_rotate_done(t->st->crypt);
+    return header_put(t);
+}
+
+int rag_store_rekey_finish(rag_store *st)
+{
+    return rag_store_rekey_pending(st) ? rag_store_write(st, rotate_done_fn, NULL) : RAG_OK;
 }

@@ -114,6 +114,9 @@ int rag_store_chunk_get(rag_txn *txn, uint32_t coll, uint64_t id, rag_chunk_rec 
 int rag_store_chunk_put(rag_txn *txn, uint32_t coll, const rag_chunk_rec *rec);
 int rag_store_chunk_del(rag_txn *txn, uint32_t coll, uint64_t id);
 void rag_chunk_rec_free(rag_chunk_rec *rec);
+/* 1 when chunk `id` exists, 0 when not, a negative status on failure; reads no record
+ * (an encrypted store opens nothing). */
+int rag_store_chunk_live(rag_txn *txn, uint32_t coll, uint64_t id);
 /* Reads only a chunk's identity without copying its text: the owning document id
  * (borrowed, NOT NUL-terminated: *doc_len bytes, valid until the transaction ends), its
  * normalised-text hash and flags. RAG_ENOTFOUND for a deleted chunk. */
@@ -257,3 +260,39 @@ int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_
  * table opened with rag_store_kv_open). RAG_EINVAL for another name. */
 int rag_store_raw_put(rag_txn *t, const char *table, const void *key, size_t klen,
                       const void *val, size_t vlen);
+
+/* ---- encryption at rest (crypt.c seals; the store decides what) ------------------------- */
+/*
+ * An encrypted store has a key header (meta "crypt") and seals the values of the tables
+ * that carry content: collections, documents, chunks, vectors and every aux table except
+ * the BM25 statistics ("lex_*": numbers under keyed term hashes) and "embcache_fifo".
+ * Keys stay plaintext (ordered listing needs them). Gets open a sealed value into memory
+ * the transaction owns (valid until it ends, like LMDB's); scans into a buffer valid for
+ * the callback. Reading or writing a sealed table of a store opened without its key is
+ * RAG_EKEY.
+ */
+typedef struct rag_crypt rag_crypt;
+
+/* Applies the user's key `secret` (NULL: none) to an open store: opens the header of an
+ * encrypted store, creates one for a new store (no schema yet) when a key is given.
+ * RAG_EKEY: an encrypted store without a key or with the wrong one, a plain existing
+ * store with a key. Call it once, right after rag_store_open*. */
+int rag_store_unlock(rag_store *st, const char *secret);
+/* The store's keys (NULL: plain or not unlocked), borrowed for the store's life. */
+const rag_crypt *rag_store_crypt(const rag_store *st);
+const rag_crypt *rag_txn_crypt(const rag_txn *txn);
+/* 1 when the store has a key header. Can't fail. */
+int rag_store_encrypted(const rag_store *st);
+
+/* Key rotation, in three steps so that a kill between any two leaves a store that opens
+ * with the new key: begin writes a header holding the old and a new data key, both
+ * wrapped under `new_secret` (from then on the old key is refused); records re-seals every
+ * record of an older generation in transactions of at most `batch` records (0: 1,000),
+ * *resealed counting them; finish drops the old generation (call it after the index files
+ * are rewritten). RAG_EBUSY from begin while a rotation is pending (finish that first:
+ * records, then finish). RAGCORE_TEST_REKEY_KILL=N kills the process after N batches. */
+int rag_store_rekey_begin(rag_store *st, const char *new_secret);
+int rag_store_rekey_records(rag_store *st, long batch, long *resealed);
+int rag_store_rekey_finish(rag_store *st);
+/* 1 while a rotation is unfinished (the header holds two generations). Can't fail. */
+int rag_store_rekey_pending(const rag_store *st);

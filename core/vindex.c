@@ -1,5 +1,6 @@
 /* vindex.c - FAISS-backed vector index per collection, with checksummed atomic files. */
 #include "vindex.h"
+#include "crypt.h"
 #include "hugepages.h"
 #include "status.h"
 
@@ -22,6 +23,7 @@
 #include <faiss/c_api/utils/distances_c.h>
 
 #define VINDEX_MAGIC "RAGVIDX1"
+#define VINDEX_SEALED 3 /* header version of a file whose payload is sealed (crypt.h) */
 #define VINDEX_HEADER 256
 #define SPEC_MAX 96
 /* Mappings smaller than this are left on small pages. */
@@ -300,7 +302,43 @@ static int fsync_dir_of(const char *path)
     return RAG_OK;
 }
 
-int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
+/* Serialises the index in memory, seals it under the store's key (associated data
+ * "vindex") and writes the sealed bytes to fp. RAG_ENOMEM, RAG_EFULL, RAG_EIO. */
+static int write_sealed(const rag_vindex *ix, FILE *fp, const rag_crypt *crypt)
+{
+    char *mem = NULL;
+    size_t n = 0;
+    unsigned char *sealed = NULL;
+    int rc = RAG_OK;
+    FILE *mf = open_memstream(&mem, &n);
+    if (!mf)
+        return rag_fail(RAG_ENOMEM, "out of memory serialising the index");
+    int frc = faiss_write_index(ix->index, mf);
+    if (fclose(mf) != 0 && frc == 0)
+        rc = rag_fail(RAG_ENOMEM, "out of memory serialising the index");
+    if (frc != 0)
+        rc = faiss_status(frc, RAG_ENOMEM, "serialise index");
+    if (rc != RAG_OK)
+        goto cleanup;
+    if (!(sealed = malloc(n + RAG_CRYPT_OVERHEAD))) {
+        rc = rag_fail(RAG_ENOMEM, "out of memory sealing the index");
+        goto cleanup;
+    }
+    rag_crypt_seal(crypt, "vindex", 6, NULL, 0, mem, n, sealed);
+    errno = 0;
+    if (fwrite(sealed, 1, n + RAG_CRYPT_OVERHEAD, fp) != n + RAG_CRYPT_OVERHEAD)
+        rc = rag_fail(errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
+                      "cannot write the index: %s", strerror(errno));
+cleanup:
+    if (mem)
+        rag_crypt_wipe(mem, n);
+    free(mem);
+    free(sealed);
+    return rc;
+}
+
+int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered,
+                    const rag_crypt *crypt)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -325,11 +363,16 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
         goto fail;
     }
     errno = 0;
-    int frc = faiss_write_index(ix->index, fp);
-    if (frc != 0) {
-        rc = faiss_status(frc, errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
-                          "write index");
-        goto fail;
+    if (crypt) {
+        if ((rc = write_sealed(ix, fp, crypt)) != RAG_OK)
+            goto fail;
+    } else {
+        int frc = faiss_write_index(ix->index, fp);
+        if (frc != 0) {
+            rc = faiss_status(frc, errno == ENOSPC || errno == EDQUOT ? RAG_EFULL : RAG_EIO,
+                              "write index");
+            goto fail;
+        }
     }
     if (fflush(fp) != 0) {
         rc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot write '%s': %s", tmp,
@@ -338,7 +381,7 @@ int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered)
     }
     long end = ftell(fp);
     memcpy(h.magic, VINDEX_MAGIC, 8);
-    h.version = 2;
+    h.version = crypt ? VINDEX_SEALED : 2;
     h.coll_id = ix->id.coll;
     memcpy(h.store_id, ix->id.store, sizeof h.store_id);
     h.dim = (uint32_t)ix->dim;
@@ -374,10 +417,12 @@ fail:
 }
 
 int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
-                    rag_vindex **out, uint64_t *covered)
+                    const rag_crypt *crypt, rag_vindex **out, uint64_t *covered)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
+    FILE *fp = fopen(path, "rb"), *mf = NULL;
+    unsigned char *sealed = NULL, *plain = NULL;
+    size_t plain_len = 0;
     FaissIndex *index = NULL;
     rag_hugepage_mark *mark = NULL; /* the mappings before the read */
     int rc;
@@ -398,7 +443,7 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
         h.coll_id = 0;
         memset(h.store_id, 0, sizeof h.store_id);
     }
-    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version < 1 || h.version > 2) {
+    if (memcmp(h.magic, VINDEX_MAGIC, 8) != 0 || h.version < 1 || h.version > VINDEX_SEALED) {
         rc = rag_fail(RAG_ECORRUPT, "'%s' is not a ragcore index file", path);
         goto cleanup;
     }
@@ -416,9 +461,38 @@ int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
         rc = rag_fail(RAG_ECORRUPT, "index file '%s' fails its checksum", path);
         goto cleanup;
     }
+    if ((h.version == VINDEX_SEALED) != (crypt != NULL)) {
+        /* an index of the store before it was encrypted or the other way round */
+        rc = rag_fail(RAG_ECORRUPT, "index file '%s' is %s, the store %s", path,
+                      crypt ? "not encrypted" : "encrypted", crypt ? "is" : "is not unlocked");
+        goto cleanup;
+    }
     fseek(fp, VINDEX_HEADER, SEEK_SET);
+    FILE *src = fp;
+    if (crypt) {
+        if (h.payload_len < RAG_CRYPT_OVERHEAD || h.payload_len > SIZE_MAX / 2 ||
+            !(sealed = malloc(h.payload_len)) ||
+            !(plain = malloc((plain_len = h.payload_len - RAG_CRYPT_OVERHEAD) + 1))) {
+            rc = rag_fail(RAG_ENOMEM, "out of memory reading index file '%s'", path);
+            goto cleanup;
+        }
+        if (fread(sealed, 1, h.payload_len, fp) != h.payload_len) {
+            rc = rag_fail(RAG_ECORRUPT, "index file '%s' is truncated", path);
+            goto cleanup;
+        }
+        if ((rc = rag_crypt_unseal(crypt, "vindex", 6, NULL, 0, sealed, h.payload_len,
+                                   plain)) != RAG_OK) {
+            rag_fail_prefix(rc, "index file '%s'", path);
+            goto cleanup;
+        }
+        if (!(mf = fmemopen(plain, plain_len, "rb"))) {
+            rc = rag_fail(RAG_ENOMEM, "out of memory reading index file '%s'", path);
+            goto cleanup;
+        }
+        src = mf;
+    }
     mark = rag_hugepage_mark_take();
-    int frc = faiss_read_index(fp, 0, &index);
+    int frc = faiss_read_index(src, 0, &index);
     if (frc != 0) {
         rc = faiss_status(frc, RAG_ECORRUPT, "read index");
         goto cleanup;
@@ -453,6 +527,12 @@ cleanup:
         faiss_Index_free(index);
     rag_hugepage_mark_free(mark);
     fclose(fp);
+    if (mf)
+        fclose(mf);
+    if (plain)
+        rag_crypt_wipe(plain, plain_len);
+    free(plain);
+    free(sealed);
     return rc;
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct rag_crypt rag_crypt;
+
 typedef struct rag_vindex rag_vindex;
 
 /* Creates an empty index of dimension `dim` from a FAISS factory description such as
@@ -47,14 +49,17 @@ const char *rag_vindex_spec(const rag_vindex *ix);
 
 /* Writes the index to `path` atomically (temporary file, fsync, rename, fsync of the
  * directory) with a header recording `covered` (every vector with an id below it is in
- * the file) and a checksum of the FAISS payload. */
-int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered);
+ * the file) and a checksum of the FAISS payload. With `crypt` (an encrypted store) the
+ * payload is sealed under the store's current key generation. */
+int rag_vindex_save(const rag_vindex *ix, const char *path, uint64_t covered,
+                    const rag_crypt *crypt);
 
 /* Loads an index file written by rag_vindex_save. RAG_ENOTFOUND when the file does not
  * exist; RAG_ECORRUPT (with the reason) when it is damaged or was written for another
- * dimension or spec. *covered receives the recorded position. */
+ * dimension or spec, or when it is sealed and `crypt` (the store's keys, NULL for a plain
+ * store) does not open it. *covered receives the recorded position. */
 int rag_vindex_load(const char *path, const char *spec, int dim, int ef_search,
-                    rag_vindex **out, uint64_t *covered);
+                    const rag_crypt *crypt, rag_vindex **out, uint64_t *covered);
 
 /* Whose index a file is: the collection id and the store's random identity (meta
  * "store_id"), recorded in the header of every file written, so that a file copied from

@@ -83,7 +83,8 @@ RAG_API int rag_version_number(void);
     X(RAG_EENCODING, -15, "invalid text encoding")                             \
     X(RAG_EBUSY, -16, "store is in use by another writer")                     \
     X(RAG_ECANCELED, -17, "cancelled by the caller")                           \
-    X(RAG_ESEQUENCE, -18, "log batch out of sequence")
+    X(RAG_ESEQUENCE, -18, "log batch out of sequence")                        \
+    X(RAG_EKEY, -19, "missing or wrong store encryption key")
 
 enum rag_status {
 #define RAG_STATUS_ENUM_(name, value, text) name = value,
@@ -128,7 +129,7 @@ typedef struct rag_embedder_def {
 /* ------------------------------------------------------------------------------------ */
 /* Opening a store.                                                                      */
 
-#define RAG_OPEN_OPTIONS_VERSION 4
+#define RAG_OPEN_OPTIONS_VERSION 5
 
 typedef struct rag_open_options {
     unsigned version;           /* RAG_OPEN_OPTIONS_VERSION */
@@ -191,6 +192,19 @@ typedef struct rag_open_options {
      * Directories get the same with execute bits where there are read bits (0600 ->
      * 0700, 0640 -> 0750). The process umask still applies; existing files keep theirs. */
     unsigned file_mode;
+    /* Since version 5. ENCRYPTION AT REST. The store's key: exactly 64 hex digits (a
+     * 32-byte key, used as is) or any other text (a passphrase, stretched with Argon2id;
+     * its salt is kept in the store). When neither this nor store_key_file is set, the
+     * environment variable RAGCORE_STORE_KEY is used when present. A NEW store opened with
+     * a key is created encrypted (libsodium's XChaCha20-Poly1305 on every record that
+     * carries content, keyed hashes for BM25 terms and embedding-cache keys, sealed index
+     * files; docs/privacy.md says what stays visible). An encrypted store opened without
+     * its key, or with another key, fails with RAG_EKEY; so does a plain existing store
+     * opened with a key. Copied by rag_open; never stored. */
+    const char *store_key;
+    /* Since version 5. A file holding the key (trailing newlines ignored); used when
+     * store_key is NULL. */
+    const char *store_key_file;
 } rag_open_options;
 
 /* Fills `opts` with defaults. Can't fail. */
@@ -212,7 +226,9 @@ typedef struct rag_db rag_db;
  * signal to the handler installed before): a read that meets a damaged page then fails
  * with RAG_ECORRUPT instead of killing the process. RAGCORE_FAULT_GUARD=0 in the
  * environment leaves the handlers alone.
- * Errors: RAG_EINVAL (bad options, an index spec FAISS rejects: FAISS's message),
+ * Errors: RAG_EKEY (encrypted store without its key or with another key, or a key given
+ * for a plain existing store: see store_key), RAG_EINVAL (bad options, an index spec FAISS
+ * rejects: FAISS's message),
  * RAG_EMISMATCH (embedder/dimension differs from the store's), RAG_ECORRUPT (not a ragcore
  * store, unknown schema, a truncated or damaged file), RAG_EBUSY (another writer
  * holds the store; the message names its pid and program), RAG_EIO, RAG_ESTORE. */
@@ -225,6 +241,18 @@ RAG_API int rag_close(rag_db *db);
 /* Writes each collection's index atomically (temporary file, fsync, rename), recording
  * the store position it covers; rebuilds indexes whose tombstones passed the threshold. */
 RAG_API int rag_checkpoint(rag_db *db);
+
+/* Rotates the key of an encrypted store (opened read-write with its current key) to a new
+ * one: `new_key` (same forms as rag_open_options.store_key), else the file `new_key_file`,
+ * else the environment variable RAGCORE_NEW_STORE_KEY. A new data key is drawn; every
+ * sealed record is re-sealed under it in transactions of 1,000 records and every index
+ * file rewritten, while readers and this handle's searches go on. From the first step the
+ * store opens with the new key only; a process killed in the middle leaves a store that
+ * opens with the new key, and the next read-write rag_open (or rag_rekey) finishes the
+ * rotation. The BM25 term hashes and embedding-cache keys come from a hash key that is
+ * kept (re-wrapped under the new key): see docs/privacy.md. Errors: RAG_EINVAL (plain
+ * store, no new key), RAG_EREADONLY, RAG_EIO (unreadable key file), and the store's. */
+RAG_API int rag_rekey(rag_db *db, const char *new_key, const char *new_key_file);
 
 /* Name and dimension of the store's embedder. The string lives as long as the handle. */
 RAG_API const char *rag_db_embedder(const rag_db *db);

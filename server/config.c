@@ -24,6 +24,8 @@ typedef struct opt_def {
 #define F(field) offsetof(srv_config, field)
 static const opt_def OPTS[] = {
     {"db", OPT_STR, F(db), 0, 0, 0, 0, "store directory (required)"},
+    {"key-file", OPT_STR, F(key_file), 0, 0, 0, 0,
+     "file holding the store's encryption key (else RAGCORE_STORE_KEY; docs/privacy.md)"},
     {"listen", OPT_STR, F(listen), 0, 0, 0, 0, "HOST:PORT to listen on (127.0.0.1:8080)"},
     {"embedder", OPT_STR, F(embedder), 0, 0, 0, 0, "embedder of a new store (model[:int8|:fp32])"},
     {"dim", OPT_INT, F(dim), 0, 0, 0, 65536, "dimension of the hash embedder (new store)"},

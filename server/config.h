@@ -32,6 +32,7 @@ typedef struct srv_limits {
 
 typedef struct srv_config {
     char *db;             /* store directory (required) */
+    char *key_file;       /* file holding an encrypted store's key; NULL: RAGCORE_STORE_KEY */
     char *listen;         /* HOST:PORT, default 127.0.0.1:8080; port 0 picks a free one */
     char *embedder;       /* built-in embedder for a new store; NULL: the store's */
     int dim;              /* dimension of the hash embedder for a new store; 0: default */

@@ -17,7 +17,8 @@ static int usage(const char *msg)
             "[--collections NAME,...|*]\n"
             "       ragcore keys --db DIR revoke ID\n"
             "       ragcore keys --server URL [--key KEY] list|create ...|revoke ID\n"
-            "With --db, edits the store directly: create and revoke are refused while a\n"
+            "With --db (and --key-file PATH for an encrypted store), edits the store directly:\n"
+            "create and revoke are refused while a\n"
             "running server holds the store (list works beside it). With --server, sends the\n"
             "action to the running server's /v1/keys endpoints (KEY, an admin key, defaults\n"
             "to $RAGCORE_API_KEY); the change applies to the next request at once.\n");
@@ -36,11 +37,13 @@ static size_t split(char *s, const char **out, size_t max)
 
 int keys_cli_main(int argc, char **argv)
 {
-    const char *db_dir = NULL, *action = NULL, *arg = NULL;
+    const char *db_dir = NULL, *action = NULL, *arg = NULL, *key_file = NULL;
     char *scopes = NULL, *collections = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc)
             db_dir = argv[++i];
+        else if (!strcmp(argv[i], "--key-file") && i + 1 < argc)
+            key_file = argv[++i];
         else if (!strcmp(argv[i], "--scopes") && i + 1 < argc)
             scopes = argv[++i];
         else if (!strcmp(argv[i], "--collections") && i + 1 < argc)
@@ -68,6 +71,7 @@ int keys_cli_main(int argc, char **argv)
     rag_open_options oo;
     rag_open_options_init(&oo);
     oo.read_only = !strcmp(action, "list"); /* listing works beside a running server */
+    oo.store_key_file = key_file;
     int rc = rag_open(db_dir, &oo, &db);
     if (rc == RAG_EBUSY) {
         fprintf(stderr, "ragcore keys: %s; stop it first, or use --server URL to send the "

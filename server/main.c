@@ -102,6 +102,7 @@ static int open_store(srv *s)
     rag_open_options oo;
     rag_open_options_init(&oo);
     oo.embedder = s->cfg.embedder;
+    oo.store_key_file = s->cfg.key_file;
     oo.dim = s->cfg.dim;
     oo.index_spec = s->cfg.index_spec;
     oo.hnsw_ef_search = s->cfg.ef_search;

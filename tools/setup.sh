@@ -33,6 +33,7 @@ PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev
       libzstd-dev libbrotli-dev
       libyaml-dev  # Markdown front matter as document metadata
+      libsodium-dev  # encryption at rest (core/crypt.c)
       nats-server libnats-dev haproxy)  # cluster mode: the replicated log (NATS JetStream), HAProxy in front
 
 log() { echo "setup: $*" >&2; }

@@ -439,7 +439,7 @@ static void test_index_contents(void)
     rag_txn_end(txn);
     rag_store_close(st);
     snprintf(path, sizeof path, "%s/index/%u.idx", dir, cid);
-    ASSERT_OK(rag_vindex_save(ix, path, next));
+    ASSERT_OK(rag_vindex_save(ix, path, next, NULL));
     rag_vindex_free(ix);
     rag_check_report *r = check(dir, 0);
     char want[128];
@@ -450,7 +450,7 @@ static void test_index_contents(void)
     rag_check_report_free(r);
     /* A file claiming more coverage than the store has (e.g. from a newer store). */
     ASSERT_OK(rag_vindex_create("Flat", DIM, 0, &ix));
-    ASSERT_OK(rag_vindex_save(ix, path, next + 100));
+    ASSERT_OK(rag_vindex_save(ix, path, next + 100, NULL));
     rag_vindex_free(ix);
     r = check(dir, 0);
     ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "newer than the store"));

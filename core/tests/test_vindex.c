@@ -130,9 +130,9 @@ static void test_save_load_roundtrip(void)
     rag_vindex *ix = NULL, *back = NULL;
     ASSERT_OK(rag_vindex_create("HNSW32", DIM, 64, &ix));
     ASSERT_OK(rag_vindex_add(ix, 1000, data, ids));
-    ASSERT_OK(rag_vindex_save(ix, path, 4242));
+    ASSERT_OK(rag_vindex_save(ix, path, 4242, NULL));
     uint64_t covered = 0;
-    ASSERT_OK(rag_vindex_load(path, "HNSW32", DIM, 64, &back, &covered));
+    ASSERT_OK(rag_vindex_load(path, "HNSW32", DIM, 64, NULL, &back, &covered));
     ASSERT_EQ_INT(covered, 4242);
     ASSERT_EQ_INT(rag_vindex_count(back), 1000);
     float s1[K], s2[K];
@@ -145,8 +145,8 @@ static void test_save_load_roundtrip(void)
     rag_vindex_free(back);
     back = NULL;
     /* Wrong dimension or spec: reported as corrupt so the caller rebuilds. */
-    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", 128, 64, &back, &covered), RAG_ECORRUPT);
-    ASSERT_EQ_INT(rag_vindex_load(path, "Flat", DIM, 64, &back, &covered), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", 128, 64, NULL, &back, &covered), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_vindex_load(path, "Flat", DIM, 64, NULL, &back, &covered), RAG_ECORRUPT);
     ASSERT_TRUE(back == NULL);
     /* Flip one byte in the payload: checksum failure. */
     FILE *fp = fopen(path, "r+b");
@@ -156,15 +156,15 @@ static void test_save_load_roundtrip(void)
     fseek(fp, 256 + 5000, SEEK_SET);
     fputc(c ^ 0x40, fp);
     fclose(fp);
-    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", DIM, 64, &back, &covered), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", DIM, 64, NULL, &back, &covered), RAG_ECORRUPT);
     ASSERT_TRUE(strstr(rag_errmsg(), "checksum") != NULL);
     /* Truncated file. */
-    ASSERT_OK(rag_vindex_save(ix, path, 1));
+    ASSERT_OK(rag_vindex_save(ix, path, 1, NULL));
     ASSERT_EQ_INT(truncate(path, 1000), 0);
-    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", DIM, 64, &back, &covered), RAG_ECORRUPT);
+    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", DIM, 64, NULL, &back, &covered), RAG_ECORRUPT);
     /* Missing file. */
     unlink(path);
-    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", DIM, 64, &back, &covered), RAG_ENOTFOUND);
+    ASSERT_EQ_INT(rag_vindex_load(path, "HNSW32", DIM, 64, NULL, &back, &covered), RAG_ENOTFOUND);
     rag_vindex_free(ix);
 }
 
@@ -199,8 +199,8 @@ static void test_vector_from_memory(void)
     uint64_t covered = 0;
     ASSERT_OK(rag_vindex_create("HNSW32", DIM, 64, &ix));
     ASSERT_OK(rag_vindex_add(ix, 100, data, ids));
-    ASSERT_OK(rag_vindex_save(ix, path, 100));
-    ASSERT_OK(rag_vindex_load(path, "HNSW32", DIM, 64, &back, &covered));
+    ASSERT_OK(rag_vindex_save(ix, path, 100, NULL));
+    ASSERT_OK(rag_vindex_load(path, "HNSW32", DIM, 64, NULL, &back, &covered));
     ASSERT_EQ_INT(rag_vindex_vector(back, ids[42], out), 1);
     ASSERT_TRUE(memcmp(out, data + 42 * DIM, sizeof out) == 0);
     rag_vindex_free(back);
@@ -248,9 +248,9 @@ static void test_load_advises_huge_pages(void)
     uint64_t covered = 0;
     ASSERT_OK(rag_vindex_create("Flat", DIM, 0, &ix));
     ASSERT_OK(rag_vindex_add(ix, N, data, ids));
-    ASSERT_OK(rag_vindex_save(ix, path, 1));
+    ASSERT_OK(rag_vindex_save(ix, path, 1, NULL));
     size_t before = advised_bytes();
-    ASSERT_OK(rag_vindex_load(path, "Flat", DIM, 0, &back, &covered));
+    ASSERT_OK(rag_vindex_load(path, "Flat", DIM, 0, NULL, &back, &covered));
     /* the N * DIM floats (15 MB) arrived in new mappings that now carry the advice */
     ASSERT_TRUE(advised_bytes() >= before + (size_t)N * DIM * sizeof(float));
     float s[K];

@@ -105,7 +105,7 @@ class DB:
     def __init__(self, path: PathLike, *, embedder: Any = None, read_only: bool = False,
                  dim: int = 0, index: Optional[str] = None, chunk_tokens: int = 0,
                  chunk_overlap: int = 0, language: Optional[str] = None,
-                 ef_search: int = 0) -> None:
+                 ef_search: int = 0, key: Optional[str] = None) -> None:
         self.path = os.fspath(path)
         custom = None
         name = None
@@ -115,7 +115,7 @@ class DB:
             pe = _PyEmbedder(embedder)
             custom = (pe.name, pe.dim, pe)
         self._h = _native.open(self.path, name, dim, index, chunk_tokens, chunk_overlap,
-                               read_only, language, ef_search, custom)
+                               read_only, language, ef_search, custom, key)
         self.read_only = read_only
         self.embedder, self.dim, self.index_spec = _native.info(self._h)
 
@@ -403,7 +403,7 @@ class DB:
 
 def open(path: PathLike, *, embedder: Any = None, read_only: bool = False, dim: int = 0,
          index: Optional[str] = None, chunk_tokens: int = 0, chunk_overlap: int = 0,
-         language: Optional[str] = None, ef_search: int = 0) -> DB:
+         language: Optional[str] = None, ef_search: int = 0, key: Optional[str] = None) -> DB:
     """Opens (creating when absent, unless `read_only`) the store in directory `path`.
 
     `embedder` for a new store: a model name from the model cache ("all-MiniLM-L6-v2";
@@ -413,14 +413,17 @@ def open(path: PathLike, *, embedder: Any = None, read_only: bool = False, dim: 
     None: the store's recorded embedder, or for a new store the first cached model, else
     "hash". An existing store opened with another embedder raises MismatchError.
     `read_only` handles take no lock and see what the writer commits. `index`: the FAISS
-    index of new collections ("HNSW32" default, "Flat", "SQ8", ...).
+    index of new collections ("HNSW32" default, "Flat", "SQ8", ...). `key`: the store's
+    encryption key (64 hex digits, or a passphrase; None: ``$RAGCORE_STORE_KEY`` if set): a
+    new store opened with a key is created encrypted; a wrong or missing key raises
+    EncryptionKeyError (docs/privacy.md).
 
     A writer holds the store's lock until :meth:`DB.close` (BusyError for a second writer);
     use ``with ragcore.open(path) as db:``.
     """
     return DB(path, embedder=embedder, read_only=read_only, dim=dim, index=index,
               chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, language=language,
-              ef_search=ef_search)
+              ef_search=ef_search, key=key)
 
 
 def check(path: PathLike, *, repair: bool = False, ef_construction: int = 0) -> CheckReport:

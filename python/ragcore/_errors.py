@@ -109,12 +109,23 @@ class CancelledError(Error):
     code = -17
 
 
+class SequenceError(Error):
+    """RAG_ESEQUENCE: a log batch out of sequence."""
+    code = -18
+
+
+class EncryptionKeyError(Error):
+    """RAG_EKEY: an encrypted store opened without its key or with another key, or a key
+    given for a plain store."""
+    code = -19
+
+
 BY_CODE: Dict[int, Type[Error]] = {
     cls.code: cls
     for cls in (InvalidArgumentError, NoMemoryError, IOFailure, NotFoundError, ExistsError,
                 CorruptError, MismatchError, StoreError, VectorIndexError, EmbedError,
                 ParseError, UnsupportedError, FullError, ReadOnlyError, EncodingError,
-                BusyError, CancelledError)
+                BusyError, CancelledError, SequenceError, EncryptionKeyError)
 }
 
 __all__ = ["Error"] + [cls.__name__ for cls in BY_CODE.values()]

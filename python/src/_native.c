@@ -338,16 +338,17 @@ static PyObject *none_or_raise(int rc)
 }
 
 /* open(path, embedder, dim, index_spec, chunk_tokens, chunk_overlap, read_only, language,
- *      hnsw_ef_search, custom) -> capsule. custom is None or (name, dim, callable): a Python
- * embedder called as callable(texts, is_query) -> bytes of float32. */
+ *      hnsw_ef_search, custom, key) -> capsule. custom is None or (name, dim, callable): a
+ * Python embedder called as callable(texts, is_query) -> bytes of float32. key: the store's
+ * encryption key or None. */
 static PyObject *py_open(PyObject *self, PyObject *args)
 {
-    const char *path, *embedder = NULL, *index_spec = NULL, *language = NULL;
+    const char *path, *embedder = NULL, *index_spec = NULL, *language = NULL, *key = NULL;
     int dim = 0, chunk_tokens = 0, chunk_overlap = 0, read_only = 0, ef_search = 0;
     PyObject *custom = Py_None;
-    if (!PyArg_ParseTuple(args, "s|ziziipziO", &path, &embedder, &dim, &index_spec,
+    if (!PyArg_ParseTuple(args, "s|ziziipziOz", &path, &embedder, &dim, &index_spec,
                           &chunk_tokens, &chunk_overlap, &read_only, &language, &ef_search,
-                          &custom))
+                          &custom, &key))
         return NULL;
     handle *h = calloc(1, sizeof *h);
     if (!h)
@@ -364,6 +365,7 @@ static PyObject *py_open(PyObject *self, PyObject *args)
     o.read_only = read_only;
     o.language = language;
     o.hnsw_ef_search = ef_search;
+    o.store_key = key;
     rag_embedder_def def;
     memset(&def, 0, sizeof def);
     if (custom != Py_None) {

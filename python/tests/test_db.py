@@ -156,6 +156,22 @@ def test_errors_busy_mismatch_closed(tmp_path):
     assert issubclass(ragcore.NotFoundError, ragcore.Error)
 
 
+def test_encrypted_store_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAGCORE_STORE_KEY", raising=False)
+    path, key = tmp_path / "enc", "a passphrase for this test"
+    with ragcore.open(path, embedder="hash", key=key) as db:
+        db.ingest([("d1", "Sealed chunk text about telomerase inhibitors.")])
+    with pytest.raises(ragcore.EncryptionKeyError) as e:
+        ragcore.open(path, read_only=True)
+    assert e.value.code == -19 and "is encrypted" in str(e.value)
+    with pytest.raises(ragcore.EncryptionKeyError, match="wrong key"):
+        ragcore.open(path, read_only=True, key="another passphrase")
+    with ragcore.open(path, read_only=True, key=key) as db:
+        assert db.search("telomerase")[0].doc_id == "d1"
+    data = b"".join(p.read_bytes() for p in path.rglob("*") if p.is_file())
+    assert b"telomerase" not in data
+
+
 def test_python_embedder_and_its_errors(tmp_path):
     calls = []
 

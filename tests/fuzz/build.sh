@@ -62,7 +62,7 @@ srv_objs=()
 srv_libs=""
 if [ -n "$faiss" ] && [ -f "$faiss/lib/libfaiss_c.a" ]; then
     mkdir -p "$out/obj/srv"
-    spkgs=("${pkgs[@]}" lmdb openblas libcurl libmicrohttpd libcrypto)
+    spkgs=("${pkgs[@]}" lmdb openblas libcurl libmicrohttpd libcrypto libsodium)
     scflags="$(pkg-config --cflags "${spkgs[@]}") -I$faiss/include -I$src/server"
     for c in "$src"/core/*.c "$src"/server/*.c; do
         m=$(basename "$c" .c)

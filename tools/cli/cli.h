@@ -26,6 +26,14 @@ int cmd_keys(int argc, char **argv);    /* cmd_keys.c: API keys of a store (serv
 int cmd_check(int argc, char **argv);   /* cmd_check.c: consistency check and repair */
 int cmd_backup(int argc, char **argv);  /* cmd_backup.c: consistent copy of a live store */
 int cmd_restore(int argc, char **argv); /* cmd_backup.c: restore a backup */
+int cmd_rekey(int argc, char **argv);   /* cmd_rekey.c: rotate an encrypted store's key */
+
+/* The store key files given anywhere on the command line (--key-file PATH, --new-key-file
+ * PATH; main removes them from argv before the subcommand parses it), or NULL. cli_open
+ * and every other rag_open of the CLI pass cli_key_file as rag_open_options.store_key_file
+ * (without one the library reads RAGCORE_STORE_KEY). */
+extern const char *cli_key_file;
+extern const char *cli_new_key_file;
 
 struct rag_db;
 /* Opens the store at dbdir with default options (read-only when asked); on failure prints

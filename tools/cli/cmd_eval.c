@@ -319,6 +319,7 @@ static int open_db(const eval_config *cfg, rag_db **db)
 {
     rag_open_options oo;
     rag_open_options_init(&oo);
+    oo.store_key_file = cli_key_file;
     oo.read_only = 1;
     oo.hnsw_ef_search = cfg->ef_search;
     if (rag_open(cfg->db, &oo, db) != RAG_OK) {

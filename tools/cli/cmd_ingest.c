@@ -211,6 +211,7 @@ int cmd_ingest(int argc, char **argv)
     size_t ninc = 0, nexc = 0;
     rag_open_options oo;
     rag_open_options_init(&oo);
+    oo.store_key_file = cli_key_file;
     rag_ingest_options io;
     rag_ingest_options_init(&io);
     cli_policy pf;

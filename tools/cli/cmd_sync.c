@@ -145,6 +145,7 @@ int cmd_sync(int argc, char **argv)
     long watch = 0;
     rag_open_options oo;
     rag_open_options_init(&oo);
+    oo.store_key_file = cli_key_file;
     rag_ingest_options io;
     rag_ingest_options_init(&io);
     cli_policy pf;

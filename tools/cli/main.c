@@ -34,6 +34,7 @@ static const command commands[] = {
     {"check", cmd_check, "verify store consistency (--repair rebuilds derived data)"},
     {"backup", cmd_backup, "copy a store consistently while it is in use"},
     {"restore", cmd_restore, "restore a backup into a store directory"},
+    {"rekey", cmd_rekey, "rotate the encryption key of an encrypted store"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -81,6 +82,7 @@ struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only)
     rag_open_options oo;
     rag_open_options_init(&oo);
     oo.read_only = read_only;
+    oo.store_key_file = cli_key_file;
     rag_db *db = NULL;
     int rc = rag_open(dbdir, &oo, &db);
     if (rc != RAG_OK) {
@@ -90,12 +92,45 @@ struct rag_db *cli_open(const char *cmd, const char *dbdir, int read_only)
     return db;
 }
 
+const char *cli_key_file, *cli_new_key_file;
+
+/* Takes --key-file PATH and --new-key-file PATH (or --name=PATH) out of argv[1..], setting
+ * cli_key_file and cli_new_key_file; returns the new argc. */
+static int take_key_files(int argc, char **argv)
+{
+    static const struct {
+        const char *flag;
+        const char **dst;
+    } flags[] = {{"--key-file", &cli_key_file}, {"--new-key-file", &cli_new_key_file}};
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        int taken = 0;
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0] && !taken; f++) {
+            size_t n = strlen(flags[f].flag);
+            if (strcmp(argv[i], flags[f].flag) == 0 && i + 1 < argc) {
+                *flags[f].dst = argv[++i];
+                taken = 1;
+            } else if (strncmp(argv[i], flags[f].flag, n) == 0 && argv[i][n] == '=') {
+                *flags[f].dst = argv[i] + n + 1;
+                taken = 1;
+            }
+        }
+        if (!taken)
+            argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    return out;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: ragcore COMMAND [OPTIONS]   (ragcore COMMAND --help for details)\n\n"
                  "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nan encrypted store's key: --key-file PATH with any command that opens a "
+                 "store\n(or RAGCORE_STORE_KEY); a new store opened with a key is created "
+                 "encrypted\n");
     fprintf(out, "\nexit status: 0 ok, 1 usage error, 2 data error\n");
 }
 
@@ -114,6 +149,9 @@ int main(int argc, char **argv)
         printf("ragcore %s\n", rag_version());
         return CLI_OK;
     }
+    /* serve and keys run ragcore-server, which reads --key-file itself */
+    if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "keys") != 0)
+        argc = take_key_files(argc, argv);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

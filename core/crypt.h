@@ -1,0 +1,76 @@
+/* crypt.h - encryption at rest: the store's key header, record sealing and keyed hashes.
+ *
+ * Envelope design (libsodium). The user's key (a 32-byte key written as 64 hex digits, or
+ * any other text taken as a passphrase and stretched with Argon2id and a salt kept in the
+ * header) wraps a random data key per key generation and one random hash key; the wrapped
+ * keys live in a small plaintext header (meta "crypt"). A sealed record is
+ *     gen (1 byte) | nonce (24) | XChaCha20-Poly1305-IETF ciphertext and tag (16)
+ * with associated data binding it to its table and key, so records cannot be moved.
+ * The hash key gives keyed BLAKE2b hashes for names that must stay lookup keys (BM25 terms,
+ * embedding-cache text hashes); it is kept across key rotations (only re-wrapped).
+ * While a rotation runs the header holds two generations, both wrapped under the new key. */
+#ifndef RAG_CRYPT_H
+#define RAG_CRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rag_crypt rag_crypt;
+
+#define RAG_CRYPT_OVERHEAD 41u   /* bytes a sealed record adds: gen, nonce, tag */
+#define RAG_CRYPT_TERM_LEN 32    /* characters of a hashed term (hex of 16 bytes) */
+
+/* Resolves the user's key: `key` when not NULL, else the contents of `key_file` (trailing
+ * newlines and spaces removed), else the environment variable `env` (may be NULL). *secret
+ * receives a malloc'd copy or NULL when no source gives one. RAG_EIO (unreadable file,
+ * naming it), RAG_EINVAL (empty key), RAG_ENOMEM. */
+int rag_crypt_secret(const char *key, const char *key_file, const char *env, char **secret);
+/* Frees a secret from rag_crypt_secret after wiping it. NULL is a no-op. */
+void rag_crypt_secret_free(char *secret);
+
+/* A fresh key set for a new store under `secret`. */
+int rag_crypt_create(const char *secret, rag_crypt **out);
+/* Unwraps header `hdr` with `secret`. RAG_EKEY when the key does not open it (the message
+ * names `store`), RAG_ECORRUPT when the header does not parse. */
+int rag_crypt_open(const char *secret, const void *hdr, size_t len, const char *store,
+                   rag_crypt **out);
+void rag_crypt_free(rag_crypt *c);
+
+/* Serialises the header (keys wrapped under the current user key; fresh nonces) into a
+ * malloc'd buffer. */
+int rag_crypt_header(const rag_crypt *c, unsigned char **hdr, size_t *len);
+
+/* Starts a rotation to `new_secret`: a new generation becomes current, the old ones are
+ * kept, every key is wrapped under the new key from the next rag_crypt_header.
+ * RAG_EBUSY while an earlier rotation is unfinished (two generations held). */
+int rag_crypt_rotate(rag_crypt *c, const char *new_secret);
+/* Drops every generation but the current one from the header (a rotation has re-sealed
+ * everything); this process keeps the old key in memory for snapshots taken before. */
+void rag_crypt_rotate_done(rag_crypt *c);
+/* Generations in the header (2 while a rotation runs). Can't fail. */
+int rag_crypt_generations(const rag_crypt *c);
+/* The current generation. Can't fail. */
+unsigned rag_crypt_current(const rag_crypt *c);
+
+/* Seals n bytes of `in` into out[n + RAG_CRYPT_OVERHEAD] under the current generation,
+ * authenticating `ad` (adlen bytes) and `ad2` (ad2len bytes) with it. Can't fail. */
+void rag_crypt_seal(const rag_crypt *c, const void *ad, size_t adlen, const void *ad2,
+                    size_t ad2len, const void *in, size_t n, unsigned char *out);
+/* Opens a sealed record into out[n - RAG_CRYPT_OVERHEAD]. RAG_ECORRUPT when it is too
+ * short, of a generation whose key is gone, or fails authentication (tampered, moved or
+ * sealed under another key). */
+int rag_crypt_unseal(const rag_crypt *c, const void *ad, size_t adlen, const void *ad2,
+                     size_t ad2len, const void *in, size_t n, unsigned char *out);
+/* The generation byte of a sealed record (0 when too short). Can't fail. */
+unsigned rag_crypt_record_gen(const void *in, size_t n);
+
+/* Overwrites n bytes with zeros in a way the compiler keeps. NULL is a no-op. */
+void rag_crypt_wipe(void *p, size_t n);
+
+/* Writes the keyed hash of a term as RAG_CRYPT_TERM_LEN hex characters (no NUL). */
+void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
+                    char out[RAG_CRYPT_TERM_LEN]);
+/* Keyed 16-byte hash of a text (embedding-cache keys). Can't fail. */
+void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16]);
+
+#endif
