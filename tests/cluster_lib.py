@@ -53,7 +53,11 @@ class Cluster:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            raw = e.read() or b"{}"
+            try:  # a proxy's error page (HAProxy while a router is down) is not JSON
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, {"error": raw[:200].decode("utf-8", "replace")}
         except Exception as e:  # connection refused, timeout
             return 0, {"error": str(e)}
 
