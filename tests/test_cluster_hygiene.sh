@@ -20,8 +20,8 @@ trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
 cl_start "$tmp"
 
 PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
-import json, subprocess, sys, time
-from cluster_lib import Cluster, fnv_shard
+import json, subprocess, sys
+from cluster_lib import Cluster
 
 tmp, bin_, dev = sys.argv[1:4]
 c = Cluster(tmp, bin_, dev)
@@ -79,29 +79,9 @@ else:
             r.get("summary", {}).get("toxicity_dropped_wordlist") == 1,
             f"the toxic document is dropped and counted: {st} {r}")
 
-def converged(coll, want_ids, timeout=60):
-    want = [sum(1 for i in want_ids if fnv_shard(i) == s) for s in range(2)]
-    end, last = time.time() + timeout, None
-    while time.time() < end:
-        shards = c.status().get("collections", {}).get(coll, {}).get("shards", [])
-        ok = len(shards) == 2
-        for sh in shards:
-            reps = sh["replicas"]
-            ok &= len(reps) == 2 and not sh["diverged"]
-            ok &= all(x["seq"] == sh["log_last"] and
-                      x.get("digest", {}).get("seq") == x["seq"] for x in reps)
-            ok &= len({x.get("digest", {}).get("hash") for x in reps}) == 1
-            ok &= all(x.get("digest", {}).get("documents") == want[sh["shard"]] for x in reps)
-        last = shards
-        if ok:
-            print(f"{coll}: converged, documents per shard {want}, digests equal", flush=True)
-            return True
-        time.sleep(0.5)
-    return c.check(False, f"{coll}: not converged to {want}: {json.dumps(last)}")
-
-converged("h", {"pii-1", "ok-1"})
+c.converged("h: masked and filtered", coll="h", ids={"pii-1", "ok-1"})
 if tox_ok:
-    converged("x", {"fine-1"})
+    c.converged("x: toxic dropped", coll="x", ids={"fine-1"})
 
 # every replica: the masked text is served, the filtered document is gone
 st, r = c.call("POST", "/v1/collections/h/search",
