@@ -7,7 +7,8 @@
 # returns the placeholders); a document the quality filter rejects is counted in the reply
 # and its older version is gone from every replica; with the toxicity word list pulled, a
 # toxic document is dropped and counted; pii "hash", duplicate detection and unknown
-# settings are refused naming the field; replicas converge to equal digests.
+# settings are refused naming the field; replicas converge to equal digests; `ragcore ingest
+# --cluster` reports the policy's counts and sends no Authorization header without a key.
 # Skipped (77) without nats-server or haproxy.
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
@@ -20,7 +21,7 @@ trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
 cl_start "$tmp"
 
 PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
-import json, subprocess, sys
+import http.server, json, os, subprocess, sys, threading
 from cluster_lib import Cluster
 
 tmp, bin_, dev = sys.argv[1:4]
@@ -99,6 +100,44 @@ for value in (EMAIL, PHONE):
                          capture_output=True, text=True)
     c.check(out.returncode == 1 and not out.stdout,
             f"raw '{value}' found in: {out.stdout.strip() or out.stderr.strip()}")
+# ragcore ingest --cluster: the policy's counts come back; without a key no Authorization
+# header is sent (a fake router records what it receives)
+with open(f"{tmp}/bulk.jsonl", "w") as f:
+    f.write(json.dumps({"_id": "bulk-1", "text": long_text + " in bulk"}) + "\n")
+    f.write(json.dumps({"_id": "bulk-2", "text": "small"}) + "\n")
+env = {k: v for k, v in os.environ.items() if k != "RAGCORE_API_KEY"}
+cli = [f"{bin_}/ragcore", "ingest", "--cluster", c.front, "--collection", "h",
+       f"{tmp}/bulk.jsonl"]
+out = subprocess.run(cli, capture_output=True, text=True, env=env)
+c.check(out.returncode == 0 and "1 filtered" in out.stdout,
+        f"ingest --cluster counts the filtered document: {out.returncode} {out.stdout} "
+        f"{out.stderr}")
+seen = []
+class Fake(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # the collection exists
+        self.do_POST()
+    def do_POST(self):
+        seen.append(self.headers.get("Authorization"))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"name": "h", "documents": 2, "chunks": 2}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+fake = f"http://127.0.0.1:{srv.server_address[1]}"
+out = subprocess.run(cli[:3] + [fake] + cli[4:], capture_output=True, text=True, env=env)
+c.check(out.returncode == 0 and seen == [None, None],
+        f"keyless ingest --cluster sends no Authorization: {seen} {out.stderr}")
+seen.clear()
+out = subprocess.run(cli[:3] + [fake] + cli[4:] + ["--key", "k1"], capture_output=True,
+                     text=True, env=env)
+c.check(out.returncode == 0 and seen == ["Bearer k1"] * 2, f"--key is sent: {seen} {out.stderr}")
+srv.shutdown()
 print(f"{c.failures} failures", flush=True)
 sys.exit(1 if c.failures else 0)
 PY

@@ -71,6 +71,8 @@ static void post(run *r, batch *b)
         r->sum->chunks += (uint64_t)json_integer_value(json_object_get(reply, "chunks"));
         /* what the collection's policy kept out, by reason */
         json_t *hs = json_object_get(reply, "summary");
+        r->sum->quality_checked +=
+            (uint64_t)json_integer_value(json_object_get(hs, "quality_checked"));
         r->sum->filtered += (uint64_t)json_integer_value(json_object_get(hs, "filtered"));
         r->sum->pii_documents +=
             (uint64_t)json_integer_value(json_object_get(hs, "pii_documents"));
