@@ -1113,8 +1113,13 @@ int rag_ingest_log_add_policy(rag_log_batch *b, const rag_document *docs, size_t
                 cur.title = res.title;
             if (res.metadata_json)
                 cur.metadata_json = res.metadata_json;
-            if ((rc = rag_ingest_log_add(b, &cur, 1)) == RAG_OK)
+            size_t chunks = b->nchunks;
+            if ((rc = rag_ingest_log_add(b, &cur, 1)) == RAG_OK) {
                 s->documents++;
+                s->chunks += b->nchunks - chunks;
+                s->bytes += cur.text_len;
+                s->toxicity_flagged += res.toxic_by != 0;
+            }
         }
         rag_hygiene_result_free(&res);
     }

@@ -1600,8 +1600,8 @@ RAG_API int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *do
  * Duplicate detection (policy->dedup) depends on what a store holds and is NOT applied
  * here. `tox` (borrowed; may be NULL) holds the detectors of a toxicity mode other than
  * off; NULL loads them from the model cache for this call. `summary` (may be NULL) is
- * filled as by rag_ingest_documents: seen, documents (added), failed stays 0, the quality,
- * PII and toxicity counters. policy NULL: as rag_log_batch_add_documents. On error
+ * filled as by rag_ingest_documents: seen, documents (added), chunks, bytes, the quality,
+ * PII and toxicity counters (replaced, duplicates and failed stay 0). policy NULL: as rag_log_batch_add_documents. On error
  * nothing is added.
  * Errors: those of rag_log_batch_add_documents; RAG_EUNSUPPORTED for pii "hash" (its key
  * is a store's; a batch has none); RAG_EINVAL naming a policy field out of range;

@@ -371,6 +371,20 @@ static void test_policy(void)
     ASSERT_EQ_INT(rag_log_batch_ops(b), 1);
     ASSERT_EQ_INT(rag_log_batch_chunks(b), 0);
     rag_log_batch_free(b);
+    /* toxicity flag with the word list: stored with its score, counted as flagged */
+    ASSERT_OK(rag_model_pull("better-profanity", 0, NULL));
+    rag_collection_options_init(&pol);
+    pol.toxicity = RAG_TOXICITY_FLAG;
+    pol.toxicity_detectors = RAG_TOXICITY_WORDLIST;
+    d[1].text = "what a sh1t day, you b1tch";
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, &d[1], 1, &pol, NULL, &sum));
+    ASSERT_EQ_INT(sum.documents, 1);
+    ASSERT_EQ_INT(sum.toxicity_checked, 1);
+    ASSERT_EQ_INT(sum.toxicity_flagged, 1);
+    ASSERT_EQ_INT(sum.chunks, rag_log_batch_chunks(b));
+    ASSERT_EQ_INT(sum.bytes, strlen(d[1].text));
+    rag_log_batch_free(b);
     rag_embedder_free(e);
     rag_close(db);
 }
