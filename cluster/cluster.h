@@ -5,6 +5,7 @@
 
 #include "chttp.h"
 #include "log.h"
+#include "ragcore.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -51,6 +52,12 @@ typedef struct cluster_coll {
     int chunk_tokens, chunk_overlap;
     char language[24];
     int64_t ttl_seconds;
+    /* "settings": the hygiene policy, the single-node CollectionSettings (the library's
+     * collection options; "language" and "ttl_seconds" there set the fields above). The
+     * router applies its stateless part (quality, toxicity, PII mask or drop) before
+     * chunking; pii "hash" and duplicate detection are refused on clusters. language is
+     * NULL. */
+    rag_collection_options policy;
 } cluster_coll;
 
 /* Reads metadata JSON (or a create request, with defaults filled) into c; -1 with the

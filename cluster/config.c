@@ -142,6 +142,47 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* Reads a collection's "settings" (may be NULL) into c->policy with the library's parser;
+ * its language and ttl_seconds, when given, replace c's. Refuses what a cluster cannot
+ * apply the same on every replica: pii "hash" (its key is a store's) and duplicate
+ * detection (decided against a store's content). */
+static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t errlen)
+{
+    rag_collection_options_init(&c->policy);
+    c->policy.ttl_seconds = c->ttl_seconds;
+    if (!settings || json_is_null(settings))
+        return 0;
+    char *text = json_dumps(settings, JSON_COMPACT | JSON_ENCODE_ANY);
+    char language[sizeof c->language];
+    language[0] = '\0';
+    int rc = text ? rag_collection_options_from_json(&c->policy, text, language, sizeof language)
+                  : RAG_ENOMEM;
+    free(text);
+    if (rc != RAG_OK) {
+        snprintf(err, errlen, "collection: settings: %s", rag_errmsg());
+        return -1;
+    }
+    if (c->policy.pii == RAG_PII_HASH) {
+        snprintf(err, errlen, "collection: settings: pii \"hash\" is not available on a "
+                 "cluster (its key is a single store's); use \"mask\" or \"drop\"");
+        return -1;
+    }
+    if (c->policy.dedup != RAG_DEDUP_OFF) {
+        snprintf(err, errlen, "collection: settings: dedup is not available on a cluster yet "
+                 "(duplicates are decided against a store's content); use \"off\"");
+        return -1;
+    }
+    if (c->policy.ttl_seconds < 0 || c->policy.ttl_seconds > (1 << 30)) {
+        snprintf(err, errlen, "collection: settings: ttl_seconds must be in 0..%d", 1 << 30);
+        return -1;
+    }
+    c->ttl_seconds = c->policy.ttl_seconds;
+    if (language[0])
+        snprintf(c->language, sizeof c->language, "%s", language);
+    c->policy.language = NULL;
+    return 0;
+}
+
 int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *err,
                            size_t errlen)
 {
@@ -178,16 +219,24 @@ int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *e
         return -1;
     }
     c->ttl_seconds = ttl;
-    return 0;
+    return coll_settings(json_object_get(j, "settings"), c, err, errlen);
 }
 
 json_t *cluster_coll_to_json(const cluster_coll *c)
 {
-    return json_pack("{s:s,s:i,s:s,s:i,s:s,s:i,s:i,s:s,s:I}", "name", c->name, "shards",
-                     c->shards, "embedder", c->embedder, "dim", c->dim, "index_spec",
-                     c->index_spec, "chunk_tokens", c->chunk_tokens, "chunk_overlap",
-                     c->chunk_overlap, "language", c->language, "ttl_seconds",
-                     (json_int_t)c->ttl_seconds);
+    json_t *j = json_pack("{s:s,s:i,s:s,s:i,s:s,s:i,s:i,s:s,s:I}", "name", c->name, "shards",
+                          c->shards, "embedder", c->embedder, "dim", c->dim, "index_spec",
+                          c->index_spec, "chunk_tokens", c->chunk_tokens, "chunk_overlap",
+                          c->chunk_overlap, "language", c->language, "ttl_seconds",
+                          (json_int_t)c->ttl_seconds);
+    rag_collection_options o = c->policy;
+    o.language = c->language;
+    o.ttl_seconds = c->ttl_seconds;
+    char *text = NULL;
+    if (j && rag_collection_options_json(&o, &text) == RAG_OK)
+        json_object_set_new(j, "settings", json_loads(text, 0, NULL));
+    rag_free(text);
+    return j;
 }
 
 int cluster_coll_load(clog *l, const char *name, cluster_coll *c, char *err, size_t errlen)

@@ -33,6 +33,8 @@ typedef struct router {
         rag_embedder *e;
     } emb[MAX_EMBEDDERS];
     size_t nemb;
+    rag_toxicity *tox[4];        /* toxicity detectors by RAG_TOXICITY_* bits, loaded once;
+                                  * guarded by mu */
     atomic_ullong writes, write_errors, publish_retries, searches, search_errors,
         shard_timeouts, shard_retries, behind, hedges;
 } router;
@@ -60,6 +62,81 @@ static rag_embedder *embedder_for(router *r, const cluster_coll *c, char *err, s
     }
     pthread_mutex_unlock(&r->mu);
     return e;
+}
+
+/* The toxicity detectors a collection's policy needs (NULL when it checks none), loaded once
+ * and shared (a loaded detector is read-only). NULL with err set when they cannot be
+ * loaded (not pulled on this machine). */
+static const rag_toxicity *toxicity_for(router *r, const cluster_coll *c, int *status,
+                                        char *err, size_t errlen)
+{
+    *status = 0;
+    if (c->policy.toxicity == RAG_TOXICITY_OFF)
+        return NULL;
+    unsigned bits = c->policy.toxicity_detectors & RAG_TOXICITY_BOTH;
+    bits = bits ? bits : RAG_TOXICITY_CLASSIFIER;
+    pthread_mutex_lock(&r->mu);
+    int rc = r->tox[bits] ? RAG_OK : rag_toxicity_open(bits, NULL, NULL, &r->tox[bits]);
+    const rag_toxicity *t = r->tox[bits];
+    pthread_mutex_unlock(&r->mu);
+    if (rc != RAG_OK) {
+        snprintf(err, errlen, "toxicity detectors of collection '%s': %s", c->name,
+                 rag_errmsg());
+        *status = 503;
+    }
+    return t;
+}
+
+/* Adds the counters of a shard's summary to the request's. */
+static void summary_add(rag_ingest_summary *to, const rag_ingest_summary *s)
+{
+    to->seen += s->seen;
+    to->documents += s->documents;
+    to->quality_checked += s->quality_checked;
+    to->filtered += s->filtered;
+    to->filtered_too_short += s->filtered_too_short;
+    to->filtered_too_long += s->filtered_too_long;
+    to->filtered_symbols += s->filtered_symbols;
+    to->pii_documents += s->pii_documents;
+    to->pii_dropped += s->pii_dropped;
+    for (int t = 0; t < RAG_PII_TYPES_MAX; t++)
+        to->pii_found[t] += s->pii_found[t];
+    to->toxicity_checked += s->toxicity_checked;
+    to->toxicity_flagged += s->toxicity_flagged;
+    to->toxicity_dropped += s->toxicity_dropped;
+    to->toxicity_dropped_wordlist += s->toxicity_dropped_wordlist;
+    to->toxicity_dropped_classifier += s->toxicity_dropped_classifier;
+}
+
+/* The hygiene part of a write's answer, as the single-node upsert reports it: not_stored,
+ * pii_documents, pii_found by type and the counters by reason in "summary". */
+static void summary_json(json_t *o, const rag_ingest_summary *s)
+{
+    json_t *found = json_object(), *sum = json_object();
+    for (int t = 0; t < RAG_PII_NTYPES; t++)
+        if (s->pii_found[t])
+            json_object_set_new(found, rag_pii_type_name(t),
+                                json_integer((json_int_t)s->pii_found[t]));
+    const struct {
+        const char *name;
+        uint64_t v;
+    } counts[] = {{"seen", s->seen}, {"documents", s->documents},
+                  {"quality_checked", s->quality_checked}, {"filtered", s->filtered},
+                  {"filtered_too_short", s->filtered_too_short},
+                  {"filtered_too_long", s->filtered_too_long},
+                  {"filtered_symbols", s->filtered_symbols}, {"pii_documents", s->pii_documents},
+                  {"pii_dropped", s->pii_dropped}, {"toxicity_checked", s->toxicity_checked},
+                  {"toxicity_flagged", s->toxicity_flagged},
+                  {"toxicity_dropped", s->toxicity_dropped},
+                  {"toxicity_dropped_wordlist", s->toxicity_dropped_wordlist},
+                  {"toxicity_dropped_classifier", s->toxicity_dropped_classifier}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        json_object_set_new(sum, counts[i].name, json_integer((json_int_t)counts[i].v));
+    json_object_set_new(o, "not_stored", json_integer((json_int_t)(s->filtered + s->pii_dropped +
+                                                                    s->toxicity_dropped)));
+    json_object_set_new(o, "pii_documents", json_integer((json_int_t)s->pii_documents));
+    json_object_set_new(o, "pii_found", found);
+    json_object_set_new(o, "summary", sum);
 }
 
 static void random_id(char *buf, size_t n)
@@ -204,18 +281,39 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         chttp_error(out, 500, "embedder", "%s", err);
         return;
     }
+    int tox_status = 0;
+    const rag_toxicity *tox = docs ? toxicity_for(r, c, &tox_status, err, sizeof err) : NULL;
+    if (tox_status) {
+        chttp_error(out, tox_status, "toxicity_unavailable", "%s", err);
+        return;
+    }
+    rag_document *mine = docs ? malloc((n ? n : 1) * sizeof *mine) : NULL;
+    if (docs && !mine) {
+        chttp_error(out, 500, "internal", "out of memory");
+        return;
+    }
     json_t *token = json_object();
     size_t chunks = 0;
     int64_t now = (int64_t)time(NULL);
+    rag_ingest_summary total, part;
+    rag_ingest_summary_init(&total);
     for (int s = 0; s < c->shards; s++) {
         rag_log_batch *b = NULL;
         int rc = rag_log_batch_create(e, c->chunk_tokens, c->chunk_overlap, now, &b);
-        for (size_t i = 0; docs && i < n && rc == RAG_OK; i++)
+        size_t nm = 0;
+        for (size_t i = 0; docs && i < n; i++)
             if (cluster_shard_of(docs[i].id, c->shards) == s)
-                rc = rag_log_batch_add_documents(b, &docs[i], 1);
+                mine[nm++] = docs[i];
+        /* the collection's policy, by the core's own hygiene code (dropped documents
+         * become deletes of their id) */
+        if (rc == RAG_OK && nm) {
+            rc = rag_log_batch_add_documents_policy(b, mine, nm, &c->policy, tox, &part);
+            summary_add(&total, &part);
+        }
         if (rc == RAG_OK && del_id && cluster_shard_of(del_id, c->shards) == s)
             rc = rag_log_batch_add_delete(b, del_id);
         if (rc != RAG_OK) {
+            free(mine);
             int status = rc == RAG_EEMBED || rc == RAG_ENOMEM ? 500 : 400;
             chttp_error(out, status, status == 400 ? "invalid" : "internal", "%s",
                         rag_errmsg());
@@ -238,6 +336,7 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         if (rc != RAG_OK ||
             append_retrying(r, c->name, s, msg_id, bytes, len, &seq, err, sizeof err) < 0) {
             rag_free(bytes);
+            free(mine);
             atomic_fetch_add(&r->write_errors, 1);
             /* shards appended before stay appended: the token says which; repeating the
              * request with the same request_id appends the rest without duplicates */
@@ -252,10 +351,14 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         snprintf(key, sizeof key, "%d", s);
         json_object_set_new(token, key, json_integer((json_int_t)seq));
     }
+    free(mine);
     atomic_fetch_add(&r->writes, 1);
-    chttp_json(out, 200, json_pack("{s:I,s:I,s:o,s:s}", "documents", (json_int_t)n, "chunks",
-                                   (json_int_t)chunks, "write_token", token, "request_id",
-                                   request_id));
+    json_t *o = json_pack("{s:I,s:I,s:o,s:s}", "documents", (json_int_t)total.documents,
+                          "chunks", (json_int_t)chunks, "write_token", token, "request_id",
+                          request_id);
+    if (o && docs)
+        summary_json(o, &total);
+    chttp_json(out, 200, o);
 }
 
 static void upsert(router *r, const char *coll, json_t *body, chttp_reply *out)
@@ -1055,6 +1158,8 @@ done:
     clog_close(r.log);
     for (size_t i = 0; i < r.nemb; i++)
         rag_embedder_free(r.emb[i].e);
+    for (size_t i = 0; i < sizeof r.tox / sizeof r.tox[0]; i++)
+        rag_toxicity_close(r.tox[i]);
     cluster_config_free(&r.cfg);
     fprintf(stderr, "router %s: stopped\n", r.name);
     return code;

@@ -293,6 +293,70 @@ int rag_collection_options_json(const rag_collection_options *o, char **out)
     return *out ? RAG_OK : rag_fail(RAG_ENOMEM, "out of memory");
 }
 
+int rag_collection_options_from_json(rag_collection_options *o, const char *json,
+                                     char *language, size_t language_cap)
+{
+    rag_clear_error();
+    if (!o || !json)
+        return rag_fail(RAG_EINVAL, "rag_collection_options_from_json: NULL argument");
+    json_error_t je;
+    json_t *j = json_loads(json, 0, &je);
+    int rc = RAG_OK;
+    if (!json_is_object(j)) {
+        rc = rag_fail(RAG_EPARSE, "collection settings must be a JSON object%s%s",
+                      j ? "" : ": ", j ? "" : je.text);
+        goto cleanup;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        const opt_def *d = NULL;
+        for (size_t i = 0; i < N_OPTIONS && !d; i++)
+            if (strcmp(OPTIONS[i].info.name, key) == 0 ||
+                (OPTIONS[i].info.alias && strcmp(OPTIONS[i].info.alias, key) == 0))
+                d = &OPTIONS[i];
+        if (!d) {
+            rc = rag_fail(RAG_EINVAL, "unknown collection option '%s'", key);
+            goto cleanup;
+        }
+        if (json_is_null(v))
+            continue; /* as if absent */
+        char num[64];
+        const char *text = NULL;
+        rag_option_type t = d->info.type;
+        if (t == RAG_OPTION_INT && json_is_integer(v)) {
+            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+            text = num;
+        } else if (t == RAG_OPTION_REAL && json_is_number(v)) {
+            snprintf(num, sizeof num, "%.17g", json_number_value(v));
+            text = num;
+        } else if ((t == RAG_OPTION_CHOICE || t == RAG_OPTION_STRING) && json_is_string(v)) {
+            text = json_string_value(v);
+        }
+        if (!text) {
+            rc = rag_fail(RAG_EINVAL, "collection option '%s' must be %s", key,
+                          t == RAG_OPTION_INT    ? "an integer"
+                          : t == RAG_OPTION_REAL ? "a number"
+                                                 : "a string");
+            goto cleanup;
+        }
+        if (d->kind == F_STRING) { /* language: copied, opts borrows the caller's buffer */
+            if (!language || strlen(text) >= language_cap) {
+                rc = rag_fail(RAG_EINVAL, "collection option '%s' is not accepted here or "
+                              "too long ('%.32s')", key, text);
+                goto cleanup;
+            }
+            snprintf(language, language_cap, "%s", text);
+            text = language;
+        }
+        if ((rc = rag_collection_option_set(o, d->info.name, text)) != RAG_OK)
+            goto cleanup;
+    }
+cleanup:
+    json_decref(j);
+    return rc;
+}
+
 /* ---- checks -------------------------------------------------------------------------- */
 
 int rag_policy_from_user(const rag_collection_options *in, rag_collection_options *out)

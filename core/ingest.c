@@ -991,6 +991,39 @@ static int store_prepared(rag_db *db, const char *collection, prep *p)
     return rc;
 }
 
+/* ---- hygiene counters ------------------------------------------------------------------ */
+
+/* Counts what the hygiene stage found in a document it judged (every verdict). */
+static void count_judged(rag_ingest_summary *s, const rag_collection_options *pol,
+                         const rag_hygiene_result *res)
+{
+    if (res->pii_found) {
+        s->pii_documents++;
+        for (int t = 0; t < RAG_PII_NTYPES; t++)
+            s->pii_found[t] += res->pii[t];
+    }
+    if (pol->quality)
+        s->quality_checked++;
+    s->toxicity_checked += res->toxicity >= 0;
+}
+
+/* Counts a document the hygiene stage rejected, by reason. */
+static void count_rejected(rag_ingest_summary *s, const rag_hygiene_result *res)
+{
+    if (res->verdict == RAG_HYGIENE_FILTERED) {
+        s->filtered++;
+        s->filtered_too_short += res->quality == RAG_QUALITY_TOO_SHORT;
+        s->filtered_too_long += res->quality == RAG_QUALITY_TOO_LONG;
+        s->filtered_symbols += res->quality == RAG_QUALITY_SYMBOLS;
+    } else if (res->verdict == RAG_HYGIENE_TOXIC) {
+        s->toxicity_dropped++;
+        s->toxicity_dropped_wordlist += (res->toxic_by & RAG_TOXICITY_WORDLIST) != 0;
+        s->toxicity_dropped_classifier += (res->toxic_by & RAG_TOXICITY_CLASSIFIER) != 0;
+    } else if (res->verdict == RAG_HYGIENE_PII_DROPPED) {
+        s->pii_dropped++;
+    }
+}
+
 /* ---- replicated log batches ------------------------------------------------------------ */
 
 int rag_ingest_log_add(rag_log_batch *b, const rag_document *docs, size_t n)
@@ -1029,6 +1062,77 @@ int rag_ingest_log_add(rag_log_batch *b, const rag_document *docs, size_t n)
     if (rc != RAG_OK)
         rag_log_batch_truncate(b, ops0, chunks0);
     prep_free(&p);
+    return rc;
+}
+
+int rag_ingest_log_add_policy(rag_log_batch *b, const rag_document *docs, size_t n,
+                              const rag_collection_options *policy, const rag_toxicity *tox,
+                              rag_ingest_summary *summary)
+{
+    rag_ingest_summary own;
+    rag_ingest_summary *s = summary ? summary : &own;
+    rag_ingest_summary_init(s);
+    rag_collection_options pol;
+    rag_toxicity *loaded = NULL;
+    rag_hygiene *hy = NULL;
+    size_t ops0 = b->nops, chunks0 = b->nchunks;
+    int rc = rag_policy_from_user(policy, &pol);
+    if (rc == RAG_OK && pol.pii == RAG_PII_HASH)
+        rc = rag_fail(RAG_EUNSUPPORTED, "pii \"hash\" needs a store's key: log batches "
+                      "(cluster writes) accept pii off, mask or drop");
+    if (rc == RAG_OK && pol.toxicity != RAG_TOXICITY_OFF && !tox &&
+        (rc = rag_toxicity_open(pol.toxicity_detectors, NULL, NULL, &loaded)) == RAG_OK)
+        tox = loaded;
+    if (rc == RAG_OK && (pol.pii != RAG_PII_OFF || pol.quality ||
+                         pol.toxicity != RAG_TOXICITY_OFF))
+        rc = rag_hygiene_create(&pol, NULL, 0, tox, 0, &hy);
+    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
+        prep_doc pd;
+        memset(&pd, 0, sizeof pd);
+        rag_hygiene_result res;
+        memset(&res, 0, sizeof res);
+        s->seen++;
+        if ((rc = validate_doc(&docs[i], i, &pd, 0)) != RAG_OK)
+            break;
+        free(pd.metadata);
+        rag_document cur = docs[i];
+        cur.text_len = pd.len;
+        if (hy && (rc = rag_hygiene_apply(hy, &cur, NULL, NULL, 0, &res)) != RAG_OK)
+            break;
+        if (hy)
+            count_judged(s, &pol, &res);
+        if (res.verdict != RAG_HYGIENE_STORE) {
+            count_rejected(s, &res);
+            rc = rag_log_batch_add_delete(b, cur.id);
+        } else {
+            if (res.text) {
+                cur.text = res.text;
+                cur.text_len = res.len;
+            }
+            if (res.title)
+                cur.title = res.title;
+            if (res.metadata_json)
+                cur.metadata_json = res.metadata_json;
+            size_t chunks = b->nchunks;
+            if ((rc = rag_ingest_log_add(b, &cur, 1)) == RAG_OK) {
+                s->documents++;
+                s->chunks += b->nchunks - chunks;
+                s->bytes += cur.text_len;
+                s->toxicity_flagged += res.toxic_by != 0;
+            }
+        }
+        rag_hygiene_result_free(&res);
+    }
+    if (rc != RAG_OK) {
+        rag_log_batch_truncate(b, ops0, chunks0);
+        if (hy) { /* an error may quote the document: never raw personal data */
+            char msg[512];
+            rag_hygiene_mask_message(hy, rag_errmsg(), msg, sizeof msg);
+            rag_fail(rc, "%s", msg);
+        }
+    }
+    rag_hygiene_free(hy);
+    rag_toxicity_close(loaded);
     return rc;
 }
 
@@ -1550,14 +1654,7 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
         }
         if (rc != RAG_OK)
             goto cleanup;
-        if (res.pii_found) {
-            s->pii_documents++;
-            for (int t = 0; t < RAG_PII_NTYPES; t++)
-                s->pii_found[t] += res.pii[t];
-        }
-        if (r->policy.quality)
-            s->quality_checked++;
-        s->toxicity_checked += res.toxicity >= 0;
+        count_judged(s, &r->policy, &res);
     }
     if ((rc = make_room(r, d->id)) != RAG_OK)
         goto cleanup;
@@ -1591,23 +1688,16 @@ int rag_ingest_run_add(rag_ingest_run *r, const rag_document *d, size_t index,
         char why[64];
         event_init(&ev, rd->reject, d->id, path);
         ev.pii_found = res.pii_found;
+        count_rejected(s, &res);
         if (rd->reject == RAG_INGEST_FILTERED) {
-            s->filtered++;
-            s->filtered_too_short += res.quality == RAG_QUALITY_TOO_SHORT;
-            s->filtered_too_long += res.quality == RAG_QUALITY_TOO_LONG;
-            s->filtered_symbols += res.quality == RAG_QUALITY_SYMBOLS;
             ev.reason = rag_quality_verdict_name(res.quality);
         } else if (rd->reject == RAG_INGEST_TOXIC) {
-            s->toxicity_dropped++;
-            s->toxicity_dropped_wordlist += (res.toxic_by & RAG_TOXICITY_WORDLIST) != 0;
-            s->toxicity_dropped_classifier += (res.toxic_by & RAG_TOXICITY_CLASSIFIER) != 0;
             snprintf(why, sizeof why, "toxicity %.3f (%s)", res.toxicity,
                      rag_toxicity_detector_name(res.toxic_by));
             ev.reason = why;
             ev.toxicity = res.toxicity;
             ev.toxicity_detector = rag_toxicity_detector_name(res.toxic_by);
         } else {
-            s->pii_dropped++;
             ev.reason = "personal data found";
         }
         oc = RAG_RUN_REJECTED;

@@ -111,6 +111,11 @@ struct rag_txn;
 /* Validates, chunks and embeds docs with the batch's embedder and chunk sizes, as a store
  * would (no hygiene), and appends them to the batch as upserts; nothing is added on error. */
 int rag_ingest_log_add(struct rag_log_batch *b, const rag_document *docs, size_t n);
+/* rag_log_batch_add_documents_policy: the stateless hygiene stage, then
+ * rag_ingest_log_add per stored document, a delete per rejected one. */
+int rag_ingest_log_add_policy(struct rag_log_batch *b, const rag_document *docs, size_t n,
+                              const rag_collection_options *policy, const rag_toxicity *tox,
+                              rag_ingest_summary *summary);
 
 /* Applies a decoded batch at sequence seq to collection (created when absent) in one write
  * transaction that checks and records the collection's log position (RAG_ESEQUENCE). */

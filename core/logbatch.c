@@ -179,6 +179,16 @@ int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *docs, size
     return rag_ingest_log_add(b, docs, n);
 }
 
+int rag_log_batch_add_documents_policy(rag_log_batch *b, const rag_document *docs, size_t n,
+                                       const rag_collection_options *policy,
+                                       const rag_toxicity *tox, rag_ingest_summary *summary)
+{
+    rag_clear_error();
+    if (!b || (!docs && n))
+        return rag_fail(RAG_EINVAL, "rag_log_batch_add_documents_policy: NULL argument");
+    return rag_ingest_log_add_policy(b, docs, n, policy, tox, summary);
+}
+
 int rag_log_batch_add_delete(rag_log_batch *b, const char *id)
 {
     rag_clear_error();

@@ -459,6 +459,16 @@ RAG_API const rag_option_info *rag_collection_option_info(size_t i);
  * ...}) in *json, freed with rag_free. Errors: RAG_EINVAL, RAG_ENOMEM. */
 RAG_API int rag_collection_options_json(const rag_collection_options *opts, char **json);
 
+/* Sets the fields named in `json`, a JSON object shaped as rag_collection_options_json
+ * writes it ({"pii":"mask","quality":"on","min_chars":40,...}; strings for choices and
+ * text, numbers for numbers, null as if absent), through rag_collection_option_set: the
+ * inverse of rag_collection_options_json, for front doors that keep settings as JSON. A
+ * "language" is copied into language[0, language_cap) and opts->language points there
+ * (language NULL: a "language" field is refused). RAG_EPARSE (not a JSON object),
+ * RAG_EINVAL naming the field and what it accepts; opts may then be partly set. */
+RAG_API int rag_collection_options_from_json(rag_collection_options *opts, const char *json,
+                                             char *language, size_t language_cap);
+
 /* Creates collection `name` with these settings (NULL: the defaults). RAG_EEXIST when it
  * exists; RAG_EINVAL naming a field out of range. */
 RAG_API int rag_collection_create_with(rag_db *db, const char *name,
@@ -1581,6 +1591,25 @@ RAG_API int rag_log_batch_create(rag_embedder *emb, int chunk_tokens, int chunk_
  * Errors: as rag_ingest for an invalid document (naming it), RAG_EINVAL (no embedder,
  * RAG_LOG_BATCH_MAX_CHUNKS exceeded), RAG_EEMBED. */
 RAG_API int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *docs, size_t n);
+
+/* As rag_log_batch_add_documents, after the parts of a collection's hygiene policy that
+ * depend on the document alone, with the same code as a store's ingest: quality filters,
+ * toxicity (flag or drop) and PII masking or dropping (text, title and every string of
+ * the metadata). A document the policy rejects is not added; a delete of its id is added
+ * instead, so an older stored version (which could hold what was just refused) goes too.
+ * Duplicate detection (policy->dedup) depends on what a store holds and is NOT applied
+ * here. `tox` (borrowed; may be NULL) holds the detectors of a toxicity mode other than
+ * off; NULL loads them from the model cache for this call. `summary` (may be NULL) is
+ * filled as by rag_ingest_documents: seen, documents (added), chunks, bytes, the quality,
+ * PII and toxicity counters (replaced, duplicates and failed stay 0). policy NULL: as rag_log_batch_add_documents. On error
+ * nothing is added.
+ * Errors: those of rag_log_batch_add_documents; RAG_EUNSUPPORTED for pii "hash" (its key
+ * is a store's; a batch has none); RAG_EINVAL naming a policy field out of range;
+ * rag_toxicity_open's (detectors not pulled: RAG_ENOTFOUND). */
+RAG_API int rag_log_batch_add_documents_policy(rag_log_batch *b, const rag_document *docs,
+                                               size_t n, const rag_collection_options *policy,
+                                               const rag_toxicity *tox,
+                                               rag_ingest_summary *summary);
 
 /* Adds the deletion of document `id` (absent ids are ignored when the batch is applied). */
 RAG_API int rag_log_batch_add_delete(rag_log_batch *b, const char *id);

@@ -117,16 +117,18 @@ class Cluster:
         except ValueError:
             return {}
 
-    def converged(self, label, replicas=(2, 2), timeout=60):
-        """Every replica of every shard (replicas[s] of shard s) at its log's end, with equal
-        digests at that sequence and exactly the acknowledged documents of the shard."""
+    def converged(self, label, replicas=(2, 2), timeout=60, coll="t", ids=None):
+        """Every replica of every shard (replicas[s] of shard s) of collection `coll` at its
+        log's end, with equal digests at that sequence and exactly the acknowledged documents
+        of the shard (or those of `ids`, when given)."""
         with self.lock:
-            want = [sum(1 for i in self.acked if fnv_shard(i) == s) for s in range(2)]
+            ids = self.acked if ids is None else ids
+            want = [sum(1 for i in ids if fnv_shard(i) == s) for s in range(2)]
         end = time.time() + timeout
         last = None
         t0 = time.time()
         while time.time() < end:
-            shards = self.status().get("collections", {}).get("t", {}).get("shards", [])
+            shards = self.status().get("collections", {}).get(coll, {}).get("shards", [])
             ok = len(shards) == 2
             for sh in shards:
                 reps = sh["replicas"]

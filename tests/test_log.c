@@ -256,10 +256,145 @@ static void test_bad_input(void)
     rag_embedder_free(e);
 }
 
+/* Settings read from JSON with the library's own parser, errors naming the field. */
+static void test_settings_json(void)
+{
+    rag_collection_options o;
+    char lang[24];
+    rag_collection_options_init(&o);
+    ASSERT_OK(rag_collection_options_from_json(
+        &o, "{\"pii\":\"mask\",\"quality\":\"on\",\"min_chars\":30,"
+            "\"max_symbol_ratio\":0.25,\"toxicity\":null,\"language\":\"french\"}",
+        lang, sizeof lang));
+    ASSERT_EQ_INT(o.pii, RAG_PII_MASK);
+    ASSERT_EQ_INT(o.quality, 1);
+    ASSERT_EQ_INT(o.min_chars, 30);
+    ASSERT_NEAR(o.max_symbol_ratio, 0.25, 1e-12);
+    ASSERT_EQ_INT(o.toxicity, RAG_TOXICITY_OFF);
+    ASSERT_STR_EQ(o.language, "french");
+    ASSERT_TRUE(o.language == lang);
+    /* what rag_collection_options_json writes reads back the same */
+    char *text = NULL;
+    rag_collection_options back;
+    rag_collection_options_init(&back);
+    ASSERT_OK(rag_collection_options_json(&o, &text));
+    ASSERT_OK(rag_collection_options_from_json(&back, text, lang, sizeof lang));
+    ASSERT_EQ_INT(back.pii, o.pii);
+    ASSERT_EQ_INT(back.min_chars, o.min_chars);
+    ASSERT_EQ_INT(back.quality, o.quality);
+    rag_free(text);
+    ASSERT_EQ_INT(rag_collection_options_from_json(&o, "{\"pii\":\"shred\"}", NULL, 0),
+                  RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "pii") && strstr(rag_errmsg(), "shred"));
+    ASSERT_EQ_INT(rag_collection_options_from_json(&o, "{\"min_chars\":\"ten\"}", NULL, 0),
+                  RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "min_chars") && strstr(rag_errmsg(), "integer"));
+    ASSERT_EQ_INT(rag_collection_options_from_json(&o, "{\"colour\":\"red\"}", NULL, 0),
+                  RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "colour") != NULL);
+    ASSERT_EQ_INT(rag_collection_options_from_json(&o, "{\"language\":\"german\"}", NULL, 0),
+                  RAG_EINVAL);
+    ASSERT_EQ_INT(rag_collection_options_from_json(&o, "[1]", NULL, 0), RAG_EPARSE);
+}
+
+/* The stateless hygiene policy on a batch: masked text reaches the store, a filtered
+ * document becomes a delete of its id (an older version goes), counts by reason. */
+static void test_policy(void)
+{
+    test_fresh_dir(dir_a, sizeof dir_a, "log_policy");
+    rag_db *db = open_store(dir_a);
+    rag_embedder *e = NULL;
+    ASSERT_OK(rag_embedder_create("hash", DIM, &e));
+    size_t len = 0;
+    void *bytes = batch_of(e, 0, 2, 0, 1700000000, &len); /* doc-000, doc-001 stored */
+    ASSERT_OK(rag_log_apply(db, "c", 1, bytes, len));
+    rag_free(bytes);
+
+    rag_collection_options pol;
+    rag_collection_options_init(&pol);
+    pol.pii = RAG_PII_MASK;
+    pol.quality = 1;
+    pol.min_chars = 20;
+    rag_document d[2];
+    rag_document_init(&d[0]);
+    d[0].id = "doc-000";
+    d[0].text = "Write to jane.doe@example.org or call +1 415 555 0100 about the replica.";
+    d[0].title = "mail jane.doe@example.org";
+    rag_document_init(&d[1]);
+    d[1].id = "doc-001";
+    d[1].text = "too short";
+    rag_log_batch *b = NULL;
+    rag_ingest_summary sum;
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 1700000100, &b));
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, d, 2, &pol, NULL, &sum));
+    ASSERT_EQ_INT(sum.seen, 2);
+    ASSERT_EQ_INT(sum.documents, 1);
+    ASSERT_EQ_INT(sum.filtered, 1);
+    ASSERT_EQ_INT(sum.filtered_too_short, 1);
+    ASSERT_EQ_INT(sum.pii_documents, 1);
+    ASSERT_EQ_INT(sum.pii_found[RAG_PII_EMAIL], 2);
+    ASSERT_EQ_INT(sum.pii_found[RAG_PII_PHONE], 1);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 2); /* the upsert and the delete */
+    ASSERT_OK(rag_log_batch_encode(b, &bytes, &len));
+    ASSERT_TRUE(!memmem(bytes, len, "jane.doe", 8)); /* nothing raw travels in the log */
+    rag_log_batch_free(b);
+    ASSERT_OK(rag_log_apply(db, "c", 2, bytes, len));
+    rag_free(bytes);
+    rag_doc *doc = NULL;
+    ASSERT_OK(rag_document_get(db, "c", "doc-000", &doc));
+    if (doc) {
+        ASSERT_TRUE(rag_doc_chunk_count(doc) >= 1);
+        ASSERT_TRUE(strstr(rag_doc_chunk(doc, 0)->text, "[EMAIL]") != NULL);
+        ASSERT_TRUE(!strstr(rag_doc_chunk(doc, 0)->text, "jane.doe"));
+        ASSERT_STR_EQ(rag_doc_chunk(doc, 0)->title, "mail [EMAIL]");
+    }
+    rag_doc_free(doc);
+    ASSERT_EQ_INT(rag_document_get(db, "c", "doc-001", &doc), RAG_ENOTFOUND);
+
+    /* hash needs a store's key: refused, nothing added */
+    pol.pii = RAG_PII_HASH;
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_EQ_INT(rag_log_batch_add_documents_policy(b, d, 1, &pol, NULL, NULL),
+                  RAG_EUNSUPPORTED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "hash") != NULL);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 0);
+    /* an invalid document: the error, nothing of the call added */
+    pol.pii = RAG_PII_DROP;
+    d[1].text = "\xff\xfe bad";
+    ASSERT_EQ_INT(rag_log_batch_add_documents_policy(b, d, 2, &pol, NULL, NULL),
+                  RAG_EENCODING);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 0);
+    /* PII drop: a delete of the id instead of the document */
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, d, 1, &pol, NULL, &sum));
+    ASSERT_EQ_INT(sum.pii_dropped, 1);
+    ASSERT_EQ_INT(sum.documents, 0);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 1);
+    ASSERT_EQ_INT(rag_log_batch_chunks(b), 0);
+    rag_log_batch_free(b);
+    /* toxicity flag with the word list: stored with its score, counted as flagged */
+    ASSERT_OK(rag_model_pull("better-profanity", 0, NULL));
+    rag_collection_options_init(&pol);
+    pol.toxicity = RAG_TOXICITY_FLAG;
+    pol.toxicity_detectors = RAG_TOXICITY_WORDLIST;
+    d[1].text = "what a sh1t day, you b1tch";
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, &d[1], 1, &pol, NULL, &sum));
+    ASSERT_EQ_INT(sum.documents, 1);
+    ASSERT_EQ_INT(sum.toxicity_checked, 1);
+    ASSERT_EQ_INT(sum.toxicity_flagged, 1);
+    ASSERT_EQ_INT(sum.chunks, rag_log_batch_chunks(b));
+    ASSERT_EQ_INT(sum.bytes, strlen(d[1].text));
+    rag_log_batch_free(b);
+    rag_embedder_free(e);
+    rag_close(db);
+}
+
 int main(void)
 {
     make_corpus();
     test_bad_input();
+    test_settings_json();
+    test_policy();
     test_apply_equals_ingest();
     printf("%d checks, %d failures\n", test_checks_, test_failures_);
     return test_failures_ ? 1 : 0;

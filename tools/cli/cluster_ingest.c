@@ -69,6 +69,16 @@ static void post(run *r, batch *b)
     if (rc == 0) {
         r->sum->documents += (uint64_t)json_integer_value(json_object_get(reply, "documents"));
         r->sum->chunks += (uint64_t)json_integer_value(json_object_get(reply, "chunks"));
+        /* what the collection's policy kept out, by reason */
+        json_t *hs = json_object_get(reply, "summary");
+        r->sum->quality_checked +=
+            (uint64_t)json_integer_value(json_object_get(hs, "quality_checked"));
+        r->sum->filtered += (uint64_t)json_integer_value(json_object_get(hs, "filtered"));
+        r->sum->pii_documents +=
+            (uint64_t)json_integer_value(json_object_get(hs, "pii_documents"));
+        r->sum->pii_dropped += (uint64_t)json_integer_value(json_object_get(hs, "pii_dropped"));
+        r->sum->toxicity_dropped +=
+            (uint64_t)json_integer_value(json_object_get(hs, "toxicity_dropped"));
         rag_ingest_progress p = {0, 0, r->sum->documents, r->sum->chunks, now_s() - r->t0};
         cli_report_progress(r->rep, &p);
     } else if (!r->failed) {
@@ -201,7 +211,7 @@ int cli_cluster_ingest(const char *url, const char *key, const char *collection,
     memset(&r, 0, sizeof r);
     rag_ingest_summary_init(sum);
     /* routers take no API key yet; a given one is sent along */
-    if (cli_http_init(&r.http, "ingest", url, key && *key ? key : "cluster") != 0)
+    if (cli_http_init_keyless(&r.http, "ingest", url, key) != 0)
         return RAG_EINVAL;
     char *esc = cli_http_escape(collection);
     if (!esc) {

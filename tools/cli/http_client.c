@@ -12,7 +12,9 @@
 #define HTTP_TIMEOUT_S 300L
 #define HTTP_CONNECT_TIMEOUT_S 10L
 
-int cli_http_init(cli_http *h, const char *cmd, const char *url, const char *key)
+/* cli_http_init with the key required or not. */
+static int http_init(cli_http *h, const char *cmd, const char *url, const char *key,
+                     int key_required)
 {
     memset(h, 0, sizeof *h);
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
@@ -29,13 +31,25 @@ int cli_http_init(cli_http *h, const char *cmd, const char *url, const char *key
     memcpy(h->base, url, n);
     h->base[n] = '\0';
     h->key = key && *key ? key : getenv("RAGCORE_API_KEY");
-    if (!h->key || !*h->key) {
+    if (h->key && !*h->key)
+        h->key = NULL;
+    if (!h->key && key_required) {
         cli_error(cmd, "--server needs an API key: --key KEY or RAGCORE_API_KEY");
         return -1;
     }
     h->timeout_s = HTTP_TIMEOUT_S;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return 0;
+}
+
+int cli_http_init(cli_http *h, const char *cmd, const char *url, const char *key)
+{
+    return http_init(h, cmd, url, key, 1);
+}
+
+int cli_http_init_keyless(cli_http *h, const char *cmd, const char *url, const char *key)
+{
+    return http_init(h, cmd, url, key, 0);
 }
 
 typedef struct buf {
@@ -76,8 +90,10 @@ int cli_http_json(const cli_http *h, const char *method, const char *path, json_
         snprintf(err, errlen, "%s %s: out of memory", method, url);
         goto cleanup;
     }
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", h->key);
-    hdr = curl_slist_append(hdr, auth);
+    if (h->key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", h->key);
+        hdr = curl_slist_append(hdr, auth);
+    }
     if (text)
         hdr = curl_slist_append(hdr, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);

@@ -10,7 +10,8 @@
 
 typedef struct cli_http {
     char base[1024];         /* the server's URL without a trailing '/' */
-    const char *key;         /* API key, sent as "Authorization: Bearer KEY" (borrowed) */
+    const char *key;         /* API key, sent as "Authorization: Bearer KEY" (borrowed);
+                              * NULL: no Authorization header (a keyless client) */
     long timeout_s;          /* limit of a whole request; connecting takes at most 10 s */
 } cli_http;
 
@@ -25,6 +26,10 @@ typedef struct cli_http {
  * printing "ragcore <cmd>: ..." naming what is wrong, when the URL is not http(s)://... or
  * no key is given. */
 int cli_http_init(cli_http *h, const char *cmd, const char *url, const char *key);
+
+/* As cli_http_init for servers that may take requests without a key (a cluster's routers):
+ * with neither `key` nor $RAGCORE_API_KEY the client sends no Authorization header. */
+int cli_http_init_keyless(cli_http *h, const char *cmd, const char *url, const char *key);
 
 /* Sends `method` to the server's base URL + `path` (its segments already escaped with
  * cli_http_escape) with `body` as JSON (NULL: no body) and reads the reply.
