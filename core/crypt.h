@@ -72,5 +72,9 @@ void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
                     char out[RAG_CRYPT_TERM_LEN]);
 /* Keyed 16-byte hash of a text (embedding-cache keys). Can't fail. */
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16]);
+/* Keyed 64-bit hash of a 64-bit content hash (the chunk-hash counts and the duplicate
+ * index's keys): without the hash key, the plain hash of a guessed text cannot be matched
+ * against it. Can't fail. */
+uint64_t rag_crypt_hash64(const rag_crypt *c, uint64_t h);
 
 #endif

@@ -1224,10 +1224,15 @@ int rag_store_tomb_clear(rag_txn *t, uint32_t coll, uint64_t below)
                      NULL);
 }
 
+uint64_t rag_store_key_hash(const rag_txn *t, uint64_t hash)
+{
+    return t->st->crypt ? rag_crypt_hash64(t->st->crypt, hash) : hash;
+}
+
 int rag_store_hash_incr(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t *before)
 {
     unsigned char k[12];
-    coll_id_key(k, coll, hash);
+    coll_id_key(k, coll, rag_store_key_hash(t, hash));
     MDB_val v;
     uint32_t n = 0;
     int rc = get(t, t->st->dbi[DB_HASHES], k, 12, &v);
@@ -1244,7 +1249,7 @@ int rag_store_hash_incr(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t *befo
 int rag_store_hash_decr(rag_txn *t, uint32_t coll, uint64_t hash)
 {
     unsigned char k[12];
-    coll_id_key(k, coll, hash);
+    coll_id_key(k, coll, rag_store_key_hash(t, hash));
     MDB_val v;
     uint32_t n = 0;
     int rc = get(t, t->st->dbi[DB_HASHES], k, 12, &v);

@@ -1297,6 +1297,13 @@ typedef struct rag_check_report rag_check_report;
  * *out is freed with rag_check_report_free. */
 RAG_API int rag_check(const char *dir, unsigned flags, int ef_construction,
                       rag_check_report **out);
+/* rag_check of an encrypted store with its key given as to rag_open: `store_key` (the key
+ * text), else the file `store_key_file`, else RAGCORE_STORE_KEY (rag_check is this with
+ * both NULL). Also RAG_EKEY (the store is encrypted and no key, or another key, is given;
+ * a key for a plain store) and RAG_EIO (the key file cannot be read, naming it). */
+RAG_API int rag_check_keyed(const char *dir, unsigned flags, int ef_construction,
+                            const char *store_key, const char *store_key_file,
+                            rag_check_report **out);
 /* Number of findings of one kind: every finding, including those not listed as items (at
  * most 10 items per category and collection are kept, then one summary item). */
 RAG_API uint64_t rag_check_report_count(const rag_check_report *report, int kind);
