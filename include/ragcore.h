@@ -1340,6 +1340,10 @@ RAG_API int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info);
 /* Same for a store directory that this process does not have open (other processes may be
  * writing to it); no checkpoint is taken. RAG_ENOTFOUND when dbdir is not a store. */
 RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info);
+/* rag_backup_dir of an encrypted store, whose copy is checked with its key: `store_key`,
+ * else the file `store_key_file`, else RAGCORE_STORE_KEY (as rag_check_keyed). */
+RAG_API int rag_backup_dir_keyed(const char *dbdir, const char *outdir, const char *store_key,
+                                 const char *store_key_file, rag_backup_info *info);
 
 /* Restores the backup in directory `backup` into store directory `dbdir`. A dbdir that
  * exists and is not empty is refused (RAG_EEXIST) unless `force`; with force it must be a
@@ -1352,6 +1356,10 @@ RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_inf
  * at open), never a mix. RAG_ENOTFOUND when `backup` is not a backup. info may be NULL. */
 RAG_API int rag_restore(const char *backup, const char *dbdir, int force,
                         rag_backup_info *info);
+/* rag_restore of an encrypted backup, checked with its key given as to rag_check_keyed. */
+RAG_API int rag_restore_keyed(const char *backup, const char *dbdir, int force,
+                              const char *store_key, const char *store_key_file,
+                              rag_backup_info *info);
 
 /* What a salvage copied and lost. */
 typedef struct rag_salvage_totals {

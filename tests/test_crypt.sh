@@ -200,5 +200,15 @@ for s in plain enc; do
         grep -q 'duplicates (skip, .*): 1 exact' "$work/dup_$s.out"
 done
 
+# backup and restore take --key-file like every other command (their copy is checked).
+check "backup --key-file of the encrypted store" \
+    "$bin/ragcore" backup --db "$work/enc" --key-file "$bad" "$work/bk"
+check "restore --key-file of that backup" \
+    "$bin/ragcore" restore "$work/bk" --db "$work/restored" --key-file "$bad"
+results "$work/restored" "$bad" > "$work/r_restored"
+check "... gives the plain store's results" cmp -s "$work/r_plain" "$work/r_restored"
+check "backup without the key is refused" \
+    sh -c "! '$bin/ragcore' backup --db '$work/enc' '$work/bk2' >/dev/null 2>&1"
+
 echo "$fails failure(s)"
 [ "$fails" = 0 ]
