@@ -7,7 +7,8 @@
  *     gen (1 byte) | nonce (24) | XChaCha20-Poly1305-IETF ciphertext and tag (16)
  * with associated data binding it to its table and key, so records cannot be moved.
  * The hash key gives keyed BLAKE2b hashes for names that must stay lookup keys (BM25 terms,
- * embedding-cache text hashes); it is kept across key rotations (only re-wrapped).
+ * embedding-cache text hashes) and keyed SipHash of the 64-bit duplicate-detection hashes;
+ * it is kept across key rotations (only re-wrapped).
  * While a rotation runs the header holds two generations, both wrapped under the new key. */
 #ifndef RAG_CRYPT_H
 #define RAG_CRYPT_H
