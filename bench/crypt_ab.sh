@@ -6,7 +6,8 @@
 # loaded machine slows both alike: only the ratios count. Prints ingest times, one JSON line
 # per run and a median line per (store, mode, encryption) with the encrypted/plain ratio.
 # usage: bench/crypt_ab.sh [BUILD] [ROUNDS]
-#   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0)
+#   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0),
+#        DOCS (the hash stores hold the first DOCS documents; default all 5,183)
 set -euo pipefail
 . "$(dirname "$0")/eval_lib.sh"
 build=${1:-build}
@@ -17,7 +18,11 @@ neural_docs=${NEURAL_DOCS:-0}
 bin="$build/bin/ragcore"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-gzip -dc "$data/corpus.jsonl.gz" > "$work/corpus.jsonl"
+if [ -n "${DOCS:-}" ]; then
+    gzip -dc "$data/corpus.jsonl.gz" | sed -n "1,${DOCS}p" > "$work/corpus.jsonl" # reads all: no SIGPIPE
+else
+    gzip -dc "$data/corpus.jsonl.gz" > "$work/corpus.jsonl"
+fi
 head -n "$neural_docs" "$work/corpus.jsonl" > "$work/subset.jsonl"
 qrels=$data/qrels/test.tsv
 [ -f "$qrels" ] || qrels=$(ls "$data"/qrels/*.tsv | head -n 1)

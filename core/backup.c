@@ -120,12 +120,17 @@ static int copy_index_files(const char *srcdir, const char *dstdir, rag_backup_i
     return rc;
 }
 
-/* Checks the copy in `dir`: drops index files that do not verify; fails with the first
- * other problem. Removes the lock file the check created. */
-static int verify_copy(const char *dir, rag_backup_info *info)
+/* An encrypted store's key for the check of a copy (as rag_check_keyed takes it). */
+typedef struct copy_key {
+    const char *key, *file;
+} copy_key;
+
+/* Checks the copy in `dir` (an encrypted one with key k): drops index files that do not
+ * verify; fails with the first other problem. Removes the lock file the check created. */
+static int verify_copy(const char *dir, const copy_key *k, rag_backup_info *info)
 {
     rag_check_report *r = NULL;
-    int rc = rag_check(dir, 0, 0, &r);
+    int rc = rag_check_keyed(dir, 0, 0, k->key, k->file, &r);
     char path[4096];
     if (rc == RAG_OK) {
         for (size_t i = 0; i < rag_check_report_size(r); i++) {
@@ -220,7 +225,7 @@ int rag_dir_publish(const char *tmp, const char *target)
 }
 
 static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
-                       rag_backup_info *info)
+                       const copy_key *k, rag_backup_info *info)
 {
     double t0 = rag_monotonic();
     int state = rag_dir_state(outdir);
@@ -241,7 +246,7 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
         if (stat(path, &sb) == 0)
             info->bytes += (uint64_t)sb.st_size;
         fsync_path(path, 0);
-        rc = verify_copy(tmp, info);
+        rc = verify_copy(tmp, k, info);
     }
     if (rc == RAG_OK) {
         rag_coll_index_dir(tmp, path, sizeof path);
@@ -267,11 +272,18 @@ int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info)
     int rc = rag_checkpoint(db);
     if (rc != RAG_OK)
         rag_clear_error(); /* older index files are still consistent: replayed at open */
-    rc = backup_into(db->st, db->dir, outdir, info);
+    copy_key k = {NULL, NULL};
+    rc = backup_into(db->st, db->dir, outdir, &k, info);
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "backup of '%s'", db->dir);
 }
 
 int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info)
+{
+    return rag_backup_dir_keyed(dbdir, outdir, NULL, NULL, info);
+}
+
+int rag_backup_dir_keyed(const char *dbdir, const char *outdir, const char *store_key,
+                         const char *store_key_file, rag_backup_info *info)
 {
     rag_clear_error();
     rag_backup_info local;
@@ -287,13 +299,20 @@ int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info)
         return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dbdir);
     rag_store *st = NULL;
     int rc = rag_store_open(dbdir, 1, &st);
+    copy_key k = {store_key, store_key_file};
     if (rc == RAG_OK)
-        rc = backup_into(st, dbdir, outdir, info);
+        rc = backup_into(st, dbdir, outdir, &k, info);
     rag_store_close(st);
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "backup of '%s'", dbdir);
 }
 
 int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_info *info)
+{
+    return rag_restore_keyed(backup, dbdir, force, NULL, NULL, info);
+}
+
+int rag_restore_keyed(const char *backup, const char *dbdir, int force, const char *store_key,
+                      const char *store_key_file, rag_backup_info *info)
 {
     rag_clear_error();
     rag_backup_info local;
@@ -335,8 +354,9 @@ int rag_restore(const char *backup, const char *dbdir, int force, rag_backup_inf
     rc = copy_file(src, path, &info->bytes);
     if (rc == RAG_OK)
         rc = copy_index_files(backup, tmp, info);
+    copy_key k = {store_key, store_key_file};
     if (rc == RAG_OK)
-        rc = verify_copy(tmp, info);
+        rc = verify_copy(tmp, &k, info);
     if (rc == RAG_OK && state != 2) {
         fsync_path(tmp, 1);
         rc = rag_dir_publish(tmp, dbdir);

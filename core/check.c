@@ -662,8 +662,8 @@ static int check_collection(ck *k, const char *name, const rag_coll_rec *rec)
         live++;
         if (c->flags & RAG_CHUNK_DUPLICATE)
             dups++;
-        if (!c->damaged)
-            u64v_push(&want_hashes, c->text_hash);
+        if (!c->damaged) /* in the form the table keeps */
+            u64v_push(&want_hashes, rag_store_key_hash(k->txn, c->text_hash));
         if (!u64v_has(&k->vids, c->id)) {
             finding(k, RAG_CHECK_PROBLEM, CAT_NO_VEC, "chunk %llu has no vector",
                     (unsigned long long)c->id);
@@ -1262,8 +1262,10 @@ static int read_identity(ck *k)
     return rc;
 }
 
-/* One pass: checks everything in one snapshot, then repairs when asked. */
-static int check_pass(const char *dir, int repair, int ef_construction, rag_check_report *r)
+/* One pass: checks everything in one snapshot, then repairs when asked. `secret` unlocks
+ * an encrypted store (NULL: none given). */
+static int check_pass(const char *dir, const char *secret, int repair, int ef_construction,
+                      rag_check_report *r)
 {
     ck k;
     memset(&k, 0, sizeof k);
@@ -1284,14 +1286,8 @@ static int check_pass(const char *dir, int repair, int ef_construction, rag_chec
     int rc = rag_store_open(dir, !repair, &k.st);
     if (rc != RAG_OK)
         return rc;
-    {
-        char *secret = NULL; /* an encrypted store's key: RAGCORE_STORE_KEY */
-        if ((rc = rag_crypt_secret(NULL, NULL, "RAGCORE_STORE_KEY", &secret)) == RAG_OK)
-            rc = rag_store_unlock(k.st, secret);
-        rag_crypt_secret_free(secret);
-        if (rc != RAG_OK)
-            goto cleanup;
-    }
+    if ((rc = rag_store_unlock(k.st, secret)) != RAG_OK)
+        goto cleanup;
     rag_check_stage(r, "tables 'meta' and 'collections'");
     if ((rc = rag_store_read(k.st, &k.txn)) != RAG_OK)
         goto cleanup;
@@ -1425,22 +1421,22 @@ static void page_pass(const char *dir, rag_check_report *r, int *damaged, int *u
     *damaged = r->counts[RAG_CHECK_PROBLEM] > 0;
 }
 
-/* The read-only pass through LMDB, run by rag_check_isolated. */
-static int read_pass(const char *dir, rag_check_report *r)
+/* The read-only pass through LMDB, run by rag_check_isolated; user is the secret. */
+static int read_pass(const char *dir, void *user, rag_check_report *r)
 {
-    return check_pass(dir, 0, 0, r);
+    return check_pass(dir, user, 0, 0, r);
 }
 
 /* The whole read-only check: pages first, then LMDB's view in a checker process. A store
  * whose pages are damaged gets the reason the LMDB pass could not run as a problem instead
  * of an error. *damaged tells whether pages are damaged (the repair must not write then). */
-static int check_all(const char *dir, rag_check_report *r, int *damaged)
+static int check_all(const char *dir, char *secret, rag_check_report *r, int *damaged)
 {
     int unreadable = 0, crashed = 0;
     page_pass(dir, r, damaged, &unreadable);
     if (unreadable)
         return RAG_OK; /* LMDB must not map it: a truncated file would fault */
-    int rc = rag_check_isolated(dir, read_pass, r, &crashed);
+    int rc = rag_check_isolated(dir, read_pass, secret, r, &crashed);
     if (crashed)
         *damaged = 1;
     if (rc != RAG_OK && *damaged) {
@@ -1456,6 +1452,12 @@ static int check_all(const char *dir, rag_check_report *r, int *damaged)
 
 int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_report **out)
 {
+    return rag_check_keyed(dir, flags, ef_construction, NULL, NULL, out);
+}
+
+int rag_check_keyed(const char *dir, unsigned flags, int ef_construction, const char *store_key,
+                    const char *store_key_file, rag_check_report **out)
+{
     rag_clear_error();
     if (!out)
         return rag_fail(RAG_EINVAL, "rag_check: out is NULL");
@@ -1469,17 +1471,25 @@ int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_re
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     if (stat(path, &sb) != 0)
         return rag_fail(RAG_ENOTFOUND, "'%s' is not a ragcore store (no data.mdb)", dir);
-    /* A repair writes: it needs the store to itself for the whole check. */
-    int rc = repair ? rag_lockfile_acquire(dir, &lock, NULL) : RAG_OK;
+    /* An encrypted store's key: given, from its file, else RAGCORE_STORE_KEY. */
+    char *secret = NULL;
+    int rc = rag_crypt_secret(store_key, store_key_file, "RAGCORE_STORE_KEY", &secret);
     if (rc != RAG_OK)
         return rc;
+    /* A repair writes: it needs the store to itself for the whole check. */
+    rc = repair ? rag_lockfile_acquire(dir, &lock, NULL) : RAG_OK;
+    if (rc != RAG_OK) {
+        rag_crypt_secret_free(secret);
+        return rc;
+    }
     rag_check_report *r = rag_check_report_new();
     if (!r) {
         rag_lockfile_release(lock, 0);
+        rag_crypt_secret_free(secret);
         return RAG_ENOMEM;
     }
     int damaged = 0;
-    rc = check_all(dir, r, &damaged);
+    rc = check_all(dir, secret, r, &damaged);
     if (rc == RAG_OK && repair && damaged) {
         /* LMDB writes through the same pages it reads: a repair in place would build on
          * damaged pages. The documents that can still be read are copied out instead. */
@@ -1497,7 +1507,7 @@ int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_re
         if (!fix)
             rc = RAG_ENOMEM;
         if (rc == RAG_OK)
-            rc = check_pass(dir, 1, ef_construction, fix);
+            rc = check_pass(dir, secret, 1, ef_construction, fix);
         for (size_t i = 0; fix && i < fix->n; i++) {
             if (fix->items[i].kind != RAG_CHECK_REPAIRED && fix->items[i].kind != RAG_CHECK_UNFIXED)
                 continue;
@@ -1510,7 +1520,7 @@ int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_re
         rag_check_report_free(fix);
         int vdamaged = 0;
         if (rc == RAG_OK && (verify = rag_check_report_new()) &&
-            (rc = check_all(dir, verify, &vdamaged)) == RAG_OK) {
+            (rc = check_all(dir, secret, verify, &vdamaged)) == RAG_OK) {
             for (size_t i = 0; i < verify->n; i++) {
                 if (verify->items[i].kind != RAG_CHECK_PROBLEM)
                     continue;
@@ -1521,6 +1531,7 @@ int rag_check(const char *dir, unsigned flags, int ef_construction, rag_check_re
         rag_check_report_free(verify);
     }
     rag_lockfile_release(lock, 0);
+    rag_crypt_secret_free(secret);
     if (rc != RAG_OK) {
         rag_check_report_free(r);
         return rc;

@@ -143,12 +143,13 @@ void rag_check_report_free(rag_check_report *r)
 
 /* In the child: runs the pass, sends its status, counts, totals and message, and exits
  * without running the parent's exit handlers or flushing its stdio buffers. */
-static void __attribute__((noreturn)) child_main(const char *dir, rag_check_pass_fn pass, int fd)
+static void __attribute__((noreturn)) child_main(const char *dir, rag_check_pass_fn pass,
+                                                 void *user, int fd)
 {
     rag_check_report *cr = rag_check_report_new();
     if (cr)
         cr->stream_fd = fd;
-    int32_t rc = cr ? pass(dir, cr) : RAG_ENOMEM;
+    int32_t rc = cr ? pass(dir, user, cr) : RAG_ENOMEM;
     rag_check_report empty;
     memset(&empty, 0, sizeof empty);
     const rag_check_report *src = cr ? cr : &empty;
@@ -240,13 +241,13 @@ static int merge_stream(rag_check_report *r, const char *b, size_t n, char *stag
     return rc;
 }
 
-int rag_check_isolated(const char *dir, rag_check_pass_fn pass, rag_check_report *r,
-                       int *crashed)
+int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
+                       rag_check_report *r, int *crashed)
 {
     *crashed = 0;
     const char *env = getenv("RAGCORE_CHECK_FORK");
     if (env && strcmp(env, "0") == 0)
-        return pass(dir, r);
+        return pass(dir, user, r);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return rag_fail(RAG_EIO, "cannot start the checker process: %s", strerror(errno));
@@ -259,7 +260,7 @@ int rag_check_isolated(const char *dir, rag_check_pass_fn pass, rag_check_report
     }
     if (pid == 0) {
         close(fds[0]);
-        child_main(dir, pass, fds[1]);
+        child_main(dir, pass, user, fds[1]);
     }
     close(fds[1]);
     char *buf = NULL;

@@ -36,14 +36,14 @@ void rag_check_stage(rag_check_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* A pass of the check over store `dir` filling `r` (counts, totals, items). */
-typedef int (*rag_check_pass_fn)(const char *dir, rag_check_report *r);
+typedef int (*rag_check_pass_fn)(const char *dir, void *user, rag_check_report *r);
 
-/* Runs `pass` in a child process and merges what it found into `r`. When the child is
+/* Runs `pass` (given `user`) in a child process and merges what it found into `r`. When the child is
  * killed by a signal, `r` keeps the findings it sent and gains a problem naming the stage
  * it was at and the signal, and *crashed is set to 1. Returns the pass's status (its
  * message is carried over), or RAG_EIO / RAG_ENOMEM when the child cannot be started.
  * With RAGCORE_CHECK_FORK=0 in the environment the pass runs in this process. */
-int rag_check_isolated(const char *dir, rag_check_pass_fn pass, rag_check_report *r,
-                       int *crashed);
+int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
+                       rag_check_report *r, int *crashed);
 
 #endif

@@ -33,6 +33,7 @@ struct rag_crypt {
     gen_key gens[MAX_GENS];
     unsigned char hash_key[KEYLEN];
     unsigned char term_key[KEYLEN], text_key[KEYLEN];
+    unsigned char short_key[crypto_shorthash_KEYBYTES]; /* SipHash key of rag_crypt_hash64 */
 };
 
 static int sodium_ready(void)
@@ -125,6 +126,7 @@ static void derive_hash_keys(rag_crypt *c)
 {
     crypto_kdf_derive_from_key(c->term_key, KEYLEN, 1, "ragterm_", c->hash_key);
     crypto_kdf_derive_from_key(c->text_key, KEYLEN, 2, "ragtext_", c->hash_key);
+    crypto_kdf_derive_from_key(c->short_key, sizeof c->short_key, 3, "raghash_", c->hash_key);
 }
 
 static rag_crypt *crypt_alloc(void)
@@ -393,6 +395,18 @@ void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16])
 {
     crypto_generichash(out, 16, text, len, c->text_key, KEYLEN);
+}
+
+uint64_t rag_crypt_hash64(const rag_crypt *c, uint64_t h)
+{
+    unsigned char in[8], out[crypto_shorthash_BYTES];
+    for (int i = 0; i < 8; i++)
+        in[i] = (unsigned char)(h >> (56 - 8 * i));
+    crypto_shorthash(out, in, sizeof in, c->short_key);
+    uint64_t r = 0;
+    for (int i = 0; i < 8; i++)
+        r = r << 8 | out[i];
+    return r;
 }
 
 void rag_crypt_wipe(void *p, size_t n)

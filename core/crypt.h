@@ -7,7 +7,8 @@
  *     gen (1 byte) | nonce (24) | XChaCha20-Poly1305-IETF ciphertext and tag (16)
  * with associated data binding it to its table and key, so records cannot be moved.
  * The hash key gives keyed BLAKE2b hashes for names that must stay lookup keys (BM25 terms,
- * embedding-cache text hashes); it is kept across key rotations (only re-wrapped).
+ * embedding-cache text hashes) and keyed SipHash of the 64-bit duplicate-detection hashes;
+ * it is kept across key rotations (only re-wrapped).
  * While a rotation runs the header holds two generations, both wrapped under the new key. */
 #ifndef RAG_CRYPT_H
 #define RAG_CRYPT_H
@@ -72,5 +73,9 @@ void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
                     char out[RAG_CRYPT_TERM_LEN]);
 /* Keyed 16-byte hash of a text (embedding-cache keys). Can't fail. */
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16]);
+/* Keyed 64-bit hash of a 64-bit content hash (the chunk-hash counts and the duplicate
+ * index's keys): without the hash key, the plain hash of a guessed text cannot be matched
+ * against it. Can't fail. */
+uint64_t rag_crypt_hash64(const rag_crypt *c, uint64_t h);
 
 #endif

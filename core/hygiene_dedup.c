@@ -29,23 +29,26 @@ static size_t doc_key(uint32_t coll, const char *id, unsigned char *k)
     return 4 + n;
 }
 
-static size_t exact_key(uint32_t coll, uint64_t hash, uint64_t idh, unsigned char *k)
+/* The keys carry text hashes in the store's visible form (rag_store_key_hash: keyed on an
+ * encrypted store). */
+static size_t exact_key(const rag_txn *txn, uint32_t coll, uint64_t hash, uint64_t idh,
+                        unsigned char *k)
 {
     rag_put_be32(k, coll);
     k[4] = 'E';
-    rag_put_be64(k + 5, hash);
+    rag_put_be64(k + 5, rag_store_key_hash(txn, hash));
     rag_put_be64(k + 13, idh);
     return 21;
 }
 
-static size_t band_key(uint32_t coll, int rows, int band, uint64_t key, uint64_t idh,
-                       unsigned char *k)
+static size_t band_key(const rag_txn *txn, uint32_t coll, int rows, int band, uint64_t key,
+                       uint64_t idh, unsigned char *k)
 {
     rag_put_be32(k, coll);
     k[4] = 'B';
     k[5] = (unsigned char)rows;
     k[6] = (unsigned char)band;
-    rag_put_be64(k + 7, key);
+    rag_put_be64(k + 7, rag_store_key_hash(txn, key));
     rag_put_be64(k + 15, idh);
     return 23;
 }
@@ -202,7 +205,7 @@ int rag_dedup_store_find(rag_txn *txn, uint32_t coll, const rag_dedup_sig *s, do
     unsigned char k[KEY_MAX];
     prefix_scan p;
     /* exact: coll 'E' hash */
-    size_t kl = exact_key(coll, s->hash, 0, k) - 8;
+    size_t kl = exact_key(txn, coll, s->hash, 0, k) - 8;
     int rc = scan_prefix(txn, T_KEYS, k, kl, 0, &p);
     for (size_t i = 0; rc == RAG_OK && i < p.n; i++)
         if (!is_self(self, p.items[i], p.lens[i])) {
@@ -217,7 +220,7 @@ int rag_dedup_store_find(rag_txn *txn, uint32_t coll, const rag_dedup_sig *s, do
     double best = -1;
     rag_dedup_sig other;
     for (int b = 0; rc == RAG_OK && b < RAG_DEDUP_PERM / rows; b++) {
-        kl = band_key(coll, rows, b, rag_dedup_band(s->sig, rows, b), 0, k) - 8;
+        kl = band_key(txn, coll, rows, b, rag_dedup_band(s->sig, rows, b), 0, k) - 8;
         if ((rc = scan_prefix(txn, T_KEYS, k, kl, 0, &p)) != RAG_OK)
             break;
         for (size_t i = 0; rc == RAG_OK && i < p.n; i++) {
@@ -249,12 +252,12 @@ static int delete_entries(rag_txn *txn, uint32_t coll, const char *id, const rag
 {
     unsigned char k[KEY_MAX];
     uint64_t idh = id_hash(id);
-    int rc = rag_store_kv_del(txn, T_KEYS, k, exact_key(coll, s->hash, idh, k));
+    int rc = rag_store_kv_del(txn, T_KEYS, k, exact_key(txn, coll, s->hash, idh, k));
     if (rc == RAG_ENOTFOUND)
         rc = RAG_OK;
     for (int b = 0; rc == RAG_OK && rows > 0 && s->shingles && b < RAG_DEDUP_PERM / rows; b++) {
-        rc = rag_store_kv_del(txn, T_KEYS, k,
-                              band_key(coll, rows, b, rag_dedup_band(s->sig, rows, b), idh, k));
+        uint64_t band = rag_dedup_band(s->sig, rows, b);
+        rc = rag_store_kv_del(txn, T_KEYS, k, band_key(txn, coll, rows, b, band, idh, k));
         if (rc == RAG_ENOTFOUND)
             rc = RAG_OK;
     }
@@ -293,10 +296,10 @@ int rag_dedup_store_add(rag_txn *txn, uint32_t coll, const char *id, const rag_d
     uint64_t idh = id_hash(id);
     rc = rag_store_kv_put(txn, T_DOCS, dk, doc_key(coll, id, dk), rec, sizeof rec);
     if (rc == RAG_OK)
-        rc = rag_store_kv_put(txn, T_KEYS, k, exact_key(coll, s->hash, idh, k), id, idl);
+        rc = rag_store_kv_put(txn, T_KEYS, k, exact_key(txn, coll, s->hash, idh, k), id, idl);
     for (int b = 0; rc == RAG_OK && rows > 0 && s->shingles && b < RAG_DEDUP_PERM / rows; b++)
         rc = rag_store_kv_put(txn, T_KEYS, k,
-                              band_key(coll, rows, b, rag_dedup_band(s->sig, rows, b), idh, k),
+                              band_key(txn, coll, rows, b, rag_dedup_band(s->sig, rows, b), idh, k),
                               id, idl);
     return rc;
 }

@@ -9,6 +9,8 @@
  *               coll(4) 'B' rows(1) band(1) key(8) idhash(8) -> id   (LSH band)
  *   sources     "dup:<collection>/<id>"                   -> {"canonical","kind",
  *                                                            "similarity","source"}
+ * hash and key are in the store's visible form (rag_store_key_hash: keyed under the
+ * store's hash key on an encrypted store, so they confirm no guessed text).
  * rows is the band height the collection's threshold chose when the document was indexed
  * (0: exact keys only); changing the threshold re-indexes (rag_dedup_store_rebuild). Only
  * canonical documents (stored, not themselves duplicates) are indexed. All calls run inside

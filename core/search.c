@@ -849,13 +849,26 @@ static int apply_recency(plan *p, const rag_search_options *o, cand_list *l)
 
 /* ---- materialisation ------------------------------------------------------------------------ */
 
+/* A hit already in res from document doc_id among the last 256 (a bound that keeps a
+ * search of thousands of hits linear), or NULL. */
+static const rag_hit *hit_of_doc(const rag_results *res, const char *doc_id)
+{
+    for (size_t i = res->count > 256 ? res->count - 256 : 0; i < res->count; i++)
+        if (strcmp(res->hits[i].doc_id, doc_id) == 0)
+            return &res->hits[i];
+    return NULL;
+}
+
 /* Appends candidate x as a hit, with its chunk record `ch` (taken over and freed
- * whatever the outcome) and its document read from the store. */
+ * whatever the outcome) and its document's fields: copied from an earlier hit of the
+ * same document when there is one, else read from the store (on an encrypted store each
+ * document record costs a decryption, so a document is opened once per search). */
 static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x,
                    rag_chunk_rec *ch)
 {
     rag_doc_rec *d = NULL;
-    int rc = rag_store_doc_get(txn, c->id, ch->doc_id, &d);
+    const rag_hit *same = hit_of_doc(res, ch->doc_id);
+    int rc = same ? RAG_OK : rag_store_doc_get(txn, c->id, ch->doc_id, &d);
     if (rc != RAG_OK)
         goto cleanup;
     if (res->count == res->cap) {
@@ -867,6 +880,8 @@ static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x,
         }
         res->hits = q;
         res->cap = cap;
+        if (same) /* it moved with the array */
+            same = hit_of_doc(res, ch->doc_id);
     }
     rag_hit *h = &res->hits[res->count];
     memset(h, 0, sizeof *h);
@@ -883,23 +898,33 @@ static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x,
     ch->text = NULL;
     h->heading_path = ch->heading;
     ch->heading = NULL;
-    h->title = d->title;
-    d->title = NULL;
-    h->source = d->source;
-    d->source = NULL;
-    if (d->metadata && *d->metadata) {
-        h->metadata_json = d->metadata;
-        d->metadata = NULL;
-    } else {
-        h->metadata_json = rag_strdup("{}");
-    }
     h->start = ch->start;
     h->end = ch->end;
     h->token_count = (int)ch->tokens;
-    h->source_mtime = d->source_mtime;
-    h->ingested_at = d->ingested_at;
-    h->updated_at = d->updated_at;
-    h->valid_until = d->valid_until;
+    if (same) {
+        h->title = rag_strdup(same->title);
+        h->source = rag_strdup(same->source);
+        h->metadata_json = rag_strdup(same->metadata_json);
+        h->source_mtime = same->source_mtime;
+        h->ingested_at = same->ingested_at;
+        h->updated_at = same->updated_at;
+        h->valid_until = same->valid_until;
+    } else {
+        h->title = d->title;
+        d->title = NULL;
+        h->source = d->source;
+        d->source = NULL;
+        if (d->metadata && *d->metadata) {
+            h->metadata_json = d->metadata;
+            d->metadata = NULL;
+        } else {
+            h->metadata_json = rag_strdup("{}");
+        }
+        h->source_mtime = d->source_mtime;
+        h->ingested_at = d->ingested_at;
+        h->updated_at = d->updated_at;
+        h->valid_until = d->valid_until;
+    }
     if (!h->doc_id || !h->text || !h->heading_path || !h->title || !h->source ||
         !h->metadata_json) {
         hit_clear(h);

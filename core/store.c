@@ -3,6 +3,7 @@
 #include "bytes.h"
 #include "crypt.h"
 #include "pagewalk.h"
+#include "sealcache.h"
 #include "status.h"
 
 #include <errno.h>
@@ -40,6 +41,10 @@ static const char *const kv_library_prefixes[] = {"embcache", "lex_", "dedup_"};
 static const char *const kv_plain_tables[] = {"lex_postings", "lex_chunks", "lex_stats",
                                               "embcache_fifo"};
 #define MAX_DBI 64 /* above every handle the environment hands out (maxdbs + 2) */
+/* Plaintext an encrypted store keeps of records opened by reads (sealcache.h): emptied by
+ * every write transaction this process commits, so that deleted or replaced text does
+ * not outlive its erasure in this process's memory. */
+#define SEAL_CACHE_BYTES ((size_t)32 << 20)
 
 enum { DB_META, DB_COLLS, DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES, N_CORE_DB };
 static const char *const core_db_names[N_CORE_DB] = {"meta", "collections", "docs", "chunks",
@@ -65,6 +70,7 @@ struct rag_store {
     int encrypted;
     rag_crypt *crypt;
     const char *enc_name[MAX_DBI];
+    rag_sealcache *cache;         /* opened records read again without decrypting */
 };
 
 /* Values opened from sealed records, kept until their transaction ends. */
@@ -451,6 +457,7 @@ void rag_store_close(rag_store *st)
         return;
     mdb_env_close(st->env);
     rag_crypt_free(st->crypt);
+    rag_sealcache_free(st->cache);
     pthread_rwlock_destroy(&st->resize_lock);
     pthread_mutex_destroy(&st->write_lock);
     pthread_mutex_destroy(&st->app_lock);
@@ -558,6 +565,8 @@ int rag_store_write(rag_store *st, rag_write_fn fn, void *user)
             t->txn = NULL;
             if (mrc != 0)
                 rc = rag_store_io_status(st, mdb_status(t, mrc, "commit"));
+            else if (st->cache) /* records may be deleted or replaced: see SEAL_CACHE_BYTES */
+                rag_sealcache_clear(st->cache);
         }
         int full = t->map_full;
         rag_txn_end(t);
@@ -659,7 +668,18 @@ static int get(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *val)
         return RAG_ENOMEM;
     b->next = t->arena;
     t->arena = b;
-    return unseal_into(t, name, &key, val, b->data);
+    /* reads go through the cache of opened records; writes neither use nor fill it */
+    rag_sealcache *cache = t->write ? NULL : t->st->cache;
+    if (cache && rag_sealcache_get(cache, dbi, k, kl, val->mv_data, val->mv_size, b->data)) {
+        val->mv_size -= RAG_CRYPT_OVERHEAD;
+        val->mv_data = b->data;
+        return RAG_OK;
+    }
+    MDB_val sealed = *val;
+    rc = unseal_into(t, name, &key, val, b->data);
+    if (rc == RAG_OK && cache)
+        rag_sealcache_put(cache, dbi, k, kl, sealed.mv_data, sealed.mv_size, b->data);
+    return rc;
 }
 
 static int del(rag_txn *t, MDB_dbi dbi, const void *k, size_t kl, const char *what)
@@ -1224,10 +1244,15 @@ int rag_store_tomb_clear(rag_txn *t, uint32_t coll, uint64_t below)
                      NULL);
 }
 
+uint64_t rag_store_key_hash(const rag_txn *t, uint64_t hash)
+{
+    return t->st->crypt ? rag_crypt_hash64(t->st->crypt, hash) : hash;
+}
+
 int rag_store_hash_incr(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t *before)
 {
     unsigned char k[12];
-    coll_id_key(k, coll, hash);
+    coll_id_key(k, coll, rag_store_key_hash(t, hash));
     MDB_val v;
     uint32_t n = 0;
     int rc = get(t, t->st->dbi[DB_HASHES], k, 12, &v);
@@ -1244,7 +1269,7 @@ int rag_store_hash_incr(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t *befo
 int rag_store_hash_decr(rag_txn *t, uint32_t coll, uint64_t hash)
 {
     unsigned char k[12];
-    coll_id_key(k, coll, hash);
+    coll_id_key(k, coll, rag_store_key_hash(t, hash));
     MDB_val v;
     uint32_t n = 0;
     int rc = get(t, t->st->dbi[DB_HASHES], k, 12, &v);
@@ -1770,6 +1795,8 @@ static int scrub_commit(rag_store *st)
             t->txn = NULL;
             if (mrc != 0)
                 rc = rag_store_io_status(st, mdb_status(t, mrc, "commit"));
+            else if (st->cache) /* records may be deleted or replaced: see SEAL_CACHE_BYTES */
+                rag_sealcache_clear(st->cache);
         }
         int full = t->map_full;
         rag_txn_end(t);
@@ -2054,7 +2081,8 @@ static int header_put_fn(rag_txn *t, void *user)
     return header_put(t);
 }
 
-int rag_store_unlock(rag_store *st, const char *secret)
+/* rag_store_unlock without the record cache. */
+static int unlock_keys(rag_store *st, const char *secret)
 {
     rag_txn *t = NULL;
     MDB_val hv, sv;
@@ -2091,6 +2119,14 @@ int rag_store_unlock(rag_store *st, const char *secret)
         st->crypt = NULL;
         st->encrypted = 0;
     }
+    return rc;
+}
+
+int rag_store_unlock(rag_store *st, const char *secret)
+{
+    int rc = unlock_keys(st, secret);
+    if (rc == RAG_OK && st->crypt && !st->cache)
+        rc = rag_sealcache_create(SEAL_CACHE_BYTES, &st->cache);
     return rc;
 }
 

@@ -140,8 +140,15 @@ int rag_store_tomb_put(rag_txn *txn, uint32_t coll, uint64_t id);
 int rag_store_tomb_count(rag_txn *txn, uint32_t coll, uint64_t below, uint64_t *count);
 int rag_store_tomb_clear(rag_txn *txn, uint32_t coll, uint64_t below);
 
-/* Reference counts of normalised chunk-text hashes (exact-duplicate detection).
- * incr returns the count before the increment in *before. */
+/* The form a content hash takes where it is a visible lookup key (the chunk-hash counts,
+ * the duplicate index's keys): `hash` itself on a plain store, its keyed 64-bit hash
+ * (rag_crypt_hash64) on an unlocked encrypted one, so that a guessed text's plain hash
+ * cannot be confirmed against the file. Can't fail. */
+uint64_t rag_store_key_hash(const rag_txn *txn, uint64_t hash);
+
+/* Reference counts of normalised chunk-text hashes (exact-duplicate detection), keyed by
+ * rag_store_key_hash of the text hash. incr returns the count before the increment in
+ * *before. */
 int rag_store_hash_incr(rag_txn *txn, uint32_t coll, uint64_t hash, uint32_t *before);
 int rag_store_hash_decr(rag_txn *txn, uint32_t coll, uint64_t hash);
 
@@ -224,10 +231,11 @@ int rag_store_chunk_id_scan(rag_txn *txn, uint32_t coll, rag_id_visit_fn visit, 
 /* Visits a collection's tombstone ids in id order. */
 int rag_store_tomb_scan(rag_txn *txn, uint32_t coll, rag_id_visit_fn visit, void *user);
 
-/* Visits a collection's chunk-text hashes with their reference counts in hash order. */
+/* Visits a collection's chunk-text hashes with their reference counts in hash order; the
+ * hashes are in their stored form (rag_store_key_hash). */
 typedef int (*rag_hash_visit_fn)(void *user, uint64_t hash, uint32_t count);
 int rag_store_hash_scan(rag_txn *txn, uint32_t coll, rag_hash_visit_fn visit, void *user);
-/* Sets a hash's reference count (0 deletes it). */
+/* Sets a hash's reference count (0 deletes it); `hash` in its stored form. */
 int rag_store_hash_set(rag_txn *txn, uint32_t coll, uint64_t hash, uint32_t count);
 
 /* Visits, for each per-collection table ("docs", "chunks", "vectors", "tombstones",

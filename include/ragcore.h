@@ -1307,6 +1307,13 @@ typedef struct rag_check_report rag_check_report;
  * *out is freed with rag_check_report_free. */
 RAG_API int rag_check(const char *dir, unsigned flags, int ef_construction,
                       rag_check_report **out);
+/* rag_check of an encrypted store with its key given as to rag_open: `store_key` (the key
+ * text), else the file `store_key_file`, else RAGCORE_STORE_KEY (rag_check is this with
+ * both NULL). Also RAG_EKEY (the store is encrypted and no key, or another key, is given;
+ * a key for a plain store) and RAG_EIO (the key file cannot be read, naming it). */
+RAG_API int rag_check_keyed(const char *dir, unsigned flags, int ef_construction,
+                            const char *store_key, const char *store_key_file,
+                            rag_check_report **out);
 /* Number of findings of one kind: every finding, including those not listed as items (at
  * most 10 items per category and collection are kept, then one summary item). */
 RAG_API uint64_t rag_check_report_count(const rag_check_report *report, int kind);
@@ -1343,6 +1350,10 @@ RAG_API int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info);
 /* Same for a store directory that this process does not have open (other processes may be
  * writing to it); no checkpoint is taken. RAG_ENOTFOUND when dbdir is not a store. */
 RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_info *info);
+/* rag_backup_dir of an encrypted store, whose copy is checked with its key: `store_key`,
+ * else the file `store_key_file`, else RAGCORE_STORE_KEY (as rag_check_keyed). */
+RAG_API int rag_backup_dir_keyed(const char *dbdir, const char *outdir, const char *store_key,
+                                 const char *store_key_file, rag_backup_info *info);
 
 /* Restores the backup in directory `backup` into store directory `dbdir`. A dbdir that
  * exists and is not empty is refused (RAG_EEXIST) unless `force`; with force it must be a
@@ -1355,6 +1366,10 @@ RAG_API int rag_backup_dir(const char *dbdir, const char *outdir, rag_backup_inf
  * at open), never a mix. RAG_ENOTFOUND when `backup` is not a backup. info may be NULL. */
 RAG_API int rag_restore(const char *backup, const char *dbdir, int force,
                         rag_backup_info *info);
+/* rag_restore of an encrypted backup, checked with its key given as to rag_check_keyed. */
+RAG_API int rag_restore_keyed(const char *backup, const char *dbdir, int force,
+                              const char *store_key, const char *store_key_file,
+                              rag_backup_info *info);
 
 /* What a salvage copied and lost. */
 typedef struct rag_salvage_totals {

@@ -158,6 +158,13 @@ check "ragcore check (key in RAGCORE_STORE_KEY) finds the encrypted store consis
     sh -c "RAGCORE_STORE_KEY=\$(cat '$key1') '$bin/ragcore' check --db '$work/enc' >/dev/null"
 check "... and refuses it without the key" \
     sh -c "! '$bin/ragcore' check --db '$work/enc' >/dev/null 2>&1"
+check "ragcore check --key-file finds it consistent" \
+    "$bin/ragcore" check --db "$work/enc" --key-file "$key1"
+out=$("$bin/ragcore" check --db "$work/enc" --key-file "$bad" 2>&1); rc=$?
+check "ragcore check --key-file with a wrong key: exit 2" test "$rc" = 2
+check "... naming the wrong key" grep -q 'does not open it (wrong key)' <<<"$out"
+check "ragcore check --repair --key-file runs on the encrypted store" \
+    "$bin/ragcore" check --db "$work/enc" --repair --key-file "$key1"
 
 # Key rotation killed after its first batch, then finished by a read-write open.
 RAGCORE_TEST_REKEY_KILL=1 "$bin/ragcore" rekey --db "$work/enc" --key-file "$key1" \
@@ -180,6 +187,28 @@ results "$work/enc" "$bad" > "$work/r_after2"
 check "... results unchanged" cmp -s "$work/r_plain" "$work/r_after2"
 check "rekey of a plain store is refused" \
     sh -c "! '$bin/ragcore' rekey --db '$work/plain' --new-key-file '$key2' >/dev/null 2>&1"
+
+# Exact duplicates are still found under the keyed hashes of an encrypted store (the
+# duplicate index's exact keys): a copy of a document's text under another id is skipped
+# as an exact duplicate, in both stores alike.
+head -n 1 "$work/corpus.jsonl" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({**d, "_id": "copy"}))' > "$work/dup.jsonl"
+for s in plain enc; do
+    flags=(); [ "$s" = enc ] && flags=(--key-file "$bad")
+    "$bin/ragcore" ingest --db "$work/$s" "${flags[@]}" "$work/dup.jsonl" > "$work/dup_$s.out" 2>&1
+    check "$s store: an exact copy is skipped as a duplicate" \
+        grep -q 'duplicates (skip, .*): 1 exact' "$work/dup_$s.out"
+done
+
+# backup and restore take --key-file like every other command (their copy is checked).
+check "backup --key-file of the encrypted store" \
+    "$bin/ragcore" backup --db "$work/enc" --key-file "$bad" "$work/bk"
+check "restore --key-file of that backup" \
+    "$bin/ragcore" restore "$work/bk" --db "$work/restored" --key-file "$bad"
+results "$work/restored" "$bad" > "$work/r_restored"
+check "... gives the plain store's results" cmp -s "$work/r_plain" "$work/r_restored"
+check "backup without the key is refused" \
+    sh -c "! '$bin/ragcore' backup --db '$work/enc' '$work/bk2' >/dev/null 2>&1"
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

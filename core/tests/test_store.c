@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include "db.h"
+#include "hygiene_dedup.h"
 #include "ragcore.h"
 #include "status.h"
 #include "store.h"
@@ -307,6 +308,131 @@ static void test_stale_tombstones_not_counted(void)
     ASSERT_OK(rag_close(db));
 }
 
+/* The content hashes written where an observer of the file sees them. */
+#define TEXT_HASH 0x0123456789abcdefULL
+#define DOC_HASH 0xfedcba9876543210ULL
+
+static int write_hashes(rag_txn *txn, void *user)
+{
+    (void)user;
+    uint32_t before = 9;
+    rag_dedup_sig s;
+    memset(&s, 0, sizeof s); /* no shingles: the exact key only */
+    s.hash = DOC_HASH;
+    int rc = rag_store_hash_incr(txn, 7, TEXT_HASH, &before);
+    if (rc == RAG_OK && before != 0)
+        rc = RAG_ECORRUPT;
+    if (rc == RAG_OK)
+        rc = rag_dedup_store_add(txn, 7, "doc-a", &s, 2.0);
+    return rc;
+}
+
+/* Whether data.mdb of `dir` holds the big-endian bytes of h (as the keys store it). */
+static int file_has_hash(uint64_t h)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    unsigned char want[8], *buf = malloc(1 << 20);
+    for (int i = 0; i < 8; i++)
+        want[i] = (unsigned char)(h >> (56 - 8 * i));
+    size_t n, keep = 0;
+    int found = 0;
+    while (!found && (n = fread(buf + keep, 1, (1 << 20) - keep, f)) > 0) {
+        n += keep;
+        for (size_t i = 0; i + 8 <= n && !found; i++)
+            found = memcmp(buf + i, want, 8) == 0;
+        keep = n >= 7 ? 7 : n;
+        memmove(buf, buf + n - keep, keep);
+    }
+    free(buf);
+    fclose(f);
+    return found;
+}
+
+/* On an encrypted store the chunk-hash counts and the duplicate index's exact keys are
+ * keyed: the plain hash of a known text is in no byte of the file (it is in a plain
+ * store's, so the search can fail), and counting and duplicate lookups still work. */
+static void test_keyed_hashes(void)
+{
+    static const char *const secrets[] = {NULL, "a passphrase for the keyed hash test"};
+    for (int enc = 0; enc < 2; enc++) {
+        fresh_dir(enc ? "store_keyed_hashes" : "store_plain_hashes");
+        rag_store *st = NULL;
+        ASSERT_OK(rag_store_open(dir, 0, &st));
+        ASSERT_OK(rag_store_unlock(st, secrets[enc]));
+        ASSERT_OK(rag_store_write(st, write_hashes, NULL));
+        rag_store_close(st);
+        ASSERT_EQ_INT(file_has_hash(TEXT_HASH), !enc);
+        ASSERT_EQ_INT(file_has_hash(DOC_HASH), !enc);
+        ASSERT_OK(rag_store_open(dir, 1, &st));
+        ASSERT_OK(rag_store_unlock(st, secrets[enc]));
+        rag_txn *txn = NULL;
+        ASSERT_OK(rag_store_read(st, &txn));
+        rag_dedup_sig s;
+        memset(&s, 0, sizeof s);
+        s.hash = DOC_HASH;
+        rag_dedup_found found;
+        ASSERT_OK(rag_dedup_store_find(txn, 7, &s, 2.0, NULL, &found));
+        ASSERT_EQ_INT(found.kind, RAG_DUP_EXACT);
+        ASSERT_STR_EQ(found.canonical, "doc-a");
+        s.hash = DOC_HASH + 1;
+        ASSERT_OK(rag_dedup_store_find(txn, 7, &s, 2.0, NULL, &found));
+        ASSERT_EQ_INT(found.kind, RAG_DUP_NONE);
+        rag_txn_end(txn);
+        rag_store_close(st);
+        /* the count is found again under its keyed form */
+        ASSERT_OK(rag_store_open(dir, 0, &st));
+        ASSERT_OK(rag_store_unlock(st, secrets[enc]));
+        ASSERT_EQ_INT(rag_store_write(st, write_hashes, NULL), RAG_ECORRUPT);
+        rag_store_close(st);
+    }
+}
+
+static int put_titled_doc(rag_txn *txn, void *user)
+{
+    uint64_t cid = 1;
+    rag_doc_rec d = {"doc-r", "src", (char *)user, "{}", 1, 2, 3, 0, 5, 10, 1, &cid};
+    return rag_store_doc_put(txn, 3, &d);
+}
+
+/* Reads an encrypted store's document "doc-r" in a fresh read transaction: its title. */
+static void read_title(rag_store *st, char *out, size_t cap)
+{
+    rag_txn *txn = NULL;
+    rag_doc_rec *d = NULL;
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_OK(rag_store_doc_get(txn, 3, "doc-r", &d));
+    snprintf(out, cap, "%s", d ? d->title : "");
+    rag_doc_rec_free(d);
+    rag_txn_end(txn);
+}
+
+/* Records opened by reads of an encrypted store are kept opened in memory (read again
+ * without decrypting): a read after a replacement still gets the new record, and the
+ * same record read twice is the same. */
+static void test_encrypted_reread(void)
+{
+    fresh_dir("store_reread");
+    rag_store *st = NULL;
+    char title[64];
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    ASSERT_OK(rag_store_unlock(st, "a passphrase for the reread test"));
+    ASSERT_OK(rag_store_write(st, put_titled_doc, "first title"));
+    read_title(st, title, sizeof title);
+    ASSERT_STR_EQ(title, "first title");
+    read_title(st, title, sizeof title);
+    ASSERT_STR_EQ(title, "first title");
+    ASSERT_OK(rag_store_write(st, put_titled_doc, "second title"));
+    read_title(st, title, sizeof title);
+    ASSERT_STR_EQ(title, "second title");
+    read_title(st, title, sizeof title);
+    ASSERT_STR_EQ(title, "second title");
+    rag_store_close(st);
+}
+
 int main(void)
 {
     RUN_TEST(test_roundtrip_and_reopen);
@@ -314,5 +440,7 @@ int main(void)
     RUN_TEST(test_aux_tables);
     RUN_TEST(test_not_a_store);
     RUN_TEST(test_stale_tombstones_not_counted);
+    RUN_TEST(test_keyed_hashes);
+    RUN_TEST(test_encrypted_reread);
     return TEST_REPORT();
 }

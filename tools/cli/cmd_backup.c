@@ -10,21 +10,24 @@
 static void backup_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ragcore backup --db DIR OUT\n\n"
+            "usage: ragcore backup --db DIR [--key-file PATH] OUT\n\n"
             "Copies the store into the new directory OUT while other processes may keep\n"
             "writing to it: LMDB's compacting copy (one snapshot: every document committed\n"
             "before the copy began, whole) plus the index files of the last checkpoint,\n"
             "verified against that snapshot (one that does not verify is left out and\n"
-            "rebuilt when the restored store is opened). OUT must not exist or be empty.\n");
+            "rebuilt when the restored store is opened). OUT must not exist or be empty.\n"
+            "An encrypted store's copy is verified with its key (--key-file, else\n"
+            "RAGCORE_STORE_KEY); the copy stays encrypted under the same key.\n");
 }
 
 static void restore_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ragcore restore BACKUP --db DIR [--force]\n\n"
+            "usage: ragcore restore BACKUP --db DIR [--force] [--key-file PATH]\n\n"
             "Restores a backup made by `ragcore backup` into DIR. DIR must not exist or be\n"
             "empty, unless --force: then the store in DIR is replaced (no process may have\n"
-            "it open). The copy is checked before anything is replaced.\n");
+            "it open). The copy is checked before anything is replaced (an encrypted one\n"
+            "with --key-file PATH, else RAGCORE_STORE_KEY).\n");
 }
 
 int cmd_backup(int argc, char **argv)
@@ -48,7 +51,7 @@ int cmd_backup(int argc, char **argv)
         return CLI_USAGE;
     }
     rag_backup_info info;
-    if (rag_backup_dir(dbdir, argv[optind], &info) != RAG_OK) {
+    if (rag_backup_dir_keyed(dbdir, argv[optind], NULL, cli_key_file, &info) != RAG_OK) {
         cli_error("backup", "%s", rag_errmsg());
         return CLI_DATA;
     }
@@ -82,7 +85,7 @@ int cmd_restore(int argc, char **argv)
         return CLI_USAGE;
     }
     rag_backup_info info;
-    int rc = rag_restore(argv[optind], dbdir, force, &info);
+    int rc = rag_restore_keyed(argv[optind], dbdir, force, NULL, cli_key_file, &info);
     if (rc != RAG_OK) {
         cli_error("restore", "%s%s", rag_errmsg(), cli_busy_advice("restore", rc));
         return CLI_DATA;

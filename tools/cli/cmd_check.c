@@ -27,7 +27,9 @@ static void check_usage(FILE *out)
             "            document (text, metadata, collection settings, API keys and other\n"
             "            tables) into a new store OUT and list the documents lost; the\n"
             "            damaged store is only read\n"
-            "  --json    print the report as one JSON object\n\n"
+            "  --json    print the report as one JSON object\n"
+            "  --key-file PATH  an encrypted store's key (else RAGCORE_STORE_KEY); a\n"
+            "            salvage reads below the encryption and takes no key\n\n"
             "exit status: 0 consistent (or fully repaired, or salvaged with nothing lost),\n"
             "1 usage error, 2 problems remain (or documents were lost)\n");
 }
@@ -148,7 +150,7 @@ int cmd_check(int argc, char **argv)
     if (salvage_to)
         return salvage(dbdir, salvage_to, json);
     rag_check_report *r = NULL;
-    int rc = rag_check(dbdir, repair ? RAG_CHECK_REPAIR : 0, efc, &r);
+    int rc = rag_check_keyed(dbdir, repair ? RAG_CHECK_REPAIR : 0, efc, NULL, cli_key_file, &r);
     if (rc != RAG_OK) {
         cli_error("check", "cannot check '%s': %s%s", dbdir, rag_errmsg(),
                   cli_busy_advice("check", rc));
