@@ -536,6 +536,21 @@ void rag_txn_end(rag_txn *txn)
     free(txn);
 }
 
+
+/* Commits write transaction t (its handle is gone afterwards; t itself is still to be
+ * ended) and, on an encrypted store, empties the read cache of opened records: the
+ * transaction may have deleted or replaced some (see SEAL_CACHE_BYTES). */
+static int write_commit(rag_store *st, rag_txn *t)
+{
+    int mrc = mdb_txn_commit(t->txn);
+    t->txn = NULL;
+    if (mrc != 0)
+        return rag_store_io_status(st, mdb_status(t, mrc, "commit"));
+    if (st->cache)
+        rag_sealcache_clear(st->cache);
+    return RAG_OK;
+}
+
 /* Doubles the map; called with no transaction of this process open. */
 static int grow_map(rag_store *st)
 {
@@ -560,14 +575,8 @@ int rag_store_write(rag_store *st, rag_write_fn fn, void *user)
         if (rc != RAG_OK)
             break;
         rc = fn(t, user);
-        if (rc == RAG_OK) {
-            int mrc = mdb_txn_commit(t->txn);
-            t->txn = NULL;
-            if (mrc != 0)
-                rc = rag_store_io_status(st, mdb_status(t, mrc, "commit"));
-            else if (st->cache) /* records may be deleted or replaced: see SEAL_CACHE_BYTES */
-                rag_sealcache_clear(st->cache);
-        }
+        if (rc == RAG_OK)
+            rc = write_commit(st, t);
         int full = t->map_full;
         rag_txn_end(t);
         if (rc == RAG_OK || !full || attempt >= 16)
@@ -1790,14 +1799,8 @@ static int scrub_commit(rag_store *st)
             rag_put_be64(v, n + 1);
             rc = put(t, t->st->dbi[DB_META], "scrub", 5, v, 8, "count scrubs");
         }
-        if (rc == RAG_OK) {
-            int mrc = mdb_txn_commit(t->txn);
-            t->txn = NULL;
-            if (mrc != 0)
-                rc = rag_store_io_status(st, mdb_status(t, mrc, "commit"));
-            else if (st->cache) /* records may be deleted or replaced: see SEAL_CACHE_BYTES */
-                rag_sealcache_clear(st->cache);
-        }
+        if (rc == RAG_OK)
+            rc = write_commit(st, t);
         int full = t->map_full;
         rag_txn_end(t);
         if (rc == RAG_OK || !full)
