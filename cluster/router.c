@@ -480,18 +480,10 @@ static merged *fuse(merged *d, size_t nd, merged *l, size_t nl, const rag_search
         x->lex = l[i].score;
         x->lrank = (int)i + 1;
     }
-    float w = o->dense_weight > 0 ? o->dense_weight : 0.5f;
-    int rrf_k = o->rrf_k > 0 ? o->rrf_k : 60;
     for (size_t i = 0; i < n; i++) {
         merged *x = &f[i];
-        if (o->fusion == RAG_FUSION_WEIGHTED) {
-            float dn = x->drank ? (dmax > dmin ? (x->dense - dmin) / (dmax - dmin) : 1.0f) : 0;
-            float ln = x->lrank ? (lmax > lmin ? (x->lex - lmin) / (lmax - lmin) : 1.0f) : 0;
-            x->score = w * dn + (1.0f - w) * ln;
-        } else {
-            x->score = (x->drank ? 1.0f / (float)(rrf_k + x->drank) : 0.0f) +
-                       (x->lrank ? 1.0f / (float)(rrf_k + x->lrank) : 0.0f);
-        }
+        x->score = rag_fusion_score(o, (rag_fusion_side){x->dense, x->drank, dmin, dmax},
+                                    (rag_fusion_side){x->lex, x->lrank, lmin, lmax});
     }
     if (f)
         qsort(f, n, sizeof *f, cmp_side);

@@ -600,7 +600,28 @@ static int cmp_cand(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Merges the dense and lexical lists into `out` with RRF or weighted normalised scores. */
+float rag_fusion_score(const rag_search_options *o, rag_fusion_side dense,
+                       rag_fusion_side lexical)
+{
+    if (o->fusion == RAG_FUSION_WEIGHTED) {
+        float w = o->dense_weight > 0 ? o->dense_weight : 0.5f;
+        float dn = dense.rank ? (dense.max > dense.min ? (dense.score - dense.min) /
+                                                             (dense.max - dense.min)
+                                                       : 1.0f)
+                              : 0.0f;
+        float ln = lexical.rank ? (lexical.max > lexical.min ? (lexical.score - lexical.min) /
+                                                                   (lexical.max - lexical.min)
+                                                             : 1.0f)
+                                : 0.0f;
+        return w * dn + (1.0f - w) * ln;
+    }
+    int rrf_k = o->rrf_k > 0 ? o->rrf_k : 60;
+    return (dense.rank ? 1.0f / (float)(rrf_k + dense.rank) : 0.0f) +
+           (lexical.rank ? 1.0f / (float)(rrf_k + lexical.rank) : 0.0f);
+}
+
+/* Merges the dense and lexical lists into `out` with RRF or weighted normalised scores
+ * (rag_fusion_score). */
 static int fuse(const cand_list *d, const cand_list *l, const rag_search_options *o,
                 cand_list *out)
 {
@@ -618,8 +639,6 @@ static int fuse(const cand_list *d, const cand_list *l, const rag_search_options
         if (i == 0 || l->c[i].score > lmax)
             lmax = l->c[i].score;
     }
-    float w = o->dense_weight > 0 ? o->dense_weight : 0.5f;
-    int rrf_k = o->rrf_k > 0 ? o->rrf_k : 60;
     for (size_t i = 0; i < d->n && rc == RAG_OK; i++) {
         rc = cand_push(out, d->c[i].id, 0);
         if (rc == RAG_OK) {
@@ -645,14 +664,8 @@ static int fuse(const cand_list *d, const cand_list *l, const rag_search_options
     }
     for (size_t i = 0; i < out->n; i++) {
         cand *x = &out->c[i];
-        if (o->fusion == RAG_FUSION_WEIGHTED) {
-            float dn = x->drank ? (dmax > dmin ? (x->dense - dmin) / (dmax - dmin) : 1.0f) : 0.0f;
-            float ln = x->lrank ? (lmax > lmin ? (x->lex - lmin) / (lmax - lmin) : 1.0f) : 0.0f;
-            x->score = w * dn + (1.0f - w) * ln;
-        } else {
-            x->score = (x->drank ? 1.0f / (float)(rrf_k + x->drank) : 0.0f) +
-                       (x->lrank ? 1.0f / (float)(rrf_k + x->lrank) : 0.0f);
-        }
+        x->score = rag_fusion_score(o, (rag_fusion_side){x->dense, x->drank, dmin, dmax},
+                                    (rag_fusion_side){x->lex, x->lrank, lmin, lmax});
     }
     if (out->n)
         qsort(out->c, out->n, sizeof *out->c, cmp_cand);

@@ -946,6 +946,23 @@ typedef struct rag_search_options {
 
 RAG_API void rag_search_options_init(rag_search_options *opts);
 
+/* One candidate's place in one ranked list of a hybrid search, for rag_fusion_score:
+ * its score, its rank (1-based; 0 when the list does not hold it) and the list's lowest
+ * and highest scores. */
+typedef struct rag_fusion_side {
+    float score;
+    int rank;
+    float min, max;
+} rag_fusion_side;
+
+/* The fused score of a candidate from its places in the dense and the lexical list, by
+ * opts->fusion: RRF sums 1 / (rrf_k + rank) over the lists that hold it; weighted blends
+ * the min-max normalised scores, dense_weight x dense + (1 - dense_weight) x lexical (a list
+ * whose scores are all equal normalises to 1). The formula rag_search uses; a caller that
+ * merges lists itself (a cluster's router) fuses with it to rank the same way. Can't fail. */
+RAG_API float rag_fusion_score(const rag_search_options *opts, rag_fusion_side dense,
+                               rag_fusion_side lexical);
+
 /* Search options by name. Every front door (the CLI's search, context and eval commands,
  * the HTTP server, language bindings) sets rag_search_options fields through this one table,
  * so names, types, ranges and defaults are declared once. Names are the field names
