@@ -226,7 +226,8 @@ static int wait_applied(shard_store *s, uint64_t min_seq, int wait_ms)
 /* A shard query: {"query","vector"(base64),"sides":["dense","lexical"],"k","filter",
  * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms","bm25_stats",
  * "vectors"} -> {"seq","dense":[hits],"lexical":[hits]} or {"behind":true,"seq"} or
- * {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"}. */
+ * {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"};
+ * {"doc_exists":id,"min_seq","wait_ms"} -> {"seq","exists"}. */
 static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
 {
     shard_store *s = user;
@@ -248,6 +249,17 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
     }
     if (json_is_true(json_object_get(req, "bm25_stats_only"))) {
         shard_bm25_stats(s, req, out, err, sizeof err);
+        goto done;
+    }
+    const char *exists_id = json_string_value(json_object_get(req, "doc_exists"));
+    if (exists_id) { /* a router verifying a canonical document (dedup.h) */
+        rag_doc *doc = NULL;
+        int rc = rag_document_get(s->db, s->meta.name, exists_id, &doc);
+        rag_doc_free(doc);
+        if (rc == RAG_OK || rc == RAG_ENOTFOUND)
+            json_object_set_new(out, "exists", json_boolean(rc == RAG_OK));
+        else
+            snprintf(err, sizeof err, "document '%s': %s", exists_id, rag_errmsg());
         goto done;
     }
     json_t *sides = json_object_get(req, "sides");
