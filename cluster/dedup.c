@@ -433,21 +433,29 @@ static int append_and_read(cdedup *d, cindex *x, json_t *msg, rag_dup_verdict *v
     int dup = 0, rc = -1;
     if (!text)
         snprintf(err, errlen, "out of memory");
-    else if (clog_append(*d->log, x->name, -1, id, text, strlen(text),
-                         d->cfg->publish_timeout_ms, seq, &dup, err, errlen) == 0)
+    /* retried as the shard appends are (a new log may not answer yet); the message id makes
+     * a retry of an append that landed a duplicate the broker drops */
+    for (int i = 0; text && rc < 0 && i < d->cfg->publish_attempts; i++) {
+        if (i)
+            cluster_sleep_ms(50 << (i < 10 ? i : 10));
+        rc = clog_append(*d->log, x->name, -1, id, text, strlen(text),
+                         d->cfg->publish_timeout_ms, seq, &dup, err, errlen);
+    }
+    if (rc == 0)
         rc = catch_up(d, x, *seq, verdicts, canon_seq, canon_t, n, err, errlen);
     free(text);
     return rc;
 }
 
-/* Whether document id exists on its shard, asked once a replica has applied everything
- * appended to the shard's log so far: 1, 0, or -1 with err. */
-static int doc_exists(cdedup *d, const cluster_coll *c, const char *id, char *err,
-                      size_t errlen)
+/* Whether document id exists on its shard: 1, 0, or -1 with err. `settled`: asked once a
+ * replica has applied everything appended to the shard's log so far (else a replica's
+ * current view, which may not have the document yet). */
+static int doc_exists(cdedup *d, const cluster_coll *c, const char *id, int settled,
+                      char *err, size_t errlen)
 {
     int shard = cluster_shard_of(id, c->shards);
     uint64_t last = 0;
-    if (clog_last(*d->log, c->name, shard, &last, err, errlen) < 0)
+    if (settled && clog_last(*d->log, c->name, shard, &last, err, errlen) < 0)
         return -1;
     char subj[300];
     snprintf(subj, sizeof subj, "rag.q.%s.%d", c->name, shard);
@@ -519,10 +527,17 @@ int cdedup_decide(cdedup *d, const cluster_coll *c, size_t n, const char *const 
         for (size_t i = 0; rc == 0 && i < n; i++) {
             if (!verdicts[i].kind || canon_seq[i] == seq)
                 continue;
+            /* a replica that has it settles it at once; one that does not yet may be behind
+             * its log or the canonical on its way: asked again until the claim is older
+             * than the grace, then once more after the shard's whole log */
             int ex;
-            while ((ex = doc_exists(d, c, verdicts[i].canonical, err, errlen)) == 0 &&
-                   now_ms() - canon_t[i] < claim_grace_ms(d->cfg))
-                cluster_sleep_ms(200);
+            for (;;) {
+                int old = now_ms() - canon_t[i] >= claim_grace_ms(d->cfg);
+                ex = doc_exists(d, c, verdicts[i].canonical, old, err, errlen);
+                if (ex == 1 || old)
+                    break;
+                cluster_sleep_ms(100);
+            }
             if (ex < 0)
                 rc = -1;
             else if (!ex)

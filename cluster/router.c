@@ -218,8 +218,9 @@ static void create_collection(router *r, json_t *body, chttp_reply *out)
     }
     c.dim = rag_embedder_dim(e);
     snprintf(c.embedder, sizeof c.embedder, "%s", rag_embedder_name(e));
-    /* the logs first: a collection whose metadata exists always has its logs */
-    for (int s = 0; s < c.shards; s++)
+    /* the logs first (with duplicate detection, its duplicate log, shard -1): a collection
+     * whose metadata exists always has its logs */
+    for (int s = c.policy.dedup != RAG_DEDUP_OFF ? -1 : 0; s < c.shards; s++)
         if (clog_ensure(r->log, c.name, s, r->cfg.stream_replicas, r->cfg.dedup_window_s, err,
                         sizeof err) < 0) {
             chttp_error(out, 503, "log_unavailable", "%s", err);
