@@ -20,6 +20,8 @@
 # names (default 127.0.0.1; a veth address lets a network namespace reach it).
 # Env RAGCORE_CLUSTER_STREAM_MAX_MSGS: retention of each shard log in messages (0: none).
 # Env RAGCORE_CLUSTER_DEDUP_WINDOW_S: the message-id window (and duplicate-claim grace), s.
+# Env RAGCORE_CLUSTER_NATS_PING_S: the brokers' ping interval, s (a client silent for 3 of
+# them is disconnected; default 120).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,6 +77,7 @@ write_nats_config() {
     cat >"$dir/nats/n$i.conf" <<CONF
 server_name: n$i
 listen: $nhost:$((base + i))
+ping_interval: ${RAGCORE_CLUSTER_NATS_PING_S:-120}
 http: $nhost:$((base + 200 + i))
 jetstream {
     store_dir: "$dir/nats/n$i"
