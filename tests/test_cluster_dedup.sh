@@ -117,6 +117,16 @@ for k, b in enumerate(batches):
 print(f"cluster: per batch (documents, exact, near, skipped) {got}", flush=True)
 c.check(got == ref_counts, f"the cluster decides as one store: {got} vs {ref_counts}")
 c.converged("planted duplicates", coll="d", ids=ref_stored)
+# the same ids: each copy's text finds its canonical and never a skipped copy; the far
+# edits are stored under their own ids
+skipped = {d["id"] for b in batches for d in b} - ref_stored
+for doc, orig in list(zip(copies, canon)) + list(zip(far, canon[16:20])):
+    st, r = c.call("POST", "/v1/collections/d/search",
+                   {"query": " ".join(doc["text"].split()[:12]), "mode": "lexical", "k": 20})
+    found = {h.get("doc_id") for h in r.get("hits", [])}
+    want = orig["id"] if doc["id"] in skipped else doc["id"]
+    c.check(st == 200 and want in found and not found & skipped,
+            f"{doc['id']}: {want} found, no skipped copy: {st} {sorted(found)}")
 
 # ---- two routers race the same text under two ids (on different shards) -------------------
 stored = set(ref_stored)
