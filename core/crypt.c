@@ -15,6 +15,11 @@
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define WRAPPED (NONCE + KEYLEN + TAG)
 #define MAX_GENS 2
+#define TERM_HASH 16u /* bytes of a term's keyed hash */
+/* Header format versions: 1 writes a term's hash in keys as 32 hex digits, 2 as its 16 raw
+ * bytes (shorter postings keys, no formatting); the layout of the header is the same. */
+#define HDR_V_HEX_TERMS 1
+#define HDR_V_RAW_TERMS 2
 
 enum { KDF_RAW = 0, KDF_ARGON2ID = 1 };
 
@@ -25,6 +30,7 @@ typedef struct gen_key {
 } gen_key;
 
 struct rag_crypt {
+    unsigned version;             /* the header's format version (HDR_V_*), kept for life */
     unsigned char kek[KEYLEN];    /* the user key (raw or stretched) */
     int kdf;
     unsigned char salt[crypto_pwhash_SALTBYTES];
@@ -152,6 +158,7 @@ int rag_crypt_create(const char *secret, rag_crypt **out)
         rag_crypt_free(c);
         return rc;
     }
+    c->version = HDR_V_RAW_TERMS;
     c->cur = 1;
     c->gens[0].gen = 1;
     crypto_aead_xchacha20poly1305_ietf_keygen(c->gens[0].key);
@@ -200,7 +207,7 @@ int rag_crypt_header(const rag_crypt *c, unsigned char **hdr, size_t *len)
     if (!h)
         return RAG_ENOMEM;
     memcpy(p, MAGIC, 8);
-    p[8] = 1;
+    p[8] = (unsigned char)c->version;
     p[9] = (unsigned char)c->kdf;
     p[10] = (unsigned char)c->cur;
     p[11] = (unsigned char)n;
@@ -233,12 +240,14 @@ int rag_crypt_open(const char *secret, const void *hdr, size_t len, const char *
     int rc = RAG_OK;
     if (!c)
         return RAG_ENOMEM;
-    if (len < HDR_FIXED + WRAPPED || memcmp(h, MAGIC, 8) != 0 || h[8] != 1 || h[9] > 1 ||
+    if (len < HDR_FIXED + WRAPPED || memcmp(h, MAGIC, 8) != 0 ||
+        (h[8] != HDR_V_HEX_TERMS && h[8] != HDR_V_RAW_TERMS) || h[9] > 1 ||
         h[11] < 1 || h[11] > MAX_GENS ||
         len != HDR_FIXED + WRAPPED + (size_t)h[11] * (1 + WRAPPED)) {
         rc = rag_fail(RAG_ECORRUPT, "store '%s': its encryption header is damaged", store);
         goto cleanup;
     }
+    c->version = h[8];
     c->kdf = h[9];
     c->cur = h[10];
     memcpy(c->salt, h + 12, sizeof c->salt);
@@ -382,14 +391,21 @@ unsigned rag_crypt_record_gen(const void *in, size_t n)
     return n >= RAG_CRYPT_OVERHEAD ? ((const unsigned char *)in)[0] : 0;
 }
 
-void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
-                    char out[RAG_CRYPT_TERM_LEN])
+size_t rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
+                      unsigned char out[RAG_CRYPT_TERM_MAX])
 {
-    unsigned char h[RAG_CRYPT_TERM_LEN / 2];
-    char hex[RAG_CRYPT_TERM_LEN + 1];
+    unsigned char h[TERM_HASH];
     crypto_generichash(h, sizeof h, term, len, c->term_key, KEYLEN);
-    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-    memcpy(out, hex, RAG_CRYPT_TERM_LEN);
+    if (c->version == HDR_V_RAW_TERMS) {
+        memcpy(out, h, TERM_HASH);
+        return TERM_HASH;
+    }
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < TERM_HASH; i++) {
+        out[2 * i] = (unsigned char)digits[h[i] >> 4];
+        out[2 * i + 1] = (unsigned char)digits[h[i] & 15];
+    }
+    return 2 * TERM_HASH;
 }
 
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16])

@@ -9,6 +9,9 @@
  * The hash key gives keyed BLAKE2b hashes for names that must stay lookup keys (BM25 terms,
  * embedding-cache text hashes) and keyed SipHash of the 64-bit duplicate-detection hashes;
  * it is kept across key rotations (only re-wrapped).
+ * The header's format version says how a hashed term is written in a key: version 2 (every
+ * store created now) as its 16 raw bytes, version 1 (stores created before) as 32 hex
+ * digits; a store keeps its version for life, so its keys never mix the two.
  * While a rotation runs the header holds two generations, both wrapped under the new key. */
 #ifndef RAG_CRYPT_H
 #define RAG_CRYPT_H
@@ -19,7 +22,7 @@
 typedef struct rag_crypt rag_crypt;
 
 #define RAG_CRYPT_OVERHEAD 41u   /* bytes a sealed record adds: gen, nonce, tag */
-#define RAG_CRYPT_TERM_LEN 32    /* characters of a hashed term (hex of 16 bytes) */
+#define RAG_CRYPT_TERM_MAX 32    /* bytes of a hashed term at most (hex of 16 bytes) */
 
 /* Resolves the user's key: `key` when not NULL, else the contents of `key_file` (trailing
  * newlines and spaces removed), else the environment variable `env` (may be NULL). *secret
@@ -68,9 +71,10 @@ unsigned rag_crypt_record_gen(const void *in, size_t n);
 /* Overwrites n bytes with zeros in a way the compiler keeps. NULL is a no-op. */
 void rag_crypt_wipe(void *p, size_t n);
 
-/* Writes the keyed hash of a term as RAG_CRYPT_TERM_LEN hex characters (no NUL). */
-void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
-                    char out[RAG_CRYPT_TERM_LEN]);
+/* Writes the keyed hash of a term as the store's header version writes it in keys (16 raw
+ * bytes, or 32 hex digits for a version-1 store; no NUL) and returns its length. Can't fail. */
+size_t rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
+                      unsigned char out[RAG_CRYPT_TERM_MAX]);
 /* Keyed 16-byte hash of a text (embedding-cache keys). Can't fail. */
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16]);
 /* Keyed 64-bit hash of a 64-bit content hash (the chunk-hash counts and the duplicate

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define NBUCKETS 4096u /* a power of two */
+#define NBUCKETS 16384u /* a power of two; ~1 entry per bucket when full of 2 KB records */
 #define IDLEN 41u      /* generation, nonce and tag: RAG_CRYPT_OVERHEAD bytes */
 #define NONCE_END 25u  /* the generation byte and the 24-byte nonce lead a sealed value */
 

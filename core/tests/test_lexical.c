@@ -1,4 +1,5 @@
 /* test_lexical.c - BM25 index: analyzer, exact scores, maintenance, Unicode, threads. */
+#include "crypt.h"
 #include "lexical.h"
 #include "status.h"
 #include "test.h"
@@ -505,6 +506,178 @@ done:
     rag_store_close(st);
 }
 
+/* ---- encrypted stores: keyed term hashes, both key formats ------------------------------ */
+
+#define ENC_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+/* Keys of a lexical table, collected by a scan (a scan must not write). */
+typedef struct key_set {
+    unsigned char k[64][64];
+    size_t len[64];
+    size_t n;
+} key_set;
+
+static int collect_key(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    key_set *ks = user;
+    (void)val;
+    (void)vlen;
+    if (ks->n < 64 && klen <= 64) {
+        memcpy(ks->k[ks->n], key, klen);
+        ks->len[ks->n++] = klen;
+    }
+    return 0;
+}
+
+static key_set table_keys(rag_txn *txn, const char *table)
+{
+    key_set ks;
+    memset(&ks, 0, sizeof ks);
+    rag_store_kv_scan(txn, table, NULL, 0, collect_key, &ks);
+    return ks;
+}
+
+/* 1 when every key of `table` that holds a term (longer than `fixed` bytes) is `fixed` plus
+ * `term_len` bytes long. */
+static int term_keys_are(rag_store *st, const char *table, size_t fixed, size_t term_len)
+{
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
+    key_set ks = table_keys(txn, table);
+    rag_txn_end(txn);
+    int ok = ks.n > 0;
+    for (size_t i = 0; i < ks.n; i++)
+        if (ks.len[i] > 5 && ks.len[i] != fixed + term_len)
+            ok = 0;
+    return ok;
+}
+
+/* Rewrites the term keys of one lexical table as a store created before raw term hashes
+ * wrote them: the 16 bytes of hash after the collection as 32 lowercase hex digits. */
+static int hex_table(rag_txn *txn, const char *table)
+{
+    key_set ks = table_keys(txn, table);
+    for (size_t i = 0; i < ks.n; i++) {
+        size_t kl = ks.len[i];
+        if (kl <= 5) /* collection statistics, rebuild mark */
+            continue;
+        const void *val;
+        size_t vl;
+        unsigned char v[16], nk[96];
+        int rc = rag_store_kv_get(txn, table, ks.k[i], kl, &val, &vl);
+        if (rc != RAG_OK || vl > sizeof v)
+            return rc != RAG_OK ? rc : RAG_ECORRUPT;
+        memcpy(v, val, vl);
+        memcpy(nk, ks.k[i], 4);
+        for (size_t j = 0; j < 16; j++)
+            snprintf((char *)nk + 4 + 2 * j, 3, "%02x", ks.k[i][4 + j]);
+        memcpy(nk + 36, ks.k[i] + 20, kl - 20);
+        if ((rc = rag_store_kv_del(txn, table, ks.k[i], kl)) != RAG_OK ||
+            (rc = rag_store_kv_put(txn, table, nk, kl + 16, v, vl)) != RAG_OK)
+            return rc;
+    }
+    return RAG_OK;
+}
+
+/* Turns an encrypted store into the layout of one created before raw term hashes: header
+ * format version 1 and hex term hashes in the postings and document frequencies. */
+static int write_old_layout(rag_txn *txn, void *user)
+{
+    (void)user;
+    unsigned char *h = NULL;
+    size_t len = 0;
+    int rc = rag_crypt_header(rag_txn_crypt(txn), &h, &len);
+    if (rc == RAG_OK) {
+        h[8] = 1; /* the header's format version */
+        rc = rag_store_raw_put(txn, "meta", "crypt", 5, h, len);
+    }
+    free(h);
+    if (rc == RAG_OK)
+        rc = hex_table(txn, "lex_postings");
+    if (rc == RAG_OK)
+        rc = hex_table(txn, "lex_stats");
+    return rc;
+}
+
+static rag_store *reopen_encrypted(rag_store *st, const char *name)
+{
+    const char *tmp = getenv("RAGCORE_TEST_TMP");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
+    rag_store_close(st);
+    st = NULL;
+    if (rag_store_open(dir, 0, &st) != RAG_OK || rag_store_unlock(st, ENC_KEY) != RAG_OK) {
+        fprintf(stderr, "reopen: %s\n", rag_errmsg());
+        rag_store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void test_encrypted_terms(void)
+{
+    rag_store *st = open_store("lexical_encrypted");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(rag_store_unlock(st, ENC_KEY));
+    ASSERT_OK(apply(st, an, tiny, 3));
+
+    /* a new store: 16 raw bytes of keyed hash, no term text in any key */
+    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 16));
+    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 16));
+    dump d = dump_tables(st);
+    ASSERT_TRUE(d.entries > 0 && !memmem(d.buf, d.len, "banana", 6));
+    free(d.buf);
+    search_out before = search(st, an, 7, "banana cherry", 10, NULL, NULL);
+    ASSERT_EQ_INT(before.n, 3);
+    ASSERT_EQ_INT(before.ids[0], 2);
+    ASSERT_NEAR(before.scores[0], 1.0033785343, 1e-5); /* the scores of a plain store */
+    rag_txn *txn = NULL;
+    rag_lexical_audit a;
+    uint32_t df = 0;
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_OK(rag_lexical_audit_coll(txn, 7, &a));
+    ASSERT_EQ_INT(a.terms, 6);
+    ASSERT_EQ_INT(a.bad_df + a.bad_chunks + a.malformed + a.stray_postings, 0);
+    rag_txn_end(txn);
+
+    /* a store written before raw hashes (hex digits, header version 1) opens, searches
+     * alike and keeps writing its own format */
+    ASSERT_OK(rag_store_write(st, write_old_layout, NULL));
+    st = reopen_encrypted(st, "lexical_encrypted");
+    ASSERT_TRUE(st != NULL);
+    if (!st)
+        goto done;
+    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 32));
+    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 32));
+    search_out after = search(st, an, 7, "banana cherry", 10, NULL, NULL);
+    ASSERT_EQ_INT(after.n, before.n);
+    ASSERT_TRUE(memcmp(after.ids, before.ids, sizeof before.ids) == 0);
+    ASSERT_TRUE(memcmp(after.scores, before.scores, sizeof before.scores) == 0);
+    ASSERT_OK(apply1(st, an, OP_ADD, 7, 4, "apple grape"));
+    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 32));
+    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 32));
+    search_out r = search(st, an, 7, "grape", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 4);
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_OK(rag_lexical_df(txn, 7, "apple", 5, &df));
+    ASSERT_EQ_INT(df, 2);
+    ASSERT_OK(rag_lexical_audit_coll(txn, 7, &a));
+    ASSERT_EQ_INT(a.terms, 7);
+    ASSERT_EQ_INT(a.bad_df + a.bad_chunks + a.malformed + a.stray_postings, 0);
+    rag_txn_end(txn);
+    ASSERT_OK(apply1(st, an, OP_REMOVE, 7, 4, "apple grape"));
+    ASSERT_EQ_INT(search(st, an, 7, "grape", 10, NULL, NULL).n, 0);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
 int main(void)
 {
     RUN_TEST(test_analyzer_english);
@@ -515,5 +688,6 @@ int main(void)
     RUN_TEST(test_remove_restores);
     RUN_TEST(test_purge);
     RUN_TEST(test_unicode_search);
+    RUN_TEST(test_encrypted_terms);
     return TEST_REPORT();
 }
