@@ -553,50 +553,34 @@ static int term_keys_are(rag_store *st, const char *table, size_t fixed, size_t 
     return ok;
 }
 
-/* Rewrites the term keys of one lexical table as a store created before raw term hashes
- * wrote them: the 16 bytes of hash after the collection as 32 lowercase hex digits. */
-static int hex_table(rag_txn *txn, const char *table)
+/* 1 when every term of `table`'s keys is written in hex digits. */
+static int term_keys_hex(rag_store *st, const char *table)
 {
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
     key_set ks = table_keys(txn, table);
-    for (size_t i = 0; i < ks.n; i++) {
-        size_t kl = ks.len[i];
-        if (kl <= 5) /* collection statistics, rebuild mark */
-            continue;
-        const void *val;
-        size_t vl;
-        unsigned char v[16], nk[96];
-        int rc = rag_store_kv_get(txn, table, ks.k[i], kl, &val, &vl);
-        if (rc != RAG_OK || vl > sizeof v)
-            return rc != RAG_OK ? rc : RAG_ECORRUPT;
-        memcpy(v, val, vl);
-        memcpy(nk, ks.k[i], 4);
-        for (size_t j = 0; j < 16; j++)
-            snprintf((char *)nk + 4 + 2 * j, 3, "%02x", ks.k[i][4 + j]);
-        memcpy(nk + 36, ks.k[i] + 20, kl - 20);
-        if ((rc = rag_store_kv_del(txn, table, ks.k[i], kl)) != RAG_OK ||
-            (rc = rag_store_kv_put(txn, table, nk, kl + 16, v, vl)) != RAG_OK)
-            return rc;
-    }
-    return RAG_OK;
+    rag_txn_end(txn);
+    for (size_t i = 0; i < ks.n; i++)
+        for (size_t j = 4; ks.len[i] > 5 && j < 4 + 32; j++)
+            if (!strchr("0123456789abcdef", ks.k[i][j]) || !ks.k[i][j])
+                return 0;
+    return ks.n > 0;
 }
 
-/* Turns an encrypted store into the layout of one created before raw term hashes: header
- * format version 1 and hex term hashes in the postings and document frequencies. */
-static int write_old_layout(rag_txn *txn, void *user)
+/* Gives a new encrypted store the header of a store created before raw term hashes:
+ * format version 1, without the byte naming the cipher (XChaCha20-Poly1305). */
+static int write_v1_header(rag_txn *txn, void *user)
 {
     (void)user;
     unsigned char *h = NULL;
     size_t len = 0;
     int rc = rag_crypt_header(rag_txn_crypt(txn), &h, &len);
     if (rc == RAG_OK) {
-        h[8] = 1; /* the header's format version */
-        rc = rag_store_raw_put(txn, "meta", "crypt", 5, h, len);
+        h[8] = 1;
+        rc = rag_store_raw_put(txn, "meta", "crypt", 5, h, len - 1);
     }
     free(h);
-    if (rc == RAG_OK)
-        rc = hex_table(txn, "lex_postings");
-    if (rc == RAG_OK)
-        rc = hex_table(txn, "lex_stats");
     return rc;
 }
 
@@ -615,67 +599,91 @@ static rag_store *reopen_encrypted(rag_store *st, const char *name)
     return st;
 }
 
-static void test_encrypted_terms(void)
+/* The index's audit finds no fault and `terms` distinct terms in collection 7. */
+static int audit_clean(rag_store *st, uint64_t terms)
 {
-    rag_store *st = open_store("lexical_encrypted");
-    rag_analyzer *an = NULL;
-    ASSERT_TRUE(st != NULL);
-    ASSERT_OK(rag_analyzer_create("none", 0, &an));
-    if (!st || !an)
-        goto done;
-    ASSERT_OK(rag_store_unlock(st, ENC_KEY));
-    ASSERT_OK(apply(st, an, tiny, 3));
-
-    /* a new store: 16 raw bytes of keyed hash, no term text in any key */
-    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 16));
-    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 16));
-    dump d = dump_tables(st);
-    ASSERT_TRUE(d.entries > 0 && !memmem(d.buf, d.len, "banana", 6));
-    free(d.buf);
-    search_out before = search(st, an, 7, "banana cherry", 10, NULL, NULL);
-    ASSERT_EQ_INT(before.n, 3);
-    ASSERT_EQ_INT(before.ids[0], 2);
-    ASSERT_NEAR(before.scores[0], 1.0033785343, 1e-5); /* the scores of a plain store */
     rag_txn *txn = NULL;
     rag_lexical_audit a;
-    uint32_t df = 0;
-    ASSERT_OK(rag_store_read(st, &txn));
-    ASSERT_OK(rag_lexical_audit_coll(txn, 7, &a));
-    ASSERT_EQ_INT(a.terms, 6);
-    ASSERT_EQ_INT(a.bad_df + a.bad_chunks + a.malformed + a.stray_postings, 0);
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
+    int rc = rag_lexical_audit_coll(txn, 7, &a);
     rag_txn_end(txn);
+    return rc == RAG_OK && a.terms == terms &&
+           a.bad_df + a.bad_chunks + a.malformed + a.stray_postings == 0;
+}
 
-    /* a store written before raw hashes (hex digits, header version 1) opens, searches
-     * alike and keeps writing its own format */
-    ASSERT_OK(rag_store_write(st, write_old_layout, NULL));
-    st = reopen_encrypted(st, "lexical_encrypted");
-    ASSERT_TRUE(st != NULL);
-    if (!st)
+static void test_encrypted_terms(void)
+{
+    /* the same chunks in a new encrypted store (raw term hashes) and in one with the
+     * header of the stores created before (hex term hashes, XChaCha20-Poly1305) */
+    rag_store *st = open_store("lexical_encrypted"), *old = open_store("lexical_encrypted_v1");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL && old != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !old || !an)
         goto done;
-    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 32));
-    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 32));
-    search_out after = search(st, an, 7, "banana cherry", 10, NULL, NULL);
-    ASSERT_EQ_INT(after.n, before.n);
-    ASSERT_TRUE(memcmp(after.ids, before.ids, sizeof before.ids) == 0);
-    ASSERT_TRUE(memcmp(after.scores, before.scores, sizeof before.scores) == 0);
-    ASSERT_OK(apply1(st, an, OP_ADD, 7, 4, "apple grape"));
-    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 32));
-    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 32));
-    search_out r = search(st, an, 7, "grape", 10, NULL, NULL);
+    ASSERT_OK(rag_store_unlock(st, ENC_KEY));
+    setenv("RAGCORE_STORE_CIPHER", "xchacha20-poly1305", 1);
+    ASSERT_OK(rag_store_unlock(old, ENC_KEY));
+    unsetenv("RAGCORE_STORE_CIPHER");
+    ASSERT_OK(rag_store_write(old, write_v1_header, NULL));
+    old = reopen_encrypted(old, "lexical_encrypted_v1");
+    ASSERT_TRUE(old != NULL);
+    if (!old)
+        goto done;
+    ASSERT_OK(apply(st, an, tiny, 3));
+    ASSERT_OK(apply(old, an, tiny, 3));
+
+    /* keys: 16 raw bytes of keyed hash in the new store, 32 hex digits in the old one, no
+     * term text in either */
+    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 16));
+    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 16));
+    ASSERT_TRUE(!term_keys_hex(st, "lex_postings"));
+    ASSERT_TRUE(term_keys_are(old, "lex_postings", 4 + 9, 32));
+    ASSERT_TRUE(term_keys_are(old, "lex_stats", 4, 32));
+    ASSERT_TRUE(term_keys_hex(old, "lex_postings") && term_keys_hex(old, "lex_stats"));
+    dump d = dump_tables(st), e = dump_tables(old);
+    ASSERT_TRUE(d.entries > 0 && !memmem(d.buf, d.len, "banana", 6));
+    ASSERT_TRUE(e.entries == d.entries && !memmem(e.buf, e.len, "banana", 6));
+    free(d.buf);
+    free(e.buf);
+
+    /* both search like a plain store (test_bm25_exact's scores), bit for bit alike */
+    search_out r = search(st, an, 7, "banana cherry", 10, NULL, NULL);
+    search_out o = search(old, an, 7, "banana cherry", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 3);
+    ASSERT_EQ_INT(r.ids[0], 2);
+    ASSERT_NEAR(r.scores[0], 1.0033785343, 1e-5);
+    ASSERT_EQ_INT(o.n, r.n);
+    ASSERT_TRUE(memcmp(o.ids, r.ids, sizeof r.ids) == 0);
+    ASSERT_TRUE(memcmp(o.scores, r.scores, sizeof r.scores) == 0);
+    ASSERT_TRUE(audit_clean(st, 6));
+    ASSERT_TRUE(audit_clean(old, 6));
+
+    /* the old store, reopened, keeps writing its own format */
+    old = reopen_encrypted(old, "lexical_encrypted_v1");
+    ASSERT_TRUE(old != NULL);
+    if (!old)
+        goto done;
+    ASSERT_OK(apply1(old, an, OP_ADD, 7, 4, "apple grape"));
+    ASSERT_TRUE(term_keys_are(old, "lex_postings", 4 + 9, 32));
+    ASSERT_TRUE(term_keys_hex(old, "lex_stats"));
+    r = search(old, an, 7, "grape", 10, NULL, NULL);
     ASSERT_EQ_INT(r.n, 1);
     ASSERT_EQ_INT(r.ids[0], 4);
-    ASSERT_OK(rag_store_read(st, &txn));
+    rag_txn *txn = NULL;
+    uint32_t df = 0;
+    ASSERT_OK(rag_store_read(old, &txn));
     ASSERT_OK(rag_lexical_df(txn, 7, "apple", 5, &df));
-    ASSERT_EQ_INT(df, 2);
-    ASSERT_OK(rag_lexical_audit_coll(txn, 7, &a));
-    ASSERT_EQ_INT(a.terms, 7);
-    ASSERT_EQ_INT(a.bad_df + a.bad_chunks + a.malformed + a.stray_postings, 0);
     rag_txn_end(txn);
-    ASSERT_OK(apply1(st, an, OP_REMOVE, 7, 4, "apple grape"));
-    ASSERT_EQ_INT(search(st, an, 7, "grape", 10, NULL, NULL).n, 0);
+    ASSERT_EQ_INT(df, 2);
+    ASSERT_TRUE(audit_clean(old, 7));
+    ASSERT_OK(apply1(old, an, OP_REMOVE, 7, 4, "apple grape"));
+    ASSERT_EQ_INT(search(old, an, 7, "grape", 10, NULL, NULL).n, 0);
 done:
     rag_analyzer_free(an);
     rag_store_close(st);
+    rag_store_close(old);
 }
 
 int main(void)
