@@ -162,6 +162,10 @@ results "$work/enc_x" "$key1" > "$work/r_enc_x"
 check "an XChaCha20-Poly1305 store gives the plain store's results" \
     cmp -s "$work/r_plain" "$work/r_enc_x"
 check "... and stays clean" test "$(found "$work/enc_x")" = 0
+check "... and rotates its key" \
+    "$bin/ragcore" rekey --db "$work/enc_x" --key-file "$key1" --new-key-file "$key2"
+results "$work/enc_x" "$key2" > "$work/r_enc_x2"
+check "... after which it gives the same results" cmp -s "$work/r_plain" "$work/r_enc_x2"
 out=$(RAGCORE_STORE_CIPHER=rot13 "$bin/ragcore" ingest --db "$work/enc_bad" --key-file "$key1" \
     --embedder "$emb" --quiet "$work/one.jsonl" 2>&1); rc=$?
 check "an unknown cipher is refused" test "$rc" != 0

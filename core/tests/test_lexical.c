@@ -509,6 +509,7 @@ done:
 /* ---- encrypted stores: keyed term hashes, both key formats ------------------------------ */
 
 #define ENC_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define NEW_KEY "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
 
 /* Keys of a lexical table, collected by a scan (a scan must not write). */
 typedef struct key_set {
@@ -584,19 +585,24 @@ static int write_v1_header(rag_txn *txn, void *user)
     return rc;
 }
 
-static rag_store *reopen_encrypted(rag_store *st, const char *name)
+static rag_store *reopen_encrypted_with(rag_store *st, const char *name, const char *key)
 {
     const char *tmp = getenv("RAGCORE_TEST_TMP");
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
     rag_store_close(st);
     st = NULL;
-    if (rag_store_open(dir, 0, &st) != RAG_OK || rag_store_unlock(st, ENC_KEY) != RAG_OK) {
+    if (rag_store_open(dir, 0, &st) != RAG_OK || rag_store_unlock(st, key) != RAG_OK) {
         fprintf(stderr, "reopen: %s\n", rag_errmsg());
         rag_store_close(st);
         return NULL;
     }
     return st;
+}
+
+static rag_store *reopen_encrypted(rag_store *st, const char *name)
+{
+    return reopen_encrypted_with(st, name, ENC_KEY);
 }
 
 /* The index's audit finds no fault and `terms` distinct terms in collection 7. */
@@ -680,6 +686,23 @@ static void test_encrypted_terms(void)
     ASSERT_TRUE(audit_clean(old, 7));
     ASSERT_OK(apply1(old, an, OP_REMOVE, 7, 4, "apple grape"));
     ASSERT_EQ_INT(search(old, an, 7, "grape", 10, NULL, NULL).n, 0);
+
+    /* a key rotation keeps the old store's format: it reopens with the new key only and
+     * still searches its hex keys alike */
+    long resealed = 0;
+    ASSERT_OK(rag_store_rekey_begin(old, NEW_KEY));
+    ASSERT_OK(rag_store_rekey_records(old, 0, &resealed));
+    ASSERT_OK(rag_store_rekey_finish(old));
+    old = reopen_encrypted_with(old, "lexical_encrypted_v1", NEW_KEY);
+    ASSERT_TRUE(old != NULL);
+    if (!old)
+        goto done;
+    ASSERT_TRUE(term_keys_hex(old, "lex_postings") && term_keys_hex(old, "lex_stats"));
+    o = search(old, an, 7, "banana cherry", 10, NULL, NULL);
+    r = search(st, an, 7, "banana cherry", 10, NULL, NULL);
+    ASSERT_EQ_INT(o.n, 3);
+    ASSERT_TRUE(memcmp(o.ids, r.ids, sizeof r.ids) == 0);
+    ASSERT_TRUE(memcmp(o.scores, r.scores, sizeof r.scores) == 0);
 done:
     rag_analyzer_free(an);
     rag_store_close(st);
