@@ -1360,9 +1360,33 @@ typedef struct rag_backup_info {
  * checkpoints the indexes, copies the index files, then takes the compacting copy.
  * `outdir` must not exist or be empty; it appears complete or not at all (written under a
  * temporary name, fsynced, renamed). info (may be NULL) is filled.
+ * An encrypted store's copy is checked with the key in RAGCORE_STORE_KEY (rag_backup_with
+ * takes it explicitly).
  * Errors: RAG_EINVAL (NULL argument), RAG_EEXIST (outdir not empty), RAG_EFULL, RAG_EIO,
- * RAG_ESTORE. */
+ * RAG_ESTORE, RAG_EKEY. */
 RAG_API int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info);
+
+/* Options of rag_backup_with. */
+#define RAG_BACKUP_OPTIONS_VERSION 1
+
+typedef struct rag_backup_options {
+    unsigned version;            /* RAG_BACKUP_OPTIONS_VERSION */
+    /* The key of an encrypted store, as rag_open_options.store_key takes it (the key text),
+     * else store_key_file (a file holding it); when both are NULL, RAGCORE_STORE_KEY. The
+     * copy is checked with it before it appears (RAG_EKEY when it does not open the copy;
+     * RAG_EIO when the file cannot be read). Borrowed for the call; never stored. */
+    const char *store_key;
+    const char *store_key_file;
+} rag_backup_options;
+
+/* Fills `opts` with defaults (no key given). Can't fail. */
+RAG_API void rag_backup_options_init(rag_backup_options *opts);
+
+/* rag_backup with options (opts NULL: rag_backup_options_init's). The backup of an open
+ * encrypted store is the sealed file, copied as is; its check needs the key, which the open
+ * handle does not keep: give it here. Also RAG_EINVAL (opts->version 0) and RAG_EKEY. */
+RAG_API int rag_backup_with(rag_db *db, const char *outdir, const rag_backup_options *opts,
+                            rag_backup_info *info);
 
 /* Same for a store directory that this process does not have open (other processes may be
  * writing to it); no checkpoint is taken. RAG_ENOTFOUND when dbdir is not a store. */
