@@ -1456,8 +1456,18 @@ typedef struct rag_salvage_report rag_salvage_report;
  * Returns RAG_OK when the salvage ran, whatever it lost (see the report), or an error when
  * it could not: RAG_EINVAL (NULL argument), RAG_ENOTFOUND (no data.mdb in dir),
  * RAG_ECORRUPT (the store's identity records are unreadable), RAG_EEXIST (outdir not
- * empty), RAG_EIO, RAG_EFULL, RAG_ENOMEM. *out is freed with rag_salvage_report_free. */
+ * empty), RAG_EIO, RAG_EFULL, RAG_ENOMEM. *out is freed with rag_salvage_report_free.
+ * An encrypted store needs its key (RAGCORE_STORE_KEY here; rag_salvage_keyed takes it). */
 RAG_API int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out);
+/* rag_salvage of an encrypted store with its key given as to rag_check_keyed
+ * (`store_key`, else the file `store_key_file`, else RAGCORE_STORE_KEY). Each record is
+ * opened with the key to be verified (a record that fails authentication counts as
+ * damaged) and copied still sealed, never in clear: the new store has the same key header
+ * and opens with the same key. Also RAG_EKEY (no key, or one that does not open the
+ * store's key header, naming the store; a key for a plain store) and RAG_EIO (the key
+ * file cannot be read). */
+RAG_API int rag_salvage_keyed(const char *dir, const char *outdir, const char *store_key,
+                              const char *store_key_file, rag_salvage_report **out);
 RAG_API const rag_salvage_totals *rag_salvage_report_totals(const rag_salvage_report *report);
 /* The documents not copied, in collection and id order (owned by the report). */
 RAG_API size_t rag_salvage_report_lost_count(const rag_salvage_report *report);
