@@ -2114,6 +2114,10 @@ static int unlock_keys(rag_store *st, const char *secret)
     if (rc != RAG_OK)
         return rc;
     int have = get(t, st->dbi[DB_META], "crypt", 5, &hv);
+    if (have != RAG_OK && have != RAG_ENOTFOUND) { /* a damaged page: keep its message */
+        rag_txn_end(t);
+        return rag_fail_prefix(have, "store '%s': cannot read its encryption header", st->dir);
+    }
     int fresh = get(t, st->dbi[DB_META], "schema_version", 14, &sv) == RAG_ENOTFOUND;
     rag_clear_error();
     int create = 0;

@@ -56,6 +56,26 @@ static void wait_for(int batches)
         usleep(2000);
 }
 
+/* Asserts that a search of `query` restricted to document `want` (mode RAG_MODE_*) finds
+ * it: restricted, because these documents differ only in their numbers, and an
+ * approximate (HNSW) top-1 among hundreds of near-duplicates is not exact. */
+static void assert_finds(rag_db *h, const char *query, int mode, const char *want)
+{
+    const char *only[1] = {want};
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.mode = mode;
+    so.k = 1;
+    so.doc_ids = only;
+    so.n_doc_ids = 1;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(h, query, &so, &res));
+    ASSERT_TRUE(res && rag_results_count(res) == 1);
+    if (res && rag_results_count(res) == 1)
+        ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, want);
+    rag_results_free(res);
+}
+
 /* Verifies a restored store: check clean, batches [0, P) whole and nothing else, with
  * lo <= P <= hi. Returns P. */
 static int verify_restored(const char *dir, int lo, int hi)
@@ -121,21 +141,7 @@ static int verify_restored(const char *dir, int lo, int hi)
         doc_text(q, sizeof q, prefix - 1, 3);
         char want[32];
         snprintf(want, sizeof want, "b%d-d3", prefix - 1);
-        /* Restricted to that document: these documents differ only in their numbers, and
-         * an approximate (HNSW) top-1 among hundreds of near-duplicates is not exact. */
-        const char *only[1] = {want};
-        rag_search_options so;
-        rag_search_options_init(&so);
-        so.mode = RAG_MODE_DENSE;
-        so.k = 1;
-        so.doc_ids = only;
-        so.n_doc_ids = 1;
-        rag_results *res = NULL;
-        ASSERT_OK(rag_search(rdb, q, &so, &res));
-        ASSERT_TRUE(res && rag_results_count(res) == 1);
-        if (res && rag_results_count(res) == 1)
-            ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, want);
-        rag_results_free(res);
+        assert_finds(rdb, q, RAG_MODE_DENSE, want);
     }
     rag_close(rdb);
     return prefix;
@@ -321,19 +327,7 @@ static void test_encrypted_backup_from_handle(void)
     ASSERT_OK(rag_open(res, &ro, &r));
     if (!r)
         return;
-    const char *only[1] = {"e2"};
-    rag_search_options so;
-    rag_search_options_init(&so);
-    so.mode = RAG_MODE_LEXICAL;
-    so.k = 1;
-    so.doc_ids = only;
-    so.n_doc_ids = 1;
-    rag_results *hits = NULL;
-    ASSERT_OK(rag_search(r, "orchard turbines", &so, &hits));
-    ASSERT_TRUE(hits && rag_results_count(hits) == 1);
-    if (hits && rag_results_count(hits) == 1)
-        ASSERT_STR_EQ(rag_results_get(hits, 0)->doc_id, "e2");
-    rag_results_free(hits);
+    assert_finds(r, "orchard turbines", RAG_MODE_LEXICAL, "e2");
     ASSERT_OK(rag_close(r));
 }
 

@@ -7,7 +7,8 @@
  * document none of whose pages (its record's and its chunks', with the branch pages above
  * them, the meta and collection records) was damaged, each exactly as stored. The same
  * patterns run on an encrypted store (the CLI given --key-file), whose salvage must keep
- * the same documents and write none of their words in clear.
+ * the same documents and write none of their words in clear; an encrypted store whose key
+ * header's page is overwritten fails to open with a message, never an empty one.
  *
  * RAGCORE_DAMAGE_PATTERNS (default 32) sets the number of patterns, RAGCORE_DAMAGE_SEED
  * (default 1) the first seed; the summary line gives the figures bench/JOURNAL.md records. */
@@ -698,6 +699,74 @@ static void test_hostile_encrypted_stores(void)
     ASSERT_TRUE(access(out, F_OK) != 0);
 }
 
+static int meta_leaf(void *user, const rag_pagewalk_entry *e)
+{
+    *(uint64_t *)user = e->leaf;
+    return 0;
+}
+
+/* An encrypted store whose meta leaf (the key header's page) is overwritten: opening it
+ * fails with a message, for every content of the damaged page (seeded patterns). */
+static void test_damaged_key_header_message(void)
+{
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s-keyhdr", orig);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ASSERT_EQ_INT(system(cmd), 0);
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = 16;
+    o.store_key = "a passphrase of the damaged header test";
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_close(db));
+    uint64_t leaf = 0;
+    ASSERT_OK(rag_pagewalk(path, "meta", 0, meta_leaf, NULL, &leaf, NULL));
+    ASSERT_TRUE(leaf >= 2);
+    FILE *fp = fopen(path, "r+b");
+    ASSERT_TRUE(fp != NULL);
+    if (!fp)
+        return;
+    unsigned char page[4096], orig_page[4096];
+    fseek(fp, (long)(leaf * PS), SEEK_SET);
+    ASSERT_EQ_INT(fread(orig_page, 1, PS, fp), PS);
+    int empty = 0, failed = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+        memcpy(page, orig_page, PS);
+        /* the page header kept (so LMDB reads on), its nodes overwritten */
+        for (size_t j = 16 + seed % 64; j < PS; j++)
+            page[j] = (unsigned char)rnd();
+        fseek(fp, (long)(leaf * PS), SEEK_SET);
+        ASSERT_EQ_INT(fwrite(page, 1, PS, fp), PS);
+        fflush(fp);
+        rag_open_options ro;
+        rag_open_options_init(&ro);
+        ro.read_only = 1;
+        ro.store_key = o.store_key;
+        db = NULL;
+        int rc = rag_open(dir, &ro, &db);
+        rag_close(db);
+        if (rc != RAG_OK) {
+            failed++;
+            size_t n = strlen(rag_errmsg());
+            if (n == 0 || (n >= 2 && strcmp(rag_errmsg() + n - 2, ": ") == 0)) {
+                fprintf(stderr, "seed %llu: rc %d without a message: '%s'\n",
+                        (unsigned long long)seed, rc, rag_errmsg());
+                empty++;
+            }
+        }
+    }
+    fclose(fp);
+    fprintf(stderr, "damaged key header: %d of 40 opens failed, %d without a message\n", failed,
+            empty);
+    ASSERT_TRUE(failed > 0);
+    ASSERT_EQ_INT(empty, 0);
+}
+
 /* A bad index spec: FAISS's error comes back as the library's message (FAISS itself prints
  * nothing) and the failed create leaves no directory behind. */
 static void test_bad_index_spec(void)
@@ -749,6 +818,7 @@ int main(int argc, char **argv)
     test_fresh_dir(logpath, sizeof logpath, "damage_log.json");
     snprintf(errpath, sizeof errpath, "%s.err", logpath);
     RUN_TEST(test_bad_index_spec);
+    RUN_TEST(test_damaged_key_header_message);
     RUN_TEST(test_hostile_stores);
     RUN_TEST(test_hostile_encrypted_stores);
     return TEST_REPORT();
