@@ -260,7 +260,19 @@ static int backup_into(rag_store *st, const char *dbdir, const char *outdir,
     return rc;
 }
 
+void rag_backup_options_init(rag_backup_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->version = RAG_BACKUP_OPTIONS_VERSION;
+}
+
 int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info)
+{
+    return rag_backup_with(db, outdir, NULL, info);
+}
+
+int rag_backup_with(rag_db *db, const char *outdir, const rag_backup_options *opts,
+                    rag_backup_info *info)
 {
     rag_clear_error();
     rag_backup_info local;
@@ -269,10 +281,12 @@ int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info)
     memset(info, 0, sizeof *info);
     if (!db || !outdir || !*outdir)
         return rag_fail(RAG_EINVAL, "rag_backup: NULL argument");
+    if (opts && opts->version < 1)
+        return rag_fail(RAG_EINVAL, "backup options version is 0 (call rag_backup_options_init)");
     int rc = rag_checkpoint(db);
     if (rc != RAG_OK)
         rag_clear_error(); /* older index files are still consistent: replayed at open */
-    copy_key k = {NULL, NULL};
+    copy_key k = {opts ? opts->store_key : NULL, opts ? opts->store_key_file : NULL};
     rc = backup_into(db->st, db->dir, outdir, &k, info);
     return rc == RAG_OK ? rc : rag_fail_prefix(rc, "backup of '%s'", db->dir);
 }

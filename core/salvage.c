@@ -2,6 +2,7 @@
 #include "backup.h"
 #include "bytes.h"
 #include "check_report.h"
+#include "crypt.h"
 #include "pagewalk.h"
 #include "status.h"
 #include "store.h"
@@ -62,7 +63,16 @@ typedef struct pending {
 
 typedef struct salvage {
     rag_salvage_report *r;
+    const char *dir;         /* the damaged store */
     const char *src;         /* <dir>/data.mdb */
+    /* An encrypted store: its key header (meta "crypt"), opened with the user's key. Every
+     * record is opened to be verified and decoded, and copied as it is stored (sealed). */
+    char *secret;            /* the user's key, NULL when none is given */
+    unsigned char *hdr;
+    size_t hdrlen;
+    rag_crypt *crypt;
+    unsigned char *plain;    /* the record opened last (open_value) */
+    size_t plain_cap;
     int dim;
     scoll *colls;
     size_t ncolls, cap_colls;
@@ -237,8 +247,45 @@ static int lost_push(salvage *s, uint32_t coll, const char *id, size_t idlen, co
     return RAG_OK;
 }
 
+/* The value of entry e as plaintext: itself in a plain store, else opened with the key
+ * (AD: the table's name without "kv:", and the key) into s->plain, valid until the next
+ * call. RAG_ECORRUPT (error cleared) when it fails authentication: damaged, or not a
+ * record of this store. */
+static int open_value(salvage *s, const rag_pagewalk_entry *e, const void **v, size_t *vl)
+{
+    *v = e->val;
+    *vl = e->vlen;
+    if (!s->crypt)
+        return RAG_OK;
+    if (e->vlen < RAG_CRYPT_OVERHEAD)
+        return RAG_ECORRUPT;
+    if (e->vlen + 1 > s->plain_cap) {
+        rag_crypt_wipe(s->plain, s->plain_cap);
+        free(s->plain);
+        s->plain_cap = 0;
+        if (!(s->plain = rag_malloc(e->vlen + 1)))
+            return RAG_ENOMEM;
+        s->plain_cap = e->vlen + 1;
+    }
+    const char *name = strncmp(e->table, "kv:", 3) == 0 ? e->table + 3 : e->table;
+    if (rag_crypt_unseal(s->crypt, name, strlen(name), e->key, e->klen, e->val, e->vlen,
+                         s->plain) != RAG_OK) {
+        rag_clear_error();
+        return RAG_ECORRUPT;
+    }
+    *v = s->plain;
+    *vl = e->vlen - RAG_CRYPT_OVERHEAD;
+    return RAG_OK;
+}
+
 static int on_meta(salvage *s, const rag_pagewalk_entry *e)
 {
+    if (e->klen == 5 && memcmp(e->key, "crypt", 5) == 0) {
+        free(s->hdr);
+        if (!(s->hdr = dup_bytes(e->val, e->vlen)))
+            return RAG_ENOMEM;
+        s->hdrlen = e->vlen;
+    }
     if (e->klen == 3 && memcmp(e->key, "dim", 3) == 0) {
         char buf[16];
         snprintf(buf, sizeof buf, "%.*s", (int)(e->vlen < 15 ? e->vlen : 15), (const char *)e->val);
@@ -250,11 +297,16 @@ static int on_meta(salvage *s, const rag_pagewalk_entry *e)
 static int on_coll(salvage *s, const rag_pagewalk_entry *e)
 {
     rag_coll_rec rec;
-    if (e->klen == 0 || e->klen > 128 || e->vlen < 4)
+    const void *v;
+    size_t vl;
+    int rc = open_value(s, e, &v, &vl);
+    if (rc == RAG_ECORRUPT || e->klen == 0 || e->klen > 128 || vl < 4)
         return RAG_OK; /* not a collection record: its page lied */
+    if (rc != RAG_OK)
+        return rc;
     memset(&rec, 0, sizeof rec);
-    memcpy(&rec, e->val, e->vlen < sizeof rec ? e->vlen : sizeof rec);
-    int rc = grow((void **)&s->colls, &s->cap_colls, s->ncolls, sizeof *s->colls);
+    memcpy(&rec, v, vl < sizeof rec ? vl : sizeof rec);
+    rc = grow((void **)&s->colls, &s->cap_colls, s->ncolls, sizeof *s->colls);
     if (rc != RAG_OK)
         return rc;
     scoll *c = &s->colls[s->ncolls];
@@ -272,7 +324,11 @@ static int on_coll(salvage *s, const rag_pagewalk_entry *e)
 static int on_doc(salvage *s, const rag_pagewalk_entry *e)
 {
     rag_doc_rec *d = NULL;
-    int rc = rag_store_doc_decode(e->key, e->klen, e->val, e->vlen, &d);
+    const void *v;
+    size_t vl;
+    int rc = open_value(s, e, &v, &vl);
+    if (rc == RAG_OK)
+        rc = rag_store_doc_decode(e->key, e->klen, v, vl, &d);
     if (rc == RAG_ECORRUPT) {
         rag_clear_error();
         if (e->klen > 4)
@@ -319,7 +375,11 @@ static int on_verify(salvage *s, const rag_pagewalk_entry *e)
     uint64_t id = rag_get_be64((const unsigned char *)e->key + 4);
     schunk *c = find_chunk(s, coll, id);
     rag_chunk_rec *ch = NULL;
-    int rc = rag_store_chunk_decode(id, e->val, e->vlen, &ch);
+    const void *v;
+    size_t vl;
+    int rc = open_value(s, e, &v, &vl);
+    if (rc == RAG_OK)
+        rc = rag_store_chunk_decode(id, v, vl, &ch);
     if (rc == RAG_ECORRUPT) {
         rag_clear_error();
         if (c) {
@@ -364,8 +424,13 @@ static int on_chunk(salvage *s, const rag_pagewalk_entry *e)
 
 static int on_vector(salvage *s, const rag_pagewalk_entry *e)
 {
-    if (e->klen != 12 || e->vlen != (size_t)s->dim * sizeof(float))
-        return RAG_OK; /* a vector of another size: embedded again by the repair */
+    const void *v;
+    size_t vl;
+    int rc = open_value(s, e, &v, &vl);
+    if (rc == RAG_ECORRUPT || e->klen != 12 || vl != (size_t)s->dim * sizeof(float))
+        return RAG_OK; /* damaged or of another size: embedded again by the repair */
+    if (rc != RAG_OK)
+        return rc;
     schunk *c = find_chunk(s, rag_get_be32(e->key), rag_get_be64((const unsigned char *)e->key + 4));
     if (!c || c->state != 1 || s->docs[c->doc].why)
         return RAG_OK;
@@ -385,13 +450,22 @@ static int on_aux(salvage *s, const rag_pagewalk_entry *e)
 {
     if (!aux_copied(e->table))
         return RAG_OK;
+    const void *v;
+    size_t vl;
+    int rc = open_value(s, e, &v, &vl);
+    if (rc == RAG_ECORRUPT) {
+        s->r->t.entries_lost++;
+        return RAG_OK;
+    }
+    if (rc != RAG_OK)
+        return rc;
     size_t i = 0;
     while (i < s->ntables && strcmp(s->tables[i], e->table) != 0)
         i++;
     if (i == s->ntables) {
         if (s->ntables == sizeof s->tables / sizeof *s->tables || strlen(e->table) >= 64)
             return RAG_OK;
-        int rc = flush(s); /* a table is opened outside any transaction */
+        rc = flush(s); /* a table is opened outside any transaction */
         if (rc == RAG_OK)
             rc = rag_store_kv_open(s->out, e->table + 3, 1);
         if (rc != RAG_OK)
@@ -504,7 +578,14 @@ static int emit_colls(salvage *s)
         c->vlen = sizeof rec;
         s->ncolls++;
         s->r->t.collections++;
-        rc = emit(s, "collections", c->name, strlen(c->name), &rec, sizeof rec);
+        if (s->crypt) { /* sealed as the store would seal it */
+            unsigned char sealed[sizeof rec + RAG_CRYPT_OVERHEAD];
+            rag_crypt_seal(s->crypt, "collections", 11, c->name, strlen(c->name), &rec,
+                           sizeof rec, sealed);
+            rc = emit(s, "collections", c->name, strlen(c->name), sealed, sizeof sealed);
+        } else {
+            rc = emit(s, "collections", c->name, strlen(c->name), &rec, sizeof rec);
+        }
     }
     return rc;
 }
@@ -547,6 +628,24 @@ static void salvage_free(salvage *s)
     free(s->doc_order);
     batch_clear(s);
     free(s->batch);
+    free(s->hdr);
+    rag_crypt_free(s->crypt);
+    rag_crypt_wipe(s->plain, s->plain_cap);
+    free(s->plain);
+}
+
+/* Opens the key header found in meta with the user's key, as opening the store would. */
+static int open_keys(salvage *s)
+{
+    if (!s->hdr && s->secret)
+        return rag_fail(RAG_EKEY, "store '%s' is not encrypted, but a key was given", s->dir);
+    if (!s->hdr)
+        return RAG_OK;
+    if (!s->secret)
+        return rag_fail(RAG_EKEY, "store '%s' is encrypted and no key was given (give it with "
+                        "store_key or store_key_file, --key-file, or RAGCORE_STORE_KEY)",
+                        s->dir);
+    return rag_crypt_open(s->secret, s->hdr, s->hdrlen, s->dir, &s->crypt);
 }
 
 /* The copy into the store directory `tmp`. */
@@ -556,6 +655,8 @@ static int copy_into(salvage *s, const char *tmp)
     if (rc == RAG_OK && s->dim <= 0)
         rc = rag_fail(RAG_ECORRUPT, "'%s': the store's identity records (meta table) are on "
                       "damaged pages: nothing can be salvaged without them", s->src);
+    if (rc == RAG_OK)
+        rc = open_keys(s);
     if (rc == RAG_OK)
         rc = walk(s, "collections", PH_COLLS);
     if (rc == RAG_OK)
@@ -608,6 +709,12 @@ static int copy_into(salvage *s, const char *tmp)
 
 int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out)
 {
+    return rag_salvage_keyed(dir, outdir, NULL, NULL, out);
+}
+
+int rag_salvage_keyed(const char *dir, const char *outdir, const char *store_key,
+                      const char *store_key_file, rag_salvage_report **out)
+{
     rag_clear_error();
     if (!out)
         return rag_fail(RAG_EINVAL, "rag_salvage: out is NULL");
@@ -628,11 +735,17 @@ int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out)
     snprintf(tmp, sizeof tmp, "%s.partial-%ld", outdir, (long)getpid());
     salvage s;
     memset(&s, 0, sizeof s);
+    s.dir = dir;
     s.src = src;
-    if (!(s.r = rag_calloc(1, sizeof *s.r)))
+    int rc = rag_crypt_secret(store_key, store_key_file, "RAGCORE_STORE_KEY", &s.secret);
+    if (rc != RAG_OK)
+        return rc;
+    if (!(s.r = rag_calloc(1, sizeof *s.r))) {
+        rag_crypt_secret_free(s.secret);
         return RAG_ENOMEM;
+    }
     rag_pagewalk_stats ps;
-    int rc = rag_pagewalk(src, NULL, 1, NULL, NULL, NULL, &ps);
+    rc = rag_pagewalk(src, NULL, 1, NULL, NULL, NULL, &ps);
     if (rc == RAG_OK) {
         s.r->t.pages = ps.pages;
         s.r->t.damaged_pages = ps.damaged;
@@ -644,7 +757,7 @@ int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out)
             qsort(s.r->lost, s.r->nlost, sizeof *s.r->lost, cmp_lost);
         /* Derive again what was not copied: postings, hash counts, counters, vectors. */
         rag_check_report *cr = NULL;
-        if (rag_check(tmp, RAG_CHECK_REPAIR, 0, &cr) == RAG_OK)
+        if (rag_check_keyed(tmp, RAG_CHECK_REPAIR, 0, s.secret, NULL, &cr) == RAG_OK)
             s.r->check = cr;
         rag_clear_error();
         snprintf(lockpath, sizeof lockpath, "%s/write.lock", tmp);
@@ -652,6 +765,7 @@ int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out)
         rc = rag_dir_publish(tmp, outdir);
     }
     salvage_free(&s);
+    rag_crypt_secret_free(s.secret);
     if (rc != RAG_OK) {
         snprintf(lockpath, sizeof lockpath, "%s/write.lock", tmp);
         unlink(lockpath);

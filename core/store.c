@@ -1891,6 +1891,59 @@ static int all_zero(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* Zeroes in memory what page `pg` (its bytes read into p) holds unused: all of a free page
+ * of fm->zero, the unused middle of a branch or leaf page. *skip counts the overflow
+ * pages still to pass (their bytes are a record's). Returns 1 when it changed the page. */
+static int scrub_page(unsigned char *p, uint64_t pg, size_t psize, const free_map *fm,
+                      uint64_t *skip, rag_scrub_stats *s)
+{
+    size_t from = 0, to = psize;
+    if (pg < 2 || bit_get(fm->keep, pg))
+        return 0; /* a meta page, or a free page a reader's snapshot may still read */
+    if (bit_get(fm->zero, pg)) {
+        *skip = 0;
+    } else if (*skip > 0) {
+        (*skip)--;
+        return 0;
+    } else {
+        unsigned flags = rag_pg_u16(p + RAG_PG_FLAGS);
+        if (flags & RAG_PG_OVERFLOW) {
+            uint32_t np = rag_pg_u32(p + RAG_PG_LOWER);
+            *skip = np > 0 ? np - 1 : 0;
+            return 0;
+        }
+        if (!(flags & (RAG_PG_BRANCH | RAG_PG_LEAF)) || (flags & RAG_PG_LEAF2))
+            return 0;
+        from = rag_pg_u16(p + RAG_PG_LOWER);
+        to = rag_pg_u16(p + RAG_PG_UPPER);
+        if (from < RAG_PG_HDRSZ || from > to || to > psize)
+            return 0; /* not a page header we understand: leave it */
+    }
+    if (to == from || all_zero(p + from, to - from))
+        return 0;
+    memset(p + from, 0, to - from);
+    if (to - from == psize)
+        s->pages_zeroed++;
+    else
+        s->gap_bytes_zeroed += to - from;
+    return 1;
+}
+
+/* Writes the changed pages [from, to) of the block that starts at page `first` back
+ * whole: one write per run of changed pages rather than one per gap (a store's first
+ * scrub changes nearly every page). Their other bytes go back as they were read: the
+ * caller holds the store's writer lock, so no write can come between. */
+static int write_run(int fd, const char *path, const unsigned char *blk, size_t psize,
+                     uint64_t first, uint64_t from, uint64_t to)
+{
+    size_t len = (size_t)(to - from) * psize;
+    if (from < to &&
+        pwrite(fd, blk + (from - first) * psize, len, (off_t)(from * psize)) != (ssize_t)len)
+        return rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO, "cannot write '%s': %s", path,
+                        strerror(errno));
+    return RAG_OK;
+}
+
 /* Zeroes, in the file open as fd, the free pages of fm->zero, the unused middle of every
  * other branch and leaf page and everything after the last page; pages of fm->keep are
  * left alone (a reader may still read them). */
@@ -1911,48 +1964,16 @@ static int scrub_file(int fd, const char *path, size_t psize, const free_map *fm
             break;
         }
         n = (uint64_t)got / psize;
+        uint64_t run = first; /* first page of the run of changed pages */
         for (uint64_t i = 0; i < n && rc == RAG_OK; i++) {
-            uint64_t pg = first + i;
-            unsigned char *p = blk + i * psize;
-            size_t from = 0, to = 0;
             s->pages++;
-            if (pg < 2 || bit_get(fm->keep, pg))
-                continue;
-            if (bit_get(fm->zero, pg)) {
-                skip = 0;
-                from = 0;
-                to = psize;
-            } else if (skip > 0) {
-                skip--;
-                continue;
-            } else {
-                unsigned flags = rag_pg_u16(p + RAG_PG_FLAGS);
-                if (flags & RAG_PG_OVERFLOW) {
-                    uint32_t np = rag_pg_u32(p + RAG_PG_LOWER);
-                    skip = np > 0 ? np - 1 : 0;
-                    continue;
-                }
-                if (!(flags & (RAG_PG_BRANCH | RAG_PG_LEAF)) || (flags & RAG_PG_LEAF2))
-                    continue;
-                from = rag_pg_u16(p + RAG_PG_LOWER);
-                to = rag_pg_u16(p + RAG_PG_UPPER);
-                if (from < RAG_PG_HDRSZ || from > to || to > psize)
-                    continue; /* not a page header we understand: leave it */
-            }
-            if (to > from && !all_zero(p + from, to - from)) {
-                memset(p + from, 0, to - from);
-                if (pwrite(fd, p + from, to - from, (off_t)(pg * psize + from)) !=
-                    (ssize_t)(to - from)) {
-                    rc = rag_fail(errno == ENOSPC ? RAG_EFULL : RAG_EIO,
-                                  "cannot write '%s': %s", path, strerror(errno));
-                    break;
-                }
-                if (to - from == psize)
-                    s->pages_zeroed++;
-                else
-                    s->gap_bytes_zeroed += to - from;
+            if (!scrub_page(blk + i * psize, first + i, psize, fm, &skip, s)) {
+                rc = write_run(fd, path, blk, psize, first, run, first + i);
+                run = first + i + 1;
             }
         }
+        if (rc == RAG_OK)
+            rc = write_run(fd, path, blk, psize, first, run, first + n);
     }
     /* past the last page: pages a crashed or aborted transaction wrote */
     struct stat sb;
@@ -2093,6 +2114,10 @@ static int unlock_keys(rag_store *st, const char *secret)
     if (rc != RAG_OK)
         return rc;
     int have = get(t, st->dbi[DB_META], "crypt", 5, &hv);
+    if (have != RAG_OK && have != RAG_ENOTFOUND) { /* a damaged page: keep its message */
+        rag_txn_end(t);
+        return rag_fail_prefix(have, "store '%s': cannot read its encryption header", st->dir);
+    }
     int fresh = get(t, st->dbi[DB_META], "schema_version", 14, &sv) == RAG_ENOTFOUND;
     rag_clear_error();
     int create = 0;

@@ -1360,9 +1360,33 @@ typedef struct rag_backup_info {
  * checkpoints the indexes, copies the index files, then takes the compacting copy.
  * `outdir` must not exist or be empty; it appears complete or not at all (written under a
  * temporary name, fsynced, renamed). info (may be NULL) is filled.
+ * An encrypted store's copy is checked with the key in RAGCORE_STORE_KEY (rag_backup_with
+ * takes it explicitly).
  * Errors: RAG_EINVAL (NULL argument), RAG_EEXIST (outdir not empty), RAG_EFULL, RAG_EIO,
- * RAG_ESTORE. */
+ * RAG_ESTORE, RAG_EKEY. */
 RAG_API int rag_backup(rag_db *db, const char *outdir, rag_backup_info *info);
+
+/* Options of rag_backup_with. */
+#define RAG_BACKUP_OPTIONS_VERSION 1
+
+typedef struct rag_backup_options {
+    unsigned version;            /* RAG_BACKUP_OPTIONS_VERSION */
+    /* The key of an encrypted store, as rag_open_options.store_key takes it (the key text),
+     * else store_key_file (a file holding it); when both are NULL, RAGCORE_STORE_KEY. The
+     * copy is checked with it before it appears (RAG_EKEY when it does not open the copy;
+     * RAG_EIO when the file cannot be read). Borrowed for the call; never stored. */
+    const char *store_key;
+    const char *store_key_file;
+} rag_backup_options;
+
+/* Fills `opts` with defaults (no key given). Can't fail. */
+RAG_API void rag_backup_options_init(rag_backup_options *opts);
+
+/* rag_backup with options (opts NULL: rag_backup_options_init's). The backup of an open
+ * encrypted store is the sealed file, copied as is; its check needs the key, which the open
+ * handle does not keep: give it here. Also RAG_EINVAL (opts->version 0) and RAG_EKEY. */
+RAG_API int rag_backup_with(rag_db *db, const char *outdir, const rag_backup_options *opts,
+                            rag_backup_info *info);
 
 /* Same for a store directory that this process does not have open (other processes may be
  * writing to it); no checkpoint is taken. RAG_ENOTFOUND when dbdir is not a store. */
@@ -1432,8 +1456,18 @@ typedef struct rag_salvage_report rag_salvage_report;
  * Returns RAG_OK when the salvage ran, whatever it lost (see the report), or an error when
  * it could not: RAG_EINVAL (NULL argument), RAG_ENOTFOUND (no data.mdb in dir),
  * RAG_ECORRUPT (the store's identity records are unreadable), RAG_EEXIST (outdir not
- * empty), RAG_EIO, RAG_EFULL, RAG_ENOMEM. *out is freed with rag_salvage_report_free. */
+ * empty), RAG_EIO, RAG_EFULL, RAG_ENOMEM. *out is freed with rag_salvage_report_free.
+ * An encrypted store needs its key (RAGCORE_STORE_KEY here; rag_salvage_keyed takes it). */
 RAG_API int rag_salvage(const char *dir, const char *outdir, rag_salvage_report **out);
+/* rag_salvage of an encrypted store with its key given as to rag_check_keyed
+ * (`store_key`, else the file `store_key_file`, else RAGCORE_STORE_KEY). Each record is
+ * opened with the key to be verified (a record that fails authentication counts as
+ * damaged) and copied still sealed, never in clear: the new store has the same key header
+ * and opens with the same key. Also RAG_EKEY (no key, or one that does not open the
+ * store's key header, naming the store; a key for a plain store) and RAG_EIO (the key
+ * file cannot be read). */
+RAG_API int rag_salvage_keyed(const char *dir, const char *outdir, const char *store_key,
+                              const char *store_key_file, rag_salvage_report **out);
 RAG_API const rag_salvage_totals *rag_salvage_report_totals(const rag_salvage_report *report);
 /* The documents not copied, in collection and id order (owned by the report). */
 RAG_API size_t rag_salvage_report_lost_count(const rag_salvage_report *report);

@@ -1,6 +1,7 @@
 /* test_backup.c - backups taken while a writer thread ingests (in-process, and by the
  * `ragcore backup` CLI from another process): each restored store passes the check and
- * holds exactly a prefix of the committed batches, every document whole. */
+ * holds exactly a prefix of the committed batches, every document whole; an encrypted
+ * store's backup from its open handle with the key given in code. */
 #include "test.h"
 
 #include "ragcore.h"
@@ -53,6 +54,26 @@ static void wait_for(int batches)
 {
     while (atomic_load(&committed) < batches)
         usleep(2000);
+}
+
+/* Asserts that a search of `query` restricted to document `want` (mode RAG_MODE_*) finds
+ * it: restricted, because these documents differ only in their numbers, and an
+ * approximate (HNSW) top-1 among hundreds of near-duplicates is not exact. */
+static void assert_finds(rag_db *h, const char *query, int mode, const char *want)
+{
+    const char *only[1] = {want};
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.mode = mode;
+    so.k = 1;
+    so.doc_ids = only;
+    so.n_doc_ids = 1;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(h, query, &so, &res));
+    ASSERT_TRUE(res && rag_results_count(res) == 1);
+    if (res && rag_results_count(res) == 1)
+        ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, want);
+    rag_results_free(res);
 }
 
 /* Verifies a restored store: check clean, batches [0, P) whole and nothing else, with
@@ -120,21 +141,7 @@ static int verify_restored(const char *dir, int lo, int hi)
         doc_text(q, sizeof q, prefix - 1, 3);
         char want[32];
         snprintf(want, sizeof want, "b%d-d3", prefix - 1);
-        /* Restricted to that document: these documents differ only in their numbers, and
-         * an approximate (HNSW) top-1 among hundreds of near-duplicates is not exact. */
-        const char *only[1] = {want};
-        rag_search_options so;
-        rag_search_options_init(&so);
-        so.mode = RAG_MODE_DENSE;
-        so.k = 1;
-        so.doc_ids = only;
-        so.n_doc_ids = 1;
-        rag_results *res = NULL;
-        ASSERT_OK(rag_search(rdb, q, &so, &res));
-        ASSERT_TRUE(res && rag_results_count(res) == 1);
-        if (res && rag_results_count(res) == 1)
-            ASSERT_STR_EQ(rag_results_get(res, 0)->doc_id, want);
-        rag_results_free(res);
+        assert_finds(rdb, q, RAG_MODE_DENSE, want);
     }
     rag_close(rdb);
     return prefix;
@@ -235,11 +242,101 @@ static void test_backup_during_ingest(void)
     ASSERT_EQ_INT(rag_restore(other, res2, 1, NULL), RAG_ENOTFOUND);
 }
 
+/* An encrypted store backed up from its open handle with the key given in code (nothing
+ * in the environment): without the key or with another one the copy is refused with
+ * RAG_EKEY naming the store; the copy holds none of the corpus words (a plain store's
+ * copy holds them, so the count can fail), restores with the key and finds a document. */
+static void test_encrypted_backup_from_handle(void)
+{
+    static const char *key = "4f1c0d5e9a7b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d";
+    static const char *other = "0000000000000000000000000000000000000000000000000000000000000001";
+    static const char *words[] = {"orchard", "turbines", "generators", "mountains"};
+    char enc[4300], plain[4300], bk[4300], pbk[4300], res[4300], bad[4300];
+    snprintf(enc, sizeof enc, "%s/enc", base);
+    snprintf(plain, sizeof plain, "%s/plain", base);
+    snprintf(bk, sizeof bk, "%s/enc-backup", base);
+    snprintf(pbk, sizeof pbk, "%s/plain-backup", base);
+    snprintf(res, sizeof res, "%s/enc-restored", base);
+    snprintf(bad, sizeof bad, "%s/enc-badkey", base);
+    const char *dirs[] = {enc, plain, bk, pbk, res, bad};
+    for (int i = 0; i < 6; i++)
+        rm_rf(dirs[i]);
+    unsetenv("RAGCORE_STORE_KEY");
+
+    rag_document docs[4];
+    char ids[4][16], texts[4][512];
+    for (int i = 0; i < 4; i++) {
+        rag_document_init(&docs[i]);
+        snprintf(ids[i], sizeof ids[i], "e%d", i);
+        doc_text(texts[i], sizeof texts[i], 7, i);
+        docs[i].id = ids[i];
+        docs[i].text = texts[i];
+    }
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = 64;
+    rag_db *p = NULL, *e = NULL;
+    ASSERT_OK(rag_open(plain, &o, &p));
+    o.store_key = key;
+    ASSERT_OK(rag_open(enc, &o, &e));
+    if (!p || !e) {
+        rag_close(p);
+        rag_close(e);
+        return;
+    }
+    ASSERT_OK(rag_ingest(p, NULL, docs, 4, NULL));
+    ASSERT_OK(rag_ingest(e, NULL, docs, 4, NULL));
+    ASSERT_OK(rag_backup(p, pbk, NULL));
+
+    /* No key anywhere, then another key: RAG_EKEY naming the store, no directory left. */
+    ASSERT_EQ_INT(rag_backup(e, bad, NULL), RAG_EKEY);
+    ASSERT_TRUE(strstr(rag_errmsg(), enc) != NULL);
+    rag_backup_options bo;
+    rag_backup_options_init(&bo);
+    bo.store_key = other;
+    ASSERT_EQ_INT(rag_backup_with(e, bad, &bo, NULL), RAG_EKEY);
+    ASSERT_TRUE(strstr(rag_errmsg(), enc) != NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "wrong key") != NULL);
+    ASSERT_TRUE(access(bad, F_OK) != 0);
+    rag_backup_options zero = {0};
+    ASSERT_EQ_INT(rag_backup_with(e, bad, &zero, NULL), RAG_EINVAL);
+
+    rag_backup_info info;
+    bo.store_key = key;
+    ASSERT_OK(rag_backup_with(e, bk, &bo, &info));
+    ASSERT_EQ_INT(info.documents, 4);
+    ASSERT_OK(rag_close(e));
+    ASSERT_OK(rag_close(p));
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        ASSERT_TRUE(test_count_in_tree(pbk, words[i]) > 0);
+        ASSERT_EQ_INT(test_count_in_tree(bk, words[i]), 0);
+    }
+
+    ASSERT_EQ_INT(rag_restore(bk, res, 0, NULL), RAG_EKEY);
+    ASSERT_EQ_INT(rag_restore_keyed(bk, res, 0, other, NULL, NULL), RAG_EKEY);
+    ASSERT_TRUE(strstr(rag_errmsg(), bk) != NULL);
+    ASSERT_TRUE(access(res, F_OK) != 0);
+    ASSERT_OK(rag_restore_keyed(bk, res, 0, key, NULL, &info));
+    ASSERT_EQ_INT(info.documents, 4);
+    rag_open_options ro;
+    rag_open_options_init(&ro);
+    ro.read_only = 1;
+    ro.store_key = key;
+    rag_db *r = NULL;
+    ASSERT_OK(rag_open(res, &ro, &r));
+    if (!r)
+        return;
+    assert_finds(r, "orchard turbines", RAG_MODE_LEXICAL, "e2");
+    ASSERT_OK(rag_close(r));
+}
+
 int main(void)
 {
     const char *tmp = getenv("RAGCORE_TEST_TMP");
     snprintf(base, sizeof base, "%s/backup", tmp ? tmp : "/tmp");
     mkdir(base, 0755);
     RUN_TEST(test_backup_during_ingest);
+    RUN_TEST(test_encrypted_backup_from_handle);
     return TEST_REPORT();
 }

@@ -5,7 +5,10 @@
  * longer reads back as stored; a repair that reports success leaves a store that checks
  * clean, otherwise it lists what it could not fix with a reason; the salvage keeps every
  * document none of whose pages (its record's and its chunks', with the branch pages above
- * them, the meta and collection records) was damaged, each exactly as stored.
+ * them, the meta and collection records) was damaged, each exactly as stored. The same
+ * patterns run on an encrypted store (the CLI given --key-file), whose salvage must keep
+ * the same documents and write none of their words in clear; an encrypted store whose key
+ * header's page is overwritten fails to open with a message, never an empty one.
  *
  * RAGCORE_DAMAGE_PATTERNS (default 32) sets the number of patterns, RAGCORE_DAMAGE_SEED
  * (default 1) the first seed; the summary line gives the figures bench/JOURNAL.md records. */
@@ -34,6 +37,9 @@
 static const char *const colls[NCOLL] = {"alpha", "beta", "gamma"};
 static char cli[4096], orig[4096], work[4096], copy[4096], out[4096], logpath[4096];
 static char errpath[4200];
+/* The encrypted run: the store's key and a file holding it (NULL / "": a plain store). */
+static const char *key_text;
+static char keyfile[4200];
 
 /* What each document must read back as, and the pages it lives on. */
 typedef struct refdoc {
@@ -71,6 +77,7 @@ static void make_store(void)
     o.chunk_tokens = 40;
     o.chunk_overlap = 4;
     o.index_spec = "Flat";
+    o.store_key = key_text;
     rag_db *db = NULL;
     ASSERT_OK(rag_open(orig, &o, &db));
     if (!db)
@@ -167,7 +174,7 @@ static refdoc *doc_by_key(const void *key, size_t klen)
     return NULL;
 }
 
-/* Chunk ids of each document, from its record. */
+/* Chunk ids of each document (read through the library: records may be sealed). */
 static uint64_t chunk_ids[NDOCS][64];
 static int nchunk_ids[NDOCS];
 static int overflow_docs;        /* document records on overflow pages */
@@ -188,11 +195,6 @@ static int map_entry(void *user, const rag_pagewalk_entry *e)
             return 0;
         push_entry_pages(d, e);
         overflow_docs += e->ovf_pages > 0;
-        rag_doc_rec *rec = NULL;
-        ASSERT_OK(rag_store_doc_decode(e->key, e->klen, e->val, e->vlen, &rec));
-        for (uint32_t i = 0; rec && i < rec->nchunks && i < 64; i++)
-            chunk_ids[d - docs][nchunk_ids[d - docs]++] = rec->chunk_ids[i];
-        rag_doc_rec_free(rec);
         return 0;
     }
     if (!strcmp(e->table, "chunks") && e->klen == 12) {
@@ -212,11 +214,17 @@ static void map_store(void)
     rag_open_options o;
     rag_open_options_init(&o);
     o.read_only = 1;
+    o.store_key = key_text;
     rag_db *db = NULL;
     ASSERT_OK(rag_open(orig, &o, &db));
     for (int i = 0; db && i < NDOCS; i++) {
         docs[i].content = read_doc(db, colls[docs[i].coll], docs[i].id);
         ASSERT_TRUE(docs[i].content != NULL);
+        rag_doc *d = NULL;
+        ASSERT_OK(rag_document_get(db, colls[docs[i].coll], docs[i].id, &d));
+        for (size_t j = 0; d && j < rag_doc_chunk_count(d) && j < 64; j++)
+            chunk_ids[i][nchunk_ids[i]++] = rag_doc_chunk(d, j)->chunk_id;
+        rag_doc_free(d);
     }
     rag_close(db);
     char path[4200];
@@ -257,11 +265,15 @@ static int run(const char *const *args)
         int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
         dup2(err, 2);
-        char *argv[16];
+        char *argv[18];
         int n = 0;
         argv[n++] = cli;
         for (; args[n - 1] && n < 15; n++)
             argv[n] = (char *)args[n - 1];
+        if (key_text) {
+            argv[n++] = "--key-file";
+            argv[n++] = keyfile;
+        }
         argv[n] = NULL;
         execv(cli, argv);
         _exit(127);
@@ -301,9 +313,13 @@ static void write_image(const unsigned char *b, size_t n)
 
 typedef struct totals {
     int patterns, crashes, dishonest, not_converged, empty_messages, must_keep_lost;
-    int kept, lost, kept_altered, undetected_meta, salvage_refused;
+    int kept, lost, kept_altered, undetected_meta, salvage_refused, in_clear;
     int by_kind[4];
 } totals;
+
+/* Words of the corpus and its titles that an encrypted store's files must not show. */
+static const char *const clear_words[] = {"mountain", "turbine", "harbour", "lantern",
+                                          "glacier", "furnace", "Title of"};
 
 static const char *const kinds[4] = {"truncation", "overwritten pages", "bit flips", "index file"};
 
@@ -379,6 +395,7 @@ static int reads_back(int *meta_only)
         rag_open_options o;
         rag_open_options_init(&o);
         o.read_only = 1;
+        o.store_key = key_text;
         rag_db *db = NULL;
         char res[2] = {'0', '0'}; /* text differs / only title or metadata differ */
         if (rag_open(work, &o, &db) != RAG_OK) {
@@ -534,7 +551,15 @@ static void run_pattern(uint64_t seed, size_t npages, totals *t)
         rag_open_options o;
         rag_open_options_init(&o);
         o.read_only = 1;
+        o.store_key = key_text;
         ASSERT_OK(rag_open(out, &o, &db));
+        /* an encrypted store's salvage copies records sealed, never in clear */
+        for (int w = 0; key_text && w < (int)(sizeof clear_words / sizeof *clear_words); w++)
+            if (test_count_in_tree(out, clear_words[w]) != 0) {
+                TEST_FAIL_("pattern %llu (%s): the salvage wrote '%s' in clear",
+                           (unsigned long long)seed, what, clear_words[w]);
+                t->in_clear++;
+            }
     }
     for (int i = 0; i < NDOCS; i++) {
         int must = !essential_hit;
@@ -583,13 +608,23 @@ static void run_pattern(uint64_t seed, size_t npages, totals *t)
     }
 }
 
-static void test_hostile_stores(void)
+/* The patterns on a store made with key_text (NULL: plain). */
+static void hostile_stores(int patterns)
 {
-    const char *np = getenv("RAGCORE_DAMAGE_PATTERNS");
     const char *sd = getenv("RAGCORE_DAMAGE_SEED");
-    int patterns = np ? atoi(np) : 32;
     uint64_t first = sd ? (uint64_t)atoll(sd) : 1;
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", orig);
+    ASSERT_EQ_INT(system(cmd), 0);
+    memset(docs, 0, sizeof docs);
+    memset(nchunk_ids, 0, sizeof nchunk_ids);
+    nessential = 0;
+    overflow_docs = 0;
+    image = NULL;
     make_store();
+    /* the corpus words are in a plain store's file (so the salvage's grep can fail), in
+     * no encrypted one's */
+    ASSERT_EQ_INT(test_count_in_tree(orig, "turbine") > 0, !key_text);
     map_store();
     if (!image)
         return;
@@ -605,14 +640,15 @@ static void test_hostile_stores(void)
     ASSERT_EQ_INT(t.not_converged, 0);
     ASSERT_EQ_INT(t.empty_messages, 0);
     ASSERT_EQ_INT(t.must_keep_lost, 0);
+    ASSERT_EQ_INT(t.in_clear, 0);
     fprintf(stderr,
-            "damage: %d patterns (%d truncation, %d overwritten pages, %d bit flips, %d index "
+            "damage%s: %d patterns (%d truncation, %d overwritten pages, %d bit flips, %d index "
             "file) on a %zu-page store of %d documents, seeds %llu..%llu, %.0f s: %d crashes, %d "
             "dishonest checks, %d repairs not converged, %d empty messages; salvage kept %d "
             "and lost %d document copies, kept %d altered (title or metadata only), refused %d "
             "times; %d undamaged documents lost; %d patterns altered only titles or metadata "
             "(no checksum: check cannot see it)\n",
-            t.patterns, t.by_kind[0], t.by_kind[1], t.by_kind[2], t.by_kind[3], npages, NDOCS,
+            key_text ? " (encrypted store)" : "", t.patterns, t.by_kind[0], t.by_kind[1], t.by_kind[2], t.by_kind[3], npages, NDOCS,
             (unsigned long long)first, (unsigned long long)(first + patterns - 1),
             (double)time(NULL) - t0, t.crashes, t.dishonest, t.not_converged, t.empty_messages,
             t.kept, t.lost, t.kept_altered, t.salvage_refused, t.must_keep_lost,
@@ -621,6 +657,114 @@ static void test_hostile_stores(void)
     free(image);
     for (int i = 0; i < NDOCS; i++)
         free(docs[i].content);
+}
+
+static void test_hostile_stores(void)
+{
+    const char *np = getenv("RAGCORE_DAMAGE_PATTERNS");
+    key_text = NULL;
+    hostile_stores(np ? atoi(np) : 32);
+}
+
+/* The same patterns on an encrypted store: check, repair and salvage with --key-file. */
+static void test_hostile_encrypted_stores(void)
+{
+    const char *np = getenv("RAGCORE_DAMAGE_PATTERNS");
+    key_text = "9c1e5f0a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
+    snprintf(keyfile, sizeof keyfile, "%s.key", orig);
+    FILE *fp = fopen(keyfile, "w");
+    ASSERT_TRUE(fp != NULL);
+    if (!fp)
+        return;
+    fprintf(fp, "%s\n", key_text);
+    fclose(fp);
+    unsetenv("RAGCORE_STORE_KEY");
+    hostile_stores(np ? atoi(np) : 32);
+    key_text = NULL;
+    unlink(keyfile);
+    /* without the key the salvage refuses, naming the store, and writes nothing */
+    char cmd[9000], text[8192] = "";
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    ASSERT_EQ_INT(system(cmd), 0);
+    const char *salv[] = {"check", "--db", orig, "--salvage", out, NULL};
+    int st = run(salv);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    fp = fopen(errpath, "r");
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    text[n] = '\0';
+    if (fp)
+        fclose(fp);
+    snprintf(cmd, sizeof cmd, "store '%s' is encrypted", orig);
+    ASSERT_TRUE(strstr(text, cmd) != NULL);
+    ASSERT_TRUE(access(out, F_OK) != 0);
+}
+
+static int meta_leaf(void *user, const rag_pagewalk_entry *e)
+{
+    *(uint64_t *)user = e->leaf;
+    return 0;
+}
+
+/* An encrypted store whose meta leaf (the key header's page) is overwritten: opening it
+ * fails with a message, for every content of the damaged page (seeded patterns). */
+static void test_damaged_key_header_message(void)
+{
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s-keyhdr", orig);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ASSERT_EQ_INT(system(cmd), 0);
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = 16;
+    o.store_key = "a passphrase of the damaged header test";
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    ASSERT_OK(rag_close(db));
+    uint64_t leaf = 0;
+    ASSERT_OK(rag_pagewalk(path, "meta", 0, meta_leaf, NULL, &leaf, NULL));
+    ASSERT_TRUE(leaf >= 2);
+    FILE *fp = fopen(path, "r+b");
+    ASSERT_TRUE(fp != NULL);
+    if (!fp)
+        return;
+    unsigned char page[4096], orig_page[4096];
+    fseek(fp, (long)(leaf * PS), SEEK_SET);
+    ASSERT_EQ_INT(fread(orig_page, 1, PS, fp), PS);
+    int empty = 0, failed = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+        memcpy(page, orig_page, PS);
+        /* the page header kept (so LMDB reads on), its nodes overwritten */
+        for (size_t j = 16 + seed % 64; j < PS; j++)
+            page[j] = (unsigned char)rnd();
+        fseek(fp, (long)(leaf * PS), SEEK_SET);
+        ASSERT_EQ_INT(fwrite(page, 1, PS, fp), PS);
+        fflush(fp);
+        rag_open_options ro;
+        rag_open_options_init(&ro);
+        ro.read_only = 1;
+        ro.store_key = o.store_key;
+        db = NULL;
+        int rc = rag_open(dir, &ro, &db);
+        rag_close(db);
+        if (rc != RAG_OK) {
+            failed++;
+            size_t n = strlen(rag_errmsg());
+            if (n == 0 || (n >= 2 && strcmp(rag_errmsg() + n - 2, ": ") == 0)) {
+                fprintf(stderr, "seed %llu: rc %d without a message: '%s'\n",
+                        (unsigned long long)seed, rc, rag_errmsg());
+                empty++;
+            }
+        }
+    }
+    fclose(fp);
+    fprintf(stderr, "damaged key header: %d of 40 opens failed, %d without a message\n", failed,
+            empty);
+    ASSERT_TRUE(failed > 0);
+    ASSERT_EQ_INT(empty, 0);
 }
 
 /* A bad index spec: FAISS's error comes back as the library's message (FAISS itself prints
@@ -674,6 +818,8 @@ int main(int argc, char **argv)
     test_fresh_dir(logpath, sizeof logpath, "damage_log.json");
     snprintf(errpath, sizeof errpath, "%s.err", logpath);
     RUN_TEST(test_bad_index_spec);
+    RUN_TEST(test_damaged_key_header_message);
     RUN_TEST(test_hostile_stores);
+    RUN_TEST(test_hostile_encrypted_stores);
     return TEST_REPORT();
 }

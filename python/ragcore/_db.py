@@ -116,6 +116,7 @@ class DB:
             custom = (pe.name, pe.dim, pe)
         self._h = _native.open(self.path, name, dim, index, chunk_tokens, chunk_overlap,
                                read_only, language, ef_search, custom, key)
+        self._key = key  # checks the copies DB.backup writes of an encrypted store
         self.read_only = read_only
         self.embedder, self.dim, self.index_spec = _native.info(self._h)
 
@@ -377,11 +378,13 @@ class DB:
         """Checks the store's records against each other and against its index files (one
         snapshot; runs beside writers). To repair, close the store and call
         ``ragcore.check(path, repair=True)``."""
-        return check(self.path)
+        return check(self.path, key=self._key)
 
-    def backup(self, outdir: PathLike) -> Dict[str, Any]:
-        """Backs up the store into `outdir` (absent or empty) while writes go on."""
-        return _native.backup(self._h, os.fspath(outdir))
+    def backup(self, outdir: PathLike, *, key: Optional[str] = None) -> Dict[str, Any]:
+        """Backs up the store into `outdir` (absent or empty) while writes go on. The copy
+        of an encrypted store stays sealed and is checked with `key` (None: the key this DB
+        was opened with, else ``$RAGCORE_STORE_KEY``); it opens with the same key."""
+        return _native.backup(self._h, os.fspath(outdir), key if key is not None else self._key)
 
     def checkpoint(self) -> None:
         """Writes every collection's index file now (close does it too)."""
@@ -426,19 +429,25 @@ def open(path: PathLike, *, embedder: Any = None, read_only: bool = False, dim: 
               ef_search=ef_search, key=key)
 
 
-def check(path: PathLike, *, repair: bool = False, ef_construction: int = 0) -> CheckReport:
+def check(path: PathLike, *, repair: bool = False, ef_construction: int = 0,
+          key: Optional[str] = None) -> CheckReport:
     """Checks (and with `repair`, repairs what can be derived again) the store in `path`.
-    A repair takes the writer lock: BusyError while a writer has the store open."""
-    counts, items, totals = _native.check(os.fspath(path), repair, ef_construction)
+    A repair takes the writer lock: BusyError while a writer has the store open. `key`:
+    an encrypted store's key (None: ``$RAGCORE_STORE_KEY``)."""
+    counts, items, totals = _native.check(os.fspath(path), repair, ef_construction, key)
     return CheckReport(counts, items, totals)
 
 
-def restore(backup: PathLike, path: PathLike, *, force: bool = False) -> Dict[str, Any]:
+def restore(backup: PathLike, path: PathLike, *, force: bool = False,
+            key: Optional[str] = None) -> Dict[str, Any]:
     """Restores a backup directory into store directory `path` (`force` replaces an
-    existing store; BusyError while a writer holds it)."""
-    return _native.restore(os.fspath(backup), os.fspath(path), force)
+    existing store; BusyError while a writer holds it). The copy is checked first; an
+    encrypted backup needs its `key` (None: ``$RAGCORE_STORE_KEY``; EncryptionKeyError
+    when missing or wrong)."""
+    return _native.restore(os.fspath(backup), os.fspath(path), force, key)
 
 
-def backup(path: PathLike, outdir: PathLike) -> Dict[str, Any]:
-    """Backs up a store this process does not have open."""
-    return _native.backup(os.fspath(path), os.fspath(outdir))
+def backup(path: PathLike, outdir: PathLike, *, key: Optional[str] = None) -> Dict[str, Any]:
+    """Backs up a store this process does not have open; an encrypted store's copy is
+    checked with `key` (None: ``$RAGCORE_STORE_KEY``)."""
+    return _native.backup(os.fspath(path), os.fspath(outdir), key)

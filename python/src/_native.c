@@ -1119,17 +1119,26 @@ static PyObject *backup_dict(const rag_backup_info *bi)
                          (unsigned long long)bi->documents, "seconds", bi->seconds);
 }
 
-static int do_backup(rag_db *db, const void *outdir, void *bi)
+/* The arguments of a backup of an open store. */
+typedef struct backup_args {
+    const char *outdir;
+    rag_backup_options opts;
+} backup_args;
+
+static int do_backup(rag_db *db, const void *args, void *bi)
 {
-    return rag_backup(db, outdir, bi);
+    const backup_args *a = args;
+    return rag_backup_with(db, a->outdir, &a->opts, bi);
 }
 
-/* backup(h_or_path, outdir) -> dict. h_or_path: an open store's capsule or a directory. */
+/* backup(h_or_path, outdir, key) -> dict. h_or_path: an open store's capsule or a
+ * directory; key: an encrypted store's key, or None (RAGCORE_STORE_KEY). */
 static PyObject *py_backup(PyObject *self, PyObject *args)
 {
     PyObject *src;
-    const char *outdir;
-    if (!PyArg_ParseTuple(args, "Os", &src, &outdir))
+    backup_args a;
+    rag_backup_options_init(&a.opts);
+    if (!PyArg_ParseTuple(args, "Osz", &src, &a.outdir, &a.opts.store_key))
         return NULL;
     rag_backup_info bi;
     memset(&bi, 0, sizeof bi);
@@ -1139,45 +1148,46 @@ static PyObject *py_backup(PyObject *self, PyObject *args)
         if (!dir)
             return NULL;
         Py_BEGIN_ALLOW_THREADS
-        rc = rag_backup_dir(dir, outdir, &bi);
+        rc = rag_backup_dir_keyed(dir, a.outdir, a.opts.store_key, NULL, &bi);
         Py_END_ALLOW_THREADS
     } else {
-        rc = call_released(src, do_backup, outdir, &bi);
+        rc = call_released(src, do_backup, &a, &bi);
     }
     if (rc != RAG_OK)
         return none_or_raise(rc);
     return backup_dict(&bi);
 }
 
-/* restore(backup, dir, force) -> dict */
+/* restore(backup, dir, force, key) -> dict; key: the backup's key, or None
+ * (RAGCORE_STORE_KEY). */
 static PyObject *py_restore(PyObject *self, PyObject *args)
 {
-    const char *backup, *dir;
+    const char *backup, *dir, *key = NULL;
     int force = 0;
-    if (!PyArg_ParseTuple(args, "ssp", &backup, &dir, &force))
+    if (!PyArg_ParseTuple(args, "sspz", &backup, &dir, &force, &key))
         return NULL;
     rag_backup_info bi;
     memset(&bi, 0, sizeof bi);
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = rag_restore(backup, dir, force, &bi);
+    rc = rag_restore_keyed(backup, dir, force, key, NULL, &bi);
     Py_END_ALLOW_THREADS
     if (rc != RAG_OK)
         return raise_rc(rc);
     return backup_dict(&bi);
 }
 
-/* check(dir, repair, ef_construction) -> (counts dict, [(kind, collection, message)], totals) */
+/* check(dir, repair, ef_construction[, key]) -> (counts dict, [(kind, collection, message)], totals) */
 static PyObject *py_check(PyObject *self, PyObject *args)
 {
-    const char *dir;
+    const char *dir, *key = NULL;
     int repair = 0, efc = 0;
-    if (!PyArg_ParseTuple(args, "spi", &dir, &repair, &efc))
+    if (!PyArg_ParseTuple(args, "spi|z", &dir, &repair, &efc, &key))
         return NULL;
     rag_check_report *rep = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = rag_check(dir, repair ? RAG_CHECK_REPAIR : 0, efc, &rep);
+    rc = rag_check_keyed(dir, repair ? RAG_CHECK_REPAIR : 0, efc, key, NULL, &rep);
     Py_END_ALLOW_THREADS
     if (rc != RAG_OK)
         return raise_rc(rc);

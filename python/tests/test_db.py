@@ -172,6 +172,29 @@ def test_encrypted_store_key(tmp_path, monkeypatch):
     assert b"telomerase" not in data
 
 
+def test_encrypted_backup_and_restore_with_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAGCORE_STORE_KEY", raising=False)
+    path, key = tmp_path / "enc", "the backup test passphrase"
+    with ragcore.open(path, embedder="hash", key=key) as db:
+        db.ingest([("d1", "Sealed chunk text about ribozyme catalysis.")])
+        db.backup(tmp_path / "bk")                      # the key the DB was opened with
+        db.backup(tmp_path / "bk2", key=key)            # the key given
+        with pytest.raises(ragcore.EncryptionKeyError, match="wrong key"):
+            db.backup(tmp_path / "bk3", key="another passphrase")
+    assert not (tmp_path / "bk3").exists()
+    data = b"".join(p.read_bytes() for p in (tmp_path / "bk").rglob("*") if p.is_file())
+    assert b"ribozyme" not in data and b"catalysis" not in data
+    with pytest.raises(ragcore.EncryptionKeyError):
+        ragcore.restore(tmp_path / "bk", tmp_path / "r0")
+    with pytest.raises(ragcore.EncryptionKeyError, match="wrong key"):
+        ragcore.restore(tmp_path / "bk", tmp_path / "r0", key="another passphrase")
+    assert ragcore.restore(tmp_path / "bk", tmp_path / "r", key=key)["documents"] == 1
+    assert ragcore.backup(tmp_path / "r", tmp_path / "bk4", key=key)["documents"] == 1
+    assert ragcore.check(tmp_path / "r", key=key).ok
+    with ragcore.open(tmp_path / "r", read_only=True, key=key) as db:
+        assert db.search("ribozyme")[0].doc_id == "d1"
+
+
 def test_python_embedder_and_its_errors(tmp_path):
     calls = []
 

@@ -29,7 +29,7 @@ static void check_usage(FILE *out)
             "            damaged store is only read\n"
             "  --json    print the report as one JSON object\n"
             "  --key-file PATH  an encrypted store's key (else RAGCORE_STORE_KEY); a\n"
-            "            salvage reads below the encryption and takes no key\n\n"
+            "            salvage needs it too and copies the records still sealed\n\n"
             "exit status: 0 consistent (or fully repaired, or salvaged with nothing lost),\n"
             "1 usage error, 2 problems remain (or documents were lost)\n");
 }
@@ -38,7 +38,7 @@ static void check_usage(FILE *out)
 static int salvage(const char *dbdir, const char *outdir, int json)
 {
     rag_salvage_report *r = NULL;
-    int rc = rag_salvage(dbdir, outdir, &r);
+    int rc = rag_salvage_keyed(dbdir, outdir, NULL, cli_key_file, &r);
     if (rc != RAG_OK) {
         cli_error("check", "cannot salvage '%s' into '%s': %s", dbdir, outdir, rag_errmsg());
         return CLI_DATA;
