@@ -2,9 +2,9 @@
  * embedded once, one log batch per shard, appended under a message id with retries
  * (exponential backoff with jitter; the broker drops duplicates) and answered with a write
  * token {shard: sequence}. Queries are embedded once and fanned out to one replica per shard
- * (queue groups; timeout, one retry); the dense lists are merged by score, the BM25 lists by
- * score, then fused (RRF or weighted) on the global ranks, then selected as one store
- * selects (rag_select: MMR, per-document cap, collapsing). */
+ * (queue groups; timeout, one retry to every replica of a silent shard); the dense lists are
+ * merged by score, the BM25 lists by score, then fused (RRF or weighted) on the global
+ * ranks, then selected as one store selects (rag_select: MMR, per-document cap, collapsing). */
 #include "chttp.h"
 #include "cluster.h"
 #include "ragcore.h"
@@ -580,9 +580,10 @@ static json_t *result_hit(const merged *x, int hybrid)
 }
 
 /* One request to every shard (its body `req` plus the shard's write-token sequence as
- * "min_seq"), hedged after hedge_ms and retried once for the shards that did not answer;
- * parsed[s] receives each reply and shard_info each shard's sequence and replica. -1 when
- * a shard failed: out then holds the 409 (behind the write token) or 503 answer. */
+ * "min_seq"), hedged after hedge_ms and retried once, to every replica of the shard, for the
+ * shards that did not answer; parsed[s] receives each reply and shard_info each shard's
+ * sequence and replica. -1 when a shard failed: out then holds the 409 (behind the write
+ * token) or 503 answer. */
 static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *token,
                       int hedge_ms, json_t **parsed, json_t *shard_info, chttp_reply *out)
 {
@@ -617,12 +618,15 @@ static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *tok
     size_t got = rpc_scatter_hedged(r->log, (size_t)S, (const char *const *)subjects,
                                     (const char *const *)hedges, (const char *const *)bodies,
                                     lens, timeout, hedge_ms, replies, rlens, &nh);
-    if (got < (size_t)S) { /* one retry of the shards that did not answer */
+    if (got < (size_t)S) {
+        /* One retry of the shards that did not answer, on their hedge subjects: every
+         * replica of the shard gets it and the first answer wins. Through the queue group
+         * again it would reach the replica that did not answer (hung, or partitioned with
+         * its connection still open) as often as any other. */
         atomic_fetch_add(&r->shard_timeouts, (unsigned long long)S - got);
         atomic_fetch_add(&r->shard_retries, 1);
-        got = rpc_scatter_hedged(r->log, (size_t)S, (const char *const *)subjects,
-                                 (const char *const *)hedges, (const char *const *)bodies, lens,
-                                 timeout, hedge_ms, replies, rlens, &nh);
+        got = rpc_scatter(r->log, (size_t)S, (const char *const *)hedges,
+                          (const char *const *)bodies, lens, timeout, replies, rlens);
     }
     atomic_fetch_add(&r->hedges, (unsigned long long)nh);
     int behind = 0;
