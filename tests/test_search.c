@@ -1025,6 +1025,26 @@ static int sel_load(void *user, size_t i, rag_select_item *item, float *vec)
     return RAG_OK;
 }
 
+/* Runs rag_select over the six candidates with o and checks that it chose want[0, n_want)
+ * in that order (label names the case); returns how many candidates it described. */
+static int select_expect(const char *label, const rag_search_options *o, const size_t *want,
+                         size_t n_want)
+{
+    static const float scores[6] = {1.0f, 0.9f, 0.8f, 0.7f, 0.65f, 0.5f};
+    sel_fixture f = {{0}, -1};
+    size_t order[6], n = 99;
+    ASSERT_OK(rag_select(o, scores, 6, 2, sel_load, &f, order, &n));
+    if (n != n_want || memcmp(order, want, n_want * sizeof *want) != 0)
+        TEST_FAIL_("%s: chose %zu candidates, first %zu (want %zu, first %zu)", label, n,
+                   n ? order[0] : 99, n_want, want[0]);
+    int loads = 0;
+    for (int i = 0; i < 6; i++) {
+        ASSERT_TRUE(f.loads[i] <= 1); /* each described at most once */
+        loads += f.loads[i];
+    }
+    return loads;
+}
+
 static void test_select_by_hand(void)
 {
     static const float scores[6] = {1.0f, 0.9f, 0.8f, 0.7f, 0.65f, 0.5f};
@@ -1035,53 +1055,29 @@ static void test_select_by_hand(void)
 
     /* Ranked, k 3, one chunk per document, default collapse (0.98): 0; 1 is document A's
      * second; 2 has 0's text; 3 is 0.995 similar to 0; then 4 and 5. */
-    sel_fixture f = {{0}, -1};
     rag_search_options_init(&o);
     o.k = 3;
     o.per_doc = 1;
-    ASSERT_OK(rag_select(&o, scores, 6, 2, sel_load, &f, order, &n));
-    ASSERT_EQ_INT(n, 3);
-    ASSERT_EQ_INT(order[0], 0);
-    ASSERT_EQ_INT(order[1], 4);
-    ASSERT_EQ_INT(order[2], 5);
-    for (int i = 0; i < 6; i++)
-        ASSERT_EQ_INT(f.loads[i], 1); /* each described once */
+    ASSERT_EQ_INT(select_expect("ranked, per_doc 1", &o, (size_t[]){0, 4, 5}, 3), 6);
 
     /* Ranked, no cap, collapsing off: only the equal text (2) is skipped. k 1 describes
      * only the first candidate (lazy). */
-    memset(&f, 0, sizeof f);
-    f.fail_at = -1;
     o.per_doc = 0;
     o.collapse_threshold = 2;
-    ASSERT_OK(rag_select(&o, scores, 6, 2, sel_load, &f, order, &n));
-    ASSERT_EQ_INT(n, 3);
-    ASSERT_EQ_INT(order[0], 0);
-    ASSERT_EQ_INT(order[1], 1);
-    ASSERT_EQ_INT(order[2], 3);
-    memset(&f, 0, sizeof f);
-    f.fail_at = -1;
+    ASSERT_EQ_INT(select_expect("ranked, no collapsing", &o, (size_t[]){0, 1, 3}, 3), 4);
     o.k = 1;
-    ASSERT_OK(rag_select(&o, scores, 6, 2, sel_load, &f, order, &n));
-    ASSERT_EQ_INT(n, 1);
-    ASSERT_EQ_INT(f.loads[0] + f.loads[1] + f.loads[2] + f.loads[3] + f.loads[4] + f.loads[5], 1);
+    ASSERT_EQ_INT(select_expect("ranked, k 1", &o, (size_t[]){0}, 1), 1);
 
     /* MMR, lambda 0.5, k 3; relevance (s - 0.5) / 0.5 = 1, .8, .6, .4, .3, 0.
      * Round 1: 0 (0.5 x 1). Round 2, against 0: 1 -> .4 - .3 = .1, 2 equal text,
      * 3 -> .2 - .4975, 4 -> .15 - 0 = .15, 5 -> 0 - .4: 4. Round 3, against 0 and 4:
      * 1 -> .4 - .4 = 0, 3 -> .2 - .4975, 5 -> 0 - .4: 1. */
-    memset(&f, 0, sizeof f);
-    f.fail_at = -1;
     o.k = 3;
     o.mmr_lambda = 0.5f;
-    ASSERT_OK(rag_select(&o, scores, 6, 2, sel_load, &f, order, &n));
-    ASSERT_EQ_INT(n, 3);
-    ASSERT_EQ_INT(order[0], 0);
-    ASSERT_EQ_INT(order[1], 4);
-    ASSERT_EQ_INT(order[2], 1);
+    ASSERT_EQ_INT(select_expect("MMR 0.5", &o, (size_t[]){0, 4, 1}, 3), 6);
 
     /* The callback's status ends the selection; bad arguments are named. */
-    memset(&f, 0, sizeof f);
-    f.fail_at = 3;
+    sel_fixture f = {{0}, 3};
     o.mmr_lambda = 0;
     ASSERT_EQ_INT(rag_select(&o, scores, 6, 2, sel_load, &f, order, &n), RAG_EIO);
     ASSERT_EQ_INT(n, 0);
