@@ -55,8 +55,8 @@ typedef struct cluster_coll {
     /* "settings": the hygiene policy, the single-node CollectionSettings (the library's
      * collection options; "language" and "ttl_seconds" there set the fields above). The
      * router applies its stateless part (quality, toxicity, PII mask or drop) before
-     * chunking; pii "hash" and duplicate detection are refused on clusters. language is
-     * NULL. */
+     * chunking, and duplicate detection at the collection's duplicate log (dedup.h); pii
+     * "hash" is refused on clusters. language is NULL. */
     rag_collection_options policy;
 } cluster_coll;
 

@@ -144,8 +144,8 @@ static int valid_name(const char *s)
 
 /* Reads a collection's "settings" (may be NULL) into c->policy with the library's parser;
  * its language and ttl_seconds, when given, replace c's. Refuses what a cluster cannot
- * apply the same on every replica: pii "hash" (its key is a store's) and duplicate
- * detection (decided against a store's content). */
+ * apply the same on every replica: pii "hash" (its key is a store's). Duplicate detection
+ * is decided by the routers at the collection's duplicate log (dedup.h). */
 static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t errlen)
 {
     rag_collection_options_init(&c->policy);
@@ -165,11 +165,6 @@ static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t er
     if (c->policy.pii == RAG_PII_HASH) {
         snprintf(err, errlen, "collection: settings: pii \"hash\" is not available on a "
                  "cluster (its key is a single store's); use \"mask\" or \"drop\"");
-        return -1;
-    }
-    if (c->policy.dedup != RAG_DEDUP_OFF) {
-        snprintf(err, errlen, "collection: settings: dedup is not available on a cluster yet "
-                 "(duplicates are decided against a store's content); use \"off\"");
         return -1;
     }
     if (c->policy.ttl_seconds < 0 || c->policy.ttl_seconds > (1 << 30)) {

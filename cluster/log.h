@@ -6,7 +6,8 @@
  * broker's window and get consecutive sequences from 1; a reader delivers messages in
  * sequence order from a given sequence. Collection metadata is a key-value bucket
  * replicated by the same broker. The same connection carries the request-reply traffic of
- * queries (rpc.h). Every call returns 0 or -1 with a message in err. */
+ * queries (rpc.h). Every call returns 0 or -1 with a message in err. A shard of -1 names
+ * the collection's duplicate log (dedup.h), read and appended like a shard's. */
 #ifndef CLUSTER_LOG_H
 #define CLUSTER_LOG_H
 

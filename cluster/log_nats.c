@@ -28,14 +28,21 @@ static int fail(char *err, size_t errlen, const char *what, natsStatus s, jsErrC
     return -1;
 }
 
+/* shard < 0: the collection's duplicate log (dedup.h). */
 static void stream_name(const char *coll, int shard, char *buf, size_t n)
 {
-    snprintf(buf, n, "RAG_%s_%d", coll, shard);
+    if (shard < 0)
+        snprintf(buf, n, "RAG_%s_dup", coll);
+    else
+        snprintf(buf, n, "RAG_%s_%d", coll, shard);
 }
 
 static void subject_name(const char *coll, int shard, char *buf, size_t n)
 {
-    snprintf(buf, n, "rag.log.%s.%d", coll, shard);
+    if (shard < 0)
+        snprintf(buf, n, "rag.dup.%s", coll);
+    else
+        snprintf(buf, n, "rag.log.%s.%d", coll, shard);
 }
 
 int clog_connect(const char *const *urls, size_t n, const char *name, const char *bucket,
@@ -123,9 +130,10 @@ int clog_ensure(clog *l, const char *coll, int shard, int replicas, int dedup_s,
     cfg.Storage = js_FileStorage;
     cfg.Replicas = replicas;
     cfg.Duplicates = (int64_t)dedup_s * 1000000000LL;
-    if (l->max_msgs > 0)
+    /* retention never trims a duplicate log: it is replayed from its start */
+    if (l->max_msgs > 0 && shard >= 0)
         cfg.MaxMsgs = l->max_msgs;
-    if (l->max_age_s > 0)
+    if (l->max_age_s > 0 && shard >= 0)
         cfg.MaxAge = l->max_age_s * 1000000000LL;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;

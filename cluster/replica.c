@@ -31,7 +31,10 @@ typedef struct shard_store {
     replica *r;
     cluster_coll meta;
     int shard;
-    rag_db *db;
+    char dir[4096];              /* the store's directory */
+    rag_db *db;                  /* read under dblock; replaced (a bootstrap while running)
+                                  * under its write lock; NULL while being replaced */
+    pthread_rwlock_t dblock;
     pthread_t applier;
     pthread_mutex_t mu;
     pthread_cond_t applied;      /* broadcast after each batch */
@@ -226,7 +229,8 @@ static int wait_applied(shard_store *s, uint64_t min_seq, int wait_ms)
 /* A shard query: {"query","vector"(base64),"sides":["dense","lexical"],"k","filter",
  * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms","bm25_stats",
  * "vectors"} -> {"seq","dense":[hits],"lexical":[hits]} or {"behind":true,"seq"} or
- * {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"}. */
+ * {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"};
+ * {"doc_exists":id,"min_seq","wait_ms"} -> {"seq","exists"}. */
 static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
 {
     shard_store *s = user;
@@ -235,6 +239,7 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
     json_t *out = json_object();
     float *vec = NULL;
     char err[1200] = "";
+    int locked = 0;
     uint64_t min_seq = (uint64_t)json_integer_value(json_object_get(req, "min_seq"));
     int wait_ms = (int)json_integer_value(json_object_get(req, "wait_ms"));
     if (!json_is_object(req)) {
@@ -246,8 +251,26 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
         json_object_set_new(out, "behind", json_true());
         goto done;
     }
+    pthread_rwlock_rdlock(&s->dblock);
+    locked = 1;
+    if (!s->db) {
+        snprintf(err, sizeof err, "the store of %s/%d is being replaced by a peer's copy",
+                 s->meta.name, s->shard);
+        goto done;
+    }
     if (json_is_true(json_object_get(req, "bm25_stats_only"))) {
         shard_bm25_stats(s, req, out, err, sizeof err);
+        goto done;
+    }
+    const char *exists_id = json_string_value(json_object_get(req, "doc_exists"));
+    if (exists_id) { /* a router verifying a canonical document (dedup.h) */
+        rag_doc *doc = NULL;
+        int rc = rag_document_get(s->db, s->meta.name, exists_id, &doc);
+        rag_doc_free(doc);
+        if (rc == RAG_OK || rc == RAG_ENOTFOUND)
+            json_object_set_new(out, "exists", json_boolean(rc == RAG_OK));
+        else
+            snprintf(err, sizeof err, "document '%s': %s", exists_id, rag_errmsg());
         goto done;
     }
     json_t *sides = json_object_get(req, "sides");
@@ -269,6 +292,8 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
             json_object_set_new(out, lexical ? "lexical" : "dense", list);
     }
 done:
+    if (locked)
+        pthread_rwlock_unlock(&s->dblock);
     pthread_mutex_lock(&s->mu);
     json_object_set_new(out, "seq", json_integer((json_int_t)s->pos));
     pthread_mutex_unlock(&s->mu);
@@ -332,6 +357,39 @@ static void test_kill(shard_store *s, int point, uint64_t seq)
     raise(SIGKILL);
 }
 
+static int open_db(const cluster_coll *meta, const char *dir, rag_db **db);
+static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
+                               uint64_t min_seq, const char *dir, shard_store *live, char *err,
+                               size_t errlen);
+
+/* The applier found sequence seq after its position pos. When the log no longer holds pos
+ * + 1 (retention passed it while this replica was stopped or slow), the running store is
+ * replaced by a peer's copy (bootstrap_from_peer with the live store), as a restart would;
+ * otherwise (a reader hiccup) the caller simply reads again from pos + 1. */
+static void catch_up_from_peer(shard_store *s, uint64_t pos, uint64_t seq)
+{
+    char err[1024];
+    uint64_t first = 0;
+    if (clog_first(s->r->log, s->meta.name, s->shard, &first, err, sizeof err) < 0 ||
+        first <= pos + 1) {
+        snprintf(err, sizeof err, "log gap: got %llu after %llu, reading again",
+                 (unsigned long long)seq, (unsigned long long)pos);
+        set_error(s, err);
+        return;
+    }
+    fprintf(stderr, "replica %s: %s/%d: the log starts at %llu, after position %llu: copying "
+            "a peer's store while running\n", s->r->name, s->meta.name, s->shard,
+            (unsigned long long)first, (unsigned long long)pos);
+    if (bootstrap_from_peer(s->r, &s->meta, s->shard, first - 1, s->dir, s, err,
+                            sizeof err) < 0) {
+        char msg[sizeof s->last_error];
+        snprintf(msg, sizeof msg, "the log starts at %llu, after position %llu: %.900s",
+                 (unsigned long long)first, (unsigned long long)pos, err);
+        set_error(s, msg);
+        cluster_sleep_ms(1000);
+    }
+}
+
 static void *applier_main(void *arg)
 {
     shard_store *s = arg;
@@ -344,6 +402,22 @@ static void *applier_main(void *arg)
         pthread_mutex_lock(&s->mu);
         pos = s->pos;
         pthread_mutex_unlock(&s->mu);
+        if (!s->db) { /* a swap that could not open the store again */
+            pthread_rwlock_wrlock(&s->dblock);
+            int orc = open_db(&s->meta, s->dir, &s->db);
+            if (orc != RAG_OK) {
+                rag_close(s->db);
+                s->db = NULL;
+            }
+            pthread_rwlock_unlock(&s->dblock);
+            if (orc != RAG_OK) {
+                snprintf(err, sizeof err, "store %.400s: %s", s->dir, rag_errmsg());
+                set_error(s, err);
+                catch_up_from_peer(s, pos, pos + 2); /* a peer's copy, when one can help */
+                cluster_sleep_ms(1000);
+            }
+            continue;
+        }
         if (!rd && clog_reader_open(r->log, s->meta.name, s->shard, pos + 1, &rd, err,
                                     sizeof err) < 0) {
             set_error(s, err);
@@ -381,14 +455,11 @@ static void *applier_main(void *arg)
         if (seq <= pos)
             continue; /* delivered again after a reader restart: applied already */
         if (seq != pos + 1) {
-            /* a gap: never apply out of order; read again from the position */
-            snprintf(err, sizeof err, "log gap: got %llu after %llu, reading again (when the "
-                     "log's retention removed %llu, restart this replica: it copies a peer's "
-                     "store)", (unsigned long long)seq, (unsigned long long)pos,
-                     (unsigned long long)pos + 1);
-            set_error(s, err);
+            /* a gap: never apply out of order; read again from the position, or, when the
+             * log's retention removed the next sequence, copy a peer's store first */
             clog_reader_close(rd);
             rd = NULL;
+            catch_up_from_peer(s, pos, seq);
             continue;
         }
         test_kill(s, KILL_BEFORE_COMMIT, seq);
@@ -540,10 +611,13 @@ static char *backup_start(replica *r, json_t *req, size_t *rlen)
     snprintf(dir, sizeof dir, "%s/.backups", r->data);
     mkdir(dir, 0700);
     snprintf(dir, sizeof dir, "%s/.backups/%s", r->data, id);
-    int rc = rag_backup(s->db, dir, NULL);
+    pthread_rwlock_rdlock(&s->dblock);
+    int rc = s->db ? rag_backup(s->db, dir, NULL) : RAG_EBUSY;
+    pthread_rwlock_unlock(&s->dblock);
     uint64_t seq = pos; /* the copy holds at least this position */
     if (rc != RAG_OK) {
-        json_t *e = json_pack("{s:s+}", "error", "backup: ", rag_errmsg());
+        json_t *e = json_pack("{s:s+}", "error", "backup: ",
+                              rc == RAG_EBUSY ? "the store is being replaced" : rag_errmsg());
         rm_tree(dir);
         return reply_text(e, rlen);
     }
@@ -670,10 +744,68 @@ cleanup:
     return rc;
 }
 
+/* Opens (creating when absent) the store in dir with the collection's settings. */
+static int open_db(const cluster_coll *meta, const char *dir, rag_db **db)
+{
+    rag_open_options oo;
+    rag_open_options_init(&oo);
+    oo.embedder = meta->embedder;
+    oo.dim = meta->dim;
+    oo.index_spec = meta->index_spec;
+    oo.chunk_tokens = meta->chunk_tokens;
+    oo.chunk_overlap = meta->chunk_overlap;
+    oo.language = meta->language;
+    int rc = rag_open(dir, &oo, db);
+    if (rc == RAG_OK) {
+        rc = rag_collection_create(*db, meta->name);
+        if (rc == RAG_EEXIST)
+            rc = RAG_OK;
+    }
+    return rc;
+}
+
+/* Closes live's store, restores the fetched copy in tmp over it and opens it again, under
+ * the write lock of its dblock: a query meanwhile waits or is told the store is being
+ * replaced, never reads a closed or half-restored store. */
+static int swap_store(shard_store *live, const char *tmp, char *err, size_t errlen)
+{
+    pthread_rwlock_wrlock(&live->dblock);
+    rag_close(live->db);
+    live->db = NULL;
+    int rc = rag_restore(tmp, live->dir, 1, NULL);
+    if (rc != RAG_OK)
+        snprintf(err, errlen, "restore of the peer's backup into %.400s: %s", live->dir,
+                 rag_errmsg());
+    /* the old store again when the restore failed: rag_restore leaves it as it was */
+    int orc = open_db(&live->meta, live->dir, &live->db);
+    uint64_t pos = 0;
+    if (orc == RAG_OK)
+        orc = rag_log_position(live->db, live->meta.name, &pos);
+    if (orc != RAG_OK) {
+        if (rc == RAG_OK)
+            snprintf(err, errlen, "store %.400s after the restore: %s", live->dir,
+                     rag_errmsg());
+        rag_close(live->db);
+        live->db = NULL;
+        rc = orc;
+    }
+    if (live->db) {
+        pthread_mutex_lock(&live->mu);
+        live->pos = pos;
+        pthread_cond_broadcast(&live->applied);
+        pthread_mutex_unlock(&live->mu);
+    }
+    pthread_rwlock_unlock(&live->dblock);
+    return rc == RAG_OK ? 0 : -1;
+}
+
 /* Replaces the store in dir by a copy of a peer's that holds at least sequence min_seq.
- * 0, or -1 with a message (no peer answered, the copy failed). */
+ * live NULL: the store in dir is closed. Else it is live's running store, which keeps
+ * answering queries while the copy is fetched and is then swapped (swap_store). 0, or -1
+ * with a message (no peer answered, the copy failed). */
 static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
-                               uint64_t min_seq, const char *dir, char *err, size_t errlen)
+                               uint64_t min_seq, const char *dir, shard_store *live, char *err,
+                               size_t errlen)
 {
     char subject[300], tmp[4400];
     snprintf(subject, sizeof subject, "rag.backup.%s.%d", meta->name, shard);
@@ -712,7 +844,9 @@ static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
             rc = -1;
     }
     free(request(r, peer, json_pack("{s:s,s:s}", "op", "done", "id", id), 2000, &len));
-    if (rc == 0 && rag_restore(tmp, dir, 1, NULL) != RAG_OK) {
+    if (rc == 0 && live)
+        rc = swap_store(live, tmp, err, errlen);
+    else if (rc == 0 && rag_restore(tmp, dir, 1, NULL) != RAG_OK) {
         snprintf(err, errlen, "restore of the peer's backup into %.400s: %s", dir,
                  rag_errmsg());
         rc = -1;
@@ -742,22 +876,16 @@ static int open_store(replica *r, const cluster_coll *meta, int shard)
     s->r = r;
     s->meta = *meta;
     s->shard = shard;
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->applied, NULL);
-    rag_open_options oo;
-    rag_open_options_init(&oo);
-    oo.embedder = meta->embedder;
-    oo.dim = meta->dim;
-    oo.index_spec = meta->index_spec;
-    oo.chunk_tokens = meta->chunk_tokens;
-    oo.chunk_overlap = meta->chunk_overlap;
-    oo.language = meta->language;
-    int rc = rag_open(dir, &oo, &s->db);
-    if (rc == RAG_OK) {
-        rc = rag_collection_create(s->db, meta->name);
-        if (rc == RAG_EEXIST)
-            rc = RAG_OK;
-    }
+    /* writers first: a steady stream of queries must not starve a store swap */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->dblock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    int rc = open_db(meta, dir, &s->db);
     if (rc == RAG_OK)
         rc = rag_log_position(s->db, meta->name, &s->pos);
     /* The log no longer holds the next sequence (retention removed it): copy a peer's
@@ -767,14 +895,14 @@ static int open_store(replica *r, const cluster_coll *meta, int shard)
         first > s->pos + 1) {
         rag_close(s->db);
         s->db = NULL;
-        if (bootstrap_from_peer(r, meta, shard, first - 1, dir, err, sizeof err) < 0) {
+        if (bootstrap_from_peer(r, meta, shard, first - 1, dir, NULL, err, sizeof err) < 0) {
             fprintf(stderr, "replica %s: %s/%d: the log starts at %llu, after position %llu: %s\n",
                     r->name, meta->name, shard, (unsigned long long)first,
                     (unsigned long long)s->pos, err);
             free(s);
             return -1;
         }
-        rc = rag_open(dir, &oo, &s->db);
+        rc = open_db(meta, dir, &s->db);
         if (rc == RAG_OK)
             rc = rag_log_position(s->db, meta->name, &s->pos);
     }
@@ -845,7 +973,11 @@ static json_t *store_status(shard_store *s, int digest)
     if (*lerr)
         json_object_set_new(j, "last_error", json_string(lerr));
     uint64_t dseq = 0, dig = 0, docs = 0;
-    if (digest && rag_collection_digest(s->db, s->meta.name, &dseq, &dig, &docs) == RAG_OK) {
+    pthread_rwlock_rdlock(&s->dblock);
+    int drc = digest && s->db ? rag_collection_digest(s->db, s->meta.name, &dseq, &dig, &docs)
+                              : RAG_ENOTFOUND;
+    pthread_rwlock_unlock(&s->dblock);
+    if (drc == RAG_OK) {
         char hex[17];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)dig);
         json_object_set_new(j, "digest", json_pack("{s:I,s:s,s:I}", "seq", (json_int_t)dseq,

@@ -7,6 +7,7 @@
  * ranks, then selected as one store selects (rag_select: MMR, per-document cap, collapsing). */
 #include "chttp.h"
 #include "cluster.h"
+#include "dedup.h"
 #include "ragcore.h"
 #include "rpc.h"
 #include "vector_b64.h"
@@ -36,6 +37,7 @@ typedef struct router {
     size_t nemb;
     rag_toxicity *tox[4];        /* toxicity detectors by RAG_TOXICITY_* bits, loaded once;
                                   * guarded by mu */
+    cdedup *dedup;               /* duplicate decisions across shards (dedup.h) */
     atomic_ullong writes, write_errors, publish_retries, searches, search_errors,
         shard_timeouts, shard_retries, behind, hedges;
 } router;
@@ -107,6 +109,10 @@ static void summary_add(rag_ingest_summary *to, const rag_ingest_summary *s)
     to->toxicity_dropped += s->toxicity_dropped;
     to->toxicity_dropped_wordlist += s->toxicity_dropped_wordlist;
     to->toxicity_dropped_classifier += s->toxicity_dropped_classifier;
+    to->dup_exact += s->dup_exact;
+    to->dup_near += s->dup_near;
+    to->dup_skipped += s->dup_skipped;
+    to->dup_flagged += s->dup_flagged;
 }
 
 /* The hygiene part of a write's answer, as the single-node upsert reports it: not_stored,
@@ -130,11 +136,15 @@ static void summary_json(json_t *o, const rag_ingest_summary *s)
                   {"toxicity_flagged", s->toxicity_flagged},
                   {"toxicity_dropped", s->toxicity_dropped},
                   {"toxicity_dropped_wordlist", s->toxicity_dropped_wordlist},
-                  {"toxicity_dropped_classifier", s->toxicity_dropped_classifier}};
+                  {"toxicity_dropped_classifier", s->toxicity_dropped_classifier},
+                  {"dup_exact", s->dup_exact}, {"dup_near", s->dup_near},
+                  {"dup_skipped", s->dup_skipped}, {"dup_flagged", s->dup_flagged}};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         json_object_set_new(sum, counts[i].name, json_integer((json_int_t)counts[i].v));
-    json_object_set_new(o, "not_stored", json_integer((json_int_t)(s->filtered + s->pii_dropped +
-                                                                    s->toxicity_dropped)));
+    json_object_set_new(o, "not_stored",
+                        json_integer((json_int_t)(s->filtered + s->pii_dropped +
+                                                  s->dup_skipped + s->toxicity_dropped)));
+    json_object_set_new(o, "duplicates", json_integer((json_int_t)(s->dup_exact + s->dup_near)));
     json_object_set_new(o, "pii_documents", json_integer((json_int_t)s->pii_documents));
     json_object_set_new(o, "pii_found", found);
     json_object_set_new(o, "summary", sum);
@@ -209,8 +219,9 @@ static void create_collection(router *r, json_t *body, chttp_reply *out)
     }
     c.dim = rag_embedder_dim(e);
     snprintf(c.embedder, sizeof c.embedder, "%s", rag_embedder_name(e));
-    /* the logs first: a collection whose metadata exists always has its logs */
-    for (int s = 0; s < c.shards; s++)
+    /* the logs first (with duplicate detection, its duplicate log, shard -1): a collection
+     * whose metadata exists always has its logs */
+    for (int s = c.policy.dedup != RAG_DEDUP_OFF ? -1 : 0; s < c.shards; s++)
         if (clog_ensure(r->log, c.name, s, r->cfg.stream_replicas, r->cfg.dedup_window_s, err,
                         sizeof err) < 0) {
             chttp_error(out, 503, "log_unavailable", "%s", err);
@@ -271,8 +282,43 @@ static int doc_from_json(json_t *j, size_t i, const cluster_coll *c, rag_documen
     return 0;
 }
 
+/* 503 log_unavailable with what was appended so far (token, stolen) and the request id to
+ * send again. */
+static void reply_unavailable(chttp_reply *out, const char *msg, json_t *token,
+                              const char *request_id)
+{
+    chttp_json(out, 503, json_pack("{s:{s:s,s:s},s:o,s:s}", "error", "code", "log_unavailable",
+                                   "message", msg, "write_token", token, "request_id",
+                                   request_id));
+}
+
+/* The duplicate decision point of one batch (rag_log_dedup_fn): the collection's
+ * duplicate log (dedup.h). A failure is kept in err for the answer (503). */
+typedef struct decide_ctx {
+    router *r;
+    const cluster_coll *c;
+    int failed;
+    char err[512];
+} decide_ctx;
+
+static int decide(void *user, size_t n, const char *const *ids, const rag_dup_key *keys,
+                  rag_dup_verdict *verdicts)
+{
+    decide_ctx *x = user;
+    if (cdedup_decide(x->r->dedup, x->c, n, ids, keys, verdicts, x->err, sizeof x->err) == 0) {
+        /* test hook: a router that dies between its claims and its append */
+        const char *kill = getenv("RAGCORE_CLUSTER_TEST_KILL");
+        if (kill && !strcmp(kill, "after_claim"))
+            _exit(9);
+        return RAG_OK;
+    }
+    x->failed = 1;
+    return RAG_EIO;
+}
+
 /* Builds, encodes and appends one batch per shard that has operations; token receives
- * {shard: sequence}. docs NULL: the batch deletes del_id. */
+ * {shard: sequence}. docs NULL: the batch deletes del_id (and, with duplicate detection,
+ * then releases its claims). */
 static void write_batches(router *r, const cluster_coll *c, const rag_document *docs, size_t n,
                           const char *del_id, const char *request_id, chttp_reply *out)
 {
@@ -298,9 +344,12 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
     int64_t now = (int64_t)time(NULL);
     rag_ingest_summary total, part;
     rag_ingest_summary_init(&total);
+    decide_ctx dc = {r, c, 0, ""};
     for (int s = 0; s < c->shards; s++) {
         rag_log_batch *b = NULL;
         int rc = rag_log_batch_create(e, c->chunk_tokens, c->chunk_overlap, now, &b);
+        if (rc == RAG_OK && c->policy.dedup != RAG_DEDUP_OFF)
+            rc = rag_log_batch_set_dedup(b, decide, &dc);
         size_t nm = 0;
         for (size_t i = 0; docs && i < n; i++)
             if (cluster_shard_of(docs[i].id, c->shards) == s)
@@ -313,6 +362,12 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         }
         if (rc == RAG_OK && del_id && cluster_shard_of(del_id, c->shards) == s)
             rc = rag_log_batch_add_delete(b, del_id);
+        if (rc != RAG_OK && dc.failed) {
+            free(mine);
+            reply_unavailable(out, dc.err, token, request_id);
+            rag_log_batch_free(b);
+            return;
+        }
         if (rc != RAG_OK) {
             free(mine);
             int status = rc == RAG_EEMBED || rc == RAG_ENOMEM ? 500 : 400;
@@ -341,11 +396,7 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
             atomic_fetch_add(&r->write_errors, 1);
             /* shards appended before stay appended: the token says which; repeating the
              * request with the same request_id appends the rest without duplicates */
-            json_t *e503 = json_pack("{s:{s:s,s:s},s:o,s:s}", "error", "code",
-                                     "log_unavailable", "message",
-                                     rc != RAG_OK ? rag_errmsg() : err, "write_token", token,
-                                     "request_id", request_id);
-            chttp_json(out, 503, e503);
+            reply_unavailable(out, rc != RAG_OK ? rag_errmsg() : err, token, request_id);
             return;
         }
         rag_free(bytes);
@@ -353,6 +404,13 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         json_object_set_new(token, key, json_integer((json_int_t)seq));
     }
     free(mine);
+    /* a deleted canonical releases its keys (after the delete: a router that dies between
+     * the two leaves a claim that the next copy finds absent and releases) */
+    if (del_id && c->policy.dedup != RAG_DEDUP_OFF &&
+        cdedup_release(r->dedup, c, del_id, err, sizeof err) < 0) {
+        reply_unavailable(out, err, token, request_id);
+        return;
+    }
     atomic_fetch_add(&r->writes, 1);
     json_t *o = json_pack("{s:I,s:I,s:o,s:s}", "documents", (json_int_t)total.documents,
                           "chunks", (json_int_t)chunks, "write_token", token, "request_id",
@@ -1087,6 +1145,10 @@ int cluster_router_main(int argc, char **argv)
         return 1;
     }
     pthread_mutex_init(&r.mu, NULL);
+    if (!(r.dedup = cdedup_create(&r.log, &r.cfg))) {
+        fprintf(stderr, "router %s: out of memory\n", r.name);
+        return 2;
+    }
     chttp *http = NULL;
     int code = cluster_role_start("router", config, &r.cfg, r.name, &r.log, listen, threads,
                                   on_http, &r, port_file, &http);
@@ -1096,6 +1158,7 @@ int cluster_router_main(int argc, char **argv)
         cluster_sleep_ms(200);
 done:
     chttp_stop(http);
+    cdedup_free(r.dedup);
     clog_close(r.log);
     for (size_t i = 0; i < r.nemb; i++)
         rag_embedder_free(r.emb[i].e);

@@ -1065,6 +1065,68 @@ int rag_ingest_log_add(rag_log_batch *b, const rag_document *docs, size_t n)
     return rc;
 }
 
+/* Adds one document the policy kept (cur: its cleaned form) to a log batch, as the verdict
+ * of the batch's duplicate decision point says (v NULL: not decided): a skipped duplicate
+ * becomes a delete of its id, a flagged one carries duplicate_of; counts in s. */
+static int log_add_kept(rag_log_batch *b, const rag_collection_options *pol, rag_document cur,
+                        const rag_hygiene_result *res, const rag_dup_verdict *v,
+                        rag_ingest_summary *s)
+{
+    rag_dedup_found f;
+    memset(&f, 0, sizeof f);
+    if (v && v->kind != RAG_DUP_NONE) {
+        f.kind = v->kind == RAG_DUP_EXACT ? RAG_DUP_EXACT : RAG_DUP_NEAR;
+        snprintf(f.canonical, sizeof f.canonical, "%s", v->canonical);
+        f.similarity = v->similarity;
+        s->dup_exact += f.kind == RAG_DUP_EXACT;
+        s->dup_near += f.kind == RAG_DUP_NEAR;
+    }
+    if (f.kind != RAG_DUP_NONE && pol->dedup == RAG_DEDUP_SKIP) {
+        s->dup_skipped++;
+        return rag_log_batch_add_delete(b, cur.id);
+    }
+    char *flagged = NULL;
+    if (f.kind != RAG_DUP_NONE && pol->dedup == RAG_DEDUP_FLAG) {
+        if (!(flagged = flag_metadata(cur.metadata_json, &f)))
+            return rag_fail(RAG_ENOMEM, "out of memory");
+        cur.metadata_json = flagged;
+        s->dup_flagged++;
+    }
+    size_t chunks = b->nchunks;
+    int rc = rag_ingest_log_add(b, &cur, 1);
+    if (rc == RAG_OK) {
+        s->documents++;
+        s->chunks += b->nchunks - chunks;
+        s->bytes += cur.text_len;
+        s->toxicity_flagged += res->toxic_by != 0;
+    }
+    free(flagged);
+    return rc;
+}
+
+/* Asks the batch's decision point about the n kept documents (cleaned texts in kept[]);
+ * verdicts[] receives the answers. */
+static int log_decide(rag_log_batch *b, const rag_document *kept, size_t n,
+                      rag_dup_verdict *verdicts)
+{
+    const char **ids = rag_calloc(n ? n : 1, sizeof *ids);
+    rag_dup_key *keys = rag_calloc(n ? n : 1, sizeof *keys);
+    int rc = ids && keys ? RAG_OK : RAG_ENOMEM;
+    for (size_t i = 0; i < n && rc == RAG_OK; i++) {
+        ids[i] = kept[i].id;
+        rc = rag_dup_key_compute(kept[i].text, kept[i].text_len, &keys[i]);
+    }
+    if (rc == RAG_OK && n) {
+        memset(verdicts, 0, n * sizeof *verdicts);
+        rc = b->dedup(b->dedup_user, n, ids, keys, verdicts);
+        if (rc != RAG_OK && !*rag_errmsg())
+            rc = rag_fail(rc, "duplicate decision: %s", rag_strerror(rc));
+    }
+    free(ids);
+    free(keys);
+    return rc;
+}
+
 int rag_ingest_log_add_policy(rag_log_batch *b, const rag_document *docs, size_t n,
                               const rag_collection_options *policy, const rag_toxicity *tox,
                               rag_ingest_summary *summary)
@@ -1075,8 +1137,15 @@ int rag_ingest_log_add_policy(rag_log_batch *b, const rag_document *docs, size_t
     rag_collection_options pol;
     rag_toxicity *loaded = NULL;
     rag_hygiene *hy = NULL;
-    size_t ops0 = b->nops, chunks0 = b->nchunks;
-    int rc = rag_policy_from_user(policy, &pol);
+    size_t ops0 = b->nops, chunks0 = b->nchunks, nkept = 0;
+    /* the documents the policy keeps wait here for the duplicate decision; rejected[i]:
+     * document i becomes a delete (added in input order with the kept ones) */
+    rag_document *kept = rag_calloc(n ? n : 1, sizeof *kept);
+    rag_hygiene_result *res = rag_calloc(n ? n : 1, sizeof *res);
+    unsigned char *rejected = rag_calloc(n ? n : 1, 1);
+    rag_dup_verdict *verdicts = NULL;
+    int rc = kept && res && rejected ? rag_policy_from_user(policy, &pol) : RAG_ENOMEM;
+    int dedup = rc == RAG_OK && pol.dedup != RAG_DEDUP_OFF && b->dedup;
     if (rc == RAG_OK && pol.pii == RAG_PII_HASH)
         rc = rag_fail(RAG_EUNSUPPORTED, "pii \"hash\" needs a store's key: log batches "
                       "(cluster writes) accept pii off, mask or drop");
@@ -1089,40 +1158,58 @@ int rag_ingest_log_add_policy(rag_log_batch *b, const rag_document *docs, size_t
     for (size_t i = 0; i < n && rc == RAG_OK; i++) {
         prep_doc pd;
         memset(&pd, 0, sizeof pd);
-        rag_hygiene_result res;
-        memset(&res, 0, sizeof res);
+        rag_hygiene_result *r = &res[nkept];
         s->seen++;
         if ((rc = validate_doc(&docs[i], i, &pd, 0)) != RAG_OK)
             break;
         free(pd.metadata);
         rag_document cur = docs[i];
         cur.text_len = pd.len;
-        if (hy && (rc = rag_hygiene_apply(hy, &cur, NULL, NULL, 0, &res)) != RAG_OK)
+        if (hy && (rc = rag_hygiene_apply(hy, &cur, NULL, NULL, 0, r)) != RAG_OK)
             break;
         if (hy)
-            count_judged(s, &pol, &res);
-        if (res.verdict != RAG_HYGIENE_STORE) {
-            count_rejected(s, &res);
-            rc = rag_log_batch_add_delete(b, cur.id);
-        } else {
-            if (res.text) {
-                cur.text = res.text;
-                cur.text_len = res.len;
-            }
-            if (res.title)
-                cur.title = res.title;
-            if (res.metadata_json)
-                cur.metadata_json = res.metadata_json;
-            size_t chunks = b->nchunks;
-            if ((rc = rag_ingest_log_add(b, &cur, 1)) == RAG_OK) {
-                s->documents++;
-                s->chunks += b->nchunks - chunks;
-                s->bytes += cur.text_len;
-                s->toxicity_flagged += res.toxic_by != 0;
+            count_judged(s, &pol, r);
+        if (r->verdict != RAG_HYGIENE_STORE) {
+            count_rejected(s, r);
+            rejected[i] = 1;
+            if (!dedup)
+                rc = rag_log_batch_add_delete(b, cur.id);
+            rag_hygiene_result_free(r);
+            memset(r, 0, sizeof *r);
+            continue;
+        }
+        if (r->text) {
+            cur.text = r->text;
+            cur.text_len = r->len;
+        }
+        if (r->title)
+            cur.title = r->title;
+        if (r->metadata_json)
+            cur.metadata_json = r->metadata_json;
+        kept[nkept++] = cur;
+        if (!dedup) /* no decision to wait for: add it now */
+            rc = log_add_kept(b, &pol, cur, r, NULL, s);
+    }
+    if (rc == RAG_OK && dedup) {
+        if (!(verdicts = rag_calloc(nkept ? nkept : 1, sizeof *verdicts)))
+            rc = RAG_ENOMEM;
+        else if (nkept)
+            rc = log_decide(b, kept, nkept, verdicts);
+        for (size_t i = 0, k = 0; i < n && rc == RAG_OK; i++) {
+            if (rejected[i]) {
+                rc = rag_log_batch_add_delete(b, docs[i].id);
+            } else {
+                rc = log_add_kept(b, &pol, kept[k], &res[k], &verdicts[k], s);
+                k++;
             }
         }
-        rag_hygiene_result_free(&res);
     }
+    for (size_t i = 0; res && i < nkept; i++)
+        rag_hygiene_result_free(&res[i]);
+    free(res);
+    free(kept);
+    free(rejected);
+    free(verdicts);
     if (rc != RAG_OK) {
         rag_log_batch_truncate(b, ops0, chunks0);
         if (hy) { /* an error may quote the document: never raw personal data */

@@ -5,6 +5,7 @@
 #include "db.h"
 #include "embedder.h"
 #include "ingest.h"
+#include "neardup.h"
 #include "status.h"
 #include "store.h"
 
@@ -187,6 +188,57 @@ int rag_log_batch_add_documents_policy(rag_log_batch *b, const rag_document *doc
     if (!b || (!docs && n))
         return rag_fail(RAG_EINVAL, "rag_log_batch_add_documents_policy: NULL argument");
     return rag_ingest_log_add_policy(b, docs, n, policy, tox, summary);
+}
+
+int rag_log_batch_set_dedup(rag_log_batch *b, rag_log_dedup_fn fn, void *user)
+{
+    rag_clear_error();
+    if (!b)
+        return rag_fail(RAG_EINVAL, "rag_log_batch_set_dedup: NULL batch");
+    b->dedup = fn;
+    b->dedup_user = user;
+    return RAG_OK;
+}
+
+/* rag_dup_key is the public twin of rag_dedup_sig. */
+_Static_assert(sizeof(rag_dup_key) == sizeof(rag_dedup_sig) && RAG_DUP_PERM == RAG_DEDUP_PERM,
+               "rag_dup_key and rag_dedup_sig differ");
+
+int rag_dup_key_compute(const char *text, size_t len, rag_dup_key *out)
+{
+    rag_clear_error();
+    if (!text || !out)
+        return rag_fail(RAG_EINVAL, "rag_dup_key_compute: NULL argument");
+    rag_dedup_sig s;
+    int rc = rag_dedup_signature(text, len, &s);
+    if (rc == RAG_OK) {
+        out->hash = s.hash;
+        out->shingles = s.shingles;
+        memcpy(out->sig, s.sig, sizeof out->sig);
+    }
+    return rc;
+}
+
+int rag_dup_rows(double threshold)
+{
+    return threshold > 1.0 ? 0 : rag_dedup_rows(threshold <= 0 ? 0.8 : threshold);
+}
+
+uint64_t rag_dup_band(const rag_dup_key *k, int rows, int band)
+{
+    return rag_dedup_band(k->sig, rows, band);
+}
+
+double rag_dup_similarity(const rag_dup_key *a, const rag_dup_key *b)
+{
+    rag_dedup_sig x, y;
+    x.hash = a->hash;
+    x.shingles = a->shingles;
+    memcpy(x.sig, a->sig, sizeof x.sig);
+    y.hash = b->hash;
+    y.shingles = b->shingles;
+    memcpy(y.sig, b->sig, sizeof y.sig);
+    return rag_dedup_sig_similarity(&x, &y);
 }
 
 int rag_log_batch_add_delete(rag_log_batch *b, const char *id)

@@ -44,6 +44,8 @@ struct rag_log_batch {
     rag_log_chunk *chunks;
     size_t nchunks, cap_chunks;
     float *vecs;                 /* nchunks * dim */
+    rag_log_dedup_fn dedup;      /* duplicate decision point (rag_log_batch_set_dedup) */
+    void *dedup_user;
 };
 
 /* Appends an upsert of d (strings copied; text_len bytes of text, metadata the compact

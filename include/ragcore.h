@@ -1667,7 +1667,7 @@ RAG_API int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *do
  * the metadata). A document the policy rejects is not added; a delete of its id is added
  * instead, so an older stored version (which could hold what was just refused) goes too.
  * Duplicate detection (policy->dedup) depends on what a store holds and is NOT applied
- * here. `tox` (borrowed; may be NULL) holds the detectors of a toxicity mode other than
+ * here unless rag_log_batch_set_dedup gave the batch a decision point. `tox` (borrowed; may be NULL) holds the detectors of a toxicity mode other than
  * off; NULL loads them from the model cache for this call. `summary` (may be NULL) is
  * filled as by rag_ingest_documents: seen, documents (added), chunks, bytes, the quality,
  * PII and toxicity counters (replaced, duplicates and failed stay 0). policy NULL: as rag_log_batch_add_documents. On error
@@ -1679,6 +1679,51 @@ RAG_API int rag_log_batch_add_documents_policy(rag_log_batch *b, const rag_docum
                                                size_t n, const rag_collection_options *policy,
                                                const rag_toxicity *tox,
                                                rag_ingest_summary *summary);
+
+/* Duplicate detection outside a store (a cluster's routers decide duplicates for a whole
+ * collection at one ordered point). A document's duplicate key: the hash of its normalised
+ * text (the exact key) and the MinHash signature of its 3-word shingles, computed as a
+ * store's duplicate index computes them. */
+#define RAG_DUP_PERM 128
+typedef struct rag_dup_key {
+    uint64_t hash;                  /* exact key */
+    uint32_t shingles;              /* 0: no words (sig meaningless) */
+    uint32_t sig[RAG_DUP_PERM];
+} rag_dup_key;
+
+/* A decision on one document: kind 0 (not a duplicate), 1 (exact) or 2 (near; the
+ * similarity at or above the collection's near_dup_threshold), canonical the id of the
+ * document it duplicates. */
+typedef struct rag_dup_verdict {
+    int kind;
+    char canonical[RAG_DOC_ID_MAX + 1];
+    double similarity;
+} rag_dup_verdict;
+
+/* Decides n documents at once (ids and keys in the order given; borrowed for the call):
+ * fills verdicts[i]. Returns RAG_OK, or a negative status that fails the whole call. */
+typedef int (*rag_log_dedup_fn)(void *user, size_t n, const char *const *ids,
+                                const rag_dup_key *keys, rag_dup_verdict *verdicts);
+
+/* Makes rag_log_batch_add_documents_policy apply policy->dedup with `fn` as the decision
+ * point (NULL: duplicate detection stays off, as documented there): each call computes the
+ * keys of the documents the rest of the policy keeps (after PII masking, before embedding),
+ * asks fn once for all of them, then, as a store's ingest does, adds a skipped duplicate
+ * (RAG_DEDUP_SKIP) as a delete of its id, a flagged one (RAG_DEDUP_FLAG) with metadata
+ * duplicate_of, duplicate_kind and duplicate_similarity, and counts dup_exact, dup_near,
+ * dup_skipped and dup_flagged in the summary. Errors: RAG_EINVAL (NULL batch). */
+RAG_API int rag_log_batch_set_dedup(rag_log_batch *b, rag_log_dedup_fn fn, void *user);
+
+/* The key of text[0, len). Errors: RAG_EINVAL, RAG_EENCODING (invalid UTF-8), RAG_ENOMEM. */
+RAG_API int rag_dup_key_compute(const char *text, size_t len, rag_dup_key *out);
+/* Rows per LSH band for a near_dup_threshold (bands: RAG_DUP_PERM / rows), as a store
+ * chooses them: a pair at the threshold shares a band with probability >= 0.99; 0 for a
+ * threshold above 1 (exact only). Can't fail. */
+RAG_API int rag_dup_rows(double threshold);
+/* The key of band `band` of a signature cut in bands of `rows` rows. Can't fail. */
+RAG_API uint64_t rag_dup_band(const rag_dup_key *k, int rows, int band);
+/* Estimated Jaccard similarity of two keys' shingle sets. Can't fail. */
+RAG_API double rag_dup_similarity(const rag_dup_key *a, const rag_dup_key *b);
 
 /* Adds the deletion of document `id` (absent ids are ignored when the batch is applied). */
 RAG_API int rag_log_batch_add_delete(rag_log_batch *b, const char *id);

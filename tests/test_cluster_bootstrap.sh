@@ -5,15 +5,18 @@
 # 0 (r0c) starts with an empty directory while a writer runs. It must copy a peer's backup
 # (its log names the peer), read the log from the copy's position + 1 and converge: equal
 # digests at the log's last sequence, every acknowledged document exactly once; the peer
-# removes its backup afterwards. Skipped (77) without nats-server or haproxy.
+# removes its backup afterwards. Then replica r0b is stopped (SIGSTOP) while 30 batches pass
+# through shard 0's log, so the log no longer holds its next sequence, and continued: it
+# must copy a peer's store while running (no restart; queries go on meanwhile) and
+# converge. Skipped (77) without nats-server or haproxy.
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
 . "$src/tests/cluster_lib.sh"
-export RAGCORE_CLUSTER_STREAM_MAX_MSGS=20
+export RAGCORE_CLUSTER_STREAM_MAX_MSGS=20 RAGCORE_CLUSTER_NATS_PING_S=1
 cl_setup bootstrap
 
 cl_python <<'PY'
-import glob, json, os, subprocess, sys, time, urllib.request
+import glob, json, os, signal, subprocess, sys, time, urllib.request
 from cluster_lib import Cluster, Load
 
 tmp, bin_, dev = sys.argv[1:4]
@@ -45,6 +48,25 @@ c.converged("r0c after its bootstrap", replicas=(3, 2))
 log = c.log_text("r0c")
 c.check("bootstrapped from rag.peer.r0" in log, f"r0c copied a peer's store: {log[-2000:]}")
 c.check(not glob.glob(f"{tmp}/data/r0[ab]/.backups/*"), "the peer removed its backup")
+
+# a running replica whose position the log's retention passes (stopped meanwhile) copies
+# a peer's store without a restart, while queries go on
+pid = c.pid("r0b")
+os.kill(pid, signal.SIGSTOP)
+time.sleep(5)  # the brokers drop its connection (ping every 1 s, 2 unanswered): nothing
+               # written from now on is on its way to it
+for k in range(200, 350, 5):  # 30 batches: shard 0's log keeps only the last 20
+    st, r = c.ingest([c.make_doc(i) for i in range(k, k + 5)])
+    c.check(st == 200, f"ingest while r0b is stopped: {st} {r}")
+with Load(c, write=False) as load:
+    os.kill(pid, signal.SIGCONT)
+    c.converged("r0b after its position left the log", replicas=(3, 2), timeout=120)
+load.report("queries while r0b replaced its store")
+c.check(c.pid("r0b") == pid and not c.wait_exit("r0b", 0.5), "r0b kept running")
+log = c.log_text("r0b")
+c.check("copying a peer's store while running" in log and "bootstrapped from rag.peer." in log,
+        f"r0b copied a peer's store while running: {log[-2000:]}")
+c.check(not glob.glob(f"{tmp}/data/r0[ac]/.backups/*"), "the peer removed its backup")
 print(f"{len(c.acked)} acknowledged documents; {c.failures} failures", flush=True)
 sys.exit(1 if c.failures else 0)
 PY

@@ -6,7 +6,7 @@
 # (no file of any replica's store nor of the brokers' logs holds the raw values; a search
 # returns the placeholders); a document the quality filter rejects is counted in the reply
 # and its older version is gone from every replica; with the toxicity word list pulled, a
-# toxic document is dropped and counted; pii "hash", duplicate detection and unknown
+# toxic document is dropped and counted; pii "hash", an unknown dedup mode and unknown
 # settings are refused naming the field; replicas converge to equal digests; `ragcore ingest
 # --cluster` reports the policy's counts and sends no Authorization header without a key.
 # Skipped (77) without nats-server or haproxy.
@@ -26,7 +26,7 @@ base = {"shards": 2, "embedder": "hash", "dim": 32, "index_spec": "Flat",
         "chunk_tokens": 24, "chunk_overlap": 4}
 
 # refused settings name what is wrong
-for settings, word in (({"pii": "hash"}, "hash"), ({"dedup": "skip"}, "dedup"),
+for settings, word in (({"pii": "hash"}, "hash"), ({"dedup": "sometimes"}, "sometimes"),
                        ({"pii": "shred"}, "shred"), ({"colour": "red"}, "colour"),
                        ({"min_chars": "ten"}, "min_chars")):
     st, r = c.call("POST", "/v1/collections", {"name": "bad", **base, "settings": settings})

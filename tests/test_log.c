@@ -389,12 +389,143 @@ static void test_policy(void)
     rag_close(db);
 }
 
+/* A stub decision point: "copy" duplicates "orig" (exact when their keys' hashes agree,
+ * else near with their similarity); fails the call when asked to. */
+typedef struct stub_point {
+    int calls, fail;
+    size_t n;
+    double sim;
+} stub_point;
+
+static int stub_decide(void *user, size_t n, const char *const *id, const rag_dup_key *keys,
+                       rag_dup_verdict *v)
+{
+    stub_point *p = user;
+    p->calls++;
+    p->n = n;
+    if (p->fail)
+        return RAG_EIO;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(id[i], "copy") != 0)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            if (!strcmp(id[j], "orig")) {
+                p->sim = rag_dup_similarity(&keys[i], &keys[j]);
+                v[i].kind = keys[i].hash == keys[j].hash ? 1 : 2;
+                snprintf(v[i].canonical, sizeof v[i].canonical, "%s", "orig");
+                v[i].similarity = p->sim;
+            }
+    }
+    return RAG_OK;
+}
+
+/* Duplicate detection through a decision point outside the store: the point sees the
+ * documents the rest of the policy kept (cleaned) and its verdicts skip (a delete of the
+ * id, in input order) or flag (duplicate_of in the metadata) as a store's ingest does. */
+static void test_policy_dedup(void)
+{
+    test_fresh_dir(dir_b, sizeof dir_b, "log_dedup");
+    rag_db *db = open_store(dir_b);
+    rag_embedder *e = NULL;
+    ASSERT_OK(rag_embedder_create("hash", DIM, &e));
+    const char *t = "the replica applies every batch of the log in order and answers queries "
+                    "with the shard it hosts while the router merges the lists";
+    rag_document d[3];
+    for (int i = 0; i < 3; i++)
+        rag_document_init(&d[i]);
+    d[0].id = "orig";
+    d[0].text = t;
+    d[1].id = "short";
+    d[1].text = "tiny";
+    d[2].id = "copy";
+    d[2].text = "THE replica  applies every batch of the log in order and answers queries "
+                "with the shard it hosts while the router merges the lists";
+    rag_collection_options pol;
+    rag_collection_options_init(&pol);
+    pol.dedup = RAG_DEDUP_SKIP;
+    pol.quality = 1;
+    pol.min_chars = 20;
+    stub_point p = {0, 0, 0, 0};
+    rag_log_batch *b = NULL;
+    rag_ingest_summary sum;
+    /* without a decision point duplicate detection stays off */
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, d, 3, &pol, NULL, &sum));
+    ASSERT_EQ_INT(sum.documents, 2);
+    ASSERT_EQ_INT(sum.dup_exact, 0);
+    rag_log_batch_free(b);
+    /* skip: one call for the kept documents; the copy becomes a delete */
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_EQ_INT(rag_log_batch_set_dedup(NULL, stub_decide, &p), RAG_EINVAL);
+    ASSERT_OK(rag_log_batch_set_dedup(b, stub_decide, &p));
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, d, 3, &pol, NULL, &sum));
+    ASSERT_EQ_INT(p.calls, 1);
+    ASSERT_EQ_INT(p.n, 2); /* the short one was filtered first */
+    ASSERT_TRUE(p.sim == 1.0);
+    ASSERT_EQ_INT(sum.documents, 1);
+    ASSERT_EQ_INT(sum.filtered, 1);
+    ASSERT_EQ_INT(sum.dup_exact, 1);
+    ASSERT_EQ_INT(sum.dup_skipped, 1);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 3); /* orig, delete short, delete copy */
+    void *bytes = NULL;
+    size_t len = 0;
+    ASSERT_OK(rag_log_batch_encode(b, &bytes, &len));
+    rag_log_batch_free(b);
+    ASSERT_OK(rag_log_apply(db, "c", 1, bytes, len));
+    rag_free(bytes);
+    rag_doc *doc = NULL;
+    ASSERT_EQ_INT(rag_document_get(db, "c", "copy", &doc), RAG_ENOTFOUND);
+    ASSERT_OK(rag_document_get(db, "c", "orig", &doc));
+    rag_doc_free(doc);
+    doc = NULL;
+    /* flag: a near copy is stored with duplicate_of */
+    pol.dedup = RAG_DEDUP_FLAG;
+    d[2].text = "the replica applies every batch of the log in order and answers queries "
+                "with the shard it hosts while the router merges the results";
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_OK(rag_log_batch_set_dedup(b, stub_decide, &p));
+    ASSERT_OK(rag_log_batch_add_documents_policy(b, d, 3, &pol, NULL, &sum));
+    ASSERT_TRUE(p.sim > 0.5 && p.sim < 1.0);
+    ASSERT_EQ_INT(sum.documents, 2);
+    ASSERT_EQ_INT(sum.dup_near, 1);
+    ASSERT_EQ_INT(sum.dup_flagged, 1);
+    ASSERT_OK(rag_log_batch_encode(b, &bytes, &len));
+    rag_log_batch_free(b);
+    ASSERT_OK(rag_log_apply(db, "c", 2, bytes, len));
+    rag_free(bytes);
+    ASSERT_OK(rag_document_get(db, "c", "copy", &doc));
+    const char *meta = doc ? rag_doc_get_info(doc)->metadata_json : NULL;
+    ASSERT_TRUE(meta && strstr(meta, "\"duplicate_of\":\"orig\"") &&
+                strstr(meta, "\"duplicate_kind\":\"near\""));
+    rag_doc_free(doc);
+    /* a failing decision point fails the call and adds nothing */
+    p.fail = 1;
+    ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &b));
+    ASSERT_OK(rag_log_batch_set_dedup(b, stub_decide, &p));
+    ASSERT_EQ_INT(rag_log_batch_add_documents_policy(b, d, 3, &pol, NULL, &sum), RAG_EIO);
+    ASSERT_TRUE(strstr(rag_errmsg(), "duplicate decision") != NULL);
+    ASSERT_EQ_INT(rag_log_batch_ops(b), 0);
+    rag_log_batch_free(b);
+    /* keys: computed as the store's index computes them */
+    rag_dup_key k1, k2;
+    ASSERT_OK(rag_dup_key_compute(d[0].text, strlen(d[0].text), &k1));
+    ASSERT_OK(rag_dup_key_compute(d[2].text, strlen(d[2].text), &k2));
+    ASSERT_TRUE(k1.hash != k2.hash && k1.shingles > 0);
+    ASSERT_EQ_INT(rag_dup_rows(2.0), 0);
+    ASSERT_TRUE(rag_dup_rows(0.8) > 0 && rag_dup_rows(0.8) <= RAG_DUP_PERM);
+    ASSERT_TRUE(rag_dup_band(&k1, 4, 0) == rag_dup_band(&k1, 4, 0));
+    ASSERT_EQ_INT(rag_dup_key_compute(NULL, 0, &k1), RAG_EINVAL);
+    rag_embedder_free(e);
+    rag_close(db);
+}
+
 int main(void)
 {
     make_corpus();
     test_bad_input();
     test_settings_json();
     test_policy();
+    test_policy_dedup();
     test_apply_equals_ingest();
     printf("%d checks, %d failures\n", test_checks_, test_failures_);
     return test_failures_ ? 1 : 0;

@@ -19,6 +19,9 @@
 # Env RAGCORE_CLUSTER_NATS_HOST: the local address NATS listens on and the cluster file
 # names (default 127.0.0.1; a veth address lets a network namespace reach it).
 # Env RAGCORE_CLUSTER_STREAM_MAX_MSGS: retention of each shard log in messages (0: none).
+# Env RAGCORE_CLUSTER_DEDUP_WINDOW_S: the message-id window (and duplicate-claim grace), s.
+# Env RAGCORE_CLUSTER_NATS_PING_S: the brokers' ping interval, s (a client silent for 3 of
+# them is disconnected; default 120).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,6 +77,7 @@ write_nats_config() {
     cat >"$dir/nats/n$i.conf" <<CONF
 server_name: n$i
 listen: $nhost:$((base + i))
+ping_interval: ${RAGCORE_CLUSTER_NATS_PING_S:-120}
 http: $nhost:$((base + 200 + i))
 jetstream {
     store_dir: "$dir/nats/n$i"
@@ -116,7 +120,7 @@ start() {
     for i in 0 1 2; do wait_http "http://$nhost:$((base + 200 + i))/healthz?js-enabled-only=true"; done
     cat >"$dir/cluster.json" <<CONF
 {"nats": ["nats://$nhost:$base", "nats://$nhost:$((base + 1))", "nats://$nhost:$((base + 2))"],
- "stream_replicas": 3, "dedup_window_s": 120, "max_lag": ${RAGCORE_CLUSTER_MAX_LAG:-1000},
+ "stream_replicas": 3, "dedup_window_s": ${RAGCORE_CLUSTER_DEDUP_WINDOW_S:-120}, "max_lag": ${RAGCORE_CLUSTER_MAX_LAG:-1000},
  "query_timeout_ms": ${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-1000}, "ryw_wait_ms": 2000,
  "stream_max_msgs": ${RAGCORE_CLUSTER_STREAM_MAX_MSGS:-0}}
 CONF
