@@ -4,7 +4,8 @@
 # pair of stores of the first N documents with that model), then `ragcore eval` (505 queries)
 # runs every mode on the plain store then the encrypted one, ROUNDS times alternated, so a
 # loaded machine slows both alike: only the ratios count. Prints ingest times, one JSON line
-# per run and a median line per (store, mode, encryption) with the encrypted/plain ratio.
+# per run and a median line per (store, mode, encryption) with the encrypted/plain ratios of
+# the p50 latency and of the p50 CPU time of the searching thread.
 # usage: bench/crypt_ab.sh [BUILD] [ROUNDS]
 #   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0),
 #        DOCS (the hash stores hold the first DOCS documents; default all 5,183)
@@ -66,12 +67,14 @@ for key in sorted({(r["store"], r["mode"], r["enc"]) for r in rows}):
     sel = [r for r in rows if (r["store"], r["mode"], r["enc"]) == key]
     med[key] = {"ndcg10": sel[0]["ndcg10"],
                 "p50_ms": statistics.median(r["p50_ms"] for r in sel),
-                "p95_ms": statistics.median(r["p95_ms"] for r in sel)}
+                "p95_ms": statistics.median(r["p95_ms"] for r in sel),
+                "cpu_p50_ms": statistics.median(r["cpu_p50_ms"] for r in sel)}
 for (store, mode, enc), m in med.items():
     line = {"median": f"{store}/{mode}", "enc": enc, **m}
     if enc == "enc":
         p = med[(store, mode, "plain")]
         line["p50_ratio"] = round(m["p50_ms"] / p["p50_ms"], 3)
+        line["cpu_p50_ratio"] = round(m["cpu_p50_ms"] / p["cpu_p50_ms"], 3)
         line["same_ndcg"] = m["ndcg10"] == p["ndcg10"]
     print(json.dumps(line))
 PY

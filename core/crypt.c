@@ -15,16 +15,33 @@
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define WRAPPED (NONCE + KEYLEN + TAG)
 #define MAX_GENS 2
+#define TERM_HASH 16u /* bytes of a term's keyed hash */
+_Static_assert(crypto_shorthash_siphashx24_BYTES == TERM_HASH &&
+                   crypto_shorthash_siphashx24_KEYBYTES <= KEYLEN,
+               "a term's SipHash-128 fills the term hash, keyed by the term key");
+/* Header format versions: 1 writes a term's hash in keys as 32 hex digits, 2 as its 16 raw
+ * bytes (shorter postings keys, no formatting); the layout of the header is the same. */
+#define HDR_V_HEX_TERMS 1
+#define HDR_V_RAW_TERMS 2 /* also ends with a byte naming the records' cipher */
+/* The records' AEAD, named by the environment variable of rag_crypt_create. */
+#define CIPHER_ENV "RAGCORE_STORE_CIPHER"
 
 enum { KDF_RAW = 0, KDF_ARGON2ID = 1 };
+/* Records' AEAD. Both seal as gen | 24 random bytes | ciphertext | 16-byte tag; AES-256-GCM
+ * uses the first 12 of the 24 bytes as its nonce. */
+enum { CIPHER_XCHACHA = 0, CIPHER_AESGCM = 1 };
+static const char *const cipher_names[] = {"xchacha20-poly1305", "aes-256-gcm"};
 
 typedef struct gen_key {
+    crypto_aead_aes256gcm_state aes; /* the expanded key of an AES-256-GCM store */
     unsigned gen;                 /* 1..255; 0: slot unused */
     int retired;                  /* dropped from the header, kept for older snapshots */
     unsigned char key[KEYLEN];
 } gen_key;
 
 struct rag_crypt {
+    unsigned version;             /* the header's format version (HDR_V_*), kept for life */
+    unsigned cipher;              /* the records' AEAD (CIPHER_*), kept for life */
     unsigned char kek[KEYLEN];    /* the user key (raw or stretched) */
     int kdf;
     unsigned char salt[crypto_pwhash_SALTBYTES];
@@ -141,6 +158,34 @@ static rag_crypt *crypt_alloc(void)
     return c;
 }
 
+/* The cipher of a new store: the one RAGCORE_STORE_CIPHER names, else AES-256-GCM where
+ * the CPU has AES-NI (about twice as fast here), else XChaCha20-Poly1305. */
+static int choose_cipher(rag_crypt *c)
+{
+    const char *want = getenv(CIPHER_ENV);
+    int aes = crypto_aead_aes256gcm_is_available();
+    c->cipher = aes ? CIPHER_AESGCM : CIPHER_XCHACHA;
+    if (!want || !*want)
+        return RAG_OK;
+    if (strcmp(want, cipher_names[CIPHER_XCHACHA]) == 0) {
+        c->cipher = CIPHER_XCHACHA;
+    } else if (strcmp(want, cipher_names[CIPHER_AESGCM]) != 0) {
+        return rag_fail(RAG_EINVAL, "%s='%s': the cipher must be '%s' or '%s'", CIPHER_ENV,
+                        want, cipher_names[CIPHER_XCHACHA], cipher_names[CIPHER_AESGCM]);
+    } else if (!aes) {
+        return rag_fail(RAG_EUNSUPPORTED, "%s='%s': this CPU has no AES instructions",
+                        CIPHER_ENV, want);
+    }
+    return RAG_OK;
+}
+
+/* Expands g's key for AES-256-GCM when the store uses it. Can't fail. */
+static void expand_key(const rag_crypt *c, gen_key *g)
+{
+    if (c->cipher == CIPHER_AESGCM)
+        crypto_aead_aes256gcm_beforenm(&g->aes, g->key);
+}
+
 int rag_crypt_create(const char *secret, rag_crypt **out)
 {
     *out = NULL;
@@ -152,9 +197,15 @@ int rag_crypt_create(const char *secret, rag_crypt **out)
         rag_crypt_free(c);
         return rc;
     }
+    c->version = HDR_V_RAW_TERMS;
+    if ((rc = choose_cipher(c)) != RAG_OK) {
+        rag_crypt_free(c);
+        return rc;
+    }
     c->cur = 1;
     c->gens[0].gen = 1;
     crypto_aead_xchacha20poly1305_ietf_keygen(c->gens[0].key);
+    expand_key(c, &c->gens[0]);
     crypto_aead_xchacha20poly1305_ietf_keygen(c->hash_key);
     derive_hash_keys(c);
     *out = c;
@@ -189,18 +240,25 @@ static int unwrap(const rag_crypt *c, unsigned id, const unsigned char *in,
 }
 
 /* Header: magic(8) version(1) kdf(1) cur(1) ngens(1) salt(16) ops(8) mem(8)
- *         wrapped hash key, then ngens x (gen(1) wrapped data key). */
+ *         wrapped hash key, then ngens x (gen(1) wrapped data key),
+ *         then, from version 2, cipher(1). */
 #define HDR_FIXED (8 + 4 + crypto_pwhash_SALTBYTES + 16)
+
+/* The length of a header of `version` holding n generations. */
+static size_t header_len(unsigned version, int n)
+{
+    return HDR_FIXED + WRAPPED + (size_t)n * (1 + WRAPPED) + (version >= HDR_V_RAW_TERMS);
+}
 
 int rag_crypt_header(const rag_crypt *c, unsigned char **hdr, size_t *len)
 {
     int n = rag_crypt_generations(c);
-    size_t total = HDR_FIXED + WRAPPED + (size_t)n * (1 + WRAPPED);
+    size_t total = header_len(c->version, n);
     unsigned char *h = rag_malloc(total), *p = h;
     if (!h)
         return RAG_ENOMEM;
     memcpy(p, MAGIC, 8);
-    p[8] = 1;
+    p[8] = (unsigned char)c->version;
     p[9] = (unsigned char)c->kdf;
     p[10] = (unsigned char)c->cur;
     p[11] = (unsigned char)n;
@@ -219,6 +277,8 @@ int rag_crypt_header(const rag_crypt *c, unsigned char **hdr, size_t *len)
         wrap(c, c->gens[i].gen, c->gens[i].key, p);
         p += WRAPPED;
     }
+    if (c->version >= HDR_V_RAW_TERMS)
+        *p = (unsigned char)c->cipher;
     *hdr = h;
     *len = total;
     return RAG_OK;
@@ -233,10 +293,19 @@ int rag_crypt_open(const char *secret, const void *hdr, size_t len, const char *
     int rc = RAG_OK;
     if (!c)
         return RAG_ENOMEM;
-    if (len < HDR_FIXED + WRAPPED || memcmp(h, MAGIC, 8) != 0 || h[8] != 1 || h[9] > 1 ||
-        h[11] < 1 || h[11] > MAX_GENS ||
-        len != HDR_FIXED + WRAPPED + (size_t)h[11] * (1 + WRAPPED)) {
+    if (len < HDR_FIXED + WRAPPED || memcmp(h, MAGIC, 8) != 0 ||
+        (h[8] != HDR_V_HEX_TERMS && h[8] != HDR_V_RAW_TERMS) || h[9] > 1 ||
+        h[11] < 1 || h[11] > MAX_GENS || len != header_len(h[8], h[11]) ||
+        (h[8] >= HDR_V_RAW_TERMS && h[len - 1] > CIPHER_AESGCM)) {
         rc = rag_fail(RAG_ECORRUPT, "store '%s': its encryption header is damaged", store);
+        goto cleanup;
+    }
+    c->version = h[8];
+    c->cipher = h[8] >= HDR_V_RAW_TERMS ? h[len - 1] : CIPHER_XCHACHA;
+    if (c->cipher == CIPHER_AESGCM && !crypto_aead_aes256gcm_is_available()) {
+        rc = rag_fail(RAG_EUNSUPPORTED, "store '%s' is sealed with AES-256-GCM, and this CPU "
+                      "has no AES instructions (copy it into a store created with %s=%s to "
+                      "move it here)", store, CIPHER_ENV, cipher_names[CIPHER_XCHACHA]);
         goto cleanup;
     }
     c->kdf = h[9];
@@ -261,6 +330,7 @@ int rag_crypt_open(const char *secret, const void *hdr, size_t len, const char *
                           store, p[0]);
             goto cleanup;
         }
+        expand_key(c, &c->gens[i]);
     }
     derive_hash_keys(c);
 cleanup:
@@ -288,6 +358,7 @@ int rag_crypt_rotate(rag_crypt *c, const char *new_secret)
     sodium_memzero(slot, sizeof *slot);
     slot->gen = next;
     crypto_aead_xchacha20poly1305_ietf_keygen(slot->key);
+    expand_key(c, slot);
     c->cur = next;
     return RAG_OK;
 }
@@ -314,11 +385,11 @@ unsigned rag_crypt_current(const rag_crypt *c)
     return c->cur;
 }
 
-static const unsigned char *gen_key_of(const rag_crypt *c, unsigned gen)
+static const gen_key *gen_key_of(const rag_crypt *c, unsigned gen)
 {
     for (int i = 0; i < MAX_GENS; i++)
         if (gen && c->gens[i].gen == gen)
-            return c->gens[i].key;
+            return &c->gens[i];
     return NULL;
 }
 
@@ -352,10 +423,15 @@ void rag_crypt_seal(const rag_crypt *c, const void *ad, size_t adlen, const void
 {
     unsigned char a[1 + 8 + 1024];
     size_t al = build_ad(c->cur, ad, adlen, ad2, ad2len, a);
+    const gen_key *g = gen_key_of(c, c->cur);
     out[0] = (unsigned char)c->cur;
     randombytes_buf(out + 1, NONCE);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE, NULL, in, n, a, al, NULL,
-                                               out + 1, gen_key_of(c, c->cur));
+    if (c->cipher == CIPHER_AESGCM)
+        crypto_aead_aes256gcm_encrypt_afternm(out + 1 + NONCE, NULL, in, n, a, al, NULL,
+                                              out + 1, &g->aes);
+    else
+        crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE, NULL, in, n, a, al, NULL,
+                                                   out + 1, g->key);
 }
 
 int rag_crypt_unseal(const rag_crypt *c, const void *ad, size_t adlen, const void *ad2,
@@ -364,14 +440,19 @@ int rag_crypt_unseal(const rag_crypt *c, const void *ad, size_t adlen, const voi
     const unsigned char *s = in;
     if (n < RAG_CRYPT_OVERHEAD)
         return rag_fail(RAG_ECORRUPT, "sealed record of %zu bytes is too short", n);
-    const unsigned char *key = gen_key_of(c, s[0]);
-    if (!key)
+    const gen_key *g = gen_key_of(c, s[0]);
+    if (!g)
         return rag_fail(RAG_ECORRUPT, "record sealed under key generation %u, which the store "
                         "no longer holds", s[0]);
     unsigned char a[1 + 8 + 1024];
     size_t al = build_ad(s[0], ad, adlen, ad2, ad2len, a);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, s + 1 + NONCE,
-                                                   n - 1 - NONCE, a, al, s + 1, key) != 0)
+    int bad = c->cipher == CIPHER_AESGCM
+                  ? crypto_aead_aes256gcm_decrypt_afternm(out, NULL, NULL, s + 1 + NONCE,
+                                                          n - 1 - NONCE, a, al, s + 1, &g->aes)
+                  : crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, s + 1 + NONCE,
+                                                               n - 1 - NONCE, a, al, s + 1,
+                                                               g->key);
+    if (bad != 0)
         return rag_fail(RAG_ECORRUPT, "record fails authentication (damaged, moved or sealed "
                         "under another key)");
     return RAG_OK;
@@ -382,14 +463,23 @@ unsigned rag_crypt_record_gen(const void *in, size_t n)
     return n >= RAG_CRYPT_OVERHEAD ? ((const unsigned char *)in)[0] : 0;
 }
 
-void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
-                    char out[RAG_CRYPT_TERM_LEN])
+size_t rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
+                      unsigned char out[RAG_CRYPT_TERM_MAX])
 {
-    unsigned char h[RAG_CRYPT_TERM_LEN / 2];
-    char hex[RAG_CRYPT_TERM_LEN + 1];
+    /* version 2: SipHash-2-4 with 128-bit output (a keyed PRF made for short inputs, about
+     * 10 times faster than BLAKE2b on a word); version 1: BLAKE2b, in hex */
+    if (c->version == HDR_V_RAW_TERMS) {
+        crypto_shorthash_siphashx24(out, term, len, c->term_key);
+        return crypto_shorthash_siphashx24_BYTES;
+    }
+    unsigned char h[TERM_HASH];
     crypto_generichash(h, sizeof h, term, len, c->term_key, KEYLEN);
-    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-    memcpy(out, hex, RAG_CRYPT_TERM_LEN);
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < TERM_HASH; i++) {
+        out[2 * i] = (unsigned char)digits[h[i] >> 4];
+        out[2 * i + 1] = (unsigned char)digits[h[i] & 15];
+    }
+    return 2 * TERM_HASH;
 }
 
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16])

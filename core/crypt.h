@@ -4,11 +4,21 @@
  * any other text taken as a passphrase and stretched with Argon2id and a salt kept in the
  * header) wraps a random data key per key generation and one random hash key; the wrapped
  * keys live in a small plaintext header (meta "crypt"). A sealed record is
- *     gen (1 byte) | nonce (24) | XChaCha20-Poly1305-IETF ciphertext and tag (16)
- * with associated data binding it to its table and key, so records cannot be moved.
- * The hash key gives keyed BLAKE2b hashes for names that must stay lookup keys (BM25 terms,
- * embedding-cache text hashes) and keyed SipHash of the 64-bit duplicate-detection hashes;
+ *     gen (1 byte) | nonce (24) | ciphertext and tag (16)
+ * with associated data binding it to its table and key, so records cannot be moved. The
+ * cipher is chosen when the store is created and named in the header: AES-256-GCM (the
+ * first 12 bytes of the nonce field are its nonce) where the CPU has AES instructions,
+ * else, or when RAGCORE_STORE_CIPHER=xchacha20-poly1305, XChaCha20-Poly1305-IETF; stores
+ * created before the header named one use XChaCha20-Poly1305. An AES-256-GCM store does
+ * not open on a CPU without AES instructions (RAG_EUNSUPPORTED).
+ * The hash key gives keyed hashes for names that must stay lookup keys (BM25 terms:
+ * SipHash-2-4-128, BLAKE2b in stores created before; embedding-cache text hashes: BLAKE2b)
+ * and keyed SipHash of the 64-bit duplicate-detection hashes;
  * it is kept across key rotations (only re-wrapped).
+ * The header's format version says how a hashed term is written in a key: version 2 (every
+ * store created now, whose header also names the cipher) as its 16 raw bytes, version 1
+ * (stores created before) as 32 hex digits; a store keeps its version and cipher for life,
+ * so its keys and records never mix the two.
  * While a rotation runs the header holds two generations, both wrapped under the new key. */
 #ifndef RAG_CRYPT_H
 #define RAG_CRYPT_H
@@ -19,7 +29,7 @@
 typedef struct rag_crypt rag_crypt;
 
 #define RAG_CRYPT_OVERHEAD 41u   /* bytes a sealed record adds: gen, nonce, tag */
-#define RAG_CRYPT_TERM_LEN 32    /* characters of a hashed term (hex of 16 bytes) */
+#define RAG_CRYPT_TERM_MAX 32    /* bytes of a hashed term at most (hex of 16 bytes) */
 
 /* Resolves the user's key: `key` when not NULL, else the contents of `key_file` (trailing
  * newlines and spaces removed), else the environment variable `env` (may be NULL). *secret
@@ -29,7 +39,9 @@ int rag_crypt_secret(const char *key, const char *key_file, const char *env, cha
 /* Frees a secret from rag_crypt_secret after wiping it. NULL is a no-op. */
 void rag_crypt_secret_free(char *secret);
 
-/* A fresh key set for a new store under `secret`. */
+/* A fresh key set for a new store under `secret`, with the cipher RAGCORE_STORE_CIPHER
+ * names ("aes-256-gcm" or "xchacha20-poly1305"; unset: the faster one this CPU has).
+ * RAG_EINVAL for another name, RAG_EUNSUPPORTED for AES-256-GCM without AES instructions. */
 int rag_crypt_create(const char *secret, rag_crypt **out);
 /* Unwraps header `hdr` with `secret`. RAG_EKEY when the key does not open it (the message
  * names `store`), RAG_ECORRUPT when the header does not parse. */
@@ -68,9 +80,11 @@ unsigned rag_crypt_record_gen(const void *in, size_t n);
 /* Overwrites n bytes with zeros in a way the compiler keeps. NULL is a no-op. */
 void rag_crypt_wipe(void *p, size_t n);
 
-/* Writes the keyed hash of a term as RAG_CRYPT_TERM_LEN hex characters (no NUL). */
-void rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
-                    char out[RAG_CRYPT_TERM_LEN]);
+/* Writes the keyed hash of a term as the store's header version writes it in keys (16 raw
+ * bytes of SipHash-2-4-128, or for a version-1 store 32 hex digits of BLAKE2b-128; no NUL)
+ * and returns its length. Can't fail. */
+size_t rag_crypt_term(const rag_crypt *c, const void *term, size_t len,
+                      unsigned char out[RAG_CRYPT_TERM_MAX]);
 /* Keyed 16-byte hash of a text (embedding-cache keys). Can't fail. */
 void rag_crypt_text_hash(const rag_crypt *c, const void *text, size_t len, unsigned char out[16]);
 /* Keyed 64-bit hash of a 64-bit content hash (the chunk-hash counts and the duplicate

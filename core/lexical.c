@@ -10,6 +10,9 @@
  * carries the length so that scoring never looks a chunk up. Terms never contain 0x00 and
  * are at most RAG_LEX_MAX_TERM bytes, so the 0x00 separator makes term ranges disjoint;
  * they are UTF-8, which never holds 0xFF, so the rebuild mark is never a term's key.
+ * An encrypted store writes each term's keyed hash instead (rag_crypt_term): 16 raw bytes
+ * (which may hold 0x00 and 0xFF, but, all of one length, still give disjoint ranges and
+ * keys longer than the mark), or 32 hex digits in a store created before raw hashes.
  *
  * Scoring is Robertson/Lucene BM25 with Lucene's idf:
  *   idf(t)      = ln(1 + (N - df + 0.5) / (df + 0.5))
@@ -473,27 +476,29 @@ static int bag_fill(term_bag *b, const rag_analyzer *an, const char *text, size_
 
 /* ---- index maintenance ----------------------------------------------------------------- */
 
+/* Longest key of a term's statistics; a posting's key adds 9 bytes (NUL, chunk id). */
+#define DF_KEY_MAX (4 + RAG_LEX_MAX_TERM)
+
 /* Key of a term's statistics: the collection then the term, which an encrypted store
- * replaces by its keyed hash (RAG_CRYPT_TERM_LEN hex digits) so that no term is stored. */
+ * replaces by its keyed hash (rag_crypt_term: 16 raw bytes, or 32 hex digits in a store
+ * created before) so that no term is stored. k holds DF_KEY_MAX bytes. */
 static size_t df_key(rag_txn *txn, unsigned char *k, uint32_t coll, const char *term, size_t len)
 {
     const rag_crypt *cr = rag_txn_crypt(txn);
     rag_put_be32(k, coll);
-    if (cr) {
-        rag_crypt_term(cr, term, len, (char *)k + 4);
-        return 4 + RAG_CRYPT_TERM_LEN;
-    }
+    if (cr)
+        return 4 + rag_crypt_term(cr, term, len, k + 4);
     memcpy(k + 4, term, len);
     return 4 + len;
 }
 
-static size_t posting_key(rag_txn *txn, unsigned char *k, uint32_t coll, const char *term,
-                          size_t len, uint64_t chunk)
+/* Turns the statistics key k (kl bytes) into the key of the term's posting for `chunk`
+ * (the statistics key stays its prefix) and returns its length. */
+static size_t posting_key(unsigned char *k, size_t kl, uint64_t chunk)
 {
-    size_t n = df_key(txn, k, coll, term, len);
-    k[n] = 0;
-    rag_put_be64(k + n + 1, chunk);
-    return n + 9;
+    k[kl] = 0;
+    rag_put_be64(k + kl + 1, chunk);
+    return kl + 9;
 }
 
 static int get_u32(rag_txn *txn, const char *table, const unsigned char *k, size_t kl,
@@ -551,18 +556,24 @@ static int put_stats(rag_txn *txn, uint32_t coll, uint64_t n, uint64_t total)
     return rag_store_kv_put(txn, T_STATS, k, 4, v, 16);
 }
 
-int rag_lexical_df(rag_txn *txn, uint32_t coll, const char *term, size_t len, uint32_t *df)
+/* The document frequency under statistics key k (kl bytes): 0 when absent. */
+static int df_get(rag_txn *txn, const unsigned char *k, size_t kl, uint32_t *df)
 {
-    unsigned char k[4 + RAG_LEX_MAX_TERM];
-    *df = 0;
-    if (len == 0 || len > RAG_LEX_MAX_TERM)
-        return RAG_OK;
-    int rc = get_u32(txn, T_STATS, k, df_key(txn, k, coll, term, len), df);
+    int rc = get_u32(txn, T_STATS, k, kl, df);
     if (rc == RAG_ENOTFOUND) {
         *df = 0;
         return RAG_OK;
     }
     return rc;
+}
+
+int rag_lexical_df(rag_txn *txn, uint32_t coll, const char *term, size_t len, uint32_t *df)
+{
+    unsigned char k[DF_KEY_MAX];
+    *df = 0;
+    if (len == 0 || len > RAG_LEX_MAX_TERM)
+        return RAG_OK;
+    return df_get(txn, k, df_key(txn, k, coll, term, len), df);
 }
 
 int rag_lexical_indexed(rag_txn *txn, uint32_t coll, uint64_t chunk_id)
@@ -579,7 +590,7 @@ int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_
                     const char *text, size_t len)
 {
     term_bag bag;
-    unsigned char ck[12], k[16 + RAG_LEX_MAX_TERM], v[8];
+    unsigned char ck[12], k[DF_KEY_MAX + 9], v[8];
     uint64_t n, total;
     int rc = rag_lexical_indexed(txn, coll, chunk_id);
     if (rc < 0)
@@ -596,11 +607,11 @@ int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_
         const char *term = bag.pool + e->off;
         rag_put_be32(v, e->tf);
         rag_put_be32(v + 4, bag.total);
-        size_t kl = posting_key(txn, k, coll, term, e->len, chunk_id);
-        if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, kl, v, 8)) != RAG_OK)
+        size_t kl = df_key(txn, k, coll, term, e->len);
+        if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, posting_key(k, kl, chunk_id), v, 8)) !=
+            RAG_OK)
             goto cleanup;
         uint32_t df = 0;
-        kl = df_key(txn, k, coll, term, e->len);
         rc = get_u32(txn, T_STATS, k, kl, &df);
         if (rc != RAG_OK && rc != RAG_ENOTFOUND)
             goto cleanup;
@@ -625,7 +636,7 @@ int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint
                        const char *text, size_t len)
 {
     term_bag bag;
-    unsigned char ck[12], k[16 + RAG_LEX_MAX_TERM];
+    unsigned char ck[12], k[DF_KEY_MAX + 9];
     const void *val;
     size_t vl;
     uint64_t n, total;
@@ -656,15 +667,14 @@ int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint
         if (!e->len)
             continue;
         const char *term = bag.pool + e->off;
-        size_t kl = posting_key(txn, k, coll, term, e->len, chunk_id);
-        if ((rc = rag_store_kv_del(txn, T_POSTINGS, k, kl)) != RAG_OK) {
+        size_t kl = df_key(txn, k, coll, term, e->len);
+        if ((rc = rag_store_kv_del(txn, T_POSTINGS, k, posting_key(k, kl, chunk_id))) != RAG_OK) {
             if (rc == RAG_ENOTFOUND)
                 rc = rag_fail(RAG_ECORRUPT, "chunk %llu: no posting for term '%.*s'",
                               (unsigned long long)chunk_id, (int)e->len, term);
             goto cleanup;
         }
         uint32_t df = 0;
-        kl = df_key(txn, k, coll, term, e->len);
         if ((rc = get_u32(txn, T_STATS, k, kl, &df)) != RAG_OK) {
             if (rc == RAG_ENOTFOUND)
                 rc = rag_fail(RAG_ECORRUPT, "no document frequency for term '%.*s'",
@@ -836,6 +846,7 @@ typedef struct audit_ctx {
     size_t pool_len, pool_cap;
     audit_term *terms;           /* in key order, which is the terms' byte order */
     size_t nterms, cap_terms, merge;
+    int hashed;                  /* terms are keyed hashes (an encrypted store) */
     int rc;
 } audit_ctx;
 
@@ -942,10 +953,18 @@ static int term_cmp(const char *a, size_t al, const char *b, size_t bl)
     return c ? c : al < bl ? -1 : al > bl;
 }
 
+/* Counts a term whose frequency disagrees with its postings, naming the first: a raw
+ * keyed hash (an encrypted store) in hex digits, as it cannot be printed. */
 static void audit_bad_df(audit_ctx *x, const char *term, size_t len)
 {
-    if (x->a->bad_df++ == 0)
+    if (x->a->bad_df++ > 0)
+        return;
+    if (x->hashed && 2 * len < sizeof x->a->first_bad_term) {
+        for (size_t i = 0; i < len; i++)
+            snprintf(x->a->first_bad_term + 2 * i, 3, "%02x", (unsigned char)term[i]);
+    } else {
         snprintf(x->a->first_bad_term, sizeof x->a->first_bad_term, "%.*s", (int)len, term);
+    }
 }
 
 static int audit_stats_visit(void *user, const void *key, size_t klen, const void *val,
@@ -997,6 +1016,7 @@ int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out)
     memset(&x, 0, sizeof x);
     memset(out, 0, sizeof *out);
     x.a = out;
+    x.hashed = rag_txn_crypt(txn) != NULL;
     rag_put_be32(x.prefix, coll);
     int rc = rag_store_kv_scan(txn, T_CHUNKS, x.prefix, 4, audit_chunk_visit, &x);
     if (rc >= 0 && x.rc == RAG_OK)
@@ -1166,10 +1186,11 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     term_bag bag;
     acc_slot *acc = NULL;
     uint32_t *dfs = NULL;
+    unsigned char *keys = NULL; /* each term's statistics key, then NUL: its postings' prefix */
+    size_t *klens = NULL;
     uint64_t n_chunks, total, sum_df = 0, want;
     size_t cap = 16, m = 0;
     scan_state s;
-    unsigned char prefix[8 + RAG_LEX_MAX_TERM];
     int rc, found = 0;
     memset(&bag, 0, sizeof bag);
     if (params)
@@ -1185,18 +1206,24 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
         return rc;
     if ((rc = bag_fill(&bag, an, query, len)) != RAG_OK || bag.n == 0)
         goto cleanup;
-    /* document frequencies first: they size the accumulator and weight the terms */
+    /* document frequencies first: they size the accumulator and weight the terms; each
+     * term's key is made once (on an encrypted store a keyed hash) for both lookups */
     dfs = rag_calloc(bag.cap, sizeof *dfs);
-    if (!dfs) {
+    keys = rag_malloc(bag.cap * (DF_KEY_MAX + 1));
+    klens = rag_calloc(bag.cap, sizeof *klens);
+    if (!dfs || !keys || !klens) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
     for (size_t i = 0; i < bag.cap; i++) {
-        if (!bag.slots[i].len)
+        const term_ent *e = &bag.slots[i];
+        if (!e->len || e->len > RAG_LEX_MAX_TERM)
             continue;
-        if ((rc = rag_lexical_df(txn, coll, bag.pool + bag.slots[i].off, bag.slots[i].len,
-                                 &dfs[i])) != RAG_OK)
+        unsigned char *key = keys + i * (DF_KEY_MAX + 1);
+        klens[i] = df_key(txn, key, coll, bag.pool + e->off, e->len);
+        if ((rc = df_get(txn, key, klens[i], &dfs[i])) != RAG_OK)
             goto cleanup;
+        key[klens[i]] = 0;
         sum_df += dfs[i];
     }
     if (sum_df == 0)
@@ -1222,10 +1249,9 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
             continue;
         double df = given ? given_df(given, bag.pool + e->off, e->len, dfs[i]) : dfs[i];
         s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
-        s.plen = df_key(txn, prefix, coll, bag.pool + e->off, e->len);
-        prefix[s.plen++] = 0;
-        s.prefix = prefix;
-        rc = rag_store_kv_scan(txn, T_POSTINGS, prefix, s.plen, accumulate, &s);
+        s.prefix = keys + i * (DF_KEY_MAX + 1);
+        s.plen = klens[i] + 1;
+        rc = rag_store_kv_scan(txn, T_POSTINGS, s.prefix, s.plen, accumulate, &s);
         if (rc < 0)
             goto cleanup;
         if (s.rc != RAG_OK) {
@@ -1253,6 +1279,8 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
 cleanup:
     bag_free(&bag);
     free(dfs);
+    free(keys);
+    free(klens);
     free(acc);
     return rc < 0 ? rc : found;
 }

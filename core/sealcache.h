@@ -6,7 +6,8 @@
  * opened from (generation byte, nonce and authentication tag: a record sealed again, by an
  * update or a key rotation, has a fresh random nonce and so never matches an old entry).
  * The cache holds plaintext: it is bounded in bytes, emptied (and wiped) when full, and
- * wiped when freed. All calls are thread-safe. */
+ * wiped when freed. Small records (sealed values under 512 bytes) are not cached: opening
+ * one again costs about what looking it up costs. All calls are thread-safe. */
 #ifndef RAG_SEALCACHE_H
 #define RAG_SEALCACHE_H
 
@@ -23,7 +24,8 @@ void rag_sealcache_clear(rag_sealcache *c);
 
 /* When the record of key (klen bytes) in table `table` whose sealed value is `sealed`
  * (slen bytes, at least RAG_CRYPT_OVERHEAD) is cached, copies its slen -
- * RAG_CRYPT_OVERHEAD bytes of plaintext to dst and returns 1; else returns 0. */
+ * RAG_CRYPT_OVERHEAD bytes of plaintext to dst and returns 1; else (and always for a small
+ * record) returns 0. */
 int rag_sealcache_get(rag_sealcache *c, unsigned table, const void *key, size_t klen,
                       const void *sealed, size_t slen, void *dst);
 /* Caches `plain` (slen - RAG_CRYPT_OVERHEAD bytes), just opened from `sealed`. Out of

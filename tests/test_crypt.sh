@@ -4,7 +4,8 @@
 # leaves none of its words (>= 5 letters, titles and metadata values included) in any file
 # of the store, while the same corpus in a plain store shows them all (so the grep can
 # fail); no key and a wrong key are refused with RAG_EKEY's message; searches in every mode
-# give the plain store's ids and scores; `ragcore rekey` killed in the middle leaves a store
+# give the plain store's ids and scores, with either cipher (an unknown one is refused);
+# `ragcore rekey` killed in the middle leaves a store
 # that opens with the new key only, gives the same results, stays clean, and is finished
 # by the next read-write open.
 set -uo pipefail
@@ -153,6 +154,23 @@ results "$work/plain" "" > "$work/r_plain"
 results "$work/enc" "$key1" > "$work/r_enc"
 check "results were produced" sh -c "! grep -q 'search failed' '$work/r_plain' && test \$(grep -c : '$work/r_plain') -ge 6"
 check "encrypted results equal the plain store's (ids and scores, 3 modes)" cmp -s "$work/r_plain" "$work/r_enc"
+
+# The records' cipher is chosen at creation (AES-256-GCM where the CPU has AES
+# instructions); RAGCORE_STORE_CIPHER picks XChaCha20-Poly1305 for a portable store.
+RAGCORE_STORE_CIPHER=xchacha20-poly1305 ingest "$work/enc_x" --key-file "$key1"
+results "$work/enc_x" "$key1" > "$work/r_enc_x"
+check "an XChaCha20-Poly1305 store gives the plain store's results" \
+    cmp -s "$work/r_plain" "$work/r_enc_x"
+check "... and stays clean" test "$(found "$work/enc_x")" = 0
+check "... and rotates its key" \
+    "$bin/ragcore" rekey --db "$work/enc_x" --key-file "$key1" --new-key-file "$key2"
+results "$work/enc_x" "$key2" > "$work/r_enc_x2"
+check "... after which it gives the same results" cmp -s "$work/r_plain" "$work/r_enc_x2"
+out=$(RAGCORE_STORE_CIPHER=rot13 "$bin/ragcore" ingest --db "$work/enc_bad" --key-file "$key1" \
+    --embedder "$emb" --quiet "$work/one.jsonl" 2>&1); rc=$?
+check "an unknown cipher is refused" test "$rc" != 0
+check "... naming the variable and the ciphers" \
+    grep -q "RAGCORE_STORE_CIPHER='rot13': the cipher must be 'xchacha20-poly1305' or 'aes-256-gcm'" <<<"$out"
 
 check "ragcore check (key in RAGCORE_STORE_KEY) finds the encrypted store consistent" \
     sh -c "RAGCORE_STORE_KEY=\$(cat '$key1') '$bin/ragcore' check --db '$work/enc' >/dev/null"

@@ -1,4 +1,5 @@
 /* test_lexical.c - BM25 index: analyzer, exact scores, maintenance, Unicode, threads. */
+#include "crypt.h"
 #include "lexical.h"
 #include "status.h"
 #include "test.h"
@@ -505,6 +506,209 @@ done:
     rag_store_close(st);
 }
 
+/* ---- encrypted stores: keyed term hashes, both key formats ------------------------------ */
+
+#define ENC_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define NEW_KEY "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
+
+/* Keys of a lexical table, collected by a scan (a scan must not write). */
+typedef struct key_set {
+    unsigned char k[64][64];
+    size_t len[64];
+    size_t n;
+} key_set;
+
+static int collect_key(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    key_set *ks = user;
+    (void)val;
+    (void)vlen;
+    if (ks->n < 64 && klen <= 64) {
+        memcpy(ks->k[ks->n], key, klen);
+        ks->len[ks->n++] = klen;
+    }
+    return 0;
+}
+
+static key_set table_keys(rag_txn *txn, const char *table)
+{
+    key_set ks;
+    memset(&ks, 0, sizeof ks);
+    rag_store_kv_scan(txn, table, NULL, 0, collect_key, &ks);
+    return ks;
+}
+
+/* 1 when every key of `table` that holds a term (longer than `fixed` bytes) is `fixed` plus
+ * `term_len` bytes long. */
+static int term_keys_are(rag_store *st, const char *table, size_t fixed, size_t term_len)
+{
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
+    key_set ks = table_keys(txn, table);
+    rag_txn_end(txn);
+    int ok = ks.n > 0;
+    for (size_t i = 0; i < ks.n; i++)
+        if (ks.len[i] > 5 && ks.len[i] != fixed + term_len)
+            ok = 0;
+    return ok;
+}
+
+/* 1 when every term of `table`'s keys is written in hex digits. */
+static int term_keys_hex(rag_store *st, const char *table)
+{
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
+    key_set ks = table_keys(txn, table);
+    rag_txn_end(txn);
+    for (size_t i = 0; i < ks.n; i++)
+        for (size_t j = 4; ks.len[i] > 5 && j < 4 + 32; j++)
+            if (!strchr("0123456789abcdef", ks.k[i][j]) || !ks.k[i][j])
+                return 0;
+    return ks.n > 0;
+}
+
+/* Gives a new encrypted store the header of a store created before raw term hashes:
+ * format version 1, without the byte naming the cipher (XChaCha20-Poly1305). */
+static int write_v1_header(rag_txn *txn, void *user)
+{
+    (void)user;
+    unsigned char *h = NULL;
+    size_t len = 0;
+    int rc = rag_crypt_header(rag_txn_crypt(txn), &h, &len);
+    if (rc == RAG_OK) {
+        h[8] = 1;
+        rc = rag_store_raw_put(txn, "meta", "crypt", 5, h, len - 1);
+    }
+    free(h);
+    return rc;
+}
+
+static rag_store *reopen_encrypted_with(rag_store *st, const char *name, const char *key)
+{
+    const char *tmp = getenv("RAGCORE_TEST_TMP");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp", name);
+    rag_store_close(st);
+    st = NULL;
+    if (rag_store_open(dir, 0, &st) != RAG_OK || rag_store_unlock(st, key) != RAG_OK) {
+        fprintf(stderr, "reopen: %s\n", rag_errmsg());
+        rag_store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+static rag_store *reopen_encrypted(rag_store *st, const char *name)
+{
+    return reopen_encrypted_with(st, name, ENC_KEY);
+}
+
+/* The index's audit finds no fault and `terms` distinct terms in collection 7. */
+static int audit_clean(rag_store *st, uint64_t terms)
+{
+    rag_txn *txn = NULL;
+    rag_lexical_audit a;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
+    int rc = rag_lexical_audit_coll(txn, 7, &a);
+    rag_txn_end(txn);
+    return rc == RAG_OK && a.terms == terms &&
+           a.bad_df + a.bad_chunks + a.malformed + a.stray_postings == 0;
+}
+
+static void test_encrypted_terms(void)
+{
+    /* the same chunks in a new encrypted store (raw term hashes) and in one with the
+     * header of the stores created before (hex term hashes, XChaCha20-Poly1305) */
+    rag_store *st = open_store("lexical_encrypted"), *old = open_store("lexical_encrypted_v1");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL && old != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !old || !an)
+        goto done;
+    ASSERT_OK(rag_store_unlock(st, ENC_KEY));
+    setenv("RAGCORE_STORE_CIPHER", "xchacha20-poly1305", 1);
+    ASSERT_OK(rag_store_unlock(old, ENC_KEY));
+    unsetenv("RAGCORE_STORE_CIPHER");
+    ASSERT_OK(rag_store_write(old, write_v1_header, NULL));
+    old = reopen_encrypted(old, "lexical_encrypted_v1");
+    ASSERT_TRUE(old != NULL);
+    if (!old)
+        goto done;
+    ASSERT_OK(apply(st, an, tiny, 3));
+    ASSERT_OK(apply(old, an, tiny, 3));
+
+    /* keys: 16 raw bytes of keyed hash in the new store, 32 hex digits in the old one, no
+     * term text in either */
+    ASSERT_TRUE(term_keys_are(st, "lex_postings", 4 + 9, 16));
+    ASSERT_TRUE(term_keys_are(st, "lex_stats", 4, 16));
+    ASSERT_TRUE(!term_keys_hex(st, "lex_postings"));
+    ASSERT_TRUE(term_keys_are(old, "lex_postings", 4 + 9, 32));
+    ASSERT_TRUE(term_keys_are(old, "lex_stats", 4, 32));
+    ASSERT_TRUE(term_keys_hex(old, "lex_postings") && term_keys_hex(old, "lex_stats"));
+    dump d = dump_tables(st), e = dump_tables(old);
+    ASSERT_TRUE(d.entries > 0 && !memmem(d.buf, d.len, "banana", 6));
+    ASSERT_TRUE(e.entries == d.entries && !memmem(e.buf, e.len, "banana", 6));
+    free(d.buf);
+    free(e.buf);
+
+    /* both search like a plain store (test_bm25_exact's scores), bit for bit alike */
+    search_out r = search(st, an, 7, "banana cherry", 10, NULL, NULL);
+    search_out o = search(old, an, 7, "banana cherry", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 3);
+    ASSERT_EQ_INT(r.ids[0], 2);
+    ASSERT_NEAR(r.scores[0], 1.0033785343, 1e-5);
+    ASSERT_EQ_INT(o.n, r.n);
+    ASSERT_TRUE(memcmp(o.ids, r.ids, sizeof r.ids) == 0);
+    ASSERT_TRUE(memcmp(o.scores, r.scores, sizeof r.scores) == 0);
+    ASSERT_TRUE(audit_clean(st, 6));
+    ASSERT_TRUE(audit_clean(old, 6));
+
+    /* the old store, reopened, keeps writing its own format */
+    old = reopen_encrypted(old, "lexical_encrypted_v1");
+    ASSERT_TRUE(old != NULL);
+    if (!old)
+        goto done;
+    ASSERT_OK(apply1(old, an, OP_ADD, 7, 4, "apple grape"));
+    ASSERT_TRUE(term_keys_are(old, "lex_postings", 4 + 9, 32));
+    ASSERT_TRUE(term_keys_hex(old, "lex_stats"));
+    r = search(old, an, 7, "grape", 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 4);
+    rag_txn *txn = NULL;
+    uint32_t df = 0;
+    ASSERT_OK(rag_store_read(old, &txn));
+    ASSERT_OK(rag_lexical_df(txn, 7, "apple", 5, &df));
+    rag_txn_end(txn);
+    ASSERT_EQ_INT(df, 2);
+    ASSERT_TRUE(audit_clean(old, 7));
+    ASSERT_OK(apply1(old, an, OP_REMOVE, 7, 4, "apple grape"));
+    ASSERT_EQ_INT(search(old, an, 7, "grape", 10, NULL, NULL).n, 0);
+
+    /* a key rotation keeps the old store's format: it reopens with the new key only and
+     * still searches its hex keys alike */
+    long resealed = 0;
+    ASSERT_OK(rag_store_rekey_begin(old, NEW_KEY));
+    ASSERT_OK(rag_store_rekey_records(old, 0, &resealed));
+    ASSERT_OK(rag_store_rekey_finish(old));
+    old = reopen_encrypted_with(old, "lexical_encrypted_v1", NEW_KEY);
+    ASSERT_TRUE(old != NULL);
+    if (!old)
+        goto done;
+    ASSERT_TRUE(term_keys_hex(old, "lex_postings") && term_keys_hex(old, "lex_stats"));
+    o = search(old, an, 7, "banana cherry", 10, NULL, NULL);
+    r = search(st, an, 7, "banana cherry", 10, NULL, NULL);
+    ASSERT_EQ_INT(o.n, 3);
+    ASSERT_TRUE(memcmp(o.ids, r.ids, sizeof r.ids) == 0);
+    ASSERT_TRUE(memcmp(o.scores, r.scores, sizeof r.scores) == 0);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+    rag_store_close(old);
+}
+
 int main(void)
 {
     RUN_TEST(test_analyzer_english);
@@ -515,5 +719,6 @@ int main(void)
     RUN_TEST(test_remove_restores);
     RUN_TEST(test_purge);
     RUN_TEST(test_unicode_search);
+    RUN_TEST(test_encrypted_terms);
     return TEST_REPORT();
 }
