@@ -5,7 +5,9 @@
 # every mode on build A then build B, ROUNDS times alternated, so a loaded machine slows both
 # alike. Prints one JSON line per run and a median line per (build, store, mode).
 # usage: bench/search_ab.sh BUILD_A BUILD_B [ROUNDS]
-#   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0)
+#   env: SCIFACT_DIR (default ../shared/data/scifact-dev), MODEL, NEURAL_DOCS (default 0),
+#   FLAG_SETS: search flag sets separated by ';', each run in every round (default one empty
+#   set), e.g. FLAG_SETS=';--mmr-lambda 0.5' compares MMR off and on
 set -euo pipefail
 . "$(dirname "$0")/eval_lib.sh"
 a=$1
@@ -21,6 +23,8 @@ head -n "$neural_docs" "$work/corpus.jsonl" > "$work/subset.jsonl"
 qrels=$data/qrels/test.tsv
 [ -f "$qrels" ] || qrels=$(ls "$data"/qrels/*.tsv | head -n 1)
 
+IFS=';' read -r -a flag_sets <<< "${FLAG_SETS:-}"
+[ ${#flag_sets[@]} -gt 0 ] || flag_sets=("")
 stores=(hash)
 [ "$neural_docs" -gt 0 ] && stores+=(neural)
 for build in "$a" "$b"; do
@@ -36,11 +40,15 @@ done
 {
 for ((r = 1; r <= rounds; r++)); do
     for store in "${stores[@]}"; do
-        for mode in dense lexical hybrid; do
-            for build in "$a" "$b"; do
-                tag=$(echo "$build" | md5sum | cut -c1-8)
-                eval_line "$build/bin/ragcore" "$work/$tag-$store" "$mode" "$data/queries.jsonl" \
-                    "$qrels" "{\"build\":\"$build\",\"store\":\"$store\"}"
+        for flags in "${flag_sets[@]}"; do
+            for mode in dense lexical hybrid; do
+                for build in "$a" "$b"; do
+                    tag=$(echo "$build" | md5sum | cut -c1-8)
+                    # shellcheck disable=SC2086 # a flag set is split into its words
+                    eval_line "$build/bin/ragcore" "$work/$tag-$store" "$mode" \
+                        "$data/queries.jsonl" "$qrels" \
+                        "{\"build\":\"$build\",\"store\":\"$store\",\"flags\":\"$flags\"}" $flags
+                done
             done
         done
     done
@@ -49,10 +57,12 @@ done
 python3 - "$work/runs.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-keys = sorted({(r["store"], r["mode"], r["build"]) for r in rows})
-for store, mode, build in keys:
-    sel = [r for r in rows if (r["store"], r["mode"], r["build"]) == (store, mode, build)]
-    print(json.dumps({"median": f"{store}/{mode}", "build": build, "ndcg10": sel[0]["ndcg10"],
+keys = sorted({(r["store"], r["flags"], r["mode"], r["build"]) for r in rows})
+for store, flags, mode, build in keys:
+    sel = [r for r in rows if (r["store"], r["flags"], r["mode"], r["build"]) ==
+           (store, flags, mode, build)]
+    print(json.dumps({"median": f"{store}/{mode}", "flags": flags, "build": build,
+                      "ndcg10": sel[0]["ndcg10"],
                       "p50_ms": statistics.median(r["p50_ms"] for r in sel),
                       "p95_ms": statistics.median(r["p95_ms"] for r in sel)}))
 PY

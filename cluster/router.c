@@ -2,8 +2,9 @@
  * embedded once, one log batch per shard, appended under a message id with retries
  * (exponential backoff with jitter; the broker drops duplicates) and answered with a write
  * token {shard: sequence}. Queries are embedded once and fanned out to one replica per shard
- * (queue groups; timeout, one retry); the dense lists are merged by score, the BM25 lists by
- * score, then fused (RRF or weighted) on the global ranks, then capped per document. */
+ * (queue groups; timeout, one retry to every replica of a silent shard); the dense lists are
+ * merged by score, the BM25 lists by score, then fused (RRF or weighted) on the global
+ * ranks, then selected as one store selects (rag_select: MMR, per-document cap, collapsing). */
 #include "chttp.h"
 #include "cluster.h"
 #include "dedup.h"
@@ -637,9 +638,10 @@ static json_t *result_hit(const merged *x, int hybrid)
 }
 
 /* One request to every shard (its body `req` plus the shard's write-token sequence as
- * "min_seq"), hedged after hedge_ms and retried once for the shards that did not answer;
- * parsed[s] receives each reply and shard_info each shard's sequence and replica. -1 when
- * a shard failed: out then holds the 409 (behind the write token) or 503 answer. */
+ * "min_seq"), hedged after hedge_ms and retried once, to every replica of the shard, for the
+ * shards that did not answer; parsed[s] receives each reply and shard_info each shard's
+ * sequence and replica. -1 when a shard failed: out then holds the 409 (behind the write
+ * token) or 503 answer. */
 static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *token,
                       int hedge_ms, json_t **parsed, json_t *shard_info, chttp_reply *out)
 {
@@ -674,12 +676,15 @@ static int ask_shards(router *r, const cluster_coll *c, json_t *req, json_t *tok
     size_t got = rpc_scatter_hedged(r->log, (size_t)S, (const char *const *)subjects,
                                     (const char *const *)hedges, (const char *const *)bodies,
                                     lens, timeout, hedge_ms, replies, rlens, &nh);
-    if (got < (size_t)S) { /* one retry of the shards that did not answer */
+    if (got < (size_t)S) {
+        /* One retry of the shards that did not answer, on their hedge subjects: every
+         * replica of the shard gets it and the first answer wins. Through the queue group
+         * again it would reach the replica that did not answer (hung, or partitioned with
+         * its connection still open) as often as any other. */
         atomic_fetch_add(&r->shard_timeouts, (unsigned long long)S - got);
         atomic_fetch_add(&r->shard_retries, 1);
-        got = rpc_scatter_hedged(r->log, (size_t)S, (const char *const *)subjects,
-                                 (const char *const *)hedges, (const char *const *)bodies, lens,
-                                 timeout, hedge_ms, replies, rlens, &nh);
+        got = rpc_scatter(r->log, (size_t)S, (const char *const *)hedges,
+                          (const char *const *)bodies, lens, timeout, replies, rlens);
     }
     atomic_fetch_add(&r->hedges, (unsigned long long)nh);
     int behind = 0;
@@ -783,79 +788,32 @@ static void apply_recency(merged *l, size_t n, const rag_search_options *o, int6
     qsort(l, n, sizeof *l, cmp_side);
 }
 
-/* Chooses up to k of the n merged candidates into order[] (returns the count) as one store
- * shapes its own: in ranked order, or by MMR over the best max(4k, 50), skipping equal
- * texts, chunks at least collapse_threshold similar to a chosen one (vectors from the
- * replicas) and documents past per_doc. -1 when a candidate's vector is missing. */
-static long shape_merged(const merged *l, size_t n, const rag_search_options *o, int dim,
-                         size_t *order)
+/* The merged candidates rag_select chooses from. */
+typedef struct merged_src {
+    const merged *l;
+    int dim;
+    char err[160];               /* why a candidate could not be described */
+} merged_src;
+
+/* rag_select's load callback: a merged hit's document, the key of its text (one store's
+ * key for the same text) and, when asked, its vector as the replica sent it. */
+static int merged_load(void *user, size_t i, rag_select_item *item, float *vec)
 {
-    float collapse = o->collapse_threshold > 0 ? o->collapse_threshold : 0.98f;
-    int mmr = o->mmr_lambda > 0, use_vecs = mmr || collapse <= 1.0f;
-    size_t cap = (size_t)(o->k * 4 > 50 ? o->k * 4 : 50);
-    if (mmr && n > cap)
-        n = cap;
-    float *vecs = use_vecs ? malloc((n ? n : 1) * (size_t)dim * sizeof *vecs) : NULL;
-    unsigned char *picked = calloc(n ? n : 1, 1);
-    long chosen = -1;
-    if ((use_vecs && !vecs) || !picked)
-        goto cleanup;
-    for (size_t i = 0; use_vecs && i < n; i++) {
-        const char *b64 = json_string_value(json_object_get(l[i].hit, "vector"));
-        if (!b64 || vector_b64_decode(b64, strlen(b64), vecs + i * (size_t)dim, (size_t)dim))
-            goto cleanup;
-    }
-    float smin = n ? l[n - 1].score : 0, smax = n ? l[0].score : 0;
-    size_t next = 0;
-    chosen = 0;
-    while (chosen < o->k) {
-        size_t best = n;
-        float best_val = -INFINITY;
-        for (size_t i = mmr ? 0 : next; i < n; i++) {
-            if (picked[i])
-                continue;
-            const char *text = json_string_value(json_object_get(l[i].hit, "text"));
-            const char *doc = json_string_value(json_object_get(l[i].hit, "doc_id"));
-            int skip = 0, same_doc = 0;
-            float maxsim = 0;
-            for (long j = 0; j < chosen && !skip; j++) {
-                const json_t *t = l[order[j]].hit;
-                skip |= !strcmp(json_string_value(json_object_get(t, "text")), text);
-                same_doc += !strcmp(json_string_value(json_object_get(t, "doc_id")), doc);
-                if (use_vecs) {
-                    const float *a = vecs + i * (size_t)dim, *b = vecs + order[j] * (size_t)dim;
-                    float sim = 0;
-                    for (int d = 0; d < dim; d++)
-                        sim += a[d] * b[d];
-                    maxsim = sim > maxsim ? sim : maxsim;
-                    skip |= collapse <= 1.0f && sim >= collapse;
-                }
-            }
-            if (skip || (o->per_doc > 0 && same_doc >= o->per_doc)) {
-                picked[i] = 2; /* excluded for good */
-                continue;
-            }
-            if (!mmr) {
-                best = i;
-                break;
-            }
-            float rel = smax > smin ? (l[i].score - smin) / (smax - smin) : 1.0f;
-            float val = o->mmr_lambda * rel - (1.0f - o->mmr_lambda) * maxsim;
-            if (val > best_val) {
-                best_val = val;
-                best = i;
-            }
+    merged_src *src = user;
+    const json_t *h = src->l[i].hit;
+    const char *text = json_string_value(json_object_get(h, "text"));
+    item->doc_id = json_string_value(json_object_get(h, "doc_id"));
+    item->text_key = rag_text_key(text, text ? strlen(text) : 0);
+    if (vec) {
+        const char *b64 = json_string_value(json_object_get(h, "vector"));
+        if (!b64 || vector_b64_decode(b64, strlen(b64), vec, (size_t)src->dim)) {
+            snprintf(src->err, sizeof src->err, "shard %d sent chunk %llu without its vector",
+                     src->l[i].shard, (unsigned long long)src->l[i].chunk_id);
+            return RAG_EINVAL;
         }
-        if (best == n)
-            break;
-        picked[best] = 1;
-        order[chosen++] = best;
-        next = best + 1;
+        item->has_vector = 1;
     }
-cleanup:
-    free(vecs);
-    free(picked);
-    return chosen;
+    return RAG_OK;
 }
 
 static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
@@ -956,40 +914,31 @@ static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
     f = hybrid ? fuse(dl, nd, ll, nl, &o, &nf) : NULL;
     merged *list = hybrid ? f : dense ? dl : ll;
     size_t nlist = hybrid ? nf : dense ? nd : nl;
-    json_t *hits = json_array();
-    order = calloc(nlist + 1, sizeof *order);
-    if (shaping && list && order) {
-        if (o.half_life > 0)
-            apply_recency(list, nlist, &o, now);
-        long n = shape_merged(list, nlist, &o, c.dim, order);
-        if (n < 0) {
-            json_decref(hits);
-            chttp_error(out, 500, "internal", "hit vectors missing from a shard's reply");
-            goto failed;
-        }
-        for (long i = 0; i < n; i++)
-            json_array_append_new(hits, result_hit(&list[order[i]], hybrid));
-    } else {
-        /* per-document cap on the fused list (kept by the shards for a single side) */
-        char **seen = calloc(nlist + 1, sizeof *seen);
-        int *cnt = calloc(nlist + 1, sizeof *cnt);
-        size_t nseen = 0;
-        for (size_t i = 0; list && i < nlist && json_array_size(hits) < (size_t)o.k; i++) {
-            if (hybrid && o.per_doc > 0 && seen && cnt) {
-                const char *doc = json_string_value(json_object_get(list[i].hit, "doc_id"));
-                size_t j = 0;
-                while (j < nseen && strcmp(seen[j], doc))
-                    j++;
-                if (j == nseen)
-                    seen[nseen++] = (char *)doc;
-                if (cnt[j]++ >= o.per_doc)
-                    continue;
-            }
-            json_array_append_new(hits, result_hit(&list[i], hybrid));
-        }
-        free(seen);
-        free(cnt);
+    if (shaping && o.half_life > 0)
+        apply_recency(list, nlist, &o, now);
+    /* Selected as one store selects (rag_select). Without MMR or recency the shards have
+     * collapsed near-duplicates (and, for one side, capped documents) already: the router
+     * still skips equal texts and caps documents over the merged list. */
+    rag_search_options so = o;
+    if (!shaping)
+        so.collapse_threshold = 2;
+    merged_src src = {list, c.dim, ""};
+    float *scores = malloc((nlist + 1) * sizeof *scores);
+    order = malloc((nlist + 1) * sizeof *order);
+    size_t n = 0;
+    for (size_t i = 0; scores && i < nlist; i++)
+        scores[i] = list[i].score;
+    int rc = !scores || !order ? RAG_ENOMEM
+                               : rag_select(&so, scores, nlist, c.dim, merged_load, &src, order, &n);
+    free(scores);
+    if (rc != RAG_OK) {
+        chttp_error(out, 500, "internal", "result selection failed: %s",
+                    *src.err ? src.err : rag_errmsg());
+        goto failed;
     }
+    json_t *hits = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(hits, result_hit(&list[order[i]], hybrid));
     chttp_json(out, 200, json_pack("{s:o,s:O}", "hits", hits, "shards", shard_info));
     goto cleanup;
 failed:

@@ -11,7 +11,6 @@
 #include "store.h"
 #include "vindex.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -672,151 +671,88 @@ static int fuse(const cand_list *d, const cand_list *l, const rag_search_options
     return rc;
 }
 
-/* OpenBLAS's vectorised dot product: the plain loop (adds kept in order) was 18 % of a
- * hybrid query with k = 100, where each candidate is compared with every chosen hit. */
-static float dot(const float *a, const float *b, int dim)
-{
-    return cblas_sdot(dim, a, 1, b, 1);
-}
-
-/* Per-candidate data loaded on first use by shape(). */
+/* The chunk records of shape()'s candidates, read on first use by rag_select. */
 typedef struct shape_ctx {
     plan *p;
+    const cand_list *l;
     int dim;
-    int use_vecs;
     rag_chunk_rec **recs;        /* the candidates' chunk records, handed on to add_hit */
-    float *vecs;
-    unsigned char *state;        /* bit 1: loaded, bit 2: has vector */
 } shape_ctx;
 
-/* Loads candidate i's chunk record and, when needed, its vector: from the index's memory
- * when it keeps exact floats (no store lookup, and the search has just read it), else
- * from the store. */
-static int shape_load(shape_ctx *s, const cand_list *l, size_t i)
+/* rag_select's load callback: candidate i's chunk record and, when asked, its vector: from
+ * the index's memory when it keeps exact floats (no store lookup, and the search has just
+ * read it), else from the store. */
+static int shape_load(void *user, size_t i, rag_select_item *item, float *vec)
 {
-    if (s->state[i] & 1)
-        return RAG_OK;
+    shape_ctx *s = user;
     rag_coll *c = s->p->coll;
-    int rc = rag_store_chunk_get(s->p->txn, c->id, l->c[i].id, &s->recs[i]);
+    uint64_t id = s->l->c[i].id;
+    int rc = rag_store_chunk_get(s->p->txn, c->id, id, &s->recs[i]);
     if (rc == RAG_ENOTFOUND) /* never deleted (that is checked before), so never stored */
         return rag_fail(RAG_EINDEX, "collection '%s': the index returned chunk %llu, which "
                         "the store does not hold; 'ragcore check' names the damaged index file "
-                        "and '--repair' rebuilds it", c->name, (unsigned long long)l->c[i].id);
-    if (rc == RAG_OK && s->use_vecs) {
-        float *v = s->vecs + i * (size_t)s->dim;
-        if (c->ix && rag_vindex_vector(c->ix, (int64_t)l->c[i].id, v))
-            s->state[i] |= 2;
-        else if ((rc = rag_store_vec_get(s->p->txn, c->id, l->c[i].id, v, s->dim)) == RAG_OK)
-            s->state[i] |= 2;
+                        "and '--repair' rebuilds it", c->name, (unsigned long long)id);
+    if (rc != RAG_OK)
+        return rc;
+    item->doc_id = s->recs[i]->doc_id;
+    item->text_key = s->recs[i]->text_hash;
+    if (vec) {
+        if (c->ix && rag_vindex_vector(c->ix, (int64_t)id, vec))
+            item->has_vector = 1;
+        else if ((rc = rag_store_vec_get(s->p->txn, c->id, id, vec, s->dim)) == RAG_OK)
+            item->has_vector = 1;
         else if (rc == RAG_ENOTFOUND)
             rc = RAG_OK;
     }
-    if (rc == RAG_OK)
-        s->state[i] |= 1;
     return rc;
 }
 
-/* Selects up to k candidates in ranked order, or by MMR over the best max(4k, 50), while
- * honouring the per-document cap and collapsing duplicates (equal normalised text, or
- * vectors at least collapse_threshold similar to an already selected hit). The selection
- * replaces the list, and *recs_out receives the chosen candidates' chunk records in the
- * same order (an array of l->n, each to be freed with rag_chunk_rec_free). Candidate data
- * is loaded lazily, so ranked order costs O(k) lookups. */
-static int shape(rag_db *db, plan *p, const rag_search_options *o, int k, cand_list *l,
+/* Selects up to k candidates with rag_select (ranked order or MMR, per-document cap,
+ * duplicate collapsing). The selection replaces the list, and *recs_out receives the chosen
+ * candidates' chunk records in the same order (an array of l->n, each to be freed with
+ * rag_chunk_rec_free). Candidate data is loaded lazily, so ranked order costs O(k)
+ * lookups. */
+static int shape(rag_db *db, plan *p, const rag_search_options *o, cand_list *l,
                  rag_chunk_rec ***recs_out)
 {
     int rc = RAG_OK;
-    float collapse = o->collapse_threshold > 0 ? o->collapse_threshold : 0.98f;
-    int mmr = o->mmr_lambda > 0;
-    size_t n = l->n;
-    if (mmr && n > (size_t)(k * 4 > 50 ? k * 4 : 50))
-        n = (size_t)(k * 4 > 50 ? k * 4 : 50);
+    size_t n = l->n, chosen = 0;
     *recs_out = NULL;
-    shape_ctx s = {p, db->dim, mmr || collapse <= 1.0f, NULL, NULL, NULL};
+    shape_ctx s = {p, l, db->dim, NULL};
     size_t *order = rag_malloc((n ? n : 1) * sizeof *order);
-    unsigned char *picked = rag_calloc(n ? n : 1, 1);
+    float *scores = rag_malloc((n ? n : 1) * sizeof *scores);
     s.recs = rag_calloc(n ? n : 1, sizeof *s.recs);
-    s.state = rag_calloc(n ? n : 1, 1);
-    if (s.use_vecs)
-        s.vecs = rag_malloc((n ? n : 1) * (size_t)s.dim * sizeof(float));
-    if (!order || !picked || !s.recs || !s.state || (s.use_vecs && !s.vecs)) {
+    if (!order || !scores || !s.recs) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
-    float smin = n ? l->c[n - 1].score : 0, smax = n ? l->c[0].score : 0;
-    size_t chosen = 0, next = 0; /* next: first unexamined candidate in ranked order */
-    while (chosen < (size_t)k && rc == RAG_OK) {
-        size_t best = n;
-        float best_val = -INFINITY;
-        for (size_t i = mmr ? 0 : next; i < n; i++) {
-            if (picked[i])
-                continue;
-            if ((rc = shape_load(&s, l, i)) != RAG_OK)
-                break;
-            int skip = 0, same_doc = 0;
-            float maxsim = 0;
-            for (size_t j = 0; j < chosen && !skip; j++) {
-                size_t t = order[j];
-                if (s.recs[t]->text_hash == s.recs[i]->text_hash)
-                    skip = 1;
-                if (strcmp(s.recs[t]->doc_id, s.recs[i]->doc_id) == 0)
-                    same_doc++;
-                if ((s.state[i] & 2) && (s.state[t] & 2)) {
-                    float sim = dot(s.vecs + i * (size_t)s.dim, s.vecs + t * (size_t)s.dim, s.dim);
-                    if (sim > maxsim)
-                        maxsim = sim;
-                    if (collapse <= 1.0f && sim >= collapse)
-                        skip = 1;
-                }
-            }
-            if (skip || (o->per_doc > 0 && same_doc >= o->per_doc)) {
-                picked[i] = 2; /* excluded for good */
-                continue;
-            }
-            if (!mmr) {
-                best = i;
-                break;
-            }
-            float rel = smax > smin ? (l->c[i].score - smin) / (smax - smin) : 1.0f;
-            float val = o->mmr_lambda * rel - (1.0f - o->mmr_lambda) * maxsim;
-            if (val > best_val) {
-                best_val = val;
-                best = i;
-            }
-        }
-        if (rc != RAG_OK || best == n)
-            break;
-        picked[best] = 1;
-        order[chosen++] = best;
-        next = best + 1;
-    }
-    if (rc == RAG_OK) {
-        cand *sel = rag_malloc((chosen ? chosen : 1) * sizeof *sel);
-        rag_chunk_rec **recs = rag_malloc((chosen ? chosen : 1) * sizeof *recs);
-        if (!sel || !recs) {
-            free(sel);
-            free(recs);
-            rc = RAG_ENOMEM;
-            goto cleanup;
-        }
-        for (size_t j = 0; j < chosen; j++) {
-            sel[j] = l->c[order[j]];
-            recs[j] = s.recs[order[j]];
-            s.recs[order[j]] = NULL;
-        }
-        if (chosen)
-            memcpy(l->c, sel, chosen * sizeof *sel);
-        l->n = chosen;
+    for (size_t i = 0; i < n; i++)
+        scores[i] = l->c[i].score;
+    if ((rc = rag_select(o, scores, n, db->dim, shape_load, &s, order, &chosen)) != RAG_OK)
+        goto cleanup;
+    cand *sel = rag_malloc((chosen ? chosen : 1) * sizeof *sel);
+    rag_chunk_rec **recs = rag_malloc((chosen ? chosen : 1) * sizeof *recs);
+    if (!sel || !recs) {
         free(sel);
-        *recs_out = recs;
+        free(recs);
+        rc = RAG_ENOMEM;
+        goto cleanup;
     }
+    for (size_t j = 0; j < chosen; j++) {
+        sel[j] = l->c[order[j]];
+        recs[j] = s.recs[order[j]];
+        s.recs[order[j]] = NULL;
+    }
+    if (chosen)
+        memcpy(l->c, sel, chosen * sizeof *sel);
+    l->n = chosen;
+    free(sel);
+    *recs_out = recs;
 cleanup:
     for (size_t i = 0; s.recs && i < n; i++)
         rag_chunk_rec_free(s.recs[i]);
     free(s.recs);
-    free(s.vecs);
-    free(s.state);
-    free(picked);
+    free(scores);
     free(order);
     return rc;
 }
@@ -1060,7 +996,7 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
         rc = apply_recency(&p, &o, &fused);
     rag_chunk_rec **recs = NULL;
     if (rc == RAG_OK)
-        rc = shape(db, &p, &o, o.k, &fused, &recs);
+        rc = shape(db, &p, &o, &fused, &recs);
     for (size_t i = 0; recs && i < fused.n; i++) {
         if (rc == RAG_OK)
             rc = add_hit(txn, c, res, &fused.c[i], recs[i]);

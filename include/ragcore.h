@@ -963,6 +963,43 @@ typedef struct rag_fusion_side {
 RAG_API float rag_fusion_score(const rag_search_options *opts, rag_fusion_side dense,
                                rag_fusion_side lexical);
 
+/* One candidate of rag_select, as the caller's load callback describes it. doc_id is
+ * borrowed: it must stay valid until rag_select returns. */
+typedef struct rag_select_item {
+    const char *doc_id;          /* its document: the per-document cap counts by it */
+    uint64_t text_key;           /* equal keys mean equal texts (rag_text_key) */
+    int has_vector;              /* 1 when the callback wrote its vector (see below) */
+} rag_select_item;
+
+/* Describes candidate i (0-based, in ranked order) into *item. `vector` is NULL when the
+ * selection compares no vectors; otherwise room for dim floats: write the candidate's
+ * (unit-length) vector there and set item->has_vector, or leave it 0 when the candidate
+ * has none (it is then compared by text and document only). Called at most once per
+ * candidate, only for the candidates the selection examines (in ranked order that is
+ * about k). A status other than RAG_OK ends the selection, and rag_select returns it as
+ * it is (the callback keeps its own message). */
+typedef int (*rag_select_load_fn)(void *user, size_t i, rag_select_item *item, float *vector);
+
+/* The result selection of rag_search, over candidates the caller holds (a cluster's router
+ * selects from the shards' merged lists with it, so it shapes exactly as one store does).
+ * scores[0, n) are the candidates' final scores in ranked (descending) order. Chooses up to
+ * opts->k (0: 10) of them into order[] (room for min(n, k) indices), their count in *count:
+ * in ranked order, or with opts->mmr_lambda > 0 by maximal marginal relevance over the best
+ * max(4k, 50) (lambda x relevance min-max normalised over them - (1 - lambda) x the highest
+ * dot product with a chosen vector), skipping a candidate whose text key equals a chosen
+ * one's, whose vector has a dot product of at least opts->collapse_threshold (0: 0.98;
+ * above 1: off) with a chosen one's, or whose document already has opts->per_doc (> 0)
+ * chosen. opts NULL: defaults. dim: the vectors' dimension (unused when no vectors are
+ * compared). RAG_EINVAL for a NULL load, scores, order or count with n > 0, or dim < 1
+ * when vectors are compared; RAG_ENOMEM; or the callback's status. */
+RAG_API int rag_select(const rag_search_options *opts, const float *scores, size_t n, int dim,
+                       rag_select_load_fn load, void *user, size_t *order, size_t *count);
+
+/* The text key of rag_select_item: a 64-bit hash of text[0, len) after Unicode case
+ * folding and collapsing every run of whitespace to one space, the key a store keeps for
+ * each chunk (texts that differ only in case or spacing are equal). Can't fail. */
+RAG_API uint64_t rag_text_key(const char *text, size_t len);
+
 /* Search options by name. Every front door (the CLI's search, context and eval commands,
  * the HTTP server, language bindings) sets rag_search_options fields through this one table,
  * so names, types, ranges and defaults are declared once. Names are the field names

@@ -1,6 +1,13 @@
-# cluster_lib.sh - sourced by the cluster fault and partition tests: skips without the
-# cluster's programs, ports that no concurrent cluster test uses, and a local cluster
-# (tools/cluster_dev.sh) that is stopped on exit. Their Python side is tests/cluster_lib.py.
+# cluster_lib.sh - sourced by the cluster tests: skips without the cluster's programs, ports
+# that no concurrent cluster test uses, and a local cluster (tools/cluster_dev.sh) that is
+# stopped on exit. Their Python side is tests/cluster_lib.py. A test starts with
+#   set -euo pipefail
+#   src=${RAGCORE_SOURCE_DIR:?}
+#   . "$src/tests/cluster_lib.sh"
+#   cl_setup NAME
+#   cl_python <<'PY'
+#   ... c = Cluster(*sys.argv[1:4]) ...
+#   PY
 
 # Exits 77 (ctest's skip) without nats-server or haproxy; fails without cluster mode.
 cl_require() {
@@ -11,14 +18,12 @@ cl_require() {
 
 # Exports RAGCORE_CLUSTER_BASE (NATS: BASE..BASE+202) and RAGCORE_CLUSTER_HTTP (HAProxy and
 # routers: HTTP, HTTP+80, HTTP+81) in a 400-port slot of 20000..29999 chosen from the
-# process id: not the slots of test_cluster.sh's fixed ports (24222.., 28000..), and one
-# where nothing listens yet.
+# process id, one where nothing listens yet.
 cl_pick_ports() {
     local k slot base used
     used=$(ss -Hltn 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}')
     for k in $(seq 0 24); do
         slot=$(( ($$ + k) % 25 ))
-        case $slot in 10|11|20) continue ;; esac
         base=$(( 20000 + slot * 400 ))
         if ! echo "$used" | awk -v lo="$base" -v hi=$((base + 399)) '$1 >= lo && $1 <= hi {f = 1} END {exit !f}'; then
             export RAGCORE_CLUSTER_BASE=$base RAGCORE_CLUSTER_HTTP=$((base + 300))
@@ -35,6 +40,27 @@ cl_start() {
     rm -rf "$cl_dir"
     mkdir -p "$cl_dir"
     "$RAGCORE_SOURCE_DIR/tools/cluster_dev.sh" start "$cl_dir"
+}
+
+# The start of a cluster test called NAME: skips without the cluster's programs (cl_require),
+# picks its ports, sets the routers' shard timeout to 400 ms (unless
+# RAGCORE_CLUSTER_QUERY_TIMEOUT_MS is set), and starts a local cluster in tmp
+# ($RAGCORE_TEST_TMP/cluster-NAME-PID) that an EXIT trap stops and removes (a sanitizer
+# report in a process's log fails the test).
+cl_setup() {
+    cl_require
+    cl_pick_ports
+    export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-400}
+    tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-$1-$$
+    trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
+    cl_start "$tmp"
+}
+
+# Runs the Python program on stdin with tests/ on its path and the arguments cluster_lib.py's
+# Cluster takes: the cluster's directory, the programs' directory, tools/cluster_dev.sh.
+cl_python() {
+    PYTHONPATH="$RAGCORE_SOURCE_DIR/tests" python3 - "$tmp" "$RAGCORE_BIN" \
+        "$RAGCORE_SOURCE_DIR/tools/cluster_dev.sh" "$@"
 }
 
 # Stops the cluster and returns STATUS (default 0), or 1 when a process's log holds a

@@ -8,109 +8,38 @@
 #     answers in about hedge_ms while a replica is stopped (SIGSTOP);
 #     read-your-writes with the write token; deletes through the log;
 #   faults, each while writing and querying: kill -9 of a NATS server, of a replica, of the
-#     applier between fetch and commit (test hook), of a router; SIGSTOP of a replica.
+#     applier between fetch and commit (test hook), of a router; SIGSTOP of a replica
+#     (without hedging every query answers: a timed-out shard's retry reaches every replica).
 #     After each: every replica caught up, every acknowledged document present exactly once
 #     on both replicas of its shard (counts), digests equal at equal sequences, queries
 #     answered (errors and latency during the fault are printed).
-# Every process started is stopped (trap). Skipped (77) only when nats-server is absent.
+# Every process started is stopped (trap). Skipped (77) without nats-server or haproxy.
 set -euo pipefail
-
-command -v nats-server >/dev/null || { echo "SKIP: nats-server not installed (tools/setup.sh installs it)"; exit 77; }
-command -v haproxy >/dev/null || { echo "SKIP: haproxy not installed (tools/setup.sh installs it)"; exit 77; }
-
 src=${RAGCORE_SOURCE_DIR:?}
-bin=${RAGCORE_BIN:?}
-"$bin/ragcore-server" cluster --help >/dev/null 2>&1 || { echo "FAIL: ragcore-server built without cluster mode"; exit 1; }
-tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-$$
-# ports derived from the shell's PID (below the ephemeral range), so that runs side by side
-# (two worktrees, two engineers) do not collide: NATS BASE..BASE+202, HTTP HTTP..HTTP+81
-export RAGCORE_CLUSTER_BASE=${RAGCORE_CLUSTER_BASE:-$((20100 + ($$ % 40) * 300))}
-export RAGCORE_CLUSTER_HTTP=${RAGCORE_CLUSTER_HTTP:-$((10000 + ($$ % 99) * 100))}
-export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400 RAGCORE_BIN=$bin
-dev="$src/tools/cluster_dev.sh"
+. "$src/tests/cluster_lib.sh"
+cl_setup main
 
-"$dev" stop "$tmp" 2>/dev/null || true
-rm -rf "$tmp"
-mkdir -p "$tmp"
-# on exit: every process stopped; a sanitizer report in any of their logs fails the test
-finish() {
-    local rc=$?
-    "$dev" stop "$tmp"
-    if grep -l -E "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$tmp"/log/*.log 2>/dev/null; then
-        echo "FAIL: sanitizer report in the cluster processes' logs above"
-        grep -h -A30 -E "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$tmp"/log/*.log | head -80
-        rc=1
-    fi
-    rm -rf "$tmp"
-    exit $rc
-}
-trap finish EXIT
-"$dev" start "$tmp"
+cl_python <<'PY'
+import json, os, signal, subprocess, sys, time, urllib.request
+from cluster_lib import QUERIES as queries, WORDS as words, Cluster, Load
 
-python3 - "$tmp" "$bin" "$dev" <<'PY'
-import json, os, random, signal, subprocess, sys, threading, time, urllib.request, urllib.error
-
-tmp, bin_, dev = sys.argv[1:4]
-HTTP = int(os.environ["RAGCORE_CLUSTER_HTTP"])
-FRONT = f"http://127.0.0.1:{HTTP}"
+c = Cluster(*sys.argv[1:4])
+tmp, bin_, check, acked = c.tmp, c.bin, c.check, c.acked
 HYBRID_MIN_OVERLAP = 0.6
-failures = 0
 
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what, flush=True)
+rnd = c.rnd
 
-def call(method, url, body=None, timeout=10):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        try:
-            return e.code, json.loads(e.read() or b"{}")
-        except ValueError:  # HAProxy's own page while no router answers
-            return e.code, {}
-    except Exception as e:  # connection refused, timeout
-        return 0, {"error": str(e)}
-
-def pid(name):
-    return int(open(f"{tmp}/pid/{name}").read())
-
-def respawn(name, env=None):
-    subprocess.run([dev, "respawn", name, tmp], check=True, env={**os.environ, **(env or {})})
-
-def fnv_shard(doc_id, shards=2):
-    h = 1469598103934665603
-    for b in doc_id.encode():
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h % shards
-
-words = ("raft log replica shard vector index query stream lmdb faiss token router lag digest "
-         "batch sequence commit leader follower snapshot quorum partition latency apply "
-         "consumer publish retry backoff jitter health").split()
-rnd = random.Random(7)
 def make_doc(i):
-    return {"id": f"doc-{i:04d}", "text": " ".join(rnd.choice(words) for _ in range(60)) + ".",
-            "metadata": {"n": i}, "source_mtime": 1700000000 + i * 7200}
+    """cluster_lib's document, with this test's ids and a source time two hours apart."""
+    return {**c.make_doc(i), "id": f"doc-{i:04d}", "source_mtime": 1700000000 + i * 7200}
 
-acked = set()
-def ingest(docs, request_id=None):
-    body = {"documents": docs}
-    if request_id:
-        body["request_id"] = request_id
-    st, r = call("POST", f"{FRONT}/v1/collections/t/documents", body, timeout=30)
-    if st == 200:
-        acked.update(d["id"] for d in docs)
-    return st, r
+ingest = c.ingest
+pid, respawn, converged = c.pid, c.respawn, c.converged
 
-st, r = call("POST", f"{FRONT}/v1/collections", {"name": "t", "shards": 2, "embedder": "hash",
+st, r = c.call("POST", "/v1/collections", {"name": "t", "shards": 2, "embedder": "hash",
              "dim": 32, "index_spec": "Flat", "chunk_tokens": 24, "chunk_overlap": 4})
 check(st == 201, f"create collection: {st} {r}")
-st, r = call("POST", f"{FRONT}/v1/collections", {"name": "t", "shards": 2})
+st, r = c.call("POST", "/v1/collections", {"name": "t", "shards": 2})
 check(st == 409, f"a second create is refused: {st}")
 
 corpus = [make_doc(i) for i in range(150)]
@@ -144,7 +73,7 @@ def cluster(query, mode, k=10, tok=None, timeout=10, extra=None, coll="t"):
     body = {"query": query, "mode": mode, "k": k, "collapse_threshold": 2, **(extra or {})}
     if tok:
         body["write_token"] = tok
-    return call("POST", f"{FRONT}/v1/collections/{coll}/search", body, timeout=timeout)
+    return c.call("POST", f"/v1/collections/{coll}/search", body, timeout=timeout)
 
 def same_hits(label, a, b, tol=1e-6):
     """Equal lists: same chunks (document and span) in the same order, scores within tol."""
@@ -165,42 +94,8 @@ def router_metric(name):
                     total += float(line.split()[1])
     return total
 
-def status():
-    out = subprocess.run([f"{bin_}/ragcore-server", "cluster", "status", "--config",
-                          f"{tmp}/cluster.json", "--json"], capture_output=True, text=True)
-    return json.loads(out.stdout) if out.returncode == 0 else {}
-
-def converged(label, timeout=40):
-    """Every replica at the log's end, both replicas of a shard with equal digests and
-    exactly the acknowledged documents of the shard."""
-    want = [sum(1 for i in acked if fnv_shard(i) == s) for s in range(2)]
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        st = status()
-        shards = st.get("collections", {}).get("t", {}).get("shards", [])
-        ok = len(shards) == 2
-        for sh in shards:
-            reps = sh["replicas"]
-            ok &= len(reps) == 2 and not sh["diverged"]
-            ok &= all(r["seq"] == sh["log_last"] and r.get("digest", {}).get("seq") == r["seq"]
-                      for r in reps)
-            ok &= len({r.get("digest", {}).get("hash") for r in reps}) == 1
-            ok &= all(r.get("digest", {}).get("documents") == want[sh["shard"]] for r in reps)
-        last = shards
-        if ok:
-            print(f"{label}: converged: shard logs at "
-                  f"{[sh['log_last'] for sh in shards]}, documents {want}, digests equal",
-                  flush=True)
-            return True
-        time.sleep(0.5)
-    check(False, f"{label}: not converged: want {want} documents, status {json.dumps(last)}")
-    return False
-
 converged("initial")  # every replica hosts its shard and serves it
 
-queries = ["replica log apply", "vector index faiss lmdb", "leader quorum partition",
-           "retry backoff jitter publish", "snapshot consumer stream lag"]
 overlaps = []
 for q in queries:
     st, r = cluster(q, "dense", tok=token)
@@ -223,12 +118,12 @@ check(min(overlaps) >= HYBRID_MIN_OVERLAP, f"hybrid overlap {overlaps} under {HY
 # results equal one store's. On collection x every document is one chunk of its own length,
 # so no two BM25 scores tie (tied chunks are ordered by chunk id, which a cluster assigns
 # differently from one store).
-st, r = call("POST", f"{FRONT}/v1/collections", {"name": "x", "shards": 2, "embedder": "hash",
+st, r = c.call("POST", "/v1/collections", {"name": "x", "shards": 2, "embedder": "hash",
              "dim": 32, "index_spec": "Flat", "chunk_tokens": 512, "chunk_overlap": 0})
 check(st == 201, f"create collection x: {st} {r}")
 xdocs = [{"id": f"x-{i:03d}", "text": " ".join(rnd.choice(words) for _ in range(20 + i)) + ".",
           "source_mtime": 1700000000 + i * 3600} for i in range(120)]
-st, r = call("POST", f"{FRONT}/v1/collections/x/documents", {"documents": xdocs}, timeout=30)
+st, r = c.call("POST", "/v1/collections/x/documents", {"documents": xdocs}, timeout=30)
 check(st == 200, f"ingest x: {st} {r}")
 xtoken = r.get("write_token")
 end = time.time() + 20  # replicas find a new collection within a second of its creation
@@ -277,64 +172,14 @@ print(f"MMR, recency and per-document cap at the router: equal one store's on {l
 st, r = ingest([{"id": "ryw", "text": "zebra quagga okapi"}])
 st, r = cluster("zebra quagga okapi", "lexical", k=1, tok=r["write_token"])
 check(st == 200 and r["hits"] and r["hits"][0]["doc_id"] == "ryw", f"read-your-writes: {st} {r}")
-st, r = call("DELETE", f"{FRONT}/v1/collections/t/documents/ryw")
+st, r = c.call("DELETE", "/v1/collections/t/documents/ryw")
 check(st == 200, f"delete: {st} {r}")
 acked.discard("ryw")
 st, r = cluster("zebra quagga okapi", "lexical", k=1, tok=r["write_token"])
 check(st == 200 and all(h["doc_id"] != "ryw" for h in r["hits"]), f"deleted: {r}")
 
-class Load:
-    """Writes (unique ids, retried with the same request_id) and queries in the background
-    while a fault happens; counts errors and latency."""
-    def __init__(self, write=True):
-        self.stop = False
-        self.q_err = self.q_ok = self.w_err = 0
-        self.lat = []
-        self.write = write
-        self.threads = [threading.Thread(target=self.query_loop)]
-        if write:
-            self.threads.append(threading.Thread(target=self.write_loop))
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-    def __exit__(self, *a):
-        self.stop = True
-        for t in self.threads:
-            t.join()
-    def query_loop(self):
-        while not self.stop:
-            t0 = time.time()
-            st, r = cluster(rnd.choice(queries), "hybrid", timeout=5)
-            self.lat.append(time.time() - t0)
-            if st == 200:
-                self.q_ok += 1
-            else:
-                self.q_err += 1
-            time.sleep(0.02)
-    def write_loop(self):
-        n = 0
-        while not self.stop:
-            docs = [make_doc(10000 + Load.serial * 100 + n * 5 + j) for j in range(5)]
-            rid = f"load-{Load.serial}-{n}"
-            for attempt in range(20):  # the client's retry: same request_id, no duplicates
-                st, r = ingest(docs, rid)
-                if st == 200:
-                    break
-                self.w_err += 1
-                time.sleep(0.2)
-            n += 1
-            time.sleep(0.05)
-    serial = 0
-    def report(self, label):
-        Load.serial += 1
-        lat = sorted(self.lat) or [0]
-        print(f"{label}: queries ok {self.q_ok} failed {self.q_err}, p50 "
-              f"{lat[len(lat) // 2] * 1000:.0f} ms max {lat[-1] * 1000:.0f} ms; "
-              f"write attempts failed {self.w_err}", flush=True)
-
 # kill -9 of a NATS server while writing and querying
-with Load() as load:
+with Load(c) as load:
     time.sleep(1)
     os.kill(pid("nats1"), signal.SIGKILL)
     time.sleep(3)
@@ -344,7 +189,7 @@ load.report("kill -9 nats1")
 converged("after kill -9 nats1")
 
 # kill -9 of a replica
-with Load() as load:
+with Load(c) as load:
     time.sleep(1)
     os.kill(pid("r0b"), signal.SIGKILL)
     time.sleep(2)
@@ -361,27 +206,26 @@ for k in range(3):
     st, r = ingest([make_doc(20000 + k * 10 + j) for j in range(10)])
     check(st == 200, f"ingest while r1b is down: {st}")
 respawn("r1b", {"RAGCORE_CLUSTER_TEST_EXIT_BEFORE_COMMIT": "2"})
-end = time.time() + 20
-while time.time() < end:
-    try:
-        os.kill(pid("r1b"), 0)
-    except ProcessLookupError:
-        break
-    time.sleep(0.1)
-with open(f"{tmp}/log/r1b.log") as f:
-    check("between fetch and commit" in f.read(), "the applier exited before its commit")
+c.wait_exit("r1b", timeout=20)
+check("between fetch and commit" in c.log_text("r1b"), "the applier exited before its commit")
 respawn("r1b")
 converged("after the applier died between fetch and commit")
 
-# SIGSTOP of a replica (hung, connection open): queries go on (timeout, retry)
-with Load(write=False) as load:
+# SIGSTOP of a replica (hung, connection open), without hedging: a shard request that lands
+# on it times out, and the one retry goes to every replica of the shard, so the other one
+# answers it: every query is answered
+timeouts0 = router_metric("ragcore_cluster_router_shard_timeouts_total")
+with Load(c, write=False) as load:
     time.sleep(0.5)
     os.kill(pid("r0a"), signal.SIGSTOP)
     time.sleep(3)
     os.kill(pid("r0a"), signal.SIGCONT)
     time.sleep(0.5)
-load.report("SIGSTOP replica r0a (3 s)")
-check(load.q_ok > 0, "queries answered while a replica was stopped")
+timeouts = router_metric("ragcore_cluster_router_shard_timeouts_total") - timeouts0
+load.report(f"SIGSTOP replica r0a (3 s), no hedging, {timeouts:.0f} shard timeouts retried")
+check(load.q_ok > 0 and load.q_err == 0,
+      f"queries while a replica was stopped: {load.q_ok} answered, {load.q_err} failed")
+check(timeouts > 0, "no shard request reached the stopped replica: the check proves nothing")
 converged("after SIGSTOP r0a")
 
 # hedged requests: with a replica of shard 0 stopped, a query whose request lands on it is
@@ -411,7 +255,7 @@ check(timeouts == 0, f"hedged queries waited for the timeout: {timeouts:.0f} sha
 converged("after SIGSTOP r0a with hedging")
 
 # kill -9 of a router: HAProxy sends requests to the other one
-with Load() as load:
+with Load(c) as load:
     time.sleep(0.5)
     os.kill(pid("router2"), signal.SIGKILL)
     time.sleep(2)
@@ -420,6 +264,6 @@ with Load() as load:
 load.report("kill -9 router2")
 converged("after kill -9 router2")
 
-print(f"{len(acked)} acknowledged documents; {failures} failures", flush=True)
-sys.exit(1 if failures else 0)
+print(f"{len(acked)} acknowledged documents; {c.failures} failures", flush=True)
+sys.exit(1 if c.failures else 0)
 PY

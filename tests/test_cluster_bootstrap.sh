@@ -12,14 +12,10 @@
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
 . "$src/tests/cluster_lib.sh"
-cl_require
-cl_pick_ports
-export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400 RAGCORE_CLUSTER_STREAM_MAX_MSGS=20 RAGCORE_CLUSTER_NATS_PING_S=1
-tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-bootstrap-$$
-trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
-cl_start "$tmp"
+export RAGCORE_CLUSTER_STREAM_MAX_MSGS=20 RAGCORE_CLUSTER_NATS_PING_S=1
+cl_setup bootstrap
 
-PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
+cl_python <<'PY'
 import glob, json, os, signal, subprocess, sys, time, urllib.request
 from cluster_lib import Cluster, Load
 

@@ -14,14 +14,10 @@
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
 . "$src/tests/cluster_lib.sh"
-cl_require
-cl_pick_ports
-export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400 RAGCORE_CLUSTER_DEDUP_WINDOW_S=3
-tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-dedup-$$
-trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
-cl_start "$tmp"
+export RAGCORE_CLUSTER_DEDUP_WINDOW_S=3
+cl_setup dedup
 
-PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
+cl_python <<'PY'
 import json, os, random, subprocess, sys, threading, time
 from cluster_lib import Cluster, fnv_shard
 

@@ -13,14 +13,9 @@
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
 . "$src/tests/cluster_lib.sh"
-cl_require
-cl_pick_ports
-export RAGCORE_CLUSTER_QUERY_TIMEOUT_MS=400
-tmp=${RAGCORE_TEST_TMP:-/tmp}/cluster-hygiene-$$
-trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
-cl_start "$tmp"
+cl_setup hygiene
 
-PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
+cl_python <<'PY'
 import http.server, json, os, subprocess, sys, threading
 from cluster_lib import Cluster
 

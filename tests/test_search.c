@@ -993,6 +993,103 @@ static void test_bm25_stats_split_stores(void)
     rag_close(all);
 }
 
+/* Six hand-made candidates for rag_select, in ranked order (2-d unit vectors):
+ *   0 doc A "alpha"  (1, 0)            1.00
+ *   1 doc A "beta"   (0.6, 0.8)        0.90
+ *   2 doc B " ALPHA" (0, 1)            0.80   same text key as 0 (case and spacing)
+ *   3 doc C "gamma"  (0.995, 0.0999)   0.70   dot 0.995 with 0: a near-duplicate
+ *   4 doc D "delta"  (0, 1)            0.65
+ *   5 doc E "eps"    (0.8, 0.6)        0.50 */
+typedef struct sel_fixture {
+    int loads[6];
+    int fail_at;                 /* candidate whose load fails, -1: none */
+} sel_fixture;
+
+static int sel_load(void *user, size_t i, rag_select_item *item, float *vec)
+{
+    static const char *docs[] = {"A", "A", "B", "C", "D", "E"};
+    static const char *texts[] = {"alpha", "beta", " ALPHA", "gamma", "delta", "eps"};
+    static const float v[6][2] = {{1, 0}, {0.6f, 0.8f}, {0, 1}, {0.995f, 0.09987f}, {0, 1},
+                                  {0.8f, 0.6f}};
+    sel_fixture *f = user;
+    f->loads[i]++;
+    if ((int)i == f->fail_at)
+        return RAG_EIO;
+    item->doc_id = docs[i];
+    item->text_key = rag_text_key(texts[i], strlen(texts[i]));
+    if (vec) {
+        vec[0] = v[i][0];
+        vec[1] = v[i][1];
+        item->has_vector = 1;
+    }
+    return RAG_OK;
+}
+
+/* Runs rag_select over the six candidates with o and checks that it chose want[0, n_want)
+ * in that order (label names the case); returns how many candidates it described. */
+static int select_expect(const char *label, const rag_search_options *o, const size_t *want,
+                         size_t n_want)
+{
+    static const float scores[6] = {1.0f, 0.9f, 0.8f, 0.7f, 0.65f, 0.5f};
+    sel_fixture f = {{0}, -1};
+    size_t order[6], n = 99;
+    ASSERT_OK(rag_select(o, scores, 6, 2, sel_load, &f, order, &n));
+    if (n != n_want || memcmp(order, want, n_want * sizeof *want) != 0)
+        TEST_FAIL_("%s: chose %zu candidates, first %zu (want %zu, first %zu)", label, n,
+                   n ? order[0] : 99, n_want, want[0]);
+    int loads = 0;
+    for (int i = 0; i < 6; i++) {
+        ASSERT_TRUE(f.loads[i] <= 1); /* each described at most once */
+        loads += f.loads[i];
+    }
+    return loads;
+}
+
+static void test_select_by_hand(void)
+{
+    static const float scores[6] = {1.0f, 0.9f, 0.8f, 0.7f, 0.65f, 0.5f};
+    rag_search_options o;
+    size_t order[6], n = 99;
+    ASSERT_TRUE(rag_text_key("alpha", 5) == rag_text_key(" ALPHA", 6));
+    ASSERT_TRUE(rag_text_key("alpha", 5) != rag_text_key("beta", 4));
+
+    /* Ranked, k 3, one chunk per document, default collapse (0.98): 0; 1 is document A's
+     * second; 2 has 0's text; 3 is 0.995 similar to 0; then 4 and 5. */
+    rag_search_options_init(&o);
+    o.k = 3;
+    o.per_doc = 1;
+    ASSERT_EQ_INT(select_expect("ranked, per_doc 1", &o, (size_t[]){0, 4, 5}, 3), 6);
+
+    /* Ranked, no cap, collapsing off: only the equal text (2) is skipped. k 1 describes
+     * only the first candidate (lazy). */
+    o.per_doc = 0;
+    o.collapse_threshold = 2;
+    ASSERT_EQ_INT(select_expect("ranked, no collapsing", &o, (size_t[]){0, 1, 3}, 3), 4);
+    o.k = 1;
+    ASSERT_EQ_INT(select_expect("ranked, k 1", &o, (size_t[]){0}, 1), 1);
+
+    /* MMR, lambda 0.5, k 3; relevance (s - 0.5) / 0.5 = 1, .8, .6, .4, .3, 0.
+     * Round 1: 0 (0.5 x 1). Round 2, against 0: 1 -> .4 - .3 = .1, 2 equal text,
+     * 3 -> .2 - .4975, 4 -> .15 - 0 = .15, 5 -> 0 - .4: 4. Round 3, against 0 and 4:
+     * 1 -> .4 - .4 = 0, 3 -> .2 - .4975, 5 -> 0 - .4: 1. */
+    o.k = 3;
+    o.mmr_lambda = 0.5f;
+    ASSERT_EQ_INT(select_expect("MMR 0.5", &o, (size_t[]){0, 4, 1}, 3), 6);
+
+    /* The callback's status ends the selection; bad arguments are named. */
+    sel_fixture f = {{0}, 3};
+    o.mmr_lambda = 0;
+    ASSERT_EQ_INT(rag_select(&o, scores, 6, 2, sel_load, &f, order, &n), RAG_EIO);
+    ASSERT_EQ_INT(n, 0);
+    ASSERT_EQ_INT(rag_select(&o, scores, 6, 2, NULL, &f, order, &n), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "required") != NULL);
+    o.collapse_threshold = 0;
+    ASSERT_EQ_INT(rag_select(&o, scores, 6, 0, sel_load, &f, order, &n), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "dimension") != NULL);
+    ASSERT_OK(rag_select(NULL, scores, 0, 0, sel_load, &f, order, &n));
+    ASSERT_EQ_INT(n, 0);
+}
+
 int main(void)
 {
     RUN_TEST(test_embedding_cache);
@@ -1011,5 +1108,6 @@ int main(void)
     RUN_TEST(test_search_options_by_name);
     RUN_TEST(test_score_per_mode);
     RUN_TEST(test_bm25_stats_split_stores);
+    RUN_TEST(test_select_by_hand);
     return TEST_REPORT();
 }
