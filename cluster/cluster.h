@@ -33,6 +33,9 @@ typedef struct cluster_config {
                                       * statistics of every shard gathered first */
     int hedge_ms;                    /* "hedge_ms": a shard's request goes to a second
                                       * replica after this long without answer; 0: never */
+    char *keys_bucket;               /* "keys_bucket": the API keys' bucket; "ragcore_keys" */
+    char *admin_key_file;            /* "admin_key_file": a file holding the bootstrap admin
+                                      * key of every router; NULL: none */
 } cluster_config;
 
 /* Loads path; -1 with a message naming the file and field. cluster_config_free frees. */
@@ -67,6 +70,10 @@ int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *e
 json_t *cluster_coll_to_json(const cluster_coll *c);
 /* Loads a collection's metadata: 1 found, 0 absent, -1 error. */
 int cluster_coll_load(clog *l, const char *name, cluster_coll *c, char *err, size_t errlen);
+
+/* 1 when s can name a collection of a cluster (a stream name and subject token): 1..128
+ * letters, digits, '_' or '-'. */
+int cluster_valid_name(const char *s);
 
 /* The shard of a document: FNV-1a 64 of its id modulo shards (stable across processes,
  * releases and machines). */

@@ -57,7 +57,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     int rc = -1;
     json_t *urls = json_object_get(j, "nats");
-    char bucket[128], idf[16];
+    char bucket[128], keys_bucket[128], idf[16], admin_key_file[4096];
     if (!json_is_object(j)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
         goto cleanup;
@@ -94,7 +94,11 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
             0 ||
         int_field(j, "hedge_ms", 0, 0, 600000, &cfg->hedge_ms, err, errlen, path) < 0 ||
-        str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0)
+        str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0 ||
+        str_field(j, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
+                  errlen, path) < 0 ||
+        str_field(j, "admin_key_file", "", admin_key_file, sizeof admin_key_file, err, errlen,
+                  path) < 0)
         goto cleanup;
     if (strcmp(idf, "shard") && strcmp(idf, "exact")) {
         snprintf(err, errlen, "%s: \"idf\" must be \"shard\" or \"exact\", got \"%s\"", path,
@@ -103,6 +107,8 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     cfg->idf_exact = !strcmp(idf, "exact");
     cfg->bucket = strdup(bucket);
+    cfg->keys_bucket = strdup(keys_bucket);
+    cfg->admin_key_file = admin_key_file[0] ? strdup(admin_key_file) : NULL;
     rc = 0;
 cleanup:
     json_decref(j);
@@ -116,6 +122,8 @@ void cluster_config_free(cluster_config *cfg)
     for (size_t i = 0; i < cfg->n_nats; i++)
         free(cfg->nats[i]);
     free(cfg->bucket);
+    free(cfg->keys_bucket);
+    free(cfg->admin_key_file);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -129,9 +137,7 @@ int cluster_connect(const cluster_config *cfg, const char *name, clog **out, cha
     return rc;
 }
 
-/* Collection names of a cluster become stream names and subject tokens: letters, digits,
- * '_' and '-' only. */
-static int valid_name(const char *s)
+int cluster_valid_name(const char *s)
 {
     if (!*s || strlen(s) > 128)
         return 0;
@@ -196,7 +202,7 @@ int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *e
         snprintf(c->name, sizeof c->name, "%s", name);
     else if (str_field(j, "name", "", c->name, sizeof c->name, err, errlen, w) < 0)
         return -1;
-    if (!valid_name(c->name)) {
+    if (!cluster_valid_name(c->name)) {
         snprintf(err, errlen, "collection: name '%s' must be 1..128 letters, digits, '_' or '-'",
                  c->name);
         return -1;

@@ -6,6 +6,8 @@
  * score, then fused (RRF or weighted) on the global ranks, then capped per document. */
 #include "chttp.h"
 #include "cluster.h"
+#include "keys.h"
+#include "port_file.h"
 #include "ragcore.h"
 #include "rpc.h"
 #include "vector_b64.h"
@@ -26,6 +28,7 @@
 typedef struct router {
     cluster_config cfg;
     clog *log;
+    cluster_keys *_Atomic keys;  /* API keys; set before the port file is written */
     char name[128];
     pthread_mutex_t mu;          /* guards the embedders */
     struct {
@@ -1063,27 +1066,75 @@ static const char *split_coll(const char *path, char *coll, size_t n)
     return slash ? slash : "";
 }
 
-static void on_http(void *user, const char *method, const char *path, const char *body,
-                    size_t len, chttp_reply *out)
+/* The scope a route needs and the collection it names (coll "" when none): 1, or 0 for
+ * a route the router does not serve. Creating a collection with settings needs admin, as
+ * on the single server. */
+static int route_scope(const char *method, const char *path, json_t *body, unsigned *scope,
+                       char *coll, size_t n)
+{
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    coll[0] = '\0';
+    *scope = SCOPE_READ;
+    if (!strcmp(path, "/metrics") || !strcmp(path, "/v1/cluster/status")) {
+        *scope = SCOPE_METRICS;
+        return get;
+    }
+    if (!strcmp(path, "/v1/keys") || !strncmp(path, "/v1/keys/", 9)) {
+        *scope = SCOPE_ADMIN;
+        return 1;
+    }
+    if (!strcmp(path, "/v1/collections") && post) {
+        const char *name = json_string_value(json_object_get(body, "name"));
+        snprintf(coll, n, "%s", name ? name : "");
+        *scope = json_object_get(body, "settings") ? SCOPE_ADMIN : SCOPE_WRITE;
+        return 1;
+    }
+    if (strncmp(path, "/v1/collections/", 16))
+        return 0;
+    const char *rest = split_coll(path, coll, n);
+    if (!strcmp(rest, "") && (get || !strcmp(method, "PATCH")))
+        *scope = get ? SCOPE_READ : SCOPE_ADMIN;
+    else if ((!strcmp(rest, "/documents") && post) ||
+             (!strncmp(rest, "/documents/", 11) && !strcmp(method, "DELETE")))
+        *scope = SCOPE_WRITE;
+    else if (!strcmp(rest, "/search") && post)
+        *scope = SCOPE_READ;
+    else
+        return 0;
+    return 1;
+}
+
+static void on_http(void *user, const char *method, const char *path, const char *api_key,
+                    const char *body, size_t len, chttp_reply *out)
 {
     router *r = user;
     int post = !strcmp(method, "POST");
     json_t *j = post ? json_loadb(body, len, 0, NULL) : NULL;
-    if (post && !json_is_object(j)) {
-        chttp_error(out, 400, "invalid", "the request body must be a JSON object");
-    } else if (!strcmp(path, "/healthz")) {
+    cluster_keys *keys = atomic_load(&r->keys);
+    unsigned scope;
+    char coll[129];
+    if (!strcmp(path, "/healthz")) { /* open, for load balancers */
         int ok = clog_connected(r->log);
         chttp_json(out, ok ? 200 : 503,
                    json_pack("{s:s,s:s}", "status", ok ? "ok" : "broker_unreachable", "role",
                              "router"));
+    } else if (!route_scope(method, path, j, &scope, coll, sizeof coll)) {
+        chttp_error(out, 404, "not_found", "no route %s %s", method, path);
+    } else if (!keys) {
+        chttp_error(out, 503, "starting", "the router is loading its API keys");
+    } else if (cluster_authorize(keys, api_key, scope, coll[0] ? coll : NULL, out) < 0) {
+        /* 401 or 403 set */
+    } else if (post && !json_is_object(j)) {
+        chttp_error(out, 400, "invalid", "the request body must be a JSON object");
     } else if (!strcmp(path, "/metrics")) {
         metrics(r, out);
     } else if (!strcmp(path, "/v1/cluster/status")) {
         chttp_json(out, 200, cluster_gather_status(r->log, 500));
+    } else if (cluster_keys_route(keys, method, path, j, out)) {
+        /* a key route answered */
     } else if (!strcmp(path, "/v1/collections") && post) {
         create_collection(r, j, out);
-    } else if (!strncmp(path, "/v1/collections/", 16)) {
-        char coll[129];
+    } else {
         const char *rest = split_coll(path, coll, sizeof coll);
         cluster_coll c;
         if (!strcmp(rest, "") && !strcmp(method, "GET")) {
@@ -1101,8 +1152,6 @@ static void on_http(void *user, const char *method, const char *path, const char
         } else {
             chttp_error(out, 404, "not_found", "no route %s %s", method, path);
         }
-    } else {
-        chttp_error(out, 404, "not_found", "no route %s %s", method, path);
     }
     json_decref(j);
 }
@@ -1139,14 +1188,25 @@ int cluster_router_main(int argc, char **argv)
     }
     pthread_mutex_init(&r.mu, NULL);
     chttp *http = NULL;
+    char err[1024];
+    cluster_keys *keys = NULL;
+    /* the port file is written once the keys are loaded (503 "starting" before) */
     int code = cluster_role_start("router", config, &r.cfg, r.name, &r.log, listen, threads,
-                                  on_http, &r, port_file, &http);
+                                  on_http, &r, NULL, &http);
+    if (code == 0 && cluster_keys_open(r.log, &r.cfg, &keys, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster router: %s\n", err);
+        code = 1;
+    }
+    atomic_store(&r.keys, keys);
     if (code != 0)
         goto done;
+    if (port_file && port_file_write(port_file, chttp_port(http)) < 0)
+        fprintf(stderr, "ragcore-server cluster router: cannot write %s\n", port_file);
     while (!cluster_stopping())
         cluster_sleep_ms(200);
 done:
     chttp_stop(http);
+    cluster_keys_close(keys);
     clog_close(r.log);
     for (size_t i = 0; i < r.nemb; i++)
         rag_embedder_free(r.emb[i].e);

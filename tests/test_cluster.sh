@@ -53,6 +53,8 @@ import json, os, random, signal, subprocess, sys, threading, time, urllib.reques
 tmp, bin_, dev = sys.argv[1:4]
 HTTP = int(os.environ["RAGCORE_CLUSTER_HTTP"])
 FRONT = f"http://127.0.0.1:{HTTP}"
+KEY = open(f"{tmp}/admin.key").read().strip()  # the routers' bootstrap admin key
+AUTH = {"Authorization": f"Bearer {KEY}"}
 HYBRID_MIN_OVERLAP = 0.6
 failures = 0
 
@@ -65,7 +67,7 @@ def check(cond, what):
 def call(method, url, body=None, timeout=10):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **AUTH})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read() or b"{}")
@@ -159,7 +161,8 @@ def router_metric(name):
     total = 0
     for i in (1, 2):
         port = int(open(f"{tmp}/run/router{i}.port").read())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=AUTH)
+        with urllib.request.urlopen(req, timeout=5) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     total += float(line.split()[1])

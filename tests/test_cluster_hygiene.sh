@@ -108,7 +108,7 @@ with open(f"{tmp}/bulk.jsonl", "w") as f:
 env = {k: v for k, v in os.environ.items() if k != "RAGCORE_API_KEY"}
 cli = [f"{bin_}/ragcore", "ingest", "--cluster", c.front, "--collection", "h",
        f"{tmp}/bulk.jsonl"]
-out = subprocess.run(cli, capture_output=True, text=True, env=env)
+out = subprocess.run(cli + ["--key", c.key], capture_output=True, text=True, env=env)
 c.check(out.returncode == 0 and "1 filtered" in out.stdout,
         f"ingest --cluster counts the filtered document: {out.returncode} {out.stdout} "
         f"{out.stderr}")
