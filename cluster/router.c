@@ -10,6 +10,7 @@
 #include "port_file.h"
 #include "ragcore.h"
 #include "rpc.h"
+#include "settings.h"
 #include "vector_b64.h"
 
 #include <getopt.h>
@@ -39,7 +40,7 @@ typedef struct router {
     rag_toxicity *tox[4];        /* toxicity detectors by RAG_TOXICITY_* bits, loaded once;
                                   * guarded by mu */
     atomic_ullong writes, write_errors, publish_retries, searches, search_errors,
-        shard_timeouts, shard_retries, behind, hedges;
+        shard_timeouts, shard_retries, behind, hedges, settings_conflicts;
 } router;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -195,6 +196,25 @@ static int load_coll(router *r, const char *name, cluster_coll *c, chttp_reply *
 }
 
 /* ---- collections ------------------------------------------------------------------------ */
+
+/* PATCH /v1/collections/{c}: the settings given change (cluster_coll_patch); the next
+ * write through any router reads the new value from the bucket. */
+static void patch_collection(router *r, const char *name, json_t *body, chttp_reply *out)
+{
+    cluster_coll c;
+    char err[512];
+    int conflicts = 0;
+    int status = cluster_coll_patch(r->log, name, body, &c, &conflicts, err, sizeof err);
+    atomic_fetch_add(&r->settings_conflicts, (unsigned long long)conflicts);
+    if (status == 200)
+        chttp_json(out, 200, cluster_coll_to_json(&c));
+    else if (status < 500)
+        chttp_error(out, status, status == 404 ? "not_found" : status == 409 ? "conflict"
+                                                                              : "invalid_field",
+                    "%s", err);
+    else
+        chttp_error(out, 503, "log_unavailable", "collection metadata: %s", err);
+}
 
 static void create_collection(router *r, json_t *body, chttp_reply *out)
 {
@@ -1045,12 +1065,14 @@ static void metrics(router *r, chttp_reply *out)
              "ragcore_cluster_router_shard_retries_total %llu\n"
              "ragcore_cluster_router_behind_total %llu\n"
              "ragcore_cluster_router_hedges_total %llu\n"
+             "ragcore_cluster_router_settings_conflicts_total %llu\n"
              "ragcore_cluster_router_broker_connected %d\n",
              atomic_load(&r->writes), atomic_load(&r->write_errors),
              atomic_load(&r->publish_retries), atomic_load(&r->searches),
              atomic_load(&r->search_errors), atomic_load(&r->shard_timeouts),
              atomic_load(&r->shard_retries), atomic_load(&r->behind),
-             atomic_load(&r->hedges), clog_connected(r->log));
+             atomic_load(&r->hedges), atomic_load(&r->settings_conflicts),
+             clog_connected(r->log));
     out->status = 200;
     out->body = b;
     out->ctype = "text/plain; version=0.0.4";
@@ -1108,8 +1130,8 @@ static void on_http(void *user, const char *method, const char *path, const char
                     const char *body, size_t len, chttp_reply *out)
 {
     router *r = user;
-    int post = !strcmp(method, "POST");
-    json_t *j = post ? json_loadb(body, len, 0, NULL) : NULL;
+    int post = !strcmp(method, "POST"), patch = !strcmp(method, "PATCH");
+    json_t *j = post || patch ? json_loadb(body, len, 0, NULL) : NULL;
     cluster_keys *keys = atomic_load(&r->keys);
     unsigned scope;
     char coll[129];
@@ -1124,7 +1146,7 @@ static void on_http(void *user, const char *method, const char *path, const char
         chttp_error(out, 503, "starting", "the router is loading its API keys");
     } else if (cluster_authorize(keys, api_key, scope, coll[0] ? coll : NULL, out) < 0) {
         /* 401 or 403 set */
-    } else if (post && !json_is_object(j)) {
+    } else if ((post || patch) && !json_is_object(j)) {
         chttp_error(out, 400, "invalid", "the request body must be a JSON object");
     } else if (!strcmp(path, "/metrics")) {
         metrics(r, out);
@@ -1140,6 +1162,8 @@ static void on_http(void *user, const char *method, const char *path, const char
         if (!strcmp(rest, "") && !strcmp(method, "GET")) {
             if (load_coll(r, coll, &c, out) == 0)
                 chttp_json(out, 200, cluster_coll_to_json(&c));
+        } else if (!strcmp(rest, "") && patch) {
+            patch_collection(r, coll, j, out);
         } else if (!strcmp(rest, "/documents") && post) {
             upsert(r, coll, j, out);
         } else if (!strcmp(rest, "/search") && post) {
