@@ -3,6 +3,7 @@
 #include "cluster.h"
 #include "port_file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     int rc = -1;
     json_t *urls = json_object_get(j, "nats");
-    char bucket[128], keys_bucket[128], idf[16], admin_key_file[4096];
+    char bucket[128], keys_bucket[128], idf[16], admin_key_file[4096], pii_key_file[4096];
     if (!json_is_object(j)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
         goto cleanup;
@@ -98,6 +99,8 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         str_field(j, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
                   errlen, path) < 0 ||
         str_field(j, "admin_key_file", "", admin_key_file, sizeof admin_key_file, err, errlen,
+                  path) < 0 ||
+        str_field(j, "pii_key_file", "", pii_key_file, sizeof pii_key_file, err, errlen,
                   path) < 0)
         goto cleanup;
     if (strcmp(idf, "shard") && strcmp(idf, "exact")) {
@@ -109,6 +112,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     cfg->bucket = strdup(bucket);
     cfg->keys_bucket = strdup(keys_bucket);
     cfg->admin_key_file = admin_key_file[0] ? strdup(admin_key_file) : NULL;
+    cfg->pii_key_file = pii_key_file[0] ? strdup(pii_key_file) : NULL;
     rc = 0;
 cleanup:
     json_decref(j);
@@ -124,6 +128,7 @@ void cluster_config_free(cluster_config *cfg)
     free(cfg->bucket);
     free(cfg->keys_bucket);
     free(cfg->admin_key_file);
+    free(cfg->pii_key_file);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -150,8 +155,8 @@ int cluster_valid_name(const char *s)
 
 /* Reads a collection's "settings" (may be NULL) into c->policy with the library's parser;
  * its language and ttl_seconds, when given, replace c's. Refuses what a cluster cannot
- * apply the same on every replica: pii "hash" (its key is a store's) and duplicate
- * detection (decided against a store's content). */
+ * apply the same on every replica: duplicate detection (decided against a store's
+ * content). pii "hash" is the router's to refuse (without the cluster's key). */
 static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t errlen)
 {
     rag_collection_options_init(&c->policy);
@@ -166,11 +171,6 @@ static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t er
     free(text);
     if (rc != RAG_OK) {
         snprintf(err, errlen, "collection: settings: %s", rag_errmsg());
-        return -1;
-    }
-    if (c->policy.pii == RAG_PII_HASH) {
-        snprintf(err, errlen, "collection: settings: pii \"hash\" is not available on a "
-                 "cluster (its key is a single store's); use \"mask\" or \"drop\"");
         return -1;
     }
     if (c->policy.dedup != RAG_DEDUP_OFF) {
@@ -335,5 +335,39 @@ int cluster_role_start(const char *role, const char *config, cluster_config *cfg
     if (port_file && port_file_write(port_file, chttp_port(*http)) < 0)
         fprintf(stderr, "ragcore-server cluster %s: cannot write %s\n", role, port_file);
     fprintf(stderr, "%s %s: listening on port %d\n", role, name, chttp_port(*http));
+    return 0;
+}
+
+int cluster_pii_key_load(const char *path, unsigned char *key, size_t cap, size_t *klen,
+                         char *err, size_t errlen)
+{
+    char buf[260];
+    size_t n = 0;
+    *klen = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "pii_key_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    int ok = n % 2 == 0 && n >= 32 && n / 2 <= cap && n <= 128;
+    for (size_t i = 0; ok && i < n; i += 2) {
+        unsigned v;
+        ok = isxdigit((unsigned char)buf[i]) && isxdigit((unsigned char)buf[i + 1]) &&
+             sscanf(buf + i, "%2x", &v) == 1;
+        key[i / 2] = (unsigned char)v;
+    }
+    memset(buf, 0, sizeof buf);
+    if (!ok) {
+        memset(key, 0, cap);
+        snprintf(err, errlen, "pii_key_file %s: the key must be one line of 32..128 hex digits "
+                 "(16..64 bytes; e.g. openssl rand -hex 32)", path);
+        return -1;
+    }
+    *klen = n / 2;
     return 0;
 }

@@ -30,6 +30,8 @@ typedef struct router {
     cluster_config cfg;
     clog *log;
     cluster_keys *_Atomic keys;  /* API keys; set before the port file is written */
+    unsigned char pii_key[64];   /* pii "hash"'s HMAC key (pii_key_file), the same on every */
+    size_t pii_klen;             /* router; 0: none, pii "hash" refused */
     char name[128];
     pthread_mutex_t mu;          /* guards the embedders */
     struct {
@@ -197,6 +199,16 @@ static int load_coll(router *r, const char *name, cluster_coll *c, chttp_reply *
 
 /* ---- collections ------------------------------------------------------------------------ */
 
+/* pii "hash" needs the cluster's HMAC key: 0, or -1 after a 400 naming the setting. */
+static int pii_hash_possible(const router *r, int pii, chttp_reply *out)
+{
+    if (pii != RAG_PII_HASH || r->pii_klen)
+        return 0;
+    chttp_error(out, 400, "invalid_field", "settings: pii: \"hash\" needs the HMAC key every "
+                "router shares: set pii_key_file in the cluster configuration");
+    return -1;
+}
+
 /* PATCH /v1/collections/{c}: the settings given change (cluster_coll_patch); the next
  * write through any router reads the new value from the bucket. */
 static void patch_collection(router *r, const char *name, json_t *body, chttp_reply *out)
@@ -204,6 +216,9 @@ static void patch_collection(router *r, const char *name, json_t *body, chttp_re
     cluster_coll c;
     char err[512];
     int conflicts = 0;
+    const char *pii = json_string_value(json_object_get(body, "pii"));
+    if (pii && pii_hash_possible(r, strcmp(pii, "hash") ? RAG_PII_OFF : RAG_PII_HASH, out) < 0)
+        return;
     int status = cluster_coll_patch(r->log, name, body, &c, &conflicts, err, sizeof err);
     atomic_fetch_add(&r->settings_conflicts, (unsigned long long)conflicts);
     if (status == 200)
@@ -224,6 +239,8 @@ static void create_collection(router *r, json_t *body, chttp_reply *out)
         chttp_error(out, 400, "invalid", "%s", err);
         return;
     }
+    if (pii_hash_possible(r, c.policy.pii, out) < 0)
+        return;
     rag_embedder *e = embedder_for(r, &c, err, sizeof err);
     if (!e) {
         chttp_error(out, 400, "invalid", "%s", err);
@@ -310,6 +327,11 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         chttp_error(out, tox_status, "toxicity_unavailable", "%s", err);
         return;
     }
+    if (docs && c->policy.pii == RAG_PII_HASH && !r->pii_klen) {
+        chttp_error(out, 503, "pii_key_missing", "collection '%s' hashes PII (pii \"hash\") "
+                    "and this router's cluster configuration names no pii_key_file", c->name);
+        return;
+    }
     rag_document *mine = docs ? malloc((n ? n : 1) * sizeof *mine) : NULL;
     if (docs && !mine) {
         chttp_error(out, 500, "internal", "out of memory");
@@ -323,6 +345,8 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
     for (int s = 0; s < c->shards; s++) {
         rag_log_batch *b = NULL;
         int rc = rag_log_batch_create(e, c->chunk_tokens, c->chunk_overlap, now, &b);
+        if (rc == RAG_OK && r->pii_klen)
+            rc = rag_log_batch_set_pii_key(b, r->pii_key, r->pii_klen);
         size_t nm = 0;
         for (size_t i = 0; docs && i < n; i++)
             if (cluster_shard_of(docs[i].id, c->shards) == s)
@@ -1222,6 +1246,12 @@ int cluster_router_main(int argc, char **argv)
         code = 1;
     }
     atomic_store(&r.keys, keys);
+    if (code == 0 && r.cfg.pii_key_file &&
+        cluster_pii_key_load(r.cfg.pii_key_file, r.pii_key, sizeof r.pii_key, &r.pii_klen, err,
+                             sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster router: %s\n", err);
+        code = 1;
+    }
     if (code != 0)
         goto done;
     if (port_file && port_file_write(port_file, chttp_port(http)) < 0)
@@ -1237,6 +1267,7 @@ done:
     for (size_t i = 0; i < sizeof r.tox / sizeof r.tox[0]; i++)
         rag_toxicity_close(r.tox[i]);
     cluster_config_free(&r.cfg);
+    memset(r.pii_key, 0, sizeof r.pii_key);
     fprintf(stderr, "router %s: stopped\n", r.name);
     return code;
 }

@@ -2,6 +2,7 @@
  * checksummed), applying them at a sequence, log positions and content digests. */
 #include "logbatch.h"
 #include "bytes.h"
+#include "crypt.h"
 #include "db.h"
 #include "embedder.h"
 #include "ingest.h"
@@ -66,6 +67,7 @@ void rag_log_batch_free(rag_log_batch *b)
     if (!b)
         return;
     rag_log_batch_truncate(b, 0, 0);
+    rag_crypt_wipe(b->pii_key, sizeof b->pii_key);
     free(b->ops);
     free(b->chunks);
     free(b->vecs);
@@ -187,6 +189,21 @@ int rag_log_batch_add_documents_policy(rag_log_batch *b, const rag_document *doc
     if (!b || (!docs && n))
         return rag_fail(RAG_EINVAL, "rag_log_batch_add_documents_policy: NULL argument");
     return rag_ingest_log_add_policy(b, docs, n, policy, tox, summary);
+}
+
+int rag_log_batch_set_pii_key(rag_log_batch *b, const void *key, size_t klen)
+{
+    rag_clear_error();
+    if (!b || (!key && klen))
+        return rag_fail(RAG_EINVAL, "rag_log_batch_set_pii_key: NULL argument");
+    if (klen && (klen < 16 || klen > sizeof b->pii_key))
+        return rag_fail(RAG_EINVAL, "rag_log_batch_set_pii_key: the key is %zu bytes; a PII "
+                        "hash key has 16..%zu", klen, sizeof b->pii_key);
+    rag_crypt_wipe(b->pii_key, sizeof b->pii_key);
+    if (klen)
+        memcpy(b->pii_key, key, klen);
+    b->pii_key_len = klen;
+    return RAG_OK;
 }
 
 int rag_log_batch_add_delete(rag_log_batch *b, const char *id)

@@ -44,6 +44,8 @@ struct rag_log_batch {
     rag_log_chunk *chunks;
     size_t nchunks, cap_chunks;
     float *vecs;                 /* nchunks * dim */
+    unsigned char pii_key[64];   /* pii "hash"'s HMAC key (rag_log_batch_set_pii_key); */
+    size_t pii_key_len;          /* 0: none */
 };
 
 /* Appends an upsert of d (strings copied; text_len bytes of text, metadata the compact

@@ -6,7 +6,9 @@
 # (no file of any replica's store nor of the brokers' logs holds the raw values; a search
 # returns the placeholders); a document the quality filter rejects is counted in the reply
 # and its older version is gone from every replica; with the toxicity word list pulled, a
-# toxic document is dropped and counted; pii "hash", duplicate detection and unknown
+# toxic document is dropped and counted; under pii "hash" the same value sent through
+# either router is stored as the same [TYPE:hex] (one key file for every router; a router
+# without one refuses pii "hash" naming pii_key_file); duplicate detection and unknown
 # settings are refused naming the field; replicas converge to equal digests; `ragcore ingest
 # --cluster` reports the policy's counts and sends no Authorization header without a key.
 # Skipped (77) without nats-server or haproxy.
@@ -21,7 +23,7 @@ trap 'st=$?; cl_stop $st || st=$?; rm -rf "$tmp"; exit $st' EXIT
 cl_start "$tmp"
 
 PYTHONPATH="$src/tests" python3 - "$tmp" "$RAGCORE_BIN" "$src/tools/cluster_dev.sh" <<'PY'
-import http.server, json, os, subprocess, sys, threading
+import http.server, json, os, re, subprocess, sys, threading, time
 from cluster_lib import Cluster
 
 tmp, bin_, dev = sys.argv[1:4]
@@ -31,7 +33,7 @@ base = {"shards": 2, "embedder": "hash", "dim": 32, "index_spec": "Flat",
         "chunk_tokens": 24, "chunk_overlap": 4}
 
 # refused settings name what is wrong
-for settings, word in (({"pii": "hash"}, "hash"), ({"dedup": "skip"}, "dedup"),
+for settings, word in (({"dedup": "skip"}, "dedup"),
                        ({"pii": "shred"}, "shred"), ({"colour": "red"}, "colour"),
                        ({"min_chars": "ten"}, "min_chars")):
     st, r = c.call("POST", "/v1/collections", {"name": "bad", **base, "settings": settings})
@@ -79,6 +81,51 @@ else:
             r.get("summary", {}).get("toxicity_dropped") == 1 and
             r.get("summary", {}).get("toxicity_dropped_wordlist") == 1,
             f"the toxic document is dropped and counted: {st} {r}")
+
+# pii "hash": the same value hashes the same through either router (one key file)
+r1, r2 = (f"http://127.0.0.1:{int(open(f'{tmp}/run/router{i}.port').read())}" for i in (1, 2))
+st, r = c.call("POST", "/v1/collections", {"name": "ph", **base, "settings": {"pii": "hash"}},
+               front=r1)
+c.check(st == 201 and r.get("settings", {}).get("pii") == "hash", f"create ph: {st} {r}")
+for i, front in ((1, r1), (2, r2)):
+    st, r = c.call("POST", "/v1/collections/ph/documents",
+                   {"documents": [{"id": f"ph-{i}", "text": f"router {i} mails {EMAIL} today"},
+                                  {"id": f"ph-other-{i}", "text": f"router {i} mails x{i}@example.org"}]},
+                   front=front)
+    c.check(st == 200 and r.get("pii_found", {}).get("EMAIL") == 2,
+            f"upsert under pii hash through router {i}: {st} {r}")
+c.converged("ph: hashed", coll="ph", ids={"ph-1", "ph-2", "ph-other-1", "ph-other-2"})
+st, r = c.call("POST", "/v1/collections/ph/search", {"query": "router mails today",
+                                                      "mode": "lexical", "k": 10})
+tags = {}
+for h in r.get("hits", []):
+    m = re.search(r"\[EMAIL:[0-9a-f]{12}\]", h.get("text", ""))
+    tags[h.get("doc_id")] = m.group(0) if m else None
+print(f"pii hash placeholders: {tags}", flush=True)
+c.check(tags.get("ph-1") and tags.get("ph-1") == tags.get("ph-2"),
+        f"the same address hashes the same through both routers: {tags}")
+c.check(tags.get("ph-other-1") and tags.get("ph-other-1") != tags.get("ph-1") and
+        tags.get("ph-other-1") != tags.get("ph-other-2"), f"other addresses differ: {tags}")
+# a router without pii_key_file refuses pii "hash" naming it (a third router, its own file)
+cfg = json.load(open(f"{tmp}/cluster.json"))
+del cfg["pii_key_file"]
+json.dump(cfg, open(f"{tmp}/nopii.json", "w"))
+subprocess.run([dev, "spawn", "router3", tmp, f"{bin_}/ragcore-server", "cluster", "router",
+                "--config", f"{tmp}/nopii.json", "--listen", "127.0.0.1:0", "--name", "router3",
+                "--port-file", f"{tmp}/run/router3.port"], check=True)
+for _ in range(300):
+    if os.path.exists(f"{tmp}/run/router3.port"):
+        break
+    time.sleep(0.1)
+r3 = f"http://127.0.0.1:{int(open(f'{tmp}/run/router3.port').read())}"
+st, r = c.call("POST", "/v1/collections", {"name": "ph2", **base, "settings": {"pii": "hash"}},
+               front=r3)
+c.check(st == 400 and "pii_key_file" in json.dumps(r), f"no key file: create refused: {st} {r}")
+st, r = c.call("PATCH", "/v1/collections/h", {"pii": "hash"}, front=r3)
+c.check(st == 400 and "pii_key_file" in json.dumps(r), f"no key file: PATCH refused: {st} {r}")
+st, r = c.call("POST", "/v1/collections/ph/documents",
+               {"documents": [{"id": "ph-3", "text": f"mail {EMAIL}"}]}, front=r3)
+c.check(st == 503 and "pii_key_file" in json.dumps(r), f"no key file: write refused: {st} {r}")
 
 c.converged("h: masked and filtered", coll="h", ids={"pii-1", "ok-1"})
 if tox_ok:
