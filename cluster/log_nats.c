@@ -16,6 +16,7 @@ struct clog {
 };
 
 struct clog_kv {
+    jsCtx *js;                   /* the connection's, borrowed */
     kvStore *kv;
     kvWatcher *w;
 };
@@ -275,21 +276,38 @@ int clog_meta_create(clog *l, const char *key, const char *json, int *exists, ch
     return fail(err, errlen, key, s, 0);
 }
 
-/* A key's value (*json NULL when absent or deleted) and revision. */
-static int bucket_get(kvStore *kv, const char *key, char **json, uint64_t *rev, char *err,
-                      size_t errlen)
+/* A key's value (*json NULL when absent or deleted) and revision, read from the bucket
+ * stream's leader (kvStore_Get may be answered by a follower still behind a write just
+ * acknowledged: a revoked key or a changed setting must not come back). */
+static int bucket_get(jsCtx *js, kvStore *kv, const char *key, char **json, uint64_t *rev,
+                      char *err, size_t errlen)
 {
-    kvEntry *e = NULL;
+    char stream[300], subject[600];
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    const char *op = NULL;
     *json = NULL;
     *rev = 0;
-    natsStatus s = kvStore_Get(&e, kv, key);
+    snprintf(stream, sizeof stream, "KV_%s", kvStore_Bucket(kv));
+    snprintf(subject, sizeof subject, "$KV.%s.%s", kvStore_Bucket(kv), key);
+    natsStatus s = js_GetLastMsg(&m, js, stream, subject, NULL, &jerr);
     if (s == NATS_NOT_FOUND)
         return 0;
     if (s != NATS_OK)
-        return fail(err, errlen, key, s, 0);
-    *rev = kvEntry_Revision(e);
-    *json = strdup(kvEntry_ValueString(e));
-    kvEntry_Destroy(e);
+        return fail(err, errlen, key, s, jerr);
+    if (natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op &&
+        (!strcmp(op, "DEL") || !strcmp(op, "PURGE"))) {
+        natsMsg_Destroy(m);
+        return 0;
+    }
+    *rev = natsMsg_GetSequence(m);
+    int len = natsMsg_GetDataLength(m);
+    *json = malloc((size_t)len + 1);
+    if (*json) {
+        memcpy(*json, natsMsg_GetData(m), (size_t)len);
+        (*json)[len] = '\0';
+    }
+    natsMsg_Destroy(m);
     if (!*json) {
         snprintf(err, errlen, "%s: out of memory", key);
         return -1;
@@ -300,13 +318,13 @@ static int bucket_get(kvStore *kv, const char *key, char **json, uint64_t *rev, 
 int clog_meta_get(clog *l, const char *key, char **json, char *err, size_t errlen)
 {
     uint64_t rev;
-    return bucket_get(l->kv, key, json, &rev, err, errlen);
+    return bucket_get(l->js, l->kv, key, json, &rev, err, errlen);
 }
 
 int clog_meta_get_rev(clog *l, const char *key, char **json, uint64_t *rev, char *err,
                       size_t errlen)
 {
-    return bucket_get(l->kv, key, json, rev, err, errlen);
+    return bucket_get(l->js, l->kv, key, json, rev, err, errlen);
 }
 
 int clog_meta_update(clog *l, const char *key, const char *json, uint64_t rev, int *conflict,
@@ -317,13 +335,16 @@ int clog_meta_update(clog *l, const char *key, const char *json, uint64_t rev, i
     natsStatus s = kvStore_UpdateString(&now, l->kv, key, json, rev);
     if (s == NATS_OK)
         return 0;
-    /* the bucket's stream refuses a write whose expected last revision is not the key's */
+    /* the bucket's stream refuses a write whose expected last revision is not the key's
+     * ("wrong last sequence"); a read served by a lagging follower may still show rev */
+    fail(err, errlen, key, s, 0);
     uint64_t cur = 0;
     char *text = NULL, e2[64];
-    if (bucket_get(l->kv, key, &text, &cur, e2, sizeof e2) == 0 && cur != rev)
+    if (strstr(err, "wrong last sequence") ||
+        (bucket_get(l->js, l->kv, key, &text, &cur, e2, sizeof e2) == 0 && cur != rev))
         *conflict = 1;
     free(text);
-    return fail(err, errlen, key, s, 0);
+    return -1;
 }
 
 static int bucket_keys(kvStore *kv, char ***keys, size_t *n, char *err, size_t errlen)
@@ -358,6 +379,8 @@ int clog_kv_open(clog *l, const char *bucket, int replicas, clog_kv **out, char 
 {
     clog_kv *kv = calloc(1, sizeof *kv);
     natsStatus s = kv ? bucket_open(l->js, bucket, replicas, &kv->kv) : NATS_NO_MEMORY;
+    if (kv)
+        kv->js = l->js;
     if (s == NATS_OK)
         s = kvStore_WatchAll(&kv->w, kv->kv, NULL);
     *out = NULL;
@@ -388,7 +411,7 @@ int clog_kv_put(clog_kv *kv, const char *key, const char *value, char *err, size
 int clog_kv_get(clog_kv *kv, const char *key, char **value, char *err, size_t errlen)
 {
     uint64_t rev;
-    return bucket_get(kv->kv, key, value, &rev, err, errlen);
+    return bucket_get(kv->js, kv->kv, key, value, &rev, err, errlen);
 }
 
 int clog_kv_keys(clog_kv *kv, char ***keys, size_t *n, char *err, size_t errlen)
