@@ -130,6 +130,12 @@ int cluster_keys_open(clog *l, const cluster_config *cfg, cluster_keys **out, ch
         goto cleanup;
     }
     k->watching = 1;
+    json_t *listed = auth_list(k->auth);
+    if (!admin[0] && json_array_size(listed) == 0)
+        fprintf(stderr, "ragcore-server cluster: no API keys exist in bucket %s and the cluster "
+                "configuration names no admin_key_file: every request but /healthz will be "
+                "refused with 401\n", cfg->keys_bucket);
+    json_decref(listed);
     *out = k;
     k = NULL;
     rc = 0;

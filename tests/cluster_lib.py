@@ -70,6 +70,10 @@ class Cluster:
         except Exception as e:  # connection refused, timeout
             return 0, {"error": str(e)}
 
+    def router(self, i):
+        """The URL of router i (1, 2, ...) itself, not through HAProxy."""
+        return f"http://127.0.0.1:{int(open(f'{self.tmp}/run/router{i}.port').read())}"
+
     def make_doc(self, i):
         with self.lock:
             text = " ".join(self.rnd.choice(WORDS) for _ in range(60))

@@ -26,7 +26,7 @@ from cluster_lib import Cluster
 tmp, bin_, dev = sys.argv[1:4]
 BOUND_S = 5.0  # CLUSTER_KEYS_RELOAD_MS: a change reaches every router within this at most
 c = Cluster(tmp, bin_, dev)
-r1, r2 = (f"http://127.0.0.1:{int(open(f'{tmp}/run/router{i}.port').read())}" for i in (1, 2))
+r1, r2 = c.router(1), c.router(2)
 
 def wait_status(front, method, path, key, want, body=None):
     """Seconds until `path` answers `want` on `front` with `key`; None past 3 x BOUND_S."""

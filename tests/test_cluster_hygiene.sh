@@ -83,7 +83,7 @@ else:
             f"the toxic document is dropped and counted: {st} {r}")
 
 # pii "hash": the same value hashes the same through either router (one key file)
-r1, r2 = (f"http://127.0.0.1:{int(open(f'{tmp}/run/router{i}.port').read())}" for i in (1, 2))
+r1, r2 = c.router(1), c.router(2)
 st, r = c.call("POST", "/v1/collections", {"name": "ph", **base, "settings": {"pii": "hash"}},
                front=r1)
 c.check(st == 201 and r.get("settings", {}).get("pii") == "hash", f"create ph: {st} {r}")
@@ -117,7 +117,7 @@ for _ in range(300):
     if os.path.exists(f"{tmp}/run/router3.port"):
         break
     time.sleep(0.1)
-r3 = f"http://127.0.0.1:{int(open(f'{tmp}/run/router3.port').read())}"
+r3 = c.router(3)
 st, r = c.call("POST", "/v1/collections", {"name": "ph2", **base, "settings": {"pii": "hash"}},
                front=r3)
 c.check(st == 400 and "pii_key_file" in json.dumps(r), f"no key file: create refused: {st} {r}")

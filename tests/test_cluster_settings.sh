@@ -23,7 +23,7 @@ from cluster_lib import Cluster
 
 tmp, bin_, dev = sys.argv[1:4]
 c = Cluster(tmp, bin_, dev)
-r1, r2 = (f"http://127.0.0.1:{int(open(f'{tmp}/run/router{i}.port').read())}" for i in (1, 2))
+r1, r2 = c.router(1), c.router(2)
 st, r = c.call("POST", "/v1/collections", {"name": "s", "shards": 2, "embedder": "hash",
                                            "dim": 32, "index_spec": "Flat"}, front=r1)
 c.check(st == 201, f"create: {st} {r}")
