@@ -27,9 +27,12 @@ import json, os, random, signal, subprocess, sys, threading, time, urllib.reques
 dir_, router, dev, secs, here = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 bin_ = os.environ["RAGCORE_BIN"]
 
+KEY = open(f"{dir_}/admin.key").read().strip()  # the routers' bootstrap admin key
+
 def call(method, url, body=None):
     req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                 method=method, headers={"Content-Type": "application/json"})
+                                 method=method, headers={"Content-Type": "application/json",
+                                                         "Authorization": f"Bearer {KEY}"})
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 

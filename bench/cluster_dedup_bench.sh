@@ -19,7 +19,7 @@ rm -rf "$dir"
 trap '"$dev" stop "$dir"' EXIT
 "$dev" start "$dir"
 
-python3 - "$repeat" <<'PY'
+RAGCORE_CLUSTER_DIR=$dir python3 - "$repeat" <<'PY'
 import json, os, random, sys, threading, time, urllib.error, urllib.request
 
 repeat = int(sys.argv[1])
@@ -34,9 +34,12 @@ every = int(100 / pct) if (pct := float(os.environ.get("COPIES", "10"))) > 0 els
 for i in range(every, ndocs, every) if every else ():  # copies of earlier documents
     docs[i]["text"] = docs[rnd.randrange(0, i)]["text"]
 
+KEY = open(f"{os.environ['RAGCORE_CLUSTER_DIR']}/admin.key").read().strip()
+
 def call(path, body):
     req = urllib.request.Request(front + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {KEY}"})
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
             return json.loads(r.read())

@@ -24,9 +24,12 @@ import json, os, re, subprocess, sys, time, urllib.request
 dir_, corpus, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bin_ = os.environ["RAGCORE_BIN"]
 front = f"http://127.0.0.1:{os.environ['RAGCORE_CLUSTER_HTTP']}"
+KEY = open(f"{dir_}/admin.key").read().strip()  # the routers' bootstrap admin key
+os.environ["RAGCORE_API_KEY"] = KEY  # for ragcore ingest --cluster
 
 def create(name):
     req = urllib.request.Request(f"{front}/v1/collections", method="POST",
+                                 headers={"Authorization": f"Bearer {KEY}"},
                                  data=json.dumps({"name": name, "shards": 2, "embedder": "hash",
                                                   "dim": 384, "index_spec": "HNSW32"}).encode())
     urllib.request.urlopen(req, timeout=30).read()

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define MAX_BODY ((size_t)64 << 20)
@@ -37,6 +38,20 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, char 
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
+}
+
+/* The API key a request presents: Authorization: Bearer KEY, else X-API-Key; NULL. */
+static const char *presented_key(struct MHD_Connection *conn)
+{
+    const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (authz && !strncasecmp(authz, "Bearer ", 7)) {
+        authz += 7;
+        while (*authz == ' ')
+            authz++;
+        return *authz ? authz : NULL;
+    }
+    const char *x = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
+    return x && *x ? x : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -76,7 +91,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_reply(conn, 413, strdup("{\"error\":{\"code\":\"too_large\",\"message\":"
                                             "\"request body over 64 MiB\"}}"), NULL);
     chttp_reply rep = {500, NULL, NULL};
-    h->h(h->user, method, url, q->body ? q->body : "", q->len, &rep);
+    h->h(h->user, method, url, presented_key(conn), q->body ? q->body : "", q->len, &rep);
     return send_reply(conn, rep.status, rep.body, rep.ctype);
 }
 

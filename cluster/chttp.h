@@ -17,9 +17,12 @@ typedef struct chttp_reply {
     const char *ctype;
 } chttp_reply;
 
-/* Called on a pool thread for each request (body NUL-terminated, len bytes). */
+/* Called on a pool thread for each request (body NUL-terminated, len bytes). api_key is
+ * the key the request presents (Authorization: Bearer KEY, else X-API-Key: KEY), NULL
+ * when none; valid during the call. */
 typedef void (*chttp_handler)(void *user, const char *method, const char *path,
-                              const char *body, size_t len, chttp_reply *out);
+                              const char *api_key, const char *body, size_t len,
+                              chttp_reply *out);
 
 /* Listens on HOST:PORT (port 0: any) with `threads` threads. -1 with a message. */
 int chttp_start(const char *listen, int threads, chttp_handler h, void *user, chttp **out,

@@ -33,11 +33,20 @@ typedef struct cluster_config {
                                       * statistics of every shard gathered first */
     int hedge_ms;                    /* "hedge_ms": a shard's request goes to a second
                                       * replica after this long without answer; 0: never */
+    char *keys_bucket;               /* "keys_bucket": the API keys' bucket; "ragcore_keys" */
+    char *admin_key_file;            /* "admin_key_file": a file holding the bootstrap admin
+                                      * key of every router; NULL: none */
+    char *pii_key_file;              /* "pii_key_file": pii "hash"'s HMAC key, the same file
+                                      * on every router; NULL: pii "hash" refused */
 } cluster_config;
 
 /* Loads path; -1 with a message naming the file and field. cluster_config_free frees. */
 int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t errlen);
 void cluster_config_free(cluster_config *cfg);
+/* Reads pii_key_file: one line of 32..128 hex digits (16..64 bytes; openssl rand -hex 32)
+ * into key (cap bytes), *klen its length. -1 with a message naming the file. */
+int cluster_pii_key_load(const char *path, unsigned char *key, size_t cap, size_t *klen,
+                         char *err, size_t errlen);
 /* Connects to the configured broker as `name`. */
 int cluster_connect(const cluster_config *cfg, const char *name, clog **out, char *err,
                     size_t errlen);
@@ -55,8 +64,8 @@ typedef struct cluster_coll {
     /* "settings": the hygiene policy, the single-node CollectionSettings (the library's
      * collection options; "language" and "ttl_seconds" there set the fields above). The
      * router applies its stateless part (quality, toxicity, PII mask or drop) before
-     * chunking, and duplicate detection at the collection's duplicate log (dedup.h); pii
-     * "hash" is refused on clusters. language is NULL. */
+     * chunking, pii "hash" with the cluster's key, and duplicate detection at the
+     * collection's duplicate log (dedup.h). language is NULL. */
     rag_collection_options policy;
 } cluster_coll;
 
@@ -67,6 +76,10 @@ int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *e
 json_t *cluster_coll_to_json(const cluster_coll *c);
 /* Loads a collection's metadata: 1 found, 0 absent, -1 error. */
 int cluster_coll_load(clog *l, const char *name, cluster_coll *c, char *err, size_t errlen);
+
+/* 1 when s can name a collection of a cluster (a stream name and subject token): 1..128
+ * letters, digits, '_' or '-'. */
+int cluster_valid_name(const char *s);
 
 /* The shard of a document: FNV-1a 64 of its id modulo shards (stable across processes,
  * releases and machines). */

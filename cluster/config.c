@@ -3,6 +3,7 @@
 #include "cluster.h"
 #include "port_file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     int rc = -1;
     json_t *urls = json_object_get(j, "nats");
-    char bucket[128], idf[16];
+    char bucket[128], keys_bucket[128], idf[16], admin_key_file[4096], pii_key_file[4096];
     if (!json_is_object(j)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
         goto cleanup;
@@ -94,7 +95,13 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
             0 ||
         int_field(j, "hedge_ms", 0, 0, 600000, &cfg->hedge_ms, err, errlen, path) < 0 ||
-        str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0)
+        str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0 ||
+        str_field(j, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
+                  errlen, path) < 0 ||
+        str_field(j, "admin_key_file", "", admin_key_file, sizeof admin_key_file, err, errlen,
+                  path) < 0 ||
+        str_field(j, "pii_key_file", "", pii_key_file, sizeof pii_key_file, err, errlen,
+                  path) < 0)
         goto cleanup;
     if (strcmp(idf, "shard") && strcmp(idf, "exact")) {
         snprintf(err, errlen, "%s: \"idf\" must be \"shard\" or \"exact\", got \"%s\"", path,
@@ -103,6 +110,9 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     cfg->idf_exact = !strcmp(idf, "exact");
     cfg->bucket = strdup(bucket);
+    cfg->keys_bucket = strdup(keys_bucket);
+    cfg->admin_key_file = admin_key_file[0] ? strdup(admin_key_file) : NULL;
+    cfg->pii_key_file = pii_key_file[0] ? strdup(pii_key_file) : NULL;
     rc = 0;
 cleanup:
     json_decref(j);
@@ -116,6 +126,9 @@ void cluster_config_free(cluster_config *cfg)
     for (size_t i = 0; i < cfg->n_nats; i++)
         free(cfg->nats[i]);
     free(cfg->bucket);
+    free(cfg->keys_bucket);
+    free(cfg->admin_key_file);
+    free(cfg->pii_key_file);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -129,9 +142,7 @@ int cluster_connect(const cluster_config *cfg, const char *name, clog **out, cha
     return rc;
 }
 
-/* Collection names of a cluster become stream names and subject tokens: letters, digits,
- * '_' and '-' only. */
-static int valid_name(const char *s)
+int cluster_valid_name(const char *s)
 {
     if (!*s || strlen(s) > 128)
         return 0;
@@ -144,8 +155,9 @@ static int valid_name(const char *s)
 
 /* Reads a collection's "settings" (may be NULL) into c->policy with the library's parser;
  * its language and ttl_seconds, when given, replace c's. Refuses what a cluster cannot
- * apply the same on every replica: pii "hash" (its key is a store's). Duplicate detection
- * is decided by the routers at the collection's duplicate log (dedup.h). */
+ * apply the same on every replica. Duplicate detection is decided by the routers at the
+ * collection's duplicate log (dedup.h); pii "hash" is the router's to refuse (without
+ * the cluster's key). */
 static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t errlen)
 {
     rag_collection_options_init(&c->policy);
@@ -160,11 +172,6 @@ static int coll_settings(json_t *settings, cluster_coll *c, char *err, size_t er
     free(text);
     if (rc != RAG_OK) {
         snprintf(err, errlen, "collection: settings: %s", rag_errmsg());
-        return -1;
-    }
-    if (c->policy.pii == RAG_PII_HASH) {
-        snprintf(err, errlen, "collection: settings: pii \"hash\" is not available on a "
-                 "cluster (its key is a single store's); use \"mask\" or \"drop\"");
         return -1;
     }
     if (c->policy.ttl_seconds < 0 || c->policy.ttl_seconds > (1 << 30)) {
@@ -191,7 +198,7 @@ int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *e
         snprintf(c->name, sizeof c->name, "%s", name);
     else if (str_field(j, "name", "", c->name, sizeof c->name, err, errlen, w) < 0)
         return -1;
-    if (!valid_name(c->name)) {
+    if (!cluster_valid_name(c->name)) {
         snprintf(err, errlen, "collection: name '%s' must be 1..128 letters, digits, '_' or '-'",
                  c->name);
         return -1;
@@ -324,5 +331,39 @@ int cluster_role_start(const char *role, const char *config, cluster_config *cfg
     if (port_file && port_file_write(port_file, chttp_port(*http)) < 0)
         fprintf(stderr, "ragcore-server cluster %s: cannot write %s\n", role, port_file);
     fprintf(stderr, "%s %s: listening on port %d\n", role, name, chttp_port(*http));
+    return 0;
+}
+
+int cluster_pii_key_load(const char *path, unsigned char *key, size_t cap, size_t *klen,
+                         char *err, size_t errlen)
+{
+    char buf[260];
+    size_t n = 0;
+    *klen = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "pii_key_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    int ok = n % 2 == 0 && n >= 32 && n / 2 <= cap && n <= 128;
+    for (size_t i = 0; ok && i < n; i += 2) {
+        unsigned v;
+        ok = isxdigit((unsigned char)buf[i]) && isxdigit((unsigned char)buf[i + 1]) &&
+             sscanf(buf + i, "%2x", &v) == 1;
+        key[i / 2] = (unsigned char)v;
+    }
+    memset(buf, 0, sizeof buf);
+    if (!ok) {
+        memset(key, 0, cap);
+        snprintf(err, errlen, "pii_key_file %s: the key must be one line of 32..128 hex digits "
+                 "(16..64 bytes; e.g. openssl rand -hex 32)", path);
+        return -1;
+    }
+    *klen = n / 2;
     return 0;
 }

@@ -60,5 +60,27 @@ int clog_meta_create(clog *l, const char *key, const char *json, int *exists, ch
                      size_t errlen);
 int clog_meta_get(clog *l, const char *key, char **json, char *err, size_t errlen);
 int clog_meta_keys(clog *l, char ***keys, size_t *n, char *err, size_t errlen);
+/* Compare-and-set of a metadata value: get with its revision (*rev; *json NULL when
+ * absent), and update that succeeds only while the value is still at revision `rev`
+ * (*conflict 1 when another write came first: read again and re-apply). */
+int clog_meta_get_rev(clog *l, const char *key, char **json, uint64_t *rev, char *err,
+                      size_t errlen);
+int clog_meta_update(clog *l, const char *key, const char *json, uint64_t rev, int *conflict,
+                     char *err, size_t errlen);
+
+/* Another replicated key-value bucket of the same broker (e.g. the API keys), with a
+ * watch: clog_kv_wait returns 1 once any value of the bucket was written since the last
+ * call (or since open), 0 after timeout_ms without a change, -1 on error. Keys are
+ * letters, digits, '_', '-', '=', '.' and '/'. */
+typedef struct clog_kv clog_kv;
+int clog_kv_open(clog *l, const char *bucket, int replicas, clog_kv **out, char *err,
+                 size_t errlen);
+void clog_kv_close(clog_kv *kv);
+int clog_kv_put(clog_kv *kv, const char *key, const char *value, char *err, size_t errlen);
+/* *value NULL when absent; free(). */
+int clog_kv_get(clog_kv *kv, const char *key, char **value, char *err, size_t errlen);
+/* Every key (free each and the array). */
+int clog_kv_keys(clog_kv *kv, char ***keys, size_t *n, char *err, size_t errlen);
+int clog_kv_wait(clog_kv *kv, int timeout_ms, char *err, size_t errlen);
 
 #endif

@@ -15,6 +15,12 @@ struct clog {
     int64_t max_msgs, max_age_s; /* retention of the logs clog_ensure creates; 0: none */
 };
 
+struct clog_kv {
+    jsCtx *js;                   /* the connection's, borrowed */
+    kvStore *kv;
+    kvWatcher *w;
+};
+
 struct clog_reader {
     natsSubscription *sub;
     natsMsg *msg;                /* the message handed out last */
@@ -45,6 +51,23 @@ static void subject_name(const char *coll, int shard, char *buf, size_t n)
         snprintf(buf, n, "rag.log.%s.%d", coll, shard);
 }
 
+/* Opens key-value bucket `bucket`, creating it (one value per key) when absent. */
+static natsStatus bucket_open(jsCtx *js, const char *bucket, int replicas, kvStore **kv)
+{
+    natsStatus s = js_KeyValue(kv, js, bucket);
+    if (s != NATS_OK) {
+        kvConfig kc;
+        kvConfig_Init(&kc);
+        kc.Bucket = bucket;
+        kc.Replicas = replicas;
+        kc.History = 1;
+        s = js_CreateKeyValue(kv, js, &kc);
+        if (s != NATS_OK) /* another process created it first */
+            s = js_KeyValue(kv, js, bucket);
+    }
+    return s;
+}
+
 int clog_connect(const char *const *urls, size_t n, const char *name, const char *bucket,
                  int replicas, clog **out, char *err, size_t errlen)
 {
@@ -73,19 +96,8 @@ int clog_connect(const char *const *urls, size_t n, const char *name, const char
     jsOptions_Init(&jo);
     jo.Wait = 5000;
     s = natsConnection_JetStream(&l->js, l->nc, &jo);
-    if (s == NATS_OK) {
-        s = js_KeyValue(&l->kv, l->js, bucket);
-        if (s != NATS_OK) {
-            kvConfig kc;
-            kvConfig_Init(&kc);
-            kc.Bucket = bucket;
-            kc.Replicas = replicas;
-            kc.History = 1;
-            s = js_CreateKeyValue(&l->kv, l->js, &kc);
-            if (s != NATS_OK) /* another process created it first */
-                s = js_KeyValue(&l->kv, l->js, bucket);
-        }
-    }
+    if (s == NATS_OK)
+        s = bucket_open(l->js, bucket, replicas, &l->kv);
     if (s != NATS_OK) {
         fail(err, errlen, "JetStream metadata bucket", s, 0);
         clog_close(l);
@@ -272,30 +284,87 @@ int clog_meta_create(clog *l, const char *key, const char *json, int *exists, ch
     return fail(err, errlen, key, s, 0);
 }
 
-int clog_meta_get(clog *l, const char *key, char **json, char *err, size_t errlen)
+/* A key's value (*json NULL when absent or deleted) and revision, read from the bucket
+ * stream's leader (kvStore_Get may be answered by a follower still behind a write just
+ * acknowledged: a revoked key or a changed setting must not come back). */
+static int bucket_get(jsCtx *js, kvStore *kv, const char *key, char **json, uint64_t *rev,
+                      char *err, size_t errlen)
 {
-    kvEntry *e = NULL;
+    char stream[300], subject[600];
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    const char *op = NULL;
     *json = NULL;
-    natsStatus s = kvStore_Get(&e, l->kv, key);
+    *rev = 0;
+    snprintf(stream, sizeof stream, "KV_%s", kvStore_Bucket(kv));
+    snprintf(subject, sizeof subject, "$KV.%s.%s", kvStore_Bucket(kv), key);
+    natsStatus s = js_GetLastMsg(&m, js, stream, subject, NULL, &jerr);
     if (s == NATS_NOT_FOUND)
         return 0;
     if (s != NATS_OK)
-        return fail(err, errlen, key, s, 0);
-    *json = strdup(kvEntry_ValueString(e));
-    kvEntry_Destroy(e);
-    return *json ? 0 : -1;
+        return fail(err, errlen, key, s, jerr);
+    if (natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op &&
+        (!strcmp(op, "DEL") || !strcmp(op, "PURGE"))) {
+        natsMsg_Destroy(m);
+        return 0;
+    }
+    *rev = natsMsg_GetSequence(m);
+    int len = natsMsg_GetDataLength(m);
+    *json = malloc((size_t)len + 1);
+    if (*json) {
+        memcpy(*json, natsMsg_GetData(m), (size_t)len);
+        (*json)[len] = '\0';
+    }
+    natsMsg_Destroy(m);
+    if (!*json) {
+        snprintf(err, errlen, "%s: out of memory", key);
+        return -1;
+    }
+    return 0;
 }
 
-int clog_meta_keys(clog *l, char ***keys, size_t *n, char *err, size_t errlen)
+int clog_meta_get(clog *l, const char *key, char **json, char *err, size_t errlen)
+{
+    uint64_t rev;
+    return bucket_get(l->js, l->kv, key, json, &rev, err, errlen);
+}
+
+int clog_meta_get_rev(clog *l, const char *key, char **json, uint64_t *rev, char *err,
+                      size_t errlen)
+{
+    return bucket_get(l->js, l->kv, key, json, rev, err, errlen);
+}
+
+int clog_meta_update(clog *l, const char *key, const char *json, uint64_t rev, int *conflict,
+                     char *err, size_t errlen)
+{
+    uint64_t now = 0;
+    *conflict = 0;
+    natsStatus s = kvStore_UpdateString(&now, l->kv, key, json, rev);
+    if (s == NATS_OK)
+        return 0;
+    /* the bucket's stream refuses a write whose expected last revision is not the key's
+     * ("wrong last sequence"); a read served by a lagging follower may still show rev */
+    fail(err, errlen, key, s, 0);
+    uint64_t cur = 0;
+    char *text = NULL, e2[64];
+    if (strstr(err, "wrong last sequence") ||
+        (bucket_get(l->js, l->kv, key, &text, &cur, e2, sizeof e2) == 0 && cur != rev))
+        *conflict = 1;
+    free(text);
+    return -1;
+}
+
+static int bucket_keys(kvStore *kv, char ***keys, size_t *n, char *err, size_t errlen)
 {
     kvKeysList list = {0};
     *keys = NULL;
     *n = 0;
-    natsStatus s = kvStore_Keys(&list, l->kv, NULL);
+    natsStatus s = kvStore_Keys(&list, kv, NULL);
     if (s == NATS_NOT_FOUND)
         return 0; /* an empty bucket */
     if (s != NATS_OK)
-        return fail(err, errlen, "metadata keys", s, 0);
+        return fail(err, errlen, "bucket keys", s, 0);
     size_t count = (size_t)list.Count;
     char **k = calloc(count + 1, sizeof *k);
     for (size_t i = 0; k && i < count; i++)
@@ -306,4 +375,72 @@ int clog_meta_keys(clog *l, char ***keys, size_t *n, char *err, size_t errlen)
     *keys = k;
     *n = count;
     return 0;
+}
+
+int clog_meta_keys(clog *l, char ***keys, size_t *n, char *err, size_t errlen)
+{
+    return bucket_keys(l->kv, keys, n, err, errlen);
+}
+
+int clog_kv_open(clog *l, const char *bucket, int replicas, clog_kv **out, char *err,
+                 size_t errlen)
+{
+    clog_kv *kv = calloc(1, sizeof *kv);
+    natsStatus s = kv ? bucket_open(l->js, bucket, replicas, &kv->kv) : NATS_NO_MEMORY;
+    if (kv)
+        kv->js = l->js;
+    if (s == NATS_OK)
+        s = kvStore_WatchAll(&kv->w, kv->kv, NULL);
+    *out = NULL;
+    if (s != NATS_OK) {
+        clog_kv_close(kv);
+        return fail(err, errlen, bucket, s, 0);
+    }
+    *out = kv;
+    return 0;
+}
+
+void clog_kv_close(clog_kv *kv)
+{
+    if (!kv)
+        return;
+    kvWatcher_Destroy(kv->w);
+    kvStore_Destroy(kv->kv);
+    free(kv);
+}
+
+int clog_kv_put(clog_kv *kv, const char *key, const char *value, char *err, size_t errlen)
+{
+    uint64_t rev = 0;
+    natsStatus s = kvStore_PutString(&rev, kv->kv, key, value);
+    return s == NATS_OK ? 0 : fail(err, errlen, key, s, 0);
+}
+
+int clog_kv_get(clog_kv *kv, const char *key, char **value, char *err, size_t errlen)
+{
+    uint64_t rev;
+    return bucket_get(kv->js, kv->kv, key, value, &rev, err, errlen);
+}
+
+int clog_kv_keys(clog_kv *kv, char ***keys, size_t *n, char *err, size_t errlen)
+{
+    return bucket_keys(kv->kv, keys, n, err, errlen);
+}
+
+int clog_kv_wait(clog_kv *kv, int timeout_ms, char *err, size_t errlen)
+{
+    int changed = 0;
+    kvEntry *e = NULL;
+    /* the first wait blocks; then take every change already delivered, without waiting */
+    for (int64_t t = timeout_ms;; t = 1) {
+        natsStatus s = kvWatcher_Next(&e, kv->w, t);
+        if (s == NATS_TIMEOUT)
+            return changed;
+        if (s != NATS_OK)
+            return fail(err, errlen, "key-value watch", s, 0);
+        /* NULL: the end of the values the watch started with; they count as a change */
+        changed = 1;
+        kvEntry_Destroy(e);
+        e = NULL;
+    }
 }

@@ -1045,8 +1045,10 @@ static void metrics_text(replica *r, chttp_reply *out)
     out->ctype = "text/plain; version=0.0.4";
 }
 
-static void on_http(void *user, const char *method, const char *path, const char *body,
-                    size_t len, chttp_reply *out)
+/* Health, metrics and status only: no collection data and no writes, so no key is asked
+ * (bind it to loopback or an operations network). */
+static void on_http(void *user, const char *method, const char *path, const char *api_key,
+                    const char *body, size_t len, chttp_reply *out)
 {
     replica *r = user;
     if (!strcmp(path, "/metrics")) {

@@ -8,8 +8,11 @@
 #include "chttp.h"
 #include "cluster.h"
 #include "dedup.h"
+#include "keys.h"
+#include "port_file.h"
 #include "ragcore.h"
 #include "rpc.h"
+#include "settings.h"
 #include "vector_b64.h"
 
 #include <getopt.h>
@@ -28,6 +31,9 @@
 typedef struct router {
     cluster_config cfg;
     clog *log;
+    cluster_keys *_Atomic keys;  /* API keys; set before the port file is written */
+    unsigned char pii_key[64];   /* pii "hash"'s HMAC key (pii_key_file), the same on every */
+    size_t pii_klen;             /* router; 0: none, pii "hash" refused */
     char name[128];
     pthread_mutex_t mu;          /* guards the embedders */
     struct {
@@ -39,7 +45,7 @@ typedef struct router {
                                   * guarded by mu */
     cdedup *dedup;               /* duplicate decisions across shards (dedup.h) */
     atomic_ullong writes, write_errors, publish_retries, searches, search_errors,
-        shard_timeouts, shard_retries, behind, hedges;
+        shard_timeouts, shard_retries, behind, hedges, settings_conflicts;
 } router;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -204,6 +210,38 @@ static int load_coll(router *r, const char *name, cluster_coll *c, chttp_reply *
 
 /* ---- collections ------------------------------------------------------------------------ */
 
+/* pii "hash" needs the cluster's HMAC key: 0, or -1 after a 400 naming the setting. */
+static int pii_hash_possible(const router *r, int pii, chttp_reply *out)
+{
+    if (pii != RAG_PII_HASH || r->pii_klen)
+        return 0;
+    chttp_error(out, 400, "invalid_field", "settings: pii: \"hash\" needs the HMAC key every "
+                "router shares: set pii_key_file in the cluster configuration");
+    return -1;
+}
+
+/* PATCH /v1/collections/{c}: the settings given change (cluster_coll_patch); the next
+ * write through any router reads the new value from the bucket. */
+static void patch_collection(router *r, const char *name, json_t *body, chttp_reply *out)
+{
+    cluster_coll c;
+    char err[512];
+    int conflicts = 0;
+    const char *pii = json_string_value(json_object_get(body, "pii"));
+    if (pii && pii_hash_possible(r, strcmp(pii, "hash") ? RAG_PII_OFF : RAG_PII_HASH, out) < 0)
+        return;
+    int status = cluster_coll_patch(r->log, name, body, &c, &conflicts, err, sizeof err);
+    atomic_fetch_add(&r->settings_conflicts, (unsigned long long)conflicts);
+    if (status == 200)
+        chttp_json(out, 200, cluster_coll_to_json(&c));
+    else if (status < 500)
+        chttp_error(out, status, status == 404 ? "not_found" : status == 409 ? "conflict"
+                                                                              : "invalid_field",
+                    "%s", err);
+    else
+        chttp_error(out, 503, "log_unavailable", "collection metadata: %s", err);
+}
+
 static void create_collection(router *r, json_t *body, chttp_reply *out)
 {
     cluster_coll c;
@@ -212,6 +250,8 @@ static void create_collection(router *r, json_t *body, chttp_reply *out)
         chttp_error(out, 400, "invalid", "%s", err);
         return;
     }
+    if (pii_hash_possible(r, c.policy.pii, out) < 0)
+        return;
     rag_embedder *e = embedder_for(r, &c, err, sizeof err);
     if (!e) {
         chttp_error(out, 400, "invalid", "%s", err);
@@ -334,6 +374,11 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         chttp_error(out, tox_status, "toxicity_unavailable", "%s", err);
         return;
     }
+    if (docs && c->policy.pii == RAG_PII_HASH && !r->pii_klen) {
+        chttp_error(out, 503, "pii_key_missing", "collection '%s' hashes PII (pii \"hash\") "
+                    "and this router's cluster configuration names no pii_key_file", c->name);
+        return;
+    }
     rag_document *mine = docs ? malloc((n ? n : 1) * sizeof *mine) : NULL;
     if (docs && !mine) {
         chttp_error(out, 500, "internal", "out of memory");
@@ -350,6 +395,8 @@ static void write_batches(router *r, const cluster_coll *c, const rag_document *
         int rc = rag_log_batch_create(e, c->chunk_tokens, c->chunk_overlap, now, &b);
         if (rc == RAG_OK && c->policy.dedup != RAG_DEDUP_OFF)
             rc = rag_log_batch_set_dedup(b, decide, &dc);
+        if (rc == RAG_OK && r->pii_klen)
+            rc = rag_log_batch_set_pii_key(b, r->pii_key, r->pii_klen);
         size_t nm = 0;
         for (size_t i = 0; docs && i < n; i++)
             if (cluster_shard_of(docs[i].id, c->shards) == s)
@@ -1049,12 +1096,14 @@ static void metrics(router *r, chttp_reply *out)
              "ragcore_cluster_router_shard_retries_total %llu\n"
              "ragcore_cluster_router_behind_total %llu\n"
              "ragcore_cluster_router_hedges_total %llu\n"
+             "ragcore_cluster_router_settings_conflicts_total %llu\n"
              "ragcore_cluster_router_broker_connected %d\n",
              atomic_load(&r->writes), atomic_load(&r->write_errors),
              atomic_load(&r->publish_retries), atomic_load(&r->searches),
              atomic_load(&r->search_errors), atomic_load(&r->shard_timeouts),
              atomic_load(&r->shard_retries), atomic_load(&r->behind),
-             atomic_load(&r->hedges), clog_connected(r->log));
+             atomic_load(&r->hedges), atomic_load(&r->settings_conflicts),
+             clog_connected(r->log));
     out->status = 200;
     out->body = b;
     out->ctype = "text/plain; version=0.0.4";
@@ -1070,32 +1119,82 @@ static const char *split_coll(const char *path, char *coll, size_t n)
     return slash ? slash : "";
 }
 
-static void on_http(void *user, const char *method, const char *path, const char *body,
-                    size_t len, chttp_reply *out)
+/* The scope a route needs and the collection it names (coll "" when none): 1, or 0 for
+ * a route the router does not serve. Creating a collection with settings needs admin, as
+ * on the single server. */
+static int route_scope(const char *method, const char *path, json_t *body, unsigned *scope,
+                       char *coll, size_t n)
+{
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    coll[0] = '\0';
+    *scope = SCOPE_READ;
+    if (!strcmp(path, "/metrics") || !strcmp(path, "/v1/cluster/status")) {
+        *scope = SCOPE_METRICS;
+        return get;
+    }
+    if (!strcmp(path, "/v1/keys") || !strncmp(path, "/v1/keys/", 9)) {
+        *scope = SCOPE_ADMIN;
+        return 1;
+    }
+    if (!strcmp(path, "/v1/collections") && post) {
+        const char *name = json_string_value(json_object_get(body, "name"));
+        snprintf(coll, n, "%s", name ? name : "");
+        *scope = json_object_get(body, "settings") ? SCOPE_ADMIN : SCOPE_WRITE;
+        return 1;
+    }
+    if (strncmp(path, "/v1/collections/", 16))
+        return 0;
+    const char *rest = split_coll(path, coll, n);
+    if (!strcmp(rest, "") && (get || !strcmp(method, "PATCH")))
+        *scope = get ? SCOPE_READ : SCOPE_ADMIN;
+    else if ((!strcmp(rest, "/documents") && post) ||
+             (!strncmp(rest, "/documents/", 11) && !strcmp(method, "DELETE")))
+        *scope = SCOPE_WRITE;
+    else if (!strcmp(rest, "/search") && post)
+        *scope = SCOPE_READ;
+    else
+        return 0;
+    return 1;
+}
+
+static void on_http(void *user, const char *method, const char *path, const char *api_key,
+                    const char *body, size_t len, chttp_reply *out)
 {
     router *r = user;
-    int post = !strcmp(method, "POST");
-    json_t *j = post ? json_loadb(body, len, 0, NULL) : NULL;
-    if (post && !json_is_object(j)) {
-        chttp_error(out, 400, "invalid", "the request body must be a JSON object");
-    } else if (!strcmp(path, "/healthz")) {
+    int post = !strcmp(method, "POST"), patch = !strcmp(method, "PATCH");
+    json_t *j = post || patch ? json_loadb(body, len, 0, NULL) : NULL;
+    cluster_keys *keys = atomic_load(&r->keys);
+    unsigned scope;
+    char coll[129];
+    if (!strcmp(path, "/healthz")) { /* open, for load balancers */
         int ok = clog_connected(r->log);
         chttp_json(out, ok ? 200 : 503,
                    json_pack("{s:s,s:s}", "status", ok ? "ok" : "broker_unreachable", "role",
                              "router"));
+    } else if (!route_scope(method, path, j, &scope, coll, sizeof coll)) {
+        chttp_error(out, 404, "not_found", "no route %s %s", method, path);
+    } else if (!keys) {
+        chttp_error(out, 503, "starting", "the router is loading its API keys");
+    } else if (cluster_authorize(keys, api_key, scope, coll[0] ? coll : NULL, out) < 0) {
+        /* 401 or 403 set */
+    } else if ((post || patch) && !json_is_object(j)) {
+        chttp_error(out, 400, "invalid", "the request body must be a JSON object");
     } else if (!strcmp(path, "/metrics")) {
         metrics(r, out);
     } else if (!strcmp(path, "/v1/cluster/status")) {
         chttp_json(out, 200, cluster_gather_status(r->log, 500));
+    } else if (cluster_keys_route(keys, method, path, j, out)) {
+        /* a key route answered */
     } else if (!strcmp(path, "/v1/collections") && post) {
         create_collection(r, j, out);
-    } else if (!strncmp(path, "/v1/collections/", 16)) {
-        char coll[129];
+    } else {
         const char *rest = split_coll(path, coll, sizeof coll);
         cluster_coll c;
         if (!strcmp(rest, "") && !strcmp(method, "GET")) {
             if (load_coll(r, coll, &c, out) == 0)
                 chttp_json(out, 200, cluster_coll_to_json(&c));
+        } else if (!strcmp(rest, "") && patch) {
+            patch_collection(r, coll, j, out);
         } else if (!strcmp(rest, "/documents") && post) {
             upsert(r, coll, j, out);
         } else if (!strcmp(rest, "/search") && post) {
@@ -1108,8 +1207,6 @@ static void on_http(void *user, const char *method, const char *path, const char
         } else {
             chttp_error(out, 404, "not_found", "no route %s %s", method, path);
         }
-    } else {
-        chttp_error(out, 404, "not_found", "no route %s %s", method, path);
     }
     json_decref(j);
 }
@@ -1150,21 +1247,39 @@ int cluster_router_main(int argc, char **argv)
         return 2;
     }
     chttp *http = NULL;
+    char err[1024];
+    cluster_keys *keys = NULL;
+    /* the port file is written once the keys are loaded (503 "starting" before) */
     int code = cluster_role_start("router", config, &r.cfg, r.name, &r.log, listen, threads,
-                                  on_http, &r, port_file, &http);
+                                  on_http, &r, NULL, &http);
+    if (code == 0 && cluster_keys_open(r.log, &r.cfg, &keys, err, sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster router: %s\n", err);
+        code = 1;
+    }
+    atomic_store(&r.keys, keys);
+    if (code == 0 && r.cfg.pii_key_file &&
+        cluster_pii_key_load(r.cfg.pii_key_file, r.pii_key, sizeof r.pii_key, &r.pii_klen, err,
+                             sizeof err) < 0) {
+        fprintf(stderr, "ragcore-server cluster router: %s\n", err);
+        code = 1;
+    }
     if (code != 0)
         goto done;
+    if (port_file && port_file_write(port_file, chttp_port(http)) < 0)
+        fprintf(stderr, "ragcore-server cluster router: cannot write %s\n", port_file);
     while (!cluster_stopping())
         cluster_sleep_ms(200);
 done:
     chttp_stop(http);
     cdedup_free(r.dedup);
+    cluster_keys_close(keys);
     clog_close(r.log);
     for (size_t i = 0; i < r.nemb; i++)
         rag_embedder_free(r.emb[i].e);
     for (size_t i = 0; i < sizeof r.tox / sizeof r.tox[0]; i++)
         rag_toxicity_close(r.tox[i]);
     cluster_config_free(&r.cfg);
+    memset(r.pii_key, 0, sizeof r.pii_key);
     fprintf(stderr, "router %s: stopped\n", r.name);
     return code;
 }

@@ -1146,15 +1146,16 @@ int rag_ingest_log_add_policy(rag_log_batch *b, const rag_document *docs, size_t
     rag_dup_verdict *verdicts = NULL;
     int rc = kept && res && rejected ? rag_policy_from_user(policy, &pol) : RAG_ENOMEM;
     int dedup = rc == RAG_OK && pol.dedup != RAG_DEDUP_OFF && b->dedup;
-    if (rc == RAG_OK && pol.pii == RAG_PII_HASH)
-        rc = rag_fail(RAG_EUNSUPPORTED, "pii \"hash\" needs a store's key: log batches "
-                      "(cluster writes) accept pii off, mask or drop");
+    if (rc == RAG_OK && pol.pii == RAG_PII_HASH && !b->pii_key_len)
+        rc = rag_fail(RAG_EUNSUPPORTED, "pii \"hash\" needs a key: give the batch one with "
+                      "rag_log_batch_set_pii_key (a cluster: the configuration's "
+                      "pii_key_file)");
     if (rc == RAG_OK && pol.toxicity != RAG_TOXICITY_OFF && !tox &&
         (rc = rag_toxicity_open(pol.toxicity_detectors, NULL, NULL, &loaded)) == RAG_OK)
         tox = loaded;
     if (rc == RAG_OK && (pol.pii != RAG_PII_OFF || pol.quality ||
                          pol.toxicity != RAG_TOXICITY_OFF))
-        rc = rag_hygiene_create(&pol, NULL, 0, tox, 0, &hy);
+        rc = rag_hygiene_create(&pol, b->pii_key, b->pii_key_len, tox, 0, &hy);
     for (size_t i = 0; i < n && rc == RAG_OK; i++) {
         prep_doc pd;
         memset(&pd, 0, sizeof pd);

@@ -2,6 +2,7 @@
  * checksummed), applying them at a sequence, log positions and content digests. */
 #include "logbatch.h"
 #include "bytes.h"
+#include "crypt.h"
 #include "db.h"
 #include "embedder.h"
 #include "ingest.h"
@@ -67,6 +68,7 @@ void rag_log_batch_free(rag_log_batch *b)
     if (!b)
         return;
     rag_log_batch_truncate(b, 0, 0);
+    rag_crypt_wipe(b->pii_key, sizeof b->pii_key);
     free(b->ops);
     free(b->chunks);
     free(b->vecs);
@@ -239,6 +241,21 @@ double rag_dup_similarity(const rag_dup_key *a, const rag_dup_key *b)
     y.shingles = b->shingles;
     memcpy(y.sig, b->sig, sizeof y.sig);
     return rag_dedup_sig_similarity(&x, &y);
+}
+
+int rag_log_batch_set_pii_key(rag_log_batch *b, const void *key, size_t klen)
+{
+    rag_clear_error();
+    if (!b || (!key && klen))
+        return rag_fail(RAG_EINVAL, "rag_log_batch_set_pii_key: NULL argument");
+    if (klen && (klen < 16 || klen > sizeof b->pii_key))
+        return rag_fail(RAG_EINVAL, "rag_log_batch_set_pii_key: the key is %zu bytes; a PII "
+                        "hash key has 16..%zu", klen, sizeof b->pii_key);
+    rag_crypt_wipe(b->pii_key, sizeof b->pii_key);
+    if (klen)
+        memcpy(b->pii_key, key, klen);
+    b->pii_key_len = klen;
+    return RAG_OK;
 }
 
 int rag_log_batch_add_delete(rag_log_batch *b, const char *id)

@@ -46,6 +46,8 @@ struct rag_log_batch {
     float *vecs;                 /* nchunks * dim */
     rag_log_dedup_fn dedup;      /* duplicate decision point (rag_log_batch_set_dedup) */
     void *dedup_user;
+    unsigned char pii_key[64];   /* pii "hash"'s HMAC key (rag_log_batch_set_pii_key); */
+    size_t pii_key_len;          /* 0: none */
 };
 
 /* Appends an upsert of d (strings copied; text_len bytes of text, metadata the compact

@@ -1706,8 +1706,9 @@ RAG_API int rag_log_batch_add_documents(rag_log_batch *b, const rag_document *do
  * filled as by rag_ingest_documents: seen, documents (added), chunks, bytes, the quality,
  * PII and toxicity counters (replaced, duplicates and failed stay 0). policy NULL: as rag_log_batch_add_documents. On error
  * nothing is added.
- * Errors: those of rag_log_batch_add_documents; RAG_EUNSUPPORTED for pii "hash" (its key
- * is a store's; a batch has none); RAG_EINVAL naming a policy field out of range;
+ * pii "hash" uses the batch's key (rag_log_batch_set_pii_key).
+ * Errors: those of rag_log_batch_add_documents; RAG_EUNSUPPORTED for pii "hash" on a batch
+ * without a key; RAG_EINVAL naming a policy field out of range;
  * rag_toxicity_open's (detectors not pulled: RAG_ENOTFOUND). */
 RAG_API int rag_log_batch_add_documents_policy(rag_log_batch *b, const rag_document *docs,
                                                size_t n, const rag_collection_options *policy,
@@ -1758,6 +1759,13 @@ RAG_API int rag_dup_rows(double threshold);
 RAG_API uint64_t rag_dup_band(const rag_dup_key *k, int rows, int band);
 /* Estimated Jaccard similarity of two keys' shingle sets. Can't fail. */
 RAG_API double rag_dup_similarity(const rag_dup_key *a, const rag_dup_key *b);
+/* Sets the HMAC key with which rag_log_batch_add_documents_policy hashes PII under pii
+ * "hash" ([TYPE:<12 hex>], as a store does with its own key): klen 16..64 bytes, copied
+ * (wiped by rag_log_batch_free); key NULL and klen 0 remove it. The key is not encoded in
+ * the batch. Every writer of a collection must use the same key for a value to hash the
+ * same everywhere (a cluster: every router reads the configuration's pii_key_file).
+ * Errors: RAG_EINVAL (NULL batch, length out of range). */
+RAG_API int rag_log_batch_set_pii_key(rag_log_batch *b, const void *key, size_t klen);
 
 /* Adds the deletion of document `id` (absent ids are ignored when the batch is applied). */
 RAG_API int rag_log_batch_add_delete(rag_log_batch *b, const char *id);

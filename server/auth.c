@@ -1,5 +1,6 @@
 /* auth.c - API keys: scopes, per-collection grants, SHA-256 hashes compared in constant
- * time, persisted in the store's "keys" table (key id -> JSON record). */
+ * time, persisted in a key source: the store's "keys" table (key id -> JSON record) or,
+ * in a cluster, the replicated key-value bucket (cluster/keys.c). */
 #include "auth.h"
 
 
@@ -7,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,7 +33,7 @@ struct auth_key {
 };
 
 struct srv_auth {
-    rag_db *db;
+    auth_source src;
     pthread_rwlock_t lock;      /* guards keys/nkeys */
     pthread_mutex_t write_lock; /* serialises create/revoke/reload */
     auth_key **keys;
@@ -214,7 +216,7 @@ int auth_reload(srv_auth *a)
 {
     load_ctx c = {0};
     pthread_mutex_lock(&a->write_lock);
-    int rc = rag_table_scan(a->db, KEYS_TABLE, NULL, 0, load_visit, &c);
+    int rc = a->src.scan(a->src.user, load_visit, &c);
     if (rc >= 0) /* > 0: the visitor stopped the scan (c.rc says why) */
         rc = c.rc;
     if (rc != RAG_OK) {
@@ -242,14 +244,31 @@ int auth_reload(srv_auth *a)
     return RAG_OK;
 }
 
+/* The store's "keys" table as a key source. */
+static int table_scan(void *user, auth_visit_fn visit, void *ctx)
+{
+    return rag_table_scan(user, KEYS_TABLE, NULL, 0, visit, ctx);
+}
+
+static int table_put(void *user, const char *id, const char *record)
+{
+    return rag_table_put(user, KEYS_TABLE, id, strlen(id), record, strlen(record));
+}
+
 int auth_open(rag_db *db, const char *bootstrap, srv_auth **out)
+{
+    auth_source src = {table_scan, table_put, db};
+    return auth_open_source(&src, bootstrap, out);
+}
+
+int auth_open_source(const auth_source *src, const char *bootstrap, srv_auth **out)
 {
     srv_auth *a = calloc(1, sizeof *a);
     int rc = RAG_ENOMEM;
     *out = NULL;
     if (!a)
         return RAG_ENOMEM;
-    a->db = db;
+    a->src = *src;
     pthread_rwlock_init(&a->lock, NULL);
     pthread_mutex_init(&a->write_lock, NULL);
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -383,7 +402,7 @@ int auth_create(srv_auth *a, const char *name, unsigned scopes, const char *cons
     if (!text)
         goto cleanup;
     pthread_mutex_lock(&a->write_lock);
-    rc = rag_table_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text));
+    rc = a->src.put(a->src.user, k->id, text);
     if (rc == RAG_OK) {
         pthread_rwlock_wrlock(&a->lock);
         auth_key **p = realloc(a->keys, (a->nkeys + 1) * sizeof *p);
@@ -431,8 +450,7 @@ int auth_revoke(srv_auth *a, const char *id)
         atomic_store(&k->revoked_at, was ? was : (int64_t)time(NULL));
         json_t *stored = key_record(k, 1);
         char *text = json_dumps(stored, JSON_COMPACT);
-        rc = text ? rag_table_put(a->db, KEYS_TABLE, k->id, strlen(k->id), text, strlen(text))
-                  : RAG_ENOMEM;
+        rc = text ? a->src.put(a->src.user, k->id, text) : RAG_ENOMEM;
         if (rc != RAG_OK)
             atomic_store(&k->revoked_at, was);
         free(text);
@@ -451,4 +469,113 @@ json_t *auth_list(srv_auth *a)
         json_array_append_new(arr, key_record(a->keys[i], 0));
     pthread_rwlock_unlock(&a->lock);
     return arr;
+}
+
+/* Sets a 400's code, field and message; returns RAG_EINVAL. */
+static int bad_request(int *status, const char **code, const char *c, char *field,
+                       size_t fieldlen, const char *f, char *msg, size_t msglen, const char *fmt,
+                       ...) __attribute__((format(printf, 9, 10)));
+static int bad_request(int *status, const char **code, const char *c, char *field,
+                       size_t fieldlen, const char *f, char *msg, size_t msglen, const char *fmt,
+                       ...)
+{
+    va_list ap;
+    *status = 400;
+    *code = c;
+    snprintf(field, fieldlen, "%s", f);
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+    return RAG_EINVAL;
+}
+
+int auth_create_request(srv_auth *a, json_t *body, int (*valid_name)(const char *),
+                        json_t **created, int *status, const char **code, char *field,
+                        size_t fieldlen, char *msg, size_t msglen)
+{
+    static const char *const FIELDS[] = {"name", "scopes", "collections", NULL};
+    const char **names = NULL, *key;
+    char *secret = NULL, path[64];
+    json_t *scopes, *colls, *record = NULL, *x, *name;
+    unsigned mask = 0;
+    size_t i, ncoll;
+    int rc;
+
+    *created = NULL;
+    *status = 500;
+    *code = "internal";
+    field[0] = msg[0] = '\0';
+    if (!json_is_object(body))
+        return bad_request(status, code, "invalid_field", field, fieldlen, "", msg, msglen,
+                           "the request body must be a JSON object");
+    json_object_foreach(body, key, x) {
+        int known = 0;
+        for (i = 0; FIELDS[i]; i++)
+            known |= !strcmp(FIELDS[i], key);
+        if (!known)
+            return bad_request(status, code, "invalid_field", field, fieldlen, key, msg,
+                               msglen, "unknown field '%s'", key);
+    }
+    name = json_object_get(body, "name");
+    if (!name || json_is_null(name))
+        return bad_request(status, code, "missing_field", field, fieldlen, "name", msg, msglen,
+                           "'name' is required");
+    if (!json_is_string(name) || json_string_length(name) < 1 ||
+        json_string_length(name) > 128 || strlen(json_string_value(name)) != json_string_length(name))
+        return bad_request(status, code, "invalid_field", field, fieldlen, "name", msg, msglen,
+                           "'name' must be a string of 1..128 bytes without NUL");
+    scopes = json_object_get(body, "scopes");
+    if (!json_is_array(scopes) || json_array_size(scopes) == 0)
+        return bad_request(status, code, scopes ? "invalid_field" : "missing_field", field,
+                           fieldlen, "scopes", msg, msglen,
+                           "'scopes' must be a non-empty array of " AUTH_SCOPE_NAMES);
+    json_array_foreach(scopes, i, x) {
+        unsigned sc = json_is_string(x) ? auth_scope_parse(json_string_value(x)) : 0;
+        if (!sc) {
+            snprintf(path, sizeof path, "scopes[%zu]", i);
+            return bad_request(status, code, "invalid_field", field, fieldlen, path, msg,
+                               msglen, "'%s' must be " AUTH_SCOPE_NAMES, path);
+        }
+        mask |= sc;
+    }
+    colls = json_object_get(body, "collections");
+    if (json_is_null(colls))
+        colls = NULL; /* null means absent, as for every optional field */
+    if (!colls && !(mask & SCOPE_ADMIN))
+        return bad_request(status, code, "missing_field", field, fieldlen, "collections", msg,
+                           msglen,
+                           "'collections' is required (collection names, or [\"*\"] for all)");
+    if (colls && !json_is_array(colls))
+        return bad_request(status, code, "invalid_field", field, fieldlen, "collections", msg,
+                           msglen, "'collections' must be an array");
+    ncoll = json_array_size(colls);
+    if (!(names = calloc(ncoll + 1, sizeof *names))) {
+        snprintf(msg, msglen, "out of memory");
+        return RAG_ENOMEM;
+    }
+    json_array_foreach(colls, i, x) {
+        const char *c = json_string_value(x);
+        if (!c || (strcmp(c, "*") && valid_name && !valid_name(c))) {
+            snprintf(path, sizeof path, "collections[%zu]", i);
+            rc = bad_request(status, code, "invalid_field", field, fieldlen, path, msg, msglen,
+                             "'%s' must be a collection name or \"*\"", path);
+            goto cleanup;
+        }
+        names[i] = c;
+    }
+    rc = auth_create(a, json_string_value(name), mask, names, ncoll, &secret, &record);
+    if (rc != RAG_OK) {
+        *status = rc == RAG_EIO || rc == RAG_ENOMEM ? 500 : 503;
+        snprintf(msg, msglen, "create key: %s", rag_strerror(rc));
+        goto cleanup;
+    }
+    json_object_set_new(record, "key", json_string(secret));
+    *created = record;
+    *status = 201;
+cleanup:
+    if (secret)
+        OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+    free(names);
+    return rc;
 }

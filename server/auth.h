@@ -1,6 +1,6 @@
 /* auth.h - API keys: scopes (read, write, metrics, admin), per-collection grants, stored
- * hashed (SHA-256) in the store's "keys" table and compared in constant time; each key's
- * rate budgets. */
+ * hashed (SHA-256) in a key source (the store's "keys" table, or a cluster's key-value
+ * bucket) and compared in constant time; each key's rate budgets. */
 #ifndef SRV_AUTH_H
 #define SRV_AUTH_H
 
@@ -26,12 +26,27 @@ enum { AUTH_BUDGET_REQUESTS, AUTH_BUDGET_TOKENS, AUTH_BUDGETS };
 typedef struct srv_auth srv_auth;
 typedef struct auth_key auth_key;
 
+/* Where key records live: id -> JSON record (with the key's SHA-256, never the secret).
+ * scan calls visit(ctx, id, idlen, record, reclen) for every record (a non-zero return
+ * stops the scan) and returns a RAG_* status (> 0: the visitor stopped it); put stores
+ * (creates or replaces) one record and returns a RAG_* status with rag_fail's message.
+ * Both may be called from any thread. */
+typedef int (*auth_visit_fn)(void *ctx, const void *id, size_t idlen, const void *rec,
+                             size_t reclen);
+typedef struct auth_source {
+    int (*scan)(void *user, auth_visit_fn visit, void *ctx);
+    int (*put)(void *user, const char *id, const char *record);
+    void *user;
+} auth_source;
+
 /* Loads the keys of the store. `bootstrap` (may be NULL or "") is an admin key that is
  * kept only as its hash in memory (id "bootstrap"). RAG_* status; *out on success. */
 int auth_open(rag_db *db, const char *bootstrap, srv_auth **out);
+/* As auth_open, on another key source (copied; src->user must outlive the handle). */
+int auth_open_source(const auth_source *src, const char *bootstrap, srv_auth **out);
 void auth_close(srv_auth *a);
 
-/* Re-reads the keys table (SIGHUP). On failure the previous keys stay in force. A key
+/* Re-reads the key source (SIGHUP; a cluster's bucket changed). On failure the previous keys stay in force. A key
  * that stays keeps its rate budgets. */
 int auth_reload(srv_auth *a);
 
@@ -64,5 +79,15 @@ int auth_revoke(srv_auth *a, const char *id);
 
 /* Public records of every stored key (never the hash): a new JSON array. */
 json_t *auth_list(srv_auth *a);
+
+/* Reads a key request {"name","scopes","collections"} (the body of POST /v1/keys), checks
+ * every field (collection names with valid_name; NULL: any string) and creates the key as
+ * auth_create does. On success RAG_OK and *created holds the public record with the
+ * plaintext in "key" (shown once). A bad request: RAG_EINVAL with *status 400, code
+ * ("missing_field", "invalid_field", "unknown_field"), the field's path and a message in
+ * the caller's buffers; another failure: auth_create's status (*status 500 or 503). */
+int auth_create_request(srv_auth *a, json_t *body, int (*valid_name)(const char *),
+                        json_t **created, int *status, const char **code, char *field,
+                        size_t fieldlen, char *msg, size_t msglen);
 
 #endif

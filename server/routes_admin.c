@@ -94,74 +94,20 @@ void h_keys_list(http_req *r, const char *const *params)
 void h_keys_create(http_req *r, const char *const *params)
 {
     (void)params;
-    static const char *const FIELDS[] = {"name", "scopes", "collections", NULL};
-    json_t *body = NULL, *scopes, *colls, *record = NULL, *x;
-    const char **names = NULL;
-    const char *name;
-    char *secret = NULL;
-    unsigned mask = 0;
-    size_t i, ncoll = 0;
-    char path[64];
-
-    if (!(body = rj_body(r)) ||
-        rj_only(r, body, "", FIELDS) < 0 || rj_string(r, body, "", "name", 1, 1, 128, &name) < 0)
-        goto cleanup;
-    scopes = json_object_get(body, "scopes");
-    if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
-        http_error(r, 400, scopes ? "invalid_field" : "missing_field", "scopes",
-                   "'scopes' must be a non-empty array of " AUTH_SCOPE_NAMES);
-        goto cleanup;
-    }
-    json_array_foreach(scopes, i, x) {
-        unsigned sc = json_is_string(x) ? auth_scope_parse(json_string_value(x)) : 0;
-        if (!sc) {
-            snprintf(path, sizeof path, "scopes[%zu]", i);
-            http_error(r, 400, "invalid_field", path, "'%s' must be " AUTH_SCOPE_NAMES, path);
-            goto cleanup;
-        }
-        mask |= sc;
-    }
-    colls = json_object_get(body, "collections");
-    if (json_is_null(colls))
-        colls = NULL; /* null means absent, as for every optional field */
-    if (!colls && !(mask & SCOPE_ADMIN)) {
-        http_error(r, 400, "missing_field", "collections",
-                   "'collections' is required (collection names, or [\"*\"] for all)");
-        goto cleanup;
-    }
-    if (colls && !json_is_array(colls)) {
-        http_error(r, 400, "invalid_field", "collections", "'collections' must be an array");
-        goto cleanup;
-    }
-    ncoll = json_array_size(colls);
-    if (!(names = calloc(ncoll + 1, sizeof *names))) {
-        http_error(r, 500, "internal", NULL, "out of memory");
-        goto cleanup;
-    }
-    json_array_foreach(colls, i, x) {
-        const char *c = json_string_value(x);
-        if (!c || (strcmp(c, "*") && !valid_collection_name(c))) {
-            snprintf(path, sizeof path, "collections[%zu]", i);
-            http_error(r, 400, "invalid_field", path,
-                       "'%s' must be a collection name or \"*\"", path);
-            goto cleanup;
-        }
-        names[i] = c;
-    }
-    int rc = auth_create(r->s->auth, name, mask, names, ncoll, &secret, &record);
-    if (rc != RAG_OK) {
+    json_t *body = rj_body(r), *created = NULL;
+    const char *code = NULL;
+    char field[64], msg[256];
+    int status = 500;
+    if (!body)
+        return;
+    int rc = auth_create_request(r->s->auth, body, valid_collection_name, &created, &status,
+                                 &code, field, sizeof field, msg, sizeof msg);
+    if (rc == RAG_OK)
+        http_reply_json(r, 201, created);
+    else if (status == 400)
+        http_error(r, 400, code, field[0] ? field : NULL, "%s", msg);
+    else
         reply_rag_error(r, rc, NULL, "create key");
-        goto cleanup;
-    }
-    json_object_set_new(record, "key", json_string(secret));
-    http_reply_json(r, 201, record);
-    record = NULL;
-cleanup:
-    if (secret)
-        memset(secret, 0, strlen(secret));
-    free(secret);
-    free(names);
-    json_decref(record);
     json_decref(body);
 }
 

@@ -34,6 +34,10 @@ class Cluster:
     def __init__(self, tmp, bin_, dev, seed=7):
         self.tmp, self.bin, self.dev = tmp, bin_, dev
         self.front = f"http://127.0.0.1:{int(os.environ['RAGCORE_CLUSTER_HTTP'])}"
+        # the routers' bootstrap admin key (tools/cluster_dev.sh); ragcore ingest --cluster
+        # reads it from RAGCORE_API_KEY
+        self.key = open(f"{tmp}/admin.key").read().strip()
+        os.environ["RAGCORE_API_KEY"] = self.key
         self.failures = 0
         self.acked = set()
         self.rnd = random.Random(seed)
@@ -45,10 +49,15 @@ class Cluster:
             print("FAIL:", what, flush=True)
         return cond
 
-    def call(self, method, path, body=None, timeout=10):
+    def call(self, method, path, body=None, timeout=10, key=None, front=None):
+        """(status, JSON body) of a request with `key` (default: the admin key; "": none)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.front + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        key = self.key if key is None else key
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        req = urllib.request.Request((front or self.front) + path, data=data, method=method,
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, json.loads(r.read() or b"{}")
@@ -60,6 +69,10 @@ class Cluster:
                 return e.code, {"error": raw[:200].decode("utf-8", "replace")}
         except Exception as e:  # connection refused, timeout
             return 0, {"error": str(e)}
+
+    def router(self, i):
+        """The URL of router i (1, 2, ...) itself, not through HAProxy."""
+        return f"http://127.0.0.1:{int(open(f'{self.tmp}/run/router{i}.port').read())}"
 
     def make_doc(self, i):
         with self.lock:

@@ -88,7 +88,9 @@ def router_metric(name):
     total = 0
     for i in (1, 2):
         port = int(open(f"{tmp}/run/router{i}.port").read())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": f"Bearer {c.key}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     total += float(line.split()[1])

@@ -6,7 +6,9 @@
 # (no file of any replica's store nor of the brokers' logs holds the raw values; a search
 # returns the placeholders); a document the quality filter rejects is counted in the reply
 # and its older version is gone from every replica; with the toxicity word list pulled, a
-# toxic document is dropped and counted; pii "hash", an unknown dedup mode and unknown
+# toxic document is dropped and counted; under pii "hash" the same value sent through
+# either router is stored as the same [TYPE:hex] (one key file for every router; a router
+# without one refuses pii "hash" naming pii_key_file); an unknown dedup mode and unknown
 # settings are refused naming the field; replicas converge to equal digests; `ragcore ingest
 # --cluster` reports the policy's counts and sends no Authorization header without a key.
 # Skipped (77) without nats-server or haproxy.
@@ -16,7 +18,7 @@ src=${RAGCORE_SOURCE_DIR:?}
 cl_setup hygiene
 
 cl_python <<'PY'
-import http.server, json, os, subprocess, sys, threading
+import http.server, json, os, re, subprocess, sys, threading, time
 from cluster_lib import Cluster
 
 tmp, bin_, dev = sys.argv[1:4]
@@ -26,7 +28,7 @@ base = {"shards": 2, "embedder": "hash", "dim": 32, "index_spec": "Flat",
         "chunk_tokens": 24, "chunk_overlap": 4}
 
 # refused settings name what is wrong
-for settings, word in (({"pii": "hash"}, "hash"), ({"dedup": "sometimes"}, "sometimes"),
+for settings, word in (({"dedup": "sometimes"}, "sometimes"),
                        ({"pii": "shred"}, "shred"), ({"colour": "red"}, "colour"),
                        ({"min_chars": "ten"}, "min_chars")):
     st, r = c.call("POST", "/v1/collections", {"name": "bad", **base, "settings": settings})
@@ -75,6 +77,51 @@ else:
             r.get("summary", {}).get("toxicity_dropped_wordlist") == 1,
             f"the toxic document is dropped and counted: {st} {r}")
 
+# pii "hash": the same value hashes the same through either router (one key file)
+r1, r2 = c.router(1), c.router(2)
+st, r = c.call("POST", "/v1/collections", {"name": "ph", **base, "settings": {"pii": "hash"}},
+               front=r1)
+c.check(st == 201 and r.get("settings", {}).get("pii") == "hash", f"create ph: {st} {r}")
+for i, front in ((1, r1), (2, r2)):
+    st, r = c.call("POST", "/v1/collections/ph/documents",
+                   {"documents": [{"id": f"ph-{i}", "text": f"router {i} mails {EMAIL} today"},
+                                  {"id": f"ph-other-{i}", "text": f"router {i} mails x{i}@example.org"}]},
+                   front=front)
+    c.check(st == 200 and r.get("pii_found", {}).get("EMAIL") == 2,
+            f"upsert under pii hash through router {i}: {st} {r}")
+c.converged("ph: hashed", coll="ph", ids={"ph-1", "ph-2", "ph-other-1", "ph-other-2"})
+st, r = c.call("POST", "/v1/collections/ph/search", {"query": "router mails today",
+                                                      "mode": "lexical", "k": 10})
+tags = {}
+for h in r.get("hits", []):
+    m = re.search(r"\[EMAIL:[0-9a-f]{12}\]", h.get("text", ""))
+    tags[h.get("doc_id")] = m.group(0) if m else None
+print(f"pii hash placeholders: {tags}", flush=True)
+c.check(tags.get("ph-1") and tags.get("ph-1") == tags.get("ph-2"),
+        f"the same address hashes the same through both routers: {tags}")
+c.check(tags.get("ph-other-1") and tags.get("ph-other-1") != tags.get("ph-1") and
+        tags.get("ph-other-1") != tags.get("ph-other-2"), f"other addresses differ: {tags}")
+# a router without pii_key_file refuses pii "hash" naming it (a third router, its own file)
+cfg = json.load(open(f"{tmp}/cluster.json"))
+del cfg["pii_key_file"]
+json.dump(cfg, open(f"{tmp}/nopii.json", "w"))
+subprocess.run([dev, "spawn", "router3", tmp, f"{bin_}/ragcore-server", "cluster", "router",
+                "--config", f"{tmp}/nopii.json", "--listen", "127.0.0.1:0", "--name", "router3",
+                "--port-file", f"{tmp}/run/router3.port"], check=True)
+for _ in range(300):
+    if os.path.exists(f"{tmp}/run/router3.port"):
+        break
+    time.sleep(0.1)
+r3 = c.router(3)
+st, r = c.call("POST", "/v1/collections", {"name": "ph2", **base, "settings": {"pii": "hash"}},
+               front=r3)
+c.check(st == 400 and "pii_key_file" in json.dumps(r), f"no key file: create refused: {st} {r}")
+st, r = c.call("PATCH", "/v1/collections/h", {"pii": "hash"}, front=r3)
+c.check(st == 400 and "pii_key_file" in json.dumps(r), f"no key file: PATCH refused: {st} {r}")
+st, r = c.call("POST", "/v1/collections/ph/documents",
+               {"documents": [{"id": "ph-3", "text": f"mail {EMAIL}"}]}, front=r3)
+c.check(st == 503 and "pii_key_file" in json.dumps(r), f"no key file: write refused: {st} {r}")
+
 c.converged("h: masked and filtered", coll="h", ids={"pii-1", "ok-1"})
 if tox_ok:
     c.converged("x: toxic dropped", coll="x", ids={"fine-1"})
@@ -103,7 +150,7 @@ with open(f"{tmp}/bulk.jsonl", "w") as f:
 env = {k: v for k, v in os.environ.items() if k != "RAGCORE_API_KEY"}
 cli = [f"{bin_}/ragcore", "ingest", "--cluster", c.front, "--collection", "h",
        f"{tmp}/bulk.jsonl"]
-out = subprocess.run(cli, capture_output=True, text=True, env=env)
+out = subprocess.run(cli + ["--key", c.key], capture_output=True, text=True, env=env)
 c.check(out.returncode == 0 and "1 filtered" in out.stdout,
         f"ingest --cluster counts the filtered document: {out.returncode} {out.stdout} "
         f"{out.stderr}")

@@ -358,6 +358,31 @@ static void test_policy(void)
                   RAG_EUNSUPPORTED);
     ASSERT_TRUE(strstr(rag_errmsg(), "hash") != NULL);
     ASSERT_EQ_INT(rag_log_batch_ops(b), 0);
+    /* with a key: [EMAIL:<hex>], the same under the same key in any batch, another under
+     * another key; neither the raw value nor the key travels */
+    ASSERT_EQ_INT(rag_log_batch_set_pii_key(b, "short", 5), RAG_EINVAL);
+    static const char KEY_A[] = "0123456789abcdef0123456789abcdef";
+    static const char KEY_B[] = "fedcba9876543210fedcba9876543210";
+    char tag[3][32];
+    for (int k = 0; k < 3; k++) {
+        rag_log_batch *hb = NULL;
+        void *hbytes = NULL;
+        size_t hlen = 0;
+        ASSERT_OK(rag_log_batch_create(e, 24, 4, 0, &hb));
+        ASSERT_OK(rag_log_batch_set_pii_key(hb, k == 2 ? KEY_B : KEY_A, 32));
+        ASSERT_OK(rag_log_batch_add_documents_policy(hb, d, 1, &pol, NULL, &sum));
+        ASSERT_EQ_INT(sum.pii_found[RAG_PII_EMAIL], 2);
+        ASSERT_OK(rag_log_batch_encode(hb, &hbytes, &hlen));
+        ASSERT_TRUE(!memmem(hbytes, hlen, "jane.doe", 8));
+        ASSERT_TRUE(!memmem(hbytes, hlen, k == 2 ? KEY_B : KEY_A, 32));
+        const char *at = memmem(hbytes, hlen, "[EMAIL:", 7);
+        ASSERT_TRUE(at != NULL);
+        snprintf(tag[k], sizeof tag[k], "%.20s", at ? at : "");
+        rag_free(hbytes);
+        rag_log_batch_free(hb);
+    }
+    ASSERT_STR_EQ(tag[0], tag[1]);
+    ASSERT_TRUE(strcmp(tag[0], tag[2]) != 0);
     /* an invalid document: the error, nothing of the call added */
     pol.pii = RAG_PII_DROP;
     d[1].text = "\xff\xfe bad";

@@ -22,6 +22,9 @@
 # Env RAGCORE_CLUSTER_DEDUP_WINDOW_S: the message-id window (and duplicate-claim grace), s.
 # Env RAGCORE_CLUSTER_NATS_PING_S: the brokers' ping interval, s (a client silent for 3 of
 # them is disconnected; default 120).
+# The routers' bootstrap admin key is generated into DIR/admin.key (the cluster file's
+# admin_key_file): curl -H "Authorization: Bearer $(cat DIR/admin.key)" ...; their PII hash
+# key (pii "hash") into DIR/pii.key (pii_key_file).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -118,11 +121,17 @@ start() {
     local i
     for i in 0 1 2; do write_nats_config "$i"; start_nats "$i"; done
     for i in 0 1 2; do wait_http "http://$nhost:$((base + 200 + i))/healthz?js-enabled-only=true"; done
+    local k
+    for k in admin:24 pii:32; do
+        [ -s "$dir/${k%:*}.key" ] ||
+            (umask 077; head -c "${k#*:}" /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/${k%:*}.key")
+    done
     cat >"$dir/cluster.json" <<CONF
 {"nats": ["nats://$nhost:$base", "nats://$nhost:$((base + 1))", "nats://$nhost:$((base + 2))"],
  "stream_replicas": 3, "dedup_window_s": ${RAGCORE_CLUSTER_DEDUP_WINDOW_S:-120}, "max_lag": ${RAGCORE_CLUSTER_MAX_LAG:-1000},
  "query_timeout_ms": ${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-1000}, "ryw_wait_ms": 2000,
- "stream_max_msgs": ${RAGCORE_CLUSTER_STREAM_MAX_MSGS:-0}}
+ "stream_max_msgs": ${RAGCORE_CLUSTER_STREAM_MAX_MSGS:-0}, "admin_key_file": "$dir/admin.key",
+ "pii_key_file": "$dir/pii.key"}
 CONF
     # JetStream elects its meta leader after the servers meet: the first client may have to wait
     for i in $(seq 1 600); do
@@ -142,7 +151,7 @@ CONF
         spawn haproxy haproxy -db -f "$dir/haproxy.cfg"
         wait_http "http://127.0.0.1:$http/healthz"
     fi
-    log "up: HAProxy http://127.0.0.1:$http, routers $(cat "$dir"/run/router*.port | tr '\n' ' ')(config $dir/cluster.json)"
+    log "up: HAProxy http://127.0.0.1:$http, routers $(cat "$dir"/run/router*.port | tr '\n' ' ')(config $dir/cluster.json, admin key in $dir/admin.key)"
 }
 
 stop() {

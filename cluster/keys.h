@@ -1,0 +1,41 @@
+/* keys.h - API keys of a cluster: the single server's key model (server/auth.c: scopes,
+ * per-collection grants, SHA-256 hashes) kept in the cluster's replicated key-value bucket,
+ * followed by every router through a watch; the router's authorisation of a request and its
+ * key routes (/v1/keys). */
+#ifndef CLUSTER_KEYS_H
+#define CLUSTER_KEYS_H
+
+#include "auth.h"
+#include "chttp.h"
+#include "cluster.h"
+
+#include <jansson.h>
+
+typedef struct cluster_keys cluster_keys;
+
+/* Opens the key bucket (cfg->keys_bucket, created when absent), reads the bootstrap admin
+ * key from cfg->admin_key_file (when set; at least AUTH_BOOTSTRAP_MIN_LEN characters, a
+ * trailing newline ignored) and loads the keys; a thread then reloads them on every change
+ * of the bucket (and every CLUSTER_KEYS_RELOAD_MS in any case). -1 with a message naming
+ * the file or the bucket. */
+int cluster_keys_open(clog *l, const cluster_config *cfg, cluster_keys **out, char *err,
+                      size_t errlen);
+/* Stops the watch thread and frees everything. NULL is a no-op. */
+void cluster_keys_close(cluster_keys *k);
+
+/* A change of the bucket reaches every router within this long at most (a missed watch
+ * notification included); normally within the broker's delivery time. */
+#define CLUSTER_KEYS_RELOAD_MS 5000
+
+/* Checks a request's key (api_key: the presented secret, NULL when none) for `scope`
+ * (SCOPE_*) and, when not NULL, `collection`: 0 when allowed; else -1 with the reply set:
+ * 401 (no key, unknown or revoked key) or 403 (scope or collection not granted). */
+int cluster_authorize(cluster_keys *k, const char *api_key, unsigned scope,
+                      const char *collection, chttp_reply *out);
+
+/* Serves the key routes (GET /v1/keys, POST /v1/keys, DELETE /v1/keys/{id}) after an admin
+ * key was checked: 1 when `path` was one of them (reply set), 0 otherwise. */
+int cluster_keys_route(cluster_keys *k, const char *method, const char *path, json_t *body,
+                       chttp_reply *out);
+
+#endif

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# test_cluster_auth.sh - API keys on a cluster's routers: a local cluster (tools/cluster_dev.sh,
+# 2 routers, loopback ports chosen per run) whose cluster file names a bootstrap admin key.
+# /healthz answers without a key (HAProxy's checks); every other route answers 401 without a
+# key or with a wrong one; a key created through router 1 (read-only, granted collection a)
+# works on router 2 within the bound, cannot write (403) nor read collection b (403); a
+# write key can upsert but not create a collection with settings (admin); keys are listed
+# without secret nor hash and the brokers' files hold the key's SHA-256, never the secret;
+# a key revoked through router 2 fails on both routers within the bound; the bootstrap key
+# cannot be revoked; a replica's HTTP port serves no collection route; a router whose
+# admin_key_file is missing or short refuses to start naming the file.
+# Skipped (77) without nats-server or haproxy.
+set -euo pipefail
+src=${RAGCORE_SOURCE_DIR:?}
+. "$src/tests/cluster_lib.sh"
+cl_setup auth
+
+cl_python <<'PY'
+import hashlib, json, os, subprocess, sys, time
+from cluster_lib import Cluster
+
+tmp, bin_, dev = sys.argv[1:4]
+BOUND_S = 5.0  # CLUSTER_KEYS_RELOAD_MS: a change reaches every router within this at most
+c = Cluster(tmp, bin_, dev)
+r1, r2 = c.router(1), c.router(2)
+
+def wait_status(front, method, path, key, want, body=None):
+    """Seconds until `path` answers `want` on `front` with `key`; None past 3 x BOUND_S."""
+    t0 = time.time()
+    while time.time() - t0 < 3 * BOUND_S:
+        st, _ = c.call(method, path, body, key=key, front=front)
+        if st == want:
+            return time.time() - t0
+        time.sleep(0.05)
+    return None
+
+# open routes and 401s
+for front in (c.front, r1, r2):
+    st, r = c.call("GET", "/healthz", key="", front=front)
+    c.check(st == 200, f"/healthz without a key on {front}: {st} {r}")
+for method, path in (("GET", "/v1/collections/a"), ("POST", "/v1/collections"),
+                     ("GET", "/metrics"), ("GET", "/v1/keys"), ("GET", "/v1/cluster/status"),
+                     ("POST", "/v1/collections/a/search")):
+    st, r = c.call(method, path, {"name": "a"} if method == "POST" else None, key="")
+    c.check(st == 401, f"{method} {path} without a key: {st} {r}")
+    st, r = c.call(method, path, {"name": "a"} if method == "POST" else None,
+                   key="rck_" + "0" * 48)
+    c.check(st == 401 and "unknown or revoked" in json.dumps(r),
+            f"{method} {path} with a wrong key: {st} {r}")
+
+base = {"shards": 2, "embedder": "hash", "dim": 32, "index_spec": "Flat"}
+for name in ("a", "b"):
+    st, r = c.call("POST", "/v1/collections", dict(base, name=name), front=r1)
+    c.check(st == 201, f"admin creates {name}: {st} {r}")
+
+# a read key for collection a, created through router 1
+st, rk = c.call("POST", "/v1/keys", {"name": "reader", "scopes": ["read"], "collections": ["a"]},
+                front=r1)
+c.check(st == 201 and rk.get("key", "").startswith("rck_") and "sha256" not in rk,
+        f"create a read key: {st} {rk}")
+reader, reader_id = rk.get("key", ""), rk.get("id", "")
+st, r = c.call("POST", "/v1/keys", {"name": "bad", "scopes": ["read", "root"],
+                                    "collections": ["a"]}, front=r1)
+c.check(st == 400 and "scopes[1]" in json.dumps(r), f"a bad scope is named: {st} {r}")
+st, r = c.call("POST", "/v1/keys", {"name": "bad", "scopes": ["read"],
+                                    "collections": ["a.b"]}, front=r1)
+c.check(st == 400 and "collections[0]" in json.dumps(r), f"a bad collection is named: {st} {r}")
+t = wait_status(r2, "GET", "/v1/collections/a", reader, 200)
+print(f"a key created on router 1 works on router 2 after {t} s", flush=True)
+c.check(t is not None and t <= BOUND_S, f"router 2 knows the new key within {BOUND_S} s: {t}")
+st, r = c.call("GET", "/v1/collections/a", key=reader, front=r1)
+c.check(st == 200, f"reader reads a on router 1: {st} {r}")
+# (replicas find a new collection within a second)
+t = wait_status(c.front, "POST", "/v1/collections/a/search", reader, 200, {"query": "x", "k": 3})
+c.check(t is not None, "reader searches a")
+st, r = c.call("POST", "/v1/collections/a/documents",
+               {"documents": [{"id": "d1", "text": "hello world"}]}, key=reader)
+c.check(st == 403 and "'write'" in json.dumps(r), f"reader cannot write a: {st} {r}")
+for front in (r1, r2):
+    st, r = c.call("GET", "/v1/collections/b", key=reader, front=front)
+    c.check(st == 403 and "collection 'b'" in json.dumps(r), f"reader cannot read b: {st} {r}")
+st, r = c.call("GET", "/v1/keys", key=reader)
+c.check(st == 403, f"reader cannot list keys: {st} {r}")
+
+# a write key for a: upserts, but settings at creation need admin
+st, wk = c.call("POST", "/v1/keys", {"name": "writer", "scopes": ["read", "write"],
+                                     "collections": ["a", "c"]}, front=r2)
+c.check(st == 201, f"create a write key: {st} {wk}")
+writer = wk.get("key", "")
+c.check(wait_status(r1, "GET", "/v1/collections/a", writer, 200) is not None,
+        "router 1 knows the write key")
+st, r = c.call("POST", "/v1/collections/a/documents",
+               {"documents": [{"id": "d1", "text": "hello world"}]}, key=writer, front=r1)
+c.check(st == 200, f"writer upserts into a: {st} {r}")
+st, r = c.call("POST", "/v1/collections", dict(base, name="c", settings={"pii": "mask"}),
+               key=writer, front=r1)
+c.check(st == 403 and "'admin'" in json.dumps(r), f"settings at creation need admin: {st} {r}")
+st, r = c.call("POST", "/v1/collections", dict(base, name="d"), key=writer, front=r1)
+c.check(st == 403, f"writer cannot create an ungranted collection: {st} {r}")
+
+# the list: no secret, no hash; the brokers' files: the hash, never the secret
+st, r = c.call("GET", "/v1/keys", front=r2)
+ids = {k["id"] for k in r.get("keys", [])}
+c.check(st == 200 and {reader_id, wk.get("id")} <= ids and "sha256" not in json.dumps(r) and
+        reader not in json.dumps(r), f"key list: {st} {r}")
+digest = hashlib.sha256(reader.encode()).hexdigest()
+blob = b""
+for root, _, files in os.walk(f"{tmp}/nats"):
+    for f in files:
+        with open(os.path.join(root, f), "rb") as fh:
+            blob += fh.read()
+c.check(reader.encode() not in blob and writer.encode() not in blob,
+        "no broker file holds a key's secret")
+c.check(digest.encode() in blob, "the brokers' files hold the key's SHA-256")
+
+# revoke through router 2: both routers refuse it within the bound
+st, r = c.call("DELETE", f"/v1/keys/{reader_id}", front=r2)
+c.check(st == 200 and r.get("revoked") is True, f"revoke: {st} {r}")
+for name, front in (("router 2", r2), ("router 1", r1)):
+    t = wait_status(front, "GET", "/v1/collections/a", reader, 401)
+    print(f"the revoked key fails on {name} after {t} s", flush=True)
+    c.check(t is not None and t <= BOUND_S, f"{name} refuses the revoked key within "
+            f"{BOUND_S} s: {t}")
+st, r = c.call("DELETE", "/v1/keys/000000000000", front=r1)
+c.check(st == 404, f"revoke an unknown key: {st} {r}")
+for front in (r1, r2):
+    st, r = c.call("DELETE", "/v1/keys/bootstrap", front=front)
+    c.check(st == 400 and "admin_key_file" in json.dumps(r),
+            f"the bootstrap key cannot be revoked: {st} {r}")
+    st, r = c.call("GET", "/v1/collections/a", front=front)
+    c.check(st == 200, f"the bootstrap key still works: {st} {r}")
+
+# a replica's HTTP port: health, metrics and status only
+port = int(open(f"{tmp}/run/r0a.port").read())
+rep = f"http://127.0.0.1:{port}"
+st, r = c.call("POST", "/v1/collections/a/search", {"query": "x"}, key="", front=rep)
+c.check(st == 404, f"a replica serves no collection route: {st} {r}")
+st, r = c.call("GET", "/v1/collections/a", key="", front=rep)
+c.check(st == 404, f"a replica serves no collection metadata: {st} {r}")
+
+# a router with a missing or short admin key file does not start
+cfg = json.load(open(f"{tmp}/cluster.json"))
+for label, content in (("missing", None), ("short", "abc\n")):
+    path = f"{tmp}/bad-{label}.key"
+    if content is not None:
+        open(path, "w").write(content)
+    cfg["admin_key_file"] = path
+    json.dump(cfg, open(f"{tmp}/bad.json", "w"))
+    out = subprocess.run([f"{bin_}/ragcore-server", "cluster", "router", "--config",
+                          f"{tmp}/bad.json", "--listen", "127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=60)
+    c.check(out.returncode == 1 and path in out.stderr,
+            f"a {label} admin_key_file is refused naming it: {out.returncode} {out.stderr}")
+print(f"{c.failures} failures", flush=True)
+sys.exit(1 if c.failures else 0)
+PY
