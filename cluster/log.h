@@ -26,6 +26,10 @@ void clog_close(clog *l);
 int clog_connected(clog *l);
 /* The underlying connection (a natsConnection *) for rpc.c. */
 void *clog_connection(clog *l);
+/* rpc.c's state for this connection (its reply subscription), NULL until set. clog_close
+ * calls free_fn(state) first, while the connection is still open. */
+void *clog_rpc_state(clog *l);
+void clog_set_rpc_state(clog *l, void *state, void (*free_fn)(void *));
 
 /* Creates the log of (collection, shard) when absent: file storage, `replicas` copies,
  * a de-duplication window of dedup_s seconds. */

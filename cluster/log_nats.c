@@ -13,6 +13,8 @@ struct clog {
     jsCtx *js;
     kvStore *kv;
     int64_t max_msgs, max_age_s; /* retention of the logs clog_ensure creates; 0: none */
+    void *rpc;                   /* rpc.c's state, freed by rpc_free */
+    void (*rpc_free)(void *);
 };
 
 struct clog_kv {
@@ -111,6 +113,8 @@ void clog_close(clog *l)
 {
     if (!l)
         return;
+    if (l->rpc_free)
+        l->rpc_free(l->rpc);
     kvStore_Destroy(l->kv);
     jsCtx_Destroy(l->js);
     natsConnection_Destroy(l->nc);
@@ -125,6 +129,17 @@ int clog_connected(clog *l)
 void *clog_connection(clog *l)
 {
     return l->nc;
+}
+
+void *clog_rpc_state(clog *l)
+{
+    return l->rpc;
+}
+
+void clog_set_rpc_state(clog *l, void *state, void (*free_fn)(void *))
+{
+    l->rpc = state;
+    l->rpc_free = free_fn;
 }
 
 int clog_ensure(clog *l, const char *coll, int shard, int replicas, int dedup_s, char *err,
