@@ -10,7 +10,9 @@
 # cannot be revoked; a replica's HTTP port serves no collection route; a router whose
 # admin_key_file is missing or short refuses to start naming the file; a router whose
 # key_request_rate is small answers a key 429 "rate_limited" with Retry-After once its
-# budget is spent, serves another key, and counts the refusal in /metrics.
+# budget is spent, serves another key, and counts the refusal in /metrics; `ragcore cluster
+# keys` creates, lists and revokes keys through a router and names the URL and the status
+# (401, 403) or the unreachable router in its errors.
 # Skipped (77) without nats-server or haproxy.
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
@@ -139,6 +141,36 @@ st, r = c.call("POST", "/v1/collections/a/search", {"query": "x"}, key="", front
 c.check(st == 404, f"a replica serves no collection route: {st} {r}")
 st, r = c.call("GET", "/v1/collections/a", key="", front=rep)
 c.check(st == 404, f"a replica serves no collection metadata: {st} {r}")
+
+# ragcore cluster keys: create, list and revoke through a router; clear errors
+def cli(*args, key=None):
+    out = subprocess.run([f"{bin_}/ragcore", "cluster", "keys", *args, "--key",
+                          c.key if key is None else key], capture_output=True, text=True,
+                         timeout=60)
+    return out.returncode, out.stdout, out.stderr
+rc, out, err = cli("--router", r1, "create", "cli-made", "--scopes", "read", "--collections", "a")
+made = json.loads(out) if rc == 0 else {}
+c.check(rc == 0 and made.get("key", "").startswith("rck_") and made.get("name") == "cli-made",
+        f"ragcore cluster keys create: {rc} {out} {err}")
+rc, out, err = cli("--router", r2, "list")
+c.check(rc == 0 and made.get("id") in {k["id"] for k in json.loads(out or "{}").get("keys", [])},
+        f"ragcore cluster keys list shows the new key: {rc} {out} {err}")
+c.check(wait_status(r2, "GET", "/v1/collections/a", made.get("key", ""), 200) is not None,
+        "the key made by the command works on router 2")
+rc, out, err = cli("--router", r2, "revoke", made.get("id", ""))
+c.check(rc == 0 and json.loads(out or "{}").get("revoked") is True,
+        f"ragcore cluster keys revoke: {rc} {out} {err}")
+rc, out, err = cli("--router", r1, "list", key="rck_" + "0" * 48)
+c.check(rc == 2 and f"{r1}/v1/keys" in err and "401" in err and "unknown or revoked" in err,
+        f"a wrong key: 401 naming the URL: {rc} {err}")
+rc, out, err = cli("--router", r1, "list", key=writer)
+c.check(rc == 2 and f"{r1}/v1/keys" in err and "403" in err and "not an admin key" in err,
+        f"a key without admin: 403 naming the URL: {rc} {err}")
+rc, out, err = cli("--router", "http://127.0.0.1:1", "list")
+c.check(rc == 2 and "http://127.0.0.1:1/v1/keys" in err,
+        f"an unreachable router is named: {rc} {err}")
+rc, out, err = cli("list")
+c.check(rc == 1 and "--router URL is required" in err, f"no --router: {rc} {err}")
 
 # a router whose key_request_rate is 3: the write key gets 429 with Retry-After after its
 # budget (3 requests, the bucket holding one second's worth, plus what refills meanwhile);
