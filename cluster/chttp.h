@@ -15,7 +15,7 @@ typedef struct chttp_reply {
     int status;
     char *body;
     const char *ctype;
-    long retry_after;        /* > 0: a Retry-After header of this many seconds (429, 503) */
+    long retry_after;        /* > 0: a Retry-After header of this many seconds (429) */
 } chttp_reply;
 
 /* Called on a pool thread for each request (body NUL-terminated, len bytes). api_key is
