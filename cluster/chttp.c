@@ -25,7 +25,7 @@ typedef struct req {
 } req;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, char *body,
-                                  const char *ctype)
+                                  const char *ctype, long retry_after)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         body ? strlen(body) : 0, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
@@ -35,6 +35,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, char 
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ctype ? ctype : "application/json");
+    if (retry_after > 0) {
+        char secs[32];
+        snprintf(secs, sizeof secs, "%ld", retry_after);
+        MHD_add_response_header(r, "Retry-After", secs);
+    }
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ok;
@@ -89,10 +94,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (q->too_large)
         return send_reply(conn, 413, strdup("{\"error\":{\"code\":\"too_large\",\"message\":"
-                                            "\"request body over 64 MiB\"}}"), NULL);
-    chttp_reply rep = {500, NULL, NULL};
+                                            "\"request body over 64 MiB\"}}"), NULL, 0);
+    chttp_reply rep = {500, NULL, NULL, 0};
     h->h(h->user, method, url, presented_key(conn), q->body ? q->body : "", q->len, &rep);
-    return send_reply(conn, rep.status, rep.body, rep.ctype);
+    return send_reply(conn, rep.status, rep.body, rep.ctype, rep.retry_after);
 }
 
 static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -9,12 +9,13 @@
 
 typedef struct chttp chttp;
 
-/* What a handler answers: status, body (malloc'd, NUL-terminated, freed by chttp) and
- * content type (static; NULL: application/json). */
+/* What a handler answers: status, body (malloc'd, NUL-terminated, freed by chttp), content
+ * type (static; NULL: application/json) and Retry-After. */
 typedef struct chttp_reply {
     int status;
     char *body;
     const char *ctype;
+    long retry_after;        /* > 0: a Retry-After header of this many seconds (429) */
 } chttp_reply;
 
 /* Called on a pool thread for each request (body NUL-terminated, len bytes). api_key is

@@ -34,6 +34,9 @@ typedef struct cluster_config {
     int hedge_ms;                    /* "hedge_ms": a shard's request goes to a second
                                       * replica after this long without answer; 0: never */
     char *keys_bucket;               /* "keys_bucket": the API keys' bucket; "ragcore_keys" */
+    int key_request_rate;            /* "key_request_rate": requests a second per API key
+                                      * and router (the single server's limit of that
+                                      * name); 10000, 0: no limit */
     char *admin_key_file;            /* "admin_key_file": a file holding the bootstrap admin
                                       * key of every router; NULL: none */
     char *pii_key_file;              /* "pii_key_file": pii "hash"'s HMAC key, the same file

@@ -95,6 +95,8 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
             0 ||
         int_field(j, "hedge_ms", 0, 0, 600000, &cfg->hedge_ms, err, errlen, path) < 0 ||
+        int_field(j, "key_request_rate", 10000, 0, 1 << 30, &cfg->key_request_rate, err,
+                  errlen, path) < 0 ||
         str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0 ||
         str_field(j, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
                   errlen, path) < 0 ||

@@ -3,6 +3,8 @@
  * router's authorisation and key routes. */
 #include "keys.h"
 
+#include "ratelimit.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +19,8 @@ struct cluster_keys {
     pthread_t watcher;
     int watching;
     atomic_int stop;
+    long request_rate;                 /* each key's requests a second on this router */
+    _Atomic unsigned long long limited; /* requests refused by it (429) */
 };
 
 /* ---- the bucket as auth.c's key source ------------------------------------------------- */
@@ -116,6 +120,7 @@ int cluster_keys_open(clog *l, const cluster_config *cfg, cluster_keys **out, ch
     if (cfg->admin_key_file && read_admin_key(cfg->admin_key_file, admin, sizeof admin, err,
                                               errlen) < 0)
         goto cleanup;
+    k->request_rate = cfg->key_request_rate;
     if (clog_kv_open(l, cfg->keys_bucket, cfg->stream_replicas, &k->kv, err, errlen) < 0)
         goto cleanup;
     auth_source src = {kv_scan, kv_put, k};
@@ -177,9 +182,14 @@ int cluster_authorize(cluster_keys *k, const char *api_key, unsigned scope,
     }
     const auth_key *key = auth_check(k->auth, api_key);
     int rc = -1;
+    char msg[512];
     if (!key)
         chttp_error(out, 401, "unauthorized", "unknown or revoked API key");
-    else if (!auth_allows(key, scope, NULL))
+    else if (ratelimit_charge(key, AUTH_BUDGET_REQUESTS, k->request_rate, 1, msg, sizeof msg,
+                              &out->retry_after) > 0) {
+        chttp_error(out, 429, "rate_limited", "%s", msg);
+        atomic_fetch_add(&k->limited, 1);
+    } else if (!auth_allows(key, scope, NULL))
         chttp_error(out, 403, "forbidden", "API key '%s' lacks the '%s' scope",
                     auth_key_id(key), scope_name(scope));
     else if (collection && !auth_allows(key, scope, collection))
@@ -189,6 +199,11 @@ int cluster_authorize(cluster_keys *k, const char *api_key, unsigned scope,
         rc = 0;
     auth_key_release(key);
     return rc;
+}
+
+unsigned long long cluster_keys_rate_limited(cluster_keys *k)
+{
+    return k ? atomic_load(&k->limited) : 0;
 }
 
 int cluster_keys_route(cluster_keys *k, const char *method, const char *path, json_t *body,

@@ -27,11 +27,17 @@ void cluster_keys_close(cluster_keys *k);
  * notification included); normally within the broker's delivery time. */
 #define CLUSTER_KEYS_RELOAD_MS 5000
 
-/* Checks a request's key (api_key: the presented secret, NULL when none) for `scope`
- * (SCOPE_*) and, when not NULL, `collection`: 0 when allowed; else -1 with the reply set:
- * 401 (no key, unknown or revoked key) or 403 (scope or collection not granted). */
+/* Checks a request's key (api_key: the presented secret, NULL when none) and charges the
+ * request to the key's request budget on this router (key_request_rate a second,
+ * server/ratelimit.c, before the scope is checked as on the single server), then checks
+ * `scope` (SCOPE_*) and, when not NULL, `collection`: 0 when allowed; else -1 with the
+ * reply set: 401 (no key, unknown or revoked key), 429 "rate_limited" with Retry-After
+ * (over its budget) or 403 (scope or collection not granted). */
 int cluster_authorize(cluster_keys *k, const char *api_key, unsigned scope,
                       const char *collection, chttp_reply *out);
+
+/* Requests refused with 429 by a key's request budget since the router started. */
+unsigned long long cluster_keys_rate_limited(cluster_keys *k);
 
 /* Serves the key routes (GET /v1/keys, POST /v1/keys, DELETE /v1/keys/{id}) after an admin
  * key was checked: 1 when `path` was one of them (reply set), 0 otherwise. */

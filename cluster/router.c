@@ -1097,13 +1097,16 @@ static void metrics(router *r, chttp_reply *out)
              "ragcore_cluster_router_behind_total %llu\n"
              "ragcore_cluster_router_hedges_total %llu\n"
              "ragcore_cluster_router_settings_conflicts_total %llu\n"
-             "ragcore_cluster_router_broker_connected %d\n",
+             "ragcore_cluster_router_broker_connected %d\n"
+             "# HELP ragcore_rate_limited_total Requests refused (429) by a per-key budget.\n"
+             "# TYPE ragcore_rate_limited_total counter\n"
+             "ragcore_rate_limited_total{budget=\"requests\"} %llu\n",
              atomic_load(&r->writes), atomic_load(&r->write_errors),
              atomic_load(&r->publish_retries), atomic_load(&r->searches),
              atomic_load(&r->search_errors), atomic_load(&r->shard_timeouts),
              atomic_load(&r->shard_retries), atomic_load(&r->behind),
              atomic_load(&r->hedges), atomic_load(&r->settings_conflicts),
-             clog_connected(r->log));
+             clog_connected(r->log), cluster_keys_rate_limited(atomic_load(&r->keys)));
     out->status = 200;
     out->body = b;
     out->ctype = "text/plain; version=0.0.4";

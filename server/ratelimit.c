@@ -28,30 +28,38 @@ double rl_take(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns)
     }
 }
 
-/* Answers 429 for budget `which` of r->key after rl_take asked to wait `wait` seconds. */
-static int refuse(http_req *r, int which, double wait, long rate, double cost)
+double ratelimit_charge(const auth_key *k, int which, long rate, double cost, char *msg,
+                        size_t msglen, long *retry_after)
 {
-    const char *id = auth_key_id(r->key);
+    double wait = rl_take(auth_key_budget(k, which), (double)rate, cost,
+                          (int64_t)(srv_monotonic() * NS));
+    if (wait <= 0)
+        return 0;
+    const char *id = auth_key_id(k);
     if (which == AUTH_BUDGET_TOKENS)
-        http_error(r, 429, "rate_limited", NULL,
-                   "API key '%s' is over its budget of %ld embedding tokens a second (this "
-                   "request: about %.0f); retry in %.1f s", id, rate, cost, wait);
+        snprintf(msg, msglen,
+                 "API key '%s' is over its budget of %ld embedding tokens a second (this "
+                 "request: about %.0f); retry in %.1f s", id, rate, cost, wait);
     else
-        http_error(r, 429, "rate_limited", NULL,
-                   "API key '%s' is over its budget of %ld requests a second; retry in %.1f s",
-                   id, rate, wait);
-    r->hdr_name = "Retry-After";
-    snprintf(r->hdr_value, sizeof r->hdr_value, "%.0f", ceil(wait) < 1 ? 1 : ceil(wait));
-    metrics_rate_limited(r->s->metrics, which == AUTH_BUDGET_TOKENS);
-    return -1;
+        snprintf(msg, msglen,
+                 "API key '%s' is over its budget of %ld requests a second; retry in %.1f s",
+                 id, rate, wait);
+    *retry_after = ceil(wait) < 1 ? 1 : (long)ceil(wait);
+    return wait;
 }
 
-/* Charges `cost` to budget `which` of r->key at `rate` a second. */
+/* Charges `cost` to budget `which` of r->key at `rate` a second; answers 429 when over. */
 static int charge(http_req *r, int which, long rate, double cost)
 {
-    double wait = rl_take(auth_key_budget(r->key, which), (double)rate, cost,
-                          (int64_t)(srv_monotonic() * NS));
-    return wait > 0 ? refuse(r, which, wait, rate, cost) : 0;
+    char msg[512];
+    long retry_after = 1;
+    if (ratelimit_charge(r->key, which, rate, cost, msg, sizeof msg, &retry_after) <= 0)
+        return 0;
+    http_error(r, 429, "rate_limited", NULL, "%s", msg);
+    r->hdr_name = "Retry-After";
+    snprintf(r->hdr_value, sizeof r->hdr_value, "%ld", retry_after);
+    metrics_rate_limited(r->s->metrics, which == AUTH_BUDGET_TOKENS);
+    return -1;
 }
 
 int ratelimit_request(http_req *r)

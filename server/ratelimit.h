@@ -4,9 +4,11 @@
 #ifndef SRV_RATELIMIT_H
 #define SRV_RATELIMIT_H
 
+#include "auth.h"
 #include "http.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Takes `cost` units from the bucket whose state is *tat (0: full), refilled at `rate`
@@ -16,6 +18,14 @@
  * (nothing is taken then). rate <= 0 means no limit (0). now_ns: a monotonic clock in
  * nanoseconds. Lock-free; can't fail. */
 double rl_take(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns);
+
+/* Charges `cost` to budget `which` (AUTH_BUDGET_*) of key k at `rate` a second (<= 0: no
+ * limit), the check of ratelimit_request and ratelimit_tokens for any HTTP front (a
+ * cluster's routers too). 0 when taken; else the seconds until the budget holds enough
+ * (nothing taken), with the 429 message naming the key and its budget in msg and the
+ * Retry-After value (whole seconds, at least 1) in *retry_after. */
+double ratelimit_charge(const auth_key *k, int which, long rate, double cost, char *msg,
+                        size_t msglen, long *retry_after);
 
 /* Charges one request to r->key's request budget (limits.key_request_rate). 0, or -1
  * after answering 429 "rate_limited" with Retry-After. */

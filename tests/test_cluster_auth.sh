@@ -8,7 +8,11 @@
 # without secret nor hash and the brokers' files hold the key's SHA-256, never the secret;
 # a key revoked through router 2 fails on both routers within the bound; the bootstrap key
 # cannot be revoked; a replica's HTTP port serves no collection route; a router whose
-# admin_key_file is missing or short refuses to start naming the file.
+# admin_key_file is missing or short refuses to start naming the file; a router whose
+# key_request_rate is small answers a key 429 "rate_limited" with Retry-After once its
+# budget is spent, serves another key, and counts the refusal in /metrics; `ragcore cluster
+# keys` creates, lists and revokes keys through a router and names the URL and the status
+# (401, 403) or the unreachable router in its errors.
 # Skipped (77) without nats-server or haproxy.
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
@@ -16,7 +20,7 @@ src=${RAGCORE_SOURCE_DIR:?}
 cl_setup auth
 
 cl_python <<'PY'
-import hashlib, json, os, subprocess, sys, time
+import hashlib, json, os, subprocess, sys, time, urllib.error, urllib.request
 from cluster_lib import Cluster
 
 tmp, bin_, dev = sys.argv[1:4]
@@ -138,8 +142,87 @@ c.check(st == 404, f"a replica serves no collection route: {st} {r}")
 st, r = c.call("GET", "/v1/collections/a", key="", front=rep)
 c.check(st == 404, f"a replica serves no collection metadata: {st} {r}")
 
-# a router with a missing or short admin key file does not start
+# ragcore cluster keys: create, list and revoke through a router; clear errors
+def cli(*args, key=None):
+    out = subprocess.run([f"{bin_}/ragcore", "cluster", "keys", *args, "--key",
+                          c.key if key is None else key], capture_output=True, text=True,
+                         timeout=60)
+    return out.returncode, out.stdout, out.stderr
+rc, out, err = cli("--router", r1, "create", "cli-made", "--scopes", "read", "--collections", "a")
+made = json.loads(out) if rc == 0 else {}
+c.check(rc == 0 and made.get("key", "").startswith("rck_") and made.get("name") == "cli-made",
+        f"ragcore cluster keys create: {rc} {out} {err}")
+rc, out, err = cli("--router", r2, "list")
+c.check(rc == 0 and made.get("id") in {k["id"] for k in json.loads(out or "{}").get("keys", [])},
+        f"ragcore cluster keys list shows the new key: {rc} {out} {err}")
+c.check(wait_status(r2, "GET", "/v1/collections/a", made.get("key", ""), 200) is not None,
+        "the key made by the command works on router 2")
+rc, out, err = cli("--router", r2, "revoke", made.get("id", ""))
+c.check(rc == 0 and json.loads(out or "{}").get("revoked") is True,
+        f"ragcore cluster keys revoke: {rc} {out} {err}")
+rc, out, err = cli("--router", r1, "list", key="rck_" + "0" * 48)
+c.check(rc == 2 and f"{r1}/v1/keys" in err and "401" in err and "unknown or revoked" in err,
+        f"a wrong key: 401 naming the URL: {rc} {err}")
+rc, out, err = cli("--router", r1, "list", key=writer)
+c.check(rc == 2 and f"{r1}/v1/keys" in err and "403" in err and "not an admin key" in err,
+        f"a key without admin: 403 naming the URL: {rc} {err}")
+rc, out, err = cli("--router", "http://127.0.0.1:1", "list")
+c.check(rc == 2 and "http://127.0.0.1:1/v1/keys" in err,
+        f"an unreachable router is named: {rc} {err}")
+rc, out, err = cli("list")
+c.check(rc == 1 and "--router URL is required" in err, f"no --router: {rc} {err}")
+
+# a router whose key_request_rate is 3: the write key gets 429 with Retry-After after its
+# budget (3 requests, the bucket holding one second's worth, plus what refills meanwhile);
+# another key (the admin) is unaffected; /metrics counts the refusals
 cfg = json.load(open(f"{tmp}/cluster.json"))
+json.dump(dict(cfg, key_request_rate=3), open(f"{tmp}/rated.json", "w"))
+rated = subprocess.Popen([f"{bin_}/ragcore-server", "cluster", "router", "--config",
+                          f"{tmp}/rated.json", "--listen", "127.0.0.1:0", "--name", "rated",
+                          "--port-file", f"{tmp}/run/rated.port"],
+                         stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/log/rated.log", "w"))
+try:
+    t0 = time.time()
+    while not os.path.exists(f"{tmp}/run/rated.port") and time.time() - t0 < 30:
+        time.sleep(0.05)
+    r3 = f"http://127.0.0.1:{int(open(f'{tmp}/run/rated.port').read())}"
+    codes, refusal = [], None
+    t0 = time.time()
+    while len(codes) < 40:
+        req = urllib.request.Request(r3 + "/v1/collections/a",
+                                     headers={"Authorization": f"Bearer {writer}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                codes.append(resp.status)
+        except urllib.error.HTTPError as e:
+            codes.append(e.code)
+            refusal = (e.headers.get("Retry-After"), json.loads(e.read() or b"{}"))
+            break
+    elapsed = time.time() - t0
+    print(f"rated router: {codes} in {elapsed:.3f} s; refusal {refusal}", flush=True)
+    c.check(codes[:3] == [200, 200, 200], f"the first 3 requests pass: {codes}")
+    c.check(codes[-1] == 429 and codes.count(200) <= 3 + 3 * elapsed + 1,
+            f"429 once the budget of 3 a second is spent: {codes} in {elapsed:.3f} s")
+    err = (refusal or (None, {}))[1].get("error", {})
+    c.check(refusal is not None and refusal[0] is not None and int(refusal[0]) >= 1 and
+            err.get("code") == "rate_limited" and f"'{wk.get('id')}'" in err.get("message", "")
+            and "3 requests a second" in err.get("message", ""),
+            f"the 429 names the key and its budget, with Retry-After: {refusal}")
+    st, r = c.call("GET", "/v1/collections/a", front=r3)
+    c.check(st == 200, f"another key is unaffected: {st} {r}")
+    st, r = c.call("GET", "/v1/collections/a", key=writer, front=r1)
+    c.check(st == 200, f"the budget is per router: router 1 still serves the key: {st} {r}")
+    req = urllib.request.Request(r3 + "/metrics",
+                                 headers={"Authorization": f"Bearer {c.key}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        text = resp.read().decode()
+    c.check('ragcore_rate_limited_total{budget="requests"} 1' in text,
+            "the router's /metrics counts the refusal")
+finally:
+    rated.terminate()
+    rated.wait(timeout=60)
+
+# a router with a missing or short admin key file does not start
 for label, content in (("missing", None), ("short", "abc\n")):
     path = f"{tmp}/bad-{label}.key"
     if content is not None:

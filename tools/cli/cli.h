@@ -23,6 +23,8 @@ int cmd_sync(int argc, char **argv);    /* cmd_sync.c: re-sync sources */
 int cmd_gc(int argc, char **argv);      /* cmd_sync.c: purge expired documents */
 int cmd_collection(int argc, char **argv); /* cmd_collection.c: settings of a collection */
 int cmd_keys(int argc, char **argv);    /* cmd_keys.c: API keys of a store (server) */
+/* cmd_keys.c: `ragcore cluster keys` (argv[0] "keys"): API keys through a router */
+int cmd_cluster_keys(int argc, char **argv);
 int cmd_check(int argc, char **argv);   /* cmd_check.c: consistency check and repair */
 int cmd_backup(int argc, char **argv);  /* cmd_backup.c: consistent copy of a live store */
 int cmd_restore(int argc, char **argv); /* cmd_backup.c: restore a backup */

@@ -48,5 +48,7 @@ int cmd_serve(int argc, char **argv)
 
 int cmd_cluster(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "keys")) /* through the routers' /v1/keys */
+        return cmd_cluster_keys(argc - 1, argv + 1);
     return cli_exec_server(argv[0], "cluster", argc, argv);
 }

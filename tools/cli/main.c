@@ -30,7 +30,7 @@ static const command commands[] = {
     {"gc", cmd_gc, "purge expired documents"},
     {"keys", cmd_keys, "create, list or revoke API keys of the server"},
     {"serve", cmd_serve, "run the HTTP retrieval server (ragcore-server)"},
-    {"cluster", cmd_cluster, "cluster mode: status (shards, replicas, sequences, lag, digests), router, replica"},
+    {"cluster", cmd_cluster, "cluster mode: status (shards, replicas, sequences, lag, digests), keys, router, replica"},
     {"check", cmd_check, "verify store consistency (--repair rebuilds derived data)"},
     {"backup", cmd_backup, "copy a store consistently while it is in use"},
     {"restore", cmd_restore, "restore a backup into a store directory"},
