@@ -108,11 +108,18 @@ serve_queries() { # serve_queries DIR [FLAGS...]: a few searches recorded with t
             --data "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$q")" \
             "$url/v1/collections/default/search" || return 1
     done < "$work/queries"
-    local n
-    n=$(curl -s -H "Authorization: Bearer $admin" "$url/v1/querylog?limit=100" |
-        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')
+    # The server writes its query log in 200 ms batches off the request path, so the
+    # entries of the last searches show only after the next batch: wait for all of them.
+    local n=0 want
+    want=$(wc -l < "$work/queries")
+    for _ in $(seq 100); do
+        n=$(curl -s -H "Authorization: Bearer $admin" "$url/v1/querylog?limit=100" |
+            python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')
+        [ "$n" -ge "$want" ] && break
+        sleep 0.1
+    done
     stop_server
-    [ "$n" -ge 3 ]
+    [ "$n" = "$want" ] || { echo "query log: $n entries, expected $want"; return 1; }
 }
 
 # results DIR KEYFILE: ids and scores of every query in every mode.
