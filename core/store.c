@@ -2161,7 +2161,7 @@ int rag_store_rekey_begin(rag_store *st, const char *new_secret)
 typedef struct reseal_step {
     MDB_dbi dbi;
     const char *name;
-    unsigned char start[512], next[512];
+    unsigned char start[512], next[512], key[512];
     size_t slen, nlen;
     long batch, resealed;
     int at_end;
@@ -2191,6 +2191,16 @@ static int reseal_fn(rag_txn *t, void *user)
             rag_crypt_seal(t->st->crypt, r->name, strlen(r->name), k.mv_data, k.mv_size,
                            v.mv_data, v.mv_size, t->seal);
             MDB_val nv = {v.mv_size + RAG_CRYPT_OVERHEAD, t->seal};
+            /* The key is passed as a copy: k points into the leaf page, and LMDB replaces a
+             * value on overflow pages (records over about 2 KB) by deleting the node and
+             * adding it again, which moves the page's bytes under k, so the re-added key
+             * was garbage (keys out of order, the record lost to its key). */
+            if (k.mv_size > sizeof r->key) {
+                rc = rag_fail(RAG_ECORRUPT, "key of %zu bytes in table '%s'", k.mv_size, r->name);
+                break;
+            }
+            memcpy(r->key, k.mv_data, k.mv_size);
+            k = (MDB_val){k.mv_size, r->key};
             if ((mrc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
                 break;
             n++;
