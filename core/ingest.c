@@ -871,6 +871,19 @@ static int ingest_fn(rag_txn *txn, void *user)
         uint64_t *ids = rag_malloc((pd->n ? pd->n : 1) * sizeof *ids);
         if (!ids)
             return RAG_ENOMEM;
+        int64_t valid_until = d->valid_until || p->log_seq ? d->valid_until
+                              : d->ttl_seconds > 0 ? p->now + d->ttl_seconds
+                              : rec.ttl_seconds > 0 ? p->now + rec.ttl_seconds
+                                                    : 0;
+        if (valid_until)
+            rec.expiring_docs++;
+        const char *meta = rd && rd->flag_meta ? rd->flag_meta : pd->metadata ? pd->metadata : "";
+        /* the document record (written after its chunks, which carry its fields on an
+         * encrypted store) */
+        rag_doc_rec dr = {(char *)d->id, (char *)(d->source ? d->source : ""),
+                          (char *)(d->title ? d->title : ""), (char *)meta,
+                          d->source_mtime, ingested_at, p->now, valid_until, pd->content_hash,
+                          pd->len, (uint32_t)pd->n, ids};
         for (size_t k = 0; k < pd->n && rc == RAG_OK; k++) {
             prep_chunk *pc = &p->chunks[pd->first + k];
             ids[k] = p->first_id + pd->first + k;
@@ -878,7 +891,8 @@ static int ingest_fn(rag_txn *txn, void *user)
             rc = rag_store_hash_incr(txn, c->id, pc->hash, &before);
             rag_chunk_rec ch = {ids[k], pc->start, pc->end, (uint32_t)pc->tokens,
                                 before ? RAG_CHUNK_DUPLICATE : 0, pc->hash, (char *)d->id,
-                                pc->heading, (char *)d->text + pc->start, pc->end - pc->start};
+                                pc->heading, (char *)d->text + pc->start, pc->end - pc->start,
+                                &dr};
             if (before) {
                 rec.duplicate_chunks++;
                 p->stats.duplicate_chunks++;
@@ -898,17 +912,6 @@ static int ingest_fn(rag_txn *txn, void *user)
                 rc = rag_store_vec_put(txn, c->id, ids[k],
                                        p->vecs + (pd->first + k) * (size_t)p->coll_dim, p->coll_dim);
         }
-        int64_t valid_until = d->valid_until || p->log_seq ? d->valid_until
-                              : d->ttl_seconds > 0 ? p->now + d->ttl_seconds
-                              : rec.ttl_seconds > 0 ? p->now + rec.ttl_seconds
-                                                    : 0;
-        if (valid_until)
-            rec.expiring_docs++;
-        const char *meta = rd && rd->flag_meta ? rd->flag_meta : pd->metadata ? pd->metadata : "";
-        rag_doc_rec dr = {(char *)d->id, (char *)(d->source ? d->source : ""),
-                          (char *)(d->title ? d->title : ""), (char *)meta,
-                          d->source_mtime, ingested_at, p->now, valid_until, pd->content_hash,
-                          pd->len, (uint32_t)pd->n, ids};
         if (rc == RAG_OK)
             rc = rag_store_doc_put(txn, c->id, &dr);
         free(ids);

@@ -809,15 +809,18 @@ static const rag_hit *hit_of_doc(const rag_results *res, const char *doc_id)
 }
 
 /* Appends candidate x as a hit, with its chunk record `ch` (taken over and freed
- * whatever the outcome) and its document's fields: copied from an earlier hit of the
- * same document when there is one, else read from the store (on an encrypted store each
- * document record costs a decryption, so a document is opened once per search). */
+ * whatever the outcome) and its document's fields: those the chunk record carries (an
+ * encrypted store's: one decryption per hit), else copied from an earlier hit of the same
+ * document when there is one, else read from the store (on an encrypted store written
+ * before chunk records carried them, each document record costs a decryption, so a
+ * document is opened once per search). */
 static int add_hit(rag_txn *txn, rag_coll *c, rag_results *res, const cand *x,
                    rag_chunk_rec *ch)
 {
-    rag_doc_rec *d = NULL;
-    const rag_hit *same = hit_of_doc(res, ch->doc_id);
-    int rc = same ? RAG_OK : rag_store_doc_get(txn, c->id, ch->doc_id, &d);
+    rag_doc_rec *d = ch->doc;
+    ch->doc = NULL;
+    const rag_hit *same = d ? NULL : hit_of_doc(res, ch->doc_id);
+    int rc = d || same ? RAG_OK : rag_store_doc_get(txn, c->id, ch->doc_id, &d);
     if (rc != RAG_OK)
         goto cleanup;
     if (res->count == res->cap) {

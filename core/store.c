@@ -1027,6 +1027,40 @@ void rag_doc_rec_free(rag_doc_rec *d)
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
+/* The document fields an encrypted store's chunk record ends with (RAG_CHUNK_DOC_FIELDS),
+ * in the document record's order: four times, then source, title and metadata. */
+static void doc_fields_write(buf *b, const rag_doc_rec *d)
+{
+    buf_add(b, &d->source_mtime, 8);
+    buf_add(b, &d->ingested_at, 8);
+    buf_add(b, &d->updated_at, 8);
+    buf_add(b, &d->valid_until, 8);
+    buf_str(b, d->source);
+    buf_str(b, d->title);
+    buf_str(b, d->metadata);
+}
+
+/* Reads what doc_fields_write wrote into c->doc (its id a copy of c->doc_id); sets r->bad
+ * when the record is short or memory runs out. */
+static void doc_fields_read(rd *r, rag_chunk_rec *c)
+{
+    rag_doc_rec *d = c->doc = rag_calloc(1, sizeof *d);
+    if (!d) {
+        r->bad = 1;
+        return;
+    }
+    rd_get(r, &d->source_mtime, 8);
+    rd_get(r, &d->ingested_at, 8);
+    rd_get(r, &d->updated_at, 8);
+    rd_get(r, &d->valid_until, 8);
+    d->source = rd_str(r);
+    d->title = rd_str(r);
+    d->metadata = rd_str(r);
+    d->id = c->doc_id ? rag_strdup(c->doc_id) : NULL;
+    if (!d->id)
+        r->bad = 1;
+}
+
 int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_rec **out)
 {
     *out = NULL;
@@ -1047,11 +1081,14 @@ int rag_store_chunk_decode(uint64_t id, const void *val, size_t vlen, rag_chunk_
     if (!r.bad && tl <= r.len - r.off) {
         c->text = rag_strndup((const char *)r.p + r.off, tl);
         c->text_len = tl;
+        r.off += tl;
         if (!c->text)
             r.bad = 1;
     } else {
         r.bad = 1;
     }
+    if (!r.bad && (c->flags & RAG_CHUNK_DOC_FIELDS))
+        doc_fields_read(&r, c);
     if (r.bad) {
         rag_chunk_rec_free(c);
         return rag_fail(RAG_ECORRUPT, "damaged chunk record %llu", (unsigned long long)id);
@@ -1075,16 +1112,22 @@ int rag_store_chunk_get(rag_txn *t, uint32_t coll, uint64_t id, rag_chunk_rec **
 int rag_store_chunk_put(rag_txn *t, uint32_t coll, const rag_chunk_rec *c)
 {
     buf b = {0};
+    /* only an encrypted store carries the document's fields: there they save a hit the
+     * decryption of its document record; a plain store reads that record cheaply */
+    int doc_fields = c->doc && t->st->encrypted;
+    uint32_t flags = doc_fields ? c->flags | RAG_CHUNK_DOC_FIELDS : c->flags & ~RAG_CHUNK_DOC_FIELDS;
     buf_add(&b, &c->start, 8);
     buf_add(&b, &c->end, 8);
     buf_add(&b, &c->text_hash, 8);
     buf_add(&b, &c->tokens, 4);
-    buf_add(&b, &c->flags, 4);
+    buf_add(&b, &flags, 4);
     buf_str(&b, c->doc_id);
     buf_str(&b, c->heading);
     uint32_t tl = (uint32_t)c->text_len;
     buf_add(&b, &tl, 4);
     buf_add(&b, c->text, c->text_len);
+    if (doc_fields)
+        doc_fields_write(&b, c->doc);
     unsigned char k[12];
     coll_id_key(k, coll, c->id);
     int rc = b.oom ? rag_fail(RAG_ENOMEM, "out of memory encoding chunk")
@@ -1144,6 +1187,7 @@ void rag_chunk_rec_free(rag_chunk_rec *c)
     free(c->doc_id);
     free(c->heading);
     free(c->text);
+    rag_doc_rec_free(c->doc);
     free(c);
 }
 
@@ -2186,7 +2230,7 @@ int rag_store_rekey_begin(rag_store *st, const char *new_secret)
 typedef struct reseal_step {
     MDB_dbi dbi;
     const char *name;
-    unsigned char start[512], next[512];
+    unsigned char start[512], next[512], key[512];
     size_t slen, nlen;
     long batch, resealed;
     int at_end;
@@ -2216,6 +2260,16 @@ static int reseal_fn(rag_txn *t, void *user)
             rag_crypt_seal(t->st->crypt, r->name, strlen(r->name), k.mv_data, k.mv_size,
                            v.mv_data, v.mv_size, t->seal);
             MDB_val nv = {v.mv_size + RAG_CRYPT_OVERHEAD, t->seal};
+            /* The key is passed as a copy: k points into the leaf page, and LMDB replaces a
+             * value on overflow pages (records over about 2 KB) by deleting the node and
+             * adding it again, which moves the page's bytes under k, so the re-added key
+             * was garbage (keys out of order, the record lost to its key). */
+            if (k.mv_size > sizeof r->key) {
+                rc = rag_fail(RAG_ECORRUPT, "key of %zu bytes in table '%s'", k.mv_size, r->name);
+                break;
+            }
+            memcpy(r->key, k.mv_data, k.mv_size);
+            k = (MDB_val){k.mv_size, r->key};
             if ((mrc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
                 break;
             n++;

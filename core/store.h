@@ -46,9 +46,16 @@ typedef struct rag_chunk_rec {
     char *heading;
     char *text;
     size_t text_len;
+    /* The fields of its document a search hit shows (source, title, metadata, times; no id
+     * or chunk ids). rag_store_chunk_put reads it (may be NULL) and writes it into the
+     * record on an encrypted store only, so that a hit there opens one sealed record, not
+     * two; rag_store_chunk_decode sets it (owned, freed by rag_chunk_rec_free) when the
+     * record carries it (flag RAG_CHUNK_DOC_FIELDS), else leaves it NULL. */
+    rag_doc_rec *doc;
 } rag_chunk_rec;
 
 #define RAG_CHUNK_DUPLICATE 1u
+#define RAG_CHUNK_DOC_FIELDS 2u      /* the record ends with its document's hit fields */
 
 /* Opens or creates the LMDB environment in `dir` (created when absent unless
  * read_only). The map grows automatically; see rag_store_write. */

@@ -192,7 +192,7 @@ static int orphan_fn(rag_txn *txn, void *user)
     float v[DIM] = {0};
     v[0] = 1;
     rag_chunk_rec ch = {first, 0, 5, 1, 0, rag_text_norm_hash("hello", 5), "ghost-doc", "",
-                        "hello", 5};
+                        "hello", 5, NULL};
     if (rc == RAG_OK)
         rc = rag_store_chunk_put(txn, a->coll, &ch);
     if (rc == RAG_OK)

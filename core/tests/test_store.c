@@ -48,7 +48,7 @@ static int write_docs(rag_txn *txn, void *user)
         rag_doc_rec d = {id, "src", "title", "{\"a\":1}", 11, 22, 33, 44, 55,
                          (uint64_t)a->textlen, 1, &cid};
         rag_chunk_rec c = {cid, 0, (uint64_t)a->textlen, 7, 0, 99, id, "H > I", text,
-                           (size_t)a->textlen};
+                           (size_t)a->textlen, &d};
         float v[4] = {1, 2, 3, (float)i};
         rc = rag_store_doc_put(txn, rec.id, &d);
         if (rc == RAG_OK)
@@ -433,6 +433,181 @@ static void test_encrypted_reread(void)
     rag_store_close(st);
 }
 
+static int put_chunks_with_doc(rag_txn *txn, void *user)
+{
+    (void)user;
+    uint64_t cid = 5;
+    rag_doc_rec d = {"doc-f", "a/source.md", "The title", "{\"k\":\"v\"}", 11, 22, 33, 44,
+                     55, 5, 1, &cid};
+    rag_chunk_rec with = {5, 0, 5, 1, RAG_CHUNK_DUPLICATE, 77, "doc-f", "H", "hello", 5, &d};
+    rag_chunk_rec without = {6, 0, 5, 1, 0, 78, "doc-f", "", "world", 5, NULL};
+    int rc = rag_store_chunk_put(txn, 3, &with);
+    return rc == RAG_OK ? rag_store_chunk_put(txn, 3, &without) : rc;
+}
+
+/* An encrypted store's chunk record carries its document's hit fields (read back with the
+ * record, so a hit opens one sealed record); a plain store's does not (its document record
+ * is cheap to read), and a record written without them reads back without them. The
+ * chunk's own fields are the same either way. */
+static void test_chunk_doc_fields(void)
+{
+    static const char *const secrets[] = {NULL, "a passphrase for the doc fields test"};
+    for (int enc = 0; enc < 2; enc++) {
+        fresh_dir(enc ? "store_doc_fields_enc" : "store_doc_fields_plain");
+        rag_store *st = NULL;
+        ASSERT_OK(rag_store_open(dir, 0, &st));
+        ASSERT_OK(rag_store_unlock(st, secrets[enc]));
+        ASSERT_OK(rag_store_write(st, put_chunks_with_doc, NULL));
+        rag_txn *txn = NULL;
+        rag_chunk_rec *c = NULL, *c2 = NULL;
+        ASSERT_OK(rag_store_read(st, &txn));
+        ASSERT_OK(rag_store_chunk_get(txn, 3, 5, &c));
+        ASSERT_OK(rag_store_chunk_get(txn, 3, 6, &c2));
+        ASSERT_TRUE(c && c2);
+        if (c && c2) {
+            ASSERT_STR_EQ(c->text, "hello");
+            ASSERT_STR_EQ(c->doc_id, "doc-f");
+            ASSERT_EQ_INT(c->flags & RAG_CHUNK_DUPLICATE, RAG_CHUNK_DUPLICATE);
+            ASSERT_EQ_INT(c->flags & RAG_CHUNK_DOC_FIELDS, enc ? RAG_CHUNK_DOC_FIELDS : 0);
+            ASSERT_EQ_INT(c->doc != NULL, enc);
+            if (enc && c->doc) {
+                ASSERT_STR_EQ(c->doc->id, "doc-f");
+                ASSERT_STR_EQ(c->doc->source, "a/source.md");
+                ASSERT_STR_EQ(c->doc->title, "The title");
+                ASSERT_STR_EQ(c->doc->metadata, "{\"k\":\"v\"}");
+                ASSERT_EQ_INT(c->doc->source_mtime, 11);
+                ASSERT_EQ_INT(c->doc->ingested_at, 22);
+                ASSERT_EQ_INT(c->doc->updated_at, 33);
+                ASSERT_EQ_INT(c->doc->valid_until, 44);
+            }
+            ASSERT_STR_EQ(c2->text, "world");
+            ASSERT_EQ_INT(c2->flags, 0);
+            ASSERT_TRUE(c2->doc == NULL);
+        }
+        rag_chunk_rec_free(c);
+        rag_chunk_rec_free(c2);
+        rag_txn_end(txn);
+        rag_store_close(st);
+    }
+}
+
+#define COMPAT_KEY "a passphrase for the compatibility test"
+
+/* Rewrites every chunk record of collection "default" without its document's fields, as
+ * builds before them wrote an encrypted store's chunks. */
+typedef struct strip_arg {
+    rag_txn *txn;
+    uint32_t coll;
+    int rc, stripped;
+} strip_arg;
+
+static int strip_one(void *user, uint64_t id)
+{
+    strip_arg *a = user;
+    rag_chunk_rec *c = NULL;
+    a->rc = rag_store_chunk_get(a->txn, a->coll, id, &c);
+    if (a->rc == RAG_OK) {
+        a->stripped += c->doc != NULL;
+        rag_doc_rec_free(c->doc);
+        c->doc = NULL;
+        a->rc = rag_store_chunk_put(a->txn, a->coll, c);
+    }
+    rag_chunk_rec_free(c);
+    return a->rc != RAG_OK;
+}
+
+static int strip_doc_fields(rag_txn *txn, void *user)
+{
+    strip_arg *a = user;
+    rag_coll_rec rec;
+    int rc = rag_store_coll_get(txn, "default", &rec);
+    if (rc != RAG_OK)
+        return rc;
+    a->txn = txn;
+    a->coll = rec.id;
+    rc = rag_store_chunk_id_scan(txn, rec.id, strip_one, a);
+    return a->rc != RAG_OK ? a->rc : rc < 0 ? rc : RAG_OK;
+}
+
+/* The hits of `query` in every mode as one line each: chunk id, score, document id,
+ * title, source, metadata and times. */
+static void hits_text(const char *path, const char *query, char *out, size_t cap)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.store_key = COMPAT_KEY;
+    rag_db *db = NULL;
+    size_t len = 0;
+    out[0] = 0;
+    ASSERT_OK(rag_open(path, &o, &db));
+    for (int mode = RAG_MODE_HYBRID; db && mode <= RAG_MODE_LEXICAL; mode++) {
+        rag_search_options so;
+        rag_search_options_init(&so);
+        so.mode = (rag_mode)mode;
+        so.k = 4;
+        rag_results *res = NULL;
+        ASSERT_OK(rag_search(db, query, &so, &res));
+        for (size_t i = 0; res && i < rag_results_count(res) && len < cap; i++) {
+            const rag_hit *h = rag_results_get(res, i);
+            len += (size_t)snprintf(out + len, cap - len, "%llu %.6f %s|%s|%s|%s|%lld %lld\n",
+                                    (unsigned long long)h->chunk_id, h->score, h->doc_id,
+                                    h->title, h->source, h->metadata_json,
+                                    (long long)h->source_mtime, (long long)h->updated_at);
+        }
+        rag_results_free(res);
+    }
+    rag_close(db);
+}
+
+/* An encrypted store whose chunk records do not carry their document's fields (written by
+ * a build before them) gives the same hits, titles, sources and metadata included, as
+ * when they do. */
+static void test_hits_without_doc_fields(void)
+{
+    fresh_dir("store_doc_fields_compat");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = 64;
+    o.store_key = COMPAT_KEY;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    if (!db)
+        return;
+    rag_document docs[3];
+    static const char *const texts[] = {"rivers and mountains of the north",
+                                        "engines and turbines in the mountains",
+                                        "a river delta with turbines"};
+    static const char *const titles[] = {"North", "Machines", "Delta"};
+    static const char *const metas[] = {"{\"n\":1}", NULL, "{\"n\":3}"};
+    char ids[3][8];
+    for (int i = 0; i < 3; i++) {
+        rag_document_init(&docs[i]);
+        snprintf(ids[i], sizeof ids[i], "d%d", i);
+        docs[i].id = ids[i];
+        docs[i].text = texts[i];
+        docs[i].title = titles[i];
+        docs[i].source = i == 1 ? NULL : "notes/file.md";
+        docs[i].metadata_json = metas[i];
+        docs[i].source_mtime = 1000 + i;
+    }
+    ASSERT_OK(rag_ingest(db, "default", docs, 3, NULL));
+    rag_close(db);
+    char before[4096], after[4096];
+    hits_text(dir, "mountains turbines", before, sizeof before);
+    ASSERT_TRUE(strstr(before, "|Machines||{}|1001 ") != NULL);
+    ASSERT_TRUE(strstr(before, "|North|notes/file.md|{\"n\":1}|1000 ") != NULL);
+    rag_store *st = NULL;
+    strip_arg a = {0};
+    ASSERT_OK(rag_store_open(dir, 0, &st));
+    ASSERT_OK(rag_store_unlock(st, COMPAT_KEY));
+    ASSERT_OK(rag_store_write(st, strip_doc_fields, &a));
+    rag_store_close(st);
+    ASSERT_EQ_INT(a.stripped, 3); /* they were there */
+    hits_text(dir, "mountains turbines", after, sizeof after);
+    ASSERT_STR_EQ(after, before);
+}
+
 int main(void)
 {
     RUN_TEST(test_roundtrip_and_reopen);
@@ -442,5 +617,7 @@ int main(void)
     RUN_TEST(test_stale_tombstones_not_counted);
     RUN_TEST(test_keyed_hashes);
     RUN_TEST(test_encrypted_reread);
+    RUN_TEST(test_chunk_doc_fields);
+    RUN_TEST(test_hits_without_doc_fields);
     return TEST_REPORT();
 }
