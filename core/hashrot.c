@@ -73,6 +73,7 @@ int rag_hashrot_finish(rag_db *db)
     const char *kill_env = getenv("RAGCORE_TEST_HASHROT_KILL");
     hashrot_run r = {kill_env ? atol(kill_env) : 0, 0, 0, 0};
     rag_lex_rebuild_hooks hooks = {purge_hashes, count_hash, committed, &r};
+    committed(&r); /* the transaction that marked it */
     rc = RAG_OK;
     for (size_t i = 0; i < db->ncolls && rc == RAG_OK; i++) {
         rag_coll *c = db->colls[i];

@@ -17,8 +17,9 @@ struct rag_txn;
 /* Rewrites every hashed key of a store whose hash-key rotation is pending (see above) in
  * bounded transactions, scrubs data.mdb so that no key under the old hash key stays
  * readable in the file, then clears the mark. The caller holds db->write_lock and no
- * transaction. RAGCORE_TEST_HASHROT_KILL=N (tests) kills the process after N of its
- * transactions. RAG_OK at once when none is pending. */
+ * transaction. RAGCORE_TEST_HASHROT_KILL=N (tests) kills the process after N
+ * transactions of the rotation, the one that marked it counted first (1: nothing
+ * rewritten yet). RAG_OK at once when none is pending. */
 int rag_hashrot_finish(struct rag_db *db);
 
 #endif

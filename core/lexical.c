@@ -1202,11 +1202,11 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     if (!(p.k1 >= 0 && p.k1 <= 100) || !(p.b >= 0 && p.b <= 1))
         return rag_fail(RAG_EINVAL, "BM25 parameters out of range: k1=%g (0..100), b=%g (0..1)",
                         (double)p.k1, (double)p.b);
-    if ((rc = rag_lexical_stats(txn, coll, &n_chunks, &total)) != RAG_OK || n_chunks == 0)
-        return rc;
     if ((rc = rag_store_hashkey_pending_txn(txn)) != 0) /* postings under two hash keys */
         return rc < 0 ? rc : rag_fail(RAG_EBUSY, "lexical search: the store's hash key is being "
                                       "replaced (the next read-write open finishes it)");
+    if ((rc = rag_lexical_stats(txn, coll, &n_chunks, &total)) != RAG_OK || n_chunks == 0)
+        return rc;
     if ((rc = bag_fill(&bag, an, query, len)) != RAG_OK || bag.n == 0)
         goto cleanup;
     /* document frequencies first: they size the accumulator and weight the terms; each
