@@ -105,14 +105,21 @@ static void fill(rag_db *db)
     ASSERT_OK(rag_collection_configure(db, RAG_DEFAULT_COLLECTION, &co));
 }
 
-static void test_rotation(void)
+/* A fresh filled store `name` under KEY1, open read-write, with its results in before. */
+static rag_db *setup(const char *name, char *before, size_t cap)
 {
-    test_fresh_dir(dir, sizeof dir, "hashrot_rotate");
+    test_fresh_dir(dir, sizeof dir, name);
     rag_db *db = open_db(KEY1, 0);
     fill(db);
-    static char before[16384], after[16384];
-    results(db, before, sizeof before);
+    results(db, before, cap);
     ASSERT_TRUE(strlen(before) > 100);
+    return db;
+}
+
+static void test_rotation(void)
+{
+    static char before[16384], after[16384];
+    rag_db *db = setup("hashrot_rotate", before, sizeof before);
     unsigned char old[RAG_CRYPT_TERM_MAX], now[RAG_CRYPT_TERM_MAX];
     size_t n = term_hash(db, old);
     ASSERT_OK(rag_checkpoint(db));
@@ -152,11 +159,8 @@ static void test_rotation(void)
  * a read-only open refuses lexical searches, the next read-write open redoes it. */
 static void test_resume(void)
 {
-    test_fresh_dir(dir, sizeof dir, "hashrot_resume");
-    rag_db *db = open_db(KEY1, 0);
-    fill(db);
     static char before[16384], after[16384];
-    results(db, before, sizeof before);
+    rag_db *db = setup("hashrot_resume", before, sizeof before);
     pthread_mutex_lock(&db->write_lock);
     ASSERT_OK(rag_store_hashkey_begin(db->st));
     pthread_mutex_unlock(&db->write_lock);
