@@ -250,7 +250,8 @@ RAG_API int rag_checkpoint(rag_db *db);
  * store opens with the new key only; a process killed in the middle leaves a store that
  * opens with the new key, and the next read-write rag_open (or rag_rekey) finishes the
  * rotation. The BM25 term hashes and embedding-cache keys come from a hash key that is
- * kept (re-wrapped under the new key): see docs/privacy.md. Errors: RAG_EINVAL (plain
+ * kept (re-wrapped under the new key; rag_rekey_opts with rotate_hash_key replaces it):
+ * see docs/privacy.md. Errors: RAG_EINVAL (plain
  * store, no new key), RAG_EREADONLY, RAG_EIO (unreadable key file), and the store's. */
 RAG_API int rag_rekey(rag_db *db, const char *new_key, const char *new_key_file);
 
