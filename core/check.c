@@ -25,8 +25,6 @@
 #define MAX_LISTED 10      /* items listed per category and collection */
 #define EMBED_BATCH 64
 #define FILL_BATCH 4096       /* vectors per add when the repair rebuilds an index */
-#define LEX_PURGE_KEYS 65536  /* lexical entries deleted per repair transaction */
-#define LEX_ADD_CHUNKS 1024   /* chunks indexed per repair transaction */
 
 /* Categories cap how many findings of one sort are listed per collection. */
 enum {
@@ -977,163 +975,6 @@ cleanup:
     return rc;
 }
 
-/* Live chunks to index again, each with the title of the document that lists it. */
-typedef struct lex_plan {
-    uint64_t *ids;
-    uint32_t *doc;           /* index into titles */
-    size_t n, cap;
-    char **titles;
-    size_t ntitles, cap_titles;
-} lex_plan;
-
-static int lex_plan_doc(void *user, const rag_doc_rec *d)
-{
-    lex_plan *lp = user;
-    if (lp->ntitles == lp->cap_titles) {
-        size_t cap = lp->cap_titles ? lp->cap_titles * 2 : 256;
-        char **q = rag_realloc(lp->titles, cap * sizeof *q);
-        if (!q)
-            return RAG_ENOMEM;
-        lp->titles = q;
-        lp->cap_titles = cap;
-    }
-    if (!(lp->titles[lp->ntitles] = rag_strdup(d->title ? d->title : "")))
-        return RAG_ENOMEM;
-    for (uint32_t i = 0; i < d->nchunks; i++) {
-        if (lp->n == lp->cap) {
-            size_t cap = lp->cap ? lp->cap * 2 : 1024;
-            uint64_t *q = rag_realloc(lp->ids, cap * sizeof *q);
-            if (!q)
-                return RAG_ENOMEM;
-            lp->ids = q;
-            uint32_t *r = rag_realloc(lp->doc, cap * sizeof *r);
-            if (!r)
-                return RAG_ENOMEM;
-            lp->doc = r;
-            lp->cap = cap;
-        }
-        lp->ids[lp->n] = d->chunk_ids[i];
-        lp->doc[lp->n++] = (uint32_t)lp->ntitles;
-    }
-    lp->ntitles++;
-    return 0;
-}
-
-static void lex_plan_free(lex_plan *lp)
-{
-    for (size_t i = 0; i < lp->ntitles; i++)
-        free(lp->titles[i]);
-    free(lp->titles);
-    free(lp->ids);
-    free(lp->doc);
-}
-
-/* One transaction of a lexical rebuild. rag_store_write may run it again from scratch, so
- * it only reads its inputs and resets its outputs. */
-typedef struct lex_batch_arg {
-    const lex_plan *lp;
-    const rag_analyzer *an;
-    uint32_t coll;
-    size_t from, to;         /* chunks [from, to) of the plan */
-    int last;                /* the final batch clears the rebuild mark */
-    size_t deleted, added;   /* outputs */
-} lex_batch_arg;
-
-/* Marks the rebuild as in progress and deletes up to LEX_PURGE_KEYS old entries. */
-static int lex_purge_fn(rag_txn *txn, void *user)
-{
-    lex_batch_arg *a = user;
-    int rc = rag_lexical_rebuild_mark(txn, a->coll, 1);
-    if (rc == RAG_OK)
-        rc = rag_lexical_purge_some(txn, a->coll, LEX_PURGE_KEYS, &a->deleted);
-    return rc;
-}
-
-/* Indexes the plan's chunks [from, to) with their documents' titles, as ingest does. A
- * chunk that is gone or does not decode is left out (the check reports it). */
-static int lex_add_fn(rag_txn *txn, void *user)
-{
-    lex_batch_arg *a = user;
-    int rc = RAG_OK;
-    a->added = 0;
-    for (size_t i = a->from; rc == RAG_OK && i < a->to; i++) {
-        rag_chunk_rec *ch = NULL;
-        char *buf = NULL;
-        const char *text;
-        size_t len;
-        rc = rag_store_chunk_get(txn, a->coll, a->lp->ids[i], &ch);
-        if (rc == RAG_ENOTFOUND || rc == RAG_ECORRUPT) {
-            rag_clear_error();
-            rc = RAG_OK;
-            continue;
-        }
-        if (rc == RAG_OK)
-            rc = rag_lexical_chunk_text(a->lp->titles[a->lp->doc[i]], ch->text, ch->text_len,
-                                        &buf, &text, &len);
-        if (rc == RAG_OK) {
-            rc = rag_lexical_add(txn, a->an, a->coll, ch->id, text, len);
-            if (rc == RAG_OK)
-                a->added++;
-            else if (rc == RAG_EEXIST) { /* listed by two documents: indexed once */
-                rag_clear_error();
-                rc = RAG_OK;
-            }
-        }
-        free(buf);
-        rag_chunk_rec_free(ch);
-    }
-    if (rc == RAG_OK && a->last)
-        rc = rag_lexical_rebuild_mark(txn, a->coll, 0);
-    return rc;
-}
-
-/* Rebuilds a collection's lexical postings from the texts of its live chunks with the
- * analyzer ingest uses (the collection's language, stop words on; see coll_new in
- * ragcore.c). Runs as bounded transactions: the first sets the rebuild mark, the old
- * entries are deleted LEX_PURGE_KEYS at a time, the chunks indexed LEX_ADD_CHUNKS at a time,
- * and the last clears the mark, so an interrupted rebuild is reported by the next check
- * and done again by the next repair. *indexed receives the chunks indexed. */
-static int rebuild_lexical(ck *k, coll_plan *p, uint64_t *indexed, char *lang, size_t langsz)
-{
-    lex_plan lp;
-    memset(&lp, 0, sizeof lp);
-    rag_analyzer *an = NULL;
-    rag_txn *txn = NULL;
-    rag_coll_rec rec;
-    *indexed = 0;
-    int rc = rag_store_read(k->st, &txn);
-    if (rc == RAG_OK)
-        rc = rag_store_coll_get(txn, p->name, &rec);
-    if (rc == RAG_OK)
-        rc = rag_store_doc_scan(txn, p->id, lex_plan_doc, &lp);
-    rag_txn_end(txn);
-    if (rc != RAG_OK)
-        goto cleanup;
-    snprintf(lang, langsz, "%.*s", (int)sizeof rec.language,
-             rec.language[0] ? rec.language : "english");
-    if ((rc = rag_analyzer_create(lang, 1, &an)) != RAG_OK)
-        goto cleanup;
-    lex_batch_arg a = {&lp, an, p->id, 0, 0, 0, 0, 0};
-    do {
-        if ((rc = rag_store_write(k->st, lex_purge_fn, &a)) != RAG_OK)
-            goto cleanup;
-    } while (a.deleted == LEX_PURGE_KEYS);
-    for (size_t from = 0;; from += LEX_ADD_CHUNKS) {
-        a.from = from;
-        a.to = lp.n - from < LEX_ADD_CHUNKS ? lp.n : from + LEX_ADD_CHUNKS;
-        a.last = a.to == lp.n;
-        if ((rc = rag_store_write(k->st, lex_add_fn, &a)) != RAG_OK)
-            goto cleanup;
-        *indexed += a.added;
-        if (a.last)
-            break;
-    }
-cleanup:
-    rag_analyzer_free(an);
-    lex_plan_free(&lp);
-    return rc;
-}
-
 static void repair_collection(ck *k, coll_plan *p)
 {
     scope_begin(k, p->name, p->id);
@@ -1192,7 +1033,7 @@ static void repair_collection(ck *k, coll_plan *p)
     if (p->rebuild_lex) {
         uint64_t indexed = 0;
         char lang[32];
-        if ((rc = rebuild_lexical(k, p, &indexed, lang, sizeof lang)) == RAG_OK) {
+        if ((rc = rag_lexical_rebuild(k->st, p->name, p->id, NULL, &indexed, lang, sizeof lang)) == RAG_OK) {
             finding(k, RAG_CHECK_REPAIRED, CAT_REPAIR,
                     "rebuilt the lexical index from the text of %llu live chunks (analyzer "
                     "'%s', stop words)", (unsigned long long)indexed, lang);

@@ -341,6 +341,19 @@ cleanup:
     return rc;
 }
 
+_Static_assert(RAG_CRYPT_HASH_KEY == KEYLEN, "the hash key is one key long");
+
+void rag_crypt_hash_key_replace(rag_crypt *c, const unsigned char *key, unsigned char *old)
+{
+    if (old)
+        memcpy(old, c->hash_key, KEYLEN);
+    if (key)
+        memcpy(c->hash_key, key, KEYLEN);
+    else
+        crypto_aead_xchacha20poly1305_ietf_keygen(c->hash_key);
+    derive_hash_keys(c);
+}
+
 int rag_crypt_rotate(rag_crypt *c, const char *new_secret)
 {
     if (rag_crypt_generations(c) != 1)

@@ -14,7 +14,8 @@
  * The hash key gives keyed hashes for names that must stay lookup keys (BM25 terms:
  * SipHash-2-4-128, BLAKE2b in stores created before; embedding-cache text hashes: BLAKE2b)
  * and keyed SipHash of the 64-bit duplicate-detection hashes;
- * it is kept across key rotations (only re-wrapped).
+ * a key rotation keeps it (re-wrapped) unless asked to replace it
+ * (rag_crypt_hash_key_replace; every hashed key is then rewritten: see hashrot.h).
  * The header's format version says how a hashed term is written in a key: version 2 (every
  * store created now, whose header also names the cipher) as its 16 raw bytes, version 1
  * (stores created before) as 32 hex digits; a store keeps its version and cipher for life,
@@ -60,6 +61,14 @@ int rag_crypt_rotate(rag_crypt *c, const char *new_secret);
 /* Drops every generation but the current one from the header (a rotation has re-sealed
  * everything); this process keeps the old key in memory for snapshots taken before. */
 void rag_crypt_rotate_done(rag_crypt *c);
+/* Bytes of the hash key (rag_crypt_hash_key_replace). */
+#define RAG_CRYPT_HASH_KEY 32u
+/* Replaces the hash key (every keyed hash: terms, texts, 64-bit hashes) by `key`
+ * (RAG_CRYPT_HASH_KEY bytes; NULL: a fresh random one), copying the replaced key into
+ * `old` (may be NULL) so that a caller whose transaction fails can put it back. The next
+ * rag_crypt_header wraps the new key. Callers keep other threads of the process from
+ * hashing meanwhile (the store's write lock and no search in flight). Can't fail. */
+void rag_crypt_hash_key_replace(rag_crypt *c, const unsigned char *key, unsigned char *old);
 /* Generations in the header (2 while a rotation runs). Can't fail. */
 int rag_crypt_generations(const rag_crypt *c);
 /* The current generation. Can't fail. */

@@ -1202,6 +1202,9 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     if (!(p.k1 >= 0 && p.k1 <= 100) || !(p.b >= 0 && p.b <= 1))
         return rag_fail(RAG_EINVAL, "BM25 parameters out of range: k1=%g (0..100), b=%g (0..1)",
                         (double)p.k1, (double)p.b);
+    if ((rc = rag_store_hashkey_pending_txn(txn)) != 0) /* postings under two hash keys */
+        return rc < 0 ? rc : rag_fail(RAG_EBUSY, "lexical search: the store's hash key is being "
+                                      "replaced (the next read-write open finishes it)");
     if ((rc = rag_lexical_stats(txn, coll, &n_chunks, &total)) != RAG_OK || n_chunks == 0)
         return rc;
     if ((rc = bag_fill(&bag, an, query, len)) != RAG_OK || bag.n == 0)
@@ -1283,4 +1286,171 @@ cleanup:
     free(klens);
     free(acc);
     return rc < 0 ? rc : found;
+}
+
+/* ---- rebuilding from the chunk texts ---------------------------------------------------- */
+
+#define LEX_PURGE_KEYS 65536  /* lexical entries deleted per rebuild transaction */
+#define LEX_ADD_CHUNKS 1024   /* chunks indexed per rebuild transaction */
+
+/* Live chunks to index again, each with the title of the document that lists it. */
+typedef struct lex_plan {
+    uint64_t *ids;
+    uint32_t *doc;           /* index into titles */
+    size_t n, cap;
+    char **titles;
+    size_t ntitles, cap_titles;
+} lex_plan;
+
+static int lex_plan_doc(void *user, const rag_doc_rec *d)
+{
+    lex_plan *lp = user;
+    if (lp->ntitles == lp->cap_titles) {
+        size_t cap = lp->cap_titles ? lp->cap_titles * 2 : 256;
+        char **q = rag_realloc(lp->titles, cap * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        lp->titles = q;
+        lp->cap_titles = cap;
+    }
+    if (!(lp->titles[lp->ntitles] = rag_strdup(d->title ? d->title : "")))
+        return RAG_ENOMEM;
+    for (uint32_t i = 0; i < d->nchunks; i++) {
+        if (lp->n == lp->cap) {
+            size_t cap = lp->cap ? lp->cap * 2 : 1024;
+            uint64_t *q = rag_realloc(lp->ids, cap * sizeof *q);
+            if (!q)
+                return RAG_ENOMEM;
+            lp->ids = q;
+            uint32_t *r = rag_realloc(lp->doc, cap * sizeof *r);
+            if (!r)
+                return RAG_ENOMEM;
+            lp->doc = r;
+            lp->cap = cap;
+        }
+        lp->ids[lp->n] = d->chunk_ids[i];
+        lp->doc[lp->n++] = (uint32_t)lp->ntitles;
+    }
+    lp->ntitles++;
+    return 0;
+}
+
+static void lex_plan_free(lex_plan *lp)
+{
+    for (size_t i = 0; i < lp->ntitles; i++)
+        free(lp->titles[i]);
+    free(lp->titles);
+    free(lp->ids);
+    free(lp->doc);
+}
+
+/* One transaction of a lexical rebuild. rag_store_write may run it again from scratch, so
+ * it only reads its inputs and resets its outputs. */
+typedef struct lex_batch_arg {
+    const lex_plan *lp;
+    const rag_lex_rebuild_hooks *hooks;
+    const rag_analyzer *an;
+    uint32_t coll;
+    size_t from, to;         /* chunks [from, to) of the plan */
+    int last;                /* the final batch clears the rebuild mark */
+    size_t deleted, added;   /* outputs */
+} lex_batch_arg;
+
+/* Marks the rebuild as in progress and deletes up to LEX_PURGE_KEYS old entries. */
+static int lex_purge_fn(rag_txn *txn, void *user)
+{
+    lex_batch_arg *a = user;
+    int rc = rag_lexical_rebuild_mark(txn, a->coll, 1);
+    if (rc == RAG_OK)
+        rc = rag_lexical_purge_some(txn, a->coll, LEX_PURGE_KEYS, &a->deleted);
+    if (rc == RAG_OK && a->hooks && a->hooks->purge)
+        rc = a->hooks->purge(a->hooks->user, txn, a->coll);
+    return rc;
+}
+
+/* Indexes the plan's chunks [from, to) with their documents' titles, as ingest does. A
+ * chunk that is gone or does not decode is left out (the check reports it). */
+static int lex_add_fn(rag_txn *txn, void *user)
+{
+    lex_batch_arg *a = user;
+    int rc = RAG_OK;
+    a->added = 0;
+    for (size_t i = a->from; rc == RAG_OK && i < a->to; i++) {
+        rag_chunk_rec *ch = NULL;
+        char *buf = NULL;
+        const char *text;
+        size_t len;
+        rc = rag_store_chunk_get(txn, a->coll, a->lp->ids[i], &ch);
+        if (rc == RAG_ENOTFOUND || rc == RAG_ECORRUPT) {
+            rag_clear_error();
+            rc = RAG_OK;
+            continue;
+        }
+        if (rc == RAG_OK)
+            rc = rag_lexical_chunk_text(a->lp->titles[a->lp->doc[i]], ch->text, ch->text_len,
+                                        &buf, &text, &len);
+        if (rc == RAG_OK) {
+            rc = rag_lexical_add(txn, a->an, a->coll, ch->id, text, len);
+            if (rc == RAG_OK && a->hooks && a->hooks->chunk)
+                rc = a->hooks->chunk(a->hooks->user, txn, a->coll, ch);
+            if (rc == RAG_OK)
+                a->added++;
+            else if (rc == RAG_EEXIST) { /* listed by two documents: indexed once */
+                rag_clear_error();
+                rc = RAG_OK;
+            }
+        }
+        free(buf);
+        rag_chunk_rec_free(ch);
+    }
+    if (rc == RAG_OK && a->last)
+        rc = rag_lexical_rebuild_mark(txn, a->coll, 0);
+    return rc;
+}
+
+int rag_lexical_rebuild(rag_store *st, const char *coll_name, uint32_t coll,
+                        const rag_lex_rebuild_hooks *hooks, uint64_t *indexed, char *lang,
+                        size_t langsz)
+{
+    lex_plan lp;
+    memset(&lp, 0, sizeof lp);
+    rag_analyzer *an = NULL;
+    rag_txn *txn = NULL;
+    rag_coll_rec rec;
+    *indexed = 0;
+    int rc = rag_store_read(st, &txn);
+    if (rc == RAG_OK)
+        rc = rag_store_coll_get(txn, coll_name, &rec);
+    if (rc == RAG_OK)
+        rc = rag_store_doc_scan(txn, coll, lex_plan_doc, &lp);
+    rag_txn_end(txn);
+    if (rc != RAG_OK)
+        goto cleanup;
+    snprintf(lang, langsz, "%.*s", (int)sizeof rec.language,
+             rec.language[0] ? rec.language : "english");
+    if ((rc = rag_analyzer_create(lang, 1, &an)) != RAG_OK)
+        goto cleanup;
+    lex_batch_arg a = {&lp, hooks, an, coll, 0, 0, 0, 0, 0};
+    do {
+        if ((rc = rag_store_write(st, lex_purge_fn, &a)) != RAG_OK)
+            goto cleanup;
+        if (hooks && hooks->committed)
+            hooks->committed(hooks->user);
+    } while (a.deleted == LEX_PURGE_KEYS);
+    for (size_t from = 0;; from += LEX_ADD_CHUNKS) {
+        a.from = from;
+        a.to = lp.n - from < LEX_ADD_CHUNKS ? lp.n : from + LEX_ADD_CHUNKS;
+        a.last = a.to == lp.n;
+        if ((rc = rag_store_write(st, lex_add_fn, &a)) != RAG_OK)
+            goto cleanup;
+        if (hooks && hooks->committed)
+            hooks->committed(hooks->user);
+        *indexed += a.added;
+        if (a.last)
+            break;
+    }
+cleanup:
+    rag_analyzer_free(an);
+    lex_plan_free(&lp);
+    return rc;
 }

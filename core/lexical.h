@@ -75,6 +75,29 @@ int rag_lexical_rebuilding(rag_txn *txn, uint32_t coll);
  * transactions. *deleted receives the count; fewer than max_keys means nothing is left. */
 int rag_lexical_purge_some(rag_txn *txn, uint32_t coll, size_t max_keys, size_t *deleted);
 
+/* Hooks of a rebuild (each may be NULL): purge runs in every transaction that deletes old
+ * entries (it must be harmless to repeat), chunk in the transaction that indexes a live
+ * chunk (once per chunk indexed), committed after each transaction commits. A non-zero
+ * status from purge or chunk aborts the rebuild with it. */
+typedef struct rag_lex_rebuild_hooks {
+    int (*purge)(void *user, rag_txn *txn, uint32_t coll);
+    int (*chunk)(void *user, rag_txn *txn, uint32_t coll, const rag_chunk_rec *ch);
+    void (*committed)(void *user);
+    void *user;
+} rag_lex_rebuild_hooks;
+
+/* Rebuilds collection `coll` (named coll_name)'s postings from the texts of its live
+ * chunks with the analyzer ingest uses (the collection's language, stop words on; see
+ * coll_new in ragcore.c), under the store's current hash key. Runs as bounded
+ * transactions: the first sets the rebuild mark, the old entries are deleted 65,536 at a
+ * time, the chunks indexed 1,024 at a time, and the last clears the mark, so an
+ * interrupted rebuild is reported by the next check and done again by the next repair.
+ * A chunk that is gone or does not decode is left out. *indexed receives the chunks
+ * indexed, lang[langsz] the analyzer's language. */
+int rag_lexical_rebuild(rag_store *st, const char *coll_name, uint32_t coll,
+                        const rag_lex_rebuild_hooks *hooks, uint64_t *indexed, char *lang,
+                        size_t langsz);
+
 /* What rag_lexical_audit found in a collection's lexical tables, compared with each
  * other (not with the chunk texts): all counts of disagreements are 0 in a sound index. */
 typedef struct rag_lexical_audit {
@@ -116,7 +139,8 @@ typedef int (*rag_chunk_pred)(void *user, uint64_t chunk_id);
  * in score order only until k are accepted. params NULL: defaults. given NULL: the
  * store's own N, average length and dfs; otherwise those, so stores holding parts of a
  * collection score as one (a given df below the store's own, or a term `given` lacks,
- * takes the store's df). k >= 1 (RAG_EINVAL).
+ * takes the store's df). k >= 1 (RAG_EINVAL). RAG_EBUSY while a hash-key rotation is
+ * pending (hashrot.h): the postings may be under two keys.
  * score = sum over query terms (repeats count) of
  *         idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
  * idf = ln(1 + (N - df + 0.5) / (df + 0.5)), lengths in indexed terms. Term-at-a-time over

@@ -3,6 +3,7 @@
 #include "crypt.h"
 #include "db.h"
 #include "erase.h"
+#include "hashrot.h"
 #include "embedder.h"
 #include "hygiene_policy.h"
 #include "lexical.h"
@@ -528,9 +529,16 @@ static int rekey_finish(rag_db *db)
 
 int rag_rekey(rag_db *db, const char *new_key, const char *new_key_file)
 {
+    rag_rekey_options o = {new_key, new_key_file, 0};
+    return rag_rekey_opts(db, &o);
+}
+
+int rag_rekey_opts(rag_db *db, const rag_rekey_options *opts)
+{
     rag_clear_error();
-    if (!db)
-        return rag_fail(RAG_EINVAL, "rag_rekey: db is NULL");
+    if (!db || !opts)
+        return rag_fail(RAG_EINVAL, "rag_rekey: db or options is NULL");
+    const char *new_key = opts->new_key, *new_key_file = opts->new_key_file;
     if (db->opts.read_only)
         return rag_fail(RAG_EREADONLY, "rag_rekey: store '%s' is open read-only", db->dir);
     char *secret = NULL;
@@ -547,6 +555,12 @@ int rag_rekey(rag_db *db, const char *new_key, const char *new_key_file)
     }
     if (rc == RAG_OK)
         rc = rekey_finish(db);
+    if (rc == RAG_OK && opts->rotate_hash_key) {
+        pthread_mutex_lock(&db->write_lock);
+        if ((rc = rag_store_hashkey_begin(db->st)) == RAG_OK)
+            rc = rag_hashrot_finish(db);
+        pthread_mutex_unlock(&db->write_lock);
+    }
     rag_crypt_secret_free(secret);
     if (rc != RAG_OK)
         rag_fail_prefix(rc, "rekey of store '%s'", db->dir);
@@ -657,6 +671,13 @@ int rag_open(const char *dir, const rag_open_options *opts, rag_db **out)
         goto fail;
     if (!o.read_only && rag_store_rekey_pending(db->st) && (rc = rekey_finish(db)) != RAG_OK)
         goto fail;
+    if (!o.read_only) { /* an interrupted hash-key rotation is redone before any use */
+        pthread_mutex_lock(&db->write_lock);
+        rc = rag_hashrot_finish(db);
+        pthread_mutex_unlock(&db->write_lock);
+        if (rc != RAG_OK)
+            goto fail;
+    }
     if (o.gc_interval > 0 && !o.read_only) {
         if (pthread_create(&db->gc_thread, NULL, gc_main, db) != 0) {
             rc = rag_fail(RAG_ENOMEM, "cannot start the expiry thread");

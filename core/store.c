@@ -1668,6 +1668,13 @@ int rag_store_hash_set(rag_txn *t, uint32_t coll, uint64_t hash, uint32_t count)
     return put(t, t->st->dbi[DB_HASHES], k, 12, &count, 4, "write chunk hash");
 }
 
+int rag_store_hash_clear(rag_txn *t, uint32_t coll)
+{
+    unsigned char prefix[4];
+    rag_put_be32(prefix, coll);
+    return del_range(t, t->st->dbi[DB_HASHES], prefix, 4, NULL, 0, NULL);
+}
+
 int rag_store_coll_key_counts(rag_txn *t, rag_keycount_fn visit, void *user)
 {
     static const int tables[] = {DB_DOCS, DB_CHUNKS, DB_VECS, DB_TOMBS, DB_HASHES};
@@ -2328,4 +2335,84 @@ static int rotate_done_fn(rag_txn *t, void *user)
 int rag_store_rekey_finish(rag_store *st)
 {
     return rag_store_rekey_pending(st) ? rag_store_write(st, rotate_done_fn, NULL) : RAG_OK;
+}
+
+/* ---- hash-key rotation ------------------------------------------------------------------ */
+
+#define HASHROT_META "hash_rotation"
+
+typedef struct hashkey_begin {
+    int replaced;                            /* the key in memory is the new one */
+    unsigned char old[RAG_CRYPT_HASH_KEY];   /* the replaced key, to put back on failure */
+} hashkey_begin;
+
+static int hashkey_begin_fn(rag_txn *t, void *user)
+{
+    hashkey_begin *b = user;
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_META], HASHROT_META, strlen(HASHROT_META), &v);
+    if (rc == RAG_OK)
+        return RAG_OK; /* pending already: resume under the key the header holds */
+    if (rc != RAG_ENOTFOUND)
+        return rc;
+    if (!b->replaced) { /* not again when rag_store_write runs this a second time */
+        rag_crypt_hash_key_replace(t->st->crypt, NULL, b->old);
+        b->replaced = 1;
+    }
+    if ((rc = header_put(t)) == RAG_OK)
+        rc = put(t, t->st->dbi[DB_META], HASHROT_META, strlen(HASHROT_META), "1", 1,
+                 "mark the hash-key rotation");
+    return rc;
+}
+
+int rag_store_hashkey_begin(rag_store *st)
+{
+    if (!st->crypt)
+        return st->encrypted ? no_key(st)
+                             : rag_fail(RAG_EINVAL, "store '%s' is not encrypted: it has no "
+                                        "hash key to rotate", st->dir);
+    hashkey_begin *b = rag_calloc(1, sizeof *b);
+    if (!b)
+        return RAG_ENOMEM;
+    int rc = rag_store_write(st, hashkey_begin_fn, b);
+    if (rc != RAG_OK && b->replaced) /* not committed: the header still wraps the old key */
+        rag_crypt_hash_key_replace(st->crypt, b->old, NULL);
+    rag_crypt_wipe(b->old, sizeof b->old);
+    free(b);
+    return rc;
+}
+
+int rag_store_hashkey_pending_txn(rag_txn *t)
+{
+    MDB_val v;
+    int rc = get(t, t->st->dbi[DB_META], HASHROT_META, strlen(HASHROT_META), &v);
+    if (rc == RAG_ENOTFOUND) {
+        rag_clear_error();
+        return 0;
+    }
+    return rc == RAG_OK ? 1 : rc;
+}
+
+int rag_store_hashkey_pending(rag_store *st)
+{
+    rag_txn *t = NULL;
+    int rc = rag_store_read(st, &t);
+    if (rc != RAG_OK)
+        return rc;
+    rc = rag_store_hashkey_pending_txn(t);
+    rag_txn_end(t);
+    return rc;
+}
+
+static int hashkey_done_fn(rag_txn *t, void *user)
+{
+    (void)user;
+    int rc = del(t, t->st->dbi[DB_META], HASHROT_META, strlen(HASHROT_META),
+                 "clear the hash-key rotation mark");
+    return rc == RAG_ENOTFOUND ? RAG_OK : rc;
+}
+
+int rag_store_hashkey_done(rag_store *st)
+{
+    return rag_store_write(st, hashkey_done_fn, NULL);
 }

@@ -311,3 +311,18 @@ int rag_store_rekey_records(rag_store *st, long batch, long *resealed);
 int rag_store_rekey_finish(rag_store *st);
 /* 1 while a rotation is unfinished (the header holds two generations). Can't fail. */
 int rag_store_rekey_pending(const rag_store *st);
+
+/* Hash-key rotation, state in meta "hash_rotation". begin replaces the hash key by a
+ * fresh one and marks the rotation pending in one transaction (the old key is gone from
+ * the header from then on: everything hashed under it is stale until rewritten); done
+ * clears the mark once every hashed key is rewritten (hashrot.c). pending: 1 while
+ * marked, 0 when not, or a negative status. begin on a plain store is RAG_EINVAL; begin
+ * while one is pending does not draw another key (RAG_OK: resume it). */
+int rag_store_hashkey_begin(rag_store *st);
+int rag_store_hashkey_pending(rag_store *st);
+int rag_store_hashkey_done(rag_store *st);
+/* rag_store_hashkey_pending in an open transaction. */
+int rag_store_hashkey_pending_txn(rag_txn *txn);
+/* Deletes every chunk-hash count of a collection (to be counted again under a new hash
+ * key). */
+int rag_store_hash_clear(rag_txn *txn, uint32_t coll);

@@ -250,9 +250,32 @@ RAG_API int rag_checkpoint(rag_db *db);
  * store opens with the new key only; a process killed in the middle leaves a store that
  * opens with the new key, and the next read-write rag_open (or rag_rekey) finishes the
  * rotation. The BM25 term hashes and embedding-cache keys come from a hash key that is
- * kept (re-wrapped under the new key): see docs/privacy.md. Errors: RAG_EINVAL (plain
+ * kept (re-wrapped under the new key; rag_rekey_opts with rotate_hash_key replaces it):
+ * see docs/privacy.md. Errors: RAG_EINVAL (plain
  * store, no new key), RAG_EREADONLY, RAG_EIO (unreadable key file), and the store's. */
 RAG_API int rag_rekey(rag_db *db, const char *new_key, const char *new_key_file);
+
+typedef struct rag_rekey_options {
+    const char *new_key;       /* as rag_rekey's new_key (NULL: new_key_file, then the
+                                * environment variable RAGCORE_NEW_STORE_KEY) */
+    const char *new_key_file;  /* as rag_rekey's new_key_file */
+    int rotate_hash_key;       /* 1: also replace the hash key (default 0: kept, re-wrapped).
+                                * After the data key, a new hash key is drawn and every
+                                * key hashed under the old one rewritten: the BM25
+                                * postings and document frequencies and the chunk-hash
+                                * counts rebuilt from the chunk texts, the duplicate index
+                                * from the stored texts (one transaction per collection),
+                                * the embedding cache emptied; then data.mdb is scrubbed.
+                                * Bounded transactions; a process killed in the middle
+                                * leaves the rotation marked, and the next read-write
+                                * rag_open redoes it before it returns. Lexical searches
+                                * running on other threads meanwhile may miss terms: run
+                                * it with none in flight. */
+} rag_rekey_options;
+
+/* rag_rekey with options (rag_rekey_options). Errors as rag_rekey's; RAG_EINVAL for NULL
+ * options. */
+RAG_API int rag_rekey_opts(rag_db *db, const rag_rekey_options *opts);
 
 /* Name and dimension of the store's embedder. The string lives as long as the handle. */
 RAG_API const char *rag_db_embedder(const rag_db *db);

@@ -7,7 +7,8 @@
 # give the plain store's ids and scores, with either cipher (an unknown one is refused);
 # `ragcore rekey` killed in the middle leaves a store
 # that opens with the new key only, gives the same results, stays clean, and is finished
-# by the next read-write open.
+# by the next read-write open; `rekey --rotate-hash-key` killed at each of its kill points
+# refuses lexical searches until a read-write open redoes it, then gives the same results.
 set -uo pipefail
 : "${RAGCORE_BIN:?}" "${RAGCORE_TEST_TMP:?}" "${RAGCORE_TEST_DATA:?}"
 bin="$RAGCORE_BIN"
@@ -242,6 +243,35 @@ results "$work/restored" "$bad" > "$work/r_restored"
 check "... gives the plain store's results" cmp -s "$work/r_plain" "$work/r_restored"
 check "backup without the key is refused" \
     sh -c "! '$bin/ragcore' backup --db '$work/enc' '$work/bk2' >/dev/null 2>&1"
+
+# Hash-key rotation (rekey --rotate-hash-key) killed after each of its first transactions
+# (1: the new hash key and the pending mark committed, nothing rewritten; then the lexical
+# purge, the re-index with the chunk-hash counts, the duplicate index, the embedding
+# cache): until a read-write open redoes it, a read-only lexical search refuses instead of
+# mixing two hash keys; after it, every mode gives the plain store's results, the store
+# checks clean and shows no corpus word.
+ingest "$work/enc_h" --key-file "$key1"
+cur=$key1 next=$key2
+for n in 1 2 3 4 5; do
+    RAGCORE_TEST_HASHROT_KILL=$n "$bin/ragcore" rekey --db "$work/enc_h" --key-file "$cur" \
+        --new-key-file "$next" --rotate-hash-key >/dev/null 2>&1; rc=$?
+    check "rekey --rotate-hash-key killed after $n transaction(s) (kill point)" test "$rc" = 137
+    out=$("$bin/ragcore" search --db "$work/enc_h" --key-file "$next" --mode lexical cell 2>&1)
+    check "... a lexical search refuses while the rotation is pending" \
+        grep -q "hash key is being replaced" <<<"$out"
+    check "... a read-write open redoes the rotation" \
+        "$bin/ragcore" gc --db "$work/enc_h" --key-file "$next"
+    results "$work/enc_h" "$next" > "$work/r_hash$n"
+    check "... results then equal the plain store's" cmp -s "$work/r_plain" "$work/r_hash$n"
+    check "... and ragcore check finds it consistent" \
+        "$bin/ragcore" check --db "$work/enc_h" --key-file "$next"
+    t=$cur cur=$next next=$t
+done
+check "rekey --rotate-hash-key runs to the end" "$bin/ragcore" rekey --db "$work/enc_h" \
+    --key-file "$cur" --new-key-file "$next" --rotate-hash-key
+results "$work/enc_h" "$next" > "$work/r_hash_end"
+check "... with the plain store's results" cmp -s "$work/r_plain" "$work/r_hash_end"
+check "... and shows no corpus word" test "$(found "$work/enc_h")" = 0
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]
