@@ -71,7 +71,8 @@ void rpc_unserve(rpc_sub *s)
  * subscription per call, destroyed when the call ends, is what the natural code does, but
  * libnats before 3.6 reads a subscription after releasing the connection's lock on it, so
  * a late reply (a hedge's second answer, a reply after the timeout) arriving while the call
- * destroys its subscription crashes the read loop (nats.c issue 637). Late replies here
+ * destroys its subscription crashes the read loop (fixed in nats.c 3.6: "crash processing
+ * inbound message for destroyed subscription"). Late replies here
  * find no call and are dropped. */
 
 typedef struct rpc_reply {
