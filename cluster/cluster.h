@@ -84,8 +84,9 @@ int cluster_coll_load(clog *l, const char *name, cluster_coll *c, char *err, siz
  * letters, digits, '_' or '-'. */
 int cluster_valid_name(const char *s);
 
-/* The shard of a document: FNV-1a 64 of its id modulo shards (stable across processes,
- * releases and machines). */
+/* FNV-1a 64 of a document id (stable across processes, releases and machines). */
+uint64_t cluster_id_hash(const char *doc_id);
+/* The shard of a document: cluster_id_hash of its id modulo shards. */
 int cluster_shard_of(const char *doc_id, int shards);
 
 /* Every replica's stores (sequences, lag, digests; gathered for wait_ms) and each

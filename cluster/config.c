@@ -257,14 +257,19 @@ int cluster_coll_load(clog *l, const char *name, cluster_coll *c, char *err, siz
     return rc;
 }
 
-int cluster_shard_of(const char *doc_id, int shards)
+uint64_t cluster_id_hash(const char *doc_id)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *p = (const unsigned char *)doc_id; *p; p++) {
         h ^= *p;
         h *= 1099511628211ULL;
     }
-    return (int)(h % (uint64_t)shards);
+    return h;
+}
+
+int cluster_shard_of(const char *doc_id, int shards)
+{
+    return (int)(cluster_id_hash(doc_id) % (uint64_t)shards);
 }
 
 static volatile sig_atomic_t stopping;

@@ -63,10 +63,7 @@ static uint64_t mix(uint64_t x)
 
 static uint64_t id_key(const char *id)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return mix(h ^ TAG_ID);
+    return mix(cluster_id_hash(id) ^ TAG_ID);
 }
 
 static uint64_t exact_key(uint64_t hash)
