@@ -30,6 +30,14 @@ void fuzz_die(const char *what, const char *detail)
 {
     char line[256];
     fprintf(stderr, "%s: %s: %s\n", fuzz_target_name, what, detail ? detail : "");
+    /* run.sh closes the server targets' stderr (-close_fd_mask=2, libmicrohttpd's
+     * warnings): the verdict also goes to the file it names, which it prints. */
+    const char *report = getenv("RAGFUZZ_REPORT");
+    FILE *f = report && *report ? fopen(report, "a") : NULL;
+    if (f) {
+        fprintf(f, "%s: %s: %s\n", fuzz_target_name, what, detail ? detail : "");
+        fclose(f);
+    }
     snprintf(line, sizeof line, "%s: %s: %.*s", fuzz_target_name, what,
              (int)strcspn(detail ? detail : "", "\r\n"), detail ? detail : "");
     __sanitizer_report_error_summary(line);

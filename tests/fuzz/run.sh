@@ -3,6 +3,8 @@
 # replaying its seed corpus and committed regression inputs. Without clang's libFuzzer it
 # only replays those inputs through ASan/UBSan builds (cc). Exits 1 when any target fails.
 #   run.sh OUTDIR SECONDS [TARGET...]
+# RAGCORE_FUZZ_SEED fixes libFuzzer's random seed (the CI smoke test sets it, so that a run
+# there repeats what a run here did); unset, each run mutates differently.
 set -uo pipefail
 out=${1:?usage: run.sh OUTDIR SECONDS [TARGET...]}
 secs=${2:-10}
@@ -43,6 +45,8 @@ for t in "${targets[@]}"; do
         done
     done
     log="$out/$t.log"
+    export RAGFUZZ_REPORT="$out/$t.report" # what a failed assertion said (stderr may be closed)
+    rm -f "$RAGFUZZ_REPORT"
     if [ "$mode" = replay ]; then
         "$out/$t" "${inputs[@]}" >"$log" 2>&1
     else
@@ -54,7 +58,9 @@ for t in "${targets[@]}"; do
         (
             work=$(mktemp -d "$out/work-$t.XXXXXX")
             [ -n "$seeds" ] && cp "$seeds"/* "$work"/ 2>/dev/null
-            "$out/$t" "${quiet[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+            seed=()
+            [ -n "${RAGCORE_FUZZ_SEED:-}" ] && seed=(-seed="$RAGCORE_FUZZ_SEED")
+            "$out/$t" "${quiet[@]}" "${seed[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
                 -artifact_prefix="$out/crashes/$t/" -print_final_stats=1 "$work" >>"$log" 2>&1
             rc=$?
             rm -rf "$work"
@@ -67,6 +73,10 @@ for t in "${targets[@]}"; do
         failed+=("$t")
         echo "FAIL $t (exit $rc; log $log)"
         grep -m3 -E 'ERROR|runtime error|SUMMARY' "$log" | sed 's/^/    /'
+        [ -s "$RAGFUZZ_REPORT" ] && head -c 2000 "$RAGFUZZ_REPORT" | sed 's/^/    /'
+        # the input that failed: escaped, then base64 (to commit it as a regression)
+        grep -m1 -B1 'Test unit written to' "$log" | head -1 | head -c 2000 | sed 's/^/    /'
+        grep -m1 '^Base64:' "$log" | head -c 4000 | sed 's/^/    /'
     else
         echo "ok   $t ($mode, ${#inputs[@]} committed inputs, $runs fuzz runs)"
     fi
