@@ -782,10 +782,10 @@ int rag_lexical_add_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
         rag_put_be32(v + 12, (uint32_t)doclen);
         for (size_t j = 0; j < bag->cap; j++) {
             const term_ent *e = &bag->slots[j];
-            if (!e->len)
-                continue;
             const char *term = bag->pool + e->off;
-            size_t kl = df_key(txn, k, coll, term, e->len);
+            size_t kl = e->len ? df_key(txn, k, coll, term, e->len) : 0;
+            if (!kl)
+                continue;
             rag_put_be32(v, e->tf);
             rag_put_be32(v + 16, own_tf(&ct[i], e));
             if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, posting_key(k, kl, id), v,
@@ -874,11 +874,11 @@ int rag_lexical_remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
         const term_bag *bag = &bags[i]; /* empty for a chunk never indexed */
         for (size_t j = 0; j < bag->cap; j++) {
             const term_ent *e = &bag->slots[j];
-            if (!e->len)
-                continue;
             const char *term = bag->pool + e->off;
-            size_t kl = df_key(txn, k, coll, term, e->len);
-            size_t pl = posting_key(k, kl, chunks[i].id);
+            size_t kl = e->len ? df_key(txn, k, coll, term, e->len) : 0, pl;
+            if (!kl) /* an empty slot */
+                continue;
+            pl = posting_key(k, kl, chunks[i].id);
             rc = rag_store_kv_get(txn, T_POSTINGS, k, pl, &val, &vl);
             if (rc == RAG_ENOTFOUND)
                 rc = rag_fail(RAG_ECORRUPT, "chunk %llu: no posting for term '%.*s'",
