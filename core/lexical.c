@@ -1591,8 +1591,8 @@ static int pick_docs(acc_slot *acc, acc_slot *dacc, size_t cap, int k, rag_chunk
         if (c->id == UINT64_MAX)
             continue;
         acc_slot *d = &dacc[acc_slot_of(dacc, cap - 1, c->doc)];
-        if (d->id != UINT64_MAX &&
-            (d->doc == UINT64_MAX || c->score > d->best || (c->score == d->best && c->id < d->doc))) {
+        if (d->id != UINT64_MAX && (d->doc == UINT64_MAX || c->score > d->best ||
+                                    (c->score == d->best && c->id < d->doc))) {
             d->doc = c->id;
             d->best = c->score;
         }

@@ -116,8 +116,10 @@ typedef struct rag_lex_rebuild_hooks {
  * chunks with the analyzer ingest uses (the collection's language, stop words on; see
  * coll_new in ragcore.c), under the store's current hash key. Runs as bounded
  * transactions: the first sets the rebuild mark, the old entries are deleted 65,536 at a
- * time, the chunks indexed 1,024 at a time, and the last clears the mark, so an
- * interrupted rebuild is reported by the next check and done again by the next repair.
+ * time, the chunks indexed about 1,024 at a time (whole documents, in the document format,
+ * each chunk's own part past the chunk before, as ingest gives it), and the last clears
+ * the mark, so an interrupted rebuild is reported by the next check and done again by the
+ * next repair.
  * A chunk that is gone or does not decode is left out. *indexed receives the chunks
  * indexed, lang[langsz] the analyzer's language. */
 int rag_lexical_rebuild(rag_store *st, const char *coll_name, uint32_t coll,

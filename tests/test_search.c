@@ -849,7 +849,8 @@ static void test_search_options_by_name(void)
     ASSERT_OK(rag_search_option_set(&so, "lexical_unit", "document"));
     ASSERT_EQ_INT(so.lexical_unit, RAG_LEXICAL_DOCUMENT);
     ASSERT_EQ_INT(rag_search_option_set(&so, "lexical_unit", "paragraph"), RAG_EINVAL);
-    ASSERT_TRUE(strstr(rag_errmsg(), "lexical_unit must be one of document,chunk, got 'paragraph'"));
+    ASSERT_TRUE(
+        strstr(rag_errmsg(), "lexical_unit must be one of document,chunk, got 'paragraph'"));
 
     /* rag_search validates a struct filled directly against the same table */
     rag_db *db = open_db(NULL);
