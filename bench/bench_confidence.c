@@ -2,7 +2,8 @@
  * the best dense hit (cosine) and of the best lexical hit (BM25 per query term), split by
  * whether that hit is relevant; prints both distributions' quantiles and the threshold that
  * best separates them (maximum of correct "answer" + correct "don't know" decisions).
- * usage: bench_confidence --db DIR --queries Q.jsonl --qrels QRELS.tsv [--collection C] */
+ * usage: bench_confidence --db DIR --queries Q.jsonl --qrels QRELS.tsv [--collection C]
+ *                         [--lexical-unit document|chunk] */
 #include "ragcore.h"
 
 #include <math.h>
@@ -65,7 +66,7 @@ static void report(const char *name, sample *s, size_t n)
 
 int main(int argc, char **argv)
 {
-    const char *db_dir = NULL, *qpath = NULL, *qrels = NULL, *coll = NULL;
+    const char *db_dir = NULL, *qpath = NULL, *qrels = NULL, *coll = NULL, *unit = "document";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--db"))
             db_dir = argv[i + 1];
@@ -75,6 +76,8 @@ int main(int argc, char **argv)
             qrels = argv[i + 1];
         else if (!strcmp(argv[i], "--collection"))
             coll = argv[i + 1];
+        else if (!strcmp(argv[i], "--lexical-unit"))
+            unit = argv[i + 1];
     }
     if (!db_dir || !qpath || !qrels) {
         fprintf(stderr, "usage: bench_confidence --db DIR --queries Q.jsonl --qrels QRELS.tsv\n");
@@ -96,6 +99,10 @@ int main(int argc, char **argv)
         rag_search_options_init(&so);
         so.collection = coll;
         so.k = 1;
+        if (rag_search_option_set(&so, "lexical_unit", unit) != RAG_OK) {
+            fprintf(stderr, "bench_confidence: %s\n", rag_errmsg());
+            return 1;
+        }
         rag_results *res = NULL;
         so.mode = RAG_MODE_DENSE;
         if (rag_search(db, set->queries[i].text, &so, &res) == RAG_OK && rag_results_count(res)) {

@@ -155,6 +155,9 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
     }
     so.collection = s->meta.name;
     so.mode = lexical ? RAG_MODE_LEXICAL : RAG_MODE_DENSE;
+    /* BM25 by chunk, with or without the router's statistics (rag_bm25_stats counts
+     * chunks), so that exact IDF and per-shard IDF rank alike (docs/cluster.md) */
+    so.lexical_unit = RAG_LEXICAL_CHUNK;
     so.k = (int)json_integer_value(json_object_get(req, "k"));
     so.filter = json_string_value(json_object_get(req, "filter"));
     so.per_doc = (int)json_integer_value(json_object_get(req, "per_doc"));

@@ -604,6 +604,16 @@ static void check_lexical(ck *k, uint64_t live)
             finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
                     "%llu lexical postings belong to no indexed chunk or carry another chunk "
                     "length", (unsigned long long)la.stray_postings);
+        if (!la.chunk_only && (la.stat_docs != la.docs || la.stat_doc_len != la.doc_len))
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "lexical statistics count %llu documents of %llu terms, the chunk entries "
+                    "form %llu of %llu", (unsigned long long)la.stat_docs,
+                    (unsigned long long)la.stat_doc_len, (unsigned long long)la.docs,
+                    (unsigned long long)la.doc_len);
+        if (la.bad_doc_postings)
+            finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
+                    "%llu lexical postings carry another document ordinal or length than their "
+                    "chunk entries give", (unsigned long long)la.bad_doc_postings);
         if (la.bad_df)
             finding(k, RAG_CHECK_PROBLEM, CAT_LEX,
                     "document frequencies of %llu terms do not match their postings (first: "
@@ -614,6 +624,12 @@ static void check_lexical(ck *k, uint64_t live)
     }
     if (k->r->counts[RAG_CHECK_PROBLEM] != before)
         k->plan->rebuild_lex = 1;
+    else if (la.chunk_only && la.chunks > 0) {
+        finding(k, RAG_CHECK_NOTE, CAT_LEX,
+                "lexical index is in the chunk-only format of older versions: lexical search "
+                "scores chunks, not documents, until --repair rebuilds it");
+        k->plan->rebuild_lex = 1;
+    }
 }
 
 /* Checks one collection inside k->txn, filling k->plan with the repairs it would need.

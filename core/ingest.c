@@ -558,33 +558,52 @@ static int prepare(const prep_env *env, const rag_document *docs, size_t n, prep
 
 /* ---- the write transaction ----------------------------------------------------------------- */
 
+/* Removes a stored document's lexical postings: those of its chunks still stored, all in
+ * one call (rag_lexical_remove_doc), with the texts ingest indexed. */
+static int remove_doc_lexical(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                              const rag_doc_rec *old, rag_chunk_rec *const *chs)
+{
+    size_t n = old->nchunks ? old->nchunks : 1, m = 0;
+    rag_lex_chunk *lc = rag_calloc(n, sizeof *lc);
+    char **bufs = rag_calloc(n, sizeof *bufs);
+    int rc = lc && bufs ? RAG_OK : RAG_ENOMEM;
+    for (uint32_t k = 0; k < old->nchunks && rc == RAG_OK; k++) {
+        if (!chs[k])
+            continue;
+        lc[m].id = chs[k]->id;
+        rc = rag_lexical_chunk_text(old->title, chs[k]->text, chs[k]->text_len, &bufs[m],
+                                    &lc[m].text, &lc[m].len);
+        m++;
+    }
+    if (rc == RAG_OK)
+        rc = rag_lexical_remove_doc(txn, an, coll, lc, m);
+    for (size_t i = 0; bufs && i < m; i++)
+        free(bufs[i]);
+    free(lc);
+    free(bufs);
+    return rc;
+}
+
 /* Removes a stored document's chunks (tombstoning their vectors) and its counters. */
 static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
                       const rag_doc_rec *old, rag_coll_rec *rec, uint64_t *ntombs)
 {
-    int rc = RAG_OK;
+    rag_chunk_rec **chs = rag_calloc(old->nchunks ? old->nchunks : 1, sizeof *chs);
+    int rc = chs ? RAG_OK : RAG_ENOMEM;
     for (uint32_t k = 0; k < old->nchunks && rc == RAG_OK; k++) {
-        rag_chunk_rec *ch = NULL;
-        rc = rag_store_chunk_get(txn, coll, old->chunk_ids[k], &ch);
-        if (rc == RAG_ENOTFOUND) {
+        rc = rag_store_chunk_get(txn, coll, old->chunk_ids[k], &chs[k]);
+        if (rc == RAG_ENOTFOUND)
             rc = RAG_OK;
+    }
+    if (rc == RAG_OK)
+        rc = remove_doc_lexical(txn, an, coll, old, chs);
+    for (uint32_t k = 0; k < old->nchunks && rc == RAG_OK; k++) {
+        rag_chunk_rec *ch = chs[k];
+        if (!ch)
             continue;
-        }
-        if (rc != RAG_OK)
-            break;
         if (ch->flags & RAG_CHUNK_DUPLICATE)
             rec->duplicate_chunks--;
         rc = rag_store_hash_decr(txn, coll, ch->text_hash);
-        if (rc == RAG_OK) {
-            char *buf = NULL;
-            const char *lt;
-            size_t ll;
-            rc = rag_lexical_chunk_text(old->title, ch->text, ch->text_len, &buf, &lt, &ll);
-            if (rc == RAG_OK)
-                rc = rag_lexical_remove(txn, an, coll, ch->id, lt, ll);
-            free(buf);
-        }
-        rag_chunk_rec_free(ch);
         if (rc == RAG_OK)
             rc = rag_store_chunk_del(txn, coll, old->chunk_ids[k]);
         if (rc == RAG_OK) {
@@ -599,6 +618,9 @@ static int remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
             (*ntombs)++;
         }
     }
+    for (uint32_t k = 0; chs && k < old->nchunks; k++)
+        rag_chunk_rec_free(chs[k]);
+    free(chs);
     if (rc == RAG_OK)
         rc = rag_store_doc_del(txn, coll, old->id);
     if (rc == RAG_OK)
@@ -868,9 +890,17 @@ static int ingest_fn(rag_txn *txn, void *user)
         rag_doc_rec_free(old);
         if (rc != RAG_OK)
             break;
-        uint64_t *ids = rag_malloc((pd->n ? pd->n : 1) * sizeof *ids);
-        if (!ids)
+        /* the chunk ids, and the chunks as the lexical index takes the whole document */
+        size_t nn = pd->n ? pd->n : 1;
+        uint64_t *ids = rag_malloc(nn * sizeof *ids);
+        rag_lex_chunk *lc = rag_calloc(nn, sizeof *lc);
+        char **lbufs = rag_calloc(nn, sizeof *lbufs);
+        if (!ids || !lc || !lbufs) {
+            free(ids);
+            free(lc);
+            free(lbufs);
             return RAG_ENOMEM;
+        }
         int64_t valid_until = d->valid_until || p->log_seq ? d->valid_until
                               : d->ttl_seconds > 0 ? p->now + d->ttl_seconds
                               : rec.ttl_seconds > 0 ? p->now + rec.ttl_seconds
@@ -899,22 +929,28 @@ static int ingest_fn(rag_txn *txn, void *user)
             }
             if (rc == RAG_OK)
                 rc = rag_store_chunk_put(txn, c->id, &ch);
-            if (rc == RAG_OK) {
-                char *buf = NULL;
-                const char *lt;
-                size_t ll;
-                rc = rag_lexical_chunk_text(d->title, ch.text, ch.text_len, &buf, &lt, &ll);
-                if (rc == RAG_OK)
-                    rc = rag_lexical_add(txn, c->an, c->id, ids[k], lt, ll);
-                free(buf);
+            if (rc == RAG_OK)
+                rc = rag_lexical_chunk_text(d->title, ch.text, ch.text_len, &lbufs[k],
+                                            &lc[k].text, &lc[k].len);
+            if (rc == RAG_OK && k > 0) { /* past what the chunk before holds */
+                size_t ov = rag_lexical_overlap(pc->start, ch.text_len, pc[-1].end);
+                lc[k].own = ch.text + ov;
+                lc[k].own_len = ch.text_len - ov;
             }
+            lc[k].id = ids[k];
             if (rc == RAG_OK)
                 rc = rag_store_vec_put(txn, c->id, ids[k],
                                        p->vecs + (pd->first + k) * (size_t)p->coll_dim, p->coll_dim);
         }
         if (rc == RAG_OK)
+            rc = rag_lexical_add_doc(txn, c->an, c->id, lc, pd->n);
+        if (rc == RAG_OK)
             rc = rag_store_doc_put(txn, c->id, &dr);
+        for (size_t k = 0; k < pd->n; k++)
+            free(lbufs[k]);
         free(ids);
+        free(lc);
+        free(lbufs);
         /* duplicate index: a canonical document is indexed; any record of it as a skipped
          * duplicate is stale now */
         if (rc == RAG_OK && rd && rd->sig && p->policy->dedup != RAG_DEDUP_OFF) {

@@ -2,12 +2,27 @@
  *
  * Layout (all integers big-endian, so each collection and each term is one key range):
  *   lex_postings  [u32 coll][term bytes][0x00][u64 chunk]  ->  [u32 tf][u32 chunk length]
+ *                                          [u32 ordinal][u32 document length][u32 own tf]
  *   lex_chunks    [u32 coll][u64 chunk]                    ->  [u32 length][u32 distinct terms]
+ *                                                              [u32 ordinal][u32 own length]
  *   lex_stats     [u32 coll]                               ->  [u64 chunks][u64 total length]
- *   lex_stats     [u32 coll][term bytes]                   ->  [u32 document frequency]
+ *                                          [u64 documents][u64 documents' total length]
+ *   lex_stats     [u32 coll][term bytes]                   ->  [u32 chunk frequency]
  *   lex_stats     [u32 coll][0xFF]                         ->  ""  (a rebuild is in progress)
- * A chunk's length is its number of indexed terms (stop words excluded). The posting also
- * carries the length so that scoring never looks a chunk up. Terms never contain 0x00 and
+ * A chunk's length is its number of indexed terms (stop words excluded); it is scored on
+ * its document's title and its text. A document's chunks are indexed and removed together
+ * (rag_lexical_add_doc): its key is its lowest chunk id and a chunk's ordinal is its id
+ * minus that key. Each chunk also holds its "own" part of the document, which no other
+ * chunk holds: the first chunk all of it (title included), every later one its text past
+ * the end of the chunk before (chunks overlap). A term's own tf is its frequency there, so
+ * the own tfs of a document's chunks add up to the term's frequency in the whole document
+ * (title and text once), and their own lengths to the document's length. Each posting
+ * carries its chunk's length, ordinal, document length and own tf, so that neither unit of
+ * scoring ever looks a chunk up. A store written before documents were indexed holds the
+ * first two fields only (8-byte postings and chunk entries, 16-byte statistics): such a
+ * collection keeps that format, and chunk-level scoring, until a rebuild
+ * (rag_lexical_rebuild) writes it again; the statistics' length tells the two apart.
+ * Terms never contain 0x00 and
  * are at most RAG_LEX_MAX_TERM bytes, so the 0x00 separator makes term ranges disjoint;
  * they are UTF-8, which never holds 0xFF, so the rebuild mark is never a term's key.
  * An encrypted store writes each term's keyed hash instead (rag_crypt_term): 16 raw bytes
@@ -18,7 +33,11 @@
  *   idf(t)      = ln(1 + (N - df + 0.5) / (df + 0.5))
  *   score(q, d) = sum over query terms t (with multiplicity) of
  *                 idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
- * where N is the number of indexed chunks and avgdl their mean length. */
+ * By chunk, N is the number of indexed chunks, avgdl their mean length, df the number of
+ * chunks holding t. By document, N is the number of indexed documents, avgdl their mean
+ * length, tf the sum of t's own tfs over the document's chunks and df the number of
+ * documents where that sum is not 0, counted from the postings while scoring (so no
+ * per-term document count is stored). */
 #include "lexical.h"
 #include "crypt.h"
 
@@ -523,37 +542,78 @@ static int put_u32(rag_txn *txn, const char *table, const unsigned char *k, size
     return rag_store_kv_put(txn, table, k, kl, b, 4);
 }
 
-int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t *total_len)
+/* Entry sizes of the two formats (see the layout at the top). */
+#define POST_CHUNK 8      /* posting: tf, chunk length */
+#define POST_DOC 20       /* ... ordinal, document length, own tf */
+#define ENTRY_CHUNK 8     /* chunk entry: length, distinct terms */
+#define ENTRY_DOC 16      /* ... ordinal, own length */
+#define TOTALS_CHUNK 16   /* statistics: chunks, total length */
+#define TOTALS_DOC 32     /* ... documents, their total length */
+
+/* A collection's statistics record. */
+typedef struct lex_totals {
+    uint64_t chunks, total, docs, doc_total;
+    int chunk_only;       /* the format of older stores: no document fields anywhere */
+} lex_totals;
+
+/* Reads a collection's statistics (all 0, document format, when it has none). */
+static int totals_get(rag_txn *txn, uint32_t coll, lex_totals *t)
 {
     unsigned char k[4];
     const void *val;
     size_t vl;
     rag_put_be32(k, coll);
-    *n_chunks = *total_len = 0;
+    memset(t, 0, sizeof *t);
     int rc = rag_store_kv_get(txn, T_STATS, k, 4, &val, &vl);
     if (rc == RAG_ENOTFOUND)
         return RAG_OK;
     if (rc != RAG_OK)
         return rc;
-    if (vl != 16)
+    if (vl != TOTALS_CHUNK && vl != TOTALS_DOC)
         return rag_fail(RAG_ECORRUPT, "lexical statistics of collection %u: %zu bytes",
                         (unsigned)coll, vl);
-    *n_chunks = rag_get_be64(val);
-    *total_len = rag_get_be64((const unsigned char *)val + 8);
+    t->chunks = rag_get_be64(val);
+    t->total = rag_get_be64((const unsigned char *)val + 8);
+    t->chunk_only = vl == TOTALS_CHUNK;
+    if (!t->chunk_only) {
+        t->docs = rag_get_be64((const unsigned char *)val + 16);
+        t->doc_total = rag_get_be64((const unsigned char *)val + 24);
+    }
     return RAG_OK;
 }
 
-static int put_stats(rag_txn *txn, uint32_t coll, uint64_t n, uint64_t total)
+/* Writes a collection's statistics in its format, or deletes them when no chunk is left
+ * (the next document indexed then starts the document format). */
+static int totals_put(rag_txn *txn, uint32_t coll, const lex_totals *t)
 {
-    unsigned char k[4], v[16];
+    unsigned char k[4], v[TOTALS_DOC];
     rag_put_be32(k, coll);
-    if (n == 0) {
+    if (t->chunks == 0) {
         int rc = rag_store_kv_del(txn, T_STATS, k, 4);
         return rc == RAG_ENOTFOUND ? RAG_OK : rc;
     }
-    rag_put_be64(v, n);
-    rag_put_be64(v + 8, total);
-    return rag_store_kv_put(txn, T_STATS, k, 4, v, 16);
+    rag_put_be64(v, t->chunks);
+    rag_put_be64(v + 8, t->total);
+    rag_put_be64(v + 16, t->docs);
+    rag_put_be64(v + 24, t->doc_total);
+    return rag_store_kv_put(txn, T_STATS, k, 4, v, t->chunk_only ? TOTALS_CHUNK : TOTALS_DOC);
+}
+
+int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t *total_len)
+{
+    lex_totals t;
+    int rc = totals_get(txn, coll, &t);
+    *n_chunks = t.chunks;
+    *total_len = t.total;
+    return rc;
+}
+
+int rag_lexical_docs(rag_txn *txn, uint32_t coll, uint64_t *n_docs)
+{
+    lex_totals t;
+    int rc = totals_get(txn, coll, &t);
+    *n_docs = t.docs;
+    return rc != RAG_OK ? rc : !t.chunk_only;
 }
 
 /* The document frequency under statistics key k (kl bytes): 0 when absent. */
@@ -586,118 +646,293 @@ int rag_lexical_indexed(rag_txn *txn, uint32_t coll, uint64_t chunk_id)
     return rc == RAG_OK ? 1 : rc == RAG_ENOTFOUND ? 0 : rc;
 }
 
+/* Adds or subtracts one to the chunk frequency under statistics key k (kl bytes); the
+ * record goes when it reaches 0. `term` names it in messages. */
+static int df_step(rag_txn *txn, const unsigned char *k, size_t kl, int add, const char *term,
+                   size_t len)
+{
+    uint32_t df = 0;
+    int rc = get_u32(txn, T_STATS, k, kl, &df);
+    if (rc == RAG_ENOTFOUND && add)
+        rc = RAG_OK;
+    else if (rc == RAG_ENOTFOUND)
+        return rag_fail(RAG_ECORRUPT, "no document frequency for term '%.*s'", (int)len, term);
+    if (rc != RAG_OK)
+        return rc;
+    if (add)
+        return put_u32(txn, T_STATS, k, kl, df + 1);
+    return df <= 1 ? rag_store_kv_del(txn, T_STATS, k, kl) : put_u32(txn, T_STATS, k, kl, df - 1);
+}
+
+/* The frequency of term (len bytes) in bag b: 0 when absent. */
+static uint32_t bag_tf(const term_bag *b, const char *term, size_t len)
+{
+    if (!b->cap)
+        return 0;
+    uint32_t h = hash_bytes(term, len);
+    for (size_t j = h & (b->cap - 1); b->slots[j].len; j = (j + 1) & (b->cap - 1)) {
+        const term_ent *e = &b->slots[j];
+        if (e->hash == h && e->len == len && memcmp(b->pool + e->off, term, len) == 0)
+            return e->tf;
+    }
+    return 0;
+}
+
+/* One chunk of a document being indexed: its terms, and how many of each (and in all) it
+ * alone contributes to the document. */
+typedef struct chunk_terms {
+    term_bag bag;
+    term_bag own;            /* the own part's terms (empty when the part is the whole) */
+    int own_is_all;
+    uint32_t own_len;
+} chunk_terms;
+
+/* The own frequency of term e of c: its frequency in the own part, at most its frequency
+ * in the chunk (a word the own part cuts in two is not the chunk's). */
+static uint32_t own_tf(const chunk_terms *c, const term_ent *e)
+{
+    if (c->own_is_all)
+        return e->tf;
+    uint32_t o = bag_tf(&c->own, c->bag.pool + e->off, e->len);
+    return o < e->tf ? o : e->tf;
+}
+
+static int chunk_terms_fill(chunk_terms *c, const rag_analyzer *an, const rag_lex_chunk *ch)
+{
+    int rc = bag_fill(&c->bag, an, ch->text, ch->len);
+    c->own_is_all = !ch->own;
+    if (rc == RAG_OK && ch->own)
+        rc = bag_fill(&c->own, an, ch->own, ch->own_len);
+    c->own_len = 0;
+    for (size_t j = 0; rc == RAG_OK && j < c->bag.cap; j++)
+        if (c->bag.slots[j].len)
+            c->own_len += own_tf(c, &c->bag.slots[j]);
+    return rc;
+}
+
+static void chunk_terms_free(chunk_terms *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        bag_free(&c[i].bag);
+        bag_free(&c[i].own);
+    }
+    free(c);
+}
+
+size_t rag_lexical_overlap(uint64_t start, uint64_t len, uint64_t prev_end)
+{
+    if (prev_end <= start)
+        return 0;
+    return (size_t)(prev_end - start < len ? prev_end - start : len);
+}
+
+/* The lowest chunk id of a document (n >= 1): its key. */
+static uint64_t doc_key(const rag_lex_chunk *chunks, size_t n)
+{
+    uint64_t d = chunks[0].id;
+    for (size_t i = 1; i < n; i++)
+        if (chunks[i].id < d)
+            d = chunks[i].id;
+    return d;
+}
+
+int rag_lexical_add_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                        const rag_lex_chunk *chunks, size_t n)
+{
+    chunk_terms *ct = NULL;
+    unsigned char ck[12], k[DF_KEY_MAX + 9], v[POST_DOC];
+    lex_totals t;
+    uint64_t doc, total = 0, doclen = 0;
+    int rc = RAG_OK;
+    if (n == 0)
+        return RAG_OK;
+    if ((rc = totals_get(txn, coll, &t)) != RAG_OK)
+        return rc;
+    if (!(ct = rag_calloc(n, sizeof *ct)))
+        return RAG_ENOMEM;
+    doc = doc_key(chunks, n);
+    for (size_t i = 0; i < n; i++) {
+        if (chunks[i].id - doc > UINT32_MAX) {
+            rc = rag_fail(RAG_EINVAL, "chunks %llu and %llu of one document are more than 2^32 "
+                          "ids apart", (unsigned long long)doc, (unsigned long long)chunks[i].id);
+            goto cleanup;
+        }
+        if ((rc = chunk_terms_fill(&ct[i], an, &chunks[i])) != RAG_OK)
+            goto cleanup;
+        total += ct[i].bag.total;
+        doclen += ct[i].own_len;
+    }
+    if (doclen > UINT32_MAX) {
+        rc = rag_fail(RAG_EINVAL, "document of chunk %llu: %llu indexed terms (at most 2^32)",
+                      (unsigned long long)doc, (unsigned long long)doclen);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const term_bag *bag = &ct[i].bag;
+        uint64_t id = chunks[i].id;
+        if ((rc = rag_lexical_indexed(txn, coll, id)) < 0)
+            goto cleanup;
+        if (rc == 1) {
+            rc = rag_fail(RAG_EEXIST, "chunk %llu is already in the lexical index",
+                          (unsigned long long)id);
+            goto cleanup;
+        }
+        rag_put_be32(v + 4, bag->total);
+        rag_put_be32(v + 8, (uint32_t)(id - doc));
+        rag_put_be32(v + 12, (uint32_t)doclen);
+        for (size_t j = 0; j < bag->cap; j++) {
+            const term_ent *e = &bag->slots[j];
+            const char *term = bag->pool + e->off;
+            size_t kl = e->len ? df_key(txn, k, coll, term, e->len) : 0;
+            if (!kl)
+                continue;
+            rag_put_be32(v, e->tf);
+            rag_put_be32(v + 16, own_tf(&ct[i], e));
+            if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, posting_key(k, kl, id), v,
+                                       t.chunk_only ? POST_CHUNK : POST_DOC)) != RAG_OK ||
+                (rc = df_step(txn, k, kl, 1, term, e->len)) != RAG_OK)
+                goto cleanup;
+        }
+        rag_put_be32(ck, coll);
+        rag_put_be64(ck + 4, id);
+        rag_put_be32(v, bag->total);
+        rag_put_be32(v + 4, (uint32_t)bag->n);
+        rag_put_be32(v + 8, (uint32_t)(id - doc));
+        rag_put_be32(v + 12, ct[i].own_len);
+        if ((rc = rag_store_kv_put(txn, T_CHUNKS, ck, 12, v,
+                                   t.chunk_only ? ENTRY_CHUNK : ENTRY_DOC)) != RAG_OK)
+            goto cleanup;
+    }
+    t.chunks += n;
+    t.total += total;
+    if (!t.chunk_only) {
+        t.docs++;
+        t.doc_total += doclen;
+    }
+    rc = totals_put(txn, coll, &t);
+cleanup:
+    chunk_terms_free(ct, n);
+    return rc;
+}
+
 int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
                     const char *text, size_t len)
 {
-    term_bag bag;
-    unsigned char ck[12], k[DF_KEY_MAX + 9], v[8];
-    uint64_t n, total;
-    int rc = rag_lexical_indexed(txn, coll, chunk_id);
-    if (rc < 0)
+    rag_lex_chunk c = {chunk_id, text, len, NULL, 0};
+    return rag_lexical_add_doc(txn, an, coll, &c, 1);
+}
+
+int rag_lexical_remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                           const rag_lex_chunk *chunks, size_t n)
+{
+    term_bag *bags = NULL;
+    unsigned char ck[12], k[DF_KEY_MAX + 9];
+    const void *val;
+    size_t vl, m = 0;
+    lex_totals t;
+    uint64_t total = 0, doclen = 0;
+    int rc;
+    if (n == 0)
+        return RAG_OK;
+    if ((rc = totals_get(txn, coll, &t)) != RAG_OK)
         return rc;
-    if (rc == 1)
-        return rag_fail(RAG_EEXIST, "chunk %llu is already in the lexical index",
-                        (unsigned long long)chunk_id);
-    if ((rc = bag_fill(&bag, an, text, len)) != RAG_OK)
-        goto cleanup;
-    for (size_t i = 0; i < bag.cap; i++) {
-        const term_ent *e = &bag.slots[i];
-        if (!e->len)
+    if (!(bags = rag_calloc(n, sizeof *bags)))
+        return RAG_ENOMEM;
+    /* the chunks' entries first: their terms must be what was indexed */
+    for (size_t i = 0; i < n; i++) {
+        rag_put_be32(ck, coll);
+        rag_put_be64(ck + 4, chunks[i].id);
+        rc = rag_store_kv_get(txn, T_CHUNKS, ck, 12, &val, &vl);
+        if (rc == RAG_ENOTFOUND) { /* never indexed (stored before the lexical index) */
+            rc = RAG_OK;
             continue;
-        const char *term = bag.pool + e->off;
-        rag_put_be32(v, e->tf);
-        rag_put_be32(v + 4, bag.total);
-        size_t kl = df_key(txn, k, coll, term, e->len);
-        if ((rc = rag_store_kv_put(txn, T_POSTINGS, k, posting_key(k, kl, chunk_id), v, 8)) !=
-            RAG_OK)
+        }
+        if (rc != RAG_OK)
             goto cleanup;
-        uint32_t df = 0;
-        rc = get_u32(txn, T_STATS, k, kl, &df);
-        if (rc != RAG_OK && rc != RAG_ENOTFOUND)
+        if (vl != (t.chunk_only ? ENTRY_CHUNK : ENTRY_DOC)) {
+            rc = rag_fail(RAG_ECORRUPT, "lexical entry of chunk %llu: %zu bytes",
+                          (unsigned long long)chunks[i].id, vl);
             goto cleanup;
-        if ((rc = put_u32(txn, T_STATS, k, kl, df + 1)) != RAG_OK)
+        }
+        const unsigned char *e = val;
+        uint32_t dl = rag_get_be32(e), nterms = rag_get_be32(e + 4);
+        if ((rc = bag_fill(&bags[i], an, chunks[i].text, chunks[i].len)) != RAG_OK)
+            goto cleanup;
+        if (bags[i].total != dl || bags[i].n != nterms) {
+            rc = rag_fail(RAG_ECORRUPT,
+                          "chunk %llu: text to remove has %u terms (%zu distinct), the lexical "
+                          "index holds %u (%u)", (unsigned long long)chunks[i].id,
+                          (unsigned)bags[i].total, bags[i].n, (unsigned)dl, (unsigned)nterms);
+            goto cleanup;
+        }
+        total += dl;
+        if (!t.chunk_only)
+            doclen += rag_get_be32(e + 12);
+        m++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const term_bag *bag = &bags[i]; /* empty for a chunk never indexed */
+        for (size_t j = 0; j < bag->cap; j++) {
+            const term_ent *e = &bag->slots[j];
+            const char *term = bag->pool + e->off;
+            size_t kl = e->len ? df_key(txn, k, coll, term, e->len) : 0, pl;
+            if (!kl) /* an empty slot */
+                continue;
+            pl = posting_key(k, kl, chunks[i].id);
+            rc = rag_store_kv_get(txn, T_POSTINGS, k, pl, &val, &vl);
+            if (rc == RAG_ENOTFOUND)
+                rc = rag_fail(RAG_ECORRUPT, "chunk %llu: no posting for term '%.*s'",
+                              (unsigned long long)chunks[i].id, (int)e->len, term);
+            uint32_t posted = rc == RAG_OK && vl == POST_DOC
+                                  ? rag_get_be32((const unsigned char *)val + 12) : 0;
+            if (rc == RAG_OK && !t.chunk_only && (vl != POST_DOC || posted != doclen))
+                rc = rag_fail(RAG_ECORRUPT,
+                              "chunk %llu: its postings give its document %u indexed terms, the "
+                              "chunks removed with it hold %llu (a document's chunks are "
+                              "removed together)", (unsigned long long)chunks[i].id,
+                              (unsigned)posted, (unsigned long long)doclen);
+            if (rc == RAG_OK)
+                rc = rag_store_kv_del(txn, T_POSTINGS, k, pl);
+            if (rc == RAG_OK)
+                rc = df_step(txn, k, kl, 0, term, e->len);
+            if (rc != RAG_OK)
+                goto cleanup;
+        }
+        rag_put_be32(ck, coll); /* also for a chunk never indexed: nothing to delete */
+        rag_put_be64(ck + 4, chunks[i].id);
+        rc = rag_store_kv_del(txn, T_CHUNKS, ck, 12);
+        if (rc == RAG_ENOTFOUND)
+            rc = RAG_OK;
+        if (rc != RAG_OK)
             goto cleanup;
     }
-    rag_put_be32(ck, coll);
-    rag_put_be64(ck + 4, chunk_id);
-    rag_put_be32(v, bag.total);
-    rag_put_be32(v + 4, (uint32_t)bag.n);
-    if ((rc = rag_store_kv_put(txn, T_CHUNKS, ck, 12, v, 8)) != RAG_OK)
+    if (m == 0)
         goto cleanup;
-    if ((rc = rag_lexical_stats(txn, coll, &n, &total)) != RAG_OK)
+    if (t.chunks < m || t.total < total ||
+        (!t.chunk_only && (t.docs == 0 || t.doc_total < doclen))) {
+        rc = rag_fail(RAG_ECORRUPT, "lexical statistics of collection %u underflow",
+                      (unsigned)coll);
         goto cleanup;
-    rc = put_stats(txn, coll, n + 1, total + bag.total);
+    }
+    t.chunks -= m;
+    t.total -= total;
+    if (!t.chunk_only) {
+        t.docs--;
+        t.doc_total -= doclen;
+    }
+    rc = totals_put(txn, coll, &t);
 cleanup:
-    bag_free(&bag);
+    for (size_t i = 0; i < n; i++)
+        bag_free(&bags[i]);
+    free(bags);
     return rc;
 }
 
 int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
                        const char *text, size_t len)
 {
-    term_bag bag;
-    unsigned char ck[12], k[DF_KEY_MAX + 9];
-    const void *val;
-    size_t vl;
-    uint64_t n, total;
-    memset(&bag, 0, sizeof bag);
-    rag_put_be32(ck, coll);
-    rag_put_be64(ck + 4, chunk_id);
-    int rc = rag_store_kv_get(txn, T_CHUNKS, ck, 12, &val, &vl);
-    if (rc == RAG_ENOTFOUND)
-        return RAG_OK; /* never indexed (e.g. stored before the lexical index existed) */
-    if (rc != RAG_OK)
-        return rc;
-    if (vl != 8)
-        return rag_fail(RAG_ECORRUPT, "lexical entry of chunk %llu: %zu bytes",
-                        (unsigned long long)chunk_id, vl);
-    uint32_t dl = rag_get_be32(val), nterms = rag_get_be32((const unsigned char *)val + 4);
-    if ((rc = bag_fill(&bag, an, text, len)) != RAG_OK)
-        goto cleanup;
-    if (bag.total != dl || bag.n != nterms) {
-        rc = rag_fail(RAG_ECORRUPT,
-                      "chunk %llu: text to remove has %u terms (%zu distinct), the lexical "
-                      "index holds %u (%u)",
-                      (unsigned long long)chunk_id, (unsigned)bag.total, bag.n, (unsigned)dl,
-                      (unsigned)nterms);
-        goto cleanup;
-    }
-    for (size_t i = 0; i < bag.cap; i++) {
-        const term_ent *e = &bag.slots[i];
-        if (!e->len)
-            continue;
-        const char *term = bag.pool + e->off;
-        size_t kl = df_key(txn, k, coll, term, e->len);
-        if ((rc = rag_store_kv_del(txn, T_POSTINGS, k, posting_key(k, kl, chunk_id))) != RAG_OK) {
-            if (rc == RAG_ENOTFOUND)
-                rc = rag_fail(RAG_ECORRUPT, "chunk %llu: no posting for term '%.*s'",
-                              (unsigned long long)chunk_id, (int)e->len, term);
-            goto cleanup;
-        }
-        uint32_t df = 0;
-        if ((rc = get_u32(txn, T_STATS, k, kl, &df)) != RAG_OK) {
-            if (rc == RAG_ENOTFOUND)
-                rc = rag_fail(RAG_ECORRUPT, "no document frequency for term '%.*s'",
-                              (int)e->len, term);
-            goto cleanup;
-        }
-        rc = df <= 1 ? rag_store_kv_del(txn, T_STATS, k, kl) : put_u32(txn, T_STATS, k, kl, df - 1);
-        if (rc != RAG_OK)
-            goto cleanup;
-    }
-    if ((rc = rag_store_kv_del(txn, T_CHUNKS, ck, 12)) != RAG_OK)
-        goto cleanup;
-    if ((rc = rag_lexical_stats(txn, coll, &n, &total)) != RAG_OK)
-        goto cleanup;
-    if (n == 0 || total < dl) {
-        rc = rag_fail(RAG_ECORRUPT, "lexical statistics of collection %u underflow",
-                      (unsigned)coll);
-        goto cleanup;
-    }
-    rc = put_stats(txn, coll, n - 1, total - dl);
-cleanup:
-    bag_free(&bag);
-    return rc;
+    rag_lex_chunk c = {chunk_id, text, len, NULL, 0};
+    return rag_lexical_remove_doc(txn, an, coll, &c, 1);
 }
 
 #define PURGE_BATCH 1024
@@ -828,8 +1063,10 @@ int rag_lexical_rebuilding(rag_txn *txn, uint32_t coll)
 typedef struct audit_chunk {
     uint64_t id;
     uint32_t len, nterms;        /* from the chunk entry */
+    uint32_t ord, own_len;       /* its ordinal and own length (document format) */
     uint32_t seen;               /* postings found */
-    uint64_t seen_tf;            /* sum of their term frequencies */
+    uint64_t seen_tf, seen_own;  /* sum of their term frequencies, and own ones */
+    uint64_t doclen;             /* its document's length: the sum over its chunk entries */
 } audit_chunk;
 
 typedef struct audit_term {
@@ -847,6 +1084,7 @@ typedef struct audit_ctx {
     audit_term *terms;           /* in key order, which is the terms' byte order */
     size_t nterms, cap_terms, merge;
     int hashed;                  /* terms are keyed hashes (an encrypted store) */
+    size_t entry_size, post_size; /* of the collection's format */
     int rc;
 } audit_ctx;
 
@@ -871,7 +1109,7 @@ static int audit_chunk_visit(void *user, const void *key, size_t klen, const voi
     audit_ctx *x = user;
     if (klen < 4 || memcmp(key, x->prefix, 4) != 0)
         return 1;
-    if (klen != 12 || vlen != 8) {
+    if (klen != 12 || vlen != x->entry_size) {
         x->a->malformed++;
         return 0;
     }
@@ -885,9 +1123,51 @@ static int audit_chunk_visit(void *user, const void *key, size_t klen, const voi
     c->id = rag_get_be64((const unsigned char *)key + 4);
     c->len = rag_get_be32(val);
     c->nterms = rag_get_be32((const unsigned char *)val + 4);
+    c->ord = vlen == ENTRY_DOC ? rag_get_be32((const unsigned char *)val + 8) : 0;
+    c->own_len = vlen == ENTRY_DOC ? rag_get_be32((const unsigned char *)val + 12) : c->len;
     c->seen = 0;
-    c->seen_tf = 0;
+    c->seen_tf = c->seen_own = 0;
+    c->doclen = c->own_len;
     return 0;
+}
+
+/* A chunk entry's place when grouping by document. */
+typedef struct doc_ix {
+    uint64_t doc, id;            /* document key (id - ordinal), chunk id */
+    size_t i;                    /* index in audit_ctx.ch */
+} doc_ix;
+
+static int cmp_doc_ix(const void *a, const void *b)
+{
+    const doc_ix *x = a, *y = b;
+    if (x->doc != y->doc)
+        return x->doc < y->doc ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Groups the chunk entries (document format) into documents: counts them into a->docs,
+ * their length into a->doc_len, and gives each chunk its document's length (its chunks'
+ * own lengths summed). Returns RAG_OK or RAG_ENOMEM. */
+static int audit_docs(audit_ctx *x)
+{
+    doc_ix *ix = rag_malloc((x->n ? x->n : 1) * sizeof *ix);
+    if (!ix)
+        return RAG_ENOMEM;
+    for (size_t i = 0; i < x->n; i++)
+        ix[i] = (doc_ix){x->ch[i].id - x->ch[i].ord, x->ch[i].id, i};
+    qsort(ix, x->n, sizeof *ix, cmp_doc_ix);
+    for (size_t i = 0; i < x->n;) {
+        uint64_t sum = 0;
+        size_t j = i;
+        for (; j < x->n && ix[j].doc == ix[i].doc; j++)
+            sum += x->ch[ix[j].i].own_len;
+        for (; i < j; i++)
+            x->ch[ix[i].i].doclen = sum;
+        x->a->docs++;
+        x->a->doc_len += sum;
+    }
+    free(ix);
+    return RAG_OK;
 }
 
 static audit_chunk *audit_find(audit_ctx *x, uint64_t id)
@@ -911,7 +1191,7 @@ static int audit_posting_visit(void *user, const void *key, size_t klen, const v
     if (klen < 4 || memcmp(k, x->prefix, 4) != 0)
         return 1;
     x->a->postings++;
-    if (klen < 14 || klen - 13 > RAG_LEX_MAX_TERM || k[klen - 9] != 0 || vlen != 8) {
+    if (klen < 14 || klen - 13 > RAG_LEX_MAX_TERM || k[klen - 9] != 0 || vlen != x->post_size) {
         x->a->malformed++;
         return 0;
     }
@@ -942,8 +1222,13 @@ static int audit_posting_visit(void *user, const void *key, size_t klen, const v
     }
     if (dl != c->len)
         x->a->stray_postings++;
+    else if (vlen == POST_DOC && (rag_get_be32((const unsigned char *)val + 8) != c->ord ||
+                                  rag_get_be32((const unsigned char *)val + 12) != c->doclen ||
+                                  rag_get_be32((const unsigned char *)val + 16) > tf))
+        x->a->bad_doc_postings++;
     c->seen++;
     c->seen_tf += tf;
+    c->seen_own += vlen == POST_DOC ? rag_get_be32((const unsigned char *)val + 16) : tf;
     return 0;
 }
 
@@ -974,13 +1259,15 @@ static int audit_stats_visit(void *user, const void *key, size_t klen, const voi
     const unsigned char *k = key;
     if (klen < 4 || memcmp(k, x->prefix, 4) != 0)
         return 1;
-    if (klen == 4) {
-        if (vlen != 16) {
-            x->a->malformed++;
+    if (klen == 4) { /* its format was read before the scans (a bad one is counted) */
+        if (vlen != TOTALS_CHUNK && vlen != TOTALS_DOC)
             return 0;
-        }
         x->a->stat_chunks = rag_get_be64(val);
         x->a->stat_len = rag_get_be64((const unsigned char *)val + 8);
+        if (vlen == TOTALS_DOC) {
+            x->a->stat_docs = rag_get_be64((const unsigned char *)val + 16);
+            x->a->stat_doc_len = rag_get_be64((const unsigned char *)val + 24);
+        }
         return 0;
     }
     if (is_mark(k, klen)) {
@@ -1018,7 +1305,22 @@ int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out)
     x.a = out;
     x.hashed = rag_txn_crypt(txn) != NULL;
     rag_put_be32(x.prefix, coll);
-    int rc = rag_store_kv_scan(txn, T_CHUNKS, x.prefix, 4, audit_chunk_visit, &x);
+    lex_totals t;
+    int rc = totals_get(txn, coll, &t);
+    if (rc == RAG_ECORRUPT) { /* counted as malformed: the rest is still worth auditing */
+        rag_clear_error();
+        out->malformed++;
+        memset(&t, 0, sizeof t);
+        rc = RAG_OK;
+    }
+    if (rc != RAG_OK)
+        goto cleanup;
+    out->chunk_only = t.chunk_only;
+    x.entry_size = t.chunk_only ? ENTRY_CHUNK : ENTRY_DOC;
+    x.post_size = t.chunk_only ? POST_CHUNK : POST_DOC;
+    rc = rag_store_kv_scan(txn, T_CHUNKS, x.prefix, 4, audit_chunk_visit, &x);
+    if (rc >= 0 && x.rc == RAG_OK && !t.chunk_only)
+        x.rc = audit_docs(&x);
     if (rc >= 0 && x.rc == RAG_OK)
         rc = rag_store_kv_scan(txn, T_POSTINGS, x.prefix, 4, audit_posting_visit, &x);
     if (rc >= 0 && x.rc == RAG_OK)
@@ -1035,7 +1337,7 @@ int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out)
     for (size_t i = 0; i < x.n; i++) {
         const audit_chunk *c = &x.ch[i];
         out->sum_len += c->len;
-        if (c->seen != c->nterms || c->seen_tf != c->len) {
+        if (c->seen != c->nterms || c->seen_tf != c->len || c->seen_own != c->own_len) {
             if (out->bad_chunks++ == 0)
                 out->first_bad_chunk = c->id;
         }
@@ -1053,12 +1355,21 @@ void rag_bm25_params_init(rag_bm25_params *p)
 {
     p->k1 = 0.9f;
     p->b = 0.4f;
+    p->unit = RAG_LEXICAL_DOCUMENT;
 }
 
 typedef struct acc_slot {
     uint64_t id;   /* UINT64_MAX: empty */
+    uint64_t doc;  /* a chunk's document key; a document's slot: its best chunk */
     double score;
+    double best;   /* a document's slot: its best chunk's score */
 } acc_slot;
+
+/* A term's frequency in one document: its chunks' own tfs summed. */
+typedef struct doc_tf {
+    uint64_t doc;
+    uint32_t tf, dl;
+} doc_tf;
 
 typedef struct scan_state {
     const unsigned char *prefix;
@@ -1066,34 +1377,99 @@ typedef struct scan_state {
     acc_slot *acc;
     size_t mask, n;
     double w, k1, b, inv_avgdl;
+    int by_doc;            /* also collect the term's document frequencies into dt */
+    doc_tf *dt;
+    size_t ndt, cap_dt;
+    int unsorted;          /* a document's postings did not all come in one run */
     int rc;
 } scan_state;
+
+/* The slot of `id` in the open-addressing table acc (mask + 1 slots, never full), or the
+ * empty slot where it goes. */
+static size_t acc_slot_of(const acc_slot *acc, size_t mask, uint64_t id)
+{
+    size_t j = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+    while (acc[j].id != UINT64_MAX && acc[j].id != id)
+        j = (j + 1) & mask;
+    return j;
+}
+
+/* Adds `part` to the slot of `id` in acc, making the slot when absent; *n counts slots
+ * made. */
+static void acc_add(acc_slot *acc, size_t mask, size_t *n, uint64_t id, uint64_t doc,
+                    double part)
+{
+    size_t j = acc_slot_of(acc, mask, id);
+    if (acc[j].id == UINT64_MAX) {
+        acc[j].id = id;
+        acc[j].doc = doc;
+        acc[j].score = 0;
+        (*n)++;
+    }
+    acc[j].score += part;
+}
 
 static int accumulate(void *user, const void *key, size_t klen, const void *val, size_t vlen)
 {
     scan_state *s = user;
+    const unsigned char *v = val;
     if (klen != s->plen + 8 || memcmp(key, s->prefix, s->plen) != 0)
         return 1;
-    if (vlen != 8) {
+    if (vlen != POST_DOC && (vlen != POST_CHUNK || s->by_doc)) {
         s->rc = rag_fail(RAG_ECORRUPT, "lexical posting value of %zu bytes", vlen);
         return 1;
     }
     uint64_t id = rag_get_be64((const unsigned char *)key + s->plen);
-    double tf = rag_get_be32(val), dl = rag_get_be32((const unsigned char *)val + 4);
+    uint64_t doc = vlen == POST_DOC ? id - rag_get_be32(v + 8) : id;
+    uint32_t own = vlen == POST_DOC ? rag_get_be32(v + 16) : 0;
+    double tf = rag_get_be32(v), dl = rag_get_be32(v + 4);
     double part = s->w * tf * (s->k1 + 1) / (tf + s->k1 * (1 - s->b + s->b * dl * s->inv_avgdl));
-    size_t j = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & s->mask;
-    while (s->acc[j].id != UINT64_MAX && s->acc[j].id != id)
-        j = (j + 1) & s->mask;
-    if (s->acc[j].id == UINT64_MAX) {
-        s->acc[j].id = id;
-        s->acc[j].score = 0;
-        s->n++;
+    acc_add(s->acc, s->mask, &s->n, id, doc, part);
+    if (!s->by_doc || own == 0)
+        return 0;
+    doc_tf *last = s->ndt ? &s->dt[s->ndt - 1] : NULL;
+    if (last && last->doc == doc) {
+        last->tf += own;
+        return 0;
     }
-    s->acc[j].score += part;
+    if (last && doc < last->doc)
+        s->unsorted = 1;
+    if (s->ndt == s->cap_dt) {
+        size_t cap = s->cap_dt ? s->cap_dt * 2 : 256;
+        doc_tf *q = rag_realloc(s->dt, cap * sizeof *q);
+        if (!q) {
+            s->rc = RAG_ENOMEM;
+            return 1;
+        }
+        s->dt = q;
+        s->cap_dt = cap;
+    }
+    s->dt[s->ndt++] = (doc_tf){doc, own, rag_get_be32(v + 12)};
     return 0;
 }
 
-/* Max-heap order: higher score first, then lower chunk id. */
+static int cmp_doc_tf(const void *a, const void *b)
+{
+    const doc_tf *x = a, *y = b;
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+/* Merges the entries of one document (only needed when its chunks' ids interleave with
+ * another document's, which ingest never does) and returns the count left. */
+static size_t doc_tf_merge(doc_tf *dt, size_t n)
+{
+    size_t m = 0;
+    qsort(dt, n, sizeof *dt, cmp_doc_tf);
+    for (size_t i = 0; i < n; i++) {
+        if (m && dt[m - 1].doc == dt[i].doc)
+            dt[m - 1].tf += dt[i].tf;
+        else
+            dt[m++] = dt[i];
+    }
+    return m;
+}
+
+/* Max-heap order: higher score first, then lower id. */
 static int before(const acc_slot *a, const acc_slot *b)
 {
     return a->score > b->score || (a->score == b->score && a->id < b->id);
@@ -1114,6 +1490,28 @@ static void sift_down(acc_slot *h, size_t n, size_t i)
         h[m] = t;
         i = m;
     }
+}
+
+/* Moves the used slots of a table of cap slots to its front, as a max-heap; returns their
+ * count. */
+static size_t acc_heapify(acc_slot *acc, size_t cap)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < cap; i++)
+        if (acc[i].id != UINT64_MAX)
+            acc[m++] = acc[i];
+    for (size_t i = m / 2; i-- > 0;)
+        sift_down(acc, m, i);
+    return m;
+}
+
+/* Chunks by document key, then best first. */
+static int cmp_chunk_by_doc(const void *a, const void *b)
+{
+    const acc_slot *x = a, *y = b;
+    if (x->doc != y->doc)
+        return x->doc < y->doc ? -1 : 1;
+    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
 }
 
 /* The df `given` holds for term (len bytes), never below the store's own `own` (statistics
@@ -1177,6 +1575,63 @@ cleanup:
     return rc;
 }
 
+/* The documents of table dacc (cap slots), best first, each as its best chunk of table acc
+ * (by chunk score) that `allow` accepts, into scores and ids until k are found; returns
+ * the count. A document whose best chunk is refused falls back to its next ones (the
+ * chunks are then sorted by document, once). Reorders both tables. */
+static int pick_docs(acc_slot *acc, acc_slot *dacc, size_t cap, int k, rag_chunk_pred allow,
+                     void *allow_user, float *scores, uint64_t *ids)
+{
+    size_t nc = 0, nd;
+    int sorted = 0, found = 0;
+    for (size_t i = 0; i < cap; i++)
+        dacc[i].doc = UINT64_MAX;
+    for (size_t i = 0; i < cap; i++) {
+        const acc_slot *c = &acc[i];
+        if (c->id == UINT64_MAX)
+            continue;
+        acc_slot *d = &dacc[acc_slot_of(dacc, cap - 1, c->doc)];
+        if (d->id != UINT64_MAX && (d->doc == UINT64_MAX || c->score > d->best ||
+                                    (c->score == d->best && c->id < d->doc))) {
+            d->doc = c->id;
+            d->best = c->score;
+        }
+        acc[nc++] = *c;
+    }
+    nd = acc_heapify(dacc, cap);
+    while (nd > 0 && found < k) {
+        acc_slot top = dacc[0];
+        uint64_t pick = UINT64_MAX;
+        dacc[0] = dacc[--nd];
+        sift_down(dacc, nd, 0);
+        if (top.doc == UINT64_MAX)
+            continue;
+        if (!allow || allow(allow_user, top.doc)) {
+            pick = top.doc;
+        } else {
+            size_t lo = 0, hi = nc;
+            if (!sorted)
+                qsort(acc, nc, sizeof *acc, cmp_chunk_by_doc);
+            sorted = 1;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (acc[mid].doc < top.id)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            for (; pick == UINT64_MAX && lo < nc && acc[lo].doc == top.id; lo++)
+                if (acc[lo].id != top.doc && allow(allow_user, acc[lo].id))
+                    pick = acc[lo].id;
+        }
+        if (pick != UINT64_MAX) {
+            scores[found] = (float)top.score;
+            ids[found++] = pick;
+        }
+    }
+    return found;
+}
+
 int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, const char *query,
                        size_t len, const rag_bm25_params *params, const rag_bm25_stats *given,
                        int k, rag_chunk_pred allow, void *allow_user, float *scores,
@@ -1184,15 +1639,17 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
 {
     rag_bm25_params p;
     term_bag bag;
-    acc_slot *acc = NULL;
+    acc_slot *acc = NULL, *dacc = NULL;
     uint32_t *dfs = NULL;
     unsigned char *keys = NULL; /* each term's statistics key, then NUL: its postings' prefix */
     size_t *klens = NULL;
-    uint64_t n_chunks, total, sum_df = 0, want;
-    size_t cap = 16, m = 0;
+    lex_totals t;
+    uint64_t sum_df = 0, want;
+    size_t cap = 16, m = 0, nd = 0;
     scan_state s;
     int rc, found = 0;
     memset(&bag, 0, sizeof bag);
+    memset(&s, 0, sizeof s);
     if (params)
         p = *params;
     else
@@ -1202,11 +1659,14 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     if (!(p.k1 >= 0 && p.k1 <= 100) || !(p.b >= 0 && p.b <= 1))
         return rag_fail(RAG_EINVAL, "BM25 parameters out of range: k1=%g (0..100), b=%g (0..1)",
                         (double)p.k1, (double)p.b);
+    if (p.unit != RAG_LEXICAL_DOCUMENT && p.unit != RAG_LEXICAL_CHUNK)
+        return rag_fail(RAG_EINVAL, "lexical search: unknown unit %d", p.unit);
     if ((rc = rag_store_hashkey_pending_txn(txn)) != 0) /* postings under two hash keys */
         return rc < 0 ? rc : rag_fail(RAG_EBUSY, "lexical search: the store's hash key is being "
                                       "replaced (the next read-write open finishes it)");
-    if ((rc = rag_lexical_stats(txn, coll, &n_chunks, &total)) != RAG_OK || n_chunks == 0)
+    if ((rc = totals_get(txn, coll, &t)) != RAG_OK || t.chunks == 0)
         return rc;
+    int by_doc = p.unit == RAG_LEXICAL_DOCUMENT && !given && !t.chunk_only && t.docs > 0;
     if ((rc = bag_fill(&bag, an, query, len)) != RAG_OK || bag.n == 0)
         goto cleanup;
     /* document frequencies first: they size the accumulator and weight the terms; each
@@ -1231,21 +1691,27 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     }
     if (sum_df == 0)
         goto cleanup;
-    want = sum_df < n_chunks ? sum_df : n_chunks;
+    want = sum_df < t.chunks ? sum_df : t.chunks;
     while (cap < want * 2)
         cap *= 2;
     acc = rag_malloc(cap * sizeof *acc);
-    if (!acc) {
+    if (by_doc && acc)
+        dacc = rag_malloc(cap * sizeof *dacc);
+    if (!acc || (by_doc && !dacc)) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
-    for (size_t i = 0; i < cap; i++)
+    for (size_t i = 0; i < cap; i++) {
         acc[i].id = UINT64_MAX;
+        if (dacc)
+            dacc[i].id = UINT64_MAX;
+    }
     /* the weights: the store's own statistics, or the given collection-wide ones */
-    double N = given ? (double)given->chunks : (double)n_chunks;
-    double all_len = given ? (double)given->total_len : (double)total;
+    double N = given ? (double)given->chunks : (double)t.chunks;
+    double all_len = given ? (double)given->total_len : (double)t.total;
+    double Nd = (double)t.docs, inv_avgdl_doc = t.doc_total > 0 ? Nd / (double)t.doc_total : 1.0;
     s = (scan_state){NULL, 0, acc, cap - 1, 0, 0, p.k1, p.b,
-                     all_len > 0 ? N / all_len : 1.0, RAG_OK};
+                     all_len > 0 ? N / all_len : 1.0, by_doc, NULL, 0, 0, 0, RAG_OK};
     for (size_t i = 0; i < bag.cap; i++) {
         const term_ent *e = &bag.slots[i];
         if (!e->len || !dfs[i])
@@ -1254,6 +1720,8 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
         s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
         s.prefix = keys + i * (DF_KEY_MAX + 1);
         s.plen = klens[i] + 1;
+        s.ndt = 0;
+        s.unsorted = 0;
         rc = rag_store_kv_scan(txn, T_POSTINGS, s.prefix, s.plen, accumulate, &s);
         if (rc < 0)
             goto cleanup;
@@ -1262,13 +1730,22 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
             goto cleanup;
         }
         rc = RAG_OK;
+        if (!by_doc)
+            continue;
+        /* the term's documents: their count is its document frequency */
+        size_t ndt = s.unsorted ? doc_tf_merge(s.dt, s.ndt) : s.ndt;
+        double dw = log(1.0 + (Nd - (double)ndt + 0.5) / ((double)ndt + 0.5)) * e->tf;
+        for (size_t j = 0; j < ndt; j++) {
+            double tf = s.dt[j].tf, dl = s.dt[j].dl;
+            acc_add(dacc, cap - 1, &nd, s.dt[j].doc, s.dt[j].doc,
+                    dw * tf * (p.k1 + 1) / (tf + p.k1 * (1 - p.b + p.b * dl * inv_avgdl_doc)));
+        }
     }
-    /* compact the table into a heap and pop the best allowed ones */
-    for (size_t i = 0; i < cap; i++)
-        if (acc[i].id != UINT64_MAX)
-            acc[m++] = acc[i];
-    for (size_t i = m / 2; i-- > 0;)
-        sift_down(acc, m, i);
+    if (by_doc) {
+        found = pick_docs(acc, dacc, cap, k, allow, allow_user, scores, ids);
+        goto cleanup;
+    }
+    m = acc_heapify(acc, cap);
     while (m > 0 && found < k) {
         acc_slot top = acc[0];
         acc[0] = acc[--m];
@@ -1285,6 +1762,8 @@ cleanup:
     free(keys);
     free(klens);
     free(acc);
+    free(dacc);
+    free(s.dt);
     return rc < 0 ? rc : found;
 }
 
@@ -1368,40 +1847,76 @@ static int lex_purge_fn(rag_txn *txn, void *user)
     return rc;
 }
 
-/* Indexes the plan's chunks [from, to) with their documents' titles, as ingest does. A
- * chunk that is gone or does not decode is left out (the check reports it). */
-static int lex_add_fn(rag_txn *txn, void *user)
+/* Indexes the plan's chunks [from, to) (a whole document) with its title, as ingest does.
+ * A chunk that is gone or does not decode is left out (the check reports it), as is one
+ * already indexed (listed by two documents: indexed once). */
+static int lex_add_doc(rag_txn *txn, lex_batch_arg *a, size_t from, size_t to)
 {
-    lex_batch_arg *a = user;
-    int rc = RAG_OK;
-    a->added = 0;
-    for (size_t i = a->from; rc == RAG_OK && i < a->to; i++) {
+    size_t n = to - from, m = 0;
+    rag_chunk_rec **recs = rag_calloc(n, sizeof *recs);
+    char **bufs = rag_calloc(n, sizeof *bufs);
+    rag_lex_chunk *lc = rag_calloc(n, sizeof *lc);
+    int rc = recs && bufs && lc ? RAG_OK : RAG_ENOMEM;
+    for (size_t i = from; rc == RAG_OK && i < to; i++) {
         rag_chunk_rec *ch = NULL;
-        char *buf = NULL;
-        const char *text;
-        size_t len;
+        int dup = 0;
         rc = rag_store_chunk_get(txn, a->coll, a->lp->ids[i], &ch);
         if (rc == RAG_ENOTFOUND || rc == RAG_ECORRUPT) {
             rag_clear_error();
             rc = RAG_OK;
             continue;
         }
-        if (rc == RAG_OK)
-            rc = rag_lexical_chunk_text(a->lp->titles[a->lp->doc[i]], ch->text, ch->text_len,
-                                        &buf, &text, &len);
-        if (rc == RAG_OK) {
-            rc = rag_lexical_add(txn, a->an, a->coll, ch->id, text, len);
-            if (rc == RAG_OK && a->hooks && a->hooks->chunk)
-                rc = a->hooks->chunk(a->hooks->user, txn, a->coll, ch);
-            if (rc == RAG_OK)
-                a->added++;
-            else if (rc == RAG_EEXIST) { /* listed by two documents: indexed once */
-                rag_clear_error();
-                rc = RAG_OK;
-            }
+        for (size_t j = 0; rc == RAG_OK && j < m; j++)
+            dup |= lc[j].id == ch->id;
+        if (rc == RAG_OK && !dup && (rc = rag_lexical_indexed(txn, a->coll, ch->id)) >= 0) {
+            dup = rc == 1;
+            rc = RAG_OK;
         }
-        free(buf);
-        rag_chunk_rec_free(ch);
+        if (rc != RAG_OK || dup) {
+            rag_chunk_rec_free(ch);
+            continue;
+        }
+        recs[m] = ch;
+        lc[m].id = ch->id;
+        rc = rag_lexical_chunk_text(a->lp->titles[a->lp->doc[i]], ch->text, ch->text_len,
+                                    &bufs[m], &lc[m].text, &lc[m].len);
+        if (m > 0) { /* past what the chunk before holds, as ingest indexed it */
+            size_t ov = rag_lexical_overlap(ch->start, ch->text_len, recs[m - 1]->end);
+            lc[m].own = ch->text + ov;
+            lc[m].own_len = ch->text_len - ov;
+        }
+        m++;
+    }
+    if (rc == RAG_OK)
+        rc = rag_lexical_add_doc(txn, a->an, a->coll, lc, m);
+    for (size_t i = 0; rc == RAG_OK && i < m; i++)
+        if (a->hooks && a->hooks->chunk)
+            rc = a->hooks->chunk(a->hooks->user, txn, a->coll, recs[i]);
+    if (rc == RAG_OK)
+        a->added += m;
+    for (size_t i = 0; i < m; i++) {
+        free(bufs[i]);
+        rag_chunk_rec_free(recs[i]);
+    }
+    free(recs);
+    free(bufs);
+    free(lc);
+    return rc;
+}
+
+/* Indexes the plan's chunks [from, to), which end at a document's end, document by
+ * document. */
+static int lex_add_fn(rag_txn *txn, void *user)
+{
+    lex_batch_arg *a = user;
+    int rc = RAG_OK;
+    a->added = 0;
+    for (size_t i = a->from; rc == RAG_OK && i < a->to;) {
+        size_t end = i + 1;
+        while (end < a->to && a->lp->doc[end] == a->lp->doc[i])
+            end++;
+        rc = lex_add_doc(txn, a, i, end);
+        i = end;
     }
     if (rc == RAG_OK && a->last)
         rc = rag_lexical_rebuild_mark(txn, a->coll, 0);
@@ -1437,9 +1952,11 @@ int rag_lexical_rebuild(rag_store *st, const char *coll_name, uint32_t coll,
         if (hooks && hooks->committed)
             hooks->committed(hooks->user);
     } while (a.deleted == LEX_PURGE_KEYS);
-    for (size_t from = 0;; from += LEX_ADD_CHUNKS) {
+    for (size_t from = 0;; from = a.to) {
         a.from = from;
         a.to = lp.n - from < LEX_ADD_CHUNKS ? lp.n : from + LEX_ADD_CHUNKS;
+        while (a.to < lp.n && lp.doc[a.to] == lp.doc[a.to - 1]) /* a document at a time */
+            a.to++;
         a.last = a.to == lp.n;
         if ((rc = rag_store_write(st, lex_add_fn, &a)) != RAG_OK)
             goto cleanup;

@@ -36,16 +36,42 @@ int rag_analyze(const rag_analyzer *an, const char *text, size_t len, rag_term_f
 typedef struct rag_bm25_params {
     float k1;   /* term-frequency saturation; default 0.9 */
     float b;    /* length normalisation; default 0.4 */
+    int unit;   /* RAG_LEXICAL_DOCUMENT (default) or RAG_LEXICAL_CHUNK: what BM25 scores */
 } rag_bm25_params;
 
-/* Fills the defaults (k1 0.9, b 0.4). Can't fail. */
+/* Fills the defaults (k1 0.9, b 0.4, by document). Can't fail. */
 void rag_bm25_params_init(rag_bm25_params *p);
 
-/* Adds / removes one chunk's postings, its length and the collection statistics, writing
- * O(distinct terms of the chunk) entries. Must be given the same text (and analyzer) on
- * removal as on addition: RAG_ECORRUPT when the terms do not match what was indexed.
- * add: RAG_EEXIST when the chunk is already indexed. remove: RAG_OK and nothing done when
- * the chunk was never indexed (a store written before the lexical index existed). */
+/* One chunk of a document to index: its id and the text it is scored on (title and
+ * chunk text, rag_lexical_chunk_text), and its own part of the document, which no other
+ * chunk holds (own NULL: all of text; see rag_lexical_overlap). Borrowed. */
+typedef struct rag_lex_chunk {
+    uint64_t id;
+    const char *text;
+    size_t len;
+    const char *own;
+    size_t own_len;
+} rag_lex_chunk;
+
+/* Adds / removes one document: its n chunks, their postings, lengths and the collection
+ * statistics, writing O(distinct terms of each chunk) entries. A document's chunks are
+ * added and removed together, in one call (each posting carries the document's length);
+ * its key is its lowest chunk id, and the ids must lie within 2^32 of it (RAG_EINVAL).
+ * Removal must be given the same texts (and analyzer) as the addition (own parts are not
+ * needed): RAG_ECORRUPT when the terms do not match what was indexed, or when the chunks
+ * given are not the whole document. n 0: nothing done. add: RAG_EEXIST when a chunk is
+ * already indexed. remove: a chunk that was never indexed (a store written before the
+ * lexical index existed) is skipped. In a collection still in the chunk-only format of
+ * older stores (see lexical.c) both keep that format. */
+int rag_lexical_add_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                        const rag_lex_chunk *chunks, size_t n);
+int rag_lexical_remove_doc(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
+                           const rag_lex_chunk *chunks, size_t n);
+/* How many bytes at the start of a chunk's text (len bytes from offset `start` of its
+ * document's text) the chunk before it (ending at prev_end) already holds: the own part
+ * of every chunk but the first is its text from there on. Can't fail. */
+size_t rag_lexical_overlap(uint64_t start, uint64_t len, uint64_t prev_end);
+/* The one-chunk document chunk_id (rag_lexical_add_doc with n 1). */
 int rag_lexical_add(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
                     const char *text, size_t len);
 int rag_lexical_remove(rag_txn *txn, const rag_analyzer *an, uint32_t coll, uint64_t chunk_id,
@@ -90,8 +116,10 @@ typedef struct rag_lex_rebuild_hooks {
  * chunks with the analyzer ingest uses (the collection's language, stop words on; see
  * coll_new in ragcore.c), under the store's current hash key. Runs as bounded
  * transactions: the first sets the rebuild mark, the old entries are deleted 65,536 at a
- * time, the chunks indexed 1,024 at a time, and the last clears the mark, so an
- * interrupted rebuild is reported by the next check and done again by the next repair.
+ * time, the chunks indexed about 1,024 at a time (whole documents, in the document format,
+ * each chunk's own part past the chunk before, as ingest gives it), and the last clears
+ * the mark, so an interrupted rebuild is reported by the next check and done again by the
+ * next repair.
  * A chunk that is gone or does not decode is left out. *indexed receives the chunks
  * indexed, lang[langsz] the analyzer's language. */
 int rag_lexical_rebuild(rag_store *st, const char *coll_name, uint32_t coll,
@@ -109,8 +137,15 @@ typedef struct rag_lexical_audit {
     uint64_t terms;           /* distinct terms with postings */
     uint64_t df_records;      /* document-frequency records */
     uint64_t bad_chunks;      /* chunk entries whose postings do not add up to their distinct
-                               * terms and length */
+                               * terms, length and own length */
     uint64_t stray_postings;  /* postings of no chunk entry, or carrying another length */
+    uint64_t docs;            /* documents the chunk entries form (document format) ... */
+    uint64_t doc_len;         /* ... and the sum of their lengths (own lengths) */
+    uint64_t stat_docs;       /* the collection statistics: documents ... */
+    uint64_t stat_doc_len;    /* ... and their total length */
+    uint64_t bad_doc_postings; /* postings whose ordinal or document length is not what the
+                                * chunk entries give, or whose own tf exceeds their tf */
+    int chunk_only;           /* the chunk-only format of older stores (no document fields) */
     uint64_t bad_df;          /* terms whose document frequency is not their posting count
                                * (including records of terms without postings) */
     uint64_t malformed;       /* entries that do not decode */
@@ -125,6 +160,10 @@ int rag_lexical_audit_coll(rag_txn *txn, uint32_t coll, rag_lexical_audit *out);
 
 /* Number of indexed chunks and the sum of their lengths in terms (0, 0 when none). */
 int rag_lexical_stats(rag_txn *txn, uint32_t coll, uint64_t *n_chunks, uint64_t *total_len);
+/* Number of indexed documents into *n_docs; returns 1 when the collection is in the
+ * document format (or empty), 0 when in the chunk-only format of older stores (*n_docs 0:
+ * lexical search then scores chunks whatever the unit asked), or a negative status. */
+int rag_lexical_docs(rag_txn *txn, uint32_t coll, uint64_t *n_docs);
 /* Document frequency of an already analysed term (0 when absent). */
 int rag_lexical_df(rag_txn *txn, uint32_t coll, const char *term, size_t len, uint32_t *df);
 /* 1 when the chunk is in the lexical index, 0 when not, or a negative status. */
@@ -141,6 +180,11 @@ typedef int (*rag_chunk_pred)(void *user, uint64_t chunk_id);
  * collection score as one (a given df below the store's own, or a term `given` lacks,
  * takes the store's df). k >= 1 (RAG_EINVAL). RAG_EBUSY while a hash-key rotation is
  * pending (hashrot.h): the postings may be under two keys.
+ * By document (params->unit, the default): documents are scored (see lexical.c) and each
+ * is returned once, as its best chunk by chunk-level BM25 that `allow` accepts, with the
+ * document's score (ties: lower document key, then the better chunk). Scoring is by chunk
+ * when params->unit asks for it, when `given` is not NULL (statistics are by chunk), or in
+ * a collection still in the chunk-only format.
  * score = sum over query terms (repeats count) of
  *         idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
  * idf = ln(1 + (N - df + 0.5) / (df + 0.5)), lengths in indexed terms. Term-at-a-time over

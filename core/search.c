@@ -558,8 +558,8 @@ static void count_term(void *user, const char *term, size_t len)
     (*(int *)user)++;
 }
 
-static int lexical_side(plan *p, const char *query, const rag_bm25_stats *stats, int n,
-                        cand_list *out, int *nterms)
+static int lexical_side(plan *p, const char *query, const rag_bm25_stats *stats, int unit,
+                        int n, cand_list *out, int *nterms)
 {
     rag_coll *c = p->coll;
     float *scores = rag_malloc((size_t)n * sizeof *scores);
@@ -571,6 +571,7 @@ static int lexical_side(plan *p, const char *query, const rag_bm25_stats *stats,
     }
     rag_bm25_params bp;
     rag_bm25_params_init(&bp);
+    bp.unit = unit;
     int m = rag_lexical_search(p->txn, c->an, c->id, query, strlen(query), &bp, stats, n,
                                p->kind == PLAN_ALL ? NULL : chunk_allowed, p, scores, ids);
     if (m < 0) {
@@ -915,10 +916,11 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     if (opts) {
         if (opts->version < 1)
             return rag_fail(RAG_EINVAL, "search options version is 0 (call rag_search_options_init)");
-        if (opts->version >= 2)
+        if (opts->version >= 3)
             o = *opts;
         else /* built against an older header: a shorter struct */
-            memcpy(&o, opts, offsetof(rag_search_options, bm25_stats));
+            memcpy(&o, opts, opts->version == 2 ? offsetof(rag_search_options, lexical_unit)
+                                                : offsetof(rag_search_options, bm25_stats));
         o.version = RAG_SEARCH_OPTIONS_VERSION;
     }
     int rc0 = rag_search_options_check(&o);
@@ -975,7 +977,7 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
     if (rc == RAG_OK && use_dense)
         rc = dense_side(db, &p, qvec, n_side, &dl);
     if (rc == RAG_OK && use_lex)
-        rc = lexical_side(&p, query, o.bm25_stats, n_side, &ll, &nterms);
+        rc = lexical_side(&p, query, o.bm25_stats, o.lexical_unit, n_side, &ll, &nterms);
     if (rc == RAG_OK) {
         if (use_dense && use_lex) {
             rc = fuse(&dl, &ll, &o, &fused);

@@ -13,7 +13,8 @@
 #include <string.h>
 
 /* How a value is kept in rag_search_options. */
-enum field_kind { F_INT, F_INT64, F_FLOAT, F_STRING, F_MODE, F_FUSION, F_TIME_BASIS };
+enum field_kind { F_INT, F_INT64, F_FLOAT, F_STRING, F_MODE, F_FUSION, F_TIME_BASIS,
+                  F_LEXICAL_UNIT };
 
 typedef struct opt_def {
     rag_option_info info;
@@ -65,6 +66,9 @@ static const opt_def OPTIONS[] = {
     {{"time_basis", NULL, RAG_OPTION_CHOICE, 0, 0, "source|ingested", "source",
       "document time for ages: source modification time, or ingest time"},
      F_TIME_BASIS, OFF(time_basis), 0},
+    {{"lexical_unit", NULL, RAG_OPTION_CHOICE, 0, 0, "document|chunk", "document",
+      "what BM25 scores: whole documents (each returned as its best chunk) or chunks"},
+     F_LEXICAL_UNIT, OFF(lexical_unit), 0},
 };
 
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
@@ -152,6 +156,7 @@ int rag_search_option_set(rag_search_options *opts, const char *name, const char
             break;
         }
         case F_FUSION: *(rag_fusion *)field = i ? RAG_FUSION_WEIGHTED : RAG_FUSION_RRF; break;
+        case F_LEXICAL_UNIT: *(int *)field = i ? RAG_LEXICAL_CHUNK : RAG_LEXICAL_DOCUMENT; break;
         default: *(int *)field = i ? RAG_TIME_INGESTED : RAG_TIME_SOURCE; break;
         }
         return RAG_OK;
@@ -201,6 +206,12 @@ int rag_search_options_check(const rag_search_options *o)
             int t = *(const int *)field;
             if (t != RAG_TIME_SOURCE && t != RAG_TIME_INGESTED)
                 return rag_fail(RAG_EINVAL, "unknown time_basis %d", t);
+            continue;
+        }
+        case F_LEXICAL_UNIT: {
+            int u = *(const int *)field;
+            if (u != RAG_LEXICAL_DOCUMENT && u != RAG_LEXICAL_CHUNK)
+                return rag_fail(RAG_EINVAL, "unknown lexical_unit %d", u);
             continue;
         }
         default: continue; /* strings: checked where they are parsed */

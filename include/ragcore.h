@@ -888,7 +888,7 @@ RAG_API int rag_extract_paths(const char *const *paths, size_t n, const rag_inge
 /* ------------------------------------------------------------------------------------ */
 /* Search.                                                                               */
 
-#define RAG_SEARCH_OPTIONS_VERSION 2
+#define RAG_SEARCH_OPTIONS_VERSION 3
 
 /* Retrieval mode: dense vectors, BM25 over the lexical index, or both fused. */
 typedef enum rag_mode {
@@ -962,10 +962,20 @@ typedef struct rag_search_options {
      * own (statistics read a moment earlier), is weighted by the store's own document
      * frequency. */
     const rag_bm25_stats *bm25_stats;
+    /* Since version 3. What the lexical side scores: RAG_LEXICAL_DOCUMENT (the default)
+     * scores whole documents with BM25 (a term's frequency summed over the document's
+     * chunks, its length their lengths summed) and returns each matching document once, as
+     * its best-scoring chunk that the filters allow, with the document's score;
+     * RAG_LEXICAL_CHUNK scores each chunk on its own. Scoring is by chunk whatever this says
+     * when bm25_stats is given (those statistics count chunks), and in a collection indexed
+     * before documents were (until `ragcore check --repair` rebuilds its lexical index). */
+    int lexical_unit;
 } rag_search_options;
 
 #define RAG_TIME_SOURCE 0
 #define RAG_TIME_INGESTED 1
+#define RAG_LEXICAL_DOCUMENT 0
+#define RAG_LEXICAL_CHUNK 1
 
 RAG_API void rag_search_options_init(rag_search_options *opts);
 

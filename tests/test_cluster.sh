@@ -63,7 +63,9 @@ def single_store(coll, docs, chunk_tokens, overlap):
 single_store("t", corpus, 24, 4)
 
 def single(query, mode, k=10, extra=None, coll="t"):
-    flags = [f"--{name.replace('_', '-')}={v}" for name, v in (extra or {}).items()]
+    # a cluster scores BM25 by chunk (docs/cluster.md): the single store is asked to as well
+    flags = [f"--{name.replace('_', '-')}={v}"
+             for name, v in {"lexical_unit": "chunk", **(extra or {})}.items()]
     out = subprocess.run([f"{bin_}/ragcore", "search", "--db", f"{tmp}/ref", "--collection", coll,
                           "--mode", mode, "-k", str(k), "--collapse-threshold", "2", "--json",
                           *flags, query], check=True, capture_output=True, text=True).stdout

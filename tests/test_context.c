@@ -286,6 +286,7 @@ static void test_gap_separate_passages(void)
     rag_context_options o;
     opts_at(&o, 100000);
     o.search.mode = RAG_MODE_LEXICAL;
+    o.search.lexical_unit = RAG_LEXICAL_CHUNK; /* both chunks naming it, not the document once */
     rag_prompt_context *ctx = NULL;
     ASSERT_OK(rag_context(db, "zanzibar", &o, &ctx));
     json_t *root = json_loads(rag_context_json(ctx), 0, NULL);

@@ -843,6 +843,14 @@ static void test_search_options_by_name(void)
     ASSERT_TRUE(strstr(rag_errmsg(), "mode must be one of hybrid,dense,lexical,vector"));
     ASSERT_EQ_INT(rag_search_option_set(&so, "bogus", "1"), RAG_EINVAL);
     ASSERT_TRUE(strstr(rag_errmsg(), "unknown search option 'bogus'"));
+    ASSERT_EQ_INT(so.lexical_unit, RAG_LEXICAL_DOCUMENT);
+    ASSERT_OK(rag_search_option_set(&so, "lexical_unit", "chunk"));
+    ASSERT_EQ_INT(so.lexical_unit, RAG_LEXICAL_CHUNK);
+    ASSERT_OK(rag_search_option_set(&so, "lexical_unit", "document"));
+    ASSERT_EQ_INT(so.lexical_unit, RAG_LEXICAL_DOCUMENT);
+    ASSERT_EQ_INT(rag_search_option_set(&so, "lexical_unit", "paragraph"), RAG_EINVAL);
+    ASSERT_TRUE(
+        strstr(rag_errmsg(), "lexical_unit must be one of document,chunk, got 'paragraph'"));
 
     /* rag_search validates a struct filled directly against the same table */
     rag_db *db = open_db(NULL);
@@ -859,8 +867,83 @@ static void test_search_options_by_name(void)
     ASSERT_EQ_INT(rag_search(db, "v1", &bad, &res), RAG_EINVAL);
     ASSERT_TRUE(strstr(rag_errmsg(), "recency_weight"));
     bad.recency_weight = 0;
+    bad.lexical_unit = 5;
+    ASSERT_EQ_INT(rag_search(db, "v1", &bad, &res), RAG_EINVAL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "unknown lexical_unit 5"));
+    bad.lexical_unit = 0;
     ASSERT_OK(rag_search(db, "v1", &bad, &res)); /* zeros mean the defaults */
     ASSERT_EQ_INT(rag_results_count(res), 5);
+    rag_results_free(res);
+    rag_close(db);
+}
+
+/* lexical_unit through rag_search: by document each document is one hit (its best chunk),
+ * by chunk every matching chunk is; restrictions apply to the chunk returned; hybrid fuses
+ * the document-level list. */
+static void test_lexical_unit(void)
+{
+    fresh_dir("lexical_unit");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &test_def;
+    o.chunk_tokens = 8;
+    o.chunk_overlap = 2;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    if (!db)
+        return;
+    static const char *const texts[] = {
+        "alpha one two three four five six seven eight nine ten eleven twelve beta thirteen "
+        "fourteen alpha",
+        "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi "
+        "rho sigma"};
+    static const char *const ids[] = {"spread", "packed"};
+    for (int i = 0; i < 2; i++) {
+        rag_document d;
+        rag_document_init(&d);
+        d.id = ids[i];
+        d.text = texts[i];
+        ASSERT_OK(rag_ingest(db, "units", &d, 1, NULL));
+    }
+    rag_search_options so;
+    rag_search_options_init(&so);
+    so.collection = "units";
+    so.mode = RAG_MODE_LEXICAL;
+    so.collapse_threshold = 2;
+    rag_results *res = NULL;
+    ASSERT_OK(rag_search(db, "alpha beta", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 2);
+    const rag_hit *h0 = rag_results_get(res, 0), *h1 = rag_results_get(res, 1);
+    ASSERT_TRUE(h0 && h1 && strcmp(h0->doc_id, h1->doc_id) != 0);
+    for (size_t i = 0; i < rag_results_count(res); i++) {
+        const rag_hit *h = rag_results_get(res, i);
+        if (strcmp(h->doc_id, "packed") == 0) /* both words in its first chunk */
+            ASSERT_EQ_INT(h->start, 0);
+    }
+    rag_results_free(res);
+    so.lexical_unit = RAG_LEXICAL_CHUNK;
+    ASSERT_OK(rag_search(db, "alpha beta", &so, &res));
+    ASSERT_TRUE(rag_results_count(res) >= 4); /* spread: 3 chunks match, packed: 1 */
+    rag_results_free(res);
+    /* a restriction to one document: its best chunk */
+    const char *only[] = {"spread"};
+    so.lexical_unit = RAG_LEXICAL_DOCUMENT;
+    so.doc_ids = only;
+    so.n_doc_ids = 1;
+    ASSERT_OK(rag_search(db, "alpha beta", &so, &res));
+    ASSERT_EQ_INT(rag_results_count(res), 1);
+    ASSERT_TRUE(strcmp(rag_results_get(res, 0)->doc_id, "spread") == 0);
+    rag_results_free(res);
+    /* hybrid: the lexical side ranks documents */
+    so.doc_ids = NULL;
+    so.n_doc_ids = 0;
+    so.mode = RAG_MODE_HYBRID;
+    so.k = 20;
+    ASSERT_OK(rag_search(db, "alpha beta", &so, &res));
+    int lexical_hits = 0;
+    for (size_t i = 0; i < rag_results_count(res); i++)
+        lexical_hits += rag_results_get(res, i)->lexical_rank > 0;
+    ASSERT_EQ_INT(lexical_hits, 2);
     rag_results_free(res);
     rag_close(db);
 }
@@ -1107,6 +1190,7 @@ int main(void)
     RUN_TEST(test_collapse_vectors_from_index_or_store);
     RUN_TEST(test_search_options_by_name);
     RUN_TEST(test_score_per_mode);
+    RUN_TEST(test_lexical_unit);
     RUN_TEST(test_bm25_stats_split_stores);
     RUN_TEST(test_select_by_hand);
     return TEST_REPORT();

@@ -606,8 +606,8 @@ static uint32_t coll_id_of(const char *dir, const char *name)
     return rec.id;
 }
 
-/* Runs every lexical query on a collection. */
-static void lex_search_all(const char *dir, const char *coll, lex_hits *out)
+/* Runs every lexical query on a collection, BM25 by `unit` (RAG_LEXICAL_*). */
+static void lex_search_unit(const char *dir, const char *coll, int unit, lex_hits *out)
 {
     rag_open_options o;
     rag_open_options_init(&o);
@@ -620,6 +620,7 @@ static void lex_search_all(const char *dir, const char *coll, lex_hits *out)
         so.mode = RAG_MODE_LEXICAL;
         so.collection = coll;
         so.k = LEX_K;
+        so.lexical_unit = unit;
         rag_results *res = NULL;
         memset(&out[q], 0, sizeof out[q]);
         if (db)
@@ -632,6 +633,11 @@ static void lex_search_all(const char *dir, const char *coll, lex_hits *out)
         rag_results_free(res);
     }
     rag_close(db);
+}
+
+static void lex_search_all(const char *dir, const char *coll, lex_hits *out)
+{
+    lex_search_unit(dir, coll, RAG_LEXICAL_DOCUMENT, out);
 }
 
 /* 1 when both runs returned the same hits in the same order with the same scores. */
@@ -724,6 +730,97 @@ static int cli_check(const char *dir, int repair)
              repair ? " --repair" : "");
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Rewrites a collection's lexical index in the chunk-only format of older stores: every
+ * chunk indexed on its own, under statistics of that format. */
+typedef struct lex_old {
+    uint32_t coll;
+    rag_analyzer *an;
+    rag_txn *txn;
+    int rc;
+} lex_old;
+
+static int lex_old_doc(void *user, const rag_doc_rec *d)
+{
+    lex_old *o = user;
+    for (uint32_t i = 0; o->rc == RAG_OK && i < d->nchunks; i++) {
+        rag_chunk_rec *ch = NULL;
+        char *buf = NULL;
+        const char *t;
+        size_t tl;
+        o->rc = rag_store_chunk_get(o->txn, o->coll, d->chunk_ids[i], &ch);
+        if (o->rc == RAG_OK)
+            o->rc = rag_lexical_chunk_text(d->title, ch->text, ch->text_len, &buf, &t, &tl);
+        if (o->rc == RAG_OK)
+            o->rc = rag_lexical_add(o->txn, o->an, o->coll, ch->id, t, tl);
+        free(buf);
+        rag_chunk_rec_free(ch);
+    }
+    return o->rc == RAG_OK ? 0 : o->rc;
+}
+
+static int lex_old_fn(rag_txn *txn, void *user)
+{
+    lex_old *o = user;
+    unsigned char k[4] = {(unsigned char)(o->coll >> 24), (unsigned char)(o->coll >> 16),
+                          (unsigned char)(o->coll >> 8), (unsigned char)o->coll};
+    unsigned char v[16] = {0};
+    int rc = rag_lexical_purge(txn, o->coll);
+    if (rc == RAG_OK) /* empty statistics of the old format: chunks added keep it */
+        rc = rag_store_kv_put(txn, "lex_stats", k, 4, v, 16);
+    o->txn = txn;
+    o->rc = RAG_OK;
+    if (rc == RAG_OK)
+        rc = rag_store_doc_scan(txn, o->coll, lex_old_doc, o);
+    return rc < 0 ? rc : o->rc;
+}
+
+/* Plants one inconsistency in a collection's document fields: the document length of its
+ * first posting (doc_len) or the document count of its statistics. */
+typedef struct lex_plant {
+    uint32_t coll;
+    int stats;
+    unsigned char key[160];
+    size_t klen;
+} lex_plant;
+
+static int first_key(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    lex_plant *p = user;
+    (void)val;
+    (void)vlen;
+    if (klen <= sizeof p->key) {
+        memcpy(p->key, key, klen);
+        p->klen = klen;
+    }
+    return 1;
+}
+
+static int lex_plant_fn(rag_txn *txn, void *user)
+{
+    lex_plant *p = user;
+    unsigned char prefix[4] = {(unsigned char)(p->coll >> 24), (unsigned char)(p->coll >> 16),
+                               (unsigned char)(p->coll >> 8), (unsigned char)p->coll};
+    const char *table = p->stats ? "lex_stats" : "lex_postings";
+    const void *val;
+    size_t vl;
+    unsigned char v[64];
+    p->klen = 0;
+    int rc = rag_store_kv_scan(txn, table, prefix, 4, first_key, p);
+    if (rc < 0)
+        return rc;
+    if (p->stats) { /* the collection's record is its shortest key: the prefix */
+        memcpy(p->key, prefix, 4);
+        p->klen = 4;
+    }
+    if ((rc = rag_store_kv_get(txn, table, p->key, p->klen, &val, &vl)) != RAG_OK)
+        return rc;
+    if (vl != (p->stats ? 32u : 20u))
+        return RAG_EINVAL;
+    memcpy(v, val, vl);
+    v[p->stats ? 23 : 15]++; /* low byte of the documents / the document length */
+    return rag_store_kv_put(txn, table, p->key, p->klen, v, vl);
 }
 
 static void test_lexical_repair(void)
@@ -855,6 +952,50 @@ static void test_lexical_repair(void)
     ASSERT_EQ_INT(problems(dir), 0);
     lex_search_all(dir, "plain", after[0]);
     ASSERT_TRUE(same_hits(before[0], after[0]));
+
+    /* 4. An index in the chunk-only format of older stores: searched by chunk whatever the
+     * unit asked, noted by the check, rebuilt by document by the repair. */
+    static lex_hits by_chunk[N_LEX_QUERIES];
+    lex_search_unit(dir, "default", RAG_LEXICAL_CHUNK, by_chunk);
+    ASSERT_TRUE(!same_hits(by_chunk, before[1])); /* the units rank differently here */
+    lex_old old = {coll_id_of(dir, "default"), NULL, NULL, 0};
+    ASSERT_OK(rag_analyzer_create("english", 1, &old.an));
+    inject(dir, lex_old_fn, &old);
+    rag_analyzer_free(old.an);
+    r = check(dir, 0);
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_NOTE, "chunk-only format of older versions"));
+    rag_check_report_free(r);
+    lex_search_all(dir, "default", after[1]);
+    ASSERT_TRUE(same_hits(by_chunk, after[1]));
+    r = check(dir, RAG_CHECK_REPAIR);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, want_default));
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
+    rag_check_report_free(r);
+    r = check(dir, 0);
+    ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
+    ASSERT_TRUE(!has_item(r, RAG_CHECK_NOTE, "chunk-only format"));
+    rag_check_report_free(r);
+    lex_search_all(dir, "default", after[1]);
+    ASSERT_TRUE(same_hits(before[1], after[1]));
+
+    /* 5. A posting's document length, then the statistics' document count, planted wrong. */
+    lex_plant plant = {coll_id_of(dir, "default"), 0, {0}, 0};
+    inject(dir, lex_plant_fn, &plant);
+    r = check(dir, 0);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "carry another document ordinal or length"));
+    rag_check_report_free(r);
+    plant.stats = 1;
+    inject(dir, lex_plant_fn, &plant);
+    r = check(dir, 0);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "lexical statistics count 30 documents"));
+    rag_check_report_free(r);
+    r = check(dir, RAG_CHECK_REPAIR);
+    ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, want_default));
+    rag_check_report_free(r);
+    ASSERT_EQ_INT(problems(dir), 0);
+    lex_search_all(dir, "default", after[1]);
+    ASSERT_TRUE(same_hits(before[1], after[1]));
 }
 
 int main(void)

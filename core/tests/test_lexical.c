@@ -4,6 +4,7 @@
 #include "status.h"
 #include "test.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -440,6 +441,289 @@ done:
     rag_store_close(st);
 }
 
+/* ---- document-level scoring ------------------------------------------------------------- */
+
+/* Three documents of collection 9: A's words are spread over two chunks (the second
+ * overlapping the first by "gamma"), B holds both query words in its one chunk, C is two
+ * chunks. Chunk lengths 2, 3 | 5 | 2, 2 (14); own lengths 2, 2 | 5 | 2, 2: documents of
+ * 4, 5 and 4 terms (13). */
+static const rag_lex_chunk doc_a[] = {{10, "alpha gamma", 11, NULL, 0},
+                                      {11, "gamma beta delta", 16, "beta delta", 10}};
+static const rag_lex_chunk doc_b[] = {{20, "alpha beta epsilon zeta eta", 27, NULL, 0}};
+static const rag_lex_chunk doc_c[] = {{30, "eta theta", 9, NULL, 0},
+                                      {31, "alpha iota", 10, "alpha iota", 10}};
+
+typedef struct doc_op {
+    const rag_analyzer *an;
+    uint32_t coll;
+    const rag_lex_chunk *chunks;
+    size_t n;
+    int remove;
+} doc_op;
+
+static int run_doc_op(rag_txn *txn, void *user)
+{
+    const doc_op *d = user;
+    return d->remove ? rag_lexical_remove_doc(txn, d->an, d->coll, d->chunks, d->n)
+                     : rag_lexical_add_doc(txn, d->an, d->coll, d->chunks, d->n);
+}
+
+static int doc_apply(rag_store *st, const rag_analyzer *an, uint32_t coll,
+                     const rag_lex_chunk *chunks, size_t n, int remove)
+{
+    doc_op d = {an, coll, chunks, n, remove};
+    return rag_store_write(st, run_doc_op, &d);
+}
+
+static int add_abc(rag_store *st, const rag_analyzer *an, uint32_t coll)
+{
+    int rc = doc_apply(st, an, coll, doc_a, 2, 0);
+    if (rc == RAG_OK)
+        rc = doc_apply(st, an, coll, doc_b, 1, 0);
+    return rc == RAG_OK ? doc_apply(st, an, coll, doc_c, 2, 0) : rc;
+}
+
+/* BM25 of one term with k1 0.9, b 0.4 (the formula in lexical.c). */
+static double bm25(double tf, double dl, double avgdl, double df, double n)
+{
+    double idf = log(1.0 + (n - df + 0.5) / (df + 0.5));
+    return idf * tf * 1.9 / (tf + 0.9 * (0.6 + 0.4 * dl / avgdl));
+}
+
+static search_out search_unit(rag_store *st, const rag_analyzer *an, uint32_t coll,
+                              const char *q, int unit, rag_chunk_pred allow, void *allow_user)
+{
+    search_out r;
+    rag_bm25_params p;
+    rag_txn *txn = NULL;
+    memset(&r, 0, sizeof r);
+    rag_bm25_params_init(&p);
+    p.unit = unit;
+    if (rag_store_read(st, &txn) != RAG_OK) {
+        r.n = -100;
+        return r;
+    }
+    r.n = rag_lexical_search(txn, an, coll, q, strlen(q), &p, NULL, 16, allow, allow_user,
+                             r.scores, r.ids);
+    rag_txn_end(txn);
+    return r;
+}
+
+/* Refuses the chunks listed (0-terminated) in user. */
+static int refuse(void *user, uint64_t id)
+{
+    for (const uint64_t *r = user; *r; r++)
+        if (*r == id)
+            return 0;
+    return 1;
+}
+
+static rag_lexical_audit audit_of(rag_store *st, uint32_t coll)
+{
+    rag_lexical_audit a;
+    rag_txn *txn = NULL;
+    memset(&a, 0xFF, sizeof a);
+    if (rag_store_read(st, &txn) == RAG_OK) {
+        if (rag_lexical_audit_coll(txn, coll, &a) != RAG_OK)
+            memset(&a, 0xFF, sizeof a);
+        rag_txn_end(txn);
+    }
+    return a;
+}
+
+static int audit_faults(const rag_lexical_audit *a)
+{
+    return a->bad_df + a->bad_chunks + a->malformed + a->stray_postings + a->bad_doc_postings !=
+               0 || a->rebuilding;
+}
+
+/* The size of every posting value of collection coll when they are all alike, else 0. */
+typedef struct post_sizes {
+    unsigned char prefix[4];
+    size_t size;
+    int mixed;
+} post_sizes;
+
+static int post_size_visit(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    post_sizes *p = user;
+    (void)val;
+    if (klen < 4 || memcmp(key, p->prefix, 4) != 0)
+        return 1;
+    p->mixed |= p->size && p->size != vlen;
+    p->size = vlen;
+    return 0;
+}
+
+static size_t posting_size(rag_store *st, uint32_t coll)
+{
+    post_sizes p = {{(unsigned char)(coll >> 24), (unsigned char)(coll >> 16),
+                     (unsigned char)(coll >> 8), (unsigned char)coll}, 0, 0};
+    rag_txn *txn = NULL;
+    if (rag_store_read(st, &txn) != RAG_OK)
+        return 0;
+    rag_store_kv_scan(txn, "lex_postings", p.prefix, 4, post_size_visit, &p);
+    rag_txn_end(txn);
+    return p.mixed ? 0 : p.size;
+}
+
+static void test_document_scores(void)
+{
+    rag_store *st = open_store("lexical_documents");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(add_abc(st, an, 9));
+    rag_lexical_audit a = audit_of(st, 9);
+    ASSERT_TRUE(!audit_faults(&a));
+    ASSERT_EQ_INT(a.chunks, 5);
+    ASSERT_EQ_INT(a.sum_len, 14);
+    ASSERT_EQ_INT(a.docs, 3);
+    ASSERT_EQ_INT(a.stat_docs, 3);
+    ASSERT_EQ_INT(a.doc_len, 13);
+    ASSERT_EQ_INT(a.stat_doc_len, 13);
+    ASSERT_EQ_INT(a.chunk_only, 0);
+    ASSERT_EQ_INT(posting_size(st, 9), 20);
+
+    /* A (words in two chunks, 4 terms) outranks B (both words in one chunk, 5 terms) by
+     * document, as each is returned once, as its best chunk by chunk-level BM25 (A: chunk
+     * 11, as beta is rarer than alpha among chunks) */
+    double avg = 13.0 / 3, sa = bm25(1, 4, avg, 3, 3) + bm25(1, 4, avg, 2, 3),
+           sb = bm25(1, 5, avg, 3, 3) + bm25(1, 5, avg, 2, 3), sc = bm25(1, 4, avg, 3, 3);
+    double c10 = bm25(1, 2, 2.8, 3, 5), c11 = bm25(1, 3, 2.8, 2, 5);
+    ASSERT_TRUE(c11 > c10);
+    search_out r = search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_DOCUMENT, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 3);
+    ASSERT_EQ_INT(r.ids[0], 11);
+    ASSERT_EQ_INT(r.ids[1], 20);
+    ASSERT_EQ_INT(r.ids[2], 31);
+    ASSERT_NEAR(r.scores[0], sa, 1e-5);
+    ASSERT_NEAR(r.scores[1], sb, 1e-5);
+    ASSERT_NEAR(r.scores[2], sc, 1e-5);
+    ASSERT_EQ_INT(search(st, an, 9, "alpha beta", 16, NULL, NULL).ids[0], 11); /* default */
+    /* by chunk, B's one chunk wins */
+    r = search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_CHUNK, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 4);
+    ASSERT_EQ_INT(r.ids[0], 20);
+    ASSERT_NEAR(r.scores[0], bm25(1, 5, 2.8, 3, 5) + bm25(1, 5, 2.8, 2, 5), 1e-5);
+
+    /* overlap: "gamma" is in both of A's chunks but in the document once */
+    r = search_unit(st, an, 9, "gamma", RAG_LEXICAL_DOCUMENT, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 1);
+    ASSERT_EQ_INT(r.ids[0], 10); /* the shorter chunk */
+    ASSERT_NEAR(r.scores[0], bm25(1, 4, avg, 1, 3), 1e-5);
+
+    /* the filter applies to the chunk returned: A falls back to its next chunk, with the
+     * document's score, or is left out when none is allowed */
+    uint64_t no11[] = {11, 0}, no_a[] = {10, 11, 0};
+    r = search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_DOCUMENT, refuse, no11);
+    ASSERT_EQ_INT(r.n, 3);
+    ASSERT_EQ_INT(r.ids[0], 10);
+    ASSERT_NEAR(r.scores[0], sa, 1e-5);
+    r = search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_DOCUMENT, refuse, no_a);
+    ASSERT_EQ_INT(r.n, 2);
+    ASSERT_EQ_INT(r.ids[0], 20);
+    ASSERT_EQ_INT(r.ids[1], 31);
+
+    /* a document is removed whole: a part of it is refused and changes nothing */
+    dump before = dump_tables(st);
+    ASSERT_EQ_INT(doc_apply(st, an, 9, doc_a, 1, 1), RAG_ECORRUPT);
+    ASSERT_TRUE(strstr(rag_errmsg(), "removed together") != NULL);
+    dump same = dump_tables(st);
+    ASSERT_TRUE(same.len == before.len && memcmp(same.buf, before.buf, before.len) == 0);
+    ASSERT_OK(doc_apply(st, an, 9, doc_a, 2, 1));
+    a = audit_of(st, 9);
+    ASSERT_TRUE(!audit_faults(&a));
+    ASSERT_EQ_INT(a.stat_docs, 2);
+    ASSERT_EQ_INT(a.stat_doc_len, 9);
+    ASSERT_EQ_INT(a.stat_chunks, 3);
+    ASSERT_EQ_INT(a.stat_len, 9);
+    r = search_unit(st, an, 9, "alpha", RAG_LEXICAL_DOCUMENT, NULL, NULL);
+    ASSERT_EQ_INT(r.n, 2);
+    ASSERT_NEAR(r.scores[0], bm25(1, 4, 4.5, 2, 2), 1e-5); /* C, the shorter */
+    ASSERT_NEAR(r.scores[1], bm25(1, 5, 4.5, 2, 2), 1e-5);
+    ASSERT_EQ_INT(search_unit(st, an, 9, "gamma", RAG_LEXICAL_DOCUMENT, NULL, NULL).n, 0);
+    /* added again (an update), every entry is as before */
+    ASSERT_OK(doc_apply(st, an, 9, doc_a, 2, 0));
+    dump again = dump_tables(st);
+    ASSERT_TRUE(again.len == before.len && memcmp(again.buf, before.buf, before.len) == 0);
+    /* a chunk already indexed is refused */
+    ASSERT_EQ_INT(doc_apply(st, an, 9, doc_b, 1, 0), RAG_EEXIST);
+    free(before.buf);
+    free(same.buf);
+    free(again.buf);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+/* The statistics of an empty collection in the chunk-only format of older stores: the
+ * chunks added after it keep that format. */
+static int put_chunk_only_stats(rag_txn *txn, void *user)
+{
+    unsigned char k[4], v[16];
+    uint32_t coll = *(const uint32_t *)user;
+    memset(v, 0, sizeof v);
+    k[0] = (unsigned char)(coll >> 24);
+    k[1] = (unsigned char)(coll >> 16);
+    k[2] = (unsigned char)(coll >> 8);
+    k[3] = (unsigned char)coll;
+    return rag_store_kv_put(txn, "lex_stats", k, 4, v, 16);
+}
+
+static void test_chunk_only_format(void)
+{
+    rag_store *st = open_store("lexical_chunk_only");
+    rag_analyzer *an = NULL;
+    uint32_t coll = 9;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(rag_store_write(st, put_chunk_only_stats, &coll));
+    ASSERT_OK(add_abc(st, an, 9));
+    ASSERT_EQ_INT(posting_size(st, 9), 8);
+    rag_txn *txn = NULL;
+    uint64_t docs = 99;
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_EQ_INT(rag_lexical_docs(txn, 9, &docs), 0);
+    rag_txn_end(txn);
+    ASSERT_EQ_INT(docs, 0);
+    rag_lexical_audit a = audit_of(st, 9);
+    ASSERT_TRUE(!audit_faults(&a));
+    ASSERT_EQ_INT(a.chunk_only, 1);
+    ASSERT_EQ_INT(a.chunks, 5);
+
+    /* searched by chunk whatever the unit asked */
+    search_out d = search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_DOCUMENT, NULL, NULL);
+    search_out c = search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_CHUNK, NULL, NULL);
+    ASSERT_EQ_INT(d.n, 4);
+    ASSERT_EQ_INT(d.ids[0], 20);
+    ASSERT_TRUE(d.n == c.n && memcmp(d.ids, c.ids, sizeof d.ids) == 0 &&
+                memcmp(d.scores, c.scores, sizeof d.scores) == 0);
+
+    /* removal works; once empty, the collection takes the document format */
+    ASSERT_OK(doc_apply(st, an, 9, doc_a, 2, 1));
+    ASSERT_OK(doc_apply(st, an, 9, doc_b, 1, 1));
+    ASSERT_OK(doc_apply(st, an, 9, doc_c, 2, 1));
+    dump empty = dump_tables(st);
+    ASSERT_EQ_INT(empty.entries, 0);
+    free(empty.buf);
+    ASSERT_OK(add_abc(st, an, 9));
+    ASSERT_EQ_INT(posting_size(st, 9), 20);
+    ASSERT_OK(rag_store_read(st, &txn));
+    ASSERT_EQ_INT(rag_lexical_docs(txn, 9, &docs), 1);
+    rag_txn_end(txn);
+    ASSERT_EQ_INT(docs, 3);
+    ASSERT_EQ_INT(search_unit(st, an, 9, "alpha beta", RAG_LEXICAL_DOCUMENT, NULL, NULL).ids[0],
+                  11);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
 static void test_purge(void)
 {
     rag_store *st = open_store("lexical_purge");
@@ -639,6 +923,32 @@ static void test_encrypted_terms(void)
         goto done;
     ASSERT_OK(apply(st, an, tiny, 3));
     ASSERT_OK(apply(old, an, tiny, 3));
+    /* documents of several chunks score as in a plain store */
+    rag_store *plain = open_store("lexical_encrypted_plain");
+    ASSERT_TRUE(plain != NULL);
+    if (!plain)
+        goto done;
+    ASSERT_OK(add_abc(st, an, 9));
+    ASSERT_OK(add_abc(old, an, 9));
+    ASSERT_OK(add_abc(plain, an, 9));
+    for (int unit = 0; unit < 2; unit++) {
+        search_out p = search_unit(plain, an, 9, "alpha beta gamma", unit, NULL, NULL);
+        search_out e = search_unit(st, an, 9, "alpha beta gamma", unit, NULL, NULL);
+        search_out h = search_unit(old, an, 9, "alpha beta gamma", unit, NULL, NULL);
+        ASSERT_EQ_INT(p.n, (unit == RAG_LEXICAL_DOCUMENT ? 3 : 4));
+        ASSERT_TRUE(e.n == p.n && memcmp(e.ids, p.ids, sizeof p.ids) == 0 &&
+                    memcmp(e.scores, p.scores, sizeof p.scores) == 0);
+        ASSERT_TRUE(h.n == p.n && memcmp(h.ids, p.ids, sizeof p.ids) == 0 &&
+                    memcmp(h.scores, p.scores, sizeof p.scores) == 0);
+    }
+    rag_store_close(plain);
+    rag_lexical_audit ea = audit_of(st, 9), ha = audit_of(old, 9);
+    ASSERT_TRUE(!audit_faults(&ea) && ea.docs == 3 && ea.stat_doc_len == 13);
+    ASSERT_TRUE(!audit_faults(&ha) && ha.docs == 3 && ha.stat_doc_len == 13);
+    ASSERT_OK(doc_apply(st, an, 9, doc_a, 2, 1));
+    ASSERT_OK(doc_apply(old, an, 9, doc_a, 2, 1));
+    ea = audit_of(st, 9);
+    ASSERT_TRUE(!audit_faults(&ea) && ea.stat_docs == 2 && ea.stat_doc_len == 9);
 
     /* keys: 16 raw bytes of keyed hash in the new store, 32 hex digits in the old one, no
      * term text in either */
@@ -650,6 +960,7 @@ static void test_encrypted_terms(void)
     ASSERT_TRUE(term_keys_hex(old, "lex_postings") && term_keys_hex(old, "lex_stats"));
     dump d = dump_tables(st), e = dump_tables(old);
     ASSERT_TRUE(d.entries > 0 && !memmem(d.buf, d.len, "banana", 6));
+    ASSERT_TRUE(!memmem(d.buf, d.len, "alpha", 5) && !memmem(e.buf, e.len, "alpha", 5));
     ASSERT_TRUE(e.entries == d.entries && !memmem(e.buf, e.len, "banana", 6));
     free(d.buf);
     free(e.buf);
@@ -717,6 +1028,8 @@ int main(void)
     RUN_TEST(test_analyzer_threads);
     RUN_TEST(test_bm25_exact);
     RUN_TEST(test_remove_restores);
+    RUN_TEST(test_document_scores);
+    RUN_TEST(test_chunk_only_format);
     RUN_TEST(test_purge);
     RUN_TEST(test_unicode_search);
     RUN_TEST(test_encrypted_terms);

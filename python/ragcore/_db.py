@@ -265,7 +265,7 @@ class DB:
         the library's option table declares them (``ragcore.search_options()``):
         fusion, rrf_k, dense_weight, candidates, source_prefix, per_doc,
         collapse_threshold, dense_threshold, lexical_threshold, max_age, half_life,
-        recency_weight, time_basis. Returns :class:`ragcore.Results` (a list of
+        recency_weight, time_basis, lexical_unit. Returns :class:`ragcore.Results` (a list of
         :class:`ragcore.Hit` with ``no_confident_context``).
         """
         pairs = _search_pairs(mode, filter, mmr, options)
