@@ -88,20 +88,28 @@ static json_t *hit_json(const rag_hit *h)
 }
 
 /* The collection-wide BM25 statistics a router sends ({"chunks","total_len","df":{term:
- * df}}) as a rag_bm25_stats borrowing the JSON's strings; terms and df sized by the caller
- * to the object's size. */
-static void bm25_from_json(json_t *j, rag_bm25_stats *st, const char **terms, uint64_t *df)
+ * df}}, and when every shard has them "docs","doc_total_len","doc_df":{term:df}) as a
+ * rag_bm25_stats borrowing the JSON's strings; terms, df and doc_df sized by the caller to
+ * the "df" object's size. Without "doc_df" the statistics have no document fields. */
+static void bm25_from_json(json_t *j, rag_bm25_stats *st, const char **terms, uint64_t *df,
+                           uint64_t *doc_df)
 {
     const char *term;
-    json_t *v;
+    json_t *v, *dd = json_object_get(j, "doc_df");
+    memset(st, 0, sizeof *st);
     st->chunks = (uint64_t)json_integer_value(json_object_get(j, "chunks"));
     st->total_len = (uint64_t)json_integer_value(json_object_get(j, "total_len"));
-    st->n_terms = 0;
     st->terms = terms;
     st->df = df;
+    if (json_is_object(dd)) {
+        st->docs = (uint64_t)json_integer_value(json_object_get(j, "docs"));
+        st->doc_total_len = (uint64_t)json_integer_value(json_object_get(j, "doc_total_len"));
+        st->doc_df = doc_df;
+    }
     json_object_foreach(json_object_get(j, "df"), term, v)
     {
         terms[st->n_terms] = term;
+        doc_df[st->n_terms] = (uint64_t)json_integer_value(json_object_get(dd, term));
         df[st->n_terms++] = (uint64_t)json_integer_value(v);
     }
 }
@@ -141,7 +149,8 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
     json_t *bj = json_object_get(req, "bm25_stats");
     size_t nt = json_object_size(json_object_get(bj, "df"));
     const char **terms = calloc(nt + 1, sizeof *terms);
-    uint64_t *df = calloc(nt + 1, sizeof *df);
+    uint64_t *df = calloc(2 * (nt + 1), sizeof *df);
+    const char *unit = json_string_value(json_object_get(req, "lexical_unit"));
     rag_bm25_stats given;
     if (!terms || !df) {
         free(terms);
@@ -149,15 +158,19 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
         snprintf(err, errlen, "out of memory");
         return RAG_ENOMEM;
     }
+    /* the unit the request asks for (absent: the default, by document) */
+    if (unit && rag_search_option_set(&so, "lexical_unit", unit) != RAG_OK) {
+        free(terms);
+        free(df);
+        snprintf(err, errlen, "%s", rag_errmsg());
+        return RAG_EINVAL;
+    }
     if (lexical && json_is_object(bj)) {
-        bm25_from_json(bj, &given, terms, df);
+        bm25_from_json(bj, &given, terms, df, df + nt + 1);
         so.bm25_stats = &given;
     }
     so.collection = s->meta.name;
     so.mode = lexical ? RAG_MODE_LEXICAL : RAG_MODE_DENSE;
-    /* BM25 by chunk, with or without the router's statistics (rag_bm25_stats counts
-     * chunks), so that exact IDF and per-shard IDF rank alike (docs/cluster.md) */
-    so.lexical_unit = RAG_LEXICAL_CHUNK;
     so.k = (int)json_integer_value(json_object_get(req, "k"));
     so.filter = json_string_value(json_object_get(req, "filter"));
     so.per_doc = (int)json_integer_value(json_object_get(req, "per_doc"));
@@ -190,7 +203,9 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
 }
 
 /* A statistics request of exact-IDF mode: {"chunks","total_len","df":{term:df}} of the
- * query's terms in this shard's store, for the router to sum over the shards. */
+ * query's terms in this shard's store, with "docs","doc_total_len","doc_df":{term:df}
+ * unless the collection is in the chunk-only lexical format, for the router to sum over
+ * the shards. */
 static int shard_bm25_stats(shard_store *s, json_t *req, json_t *out, char *err, size_t errlen)
 {
     const char *q = json_string_value(json_object_get(req, "query"));
@@ -203,9 +218,17 @@ static int shard_bm25_stats(shard_store *s, json_t *req, json_t *out, char *err,
     json_t *df = json_object();
     for (size_t i = 0; i < st->n_terms; i++)
         json_object_set_new(df, st->terms[i], json_integer((json_int_t)st->df[i]));
-    json_object_set_new(out, "bm25_stats",
-                        json_pack("{s:I,s:I,s:o}", "chunks", (json_int_t)st->chunks,
-                                  "total_len", (json_int_t)st->total_len, "df", df));
+    json_t *bj = json_pack("{s:I,s:I,s:o}", "chunks", (json_int_t)st->chunks, "total_len",
+                           (json_int_t)st->total_len, "df", df);
+    if (st->doc_df) {
+        json_t *doc_df = json_object();
+        for (size_t i = 0; i < st->n_terms; i++)
+            json_object_set_new(doc_df, st->terms[i], json_integer((json_int_t)st->doc_df[i]));
+        json_object_set_new(bj, "docs", json_integer((json_int_t)st->docs));
+        json_object_set_new(bj, "doc_total_len", json_integer((json_int_t)st->doc_total_len));
+        json_object_set_new(bj, "doc_df", doc_df);
+    }
+    json_object_set_new(out, "bm25_stats", bj);
     rag_bm25_stats_free(st);
     return RAG_OK;
 }
@@ -231,8 +254,8 @@ static int wait_applied(shard_store *s, uint64_t min_seq, int wait_ms)
 
 /* A shard query: {"query","vector"(base64),"sides":["dense","lexical"],"k","filter",
  * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms","bm25_stats",
- * "vectors"} -> {"seq","dense":[hits],"lexical":[hits]} or {"behind":true,"seq"} or
- * {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"};
+ * "lexical_unit","vectors"} -> {"seq","dense":[hits],"lexical":[hits]} or
+ * {"behind":true,"seq"} or {"error"}; {"query","bm25_stats_only":true,...} -> {"seq","bm25_stats"};
  * {"doc_exists":id,"min_seq","wait_ms"} -> {"seq","exists"}. */
 static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
 {

@@ -787,25 +787,47 @@ cleanup:
     return rc;
 }
 
+/* Adds the integers of object `from` ({term: count}) into `into`, term by term. */
+static void add_counts(json_t *into, json_t *from)
+{
+    const char *term;
+    json_t *v;
+    json_object_foreach(from, term, v)
+    {
+        json_int_t sum = json_integer_value(json_object_get(into, term));
+        json_object_set_new(into, term, json_integer(sum + json_integer_value(v)));
+    }
+}
+
 /* Exact-IDF mode: the shards' BM25 statistics for the query's terms, summed into the
- * collection's ({"chunks","total_len","df":{term:df}}). */
+ * collection's ({"chunks","total_len","df":{term:df}}, and "docs","doc_total_len",
+ * "doc_df" when every shard sent them: a document lives on one shard, so the sums are the
+ * collection's; a shard in the chunk-only lexical format sends none, and then the shards
+ * score by chunk). */
 static json_t *sum_bm25_stats(json_t **parsed, int shards)
 {
-    json_int_t chunks = 0, total = 0;
-    json_t *df = json_object();
+    json_int_t chunks = 0, total = 0, docs = 0, doc_total = 0;
+    json_t *df = json_object(), *doc_df = json_object();
+    int by_doc = 1;
     for (int s = 0; s < shards; s++) {
         json_t *st = json_object_get(parsed[s], "bm25_stats");
-        const char *term;
-        json_t *v;
         chunks += json_integer_value(json_object_get(st, "chunks"));
         total += json_integer_value(json_object_get(st, "total_len"));
-        json_object_foreach(json_object_get(st, "df"), term, v)
-        {
-            json_int_t sum = json_integer_value(json_object_get(df, term));
-            json_object_set_new(df, term, json_integer(sum + json_integer_value(v)));
-        }
+        add_counts(df, json_object_get(st, "df"));
+        by_doc &= json_is_object(json_object_get(st, "doc_df"));
+        docs += json_integer_value(json_object_get(st, "docs"));
+        doc_total += json_integer_value(json_object_get(st, "doc_total_len"));
+        add_counts(doc_df, json_object_get(st, "doc_df"));
     }
-    return json_pack("{s:I,s:I,s:o}", "chunks", chunks, "total_len", total, "df", df);
+    json_t *sum = json_pack("{s:I,s:I,s:o}", "chunks", chunks, "total_len", total, "df", df);
+    if (!by_doc) {
+        json_decref(doc_df);
+        return sum;
+    }
+    json_object_set_new(sum, "docs", json_integer(docs));
+    json_object_set_new(sum, "doc_total_len", json_integer(doc_total));
+    json_object_set_new(sum, "doc_df", doc_df);
+    return sum;
 }
 
 /* Recency weighting over the merged candidates, as one store weighs its own: score =
@@ -939,6 +961,9 @@ static void search(router *r, const char *coll, json_t *body, chttp_reply *out)
     if (lexical)
         json_array_append_new(sides, json_string("lexical"));
     json_object_set_new(req, "sides", sides);
+    json_object_set_new(req, "lexical_unit", json_string(o.lexical_unit == RAG_LEXICAL_CHUNK
+                                                             ? "chunk"
+                                                             : "document"));
     if (vec64)
         json_object_set_new(req, "vector", json_string(vec64));
     if (o.filter)

@@ -37,7 +37,9 @@
  * chunks holding t. By document, N is the number of indexed documents, avgdl their mean
  * length, tf the sum of t's own tfs over the document's chunks and df the number of
  * documents where that sum is not 0, counted from the postings while scoring (so no
- * per-term document count is stored). */
+ * per-term document count is stored). Either unit may take N, the total length and the
+ * dfs from the caller instead (rag_bm25_stats, summed over the stores holding parts of a
+ * collection; rag_lexical_query_stats counts a store's document dfs as scoring does). */
 #include "lexical.h"
 #include "crypt.h"
 
@@ -1374,7 +1376,7 @@ typedef struct doc_tf {
 typedef struct scan_state {
     const unsigned char *prefix;
     size_t plen;
-    acc_slot *acc;
+    acc_slot *acc;         /* NULL: only count the term's documents (by_doc) */
     size_t mask, n;
     double w, k1, b, inv_avgdl;
     int by_doc;            /* also collect the term's document frequencies into dt */
@@ -1423,8 +1425,11 @@ static int accumulate(void *user, const void *key, size_t klen, const void *val,
     uint64_t doc = vlen == POST_DOC ? id - rag_get_be32(v + 8) : id;
     uint32_t own = vlen == POST_DOC ? rag_get_be32(v + 16) : 0;
     double tf = rag_get_be32(v), dl = rag_get_be32(v + 4);
-    double part = s->w * tf * (s->k1 + 1) / (tf + s->k1 * (1 - s->b + s->b * dl * s->inv_avgdl));
-    acc_add(s->acc, s->mask, &s->n, id, doc, part);
+    if (s->acc) {
+        double part = s->w * tf * (s->k1 + 1) /
+                      (tf + s->k1 * (1 - s->b + s->b * dl * s->inv_avgdl));
+        acc_add(s->acc, s->mask, &s->n, id, doc, part);
+    }
     if (!s->by_doc || own == 0)
         return 0;
     doc_tf *last = s->ndt ? &s->dt[s->ndt - 1] : NULL;
@@ -1467,6 +1472,21 @@ static size_t doc_tf_merge(doc_tf *dt, size_t n)
             dt[m++] = dt[i];
     }
     return m;
+}
+
+/* Scans the postings under s->prefix (a term's statistics key and its 0x00), adding to
+ * s->acc and, when s->by_doc, collecting the term's documents into s->dt; returns their
+ * count (its document frequency) or a negative status. */
+static long scan_term(rag_txn *txn, scan_state *s)
+{
+    s->ndt = 0;
+    s->unsorted = 0;
+    int rc = rag_store_kv_scan(txn, T_POSTINGS, s->prefix, s->plen, accumulate, s);
+    if (rc < 0)
+        return rc;
+    if (s->rc != RAG_OK)
+        return s->rc;
+    return (long)(s->unsorted ? doc_tf_merge(s->dt, s->ndt) : s->ndt);
 }
 
 /* Max-heap order: higher score first, then lower id. */
@@ -1514,15 +1534,37 @@ static int cmp_chunk_by_doc(const void *a, const void *b)
     return before(x, y) ? -1 : before(y, x) ? 1 : 0;
 }
 
-/* The df `given` holds for term (len bytes), never below the store's own `own` (statistics
- * gathered a moment earlier may lag this store); `own` when it lists none. */
-static double given_df(const rag_bm25_stats *given, const char *term, size_t len, uint32_t own)
+/* The frequency that `given` holds in dfs (its df or doc_df) for term (len bytes), never
+ * below the store's own `own` (statistics gathered a moment earlier may lag this store);
+ * `own` when it lists none. */
+static double given_df(const rag_bm25_stats *given, const uint64_t *dfs, const char *term,
+                       size_t len, uint64_t own)
 {
     for (size_t i = 0; i < given->n_terms; i++)
         if (given->terms[i] && strlen(given->terms[i]) == len &&
             memcmp(given->terms[i], term, len) == 0)
-            return given->df[i] > own ? (double)given->df[i] : own;
-    return own;
+            return (double)(dfs[i] > own ? dfs[i] : own);
+    return (double)own;
+}
+
+/* The number of documents holding the analysed term (len bytes), counted from its
+ * postings as a search by document counts them. */
+static int doc_df_count(rag_txn *txn, uint32_t coll, const char *term, size_t len,
+                        scan_state *s, uint64_t *out)
+{
+    unsigned char key[DF_KEY_MAX + 1];
+    *out = 0;
+    if (len == 0 || len > RAG_LEX_MAX_TERM)
+        return RAG_OK;
+    size_t kl = df_key(txn, key, coll, term, len);
+    key[kl] = 0;
+    s->prefix = key;
+    s->plen = kl + 1;
+    long n = scan_term(txn, s);
+    if (n < 0)
+        return (int)n;
+    *out = (uint64_t)n;
+    return RAG_OK;
 }
 
 int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
@@ -1530,36 +1572,49 @@ int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
 {
     term_bag bag;
     rag_bm25_stats *st = NULL;
-    uint64_t n_chunks, total;
+    lex_totals t;
+    scan_state s;
+    memset(&s, 0, sizeof s);
+    s.by_doc = 1; /* no accumulator: the scans only count documents */
     *out = NULL;
-    int rc = rag_lexical_stats(txn, coll, &n_chunks, &total);
+    int rc = totals_get(txn, coll, &t);
     if (rc == RAG_OK)
         rc = bag_fill(&bag, an, query, len);
     else
         memset(&bag, 0, sizeof bag);
     if (rc != RAG_OK)
         goto cleanup;
-    /* one block: the struct, the dfs, the term pointers, the NUL-terminated terms */
-    size_t n = bag.n, size = sizeof *st + n * (sizeof(uint64_t) + sizeof(char *)) +
+    /* one block: the struct, the dfs, the document dfs, the term pointers, the
+     * NUL-terminated terms */
+    size_t n = bag.n, size = sizeof *st + n * (2 * sizeof(uint64_t) + sizeof(char *)) +
                                bag.pool_len + n;
     st = rag_calloc(1, size);
     if (!st) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
-    uint64_t *df = (uint64_t *)(st + 1);
-    const char **terms = (const char **)(df + n);
+    uint64_t *df = (uint64_t *)(st + 1), *doc_df = df + n;
+    const char **terms = (const char **)(doc_df + n);
     char *pool = (char *)(terms + n);
-    st->chunks = n_chunks;
-    st->total_len = total;
+    st->chunks = t.chunks;
+    st->total_len = t.total;
     st->terms = terms;
     st->df = df;
+    if (!t.chunk_only) { /* the chunk-only format gives no document statistics */
+        st->docs = t.docs;
+        st->doc_total_len = t.doc_total;
+        st->doc_df = doc_df;
+    }
     for (size_t i = 0; i < bag.cap; i++) {
         const term_ent *e = &bag.slots[i];
         uint32_t d = 0;
         if (!e->len)
             continue;
         if ((rc = rag_lexical_df(txn, coll, bag.pool + e->off, e->len, &d)) != RAG_OK)
+            goto cleanup;
+        if (d > 0 && st->doc_df &&
+            (rc = doc_df_count(txn, coll, bag.pool + e->off, e->len, &s,
+                               &doc_df[st->n_terms])) != RAG_OK)
             goto cleanup;
         memcpy(pool, bag.pool + e->off, e->len);
         pool[e->len] = '\0';
@@ -1571,6 +1626,7 @@ int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
     st = NULL;
 cleanup:
     bag_free(&bag);
+    free(s.dt);
     free(st);
     return rc;
 }
@@ -1666,7 +1722,11 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
                                       "replaced (the next read-write open finishes it)");
     if ((rc = totals_get(txn, coll, &t)) != RAG_OK || t.chunks == 0)
         return rc;
-    int by_doc = p.unit == RAG_LEXICAL_DOCUMENT && !given && !t.chunk_only && t.docs > 0;
+    /* by document, with the store's own document statistics or the given ones; given
+     * statistics without document fields score by chunk */
+    int given_docs = given && given->doc_df && given->docs > 0;
+    int by_doc = p.unit == RAG_LEXICAL_DOCUMENT && (!given || given_docs) && !t.chunk_only &&
+                 t.docs > 0;
     if ((rc = bag_fill(&bag, an, query, len)) != RAG_OK || bag.n == 0)
         goto cleanup;
     /* document frequencies first: they size the accumulator and weight the terms; each
@@ -1709,32 +1769,33 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     /* the weights: the store's own statistics, or the given collection-wide ones */
     double N = given ? (double)given->chunks : (double)t.chunks;
     double all_len = given ? (double)given->total_len : (double)t.total;
-    double Nd = (double)t.docs, inv_avgdl_doc = t.doc_total > 0 ? Nd / (double)t.doc_total : 1.0;
+    double Nd = given_docs ? (double)given->docs : (double)t.docs;
+    double doc_len = given_docs ? (double)given->doc_total_len : (double)t.doc_total;
+    double inv_avgdl_doc = doc_len > 0 ? Nd / doc_len : 1.0;
     s = (scan_state){NULL, 0, acc, cap - 1, 0, 0, p.k1, p.b,
                      all_len > 0 ? N / all_len : 1.0, by_doc, NULL, 0, 0, 0, RAG_OK};
     for (size_t i = 0; i < bag.cap; i++) {
         const term_ent *e = &bag.slots[i];
         if (!e->len || !dfs[i])
             continue;
-        double df = given ? given_df(given, bag.pool + e->off, e->len, dfs[i]) : dfs[i];
+        const char *term = bag.pool + e->off;
+        double df = given ? given_df(given, given->df, term, e->len, dfs[i]) : dfs[i];
         s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
         s.prefix = keys + i * (DF_KEY_MAX + 1);
         s.plen = klens[i] + 1;
-        s.ndt = 0;
-        s.unsorted = 0;
-        rc = rag_store_kv_scan(txn, T_POSTINGS, s.prefix, s.plen, accumulate, &s);
-        if (rc < 0)
-            goto cleanup;
-        if (s.rc != RAG_OK) {
-            rc = s.rc;
+        long scanned = scan_term(txn, &s);
+        if (scanned < 0) {
+            rc = (int)scanned;
             goto cleanup;
         }
         rc = RAG_OK;
         if (!by_doc)
             continue;
-        /* the term's documents: their count is its document frequency */
-        size_t ndt = s.unsorted ? doc_tf_merge(s.dt, s.ndt) : s.ndt;
-        double dw = log(1.0 + (Nd - (double)ndt + 0.5) / ((double)ndt + 0.5)) * e->tf;
+        /* the term's documents: their count is its document frequency here */
+        size_t ndt = (size_t)scanned;
+        double ddf = given_docs ? given_df(given, given->doc_df, term, e->len, ndt)
+                                : (double)ndt;
+        double dw = log(1.0 + (Nd - ddf + 0.5) / (ddf + 0.5)) * e->tf;
         for (size_t j = 0; j < ndt; j++) {
             double tf = s.dt[j].tf, dl = s.dt[j].dl;
             acc_add(dacc, cap - 1, &nd, s.dt[j].doc, s.dt[j].doc,

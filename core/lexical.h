@@ -182,9 +182,12 @@ typedef int (*rag_chunk_pred)(void *user, uint64_t chunk_id);
  * pending (hashrot.h): the postings may be under two keys.
  * By document (params->unit, the default): documents are scored (see lexical.c) and each
  * is returned once, as its best chunk by chunk-level BM25 that `allow` accepts, with the
- * document's score (ties: lower document key, then the better chunk). Scoring is by chunk
- * when params->unit asks for it, when `given` is not NULL (statistics are by chunk), or in
- * a collection still in the chunk-only format.
+ * document's score (ties: lower document key, then the better chunk); `given` with
+ * document statistics (docs > 0 and doc_df) supplies N, the total length and the dfs by
+ * document as its chunk fields do by chunk (a given doc_df below the store's own count, or
+ * a term it lacks, takes the store's). Scoring is by chunk when params->unit asks for it,
+ * when `given` has no document statistics (its chunk fields weigh), or in a collection
+ * still in the chunk-only format.
  * score = sum over query terms (repeats count) of
  *         idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
  * idf = ln(1 + (N - df + 0.5) / (df + 0.5)), lengths in indexed terms. Term-at-a-time over
@@ -195,7 +198,10 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
                        uint64_t *ids);
 
 /* The statistics rag_lexical_search weighs `query` with: N, the total length and the df of
- * each distinct analysed term. *out is one malloc'd block (free() or rag_bm25_stats_free). */
+ * each distinct analysed term, by chunk and, unless the collection is in the chunk-only
+ * format (docs 0, doc_df NULL), by document (each term's document count read from its
+ * postings, as a search by document counts it). *out is one malloc'd block (free() or
+ * rag_bm25_stats_free). */
 int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
                             const char *query, size_t len, rag_bm25_stats **out);
 

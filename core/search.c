@@ -912,6 +912,7 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
                        const rag_search_options *opts, rag_results **out)
 {
     rag_search_options o;
+    rag_bm25_stats v2_stats; /* version 2's statistics: without the document fields */
     rag_search_options_init(&o);
     if (opts) {
         if (opts->version < 1)
@@ -921,6 +922,11 @@ static int search_impl(rag_db *db, const char *query, const float *qvec,
         else /* built against an older header: a shorter struct */
             memcpy(&o, opts, opts->version == 2 ? offsetof(rag_search_options, lexical_unit)
                                                 : offsetof(rag_search_options, bm25_stats));
+        if (opts->version == 2 && o.bm25_stats) {
+            memset(&v2_stats, 0, sizeof v2_stats);
+            memcpy(&v2_stats, o.bm25_stats, offsetof(rag_bm25_stats, docs));
+            o.bm25_stats = &v2_stats;
+        }
         o.version = RAG_SEARCH_OPTIONS_VERSION;
     }
     int rc0 = rag_search_options_check(&o);

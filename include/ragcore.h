@@ -904,21 +904,35 @@ typedef enum rag_fusion {
 } rag_fusion;
 
 /* BM25 collection statistics for one query: what a lexical score depends on besides the
- * chunk itself. A collection split over several stores (the shards of a cluster) scores
- * exactly as one store holding everything when each store searches with the statistics
- * summed over all of them (chunks, total_len and each term's df added up). */
+ * chunk or document itself. A collection split over several stores (the shards of a
+ * cluster) scores exactly as one store holding everything when each store searches with
+ * the statistics summed over all of them (every count below added up field by field; a
+ * document lives in one store, so document counts add up too). The chunk fields weigh
+ * scoring by chunk (and the choice of a document's best chunk), the document fields
+ * scoring by document (RAG_LEXICAL_DOCUMENT). */
 typedef struct rag_bm25_stats {
     uint64_t chunks;             /* N: chunks in the collection's lexical index */
     uint64_t total_len;          /* their summed lengths in indexed terms (average: / chunks) */
     size_t n_terms;
     const char *const *terms;    /* the query's distinct terms, as the search analyses it */
     const uint64_t *df;          /* df[i]: chunks holding terms[i] */
+    /* Since version 3 of rag_search_options (read only from options of version >= 3).
+     * Document-level statistics; doc_df NULL or docs 0: not given, and a search by
+     * document with these statistics scores by chunk instead (with the chunk fields).
+     * rag_bm25_stats_get leaves them so for a collection still in the chunk-only lexical
+     * format of older stores (see lexical_unit). */
+    uint64_t docs;               /* documents in the collection's lexical index */
+    uint64_t doc_total_len;      /* their summed lengths in indexed terms */
+    const uint64_t *doc_df;      /* doc_df[i]: documents holding terms[i] */
 } rag_bm25_stats;
 
 /* The BM25 statistics of `collection` (NULL: the default) for `query`, tokenised exactly
  * as rag_search does (the collection's language and stop words). *out is one allocation,
  * freed with rag_bm25_stats_free(); terms appear in no particular order. A query without
- * indexable terms gives n_terms 0. RAG_ENOTFOUND when the collection does not exist. */
+ * indexable terms gives n_terms 0. The document frequencies by document (doc_df) are
+ * counted from each term's postings, as a search by document counts them (cost linear in
+ * the terms' chunk frequencies); doc_df is never NULL for a collection in the document
+ * format (an empty one included). RAG_ENOTFOUND when the collection does not exist. */
 RAG_API int rag_bm25_stats_get(rag_db *db, const char *collection, const char *query,
                                rag_bm25_stats **out);
 /* NULL is a no-op. */
@@ -960,15 +974,16 @@ typedef struct rag_search_options {
      * instead of the store's own (e.g. summed over every shard of a collection; see
      * rag_bm25_stats). A query term they do not list, or list with a df below the store's
      * own (statistics read a moment earlier), is weighted by the store's own document
-     * frequency. */
+     * frequency. Options of version 2 give statistics without the document fields. */
     const rag_bm25_stats *bm25_stats;
     /* Since version 3. What the lexical side scores: RAG_LEXICAL_DOCUMENT (the default)
      * scores whole documents with BM25 (a term's frequency summed over the document's
      * chunks, its length their lengths summed) and returns each matching document once, as
      * its best-scoring chunk that the filters allow, with the document's score;
      * RAG_LEXICAL_CHUNK scores each chunk on its own. Scoring is by chunk whatever this says
-     * when bm25_stats is given (those statistics count chunks), and in a collection indexed
-     * before documents were (until `ragcore check --repair` rebuilds its lexical index). */
+     * when bm25_stats is given without document statistics (docs 0 or doc_df NULL), and in
+     * a collection indexed before documents were (until `ragcore check --repair` rebuilds
+     * its lexical index). */
     int lexical_unit;
 } rag_search_options;
 

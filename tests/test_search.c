@@ -949,24 +949,46 @@ static void test_lexical_unit(void)
 }
 
 /* Exact BM25 over a split collection: one store holding every document, and two stores
- * each holding half of them. With the statistics of the halves summed and given to each
- * half's search, every lexical score equals the whole store's. */
+ * each holding half of them (part 0 or 1; -1: all). With the statistics of the halves
+ * summed and given to each half's search, every lexical score equals the whole store's.
+ * Short documents are one chunk each; long ones (20 to 137 words, chunks of 16 tokens
+ * overlapping by 4) several, so that scoring by document and by chunk differ. */
 #define SPLIT_DOCS 40
-static rag_db *open_split(const char *name, int part)
+#define SPLIT_HITS 512 /* more than the chunks of the long documents */
+#define DOC RAG_LEXICAL_DOCUMENT
+#define CHUNK RAG_LEXICAL_CHUNK
+static const char *split_vocab[] = {"raft", "log", "replica", "shard", "vector", "index",
+                                    "query", "stream", "commit", "leader"};
+
+/* Document i's number of words and its word w: varied lengths and term frequencies. */
+static int split_words(int i, int longdocs)
 {
-    static const char *vocab[] = {"raft", "log", "replica", "shard", "vector", "index",
-                                  "query", "stream", "commit", "leader"};
+    return longdocs ? 20 + i * 3 : 3 + i % 7;
+}
+
+static const char *split_word(int i, int w)
+{
+    return split_vocab[(i * 7 + w * w * 3) % 10];
+}
+
+static rag_db *open_split(const char *name, int part, int longdocs)
+{
     fresh_dir(name);
-    rag_db *db = open_db(NULL);
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.custom_embedder = &test_def;
+    o.chunk_tokens = longdocs ? 16 : 0;
+    o.chunk_overlap = longdocs ? 4 : 0;
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
     for (int i = 0; i < SPLIT_DOCS; i++) {
         if (part >= 0 && i % 2 != part)
             continue;
-        char id[16], text[256];
+        char id[16], text[2048];
         size_t len = 0;
         snprintf(id, sizeof id, "d%d", i);
-        for (int w = 0; w < 3 + i % 7; w++) /* varied lengths and term frequencies */
-            len += (size_t)snprintf(text + len, sizeof text - len, "%s ",
-                                    vocab[(i * 7 + w * w * 3) % 10]);
+        for (int w = 0; w < split_words(i, longdocs); w++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s ", split_word(i, w));
         rag_document d;
         rag_document_init(&d);
         d.id = id;
@@ -976,22 +998,24 @@ static rag_db *open_split(const char *name, int part)
     return db;
 }
 
-static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st, unsigned version,
-                          char ids[][16], float *scores)
+static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st,
+                               unsigned version, int unit, char ids[][16], float *scores)
 {
     rag_search_options so;
     rag_search_options_init(&so);
     so.version = version;
+    so.lexical_unit = unit;
     so.collection = "split";
     so.mode = RAG_MODE_LEXICAL;
-    so.k = SPLIT_DOCS;
+    so.k = SPLIT_HITS;
     so.collapse_threshold = 2;
     so.bm25_stats = st;
     rag_results *res = NULL;
     ASSERT_OK(rag_search(db, q, &so, &res));
     int n = (int)rag_results_count(res);
     for (int i = 0; i < n; i++) {
-        snprintf(ids[i], 16, "%s", rag_results_get(res, i)->doc_id);
+        snprintf(ids[i], 16, "%s@%lld", rag_results_get(res, i)->doc_id,
+                 (long long)rag_results_get(res, i)->start);
         scores[i] = rag_results_get(res, i)->score;
     }
     rag_results_free(res);
@@ -1000,9 +1024,9 @@ static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st, u
 
 static void test_bm25_stats_split_stores(void)
 {
-    rag_db *all = open_split("bm25_all", -1), *half[2];
-    half[0] = open_split("bm25_half0", 0);
-    half[1] = open_split("bm25_half1", 1);
+    rag_db *all = open_split("bm25_all", -1, 0), *half[2];
+    half[0] = open_split("bm25_half0", 0, 0);
+    half[1] = open_split("bm25_half1", 1, 0);
     const char *q = "replica replica shard leader unknownword";
     rag_bm25_stats *sa = NULL, *sh[2] = {NULL, NULL};
     ASSERT_OK(rag_bm25_stats_get(all, "split", q, &sa));
@@ -1031,16 +1055,16 @@ static void test_bm25_stats_split_stores(void)
     }
     ASSERT_TRUE(seen_unknown);
     rag_bm25_stats sum = {sh[0]->chunks + sh[1]->chunks, sh[0]->total_len + sh[1]->total_len,
-                          sa->n_terms, terms, df};
-    char ids_all[SPLIT_DOCS][16], ids_half[SPLIT_DOCS][16];
-    float sc_all[SPLIT_DOCS], sc_half[SPLIT_DOCS];
-    int n_all = lexical_scores(all, q, NULL, RAG_SEARCH_OPTIONS_VERSION, ids_all, sc_all);
+                          sa->n_terms, terms, df, 0, 0, NULL};
+    char ids_all[SPLIT_HITS][16], ids_half[SPLIT_HITS][16];
+    float sc_all[SPLIT_HITS], sc_half[SPLIT_HITS];
+    int n_all = lexical_scores(all, q, NULL, RAG_SEARCH_OPTIONS_VERSION, DOC, ids_all, sc_all);
     ASSERT_TRUE(n_all > 5);
     int matched = 0, differ_own = 0;
     for (int p = 0; p < 2; p++) {
         for (int own = 0; own < 2; own++) {
             int n = lexical_scores(half[p], q, own ? NULL : &sum, RAG_SEARCH_OPTIONS_VERSION,
-                                   ids_half, sc_half);
+                                   DOC, ids_half, sc_half);
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n_all; j++) {
                     if (strcmp(ids_half[i], ids_all[j]))
@@ -1058,10 +1082,11 @@ static void test_bm25_stats_split_stores(void)
     ASSERT_TRUE(differ_own);       /* the halves' own statistics do not give those scores */
     /* a version-1 struct (built against the older header) has no bm25_stats field: the
      * search reads no further than version 1's fields and scores with its own statistics */
-    char ids_v1[SPLIT_DOCS][16];
-    float sc_v1[SPLIT_DOCS];
-    int n_v1 = lexical_scores(half[0], q, &sum, 1, ids_v1, sc_v1);
-    int n_own = lexical_scores(half[0], q, NULL, RAG_SEARCH_OPTIONS_VERSION, ids_half, sc_half);
+    char ids_v1[SPLIT_HITS][16];
+    float sc_v1[SPLIT_HITS];
+    int n_v1 = lexical_scores(half[0], q, &sum, 1, DOC, ids_v1, sc_v1);
+    int n_own = lexical_scores(half[0], q, NULL, RAG_SEARCH_OPTIONS_VERSION, DOC, ids_half,
+                               sc_half);
     ASSERT_EQ_INT(n_v1, n_own);
     for (int i = 0; i < n_v1 && i < n_own; i++)
         ASSERT_TRUE(!strcmp(ids_v1[i], ids_half[i]) && sc_v1[i] == sc_half[i]);
@@ -1073,6 +1098,114 @@ static void test_bm25_stats_split_stores(void)
     rag_bm25_stats_free(NULL);
     for (int p = 0; p < 2; p++)
         rag_close(half[p]);
+    rag_close(all);
+}
+
+/* Scoring by document over a split collection of multi-chunk documents: the store's own
+ * statistics given back to it change nothing; the halves' statistics summed (a document
+ * lives in one half, so document counts add up) give each half the whole store's document
+ * scores and best chunks; statistics without the document fields, or given through
+ * options of version 2, score by chunk with their chunk fields. */
+static void test_bm25_doc_stats_split_stores(void)
+{
+    rag_db *all = open_split("bm25d_all", -1, 1), *half[2];
+    half[0] = open_split("bm25d_half0", 0, 1);
+    half[1] = open_split("bm25d_half1", 1, 1);
+    const char *q = "replica replica shard leader commit unknownword";
+    const unsigned V = RAG_SEARCH_OPTIONS_VERSION;
+    rag_bm25_stats *sa = NULL, *sh[2] = {NULL, NULL};
+    ASSERT_OK(rag_bm25_stats_get(all, "split", q, &sa));
+    ASSERT_OK(rag_bm25_stats_get(half[0], "split", q, &sh[0]));
+    ASSERT_OK(rag_bm25_stats_get(half[1], "split", q, &sh[1]));
+    ASSERT_EQ_INT(sa->n_terms, 5);
+    ASSERT_EQ_INT(sa->docs, SPLIT_DOCS);
+    ASSERT_TRUE(sa->chunks > 2 * sa->docs); /* several chunks per document */
+    ASSERT_TRUE(sa->doc_df && sh[0]->doc_df && sh[1]->doc_df);
+    ASSERT_EQ_INT(sh[0]->docs + sh[1]->docs, sa->docs);
+    ASSERT_EQ_INT(sh[0]->doc_total_len + sh[1]->doc_total_len, sa->doc_total_len);
+    ASSERT_TRUE(sa->doc_total_len < sa->total_len); /* chunks overlap */
+    uint64_t df[8] = {0}, doc_df[8] = {0};
+    const char *terms[8];
+    int fewer_docs = 0, counted = 0;
+    for (size_t i = 0; i < sa->n_terms; i++) {
+        terms[i] = sa->terms[i];
+        for (int p = 0; p < 2; p++)
+            for (size_t j = 0; j < sh[p]->n_terms; j++)
+                if (!strcmp(sh[p]->terms[j], terms[i])) {
+                    df[i] += sh[p]->df[j];
+                    doc_df[i] += sh[p]->doc_df[j];
+                }
+        ASSERT_EQ_INT(df[i], sa->df[i]);
+        ASSERT_EQ_INT(doc_df[i], sa->doc_df[i]);
+        ASSERT_TRUE(sa->doc_df[i] <= sa->df[i]);
+        fewer_docs |= sa->doc_df[i] > 0 && sa->doc_df[i] < sa->df[i];
+        /* the documents holding the term, counted from the generator (unknownword: 0) */
+        uint64_t expect = 0;
+        for (int d = 0; d < SPLIT_DOCS; d++) {
+            int has = 0;
+            for (int w = 0; w < split_words(d, 1); w++)
+                has |= !strcmp(split_word(d, w), terms[i]);
+            expect += has;
+        }
+        if (expect > 0 || !strcmp(terms[i], "unknownword")) {
+            ASSERT_EQ_INT(sa->doc_df[i], expect);
+            counted++;
+        }
+    }
+    ASSERT_TRUE(fewer_docs); /* a term in several chunks of a document counts it once */
+    ASSERT_EQ_INT(counted, 5);
+    rag_bm25_stats sum = {sh[0]->chunks + sh[1]->chunks, sh[0]->total_len + sh[1]->total_len,
+                          sa->n_terms, terms, df, sh[0]->docs + sh[1]->docs,
+                          sh[0]->doc_total_len + sh[1]->doc_total_len, doc_df};
+    char ids_all[SPLIT_HITS][16], ids[SPLIT_HITS][16], ids_c[SPLIT_HITS][16];
+    float sc_all[SPLIT_HITS], sc[SPLIT_HITS], sc_c[SPLIT_HITS];
+    /* the store's own statistics given back: exactly its own results */
+    int n_all = lexical_scores(all, q, NULL, V, DOC, ids_all, sc_all);
+    ASSERT_TRUE(n_all > 10 && n_all <= SPLIT_DOCS); /* each document once */
+    ASSERT_TRUE(lexical_scores(all, q, NULL, V, CHUNK, ids, sc) > n_all);
+    ASSERT_EQ_INT(lexical_scores(all, q, sa, V, DOC, ids, sc), n_all);
+    for (int i = 0; i < n_all; i++)
+        ASSERT_TRUE(!strcmp(ids[i], ids_all[i]) && sc[i] == sc_all[i]);
+    /* each half with the summed statistics: the whole store's documents, best chunks and
+     * scores; with its own statistics, other scores */
+    int matched = 0, differ_own = 0;
+    for (int p = 0; p < 2; p++) {
+        for (int own = 0; own < 2; own++) {
+            int n = lexical_scores(half[p], q, own ? NULL : &sum, V, DOC, ids, sc);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n_all; j++) {
+                    if (strcmp(ids[i], ids_all[j]))
+                        continue;
+                    if (own) {
+                        differ_own |= fabsf(sc[i] - sc_all[j]) > 1e-3f;
+                    } else {
+                        ASSERT_NEAR(sc[i], sc_all[j], 1e-6);
+                        matched++;
+                    }
+                }
+        }
+    }
+    ASSERT_EQ_INT(matched, n_all);
+    ASSERT_TRUE(differ_own);
+    /* without the document fields (or through version 2's options, which have none): by
+     * chunk, with the given chunk statistics */
+    rag_bm25_stats chunk_only = sum;
+    chunk_only.doc_df = NULL;
+    for (int p = 0; p < 2; p++) {
+        int n_c = lexical_scores(half[p], q, &chunk_only, V, CHUNK, ids_c, sc_c);
+        ASSERT_TRUE(n_c > 0);
+        ASSERT_EQ_INT(lexical_scores(half[p], q, &chunk_only, V, DOC, ids, sc), n_c);
+        for (int i = 0; i < n_c; i++)
+            ASSERT_TRUE(!strcmp(ids[i], ids_c[i]) && sc[i] == sc_c[i]);
+        ASSERT_EQ_INT(lexical_scores(half[p], q, &sum, 2, DOC, ids, sc), n_c);
+        for (int i = 0; i < n_c; i++)
+            ASSERT_TRUE(!strcmp(ids[i], ids_c[i]) && sc[i] == sc_c[i]);
+    }
+    rag_bm25_stats_free(sa);
+    for (int p = 0; p < 2; p++) {
+        rag_bm25_stats_free(sh[p]);
+        rag_close(half[p]);
+    }
     rag_close(all);
 }
 
@@ -1192,6 +1325,7 @@ int main(void)
     RUN_TEST(test_score_per_mode);
     RUN_TEST(test_lexical_unit);
     RUN_TEST(test_bm25_stats_split_stores);
+    RUN_TEST(test_bm25_doc_stats_split_stores);
     RUN_TEST(test_select_by_hand);
     return TEST_REPORT();
 }
