@@ -2,10 +2,12 @@
 # test_cluster.sh - a local cluster (3 NATS servers with JetStream, 2 shards x 2 replicas,
 # 2 routers, HAProxy; tools/cluster_dev.sh, loopback only) against a single store:
 #   functional: dense results of the cluster equal the single store's exactly (documents,
-#     spans, scores); hybrid top 10 overlap at least HYBRID_MIN_OVERLAP (per-shard IDF);
-#     with exact IDF lexical and hybrid equal the single store's; MMR, recency and the
-#     per-document cap applied by the router equal the single store's; a hedged query
-#     answers in about hedge_ms while a replica is stopped (SIGSTOP);
+#     spans, scores); hybrid top 10 overlap at least HYBRID_MIN_OVERLAP on average (per-shard
+#     IDF, by document and by chunk);
+#     with exact IDF lexical and hybrid equal the single store's, by document (the default)
+#     and by chunk; MMR, recency and the per-document cap applied by the router equal the
+#     single store's; a hedged query answers in about hedge_ms while a replica is stopped
+#     (SIGSTOP);
 #     read-your-writes with the write token; deletes through the log;
 #   faults, each while writing and querying: kill -9 of a NATS server, of a replica, of the
 #     applier between fetch and commit (test hook), of a router; SIGSTOP of a replica
@@ -63,9 +65,7 @@ def single_store(coll, docs, chunk_tokens, overlap):
 single_store("t", corpus, 24, 4)
 
 def single(query, mode, k=10, extra=None, coll="t"):
-    # a cluster scores BM25 by chunk (docs/cluster.md): the single store is asked to as well
-    flags = [f"--{name.replace('_', '-')}={v}"
-             for name, v in {"lexical_unit": "chunk", **(extra or {})}.items()]
+    flags = [f"--{name.replace('_', '-')}={v}" for name, v in (extra or {}).items()]
     out = subprocess.run([f"{bin_}/ragcore", "search", "--db", f"{tmp}/ref", "--collection", coll,
                           "--mode", mode, "-k", str(k), "--collapse-threshold", "2", "--json",
                           *flags, query], check=True, capture_output=True, text=True).stdout
@@ -100,7 +100,7 @@ def router_metric(name):
 
 converged("initial")  # every replica hosts its shard and serves it
 
-overlaps = []
+overlaps = {"document": [], "chunk": []}
 for q in queries:
     st, r = cluster(q, "dense", tok=token)
     check(st == 200, f"dense search: {st} {r}")
@@ -109,19 +109,29 @@ for q in queries:
     check(len(a) == 10 and len(a) == len(b), f"dense '{q}': {len(a)} vs {len(b)} hits")
     for x, y in zip(a, b):
         check(x[:3] == y[:3] and abs(x[3] - y[3]) < 1e-6, f"dense '{q}': {x} != {y}")
-    st, r = cluster(q, "hybrid", tok=token)
-    check(st == 200, f"hybrid search: {st}")
-    ca = {(h["doc_id"], h["start"]) for h in r.get("hits", [])}
-    cb = {(h["doc_id"], h["start"]) for h in single(q, "hybrid")}
-    overlaps.append(len(ca & cb) / 10)
+    for unit, ov in overlaps.items():
+        opts = {"lexical_unit": unit}
+        st, r = cluster(q, "hybrid", tok=token, extra=opts)
+        check(st == 200, f"hybrid search: {st}")
+        ca = {(h["doc_id"], h["start"]) for h in r.get("hits", [])}
+        cb = {(h["doc_id"], h["start"]) for h in single(q, "hybrid", extra=opts)}
+        ov.append(len(ca & cb) / 10)
 print(f"dense: equal on {len(queries)} queries; hybrid top-10 overlap with one store (per-shard "
-      f"IDF): {', '.join(f'{o:.1f}' for o in overlaps)}", flush=True)
-check(min(overlaps) >= HYBRID_MIN_OVERLAP, f"hybrid overlap {overlaps} under {HYBRID_MIN_OVERLAP}")
+      f"IDF): " + "; ".join(f"by {unit} {', '.join(f'{o:.1f}' for o in ov)}"
+                            for unit, ov in overlaps.items()), flush=True)
+# per-shard IDF is an approximation: by document (every document of t has 60 words drawn
+# from 30, so most terms are in most documents and their idf is small and sensitive to the
+# shard's counts) a query may keep only half of the hits; on average most
+for unit, ov in overlaps.items():
+    check(sum(ov) / len(ov) >= HYBRID_MIN_OVERLAP and min(ov) >= 0.5,
+          f"hybrid overlap by {unit} {ov}: mean under {HYBRID_MIN_OVERLAP} or a query under 0.5")
 
-# exact IDF: the router sums every shard's BM25 statistics first, so lexical and hybrid
-# results equal one store's. On collection x every document is one chunk of its own length,
-# so no two BM25 scores tie (tied chunks are ordered by chunk id, which a cluster assigns
-# differently from one store).
+# exact IDF: the router sums every shard's BM25 statistics first (by chunk and by
+# document), so lexical and hybrid results equal one store's, by document (the default) and
+# by chunk. On collection x every document is one chunk of its own length, so no two BM25
+# scores tie (tied chunks are ordered by chunk id, which a cluster assigns differently from
+# one store); on collection y documents of distinct lengths have several chunks each, so
+# scoring by document differs from scoring by chunk there (checked).
 st, r = c.call("POST", "/v1/collections", {"name": "x", "shards": 2, "embedder": "hash",
              "dim": 32, "index_spec": "Flat", "chunk_tokens": 512, "chunk_overlap": 0})
 check(st == 201, f"create collection x: {st} {r}")
@@ -134,20 +144,41 @@ end = time.time() + 20  # replicas find a new collection within a second of its 
 while time.time() < end and cluster("log", "lexical", tok=xtoken, coll="x")[0] != 200:
     time.sleep(0.2)
 single_store("x", xdocs, 512, 0)
-shard_idf_differs = 0
+st, r = c.call("POST", "/v1/collections", {"name": "y", "shards": 2, "embedder": "hash",
+             "dim": 32, "index_spec": "Flat", "chunk_tokens": 24, "chunk_overlap": 4})
+check(st == 201, f"create collection y: {st} {r}")
+ydocs = [{"id": f"y-{i:03d}", "text": " ".join(rnd.choice(words) for _ in range(30 + 2 * i)) +
+          ".", "source_mtime": 1700000000 + i * 3600} for i in range(80)]
+st, r = c.call("POST", "/v1/collections/y/documents", {"documents": ydocs}, timeout=30)
+check(st == 200, f"ingest y: {st} {r}")
+ytoken = r.get("write_token")
+end = time.time() + 20
+while time.time() < end and cluster("log", "lexical", tok=ytoken, coll="y")[0] != 200:
+    time.sleep(0.2)
+single_store("y", ydocs, 24, 4)
+shard_idf_differs = unit_differs = 0
 for q in queries:
-    for mode in ("lexical", "hybrid"):
-        st, r = cluster(q, mode, tok=xtoken, extra={"idf": "exact"}, coll="x")
-        check(st == 200, f"exact-idf {mode} search: {st} {r}")
-        same_hits(f"exact-idf {mode} '{q}'", r.get("hits", []), single(q, mode, coll="x"))
+    for coll, tok, unit in (("x", xtoken, None), ("x", xtoken, "chunk"), ("y", ytoken, None)):
+        opts = {"lexical_unit": unit} if unit else {}
+        for mode in ("lexical", "hybrid"):
+            st, r = cluster(q, mode, tok=tok, extra={"idf": "exact", **opts}, coll=coll)
+            check(st == 200, f"exact-idf {mode} {opts} search: {st} {r}")
+            same_hits(f"exact-idf {coll} {mode} {opts} '{q}'", r.get("hits", []),
+                      single(q, mode, extra=opts, coll=coll))
+    by_doc = single(q, "lexical", coll="y")
+    by_chunk = single(q, "lexical", extra={"lexical_unit": "chunk"}, coll="y")
+    unit_differs += [(h["doc_id"], h["score"]) for h in by_doc] != \
+        [(h["doc_id"], h["score"]) for h in by_chunk]
     st, r = cluster(q, "lexical", tok=xtoken, extra={"idf": "shard"}, coll="x")
     ref = single(q, "lexical", coll="x")
     shard_idf_differs += any(abs(x["score"] - y["score"]) > 1e-4
                              for x, y in zip(r.get("hits", []), ref))
 check(shard_idf_differs > 0, "per-shard IDF gave the single store's lexical scores")
+check(unit_differs > 0, "scoring y by document and by chunk agree: the comparison proves nothing")
 st, r = cluster(queries[0], "lexical", extra={"idf": "global"})
 check(st == 400 and "idf" in r.get("error", {}).get("message", ""), f"bad idf: {st} {r}")
-print(f"exact IDF: lexical and hybrid equal one store's on {len(queries)} queries", flush=True)
+print(f"exact IDF: lexical and hybrid equal one store's on {len(queries)} queries, by document "
+      f"and by chunk", flush=True)
 
 # MMR, recency and the per-document cap at the router, on the merged lists: equal one
 # store's with the same options
