@@ -3,12 +3,16 @@
  *
  * usage: bench_lexical [--data DIR] [--store DIR] [--language L] [--stopwords 0|1]
  *                      [--k1 X] [--b X] [--repeat N] [--title 0|1] [--chunk-tokens N]
- *                      [--overlap N]
+ *                      [--overlap N] [--stats 0|1]
  * DIR holds corpus.jsonl.gz, queries.jsonl and qrels/train.tsv (default
  * /work/shared/data/scifact-dev). The store (default $TMPDIR/bench_lexical_store) is
  * rebuilt on each run. --title 0 indexes the text alone; --chunk-tokens N splits each text
  * with the ingest chunker (--overlap tokens, default 32) and indexes every chunk (with the
- * title when --title 1), scoring a document by its best chunk, as `ragcore eval` does. */
+ * title when --title 1), scoring a document by its best chunk, as `ragcore eval` does.
+ * --stats 1 also times, after each search, the query's BM25 statistics as a cluster's
+ * shard gathers them (rag_lexical_query_stats: chunk and document frequencies, the latter
+ * counted from the postings) and the per-term chunk-frequency lookups alone (what those
+ * statistics cost before they counted documents). */
 #include "chunker.h"
 #include "corpus.h"
 #include "lexical.h"
@@ -18,6 +22,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* rag_analyze's callback for --stats: one chunk-frequency lookup per term. */
+typedef struct df_only {
+    rag_txn *txn;
+    uint64_t sum;
+} df_only;
+
+static void df_lookup(void *user, const char *term, size_t len)
+{
+    df_only *d = user;
+    uint32_t df = 0;
+    if (rag_lexical_df(d->txn, 1, term, len, &df) == RAG_OK)
+        d->sum += df;
+}
 
 static double now(void)
 {
@@ -105,7 +123,7 @@ static int add_fn(rag_txn *txn, void *user)
 int main(int argc, char **argv)
 {
     const char *data = "/work/shared/data/scifact-dev", *store = NULL, *lang = "english";
-    int stop = 1, repeat = 1, title = 1, chunk_tokens = 0, overlap = 32;
+    int stop = 1, repeat = 1, title = 1, chunk_tokens = 0, overlap = 32, stats = 0;
     rag_bm25_params params;
     rag_bm25_params_init(&params);
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -119,6 +137,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--title")) title = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--chunk-tokens")) chunk_tokens = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--overlap")) overlap = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--stats")) stats = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 1;
@@ -191,7 +210,9 @@ int main(int argc, char **argv)
     uint64_t ids[KC];
     unsigned char *seen = calloc(c.n, 1);
     double ranked[K], *ndcg = calloc(set->n, sizeof *ndcg), *lat = calloc(set->n * repeat, sizeof *lat),
-           *cpu = calloc(set->n * repeat, sizeof *cpu);
+           *cpu = calloc(set->n * repeat, sizeof *cpu),
+           *cpu_st = calloc(set->n * repeat, sizeof *cpu_st),
+           *cpu_df = calloc(set->n * repeat, sizeof *cpu_df);
     double sum_ndcg = 0, sum_r10 = 0, sum_r100 = 0, sum_mrr = 0;
     size_t nlat = 0;
     for (int rep = 0; rep < repeat; rep++) {
@@ -205,6 +226,22 @@ int main(int argc, char **argv)
                                        NULL, chunk_tokens ? KC : K, NULL, NULL, scores, ids);
             rag_txn_end(txn);
             cpu[nlat] = (cpu_now() - c0) * 1e3;
+            if (stats) {
+                rag_bm25_stats *bs = NULL;
+                df_only d = {NULL, 0};
+                if (rag_store_read(st, &txn) != RAG_OK)
+                    return 1;
+                c0 = cpu_now();
+                if (rag_lexical_query_stats(txn, an, 1, q->text, strlen(q->text), &bs) != RAG_OK)
+                    return 1;
+                cpu_st[nlat] = (cpu_now() - c0) * 1e3;
+                free(bs);
+                d.txn = txn;
+                c0 = cpu_now();
+                rag_analyze(an, q->text, strlen(q->text), df_lookup, &d);
+                cpu_df[nlat] = (cpu_now() - c0) * 1e3;
+                rag_txn_end(txn);
+            }
             lat[nlat++] = (now() - q0) * 1e3;
             if (n < 0) {
                 fprintf(stderr, "query %s: %s\n", q->id, rag_errmsg());
@@ -251,6 +288,14 @@ int main(int argc, char **argv)
            rag_eval_quantile(lat, nlat, 0.5), rag_eval_quantile(lat, nlat, 0.95),
            rag_eval_quantile(lat, nlat, 1.0), rag_eval_quantile(cpu, nlat, 0.5),
            rag_eval_quantile(cpu, nlat, 0.95), rag_eval_quantile(cpu, nlat, 1.0));
+    if (stats)
+        printf("{\"bench\":\"lexical_stats\",\"queries\":%zu,\"stats_cpu_ms_p50\":%.4f,"
+               "\"stats_cpu_ms_p95\":%.4f,\"df_lookups_cpu_ms_p50\":%.4f,"
+               "\"df_lookups_cpu_ms_p95\":%.4f}\n",
+               nlat, rag_eval_quantile(cpu_st, nlat, 0.5), rag_eval_quantile(cpu_st, nlat, 0.95),
+               rag_eval_quantile(cpu_df, nlat, 0.5), rag_eval_quantile(cpu_df, nlat, 0.95));
+    free(cpu_st);
+    free(cpu_df);
     free(ndcg);
     free(lat);
     free(cpu);

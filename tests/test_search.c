@@ -1022,6 +1022,36 @@ static int lexical_scores(rag_db *db, const char *q, const rag_bm25_stats *st,
     return n;
 }
 
+/* Searches each half by document with `sum` and with its own statistics: with `sum` every
+ * hit of the whole store (n_all ids and scores) is found in its half with its score; with
+ * its own statistics some score differs. */
+static void halves_match(rag_db *half[2], const char *q, const rag_bm25_stats *sum,
+                         char ids_all[][16], const float *sc_all, int n_all)
+{
+    char ids[SPLIT_HITS][16];
+    float sc[SPLIT_HITS];
+    int matched = 0, differ_own = 0;
+    for (int p = 0; p < 2; p++) {
+        for (int own = 0; own < 2; own++) {
+            int n = lexical_scores(half[p], q, own ? NULL : sum, RAG_SEARCH_OPTIONS_VERSION,
+                                   DOC, ids, sc);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n_all; j++) {
+                    if (strcmp(ids[i], ids_all[j]))
+                        continue;
+                    if (own) {
+                        differ_own |= fabsf(sc[i] - sc_all[j]) > 1e-3f;
+                    } else {
+                        ASSERT_NEAR(sc[i], sc_all[j], 1e-6);
+                        matched++;
+                    }
+                }
+        }
+    }
+    ASSERT_EQ_INT(matched, n_all); /* every hit of the whole store, found in its half */
+    ASSERT_TRUE(differ_own);       /* the halves' own statistics do not give those scores */
+}
+
 static void test_bm25_stats_split_stores(void)
 {
     rag_db *all = open_split("bm25_all", -1, 0), *half[2];
@@ -1060,26 +1090,7 @@ static void test_bm25_stats_split_stores(void)
     float sc_all[SPLIT_HITS], sc_half[SPLIT_HITS];
     int n_all = lexical_scores(all, q, NULL, RAG_SEARCH_OPTIONS_VERSION, DOC, ids_all, sc_all);
     ASSERT_TRUE(n_all > 5);
-    int matched = 0, differ_own = 0;
-    for (int p = 0; p < 2; p++) {
-        for (int own = 0; own < 2; own++) {
-            int n = lexical_scores(half[p], q, own ? NULL : &sum, RAG_SEARCH_OPTIONS_VERSION,
-                                   DOC, ids_half, sc_half);
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n_all; j++) {
-                    if (strcmp(ids_half[i], ids_all[j]))
-                        continue;
-                    if (own) {
-                        differ_own |= fabsf(sc_half[i] - sc_all[j]) > 1e-3f;
-                    } else {
-                        ASSERT_NEAR(sc_half[i], sc_all[j], 1e-6);
-                        matched++;
-                    }
-                }
-        }
-    }
-    ASSERT_EQ_INT(matched, n_all); /* every hit of the whole store, found in its half */
-    ASSERT_TRUE(differ_own);       /* the halves' own statistics do not give those scores */
+    halves_match(half, q, &sum, ids_all, sc_all, n_all);
     /* a version-1 struct (built against the older header) has no bm25_stats field: the
      * search reads no further than version 1's fields and scores with its own statistics */
     char ids_v1[SPLIT_HITS][16];
@@ -1168,25 +1179,7 @@ static void test_bm25_doc_stats_split_stores(void)
         ASSERT_TRUE(!strcmp(ids[i], ids_all[i]) && sc[i] == sc_all[i]);
     /* each half with the summed statistics: the whole store's documents, best chunks and
      * scores; with its own statistics, other scores */
-    int matched = 0, differ_own = 0;
-    for (int p = 0; p < 2; p++) {
-        for (int own = 0; own < 2; own++) {
-            int n = lexical_scores(half[p], q, own ? NULL : &sum, V, DOC, ids, sc);
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n_all; j++) {
-                    if (strcmp(ids[i], ids_all[j]))
-                        continue;
-                    if (own) {
-                        differ_own |= fabsf(sc[i] - sc_all[j]) > 1e-3f;
-                    } else {
-                        ASSERT_NEAR(sc[i], sc_all[j], 1e-6);
-                        matched++;
-                    }
-                }
-        }
-    }
-    ASSERT_EQ_INT(matched, n_all);
-    ASSERT_TRUE(differ_own);
+    halves_match(half, q, &sum, ids_all, sc_all, n_all);
     /* without the document fields (or through version 2's options, which have none): by
      * chunk, with the given chunk statistics */
     rag_bm25_stats chunk_only = sum;
