@@ -1612,7 +1612,9 @@ int rag_lexical_query_stats(rag_txn *txn, const rag_analyzer *an, uint32_t coll,
             continue;
         if ((rc = rag_lexical_df(txn, coll, bag.pool + e->off, e->len, &d)) != RAG_OK)
             goto cleanup;
-        if (d > 0 && st->doc_df &&
+        /* (no documents: no statistics record, e.g. while a rebuild purges the old
+         * entries, whose postings a document count cannot read) */
+        if (d > 0 && st->doc_df && st->docs > 0 &&
             (rc = doc_df_count(txn, coll, bag.pool + e->off, e->len, &s,
                                &doc_df[st->n_terms])) != RAG_OK)
             goto cleanup;

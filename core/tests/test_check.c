@@ -607,6 +607,28 @@ static uint32_t coll_id_of(const char *dir, const char *name)
 }
 
 /* Runs every lexical query on a collection, BM25 by `unit` (RAG_LEXICAL_*). */
+/* 1 when the BM25 statistics of collection coll for the first query carry document fields
+ * (as a cluster's shard sends them), 0 when they do not. */
+static int lex_stats_by_doc(const char *dir, const char *coll)
+{
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.read_only = 1;
+    rag_db *db = NULL;
+    rag_bm25_stats *st = NULL;
+    ASSERT_OK(rag_open(dir, &o, &db));
+    if (db)
+        ASSERT_OK(rag_bm25_stats_get(db, coll, lex_queries[0], &st));
+    int by_doc = st && st->doc_df && st->docs > 0;
+    if (st) {
+        ASSERT_TRUE(st->n_terms > 0 && st->chunks > 0);
+        ASSERT_TRUE(by_doc || (st->docs == 0 && !st->doc_df));
+    }
+    rag_bm25_stats_free(st);
+    rag_close(db);
+    return by_doc;
+}
+
 static void lex_search_unit(const char *dir, const char *coll, int unit, lex_hits *out)
 {
     rag_open_options o;
@@ -968,6 +990,7 @@ static void test_lexical_repair(void)
     rag_check_report_free(r);
     lex_search_all(dir, "default", after[1]);
     ASSERT_TRUE(same_hits(by_chunk, after[1]));
+    ASSERT_TRUE(!lex_stats_by_doc(dir, "default")); /* no document statistics either */
     r = check(dir, RAG_CHECK_REPAIR);
     ASSERT_TRUE(has_item(r, RAG_CHECK_REPAIRED, want_default));
     ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_UNFIXED), 0);
@@ -978,6 +1001,7 @@ static void test_lexical_repair(void)
     rag_check_report_free(r);
     lex_search_all(dir, "default", after[1]);
     ASSERT_TRUE(same_hits(before[1], after[1]));
+    ASSERT_TRUE(lex_stats_by_doc(dir, "default"));
 
     /* 5. A posting's document length, then the statistics' document count, planted wrong. */
     lex_plant plant = {coll_id_of(dir, "default"), 0, {0}, 0};
