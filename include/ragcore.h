@@ -916,9 +916,9 @@ typedef struct rag_bm25_stats {
     size_t n_terms;
     const char *const *terms;    /* the query's distinct terms, as the search analyses it */
     const uint64_t *df;          /* df[i]: chunks holding terms[i] */
-    /* Since version 3 of rag_search_options (read only from options of version >= 3).
-     * Document-level statistics; doc_df NULL or docs 0: not given, and a search by
-     * document with these statistics scores by chunk instead (with the chunk fields).
+    /* Since version 3 of the search options (read only from rag_search_options of version
+     * 3 or later). Document-level statistics; doc_df NULL or docs 0: not given, and a
+     * search by document with these statistics scores by chunk instead (chunk fields).
      * rag_bm25_stats_get leaves them so for a collection still in the chunk-only lexical
      * format of older stores (see lexical_unit). */
     uint64_t docs;               /* documents in the collection's lexical index */
