@@ -1411,6 +1411,19 @@ static void acc_add(acc_slot *acc, size_t mask, size_t *n, uint64_t id, uint64_t
     acc[j].score += part;
 }
 
+/* Lucene's idf of a term held by df of n units (chunks or documents). */
+static double bm25_idf(double n, double df)
+{
+    return log(1.0 + (n - df + 0.5) / (df + 0.5));
+}
+
+/* A term's share of a unit's score: weight w (idf times the term's query multiplicity),
+ * frequency tf in a unit of length dl, inv_avgdl the units' count over their total length. */
+static double bm25_part(double w, double tf, double dl, double k1, double b, double inv_avgdl)
+{
+    return w * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl * inv_avgdl));
+}
+
 static int accumulate(void *user, const void *key, size_t klen, const void *val, size_t vlen)
 {
     scan_state *s = user;
@@ -1426,9 +1439,8 @@ static int accumulate(void *user, const void *key, size_t klen, const void *val,
     uint32_t own = vlen == POST_DOC ? rag_get_be32(v + 16) : 0;
     double tf = rag_get_be32(v), dl = rag_get_be32(v + 4);
     if (s->acc) {
-        double part = s->w * tf * (s->k1 + 1) /
-                      (tf + s->k1 * (1 - s->b + s->b * dl * s->inv_avgdl));
-        acc_add(s->acc, s->mask, &s->n, id, doc, part);
+        acc_add(s->acc, s->mask, &s->n, id, doc,
+                bm25_part(s->w, tf, dl, s->k1, s->b, s->inv_avgdl));
     }
     if (!s->by_doc || own == 0)
         return 0;
@@ -1782,7 +1794,7 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
             continue;
         const char *term = bag.pool + e->off;
         double df = given ? given_df(given, given->df, term, e->len, dfs[i]) : dfs[i];
-        s.w = log(1.0 + (N - df + 0.5) / (df + 0.5)) * e->tf;
+        s.w = bm25_idf(N, df) * e->tf;
         s.prefix = keys + i * (DF_KEY_MAX + 1);
         s.plen = klens[i] + 1;
         long scanned = scan_term(txn, &s);
@@ -1797,12 +1809,10 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
         size_t ndt = (size_t)scanned;
         double ddf = given_docs ? given_df(given, given->doc_df, term, e->len, ndt)
                                 : (double)ndt;
-        double dw = log(1.0 + (Nd - ddf + 0.5) / (ddf + 0.5)) * e->tf;
-        for (size_t j = 0; j < ndt; j++) {
-            double tf = s.dt[j].tf, dl = s.dt[j].dl;
+        double dw = bm25_idf(Nd, ddf) * e->tf;
+        for (size_t j = 0; j < ndt; j++)
             acc_add(dacc, cap - 1, &nd, s.dt[j].doc, s.dt[j].doc,
-                    dw * tf * (p.k1 + 1) / (tf + p.k1 * (1 - p.b + p.b * dl * inv_avgdl_doc)));
-        }
+                    bm25_part(dw, s.dt[j].tf, s.dt[j].dl, p.k1, p.b, inv_avgdl_doc));
     }
     if (by_doc) {
         found = pick_docs(acc, dacc, cap, k, allow, allow_user, scores, ids);
