@@ -202,6 +202,15 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
     return rc;
 }
 
+/* {term: count} of the query's terms in st, counts[i] for st->terms[i]. */
+static json_t *term_counts(const rag_bm25_stats *st, const uint64_t *counts)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < st->n_terms; i++)
+        json_object_set_new(o, st->terms[i], json_integer((json_int_t)counts[i]));
+    return o;
+}
+
 /* A statistics request of exact-IDF mode: {"chunks","total_len","df":{term:df}} of the
  * query's terms in this shard's store, with "docs","doc_total_len","doc_df":{term:df}
  * unless the collection is in the chunk-only lexical format, for the router to sum over
@@ -215,18 +224,12 @@ static int shard_bm25_stats(shard_store *s, json_t *req, json_t *out, char *err,
         snprintf(err, errlen, "%s: %s", rag_strerror(rc), rag_errmsg());
         return rc;
     }
-    json_t *df = json_object();
-    for (size_t i = 0; i < st->n_terms; i++)
-        json_object_set_new(df, st->terms[i], json_integer((json_int_t)st->df[i]));
     json_t *bj = json_pack("{s:I,s:I,s:o}", "chunks", (json_int_t)st->chunks, "total_len",
-                           (json_int_t)st->total_len, "df", df);
+                           (json_int_t)st->total_len, "df", term_counts(st, st->df));
     if (st->doc_df) {
-        json_t *doc_df = json_object();
-        for (size_t i = 0; i < st->n_terms; i++)
-            json_object_set_new(doc_df, st->terms[i], json_integer((json_int_t)st->doc_df[i]));
         json_object_set_new(bj, "docs", json_integer((json_int_t)st->docs));
         json_object_set_new(bj, "doc_total_len", json_integer((json_int_t)st->doc_total_len));
-        json_object_set_new(bj, "doc_df", doc_df);
+        json_object_set_new(bj, "doc_df", term_counts(st, st->doc_df));
     }
     json_object_set_new(out, "bm25_stats", bj);
     rag_bm25_stats_free(st);
