@@ -289,8 +289,11 @@ store_avx2(int tr, const int32_t (*sums)[PW], const float *sx, const int32_t *zx
  * row's two int16 values are broadcast: vpmaddwd adds both products into int32 exactly.
  * (vpmaddubsw on the bytes as they are, then vpmaddwd by ones, runs the GEMM 1.2-1.5x
  * faster on Zen 3, but its int16 pair sum saturates at 255 * 127 * 2: exact only with
- * weights of 7 bits or fewer levels of x, which measured below the faithfulness targets
- * (bench/JOURNAL.md, 2026-12-07, "vpmaddubsw"). */
+ * weights of 7 bits or fewer levels of x, which measured below the faithfulness targets.
+ * Made exact at full range by storing x as q - 128 and moving its sign onto the weights
+ * (vpsignb, |x| <= 128 keeps a pair within 2 * 128 * 127), it gave these integers bit for
+ * bit but ran at 0.88-0.94x this kernel's speed: one more instruction per product pair.
+ * bench/JOURNAL.md, 2026-12-07, "vpmaddubsw" and "sign".) */
 AVX2_INLINE void block_avx2(int tr, size_t G2, const int16_t *xq, size_t ldq, const int8_t *pw,
                             const float *sx, const int32_t *zx, const float *sn,
                             const int32_t *colsum, float *y, size_t ldy, size_t ncols)
