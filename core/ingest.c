@@ -577,6 +577,12 @@ static int remove_doc_lexical(rag_txn *txn, const rag_analyzer *an, uint32_t col
     }
     if (rc == RAG_OK)
         rc = rag_lexical_remove_doc(txn, an, coll, lc, m);
+    /* A document's postings are removed as a whole, so a lost chunk record (store damage)
+     * stops it; the repair rebuilds the lexical index from the chunks that remain. */
+    if (rc == RAG_ECORRUPT)
+        rag_fail_prefix(rc, "document '%s': its lexical index entries do not match its stored "
+                            "chunks (rag_check with RAG_CHECK_REPAIR, `ragcore check --repair`, "
+                            "rebuilds them)", old->id);
     for (size_t i = 0; bufs && i < m; i++)
         free(bufs[i]);
     free(lc);

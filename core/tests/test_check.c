@@ -479,12 +479,27 @@ static void test_lost_chunk_is_not_hidden(void)
     ASSERT_TRUE(doc_chunks(dir, "doc11", ids, 16) >= 1);
     inj a = {coll_id(dir), ids[0], 0, 0};
     inject(dir, lose_chunk_fn, &a);
+    /* Deleting the damaged document is refused with an error that names it and the way
+     * out, and changes nothing ... */
+    rag_db *db = NULL;
+    ASSERT_OK(rag_open(dir, NULL, &db));
+    ASSERT_EQ_INT(rag_delete(db, NULL, "doc11"), RAG_ECORRUPT);
+    ASSERT_TRUE(strstr(rag_errmsg(), "document 'doc11'") != NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "check --repair") != NULL);
+    rag_close(db);
+    ASSERT_EQ_INT(doc_count(dir), NDOCS - 1);
     rag_check_report *r = check(dir, RAG_CHECK_REPAIR);
     ASSERT_TRUE(has_item(r, RAG_CHECK_PROBLEM, "document 'doc11' lists chunk"));
     /* Primary data is never patched over: the problem remains, the document stays. */
     ASSERT_TRUE(has_item(r, RAG_CHECK_UNFIXED, "document 'doc11' lists chunk"));
     rag_check_report_free(r);
     ASSERT_EQ_INT(doc_count(dir), NDOCS - 1);
+    /* ... and after the repair the delete goes through. */
+    db = NULL;
+    ASSERT_OK(rag_open(dir, NULL, &db));
+    ASSERT_OK(rag_delete(db, NULL, "doc11"));
+    rag_close(db);
+    ASSERT_EQ_INT(doc_count(dir), NDOCS - 2);
 }
 
 static int orphan_coll_fn(rag_txn *txn, void *user)
