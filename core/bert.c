@@ -33,7 +33,7 @@
 /* On AMD Zen without AVX-512 the AVX2 small-T kernel keeps ~20 GFLOP/s at every T while
  * OpenBLAS's Zen kernels reach 27 at 12 tokens and 32 at 20: the whole encoder is faster
  * through OpenBLAS from about 8 tokens (Zen 3, `bench_embed --sweep`, bench/JOURNAL.md). */
-#define ZEN_GEMM_MAX 6
+#define AMD_AVX2_GEMM_MAX 6
 
 /* -1: not resolved yet; else the current limit (0 = off). Process-wide, like the BLAS
  * thread count. */
@@ -142,14 +142,23 @@ __attribute__((constructor)) static void fix_blas_core(void)
 #endif
 }
 
+int rag_bert_amd_cpu(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+#else
+    return 0;
+#endif
+}
+
 int rag_bert_set_small_gemm(int max_tokens)
 {
     if (max_tokens < 0) {
         const char *env = getenv("RAGCORE_SMALL_GEMM");
-        const char *core = openblas_get_corename();
-        max_tokens = rag_gemm_small_isa() == RAG_GEMM_AVX512  ? PACKED_GEMM_MAX
-                     : core && !strncmp(core, "Zen", 3) ? ZEN_GEMM_MAX
-                                                         : SMALL_GEMM_MAX;
+        max_tokens = rag_gemm_small_isa() == RAG_GEMM_AVX512 ? PACKED_GEMM_MAX
+                     : rag_bert_amd_cpu()                    ? AMD_AVX2_GEMM_MAX
+                                                             : SMALL_GEMM_MAX;
         if (env && *env)
             max_tokens = atoi(env) > 0 ? atoi(env) : 0;
     }

@@ -83,11 +83,13 @@ void rag_bert_set_threads_default(void);
  * small-T kernels of gemm_small.c, larger ones through cblas_sgemm; 0 turns the small
  * path off. max_tokens < 0: $RAGCORE_SMALL_GEMM when set (0 = off, N = limit), else the
  * measured default: 128 with AVX-512 (weights pre-packed at load, unless
- * $RAGCORE_GEMM_PACK is "0"), 6 when OpenBLAS runs its AMD Zen kernels, 48 otherwise; a
- * model whose weights are not packed never uses the small path past 48. Without AVX2+FMA
- * the limit is always 0. Process-wide; read once per batch, so it may be changed between
- * calls. Returns the limit set. */
+ * $RAGCORE_GEMM_PACK is "0"), 6 on an AMD CPU without AVX-512 (OpenBLAS is faster there
+ * from about 8 tokens), 48 otherwise; a model whose weights are not packed never uses the
+ * small path past 48. Without AVX2+FMA the limit is always 0. Process-wide; read once per
+ * batch, so it may be changed between calls. Returns the limit set. */
 int rag_bert_set_small_gemm(int max_tokens);
+/* 1 on an AMD x86-64 CPU (the small path's default limit depends on it), else 0. */
+int rag_bert_amd_cpu(void);
 
 /* Name of the OpenBLAS kernel set in use (e.g. "SkylakeX"), for benchmarks and reports. */
 const char *rag_bert_blas_info(void);
