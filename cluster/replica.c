@@ -27,6 +27,24 @@
 
 typedef struct replica replica;
 
+/* A backup of one of its stores that this replica made for a new replica (bootstrap, below):
+ * made by its own thread, listed when ready, removed when the new replica says it is done or
+ * when nobody asked about it for backup_idle_ms (a new replica that gave up or died). */
+typedef struct backup_job {
+    int used;
+    char id[64];
+    char token[200];             /* the asking replica's name for its request */
+    struct shard_store *s;
+    uint64_t seq;                /* the store's position when the backup began */
+    enum { BK_MAKING, BK_READY, BK_FAILED } state;
+    char error[600];
+    double touched;              /* cluster_now_ms() of the last question about it */
+    int done;                    /* the new replica has it all */
+    pthread_t thread;
+} backup_job;
+
+#define MAX_BACKUPS 8
+
 typedef struct shard_store {
     replica *r;
     cluster_coll meta;
@@ -61,6 +79,15 @@ struct replica {
     rpc_sub *status_sub;
     rpc_sub *peer_sub;           /* rag.peer.<name>: parts of the backups it made */
     atomic_uint backups;         /* backups made, for their names */
+    pthread_mutex_t bk_mu;       /* guards jobs[] */
+    pthread_cond_t bk_cv;        /* a job finished */
+    backup_job jobs[MAX_BACKUPS];
+    double backup_idle_ms;
+    atomic_uint asks;            /* its own backup requests, for their tokens */
+    /* Test hook: the drop_nth[op]-th request of op ("start", "get") gets no answer (the work
+     * is done, the reply withheld), as if NATS had lost it. */
+    long drop_nth[2];
+    atomic_long answered[2];
     /* Test hook (tests/test_cluster*.sh): the process dies at kill_point of the batch after
      * one of its stores has applied kill_after - 1 batches, as kill -9 would kill it there. */
     enum { KILL_NONE, KILL_BEFORE_COMMIT, KILL_AFTER_COMMIT } kill_point;
@@ -415,6 +442,7 @@ static void catch_up_from_peer(shard_store *s, uint64_t pos, uint64_t seq)
         snprintf(msg, sizeof msg, "the log starts at %llu, after position %llu: %.900s",
                  (unsigned long long)first, (unsigned long long)pos, err);
         set_error(s, msg);
+        fprintf(stderr, "replica %s: %s/%d: %s\n", s->r->name, s->meta.name, s->shard, msg);
         cluster_sleep_ms(1000);
     }
 }
@@ -527,21 +555,35 @@ static void *applier_main(void *arg)
 
 /* ---- bootstrap from a peer ---------------------------------------------------------------
  * A replica whose log no longer holds the sequence after its store's position (a new replica
- * with an empty store, or one down longer than the log's retention) copies a peer's store:
- *   1. request on rag.backup.<collection>.<shard> (queue group of the replicas hosting it):
- *      {"op":"start","collection","shard","min_seq"} -> the peer backs its store up
- *      (rag_backup, under DATA/.backups/<id>) and answers {"peer":"rag.peer.<name>","id",
- *      "seq" (the position when it began: the copy holds at least that),
- *      "files":[{"name","size"}]}, or {"error"} (behind min_seq, no such store);
- *   2. {"op":"get","id","file","offset"} on the peer's own subject -> 'D' + up to
- *      BACKUP_CHUNK bytes of that file, or 'E' + a message;
- *   3. {"op":"done","id"} -> the peer removes the backup;
+ * with an empty store, or one down longer than the log's retention) copies a peer's store.
+ * Every step is a short question that is asked again when no answer comes (core NATS drops a
+ * message when a connection is lost), and asking again never makes a second backup:
+ *   1. {"op":"start","collection","shard","min_seq","token"} on rag.backup.<collection>.
+ *      <shard> (queue group of the replicas hosting it) -> the peer starts a backup of its
+ *      store (rag_backup, under DATA/.backups/<id>, by a thread of its own) and answers at
+ *      once {"peer":"rag.peer.<name>","id","seq" (the position when it began: the copy holds
+ *      at least that),"state":"making"}; or {"error"} (behind min_seq, no such store). The
+ *      same token again gets the same backup's state. A request without a token (an older
+ *      replica) is answered when the backup is ready, as it used to be;
+ *   2. {"op":"status","id"} on the peer's own subject until "state" is "ready", which lists
+ *      "files":[{"name","size"}] (or an {"error"} when the backup failed);
+ *   3. {"op":"get","id","file","offset"} -> 'D' + up to BACKUP_CHUNK bytes of that file, or
+ *      'E' + a message;
+ *   4. {"op":"done","id"} -> the peer removes the backup. A backup nobody asks about for
+ *      backup_idle_ms (RAGCORE_CLUSTER_BACKUP_IDLE_S, default 300 s) is removed too: the
+ *      new replica gave up, died, or asked again and was answered by another peer.
  * then restores the copy into its store directory (rag_restore) and reads the log from the
  * copy's saved position + 1. */
 
 #define BACKUP_CHUNK (512 * 1024) /* below NATS's default 1 MiB payload limit */
-#define BACKUP_START_TIMEOUT_MS 120000
+#define BACKUP_ASK_TIMEOUT_MS 5000 /* start, status: answered at once */
+#define BACKUP_ASK_TRIES 6
+#define BACKUP_POLL_MS 200
 #define BACKUP_GET_TIMEOUT_MS 10000
+#define BACKUP_GET_TRIES 3
+#define BACKUP_IDLE_S_DEFAULT 300
+
+enum { OP_START, OP_GET };
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -621,40 +663,165 @@ static int safe_name(const char *s)
     return s && *s && !strstr(s, "..") && s[0] != '/';
 }
 
+static void backup_dir(const replica *r, const char *id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/.backups/%s", r->data, id);
+}
+
+/* The job called id (or, id NULL, asked for by token), touched; NULL when there is none.
+ * Under bk_mu. */
+static backup_job *find_job(replica *r, const char *id, const char *token)
+{
+    for (int i = 0; i < MAX_BACKUPS; i++) {
+        backup_job *j = &r->jobs[i];
+        if (j->used && ((id && !strcmp(j->id, id)) || (!id && token && !strcmp(j->token, token)))) {
+            j->touched = cluster_now_ms();
+            return j;
+        }
+    }
+    return NULL;
+}
+
+/* A job's answer to start and status. Under bk_mu. */
+static json_t *job_json(const replica *r, const backup_job *j)
+{
+    if (j->state == BK_FAILED)
+        return json_pack("{s:s,s:s}", "id", j->id, "error", j->error);
+    json_t *o = json_pack("{s:s+,s:s,s:I,s:s}", "peer", "rag.peer.", r->name, "id", j->id, "seq",
+                          (json_int_t)j->seq, "state",
+                          j->state == BK_READY ? "ready" : "making");
+    if (j->state == BK_READY) {
+        char dir[2300];
+        backup_dir(r, j->id, dir, sizeof dir);
+        json_object_set_new(o, "files", backup_files(dir));
+    }
+    return o;
+}
+
+static void *backup_thread(void *arg)
+{
+    backup_job *j = arg;
+    shard_store *s = j->s;
+    replica *r = s->r;
+    char dir[2300], err[sizeof j->error] = "";
+    backup_dir(r, j->id, dir, sizeof dir);
+    double t0 = cluster_now_ms();
+    pthread_rwlock_rdlock(&s->dblock);
+    int rc = s->db ? rag_backup(s->db, dir, NULL) : RAG_EBUSY;
+    if (rc != RAG_OK)
+        snprintf(err, sizeof err, "backup: %s",
+                 rc == RAG_EBUSY ? "the store is being replaced" : rag_errmsg());
+    pthread_rwlock_unlock(&s->dblock);
+    if (rc != RAG_OK)
+        rm_tree(dir);
+    fprintf(stderr, "replica %s: backup %s of %s/%d at position %llu+ for a new replica: %s "
+            "(%.1f s)\n", r->name, j->id, s->meta.name, s->shard, (unsigned long long)j->seq,
+            rc == RAG_OK ? "ready" : err, (cluster_now_ms() - t0) / 1000);
+    pthread_mutex_lock(&r->bk_mu);
+    j->state = rc == RAG_OK ? BK_READY : BK_FAILED;
+    snprintf(j->error, sizeof j->error, "%s", err);
+    j->touched = cluster_now_ms();
+    pthread_cond_broadcast(&r->bk_cv);
+    pthread_mutex_unlock(&r->bk_mu);
+    return NULL;
+}
+
+/* Removes the finished jobs that are done, idle longer than backup_idle_ms, or (all true)
+ * every one: their backups too. */
+static void backup_sweep(replica *r, int all)
+{
+    double now = cluster_now_ms();
+    pthread_mutex_lock(&r->bk_mu);
+    for (int i = 0; i < MAX_BACKUPS; i++) {
+        backup_job *j = &r->jobs[i];
+        if (!j->used)
+            continue;
+        if (all)
+            while (j->state == BK_MAKING)
+                pthread_cond_wait(&r->bk_cv, &r->bk_mu);
+        if (j->state == BK_MAKING || !(all || j->done || now - j->touched > r->backup_idle_ms))
+            continue;
+        pthread_join(j->thread, NULL); /* it has finished: its state is set last */
+        char dir[2300];
+        backup_dir(r, j->id, dir, sizeof dir);
+        rm_tree(dir);
+        if (!j->done && !all)
+            fprintf(stderr, "replica %s: backup %s removed: nobody asked about it for %.0f s\n",
+                    r->name, j->id, r->backup_idle_ms / 1000);
+        memset(j, 0, sizeof *j);
+    }
+    pthread_mutex_unlock(&r->bk_mu);
+}
+
 static char *backup_start(replica *r, json_t *req, size_t *rlen)
 {
     const char *coll = json_string_value(json_object_get(req, "collection"));
+    const char *token = json_string_value(json_object_get(req, "token"));
     int shard = (int)json_integer_value(json_object_get(req, "shard"));
     uint64_t min_seq = (uint64_t)json_integer_value(json_object_get(req, "min_seq"));
+    json_t *out = NULL;
+    if (token && !*token)
+        token = NULL;
+    if (token && strlen(token) >= sizeof r->jobs[0].token)
+        return reply_text(json_pack("{s:s}", "error", "token too long"), rlen);
+    pthread_mutex_lock(&r->bk_mu);
+    backup_job *j = token ? find_job(r, NULL, token) : NULL;
+    if (j) { /* asked again: the answer was lost */
+        out = job_json(r, j);
+        goto cleanup;
+    }
     shard_store *s = find_store(r, coll, shard);
-    if (!s)
-        return reply_text(json_pack("{s:s}", "error", "no such store here"), rlen);
+    if (!s) {
+        out = json_pack("{s:s}", "error", "no such store here");
+        goto cleanup;
+    }
     pthread_mutex_lock(&s->mu);
     uint64_t pos = s->pos;
     pthread_mutex_unlock(&s->mu);
-    if (pos < min_seq)
-        return reply_text(json_pack("{s:s,s:I}", "error", "behind", "seq", (json_int_t)pos),
-                          rlen);
-    char id[64], dir[2300];
-    snprintf(id, sizeof id, "bk-%d-%u", (int)getpid(), atomic_fetch_add(&r->backups, 1));
+    if (pos < min_seq) {
+        out = json_pack("{s:s,s:I}", "error", "behind", "seq", (json_int_t)pos);
+        goto cleanup;
+    }
+    for (int i = 0; i < MAX_BACKUPS && !j; i++)
+        if (!r->jobs[i].used)
+            j = &r->jobs[i];
+    if (!j) {
+        out = json_pack("{s:s}", "error", "busy: every backup slot is in use");
+        goto cleanup;
+    }
+    char dir[2300];
+    memset(j, 0, sizeof *j);
+    snprintf(j->id, sizeof j->id, "bk-%d-%u", (int)getpid(), atomic_fetch_add(&r->backups, 1));
+    snprintf(j->token, sizeof j->token, "%s", token ? token : "");
+    j->s = s;
+    j->seq = pos;
+    j->state = BK_MAKING;
+    j->touched = cluster_now_ms();
     snprintf(dir, sizeof dir, "%s/.backups", r->data);
     mkdir(dir, 0700);
-    snprintf(dir, sizeof dir, "%s/.backups/%s", r->data, id);
-    pthread_rwlock_rdlock(&s->dblock);
-    int rc = s->db ? rag_backup(s->db, dir, NULL) : RAG_EBUSY;
-    pthread_rwlock_unlock(&s->dblock);
-    uint64_t seq = pos; /* the copy holds at least this position */
-    if (rc != RAG_OK) {
-        json_t *e = json_pack("{s:s+}", "error", "backup: ",
-                              rc == RAG_EBUSY ? "the store is being replaced" : rag_errmsg());
-        rm_tree(dir);
-        return reply_text(e, rlen);
+    if (pthread_create(&j->thread, NULL, backup_thread, j) != 0) {
+        j->used = 0;
+        out = json_pack("{s:s}", "error", "backup: cannot start a thread");
+        goto cleanup;
     }
-    fprintf(stderr, "replica %s: backup %s of %s/%d at position %llu+ for a new replica\n",
-            r->name, id, s->meta.name, s->shard, (unsigned long long)seq);
-    return reply_text(json_pack("{s:s+,s:s,s:I,s:o}", "peer", "rag.peer.", r->name, "id", id,
-                                "seq", (json_int_t)seq, "files", backup_files(dir)),
-                      rlen);
+    j->used = 1;
+    while (!token && j->state == BK_MAKING) /* an older replica waits for the whole backup */
+        pthread_cond_wait(&r->bk_cv, &r->bk_mu);
+    out = job_json(r, j);
+cleanup:
+    pthread_mutex_unlock(&r->bk_mu);
+    return reply_text(out, rlen);
+}
+
+static char *backup_status(replica *r, json_t *req, size_t *rlen)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    pthread_mutex_lock(&r->bk_mu);
+    backup_job *j = id ? find_job(r, id, NULL) : NULL;
+    json_t *out = j ? job_json(r, j)
+                    : json_pack("{s:s+}", "error", "no backup here called ", id ? id : "(none)");
+    pthread_mutex_unlock(&r->bk_mu);
+    return reply_text(out, rlen);
 }
 
 static char *backup_get(replica *r, json_t *req, size_t *rlen)
@@ -667,6 +834,9 @@ static char *backup_get(replica *r, json_t *req, size_t *rlen)
         snprintf(msg, sizeof msg, "bad backup part request");
         return reply_bytes('E', msg, strlen(msg), rlen);
     }
+    pthread_mutex_lock(&r->bk_mu);
+    find_job(r, id, NULL); /* touched: still in use */
+    pthread_mutex_unlock(&r->bk_mu);
     snprintf(path, sizeof path, "%s/.backups/%s/%s", r->data, id, file);
     int fd = open(path, O_RDONLY);
     char *buf = malloc(BACKUP_CHUNK);
@@ -684,29 +854,48 @@ static char *backup_get(replica *r, json_t *req, size_t *rlen)
     return out;
 }
 
-/* rag.backup.<collection>.<shard> and rag.peer.<name>: the three steps above. */
+static char *backup_done(replica *r, json_t *req, size_t *rlen)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    pthread_mutex_lock(&r->bk_mu);
+    backup_job *j = id ? find_job(r, id, NULL) : NULL;
+    if (j)
+        j->done = 1;
+    pthread_mutex_unlock(&r->bk_mu);
+    backup_sweep(r, 0);
+    return reply_text(json_pack("{s:b}", "done", j != NULL), rlen);
+}
+
+/* rag.backup.<collection>.<shard> and rag.peer.<name>: the steps above. */
 static char *on_backup(void *user, const char *body, size_t len, size_t *rlen)
 {
     replica *r = user;
     json_t *req = json_loadb(body, len, 0, NULL);
     const char *op = json_string_value(json_object_get(req, "op"));
     char *out;
+    int hook = -1;
     if (op && !strcmp(op, "start")) {
         out = backup_start(r, req, rlen);
+        hook = OP_START;
+    } else if (op && !strcmp(op, "status")) {
+        out = backup_status(r, req, rlen);
     } else if (op && !strcmp(op, "get")) {
         out = backup_get(r, req, rlen);
+        hook = OP_GET;
     } else if (op && !strcmp(op, "done")) {
-        const char *id = json_string_value(json_object_get(req, "id"));
-        if (safe_name(id) && !strchr(id, '/')) {
-            char dir[2300];
-            snprintf(dir, sizeof dir, "%s/.backups/%s", r->data, id);
-            rm_tree(dir);
-        }
-        out = reply_text(json_pack("{s:b}", "done", 1), rlen);
+        out = backup_done(r, req, rlen);
     } else {
-        out = reply_text(json_pack("{s:s}", "error", "op must be start, get or done"), rlen);
+        out = reply_text(json_pack("{s:s}", "error", "op must be start, status, get or done"),
+                         rlen);
     }
     json_decref(req);
+    if (hook >= 0 && r->drop_nth[hook] > 0 &&
+        atomic_fetch_add(&r->answered[hook], 1) + 1 == r->drop_nth[hook]) {
+        fprintf(stderr, "replica %s: test hook: no answer to %s request %ld\n", r->name,
+                hook == OP_START ? "start" : "get", r->drop_nth[hook]);
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -728,7 +917,8 @@ static char *request(replica *r, const char *subject, json_t *body, int timeout_
     return reply;
 }
 
-/* Copies file `name` (size bytes) of a peer's backup into dir/name. */
+/* Copies file `name` (size bytes) of a peer's backup into dir/name; a part that gets no
+ * answer is asked for again, up to BACKUP_GET_TRIES times. */
 static int fetch_file(replica *r, const char *peer, const char *id, const char *name,
                       json_int_t size, const char *dir, char *err, size_t errlen)
 {
@@ -745,18 +935,26 @@ static int fetch_file(replica *r, const char *peer, const char *id, const char *
         return -1;
     }
     json_int_t off = 0;
+    int tries = 0;
     while (off < size) {
         size_t len = 0;
         char *part = request(r, peer,
                              json_pack("{s:s,s:s,s:s,s:I}", "op", "get", "id", id, "file", name,
                                        "offset", off),
                              BACKUP_GET_TIMEOUT_MS, &len);
+        if (!part && ++tries < BACKUP_GET_TRIES && !cluster_stopping()) {
+            fprintf(stderr, "replica %s: %s of backup %s from %s at %lld: no answer in %d s: "
+                    "asking again\n", r->name, name, id, peer, (long long)off,
+                    BACKUP_GET_TIMEOUT_MS / 1000);
+            continue;
+        }
         if (!part || len == 0 || part[0] != 'D' || len == 1) {
             snprintf(err, errlen, "%s of backup %s from %s: %.*s", name, id, peer,
                      part && len > 1 ? (int)(len - 1) : 10, part && len > 1 ? part + 1 : "no answer");
             free(part);
             goto cleanup;
         }
+        tries = 0;
         if (write(fd, part + 1, len - 1) != (ssize_t)(len - 1)) {
             snprintf(err, errlen, "cannot write %.400s: %s", path, strerror(errno));
             free(part);
@@ -828,6 +1026,77 @@ static int swap_store(shard_store *live, const char *tmp, char *err, size_t errl
     return rc == RAG_OK ? 0 : -1;
 }
 
+/* Steps 1 and 2: a peer's backup of the shard at min_seq or later, ready ({"peer","id",
+ * "seq","files"}), or NULL with a message. */
+static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uint64_t min_seq,
+                            char *err, size_t errlen)
+{
+    char subject[300], token[200];
+    snprintf(subject, sizeof subject, "rag.backup.%s.%d", meta->name, shard);
+    snprintf(token, sizeof token, "%.120s/%d/%u", r->name, (int)getpid(),
+             atomic_fetch_add(&r->asks, 1));
+    json_t *st = NULL;
+    const char *why = "no answer";
+    for (int tries = 0; tries < BACKUP_ASK_TRIES && !cluster_stopping(); tries++) {
+        size_t len = 0;
+        char *text = request(r, subject,
+                             json_pack("{s:s,s:s,s:i,s:I,s:s}", "op", "start", "collection",
+                                       meta->name, "shard", shard, "min_seq",
+                                       (json_int_t)min_seq, "token", token),
+                             BACKUP_ASK_TIMEOUT_MS, &len);
+        json_decref(st);
+        st = text ? json_loadb(text, len, 0, NULL) : NULL;
+        free(text);
+        if (json_string_value(json_object_get(st, "peer")))
+            break;
+        const char *e = json_string_value(json_object_get(st, "error"));
+        if (e && strcmp(e, "behind") && strcmp(e, "no such store here"))
+            break; /* the backup failed: the caller tries again later */
+        if (!st)
+            fprintf(stderr, "replica %s: %s/%d: no answer to the backup request in %d s: "
+                    "asking again\n", r->name, meta->name, shard, BACKUP_ASK_TIMEOUT_MS / 1000);
+        else
+            cluster_sleep_ms(BACKUP_POLL_MS); /* another replica of the shard may be ahead */
+    }
+    const char *peer = json_string_value(json_object_get(st, "peer"));
+    char peer_subject[300] = "";
+    if (peer)
+        snprintf(peer_subject, sizeof peer_subject, "%s", peer);
+    for (int silent = 0; peer && !cluster_stopping();) {
+        const char *state = json_string_value(json_object_get(st, "state"));
+        if (!state || strcmp(state, "making"))
+            break;
+        cluster_sleep_ms(BACKUP_POLL_MS);
+        size_t len = 0;
+        char *text = request(r, peer_subject,
+                             json_pack("{s:s,s:s}", "op", "status", "id",
+                                       json_string_value(json_object_get(st, "id"))),
+                             BACKUP_ASK_TIMEOUT_MS, &len);
+        json_t *next = text ? json_loadb(text, len, 0, NULL) : NULL;
+        free(text);
+        if (!next) {
+            if (++silent >= BACKUP_ASK_TRIES) {
+                why = "the peer stopped answering";
+                break;
+            }
+            continue;
+        }
+        silent = 0;
+        json_decref(st);
+        st = next;
+        peer = json_string_value(json_object_get(st, "peer"));
+    }
+    if (!json_is_array(json_object_get(st, "files"))) {
+        const char *e = json_string_value(json_object_get(st, "error"));
+        snprintf(err, errlen, "no peer gave a backup of %s/%d at sequence %llu or later: %s",
+                 meta->name, shard, (unsigned long long)min_seq,
+                 e ? e : cluster_stopping() ? "stopping" : why);
+        json_decref(st);
+        return NULL;
+    }
+    return st;
+}
+
 /* Replaces the store in dir by a copy of a peer's that holds at least sequence min_seq.
  * live NULL: the store in dir is closed. Else it is live's running store, which keeps
  * answering queries while the copy is fetched and is then swapped (swap_store). 0, or -1
@@ -836,35 +1105,23 @@ static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
                                uint64_t min_seq, const char *dir, shard_store *live, char *err,
                                size_t errlen)
 {
-    char subject[300], tmp[4400];
-    snprintf(subject, sizeof subject, "rag.backup.%s.%d", meta->name, shard);
+    char tmp[4400];
     snprintf(tmp, sizeof tmp, "%s.bootstrap", dir);
     rm_tree(tmp);
-    size_t len = 0;
-    char *text = request(r, subject,
-                         json_pack("{s:s,s:s,s:i,s:I}", "op", "start", "collection", meta->name,
-                                   "shard", shard, "min_seq", (json_int_t)min_seq),
-                         BACKUP_START_TIMEOUT_MS, &len);
-    json_t *st = text ? json_loadb(text, len, 0, NULL) : NULL;
-    free(text);
+    json_t *st = ready_backup(r, meta, shard, min_seq, err, errlen);
+    if (!st)
+        return -1;
     const char *peer = json_string_value(json_object_get(st, "peer"));
     const char *id = json_string_value(json_object_get(st, "id"));
-    json_t *files = json_object_get(st, "files");
     int rc = -1;
-    if (!peer || !id || !json_is_array(files)) {
-        snprintf(err, errlen, "no peer gave a backup of %s/%d at sequence %llu or later: %s",
-                 meta->name, shard, (unsigned long long)min_seq,
-                 st ? json_string_value(json_object_get(st, "error")) : "no answer");
-        goto cleanup;
-    }
     if (mkdir(tmp, 0700) != 0) {
         snprintf(err, errlen, "cannot create %.400s: %s", tmp, strerror(errno));
         goto cleanup;
     }
-    size_t i;
+    size_t i, len = 0;
     json_t *f;
     rc = 0;
-    json_array_foreach(files, i, f)
+    json_array_foreach(json_object_get(st, "files"), i, f)
     {
         const char *name = json_string_value(json_object_get(f, "name"));
         if (rc == 0 && (!safe_name(name) ||
@@ -1163,7 +1420,20 @@ int cluster_replica_main(int argc, char **argv)
         r.kill_point = KILL_BEFORE_COMMIT;
         r.kill_after = atol(before);
     }
+    /* RAGCORE_CLUSTER_TEST_DROP=start:N,get:M (test hook): the N-th start and M-th get
+     * request this replica answers get no answer */
+    const char *drop = getenv("RAGCORE_CLUSTER_TEST_DROP");
+    for (const char *p = drop; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : "") {
+        if (!strncmp(p, "start:", 6))
+            r.drop_nth[OP_START] = atol(p + 6);
+        else if (!strncmp(p, "get:", 4))
+            r.drop_nth[OP_GET] = atol(p + 4);
+    }
+    const char *idle = getenv("RAGCORE_CLUSTER_BACKUP_IDLE_S");
+    r.backup_idle_ms = 1000.0 * (idle && atof(idle) > 0 ? atof(idle) : BACKUP_IDLE_S_DEFAULT);
     pthread_mutex_init(&r.mu, NULL);
+    pthread_mutex_init(&r.bk_mu, NULL);
+    pthread_cond_init(&r.bk_cv, NULL);
     chttp *http = NULL;
     int code = cluster_role_start("replica", config, &r.cfg, r.name, &r.log, listen, 2, on_http,
                                   &r, port_file, &http);
@@ -1181,6 +1451,7 @@ int cluster_replica_main(int argc, char **argv)
         goto done;
     while (!cluster_stopping()) {
         discover(&r);
+        backup_sweep(&r, 0);
         cluster_sleep_ms(1000);
     }
 done:
@@ -1188,10 +1459,14 @@ done:
     rpc_unserve(r.status_sub);
     rpc_unserve(r.peer_sub);
     for (size_t i = 0; i < r.n; i++) {
+        rpc_unserve(r.stores[i]->bsub);
+        r.stores[i]->bsub = NULL;
+    }
+    backup_sweep(&r, 1); /* no new backup can start now; those being made finish first */
+    for (size_t i = 0; i < r.n; i++) {
         shard_store *s = r.stores[i];
         pthread_join(s->applier, NULL);
         rpc_unserve(s->qsub);
-        rpc_unserve(s->bsub);
         rpc_unserve(s->hsub);
         int rc = rag_close(s->db);
         if (rc != RAG_OK)

@@ -64,12 +64,18 @@ cl_python() {
 }
 
 # Stops the cluster and returns STATUS (default 0), or 1 when a process's log holds a
-# sanitizer report (their exit codes are not seen). For an EXIT trap:
+# sanitizer report (their exit codes are not seen); a failed test (STATUS not 0) prints the
+# end of every process's log. For an EXIT trap:
 #   trap 'st=$?; cl_stop $st || st=$?; ...; exit $st' EXIT
 cl_stop() {
     local rc=${1:-0}
     [ -n "${cl_dir:-}" ] || return "$rc"
     "${RAGCORE_SOURCE_DIR:?}/tools/cluster_dev.sh" stop "$cl_dir" || true
+    if [ "$rc" -ne 0 ]; then  # a failed test: what each process said last, for the diagnosis
+        for f in "$cl_dir"/log/*.log; do
+            [ -f "$f" ] && { echo "--- ${f##*/} (last 25 lines)"; tail -n 25 "$f"; }
+        done
+    fi
     if grep -l -E "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$cl_dir"/log/*.log 2>/dev/null; then
         echo "FAIL: sanitizer reports in the logs above:"
         grep -h -A20 -E "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$cl_dir"/log/*.log | head -80
