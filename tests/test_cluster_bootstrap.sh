@@ -58,7 +58,7 @@ with Load(c) as load:
                     "--shards", "0", "--name", "r0c"], check=True)
     time.sleep(4)
 load.report("a new replica r0c bootstraps from a peer while writing")
-c.converged("r0c after its bootstrap", replicas=(3, 2))
+c.converged("r0c after its bootstrap", replicas=(3, 2), timeout=120)
 log = c.log_text("r0c")
 c.check("bootstrapped from rag.peer.r0" in log, f"r0c copied a peer's store: {log[-2000:]}")
 c.check("no answer to the backup request in 5 s: asking again" in log,
