@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,11 @@
 
 /* Records a child sends: one type byte, a 4-byte length, the payload. */
 enum { REC_STAGE = 'S', REC_ITEM = 'I', REC_END = 'E' };
+
+/* A checker child that sleeps without using CPU time or sending anything for this long is
+ * stuck (RAGCORE_CHECK_STALL_S overrides it), and is replaced up to CHECK_TRIES times. */
+#define CHECK_STALL_S 10
+#define CHECK_TRIES 3
 
 rag_check_report *rag_check_report_new(void)
 {
@@ -160,14 +167,62 @@ static void __attribute__((noreturn)) child_main(const char *dir, rag_check_pass
     _exit(0);
 }
 
-/* Reads the child's records until it closes the pipe: *buf (malloc'd), *len. */
-static int read_stream(int fd, char **buf, size_t *len)
+/* The state letter and CPU time (clock ticks, all threads) of process pid from
+ * /proc/<pid>/stat; 0, or -1 when it cannot be read. */
+static int proc_progress(pid_t pid, char *state, unsigned long long *ticks)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *p = strrchr(line, ')'); /* after the command name, which may hold anything */
+    unsigned long long ut = 0, st = 0;
+    /* state (3rd field), then 10 fields up to utime (14th) and stime (15th) */
+    if (!p || sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", state,
+                     &ut, &st) != 3)
+        return -1;
+    *ticks = ut + st;
+    return 0;
+}
+
+/* Reads the child's records until it closes the pipe: *buf (malloc'd), *len. *stuck = 1
+ * (and the read ends) when the child sleeps for stall_s seconds without using CPU time or
+ * sending anything: a fork copies only the calling thread, so a lock that another thread
+ * of this process held at that moment (the allocator's, under AddressSanitizer, or any
+ * other) is never released in the child, which then waits for it forever. */
+static int read_stream(int fd, pid_t pid, int stall_s, char **buf, size_t *len, int *stuck)
 {
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
+    unsigned long long last_ticks = 0;
+    int quiet_s = 0;
+    *stuck = 0;
     if (!b)
         return RAG_ENOMEM;
     for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int ready = poll(&pfd, 1, 1000);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready == 0) { /* a quiet second: is the child still working? */
+            char state = 0;
+            unsigned long long ticks = 0;
+            if (proc_progress(pid, &state, &ticks) == 0 && state == 'S' && ticks == last_ticks)
+                quiet_s++;
+            else
+                quiet_s = 0;
+            last_ticks = ticks;
+            if (quiet_s >= stall_s) {
+                *stuck = 1;
+                break;
+            }
+            continue;
+        }
+        quiet_s = 0;
         if (n == cap) {
             char *q = realloc(b, cap * 2);
             if (!q) {
@@ -241,16 +296,23 @@ static int merge_stream(rag_check_report *r, const char *b, size_t n, char *stag
     return rc;
 }
 
-int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
-                       rag_check_report *r, int *crashed)
+/* Test hook: RAGCORE_CHECK_TEST_STALL=N makes checker children sleep forever before they
+ * start, as one that inherited a held lock would, until N of this process's children have. */
+static atomic_int children_stalled;
+
+/* Starts a checker child and reads what it sends (read_stream): RAG_OK with *buf, *len,
+ * *status and *w (waitpid's result), or an error; *stuck when the child was stuck (it is
+ * then killed and reaped, and nothing is returned). */
+static int run_child(const char *dir, rag_check_pass_fn pass, void *user, int stall_s,
+                     char **buf, size_t *len, int *status, pid_t *w, int *stuck)
 {
-    *crashed = 0;
-    const char *env = getenv("RAGCORE_CHECK_FORK");
-    if (env && strcmp(env, "0") == 0)
-        return pass(dir, user, r);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return rag_fail(RAG_EIO, "cannot start the checker process: %s", strerror(errno));
+    const char *hook = getenv("RAGCORE_CHECK_TEST_STALL");
+    int stall = hook && atomic_load(&children_stalled) < atoi(hook);
+    if (stall)
+        atomic_fetch_add(&children_stalled, 1);
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -260,21 +322,50 @@ int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
     }
     if (pid == 0) {
         close(fds[0]);
+        if (stall)
+            for (;;)
+                pause();
         child_main(dir, pass, user, fds[1]);
     }
     close(fds[1]);
+    int rc = read_stream(fds[0], pid, stall_s, buf, len, stuck);
+    close(fds[0]);
+    if (*stuck)
+        kill(pid, SIGKILL);
+    while ((*w = waitpid(pid, status, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc != RAG_OK || *stuck) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
+}
+
+int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
+                       rag_check_report *r, int *crashed)
+{
+    *crashed = 0;
+    const char *env = getenv("RAGCORE_CHECK_FORK");
+    if (env && strcmp(env, "0") == 0)
+        return pass(dir, user, r);
+    const char *stall_env = getenv("RAGCORE_CHECK_STALL_S");
+    int stall_s = stall_env && atoi(stall_env) > 0 ? atoi(stall_env) : CHECK_STALL_S;
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_stream(fds[0], &buf, &len);
-    close(fds[0]);
-    int status = 0;
-    pid_t w;
-    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-        ;
-    if (rc != RAG_OK) {
-        free(buf);
-        return rc;
+    int status = 0, stuck = 0, rc = RAG_OK;
+    pid_t w = -1;
+    for (int tries = 0; tries < CHECK_TRIES; tries++) {
+        rc = run_child(dir, pass, user, stall_s, &buf, &len, &status, &w, &stuck);
+        if (rc != RAG_OK || !stuck)
+            break;
     }
+    if (rc != RAG_OK)
+        return rc;
+    if (stuck)
+        return rag_fail(RAG_EIO, "checking '%s': the checker process stopped making progress "
+                        "%d times (each slept %d s without using CPU time: a lock another "
+                        "thread held when it was forked); RAGCORE_CHECK_FORK=0 checks in this "
+                        "process", dir, CHECK_TRIES, stall_s);
     char stage[256] = "the store";
     int ended = 0;
     uint64_t item_counts[4] = {0, 0, 0, 0};
@@ -286,10 +377,10 @@ int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
     for (int i = 0; i < 4; i++)
         r->counts[i] += item_counts[i];
     char how[96];
-    if (w == pid && WIFSIGNALED(status))
+    if (w > 0 && WIFSIGNALED(status))
         snprintf(how, sizeof how, "died of signal %d (%s)", WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
-    else if (w == pid && WIFEXITED(status))
+    else if (w > 0 && WIFEXITED(status))
         snprintf(how, sizeof how, "ended with status %d before finishing", WEXITSTATUS(status));
     else
         snprintf(how, sizeof how, "ended before finishing");

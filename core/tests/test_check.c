@@ -12,7 +12,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NDOCS 40
@@ -182,6 +185,41 @@ static void test_clean_store(void)
     /* A store that is not one. */
     ASSERT_EQ_INT(rag_check(base, 0, 0, &r), RAG_ENOTFOUND);
     ASSERT_TRUE(strstr(rag_errmsg(), "not a ragcore store") != NULL);
+}
+
+/* A checker child that sleeps without working (as one that inherited a lock another thread
+ * held when it was forked does) is killed and replaced; when every try is stuck the check
+ * fails with RAG_EIO saying so. No child is left behind either way. */
+static void test_stuck_checker(void)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/stuck", base);
+    make_store(dir, NULL);
+    setenv("RAGCORE_CHECK_STALL_S", "1", 1);
+    setenv("RAGCORE_CHECK_TEST_STALL", "1", 1); /* the next child is stuck */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rag_check_report *r = check(dir, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (r) {
+        ASSERT_EQ_INT(rag_check_report_count(r, RAG_CHECK_PROBLEM), 0);
+        ASSERT_EQ_INT(rag_check_report_totals(r)->documents, NDOCS - 1);
+        rag_check_report_free(r);
+    }
+    /* it waited for the stuck child's quiet second before it replaced it */
+    ASSERT_TRUE((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 >= 1.0);
+    ASSERT_TRUE(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+
+    setenv("RAGCORE_CHECK_TEST_STALL", "4", 1); /* the next 3: every try */
+    r = NULL;
+    ASSERT_EQ_INT(rag_check(dir, 0, 0, &r), RAG_EIO);
+    ASSERT_TRUE(strstr(rag_errmsg(), "stopped making progress 3 times") != NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), dir) != NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "RAGCORE_CHECK_FORK=0") != NULL);
+    ASSERT_TRUE(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+    rag_check_report_free(r);
+    unsetenv("RAGCORE_CHECK_TEST_STALL");
+    unsetenv("RAGCORE_CHECK_STALL_S");
 }
 
 static int orphan_fn(rag_txn *txn, void *user)
@@ -1043,6 +1081,7 @@ int main(void)
     snprintf(base, sizeof base, "%s/check", tmp ? tmp : "/tmp");
     mkdir(base, 0755);
     RUN_TEST(test_clean_store);
+    RUN_TEST(test_stuck_checker);
     RUN_TEST(test_orphans);
     RUN_TEST(test_vectors);
     RUN_TEST(test_counters);
