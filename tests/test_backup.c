@@ -17,6 +17,7 @@
 static char base[4096], dbdir[4200];
 static atomic_int committed;   /* batches committed so far */
 static atomic_int stop;
+static atomic_int writer_done; /* the writer thread ended (stopped, failed or all batches) */
 static rag_db *db;
 
 static void doc_text(char *buf, size_t n, int b, int d)
@@ -47,13 +48,16 @@ static void *writer(void *arg)
         }
         atomic_store(&committed, b + 1);
     }
+    atomic_store(&writer_done, 1);
     return NULL;
 }
 
+/* Waits until the writer committed `batches` batches; fails when it ended before. */
 static void wait_for(int batches)
 {
-    while (atomic_load(&committed) < batches)
+    while (atomic_load(&committed) < batches && !atomic_load(&writer_done))
         usleep(2000);
+    ASSERT_TRUE(atomic_load(&committed) >= batches);
 }
 
 /* Asserts that a search of `query` restricted to document `want` (mode RAG_MODE_*) finds
