@@ -11,14 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* Records a child sends: one type byte, a 4-byte length, the payload. */
 enum { REC_STAGE = 'S', REC_ITEM = 'I', REC_END = 'E' };
 
-/* A checker child that sleeps without using CPU time or sending anything for this long is
- * stuck (RAGCORE_CHECK_STALL_S overrides it), and is replaced up to CHECK_TRIES times. */
+/* A checker child that waits on a lock (a futex) without using CPU time or sending anything
+ * for this long is stuck (RAGCORE_CHECK_STALL_S overrides it), and is replaced up to
+ * CHECK_TRIES times. */
 #define CHECK_STALL_S 10
 #define CHECK_TRIES 3
 
@@ -189,11 +192,38 @@ static int proc_progress(pid_t pid, char *state, unsigned long long *ticks)
     return 0;
 }
 
+/* 1 when process pid sleeps in a futex wait (a lock), by its current system call or else
+ * by where the kernel says it waits; 0 when it does not, or when neither can be read. A
+ * child that waits for anything else (a pipe, another process: AddressSanitizer's
+ * symbolizer after a crash, say) is not stuck on a lock. */
+static int in_futex_wait(pid_t pid)
+{
+    char path[64], buf[128] = "";
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        long nr = -1;
+        int got = fscanf(f, "%ld", &nr);
+        fclose(f);
+        if (got == 1)
+            return nr == SYS_futex;
+    }
+    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, "futex") != NULL;
+}
+
 /* Reads the child's records until it closes the pipe: *buf (malloc'd), *len. *stuck = 1
- * (and the read ends) when the child sleeps for stall_s seconds without using CPU time or
- * sending anything: a fork copies only the calling thread, so a lock that another thread
- * of this process held at that moment (the allocator's, under AddressSanitizer, or any
- * other) is never released in the child, which then waits for it forever. */
+ * (and the read ends) when the child waits on a lock for stall_s seconds without using
+ * CPU time or sending anything: a fork copies only the calling thread, so a lock that
+ * another thread of this process held at that moment (the allocator's, under
+ * AddressSanitizer, or any other) is never released in the child, which then waits for it
+ * forever. */
 static int read_stream(int fd, pid_t pid, int stall_s, char **buf, size_t *len, int *stuck)
 {
     size_t cap = 1 << 16, n = 0;
@@ -211,7 +241,8 @@ static int read_stream(int fd, pid_t pid, int stall_s, char **buf, size_t *len, 
         if (ready == 0) { /* a quiet second: is the child still working? */
             char state = 0;
             unsigned long long ticks = 0;
-            if (proc_progress(pid, &state, &ticks) == 0 && state == 'S' && ticks == last_ticks)
+            if (proc_progress(pid, &state, &ticks) == 0 && state == 'S' &&
+                ticks == last_ticks && in_futex_wait(pid))
                 quiet_s++;
             else
                 quiet_s = 0;
@@ -296,8 +327,9 @@ static int merge_stream(rag_check_report *r, const char *b, size_t n, char *stag
     return rc;
 }
 
-/* Test hook: RAGCORE_CHECK_TEST_STALL=N makes checker children sleep forever before they
- * start, as one that inherited a held lock would, until N of this process's children have. */
+/* Test hook: RAGCORE_CHECK_TEST_STALL=N makes checker children wait forever on a lock
+ * before they start, as one that inherited a held lock would, until N of this process's
+ * children have. */
 static atomic_int children_stalled;
 
 /* Starts a checker child and reads what it sends (read_stream): RAG_OK with *buf, *len,
@@ -322,9 +354,9 @@ static int run_child(const char *dir, rag_check_pass_fn pass, void *user, int st
     }
     if (pid == 0) {
         close(fds[0]);
-        if (stall)
-            for (;;)
-                pause();
+        static int never_set;
+        while (stall) /* a futex wait that nothing ends */
+            syscall(SYS_futex, &never_set, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
         child_main(dir, pass, user, fds[1]);
     }
     close(fds[1]);
@@ -363,9 +395,9 @@ int rag_check_isolated(const char *dir, rag_check_pass_fn pass, void *user,
         return rc;
     if (stuck)
         return rag_fail(RAG_EIO, "checking '%s': the checker process stopped making progress "
-                        "%d times (each slept %d s without using CPU time: a lock another "
-                        "thread held when it was forked); RAGCORE_CHECK_FORK=0 checks in this "
-                        "process", dir, CHECK_TRIES, stall_s);
+                        "%d times (each waited %d s on a lock without using CPU time: one "
+                        "another thread held when it was forked); RAGCORE_CHECK_FORK=0 checks "
+                        "in this process", dir, CHECK_TRIES, stall_s);
     char stage[256] = "the store";
     int ended = 0;
     uint64_t item_counts[4] = {0, 0, 0, 0};

@@ -187,7 +187,7 @@ static void test_clean_store(void)
     ASSERT_TRUE(strstr(rag_errmsg(), "not a ragcore store") != NULL);
 }
 
-/* A checker child that sleeps without working (as one that inherited a lock another thread
+/* A checker child that waits on a lock without working (as one that inherited a lock another thread
  * held when it was forked does) is killed and replaced; when every try is stuck the check
  * fails with RAG_EIO saying so. No child is left behind either way. */
 static void test_stuck_checker(void)
