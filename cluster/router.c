@@ -1194,11 +1194,12 @@ static void on_http(void *user, const char *method, const char *path, const char
     cluster_keys *keys = atomic_load(&r->keys);
     unsigned scope;
     char coll[129];
-    if (!strcmp(path, "/healthz")) { /* open, for load balancers */
-        int ok = clog_connected(r->log);
-        chttp_json(out, ok ? 200 : 503,
-                   json_pack("{s:s,s:s}", "status", ok ? "ok" : "broker_unreachable", "role",
-                             "router"));
+    if (!strcmp(path, "/healthz")) { /* open, for load balancers: 200 only when it serves */
+        int connected = clog_connected(r->log);
+        chttp_json(out, connected && keys ? 200 : 503,
+                   json_pack("{s:s,s:s}", "status",
+                             !connected ? "broker_unreachable" : keys ? "ok" : "starting",
+                             "role", "router"));
     } else if (!route_scope(method, path, j, &scope, coll, sizeof coll)) {
         chttp_error(out, 404, "not_found", "no route %s %s", method, path);
     } else if (!keys) {
