@@ -2,6 +2,7 @@
 #include "check_report.h"
 #include "status.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,10 +20,10 @@
 /* Records a child sends: one type byte, a 4-byte length, the payload. */
 enum { REC_STAGE = 'S', REC_ITEM = 'I', REC_END = 'E' };
 
-/* A checker child that waits on a lock (a futex) without using CPU time or sending anything
- * for this long is stuck (RAGCORE_CHECK_STALL_S overrides it), and is replaced up to
- * CHECK_TRIES times. */
-#define CHECK_STALL_S 10
+/* A checker child whose threads all wait on a lock (a futex) without using CPU time or
+ * sending anything for this long is stuck (RAGCORE_CHECK_STALL_S overrides it), and is
+ * replaced up to CHECK_TRIES times. */
+#define CHECK_STALL_S 30
 #define CHECK_TRIES 3
 
 rag_check_report *rag_check_report_new(void)
@@ -192,14 +193,13 @@ static int proc_progress(pid_t pid, char *state, unsigned long long *ticks)
     return 0;
 }
 
-/* 1 when process pid sleeps in a futex wait (a lock), by its current system call or else
- * by where the kernel says it waits; 0 when it does not, or when neither can be read. A
- * child that waits for anything else (a pipe, another process: AddressSanitizer's
- * symbolizer after a crash, say) is not stuck on a lock. */
-static int in_futex_wait(pid_t pid)
+/* 1 when thread tid of process pid sleeps in a futex wait (a lock), by its current system
+ * call or else by where the kernel says it waits; 0 when it does not, or when neither can
+ * be read. */
+static int thread_in_futex_wait(pid_t pid, const char *tid)
 {
-    char path[64], buf[128] = "";
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    char path[128], buf[128] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/syscall", (int)pid, tid);
     FILE *f = fopen(path, "r");
     if (f) {
         long nr = -1;
@@ -208,7 +208,7 @@ static int in_futex_wait(pid_t pid)
         if (got == 1)
             return nr == SYS_futex;
     }
-    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/wchan", (int)pid, tid);
     f = fopen(path, "r");
     if (!f)
         return 0;
@@ -218,10 +218,33 @@ static int in_futex_wait(pid_t pid)
     return strstr(buf, "futex") != NULL;
 }
 
+/* 1 when every thread of process pid sleeps in a futex wait. A child with a thread that
+ * waits for anything else (a pipe, another process: AddressSanitizer's symbolizer after a
+ * crash of one of its threads, while the others wait for that one) is not stuck on a
+ * lock. */
+static int all_in_futex_wait(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int threads = 0, waiting = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        threads++;
+        waiting += thread_in_futex_wait(pid, e->d_name);
+    }
+    closedir(d);
+    return threads > 0 && waiting == threads;
+}
+
 /* Reads the child's records until it closes the pipe: *buf (malloc'd), *len. *stuck = 1
- * (and the read ends) when the child waits on a lock for stall_s seconds without using
- * CPU time or sending anything: a fork copies only the calling thread, so a lock that
- * another thread of this process held at that moment (the allocator's, under
+ * (and the read ends) when every thread of the child waits on a lock for stall_s seconds
+ * without using CPU time or sending anything: a fork copies only the calling thread, so a
+ * lock that another thread of this process held at that moment (the allocator's, under
  * AddressSanitizer, or any other) is never released in the child, which then waits for it
  * forever. */
 static int read_stream(int fd, pid_t pid, int stall_s, char **buf, size_t *len, int *stuck)
@@ -242,7 +265,7 @@ static int read_stream(int fd, pid_t pid, int stall_s, char **buf, size_t *len, 
             char state = 0;
             unsigned long long ticks = 0;
             if (proc_progress(pid, &state, &ticks) == 0 && state == 'S' &&
-                ticks == last_ticks && in_futex_wait(pid))
+                ticks == last_ticks && all_in_futex_wait(pid))
                 quiet_s++;
             else
                 quiet_s = 0;

@@ -42,7 +42,7 @@ typedef int (*rag_check_pass_fn)(const char *dir, void *user, rag_check_report *
  * killed by a signal, `r` keeps the findings it sent and gains a problem naming the stage
  * it was at and the signal, and *crashed is set to 1. Returns the pass's status (its
  * message is carried over), or RAG_EIO / RAG_ENOMEM when the child cannot be started.
- * A child that waits on a lock without using CPU time or sending anything for
+ * A child whose threads all wait on a lock without using CPU time or sending anything for
  * CHECK_STALL_S seconds (RAGCORE_CHECK_STALL_S) is stuck on a lock inherited from another
  * thread: it is killed and replaced, up to CHECK_TRIES times (then RAG_EIO). With
  * RAGCORE_CHECK_FORK=0 in the environment the pass runs in this process. */

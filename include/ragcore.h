@@ -1399,11 +1399,11 @@ typedef struct rag_check_report rag_check_report;
  * each damaged page (and a truncated file) as a problem; it then reads the store through
  * LMDB in a child process (fork; RAGCORE_CHECK_FORK=0 in the environment keeps it in the
  * calling process), so that a page that crashes LMDB becomes a problem naming the table it
- * was reading. A child that waits on a lock without using CPU time or reporting anything
- * for 10 s (RAGCORE_CHECK_STALL_S) is stuck on a lock that another thread of the calling
- * process held when it was forked: it is killed and started again, up to 3 times. A repair
- * never writes into a file with damaged pages: it reports that as RAG_CHECK_UNFIXED and
- * points to rag_salvage.
+ * was reading. A child whose threads all wait on a lock without using CPU time or
+ * reporting anything for 30 s (RAGCORE_CHECK_STALL_S) is stuck on a lock that another
+ * thread of the calling process held when it was forked: it is killed and started again,
+ * up to 3 times. A repair never writes into a file with damaged pages: it reports that as
+ * RAG_CHECK_UNFIXED and points to rag_salvage.
  * Returns RAG_OK when the check ran, whatever it found (see rag_check_report_count), or an
  * error when it could not run: RAG_EINVAL (dir NULL or empty), RAG_ENOTFOUND (not a
  * store), RAG_ECORRUPT (not a ragcore store), RAG_EBUSY (a repair while another writer,

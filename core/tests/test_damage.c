@@ -462,8 +462,14 @@ static int signaled(int status, const char *cmd, uint64_t seed, const char *what
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 2) {
         /* 1 is a usage error, anything else a sanitizer's or an exec's failure */
-        TEST_FAIL_("pattern %llu (%s): '%s' exited with status %d", (unsigned long long)seed,
-                   what, cmd, WEXITSTATUS(status));
+        char said[2048] = "";
+        FILE *fp = fopen(errpath, "r");
+        size_t n = fp ? fread(said, 1, sizeof said - 1, fp) : 0;
+        said[n] = '\0';
+        if (fp)
+            fclose(fp);
+        TEST_FAIL_("pattern %llu (%s): '%s' exited with status %d; it said: %s",
+                   (unsigned long long)seed, what, cmd, WEXITSTATUS(status), said);
         t->crashes++;
     }
     if (!WIFSIGNALED(status))
