@@ -184,6 +184,28 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
     return c ? c : (al > bl) - (al < bl);
 }
 
+typedef struct extent {
+    uint32_t off, end;
+} extent;
+
+static int extent_cmp(const void *a, const void *b)
+{
+    const extent *x = a, *y = b;
+    return (x->off > y->off) - (x->off < y->off);
+}
+
+/* 1 when no two of the n entries' bytes overlap (sorts ext). LMDB sizes its moves and
+ * merges by the entries' sizes: entries grown into each other by damage would make it
+ * write past a page. */
+static int extents_apart(extent *ext, unsigned n)
+{
+    qsort(ext, n, sizeof *ext, extent_cmp);
+    for (unsigned i = 1; i < n; i++)
+        if (ext[i - 1].end > ext[i].off)
+            return 0;
+    return 1;
+}
+
 /* Checks a branch or leaf page's header and node table; 1 when sound (else reported). */
 static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
 {
@@ -207,12 +229,16 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
     }
     const unsigned char *pk = NULL;
     size_t pkl = 0;
+    extent *ext = malloc(n * sizeof *ext);
+    if (!ext)
+        return 1; /* out of memory: the entries' overlap goes unchecked */
+    int sound = 0;
     for (unsigned i = 0; i < n; i++) {
         unsigned off = rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * i);
         if (off < upper || off + NODESIZE > w->ps) {
             damaged(w, p, "page %llu: entry %u lies at offset %u, outside the node area",
                     (unsigned long long)p, i, off);
-            return 0;
+            goto cleanup;
         }
         const unsigned char *nd = pg + off;
         unsigned nflags = rag_pg_u16(nd + 4), ksize = rag_pg_u16(nd + 6);
@@ -222,27 +248,37 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
             if (nflags & ~(unsigned)(F_BIGDATA | F_SUBDATA)) {
                 damaged(w, p, "page %llu: entry %u has flags 0x%x", (unsigned long long)p, i,
                         nflags);
-                return 0;
+                goto cleanup;
             }
             end += nflags & F_BIGDATA ? 8 : dsize;
         }
         if (end > w->ps) {
             damaged(w, p, "page %llu: entry %u (key %u bytes) runs past the page end",
                     (unsigned long long)p, i, ksize);
-            return 0;
+            goto cleanup;
         }
         /* Keys ascend (a branch page's first key is empty: everything before the second). */
         if ((leaf || i > 0) && pk && !w->integer_keys && key_cmp(pk, pkl, nd + NODESIZE, ksize) >= 0) {
             damaged(w, p, "page %llu: keys %u and %u are out of order", (unsigned long long)p,
                     i - 1, i);
-            return 0;
+            goto cleanup;
         }
         if (leaf || i > 0) {
             pk = nd + NODESIZE;
             pkl = ksize;
         }
+        ext[i].off = off;
+        ext[i].end = (uint32_t)end;
     }
-    return 1;
+    if (!extents_apart(ext, n)) {
+        damaged(w, p, "page %llu: entries overlap (a size grown by damage)",
+                (unsigned long long)p);
+        goto cleanup;
+    }
+    sound = 1;
+cleanup:
+    free(ext);
+    return sound;
 }
 
 /* Assembles a large value from its overflow pages into w->ovf; 0 when they are damaged. */
