@@ -105,6 +105,11 @@ int rag_pagewalk_meta_read(const char *path, rag_pagewalk_meta *m)
 
 /* ---- the walk ------------------------------------------------------------------------ */
 
+/* The bytes of one entry of a page: [off, end). */
+typedef struct extent {
+    uint32_t off, end;
+} extent;
+
 typedef struct walker {
     int fd;
     uint32_t ps;
@@ -114,6 +119,7 @@ typedef struct walker {
     unsigned char *bufs[MAX_DEPTH + 1];
     unsigned char *ovf;       /* a large value being assembled */
     size_t ovf_cap;
+    extent *ext;              /* the entries of the page being checked (ps / 2 of them) */
     const char *table;
     uint64_t path[MAX_DEPTH + 1];
     int integer_keys;         /* the free table: keys are native integers, not ordered bytes */
@@ -184,10 +190,6 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
     return c ? c : (al > bl) - (al < bl);
 }
 
-typedef struct extent {
-    uint32_t off, end;
-} extent;
-
 static int extent_cmp(const void *a, const void *b)
 {
     const extent *x = a, *y = b;
@@ -229,16 +231,13 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
     }
     const unsigned char *pk = NULL;
     size_t pkl = 0;
-    extent *ext = malloc(n * sizeof *ext);
-    if (!ext)
-        return 1; /* out of memory: the entries' overlap goes unchecked */
-    int sound = 0;
+    extent *ext = w->ext;
     for (unsigned i = 0; i < n; i++) {
         unsigned off = rag_pg_u16(pg + RAG_PG_HDRSZ + 2 * i);
         if (off < upper || off + NODESIZE > w->ps) {
             damaged(w, p, "page %llu: entry %u lies at offset %u, outside the node area",
                     (unsigned long long)p, i, off);
-            goto cleanup;
+            return 0;
         }
         const unsigned char *nd = pg + off;
         unsigned nflags = rag_pg_u16(nd + 4), ksize = rag_pg_u16(nd + 6);
@@ -248,20 +247,20 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
             if (nflags & ~(unsigned)(F_BIGDATA | F_SUBDATA)) {
                 damaged(w, p, "page %llu: entry %u has flags 0x%x", (unsigned long long)p, i,
                         nflags);
-                goto cleanup;
+                return 0;
             }
             end += nflags & F_BIGDATA ? 8 : dsize;
         }
         if (end > w->ps) {
             damaged(w, p, "page %llu: entry %u (key %u bytes) runs past the page end",
                     (unsigned long long)p, i, ksize);
-            goto cleanup;
+            return 0;
         }
         /* Keys ascend (a branch page's first key is empty: everything before the second). */
         if ((leaf || i > 0) && pk && !w->integer_keys && key_cmp(pk, pkl, nd + NODESIZE, ksize) >= 0) {
             damaged(w, p, "page %llu: keys %u and %u are out of order", (unsigned long long)p,
                     i - 1, i);
-            goto cleanup;
+            return 0;
         }
         if (leaf || i > 0) {
             pk = nd + NODESIZE;
@@ -273,12 +272,9 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
     if (!extents_apart(ext, n)) {
         damaged(w, p, "page %llu: entries overlap (a size grown by damage)",
                 (unsigned long long)p);
-        goto cleanup;
+        return 0;
     }
-    sound = 1;
-cleanup:
-    free(ext);
-    return sound;
+    return 1;
 }
 
 /* Assembles a large value from its overflow pages into w->ovf; 0 when they are damaged. */
@@ -507,7 +503,7 @@ int rag_pagewalk(const char *path, const char *only, int allow_truncated,
     w.user = user;
     w.st.pages = w.npages;
     w.table = "";
-    if (!(w.seen = calloc(w.npages / 8 + 1, 1))) {
+    if (!(w.seen = calloc(w.npages / 8 + 1, 1)) || !(w.ext = malloc(w.ps / 2 * sizeof *w.ext))) {
         rc = rag_fail(RAG_ENOMEM, "out of memory walking '%s'", path);
         goto cleanup;
     }
@@ -556,6 +552,7 @@ cleanup:
     for (int i = 0; i <= MAX_DEPTH; i++)
         free(w.bufs[i]);
     free(w.ovf);
+    free(w.ext);
     free(w.seen);
     free(x.tables);
     close(w.fd);
