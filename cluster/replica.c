@@ -837,7 +837,9 @@ static char *backup_get(replica *r, json_t *req, size_t *rlen)
     pthread_mutex_lock(&r->bk_mu);
     find_job(r, id, NULL); /* touched: still in use */
     pthread_mutex_unlock(&r->bk_mu);
-    snprintf(path, sizeof path, "%s/.backups/%s/%s", r->data, id, file);
+    char dir[2300];
+    backup_dir(r, id, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
     int fd = open(path, O_RDONLY);
     char *buf = malloc(BACKUP_CHUNK);
     ssize_t n = fd >= 0 && buf ? pread(fd, buf, BACKUP_CHUNK, (off_t)offset) : -1;
