@@ -183,7 +183,72 @@ static void gemm_scalar(size_t T, const rag_gemm_i8_w *w, const uint8_t *xq, siz
 #define HAVE_SIMD_I8 1
 
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+#ifdef RAG_GEMM_I8_EMULATE_VNNI
+/* A test build (core/tests/gemm_int8_emu.c): the AVX-512 intrinsics of the VNNI kernel
+ * below come from SIMDe, portable C that computes what each instruction does, so that the
+ * kernel's code runs (slowly) on a CPU with AVX2 only and is checked there against the
+ * scalar one. Only the names that kernel uses are redirected; the AVX2 code stays native. */
+#include <simde/x86/avx512.h>
+#define __m512 simde__m512
+#define __m512i simde__m512i
+#define __mmask16 simde__mmask16
+#define _mm512_set1_ps simde_mm512_set1_ps
+#define _mm512_set1_epi32 simde_mm512_set1_epi32
+#define _mm512_setzero_si512 simde_mm512_setzero_si512
+#define _mm512_load_si512 simde_mm512_load_si512
+#define _mm512_loadu_si512 simde_mm512_loadu_si512
+#define _mm512_store_si512 simde_mm512_store_si512
+#define _mm512_loadu_ps simde_mm512_loadu_ps
+#define _mm512_maskz_loadu_ps emu_maskz_loadu_ps
+#define _mm512_mask_storeu_ps emu_mask_storeu_ps
+#define _mm512_cvtepi32_ps emu_cvtepi32_ps
+#define _mm512_sub_epi32 simde_mm512_sub_epi32
+#define _mm512_mullo_epi32 simde_mm512_mullo_epi32
+#define _mm512_mul_ps simde_mm512_mul_ps
+#define _mm512_fmadd_ps emu_fmadd_ps
+#define _mm512_dpbusd_epi32 simde_mm512_dpbusd_epi32
+#define VNNI_TARGET "avx2,fma"
+/* Lane by lane as the instructions define them: the three this SIMDe (0.7.4) lacks (masked
+ * lanes neither read nor written), and a fused multiply-add with one rounding, which
+ * SIMDe's portable one is only when the compiler contracts it. */
+static inline simde__m512 emu_maskz_loadu_ps(simde__mmask16 m, const float *p)
+{
+    float f[16] = {0};
+    for (int i = 0; i < 16; i++)
+        if (m >> i & 1)
+            f[i] = p[i];
+    return simde_mm512_loadu_ps(f);
+}
+static inline void emu_mask_storeu_ps(float *p, simde__mmask16 m, simde__m512 v)
+{
+    float f[16];
+    simde_mm512_storeu_ps(f, v);
+    for (int i = 0; i < 16; i++)
+        if (m >> i & 1)
+            p[i] = f[i];
+}
+static inline simde__m512 emu_fmadd_ps(simde__m512 a, simde__m512 b, simde__m512 c)
+{
+    float fa[16], fb[16], fc[16];
+    simde_mm512_storeu_ps(fa, a);
+    simde_mm512_storeu_ps(fb, b);
+    simde_mm512_storeu_ps(fc, c);
+    for (int i = 0; i < 16; i++)
+        fc[i] = fmaf(fa[i], fb[i], fc[i]);
+    return simde_mm512_loadu_ps(fc);
+}
+static inline simde__m512 emu_cvtepi32_ps(simde__m512i v)
+{
+    int32_t n[16];
+    float f[16];
+    simde_mm512_storeu_si512(n, v);
+    for (int i = 0; i < 16; i++)
+        f[i] = (float)n[i];
+    return simde_mm512_loadu_ps(f);
+}
+#else
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"
+#endif
 #define VNNI_INLINE static inline __attribute__((always_inline, target(VNNI_TARGET)))
 
 /* ---- AVX2 ---- */
@@ -484,12 +549,17 @@ rag_i8_isa rag_gemm_i8_isa(void)
     v = RAG_I8_SCALAR;
 #ifdef HAVE_SIMD_I8
     __builtin_cpu_init();
+#ifdef RAG_GEMM_I8_EMULATE_VNNI
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        v = RAG_I8_VNNI;
+#else
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         v = RAG_I8_VNNI;
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         v = RAG_I8_AVX2;
+#endif
 #endif
     const char *env = getenv("RAGCORE_INT8_ISA");
     if (env && !strcmp(env, "scalar"))

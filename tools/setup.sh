@@ -34,6 +34,7 @@ PKGS=(cmake make g++ pkg-config dpkg-dev patch ca-certificates
       libzstd-dev libbrotli-dev
       libyaml-dev  # Markdown front matter as document metadata
       libsodium-dev  # encryption at rest (core/crypt.c)
+      libsimde-dev  # test_bert: the AVX-512 VNNI int8 kernel checked on CPUs without VNNI
       nats-server libnats-dev haproxy)  # cluster mode: the replicated log (NATS JetStream), HAProxy in front
 
 log() { echo "setup: $*" >&2; }

@@ -4,6 +4,7 @@
 #include "embedder.h"
 #include "bert_ops.h"
 #include "gemm_int8.h"
+#include "gemm_int8_emu.h"
 #include "gemm_small.h"
 #include "model_registry.h"
 #include "ragcore.h"
@@ -574,18 +575,21 @@ static void test_attention(void)
         }
 }
 
-/* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
- * every kernel's vector width, y accumulated onto (beta 1) and left alone past N. Each
- * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
-/* rag_gemm_i8 against a double-precision product: every kernel this CPU has gives the
- * scalar kernel's floats bit for bit, and each result is within the error its
- * quantization allows (half a step of x times |w|, plus half a step of w times |x|). Rows
- * of one sign, of zeros and with an outlier, a zero weight row, K not a multiple of 4, N
- * not a multiple of 16 (nor of the VNNI kernel's 64) and more rows than one block (64) are
- * included; full-scale inputs
- * (every x at 255, every weight at +-64) show that no pair sum saturates. */
+/* The library's own build of the int8 GEMM, as a table like the emulated one's. */
+static const gemm_i8_build gemm_i8_native = {"native", rag_gemm_i8_isa, rag_gemm_i8_pack_isa,
+                                             rag_gemm_i8_isa_run, rag_gemm_i8_free};
+
+/* rag_gemm_i8 against a double-precision product: every kernel gives the native scalar
+ * kernel's floats bit for bit, in the library's build (the kernels this CPU has) and in a
+ * second build whose VNNI kernel runs on SIMDe (so that its code is checked on CPUs
+ * without VNNI); each result is within the error its quantization allows (half a step of
+ * x times |w|, plus half a step of w times |x|). Rows of one sign, of zeros and with an
+ * outlier, a zero weight row, K not a multiple of 4, N not a multiple of 16 (nor of the
+ * VNNI kernel's 64) and more rows than one block (64) are included; full-scale inputs
+ * (every x at 255, every weight at +-127) show that no intermediate sum saturates. */
 static void test_gemm_int8(void)
 {
+    const gemm_i8_build *builds[] = {&gemm_i8_native, &gemm_i8_vnni_emulated};
     const size_t Ts[] = {1, 5, 17, 70}, Ns[] = {1, 21, 64, 100}, Ks[] = {3, 384, 1543};
     const size_t maxT = 70, maxN = 100, maxK = 1543, ldx = maxK + 5, ldy = maxN + 3;
     float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * maxK * sizeof(float));
@@ -608,7 +612,7 @@ static void test_gemm_int8(void)
     for (size_t i = 0; i < maxT * ldy; i++)
         y0[i] = RND();
 #undef RND
-    int bad_exact = 0, bad_bound = 0, runs = 0;
+    int bad_exact = 0, bad_bound = 0, runs = 0, vnni_runs = 0;
     double worst_ratio = 0;
     for (size_t a = 0; a < 4; a++)
         for (size_t b = 0; b < 4; b++)
@@ -620,20 +624,30 @@ static void test_gemm_int8(void)
                     continue;
                 memcpy(ys, y0, maxT * ldy * sizeof(float));
                 rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, pw, x, ldx, ys, ldy, work);
-                for (int isa = RAG_I8_AVX2; isa <= (int)rag_gemm_i8_isa(); isa++) {
-                    rag_gemm_i8_w *pi = NULL;
-                    ASSERT_EQ_INT(rag_gemm_i8_pack_isa((rag_i8_isa)isa, w, N, K, maxK, &pi), 0);
-                    memcpy(yi, y0, maxT * ldy * sizeof(float));
-                    if (pi)
-                        rag_gemm_i8_isa_run((rag_i8_isa)isa, T, pi, x, ldx, yi, ldy, work);
-                    bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
-                    runs++;
-                    if (isa == RAG_I8_AVX2 && T == 17) { /* its layout read by the scalar kernel */
+                for (size_t bi = 0; bi < sizeof builds / sizeof *builds; bi++) {
+                    const gemm_i8_build *bd = builds[bi];
+                    for (int isa = RAG_I8_AVX2; isa <= (int)bd->isa(); isa++) {
+                        rag_gemm_i8_w *pi = NULL;
+                        ASSERT_EQ_INT(bd->pack_isa((rag_i8_isa)isa, w, N, K, maxK, &pi), 0);
                         memcpy(yi, y0, maxT * ldy * sizeof(float));
-                        rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, pi, x, ldx, yi, ldy, work);
-                        bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
+                        if (pi)
+                            bd->run((rag_i8_isa)isa, T, pi, x, ldx, yi, ldy, work);
+                        if (memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0) {
+                            if (!bad_exact)
+                                TEST_FAIL_("%s build, %s kernel, T %zu N %zu K %zu: not the "
+                                           "scalar kernel's floats", bd->what,
+                                           rag_gemm_i8_isa_name((rag_i8_isa)isa), T, N, K);
+                            bad_exact++;
+                        }
+                        runs++;
+                        vnni_runs += isa == RAG_I8_VNNI;
+                        if (T == 17) { /* its layout read by the build's scalar kernel */
+                            memcpy(yi, y0, maxT * ldy * sizeof(float));
+                            bd->run(RAG_I8_SCALAR, T, pi, x, ldx, yi, ldy, work);
+                            bad_exact += memcmp(yi, ys, maxT * ldy * sizeof(float)) != 0;
+                        }
+                        bd->free(pi);
                     }
-                    rag_gemm_i8_free(pi);
                 }
                 for (size_t t = 0; t < T; t++) {
                     const float *xr = x + t * ldx;
@@ -666,10 +680,12 @@ static void test_gemm_int8(void)
                 }
                 rag_gemm_i8_free(pw);
             }
-    fprintf(stderr, "int8 GEMM: best kernel %s, %d kernel runs bit-identical to scalar: %s; "
-            "worst error / bound %.3f\n", rag_gemm_i8_isa_name(rag_gemm_i8_isa()), runs,
-            bad_exact ? "NO" : "yes", worst_ratio);
+    fprintf(stderr, "int8 GEMM: best kernel %s, %d kernel runs bit-identical to scalar "
+            "(%d of them VNNI, on SIMDe where the CPU lacks it): %s; worst error / bound %.3f\n",
+            rag_gemm_i8_isa_name(rag_gemm_i8_isa()), runs, vnni_runs, bad_exact ? "NO" : "yes",
+            worst_ratio);
     ASSERT_EQ_INT(bad_exact, 0);
+    ASSERT_TRUE(vnni_runs >= 4 * 4 * 3); /* the VNNI kernel ran every shape */
     ASSERT_EQ_INT(bad_bound, 0);
     ASSERT_TRUE(worst_ratio > 0.01); /* the bound is not vacuous */
     /* Full scale: x = 1 everywhere (q 255), weights +-1 (q +-127): sums of +-K (to float
@@ -680,21 +696,23 @@ static void test_gemm_int8(void)
     for (size_t t = 0; t < T; t++)
         for (size_t k = 0; k < K; k++)
             x[t * ldx + k] = 1.0f;
-    for (int isa = RAG_I8_SCALAR; isa <= (int)rag_gemm_i8_isa(); isa++) {
-        rag_gemm_i8_w *pw = NULL;
-        ASSERT_EQ_INT(rag_gemm_i8_pack_isa((rag_i8_isa)isa, w, N, K, K, &pw), 0);
-        memset(yi, 0, T * N * sizeof(float));
-        if (pw)
-            rag_gemm_i8_isa_run((rag_i8_isa)isa, T, pw, x, ldx, yi, N, work);
-        for (size_t i = 0; i < T * N; i++)
-            if (fabsf(yi[i] - ((i % N) % 2 ? -(float)K : (float)K)) > 1e-3f * K) {
-                TEST_FAIL_("%s kernel, full scale: y[%zu] = %g, expected %s%zu",
-                           rag_gemm_i8_isa_name((rag_i8_isa)isa), i, yi[i], (i % N) % 2 ? "-" : "",
-                           K);
-                break;
-            }
-        rag_gemm_i8_free(pw);
-    }
+    for (size_t bi = 0; bi < sizeof builds / sizeof *builds; bi++)
+        for (int isa = RAG_I8_SCALAR; isa <= (int)builds[bi]->isa(); isa++) {
+            const gemm_i8_build *bd = builds[bi];
+            rag_gemm_i8_w *pw = NULL;
+            ASSERT_EQ_INT(bd->pack_isa((rag_i8_isa)isa, w, N, K, K, &pw), 0);
+            memset(yi, 0, T * N * sizeof(float));
+            if (pw)
+                bd->run((rag_i8_isa)isa, T, pw, x, ldx, yi, N, work);
+            for (size_t i = 0; i < T * N; i++)
+                if (fabsf(yi[i] - ((i % N) % 2 ? -(float)K : (float)K)) > 1e-3f * K) {
+                    TEST_FAIL_("%s build, %s kernel, full scale: y[%zu] = %g, expected %s%zu",
+                               bd->what, rag_gemm_i8_isa_name((rag_i8_isa)isa), i, yi[i],
+                               (i % N) % 2 ? "-" : "", K);
+                    break;
+                }
+            bd->free(pw);
+        }
     free(x);
     free(w);
     free(y0);
@@ -703,6 +721,9 @@ static void test_gemm_int8(void)
     free(work);
 }
 
+/* rag_gemm_small_nt against a double-precision loop: odd shapes and strides, K tails of
+ * every kernel's vector width, y accumulated onto (beta 1) and left alone past N. Each
+ * kernel this CPU runs is checked (scalar, AVX2, AVX-512). */
 static void test_gemm_small(void)
 {
     const size_t Ts[] = {1, 3, 17, 33}, Ns[] = {1, 5, 70, 1152}, Ks[] = {7, 384, 1536, 1543};
