@@ -39,7 +39,11 @@ typedef struct backup_job {
     enum { BK_MAKING, BK_READY, BK_FAILED } state;
     char error[600];
     double touched;              /* cluster_now_ms() of the last question about it */
-    int done;                    /* the new replica has it all */
+    double started;              /* cluster_now_ms() when it began */
+    int done;                    /* the new replica has it all, or gave up on it */
+    double abandoned;            /* cluster_now_ms() when it was done while still being
+                                  * made (the new replica waited longer than its
+                                  * RAGCORE_CLUSTER_BACKUP_WAIT_S); 0 when not */
     pthread_t thread;
 } backup_job;
 
@@ -83,11 +87,16 @@ struct replica {
     pthread_cond_t bk_cv;        /* a job finished */
     backup_job jobs[MAX_BACKUPS];
     double backup_idle_ms;
+    double backup_wait_ms;       /* how long its own bootstrap waits for a peer's backup */
     atomic_uint asks;            /* its own backup requests, for their tokens */
     /* Test hook: the drop_nth[op]-th request of op ("start", "get") gets no answer (the work
      * is done, the reply withheld), as if NATS had lost it. */
     long drop_nth[2];
     atomic_long answered[2];
+    /* Test hook: the first backup this replica makes stays "making" for slow_s seconds before
+     * it begins (a hung or very slow disk), or (fail) fails. */
+    int test_backup_slow_s, test_backup_fail;
+    atomic_int test_backup_used;
     /* Test hook (tests/test_cluster*.sh): the process dies at kill_point of the batch after
      * one of its stores has applied kill_after - 1 batches, as kill -9 would kill it there. */
     enum { KILL_NONE, KILL_BEFORE_COMMIT, KILL_AFTER_COMMIT } kill_point;
@@ -566,10 +575,15 @@ static void *applier_main(void *arg)
  *      same token again gets the same backup's state. A request without a token (an older
  *      replica) is answered when the backup is ready, as it used to be;
  *   2. {"op":"status","id"} on the peer's own subject until "state" is "ready", which lists
- *      "files":[{"name","size"}] (or an {"error"} when the backup failed);
+ *      "files":[{"name","size"}] (or an {"error"} when the backup failed: the new replica
+ *      stops asking), for at most backup_wait_ms (RAGCORE_CLUSTER_BACKUP_WAIT_S, default
+ *      1800 s): then the new replica gives up on that peer and sends it "done" (step 4),
+ *      and until that backup is made the peer answers a start for the same store with
+ *      {"error":"busy: ..."}, so that another replica of the shard is asked;
  *   3. {"op":"get","id","file","offset"} -> 'D' + up to BACKUP_CHUNK bytes of that file, or
  *      'E' + a message;
- *   4. {"op":"done","id"} -> the peer removes the backup. A backup nobody asks about for
+ *   4. {"op":"done","id"} -> the peer removes the backup (one still being made once it is
+ *      made: its thread cannot be interrupted). A backup nobody asks about for
  *      backup_idle_ms (RAGCORE_CLUSTER_BACKUP_IDLE_S, default 300 s) is removed too: the
  *      new replica gave up, died, or asked again and was answered by another peer.
  * then restores the copy into its store directory (rag_restore) and reads the log from the
@@ -582,6 +596,8 @@ static void *applier_main(void *arg)
 #define BACKUP_GET_TIMEOUT_MS 10000
 #define BACKUP_GET_TRIES 3
 #define BACKUP_IDLE_S_DEFAULT 300
+#define BACKUP_WAIT_S_DEFAULT 1800
+#define BACKUP_PROGRESS_S 30
 
 enum { OP_START, OP_GET };
 
@@ -698,6 +714,21 @@ static json_t *job_json(const replica *r, const backup_job *j)
     return o;
 }
 
+/* The test hook RAGCORE_CLUSTER_TEST_BACKUP on the first backup this replica makes: waits
+ * slow_s seconds (less when the process stops) and returns 0, or returns -1 (fail). */
+static int test_backup_hook(replica *r, const backup_job *j)
+{
+    if ((!r->test_backup_slow_s && !r->test_backup_fail) ||
+        atomic_exchange(&r->test_backup_used, 1))
+        return 0;
+    fprintf(stderr, "replica %s: test hook: backup %s %s\n", r->name, j->id,
+            r->test_backup_fail ? "fails" : "stays \"making\" for a while");
+    double until = cluster_now_ms() + 1000.0 * r->test_backup_slow_s;
+    while (cluster_now_ms() < until && !cluster_stopping())
+        cluster_sleep_ms(100);
+    return r->test_backup_fail ? -1 : 0;
+}
+
 static void *backup_thread(void *arg)
 {
     backup_job *j = arg;
@@ -706,12 +737,17 @@ static void *backup_thread(void *arg)
     char dir[2300], err[sizeof j->error] = "";
     backup_dir(r, j->id, dir, sizeof dir);
     double t0 = cluster_now_ms();
-    pthread_rwlock_rdlock(&s->dblock);
-    int rc = s->db ? rag_backup(s->db, dir, NULL) : RAG_EBUSY;
-    if (rc != RAG_OK)
-        snprintf(err, sizeof err, "backup: %s",
-                 rc == RAG_EBUSY ? "the store is being replaced" : rag_errmsg());
-    pthread_rwlock_unlock(&s->dblock);
+    int rc = RAG_EIO;
+    if (test_backup_hook(r, j) < 0) {
+        snprintf(err, sizeof err, "backup: test hook: the backup failed");
+    } else {
+        pthread_rwlock_rdlock(&s->dblock);
+        rc = s->db ? rag_backup(s->db, dir, NULL) : RAG_EBUSY;
+        if (rc != RAG_OK)
+            snprintf(err, sizeof err, "backup: %s",
+                     rc == RAG_EBUSY ? "the store is being replaced" : rag_errmsg());
+        pthread_rwlock_unlock(&s->dblock);
+    }
     if (rc != RAG_OK)
         rm_tree(dir);
     fprintf(stderr, "replica %s: backup %s of %s/%d at position %llu+ for a new replica: %s "
@@ -748,6 +784,10 @@ static void backup_sweep(replica *r, int all)
         if (!j->done && !all)
             fprintf(stderr, "replica %s: backup %s removed: nobody asked about it for %.0f s\n",
                     r->name, j->id, r->backup_idle_ms / 1000);
+        else if (j->abandoned)
+            fprintf(stderr, "replica %s: backup %s removed: the replica that asked for it gave "
+                    "up waiting after %.0f s\n", r->name, j->id,
+                    (j->abandoned - j->started) / 1000);
         memset(j, 0, sizeof *j);
     }
     pthread_mutex_unlock(&r->bk_mu);
@@ -782,6 +822,20 @@ static char *backup_start(replica *r, json_t *req, size_t *rlen)
         out = json_pack("{s:s,s:I}", "error", "behind", "seq", (json_int_t)pos);
         goto cleanup;
     }
+    /* a backup of this store that a new replica gave up waiting for is still being made:
+     * another would most likely hang the same way (a stuck disk), so another replica of the
+     * shard is better asked */
+    for (int i = 0; i < MAX_BACKUPS; i++) {
+        const backup_job *a = &r->jobs[i];
+        if (a->used && a->s == s && a->abandoned && a->state == BK_MAKING) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "busy: backup %s of this store on %.128s, given up on "
+                     "by the replica that asked, is still being made after %.0f s", a->id,
+                     r->name, (cluster_now_ms() - a->started) / 1000);
+            out = json_pack("{s:s}", "error", msg);
+            goto cleanup;
+        }
+    }
     for (int i = 0; i < MAX_BACKUPS && !j; i++)
         if (!r->jobs[i].used)
             j = &r->jobs[i];
@@ -796,7 +850,7 @@ static char *backup_start(replica *r, json_t *req, size_t *rlen)
     j->s = s;
     j->seq = pos;
     j->state = BK_MAKING;
-    j->touched = cluster_now_ms();
+    j->touched = j->started = cluster_now_ms();
     snprintf(dir, sizeof dir, "%s/.backups", r->data);
     mkdir(dir, 0700);
     if (pthread_create(&j->thread, NULL, backup_thread, j) != 0) {
@@ -861,8 +915,15 @@ static char *backup_done(replica *r, json_t *req, size_t *rlen)
     const char *id = json_string_value(json_object_get(req, "id"));
     pthread_mutex_lock(&r->bk_mu);
     backup_job *j = id ? find_job(r, id, NULL) : NULL;
-    if (j)
+    if (j) {
         j->done = 1;
+        if (j->state == BK_MAKING && !j->abandoned) {
+            j->abandoned = cluster_now_ms();
+            fprintf(stderr, "replica %s: backup %s: the replica that asked for it gave up "
+                    "waiting after %.0f s; it is removed once made\n", r->name, j->id,
+                    (j->abandoned - j->started) / 1000);
+        }
+    }
     pthread_mutex_unlock(&r->bk_mu);
     backup_sweep(r, 0);
     return reply_text(json_pack("{s:b}", "done", j != NULL), rlen);
@@ -1028,17 +1089,70 @@ static int swap_store(shard_store *live, const char *tmp, char *err, size_t errl
     return rc == RAG_OK ? 0 : -1;
 }
 
+/* Step 2: asks peer (its subject) about backup id, *st its "making" answer, every BACKUP_POLL_MS
+ * until the answer is no longer "making" (ready, or the peer's {"error"}: 0, *st replaced by
+ * that answer), or -1 with why: the peer stopped answering, the process is stopping, or the
+ * backup was still being made after r->backup_wait_ms (the caller gives up on the peer).
+ * While it waits it logs every BACKUP_PROGRESS_S, or a fifth of the limit when that is shorter
+ * (at least 1 s), so that a short limit shows progress too. where names the shard. */
+static int poll_backup(replica *r, const char *where, const char *peer, const char *id,
+                       json_t **st, char *why, size_t whylen)
+{
+    double t0 = cluster_now_ms(), wait = r->backup_wait_ms;
+    double every = fmin(BACKUP_PROGRESS_S * 1000.0, fmax(1000.0, wait / 5));
+    double next_log = t0 + every;
+    for (int silent = 0; !cluster_stopping();) {
+        const char *state = json_string_value(json_object_get(*st, "state"));
+        if (!state || strcmp(state, "making"))
+            return 0;
+        double now = cluster_now_ms();
+        if (now - t0 >= wait) {
+            snprintf(why, whylen, "backup %s from %s still being made after %.0f s (the "
+                     "limit, RAGCORE_CLUSTER_BACKUP_WAIT_S): gave up on that peer", id, peer,
+                     wait / 1000);
+            return -1;
+        }
+        if (now >= next_log) {
+            fprintf(stderr, "replica %s: %s: backup %s from %s still being made after %.0f s\n",
+                    r->name, where, id, peer, (now - t0) / 1000);
+            next_log += every;
+        }
+        cluster_sleep_ms(BACKUP_POLL_MS);
+        size_t len = 0;
+        char *text = request(r, peer, json_pack("{s:s,s:s}", "op", "status", "id", id),
+                             BACKUP_ASK_TIMEOUT_MS, &len);
+        json_t *next = text ? json_loadb(text, len, 0, NULL) : NULL;
+        free(text);
+        if (!next) {
+            if (++silent >= BACKUP_ASK_TRIES) {
+                snprintf(why, whylen, "%s stopped answering about backup %s", peer, id);
+                return -1;
+            }
+            continue;
+        }
+        silent = 0;
+        json_decref(*st);
+        *st = next;
+    }
+    snprintf(why, whylen, "stopping");
+    return -1;
+}
+
 /* Steps 1 and 2: a peer's backup of the shard at min_seq or later, ready ({"peer","id",
- * "seq","files"}), or NULL with a message. */
+ * "seq","files"}), or NULL with a message (no peer answered or every one declined; the peer's
+ * backup failed, with its message; the peer stopped answering; the backup was not ready
+ * within r->backup_wait_ms). A peer whose backup failed or took too long is told it is done
+ * with it, so that it removes the backup now or once made. */
 static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uint64_t min_seq,
                             char *err, size_t errlen)
 {
-    char subject[300], token[200];
+    char subject[300], token[200], where[200];
     snprintf(subject, sizeof subject, "rag.backup.%s.%d", meta->name, shard);
+    snprintf(where, sizeof where, "%.150s/%d", meta->name, shard);
     snprintf(token, sizeof token, "%.120s/%d/%u", r->name, (int)getpid(),
              atomic_fetch_add(&r->asks, 1));
     json_t *st = NULL;
-    const char *why = "no answer";
+    char why[1000] = "no answer";
     for (int tries = 0; tries < BACKUP_ASK_TRIES && !cluster_stopping(); tries++) {
         size_t len = 0;
         char *text = request(r, subject,
@@ -1052,46 +1166,41 @@ static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uin
         if (json_string_value(json_object_get(st, "peer")))
             break;
         const char *e = json_string_value(json_object_get(st, "error"));
-        if (e && strcmp(e, "behind") && strcmp(e, "no such store here"))
+        if (e && strcmp(e, "behind") && strcmp(e, "no such store here") &&
+            strncmp(e, "busy", 4))
             break; /* the backup failed: the caller tries again later */
         if (!st)
-            fprintf(stderr, "replica %s: %s/%d: no answer to the backup request in %d s: "
-                    "asking again\n", r->name, meta->name, shard, BACKUP_ASK_TIMEOUT_MS / 1000);
+            fprintf(stderr, "replica %s: %s: no answer to the backup request in %d s: "
+                    "asking again\n", r->name, where, BACKUP_ASK_TIMEOUT_MS / 1000);
         else
             cluster_sleep_ms(BACKUP_POLL_MS); /* another replica of the shard may be ahead */
     }
     const char *peer = json_string_value(json_object_get(st, "peer"));
-    char peer_subject[300] = "";
-    if (peer)
+    if (peer) {
+        char peer_subject[300], id[64];
         snprintf(peer_subject, sizeof peer_subject, "%s", peer);
-    for (int silent = 0; peer && !cluster_stopping();) {
-        const char *state = json_string_value(json_object_get(st, "state"));
-        if (!state || strcmp(state, "making"))
-            break;
-        cluster_sleep_ms(BACKUP_POLL_MS);
-        size_t len = 0;
-        char *text = request(r, peer_subject,
-                             json_pack("{s:s,s:s}", "op", "status", "id",
-                                       json_string_value(json_object_get(st, "id"))),
-                             BACKUP_ASK_TIMEOUT_MS, &len);
-        json_t *next = text ? json_loadb(text, len, 0, NULL) : NULL;
-        free(text);
-        if (!next) {
-            if (++silent >= BACKUP_ASK_TRIES) {
-                why = "the peer stopped answering";
-                break;
-            }
-            continue;
+        const char *given = json_string_value(json_object_get(st, "id"));
+        snprintf(id, sizeof id, "%s", given ? given : "");
+        int waited = poll_backup(r, where, peer_subject, id, &st, why, sizeof why);
+        const char *e = json_string_value(json_object_get(st, "error"));
+        if (waited == 0 && e) {
+            snprintf(why, sizeof why, "backup %.63s from %.299s failed: %.500s", id,
+                     peer_subject, e);
         }
-        silent = 0;
-        json_decref(st);
-        st = next;
-        peer = json_string_value(json_object_get(st, "peer"));
+        if ((waited == 0 && e) || (waited < 0 && !cluster_stopping())) {
+            size_t len = 0;
+            free(request(r, peer_subject, json_pack("{s:s,s:s}", "op", "done", "id", id),
+                         2000, &len));
+        }
+        if (waited < 0 || e) {
+            json_decref(st);
+            st = NULL;
+        }
     }
     if (!json_is_array(json_object_get(st, "files"))) {
         const char *e = json_string_value(json_object_get(st, "error"));
-        snprintf(err, errlen, "no peer gave a backup of %s/%d at sequence %llu or later: %s",
-                 meta->name, shard, (unsigned long long)min_seq,
+        snprintf(err, errlen, "no peer gave a backup of %s at sequence %llu or later: %.700s",
+                 where, (unsigned long long)min_seq,
                  e ? e : cluster_stopping() ? "stopping" : why);
         json_decref(st);
         return NULL;
@@ -1359,6 +1468,23 @@ static void on_http(void *user, const char *method, const char *path, const char
 
 /* ---- main ------------------------------------------------------------------------------- */
 
+/* Environment variable name in seconds, a positive integer (def when unset), as
+ * milliseconds in *ms: 0, or -1 with a message naming the variable on stderr. */
+static int env_seconds(const char *name, long def, double *ms)
+{
+    const char *v = getenv(name);
+    char *end = NULL;
+    errno = 0;
+    long n = v ? strtol(v, &end, 10) : def;
+    if (v && (end == v || *end || errno || n <= 0 || n > 100000000L)) {
+        fprintf(stderr, "ragcore-server cluster replica: %s='%s': expected a positive whole "
+                "number of seconds (default %ld)\n", name, v, def);
+        return -1;
+    }
+    *ms = 1000.0 * (double)n;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ragcore-server cluster replica --config FILE --data DIR --shards N[,N...]\n"
@@ -1431,8 +1557,18 @@ int cluster_replica_main(int argc, char **argv)
         else if (!strncmp(p, "get:", 4))
             r.drop_nth[OP_GET] = atol(p + 4);
     }
-    const char *idle = getenv("RAGCORE_CLUSTER_BACKUP_IDLE_S");
-    r.backup_idle_ms = 1000.0 * (idle && atof(idle) > 0 ? atof(idle) : BACKUP_IDLE_S_DEFAULT);
+    /* RAGCORE_CLUSTER_TEST_BACKUP=slow:S|fail (test hook): the first backup this replica
+     * makes stays "making" for S s before it begins, or fails */
+    const char *tb = getenv("RAGCORE_CLUSTER_TEST_BACKUP");
+    if (tb && !strncmp(tb, "slow:", 5))
+        r.test_backup_slow_s = atoi(tb + 5);
+    else if (tb && !strcmp(tb, "fail"))
+        r.test_backup_fail = 1;
+    if (env_seconds("RAGCORE_CLUSTER_BACKUP_IDLE_S", BACKUP_IDLE_S_DEFAULT,
+                    &r.backup_idle_ms) < 0 ||
+        env_seconds("RAGCORE_CLUSTER_BACKUP_WAIT_S", BACKUP_WAIT_S_DEFAULT,
+                    &r.backup_wait_ms) < 0)
+        return 1;
     pthread_mutex_init(&r.mu, NULL);
     pthread_mutex_init(&r.bk_mu, NULL);
     pthread_cond_init(&r.bk_cv, NULL);
