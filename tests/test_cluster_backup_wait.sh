@@ -3,7 +3,7 @@
 # RAGCORE_CLUSTER_BACKUP_WAIT_S, and a failed backup ends its wait at once: a local cluster
 # (tools/cluster_dev.sh) whose shard logs keep only their last 20 messages. After 100
 # documents both replicas of shard 0 are stopped; r0a is started again with its first backup
-# "making" for 20 s (RAGCORE_CLUSTER_TEST_BACKUP=slow:20, a hung disk) and a new replica r0c
+# "making" for 40 s (RAGCORE_CLUSTER_TEST_BACKUP=slow:40, a hung disk) and a new replica r0c
 # (RAGCORE_CLUSTER_BACKUP_WAIT_S=4) starts with an empty directory. r0c must log the wait's
 # progress, give up on r0a after 4 s and tell it so; r0a must then decline new backups of the
 # shard while the abandoned one is still being made. r0b is started again with its first
@@ -69,7 +69,7 @@ c.converged("initial", replicas=(2, 2))
 
 stop("r0b")
 stop("r0a")
-c.respawn("r0a", env={"RAGCORE_CLUSTER_TEST_BACKUP": "slow:20"})
+c.respawn("r0a", env={"RAGCORE_CLUSTER_TEST_BACKUP": "slow:40"})
 wait_for("r0a hosts t/0 again", lambda: log("r0a").count("hosting t/0") == 2, 30)
 
 t0 = time.time()
@@ -101,10 +101,10 @@ c.check("rag.peer.r0b still being made" not in text,
         f"r0c waited for r0b's failed backup no longer than for its answer: {text[-3000:]}")
 c.converged("r0c after its bootstrap", replicas=(3, 2), timeout=120)
 
-# the abandoned backup is removed once made (20 s after it began), the failed one at once
+# the abandoned backup is removed once made (40 s after it began), the failed one at once
 wait_for("r0a removes the abandoned backup",
          lambda: "removed: the replica that asked for it gave up waiting after" in
-         log("r0a") and not glob.glob(f"{tmp}/data/r0a/.backups/*"), 45)
+         log("r0a") and not glob.glob(f"{tmp}/data/r0a/.backups/*"), 75)
 wait_for("r0b removes its backups", lambda: not glob.glob(f"{tmp}/data/r0b/.backups/*"), 30)
 print(f"{len(c.acked)} acknowledged documents; {c.failures} failures", flush=True)
 sys.exit(1 if c.failures else 0)
