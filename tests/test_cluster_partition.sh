@@ -7,7 +7,9 @@
 #     acknowledged document exactly once, no gap;
 #   slow link: r1c reaches NATS through a proxy that delays every transfer 50 +- 10 ms each
 #     way, and the query latency is printed beside the undisturbed baseline (this kernel
-#     has no sch_netem, so `tc netem` delay and loss are not used; see docs/cluster.md).
+#     has no sch_netem, so `tc netem` delay and loss are not used; see docs/cluster.md);
+#   lossy link: the same proxy also stalls 3 % of transfers as TCP stalls a stream on a lost
+#     segment (0.2 s, doubled per further loss); writes go on and r1c must converge.
 # Skipped (77) when not root, without `ip netns`, nats-server or haproxy. The namespace, the
 # veth pair and every process are removed on exit, on failure too (trap).
 set -euo pipefail
@@ -88,8 +90,12 @@ load.report("r1c partitioned (link down 8 s)", per_replica=True)
 c.converged("after the partition of r1c healed", replicas=(2, 3), timeout=120)
 
 # A slow link: r1c talks to NATS through a proxy that delays each transfer 50 +- 10 ms in
-# each direction (order kept).
-async def pipe(reader, writer):
+# each direction (order kept). A lossy link, since this kernel has no sch_netem: TCP turns
+# a lost segment into a stall of the stream until its retransmission (Linux's minimum
+# retransmission timeout is 200 ms, doubled for each further loss of the same segment), so
+# with probability `loss` a transfer and everything behind it in that direction wait
+# 0.2 s x 2^n, n the number of further losses.
+async def pipe(reader, writer, loss=0.0):
     q = asyncio.Queue()
     async def send():
         while True:
@@ -104,36 +110,44 @@ async def pipe(reader, writer):
     last = 0.0
     while True:
         data = await reader.read(65536)
-        last = max(last, time.monotonic() + max(0.0, random.gauss(0.050, 0.010)))
+        stall = 0.0
+        if random.random() < loss:
+            stall = 0.2
+            while random.random() < loss and stall < 3.2:
+                stall *= 2
+        last = max(last, time.monotonic() + max(0.0, random.gauss(0.050, 0.010)) + stall)
         await q.put((last, data or None))
         if not data:
             break
     await task
 
-async def serve_proxy(port, started):
+async def serve_proxy(port, started, loss=0.0):
     async def conn(r1, w1):
         try:
             r2, w2 = await asyncio.open_connection(host_ip, base)
         except OSError:
             w1.close()
             return
-        await asyncio.gather(pipe(r1, w2), pipe(r2, w1), return_exceptions=True)
+        await asyncio.gather(pipe(r1, w2, loss), pipe(r2, w1, loss), return_exceptions=True)
     server = await asyncio.start_server(conn, host_ip, port)
     started.set()
     async with server:
         await server.serve_forever()
 
-proxy_port = base + 390
-started = threading.Event()
-threading.Thread(target=lambda: asyncio.run(serve_proxy(proxy_port, started)),
-                 daemon=True).start()
-started.wait(10)
-cfg = json.load(open(f"{tmp}/cluster.json"))
-cfg["nats"] = [f"nats://{host_ip}:{proxy_port}"]
-json.dump(cfg, open(f"{tmp}/cluster-slow.json", "w"))
-os.kill(c.pid("r1c"), signal.SIGTERM)
-c.check(c.wait_exit("r1c"), "r1c stopped on SIGTERM")
-start_r1c(f"{tmp}/cluster-slow.json")
+def behind_proxy(port, loss, name):
+    """Restarts r1c so that it reaches NATS only through a proxy on port."""
+    started = threading.Event()
+    threading.Thread(target=lambda: asyncio.run(serve_proxy(port, started, loss)),
+                     daemon=True).start()
+    started.wait(10)
+    cfg = json.load(open(f"{tmp}/cluster.json"))
+    cfg["nats"] = [f"nats://{host_ip}:{port}"]
+    json.dump(cfg, open(f"{tmp}/{name}.json", "w"))
+    os.kill(c.pid("r1c"), signal.SIGTERM)
+    c.check(c.wait_exit("r1c"), "r1c stopped on SIGTERM")
+    start_r1c(f"{tmp}/{name}.json")
+
+behind_proxy(base + 390, 0.0, "cluster-slow")
 c.converged("r1c back behind the slow link", replicas=(2, 3))
 with Load(c, write=False) as load:
     time.sleep(8)
@@ -142,6 +156,16 @@ with Load(c) as load:
     time.sleep(3)
 load.report("writing, r1c's link delayed")
 c.converged("after writes over the slow link", replicas=(2, 3))
+
+# a lossy link: 3 % of transfers stalled as a lost segment would stall them
+behind_proxy(base + 391, 0.03, "cluster-lossy")
+c.converged("r1c back behind the lossy link", replicas=(2, 3), timeout=120)
+with Load(c) as load:
+    time.sleep(8)
+load.report("writing, r1c's link losing 3 % of transfers", per_replica=True)
+c.check(load.q_ok > 0 and load.w_ok > 0,
+        f"queries and writes went on over the lossy link: {load.q_ok} / {load.w_ok}")
+c.converged("after writes over the lossy link", replicas=(2, 3), timeout=120)
 
 print(f"{len(c.acked)} acknowledged documents; {c.failures} failures", flush=True)
 sys.exit(1 if c.failures else 0)
