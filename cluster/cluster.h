@@ -35,8 +35,12 @@ typedef struct cluster_config {
                                       * replica after this long without answer; 0: never */
     char *keys_bucket;               /* "keys_bucket": the API keys' bucket; "ragcore_keys" */
     int key_request_rate;            /* "key_request_rate": requests a second per API key
-                                      * and router (the single server's limit of that
-                                      * name); 10000, 0: no limit */
+                                      * (the single server's limit of that name); 10000,
+                                      * 0: no limit */
+    int key_rate_router;             /* "key_rate_scope": "cluster" (0, default: the
+                                      * routers report what they let through to each
+                                      * other, so the rate holds for the cluster) or
+                                      * "router" (1: each router's own) */
     char *admin_key_file;            /* "admin_key_file": a file holding the bootstrap admin
                                       * key of every router; NULL: none */
     char *pii_key_file;              /* "pii_key_file": pii "hash"'s HMAC key, the same file

@@ -58,7 +58,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     }
     int rc = -1;
     json_t *urls = json_object_get(j, "nats");
-    char bucket[128], keys_bucket[128], idf[16], admin_key_file[4096], pii_key_file[4096];
+    char bucket[128], keys_bucket[128], idf[16], rate_scope[16], admin_key_file[4096], pii_key_file[4096];
     if (!json_is_object(j)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
         goto cleanup;
@@ -98,6 +98,8 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "key_request_rate", 10000, 0, 1 << 30, &cfg->key_request_rate, err,
                   errlen, path) < 0 ||
         str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0 ||
+        str_field(j, "key_rate_scope", "cluster", rate_scope, sizeof rate_scope, err, errlen,
+                  path) < 0 ||
         str_field(j, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
                   errlen, path) < 0 ||
         str_field(j, "admin_key_file", "", admin_key_file, sizeof admin_key_file, err, errlen,
@@ -111,6 +113,12 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         goto cleanup;
     }
     cfg->idf_exact = !strcmp(idf, "exact");
+    if (strcmp(rate_scope, "cluster") && strcmp(rate_scope, "router")) {
+        snprintf(err, errlen, "%s: \"key_rate_scope\" must be \"cluster\" or \"router\", "
+                 "got \"%s\"", path, rate_scope);
+        goto cleanup;
+    }
+    cfg->key_rate_router = !strcmp(rate_scope, "router");
     cfg->bucket = strdup(bucket);
     cfg->keys_bucket = strdup(keys_bucket);
     cfg->admin_key_file = admin_key_file[0] ? strdup(admin_key_file) : NULL;

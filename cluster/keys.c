@@ -1,9 +1,11 @@
 /* keys.c - API keys of a cluster: server/auth.c on the replicated key-value bucket (key id
- * -> JSON record holding the SHA-256, never the secret), reloaded on every change, and the
- * router's authorisation and key routes. */
+ * -> JSON record holding the SHA-256, never the secret), reloaded on every change, the
+ * router's authorisation and key routes, and request budgets shared by the routers. */
 #include "keys.h"
 
+#include "clock.h"
 #include "ratelimit.h"
+#include "rpc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,6 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* Shared request budgets: every RATE_REPORT_MS each router publishes on RATE_SUBJECT how
+ * many requests of each key it let through since its last report, and charges what the
+ * other routers report to its own buckets (rl_owe), so that a key's key_request_rate holds
+ * for the cluster, whichever routers its requests reach, within what the routers let
+ * through in one report's time before they hear of each other. No request waits for the
+ * broker; a router cut off from it keeps its own budget alone. */
+#define RATE_SUBJECT "rag.rate.requests"
+#define RATE_REPORT_MS 100
 
 struct cluster_keys {
     clog_kv *kv;
@@ -19,9 +32,116 @@ struct cluster_keys {
     pthread_t watcher;
     int watching;
     atomic_int stop;
-    long request_rate;                 /* each key's requests a second on this router */
+    long request_rate;                 /* each key's requests a second */
     _Atomic unsigned long long limited; /* requests refused by it (429) */
+    /* shared budgets (NULL log: this router's own) */
+    clog *log;
+    char self[40];                     /* this router's id in its reports */
+    pthread_mutex_t pend_mu;
+    json_t *pending;                   /* key id -> requests let through, not yet reported */
+    rpc_sub *reports;
+    pthread_t reporter;
+    int reporting;
 };
+
+/* ---- shared request budgets ------------------------------------------------------------ */
+
+/* Counts one request of key `id` let through here, for the next report. */
+static void rate_note(cluster_keys *k, const char *id)
+{
+    if (!k->log || k->request_rate <= 0)
+        return;
+    pthread_mutex_lock(&k->pend_mu);
+    json_t *v = json_object_get(k->pending, id);
+    if (v)
+        json_integer_set(v, json_integer_value(v) + 1);
+    else
+        json_object_set_new(k->pending, id, json_integer(1));
+    pthread_mutex_unlock(&k->pend_mu);
+}
+
+/* Publishes {"from": self, "counts": {key id: requests}} every RATE_REPORT_MS when any
+ * request was let through since the last report. A report the broker does not take is
+ * dropped: the other routers then undercount by that much, once. */
+static void *report_main(void *arg)
+{
+    cluster_keys *k = arg;
+    while (!atomic_load(&k->stop)) {
+        cluster_sleep_ms(RATE_REPORT_MS);
+        json_t *counts = json_object();
+        if (!counts)
+            continue;
+        pthread_mutex_lock(&k->pend_mu);
+        json_t *full = k->pending;
+        k->pending = counts;
+        pthread_mutex_unlock(&k->pend_mu);
+        if (json_object_size(full) > 0) {
+            json_t *report = json_pack("{s:s,s:O}", "from", k->self, "counts", full);
+            char *body = report ? json_dumps(report, JSON_COMPACT) : NULL;
+            if (body)
+                rpc_publish(k->log, RATE_SUBJECT, body, strlen(body));
+            free(body);
+            json_decref(report);
+        }
+        json_decref(full);
+    }
+    return NULL;
+}
+
+/* Another router's report: its counts charged to this router's buckets of those keys. A
+ * malformed report, an unknown or revoked key, a count outside 1..1e9 are skipped. */
+static char *on_report(void *user, const char *req, size_t len, size_t *reply_len)
+{
+    cluster_keys *k = user;
+    (void)reply_len;
+    json_t *r = json_loadb(req, len, 0, NULL);
+    const char *from = json_string_value(json_object_get(r, "from"));
+    json_t *counts = json_object_get(r, "counts");
+    const char *id;
+    json_t *v;
+    if (from && strcmp(from, k->self) && json_is_object(counts)) {
+        int64_t now = (int64_t)(srv_monotonic() * 1e9);
+        json_object_foreach(counts, id, v) {
+            json_int_t n = json_integer_value(v);
+            const auth_key *key = n >= 1 && n <= 1000000000 ? auth_find(k->auth, id) : NULL;
+            if (!key)
+                continue;
+            rl_owe(auth_key_budget(key, AUTH_BUDGET_REQUESTS), (double)k->request_rate,
+                   (double)n, now);
+            auth_key_release(key);
+        }
+    }
+    json_decref(r);
+    return NULL;
+}
+
+/* Starts the reports (cfg "key_rate_scope": "cluster"). -1 with a message. */
+static int rate_share_start(cluster_keys *k, clog *l, char *err, size_t errlen)
+{
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(err, errlen, "shared request budgets: no random router id: %s",
+                 strerror(errno));
+        return -1;
+    }
+    int n = snprintf(k->self, sizeof k->self, "%ld-", (long)getpid());
+    for (size_t i = 0; i < sizeof rnd; i++)
+        n += snprintf(k->self + n, sizeof k->self - (size_t)n, "%02x", rnd[i]);
+    if (!(k->pending = json_object())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&k->pend_mu, NULL);
+    k->log = l;
+    if (rpc_serve(l, RATE_SUBJECT, NULL, on_report, k, &k->reports, err, errlen) < 0)
+        return -1;
+    if (pthread_create(&k->reporter, NULL, report_main, k) != 0) {
+        snprintf(err, errlen, "cannot start the request budget report thread");
+        return -1;
+    }
+    k->reporting = 1;
+    return 0;
+}
 
 /* ---- the bucket as auth.c's key source ------------------------------------------------- */
 
@@ -135,6 +255,9 @@ int cluster_keys_open(clog *l, const cluster_config *cfg, cluster_keys **out, ch
         goto cleanup;
     }
     k->watching = 1;
+    if (!cfg->key_rate_router && cfg->key_request_rate > 0 &&
+        rate_share_start(k, l, err, errlen) < 0)
+        goto cleanup;
     json_t *listed = auth_list(k->auth);
     if (!admin[0] && json_array_size(listed) == 0)
         fprintf(stderr, "ragcore-server cluster: no API keys exist in bucket %s and the cluster "
@@ -157,6 +280,12 @@ void cluster_keys_close(cluster_keys *k)
     atomic_store(&k->stop, 1);
     if (k->watching)
         pthread_join(k->watcher, NULL);
+    if (k->reporting)
+        pthread_join(k->reporter, NULL);
+    rpc_unserve(k->reports); /* before the keys its handler charges go */
+    if (k->log)
+        pthread_mutex_destroy(&k->pend_mu);
+    json_decref(k->pending);
     auth_close(k->auth);
     clog_kv_close(k->kv);
     free(k);
@@ -183,13 +312,18 @@ int cluster_authorize(cluster_keys *k, const char *api_key, unsigned scope,
     const auth_key *key = auth_check(k->auth, api_key);
     int rc = -1;
     char msg[512];
-    if (!key)
+    if (!key) {
         chttp_error(out, 401, "unauthorized", "unknown or revoked API key");
-    else if (ratelimit_charge(key, AUTH_BUDGET_REQUESTS, k->request_rate, 1, msg, sizeof msg,
-                              &out->retry_after) > 0) {
+        goto cleanup;
+    }
+    if (ratelimit_charge(key, AUTH_BUDGET_REQUESTS, k->request_rate, 1, msg, sizeof msg,
+                         &out->retry_after) > 0) {
         chttp_error(out, 429, "rate_limited", "%s", msg);
         atomic_fetch_add(&k->limited, 1);
-    } else if (!auth_allows(key, scope, NULL))
+        goto cleanup;
+    }
+    rate_note(k, auth_key_id(key)); /* taken here: the other routers charge it too */
+    if (!auth_allows(key, scope, NULL))
         chttp_error(out, 403, "forbidden", "API key '%s' lacks the '%s' scope",
                     auth_key_id(key), scope_name(scope));
     else if (collection && !auth_allows(key, scope, collection))
@@ -197,6 +331,7 @@ int cluster_authorize(cluster_keys *k, const char *api_key, unsigned scope,
                     auth_key_id(key), collection);
     else
         rc = 0;
+cleanup:
     auth_key_release(key);
     return rc;
 }

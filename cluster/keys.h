@@ -28,8 +28,9 @@ void cluster_keys_close(cluster_keys *k);
 #define CLUSTER_KEYS_RELOAD_MS 5000
 
 /* Checks a request's key (api_key: the presented secret, NULL when none) and charges the
- * request to the key's request budget on this router (key_request_rate a second,
- * server/ratelimit.c, before the scope is checked as on the single server), then checks
+ * request to the key's request budget (key_request_rate a second, server/ratelimit.c,
+ * before the scope is checked as on the single server; with "key_rate_scope" "cluster" the
+ * budget also holds what the other routers report they let through), then checks
  * `scope` (SCOPE_*) and, when not NULL, `collection`: 0 when allowed; else -1 with the
  * reply set: 401 (no key, unknown or revoked key), 429 "rate_limited" with Retry-After
  * (over its budget) or 403 (scope or collection not granted). */

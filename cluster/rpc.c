@@ -326,6 +326,12 @@ size_t rpc_scatter_hedged(clog *l, size_t n, const char *const *subjects,
     return got;
 }
 
+int rpc_publish(clog *l, const char *subject, const void *body, size_t len)
+{
+    return natsConnection_Publish(clog_connection(l), subject, body, (int)len) == NATS_OK ? 0
+                                                                                          : -1;
+}
+
 size_t rpc_broadcast(clog *l, const char *subject, const char *body, int wait_ms, size_t max,
                      char ***replies)
 {

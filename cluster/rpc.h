@@ -35,6 +35,11 @@ size_t rpc_scatter_hedged(clog *l, size_t n, const char *const *subjects,
                           const size_t *lens, int timeout_ms, int hedge_ms, char **replies,
                           size_t *rlens, size_t *hedges);
 
+/* Publishes len bytes of body to subject for every subscriber, expecting no reply. 0 when
+ * handed to the connection (delivery is not confirmed), -1 when the connection refused it
+ * (closed, or its buffer full while reconnecting). */
+int rpc_publish(clog *l, const char *subject, const void *body, size_t len);
+
 /* Publishes body to subject and collects every reply arriving within wait_ms (at most max):
  * *replies (malloc'd array of malloc'd strings). Returns the count. */
 size_t rpc_broadcast(clog *l, const char *subject, const char *body, int wait_ms, size_t max,

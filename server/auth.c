@@ -336,6 +336,21 @@ const auth_key *auth_check(srv_auth *a, const char *presented)
     return found;
 }
 
+const auth_key *auth_find(srv_auth *a, const char *id)
+{
+    auth_key *found = NULL;
+    pthread_rwlock_rdlock(&a->lock);
+    if (a->bootstrap && !strcmp(a->bootstrap->id, id))
+        found = a->bootstrap;
+    for (size_t i = 0; i < a->nkeys && !found; i++)
+        if (!strcmp(a->keys[i]->id, id) && !atomic_load(&a->keys[i]->revoked_at))
+            found = a->keys[i];
+    if (found)
+        atomic_fetch_add(&found->refs, 1);
+    pthread_rwlock_unlock(&a->lock);
+    return found;
+}
+
 const char *auth_key_id(const auth_key *k)
 {
     return k->id;

@@ -56,6 +56,11 @@ int auth_reload(srv_auth *a);
 const auth_key *auth_check(srv_auth *a, const char *presented);
 void auth_key_release(const auth_key *k);
 
+/* The live key whose id is `id` (the bootstrap key's is "bootstrap"), with a reference the
+ * caller releases with auth_key_release(), or NULL when unknown or revoked. For charging
+ * what other processes let through to the key's budgets; never for authentication. */
+const auth_key *auth_find(srv_auth *a, const char *id);
+
 const char *auth_key_id(const auth_key *k);
 /* The state of budget `which` (AUTH_BUDGET_*) of k, for rl_take (ratelimit.h); it lives as
  * long as k. */

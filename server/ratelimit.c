@@ -28,6 +28,21 @@ double rl_take(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns)
     }
 }
 
+void rl_owe(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns)
+{
+    if (rate <= 0 || cost <= 0)
+        return;
+    double inc = cost / rate * NS;
+    int64_t cap = now_ns + (int64_t)(2 * NS); /* empty, and one second's worth owed */
+    int64_t old = atomic_load(tat);
+    for (;;) {
+        int64_t t = old > now_ns ? old : now_ns;
+        int64_t next = (double)(cap - t) < inc ? cap : t + (int64_t)inc;
+        if (next <= old || atomic_compare_exchange_weak(tat, &old, next))
+            return;
+    }
+}
+
 double ratelimit_charge(const auth_key *k, int which, long rate, double cost, char *msg,
                         size_t msglen, long *retry_after)
 {

@@ -19,6 +19,13 @@
  * nanoseconds. Lock-free; can't fail. */
 double rl_take(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns);
 
+/* Charges `cost` that another process has already let through (a cluster's other routers
+ * report what they took) to the bucket *tat refilled at `rate`: taken whatever the bucket
+ * holds, so that requests here wait until the cost is paid back, but leaving the bucket at
+ * most one second's worth in debt (a burst elsewhere never blocks a key here for longer
+ * than that). rate <= 0: nothing. Lock-free; can't fail. */
+void rl_owe(_Atomic int64_t *tat, double rate, double cost, int64_t now_ns);
+
 /* Charges `cost` to budget `which` (AUTH_BUDGET_*) of key k at `rate` a second (<= 0: no
  * limit), the check of ratelimit_request and ratelimit_tokens for any HTTP front (a
  * cluster's routers too). 0 when taken; else the seconds until the budget holds enough

@@ -10,7 +10,9 @@
 # cannot be revoked; a replica's HTTP port serves no collection route; a router whose
 # admin_key_file is missing or short refuses to start naming the file; a router whose
 # key_request_rate is small answers a key 429 "rate_limited" with Retry-After once its
-# budget is spent, serves another key, and counts the refusal in /metrics; `ragcore cluster
+# budget is spent, serves another key, and counts the refusal in /metrics; two routers share
+# a key's budget (key_rate_scope "cluster", the default) or keep their own ("router"), and
+# a bad key_rate_scope stops a router naming the field; `ragcore cluster
 # keys` creates, lists and revokes keys through a router and names the URL and the status
 # (401, 403) or the unreachable router in its errors.
 # Skipped (77) without nats-server or haproxy.
@@ -211,7 +213,8 @@ try:
     st, r = c.call("GET", "/v1/collections/a", front=r3)
     c.check(st == 200, f"another key is unaffected: {st} {r}")
     st, r = c.call("GET", "/v1/collections/a", key=writer, front=r1)
-    c.check(st == 200, f"the budget is per router: router 1 still serves the key: {st} {r}")
+    c.check(st == 200, f"a router with a larger key_request_rate still serves the key: {st} "
+            f"{r}")
     req = urllib.request.Request(r3 + "/metrics",
                                  headers={"Authorization": f"Bearer {c.key}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -221,6 +224,73 @@ try:
 finally:
     rated.terminate()
     rated.wait(timeout=60)
+
+# Two routers with key_request_rate 5 and the default key_rate_scope "cluster": a key's
+# requests sent to both in turn for 4 s get about 5 a second in all (each router's bucket
+# starts full, so up to 5 + 5 at once, then what refills: 5 x 4), not 5 a second on each
+# (2 x (5 + 5 x 4) = 50); with key_rate_scope "router" they get about that.
+st, sk = c.call("POST", "/v1/keys", {"name": "shared", "scopes": ["read"], "collections": ["a"]},
+                front=r1)
+c.check(st == 201, f"a key for the shared budget: {st} {sk}")
+shared_key = sk.get("key", "")
+wait_status(r2, "GET", "/v1/collections/a", shared_key, 200)  # known on the routers' bucket
+
+def rated_pair(scope):
+    """Two routers at 5 requests a second in key_rate_scope `scope`: (200s, 429s, seconds)
+    of shared_key's requests sent to them in turn as fast as they answer for 4 s."""
+    json.dump(dict(cfg, key_request_rate=5, key_rate_scope=scope),
+              open(f"{tmp}/rated-{scope}.json", "w"))
+    procs, fronts = [], []
+    try:
+        for i in (1, 2):
+            name = f"rated-{scope}-{i}"
+            procs.append(subprocess.Popen(
+                [f"{bin_}/ragcore-server", "cluster", "router", "--config",
+                 f"{tmp}/rated-{scope}.json", "--listen", "127.0.0.1:0", "--name", name,
+                 "--port-file", f"{tmp}/run/{name}.port"], stdout=subprocess.DEVNULL,
+                stderr=open(f"{tmp}/log/{name}.log", "w")))
+        for i in (1, 2):
+            pf = f"{tmp}/run/rated-{scope}-{i}.port"
+            t0 = time.time()
+            while not os.path.exists(pf) and time.time() - t0 < 30:
+                time.sleep(0.05)
+            fronts.append(f"http://127.0.0.1:{int(open(pf).read())}")
+        for front in fronts:  # the key is loaded on both before the clock starts
+            c.check(wait_status(front, "GET", "/healthz", "", 200) is not None,
+                    f"{front} is up")
+        time.sleep(1.2)  # both buckets full again
+        ok = refused = 0
+        t0 = time.time()
+        while time.time() - t0 < 4.0:
+            st, _ = c.call("GET", "/v1/collections/a", key=shared_key,
+                           front=fronts[(ok + refused) % 2])
+            ok += st == 200
+            refused += st == 429
+        return ok, refused, time.time() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=60)
+
+ok, refused, secs = rated_pair("cluster")
+print(f"two routers at 5/s, key_rate_scope cluster: {ok} passed, {refused} refused in "
+      f"{secs:.2f} s", flush=True)
+c.check(refused > 0 and 5 * secs * 0.6 <= ok <= 5 + 5 + 5 * secs + 4,
+        f"the routers share the key's budget: {ok} passed in {secs:.2f} s (at most "
+        f"{10 + 5 * secs + 4:.0f})")
+ok_r, refused_r, secs_r = rated_pair("router")
+print(f"two routers at 5/s, key_rate_scope router: {ok_r} passed, {refused_r} refused in "
+      f"{secs_r:.2f} s", flush=True)
+c.check(ok_r > 10 + 5 * secs_r + 4,
+        f"with key_rate_scope router each router has its own budget: {ok_r} passed in "
+        f"{secs_r:.2f} s")
+json.dump(dict(cfg, key_rate_scope="everywhere"), open(f"{tmp}/badscope.json", "w"))
+p = subprocess.run([f"{bin_}/ragcore-server", "cluster", "router", "--config",
+                    f"{tmp}/badscope.json", "--listen", "127.0.0.1:0"], capture_output=True,
+                   text=True, timeout=60)
+c.check(p.returncode != 0 and '"key_rate_scope" must be "cluster" or "router", got '
+        '"everywhere"' in p.stderr, f"a bad key_rate_scope is refused: {p.returncode} "
+        f"{p.stderr[-400:]}")
 
 # a router with a missing or short admin key file does not start
 for label, content in (("missing", None), ("short", "abc\n")):
