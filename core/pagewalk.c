@@ -239,6 +239,13 @@ static int page_sound(walker *w, uint64_t p, const unsigned char *pg, int leaf)
                     (unsigned long long)p, i, off);
             return 0;
         }
+        /* LMDB places entries at even offsets and moves them by their size rounded up to
+         * even: one at an odd offset reaches a byte past its own, past the page when last. */
+        if (off & 1) {
+            damaged(w, p, "page %llu: entry %u lies at odd offset %u", (unsigned long long)p, i,
+                    off);
+            return 0;
+        }
         const unsigned char *nd = pg + off;
         unsigned nflags = rag_pg_u16(nd + 4), ksize = rag_pg_u16(nd + 6);
         uint64_t dsize = (uint64_t)rag_pg_u16(nd) | (uint64_t)rag_pg_u16(nd + 2) << 16;

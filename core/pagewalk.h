@@ -100,9 +100,10 @@ typedef struct rag_pagewalk_stats {
 /* Walks the named tables of LMDB file `path` (all when `only` is NULL, else only the one
  * named `only`), calling `entry` (may be NULL) for every entry it can reach and `damage`
  * (may be NULL) for every page it cannot trust: a page number beyond the file, a page
- * whose header does not name itself, wrong flags, offsets or sizes outside the page, keys
- * out of order, a page reached twice. The subtree under a damaged branch page is lost to
- * the walk; the rest of the table is still walked. Never faults on any file content.
+ * whose header does not name itself, wrong flags, offsets or sizes outside the page, an
+ * entry at an odd offset, entries that overlap, keys out of order, a page reached twice.
+ * The subtree under a damaged branch page is lost to the walk; the rest of the table is
+ * still walked. Never faults on any file content.
  * Returns RAG_OK (damage is reported through `damage`, not as an error), the entry
  * callback's non-zero value, or an error of rag_pagewalk_meta_read (a truncated file is
  * walked as far as its pages go when `allow_truncated`). stats may be NULL. */
