@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ragcore.h"
+
 #define BATCH_TOKENS 4096
 /* With several encoder threads a call's batches are cut smaller (down to this many tokens)
  * so that each thread gets some. */
@@ -150,6 +152,24 @@ int rag_bert_amd_cpu(void)
 #else
     return 0;
 #endif
+}
+
+/* rag_kernels' line, made once. */
+static char kernels_line[96];
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_make(void)
+{
+    const rag_gemm_isa f = rag_gemm_small_isa();
+    snprintf(kernels_line, sizeof kernels_line, "int8 GEMM %s, fp32 GEMM %s",
+             rag_gemm_i8_isa_name(rag_gemm_i8_isa()),
+             f == RAG_GEMM_AVX512 ? "AVX-512" : f == RAG_GEMM_AVX2 ? "AVX2" : "scalar");
+}
+
+const char *rag_kernels(void)
+{
+    pthread_once(&kernels_once, kernels_make);
+    return kernels_line;
 }
 
 int rag_bert_set_small_gemm(int max_tokens)

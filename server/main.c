@@ -243,8 +243,9 @@ int main(int argc, char **argv)
         return 1;
     }
     log_event("info", "listening",
-              json_pack("{s:s,s:i,s:b,s:s}", "listen", s.cfg.listen, "port", http_port(&s), "tls",
-                        s.cfg.tls_cert != NULL, "version", rag_version()));
+              json_pack("{s:s,s:i,s:b,s:s,s:s}", "listen", s.cfg.listen, "port", http_port(&s),
+                        "tls", s.cfg.tls_cert != NULL, "version", rag_version(), "kernels",
+                        rag_kernels()));
     if (s.cfg.port_file && port_file_write(s.cfg.port_file, http_port(&s)) < 0)
         log_msg("error", "port_file", "%s: %s", s.cfg.port_file, strerror(errno));
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_cli.sh - the `ragcore` CLI end to end: ingest of files, directories and JSONL with
-# bad items, JSON output shapes, restrictions, delete, help and exit codes.
+# bad items, JSON output shapes, restrictions, delete, help, --version and exit codes.
 set -uo pipefail
 : "${RAGCORE_BIN:?}" "${RAGCORE_TEST_TMP:?}"
 rc_bin="$RAGCORE_BIN/ragcore"
@@ -84,6 +84,11 @@ check "missing query is a usage error (1)" [ "$code" -eq 1 ]
 check "bad -k is a usage error (1)" [ "$code" -eq 1 ]
 "$rc_bin" frobnicate >/dev/null 2>&1; code=$?
 check "unknown command is a usage error (1)" [ "$code" -eq 1 ]
+v=$("$rc_bin" --version)
+check "--version names the version and this CPU's kernels" \
+    grep -Eq '^ragcore [0-9]+\.[0-9]+\.[0-9]+ \(int8 GEMM (AVX-512 VNNI|AVX2|scalar), fp32 GEMM (AVX-512|AVX2|scalar)\)$' <<<"$v"
+v=$(RAGCORE_INT8_ISA=scalar "$rc_bin" --version)
+check "RAGCORE_INT8_ISA=scalar lowers the int8 kernel" grep -q "(int8 GEMM scalar, " <<<"$v"
 # Search options come from the library's one table: same names, ranges and messages in
 # search, context and eval.
 "$rc_bin" search --db "$db" --candidates 20000 q 2>"$work/err"; code=$?

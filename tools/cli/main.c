@@ -146,7 +146,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("ragcore %s\n", rag_version());
+        printf("ragcore %s (%s)\n", rag_version(), rag_kernels());
         return CLI_OK;
     }
     /* serve and keys run ragcore-server, which reads --key-file itself */
