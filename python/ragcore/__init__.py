@@ -35,6 +35,12 @@ def version() -> str:
     return _native.version()
 
 
+def kernels() -> str:
+    """The encoder's compute kernels picked for this CPU, e.g. "int8 GEMM AVX2, fp32 GEMM
+    AVX2" (rag_kernels)."""
+    return _native.kernels()
+
+
 def models() -> List[Dict[str, Any]]:
     """The neural models the library knows, and whether each is in the model cache."""
     keys = ("name", "hf_id", "dim", "max_tokens", "cached", "note")
@@ -57,5 +63,5 @@ def search_options() -> List[Dict[str, Any]]:
 __all__ = ["open", "DB", "Client", "Embedder", "FunctionEmbedder", "Hit", "Results",
            "Document", "DocumentInfo", "DocumentPage", "Context", "Summary", "Progress",
            "IngestEvent", "CheckReport", "check", "backup", "restore", "models", "pull_model",
-           "search_options", "version"] + list(__import__("ragcore._errors",
+           "search_options", "version", "kernels"] + list(__import__("ragcore._errors",
                                                           fromlist=["__all__"]).__all__)

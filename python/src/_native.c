@@ -1387,6 +1387,11 @@ static PyObject *py_version(PyObject *self, PyObject *unused)
     return PyUnicode_FromString(rag_version());
 }
 
+static PyObject *py_kernels(PyObject *self, PyObject *unused)
+{
+    return PyUnicode_FromString(rag_kernels());
+}
+
 /* noop(h) - acquires and releases a handle: the binding's own per-call cost (benchmarks). */
 static PyObject *py_noop(PyObject *self, PyObject *cap)
 {
@@ -1426,6 +1431,7 @@ static PyMethodDef METHODS[] = {
     {"model_pull", py_model_pull, METH_VARARGS, "download a known model into the cache"},
     {"search_options", py_search_options, METH_NOARGS, "the search option table"},
     {"version", py_version, METH_NOARGS, "library version"},
+    {"kernels", py_kernels, METH_NOARGS, "the encoder's kernels for this CPU"},
     {"noop", py_noop, METH_O, "acquire and release a handle (overhead measurement)"},
     {NULL, NULL, 0, NULL},
 };
