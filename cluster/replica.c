@@ -1089,6 +1089,14 @@ static int swap_store(shard_store *live, const char *tmp, char *err, size_t errl
     return rc == RAG_OK ? 0 : -1;
 }
 
+/* Step 4: tells peer (its subject) that this replica is done with backup id, so that the
+ * peer removes it (at once, or once made); the answer is not awaited beyond 2 s. */
+static void backup_tell_done(replica *r, const char *peer, const char *id)
+{
+    size_t len = 0;
+    free(request(r, peer, json_pack("{s:s,s:s}", "op", "done", "id", id), 2000, &len));
+}
+
 /* Step 2: asks peer (its subject) about backup id, *st its "making" answer, every BACKUP_POLL_MS
  * until the answer is no longer "making" (ready, or the peer's {"error"}: 0, *st replaced by
  * that answer), or -1 with why: the peer stopped answering, the process is stopping, or the
@@ -1187,11 +1195,8 @@ static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uin
             snprintf(why, sizeof why, "backup %.63s from %.299s failed: %.500s", id,
                      peer_subject, e);
         }
-        if ((waited == 0 && e) || (waited < 0 && !cluster_stopping())) {
-            size_t len = 0;
-            free(request(r, peer_subject, json_pack("{s:s,s:s}", "op", "done", "id", id),
-                         2000, &len));
-        }
+        if ((waited == 0 && e) || (waited < 0 && !cluster_stopping()))
+            backup_tell_done(r, peer_subject, id);
         if (waited < 0 || e) {
             json_decref(st);
             st = NULL;
@@ -1229,7 +1234,7 @@ static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
         snprintf(err, errlen, "cannot create %.400s: %s", tmp, strerror(errno));
         goto cleanup;
     }
-    size_t i, len = 0;
+    size_t i;
     json_t *f;
     rc = 0;
     json_array_foreach(json_object_get(st, "files"), i, f)
@@ -1240,7 +1245,7 @@ static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
                                    tmp, err, errlen) < 0))
             rc = -1;
     }
-    free(request(r, peer, json_pack("{s:s,s:s}", "op", "done", "id", id), 2000, &len));
+    backup_tell_done(r, peer, id);
     if (rc == 0 && live)
         rc = swap_store(live, tmp, err, errlen);
     else if (rc == 0 && rag_restore(tmp, dir, 1, NULL) != RAG_OK) {
