@@ -617,7 +617,7 @@ static void gemm_vnni(size_t T, const rag_gemm_i8_w *w, const uint8_t *xq, size_
 #endif
 
 /* The kernels this CPU runs (bit isa set) below $RAGCORE_INT8_ISA's limit, detected once:
- * bits 0-3, and the best of them in bits 4-5. */
+ * bits 0-3, the best of them in bits 4-5, bit 6 when that variable names no limit. */
 static int kernels(void)
 {
     static int cached = -1;
@@ -642,21 +642,29 @@ static int kernels(void)
 #endif
     static const char *const limits[] = {"scalar", "avx2", "avx-vnni"};
     const char *env = getenv("RAGCORE_INT8_ISA");
+    int unknown = env && *env;
     for (unsigned i = 0; env && i < sizeof limits / sizeof *limits; i++)
-        if (!strcmp(env, limits[i]))
+        if (!strcmp(env, limits[i])) {
             has &= (2u << i) - 1; /* the kernels up to limits[i] */
+            unknown = 0;
+        }
     int best = RAG_I8_SCALAR;
     for (int i = RAG_I8_SCALAR; i <= RAG_I8_VNNI; i++)
         if (has >> i & 1)
             best = i;
-    v = (int)has | best << 4;
+    v = (int)has | best << 4 | unknown << 6;
     __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     return v;
 }
 
 rag_i8_isa rag_gemm_i8_isa(void)
 {
-    return (rag_i8_isa)(kernels() >> 4);
+    return (rag_i8_isa)(kernels() >> 4 & 3);
+}
+
+int rag_gemm_i8_limit_unknown(void)
+{
+    return kernels() >> 6 & 1;
 }
 
 int rag_gemm_i8_isa_has(rag_i8_isa isa)

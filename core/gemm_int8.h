@@ -25,6 +25,9 @@ rag_i8_isa rag_gemm_i8_isa(void);
  * scalar one always), else 0. Can't fail. */
 int rag_gemm_i8_isa_has(rag_i8_isa isa);
 const char *rag_gemm_i8_isa_name(rag_i8_isa isa);
+/* 1 when $RAGCORE_INT8_ISA is set to something that is not one of its values (it is then
+ * ignored: the best kernel runs), for rag_kernels to say so. */
+int rag_gemm_i8_limit_unknown(void);
 
 /* The numbers (the same for every kernel):
  *  - weights, per output channel n: s_n = max_k |W[n][k]| / 127, q = rint(W / s_n) in

@@ -64,8 +64,10 @@ RAG_API int rag_version_number(void);
 /* The encoder's compute kernels as picked at run time for this CPU, one line for logs and
  * bug reports: "int8 GEMM K8, fp32 GEMM K32", K8 one of "AVX-512 VNNI", "AVX-VNNI", "AVX2",
  * "scalar" (the int8 precision's matrix products; $RAGCORE_INT8_ISA "avx-vnni", "avx2" or
- * "scalar" lowers it), K32 one of "AVX-512", "AVX2", "scalar" (float32's small-batch products). Every int8
- * kernel gives the same vectors bit for bit. A static string; can't fail. */
+ * "scalar" lowers it), K32 one of "AVX-512", "AVX2", "scalar" (float32's small-batch
+ * products); then "; RAGCORE_INT8_ISA '<value>' ignored: ..." when that variable holds
+ * none of its values. Every int8 kernel gives the same vectors bit for bit. A static
+ * string; can't fail. */
 RAG_API const char *rag_kernels(void);
 
 /* ------------------------------------------------------------------------------------ */

@@ -4,6 +4,7 @@
 #define rag_gemm_i8_isa rag_gemm_i8_emu_isa
 #define rag_gemm_i8_isa_name rag_gemm_i8_emu_isa_name
 #define rag_gemm_i8_isa_has rag_gemm_i8_emu_isa_has
+#define rag_gemm_i8_limit_unknown rag_gemm_i8_emu_limit_unknown
 #define rag_gemm_i8_pack rag_gemm_i8_emu_pack
 #define rag_gemm_i8_pack_isa rag_gemm_i8_emu_pack_isa
 #define rag_gemm_i8_free rag_gemm_i8_emu_free
