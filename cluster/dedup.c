@@ -259,7 +259,9 @@ static int claim_read(json_t *j, const char **id, rag_dup_key *k)
     *id = json_string_value(json_object_get(j, "id"));
     const char *h = json_string_value(json_object_get(j, "h"));
     const char *s = json_string_value(json_object_get(j, "s"));
-    if (!*id || !h || !s || strlen(s) != RAG_DUP_PERM * 8)
+    /* an id no document can have is not a claim: its verdicts would name it cut short */
+    if (!*id || !**id || strlen(*id) > RAG_DOC_ID_MAX || !h || !s ||
+        strlen(s) != RAG_DUP_PERM * 8)
         return -1;
     k->hash = strtoull(h, NULL, 16);
     k->shingles = (uint32_t)json_integer_value(json_object_get(j, "n"));

@@ -50,8 +50,8 @@ typedef struct cdedup_index cdedup_index;
 /* An empty index of collection `name` (NULL on allocation failure). */
 cdedup_index *cdedup_index_create(const char *name);
 /* Replays message seq (len bytes of data, as read from the log). A message that is not a
- * JSON object, and a claim without a string id, hexadecimal key and signature of
- * RAG_DUP_PERM * 8 digits, are skipped (by every router alike, so their indexes stay
+ * JSON object, and a claim without a string id of 1..RAG_DOC_ID_MAX bytes, hexadecimal
+ * key and signature of RAG_DUP_PERM * 8 digits, are skipped (by every router alike, so their indexes stay
  * equal). verdicts (may be NULL): this router's message, the verdicts of its first n
  * claims in order. 0, or -1 when out of memory. */
 int cdedup_index_replay(cdedup_index *x, uint64_t seq, const void *data, size_t len,

@@ -124,6 +124,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* Whether id (when it needs no JSON escape) appears whole as a string in the log. */
+static int claimed(const char *msg, size_t len, const char *id)
+{
+    char needle[RAG_DOC_ID_MAX + 4];
+    size_t n = strlen(id);
+    if (strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n ||
+        n + 3 > sizeof needle)
+        return 1;
+    needle[0] = '"';
+    memcpy(needle + 1, id, n);
+    needle[n + 1] = '"';
+    return memmem(msg, len, needle, n + 2) != NULL;
+}
+
 static void dup_log(const char *msg, size_t len)
 {
     cdedup_index *x = cdedup_index_create("fz");
@@ -149,6 +163,9 @@ static void dup_log(const char *msg, size_t len)
                      (v[i].kind && (!v[i].canonical[0] || !(v[i].similarity > 0) ||
                                     v[i].similarity > 1.0))))
                     abort(); /* a verdict that is not one */
+                else if (v[i].kind != 0x5a5a5a5a && v[i].kind &&
+                         !claimed(msg, len, v[i].canonical))
+                    abort(); /* a canonical that no message claimed (cut short?) */
         p = stop + 1;
     }
     cdedup_index_free(x);
