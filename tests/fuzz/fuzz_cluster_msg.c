@@ -6,20 +6,26 @@
  *   1  a request budget report (`rag.rate.requests`, cluster_keys_take_report) against an
  *      in-memory key set holding the bootstrap key;
  *   2  a collection's stored metadata value, then '\x01' and a settings PATCH merged into
- *      it (cluster_coll_from_json, cluster_coll_merge): a refusal must name the field.
+ *      it (cluster_coll_from_json, cluster_coll_merge): a refusal must name the field;
+ *   3  a shard query as a replica answers it (cluster_shard_query) from a real store
+ *      (hash embedder of dimension 8, collection "fz" holding three documents): the reply
+ *      must be a JSON object with "error" or an answer.
  * RAGFUZZ_WRITE_SEEDS=DIR writes a duplicate log made by the router's own claim encoding
  * (through a claim key computed by the library) to DIR and exits. */
 #include "auth.h"
 #include "cluster.h"
 #include "dedup.h"
 #include "keys.h"
+#include "replica.h"
 #include "settings.h"
+#include "vector_b64.h"
 
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int no_keys(void *user, auth_visit_fn visit, void *ctx)
 {
@@ -38,6 +44,51 @@ static int keep_nothing(void *user, const char *id, const char *record)
 }
 
 static srv_auth *auth;
+static rag_db *db;
+static cluster_coll coll;
+static char store_dir[256];
+
+static void close_store(void)
+{
+    rag_close(db);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", store_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz_cluster_msg: cannot remove %s\n", store_dir);
+}
+
+/* The store of shard queries: collection "fz" with three documents. */
+static void open_store(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(store_dir, sizeof store_dir, "%s/ragfuzz-shard.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    rag_open_options o;
+    rag_open_options_init(&o);
+    o.embedder = "hash";
+    o.dim = 8;
+    if (!mkdtemp(store_dir) || rag_open(store_dir, &o, &db) != RAG_OK)
+        abort();
+    atexit(close_store);
+    static const char *const texts[] = {"raft log replication across shards",
+                                        "vector index of the replica", "lexical search bm25"};
+    rag_document d[3];
+    for (int i = 0; i < 3; i++) {
+        rag_document_init(&d[i]);
+        d[i].id = i == 0 ? "doc-a" : i == 1 ? "doc-b" : "doc-c";
+        d[i].text = texts[i];
+        d[i].metadata_json = "{\"lang\":\"en\"}";
+    }
+    rag_ingest_options io;
+    rag_ingest_options_init(&io);
+    io.collection = "fz";
+    char err[256];
+    json_t *m = json_loads("{\"name\":\"fz\",\"shards\":1,\"embedder\":\"hash\",\"dim\":8}",
+                           0, NULL);
+    if (rag_ingest_documents(db, d, 3, &io, NULL) != RAG_OK ||
+        cluster_coll_from_json(m, NULL, &coll, err, sizeof err) < 0)
+        abort();
+    json_decref(m);
+}
 
 /* A claim message as cdedup_decide appends it ({"t","thr","claims":[{"id","h","n","s"}],
  * "release"}), the keys computed by the library from `texts`. */
@@ -100,6 +151,27 @@ static void write_seeds(const char *dir)
     }
     free(text);
     json_decref(meta);
+    float v[8] = {0.5f, -0.25f, 0, 1, 0, 0, 0.125f, 0};
+    char *b64 = vector_b64_encode(v, 8);
+    static const char *const queries[] = {
+        "{\"query\":\"raft replica\",\"vector\":\"%s\",\"sides\":[\"dense\",\"lexical\"],"
+        "\"k\":5,\"filter\":\"lang = \\\"en\\\"\",\"per_doc\":1,\"collapse_threshold\":2,"
+        "\"now\":1700000000,\"min_seq\":0,\"wait_ms\":2000,\"vectors\":true}",
+        "{\"query\":\"lexical search\",\"sides\":[\"lexical\"],\"k\":3,\"lexical_unit\":"
+        "\"chunk\",\"bm25_stats\":{\"chunks\":10,\"total_len\":100,\"docs\":4,"
+        "\"doc_total_len\":100,\"df\":{\"lexical\":2},\"doc_df\":{\"lexical\":1}}%s}",
+        "{\"query\":\"raft\",\"bm25_stats_only\":true%s}",
+        "{\"doc_exists\":\"doc-a\",\"min_seq\":0,\"wait_ms\":100%s}"};
+    for (size_t i = 0; b64 && i < 4; i++) {
+        snprintf(path, sizeof path, "%s/shard-query-%zu", dir, i);
+        if (!(f = fopen(path, "wb")))
+            abort();
+        fputc(3, f);
+        fprintf(f, queries[i], i ? "" : b64);
+        if (fclose(f) != 0)
+            abort();
+    }
+    free(b64);
     snprintf(path, sizeof path, "%s/rate-report", dir);
     if (!(f = fopen(path, "wb")))
         abort();
@@ -118,6 +190,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         write_seeds(seeds);
         exit(0);
     }
+    open_store();
     auth_source src = {no_keys, keep_nothing, NULL};
     if (auth_open_source(&src, "fuzz-bootstrap-admin-key-0123456789", &auth) != RAG_OK)
         abort();
@@ -155,17 +228,17 @@ static void dup_log(const char *msg, size_t len)
         if (cdedup_index_replay(x, seq, p, (size_t)(stop - p), mine ? v : NULL,
                                 mine ? 4 : 0) < 0)
             break; /* out of memory */
-        if (mine)
-            for (size_t i = 0; i < 4; i++)
-                if (v[i].kind != 0x5a5a5a5a &&
-                    (v[i].kind < 0 || v[i].kind > 2 ||
-                     !memchr(v[i].canonical, '\0', sizeof v[i].canonical) ||
-                     (v[i].kind && (!v[i].canonical[0] || !(v[i].similarity > 0) ||
-                                    v[i].similarity > 1.0))))
-                    abort(); /* a verdict that is not one */
-                else if (v[i].kind != 0x5a5a5a5a && v[i].kind &&
-                         !claimed(msg, len, v[i].canonical))
-                    abort(); /* a canonical that no message claimed (cut short?) */
+        for (size_t i = 0; mine && i < 4; i++) {
+            if (v[i].kind == 0x5a5a5a5a)
+                continue; /* no claim of this message gave it */
+            if (v[i].kind < 0 || v[i].kind > 2 ||
+                !memchr(v[i].canonical, '\0', sizeof v[i].canonical) ||
+                (v[i].kind && (!v[i].canonical[0] || !(v[i].similarity > 0) ||
+                               v[i].similarity > 1.0)))
+                abort(); /* a verdict that is not one */
+            if (v[i].kind && !claimed(msg, len, v[i].canonical))
+                abort(); /* a canonical that no message claimed (cut short?) */
+        }
         p = stop + 1;
     }
     cdedup_index_free(x);
@@ -205,7 +278,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(msg, data + 1, size - 1);
     msg[size - 1] = '\0'; /* settings read a NUL-terminated value, the others a length */
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0:
         dup_log(msg, size - 1);
         break;
@@ -215,8 +288,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         break;
     }
-    default:
+    case 2:
         settings(msg, size - 1);
+        break;
+    default: {
+        size_t rlen = 0;
+        char *reply = cluster_shard_query(db, &coll, msg, size - 1, &rlen);
+        json_t *r = reply ? json_loadb(reply, rlen, 0, NULL) : NULL;
+        if (reply && (!json_is_object(r) || json_object_size(r) == 0))
+            abort(); /* neither an answer nor an error */
+        if (getenv("RAGFUZZ_VERBOSE"))
+            fprintf(stderr, "shard query reply: %s\n", reply ? reply : "(none)");
+        json_decref(r);
+        free(reply);
+    }
     }
     free(msg);
     return 0;
