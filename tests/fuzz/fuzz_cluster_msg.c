@@ -9,7 +9,7 @@
  *      it (cluster_coll_from_json, cluster_coll_merge): a refusal must name the field;
  *   3  a shard query as a replica answers it (cluster_shard_query) from a real store
  *      (hash embedder of dimension 8, collection "fz" holding three documents): the reply
- *      must be a JSON object with "error" or an answer.
+ *      must be a JSON object, its "error" (when refused) a message.
  * RAGFUZZ_WRITE_SEEDS=DIR writes a duplicate log made by the router's own claim encoding
  * (through a claim key computed by the library) to DIR and exits. */
 #include "auth.h"
@@ -295,8 +295,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t rlen = 0;
         char *reply = cluster_shard_query(db, &coll, msg, size - 1, &rlen);
         json_t *r = reply ? json_loadb(reply, rlen, 0, NULL) : NULL;
-        if (reply && (!json_is_object(r) || json_object_size(r) == 0))
-            abort(); /* neither an answer nor an error */
+        json_t *e = json_object_get(r, "error");
+        if (reply &&
+            (!json_is_object(r) || (e && (!json_is_string(e) || !json_string_length(e)))))
+            abort(); /* not a JSON object, or an error that says nothing */
         if (getenv("RAGFUZZ_VERBOSE"))
             fprintf(stderr, "shard query reply: %s\n", reply ? reply : "(none)");
         json_decref(r);
