@@ -13,6 +13,9 @@
 
 #define CLUSTER_MAX_SHARDS 256
 #define CLUSTER_MAX_URLS 16
+/* The longest read-your-writes wait (config "ryw_wait_ms"; a replica bounds a query's
+ * "wait_ms" by it). */
+#define CLUSTER_RYW_WAIT_MAX_MS 600000
 
 /* The cluster configuration file (JSON), shared by every process of a cluster. */
 typedef struct cluster_config {

@@ -89,7 +89,8 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         int_field(j, "max_lag", 1000, 1, 1 << 30, &cfg->max_lag, err, errlen, path) < 0 ||
         int_field(j, "query_timeout_ms", 1000, 10, 600000, &cfg->query_timeout_ms, err, errlen,
                   path) < 0 ||
-        int_field(j, "ryw_wait_ms", 2000, 0, 600000, &cfg->ryw_wait_ms, err, errlen, path) < 0 ||
+        int_field(j, "ryw_wait_ms", 2000, 0, CLUSTER_RYW_WAIT_MAX_MS, &cfg->ryw_wait_ms, err,
+                  errlen, path) < 0 ||
         int_field(j, "publish_timeout_ms", 2000, 10, 600000, &cfg->publish_timeout_ms, err,
                   errlen, path) < 0 ||
         int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <

@@ -31,8 +31,8 @@ typedef struct slot {
     uint32_t e;                /* entry index + 1; 0: empty */
 } slot;
 
-/* One collection's index and its reader of the duplicate log. */
-typedef struct cindex {
+/* One collection's index and its reader of the duplicate log (cdedup_index in dedup.h). */
+typedef struct cdedup_index {
     char name[129];
     pthread_mutex_t mu;        /* one decision at a time per collection and router */
     clog_reader *rd;
@@ -227,7 +227,7 @@ static void index_find(const cindex *x, const char *self, const rag_dup_key *key
     }
 }
 
-static void index_free(cindex *x)
+void cdedup_index_free(cindex *x)
 {
     if (!x)
         return;
@@ -259,7 +259,9 @@ static int claim_read(json_t *j, const char **id, rag_dup_key *k)
     *id = json_string_value(json_object_get(j, "id"));
     const char *h = json_string_value(json_object_get(j, "h"));
     const char *s = json_string_value(json_object_get(j, "s"));
-    if (!*id || !h || !s || strlen(s) != RAG_DUP_PERM * 8)
+    /* an id no document can have is not a claim: its verdicts would name it cut short */
+    if (!*id || !**id || strlen(*id) > RAG_DOC_ID_MAX || !h || !s ||
+        strlen(s) != RAG_DUP_PERM * 8)
         return -1;
     k->hash = strtoull(h, NULL, 16);
     k->shingles = (uint32_t)json_integer_value(json_object_get(j, "n"));
@@ -332,6 +334,34 @@ static int replay(cindex *x, uint64_t seq, const void *data, size_t len, int min
     return rc;
 }
 
+cindex *cdedup_index_create(const char *name)
+{
+    cindex *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    snprintf(x->name, sizeof x->name, "%s", name);
+    pthread_mutex_init(&x->mu, NULL);
+    return x;
+}
+
+int cdedup_index_replay(cindex *x, uint64_t seq, const void *data, size_t len,
+                        rag_dup_verdict *verdicts, size_t n)
+{
+    uint64_t *canon_seq = n ? calloc(n, sizeof *canon_seq) : NULL;
+    int64_t *canon_t = n ? calloc(n, sizeof *canon_t) : NULL;
+    int rc = -1;
+    if (!n || (canon_seq && canon_t))
+        rc = replay(x, seq, data, len, verdicts && n, verdicts, canon_seq, canon_t, n);
+    free(canon_seq);
+    free(canon_t);
+    return rc;
+}
+
+size_t cdedup_index_live(const cindex *x)
+{
+    return x->nents - x->dead;
+}
+
 /* Reads the duplicate log up to sequence `upto` (replaying each message; the verdicts of
  * message `upto` into verdicts). */
 static int catch_up(cdedup *d, cindex *x, uint64_t upto, rag_dup_verdict *verdicts,
@@ -388,7 +418,7 @@ void cdedup_free(cdedup *d)
     if (!d)
         return;
     for (size_t i = 0; i < d->ncolls; i++)
-        index_free(d->colls[i]);
+        cdedup_index_free(d->colls[i]);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -405,10 +435,8 @@ static cindex *index_for(cdedup *d, const cluster_coll *c, char *err, size_t err
         snprintf(err, errlen, "duplicate detection: more than %d collections", MAX_COLLS);
     else if (!x && clog_ensure(*d->log, c->name, -1, d->cfg->stream_replicas,
                                d->cfg->dedup_window_s, err, errlen) == 0) {
-        x = calloc(1, sizeof *x);
+        x = cdedup_index_create(c->name);
         if (x) {
-            snprintf(x->name, sizeof x->name, "%s", c->name);
-            pthread_mutex_init(&x->mu, NULL);
             d->colls[d->ncolls++] = x;
         } else {
             snprintf(err, errlen, "out of memory");

@@ -42,4 +42,22 @@ int cdedup_decide(cdedup *d, const cluster_coll *c, size_t n, const char *const 
 /* Appends a release of document id (deleted): a later copy is then canonical. */
 int cdedup_release(cdedup *d, const cluster_coll *c, const char *id, char *err, size_t errlen);
 
+/* One collection's duplicate index, without its log: the messages of a duplicate log
+ * (claims and releases, as cdedup_decide and cdedup_release append them) replayed into it
+ * in order, as a router does while catching up. The decoding of those messages is reached
+ * through it without a broker (tests, the fuzz target). */
+typedef struct cdedup_index cdedup_index;
+/* An empty index of collection `name` (NULL on allocation failure). */
+cdedup_index *cdedup_index_create(const char *name);
+/* Replays message seq (len bytes of data, as read from the log). A message that is not a
+ * JSON object, and a claim without a string id of 1..RAG_DOC_ID_MAX bytes, hexadecimal
+ * key and signature of RAG_DUP_PERM * 8 digits, are skipped (by every router alike, so their indexes stay
+ * equal). verdicts (may be NULL): this router's message, the verdicts of its first n
+ * claims in order. 0, or -1 when out of memory. */
+int cdedup_index_replay(cdedup_index *x, uint64_t seq, const void *data, size_t len,
+                        rag_dup_verdict *verdicts, size_t n);
+/* Live (claimed, not released) documents in the index. */
+size_t cdedup_index_live(const cdedup_index *x);
+/* Frees the index (and closes its log reader). NULL is a no-op. */
+void cdedup_index_free(cdedup_index *x);
 #endif

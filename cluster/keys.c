@@ -88,30 +88,37 @@ static void *report_main(void *arg)
     return NULL;
 }
 
-/* Another router's report: its counts charged to this router's buckets of those keys. A
- * malformed report, an unknown or revoked key, a count outside 1..1e9 are skipped. */
-static char *on_report(void *user, const char *req, size_t len, size_t *reply_len)
+int cluster_keys_take_report(srv_auth *auth, const char *self, long rate, const char *req,
+                             size_t len)
 {
-    cluster_keys *k = user;
-    (void)reply_len;
     json_t *r = json_loadb(req, len, 0, NULL);
     const char *from = json_string_value(json_object_get(r, "from"));
     json_t *counts = json_object_get(r, "counts");
     const char *id;
     json_t *v;
-    if (from && strcmp(from, k->self) && json_is_object(counts)) {
+    int charged = 0;
+    if (from && strcmp(from, self) && json_is_object(counts)) {
         int64_t now = (int64_t)(srv_monotonic() * 1e9);
         json_object_foreach(counts, id, v) {
             json_int_t n = json_integer_value(v);
-            const auth_key *key = n >= 1 && n <= 1000000000 ? auth_find(k->auth, id) : NULL;
+            const auth_key *key = n >= 1 && n <= 1000000000 ? auth_find(auth, id) : NULL;
             if (!key)
                 continue;
-            rl_owe(auth_key_budget(key, AUTH_BUDGET_REQUESTS), (double)k->request_rate,
-                   (double)n, now);
+            rl_owe(auth_key_budget(key, AUTH_BUDGET_REQUESTS), (double)rate, (double)n, now);
             auth_key_release(key);
+            charged++;
         }
     }
     json_decref(r);
+    return charged;
+}
+
+/* Another router's report (cluster_keys_take_report). */
+static char *on_report(void *user, const char *req, size_t len, size_t *reply_len)
+{
+    cluster_keys *k = user;
+    (void)reply_len;
+    cluster_keys_take_report(k->auth, k->self, k->request_rate, req, len);
     return NULL;
 }
 

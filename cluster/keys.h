@@ -45,4 +45,11 @@ unsigned long long cluster_keys_rate_limited(cluster_keys *k);
 int cluster_keys_route(cluster_keys *k, const char *method, const char *path, json_t *body,
                        chttp_reply *out);
 
+/* Charges another router's request budget report (a `rag.rate.requests` message:
+ * {"from": router id, "counts": {key id: requests let through}}, len bytes) to the buckets
+ * of those keys in auth, at `rate` requests a second: a malformed report, one from `self`,
+ * an unknown or revoked key and a count outside 1..1e9 are skipped. Returns how many
+ * counts were charged. (The report subscription's handler; callable without a broker.) */
+int cluster_keys_take_report(srv_auth *auth, const char *self, long rate, const char *req,
+                             size_t len);
 #endif

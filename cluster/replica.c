@@ -5,6 +5,7 @@
 #include "chttp.h"
 #include "cluster.h"
 #include "ragcore.h"
+#include "replica.h"
 #include "rpc.h"
 #include "vector_b64.h"
 
@@ -213,8 +214,15 @@ static int side_search(shard_store *s, json_t *req, int lexical, const float *ve
     so.now = json_integer_value(json_object_get(req, "now"));
     so.max_age = json_integer_value(json_object_get(req, "max_age"));
     json_t *ct = json_object_get(req, "collapse_threshold");
+    double ctv = json_number_value(ct);
+    if (ct && !(json_is_number(ct) && ctv >= 0 && ctv <= 2)) { /* the option's range */
+        free(terms);
+        free(df);
+        snprintf(err, errlen, "collapse_threshold: a number in 0..2 expected");
+        return RAG_EINVAL;
+    }
     if (ct)
-        so.collapse_threshold = (float)json_number_value(ct);
+        so.collapse_threshold = (float)ctv;
     so.dense_threshold = so.lexical_threshold = -1;
     rag_results *res = NULL;
     const char *q = json_string_value(json_object_get(req, "query"));
@@ -291,6 +299,56 @@ static int wait_applied(shard_store *s, uint64_t min_seq, int wait_ms)
     return ok;
 }
 
+/* A reply: j (consumed) as compact JSON, *rlen bytes. */
+static char *reply_text(json_t *j, size_t *rlen)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    *rlen = text ? strlen(text) : 0;
+    return text;
+}
+
+/* The answer to a shard query (below) once the store has applied the request's min_seq
+ * and is held (dblock): its fields into out, or a message in err. */
+static void shard_answer(shard_store *s, json_t *req, json_t *out, char *err, size_t errlen)
+{
+    float *vec = NULL;
+    if (json_is_true(json_object_get(req, "bm25_stats_only"))) {
+        shard_bm25_stats(s, req, out, err, errlen);
+        return;
+    }
+    const char *exists_id = json_string_value(json_object_get(req, "doc_exists"));
+    if (exists_id) { /* a router verifying a canonical document (dedup.h) */
+        rag_doc *doc = NULL;
+        int rc = rag_document_get(s->db, s->meta.name, exists_id, &doc);
+        rag_doc_free(doc);
+        if (rc == RAG_OK || rc == RAG_ENOTFOUND)
+            json_object_set_new(out, "exists", json_boolean(rc == RAG_OK));
+        else
+            snprintf(err, errlen, "document '%s': %s", exists_id, rag_errmsg());
+        return;
+    }
+    json_t *sides = json_object_get(req, "sides");
+    for (size_t i = 0; i < json_array_size(sides) && !*err; i++) {
+        const char *side = json_string_value(json_array_get(sides, i));
+        int lexical = side && !strcmp(side, "lexical");
+        if (!lexical && !vec) {
+            const char *b64 = json_string_value(json_object_get(req, "vector"));
+            vec = malloc((size_t)s->meta.dim * sizeof *vec);
+            if (!b64 || !vec ||
+                vector_b64_decode(b64, strlen(b64), vec, (size_t)s->meta.dim) != 0) {
+                snprintf(err, errlen, "vector: base64 of %d float32 values expected",
+                         s->meta.dim);
+                break;
+            }
+        }
+        json_t *list = NULL;
+        if (side_search(s, req, lexical, vec, &list, err, errlen) == RAG_OK)
+            json_object_set_new(out, lexical ? "lexical" : "dense", list);
+    }
+    free(vec);
+}
+
 /* A shard query: {"query","vector"(base64),"sides":["dense","lexical"],"k","filter",
  * "per_doc","collapse_threshold","now","max_age","min_seq","wait_ms","bm25_stats",
  * "lexical_unit","vectors"} -> {"seq","dense":[hits],"lexical":[hits]} or
@@ -302,11 +360,13 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
     atomic_fetch_add(&s->queries, 1);
     json_t *req = json_loadb(body, len, 0, NULL);
     json_t *out = json_object();
-    float *vec = NULL;
     char err[1200] = "";
     int locked = 0;
     uint64_t min_seq = (uint64_t)json_integer_value(json_object_get(req, "min_seq"));
-    int wait_ms = (int)json_integer_value(json_object_get(req, "wait_ms"));
+    json_int_t wait = json_integer_value(json_object_get(req, "wait_ms"));
+    /* bounded as the routers' ryw_wait_ms is: a delivery thread never waits longer */
+    int wait_ms = wait < 0 ? 0 : wait > CLUSTER_RYW_WAIT_MAX_MS ? CLUSTER_RYW_WAIT_MAX_MS
+                                                                : (int)wait;
     if (!json_is_object(req)) {
         snprintf(err, sizeof err, "request is not a JSON object");
         goto done;
@@ -323,39 +383,7 @@ static char *on_query(void *user, const char *body, size_t len, size_t *rlen)
                  s->meta.name, s->shard);
         goto done;
     }
-    if (json_is_true(json_object_get(req, "bm25_stats_only"))) {
-        shard_bm25_stats(s, req, out, err, sizeof err);
-        goto done;
-    }
-    const char *exists_id = json_string_value(json_object_get(req, "doc_exists"));
-    if (exists_id) { /* a router verifying a canonical document (dedup.h) */
-        rag_doc *doc = NULL;
-        int rc = rag_document_get(s->db, s->meta.name, exists_id, &doc);
-        rag_doc_free(doc);
-        if (rc == RAG_OK || rc == RAG_ENOTFOUND)
-            json_object_set_new(out, "exists", json_boolean(rc == RAG_OK));
-        else
-            snprintf(err, sizeof err, "document '%s': %s", exists_id, rag_errmsg());
-        goto done;
-    }
-    json_t *sides = json_object_get(req, "sides");
-    for (size_t i = 0; i < json_array_size(sides) && !*err; i++) {
-        const char *side = json_string_value(json_array_get(sides, i));
-        int lexical = side && !strcmp(side, "lexical");
-        if (!lexical && !vec) {
-            const char *b64 = json_string_value(json_object_get(req, "vector"));
-            vec = malloc((size_t)s->meta.dim * sizeof *vec);
-            if (!b64 || !vec ||
-                vector_b64_decode(b64, strlen(b64), vec, (size_t)s->meta.dim) != 0) {
-                snprintf(err, sizeof err, "vector: base64 of %d float32 values expected",
-                         s->meta.dim);
-                break;
-            }
-        }
-        json_t *list = NULL;
-        if (side_search(s, req, lexical, vec, &list, err, sizeof err) == RAG_OK)
-            json_object_set_new(out, lexical ? "lexical" : "dense", list);
-    }
+    shard_answer(s, req, out, err, sizeof err);
 done:
     if (locked)
         pthread_rwlock_unlock(&s->dblock);
@@ -365,12 +393,31 @@ done:
     json_object_set_new(out, "replica", json_string(s->r->name));
     if (*err)
         json_object_set_new(out, "error", json_string(err));
-    char *text = json_dumps(out, JSON_COMPACT);
-    *rlen = text ? strlen(text) : 0;
-    json_decref(out);
     json_decref(req);
-    free(vec);
-    return text;
+    return reply_text(out, rlen);
+}
+
+char *cluster_shard_query(rag_db *db, const cluster_coll *meta, const char *body, size_t len,
+                          size_t *rlen)
+{
+    shard_store *s = calloc(1, sizeof *s);
+    json_t *req = json_loadb(body, len, 0, NULL);
+    json_t *out = json_object();
+    char err[1200] = "";
+    if (!s)
+        snprintf(err, sizeof err, "out of memory");
+    else if (!json_is_object(req))
+        snprintf(err, sizeof err, "request is not a JSON object");
+    else {
+        s->db = db;
+        s->meta = *meta;
+        shard_answer(s, req, out, err, sizeof err);
+    }
+    if (*err)
+        json_object_set_new(out, "error", json_string(err));
+    json_decref(req);
+    free(s);
+    return reply_text(out, rlen);
 }
 
 /* ---- the applier ------------------------------------------------------------------------ */
@@ -613,14 +660,6 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static void rm_tree(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static char *reply_text(json_t *j, size_t *rlen)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    *rlen = text ? strlen(text) : 0;
-    return text;
 }
 
 static char *reply_bytes(char tag, const char *data, size_t len, size_t *rlen)

@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The metadata `text` with `patch` merged into its settings, checked as at creation:
- * 0 and *next, or 400/503 with err. */
-static int merge(const char *name, const char *text, json_t *patch, cluster_coll *next,
-                 char *err, size_t errlen)
+int cluster_coll_merge(const char *name, const char *text, json_t *patch, cluster_coll *next,
+                       char *err, size_t errlen)
 {
     cluster_coll cur;
     json_t *meta = json_loads(text, 0, NULL), *settings = NULL, *v;
@@ -97,7 +95,7 @@ int cluster_coll_patch(clog *l, const char *name, json_t *patch, cluster_coll *o
             snprintf(err, errlen, "collection '%s' does not exist in the cluster", name);
             return 404;
         }
-        status = merge(name, text, patch, out, err, errlen);
+        status = cluster_coll_merge(name, text, patch, out, err, errlen);
         free(text);
         if (status != 0)
             return status;

@@ -25,4 +25,10 @@
 int cluster_coll_patch(clog *l, const char *name, json_t *patch, cluster_coll *out,
                        int *conflicts, char *err, size_t errlen);
 
+/* The stored metadata `text` (the metadata bucket's value, NUL-terminated) with `patch`
+ * merged into its settings, checked as at creation: 0 and *next; 503 with err when the
+ * stored value cannot be read, 400 with err naming the field the patch got wrong.
+ * (cluster_coll_patch's merge, callable without a broker.) */
+int cluster_coll_merge(const char *name, const char *text, json_t *patch, cluster_coll *next,
+                       char *err, size_t errlen);
 #endif

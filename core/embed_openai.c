@@ -3,8 +3,10 @@
 #include "status.h"
 
 #include <curl/curl.h>
+#include <float.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +40,27 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return add;
 }
 
+long rag_openai_retry_after(const char *line, size_t len)
+{
+    if (!line || len <= 12 || strncasecmp(line, "Retry-After:", 12) != 0)
+        return -1;
+    /* the line is not NUL-terminated: its value is copied before strtol reads it */
+    char v[24];
+    size_t vl = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+    memcpy(v, line + 12, vl);
+    v[vl] = '\0';
+    char *end = NULL;
+    long s = strtol(v, &end, 10);
+    return end != v && s >= 0 ? s : -1;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     resp_buf *r = ud;
     size_t len = size * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0)
-        r->retry_after = strtol(p + 12, NULL, 10);
+    long s = rag_openai_retry_after(p, len);
+    if (s >= 0)
+        r->retry_after = s;
     return len;
 }
 
@@ -62,23 +79,91 @@ static long env_long(const char *name, long def, long lo, long hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* Short printable excerpt of a response body for error messages. */
-static const char *excerpt(const resp_buf *r)
+/* Short printable excerpt of a response body (len bytes, not NUL-terminated) for error
+ * messages. */
+static const char *excerpt(const char *body, size_t len)
 {
     static __thread char buf[300];
     const char *msg = NULL;
-    json_t *j = r->data ? json_loadb(r->data, r->len, 0, NULL) : NULL;
+    json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *err = json_object_get(j, "error");
     msg = json_is_string(err) ? json_string_value(err)
                               : json_string_value(json_object_get(err, "message"));
     if (!msg)
         msg = json_string_value(json_object_get(j, "message"));
-    snprintf(buf, sizeof buf, "%s", msg ? msg : (r->data ? r->data : ""));
+    if (msg)
+        snprintf(buf, sizeof buf, "%s", msg);
+    else
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1),
+                 body ? body : "");
     for (char *p = buf; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     json_decref(j);
     return buf;
+}
+
+int rag_openai_parse_reply(const char *url, long status, const char *body, size_t len,
+                           size_t n, int *dim, float *out)
+{
+    int rc = RAG_OK;
+    json_t *j = NULL;
+    unsigned char *seen = NULL;
+    if (status != 200) {
+        rc = rag_fail(RAG_EEMBED, "openai: %s: HTTP %ld: %s", url, status, excerpt(body, len));
+        goto cleanup;
+    }
+    json_error_t err;
+    j = json_loadb(body ? body : "", body ? len : 0, 0, &err);
+    json_t *data = json_object_get(j, "data");
+    if (!json_is_array(data) || json_array_size(data) != n) {
+        rc = rag_fail(RAG_EEMBED, "openai: %s: reply has %zu embeddings for %zu inputs%s%s", url,
+                      json_array_size(data), n, j ? "" : ": ", j ? "" : err.text);
+        goto cleanup;
+    }
+    if (n && !(seen = rag_calloc(n, 1))) {
+        rc = RAG_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(data, i);
+        json_t *idx = json_object_get(item, "index"), *emb = json_object_get(item, "embedding");
+        json_int_t ix = json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i;
+        if (ix < 0 || (uint64_t)ix >= n || !json_is_array(emb) || json_array_size(emb) == 0 ||
+            json_array_size(emb) > 65536) {
+            rc = rag_fail(RAG_EEMBED, "openai: %s: reply item %zu is not an embedding (index "
+                          "0..%zu, 1..65536 values)", url, i, n - 1);
+            goto cleanup;
+        }
+        size_t k = (size_t)ix;
+        if (seen[k]) { /* another slot would keep whatever it held before */
+            rc = rag_fail(RAG_EEMBED, "openai: %s: reply item %zu repeats index %zu", url, i, k);
+            goto cleanup;
+        }
+        seen[k] = 1;
+        if (*dim == 0)
+            *dim = (int)json_array_size(emb);
+        if ((int)json_array_size(emb) != *dim) {
+            rc = rag_fail(RAG_EEMBED, "openai: %s: embedding %zu has %zu dimensions, expected %d",
+                          url, k, json_array_size(emb), *dim);
+            goto cleanup;
+        }
+        for (int d = 0; d < *dim; d++) {
+            json_t *v = json_array_get(emb, (size_t)d);
+            double x = json_number_value(v);
+            if (!json_is_number(v) || !(x >= -FLT_MAX && x <= FLT_MAX)) {
+                rc = rag_fail(RAG_EEMBED, "openai: %s: embedding %zu value %d is not a %s", url,
+                              k, d, json_is_number(v) ? "finite 32-bit float" : "number");
+                goto cleanup;
+            }
+            if (out)
+                out[k * (size_t)*dim + (size_t)d] = (float)x;
+        }
+    }
+cleanup:
+    free(seen);
+    json_decref(j);
+    return rc;
 }
 
 /* POSTs `body` and parses the n embeddings of the reply into out (dim known, or learned
@@ -89,7 +174,6 @@ static int request(openai_impl *o, const char *body, size_t n, int *dim, float *
     CURL *c = curl_easy_init();
     struct curl_slist *hdr = NULL;
     resp_buf r = {NULL, 0, -1};
-    json_t *j = NULL;
     if (!c)
         return rag_fail(RAG_ENOMEM, "openai: cannot create a curl handle");
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
@@ -134,48 +218,8 @@ static int request(openai_impl *o, const char *body, size_t n, int *dim, float *
             wait = (r.retry_after > 60 ? 60 : r.retry_after) * 1000;
         rag_sleep_ms(wait);
     }
-    if (status != 200) {
-        rc = rag_fail(RAG_EEMBED, "openai: %s: HTTP %ld: %s", o->url, status, excerpt(&r));
-        goto cleanup;
-    }
-    json_error_t err;
-    j = json_loadb(r.data ? r.data : "", r.len, 0, &err);
-    json_t *data = json_object_get(j, "data");
-    if (!json_is_array(data) || json_array_size(data) != n) {
-        rc = rag_fail(RAG_EEMBED, "openai: %s: reply has %zu embeddings for %zu inputs%s%s", o->url,
-                      json_array_size(data), n, j ? "" : ": ", j ? "" : err.text);
-        goto cleanup;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *item = json_array_get(data, i);
-        json_t *idx = json_object_get(item, "index"), *emb = json_object_get(item, "embedding");
-        size_t k = json_is_integer(idx) ? (size_t)json_integer_value(idx) : i;
-        if (k >= n || !json_is_array(emb) || json_array_size(emb) == 0 ||
-            json_array_size(emb) > 65536) {
-            rc = rag_fail(RAG_EEMBED, "openai: %s: reply item %zu is not an embedding", o->url, i);
-            goto cleanup;
-        }
-        if (*dim == 0)
-            *dim = (int)json_array_size(emb);
-        if ((int)json_array_size(emb) != *dim) {
-            rc = rag_fail(RAG_EEMBED, "openai: %s: embedding %zu has %zu dimensions, expected %d",
-                          o->url, k, json_array_size(emb), *dim);
-            goto cleanup;
-        }
-        if (!out)
-            continue;
-        for (int d = 0; d < *dim; d++) {
-            json_t *v = json_array_get(emb, (size_t)d);
-            if (!json_is_number(v)) {
-                rc = rag_fail(RAG_EEMBED, "openai: %s: embedding %zu value %d is not a number",
-                              o->url, k, d);
-                goto cleanup;
-            }
-            out[k * (size_t)*dim + (size_t)d] = (float)json_number_value(v);
-        }
-    }
+    rc = rag_openai_parse_reply(o->url, status, r.data, r.len, n, dim, out);
 cleanup:
-    json_decref(j);
     free(r.data);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(c);

@@ -19,4 +19,20 @@
  * the status and the server's error text), RAG_ENOMEM. */
 int rag_embedder_openai_create(const char *spec, rag_embedder **out);
 
+/* Reads an /embeddings reply (the decoding half of the provider, callable without a
+ * server): HTTP `status` and its `body` (len bytes, need not be NUL-terminated; NULL when
+ * none) must hold n embeddings ({"data": [{"index", "embedding": [numbers]}]}) of *dim
+ * values each (learned from the first item when *dim is 0), written to out (n * *dim
+ * floats, row "index"; an item without "index" takes its position; NULL: values checked,
+ * not kept). Every index of 0..n-1 appears once and every value is a number in the range
+ * of a 32-bit float. `url` names the endpoint in messages. RAG_OK, else RAG_EEMBED naming
+ * the item and value (or the status and the server's error text), RAG_ENOMEM. */
+int rag_openai_parse_reply(const char *url, long status, const char *body, size_t len,
+                           size_t n, int *dim, float *out);
+
+/* The seconds of a "Retry-After:" header line (len bytes, not NUL-terminated, as libcurl
+ * hands it over), or -1 when the line is another header or holds no non-negative number
+ * (an HTTP-date included: the caller's own backoff applies). */
+long rag_openai_retry_after(const char *line, size_t len);
+
 #endif

@@ -559,7 +559,9 @@ int rag_log_batch_decode(const void *bytes, size_t len, rag_log_batch **out)
         (!(b->chunks = rag_calloc((size_t)nch, sizeof *b->chunks)) ||
          !(b->vecs = rag_malloc((size_t)nch * (size_t)(b->dim ? b->dim : 1) * sizeof(float)))))
         rc = RAG_ENOMEM;
-    b->nchunks = (size_t)nch; /* headings are freed up to here; unset ones are NULL */
+    /* headings are freed up to here (unset ones are NULL): none when the header was
+     * refused or the array could not be made */
+    b->nchunks = b->chunks ? (size_t)nch : 0;
     b->cap_chunks = 0;        /* chunks decoded so far */
     for (size_t i = 0; i < nops && rc == RAG_OK && !r.what; i++) {
         rag_log_op *op = &b->ops[i];

@@ -192,18 +192,27 @@ static char *trim(char *s)
     return s;
 }
 
-/* Reads "name = value" lines ('#' comments). */
+/* Reads "name = value" lines ('#' comments) of any length. A line holding a NUL byte is
+ * refused: what follows it would be dropped silently. */
 static int load_file(srv_config *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    char line[4096], origin[512];
+    char *line = NULL, origin[512];
+    size_t cap = 0;
+    ssize_t len;
     int lineno = 0, rc = 0;
     if (!f) {
         snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
         return -1;
     }
-    while (fgets(line, sizeof line, f)) {
+    while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (memchr(line, '\0', (size_t)len)) {
+            snprintf(err, errlen, "config file %s line %d: a NUL byte in the line", path,
+                     lineno);
+            rc = -1;
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
@@ -226,6 +235,11 @@ static int load_file(srv_config *cfg, const char *path, char *err, size_t errlen
             break;
         }
     }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
     fclose(f);
     return rc;
 }

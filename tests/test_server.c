@@ -6,6 +6,7 @@
  * keys. */
 #include "test.h"
 #include "ragcore.h"
+#include "config.h"
 #include "json_number.h"
 #include "json_writer.h"
 #include "route_table.h"
@@ -2636,6 +2637,46 @@ static void test_toxicity_served(void)
     ASSERT_EQ_INT(stop_server(&t), 0);
 }
 
+/* The config file reader (compiled in from server/): a comment or value longer than any
+ * buffer is read whole, a NUL byte in a line is refused with its line named. */
+static void test_config_file_lines(void)
+{
+    char path[1100], err[1024] = "";
+    snprintf(path, sizeof path, "%s/lines.conf", tmpdir);
+    FILE *f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    if (!f)
+        return;
+    fputs("# ", f);
+    for (int i = 0; i < 6000; i++)
+        fputc('x', f); /* read in 4 KiB pieces, the rest of the comment became a setting */
+    fputs("\ndb = /srv/", f);
+    for (int i = 0; i < 5000; i++)
+        fputc('d', f);
+    fputs("\nmax-k = 77\n", f);
+    fclose(f);
+    srv_config cfg;
+    config_init(&cfg);
+    char *argv[] = {"ragcore-server", "--config", path, NULL};
+    ASSERT_EQ_INT(config_load(&cfg, 3, argv, err, sizeof err), 0);
+    ASSERT_TRUE(cfg.db && strlen(cfg.db) == 5005); /* the whole value, not 4 KiB of it */
+    ASSERT_EQ_INT(atomic_load(&cfg.limits.max_k), 77);
+    config_free(&cfg);
+    f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    if (!f)
+        return;
+    fputs("db = /srv/a\nlisten = 127.0.0.1:1", f);
+    fputc('\0', f);
+    fputs("9999\n", f);
+    fclose(f);
+    config_init(&cfg);
+    ASSERT_EQ_INT(config_load(&cfg, 3, argv, err, sizeof err), -1);
+    ASSERT_TRUE(strstr(err, "line 2: a NUL byte in the line") != NULL);
+    config_free(&cfg);
+    unlink(path);
+}
+
 int main(void)
 {
     const char *base = getenv("RAGCORE_TEST_TMP"), *bin = getenv("RAGCORE_BIN");
@@ -2660,6 +2701,7 @@ int main(void)
     RUN_TEST(test_json_real_writer);
     RUN_TEST(test_json_string_writer);
     RUN_TEST(test_json_number_reader);
+    RUN_TEST(test_config_file_lines);
     RUN_TEST(test_operational_endpoints);
     RUN_TEST(test_collections_and_auth);
     RUN_TEST(test_documents_and_search);

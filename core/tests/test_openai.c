@@ -268,6 +268,52 @@ static void test_bad_specs(void)
     unsetenv("RAGCORE_OPENAI_RETRY_BASE_MS");
 }
 
+/* The reply parser alone: every malformed reply a server can send is refused with a
+ * message naming what was wrong, and no slot of the output is left unwritten. */
+static void test_reply_parser(void)
+{
+    const char *u = "http://e/v1/embeddings";
+    float out[4] = {-7, -7, -7, -7};
+    int dim = 0;
+    const char *ok = "{\"data\":[{\"index\":1,\"embedding\":[3,4]},"
+                     "{\"index\":0,\"embedding\":[1,2]}]}";
+    ASSERT_OK(rag_openai_parse_reply(u, 200, ok, strlen(ok), 2, &dim, out));
+    ASSERT_EQ_INT(dim, 2);
+    ASSERT_NEAR(out[0], 1, 0);
+    ASSERT_NEAR(out[3], 4, 0);
+    /* a repeated index would leave row 1 as it was before the call */
+    const char *dup = "{\"data\":[{\"index\":0,\"embedding\":[1,2]},"
+                      "{\"index\":0,\"embedding\":[3,4]}]}";
+    ASSERT_EQ_INT(rag_openai_parse_reply(u, 200, dup, strlen(dup), 2, &dim, out), RAG_EEMBED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "item 1 repeats index 0") != NULL);
+    /* a value beyond the float range would be stored as infinity */
+    const char *big = "{\"data\":[{\"embedding\":[1e300,2]}]}";
+    ASSERT_EQ_INT(rag_openai_parse_reply(u, 200, big, strlen(big), 1, &dim, out), RAG_EEMBED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "embedding 0 value 0 is not a finite 32-bit float") != NULL);
+    const char *str = "{\"data\":[{\"embedding\":[1,\"2\"]}]}";
+    ASSERT_EQ_INT(rag_openai_parse_reply(u, 200, str, strlen(str), 1, &dim, out), RAG_EEMBED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "value 1 is not a number") != NULL);
+    const char *neg = "{\"data\":[{\"index\":-1,\"embedding\":[1,2]}]}";
+    ASSERT_EQ_INT(rag_openai_parse_reply(u, 200, neg, strlen(neg), 1, &dim, out), RAG_EEMBED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "reply item 0 is not an embedding") != NULL);
+    const char *wide = "{\"data\":[{\"embedding\":[1,2,3]}]}";
+    ASSERT_EQ_INT(rag_openai_parse_reply(u, 200, wide, strlen(wide), 1, &dim, out), RAG_EEMBED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "has 3 dimensions, expected 2") != NULL);
+    /* an error body that is not JSON: quoted up to its length, not to a NUL past it */
+    const char text[4] = {'o', 'o', 'p', 's'};
+    ASSERT_EQ_INT(rag_openai_parse_reply(u, 503, text, 3, 1, &dim, out), RAG_EEMBED);
+    ASSERT_TRUE(strstr(rag_errmsg(), "HTTP 503: oop") != NULL);
+    ASSERT_TRUE(strstr(rag_errmsg(), "oops") == NULL);
+    /* Retry-After: seconds only, read within the line's length */
+    const char h[] = "Retry-After: 120";
+    ASSERT_EQ_INT(rag_openai_retry_after(h, strlen(h)), 120);
+    ASSERT_EQ_INT(rag_openai_retry_after(h, strlen(h) - 1), 12);
+    const char date[] = "retry-after: Wed, 21 Oct 2026 07:28:00 GMT\r\n";
+    ASSERT_EQ_INT(rag_openai_retry_after(date, strlen(date)), -1);
+    ASSERT_EQ_INT(rag_openai_retry_after("Retry-After: -5", 15), -1);
+    ASSERT_EQ_INT(rag_openai_retry_after("Content-Length: 5", 17), -1);
+}
+
 int main(void)
 {
     if (start_server() != 0) {
@@ -278,6 +324,7 @@ int main(void)
     RUN_TEST(test_retries);
     RUN_TEST(test_retry_wait_resumes_after_signal);
     RUN_TEST(test_bad_specs);
+    RUN_TEST(test_reply_parser);
     MHD_stop_daemon(daemon_);
     return TEST_REPORT();
 }

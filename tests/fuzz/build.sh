@@ -6,16 +6,18 @@
 #   build.sh OUTDIR replay     replay binaries (cc + replay_main.c, ASan+UBSan) that run a
 #                              target on files; used when clang/libFuzzer is unavailable
 # Only the core modules the targets exercise are compiled (no FAISS, no LMDB), except for
-# the fuzz_http* targets: they run the server (server/*.c but main.c) on a real store, so
-# they need every core module and FAISS (RAGCORE_FAISS_ROOT, else the tools/setup.sh cache
-# ~/.cache/ragcore/faiss-1.7.3-*); without FAISS they are skipped with a message.
+# the targets that need the whole library (full_target below: the server targets, which
+# run server/*.c but main.c on a real store, the log batch decoder, the cluster's message
+# decoders and the config parsers): they need every core module and FAISS
+# (RAGCORE_FAISS_ROOT, else the tools/setup.sh cache ~/.cache/ragcore/faiss-1.7.3-*), the
+# cluster targets also cluster/*.c and libnats; without them they are skipped with a message.
 set -euo pipefail
 out=${1:?usage: build.sh OUTDIR [replay]}
 mode=${2:-libfuzzer}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out/obj"
-modules=(chunker filter corpus extract frontmatter text status safetensors tokenizer)
-pkgs=(jansson libutf8proc libxxhash libxml-2.0 libcmark yaml-0.1 zlib)
+modules=(chunker filter corpus extract frontmatter text status safetensors tokenizer embed_openai)
+pkgs=(jansson libutf8proc libxxhash libxml-2.0 libcmark yaml-0.1 zlib libcurl)
 defs=(-D_GNU_SOURCE -DRAGCORE_BUILDING)
 if pkg-config --exists poppler-glib; then pkgs+=(poppler-glib); defs+=(-DRAGCORE_HAVE_POPPLER); fi
 cflags=$(pkg-config --cflags "${pkgs[@]}")
@@ -41,6 +43,12 @@ stale() {
         [ -n "$(find "$src/core" "$src/server" "$src/include" -name '*.h' -newer "$1" -print -quit)" ]
 }
 
+# 0 when target $1 links the whole library (and the server's and cluster's objects)
+full_target() {
+    case $1 in fuzz_http* | fuzz_logbatch | fuzz_cluster* | fuzz_config*) return 0 ;; esac
+    return 1
+}
+
 objs=()
 for m in "${modules[@]}"; do
     o="$out/obj/$m.o"
@@ -62,7 +70,7 @@ srv_objs=()
 srv_libs=""
 if [ -n "$faiss" ] && [ -f "$faiss/lib/libfaiss_c.a" ]; then
     mkdir -p "$out/obj/srv"
-    spkgs=("${pkgs[@]}" lmdb openblas libcurl libmicrohttpd libcrypto libsodium)
+    spkgs=("${pkgs[@]}" lmdb openblas libmicrohttpd libcrypto libsodium)
     scflags="$(pkg-config --cflags "${spkgs[@]}") -I$faiss/include -I$src/server"
     for c in "$src"/core/*.c "$src"/server/*.c; do
         m=$(basename "$c" .c)
@@ -97,35 +105,62 @@ if [ -n "$faiss" ] && [ -f "$faiss/lib/libfaiss_c.a" ]; then
               2>/dev/null | head -1) $(pkg-config --libs "${spkgs[@]}") -lstemmer -lgomp"
 fi
 
+# The cluster's objects (cluster/*.c: router, replica and their decoders), with libnats.
+cl_objs=()
+cl_libs=""
+if [ -n "$srv_libs" ] && pkg-config --exists libnats; then
+    mkdir -p "$out/obj/cluster"
+    clflags="$scflags $(pkg-config --cflags libnats) -I$src/cluster"
+    for c in "$src"/cluster/*.c; do
+        o="$out/obj/cluster/$(basename "$c" .c).o"
+        if stale "$o" "$c" || [ -n "$(find "$src/cluster" -name '*.h' -newer "$o" -print -quit)" ]; then
+            # shellcheck disable=SC2086
+            $cc "${common[@]}" "${objsan[@]}" $clflags -c "$c" -o "$o"
+        fi
+        cl_objs+=("$o")
+    done
+    cl_libs=$(pkg-config --libs libnats)
+fi
+
 for t in "$src"/core/tests/fuzz/fuzz_*.c "$src"/tests/fuzz/fuzz_*.c; do
     name=$(basename "$t" .c)
     extra=("$src/core/tests/fuzz/support.c")
     [ "$mode" = replay ] && extra+=("$src/tests/fuzz/replay_main.c")
-    case $name in
-    fuzz_http*)
-        if [ -z "$srv_libs" ]; then
-            echo "build.sh: $name skipped: FAISS not found (set RAGCORE_FAISS_ROOT)" >&2
+    if full_target "$name"; then
+        cluster=0
+        case $name in fuzz_cluster* | fuzz_config*) cluster=1 ;; esac
+        if [ -z "$srv_libs" ] || { [ $cluster = 1 ] && [ -z "$cl_libs" ]; }; then
+            echo "build.sh: $name skipped: FAISS not found (set RAGCORE_FAISS_ROOT)" \
+                 "$([ $cluster = 1 ] && echo "or libnats not found")" >&2
             rm -f "$out/$name"
             continue
         fi
         # C objects first, then a C++ link (FAISS); support.c is not needed (the library
-        # is linked whole).
+        # is linked whole). White-box targets (core/tests/fuzz) see core/'s headers.
+        tinc=()
+        [ "$(dirname "$t")" = "$src/core/tests/fuzz" ] && tinc=("${internal[@]}")
+        tsrc=("$t")
+        case $name in fuzz_http*) tsrc+=("$src/tests/fuzz/http_support.c") ;; esac
+        tflags=$scflags
+        tlink=("${objs[@]}" "${srv_objs[@]}")
+        if [ $cluster = 1 ]; then
+            tflags="$clflags"
+            tlink+=("${cl_objs[@]}")
+        fi
         tobjs=()
-        for c in "$t" "$src/tests/fuzz/http_support.c" "${extra[@]:1}"; do
+        for c in "${tsrc[@]}" "${extra[@]:1}"; do
             o="$out/obj/$(basename "$c" .c).o"
             # shellcheck disable=SC2086
-            $cc "${common[@]}" "${objsan[@]}" $scflags -c "$c" -o "$o"
+            $cc "${common[@]}" "${tinc[@]}" "${objsan[@]}" $tflags -c "$c" -o "$o"
             tobjs+=("$o")
         done
         # shellcheck disable=SC2086
-        $cxx "${san[@]}" "${tobjs[@]}" "${objs[@]}" "${srv_objs[@]}" $srv_libs -lm -lpthread \
+        $cxx "${san[@]}" "${tobjs[@]}" "${tlink[@]}" $srv_libs $cl_libs -lm -lpthread \
             -o "$out/$name"
-        ;;
-    *)
-        # shellcheck disable=SC2086
-        $cc "${common[@]}" "${internal[@]}" "${san[@]}" $cflags "$t" "${extra[@]}" "${objs[@]}" $libs -lm \
-            -lpthread -o "$out/$name"
-        ;;
-    esac
+        continue
+    fi
+    # shellcheck disable=SC2086
+    $cc "${common[@]}" "${internal[@]}" "${san[@]}" $cflags "$t" "${extra[@]}" "${objs[@]}" $libs -lm \
+        -lpthread -o "$out/$name"
 done
 echo "fuzz targets ($mode) in $out"
