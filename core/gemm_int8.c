@@ -179,6 +179,7 @@ static void gemm_scalar(size_t T, const rag_gemm_i8_w *w, const uint8_t *xq, siz
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_SIMD_I8 1
 
@@ -632,7 +633,11 @@ static int kernels(void)
 #ifdef RAG_GEMM_I8_EMULATE_VNNI
         has |= 1u << RAG_I8_AVX_VNNI | 1u << RAG_I8_VNNI;
 #else
-        if (__builtin_cpu_supports("avxvnni"))
+        /* CPUID leaf 7 subleaf 1, EAX bit 4: AVX-VNNI (read directly: clang's
+         * __builtin_cpu_supports does not know the name); AVX2's check above covers the
+         * operating system's saving of the ymm registers */
+        unsigned a, b, c, d;
+        if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1))
             has |= 1u << RAG_I8_AVX_VNNI;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
