@@ -13,26 +13,29 @@
 
 #define CONNECT_PATIENCE_MS 30000
 
-static int int_field(json_t *j, const char *key, int def, int lo, int hi, int *out, char *err,
-                     size_t errlen, const char *where)
+/* The field readers take each key they read out of `rest` (the file's settings not read
+ * yet), so that what is left at the end is unknown. */
+static int int_field(json_t *rest, const char *key, int def, int lo, int hi, int *out,
+                     char *err, size_t errlen, const char *where)
 {
-    json_t *v = json_object_get(j, key);
+    json_t *v = json_object_get(rest, key);
     if (!v || json_is_null(v)) {
         *out = def;
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+    } else if (!json_is_integer(v) || json_integer_value(v) < lo ||
+               json_integer_value(v) > hi) {
         snprintf(err, errlen, "%s: \"%s\" must be an integer in %d..%d", where, key, lo, hi);
         return -1;
+    } else {
+        *out = (int)json_integer_value(v);
     }
-    *out = (int)json_integer_value(v);
+    json_object_del(rest, key);
     return 0;
 }
 
-static int str_field(json_t *j, const char *key, const char *def, char *out, size_t cap,
+static int str_field(json_t *rest, const char *key, const char *def, char *out, size_t cap,
                      char *err, size_t errlen, const char *where)
 {
-    json_t *v = json_object_get(j, key);
+    json_t *v = json_object_get(rest, key);
     const char *s = def;
     if (v && !json_is_null(v)) {
         if (!json_is_string(v) || json_string_length(v) == 0 ||
@@ -44,6 +47,7 @@ static int str_field(json_t *j, const char *key, const char *def, char *out, siz
         s = json_string_value(v);
     }
     snprintf(out, cap, "%s", s);
+    json_object_del(rest, key);
     return 0;
 }
 
@@ -57,7 +61,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         return -1;
     }
     int rc = -1;
-    json_t *urls = json_object_get(j, "nats");
+    json_t *urls = json_object_get(j, "nats"), *rest = json_copy(j);
     char bucket[128], keys_bucket[128], idf[16], rate_scope[16], admin_key_file[4096], pii_key_file[4096];
     if (!json_is_object(j)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
@@ -77,37 +81,47 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
         }
         cfg->nats[cfg->n_nats++] = strdup(json_string_value(u));
     }
-    if (str_field(j, "meta_bucket", "ragcore_meta", bucket, sizeof bucket, err, errlen, path) <
+    if (!rest) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto cleanup;
+    }
+    json_object_del(rest, "nats");
+    if (str_field(rest, "meta_bucket", "ragcore_meta", bucket, sizeof bucket, err, errlen, path) <
             0 ||
-        int_field(j, "stream_replicas", 3, 1, 5, &cfg->stream_replicas, err, errlen, path) < 0 ||
-        int_field(j, "dedup_window_s", 120, 1, 86400, &cfg->dedup_window_s, err, errlen, path) <
+        int_field(rest, "stream_replicas", 3, 1, 5, &cfg->stream_replicas, err, errlen, path) < 0 ||
+        int_field(rest, "dedup_window_s", 120, 1, 86400, &cfg->dedup_window_s, err, errlen, path) <
             0 ||
-        int_field(j, "stream_max_msgs", 0, 0, 1 << 30, &cfg->stream_max_msgs, err, errlen,
+        int_field(rest, "stream_max_msgs", 0, 0, 1 << 30, &cfg->stream_max_msgs, err, errlen,
                   path) < 0 ||
-        int_field(j, "stream_max_age_s", 0, 0, 1 << 30, &cfg->stream_max_age_s, err, errlen,
+        int_field(rest, "stream_max_age_s", 0, 0, 1 << 30, &cfg->stream_max_age_s, err, errlen,
                   path) < 0 ||
-        int_field(j, "max_lag", 1000, 1, 1 << 30, &cfg->max_lag, err, errlen, path) < 0 ||
-        int_field(j, "query_timeout_ms", 1000, 10, 600000, &cfg->query_timeout_ms, err, errlen,
+        int_field(rest, "max_lag", 1000, 1, 1 << 30, &cfg->max_lag, err, errlen, path) < 0 ||
+        int_field(rest, "query_timeout_ms", 1000, 10, 600000, &cfg->query_timeout_ms, err, errlen,
                   path) < 0 ||
-        int_field(j, "ryw_wait_ms", 2000, 0, CLUSTER_RYW_WAIT_MAX_MS, &cfg->ryw_wait_ms, err,
+        int_field(rest, "ryw_wait_ms", 2000, 0, CLUSTER_RYW_WAIT_MAX_MS, &cfg->ryw_wait_ms, err,
                   errlen, path) < 0 ||
-        int_field(j, "publish_timeout_ms", 2000, 10, 600000, &cfg->publish_timeout_ms, err,
+        int_field(rest, "publish_timeout_ms", 2000, 10, 600000, &cfg->publish_timeout_ms, err,
                   errlen, path) < 0 ||
-        int_field(j, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
+        int_field(rest, "publish_attempts", 6, 1, 100, &cfg->publish_attempts, err, errlen, path) <
             0 ||
-        int_field(j, "hedge_ms", 0, 0, 600000, &cfg->hedge_ms, err, errlen, path) < 0 ||
-        int_field(j, "key_request_rate", 10000, 0, 1 << 30, &cfg->key_request_rate, err,
+        int_field(rest, "hedge_ms", 0, 0, 600000, &cfg->hedge_ms, err, errlen, path) < 0 ||
+        int_field(rest, "key_request_rate", 10000, 0, 1 << 30, &cfg->key_request_rate, err,
                   errlen, path) < 0 ||
-        str_field(j, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0 ||
-        str_field(j, "key_rate_scope", "cluster", rate_scope, sizeof rate_scope, err, errlen,
+        str_field(rest, "idf", "shard", idf, sizeof idf, err, errlen, path) < 0 ||
+        str_field(rest, "key_rate_scope", "cluster", rate_scope, sizeof rate_scope, err, errlen,
                   path) < 0 ||
-        str_field(j, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
+        str_field(rest, "keys_bucket", "ragcore_keys", keys_bucket, sizeof keys_bucket, err,
                   errlen, path) < 0 ||
-        str_field(j, "admin_key_file", "", admin_key_file, sizeof admin_key_file, err, errlen,
+        str_field(rest, "admin_key_file", "", admin_key_file, sizeof admin_key_file, err, errlen,
                   path) < 0 ||
-        str_field(j, "pii_key_file", "", pii_key_file, sizeof pii_key_file, err, errlen,
+        str_field(rest, "pii_key_file", "", pii_key_file, sizeof pii_key_file, err, errlen,
                   path) < 0)
         goto cleanup;
+    if (json_object_size(rest) > 0) { /* a misspelt setting would silently keep its default */
+        snprintf(err, errlen, "%s: unknown setting \"%.128s\" (docs/cluster.md lists them)",
+                 path, json_object_iter_key(json_object_iter(rest)));
+        goto cleanup;
+    }
     if (strcmp(idf, "shard") && strcmp(idf, "exact")) {
         snprintf(err, errlen, "%s: \"idf\" must be \"shard\" or \"exact\", got \"%s\"", path,
                  idf);
@@ -126,6 +140,7 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
     cfg->pii_key_file = pii_key_file[0] ? strdup(pii_key_file) : NULL;
     rc = 0;
 cleanup:
+    json_decref(rest);
     json_decref(j);
     if (rc != 0)
         cluster_config_free(cfg);
@@ -205,34 +220,43 @@ int cluster_coll_from_json(json_t *j, const char *name, cluster_coll *c, char *e
         snprintf(err, errlen, "collection: not a JSON object");
         return -1;
     }
+    json_t *rest = json_copy(j); /* the readers take their keys out of it; j stays as given */
+    int rc = -1, ttl = 0;
+    if (!rest) {
+        snprintf(err, errlen, "collection: out of memory");
+        return -1;
+    }
     if (name)
         snprintf(c->name, sizeof c->name, "%s", name);
-    else if (str_field(j, "name", "", c->name, sizeof c->name, err, errlen, w) < 0)
-        return -1;
+    else if (str_field(rest, "name", "", c->name, sizeof c->name, err, errlen, w) < 0)
+        goto cleanup;
     if (!cluster_valid_name(c->name)) {
         snprintf(err, errlen, "collection: name '%s' must be 1..128 letters, digits, '_' or '-'",
                  c->name);
-        return -1;
+        goto cleanup;
     }
-    int ttl = 0;
-    if (int_field(j, "shards", 1, 1, CLUSTER_MAX_SHARDS, &c->shards, err, errlen, w) < 0 ||
-        str_field(j, "embedder", "hash", c->embedder, sizeof c->embedder, err, errlen, w) < 0 ||
-        int_field(j, "dim", 384, 1, 65536, &c->dim, err, errlen, w) < 0 ||
-        str_field(j, "index_spec", "HNSW32", c->index_spec, sizeof c->index_spec, err, errlen,
-                  w) < 0 ||
-        int_field(j, "chunk_tokens", 256, 8, 100000, &c->chunk_tokens, err, errlen, w) < 0 ||
-        int_field(j, "chunk_overlap", 32, 0, 99999, &c->chunk_overlap, err, errlen, w) < 0 ||
-        str_field(j, "language", "english", c->language, sizeof c->language, err, errlen, w) <
+    if (int_field(rest, "shards", 1, 1, CLUSTER_MAX_SHARDS, &c->shards, err, errlen, w) < 0 ||
+        str_field(rest, "embedder", "hash", c->embedder, sizeof c->embedder, err, errlen, w) <
             0 ||
-        int_field(j, "ttl_seconds", 0, 0, 1 << 30, &ttl, err, errlen, w) < 0)
-        return -1;
+        int_field(rest, "dim", 384, 1, 65536, &c->dim, err, errlen, w) < 0 ||
+        str_field(rest, "index_spec", "HNSW32", c->index_spec, sizeof c->index_spec, err,
+                  errlen, w) < 0 ||
+        int_field(rest, "chunk_tokens", 256, 8, 100000, &c->chunk_tokens, err, errlen, w) < 0 ||
+        int_field(rest, "chunk_overlap", 32, 0, 99999, &c->chunk_overlap, err, errlen, w) < 0 ||
+        str_field(rest, "language", "english", c->language, sizeof c->language, err, errlen,
+                  w) < 0 ||
+        int_field(rest, "ttl_seconds", 0, 0, 1 << 30, &ttl, err, errlen, w) < 0)
+        goto cleanup;
     if (c->chunk_overlap >= c->chunk_tokens) {
         snprintf(err, errlen, "collection: chunk_overlap %d must be below chunk_tokens %d",
                  c->chunk_overlap, c->chunk_tokens);
-        return -1;
+        goto cleanup;
     }
     c->ttl_seconds = ttl;
-    return coll_settings(json_object_get(j, "settings"), c, err, errlen);
+    rc = coll_settings(json_object_get(j, "settings"), c, err, errlen);
+cleanup:
+    json_decref(rest);
+    return rc;
 }
 
 json_t *cluster_coll_to_json(const cluster_coll *c)

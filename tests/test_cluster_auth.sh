@@ -291,6 +291,13 @@ p = subprocess.run([f"{bin_}/ragcore-server", "cluster", "router", "--config",
 c.check(p.returncode != 0 and '"key_rate_scope" must be "cluster" or "router", got '
         '"everywhere"' in p.stderr, f"a bad key_rate_scope is refused: {p.returncode} "
         f"{p.stderr[-400:]}")
+# a misspelt setting is refused, naming it, instead of silently keeping its default
+json.dump(dict(cfg, key_request_rat=5), open(f"{tmp}/misspelt.json", "w"))
+p = subprocess.run([f"{bin_}/ragcore-server", "cluster", "router", "--config",
+                    f"{tmp}/misspelt.json", "--listen", "127.0.0.1:0"], capture_output=True,
+                   text=True, timeout=60)
+c.check(p.returncode != 0 and 'unknown setting "key_request_rat"' in p.stderr,
+        f"an unknown cluster setting is refused: {p.returncode} {p.stderr[-400:]}")
 
 # a router with a missing or short admin key file does not start
 for label, content in (("missing", None), ("short", "abc\n")):
