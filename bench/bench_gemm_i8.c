@@ -5,7 +5,7 @@
  * made-up weights: the four linear shapes of a layer (QKV fused 3H x H, output H x H, FFN up
  * NI x H, FFN down H x NI; H 384, NI 1536), six layers per encoder pass, the weights of 8
  * layers cycling so that they stream from memory as the model's do. For each token count T
- * and each kernel this CPU runs (scalar up to T 8, AVX2, AVX-512 VNNI), in alternation
+ * and each kernel this CPU runs (scalar up to T 8, AVX2, AVX-VNNI, AVX-512 VNNI), in alternation
  * within each round, it reports the median over rounds of thread CPU time per encoder pass,
  * G multiply-adds a second, and the speed against the AVX2 kernel measured in the same
  * rounds. Before timing, every kernel's output is compared with the scalar kernel's, bit
@@ -28,7 +28,7 @@
 #define WLAYERS 8 /* layers of weights cycled through (more than the caches hold) */
 #define MAXT 128
 #define MAXTOK 16
-#define NKERN 3
+#define NKERN 4 /* scalar, AVX2, AVX-VNNI, AVX-512 VNNI (rag_i8_isa) */
 
 static const int SHAPE[4][2] = {{3 * H, H}, {H, H}, {NI, H}, {H, NI}}; /* N, K */
 
@@ -43,6 +43,13 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Whether kernel k is timed at T tokens: one this CPU runs, the scalar one only up to 8
+ * (too slow to matter past a few tokens). */
+static int timed(int k, size_t T)
+{
+    return rag_gemm_i8_isa_has((rag_i8_isa)k) && !(k == RAG_I8_SCALAR && T > 8);
 }
 
 /* One encoder pass at T tokens through kernel isa: 6 layers x 4 GEMMs, weights w[isa][j]
@@ -110,6 +117,8 @@ int main(int argc, char **argv)
         x[i] = (float)(seed >> 8) / 16777216.0f * 4.0f - 1.0f;
     }
     for (int k = 0; k <= (int)best; k++) {
+        if (!rag_gemm_i8_isa_has((rag_i8_isa)k))
+            continue;
         size_t off = 0;
         for (int j = 0; j < 4 * WLAYERS; j++) {
             const size_t N = (size_t)SHAPE[j % 4][0], K = (size_t)SHAPE[j % 4][1];
@@ -126,6 +135,8 @@ int main(int argc, char **argv)
         memset(ref, 0, T * N * sizeof(float));
         rag_gemm_i8_isa_run(RAG_I8_SCALAR, T, w[0][s], x, K, ref, N, work);
         for (int k = 1; k <= (int)best; k++) {
+            if (!rag_gemm_i8_isa_has((rag_i8_isa)k))
+                continue;
             memset(y, 0, T * N * sizeof(float));
             rag_gemm_i8_isa_run((rag_i8_isa)k, T, w[k][s], x, K, y, N, work);
             if (memcmp(y, ref, T * N * sizeof(float))) {
@@ -145,8 +156,8 @@ int main(int argc, char **argv)
         const size_t T = ts[t];
         double med[NKERN] = {0};
         for (int k = 0; k <= (int)best; k++) {
-            if (k == RAG_I8_SCALAR && T > 8)
-                continue; /* too slow to matter past a few tokens */
+            if (!timed(k, T))
+                continue;
             size_t next = 0;
             encoder_pass((rag_i8_isa)k, w[k], &next, T, x, y, work); /* warm */
         }
@@ -156,13 +167,13 @@ int main(int argc, char **argv)
             goto cleanup;
         for (int r = 0; r < rounds; r++)
             for (int k = 0; k <= (int)best; k++) {
-                if (k == RAG_I8_SCALAR && T > 8)
+                if (!timed(k, T))
                     continue;
                 size_t next = (size_t)(r % 2) * 4 * (WLAYERS / 2);
                 per[k * rounds + r] = encoder_pass((rag_i8_isa)k, w[k], &next, T, x, y, work);
             }
         for (int k = 0; k <= (int)best; k++) {
-            if (k == RAG_I8_SCALAR && T > 8)
+            if (!timed(k, T))
                 continue;
             memcpy(times, per + k * rounds, (size_t)rounds * sizeof(double));
             qsort(times, (size_t)rounds, sizeof(double), cmp_double);

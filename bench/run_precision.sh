@@ -25,7 +25,8 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo)
 simd=$(for f in avx2 fma avx512f avx512_vnni avx_vnni; do
            case " $flags " in *" $f "*) printf '%s ' "$f";; esac; done)
 echo "machine: $(nproc --all) CPUs,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), SIMD: $simd"
-echo "int8 kernel: $(case "$simd" in *avx512_vnni*) echo AVX-512 VNNI;; *avx2*) echo AVX2;;
+echo "int8 kernel: $(case "$simd" in *avx512_vnni*) echo AVX-512 VNNI;; *avx_vnni*) echo AVX-VNNI;;
+                     *avx2*) echo AVX2;;
                      *) echo scalar;; esac); commit ${COMMIT:-$(git -C "$here" rev-parse --short HEAD 2>/dev/null)}"
 load() { cut -d' ' -f1 /proc/loadavg; }
 for r in $(seq 1 "$rounds"); do

@@ -155,15 +155,18 @@ int rag_bert_amd_cpu(void)
 }
 
 /* rag_kernels' line, made once. */
-static char kernels_line[96];
+static char kernels_line[192];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
 static void kernels_make(void)
 {
     const rag_gemm_isa f = rag_gemm_small_isa();
-    snprintf(kernels_line, sizeof kernels_line, "int8 GEMM %s, fp32 GEMM %s",
+    snprintf(kernels_line, sizeof kernels_line, "int8 GEMM %s, fp32 GEMM %s%s%.40s%s",
              rag_gemm_i8_isa_name(rag_gemm_i8_isa()),
-             f == RAG_GEMM_AVX512 ? "AVX-512" : f == RAG_GEMM_AVX2 ? "AVX2" : "scalar");
+             f == RAG_GEMM_AVX512 ? "AVX-512" : f == RAG_GEMM_AVX2 ? "AVX2" : "scalar",
+             rag_gemm_i8_limit_unknown() ? "; RAGCORE_INT8_ISA '" : "",
+             rag_gemm_i8_limit_unknown() ? getenv("RAGCORE_INT8_ISA") : "",
+             rag_gemm_i8_limit_unknown() ? "' ignored: not avx-vnni, avx2 or scalar" : "");
 }
 
 const char *rag_kernels(void)

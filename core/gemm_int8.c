@@ -63,8 +63,8 @@ int rag_gemm_i8_pack_isa(rag_i8_isa isa, const float *w, size_t N, size_t K, siz
                          rag_gemm_i8_w **out)
 {
     *out = NULL;
-    if (isa > rag_gemm_i8_isa())
-        isa = rag_gemm_i8_isa();
+    while (isa > RAG_I8_SCALAR && !rag_gemm_i8_isa_has(isa))
+        isa = (rag_i8_isa)(isa - 1);
     rag_gemm_i8_w *p = calloc(1, sizeof *p);
     if (!p)
         return -1;
@@ -185,10 +185,13 @@ static void gemm_scalar(size_t T, const rag_gemm_i8_w *w, const uint8_t *xq, siz
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 #ifdef RAG_GEMM_I8_EMULATE_VNNI
 /* A test build (core/tests/gemm_int8_emu.c): the AVX-512 intrinsics of the VNNI kernel
- * below come from SIMDe, portable C that computes what each instruction does, so that the
- * kernel's code runs (slowly) on a CPU with AVX2 only and is checked there against the
- * scalar one. Only the names that kernel uses are redirected; the AVX2 code stays native. */
+ * below, and the AVX-VNNI kernel's one VNNI instruction, come from SIMDe, portable C that
+ * computes what each instruction does, so that both kernels' code runs (slowly) on a CPU
+ * with AVX2 only and is checked there against the scalar one. Only the names those kernels
+ * use are redirected; the AVX2 code stays native. */
 #include <simde/x86/avx512.h>
+#define _mm256_dpbusd_avx_epi32 emu_dpbusd_avx
+#define AVX_VNNI_TARGET "avx2,fma"
 #define __m512 simde__m512
 #define __m512i simde__m512i
 #define __mmask16 simde__mmask16
@@ -246,8 +249,23 @@ static inline simde__m512 emu_cvtepi32_ps(simde__m512i v)
         f[i] = (float)n[i];
     return simde_mm512_loadu_ps(f);
 }
+/* The VEX vpdpbusd (ymm) on SIMDe's: the same operation, whose operands are SIMDe's own
+ * 256-bit type here (this file is compiled without -mavx2), hence the copies. */
+static inline __attribute__((target("avx2,fma"))) __m256i emu_dpbusd_avx(__m256i src, __m256i a,
+                                                                          __m256i b)
+{
+    _Static_assert(sizeof(simde__m256i) == sizeof(__m256i), "SIMDe's __m256i differs");
+    simde__m256i s, u, v;
+    memcpy(&s, &src, sizeof s);
+    memcpy(&u, &a, sizeof u);
+    memcpy(&v, &b, sizeof v);
+    s = simde_mm256_dpbusd_epi32(s, u, v);
+    memcpy(&src, &s, sizeof src);
+    return src;
+}
 #else
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma"
+#define AVX_VNNI_TARGET "avxvnni,avx2,fma"
 #endif
 #define VNNI_INLINE static inline __attribute__((always_inline, target(VNNI_TARGET)))
 
@@ -349,9 +367,36 @@ store_avx2(int tr, const int32_t (*sums)[PW], const float *sx, const int32_t *zx
     }
 }
 
+/* The start of a block of tr rows against one panel: sums zeroed, y's rows (far apart and
+ * last written long ago) fetched while the sums run. */
+AVX2_INLINE void block_start(int tr, __m256i (*acc)[2], const float *y, size_t ldy)
+{
+#pragma GCC unroll 8
+    for (int t = 0; t < tr; t++) {
+        acc[t][0] = acc[t][1] = _mm256_setzero_si256();
+        _mm_prefetch((const char *)(y + (size_t)t * ldy), _MM_HINT_T0);
+        _mm_prefetch((const char *)(y + (size_t)t * ldy + PW - 1), _MM_HINT_T0);
+    }
+}
+
+/* Its end: the epilogue of the tr rows' sums (16 channels each, two vectors) into y. */
+AVX2_INLINE void block_end(int tr, __m256i (*acc)[2], const float *sx, const int32_t *zx,
+                           const float *sn, const int32_t *colsum, float *y, size_t ldy,
+                           size_t ncols)
+{
+    int32_t sums[TR2][PW] __attribute__((aligned(32)));
+#pragma GCC unroll 8
+    for (int t = 0; t < tr; t++) {
+        _mm256_store_si256((__m256i *)sums[t], acc[t][0]);
+        _mm256_store_si256((__m256i *)(sums[t] + 8), acc[t][1]);
+    }
+    store_avx2(tr, sums, sx, zx, sn, colsum, y, ldy, ncols);
+}
+
 /* tr rows (tr constant after inlining) against one panel (16 channels, two vectors) over
- * the whole K. Per pair of k, the 16 channels' weights are sign-extended to int16 and each
- * row's two int16 values are broadcast: vpmaddwd adds both products into int32 exactly.
+ * the whole K (G2 pairs of k). Per pair of k, the 16 channels' weights are sign-extended
+ * to int16 and each row's two int16 values are broadcast: vpmaddwd adds both products
+ * into int32 exactly.
  * (vpmaddubsw on the bytes as they are, then vpmaddwd by ones, runs the GEMM 1.2-1.5x
  * faster on Zen 3, but its int16 pair sum saturates at 255 * 127 * 2: exact only with
  * weights of 7 bits or fewer levels of x, which measured below the faithfulness targets.
@@ -364,13 +409,7 @@ AVX2_INLINE void block_avx2(int tr, size_t G2, const int16_t *xq, size_t ldq, co
                             const int32_t *colsum, float *y, size_t ldy, size_t ncols)
 {
     __m256i acc[TR2][2];
-#pragma GCC unroll 8
-    for (int t = 0; t < tr; t++) {
-        acc[t][0] = acc[t][1] = _mm256_setzero_si256();
-        /* y's rows are far apart and last written long ago: fetch them while the sums run */
-        _mm_prefetch((const char *)(y + (size_t)t * ldy), _MM_HINT_T0);
-        _mm_prefetch((const char *)(y + (size_t)t * ldy + PW - 1), _MM_HINT_T0);
-    }
+    block_start(tr, acc, y, ldy);
     for (size_t g = 0; g < G2; g++, pw += 2 * PW) {
         const __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)pw));
         const __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(pw + 16)));
@@ -383,36 +422,73 @@ AVX2_INLINE void block_avx2(int tr, size_t G2, const int16_t *xq, size_t ldq, co
             acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(xb, w1));
         }
     }
-    int32_t sums[TR2][PW] __attribute__((aligned(32)));
-#pragma GCC unroll 8
-    for (int t = 0; t < tr; t++) {
-        _mm256_store_si256((__m256i *)sums[t], acc[t][0]);
-        _mm256_store_si256((__m256i *)(sums[t] + 8), acc[t][1]);
-    }
-    store_avx2(tr, sums, sx, zx, sn, colsum, y, ldy, ncols);
+    block_end(tr, acc, sx, zx, sn, colsum, y, ldy, ncols);
 }
 
-/* Each row count is its own function, so that GCC keeps one form's registers apart. */
-typedef void (*block_fn)(size_t G2, const int16_t *xq, size_t ldq, const int8_t *pw,
+/* ---- AVX-VNNI ---- */
+
+#define AVX_VNNI_INLINE static inline __attribute__((always_inline, target(AVX_VNNI_TARGET)))
+
+/* tr rows against one panel over the whole K (G groups of 4 k), in the VNNI kernels'
+ * layout: per group, the panel's 64 bytes are two vectors of 8 channels x 4 bytes and each
+ * row's 4 u8 are broadcast; vpdpbusd (VEX, ymm) adds the four u8 x s8 products of each
+ * channel straight into int32 (no intermediate saturation): 32 multiply-adds per
+ * instruction, against the AVX2 kernel's 16 and an add. 6 rows x 2 sums, 2 weight vectors
+ * and 1 broadcast fill the 16 ymm registers. */
+AVX_VNNI_INLINE void block_avx_vnni(int tr, size_t G, const uint8_t *xq, size_t ldq,
+                                    const int8_t *pw, const float *sx, const int32_t *zx,
+                                    const float *sn, const int32_t *colsum, float *y,
+                                    size_t ldy, size_t ncols)
+{
+    __m256i acc[TR2][2];
+    block_start(tr, acc, y, ldy);
+    for (size_t g = 0; g < G; g++, pw += 4 * PW) {
+        const __m256i w0 = _mm256_load_si256((const __m256i *)pw);
+        const __m256i w1 = _mm256_load_si256((const __m256i *)(pw + 32));
+#pragma GCC unroll 8
+        for (int t = 0; t < tr; t++) {
+            int32_t b4;
+            memcpy(&b4, xq + (size_t)t * ldq + 4 * g, 4);
+            const __m256i xb = _mm256_set1_epi32(b4);
+            acc[t][0] = _mm256_dpbusd_avx_epi32(acc[t][0], xb, w0);
+            acc[t][1] = _mm256_dpbusd_avx_epi32(acc[t][1], xb, w1);
+        }
+    }
+    block_end(tr, acc, sx, zx, sn, colsum, y, ldy, ncols);
+}
+
+/* ---- the one-panel kernels' blocks and loops (AVX2, AVX-VNNI) ---- */
+
+/* Each kernel's row count is its own function, so that GCC keeps one form's registers
+ * apart; xq is the block's first row of quantized x (int16 or u8), ldq its stride in
+ * those elements, G the groups of k the kernel steps by (pairs or quads). */
+typedef void (*block_fn)(size_t G, const void *xq, size_t ldq, const int8_t *pw,
                          const float *sx, const int32_t *zx, const float *sn,
                          const int32_t *colsum, float *y, size_t ldy, size_t ncols);
-#define BLOCK_AVX2(tr)                                                                         \
-    static __attribute__((noinline, target("avx2,fma"))) void block_avx2_##tr(                 \
-        size_t G2, const int16_t *xq, size_t ldq, const int8_t *pw, const float *sx,           \
+#define BLOCK_FN(kind, tgt, xtype, tr)                                                         \
+    static __attribute__((noinline, target(tgt))) void block_##kind##_##tr(                    \
+        size_t G, const void *xq, size_t ldq, const int8_t *pw, const float *sx,               \
         const int32_t *zx, const float *sn, const int32_t *colsum, float *y, size_t ldy,       \
         size_t ncols)                                                                          \
     {                                                                                          \
-        block_avx2(tr, G2, xq, ldq, pw, sx, zx, sn, colsum, y, ldy, ncols);                    \
+        block_##kind(tr, G, (const xtype *)xq, ldq, pw, sx, zx, sn, colsum, y, ldy, ncols);    \
     }
-BLOCK_AVX2(1) BLOCK_AVX2(2) BLOCK_AVX2(3) BLOCK_AVX2(4) BLOCK_AVX2(5) BLOCK_AVX2(6)
-static const block_fn BLOCKS_AVX2[TR2 + 1] = {NULL,          block_avx2_1, block_avx2_2,
-                                              block_avx2_3,  block_avx2_4, block_avx2_5,
-                                              block_avx2_6};
+#define BLOCK_FNS(kind, tgt, xtype)                                                            \
+    BLOCK_FN(kind, tgt, xtype, 1) BLOCK_FN(kind, tgt, xtype, 2) BLOCK_FN(kind, tgt, xtype, 3)  \
+    BLOCK_FN(kind, tgt, xtype, 4) BLOCK_FN(kind, tgt, xtype, 5) BLOCK_FN(kind, tgt, xtype, 6)  \
+    static const block_fn BLOCKS_##kind[TR2 + 1] = {NULL,            block_##kind##_1,         \
+                                                    block_##kind##_2, block_##kind##_3,        \
+                                                    block_##kind##_4, block_##kind##_5,        \
+                                                    block_##kind##_6};
+BLOCK_FNS(avx2, "avx2,fma", int16_t)
+BLOCK_FNS(avx_vnni, AVX_VNNI_TARGET, uint8_t)
 
-static void gemm_avx2(size_t T, const rag_gemm_i8_w *w, const int16_t *xq, size_t ldq,
-                      const float *sx, const int32_t *zx, float *y, size_t ldy)
+/* T rows of quantized x (elements of `width` bytes, stride ldq elements) against every
+ * panel of W, one panel at a time, through a kernel's blocks. */
+static void gemm_panels(const block_fn *blocks, size_t G, size_t T, const rag_gemm_i8_w *w,
+                        const void *xq, size_t ldq, size_t width, const float *sx,
+                        const int32_t *zx, float *y, size_t ldy)
 {
-    const size_t G2 = w->K4 / 2;
     for (size_t t0 = 0; t0 < T; t0 += MC) {
         const size_t t1 = T - t0 < MC ? T : t0 + MC;
         for (size_t p = 0; p < w->np; p++) {
@@ -420,8 +496,8 @@ static void gemm_avx2(size_t T, const rag_gemm_i8_w *w, const int16_t *xq, size_
             const size_t n0 = p * PW, ncols = w->N - n0 < PW ? w->N - n0 : PW;
             for (size_t t = t0; t < t1; t += TR2) {
                 const size_t tr = t1 - t < TR2 ? t1 - t : TR2;
-                BLOCKS_AVX2[tr](G2, xq + t * ldq, ldq, pw, sx + t, zx + t, w->scale + n0,
-                                w->colsum + n0, y + t * ldy + n0, ldy, ncols);
+                blocks[tr](G, (const char *)xq + t * ldq * width, ldq, pw, sx + t, zx + t,
+                           w->scale + n0, w->colsum + n0, y + t * ldy + n0, ldy, ncols);
             }
         }
     }
@@ -540,39 +616,68 @@ static void gemm_vnni(size_t T, const rag_gemm_i8_w *w, const uint8_t *xq, size_
 }
 #endif
 
-rag_i8_isa rag_gemm_i8_isa(void)
+/* The kernels this CPU runs (bit isa set) below $RAGCORE_INT8_ISA's limit, detected once:
+ * bits 0-3, the best of them in bits 4-5, bit 6 when that variable names no limit. */
+static int kernels(void)
 {
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v >= 0)
-        return (rag_i8_isa)v;
-    v = RAG_I8_SCALAR;
+        return v;
+    unsigned has = 1u << RAG_I8_SCALAR;
 #ifdef HAVE_SIMD_I8
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        has |= 1u << RAG_I8_AVX2;
 #ifdef RAG_GEMM_I8_EMULATE_VNNI
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        v = RAG_I8_VNNI;
+        has |= 1u << RAG_I8_AVX_VNNI | 1u << RAG_I8_VNNI;
 #else
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        v = RAG_I8_VNNI;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        v = RAG_I8_AVX2;
+        if (__builtin_cpu_supports("avxvnni"))
+            has |= 1u << RAG_I8_AVX_VNNI;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+            has |= 1u << RAG_I8_VNNI;
 #endif
+    }
 #endif
+    static const char *const limits[] = {"scalar", "avx2", "avx-vnni"};
     const char *env = getenv("RAGCORE_INT8_ISA");
-    if (env && !strcmp(env, "scalar"))
-        v = RAG_I8_SCALAR;
-    else if (env && !strcmp(env, "avx2") && v > RAG_I8_AVX2)
-        v = RAG_I8_AVX2;
+    int unknown = env && *env;
+    for (unsigned i = 0; env && i < sizeof limits / sizeof *limits; i++)
+        if (!strcmp(env, limits[i])) {
+            has &= (2u << i) - 1; /* the kernels up to limits[i] */
+            unknown = 0;
+        }
+    int best = RAG_I8_SCALAR;
+    for (int i = RAG_I8_SCALAR; i <= RAG_I8_VNNI; i++)
+        if (has >> i & 1)
+            best = i;
+    v = (int)has | best << 4 | unknown << 6;
     __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    return (rag_i8_isa)v;
+    return v;
+}
+
+rag_i8_isa rag_gemm_i8_isa(void)
+{
+    return (rag_i8_isa)(kernels() >> 4 & 3);
+}
+
+int rag_gemm_i8_limit_unknown(void)
+{
+    return kernels() >> 6 & 1;
+}
+
+int rag_gemm_i8_isa_has(rag_i8_isa isa)
+{
+    return (unsigned)isa <= RAG_I8_VNNI && (kernels() >> isa & 1);
 }
 
 const char *rag_gemm_i8_isa_name(rag_i8_isa isa)
 {
-    return isa == RAG_I8_VNNI ? "AVX-512 VNNI" : isa == RAG_I8_AVX2 ? "AVX2" : "scalar";
+    return isa == RAG_I8_VNNI       ? "AVX-512 VNNI"
+           : isa == RAG_I8_AVX_VNNI ? "AVX-VNNI"
+           : isa == RAG_I8_AVX2     ? "AVX2"
+                                    : "scalar";
 }
 
 void rag_gemm_i8_isa_run(rag_i8_isa isa, size_t T, const rag_gemm_i8_w *w, const float *x,
@@ -580,9 +685,10 @@ void rag_gemm_i8_isa_run(rag_i8_isa isa, size_t T, const rag_gemm_i8_w *w, const
 {
     if (!T || !w->N)
         return;
-    /* the kernel this W was packed for, or the scalar one (which reads either layout) */
-    const rag_i8_isa packed_for = w->layout == LAYOUT_PAIRS ? RAG_I8_AVX2 : RAG_I8_VNNI;
-    if (isa != RAG_I8_SCALAR && (isa != packed_for || rag_gemm_i8_isa() < packed_for))
+    /* the kernel asked for when it reads this W's layout and runs here, else the scalar
+     * one (which reads either layout) */
+    const int layout = isa == RAG_I8_AVX2 ? LAYOUT_PAIRS : LAYOUT_QUADS;
+    if (isa != RAG_I8_SCALAR && (w->layout != layout || !rag_gemm_i8_isa_has(isa)))
         isa = RAG_I8_SCALAR;
     const size_t width = isa == RAG_I8_AVX2 ? 2 : 1, ldq = x_stride(w->K, width) / width;
     float *sx = (float *)((char *)work + T * ldq * width);
@@ -592,8 +698,10 @@ void rag_gemm_i8_isa_run(rag_i8_isa isa, size_t T, const rag_gemm_i8_w *w, const
         quantize_avx2(T, w->K, x, ldx, work, ldq, (int)width, sx, zx);
         if (isa == RAG_I8_VNNI)
             gemm_vnni(T, w, work, ldq, sx, zx, y, ldy);
+        else if (isa == RAG_I8_AVX_VNNI)
+            gemm_panels(BLOCKS_avx_vnni, w->K4 / 4, T, w, work, ldq, width, sx, zx, y, ldy);
         else
-            gemm_avx2(T, w, work, ldq, sx, zx, y, ldy);
+            gemm_panels(BLOCKS_avx2, w->K4 / 2, T, w, work, ldq, width, sx, zx, y, ldy);
         return;
     }
 #endif

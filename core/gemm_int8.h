@@ -7,17 +7,27 @@
 
 /* Kernels, in order of preference; each CPU runs the best one it supports. All of them
  * compute the same integers and the same float epilogue, so their results are identical
- * bit for bit: vectors made on one machine match queries encoded on another. */
+ * bit for bit: vectors made on one machine match queries encoded on another. The numbers
+ * are never stored (a packed W lives in memory only). A CPU may have a kernel without
+ * the one below it (AVX-512 VNNI without AVX-VNNI: Ice Lake, Cascade Lake). */
 typedef enum {
-    RAG_I8_SCALAR = 0, /* plain C loops */
-    RAG_I8_AVX2 = 1,   /* AVX2: vpmaddwd on int16-widened bytes, 8 channels per vector */
-    RAG_I8_VNNI = 2    /* AVX-512 VNNI: vpdpbusd, 16 channels per vector */
+    RAG_I8_SCALAR = 0,   /* plain C loops */
+    RAG_I8_AVX2 = 1,     /* AVX2: vpmaddwd on int16-widened bytes, 8 channels per vector */
+    RAG_I8_AVX_VNNI = 2, /* AVX-VNNI: vpdpbusd on ymm (VEX), 8 channels per vector */
+    RAG_I8_VNNI = 3      /* AVX-512 VNNI: vpdpbusd on zmm, 16 channels per vector */
 } rag_i8_isa;
 
 /* The best kernel this CPU runs, detected once at run time; $RAGCORE_INT8_ISA ("scalar",
- * "avx2") lowers it (never raises it past what the CPU has). Can't fail. */
+ * "avx2", "avx-vnni") lowers it to the best the CPU has at or below that one (never
+ * raises it past what the CPU has). Can't fail. */
 rag_i8_isa rag_gemm_i8_isa(void);
+/* 1 when this CPU runs kernel isa and $RAGCORE_INT8_ISA does not lower past it (the
+ * scalar one always), else 0. Can't fail. */
+int rag_gemm_i8_isa_has(rag_i8_isa isa);
 const char *rag_gemm_i8_isa_name(rag_i8_isa isa);
+/* 1 when $RAGCORE_INT8_ISA is set to something that is not one of its values (it is then
+ * ignored: the best kernel runs), for rag_kernels to say so. */
+int rag_gemm_i8_limit_unknown(void);
 
 /* The numbers (the same for every kernel):
  *  - weights, per output channel n: s_n = max_k |W[n][k]| / 127, q = rint(W / s_n) in
@@ -33,13 +43,13 @@ const char *rag_gemm_i8_isa_name(rag_i8_isa isa);
 typedef struct rag_gemm_i8_w rag_gemm_i8_w;
 
 /* Quantizes W[N, K] (row stride ldw) into panels of 16 output channels laid out for this
- * CPU's kernel: for the VNNI (and scalar) kernel each group of 4 k holds the 16 channels'
- * 4 bytes side by side (64 bytes), for the AVX2 kernel each pair of k holds their 2 bytes
- * (32 bytes); K padded to a multiple of 4 with zeros. Returns 0, or -1 when out of memory
- * (*out NULL). */
+ * CPU's kernel: for both VNNI kernels (and the scalar one) each group of 4 k holds the 16
+ * channels' 4 bytes side by side (64 bytes; the AVX-VNNI kernel reads it as two vectors
+ * of 8 channels), for the AVX2 kernel each pair of k holds their 2 bytes (32 bytes); K
+ * padded to a multiple of 4 with zeros. Returns 0, or -1 when out of memory (*out NULL). */
 int rag_gemm_i8_pack(const float *w, size_t N, size_t K, size_t ldw, rag_gemm_i8_w **out);
-/* The same laid out for a chosen kernel (lowered to the best this CPU supports), for tests
- * and benchmarks. */
+/* The same laid out for a chosen kernel (lowered to the best at or below it that
+ * rag_gemm_i8_isa_has), for tests and benchmarks. */
 int rag_gemm_i8_pack_isa(rag_i8_isa isa, const float *w, size_t N, size_t K, size_t ldw,
                          rag_gemm_i8_w **out);
 void rag_gemm_i8_free(rag_gemm_i8_w *w);
@@ -51,16 +61,16 @@ size_t rag_gemm_i8_work(size_t T, size_t K);
 
 /* y[t * ldy + n] += sum_k x[t * ldx + k] * W[n][k] for t < T, n < N in the numbers above:
  * the T rows of x are quantized into `work` (rag_gemm_i8_work(T, K) bytes, 64-byte
- * aligned), then each panel of W (4 with VNNI) runs against groups of 6 rows with the
- * int32 sums in registers over the whole K, in blocks of 64 rows so that their quantized
- * x stays in L2 while W streams through once per block. Columns past N are never
- * written. T of 0 leaves y untouched. Runs on the calling thread; x, w and work are
+ * aligned), then each panel of W (4 with AVX-512 VNNI) runs against groups of 6 rows
+ * with the int32 sums in registers over the whole K, in blocks of 64 rows so that their
+ * quantized x stays in L2 while W streams through once per block. Columns past N are
+ * never written. T of 0 leaves y untouched. Runs on the calling thread; x, w and work are
  * borrowed; y must not overlap x or work. Can't fail. */
 void rag_gemm_i8(size_t T, const rag_gemm_i8_w *w, const float *x, size_t ldx, float *y,
                  size_t ldy, void *work);
 
-/* The same with a chosen kernel; the scalar one when W was packed for another kernel or
- * this CPU lacks it. For tests and benchmarks. */
+/* The same with a chosen kernel; the scalar one when W was packed in another layout
+ * than that kernel's or rag_gemm_i8_isa_has(isa) is 0. For tests and benchmarks. */
 void rag_gemm_i8_isa_run(rag_i8_isa isa, size_t T, const rag_gemm_i8_w *w, const float *x,
                          size_t ldx, float *y, size_t ldy, void *work);
 

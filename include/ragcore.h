@@ -62,10 +62,12 @@ RAG_API const char *rag_version(void);
 RAG_API int rag_version_number(void);
 
 /* The encoder's compute kernels as picked at run time for this CPU, one line for logs and
- * bug reports: "int8 GEMM K8, fp32 GEMM K32", K8 one of "AVX-512 VNNI", "AVX2", "scalar"
- * (the int8 precision's matrix products; $RAGCORE_INT8_ISA "avx2" or "scalar" lowers it),
- * K32 one of "AVX-512", "AVX2", "scalar" (float32's small-batch products). Every int8
- * kernel gives the same vectors bit for bit. A static string; can't fail. */
+ * bug reports: "int8 GEMM K8, fp32 GEMM K32", K8 one of "AVX-512 VNNI", "AVX-VNNI", "AVX2",
+ * "scalar" (the int8 precision's matrix products; $RAGCORE_INT8_ISA "avx-vnni", "avx2" or
+ * "scalar" lowers it), K32 one of "AVX-512", "AVX2", "scalar" (float32's small-batch
+ * products); then "; RAGCORE_INT8_ISA '<value>' ignored: ..." when that variable holds
+ * none of its values. Every int8 kernel gives the same vectors bit for bit. A static
+ * string; can't fail. */
 RAG_API const char *rag_kernels(void);
 
 /* ------------------------------------------------------------------------------------ */
@@ -149,7 +151,7 @@ typedef struct rag_open_options {
      * PRECISION. A model name (or directory) may end in ":int8" or ":fp32", the arithmetic
      * of its encoder: int8 quantizes the linear layers' weights at load and the
      * activations per token (about 2.4x faster query encoding and 1.3x batch throughput on
-     * AVX2, more with AVX-512 VNNI; vectors within cosine 0.99 of fp32's, the same
+     * AVX2, more with AVX-VNNI or AVX-512 VNNI; vectors within cosine 0.99 of fp32's, the same
      * retrieval quality: docs/performance.md); fp32 is float32 throughout. A name without
      * a suffix takes the default, int8 ($RAGCORE_PRECISION=fp32|int8 changes it). The
      * store records the precision its vectors were built with (rag_db_embedder: "<model>"

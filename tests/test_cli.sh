@@ -86,9 +86,20 @@ check "bad -k is a usage error (1)" [ "$code" -eq 1 ]
 check "unknown command is a usage error (1)" [ "$code" -eq 1 ]
 v=$("$rc_bin" --version)
 check "--version names the version and this CPU's kernels" \
-    grep -Eq '^ragcore [0-9]+\.[0-9]+\.[0-9]+ \(int8 GEMM (AVX-512 VNNI|AVX2|scalar), fp32 GEMM (AVX-512|AVX2|scalar)\)$' <<<"$v"
+    grep -Eq '^ragcore [0-9]+\.[0-9]+\.[0-9]+ \(int8 GEMM (AVX-512 VNNI|AVX-VNNI|AVX2|scalar), fp32 GEMM (AVX-512|AVX2|scalar)\)$' <<<"$v"
 v=$(RAGCORE_INT8_ISA=scalar "$rc_bin" --version)
 check "RAGCORE_INT8_ISA=scalar lowers the int8 kernel" grep -q "(int8 GEMM scalar, " <<<"$v"
+# avx-vnni: the best at or below it that this CPU has (AVX2 here without VNNI), never more
+v=$(RAGCORE_INT8_ISA=avx-vnni "$rc_bin" --version)
+check "RAGCORE_INT8_ISA=avx-vnni caps the int8 kernel at AVX-VNNI" \
+    grep -Eq "\(int8 GEMM (AVX-VNNI|AVX2|scalar), " <<<"$v"
+v=$(RAGCORE_INT8_ISA=avx512 "$rc_bin" --version)
+check "an unknown RAGCORE_INT8_ISA is named as ignored, the best kernel kept" \
+    grep -Eq "^ragcore [0-9.]+ \(int8 GEMM [^,]+, fp32 GEMM [^;]+; RAGCORE_INT8_ISA 'avx512' ignored: not avx-vnni, avx2 or scalar\)$" <<<"$v"
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    check "RAGCORE_INT8_ISA=avx-vnni keeps a kernel this CPU has (AVX2 at least)" \
+        grep -Eq "\(int8 GEMM (AVX-VNNI|AVX2), " <<<"$v"
+fi
 # Search options come from the library's one table: same names, ranges and messages in
 # search, context and eval.
 "$rc_bin" search --db "$db" --candidates 20000 q 2>"$work/err"; code=$?

@@ -576,13 +576,14 @@ static void test_attention(void)
 }
 
 /* The library's own build of the int8 GEMM, as a table like the emulated one's. */
-static const gemm_i8_build gemm_i8_native = {"native", rag_gemm_i8_isa, rag_gemm_i8_pack_isa,
-                                             rag_gemm_i8_isa_run, rag_gemm_i8_free};
+static const gemm_i8_build gemm_i8_native = {"native", rag_gemm_i8_isa, rag_gemm_i8_isa_has,
+                                             rag_gemm_i8_pack_isa, rag_gemm_i8_isa_run,
+                                             rag_gemm_i8_free};
 
 /* rag_gemm_i8 against a double-precision product: every kernel gives the native scalar
  * kernel's floats bit for bit, in the library's build (the kernels this CPU has) and in a
- * second build whose VNNI kernel runs on SIMDe (so that its code is checked on CPUs
- * without VNNI); each result is within the error its quantization allows (half a step of
+ * second build whose two VNNI kernels (AVX-512 and AVX-VNNI) run on SIMDe (so that their
+ * code is checked on CPUs without VNNI); each result is within the error its quantization allows (half a step of
  * x times |w|, plus half a step of w times |x|). Rows of one sign, of zeros and with an
  * outlier, a zero weight row, K not a multiple of 4, N not a multiple of 16 (nor of the
  * VNNI kernel's 64) and more rows than one block (64) are included; full-scale inputs
@@ -590,6 +591,16 @@ static const gemm_i8_build gemm_i8_native = {"native", rag_gemm_i8_isa, rag_gemm
 static void test_gemm_int8(void)
 {
     const gemm_i8_build *builds[] = {&gemm_i8_native, &gemm_i8_vnni_emulated};
+    for (size_t bi = 0; bi < sizeof builds / sizeof *builds; bi++) {
+        /* the best kernel is one the build has; nothing past it, nor past the last kernel */
+        ASSERT_EQ_INT(builds[bi]->has(RAG_I8_SCALAR), 1);
+        ASSERT_EQ_INT(builds[bi]->has(builds[bi]->isa()), 1);
+        for (int isa = (int)builds[bi]->isa() + 1; isa <= RAG_I8_VNNI + 1; isa++)
+            ASSERT_EQ_INT(builds[bi]->has((rag_i8_isa)isa), 0);
+    }
+    /* the emulated build has all four kernels (on a CPU with AVX2 and FMA) */
+    if (gemm_i8_vnni_emulated.isa() == RAG_I8_VNNI)
+        ASSERT_EQ_INT(gemm_i8_vnni_emulated.has(RAG_I8_AVX_VNNI), 1);
     const size_t Ts[] = {1, 5, 17, 70}, Ns[] = {1, 21, 64, 100}, Ks[] = {3, 384, 1543};
     const size_t maxT = 70, maxN = 100, maxK = 1543, ldx = maxK + 5, ldy = maxN + 3;
     float *x = malloc(maxT * ldx * sizeof(float)), *w = malloc(maxN * maxK * sizeof(float));
@@ -612,7 +623,7 @@ static void test_gemm_int8(void)
     for (size_t i = 0; i < maxT * ldy; i++)
         y0[i] = RND();
 #undef RND
-    int bad_exact = 0, bad_bound = 0, runs = 0, vnni_runs = 0;
+    int bad_exact = 0, bad_bound = 0, runs = 0, vnni_runs = 0, avx_vnni_runs = 0;
     double worst_ratio = 0;
     for (size_t a = 0; a < 4; a++)
         for (size_t b = 0; b < 4; b++)
@@ -627,6 +638,8 @@ static void test_gemm_int8(void)
                 for (size_t bi = 0; bi < sizeof builds / sizeof *builds; bi++) {
                     const gemm_i8_build *bd = builds[bi];
                     for (int isa = RAG_I8_AVX2; isa <= (int)bd->isa(); isa++) {
+                        if (!bd->has((rag_i8_isa)isa))
+                            continue;
                         rag_gemm_i8_w *pi = NULL;
                         ASSERT_EQ_INT(bd->pack_isa((rag_i8_isa)isa, w, N, K, maxK, &pi), 0);
                         memcpy(yi, y0, maxT * ldy * sizeof(float));
@@ -641,6 +654,7 @@ static void test_gemm_int8(void)
                         }
                         runs++;
                         vnni_runs += isa == RAG_I8_VNNI;
+                        avx_vnni_runs += isa == RAG_I8_AVX_VNNI;
                         if (T == 17) { /* its layout read by the build's scalar kernel */
                             memcpy(yi, y0, maxT * ldy * sizeof(float));
                             bd->run(RAG_I8_SCALAR, T, pi, x, ldx, yi, ldy, work);
@@ -681,11 +695,12 @@ static void test_gemm_int8(void)
                 rag_gemm_i8_free(pw);
             }
     fprintf(stderr, "int8 GEMM: best kernel %s, %d kernel runs bit-identical to scalar "
-            "(%d of them VNNI, on SIMDe where the CPU lacks it): %s; worst error / bound %.3f\n",
-            rag_gemm_i8_isa_name(rag_gemm_i8_isa()), runs, vnni_runs, bad_exact ? "NO" : "yes",
-            worst_ratio);
+            "(%d of them AVX-512 VNNI and %d AVX-VNNI, on SIMDe where the CPU lacks them): %s; "
+            "worst error / bound %.3f\n", rag_gemm_i8_isa_name(rag_gemm_i8_isa()), runs,
+            vnni_runs, avx_vnni_runs, bad_exact ? "NO" : "yes", worst_ratio);
     ASSERT_EQ_INT(bad_exact, 0);
-    ASSERT_TRUE(vnni_runs >= 4 * 4 * 3); /* the VNNI kernel ran every shape */
+    ASSERT_TRUE(vnni_runs >= 4 * 4 * 3);     /* each VNNI kernel ran every shape */
+    ASSERT_TRUE(avx_vnni_runs >= 4 * 4 * 3);
     ASSERT_EQ_INT(bad_bound, 0);
     ASSERT_TRUE(worst_ratio > 0.01); /* the bound is not vacuous */
     /* Full scale: x = 1 everywhere (q 255), weights +-1 (q +-127): sums of +-K (to float
@@ -699,6 +714,8 @@ static void test_gemm_int8(void)
     for (size_t bi = 0; bi < sizeof builds / sizeof *builds; bi++)
         for (int isa = RAG_I8_SCALAR; isa <= (int)builds[bi]->isa(); isa++) {
             const gemm_i8_build *bd = builds[bi];
+            if (!bd->has((rag_i8_isa)isa))
+                continue;
             rag_gemm_i8_w *pw = NULL;
             ASSERT_EQ_INT(bd->pack_isa((rag_i8_isa)isa, w, N, K, K, &pw), 0);
             memset(yi, 0, T * N * sizeof(float));
