@@ -38,8 +38,11 @@ typedef struct cdedup_index {
     pthread_mutex_t mu;        /* one decision at a time per collection and router */
     clog_reader *rd;
     uint64_t pos;              /* messages replayed so far */
-    uint64_t snap_pos;         /* position of the newest snapshot this router knows */
+    uint64_t snap_pos;         /* position of the newest snapshot this router knows (or is
+                                * writing) */
     int snap_tried;            /* a snapshot was looked for before replaying from 1 */
+    pthread_t compactor;       /* writes a snapshot while `compacting` (joined once done) */
+    int compacting, compacted;
     entry *ents;
     size_t nents, cap, dead;
     slot *map;
@@ -174,8 +177,9 @@ static int index_add(cindex *x, const char *id, const rag_dup_key *key, int rows
         x->ents = q;
         x->cap = cap;
     }
+    /* room for as many keys again as the map holds: rebuilt O(log n) times while n grow */
     if ((x->dead > 64 && x->dead > x->nents / 2) || 2 * (x->mapused + keys) > x->mapcap) {
-        if (rebuild(x, keys + x->nents) < 0)
+        if (rebuild(x, keys + x->mapused) < 0)
             return -1;
     }
     entry *e = &x->ents[x->nents];
@@ -239,6 +243,8 @@ void cdedup_index_free(cindex *x)
     free(x->ents);
     free(x->map);
     clog_reader_close(x->rd);
+    if (x->compacting)
+        pthread_join(x->compactor, NULL);
     pthread_mutex_destroy(&x->mu);
     free(x);
 }
@@ -550,6 +556,7 @@ static int resync(cdedup *d, cindex *x, int prefer, char *err, size_t errlen)
                      "exists", x->name, first, min_S);
         return -1;
     }
+    double read_ms = elapsed_ms(&t0);
     cindex *y = index_decode(x->name, body, len, err, errlen);
     free(body);
     if (!y) {
@@ -565,22 +572,82 @@ static int resync(cdedup *d, cindex *x, int prefer, char *err, size_t errlen)
     x->pos = S;
     x->snap_pos = S;
     fprintf(stderr, "duplicate index of '%s': snapshot at message %" PRIu64 " loaded (%zu "
-            "documents, %zu bytes) in %.1f ms\n", x->name, S, cdedup_index_live(x), len,
-            elapsed_ms(&t0));
+            "documents, %zu bytes) in %.1f ms (read %.1f ms)\n", x->name, S,
+            cdedup_index_live(x), len, elapsed_ms(&t0), read_ms);
     return 0;
 }
 
+/* A snapshot on its way to the snapshot stream (compact_run's argument, its to free). */
+typedef struct compaction {
+    cdedup *d;
+    cindex *x;
+    sbuf body;
+    uint64_t S, prev;          /* its position; the previous snapshot's */
+} compaction;
+
+/* Writes the snapshot and reads it back, then purges the snapshot stream below it and the
+ * duplicate log below the previous snapshot's position (the messages since are kept: a
+ * router that appended a claim a little earlier still reads it back, one between the two
+ * positions replays from the new snapshot). A failure is logged, and the next decision
+ * past the interval tries again. */
+static void *compact_run(void *arg)
+{
+    compaction *c = arg;
+    cdedup *d = c->d;
+    const char *name = c->x->name;
+    char err[512];
+    void *back = NULL;
+    size_t blen = 0;
+    uint64_t first = 0, last = 0, S = 0, bfirst = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = clog_ensure(*d->log, name, CLOG_DUPSNAP, d->cfg->stream_replicas,
+                         d->cfg->dedup_window_s, err, sizeof err);
+    if (rc == 0)
+        rc = dupsnap_write(*d->log, name, c->S, c->body.p, c->body.n,
+                           d->cfg->publish_timeout_ms, d->cfg->publish_attempts, &first, &last,
+                           err, sizeof err);
+    if (rc == 0) {
+        int got = dupsnap_read_at(*d->log, name, last, &S, &back, &blen, &bfirst, err,
+                                  sizeof err);
+        rc = got == 1 && S == c->S && blen == c->body.n && !memcmp(back, c->body.p, blen)
+                 ? 0 : -1;
+        if (got == 1 && rc < 0)
+            snprintf(err, sizeof err, "read back differs from what was written");
+    }
+    if (rc == 0 && first > 1)
+        rc = clog_purge_below(*d->log, name, CLOG_DUPSNAP, first, err, sizeof err);
+    if (rc == 0 && c->prev > 0)
+        rc = clog_purge_below(*d->log, name, -1, c->prev + 1, err, sizeof err);
+    if (rc == 0)
+        fprintf(stderr, "duplicate log of '%s' compacted: snapshot at message %" PRIu64
+                " (%zu bytes) in %.1f ms, log purged below %" PRIu64 "\n", name, c->S,
+                c->body.n, elapsed_ms(&t0), c->prev + 1);
+    else
+        fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: "
+                "%s\n", name, c->S, err);
+    pthread_mutex_lock(&c->x->mu);
+    if (rc < 0 && c->x->snap_pos == c->S)
+        c->x->snap_pos = c->prev;
+    c->x->compacted = 1;
+    pthread_mutex_unlock(&c->x->mu);
+    free(back);
+    free(c->body.p);
+    free(c);
+    return NULL;
+}
+
 /* Compaction, after a decision (x->mu held): once the index has replayed dup_compact_every
- * messages past the newest snapshot it knows, it is written to the snapshot stream and read
- * back; then the snapshot stream is purged below it and the duplicate log below the
- * previous snapshot's position (the messages since are kept: a router that appended a
- * claim a little earlier still reads it back, and one between the two positions replays
- * from the new snapshot). Failures are logged and retried at the next decision: the
- * decision itself already stands. */
+ * messages past the newest snapshot it knows, its snapshot is taken here and written by a
+ * thread of its own (compact_run), so the writes of the collection go on meanwhile. */
 static void maybe_compact(cdedup *d, cindex *x)
 {
     int every = d->cfg->dup_compact_every;
-    if (every <= 0 || x->pos < x->snap_pos + (uint64_t)every)
+    if (x->compacting && x->compacted) {
+        pthread_join(x->compactor, NULL);
+        x->compacting = x->compacted = 0;
+    }
+    if (every <= 0 || x->compacting || x->pos < x->snap_pos + (uint64_t)every)
         return;
     /* another router compacted: none needed yet (a position past this router's is no
      * snapshot it could have written: a corrupt one, that must not stop compaction) */
@@ -589,44 +656,31 @@ static void maybe_compact(cdedup *d, cindex *x)
         x->snap_pos = other;
     if (x->pos < x->snap_pos + (uint64_t)every)
         return;
-    char err[512];
-    sbuf b = {0};
-    void *back = NULL;
-    size_t blen = 0;
-    uint64_t first = 0, last = 0, S = 0, bfirst = 0, prev = x->snap_pos;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = index_encode(x, &b);
-    if (rc < 0)
-        snprintf(err, sizeof err, "out of memory");
-    if (rc == 0)
-        rc = clog_ensure(*d->log, x->name, CLOG_DUPSNAP, d->cfg->stream_replicas,
-                         d->cfg->dedup_window_s, err, sizeof err);
-    if (rc == 0)
-        rc = dupsnap_write(*d->log, x->name, x->pos, b.p, b.n, d->cfg->publish_timeout_ms,
-                           d->cfg->publish_attempts, &first, &last, err, sizeof err);
-    if (rc == 0) {
-        int got = dupsnap_read_at(*d->log, x->name, last, &S, &back, &blen, &bfirst, err,
-                                  sizeof err);
-        if (got == 1 && (S != x->pos || blen != b.n || memcmp(back, b.p, b.n)))
-            snprintf(err, sizeof err, "read back differs from what was written");
-        rc = got == 1 && S == x->pos && blen == b.n && !memcmp(back, b.p, b.n) ? 0 : -1;
+    compaction *c = calloc(1, sizeof *c);
+    if (!c || index_encode(x, &c->body) < 0) {
+        fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: out "
+                "of memory\n", x->name, x->pos);
+        if (c)
+            free(c->body.p);
+        free(c);
+        return;
     }
-    if (rc == 0 && first > 1)
-        rc = clog_purge_below(*d->log, x->name, CLOG_DUPSNAP, first, err, sizeof err);
-    if (rc == 0 && prev > 0)
-        rc = clog_purge_below(*d->log, x->name, -1, prev + 1, err, sizeof err);
-    if (rc == 0) {
-        x->snap_pos = x->pos;
-        fprintf(stderr, "duplicate log of '%s' compacted: snapshot at message %" PRIu64
-                " (%zu documents, %zu bytes) in %.1f ms, log purged below %" PRIu64 "\n",
-                x->name, x->pos, cdedup_index_live(x), b.n, elapsed_ms(&t0), prev + 1);
-    } else {
+    c->d = d;
+    c->x = x;
+    c->S = x->pos;
+    c->prev = x->snap_pos;
+    fprintf(stderr, "duplicate log of '%s': compacting at message %" PRIu64 " (%zu "
+            "documents)\n", x->name, c->S, cdedup_index_live(x));
+    x->snap_pos = c->S;
+    if (pthread_create(&x->compactor, NULL, compact_run, c) != 0) {
         fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: "
-                "%s\n", x->name, x->pos, err);
+                "no thread\n", x->name, c->S);
+        x->snap_pos = c->prev;
+        free(c->body.p);
+        free(c);
+        return;
     }
-    free(back);
-    free(b.p);
+    x->compacting = 1;
 }
 
 /* 1 with err when a snapshot took the index past message `upto` whose n verdicts are
