@@ -27,7 +27,8 @@ echo "$out" | grep -q 'dup_compact_every' || { echo "FAIL: the error does not na
 
 cl_python <<'PY'
 import json, os, random, socket, struct, sys, time, urllib.request
-from cluster_lib import Cluster, fnv_shard
+from cluster_lib import (Cluster, edit_words, fnv_shard, other_shard_id,
+                         random_text)
 
 tmp, bin_, dev = sys.argv[1:4]
 c = Cluster(tmp, bin_, dev)
@@ -35,25 +36,14 @@ http = int(os.environ["RAGCORE_CLUSTER_HTTP"])
 base_port = int(os.environ["RAGCORE_CLUSTER_BASE"])
 routers = [f"http://127.0.0.1:{http + 80}", f"http://127.0.0.1:{http + 81}"]
 rnd = random.Random(5)
-VOCAB = [f"w{i:03d}x" for i in range(600)]
 
 
 def text(n=60):
-    return " ".join(rnd.choice(VOCAB) for _ in range(n))
+    return random_text(rnd, n)
 
 
 def edit(t, k):
-    w = t.split()
-    for j in rnd.sample(range(len(w)), k):
-        w[j] = "zz" + w[j]
-    return " ".join(w)
-
-
-def other_shard_id(prefix, shard):
-    i = 0
-    while fnv_shard(f"{prefix}-{i}") == shard:
-        i += 1
-    return f"{prefix}-{i}"
+    return edit_words(rnd, t, k)
 
 
 def post(router, docs):
