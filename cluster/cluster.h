@@ -26,6 +26,8 @@ typedef struct cluster_config {
     int dedup_window_s;              /* "dedup_window_s": message-id window; 120 */
     int stream_max_msgs;             /* "stream_max_msgs": retention, messages; 0 none */
     int stream_max_age_s;            /* "stream_max_age_s": retention, seconds; 0 none */
+    int dup_compact_every;           /* "dup_compact_every": a duplicate log is compacted
+                                      * (snapshot, purge) every this many messages; 0 never */
     int max_lag;                     /* "max_lag": a replica further behind leaves its
                                       * queue group; 1000 */
     int query_timeout_ms;            /* "query_timeout_ms": per shard request; 1000 */

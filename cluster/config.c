@@ -95,6 +95,8 @@ int cluster_config_load(const char *path, cluster_config *cfg, char *err, size_t
                   path) < 0 ||
         int_field(rest, "stream_max_age_s", 0, 0, 1 << 30, &cfg->stream_max_age_s, err, errlen,
                   path) < 0 ||
+        int_field(rest, "dup_compact_every", 100000, 0, 1 << 30, &cfg->dup_compact_every, err,
+                  errlen, path) < 0 ||
         int_field(rest, "max_lag", 1000, 1, 1 << 30, &cfg->max_lag, err, errlen, path) < 0 ||
         int_field(rest, "query_timeout_ms", 1000, 10, 600000, &cfg->query_timeout_ms, err, errlen,
                   path) < 0 ||

@@ -2,6 +2,7 @@
  * the collection's duplicate log, replayed in log order into an in-memory index. */
 #include "dedup.h"
 
+#include "dupsnap.h"
 #include "rpc.h"
 
 #include <inttypes.h>
@@ -37,6 +38,11 @@ typedef struct cdedup_index {
     pthread_mutex_t mu;        /* one decision at a time per collection and router */
     clog_reader *rd;
     uint64_t pos;              /* messages replayed so far */
+    uint64_t snap_pos;         /* position of the newest snapshot this router knows (or is
+                                * writing) */
+    int snap_tried;            /* a snapshot was looked for before replaying from 1 */
+    pthread_t compactor;       /* writes a snapshot while `compacting` (joined once done) */
+    int compacting, compacted;
     entry *ents;
     size_t nents, cap, dead;
     slot *map;
@@ -171,8 +177,9 @@ static int index_add(cindex *x, const char *id, const rag_dup_key *key, int rows
         x->ents = q;
         x->cap = cap;
     }
+    /* room for as many keys again as the map holds: rebuilt O(log n) times while n grow */
     if ((x->dead > 64 && x->dead > x->nents / 2) || 2 * (x->mapused + keys) > x->mapcap) {
-        if (rebuild(x, keys + x->nents) < 0)
+        if (rebuild(x, keys + x->mapused) < 0)
             return -1;
     }
     entry *e = &x->ents[x->nents];
@@ -236,6 +243,8 @@ void cdedup_index_free(cindex *x)
     free(x->ents);
     free(x->map);
     clog_reader_close(x->rd);
+    if (x->compacting)
+        pthread_join(x->compactor, NULL);
     pthread_mutex_destroy(&x->mu);
     free(x);
 }
@@ -362,11 +371,341 @@ size_t cdedup_index_live(const cindex *x)
     return x->nents - x->dead;
 }
 
+/* ---- snapshots (dupsnap.h) ------------------------------------------------------------ */
+
+#define SNAP_MAGIC "RAGDUPX1"
+#define SNAP_ENTRY_FIXED (2 + 8 + 4 + 4 + 8 + 8 + 4 * RAG_DUP_PERM)
+
+typedef struct sbuf {
+    unsigned char *p;
+    size_t n, cap;
+} sbuf;
+
+static unsigned char *sb_room(sbuf *b, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q)
+            return NULL;
+        b->p = q;
+        b->cap = cap;
+    }
+    b->n += n;
+    return b->p + b->n - n;
+}
+
+static void le_put(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t le_get(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The live entries of the index in their order (decisions depend on it) as a snapshot
+ * body: magic, entry count (u64), then per entry its id length (u16), exact key (u64),
+ * shingle count (u32), band rows (u32), claim time (i64), claim message (u64), the
+ * signature (RAG_DUP_PERM u32) and the id's bytes; little-endian. 0, or -1 when out of
+ * memory (b then holds what was written; the caller frees b->p). */
+static int index_encode(const cindex *x, sbuf *b)
+{
+    unsigned char *p = sb_room(b, 16);
+    if (!p)
+        return -1;
+    memcpy(p, SNAP_MAGIC, 8);
+    le_put(p + 8, x->nents - x->dead, 8);
+    for (size_t i = 0; i < x->nents; i++) {
+        const entry *e = &x->ents[i];
+        if (!e->id)
+            continue;
+        size_t idl = strlen(e->id);
+        if (!(p = sb_room(b, SNAP_ENTRY_FIXED + idl)))
+            return -1;
+        le_put(p, idl, 2);
+        le_put(p + 2, e->key.hash, 8);
+        le_put(p + 10, e->key.shingles, 4);
+        le_put(p + 14, (uint32_t)e->rows, 4);
+        le_put(p + 18, (uint64_t)e->t_ms, 8);
+        le_put(p + 26, e->seq, 8);
+        for (int k = 0; k < RAG_DUP_PERM; k++)
+            le_put(p + 34 + 4 * k, e->key.sig[k], 4);
+        memcpy(p + SNAP_ENTRY_FIXED, e->id, idl);
+    }
+    return 0;
+}
+
+/* The index of collection `name` that a snapshot body describes, or NULL with err (a body
+ * of another format, counts that disagree with its length, an impossible id or band
+ * height; out of memory). */
+static cindex *index_decode(const char *name, const void *body, size_t len, char *err,
+                            size_t errlen)
+{
+    const unsigned char *p = body, *end = p + len;
+    cindex *x = cdedup_index_create(name);
+    if (!x) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uint64_t count = len >= 16 && !memcmp(p, SNAP_MAGIC, 8) ? le_get(p + 8, 8) : UINT64_MAX;
+    if (count > len / SNAP_ENTRY_FIXED) {
+        snprintf(err, errlen, "not a duplicate index snapshot");
+        goto fail;
+    }
+    p += 16;
+    for (uint64_t i = 0; i < count; i++) {
+        size_t idl = (size_t)(end - p) >= SNAP_ENTRY_FIXED ? (size_t)le_get(p, 2) : 0;
+        int rows = idl ? (int)le_get(p + 14, 4) : -1;
+        if (!idl || idl > RAG_DOC_ID_MAX || (size_t)(end - p) < SNAP_ENTRY_FIXED + idl ||
+            rows < 0 || rows > RAG_DUP_PERM || memchr(p + SNAP_ENTRY_FIXED, 0, idl)) {
+            snprintf(err, errlen, "entry %" PRIu64 " malformed", i);
+            goto fail;
+        }
+        char id[RAG_DOC_ID_MAX + 1];
+        rag_dup_key k;
+        memcpy(id, p + SNAP_ENTRY_FIXED, idl);
+        id[idl] = '\0';
+        k.hash = le_get(p + 2, 8);
+        k.shingles = (uint32_t)le_get(p + 10, 4);
+        for (int s = 0; s < RAG_DUP_PERM; s++)
+            k.sig[s] = (uint32_t)le_get(p + 34 + 4 * s, 4);
+        if (index_add(x, id, &k, rows, (int64_t)le_get(p + 18, 8), le_get(p + 26, 8)) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        p += SNAP_ENTRY_FIXED + idl;
+    }
+    if (p != end) {
+        snprintf(err, errlen, "%zu bytes after the last entry", (size_t)(end - p));
+        goto fail;
+    }
+    return x;
+fail:
+    cdedup_index_free(x);
+    return NULL;
+}
+
+/* Moves y's entries into x (its lock, name and reader stay) and frees y. */
+static void index_take(cindex *x, cindex *y)
+{
+    for (size_t i = 0; i < x->nents; i++)
+        free(x->ents[i].id);
+    free(x->ents);
+    free(x->map);
+    x->ents = y->ents;
+    x->nents = y->nents;
+    x->cap = y->cap;
+    x->dead = y->dead;
+    x->map = y->map;
+    x->mapcap = y->mapcap;
+    x->mapused = y->mapused;
+    y->ents = NULL;
+    y->nents = 0;
+    y->map = NULL;
+    cdedup_index_free(y);
+}
+
+static double elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Brings the index to a position the duplicate log can be replayed from: when the log's
+ * first message is past the next one to replay (it was compacted while this router was
+ * behind), or `prefer` (a router with nothing replayed yet), the newest complete snapshot
+ * whose position the log goes on from replaces the index. Never skips a message: with the
+ * log compacted and no such snapshot, -1 with err naming both. */
+static int resync(cdedup *d, cindex *x, int prefer, char *err, size_t errlen)
+{
+    uint64_t first = 0, S = 0, part0 = 0;
+    void *body = NULL;
+    size_t len = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (clog_first(*d->log, x->name, -1, &first, err, errlen) < 0)
+        return -1;
+    int gap = first > x->pos + 1;
+    if (!gap && !prefer)
+        return 0;
+    uint64_t min_S = gap ? first - 1 : x->pos;
+    int got = clog_ensure(*d->log, x->name, CLOG_DUPSNAP, d->cfg->stream_replicas,
+                          d->cfg->dedup_window_s, err, errlen);
+    if (got == 0)
+        got = dupsnap_read_newest(*d->log, x->name, min_S, &S, &body, &len, &part0, err,
+                                  errlen);
+    if (got <= 0) {
+        if (!gap) { /* replayed from the start instead */
+            if (got < 0)
+                fprintf(stderr, "duplicate log of '%s': no snapshot read (%s); replaying "
+                        "the whole log\n", x->name, err);
+            return 0;
+        }
+        if (got == 0)
+            snprintf(err, errlen, "duplicate log of '%s' starts at message %" PRIu64
+                     " (compacted) and no complete snapshot at %" PRIu64 " or later "
+                     "exists", x->name, first, min_S);
+        return -1;
+    }
+    double read_ms = elapsed_ms(&t0);
+    cindex *y = index_decode(x->name, body, len, err, errlen);
+    free(body);
+    if (!y) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "duplicate snapshot of '%s' at %" PRIu64 ": %s", x->name, S,
+                 why);
+        return gap ? -1 : 0;
+    }
+    index_take(x, y);
+    clog_reader_close(x->rd);
+    x->rd = NULL;
+    x->pos = S;
+    x->snap_pos = S;
+    fprintf(stderr, "duplicate index of '%s': snapshot at message %" PRIu64 " loaded (%zu "
+            "documents, %zu bytes) in %.1f ms (read %.1f ms)\n", x->name, S,
+            cdedup_index_live(x), len, elapsed_ms(&t0), read_ms);
+    return 0;
+}
+
+/* A snapshot on its way to the snapshot stream (compact_run's argument, its to free). */
+typedef struct compaction {
+    cdedup *d;
+    cindex *x;
+    sbuf body;
+    uint64_t S, prev;          /* its position; the previous snapshot's */
+} compaction;
+
+/* Writes the snapshot and reads it back, then purges the snapshot stream below it and the
+ * duplicate log below the previous snapshot's position (the messages since are kept: a
+ * router that appended a claim a little earlier still reads it back, one between the two
+ * positions replays from the new snapshot). A failure is logged, and the next decision
+ * past the interval tries again. */
+static void *compact_run(void *arg)
+{
+    compaction *c = arg;
+    cdedup *d = c->d;
+    const char *name = c->x->name;
+    char err[512];
+    void *back = NULL;
+    size_t blen = 0;
+    uint64_t first = 0, last = 0, S = 0, bfirst = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = clog_ensure(*d->log, name, CLOG_DUPSNAP, d->cfg->stream_replicas,
+                         d->cfg->dedup_window_s, err, sizeof err);
+    if (rc == 0)
+        rc = dupsnap_write(*d->log, name, c->S, c->body.p, c->body.n,
+                           d->cfg->publish_timeout_ms, d->cfg->publish_attempts, &first, &last,
+                           err, sizeof err);
+    if (rc == 0) {
+        int got = dupsnap_read_at(*d->log, name, last, &S, &back, &blen, &bfirst, err,
+                                  sizeof err);
+        rc = got == 1 && S == c->S && blen == c->body.n && !memcmp(back, c->body.p, blen)
+                 ? 0 : -1;
+        if (got == 1 && rc < 0)
+            snprintf(err, sizeof err, "read back differs from what was written");
+    }
+    if (rc == 0 && first > 1)
+        rc = clog_purge_below(*d->log, name, CLOG_DUPSNAP, first, err, sizeof err);
+    if (rc == 0 && c->prev > 0)
+        rc = clog_purge_below(*d->log, name, -1, c->prev + 1, err, sizeof err);
+    if (rc == 0)
+        fprintf(stderr, "duplicate log of '%s' compacted: snapshot at message %" PRIu64
+                " (%zu bytes) in %.1f ms, log purged below %" PRIu64 "\n", name, c->S,
+                c->body.n, elapsed_ms(&t0), c->prev + 1);
+    else
+        fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: "
+                "%s\n", name, c->S, err);
+    pthread_mutex_lock(&c->x->mu);
+    if (rc < 0 && c->x->snap_pos == c->S)
+        c->x->snap_pos = c->prev;
+    c->x->compacted = 1;
+    pthread_mutex_unlock(&c->x->mu);
+    free(back);
+    free(c->body.p);
+    free(c);
+    return NULL;
+}
+
+/* Compaction, after a decision (x->mu held): once the index has replayed dup_compact_every
+ * messages past the newest snapshot it knows, its snapshot is taken here and written by a
+ * thread of its own (compact_run), so the writes of the collection go on meanwhile. */
+static void maybe_compact(cdedup *d, cindex *x)
+{
+    int every = d->cfg->dup_compact_every;
+    if (x->compacting && x->compacted) {
+        pthread_join(x->compactor, NULL);
+        x->compacting = x->compacted = 0;
+    }
+    if (every <= 0 || x->compacting || x->pos < x->snap_pos + (uint64_t)every)
+        return;
+    /* another router compacted: none needed yet (a position past this router's is no
+     * snapshot it could have written: a corrupt one, that must not stop compaction) */
+    uint64_t other = dupsnap_peek_last(*d->log, x->name);
+    if (other > x->snap_pos && other <= x->pos)
+        x->snap_pos = other;
+    if (x->pos < x->snap_pos + (uint64_t)every)
+        return;
+    compaction *c = calloc(1, sizeof *c);
+    if (!c || index_encode(x, &c->body) < 0) {
+        fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: out "
+                "of memory\n", x->name, x->pos);
+        if (c)
+            free(c->body.p);
+        free(c);
+        return;
+    }
+    c->d = d;
+    c->x = x;
+    c->S = x->pos;
+    c->prev = x->snap_pos;
+    fprintf(stderr, "duplicate log of '%s': compacting at message %" PRIu64 " (%zu "
+            "documents)\n", x->name, c->S, cdedup_index_live(x));
+    x->snap_pos = c->S;
+    if (pthread_create(&x->compactor, NULL, compact_run, c) != 0) {
+        fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: "
+                "no thread\n", x->name, c->S);
+        x->snap_pos = c->prev;
+        free(c->body.p);
+        free(c);
+        return;
+    }
+    x->compacting = 1;
+}
+
+/* 1 with err when a snapshot took the index past message `upto` whose n verdicts are
+ * wanted (compacted before this router read its own claim back): they cannot be known. */
+static int passed_own(const cindex *x, uint64_t upto, size_t n, char *err, size_t errlen)
+{
+    if (x->pos < upto || !n)
+        return 0;
+    snprintf(err, errlen, "duplicate log of '%s': message %" PRIu64 " was compacted before "
+             "this router read it back; send the request again", x->name, upto);
+    return 1;
+}
+
 /* Reads the duplicate log up to sequence `upto` (replaying each message; the verdicts of
  * message `upto` into verdicts). */
 static int catch_up(cdedup *d, cindex *x, uint64_t upto, rag_dup_verdict *verdicts,
                     uint64_t *canon_seq, int64_t *canon_t, size_t n, char *err, size_t errlen)
 {
+    if (!x->snap_tried && x->pos == 0) {
+        x->snap_tried = 1;
+        if (resync(d, x, d->cfg->dup_compact_every > 0, err, errlen) < 0)
+            return -1;
+        if (passed_own(x, upto, n, err, errlen))
+            return -1;
+    }
     while (x->pos < upto) {
         if (!x->rd &&
             clog_reader_open(*d->log, x->name, -1, x->pos + 1, &x->rd, err, errlen) < 0)
@@ -386,9 +725,13 @@ static int catch_up(cdedup *d, cindex *x, uint64_t upto, rag_dup_verdict *verdic
         }
         if (seq <= x->pos)
             continue;
-        if (seq != x->pos + 1) { /* a gap: read again from the position */
+        if (seq != x->pos + 1) { /* a gap (compacted?): read again from the position */
             clog_reader_close(x->rd);
             x->rd = NULL;
+            if (resync(d, x, 0, err, errlen) < 0)
+                return -1;
+            if (passed_own(x, upto, n, err, errlen))
+                return -1;
             continue;
         }
         if (replay(x, seq, data, len, seq == upto, verdicts, canon_seq, canon_t, n) < 0) {
@@ -576,6 +919,8 @@ int cdedup_decide(cdedup *d, const cluster_coll *c, size_t n, const char *const 
             rc = -1;
         }
     }
+    if (rc == 0)
+        maybe_compact(d, x);
     pthread_mutex_unlock(&x->mu);
     json_decref(claims);
     json_decref(release);
@@ -594,6 +939,8 @@ int cdedup_release(cdedup *d, const cluster_coll *c, const char *id, char *err, 
     uint64_t seq = 0;
     pthread_mutex_lock(&x->mu);
     int rc = msg ? append_and_read(d, x, msg, NULL, NULL, NULL, 0, &seq, err, errlen) : -1;
+    if (rc == 0)
+        maybe_compact(d, x);
     pthread_mutex_unlock(&x->mu);
     json_decref(msg);
     return rc;

@@ -7,12 +7,16 @@
  * sequence order from a given sequence. Collection metadata is a key-value bucket
  * replicated by the same broker. The same connection carries the request-reply traffic of
  * queries (rpc.h). Every call returns 0 or -1 with a message in err. A shard of -1 names
- * the collection's duplicate log (dedup.h), read and appended like a shard's. */
+ * the collection's duplicate log (dedup.h), read and appended like a shard's, and
+ * CLOG_DUPSNAP its snapshot stream (dupsnap.h). */
 #ifndef CLUSTER_LOG_H
 #define CLUSTER_LOG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The shard number of a collection's duplicate-log snapshot stream. */
+#define CLOG_DUPSNAP (-2)
 
 typedef struct clog clog;
 typedef struct clog_reader clog_reader;
@@ -45,6 +49,13 @@ int clog_last(clog *l, const char *coll, int shard, uint64_t *last, char *err, s
 /* The first sequence the log still holds (retention removes older messages; after the
  * removal of every message, the last + 1). */
 int clog_first(clog *l, const char *coll, int shard, uint64_t *first, char *err, size_t errlen);
+/* Message seq of the log: 1 and a copy of its bytes in *data (free()), 0 when the log no
+ * longer (or never) held it, -1 on error. */
+int clog_get(clog *l, const char *coll, int shard, uint64_t seq, void **data, size_t *len,
+             char *err, size_t errlen);
+/* Removes every message of the log below sequence `below` (the sequences go on). */
+int clog_purge_below(clog *l, const char *coll, int shard, uint64_t below, char *err,
+                     size_t errlen);
 /* Retention of the logs clog_ensure creates from now on: at most max_msgs messages, none
  * older than max_age_s seconds (0: no limit). */
 void clog_set_retention(clog *l, int64_t max_msgs, int64_t max_age_s);

@@ -36,10 +36,12 @@ static int fail(char *err, size_t errlen, const char *what, natsStatus s, jsErrC
     return -1;
 }
 
-/* shard < 0: the collection's duplicate log (dedup.h). */
+/* shard -1: the collection's duplicate log (dedup.h); CLOG_DUPSNAP: its snapshots. */
 static void stream_name(const char *coll, int shard, char *buf, size_t n)
 {
-    if (shard < 0)
+    if (shard == CLOG_DUPSNAP)
+        snprintf(buf, n, "RAG_%s_dupsnap", coll);
+    else if (shard < 0)
         snprintf(buf, n, "RAG_%s_dup", coll);
     else
         snprintf(buf, n, "RAG_%s_%d", coll, shard);
@@ -47,7 +49,9 @@ static void stream_name(const char *coll, int shard, char *buf, size_t n)
 
 static void subject_name(const char *coll, int shard, char *buf, size_t n)
 {
-    if (shard < 0)
+    if (shard == CLOG_DUPSNAP)
+        snprintf(buf, n, "rag.dupsnap.%s", coll);
+    else if (shard < 0)
         snprintf(buf, n, "rag.dup.%s", coll);
     else
         snprintf(buf, n, "rag.log.%s.%d", coll, shard);
@@ -189,6 +193,46 @@ int clog_append(clog *l, const char *coll, int shard, const char *msg_id, const 
     *dup = pa->Duplicate;
     jsPubAck_Destroy(pa);
     return 0;
+}
+
+int clog_get(clog *l, const char *coll, int shard, uint64_t seq, void **data, size_t *len,
+             char *err, size_t errlen)
+{
+    char name[300];
+    stream_name(coll, shard, name, sizeof name);
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    *data = NULL;
+    *len = 0;
+    natsStatus s = js_GetMsg(&m, l->js, name, seq, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return 0;
+    if (s != NATS_OK)
+        return fail(err, errlen, name, s, jerr);
+    int n = natsMsg_GetDataLength(m);
+    *data = malloc(n > 0 ? (size_t)n : 1);
+    if (*data && n > 0)
+        memcpy(*data, natsMsg_GetData(m), (size_t)n);
+    natsMsg_Destroy(m);
+    if (!*data) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    *len = (size_t)n;
+    return 1;
+}
+
+int clog_purge_below(clog *l, const char *coll, int shard, uint64_t below, char *err,
+                     size_t errlen)
+{
+    char name[300];
+    stream_name(coll, shard, name, sizeof name);
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Purge.Sequence = below;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PurgeStream(l->js, name, &o, &jerr);
+    return s == NATS_OK ? 0 : fail(err, errlen, name, s, jerr);
 }
 
 void clog_set_retention(clog *l, int64_t max_msgs, int64_t max_age_s)

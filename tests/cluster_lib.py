@@ -28,6 +28,30 @@ def fnv_shard(doc_id, shards=2):
     return h % shards
 
 
+# Text for the duplicate-detection tests: words of a small vocabulary, copies with k words
+# edited (1 of 60: Jaccard about 0.9, a near duplicate; 25: not one).
+DUP_VOCAB = [f"w{i:03d}x" for i in range(600)]
+
+
+def random_text(rnd, n=60):
+    return " ".join(rnd.choice(DUP_VOCAB) for _ in range(n))
+
+
+def edit_words(rnd, t, k):
+    w = t.split()
+    for j in rnd.sample(range(len(w)), k):
+        w[j] = "zz" + w[j]
+    return " ".join(w)
+
+
+def other_shard_id(prefix, shard):
+    """The first id prefix-0, prefix-1, ... that is not on shard `shard` (of 2)."""
+    i = 0
+    while fnv_shard(f"{prefix}-{i}") == shard:
+        i += 1
+    return f"{prefix}-{i}"
+
+
 class Cluster:
     """A cluster started by tools/cluster_dev.sh in `tmp`; collection `t`, 2 shards."""
 

@@ -19,7 +19,8 @@ cl_setup dedup
 
 cl_python <<'PY'
 import json, os, random, subprocess, sys, threading, time
-from cluster_lib import Cluster, fnv_shard
+from cluster_lib import (Cluster, edit_words, fnv_shard, other_shard_id,
+                         random_text)
 
 tmp, bin_, dev = sys.argv[1:4]
 c = Cluster(tmp, bin_, dev)
@@ -28,25 +29,14 @@ routers = [f"http://127.0.0.1:{http + 80}", f"http://127.0.0.1:{http + 81}"]
 base = {"shards": 2, "embedder": "hash", "dim": 32, "index_spec": "Flat",
         "chunk_tokens": 24, "chunk_overlap": 4}
 rnd = random.Random(11)
-VOCAB = [f"w{i:03d}x" for i in range(600)]
 
 
 def text(n=60):
-    return " ".join(rnd.choice(VOCAB) for _ in range(n))
+    return random_text(rnd, n)
 
 
 def edit(t, k):
-    w = t.split()
-    for j in rnd.sample(range(len(w)), k):
-        w[j] = "zz" + w[j]
-    return " ".join(w)
-
-
-def other_shard_id(prefix, shard):
-    i = 0
-    while fnv_shard(f"{prefix}-{i}") == shard:
-        i += 1
-    return f"{prefix}-{i}"
+    return edit_words(rnd, t, k)
 
 
 def post(router, coll, docs):

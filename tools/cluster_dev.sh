@@ -131,6 +131,7 @@ start() {
  "stream_replicas": 3, "dedup_window_s": ${RAGCORE_CLUSTER_DEDUP_WINDOW_S:-120}, "max_lag": ${RAGCORE_CLUSTER_MAX_LAG:-1000},
  "query_timeout_ms": ${RAGCORE_CLUSTER_QUERY_TIMEOUT_MS:-1000}, "ryw_wait_ms": 2000,
  "stream_max_msgs": ${RAGCORE_CLUSTER_STREAM_MAX_MSGS:-0}, "admin_key_file": "$dir/admin.key",
+ "dup_compact_every": ${RAGCORE_CLUSTER_DUP_COMPACT_EVERY:-100000},
  "pii_key_file": "$dir/pii.key"}
 CONF
     # JetStream elects its meta leader after the servers meet: the first client may have to wait
