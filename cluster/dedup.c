@@ -540,9 +540,15 @@ static int resync(cdedup *d, cindex *x, int prefer, char *err, size_t errlen)
     uint64_t min_S = gap ? first - 1 : x->pos;
     int got = clog_ensure(*d->log, x->name, CLOG_DUPSNAP, d->cfg->stream_replicas,
                           d->cfg->dedup_window_s, err, errlen);
-    if (got == 0)
+    if (got == 0) /* the snapshot the record names; the newest in the stream without it */
+        got = dupsnap_read_recorded(*d->log, x->name, min_S, &S, &body, &len, &part0, err,
+                                    errlen);
+    if (got == 0) {
+        fprintf(stderr, "duplicate log of '%s': %s; looking for the newest snapshot in the "
+                "stream\n", x->name, err);
         got = dupsnap_read_newest(*d->log, x->name, min_S, &S, &body, &len, &part0, err,
                                   errlen);
+    }
     if (got <= 0) {
         if (!gap) { /* replayed from the start instead */
             if (got < 0)
@@ -585,11 +591,31 @@ typedef struct compaction {
     uint64_t S, prev;          /* its position; the previous snapshot's */
 } compaction;
 
-/* Writes the snapshot and reads it back, then purges the snapshot stream below it and the
- * duplicate log below the previous snapshot's position (the messages since are kept: a
- * router that appended a claim a little earlier still reads it back, one between the two
- * positions replays from the new snapshot). A failure is logged, and the next decision
- * past the interval tries again. */
+/* Test hook RAGCORE_CLUSTER_TEST_COMPACT_STALL=S: the first compaction of this router
+ * process waits S seconds before it writes its snapshot (a router slowed down while the
+ * others compact at later positions: its snapshot then reaches the stream after theirs). */
+static void compact_test_stall(const char *name, uint64_t S)
+{
+    static int stalled;
+    const char *v = getenv("RAGCORE_CLUSTER_TEST_COMPACT_STALL");
+    int secs = v ? atoi(v) : 0;
+    if (secs <= 0 || __atomic_exchange_n(&stalled, 1, __ATOMIC_SEQ_CST))
+        return;
+    fprintf(stderr, "duplicate log of '%s': test hook: compaction at message %" PRIu64
+            " waits %d s\n", name, S, secs);
+    cluster_sleep_ms(secs * 1000);
+}
+
+/* Writes the snapshot, reads it back and records it as the collection's current one
+ * (dupsnap_record: only when newer than the recorded one). Only a writer that recorded its
+ * snapshot purges, and only below what the record it replaced named: the snapshot stream
+ * below that snapshot's first part (a router still loading the replaced snapshot can finish:
+ * the stream holds two snapshots) and the duplicate log up to that snapshot's position (a
+ * router that loaded it replays from there; the recorded snapshot covers more). Since the
+ * record's position and first part only grow, no purge, however late, reaches the log past
+ * a recorded snapshot or that snapshot's parts. A writer whose snapshot a newer one
+ * superseded purges nothing. A failure is logged, and the next decision past the interval
+ * tries again. */
 static void *compact_run(void *arg)
 {
     compaction *c = arg;
@@ -598,31 +624,42 @@ static void *compact_run(void *arg)
     char err[512];
     void *back = NULL;
     size_t blen = 0;
-    uint64_t first = 0, last = 0, S = 0, bfirst = 0;
+    uint64_t S = 0, bfirst = 0;
+    dupsnap_rec rec = {.S = c->S}, old = {0};
+    int had = 0, recorded = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    compact_test_stall(name, c->S);
     int rc = clog_ensure(*d->log, name, CLOG_DUPSNAP, d->cfg->stream_replicas,
                          d->cfg->dedup_window_s, err, sizeof err);
     if (rc == 0)
         rc = dupsnap_write(*d->log, name, c->S, c->body.p, c->body.n,
-                           d->cfg->publish_timeout_ms, d->cfg->publish_attempts, &first, &last,
-                           err, sizeof err);
+                           d->cfg->publish_timeout_ms, d->cfg->publish_attempts, &rec.first,
+                           &rec.last, err, sizeof err);
     if (rc == 0) {
-        int got = dupsnap_read_at(*d->log, name, last, &S, &back, &blen, &bfirst, err,
+        int got = dupsnap_read_at(*d->log, name, rec.last, &S, &back, &blen, &bfirst, err,
                                   sizeof err);
         rc = got == 1 && S == c->S && blen == c->body.n && !memcmp(back, c->body.p, blen)
                  ? 0 : -1;
         if (got == 1 && rc < 0)
             snprintf(err, sizeof err, "read back differs from what was written");
     }
-    if (rc == 0 && first > 1)
-        rc = clog_purge_below(*d->log, name, CLOG_DUPSNAP, first, err, sizeof err);
-    if (rc == 0 && c->prev > 0)
-        rc = clog_purge_below(*d->log, name, -1, c->prev + 1, err, sizeof err);
-    if (rc == 0)
+    if (rc == 0) {
+        rec.sum = dupsnap_sum(c->body.p, c->body.n);
+        recorded = dupsnap_record(*d->log, name, &rec, &old, &had, err, sizeof err);
+        rc = recorded < 0 ? -1 : 0;
+    }
+    if (recorded == 1 && had)
+        rc = clog_purge_below(*d->log, name, CLOG_DUPSNAP, old.first, err, sizeof err);
+    if (recorded == 1 && had && rc == 0)
+        rc = clog_purge_below(*d->log, name, -1, old.S + 1, err, sizeof err);
+    if (rc == 0 && recorded == 1)
         fprintf(stderr, "duplicate log of '%s' compacted: snapshot at message %" PRIu64
                 " (%zu bytes) in %.1f ms, log purged below %" PRIu64 "\n", name, c->S,
-                c->body.n, elapsed_ms(&t0), c->prev + 1);
+                c->body.n, elapsed_ms(&t0), had ? old.S + 1 : 1);
+    else if (rc == 0)
+        fprintf(stderr, "duplicate log of '%s': snapshot at message %" PRIu64 " written but "
+                "superseded (%s); nothing purged\n", name, c->S, err);
     else
         fprintf(stderr, "duplicate log of '%s': compaction at message %" PRIu64 " failed: "
                 "%s\n", name, c->S, err);

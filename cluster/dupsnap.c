@@ -246,3 +246,124 @@ uint64_t dupsnap_peek_last(clog *l, const char *coll)
     free(data);
     return S;
 }
+
+/* ---- the record of the current snapshot ------------------------------------------------ */
+
+#define RECORD_TRIES 8         /* compare-and-set rounds lost to other writers */
+
+static void record_key(const char *coll, char *key, size_t n)
+{
+    snprintf(key, n, "dupsnap.%s", coll);
+}
+
+uint64_t dupsnap_sum(const void *body, size_t len)
+{
+    return XXH3_64bits(body, len);
+}
+
+int dupsnap_record_get(clog *l, const char *coll, dupsnap_rec *r, uint64_t *rev, char *err,
+                       size_t errlen)
+{
+    char key[160], *text = NULL;
+    record_key(coll, key, sizeof key);
+    memset(r, 0, sizeof *r);
+    if (clog_meta_get_rev(l, key, &text, rev, err, errlen) < 0)
+        return -1;
+    if (!text) {
+        snprintf(err, errlen, "no snapshot of '%s' is recorded", coll);
+        return 0;
+    }
+    json_t *j = json_loads(text, 0, NULL);
+    json_t *S = json_object_get(j, "S"), *first = json_object_get(j, "first"),
+           *last = json_object_get(j, "last");
+    const char *sum = json_string_value(json_object_get(j, "sum"));
+    char *end = NULL;
+    int ok = json_is_integer(S) && json_is_integer(first) && json_is_integer(last) && sum &&
+             strlen(sum) == 16;
+    if (ok) {
+        r->S = (uint64_t)json_integer_value(S);
+        r->first = (uint64_t)json_integer_value(first);
+        r->last = (uint64_t)json_integer_value(last);
+        r->sum = strtoull(sum, &end, 16);
+        ok = *end == '\0' && r->S > 0 && r->first > 0 && r->first <= r->last;
+    }
+    json_decref(j);
+    free(text);
+    if (!ok) {
+        snprintf(err, errlen, "the record of the current snapshot of '%s' (metadata key %s) "
+                 "is malformed", coll, key);
+        memset(r, 0, sizeof *r);
+    }
+    return ok;
+}
+
+int dupsnap_record(clog *l, const char *coll, const dupsnap_rec *nw, dupsnap_rec *replaced,
+                   int *had, char *err, size_t errlen)
+{
+    char key[160], sum[17];
+    record_key(coll, key, sizeof key);
+    snprintf(sum, sizeof sum, "%016" PRIx64, nw->sum);
+    json_t *j = json_pack("{s:I,s:I,s:I,s:s}", "S", (json_int_t)nw->S, "first",
+                          (json_int_t)nw->first, "last", (json_int_t)nw->last, "sum", sum);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    int rc = -1, clash = 0;
+    if (!text)
+        snprintf(err, errlen, "out of memory");
+    for (int t = 0; text && t < RECORD_TRIES && rc < 0; t++) {
+        uint64_t rev = 0;
+        clash = 0;
+        int got = dupsnap_record_get(l, coll, replaced, &rev, err, errlen);
+        if (got < 0)
+            break;
+        *had = got;
+        if (got && (replaced->S >= nw->S || replaced->first >= nw->first)) {
+            snprintf(err, errlen, "the snapshot at message %" PRIu64 " (parts from stream "
+                     "message %" PRIu64 ") is recorded", replaced->S, replaced->first);
+            rc = 0;
+            break;
+        }
+        if (rev == 0) {
+            if (clog_meta_create(l, key, text, &clash, err, errlen) == 0)
+                rc = 1;
+            else if (!clash)
+                break;
+        } else if (clog_meta_update(l, key, text, rev, &clash, err, errlen) == 0) {
+            rc = 1;
+        } else if (!clash) {
+            break;
+        }
+    }
+    if (rc < 0 && clash)
+        snprintf(err, errlen, "record of '%s': %d writers came first", coll, RECORD_TRIES);
+    free(text);
+    return rc;
+}
+
+int dupsnap_read_recorded(clog *l, const char *coll, uint64_t min_S, uint64_t *S, void **body,
+                          size_t *len, uint64_t *first, char *err, size_t errlen)
+{
+    dupsnap_rec r;
+    uint64_t rev = 0;
+    char why[256];
+    *body = NULL;
+    int got = dupsnap_record_get(l, coll, &r, &rev, err, errlen);
+    if (got <= 0)
+        return got;
+    if (r.S < min_S) {
+        snprintf(err, errlen, "the recorded snapshot of '%s' is at message %" PRIu64
+                 ", before %" PRIu64, coll, r.S, min_S);
+        return 0;
+    }
+    got = dupsnap_read_at(l, coll, r.last, S, body, len, first, why, sizeof why);
+    if (got == 1 && (*S != r.S || *first != r.first || dupsnap_sum(*body, *len) != r.sum)) {
+        snprintf(why, sizeof why, "the parts found are of another snapshot");
+        free(*body);
+        *body = NULL;
+        got = 0;
+    }
+    if (got != 1)
+        snprintf(err, errlen, "the recorded snapshot of '%s' at message %" PRIu64 " (stream "
+                 "messages %" PRIu64 "-%" PRIu64 "): %s", coll, r.S, r.first, r.last, why);
+    return got;
+}

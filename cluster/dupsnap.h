@@ -46,4 +46,38 @@ int dupsnap_read_newest(clog *l, const char *coll, uint64_t min_S, uint64_t *S, 
  * (its chain unchecked: a cheap look whether another router compacted already), else 0. */
 uint64_t dupsnap_peek_last(clog *l, const char *coll);
 
+/* The record of a collection's current snapshot: key `dupsnap.<collection>` of the
+ * metadata bucket (collection names hold no '.'), {"S", "first", "last", "sum"}: its
+ * position, the stream sequences of its first and last parts and its body's XXH3-64. It
+ * is changed only by compare-and-set, to a snapshot whose position is greater AND whose
+ * first part is later in the stream than the recorded one's, so both only grow: a purge
+ * below what a replaced record named never reaches a snapshot recorded after it. */
+typedef struct dupsnap_rec {
+    uint64_t S, first, last, sum;
+} dupsnap_rec;
+
+/* XXH3-64 of a snapshot body (the checksum its parts and its record carry). */
+uint64_t dupsnap_sum(const void *body, size_t len);
+
+/* The record of collection coll's current snapshot: 1 with it in *r and its revision in
+ * *rev; 0 when absent (*rev 0) or malformed (*rev its revision, so a writer replaces it),
+ * why in err; -1 on a broker error (err). */
+int dupsnap_record_get(clog *l, const char *coll, dupsnap_rec *r, uint64_t *rev, char *err,
+                       size_t errlen);
+
+/* Records snapshot nw (written and read back) as the current one, by compare-and-set
+ * (retried when another writer came first): 1 when recorded (*had 1 and *replaced the
+ * record it replaced, if any); 0 when not, because the recorded one is at nw->S or later,
+ * or its parts are not before nw's (why in err): its writer must purge nothing; -1 on a
+ * broker error (err). */
+int dupsnap_record(clog *l, const char *coll, const dupsnap_rec *nw, dupsnap_rec *replaced,
+                   int *had, char *err, size_t errlen);
+
+/* The snapshot the record names, when at position >= min_S: 1 with it (as dupsnap_read_at;
+ * its position, first part and checksum checked against the record), 0 when there is no
+ * record or it names no such complete snapshot (why in err: a reader then walks the stream
+ * with dupsnap_read_newest), -1 on a broker error. */
+int dupsnap_read_recorded(clog *l, const char *coll, uint64_t min_S, uint64_t *S, void **body,
+                          size_t *len, uint64_t *first, char *err, size_t errlen);
+
 #endif

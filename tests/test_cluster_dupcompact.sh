@@ -7,11 +7,15 @@
 # monitoring, /jsz). A router restarted after that
 # loads the snapshot and decides as before: a copy of a document claimed before the purge
 # is a duplicate (exact and near), a new document is stored, a re-sent document is not its
-# own duplicate, a deleted document's copy is stored. A corrupt newest snapshot (a part
-# published by hand with a wrong checksum, and bytes of no snapshot) is skipped with a log
-# line: the restarted router falls back to the previous snapshot and decides the same. A
-# negative dup_compact_every is refused with a message naming it. Skipped (77) without
-# nats-server or haproxy.
+# own duplicate, a deleted document's copy is stored. A router loads the snapshot the
+# record of the current snapshot names (metadata key dupsnap.<collection>), not a corrupt
+# newer message of the stream (a part published by hand with a wrong checksum, and bytes of
+# no snapshot); with the record corrupt too, it walks the stream, skips those with a log
+# line and falls back to the previous snapshot, deciding the same. Two compactions far
+# apart at once (test hook RAGCORE_CLUSTER_TEST_COMPACT_STALL: a router's older snapshot
+# written after another router's two newer ones): every router restarted afterwards still
+# rebuilds its index and decides the same. A negative dup_compact_every is refused with a
+# message naming it. Skipped (77) without nats-server or haproxy.
 set -euo pipefail
 src=${RAGCORE_SOURCE_DIR:?}
 . "$src/tests/cluster_lib.sh"
@@ -76,12 +80,12 @@ def nats_pub(subject, payload):
     c.check(line.startswith(b"PONG"), f"publish on {subject}: {line}")
 
 
-def restart(i):
+def restart(i, env=None):
     name = f"router{i + 1}"
     os.kill(c.pid(name), 9)
     c.check(c.wait_exit(name, 10), f"{name} stopped")
     open(f"{tmp}/log/{name}.log", "a").write("--- restarted by the test\n")
-    c.respawn(name)
+    c.respawn(name, env)
     end = time.time() + 30
     while time.time() < end:
         if c.call("GET", "/healthz", timeout=2, front=routers[i])[0] == 200:
@@ -153,19 +157,75 @@ same_decisions(1, "after", canon[4:8])
 c.check("snapshot at message" in after_restart("router2"),
         "the restarted router loaded a snapshot:\n" + after_restart("router2")[-2000:])
 
-# ---- a corrupt newest snapshot: skipped, the previous one used ---------------------------
+# ---- a corrupt newest snapshot: the recorded one used; with the record corrupt, skipped ---
 body = b"RAGDUPX1" + struct.pack("<Q", 0)
 last = dup_stream().get("last_seq", 0)
 bad = struct.pack("<4sIQIIQQQ", b"RDSP", 1, last + 100, 0, 1, 0, len(body), 12345) + body
 nats_pub("rag.dupsnap.d", bad)
 nats_pub("rag.dupsnap.d", b"no snapshot at all")
 time.sleep(0.5)
+# the record of the current snapshot names a good one: the stream's newest is not read
+restart(1)
+same_decisions(1, "recorded", canon[12:16])
+out = after_restart("router2")
+c.check("snapshot at message" in out and "skipped" not in out,
+        "the recorded snapshot was loaded, the corrupt newest not read:\n" + out[-2000:])
+# the record itself corrupt: the stream is walked from its newest message back
+# (published once the compaction the decisions above may have started is over: it would
+# replace the record)
+time.sleep(2)
+nats_pub("rag.dupsnap.d", bad)
+nats_pub("rag.dupsnap.d", b"no snapshot at all")
+nats_pub("$KV.ragcore_meta.dupsnap.d", b'{"S": "no number"}')
+time.sleep(0.5)
 restart(0)
 same_decisions(0, "corrupt", canon[8:12])
 out = after_restart("router1")
-c.check("skipped" in out and "snapshot at message" in out,
-        "the corrupt snapshot was skipped and an older one loaded:\n" + out[-2000:])
+c.check("is malformed" in out and "skipped" in out and "snapshot at message" in out,
+        "the malformed record reported, the corrupt snapshot skipped and an older one "
+        "loaded:\n" + out[-2000:])
 c.check(c.call("GET", "/healthz", front=routers[0])[0] == 200, "router1 still answers")
+
+# ---- two compactions far apart at once: the older written last ---------------------------
+# router1's next compaction waits 12 s before writing (test hook) while router2 compacts at
+# least twice at later positions; router1's older snapshot then reaches the stream after
+# router2's. Every router restarted afterwards (a rolling deploy) must still rebuild its
+# index: the log is never purged past a complete snapshot that can be found.
+restart(0, {"RAGCORE_CLUSTER_TEST_COMPACT_STALL": "12"})
+mark1b = len(c.log_text("router1"))
+race = [{"id": f"race-{i:02d}", "text": text()} for i in range(60)]
+k = 0
+while k < 20 and "waits 12 s" not in c.log_text("router1")[mark1b:]:
+    st, r, got = post(0, [race[k]])
+    c.check(st == 200 and got == (1, 0, 0), f"race canonical {k} via router1: {st} {r}")
+    k += 1
+c.check("waits 12 s" in c.log_text("router1")[mark1b:], "router1 began a compaction")
+t_wait = time.time()
+mark2 = len(c.log_text("router2"))
+while k < 50:
+    st, r, got = post(1, [race[k]])
+    c.check(st == 200 and got == (1, 0, 0), f"race canonical {k} via router2: {st} {r}")
+    k += 1
+n2 = c.log_text("router2")[mark2:].count("compacted: snapshot at message")
+print(f"router2 compacted {n2} times while router1 waited; log: {dup_stream()}", flush=True)
+c.check(n2 >= 2, f"router2 compacted at least twice meanwhile: {n2}")
+# router1's compaction goes on once its wait is over (then written, read back, purged)
+time.sleep(max(0.0, t_wait + 12 + 4 - time.time()))
+print("router1 after the wait:\n" + "\n".join(
+    l for l in c.log_text("router1")[mark1b:].splitlines() if "duplicate" in l), flush=True)
+c.check("written but superseded" in c.log_text("router1")[mark1b:],
+        "router1's older snapshot was not recorded and purged nothing")
+restart(0)
+restart(1)
+a, b = canon[16], race[3]
+for i, d in ((0, a), (1, b)):
+    cp = {"id": other_shard_id(f"rolled{i}", fnv_shard(d["id"])), "text": "  " + d["text"]}
+    st, r, got = post(i, [cp])
+    c.check(st == 200 and got == (0, 1, 0),
+            f"after restarting every router: exact copy of {d['id']} via router{i + 1}: "
+            f"{st} {r}")
+st, r, got = post(0, [{"id": "rolled-new", "text": text()}])
+c.check(st == 200 and got == (1, 0, 0), f"after restarting every router: a new document: {st} {r}")
 print(f"{c.failures} failures", flush=True)
 sys.exit(1 if c.failures else 0)
 PY
