@@ -161,7 +161,8 @@ int clog_ensure(clog *l, const char *coll, int shard, int replicas, int dedup_s,
     cfg.Storage = js_FileStorage;
     cfg.Replicas = replicas;
     cfg.Duplicates = (int64_t)dedup_s * 1000000000LL;
-    /* retention never trims a duplicate log: it is replayed from its start */
+    /* retention never trims a duplicate log or its snapshots: a router rebuilds from them
+     * (compaction, not retention, bounds them) */
     if (l->max_msgs > 0 && shard >= 0)
         cfg.MaxMsgs = l->max_msgs;
     if (l->max_age_s > 0 && shard >= 0)
