@@ -686,11 +686,15 @@ static void maybe_compact(cdedup *d, cindex *x)
     }
     if (every <= 0 || x->compacting || x->pos < x->snap_pos + (uint64_t)every)
         return;
-    /* another router compacted: none needed yet (a position past this router's is no
-     * snapshot it could have written: a corrupt one, that must not stop compaction) */
-    uint64_t other = dupsnap_peek_last(*d->log, x->name);
-    if (other > x->snap_pos && other <= x->pos)
-        x->snap_pos = other;
+    /* another router compacted: none needed yet. The record says which snapshot is
+     * current (one small read; a position past this router's is no snapshot it could have
+     * written: a damaged record, that must not stop compaction) */
+    dupsnap_rec rec;
+    uint64_t rev = 0;
+    char err[256];
+    if (dupsnap_record_get(*d->log, x->name, &rec, &rev, err, sizeof err) == 1 &&
+        rec.S > x->snap_pos && rec.S <= x->pos)
+        x->snap_pos = rec.S;
     if (x->pos < x->snap_pos + (uint64_t)every)
         return;
     compaction *c = calloc(1, sizeof *c);

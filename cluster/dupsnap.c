@@ -232,21 +232,6 @@ int dupsnap_read_newest(clog *l, const char *coll, uint64_t min_S, uint64_t *S, 
     return 0;
 }
 
-uint64_t dupsnap_peek_last(clog *l, const char *coll)
-{
-    char err[256];
-    uint64_t last = 0, S = 0;
-    void *data = NULL;
-    size_t dl = 0;
-    part_hdr h;
-    if (clog_last(l, coll, CLOG_DUPSNAP, &last, err, sizeof err) == 0 && last &&
-        clog_get(l, coll, CLOG_DUPSNAP, last, &data, &dl, err, sizeof err) == 1 &&
-        hdr_read(data, dl, &h) == 0 && h.part + 1 == h.nparts)
-        S = h.S;
-    free(data);
-    return S;
-}
-
 /* ---- the record of the current snapshot ------------------------------------------------ */
 
 #define RECORD_TRIES 8         /* compare-and-set rounds lost to other writers */

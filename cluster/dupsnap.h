@@ -42,10 +42,6 @@ int dupsnap_read_at(clog *l, const char *coll, uint64_t last_seq, uint64_t *S, v
 int dupsnap_read_newest(clog *l, const char *coll, uint64_t min_S, uint64_t *S, void **body,
                         size_t *len, uint64_t *first, char *err, size_t errlen);
 
-/* The position S written in the stream's last message when it is a snapshot's last part
- * (its chain unchecked: a cheap look whether another router compacted already), else 0. */
-uint64_t dupsnap_peek_last(clog *l, const char *coll);
-
 /* The record of a collection's current snapshot: key `dupsnap.<collection>` of the
  * metadata bucket (collection names hold no '.'), {"S", "first", "last", "sum"}: its
  * position, the stream sequences of its first and last parts and its body's XXH3-64. It
