@@ -93,13 +93,16 @@ check "RAGCORE_INT8_ISA=scalar lowers the int8 kernel" grep -q "(int8 GEMM scala
 v=$(RAGCORE_INT8_ISA=avx-vnni "$rc_bin" --version)
 check "RAGCORE_INT8_ISA=avx-vnni caps the int8 kernel at AVX-VNNI" \
     grep -Eq "\(int8 GEMM (AVX-VNNI|AVX2|scalar), " <<<"$v"
-v=$(RAGCORE_INT8_ISA=avx512 "$rc_bin" --version)
-check "an unknown RAGCORE_INT8_ISA is named as ignored, the best kernel kept" \
-    grep -Eq "^ragcore [0-9.]+ \(int8 GEMM [^,]+, fp32 GEMM [^;]+; RAGCORE_INT8_ISA 'avx512' ignored: not avx-vnni, avx2 or scalar\)$" <<<"$v"
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     check "RAGCORE_INT8_ISA=avx-vnni keeps a kernel this CPU has (AVX2 at least)" \
         grep -Eq "\(int8 GEMM (AVX-VNNI|AVX2), " <<<"$v"
 fi
+v=$(RAGCORE_INT8_ISA=avx512 "$rc_bin" --version)
+check "an unknown RAGCORE_INT8_ISA is named as ignored, the best kernel kept" \
+    grep -Eq "^ragcore [0-9.]+ \(int8 GEMM [^,]+, fp32 GEMM [^;]+; RAGCORE_INT8_ISA 'avx512' ignored: not avx-vnni, avx2 or scalar\)$" <<<"$v"
+best=$("$rc_bin" --version | sed -n 's/.*(int8 GEMM \([^,]*\),.*/\1/p')
+check "an unknown RAGCORE_INT8_ISA keeps the kernel chosen without it ($best)" \
+    grep -q "(int8 GEMM $best, " <<<"$v"
 # Search options come from the library's one table: same names, ranges and messages in
 # search, context and eval.
 "$rc_bin" search --db "$db" --candidates 20000 q 2>"$work/err"; code=$?
