@@ -1743,8 +1743,10 @@ cleanup:
 
 /* A search's working memory: its accumulators and the arrays it selects from. Each thread
  * keeps one between searches (so a search neither allocates nor faults in fresh pages),
- * unless its tables outgrew SCRATCH_KEEP slots; a search that finds its thread's scratch
- * busy (rag_lexical_search called from `allow`) uses one of its own. */
+ * but not the parts that outgrew SCRATCH_KEEP entries (at most about 10 MiB are kept: two
+ * tables of 2 MiB and their 0.5 MiB used lists, two candidate arrays of 2 MiB, 1 MiB of
+ * document frequencies); a search that finds its thread's scratch busy
+ * (rag_lexical_search called from `allow`) uses one of its own. */
 typedef struct lex_scratch {
     acc_slot *acc, *dacc;      /* chunk and document tables, alloc / dalloc slots, empty */
     size_t *used, *dused;      /* their used lists (as many entries as slots) */
@@ -1756,7 +1758,7 @@ typedef struct lex_scratch {
     int busy;
 } lex_scratch;
 
-#define SCRATCH_KEEP ((size_t)1 << 17)  /* slots per table a thread keeps (4 MiB) */
+#define SCRATCH_KEEP ((size_t)1 << 16)  /* entries of each array a thread keeps */
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -1838,6 +1840,11 @@ static void scratch_release(lex_scratch *sc, int own)
         free(sc->ccand);
         sc->ccand = NULL;
         sc->cap_ccand = 0;
+    }
+    if (sc->cap_dt > SCRATCH_KEEP) {
+        free(sc->dt);
+        sc->dt = NULL;
+        sc->cap_dt = 0;
     }
     sc->busy = 0;
 }
