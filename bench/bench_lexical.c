@@ -3,7 +3,7 @@
  *
  * usage: bench_lexical [--data DIR] [--store DIR] [--language L] [--stopwords 0|1]
  *                      [--k1 X] [--b X] [--repeat N] [--title 0|1] [--chunk-tokens N]
- *                      [--overlap N] [--stats 0|1]
+ *                      [--overlap N] [--stats 0|1] [--unit document|chunk] [--dump FILE]
  * DIR holds corpus.jsonl.gz, queries.jsonl and qrels/train.tsv (default
  * /work/shared/data/scifact-dev). The store (default $TMPDIR/bench_lexical_store) is
  * rebuilt on each run. --title 0 indexes the text alone; --chunk-tokens N splits each text
@@ -12,7 +12,10 @@
  * --stats 1 also times, after each search, the query's BM25 statistics as a cluster's
  * shard gathers them (rag_lexical_query_stats: chunk and document frequencies, the latter
  * counted from the postings) and the per-term chunk-frequency lookups alone (what those
- * statistics cost before they counted documents). */
+ * statistics cost before they counted documents). --unit chunk scores chunks
+ * (default: documents, as stores do). --dump FILE writes each query's results
+ * of the first round (query id, then rank, chunk id and score as a hex float), so that two
+ * builds can be compared bit for bit (cmp). */
 #include "chunker.h"
 #include "corpus.h"
 #include "lexical.h"
@@ -122,7 +125,8 @@ static int add_fn(rag_txn *txn, void *user)
 
 int main(int argc, char **argv)
 {
-    const char *data = "/work/shared/data/scifact-dev", *store = NULL, *lang = "english";
+    const char *data = "/work/shared/data/scifact-dev", *store = NULL, *lang = "english",
+               *dump_path = NULL;
     int stop = 1, repeat = 1, title = 1, chunk_tokens = 0, overlap = 32, stats = 0;
     rag_bm25_params params;
     rag_bm25_params_init(&params);
@@ -138,6 +142,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--chunk-tokens")) chunk_tokens = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--overlap")) overlap = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--stats")) stats = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dump")) dump_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--unit"))
+            params.unit = strcmp(argv[i + 1], "chunk") ? RAG_LEXICAL_DOCUMENT : RAG_LEXICAL_CHUNK;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 1;
@@ -194,6 +201,11 @@ int main(int argc, char **argv)
             unit_push(&u, i, tt, strlen(tt), "", 0);
         rag_chunk_list_free(&list);
     }
+    FILE *dump = NULL;
+    if (dump_path && !(dump = fopen(dump_path, "w"))) {
+        fprintf(stderr, "cannot write %s\n", dump_path);
+        return 1;
+    }
     double t0 = now();
     for (size_t from = 0; from < u.n; from += 1000) {
         add_batch b = {an, &u, from, from + 1000 < u.n ? from + 1000 : u.n};
@@ -249,6 +261,9 @@ int main(int argc, char **argv)
             }
             if (rep > 0)
                 continue;
+            for (int i = 0; dump && i < n; i++)
+                fprintf(dump, "%s %d %llu %a\n", q->id, i, (unsigned long long)ids[i],
+                        (double)scores[i]);
             double rel[256];
             size_t nrel = 0;
             for (size_t j = 0; j < q->n_judged && nrel < 256; j++)
@@ -294,6 +309,10 @@ int main(int argc, char **argv)
                "\"df_lookups_cpu_ms_p95\":%.4f}\n",
                nlat, rag_eval_quantile(cpu_st, nlat, 0.5), rag_eval_quantile(cpu_st, nlat, 0.95),
                rag_eval_quantile(cpu_df, nlat, 0.5), rag_eval_quantile(cpu_df, nlat, 0.95));
+    if (dump && fclose(dump) != 0) {
+        fprintf(stderr, "cannot write %s\n", dump_path);
+        return 1;
+    }
     free(cpu_st);
     free(cpu_df);
     free(ndcg);

@@ -1367,6 +1367,19 @@ typedef struct acc_slot {
     double best;   /* a document's slot: its best chunk's score */
 } acc_slot;
 
+/* An accumulator: open addressing over mask + 1 slots (a power of 2), empty between
+ * searches; used[0, n) lists the slots this search made, in order, so that only they are
+ * read and emptied again. It holds at most ACC_LOAD of its slots: a search sizes it to
+ * twice its terms' document frequencies (or the collection's chunks), so that only an
+ * index whose postings outnumber their frequency records fills it (RAG_ECORRUPT). */
+typedef struct acc_table {
+    acc_slot *slot;
+    size_t *used;
+    size_t n, mask;
+} acc_table;
+
+#define ACC_LOAD(mask) ((mask) + 1 - ((mask) + 1) / 4)  /* 3/4 of the slots */
+
 /* A term's frequency in one document: its chunks' own tfs summed. */
 typedef struct doc_tf {
     uint64_t doc;
@@ -1376,8 +1389,7 @@ typedef struct doc_tf {
 typedef struct scan_state {
     const unsigned char *prefix;
     size_t plen;
-    acc_slot *acc;         /* NULL: only count the term's documents (by_doc) */
-    size_t mask, n;
+    acc_table *acc;        /* NULL: only count the term's documents (by_doc) */
     double w, k1, b, inv_avgdl;
     int by_doc;            /* also collect the term's document frequencies into dt */
     doc_tf *dt;
@@ -1386,29 +1398,44 @@ typedef struct scan_state {
     int rc;
 } scan_state;
 
-/* The slot of `id` in the open-addressing table acc (mask + 1 slots, never full), or the
- * empty slot where it goes. */
-static size_t acc_slot_of(const acc_slot *acc, size_t mask, uint64_t id)
+/* The slot of `id` in table a, or the empty slot where it goes. Ids are hashed in
+ * aligned groups of 16 that keep their order within a group, so that a term's postings
+ * (ascending ids, often close) touch neighbouring slots. */
+static size_t acc_slot_of(const acc_table *a, uint64_t id)
 {
-    size_t j = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & mask;
-    while (acc[j].id != UINT64_MAX && acc[j].id != id)
-        j = (j + 1) & mask;
+    uint64_t group = ((id >> 4) * 0x9E3779B97F4A7C15ull) >> 16;
+    size_t j = (size_t)((group & ~(uint64_t)15) | (id & 15)) & a->mask;
+    while (a->slot[j].id != UINT64_MAX && a->slot[j].id != id)
+        j = (j + 1) & a->mask;
     return j;
 }
 
-/* Adds `part` to the slot of `id` in acc, making the slot when absent; *n counts slots
- * made. */
-static void acc_add(acc_slot *acc, size_t mask, size_t *n, uint64_t id, uint64_t doc,
-                    double part)
+/* Adds `part` to the slot of `id` in table a, making the slot when absent. RAG_OK, or
+ * RAG_ECORRUPT when the table holds its maximum (see acc_table). */
+static int acc_add(acc_table *a, uint64_t id, uint64_t doc, double part)
 {
-    size_t j = acc_slot_of(acc, mask, id);
-    if (acc[j].id == UINT64_MAX) {
-        acc[j].id = id;
-        acc[j].doc = doc;
-        acc[j].score = 0;
-        (*n)++;
+    size_t j = acc_slot_of(a, id);
+    acc_slot *e = &a->slot[j];
+    if (e->id == UINT64_MAX) {
+        if (a->n >= ACC_LOAD(a->mask))
+            return rag_fail(RAG_ECORRUPT, "lexical index: the query's terms have more "
+                            "postings than their frequency records count ('ragcore check "
+                            "--repair' rebuilds the index)");
+        e->id = id;
+        e->doc = doc;
+        e->score = 0;
+        a->used[a->n++] = j;
     }
-    acc[j].score += part;
+    e->score += part;
+    return RAG_OK;
+}
+
+/* Empties the slots table a made. Can't fail. */
+static void acc_reset(acc_table *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        a->slot[a->used[i]].id = UINT64_MAX;
+    a->n = 0;
 }
 
 /* Lucene's idf of a term held by df of n units (chunks or documents). */
@@ -1424,44 +1451,50 @@ static double bm25_part(double w, double tf, double dl, double k1, double b, dou
     return w * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl * inv_avgdl));
 }
 
-static int accumulate(void *user, const void *key, size_t klen, const void *val, size_t vlen)
+/* Visits a run of one term's postings (rag_store_kv_prefix_scan under the term's
+ * prefix): adds each chunk's share to s->acc and, by document, collects the documents'
+ * own tfs into s->dt. Stops (1) at a key of another length or on an error (s->rc). */
+static int accumulate(void *user, const rag_store_kv_ent *ents, size_t n)
 {
     scan_state *s = user;
-    const unsigned char *v = val;
-    if (klen != s->plen + 8 || memcmp(key, s->prefix, s->plen) != 0)
-        return 1;
-    if (vlen != POST_DOC && (vlen != POST_CHUNK || s->by_doc)) {
-        s->rc = rag_fail(RAG_ECORRUPT, "lexical posting value of %zu bytes", vlen);
-        return 1;
-    }
-    uint64_t id = rag_get_be64((const unsigned char *)key + s->plen);
-    uint64_t doc = vlen == POST_DOC ? id - rag_get_be32(v + 8) : id;
-    uint32_t own = vlen == POST_DOC ? rag_get_be32(v + 16) : 0;
-    double tf = rag_get_be32(v), dl = rag_get_be32(v + 4);
-    if (s->acc) {
-        acc_add(s->acc, s->mask, &s->n, id, doc,
-                bm25_part(s->w, tf, dl, s->k1, s->b, s->inv_avgdl));
-    }
-    if (!s->by_doc || own == 0)
-        return 0;
-    doc_tf *last = s->ndt ? &s->dt[s->ndt - 1] : NULL;
-    if (last && last->doc == doc) {
-        last->tf += own;
-        return 0;
-    }
-    if (last && doc < last->doc)
-        s->unsorted = 1;
-    if (s->ndt == s->cap_dt) {
-        size_t cap = s->cap_dt ? s->cap_dt * 2 : 256;
-        doc_tf *q = rag_realloc(s->dt, cap * sizeof *q);
-        if (!q) {
-            s->rc = RAG_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *v = ents[i].val;
+        size_t vlen = ents[i].vlen;
+        if (ents[i].klen != s->plen + 8)
+            return 1;
+        if (vlen != POST_DOC && (vlen != POST_CHUNK || s->by_doc)) {
+            s->rc = rag_fail(RAG_ECORRUPT, "lexical posting value of %zu bytes", vlen);
             return 1;
         }
-        s->dt = q;
-        s->cap_dt = cap;
+        uint64_t id = rag_get_be64((const unsigned char *)ents[i].key + s->plen);
+        uint64_t doc = vlen == POST_DOC ? id - rag_get_be32(v + 8) : id;
+        uint32_t own = vlen == POST_DOC ? rag_get_be32(v + 16) : 0;
+        double tf = rag_get_be32(v), dl = rag_get_be32(v + 4);
+        if (s->acc && (s->rc = acc_add(s->acc, id, doc,
+                                       bm25_part(s->w, tf, dl, s->k1, s->b, s->inv_avgdl))) !=
+                          RAG_OK)
+            return 1;
+        if (!s->by_doc || own == 0)
+            continue;
+        doc_tf *last = s->ndt ? &s->dt[s->ndt - 1] : NULL;
+        if (last && last->doc == doc) {
+            last->tf += own;
+            continue;
+        }
+        if (last && doc < last->doc)
+            s->unsorted = 1;
+        if (s->ndt == s->cap_dt) {
+            size_t cap = s->cap_dt ? s->cap_dt * 2 : 256;
+            doc_tf *q = rag_realloc(s->dt, cap * sizeof *q);
+            if (!q) {
+                s->rc = RAG_ENOMEM;
+                return 1;
+            }
+            s->dt = q;
+            s->cap_dt = cap;
+        }
+        s->dt[s->ndt++] = (doc_tf){doc, own, rag_get_be32(v + 12)};
     }
-    s->dt[s->ndt++] = (doc_tf){doc, own, rag_get_be32(v + 12)};
     return 0;
 }
 
@@ -1493,7 +1526,7 @@ static long scan_term(rag_txn *txn, scan_state *s)
 {
     s->ndt = 0;
     s->unsorted = 0;
-    int rc = rag_store_kv_scan(txn, T_POSTINGS, s->prefix, s->plen, accumulate, s);
+    int rc = rag_store_kv_prefix_scan(txn, T_POSTINGS, s->prefix, s->plen, accumulate, s);
     if (rc < 0)
         return rc;
     if (s->rc != RAG_OK)
@@ -1507,6 +1540,7 @@ static int before(const acc_slot *a, const acc_slot *b)
     return a->score > b->score || (a->score == b->score && a->id < b->id);
 }
 
+/* Restores the max-heap h[0, n) (best at the root) below i. */
 static void sift_down(acc_slot *h, size_t n, size_t i)
 {
     for (;;) {
@@ -1524,17 +1558,77 @@ static void sift_down(acc_slot *h, size_t n, size_t i)
     }
 }
 
-/* Moves the used slots of a table of cap slots to its front, as a max-heap; returns their
- * count. */
-static size_t acc_heapify(acc_slot *acc, size_t cap)
+/* Restores the min-heap h[0, n) (worst at the root) below i. */
+static void sift_worst(acc_slot *h, size_t n, size_t i)
 {
-    size_t m = 0;
-    for (size_t i = 0; i < cap; i++)
-        if (acc[i].id != UINT64_MAX)
-            acc[m++] = acc[i];
-    for (size_t i = m / 2; i-- > 0;)
-        sift_down(acc, m, i);
-    return m;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && before(&h[m], &h[l]))
+            m = l;
+        if (r < n && before(&h[m], &h[r]))
+            m = r;
+        if (m == i)
+            return;
+        acc_slot t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Reorders c[0, n) so that its first min(k, n) entries are its best (by `before`), best
+ * first, and returns that count; the others follow in no order. O(n log k). Can't fail. */
+static size_t top_k(acc_slot *c, size_t n, size_t k)
+{
+    if (k > n)
+        k = n;
+    for (size_t i = k / 2; i-- > 0;)  /* a heap of the first k, the worst at the root */
+        sift_worst(c, k, i);
+    for (size_t i = k; i < n; i++) {
+        if (k > 0 && before(&c[i], &c[0])) {
+            acc_slot t = c[0];
+            c[0] = c[i];
+            c[i] = t;
+            sift_worst(c, k, 0);
+        }
+    }
+    for (size_t m = k; m > 1; m--) {  /* worst last */
+        acc_slot t = c[0];
+        c[0] = c[m - 1];
+        c[m - 1] = t;
+        sift_worst(c, m - 1, 0);
+    }
+    return k;
+}
+
+/* top_k when k is small beside n; otherwise 0 (next_best then heaps all n, which costs
+ * less than sorting the k best when they are most of them). */
+static size_t top_k_or_none(acc_slot *c, size_t n, size_t k)
+{
+    return k <= n / 4 ? top_k(c, n, k) : 0;
+}
+
+/* Walks c[0, n) best first: the first `top` entries are already in order (top_k); past
+ * them the rest is made a heap once and popped. *i is the walk's position (start 0);
+ * returns 0 when all were walked. */
+static int next_best(acc_slot *c, size_t n, size_t top, size_t *i, acc_slot *out)
+{
+    if (*i < top) {
+        *out = c[(*i)++];
+        return 1;
+    }
+    acc_slot *h = c + top;
+    size_t m = n - *i;  /* entries left in the heap h */
+    if (m == 0)
+        return 0;
+    if (*i == top)
+        for (size_t j = m / 2; j-- > 0;)
+            sift_down(h, m, j);
+    *out = h[0];
+    h[0] = h[m - 1];
+    sift_down(h, m - 1, 0);
+    (*i)++;
+    return 1;
 }
 
 /* Chunks by document key, then best first. */
@@ -1645,57 +1739,232 @@ cleanup:
     return rc;
 }
 
-/* The documents of table dacc (cap slots), best first, each as its best chunk of table acc
- * (by chunk score) that `allow` accepts, into scores and ids until k are found; returns
- * the count. A document whose best chunk is refused falls back to its next ones (the
- * chunks are then sorted by document, once). Reorders both tables. */
-static int pick_docs(acc_slot *acc, acc_slot *dacc, size_t cap, int k, rag_chunk_pred allow,
-                     void *allow_user, float *scores, uint64_t *ids)
+/* ---- search scratch ------------------------------------------------------------------ */
+
+/* A search's working memory: its accumulators and the arrays it selects from. Each thread
+ * keeps one between searches (so a search neither allocates nor faults in fresh pages),
+ * but not the parts that outgrew SCRATCH_KEEP entries (at most about 10 MiB are kept: two
+ * tables of 2 MiB and their 0.5 MiB used lists, two candidate arrays of 2 MiB, 1 MiB of
+ * document frequencies); a search that finds its thread's scratch busy
+ * (rag_lexical_search called from `allow`) uses one of its own. */
+typedef struct lex_scratch {
+    acc_slot *acc, *dacc;      /* chunk and document tables, alloc / dalloc slots, empty */
+    size_t *used, *dused;      /* their used lists (as many entries as slots) */
+    size_t alloc, dalloc;
+    acc_slot *cand, *ccand;    /* candidates: the unit scored, a document's chunks */
+    size_t cap_cand, cap_ccand;
+    doc_tf *dt;
+    size_t cap_dt;
+    int busy;
+} lex_scratch;
+
+#define SCRATCH_KEEP ((size_t)1 << 16)  /* entries of each array a thread keeps */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *p)
 {
-    size_t nc = 0, nd;
-    int sorted = 0, found = 0;
-    for (size_t i = 0; i < cap; i++)
-        dacc[i].doc = UINT64_MAX;
-    for (size_t i = 0; i < cap; i++) {
-        const acc_slot *c = &acc[i];
-        if (c->id == UINT64_MAX)
-            continue;
-        acc_slot *d = &dacc[acc_slot_of(dacc, cap - 1, c->doc)];
-        if (d->id != UINT64_MAX && (d->doc == UINT64_MAX || c->score > d->best ||
-                                    (c->score == d->best && c->id < d->doc))) {
-            d->doc = c->id;
-            d->best = c->score;
-        }
-        acc[nc++] = *c;
+    lex_scratch *sc = p;
+    if (!sc)
+        return;
+    free(sc->acc);
+    free(sc->dacc);
+    free(sc->used);
+    free(sc->dused);
+    free(sc->cand);
+    free(sc->ccand);
+    free(sc->dt);
+    free(sc);
+}
+
+static void scratch_key_make(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* This thread's idle scratch, marked busy, or a new one of the caller's own (*own 1, freed
+ * by scratch_release) when it is busy or cannot be kept. NULL: RAG_ENOMEM. */
+static lex_scratch *scratch_acquire(int *own)
+{
+    lex_scratch *sc = NULL;
+    pthread_once(&scratch_once, scratch_key_make);
+    if (scratch_key_ok)
+        sc = pthread_getspecific(scratch_key);
+    *own = 0;
+    if (sc && !sc->busy) {
+        sc->busy = 1;
+        return sc;
     }
-    nd = acc_heapify(dacc, cap);
-    while (nd > 0 && found < k) {
-        acc_slot top = dacc[0];
-        uint64_t pick = UINT64_MAX;
-        dacc[0] = dacc[--nd];
-        sift_down(dacc, nd, 0);
-        if (top.doc == UINT64_MAX)
+    if (!(sc = rag_calloc(1, sizeof *sc)))
+        return NULL;
+    sc->busy = 1;
+    if (scratch_key_ok && !pthread_getspecific(scratch_key) &&
+        pthread_setspecific(scratch_key, sc) == 0)
+        return sc;
+    *own = 1;
+    return sc;
+}
+
+/* Gives back a scratch (its tables already emptied): frees one of the caller's own, and
+ * the tables of the thread's when they outgrew SCRATCH_KEEP. Can't fail. */
+static void scratch_release(lex_scratch *sc, int own)
+{
+    if (!sc)
+        return;
+    if (own) {
+        scratch_free(sc);
+        return;
+    }
+    if (sc->alloc > SCRATCH_KEEP) {
+        free(sc->acc);
+        free(sc->used);
+        sc->acc = NULL;
+        sc->used = NULL;
+        sc->alloc = 0;
+    }
+    if (sc->dalloc > SCRATCH_KEEP) {
+        free(sc->dacc);
+        free(sc->dused);
+        sc->dacc = NULL;
+        sc->dused = NULL;
+        sc->dalloc = 0;
+    }
+    if (sc->cap_cand > SCRATCH_KEEP) {
+        free(sc->cand);
+        sc->cand = NULL;
+        sc->cap_cand = 0;
+    }
+    if (sc->cap_ccand > SCRATCH_KEEP) {
+        free(sc->ccand);
+        sc->ccand = NULL;
+        sc->cap_ccand = 0;
+    }
+    if (sc->cap_dt > SCRATCH_KEEP) {
+        free(sc->dt);
+        sc->dt = NULL;
+        sc->cap_dt = 0;
+    }
+    sc->busy = 0;
+}
+
+/* Points table a at the first cap slots of *slot (allocated to *alloc slots, all empty),
+ * growing the allocation when smaller. RAG_OK or RAG_ENOMEM. */
+static int table_take(acc_slot **slot, size_t **used, size_t *alloc, size_t cap, acc_table *a)
+{
+    if (*alloc < cap) {
+        free(*slot);
+        free(*used);
+        *alloc = 0;
+        *slot = rag_malloc(cap * sizeof **slot);
+        *used = rag_malloc(cap * sizeof **used);
+        if (!*slot || !*used) {
+            free(*slot);
+            free(*used);
+            *slot = NULL;
+            *used = NULL;
+            return RAG_ENOMEM;
+        }
+        for (size_t i = 0; i < cap; i++)
+            (*slot)[i].id = UINT64_MAX;
+        *alloc = cap;
+    }
+    *a = (acc_table){*slot, *used, 0, cap - 1};
+    return RAG_OK;
+}
+
+/* Copies the slots table a made into *arr (grown to hold them). RAG_OK or RAG_ENOMEM. */
+static int table_copy(const acc_table *a, acc_slot **arr, size_t *cap)
+{
+    if (*cap < a->n) {
+        acc_slot *q = rag_malloc(a->n * sizeof *q);
+        if (!q)
+            return RAG_ENOMEM;
+        free(*arr);
+        *arr = q;
+        *cap = a->n;
+    }
+    for (size_t i = 0; i < a->n; i++)
+        (*arr)[i] = a->slot[a->used[i]];
+    return RAG_OK;
+}
+
+/* ---- search ------------------------------------------------------------------------- */
+
+/* The chunks of table acc, best first, into scores and ids while `allow` (NULL: all)
+ * accepts them, until k are found; returns the count or RAG_ENOMEM. */
+static int pick_chunks(lex_scratch *sc, const acc_table *acc, int k, rag_chunk_pred allow,
+                       void *allow_user, float *scores, uint64_t *ids)
+{
+    int found = 0;
+    size_t i = 0, top;
+    acc_slot c;
+    if (table_copy(acc, &sc->cand, &sc->cap_cand) != RAG_OK)
+        return RAG_ENOMEM;
+    top = top_k_or_none(sc->cand, acc->n, (size_t)k);
+    while (found < k && next_best(sc->cand, acc->n, top, &i, &c)) {
+        if (allow && !allow(allow_user, c.id))
             continue;
-        if (!allow || allow(allow_user, top.doc)) {
-            pick = top.doc;
+        scores[found] = (float)c.score;
+        ids[found++] = c.id;
+    }
+    return found;
+}
+
+/* The documents of table dacc, best first, each as its best chunk of table acc (by chunk
+ * score) that `allow` accepts, into scores and ids until k are found; returns the count
+ * or RAG_ENOMEM. A document whose best chunk is refused falls back to its next ones (the
+ * chunks are then sorted by document, once). */
+static int pick_docs(lex_scratch *sc, const acc_table *acc, acc_table *dacc, int k,
+                     rag_chunk_pred allow, void *allow_user, float *scores, uint64_t *ids)
+{
+    size_t nc = 0, i = 0, top;
+    int found = 0;
+    acc_slot d;
+    for (size_t j = 0; j < dacc->n; j++)
+        dacc->slot[dacc->used[j]].doc = UINT64_MAX;
+    for (size_t j = 0; j < acc->n; j++) {
+        const acc_slot *c = &acc->slot[acc->used[j]];
+        acc_slot *e = &dacc->slot[acc_slot_of(dacc, c->doc)];
+        if (e->id != UINT64_MAX && (e->doc == UINT64_MAX || c->score > e->best ||
+                                    (c->score == e->best && c->id < e->doc))) {
+            e->doc = c->id;
+            e->best = c->score;
+        }
+    }
+    if (table_copy(dacc, &sc->cand, &sc->cap_cand) != RAG_OK)
+        return RAG_ENOMEM;
+    top = top_k_or_none(sc->cand, dacc->n, (size_t)k);
+    while (found < k && next_best(sc->cand, dacc->n, top, &i, &d)) {
+        uint64_t pick = UINT64_MAX;
+        if (d.doc == UINT64_MAX)
+            continue;
+        if (!allow || allow(allow_user, d.doc)) {
+            pick = d.doc;
         } else {
-            size_t lo = 0, hi = nc;
-            if (!sorted)
-                qsort(acc, nc, sizeof *acc, cmp_chunk_by_doc);
-            sorted = 1;
+            size_t lo = 0, hi;
+            if (!nc) {
+                if (table_copy(acc, &sc->ccand, &sc->cap_ccand) != RAG_OK)
+                    return RAG_ENOMEM;
+                nc = acc->n;
+                qsort(sc->ccand, nc, sizeof *sc->ccand, cmp_chunk_by_doc);
+            }
+            const acc_slot *cs = sc->ccand;
+            hi = nc;
             while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                if (acc[mid].doc < top.id)
+                if (cs[mid].doc < d.id)
                     lo = mid + 1;
                 else
                     hi = mid;
             }
-            for (; pick == UINT64_MAX && lo < nc && acc[lo].doc == top.id; lo++)
-                if (acc[lo].id != top.doc && allow(allow_user, acc[lo].id))
-                    pick = acc[lo].id;
+            for (; pick == UINT64_MAX && lo < nc && cs[lo].doc == d.id; lo++)
+                if (cs[lo].id != d.doc && allow(allow_user, cs[lo].id))
+                    pick = cs[lo].id;
         }
         if (pick != UINT64_MAX) {
-            scores[found] = (float)top.score;
+            scores[found] = (float)d.score;
             ids[found++] = pick;
         }
     }
@@ -1709,15 +1978,16 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
 {
     rag_bm25_params p;
     term_bag bag;
-    acc_slot *acc = NULL, *dacc = NULL;
+    lex_scratch *sc = NULL;
+    acc_table acc = {NULL, NULL, 0, 0}, dacc = {NULL, NULL, 0, 0};
     uint32_t *dfs = NULL;
     unsigned char *keys = NULL; /* each term's statistics key, then NUL: its postings' prefix */
     size_t *klens = NULL;
     lex_totals t;
     uint64_t sum_df = 0, want;
-    size_t cap = 16, m = 0, nd = 0;
+    size_t cap = 16;
     scan_state s;
-    int rc, found = 0;
+    int rc, found = 0, own = 0;
     memset(&bag, 0, sizeof bag);
     memset(&s, 0, sizeof s);
     if (params)
@@ -1768,26 +2038,26 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
     want = sum_df < t.chunks ? sum_df : t.chunks;
     while (cap < want * 2)
         cap *= 2;
-    acc = rag_malloc(cap * sizeof *acc);
-    if (by_doc && acc)
-        dacc = rag_malloc(cap * sizeof *dacc);
-    if (!acc || (by_doc && !dacc)) {
+    if (!(sc = scratch_acquire(&own))) {
         rc = RAG_ENOMEM;
         goto cleanup;
     }
-    for (size_t i = 0; i < cap; i++) {
-        acc[i].id = UINT64_MAX;
-        if (dacc)
-            dacc[i].id = UINT64_MAX;
-    }
+    s.dt = sc->dt; /* the scan grows it; handed back to the scratch in cleanup */
+    s.cap_dt = sc->cap_dt;
+    if ((rc = table_take(&sc->acc, &sc->used, &sc->alloc, cap, &acc)) != RAG_OK ||
+        (by_doc && (rc = table_take(&sc->dacc, &sc->dused, &sc->dalloc, cap, &dacc)) != RAG_OK))
+        goto cleanup;
     /* the weights: the store's own statistics, or the given collection-wide ones */
     double N = given ? (double)given->chunks : (double)t.chunks;
     double all_len = given ? (double)given->total_len : (double)t.total;
     double Nd = given_docs ? (double)given->docs : (double)t.docs;
     double doc_len = given_docs ? (double)given->doc_total_len : (double)t.doc_total;
     double inv_avgdl_doc = doc_len > 0 ? Nd / doc_len : 1.0;
-    s = (scan_state){NULL, 0, acc, cap - 1, 0, 0, p.k1, p.b,
-                     all_len > 0 ? N / all_len : 1.0, by_doc, NULL, 0, 0, 0, RAG_OK};
+    s.acc = &acc;
+    s.k1 = p.k1;
+    s.b = p.b;
+    s.inv_avgdl = all_len > 0 ? N / all_len : 1.0;
+    s.by_doc = by_doc;
     for (size_t i = 0; i < bag.cap; i++) {
         const term_ent *e = &bag.slots[i];
         if (!e->len || !dfs[i])
@@ -1810,33 +2080,32 @@ int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, cons
         double ddf = given_docs ? given_df(given, given->doc_df, term, e->len, ndt)
                                 : (double)ndt;
         double dw = bm25_idf(Nd, ddf) * e->tf;
-        for (size_t j = 0; j < ndt; j++)
-            acc_add(dacc, cap - 1, &nd, s.dt[j].doc, s.dt[j].doc,
-                    bm25_part(dw, s.dt[j].tf, s.dt[j].dl, p.k1, p.b, inv_avgdl_doc));
+        for (size_t j = 0; j < ndt && rc == RAG_OK; j++)
+            rc = acc_add(&dacc, s.dt[j].doc, s.dt[j].doc,
+                         bm25_part(dw, s.dt[j].tf, s.dt[j].dl, p.k1, p.b, inv_avgdl_doc));
+        if (rc != RAG_OK)
+            goto cleanup;
     }
-    if (by_doc) {
-        found = pick_docs(acc, dacc, cap, k, allow, allow_user, scores, ids);
-        goto cleanup;
-    }
-    m = acc_heapify(acc, cap);
-    while (m > 0 && found < k) {
-        acc_slot top = acc[0];
-        acc[0] = acc[--m];
-        sift_down(acc, m, 0);
-        if (allow && !allow(allow_user, top.id))
-            continue;
-        scores[found] = (float)top.score;
-        ids[found] = top.id;
-        found++;
+    if (by_doc)
+        rc = pick_docs(sc, &acc, &dacc, k, allow, allow_user, scores, ids);
+    else
+        rc = pick_chunks(sc, &acc, k, allow, allow_user, scores, ids);
+    if (rc >= 0) {
+        found = rc;
+        rc = RAG_OK;
     }
 cleanup:
+    if (sc) {
+        acc_reset(&acc);
+        acc_reset(&dacc);
+        sc->dt = s.dt;
+        sc->cap_dt = s.cap_dt;
+    }
+    scratch_release(sc, own);
     bag_free(&bag);
     free(dfs);
     free(keys);
     free(klens);
-    free(acc);
-    free(dacc);
-    free(s.dt);
     return rc < 0 ? rc : found;
 }
 

@@ -191,7 +191,12 @@ typedef int (*rag_chunk_pred)(void *user, uint64_t chunk_id);
  * score = sum over query terms (repeats count) of
  *         idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
  * idf = ln(1 + (N - df + 0.5) / (df + 0.5)), lengths in indexed terms. Term-at-a-time over
- * each term's posting range; cost O(sum of the query terms' document frequencies). */
+ * each term's posting range; cost O(sum of the query terms' document frequencies). Each
+ * thread keeps its accumulator tables between searches (at most about 10 MiB: enough
+ * for collections of 32,768 chunks; larger ones are freed after the search that needed
+ * them) and frees them when it exits.
+ * RAG_ECORRUPT when the terms' postings outnumber what their frequency records say (a
+ * damaged index: 'ragcore check --repair' rebuilds it). */
 int rag_lexical_search(rag_txn *txn, const rag_analyzer *an, uint32_t coll, const char *query,
                        size_t len, const rag_bm25_params *params, const rag_bm25_stats *given,
                        int k, rag_chunk_pred allow, void *allow_user, float *scores,

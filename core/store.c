@@ -1515,6 +1515,94 @@ int rag_store_kv_scan(rag_txn *t, const char *table, const void *start, size_t s
     return rc;
 }
 
+/* Reads up to `max` entries of cursor c under one guard: the first with `op` (*k holding
+ * its key for MDB_SET_RANGE), then MDB_NEXT, while their keys begin with prefix[0, plen).
+ * *n receives the count read. Returns 0 when the run is full, MDB_NOTFOUND when the range
+ * (or the table) ended, GUARD_FAULT or another LMDB code. */
+static int g_crun(MDB_cursor *c, MDB_cursor_op op, MDB_val *k, const unsigned char *prefix,
+                  size_t plen, rag_store_kv_ent *ents, size_t max, size_t *n)
+{
+    sigjmp_buf jb;
+    MDB_val v;
+    *n = 0;
+    GUARD_ENTER(jb);
+    size_t i = 0;
+    int rc = 0;
+    for (MDB_cursor_op o = op; i < max; o = MDB_NEXT) {
+        if ((rc = mdb_cursor_get(c, k, &v, o)) != 0)
+            break;
+        guard_touch(k->mv_data, k->mv_size);
+        if (k->mv_size < plen || memcmp(k->mv_data, prefix, plen) != 0) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        guard_touch(v.mv_data, v.mv_size);
+        ents[i++] = (rag_store_kv_ent){k->mv_data, v.mv_data, k->mv_size, v.mv_size};
+    }
+    GUARD_LEAVE();
+    guard_jb = NULL; /* (jb dies with this frame) */
+    *n = i;
+    return rc;
+}
+
+/* Opens the sealed values of ents[0, n) of table `name` into the transaction's cursor
+ * buffer, pointing each entry at its plaintext. */
+static int run_open(rag_txn *t, const char *name, rag_store_kv_ent *ents, size_t n)
+{
+    size_t total = 1, off = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ents[i].vlen;
+    if (grow(&t->cur, &t->cur_cap, total) != RAG_OK)
+        return RAG_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        MDB_val key = {ents[i].klen, (void *)ents[i].key};
+        MDB_val v = {ents[i].vlen, (void *)ents[i].val};
+        int rc = unseal_into(t, name, &key, &v, t->cur + off);
+        if (rc != RAG_OK)
+            return rc;
+        off += ents[i].vlen;
+        ents[i].val = v.mv_data;
+        ents[i].vlen = v.mv_size;
+    }
+    return RAG_OK;
+}
+
+int rag_store_kv_prefix_scan(rag_txn *t, const char *table, const void *prefix, size_t plen,
+                             rag_store_kv_run_fn visit, void *user)
+{
+    rag_store_kv_ent ents[RAG_STORE_KV_RUN];
+    MDB_dbi dbi = 0;
+    MDB_cursor *c = NULL;
+    int rc = kv_dbi(t, table, &dbi);
+    if (rc == RAG_ENOTFOUND)
+        return RAG_OK;
+    if (rc != RAG_OK)
+        return rc;
+    if (plen == 0 || plen > 511)
+        return rag_fail(RAG_EINVAL, "aux key prefix length %zu outside 1..511", plen);
+    if ((rc = mdb_cursor_open(t->txn, dbi, &c)) != 0)
+        return mdb_status(t, rc, "open cursor");
+    const char *sealed = sealed_table(t->st, dbi);
+    MDB_val k = {plen, (void *)prefix};
+    MDB_cursor_op op = MDB_SET_RANGE;
+    int mrc = 0;
+    while (mrc == 0) {
+        size_t n = 0;
+        mrc = g_crun(c, op, &k, prefix, plen, ents, RAG_STORE_KV_RUN, &n);
+        op = MDB_NEXT;
+        if (n == 0)
+            break;
+        if (sealed && (rc = run_open(t, sealed, ents, n)) != RAG_OK)
+            break;
+        if ((rc = visit(user, ents, n)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == RAG_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_status(t, mrc, "scan aux table");
+    return rc;
+}
+
 int rag_store_kv_trim(rag_txn *t, const char *table, const void *end, size_t elen,
                       long *deleted)
 {

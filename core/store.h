@@ -183,6 +183,23 @@ typedef int (*rag_store_kv_visit_fn)(void *user, const void *key, size_t klen,
                                      const void *val, size_t vlen);
 int rag_store_kv_scan(rag_txn *txn, const char *table, const void *start, size_t slen,
                       rag_store_kv_visit_fn visit, void *user);
+/* One entry of a prefix scan: key and value borrowed for the visit (see below). */
+typedef struct rag_store_kv_ent {
+    const void *key, *val;
+    size_t klen, vlen;
+} rag_store_kv_ent;
+/* Longest run of entries rag_store_kv_prefix_scan hands to one visit. */
+#define RAG_STORE_KV_RUN 64
+typedef int (*rag_store_kv_run_fn)(void *user, const rag_store_kv_ent *ents, size_t n);
+/* Visits the entries of `table` whose keys begin with prefix[0, plen), in key order, in
+ * runs of 1..RAG_STORE_KV_RUN entries: each run is read under one crash-safety guard (a
+ * damaged page fails the scan with RAG_ECORRUPT before its run is visited) and visited by
+ * one call. The keys and values of a run are borrowed until visit returns (a sealed
+ * table's values are opened into the transaction's cursor buffer). A non-zero return from
+ * visit stops the scan and is returned as is. RAG_OK when the range ends (or the table is
+ * not open); RAG_EINVAL for plen outside 1..511; RAG_EKEY, RAG_ENOMEM or a store error. */
+int rag_store_kv_prefix_scan(rag_txn *txn, const char *table, const void *prefix, size_t plen,
+                             rag_store_kv_run_fn visit, void *user);
 /* Bytes of store pages (branch, leaf and overflow) that aux table `table` occupies. */
 int rag_store_kv_bytes(rag_txn *txn, const char *table, uint64_t *bytes);
 /* Deletes entries in key order, oldest first for time-keyed tables, while the table

@@ -1020,6 +1020,256 @@ done:
     rag_store_close(old);
 }
 
+/* ---- selection of the best, scratch reuse, damaged frequency records -------------------- */
+
+#define MANY 240 /* chunks of the "many" collection (one per document) */
+
+/* Chunk i (1..MANY) holds "common" (i % 7 + 1) times and "rare" when i % 40 == 0, padded
+ * to a length that varies with i % 11, so scores differ and some tie. */
+static int add_many(rag_txn *txn, void *user)
+{
+    const rag_analyzer *an = user;
+    char text[512];
+    for (uint64_t i = 1; i <= MANY; i++) {
+        size_t len = 0;
+        for (uint64_t r = 0; r < i % 7 + 1; r++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "common ");
+        for (uint64_t r = 0; r < i % 11; r++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "pad%u ", (unsigned)r);
+        if (i % 40 == 0)
+            len += (size_t)snprintf(text + len, sizeof text - len, "rare");
+        int rc = rag_lexical_add(txn, an, 5, i, text, len);
+        if (rc != RAG_OK)
+            return rc;
+    }
+    return RAG_OK;
+}
+
+typedef struct ranked {
+    int n;
+    float scores[MANY];
+    uint64_t ids[MANY];
+} ranked;
+
+static ranked search_all(rag_store *st, const rag_analyzer *an, const char *q, int unit, int k,
+                         rag_chunk_pred allow, void *allow_user)
+{
+    ranked r;
+    rag_bm25_params p;
+    rag_txn *txn = NULL;
+    memset(&r, 0, sizeof r);
+    rag_bm25_params_init(&p);
+    p.unit = unit;
+    if (rag_store_read(st, &txn) != RAG_OK) {
+        r.n = -100;
+        return r;
+    }
+    r.n = rag_lexical_search(txn, an, 5, q, strlen(q), &p, NULL, k, allow, allow_user,
+                             r.scores, r.ids);
+    rag_txn_end(txn);
+    return r;
+}
+
+/* Refuses the first `skip` chunks of the full ranking `full`, counting its calls. */
+typedef struct refuse_top {
+    const ranked *full;
+    int skip, calls;
+} refuse_top;
+
+static int refuse_top_fn(void *user, uint64_t id)
+{
+    refuse_top *f = user;
+    f->calls++;
+    for (int i = 0; i < f->skip; i++)
+        if (f->full->ids[i] == id)
+            return 0;
+    return 1;
+}
+
+/* The k best of many candidates (k small beside them, so selected without sorting them
+ * all) are the head of the full ranking, bit for bit, by chunk and by document; when
+ * `allow` refuses the first ones, the walk goes on past the k selected, in order, calling
+ * it once per candidate. */
+static void test_top_k_selection(void)
+{
+    rag_store *st = open_store("lexical_top_k");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(rag_store_write(st, add_many, an));
+    for (int unit = RAG_LEXICAL_DOCUMENT; unit <= RAG_LEXICAL_CHUNK; unit++) {
+        ASSERT_TRUE(unit == RAG_LEXICAL_DOCUMENT || unit == RAG_LEXICAL_CHUNK);
+        ranked full = search_all(st, an, "common rare", unit, MANY, NULL, NULL);
+        ASSERT_EQ_INT(full.n, MANY);
+        for (int i = 1; i < full.n; i++) /* best first, ties by lower id */
+            ASSERT_TRUE(full.scores[i - 1] > full.scores[i] ||
+                        (full.scores[i - 1] == full.scores[i] &&
+                         full.ids[i - 1] < full.ids[i]));
+        ASSERT_EQ_INT(full.ids[0] % 40, 0); /* "rare" ranks its chunks first */
+        ranked top = search_all(st, an, "common rare", unit, 10, NULL, NULL);
+        ASSERT_EQ_INT(top.n, 10);
+        ASSERT_TRUE(memcmp(top.ids, full.ids, 10 * sizeof *top.ids) == 0);
+        ASSERT_TRUE(memcmp(top.scores, full.scores, 10 * sizeof *top.scores) == 0);
+        refuse_top f = {&full, 15, 0};
+        top = search_all(st, an, "common rare", unit, 10, refuse_top_fn, &f);
+        ASSERT_EQ_INT(top.n, 10);
+        ASSERT_EQ_INT(f.calls, 25);
+        ASSERT_TRUE(memcmp(top.ids, full.ids + 15, 10 * sizeof *top.ids) == 0);
+        ASSERT_TRUE(memcmp(top.scores, full.scores + 15, 10 * sizeof *top.scores) == 0);
+        /* refusing all but the last: found after every candidate was offered */
+        f = (refuse_top){&full, MANY - 1, 0};
+        top = search_all(st, an, "common rare", unit, 10, refuse_top_fn, &f);
+        ASSERT_EQ_INT(top.n, 1);
+        ASSERT_EQ_INT(f.calls, MANY);
+        ASSERT_EQ_INT(top.ids[0], full.ids[MANY - 1]);
+    }
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+/* A search from inside `allow` (the thread's scratch is then busy) gets its own results and
+ * leaves the outer search's intact. */
+typedef struct nested {
+    rag_txn *txn;
+    const rag_analyzer *an;
+    int inner_n;
+    uint64_t inner_first;
+} nested;
+
+static int nested_allow(void *user, uint64_t id)
+{
+    nested *x = user;
+    float sc[4];
+    uint64_t ids[4];
+    (void)id;
+    x->inner_n = rag_lexical_search(x->txn, x->an, 5, "rare", 4, NULL, NULL, 4, NULL, NULL, sc,
+                                    ids);
+    x->inner_first = ids[0];
+    return 1;
+}
+
+static void test_nested_search(void)
+{
+    rag_store *st = open_store("lexical_nested");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(rag_store_write(st, add_many, an));
+    ranked plain = search_all(st, an, "common", RAG_LEXICAL_DOCUMENT, 20, NULL, NULL);
+    ranked rare = search_all(st, an, "rare", RAG_LEXICAL_DOCUMENT, 4, NULL, NULL);
+    ASSERT_EQ_INT(plain.n, 20);
+    ASSERT_EQ_INT(rare.n, MANY / 40 < 4 ? MANY / 40 : 4);
+    nested x = {NULL, an, 0, 0};
+    ASSERT_OK(rag_store_read(st, &x.txn));
+    ranked r;
+    memset(&r, 0, sizeof r);
+    r.n = rag_lexical_search(x.txn, an, 5, "common", 6, NULL, NULL, 20, nested_allow, &x,
+                             r.scores, r.ids);
+    rag_txn_end(x.txn);
+    ASSERT_EQ_INT(r.n, 20);
+    ASSERT_EQ_INT(x.inner_n, rare.n);
+    ASSERT_EQ_INT(x.inner_first, rare.ids[0]);
+    ASSERT_TRUE(memcmp(r.ids, plain.ids, 20 * sizeof *r.ids) == 0);
+    ASSERT_TRUE(memcmp(r.scores, plain.scores, 20 * sizeof *r.scores) == 0);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+/* Searches on several threads at once (each with its own scratch) give what one thread
+ * alone gives. */
+typedef struct search_thread {
+    rag_store *st;
+    const rag_analyzer *an;
+    const ranked *want;
+    const char *q;
+    int bad;
+} search_thread;
+
+static void *search_many(void *user)
+{
+    search_thread *t = user;
+    for (int i = 0; i < 50; i++) {
+        ranked r = search_all(t->st, t->an, t->q, RAG_LEXICAL_DOCUMENT, 30, NULL, NULL);
+        if (r.n != t->want->n || memcmp(r.ids, t->want->ids, sizeof r.ids) != 0 ||
+            memcmp(r.scores, t->want->scores, sizeof r.scores) != 0)
+            t->bad++;
+    }
+    return NULL;
+}
+
+static void test_search_threads(void)
+{
+    static const char *const queries[] = {"common", "rare pad3", "pad1 common", "rare"};
+    rag_store *st = open_store("lexical_threads");
+    rag_analyzer *an = NULL;
+    ranked want[4];
+    search_thread ts[4];
+    pthread_t tid[4];
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(rag_store_write(st, add_many, an));
+    for (int i = 0; i < 4; i++) {
+        want[i] = search_all(st, an, queries[i], RAG_LEXICAL_DOCUMENT, 30, NULL, NULL);
+        ASSERT_TRUE(want[i].n > 0);
+        ts[i] = (search_thread){st, an, &want[i], queries[i], 0};
+    }
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ_INT(pthread_create(&tid[i], NULL, search_many, &ts[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(tid[i], NULL);
+        ASSERT_EQ_INT(ts[i].bad, 0);
+    }
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
+/* A term's frequency record understating its postings (a damaged index: 1 where 240
+ * chunks hold "common") fails the search with RAG_ECORRUPT, where the accumulator sized
+ * from it would otherwise fill up. */
+static int understate_df(rag_txn *txn, void *user)
+{
+    unsigned char k[4 + 6], v[4] = {0, 0, 0, 1};
+    (void)user;
+    k[0] = k[1] = k[2] = 0;
+    k[3] = 5;
+    memcpy(k + 4, "common", 6);
+    return rag_store_kv_put(txn, "lex_stats", k, sizeof k, v, 4);
+}
+
+static void test_understated_df(void)
+{
+    rag_store *st = open_store("lexical_understated_df");
+    rag_analyzer *an = NULL;
+    ASSERT_TRUE(st != NULL);
+    ASSERT_OK(rag_analyzer_create("none", 0, &an));
+    if (!st || !an)
+        goto done;
+    ASSERT_OK(rag_store_write(st, add_many, an));
+    ASSERT_EQ_INT(search_all(st, an, "common", RAG_LEXICAL_CHUNK, 10, NULL, NULL).n, 10);
+    ASSERT_OK(rag_store_write(st, understate_df, NULL));
+    for (int unit = RAG_LEXICAL_DOCUMENT; unit <= RAG_LEXICAL_CHUNK; unit++) {
+        ASSERT_EQ_INT(search_all(st, an, "common", unit, 10, NULL, NULL).n, RAG_ECORRUPT);
+        ASSERT_TRUE(strstr(rag_errmsg(), "frequency records") != NULL);
+    }
+    /* the next search on this thread starts from empty tables */
+    ranked r = search_all(st, an, "rare", RAG_LEXICAL_CHUNK, 10, NULL, NULL);
+    ASSERT_EQ_INT(r.n, MANY / 40);
+    for (int i = 0; i < r.n; i++)
+        ASSERT_EQ_INT(r.ids[i] % 40, 0);
+done:
+    rag_analyzer_free(an);
+    rag_store_close(st);
+}
+
 int main(void)
 {
     RUN_TEST(test_analyzer_english);
@@ -1033,5 +1283,9 @@ int main(void)
     RUN_TEST(test_purge);
     RUN_TEST(test_unicode_search);
     RUN_TEST(test_encrypted_terms);
+    RUN_TEST(test_top_k_selection);
+    RUN_TEST(test_nested_search);
+    RUN_TEST(test_search_threads);
+    RUN_TEST(test_understated_df);
     return TEST_REPORT();
 }

@@ -608,6 +608,137 @@ static void test_hits_without_doc_fields(void)
     ASSERT_STR_EQ(after, before);
 }
 
+/* ---- prefix scans ------------------------------------------------------------------------ */
+
+#define PFX_KEYS 150 /* "p000".."p149" */
+
+/* Writes "o9", "p", "p000".."p149" and "q0" into "querylog", each valued "v" + its key. */
+static int pfx_write(rag_txn *txn, void *user)
+{
+    char k[16], v[24];
+    int rc = RAG_OK;
+    (void)user;
+    for (int i = -3; i < PFX_KEYS && rc == RAG_OK; i++) {
+        if (i == -3)
+            snprintf(k, sizeof k, "o9");
+        else if (i == -2)
+            snprintf(k, sizeof k, "p");
+        else if (i == -1)
+            snprintf(k, sizeof k, "q0");
+        else
+            snprintf(k, sizeof k, "p%03d", i);
+        snprintf(v, sizeof v, "v%s", k);
+        rc = rag_store_kv_put(txn, "querylog", k, strlen(k), v, strlen(v));
+    }
+    return rc;
+}
+
+typedef struct pfx_seen {
+    char keys[PFX_KEYS + 4][16];
+    int n, runs, max_run, stop_at, bad_value;
+} pfx_seen;
+
+static int pfx_visit(void *user, const rag_store_kv_ent *ents, size_t n)
+{
+    pfx_seen *p = user;
+    p->runs++;
+    if ((int)n > p->max_run)
+        p->max_run = (int)n;
+    for (size_t i = 0; i < n && p->n < PFX_KEYS + 4; i++) {
+        char *k = p->keys[p->n++];
+        snprintf(k, 16, "%.*s", (int)(ents[i].klen < 15 ? ents[i].klen : 15),
+                 (const char *)ents[i].key);
+        if (ents[i].vlen != ents[i].klen + 1 || ((const char *)ents[i].val)[0] != 'v' ||
+            memcmp((const char *)ents[i].val + 1, ents[i].key, ents[i].klen) != 0)
+            p->bad_value++;
+    }
+    return p->runs == p->stop_at ? 7 : 0;
+}
+
+static int pfx_scan(rag_store *st, const char *table, const char *prefix, size_t plen,
+                    pfx_seen *p, int stop_at)
+{
+    rag_txn *txn = NULL;
+    memset(p, 0, sizeof *p);
+    p->stop_at = stop_at;
+    int rc = rag_store_read(st, &txn);
+    if (rc == RAG_OK)
+        rc = rag_store_kv_prefix_scan(txn, table, prefix, plen, pfx_visit, p);
+    rag_txn_end(txn);
+    return rc;
+}
+
+/* rag_store_kv_prefix_scan visits exactly the keys under the prefix, in order, in runs of
+ * at most RAG_STORE_KV_RUN, with their values (opened on an encrypted store, whose
+ * "querylog" is sealed); stops where visit says and returns its status; refuses empty
+ * prefixes; sees nothing in a table not open; an encrypted store without its key is
+ * RAG_EKEY. */
+static void test_prefix_scan(void)
+{
+    static const char *const secrets[] = {NULL, "a passphrase for the prefix scan test"};
+    for (int enc = 0; enc < 2; enc++) {
+        fresh_dir(enc ? "store_prefix_scan_enc" : "store_prefix_scan");
+        rag_store *st = NULL;
+        pfx_seen p;
+        ASSERT_OK(rag_store_open(dir, 0, &st));
+        ASSERT_OK(rag_store_unlock(st, secrets[enc]));
+        ASSERT_OK(rag_store_write(st, pfx_write, NULL));
+
+        ASSERT_OK(pfx_scan(st, "querylog", "p", 1, &p, 0));
+        ASSERT_EQ_INT(p.n, PFX_KEYS + 1);
+        ASSERT_STR_EQ(p.keys[0], "p");
+        ASSERT_STR_EQ(p.keys[1], "p000");
+        ASSERT_STR_EQ(p.keys[PFX_KEYS], "p149");
+        ASSERT_EQ_INT(p.runs, (PFX_KEYS + 1 + RAG_STORE_KV_RUN - 1) / RAG_STORE_KV_RUN);
+        ASSERT_EQ_INT(p.max_run, RAG_STORE_KV_RUN);
+        ASSERT_EQ_INT(p.bad_value, 0);
+        for (int i = 1; i < p.n; i++)
+            ASSERT_TRUE(strcmp(p.keys[i - 1], p.keys[i]) < 0);
+
+        /* the range ends at the first key past the prefix, within a run */
+        ASSERT_OK(pfx_scan(st, "querylog", "p07", 3, &p, 0));
+        ASSERT_EQ_INT(p.n, 10);
+        ASSERT_EQ_INT(p.runs, 1);
+        ASSERT_STR_EQ(p.keys[0], "p070");
+        ASSERT_STR_EQ(p.keys[9], "p079");
+        ASSERT_OK(pfx_scan(st, "querylog", "p149", 4, &p, 0));
+        ASSERT_EQ_INT(p.n, 1);
+        ASSERT_OK(pfx_scan(st, "querylog", "q", 1, &p, 0));
+        ASSERT_EQ_INT(p.n, 1);
+        ASSERT_STR_EQ(p.keys[0], "q0");
+        /* no key under the prefix, before the first key, past the last */
+        ASSERT_OK(pfx_scan(st, "querylog", "p2", 2, &p, 0));
+        ASSERT_EQ_INT(p.runs, 0);
+        ASSERT_OK(pfx_scan(st, "querylog", "a", 1, &p, 0));
+        ASSERT_EQ_INT(p.runs, 0);
+        ASSERT_OK(pfx_scan(st, "querylog", "z", 1, &p, 0));
+        ASSERT_EQ_INT(p.runs, 0);
+
+        /* visit's non-zero status stops the scan after its run and is returned */
+        ASSERT_EQ_INT(pfx_scan(st, "querylog", "p", 1, &p, 2), 7);
+        ASSERT_EQ_INT(p.runs, 2);
+        ASSERT_EQ_INT(p.n, 2 * RAG_STORE_KV_RUN);
+
+        /* argument errors, and tables that are not open */
+        ASSERT_EQ_INT(pfx_scan(st, "querylog", "p", 0, &p, 0), RAG_EINVAL);
+        char big[600];
+        memset(big, 'p', sizeof big);
+        ASSERT_EQ_INT(pfx_scan(st, "querylog", big, 512, &p, 0), RAG_EINVAL);
+        ASSERT_EQ_INT(pfx_scan(st, "", "p", 1, &p, 0), RAG_EINVAL);
+        ASSERT_OK(pfx_scan(st, "nosuchtable", "p", 1, &p, 0));
+        ASSERT_EQ_INT(p.runs, 0);
+        rag_store_close(st);
+
+        /* the sealed values of an encrypted store need its key */
+        if (enc) {
+            ASSERT_OK(rag_store_open(dir, 1, &st));
+            ASSERT_EQ_INT(pfx_scan(st, "querylog", "p", 1, &p, 0), RAG_EKEY);
+            ASSERT_EQ_INT(p.runs, 0);
+            rag_store_close(st);
+        }
+    }
+}
+
 int main(void)
 {
     RUN_TEST(test_roundtrip_and_reopen);
@@ -619,5 +750,6 @@ int main(void)
     RUN_TEST(test_encrypted_reread);
     RUN_TEST(test_chunk_doc_fields);
     RUN_TEST(test_hits_without_doc_fields);
+    RUN_TEST(test_prefix_scan);
     return TEST_REPORT();
 }
