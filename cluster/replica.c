@@ -629,14 +629,17 @@ static void *applier_main(void *arg)
  *      1800 s): then the new replica gives up on that peer and sends it "done" (step 4),
  *      and until that backup is made the peer answers a start for the same store with
  *      {"error":"busy: ..."}, so that another replica of the shard is asked;
- *   3. {"op":"get","id","file","offset"} -> 'D' + up to BACKUP_CHUNK bytes of that file, or
- *      'E' + a message;
+ *   3. {"op":"get","id","file","offset"} -> 'D' + up to BACKUP_CHUNK bytes of that file (of
+ *      a ready backup this replica made, a name it lists), or 'E' + a message;
  *   4. {"op":"done","id"} -> the peer removes the backup (one still being made once it is
  *      made: its thread cannot be interrupted). A backup nobody asks about for
  *      backup_idle_ms (RAGCORE_CLUSTER_BACKUP_IDLE_S, default 300 s) is removed too: the
  *      new replica gave up, died, or asked again and was answered by another peer.
  * then restores the copy into its store directory (rag_restore) and reads the log from the
- * copy's saved position + 1. */
+ * copy's saved position + 1. Each answer comes from another machine: the new replica checks
+ * it before using it (cluster_backup_check_offer, cluster_backup_check, cluster_backup_part
+ * in replica.h), and a backup's name ends in random bits, so that steps 2 to 4 need the
+ * name step 1 answered. */
 
 #define BACKUP_CHUNK CLUSTER_BACKUP_CHUNK
 #define BACKUP_ASK_TIMEOUT_MS 5000 /* start, status: answered at once */
