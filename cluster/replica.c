@@ -1271,6 +1271,14 @@ long cluster_backup_part(const char *part, size_t len, int64_t off, int64_t size
                  (long long)size, n, (long long)off);
         return -1;
     }
+    /* a peer reads whole parts of a file that does not change: a shorter one (a peer
+     * dripping bytes to hold the copy for ever) is refused */
+    if ((int64_t)n < size - off && n < BACKUP_CHUNK) {
+        snprintf(err, errlen, "a part of %zu bytes at offset %lld, short of the %lld asked for",
+                 n, (long long)off,
+                 (long long)(size - off < BACKUP_CHUNK ? size - off : BACKUP_CHUNK));
+        return -1;
+    }
     return (long)n;
 }
 

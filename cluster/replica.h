@@ -60,8 +60,9 @@ int cluster_backup_check(const json_t *st, const char *peer, const char *id, uin
                          uint64_t *total, char *err, size_t errlen);
 
 /* Checks the reply (part, len bytes) to a "get" of the file of `size` bytes at offset off:
- * the number of data bytes it holds (1..CLUSTER_BACKUP_CHUNK, not past size), or -1 with a
- * message: no answer, the peer's 'E' message, not a data part, empty, too long. */
+ * the number of data bytes it holds (CLUSTER_BACKUP_CHUNK, or what is left of the file when
+ * less), or -1 with a message: no answer, the peer's 'E' message, not a data part, empty,
+ * too long, past size, short. */
 long cluster_backup_part(const char *part, size_t len, int64_t off, int64_t size, char *err,
                          size_t errlen);
 
