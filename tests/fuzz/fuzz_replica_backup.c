@@ -443,11 +443,11 @@ static void write_seeds(const char *dir)
         "{\"op\":\"get\",\"id\":\"../..\",\"file\":\"/etc/passwd\",\"offset\":0}\n"
         "{\"op\":\"start\",\"collection\":\"nope\",\"shard\":3}";
     write_file(dir, "bad-requests", 0, bad, strlen(bad), NULL, 0);
-    /* a small copy: two files, the first in two parts */
+    /* a small copy: two files */
     static const char small[] =
         "{\"peer\":\"rag.peer.p\",\"id\":\"bk-1-0\",\"seq\":0,\"state\":\"ready\",\"files\":"
         "[{\"name\":\"data.mdb\",\"size\":5},{\"name\":\"index/0.idx\",\"size\":3}]}\0"
-        "\x03\0\0Dhe\x04\0\0Dllo\x04\0\0Dabc";
+        "\x06\0\0Dhello\x04\0\0Dabc";
     write_file(dir, "fetch-small", 2, small, sizeof small - 1, NULL, 0);
     free(session);
     free(copy);
