@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MAX_STORES 256
@@ -627,16 +629,19 @@ static void *applier_main(void *arg)
  *      1800 s): then the new replica gives up on that peer and sends it "done" (step 4),
  *      and until that backup is made the peer answers a start for the same store with
  *      {"error":"busy: ..."}, so that another replica of the shard is asked;
- *   3. {"op":"get","id","file","offset"} -> 'D' + up to BACKUP_CHUNK bytes of that file, or
- *      'E' + a message;
+ *   3. {"op":"get","id","file","offset"} -> 'D' + up to BACKUP_CHUNK bytes of that file (of
+ *      a ready backup this replica made, a name it lists), or 'E' + a message;
  *   4. {"op":"done","id"} -> the peer removes the backup (one still being made once it is
  *      made: its thread cannot be interrupted). A backup nobody asks about for
  *      backup_idle_ms (RAGCORE_CLUSTER_BACKUP_IDLE_S, default 300 s) is removed too: the
  *      new replica gave up, died, or asked again and was answered by another peer.
  * then restores the copy into its store directory (rag_restore) and reads the log from the
- * copy's saved position + 1. */
+ * copy's saved position + 1. Each answer comes from another machine: the new replica checks
+ * it before using it (cluster_backup_check_offer, cluster_backup_check, cluster_backup_part
+ * in replica.h), and a backup's name ends in random bits, so that steps 2 to 4 need the
+ * name step 1 answered. */
 
-#define BACKUP_CHUNK (512 * 1024) /* below NATS's default 1 MiB payload limit */
+#define BACKUP_CHUNK CLUSTER_BACKUP_CHUNK
 #define BACKUP_ASK_TIMEOUT_MS 5000 /* start, status: answered at once */
 #define BACKUP_ASK_TRIES 6
 #define BACKUP_POLL_MS 200
@@ -712,10 +717,42 @@ static json_t *backup_files(const char *dir)
     return files;
 }
 
-/* A name the peer hands out: an id or file name of its own backups, never a path out. */
-static int safe_name(const char *s)
+/* Whether name is one a backup lists (backup_files): "data.mdb" or "index/<file>", the
+ * file 1..250 bytes without '/' that does not begin with '.' (so never "..", an empty
+ * component, a deeper path or a path out of the backup). */
+static int backup_file_name_ok(const char *name)
 {
-    return s && *s && !strstr(s, "..") && s[0] != '/';
+    if (!name)
+        return 0;
+    if (!strcmp(name, "data.mdb"))
+        return 1;
+    size_t n = strlen(name);
+    return n > 6 && n <= 6 + 250 && !strncmp(name, "index/", 6) && name[6] != '.' &&
+           !strchr(name + 6, '/');
+}
+
+/* Whether id has the form of a backup's name (backup_start): 1..63 bytes of [A-Za-z0-9_-]. */
+static int backup_id_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    return n >= 1 && n < sizeof ((backup_job *)0)->id &&
+           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+/* Whether subject is a replica's own subject, "rag.peer.<name>": under 300 bytes, its name
+ * printable ASCII without spaces or wildcards ('*', '>') and without empty tokens. */
+static int peer_subject_ok(const char *subject)
+{
+    size_t n = subject ? strlen(subject) : 0;
+    if (n <= 9 || n >= 300 || strncmp(subject, "rag.peer.", 9))
+        return 0;
+    for (size_t i = 9; i < n; i++) {
+        unsigned char c = (unsigned char)subject[i];
+        if (c <= ' ' || c >= 0x7f || c == '*' || c == '>' ||
+            (c == '.' && (i == 9 || i + 1 == n || subject[i + 1] == '.')))
+            return 0;
+    }
+    return 1;
 }
 
 static void backup_dir(const replica *r, const char *id, char *buf, size_t n)
@@ -723,13 +760,14 @@ static void backup_dir(const replica *r, const char *id, char *buf, size_t n)
     snprintf(buf, n, "%s/.backups/%s", r->data, id);
 }
 
-/* The job called id (or, id NULL, asked for by token), touched; NULL when there is none.
- * Under bk_mu. */
-static backup_job *find_job(replica *r, const char *id, const char *token)
+/* The job called id (or, id NULL, asked for by token for store s), touched; NULL when there
+ * is none. Under bk_mu. */
+static backup_job *find_job(replica *r, const char *id, const char *token, const shard_store *s)
 {
     for (int i = 0; i < MAX_BACKUPS; i++) {
         backup_job *j = &r->jobs[i];
-        if (j->used && ((id && !strcmp(j->id, id)) || (!id && token && !strcmp(j->token, token)))) {
+        if (j->used && ((id && !strcmp(j->id, id)) ||
+                        (!id && token && j->s == s && !strcmp(j->token, token)))) {
             j->touched = cluster_now_ms();
             return j;
         }
@@ -844,12 +882,12 @@ static char *backup_start(replica *r, json_t *req, size_t *rlen)
     if (token && strlen(token) >= sizeof r->jobs[0].token)
         return reply_text(json_pack("{s:s}", "error", "token too long"), rlen);
     pthread_mutex_lock(&r->bk_mu);
-    backup_job *j = token ? find_job(r, NULL, token) : NULL;
+    shard_store *s = find_store(r, coll, shard);
+    backup_job *j = token && s ? find_job(r, NULL, token, s) : NULL;
     if (j) { /* asked again: the answer was lost */
         out = job_json(r, j);
         goto cleanup;
     }
-    shard_store *s = find_store(r, coll, shard);
     if (!s) {
         out = json_pack("{s:s}", "error", "no such store here");
         goto cleanup;
@@ -882,9 +920,17 @@ static char *backup_start(replica *r, json_t *req, size_t *rlen)
         out = json_pack("{s:s}", "error", "busy: every backup slot is in use");
         goto cleanup;
     }
+    /* the name ends in 64 random bits: status, get and done need the name that start
+     * answered, so that another replica cannot read or remove a backup it did not ask for */
+    uint64_t rnd;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        out = json_pack("{s:s}", "error", "backup: no random bytes for its name");
+        goto cleanup;
+    }
     char dir[2300];
     memset(j, 0, sizeof *j);
-    snprintf(j->id, sizeof j->id, "bk-%d-%u", (int)getpid(), atomic_fetch_add(&r->backups, 1));
+    snprintf(j->id, sizeof j->id, "bk-%d-%u-%016llx", (int)getpid(),
+             atomic_fetch_add(&r->backups, 1), (unsigned long long)rnd);
     snprintf(j->token, sizeof j->token, "%s", token ? token : "");
     j->s = s;
     j->seq = pos;
@@ -910,9 +956,10 @@ static char *backup_status(replica *r, json_t *req, size_t *rlen)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     pthread_mutex_lock(&r->bk_mu);
-    backup_job *j = id ? find_job(r, id, NULL) : NULL;
-    json_t *out = j ? job_json(r, j)
-                    : json_pack("{s:s+}", "error", "no backup here called ", id ? id : "(none)");
+    backup_job *j = id ? find_job(r, id, NULL, NULL) : NULL;
+    char msg[200];
+    snprintf(msg, sizeof msg, "no backup here called %.100s", id ? id : "(none)");
+    json_t *out = j ? job_json(r, j) : json_pack("{s:s}", "error", msg);
     pthread_mutex_unlock(&r->bk_mu);
     return reply_text(out, rlen);
 }
@@ -921,24 +968,33 @@ static char *backup_get(replica *r, json_t *req, size_t *rlen)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *file = json_string_value(json_object_get(req, "file"));
-    json_int_t offset = json_integer_value(json_object_get(req, "offset"));
+    json_t *jo = json_object_get(req, "offset");
+    json_int_t offset = json_integer_value(jo);
     char path[4400], msg[600];
-    if (!safe_name(id) || strchr(id, '/') || !safe_name(file) || offset < 0) {
-        snprintf(msg, sizeof msg, "bad backup part request");
+    if (!backup_id_ok(id) || !backup_file_name_ok(file) || !json_is_integer(jo) || offset < 0) {
+        snprintf(msg, sizeof msg, "bad backup part request: expected \"id\" (a backup's name), "
+                 "\"file\" (data.mdb or index/<file>) and \"offset\" (a whole number >= 0)");
         return reply_bytes('E', msg, strlen(msg), rlen);
     }
     pthread_mutex_lock(&r->bk_mu);
-    find_job(r, id, NULL); /* touched: still in use */
+    const backup_job *j = find_job(r, id, NULL, NULL); /* touched: still in use */
+    int ready = j && j->state == BK_READY;
     pthread_mutex_unlock(&r->bk_mu);
+    if (!ready) {
+        snprintf(msg, sizeof msg, "no ready backup here called %s", id);
+        return reply_bytes('E', msg, strlen(msg), rlen);
+    }
     char dir[2300];
     backup_dir(r, id, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    int fd = open(path, O_RDONLY);
-    char *buf = malloc(BACKUP_CHUNK);
-    ssize_t n = fd >= 0 && buf ? pread(fd, buf, BACKUP_CHUNK, (off_t)offset) : -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW);
+    char *buf = fd >= 0 ? malloc(BACKUP_CHUNK) : NULL;
+    if (fd >= 0 && !buf)
+        errno = ENOMEM;
+    ssize_t n = buf ? pread(fd, buf, BACKUP_CHUNK, (off_t)offset) : -1;
     char *out;
     if (n < 0) {
-        snprintf(msg, sizeof msg, "%.400s: %s", path, strerror(errno));
+        snprintf(msg, sizeof msg, "%s of backup %s: %s", file, id, strerror(errno));
         out = reply_bytes('E', msg, strlen(msg), rlen);
     } else {
         out = reply_bytes('D', buf, (size_t)n, rlen);
@@ -953,7 +1009,7 @@ static char *backup_done(replica *r, json_t *req, size_t *rlen)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     pthread_mutex_lock(&r->bk_mu);
-    backup_job *j = id ? find_job(r, id, NULL) : NULL;
+    backup_job *j = id ? find_job(r, id, NULL, NULL) : NULL;
     if (j) {
         j->done = 1;
         if (j->state == BK_MAKING && !j->abandoned) {
@@ -1001,28 +1057,238 @@ static char *on_backup(void *user, const char *body, size_t len, size_t *rlen)
     return out;
 }
 
-/* One request, one reply (NULL when none came within timeout_ms). */
-static char *request(replica *r, const char *subject, json_t *body, int timeout_ms,
-                     size_t *rlen)
+struct cluster_backup_host {
+    replica r;
+    shard_store s;
+};
+
+int cluster_backup_host_open(const char *name, const char *data, rag_db *db,
+                             const cluster_coll *meta, int shard, cluster_backup_host **out)
+{
+    cluster_backup_host *h = calloc(1, sizeof *h);
+    *out = NULL;
+    if (!h)
+        return -1;
+    replica *r = &h->r;
+    shard_store *s = &h->s;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->data, sizeof r->data, "%s", data);
+    r->backup_idle_ms = 1000.0 * BACKUP_IDLE_S_DEFAULT;
+    r->backup_wait_ms = 1000.0 * BACKUP_WAIT_S_DEFAULT;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->bk_mu, NULL);
+    pthread_cond_init(&r->bk_cv, NULL);
+    s->r = r;
+    s->meta = *meta;
+    s->shard = shard;
+    s->db = db;
+    snprintf(s->dir, sizeof s->dir, "%s/%s/shard-%d", data, meta->name, shard);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->applied, NULL);
+    pthread_rwlock_init(&s->dblock, NULL);
+    r->stores[r->n++] = s;
+    if (rag_log_position(db, meta->name, &s->pos) != RAG_OK) {
+        cluster_backup_host_close(h);
+        return -1;
+    }
+    *out = h;
+    return 0;
+}
+
+char *cluster_backup_answer(cluster_backup_host *h, const char *body, size_t len,
+                            size_t *rlen)
+{
+    *rlen = 0;
+    return on_backup(&h->r, body, len, rlen);
+}
+
+void cluster_backup_host_close(cluster_backup_host *h)
+{
+    if (!h)
+        return;
+    backup_sweep(&h->r, 1);
+    pthread_rwlock_destroy(&h->s.dblock);
+    pthread_cond_destroy(&h->s.applied);
+    pthread_mutex_destroy(&h->s.mu);
+    pthread_cond_destroy(&h->r.bk_cv);
+    pthread_mutex_destroy(&h->r.bk_mu);
+    pthread_mutex_destroy(&h->r.mu);
+    free(h);
+}
+
+/* One request, one reply (NULL when none came within timeout_ms): a cluster_backup_ask_fn
+ * over the broker, ctx the replica. */
+static char *ask_broker(void *ctx, const char *subject, const char *body, size_t len,
+                        int timeout_ms, size_t *rlen)
+{
+    replica *r = ctx;
+    const char *subjects[1] = {subject};
+    const char *bodies[1] = {body};
+    size_t lens[1] = {len};
+    char *reply = NULL;
+    *rlen = 0;
+    rpc_scatter(r->log, 1, subjects, bodies, lens, timeout_ms, &reply, rlen);
+    return reply;
+}
+
+/* One request (body consumed) through ask, one reply (NULL when none came). */
+static char *ask_json(cluster_backup_ask_fn ask, void *ctx, const char *subject, json_t *body,
+                      int timeout_ms, size_t *rlen)
 {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     char *reply = NULL;
     *rlen = 0;
-    if (text) {
-        const char *subjects[1] = {subject};
-        const char *bodies[1] = {text};
-        size_t lens[1] = {strlen(text)};
-        rpc_scatter(r->log, 1, subjects, bodies, lens, timeout_ms, &reply, rlen);
-    }
+    if (text)
+        reply = ask(ctx, subject, text, strlen(text), timeout_ms, rlen);
     free(text);
     return reply;
 }
 
-/* Copies file `name` (size bytes) of a peer's backup into dir/name; a part that gets no
- * answer is asked for again, up to BACKUP_GET_TRIES times. */
-static int fetch_file(replica *r, const char *peer, const char *id, const char *name,
-                      json_int_t size, const char *dir, char *err, size_t errlen)
+static char *request(replica *r, const char *subject, json_t *body, int timeout_ms,
+                     size_t *rlen)
+{
+    return ask_json(ask_broker, r, subject, body, timeout_ms, rlen);
+}
+
+int cluster_backup_check_offer(const json_t *st, char *err, size_t errlen)
+{
+    const char *peer = json_string_value(json_object_get(st, "peer"));
+    const char *id = json_string_value(json_object_get(st, "id"));
+    if (!peer_subject_ok(peer)) {
+        snprintf(err, errlen, "\"peer\" is not a replica's subject rag.peer.<name>");
+        return -1;
+    }
+    if (!backup_id_ok(id)) {
+        snprintf(err, errlen, "\"id\" is not a backup's name (1 to 63 letters, digits, '-', '_')");
+        return -1;
+    }
+    return 0;
+}
+
+int cluster_backup_check(const json_t *st, const char *peer, const char *id, uint64_t min_seq,
+                         uint64_t *total, char *err, size_t errlen)
+{
+    const char *state = json_string_value(json_object_get(st, "state"));
+    json_t *seq = json_object_get(st, "seq"), *files = json_object_get(st, "files");
+    json_t *seen = NULL;
+    uint64_t sum = 0;
+    int rc = -1, mdb = 0;
+    size_t i;
+    json_t *f;
+    if (cluster_backup_check_offer(st, err, errlen) < 0)
+        return -1;
+    if ((peer && strcmp(peer, json_string_value(json_object_get(st, "peer")))) ||
+        (id && strcmp(id, json_string_value(json_object_get(st, "id"))))) {
+        snprintf(err, errlen, "\"peer\" or \"id\" is not the backup asked about");
+        return -1;
+    }
+    if (!state || strcmp(state, "ready")) {
+        snprintf(err, errlen, "\"state\" is not \"ready\"");
+        return -1;
+    }
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0 ||
+        (uint64_t)json_integer_value(seq) < min_seq) {
+        snprintf(err, errlen, "\"seq\" is not a position at or after %llu",
+                 (unsigned long long)min_seq);
+        return -1;
+    }
+    if (!json_is_array(files) || json_array_size(files) < 1 ||
+        json_array_size(files) > CLUSTER_BACKUP_MAX_FILES) {
+        snprintf(err, errlen, "\"files\" is not an array of 1 to %d files",
+                 CLUSTER_BACKUP_MAX_FILES);
+        return -1;
+    }
+    if (!(seen = json_object())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    json_array_foreach(files, i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        json_t *size = json_object_get(f, "size");
+        if (!backup_file_name_ok(name)) {
+            snprintf(err, errlen, "files[%zu].name is not data.mdb or index/<file>", i);
+            goto cleanup;
+        }
+        if (json_object_get(seen, name)) {
+            snprintf(err, errlen, "files[%zu].name: %s is listed twice", i, name);
+            goto cleanup;
+        }
+        if (!json_is_integer(size) || json_integer_value(size) < 0 ||
+            json_integer_value(size) > CLUSTER_BACKUP_MAX_BYTES) {
+            snprintf(err, errlen, "files[%zu].size (%s) is not a size from 0 to 2^50 bytes", i,
+                     name);
+            goto cleanup;
+        }
+        if (json_object_set_new(seen, name, json_true()) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        mdb += !strcmp(name, "data.mdb");
+        sum += (uint64_t)json_integer_value(size); /* at most 2^12 * 2^50: no overflow */
+    }
+    if (!mdb) {
+        snprintf(err, errlen, "\"files\" has no data.mdb");
+        goto cleanup;
+    }
+    if (total)
+        *total = sum;
+    rc = 0;
+cleanup:
+    json_decref(seen);
+    return rc;
+}
+
+long cluster_backup_part(const char *part, size_t len, int64_t off, int64_t size, char *err,
+                         size_t errlen)
+{
+    if (!part || len == 0) {
+        snprintf(err, errlen, "no answer");
+        return -1;
+    }
+    if (part[0] == 'E') {
+        snprintf(err, errlen, "%.*s", len - 1 > 500 ? 500 : (int)(len - 1), part + 1);
+        return -1;
+    }
+    if (part[0] != 'D') {
+        snprintf(err, errlen, "a reply that is neither data ('D') nor an error ('E')");
+        return -1;
+    }
+    size_t n = len - 1;
+    if (n == 0) {
+        snprintf(err, errlen, "no data at offset %lld, before the announced size %lld",
+                 (long long)off, (long long)size);
+        return -1;
+    }
+    if (n > BACKUP_CHUNK) {
+        snprintf(err, errlen, "a part of %zu bytes, more than the %d asked for", n,
+                 BACKUP_CHUNK);
+        return -1;
+    }
+    if (off < 0 || off > size || (int64_t)n > size - off) {
+        snprintf(err, errlen, "data past the announced size %lld (%zu bytes at offset %lld)",
+                 (long long)size, n, (long long)off);
+        return -1;
+    }
+    /* a peer reads whole parts of a file that does not change: a shorter one (a peer
+     * dripping bytes to hold the copy for ever) is refused */
+    if ((int64_t)n < size - off && n < BACKUP_CHUNK) {
+        snprintf(err, errlen, "a part of %zu bytes at offset %lld, short of the %lld asked for",
+                 n, (long long)off,
+                 (long long)(size - off < BACKUP_CHUNK ? size - off : BACKUP_CHUNK));
+        return -1;
+    }
+    return (long)n;
+}
+
+/* Copies file `name` (size bytes) of backup id of peer into dir/name, a file it creates
+ * (never one already there); a part that gets no answer is asked for again, up to
+ * BACKUP_GET_TRIES times; every part is checked by cluster_backup_part. 0, or -1 with a
+ * message. who names the replica in its log lines. */
+static int fetch_file(cluster_backup_ask_fn ask, void *ctx, const char *who, const char *peer,
+                      const char *id, const char *name, json_int_t size, const char *dir,
+                      char *err, size_t errlen)
 {
     char path[4800];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -1031,7 +1297,7 @@ static int fetch_file(replica *r, const char *peer, const char *id, const char *
         snprintf(sub, sizeof sub, "%s/index", dir);
         mkdir(sub, 0700);
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc = -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600), rc = -1;
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %.400s: %s", path, strerror(errno));
         return -1;
@@ -1040,29 +1306,30 @@ static int fetch_file(replica *r, const char *peer, const char *id, const char *
     int tries = 0;
     while (off < size) {
         size_t len = 0;
-        char *part = request(r, peer,
-                             json_pack("{s:s,s:s,s:s,s:I}", "op", "get", "id", id, "file", name,
-                                       "offset", off),
-                             BACKUP_GET_TIMEOUT_MS, &len);
+        char *part = ask_json(ask, ctx, peer,
+                              json_pack("{s:s,s:s,s:s,s:I}", "op", "get", "id", id, "file",
+                                        name, "offset", off),
+                              BACKUP_GET_TIMEOUT_MS, &len);
         if (!part && ++tries < BACKUP_GET_TRIES && !cluster_stopping()) {
             fprintf(stderr, "replica %s: %s of backup %s from %s at %lld: no answer in %d s: "
-                    "asking again\n", r->name, name, id, peer, (long long)off,
+                    "asking again\n", who, name, id, peer, (long long)off,
                     BACKUP_GET_TIMEOUT_MS / 1000);
             continue;
         }
-        if (!part || len == 0 || part[0] != 'D' || len == 1) {
-            snprintf(err, errlen, "%s of backup %s from %s: %.*s", name, id, peer,
-                     part && len > 1 ? (int)(len - 1) : 10, part && len > 1 ? part + 1 : "no answer");
+        char why[600];
+        long n = cluster_backup_part(part, len, off, size, why, sizeof why);
+        if (n < 0) {
+            snprintf(err, errlen, "%s of backup %s from %s: %s", name, id, peer, why);
             free(part);
             goto cleanup;
         }
         tries = 0;
-        if (write(fd, part + 1, len - 1) != (ssize_t)(len - 1)) {
+        if (write(fd, part + 1, (size_t)n) != (ssize_t)n) {
             snprintf(err, errlen, "cannot write %.400s: %s", path, strerror(errno));
             free(part);
             goto cleanup;
         }
-        off += (json_int_t)(len - 1);
+        off += n;
         free(part);
     }
     rc = fsync(fd) == 0 ? 0 : -1;
@@ -1071,6 +1338,36 @@ static int fetch_file(replica *r, const char *peer, const char *id, const char *
 cleanup:
     close(fd);
     return rc;
+}
+
+int cluster_backup_fetch(const json_t *st, const char *dir, cluster_backup_ask_fn ask,
+                         void *ctx, const char *who, char *err, size_t errlen)
+{
+    const char *peer = json_string_value(json_object_get(st, "peer"));
+    const char *id = json_string_value(json_object_get(st, "id"));
+    uint64_t total = 0;
+    char why[600];
+    if (cluster_backup_check(st, NULL, NULL, 0, &total, why, sizeof why) < 0) {
+        snprintf(err, errlen, "refused the description of backup %.63s from %.299s: %s",
+                 backup_id_ok(id) ? id : "?", peer_subject_ok(peer) ? peer : "?", why);
+        return -1;
+    }
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0 && total > (uint64_t)vfs.f_bavail * vfs.f_frsize) {
+        snprintf(err, errlen, "backup %s from %s: its files (%llu bytes) do not fit in the "
+                 "%llu bytes free on %.400s", id, peer, (unsigned long long)total,
+                 (unsigned long long)vfs.f_bavail * vfs.f_frsize, dir);
+        return -1;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(st, "files"), i, f)
+    {
+        if (fetch_file(ask, ctx, who, peer, id, json_string_value(json_object_get(f, "name")),
+                       json_integer_value(json_object_get(f, "size")), dir, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Opens (creating when absent) the store in dir with the collection's settings. */
@@ -1196,10 +1493,15 @@ static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uin
     char subject[300], token[200], where[200];
     snprintf(subject, sizeof subject, "rag.backup.%s.%d", meta->name, shard);
     snprintf(where, sizeof where, "%.150s/%d", meta->name, shard);
-    snprintf(token, sizeof token, "%.120s/%d/%u", r->name, (int)getpid(),
-             atomic_fetch_add(&r->asks, 1));
+    /* random too: a peer answers the same token with the same backup (its name included) */
+    uint64_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = (uint64_t)cluster_now_ms();
+    snprintf(token, sizeof token, "%.120s/%d/%u/%016llx", r->name, (int)getpid(),
+             atomic_fetch_add(&r->asks, 1), (unsigned long long)rnd);
     json_t *st = NULL;
     char why[1000] = "no answer";
+    int offered = 0;
     for (int tries = 0; tries < BACKUP_ASK_TRIES && !cluster_stopping(); tries++) {
         size_t len = 0;
         char *text = request(r, subject,
@@ -1210,8 +1512,20 @@ static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uin
         json_decref(st);
         st = text ? json_loadb(text, len, 0, NULL) : NULL;
         free(text);
-        if (json_string_value(json_object_get(st, "peer")))
-            break;
+        if (json_object_get(st, "peer")) {
+            char bad[300];
+            if (cluster_backup_check_offer(st, bad, sizeof bad) == 0) {
+                offered = 1;
+                break;
+            }
+            /* never asks a subject that is not a replica's (another one may answer next) */
+            snprintf(why, sizeof why, "refused the answer to the backup request: %s", bad);
+            fprintf(stderr, "replica %s: %s: %s\n", r->name, where, why);
+            json_decref(st);
+            st = NULL;
+            cluster_sleep_ms(BACKUP_POLL_MS);
+            continue;
+        }
         const char *e = json_string_value(json_object_get(st, "error"));
         if (e && strcmp(e, "behind") && strcmp(e, "no such store here") &&
             strncmp(e, "busy", 4))
@@ -1222,17 +1536,23 @@ static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uin
         else
             cluster_sleep_ms(BACKUP_POLL_MS); /* another replica of the shard may be ahead */
     }
-    const char *peer = json_string_value(json_object_get(st, "peer"));
-    if (peer) {
-        char peer_subject[300], id[64];
-        snprintf(peer_subject, sizeof peer_subject, "%s", peer);
-        const char *given = json_string_value(json_object_get(st, "id"));
-        snprintf(id, sizeof id, "%s", given ? given : "");
+    if (offered) {
+        char peer_subject[300], id[64], bad[600];
+        snprintf(peer_subject, sizeof peer_subject, "%s",
+                 json_string_value(json_object_get(st, "peer")));
+        snprintf(id, sizeof id, "%s", json_string_value(json_object_get(st, "id")));
         int waited = poll_backup(r, where, peer_subject, id, &st, why, sizeof why);
         const char *e = json_string_value(json_object_get(st, "error"));
         if (waited == 0 && e) {
             snprintf(why, sizeof why, "backup %.63s from %.299s failed: %.500s", id,
                      peer_subject, e);
+        } else if (waited == 0 &&
+                   cluster_backup_check(st, peer_subject, id, min_seq, NULL, bad,
+                                        sizeof bad) < 0) {
+            snprintf(why, sizeof why, "refused the description of backup %.63s from %.299s: "
+                     "%.500s", id, peer_subject, bad);
+            fprintf(stderr, "replica %s: %s: %s\n", r->name, where, why);
+            e = why;
         }
         if ((waited == 0 && e) || (waited < 0 && !cluster_stopping()))
             backup_tell_done(r, peer_subject, id);
@@ -1241,7 +1561,7 @@ static json_t *ready_backup(replica *r, const cluster_coll *meta, int shard, uin
             st = NULL;
         }
     }
-    if (!json_is_array(json_object_get(st, "files"))) {
+    if (!offered || !st) {
         const char *e = json_string_value(json_object_get(st, "error"));
         snprintf(err, errlen, "no peer gave a backup of %s at sequence %llu or later: %.700s",
                  where, (unsigned long long)min_seq,
@@ -1273,17 +1593,7 @@ static int bootstrap_from_peer(replica *r, const cluster_coll *meta, int shard,
         snprintf(err, errlen, "cannot create %.400s: %s", tmp, strerror(errno));
         goto cleanup;
     }
-    size_t i;
-    json_t *f;
-    rc = 0;
-    json_array_foreach(json_object_get(st, "files"), i, f)
-    {
-        const char *name = json_string_value(json_object_get(f, "name"));
-        if (rc == 0 && (!safe_name(name) ||
-                        fetch_file(r, peer, id, name, json_integer_value(json_object_get(f, "size")),
-                                   tmp, err, errlen) < 0))
-            rc = -1;
-    }
+    rc = cluster_backup_fetch(st, tmp, ask_broker, r, r->name, err, errlen);
     backup_tell_done(r, peer, id);
     if (rc == 0 && live)
         rc = swap_store(live, tmp, err, errlen);

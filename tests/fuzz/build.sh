@@ -8,9 +8,10 @@
 # Only the core modules the targets exercise are compiled (no FAISS, no LMDB), except for
 # the targets that need the whole library (full_target below: the server targets, which
 # run server/*.c but main.c on a real store, the log batch decoder, the cluster's message
-# decoders and the config parsers): they need every core module and FAISS
-# (RAGCORE_FAISS_ROOT, else the tools/setup.sh cache ~/.cache/ragcore/faiss-1.7.3-*), the
-# cluster targets also cluster/*.c and libnats; without them they are skipped with a message.
+# decoders, a replica's backup protocol and the config parsers): they need every core module
+# and FAISS (RAGCORE_FAISS_ROOT, else the tools/setup.sh cache
+# ~/.cache/ragcore/faiss-1.7.3-*), the cluster targets also cluster/*.c and libnats; without
+# them they are skipped with a message.
 set -euo pipefail
 out=${1:?usage: build.sh OUTDIR [replay]}
 mode=${2:-libfuzzer}
@@ -45,7 +46,9 @@ stale() {
 
 # 0 when target $1 links the whole library (and the server's and cluster's objects)
 full_target() {
-    case $1 in fuzz_http* | fuzz_logbatch | fuzz_cluster* | fuzz_config*) return 0 ;; esac
+    case $1 in
+    fuzz_http* | fuzz_logbatch | fuzz_cluster* | fuzz_config* | fuzz_replica*) return 0 ;;
+    esac
     return 1
 }
 
@@ -128,7 +131,7 @@ for t in "$src"/core/tests/fuzz/fuzz_*.c "$src"/tests/fuzz/fuzz_*.c; do
     [ "$mode" = replay ] && extra+=("$src/tests/fuzz/replay_main.c")
     if full_target "$name"; then
         cluster=0
-        case $name in fuzz_cluster* | fuzz_config*) cluster=1 ;; esac
+        case $name in fuzz_cluster* | fuzz_config* | fuzz_replica*) cluster=1 ;; esac
         if [ -z "$srv_libs" ] || { [ $cluster = 1 ] && [ -z "$cl_libs" ]; }; then
             echo "build.sh: $name skipped: FAISS not found (set RAGCORE_FAISS_ROOT)" \
                  "$([ $cluster = 1 ] && echo "or libnats not found")" >&2
