@@ -1540,14 +1540,15 @@ static int before(const acc_slot *a, const acc_slot *b)
     return a->score > b->score || (a->score == b->score && a->id < b->id);
 }
 
-/* Restores the max-heap h[0, n) (best at the root) below i. */
-static void sift_down(acc_slot *h, size_t n, size_t i)
+/* Restores the heap h[0, n) below i: a max-heap (best at the root) when worst_first is 0,
+ * else a min-heap (worst at the root). */
+static inline void sift(acc_slot *h, size_t n, size_t i, int worst_first)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && before(&h[l], &h[m]))
+        if (l < n && (worst_first ? before(&h[m], &h[l]) : before(&h[l], &h[m])))
             m = l;
-        if (r < n && before(&h[r], &h[m]))
+        if (r < n && (worst_first ? before(&h[m], &h[r]) : before(&h[r], &h[m])))
             m = r;
         if (m == i)
             return;
@@ -1558,23 +1559,8 @@ static void sift_down(acc_slot *h, size_t n, size_t i)
     }
 }
 
-/* Restores the min-heap h[0, n) (worst at the root) below i. */
-static void sift_worst(acc_slot *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && before(&h[m], &h[l]))
-            m = l;
-        if (r < n && before(&h[m], &h[r]))
-            m = r;
-        if (m == i)
-            return;
-        acc_slot t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
+static void sift_down(acc_slot *h, size_t n, size_t i) { sift(h, n, i, 0); }
+static void sift_worst(acc_slot *h, size_t n, size_t i) { sift(h, n, i, 1); }
 
 /* Reorders c[0, n) so that its first min(k, n) entries are its best (by `before`), best
  * first, and returns that count; the others follow in no order. O(n log k). Can't fail. */
