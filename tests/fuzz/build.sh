@@ -143,7 +143,10 @@ for t in "$src"/core/tests/fuzz/fuzz_*.c "$src"/tests/fuzz/fuzz_*.c; do
         tinc=()
         [ "$(dirname "$t")" = "$src/core/tests/fuzz" ] && tinc=("${internal[@]}")
         tsrc=("$t")
-        case $name in fuzz_http*) tsrc+=("$src/tests/fuzz/http_support.c") ;; esac
+        case $name in
+        fuzz_http*) tsrc+=("$src/tests/fuzz/http_support.c") ;;
+        fuzz_cluster* | fuzz_replica*) tsrc+=("$src/tests/fuzz/cluster_support.c") ;;
+        esac
         tflags=$scflags
         tlink=("${objs[@]}" "${srv_objs[@]}")
         if [ $cluster = 1 ]; then

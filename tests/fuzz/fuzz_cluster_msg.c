@@ -14,6 +14,7 @@
  * (through a claim key computed by the library) to DIR and exits. */
 #include "auth.h"
 #include "cluster.h"
+#include "cluster_support.h"
 #include "dedup.h"
 #include "keys.h"
 #include "replica.h"
@@ -62,32 +63,10 @@ static void open_store(void)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(store_dir, sizeof store_dir, "%s/ragfuzz-shard.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    rag_open_options o;
-    rag_open_options_init(&o);
-    o.embedder = "hash";
-    o.dim = 8;
-    if (!mkdtemp(store_dir) || rag_open(store_dir, &o, &db) != RAG_OK)
+    if (!mkdtemp(store_dir))
         abort();
+    fuzz_cluster_store(store_dir, &db, &coll);
     atexit(close_store);
-    static const char *const texts[] = {"raft log replication across shards",
-                                        "vector index of the replica", "lexical search bm25"};
-    rag_document d[3];
-    for (int i = 0; i < 3; i++) {
-        rag_document_init(&d[i]);
-        d[i].id = i == 0 ? "doc-a" : i == 1 ? "doc-b" : "doc-c";
-        d[i].text = texts[i];
-        d[i].metadata_json = "{\"lang\":\"en\"}";
-    }
-    rag_ingest_options io;
-    rag_ingest_options_init(&io);
-    io.collection = "fz";
-    char err[256];
-    json_t *m = json_loads("{\"name\":\"fz\",\"shards\":1,\"embedder\":\"hash\",\"dim\":8}",
-                           0, NULL);
-    if (rag_ingest_documents(db, d, 3, &io, NULL) != RAG_OK ||
-        cluster_coll_from_json(m, NULL, &coll, err, sizeof err) < 0)
-        abort();
-    json_decref(m);
 }
 
 /* A claim message as cdedup_decide appends it ({"t","thr","claims":[{"id","h","n","s"}],

@@ -20,6 +20,7 @@
  * the parts of each file, done; a ready backup's description; that description with its
  * real parts) to DIR and exits. */
 #include "cluster.h"
+#include "cluster_support.h"
 #include "replica.h"
 
 #include <dirent.h>
@@ -77,31 +78,8 @@ static void open_store(void)
     mkdir(store, 0700);
     snprintf(store, sizeof store, "%s/fz/shard-0", data_dir);
     snprintf(work_dir, sizeof work_dir, "%s.copy", data_dir);
-    rag_open_options o;
-    rag_open_options_init(&o);
-    o.embedder = "hash";
-    o.dim = 8;
-    if (rag_open(store, &o, &db) != RAG_OK)
-        abort();
+    fuzz_cluster_store(store, &db, &coll);
     atexit(close_store);
-    static const char *const texts[] = {"raft log replication across shards",
-                                        "vector index of the replica", "lexical search bm25"};
-    rag_document d[3];
-    for (int i = 0; i < 3; i++) {
-        rag_document_init(&d[i]);
-        d[i].id = i == 0 ? "doc-a" : i == 1 ? "doc-b" : "doc-c";
-        d[i].text = texts[i];
-    }
-    rag_ingest_options io;
-    rag_ingest_options_init(&io);
-    io.collection = "fz";
-    char err[256];
-    json_t *m = json_loads("{\"name\":\"fz\",\"shards\":1,\"embedder\":\"hash\",\"dim\":8}",
-                           0, NULL);
-    if (rag_ingest_documents(db, d, 3, &io, NULL) != RAG_OK ||
-        cluster_coll_from_json(m, NULL, &coll, err, sizeof err) < 0)
-        abort();
-    json_decref(m);
 }
 
 /* Whether name is one a backup may list, checked independently of replica.c. */
