@@ -601,7 +601,8 @@ static int grow(const rag_bert *m, rag_bert_scratch *sc, size_t tokens, size_t m
         sc->cap_tokens = tokens;
     }
     /* the intermediate activations: one tile of rows with int8 weights (forward) */
-    const size_t mid = (m->precision == RAG_BERT_INT8 && tokens > ROW_TILE ? ROW_TILE : tokens) * NI;
+    const size_t rows = m->precision == RAG_BERT_INT8 && tokens > ROW_TILE ? ROW_TILE : tokens;
+    const size_t mid = rows * NI;
     if (mid > sc->cap_mid) {
         float *p = rag_realloc(sc->mid, mid * sizeof(float));
         if (!p)
