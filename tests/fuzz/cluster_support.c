@@ -3,6 +3,17 @@
 
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
+
+char *fuzz_cluster_message(const uint8_t *data, size_t size)
+{
+    char *msg = size ? malloc(size) : NULL;
+    if (!msg)
+        return NULL;
+    memcpy(msg, data + 1, size - 1);
+    msg[size - 1] = '\0';
+    return msg;
+}
 
 void fuzz_cluster_store(const char *dir, rag_db **db, cluster_coll *coll)
 {

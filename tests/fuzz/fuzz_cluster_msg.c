@@ -250,13 +250,10 @@ static void settings(char *msg, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
-    char *msg = malloc(size);
+    /* settings read a NUL-terminated value, the others a length */
+    char *msg = fuzz_cluster_message(data, size);
     if (!msg)
         return 0;
-    memcpy(msg, data + 1, size - 1);
-    msg[size - 1] = '\0'; /* settings read a NUL-terminated value, the others a length */
     switch (data[0] % 4) {
     case 0:
         dup_log(msg, size - 1);

@@ -455,13 +455,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
-    char *msg = malloc(size);
+    char *msg = fuzz_cluster_message(data, size);
     if (!msg)
         return 0;
-    memcpy(msg, data + 1, size - 1);
-    msg[size - 1] = '\0';
     switch (data[0] % 3) {
     case 0:
         serve(msg, size - 1);
